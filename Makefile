@@ -1,0 +1,120 @@
+# wapi — build, run, test, bench.
+#   make                      binaries into build/
+#   make SANITIZE=address,undefined   the same, instrumented, into build/san/
+#   make run | test | bench | fuzz | clean
+.SUFFIXES:
+SHELL := /bin/bash
+
+CC      ?= gcc
+ifeq ($(CC),cc)
+CC      := gcc
+endif
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
+CFLAGS  ?= -O2 -g
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Icommon -I$(B)/gen $(CPPFLAGS)
+LIBS    := -lh2o-evloop -lpq -lssl -lcrypto -lyajl -levent_core -levent_openssl -levent_pthreads -lconfig \
+           -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lpthread -lm
+
+ifneq ($(SANITIZE),)
+B       := build/san
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+else
+B       := build
+endif
+
+COMMON_SRC := $(wildcard common/*.c)
+SUP_SRC    := $(filter-out supervisor/main.c,$(wildcard supervisor/*.c supervisor/wa/*.c))
+WRK_SRC    := $(filter-out workers/main.c,$(wildcard workers/*.c))
+CTL_SRC    := $(wildcard supervisor/ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+PROTO      := $(wildcard supervisor/wa/proto/*.proto)
+PROTO_C    := $(patsubst %.proto,$(B)/gen/%.pb-c.c,$(PROTO))
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+BINS  := $(B)/wapi $(B)/wapi-worker $(B)/wapictl
+UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+# Small C programs the harnesses drive (e.g. a codec CLI for cross-checks).
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOLS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+all: $(BINS) $(UNITS) $(TOOLS) $(B)/tests/hello-h2o
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+$(B)/libcommon.a: $(call obj,$(COMMON_SRC))
+	@rm -f $@; ar rcs $@ $^
+# Our own .proto files, compiled by protoc-c into build/gen (never committed).
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=$(dir $<) --c_out=$(dir $@) $<
+$(B)/obj/$(B)/gen/%.o: $(B)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) -w -c -o $@ $<
+$(call obj,$(SUP_SRC) $(UNIT_SRC)): | $(PROTO_C)
+
+$(B)/libsup.a: $(call obj,$(SUP_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C))
+	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
+$(B)/libwrk.a: $(call obj,$(WRK_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(B)/wapi: $(call obj,supervisor/main.c) $(B)/libsup.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/wapi-worker: $(call obj,workers/main.c) $(B)/libwrk.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/wapictl: $(call obj,$(CTL_SRC)) $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests may #include the module under test; the archives fill in the rest.
+$(B)/tests/%: $(call obj,tests/unit/%.c) $(B)/libsup.a $(B)/libwrk.a $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/tools/%: $(call obj,tests/tools/%.c) $(B)/libsup.a $(B)/libwrk.a $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# libFuzzer targets: each fuzz_*.c #includes the module sources it exercises.
+build/fuzz/%: tests/fuzz/%.c $(PROTO_C)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS_ALL) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS)
+fuzzers: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+
+# The baseline for `make bench`: a bare libh2o hello-world from the same libraries.
+$(B)/tests/hello-h2o: $(call obj,tests/bench/hello_h2o.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+run: bootstrap
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+test: bootstrap
+	@scripts/test.sh
+
+bench: bootstrap
+	@$(MAKE) --no-print-directory all
+	@tests/bench/bench.sh
+
+fuzz: bootstrap
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+.PHONY: all fuzzers bootstrap run test bench fuzz format clean
