@@ -14,7 +14,7 @@ ifeq ($(CI),true)
 WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
-CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Icommon -I$(B)/gen $(CPPFLAGS)
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Icommon -I/usr/include/postgresql -I$(B)/gen $(CPPFLAGS)
 LIBS    := -lh2o-evloop -lpq -lssl -lcrypto -lyajl -levent_core -levent_openssl -levent_pthreads -lconfig \
            -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lpthread -lm
 
@@ -31,6 +31,7 @@ SUP_SRC    := $(filter-out supervisor/main.c,$(wildcard supervisor/*.c superviso
 WRK_SRC    := $(filter-out workers/main.c,$(wildcard workers/*.c))
 CTL_SRC    := $(wildcard supervisor/ctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+SQL        := $(sort $(wildcard common/sql/*.sql))
 PROTO      := $(wildcard supervisor/wa/proto/*.proto)
 PROTO_C    := $(patsubst %.proto,$(B)/gen/%.pb-c.c,$(PROTO))
 
@@ -60,7 +61,12 @@ $(B)/obj/$(B)/gen/%.o: $(B)/gen/%.c
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) -w -c -o $@ $<
 $(call obj,$(SUP_SRC) $(UNIT_SRC)): | $(PROTO_C)
 
-$(B)/libsup.a: $(call obj,$(SUP_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C))
+# The schema travels inside the binary: no migration files to ship or lose.
+$(B)/gen/migrations.c: $(SQL) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh $@ $(SQL)
+
+$(B)/libsup.a: $(call obj,$(SUP_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C) $(B)/gen/migrations.c)
 	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
 $(B)/libwrk.a: $(call obj,$(WRK_SRC))
 	@rm -f $@; ar rcs $@ $^

@@ -1,0 +1,65 @@
+/* Configuration: defaults < conf/wapi.conf (libconfig) < environment.
+ * Every key is described once in the table in config.c. */
+#ifndef WAPI_CONFIG_H
+#define WAPI_CONFIG_H
+#include <stddef.h>
+
+#include "sbuf.h"
+
+struct wapi_config {
+    char *listen; /* "host:port"; PORT replaces the port */
+    int workers;  /* 0 = auto (number of CPUs) */
+    int shutdown_timeout;
+    char *base_url;
+    char *secret;
+    char *environment; /* NODE_ENV */
+    struct {
+        char *url, *password;
+        int pool;
+    } database;
+    struct {
+        char *sessions, *media, *run;
+    } paths;
+    struct {
+        char *level, *file;
+    } log;
+    struct {
+        char *registration;
+        char *trusted_origins; /* comma-separated */
+    } auth;
+    struct {
+        int max_connections, max_header_size, max_body_size, idle_timeout, request_timeout;
+    } http;
+    struct {
+        char *url, *origin, *root_key, *version;
+        int autostart;
+    } whatsapp;
+    struct {
+        int allow_private;
+    } webhooks;
+    /* derived */
+    char listen_host[256];
+    int listen_port;
+    int production;
+};
+
+enum config_source { CONFIG_WITH_ENV, CONFIG_NO_ENV };
+
+/* Loads defaults, then the file (if path is not NULL; a missing file is an
+ * error unless optional), then the environment. On error returns -1 and
+ * writes "where: key: what was expected" into err. cfg is always left in a
+ * state config_free() can release. */
+int config_load(struct wapi_config *cfg, const char *path, int optional, enum config_source src, char *err,
+                size_t errlen);
+/* Parses the text config_serialize() produced (no environment overlay). */
+int config_load_string(struct wapi_config *cfg, const char *text, char *err, size_t errlen);
+/* Writes the effective configuration as libconfig text (secrets included:
+ * it travels only over the workers' private sockets). */
+void config_serialize(const struct wapi_config *cfg, struct sbuf *out);
+void config_free(struct wapi_config *cfg);
+/* Each environment name read, one per call; returns NULL past the end. */
+const char *config_env_name(size_t i);
+/* The number of workers to run: cfg->workers or the CPU count. */
+int config_workers(const struct wapi_config *cfg);
+
+#endif

@@ -1,0 +1,72 @@
+/* Supervisor <-> worker messages over SOCK_SEQPACKET: a fixed header
+ * {u32 type, u32 len, u32 id, u32 flags} (host order: both ends are the same
+ * binary build on one machine) + payload, file descriptors via SCM_RIGHTS.
+ * One datagram is one frame; nothing is ever reassembled. */
+#ifndef WAPI_IPC_H
+#define WAPI_IPC_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sbuf.h"
+
+#define IPC_VERSION 1
+#define IPC_HDR_LEN 16
+#define IPC_MAX_PAYLOAD (60 * 1024)
+#define IPC_MAX_FDS 4
+#define IPC_FD 3        /* the worker's end of its socketpair */
+#define IPC_LISTEN_FD 4 /* the shared listen socket */
+#define IPC_METRICS_FD 5 /* shared metrics memory */
+
+enum ipc_type {
+    IPC_HELLO = 1,   /* W->S {u32 version} */
+    IPC_WELCOME,     /* S->W {u32 version, u32 slot, u32 generation, str config} */
+    IPC_HEARTBEAT,   /* W->S {} every second */
+    IPC_PING,        /* W->S {} request */
+    IPC_PONG,        /* S->W {u32 flags} reply: IPC_PONG_* */
+    IPC_DRAIN,       /* S->W {} stop accepting, finish, exit */
+    IPC_REOPEN_LOGS, /* S->W {} */
+    IPC_READY,       /* W->S {} listening; the old generation may retire */
+    IPC_TYPE_MAX
+};
+
+#define IPC_PONG_MIGRATED 0x1u /* the schema is up to date */
+
+struct ipc_hdr {
+    uint32_t type, len, id, flags;
+};
+
+struct ipc_msg {
+    struct ipc_hdr h;
+    const uint8_t *payload; /* points into the caller's buffer */
+    int fds[IPC_MAX_FDS];
+    int nfds;
+};
+
+/* Validates one received datagram; 0 or -1 with *why set (static string). */
+int ipc_decode(const uint8_t *buf, size_t n, struct ipc_msg *m, const char **why);
+/* Sends one frame; -1 with errno (EAGAIN when the peer is slow). */
+int ipc_send(int fd, uint32_t type, uint32_t id, const void *payload, size_t len, const int *fds, int nfds);
+/* Receives one frame into buf (>= IPC_HDR_LEN + IPC_MAX_PAYLOAD bytes).
+ * Returns 1 on a frame, 0 on EOF, -1 on EAGAIN/error (errno), -2 malformed
+ * (*why set; any fds received were closed). */
+int ipc_recv(int fd, uint8_t *buf, size_t bufsz, struct ipc_msg *m, const char **why);
+
+/* Typed payload reading with an explicit end check. */
+struct ipc_rd {
+    const uint8_t *p;
+    size_t n, off;
+    int err;
+};
+void ipc_rd_init(struct ipc_rd *r, const struct ipc_msg *m);
+uint32_t ipc_rd_u32(struct ipc_rd *r);
+uint64_t ipc_rd_u64(struct ipc_rd *r);
+/* A u32 length then bytes; returns a pointer into the payload (not NUL-terminated). */
+const uint8_t *ipc_rd_bytes(struct ipc_rd *r, uint32_t *len);
+/* 0 when everything was read and nothing was left over. */
+int ipc_rd_end(const struct ipc_rd *r);
+
+void ipc_wr_u32(struct sbuf *b, uint32_t v);
+void ipc_wr_u64(struct sbuf *b, uint64_t v);
+void ipc_wr_bytes(struct sbuf *b, const void *p, uint32_t len);
+
+#endif

@@ -1,0 +1,148 @@
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sbuf.h"
+
+static struct {
+    char proc[32];
+    enum log_level level;
+    char path[4096];
+    int fd;
+} L = {"wapi", LOG_INFO, "", 2};
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+static int open_log(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int log_init(const char *proc, enum log_level level, const char *path)
+{
+    log_set_proc(proc);
+    L.level = level;
+    if (path && *path) {
+        snprintf(L.path, sizeof L.path, "%s", path);
+        int fd = open_log(path);
+        if (fd < 0)
+            return -1;
+        if (L.fd > 2)
+            close(L.fd);
+        L.fd = fd;
+    }
+    return 0;
+}
+
+void log_set_level(enum log_level level)
+{
+    L.level = level;
+}
+
+void log_set_proc(const char *proc)
+{
+    snprintf(L.proc, sizeof L.proc, "%s", proc);
+}
+
+int log_reopen(void)
+{
+    if (!L.path[0])
+        return 0;
+    int fd = open_log(L.path);
+    if (fd < 0)
+        return -1;
+    int old = L.fd;
+    L.fd = fd;
+    if (old > 2)
+        close(old);
+    return 0;
+}
+
+int log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int log_enabled(enum log_level level)
+{
+    return level >= L.level;
+}
+
+void log_timestamp(char *buf, unsigned long size)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+void log_write_raw(const char *line, unsigned long len)
+{
+    /* One write per line: lines from several processes never interleave. */
+    while (len > 0) {
+        ssize_t n = write(L.fd, line, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        line += n;
+        len -= (unsigned long)n;
+    }
+}
+
+void log_emit(enum log_level level, const char *msg, ...)
+{
+    if (level < L.level)
+        return;
+    int saved = errno;
+    char ts[40];
+    log_timestamp(ts, sizeof ts);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":", ts, level_names[level],
+              L.proc, (int)getpid());
+    sbuf_add_json_str(&b, msg, strlen(msg));
+    va_list ap;
+    va_start(ap, msg);
+    for (;;) {
+        const char *key = va_arg(ap, const char *);
+        if (!key)
+            break;
+        int type = va_arg(ap, int);
+        sbuf_addc(&b, ',');
+        sbuf_add_json_str(&b, key, strlen(key));
+        sbuf_addc(&b, ':');
+        if (type == 's') {
+            const char *v = va_arg(ap, const char *);
+            if (v)
+                sbuf_add_json_str(&b, v, strlen(v));
+            else
+                sbuf_adds(&b, "null");
+        } else if (type == 'i') {
+            sbuf_addf(&b, "%lld", va_arg(ap, long long));
+        } else if (type == 'f') {
+            sbuf_addf(&b, "%.6g", va_arg(ap, double));
+        } else {
+            sbuf_adds(&b, "null");
+            break; /* unknown type: the rest of the list cannot be trusted */
+        }
+    }
+    va_end(ap);
+    sbuf_adds(&b, "}\n");
+    if (!b.oom)
+        log_write_raw(b.buf, b.len);
+    sbuf_free(&b);
+    errno = saved;
+}

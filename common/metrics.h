@@ -1,0 +1,61 @@
+/* Shared-memory metrics: the supervisor creates one memfd with a slot per
+ * worker; each worker is the only writer of its slot, any worker sums all
+ * slots to answer /metrics. Counters survive worker restarts (a new worker
+ * inherits its slot), gauges are cleared by the supervisor when a worker dies. */
+#ifndef WAPI_METRICS_H
+#define WAPI_METRICS_H
+#include <stdint.h>
+
+#include "sbuf.h"
+
+#define METRICS_SLOTS 64
+#define METRICS_MAGIC 0x77617069u /* "wapi" */
+
+enum metrics_route { MR_ROOT, MR_HEALTHZ, MR_READYZ, MR_METRICS, MR_API, MR_STATIC, MR_OTHER, MR_COUNT };
+#define METRICS_STATUSES 24
+#define METRICS_LAT_BUCKETS 12 /* + Inf */
+#define METRICS_RTT_BUCKETS 8
+
+struct metrics_slot {
+    /* counters */
+    uint64_t requests[MR_COUNT][METRICS_STATUSES];
+    uint64_t lat_bucket[MR_COUNT][METRICS_LAT_BUCKETS + 1];
+    uint64_t lat_sum_us[MR_COUNT];
+    uint64_t rtt_bucket[METRICS_RTT_BUCKETS + 1];
+    uint64_t rtt_sum_us, rtt_count;
+    uint64_t connections_total, db_queries_total, db_errors_total, db_reconnects_total;
+    /* gauges (this worker's part) */
+    uint64_t connections, db_connected, db_busy, db_waiting;
+    int32_t pid;
+    uint32_t pad;
+};
+
+struct metrics_shm {
+    uint32_t magic, nslots;
+    uint64_t worker_restarts_total, worker_crashes_total, workers_alive;
+    uint64_t start_time;
+    struct metrics_slot slot[METRICS_SLOTS];
+};
+
+/* Supervisor: creates and maps the region; returns the fd (or -1). */
+int metrics_create(struct metrics_shm **out);
+/* Worker: maps the inherited fd. */
+struct metrics_shm *metrics_attach(int fd);
+void metrics_clear_gauges(struct metrics_slot *s);
+
+static inline void metrics_add(uint64_t *c, uint64_t v)
+{
+    __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+}
+static inline void metrics_set(uint64_t *g, uint64_t v)
+{
+    __atomic_store_n(g, v, __ATOMIC_RELAXED);
+}
+
+enum metrics_route metrics_route_of(const char *path, size_t len);
+void metrics_observe_request(struct metrics_slot *s, enum metrics_route r, int status, uint64_t usec);
+void metrics_observe_rtt(struct metrics_slot *s, uint64_t usec);
+/* Prometheus text exposition of the sum over all slots. */
+void metrics_render(const struct metrics_shm *m, struct sbuf *out);
+
+#endif

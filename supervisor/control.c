@@ -1,0 +1,187 @@
+#include "control.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sbuf.h"
+#include "sup.h"
+#include "worker_table.h"
+
+#define MAX_LINE 4096
+
+static struct evconnlistener *listener;
+static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+static void reply(struct bufferevent *bev, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply(struct bufferevent *bev, int ok, const char *fmt, ...)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    va_list ap;
+    va_start(ap, fmt);
+    sbuf_addf(&b, "{\"ok\":%s,", ok ? "true" : "false");
+    sbuf_vaddf(&b, fmt, ap);
+    va_end(ap);
+    sbuf_adds(&b, "}\n");
+    bufferevent_write(bev, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+static void reply_error(struct bufferevent *bev, const char *msg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"ok\":false,\"error\":");
+    sbuf_add_json_str(&b, msg, strlen(msg));
+    sbuf_adds(&b, "}\n");
+    bufferevent_write(bev, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+static void cmd_status(struct bufferevent *bev, const char *arg)
+{
+    (void)arg;
+    struct sbuf w;
+    sbuf_init(&w);
+    workers_status_json(&w);
+    reply(bev, 1,
+          "\"pid\":%d,\"generation\":%u,\"workers_wanted\":%d,\"migrated\":%s,\"uptime_s\":%.1f,\"listen\":\"%s\","
+          "\"workers\":%s",
+          (int)getpid(), S.generation, S.want, S.migrated ? "true" : "false",
+          (double)(now_ms() - S.started_ms) / 1000.0, S.cfg.listen, w.buf ? w.buf : "[]");
+    sbuf_free(&w);
+}
+
+static void cmd_reload(struct bufferevent *bev, const char *arg)
+{
+    (void)arg;
+    char err[512];
+    if (sup_reload(err, sizeof err) < 0)
+        reply_error(bev, err);
+    else
+        reply(bev, 1, "\"generation\":%u", S.generation);
+}
+
+static void cmd_workers(struct bufferevent *bev, const char *arg)
+{
+    char *end;
+    long n = strtol(arg, &end, 10);
+    if (!*arg || *end || n < 1 || n > MAX_WORKERS / 2) {
+        reply_error(bev, "usage: workers N (1..32)");
+        return;
+    }
+    S.want = (int)n;
+    log_info("worker count changed", LF_I("workers", n), LF_S("by", "control socket"));
+    workers_reconcile();
+    reply(bev, 1, "\"workers_wanted\":%d", S.want);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(struct bufferevent *, const char *arg);
+} commands[] = {
+    {"status", cmd_status},
+    {"reload", cmd_reload},
+    {"workers", cmd_workers},
+};
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n;
+    char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+    if (!line) {
+        if (evbuffer_get_length(in) > MAX_LINE) {
+            reply_error(bev, "command too long");
+            bufferevent_disable(bev, EV_READ);
+        }
+        return;
+    }
+    bufferevent_disable(bev, EV_READ); /* one command per connection */
+    char *sp = strchr(line, ' ');
+    const char *argp = "";
+    if (sp) {
+        *sp = '\0';
+        argp = sp + 1;
+    }
+    size_t i;
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(line, commands[i].name) == 0)
+            break;
+    if (i == sizeof commands / sizeof commands[0])
+        reply_error(bev, "unknown command (status, reload, workers N)");
+    else
+        commands[i].fn(bev, argp);
+    free(line);
+}
+
+static void on_written(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (!(bufferevent_get_enabled(bev) & EV_READ))
+        bufferevent_free(bev);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what, (void)arg;
+    bufferevent_free(bev);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    (void)l, (void)sa, (void)len, (void)arg;
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+    /* The socket file is owner-only already; the credential check also
+     * covers a directory with looser permissions. */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || (cred.uid != getuid() && cred.uid != 0)) {
+        close(fd);
+        return;
+    }
+    struct bufferevent *bev = bufferevent_socket_new(S.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, on_read, on_written, on_event, NULL);
+    struct timeval tv = {5, 0};
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_enable(bev, EV_READ);
+}
+
+int control_open(const char *run_dir)
+{
+    struct sockaddr_un sun = {0};
+    sun.sun_family = AF_UNIX;
+    if ((size_t)snprintf(sock_path, sizeof sock_path, "%s/wapi.sock", run_dir) >= sizeof sock_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock_path);
+    unlink(sock_path);
+    mode_t old = umask(0077);
+    listener = evconnlistener_new_bind(S.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+                                       (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (!listener)
+        return -1;
+    chmod(sock_path, 0600);
+    return 0;
+}
+
+void control_close(void)
+{
+    if (listener) {
+        evconnlistener_free(listener);
+        listener = NULL;
+        unlink(sock_path);
+    }
+}

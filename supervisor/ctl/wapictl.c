@@ -1,0 +1,80 @@
+/* wapictl: talks to a running wapi over its control socket. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/config.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: wapictl [-c config] [-s socket] COMMAND\n"
+                    "commands:\n"
+                    "  status       supervisor and worker state (JSON)\n"
+                    "  reload       re-read the configuration, start a new worker generation\n"
+                    "  workers N    run N workers\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = getenv("WAPI_CONFIG"), *sock = NULL;
+    int c;
+    while ((c = getopt(argc, argv, "c:s:h")) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 's': sock = optarg; break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage();
+        return 2;
+    }
+    char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    if (!sock) {
+        struct wapi_config cfg;
+        char err[1024];
+        if (config_load(&cfg, path ? path : "conf/wapi.conf", path == NULL, CONFIG_WITH_ENV, err, sizeof err) < 0) {
+            fprintf(stderr, "wapictl: %s\n", err);
+            return 2;
+        }
+        snprintf(sockpath, sizeof sockpath, "%s/wapi.sock", cfg.paths.run);
+        config_free(&cfg);
+        sock = sockpath;
+    }
+    char line[1024] = "";
+    for (int i = optind; i < argc; i++) {
+        if (strlen(line) + strlen(argv[i]) + 2 >= sizeof line) {
+            fprintf(stderr, "wapictl: command too long\n");
+            return 2;
+        }
+        strcat(line, argv[i]);
+        strcat(line, i + 1 < argc ? " " : "\n");
+    }
+    struct sockaddr_un sun = {0};
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        fprintf(stderr, "wapictl: cannot reach wapi at %s: %s\n", sock, strerror(errno));
+        return 1;
+    }
+    size_t len = strlen(line);
+    if (write(fd, line, len) != (ssize_t)len) {
+        fprintf(stderr, "wapictl: write: %s\n", strerror(errno));
+        return 1;
+    }
+    char buf[65536];
+    size_t total = 0;
+    ssize_t r;
+    while (total < sizeof buf - 1 && (r = read(fd, buf + total, sizeof buf - 1 - total)) > 0)
+        total += (size_t)r;
+    close(fd);
+    buf[total] = '\0';
+    fputs(buf, stdout);
+    return strstr(buf, "\"ok\":true") == buf + 1 ? 0 : 1;
+}

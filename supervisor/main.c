@@ -1,0 +1,381 @@
+/* wapi: the supervisor. Owns the configuration, the listen socket, the
+ * workers, the control socket and (later) the WhatsApp connection; runs a
+ * libevent loop that never blocks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/ipc.h"
+#include "common/log.h"
+#include "control.h"
+#include "migrate.h"
+#include "sup.h"
+#include "worker_table.h"
+
+struct sup S;
+
+static pid_t migrate_pid;
+static unsigned migrate_failures;
+static struct event *migrate_timer, *tick_timer, *stop_timer;
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int open_listener(const struct wapi_config *cfg, char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[8];
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    const char *host = cfg->listen_host[0] && strcmp(cfg->listen_host, "*") ? cfg->listen_host : NULL;
+    int r = getaddrinfo(host, port, &hints, &res);
+    if (r != 0) {
+        snprintf(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(r));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "listen %s: %s", cfg->listen, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void start_migration(void);
+
+static void on_migrate_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    start_migration();
+}
+
+/* Migrations block on the network, so they run in a child process; the loop
+ * only learns the outcome from SIGCHLD. */
+static void start_migration(void)
+{
+    if (S.migrated || migrate_pid > 0 || S.stopping)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork failed", LF_S("error", strerror(errno)));
+        return;
+    }
+    if (pid == 0) {
+        log_set_proc("migrate");
+        char err[1024];
+        int n = migrate_run(&S.cfg, err, sizeof err);
+        if (n < 0) {
+            log_warn("database migration failed", LF_S("error", err));
+            _exit(1);
+        }
+        _exit(0);
+    }
+    migrate_pid = pid;
+}
+
+static void on_migrate_exit(int status)
+{
+    migrate_pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        S.migrated = 1;
+        migrate_failures = 0;
+        log_info("database schema up to date", LF_I("version", migrations[n_migrations - 1].version));
+        return;
+    }
+    migrate_failures++;
+    unsigned delay = migrate_failures > 5 ? 30000 : 1000u << (migrate_failures - 1);
+    if (delay > 30000)
+        delay = 30000;
+    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    evtimer_add(migrate_timer, &tv);
+}
+
+static void finish_stop(void)
+{
+    control_close();
+    log_info("stopped");
+    exit(0);
+}
+
+static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (workers_alive()) {
+        log_warn("workers still running at the deadline; killing them", LF_I("workers", workers_alive()));
+        workers_signal_all(SIGKILL);
+    }
+    finish_stop();
+}
+
+void sup_stop(enum sup_stopping how)
+{
+    if (S.stopping == STOP_FAST || S.stopping == how)
+        return;
+    S.stopping = how;
+    if (S.listen_fd >= 0) {
+        close(S.listen_fd); /* new connections go nowhere once the workers close theirs */
+        S.listen_fd = -1;
+    }
+    if (migrate_pid > 0)
+        kill(migrate_pid, SIGTERM);
+    struct timeval tv;
+    if (how == STOP_GRACEFUL) {
+        log_info("graceful stop", LF_I("timeout_s", S.cfg.shutdown_timeout));
+        workers_drain_all();
+        tv.tv_sec = S.cfg.shutdown_timeout;
+        tv.tv_usec = 0;
+    } else {
+        log_info("fast stop");
+        workers_signal_all(SIGINT);
+        tv.tv_sec = 2;
+        tv.tv_usec = 0;
+    }
+    evtimer_del(stop_timer);
+    evtimer_add(stop_timer, &tv);
+    if (!workers_alive())
+        finish_stop();
+}
+
+static void set_config_text(void)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    config_serialize(&S.cfg, &b);
+    free(S.config_text);
+    S.config_text = sbuf_steal(&b);
+}
+
+int sup_reload(char *err, size_t errlen)
+{
+    if (S.stopping) {
+        snprintf(err, errlen, "stopping");
+        return -1;
+    }
+    struct wapi_config next;
+    if (config_load(&next, S.config_path, 1, CONFIG_WITH_ENV, err, errlen) < 0) {
+        config_free(&next);
+        log_error("reload refused: configuration invalid; keeping the one in force", LF_S("error", err));
+        return -1;
+    }
+    if (strcmp(next.listen, S.cfg.listen) != 0) {
+        int fd = open_listener(&next, err, errlen);
+        if (fd < 0) {
+            config_free(&next);
+            log_error("reload refused: cannot listen on the new address", LF_S("error", err));
+            return -1;
+        }
+        close(S.listen_fd);
+        S.listen_fd = fd;
+    }
+    if (strcmp(next.log.level, S.cfg.log.level) != 0 || strcmp(next.log.file, S.cfg.log.file) != 0)
+        log_init("supervisor", (enum log_level)log_level_parse(next.log.level), next.log.file);
+    config_free(&S.cfg);
+    S.cfg = next;
+    set_config_text();
+    S.generation++;
+    S.want = config_workers(&S.cfg);
+    log_info("configuration reloaded; starting a new worker generation", LF_I("generation", S.generation),
+             LF_I("workers", S.want));
+    workers_reconcile();
+    return 0;
+}
+
+static void on_sigchld(void)
+{
+    int status;
+    pid_t pid;
+    /* PID 1 in a container inherits orphans: reap everything. */
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == migrate_pid)
+            on_migrate_exit(status);
+        else
+            workers_on_exit(pid, status);
+    }
+    if (S.stopping && !workers_alive())
+        finish_stop();
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what, (void)arg;
+    char err[512];
+    switch (sig) {
+    case SIGTERM:
+    case SIGQUIT: sup_stop(STOP_GRACEFUL); break;
+    case SIGINT: sup_stop(STOP_FAST); break;
+    case SIGHUP: sup_reload(err, sizeof err); break;
+    case SIGUSR1:
+        log_reopen();
+        workers_broadcast(IPC_REOPEN_LOGS);
+        log_info("log files reopened");
+        break;
+    case SIGTTIN:
+        if (S.want < MAX_WORKERS / 2)
+            S.want++;
+        log_info("worker count changed", LF_I("workers", S.want), LF_S("by", "SIGTTIN"));
+        workers_reconcile();
+        break;
+    case SIGTTOU:
+        if (S.want > 1)
+            S.want--;
+        log_info("worker count changed", LF_I("workers", S.want), LF_S("by", "SIGTTOU"));
+        workers_reconcile();
+        break;
+    case SIGWINCH:
+        log_info("stopping workers (SIGWINCH); SIGHUP starts them again");
+        S.want = 0;
+        workers_drain_all();
+        break;
+    case SIGCHLD: on_sigchld(); break;
+    }
+}
+
+static const int signal_table[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGWINCH, SIGCHLD};
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    workers_tick();
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: wapi [-c config] [-t] [--migrate] [--env-names] [-h]\n"
+                    "  -c FILE      configuration file (default conf/wapi.conf, or $WAPI_CONFIG)\n"
+                    "  -t           check the configuration and exit (0 valid, 2 invalid)\n"
+                    "  --migrate    apply database migrations and exit\n"
+                    "  --env-names  print every environment variable read, one per line\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"migrate", no_argument, 0, 'm'},
+                                         {"env-names", no_argument, 0, 'e'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *path = getenv("WAPI_CONFIG");
+    int test_only = 0, migrate_only = 0, c;
+    while ((c = getopt_long(argc, argv, "c:th", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 't': test_only = 1; break;
+        case 'm': migrate_only = 1; break;
+        case 'e':
+            for (size_t i = 0; config_env_name(i); i++)
+                printf("%s\n", config_env_name(i));
+            return 0;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    int optional = 0;
+    if (!path) {
+        path = "conf/wapi.conf";
+        optional = 1; /* the defaults alone are a valid configuration */
+    }
+    log_init("supervisor", LOG_INFO, NULL);
+    char err[1024];
+    if (config_load(&S.cfg, path, optional, CONFIG_WITH_ENV, err, sizeof err) < 0) {
+        log_error("configuration invalid", LF_S("error", err));
+        return 2;
+    }
+    if (test_only) {
+        fprintf(stderr, "configuration ok\n");
+        return 0;
+    }
+    S.config_path = path;
+    if (log_init("supervisor", (enum log_level)log_level_parse(S.cfg.log.level), S.cfg.log.file) < 0)
+        fatal(2, "cannot open the log file", LF_S("file", S.cfg.log.file), LF_S("error", strerror(errno)));
+    if (!S.cfg.database.url[0])
+        fatal(2, "no database configured: set DATABASE_URL (or database.url)");
+    if (migrate_only) {
+        int n = migrate_run(&S.cfg, err, sizeof err);
+        if (n < 0)
+            fatal(1, "database migration failed", LF_S("error", err));
+        log_info("database schema up to date", LF_I("applied", n));
+        return 0;
+    }
+    S.started_ms = now_ms();
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        fatal(1, "cannot find my own executable");
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    *slash = '\0';
+    snprintf(S.worker_bin, sizeof S.worker_bin, "%s/wapi-worker", exe);
+    if (access(S.worker_bin, X_OK) != 0)
+        fatal(1, "wapi-worker not found next to wapi", LF_S("path", S.worker_bin));
+    if (mkdirs(S.cfg.paths.run, 0700) < 0)
+        fatal(1, "cannot create the run directory", LF_S("path", S.cfg.paths.run), LF_S("error", strerror(errno)));
+    S.listen_fd = open_listener(&S.cfg, err, sizeof err);
+    if (S.listen_fd < 0)
+        fatal(1, "cannot listen", LF_S("error", err));
+    if ((S.metrics_fd = metrics_create(&S.shm)) < 0)
+        fatal(1, "cannot create the metrics region", LF_S("error", strerror(errno)));
+    set_config_text();
+    S.generation = 1;
+    S.want = config_workers(&S.cfg);
+
+    S.base = event_base_new();
+    if (!S.base)
+        fatal(1, "cannot create the event loop");
+    for (size_t i = 0; i < sizeof signal_table / sizeof signal_table[0]; i++) {
+        struct event *ev = evsignal_new(S.base, signal_table[i], on_signal, NULL);
+        if (!ev || evsignal_add(ev, NULL) < 0)
+            fatal(1, "cannot install a signal handler");
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (control_open(S.cfg.paths.run) < 0)
+        fatal(1, "cannot open the control socket", LF_S("dir", S.cfg.paths.run), LF_S("error", strerror(errno)));
+    migrate_timer = evtimer_new(S.base, on_migrate_timer, NULL);
+    stop_timer = evtimer_new(S.base, on_stop_timer, NULL);
+    tick_timer = event_new(S.base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval sec = {1, 0};
+    evtimer_add(tick_timer, &sec);
+
+    log_info("starting", LF_S("listen", S.cfg.listen), LF_I("workers", S.want), LF_S("environment", S.cfg.environment));
+    workers_init();
+    start_migration();
+    workers_reconcile();
+    event_base_dispatch(S.base);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* The supervisor's shared state: one instance, owned by main.c. */
+#ifndef WAPI_SUP_H
+#define WAPI_SUP_H
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+
+enum sup_stopping { STOP_NONE, STOP_GRACEFUL, STOP_FAST };
+
+struct sup {
+    struct event_base *base;
+    struct wapi_config cfg; /* the configuration in force */
+    const char *config_path;
+    char *config_text;      /* cfg serialized, handed to new workers */
+    unsigned generation;
+    int listen_fd;
+    int metrics_fd;
+    struct metrics_shm *shm;
+    char worker_bin[4096];
+    int want;               /* workers wanted in the current generation */
+    int migrated;
+    enum sup_stopping stopping;
+    uint64_t started_ms;
+};
+
+extern struct sup S;
+
+uint64_t now_ms(void);
+/* Re-reads the configuration; on success starts a new worker generation. On
+ * failure keeps everything as it is and writes why into err. */
+int sup_reload(char *err, size_t errlen);
+void sup_stop(enum sup_stopping how);
+
+#endif

@@ -1,0 +1,23 @@
+/* The table of worker processes: spawn, supervise, respawn with backoff,
+ * retire old generations, talk to each over its socketpair. */
+#ifndef WAPI_WORKER_TABLE_H
+#define WAPI_WORKER_TABLE_H
+#include <sys/types.h>
+
+#include "common/sbuf.h"
+
+#define MAX_WORKERS 64
+
+void workers_init(void);
+/* Brings the table toward S.want workers of S.generation. */
+void workers_reconcile(void);
+/* A child exited: returns 1 if it was a worker. */
+int workers_on_exit(pid_t pid, int status);
+void workers_drain_all(void);
+void workers_signal_all(int sig);
+void workers_broadcast(unsigned type);
+int workers_alive(void);
+void workers_tick(void); /* every second: watchdog, deadlines */
+void workers_status_json(struct sbuf *out);
+
+#endif

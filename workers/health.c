@@ -1,0 +1,124 @@
+/* /healthz (the loop answers), /readyz (PostgreSQL and the supervisor answer,
+ * the schema is migrated), /metrics (Prometheus, summed over all workers). */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/ipc.h"
+#include "common/sbuf.h"
+#include "db.h"
+#include "handlers.h"
+#include "sup_link.h"
+
+static struct metrics_shm *shm;
+
+void health_init(struct metrics_shm *m)
+{
+    shm = m;
+}
+
+void h_healthz(struct rq *rq)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    http_json(rq, 200, body, sizeof body - 1);
+}
+
+struct ready {
+    struct rq *rq;
+    struct db_query *q;
+    uint32_t ping;
+    int db_done, sup_done;
+    char db_err[160];
+    const char *sup_err;
+};
+
+static void ready_finish(struct ready *st)
+{
+    if (!st->db_done || !st->sup_done)
+        return;
+    struct sbuf b;
+    sbuf_init(&b);
+    int ok = !st->db_err[0] && !st->sup_err;
+    sbuf_addf(&b, "{\"status\":\"%s\"", ok ? "ready" : "unavailable");
+    if (!ok) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s%s%s", st->db_err[0] ? "database: " : "", st->db_err,
+                 st->sup_err ? (st->db_err[0] ? "; supervisor: " : "supervisor: ") : "");
+        if (st->sup_err)
+            snprintf(reason + strlen(reason), sizeof reason - strlen(reason), "%s", st->sup_err);
+        sbuf_adds(&b, ",\"reason\":");
+        sbuf_add_json_str(&b, reason, strlen(reason));
+    }
+    sbuf_adds(&b, ",\"checks\":{\"database\":");
+    sbuf_adds(&b, st->db_err[0] ? "\"fail\"" : "\"ok\"");
+    sbuf_adds(&b, ",\"supervisor\":");
+    sbuf_adds(&b, st->sup_err ? "\"fail\"" : "\"ok\"");
+    sbuf_adds(&b, "}}");
+    st->rq->on_abort = NULL;
+    http_add_header(st->rq, "cache-control", "no-store");
+    http_json(st->rq, ok ? 200 : 503, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+static void on_db(void *ctx, const PGresult *res, const char *err)
+{
+    struct ready *st = ctx;
+    st->q = NULL;
+    st->db_done = 1;
+    if (!res) {
+        snprintf(st->db_err, sizeof st->db_err, "%s", err ? err : "query failed");
+        char *nl = strchr(st->db_err, '\n');
+        if (nl)
+            *nl = '\0';
+    }
+    ready_finish(st);
+}
+
+static void on_pong(void *ctx, const struct ipc_msg *m)
+{
+    struct ready *st = ctx;
+    st->ping = 0;
+    st->sup_done = 1;
+    if (!m)
+        st->sup_err = "no answer";
+    else if (!(m->h.len >= 4 && (*(const uint32_t *)(const void *)m->payload & IPC_PONG_MIGRATED)))
+        st->sup_err = "database schema not migrated yet";
+    ready_finish(st);
+}
+
+static void ready_abort(struct rq *rq)
+{
+    struct ready *st = rq->state;
+    if (st->q)
+        db_cancel(st->q);
+    if (st->ping)
+        sup_cancel(st->ping);
+}
+
+void h_readyz(struct rq *rq)
+{
+    struct ready *st = h2o_mem_alloc_pool(&rq->req->pool, sizeof *st);
+    memset(st, 0, sizeof *st);
+    st->rq = rq;
+    rq->state = st;
+    rq->on_abort = ready_abort;
+    st->q = db_query("SELECT 1", 0, NULL, on_db, st);
+    if (!st->q) {
+        st->db_done = 1;
+        snprintf(st->db_err, sizeof st->db_err, "out of memory");
+    }
+    st->ping = sup_request(IPC_PING, NULL, 0, 1000, on_pong, st);
+    if (!st->ping) {
+        st->sup_done = 1;
+        st->sup_err = "link down";
+    }
+    ready_finish(st);
+}
+
+void h_metrics(struct rq *rq)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    metrics_render(shm, &b);
+    http_send(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.buf, b.len);
+    sbuf_free(&b);
+}

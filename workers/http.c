@@ -1,0 +1,608 @@
+#include "http.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sbuf.h"
+
+struct conn {
+    struct conn *prev, *next;
+    h2o_socket_t *sock;
+    int fd;
+    size_t last_bytes;
+    uint64_t last_change_ms;
+};
+
+static struct {
+    h2o_loop_t *loop;
+    const struct wapi_config *cfg;
+    struct metrics_slot *m;
+    const struct route *routes;
+    h2o_globalconf_t gconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int listen_fd;
+    int accept_paused;
+    uint64_t accept_resume_ms;
+    struct conn conns; /* list head */
+    unsigned nconn;
+    unsigned inflight;
+    int draining;
+    uint64_t drain_started_ms;
+    struct sbuf alog;
+} H;
+
+uint64_t http_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+unsigned http_connections(void)
+{
+    return H.nconn;
+}
+
+/* ---- access log: lines batched, flushed in whole lines below PIPE_BUF so
+ * lines from several workers never interleave on a pipe. */
+
+void http_flush_access_log(void)
+{
+    size_t off = 0;
+    while (off < H.alog.len) {
+        size_t n = H.alog.len - off;
+        if (n > 4000) {
+            n = 4000;
+            while (n > 0 && H.alog.buf[off + n - 1] != '\n')
+                n--;
+            if (n == 0)
+                n = H.alog.len - off;
+        }
+        log_write_raw(H.alog.buf + off, n);
+        off += n;
+    }
+    sbuf_reset(&H.alog);
+}
+
+static int method_bit(h2o_iovec_t m)
+{
+    static const struct {
+        const char *s;
+        size_t n;
+        int bit;
+    } t[] = {{"GET", 3, M_GET},     {"HEAD", 4, M_HEAD},       {"POST", 4, M_POST},      {"PUT", 3, M_PUT},
+             {"PATCH", 5, M_PATCH}, {"DELETE", 6, M_DELETE}, {"OPTIONS", 7, M_OPTIONS}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (m.len == t[i].n && memcmp(m.base, t[i].s, m.len) == 0)
+            return t[i].bit;
+    return 0;
+}
+
+/* The timestamp's seconds part changes once a second: format it once. */
+static size_t access_ts(char *out)
+{
+    static time_t cached_sec = -1;
+    static char prefix[24];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    size_t n = strlen(prefix);
+    memcpy(out, prefix, n);
+    long ms = ts.tv_nsec / 1000000;
+    out[n++] = '.';
+    out[n++] = (char)('0' + ms / 100);
+    out[n++] = (char)('0' + ms / 10 % 10);
+    out[n++] = (char)('0' + ms % 10);
+    out[n++] = 'Z';
+    return n;
+}
+
+static void add_uint(struct sbuf *b, unsigned long long v)
+{
+    char tmp[24];
+    int i = sizeof tmp;
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    sbuf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+static void access_log(struct rq *rq)
+{
+    static char pidbuf[16];
+    static size_t pidlen;
+    h2o_req_t *req = rq->req;
+    if (!log_enabled(LOG_INFO))
+        return;
+    if (!pidlen)
+        pidlen = (size_t)snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
+    char ts[40];
+    size_t tsl = access_ts(ts);
+    uint64_t us = http_now_us() - rq->start_us;
+    struct sbuf *b = &H.alog;
+    sbuf_adds(b, "{\"ts\":\"");
+    sbuf_add(b, ts, tsl);
+    sbuf_adds(b, "\",\"level\":\"info\",\"proc\":\"worker\",\"pid\":");
+    sbuf_add(b, pidbuf, pidlen);
+    sbuf_adds(b, ",\"msg\":\"request\",\"request_id\":\"");
+    sbuf_adds(b, rq->id); /* validated: [A-Za-z0-9._:-] only */
+    sbuf_adds(b, "\",\"method\":");
+    sbuf_add_json_str(b, req->method.base, req->method.len < 16 ? req->method.len : 16);
+    sbuf_adds(b, ",\"path\":");
+    sbuf_add_json_str(b, req->path_normalized.base, req->path_normalized.len < 512 ? req->path_normalized.len : 512);
+    sbuf_adds(b, ",\"status\":");
+    add_uint(b, (unsigned)(req->res.status > 0 ? req->res.status : 0));
+    sbuf_adds(b, ",\"bytes\":");
+    add_uint(b, req->bytes_sent);
+    sbuf_adds(b, ",\"duration_ms\":");
+    add_uint(b, us / 1000);
+    sbuf_addc(b, '.');
+    char frac[3] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
+    sbuf_add(b, frac, 3);
+    sbuf_adds(b, "}\n");
+    if (H.alog.len > 3500)
+        http_flush_access_log();
+}
+
+static void rq_dispose(void *p)
+{
+    struct rq *rq = p;
+    if (!rq->responded && rq->on_abort)
+        rq->on_abort(rq);
+    int status = rq->req->res.status ? rq->req->res.status : 499;
+    metrics_observe_request(H.m, rq->route, status, http_now_us() - rq->start_us);
+    access_log(rq);
+    H.inflight--;
+}
+
+/* Creates the request's rq on first use (our handler, or the error filter
+ * when h2o answers on its own, e.g. 413). */
+static struct rq *rq_of(h2o_req_t *req, int create);
+
+static const char *status_code(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "request_timeout";
+    case 409: return "conflict";
+    case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
+    case 417: return "expectation_failed";
+    case 422: return "unprocessable_entity";
+    case 429: return "rate_limited";
+    case 431: return "headers_too_large";
+    case 500: return "internal_error";
+    case 502: return "bad_gateway";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "server_error" : "client_error";
+    }
+}
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+void http_add_header(struct rq *rq, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&rq->req->pool, &rq->req->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
+}
+
+static h2o_generator_t generator = {NULL, NULL};
+
+/* On every response: pages never run inline script, are never framed, and
+ * never have their type sniffed. */
+static void add_security_headers(h2o_req_t *req)
+{
+    static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                              "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                              "frame-ancestors 'none'";
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                          H2O_STRLIT(csp));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, NULL,
+                          H2O_STRLIT("strict-origin-when-cross-origin"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-frame-options"), 0, NULL,
+                          H2O_STRLIT("DENY"));
+}
+
+void http_send(struct rq *rq, int status, const char *content_type, const char *body, size_t len)
+{
+    h2o_req_t *req = rq->req;
+    if (rq->responded)
+        return;
+    rq->responded = 1;
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    req->res.content_length = len;
+    if (content_type)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    add_security_headers(req);
+    h2o_start_response(req, &generator);
+    if (req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void http_json(struct rq *rq, int status, const char *json, size_t len)
+{
+    http_send(rq, status, "application/json; charset=utf-8", json, len);
+}
+
+static void error_body(struct sbuf *b, int status, const char *code, const char *message, const char *field)
+{
+    sbuf_adds(b, "{\"error\":{\"code\":");
+    sbuf_add_json_str(b, code ? code : status_code(status), strlen(code ? code : status_code(status)));
+    sbuf_adds(b, ",\"message\":");
+    sbuf_add_json_str(b, message, strlen(message));
+    if (field) {
+        sbuf_adds(b, ",\"field\":");
+        sbuf_add_json_str(b, field, strlen(field));
+    }
+    sbuf_adds(b, "}}");
+}
+
+void http_error(struct rq *rq, int status, const char *code, const char *message, const char *field)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    error_body(&b, status, code, message, field);
+    http_json(rq, status, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+/* ---- error filter: h2o's own error pages (413 for a body over the limit,
+ * 400, 417, ...) become JSON in our shape. */
+
+struct jerr_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+    int sent;
+};
+
+static void jerr_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *inbufs, size_t inbufcnt,
+                         h2o_send_state_t state)
+{
+    (void)inbufs, (void)inbufcnt;
+    struct jerr_ostream *s = (struct jerr_ostream *)self;
+    h2o_iovec_t out = s->body;
+    size_t n = 0;
+    if (!s->sent && !(req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0))
+        n = 1;
+    s->sent = 1;
+    h2o_ostream_send_next(&s->super, req, &out, n, state);
+}
+
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    struct rq *rq = rq_of(req, 1);
+    if (rq && !rq->responded && req->res.status >= 400) {
+        /* Not one of ours (ours set rq->responded): replace the body. */
+        rq->responded = 1;
+        struct sbuf b;
+        sbuf_init(&b);
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s", reason_of(req->res.status));
+        if (req->res.status == 413)
+            snprintf(msg, sizeof msg, "request body larger than %d bytes", H.cfg->http.max_body_size);
+        error_body(&b, req->res.status, NULL, msg, NULL);
+        ssize_t i;
+        while ((i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1)) != -1)
+            h2o_delete_header(&req->res.headers, i);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json; charset=utf-8"));
+        struct jerr_ostream *s = (void *)h2o_add_ostream(req, sizeof *s, slot);
+        s->body = h2o_strdup(&req->pool, b.buf, b.len);
+        s->sent = 0;
+        req->res.content_length = s->body.len;
+        add_security_headers(req);
+        s->super.do_send = jerr_do_send;
+        sbuf_free(&b);
+        slot = &s->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- request entry */
+
+static int valid_request_id(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.' || c == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+static void new_request_id(char *out)
+{
+    /* 16 random bytes from a per-process buffer refilled by getrandom(). */
+    static unsigned char pool[4096];
+    static size_t used = sizeof pool;
+    static const char hex[] = "0123456789abcdef";
+    if (used + 16 > sizeof pool) {
+        if (getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool) {
+            for (size_t i = 0; i < sizeof pool; i++)
+                pool[i] = (unsigned char)rand();
+        }
+        used = 0;
+    }
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[pool[used + i] >> 4];
+        out[2 * i + 1] = hex[pool[used + i] & 15];
+    }
+    out[32] = '\0';
+    used += 16;
+}
+
+/* rq is located through the first shared allocation of the pool: h2o gives
+ * no per-request user pointer, so we keep it in a header we control. */
+static struct rq *rq_of(h2o_req_t *req, int create)
+{
+    /* We store the rq pointer in the request's "env" vector slot 0 as a marker. */
+    for (size_t i = 0; i + 1 < req->env.size; i += 2)
+        if (req->env.entries[i].len == 5 && memcmp(req->env.entries[i].base, "wapi#", 5) == 0)
+            return (struct rq *)(void *)req->env.entries[i + 1].base;
+    if (!create)
+        return NULL;
+    struct rq *rq = h2o_mem_alloc_shared(&req->pool, sizeof *rq, rq_dispose);
+    memset(rq, 0, sizeof *rq);
+    rq->req = req;
+    rq->start_us = http_now_us();
+    rq->route = metrics_route_of(req->path_normalized.base, req->path_normalized.len);
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = h2o_iovec_init("wapi#", 5);
+    req->env.entries[req->env.size++] = h2o_iovec_init((char *)rq, 0);
+    H.inflight++;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0 && valid_request_id(req->headers.entries[i].value.base, req->headers.entries[i].value.len))
+        snprintf(rq->id, sizeof rq->id, "%.*s", (int)req->headers.entries[i].value.len,
+                 req->headers.entries[i].value.base);
+    else
+        new_request_id(rq->id);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, rq->id,
+                          strlen(rq->id));
+    return rq;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    struct rq *rq = rq_of(req, 1);
+    size_t hdr = req->path.len + req->method.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        hdr += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (hdr > (size_t)H.cfg->http.max_header_size) {
+        req->http1_is_persistent = 0;
+        http_error(rq, 431, NULL, "request headers too large", NULL);
+        return 0;
+    }
+    int mbit = method_bit(req->method);
+    const char *p = req->path_normalized.base;
+    size_t n = req->path_normalized.len;
+    const struct route *match = NULL;
+    int allowed = 0;
+    for (const struct route *r = H.routes; r->path; r++) {
+        size_t rl = strlen(r->path);
+        int hit = r->prefix ? (n >= rl && memcmp(p, r->path, rl) == 0) : (n == rl && memcmp(p, r->path, rl) == 0);
+        if (!hit)
+            continue;
+        allowed |= r->methods;
+        if ((r->methods & mbit) && !match)
+            match = r;
+    }
+    if (match) {
+        match->handler(rq);
+        return 0;
+    }
+    if (allowed) {
+        char allow[64] = "";
+        static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+        for (int b = 0; b < 7; b++)
+            if (allowed & (1 << b))
+                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "", names[b]);
+        http_add_header(rq, "allow", allow);
+        http_error(rq, 405, NULL, "method not allowed for this path", NULL);
+        return 0;
+    }
+    http_error(rq, 404, NULL, "no such route", NULL);
+    return 0;
+}
+
+/* ---- connections */
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void resume_accept(void)
+{
+    if (H.accept_paused && H.listener && !H.draining) {
+        H.accept_paused = 0;
+        h2o_socket_read_start(H.listener, on_accept);
+    }
+}
+
+static void on_conn_close(void *data)
+{
+    struct conn *c = data;
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    free(c);
+    H.nconn--;
+    metrics_set(&H.m->connections, H.nconn);
+    if (H.accept_paused && H.accept_resume_ms == 0)
+        resume_accept();
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    (void)err;
+    for (int i = 0; i < 32; i++) {
+        if (H.nconn >= (unsigned)H.cfg->http.max_connections) {
+            h2o_socket_read_stop(listener);
+            H.accept_paused = 1;
+            H.accept_resume_ms = 0;
+            return;
+        }
+        int fd = accept4(H.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: back off instead of spinning on a ready listener. */
+                log_warn("accept failed; pausing", LF_S("error", strerror(errno)));
+                h2o_socket_read_stop(listener);
+                H.accept_paused = 1;
+                H.accept_resume_ms = h2o_now(H.loop) + 100;
+            }
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            return;
+        }
+        h2o_socket_t *sock = h2o_evloop_socket_create(H.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+        c->sock = sock;
+        c->fd = fd;
+        c->last_change_ms = h2o_now(H.loop);
+        c->next = H.conns.next;
+        c->prev = &H.conns;
+        H.conns.next->prev = c;
+        H.conns.next = c;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+        H.nconn++;
+        metrics_add(&H.m->connections_total, 1);
+        metrics_set(&H.m->connections, H.nconn);
+        h2o_accept(&H.accept_ctx, sock);
+    }
+}
+
+void http_start_accepting(int listen_fd)
+{
+    H.listen_fd = listen_fd;
+    H.listener = h2o_evloop_socket_create(H.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(H.listener, on_accept);
+}
+
+void http_drain(void)
+{
+    if (H.draining)
+        return;
+    H.draining = 1;
+    H.drain_started_ms = h2o_now(H.loop);
+    if (H.listener) {
+        h2o_socket_read_stop(H.listener);
+        h2o_socket_close(H.listener); /* closes our copy of the listen fd */
+        H.listener = NULL;
+    }
+    /* HTTP/1 answers the next request with Connection: close; HTTP/2 sends GOAWAY. */
+    h2o_context_request_shutdown(&H.ctx);
+}
+
+int http_drained(void)
+{
+    return H.draining && H.nconn == 0;
+}
+
+void http_tick(void)
+{
+    uint64_t now = h2o_now(H.loop);
+    if (H.accept_paused && H.accept_resume_ms && now >= H.accept_resume_ms) {
+        H.accept_resume_ms = 0;
+        resume_accept();
+    }
+    if (!H.draining)
+        return;
+    /* Connections with nothing in flight and no bytes moving for a while are
+     * idle keep-alives: half-close them so h2o sees EOF and closes cleanly. */
+    for (struct conn *c = H.conns.next; c != &H.conns; c = c->next) {
+        size_t bytes = c->sock->bytes_read + c->sock->bytes_written;
+        if (bytes != c->last_bytes) {
+            c->last_bytes = bytes;
+            c->last_change_ms = now;
+            continue;
+        }
+        if (H.inflight == 0 && now - c->last_change_ms >= 300 && now - H.drain_started_ms >= 300)
+            shutdown(c->fd, SHUT_RD);
+    }
+}
+
+int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m, const struct route *routes)
+{
+    H.loop = loop;
+    H.cfg = cfg;
+    H.m = m;
+    H.routes = routes;
+    H.conns.next = H.conns.prev = &H.conns;
+    sbuf_init(&H.alog);
+    h2o_config_init(&H.gconf);
+    H.gconf.server_name = h2o_iovec_init(H2O_STRLIT("wapi"));
+    H.gconf.max_request_entity_size = (size_t)cfg->http.max_body_size;
+    H.gconf.http1.req_timeout = (uint64_t)cfg->http.request_timeout * 1000;
+    H.gconf.http2.idle_timeout = (uint64_t)cfg->http.idle_timeout * 1000;
+    H.gconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->shutdown_timeout * 1000;
+    h2o_hostconf_t *host = h2o_config_register_host(&H.gconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
+    h->on_req = on_req;
+    h2o_filter_t *f = h2o_create_filter(path, sizeof *f);
+    f->on_setup_ostream = on_setup_ostream;
+    f = h2o_create_filter(&host->fallback_path, sizeof *f);
+    f->on_setup_ostream = on_setup_ostream;
+    h2o_context_init(&H.ctx, loop, &H.gconf);
+    H.accept_ctx.ctx = &H.ctx;
+    H.accept_ctx.hosts = H.gconf.hosts;
+    return 0;
+}

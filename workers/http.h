@@ -1,0 +1,53 @@
+/* The worker's HTTP side: h2o set-up on the inherited listen socket, the
+ * connection table, the router, and the response helpers every handler uses. */
+#ifndef WAPI_WORKER_HTTP_H
+#define WAPI_WORKER_HTTP_H
+#include <h2o.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+
+/* One per request, in the request's pool; freed when h2o is done with it. */
+struct rq {
+    h2o_req_t *req;
+    uint64_t start_us;
+    enum metrics_route route;
+    char id[72];
+    int responded;
+    /* Called if the request goes away (client gone) before a response; a
+     * handler with pending work cancels it here so no callback touches rq. */
+    void (*on_abort)(struct rq *);
+    void *state;
+};
+
+enum http_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_PATCH = 16, M_DELETE = 32, M_OPTIONS = 64 };
+
+typedef void (*http_handler)(struct rq *rq);
+
+struct route {
+    const char *path; /* exact, or a prefix when it ends with '/' and prefix is set */
+    int prefix;
+    int methods;
+    http_handler handler;
+};
+
+int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m, const struct route *routes);
+void http_start_accepting(int listen_fd);
+/* Graceful drain: stop accepting, finish what is in flight, close idle
+ * connections. Returns 1 once nothing is left. */
+void http_drain(void);
+int http_drained(void);
+void http_tick(void); /* every 100 ms */
+void http_flush_access_log(void);
+unsigned http_connections(void);
+
+/* Responses (copy the body into the request's pool). */
+void http_send(struct rq *rq, int status, const char *content_type, const char *body, size_t len);
+void http_json(struct rq *rq, int status, const char *json, size_t len);
+/* {"error":{"code":...,"message":...,"field":...}}; field may be NULL. */
+void http_error(struct rq *rq, int status, const char *code, const char *message, const char *field);
+void http_add_header(struct rq *rq, const char *name, const char *value);
+uint64_t http_now_us(void);
+
+#endif
