@@ -1,0 +1,900 @@
+#!/usr/bin/env node
+// Offline checks of the Kubernetes manifests in kubernetes/ (base and the dev
+// overlay): schema validity, the Pod Security "restricted" profile, the facts
+// of the deployment architecture, and that the environment names match the
+// ones the server reads. Then proves the checks bite by breaking the
+// manifests in memory, one way at a time, and expecting each to be rejected.
+//
+// Prints "PASS: name" / "FAIL: name detail"; exits non-zero on any FAIL.
+// Environment: WAPI_BIN (default build/wapi) — the server binary asked for
+// `--env-names`; KUBECTL (default kubectl).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import * as k8s from '@kubernetes/client-node';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const KDIR = path.join(ROOT, 'kubernetes');
+const DEV = path.join(KDIR, 'overlays/dev');
+const KUBECTL = process.env.KUBECTL || 'kubectl';
+const WAPI_BIN = process.env.WAPI_BIN || path.join(ROOT, 'build/wapi');
+
+let failures = 0;
+let passes = 0;
+const pass = (name) => { passes++; console.log(`PASS: ${name}`); };
+const fail = (name, detail) => {
+  failures++;
+  console.log(`FAIL: ${name} ${String(detail).replace(/\s*\n\s*/g, ' | ')}`);
+};
+const report = (name, errs) => (errs.length ? fail(name, errs.join('; ')) : pass(name));
+const clone = (x) => structuredClone(x);
+const idOf = (o) => `${o.kind}/${o?.metadata?.name}`;
+
+// ---------------------------------------------------------------- rendering
+
+function hasKubectl() {
+  const r = spawnSync(KUBECTL, ['version', '--client'], { encoding: 'utf8', timeout: 20000 });
+  return r.status === 0;
+}
+
+function parseDocs(text, where) {
+  const out = [];
+  for (const doc of YAML.parseAllDocuments(text)) {
+    if (doc.errors.length) throw new Error(`${where}: ${doc.errors[0].message}`);
+    const o = doc.toJS();
+    if (o !== null && o !== undefined) out.push(o);
+  }
+  return out;
+}
+
+function kubectlKustomize(dir) {
+  const r = spawnSync(KUBECTL, ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir],
+    { encoding: 'utf8', timeout: 60000, maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`kubectl kustomize ${path.relative(ROOT, dir)}: ${r.stderr || r.error}`);
+  return parseDocs(r.stdout, `kubectl kustomize ${dir}`);
+}
+
+// A small kustomize for when kubectl is absent: the subset these
+// kustomizations use (resources, namespace, images, JSON 6902 patches and
+// "$patch: delete"). Anything else is refused rather than ignored.
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PersistentVolume',
+  'StorageClass', 'CustomResourceDefinition', 'IngressClass', 'PriorityClass']);
+const KUSTOMIZATION_KEYS = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'images', 'patches']);
+
+function decodePointer(p) {
+  return p.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+function applyJson6902(obj, ops, where) {
+  for (const op of ops) {
+    const keys = decodePointer(op.path);
+    const last = keys.pop();
+    let parent = obj;
+    for (const key of keys) {
+      if (parent === null || typeof parent !== 'object' || !(key in parent)) {
+        throw new Error(`${where}: path ${op.path} not found`);
+      }
+      parent = parent[key];
+    }
+    const isArr = Array.isArray(parent);
+    switch (op.op) {
+      case 'replace':
+        if (!(last in parent)) throw new Error(`${where}: replace of missing ${op.path}`);
+        parent[last] = clone(op.value);
+        break;
+      case 'add':
+        if (isArr) {
+          if (last === '-') parent.push(clone(op.value));
+          else parent.splice(Number(last), 0, clone(op.value));
+        } else parent[last] = clone(op.value);
+        break;
+      case 'remove':
+        if (!(last in parent)) throw new Error(`${where}: remove of missing ${op.path}`);
+        if (isArr) parent.splice(Number(last), 1); else delete parent[last];
+        break;
+      default:
+        throw new Error(`${where}: unsupported patch op ${op.op}`);
+    }
+  }
+}
+function matchesTarget(o, t) {
+  if (t.kind && o.kind !== t.kind) return false;
+  if (t.name && o.metadata?.name !== t.name) return false;
+  if (t.namespace && o.metadata?.namespace !== t.namespace) return false;
+  return true;
+}
+function fallbackKustomize(dir) {
+  const kfile = path.join(dir, 'kustomization.yaml');
+  const kz = YAML.parse(fs.readFileSync(kfile, 'utf8'));
+  for (const key of Object.keys(kz)) {
+    if (!KUSTOMIZATION_KEYS.has(key)) throw new Error(`${kfile}: field ${key} not supported without kubectl`);
+  }
+  let objs = [];
+  for (const res of kz.resources || []) {
+    const p = path.resolve(dir, res);
+    if (fs.statSync(p).isDirectory()) objs.push(...fallbackKustomize(p));
+    else objs.push(...parseDocs(fs.readFileSync(p, 'utf8'), p));
+  }
+  for (const [i, pt] of (kz.patches || []).entries()) {
+    const where = `${kfile} patches[${i}]`;
+    const body = YAML.parse(pt.path ? fs.readFileSync(path.resolve(dir, pt.path), 'utf8') : pt.patch);
+    if (Array.isArray(body)) {
+      const targets = objs.filter((o) => matchesTarget(o, pt.target || {}));
+      if (!targets.length) throw new Error(`${where}: no object matches the target`);
+      for (const o of targets) applyJson6902(o, body, where);
+    } else if (body && body.$patch === 'delete') {
+      const before = objs.length;
+      objs = objs.filter((o) => !(o.kind === body.kind && o.metadata?.name === body.metadata?.name));
+      if (objs.length === before) throw new Error(`${where}: nothing to delete`);
+    } else {
+      throw new Error(`${where}: strategic merge patches are not supported without kubectl`);
+    }
+  }
+  for (const img of kz.images || []) {
+    for (const spec of objs.map(podSpecOf).filter(Boolean)) {
+      for (const c of [...(spec.initContainers || []), ...(spec.containers || [])]) {
+        const m = /^(.*?)(?::([^:/@]+))?(@.+)?$/.exec(c.image);
+        if (m[1] !== img.name) continue;
+        c.image = `${img.newName || m[1]}${img.digest ? '@' + img.digest : `:${img.newTag || m[2] || 'latest'}`}`;
+      }
+    }
+  }
+  if (kz.namespace) {
+    for (const o of objs) {
+      if (o.kind === 'Namespace') o.metadata.name = kz.namespace;
+      else if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = kz.namespace;
+      if (o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding') {
+        for (const s of o.subjects || []) {
+          if (s.kind === 'ServiceAccount' && !s.namespace) s.namespace = kz.namespace;
+        }
+      }
+    }
+  }
+  return objs;
+}
+
+const sortKey = (o) => `${o.kind}/${o.metadata?.namespace || ''}/${o.metadata?.name}`;
+function canonical(objs) {
+  const sortDeep = (x) => {
+    if (Array.isArray(x)) return x.map(sortDeep);
+    if (x && typeof x === 'object') {
+      return Object.fromEntries(Object.keys(x).sort().map((k) => [k, sortDeep(x[k])]));
+    }
+    return x;
+  };
+  return JSON.stringify([...objs].sort((a, b) => sortKey(a).localeCompare(sortKey(b))).map(sortDeep));
+}
+
+// ------------------------------------------------------------------ helpers
+
+function podSpecOf(o) {
+  switch (o.kind) {
+    case 'Pod': return o.spec;
+    case 'Deployment': case 'StatefulSet': case 'DaemonSet': case 'ReplicaSet': case 'Job':
+      return o.spec?.template?.spec;
+    case 'CronJob': return o.spec?.jobTemplate?.spec?.template?.spec;
+    default: return undefined;
+  }
+}
+function podMetaOf(o) {
+  if (o.kind === 'Pod') return o.metadata;
+  if (o.kind === 'CronJob') return o.spec?.jobTemplate?.spec?.template?.metadata;
+  return o.spec?.template?.metadata;
+}
+const find = (objs, kind, name) => objs.find((o) => o.kind === kind && o.metadata?.name === name);
+
+function parseQuantity(q) {
+  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(String(q));
+  if (!m) return NaN;
+  const mult = { '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 }[m[2]];
+  return mult === undefined ? NaN : Number(m[1]) * mult;
+}
+const sameQuantity = (a, b) => Math.abs(parseQuantity(a) - parseQuantity(b)) < 1e-9 * Math.max(1, parseQuantity(b));
+
+// port of a container named or numbered by a probe / Service
+function resolvePort(container, port) {
+  if (typeof port === 'number') return port;
+  return (container.ports || []).find((p) => p.name === port)?.containerPort;
+}
+
+// ------------------------------------------------------ schema validation
+
+async function modelClass(o) {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : [null, o.apiVersion];
+  const mod = group ? `kubernetes-models/${group}/${version}/${o.kind}` : `kubernetes-models/${version}/${o.kind}`;
+  try {
+    return (await import(mod))[o.kind];
+  } catch {
+    return undefined;
+  }
+}
+
+// kubernetes-models: JSON schema of the Kubernetes OpenAPI (types, enums,
+// required fields).
+async function schemaErrors(o) {
+  if (!o || typeof o.apiVersion !== 'string' || typeof o.kind !== 'string') return ['missing apiVersion/kind'];
+  const Cls = await modelClass(o);
+  if (!Cls) return [`no schema for ${o.apiVersion} ${o.kind}`];
+  try {
+    new Cls(o).validate();
+    return [];
+  } catch (e) {
+    const errs = e.errors || [{ instancePath: '', message: e.message }];
+    return errs.slice(0, 5).map((x) => `${x.instancePath || '/'} ${x.message}`);
+  }
+}
+
+// @kubernetes/client-node: attribute type maps, walked recursively, so that a
+// field the API does not know (a typo) is an error instead of being dropped.
+function rootTypeName(o) {
+  const version = o.apiVersion.split('/').pop();
+  return `${version[0].toUpperCase()}${version.slice(1)}${o.kind}`;
+}
+function unknownFieldErrors(o) {
+  const errs = [];
+  const typeName = rootTypeName(o);
+  if (!k8s[typeName]?.getAttributeTypeMap) return [`no client-node model ${typeName}`];
+  const walk = (v, type, p) => {
+    if (v === null || v === undefined) return;
+    let m;
+    if ((m = /^Array<(.+)>$/.exec(type))) {
+      if (!Array.isArray(v)) errs.push(`${p}: expected a list`);
+      else v.forEach((x, i) => walk(x, m[1], `${p}[${i}]`));
+      return;
+    }
+    if ((m = /^\{ \[key: string\]: (.+); \}$/.exec(type))) {
+      if (typeof v !== 'object' || Array.isArray(v)) errs.push(`${p}: expected a map`);
+      else for (const [key, x] of Object.entries(v)) walk(x, m[1], `${p}.${key}`);
+      return;
+    }
+    switch (type) {
+      case 'any': case 'object': return;
+      case 'string': case 'Date':
+        if (typeof v !== 'string') errs.push(`${p}: expected a string, got ${JSON.stringify(v)}`);
+        return;
+      case 'number':
+        if (typeof v !== 'number') errs.push(`${p}: expected a number, got ${JSON.stringify(v)}`);
+        return;
+      case 'boolean':
+        if (typeof v !== 'boolean') errs.push(`${p}: expected a boolean, got ${JSON.stringify(v)}`);
+        return;
+      case 'IntOrString':
+        if (typeof v !== 'string' && !Number.isInteger(v)) errs.push(`${p}: expected an int or string`);
+        return;
+      default: {
+        const Cls = k8s[type];
+        if (!Cls?.getAttributeTypeMap) { errs.push(`${p}: unknown model type ${type}`); return; }
+        if (typeof v !== 'object' || Array.isArray(v)) { errs.push(`${p}: expected an object`); return; }
+        const attrs = new Map(Cls.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+        for (const [key, x] of Object.entries(v)) {
+          if (!attrs.has(key)) errs.push(`${p}.${key}: unknown field`);
+          else walk(x, attrs.get(key), `${p}.${key}`);
+        }
+      }
+    }
+  };
+  walk(o, typeName, idOf(o));
+  return errs;
+}
+
+// ------------------------------------------- Pod Security Standards: restricted
+
+const BASELINE_CAPS = new Set(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD',
+  'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']);
+const RESTRICTED_VOLUMES = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral',
+  'persistentVolumeClaim', 'projected', 'secret', 'image']);
+const SAFE_SYSCTLS = new Set(['kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range',
+  'net.ipv4.ip_unprivileged_port_start', 'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range',
+  'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout',
+  'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes']);
+const SELINUX_TYPES = new Set(['', 'container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']);
+
+function restrictedViolations(spec, meta = {}) {
+  const v = [];
+  const psc = spec.securityContext || {};
+  const all = [...(spec.initContainers || []), ...(spec.containers || []), ...(spec.ephemeralContainers || [])];
+  // baseline
+  for (const f of ['hostNetwork', 'hostPID', 'hostIPC']) if (spec[f]) v.push(`${f}: true`);
+  if (psc.windowsOptions?.hostProcess) v.push('pod hostProcess');
+  for (const vol of spec.volumes || []) {
+    const type = Object.keys(vol).find((key) => key !== 'name');
+    if (type === 'hostPath') v.push(`volume ${vol.name}: hostPath`);
+    else if (!RESTRICTED_VOLUMES.has(type)) v.push(`volume ${vol.name}: type ${type} not allowed`);
+  }
+  for (const s of psc.sysctls || []) if (!SAFE_SYSCTLS.has(s.name)) v.push(`sysctl ${s.name} not allowed`);
+  const checkSeLinux = (se, who) => {
+    if (!se) return;
+    if (se.type !== undefined && !SELINUX_TYPES.has(se.type)) v.push(`${who} seLinuxOptions.type ${se.type}`);
+    if (se.user !== undefined || se.role !== undefined) v.push(`${who} seLinuxOptions user/role set`);
+  };
+  checkSeLinux(psc.seLinuxOptions, 'pod');
+  const okAppArmor = (t) => t === undefined || t === 'RuntimeDefault' || t === 'Localhost';
+  if (!okAppArmor(psc.appArmorProfile?.type)) v.push(`pod appArmorProfile ${psc.appArmorProfile.type}`);
+  for (const [key, val] of Object.entries(meta.annotations || {})) {
+    if (key.startsWith('container.apparmor.security.beta.kubernetes.io/') &&
+        val !== 'runtime/default' && !String(val).startsWith('localhost/')) v.push(`AppArmor annotation ${val}`);
+  }
+  // restricted, pod level
+  if (psc.runAsUser === 0) v.push('pod runAsUser 0');
+  const okSeccomp = (t) => t === 'RuntimeDefault' || t === 'Localhost';
+  const podSeccomp = psc.seccompProfile?.type;
+  if (podSeccomp !== undefined && !okSeccomp(podSeccomp)) v.push(`pod seccompProfile ${podSeccomp}`);
+  for (const c of all) {
+    const sc = c.securityContext || {};
+    const who = `container ${c.name}`;
+    if (sc.privileged) v.push(`${who}: privileged`);
+    if (sc.windowsOptions?.hostProcess) v.push(`${who}: hostProcess`);
+    for (const p of c.ports || []) if (p.hostPort) v.push(`${who}: hostPort ${p.hostPort}`);
+    checkSeLinux(sc.seLinuxOptions, who);
+    if (!okAppArmor(sc.appArmorProfile?.type)) v.push(`${who}: appArmorProfile ${sc.appArmorProfile.type}`);
+    if (sc.procMount !== undefined && sc.procMount !== 'Default') v.push(`${who}: procMount ${sc.procMount}`);
+    for (const cap of sc.capabilities?.add || []) {
+      if (!BASELINE_CAPS.has(cap)) v.push(`${who}: adds capability ${cap}`);
+      else if (cap !== 'NET_BIND_SERVICE') v.push(`${who}: adds capability ${cap} (restricted allows only NET_BIND_SERVICE)`);
+    }
+    if (sc.allowPrivilegeEscalation !== false) v.push(`${who}: allowPrivilegeEscalation must be false`);
+    if (sc.runAsNonRoot === false) v.push(`${who}: runAsNonRoot false`);
+    if (sc.runAsNonRoot !== true && psc.runAsNonRoot !== true) v.push(`${who}: runAsNonRoot not set`);
+    if (sc.runAsUser === 0) v.push(`${who}: runAsUser 0`);
+    const t = sc.seccompProfile?.type;
+    if (t !== undefined && !okSeccomp(t)) v.push(`${who}: seccompProfile ${t}`);
+    if (t === undefined && !okSeccomp(podSeccomp)) v.push(`${who}: no seccompProfile (pod or container)`);
+    if (!(sc.capabilities?.drop || []).includes('ALL')) v.push(`${who}: must drop ALL capabilities`);
+  }
+  return v;
+}
+
+// ----------------------------------------------------- server's env names
+
+const SECRET_NAMES = ['DATABASE_URL', 'DATABASE_AUTH_TOKEN', 'BETTER_AUTH_SECRET'];
+const normEnv = (n) => n.replace(/_FILE$/, '');
+
+function serverEnvNames() {
+  if (!fs.existsSync(WAPI_BIN)) {
+    return { error: `${WAPI_BIN.startsWith(ROOT + '/') ? path.relative(ROOT, WAPI_BIN) : WAPI_BIN} does not exist: build the server first (make), ` +
+      'the env check needs `wapi --env-names`' };
+  }
+  const r = spawnSync(WAPI_BIN, ['--env-names'], { encoding: 'utf8', timeout: 10000 });
+  if (r.error || r.status !== 0) {
+    return { error: `\`${WAPI_BIN} --env-names\` failed (${r.error?.code || `exit ${r.status}`}): ${(r.stderr || '').slice(0, 200)}` };
+  }
+  const lines = r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  const bad = lines.filter((s) => !/^[A-Z][A-Z0-9_]*$/.test(s));
+  if (!lines.length || bad.length) {
+    return { error: `\`${WAPI_BIN} --env-names\` should print one name per line, got ${JSON.stringify(r.stdout.slice(0, 200))}` };
+  }
+  return { names: new Set(lines.map(normEnv)) };
+}
+
+// The names the wapi container is given: ConfigMap and Secret keys through
+// envFrom (the Secret of the base is secret.example.yaml, not applied by
+// kustomize) and explicit env entries.
+function providedEnv(ctx) {
+  const dep = find(ctx.objs, 'Deployment', 'wapi');
+  const c = dep?.spec?.template?.spec?.containers?.find((x) => x.name === 'wapi');
+  const out = { config: new Map(), secret: new Map(), env: [] };
+  if (!c) return out;
+  for (const ref of c.envFrom || []) {
+    const prefix = ref.prefix || '';
+    if (ref.configMapRef) {
+      const cm = find(ctx.objs, 'ConfigMap', ref.configMapRef.name);
+      for (const key of Object.keys(cm?.data || {})) out.config.set(normEnv(prefix + key), cm.metadata.name);
+    }
+    if (ref.secretRef) {
+      const s = find(ctx.objs, 'Secret', ref.secretRef.name) ||
+        (ctx.secretExample?.metadata?.name === ref.secretRef.name ? ctx.secretExample : undefined);
+      for (const key of Object.keys({ ...(s?.data || {}), ...(s?.stringData || {}) })) {
+        out.secret.set(normEnv(prefix + key), s.metadata.name);
+      }
+    }
+  }
+  for (const e of c.env || []) out.env.push(normEnv(e.name));
+  return out;
+}
+
+// ------------------------------------------------------------------ checks
+// Each check takes a context {label, objs, secretExample, overlayKustomization,
+// baseKustomization, serverNames} and returns a list of problems.
+
+function deploymentChecks(ctx) {
+  const e = [];
+  const d = find(ctx.objs, 'Deployment', 'wapi');
+  if (!d) return ['no Deployment wapi'];
+  const spec = d.spec || {};
+  const pod = spec.template?.spec || {};
+  const c = (pod.containers || []).find((x) => x.name === 'wapi');
+  if (spec.replicas !== 1) e.push(`replicas is ${spec.replicas}, must be 1`);
+  if (spec.strategy?.type !== 'Recreate') e.push(`strategy is ${spec.strategy?.type}, must be Recreate`);
+  if (d.metadata?.labels?.app !== 'wapi') e.push('Deployment lacks label app=wapi');
+  if (spec.template?.metadata?.labels?.app !== 'wapi') e.push('pod template lacks label app=wapi');
+  if (spec.selector?.matchLabels?.app !== 'wapi') e.push('selector is not app=wapi');
+  if (!(pod.terminationGracePeriodSeconds > 25)) e.push(`terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} must exceed the 25 s drain`);
+  const cm = find(ctx.objs, 'ConfigMap', 'wapi-config');
+  const drain = Number(cm?.data?.WAPI_SHUTDOWN_TIMEOUT ?? 25);
+  if (!(pod.terminationGracePeriodSeconds > drain)) e.push(`terminationGracePeriodSeconds must exceed WAPI_SHUTDOWN_TIMEOUT (${drain})`);
+  if (pod.enableServiceLinks !== false) e.push('enableServiceLinks must be false (Service env vars would land in WAPI_*)');
+  const psc = pod.securityContext || {};
+  for (const f of ['runAsUser', 'runAsGroup', 'fsGroup']) if (psc[f] !== 1001) e.push(`pod ${f} is ${psc[f]}, must be 1001`);
+  if (psc.runAsNonRoot !== true) e.push('pod runAsNonRoot must be true');
+  if (psc.seccompProfile?.type !== 'RuntimeDefault') e.push('pod seccompProfile must be RuntimeDefault');
+  if (!c) return [...e, 'no container wapi'];
+  if (ctx.label === 'base' && c.image !== 'your-registry/wapi:latest') e.push(`image ${c.image}, expected your-registry/wapi:latest`);
+  if (!(c.ports || []).some((p) => p.containerPort === 3000)) e.push('no containerPort 3000');
+  const sc = c.securityContext || {};
+  if (sc.readOnlyRootFilesystem !== true) e.push('readOnlyRootFilesystem must be true');
+  if (sc.allowPrivilegeEscalation !== false) e.push('allowPrivilegeEscalation must be false');
+  if (sc.runAsNonRoot !== true) e.push('container runAsNonRoot must be true');
+  for (const f of ['runAsUser', 'runAsGroup']) if (sc[f] !== undefined && sc[f] !== 1001) e.push(`container ${f} ${sc[f]}, must be 1001`);
+  if (sc.privileged) e.push('container must not be privileged');
+  if (!(sc.capabilities?.drop || []).includes('ALL')) e.push('capabilities must drop ALL');
+  if (sc.seccompProfile?.type !== 'RuntimeDefault') e.push('container seccompProfile must be RuntimeDefault');
+  const req = c.resources?.requests || {};
+  const lim = c.resources?.limits || {};
+  if (!sameQuantity(req.cpu, '250m')) e.push(`requests.cpu ${req.cpu}, expected 250m`);
+  if (!sameQuantity(req.memory, '512Mi')) e.push(`requests.memory ${req.memory}, expected 512Mi`);
+  if (!sameQuantity(lim.cpu, '1000m')) e.push(`limits.cpu ${lim.cpu}, expected 1000m`);
+  if (!sameQuantity(lim.memory, '2Gi')) e.push(`limits.memory ${lim.memory}, expected 2Gi`);
+  const refs = c.envFrom || [];
+  if (!refs.some((r) => r.configMapRef?.name === 'wapi-config')) e.push('envFrom lacks ConfigMap wapi-config');
+  if (!refs.some((r) => r.secretRef?.name === 'wapi-secrets')) e.push('envFrom lacks Secret wapi-secrets');
+  // probes
+  const probe = (name, want) => {
+    const p = c[name];
+    if (!p?.httpGet) { e.push(`${name} must be an HTTP GET`); return; }
+    if (want && p.httpGet.path !== want) e.push(`${name} path ${p.httpGet.path}, expected ${want}`);
+    if (resolvePort(c, p.httpGet.port) !== 3000) e.push(`${name} port must be 3000`);
+  };
+  probe('livenessProbe', '/healthz');
+  probe('readinessProbe', '/readyz');
+  probe('startupProbe', null);
+  // volumes
+  const vols = new Map((pod.volumes || []).map((v) => [v.name, v]));
+  const mountAt = (mp) => (c.volumeMounts || []).find((m) => m.mountPath === mp);
+  const wantPvc = (mp, claim) => {
+    const m = mountAt(mp);
+    if (!m) { e.push(`nothing mounted at ${mp}`); return; }
+    if (m.readOnly) e.push(`${mp} must be writable`);
+    const v = vols.get(m.name);
+    if (v?.persistentVolumeClaim?.claimName !== claim) e.push(`${mp} must be the PVC ${claim}`);
+  };
+  wantPvc('/app/whatsapp_sessions', 'whatsapp-sessions');
+  wantPvc('/app/public/media', 'media');
+  const tmp = mountAt('/tmp');
+  if (!tmp || !vols.get(tmp.name)?.emptyDir) e.push('/tmp must be an emptyDir');
+  return e;
+}
+
+function configChecks(ctx) {
+  const e = [];
+  const cm = find(ctx.objs, 'ConfigMap', 'wapi-config');
+  if (!cm) return ['no ConfigMap wapi-config'];
+  const data = cm.data || {};
+  for (const [key, val] of Object.entries(data)) if (typeof val !== 'string') e.push(`${key} is not a string`);
+  for (const s of SECRET_NAMES) if (s in data || `${s}_FILE` in data) e.push(`${s} is a secret and must not be in the ConfigMap`);
+  if (ctx.label === 'base') {
+    if (data.NODE_ENV !== 'production') e.push(`NODE_ENV ${data.NODE_ENV}, must be production`);
+    if (!/^https:\/\//.test(data.BETTER_AUTH_URL || '')) e.push('BETTER_AUTH_URL must be an https:// URL');
+  } else if (!data.BETTER_AUTH_URL) e.push('BETTER_AUTH_URL missing');
+  const dep = find(ctx.objs, 'Deployment', 'wapi');
+  const c = dep?.spec?.template?.spec?.containers?.find((x) => x.name === 'wapi');
+  const mounts = new Set((c?.volumeMounts || []).map((m) => m.mountPath));
+  if (data.WAPI_PATHS_SESSIONS !== '/app/whatsapp_sessions' || !mounts.has(data.WAPI_PATHS_SESSIONS)) {
+    e.push(`WAPI_PATHS_SESSIONS ${data.WAPI_PATHS_SESSIONS} must be the mounted /app/whatsapp_sessions`);
+  }
+  if (data.WAPI_PATHS_MEDIA !== '/app/public/media' || !mounts.has(data.WAPI_PATHS_MEDIA)) {
+    e.push(`WAPI_PATHS_MEDIA ${data.WAPI_PATHS_MEDIA} must be the mounted /app/public/media`);
+  }
+  if (!String(data.WAPI_PATHS_RUN || '').startsWith('/tmp/')) e.push('WAPI_PATHS_RUN must be under /tmp (the writable emptyDir)');
+  if (data.PORT !== '3000') e.push(`PORT ${data.PORT}, must be 3000`);
+  if (data.WAPI_LISTEN !== undefined && !/:3000$/.test(data.WAPI_LISTEN)) e.push(`WAPI_LISTEN ${data.WAPI_LISTEN} must listen on 3000`);
+  if (data.WAPI_SHUTDOWN_TIMEOUT !== undefined && !(Number(data.WAPI_SHUTDOWN_TIMEOUT) > 0)) e.push('WAPI_SHUTDOWN_TIMEOUT must be a number of seconds');
+  return e;
+}
+
+function secretChecks(ctx) {
+  const e = [];
+  const s = ctx.label === 'base' ? ctx.secretExample : find(ctx.objs, 'Secret', 'wapi-secrets');
+  if (!s) return ['no Secret wapi-secrets'];
+  if (s.metadata?.name !== 'wapi-secrets') e.push(`Secret named ${s.metadata?.name}`);
+  const keys = Object.keys({ ...(s.data || {}), ...(s.stringData || {}) });
+  for (const k of SECRET_NAMES) if (!keys.includes(k)) e.push(`lacks ${k}`);
+  for (const k of keys) if (!SECRET_NAMES.includes(normEnv(k))) e.push(`${k} is not a secret setting; put it in the ConfigMap`);
+  const vals = Object.values(s.stringData || {});
+  if (ctx.label === 'base') {
+    if (s.data) e.push('the example must use stringData placeholders, not data');
+    if (!/REPLACE/.test(s.stringData?.BETTER_AUTH_SECRET || '')) e.push('BETTER_AUTH_SECRET must be a REPLACE… placeholder');
+    if (!/REPLACE/.test(s.stringData?.DATABASE_AUTH_TOKEN || '')) e.push('DATABASE_AUTH_TOKEN must be a REPLACE… placeholder');
+    if (!/example/.test(s.stringData?.DATABASE_URL || '')) e.push('DATABASE_URL must be an example.* placeholder');
+    if (ctx.baseKustomization.resources.some((r) => /secret/i.test(r))) e.push('the example Secret must not be in kustomization resources');
+  } else {
+    if (!vals.every((v) => /dev/.test(v)) && !/dev-only|DEV ONLY/.test(JSON.stringify(s.metadata))) e.push('dev credentials must be marked dev-only');
+    if ((s.stringData?.BETTER_AUTH_SECRET || '').length < 32) e.push('BETTER_AUTH_SECRET shorter than 32');
+  }
+  return e;
+}
+
+function envChecks(ctx) {
+  if (ctx.serverNames.error) return [ctx.serverNames.error];
+  const server = ctx.serverNames.names;
+  const p = providedEnv(ctx);
+  const e = [];
+  const given = new Set([...p.config.keys(), ...p.secret.keys(), ...p.env]);
+  for (const n of given) if (!server.has(n)) e.push(`${n} is not a name the server reads`);
+  for (const n of server) if (!given.has(n)) e.push(`${n} (read by the server) is in neither wapi-config nor wapi-secrets`);
+  return e;
+}
+
+// The values, not only the names: the server's own configuration check
+// (`wapi -t`) over exactly the environment the pod gets, run in an empty
+// folder so that no conf/wapi.conf of the work tree takes part.
+function configValueChecks(ctx) {
+  if (ctx.serverNames.error) return [ctx.serverNames.error];
+  const dep = find(ctx.objs, 'Deployment', 'wapi');
+  const c = dep?.spec?.template?.spec?.containers?.find((x) => x.name === 'wapi');
+  const env = { PATH: process.env.PATH || '/usr/bin:/bin' };
+  for (const ref of c?.envFrom || []) {
+    const prefix = ref.prefix || '';
+    if (ref.configMapRef) {
+      for (const [key, v] of Object.entries(find(ctx.objs, 'ConfigMap', ref.configMapRef.name)?.data || {})) env[prefix + key] = v;
+    }
+    if (ref.secretRef) {
+      const s = find(ctx.objs, 'Secret', ref.secretRef.name) ||
+        (ctx.secretExample?.metadata?.name === ref.secretRef.name ? ctx.secretExample : undefined);
+      for (const [key, v] of Object.entries(s?.data || {})) env[prefix + key] = Buffer.from(v, 'base64').toString();
+      for (const [key, v] of Object.entries(s?.stringData || {})) env[prefix + key] = v;
+    }
+  }
+  for (const e of c?.env || []) if (e.value !== undefined) env[e.name] = e.value;
+  const r = spawnSync(WAPI_BIN, ['-t'], { cwd: ctx.emptyDir, env, encoding: 'utf8', timeout: 10000 });
+  if (r.error || r.status !== 0) {
+    const msg = `${r.stderr || ''}${r.stdout || ''}`.trim().split('\n').pop();
+    let why = msg;
+    try { why = JSON.parse(msg).error || msg; } catch { /* plain text */ }
+    return [`\`wapi -t\` rejects the pod's environment (${r.error?.code || `exit ${r.status}`}): ${why}`];
+  }
+  return [];
+}
+
+function storageChecks(ctx) {
+  const e = [];
+  const want = ctx.label === 'base' ? { 'whatsapp-sessions': '5Gi', media: '20Gi' } : { 'whatsapp-sessions': null, media: null };
+  for (const [name, size] of Object.entries(want)) {
+    const p = find(ctx.objs, 'PersistentVolumeClaim', name);
+    if (!p) { e.push(`no PVC ${name}`); continue; }
+    const modes = p.spec?.accessModes || [];
+    if (modes.length !== 1 || modes[0] !== 'ReadWriteOnce') e.push(`${name} accessModes ${modes}, must be ReadWriteOnce`);
+    if (size && !sameQuantity(p.spec?.resources?.requests?.storage, size)) e.push(`${name} size ${p.spec?.resources?.requests?.storage}, must be ${size}`);
+  }
+  return e;
+}
+
+function serviceChecks(ctx) {
+  const e = [];
+  const s = find(ctx.objs, 'Service', 'wapi');
+  if (!s) return ['no Service wapi'];
+  if ((s.spec?.type || 'ClusterIP') !== 'ClusterIP') e.push(`type ${s.spec.type}, must be ClusterIP`);
+  const ports = s.spec?.ports || [];
+  const dep = find(ctx.objs, 'Deployment', 'wapi');
+  const c = dep?.spec?.template?.spec?.containers?.find((x) => x.name === 'wapi') || {};
+  if (ports.length !== 1 || ports[0].port !== 80 || resolvePort(c, ports[0].targetPort) !== 3000) {
+    e.push(`ports must be 80 -> 3000, got ${JSON.stringify(ports)}`);
+  }
+  const labels = dep?.spec?.template?.metadata?.labels || {};
+  const sel = s.spec?.selector || {};
+  if (!Object.keys(sel).length || !Object.entries(sel).every(([key, v]) => labels[key] === v)) e.push('selector does not select the wapi pod');
+  return e;
+}
+
+function ingressChecks(ctx) {
+  const ing = find(ctx.objs, 'Ingress', 'wapi');
+  if (ctx.label !== 'base') return ing ? ['the dev overlay should have no Ingress'] : [];
+  if (!ing) return ['no Ingress wapi'];
+  const e = [];
+  const a = ing.metadata?.annotations || {};
+  if (ing.spec?.ingressClassName !== 'nginx') e.push('ingressClassName must be nginx');
+  if (!a['cert-manager.io/cluster-issuer']) e.push('no cert-manager.io/cluster-issuer annotation');
+  if (a['nginx.ingress.kubernetes.io/proxy-buffering'] !== 'off') e.push('proxy-buffering must be off (SSE)');
+  for (const t of ['proxy-read-timeout', 'proxy-send-timeout']) {
+    if (!(Number(a[`nginx.ingress.kubernetes.io/${t}`]) >= 600)) e.push(`${t} must be long (>= 600 s) for SSE`);
+  }
+  const rule = (ing.spec?.rules || [])[0];
+  if (rule?.host !== 'your-domain.com') e.push(`host ${rule?.host}, expected your-domain.com`);
+  if (!(ing.spec?.tls || []).some((t) => (t.hosts || []).includes(rule?.host) && t.secretName)) e.push('no TLS for the host');
+  const be = rule?.http?.paths?.[0]?.backend?.service;
+  const svc = find(ctx.objs, 'Service', 'wapi');
+  const svcPort = (svc?.spec?.ports || []).find((p) => p.port === be?.port?.number || p.name === be?.port?.name);
+  if (be?.name !== 'wapi' || svcPort?.port !== 80) e.push('backend must be Service wapi port 80');
+  return e;
+}
+
+function hpaChecks(ctx) {
+  const h = find(ctx.objs, 'HorizontalPodAutoscaler', 'wapi');
+  if (!h) return ['no HorizontalPodAutoscaler wapi'];
+  const e = [];
+  if (h.apiVersion !== 'autoscaling/v2') e.push(`apiVersion ${h.apiVersion}, must be autoscaling/v2`);
+  if (h.spec?.minReplicas !== 1 || h.spec?.maxReplicas !== 1) e.push(`min/max ${h.spec?.minReplicas}/${h.spec?.maxReplicas}, must be 1/1`);
+  const t = h.spec?.scaleTargetRef || {};
+  if (t.kind !== 'Deployment' || t.name !== 'wapi') e.push('must target Deployment wapi');
+  return e;
+}
+
+const PRIVATE_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
+function networkPolicyChecks(ctx) {
+  const np = ctx.objs.find((o) => o.kind === 'NetworkPolicy' && o.spec?.podSelector?.matchLabels?.app === 'wapi');
+  if (!np) return ['no NetworkPolicy selecting app=wapi'];
+  const e = [];
+  const types = np.spec.policyTypes || [];
+  if (!types.includes('Ingress') || !types.includes('Egress')) e.push('policyTypes must be Ingress and Egress');
+  // ingress: only ingress-nginx on TCP 3000
+  for (const r of np.spec.ingress || []) {
+    const froms = r.from || [];
+    if (!froms.length) e.push('an ingress rule allows every source');
+    for (const f of froms) {
+      if (f.ipBlock || f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] !== 'ingress-nginx') {
+        e.push(`ingress from ${JSON.stringify(f)} is not the ingress-nginx namespace`);
+      }
+    }
+    const ports = r.ports || [];
+    if (!ports.length || ports.some((p) => p.port !== 3000 || (p.protocol || 'TCP') !== 'TCP')) e.push('ingress must be TCP 3000 only');
+  }
+  if (!(np.spec.ingress || []).length) e.push('no ingress rule: the ingress controller could not reach the pod');
+  // egress: DNS to kube-system, 5432, 443 to public addresses; nothing else
+  const seen = new Set();
+  for (const r of np.spec.egress || []) {
+    const ports = r.ports || [];
+    if (!ports.length) { e.push('an egress rule allows every port'); continue; }
+    if (!(r.to || []).length) e.push('an egress rule allows every destination');
+    for (const p of ports) {
+      const key = `${p.protocol || 'TCP'}/${p.port}`;
+      seen.add(key);
+      if (p.endPort) e.push(`egress port range ${p.port}-${p.endPort}`);
+      if (!['UDP/53', 'TCP/53', 'TCP/5432', 'TCP/443'].includes(key)) e.push(`egress to ${key} is not allowed`);
+    }
+    const portSet = new Set(ports.map((p) => p.port));
+    for (const t of r.to || []) {
+      if (portSet.has(53)) {
+        if (t.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] !== 'kube-system' || t.ipBlock) {
+          e.push('DNS must go to kube-system only');
+        }
+      } else if (portSet.has(443)) {
+        if (!t.ipBlock || t.namespaceSelector || t.podSelector) e.push('HTTPS must go to ipBlocks only');
+        else if (t.ipBlock.cidr === '0.0.0.0/0' && !PRIVATE_V4.every((c) => (t.ipBlock.except || []).includes(c))) {
+          e.push(`HTTPS to 0.0.0.0/0 must except ${PRIVATE_V4.join(', ')}`);
+        }
+      } else if (portSet.has(5432)) {
+        if (t.namespaceSelector) e.push('PostgreSQL egress must not open other namespaces by selector');
+      }
+    }
+    if ([...portSet].some((p) => p === 53) && [...portSet].some((p) => p !== 53)) e.push('DNS rule mixes other ports');
+  }
+  for (const k of ['UDP/53', 'TCP/53', 'TCP/5432', 'TCP/443']) if (!seen.has(k)) e.push(`no egress for ${k}`);
+  return e;
+}
+
+function backupChecks(ctx) {
+  const cj = find(ctx.objs, 'CronJob', 'wapi-backup');
+  if (!cj) return ['no CronJob wapi-backup'];
+  const e = [];
+  const f = String(cj.spec?.schedule || '').trim().split(/\s+/);
+  if (f.length !== 5 || !/^\d+$/.test(f[0]) || !/^\d+$/.test(f[1]) || f.slice(2).some((x) => x !== '*')) {
+    e.push(`schedule "${cj.spec?.schedule}" is not daily`);
+  }
+  if (cj.spec?.concurrencyPolicy !== 'Forbid') e.push('concurrencyPolicy must be Forbid');
+  const pod = podSpecOf(cj) || {};
+  const script = (pod.containers || []).map((c) => [...(c.command || []), ...(c.args || [])].join(' ')).join(' ');
+  if (!/wapictl backup/.test(script)) e.push('the job does not run `wapictl backup`');
+  if (!/kubectl exec/.test(script)) e.push('the job does not exec into the server pod');
+  const sa = pod.serviceAccountName;
+  const rb = ctx.objs.find((o) => o.kind === 'RoleBinding' && (o.subjects || []).some((s) => s.kind === 'ServiceAccount' && s.name === sa));
+  if (!sa || !find(ctx.objs, 'ServiceAccount', sa)) e.push('the job needs its own ServiceAccount');
+  if (!rb) return [...e, 'no RoleBinding for the job\'s ServiceAccount'];
+  if (rb.roleRef?.kind !== 'Role') e.push('the job must be bound to a namespaced Role, not a ClusterRole');
+  for (const s of rb.subjects) if (s.kind === 'ServiceAccount' && s.namespace !== cj.metadata.namespace) e.push('RoleBinding subject namespace differs');
+  const role = find(ctx.objs, 'Role', rb.roleRef?.name);
+  if (!role) return [...e, `no Role ${rb.roleRef?.name}`];
+  const allowed = { pods: new Set(['get', 'list']), 'pods/exec': new Set(['create', 'get']) };
+  for (const r of role.rules || []) {
+    if ((r.apiGroups || []).some((g) => g !== '')) e.push(`Role grants API groups ${r.apiGroups}`);
+    if (r.resourceNames === undefined && (r.nonResourceURLs || []).length) e.push('Role grants non-resource URLs');
+    for (const res of r.resources || []) {
+      if (!allowed[res]) { e.push(`Role grants ${res}`); continue; }
+      for (const v of r.verbs || []) if (!allowed[res].has(v)) e.push(`Role grants ${v} on ${res}`);
+    }
+  }
+  return e;
+}
+
+function namespaceChecks(ctx) {
+  const e = [];
+  const ns = ctx.objs.find((o) => o.kind === 'Namespace');
+  if (!ns || ns.metadata.name !== 'wapi') e.push('no Namespace wapi');
+  else if (ns.metadata.labels?.['pod-security.kubernetes.io/enforce'] !== 'restricted') e.push('namespace must enforce the restricted Pod Security profile');
+  for (const o of ctx.objs) if (o.kind !== 'Namespace' && o.metadata?.namespace !== 'wapi') e.push(`${idOf(o)} not in namespace wapi`);
+  return e;
+}
+
+function overlayDriftChecks(ctx) {
+  if (ctx.label !== 'dev') return [];
+  const base = (ctx.baseKustomization.resources || []).map((r) => path.resolve(KDIR, r));
+  const dev = new Set((ctx.overlayKustomization.resources || []).map((r) => path.resolve(DEV, r)));
+  return base.filter((r) => !dev.has(r)).map((r) => `overlay misses base resource ${path.relative(KDIR, r)}`);
+}
+
+const FACT_CHECKS = [
+  ['namespace', namespaceChecks],
+  ['deployment', deploymentChecks],
+  ['configmap', configChecks],
+  ['secret', secretChecks],
+  ['env names', envChecks],
+  ['config values', configValueChecks],
+  ['storage', storageChecks],
+  ['service', serviceChecks],
+  ['ingress', ingressChecks],
+  ['hpa', hpaChecks],
+  ['networkpolicy', networkPolicyChecks],
+  ['backup cronjob', backupChecks],
+  ['overlay drift', overlayDriftChecks],
+];
+
+// All checks over one context: {check name -> problems}.
+async function runAll(ctx) {
+  const res = new Map();
+  for (const o of ctx.objs) {
+    res.set(`schema ${idOf(o)}`, [...(await schemaErrors(o)), ...(o.apiVersion && o.kind ? unknownFieldErrors(o) : [])]);
+    const spec = podSpecOf(o);
+    if (spec) res.set(`restricted ${idOf(o)}`, restrictedViolations(spec, podMetaOf(o)));
+  }
+  if (ctx.label === 'base' && ctx.secretExample) {
+    const s = ctx.secretExample;
+    res.set(`schema ${idOf(s)} (secret.example.yaml)`, [...(await schemaErrors(s)), ...unknownFieldErrors(s)]);
+  }
+  for (const [name, fn] of FACT_CHECKS) res.set(name, fn(ctx));
+  return res;
+}
+
+// ---------------------------------------------------- deliberate breakages
+// [label, context ('base'|'dev'), the check expected to reject it, mutation]
+const dep = (ctx) => find(ctx.objs, 'Deployment', 'wapi');
+const wapiC = (ctx) => dep(ctx).spec.template.spec.containers[0];
+const cmData = (ctx) => find(ctx.objs, 'ConfigMap', 'wapi-config').data;
+const cronPod = (ctx) => podSpecOf(find(ctx.objs, 'CronJob', 'wapi-backup'));
+const BREAKAGES = [
+  ['replicas 2', 'base', 'deployment', (c) => { dep(c).spec.replicas = 2; }],
+  ['strategy RollingUpdate', 'base', 'deployment', (c) => { dep(c).spec.strategy = { type: 'RollingUpdate' }; }],
+  ['pod runAsUser 0', 'base', 'restricted Deployment/wapi', (c) => { dep(c).spec.template.spec.securityContext.runAsUser = 0; }],
+  ['container privileged true', 'base', 'restricted Deployment/wapi', (c) => { wapiC(c).securityContext.privileged = true; }],
+  ['hostNetwork true', 'base', 'restricted Deployment/wapi', (c) => { dep(c).spec.template.spec.hostNetwork = true; }],
+  ['capability NET_ADMIN added', 'base', 'restricted Deployment/wapi', (c) => { wapiC(c).securityContext.capabilities.add = ['NET_ADMIN']; }],
+  ['seccomp Unconfined', 'base', 'restricted Deployment/wapi', (c) => {
+    dep(c).spec.template.spec.securityContext.seccompProfile.type = 'Unconfined';
+    wapiC(c).securityContext.seccompProfile.type = 'Unconfined';
+  }],
+  ['backup job allowPrivilegeEscalation true', 'base', 'restricted CronJob/wapi-backup', (c) => {
+    cronPod(c).containers[0].securityContext.allowPrivilegeEscalation = true;
+  }],
+  ['backup job hostPath volume', 'base', 'restricted CronJob/wapi-backup', (c) => {
+    cronPod(c).volumes.push({ name: 'host', hostPath: { path: '/' } });
+  }],
+  ['dev postgres runs as root', 'dev', 'restricted StatefulSet/postgres', (c) => {
+    const p = podSpecOf(find(c.objs, 'StatefulSet', 'postgres'));
+    p.securityContext.runAsUser = 0;
+    p.containers[0].securityContext.runAsUser = 0;
+  }],
+  ['unknown field (typo readinessProbe.httpGet.pathh)', 'base', 'schema Deployment/wapi', (c) => {
+    wapiC(c).readinessProbe.httpGet.pathh = '/readyz';
+  }],
+  ['unknown field (spec.replica)', 'base', 'schema Deployment/wapi', (c) => { dep(c).spec.replica = 1; }],
+  ['missing required field (container name)', 'base', 'schema Deployment/wapi', (c) => { delete wapiC(c).name; }],
+  ['missing required field (Service port)', 'base', 'schema Service/wapi', (c) => {
+    delete find(c.objs, 'Service', 'wapi').spec.ports[0].port;
+  }],
+  ['wrong type (replicas "1")', 'base', 'schema Deployment/wapi', (c) => { dep(c).spec.replicas = '1'; }],
+  ['env name the server does not read', 'base', 'env names', (c) => { cmData(c).WAPI_NOT_A_SETTING = 'x'; }],
+  ['env name the server reads but nobody sets', 'base', 'env names', (c) => { delete cmData(c).WAPI_LOG_LEVEL; }],
+  ['log level the server does not know', 'base', 'config values', (c) => { cmData(c).WAPI_LOG_LEVEL = 'verbose'; }],
+  ['WAPI_WORKERS 0', 'dev', 'config values', (c) => { cmData(c).WAPI_WORKERS = '0'; }],
+  ['secret in the ConfigMap', 'base', 'configmap', (c) => { cmData(c).DATABASE_URL = 'postgresql://x'; }],
+  ['terminationGracePeriodSeconds 20', 'base', 'deployment', (c) => { dep(c).spec.template.spec.terminationGracePeriodSeconds = 20; }],
+  ['readiness probe on /', 'base', 'deployment', (c) => { wapiC(c).readinessProbe.httpGet.path = '/'; }],
+  ['no startupProbe', 'base', 'deployment', (c) => { delete wapiC(c).startupProbe; }],
+  ['readOnlyRootFilesystem false', 'base', 'deployment', (c) => { wapiC(c).securityContext.readOnlyRootFilesystem = false; }],
+  ['fsGroup 1000', 'base', 'deployment', (c) => { dep(c).spec.template.spec.securityContext.fsGroup = 1000; }],
+  ['enableServiceLinks true', 'base', 'deployment', (c) => { dep(c).spec.template.spec.enableServiceLinks = true; }],
+  ['sessions mounted elsewhere', 'base', 'deployment', (c) => { wapiC(c).volumeMounts[0].mountPath = '/data'; }],
+  ['memory limit 1Gi', 'base', 'deployment', (c) => { wapiC(c).resources.limits.memory = '1Gi'; }],
+  ['Service targetPort 8080', 'base', 'service', (c) => { find(c.objs, 'Service', 'wapi').spec.ports[0].targetPort = 8080; }],
+  ['HPA maxReplicas 3', 'base', 'hpa', (c) => { find(c.objs, 'HorizontalPodAutoscaler', 'wapi').spec.maxReplicas = 3; }],
+  ['media PVC ReadWriteMany', 'base', 'storage', (c) => { find(c.objs, 'PersistentVolumeClaim', 'media').spec.accessModes = ['ReadWriteMany']; }],
+  ['sessions PVC 1Gi', 'base', 'storage', (c) => { find(c.objs, 'PersistentVolumeClaim', 'whatsapp-sessions').spec.resources.requests.storage = '1Gi'; }],
+  ['egress to SSH anywhere', 'base', 'networkpolicy', (c) => {
+    find(c.objs, 'NetworkPolicy', 'wapi').spec.egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 22 }] });
+  }],
+  ['HTTPS egress into private ranges', 'base', 'networkpolicy', (c) => {
+    const r = find(c.objs, 'NetworkPolicy', 'wapi').spec.egress.find((x) => x.ports.some((p) => p.port === 443));
+    r.to[0].ipBlock.except = [];
+  }],
+  ['ingress from any namespace', 'base', 'networkpolicy', (c) => {
+    find(c.objs, 'NetworkPolicy', 'wapi').spec.ingress[0].from = [{ namespaceSelector: {} }];
+  }],
+  ['ingress buffering SSE', 'base', 'ingress', (c) => {
+    find(c.objs, 'Ingress', 'wapi').metadata.annotations['nginx.ingress.kubernetes.io/proxy-buffering'] = 'on';
+  }],
+  ['backup Role may delete pods', 'base', 'backup cronjob', (c) => { find(c.objs, 'Role', 'wapi-backup').rules[0].verbs.push('delete'); }],
+  ['backup bound to a ClusterRole', 'base', 'backup cronjob', (c) => { find(c.objs, 'RoleBinding', 'wapi-backup').roleRef.kind = 'ClusterRole'; }],
+  ['real-looking secret in the example', 'base', 'secret', (c) => { c.secretExample.stringData.BETTER_AUTH_SECRET = 'x'.repeat(48); }],
+  ['dev overlay drops a base file', 'dev', 'overlay drift', (c) => {
+    c.overlayKustomization.resources = c.overlayKustomization.resources.filter((r) => !/hpa/.test(r));
+  }],
+];
+
+// --------------------------------------------------------------------- main
+
+async function main() {
+  const baseKustomization = YAML.parse(fs.readFileSync(path.join(KDIR, 'kustomization.yaml'), 'utf8'));
+  const overlayKustomization = YAML.parse(fs.readFileSync(path.join(DEV, 'kustomization.yaml'), 'utf8'));
+  const secretExample = parseDocs(fs.readFileSync(path.join(KDIR, 'secret.example.yaml'), 'utf8'), 'secret.example.yaml')[0];
+  const serverNames = serverEnvNames();
+
+  const emptyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wapi-t-manifests-'));
+  process.on('exit', () => fs.rmSync(emptyDir, { recursive: true, force: true }));
+  const kubectl = hasKubectl();
+  const rendered = {};
+  for (const [label, dir] of [['base', KDIR], ['dev', DEV]]) {
+    const name = `render ${label} (${kubectl ? 'kubectl kustomize' : 'built-in kustomize subset'})`;
+    try {
+      rendered[label] = kubectl ? kubectlKustomize(dir) : fallbackKustomize(dir);
+      report(name, rendered[label].length ? [] : ['no objects']);
+    } catch (e) {
+      fail(name, e.message);
+    }
+    if (kubectl && rendered[label]) {
+      // The built-in subset, used where kubectl is missing, must agree.
+      try {
+        const mine = fallbackKustomize(dir);
+        report(`built-in kustomize subset matches kubectl for ${label}`,
+          canonical(mine) === canonical(rendered[label]) ? [] : ['renderings differ']);
+      } catch (e) {
+        fail(`built-in kustomize subset matches kubectl for ${label}`, e.message);
+      }
+    }
+  }
+  if (!rendered.base || !rendered.dev) { console.log('cannot go on without rendered manifests'); process.exit(1); }
+
+  const ctxOf = (label) => ({
+    label, objs: clone(rendered[label]), secretExample: clone(secretExample),
+    baseKustomization: clone(baseKustomization), overlayKustomization: clone(overlayKustomization), serverNames,
+    emptyDir,
+  });
+  const clean = {};
+  for (const label of ['base', 'dev']) {
+    const res = await runAll(ctxOf(label));
+    clean[label] = res;
+    for (const [name, errs] of res) report(`${label}: ${name}`, errs);
+  }
+
+  for (const [label, where, expected, mutate] of BREAKAGES) {
+    const name = `rejects ${where}: ${label}`;
+    if ((expected === 'env names' || expected === 'config values') && serverNames.error) { fail(name, `cannot try: ${serverNames.error}`); continue; }
+    const ctx = ctxOf(where);
+    try {
+      mutate(ctx);
+    } catch (e) {
+      fail(name, `the breakage could not be applied: ${e.message}`);
+      continue;
+    }
+    const res = await runAll(ctx);
+    const got = res.get(expected);
+    if (got === undefined) fail(name, `no check named "${expected}"`);
+    else if (!got.length) fail(name, `"${expected}" accepted it`);
+    else if (clean[where].get(expected)?.length) fail(name, `"${expected}" fails even without the breakage`);
+    else pass(`${name} (${expected}: ${got[0]})`);
+  }
+
+  console.log(`${passes} passed, ${failures} failed`);
+  process.exit(failures ? 1 : 0);
+}
+
+main().catch((e) => { fail('t_manifests crashed', e.stack || e); process.exit(1); });
