@@ -2,7 +2,7 @@
 # Installs the Debian packages wapi needs to build, run and test, when root;
 # otherwise prints the exact apt-get line and stops.
 set -euo pipefail
-PKGS=(gcc make pkg-config ca-certificates curl procps
+PKGS=(gcc make pkg-config ca-certificates curl procps python3 util-linux
       libh2o-evloop-dev libpq-dev libssl-dev libyajl-dev libevent-dev libconfig-dev
       libsignal-protocol-c-dev libprotobuf-c-dev protobuf-c-compiler libwslay-dev libqrencode-dev zlib1g-dev
       postgresql

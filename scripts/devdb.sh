@@ -7,15 +7,15 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$PGBIN" ] || { echo "devdb: no PostgreSQL server found (run make bootstrap)" >&2; exit 1; }
-BASE=$ROOT/var/pg
+BASE=${WAPI_DEVDB_DIR:-$ROOT/var/pg}
 AS=()
 if [ "$(id -u)" = 0 ]; then
     AS=(runuser -u postgres --)
     # The server runs as postgres: it must reach var/pg. If the checkout is not
     # traversable by that user, keep the cluster in a private /tmp folder instead.
-    mkdir -p "$ROOT/var"
-    if ! runuser -u postgres -- test -x "$ROOT/var"; then
-        BASE=/tmp/wapi-pg-$(echo -n "$ROOT" | md5sum | cut -c1-12)
+    mkdir -p "$(dirname "$BASE")"
+    if ! runuser -u postgres -- test -x "$(dirname "$BASE")"; then
+        BASE=/tmp/wapi-pg-$(echo -n "$BASE" | md5sum | cut -c1-12)
     fi
 fi
 DATA=$BASE/data

@@ -16,10 +16,10 @@
 
 struct conn {
     struct conn *prev, *next;
-    h2o_socket_t *sock;
+    h2o_socket_t *sock; /* NULL once closed; the struct lives while requests do */
     int fd;
-    size_t last_bytes;
-    uint64_t last_change_ms;
+    unsigned active;         /* requests of this connection not yet finished */
+    size_t bytes_at_idle;    /* bytes read when the last request finished */
 };
 
 static struct {
@@ -160,9 +160,21 @@ static void access_log(struct rq *rq)
         http_flush_access_log();
 }
 
+static void conn_release(struct conn *c)
+{
+    if (--c->active == 0 && !c->sock)
+        free(c);
+}
+
 static void rq_dispose(void *p)
 {
     struct rq *rq = p;
+    struct conn *c = rq->conn;
+    if (c) {
+        if (c->sock)
+            c->bytes_at_idle = c->sock->bytes_read;
+        conn_release(c);
+    }
     if (!rq->responded && rq->on_abort)
         rq->on_abort(rq);
     int status = rq->req->res.status ? rq->req->res.status : 499;
@@ -170,6 +182,8 @@ static void rq_dispose(void *p)
     access_log(rq);
     H.inflight--;
 }
+
+static void on_conn_close(void *data);
 
 /* Creates the request's rq on first use (our handler, or the error filter
  * when h2o answers on its own, e.g. 413). */
@@ -405,6 +419,11 @@ static struct rq *rq_of(h2o_req_t *req, int create)
     req->env.entries[req->env.size++] = h2o_iovec_init("wapi#", 5);
     req->env.entries[req->env.size++] = h2o_iovec_init((char *)rq, 0);
     H.inflight++;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock && sock->on_close.cb == on_conn_close) {
+        rq->conn = sock->on_close.data;
+        rq->conn->active++;
+    }
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
     if (i >= 0 && valid_request_id(req->headers.entries[i].value.base, req->headers.entries[i].value.len))
         snprintf(rq->id, sizeof rq->id, "%.*s", (int)req->headers.entries[i].value.len,
@@ -477,7 +496,9 @@ static void on_conn_close(void *data)
     struct conn *c = data;
     c->prev->next = c->next;
     c->next->prev = c->prev;
-    free(c);
+    c->sock = NULL;
+    if (c->active == 0)
+        free(c);
     H.nconn--;
     metrics_set(&H.m->connections, H.nconn);
     if (H.accept_paused && H.accept_resume_ms == 0)
@@ -515,7 +536,6 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_create(H.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
         c->sock = sock;
         c->fd = fd;
-        c->last_change_ms = h2o_now(H.loop);
         c->next = H.conns.next;
         c->prev = &H.conns;
         H.conns.next->prev = c;
@@ -565,18 +585,14 @@ void http_tick(void)
     }
     if (!H.draining)
         return;
-    /* Connections with nothing in flight and no bytes moving for a while are
-     * idle keep-alives: half-close them so h2o sees EOF and closes cleanly. */
-    for (struct conn *c = H.conns.next; c != &H.conns; c = c->next) {
-        size_t bytes = c->sock->bytes_read + c->sock->bytes_written;
-        if (bytes != c->last_bytes) {
-            c->last_bytes = bytes;
-            c->last_change_ms = now;
-            continue;
-        }
-        if (H.inflight == 0 && now - c->last_change_ms >= 300 && now - H.drain_started_ms >= 300)
+    /* A connection is idle when no request of it is running and the client
+     * sent nothing since its last response: half-close it so h2o reads EOF
+     * and closes it cleanly. One mid-request (a slow upload) is left alone. */
+    if (now - H.drain_started_ms < 200)
+        return;
+    for (struct conn *c = H.conns.next; c != &H.conns; c = c->next)
+        if (c->active == 0 && c->sock->bytes_read == c->bytes_at_idle)
             shutdown(c->fd, SHUT_RD);
-    }
 }
 
 int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m, const struct route *routes)

@@ -9,6 +9,8 @@
 #include "common/metrics.h"
 
 /* One per request, in the request's pool; freed when h2o is done with it. */
+struct conn;
+
 struct rq {
     h2o_req_t *req;
     uint64_t start_us;
@@ -19,6 +21,7 @@ struct rq {
      * handler with pending work cancels it here so no callback touches rq. */
     void (*on_abort)(struct rq *);
     void *state;
+    struct conn *conn; /* ours, for drain bookkeeping; NULL if unknown */
 };
 
 enum http_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_PATCH = 16, M_DELETE = 32, M_OPTIONS = 64 };
