@@ -136,9 +136,8 @@ relpath() {
     echo "$rel$to"
 }
 
-render() { # the manifests to apply, on stdout
-    local dir
-    dir=$(kustomize_dir)
+render() { # DIR: the manifests to apply, on stdout
+    local dir=$1
     # Overlays list the base's files from the parent folder (see
     # kubernetes/overlays/dev/kustomization.yaml), which needs this flag.
     local flags=(--load-restrictor LoadRestrictionsNone)
@@ -176,11 +175,13 @@ render() { # the manifests to apply, on stdout
 
 cmd_apply() {
     need_kubectl
+    local dir
+    dir=$(kustomize_dir) || exit 1
     mktempdir
     local out=$TMP_MADE/manifests.yaml
-    render >"$out" || die "rendering $(kustomize_dir) failed"
+    render "$dir" >"$out" || die "rendering $dir failed"
     if [ "$DRY_RUN" = 1 ]; then
-        echo "# Manifests for namespace $NAMESPACE ($(kustomize_dir)):"
+        echo "# Manifests for namespace $NAMESPACE ($dir):"
         cat "$out"
         echo "# Would run (the manifests above on standard input):"
         show apply -f -
@@ -193,7 +194,7 @@ cmd_apply() {
         kn get secret "$SECRET" >/dev/null 2>&1 ||
             die "Secret $SECRET not found in namespace $NAMESPACE: run ./deploy.sh${OVERLAY:+ --overlay $OVERLAY} -n $NAMESPACE secret first"
     fi
-    note "applying $(kustomize_dir) to namespace $NAMESPACE"
+    note "applying $dir to namespace $NAMESPACE"
     k apply -f "$out"
     note "waiting for the rollout (Recreate: the old pod stops before the new one starts)"
     kn rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT"
