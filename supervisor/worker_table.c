@@ -34,6 +34,13 @@ static struct worker W[MAX_WORKERS];
 static unsigned crash_streak;
 static uint64_t next_spawn_ms;
 static uint8_t rxbuf[IPC_HDR_LEN + IPC_MAX_PAYLOAD];
+static struct event *respawn_timer;
+
+static void on_respawn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    workers_reconcile();
+}
 
 static void close_link(struct worker *w)
 {
@@ -213,6 +220,7 @@ static void drain(struct worker *w)
 
 void workers_init(void)
 {
+    respawn_timer = evtimer_new(S.base, on_respawn_timer, NULL);
     for (int i = 0; i < MAX_WORKERS; i++)
         W[i].fd = -1;
 }
@@ -282,6 +290,9 @@ int workers_on_exit(pid_t pid, int status)
             if (delay > BACKOFF_MAX_MS)
                 delay = BACKOFF_MAX_MS;
             next_spawn_ms = now + delay;
+            struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
+            evtimer_del(respawn_timer);
+            evtimer_add(respawn_timer, &tv);
             log_error("worker died young; backing off", LF_I("pid", pid), LF_I("slot", slot), LF_S("how", how),
                       LF_I("uptime_ms", up), LF_I("crash_streak", crash_streak), LF_I("retry_in_ms", delay));
         } else {
