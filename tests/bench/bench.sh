@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# make bench: numbers, not assertions. Uses DATABASE_URL or the private PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ -z "${DATABASE_URL:-}" ]; then
+    DATABASE_URL=$(scripts/devdb.sh start)
+fi
+TEST_DATABASE_URL=$DATABASE_URL exec python3 tests/bench/bench.py
