@@ -605,14 +605,18 @@ static int dec_be(dec *d, int k, uint32_t *v)
     return WA_OK;
 }
 
-/* Uninitialised arena memory, within the decode's byte budget. */
-static int dec_alloc(dec *d, size_t n, void **out)
+/* Uninitialised arena memory within the decode's byte budget; NULL with *rc set if not. */
+static void *dec_alloc(dec *d, size_t n, int *rc)
 {
     size_t used = wa_arena_bytes(d->a) - d->arena_start;
-    if (n > d->lim->max_bytes || used > d->lim->max_bytes - n)
-        return WA_ERR_LIMIT;
-    *out = arena_take(d->a, n);
-    return *out ? WA_OK : WA_ERR_NOMEM;
+    if (n > d->lim->max_bytes || used > d->lim->max_bytes - n) {
+        *rc = WA_ERR_LIMIT;
+        return NULL;
+    }
+    void *p = arena_take(d->a, n);
+    if (!p)
+        *rc = WA_ERR_NOMEM;
+    return p;
 }
 
 #define TRY(expr)                                                                                            \
@@ -659,8 +663,10 @@ static int dec_packed(dec *d, uint8_t t, const char **out)
     if (nb > dec_left(d))
         return WA_ERR_TRUNCATED;
     size_t nch = nb * 2 - odd;
-    char *s;
-    TRY(dec_alloc(d, nch + 1, (void **)&s));
+    int rc;
+    char *s = dec_alloc(d, nch + 1, &rc);
+    if (!s)
+        return rc;
     const uint8_t *src = d->p + d->off;
     for (size_t i = 0; i < nb * 2; i++) {
         unsigned v = i & 1 ? src[i / 2] & 0x0F : src[i / 2] >> 4;
@@ -712,8 +718,10 @@ static int dec_string(dec *d, uint8_t t, const char **out)
         const uint8_t *src = d->p + d->off;
         if (memchr(src, 0, len))
             return WA_ERR_MALFORMED;
-        char *s;
-        TRY(dec_alloc(d, len + 1, (void **)&s));
+        int rc;
+        char *s = dec_alloc(d, len + 1, &rc);
+        if (!s)
+            return rc;
         memcpy(s, src, len);
         s[len] = '\0';
         d->off += len;
@@ -784,8 +792,9 @@ static int dec_list(dec *d, uint8_t t, unsigned depth, wa_node *parent)
     if ((size_t)count * 3 > dec_left(d))
         return WA_ERR_TRUNCATED;
     wa_node **kids = NULL;
-    if (count)
-        TRY(dec_alloc(d, count * sizeof(*kids), (void **)&kids));
+    int rc;
+    if (count && !(kids = dec_alloc(d, count * sizeof(*kids), &rc)))
+        return rc;
     for (uint32_t i = 0; i < count; i++)
         TRY(dec_node(d, depth + 1, &kids[i]));
     parent->content = WA_CONTENT_LIST;
@@ -802,9 +811,11 @@ static int dec_content(dec *d, unsigned depth, wa_node *n)
         return dec_list(d, t, depth, n);
     if (is_binary_tag(t)) {
         size_t len;
-        uint8_t *b;
+        int rc;
         TRY(dec_binary_len(d, t, &len));
-        TRY(dec_alloc(d, len, (void **)&b));
+        uint8_t *b = dec_alloc(d, len, &rc);
+        if (!b)
+            return rc;
         if (len)
             memcpy(b, d->p + d->off, len);
         d->off += len;
@@ -839,8 +850,10 @@ static int dec_node(dec *d, unsigned depth, wa_node **out)
     if (size == 0)
         return WA_ERR_MALFORMED;
 
-    wa_node *n;
-    TRY(dec_alloc(d, sizeof(*n), (void **)&n));
+    int rc;
+    wa_node *n = dec_alloc(d, sizeof(*n), &rc);
+    if (!n)
+        return rc;
     memset(n, 0, sizeof(*n));
     TRY(dec_next_string(d, &n->tag));
     if (!*n->tag)
@@ -850,7 +863,8 @@ static int dec_node(dec *d, unsigned depth, wa_node **out)
     if ((size_t)nattrs * 2 > dec_left(d)) /* a key and a value take a byte each at least */
         return WA_ERR_TRUNCATED;
     if (nattrs) {
-        TRY(dec_alloc(d, nattrs * sizeof(wa_attr), (void **)&n->attrs));
+        if (!(n->attrs = dec_alloc(d, nattrs * sizeof(wa_attr), &rc)))
+            return rc;
         memset(n->attrs, 0, nattrs * sizeof(wa_attr));
     }
     for (uint32_t i = 0; i < nattrs; i++) {
