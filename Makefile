@@ -90,7 +90,7 @@ $(B)/tests/tools/%: $(call obj,tests/tools/%.c) $(B)/libsup.a $(B)/libwrk.a $(B)
 # libFuzzer targets: each fuzz_*.c #includes the module sources it exercises.
 build/fuzz/%: tests/fuzz/%.c $(PROTO_C)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS_ALL) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS)
+	clang $(CPPFLAGS_ALL) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(LIBS)
 fuzzers: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 # The baseline for `make bench`: a bare libh2o hello-world from the same libraries.

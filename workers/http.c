@@ -40,7 +40,13 @@ static struct {
     int draining;
     uint64_t drain_started_ms;
     struct sbuf alog;
+    http_auth_fn auth;
 } H;
+
+void http_set_auth(http_auth_fn fn)
+{
+    H.auth = fn;
+}
 
 uint64_t http_now_us(void)
 {
@@ -462,6 +468,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             match = r;
     }
     if (match) {
+        if (match->flags & ROUTE_AUTH) {
+            if (!H.auth) {
+                http_error(rq, 401, "unauthorized", "authentication required", NULL);
+                return 0;
+            }
+            H.auth(rq, match->handler);
+            return 0;
+        }
         match->handler(rq);
         return 0;
     }

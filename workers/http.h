@@ -22,18 +22,36 @@ struct rq {
     void (*on_abort)(struct rq *);
     void *state;
     struct conn *conn; /* ours, for drain bookkeeping; NULL if unknown */
+    struct principal principal;
 };
 
 enum http_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_PATCH = 16, M_DELETE = 32, M_OPTIONS = 64 };
 
 typedef void (*http_handler)(struct rq *rq);
 
+#define ROUTE_AUTH 1 /* needs a session cookie or an API key (see http_set_auth) */
+
 struct route {
     const char *path; /* exact, or a prefix when it ends with '/' and prefix is set */
     int prefix;
     int methods;
     http_handler handler;
+    int flags;
 };
+
+/* Who made the request, filled by the auth hook before a ROUTE_AUTH handler runs. */
+struct principal {
+    int authenticated;
+    int via_api_key; /* else a session cookie */
+    int is_admin;
+    char user_id[64];
+    char api_key_id[64];
+};
+
+/* The auth hook: checks rq, then either calls next(rq) with rq->principal
+ * filled, or answers 401/403 itself. May complete asynchronously. */
+typedef void (*http_auth_fn)(struct rq *rq, http_handler next);
+void http_set_auth(http_auth_fn fn);
 
 int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m, const struct route *routes);
 void http_start_accepting(int listen_fd);

@@ -18,11 +18,11 @@
 #include "sup_link.h"
 
 static const struct route routes[] = {
-    {"/", 0, M_GET | M_HEAD, h_dashboard},
-    {"/healthz", 0, M_GET | M_HEAD, h_healthz},
-    {"/readyz", 0, M_GET | M_HEAD, h_readyz},
-    {"/metrics", 0, M_GET | M_HEAD, h_metrics},
-    {NULL, 0, 0, NULL},
+    {"/", 0, M_GET | M_HEAD, h_dashboard, 0},
+    {"/healthz", 0, M_GET | M_HEAD, h_healthz, 0},
+    {"/readyz", 0, M_GET | M_HEAD, h_readyz, 0},
+    {"/metrics", 0, M_GET | M_HEAD, h_metrics, 0},
+    {NULL, 0, 0, NULL, 0},
 };
 
 static volatile sig_atomic_t sig_drain, sig_fast, sig_reopen;
