@@ -11,6 +11,15 @@
 /* One per request, in the request's pool; freed when h2o is done with it. */
 struct conn;
 
+/* Who made the request, filled by the auth hook before a ROUTE_AUTH handler runs. */
+struct principal {
+    int authenticated;
+    int via_api_key; /* else a session cookie */
+    int is_admin;
+    char user_id[64];
+    char api_key_id[64];
+};
+
 struct rq {
     h2o_req_t *req;
     uint64_t start_us;
@@ -37,15 +46,6 @@ struct route {
     int methods;
     http_handler handler;
     int flags;
-};
-
-/* Who made the request, filled by the auth hook before a ROUTE_AUTH handler runs. */
-struct principal {
-    int authenticated;
-    int via_api_key; /* else a session cookie */
-    int is_admin;
-    char user_id[64];
-    char api_key_id[64];
 };
 
 /* The auth hook: checks rq, then either calls next(rq) with rq->principal
