@@ -1,0 +1,70 @@
+/* The WhatsApp linked-device client: one connection to the WhatsApp
+ * servers on the supervisor's libevent loop. Transport (WebSocket, Noise),
+ * pairing by QR, login from the session store, prekeys, keepalive,
+ * reconnection with backoff, and the mapping of every stream error and
+ * failure to a state. Everything it learns goes out through callbacks. */
+#ifndef WAPI_WA_CLIENT_H
+#define WAPI_WA_CLIENT_H
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+enum wa_state {
+    WA_STOPPED,
+    WA_CONNECTING,
+    WA_QR,
+    WA_PAIRING,
+    WA_CONNECTED,
+    WA_RECONNECTING,
+    WA_LOGGED_OUT,
+    WA_BANNED,
+    WA_OUTDATED,
+    WA_LOCKED,
+    WA_STATE_COUNT
+};
+
+const char *wa_state_name(enum wa_state st);
+
+struct wa_client_config {
+    struct event_base *base;
+    struct evdns_base *dns;
+    SSL_CTX *ssl;          /* for wss:// */
+    const char *url;       /* copied */
+    const char *origin;    /* copied */
+    const char *version;   /* "2.3000.N", copied */
+    const char *sessions;  /* the session store directory, copied */
+    uint8_t root_key[32];  /* the certificate chain's root */
+    unsigned qr_first_s;   /* 60 */
+    unsigned qr_next_s;    /* 20 */
+};
+
+struct wa_me {
+    const char *jid, *lid, *name, *platform; /* borrowed for the call */
+};
+
+struct wa_client_events {
+    /* detail: why (a failure reason, a stream error), or "" */
+    void (*on_state)(void *arg, enum wa_state st, const char *detail);
+    /* qr is NULL when the QR code is gone */
+    void (*on_qr)(void *arg, const char *qr);
+    void (*on_me)(void *arg, const struct wa_me *me);
+};
+
+struct wa_client;
+
+struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct wa_client_events *ev, void *arg);
+/* Connects (a no-op when already running). -1 with err when the store is corrupt. */
+int wa_client_start(struct wa_client *c, char *err, size_t errlen);
+/* Disconnects; state stopped. */
+void wa_client_stop(struct wa_client *c);
+/* Tells the server (when connected), wipes the credentials; state logged_out. */
+void wa_client_logout(struct wa_client *c);
+/* Marks the session locked by another process (state locked, nothing runs). */
+void wa_client_set_locked(struct wa_client *c, const char *detail);
+enum wa_state wa_client_state(const struct wa_client *c);
+/* Has paired credentials on disk (loaded). */
+int wa_client_paired(const struct wa_client *c);
+void wa_client_free(struct wa_client *c);
+
+#endif
