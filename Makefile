@@ -15,7 +15,7 @@ WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Icommon -I/usr/include/postgresql -I$(B)/gen $(CPPFLAGS)
-LIBS    := -lh2o-evloop -lpq -lssl -lcrypto -lyajl -levent_core -levent_openssl -levent_pthreads -lconfig \
+LIBS    := -lh2o-evloop -lpq -lssl -lcrypto -lyajl -levent -levent_openssl -levent_pthreads -lconfig \
            -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lpthread -lm
 
 ifneq ($(SANITIZE),)
