@@ -26,10 +26,18 @@ enum ipc_type {
     IPC_DRAIN,       /* S->W {} stop accepting, finish, exit */
     IPC_REOPEN_LOGS, /* S->W {} */
     IPC_READY,       /* W->S {} listening; the old generation may retire */
+    IPC_REPLY,       /* S->W {u32 status, bytes body} answer to a request below */
+    IPC_SESSION_GET, /* W->S {} -> session JSON */
+    IPC_SESSION_CMD, /* W->S {u32 cmd, bytes arg} -> {status, JSON} */
+    IPC_QR_GET,      /* W->S {} -> {200, QR text} or {404, ""} */
+    IPC_EVENTS_SINCE, /* W->S {u64 after} -> {200, lines "id\ttype\tjson\n"} */
+    IPC_EVENT,       /* S->W {u64 id, bytes type, bytes json} pushed to every worker */
     IPC_TYPE_MAX
 };
 
 #define IPC_PONG_MIGRATED 0x1u /* the schema is up to date */
+
+enum ipc_session_cmd { IPC_CMD_START = 1, IPC_CMD_STOP, IPC_CMD_LOGOUT, IPC_CMD_PAIR_PHONE };
 
 struct ipc_hdr {
     uint32_t type, len, id, flags;

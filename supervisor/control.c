@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "session.h"
 #include "sup.h"
 #include "worker_table.h"
 
@@ -86,6 +87,17 @@ static void cmd_workers(struct bufferevent *bev, const char *arg)
     reply(bev, 1, "\"workers_wanted\":%d", S.want);
 }
 
+static void cmd_session(struct bufferevent *bev, const char *arg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    if (session_command(arg, &b) < 0)
+        reply_error(bev, "usage: session [status|start|stop|logout|qr]");
+    else
+        reply(bev, 1, "%s", b.buf);
+    sbuf_free(&b);
+}
+
 static const struct {
     const char *name;
     void (*fn)(struct bufferevent *, const char *arg);
@@ -93,6 +105,7 @@ static const struct {
     {"status", cmd_status},
     {"reload", cmd_reload},
     {"workers", cmd_workers},
+    {"session", cmd_session},
 };
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -120,7 +133,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (strcmp(line, commands[i].name) == 0)
             break;
     if (i == sizeof commands / sizeof commands[0])
-        reply_error(bev, "unknown command (status, reload, workers N)");
+        reply_error(bev, "unknown command (status, reload, workers N, session ...)");
     else
         commands[i].fn(bev, argp);
     free(line);

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "control.h"
 #include "migrate.h"
+#include "session.h"
 #include "sup.h"
 #include "worker_table.h"
 
@@ -114,6 +115,7 @@ static void on_migrate_exit(int status)
 
 static void finish_stop(void)
 {
+    session_shutdown();
     control_close();
     log_info("stopped");
     exit(0);
@@ -374,8 +376,10 @@ int main(int argc, char **argv)
 
     log_info("starting", LF_S("listen", S.cfg.listen), LF_I("workers", S.want), LF_S("environment", S.cfg.environment));
     workers_init();
+    session_init();
     start_migration();
     workers_reconcile();
+    session_autostart();
     event_base_dispatch(S.base);
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "common/ipc.h"
 #include "common/log.h"
+#include "session.h"
 #include "sup.h"
 
 enum wstate { WS_FREE, WS_STARTING, WS_RUNNING, WS_READY, WS_DRAINING };
@@ -118,6 +119,27 @@ static void handle(struct worker *w, const struct ipc_msg *m)
         uint32_t flags = S.migrated ? IPC_PONG_MIGRATED : 0;
         if (ipc_send(w->fd, IPC_PONG, m->h.id, &flags, sizeof flags, NULL, 0) < 0 && errno != EAGAIN)
             log_warn("cannot answer a worker", LF_I("pid", w->pid), LF_S("error", strerror(errno)));
+        return;
+    }
+    case IPC_SESSION_GET:
+    case IPC_SESSION_CMD:
+    case IPC_QR_GET:
+    case IPC_EVENTS_SINCE: {
+        uint32_t status = 500;
+        struct sbuf body, out;
+        sbuf_init(&body);
+        sbuf_init(&out);
+        if (session_ipc(m->h.type, &rd, &status, &body) < 0) {
+            sbuf_free(&body);
+            kill_worker(w, "malformed session request");
+            return;
+        }
+        ipc_wr_u32(&out, status);
+        ipc_wr_bytes(&out, body.buf ? body.buf : "", (uint32_t)body.len);
+        if (out.len > IPC_MAX_PAYLOAD || ipc_send(w->fd, IPC_REPLY, m->h.id, out.buf, out.len, NULL, 0) < 0)
+            log_warn("cannot answer a worker", LF_I("pid", w->pid), LF_S("error", strerror(errno)));
+        sbuf_free(&body);
+        sbuf_free(&out);
         return;
     }
     default: kill_worker(w, "message type a worker may not send"); return;
@@ -325,6 +347,15 @@ void workers_broadcast(unsigned type)
     for (int i = 0; i < MAX_WORKERS; i++)
         if ((W[i].st == WS_RUNNING || W[i].st == WS_READY || W[i].st == WS_DRAINING) && W[i].fd >= 0)
             ipc_send(W[i].fd, type, 0, NULL, 0, NULL, 0);
+}
+
+void workers_broadcast_payload(unsigned type, const void *payload, size_t len)
+{
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if ((W[i].st == WS_RUNNING || W[i].st == WS_READY) && W[i].fd >= 0 &&
+            ipc_send(W[i].fd, type, 0, payload, len, NULL, 0) < 0 && errno == EAGAIN)
+            log_warn("worker link full; event not delivered (clients resume with Last-Event-ID)",
+                     LF_I("pid", W[i].pid));
 }
 
 int workers_alive(void)

@@ -2,6 +2,7 @@
  * retire old generations, talk to each over its socketpair. */
 #ifndef WAPI_WORKER_TABLE_H
 #define WAPI_WORKER_TABLE_H
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "common/sbuf.h"
@@ -16,6 +17,7 @@ int workers_on_exit(pid_t pid, int status);
 void workers_drain_all(void);
 void workers_signal_all(int sig);
 void workers_broadcast(unsigned type);
+void workers_broadcast_payload(unsigned type, const void *payload, size_t len);
 int workers_alive(void);
 void workers_tick(void); /* every second: watchdog, deadlines */
 void workers_status_json(struct sbuf *out);

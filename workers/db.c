@@ -97,8 +97,12 @@ static void conn_fail(struct db_conn *c, const char *why)
     size_t n = strlen(reason);
     while (n && (reason[n - 1] == '\n' || reason[n - 1] == ' '))
         reason[--n] = '\0';
-    if (c->st != C_CONNECTING || c->ever_up || c->backoff_ms == BACKOFF_MIN_MS)
-        log_warn("database connection failed", LF_S("error", reason), LF_I("retry_ms", c->backoff_ms));
+    for (char *p = reason; *p; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+    /* One line per outage per worker, not one per connection and attempt. */
+    if (c == &P.conns[0] && c->backoff_ms == BACKOFF_MIN_MS)
+        log_warn("database connection failed; retrying with backoff", LF_S("error", reason));
     close_sock(c);
     if (c->res) {
         PQclear(c->res);

@@ -456,17 +456,33 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     int mbit = method_bit(req->method);
     const char *p = req->path_normalized.base;
     size_t n = req->path_normalized.len;
+    /* An exact path beats a prefix; a longer prefix beats a shorter one. */
     const struct route *match = NULL;
-    int allowed = 0;
+    size_t match_len = 0;
+    int match_exact = 0, allowed = 0, best_allowed_len = -1;
     for (const struct route *r = H.routes; r->path; r++) {
         size_t rl = strlen(r->path);
         int hit = r->prefix ? (n >= rl && memcmp(p, r->path, rl) == 0) : (n == rl && memcmp(p, r->path, rl) == 0);
         if (!hit)
             continue;
-        allowed |= r->methods;
-        if ((r->methods & mbit) && !match)
+        int rank = r->prefix ? (int)rl : 1 << 20;
+        if (rank > best_allowed_len) {
+            best_allowed_len = rank;
+            allowed = 0;
+        }
+        if (rank == best_allowed_len)
+            allowed |= r->methods;
+        if (!(r->methods & mbit))
+            continue;
+        if (!match || (!r->prefix && !match_exact) || (r->prefix && !match_exact && rl > match_len)) {
             match = r;
+            match_len = rl;
+            match_exact = !r->prefix;
+        }
     }
+    /* A method the most specific path does not take is 405, not a fallback. */
+    if (match && (match->prefix ? (int)match_len : 1 << 20) < best_allowed_len)
+        match = NULL;
     if (match) {
         if (match->flags & ROUTE_AUTH) {
             if (!H.auth) {

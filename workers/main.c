@@ -22,6 +22,13 @@ static const struct route routes[] = {
     {"/healthz", 0, M_GET | M_HEAD, h_healthz, 0},
     {"/readyz", 0, M_GET | M_HEAD, h_readyz, 0},
     {"/metrics", 0, M_GET | M_HEAD, h_metrics, 0},
+    {"/api/session", 0, M_GET, h_session_get, ROUTE_AUTH},
+    {"/api/session/start", 0, M_POST, h_session_start, ROUTE_AUTH},
+    {"/api/session/stop", 0, M_POST, h_session_stop, ROUTE_AUTH},
+    {"/api/session/logout", 0, M_POST, h_session_logout, ROUTE_AUTH},
+    {"/api/session/qr", 0, M_GET, h_session_qr, ROUTE_AUTH},
+    {"/api/session/pairing-code", 0, M_POST, h_session_pairing_code, ROUTE_AUTH},
+    {"/api/events", 0, M_GET, h_events, ROUTE_AUTH},
     {NULL, 0, 0, NULL, 0},
 };
 
@@ -62,6 +69,7 @@ static void start_drain(const char *why)
         return;
     W.draining = 1;
     log_info("draining", LF_S("why", why), LF_I("connections", http_connections()));
+    events_close_all();
     W.drain_deadline_ms = h2o_now(W.loop) + (uint64_t)W.cfg.shutdown_timeout * 1000;
     http_drain();
 }
@@ -95,6 +103,7 @@ static void on_tick(h2o_timeout_entry_t *e)
     (void)e;
     http_tick();
     sup_link_tick();
+    events_tick();
     http_flush_access_log();
     if (W.draining) {
         if (http_drained()) {
@@ -139,7 +148,8 @@ int main(int argc, char **argv)
     db_params_init(&params, &W.cfg, "wapi-worker");
     if (db_pool_init(W.loop, &params, W.cfg.database.pool, W.m) < 0)
         fatal(1, "cannot create the database pool");
-    struct sup_handlers sh = {on_drain_cmd, on_reopen_logs, on_lost};
+    events_init(W.loop);
+    struct sup_handlers sh = {on_drain_cmd, on_reopen_logs, on_lost, events_on_push};
     sup_link_start(W.loop, IPC_FD, &sh, W.m);
     http_start_accepting(IPC_LISTEN_FD);
     h2o_timeout_init(W.loop, &W.tick, 100);

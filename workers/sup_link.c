@@ -116,7 +116,12 @@ static void on_readable(h2o_socket_t *sock, const char *err)
         for (int k = 0; k < m.nfds; k++)
             close(m.fds[k]); /* no message of this version carries descriptors to workers */
         switch (m.h.type) {
-        case IPC_PONG: take_reply(&m); break;
+        case IPC_PONG:
+        case IPC_REPLY: take_reply(&m); break;
+        case IPC_EVENT:
+            if (S.h.on_event)
+                S.h.on_event(&m);
+            break;
         case IPC_DRAIN:
             if (S.h.on_drain)
                 S.h.on_drain();

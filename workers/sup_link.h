@@ -15,6 +15,7 @@ struct sup_handlers {
     void (*on_drain)(void);
     void (*on_reopen_logs)(void);
     void (*on_lost)(void); /* the supervisor is gone */
+    void (*on_event)(const struct ipc_msg *m); /* IPC_EVENT pushed to every worker */
 };
 
 /* Start-up, blocking with a timeout (before the loop runs): HELLO, then the

@@ -15,7 +15,8 @@ static void usage(void)
                     "commands:\n"
                     "  status       supervisor and worker state (JSON)\n"
                     "  reload       re-read the configuration, start a new worker generation\n"
-                    "  workers N    run N workers\n");
+                    "  workers N    run N workers\n"
+                    "  session [status|start|stop|logout|qr]   the WhatsApp session\n");
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,404 @@
+#include "session.h"
+
+#include <event2/dns.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/db_params.h"
+#include "common/log.h"
+#include "pg_lock.h"
+#include "sup.h"
+#include "wa/wa_client.h"
+#include "wa/wa_ws.h"
+#include "worker_table.h"
+
+#define RING 256
+#define SESSION_LOCK_KEY 0x7761706953455353ll /* "wapiSESS" */
+#define LOCK_RETRY_S 5
+
+struct event_rec {
+    uint64_t id;
+    char type[32];
+    char *json; /* owned */
+};
+
+static struct {
+    struct wa_client *client;
+    struct evdns_base *dns;
+    SSL_CTX *ssl;
+    struct db_params params;
+    enum wa_state st;
+    char since[64];
+    char last_error[256];
+    char jid[96], lid[96], name[64], platform[32];
+    char *qr; /* owned; NULL when none */
+    int wanted; /* someone asked for the session to run */
+    struct event *lock_retry;
+    struct event_rec ring[RING];
+    unsigned ring_head, ring_count;
+    uint64_t last_id;
+} Ss;
+
+static void rfc3339_now(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+}
+
+/* Ids grow across restarts too: milliseconds since 1970, times 1000. */
+static uint64_t next_event_id(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t t = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) * 1000;
+    Ss.last_id = t > Ss.last_id ? t : Ss.last_id + 1;
+    return Ss.last_id;
+}
+
+static void emit(const char *type, const char *data_json)
+{
+    uint64_t id = next_event_id();
+    char at[64];
+    rfc3339_now(at, sizeof at);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addf(&b, "{\"id\":\"%llu\",\"type\":\"%s\",\"at\":\"%s\",\"data\":%s}", (unsigned long long)id, type, at,
+              data_json);
+    struct event_rec *e = &Ss.ring[(Ss.ring_head + Ss.ring_count) % RING];
+    if (Ss.ring_count == RING) {
+        e = &Ss.ring[Ss.ring_head];
+        free(e->json);
+        Ss.ring_head = (Ss.ring_head + 1) % RING;
+    } else {
+        Ss.ring_count++;
+    }
+    e->id = id;
+    snprintf(e->type, sizeof e->type, "%s", type);
+    e->json = sbuf_steal(&b);
+    struct sbuf p;
+    sbuf_init(&p);
+    ipc_wr_u64(&p, id);
+    ipc_wr_bytes(&p, type, (uint32_t)strlen(type));
+    ipc_wr_bytes(&p, e->json, (uint32_t)strlen(e->json));
+    if (p.len <= IPC_MAX_PAYLOAD)
+        workers_broadcast_payload(IPC_EVENT, p.buf, p.len);
+    sbuf_free(&p);
+}
+
+static void add_str_or_null(struct sbuf *b, const char *s)
+{
+    if (s && *s)
+        sbuf_add_json_str(b, s, strlen(s));
+    else
+        sbuf_adds(b, "null");
+}
+
+void session_json(struct sbuf *b)
+{
+    sbuf_addf(b, "{\"state\":\"%s\",\"me\":", wa_state_name(Ss.st));
+    if (Ss.jid[0]) {
+        sbuf_adds(b, "{\"jid\":");
+        add_str_or_null(b, Ss.jid);
+        sbuf_adds(b, ",\"lid\":");
+        add_str_or_null(b, Ss.lid);
+        sbuf_adds(b, ",\"name\":");
+        add_str_or_null(b, Ss.name);
+        sbuf_adds(b, ",\"platform\":");
+        add_str_or_null(b, Ss.platform);
+        sbuf_adds(b, "}");
+    } else {
+        sbuf_adds(b, "null");
+    }
+    sbuf_adds(b, ",\"since\":");
+    add_str_or_null(b, Ss.since);
+    sbuf_adds(b, ",\"last_error\":");
+    add_str_or_null(b, Ss.last_error);
+    sbuf_adds(b, "}");
+}
+
+static void set_state(enum wa_state st, const char *detail, int is_error)
+{
+    if (st != Ss.st)
+        rfc3339_now(Ss.since, sizeof Ss.since);
+    Ss.st = st;
+    if (is_error && detail && *detail)
+        snprintf(Ss.last_error, sizeof Ss.last_error, "%s", detail);
+    if (st == WA_LOGGED_OUT)
+        Ss.jid[0] = Ss.lid[0] = Ss.name[0] = Ss.platform[0] = '\0';
+    struct sbuf b;
+    sbuf_init(&b);
+    session_json(&b);
+    emit("session.status", b.buf);
+    sbuf_free(&b);
+}
+
+static void on_client_state(void *arg, enum wa_state st, const char *detail)
+{
+    (void)arg;
+    int is_error = st == WA_RECONNECTING || st == WA_LOGGED_OUT || st == WA_BANNED || st == WA_OUTDATED ||
+                   st == WA_LOCKED || (st == WA_STOPPED && detail && *detail);
+    log_info("whatsapp session state", LF_S("state", wa_state_name(st)), LF_S("detail", detail));
+    set_state(st, detail, is_error);
+    if (st == WA_LOGGED_OUT || st == WA_BANNED || st == WA_OUTDATED || (st == WA_STOPPED && !Ss.wanted)) {
+        pg_lock_release();
+    }
+    if (st == WA_STOPPED && detail && *detail && Ss.wanted) {
+        /* The client gave up on its own (QR not scanned, replaced, store error). */
+        Ss.wanted = 0;
+        pg_lock_release();
+    }
+}
+
+static void on_client_qr(void *arg, const char *qr)
+{
+    (void)arg;
+    free(Ss.qr);
+    Ss.qr = qr ? strdup(qr) : NULL;
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"qr\":");
+    add_str_or_null(&b, Ss.qr);
+    sbuf_adds(&b, "}");
+    emit("session.qr", b.buf);
+    sbuf_free(&b);
+}
+
+static void on_client_me(void *arg, const struct wa_me *me)
+{
+    (void)arg;
+    snprintf(Ss.jid, sizeof Ss.jid, "%s", me->jid ? me->jid : "");
+    snprintf(Ss.lid, sizeof Ss.lid, "%s", me->lid ? me->lid : "");
+    snprintf(Ss.name, sizeof Ss.name, "%s", me->name ? me->name : "");
+    snprintf(Ss.platform, sizeof Ss.platform, "%s", me->platform ? me->platform : "");
+}
+
+static void try_lock(void);
+
+static void on_lock_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (Ss.wanted && !pg_lock_held())
+        try_lock();
+}
+
+static void retry_lock_later(void)
+{
+    struct timeval tv = {LOCK_RETRY_S, 0};
+    evtimer_del(Ss.lock_retry);
+    evtimer_add(Ss.lock_retry, &tv);
+}
+
+static void on_lock(void *arg, enum pg_lock_event ev, const char *detail)
+{
+    (void)arg;
+    char err[512];
+    switch (ev) {
+    case PG_LOCK_HELD:
+        if (!Ss.wanted) {
+            pg_lock_release();
+            return;
+        }
+        if (wa_client_start(Ss.client, err, sizeof err) < 0) {
+            Ss.wanted = 0;
+            pg_lock_release();
+        }
+        break;
+    case PG_LOCK_BUSY:
+        wa_client_set_locked(Ss.client, detail);
+        retry_lock_later();
+        break;
+    case PG_LOCK_ERROR:
+        log_warn("cannot take the session lock; retrying", LF_S("error", detail));
+        if (Ss.st != WA_CONNECTING)
+            set_state(WA_CONNECTING, "", 0);
+        snprintf(Ss.last_error, sizeof Ss.last_error, "database: %s", detail);
+        retry_lock_later();
+        break;
+    case PG_LOCK_LOST:
+        /* Exclusivity can no longer be promised: stop at once, then try again. */
+        log_error("session lock lost; disconnecting from WhatsApp", LF_S("error", detail));
+        wa_client_stop(Ss.client);
+        snprintf(Ss.last_error, sizeof Ss.last_error, "database lock lost: %s", detail);
+        retry_lock_later();
+        break;
+    }
+}
+
+static void try_lock(void)
+{
+    pg_lock_acquire(S.base, &Ss.params, SESSION_LOCK_KEY, on_lock, NULL);
+}
+
+static void start(void)
+{
+    Ss.wanted = 1;
+    Ss.last_error[0] = '\0';
+    if (pg_lock_held()) {
+        char err[512];
+        wa_client_start(Ss.client, err, sizeof err);
+        return;
+    }
+    if (Ss.st != WA_CONNECTING)
+        set_state(WA_CONNECTING, "", 0);
+    try_lock();
+}
+
+static void stop(void)
+{
+    Ss.wanted = 0;
+    evtimer_del(Ss.lock_retry);
+    wa_client_stop(Ss.client);
+    pg_lock_release();
+}
+
+static void logout(void)
+{
+    Ss.wanted = 0;
+    evtimer_del(Ss.lock_retry);
+    wa_client_logout(Ss.client);
+    pg_lock_release();
+}
+
+void session_init(void)
+{
+    Ss.dns = evdns_base_new(S.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    Ss.ssl = wa_ws_client_ssl_ctx();
+    db_params_init(&Ss.params, &S.cfg, "wapi-session");
+    Ss.lock_retry = evtimer_new(S.base, on_lock_retry, NULL);
+    struct wa_client_config cc = {0};
+    cc.base = S.base;
+    cc.dns = Ss.dns;
+    cc.ssl = Ss.ssl;
+    cc.url = S.cfg.whatsapp.url;
+    cc.origin = S.cfg.whatsapp.origin;
+    cc.version = S.cfg.whatsapp.version;
+    cc.sessions = S.cfg.paths.sessions;
+    for (int i = 0; i < 32; i++)
+        sscanf(S.cfg.whatsapp.root_key + 2 * i, "%2hhx", &cc.root_key[i]);
+    struct wa_client_events ev = {on_client_state, on_client_qr, on_client_me};
+    Ss.client = wa_client_new(&cc, &ev, NULL);
+    Ss.st = WA_STOPPED;
+    rfc3339_now(Ss.since, sizeof Ss.since);
+}
+
+void session_autostart(void)
+{
+    if (S.cfg.whatsapp.autostart)
+        start();
+}
+
+void session_shutdown(void)
+{
+    if (!Ss.client)
+        return;
+    Ss.wanted = 0;
+    wa_client_stop(Ss.client);
+    pg_lock_release();
+}
+
+int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    switch (type) {
+    case IPC_SESSION_GET:
+        if (ipc_rd_end(rd) < 0)
+            return -1;
+        *status = 200;
+        session_json(body);
+        return 0;
+    case IPC_QR_GET:
+        if (ipc_rd_end(rd) < 0)
+            return -1;
+        if (Ss.qr && Ss.st == WA_QR) {
+            *status = 200;
+            sbuf_adds(body, Ss.qr);
+        } else {
+            *status = 404;
+        }
+        return 0;
+    case IPC_SESSION_CMD: {
+        uint32_t cmd = ipc_rd_u32(rd);
+        uint32_t alen;
+        ipc_rd_bytes(rd, &alen);
+        if (ipc_rd_end(rd) < 0)
+            return -1;
+        switch (cmd) {
+        case IPC_CMD_START: start(); *status = 202; break;
+        case IPC_CMD_STOP: stop(); *status = 200; break;
+        case IPC_CMD_LOGOUT: logout(); *status = 200; break;
+        case IPC_CMD_PAIR_PHONE:
+            *status = 501;
+            sbuf_adds(body, "{\"error\":{\"code\":\"not_implemented\",\"message\":\"pairing by phone number is not "
+                            "available yet; scan the QR code\"}}");
+            return 0;
+        default: return -1;
+        }
+        session_json(body);
+        return 0;
+    }
+    case IPC_EVENTS_SINCE: {
+        uint64_t after = ipc_rd_u64(rd);
+        if (ipc_rd_end(rd) < 0)
+            return -1;
+        *status = 200;
+        /* after == 0: a new subscriber gets the present (latest status and QR). */
+        int latest_status = -1, latest_qr = -1;
+        for (unsigned i = 0; i < Ss.ring_count; i++) {
+            struct event_rec *e = &Ss.ring[(Ss.ring_head + i) % RING];
+            if (after == 0) {
+                if (!strcmp(e->type, "session.status"))
+                    latest_status = (int)i;
+                else if (!strcmp(e->type, "session.qr"))
+                    latest_qr = (int)i;
+                continue;
+            }
+            if (e->id <= after)
+                continue;
+            size_t need = strlen(e->json) + 64;
+            if (body->len + need > IPC_MAX_PAYLOAD - 64)
+                break; /* the client asks again from the last id it got */
+            sbuf_addf(body, "%llu\t%s\t%s\n", (unsigned long long)e->id, e->type, e->json);
+        }
+        if (after == 0) {
+            int idx[2] = {latest_qr < latest_status ? latest_qr : latest_status,
+                          latest_qr < latest_status ? latest_status : latest_qr};
+            for (int k = 0; k < 2; k++) {
+                if (idx[k] < 0)
+                    continue;
+                struct event_rec *e = &Ss.ring[(Ss.ring_head + (unsigned)idx[k]) % RING];
+                if (!strcmp(e->type, "session.qr") && Ss.st != WA_QR)
+                    continue;
+                sbuf_addf(body, "%llu\t%s\t%s\n", (unsigned long long)e->id, e->type, e->json);
+            }
+        }
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int session_command(const char *cmd, struct sbuf *out)
+{
+    if (!*cmd || !strcmp(cmd, "status")) {
+    } else if (!strcmp(cmd, "start")) {
+        start();
+    } else if (!strcmp(cmd, "stop")) {
+        stop();
+    } else if (!strcmp(cmd, "logout")) {
+        logout();
+    } else if (!strcmp(cmd, "qr")) {
+        sbuf_adds(out, "\"qr\":");
+        add_str_or_null(out, Ss.st == WA_QR ? Ss.qr : NULL);
+        sbuf_adds(out, ",");
+    } else {
+        return -1;
+    }
+    sbuf_adds(out, "\"session\":");
+    session_json(out);
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* The WhatsApp session as the rest of wapi sees it: state, the linked
+ * account, the current QR code, and an event log with stable ids that the
+ * workers stream to clients. Owns the client and the exclusivity lock. */
+#ifndef WAPI_SESSION_H
+#define WAPI_SESSION_H
+#include <stdint.h>
+
+#include "common/ipc.h"
+#include "common/sbuf.h"
+
+void session_init(void);
+/* Applies whatsapp.autostart once the supervisor is up. */
+void session_autostart(void);
+void session_shutdown(void);
+void session_json(struct sbuf *out);
+/* Answers a worker's request: 0 with *status and body set, -1 if malformed. */
+int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
+/* Control-socket commands: "", "start", "stop", "logout". */
+int session_command(const char *cmd, struct sbuf *out);
+
+#endif
