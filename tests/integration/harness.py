@@ -77,6 +77,7 @@ class Server:
             "WAPI_PATHS_SESSIONS": os.path.join(self.dir, "sessions"),
             "WAPI_PATHS_MEDIA": os.path.join(self.dir, "media"),
             "WAPI_WORKERS": str(workers),
+            "WAPI_WHATSAPP_AUTOSTART": "false",
         })
         self.env.update(env or {})
         self.proc = None
