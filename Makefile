@@ -16,7 +16,7 @@ endif
 CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Icommon -I/usr/include/postgresql -I$(B)/gen $(CPPFLAGS)
 LIBS    := -lh2o-evloop -lpq -lssl -lcrypto -lyajl -levent -levent_openssl -levent_pthreads -lconfig \
-           -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lpthread -lm
+           -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lunistring -lpthread -lm
 
 ifneq ($(SANITIZE),)
 B       := build/san
@@ -68,7 +68,13 @@ $(B)/gen/migrations.c: $(SQL) scripts/embed-sql.sh
 
 $(B)/libsup.a: $(call obj,$(SUP_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C) $(B)/gen/migrations.c)
 	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
-$(B)/libwrk.a: $(call obj,$(WRK_SRC))
+# The dashboard's files travel inside the worker binary too.
+ASSETS     := $(sort $(shell find workers/dashboard -type f 2>/dev/null))
+$(B)/gen/dashboard_assets.c: $(ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-assets.sh $@ workers/dashboard $(ASSETS)
+
+$(B)/libwrk.a: $(call obj,$(WRK_SRC)) $(B)/obj/$(B)/gen/dashboard_assets.o
 	@rm -f $@; ar rcs $@ $^
 
 $(B)/wapi: $(call obj,supervisor/main.c) $(B)/libsup.a $(B)/libcommon.a

@@ -9,6 +9,21 @@ void h_healthz(struct rq *rq);
 void h_readyz(struct rq *rq);
 void h_metrics(struct rq *rq);
 void h_dashboard(struct rq *rq);
+void h_asset(struct rq *rq);
+
+/* Accounts (auth.c, auth_guard.c, apikey.c). */
+void auth_init(const struct wapi_config *cfg); /* installs the router's auth hook */
+void h_auth_sign_up(struct rq *rq);
+void h_auth_sign_in(struct rq *rq);
+void h_auth_sign_out(struct rq *rq);
+void h_auth_get_session(struct rq *rq);
+void h_auth_create_user(struct rq *rq);
+void h_apikey_create(struct rq *rq);
+void h_apikey_list(struct rq *rq);
+void h_apikey_get(struct rq *rq);
+void h_apikey_delete(struct rq *rq);
+void h_me(struct rq *rq);
+void h_api_not_found(struct rq *rq);
 
 /* /api/session* (session_api.c) */
 void h_session_get(struct rq *rq);

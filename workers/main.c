@@ -14,6 +14,7 @@
 #include "common/metrics.h"
 #include "db.h"
 #include "handlers.h"
+#include "hashpool.h"
 #include "http.h"
 #include "sup_link.h"
 
@@ -22,6 +23,18 @@ static const struct route routes[] = {
     {"/healthz", 0, M_GET | M_HEAD, h_healthz, 0},
     {"/readyz", 0, M_GET | M_HEAD, h_readyz, 0},
     {"/metrics", 0, M_GET | M_HEAD, h_metrics, 0},
+    {"/assets/", 1, M_GET | M_HEAD, h_asset, 0},
+    {"/api/auth/sign-up/email", 0, M_POST, h_auth_sign_up, 0},
+    {"/api/auth/sign-in/email", 0, M_POST, h_auth_sign_in, 0},
+    {"/api/auth/sign-out", 0, M_POST, h_auth_sign_out, 0},
+    {"/api/auth/get-session", 0, M_GET | M_HEAD, h_auth_get_session, 0},
+    {"/api/auth/admin/create-user", 0, M_POST, h_auth_create_user, ROUTE_AUTH},
+    {"/api/auth/api-key/create", 0, M_POST, h_apikey_create, ROUTE_AUTH},
+    {"/api/auth/api-key/list", 0, M_GET | M_HEAD, h_apikey_list, ROUTE_AUTH},
+    {"/api/auth/api-key/get", 0, M_GET | M_HEAD, h_apikey_get, ROUTE_AUTH},
+    {"/api/auth/api-key/delete", 0, M_POST, h_apikey_delete, ROUTE_AUTH},
+    {"/api/auth/", 1, M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS, h_api_not_found, 0},
+    {"/api/me", 0, M_GET | M_HEAD, h_me, ROUTE_AUTH},
     {"/api/session", 0, M_GET, h_session_get, ROUTE_AUTH},
     {"/api/session/start", 0, M_POST, h_session_start, ROUTE_AUTH},
     {"/api/session/stop", 0, M_POST, h_session_stop, ROUTE_AUTH},
@@ -29,6 +42,8 @@ static const struct route routes[] = {
     {"/api/session/qr", 0, M_GET, h_session_qr, ROUTE_AUTH},
     {"/api/session/pairing-code", 0, M_POST, h_session_pairing_code, ROUTE_AUTH},
     {"/api/events", 0, M_GET, h_events, ROUTE_AUTH},
+    /* Everything else under /api/ needs a session or an API key. */
+    {"/api/", 1, M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS, h_api_not_found, ROUTE_AUTH},
     {NULL, 0, 0, NULL, 0},
 };
 
@@ -144,6 +159,9 @@ int main(int argc, char **argv)
     W.loop = h2o_evloop_create();
     health_init(W.shm);
     http_init(W.loop, &W.cfg, W.m, routes);
+    auth_init(&W.cfg);
+    if (hashpool_init(W.loop, 2) < 0)
+        fatal(1, "cannot start the password hashing threads");
     static struct db_params params;
     db_params_init(&params, &W.cfg, "wapi-worker");
     if (db_pool_init(W.loop, &params, W.cfg.database.pool, W.m) < 0)

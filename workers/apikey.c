@@ -1,0 +1,554 @@
+#include "apikey.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth_http.h"
+#include "common/auth_token.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "db.h"
+#include "handlers.h"
+
+#define CACHE_SLOTS 512
+#define NAME_MAX_LEN 32   /* the plugin's maximumNameLength */
+#define PREFIX_MAX_LEN 32 /* maximumPrefixLength */
+#define START_LEN 6       /* startingCharactersConfig.charactersLength */
+#define LIST_MAX 1000
+
+/* ---- lookup cache: direct-mapped by the key's hash */
+
+struct kc {
+    char hash[APIKEY_HASH_LEN + 1];
+    uint64_t fetched_ms;
+    int valid;
+    int admin;
+    char user_id[64];
+    char key_id[64];
+    const char *why; /* when not valid */
+};
+
+static struct kc cache[CACHE_SLOTS];
+
+static uint64_t now_ms(void)
+{
+    return http_now_us() / 1000;
+}
+
+static struct kc *slot_of(const char *hash)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < APIKEY_HASH_LEN; i++)
+        h = (h ^ (unsigned char)hash[i]) * 16777619u;
+    return &cache[h % CACHE_SLOTS];
+}
+
+static struct kc *cache_get(const char *hash)
+{
+    struct kc *e = slot_of(hash);
+    if (e->hash[0] && CRYPTO_memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0 && now_ms() - e->fetched_ms < APIKEY_CACHE_MS)
+        return e;
+    return NULL;
+}
+
+static void evict_id(const char *key_id)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].hash[0] && strcmp(cache[i].key_id, key_id) == 0)
+            cache[i].hash[0] = '\0';
+}
+
+static void grant(struct rq *rq, const struct kc *e)
+{
+    rq->principal.authenticated = 1;
+    rq->principal.via_api_key = 1;
+    rq->principal.is_admin = e->admin;
+    snprintf(rq->principal.user_id, sizeof rq->principal.user_id, "%s", e->user_id);
+    snprintf(rq->principal.api_key_id, sizeof rq->principal.api_key_id, "%s", e->key_id);
+}
+
+struct lookup {
+    struct rq *rq;
+    struct db_query *q;
+    http_handler next;
+    char hash[APIKEY_HASH_LEN + 1];
+};
+
+static void lookup_abort(struct rq *rq)
+{
+    struct lookup *l = rq->state;
+    if (l->q)
+        db_cancel(l->q);
+}
+
+static void refuse(struct rq *rq, const char *why)
+{
+    http_add_header(rq, "www-authenticate", "Bearer");
+    if (strcmp(why, "KEY_DISABLED") == 0)
+        auth_error(rq, 401, why, "API Key is disabled", NULL);
+    else if (strcmp(why, "KEY_EXPIRED") == 0)
+        auth_error(rq, 401, why, "API Key has expired", NULL);
+    else if (strcmp(why, "USAGE_EXCEEDED") == 0)
+        auth_error(rq, 429, why, "API Key has reached its usage limit", NULL);
+    else
+        auth_error(rq, 401, "INVALID_API_KEY", "Invalid API key.", NULL);
+}
+
+static void on_lookup(void *ctx, const PGresult *res, const char *err)
+{
+    struct lookup *l = ctx;
+    struct rq *rq = l->rq;
+    l->q = NULL;
+    rq->on_abort = NULL;
+    if (!res) {
+        log_warn("api key lookup failed", LF_S("error", err ? err : "?"));
+        auth_error(rq, 503, "DATABASE_UNAVAILABLE", "the database is unavailable; try again", NULL);
+        return;
+    }
+    struct kc *e = slot_of(l->hash);
+    memset(e, 0, sizeof *e);
+    memcpy(e->hash, l->hash, sizeof e->hash);
+    e->fetched_ms = now_ms();
+    e->why = "INVALID_API_KEY";
+    if (PQntuples(res) == 1) {
+        snprintf(e->key_id, sizeof e->key_id, "%s", PQgetvalue(res, 0, 0));
+        snprintf(e->user_id, sizeof e->user_id, "%s", PQgetvalue(res, 0, 1));
+        e->admin = strcmp(PQgetvalue(res, 0, 2), "admin") == 0;
+        const char *state = PQgetvalue(res, 0, 3);
+        if (strcmp(state, "ok") == 0)
+            e->valid = 1;
+        else
+            e->why = strcmp(state, "disabled") == 0  ? "KEY_DISABLED"
+                     : strcmp(state, "expired") == 0 ? "KEY_EXPIRED"
+                                                     : "USAGE_EXCEEDED";
+    }
+    if (!e->valid) {
+        refuse(rq, e->why);
+        return;
+    }
+    grant(rq, e);
+    l->next(rq);
+}
+
+void apikey_authenticate(struct rq *rq, const char *key, size_t len, http_handler next)
+{
+    if (len == 0 || len > APIKEY_MAX_LEN) {
+        refuse(rq, "INVALID_API_KEY");
+        return;
+    }
+    char hash[APIKEY_HASH_LEN + 1];
+    apikey_hash(key, len, hash);
+    struct kc *e = cache_get(hash);
+    if (e) {
+        if (!e->valid) {
+            refuse(rq, e->why);
+            return;
+        }
+        grant(rq, e);
+        next(rq);
+        return;
+    }
+    struct lookup *l = h2o_mem_alloc_pool(&rq->req->pool, sizeof *l);
+    memset(l, 0, sizeof *l);
+    l->rq = rq;
+    l->next = next;
+    memcpy(l->hash, hash, sizeof hash);
+    rq->state = l;
+    rq->on_abort = lookup_abort;
+    const char *p[1] = {hash};
+    /* One round trip: find the key, judge it, and note when it was last used. */
+    l->q = db_query(
+        "WITH k AS (SELECT a.\"id\", a.\"referenceId\", CASE "
+        "WHEN a.\"enabled\" = false THEN 'disabled' "
+        "WHEN a.\"expiresAt\" IS NOT NULL AND a.\"expiresAt\" <= now() THEN 'expired' "
+        "WHEN a.\"remaining\" = 0 AND a.\"refillAmount\" IS NULL THEN 'exhausted' ELSE 'ok' END AS state "
+        "FROM \"apikey\" a WHERE a.\"key\" = $1 LIMIT 1), "
+        "upd AS (UPDATE \"apikey\" SET \"lastRequest\" = now() "
+        "WHERE \"id\" = (SELECT \"id\" FROM k WHERE state = 'ok') RETURNING 1) "
+        "SELECT k.\"id\", k.\"referenceId\", coalesce(u.\"role\", 'user'), k.state, (SELECT count(*) FROM upd) "
+        "FROM k JOIN \"user\" u ON u.\"id\" = k.\"referenceId\"",
+        1, p, on_lookup, l);
+    if (!l->q) {
+        rq->on_abort = NULL;
+        auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+    }
+}
+
+/* ---- endpoints */
+
+#define SQL_KEY_COLS                                                                                           \
+    "k.\"id\", k.\"configId\", k.\"name\", k.\"start\", k.\"prefix\", k.\"referenceId\", "                     \
+    "k.\"refillInterval\", k.\"refillAmount\", " SQL_TS("k.\"lastRefillAt\"") ", k.\"enabled\", "               \
+    "k.\"rateLimitEnabled\", k.\"rateLimitTimeWindow\", k.\"rateLimitMax\", k.\"requestCount\", "               \
+    "k.\"remaining\", " SQL_TS("k.\"lastRequest\"") ", " SQL_TS("k.\"expiresAt\"") ", " SQL_TS(                 \
+        "k.\"createdAt\"") ", " SQL_TS("k.\"updatedAt\"") ", k.\"permissions\", k.\"metadata\""
+#define NKEYCOLS 21
+
+/* One row as the plugin returns it (numbers and booleans typed, the
+ * permissions and metadata parsed back from their JSON text). */
+static void key_json(struct sbuf *b, const PGresult *r, int row, const char *plain_key)
+{
+    static const struct {
+        const char *name;
+        char type; /* s string, n number, b boolean, j JSON text */
+    } c[NKEYCOLS] = {{"id", 's'},
+                     {"configId", 's'},
+                     {"name", 's'},
+                     {"start", 's'},
+                     {"prefix", 's'},
+                     {"referenceId", 's'},
+                     {"refillInterval", 'n'},
+                     {"refillAmount", 'n'},
+                     {"lastRefillAt", 's'},
+                     {"enabled", 'b'},
+                     {"rateLimitEnabled", 'b'},
+                     {"rateLimitTimeWindow", 'n'},
+                     {"rateLimitMax", 'n'},
+                     {"requestCount", 'n'},
+                     {"remaining", 'n'},
+                     {"lastRequest", 's'},
+                     {"expiresAt", 's'},
+                     {"createdAt", 's'},
+                     {"updatedAt", 's'},
+                     {"permissions", 'j'},
+                     {"metadata", 'j'}};
+    sbuf_addc(b, '{');
+    for (int i = 0; i < NKEYCOLS; i++) {
+        sbuf_addf(b, "%s\"%s\":", i ? "," : "", c[i].name);
+        if (PQgetisnull(r, row, i)) {
+            sbuf_adds(b, "null");
+            continue;
+        }
+        const char *v = PQgetvalue(r, row, i);
+        switch (c[i].type) {
+        case 'n': sbuf_adds(b, v); break;
+        case 'b': sbuf_adds(b, v[0] == 't' ? "true" : "false"); break;
+        case 'j': {
+            char err[64];
+            yajl_val t = json_parse(v, strlen(v), 65536, err, sizeof err);
+            if (t)
+                sbuf_adds(b, v); /* valid JSON: pass it through */
+            else
+                sbuf_adds(b, "null");
+            yajl_tree_free(t);
+            break;
+        }
+        default: sbuf_add_json_str(b, v, strlen(v));
+        }
+    }
+    if (plain_key) {
+        sbuf_adds(b, ",\"key\":");
+        sbuf_add_json_str(b, plain_key, strlen(plain_key));
+    }
+    sbuf_addc(b, '}');
+}
+
+struct op {
+    struct rq *rq;
+    struct db_query *q;
+    char key[PREFIX_MAX_LEN + APIKEY_RANDOM_LEN + 1];
+    char id[128];
+};
+
+static void op_abort(struct rq *rq)
+{
+    struct op *o = rq->state;
+    if (o->q)
+        db_cancel(o->q);
+    OPENSSL_cleanse(o->key, sizeof o->key);
+}
+
+static struct op *op_new(struct rq *rq)
+{
+    struct op *o = h2o_mem_alloc_pool(&rq->req->pool, sizeof *o);
+    memset(o, 0, sizeof *o);
+    o->rq = rq;
+    rq->state = o;
+    rq->on_abort = op_abort;
+    return o;
+}
+
+/* Returns 0 after answering (and disarming the abort hook) when res is bad. */
+static int op_result(struct op *o, const PGresult *res, const char *err)
+{
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        OPENSSL_cleanse(o->key, sizeof o->key);
+        log_warn("api key query failed", LF_S("error", err ? err : "?"));
+        auth_error(o->rq, 503, "DATABASE_UNAVAILABLE", "the database is unavailable; try again", NULL);
+        return 0;
+    }
+    return 1;
+}
+
+static int need_session(struct rq *rq)
+{
+    if (rq->principal.via_api_key) {
+        auth_error(rq, 403, "SESSION_REQUIRED", "API keys are managed from a signed-in session", NULL);
+        return 0;
+    }
+    return 1;
+}
+
+static void on_created(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_result(o, res, err))
+        return;
+    struct sbuf b;
+    sbuf_init(&b);
+    if (PQntuples(res) == 1)
+        key_json(&b, res, 0, o->key);
+    OPENSSL_cleanse(o->key, sizeof o->key);
+    if (PQntuples(res) != 1) {
+        auth_error(o->rq, 500, "INTERNAL_ERROR", "key not stored", NULL);
+        sbuf_free(&b);
+        return;
+    }
+    log_info("api key created", LF_S("key_id", o->id), LF_S("user_id", o->rq->principal.user_id));
+    http_add_header(o->rq, "cache-control", "no-store");
+    http_json(o->rq, 200, b.buf, b.len);
+    OPENSSL_cleanse(b.buf, b.len);
+    sbuf_free(&b);
+}
+
+void h_apikey_create(struct rq *rq)
+{
+    if (!need_session(rq))
+        return;
+    yajl_val body = auth_body(rq);
+    if (!body)
+        return;
+    static const char *const server_only[] = {"refillAmount", "refillInterval", "rateLimitMax",
+                                              "rateLimitTimeWindow", "rateLimitEnabled", "permissions"};
+    for (size_t i = 0; i < sizeof server_only / sizeof server_only[0]; i++)
+        if (json_member(body, server_only[i])) {
+            auth_error(rq, 400, "SERVER_ONLY_PROPERTY",
+                       "The property you're trying to set can only be set from the server auth instance only.",
+                       server_only[i]);
+            goto out;
+        }
+    yajl_val rem = json_member(body, "remaining");
+    if (rem && !YAJL_IS_NULL(rem)) {
+        auth_error(rq, 400, "SERVER_ONLY_PROPERTY",
+                   "The property you're trying to set can only be set from the server auth instance only.",
+                   "remaining");
+        goto out;
+    }
+    if (json_member(body, "userId")) {
+        auth_error(rq, 401, "UNAUTHORIZED_SESSION", "Unauthorized or invalid session", "userId");
+        goto out;
+    }
+    yajl_val md = json_member(body, "metadata");
+    if (md && !YAJL_IS_NULL(md)) {
+        auth_error(rq, 400, "METADATA_DISABLED", "Metadata is disabled.", "metadata");
+        goto out;
+    }
+    int has_name, has_prefix;
+    const char *name = auth_field(rq, body, "name", 0, 1, NAME_MAX_LEN, &has_name);
+    if (!name)
+        goto out;
+    const char *prefix = auth_field(rq, body, "prefix", 0, 1, PREFIX_MAX_LEN, &has_prefix);
+    if (!prefix)
+        goto out;
+    for (const char *p = prefix; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-')) {
+            auth_error(rq, 400, "VALIDATION_ERROR",
+                       "Invalid prefix format, must be alphanumeric and contain only underscores and hyphens.",
+                       "prefix");
+            goto out;
+        }
+    char expires[24] = "";
+    yajl_val ex = json_member(body, "expiresIn");
+    if (ex && !YAJL_IS_NULL(ex)) {
+        if (!YAJL_IS_NUMBER(ex)) {
+            auth_error(rq, 400, "VALIDATION_ERROR", "expiresIn must be a number of seconds", "expiresIn");
+            goto out;
+        }
+        double s = YAJL_GET_DOUBLE(ex);
+        if (YAJL_IS_INTEGER(ex))
+            s = (double)YAJL_GET_INTEGER(ex);
+        if (!(s >= 86400)) {
+            auth_error(rq, 400, "EXPIRES_IN_IS_TOO_SMALL", "The expiresIn is smaller than the predefined minimum value.",
+                       "expiresIn");
+            goto out;
+        }
+        if (s > 365.0 * 86400) {
+            auth_error(rq, 400, "EXPIRES_IN_IS_TOO_LARGE", "The expiresIn is larger than the predefined maximum value.",
+                       "expiresIn");
+            goto out;
+        }
+        snprintf(expires, sizeof expires, "%.0f", s);
+    }
+    struct op *o = op_new(rq);
+    char rnd[APIKEY_RANDOM_LEN + 1], hash[APIKEY_HASH_LEN + 1], start[START_LEN + 1];
+    if (auth_random_string(rnd, APIKEY_RANDOM_LEN, 1) < 0 || auth_random_string(o->id, AUTH_ID_LEN, 0) < 0) {
+        rq->on_abort = NULL;
+        auth_error(rq, 500, "INTERNAL_ERROR", "no randomness", NULL);
+        goto out;
+    }
+    snprintf(o->key, sizeof o->key, "%s%s", prefix, rnd);
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    apikey_hash(o->key, strlen(o->key), hash);
+    snprintf(start, sizeof start, "%.*s", START_LEN, o->key);
+    const char *p[7] = {o->id,   has_name ? name : NULL, start, has_prefix ? prefix : NULL, hash,
+                        rq->principal.user_id, expires[0] ? expires : NULL};
+    /* rateLimitEnabled false: wapi does not count requests per key, and a
+     * database handed back to Better Auth keeps the key usable there too. */
+    o->q = db_query("INSERT INTO \"apikey\" AS k (\"id\", \"configId\", \"name\", \"start\", \"prefix\", \"key\", "
+                    "\"referenceId\", \"enabled\", \"rateLimitEnabled\", \"rateLimitTimeWindow\", \"rateLimitMax\", "
+                    "\"requestCount\", \"expiresAt\", \"createdAt\", \"updatedAt\") "
+                    "VALUES ($1, 'default', $2, $3, $4, $5, $6, true, false, 86400000, 10, 0, "
+                    "now() + make_interval(secs => $7::double precision), now(), now()) RETURNING " SQL_KEY_COLS,
+                    7, p, on_created, o);
+    if (!o->q) {
+        rq->on_abort = NULL;
+        auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+    }
+out:
+    yajl_tree_free(body);
+}
+
+static void on_listed(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_result(o, res, err))
+        return;
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"apiKeys\":[");
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        key_json(&b, res, i, NULL);
+    }
+    sbuf_addf(&b, "],\"total\":%d}", PQntuples(res));
+    http_add_header(o->rq, "cache-control", "no-store");
+    http_json(o->rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+void h_apikey_list(struct rq *rq)
+{
+    struct op *o = op_new(rq);
+    const char *p[1] = {rq->principal.user_id};
+    o->q = db_query("SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"referenceId\" = $1 "
+                    "ORDER BY k.\"createdAt\" DESC, k.\"id\" LIMIT 1000",
+                    1, p, on_listed, o);
+    if (!o->q) {
+        rq->on_abort = NULL;
+        auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+    }
+}
+
+static void on_got(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_result(o, res, err))
+        return;
+    if (PQntuples(res) != 1) {
+        auth_error(o->rq, 404, "KEY_NOT_FOUND", "API Key not found", "id");
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    key_json(&b, res, 0, NULL);
+    http_add_header(o->rq, "cache-control", "no-store");
+    http_json(o->rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+/* The value of one query parameter, percent-decoded into out; 1 if found. */
+static int query_param(struct rq *rq, const char *name, char *out, size_t outlen)
+{
+    h2o_req_t *req = rq->req;
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nl = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *e = amp ? amp : end;
+        if ((size_t)(e - q) > nl && memcmp(q, name, nl) == 0 && q[nl] == '=') {
+            size_t o = 0;
+            for (const char *p = q + nl + 1; p < e; p++) {
+                if (o + 1 >= outlen)
+                    return -1;
+                if (*p == '%' && e - p >= 3) {
+                    char hx[3] = {p[1], p[2], 0};
+                    char *endp;
+                    long v = strtol(hx, &endp, 16);
+                    if (*endp || v == 0)
+                        return -1;
+                    out[o++] = (char)v;
+                    p += 2;
+                } else {
+                    out[o++] = *p == '+' ? ' ' : *p;
+                }
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        q = e + 1;
+    }
+    return 0;
+}
+
+void h_apikey_get(struct rq *rq)
+{
+    char id[128];
+    int r = query_param(rq, "id", id, sizeof id);
+    if (r <= 0 || !id[0]) {
+        auth_error(rq, 400, "VALIDATION_ERROR", "the id query parameter is required (at most 127 bytes)", "id");
+        return;
+    }
+    struct op *o = op_new(rq);
+    const char *p[2] = {id, rq->principal.user_id};
+    o->q = db_query("SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"id\" = $1 AND k.\"referenceId\" = $2", 2, p,
+                    on_got, o);
+    if (!o->q) {
+        rq->on_abort = NULL;
+        auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+    }
+}
+
+static void on_deleted(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_result(o, res, err))
+        return;
+    if (PQntuples(res) != 1) {
+        auth_error(o->rq, 404, "KEY_NOT_FOUND", "API Key not found", "keyId");
+        return;
+    }
+    evict_id(o->id);
+    log_info("api key revoked", LF_S("key_id", o->id), LF_S("user_id", o->rq->principal.user_id));
+    static const char ok[] = "{\"success\":true}";
+    http_json(o->rq, 200, ok, sizeof ok - 1);
+}
+
+void h_apikey_delete(struct rq *rq)
+{
+    if (!need_session(rq))
+        return;
+    yajl_val body = auth_body(rq);
+    if (!body)
+        return;
+    const char *id = auth_field(rq, body, "keyId", 1, 1, 127, NULL);
+    if (id) {
+        struct op *o = op_new(rq);
+        snprintf(o->id, sizeof o->id, "%s", id);
+        const char *p[2] = {id, rq->principal.user_id};
+        o->q = db_query("DELETE FROM \"apikey\" WHERE \"id\" = $1 AND \"referenceId\" = $2 RETURNING \"id\"", 2, p,
+                        on_deleted, o);
+        if (!o->q) {
+            rq->on_abort = NULL;
+            auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+        }
+    }
+    yajl_tree_free(body);
+}
