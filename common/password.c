@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistr.h>
 #include <uninorm.h>
 
 #define SCRYPT_N 16384
@@ -27,7 +28,7 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
 
 char *password_nfkc(const char *pw, size_t len, size_t *outlen)
 {
-    if (len > PASSWORD_MAX_BYTES)
+    if (len > PASSWORD_MAX_BYTES || u8_check((const uint8_t *)pw, len) != NULL)
         return NULL;
     size_t n = 0;
     uint8_t *r = u8_normalize(UNINORM_NFKC, (const uint8_t *)pw, len, NULL, &n);

@@ -9,6 +9,7 @@
 #include "auth_http.h"
 #include "auth_session.h"
 #include "common/auth_cookie.h"
+#include "common/auth_input.h"
 #include "common/auth_token.h"
 #include "common/json.h"
 #include "common/log.h"

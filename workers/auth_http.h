@@ -37,9 +37,6 @@ yajl_val auth_body(struct rq *rq);
  * units like JavaScript's length. */
 const char *auth_field(struct rq *rq, yajl_val body, const char *name, int required, size_t min, size_t max,
                        int *present);
-/* Better Auth's (zod's) e-mail check, lower-cased into out (>= 255 bytes). */
-int auth_email_ok(const char *email, char *out, size_t outlen);
-size_t auth_js_length(const char *s);
 
 /* The client's address: the socket peer; when that peer is loopback or a
  * private address (a proxy in front of us: the ingress), the last entry of

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "user_add.h"
 
 static void usage(void)
 {
@@ -16,14 +17,15 @@ static void usage(void)
                     "  status       supervisor and worker state (JSON)\n"
                     "  reload       re-read the configuration, start a new worker generation\n"
                     "  workers N    run N workers\n"
-                    "  session [status|start|stop|logout|qr]   the WhatsApp session\n");
+                    "  session [status|start|stop|logout|qr]   the WhatsApp session\n"
+                    "  user add EMAIL [--name NAME] [--admin]  create a user (password on stdin)\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *path = getenv("WAPI_CONFIG"), *sock = NULL;
     int c;
-    while ((c = getopt(argc, argv, "c:s:h")) != -1) {
+    while ((c = getopt(argc, argv, "+c:s:h")) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
         case 's': sock = optarg; break;
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    if (strcmp(argv[optind], "user") == 0) /* straight to PostgreSQL, no running server needed */
+        return ctl_user(path, argc - optind - 1, argv + optind + 1);
     char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
     if (!sock) {
         struct wapi_config cfg;

@@ -1,0 +1,150 @@
+#include "user_add.h"
+
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "common/auth_input.h"
+#include "common/auth_token.h"
+#include "common/config.h"
+#include "common/db_params.h"
+#include "common/password.h"
+#include "common/sbuf.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: wapictl user add EMAIL [--name NAME] [--admin]\n"
+                    "  the password (8 to 128 characters) is read from standard input\n");
+}
+
+static int fail_json(const char *msg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"ok\":false,\"error\":");
+    sbuf_add_json_str(&b, msg, strlen(msg));
+    sbuf_adds(&b, "}\n");
+    fputs(b.buf, stdout);
+    sbuf_free(&b);
+    return 1;
+}
+
+/* One line from stdin, without echo on a terminal. */
+static int read_password(char *out, size_t outlen)
+{
+    int tty = isatty(STDIN_FILENO);
+    struct termios old, noecho;
+    if (tty) {
+        fprintf(stderr, "password: ");
+        tcgetattr(STDIN_FILENO, &old);
+        noecho = old;
+        noecho.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSANOW, &noecho);
+    }
+    char *r = fgets(out, (int)outlen, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        fputc('\n', stderr);
+    }
+    if (!r)
+        return -1;
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '\n')
+        out[--n] = '\0';
+    if (n && out[n - 1] == '\r')
+        out[--n] = '\0';
+    return 0;
+}
+
+int ctl_user(const char *config_path, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[0], "add") != 0) {
+        usage();
+        return 2;
+    }
+    const char *email = argv[1], *name = NULL;
+    int admin = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--admin") == 0)
+            admin = 1;
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else {
+            usage();
+            return 2;
+        }
+    }
+    char lower[256];
+    if (!auth_email_ok(email, lower, sizeof lower))
+        return fail_json("email: not a valid address (at most 254 characters)");
+    if (!name)
+        name = "";
+    if (auth_js_length(name) > 100)
+        return fail_json("name: at most 100 characters");
+    char pw[PASSWORD_MAX_BYTES + 2];
+    if (read_password(pw, sizeof pw) < 0)
+        return fail_json("password: none given on standard input");
+    size_t pl = auth_js_length(pw);
+    if (pl < 8 || pl > 128) {
+        OPENSSL_cleanse(pw, sizeof pw);
+        return fail_json("password: 8 to 128 characters");
+    }
+    char hash[PASSWORD_HASH_LEN], id[AUTH_ID_LEN + 1], account[AUTH_ID_LEN + 1];
+    int hr = password_hash(pw, strlen(pw), hash);
+    OPENSSL_cleanse(pw, sizeof pw);
+    if (hr < 0)
+        return fail_json("password: not valid UTF-8");
+    if (auth_random_string(id, AUTH_ID_LEN, 0) < 0 || auth_random_string(account, AUTH_ID_LEN, 0) < 0)
+        return fail_json("no randomness");
+
+    struct wapi_config cfg;
+    char err[1024];
+    if (config_load(&cfg, config_path ? config_path : "conf/wapi.conf", config_path == NULL, CONFIG_WITH_ENV, err,
+                    sizeof err) < 0)
+        return fail_json(err);
+    struct db_params p;
+    db_params_init(&p, &cfg, "wapictl");
+    PGconn *c = PQconnectdbParams(p.keys, p.values, 1);
+    int rc = 1;
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, sizeof err, "database: %s", PQerrorMessage(c));
+        fail_json(err);
+        goto out;
+    }
+    const char *params[8] = {id, name, lower, hash, account, cfg.auth.registration, "true", admin ? "admin" : "user"};
+    PGresult *r = PQexecParams(c, "SELECT wapi_create_user($1, $2, $3, $4, $5, $6, $7::boolean, $8)", 8, NULL,
+                               params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        snprintf(err, sizeof err, "database: %s (is the schema migrated? run wapi --migrate)",
+                 PQresultErrorMessage(r));
+        err[strcspn(err, "\n")] = ' ';
+        fail_json(err);
+    } else if (strcmp(PQgetvalue(r, 0, 0), "exists") == 0) {
+        fail_json("a user with this email exists already");
+    } else if (strncmp(PQgetvalue(r, 0, 0), "created:", 8) == 0) {
+        struct sbuf b;
+        sbuf_init(&b);
+        sbuf_adds(&b, "{\"ok\":true,\"user\":{\"id\":");
+        sbuf_add_json_str(&b, id, strlen(id));
+        sbuf_adds(&b, ",\"email\":");
+        sbuf_add_json_str(&b, lower, strlen(lower));
+        sbuf_adds(&b, ",\"role\":");
+        const char *role = PQgetvalue(r, 0, 0) + 8;
+        sbuf_add_json_str(&b, role, strlen(role));
+        sbuf_adds(&b, "}}\n");
+        fputs(b.buf, stdout);
+        sbuf_free(&b);
+        rc = 0;
+    } else {
+        fail_json(PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+out:
+    PQfinish(c);
+    config_free(&cfg);
+    OPENSSL_cleanse(hash, sizeof hash);
+    return rc;
+}
