@@ -52,7 +52,7 @@ struct wa_client {
     size_t nprekeys;
     char refs[MAX_REFS][160];
     int nrefs, ref_idx;
-    struct event *qr_timer, *retry_timer, *ping_timer;
+    struct event *qr_timer, *retry_timer, *ping_timer, *linger_timer;
     unsigned backoff_ms;
     int ping_outstanding;
     unsigned ids;
@@ -83,6 +83,8 @@ static void qr_clear(struct wa_client *c)
 
 static void drop_transport(struct wa_client *c)
 {
+    if (c->linger_timer)
+        evtimer_del(c->linger_timer);
     if (c->ws) {
         wa_ws_free(c->ws);
         c->ws = NULL;
@@ -657,7 +659,7 @@ static void on_iq_reply(struct wa_client *c, const wa_node *n, const char *type)
         }
         break;
     case IQ_ACTIVE: break;
-    case IQ_LOGOUT: break;
+    case IQ_LOGOUT: drop_transport(c); break;
     case IQ_NONE: break;
     }
 }
@@ -968,6 +970,14 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
     connect_now(c);
 }
 
+/* After logout the socket stays until the server confirms (or a moment
+ * passes), so the request is not cut off with the connection. */
+static void on_linger_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    drop_transport(arg);
+}
+
 struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct wa_client_events *ev, void *arg)
 {
     struct wa_client *c = calloc(1, sizeof *c);
@@ -991,6 +1001,7 @@ struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct
     c->qr_timer = evtimer_new(cfg->base, on_qr_timer, c);
     c->retry_timer = evtimer_new(cfg->base, on_retry_timer, c);
     c->ping_timer = evtimer_new(cfg->base, on_ping_timer, c);
+    c->linger_timer = evtimer_new(cfg->base, on_linger_timer, c);
     return c;
 }
 
@@ -1037,6 +1048,7 @@ void wa_client_stop(struct wa_client *c)
 
 void wa_client_logout(struct wa_client *c)
 {
+    int told = 0;
     if (c->in_transport && c->creds.paired) {
         wa_arena *a = wa_arena_new();
         char id[32];
@@ -1046,12 +1058,22 @@ void wa_client_logout(struct wa_client *c)
         if (wa_jid_parse(a, c->creds.jid, &j) == WA_OK)
             wa_node_add_attr_jid(a, r, "jid", &j);
         wa_node_add_attr(a, r, "reason", "user_initiated");
-        send_node(c, iq);
+        if (send_node(c, iq) == 0) {
+            remember_iq(c, id, IQ_LOGOUT);
+            told = 1;
+        }
         wa_arena_free(a);
     }
     c->running = 0;
     evtimer_del(c->retry_timer);
-    drop_transport(c);
+    evtimer_del(c->ping_timer);
+    evtimer_del(c->qr_timer);
+    if (told) {
+        struct timeval tv = {3, 0};
+        evtimer_add(c->linger_timer, &tv);
+    } else {
+        drop_transport(c);
+    }
     wipe_credentials(c);
     set_state(c, WA_LOGGED_OUT, "logged out by the user");
 }
@@ -1082,6 +1104,7 @@ void wa_client_free(struct wa_client *c)
     event_free(c->qr_timer);
     event_free(c->retry_timer);
     event_free(c->ping_timer);
+    event_free(c->linger_timer);
     OPENSSL_cleanse(&c->creds, sizeof c->creds);
     if (c->prekeys) {
         OPENSSL_cleanse(c->prekeys, c->nprekeys * sizeof *c->prekeys);

@@ -1,0 +1,57 @@
+"""Drives tests/wa/lib/fake_server.mjs (the fake WhatsApp server and phone)
+from Python: start it, read its events, pull its control levers."""
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+from harness import ROOT
+
+
+class FakeWA:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(["node", os.path.join(ROOT, "tests/wa/lib/fake_server.mjs"), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     start_new_session=True)
+        line = self.proc.stdout.readline()
+        info = json.loads(line)
+        self.url, self.root_key, self.version = info["url"], info["rootKey"], info["version"]
+        self.control = info["control"]
+        self.phone = info["phone"]
+
+    def env(self):
+        return {"WAPI_WHATSAPP_URL": self.url, "WAPI_WHATSAPP_ROOT_KEY": self.root_key,
+                "WAPI_WHATSAPP_VERSION": self.version, "WAPI_WHATSAPP_AUTOSTART": "true"}
+
+    def call(self, method, path, body=None, timeout=30):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.control + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return {"http_error": e.code, "body": e.read().decode(errors="replace")}
+
+    def events(self, since=0, kind=None):
+        q = f"/events?since={since}" + (f"&kind={kind}" if kind else "")
+        return self.call("GET", q)["events"]
+
+    def wait_event(self, kind, since=0, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ev = self.events(since, kind)
+            if ev:
+                return ev[0]
+            time.sleep(0.05)
+        return None
+
+    def last_seq(self):
+        ev = self.events(0)
+        return ev[-1]["seq"] if ev else 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
