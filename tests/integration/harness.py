@@ -48,6 +48,16 @@ def database_url():
     return url
 
 
+def fresh_database(name):
+    """A new, empty database next to the test one, so a suite does not see
+    (or disturb) another suite's rows. Returns its URL."""
+    base = database_url()
+    admin = re.sub(r"^(postgres(?:ql)?://[^/?]*/)[^?]*", r"\1postgres", base)
+    for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
+        subprocess.run(["psql", admin, "-qAtX", "-c", sql], check=True, capture_output=True)
+    return re.sub(r"^(postgres(?:ql)?://[^/?]*/)[^?]*", r"\g<1>" + name, base)
+
+
 _servers = []
 
 

@@ -11,7 +11,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import Server, check, done  # noqa: E402
+from harness import Server, check, done, fresh_database  # noqa: E402
+
+os.environ["TEST_DATABASE_URL"] = fresh_database("wapi_it_whatsapp")
 
 
 def session(srv):
