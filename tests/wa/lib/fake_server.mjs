@@ -1,0 +1,1485 @@
+#!/usr/bin/env node
+// Test-only: a fake WhatsApp server (WebSocket, Noise XX with its own test PKI,
+// binary nodes) and, through lib/fake_phone.mjs, the primary phone that links
+// companions. It checks what a client sends as strictly as we believe WhatsApp
+// does and logs every decoded stanza, so suites can assert on it. Built on
+// Baileys' exported pieces (proto, binary codec), libsignal's curve (a real
+// XEdDSA verifier) and lib/noise_server.mjs (the handshake).
+//
+// ── As a library ─────────────────────────────────────────────────────────────
+//   const srv = new FakeWhatsAppServer({ version: '2.3000.N', qrFirstMs, qrNextMs, phone: {...} })
+//   const { url, port } = await srv.start()        // ws://127.0.0.1:PORT/ws/chat
+//   srv.rootPublicKey                                // 32 bytes: configure the client with it
+//   await srv.scanQr(qrText)                         // the phone scans; resolves when paired
+//   await srv.enterPairingCode('ABCD-EFGH')          // the user types the code on the phone
+//   srv.events / srv.waitFor(pred) / srv.eventsSince(seq)
+//   controls: drop, streamError, failure, failNextLogin, garbage, lowPrekeys,
+//             removeDevice, setConfig — see the methods below.
+//
+// ── Standalone ───────────────────────────────────────────────────────────────
+//   node tests/wa/lib/fake_server.mjs [options]
+//     --host H              listen address (default 127.0.0.1; loopback only)
+//     --port P              WebSocket port (default 0 = random)
+//     --control-port C      HTTP control port (default 0 = random)
+//     --version V           accepted WhatsApp web version 2.3000.N (others get <failure reason=405>)
+//     --qr-first-ms MS      lifetime of the first QR ref (default 60000)
+//     --qr-next-ms MS       lifetime of each later ref (default 20000)
+//     --qr-refs N           refs per <pair-device> (default 6)
+//     --phone DIGITS        the fake account's phone number (default 15550001234)
+//     --lid DIGITS          its LID user (default random)
+//     --platform NAME       <platform name> in pair-success (default android)
+//     --biz NAME            adds <biz name=NAME> to pair-success
+//     --state FILE          keep PKI, phone identity and paired devices in FILE across runs
+//     --pki-defect D        serve a broken chain under the same root (see makeChain)
+//     --print-root-key      print the root public key (hex) as the first stdout line
+//     --log                 print every event as a JSON line on stderr
+//   When listening it prints one JSON line on stdout:
+//     {"ready":true,"url":"ws://127.0.0.1:P/ws/chat","port":P,"control":"http://127.0.0.1:C",
+//      "rootKey":"<hex>","version":"2.3000.N","phone":"<digits>"}
+//   and runs until SIGTERM/SIGINT or POST /shutdown.
+//
+// ── Control API (HTTP, JSON bodies and answers, loopback only) ───────────────
+//   GET  /state                       config, connections, current QR refs, devices
+//   GET  /events?since=S&kind=K&wait=MS
+//                                     events with seq > S (optionally only kind K); with
+//                                     wait, blocks up to MS until one exists.
+//                                     → {events:[...], next:S'}
+//   GET  /qr                          → {conn, index, ref, refs, validUntil} of the newest
+//                                     registering connection (404 if none)
+//   POST /phone/scan   {qr, timeoutMs?}      the phone scans this QR text; answers when
+//                                     pairing ended: {ok:true, jid, lid, device} or
+//                                     {ok:false, error}
+//   POST /phone/code   {code, timeoutMs?}    the user types this pairing code on the phone
+//   POST /phone/tamper {what}         next pair-success made wrong on purpose:
+//                                     hmac | account-signature | account-key
+//   POST /drop         {conn?, how?}  how = terminate (TCP reset, default) | close (WS close)
+//   POST /stream-error {kind, conn?}  kind = 515 | 503 | device_removed | replaced
+//   POST /failure      {reason, conn?, attrs?}   <failure reason=…> now (e.g. 402, 405, 409)
+//   POST /fail-next-login {reason, attrs?}       answer the next login with <failure>
+//   POST /garbage      {kind, conn?}  kind = garbage | truncated | bad-mac | bad-node | oversize
+//   POST /prekeys-low  {count, conn?} drop server prekeys to count and send
+//                                     <notification type=encrypt><count value=count/>
+//   POST /device/remove {jid}         remove a paired device (device_removed if connected)
+//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?}
+//   POST /shutdown
+//   `conn` defaults to the newest open connection past its handshake.
+//
+// ── Events ───────────────────────────────────────────────────────────────────
+//   {seq, t (ms since start), conn, kind, ...}. Kinds: ws.reject, ws.open, handshake,
+//   handshake.fail, recv (node), send (node), violation (detail, node), close (by,
+//   reason), qr.ref, qr.expired, pair.success-sent, pair.done, pair.fail,
+//   pair.client-error, paircode.hello, paircode.primary-hello, paircode.finish,
+//   login.ok, login.fail, prekeys.count, prekeys.upload, prekeys.rotate, active,
+//   ping, ack, device.removed, control, iq.unhandled.
+//   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}.
+//   A violation (anything malformed or out of place) always closes the connection.
+import { EventEmitter } from 'node:events';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
+import { proto, Curve, encodeBinaryNode, decodeDecompressedBinaryNode } from 'baileys';
+import * as BINARY from 'baileys/lib/WABinary/constants.js';
+import { NoiseServer, NoiseServerError, makeTestPki, checkClientPayload, xeddsaVerify, xeddsaSign, frame } from './noise_server.mjs';
+import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fake_phone.mjs';
+
+export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
+export const DEFAULT_VERSION = '2.3000.1023456789';
+export const WA_ORIGIN = 'https://web.whatsapp.com';
+export const MAX_PREKEYS_PER_UPLOAD = 812;
+
+const eq = (a, b) => a != null && b != null && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+const nowSec = () => Math.floor(Date.now() / 1000);
+const isBytes = (c) => c instanceof Uint8Array;
+const kids = (n) => (Array.isArray(n?.content) ? n.content : []);
+const kid = (n, tag) => kids(n).find((c) => c.tag === tag);
+const hex = (b) => Buffer.from(b).toString('hex');
+
+/** A node as plain JSON: bytes become {hex}. */
+export function nodeToJson(n) {
+    if (n == null) return n;
+    let content = n.content;
+    if (Array.isArray(content)) content = content.map(nodeToJson);
+    else if (isBytes(content)) content = { hex: hex(content) };
+    return { tag: n.tag, attrs: { ...n.attrs }, ...(content === undefined ? {} : { content }) };
+}
+
+/** Compact one-line XML-ish text of a node (bytes shown by length), for logs and messages. */
+export function nodeText(n, depth = 0) {
+    if (n == null) return String(n);
+    const attrs = Object.entries(n.attrs || {}).map(([k, v]) => ` ${k}="${v}"`).join('');
+    if (n.content === undefined) return `<${n.tag}${attrs}/>`;
+    let inner;
+    if (Array.isArray(n.content))
+        inner = depth > 3 ? `…${n.content.length} nodes…` : n.content.slice(0, 8).map((c) => nodeText(c, depth + 1)).join('') + (n.content.length > 8 ? `…+${n.content.length - 8}` : '');
+    else if (isBytes(n.content)) inner = `[${n.content.length} bytes]`;
+    else inner = String(n.content);
+    return `<${n.tag}${attrs}>${inner}</${n.tag}>`;
+}
+
+class Violation extends Error {}
+const bad = (msg) => {
+    throw new Violation(msg);
+};
+const want = (cond, msg) => {
+    if (!cond) bad(msg);
+};
+/** The node's children must be exactly these tags (in any order, each once). */
+function wantChildren(n, tags, what) {
+    want(Array.isArray(n.content), `${what}: children missing`);
+    const got = n.content.map((c) => c.tag);
+    want(got.length === tags.length && tags.every((t) => got.includes(t)),
+        `${what}: children [${got.join(',')}], want [${tags.join(',')}]`);
+}
+function wantBytes(n, len, what) {
+    want(n && isBytes(n.content), `${what}: content must be bytes`);
+    if (len != null) want(n.content.length === len, `${what}: ${n.content.length} bytes, want ${len}`);
+    return Buffer.from(n.content);
+}
+function wantNoAttrs(n, what) {
+    want(Object.keys(n.attrs || {}).length === 0, `${what}: unexpected attributes ${Object.keys(n.attrs).join(',')}`);
+}
+/** Text of a string or bytes content. */
+const textOf = (n) => (n == null ? null : typeof n.content === 'string' ? n.content : isBytes(n.content) ? Buffer.from(n.content).toString('utf8') : null);
+
+/**
+ * A cert chain for the server static key under an existing root, optionally
+ * broken on purpose: wrong-root | bad-intermediate-sig | intermediate-issuer |
+ * bad-leaf-sig | leaf-issuer | leaf-key | expired | not-yet-valid.
+ */
+export function makeChain({ root, intermediate, serverStatic, defect = null, now = nowSec() }) {
+    const Details = proto.CertChain.NoiseCertificate.Details;
+    const otherPair = Curve.generateKeyPair(); // any key pair not in the chain
+    const interDetails = Buffer.from(Details.encode({
+        serial: 42,
+        issuerSerial: defect === 'intermediate-issuer' ? 9 : 0,
+        key: intermediate.public,
+        notBefore: now - 86400 * 30,
+        notAfter: now + 86400 * 30
+    }).finish());
+    const leafDetails = Buffer.from(Details.encode({
+        serial: 4242,
+        issuerSerial: defect === 'leaf-issuer' ? 43 : 42,
+        key: defect === 'leaf-key' ? otherPair.public : serverStatic.public,
+        notBefore: defect === 'not-yet-valid' ? now + 3600 : now - 86400,
+        notAfter: defect === 'expired' ? now - 60 : now + 86400
+    }).finish());
+    const interSig = xeddsaSign(defect === 'wrong-root' ? otherPair.private : root.private, interDetails);
+    const leafSig = xeddsaSign(intermediate.private, leafDetails);
+    if (defect === 'bad-intermediate-sig') interSig[7] ^= 0x01;
+    if (defect === 'bad-leaf-sig') leafSig[33] ^= 0x02;
+    return Buffer.from(proto.CertChain.encode({
+        leaf: { details: leafDetails, signature: leafSig },
+        intermediate: { details: interDetails, signature: interSig }
+    }).finish());
+}
+
+const pairToJson = (p) => ({ private: hex(p.private), public: hex(p.public) });
+const pairFromJson = (j) => ({ private: Buffer.from(j.private, 'hex'), public: Buffer.from(j.public, 'hex') });
+
+let connCounter = 0;
+
+/** One client connection. */
+class Conn {
+    constructor(server, ws, req) {
+        this.server = server;
+        this.id = ++connCounter;
+        this.ws = ws;
+        this.remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+        this.state = 'handshake'; // handshake | registering | logged-in | closing | closed
+        this.mode = null; // register | login
+        this.noise = new NoiseServer({
+            staticKeyPair: server.pki.serverStatic,
+            certChain: server.certChain,
+            expect: null,
+            tamper: server.config.helloTamper || null
+        });
+        this.pendingIq = new Map(); // server-sent iq id -> { kind, onAnswer, timer }
+        this.pendingAck = new Map(); // server-sent stanza id -> { tag, type, from }
+        this.clientIds = new Set();
+        this.timers = new Set();
+        this.refs = null;
+        this.device = null; // logged-in device record
+        this.reg = null; // registration data from the ClientPayload
+        this.codePairing = null;
+        this.pairing = null; // { promise settle fns, signed, via }
+        this.openedAt = Date.now();
+        this.timer(() => {
+            if (this.state === 'handshake') this.violation('no complete handshake within the time limit');
+        }, server.config.handshakeTimeoutMs);
+    }
+
+    timer(fn, ms) {
+        const t = setTimeout(() => {
+            this.timers.delete(t);
+            if (this.state !== 'closed') fn();
+        }, ms);
+        this.timers.add(t);
+        return t;
+    }
+
+    log(kind, data = {}) {
+        return this.server.log(this.id, kind, data);
+    }
+
+    get open() {
+        return this.state !== 'closing' && this.state !== 'closed';
+    }
+
+    // ── outgoing ──
+    sendRaw(buf) {
+        if (this.ws.readyState === 1) this.ws.send(buf);
+    }
+
+    send(node) {
+        if (!this.open || !this.noise.isTransport) return false;
+        this.log('send', { node: nodeToJson(node) });
+        this.sendRaw(this.noise.encodeFrame(encodeBinaryNode(node)));
+        return true;
+    }
+
+    newId() {
+        return `${this.id}.${crypto.randomBytes(4).toString('hex').toUpperCase()}`;
+    }
+
+    /** Sends an iq to the client and expects an answer within iqTimeoutMs. */
+    sendIq(node, kind, onAnswer) {
+        const id = node.attrs.id;
+        const timer = this.timer(() => {
+            if (this.pendingIq.delete(id)) this.violation(`no answer to the server's ${kind} iq ${id}`);
+        }, this.server.config.iqTimeoutMs);
+        this.pendingIq.set(id, { kind, onAnswer, timer });
+        this.send(node);
+    }
+
+    /** Sends a stanza the client must acknowledge with <ack>. */
+    sendAcked(node) {
+        this.pendingAck.set(node.attrs.id, { tag: node.tag, type: node.attrs.type, from: node.attrs.from, at: Date.now() });
+        this.send(node);
+    }
+
+    result(req, content) {
+        this.send({ tag: 'iq', attrs: { from: SERVER_JID, type: 'result', id: req.attrs.id }, content });
+    }
+
+    iqError(req, code, text) {
+        this.send({
+            tag: 'iq',
+            attrs: { from: SERVER_JID, type: 'error', id: req.attrs.id },
+            content: [{ tag: 'error', attrs: { code: String(code), text } }]
+        });
+    }
+
+    /** Closes the connection from the server side. */
+    close(reason, { how = 'close', delayMs = 0 } = {}) {
+        if (!this.open) return;
+        this.state = 'closing';
+        this.closeReason = reason;
+        this.closedBy = 'server';
+        for (const t of this.timers) clearTimeout(t);
+        this.timers.clear();
+        const doit = () => {
+            if (how === 'terminate') this.ws.terminate();
+            else {
+                this.ws.close(1000);
+                setTimeout(() => this.ws.terminate(), 1000).unref();
+            }
+        };
+        if (delayMs > 0) setTimeout(doit, delayMs).unref();
+        else doit();
+    }
+
+    violation(detail, node = null) {
+        if (!this.open) return;
+        this.log('violation', { detail, ...(node ? { node: nodeToJson(node) } : {}) });
+        this.server.emit('violation', { conn: this.id, detail });
+        this.settlePairing(new Error(`violation: ${detail}`));
+        this.close(`violation: ${detail}`);
+    }
+
+    onClosed(code, reason) {
+        const was = this.state;
+        this.state = 'closed';
+        for (const t of this.timers) clearTimeout(t);
+        this.timers.clear();
+        const unacked = [...this.pendingAck.entries()].map(([id, a]) => ({ id, tag: a.tag, type: a.type }));
+        this.log('close', {
+            by: this.closedBy || 'client',
+            reason: this.closeReason || null,
+            wsCode: code,
+            wsReason: reason ? String(reason) : '',
+            stateWas: was,
+            ...(unacked.length ? { unacked } : {})
+        });
+        this.settlePairing(new Error(`connection closed (${this.closeReason || 'by client'})`));
+    }
+
+    settlePairing(err, value) {
+        const p = this.pairing;
+        if (!p || p.settled) return;
+        p.settled = true;
+        if (err) p.reject(err);
+        else p.resolve(value);
+    }
+
+    // ── incoming ──
+    onMessage(data, isBinary) {
+        if (!this.open) return;
+        if (!isBinary) return this.violation('text WebSocket message (frames must be binary)');
+        const wasTransport = this.noise.isTransport;
+        let res;
+        try {
+            res = this.noise.feed(Buffer.from(data));
+        } catch (e) {
+            const detail = e instanceof NoiseServerError ? e.message : `noise: ${e.message}`;
+            if (!wasTransport) this.log('handshake.fail', { detail });
+            return this.violation(detail);
+        }
+        for (const o of res.out) this.sendRaw(o);
+        if (!wasTransport && this.noise.isTransport) {
+            try {
+                this.onHandshake();
+            } catch (e) {
+                if (e instanceof Violation) return this.violation(e.message);
+                throw e;
+            }
+        }
+        for (const f of res.frames) {
+            if (!this.open) return;
+            let node;
+            let compressed = false;
+            try {
+                ({ node, compressed } = decodeFrame(f));
+            } catch (e) {
+                this.log('recv', { undecodable: hex(f.subarray(0, 64)), bytes: f.length });
+                return this.violation(`frame does not decode as a binary node: ${e.message}`);
+            }
+            this.log('recv', { node: nodeToJson(node), ...(compressed ? { compressed } : {}) });
+            try {
+                this.onNode(node);
+            } catch (e) {
+                if (e instanceof Violation) return this.violation(e.message, node);
+                this.log('violation', { detail: `server bug: ${e.stack}` });
+                return this.close('server error');
+            }
+        }
+    }
+
+    onHandshake() {
+        const p = this.noise.clientPayload;
+        const cfg = this.server.config;
+        const mode = p.devicePairingData ? 'register' : p.username != null ? 'login' : null;
+        const av = p.userAgent?.appVersion || {};
+        const version = `${av.primary}.${av.secondary}.${av.tertiary}`;
+        this.log('handshake', {
+            mode,
+            version,
+            platform: p.userAgent?.platform,
+            pushName: p.pushName ?? null,
+            username: p.username != null ? p.username.toString() : null,
+            device: p.device ?? null,
+            passive: p.passive ?? null,
+            pull: p.pull ?? null,
+            clientStatic: hex(this.noise.clientStatic),
+            payload: proto.ClientPayload.toObject(p, { longs: String, bytes: String })
+        });
+        want(mode != null, 'ClientPayload is neither a registration (devicePairingData) nor a login (username)');
+        want(!(p.devicePairingData && p.username != null), 'ClientPayload carries both devicePairingData and username');
+        this.mode = mode;
+        want([av.primary, av.secondary, av.tertiary].every((x) => Number.isInteger(x) && x > 0),
+            `userAgent.appVersion ${version} is not three positive numbers`);
+        if (version !== cfg.version) {
+            // WhatsApp answers an outdated client with 405 before anything else.
+            this.log('login.fail', { reason: 405, detail: `version ${version}, server wants ${cfg.version}` });
+            this.send({ tag: 'failure', attrs: { reason: '405', location: 'fake' } });
+            return this.close('client outdated (405)', { delayMs: cfg.closeDelayMs });
+        }
+        const problems = checkClientPayload(p, { version: cfg.version, mode });
+        if (problems.length) bad(`ClientPayload: ${problems.join('; ')}`);
+        if (mode === 'register') return this.startRegistration(p);
+        return this.login(p);
+    }
+
+    startRegistration(p) {
+        const d = p.devicePairingData;
+        let props = null;
+        try {
+            props = proto.DeviceProps.decode(d.deviceProps);
+        } catch {
+            /* checked by checkClientPayload */
+        }
+        this.reg = {
+            regId: Buffer.from(d.eRegid).readUInt32BE(0),
+            identityPub: Buffer.from(d.eIdent),
+            skeyId: Buffer.from(d.eSkeyId).readUIntBE(0, 3),
+            skeyVal: Buffer.from(d.eSkeyVal),
+            skeySig: Buffer.from(d.eSkeySig),
+            noisePub: Buffer.from(this.noise.clientStatic),
+            os: props?.os ?? null,
+            platformType: props?.platformType ?? null,
+            pushName: p.pushName ?? null
+        };
+        // Signal registration ids are 14 bits; 0 is not a valid one but some clients draw it now and then.
+        want(this.reg.regId <= 0x3fff, `registration id ${this.reg.regId} over 16383`);
+        if (this.reg.regId === 0) this.log('warning', { detail: 'registration id 0' });
+        want(this.reg.skeyId > 0, 'signed prekey id 0');
+        want(!eq(this.reg.noisePub, this.reg.identityPub), 'noise key and identity key are the same key');
+        this.state = 'registering';
+        const cfg = this.server.config;
+        const refs = Array.from({ length: cfg.qrRefs }, () => `2@${crypto.randomBytes(33).toString('base64')}`);
+        const start = Date.now();
+        this.refs = {
+            list: refs,
+            start,
+            index: 0,
+            validUntil: refs.map((_, i) => start + cfg.qrFirstMs + i * cfg.qrNextMs + cfg.qrGraceMs),
+            stopped: false
+        };
+        const id = this.newId();
+        this.sendIq(
+            {
+                tag: 'iq',
+                attrs: { from: SERVER_JID, type: 'set', id, xmlns: 'md' },
+                content: [{ tag: 'pair-device', attrs: {}, content: refs.map((r) => ({ tag: 'ref', attrs: {}, content: Buffer.from(r) })) }]
+            },
+            'pair-device',
+            (answer) => {
+                want(answer.attrs.type === 'result', `pair-device answered with type=${answer.attrs.type}`);
+                want(answer.content === undefined || (Array.isArray(answer.content) && answer.content.length === 0),
+                    'pair-device result must be empty');
+                this.log('pair-device.ack', {});
+            }
+        );
+        this.log('qr.ref', { index: 0, ref: refs[0] });
+        const rotate = () => {
+            if (this.refs.stopped) return;
+            this.refs.index++;
+            if (this.refs.index >= refs.length) {
+                this.timer(() => {
+                    if (this.refs.stopped) return;
+                    this.log('qr.expired', { refs: refs.length });
+                    this.close('QR refs exhausted');
+                }, cfg.qrGraceMs);
+                return;
+            }
+            this.log('qr.ref', { index: this.refs.index, ref: refs[this.refs.index] });
+            this.timer(rotate, cfg.qrNextMs);
+        };
+        this.timer(rotate, cfg.qrFirstMs);
+    }
+
+    stopRefs() {
+        if (this.refs) this.refs.stopped = true;
+    }
+
+    login(p) {
+        const cfg = this.server.config;
+        const user = p.username.toString();
+        const dev = p.device ?? 0;
+        const d = this.server.devices.get(`${user}:${dev}`);
+        const forced = this.server.nextLoginFailure;
+        let fail = null;
+        if (forced) {
+            this.server.nextLoginFailure = null;
+            fail = { reason: String(forced.reason), attrs: forced.attrs || {}, detail: 'forced by control' };
+        } else if (!d) fail = { reason: '401', detail: `no paired device ${user}:${dev}` };
+        else if (d.removed) fail = { reason: '401', detail: `device ${d.jid} was removed` };
+        else if (!eq(this.noise.clientStatic, d.noisePub)) fail = { reason: '401', detail: 'noise static key differs from the one the device paired with' };
+        if (fail) {
+            this.log('login.fail', { reason: Number(fail.reason), detail: fail.detail });
+            this.send({ tag: 'failure', attrs: { reason: fail.reason, location: 'fake', ...fail.attrs } });
+            return this.close(`login failure ${fail.reason}`, { delayMs: cfg.closeDelayMs });
+        }
+        for (const c of this.server.conns) {
+            // A newer login of the same device replaces the older connection.
+            if (c !== this && c.device === d && c.open) {
+                c.send({ tag: 'stream:error', attrs: {}, content: [{ tag: 'conflict', attrs: { type: 'replaced' } }] });
+                c.close('replaced by a newer login', { delayMs: cfg.closeDelayMs });
+            }
+        }
+        this.device = d;
+        this.state = 'logged-in';
+        d.lastLogin = Date.now();
+        this.log('login.ok', { jid: d.jid, lid: d.lid, passive: p.passive, pull: p.pull });
+        this.send({
+            tag: 'success',
+            attrs: {
+                t: String(nowSec()),
+                props: '1',
+                abprops: '1',
+                location: 'fake',
+                creation: String(Math.floor(d.pairedAt / 1000)),
+                lid: d.lid
+            }
+        });
+    }
+
+    // ── stanza dispatch ──
+    onNode(n) {
+        switch (n.tag) {
+        case 'iq':
+            return this.onIq(n);
+        case 'ack':
+            return this.onAck(n);
+        case 'ib':
+            want(Array.isArray(n.content) && n.content.length > 0, '<ib> without children');
+            return;
+        case 'presence': {
+            const extra = Object.keys(n.attrs).filter((k) => !['name', 'type'].includes(k));
+            want(extra.length === 0, `<presence> with unexpected attributes ${extra.join(',')}`);
+            if (n.attrs.type != null) want(['available', 'unavailable'].includes(n.attrs.type), `<presence type=${n.attrs.type}>`);
+            return;
+        }
+        case 'receipt':
+        case 'message':
+        case 'call':
+            want(this.state === 'logged-in', `<${n.tag}> before login`);
+            want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
+            return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
+        case 'chatstate':
+            want(this.state === 'logged-in', '<chatstate> before login');
+            return;
+        default:
+            bad(`unexpected top-level stanza <${n.tag}>`);
+        }
+    }
+
+    onAck(n) {
+        const { id, to } = n.attrs;
+        want(typeof id === 'string' && id.length > 0, '<ack> without id');
+        const sent = this.pendingAck.get(id);
+        want(sent != null, `<ack id=${id}> for a stanza the server never sent (or acked twice)`);
+        want(n.attrs.class === sent.tag, `<ack class=${n.attrs.class}> for a <${sent.tag}>`);
+        want(to === sent.from, `<ack to=${to}>, want ${sent.from}`);
+        if (n.attrs.type != null || sent.type != null)
+            want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
+        this.pendingAck.delete(id);
+        this.log('ack', { id, class: sent.tag, type: sent.type ?? null });
+    }
+
+    onIq(n) {
+        const { id, type, xmlns, to } = n.attrs;
+        want(typeof id === 'string' && id.length > 0, '<iq> without id');
+        want(['get', 'set', 'result', 'error'].includes(type), `<iq type=${type}>`);
+        want(to === SERVER_JID, `<iq to=${to}>, want the server JID s.whatsapp.net`);
+        if (type === 'result' || type === 'error') {
+            const p = this.pendingIq.get(id);
+            want(p != null, `<iq type=${type} id=${id}> answers no iq the server sent`);
+            this.pendingIq.delete(id);
+            clearTimeout(p.timer);
+            this.timers.delete(p.timer);
+            return p.onAnswer(n);
+        }
+        want(typeof xmlns === 'string' && xmlns.length > 0, `<iq type=${type}> without xmlns`);
+        want(!this.clientIds.has(id), `<iq id=${id}> reused`);
+        this.clientIds.add(id);
+        if (this.server.config.silent) return this.log('iq.ignored', { id, xmlns, type });
+        const key = `${xmlns} ${type}`;
+        const loggedIn = this.state === 'logged-in';
+        const needLogin = () => want(loggedIn, `<iq xmlns=${xmlns} type=${type}> before login`);
+        switch (key) {
+        case 'w:p get':
+            return this.onPing(n);
+        case 'encrypt get': {
+            needLogin();
+            want(kids(n).length === 1, `<iq xmlns=encrypt type=get> with ${kids(n).length} children`);
+            const c = kids(n)[0];
+            if (c.tag === 'count') return this.onCount(n, c);
+            if (c.tag === 'digest') return this.onDigest(n, c);
+            break;
+        }
+        case 'encrypt set':
+            needLogin();
+            if (kids(n).length === 1 && kids(n)[0].tag === 'rotate') return this.onRotate(n, kids(n)[0]);
+            return this.onUpload(n);
+        case 'passive set':
+            needLogin();
+            return this.onPassive(n);
+        case 'md set': {
+            want(kids(n).length === 1, `<iq xmlns=md type=set> with ${kids(n).length} children`);
+            const c = kids(n)[0];
+            if (c.tag === 'link_code_companion_reg') {
+                want(this.state === 'registering', 'link_code_companion_reg on a connection that is not registering');
+                return this.onLinkCode(n, c);
+            }
+            if (c.tag === 'remove-companion-device') {
+                needLogin();
+                return this.onRemoveCompanion(n, c);
+            }
+            break;
+        }
+        default:
+            break;
+        }
+        this.log('iq.unhandled', { id, xmlns, type, child: kids(n)[0]?.tag ?? null });
+        this.iqError(n, 501, 'feature-not-implemented');
+    }
+
+    onPing(n) {
+        const c = kids(n);
+        if (n.content !== undefined) {
+            want(c.length === 1 && c[0].tag === 'ping' && c[0].content === undefined, 'w:p iq must be empty or hold one empty <ping/>');
+            wantNoAttrs(c[0], '<ping>');
+        }
+        this.log('ping', { id: n.attrs.id });
+        this.send({ tag: 'iq', attrs: { from: SERVER_JID, type: 'result', id: n.attrs.id, t: String(nowSec()) } });
+    }
+
+    onCount(n, c) {
+        wantNoAttrs(c, '<count>');
+        want(c.content === undefined, '<count> must be empty');
+        const count = this.device.prekeys.size;
+        this.log('prekeys.count', { count });
+        this.result(n, [{ tag: 'count', attrs: { value: String(count) } }]);
+    }
+
+    onDigest(n, c) {
+        want(c.content === undefined, '<digest> must be empty');
+        const d = this.device;
+        if (d.prekeys.size === 0) return this.iqError(n, 404, 'item-not-found');
+        // Shape of WhatsApp's answer as far as we know it; the hash is our own
+        // (SHA-1 over identity, signed prekey and prekey values) and unverified.
+        const ids = [...d.prekeys.keys()].sort((a, b) => a - b);
+        const h = crypto.createHash('sha1');
+        h.update(d.identityPub).update(d.skeyVal).update(d.skeySig);
+        for (const i of ids) h.update(d.prekeys.get(i));
+        const id3 = (i) => Buffer.from([(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
+        const reg = Buffer.alloc(4);
+        reg.writeUInt32BE(d.regId);
+        this.result(n, [{
+            tag: 'digest',
+            attrs: {},
+            content: [
+                { tag: 'registration', attrs: {}, content: reg },
+                { tag: 'type', attrs: {}, content: Buffer.from([5]) },
+                { tag: 'identity', attrs: {}, content: d.identityPub },
+                { tag: 'skey', attrs: {}, content: [
+                    { tag: 'id', attrs: {}, content: id3(d.skeyId) },
+                    { tag: 'value', attrs: {}, content: d.skeyVal },
+                    { tag: 'signature', attrs: {}, content: d.skeySig }
+                ] },
+                { tag: 'list', attrs: {}, content: ids.map((i) => ({ tag: 'id', attrs: {}, content: id3(i) })) },
+                { tag: 'hash', attrs: {}, content: h.digest() }
+            ]
+        }]);
+    }
+
+    /** Checks a <skey> (id 3 bytes, value 32, signature 64 verified for real) and returns it. */
+    checkSkey(s, identityPub) {
+        wantChildren(s, ['id', 'value', 'signature'], '<skey>');
+        const id = wantBytes(kid(s, 'id'), 3, '<skey><id>').readUIntBE(0, 3);
+        const value = wantBytes(kid(s, 'value'), 32, '<skey><value>');
+        const sig = wantBytes(kid(s, 'signature'), 64, '<skey><signature>');
+        want(id > 0, 'signed prekey id 0');
+        want(xeddsaVerify(identityPub, Buffer.concat([Buffer.from([5]), value]), sig),
+            'signed prekey signature does not verify (identity key over 05 ‖ value)');
+        return { id, value, sig };
+    }
+
+    onUpload(n) {
+        const d = this.device;
+        wantChildren(n, ['registration', 'type', 'identity', 'list', 'skey'], 'prekey upload');
+        for (const c of kids(n)) wantNoAttrs(c, `<${c.tag}>`);
+        const reg = wantBytes(kid(n, 'registration'), 4, '<registration>').readUInt32BE(0);
+        want(reg === d.regId, `registration id ${reg}, the device paired with ${d.regId}`);
+        want(eq(wantBytes(kid(n, 'type'), 1, '<type>'), [5]), '<type> must be 05');
+        want(eq(wantBytes(kid(n, 'identity'), 32, '<identity>'), d.identityPub), '<identity> is not the paired identity key');
+        const list = kid(n, 'list');
+        want(Array.isArray(list.content), '<list> has no <key> children');
+        const keys = list.content;
+        want(keys.length >= 1 && keys.length <= this.server.config.maxPrekeysPerUpload,
+            `${keys.length} prekeys in one upload, want 1..${this.server.config.maxPrekeysPerUpload}`);
+        const seen = new Set();
+        const fresh = [];
+        for (const k of keys) {
+            want(k.tag === 'key', `<list> holds <${k.tag}>`);
+            wantNoAttrs(k, '<key>');
+            wantChildren(k, ['id', 'value'], '<key>');
+            const id = wantBytes(kid(k, 'id'), 3, '<key><id>').readUIntBE(0, 3);
+            const value = wantBytes(kid(k, 'value'), 32, '<key><value>');
+            want(id > 0, 'prekey id 0');
+            want(!seen.has(id), `prekey id ${id} twice in one upload`);
+            seen.add(id);
+            want(!value.equals(Buffer.alloc(32)), `prekey ${id} is all zeros`);
+            const old = d.prekeys.get(id) ?? d.usedPrekeys.get(id);
+            want(old == null || old.equals(value), `prekey id ${id} uploaded again with another key`);
+            fresh.push([id, value]);
+        }
+        const s = this.checkSkey(kid(n, 'skey'), d.identityPub);
+        let skeyChanged = false;
+        if (s.id === d.skeyId) {
+            want(s.value.equals(d.skeyVal) && s.sig.equals(d.skeySig), `signed prekey ${s.id} differs from the one sent at pairing`);
+        } else {
+            skeyChanged = true;
+            Object.assign(d, { skeyId: s.id, skeyVal: s.value, skeySig: s.sig });
+        }
+        for (const [id, v] of fresh) d.prekeys.set(id, v);
+        const ids = fresh.map(([id]) => id);
+        this.log('prekeys.upload', {
+            count: fresh.length,
+            firstId: Math.min(...ids),
+            lastId: Math.max(...ids),
+            total: d.prekeys.size,
+            skeyId: s.id,
+            skeyChanged
+        });
+        this.server.saveState();
+        this.result(n);
+    }
+
+    onRotate(n, r) {
+        const d = this.device;
+        want(kids(r).length === 1 && kids(r)[0].tag === 'skey', '<rotate> must hold one <skey>');
+        const s = this.checkSkey(kids(r)[0], d.identityPub);
+        want(s.id !== d.skeyId || (s.value.equals(d.skeyVal) && s.sig.equals(d.skeySig)), `signed prekey id ${s.id} reused with another key`);
+        Object.assign(d, { skeyId: s.id, skeyVal: s.value, skeySig: s.sig });
+        this.log('prekeys.rotate', { skeyId: s.id });
+        this.server.saveState();
+        this.result(n);
+    }
+
+    onPassive(n) {
+        want(kids(n).length === 1, `<iq xmlns=passive> with ${kids(n).length} children`);
+        const c = kids(n)[0];
+        want(c.tag === 'active' || c.tag === 'passive', `<iq xmlns=passive> holds <${c.tag}>`);
+        wantNoAttrs(c, `<${c.tag}>`);
+        want(c.content === undefined, `<${c.tag}> must be empty`);
+        this.passive = c.tag === 'passive';
+        this.log(c.tag, {});
+        this.result(n);
+    }
+
+    onRemoveCompanion(n, c) {
+        const d = this.device;
+        want(c.attrs.jid === d.jid || c.attrs.jid === d.lid, `remove-companion-device jid=${c.attrs.jid}, want ${d.jid}`);
+        want(typeof c.attrs.reason === 'string' && c.attrs.reason.length > 0, 'remove-companion-device without reason');
+        d.removed = true;
+        this.log('device.removed', { jid: d.jid, by: 'client', reason: c.attrs.reason });
+        this.server.saveState();
+        this.result(n);
+    }
+
+    // ── pairing ──
+    /** The phone scanned a QR text: check it against this connection and send pair-success. */
+    scan(q) {
+        want(this.state === 'registering', 'QR scanned for a connection that is not registering');
+        const i = this.refs.list.indexOf(q.ref);
+        want(i >= 0, 'QR ref was not issued on this connection');
+        want(Date.now() <= this.refs.validUntil[i], `QR ref ${i} has expired`);
+        want(eq(q.noisePub, this.reg.noisePub), 'QR noise key is not the Noise static key of the connection');
+        want(eq(q.identityPub, this.reg.identityPub), 'QR identity key is not the one in the ClientPayload');
+        this.log('qr.scanned', { index: i, platform: q.platform, prefixed: q.prefixed });
+        this.sendPairSuccess({ advSecret: q.advSecret, via: 'qr' });
+    }
+
+    sendPairSuccess({ advSecret, via }) {
+        const phone = this.server.phone;
+        this.stopRefs();
+        const signed = phone.signDevice({ companionIdentityPub: this.reg.identityPub, advSecret });
+        const id = this.newId();
+        const content = [
+            { tag: 'device-identity', attrs: {}, content: signed.bytes },
+            { tag: 'platform', attrs: { name: phone.platform } },
+            { tag: 'device', attrs: { jid: signed.jid, lid: signed.lid } }
+        ];
+        if (phone.bizName) content.push({ tag: 'biz', attrs: { name: phone.bizName } });
+        this.log('pair.success-sent', { jid: signed.jid, lid: signed.lid, keyIndex: signed.keyIndex, via, tampered: signed.tampered });
+        this.sendIq(
+            { tag: 'iq', attrs: { from: SERVER_JID, type: 'set', id, xmlns: 'md', t: String(nowSec()) }, content: [{ tag: 'pair-success', attrs: {}, content }] },
+            'pair-success',
+            (answer) => this.onPairAnswer(answer, signed, via)
+        );
+    }
+
+    onPairAnswer(a, signed, via) {
+        if (a.attrs.type === 'error') {
+            const e = kid(a, 'error');
+            want(e != null, 'pair-success answered with an error iq without <error>');
+            want(/^[0-9]{3}$/.test(e.attrs.code || ''), `pair-success error code ${e.attrs.code}`);
+            this.log('pair.client-error', { code: Number(e.attrs.code), text: e.attrs.text ?? null, tampered: signed.tampered });
+            this.settlePairing(Object.assign(new Error(`client refused pair-success: ${e.attrs.code} ${e.attrs.text}`), { clientError: e.attrs }));
+            return this.close(`client refused pair-success (${e.attrs.code} ${e.attrs.text})`);
+        }
+        const problems = [];
+        const sign = kids(a).length === 1 && kids(a)[0].tag === 'pair-device-sign' ? kids(a)[0] : null;
+        const di = sign && kids(sign).length === 1 && kids(sign)[0].tag === 'device-identity' ? kids(sign)[0] : null;
+        if (!di) problems.push('result must hold exactly <pair-device-sign><device-identity key-index=…>');
+        else if (!isBytes(di.content)) problems.push('<device-identity> content must be bytes');
+        else {
+            const extra = Object.keys(di.attrs).filter((k) => k !== 'key-index');
+            if (extra.length) problems.push(`<device-identity> unexpected attributes ${extra.join(',')}`);
+            problems.push(...this.server.phone.checkDeviceSign({
+                signed,
+                companionIdentityPub: this.reg.identityPub,
+                bytes: Buffer.from(di.content),
+                keyIndexAttr: di.attrs['key-index']
+            }));
+        }
+        if (signed.tampered) problems.push(`the phone's pair-success was tampered (${signed.tampered}) but the client accepted it`);
+        if (problems.length) {
+            this.log('pair.fail', { problems, node: nodeToJson(a) });
+            this.server.emit('violation', { conn: this.id, detail: problems.join('; ') });
+            this.send({ tag: 'iq', attrs: { from: SERVER_JID, type: 'error', id: a.attrs.id }, content: [{ tag: 'error', attrs: { code: '401', text: 'not-authorized' } }] });
+            this.settlePairing(new Error(`pair-device-sign rejected: ${problems.join('; ')}`));
+            return this.close('bad pair-device-sign', { delayMs: this.server.config.closeDelayMs });
+        }
+        const [user, rest] = signed.jid.split('@')[0].split(':');
+        const d = {
+            jid: signed.jid,
+            lid: signed.lid,
+            user,
+            device: Number(rest),
+            keyIndex: signed.keyIndex,
+            noisePub: this.reg.noisePub,
+            identityPub: this.reg.identityPub,
+            regId: this.reg.regId,
+            skeyId: this.reg.skeyId,
+            skeyVal: this.reg.skeyVal,
+            skeySig: this.reg.skeySig,
+            os: this.reg.os,
+            platformType: this.reg.platformType,
+            pushName: this.reg.pushName,
+            via,
+            pairedAt: Date.now(),
+            removed: false,
+            prekeys: new Map(),
+            usedPrekeys: new Map()
+        };
+        this.server.devices.set(`${user}:${d.device}`, d);
+        this.server.saveState();
+        this.log('pair.done', { jid: d.jid, lid: d.lid, via, keyIndex: d.keyIndex });
+        this.settlePairing(null, { ok: true, jid: d.jid, lid: d.lid, device: d.device, via, conn: this.id });
+        this.send({ tag: 'stream:error', attrs: { code: '515' } });
+        this.close('paired: restart required (515)', { delayMs: this.server.config.closeDelayMs });
+    }
+
+    onLinkCode(n, c) {
+        const stage = c.attrs.stage;
+        const phone = this.server.phone;
+        const jid = c.attrs.jid;
+        want(typeof jid === 'string' && /^[1-9][0-9]{6,14}@s\.whatsapp\.net$/.test(jid), `link_code_companion_reg jid=${jid} is not a phone-number JID`);
+        if (stage === 'companion_hello') {
+            wantChildren(c, ['link_code_pairing_wrapped_companion_ephemeral_pub', 'companion_server_auth_key_pub',
+                'companion_platform_id', 'companion_platform_display', 'link_code_pairing_nonce'], 'companion_hello');
+            want(['true', 'false'].includes(c.attrs.should_show_push_notification),
+                `should_show_push_notification=${c.attrs.should_show_push_notification}`);
+            const wrapped = wantBytes(kid(c, 'link_code_pairing_wrapped_companion_ephemeral_pub'), 80, 'wrapped companion ephemeral');
+            const authKey = wantBytes(kid(c, 'companion_server_auth_key_pub'), 32, 'companion_server_auth_key_pub');
+            want(eq(authKey, this.reg.noisePub), 'companion_server_auth_key_pub is not the Noise static key of the connection');
+            const platformId = textOf(kid(c, 'companion_platform_id'));
+            want(COMPANION_PLATFORM_IDS.includes(platformId), `companion_platform_id ${JSON.stringify(platformId)} unknown`);
+            const display = textOf(kid(c, 'companion_platform_display'));
+            want(typeof display === 'string' && /^[^()]+ \([^()]+\)$/.test(display), `companion_platform_display ${JSON.stringify(display)}, want "Browser (OS)"`);
+            const nonce = kid(c, 'link_code_pairing_nonce').content;
+            want(nonce === '0' || (isBytes(nonce) && nonce.length === 1 && (nonce[0] === 0 || nonce[0] === 0x30)),
+                'link_code_pairing_nonce must be 0');
+            if (jid.split('@')[0] !== phone.phoneNumber) {
+                this.log('paircode.hello', { jid, accepted: false });
+                return this.iqError(n, 404, 'item-not-found');
+            }
+            const ref = `${crypto.randomBytes(18).toString('base64')}`;
+            this.codePairing = { jid, wrapped, platformId, display, ref, stage: 'hello', push: c.attrs.should_show_push_notification };
+            this.log('paircode.hello', { jid, accepted: true, platformId, display, ref });
+            return this.result(n, [{ tag: 'link_code_companion_reg', attrs: {}, content: [{ tag: 'link_code_pairing_ref', attrs: {}, content: Buffer.from(ref) }] }]);
+        }
+        if (stage === 'companion_finish') {
+            const cp = this.codePairing;
+            want(cp != null && cp.stage === 'primary-hello', 'companion_finish before the phone sent primary_hello');
+            want(jid === cp.jid, `companion_finish jid=${jid}, companion_hello had ${cp.jid}`);
+            wantChildren(c, ['link_code_pairing_wrapped_key_bundle', 'companion_identity_public', 'link_code_pairing_ref'], 'companion_finish');
+            const bundle = wantBytes(kid(c, 'link_code_pairing_wrapped_key_bundle'), null, 'wrapped key bundle');
+            const ident = wantBytes(kid(c, 'companion_identity_public'), 32, 'companion_identity_public');
+            want(eq(ident, this.reg.identityPub), 'companion_identity_public is not the identity key of the ClientPayload');
+            const ref = wantBytes(kid(c, 'link_code_pairing_ref'), null, 'link_code_pairing_ref');
+            want(ref.toString() === cp.ref, 'link_code_pairing_ref differs from the one the server issued');
+            let adv;
+            try {
+                adv = phone.finishCodePairing(cp.phoneState, { wrappedKeyBundle: bundle, companionIdentityPub: ident });
+            } catch (e) {
+                if (!(e instanceof PhoneError)) throw e;
+                this.log('paircode.finish', { ok: false, detail: e.message });
+                this.iqError(n, 401, 'not-authorized');
+                this.settlePairing(new Error(`code pairing failed: ${e.message}`));
+                return this.close(`code pairing failed: ${e.message}`, { delayMs: this.server.config.closeDelayMs });
+            }
+            cp.stage = 'finished';
+            this.log('paircode.finish', { ok: true });
+            this.result(n);
+            return this.sendPairSuccess({ advSecret: adv.advSecret, via: 'code' });
+        }
+        bad(`link_code_companion_reg stage=${stage}`);
+    }
+
+    /** The user typed `code` on the phone: primary_hello notification. */
+    enterCode(code) {
+        const cp = this.codePairing;
+        want(cp && cp.stage === 'hello', 'no companion_hello pending on this connection');
+        const r = this.server.phone.startCodePairing({ code, wrappedCompanionEphemeral: cp.wrapped });
+        cp.phoneState = r.state;
+        cp.stage = 'primary-hello';
+        const id = this.newId();
+        this.log('paircode.primary-hello', { ref: cp.ref });
+        this.sendAcked({
+            tag: 'notification',
+            attrs: { from: SERVER_JID, type: 'link_code_companion_reg', id, t: String(nowSec()) },
+            content: [{
+                tag: 'link_code_companion_reg',
+                attrs: { stage: 'primary_hello' },
+                content: [
+                    { tag: 'link_code_pairing_ref', attrs: {}, content: Buffer.from(cp.ref) },
+                    { tag: 'primary_identity_pub', attrs: {}, content: r.primaryIdentityPub },
+                    { tag: 'link_code_pairing_wrapped_primary_ephemeral_pub', attrs: {}, content: r.wrappedPrimaryEphemeral }
+                ]
+            }]
+        });
+    }
+}
+
+/** Flag byte (bit 2 = zlib) + one binary node, with nothing left over. */
+export function decodeFrame(f) {
+    if (f.length < 2) throw new Error(`frame of ${f.length} bytes`);
+    const flag = f[0];
+    if (flag & ~0x02) throw new Error(`flag byte ${flag.toString(16)} has unknown bits`);
+    let body = f.subarray(1);
+    if (flag & 2) body = zlib.inflateSync(body, { maxOutputLength: 1 << 24 });
+    const idx = { index: 0 };
+    const node = decodeDecompressedBinaryNode(body, BINARY, idx);
+    if (idx.index !== body.length) throw new Error(`${body.length - idx.index} bytes after the node`);
+    return { node, compressed: (flag & 2) !== 0 };
+}
+
+export class FakeWhatsAppServer extends EventEmitter {
+    constructor(opts = {}) {
+        super();
+        this.setMaxListeners(0);
+        this.config = {
+            host: '127.0.0.1',
+            port: 0,
+            path: '/ws/chat',
+            origin: WA_ORIGIN,
+            version: DEFAULT_VERSION,
+            qrFirstMs: 60000,
+            qrNextMs: 20000,
+            qrRefs: 6,
+            qrGraceMs: 2000,
+            iqTimeoutMs: 20000,
+            handshakeTimeoutMs: 20000,
+            closeDelayMs: 100,
+            maxPrekeysPerUpload: MAX_PREKEYS_PER_UPLOAD,
+            silent: false,
+            pkiDefect: null,
+            helloTamper: null,
+            logStream: null,
+            statePath: null,
+            ...opts
+        };
+        delete this.config.phone;
+        delete this.config.pki;
+        this.t0 = Date.now();
+        this.seq = 0;
+        this.events = [];
+        this.conns = new Set();
+        this.devices = new Map(); // "user:device" -> record
+        this.nextLoginFailure = null;
+        const state = this.config.statePath && fs.existsSync(this.config.statePath) ? this.loadState(this.config.statePath) : null;
+        if (state) {
+            this.pki = state.pki;
+            this.phone = state.phone;
+            for (const d of state.devices) this.devices.set(`${d.user}:${d.device}`, d);
+        } else {
+            const pki = opts.pki || makeTestPki();
+            this.pki = { root: pki.root, intermediate: pki.intermediate, serverStatic: pki.serverStatic };
+            this.phone = opts.phone instanceof FakePhone ? opts.phone : new FakePhone(opts.phone || {});
+        }
+        this.rebuildChain();
+        this.saveState();
+    }
+
+    get rootPublicKey() {
+        return Buffer.from(this.pki.root.public);
+    }
+
+    rebuildChain() {
+        this.certChain = makeChain({ ...this.pki, defect: this.config.pkiDefect });
+    }
+
+    log(conn, kind, data = {}) {
+        const ev = { ...data, seq: ++this.seq, t: Date.now() - this.t0, conn, kind };
+        this.events.push(ev);
+        if (this.events.length > 50000) this.events.splice(0, 10000);
+        if (this.config.logStream) this.config.logStream.write(JSON.stringify(ev) + '\n');
+        this.emit('event', ev);
+        return ev;
+    }
+
+    eventsSince(seq = 0, kind = null) {
+        return this.events.filter((e) => e.seq > seq && (kind == null || e.kind === kind));
+    }
+
+    /** Resolves with the first event (after `since`, default: from now) for which pred holds. */
+    waitFor(pred, { timeoutMs = 10000, since = this.seq, what = 'event' } = {}) {
+        const hit = this.events.find((e) => e.seq > since && pred(e));
+        if (hit) return Promise.resolve(hit);
+        return new Promise((resolve, reject) => {
+            const on = (e) => {
+                if (e.seq > since && pred(e)) {
+                    clearTimeout(timer);
+                    this.off('event', on);
+                    resolve(e);
+                }
+            };
+            const timer = setTimeout(() => {
+                this.off('event', on);
+                reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+            }, timeoutMs);
+            this.on('event', on);
+        });
+    }
+
+    async start() {
+        const cfg = this.config;
+        this.wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 25, perMessageDeflate: false });
+        this.http = http.createServer((req, res) => {
+            this.log(0, 'ws.reject', { reason: 'plain HTTP request', path: req.url });
+            res.writeHead(426, { 'content-type': 'text/plain' });
+            res.end('upgrade required\n');
+        });
+        this.http.on('upgrade', (req, socket, head) => {
+            const url = new URL(req.url, 'http://x');
+            const reject = (status, reason) => {
+                this.log(0, 'ws.reject', { reason, status, path: req.url, origin: req.headers.origin ?? null });
+                socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+            };
+            if (url.pathname !== cfg.path) return reject(404, `path ${url.pathname}, want ${cfg.path}`);
+            if (req.headers.origin !== cfg.origin) return reject(403, `Origin ${req.headers.origin ?? '(none)'}, want ${cfg.origin}`);
+            this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+        });
+        await new Promise((resolve, reject) => {
+            this.http.once('error', reject);
+            this.http.listen(cfg.port, cfg.host, resolve);
+        });
+        this.port = this.http.address().port;
+        this.url = `ws://${cfg.host}:${this.port}${cfg.path}`;
+        return { url: this.url, port: this.port };
+    }
+
+    onConnection(ws, req) {
+        const c = new Conn(this, ws, req);
+        this.conns.add(c);
+        c.log('ws.open', { remote: c.remote, origin: req.headers.origin, path: req.url });
+        ws.on('message', (data, isBinary) => c.onMessage(data, isBinary));
+        ws.on('error', (e) => c.log('ws.error', { detail: e.message }));
+        ws.on('close', (code, reason) => {
+            c.onClosed(code, reason);
+            this.conns.delete(c);
+        });
+    }
+
+    async stop() {
+        for (const c of this.conns) c.ws.terminate();
+        this.conns.clear();
+        await new Promise((r) => (this.wss ? this.wss.close(() => r()) : r()));
+        await new Promise((r) => (this.http ? this.http.close(() => r()) : r()));
+        this.saveState();
+    }
+
+    // ── state file ──
+    saveState() {
+        const p = this.config.statePath;
+        if (!p) return;
+        const devices = [...this.devices.values()].map((d) => ({
+            ...d,
+            noisePub: hex(d.noisePub),
+            identityPub: hex(d.identityPub),
+            skeyVal: hex(d.skeyVal),
+            skeySig: hex(d.skeySig),
+            prekeys: [...d.prekeys.entries()].map(([i, v]) => [i, hex(v)]),
+            usedPrekeys: [...d.usedPrekeys.entries()].map(([i, v]) => [i, hex(v)])
+        }));
+        const j = {
+            pki: { root: pairToJson(this.pki.root), intermediate: pairToJson(this.pki.intermediate), serverStatic: pairToJson(this.pki.serverStatic) },
+            phone: this.phone.toJSON(),
+            devices
+        };
+        const tmp = `${p}.tmp`;
+        fs.writeFileSync(tmp, JSON.stringify(j));
+        fs.renameSync(tmp, p);
+    }
+
+    loadState(p) {
+        const j = JSON.parse(fs.readFileSync(p, 'utf8'));
+        const B = (h) => Buffer.from(h, 'hex');
+        return {
+            pki: { root: pairFromJson(j.pki.root), intermediate: pairFromJson(j.pki.intermediate), serverStatic: pairFromJson(j.pki.serverStatic) },
+            phone: FakePhone.fromJSON(j.phone),
+            devices: j.devices.map((d) => ({
+                ...d,
+                noisePub: B(d.noisePub),
+                identityPub: B(d.identityPub),
+                skeyVal: B(d.skeyVal),
+                skeySig: B(d.skeySig),
+                prekeys: new Map(d.prekeys.map(([i, v]) => [i, B(v)])),
+                usedPrekeys: new Map(d.usedPrekeys.map(([i, v]) => [i, B(v)]))
+            }))
+        };
+    }
+
+    // ── lookups ──
+    connById(id) {
+        for (const c of this.conns) if (c.id === Number(id)) return c;
+        return null;
+    }
+
+    /** The newest open connection past its handshake (or the given one). */
+    target(conn) {
+        if (conn != null) {
+            const c = conn instanceof Conn ? conn : this.connById(conn);
+            if (!c || !c.open) throw new Error(`no open connection ${conn}`);
+            return c;
+        }
+        const list = [...this.conns].filter((c) => c.open && c.noise.isTransport);
+        if (!list.length) throw new Error('no open connection past its handshake');
+        return list[list.length - 1];
+    }
+
+    registering() {
+        return [...this.conns].filter((c) => c.open && c.state === 'registering');
+    }
+
+    currentQr() {
+        const c = this.registering().pop();
+        if (!c) return null;
+        return { conn: c.id, index: c.refs.index, ref: c.refs.list[Math.min(c.refs.index, c.refs.list.length - 1)], refs: c.refs.list, validUntil: c.refs.validUntil.map((v) => v - this.t0) };
+    }
+
+    state() {
+        return {
+            url: this.url,
+            port: this.port,
+            rootKey: hex(this.rootPublicKey),
+            config: { ...this.config, logStream: undefined },
+            phone: { phoneNumber: this.phone.phoneNumber, lidUser: this.phone.lidUser, platform: this.phone.platform, bizName: this.phone.bizName, identity: hex(this.phone.identity.public) },
+            connections: [...this.conns].map((c) => ({ id: c.id, state: c.state, mode: c.mode, device: c.device?.jid ?? null, remote: c.remote })),
+            qr: this.currentQr(),
+            devices: [...this.devices.values()].map((d) => ({ jid: d.jid, lid: d.lid, via: d.via, removed: d.removed, prekeys: d.prekeys.size, skeyId: d.skeyId, regId: d.regId })),
+            events: this.seq
+        };
+    }
+
+    pairingPromise(c, timeoutMs) {
+        return new Promise((resolve, reject) => {
+            const t = setTimeout(() => {
+                c.settlePairing(new Error(`pairing did not finish within ${timeoutMs} ms`));
+            }, timeoutMs);
+            c.pairing = {
+                settled: false,
+                resolve: (v) => (clearTimeout(t), resolve(v)),
+                reject: (e) => (clearTimeout(t), reject(e))
+            };
+        });
+    }
+
+    // ── the phone ──
+    /** The phone scans QR text; resolves {ok, jid, lid, device} once the client signed, rejects otherwise. */
+    scanQr(text, { timeoutMs = 15000 } = {}) {
+        this.log(0, 'control', { op: 'scan', qr: text });
+        let q;
+        try {
+            q = parseQrText(text);
+        } catch (e) {
+            return Promise.reject(e);
+        }
+        const c = this.registering().find((x) => x.refs.list.includes(q.ref));
+        if (!c) return Promise.reject(new Error('no registering connection issued this QR ref'));
+        const p = this.pairingPromise(c, timeoutMs);
+        try {
+            c.scan(q);
+        } catch (e) {
+            if (e instanceof Violation) c.violation(`QR: ${e.message}`);
+            else c.settlePairing(e);
+        }
+        return p;
+    }
+
+    /** The user types the pairing code on the phone; resolves like scanQr. */
+    enterPairingCode(code, { timeoutMs = 15000, conn = null } = {}) {
+        this.log(0, 'control', { op: 'code', code });
+        const c = conn != null ? this.target(conn) : this.registering().filter((x) => x.codePairing?.stage === 'hello').pop();
+        if (!c) return Promise.reject(new Error('no connection has sent companion_hello'));
+        const p = this.pairingPromise(c, timeoutMs);
+        try {
+            c.enterCode(code);
+        } catch (e) {
+            if (e instanceof PhoneError) c.settlePairing(e);
+            else if (e instanceof Violation) c.violation(e.message);
+            else c.settlePairing(e);
+        }
+        return p;
+    }
+
+    // ── controls ──
+    setConfig(patch) {
+        const allowed = ['version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload'];
+        for (const [k, v] of Object.entries(patch)) {
+            if (!allowed.includes(k)) throw new Error(`unknown config key ${k}`);
+            this.config[k] = v;
+        }
+        if ('pkiDefect' in patch) this.rebuildChain();
+        this.log(0, 'control', { op: 'config', patch });
+    }
+
+    setPhoneTamper(what) {
+        if (what != null && !['hmac', 'account-signature', 'account-key'].includes(what)) throw new Error(`unknown tamper ${what}`);
+        this.phone.tamper = what;
+        this.log(0, 'control', { op: 'phone-tamper', what });
+    }
+
+    drop({ conn = null, how = 'terminate' } = {}) {
+        const c = this.target(conn);
+        this.log(c.id, 'control', { op: 'drop', how });
+        c.close('dropped by control', { how });
+        return c.id;
+    }
+
+    streamError(kind, { conn = null } = {}) {
+        const c = this.target(conn);
+        let node;
+        switch (String(kind)) {
+        case '515':
+        case '503':
+            node = { tag: 'stream:error', attrs: { code: String(kind) } };
+            break;
+        case 'device_removed':
+        case '401':
+            node = { tag: 'stream:error', attrs: { code: '401' }, content: [{ tag: 'conflict', attrs: { type: 'device_removed' } }] };
+            if (c.device) {
+                c.device.removed = true;
+                this.saveState();
+            }
+            break;
+        case 'replaced':
+            node = { tag: 'stream:error', attrs: {}, content: [{ tag: 'conflict', attrs: { type: 'replaced' } }] };
+            break;
+        default:
+            throw new Error(`unknown stream error kind ${kind}`);
+        }
+        this.log(c.id, 'control', { op: 'stream-error', what: String(kind) });
+        c.send(node);
+        c.close(`stream error ${kind}`, { delayMs: this.config.closeDelayMs });
+        return c.id;
+    }
+
+    failure(reason, { conn = null, attrs = {} } = {}) {
+        const c = this.target(conn);
+        const extra = String(reason) === '402' ? { code: '101', expire: '3600', ...attrs } : attrs;
+        this.log(c.id, 'control', { op: 'failure', reason: Number(reason) });
+        c.send({ tag: 'failure', attrs: { reason: String(reason), location: 'fake', ...extra } });
+        c.close(`failure ${reason}`, { delayMs: this.config.closeDelayMs });
+        return c.id;
+    }
+
+    failNextLogin(reason, attrs = {}) {
+        const extra = String(reason) === '402' ? { code: '101', expire: '3600', ...attrs } : attrs;
+        this.nextLoginFailure = { reason, attrs: extra };
+        this.log(0, 'control', { op: 'fail-next-login', reason: Number(reason) });
+    }
+
+    /** garbage | truncated | bad-mac | bad-node | oversize */
+    garbage(kind, { conn = null, closeAfterMs = 300 } = {}) {
+        const c = this.target(conn);
+        this.log(c.id, 'control', { op: 'garbage', what: kind });
+        const ping = encodeBinaryNode({ tag: 'iq', attrs: { from: SERVER_JID, type: 'get', xmlns: 'urn:xmpp:ping', id: c.newId() } });
+        switch (kind) {
+        case 'garbage': // a well-framed frame of random bytes: no valid tag under any key
+            c.sendRaw(frame(crypto.randomBytes(64)));
+            break;
+        case 'bad-mac': { // a real frame with one bit of its tag flipped
+            const f = Buffer.from(c.noise.encodeFrame(ping));
+            f[f.length - 1] ^= 0x01;
+            c.sendRaw(f);
+            break;
+        }
+        case 'bad-node': // authenticates, but the plaintext is not a binary node
+            c.sendRaw(c.noise.encodeFrame(Buffer.from([0, 0xf8, 0x05, 0xff, 0xff, 0xff])));
+            break;
+        case 'truncated': { // half a real frame, then the socket closes
+            const f = c.noise.encodeFrame(ping);
+            c.sendRaw(f.subarray(0, Math.floor(f.length / 2)));
+            c.close('truncated frame', { delayMs: closeAfterMs, how: 'terminate' });
+            break;
+        }
+        case 'oversize': // a length header at the 16 MiB bound and a few bytes
+            c.sendRaw(Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), crypto.randomBytes(32)]));
+            break;
+        default:
+            throw new Error(`unknown garbage kind ${kind}`);
+        }
+        return c.id;
+    }
+
+    /** Drops the device's server-side prekeys to `count` and tells the client. */
+    lowPrekeys(count, { conn = null } = {}) {
+        const c = this.target(conn);
+        if (!c.device) throw new Error('connection is not logged in');
+        const d = c.device;
+        const ids = [...d.prekeys.keys()].sort((a, b) => a - b);
+        for (const i of ids.slice(0, Math.max(0, ids.length - count))) {
+            d.usedPrekeys.set(i, d.prekeys.get(i));
+            d.prekeys.delete(i);
+        }
+        this.log(c.id, 'control', { op: 'prekeys-low', count: d.prekeys.size });
+        c.sendAcked({ tag: 'notification', attrs: { from: SERVER_JID, type: 'encrypt', id: c.newId(), t: String(nowSec()) }, content: [{ tag: 'count', attrs: { value: String(d.prekeys.size) } }] });
+        return c.id;
+    }
+
+    removeDevice(jid) {
+        const d = [...this.devices.values()].find((x) => x.jid === jid || x.lid === jid);
+        if (!d) throw new Error(`no device ${jid}`);
+        d.removed = true;
+        this.saveState();
+        this.log(0, 'device.removed', { jid: d.jid, by: 'control' });
+        for (const c of this.conns) if (c.device === d && c.open) this.streamError('device_removed', { conn: c });
+        return d.jid;
+    }
+}
+
+// ── HTTP control channel ─────────────────────────────────────────────────────
+export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown = () => {} } = {}) {
+    const routes = {
+        'GET /state': () => server.state(),
+        'GET /qr': () => server.currentQr() ?? Object.assign(new Error('no registering connection'), { status: 404 }),
+        'GET /events': async (q) => {
+            const since = Number(q.get('since') || 0);
+            const kind = q.get('kind');
+            const wait = Number(q.get('wait') || 0);
+            let events = server.eventsSince(since, kind);
+            if (!events.length && wait > 0) {
+                await server.waitFor((e) => kind == null || e.kind === kind, { since, timeoutMs: wait }).catch(() => {});
+                events = server.eventsSince(since, kind);
+            }
+            return { events, next: events.length ? events[events.length - 1].seq : since };
+        },
+        'GET /devices': () => server.state().devices,
+        'POST /phone/scan': async (q, b) => server.scanQr(b.qr, { timeoutMs: b.timeoutMs ?? 15000 }),
+        'POST /phone/code': async (q, b) => server.enterPairingCode(b.code, { timeoutMs: b.timeoutMs ?? 15000, conn: b.conn ?? null }),
+        'POST /phone/tamper': (q, b) => (server.setPhoneTamper(b.what ?? null), { ok: true }),
+        'POST /drop': (q, b) => ({ ok: true, conn: server.drop({ conn: b.conn ?? null, how: b.how ?? 'terminate' }) }),
+        'POST /stream-error': (q, b) => ({ ok: true, conn: server.streamError(b.kind, { conn: b.conn ?? null }) }),
+        'POST /failure': (q, b) => ({ ok: true, conn: server.failure(b.reason, { conn: b.conn ?? null, attrs: b.attrs ?? {} }) }),
+        'POST /fail-next-login': (q, b) => (server.failNextLogin(b.reason, b.attrs ?? {}), { ok: true }),
+        'POST /garbage': (q, b) => ({ ok: true, conn: server.garbage(b.kind, { conn: b.conn ?? null }) }),
+        'POST /prekeys-low': (q, b) => ({ ok: true, conn: server.lowPrekeys(Number(b.count ?? 0), { conn: b.conn ?? null }) }),
+        'POST /device/remove': (q, b) => ({ ok: true, jid: server.removeDevice(b.jid) }),
+        'POST /config': (q, b) => (server.setConfig(b), { ok: true }),
+        'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
+    };
+    const ctl = http.createServer(async (req, res) => {
+        const url = new URL(req.url, 'http://x');
+        const route = routes[`${req.method} ${url.pathname}`];
+        const reply = (status, obj) => {
+            res.writeHead(status, { 'content-type': 'application/json' });
+            res.end(JSON.stringify(obj) + '\n');
+        };
+        if (!route) return reply(404, { ok: false, error: `no route ${req.method} ${url.pathname}` });
+        let body = '';
+        for await (const chunk of req) body += chunk;
+        let b = {};
+        try {
+            b = body ? JSON.parse(body) : {};
+        } catch {
+            return reply(400, { ok: false, error: 'body is not JSON' });
+        }
+        try {
+            const out = await route(url.searchParams, b);
+            if (out instanceof Error) return reply(out.status || 500, { ok: false, error: out.message });
+            reply(200, out);
+        } catch (e) {
+            reply(e.status || 409, { ok: false, error: e.message });
+        }
+    });
+    return new Promise((resolve, reject) => {
+        ctl.once('error', reject);
+        ctl.listen(port, host, () => resolve(ctl));
+    });
+}
+
+function parseArgs(argv) {
+    const o = {};
+    const flags = new Set(['print-root-key', 'log']);
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+        const k = a.slice(2);
+        if (flags.has(k)) o[k] = true;
+        else if (i + 1 < argv.length) o[k] = argv[++i];
+        else throw new Error(`${a} needs a value`);
+    }
+    return o;
+}
+
+async function main() {
+    let a;
+    try {
+        a = parseArgs(process.argv.slice(2));
+    } catch (e) {
+        process.stderr.write(`fake_server: ${e.message}\n`);
+        process.exit(2);
+    }
+    const host = a.host || '127.0.0.1';
+    if (!/^(127\.[0-9.]+|::1|localhost)$/.test(host)) {
+        process.stderr.write('fake_server: listens on loopback only\n');
+        process.exit(2);
+    }
+    const num = (k, d) => (a[k] != null ? Number(a[k]) : d);
+    const server = new FakeWhatsAppServer({
+        host,
+        port: num('port', 0),
+        version: a.version || DEFAULT_VERSION,
+        qrFirstMs: num('qr-first-ms', 60000),
+        qrNextMs: num('qr-next-ms', 20000),
+        qrRefs: num('qr-refs', 6),
+        statePath: a.state || null,
+        pkiDefect: a['pki-defect'] || null,
+        logStream: a.log ? process.stderr : null,
+        phone: {
+            ...(a.phone ? { phoneNumber: a.phone } : {}),
+            ...(a.lid ? { lidUser: a.lid } : {}),
+            ...(a.platform ? { platform: a.platform } : {}),
+            ...(a.biz ? { bizName: a.biz } : {})
+        }
+    });
+    await server.start();
+    let stopping = false;
+    let ctl;
+    const shutdown = async () => {
+        if (stopping) return;
+        stopping = true;
+        await server.stop();
+        ctl?.close();
+        process.exit(0);
+    };
+    ctl = await startControl(server, { host, port: num('control-port', 0), onShutdown: shutdown });
+    if (a['print-root-key']) process.stdout.write(`${hex(server.rootPublicKey)}\n`);
+    process.stdout.write(JSON.stringify({
+        ready: true,
+        url: server.url,
+        port: server.port,
+        control: `http://${host}:${ctl.address().port}`,
+        controlPort: ctl.address().port,
+        rootKey: hex(server.rootPublicKey),
+        version: server.config.version,
+        phone: server.phone.phoneNumber
+    }) + '\n');
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+    main().catch((e) => {
+        process.stderr.write(`fake_server: ${e.stack}\n`);
+        process.exit(1);
+    });
+}
