@@ -8,6 +8,7 @@
 
 #include "common/db_params.h"
 #include "common/log.h"
+#include "offload.h"
 #include "pg_lock.h"
 #include "sup.h"
 #include "wa/wa_client.h"
@@ -271,6 +272,7 @@ void session_init(void)
     Ss.ssl = wa_ws_client_ssl_ctx();
     db_params_init(&Ss.params, &S.cfg, "wapi-session");
     Ss.lock_retry = evtimer_new(S.base, on_lock_retry, NULL);
+    offload_init(S.base);
     struct wa_client_config cc = {0};
     cc.base = S.base;
     cc.dns = Ss.dns;
@@ -324,18 +326,30 @@ int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf 
     case IPC_SESSION_CMD: {
         uint32_t cmd = ipc_rd_u32(rd);
         uint32_t alen;
-        ipc_rd_bytes(rd, &alen);
+        const uint8_t *argp = ipc_rd_bytes(rd, &alen);
         if (ipc_rd_end(rd) < 0)
             return -1;
         switch (cmd) {
         case IPC_CMD_START: start(); *status = 202; break;
         case IPC_CMD_STOP: stop(); *status = 200; break;
         case IPC_CMD_LOGOUT: logout(); *status = 200; break;
-        case IPC_CMD_PAIR_PHONE:
-            *status = 501;
-            sbuf_adds(body, "{\"error\":{\"code\":\"not_implemented\",\"message\":\"pairing by phone number is not "
-                            "available yet; scan the QR code\"}}");
+        case IPC_CMD_PAIR_PHONE: {
+            char digits[32], code[16], err[200];
+            if (!argp || alen == 0 || alen >= sizeof digits)
+                return -1;
+            memcpy(digits, argp, alen);
+            digits[alen] = '\0';
+            if (wa_client_pair_phone(Ss.client, digits, code, sizeof code, err, sizeof err) < 0) {
+                *status = 409;
+                sbuf_adds(body, "{\"error\":{\"code\":\"not_pairable\",\"message\":");
+                sbuf_add_json_str(body, err, strlen(err));
+                sbuf_adds(body, ",\"field\":\"phone\"}}");
+                return 0;
+            }
+            *status = 200;
+            sbuf_addf(body, "{\"code\":\"%s\"}", code);
             return 0;
+        }
         default: return -1;
         }
         session_json(body);

@@ -1,12 +1,14 @@
 #include "wa_client.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/log.h"
+#include "supervisor/offload.h"
 #include "supervisor/wa/proto/adv.pb-c.h"
 #include "wa_binary.h"
 #include "wa_crypto.h"
@@ -34,7 +36,7 @@ const char *wa_state_name(enum wa_state st)
     return st < WA_STATE_COUNT ? state_names[st] : "unknown";
 }
 
-enum iq_kind { IQ_NONE, IQ_PREKEY_COUNT, IQ_PREKEY_UPLOAD, IQ_ACTIVE, IQ_PING, IQ_LOGOUT };
+enum iq_kind { IQ_NONE, IQ_PREKEY_COUNT, IQ_PREKEY_UPLOAD, IQ_ACTIVE, IQ_PING, IQ_LOGOUT, IQ_PAIR_CODE, IQ_PAIR_FINISH };
 
 struct wa_client {
     struct wa_client_config cfg;
@@ -62,6 +64,16 @@ struct wa_client {
         enum iq_kind kind;
     } iqs[MAX_IQS];
     int logging_out;
+    unsigned conn_gen; /* bumped per connection: late work for an old one is dropped */
+    struct {
+        int active;
+        unsigned conn_gen;
+        uint8_t eph_priv[32], eph_pub[32];
+        char code[9];
+        char phone[24];
+        uint8_t ref[128];
+        size_t ref_len;
+    } pc; /* pairing by phone number */
 };
 
 static void set_state(struct wa_client *c, enum wa_state st, const char *detail)
@@ -660,6 +672,27 @@ static void on_iq_reply(struct wa_client *c, const wa_node *n, const char *type)
         break;
     case IQ_ACTIVE: break;
     case IQ_LOGOUT: drop_transport(c); break;
+    case IQ_PAIR_CODE: {
+        const wa_node *reg = wa_node_child(n, "link_code_companion_reg");
+        const wa_node *ref = reg ? wa_node_child(reg, "link_code_pairing_ref") : NULL;
+        if (!ok || !ref || ref->content != WA_CONTENT_BYTES || ref->nbytes == 0 || ref->nbytes > sizeof c->pc.ref) {
+            const wa_node *e = wa_node_child(n, "error");
+            const char *code = e ? wa_node_attr_str(e, "code") : NULL;
+            log_warn("pairing code refused by the server", LF_S("code", code ? code : "?"));
+            c->pc.active = 0;
+            set_state(c, WA_QR, code && !strcmp(code, "404") ? "pairing code: this phone number has no WhatsApp account"
+                                                             : "pairing code refused by the server");
+            break;
+        }
+        memcpy(c->pc.ref, ref->bytes, ref->nbytes);
+        c->pc.ref_len = ref->nbytes;
+        log_info("pairing code registered; waiting for it on the phone");
+        break;
+    }
+    case IQ_PAIR_FINISH:
+        if (!ok)
+            log_warn("pairing code: the server refused the key bundle");
+        break;
     case IQ_NONE: break;
     }
 }
@@ -742,6 +775,216 @@ static void send_ack(struct wa_client *c, const wa_node *n)
     wa_arena_free(a);
 }
 
+
+/* ---- pairing by phone number ---- */
+
+static const char linking_alphabet[] = "123456789ABCDEFGHJKLMNPQRSTVWXYZ";
+
+/* 5 random bytes in the linking alphabet (base32 without padding): 8 characters. */
+static void linking_code(char out[9])
+{
+    uint8_t r[5];
+    wa_crypto_random(r, sizeof r);
+    uint64_t v = 0;
+    for (int i = 0; i < 5; i++)
+        v = v << 8 | r[i];
+    for (int i = 7; i >= 0; i--, v >>= 5)
+        out[i] = linking_alphabet[v & 31];
+    out[8] = '\0';
+}
+
+static int aes_ctr(const uint8_t key[32], const uint8_t iv[16], const uint8_t *in, size_t n, uint8_t *out)
+{
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int len = 0, ok = x && EVP_EncryptInit_ex(x, EVP_aes_256_ctr(), NULL, key, iv) == 1 &&
+                      EVP_EncryptUpdate(x, out, &len, in, (int)n) == 1 && len == (int)n;
+    EVP_CIPHER_CTX_free(x);
+    return ok ? 0 : -1;
+}
+
+/* The slow part (PBKDF2, 131072 rounds) runs off the loop. */
+struct code_job {
+    struct wa_client *c;
+    unsigned conn_gen;
+    int stage; /* 1 hello, 2 primary hello */
+    char code[9];
+    uint8_t salt[32], iv[16], key[32];
+    uint8_t eph_pub[32], wrapped[80];
+    uint8_t primary_wrapped[80], primary_ident[32];
+    int ok;
+};
+
+static void code_work(void *arg)
+{
+    struct code_job *j = arg;
+    j->ok = PKCS5_PBKDF2_HMAC(j->code, 8, j->salt, 32, 2 << 16, EVP_sha256(), 32, j->key) == 1;
+}
+
+static void send_companion_hello(struct wa_client *c, struct code_job *j)
+{
+    memcpy(j->wrapped, j->salt, 32);
+    memcpy(j->wrapped + 32, j->iv, 16);
+    if (aes_ctr(j->key, j->iv, j->eph_pub, 32, j->wrapped + 48) < 0)
+        return;
+    wa_arena *a = wa_arena_new();
+    char id[32], jidtxt[64];
+    wa_node *iq = iq_new(a, c, "set", "md", id, sizeof id);
+    wa_node *reg = child(a, iq, "link_code_companion_reg");
+    snprintf(jidtxt, sizeof jidtxt, "%s@" SERVER, c->pc.phone);
+    wa_jid jid;
+    wa_jid_parse(a, jidtxt, &jid);
+    wa_node_add_attr_jid(a, reg, "jid", &jid);
+    wa_node_add_attr(a, reg, "stage", "companion_hello");
+    wa_node_add_attr(a, reg, "should_show_push_notification", "true");
+    wa_node_set_bytes(a, child(a, reg, "link_code_pairing_wrapped_companion_ephemeral_pub"), j->wrapped, 80);
+    wa_node_set_bytes(a, child(a, reg, "companion_server_auth_key_pub"), c->creds.noise_pub, 32);
+    wa_node_set_bytes(a, child(a, reg, "companion_platform_id"), "1", 1); /* Chrome, as the ClientPayload says */
+    wa_node_set_bytes(a, child(a, reg, "companion_platform_display"), "Chrome (Linux)", 14);
+    uint8_t zero = 0;
+    wa_node_set_bytes(a, child(a, reg, "link_code_pairing_nonce"), &zero, 1);
+    if (send_node(c, iq) == 0)
+        remember_iq(c, id, IQ_PAIR_CODE);
+    wa_arena_free(a);
+}
+
+static void send_companion_finish(struct wa_client *c, struct code_job *j)
+{
+    uint8_t primary_eph[32], eph_shared[32], ident_shared[32], adv_random[32], salt[32], nonce[12], key[32];
+    uint8_t bundle[96], wrapped[32 + 12 + 96 + 16];
+    if (aes_ctr(j->key, j->primary_wrapped + 32, j->primary_wrapped + 48, 32, primary_eph) < 0 ||
+        wa_crypto_x25519_dh(c->pc.eph_priv, primary_eph, eph_shared) < 0 ||
+        wa_crypto_x25519_dh(c->creds.ident_priv, j->primary_ident, ident_shared) < 0) {
+        log_warn("pairing code: the phone's keys are unusable (wrong code?)");
+        return;
+    }
+    wa_crypto_random(adv_random, 32);
+    wa_crypto_random(salt, 32);
+    wa_crypto_random(nonce, 12);
+    static const char info[] = "link_code_pairing_key_bundle_encryption_key";
+    wa_crypto_hkdf_sha256(salt, 32, eph_shared, 32, (const uint8_t *)info, sizeof info - 1, key, 32);
+    memcpy(bundle, c->creds.ident_pub, 32);
+    memcpy(bundle + 32, j->primary_ident, 32);
+    memcpy(bundle + 64, adv_random, 32);
+    memcpy(wrapped, salt, 32);
+    memcpy(wrapped + 32, nonce, 12);
+    wa_crypto_aes_gcm_seal(key, nonce, NULL, 0, bundle, sizeof bundle, wrapped + 44);
+    uint8_t adv_in[96];
+    memcpy(adv_in, eph_shared, 32);
+    memcpy(adv_in + 32, ident_shared, 32);
+    memcpy(adv_in + 64, adv_random, 32);
+    static const char adv_info[] = "adv_secret";
+    wa_crypto_hkdf_sha256(NULL, 0, adv_in, sizeof adv_in, (const uint8_t *)adv_info, sizeof adv_info - 1,
+                          c->creds.adv_secret, 32);
+    OPENSSL_cleanse(adv_in, sizeof adv_in);
+    OPENSSL_cleanse(eph_shared, 32);
+    OPENSSL_cleanse(ident_shared, 32);
+    OPENSSL_cleanse(key, 32);
+    /* The new advertising secret checks the coming pair-success: durable first. */
+    char err[256];
+    if (wa_store_save(c->sessions, &c->creds, err, sizeof err) < 0) {
+        log_error("cannot store the pairing secret", LF_S("error", err));
+        return;
+    }
+    wa_arena *a = wa_arena_new();
+    char id[32], jidtxt[64];
+    wa_node *iq = iq_new(a, c, "set", "md", id, sizeof id);
+    wa_node *reg = child(a, iq, "link_code_companion_reg");
+    snprintf(jidtxt, sizeof jidtxt, "%s@" SERVER, c->pc.phone);
+    wa_jid jid;
+    wa_jid_parse(a, jidtxt, &jid);
+    wa_node_add_attr_jid(a, reg, "jid", &jid);
+    wa_node_add_attr(a, reg, "stage", "companion_finish");
+    wa_node_set_bytes(a, child(a, reg, "link_code_pairing_wrapped_key_bundle"), wrapped, sizeof wrapped);
+    wa_node_set_bytes(a, child(a, reg, "companion_identity_public"), c->creds.ident_pub, 32);
+    wa_node_set_bytes(a, child(a, reg, "link_code_pairing_ref"), c->pc.ref, c->pc.ref_len);
+    if (send_node(c, iq) == 0)
+        remember_iq(c, id, IQ_PAIR_FINISH);
+    wa_arena_free(a);
+    set_state(c, WA_PAIRING, "");
+}
+
+static void code_done(void *arg)
+{
+    struct code_job *j = arg;
+    struct wa_client *c = j->c;
+    if (j->ok && c->in_transport && c->conn_gen == j->conn_gen && c->pc.active && !c->creds.paired) {
+        if (j->stage == 1)
+            send_companion_hello(c, j);
+        else
+            send_companion_finish(c, j);
+    }
+    OPENSSL_cleanse(j, sizeof *j);
+    free(j);
+}
+
+/* (The notification was acked by the caller.) */
+static void handle_code_primary_hello(struct wa_client *c, const wa_node *n)
+{
+    const wa_node *reg = wa_node_child(n, "link_code_companion_reg");
+    const wa_node *ref = reg ? bytes_child(reg, "link_code_pairing_ref") : NULL;
+    const wa_node *wr = reg ? bytes_child(reg, "link_code_pairing_wrapped_primary_ephemeral_pub") : NULL;
+    const wa_node *pid = reg ? bytes_child(reg, "primary_identity_pub") : NULL;
+    if (!c->pc.active || c->creds.paired || !ref || !wr || !pid || wr->nbytes < 80 || pid->nbytes != 32 ||
+        ref->nbytes != c->pc.ref_len || memcmp(ref->bytes, c->pc.ref, c->pc.ref_len) != 0) {
+        log_warn("pairing code notification ignored (none pending, or it does not match)");
+        return;
+    }
+    struct code_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->c = c;
+    j->conn_gen = c->conn_gen;
+    j->stage = 2;
+    memcpy(j->code, c->pc.code, 9);
+    memcpy(j->salt, wr->bytes, 32);
+    memcpy(j->primary_wrapped, wr->bytes, 80);
+    memcpy(j->primary_ident, pid->bytes, 32);
+    if (offload_run(code_work, code_done, j) < 0)
+        free(j);
+}
+
+int wa_client_pair_phone(struct wa_client *c, const char *digits, char *code_out, size_t code_len, char *err,
+                         size_t errlen)
+{
+    size_t n = strlen(digits);
+    if (n < 7 || n > 15 || digits[0] == '0' || strspn(digits, "0123456789") != n) {
+        snprintf(err, errlen, "phone must be 7 to 15 digits in international form, without a leading 0");
+        return -1;
+    }
+    if (!c->in_transport || c->creds.paired || c->st != WA_QR) {
+        snprintf(err, errlen, "the session is not waiting to be linked (state %s); start it first",
+                 wa_state_name(c->st));
+        return -1;
+    }
+    struct code_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memset(&c->pc, 0, sizeof c->pc);
+    c->pc.active = 1;
+    c->pc.conn_gen = c->conn_gen;
+    snprintf(c->pc.phone, sizeof c->pc.phone, "%s", digits);
+    linking_code(c->pc.code);
+    wa_crypto_x25519_keypair(c->pc.eph_priv, c->pc.eph_pub);
+    j->c = c;
+    j->conn_gen = c->conn_gen;
+    j->stage = 1;
+    memcpy(j->code, c->pc.code, 9);
+    memcpy(j->eph_pub, c->pc.eph_pub, 32);
+    wa_crypto_random(j->salt, 32);
+    wa_crypto_random(j->iv, 16);
+    if (offload_run(code_work, code_done, j) < 0) {
+        free(j);
+        c->pc.active = 0;
+        snprintf(err, errlen, "cannot start the key derivation");
+        return -1;
+    }
+    snprintf(code_out, code_len, "%.4s-%.4s", c->pc.code, c->pc.code + 4);
+    log_info("pairing code issued", LF_S("phone_suffix", digits + n - 2));
+    return 0;
+}
+
 static void handle_node(struct wa_client *c, const wa_node *n)
 {
     if (log_enabled(LOG_DEBUG)) {
@@ -799,6 +1042,10 @@ static void handle_node(struct wa_client *c, const wa_node *n)
     if (strcmp(n->tag, "notification") == 0) {
         const char *type = wa_node_attr_str(n, "type");
         send_ack(c, n);
+        if (type && strcmp(type, "link_code_companion_reg") == 0) {
+            handle_code_primary_hello(c, n);
+            return;
+        }
         if (type && strcmp(type, "encrypt") == 0) {
             const wa_node *cnt = wa_node_child(n, "count");
             if (cnt)
@@ -949,6 +1196,8 @@ static void on_ws_close(void *arg, const char *why)
 
 static int connect_now(struct wa_client *c)
 {
+    c->conn_gen++;
+    c->pc.active = 0;
     struct wa_ws_options o = {c->url, c->origin, "Mozilla/5.0 (X11; Linux x86_64) wapi", c->cfg.ssl, 20, 16u << 20};
     struct wa_ws_callbacks cb = {on_ws_open, on_ws_message, on_ws_close};
     char why[256];

@@ -60,6 +60,11 @@ int wa_client_start(struct wa_client *c, char *err, size_t errlen);
 void wa_client_stop(struct wa_client *c);
 /* Tells the server (when connected), wipes the credentials; state logged_out. */
 void wa_client_logout(struct wa_client *c);
+/* Pairing by phone number: asks the server for a linking code for phone
+ * (digits, international form) and writes it as "XXXX-XXXX" into code_out.
+ * The session must be waiting for a QR scan. -1 with err otherwise. */
+int wa_client_pair_phone(struct wa_client *c, const char *digits, char *code_out, size_t code_len, char *err,
+                         size_t errlen);
 /* Marks the session locked by another process (state locked, nothing runs). */
 void wa_client_set_locked(struct wa_client *c, const char *detail);
 enum wa_state wa_client_state(const struct wa_client *c);

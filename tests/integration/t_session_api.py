@@ -162,6 +162,8 @@ check("Last-Event-ID resumes with the missed events only", got is not None and
 resume.close()
 
 # Commands.
+st, _, _, js = api("POST", "/api/session/pairing-code", {"phone": wa.phone})
+check("pairing-code while linked is refused (409, nothing to link)", st == 409 and js["error"]["field"] == "phone", js)
 st, _, _, js = api("POST", "/api/session/pairing-code", {"phone": "call me"})
 check("pairing-code with a bad phone: 400 naming phone", st == 400 and js["error"]["field"] == "phone", js)
 st, _, _, js = api("POST", "/api/session/pairing-code", {})
@@ -178,6 +180,21 @@ out = stream.wait(lambda e: e.get("event") == "session.status" and
 check("the stream carries logged_out", out is not None)
 st, _, _, js = api("GET", "/api/session/start")
 check("GET on a POST route is 405", st == 405, st)
+
+# Pairing by phone number: the code comes from the API, the user types it on the phone.
+api("POST", "/api/session/start")
+check("after logout, start shows a QR again", srv.wait_for(lambda: state().get("state") == "qr", 10), state())
+st, _, _, js = api("POST", "/api/session/pairing-code", {"phone": "+" + wa.phone})
+code = (js or {}).get("code", "")
+check("POST /api/session/pairing-code gives an 8-character code", st == 200 and
+      re.fullmatch(r"[1-9A-HJ-NP-TV-Z]{4}-[1-9A-HJ-NP-TV-Z]{4}", code) is not None, js)
+hello = wa.wait_event("paircode.hello")
+check("the server accepted our companion_hello", hello is not None and hello.get("accepted") is True, hello)
+res = wa.call("POST", "/phone/code", {"code": code, "timeoutMs": 15000})
+check("the code typed on the phone links the session", res.get("ok") is True, res)
+check("linked by code: connected", srv.wait_for(lambda: state().get("state") == "connected", 15), state())
+fin = wa.events(0, "paircode.finish")
+check("the phone verified our key bundle", fin and fin[-1].get("ok") is True, fin)
 stream.close()
 
 # Draining ends streams so TERM does not wait for them.
