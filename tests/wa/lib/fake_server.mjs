@@ -65,13 +65,21 @@
 //   `conn` defaults to the newest open connection past its handshake.
 //
 // ── Events ───────────────────────────────────────────────────────────────────
-//   {seq, t (ms since start), conn, kind, ...}. Kinds: ws.reject, ws.open, handshake,
-//   handshake.fail, recv (node), send (node), violation (detail, node), close (by,
-//   reason), qr.ref, qr.expired, pair.success-sent, pair.done, pair.fail,
-//   pair.client-error, paircode.hello, paircode.primary-hello, paircode.finish,
-//   login.ok, login.fail, prekeys.count, prekeys.upload, prekeys.rotate, active,
-//   ping, ack, device.removed, control, iq.unhandled.
-//   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}.
+//   {seq, t (ms since start), conn, kind, ...}; conn 0 = not tied to a connection.
+//   ws.reject (reason, status)   ws.open   ws.error   handshake (mode, version, username,
+//   device, clientStatic, payload)   handshake.fail   recv (node | undecodable)
+//   send (node)   violation (detail, node?)   close (by: server|client, reason,
+//   unacked?)   warning   qr.ref (index, ref)   qr.scanned   qr.expired
+//   pair-device.ack   pair.success-sent (jid, lid, via, tampered)   pair.done (jid,
+//   lid, via)   pair.fail (problems)   pair.client-error (code, text)
+//   paircode.hello (jid, accepted, platformId, display)   paircode.primary-hello
+//   paircode.finish (ok, detail?)   login.ok (jid)   login.fail (reason, detail)
+//   prekeys.count (count)   prekeys.upload (count, firstId, lastId, total, skeyId,
+//   skeyChanged)   prekeys.rotate   active | passive   ping   ack (id, class, type)
+//   device.removed (jid, by)   iq.unhandled (answered 501)   iq.ignored (silent)
+//   control (op, ...).
+//   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}; the server JID
+//   reads "@s.whatsapp.net" (Baileys' spelling of a JID_PAIR with no user).
 //   A violation (anything malformed or out of place) always closes the connection.
 import { EventEmitter } from 'node:events';
 import crypto from 'node:crypto';
