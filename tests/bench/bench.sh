@@ -5,4 +5,6 @@ cd "$(dirname "$0")/../.."
 if [ -z "${DATABASE_URL:-}" ]; then
     DATABASE_URL=$(scripts/devdb.sh start)
 fi
-TEST_DATABASE_URL=$DATABASE_URL exec python3 tests/bench/bench.py
+export TEST_DATABASE_URL=$DATABASE_URL
+python3 tests/bench/bench.py
+python3 tests/bench/bench_wa.py
