@@ -188,13 +188,20 @@ void h_session_qr(struct rq *rq)
     h2o_req_t *req = rq->req;
     int raw = 0;
     if (req->query_at != SIZE_MAX) {
-        const char *q = req->path.base + req->query_at + 1;
-        size_t ql = req->path.len - req->query_at - 1;
-        if (ql == 10 && memcmp(q, "format=raw", 10) == 0)
-            raw = 1;
-        else if (!(ql == 10 && memcmp(q, "format=svg", 10) == 0) && ql != 0) {
-            http_error(rq, 400, "invalid_format", "format must be svg or raw", "format");
-            return;
+        /* format=svg|raw; other parameters (a cache-buster) are ignored. */
+        const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+        while (q < end) {
+            const char *amp = memchr(q, '&', (size_t)(end - q));
+            size_t n = (size_t)((amp ? amp : end) - q);
+            if (n >= 7 && memcmp(q, "format=", 7) == 0) {
+                if (n == 10 && memcmp(q + 7, "raw", 3) == 0)
+                    raw = 1;
+                else if (!(n == 10 && memcmp(q + 7, "svg", 3) == 0)) {
+                    http_error(rq, 400, "invalid_format", "format must be svg or raw", "format");
+                    return;
+                }
+            }
+            q += n + 1;
         }
     }
     struct pending *p = ask(rq, IPC_QR_GET, NULL, 0, reply_qr);
