@@ -7,10 +7,11 @@
 
 struct db_params {
     const char *keys[6];
-    const char *values[6];
+    const char *values[6]; /* point into the copies below */
+    char url[4096], password[1024], app[64];
 };
 
-/* Pointers borrow from cfg; valid while cfg is. application_name names the process. */
+/* Copies what it needs from cfg (a reload may free cfg later). */
 void db_params_init(struct db_params *p, const struct wapi_config *cfg, const char *application_name);
 
 #endif

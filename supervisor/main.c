@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "control.h"
 #include "migrate.h"
+#include "sdb.h"
 #include "session.h"
 #include "sup.h"
 #include "worker_table.h"
@@ -376,6 +377,9 @@ int main(int argc, char **argv)
 
     log_info("starting", LF_S("listen", S.cfg.listen), LF_I("workers", S.want), LF_S("environment", S.cfg.environment));
     workers_init();
+    static struct db_params sdb_params;
+    db_params_init(&sdb_params, &S.cfg, "wapi-supervisor");
+    sdb_init(S.base, &sdb_params, 2);
     session_init();
     start_migration();
     workers_reconcile();

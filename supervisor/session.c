@@ -8,6 +8,7 @@
 
 #include "common/db_params.h"
 #include "common/log.h"
+#include "events.h"
 #include "offload.h"
 #include "pg_lock.h"
 #include "sup.h"
@@ -15,15 +16,8 @@
 #include "wa/wa_ws.h"
 #include "worker_table.h"
 
-#define RING 256
 #define SESSION_LOCK_KEY 0x7761706953455353ll /* "wapiSESS" */
 #define LOCK_RETRY_S 5
-
-struct event_rec {
-    uint64_t id;
-    char type[32];
-    char *json; /* owned */
-};
 
 static struct {
     struct wa_client *client;
@@ -37,9 +31,6 @@ static struct {
     char *qr; /* owned; NULL when none */
     int wanted; /* someone asked for the session to run */
     struct event *lock_retry;
-    struct event_rec ring[RING];
-    unsigned ring_head, ring_count;
-    uint64_t last_id;
 } Ss;
 
 static void rfc3339_now(char *buf, size_t len)
@@ -52,44 +43,9 @@ static void rfc3339_now(char *buf, size_t len)
              tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
 }
 
-/* Ids grow across restarts too: milliseconds since 1970, times 1000. */
-static uint64_t next_event_id(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t t = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) * 1000;
-    Ss.last_id = t > Ss.last_id ? t : Ss.last_id + 1;
-    return Ss.last_id;
-}
-
 static void emit(const char *type, const char *data_json)
 {
-    uint64_t id = next_event_id();
-    char at[64];
-    rfc3339_now(at, sizeof at);
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_addf(&b, "{\"id\":\"%llu\",\"type\":\"%s\",\"at\":\"%s\",\"data\":%s}", (unsigned long long)id, type, at,
-              data_json);
-    struct event_rec *e = &Ss.ring[(Ss.ring_head + Ss.ring_count) % RING];
-    if (Ss.ring_count == RING) {
-        e = &Ss.ring[Ss.ring_head];
-        free(e->json);
-        Ss.ring_head = (Ss.ring_head + 1) % RING;
-    } else {
-        Ss.ring_count++;
-    }
-    e->id = id;
-    snprintf(e->type, sizeof e->type, "%s", type);
-    e->json = sbuf_steal(&b);
-    struct sbuf p;
-    sbuf_init(&p);
-    ipc_wr_u64(&p, id);
-    ipc_wr_bytes(&p, type, (uint32_t)strlen(type));
-    ipc_wr_bytes(&p, e->json, (uint32_t)strlen(e->json));
-    if (p.len <= IPC_MAX_PAYLOAD)
-        workers_broadcast_payload(IPC_EVENT, p.buf, p.len);
-    sbuf_free(&p);
+    events_publish(events_next_id(), type, data_json);
 }
 
 static void add_str_or_null(struct sbuf *b, const char *s)
@@ -360,36 +316,7 @@ int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf 
         if (ipc_rd_end(rd) < 0)
             return -1;
         *status = 200;
-        /* after == 0: a new subscriber gets the present (latest status and QR). */
-        int latest_status = -1, latest_qr = -1;
-        for (unsigned i = 0; i < Ss.ring_count; i++) {
-            struct event_rec *e = &Ss.ring[(Ss.ring_head + i) % RING];
-            if (after == 0) {
-                if (!strcmp(e->type, "session.status"))
-                    latest_status = (int)i;
-                else if (!strcmp(e->type, "session.qr"))
-                    latest_qr = (int)i;
-                continue;
-            }
-            if (e->id <= after)
-                continue;
-            size_t need = strlen(e->json) + 64;
-            if (body->len + need > IPC_MAX_PAYLOAD - 64)
-                break; /* the client asks again from the last id it got */
-            sbuf_addf(body, "%llu\t%s\t%s\n", (unsigned long long)e->id, e->type, e->json);
-        }
-        if (after == 0) {
-            int idx[2] = {latest_qr < latest_status ? latest_qr : latest_status,
-                          latest_qr < latest_status ? latest_status : latest_qr};
-            for (int k = 0; k < 2; k++) {
-                if (idx[k] < 0)
-                    continue;
-                struct event_rec *e = &Ss.ring[(Ss.ring_head + (unsigned)idx[k]) % RING];
-                if (!strcmp(e->type, "session.qr") && Ss.st != WA_QR)
-                    continue;
-                sbuf_addf(body, "%llu\t%s\t%s\n", (unsigned long long)e->id, e->type, e->json);
-            }
-        }
+        events_since(after, Ss.st == WA_QR, body);
         return 0;
     }
     }

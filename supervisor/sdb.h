@@ -1,0 +1,26 @@
+/* Asynchronous PostgreSQL for the supervisor's libevent loop: a small pool,
+ * libpq in non-blocking mode, queued queries, reconnection with backoff.
+ * One statement per query: make multi-row changes atomic with CTEs
+ * (WITH a AS (INSERT ...), b AS (UPDATE ...) SELECT ...). */
+#ifndef WAPI_SDB_H
+#define WAPI_SDB_H
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "common/db_params.h"
+
+/* res is NULL on error (err says why); res is freed after the call. Never
+ * called from inside sdb_query(). */
+typedef void (*sdb_cb)(void *ctx, const PGresult *res, const char *err);
+
+struct sdb_query;
+
+int sdb_init(struct event_base *base, const struct db_params *params, int size);
+/* sql must outlive the query (a literal); params are copied. NULL on OOM. */
+struct sdb_query *sdb_query(const char *sql, int nparams, const char *const *params, sdb_cb cb, void *ctx);
+/* The callback will not run. */
+void sdb_cancel(struct sdb_query *q);
+int sdb_connected(void);
+void sdb_shutdown(void);
+
+#endif
