@@ -1,9 +1,9 @@
 #include "hashpool.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +53,14 @@ static void job_free(struct hashpool_job *j)
 static void *worker_main(void *arg)
 {
     (void)arg;
-    /* Linux applies a nice value to one thread when given its tid. */
+    /* Linux applies a nice value to one thread when given its tid. On top,
+     * SCHED_IDLE: a request-handling thread that wakes up always preempts a
+     * hashing thread at once, instead of waiting out its time slice. */
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), THREAD_NICE) < 0)
         log_warn("cannot lower the hashing thread's priority", LF_S("error", strerror(errno)));
+    struct sched_param sp = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+        log_warn("cannot give the hashing thread the idle scheduling class");
     for (;;) {
         pthread_mutex_lock(&HP.mu);
         while (!HP.head)
@@ -117,9 +122,11 @@ static void on_done(h2o_socket_t *sock, const char *err)
 
 int hashpool_init(h2o_loop_t *loop, int threads)
 {
-    /* scrypt takes 16 MiB a time: let such blocks go back to the system
-     * after each hash instead of growing the heap's threshold to them. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    /* scrypt takes 16 MiB a time. malloc keeps that block for the next
+     * hash after the first one (its mmap threshold adapts), so a busy
+     * worker does not map, fault in and unmap 16 MiB per sign-in, which
+     * costs a third of the hash's time and takes the process's memory-map
+     * lock the request thread may need. */
     HP.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (HP.efd < 0)
         return -1;

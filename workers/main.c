@@ -160,7 +160,7 @@ int main(int argc, char **argv)
     health_init(W.shm);
     http_init(W.loop, &W.cfg, W.m, routes);
     auth_init(&W.cfg);
-    if (hashpool_init(W.loop, 2) < 0)
+    if (hashpool_init(W.loop, 1) < 0) /* one per worker: as many hashes at once as CPUs */
         fatal(1, "cannot start the password hashing threads");
     static struct db_params params;
     db_params_init(&params, &W.cfg, "wapi-worker");

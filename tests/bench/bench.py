@@ -81,4 +81,132 @@ def main():
           f"target <= 300 ms   {'ok' if ready_ms <= 300 else 'ABOVE TARGET'}")
 
 
+# ---- accounts: an API-key-authenticated GET against /healthz, and /healthz
+# latency while sign-ins (scrypt) run in parallel.
+
+def wrk_header(port, path, header):
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNS}", f"-d{SECS}s", "-H", header, f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return rps, "Socket errors" in out or "Non-2xx" in out
+
+
+def account_server(nproc):
+    import json
+    import uuid
+    srv = Server(workers=nproc, env={"WAPI_LOG_FILE": os.path.join(ROOT, "var/bench-wapi-auth.log")})
+    srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
+    srv.start()
+    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+    password = "bench-password-1"
+    out = subprocess.run([os.path.join(ROOT, "build/wapictl"), "user", "add", email], input=password + "\n",
+                         capture_output=True, text=True, env=srv.env)
+    if out.returncode:
+        raise RuntimeError("wapictl user add: " + out.stdout + out.stderr)
+    st, h, body = srv.request("POST", "/api/auth/sign-in/email", body=json.dumps({"email": email, "password": password}),
+                              headers={"content-type": "application/json", "x-forwarded-for": "198.18.0.1"})
+    cookie = h.get("set-cookie", "").split(";")[0]
+    st, h, body = srv.request("POST", "/api/auth/api-key/create", body=b'{"name":"bench"}',
+                              headers={"content-type": "application/json", "cookie": cookie,
+                                       "origin": srv.env["BETTER_AUTH_URL"]})
+    return srv, email, password, json.loads(body)["key"]
+
+
+def probe_healthz(port, seconds, rate=200):
+    """/healthz at a fixed rate over one keep-alive connection; latencies in ms."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    lat, t_next, end = [], time.monotonic(), time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        c.request("GET", "/healthz")
+        c.getresponse().read()
+        lat.append((time.perf_counter() - t0) * 1000)
+        t_next += 1 / rate
+        time.sleep(max(0, t_next - time.monotonic()))
+    c.close()
+    return lat
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+
+
+def sign_ins(port, email, password, per_second, seconds, results):
+    """per_second sign-ins, each from its own address (the rate limit is per address)."""
+    import concurrent.futures
+    import http.client
+    import json
+    body = json.dumps({"email": email, "password": password})
+
+    def one(i):
+        t0 = time.monotonic()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            c.request("POST", "/api/auth/sign-in/email", body=body,
+                      headers={"content-type": "application/json", "x-forwarded-for": f"198.19.{i // 250}.{i % 250 + 1}"})
+            st = c.getresponse().status
+        except OSError:
+            st = 0
+        finally:
+            c.close()
+        results.append((st, time.monotonic() - t0))
+
+    with concurrent.futures.ThreadPoolExecutor(64) as ex:
+        start = time.monotonic()
+        for i in range(int(per_second * seconds)):
+            time.sleep(max(0, start + i / per_second - time.monotonic()))
+            ex.submit(one, i)
+
+
+def sign_in_load(port, email, password, per_second, seconds, q):
+    results = []
+    sign_ins(port, email, password, per_second, seconds, results)
+    q.put(results)
+
+
+def bench_accounts():
+    import multiprocessing
+    nproc = os.cpu_count() or 1
+    srv, email, password, key = account_server(nproc)
+    print()
+    print("accounts")
+    key_rps, health_rps, errs = [], [], False
+    for r in range(ROUNDS):
+        a, e1 = wrk_header(srv.port, "/api/me", f"X-Api-Key: {key}")
+        b, e2 = wrk(srv.port, "/healthz")
+        key_rps.append(a)
+        health_rps.append(b)
+        errs |= e1 or e2
+        print(f"round {r + 1}: GET /api/me with X-Api-Key {a:,.0f} req/s   /healthz {b:,.0f} req/s   ratio {a / b:.2f}",
+              flush=True)
+    ratio = statistics.median(key_rps) / statistics.median(health_rps)
+    print(f"API-key GET / healthz (median): {ratio:.2f}   target >= 0.50   {'ok' if ratio >= 0.5 else 'BELOW TARGET'}"
+          f"{'   (errors seen!)' if errs else ''}")
+
+    # The load runs in its own process, so this one's probes never wait for
+    # its threads (Python's interpreter lock would add milliseconds).
+    secs = max(SECS, 8)
+    time.sleep(2)  # let wrk's connections wind down
+    alone = probe_healthz(srv.port, secs)
+    q = multiprocessing.Queue()
+    load = multiprocessing.Process(target=sign_in_load, args=(srv.port, email, password, 20, secs, q))
+    load.start()
+    time.sleep(1)  # let the sign-ins ramp up before measuring
+    loaded = probe_healthz(srv.port, secs - 1)
+    results = q.get()
+    load.join()
+    ok = sum(1 for s, _ in results if s == 200)
+    lat = sorted(d for s, d in results if s == 200)
+    print(f"/healthz p99 alone: {p99(alone):.2f} ms ({len(alone)} probes at 200/s)")
+    print(f"/healthz p99 with 20 sign-ins/s in parallel: {p99(loaded):.2f} ms ({len(loaded)} probes)   target < 5 ms   "
+          f"{'ok' if p99(loaded) < 5 else 'ABOVE TARGET'}")
+    if lat:
+        print(f"sign-ins: {ok} of {len(results)} answered 200; latency median {statistics.median(lat) * 1000:.0f} ms, "
+              f"max {lat[-1] * 1000:.0f} ms (scrypt N=16384 r=16 on {nproc} CPUs, low-priority threads)")
+    srv.stop()
+
+
 main()
+bench_accounts()

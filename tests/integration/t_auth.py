@@ -151,7 +151,7 @@ def run(bindir, tag):
           "better-auth.session_token" in c.cookies, js)
     times = {"wrong": [], "unknown": []}
     bodies = set()
-    for i in range(3):
+    for i in range(5):
         for kind, email in (("wrong", "ann@example.com"), ("unknown", f"nobody{i}@example.com")):
             t0 = time.monotonic()
             st, _, js = sign_in(Client(srv), email, password="not-the-password")
@@ -159,7 +159,7 @@ def run(bindir, tag):
             bodies.add((st, json.dumps(js, sort_keys=True)))
     check(f"[{tag}] wrong password and unknown e-mail get the same answer", len(bodies) == 1 and
           list(bodies)[0][0] == 401 and "INVALID_EMAIL_OR_PASSWORD" in list(bodies)[0][1], bodies)
-    mw, mu = sorted(times["wrong"])[1], sorted(times["unknown"])[1]
+    mw, mu = sorted(times["wrong"])[2], sorted(times["unknown"])[2]
     check(f"[{tag}] ... and take similar time (median {mw * 1000:.0f} ms vs {mu * 1000:.0f} ms)",
           0.5 < mw / mu < 2.0, (mw, mu))
 
@@ -338,6 +338,9 @@ def run(bindir, tag):
     one = Server(bindir=bindir, workers=1)
     one.env.update({"BETTER_AUTH_URL": f"http://127.0.0.1:{one.port}"})
     one.start()
+    t0 = time.monotonic()
+    burst_code = sign_in(Client(one, origin=""), "ann@example.com")[0]
+    one_sign_in = time.monotonic() - t0
     lat = []
 
     def burst(i):
@@ -353,10 +356,15 @@ def run(bindir, tag):
             lat.append(time.monotonic() - t0)
             time.sleep(0.01)
         codes = [f.result() for f in futs]
-    check(f"[{tag}] 8 parallel sign-ins on one worker succeed", codes == [200] * 8, codes)
-    worst = max(lat) * 1000 if lat else 0
-    check(f"[{tag}] /healthz on that worker meanwhile: worst {worst:.1f} ms over {len(lat)} probes (< 50 ms)",
-          lat and worst < 50, worst)
+    check(f"[{tag}] 8 parallel sign-ins on one worker succeed", codes == [200] * 8 and burst_code == 200, codes)
+    # Were hashing on the loop, most probes would wait for a hash (one sign-in
+    # alone took one_sign_in); timing noise on a busy machine hits only a few.
+    lat.sort()
+    p50 = lat[len(lat) // 2] * 1000 if lat else 0
+    p90 = lat[int(len(lat) * 0.9)] * 1000 if lat else 0
+    check(f"[{tag}] /healthz on that worker meanwhile: median {p50:.1f} ms, p90 {p90:.1f} ms over {len(lat)} probes "
+          f"(one sign-in takes {one_sign_in * 1000:.0f} ms)",
+          len(lat) >= 10 and p50 < 20 and p90 < one_sign_in * 1000 / 3, (p50, p90))
 
     # A client that goes away mid sign-in leaves the worker healthy.
     import socket
@@ -426,7 +434,33 @@ def policies():
     srv.stop()
 
 
+def assets():
+    srv = Server(workers=1).start()
+    st, h, body = srv.get("/")
+    check("/ is the app shell: HTML with a module script and a stylesheet", st == 200 and
+          h.get("content-type", "").startswith("text/html") and b'type="module" src="/assets/app.js"' in body and
+          b'href="/assets/app.css"' in body, body[:200])
+    check("the shell has no inline script or style (CSP script-src/style-src 'self')",
+          not re.search(rb"<script(?![^>]*\bsrc=)[^>]*>", body) and b" style=" not in body and b"<style" not in body)
+    for path, ctype in [("/assets/app.js", "text/javascript"), ("/assets/app.css", "text/css"),
+                        ("/assets/pages/keys.js", "text/javascript"), ("/assets/pages/session.js", "text/javascript"),
+                        ("/assets/favicon.svg", "image/svg+xml")]:
+        st, h, body = srv.get(path)
+        etag = h.get("etag", "")
+        check(f"{path}: 200 {ctype} with an ETag", st == 200 and h.get("content-type", "").startswith(ctype) and
+              etag.startswith('"') and body, f"{st} {h.get('content-type')} {etag}")
+        st2, h2, body2 = srv.get(path, headers={"if-none-match": etag})
+        check(f"{path}: 304 when the ETag matches", st2 == 304 and body2 == b"", st2)
+    st, _, _ = srv.get("/assets/nope.js")
+    check("an unknown asset is 404", st == 404)
+    st, h, _ = srv.get("/assets/app.js")
+    check("assets carry the security headers", "script-src 'self'" in h.get("content-security-policy", "") and
+          h.get("x-content-type-options") == "nosniff")
+    srv.stop()
+
+
 run("build", "plain")
 policies()
+assets()
 run("build/san", "asan")
 done()
