@@ -1,0 +1,73 @@
+/* The end-to-end layer of a WhatsApp message, without any I/O: padding of
+ * the v2 plaintext, Signal encryption and decryption of one device's copy
+ * (pkmsg / msg) through a store context, and the Message protobuf as wapi
+ * understands it (text, reply, reaction, edit, revoke, deviceSentMessage,
+ * anything else "unsupported" with its field name). */
+#ifndef WAPI_WA_MESSAGE_H
+#define WAPI_WA_MESSAGE_H
+#include <signal/signal_protocol.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- padding (v2): N random-length bytes of value N, 1 <= N <= 15 ---- */
+/* *out malloc'd. 0 or -1 (OOM). */
+int wa_msg_pad(const uint8_t *in, size_t n, uint8_t **out, size_t *outlen);
+/* Length without the padding, or -1 when the padding is malformed. */
+long wa_msg_unpad(const uint8_t *in, size_t n);
+
+/* ---- Signal ---- */
+enum { WA_ENC_MSG = 0, WA_ENC_PKMSG = 1 };
+
+struct wa_bundle {
+    uint32_t registration_id;
+    uint8_t identity[32];
+    uint32_t spk_id;
+    uint8_t spk[32], spk_sig[64];
+    int has_prekey;
+    uint32_t prekey_id;
+    uint8_t prekey[32];
+};
+
+/* The Signal address name of a JID user on a server: "user" on
+ * s.whatsapp.net, "user_1" on lid (as WhatsApp clients do). */
+void wa_msg_address_name(const char *user, const char *server, char *out, size_t cap);
+/* Starts a session from a prekey bundle (signature checked). SG_* code. */
+int wa_msg_session_from_bundle(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device,
+                               const struct wa_bundle *b);
+/* Encrypts plain for name.device (a session must exist). *type is WA_ENC_*.
+ * *out malloc'd. SG_* code. */
+int wa_msg_encrypt(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device,
+                   const uint8_t *plain, size_t n, int *type, uint8_t **out, size_t *outlen);
+/* Decrypts one <enc> (type WA_ENC_*) from name.device. *out malloc'd (still
+ * padded). SG_* code: SG_ERR_DUPLICATE_MESSAGE means it was decrypted before. */
+int wa_msg_decrypt(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device, int type,
+                   const uint8_t *ct, size_t n, uint8_t **out, size_t *outlen);
+
+/* ---- content ---- */
+enum wa_msg_kind {
+    WA_MSG_TEXT,
+    WA_MSG_REACTION,
+    WA_MSG_EDIT,
+    WA_MSG_REVOKE,
+    WA_MSG_UNSUPPORTED,
+    WA_MSG_NONE, /* nothing to store (a bare key distribution, protocol housekeeping) */
+};
+
+struct wa_msg_content {
+    enum wa_msg_kind kind;
+    char *text;      /* text, new text of an edit, reaction emoji ("" = removed) */
+    char *reply_to;  /* quoted stanza id */
+    char *target;    /* message a reaction/edit/revoke is about */
+    char *subtype;   /* Message field name (conversation, extendedTextMessage, imageMessage, ...) */
+    char *dsm_dest;  /* deviceSentMessage: the chat our other device sent to */
+};
+
+/* Decodes an unpadded Message. 0, or -1 when it is no Message. */
+int wa_msg_parse(const uint8_t *p, size_t n, struct wa_msg_content *out);
+void wa_msg_content_free(struct wa_msg_content *c);
+/* A text Message (extendedTextMessage with context when reply_to is set),
+ * wrapped in deviceSentMessage{dsm_dest} when dsm_dest is set. *out malloc'd. */
+int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant, const char *dsm_dest,
+                      uint8_t **out, size_t *outlen);
+
+#endif
