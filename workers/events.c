@@ -74,6 +74,10 @@ static void on_stop(h2o_generator_t *g, h2o_req_t *req)
 static void sse_dispose(void *p)
 {
     struct sse *s = p;
+    /* The pool releases later allocations first: rq outlives s by a moment,
+     * and its abort hook must not reach back into s. */
+    if (s->rq && s->rq->state == s)
+        s->rq->on_abort = NULL;
     unlink_stream(s);
     if (s->req_id)
         sup_cancel(s->req_id);
