@@ -41,4 +41,16 @@ void events_on_push(const struct ipc_msg *m);
 void events_tick(void);
 void events_close_all(void);
 
+/* /api/messages, /api/chats, /api/contacts (messages.c) */
+void h_messages_send(struct rq *rq);
+void h_message_item(struct rq *rq);
+void h_chats_list(struct rq *rq);
+void h_chat_item(struct rq *rq);
+void h_contacts_check(struct rq *rq);
+
+/* /api/webhooks (webhooks.c) */
+void webhooks_api_init(const struct wapi_config *cfg);
+void h_webhooks(struct rq *rq);
+void h_webhook_item(struct rq *rq);
+
 #endif

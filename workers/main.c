@@ -42,6 +42,13 @@ static const struct route routes[] = {
     {"/api/session/qr", 0, M_GET, h_session_qr, ROUTE_AUTH},
     {"/api/session/pairing-code", 0, M_POST, h_session_pairing_code, ROUTE_AUTH},
     {"/api/events", 0, M_GET, h_events, ROUTE_AUTH},
+    {"/api/messages", 0, M_POST, h_messages_send, ROUTE_AUTH},
+    {"/api/messages/", 1, M_GET | M_POST, h_message_item, ROUTE_AUTH},
+    {"/api/chats", 0, M_GET, h_chats_list, ROUTE_AUTH},
+    {"/api/chats/", 1, M_GET | M_POST, h_chat_item, ROUTE_AUTH},
+    {"/api/contacts/check", 0, M_POST, h_contacts_check, ROUTE_AUTH},
+    {"/api/webhooks", 0, M_GET | M_POST, h_webhooks, ROUTE_AUTH},
+    {"/api/webhooks/", 1, M_GET | M_POST | M_PATCH | M_DELETE, h_webhook_item, ROUTE_AUTH},
     /* Everything else under /api/ needs a session or an API key. */
     {"/api/", 1, M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS, h_api_not_found, ROUTE_AUTH},
     {NULL, 0, 0, NULL, 0},
@@ -160,6 +167,7 @@ int main(int argc, char **argv)
     health_init(W.shm);
     http_init(W.loop, &W.cfg, W.m, routes);
     auth_init(&W.cfg);
+    webhooks_api_init(&W.cfg);
     if (hashpool_init(W.loop, 1) < 0) /* one per worker: as many hashes at once as CPUs */
         fatal(1, "cannot start the password hashing threads");
     static struct db_params params;

@@ -1,0 +1,489 @@
+/* /api/messages, /api/chats, /api/contacts: sending (a durable outbox row,
+ * committed before 202), reading with cursor pagination, and the actions
+ * that need the WhatsApp connection. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/json.h"
+#include "common/sbuf.h"
+#include "db.h"
+#include "handlers.h"
+#include "rest.h"
+
+#define TEXT_MAX_CHARS 4096
+#define IDEM_MAX 128
+#define LIST_DEFAULT 50
+#define LIST_MAX 200
+
+/* One message as JSON, built by PostgreSQL (escaping included). */
+#define MSG_JSON(m)                                                                                              \
+    "json_build_object('id', " m ".id, 'chat_jid', " m ".chat_jid, 'sender_jid', " m ".sender_jid, "            \
+    "'from_me', " m ".from_me, 'type', " m ".type, 'subtype', " m ".subtype, 'text', " m ".text, "              \
+    "'reply_to', " m ".reply_to, 'reaction_to', " m ".reaction_to, 'reaction', " m ".reaction, "                \
+    "'status', " m ".status, 'error', " m ".error, 'ts', " REST_TS(m ".ts") ", "                              \
+    "'edited_at', " REST_TS(m ".edited_at") ", 'revoked_at', " REST_TS(m ".revoked_at") ", "                  \
+    "'created_at', " REST_TS(m ".created_at") ", 'updated_at', " REST_TS(m ".updated_at") ", "                \
+    "'idempotency_key', " m ".idempotency_key)::text"
+
+struct op {
+    struct rq *rq;
+    struct db_query *q;
+    int retried;
+    int limit;
+    const char *params[6];
+    char id[24];
+    char to[160];
+    char *text;
+    char reply_to[130];
+    char idem[IDEM_MAX + 1];
+};
+
+static void op_abort(struct rq *rq)
+{
+    struct op *o = rq->state;
+    if (o->q)
+        db_cancel(o->q);
+}
+
+static struct op *op_new(struct rq *rq)
+{
+    struct op *o = h2o_mem_alloc_pool(&rq->req->pool, sizeof *o);
+    memset(o, 0, sizeof *o);
+    o->rq = rq;
+    rq->state = o;
+    rq->on_abort = op_abort;
+    return o;
+}
+
+static void op_query(struct op *o, const char *sql, int n, db_cb cb)
+{
+    o->q = db_query(sql, n, o->params, cb, o);
+    if (!o->q) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 500, NULL, "out of memory", NULL);
+    }
+}
+
+/* ---- recipients */
+
+/* "+1 555-123-4567" or "15551234567" → digits; a JID of a person as it is. */
+static int parse_to(const char *s, char *jid, size_t jidlen)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128)
+        return -1;
+    const char *at = strchr(s, '@');
+    if (at) {
+        size_t ul = (size_t)(at - s);
+        const char *server = at + 1;
+        int lid = strcmp(server, "lid") == 0;
+        if (!lid && strcmp(server, "s.whatsapp.net") != 0)
+            return -1;
+        if (ul < (lid ? 1u : 7u) || ul > (lid ? 24u : 15u))
+            return -1;
+        for (size_t i = 0; i < ul; i++)
+            if (!isdigit((unsigned char)s[i]))
+                return -1;
+        if (s[0] == '0' && !lid)
+            return -1;
+        snprintf(jid, jidlen, "%s", s);
+        return 0;
+    }
+    char digits[16];
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (isdigit((unsigned char)c)) {
+            if (d >= 15)
+                return -1;
+            digits[d++] = c;
+        } else if (c == '+' && i == 0) {
+            continue;
+        } else if ((c == ' ' || c == '-') && d > 0 && i + 1 < n) {
+            continue;
+        } else {
+            return -1;
+        }
+    }
+    if (d < 7 || digits[0] == '0')
+        return -1;
+    digits[d] = '\0';
+    snprintf(jid, jidlen, "%s@s.whatsapp.net", digits);
+    return 0;
+}
+
+/* 3EB0 + 18 upper-case hex of SHA-256(time, 16 random bytes): 22 chars. */
+static int new_message_id(char out[23])
+{
+    unsigned char seed[16 + sizeof(struct timespec)], h[SHA256_DIGEST_LENGTH];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    memcpy(seed, &ts, sizeof ts);
+    if (getrandom(seed + sizeof ts, 16, 0) != 16)
+        return -1;
+    SHA256(seed, sizeof seed, h);
+    static const char hex[] = "0123456789ABCDEF";
+    memcpy(out, "3EB0", 4);
+    for (int i = 0; i < 9; i++) {
+        out[4 + 2 * i] = hex[h[i] >> 4];
+        out[5 + 2 * i] = hex[h[i] & 15];
+    }
+    out[22] = '\0';
+    return 0;
+}
+
+/* ---- POST /api/messages */
+
+/* One statement: the message, its outbox row, the chat's last message and
+ * the wake-up for the dispatcher (delivered at commit), or the message an
+ * earlier request with the same idempotency key created. */
+static const char SQL_SEND[] =
+    "WITH ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, idempotency_key) "
+    "  SELECT $1, $2, true, 'text', $3, $4, 'queued', now(), $5 "
+    "  WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages r WHERE r.id = $4) "
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins RETURNING message_id), "
+    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
+    "  ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id, "
+    "  last_message_at = EXCLUDED.last_message_at, updated_at = now() RETURNING 1), "
+    "n AS (SELECT pg_notify('wapi_outbox', message_id) FROM ob) "
+    "SELECT 'new', " MSG_JSON("m") ", (SELECT count(*) FROM n) + (SELECT count(*) FROM ch) FROM ins m "
+    "UNION ALL SELECT 'old', " MSG_JSON("m") ", 0 FROM wa_messages m "
+    "  WHERE $5::text IS NOT NULL AND m.idempotency_key = $5 "
+    "UNION ALL SELECT 'bad_reply', NULL, 0 WHERE $4::text IS NOT NULL "
+    "  AND NOT EXISTS (SELECT 1 FROM wa_messages r WHERE r.id = $4)";
+
+static void on_send(void *ctx, const PGresult *res, const char *err);
+
+static void send_query(struct op *o)
+{
+    o->params[0] = o->id;
+    o->params[1] = o->to;
+    o->params[2] = o->text;
+    o->params[3] = o->reply_to[0] ? o->reply_to : NULL;
+    o->params[4] = o->idem[0] ? o->idem : NULL;
+    op_query(o, SQL_SEND, 5, on_send);
+}
+
+static void on_send(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    struct rq *rq = o->rq;
+    o->q = NULL;
+    if (!res) {
+        rq->on_abort = NULL;
+        rest_db_error(rq, err);
+        return;
+    }
+    int rows = PQntuples(res), new_row = -1, old_row = -1, bad = 0;
+    for (int i = 0; i < rows; i++) {
+        const char *k = PQgetvalue(res, i, 0);
+        if (!strcmp(k, "new"))
+            new_row = i;
+        else if (!strcmp(k, "old"))
+            old_row = i;
+        else
+            bad = 1;
+    }
+    int row = new_row >= 0 ? new_row : old_row;
+    if (row < 0 && bad) {
+        rq->on_abort = NULL;
+        http_error(rq, 400, "invalid_reply_to", "reply_to is not the id of a known message", "reply_to");
+        return;
+    }
+    if (row < 0) {
+        /* Another request with this key was committing as ours began: its
+         * row is visible to a new statement. */
+        if (!o->retried) {
+            o->retried = 1;
+            send_query(o);
+            return;
+        }
+        rq->on_abort = NULL;
+        http_error(rq, 500, NULL, "the message could not be stored", NULL);
+        return;
+    }
+    rq->on_abort = NULL;
+    const char *json = PQgetvalue(res, row, 1);
+    http_json(rq, new_row >= 0 ? 202 : 200, json, strlen(json));
+}
+
+void h_messages_send(struct rq *rq)
+{
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    struct op *o = op_new(rq);
+    rq->on_abort = NULL;
+    yajl_val v = json_member(body, "to");
+    if (!v || !YAJL_IS_STRING(v) || parse_to(v->u.string, o->to, sizeof o->to) < 0) {
+        http_error(rq, 400, "invalid_to",
+                   "to must be a phone number in international form (e.g. +15551234567) or a JID "
+                   "(user@s.whatsapp.net, user@lid)",
+                   "to");
+        goto out;
+    }
+    v = json_member(body, "text");
+    long chars = v && YAJL_IS_STRING(v) ? rest_utf8_len(v->u.string, strlen(v->u.string)) : -1;
+    if (chars < 1 || chars > TEXT_MAX_CHARS) {
+        http_error(rq, 400, "invalid_text", "text must be a non-empty string of at most 4096 characters", "text");
+        goto out;
+    }
+    size_t tl = strlen(v->u.string);
+    o->text = h2o_mem_alloc_pool(&rq->req->pool, tl + 1);
+    memcpy(o->text, v->u.string, tl + 1);
+    v = json_member(body, "reply_to");
+    if (v && !YAJL_IS_NULL(v)) {
+        if (!YAJL_IS_STRING(v) || !rest_id_ok(v->u.string, strlen(v->u.string))) {
+            http_error(rq, 400, "invalid_reply_to", "reply_to must be the id of a known message", "reply_to");
+            goto out;
+        }
+        snprintf(o->reply_to, sizeof o->reply_to, "%s", v->u.string);
+    }
+    v = json_member(body, "idempotency_key");
+    if (v && !YAJL_IS_NULL(v)) {
+        size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
+        long ic = il ? rest_utf8_len(v->u.string, il) : -1;
+        if (ic < 1 || il > IDEM_MAX) {
+            http_error(rq, 400, "invalid_idempotency_key", "idempotency_key must be a string of 1 to 128 bytes",
+                       "idempotency_key");
+            goto out;
+        }
+        memcpy(o->idem, v->u.string, il + 1);
+    }
+    if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        goto out;
+    }
+    rq->on_abort = op_abort;
+    send_query(o);
+out:
+    yajl_tree_free(body);
+}
+
+/* ---- GET /api/messages/{id} */
+
+static void on_one(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        http_error(o->rq, 404, "not_found", "no message with this id", NULL);
+        return;
+    }
+    const char *json = PQgetvalue(res, 0, 0);
+    http_json(o->rq, 200, json, strlen(json));
+}
+
+static const char SQL_ONE[] = "SELECT " MSG_JSON("m") " FROM wa_messages m WHERE m.id = $1";
+
+/* /api/messages/{id} and /api/messages/{id}/read */
+void h_message_item(struct rq *rq)
+{
+    const char *seg[3];
+    size_t len[3];
+    int n = rest_segments(rq, "/api/messages/", seg, len, 3, 128);
+    if (n < 1 || n > 2 || !rest_id_ok(seg[0], len[0])) {
+        http_error(rq, 404, NULL, "no such route", NULL);
+        return;
+    }
+    int is_get = rq->req->method.len == 3 && !memcmp(rq->req->method.base, "GET", 3);
+    if (n == 1) {
+        if (!is_get) {
+            http_add_header(rq, "allow", "GET");
+            http_error(rq, 405, NULL, "method not allowed for this path", NULL);
+            return;
+        }
+        struct op *o = op_new(rq);
+        char *id = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1);
+        memcpy(id, seg[0], len[0]);
+        id[len[0]] = '\0';
+        o->params[0] = id;
+        op_query(o, SQL_ONE, 1, on_one);
+        return;
+    }
+    if (len[1] != 4 || memcmp(seg[1], "read", 4) != 0) {
+        http_error(rq, 404, NULL, "no such route", NULL);
+        return;
+    }
+    if (is_get) {
+        http_add_header(rq, "allow", "POST");
+        http_error(rq, 405, NULL, "method not allowed for this path", NULL);
+        return;
+    }
+    http_error(rq, 503, "not_available",
+               "read receipts need the WhatsApp connection, which does not offer this action yet", NULL);
+}
+
+/* ---- GET /api/chats */
+
+static void on_list(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    /* columns: json, cursor number, cursor text (NULL when none) */
+    int rows = PQntuples(res);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"data\":[");
+    int shown = rows > o->limit ? o->limit : rows;
+    for (int i = 0; i < shown; i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        sbuf_adds(&b, PQgetvalue(res, i, 0));
+    }
+    sbuf_adds(&b, "],\"next_cursor\":");
+    if (rows > o->limit)
+        rest_add_cursor(&b, PQgetvalue(res, shown - 1, 1),
+                        PQgetisnull(res, shown - 1, 2) ? NULL : PQgetvalue(res, shown - 1, 2));
+    else
+        sbuf_adds(&b, "null");
+    sbuf_addc(&b, '}');
+    if (b.oom)
+        http_error(o->rq, 500, NULL, "out of memory", NULL);
+    else
+        http_json(o->rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+/* Newest activity first; the cursor is (last message seq, jid). */
+static const char SQL_CHATS[] =
+    "SELECT json_build_object('jid', c.jid, 'name', c.name, 'unread_count', c.unread_count, "
+    "  'last_message_at', " REST_TS("coalesce(lm.ts, c.last_message_at)") ", "
+    "  'updated_at', " REST_TS("c.updated_at") ", 'last_message', lm.j)::text, "
+    "  coalesce(lm.seq, 0), c.jid "
+    "FROM wa_chats c LEFT JOIN LATERAL (SELECT m.seq, m.ts, " MSG_JSON("m") "::json AS j FROM wa_messages m "
+    "  WHERE m.chat_jid = c.jid ORDER BY m.seq DESC LIMIT 1) lm ON true "
+    "WHERE $1::bigint IS NULL OR (coalesce(lm.seq, 0), c.jid) < ($1::bigint, $2::text) "
+    "ORDER BY coalesce(lm.seq, 0) DESC, c.jid DESC LIMIT $3";
+
+void h_chats_list(struct rq *rq)
+{
+    int limit = rest_limit(rq, LIST_DEFAULT, LIST_MAX);
+    if (limit < 0)
+        return;
+    int64_t cur = 0;
+    char jid[160];
+    int has = rest_cursor(rq, &cur, jid, sizeof jid);
+    if (has < 0)
+        return;
+    struct op *o = op_new(rq);
+    o->limit = limit;
+    char *p0 = h2o_mem_alloc_pool(&rq->req->pool, 24), *p1 = h2o_mem_alloc_pool(&rq->req->pool, sizeof jid),
+         *p2 = h2o_mem_alloc_pool(&rq->req->pool, 16);
+    snprintf(p0, 24, "%" PRId64, cur);
+    snprintf(p1, sizeof jid, "%s", has ? jid : "");
+    snprintf(p2, 16, "%d", limit + 1);
+    o->params[0] = has ? p0 : NULL;
+    o->params[1] = p1;
+    o->params[2] = p2;
+    op_query(o, SQL_CHATS, 3, on_list);
+}
+
+/* ---- /api/chats/{jid}/messages, /api/chats/{jid}/presence */
+
+/* Newest first; the cursor is the seq of the last one shown, so messages
+ * arriving meanwhile never shift a page. */
+static const char SQL_CHAT_MESSAGES[] =
+    "SELECT " MSG_JSON("m") ", m.seq, NULL FROM wa_messages m "
+    "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) ORDER BY m.seq DESC LIMIT $3";
+
+void h_chat_item(struct rq *rq)
+{
+    const char *seg[3];
+    size_t len[3];
+    int n = rest_segments(rq, "/api/chats/", seg, len, 3, 128);
+    if (n != 2 || !rest_jid_ok(seg[0], len[0])) {
+        http_error(rq, 404, NULL, "no such route", NULL);
+        return;
+    }
+    int is_get = rq->req->method.len == 3 && !memcmp(rq->req->method.base, "GET", 3);
+    if (len[1] == 8 && !memcmp(seg[1], "messages", 8)) {
+        if (!is_get) {
+            http_add_header(rq, "allow", "GET");
+            http_error(rq, 405, NULL, "method not allowed for this path", NULL);
+            return;
+        }
+        int limit = rest_limit(rq, LIST_DEFAULT, LIST_MAX);
+        if (limit < 0)
+            return;
+        int64_t cur = 0;
+        int has = rest_cursor(rq, &cur, NULL, 0);
+        if (has < 0)
+            return;
+        struct op *o = op_new(rq);
+        o->limit = limit;
+        char *jid = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1), *p1 = h2o_mem_alloc_pool(&rq->req->pool, 24),
+             *p2 = h2o_mem_alloc_pool(&rq->req->pool, 16);
+        memcpy(jid, seg[0], len[0]);
+        jid[len[0]] = '\0';
+        snprintf(p1, 24, "%" PRId64, cur);
+        snprintf(p2, 16, "%d", limit + 1);
+        o->params[0] = jid;
+        o->params[1] = has ? p1 : NULL;
+        o->params[2] = p2;
+        op_query(o, SQL_CHAT_MESSAGES, 3, on_list);
+        return;
+    }
+    if (len[1] == 8 && !memcmp(seg[1], "presence", 8)) {
+        if (is_get) {
+            http_add_header(rq, "allow", "POST");
+            http_error(rq, 405, NULL, "method not allowed for this path", NULL);
+            return;
+        }
+        yajl_val body = rest_body(rq, REST_BODY_MAX);
+        if (!body)
+            return;
+        const char *st = json_str(body, "state");
+        int ok = st && (!strcmp(st, "typing") || !strcmp(st, "paused"));
+        yajl_tree_free(body);
+        if (!ok) {
+            http_error(rq, 400, "invalid_state", "state must be \"typing\" or \"paused\"", "state");
+            return;
+        }
+        http_error(rq, 503, "not_available",
+                   "presence needs the WhatsApp connection, which does not offer this action yet", NULL);
+        return;
+    }
+    http_error(rq, 404, NULL, "no such route", NULL);
+}
+
+/* ---- POST /api/contacts/check */
+
+void h_contacts_check(struct rq *rq)
+{
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    yajl_val v = json_member(body, "phones");
+    int ok = v && YAJL_IS_ARRAY(v) && v->u.array.len >= 1 && v->u.array.len <= 100;
+    for (size_t i = 0; ok && i < v->u.array.len; i++) {
+        yajl_val p = v->u.array.values[i];
+        char jid[160];
+        ok = YAJL_IS_STRING(p) && !strchr(p->u.string, '@') && parse_to(p->u.string, jid, sizeof jid) == 0;
+    }
+    yajl_tree_free(body);
+    if (!ok) {
+        http_error(rq, 400, "invalid_phones",
+                   "phones must be an array of 1 to 100 phone numbers in international form", "phones");
+        return;
+    }
+    http_error(rq, 503, "not_available",
+               "checking numbers needs the WhatsApp connection, which does not offer this action yet", NULL);
+}

@@ -1,0 +1,271 @@
+#include "rest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/log.h"
+
+yajl_val rest_body(struct rq *rq, size_t max)
+{
+    h2o_iovec_t e = rq->req->entity;
+    if (e.len > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body larger than %zu bytes", max);
+        http_error(rq, 413, "payload_too_large", msg, NULL);
+        return NULL;
+    }
+    if (!e.base || e.len == 0) {
+        http_error(rq, 400, "invalid_json", "a JSON object body is required", NULL);
+        return NULL;
+    }
+    /* yajl would cut a string at an escaped NUL: refuse those outright. */
+    for (size_t i = 0; i + 6 <= e.len; i++)
+        if (e.base[i] == '\\' && e.base[i + 1] == 'u' && memcmp(e.base + i + 2, "0000", 4) == 0) {
+            http_error(rq, 400, "invalid_json", "NUL characters are not allowed", NULL);
+            return NULL;
+        }
+    char err[160];
+    yajl_val v = json_parse(e.base, e.len, max, err, sizeof err);
+    if (!v) {
+        http_error(rq, 400, "invalid_json", err, NULL);
+        return NULL;
+    }
+    if (!YAJL_IS_OBJECT(v)) {
+        yajl_tree_free(v);
+        http_error(rq, 400, "invalid_json", "the body must be a JSON object", NULL);
+        return NULL;
+    }
+    return v;
+}
+
+int rest_query(struct rq *rq, const char *name, char *out, size_t outlen)
+{
+    h2o_req_t *req = rq->req;
+    if (req->query_at == SIZE_MAX)
+        return -1;
+    size_t nl = strlen(name);
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        size_t n = (size_t)((amp ? amp : end) - q);
+        if (n > nl && q[nl] == '=' && memcmp(q, name, nl) == 0) {
+            size_t vl = n - nl - 1;
+            if (vl >= outlen)
+                return -2;
+            memcpy(out, q + nl + 1, vl);
+            out[vl] = '\0';
+            return (int)vl;
+        }
+        q += n + 1;
+    }
+    return -1;
+}
+
+int rest_limit(struct rq *rq, int def, int max)
+{
+    char v[16];
+    int n = rest_query(rq, "limit", v, sizeof v);
+    if (n == -1)
+        return def;
+    char *e;
+    long l = n > 0 ? strtol(v, &e, 10) : 0;
+    if (n <= 0 || *e || l < 1 || l > max) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "limit must be an integer from 1 to %d", max);
+        http_error(rq, 400, "invalid_limit", msg, "limit");
+        return -1;
+    }
+    return (int)l;
+}
+
+static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void rest_add_cursor(struct sbuf *b, const char *n, const char *text)
+{
+    char raw[256];
+    int rl = snprintf(raw, sizeof raw, "%s%s%s", n, text ? ":" : "", text ? text : "");
+    if (rl < 0 || (size_t)rl >= sizeof raw) {
+        sbuf_adds(b, "null");
+        return;
+    }
+    sbuf_addc(b, '"');
+    const unsigned char *p = (const unsigned char *)raw;
+    size_t i = 0, len = (size_t)rl;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        char o[4] = {b64u[v >> 18], b64u[v >> 12 & 63], b64u[v >> 6 & 63], b64u[v & 63]};
+        sbuf_add(b, o, 4);
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        char o[2] = {b64u[v >> 18], b64u[v >> 12 & 63]};
+        sbuf_add(b, o, 2);
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        char o[3] = {b64u[v >> 18], b64u[v >> 12 & 63], b64u[v >> 6 & 63]};
+        sbuf_add(b, o, 3);
+    }
+    sbuf_addc(b, '"');
+}
+
+static int b64u_val(char c)
+{
+    const char *p = c ? strchr(b64u, c) : NULL;
+    return p ? (int)(p - b64u) : -1;
+}
+
+int rest_cursor(struct rq *rq, int64_t *n, char *text, size_t textlen)
+{
+    char v[300];
+    int l = rest_query(rq, "cursor", v, sizeof v);
+    if (l == -1 || l == 0)
+        return 0;
+    char raw[256];
+    size_t rl = 0;
+    int ok = l > 0 && l % 4 != 1;
+    for (int i = 0; ok && i < l; i += 4) {
+        uint32_t acc = 0;
+        int k = 0;
+        for (; k < 4 && i + k < l; k++) {
+            int d = b64u_val(v[i + k]);
+            if (d < 0) {
+                ok = 0;
+                break;
+            }
+            acc |= (uint32_t)d << (18 - 6 * k);
+        }
+        for (int j = 0; ok && j < k - 1; j++) {
+            if (rl >= sizeof raw - 1)
+                ok = 0;
+            else
+                raw[rl++] = (char)(acc >> (16 - 8 * j) & 0xff);
+        }
+    }
+    raw[rl] = '\0';
+    char *e = NULL;
+    long long num = ok ? strtoll(raw, &e, 10) : 0;
+    if (ok && (e == raw || num < 0))
+        ok = 0;
+    if (ok && *e == ':') {
+        size_t tl = strlen(e + 1);
+        if (!text || tl >= textlen)
+            ok = 0;
+        else
+            memcpy(text, e + 1, tl + 1);
+    } else if (ok && *e) {
+        ok = 0;
+    } else if (ok && text) {
+        ok = 0; /* this list's cursors carry text */
+    }
+    if (!ok) {
+        http_error(rq, 400, "invalid_cursor", "cursor is not one this API returned", "cursor");
+        return -1;
+    }
+    *n = num;
+    return 1;
+}
+
+long rest_utf8_len(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    long count = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            k = 1;
+            cp = c;
+        } else if ((c & 0xe0) == 0xc0) {
+            k = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 4;
+            cp = c & 0x07;
+        } else {
+            return -1;
+        }
+        if (i + k > n)
+            return -1;
+        for (size_t j = 1; j < k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return -1;
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        i += k;
+        count++;
+    }
+    return count;
+}
+
+int rest_segments(struct rq *rq, const char *prefix, const char **seg, size_t *seglen, int max, size_t maxlen)
+{
+    const char *p = rq->req->path_normalized.base;
+    size_t n = rq->req->path_normalized.len, pl = strlen(prefix);
+    if (n < pl || memcmp(p, prefix, pl) != 0)
+        return -1;
+    p += pl;
+    n -= pl;
+    int count = 0;
+    while (n > 0) {
+        const char *slash = memchr(p, '/', n);
+        size_t l = slash ? (size_t)(slash - p) : n;
+        if (l == 0 || l > maxlen || count >= max)
+            return -1;
+        seg[count] = p;
+        seglen[count] = l;
+        count++;
+        if (!slash)
+            break;
+        n -= l + 1;
+        p = slash + 1;
+        if (n == 0)
+            return -1; /* a trailing slash */
+    }
+    return count;
+}
+
+void rest_db_error(struct rq *rq, const char *err)
+{
+    log_warn("database query failed", LF_S("error", err ? err : "?"), LF_S("request_id", rq->id));
+    http_error(rq, 503, "database_unavailable", "the database is unavailable; try again", NULL);
+}
+
+int rest_id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.' || c == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+int rest_jid_ok(const char *s, size_t n)
+{
+    if (n < 3 || n > 128)
+        return 0;
+    int at = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '@')
+            at++;
+        else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                   c == '_' || c == '.' || c == ':'))
+            return 0;
+    }
+    return at == 1 && s[0] != '@' && s[n - 1] != '@';
+}

@@ -1,0 +1,42 @@
+/* Small helpers for the JSON REST endpoints (messages, chats, webhooks):
+ * the body, query parameters, path segments, cursors, and row JSON. */
+#ifndef WAPI_WORKER_REST_H
+#define WAPI_WORKER_REST_H
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yajl/yajl_tree.h>
+
+#include "common/sbuf.h"
+#include "http.h"
+
+#define REST_BODY_MAX 65536
+
+/* An RFC 3339 UTC timestamp in SQL (NULL stays NULL). */
+#define REST_TS(col) "to_char((" col ")::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The body as a JSON object, or NULL after answering 400/413. */
+yajl_val rest_body(struct rq *rq, size_t max);
+/* The value of query parameter name (not decoded beyond %XX), or -1 when
+ * absent; 0..outlen-1 bytes copied, -2 when longer than outlen-1. */
+int rest_query(struct rq *rq, const char *name, char *out, size_t outlen);
+/* limit=1..max (default def); -1 after answering 400. */
+int rest_limit(struct rq *rq, int def, int max);
+/* cursor: opaque base64url of "n" or "n:text". Returns 0 absent, 1 read,
+ * -1 after answering 400. */
+int rest_cursor(struct rq *rq, int64_t *n, char *text, size_t textlen);
+/* Appends "\"<base64url(n or n:text)>\"". */
+void rest_add_cursor(struct sbuf *b, const char *n, const char *text);
+/* Number of code points of valid UTF-8, or -1 when invalid. */
+long rest_utf8_len(const char *s, size_t n);
+/* The path after prefix, split at '/': up to max segments into seg/seglen.
+ * Returns the count, or -1 when there are more or one is empty or too long. */
+int rest_segments(struct rq *rq, const char *prefix, const char **seg, size_t *seglen, int max, size_t maxlen);
+/* The database said no: 503. */
+void rest_db_error(struct rq *rq, const char *err);
+/* A message id as wapi and WhatsApp write them: 1..128 of [A-Za-z0-9._:-]. */
+int rest_id_ok(const char *s, size_t n);
+/* A JID to read by: 3..128 of [A-Za-z0-9._:@-] with exactly one '@'. */
+int rest_jid_ok(const char *s, size_t n);
+
+#endif

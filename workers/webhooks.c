@@ -1,0 +1,512 @@
+/* /api/webhooks: targets for signed event deliveries (Standard Webhooks),
+ * their delivery log and redelivery. The supervisor does the sending. */
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/json.h"
+#include "common/sbuf.h"
+#include "common/webhook_url.h"
+#include "db.h"
+#include "handlers.h"
+#include "rest.h"
+
+#define SECRET_PREFIX "whsec_"
+#define KEY_BYTES 32
+#define KEY_MIN 24
+#define KEY_MAX 64
+#define MAX_WEBHOOKS 100
+
+static const struct wapi_config *cfg;
+
+void webhooks_api_init(const struct wapi_config *c)
+{
+    cfg = c;
+}
+
+static const char *const event_types[] = {"message.received", "message.sent",   "message.status",
+                                          "message.reaction", "message.edited", "message.revoked",
+                                          "*",                NULL};
+
+#define HOOK_JSON                                                                                                \
+    "json_build_object('id', w.id, 'url', w.url, 'events', to_json(w.events), 'enabled', w.enabled, "         \
+    "'created_at', " REST_TS("w.created_at") ", 'updated_at', " REST_TS("w.updated_at") ")::text"
+
+struct op {
+    struct rq *rq;
+    struct db_query *q;
+    int limit;
+    int show_secret;
+    const char *params[8];
+    char id[40];
+    char url[WEBHOOK_URL_MAX];
+    char events[256];
+    char secret[128];
+    char enabled[8];
+    char n1[24], n2[24], n3[24];
+};
+
+static void op_abort(struct rq *rq)
+{
+    struct op *o = rq->state;
+    if (o->q)
+        db_cancel(o->q);
+}
+
+static struct op *op_new(struct rq *rq)
+{
+    struct op *o = h2o_mem_alloc_pool(&rq->req->pool, sizeof *o);
+    memset(o, 0, sizeof *o);
+    o->rq = rq;
+    rq->state = o;
+    return o;
+}
+
+static void op_query(struct op *o, const char *sql, int n, db_cb cb)
+{
+    o->rq->on_abort = op_abort;
+    o->q = db_query(sql, n, o->params, cb, o);
+    if (!o->q) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 500, NULL, "out of memory", NULL);
+    }
+}
+
+static int random_hex(char *out, size_t bytes)
+{
+    unsigned char r[32];
+    if (bytes > sizeof r || getrandom(r, bytes, 0) != (ssize_t)bytes)
+        return -1;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < bytes; i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[2 * bytes] = '\0';
+    return 0;
+}
+
+/* ---- field checks: 0 ok, -1 after answering 400 */
+
+static int check_url(struct rq *rq, yajl_val v, char *out, size_t outlen)
+{
+    if (!v || !YAJL_IS_STRING(v)) {
+        http_error(rq, 400, "invalid_url", "url must be an http:// or https:// URL", "url");
+        return -1;
+    }
+    struct webhook_url u;
+    char err[128];
+    if (webhook_url_parse(v->u.string, &u, err, sizeof err) < 0) {
+        http_error(rq, 400, "invalid_url", err, "url");
+        return -1;
+    }
+    if (!cfg->webhooks.allow_private && webhook_host_private(u.host)) {
+        http_error(rq, 400, "private_url",
+                   "url points at a private, loopback or link-local address (allow with webhooks.allow_private)",
+                   "url");
+        return -1;
+    }
+    snprintf(out, outlen, "%s", v->u.string);
+    return 0;
+}
+
+/* A PostgreSQL text[] literal of known names only (no quoting needed). */
+static int check_events(struct rq *rq, yajl_val v, char *out, size_t outlen)
+{
+    int ok = v && YAJL_IS_ARRAY(v) && v->u.array.len >= 1 && v->u.array.len <= 16;
+    size_t used = 0;
+    out[used++] = '{';
+    for (size_t i = 0; ok && i < v->u.array.len; i++) {
+        yajl_val e = v->u.array.values[i];
+        ok = 0;
+        for (int k = 0; YAJL_IS_STRING(e) && event_types[k]; k++)
+            if (!strcmp(e->u.string, event_types[k]))
+                ok = 1;
+        if (ok) {
+            size_t l = strlen(e->u.string);
+            if (used + l + 3 > outlen)
+                ok = 0;
+            else {
+                if (i)
+                    out[used++] = ',';
+                out[used++] = '"';
+                memcpy(out + used, e->u.string, l);
+                used += l;
+                out[used++] = '"';
+            }
+        }
+    }
+    if (!ok) {
+        http_error(rq, 400, "invalid_events",
+                   "events must be a non-empty array of: message.received, message.sent, message.status, "
+                   "message.reaction, message.edited, message.revoked, or \"*\"",
+                   "events");
+        return -1;
+    }
+    out[used++] = '}';
+    out[used] = '\0';
+    return 0;
+}
+
+static int check_secret(struct rq *rq, yajl_val v, char *out, size_t outlen)
+{
+    if (!v || YAJL_IS_NULL(v)) {
+        unsigned char key[KEY_BYTES];
+        if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+            http_error(rq, 500, NULL, "no randomness available", NULL);
+            return -1;
+        }
+        memcpy(out, SECRET_PREFIX, 6);
+        EVP_EncodeBlock((unsigned char *)out + 6, key, sizeof key);
+        return 0;
+    }
+    const char *s = YAJL_IS_STRING(v) ? v->u.string : "";
+    size_t n = strlen(s);
+    unsigned char key[128];
+    int ok = n > 6 && n - 6 < 100 && n < outlen && memcmp(s, SECRET_PREFIX, 6) == 0 && (n - 6) % 4 == 0;
+    if (ok) {
+        int kl = EVP_DecodeBlock(key, (const unsigned char *)s + 6, (int)(n - 6));
+        if (kl >= 0) {
+            if (s[n - 1] == '=')
+                kl--;
+            if (s[n - 2] == '=')
+                kl--;
+        }
+        ok = kl >= KEY_MIN && kl <= KEY_MAX;
+    }
+    if (!ok) {
+        http_error(rq, 400, "invalid_secret", "secret must be whsec_ followed by base64 of 24 to 64 bytes", "secret");
+        return -1;
+    }
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+/* ---- answers */
+
+static void on_hook(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        http_error(o->rq, 404, "not_found", "no webhook with this id", NULL);
+        return;
+    }
+    const char *json = PQgetvalue(res, 0, 0);
+    if (!o->show_secret) {
+        http_json(o->rq, 200, json, strlen(json));
+        return;
+    }
+    /* The secret is shown once: when it is set. */
+    struct sbuf b;
+    sbuf_init(&b);
+    size_t jl = strlen(json);
+    sbuf_add(&b, json, jl - 1);
+    sbuf_adds(&b, ",\"secret\":");
+    sbuf_add_json_str(&b, o->secret, strlen(o->secret));
+    sbuf_addc(&b, '}');
+    http_json(o->rq, o->show_secret == 2 ? 201 : 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+static void on_hook_list(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"data\":[");
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        sbuf_adds(&b, PQgetvalue(res, i, 0));
+    }
+    sbuf_adds(&b, "]}");
+    http_json(o->rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+static const char SQL_CREATE[] =
+    "INSERT INTO wa_webhooks (id, url, events, secret, created_by) "
+    "SELECT $1, $2, $3::text[], $4, $5 WHERE (SELECT count(*) FROM wa_webhooks) < " "100"
+    " RETURNING " HOOK_JSON;
+
+static void create_hook(struct rq *rq)
+{
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    struct op *o = op_new(rq);
+    if (check_url(rq, json_member(body, "url"), o->url, sizeof o->url) < 0 ||
+        check_events(rq, json_member(body, "events"), o->events, sizeof o->events) < 0 ||
+        check_secret(rq, json_member(body, "secret"), o->secret, sizeof o->secret) < 0)
+        goto out;
+    yajl_val en = json_member(body, "enabled");
+    if (en && !YAJL_IS_TRUE(en)) {
+        http_error(rq, 400, "invalid_enabled", "a new webhook is enabled; disable it with PATCH", "enabled");
+        goto out;
+    }
+    memcpy(o->id, "wh_", 3);
+    if (random_hex(o->id + 3, 12) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        goto out;
+    }
+    o->show_secret = 2;
+    o->params[0] = o->id;
+    o->params[1] = o->url;
+    o->params[2] = o->events;
+    o->params[3] = o->secret;
+    o->params[4] = rq->principal.user_id[0] ? rq->principal.user_id : NULL;
+    op_query(o, SQL_CREATE, 5, on_hook);
+out:
+    yajl_tree_free(body);
+}
+
+void h_webhooks(struct rq *rq)
+{
+    if (rq->req->method.len == 4 && !memcmp(rq->req->method.base, "POST", 4)) {
+        create_hook(rq);
+        return;
+    }
+    struct op *o = op_new(rq);
+    op_query(o, "SELECT " HOOK_JSON " FROM wa_webhooks w ORDER BY w.created_at, w.id", 0, on_hook_list);
+}
+
+static const char SQL_PATCH[] =
+    "UPDATE wa_webhooks w SET url = coalesce($2, w.url), events = coalesce($3::text[], w.events), "
+    "secret = coalesce($4, w.secret), enabled = coalesce($5::boolean, w.enabled), updated_at = now() "
+    "WHERE w.id = $1 RETURNING " HOOK_JSON;
+
+static void patch_hook(struct rq *rq, struct op *o)
+{
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    o->params[0] = o->id;
+    yajl_val v;
+    if ((v = json_member(body, "url"))) {
+        if (check_url(rq, v, o->url, sizeof o->url) < 0)
+            goto out;
+        o->params[1] = o->url;
+    }
+    if ((v = json_member(body, "events"))) {
+        if (check_events(rq, v, o->events, sizeof o->events) < 0)
+            goto out;
+        o->params[2] = o->events;
+    }
+    if ((v = json_member(body, "secret"))) {
+        if (YAJL_IS_NULL(v)) {
+            http_error(rq, 400, "invalid_secret", "secret must be whsec_ followed by base64 of 24 to 64 bytes",
+                       "secret");
+            goto out;
+        }
+        if (check_secret(rq, v, o->secret, sizeof o->secret) < 0)
+            goto out;
+        o->params[3] = o->secret;
+        o->show_secret = 1;
+    }
+    if ((v = json_member(body, "enabled"))) {
+        if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+            http_error(rq, 400, "invalid_enabled", "enabled must be true or false", "enabled");
+            goto out;
+        }
+        snprintf(o->enabled, sizeof o->enabled, "%s", YAJL_IS_TRUE(v) ? "true" : "false");
+        o->params[4] = o->enabled;
+    }
+    op_query(o, SQL_PATCH, 5, on_hook);
+out:
+    yajl_tree_free(body);
+}
+
+static void on_deleted(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        http_error(o->rq, 404, "not_found", "no webhook with this id", NULL);
+        return;
+    }
+    http_send(o->rq, 204, NULL, "", 0);
+}
+
+/* ---- deliveries */
+
+#define DELIVERY_JSON                                                                                            \
+    "json_build_object('id', d.id::text, 'webhook_id', d.webhook_id, 'event_id', d.event_id::text, "            \
+    "'event_type', e.type, 'state', d.state, 'attempts', d.attempts, "                                           \
+    "'next_attempt_at', CASE WHEN d.state = 'pending' THEN " REST_TS("d.next_attempt_at") " END, "            \
+    "'last_attempt_at', " REST_TS("d.last_attempt_at") ", 'last_status', d.last_status, "                     \
+    "'last_error', d.last_error, 'delivered_at', " REST_TS("d.delivered_at") ", "                             \
+    "'created_at', " REST_TS("d.created_at") ")::text"
+
+static void on_deliveries(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    int rows = PQntuples(res);
+    /* The first row says whether the webhook exists; deliveries follow. */
+    if (rows < 1 || PQgetisnull(res, 0, 0)) {
+        http_error(o->rq, 404, "not_found", "no webhook with this id", NULL);
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"data\":[");
+    int n = rows - 1, shown = n > o->limit ? o->limit : n;
+    for (int i = 0; i < shown; i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        sbuf_adds(&b, PQgetvalue(res, i + 1, 1));
+    }
+    sbuf_adds(&b, "],\"next_cursor\":");
+    if (n > o->limit)
+        rest_add_cursor(&b, PQgetvalue(res, shown, 2), NULL);
+    else
+        sbuf_adds(&b, "null");
+    sbuf_addc(&b, '}');
+    http_json(o->rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+static const char SQL_DELIVERIES[] =
+    "SELECT (SELECT id FROM wa_webhooks WHERE id = $1), NULL, NULL "
+    "UNION ALL (SELECT NULL, " DELIVERY_JSON ", d.id FROM wa_webhook_deliveries d JOIN wa_events e ON e.id = d.event_id "
+    "WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.id < $2::bigint) AND ($3::text IS NULL OR d.state = $3) "
+    "ORDER BY d.id DESC LIMIT $4)";
+
+static const char SQL_REDELIVER[] =
+    "UPDATE wa_webhook_deliveries d SET state = 'pending', attempts = 0, next_attempt_at = now(), "
+    "last_error = NULL FROM wa_events e WHERE d.id = $2 AND d.webhook_id = $1 AND e.id = d.event_id "
+    "RETURNING " DELIVERY_JSON;
+
+static void on_redeliver(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        http_error(o->rq, 404, "not_found", "no such delivery of this webhook", NULL);
+        return;
+    }
+    const char *json = PQgetvalue(res, 0, 0);
+    http_json(o->rq, 202, json, strlen(json));
+}
+
+static int is_method(struct rq *rq, const char *m)
+{
+    size_t n = strlen(m);
+    return rq->req->method.len == n && !memcmp(rq->req->method.base, m, n);
+}
+
+static void not_allowed(struct rq *rq, const char *allow)
+{
+    http_add_header(rq, "allow", allow);
+    http_error(rq, 405, NULL, "method not allowed for this path", NULL);
+}
+
+/* /api/webhooks/{id}[/deliveries[/{delivery_id}/redeliver]] */
+void h_webhook_item(struct rq *rq)
+{
+    const char *seg[5];
+    size_t len[5];
+    int n = rest_segments(rq, "/api/webhooks/", seg, len, 5, 64);
+    if (n < 1 || !rest_id_ok(seg[0], len[0]) || (n >= 2 && (len[1] != 10 || memcmp(seg[1], "deliveries", 10))) ||
+        n == 3 || (n == 4 && (len[3] != 9 || memcmp(seg[3], "redeliver", 9)))) {
+        http_error(rq, 404, NULL, "no such route", NULL);
+        return;
+    }
+    struct op *o = op_new(rq);
+    memcpy(o->id, seg[0], len[0] < sizeof o->id ? len[0] : sizeof o->id - 1);
+    o->id[len[0] < sizeof o->id ? len[0] : sizeof o->id - 1] = '\0';
+    if (n == 1) {
+        o->params[0] = o->id;
+        if (is_method(rq, "GET"))
+            op_query(o, "SELECT " HOOK_JSON " FROM wa_webhooks w WHERE w.id = $1", 1, on_hook);
+        else if (is_method(rq, "PATCH"))
+            patch_hook(rq, o);
+        else if (is_method(rq, "DELETE"))
+            op_query(o, "DELETE FROM wa_webhooks WHERE id = $1 RETURNING id", 1, on_deleted);
+        else
+            not_allowed(rq, "GET, PATCH, DELETE");
+        return;
+    }
+    if (n == 2) {
+        if (!is_method(rq, "GET")) {
+            not_allowed(rq, "GET");
+            return;
+        }
+        int limit = rest_limit(rq, 50, 200);
+        if (limit < 0)
+            return;
+        int64_t cur = 0;
+        int has = rest_cursor(rq, &cur, NULL, 0);
+        if (has < 0)
+            return;
+        char st[16];
+        int sl = rest_query(rq, "state", st, sizeof st);
+        if (sl != -1 && (sl < 0 || (strcmp(st, "pending") && strcmp(st, "delivered") && strcmp(st, "failed") &&
+                                    strcmp(st, "dead")))) {
+            http_error(rq, 400, "invalid_state", "state must be pending, delivered, failed or dead", "state");
+            return;
+        }
+        snprintf(o->n1, sizeof o->n1, "%" PRId64, cur);
+        snprintf(o->n2, sizeof o->n2, "%d", limit + 1);
+        o->limit = limit;
+        o->params[0] = o->id;
+        o->params[1] = has ? o->n1 : NULL;
+        o->params[2] = sl > 0 ? st : NULL;
+        if (sl > 0) {
+            char *s = h2o_mem_alloc_pool(&rq->req->pool, 16);
+            snprintf(s, 16, "%s", st);
+            o->params[2] = s;
+        }
+        o->params[3] = o->n2;
+        op_query(o, SQL_DELIVERIES, 4, on_deliveries);
+        return;
+    }
+    if (!is_method(rq, "POST")) {
+        not_allowed(rq, "POST");
+        return;
+    }
+    char *e;
+    char num[24];
+    size_t dl = len[2] < sizeof num ? len[2] : 0;
+    memcpy(num, seg[2], dl);
+    num[dl] = '\0';
+    long long did = dl ? strtoll(num, &e, 10) : 0;
+    if (!dl || *e || did < 1) {
+        http_error(rq, 404, "not_found", "no such delivery of this webhook", NULL);
+        return;
+    }
+    snprintf(o->n1, sizeof o->n1, "%lld", did);
+    o->params[0] = o->id;
+    o->params[1] = o->n1;
+    op_query(o, SQL_REDELIVER, 2, on_redeliver);
+}
