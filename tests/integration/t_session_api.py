@@ -72,7 +72,8 @@ class SSE:
 
 
 wa = FakeWA()
-srv = Server(workers=2, env=wa.env())
+# The ASan/UBSan build: the IPC, SSE and abort paths are where memory bugs would hide.
+srv = Server(bindir=os.environ.get("WAPI_TEST_BINDIR", "build/san"), workers=2, env=wa.env())
 origin = f"http://127.0.0.1:{srv.port}"
 srv.env["BETTER_AUTH_URL"] = origin  # cookie-authenticated writes must come from here
 srv.start()
@@ -197,6 +198,19 @@ fin = wa.events(0, "paircode.finish")
 check("the phone verified our key bundle", fin and fin[-1].get("ok") is True, fin)
 stream.close()
 
+# Clients that leave at once (before their backlog arrives) or mid-request.
+import socket as _socket
+for i in range(60):
+    c = _socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    path = "/api/events" if i % 2 == 0 else "/api/session"
+    c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {key}\r\n\r\n".encode())
+    if i % 3 == 0:
+        c.recv(10)
+    c.close()
+time.sleep(0.5)
+check("clients leaving early leave the workers healthy", srv.get("/healthz")[0] == 200 and
+      srv.metric("wapi_worker_crashes_total") == 0)
+
 # Draining ends streams so TERM does not wait for them.
 s2 = SSE(srv, key)
 s2.wait(lambda e: True, timeout=5)
@@ -204,5 +218,7 @@ t0 = time.monotonic()
 rc = srv.stop()
 check("TERM with an open event stream exits promptly", rc == 0 and time.monotonic() - t0 < 5,
       f"{rc} {time.monotonic() - t0:.1f}s")
+reports = srv.sanitizer_reports()
+check("no sanitizer reports", not reports, reports[:3])
 wa.stop()
 done()
