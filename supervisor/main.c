@@ -22,6 +22,7 @@
 #include "sdb.h"
 #include "session.h"
 #include "sup.h"
+#include "webhooks.h"
 #include "worker_table.h"
 
 struct sup S;
@@ -381,6 +382,7 @@ int main(int argc, char **argv)
     db_params_init(&sdb_params, &S.cfg, "wapi-supervisor");
     sdb_init(S.base, &sdb_params, 2);
     session_init();
+    webhooks_init();
     start_migration();
     workers_reconcile();
     session_autostart();

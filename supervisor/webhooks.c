@@ -1,0 +1,567 @@
+#include "webhooks.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/err.h>
+#include <openssl/params.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/sbuf.h"
+#include "common/webhook_url.h"
+#include "sdb.h"
+#include "sup.h"
+
+/* Tuning (environment, read once at start; the defaults are the schedule
+ * the README documents). */
+#define DEF_MAX_ATTEMPTS 8
+#define DEF_RETRY_BASE_MS 5000
+#define DEF_TIMEOUT_MS 10000
+#define MAX_INFLIGHT 16
+#define POLL_MS 150
+#define FANOUT_BATCH 1000
+#define LATE_COMMIT_MS 10000 /* events committed up to this late after their id still fan out */
+#define RESPONSE_MAX 65536
+#define FINISH_TRIES 40
+
+struct delivery {
+    struct delivery *next;
+    char id[24];
+    int attempts;
+    struct webhook_url url;
+    char secret[128];
+    char event_id[24];
+    char *body;
+    size_t body_len;
+    struct evdns_getaddrinfo_request *dns_req;
+    int dns_done;
+    struct evhttp_connection *evcon;
+    int net_error;
+    char error[400];
+    /* outcome */
+    char state[12];
+    char status[8];
+    char delay_s[32];
+    char attempts_s[12];
+    int finish_tries;
+    struct event *retry_ev;
+};
+
+static struct {
+    struct evdns_base *dns;
+    SSL_CTX *ssl;
+    struct event *timer;
+    int fanout_busy, claim_busy, claim_again;
+    char scan_from[24];
+    int inflight;
+    unsigned max_attempts, base_ms, timeout_ms;
+    int started;
+} WH;
+
+static unsigned env_uint(const char *name, unsigned def, unsigned lo, unsigned hi)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *e;
+    unsigned long n = strtoul(v, &e, 10);
+    if (*e || n < lo || n > hi) {
+        log_warn("ignoring an out-of-range setting", LF_S("name", name), LF_S("value", v));
+        return def;
+    }
+    return (unsigned)n;
+}
+
+uint64_t webhooks_backoff_ms(unsigned attempt, unsigned base_ms)
+{
+    uint64_t d = base_ms;
+    for (unsigned i = 1; i < attempt && d < 6ull * 3600 * 1000; i++)
+        d *= 4;
+    return d > 6ull * 3600 * 1000 ? 6ull * 3600 * 1000 : d;
+}
+
+int webhooks_sign(const char *secret, const char *id, long long timestamp, const char *body, size_t body_len,
+                  char *out, size_t outlen)
+{
+    size_t sl = strlen(secret);
+    if (sl <= 6 || memcmp(secret, "whsec_", 6) != 0 || (sl - 6) % 4 != 0 || sl - 6 > 128)
+        return -1;
+    unsigned char key[100];
+    int kl = EVP_DecodeBlock(key, (const unsigned char *)secret + 6, (int)(sl - 6));
+    if (kl < 0)
+        return -1;
+    if (secret[sl - 1] == '=')
+        kl--;
+    if (secret[sl - 2] == '=')
+        kl--;
+    char head[64];
+    int hl = snprintf(head, sizeof head, ".%lld.", timestamp);
+    /* HMAC over id "." ts "." body without copying the body. */
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    unsigned char mac_out[32];
+    size_t ml = 0;
+    int ok = ctx && EVP_MAC_init(ctx, key, (size_t)kl, params) == 1 &&
+             EVP_MAC_update(ctx, (const unsigned char *)id, strlen(id)) == 1 &&
+             EVP_MAC_update(ctx, (const unsigned char *)head, (size_t)hl) == 1 &&
+             EVP_MAC_update(ctx, (const unsigned char *)body, body_len) == 1 &&
+             EVP_MAC_final(ctx, mac_out, &ml, sizeof mac_out) == 1 && ml == 32;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    OPENSSL_cleanse(key, sizeof key);
+    if (!ok || outlen < 3 + 45)
+        return -1;
+    memcpy(out, "v1,", 3);
+    EVP_EncodeBlock((unsigned char *)out + 3, mac_out, 32);
+    return 0;
+}
+
+/* ---- finishing an attempt */
+
+static void delivery_free(struct delivery *d)
+{
+    if (d->retry_ev)
+        event_free(d->retry_ev);
+    free(d->body);
+    OPENSSL_cleanse(d->secret, sizeof d->secret);
+    free(d);
+}
+
+static void kick(void);
+
+static void finish_query(struct delivery *d);
+
+static void on_finish_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    finish_query(arg);
+}
+
+static void on_finished(void *ctx, const PGresult *res, const char *err)
+{
+    struct delivery *d = ctx;
+    if (!res) {
+        /* The database is away: keep the outcome and try again; if it stays
+         * away, the row's lease ends and the delivery is simply sent again. */
+        if (++d->finish_tries < FINISH_TRIES) {
+            if (!d->retry_ev)
+                d->retry_ev = evtimer_new(S.base, on_finish_retry, d);
+            struct timeval tv = {0, 500 * 1000};
+            if (d->retry_ev) {
+                evtimer_add(d->retry_ev, &tv);
+                return;
+            }
+        }
+        log_warn("webhook delivery outcome not stored", LF_S("delivery", d->id), LF_S("error", err ? err : "?"));
+    }
+    WH.inflight--;
+    delivery_free(d);
+    kick();
+}
+
+static const char SQL_FINISH[] =
+    "UPDATE wa_webhook_deliveries SET state = $2, last_status = $3::int, last_error = $4, "
+    "delivered_at = CASE WHEN $2 = 'delivered' THEN now() END, "
+    "next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $5::double precision) "
+    "  ELSE now() END "
+    "WHERE id = $1::bigint AND attempts = $6::int AND state = 'pending'";
+
+static void finish_query(struct delivery *d)
+{
+    const char *p[6] = {d->id, d->state, d->status[0] ? d->status : NULL, d->error[0] ? d->error : NULL,
+                        d->delay_s, d->attempts_s};
+    if (!sdb_query(SQL_FINISH, 6, p, on_finished, d))
+        on_finished(d, NULL, "out of memory");
+}
+
+static void free_evcon(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    evhttp_connection_free(arg);
+}
+
+/* status 0: no HTTP answer (network, TLS, timeout). */
+static void finish(struct delivery *d, int status, int retryable)
+{
+    if (d->evcon) {
+        struct timeval zero = {0, 0};
+        event_base_once(S.base, -1, EV_TIMEOUT, free_evcon, d->evcon, &zero);
+        d->evcon = NULL;
+    }
+    snprintf(d->attempts_s, sizeof d->attempts_s, "%d", d->attempts);
+    if (status)
+        snprintf(d->status, sizeof d->status, "%d", status);
+    snprintf(d->delay_s, sizeof d->delay_s, "0");
+    if (status >= 200 && status < 300) {
+        snprintf(d->state, sizeof d->state, "delivered");
+        d->error[0] = '\0';
+    } else if (!retryable) {
+        snprintf(d->state, sizeof d->state, "failed");
+    } else if ((unsigned)d->attempts >= WH.max_attempts) {
+        snprintf(d->state, sizeof d->state, "dead");
+    } else {
+        snprintf(d->state, sizeof d->state, "pending");
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != sizeof r)
+            r = (uint32_t)rand();
+        double jitter = 0.8 + 0.4 * ((double)r / 4294967296.0); /* ±20% */
+        double ms = (double)webhooks_backoff_ms((unsigned)d->attempts, WH.base_ms) * jitter;
+        snprintf(d->delay_s, sizeof d->delay_s, "%.3f", ms / 1000.0);
+    }
+    if (status && !(status >= 200 && status < 300) && !d->error[0])
+        snprintf(d->error, sizeof d->error, "HTTP %d", status);
+    log_info("webhook attempt", LF_S("delivery", d->id), LF_S("event", d->event_id), LF_I("attempt", d->attempts),
+             LF_I("status", status), LF_S("outcome", d->state), LF_S("error", d->error));
+    finish_query(d);
+}
+
+/* ---- HTTP */
+
+static void on_request_error(enum evhttp_request_error e, void *arg)
+{
+    struct delivery *d = arg;
+    d->net_error = 1;
+    const char *why = e == EVREQ_HTTP_TIMEOUT          ? "timed out"
+                      : e == EVREQ_HTTP_EOF            ? "connection closed before a response"
+                      : e == EVREQ_HTTP_INVALID_HEADER ? "invalid response headers"
+                      : e == EVREQ_HTTP_BUFFER_ERROR   ? "connection failed"
+                      : e == EVREQ_HTTP_DATA_TOO_LONG  ? "response too large"
+                                                       : "request cancelled";
+    if (!d->error[0])
+        snprintf(d->error, sizeof d->error, "%s", why);
+}
+
+static void on_response(struct evhttp_request *req, void *arg)
+{
+    struct delivery *d = arg;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (!req || code == 0) {
+        if (!d->error[0])
+            snprintf(d->error, sizeof d->error, "no response");
+        if (d->url.https && d->evcon) {
+            struct bufferevent *bev = evhttp_connection_get_bufferevent(d->evcon);
+            unsigned long e = bev ? bufferevent_get_openssl_error(bev) : 0;
+            if (e) {
+                char buf[120];
+                ERR_error_string_n(e, buf, sizeof buf);
+                snprintf(d->error, sizeof d->error, "TLS: %s", buf);
+            }
+        }
+        finish(d, 0, 1);
+        return;
+    }
+    int retry = code == 408 || code == 429 || code >= 500;
+    finish(d, code, retry);
+}
+
+static void send_request(struct delivery *d, const char *ip)
+{
+    struct bufferevent *bev;
+    if (d->url.https) {
+        SSL *ssl = WH.ssl ? SSL_new(WH.ssl) : NULL;
+        if (!ssl) {
+            snprintf(d->error, sizeof d->error, "TLS unavailable");
+            finish(d, 0, 1);
+            return;
+        }
+        SSL_set_tlsext_host_name(ssl, d->url.host);
+        SSL_set1_host(ssl, d->url.host);
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+        bev = bufferevent_openssl_socket_new(S.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    } else {
+        bev = bufferevent_socket_new(S.base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    }
+    if (bev)
+        d->evcon = evhttp_connection_base_bufferevent_new(S.base, NULL, bev, ip, (unsigned short)d->url.port);
+    struct evhttp_request *req = d->evcon ? evhttp_request_new(on_response, d) : NULL;
+    if (!req) {
+        if (!d->evcon && bev)
+            bufferevent_free(bev);
+        snprintf(d->error, sizeof d->error, "out of memory");
+        finish(d, 0, 1);
+        return;
+    }
+    struct timeval tv = {WH.timeout_ms / 1000, (WH.timeout_ms % 1000) * 1000};
+    evhttp_connection_set_timeout_tv(d->evcon, &tv);
+    evhttp_connection_set_retries(d->evcon, 0);
+    evhttp_connection_set_max_body_size(d->evcon, RESPONSE_MAX);
+    evhttp_connection_set_max_headers_size(d->evcon, 16384);
+    evhttp_request_set_error_cb(req, on_request_error);
+    long long ts = (long long)time(NULL);
+    char sig[64], tss[24], host[300];
+    snprintf(tss, sizeof tss, "%lld", ts);
+    webhooks_sign(d->secret, d->event_id, ts, d->body, d->body_len, sig, sizeof sig);
+    int default_port = d->url.port == (d->url.https ? 443 : 80);
+    int v6 = strchr(d->url.host, ':') != NULL;
+    if (default_port)
+        snprintf(host, sizeof host, "%s%s%s", v6 ? "[" : "", d->url.host, v6 ? "]" : "");
+    else
+        snprintf(host, sizeof host, "%s%s%s:%d", v6 ? "[" : "", d->url.host, v6 ? "]" : "", d->url.port);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", host);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "User-Agent", "wapi-webhooks/1");
+    evhttp_add_header(h, "Connection", "close");
+    evhttp_add_header(h, "webhook-id", d->event_id);
+    evhttp_add_header(h, "webhook-timestamp", tss);
+    evhttp_add_header(h, "webhook-signature", sig);
+    evbuffer_add(evhttp_request_get_output_buffer(req), d->body, d->body_len);
+    if (evhttp_make_request(d->evcon, req, EVHTTP_REQ_POST, d->url.path) < 0) {
+        /* evhttp frees the request on failure */
+        snprintf(d->error, sizeof d->error, "cannot send the request");
+        finish(d, 0, 1);
+    }
+}
+
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct delivery *d = arg;
+    d->dns_req = NULL;
+    d->dns_done = 1;
+    if (result != 0 || !res) {
+        snprintf(d->error, sizeof d->error, "cannot resolve %s: %s", d->url.host, evutil_gai_strerror(result));
+        if (res)
+            evutil_freeaddrinfo(res);
+        finish(d, 0, 1);
+        return;
+    }
+    /* Every address must be public: a name that also resolves to a private
+     * address is refused, and we connect to the address we checked. */
+    char ip[64] = "";
+    int priv = 0;
+    for (struct evutil_addrinfo *a = res; a; a = a->ai_next) {
+        if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+            continue;
+        if (webhook_addr_private(a->ai_addr))
+            priv = 1;
+        if (!ip[0]) {
+            const void *src = a->ai_family == AF_INET
+                                  ? (const void *)&((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr
+                                  : (const void *)&((struct sockaddr_in6 *)(void *)a->ai_addr)->sin6_addr;
+            evutil_inet_ntop(a->ai_family, src, ip, sizeof ip);
+        }
+    }
+    evutil_freeaddrinfo(res);
+    if (!ip[0]) {
+        snprintf(d->error, sizeof d->error, "no address for %s", d->url.host);
+        finish(d, 0, 1);
+        return;
+    }
+    if (priv && !S.cfg.webhooks.allow_private) {
+        snprintf(d->error, sizeof d->error, "target resolves to a private address (webhooks.allow_private is off)");
+        finish(d, 0, 0);
+        return;
+    }
+    send_request(d, ip);
+}
+
+static void start_delivery(struct delivery *d, const char *url)
+{
+    char err[128];
+    if (webhook_url_parse(url, &d->url, err, sizeof err) < 0) {
+        snprintf(d->error, sizeof d->error, "%s", err);
+        finish(d, 0, 0);
+        return;
+    }
+    if (!S.cfg.webhooks.allow_private && webhook_host_private(d->url.host)) {
+        snprintf(d->error, sizeof d->error, "target is a private address (webhooks.allow_private is off)");
+        finish(d, 0, 0);
+        return;
+    }
+    struct evutil_addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+    /* The callback may run before this returns (a literal address). */
+    struct evdns_getaddrinfo_request *r = evdns_getaddrinfo(WH.dns, d->url.host, NULL, &hints, on_resolved, d);
+    if (!d->dns_done)
+        d->dns_req = r;
+}
+
+/* ---- claiming due deliveries */
+
+static const char SQL_CLAIM[] =
+    "WITH c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = d.webhook_id AND w.enabled "
+    "  WHERE d.state = 'pending' AND d.next_attempt_at <= now() ORDER BY d.next_attempt_at, d.id LIMIT $1::int "
+    "  FOR UPDATE OF d SKIP LOCKED) "
+    "UPDATE wa_webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), "
+    "  next_attempt_at = now() + make_interval(secs => $2::int) "
+    "FROM c, wa_webhooks w, wa_events e WHERE d.id = c.id AND w.id = d.webhook_id AND e.id = d.event_id "
+    "RETURNING d.id, d.attempts, w.url, w.secret, e.id, e.type, "
+    "  to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), e.data::text";
+
+static void claim(void);
+
+static void on_claimed(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    WH.claim_busy = 0;
+    if (!res) {
+        log_warn("webhook deliveries: claim failed", LF_S("error", err ? err : "?"));
+        return;
+    }
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        struct delivery *d = calloc(1, sizeof *d);
+        if (!d)
+            break;
+        WH.inflight++;
+        snprintf(d->id, sizeof d->id, "%s", PQgetvalue(res, i, 0));
+        d->attempts = atoi(PQgetvalue(res, i, 1));
+        snprintf(d->secret, sizeof d->secret, "%s", PQgetvalue(res, i, 3));
+        snprintf(d->event_id, sizeof d->event_id, "%s", PQgetvalue(res, i, 4));
+        struct sbuf b;
+        sbuf_init(&b);
+        sbuf_adds(&b, "{\"id\":");
+        sbuf_add_json_str(&b, d->event_id, strlen(d->event_id));
+        sbuf_adds(&b, ",\"type\":");
+        const char *type = PQgetvalue(res, i, 5);
+        sbuf_add_json_str(&b, type, strlen(type));
+        sbuf_adds(&b, ",\"at\":\"");
+        sbuf_adds(&b, PQgetvalue(res, i, 6));
+        sbuf_adds(&b, "\",\"data\":");
+        sbuf_adds(&b, PQgetvalue(res, i, 7));
+        sbuf_addc(&b, '}');
+        d->body_len = b.len;
+        d->body = sbuf_steal(&b);
+        if (!d->body) {
+            snprintf(d->error, sizeof d->error, "out of memory");
+            finish(d, 0, 1);
+            continue;
+        }
+        start_delivery(d, PQgetvalue(res, i, 2));
+    }
+    if (WH.claim_again || rows > 0) {
+        WH.claim_again = 0;
+        claim();
+    }
+}
+
+static void claim(void)
+{
+    if (WH.claim_busy || WH.inflight >= MAX_INFLIGHT || !S.migrated)
+        return;
+    char lim[12], lease[12];
+    snprintf(lim, sizeof lim, "%d", MAX_INFLIGHT - WH.inflight);
+    /* The row is ours for the attempt's timeout and a margin; a crash
+     * mid-attempt lets it come due again after that. */
+    snprintf(lease, sizeof lease, "%u", WH.timeout_ms / 1000 + 10);
+    const char *p[2] = {lim, lease};
+    WH.claim_busy = 1;
+    if (!sdb_query(SQL_CLAIM, 2, p, on_claimed, NULL))
+        WH.claim_busy = 0;
+}
+
+static void kick(void)
+{
+    if (WH.claim_busy)
+        WH.claim_again = 1;
+    else
+        claim();
+}
+
+/* ---- fan-out: wa_events → deliveries */
+
+/* Event ids are allocated before their rows commit, so a later id can land
+ * first: the durable cursor stays LATE_COMMIT_MS behind the newest id and
+ * the rows behind it are looked at again (ON CONFLICT keeps one delivery). */
+static const char SQL_FANOUT[] =
+    "WITH cur AS (SELECT last_event_id FROM wa_webhook_cursor WHERE id = 1), "
+    "ev AS (SELECT e.id, e.type, e.created_at FROM wa_events e "
+    "  WHERE e.id > coalesce($1::bigint, (SELECT last_event_id FROM cur), 0) ORDER BY e.id LIMIT " "1000" "), "
+    "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id) SELECT w.id, ev.id FROM ev "
+    "  JOIN wa_webhooks w ON w.enabled AND (ev.type = ANY (w.events) OR '*' = ANY (w.events)) "
+    "  AND ev.created_at >= w.created_at ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING 1), "
+    "up AS (INSERT INTO wa_webhook_cursor (id, last_event_id) "
+    "  SELECT 1, least((SELECT max(id) FROM ev), $2::bigint) WHERE EXISTS (SELECT 1 FROM ev) "
+    "  ON CONFLICT (id) DO UPDATE SET last_event_id = greatest(wa_webhook_cursor.last_event_id, "
+    "  EXCLUDED.last_event_id) RETURNING last_event_id) "
+    "SELECT (SELECT count(*) FROM ev), (SELECT max(id) FROM ev), (SELECT count(*) FROM ins), "
+    "  (SELECT count(*) FROM up)";
+
+static void on_fanout(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    WH.fanout_busy = 0;
+    if (!res) {
+        log_warn("webhook deliveries: fan-out failed", LF_S("error", err ? err : "?"));
+        return;
+    }
+    if (PQntuples(res) != 1)
+        return;
+    long n = atol(PQgetvalue(res, 0, 0));
+    long created = atol(PQgetvalue(res, 0, 2));
+    if (n >= FANOUT_BATCH)
+        snprintf(WH.scan_from, sizeof WH.scan_from, "%s", PQgetvalue(res, 0, 1)); /* more right away */
+    else
+        WH.scan_from[0] = '\0';
+    if (created > 0)
+        kick();
+}
+
+static void fanout(void)
+{
+    if (WH.fanout_busy || !S.migrated)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t horizon = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - LATE_COMMIT_MS) * 1000;
+    char hz[24];
+    snprintf(hz, sizeof hz, "%llu", (unsigned long long)horizon);
+    const char *p[2] = {WH.scan_from[0] ? WH.scan_from : NULL, hz};
+    WH.fanout_busy = 1;
+    if (!sdb_query(SQL_FANOUT, 2, p, on_fanout, NULL))
+        WH.fanout_busy = 0;
+    else if (WH.scan_from[0])
+        WH.scan_from[0] = '\0'; /* one batch ahead at a time */
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (S.stopping)
+        return;
+    fanout();
+    claim();
+}
+
+void webhooks_init(void)
+{
+    if (WH.started)
+        return;
+    WH.started = 1;
+    WH.max_attempts = env_uint("WAPI_WEBHOOKS_MAX_ATTEMPTS", DEF_MAX_ATTEMPTS, 1, 50);
+    WH.base_ms = env_uint("WAPI_WEBHOOKS_RETRY_BASE_MS", DEF_RETRY_BASE_MS, 10, 3600000);
+    WH.timeout_ms = env_uint("WAPI_WEBHOOKS_TIMEOUT_MS", DEF_TIMEOUT_MS, 100, 120000);
+    WH.dns = evdns_base_new(S.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!WH.dns)
+        WH.dns = evdns_base_new(S.base, 0);
+    WH.ssl = SSL_CTX_new(TLS_client_method());
+    if (WH.ssl) {
+        SSL_CTX_set_min_proto_version(WH.ssl, TLS1_2_VERSION);
+        SSL_CTX_set_default_verify_paths(WH.ssl);
+        SSL_CTX_set_verify(WH.ssl, SSL_VERIFY_PEER, NULL);
+    }
+    WH.timer = event_new(S.base, -1, EV_PERSIST, on_timer, NULL);
+    struct timeval tv = {0, POLL_MS * 1000};
+    if (WH.timer)
+        evtimer_add(WH.timer, &tv);
+    log_info("webhook dispatcher started", LF_I("max_attempts", WH.max_attempts), LF_I("retry_base_ms", WH.base_ms),
+             LF_I("timeout_ms", WH.timeout_ms));
+}
