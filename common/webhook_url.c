@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,28 +129,39 @@ static int v4_private(uint32_t a)
            (a >> 28) >= 0xe;                                                           /* multicast, reserved */
 }
 
+/* family AF_INET: 4 bytes; AF_INET6: 16 bytes (network order). */
+static int bytes_private(int family, const unsigned char *b)
+{
+    if (family == AF_INET)
+        return v4_private((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+    static const unsigned char zero[16];
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1))
+        return 1; /* :: and ::1 */
+    if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0 ||
+        (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b)) /* mapped, compatible, 64:ff9b::/96 */
+        return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    return (b[0] & 0xfe) == 0xfc ||                                   /* fc00::/7 unique local */
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||                 /* fe80::/10 link-local */
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) ||                 /* fec0::/10 site-local */
+           b[0] == 0xff ||                                            /* multicast */
+           (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8); /* documentation */
+}
+
 int webhook_addr_private(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-        return v4_private(ntohl(s4->sin_addr.s_addr));
+    /* Copied out byte-wise: no aliasing assumptions about the caller's type. */
+    sa_family_t fam;
+    memcpy(&fam, (const char *)sa + offsetof(struct sockaddr, sa_family), sizeof fam);
+    if (fam == AF_INET) {
+        unsigned char b[4];
+        memcpy(b, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
+        return bytes_private(AF_INET, b);
     }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-        const unsigned char *b = s6->sin6_addr.s6_addr;
-        static const unsigned char zero[16];
-        if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1))
-            return 1; /* :: and ::1 */
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) || IN6_IS_ADDR_V4COMPAT(&s6->sin6_addr) ||
-            (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b)) { /* 64:ff9b::/96 */
-            uint32_t a = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
-            return v4_private(a);
-        }
-        return (b[0] & 0xfe) == 0xfc ||                 /* fc00::/7 unique local */
-               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
-               (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) || /* fec0::/10 site-local */
-               b[0] == 0xff ||                           /* multicast */
-               (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8); /* documentation */
+    if (fam == AF_INET6) {
+        unsigned char b[16];
+        memcpy(b, (const char *)sa + offsetof(struct sockaddr_in6, sin6_addr), 16);
+        return bytes_private(AF_INET6, b);
     }
     return 1;
 }
@@ -158,16 +171,11 @@ int webhook_host_private(const char *host)
     size_t n = strlen(host);
     if (strcasecmp(host, "localhost") == 0 || (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0))
         return 1;
-    struct sockaddr_in s4 = {0};
-    struct sockaddr_in6 s6 = {0};
-    if (inet_pton(AF_INET, host, &s4.sin_addr) == 1) {
-        s4.sin_family = AF_INET;
-        return webhook_addr_private((struct sockaddr *)&s4);
-    }
-    if (inet_pton(AF_INET6, host, &s6.sin6_addr) == 1) {
-        s6.sin6_family = AF_INET6;
-        return webhook_addr_private((struct sockaddr *)&s6);
-    }
+    unsigned char b[16];
+    if (inet_pton(AF_INET, host, b) == 1)
+        return bytes_private(AF_INET, b);
+    if (inet_pton(AF_INET6, host, b) == 1)
+        return bytes_private(AF_INET6, b);
     /* Numeric forms inet_pton does not take but resolvers do (0x7f.1, 2130706433). */
     int numeric = 1;
     for (const char *c = host; *c; c++)
