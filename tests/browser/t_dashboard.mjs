@@ -160,7 +160,7 @@ async function desktop(b) {
   r = await fetch(base + "/api/me", { headers: { "x-api-key": key } });
   check("the revoked key is refused", r.status === 401, r.status);
 
-  for (const [label, text] of [["Messages", "Not built yet"], ["Webhooks", "Not built yet"], ["Settings", email]]) {
+  for (const [label, text] of [["Messages", "Chats"], ["Webhooks", "New webhook"], ["Settings", email]]) {
     await page.click(`nav >> text=${label}`);
     await page.waitForSelector(`main >> text=${text}`);
     check(`the ${label} page renders`, true);

@@ -1,0 +1,187 @@
+#!/usr/bin/env node
+// The Messages and Webhooks pages in real headless Chromium, on a database of
+// their own: send from the composer (the thread shows it queued, the chat
+// list shows the chat), a status change shows after a refresh; create a
+// webhook (secret shown once), an event is delivered to a local receiver,
+// the delivery log shows it, redeliver sends it again; disable and delete.
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const SHOTS = path.join(ROOT, "var/screens");
+fs.mkdirSync(SHOTS, { recursive: true });
+let passed = 0;
+let failed = 0;
+function check(name, cond, detail) {
+  if (cond) {
+    passed++;
+    console.log(`PASS: ${name}`);
+  } else {
+    failed++;
+    console.log(`FAIL: ${name}${detail !== undefined ? ` (${String(detail).slice(0, 300)})` : ""}`);
+  }
+}
+
+const freePort = () => new Promise((res) => {
+  const s = net.createServer();
+  s.listen(0, "127.0.0.1", () => {
+    const p = s.address().port;
+    s.close(() => res(p));
+  });
+});
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const shared = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
+const dbName = "wapi_browser_messages";
+const admin = shared.replace(/^(postgres(?:ql)?:\/\/[^/?]*\/)[^?]*/, "$1postgres");
+execFileSync("psql", [admin, "-qAtX", "-c", `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: "ignore" });
+execFileSync("psql", [admin, "-qAtX", "-c", `CREATE DATABASE "${dbName}"`], { stdio: "ignore" });
+const db = shared.replace(/^(postgres(?:ql)?:\/\/[^/?]*\/)[^?]*/, `$1${dbName}`);
+const sql = (q) => execFileSync("psql", [db, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", q]).toString().trim();
+
+// The webhook receiver.
+const received = [];
+const rx = http.createServer((req, res) => {
+  let body = "";
+  req.on("data", (c) => (body += c));
+  req.on("end", () => {
+    received.push({ headers: req.headers, body });
+    res.writeHead(200, { "content-length": 2 });
+    res.end("ok");
+  });
+});
+await new Promise((r) => rx.listen(0, "127.0.0.1", r));
+const rxPort = rx.address().port;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wapi-browser-msg-"));
+const logFd = fs.openSync(path.join(dir, "wapi.log"), "a");
+const srv = spawn(path.join(ROOT, "build/wapi"), ["-c", "/dev/null"], {
+  env: {
+    PATH: process.env.PATH, DATABASE_URL: db, BETTER_AUTH_URL: base, WAPI_LISTEN: `127.0.0.1:${port}`,
+    WAPI_WORKERS: "1", WAPI_PATHS_RUN: path.join(dir, "run"), WAPI_PATHS_SESSIONS: path.join(dir, "s"),
+    WAPI_PATHS_MEDIA: path.join(dir, "m"), WAPI_WHATSAPP_AUTOSTART: "false", WAPI_WEBHOOKS_ALLOW_PRIVATE: "true",
+  },
+  stdio: ["ignore", logFd, logFd],
+});
+const waitFor = async (fn, ms = 10000) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return fn();
+};
+
+let browser;
+try {
+  const ready = await waitFor(async () => {
+    try {
+      return (await fetch(`${base}/readyz`)).status === 200;
+    } catch {
+      return false;
+    }
+  }, 15000);
+  check("wapi is ready", ready);
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium", headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--headless", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+  await run(browser);
+} catch (e) {
+  check("the browser run finished without an exception", false, e?.stack || e);
+} finally {
+  if (browser) await browser.close();
+  srv.kill("SIGTERM");
+  await new Promise((r) => srv.once("exit", r));
+  rx.close();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
+
+async function shot(page, name) {
+  const buf = await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const text = (await page.evaluate(() => document.body.innerText)).trim();
+  check(`screenshot ${name}.png is not blank`, buf.length > 6000 && text.length > 20, `${buf.length}`);
+}
+
+async function run(b) {
+  const ctx = await b.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    // The bad recipient answers 400; the browser logs that fetch, which is expected.
+    if (m.type() === "error" && !/status of 400/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  page.on("dialog", (d) => d.accept());
+
+  await page.goto(base + "/#/sign-up");
+  await page.waitForSelector("#f-name");
+  await page.fill("#f-name", "Pages Person");
+  await page.fill("#f-email", `pages-${process.pid}-${Date.now()}@example.com`);
+  await page.fill("#f-password", "pages-pass-12");
+  await page.click("button[type=submit]");
+  await page.waitForSelector("[data-testid=user-email]");
+
+  // Messages
+  await page.click("nav >> text=Messages");
+  await page.waitForSelector("[data-testid=no-chats]");
+  check("Messages: an empty database shows no chats", true);
+  await page.fill("#msg-to", "+1 555 123 4567");
+  await page.fill("#msg-text", "hello from the dashboard");
+  await page.click("[data-testid=composer] button[type=submit]");
+  await page.waitForSelector("[data-testid=thread] >> text=hello from the dashboard");
+  const st = await page.getAttribute("[data-testid=thread] [data-status]", "data-status");
+  check("Messages: the sent message shows in the thread as queued", st === "queued", st);
+  const chat = await page.getAttribute("[data-testid=chats] [data-jid]", "data-jid");
+  check("Messages: the chat is listed", chat === "15551234567@s.whatsapp.net", chat);
+  await page.fill("#msg-to", "not a number");
+  await page.fill("#msg-text", "x");
+  await page.click("[data-testid=composer] button[type=submit]");
+  await page.waitForSelector("text=to: ");
+  check("Messages: a bad recipient shows the field's error", true);
+  sql("UPDATE wa_messages SET status = 'delivered'");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid]");
+  await page.waitForSelector("[data-testid=thread] [data-status=delivered]");
+  check("Messages: a status change shows", true);
+  await shot(page, "messages");
+
+  // Webhooks
+  await page.click("nav >> text=Webhooks");
+  await page.waitForSelector("[data-testid=no-webhooks]");
+  await page.fill("#wh-url", `http://127.0.0.1:${rxPort}/hook`);
+  await page.click("form >> button[type=submit]");
+  await page.waitForSelector("[data-testid=new-secret]");
+  const secret = await page.inputValue("[data-testid=new-secret]");
+  check("Webhooks: the new secret is shown once (whsec_)", /^whsec_[A-Za-z0-9+/=]{40,}$/.test(secret), secret.slice(0, 8));
+  await page.waitForSelector("[data-testid=webhooks] >> text=/hook");
+  check("Webhooks: the webhook is listed", true);
+  const eid = String(Date.now() * 1000 + 1);
+  sql(`INSERT INTO wa_events (id, type, data) VALUES (${eid}, 'message.received', '{"n":1}'::jsonb)`);
+  const got = await waitFor(() => received.find((r) => r.headers["webhook-id"] === eid), 10000);
+  check("Webhooks: an event reaches the receiver", !!got);
+  await page.click("[data-testid=log]");
+  await page.waitForSelector("[data-testid=deliveries] [data-state=delivered]");
+  check("Webhooks: the delivery log shows it delivered", true);
+  await page.click("[data-testid=redeliver]");
+  const again = await waitFor(() => received.filter((r) => r.headers["webhook-id"] === eid).length === 2, 10000);
+  check("Webhooks: redeliver sends it again", again, received.length);
+  await shot(page, "webhooks");
+  await page.click("[data-testid=toggle]");
+  await page.waitForSelector("[data-testid=webhooks] >> text=disabled");
+  check("Webhooks: disable", true);
+  await page.click("[data-testid=delete]");
+  await page.waitForSelector("[data-testid=no-webhooks]");
+  check("Webhooks: delete", true);
+  check("no script errors or CSP violations", problems.length === 0, problems.join(" | "));
+  await ctx.close();
+}
