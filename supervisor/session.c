@@ -12,6 +12,7 @@
 #include "offload.h"
 #include "pg_lock.h"
 #include "sup.h"
+#include "outbox.h"
 #include "wa/wa_client.h"
 #include "wa/wa_ws.h"
 #include "worker_table.h"
@@ -241,6 +242,7 @@ void session_init(void)
         sscanf(S.cfg.whatsapp.root_key + 2 * i, "%2hhx", &cc.root_key[i]);
     struct wa_client_events ev = {on_client_state, on_client_qr, on_client_me};
     Ss.client = wa_client_new(&cc, &ev, NULL);
+    outbox_init(S.base, &Ss.params, Ss.client);
     Ss.st = WA_STOPPED;
     rfc3339_now(Ss.since, sizeof Ss.since);
 }
@@ -256,6 +258,7 @@ void session_shutdown(void)
     if (!Ss.client)
         return;
     Ss.wanted = 0;
+    outbox_shutdown();
     wa_client_stop(Ss.client);
     pg_lock_release();
 }

@@ -14,6 +14,8 @@
 #include "wa_crypto.h"
 #include "wa_noise.h"
 #include "wa_payload.h"
+#include "wa_signal_crypto.h"
+#include "wa_signal_store.h"
 #include "wa_store.h"
 #include "wa_ws.h"
 
@@ -36,7 +38,7 @@ const char *wa_state_name(enum wa_state st)
     return st < WA_STATE_COUNT ? state_names[st] : "unknown";
 }
 
-enum iq_kind { IQ_NONE, IQ_PREKEY_COUNT, IQ_PREKEY_UPLOAD, IQ_ACTIVE, IQ_PING, IQ_LOGOUT, IQ_PAIR_CODE, IQ_PAIR_FINISH };
+enum iq_kind { IQ_NONE, IQ_CALLBACK, IQ_PREKEY_COUNT, IQ_PREKEY_UPLOAD, IQ_ACTIVE, IQ_PING, IQ_LOGOUT, IQ_PAIR_CODE, IQ_PAIR_FINISH };
 
 struct wa_client {
     struct wa_client_config cfg;
@@ -62,7 +64,14 @@ struct wa_client {
     struct {
         char id[32];
         enum iq_kind kind;
+        wa_iq_cb cb;
+        void *cb_arg;
     } iqs[MAX_IQS];
+    struct wa_signal_store *sig;
+    signal_context *sig_g;
+    signal_protocol_store_context *sig_sc;
+    struct wa_client_hooks hooks;
+    void *hooks_arg;
     int logging_out;
     unsigned conn_gen; /* bumped per connection: late work for an old one is dropped */
     struct {
@@ -95,6 +104,7 @@ static void qr_clear(struct wa_client *c)
 
 static void drop_transport(struct wa_client *c)
 {
+    int had_transport = c->ws != NULL || c->in_transport;
     if (c->linger_timer)
         evtimer_del(c->linger_timer);
     if (c->ws) {
@@ -108,7 +118,16 @@ static void drop_transport(struct wa_client *c)
     c->in_transport = 0;
     c->ping_outstanding = 0;
     evtimer_del(c->ping_timer);
+    for (int i = 0; i < MAX_IQS; i++)
+        if (c->iqs[i].kind == IQ_CALLBACK) {
+            wa_iq_cb cb = c->iqs[i].cb;
+            void *arg = c->iqs[i].cb_arg;
+            c->iqs[i].kind = IQ_NONE;
+            cb(arg, NULL);
+        }
     memset(c->iqs, 0, sizeof c->iqs);
+    if (had_transport && c->hooks.on_disconnect)
+        c->hooks.on_disconnect(c->hooks_arg);
     if (c->nrefs)
         qr_clear(c);
 }
@@ -144,8 +163,22 @@ static void halt(struct wa_client *c, enum wa_state st, const char *why)
     set_state(c, st, why);
 }
 
+static void close_signal(struct wa_client *c)
+{
+    if (c->sig_sc)
+        signal_protocol_store_context_destroy(c->sig_sc);
+    if (c->sig_g)
+        signal_context_destroy(c->sig_g);
+    wa_signal_store_free(c->sig);
+    c->sig_sc = NULL;
+    c->sig_g = NULL;
+    c->sig = NULL;
+}
+
 static void wipe_credentials(struct wa_client *c)
 {
+    close_signal(c);
+    wa_signal_store_wipe(c->sessions);
     wa_store_wipe(c->sessions);
     OPENSSL_cleanse(&c->creds, sizeof c->creds);
     c->have_creds = 0;
@@ -638,6 +671,14 @@ static void on_iq_reply(struct wa_client *c, const wa_node *n, const char *type)
     const char *id = wa_node_attr_str(n, "id");
     if (!id)
         return;
+    for (int i = 0; i < MAX_IQS; i++)
+        if (c->iqs[i].kind == IQ_CALLBACK && strcmp(c->iqs[i].id, id) == 0) {
+            wa_iq_cb cb = c->iqs[i].cb;
+            void *arg = c->iqs[i].cb_arg;
+            c->iqs[i].kind = IQ_NONE;
+            cb(arg, n);
+            return;
+        }
     enum iq_kind k = take_iq(c, id);
     int ok = strcmp(type, "result") == 0;
     switch (k) {
@@ -693,6 +734,7 @@ static void on_iq_reply(struct wa_client *c, const wa_node *n, const char *type)
         if (!ok)
             log_warn("pairing code: the server refused the key bundle");
         break;
+    case IQ_CALLBACK:
     case IQ_NONE: break;
     }
 }
@@ -985,7 +1027,7 @@ int wa_client_pair_phone(struct wa_client *c, const char *digits, char *code_out
     return 0;
 }
 
-static void handle_node(struct wa_client *c, const wa_node *n)
+static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
 {
     if (log_enabled(LOG_DEBUG)) {
         char *s = wa_node_to_string(n, 400);
@@ -995,10 +1037,10 @@ static void handle_node(struct wa_client *c, const wa_node *n)
     if (strcmp(n->tag, "iq") == 0) {
         const char *type = wa_node_attr_str(n, "type");
         if (!type)
-            return;
+            return 0;
         if (!strcmp(type, "result") || !strcmp(type, "error")) {
             on_iq_reply(c, n, type);
-            return;
+            return 0;
         }
         const wa_node *pd = wa_node_child(n, "pair-device");
         const wa_node *ps = wa_node_child(n, "pair-success");
@@ -1009,7 +1051,7 @@ static void handle_node(struct wa_client *c, const wa_node *n)
             handle_pair_success(c, n, ps);
         else if (xmlns && strcmp(xmlns, "urn:xmpp:ping") == 0)
             send_iq_result(c, n);
-        return;
+        return 0;
     }
     if (strcmp(n->tag, "success") == 0) {
         c->backoff_ms = 0;
@@ -1018,6 +1060,8 @@ static void handle_node(struct wa_client *c, const wa_node *n)
             snprintf(c->creds.lid, sizeof c->creds.lid, "%s", lid);
         log_info("whatsapp connected", LF_S("jid", c->creds.jid));
         set_state(c, WA_CONNECTED, "");
+        if (c->hooks.on_connected)
+            c->hooks.on_connected(c->hooks_arg);
         if (c->ev.on_me) {
             struct wa_me me = {c->creds.jid, c->creds.lid, c->creds.push_name, c->creds.platform};
             c->ev.on_me(c->arg, &me);
@@ -1025,40 +1069,42 @@ static void handle_node(struct wa_client *c, const wa_node *n)
         query_prekey_count(c);
         send_active(c);
         keepalive_arm(c);
-        return;
+        return 0;
     }
     if (strcmp(n->tag, "failure") == 0) {
         handle_failure(c, n);
-        return;
+        return 0;
     }
     if (strcmp(n->tag, "stream:error") == 0) {
         handle_stream_error(c, n);
-        return;
+        return 0;
     }
     if (strcmp(n->tag, "xmlstreamend") == 0) {
         schedule_retry(c, "stream ended by the server");
-        return;
+        return 0;
     }
     if (strcmp(n->tag, "notification") == 0) {
         const char *type = wa_node_attr_str(n, "type");
         send_ack(c, n);
         if (type && strcmp(type, "link_code_companion_reg") == 0) {
             handle_code_primary_hello(c, n);
-            return;
+            return 0;
         }
         if (type && strcmp(type, "encrypt") == 0) {
             const wa_node *cnt = wa_node_child(n, "count");
             if (cnt)
                 upload_prekeys(c, PREKEY_UPLOAD_REFILL);
         }
-        return;
+        return 0;
     }
     if (strcmp(n->tag, "ib") == 0)
-        return;
-    if (!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "call")) {
-        send_ack(c, n); /* content handling arrives with messaging */
-        return;
-    }
+        return 0;
+    if ((!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "ack")) && c->hooks.on_stanza &&
+        c->creds.paired)
+        return c->hooks.on_stanza(c->hooks_arg, n, a);
+    if (!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "call"))
+        send_ack(c, n);
+    return 0;
 }
 
 /* ---- the socket ---- */
@@ -1178,8 +1224,8 @@ static void on_ws_message(void *arg, const uint8_t *data, size_t len)
             schedule_retry(c, why);
             return;
         }
-        handle_node(c, node);
-        wa_arena_free(a);
+        if (!handle_node(c, node, a))
+            wa_arena_free(a);
     }
 }
 
@@ -1280,6 +1326,18 @@ int wa_client_start(struct wa_client *c, char *err, size_t errlen)
         }
         c->have_creds = 1;
     }
+    if (!c->sig) {
+        c->sig = wa_signal_store_open(c->sessions, &c->creds, &c->prekeys, &c->nprekeys, err, errlen);
+        c->sig_g = c->sig ? wa_signal_context_new() : NULL;
+        if (!c->sig || !c->sig_g || wa_signal_store_context(c->sig, c->sig_g, &c->sig_sc) < 0) {
+            if (c->sig)
+                snprintf(err, errlen, "cannot set up the Signal store");
+            close_signal(c);
+            log_error("session store unusable; not connecting", LF_S("error", err));
+            set_state(c, WA_STOPPED, err);
+            return -1;
+        }
+    }
     c->running = 1;
     c->backoff_ms = 0;
     set_state(c, WA_CONNECTING, "");
@@ -1354,10 +1412,82 @@ void wa_client_free(struct wa_client *c)
     event_free(c->retry_timer);
     event_free(c->ping_timer);
     event_free(c->linger_timer);
+    close_signal(c);
     OPENSSL_cleanse(&c->creds, sizeof c->creds);
     if (c->prekeys) {
         OPENSSL_cleanse(c->prekeys, c->nprekeys * sizeof *c->prekeys);
         free(c->prekeys);
     }
     free(c);
+}
+
+/* ---- for the messaging layer ---- */
+
+void wa_client_set_hooks(struct wa_client *c, const struct wa_client_hooks *h, void *arg)
+{
+    c->hooks = *h;
+    c->hooks_arg = arg;
+}
+
+int wa_client_send_node(struct wa_client *c, const wa_node *n)
+{
+    if (c->st != WA_CONNECTED)
+        return -1;
+    return send_node(c, n);
+}
+
+int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, void *arg)
+{
+    if (c->st != WA_CONNECTED)
+        return -1;
+    int slot = -1;
+    for (int i = 0; i < MAX_IQS && slot < 0; i++)
+        if (c->iqs[i].kind == IQ_NONE)
+            slot = i;
+    if (slot < 0)
+        return -1;
+    char id[32];
+    wa_jid to;
+    wa_jid_parse(a, SERVER, &to);
+    wa_node_add_attr(a, iq, "id", next_id(c, id, sizeof id));
+    wa_node_add_attr_jid(a, iq, "to", &to);
+    if (send_node(c, iq) < 0)
+        return -1;
+    snprintf(c->iqs[slot].id, sizeof c->iqs[slot].id, "%s", id);
+    c->iqs[slot].kind = IQ_CALLBACK;
+    c->iqs[slot].cb = cb;
+    c->iqs[slot].cb_arg = arg;
+    return 0;
+}
+
+void wa_client_ack(struct wa_client *c, const wa_node *n)
+{
+    send_ack(c, n);
+}
+
+const struct wa_creds *wa_client_creds(const struct wa_client *c)
+{
+    return c->have_creds ? &c->creds : NULL;
+}
+
+int wa_client_signal(struct wa_client *c, signal_context **g, signal_protocol_store_context **sc,
+                     struct wa_signal_store **st)
+{
+    if (!c->sig)
+        return -1;
+    *g = c->sig_g;
+    *sc = c->sig_sc;
+    *st = c->sig;
+    return 0;
+}
+
+void wa_client_reconnect(struct wa_client *c, const char *why)
+{
+    if (c->running && c->ws)
+        schedule_retry(c, why);
+}
+
+const char *wa_client_new_id(struct wa_client *c, char *buf, size_t len)
+{
+    return next_id(c, buf, len);
 }

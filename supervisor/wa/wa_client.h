@@ -72,4 +72,37 @@ enum wa_state wa_client_state(const struct wa_client *c);
 int wa_client_paired(const struct wa_client *c);
 void wa_client_free(struct wa_client *c);
 
+/* ---- for the messaging layer ---- */
+#include <signal/signal_protocol.h>
+
+#include "wa_binary.h"
+#include "wa_store.h"
+
+struct wa_signal_store;
+/* n is NULL when the connection went away before the answer. */
+typedef void (*wa_iq_cb)(void *arg, const wa_node *n);
+
+struct wa_client_hooks {
+    /* <message>, <receipt>, <ack> while paired; return 1 to keep a (the
+     * tree), then free it with wa_arena_free; 0 and the client frees it. */
+    int (*on_stanza)(void *arg, wa_node *n, wa_arena *a);
+    void (*on_connected)(void *arg);   /* logged in */
+    void (*on_disconnect)(void *arg);  /* transport gone */
+};
+void wa_client_set_hooks(struct wa_client *c, const struct wa_client_hooks *h, void *arg);
+/* Sends a stanza when connected; -1 otherwise. */
+int wa_client_send_node(struct wa_client *c, const wa_node *n);
+/* Sends iq (id and to are added here); cb gets the answer, or NULL if the
+ * connection drops first. -1 when not connected (cb will not run). */
+int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, void *arg);
+/* <ack> for a stanza the server sent. */
+void wa_client_ack(struct wa_client *c, const wa_node *n);
+const struct wa_creds *wa_client_creds(const struct wa_client *c);
+/* The Signal state of this session (after start). -1 when none. */
+int wa_client_signal(struct wa_client *c, signal_context **g, signal_protocol_store_context **sc,
+                     struct wa_signal_store **st);
+/* Drops the connection and reconnects with backoff (the server resends what was not acked). */
+void wa_client_reconnect(struct wa_client *c, const char *why);
+const char *wa_client_new_id(struct wa_client *c, char *buf, size_t len);
+
 #endif

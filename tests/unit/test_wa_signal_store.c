@@ -249,6 +249,11 @@ int main(void)
 
     party_close(&b);
     party_close(&c);
+    struct party *all[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        signal_context_destroy(all[i]->g);
+        free(all[i]->pk);
+    }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
     if (system(cmd) != 0)

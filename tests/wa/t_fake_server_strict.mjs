@@ -158,7 +158,7 @@ await refuses('presence: unknown type', 'register', (rc) => rc.send({ tag: 'pres
         r.send(iq({ type: 'get', xmlns: 'w:p', id: a })); // whatsmeow's keepalive has no <ping/>
         const plain = encodeBinaryNode(iq({ type: 'get', xmlns: 'w:p', id: b }, [{ tag: 'ping', attrs: {} }]));
         r.sendPlain(Buffer.concat([Buffer.from([2]), zlib.deflateSync(plain.subarray(1))]));
-        r.send(iq({ type: 'get', xmlns: 'usync', id: c }, [{ tag: 'usync', attrs: {} }]));
+        r.send(iq({ type: 'get', xmlns: 'w:biz:unknown', id: c }, [{ tag: 'query', attrs: {} }]));
         return Promise.all([a, b, c].map((x) => r.next((n) => n.attrs.id === x)));
     });
     check(out[0].attrs.type === 'result' && out[1].attrs.type === 'result' && violations.length === 0,

@@ -60,7 +60,21 @@
 //   POST /prekeys-low  {count, conn?} drop server prekeys to count and send
 //                                     <notification type=encrypt><count value=count/>
 //   POST /device/remove {jid}         remove a paired device (device_removed if connected)
-//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?}
+//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?, peerAutoReceipt?}
+//   ── messaging: other accounts, "peers" (lib/fake_peer.mjs, libsignal), one device each:
+//      15550009999 "Peer" (the default) and 15550008888 "Peer Two" ──
+//   The server answers <iq xmlns=usync> (devices of the peer and of the phone's
+//   account) and <iq xmlns=encrypt type=get><key> (the peer's bundle; a companion's
+//   from its uploaded prekeys), checks every <message> a companion sends the peer
+//   (participants, enc v=2, device-identity iff pkmsg), decrypts it as the peer,
+//   answers <ack class=message> and (peerAutoReceipt, default on) a delivery receipt.
+//   Messages to a companion stay queued until it acks them and are resent after
+//   each login (as WhatsApp does).
+//   POST /peer/send    {from?, id?, text?, replyTo?, reaction?:{target,text}, edit?:{target,text},
+//                       revoke?:{target}, unsupported?:true, to?}   → {ok, id, devices}
+//   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
+//   POST /peer/receipt {id, type?, from?}    a receipt from the peer (type read, or delivery)
+//   GET  /peer/received               [{id, count, text, ...}] what the peer decrypted
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -77,6 +91,8 @@
 //   prekeys.count (count)   prekeys.upload (count, firstId, lastId, total, skeyId,
 //   skeyChanged)   prekeys.rotate   active | passive   ping   ack (id, class, type)
 //   device.removed (jid, by)   iq.unhandled (answered 501)   iq.ignored (silent)
+//   usync (users)   prekeys.fetch (jids)   peer.recv (id, text, count, devices, pkmsg)
+//   peer.fail (id, detail)   peer.sent (id, to)   peer.receipt (id, type)   inbox.resend (ids)
 //   control (op, ...).
 //   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}; the server JID
 //   reads "@s.whatsapp.net" (Baileys' spelling of a JID_PAIR with no user).
@@ -93,6 +109,7 @@ import { proto, Curve, encodeBinaryNode, decodeDecompressedBinaryNode } from 'ba
 import * as BINARY from 'baileys/lib/WABinary/constants.js';
 import { NoiseServer, NoiseServerError, makeTestPki, checkClientPayload, xeddsaVerify, xeddsaSign, frame } from './noise_server.mjs';
 import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fake_phone.mjs';
+import { FakePeer } from './fake_peer.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -512,6 +529,14 @@ class Conn {
         this.state = 'logged-in';
         d.lastLogin = Date.now();
         this.log('login.ok', { jid: d.jid, lid: d.lid, passive: p.passive, pull: p.pull });
+        const queued = [...(this.server.inbox.get(`${d.user}:${d.device}`)?.values() ?? [])];
+        if (queued.length) {
+            setTimeout(() => {
+                if (!this.open) return;
+                this.log('inbox.resend', { ids: queued.map((q) => q.attrs.id) });
+                for (const q of queued) this.sendAcked(q);
+            }, 200);
+        }
         this.send({
             tag: 'success',
             attrs: {
@@ -545,6 +570,8 @@ class Conn {
         case 'message':
         case 'call':
             want(this.state === 'logged-in', `<${n.tag}> before login`);
+            if (n.tag === 'message' && typeof n.attrs.to === 'string' && this.server.peers.has(n.attrs.to.split('@')[0].split(':')[0]))
+                return this.onPeerMessage(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
         case 'chatstate':
@@ -562,9 +589,11 @@ class Conn {
         want(sent != null, `<ack id=${id}> for a stanza the server never sent (or acked twice)`);
         want(n.attrs.class === sent.tag, `<ack class=${n.attrs.class}> for a <${sent.tag}>`);
         want(to === sent.from, `<ack to=${to}>, want ${sent.from}`);
-        if (n.attrs.type != null || sent.type != null)
+        if (sent.tag === 'message') want(n.attrs.type == null, `<ack class=message type=${n.attrs.type}>: a message ack carries no type`);
+        else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
         this.pendingAck.delete(id);
+        if (sent.tag === 'message' && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
         this.log('ack', { id, class: sent.tag, type: sent.type ?? null });
     }
 
@@ -591,10 +620,14 @@ class Conn {
         switch (key) {
         case 'w:p get':
             return this.onPing(n);
+        case 'usync get':
+            needLogin();
+            return this.onUsync(n);
         case 'encrypt get': {
             needLogin();
             want(kids(n).length === 1, `<iq xmlns=encrypt type=get> with ${kids(n).length} children`);
             const c = kids(n)[0];
+            if (c.tag === 'key') return this.onKeyFetch(n, c);
             if (c.tag === 'count') return this.onCount(n, c);
             if (c.tag === 'digest') return this.onDigest(n, c);
             break;
@@ -624,6 +657,159 @@ class Conn {
         }
         this.log('iq.unhandled', { id, xmlns, type, child: kids(n)[0]?.tag ?? null });
         this.iqError(n, 501, 'feature-not-implemented');
+    }
+
+    // ── messaging ──
+    /** Devices of a user: the peer has device 0; the phone's account has the phone and its companions. */
+    devicesOf(user) {
+        if (this.server.peers.has(user)) return [{ id: 0 }];
+        if (user === this.server.phone.phoneNumber) {
+            const list = [{ id: 0 }];
+            for (const d of this.server.devices.values())
+                if (d.user === user && !d.removed) list.push({ id: d.device, keyIndex: d.keyIndex });
+            return list;
+        }
+        return null;
+    }
+
+    onUsync(n) {
+        wantChildren(n, ['usync'], '<iq xmlns=usync>');
+        const u = kids(n)[0];
+        want(typeof u.attrs.sid === 'string' && u.attrs.sid.length > 0, '<usync> without sid');
+        want(u.attrs.mode === 'query', `<usync mode=${u.attrs.mode}>, want query`);
+        want(['message', 'interactive'].includes(u.attrs.context), `<usync context=${u.attrs.context}>`);
+        const q = kid(u, 'query'), list = kid(u, 'list');
+        want(q && list, '<usync> needs <query> and <list>');
+        const dv = kid(q, 'devices');
+        want(dv && dv.attrs.version === '2', '<query> needs <devices version=2/>');
+        const users = kids(list);
+        want(users.length > 0 && users.every((x) => x.tag === 'user' && typeof x.attrs.jid === 'string'), '<list> must hold <user jid=…/>');
+        const out = [];
+        for (const x of users) {
+            const [user, server] = x.attrs.jid.split('@');
+            want(server === 's.whatsapp.net' && !user.includes(':'), `usync user ${x.attrs.jid} must be a user JID without device`);
+            const devs = this.devicesOf(user);
+            if (!devs) continue;
+            out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content: [{ tag: 'devices', attrs: {}, content: [
+                { tag: 'device-list', attrs: {}, content: devs.map((d) => ({ tag: 'device', attrs: { id: String(d.id), ...(d.keyIndex != null ? { 'key-index': String(d.keyIndex) } : {}) } })) }
+            ] }] });
+        }
+        this.log('usync', { users: users.map((x) => x.attrs.jid) });
+        this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
+            { tag: 'list', attrs: {}, content: out }
+        ] }]);
+    }
+
+    onKeyFetch(n, key) {
+        const users = kids(key);
+        want(users.length > 0 && users.every((x) => x.tag === 'user' && typeof x.attrs.jid === 'string'), '<key> must hold <user jid=…/>');
+        const out = [];
+        const id3 = (i) => Buffer.from([(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
+        for (const x of users) {
+            const [ud, server] = x.attrs.jid.split('@');
+            const [user, devs] = ud.split(':');
+            const dev = Number(devs || 0);
+            want(server === 's.whatsapp.net', `prekey fetch for ${x.attrs.jid}`);
+            if (this.device && user === this.device.user && dev === this.device.device) bad('prekey fetch for the requesting device itself');
+            if (this.server.peers.has(user) && dev === 0) {
+                out.push(this.server.peers.get(user).bundleNode(x.attrs.jid));
+                continue;
+            }
+            const d = this.server.devices.get(`${user}:${dev}`);
+            if (!d || d.removed || d.prekeys.size === 0) {
+                out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content: [{ tag: 'error', attrs: { code: '404', text: 'item-not-found' } }] });
+                continue;
+            }
+            const pid = Math.min(...d.prekeys.keys());
+            const pv = d.prekeys.get(pid);
+            d.prekeys.delete(pid);
+            d.usedPrekeys.set(pid, pv);
+            const reg = Buffer.alloc(4);
+            reg.writeUInt32BE(d.regId);
+            out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content: [
+                { tag: 'registration', attrs: {}, content: reg },
+                { tag: 'type', attrs: {}, content: Buffer.from([5]) },
+                { tag: 'identity', attrs: {}, content: d.identityPub },
+                { tag: 'skey', attrs: {}, content: [
+                    { tag: 'id', attrs: {}, content: id3(d.skeyId) },
+                    { tag: 'value', attrs: {}, content: d.skeyVal },
+                    { tag: 'signature', attrs: {}, content: d.skeySig }
+                ] },
+                { tag: 'key', attrs: {}, content: [{ tag: 'id', attrs: {}, content: id3(pid) }, { tag: 'value', attrs: {}, content: pv }] }
+            ] });
+        }
+        this.log('prekeys.fetch', { jids: users.map((x) => x.attrs.jid) });
+        this.result(n, [{ tag: 'list', attrs: {}, content: out }]);
+    }
+
+    /** A companion sends the peer a message: check it as WhatsApp would, decrypt as the peer. */
+    onPeerMessage(n) {
+        const { id, to, type } = n.attrs;
+        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'edit'].includes(k));
+        want(extra.length === 0, `<message> with unexpected attributes ${extra.join(',')}`);
+        want(typeof id === 'string' && /^[0-9A-F]{16,64}$/.test(id), `<message id=${id}>: want upper-case hex`);
+        want(type === 'text', `<message type=${type}>, want text`);
+        const peer = this.server.peers.get(to.split('@')[0]);
+        want(peer && to === peer.jid, `<message to=${to}>, want a user JID without device`);
+        const parts = kid(n, 'participants');
+        want(parts != null, '<message> without <participants>');
+        const tags = kids(n).map((c) => c.tag);
+        want(tags.every((t) => ['participants', 'device-identity'].includes(t)), `<message> children ${tags.join(',')}`);
+        const me = this.device;
+        const encs = [];
+        const seen = new Set();
+        for (const t of kids(parts)) {
+            want(t.tag === 'to' && typeof t.attrs.jid === 'string', '<participants> must hold <to jid=…>');
+            want(!seen.has(t.attrs.jid), `<to jid=${t.attrs.jid}> twice`);
+            seen.add(t.attrs.jid);
+            const [ud, server] = t.attrs.jid.split('@');
+            const [user, devs] = ud.split(':');
+            const dev = Number(devs || 0);
+            want(server === 's.whatsapp.net', `<to jid=${t.attrs.jid}>`);
+            want(!(user === me.user && dev === me.device), '<to> the sending device itself');
+            want(user === peer.phone || user === me.user, `<to jid=${t.attrs.jid}> is neither the recipient nor our account`);
+            want(kids(t).length === 1 && kids(t)[0].tag === 'enc', '<to> must hold exactly one <enc>');
+            const e = kids(t)[0];
+            want(e.attrs.v === '2', `<enc v=${e.attrs.v}>, want 2`);
+            want(['pkmsg', 'msg'].includes(e.attrs.type), `<enc type=${e.attrs.type}>`);
+            want(isBytes(e.content) && e.content.length > 0, '<enc> content must be bytes');
+            encs.push({ user, dev, type: e.attrs.type, body: e.content });
+        }
+        want(encs.some((e) => e.user === peer.phone && e.dev === 0), 'no <enc> for the recipient\'s device 0');
+        const anyPk = encs.some((e) => e.type === 'pkmsg');
+        const di = kid(n, 'device-identity');
+        want(anyPk === (di != null), anyPk ? 'a pkmsg without <device-identity>' : '<device-identity> without any pkmsg');
+        if (di) {
+            want(isBytes(di.content), '<device-identity> content must be bytes');
+            const adv = proto.ADVSignedDeviceIdentity.decode(di.content);
+            want(adv.details?.length && adv.accountSignature?.length === 64 && adv.deviceSignature?.length === 64, '<device-identity> is not a signed device identity');
+            want(!adv.accountSignatureKey?.length, '<device-identity> must not carry the account signature key');
+            const det = proto.ADVDeviceIdentity.decode(adv.details);
+            want(det.keyIndex === me.keyIndex, `<device-identity> key index ${det.keyIndex}, want ${me.keyIndex}`);
+        }
+        this.send({ tag: 'ack', attrs: { id, class: 'message', from: to, t: String(nowSec()) } });
+        const mine = encs.filter((e) => e.user === peer.phone);
+        const sender = me.user;
+        (async () => {
+            let msg = null;
+            for (const e of mine) {
+                try {
+                    msg = await peer.decrypt(sender, me.device, e.type, e.body);
+                } catch (err) {
+                    this.log('peer.fail', { id, detail: String(err?.message || err) });
+                    return;
+                }
+            }
+            const r = peer.received.get(id) || { id, count: 0 };
+            r.count++;
+            r.text = msg?.conversation ?? msg?.extendedTextMessage?.text ?? null;
+            r.replyTo = msg?.extendedTextMessage?.contextInfo?.stanzaId ?? null;
+            r.from = sender;
+            peer.received.set(id, r);
+            this.log('peer.recv', { peer: peer.phone, id, text: r.text, replyTo: r.replyTo, count: r.count, devices: encs.length, pkmsg: anyPk });
+            if (this.server.config.peerAutoReceipt && this.open)
+                this.sendAcked({ tag: 'receipt', attrs: { from: peer.jid, id, t: String(nowSec()) } });
+        })();
     }
 
     onPing(n) {
@@ -991,6 +1177,12 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.events = [];
         this.conns = new Set();
         this.devices = new Map(); // "user:device" -> record
+        this.peer = new FakePeer({ phone: opts.peerPhone || '15550009999' });
+        this.peers = new Map([[this.peer.phone, this.peer]]);
+        const second = new FakePeer({ phone: '15550008888', name: 'Peer Two' });
+        this.peers.set(second.phone, second);
+        this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
+        this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
         const state = this.config.statePath && fs.existsSync(this.config.statePath) ? this.loadState(this.config.statePath) : null;
         if (state) {
@@ -1229,8 +1421,67 @@ export class FakeWhatsAppServer extends EventEmitter {
     }
 
     // ── controls ──
+    /** The peer sends a message to every companion of the phone's account. */
+    async peerSend(b = {}) {
+        const peer = this.peers.get(b.from ?? this.peer.phone);
+        if (!peer) throw new Error(`no peer ${b.from}`);
+        const id = b.id || '3EB0' + crypto.randomBytes(9).toString('hex').toUpperCase();
+        let message;
+        if (b.reaction) message = { reactionMessage: { key: { remoteJid: peer.jid, fromMe: false, id: b.reaction.target }, text: b.reaction.text ?? '', senderTimestampMs: Date.now() } };
+        else if (b.edit) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.edit.target }, type: 14, editedMessage: { conversation: b.edit.text } } };
+        else if (b.revoke) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.revoke.target }, type: 0 } };
+        else if (b.unsupported) message = { locationMessage: { degreesLatitude: 1, degreesLongitude: 2 } };
+        else if (b.replyTo) message = { extendedTextMessage: { text: b.text ?? '', contextInfo: { stanzaId: b.replyTo, participant: peer.jid } } };
+        else message = { conversation: b.text ?? 'hello' };
+        const targets = [...this.devices.values()].filter((d) => d.user === this.phone.phoneNumber && !d.removed && (!b.to || d.jid === b.to));
+        const sent = [];
+        for (const d of targets) {
+            let bundle = null;
+            if (!peer.hasSession(d.user, d.device)) {
+                if (d.prekeys.size === 0) throw new Error(`no prekeys for ${d.jid}`);
+                const pid = Math.min(...d.prekeys.keys());
+                const pv = d.prekeys.get(pid);
+                d.prekeys.delete(pid);
+                d.usedPrekeys.set(pid, pv);
+                bundle = { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
+            }
+            const enc = await peer.encrypt(d.user, d.device, message, bundle);
+            const node = { tag: 'message', attrs: { from: peer.jid, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text', notify: peer.name },
+                content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
+            const key = `${d.user}:${d.device}`;
+            if (!this.inbox.has(key)) this.inbox.set(key, new Map());
+            this.inbox.get(key).set(id, node);
+            (peer.sentStanzas ??= new Map()).set(id, { key, node });
+            const c = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+            if (c) c.sendAcked(node);
+            this.log(c ? c.id : 0, 'peer.sent', { id, to: d.jid, type: enc.type, online: !!c });
+            sent.push(d.jid);
+        }
+        return { ok: true, id, devices: sent };
+    }
+
+    /** The exact same stanza again (what a server does when it thinks the ack was lost). */
+    peerResend(id) {
+        const s = [...this.peers.values()].map((p) => p.sentStanzas?.get(id)).find(Boolean);
+        if (!s) throw new Error(`no stanza ${id}`);
+        const c = [...this.conns].find((x) => x.device && `${x.device.user}:${x.device.device}` === s.key && x.state === 'logged-in' && x.open);
+        if (!c) throw new Error('device not connected');
+        c.sendAcked(s.node);
+        this.log(c.id, 'peer.sent', { id, resend: true });
+        return { ok: true };
+    }
+
+    peerReceipt(id, type, from) {
+        const peer = this.peers.get(from ?? this.peer.phone);
+        const c = [...this.conns].find((x) => x.device && x.state === 'logged-in' && x.open);
+        if (!c) throw new Error('no companion connected');
+        c.sendAcked({ tag: 'receipt', attrs: { from: peer.jid, id, t: String(nowSec()), ...(type ? { type } : {}) } });
+        this.log(c.id, 'peer.receipt', { id, type: type ?? null });
+        return { ok: true };
+    }
+
     setConfig(patch) {
-        const allowed = ['version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload'];
+        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload'];
         for (const [k, v] of Object.entries(patch)) {
             if (!allowed.includes(k)) throw new Error(`unknown config key ${k}`);
             this.config[k] = v;
@@ -1382,6 +1633,10 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /prekeys-low': (q, b) => ({ ok: true, conn: server.lowPrekeys(Number(b.count ?? 0), { conn: b.conn ?? null }) }),
         'POST /device/remove': (q, b) => ({ ok: true, jid: server.removeDevice(b.jid) }),
         'POST /config': (q, b) => (server.setConfig(b), { ok: true }),
+        'POST /peer/send': async (q, b) => server.peerSend(b),
+        'POST /peer/resend': (q, b) => server.peerResend(b.id),
+        'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
+        'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
     const ctl = http.createServer(async (req, res) => {

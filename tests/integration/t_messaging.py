@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Messaging over the linked-device session, against the fake WhatsApp server
+and its peer account (libsignal in Node, an independent implementation):
+receive (stored before the receipt, duplicates once, replies, reactions, edits,
+revokes, unsupported types), send (usync, prekey bundle, pkmsg then msg, server
+ack -> sent, receipts -> delivered / read, events in wa_events), kill -9 of the
+supervisor before the commit of an incoming message and in the middle of a send."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fakewa import FakeWA  # noqa: E402
+from harness import Server, check, done, fresh_database  # noqa: E402
+
+DB = fresh_database("wapi_it_messaging")
+# The ASan/UBSan build when there is one: memory errors in the message paths fail the suite.
+BIN = "build/san" if os.path.exists(os.path.join(os.path.dirname(__file__), "../../build/san/wapi")) else "build"
+os.environ["TEST_DATABASE_URL"] = DB
+
+
+def sql(q, *args):
+    """One query through psql; rows as lists of strings."""
+    cmd = ["psql", DB, "-qAtX", "-F", "\t", "-v", "ON_ERROR_STOP=1"]
+    for i, a in enumerate(args):
+        cmd += ["-v", f"p{i}={a}"]
+    out = subprocess.run(cmd, input=q, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def wait(fn, timeout=15, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+def session_state(srv):
+    rc, r = srv.ctl("session")
+    return r.get("session", {}).get("state")
+
+
+def violations(wa):
+    return wa.events(0, "violation")
+
+
+def recv_stanzas(wa, tag, mid, since=0):
+    return [e for e in wa.events(since, "recv") if e.get("node", {}).get("tag") == tag and
+            e["node"]["attrs"].get("id") == mid]
+
+
+def enqueue(mid, to, text, reply_to=None):
+    """What the API does: the message row (queued) and its outbox row in one
+    transaction, then NOTIFY wapi_outbox."""
+    sql("BEGIN;"
+        "INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts) "
+        "VALUES (:'p0', :'p1', true, 'text', :'p2', NULLIF(:'p3', ''), 'queued', now());"
+        "INSERT INTO wa_outbox (message_id, to_jid) VALUES (:'p0', :'p1');"
+        "SELECT pg_notify('wapi_outbox', :'p0'); COMMIT;", mid, to, text, reply_to or "")
+
+
+def status_of(mid):
+    r = sql("SELECT status FROM wa_messages WHERE id = :'p0'", mid)
+    return r[0][0] if r else None
+
+
+def peer_received(wa, mid):
+    return [r for r in wa.call("GET", "/peer/received") if r["id"] == mid]
+
+
+wa = FakeWA()
+PEER = "15550009999@s.whatsapp.net"
+PEER2 = "15550008888@s.whatsapp.net"  # no session with us until we write first
+
+# Pair a fresh wapi with the fake phone.
+srv = Server(bindir=BIN, workers=1, env=wa.env()).start()
+sessions = srv.env["WAPI_PATHS_SESSIONS"]
+wait(lambda: session_state(srv) == "qr")
+rc, r = srv.ctl("session", "qr")
+res = wa.call("POST", "/phone/scan", {"qr": r.get("qr"), "timeoutMs": 10000})
+check("paired with the fake phone", res.get("ok") is True, res)
+check("logged in", wait(lambda: session_state(srv) == "connected"))
+check("prekeys uploaded", wa.wait_event("prekeys.upload", timeout=15) is not None)
+check("schema has the messaging tables", sql("SELECT to_regclass('wa_outbox') IS NOT NULL")[0][0] == "t")
+
+# 1. Peer -> wapi: a text, stored with contact, chat and event before the receipt.
+seq = wa.last_seq()
+out = wa.call("POST", "/peer/send", {"text": "hello wapi"})
+mid = out.get("id")
+check("the peer sent a pkmsg to our device", out.get("ok") and out.get("devices"), out)
+row = wait(lambda: sql("SELECT chat_jid, sender_jid, from_me, type, subtype, text, status FROM wa_messages "
+                       "WHERE id = :'p0'", mid))
+check("incoming text stored", row and row[0] == [PEER, PEER, "f", "text", "conversation", "hello wapi", "received"], row)
+check("receipt sent for it", wait(lambda: recv_stanzas(wa, "receipt", mid, seq)), wa.events(seq, "recv")[-3:])
+check("and an ack", wait(lambda: [e for e in wa.events(seq, "ack") if e.get("id") == mid]))
+ev = sql("SELECT type, data->>'id', data->>'text', data->>'chat' FROM wa_events WHERE data->>'id' = :'p0'", mid)
+check("message.received event row in the same commit", ev == [["message.received", mid, "hello wapi", PEER]], ev)
+chat = sql("SELECT last_message_id, unread_count FROM wa_chats WHERE jid = :'p0'", PEER)
+check("chat row with last message and unread count", chat == [[mid, "1"]], chat)
+contact = sql("SELECT push_name FROM wa_contacts WHERE jid = :'p0'", PEER)
+check("contact row with the push name", contact == [["Peer"]], contact)
+
+# 2. The same stanza again (lost ack): stored once, acknowledged again.
+seq = wa.last_seq()
+wa.call("POST", "/peer/resend", {"id": mid})
+check("duplicate acknowledged again", wait(lambda: [e for e in wa.events(seq, "ack") if e.get("id") == mid]))
+check("duplicate stored once", sql("SELECT count(*) FROM wa_messages WHERE id = :'p0'", mid) == [["1"]])
+check("duplicate makes no second event", sql("SELECT count(*) FROM wa_events WHERE data->>'id' = :'p0'", mid) == [["1"]])
+
+# 3. Reply, reaction, edit, revoke, unsupported.
+r2 = wa.call("POST", "/peer/send", {"text": "a reply", "replyTo": mid})["id"]
+check("reply stored with reply_to", wait(lambda: sql("SELECT reply_to, subtype FROM wa_messages WHERE id = :'p0'", r2))
+      == [[mid, "extendedTextMessage"]])
+r3 = wa.call("POST", "/peer/send", {"reaction": {"target": mid, "text": "👍"}})["id"]
+check("reaction stored", wait(lambda: sql("SELECT type, reaction_to, reaction FROM wa_messages WHERE id = :'p0'", r3))
+      == [["reaction", mid, "👍"]])
+check("message.reaction event", wait(lambda: sql("SELECT count(*) FROM wa_events WHERE type = 'message.reaction' "
+                                                 "AND data->>'reaction_to' = :'p0'", mid) == [["1"]]))
+wa.call("POST", "/peer/send", {"edit": {"target": mid, "text": "hello, edited"}})
+check("edit applied", wait(lambda: sql("SELECT text, edited_at IS NOT NULL FROM wa_messages WHERE id = :'p0'", mid)
+                           == [["hello, edited", "t"]]))
+check("message.edited event", wait(lambda: sql("SELECT data->>'text' FROM wa_events WHERE type = 'message.edited' "
+                                               "AND data->>'id' = :'p0'", mid) == [["hello, edited"]]))
+wa.call("POST", "/peer/send", {"revoke": {"target": r2}})
+check("revoke applied", wait(lambda: sql("SELECT revoked_at IS NOT NULL FROM wa_messages WHERE id = :'p0'", r2)
+                             == [["t"]]))
+check("message.revoked event", wait(lambda: sql("SELECT count(*) FROM wa_events WHERE type = 'message.revoked' "
+                                                "AND data->>'id' = :'p0'", r2) == [["1"]]))
+r5 = wa.call("POST", "/peer/send", {"unsupported": True})["id"]
+check("unsupported type stored by name", wait(lambda: sql("SELECT type, subtype FROM wa_messages WHERE id = :'p0'", r5))
+      == [["unsupported", "locationMessage"]])
+
+# 4. Receipt only after the commit: hold a lock on wa_messages, the receipt waits.
+locker = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+locker.stdin.write("BEGIN; LOCK TABLE wa_messages IN EXCLUSIVE MODE; SELECT 'locked';\n")
+locker.stdin.flush()
+locker.stdout.readline()
+seq = wa.last_seq()
+r6 = wa.call("POST", "/peer/send", {"text": "while the database is slow"})["id"]
+time.sleep(1.5)
+check("no receipt while the message is not committed", not recv_stanzas(wa, "receipt", r6, seq))
+check("not stored yet", sql("SELECT count(*) FROM wa_messages WHERE id = :'p0'", r6) == [["0"]])
+locker.stdin.write("ROLLBACK;\n")
+locker.stdin.close()
+locker.wait(5)
+check("receipt once committed", wait(lambda: recv_stanzas(wa, "receipt", r6, seq)))
+check("stored", sql("SELECT count(*) FROM wa_messages WHERE id = :'p0'", r6) == [["1"]])
+
+# 5. kill -9 before the commit: the server resends after the restart, stored once.
+locker = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+locker.stdin.write("BEGIN; LOCK TABLE wa_messages IN EXCLUSIVE MODE; SELECT 'locked';\n")
+locker.stdin.flush()
+locker.stdout.readline()
+seq = wa.last_seq()
+r7 = wa.call("POST", "/peer/send", {"text": "survives a crash"})["id"]
+time.sleep(1.0)
+check("no receipt before the crash (the commit is waiting)", not recv_stanzas(wa, "receipt", r7, seq))
+os.killpg(srv.proc.pid, signal.SIGKILL)
+srv.proc.wait(5)
+locker.stdin.write("ROLLBACK;\n")
+locker.stdin.close()
+locker.wait(5)
+seq = wa.last_seq()
+srv = Server(bindir=BIN, workers=1, env=dict(wa.env(), WAPI_PATHS_SESSIONS=sessions)).start()
+check("logged in again", wait(lambda: session_state(srv) == "connected"))
+check("the server resent the unacked message", wait(lambda: wa.events(seq, "inbox.resend")))
+check("stored exactly once after the restart",
+      wait(lambda: sql("SELECT count(*), min(text) FROM wa_messages WHERE id = :'p0'", r7) == [["1", "survives a crash"]]))
+check("acknowledged after the restart", wait(lambda: [e for e in wa.events(seq, "ack") if e.get("id") == r7]))
+
+# 6. wapi -> a new contact: usync, prekey bundle, pkmsg with device-identity, ack -> sent, receipts.
+seq = wa.last_seq()
+s1 = "3EB0" + os.urandom(9).hex().upper()
+enqueue(s1, PEER2, "hello peer")
+got = wait(lambda: peer_received(wa, s1))
+check("the peer decrypted our message with the same id", got and got[0]["text"] == "hello peer", got)
+check("devices listed with usync", wa.events(seq, "usync"))
+check("prekey bundle fetched for the new contact", [e for e in wa.events(seq, "prekeys.fetch") if "15550008888" in
+                                                    json.dumps(e)], wa.events(seq, "prekeys.fetch"))
+rec = [e for e in wa.events(seq, "peer.recv") if e["id"] == s1]
+check("first message is a pkmsg (with device-identity, checked by the server)", rec and rec[0]["pkmsg"] is True, rec)
+check("status sent, then delivered on the automatic receipt",
+      wait(lambda: status_of(s1) == "delivered"), status_of(s1))
+evs = sql("SELECT type, data->>'status' FROM wa_events WHERE data->>'id' = :'p0' ORDER BY id", s1)
+check("message.sent then message.status delivered", evs == [["message.sent", "sent"], ["message.status", "delivered"]], evs)
+wa.call("POST", "/peer/receipt", {"id": s1, "type": "read", "from": "15550008888"})
+check("read receipt -> read", wait(lambda: status_of(s1) == "read"))
+check("outbox row done", sql("SELECT state, attempts FROM wa_outbox WHERE message_id = :'p0'", s1) == [["done", "1"]])
+
+s2 = "3EB0" + os.urandom(9).hex().upper()
+enqueue(s2, PEER2, "second, as a reply", reply_to=s1)
+got = wait(lambda: peer_received(wa, s2))
+check("second message arrives as a reply", got and got[0]["text"] == "second, as a reply" and got[0]["replyTo"] == s1, got)
+check("no second prekey fetch (the session is kept)",
+      len([e for e in wa.events(seq, "prekeys.fetch") if "15550008888" in json.dumps(e)]) == 1)
+s4 = "3EB0" + os.urandom(9).hex().upper()
+enqueue(s4, PEER, "to the one who wrote first")
+got = wait(lambda: peer_received(wa, s4))
+check("a contact who wrote first gets a msg on the session they started",
+      got and [e for e in wa.events(seq, "peer.recv") if e["id"] == s4 and e["pkmsg"] is False], got)
+
+# 7. A burst, then kill -9 mid-send: every message reaches the peer exactly once with its id.
+ids = ["3EB0" + os.urandom(9).hex().upper() for _ in range(20)]
+for i, m in enumerate(ids):
+    enqueue(m, PEER, f"burst {i}")
+wait(lambda: len([m for m in ids if peer_received(wa, m)]) >= 5, timeout=20, step=0.01)
+os.killpg(srv.proc.pid, signal.SIGKILL)
+srv.proc.wait(5)
+srv = Server(bindir=BIN, workers=1, env=dict(wa.env(), WAPI_PATHS_SESSIONS=sessions)).start()
+check("logged in after the kill", wait(lambda: session_state(srv) == "connected"))
+check("every burst message reaches the peer",
+      wait(lambda: all(peer_received(wa, m) for m in ids), timeout=60), [m for m in ids if not peer_received(wa, m)][:3])
+texts = {r["id"]: r for r in wa.call("GET", "/peer/received")}
+check("each with its own text and id", all(texts[m]["text"] == f"burst {i}" for i, m in enumerate(ids)))
+dups = [m for m in ids if texts[m]["count"] > 1]
+check("a resend after the crash reuses the id (the peer sees one message per id)",
+      len(set(ids)) == len([m for m in ids if m in texts]), dups)
+check("all burst messages end sent or later",
+      wait(lambda: sql("SELECT count(*) FROM wa_messages WHERE id = ANY(string_to_array(:'p0', ',')) "
+                       "AND status IN ('sent', 'delivered', 'read')", ",".join(ids)) == [[str(len(ids))]], timeout=30))
+
+# 8. An unknown recipient fails with a reason.
+s3 = "3EB0" + os.urandom(9).hex().upper()
+enqueue(s3, "15550000000@s.whatsapp.net", "nobody")
+check("unknown recipient -> failed", wait(lambda: status_of(s3) == "failed", timeout=20), status_of(s3))
+err = sql("SELECT error FROM wa_messages WHERE id = :'p0'", s3)
+check("with the reason", err and "not on WhatsApp" in err[0][0], err)
+check("message.status failed event", sql("SELECT data->>'status', data->>'reason' IS NOT NULL FROM wa_events "
+                                         "WHERE type = 'message.status' AND data->>'id' = :'p0'", s3) == [["failed", "t"]])
+
+check("the fake server saw no protocol violation", not violations(wa), violations(wa)[:2])
+check("the peer decrypted everything", not wa.events(0, "peer.fail"), wa.events(0, "peer.fail")[:2])
+log = srv.log()
+check("nothing secret logged", "priv" not in log)
+check("no sanitizer report", not srv.sanitizer_reports(), srv.sanitizer_reports()[:1])
+srv.stop()
+wa.stop()
+done()
