@@ -168,7 +168,9 @@ int main(int argc, char **argv)
     http_init(W.loop, &W.cfg, W.m, routes);
     auth_init(&W.cfg);
     webhooks_api_init(&W.cfg);
-    if (hashpool_init(W.loop, 1) < 0) /* one per worker: as many hashes at once as CPUs */
+    /* Hashing threads: as many hashes at once, over all workers, as CPUs. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN), nhash = ncpu > 0 ? ncpu / config_workers(&W.cfg) : 1;
+    if (hashpool_init(W.loop, nhash < 1 ? 1 : nhash > 4 ? 4 : (int)nhash) < 0)
         fatal(1, "cannot start the password hashing threads");
     static struct db_params params;
     db_params_init(&params, &W.cfg, "wapi-worker");
