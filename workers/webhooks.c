@@ -240,7 +240,7 @@ static void on_hook_list(void *ctx, const PGresult *res, const char *err)
 }
 
 static const char SQL_CREATE[] =
-    "INSERT INTO wa_webhooks (id, url, events, secret, created_by) "
+    "INSERT INTO wa_webhooks AS w (id, url, events, secret, created_by) "
     "SELECT $1, $2, $3::text[], $4, $5 WHERE (SELECT count(*) FROM wa_webhooks) < " "100"
     " RETURNING " HOOK_JSON;
 
