@@ -30,7 +30,7 @@ def rand_ip():
     return f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
 
 
-def request(srv, method, path, body, headers, timeout=10):
+def request(srv, method, path, body, headers, timeout=60):
     """Like srv.request, keeping every Set-Cookie: a list under
     "set-cookie-list", and all of them joined by "\n" under "set-cookie"."""
     c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
