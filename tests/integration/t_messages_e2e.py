@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Messages end to end through the public surface, against the fake WhatsApp
+server and its peer: a text the peer sends shows up in GET /api/chats, in the
+chat's messages, on SSE and in a webhook the published `standardwebhooks`
+package verifies; a text sent with POST /api/messages reaches the peer with
+the id the API returned, its status moves to delivered and read, and each
+step arrives as a signed webhook (message.sent, message.status)."""
+import http.client
+import http.server
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fakewa import FakeWA  # noqa: E402
+from harness import ROOT, Server, check, done, fresh_database  # noqa: E402
+
+DB = fresh_database("wapi_it_messages_e2e")
+os.environ["TEST_DATABASE_URL"] = DB
+VERIFY = os.path.join(ROOT, "tests/webhooks/verify.mjs")
+PEER = "15550009999@s.whatsapp.net"
+
+
+def wait(fn, timeout=15, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+received = []
+
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
+        received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+rx = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+rx.daemon_threads = True
+threading.Thread(target=rx.serve_forever, daemon=True).start()
+
+
+def hooks(etype, pred=lambda p: True):
+    out = []
+    for h, b in received:
+        p = json.loads(b)
+        if p.get("type") == etype and pred(p):
+            out.append((h, b, p))
+    return out
+
+
+class SSE:
+    def __init__(self, srv, key):
+        self.events = []
+        self.conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        self.conn.request("GET", "/api/events", headers={"x-api-key": key})
+        self.resp = self.conn.getresponse()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        cur = {}
+        try:
+            while True:
+                line = self.resp.fp.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                if line == "":
+                    if cur.get("data"):
+                        self.events.append(cur)
+                    cur = {}
+                elif ":" in line and not line.startswith(":"):
+                    k, _, v = line.partition(":")
+                    cur[k] = v[1:] if v.startswith(" ") else v
+        except (OSError, AttributeError, ValueError):
+            return
+
+
+wa = FakeWA()
+env = wa.env()
+env.update({"WAPI_WEBHOOKS_ALLOW_PRIVATE": "true"})
+srv = Server(workers=2, env=env)
+origin = f"http://127.0.0.1:{srv.port}"
+srv.env["BETTER_AUTH_URL"] = origin
+srv.start()
+
+email = f"e2e-{random.randrange(10**9)}@example.com"
+st, h, b = srv.request("POST", "/api/auth/sign-up/email",
+                       body=json.dumps({"email": email, "password": "password-123", "name": "Ops"}).encode(),
+                       headers={"content-type": "application/json", "origin": origin,
+                                "x-forwarded-for": f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"})
+cookie = h.get("set-cookie", "").split(";")[0]
+st, h, b = srv.request("POST", "/api/auth/api-key/create", body=json.dumps({"name": "e2e"}).encode(),
+                       headers={"content-type": "application/json", "origin": origin, "cookie": cookie})
+key = json.loads(b).get("key") if st == 200 else None
+check("signed up and created an API key", bool(key), b[:200])
+
+
+def api(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    hh = {"x-api-key": key}
+    if data is not None:
+        hh["content-type"] = "application/json"
+    st, _, b = srv.request(method, path, body=data, headers=hh, timeout=10)
+    try:
+        return st, json.loads(b)
+    except ValueError:
+        return st, None
+
+
+st, hook = api("POST", "/api/webhooks", {"url": f"http://127.0.0.1:{rx.server_address[1]}/wapi", "events": ["*"]})
+check("webhook created", st == 201, hook)
+
+# Link the session through the API.
+api("POST", "/api/session/start")
+wait(lambda: api("GET", "/api/session")[1].get("state") == "qr")
+st, h, raw = srv.request("GET", "/api/session/qr?format=raw", headers={"x-api-key": key})
+res = wa.call("POST", "/phone/scan", {"qr": raw.decode(), "timeoutMs": 10000})
+check("linked and connected", res.get("ok") is True and
+      wait(lambda: api("GET", "/api/session")[1].get("state") == "connected"), res)
+wa.wait_event("prekeys.upload", timeout=15)
+stream = SSE(srv, key)
+time.sleep(0.3)
+
+# Peer -> wapi
+out = wa.call("POST", "/peer/send", {"text": "hello over webhooks"})
+mid = out.get("id")
+got = wait(lambda: hooks("message.received", lambda p: json.dumps(p).find(mid or "-") >= 0), timeout=20)
+check("the incoming text arrives as a message.received webhook", got, [json.loads(b)["type"] for _, b in received])
+if got:
+    h0, b0, p0 = got[0]
+    data = json.dumps([{"secret": hook["secret"], "headers": {k: h0.get(k, "") for k in
+                        ("webhook-id", "webhook-timestamp", "webhook-signature")}, "body": b0}])
+    v = json.loads(subprocess.run(["node", VERIFY], input=data, capture_output=True, text=True).stdout)[0]
+    check("its signature verifies with the standardwebhooks package", v.get("ok") is True, v)
+    check("and it carries the text", "hello over webhooks" in b0, b0[:300])
+sse = wait(lambda: [e for e in stream.events if e.get("event") == "message.received" and mid in e.get("data", "")])
+check("and on SSE with the same id as the webhook", sse and got and sse[0].get("id") == got[0][0].get("webhook-id"),
+      (sse[:1], got[:1] and got[0][0].get("webhook-id")))
+st, js = api("GET", f"/api/messages/{mid}")
+check("GET /api/messages/{id}: the received message", st == 200 and js["status"] == "received" and
+      js["from_me"] is False and js["text"] == "hello over webhooks" and js["chat_jid"] == PEER, js)
+st, js = api("GET", "/api/chats")
+c = [x for x in js.get("data", []) if x["jid"] == PEER] if st == 200 else []
+check("GET /api/chats: the peer's chat with its last message and unread count",
+      c and c[0]["last_message"]["id"] == mid and c[0]["unread_count"] >= 1, c)
+st, js = api("GET", f"/api/chats/{PEER}/messages")
+check("GET /api/chats/{jid}/messages has it", st == 200 and js["data"] and js["data"][0]["id"] == mid, js)
+
+# wapi -> peer through the API
+st, js = api("POST", "/api/messages", {"to": "+1 555 000 9999", "text": "hello from the API", "reply_to": mid})
+sid = js.get("id") if st == 202 else None
+check("POST /api/messages 202", sid, (st, js))
+peer_got = wait(lambda: [r for r in wa.call("GET", "/peer/received") if r["id"] == sid], timeout=20)
+check("the peer decrypted it with the id the API returned", peer_got and peer_got[0]["text"] == "hello from the API",
+      peer_got)
+check("status moves to delivered", wait(lambda: api("GET", f"/api/messages/{sid}")[1].get("status") in
+                                        ("delivered", "read"), timeout=20), api("GET", f"/api/messages/{sid}"))
+wa.call("POST", "/peer/receipt", {"id": sid, "type": "read", "from": "15550009999"})
+check("and to read on the read receipt", wait(lambda: api("GET", f"/api/messages/{sid}")[1].get("status") == "read"))
+sent = wait(lambda: hooks("message.sent", lambda p: sid in json.dumps(p)))
+stat = wait(lambda: {json.loads(b)["data"].get("status") for _, b, _ in hooks("message.status",
+                                                                               lambda p: sid in json.dumps(p))}
+            >= {"delivered", "read"} or None, timeout=15)
+check("message.sent and message.status (delivered, read) arrive as webhooks", sent and stat,
+      [json.loads(b)["type"] for _, b in received])
+items = [{"secret": hook["secret"], "headers": {k: h.get(k, "") for k in
+                                                ("webhook-id", "webhook-timestamp", "webhook-signature")}, "body": b}
+         for h, b in received]
+vs = json.loads(subprocess.run(["node", VERIFY], input=json.dumps(items), capture_output=True, text=True).stdout)
+check(f"every webhook so far verifies ({len(vs)})", vs and all(v.get("ok") for v in vs), [v for v in vs if not
+                                                                                          v.get("ok")][:2])
+ids = [h.get("webhook-id") for h, _ in received]
+check("no event delivered twice", len(ids) == len(set(ids)), ids)
+st, js = api("GET", f"/api/webhooks/{hook['id']}/deliveries?limit=200")
+check("the delivery log lists them delivered", st == 200 and len(js["data"]) >= len(ids) and
+      all(d["state"] == "delivered" for d in js["data"]), js)
+srv.stop()
+wa.stop()
+done()
