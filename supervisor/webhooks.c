@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/db_params.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "common/webhook_url.h"
@@ -36,6 +37,8 @@
 #define LATE_COMMIT_MS 10000 /* events committed up to this late after their id still fan out */
 #define RESPONSE_MAX 65536
 #define FINISH_TRIES 40
+#define POLL_LISTENING_MS 1000 /* while LISTEN works, polling is only the safety net */
+#define LISTEN_RETRY_S 2
 
 struct delivery {
     struct delivery *next;
@@ -64,7 +67,11 @@ static struct {
     struct evdns_base *dns;
     SSL_CTX *ssl;
     struct event *timer;
-    int fanout_busy, claim_busy, claim_again;
+    int fanout_busy, fanout_again, claim_busy, claim_again;
+    struct db_params params;
+    PGconn *listen_pg;
+    struct event *listen_ev, *listen_retry;
+    int listen_state; /* 0 idle, 1 connecting, 2 listening */
     char scan_from[24];
     int inflight;
     unsigned max_attempts, base_ms, timeout_ms;
@@ -478,6 +485,14 @@ static void kick(void)
 
 /* ---- fan-out: wa_events → deliveries */
 
+static void fanout(void);
+
+static void on_fanout_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    fanout();
+}
+
 /* Event ids are allocated before their rows commit, so a later id can land
  * first: the durable cursor stays LATE_COMMIT_MS behind the newest id and
  * the rows behind it are looked at again (ON CONFLICT keeps one delivery). */
@@ -495,10 +510,17 @@ static const char SQL_FANOUT[] =
     "SELECT (SELECT count(*) FROM ev), (SELECT max(id) FROM ev), (SELECT count(*) FROM ins), "
     "  (SELECT count(*) FROM up)";
 
+static void fanout(void);
+
 static void on_fanout(void *ctx, const PGresult *res, const char *err)
 {
     (void)ctx;
     WH.fanout_busy = 0;
+    if (WH.fanout_again || (res && PQntuples(res) == 1 && atol(PQgetvalue(res, 0, 0)) >= FANOUT_BATCH)) {
+        WH.fanout_again = 0;
+        struct timeval zero = {0, 0};
+        event_base_once(S.base, -1, EV_TIMEOUT, on_fanout_again, NULL, &zero);
+    }
     if (!res) {
         log_warn("webhook deliveries: fan-out failed", LF_S("error", err ? err : "?"));
         return;
@@ -517,7 +539,11 @@ static void on_fanout(void *ctx, const PGresult *res, const char *err)
 
 static void fanout(void)
 {
-    if (WH.fanout_busy || !S.migrated)
+    if (WH.fanout_busy) {
+        WH.fanout_again = 1;
+        return;
+    }
+    if (!S.migrated)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -532,13 +558,112 @@ static void fanout(void)
         WH.scan_from[0] = '\0'; /* one batch ahead at a time */
 }
 
+/* ---- LISTEN wapi_events (a trigger notifies at each commit that adds events) */
+
+static void listen_start(void);
+
+static void listen_reset(void)
+{
+    if (WH.listen_ev) {
+        event_free(WH.listen_ev);
+        WH.listen_ev = NULL;
+    }
+    if (WH.listen_pg) {
+        PQfinish(WH.listen_pg);
+        WH.listen_pg = NULL;
+    }
+    WH.listen_state = 0;
+    struct timeval tv = {LISTEN_RETRY_S, 0};
+    if (WH.listen_retry)
+        evtimer_add(WH.listen_retry, &tv);
+}
+
+static void on_listen_io(evutil_socket_t fd, short what, void *arg);
+
+static void listen_watch(short what)
+{
+    if (WH.listen_ev)
+        event_free(WH.listen_ev);
+    WH.listen_ev = event_new(S.base, PQsocket(WH.listen_pg), what, on_listen_io, NULL);
+    if (!WH.listen_ev || event_add(WH.listen_ev, NULL) < 0)
+        listen_reset();
+}
+
+static void on_listen_io(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (WH.listen_state == 1) {
+        switch (PQconnectPoll(WH.listen_pg)) {
+        case PGRES_POLLING_READING: listen_watch(EV_READ); return;
+        case PGRES_POLLING_WRITING: listen_watch(EV_WRITE); return;
+        case PGRES_POLLING_OK:
+            PQsetnonblocking(WH.listen_pg, 1);
+            if (!PQsendQuery(WH.listen_pg, "LISTEN wapi_events")) {
+                listen_reset();
+                return;
+            }
+            PQflush(WH.listen_pg);
+            WH.listen_state = 2;
+            listen_watch(EV_READ | EV_PERSIST);
+            fanout(); /* anything committed before we listened */
+            return;
+        default: listen_reset(); return;
+        }
+    }
+    if (!PQconsumeInput(WH.listen_pg)) {
+        log_warn("webhook notification connection lost", LF_S("error", PQerrorMessage(WH.listen_pg)));
+        listen_reset();
+        return;
+    }
+    PGresult *r;
+    while (!PQisBusy(WH.listen_pg) && (r = PQgetResult(WH.listen_pg)))
+        PQclear(r);
+    PGnotify *nf;
+    int any = 0;
+    while ((nf = PQnotifies(WH.listen_pg))) {
+        any = 1;
+        PQfreemem(nf);
+    }
+    if (PQstatus(WH.listen_pg) == CONNECTION_BAD) {
+        listen_reset();
+        return;
+    }
+    if (any && !S.stopping)
+        fanout();
+}
+
+static void listen_start(void)
+{
+    if (WH.listen_state || S.stopping)
+        return;
+    WH.listen_pg = PQconnectStartParams(WH.params.keys, WH.params.values, 1);
+    if (!WH.listen_pg || PQstatus(WH.listen_pg) == CONNECTION_BAD) {
+        listen_reset();
+        return;
+    }
+    WH.listen_state = 1;
+    listen_watch(EV_WRITE);
+}
+
+static void on_listen_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    listen_start();
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
+    static uint64_t last_fanout;
     if (S.stopping)
         return;
-    fanout();
-    claim();
+    uint64_t now = now_ms();
+    /* Listening: the trigger wakes us; poll now and then all the same. */
+    if (WH.listen_state != 2 || now - last_fanout >= POLL_LISTENING_MS) {
+        last_fanout = now;
+        fanout();
+    }
+    claim(); /* retries come due by time */
 }
 
 void webhooks_init(void)
@@ -558,6 +683,9 @@ void webhooks_init(void)
         SSL_CTX_set_default_verify_paths(WH.ssl);
         SSL_CTX_set_verify(WH.ssl, SSL_VERIFY_PEER, NULL);
     }
+    db_params_init(&WH.params, &S.cfg, "wapi-webhooks");
+    WH.listen_retry = evtimer_new(S.base, on_listen_retry, NULL);
+    listen_start();
     WH.timer = event_new(S.base, -1, EV_PERSIST, on_timer, NULL);
     struct timeval tv = {0, POLL_MS * 1000};
     if (WH.timer)

@@ -238,6 +238,18 @@ if got:
 d = srv.wait_for(lambda: (lambda r: r if r and r[0] == "delivered" else None)(delivery(A["id"], e1)), timeout=5)
 check("the delivery row is delivered, 1 attempt, status 200", d and d[1] == "1" and d[2] == "200", d)
 
+# ---- latency: the commit wakes the dispatcher (LISTEN), no polling delay
+lat = []
+for i in range(5):
+    eid = insert_event("message.sent", {"n": i})  # B only (A takes message.received)
+    t0 = time.monotonic()
+    hit = srv.wait_for(lambda: [r for r in rx.reqs if r[1].get("webhook-id") == eid], timeout=5, step=0.002)
+    lat.append(hit[0][3] - t0 if hit else 99)
+lat.sort()
+print("# commit-to-receipt ms:", [round(x * 1000, 1) for x in lat], flush=True)
+check("an event reaches the receiver within 300 ms of its commit (median of 5)", lat[2] < 0.3,
+      [round(x * 1000) for x in lat])
+
 # ---- retries on 500 with growing gaps, then dead
 d = srv.wait_for(lambda: (lambda r: r if r and r[0] == "dead" else None)(delivery(B["id"], e1)), timeout=30)
 hits = [r for r in rx.at("/fail500") if r[1].get("webhook-id") == e1]
