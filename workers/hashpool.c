@@ -1,25 +1,30 @@
 #include "hashpool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/log.h"
 
-#define QUEUE_MAX 64   /* waiting jobs per worker; beyond that, 503 */
+/* Jobs travel as pointers through two pipes: loop -> threads, threads ->
+ * loop. No lock is shared with the hashing threads, so the loop can never
+ * wait for one of them (they run at the lowest priority and may be off the
+ * CPU for long while holding anything). */
+
+#define QUEUE_MAX 64   /* jobs per worker not yet finished; beyond that, 503 */
 #define THREAD_NICE 19 /* hashing yields the CPU to request handling */
 
 struct hashpool_job {
-    struct hashpool_job *next;
     int verify;
-    int cancelled; /* under the lock */
+    atomic_int cancelled;
     int ok;
     char *pw;
     size_t pwlen;
@@ -31,14 +36,11 @@ struct hashpool_job {
 };
 
 static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct hashpool_job *head, *tail; /* waiting */
-    struct hashpool_job *done;        /* finished, for the loop */
-    unsigned waiting;
-    int efd;
+    int job_w, job_r;   /* loop writes (non-blocking), threads read (blocking) */
+    int done_w, done_r; /* threads write (blocking), the loop reads (non-blocking) */
     h2o_socket_t *sock;
-} HP = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .efd = -1};
+    unsigned pending; /* loop side only */
+} HP = {-1, -1, -1, -1, NULL, 0};
 
 static void job_free(struct hashpool_job *j)
 {
@@ -61,82 +63,65 @@ static void *worker_main(void *arg)
     struct sched_param sp = {0};
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
         log_warn("cannot give the hashing thread the idle scheduling class");
+    /* scrypt takes 16 MiB a time; after the first hash malloc keeps that
+     * block (its mmap threshold adapts), so a busy worker does not map,
+     * fault in and unmap 16 MiB per sign-in. */
     for (;;) {
-        pthread_mutex_lock(&HP.mu);
-        while (!HP.head)
-            pthread_cond_wait(&HP.cv, &HP.mu);
-        struct hashpool_job *j = HP.head;
-        HP.head = j->next;
-        if (!HP.head)
-            HP.tail = NULL;
-        HP.waiting--;
-        int skip = j->cancelled;
-        pthread_mutex_unlock(&HP.mu);
-        if (!skip) {
+        struct hashpool_job *j;
+        ssize_t r = read(HP.job_r, &j, sizeof j); /* pointer-sized writes: never split */
+        if (r != (ssize_t)sizeof j) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            return NULL;
+        }
+        if (!atomic_load(&j->cancelled)) {
             if (j->verify)
                 j->ok = password_verify(j->has_stored ? j->stored : NULL, j->pw, j->pwlen);
             else
                 j->ok = password_hash(j->pw, j->pwlen, j->out);
         }
         OPENSSL_cleanse(j->pw, j->pwlen);
-        pthread_mutex_lock(&HP.mu);
-        j->next = HP.done;
-        HP.done = j;
-        pthread_mutex_unlock(&HP.mu);
-        uint64_t one = 1;
-        ssize_t w = write(HP.efd, &one, sizeof one);
-        (void)w; /* the counter saturating still leaves the fd readable */
+        while (write(HP.done_w, &j, sizeof j) < 0 && errno == EINTR)
+            ;
     }
-    return NULL;
 }
 
 static void on_done(h2o_socket_t *sock, const char *err)
 {
     (void)sock, (void)err;
-    uint64_t n;
-    ssize_t r = read(HP.efd, &n, sizeof n);
-    (void)r;
-    pthread_mutex_lock(&HP.mu);
-    struct hashpool_job *list = HP.done;
-    HP.done = NULL;
-    pthread_mutex_unlock(&HP.mu);
-    /* Oldest first: the list was built newest first. */
-    struct hashpool_job *rev = NULL;
-    while (list) {
-        struct hashpool_job *nx = list->next;
-        list->next = rev;
-        rev = list;
-        list = nx;
-    }
-    while (rev) {
-        struct hashpool_job *j = rev;
-        rev = j->next;
-        pthread_mutex_lock(&HP.mu);
-        int cancelled = j->cancelled;
-        pthread_mutex_unlock(&HP.mu);
-        if (!cancelled && j->cb)
-            j->cb(j->ctx, j->ok, !j->verify && j->ok == 0 ? j->out : NULL);
-        job_free(j);
+    struct hashpool_job *batch[64];
+    for (;;) {
+        ssize_t r = read(HP.done_r, batch, sizeof batch);
+        if (r <= 0)
+            return;
+        for (size_t i = 0; i < (size_t)r / sizeof batch[0]; i++) {
+            struct hashpool_job *j = batch[i];
+            HP.pending--;
+            if (!atomic_load(&j->cancelled) && j->cb)
+                j->cb(j->ctx, j->ok, !j->verify && j->ok == 0 ? j->out : NULL);
+            job_free(j);
+        }
     }
 }
 
 int hashpool_init(h2o_loop_t *loop, int threads)
 {
-    /* scrypt takes 16 MiB a time. malloc keeps that block for the next
-     * hash after the first one (its mmap threshold adapts), so a busy
-     * worker does not map, fault in and unmap 16 MiB per sign-in, which
-     * costs a third of the hash's time and takes the process's memory-map
-     * lock the request thread may need. */
-    HP.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (HP.efd < 0)
+    int jp[2], dp[2];
+    if (pipe2(jp, O_CLOEXEC) < 0)
         return -1;
-    int d = dup(HP.efd); /* the socket owns (and closes) its own copy */
+    if (pipe2(dp, O_CLOEXEC) < 0)
+        return -1;
+    HP.job_r = jp[0], HP.job_w = jp[1], HP.done_r = dp[0], HP.done_w = dp[1];
+    if (fcntl(HP.job_w, F_SETFL, O_NONBLOCK) < 0 || fcntl(HP.done_r, F_SETFL, O_NONBLOCK) < 0)
+        return -1;
+    /* The socket owns its own copy of the descriptor. */
+    int d = fcntl(HP.done_r, F_DUPFD_CLOEXEC, 0);
     if (d < 0)
         return -1;
     HP.sock = h2o_evloop_socket_create(loop, d, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(HP.sock, on_done);
-    close(HP.efd);
-    HP.efd = d;
+    close(HP.done_r);
+    HP.done_r = d;
     for (int i = 0; i < threads; i++) {
         pthread_t t;
         pthread_attr_t a;
@@ -153,20 +138,11 @@ int hashpool_init(h2o_loop_t *loop, int threads)
 
 static struct hashpool_job *submit(struct hashpool_job *j)
 {
-    pthread_mutex_lock(&HP.mu);
-    if (HP.waiting >= QUEUE_MAX) {
-        pthread_mutex_unlock(&HP.mu);
+    if (HP.pending >= QUEUE_MAX || write(HP.job_w, &j, sizeof j) != (ssize_t)sizeof j) {
         job_free(j);
         return NULL;
     }
-    if (HP.tail)
-        HP.tail->next = j;
-    else
-        HP.head = j;
-    HP.tail = j;
-    HP.waiting++;
-    pthread_cond_signal(&HP.cv);
-    pthread_mutex_unlock(&HP.mu);
+    HP.pending++;
     return j;
 }
 
@@ -188,6 +164,7 @@ static struct hashpool_job *job_new(const char *pw, size_t len, hashpool_cb cb, 
     j->cb = cb;
     j->ctx = ctx;
     j->ok = -1;
+    atomic_init(&j->cancelled, 0);
     return j;
 }
 
@@ -212,9 +189,6 @@ struct hashpool_job *hashpool_verify(const char *stored, const char *pw, size_t 
 
 void hashpool_cancel(struct hashpool_job *job)
 {
-    if (!job)
-        return;
-    pthread_mutex_lock(&HP.mu);
-    job->cancelled = 1;
-    pthread_mutex_unlock(&HP.mu);
+    if (job)
+        atomic_store(&job->cancelled, 1);
 }

@@ -1,6 +1,6 @@
 /* Password hashing off the event loop: a few low-priority threads per
- * worker run scrypt; completions come back on the h2o loop through an
- * eventfd. A callback never runs inside the call that queued its job. */
+ * worker run scrypt; completions come back on the h2o loop through a
+ * pipe. A callback never runs inside the call that queued its job. */
 #ifndef WAPI_WORKER_HASHPOOL_H
 #define WAPI_WORKER_HASHPOOL_H
 #include <h2o.h>
