@@ -96,6 +96,7 @@ function watch(page, problems) {
 async function desktop(b) {
   const ctx = await b.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await ctx.newPage();
+  page.setDefaultTimeout(120000); /* sign-ins yield the CPU: slow on a busy machine */
   const problems = [];
   watch(page, problems);
   const email = `browser-${process.pid}-${Date.now()}@example.com`;
@@ -173,6 +174,7 @@ async function desktop(b) {
 async function phone(b) {
   const ctx = await b.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   const page = await ctx.newPage();
+  page.setDefaultTimeout(120000); /* sign-ins yield the CPU: slow on a busy machine */
   const problems = [];
   watch(page, problems);
   await page.goto(base + "/");
