@@ -199,7 +199,8 @@ def bench_accounts():
     load.join()
     ok = sum(1 for s, _ in results if s == 200)
     lat = sorted(d for s, d in results if s == 200)
-    print(f"/healthz p99 alone: {p99(alone):.2f} ms ({len(alone)} probes at 200/s)")
+    print(f"/healthz p99 alone: {p99(alone):.2f} ms ({len(alone)} probes at 200/s; "
+          f"machine load average {os.getloadavg()[0]:.1f} on {nproc} CPUs)")
     print(f"/healthz p99 with 20 sign-ins/s in parallel: {p99(loaded):.2f} ms ({len(loaded)} probes)   target < 5 ms   "
           f"{'ok' if p99(loaded) < 5 else 'ABOVE TARGET'}")
     if lat:
