@@ -34,7 +34,6 @@
 #define MAX_INFLIGHT 16
 #define POLL_MS 150
 #define FANOUT_BATCH 1000
-#define LATE_COMMIT_MS 10000 /* events committed up to this late after their id still fan out */
 #define RESPONSE_MAX 65536
 #define FINISH_TRIES 40
 #define POLL_LISTENING_MS 1000 /* while LISTEN works, polling is only the safety net */
@@ -72,7 +71,6 @@ static struct {
     PGconn *listen_pg;
     struct event *listen_ev, *listen_retry;
     int listen_state; /* 0 idle, 1 connecting, 2 listening */
-    char scan_from[24];
     int inflight;
     unsigned max_attempts, base_ms, timeout_ms;
     int started;
@@ -493,24 +491,18 @@ static void on_fanout_again(evutil_socket_t fd, short what, void *arg)
     fanout();
 }
 
-/* Event ids are allocated before their rows commit, so a later id can land
- * first: the durable cursor stays LATE_COMMIT_MS behind the newest id and
- * the rows behind it are looked at again (ON CONFLICT keeps one delivery). */
+/* Each event row has a wa_webhook_pending row from the same transaction (a
+ * trigger): take a batch of them and create the matching deliveries in one
+ * statement, so a crash either does both or neither, and an event whose
+ * transaction commits late is never skipped. */
 static const char SQL_FANOUT[] =
-    "WITH cur AS (SELECT last_event_id FROM wa_webhook_cursor WHERE id = 1), "
-    "ev AS (SELECT e.id, e.type, e.created_at FROM wa_events e "
-    "  WHERE e.id > coalesce($1::bigint, (SELECT last_event_id FROM cur), 0) ORDER BY e.id LIMIT " "1000" "), "
-    "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id) SELECT w.id, ev.id FROM ev "
-    "  JOIN wa_webhooks w ON w.enabled AND (ev.type = ANY (w.events) OR '*' = ANY (w.events)) "
-    "  AND ev.created_at >= w.created_at ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING 1), "
-    "up AS (INSERT INTO wa_webhook_cursor (id, last_event_id) "
-    "  SELECT 1, least((SELECT max(id) FROM ev), $2::bigint) WHERE EXISTS (SELECT 1 FROM ev) "
-    "  ON CONFLICT (id) DO UPDATE SET last_event_id = greatest(wa_webhook_cursor.last_event_id, "
-    "  EXCLUDED.last_event_id) RETURNING last_event_id) "
-    "SELECT (SELECT count(*) FROM ev), (SELECT max(id) FROM ev), (SELECT count(*) FROM ins), "
-    "  (SELECT count(*) FROM up)";
-
-static void fanout(void);
+    "WITH p AS (DELETE FROM wa_webhook_pending WHERE event_id IN (SELECT event_id FROM wa_webhook_pending "
+    "  ORDER BY event_id LIMIT " "1000" " FOR UPDATE SKIP LOCKED) RETURNING event_id), "
+    "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id) SELECT w.id, e.id FROM p "
+    "  JOIN wa_events e ON e.id = p.event_id "
+    "  JOIN wa_webhooks w ON w.enabled AND (e.type = ANY (w.events) OR '*' = ANY (w.events)) "
+    "  AND e.created_at >= w.created_at ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING 1) "
+    "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM ins)";
 
 static void on_fanout(void *ctx, const PGresult *res, const char *err)
 {
@@ -527,12 +519,7 @@ static void on_fanout(void *ctx, const PGresult *res, const char *err)
     }
     if (PQntuples(res) != 1)
         return;
-    long n = atol(PQgetvalue(res, 0, 0));
-    long created = atol(PQgetvalue(res, 0, 2));
-    if (n >= FANOUT_BATCH)
-        snprintf(WH.scan_from, sizeof WH.scan_from, "%s", PQgetvalue(res, 0, 1)); /* more right away */
-    else
-        WH.scan_from[0] = '\0';
+    long created = atol(PQgetvalue(res, 0, 1));
     if (created > 0)
         kick();
 }
@@ -545,17 +532,9 @@ static void fanout(void)
     }
     if (!S.migrated)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t horizon = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - LATE_COMMIT_MS) * 1000;
-    char hz[24];
-    snprintf(hz, sizeof hz, "%llu", (unsigned long long)horizon);
-    const char *p[2] = {WH.scan_from[0] ? WH.scan_from : NULL, hz};
     WH.fanout_busy = 1;
-    if (!sdb_query(SQL_FANOUT, 2, p, on_fanout, NULL))
+    if (!sdb_query(SQL_FANOUT, 0, NULL, on_fanout, NULL))
         WH.fanout_busy = 0;
-    else if (WH.scan_from[0])
-        WH.scan_from[0] = '\0'; /* one batch ahead at a time */
 }
 
 /* ---- LISTEN wapi_events (a trigger notifies at each commit that adds events) */

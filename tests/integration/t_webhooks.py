@@ -340,6 +340,17 @@ sql(f"INSERT INTO wa_events (id, type, data) VALUES ({late}, 'message.received',
 srv.wait_for(lambda: any(r[1].get("webhook-id") == str(late) for r in rx.at("/ok")), timeout=10)
 check("an event committed late (older id than ones already seen) is still delivered",
       any(r[1].get("webhook-id") == str(late) for r in rx.at("/ok")))
+# A transaction that stays open 12 s after taking its event id still gets its event delivered.
+slow_id = event_id()
+slow = subprocess.Popen(["psql", DB, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c",
+                         f"BEGIN; INSERT INTO wa_events (id, type, data) VALUES ({slow_id}, 'message.received', "
+                         f"'{{}}'::jsonb); SELECT pg_sleep(12); COMMIT;"], stdout=subprocess.DEVNULL)
+for i in range(3):
+    insert_event("message.received", {"while": "slow"})
+slow.wait(timeout=30)
+srv.wait_for(lambda: any(r[1].get("webhook-id") == str(slow_id) for r in rx.at("/ok")), timeout=10)
+check("an event whose transaction commits 12 s after newer ones is delivered too",
+      any(r[1].get("webhook-id") == str(slow_id) for r in rx.at("/ok")))
 dups = {}
 for r in rx.at("/ok"):
     dups[r[1]["webhook-id"]] = dups.get(r[1]["webhook-id"], 0) + 1
