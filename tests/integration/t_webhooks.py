@@ -7,11 +7,13 @@ with the published `standardwebhooks` package: events written to wa_events
 attempts; redelivery; a hanging receiver times out without holding others
 up; the database restarting; private targets refused unless allowed.
 Runs on its own PostgreSQL so it can restart it."""
+import atexit
 import http.server
 import json
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,12 +24,21 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import ROOT, Server, check, done  # noqa: E402
 
 DEVDB = os.path.join(ROOT, "scripts/devdb.sh")
-PGENV = dict(os.environ, WAPI_DEVDB_DIR=os.path.join(ROOT, "var/pg-webhooks"))
+# A cluster of this run's own (it is restarted below; concurrent runs of the
+# suite must not share it), removed at exit.
+PGDIR = os.path.join(ROOT, f"var/pg-webhooks-{os.getpid()}")
+PGENV = dict(os.environ, WAPI_DEVDB_DIR=PGDIR)
 VERIFY = os.path.join(ROOT, "tests/webhooks/verify.mjs")
 
 
 def pg(cmd):
     return subprocess.run([DEVDB, cmd], env=PGENV, capture_output=True, text=True, timeout=120).stdout.strip()
+
+
+@atexit.register
+def _drop_cluster():
+    pg("stop")
+    shutil.rmtree(PGDIR, ignore_errors=True)
 
 
 BASE_URL = pg("start")
