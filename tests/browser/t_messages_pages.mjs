@@ -38,7 +38,7 @@ const freePort = () => new Promise((res) => {
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const shared = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
-const dbName = "wapi_browser_messages";
+const dbName = `wapi_browser_messages_${process.pid}`;
 const admin = shared.replace(/^(postgres(?:ql)?:\/\/[^/?]*\/)[^?]*/, "$1postgres");
 execFileSync("psql", [admin, "-qAtX", "-c", `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: "ignore" });
 execFileSync("psql", [admin, "-qAtX", "-c", `CREATE DATABASE "${dbName}"`], { stdio: "ignore" });
@@ -101,6 +101,11 @@ try {
   srv.kill("SIGTERM");
   await new Promise((r) => srv.once("exit", r));
   rx.close();
+  try {
+    execFileSync("psql", [admin, "-qAtX", "-c", `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: "ignore" });
+  } catch {
+    /* best effort */
+  }
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -4,6 +4,7 @@ nothing stored), the outbox row committed before 202, idempotency (also two
 identical requests at once), reading a message, chats and a chat's messages
 with stable cursor pagination, the actions that need WhatsApp, and a worker
 killed right after it answered 202."""
+import atexit
 import json
 import os
 import random
@@ -16,8 +17,16 @@ import threading
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Server, check, done, fresh_database  # noqa: E402
 
-DB = fresh_database("wapi_it_messages")
+DB = fresh_database(f"wapi_it_messages_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
+
+
+@atexit.register
+def _drop_db():
+    """This run's database goes when the run does (concurrent runs never share one)."""
+    admin = re.sub(r"^(postgres(?:ql)?://[^/?]*/)[^?]*", r"\1postgres", DB)
+    subprocess.run(["psql", admin, "-qAtX", "-c", f'DROP DATABASE IF EXISTS "{re.match(r"^postgres(?:ql)?://[^/?]*/([^?]*)", DB).group(1)}" WITH (FORCE)'],
+                   capture_output=True)
 
 
 def sql(q):

@@ -5,11 +5,13 @@ chat's messages, on SSE and in a webhook the published `standardwebhooks`
 package verifies; a text sent with POST /api/messages reaches the peer with
 the id the API returned, its status moves to delivered and read, and each
 step arrives as a signed webhook (message.sent, message.status)."""
+import atexit
 import http.client
 import http.server
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -19,8 +21,16 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import ROOT, Server, check, done, fresh_database  # noqa: E402
 
-DB = fresh_database("wapi_it_messages_e2e")
+DB = fresh_database(f"wapi_it_messages_e2e_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
+
+
+@atexit.register
+def _drop_db():
+    """This run's database goes when the run does (concurrent runs never share one)."""
+    admin = re.sub(r"^(postgres(?:ql)?://[^/?]*/)[^?]*", r"\1postgres", DB)
+    subprocess.run(["psql", admin, "-qAtX", "-c", f'DROP DATABASE IF EXISTS "{re.match(r"^postgres(?:ql)?://[^/?]*/([^?]*)", DB).group(1)}" WITH (FORCE)'],
+                   capture_output=True)
 VERIFY = os.path.join(ROOT, "tests/webhooks/verify.mjs")
 PEER = "15550009999@s.whatsapp.net"
 
