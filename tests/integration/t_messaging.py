@@ -10,13 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import Server, check, done, fresh_database  # noqa: E402
 
-DB = fresh_database("wapi_it_messaging")
+DB = fresh_database(os.environ.get("T_MESSAGING_DB", "wapi_it_messaging"))
 # The ASan/UBSan build when there is one: memory errors in the message paths fail the suite.
 BIN = "build/san" if os.path.exists(os.path.join(os.path.dirname(__file__), "../../build/san/wapi")) else "build"
 os.environ["TEST_DATABASE_URL"] = DB
@@ -215,7 +216,7 @@ wait(lambda: len([m for m in ids if peer_received(wa, m)]) >= 5, timeout=20, ste
 os.killpg(srv.proc.pid, signal.SIGKILL)
 srv.proc.wait(5)
 srv = Server(bindir=BIN, workers=1, env=dict(wa.env(), WAPI_PATHS_SESSIONS=sessions)).start()
-check("logged in after the kill", wait(lambda: session_state(srv) == "connected"))
+check("logged in after the kill", wait(lambda: session_state(srv) == "connected", timeout=45))
 check("every burst message reaches the peer",
       wait(lambda: all(peer_received(wa, m) for m in ids), timeout=60), [m for m in ids if not peer_received(wa, m)][:3])
 texts = {r["id"]: r for r in wa.call("GET", "/peer/received")}
@@ -236,6 +237,72 @@ check("with the reason", err and "not on WhatsApp" in err[0][0], err)
 check("message.status failed event", sql("SELECT data->>'status', data->>'reason' IS NOT NULL FROM wa_events "
                                          "WHERE type = 'message.status' AND data->>'id' = :'p0'", s3) == [["failed", "t"]])
 
+# 9. An unmodified Baileys client as the other person (a companion of its own account).
+BJID = "15550007777@s.whatsapp.net"
+ME = wa.phone + "@s.whatsapp.net"
+bl = subprocess.Popen(["node", os.path.join(os.path.dirname(__file__), "../wa/lib/baileys_peer.mjs"), "--url", wa.url,
+                       "--version", wa.version, "--control", wa.control, "--phone", "15550007777"],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                      stderr=open(os.environ["T_BAILEYS_LOG"], "w") if os.environ.get("T_BAILEYS_LOG") else subprocess.DEVNULL,
+                      start_new_session=True)
+bl_lines = []
+
+
+def _reader():
+    for line in bl.stdout:
+        try:
+            bl_lines.append(json.loads(line))
+        except ValueError:
+            pass
+
+
+threading.Thread(target=_reader, daemon=True).start()
+
+
+def bl_cmd(o):
+    bl.stdin.write(json.dumps(o) + "\n")
+    bl.stdin.flush()
+
+
+def bl_find(key, pred=lambda v: True):
+    return [x[key] for x in list(bl_lines) if key in x and pred(x[key])]
+
+
+ready = wait(lambda: bl_find("ready") or bl_find("error"), timeout=40)
+check("Baileys linked as a companion of another account and logged in", bl_find("ready"), bl_lines[-3:])
+if bl_find("ready"):
+    bl_cmd({"op": "send", "to": ME, "text": "hi from Baileys"})
+    sent = wait(lambda: bl_find("sent") or bl_find("error"), timeout=20)
+    bid = bl_find("sent")[0] if bl_find("sent") else None
+    check("Baileys sent a text to our account", bid, bl_lines[-3:])
+    row = wait(lambda: sql("SELECT chat_jid, from_me, text, status FROM wa_messages WHERE id = :'p0'", bid or ""))
+    check("Baileys -> wapi: stored with Baileys' id in the chat with its account",
+          row == [[BJID, "f", "hi from Baileys", "received"]], row)
+    check("Baileys sees our delivery receipt", wait(lambda: bl_find("update", lambda u: u["id"] == bid and u["status"] >= 3),
+                                                    timeout=15), bl_find("update")[-3:])
+    b1 = "3EB0" + os.urandom(9).hex().upper()
+    enqueue(b1, BJID, "hi Baileys, from wapi")
+    got = wait(lambda: bl_find("recv", lambda r: r["id"] == b1), timeout=20)
+    check("wapi -> Baileys: Baileys decrypts our text with the same id",
+          got and got[0]["text"] == "hi Baileys, from wapi" and got[0]["from"] == ME and not got[0]["fromMe"], got or bl_lines[-3:])
+    check("Baileys' delivery receipt -> delivered", wait(lambda: status_of(b1) in ("delivered", "read"), timeout=15), status_of(b1))
+    bl_cmd({"op": "read", "jid": ME, "id": b1})
+    check("Baileys reads it -> read", wait(lambda: status_of(b1) == "read", timeout=15), status_of(b1))
+    b2 = "3EB0" + os.urandom(9).hex().upper()
+    enqueue(b2, BJID, "a reply to you", reply_to=bid)
+    got = wait(lambda: bl_find("recv", lambda r: r["id"] == b2), timeout=20)
+    check("wapi -> Baileys: a reply carries the quoted id", got and got[0]["replyTo"] == bid, got)
+    check("Baileys got each message once", len(bl_find("recv", lambda r: r["id"] in (b1, b2))) == 2,
+          bl_find("recv"))
+    bl_cmd({"op": "quit"})
+try:
+    bl.wait(10)
+except subprocess.TimeoutExpired:
+    os.killpg(bl.pid, signal.SIGKILL)
+
+dsm = [e for e in wa.events(0, "phone.dsm") if e["id"] == s1]
+check("our own phone got the message as a deviceSentMessage to the chat",
+      dsm and dsm[0]["destination"] == PEER2 and dsm[0]["text"] == "hello peer", dsm)
 check("the fake server saw no protocol violation", not violations(wa), violations(wa)[:2])
 check("the peer decrypted everything", not wa.events(0, "peer.fail"), wa.events(0, "peer.fail")[:2])
 log = srv.log()

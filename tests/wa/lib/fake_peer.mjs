@@ -48,8 +48,9 @@ export function unpad(buf) {
 }
 
 export class FakePeer {
-    constructor({ phone = '15550009999', name = 'Peer' } = {}) {
+    constructor({ phone = '15550009999', name = 'Peer', lid = null } = {}) {
         this.phone = phone;
+        this.lid = lid ?? String(200000000000000 + Math.floor(Math.random() * 2 ** 46)).slice(0, 15);
         this.jid = `${phone}@s.whatsapp.net`;
         this.name = name;
         const identity = keyhelper.generateIdentityKeyPair();

@@ -46,7 +46,8 @@
 //                                     → {events:[...], next:S'}
 //   GET  /qr                          → {conn, index, ref, refs, validUntil} of the newest
 //                                     registering connection (404 if none)
-//   POST /phone/scan   {qr, timeoutMs?}      the phone scans this QR text; answers when
+//   POST /phone/scan   {qr, timeoutMs?, phone?}  the phone (or the phone of account `phone`,
+//                                     made on first use) scans this QR text; answers when
 //                                     pairing ended: {ok:true, jid, lid, device} or
 //                                     {ok:false, error}
 //   POST /phone/code   {code, timeoutMs?}    the user types this pairing code on the phone
@@ -75,6 +76,10 @@
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/receipt {id, type?, from?}    a receipt from the peer (type read, or delivery)
 //   GET  /peer/received               [{id, count, text, ...}] what the peer decrypted
+//   Every account's device 0 is such a libsignal peer; companions of any account
+//   (paired with /phone/scan {phone}) get their copies relayed as <message from=user:dev>,
+//   their receipts relayed to the sending companion; the sender's own phone gets a
+//   deviceSentMessage, checked (event phone.dsm).
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -92,7 +97,8 @@
 //   skeyChanged)   prekeys.rotate   active | passive   ping   ack (id, class, type)
 //   device.removed (jid, by)   iq.unhandled (answered 501)   iq.ignored (silent)
 //   usync (users)   prekeys.fetch (jids)   peer.recv (id, text, count, devices, pkmsg)
-//   peer.fail (id, detail)   peer.sent (id, to)   peer.receipt (id, type)   inbox.resend (ids)
+//   peer.fail (id, detail)   phone.dsm (id, destination, text)   message.relay (id, to, type, online)
+//   receipt.relay (id, type, to)   peer.sent (id, to)   peer.receipt (id, type)   inbox.resend (ids)
 //   control (op, ...).
 //   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}; the server JID
 //   reads "@s.whatsapp.net" (Baileys' spelling of a JID_PAIR with no user).
@@ -570,8 +576,11 @@ class Conn {
         case 'message':
         case 'call':
             want(this.state === 'logged-in', `<${n.tag}> before login`);
-            if (n.tag === 'message' && typeof n.attrs.to === 'string' && this.server.peers.has(n.attrs.to.split('@')[0].split(':')[0]))
+            // A 1:1 message with <participants> to a known account is routed (checked, decrypted, relayed);
+            // anything else just gets its ack.
+            if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'participants') && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
                 return this.onPeerMessage(n);
+            if (n.tag === 'receipt') this.relayReceipt(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
         case 'chatstate':
@@ -623,6 +632,11 @@ class Conn {
         case 'usync get':
             needLogin();
             return this.onUsync(n);
+        case 'privacy get':
+            needLogin();
+            wantChildren(n, ['privacy'], '<iq xmlns=privacy type=get>');
+            return this.result(n, [{ tag: 'privacy', attrs: {}, content: ['readreceipts', 'last', 'online', 'profile', 'status', 'groupadd'].map((name) =>
+                ({ tag: 'category', attrs: { name, value: name === 'readreceipts' ? 'all' : 'contacts' } })) }]);
         case 'encrypt get': {
             needLogin();
             want(kids(n).length === 1, `<iq xmlns=encrypt type=get> with ${kids(n).length} children`);
@@ -662,14 +676,23 @@ class Conn {
     // ── messaging ──
     /** Devices of a user: the peer has device 0; the phone's account has the phone and its companions. */
     devicesOf(user) {
-        if (this.server.peers.has(user)) return [{ id: 0 }];
-        if (user === this.server.phone.phoneNumber) {
-            const list = [{ id: 0 }];
-            for (const d of this.server.devices.values())
-                if (d.user === user && !d.removed) list.push({ id: d.device, keyIndex: d.keyIndex });
-            return list;
-        }
-        return null;
+        if (!this.server.peers.has(user)) return null;
+        const list = [{ id: 0 }];
+        for (const d of this.server.devices.values())
+            if (d.user === user && !d.removed) list.push({ id: d.device, keyIndex: d.keyIndex });
+        return list;
+    }
+
+    /** A companion's receipt for a message another companion sent: passed on to the sender's connection. */
+    relayReceipt(n) {
+        const from = this.server.sentBy.get(n.attrs.id);
+        const type = n.attrs.type;
+        if (!from || !this.device || (type != null && !['read', 'played', 'retry'].includes(type))) return;
+        const c = [...this.server.conns].find((x) => x.device && x.device.user === from.user && x.device.device === from.device && x.state === 'logged-in' && x.open);
+        if (!c) return;
+        const attrs = { from: `${this.device.user}:${this.device.device}@s.whatsapp.net`, id: n.attrs.id, t: String(nowSec()), ...(type ? { type } : {}) };
+        c.sendAcked({ tag: 'receipt', attrs, content: type === 'retry' ? n.content : undefined });
+        this.log('receipt.relay', { id: n.attrs.id, type: type ?? null, to: c.device.jid });
     }
 
     onUsync(n) {
@@ -677,22 +700,27 @@ class Conn {
         const u = kids(n)[0];
         want(typeof u.attrs.sid === 'string' && u.attrs.sid.length > 0, '<usync> without sid');
         want(u.attrs.mode === 'query', `<usync mode=${u.attrs.mode}>, want query`);
-        want(['message', 'interactive'].includes(u.attrs.context), `<usync context=${u.attrs.context}>`);
+        want(['message', 'interactive', 'background'].includes(u.attrs.context), `<usync context=${u.attrs.context}>`);
         const q = kid(u, 'query'), list = kid(u, 'list');
         want(q && list, '<usync> needs <query> and <list>');
         const dv = kid(q, 'devices');
-        want(dv && dv.attrs.version === '2', '<query> needs <devices version=2/>');
+        const protocols = kids(q).map((x) => x.tag);
+        want(protocols.length > 0 && protocols.every((t) => ['devices', 'lid'].includes(t)), `<usync> query protocols ${protocols.join(',')}: this server knows devices and lid`);
+        if (dv) want(dv.attrs.version === '2', '<devices> must be version 2');
         const users = kids(list);
         want(users.length > 0 && users.every((x) => x.tag === 'user' && typeof x.attrs.jid === 'string'), '<list> must hold <user jid=…/>');
         const out = [];
         for (const x of users) {
-            const [user, server] = x.attrs.jid.split('@');
-            want(server === 's.whatsapp.net' && !user.includes(':'), `usync user ${x.attrs.jid} must be a user JID without device`);
-            const devs = this.devicesOf(user);
+            const r = this.server.resolveJid(x.attrs.jid);
+            want(r && !x.attrs.jid.split('@')[0].includes(':'), `usync user ${x.attrs.jid} must be a user JID without device`);
+            const devs = this.devicesOf(r.user);
             if (!devs) continue;
-            out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content: [{ tag: 'devices', attrs: {}, content: [
+            const content = [];
+            if (dv) content.push({ tag: 'devices', attrs: {}, content: [
                 { tag: 'device-list', attrs: {}, content: devs.map((d) => ({ tag: 'device', attrs: { id: String(d.id), ...(d.keyIndex != null ? { 'key-index': String(d.keyIndex) } : {}) } })) }
-            ] }] });
+            ] });
+            if (kid(q, 'lid')) content.push({ tag: 'lid', attrs: { val: `${this.server.peers.get(r.user).lid}@lid` } });
+            out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content });
         }
         this.log('usync', { users: users.map((x) => x.attrs.jid) });
         this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
@@ -706,10 +734,9 @@ class Conn {
         const out = [];
         const id3 = (i) => Buffer.from([(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
         for (const x of users) {
-            const [ud, server] = x.attrs.jid.split('@');
-            const [user, devs] = ud.split(':');
-            const dev = Number(devs || 0);
-            want(server === 's.whatsapp.net', `prekey fetch for ${x.attrs.jid}`);
+            const r = this.server.resolveJid(x.attrs.jid);
+            want(r, `prekey fetch for ${x.attrs.jid}`);
+            const { user, dev } = r;
             if (this.device && user === this.device.user && dev === this.device.device) bad('prekey fetch for the requesting device itself');
             if (this.server.peers.has(user) && dev === 0) {
                 out.push(this.server.peers.get(user).bundleNode(x.attrs.jid));
@@ -745,12 +772,15 @@ class Conn {
     /** A companion sends the peer a message: check it as WhatsApp would, decrypt as the peer. */
     onPeerMessage(n) {
         const { id, to, type } = n.attrs;
-        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'edit'].includes(k));
+        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'edit', 'phash', 'addressing_mode'].includes(k));
         want(extra.length === 0, `<message> with unexpected attributes ${extra.join(',')}`);
         want(typeof id === 'string' && /^[0-9A-F]{16,64}$/.test(id), `<message id=${id}>: want upper-case hex`);
         want(type === 'text', `<message type=${type}>, want text`);
-        const peer = this.server.peers.get(to.split('@')[0]);
-        want(peer && to === peer.jid, `<message to=${to}>, want a user JID without device`);
+        const rto = this.server.resolveJid(to);
+        const peer = rto && this.server.peers.get(rto.user);
+        want(peer && !to.split('@')[0].includes(':'), `<message to=${to}>, want a user JID without device`);
+        const recipients = this.devicesOf(peer.phone);
+        const ours = this.devicesOf(this.device.user) ?? [];
         const parts = kid(n, 'participants');
         want(parts != null, '<message> without <participants>');
         const tags = kids(n).map((c) => c.tag);
@@ -762,12 +792,12 @@ class Conn {
             want(t.tag === 'to' && typeof t.attrs.jid === 'string', '<participants> must hold <to jid=…>');
             want(!seen.has(t.attrs.jid), `<to jid=${t.attrs.jid}> twice`);
             seen.add(t.attrs.jid);
-            const [ud, server] = t.attrs.jid.split('@');
-            const [user, devs] = ud.split(':');
-            const dev = Number(devs || 0);
-            want(server === 's.whatsapp.net', `<to jid=${t.attrs.jid}>`);
+            const rt = this.server.resolveJid(t.attrs.jid);
+            want(rt && !rt.unknown, `<to jid=${t.attrs.jid}>`);
+            const { user, dev } = rt;
             want(!(user === me.user && dev === me.device), '<to> the sending device itself');
             want(user === peer.phone || user === me.user, `<to jid=${t.attrs.jid}> is neither the recipient nor our account`);
+            want((user === peer.phone ? recipients : ours).some((x) => x.id === dev), `<to jid=${t.attrs.jid}>: no such device`);
             want(kids(t).length === 1 && kids(t)[0].tag === 'enc', '<to> must hold exactly one <enc>');
             const e = kids(t)[0];
             want(e.attrs.v === '2', `<enc v=${e.attrs.v}>, want 2`);
@@ -775,7 +805,7 @@ class Conn {
             want(isBytes(e.content) && e.content.length > 0, '<enc> content must be bytes');
             encs.push({ user, dev, type: e.attrs.type, body: e.content });
         }
-        want(encs.some((e) => e.user === peer.phone && e.dev === 0), 'no <enc> for the recipient\'s device 0');
+        want(encs.some((e) => e.user === peer.phone), 'no <enc> for any device of the recipient');
         const anyPk = encs.some((e) => e.type === 'pkmsg');
         const di = kid(n, 'device-identity');
         want(anyPk === (di != null), anyPk ? 'a pkmsg without <device-identity>' : '<device-identity> without any pkmsg');
@@ -783,13 +813,48 @@ class Conn {
             want(isBytes(di.content), '<device-identity> content must be bytes');
             const adv = proto.ADVSignedDeviceIdentity.decode(di.content);
             want(adv.details?.length && adv.accountSignature?.length === 64 && adv.deviceSignature?.length === 64, '<device-identity> is not a signed device identity');
-            want(!adv.accountSignatureKey?.length, '<device-identity> must not carry the account signature key');
+            // Baileys includes the account signature key, whatsmeow does not: when present it must be the account's.
+            if (adv.accountSignatureKey?.length) {
+                const ph = this.server.phones.get(me.user) ?? this.server.phone;
+                want(eq(adv.accountSignatureKey, ph.identity.public), '<device-identity> carries a foreign account signature key');
+            }
             const det = proto.ADVDeviceIdentity.decode(adv.details);
             want(det.keyIndex === me.keyIndex, `<device-identity> key index ${det.keyIndex}, want ${me.keyIndex}`);
         }
         this.send({ tag: 'ack', attrs: { id, class: 'message', from: to, t: String(nowSec()) } });
-        const mine = encs.filter((e) => e.user === peer.phone);
+        this.server.sentBy.set(id, { user: me.user, device: me.device });
+        // Copies for companions go to their connections (queued until acked, like WhatsApp).
+        for (const e of encs) {
+            if (e.dev === 0) continue;
+            const d = this.server.devices.get(`${e.user}:${e.dev}`);
+            if (!d) continue;
+            const node = { tag: 'message', attrs: { from: `${me.user}:${me.device}@s.whatsapp.net`, id, t: String(nowSec()), type: 'text',
+                ...(e.user === me.user ? { recipient: to } : { notify: me.pushName || 'wapi' }) },
+                content: [{ tag: 'enc', attrs: { v: '2', type: e.type }, content: e.body }, ...(di ? [di] : [])] };
+            const key = `${d.user}:${d.device}`;
+            if (!this.server.inbox.has(key)) this.server.inbox.set(key, new Map());
+            this.server.inbox.get(key).set(id, node);
+            const c = [...this.server.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+            if (c) c.sendAcked(node);
+            this.log('message.relay', { id, to: d.jid, type: e.type, online: !!c });
+        }
+        const primaryOf = (u) => this.server.peers.get(u);
         const sender = me.user;
+        // Our own phone (device 0 of the sender's account) gets a deviceSentMessage: check it.
+        const own0 = encs.find((e) => e.user === me.user && e.dev === 0);
+        if (own0) (async () => {
+            try {
+                const m = await primaryOf(me.user).decrypt(sender, me.device, own0.type, own0.body);
+                const dsm = m.deviceSentMessage;
+                const ok = dsm && dsm.destinationJid === to && (dsm.message?.conversation ?? dsm.message?.extendedTextMessage?.text) != null;
+                this.log(ok ? 'phone.dsm' : 'peer.fail', ok ? { id, destination: dsm.destinationJid, text: dsm.message.conversation ?? dsm.message.extendedTextMessage.text }
+                    : { id, detail: 'copy for our own phone is not a deviceSentMessage to the chat' });
+            } catch (err) {
+                this.log('peer.fail', { id, detail: `own phone: ${String(err?.message || err)}` });
+            }
+        })();
+        const mine = encs.filter((e) => e.user === peer.phone && e.dev === 0);
+        if (!mine.length) return;
         (async () => {
             let msg = null;
             for (const e of mine) {
@@ -806,7 +871,7 @@ class Conn {
             r.replyTo = msg?.extendedTextMessage?.contextInfo?.stanzaId ?? null;
             r.from = sender;
             peer.received.set(id, r);
-            this.log('peer.recv', { peer: peer.phone, id, text: r.text, replyTo: r.replyTo, count: r.count, devices: encs.length, pkmsg: anyPk });
+            this.log('peer.recv', { peer: peer.phone, id, text: r.text, replyTo: r.replyTo, count: r.count, devices: encs.length, pkmsg: mine.some((e) => e.type === 'pkmsg') });
             if (this.server.config.peerAutoReceipt && this.open)
                 this.sendAcked({ tag: 'receipt', attrs: { from: peer.jid, id, t: String(nowSec()) } });
         })();
@@ -970,7 +1035,7 @@ class Conn {
     }
 
     sendPairSuccess({ advSecret, via }) {
-        const phone = this.server.phone;
+        const phone = this.pairPhone ?? this.server.phone;
         this.stopRefs();
         const signed = phone.signDevice({ companionIdentityPub: this.reg.identityPub, advSecret });
         const id = this.newId();
@@ -1005,7 +1070,7 @@ class Conn {
         else {
             const extra = Object.keys(di.attrs).filter((k) => k !== 'key-index');
             if (extra.length) problems.push(`<device-identity> unexpected attributes ${extra.join(',')}`);
-            problems.push(...this.server.phone.checkDeviceSign({
+            problems.push(...(this.pairPhone ?? this.server.phone).checkDeviceSign({
                 signed,
                 companionIdentityPub: this.reg.identityPub,
                 bytes: Buffer.from(di.content),
@@ -1181,6 +1246,8 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.peers = new Map([[this.peer.phone, this.peer]]);
         const second = new FakePeer({ phone: '15550008888', name: 'Peer Two' });
         this.peers.set(second.phone, second);
+        this.phones = new Map();
+        this.sentBy = new Map(); // message id -> {user, device} of the companion that sent it
         this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
@@ -1196,6 +1263,30 @@ export class FakeWhatsAppServer extends EventEmitter {
         }
         this.rebuildChain();
         this.saveState();
+        this.phones.set(this.phone.phoneNumber, this.phone);
+        // Every account's primary device (0) has a Signal identity too (libsignal).
+        if (!this.peers.has(this.phone.phoneNumber)) this.peers.set(this.phone.phoneNumber, new FakePeer({ phone: this.phone.phoneNumber, name: 'Phone', lid: this.phone.lidUser }));
+    }
+
+    /** The phone of account `number` (made on first use, with its primary device's Signal keys). */
+    /** "user[:dev]@server" (s.whatsapp.net or lid) → {user (phone number), dev, lid}; null if unknown. */
+    resolveJid(jid) {
+        const [ud, server] = String(jid).split('@');
+        const [u, devs] = ud.split(':');
+        const dev = Number(devs || 0);
+        if (server === 's.whatsapp.net') return this.peers.has(u) ? { user: u, dev, lid: false } : { user: u, dev, lid: false, unknown: true };
+        if (server === 'lid') {
+            const p = [...this.peers.values()].find((x) => x.lid === u);
+            return p ? { user: p.phone, dev, lid: true } : null;
+        }
+        return null;
+    }
+
+    phoneFor(number) {
+        if (!number) return this.phone;
+        if (!this.phones.has(number)) this.phones.set(number, new FakePhone({ phoneNumber: String(number) }));
+        if (!this.peers.has(String(number))) this.peers.set(String(number), new FakePeer({ phone: String(number), name: 'Contact', lid: this.phones.get(number).lidUser }));
+        return this.phones.get(number);
     }
 
     get rootPublicKey() {
@@ -1384,7 +1475,7 @@ export class FakeWhatsAppServer extends EventEmitter {
 
     // ── the phone ──
     /** The phone scans QR text; resolves {ok, jid, lid, device} once the client signed, rejects otherwise. */
-    scanQr(text, { timeoutMs = 15000 } = {}) {
+    scanQr(text, { timeoutMs = 15000, phone = null } = {}) {
         this.log(0, 'control', { op: 'scan', qr: text });
         let q;
         try {
@@ -1395,6 +1486,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         const c = this.registering().find((x) => x.refs.list.includes(q.ref));
         if (!c) return Promise.reject(new Error('no registering connection issued this QR ref'));
         const p = this.pairingPromise(c, timeoutMs);
+        if (phone) c.pairPhone = this.phoneFor(String(phone));
         try {
             c.scan(q);
         } catch (e) {
@@ -1622,7 +1714,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
             return { events, next: events.length ? events[events.length - 1].seq : since };
         },
         'GET /devices': () => server.state().devices,
-        'POST /phone/scan': async (q, b) => server.scanQr(b.qr, { timeoutMs: b.timeoutMs ?? 15000 }),
+        'POST /phone/scan': async (q, b) => server.scanQr(b.qr, { timeoutMs: b.timeoutMs ?? 15000, phone: b.phone ?? null }),
         'POST /phone/code': async (q, b) => server.enterPairingCode(b.code, { timeoutMs: b.timeoutMs ?? 15000, conn: b.conn ?? null }),
         'POST /phone/tamper': (q, b) => (server.setPhoneTamper(b.what ?? null), { ok: true }),
         'POST /drop': (q, b) => ({ ok: true, conn: server.drop({ conn: b.conn ?? null, how: b.how ?? 'terminate' }) }),

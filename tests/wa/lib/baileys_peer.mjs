@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Test-only: an unmodified Baileys client as the other person in a chat. It
+// links itself as a companion of account --phone on the fake server (QR scanned
+// through the control API), logs in, and then takes JSON lines on stdin:
+//   {"op":"send","to":"<jid>","text":"…","id"?:"…"}   → {"sent":"<id>"}
+//   {"op":"read","jid":"<jid>","id":"…","participant"?:…} → {"read":"<id>"}
+// and prints a JSON line for each thing it sees:
+//   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
+//   {"error":"…"}
+// Usage: node baileys_peer.mjs --url WS --version V --control HTTP --phone DIGITS
+import readline from 'node:readline';
+import { memoryAuth, startBaileys, closeCode } from './baileys_client.mjs';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+async function control(path, body) {
+    const r = await fetch(args.control + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return r.json();
+}
+
+const auth = memoryAuth();
+let c = startBaileys({ url: args.url, auth, version: args.version, qrTimeout: 20000 });
+const u = await c.next((x) => !!x.qr, 15000, 'QR');
+const res = await control('/phone/scan', { qr: u.qr, phone: args.phone, timeoutMs: 10000 });
+if (!res.ok) {
+    out({ error: `pairing failed: ${JSON.stringify(res)}` });
+    process.exit(1);
+}
+await c.waitClose(10000);
+c = startBaileys({ url: args.url, auth, version: args.version });
+const open = await c.waitOpen(15000);
+if (open.connection !== 'open') {
+    out({ error: `login failed: ${closeCode(open)}` });
+    process.exit(1);
+}
+const sock = c.sock;
+auth.creds.me && sock.ev.on('creds.update', () => {});
+sock.ev.on('messages.upsert', ({ messages }) => {
+    for (const m of messages) {
+        const msg = m.message || {};
+        out({ recv: { id: m.key.id, from: m.key.remoteJid, fromMe: !!m.key.fromMe, participant: m.key.participant ?? null,
+            text: msg.conversation ?? msg.extendedTextMessage?.text ?? null,
+            replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null } });
+    }
+});
+sock.ev.on('messages.update', (ups) => {
+    for (const x of ups) if (x.update?.status != null) out({ update: { id: x.key.id, status: x.update.status } });
+});
+out({ ready: true, jid: auth.creds.me?.id });
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', async (line) => {
+    try {
+        const cmd = JSON.parse(line);
+        if (cmd.op === 'send') {
+            const m = await sock.sendMessage(cmd.to, { text: cmd.text }, cmd.id ? { messageId: cmd.id } : {});
+            out({ sent: m.key.id });
+        } else if (cmd.op === 'read') {
+            await sock.readMessages([{ remoteJid: cmd.jid, id: cmd.id, fromMe: false, participant: cmd.participant }]);
+            out({ read: cmd.id });
+        } else if (cmd.op === 'quit') {
+            await c.end();
+            process.exit(0);
+        }
+    } catch (e) {
+        out({ error: String(e?.stack || e) });
+    }
+});
+rl.on('close', async () => {
+    await c.end();
+    process.exit(0);
+});
