@@ -139,6 +139,14 @@ r5 = wa.call("POST", "/peer/send", {"unsupported": True})["id"]
 check("unsupported type stored by name", wait(lambda: sql("SELECT type, subtype FROM wa_messages WHERE id = :'p0'", r5))
       == [["unsupported", "locationMessage"]])
 
+# Sent from our own phone to a contact: a deviceSentMessage, stored from_me in that chat.
+r8 = wa.call("POST", "/peer/send", {"from": wa.phone, "dsmTo": PEER, "text": "sent from the phone"})["id"]
+row = wait(lambda: sql("SELECT chat_jid, sender_jid, from_me, text, status FROM wa_messages WHERE id = :'p0'", r8))
+check("our other device's message (deviceSentMessage) stored from_me in the contact's chat",
+      row == [[PEER, wa.phone + "@s.whatsapp.net", "t", "sent from the phone", "sent"]], row)
+check("and acknowledged with a sender receipt", wait(lambda: [e for e in recv_stanzas(wa, "receipt", r8)
+                                                              if e["node"]["attrs"].get("type") == "sender"]))
+
 # 4. Receipt only after the commit: hold a lock on wa_messages, the receipt waits.
 locker = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 locker.stdin.write("BEGIN; LOCK TABLE wa_messages IN EXCLUSIVE MODE; SELECT 'locked';\n")

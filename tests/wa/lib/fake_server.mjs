@@ -71,7 +71,7 @@
 //   answers <ack class=message> and (peerAutoReceipt, default on) a delivery receipt.
 //   Messages to a companion stay queued until it acks them and are resent after
 //   each login (as WhatsApp does).
-//   POST /peer/send    {from?, id?, text?, replyTo?, reaction?:{target,text}, edit?:{target,text},
+//   POST /peer/send    {from?, id?, text?, dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
 //                       revoke?:{target}, unsupported?:true, to?}   → {ok, id, devices}
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/receipt {id, type?, from?}    a receipt from the peer (type read, or delivery)
@@ -1523,6 +1523,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         else if (b.edit) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.edit.target }, type: 14, editedMessage: { conversation: b.edit.text } } };
         else if (b.revoke) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.revoke.target }, type: 0 } };
         else if (b.unsupported) message = { locationMessage: { degreesLatitude: 1, degreesLongitude: 2 } };
+        else if (b.dsmTo) message = { deviceSentMessage: { destinationJid: b.dsmTo, message: { conversation: b.text ?? '' } } };
         else if (b.replyTo) message = { extendedTextMessage: { text: b.text ?? '', contextInfo: { stanzaId: b.replyTo, participant: peer.jid } } };
         else message = { conversation: b.text ?? 'hello' };
         const targets = [...this.devices.values()].filter((d) => d.user === this.phone.phoneNumber && !d.removed && (!b.to || d.jid === b.to));
@@ -1538,7 +1539,8 @@ export class FakeWhatsAppServer extends EventEmitter {
                 bundle = { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
             }
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
-            const node = { tag: 'message', attrs: { from: peer.jid, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text', notify: peer.name },
+            const node = { tag: 'message', attrs: { from: peer.jid, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
+                ...(b.dsmTo ? { recipient: b.dsmTo } : { notify: peer.name }) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
             const key = `${d.user}:${d.device}`;
             if (!this.inbox.has(key)) this.inbox.set(key, new Map());
