@@ -197,11 +197,19 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
               "# HELP wapi_db_reconnects_total Database connection attempts after a loss.\n"
               "# TYPE wapi_db_reconnects_total counter\nwapi_db_reconnects_total %llu\n"
               "# HELP wapi_start_time_seconds When the supervisor started (Unix time).\n"
-              "# TYPE wapi_start_time_seconds gauge\nwapi_start_time_seconds %llu\n",
+              "# TYPE wapi_start_time_seconds gauge\nwapi_start_time_seconds %llu\n"
+              "# HELP wapi_wa_messages_received_total Incoming WhatsApp messages stored.\n"
+              "# TYPE wapi_wa_messages_received_total counter\nwapi_wa_messages_received_total %llu\n"
+              "# HELP wapi_wa_messages_sent_total Outgoing WhatsApp messages the server accepted.\n"
+              "# TYPE wapi_wa_messages_sent_total counter\nwapi_wa_messages_sent_total %llu\n"
+              "# HELP wapi_wa_decrypt_failures_total Incoming WhatsApp messages that could not be decrypted.\n"
+              "# TYPE wapi_wa_decrypt_failures_total counter\nwapi_wa_decrypt_failures_total %llu\n",
               (unsigned long long)SUM(connections_total), (unsigned long long)SUM(connections),
               (unsigned long long)alive, (unsigned long long)ld(&m->worker_restarts_total),
               (unsigned long long)ld(&m->worker_crashes_total), (unsigned long long)SUM(db_connected),
               (unsigned long long)SUM(db_busy), (unsigned long long)SUM(db_waiting),
               (unsigned long long)SUM(db_queries_total), (unsigned long long)SUM(db_errors_total),
-              (unsigned long long)SUM(db_reconnects_total), (unsigned long long)m->start_time);
+              (unsigned long long)SUM(db_reconnects_total), (unsigned long long)m->start_time,
+              (unsigned long long)ld(&m->wa_messages_received_total), (unsigned long long)ld(&m->wa_messages_sent_total),
+              (unsigned long long)ld(&m->wa_decrypt_failures_total));
 }

@@ -34,6 +34,8 @@ struct metrics_shm {
     uint32_t magic, nslots;
     uint64_t worker_restarts_total, worker_crashes_total, workers_alive;
     uint64_t start_time;
+    /* WhatsApp messaging (the supervisor writes these) */
+    uint64_t wa_messages_received_total, wa_messages_sent_total, wa_decrypt_failures_total;
     struct metrics_slot slot[METRICS_SLOTS];
 };
 

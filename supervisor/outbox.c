@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "events.h"
 #include "sdb.h"
+#include "sup.h"
 #include "wa/wa_messaging.h"
 
 #define POLL_S 2
@@ -183,6 +184,8 @@ static void on_sent(void *arg, const char *id, enum wa_send_result r, const char
     if (r == WA_SEND_OK) {
         const char *p[] = {id, evid};
         sdb_query(SQL_SENT, 2, p, on_event_row, "sent");
+        if (S.shm)
+            metrics_add(&S.shm->wa_messages_sent_total, 1);
         log_info("outgoing message accepted by the server", LF_S("id", id));
     } else if (r == WA_SEND_FAILED) {
         const char *p[] = {id, evid, err ? err : "failed"};

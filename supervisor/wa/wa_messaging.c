@@ -246,6 +246,8 @@ static void on_committed(void *ctx, const PGresult *res, const char *err)
         int inserted = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
         if (inserted && cm->json)
             events_publish(cm->event_id, cm->type, cm->json);
+        if (inserted && S.shm)
+            metrics_add(&S.shm->wa_messages_received_total, 1);
         log_info("incoming message stored", LF_S("id", wa_node_attr_str(cm->n, "id")), LF_S("type", cm->type),
                  LF_I("new", inserted));
         send_receipt(cm->n, cm->from_me ? "sender" : NULL, cm->from_me && cm->recipient[0] ? cm->recipient : NULL);
@@ -437,6 +439,8 @@ static void handle_message(wa_node *n, wa_arena *a)
         char ferr[200];
         wa_signal_store_reload(st, ferr, sizeof ferr);
         M.decrypt_failures++;
+        if (S.shm)
+            metrics_add(&S.shm->wa_decrypt_failures_total, 1);
         int cnt = retry_count(id);
         log_warn("cannot decrypt an incoming message", LF_S("id", id), LF_S("from", from),
                  LF_S("why", rc == 0 ? "bad padding or not a Message" : any ? "decryption failed" : why),

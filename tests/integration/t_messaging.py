@@ -19,7 +19,7 @@ from harness import Server, check, done, fresh_database  # noqa: E402
 
 DB = fresh_database(os.environ.get("T_MESSAGING_DB", "wapi_it_messaging"))
 # The ASan/UBSan build when there is one: memory errors in the message paths fail the suite.
-BIN = "build/san" if os.path.exists(os.path.join(os.path.dirname(__file__), "../../build/san/wapi")) else "build"
+BIN = os.environ.get("T_MESSAGING_BIN") or ("build/san" if os.path.exists(os.path.join(os.path.dirname(__file__), "../../build/san/wapi")) else "build")
 os.environ["TEST_DATABASE_URL"] = DB
 
 
@@ -146,6 +146,20 @@ check("our other device's message (deviceSentMessage) stored from_me in the cont
       row == [[PEER, wa.phone + "@s.whatsapp.net", "t", "sent from the phone", "sent"]], row)
 check("and acknowledged with a sender receipt", wait(lambda: [e for e in recv_stanzas(wa, "receipt", r8)
                                                               if e["node"]["attrs"].get("type") == "sender"]))
+
+# A message that cannot be decrypted: retry receipt with a count, acked, nothing stored, counted.
+seq = wa.last_seq()
+r9 = wa.call("POST", "/peer/send", {"text": "broken", "corrupt": True})["id"]
+retry = wait(lambda: [e for e in recv_stanzas(wa, "receipt", r9, seq) if e["node"]["attrs"].get("type") == "retry"])
+check("undecryptable message answered with a retry receipt", retry, wa.events(seq, "recv")[-2:])
+kids = retry[0]["node"].get("content", []) if retry else []
+check("retry receipt carries <retry count=1 id> and our registration id",
+      any(k["tag"] == "retry" and k["attrs"].get("count") == "1" and k["attrs"].get("id") == r9 for k in kids) and
+      any(k["tag"] == "registration" for k in kids), kids)
+check("nothing stored for it", sql("SELECT count(*) FROM wa_messages WHERE id = :'p0'", r9) == [["0"]])
+check("decryption failures counted in /metrics", srv.metric("wapi_wa_decrypt_failures_total") >= 1)
+check("stored messages counted in /metrics", srv.metric("wapi_wa_messages_received_total") >= 5)
+check("and logged", "cannot decrypt an incoming message" in srv.log())
 
 # 4. Receipt only after the commit: hold a lock on wa_messages, the receipt waits.
 locker = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

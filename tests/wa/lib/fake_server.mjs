@@ -71,7 +71,7 @@
 //   answers <ack class=message> and (peerAutoReceipt, default on) a delivery receipt.
 //   Messages to a companion stay queued until it acks them and are resent after
 //   each login (as WhatsApp does).
-//   POST /peer/send    {from?, id?, text?, dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
+//   POST /peer/send    {from?, id?, text?, corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
 //                       revoke?:{target}, unsupported?:true, to?}   → {ok, id, devices}
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/receipt {id, type?, from?}    a receipt from the peer (type read, or delivery)
@@ -784,7 +784,8 @@ class Conn {
         const parts = kid(n, 'participants');
         want(parts != null, '<message> without <participants>');
         const tags = kids(n).map((c) => c.tag);
-        want(tags.every((t) => ['participants', 'device-identity'].includes(t)), `<message> children ${tags.join(',')}`);
+        // <reporting> (a message reporting token) rides along from Baileys at times.
+        want(tags.every((t) => ['participants', 'device-identity', 'reporting'].includes(t)), `<message> children ${tags.join(',')}`);
         const me = this.device;
         const encs = [];
         const seen = new Set();
@@ -1539,6 +1540,7 @@ export class FakeWhatsAppServer extends EventEmitter {
                 bundle = { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
             }
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
+            if (b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
             const node = { tag: 'message', attrs: { from: peer.jid, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
                 ...(b.dsmTo ? { recipient: b.dsmTo } : { notify: peer.name }) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
