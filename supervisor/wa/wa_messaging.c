@@ -55,6 +55,7 @@ static struct {
         struct device devs[MAX_DEVICES];
         int ndevs;
         int waiting_ack;
+        int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */
         unsigned gen;
     } s;
     struct event *send_timer;
@@ -521,6 +522,15 @@ static void send_done(enum wa_send_result r, const char *err)
     free(M.s.text);
     free(M.s.reply_to);
     M.s.text = M.s.reply_to = NULL;
+    if (M.s.retry) {
+        /* The message itself was sent before: its status does not change. */
+        log_info("message resent after a retry receipt", LF_S("id", id), LF_I("ok", r == WA_SEND_OK),
+                 LF_S("why", err ? err : ""));
+        M.s.retry = 0;
+        if (M.ev.on_ready)
+            M.ev.on_ready(M.arg); /* the outbox may go on */
+        return;
+    }
     if (M.ev.on_sent)
         M.ev.on_sent(M.arg, id, r, err);
 }
@@ -560,6 +570,8 @@ static int encrypt_and_send(void)
     wa_node *parts = wa_node_new(a, "participants");
     wa_jid j;
     wa_node_add_attr(a, msg, "id", M.s.id);
+    if (M.s.retry && M.s.ndevs == 1)
+        dev_jid(&M.s.devs[0], to, sizeof to);
     wa_jid_parse(a, to, &j);
     wa_node_add_attr_jid(a, msg, "to", &j);
     wa_node_add_attr(a, msg, "type", "text");
@@ -591,8 +603,16 @@ static int encrypt_and_send(void)
         wa_node_add_attr(a, en, "type", type == WA_ENC_PKMSG ? "pkmsg" : "msg");
         wa_node_set_bytes(a, en, ct, cl);
         free(ct);
-        wa_node_add_child(a, tn, en);
-        wa_node_add_child(a, parts, tn);
+        if (M.s.retry) {
+            char cnt[16];
+            snprintf(cnt, sizeof cnt, "%d", M.s.retry);
+            wa_node_add_attr(a, en, "count", cnt);
+            /* A resend goes to the one device, without <participants>. */
+            wa_node_add_child(a, msg, en);
+        } else {
+            wa_node_add_child(a, tn, en);
+            wa_node_add_child(a, parts, tn);
+        }
         any_pk |= type == WA_ENC_PKMSG;
         nto++;
         nrecipient += !d->own;
@@ -601,14 +621,15 @@ static int encrypt_and_send(void)
     OPENSSL_cleanse(dsm, dlen);
     free(plain);
     free(dsm);
-    if (nrecipient == 0) {
+    if (M.s.retry ? nto == 0 : nrecipient == 0) {
         wa_arena_free(a);
         char ferr[200];
         wa_signal_store_reload(st, ferr, sizeof ferr);
         send_done(WA_SEND_FAILED, "no device of the recipient could be reached");
         return 0;
     }
-    wa_node_add_child(a, msg, parts);
+    if (!M.s.retry)
+        wa_node_add_child(a, msg, parts);
     const struct wa_creds *cr = wa_client_creds(M.c);
     if (any_pk && cr && cr->account_len) {
         wa_node *di = wa_node_new(a, "device-identity");
@@ -893,6 +914,102 @@ static void handle_ack(const wa_node *n)
     send_done(WA_SEND_OK, NULL);
 }
 
+struct retry_req {
+    char id[64], user[64], server[32];
+    int dev, count;
+};
+
+static const char SQL_RETRY_MSG[] =
+    "SELECT text, reply_to, chat_jid FROM wa_messages WHERE id = $1 AND from_me AND type = 'text' AND revoked_at IS NULL";
+
+
+static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
+{
+    struct retry_req *rr = ctx;
+    char own_user[64];
+    int own_dev = 0;
+    if (!res || PQntuples(res) != 1 || M.s.active || !M.connected || own_address(own_user, sizeof own_user, &own_dev) < 0) {
+        log_warn("retry receipt not answered", LF_S("id", rr->id),
+                 LF_S("why", !res ? err : PQntuples(res) != 1 ? "no such message of ours" : "busy or not connected"));
+        free(rr);
+        return;
+    }
+    signal_context *g;
+    signal_protocol_store_context *sc;
+    struct wa_signal_store *st;
+    if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
+        free(rr);
+        return;
+    }
+    /* The recipient lost our session: start a new one from a fresh bundle. */
+    char name[96];
+    wa_msg_address_name(rr->user, rr->server, name, sizeof name);
+    signal_protocol_address addr = {name, strlen(name), rr->dev};
+    signal_protocol_session_delete_session(sc, &addr);
+    const char *chat = PQgetvalue(res, 0, 2);
+    wa_arena *a = wa_arena_new();
+    wa_jid cj;
+    int ok = wa_jid_parse(a, chat, &cj) == WA_OK && strlen(cj.user) < sizeof M.s.to_user &&
+             strlen(cj.server) < sizeof M.s.to_server;
+    if (ok) {
+        memset(&M.s.devs, 0, sizeof M.s.devs);
+        snprintf(M.s.id, sizeof M.s.id, "%s", rr->id);
+        snprintf(M.s.to_user, sizeof M.s.to_user, "%s", cj.user);
+        snprintf(M.s.to_server, sizeof M.s.to_server, "%s", cj.server);
+        M.s.text = strdup(PQgetvalue(res, 0, 0));
+        M.s.reply_to = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
+        struct device *d = &M.s.devs[0];
+        snprintf(d->user, sizeof d->user, "%s", rr->user);
+        snprintf(d->server, sizeof d->server, "%s", rr->server);
+        d->dev = rr->dev;
+        d->own = strcmp(rr->user, own_user) == 0;
+        M.s.ndevs = 1;
+        M.s.active = 1;
+        M.s.waiting_ack = 0;
+        M.s.retry = rr->count > 0 ? rr->count : 1;
+        M.s.gen++;
+        struct timeval tv = {SEND_TIMEOUT_S, 0};
+        evtimer_add(M.send_timer, &tv);
+        log_info("resending a message the recipient could not decrypt", LF_S("id", rr->id), LF_I("count", M.s.retry));
+        fetch_prekeys_or_send();
+    }
+    wa_arena_free(a);
+    free(rr);
+}
+
+static void handle_retry_receipt(const wa_node *n, const char *from)
+{
+    const char *id = wa_node_attr_str(n, "id");
+    const wa_node *rt = wa_node_child(n, "retry");
+    const char *cnt = rt ? wa_node_attr_str(rt, "count") : NULL;
+    wa_arena *a = wa_arena_new();
+    wa_jid fj;
+    if (!id || strlen(id) >= 64 || !from || wa_jid_parse(a, from, &fj) != WA_OK || strlen(fj.user) >= 64 ||
+        strlen(fj.server) >= 32) {
+        wa_arena_free(a);
+        return;
+    }
+    int count = cnt ? atoi(cnt) : 1;
+    log_warn("the recipient could not decrypt a message we sent", LF_S("id", id), LF_S("from", from),
+             LF_I("count", count));
+    if (count > MAX_RETRY_RECEIPTS) {
+        wa_arena_free(a);
+        return;
+    }
+    struct retry_req *rr = calloc(1, sizeof *rr);
+    if (rr) {
+        snprintf(rr->id, sizeof rr->id, "%s", id);
+        snprintf(rr->user, sizeof rr->user, "%s", fj.user);
+        snprintf(rr->server, sizeof rr->server, "%s", fj.server);
+        rr->dev = fj.device;
+        rr->count = count;
+        const char *p[] = {id};
+        if (!sdb_query(SQL_RETRY_MSG, 1, p, on_retry_msg, rr))
+            free(rr);
+    }
+    wa_arena_free(a);
+}
+
 static void handle_receipt(const wa_node *n)
 {
     const char *type = wa_node_attr_str(n, "type");
@@ -903,8 +1020,7 @@ static void handle_receipt(const wa_node *n)
                          : !strcmp(type, "played") ? "played"
                          : NULL;
     if (type && !strcmp(type, "retry"))
-        log_warn("the recipient could not decrypt a message we sent (retry receipts are not answered yet)",
-                 LF_S("id", wa_node_attr_str(n, "id")), LF_S("from", from));
+        handle_retry_receipt(n, from);
     if (status && M.ev.on_receipt && from) {
         const char *id = wa_node_attr_str(n, "id");
         if (id)

@@ -224,6 +224,13 @@ got = wait(lambda: peer_received(wa, s2))
 check("second message arrives as a reply", got and got[0]["text"] == "second, as a reply" and got[0]["replyTo"] == s1, got)
 check("no second prekey fetch (the session is kept)",
       len([e for e in wa.events(seq, "prekeys.fetch") if "15550008888" in json.dumps(e)]) == 1)
+# The recipient lost its session and asks again: a fresh pkmsg with count=1, same id, to that device.
+seq = wa.last_seq()
+wa.call("POST", "/peer/retry", {"id": s1, "from": "15550008888"})
+rs = wait(lambda: [e for e in wa.events(seq, "peer.resend") if e["id"] == s1])
+check("retry receipt answered: the message is re-encrypted for the device that asked",
+      rs and rs[0]["count"] == 1 and rs[0]["type"] == "pkmsg" and rs[0]["text"] == "hello peer", wa.events(seq)[-4:])
+check("after the resend the status is unchanged", status_of(s1) == "read", status_of(s1))
 s4 = "3EB0" + os.urandom(9).hex().upper()
 enqueue(s4, PEER, "to the one who wrote first")
 got = wait(lambda: peer_received(wa, s4))

@@ -74,6 +74,9 @@
 //   POST /peer/send    {from?, id?, text?, corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
 //                       revoke?:{target}, unsupported?:true, to?}   → {ok, id, devices}
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
+//   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
+//                                     the resend (<enc count=N> to the device) is decrypted
+//                                     (event peer.resend)
 //   POST /peer/receipt {id, type?, from?}    a receipt from the peer (type read, or delivery)
 //   GET  /peer/received               [{id, count, text, ...}] what the peer decrypted
 //   Every account's device 0 is such a libsignal peer; companions of any account
@@ -229,7 +232,7 @@ class Conn {
             tamper: server.config.helloTamper || null
         });
         this.pendingIq = new Map(); // server-sent iq id -> { kind, onAnswer, timer }
-        this.pendingAck = new Map(); // server-sent stanza id -> { tag, type, from }
+        this.pendingAck = new Map(); // "id tag from" of a server-sent stanza -> { id, tag, type, from }
         this.clientIds = new Set();
         this.timers = new Set();
         this.refs = null;
@@ -288,7 +291,8 @@ class Conn {
 
     /** Sends a stanza the client must acknowledge with <ack>. */
     sendAcked(node) {
-        this.pendingAck.set(node.attrs.id, { tag: node.tag, type: node.attrs.type, from: node.attrs.from, at: Date.now() });
+        // Keyed by id, tag and sender: a message and its receipts from several devices share an id.
+        this.pendingAck.set(`${node.attrs.id} ${node.tag} ${node.attrs.from}`, { id: node.attrs.id, tag: node.tag, type: node.attrs.type, from: node.attrs.from, at: Date.now() });
         this.send(node);
     }
 
@@ -336,7 +340,7 @@ class Conn {
         this.state = 'closed';
         for (const t of this.timers) clearTimeout(t);
         this.timers.clear();
-        const unacked = [...this.pendingAck.entries()].map(([id, a]) => ({ id, tag: a.tag, type: a.type }));
+        const unacked = [...this.pendingAck.values()].map((a) => ({ id: a.id, tag: a.tag, type: a.type }));
         this.log('close', {
             by: this.closedBy || 'client',
             reason: this.closeReason || null,
@@ -580,6 +584,8 @@ class Conn {
             // anything else just gets its ack.
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'participants') && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
                 return this.onPeerMessage(n);
+            if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'enc')?.attrs?.count != null && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
+                return this.onRetryResend(n);
             if (n.tag === 'receipt') this.relayReceipt(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
@@ -594,14 +600,16 @@ class Conn {
     onAck(n) {
         const { id, to } = n.attrs;
         want(typeof id === 'string' && id.length > 0, '<ack> without id');
-        const sent = this.pendingAck.get(id);
+        const exact = `${id} ${n.attrs.class} ${to}`;
+        const key = this.pendingAck.has(exact) ? exact : [...this.pendingAck.keys()].find((k) => this.pendingAck.get(k).id === id);
+        const sent = key != null ? this.pendingAck.get(key) : null;
         want(sent != null, `<ack id=${id}> for a stanza the server never sent (or acked twice)`);
         want(n.attrs.class === sent.tag, `<ack class=${n.attrs.class}> for a <${sent.tag}>`);
         want(to === sent.from, `<ack to=${to}>, want ${sent.from}`);
         if (sent.tag === 'message') want(n.attrs.type == null, `<ack class=message type=${n.attrs.type}>: a message ack carries no type`);
         else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
-        this.pendingAck.delete(id);
+        this.pendingAck.delete(key);
         if (sent.tag === 'message' && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
         this.log('ack', { id, class: sent.tag, type: sent.type ?? null });
     }
@@ -767,6 +775,34 @@ class Conn {
         }
         this.log('prekeys.fetch', { jids: users.map((x) => x.attrs.jid) });
         this.result(n, [{ tag: 'list', attrs: {}, content: out }]);
+    }
+
+    /** The answer to a retry receipt: one <enc count=N> straight to the device that asked. */
+    onRetryResend(n) {
+        const { id, to, type } = n.attrs;
+        const me = this.device;
+        want(type === 'text' && typeof id === 'string' && id.length > 0, '<message> resend needs id and type=text');
+        const tags = kids(n).map((c) => c.tag);
+        want(tags.every((t) => ['enc', 'device-identity'].includes(t)) && tags.filter((t) => t === 'enc').length === 1, `resend children ${tags.join(',')}`);
+        const e = kid(n, 'enc');
+        want(e.attrs.v === '2' && ['pkmsg', 'msg'].includes(e.attrs.type) && /^[1-9][0-9]*$/.test(e.attrs.count) && isBytes(e.content), 'resend <enc v=2 type count> with bytes');
+        want((e.attrs.type === 'pkmsg') === (kid(n, 'device-identity') != null), 'resend: <device-identity> iff pkmsg');
+        const r = this.server.resolveJid(to);
+        this.send({ tag: 'ack', attrs: { id, class: 'message', from: to, t: String(nowSec()) } });
+        const peer = this.server.peers.get(r.user);
+        if (r.dev !== 0 || !peer) return;
+        (async () => {
+            try {
+                const msg = await peer.decrypt(me.user, me.device, e.attrs.type, e.content);
+                const rec = peer.received.get(id) || { id, count: 0 };
+                rec.retries = (rec.retries || 0) + 1;
+                rec.text = msg?.conversation ?? msg?.extendedTextMessage?.text ?? rec.text ?? null;
+                peer.received.set(id, rec);
+                this.log('peer.resend', { peer: peer.phone, id, count: Number(e.attrs.count), type: e.attrs.type, text: rec.text });
+            } catch (err) {
+                this.log('peer.fail', { id, detail: `resend: ${String(err?.message || err)}` });
+            }
+        })();
     }
 
     /** A companion sends the peer a message: check it as WhatsApp would, decrypt as the peer. */
@@ -1567,6 +1603,24 @@ export class FakeWhatsAppServer extends EventEmitter {
         return { ok: true };
     }
 
+    /** The peer lost its session with the companion that sent `id` and asks for the message again. */
+    peerRetry(id, from) {
+        const peer = this.peers.get(from ?? this.peer.phone);
+        const by = this.sentBy.get(id);
+        if (!peer || !by) throw new Error(`unknown message ${id}`);
+        peer.store.sessions.delete(`${by.user}.${by.device}`);
+        const c = [...this.conns].find((x) => x.device && x.device.user === by.user && x.device.device === by.device && x.state === 'logged-in' && x.open);
+        if (!c) throw new Error('sender not connected');
+        const reg = Buffer.alloc(4);
+        reg.writeUInt32BE(peer.store.regId);
+        c.sendAcked({ tag: 'receipt', attrs: { from: peer.jid, id, t: String(nowSec()), type: 'retry' }, content: [
+            { tag: 'retry', attrs: { count: '1', id, t: String(nowSec()), v: '1' } },
+            { tag: 'registration', attrs: {}, content: reg }
+        ] });
+        this.log(c.id, 'peer.retry', { id });
+        return { ok: true };
+    }
+
     peerReceipt(id, type, from) {
         const peer = this.peers.get(from ?? this.peer.phone);
         const c = [...this.conns].find((x) => x.device && x.state === 'logged-in' && x.open);
@@ -1731,6 +1785,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /config': (q, b) => (server.setConfig(b), { ok: true }),
         'POST /peer/send': async (q, b) => server.peerSend(b),
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
+        'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
         'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
