@@ -51,6 +51,9 @@ struct delivery {
     struct evdns_getaddrinfo_request *dns_req;
     int dns_done;
     struct evhttp_connection *evcon;
+    struct evhttp_request *req; /* while in flight */
+    struct event *deadline;     /* the whole attempt, however slowly the target drips bytes */
+    int cancelled;
     int net_error;
     char error[400];
     /* outcome */
@@ -141,6 +144,8 @@ static void delivery_free(struct delivery *d)
 {
     if (d->retry_ev)
         event_free(d->retry_ev);
+    if (d->deadline)
+        event_free(d->deadline);
     free(d->body);
     OPENSSL_cleanse(d->secret, sizeof d->secret);
     free(d);
@@ -202,6 +207,9 @@ static void free_evcon(evutil_socket_t fd, short what, void *arg)
 /* status 0: no HTTP answer (network, TLS, timeout). */
 static void finish(struct delivery *d, int status, int retryable)
 {
+    d->req = NULL;
+    if (d->deadline)
+        evtimer_del(d->deadline);
     if (d->evcon) {
         struct timeval zero = {0, 0};
         event_base_once(S.base, -1, EV_TIMEOUT, free_evcon, d->evcon, &zero);
@@ -239,6 +247,8 @@ static void finish(struct delivery *d, int status, int retryable)
 static void on_request_error(enum evhttp_request_error e, void *arg)
 {
     struct delivery *d = arg;
+    if (d->cancelled)
+        return;
     d->net_error = 1;
     const char *why = e == EVREQ_HTTP_TIMEOUT          ? "timed out"
                       : e == EVREQ_HTTP_EOF            ? "connection closed before a response"
@@ -253,6 +263,8 @@ static void on_request_error(enum evhttp_request_error e, void *arg)
 static void on_response(struct evhttp_request *req, void *arg)
 {
     struct delivery *d = arg;
+    if (d->cancelled)
+        return; /* the deadline already finished this attempt */
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (!req || code == 0) {
         if (!d->error[0])
@@ -271,6 +283,20 @@ static void on_response(struct evhttp_request *req, void *arg)
     }
     int retry = code == 408 || code == 429 || code >= 500;
     finish(d, code, retry);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct delivery *d = arg;
+    if (!d->req)
+        return;
+    d->cancelled = 1;
+    struct evhttp_request *req = d->req;
+    d->req = NULL;
+    evhttp_cancel_request(req);
+    snprintf(d->error, sizeof d->error, "timed out (the whole attempt)");
+    finish(d, 0, 1);
 }
 
 static void send_request(struct delivery *d, const char *ip)
@@ -330,7 +356,13 @@ static void send_request(struct delivery *d, const char *ip)
         /* evhttp frees the request on failure */
         snprintf(d->error, sizeof d->error, "cannot send the request");
         finish(d, 0, 1);
+        return;
     }
+    d->req = req;
+    d->deadline = evtimer_new(S.base, on_deadline, d);
+    struct timeval dl = {(WH.timeout_ms * 2) / 1000, ((WH.timeout_ms * 2) % 1000) * 1000};
+    if (d->deadline)
+        evtimer_add(d->deadline, &dl);
 }
 
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)

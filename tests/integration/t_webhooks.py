@@ -96,6 +96,18 @@ class Receiver:
                 body = self.rfile.read(n).decode()
                 rec.reqs.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
                 mode = rec.modes.get(self.path, [200])
+                if mode == "drip":  # a byte every 0.5 s: never idle long enough for a read timeout
+                    try:
+                        self.send_response(200)
+                        self.send_header("content-length", "40")
+                        self.end_headers()
+                        for _ in range(40):
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                            time.sleep(0.5)
+                    except OSError:
+                        pass
+                    return
                 if mode == "hang":
                     time.sleep(rec.hang_s)
                     code = 200
@@ -326,6 +338,15 @@ rx.modes["/hang"] = [200]
 d = srv.wait_for(lambda: (lambda r: r if r and r[0] == "delivered" else None)(delivery(Hh["id"], e4)) and
                  (lambda r: r if r and r[0] == "delivered" else None)(delivery(Hh["id"], e4b)), timeout=15)
 check("then delivered once the receiver answers", d is not None, delivery(Hh["id"], e4))
+
+# ---- a receiver that drips its answer is cut off at the attempt's deadline (2 x timeout)
+st, Dr = api("POST", "/api/webhooks", {"url": rx.url("/drip"), "events": ["message.received"]})
+rx.modes["/drip"] = "drip"
+e_drip = insert_event("message.received", {"n": "drip"})
+d = srv.wait_for(lambda: (lambda r: r if r and "whole attempt" in r[3] else None)(delivery(Dr["id"], e_drip)),
+                 timeout=8)
+check("a target dripping its answer byte by byte is cut off at the deadline and retried", d and d[0] == "pending", d)
+api("DELETE", f"/api/webhooks/{Dr['id']}")
 
 # ---- the database restarts
 sup_pid = srv.proc.pid
