@@ -81,6 +81,9 @@ $(B)/wapi: $(call obj,supervisor/main.c) $(B)/libsup.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/wapi-worker: $(call obj,workers/main.c) $(B)/libwrk.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+# The version a backup's manifest names (the image passes its own).
+WAPI_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+$(B)/obj/supervisor/ctl/backup.o: CPPFLAGS += -DWAPI_VERSION='"$(WAPI_VERSION)"'
 $(B)/wapictl: $(call obj,$(CTL_SRC)) $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -123,10 +126,17 @@ bench: bootstrap
 fuzz: bootstrap
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# The container image (buildah; a debootstrap base when none is present) and
+# its run as the pod would run it.
+image:
+	@scripts/image.sh
+test-image: image
+	@scripts/test-image.sh
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf build
 
-.PHONY: all fuzzers bootstrap run test bench fuzz format clean
+.PHONY: all fuzzers bootstrap run test bench fuzz format clean image test-image

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "backup.h"
 #include "user_add.h"
 
 static void usage(void)
@@ -18,7 +19,9 @@ static void usage(void)
                     "  reload       re-read the configuration, start a new worker generation\n"
                     "  workers N    run N workers\n"
                     "  session [status|start|stop|logout|qr]   the WhatsApp session\n"
-                    "  user add EMAIL [--name NAME] [--admin]  create a user (password on stdin)\n");
+                    "  user add EMAIL [--name NAME] [--admin]  create a user (password on stdin)\n"
+                    "  backup --output FILE|- [--no-gzip]      archive of the session and media stores (server running)\n"
+                    "  restore --input FILE|- [--force]        load such an archive (server stopped)\n");
 }
 
 int main(int argc, char **argv)
@@ -39,6 +42,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[optind], "user") == 0) /* straight to PostgreSQL, no running server needed */
         return ctl_user(path, argc - optind - 1, argv + optind + 1);
+    if (strcmp(argv[optind], "backup") == 0)
+        return ctl_backup(path, sock, argc - optind - 1, argv + optind + 1);
+    if (strcmp(argv[optind], "restore") == 0)
+        return ctl_restore(path, sock, argc - optind - 1, argv + optind + 1);
     char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
     if (!sock) {
         struct wapi_config cfg;
