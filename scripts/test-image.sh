@@ -42,7 +42,7 @@ RESTORE=wapi-test-restore-$$
 export WAPI_DEVDB_DIR=$T/pg
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-    "${PODMAN[@]}" rm -f -t 0 "$NAME" "$RESTORE" >/dev/null 2>&1
+    "${PODMAN[@]}" rm -f -i -v -t 0 "$NAME" "$RESTORE" >/dev/null 2>&1
     scripts/devdb.sh stop >/dev/null 2>&1
     rm -rf "$T" "/tmp/wapi-pg-$(echo -n "$T/pg" | md5sum | cut -c1-12)"
 }
@@ -72,7 +72,9 @@ run_args=(--read-only --read-only-tmpfs=false --cap-drop=ALL --security-opt no-n
     -e "PORT=$port" -e WAPI_WORKERS=2 -e WAPI_WHATSAPP_AUTOSTART=false)
 
 t0=$(date +%s.%N)
-if ! "${PODMAN[@]}" run -d --name "$NAME" "${run_args[@]}" \
+# --health-interval=disable: no systemd timer (none here); `podman
+# healthcheck run` below runs the image's check by hand.
+if ! "${PODMAN[@]}" run -d --name "$NAME" "${run_args[@]}" --health-interval=disable \
     -v "$T/sessions:/app/whatsapp_sessions" -v "$T/media:/app/public/media" "$IMAGE" >"$T/cid" 2>"$T/run.err"; then
     fail "container starts" "$(tr '\n' ' ' <"$T/run.err")"
     finish
