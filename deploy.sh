@@ -40,8 +40,9 @@ Commands:
   backup [DIR]       consistent archive of the session and media stores from
                      the running pod (`wapictl backup`) into DIR (./backups),
                      plus a copy of the ConfigMap
-  restore FILE       load an archive made by `backup` into the running pod
-                     (`wapictl restore`); asks first unless --yes
+  restore FILE       stop the server, load an archive made by `backup` with
+                     `wapictl restore` in a one-off pod, start it again;
+                     asks first unless --yes
   rollback [REV]     roll the Deployment back to the previous (or REV)
                      revision and wait
   restart            restart the pod (e.g. after changing the Secret)
@@ -360,20 +361,58 @@ cmd_backup() {
     note "wrote $out and $cfg (the Secret is not exported)"
 }
 
+# The pod spec of the one-off restore: the server's image and security
+# settings, both claims, the archive on standard input.
+restore_overrides() { # image
+    cat <<JSON
+{"apiVersion": "v1", "spec": {
+  "securityContext": {"runAsNonRoot": true, "runAsUser": 1001, "runAsGroup": 1001, "fsGroup": 1001,
+                      "seccompProfile": {"type": "RuntimeDefault"}},
+  "containers": [{"name": "wapi-restore", "image": "$1", "stdin": true, "stdinOnce": true,
+    "command": ["$WAPICTL", "restore", "--input", "-", "--force"],
+    "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                        "capabilities": {"drop": ["ALL"]}},
+    "volumeMounts": [{"name": "sessions", "mountPath": "/app/whatsapp_sessions"},
+                     {"name": "media", "mountPath": "/app/public/media"}]}],
+  "volumes": [{"name": "sessions", "persistentVolumeClaim": {"claimName": "whatsapp-sessions"}},
+              {"name": "media", "persistentVolumeClaim": {"claimName": "media"}}]}}
+JSON
+}
+
+# A restore replaces the session store, so the server must be stopped:
+# scale to 0, restore in a one-off pod with both claims, scale back to 1.
+# wapictl checks the whole archive before it changes anything.
 cmd_restore() {
     need_kubectl
-    local file=${1:-}
+    local file=${1:-} image
     [ -n "$file" ] || die "usage: ./deploy.sh restore FILE"
     [ -f "$file" ] || die "no such file: $file"
     is_gzip "$file" || die "$file is not a gzip archive made by ./deploy.sh backup"
     if [ "$DRY_RUN" = 1 ]; then
-        echo "$(show -n "$NAMESPACE" exec -i "deployment/$DEPLOYMENT" -c "$CONTAINER" -- "$WAPICTL" restore --input -) < $file"
+        image=${IMAGE:-'<the image of deployment/'"$DEPLOYMENT"'>'}
+        show -n "$NAMESPACE" scale "deployment/$DEPLOYMENT" --replicas=0
+        show -n "$NAMESPACE" wait --for=delete pod -l app=wapi --timeout="$ROLLOUT_TIMEOUT"
+        echo "$(show -n "$NAMESPACE" run wapi-restore --rm -i --restart=Never --image="$image" \
+            --overrides="$(restore_overrides "$image" | tr -s ' \n' ' ')") < $file"
+        show -n "$NAMESPACE" scale "deployment/$DEPLOYMENT" --replicas=1
         show -n "$NAMESPACE" rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT"
         return 0
     fi
-    confirm "Replace the WhatsApp session and media of the server in namespace $NAMESPACE with $file?"
+    image=${IMAGE:-$(kn get deployment "$DEPLOYMENT" -o jsonpath='{.spec.template.spec.containers[0].image}')}
+    [ -n "$image" ] || die "cannot read the image of deployment/$DEPLOYMENT"
+    confirm "Stop the server in namespace $NAMESPACE and replace its WhatsApp session and media with $file?"
+    note "stopping the server"
+    kn scale "deployment/$DEPLOYMENT" --replicas=0
+    kn wait --for=delete pod -l app=wapi --timeout="$ROLLOUT_TIMEOUT" || true
     note "restoring $file"
-    kn exec -i "deployment/$DEPLOYMENT" -c "$CONTAINER" -- "$WAPICTL" restore --input - <"$file"
+    if ! kn run wapi-restore --rm -i --restart=Never --image="$image" \
+        --overrides="$(restore_overrides "$image")" <"$file"; then
+        note "the restore was refused; starting the server again with what it had"
+        kn scale "deployment/$DEPLOYMENT" --replicas=1
+        die "restore failed (nothing was changed)"
+    fi
+    note "starting the server"
+    kn scale "deployment/$DEPLOYMENT" --replicas=1
     kn rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT"
 }
 
