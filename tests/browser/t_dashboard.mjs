@@ -33,12 +33,13 @@ const port = await new Promise((res) => {
   });
 });
 const base = `http://127.0.0.1:${port}`;
-const db = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
-try {
-  execFileSync("psql", [db, "-qAtX", "-c", "DELETE FROM wapi_rate_limit WHERE key LIKE '%:127.0.0.1'"], { stdio: "ignore" });
-} catch {
-  /* the table may not exist before the first migration */
-}
+// A database of its own, so no other suite's rows (or rate-limit counts) interfere.
+const shared = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
+const dbName = `wapi_browser_dashboard_${process.pid}`;
+const admin = shared.replace(/^(postgres(?:ql)?:\/\/[^/?]*\/)[^?]*/, "$1postgres");
+execFileSync("psql", [admin, "-qAtX", "-c", `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: "ignore" });
+execFileSync("psql", [admin, "-qAtX", "-c", `CREATE DATABASE "${dbName}"`], { stdio: "ignore" });
+const db = shared.replace(/^(postgres(?:ql)?:\/\/[^/?]*\/)[^?]*/, `$1${dbName}`);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wapi-browser-"));
 const logFd = fs.openSync(path.join(dir, "wapi.log"), "a");
 const srv = spawn(path.join(ROOT, "build/wapi"), ["-c", "/dev/null"], {
@@ -71,6 +72,11 @@ try {
   if (browser) await browser.close();
   srv.kill("SIGTERM");
   await new Promise((r) => srv.once("exit", r));
+  try {
+    execFileSync("psql", [admin, "-qAtX", "-c", `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: "ignore" });
+  } catch {
+    /* left for the next run's DROP */
+  }
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
@@ -188,7 +194,10 @@ async function phone(b) {
   await page.fill("#f-email", email);
   await page.fill("#f-password", "phone-pass-12");
   await page.click("button[type=submit]");
-  await page.waitForSelector("[data-testid=sign-out]");
+  await page.waitForSelector("[data-testid=sign-out], [data-testid=auth-error]:not(:empty)");
+  const failed = await page.textContent("[data-testid=auth-error]").catch(() => "");
+  check("phone: sign up lands in the app shell", !failed, failed);
+  if (failed) return;
   const side = page.locator("aside.side");
   const closed = await side.boundingBox();
   check("phone: the navigation is off-screen behind the menu button", closed && closed.x + closed.width <= 1,

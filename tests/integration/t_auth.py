@@ -14,9 +14,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, Server, check, database_url, done  # noqa: E402
+from harness import ROOT, Server, check, done, fresh_database  # noqa: E402
 
-DB = database_url()
+DB = None  # each part runs on a database of its own (fresh_database)
+
+
+def use_database(name):
+    global DB
+    DB = fresh_database(name)
+    return DB
 
 
 def sql(q):
@@ -97,9 +103,9 @@ def err_field(js):
 
 
 def run(bindir, tag):
-    sql('TRUNCATE "user" CASCADE; TRUNCATE "apikey"; TRUNCATE wapi_rate_limit')
+    use_database(f"wapi_auth_{tag}")
     # The origin must be known before start: pick the port first.
-    srv = Server(bindir=bindir, workers=2)
+    srv = Server(bindir=bindir, workers=2, pg_url=DB)
     origin = f"http://127.0.0.1:{srv.port}"
     srv.env.update({"BETTER_AUTH_URL": origin, "WAPI_AUTH_TRUSTED_ORIGINS": "https://admin.example.org"})
     srv.start()
@@ -335,7 +341,7 @@ def run(bindir, tag):
 
     # Hashing runs off the loop: /healthz on a one-worker server stays fast during sign-ins.
     srv.stop()
-    one = Server(bindir=bindir, workers=1)
+    one = Server(bindir=bindir, workers=1, pg_url=DB)
     one.env.update({"BETTER_AUTH_URL": f"http://127.0.0.1:{one.port}"})
     one.start()
     t0 = time.monotonic()
@@ -384,8 +390,8 @@ def run(bindir, tag):
 
 
 def policies():
-    sql('TRUNCATE "user" CASCADE; TRUNCATE wapi_rate_limit')
-    srv = Server(workers=1, env={"WAPI_AUTH_REGISTRATION": "closed"})
+    use_database("wapi_auth_policies")
+    srv = Server(workers=1, env={"WAPI_AUTH_REGISTRATION": "closed"}, pg_url=DB)
     srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
     srv.start()
     st, _, js = sign_up(Client(srv), "first@example.com")
@@ -402,7 +408,7 @@ def policies():
     check("wapictl user add: duplicate refused", out.returncode == 1 and '"ok":false' in out.stdout, out.stdout)
     srv.stop()
 
-    srv = Server(workers=1, env={"WAPI_AUTH_REGISTRATION": "invite"})
+    srv = Server(workers=1, env={"WAPI_AUTH_REGISTRATION": "invite"}, pg_url=DB)
     srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
     srv.start()
     st, _, js = sign_up(Client(srv), "someone@example.com")
@@ -421,7 +427,7 @@ def policies():
     check("invite: a non-admin cannot create users (403)", st == 403, js)
     srv.stop()
 
-    srv = Server(workers=1, env={"BETTER_AUTH_URL": "https://wapi.example.org"})
+    srv = Server(workers=1, env={"BETTER_AUTH_URL": "https://wapi.example.org"}, pg_url=DB)
     srv.start()
     cl = Client(srv, origin="https://wapi.example.org")
     st, hd, js = sign_in(cl, "first@example.com", password="admin-password-1")
@@ -435,7 +441,7 @@ def policies():
 
 
 def assets():
-    srv = Server(workers=1).start()
+    srv = Server(workers=1, pg_url=use_database("wapi_auth_assets")).start()
     st, h, body = srv.get("/")
     check("/ is the app shell: HTML with a module script and a stylesheet", st == 200 and
           h.get("content-type", "").startswith("text/html") and b'type="module" src="/assets/app.js"' in body and
