@@ -198,6 +198,10 @@ static void on_created(void *ctx, const PGresult *res, const char *err)
                                        : "Sign-up is closed");
         return;
     }
+    if (strncmp(st, "created:", 8) != 0) {
+        db_failed(f, st);
+        return;
+    }
     log_info("user created", LF_S("user_id", f->user_id), LF_S("role", st + 8));
     if (f->kind == SIGN_UP) {
         start_session(f);
