@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -35,12 +37,16 @@ struct hashpool_job {
     void *ctx;
 };
 
+#define MAX_SLOTS 8
+
 static struct {
+    char slot_path[MAX_SLOTS][256]; /* lock files: one hash at a time each, across all workers */
+    int nslots;
     int job_w, job_r;   /* loop writes (non-blocking), threads read (blocking) */
     int done_w, done_r; /* threads write (blocking), the loop reads (non-blocking) */
     h2o_socket_t *sock;
     unsigned pending; /* loop side only */
-} HP = {-1, -1, -1, -1, NULL, 0};
+} HP = {.job_w = -1, .job_r = -1, .done_w = -1, .done_r = -1};
 
 static void job_free(struct hashpool_job *j)
 {
@@ -63,9 +69,16 @@ static void *worker_main(void *arg)
     struct sched_param sp = {0};
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
         log_warn("cannot give the hashing thread the idle scheduling class");
-    /* scrypt takes 16 MiB a time; after the first hash malloc keeps that
-     * block (its mmap threshold adapts), so a busy worker does not map,
-     * fault in and unmap 16 MiB per sign-in. */
+    /* (Each hash maps 32 MiB, scrypt's 128*r*N bytes, and gives it back
+     * when done: an idle worker stays small.) */
+    /* This thread's own open files: flock() locks belong to an open file. */
+    int slot[MAX_SLOTS], nslot = 0;
+    for (int i = 0; i < HP.nslots; i++) {
+        int fd = open(HP.slot_path[i], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            slot[nslot++] = fd;
+    }
+    unsigned turn = (unsigned)gettid();
     for (;;) {
         struct hashpool_job *j;
         ssize_t r = read(HP.job_r, &j, sizeof j); /* pointer-sized writes: never split */
@@ -75,10 +88,23 @@ static void *worker_main(void *arg)
             return NULL;
         }
         if (!atomic_load(&j->cancelled)) {
+            /* Take a free slot, else wait for one: at most nslots hashes run
+             * at once over all workers, so a CPU stays free for requests. */
+            int held = -1;
+            for (int i = 0; i < nslot && held < 0; i++)
+                if (flock(slot[i], LOCK_EX | LOCK_NB) == 0)
+                    held = slot[i];
+            if (held < 0 && nslot > 0) {
+                held = slot[turn++ % (unsigned)nslot];
+                while (flock(held, LOCK_EX) < 0 && errno == EINTR)
+                    ;
+            }
             if (j->verify)
                 j->ok = password_verify(j->has_stored ? j->stored : NULL, j->pw, j->pwlen);
             else
                 j->ok = password_hash(j->pw, j->pwlen, j->out);
+            if (held >= 0)
+                flock(held, LOCK_UN);
         }
         OPENSSL_cleanse(j->pw, j->pwlen);
         while (write(HP.done_w, &j, sizeof j) < 0 && errno == EINTR)
@@ -104,8 +130,22 @@ static void on_done(h2o_socket_t *sock, const char *err)
     }
 }
 
-int hashpool_init(h2o_loop_t *loop, int threads)
+int hashpool_init(h2o_loop_t *loop, int threads, const char *run_dir, int slots)
 {
+    if (slots > MAX_SLOTS)
+        slots = MAX_SLOTS;
+    for (int i = 0; run_dir && i < slots; i++) {
+        snprintf(HP.slot_path[i], sizeof HP.slot_path[i], "%s/hash-slot-%d.lock", run_dir, i);
+        int fd = open(HP.slot_path[i], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            log_warn("no hashing slot files; hashes are not limited across workers", LF_S("dir", run_dir),
+                     LF_S("error", strerror(errno)));
+            HP.nslots = 0;
+            break;
+        }
+        close(fd);
+        HP.nslots = i + 1;
+    }
     int jp[2], dp[2];
     if (pipe2(jp, O_CLOEXEC) < 0)
         return -1;

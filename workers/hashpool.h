@@ -12,7 +12,9 @@
 typedef void (*hashpool_cb)(void *ctx, int ok, const char *hash);
 struct hashpool_job;
 
-int hashpool_init(h2o_loop_t *loop, int threads);
+/* threads per worker; slots: hashes at once over all workers (lock files
+ * in run_dir; 0 = no limit). */
+int hashpool_init(h2o_loop_t *loop, int threads, const char *run_dir, int slots);
 /* NULL when the queue is full (the caller answers 503) or memory runs out. */
 struct hashpool_job *hashpool_hash(const char *pw, size_t len, hashpool_cb cb, void *ctx);
 /* stored may be NULL: the same work is done and the answer is "no match". */

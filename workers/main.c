@@ -168,9 +168,11 @@ int main(int argc, char **argv)
     http_init(W.loop, &W.cfg, W.m, routes);
     auth_init(&W.cfg);
     webhooks_api_init(&W.cfg);
-    /* Hashing threads: as many hashes at once, over all workers, as CPUs. */
+    /* Password hashing: over all workers, one CPU fewer than there are, so
+     * requests always find a free one. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN), nhash = ncpu > 0 ? ncpu / config_workers(&W.cfg) : 1;
-    if (hashpool_init(W.loop, nhash < 1 ? 1 : nhash > 4 ? 4 : (int)nhash) < 0)
+    int slots = ncpu > 1 ? (int)ncpu - 1 : 1;
+    if (hashpool_init(W.loop, nhash < 1 ? 1 : nhash > 4 ? 4 : (int)nhash, W.cfg.paths.run, slots) < 0)
         fatal(1, "cannot start the password hashing threads");
     static struct db_params params;
     db_params_init(&params, &W.cfg, "wapi-worker");
