@@ -311,9 +311,12 @@ def malformed_ipc():
     fd = os.open(f"/proc/{pid}/fd/3", os.O_RDWR) if False else None  # noqa: F841 (a socket cannot be opened by path)
     gdb = shutil.which("gdb")
     if gdb:
+        import resource
+        # The worker is killed while gdb is still attached; gdb may abort then: no core file.
         subprocess.run([gdb, "-p", str(pid), "-batch", "-ex",
                         "call (long)write(3, \"garbage!garbage!garbage!\", 24)", "-ex", "detach"],
-                       capture_output=True, timeout=60)
+                       capture_output=True, timeout=60,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
         new = srv.wait_for(lambda: [p for p in srv.worker_pids("ready") if p != pid], timeout=5)
         logs = [l for l in srv.log_lines() if l.get("msg") == "killing worker" and l.get("pid") == pid]
         check("a malformed IPC frame kills and logs that worker", bool(new) and logs, logs)
