@@ -245,9 +245,12 @@ static const char *reason_of(int status)
     }
 }
 
+/* h2o keeps the pointers it is given: copy into the request's pool, since
+ * callers build values in stack buffers. */
 void http_add_header(struct rq *rq, const char *name, const char *value)
 {
-    h2o_add_header_by_str(&rq->req->pool, &rq->req->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
+    h2o_iovec_t n = h2o_strdup(&rq->req->pool, name, SIZE_MAX), v = h2o_strdup(&rq->req->pool, value, SIZE_MAX);
+    h2o_add_header_by_str(&rq->req->pool, &rq->req->res.headers, n.base, n.len, 0, NULL, v.base, v.len);
 }
 
 static h2o_generator_t generator = {NULL, NULL};
