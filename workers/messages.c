@@ -274,15 +274,9 @@ static void on_one(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     o->q = NULL;
     o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    const char *json = rest_one_row(o->rq, res, err, "no message with this id");
+    if (!json)
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_error(o->rq, 404, "not_found", "no message with this id", NULL);
-        return;
-    }
-    const char *json = PQgetvalue(res, 0, 0);
     http_json(o->rq, 200, json, strlen(json));
 }
 

@@ -241,6 +241,19 @@ void rest_db_error(struct rq *rq, const char *err)
     http_error(rq, 503, "database_unavailable", "the database is unavailable; try again", NULL);
 }
 
+const char *rest_one_row(struct rq *rq, const PGresult *res, const char *err, const char *missing)
+{
+    if (!res) {
+        rest_db_error(rq, err);
+        return NULL;
+    }
+    if (PQntuples(res) != 1) {
+        http_error(rq, 404, "not_found", missing, NULL);
+        return NULL;
+    }
+    return PQgetvalue(res, 0, 0);
+}
+
 int rest_id_ok(const char *s, size_t n)
 {
     if (n == 0 || n > 128)

@@ -34,6 +34,9 @@ long rest_utf8_len(const char *s, size_t n);
 int rest_segments(struct rq *rq, const char *prefix, const char **seg, size_t *seglen, int max, size_t maxlen);
 /* The database said no: 503. */
 void rest_db_error(struct rq *rq, const char *err);
+/* The first column of a one-row result, or NULL after answering 503 (no
+ * result) or 404 with `missing` (no row). Borrowed from res. */
+const char *rest_one_row(struct rq *rq, const PGresult *res, const char *err, const char *missing);
 /* A message id as wapi and WhatsApp write them: 1..128 of [A-Za-z0-9._:-]. */
 int rest_id_ok(const char *s, size_t n);
 /* A JID to read by: 3..128 of [A-Za-z0-9._:@-] with exactly one '@'. */

@@ -192,15 +192,9 @@ static void on_hook(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     o->q = NULL;
     o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    const char *json = rest_one_row(o->rq, res, err, "no webhook with this id");
+    if (!json)
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_error(o->rq, 404, "not_found", "no webhook with this id", NULL);
-        return;
-    }
-    const char *json = PQgetvalue(res, 0, 0);
     if (!o->show_secret) {
         http_json(o->rq, 200, json, strlen(json));
         return;
@@ -336,14 +330,8 @@ static void on_deleted(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     o->q = NULL;
     o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    if (!rest_one_row(o->rq, res, err, "no webhook with this id"))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_error(o->rq, 404, "not_found", "no webhook with this id", NULL);
-        return;
-    }
     http_send(o->rq, 204, NULL, "", 0);
 }
 
@@ -407,15 +395,9 @@ static void on_redeliver(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     o->q = NULL;
     o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    const char *json = rest_one_row(o->rq, res, err, "no such delivery of this webhook");
+    if (!json)
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_error(o->rq, 404, "not_found", "no such delivery of this webhook", NULL);
-        return;
-    }
-    const char *json = PQgetvalue(res, 0, 0);
     http_json(o->rq, 202, json, strlen(json));
 }
 

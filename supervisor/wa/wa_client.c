@@ -389,34 +389,36 @@ static void upload_prekeys(struct wa_client *c, size_t count)
     wa_node_set_bytes(a, child(a, skey, "value"), c->creds.spk_pub, 32);
     wa_node_set_bytes(a, child(a, skey, "signature"), c->creds.spk_sig, 64);
     if (send_node(c, iq) == 0) {
-        remember_iq(c, id, IQ_PREKEY_UPLOAD);
-        /* Marked uploaded when the server confirms (see on_iq_reply); remember the target. */
-        c->creds.uploaded_upto = c->creds.uploaded_upto; /* unchanged until the result */
+        remember_iq(c, id, IQ_PREKEY_UPLOAD); /* marked uploaded when the server confirms */
         log_info("uploading prekeys", LF_I("count", sent), LF_I("upto", last));
     }
     wa_arena_free(a);
 }
 
-static void query_prekey_count(struct wa_client *c)
+/* An IQ to the server with one empty child, remembered so its reply is
+ * routed by kind. 0 when it went out. */
+static int send_simple_iq(struct wa_client *c, const char *type, const char *xmlns, const char *tag,
+                          enum iq_kind kind)
 {
     wa_arena *a = wa_arena_new();
     char id[32];
-    wa_node *iq = iq_new(a, c, "get", "encrypt", id, sizeof id);
-    child(a, iq, "count");
-    if (send_node(c, iq) == 0)
-        remember_iq(c, id, IQ_PREKEY_COUNT);
+    wa_node *iq = iq_new(a, c, type, xmlns, id, sizeof id);
+    child(a, iq, tag);
+    int rc = send_node(c, iq);
+    if (rc == 0)
+        remember_iq(c, id, kind);
     wa_arena_free(a);
+    return rc;
+}
+
+static void query_prekey_count(struct wa_client *c)
+{
+    send_simple_iq(c, "get", "encrypt", "count", IQ_PREKEY_COUNT);
 }
 
 static void send_active(struct wa_client *c)
 {
-    wa_arena *a = wa_arena_new();
-    char id[32];
-    wa_node *iq = iq_new(a, c, "set", "passive", id, sizeof id);
-    child(a, iq, "active");
-    if (send_node(c, iq) == 0)
-        remember_iq(c, id, IQ_ACTIVE);
-    wa_arena_free(a);
+    send_simple_iq(c, "set", "passive", "active", IQ_ACTIVE);
 }
 
 /* ---- keepalive ---- */
@@ -431,15 +433,8 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
         schedule_retry(c, "keepalive: no answer from the server");
         return;
     }
-    wa_arena *a = wa_arena_new();
-    char id[32];
-    wa_node *iq = iq_new(a, c, "get", "w:p", id, sizeof id);
-    child(a, iq, "ping");
-    if (send_node(c, iq) == 0) {
-        remember_iq(c, id, IQ_PING);
+    if (send_simple_iq(c, "get", "w:p", "ping", IQ_PING) == 0)
         c->ping_outstanding = 1;
-    }
-    wa_arena_free(a);
     struct timeval tv = {PING_TIMEOUT_S, 0};
     evtimer_add(c->ping_timer, &tv);
 }

@@ -1,6 +1,5 @@
 #include "wa_store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
