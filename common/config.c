@@ -58,6 +58,10 @@ static const struct key keys[] = {
     {"whatsapp.autostart", "WAPI_WHATSAPP_AUTOSTART", K_BOOL, O(whatsapp.autostart), "true", 0, 0, NULL},
     {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0, 0,
      NULL},
+    {"webhooks.max_attempts", "WAPI_WEBHOOKS_MAX_ATTEMPTS", K_INT, O(webhooks.max_attempts), "8", 1, 50, NULL},
+    {"webhooks.retry_base_ms", "WAPI_WEBHOOKS_RETRY_BASE_MS", K_INT, O(webhooks.retry_base_ms), "5000", 10, 3600000,
+     NULL},
+    {"webhooks.timeout_ms", "WAPI_WEBHOOKS_TIMEOUT_MS", K_INT, O(webhooks.timeout_ms), "10000", 100, 120000, NULL},
 };
 #undef O
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -36,6 +36,7 @@ struct wapi_config {
     } whatsapp;
     struct {
         int allow_private;
+        int max_attempts, retry_base_ms, timeout_ms; /* delivery: attempts before dead, backoff base, per try */
     } webhooks;
     /* derived */
     char listen_host[256];

@@ -32,12 +32,22 @@ enum ipc_type {
     IPC_QR_GET,      /* W->S {} -> {200, QR text} or {404, ""} */
     IPC_EVENTS_SINCE, /* W->S {u64 after} -> {200, lines "id\ttype\tjson\n"} */
     IPC_EVENT,       /* S->W {u64 id, bytes type, bytes json} pushed to every worker */
+    IPC_ACTION,      /* W->S {u32 action, ...} -> {status, JSON}; see enum ipc_action */
     IPC_TYPE_MAX
 };
 
 #define IPC_PONG_MIGRATED 0x1u /* the schema is up to date */
 
 enum ipc_session_cmd { IPC_CMD_START = 1, IPC_CMD_STOP, IPC_CMD_LOGOUT, IPC_CMD_PAIR_PHONE };
+
+/* Things done on the live WhatsApp connection for the API. */
+enum ipc_action {
+    IPC_ACT_READ = 1,  /* {bytes chat, u32 n, n x bytes message id}: one read receipt for them */
+    IPC_ACT_PRESENCE,  /* {bytes jid, bytes state "typing"|"paused"} */
+    IPC_ACT_CONTACTS,  /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
+};
+#define IPC_ACT_MAX_IDS 256
+#define IPC_ACT_MAX_PHONES 100
 
 struct ipc_hdr {
     uint32_t type, len, id, flags;

@@ -247,6 +247,11 @@ void session_init(void)
     rfc3339_now(Ss.since, sizeof Ss.since);
 }
 
+struct wa_client *session_client(void)
+{
+    return Ss.client;
+}
+
 void session_autostart(void)
 {
     if (S.cfg.whatsapp.autostart)

@@ -15,6 +15,9 @@ void session_shutdown(void);
 void session_json(struct sbuf *out);
 /* Answers a worker's request: 0 with *status and body set, -1 if malformed. */
 int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
+struct wa_client;
+/* The session's WhatsApp client (owned by the session). */
+struct wa_client *session_client(void);
 /* Control-socket commands: "", "start", "stop", "logout". */
 int session_command(const char *cmd, struct sbuf *out);
 

@@ -28,9 +28,6 @@
 
 /* Tuning (environment, read once at start; the defaults are the schedule
  * the README documents). */
-#define DEF_MAX_ATTEMPTS 8
-#define DEF_RETRY_BASE_MS 5000
-#define DEF_TIMEOUT_MS 10000
 #define MAX_INFLIGHT 16
 #define POLL_MS 150
 #define FANOUT_BATCH 1000
@@ -78,20 +75,6 @@ static struct {
     unsigned max_attempts, base_ms, timeout_ms;
     int started;
 } WH;
-
-static unsigned env_uint(const char *name, unsigned def, unsigned lo, unsigned hi)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    char *e;
-    unsigned long n = strtoul(v, &e, 10);
-    if (*e || n < lo || n > hi) {
-        log_warn("ignoring an out-of-range setting", LF_S("name", name), LF_S("value", v));
-        return def;
-    }
-    return (unsigned)n;
-}
 
 uint64_t webhooks_backoff_ms(unsigned attempt, unsigned base_ms)
 {
@@ -682,9 +665,10 @@ void webhooks_init(void)
     if (WH.started)
         return;
     WH.started = 1;
-    WH.max_attempts = env_uint("WAPI_WEBHOOKS_MAX_ATTEMPTS", DEF_MAX_ATTEMPTS, 1, 50);
-    WH.base_ms = env_uint("WAPI_WEBHOOKS_RETRY_BASE_MS", DEF_RETRY_BASE_MS, 10, 3600000);
-    WH.timeout_ms = env_uint("WAPI_WEBHOOKS_TIMEOUT_MS", DEF_TIMEOUT_MS, 100, 120000);
+    /* Read once: a reload does not change deliveries already scheduled. */
+    WH.max_attempts = (unsigned)S.cfg.webhooks.max_attempts;
+    WH.base_ms = (unsigned)S.cfg.webhooks.retry_base_ms;
+    WH.timeout_ms = (unsigned)S.cfg.webhooks.timeout_ms;
     WH.dns = evdns_base_new(S.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (!WH.dns)
         WH.dns = evdns_base_new(S.base, 0);

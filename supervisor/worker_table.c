@@ -12,6 +12,7 @@
 
 #include "common/ipc.h"
 #include "common/log.h"
+#include "actions.h"
 #include "session.h"
 #include "sup.h"
 
@@ -76,6 +77,29 @@ static void send_welcome(struct worker *w, uint32_t id)
     sbuf_free(&b);
 }
 
+static int send_reply(struct worker *w, uint32_t id, uint32_t status, const char *body, size_t len)
+{
+    struct sbuf out;
+    sbuf_init(&out);
+    ipc_wr_u32(&out, status);
+    ipc_wr_bytes(&out, body, (uint32_t)len);
+    int r = 0;
+    if (out.oom || out.len > IPC_MAX_PAYLOAD || ipc_send(w->fd, IPC_REPLY, id, out.buf, out.len, NULL, 0) < 0) {
+        log_warn("cannot answer a worker", LF_I("pid", w->pid), LF_S("error", out.oom ? "out of memory" : strerror(errno)));
+        r = -1;
+    }
+    sbuf_free(&out);
+    return r;
+}
+
+int workers_reply(pid_t pid, uint32_t id, uint32_t status, const char *body, size_t len)
+{
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (W[i].st != WS_FREE && W[i].pid == pid && W[i].fd >= 0)
+            return send_reply(&W[i], id, status, body, len);
+    return -1;
+}
+
 static void handle(struct worker *w, const struct ipc_msg *m)
 {
     struct ipc_rd rd;
@@ -124,22 +148,21 @@ static void handle(struct worker *w, const struct ipc_msg *m)
     case IPC_SESSION_GET:
     case IPC_SESSION_CMD:
     case IPC_QR_GET:
-    case IPC_EVENTS_SINCE: {
+    case IPC_EVENTS_SINCE:
+    case IPC_ACTION: {
         uint32_t status = 500;
-        struct sbuf body, out;
+        struct sbuf body;
         sbuf_init(&body);
-        sbuf_init(&out);
-        if (session_ipc(m->h.type, &rd, &status, &body) < 0) {
+        int r = m->h.type == IPC_ACTION ? actions_ipc(w->pid, m->h.id, &rd, &status, &body)
+                                        : session_ipc(m->h.type, &rd, &status, &body);
+        if (r < 0) {
             sbuf_free(&body);
             kill_worker(w, "malformed session request");
             return;
         }
-        ipc_wr_u32(&out, status);
-        ipc_wr_bytes(&out, body.buf ? body.buf : "", (uint32_t)body.len);
-        if (out.len > IPC_MAX_PAYLOAD || ipc_send(w->fd, IPC_REPLY, m->h.id, out.buf, out.len, NULL, 0) < 0)
-            log_warn("cannot answer a worker", LF_I("pid", w->pid), LF_S("error", strerror(errno)));
+        if (r == 0)
+            send_reply(w, m->h.id, status, body.buf ? body.buf : "", body.len);
         sbuf_free(&body);
-        sbuf_free(&out);
         return;
     }
     default: kill_worker(w, "message type a worker may not send"); return;

@@ -3,6 +3,7 @@
 #ifndef WAPI_WORKER_TABLE_H
 #define WAPI_WORKER_TABLE_H
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/sbuf.h"
@@ -21,5 +22,9 @@ void workers_broadcast_payload(unsigned type, const void *payload, size_t len);
 int workers_alive(void);
 void workers_tick(void); /* every second: watchdog, deadlines */
 void workers_status_json(struct sbuf *out);
+/* Answers request `id` of the worker with this pid (IPC_REPLY {status, body}),
+ * for requests answered after the handler returned. -1 when that worker is
+ * gone or its link is full: the worker's own timeout answers its client. */
+int workers_reply(pid_t pid, uint32_t id, uint32_t status, const char *body, size_t len);
 
 #endif

@@ -15,11 +15,16 @@
 #include "db.h"
 #include "handlers.h"
 #include "rest.h"
+#include "sup_link.h"
 
 #define TEXT_MAX_CHARS 4096
 #define IDEM_MAX 128
 #define LIST_DEFAULT 50
 #define LIST_MAX 200
+#define ACTION_TIMEOUT_MS 5000
+#define CONTACTS_TIMEOUT_MS 15000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* One message as JSON, built by PostgreSQL (escaping included). */
 #define MSG_JSON(m)                                                                                              \
@@ -29,7 +34,7 @@
     "'status', " m ".status, 'error', " m ".error, 'ts', " REST_TS(m ".ts") ", "                              \
     "'edited_at', " REST_TS(m ".edited_at") ", 'revoked_at', " REST_TS(m ".revoked_at") ", "                  \
     "'created_at', " REST_TS(m ".created_at") ", 'updated_at', " REST_TS(m ".updated_at") ", "                \
-    "'idempotency_key', " m ".idempotency_key)::text"
+    "'read_at', " REST_TS(m ".read_at") ", 'idempotency_key', " m ".idempotency_key)::text"
 
 struct op {
     struct rq *rq;
@@ -42,6 +47,8 @@ struct op {
     char *text;
     char reply_to[130];
     char idem[IDEM_MAX + 1];
+    uint32_t req; /* a supervisor request in flight */
+    char *ids;    /* '\n'-joined message ids (pool) */
 };
 
 static void op_abort(struct rq *rq)
@@ -49,6 +56,8 @@ static void op_abort(struct rq *rq)
     struct op *o = rq->state;
     if (o->q)
         db_cancel(o->q);
+    if (o->req)
+        sup_cancel(o->req);
 }
 
 static struct op *op_new(struct rq *rq)
@@ -282,6 +291,120 @@ static void on_one(void *ctx, const PGresult *res, const char *err)
 
 static const char SQL_ONE[] = "SELECT " MSG_JSON("m") " FROM wa_messages m WHERE m.id = $1";
 
+/* ---- POST /api/messages/{id}/read: a read receipt for the message and the
+ * unread ones before it in its chat (at most IPC_ACT_MAX_IDS, newest first),
+ * sent first, then marked read; the chat's unread count is recomputed. */
+
+static const char SQL_READ_FIND[] =
+    "SELECT m.chat_jid, m.from_me, u.id FROM wa_messages m LEFT JOIN LATERAL (SELECT x.id, x.seq "
+    "  FROM wa_messages x WHERE x.chat_jid = m.chat_jid AND NOT x.from_me AND x.read_at IS NULL "
+    "  AND x.type <> 'reaction' AND x.seq <= m.seq AND x.id ~ '^[A-Za-z0-9._:-]{1,63}$' "
+    "  ORDER BY x.seq DESC LIMIT " STR(IPC_ACT_MAX_IDS) ") u ON true WHERE m.id = $1 ORDER BY u.seq DESC";
+
+static const char SQL_READ_MARK[] =
+    "WITH u AS (UPDATE wa_messages SET read_at = now(), updated_at = now() "
+    "  WHERE id = ANY (string_to_array($1, E'\\n')) AND read_at IS NULL RETURNING id), "
+    "c AS (UPDATE wa_chats SET updated_at = now(), unread_count = (SELECT count(*) FROM wa_messages x "
+    "  WHERE x.chat_jid = $2 AND NOT x.from_me AND x.read_at IS NULL AND x.type <> 'reaction' "
+    "  AND x.id NOT IN (SELECT id FROM u)) WHERE jid = $2 RETURNING unread_count) "
+    "SELECT json_build_object('id', $3::text, 'chat_jid', $2::text, 'marked_read', (SELECT count(*) FROM u), "
+    "  'unread_count', coalesce((SELECT unread_count FROM c), 0))::text";
+
+static void on_read_marked(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res) {
+        rest_db_error(o->rq, err);
+        return;
+    }
+    const char *json = PQgetvalue(res, 0, 0);
+    http_json(o->rq, 200, json, strlen(json));
+}
+
+static void mark_read(struct op *o)
+{
+    o->params[1] = o->to;
+    o->params[2] = o->params[0];
+    o->params[0] = o->ids;
+    op_query(o, SQL_READ_MARK, 3, on_read_marked);
+}
+
+static void on_read_sent(void *ctx, const struct ipc_msg *m)
+{
+    struct op *o = ctx;
+    o->req = 0;
+    uint32_t status, blen;
+    const uint8_t *body;
+    if (sup_reply_read(m, &status, &body, &blen) < 0) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
+        return;
+    }
+    if (status != 200) {
+        o->rq->on_abort = NULL;
+        http_json(o->rq, (int)status, (const char *)body, blen);
+        return;
+    }
+    mark_read(o);
+}
+
+static void on_read_found(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    if (!res) {
+        o->rq->on_abort = NULL;
+        rest_db_error(o->rq, err);
+        return;
+    }
+    int rows = PQntuples(res);
+    if (rows == 0 || PQgetvalue(res, 0, 1)[0] == 't') {
+        o->rq->on_abort = NULL;
+        if (rows == 0)
+            http_error(o->rq, 404, "not_found", "no such message", NULL);
+        else
+            http_error(o->rq, 409, "own_message", "this message was sent by us; only received messages can be read",
+                       NULL);
+        return;
+    }
+    snprintf(o->to, sizeof o->to, "%s", PQgetvalue(res, 0, 0));
+    struct sbuf ipc, ids;
+    sbuf_init(&ipc);
+    sbuf_init(&ids);
+    uint32_t n = 0;
+    for (int i = 0; i < rows; i++)
+        if (!PQgetisnull(res, i, 2))
+            n++;
+    ipc_wr_u32(&ipc, IPC_ACT_READ);
+    ipc_wr_bytes(&ipc, o->to, (uint32_t)strlen(o->to));
+    ipc_wr_u32(&ipc, n);
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 2))
+            continue;
+        const char *id = PQgetvalue(res, i, 2);
+        ipc_wr_bytes(&ipc, id, (uint32_t)strlen(id));
+        if (ids.len)
+            sbuf_addc(&ids, '\n');
+        sbuf_adds(&ids, id);
+    }
+    o->ids = h2o_mem_alloc_pool(&o->rq->req->pool, ids.len + 1);
+    memcpy(o->ids, ids.len ? ids.buf : "", ids.len);
+    o->ids[ids.len] = '\0';
+    if (ipc.oom || ids.oom) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 500, NULL, "out of memory", NULL);
+    } else if (n == 0) {
+        mark_read(o); /* nothing unread: just the current counts */
+    } else if (!(o->req = sup_request(IPC_ACTION, ipc.buf, ipc.len, ACTION_TIMEOUT_MS, on_read_sent, o))) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
+    }
+    sbuf_free(&ipc);
+    sbuf_free(&ids);
+}
+
 /* /api/messages/{id} and /api/messages/{id}/read */
 void h_message_item(struct rq *rq)
 {
@@ -316,8 +439,12 @@ void h_message_item(struct rq *rq)
         http_error(rq, 405, NULL, "method not allowed for this path", NULL);
         return;
     }
-    http_error(rq, 503, "not_available",
-               "read receipts need the WhatsApp connection, which does not offer this action yet", NULL);
+    struct op *o = op_new(rq);
+    char *id = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1);
+    memcpy(id, seg[0], len[0]);
+    id[len[0]] = '\0';
+    o->params[0] = id;
+    op_query(o, SQL_READ_FIND, 1, on_read_found);
 }
 
 /* ---- GET /api/chats */
@@ -332,28 +459,7 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
         return;
     }
     /* columns: json, cursor number, cursor text (NULL when none) */
-    int rows = PQntuples(res);
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_adds(&b, "{\"data\":[");
-    int shown = rows > o->limit ? o->limit : rows;
-    for (int i = 0; i < shown; i++) {
-        if (i)
-            sbuf_addc(&b, ',');
-        sbuf_adds(&b, PQgetvalue(res, i, 0));
-    }
-    sbuf_adds(&b, "],\"next_cursor\":");
-    if (rows > o->limit)
-        rest_add_cursor(&b, PQgetvalue(res, shown - 1, 1),
-                        PQgetisnull(res, shown - 1, 2) ? NULL : PQgetvalue(res, shown - 1, 2));
-    else
-        sbuf_adds(&b, "null");
-    sbuf_addc(&b, '}');
-    if (b.oom)
-        http_error(o->rq, 500, NULL, "out of memory", NULL);
-    else
-        http_json(o->rq, 200, b.buf, b.len);
-    sbuf_free(&b);
+    rest_answer_page(o->rq, res, 0, o->limit, 0, 1, 2);
 }
 
 /* Newest activity first; the cursor is (last message seq, jid). */
@@ -446,13 +552,30 @@ void h_chat_item(struct rq *rq)
             return;
         const char *st = json_str(body, "state");
         int ok = st && (!strcmp(st, "typing") || !strcmp(st, "paused"));
+        int typing = ok && !strcmp(st, "typing");
         yajl_tree_free(body);
         if (!ok) {
             http_error(rq, 400, "invalid_state", "state must be \"typing\" or \"paused\"", "state");
             return;
         }
-        http_error(rq, 503, "not_available",
-                   "presence needs the WhatsApp connection, which does not offer this action yet", NULL);
+        char jid[160];
+        char *raw = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1);
+        memcpy(raw, seg[0], len[0]);
+        raw[len[0]] = '\0';
+        if (parse_to(raw, jid, sizeof jid) < 0) {
+            http_error(rq, 400, "invalid_jid", "the chat must be a person's JID or phone number", "jid");
+            return;
+        }
+        struct sbuf b;
+        sbuf_init(&b);
+        ipc_wr_u32(&b, IPC_ACT_PRESENCE);
+        ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
+        ipc_wr_bytes(&b, typing ? "typing" : "paused", 6);
+        if (b.oom)
+            http_error(rq, 500, NULL, "out of memory", NULL);
+        else
+            sup_ask_json(rq, IPC_ACTION, b.buf, b.len, ACTION_TIMEOUT_MS);
+        sbuf_free(&b);
         return;
     }
     http_error(rq, 404, NULL, "no such route", NULL);
@@ -466,18 +589,25 @@ void h_contacts_check(struct rq *rq)
     if (!body)
         return;
     yajl_val v = json_member(body, "phones");
-    int ok = v && YAJL_IS_ARRAY(v) && v->u.array.len >= 1 && v->u.array.len <= 100;
+    int ok = v && YAJL_IS_ARRAY(v) && v->u.array.len >= 1 && v->u.array.len <= IPC_ACT_MAX_PHONES;
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_CONTACTS);
+    ipc_wr_u32(&b, ok ? (uint32_t)v->u.array.len : 0);
     for (size_t i = 0; ok && i < v->u.array.len; i++) {
         yajl_val p = v->u.array.values[i];
         char jid[160];
         ok = YAJL_IS_STRING(p) && !strchr(p->u.string, '@') && parse_to(p->u.string, jid, sizeof jid) == 0;
+        if (ok)
+            ipc_wr_bytes(&b, jid, (uint32_t)(strchr(jid, '@') - jid));
     }
     yajl_tree_free(body);
-    if (!ok) {
+    if (!ok)
         http_error(rq, 400, "invalid_phones",
                    "phones must be an array of 1 to 100 phone numbers in international form", "phones");
-        return;
-    }
-    http_error(rq, 503, "not_available",
-               "checking numbers needs the WhatsApp connection, which does not offer this action yet", NULL);
+    else if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, CONTACTS_TIMEOUT_MS);
+    sbuf_free(&b);
 }

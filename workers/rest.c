@@ -111,6 +111,37 @@ void rest_add_cursor(struct sbuf *b, const char *n, const char *text)
     sbuf_addc(b, '"');
 }
 
+void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, int json_col, int num_col,
+                      int text_col)
+{
+    int n = PQntuples(res) - first;
+    int shown = limit >= 0 && n > limit ? limit : n;
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"data\":[");
+    for (int i = 0; i < shown; i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        sbuf_adds(&b, PQgetvalue(res, first + i, json_col));
+    }
+    sbuf_addc(&b, ']');
+    if (limit >= 0) {
+        sbuf_adds(&b, ",\"next_cursor\":");
+        int last = first + shown - 1;
+        if (n > limit && shown > 0)
+            rest_add_cursor(&b, PQgetvalue(res, last, num_col),
+                            text_col < 0 || PQgetisnull(res, last, text_col) ? NULL : PQgetvalue(res, last, text_col));
+        else
+            sbuf_adds(&b, "null");
+    }
+    sbuf_addc(&b, '}');
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        http_json(rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
 static int b64u_val(char c)
 {
     const char *p = c ? strchr(b64u, c) : NULL;

@@ -27,6 +27,12 @@ int rest_limit(struct rq *rq, int def, int max);
 int rest_cursor(struct rq *rq, int64_t *n, char *text, size_t textlen);
 /* Appends "\"<base64url(n or n:text)>\"". */
 void rest_add_cursor(struct sbuf *b, const char *n, const char *text);
+/* Answers 200 {data:[...], next_cursor} from res rows first.. (column json_col
+ * holds each item's JSON). limit < 0: every row, no cursor key. Otherwise the
+ * query asked for limit + 1 rows; when it got them, the cursor is made of the
+ * last row shown: num_col and text_col (-1 or NULL value: none). */
+void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, int json_col, int num_col,
+                      int text_col);
 /* Number of code points of valid UTF-8, or -1 when invalid. */
 long rest_utf8_len(const char *s, size_t n);
 /* The path after prefix, split at '/': up to max segments into seg/seglen.

@@ -27,7 +27,7 @@ static void pending_abort(struct rq *rq)
 }
 
 /* The reply: {u32 status, bytes body}; NULL on timeout. */
-static int read_reply(const struct ipc_msg *m, uint32_t *status, const uint8_t **body, uint32_t *len)
+int sup_reply_read(const struct ipc_msg *m, uint32_t *status, const uint8_t **body, uint32_t *len)
 {
     if (!m)
         return -1;
@@ -45,7 +45,7 @@ static void reply_json(void *ctx, const struct ipc_msg *m)
     p->rq->on_abort = NULL;
     uint32_t status, len;
     const uint8_t *body;
-    if (read_reply(m, &status, &body, &len) < 0) {
+    if (sup_reply_read(m, &status, &body, &len) < 0) {
         http_error(p->rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
         return;
     }
@@ -53,20 +53,31 @@ static void reply_json(void *ctx, const struct ipc_msg *m)
     http_json(p->rq, (int)status, (const char *)body, len);
 }
 
-static struct pending *ask(struct rq *rq, uint32_t type, const void *payload, size_t len, sup_reply_cb cb)
+static struct pending *ask_within(struct rq *rq, uint32_t type, const void *payload, size_t len, uint32_t timeout_ms,
+                                  sup_reply_cb cb)
 {
     struct pending *p = h2o_mem_alloc_pool(&rq->req->pool, sizeof *p);
     memset(p, 0, sizeof *p);
     p->rq = rq;
     rq->state = p;
     rq->on_abort = pending_abort;
-    p->id = sup_request(type, payload, len, IPC_TIMEOUT_MS, cb, p);
+    p->id = sup_request(type, payload, len, timeout_ms, cb, p);
     if (!p->id) {
         rq->on_abort = NULL;
         http_error(rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
         return NULL;
     }
     return p;
+}
+
+static struct pending *ask(struct rq *rq, uint32_t type, const void *payload, size_t len, sup_reply_cb cb)
+{
+    return ask_within(rq, type, payload, len, IPC_TIMEOUT_MS, cb);
+}
+
+void sup_ask_json(struct rq *rq, uint32_t type, const void *payload, size_t len, uint32_t timeout_ms)
+{
+    ask_within(rq, type, payload, len, timeout_ms, reply_json);
 }
 
 void h_session_get(struct rq *rq)
@@ -157,7 +168,7 @@ static void reply_qr(void *ctx, const struct ipc_msg *m)
     p->rq->on_abort = NULL;
     uint32_t status, len;
     const uint8_t *body;
-    if (read_reply(m, &status, &body, &len) < 0) {
+    if (sup_reply_read(m, &status, &body, &len) < 0) {
         http_error(p->rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
         return;
     }

@@ -220,17 +220,7 @@ static void on_hook_list(void *ctx, const PGresult *res, const char *err)
         rest_db_error(o->rq, err);
         return;
     }
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_adds(&b, "{\"data\":[");
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (i)
-            sbuf_addc(&b, ',');
-        sbuf_adds(&b, PQgetvalue(res, i, 0));
-    }
-    sbuf_adds(&b, "]}");
-    http_json(o->rq, 200, b.buf, b.len);
-    sbuf_free(&b);
+    rest_answer_page(o->rq, res, 0, -1, 0, -1, -1);
 }
 
 static const char SQL_CREATE[] =
@@ -360,23 +350,7 @@ static void on_deliveries(void *ctx, const PGresult *res, const char *err)
         http_error(o->rq, 404, "not_found", "no webhook with this id", NULL);
         return;
     }
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_adds(&b, "{\"data\":[");
-    int n = rows - 1, shown = n > o->limit ? o->limit : n;
-    for (int i = 0; i < shown; i++) {
-        if (i)
-            sbuf_addc(&b, ',');
-        sbuf_adds(&b, PQgetvalue(res, i + 1, 1));
-    }
-    sbuf_adds(&b, "],\"next_cursor\":");
-    if (n > o->limit)
-        rest_add_cursor(&b, PQgetvalue(res, shown, 2), NULL);
-    else
-        sbuf_adds(&b, "null");
-    sbuf_addc(&b, '}');
-    http_json(o->rq, 200, b.buf, b.len);
-    sbuf_free(&b);
+    rest_answer_page(o->rq, res, 1, o->limit, 1, 2, -1);
 }
 
 static const char SQL_DELIVERIES[] =

@@ -260,17 +260,23 @@ static void on_committed(void *ctx, const PGresult *res, const char *err)
     process_next();
 }
 
+/* A LID for contact jid, unless another contact holds it already (a number
+ * that changed hands keeps its old mapping until that row is corrected):
+ * the unique index must never make an incoming message fail to commit. */
+#define LID_FREE(lid, jid) "CASE WHEN EXISTS (SELECT 1 FROM wa_contacts x WHERE x.lid = " lid " AND x.jid <> " jid ") " \
+                           "THEN NULL ELSE " lid " END"
+
 static const char SQL_INSERT[] =
     "WITH m AS (INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, subtype, text, reply_to, "
     "reaction_to, reaction, status, ts) VALUES ($1, $2, $3, $4::boolean, $5, $6, $7, $8, $9, $10, "
     "CASE WHEN $4::boolean THEN 'sent' ELSE 'received' END, to_timestamp($11::bigint)) "
     "ON CONFLICT (id) DO NOTHING RETURNING id), "
-    "c AS (INSERT INTO wa_contacts (jid, push_name, updated_at) SELECT $3, $12, now() FROM m "
-    "WHERE NOT $4::boolean AND $3 IS NOT NULL "
+    "c AS (INSERT INTO wa_contacts (jid, lid, push_name, updated_at) SELECT $3, " LID_FREE("$16", "$3") ", $12, "
+    "now() FROM m WHERE NOT $4::boolean AND $3 IS NOT NULL "
     "ON CONFLICT (jid) DO UPDATE SET push_name = COALESCE(EXCLUDED.push_name, wa_contacts.push_name), "
-    "updated_at = now() RETURNING 1), "
+    "lid = COALESCE(EXCLUDED.lid, wa_contacts.lid), updated_at = now() RETURNING 1), "
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at, unread_count, updated_at) "
-    "SELECT $2, $1, to_timestamp($11::bigint), CASE WHEN $4::boolean THEN 0 ELSE 1 END, now() FROM m "
+    "SELECT $2, $1, to_timestamp($11::bigint), CASE WHEN $4::boolean OR $5 = 'reaction' THEN 0 ELSE 1 END, now() FROM m "
     "ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id, "
     "last_message_at = EXCLUDED.last_message_at, unread_count = wa_chats.unread_count + EXCLUDED.unread_count, "
     "updated_at = now() RETURNING 1), "
@@ -291,7 +297,7 @@ static const char SQL_REVOKE[] =
 
 /* Commits what a decrypted message says; on_committed continues. */
 static void commit_message(struct commit *cm, const char *id, const char *chat, const char *sender, int from_me,
-                           int64_t ts, const char *push_name, const struct wa_msg_content *mc)
+                           int64_t ts, const char *push_name, const char *lid, const struct wa_msg_content *mc)
 {
     char tsbuf[40], tsnum[24];
     rfc3339(ts, tsbuf, sizeof tsbuf);
@@ -358,11 +364,27 @@ static void commit_message(struct commit *cm, const char *id, const char *chat, 
                            push_name,
                            evid,
                            cm->type,
-                           cm->json};
-        q = sdb_query(SQL_INSERT, 15, p, on_committed, cm);
+                           cm->json,
+                           lid};
+        q = sdb_query(SQL_INSERT, 16, p, on_committed, cm);
     }
     if (!q)
         on_committed(cm, NULL, "out of memory");
+}
+
+/* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
+static const char *alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf, size_t len)
+{
+    char tb[128];
+    const char *v = attr_text(n, key, tb, sizeof tb);
+    wa_jid j;
+    if (!v || wa_jid_parse(a, v, &j) != WA_OK || strcmp(j.server, server) != 0 || !j.user[0] || strlen(j.user) > 32)
+        return NULL;
+    for (const char *c = j.user; *c; c++)
+        if (*c < '0' || *c > '9')
+            return NULL;
+    snprintf(buf, len, "%s@%s", j.user, j.server);
+    return buf;
 }
 
 /* Handles the head of the queue: done synchronously (ack now) or waits for a commit. */
@@ -455,7 +477,7 @@ static void handle_message(wa_node *n, wa_arena *a)
     OPENSSL_cleanse(plain, plen);
     free(plain);
     int from_me = strcmp(fj.user, own_user) == 0;
-    char chat[128], sender[128];
+    char chat[128], sender[128], lid[128] = "";
     snprintf(sender, sizeof sender, "%s@%s", fj.user, fj.server);
     if (from_me) {
         const char *dest = mc.dsm_dest ? mc.dsm_dest : recipient;
@@ -465,6 +487,19 @@ static void handle_message(wa_node *n, wa_arena *a)
         else
             snprintf(chat, sizeof chat, "%s@%s", dj.user, dj.server);
     } else {
+        /* Phone number and LID of the sender, as far as the stanza tells:
+         * the chat is keyed by the phone number whenever it is known. */
+        char alt[128];
+        int from_lid = strcmp(fj.server, "lid") == 0;
+        const char *other = alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid", from_lid ? "s.whatsapp.net" : "lid",
+                                    alt, sizeof alt);
+        if (from_lid) {
+            snprintf(lid, sizeof lid, "%s", sender);
+            if (other)
+                snprintf(sender, sizeof sender, "%s", other);
+        } else if (other) {
+            snprintf(lid, sizeof lid, "%s", other);
+        }
         snprintf(chat, sizeof chat, "%s", sender);
     }
     if (mc.kind == WA_MSG_NONE) {
@@ -490,7 +525,7 @@ static void handle_message(wa_node *n, wa_arena *a)
         snprintf(cm->recipient, sizeof cm->recipient, "%s", chat);
     M.busy = 1;
     commit_message(cm, id, chat, sender, from_me, t ? strtoll(t, NULL, 10) : (int64_t)time(NULL),
-                   from_me ? NULL : notify, &mc);
+                   from_me ? NULL : notify, lid[0] ? lid : NULL, &mc);
     wa_msg_content_free(&mc);
 }
 
@@ -764,6 +799,31 @@ static void fetch_prekeys_or_send(void)
         send_done(WA_SEND_TRANSIENT, "not connected");
 }
 
+static const char SQL_LID[] =
+    "INSERT INTO wa_contacts (jid, lid, updated_at) SELECT $1, $2, now() "
+    "WHERE NOT EXISTS (SELECT 1 FROM wa_contacts x WHERE x.lid = $2 AND x.jid <> $1) "
+    "ON CONFLICT (jid) DO UPDATE SET lid = EXCLUDED.lid, updated_at = now() "
+    "WHERE wa_contacts.lid IS DISTINCT FROM EXCLUDED.lid";
+
+static void on_lid_saved(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    if (!res)
+        log_warn("cannot record a phone number's LID", LF_S("error", err));
+}
+
+/* A usync <user jid=phone><lid val=user@lid/>: the phone number <-> LID mapping. */
+static void remember_lid(const wa_node *u, wa_arena *a, const wa_jid *j)
+{
+    char lb[128], pn[128];
+    const wa_node *l = wa_node_child(u, "lid");
+    if (!l || strcmp(j->server, "s.whatsapp.net") != 0 || !alt_jid(l, a, "val", "lid", lb, sizeof lb))
+        return;
+    snprintf(pn, sizeof pn, "%s@s.whatsapp.net", j->user);
+    const char *p[] = {pn, lb};
+    sdb_query(SQL_LID, 2, p, on_lid_saved, NULL);
+}
+
 static void on_usync(void *arg, const wa_node *n)
 {
     if ((unsigned)(uintptr_t)arg != M.s.gen || !M.s.active)
@@ -793,6 +853,7 @@ static void on_usync(void *arg, const wa_node *n)
         if (strcmp(u->tag, "user") || !jid || wa_jid_parse(a, jid, &j) != WA_OK || strlen(j.user) >= 64 ||
             strlen(j.server) >= 32)
             continue;
+        remember_lid(u, a, &j);
         const wa_node *devs = wa_node_child(u, "devices");
         const wa_node *dl = devs ? wa_node_child(devs, "device-list") : NULL;
         if (!dl || dl->content != WA_CONTENT_LIST)
@@ -864,6 +925,7 @@ int wa_messaging_send(const char *id, const char *to_jid, const char *text, cons
     wa_node *dv = wa_node_new(a, "devices");
     wa_node_add_attr(a, dv, "version", "2");
     wa_node_add_child(a, query, dv);
+    wa_node_add_child(a, query, wa_node_new(a, "lid"));
     wa_node_add_child(a, us, query);
     wa_node *list = wa_node_new(a, "list");
     char buf[128];

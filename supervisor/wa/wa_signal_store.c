@@ -12,6 +12,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/log.h"
 #include "wa_crypto.h"
 
 #define SIGNAL_FILE "signal.bin"
@@ -41,6 +42,7 @@ struct wa_signal_store {
     uint32_t removed[MAX_PENDING]; /* prekeys used but not yet removed on disk */
     size_t nremoved;
     int dirty;
+    uint64_t identity_changes;
     signal_context *gctx;
 };
 
@@ -593,14 +595,26 @@ static int i_save(const signal_protocol_address *a, uint8_t *key, size_t len, vo
     return 0;
 }
 
-/* Trust on first use: an address's first key is accepted, later a different one is not. */
+/* A changed identity key is accepted, as WhatsApp's own clients do (they show
+ * "security code changed"): refusing it would silently lose every later
+ * message from a contact who reinstalled. The change is logged and counted. */
 static int i_trusted(const signal_protocol_address *a, uint8_t *key, size_t len, void *ud)
 {
     struct wa_signal_store *st = ud;
     struct entry *x = find(st, K_IDENTITY, a->name, a->name_len, a->device_id);
-    if (!x)
-        return 1;
-    return x->len == len && memcmp(x->data, key, len) == 0;
+    if (x && (x->len != len || memcmp(x->data, key, len) != 0)) {
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)(a->name_len < 95 ? a->name_len : 95), a->name);
+        st->identity_changes++;
+        log_warn("a contact's identity key changed; trusting the new key", LF_S("address", name),
+                 LF_I("device", a->device_id));
+    }
+    return 1;
+}
+
+uint64_t wa_signal_store_identity_changes(const struct wa_signal_store *st)
+{
+    return st->identity_changes;
 }
 
 static int sk_store(const signal_protocol_sender_key_name *n, uint8_t *record, size_t len, uint8_t *urec,

@@ -11,6 +11,7 @@
 #define WAPI_WA_SIGNAL_STORE_H
 #include <signal/signal_protocol.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wa_store.h"
 
@@ -30,6 +31,8 @@ int wa_signal_store_dirty(const struct wa_signal_store *st);
 int wa_signal_store_flush(struct wa_signal_store *st, char *err, size_t errlen);
 /* Drops unflushed changes by reloading from disk; 0 or -1 with err. */
 int wa_signal_store_reload(struct wa_signal_store *st, char *err, size_t errlen);
+/* How many times a known contact's identity key changed (and was accepted). */
+uint64_t wa_signal_store_identity_changes(const struct wa_signal_store *st);
 size_t wa_signal_store_session_count(const struct wa_signal_store *st);
 /* 1 when a session with name.device exists. */
 int wa_signal_store_has_session(const struct wa_signal_store *st, const char *name, int32_t device);

@@ -243,15 +243,17 @@ check("chats paginate 2 at a time, each once", jids == [x["jid"] for x in
 
 # ---- actions that need the WhatsApp connection
 st, js = api("POST", f"/api/messages/{mid}/read")
-check("POST /api/messages/{id}/read is 503 not_available", st == 503 and js["error"]["code"] == "not_available", js)
+check("POST /api/messages/{id}/read of a message we sent is 409 own_message",
+      st == 409 and js["error"]["code"] == "own_message", js)
 st, js = api("POST", f"/api/chats/{chat}/presence", {"state": "dancing"})
 check("presence with a bad state is a 400 naming state", st == 400 and js["error"]["field"] == "state", js)
 st, js = api("POST", f"/api/chats/{chat}/presence", {"state": "typing"})
-check("presence is 503 not_available", st == 503 and js["error"]["code"] == "not_available", js)
+check("presence without a connection is 409 not_connected", st == 409 and js["error"]["code"] == "not_connected", js)
 st, js = api("POST", "/api/contacts/check", {"phones": ["+15551234567", "nope"]})
 check("contacts/check with a bad phone is a 400 naming phones", st == 400 and js["error"]["field"] == "phones", js)
 st, js = api("POST", "/api/contacts/check", {"phones": ["+15551234567"]})
-check("contacts/check is 503 not_available", st == 503 and js["error"]["code"] == "not_available", js)
+check("contacts/check without a connection is 409 not_connected",
+      st == 409 and js["error"]["code"] == "not_connected", js)
 st, js = api("GET", f"/api/messages/{mid}/read")
 check("GET on an action is 405", st == 405, js)
 

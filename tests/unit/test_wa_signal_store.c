@@ -2,7 +2,7 @@
  * with a store in its own directory) start a session from a prekey bundle,
  * exchange pkmsg and msg both ways; the used prekey disappears from
  * prekeys.bin; state survives a reopen only once flushed; a corrupt file is
- * refused; a changed remote identity is not trusted; padding and the
+ * refused; a changed remote identity is accepted and counted; padding and the
  * Message protobuf round-trip. */
 #include <stdlib.h>
 #include <string.h>
@@ -174,12 +174,19 @@ int main(void)
     free(ct);
     T_EQ_INT(wa_signal_store_flush(a.st, err, sizeof err), 0, "flush");
 
-    /* Trust on first use: another identity for bob's address is refused. */
+    /* A changed identity for a known address (bob reinstalled) is accepted and
+     * counted, as WhatsApp's clients do; the new key replaces the old one. */
     struct party c;
     T_CHECK(party_new(&c, base, "mallory", 2) == 0, "third party");
-    T_EQ_INT(wa_msg_session_from_bundle(c.sc, c.g, "15550001", 0, &bun), 0, "mallory builds a session to alice");
-    T_CHECK(roundtrip(&c, "15550002", &a, "15550001", "i am bob", NULL) == SG_ERR_UNTRUSTED_IDENTITY,
-            "a different identity for a known address is not trusted");
+    struct wa_bundle fresh;
+    bundle_of(&a, 2, &fresh); /* an unused one-time prekey of alice's */
+    T_EQ_INT(wa_msg_session_from_bundle(c.sc, c.g, "15550001", 0, &fresh), 0, "the new install builds a session to alice");
+    T_EQ_INT((int)wa_signal_store_identity_changes(a.st), 0, "no identity change yet");
+    T_EQ_INT(roundtrip(&c, "15550002", &a, "15550001", "i am bob, reinstalled", NULL), 0,
+             "a message under a changed identity decrypts");
+    T_EQ_INT((int)wa_signal_store_identity_changes(a.st), 1, "the identity change is counted");
+    T_EQ_INT(roundtrip(&c, "15550002", &a, "15550001", "again", NULL), 0, "and later messages too");
+    T_EQ_INT((int)wa_signal_store_identity_changes(a.st), 1, "the new key is now the known one");
     T_EQ_INT(wa_signal_store_reload(a.st, err, sizeof err), 0, "reload drops unflushed changes");
 
     /* Corrupt file: refused, not replaced. */

@@ -72,12 +72,17 @@
 //   Messages to a companion stay queued until it acks them and are resent after
 //   each login (as WhatsApp does).
 //   POST /peer/send    {from?, id?, text?, corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
-//                       revoke?:{target}, unsupported?:true, to?}   → {ok, id, devices}
+//                       revoke?:{target}, unsupported?:true, to?, viaLid?}   → {ok, id, devices, lid}
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
 //                                     the resend (<enc count=N> to the device) is decrypted
 //                                     (event peer.resend)
 //   POST /peer/receipt {id, type?, from?}    a receipt from the peer (type read, or delivery)
+//   POST /peer/reinstall {from?}      the peer reinstalls: new identity and prekeys, no sessions
+//   /peer/send also takes viaLid: true (from = the peer's LID, with sender_pn); otherwise
+//   messages carry sender_lid. Companions' read receipts for peers' messages are checked
+//   (event peer.read), <chatstate> too (event chatstate), and usync answers <contact>
+//   queries (event usync.contacts): accounts that exist are type=in, others type=out.
 //   GET  /peer/received               [{id, count, text, ...}] what the peer decrypted
 //   Every account's device 0 is such a libsignal peer; companions of any account
 //   (paired with /phone/scan {phone}) get their copies relayed as <message from=user:dev>,
@@ -586,12 +591,13 @@ class Conn {
                 return this.onPeerMessage(n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'enc')?.attrs?.count != null && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
                 return this.onRetryResend(n);
+            if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
             if (n.tag === 'receipt') this.relayReceipt(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
         case 'chatstate':
             want(this.state === 'logged-in', '<chatstate> before login');
-            return;
+            return this.onChatstate(n);
         default:
             bad(`unexpected top-level stanza <${n.tag}>`);
         }
@@ -691,6 +697,50 @@ class Conn {
         return list;
     }
 
+    /** <chatstate from? to><composing [media=audio]/> | <paused/></chatstate> (whatsmeow's and Baileys' shape). */
+    onChatstate(n) {
+        const extra = Object.keys(n.attrs).filter((k) => !['from', 'to'].includes(k));
+        want(extra.length === 0, `<chatstate> with unexpected attributes ${extra.join(',')}`);
+        const r = this.server.resolveJid(n.attrs.to);
+        want(r && !String(n.attrs.to).split('@')[0].includes(':'), `<chatstate to=${n.attrs.to}>, want a user JID without device`);
+        if (n.attrs.from != null) {
+            const own = [`${this.device.user}@s.whatsapp.net`, `${this.device.lid}`];
+            want(own.includes(n.attrs.from), `<chatstate from=${n.attrs.from}>, want our account ${own[0]}`);
+        }
+        const k = kids(n);
+        want(k.length === 1 && ['composing', 'paused'].includes(k[0].tag), `<chatstate> must hold exactly one <composing/> or <paused/>, got ${k.map((x) => x.tag).join(',')}`);
+        const ka = Object.keys(k[0].attrs);
+        want(ka.length === 0 || (k[0].tag === 'composing' && ka.length === 1 && k[0].attrs.media === 'audio'), `<${k[0].tag}> with attributes ${ka.join(',')}`);
+        this.log('chatstate', { to: n.attrs.to, state: k[0].tag, media: k[0].attrs.media ?? null, unknown: !!r.unknown });
+    }
+
+    /** A read receipt from a companion for messages a peer sent it: every id must be one that peer
+     * sent to this account, `t` a plausible time, no group attributes on a 1:1 chat. */
+    checkReadReceipt(n) {
+        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 't', 'participant'].includes(k));
+        want(extra.length === 0, `<receipt type=read> with unexpected attributes ${extra.join(',')}`);
+        want(/^[0-9]{9,11}$/.test(String(n.attrs.t)) && Math.abs(Number(n.attrs.t) - nowSec()) < 600, `<receipt type=read t=${n.attrs.t}>: want the current unix time`);
+        const r = this.server.resolveJid(n.attrs.to);
+        const peer = r && !r.unknown && this.server.peers.get(r.user);
+        if (!peer || this.server.sentBy.has(n.attrs.id)) return; // a receipt for a companion's message: relayed below
+        want(n.attrs.participant == null, '<receipt type=read> to a person carries no participant');
+        const ids = [n.attrs.id];
+        const list = kid(n, 'list');
+        if (list) {
+            want(kids(n).length === 1 && kids(list).length > 0 && kids(list).every((x) => x.tag === 'item' && typeof x.attrs.id === 'string'), '<receipt><list> must hold <item id=…/>');
+            ids.push(...kids(list).map((x) => x.attrs.id));
+        } else {
+            want(kids(n).length === 0, '<receipt type=read> children other than <list>');
+        }
+        want(new Set(ids).size === ids.length, `<receipt type=read> lists an id twice: ${ids.join(',')}`);
+        const mine = `${this.device.user}:${this.device.device}`;
+        for (const id of ids) {
+            const st = peer.sentStanzas?.get(id);
+            want(st && st.key === mine, `<receipt type=read id=${id}> to ${n.attrs.to}: ${peer.phone} never sent this device that message`);
+        }
+        this.log('peer.read', { ids, from: this.device.jid, to: n.attrs.to, type: n.attrs.type });
+    }
+
     /** A companion's receipt for a message another companion sent: passed on to the sender's connection. */
     relayReceipt(n) {
         const from = this.server.sentBy.get(n.attrs.id);
@@ -713,7 +763,8 @@ class Conn {
         want(q && list, '<usync> needs <query> and <list>');
         const dv = kid(q, 'devices');
         const protocols = kids(q).map((x) => x.tag);
-        want(protocols.length > 0 && protocols.every((t) => ['devices', 'lid'].includes(t)), `<usync> query protocols ${protocols.join(',')}: this server knows devices and lid`);
+        if (kid(q, 'contact')) return this.onUsyncContacts(n, u, q, list);
+        want(protocols.length > 0 && protocols.every((t) => ['devices', 'lid'].includes(t)), `<usync> query protocols ${protocols.join(',')}: this server knows devices, lid and contact`);
         if (dv) want(dv.attrs.version === '2', '<devices> must be version 2');
         const users = kids(list);
         want(users.length > 0 && users.every((x) => x.tag === 'user' && typeof x.attrs.jid === 'string'), '<list> must hold <user jid=…/>');
@@ -731,6 +782,35 @@ class Conn {
             out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content });
         }
         this.log('usync', { users: users.map((x) => x.attrs.jid) });
+        this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
+            { tag: 'list', attrs: {}, content: out }
+        ] }]);
+    }
+
+    /** <usync context=interactive><query><contact/></query><list><user><contact>+digits</contact></user>…: which
+     * numbers have an account. The answer echoes each query in <contact type=in|out>. */
+    onUsyncContacts(n, u, q, list) {
+        const protocols = kids(q).map((x) => x.tag);
+        want(protocols.every((t) => ['contact', 'business', 'lid'].includes(t)) && kids(kid(q, 'contact')).length === 0 && Object.keys(kid(q, 'contact').attrs).length === 0,
+            `<usync> contact query protocols ${protocols.join(',')}`);
+        want(u.attrs.context === 'interactive', `<usync context=${u.attrs.context}> for a contact query, want interactive`);
+        const users = kids(list);
+        want(users.length > 0 && users.length <= 100, `<usync> contact query with ${users.length} users`);
+        const out = [];
+        const phones = [];
+        for (const x of users) {
+            want(x.tag === 'user' && x.attrs.jid == null && kids(x).length === 1 && kids(x)[0].tag === 'contact', '<user> of a contact query must hold exactly one <contact>');
+            const c = kids(x)[0];
+            const text = Buffer.isBuffer(c.content) || c.content instanceof Uint8Array ? Buffer.from(c.content).toString('utf8') : c.content;
+            want(typeof text === 'string' && /^\+[1-9][0-9]{6,14}$/.test(text), `<contact>${text}</contact>: want +digits`);
+            const digits = text.slice(1);
+            phones.push(digits);
+            const known = this.server.peers.has(digits);
+            const content = [{ tag: 'contact', attrs: { type: known ? 'in' : 'out' }, content: Buffer.from(text) }];
+            if (known && kid(q, 'lid')) content.push({ tag: 'lid', attrs: { val: `${this.server.peers.get(digits).lid}@lid` } });
+            out.push({ tag: 'user', attrs: { jid: `${digits}@s.whatsapp.net` }, content });
+        }
+        this.log('usync.contacts', { phones });
         this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
             { tag: 'list', attrs: {}, content: out }
         ] }]);
@@ -1577,7 +1657,9 @@ export class FakeWhatsAppServer extends EventEmitter {
             }
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
             if (b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
-            const node = { tag: 'message', attrs: { from: peer.jid, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
+            // As WhatsApp does, the other address form rides along: sender_lid, or sender_pn when sent via the LID.
+            const addr = b.viaLid ? { from: `${peer.lid}@lid`, sender_pn: peer.jid } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
+            const node = { tag: 'message', attrs: { ...addr, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
                 ...(b.dsmTo ? { recipient: b.dsmTo } : { notify: peer.name }) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
             const key = `${d.user}:${d.device}`;
@@ -1589,7 +1671,7 @@ export class FakeWhatsAppServer extends EventEmitter {
             this.log(c ? c.id : 0, 'peer.sent', { id, to: d.jid, type: enc.type, online: !!c });
             sent.push(d.jid);
         }
-        return { ok: true, id, devices: sent };
+        return { ok: true, id, devices: sent, lid: `${peer.lid}@lid` };
     }
 
     /** The exact same stanza again (what a server does when it thinks the ack was lost). */
@@ -1618,6 +1700,17 @@ export class FakeWhatsAppServer extends EventEmitter {
             { tag: 'registration', attrs: {}, content: reg }
         ] });
         this.log(c.id, 'peer.retry', { id });
+        return { ok: true };
+    }
+
+    /** The peer reinstalls WhatsApp: new identity, registration id and prekeys, no sessions. */
+    peerReinstall(from) {
+        const old = this.peers.get(from ?? this.peer.phone);
+        if (!old) throw new Error(`no peer ${from}`);
+        const fresh = new FakePeer({ phone: old.phone, name: old.name, lid: old.lid });
+        this.peers.set(old.phone, fresh);
+        if (this.peer === old) this.peer = fresh;
+        this.log(0, 'peer.reinstall', { phone: old.phone });
         return { ok: true };
     }
 
@@ -1787,6 +1880,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
+        'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
         'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };

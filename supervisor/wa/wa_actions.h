@@ -1,0 +1,30 @@
+/* One-shot things the API asks of the live connection: read receipts for
+ * messages we received, typing indicators, and asking the server which phone
+ * numbers are on WhatsApp. Stanzas only: callers own the bookkeeping. */
+#ifndef WAPI_WA_ACTIONS_H
+#define WAPI_WA_ACTIONS_H
+#include <stddef.h>
+
+#include "wa_client.h"
+
+#define WA_ACT_MAX_PHONES 100
+
+/* One <receipt type=read> to chat for ids[0..n) (n >= 1; the first is the
+ * stanza id, the rest a <list>). -1 when not connected or malformed. */
+int wa_send_read(struct wa_client *c, const char *chat, const char *const *ids, size_t n);
+/* <chatstate> to jid: typing -> <composing/>, paused -> <paused/>. */
+int wa_send_chatstate(struct wa_client *c, const char *jid, int typing);
+
+struct wa_contact_result {
+    char phone[24]; /* digits, as asked */
+    int on_whatsapp;
+    char jid[96];   /* "" when the server gave none */
+};
+/* res is NULL (n 0) when the connection went away or the server refused;
+ * why says which. res is only valid during the call. */
+typedef void (*wa_contacts_cb)(void *arg, const struct wa_contact_result *res, size_t n, const char *why);
+/* Asks with a usync contact query; phones are digits (international form).
+ * -1 when not connected (cb will not run). */
+int wa_query_contacts(struct wa_client *c, const char *const *phones, size_t n, wa_contacts_cb cb, void *arg);
+
+#endif

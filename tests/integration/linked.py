@@ -1,0 +1,82 @@
+"""Shared set-up for suites that need a signed-up user, an API key and a
+WhatsApp session linked to the fake server: a private database dropped at
+exit, the key, JSON calls, linking by QR through the API, psql queries."""
+import atexit
+import json
+import random
+import re
+import subprocess
+import time
+
+from harness import fresh_database
+
+_URL = re.compile(r"^(postgres(?:ql)?://[^/?]*/)([^?]*)")
+
+
+def private_database(name):
+    """fresh_database(name), dropped when the run ends."""
+    db = fresh_database(name)
+
+    @atexit.register
+    def _drop():
+        admin = _URL.sub(r"\1postgres", db)
+        subprocess.run(["psql", admin, "-qAtX", "-c", f'DROP DATABASE IF EXISTS "{_URL.match(db).group(2)}" WITH (FORCE)'],
+                       capture_output=True)
+    return db
+
+
+def psql(db, sql, *args):
+    """Rows of a query as lists of strings; args are bound as psql variables :'a1', :'a2', ..."""
+    cmd = ["psql", db, "-qAtX", "-F", "\t", "-v", "ON_ERROR_STOP=1"]
+    for i, a in enumerate(args, 1):
+        cmd += ["-v", f"a{i}={a}"]
+    out = subprocess.run(cmd, input=sql, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def wait(fn, timeout=15, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+class Api:
+    """Signs up a user on srv (started), makes an API key, then calls with it."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        origin = f"http://127.0.0.1:{srv.port}"
+        email = f"user-{random.randrange(10**9)}@example.com"
+        hh = {"content-type": "application/json", "origin": origin,
+              "x-forwarded-for": f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"}
+        _, h, _ = srv.request("POST", "/api/auth/sign-up/email", headers=hh,
+                              body=json.dumps({"email": email, "password": "password-123", "name": "Ops"}).encode())
+        cookie = h.get("set-cookie", "").split(";")[0]
+        st, _, b = srv.request("POST", "/api/auth/api-key/create", body=json.dumps({"name": "suite"}).encode(),
+                               headers={"content-type": "application/json", "origin": origin, "cookie": cookie})
+        self.key = json.loads(b).get("key") if st == 200 else None
+
+    def __call__(self, method, path, body=None, timeout=20):
+        data = json.dumps(body).encode() if body is not None else None
+        hh = {"x-api-key": self.key}
+        if data is not None:
+            hh["content-type"] = "application/json"
+        st, _, b = self.srv.request(method, path, body=data, headers=hh, timeout=timeout)
+        try:
+            return st, json.loads(b)
+        except ValueError:
+            return st, None
+
+    def link(self, wa):
+        """Starts the session, has the fake phone scan the QR; True once connected with prekeys uploaded."""
+        self("POST", "/api/session/start")
+        if not wait(lambda: self("GET", "/api/session")[1].get("state") == "qr"):
+            return False
+        _, _, raw = self.srv.request("GET", "/api/session/qr?format=raw", headers={"x-api-key": self.key})
+        res = wa.call("POST", "/phone/scan", {"qr": raw.decode(), "timeoutMs": 10000})
+        ok = res.get("ok") is True and wait(lambda: self("GET", "/api/session")[1].get("state") == "connected")
+        return bool(ok and wa.wait_event("prekeys.upload", timeout=15))
