@@ -122,8 +122,8 @@ async function run(b) {
   const problems = [];
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   page.on("console", (m) => {
-    // The bad recipient answers 400; the browser logs that fetch, which is expected.
-    if (m.type() === "error" && !/status of 400/.test(m.text())) problems.push(`console: ${m.text()}`);
+    // The bad recipient answers 400 and Mark read without a session 409; the browser logs those fetches.
+    if (m.type() === "error" && !/status of (400|409)/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on("dialog", (d) => d.accept());
 
@@ -158,6 +158,23 @@ async function run(b) {
   await page.click("[data-testid=chats] [data-jid]");
   await page.waitForSelector("[data-testid=thread] [data-status=delivered]");
   check("Messages: a status change shows", true);
+  // An incoming message: "Mark read" asks the server (no session here: its error shows), and goes once it is read.
+  sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, text, status, ts) VALUES " +
+    "('3EB0F00D00000000000001', '15551234567@s.whatsapp.net', '15551234567@s.whatsapp.net', false, 'text', 'hi back', 'received', now())");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid]");
+  await page.waitForSelector("[data-testid=thread] >> text=hi back");
+  check("Messages: an unread incoming message offers Mark read", await page.isVisible("[data-testid=mark-read]"));
+  await page.click("[data-testid=mark-read]");
+  await page.waitForSelector("[role=alert] >> text=not connected");
+  check("Messages: Mark read without a connection shows the server's error", true);
+  sql("UPDATE wa_messages SET read_at = now() WHERE id = '3EB0F00D00000000000001'");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid]");
+  await page.waitForSelector("[data-testid=thread] >> text=hi back");
+  check("Messages: once read, no Mark read", !(await page.isVisible("[data-testid=mark-read]")));
   await shot(page, "messages");
 
   // Webhooks

@@ -46,7 +46,24 @@ export async function render({ api }) {
     }
     const data = await api(`/api/chats/${encodeURIComponent(current)}/messages?limit=50`);
     const msgs = (data.data || []).slice().reverse();
-    threadBox.replaceChildren(h("h2", {}, current),
+    // Read receipts are sent on request only: the contact sees them.
+    const unread = msgs.filter((m) => !m.from_me && m.type !== "reaction" && !m.read_at).pop();
+    let markRead = null;
+    if (unread) {
+      markRead = h("button", { type: "button", class: "secondary", "data-testid": "mark-read" }, "Mark read");
+      markRead.addEventListener("click", async () => {
+        error.textContent = "";
+        markRead.disabled = true;
+        try {
+          await api(`/api/messages/${encodeURIComponent(unread.id)}/read`, { method: "POST" });
+          await Promise.all([loadChats(), loadThread()]);
+        } catch (e) {
+          error.textContent = e.message;
+          markRead.disabled = false;
+        }
+      });
+    }
+    threadBox.replaceChildren(h("div", { class: "thread-head" }, h("h2", {}, current), markRead),
       msgs.length ? h("ul", { class: "messages" }, msgs.map((m) =>
         h("li", { class: m.from_me ? "msg mine" : "msg", "data-message-id": m.id },
           h("div", {}, preview(m)),
