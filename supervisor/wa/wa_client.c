@@ -808,6 +808,15 @@ static void send_ack(struct wa_client *c, const wa_node *n)
     wa_jid to;
     if (wa_jid_parse(a, f, &to) == WA_OK)
         wa_node_add_attr_jid(a, ack, "to", &to);
+    /* A group's sender and a deviceSentMessage's chat are named back. */
+    static const char *const echo[] = {"participant", "recipient"};
+    for (size_t i = 0; i < sizeof echo / sizeof echo[0]; i++) {
+        char buf[128];
+        const char *v = attr_text(n, echo[i], buf, sizeof buf);
+        wa_jid j;
+        if (v && wa_jid_parse(a, v, &j) == WA_OK)
+            wa_node_add_attr_jid(a, ack, echo[i], &j);
+    }
     send_node(c, ack);
     wa_arena_free(a);
 }

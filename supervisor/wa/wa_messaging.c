@@ -387,6 +387,40 @@ static const char *alt_jid(const wa_node *n, wa_arena *a, const char *key, const
     return buf;
 }
 
+/* Group, broadcast and newsletter messages use sender keys, which are not
+ * supported yet: each is still stored (type unsupported, subtype naming the
+ * kind of chat, sender from participant) before its receipt and ack, so
+ * nothing acknowledged is lost and the API shows that it came. */
+static void store_undecryptable_group(wa_node *n, wa_arena *a, const char *id, const char *from, const wa_jid *fj,
+                                      const char *own_user, const char *t, const char *notify)
+{
+    char pb[128], sender[128] = "";
+    const char *participant = attr_text(n, "participant", pb, sizeof pb);
+    wa_jid pj;
+    if (participant && wa_jid_parse(a, participant, &pj) == WA_OK && pj.user[0])
+        snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
+    int from_me = sender[0] && strncmp(sender, own_user, strlen(own_user)) == 0 && sender[strlen(own_user)] == '@';
+    const char *kind = !strcmp(fj->server, "g.us") ? "group_message"
+                       : !strcmp(fj->server, "broadcast") ? "broadcast_message"
+                       : !strcmp(fj->server, "newsletter") ? "newsletter_message"
+                                                            : "other_message";
+    char chat[128];
+    snprintf(chat, sizeof chat, "%s@%s", fj->user, fj->server);
+    struct commit *cm = calloc(1, sizeof *cm);
+    if (!cm) {
+        finish_item();
+        return;
+    }
+    log_info("message in a group or broadcast: stored as unsupported (sender keys are not supported yet)",
+             LF_S("id", id), LF_S("from", from));
+    cm->a = a;
+    cm->n = n;
+    struct wa_msg_content mc = {.kind = WA_MSG_UNSUPPORTED, .subtype = (char *)kind};
+    M.busy = 1;
+    commit_message(cm, id, chat, sender[0] ? sender : NULL, from_me, t ? strtoll(t, NULL, 10) : (int64_t)time(NULL),
+                   from_me ? NULL : notify, NULL, &mc);
+}
+
 /* Handles the head of the queue: done synchronously (ack now) or waits for a commit. */
 static void handle_message(wa_node *n, wa_arena *a)
 {
@@ -406,10 +440,7 @@ static void handle_message(wa_node *n, wa_arena *a)
         return;
     }
     if (strcmp(fj.server, "s.whatsapp.net") != 0 && strcmp(fj.server, "lid") != 0) {
-        log_info("message from a group or broadcast: not supported yet", LF_S("id", id), LF_S("from", from));
-        send_receipt(n, NULL, NULL);
-        wa_client_ack(M.c, n);
-        finish_item();
+        store_undecryptable_group(n, a, id, from, &fj, own_user, t, notify);
         return;
     }
     signal_context *g;

@@ -3,8 +3,8 @@
 WhatsApp server (which checks each stanza strictly): read receipts
 (POST /api/messages/{id}/read), typing indicators (POST /api/chats/{jid}/presence),
 number checks (POST /api/contacts/check); the phone number <-> LID mapping
-from incoming stanzas and device queries; and a contact who reinstalled
-(a new identity key) still reaching us."""
+from incoming stanzas and device queries; a contact who reinstalled (a new
+identity key) still reaching us; group messages stored, not dropped."""
 import os
 import sys
 
@@ -143,6 +143,22 @@ ok = wait(lambda: api("GET", f"/api/messages/{mid}")[0] == 200, timeout=20)
 check("a message under the new identity is stored", ok and api("GET", f"/api/messages/{mid}")[1]["text"] ==
       "after reinstall")
 check("the identity change is logged", wait(lambda: "identity key changed" in srv.log(), timeout=5))
+
+# ---- a group message (sender keys, not decryptable yet) is stored, receipted and acked, never dropped
+GROUP = "120363000000000001@g.us"
+mark = wa.last_seq()
+out = wa.call("POST", "/peer/send", {"group": GROUP})
+gid = out.get("id")
+st, js = wait(lambda: (lambda r: r if r[0] == 200 else None)(api("GET", f"/api/messages/{gid}")), timeout=20) or (0, {})
+check("a group message is stored as unsupported/group_message with its sender",
+      st == 200 and js["type"] == "unsupported" and js["subtype"] == "group_message" and js["chat_jid"] == GROUP and
+      js["sender_jid"] == PEER and js["from_me"] is False, js)
+ev = wa.wait_event("group.receipt", since=mark)
+check("its receipt names the participant (checked by the fake server)", ev and ev["id"] == gid and
+      ev["participant"] == PEER, ev)
+ack = wait(lambda: [e for e in wa.events(mark, "ack") if e.get("id") == gid], timeout=10)
+check("and it is acked (with the participant: checked)", ack, wa.events(mark, "ack"))
+check("the group chat is listed", chat(GROUP) is not None, chat(GROUP))
 
 # ---- after all of it the session is still connected and nothing was refused
 st, js = api("GET", "/api/session")

@@ -72,7 +72,8 @@
 //   Messages to a companion stay queued until it acks them and are resent after
 //   each login (as WhatsApp does).
 //   POST /peer/send    {from?, id?, text?, corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
-//                       revoke?:{target}, unsupported?:true, to?, viaLid?}   → {ok, id, devices, lid}
+//                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us: an opaque skmsg from the peer as participant)}
+//                                     → {ok, id, devices, lid}
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
 //                                     the resend (<enc count=N> to the device) is decrypted
@@ -297,7 +298,7 @@ class Conn {
     /** Sends a stanza the client must acknowledge with <ack>. */
     sendAcked(node) {
         // Keyed by id, tag and sender: a message and its receipts from several devices share an id.
-        this.pendingAck.set(`${node.attrs.id} ${node.tag} ${node.attrs.from}`, { id: node.attrs.id, tag: node.tag, type: node.attrs.type, from: node.attrs.from, at: Date.now() });
+        this.pendingAck.set(`${node.attrs.id} ${node.tag} ${node.attrs.from}`, { id: node.attrs.id, tag: node.tag, type: node.attrs.type, from: node.attrs.from, participant: node.attrs.participant, at: Date.now() });
         this.send(node);
     }
 
@@ -591,6 +592,10 @@ class Conn {
                 return this.onPeerMessage(n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'enc')?.attrs?.count != null && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
                 return this.onRetryResend(n);
+            if (n.tag === 'receipt' && String(n.attrs.to).endsWith('@g.us')) {
+                want(typeof n.attrs.participant === 'string' && this.server.resolveJid(n.attrs.participant), `<receipt to=${n.attrs.to}> for a group message without a known participant`);
+                this.log('group.receipt', { id: n.attrs.id, to: n.attrs.to, participant: n.attrs.participant, type: n.attrs.type ?? null });
+            }
             if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
             if (n.tag === 'receipt') this.relayReceipt(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
@@ -612,6 +617,7 @@ class Conn {
         want(sent != null, `<ack id=${id}> for a stanza the server never sent (or acked twice)`);
         want(n.attrs.class === sent.tag, `<ack class=${n.attrs.class}> for a <${sent.tag}>`);
         want(to === sent.from, `<ack to=${to}>, want ${sent.from}`);
+        if (sent.participant) want(n.attrs.participant === sent.participant, `<ack participant=${n.attrs.participant}>, want ${sent.participant}`);
         if (sent.tag === 'message') want(n.attrs.type == null, `<ack class=message type=${n.attrs.type}>: a message ack carries no type`);
         else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
@@ -1645,6 +1651,24 @@ export class FakeWhatsAppServer extends EventEmitter {
         else message = { conversation: b.text ?? 'hello' };
         const targets = [...this.devices.values()].filter((d) => d.user === this.phone.phoneNumber && !d.removed && (!b.to || d.jid === b.to));
         const sent = [];
+        if (b.group) {
+            // A group message under sender keys (<enc type=skmsg>): this server does not model group
+            // crypto, so the ciphertext is opaque bytes; a client must still store, receipt and ack it.
+            want(/^[0-9]{6,20}(-[0-9]+)?@g\.us$/.test(b.group), `group ${b.group}: want digits@g.us`);
+            for (const d of targets) {
+                const node = { tag: 'message', attrs: { from: b.group, participant: peer.jid, id, t: String(nowSec()), type: 'text', notify: peer.name },
+                    content: [{ tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: crypto.randomBytes(48) }] };
+                const key = `${d.user}:${d.device}`;
+                if (!this.inbox.has(key)) this.inbox.set(key, new Map());
+                this.inbox.get(key).set(id, node);
+                (peer.sentStanzas ??= new Map()).set(id, { key, node });
+                const c = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+                if (c) c.sendAcked(node);
+                this.log(c ? c.id : 0, 'peer.sent', { id, to: d.jid, type: 'skmsg', group: b.group, online: !!c });
+                sent.push(d.jid);
+            }
+            return { ok: true, id, devices: sent, lid: `${peer.lid}@lid` };
+        }
         for (const d of targets) {
             let bundle = null;
             if (!peer.hasSession(d.user, d.device)) {
