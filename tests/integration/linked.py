@@ -80,3 +80,82 @@ class Api:
         res = wa.call("POST", "/phone/scan", {"qr": raw.decode(), "timeoutMs": 10000})
         ok = res.get("ok") is True and wait(lambda: self("GET", "/api/session")[1].get("state") == "connected")
         return bool(ok and wa.wait_event("prekeys.upload", timeout=15))
+
+
+class WebhookReceiver:
+    """A loopback HTTP server recording each POST as (headers lowercased, body text)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.received = []
+        rec = self.received
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
+                rec.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/wapi"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def of_type(self, etype, pred=lambda p: True):
+        """[(headers, body, payload)] of the deliveries of this event type."""
+        out = []
+        for h, b in list(self.received):
+            p = json.loads(b)
+            if p.get("type") == etype and pred(p):
+                out.append((h, b, p))
+        return out
+
+    def verify(self, secret, deliveries=None):
+        """Runs the standardwebhooks package's verifier over deliveries (default: all): [{ok, ...}]."""
+        import os
+        from harness import ROOT
+        items = [{"secret": secret, "headers": {k: h.get(k, "") for k in
+                                                ("webhook-id", "webhook-timestamp", "webhook-signature")}, "body": b}
+                 for h, b in (deliveries if deliveries is not None else list(self.received))]
+        out = subprocess.run(["node", os.path.join(ROOT, "tests/webhooks/verify.mjs")], input=json.dumps(items),
+                             capture_output=True, text=True).stdout
+        return json.loads(out or "[]")
+
+
+class SSE:
+    """GET /api/events with an API key, read in a thread: .events is a list of {id, event, data}."""
+
+    def __init__(self, srv, key):
+        import http.client
+        import threading
+        self.events = []
+        self.conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
+        self.conn.request("GET", "/api/events", headers={"x-api-key": key})
+        self.resp = self.conn.getresponse()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        cur = {}
+        try:
+            while True:
+                line = self.resp.fp.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                if line == "":
+                    if cur.get("data"):
+                        self.events.append(cur)
+                    cur = {}
+                elif ":" in line and not line.startswith(":"):
+                    k, _, v = line.partition(":")
+                    cur[k] = v[1:] if v.startswith(" ") else v
+        except (OSError, AttributeError, ValueError) as e:
+            self.err = repr(e)
+            return

@@ -6,20 +6,18 @@ package verifies; a text sent with POST /api/messages reaches the peer with
 the id the API returned, its status moves to delivered and read, and each
 step arrives as a signed webhook (message.sent, message.status)."""
 import atexit
-import http.client
-import http.server
 import json
 import os
 import random
 import re
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import ROOT, Server, check, done, fresh_database  # noqa: E402
+from linked import SSE, WebhookReceiver  # noqa: E402
 
 DB = fresh_database(f"wapi_it_messages_e2e_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
@@ -45,61 +43,9 @@ def wait(fn, timeout=15, step=0.05):
     return fn()
 
 
-received = []
-
-
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
-        received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
-
-
-rx = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-rx.daemon_threads = True
-threading.Thread(target=rx.serve_forever, daemon=True).start()
-
-
-def hooks(etype, pred=lambda p: True):
-    out = []
-    for h, b in received:
-        p = json.loads(b)
-        if p.get("type") == etype and pred(p):
-            out.append((h, b, p))
-    return out
-
-
-class SSE:
-    def __init__(self, srv, key):
-        self.events = []
-        self.conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
-        self.conn.request("GET", "/api/events", headers={"x-api-key": key})
-        self.resp = self.conn.getresponse()
-        threading.Thread(target=self.run, daemon=True).start()
-
-    def run(self):
-        cur = {}
-        try:
-            while True:
-                line = self.resp.fp.readline()
-                if not line:
-                    return
-                line = line.decode().rstrip("\n")
-                if line == "":
-                    if cur.get("data"):
-                        self.events.append(cur)
-                    cur = {}
-                elif ":" in line and not line.startswith(":"):
-                    k, _, v = line.partition(":")
-                    cur[k] = v[1:] if v.startswith(" ") else v
-        except (OSError, AttributeError, ValueError):
-            return
+rx = WebhookReceiver()
+received = rx.received
+hooks = rx.of_type
 
 
 wa = FakeWA()
@@ -134,7 +80,7 @@ def api(method, path, body=None):
         return st, None
 
 
-st, hook = api("POST", "/api/webhooks", {"url": f"http://127.0.0.1:{rx.server_address[1]}/wapi", "events": ["*"]})
+st, hook = api("POST", "/api/webhooks", {"url": rx.url, "events": ["*"]})
 check("webhook created", st == 201, hook)
 
 # Link the session through the API.

@@ -2,7 +2,10 @@
 // Test-only: an unmodified Baileys client as the other person in a chat. It
 // links itself as a companion of account --phone on the fake server (QR scanned
 // through the control API), logs in, and then takes JSON lines on stdin:
-//   {"op":"send","to":"<jid>","text":"…","id"?:"…"}   → {"sent":"<id>"}
+//   {"op":"send","to":"<jid>","text":"…","id"?:"…","replyTo"?:"<id>"}   → {"sent":"<id>"}
+//   {"op":"react","to":"<jid>","target":"<id>","fromMe":bool,"text":"👍"}  → {"sent":"<id>"}
+//   {"op":"edit","to":"<jid>","target":"<id>","text":"…"}                 → {"sent":"<id>"}  (our own message)
+//   {"op":"revoke","to":"<jid>","target":"<id>"}                          → {"sent":"<id>"}  (our own message)
 //   {"op":"read","jid":"<jid>","id":"…","participant"?:…} → {"read":"<id>"}
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
@@ -54,8 +57,21 @@ const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
     try {
         const cmd = JSON.parse(line);
+        const key = (fromMe) => ({ remoteJid: cmd.to, id: cmd.target, fromMe });
         if (cmd.op === 'send') {
-            const m = await sock.sendMessage(cmd.to, { text: cmd.text }, cmd.id ? { messageId: cmd.id } : {});
+            const opts = cmd.id ? { messageId: cmd.id } : {};
+            if (cmd.replyTo) opts.quoted = { key: key(false), message: { conversation: cmd.quotedText ?? '' } };
+            if (cmd.replyTo) opts.quoted.key.id = cmd.replyTo;
+            const m = await sock.sendMessage(cmd.to, { text: cmd.text }, opts);
+            out({ sent: m.key.id });
+        } else if (cmd.op === 'react') {
+            const m = await sock.sendMessage(cmd.to, { react: { text: cmd.text, key: key(!!cmd.fromMe) } });
+            out({ sent: m.key.id });
+        } else if (cmd.op === 'edit') {
+            const m = await sock.sendMessage(cmd.to, { text: cmd.text, edit: key(true) });
+            out({ sent: m.key.id });
+        } else if (cmd.op === 'revoke') {
+            const m = await sock.sendMessage(cmd.to, { delete: key(true) });
             out({ sent: m.key.id });
         } else if (cmd.op === 'read') {
             await sock.readMessages([{ remoteJid: cmd.jid, id: cmd.id, fromMe: false, participant: cmd.participant }]);

@@ -897,7 +897,8 @@ class Conn {
         const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'edit', 'phash', 'addressing_mode'].includes(k));
         want(extra.length === 0, `<message> with unexpected attributes ${extra.join(',')}`);
         want(typeof id === 'string' && /^[0-9A-F]{16,64}$/.test(id), `<message id=${id}>: want upper-case hex`);
-        want(type === 'text', `<message type=${type}>, want text`);
+        want(type === 'text' || type === 'reaction', `<message type=${type}>, want text or reaction`);
+        if (n.attrs.edit != null) want(['1', '7', '8'].includes(n.attrs.edit), `<message edit=${n.attrs.edit}>: want 1 (edit), 7 or 8 (revoke)`);
         const rto = this.server.resolveJid(to);
         const peer = rto && this.server.peers.get(rto.user);
         want(peer && !to.split('@')[0].includes(':'), `<message to=${to}>, want a user JID without device`);
@@ -951,7 +952,8 @@ class Conn {
             if (e.dev === 0) continue;
             const d = this.server.devices.get(`${e.user}:${e.dev}`);
             if (!d) continue;
-            const node = { tag: 'message', attrs: { from: `${me.user}:${me.device}@s.whatsapp.net`, id, t: String(nowSec()), type: 'text',
+            const node = { tag: 'message', attrs: { from: `${me.user}:${me.device}@s.whatsapp.net`, id, t: String(nowSec()), type,
+                ...(n.attrs.edit != null ? { edit: n.attrs.edit } : {}),
                 ...(e.user === me.user ? { recipient: to } : { notify: me.pushName || 'wapi' }) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: e.type }, content: e.body }, ...(di ? [di] : [])] };
             const key = `${d.user}:${d.device}`;
@@ -969,8 +971,9 @@ class Conn {
             try {
                 const m = await primaryOf(me.user).decrypt(sender, me.device, own0.type, own0.body);
                 const dsm = m.deviceSentMessage;
-                const ok = dsm && dsm.destinationJid === to && (dsm.message?.conversation ?? dsm.message?.extendedTextMessage?.text) != null;
-                this.log(ok ? 'phone.dsm' : 'peer.fail', ok ? { id, destination: dsm.destinationJid, text: dsm.message.conversation ?? dsm.message.extendedTextMessage.text }
+                const dm = dsm?.message;
+                const ok = dsm && dsm.destinationJid === to && dm != null && (dm.conversation ?? dm.extendedTextMessage?.text ?? dm.reactionMessage ?? dm.protocolMessage) != null;
+                this.log(ok ? 'phone.dsm' : 'peer.fail', ok ? { id, destination: dsm.destinationJid, text: dm.conversation ?? dm.extendedTextMessage?.text ?? null }
                     : { id, detail: 'copy for our own phone is not a deviceSentMessage to the chat' });
             } catch (err) {
                 this.log('peer.fail', { id, detail: `own phone: ${String(err?.message || err)}` });
