@@ -1,6 +1,9 @@
 #include "wa_ws.h"
 
 #include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -313,6 +316,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct wa_ws *ws = arg;
     enter(ws);
     if (what & BEV_EVENT_CONNECTED) {
+        /* Stanzas are small and each waits for an answer: without this, Nagle
+         * holds a write behind the peer's delayed ACK (tens of ms per round). */
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         send_upgrade(ws);
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         char why[400];
