@@ -33,6 +33,7 @@ enum ipc_type {
     IPC_EVENTS_SINCE, /* W->S {u64 after} -> {200, lines "id\ttype\tjson\n"} */
     IPC_EVENT,       /* S->W {u64 id, bytes type, bytes json} pushed to every worker */
     IPC_ACTION,      /* W->S {u32 action, ...} -> {status, JSON}; see enum ipc_action */
+    IPC_OUTBOX_KICK, /* W->S {} outbox rows were committed: send them (no reply) */
     IPC_TYPE_MAX
 };
 

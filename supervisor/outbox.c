@@ -337,3 +337,8 @@ void outbox_shutdown(void)
     }
     O.listen_state = 0;
 }
+
+void outbox_kick(void)
+{
+    dispatch();
+}

@@ -1,6 +1,7 @@
-/* The outbox dispatcher: sends the wa_outbox rows the API commits, one at a
- * time, over the WhatsApp connection. Wakes on NOTIFY wapi_outbox (its own
- * libpq connection on the loop) and polls as a safety net. The message id
+/* The outbox dispatcher: sends the wa_outbox rows the API commits over the
+ * WhatsApp connection. Wakes when a worker says it committed rows
+ * (IPC_OUTBOX_KICK), on NOTIFY wapi_outbox (for rows written by other means;
+ * its own libpq connection on the loop), and polls as a safety net. The message id
  * was fixed when the row was made, so a resend after a crash is the same
  * message. Server ack -> sent, receipts -> delivered / read, refusals ->
  * failed with the reason, transient failures retried with backoff; every
@@ -14,5 +15,7 @@
 
 void outbox_init(struct event_base *base, const struct db_params *params, struct wa_client *c);
 void outbox_shutdown(void);
+/* A worker committed outbox rows: dispatch now (the poll is only a safety net). */
+void outbox_kick(void);
 
 #endif

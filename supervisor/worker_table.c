@@ -13,6 +13,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "actions.h"
+#include "outbox.h"
 #include "session.h"
 #include "sup.h"
 
@@ -127,6 +128,13 @@ static void handle(struct worker *w, const struct ipc_msg *m)
         }
         w->st = WS_READY;
         workers_reconcile();
+        return;
+    case IPC_OUTBOX_KICK:
+        if (ipc_rd_end(&rd) < 0) {
+            kill_worker(w, "malformed outbox kick");
+            return;
+        }
+        outbox_kick();
         return;
     case IPC_HEARTBEAT:
         if (ipc_rd_end(&rd) < 0) {

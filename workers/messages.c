@@ -49,6 +49,11 @@ struct op {
     char idem[IDEM_MAX + 1];
     uint32_t req; /* a supervisor request in flight */
     char *ids;    /* '\n'-joined message ids (pool) */
+    /* POST /api/messages: waiting in the send queue, or in a batch in flight */
+    struct op *qnext;
+    int queued;
+    struct send_batch *batch;
+    int slot;
 };
 
 static void op_abort(struct rq *rq)
@@ -149,78 +154,231 @@ static int new_message_id(char out[23])
 
 /* ---- POST /api/messages */
 
-/* One statement: the message, its outbox row, the chat's last message and
- * the wake-up for the dispatcher (delivered at commit), or the message an
- * earlier request with the same idempotency key created. */
-static const char SQL_SEND[] =
-    "WITH ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, idempotency_key) "
-    "  SELECT $1, $2, true, 'text', $3, $4, 'queued', now(), $5 "
-    "  WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages r WHERE r.id = $4) "
-    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "
-    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins RETURNING message_id), "
-    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
-    "  ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id, "
-    "  last_message_at = EXCLUDED.last_message_at, updated_at = now() RETURNING 1), "
-    "n AS (SELECT pg_notify('wapi_outbox', message_id) FROM ob) "
-    "SELECT 'new', " MSG_JSON("m") ", (SELECT count(*) FROM n) + (SELECT count(*) FROM ch) FROM ins m "
-    "UNION ALL SELECT 'old', " MSG_JSON("m") ", 0 FROM wa_messages m "
-    "  WHERE $5::text IS NOT NULL AND m.idempotency_key = $5 "
-    "UNION ALL SELECT 'bad_reply', NULL, 0 WHERE $4::text IS NOT NULL "
-    "  AND NOT EXISTS (SELECT 1 FROM wa_messages r WHERE r.id = $4)";
+/* One statement per batch of sends (requests that arrive while earlier
+ * batches commit wait and go together: one commit, one WAL flush, for many
+ * messages). Per request: the message and its outbox row, the chat created
+ * if new (never updated, so concurrent sends to one chat do not queue on its
+ * row lock; reads take the last message from wa_messages), or the message an
+ * earlier request with the same idempotency key created, or 'bad_reply'.
+ * 'retry' means a request with the same key committed meanwhile (or is in
+ * the same batch): a statement of its own then sees it. The dispatcher is
+ * woken over the supervisor link once the batch has committed. */
+#define SEND_FROM(src)                                                                                            \
+    "WITH r AS (SELECT e.ord, e.v->>'id' AS id, e.v->>'to' AS chat, e.v->>'text' AS text, "                      \
+    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem FROM " src " WITH ORDINALITY AS e(v, ord)), "          \
+    "ok AS (SELECT r.* FROM r WHERE r.reply_to IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = r.reply_to)), " \
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, idempotency_key) "   \
+    "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem FROM ok ORDER BY ord "               \
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "                                                   \
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins RETURNING message_id), "     \
+    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) chat_jid, " \
+    "  id, ts FROM ins ORDER BY chat_jid, seq DESC ON CONFLICT (jid) DO NOTHING RETURNING 1) "                   \
+    "SELECT r.ord, CASE WHEN m.id IS NOT NULL THEN 'new' WHEN o.id IS NOT NULL THEN 'old' "                      \
+    "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = r.ord) THEN 'bad_reply' ELSE 'retry' END, "             \
+    "  CASE WHEN m.id IS NOT NULL THEN " MSG_JSON("m") " ELSE " MSG_JSON("o") " END, "                           \
+    "  (SELECT count(*) FROM ob) + (SELECT count(*) FROM ch) "                                                    \
+    "FROM r LEFT JOIN ins m ON m.id = r.id "                                                                      \
+    "LEFT JOIN wa_messages o ON m.id IS NULL AND r.idem IS NOT NULL AND o.idempotency_key = r.idem ORDER BY r.ord"
 
-static void on_send(void *ctx, const PGresult *res, const char *err);
+static const char SQL_SEND_BATCH[] = SEND_FROM("jsonb_array_elements($1::jsonb)");
 
-static void send_query(struct op *o)
+#define BATCH_MAX 64
+#define BATCHES_IN_FLIGHT 2 /* per worker: the others' queries still get connections */
+
+struct send_batch {
+    struct op *ops[BATCH_MAX]; /* NULL once its client left */
+    int n;
+};
+
+static struct {
+    struct op *head, *tail;
+    int n, in_flight;
+} SQ;
+
+static void send_flush(void);
+static void on_send_one(void *ctx, const PGresult *res, const char *err);
+
+static void send_unqueue(struct op *o)
 {
-    o->params[0] = o->id;
-    o->params[1] = o->to;
-    o->params[2] = o->text;
-    o->params[3] = o->reply_to[0] ? o->reply_to : NULL;
-    o->params[4] = o->idem[0] ? o->idem : NULL;
-    op_query(o, SQL_SEND, 5, on_send);
+    struct op **pp = &SQ.head, *prev = NULL;
+    while (*pp && *pp != o) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (!*pp)
+        return;
+    *pp = o->qnext;
+    if (SQ.tail == o)
+        SQ.tail = prev;
+    SQ.n--;
+    o->queued = 0;
 }
 
-static void on_send(void *ctx, const PGresult *res, const char *err)
+static void send_abort(struct rq *rq)
 {
-    struct op *o = ctx;
+    struct op *o = rq->state;
+    if (o->queued)
+        send_unqueue(o);
+    if (o->batch)
+        o->batch->ops[o->slot] = NULL; /* the batch commits anyway; nobody to answer */
+    if (o->q)
+        db_cancel(o->q);
+}
+
+static void add_json_field(struct sbuf *b, const char *k, const char *v, int first)
+{
+    if (!first)
+        sbuf_addc(b, ',');
+    sbuf_add_json_str(b, k, strlen(k));
+    sbuf_addc(b, ':');
+    if (v && *v)
+        sbuf_add_json_str(b, v, strlen(v));
+    else
+        sbuf_adds(b, "null");
+}
+
+static void add_send_json(struct sbuf *b, const struct op *o)
+{
+    sbuf_addc(b, '{');
+    add_json_field(b, "id", o->id, 1);
+    add_json_field(b, "to", o->to, 0);
+    add_json_field(b, "text", o->text, 0);
+    add_json_field(b, "reply_to", o->reply_to, 0);
+    add_json_field(b, "idem", o->idem, 0);
+    sbuf_addc(b, '}');
+}
+
+/* Answers one request from its result row; 1 when it must be retried alone. */
+static int send_answer(struct op *o, const PGresult *res, int row)
+{
     struct rq *rq = o->rq;
-    o->q = NULL;
-    if (!res) {
-        rq->on_abort = NULL;
-        rest_db_error(rq, err);
-        return;
-    }
-    int rows = PQntuples(res), new_row = -1, old_row = -1, bad = 0;
-    for (int i = 0; i < rows; i++) {
-        const char *k = PQgetvalue(res, i, 0);
-        if (!strcmp(k, "new"))
-            new_row = i;
-        else if (!strcmp(k, "old"))
-            old_row = i;
-        else
-            bad = 1;
-    }
-    int row = new_row >= 0 ? new_row : old_row;
-    if (row < 0 && bad) {
+    const char *k = row >= 0 ? PQgetvalue(res, row, 1) : "retry";
+    if (!strcmp(k, "bad_reply")) {
         rq->on_abort = NULL;
         http_error(rq, 400, "invalid_reply_to", "reply_to is not the id of a known message", "reply_to");
+        return 0;
+    }
+    if (strcmp(k, "new") != 0 && strcmp(k, "old") != 0)
+        return 1;
+    rq->on_abort = NULL;
+    const char *json = PQgetvalue(res, row, 2);
+    http_json(rq, k[0] == 'n' ? 202 : 200, json, strlen(json));
+    return 0;
+}
+
+static void send_one(struct op *o)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addc(&b, '[');
+    add_send_json(&b, o);
+    sbuf_addc(&b, ']');
+    char *p = h2o_mem_alloc_pool(&o->rq->req->pool, b.len + 1);
+    memcpy(p, b.buf ? b.buf : "", b.len);
+    p[b.len] = '\0';
+    int oom = b.oom;
+    sbuf_free(&b);
+    if (oom) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 500, NULL, "out of memory", NULL);
         return;
     }
-    if (row < 0) {
-        /* Another request with this key was committing as ours began: its
-         * row is visible to a new statement. */
-        if (!o->retried) {
-            o->retried = 1;
-            send_query(o);
+    o->params[0] = p;
+    op_query(o, SQL_SEND_BATCH, 1, on_send_one);
+}
+
+static void on_send_one(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->q = NULL;
+    if (!res) {
+        o->rq->on_abort = NULL;
+        rest_db_error(o->rq, err);
+        return;
+    }
+    if (PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 1), "new"))
+        sup_notify(IPC_OUTBOX_KICK, NULL, 0);
+    if (send_answer(o, res, PQntuples(res) == 1 ? 0 : -1)) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 500, NULL, "the message could not be stored", NULL);
+    }
+}
+
+static void on_send_batch(void *ctx, const PGresult *res, const char *err)
+{
+    struct send_batch *bt = ctx;
+    SQ.in_flight--;
+    int rows = res ? PQntuples(res) : 0, kick = 0;
+    for (int i = 0; i < rows; i++)
+        kick |= !strcmp(PQgetvalue(res, i, 1), "new");
+    if (kick)
+        sup_notify(IPC_OUTBOX_KICK, NULL, 0);
+    for (int i = 0; i < bt->n; i++) {
+        struct op *o = bt->ops[i];
+        if (!o)
+            continue;
+        o->batch = NULL;
+        if (!res) {
+            o->rq->on_abort = NULL;
+            rest_db_error(o->rq, err);
+            continue;
+        }
+        /* Rows come in request order (ord = i + 1). */
+        int row = i < rows && atoi(PQgetvalue(res, i, 0)) == i + 1 ? i : -1;
+        if (send_answer(o, res, row))
+            send_one(o); /* alone, it sees the other request's row */
+    }
+    free(bt);
+    send_flush();
+}
+
+/* Sends what waits, while fewer than BATCHES_IN_FLIGHT batches are out. */
+static void send_flush(void)
+{
+    while (SQ.head && SQ.in_flight < BATCHES_IN_FLIGHT) {
+        struct send_batch *bt = calloc(1, sizeof *bt);
+        struct sbuf b;
+        sbuf_init(&b);
+        sbuf_addc(&b, '[');
+        while (bt && SQ.head && bt->n < BATCH_MAX) {
+            struct op *o = SQ.head;
+            send_unqueue(o);
+            if (bt->n)
+                sbuf_addc(&b, ',');
+            add_send_json(&b, o);
+            o->batch = bt;
+            o->slot = bt->n;
+            bt->ops[bt->n++] = o;
+        }
+        sbuf_addc(&b, ']');
+        const char *p[] = {b.buf};
+        if (!bt || b.oom || !db_query(SQL_SEND_BATCH, 1, p, on_send_batch, bt)) {
+            for (int i = 0; bt && i < bt->n; i++) {
+                bt->ops[i]->batch = NULL;
+                bt->ops[i]->rq->on_abort = NULL;
+                http_error(bt->ops[i]->rq, 500, NULL, "out of memory", NULL);
+            }
+            free(bt);
+            sbuf_free(&b);
             return;
         }
-        rq->on_abort = NULL;
-        http_error(rq, 500, NULL, "the message could not be stored", NULL);
-        return;
+        sbuf_free(&b);
+        SQ.in_flight++;
     }
-    rq->on_abort = NULL;
-    const char *json = PQgetvalue(res, row, 1);
-    http_json(rq, new_row >= 0 ? 202 : 200, json, strlen(json));
+}
+
+static void send_enqueue(struct op *o)
+{
+    o->qnext = NULL;
+    o->queued = 1;
+    if (SQ.tail)
+        SQ.tail->qnext = o;
+    else
+        SQ.head = o;
+    SQ.tail = o;
+    SQ.n++;
+    o->rq->on_abort = send_abort;
+    send_flush();
 }
 
 void h_messages_send(struct rq *rq)
@@ -270,8 +428,7 @@ void h_messages_send(struct rq *rq)
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
     }
-    rq->on_abort = op_abort;
-    send_query(o);
+    send_enqueue(o);
 out:
     yajl_tree_free(body);
 }
