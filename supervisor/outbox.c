@@ -140,10 +140,15 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
     "to_char(m.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" extra ")"
 
 static const char SQL_SENT[] =
-    "WITH o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL WHERE message_id = $1 RETURNING 1), "
-    "m AS (UPDATE wa_messages SET status = 'sent', error = NULL, updated_at = now() "
-    "WHERE id = $1 AND status IN ('queued', 'failed') RETURNING *), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.sent', " MSG_JSON("") " FROM m m "
+    "WITH o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL WHERE message_id = $1 AND state <> 'done' "
+    "RETURNING 1), "
+    /* A delivery receipt may have committed first (it moves queued to
+     * delivered): the status is not lowered, but message.sent is still
+     * recorded, once, when the outbox row becomes done. */
+    "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status END, "
+    "error = NULL, updated_at = now() WHERE id = $1 AND EXISTS (SELECT 1 FROM o) RETURNING *), "
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.sent', "
+    MSG_JSON(", 'status', 'sent'") " FROM m m "
     "RETURNING id, type, data::text) SELECT id, type, data FROM e";
 
 static const char SQL_FAILED[] =
