@@ -175,7 +175,7 @@ static int new_message_id(char out[23])
     "  id, ts FROM ins ORDER BY chat_jid, seq DESC ON CONFLICT (jid) DO NOTHING RETURNING 1) "                   \
     "SELECT r.ord, CASE WHEN m.id IS NOT NULL THEN 'new' WHEN o.id IS NOT NULL THEN 'old' "                      \
     "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = r.ord) THEN 'bad_reply' ELSE 'retry' END, "             \
-    "  CASE WHEN m.id IS NOT NULL THEN " MSG_JSON("m") " ELSE " MSG_JSON("o") " END, "                           \
+    "  CASE WHEN m.id IS NULL THEN " MSG_JSON("o") " END, " REST_TS("m.ts") ", "                                 \
     "  (SELECT count(*) FROM ob) + (SELECT count(*) FROM ch) "                                                    \
     "FROM r LEFT JOIN ins m ON m.id = r.id "                                                                      \
     "LEFT JOIN wa_messages o ON m.id IS NULL AND r.idem IS NOT NULL AND o.idempotency_key = r.idem ORDER BY r.ord"
@@ -248,6 +248,26 @@ static void add_send_json(struct sbuf *b, const struct op *o)
     sbuf_addc(b, '}');
 }
 
+/* The stored message as GET /api/messages/{id} shows it, from what the
+ * request said and the insert time (PostgreSQL's work per row stays small). */
+static void new_message_json(struct sbuf *b, const struct op *o, const char *ts)
+{
+    sbuf_addc(b, '{');
+    add_json_field(b, "id", o->id, 1);
+    add_json_field(b, "chat_jid", o->to, 0);
+    sbuf_adds(b, ",\"sender_jid\":null,\"from_me\":true,\"type\":\"text\",\"subtype\":null");
+    add_json_field(b, "text", o->text, 0);
+    add_json_field(b, "reply_to", o->reply_to, 0);
+    sbuf_adds(b, ",\"reaction_to\":null,\"reaction\":null,\"status\":\"queued\",\"error\":null");
+    add_json_field(b, "ts", ts, 0);
+    sbuf_adds(b, ",\"edited_at\":null,\"revoked_at\":null");
+    add_json_field(b, "created_at", ts, 0);
+    add_json_field(b, "updated_at", ts, 0);
+    sbuf_adds(b, ",\"read_at\":null");
+    add_json_field(b, "idempotency_key", o->idem, 0);
+    sbuf_addc(b, '}');
+}
+
 /* Answers one request from its result row; 1 when it must be retried alone. */
 static int send_answer(struct op *o, const PGresult *res, int row)
 {
@@ -261,8 +281,19 @@ static int send_answer(struct op *o, const PGresult *res, int row)
     if (strcmp(k, "new") != 0 && strcmp(k, "old") != 0)
         return 1;
     rq->on_abort = NULL;
-    const char *json = PQgetvalue(res, row, 2);
-    http_json(rq, k[0] == 'n' ? 202 : 200, json, strlen(json));
+    if (k[0] == 'o') {
+        const char *json = PQgetvalue(res, row, 2);
+        http_json(rq, 200, json, strlen(json));
+        return 0;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    new_message_json(&b, o, PQgetvalue(res, row, 3));
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        http_json(rq, 202, b.buf, b.len);
+    sbuf_free(&b);
     return 0;
 }
 
