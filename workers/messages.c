@@ -75,6 +75,16 @@ static struct op *op_new(struct rq *rq)
     return o;
 }
 
+/* A query of o's came back: detach it; on error answer and return 0. */
+static int op_finished(struct op *o, const PGresult *res, const char *err)
+{
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res)
+        rest_db_error(o->rq, err);
+    return res != NULL;
+}
+
 static void op_query(struct op *o, const char *sql, int n, db_cb cb)
 {
     o->q = db_query(sql, n, o->params, cb, o);
@@ -501,12 +511,8 @@ static const char SQL_READ_MARK[] =
 static void on_read_marked(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    if (!op_finished(o, res, err))
         return;
-    }
     const char *json = PQgetvalue(res, 0, 0);
     http_json(o->rq, 200, json, strlen(json));
 }
@@ -640,12 +646,8 @@ void h_message_item(struct rq *rq)
 static void on_list(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    if (!op_finished(o, res, err))
         return;
-    }
     /* columns: json, cursor number, cursor text (NULL when none) */
     rest_answer_page(o->rq, res, 0, o->limit, 0, 1, 2);
 }

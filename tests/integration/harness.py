@@ -32,6 +32,17 @@ def done():
     sys.exit(1 if failures else 0)
 
 
+def wait(fn, timeout=15, step=0.05):
+    """fn() until it is truthy or timeout seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -168,13 +179,7 @@ class Server:
         return 0.0
 
     def wait_for(self, fn, timeout=10, step=0.02):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            v = fn()
-            if v:
-                return v
-            time.sleep(step)
-        return fn()
+        return wait(fn, timeout, step)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:

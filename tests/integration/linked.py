@@ -6,9 +6,8 @@ import json
 import random
 import re
 import subprocess
-import time
 
-from harness import fresh_database
+from harness import fresh_database, wait
 
 _URL = re.compile(r"^(postgres(?:ql)?://[^/?]*/)([^?]*)")
 
@@ -34,14 +33,6 @@ def psql(db, sql, *args):
     return [line.split("\t") for line in out.splitlines() if line]
 
 
-def wait(fn, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 class Api:

@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import ROOT, Server, check, done, fresh_database  # noqa: E402
+from harness import check, done, fresh_database, ROOT, Server, wait  # noqa: E402
 
 DB = fresh_database(f"wapi_it_durability_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
@@ -88,14 +88,6 @@ def sql(q, *args):
     return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
-def wait(fn, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 class Tail:

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import ROOT, Server, check, done, fresh_database  # noqa: E402
+from harness import check, done, fresh_database, ROOT, Server, wait  # noqa: E402
 from linked import SSE, WebhookReceiver  # noqa: E402
 
 DB = fresh_database(f"wapi_it_messages_e2e_{os.getpid()}")
@@ -33,14 +33,6 @@ VERIFY = os.path.join(ROOT, "tests/webhooks/verify.mjs")
 PEER = "15550009999@s.whatsapp.net"
 
 
-def wait(fn, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 rx = WebhookReceiver()

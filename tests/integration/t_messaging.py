@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import Server, check, done, fresh_database  # noqa: E402
+from harness import check, done, fresh_database, Server, wait  # noqa: E402
 
 DB = fresh_database(os.environ.get("T_MESSAGING_DB", "wapi_it_messaging"))
 # The ASan/UBSan build when there is one: memory errors in the message paths fail the suite.
@@ -34,14 +34,6 @@ def sql(q, *args):
     return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
-def wait(fn, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 def session_state(srv):
