@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/ssl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,13 @@
 /* Tuning (environment, read once at start; the defaults are the schedule
  * the README documents). */
 #define MAX_INFLIGHT 16
-#define POLL_MS 150
+#define POLL_MS 150 /* fan-out polling while the notification connection is down */
 #define FANOUT_BATCH 1000
 #define RESPONSE_MAX 65536
 #define FINISH_TRIES 40
-#define POLL_LISTENING_MS 1000 /* while LISTEN works, polling is only the safety net */
+/* While LISTEN works, commits and redeliveries wake the dispatcher and due
+ * retries have a timer of their own: polling is only the safety net. */
+#define SAFETY_POLL_MS 2000
 #define LISTEN_RETRY_S 2
 
 struct delivery {
@@ -67,6 +70,10 @@ static struct {
     SSL_CTX *ssl;
     struct event *timer;
     int fanout_busy, fanout_again, claim_busy, claim_again;
+    int reserved;        /* slots a claiming fan-out or claim statement may fill */
+    struct event *due_ev; /* the next retry or lease expiry we know of */
+    uint64_t due_at;      /* its time (now_ms()), 0 when none is armed */
+    uint64_t last_fanout, last_claim;
     struct db_params params;
     PGconn *listen_pg;
     struct event *listen_ev, *listen_retry;
@@ -135,6 +142,8 @@ static void delivery_free(struct delivery *d)
 }
 
 static void kick(void);
+static void kick_soon(void);
+static void arm_due(long long ms);
 
 static void finish_query(struct delivery *d);
 
@@ -160,10 +169,16 @@ static void on_finished(void *ctx, const PGresult *res, const char *err)
             }
         }
         log_warn("webhook delivery outcome not stored", LF_S("delivery", d->id), LF_S("error", err ? err : "?"));
+    } else if (strcmp(d->state, "pending") == 0) {
+        /* Its retry is due after the delay: no polling needed to notice. */
+        arm_due((long long)(atof(d->delay_s) * 1000.0) + 1);
     }
     WH.inflight--;
     delivery_free(d);
-    kick();
+    if (res)
+        kick();
+    else
+        kick_soon();
 }
 
 static const char SQL_FINISH[] =
@@ -416,47 +431,87 @@ static void start_delivery(struct delivery *d, const char *url)
 
 /* ---- claiming due deliveries */
 
+/* Columns 0-7 of a claiming statement's rows: what one attempt needs. */
+#define DELIVERY_COLS                                                                                             \
+    "d.id, d.attempts, w.url, w.secret, e.id AS event_id, e.type, "                                               \
+    "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, e.data::text AS data"
+
+/* The next time a pending row comes due (a retry, or the lease of an attempt
+ * that never finished) in ms from now, so that due rows need no polling. The
+ * statement's snapshot predates its own changes: rows it claims are not
+ * counted, and an in-flight lease at worst wakes the dispatcher for nothing. */
+#define NEXT_DUE                                                                                                  \
+    "nx AS (SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint AS ms "                  \
+    "  FROM wa_webhook_deliveries WHERE state = 'pending' AND next_attempt_at > now())"
+
 static const char SQL_CLAIM[] =
     "WITH c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = d.webhook_id AND w.enabled "
     "  WHERE d.state = 'pending' AND d.next_attempt_at <= now() ORDER BY d.next_attempt_at, d.id LIMIT $1::int "
-    "  FOR UPDATE OF d SKIP LOCKED) "
-    "UPDATE wa_webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), "
+    "  FOR UPDATE OF d SKIP LOCKED), "
+    "u AS (UPDATE wa_webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), "
     "  next_attempt_at = now() + make_interval(secs => $2::int) "
-    "FROM c, wa_webhooks w, wa_events e WHERE d.id = c.id AND w.id = d.webhook_id AND e.id = d.event_id "
-    "RETURNING d.id, d.attempts, w.url, w.secret, e.id, e.type, "
-    "  to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), e.data::text";
+    "  FROM c, wa_webhooks w, wa_events e WHERE d.id = c.id AND w.id = d.webhook_id AND e.id = d.event_id "
+    "  RETURNING " DELIVERY_COLS "), " NEXT_DUE " "
+    "SELECT u.*, nx.ms FROM nx LEFT JOIN u ON true";
 
 static void claim(void);
 
-static void on_claimed(void *ctx, const PGresult *res, const char *err)
+static void on_due(evutil_socket_t fd, short what, void *arg)
 {
-    (void)ctx;
-    WH.claim_busy = 0;
-    if (!res) {
-        log_warn("webhook deliveries: claim failed", LF_S("error", err ? err : "?"));
+    (void)fd, (void)what, (void)arg;
+    WH.due_at = 0;
+    kick();
+}
+
+/* Wake the claim loop in ms (the earliest of the times asked for wins). */
+static void arm_due(long long ms)
+{
+    if (!WH.due_ev || ms < 0)
         return;
-    }
-    int rows = PQntuples(res);
+    uint64_t at = now_ms() + (uint64_t)ms;
+    if (WH.due_at && WH.due_at <= at)
+        return;
+    WH.due_at = at;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(WH.due_ev, &tv);
+}
+
+/* How many more attempts may start, less those a statement under way may
+ * already have claimed. */
+static int capacity(void)
+{
+    int n = MAX_INFLIGHT - WH.inflight - WH.reserved;
+    return n > 0 ? n : 0;
+}
+
+/* Starts the attempts of res's claimed rows (columns col..col+7; rows whose
+ * id is NULL carry no delivery). Returns how many it started. */
+static int start_claimed(const PGresult *res, int col)
+{
+    int rows = PQntuples(res), started = 0;
     for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, col))
+            continue;
         struct delivery *d = calloc(1, sizeof *d);
         if (!d)
-            break;
+            break; /* its lease ends and it is claimed again */
         WH.inflight++;
-        snprintf(d->id, sizeof d->id, "%s", PQgetvalue(res, i, 0));
-        d->attempts = atoi(PQgetvalue(res, i, 1));
-        snprintf(d->secret, sizeof d->secret, "%s", PQgetvalue(res, i, 3));
-        snprintf(d->event_id, sizeof d->event_id, "%s", PQgetvalue(res, i, 4));
+        started++;
+        snprintf(d->id, sizeof d->id, "%s", PQgetvalue(res, i, col));
+        d->attempts = atoi(PQgetvalue(res, i, col + 1));
+        snprintf(d->secret, sizeof d->secret, "%s", PQgetvalue(res, i, col + 3));
+        snprintf(d->event_id, sizeof d->event_id, "%s", PQgetvalue(res, i, col + 4));
         struct sbuf b;
         sbuf_init(&b);
         sbuf_adds(&b, "{\"id\":");
         sbuf_add_json_str(&b, d->event_id, strlen(d->event_id));
         sbuf_adds(&b, ",\"type\":");
-        const char *type = PQgetvalue(res, i, 5);
+        const char *type = PQgetvalue(res, i, col + 5);
         sbuf_add_json_str(&b, type, strlen(type));
         sbuf_adds(&b, ",\"at\":\"");
-        sbuf_adds(&b, PQgetvalue(res, i, 6));
+        sbuf_adds(&b, PQgetvalue(res, i, col + 6));
         sbuf_adds(&b, "\",\"data\":");
-        sbuf_adds(&b, PQgetvalue(res, i, 7));
+        sbuf_adds(&b, PQgetvalue(res, i, col + 7));
         sbuf_addc(&b, '}');
         d->body_len = b.len;
         d->body = sbuf_steal(&b);
@@ -465,27 +520,51 @@ static void on_claimed(void *ctx, const PGresult *res, const char *err)
             finish(d, 0, 1);
             continue;
         }
-        start_delivery(d, PQgetvalue(res, i, 2));
+        start_delivery(d, PQgetvalue(res, i, col + 2));
     }
-    if (WH.claim_again || rows > 0) {
+    return started;
+}
+
+static void on_claimed(void *ctx, const PGresult *res, const char *err)
+{
+    WH.reserved -= (int)(intptr_t)ctx;
+    WH.claim_busy = 0;
+    if (!res) {
+        log_warn("webhook deliveries: claim failed", LF_S("error", err ? err : "?"));
+        return;
+    }
+    int started = start_claimed(res, 0);
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 8))
+        arm_due(atoll(PQgetvalue(res, 0, 8)));
+    if (WH.claim_again || started > 0) {
         WH.claim_again = 0;
         claim();
     }
 }
 
+/* The row is ours for the attempt's timeout and a margin; a crash
+ * mid-attempt (or before it began) lets it come due again after that. */
+static void lease_s(char *buf, size_t len)
+{
+    snprintf(buf, len, "%u", WH.timeout_ms / 1000 + 10);
+}
+
 static void claim(void)
 {
-    if (WH.claim_busy || WH.inflight >= MAX_INFLIGHT || !S.migrated)
+    int cap = capacity();
+    if (WH.claim_busy || cap == 0 || !S.migrated)
         return;
     char lim[12], lease[12];
-    snprintf(lim, sizeof lim, "%d", MAX_INFLIGHT - WH.inflight);
-    /* The row is ours for the attempt's timeout and a margin; a crash
-     * mid-attempt lets it come due again after that. */
-    snprintf(lease, sizeof lease, "%u", WH.timeout_ms / 1000 + 10);
+    snprintf(lim, sizeof lim, "%d", cap);
+    lease_s(lease, sizeof lease);
     const char *p[2] = {lim, lease};
     WH.claim_busy = 1;
-    if (!sdb_query(SQL_CLAIM, 2, p, on_claimed, NULL))
+    WH.last_claim = now_ms();
+    WH.reserved += cap;
+    if (!sdb_query(SQL_CLAIM, 2, p, on_claimed, (void *)(intptr_t)cap)) {
+        WH.reserved -= cap;
         WH.claim_busy = 0;
+    }
 }
 
 static void kick(void)
@@ -494,6 +573,16 @@ static void kick(void)
         WH.claim_again = 1;
     else
         claim();
+}
+
+/* From a failed query's callback: the pool may be sweeping its queue of
+ * expired queries when it calls us, so queue the next one from the loop. */
+static void kick_soon(void)
+{
+    struct timeval zero = {0, 0};
+    if (WH.due_ev)
+        evtimer_add(WH.due_ev, &zero);
+    WH.due_at = now_ms();
 }
 
 /* ---- fan-out: wa_events → deliveries */
@@ -509,34 +598,50 @@ static void on_fanout_again(evutil_socket_t fd, short what, void *arg)
 /* Each event row has a wa_webhook_pending row from the same transaction (a
  * trigger): take a batch of them and create the matching deliveries in one
  * statement, so a crash either does both or neither, and an event whose
- * transaction commits late is never skipped. */
+ * transaction commits late is never skipped.
+ * The same statement claims the first $1 new deliveries (as many as may start
+ * now) exactly as SQL_CLAIM would, leased for $2 s, and returns what their
+ * attempts need: the attempts start from its result, one commit after the
+ * event's instead of two. A crash once it has committed leaves them pending
+ * with a lease, like a crash mid-attempt: they come due when it ends. The
+ * others are left due for the claim loop, which takes the oldest first. */
 static const char SQL_FANOUT[] =
     "WITH p AS (DELETE FROM wa_webhook_pending WHERE event_id IN (SELECT event_id FROM wa_webhook_pending "
     "  ORDER BY event_id LIMIT " "1000" " FOR UPDATE SKIP LOCKED) RETURNING event_id), "
-    "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id) SELECT w.id, e.id FROM p "
-    "  JOIN wa_events e ON e.id = p.event_id "
+    "m AS (SELECT w.id AS webhook_id, e.id AS event_id, row_number() OVER (ORDER BY e.id, w.id) <= $1::int AS go "
+    "  FROM p JOIN wa_events e ON e.id = p.event_id "
     "  JOIN wa_webhooks w ON w.enabled AND (e.type = ANY (w.events) OR '*' = ANY (w.events)) "
-    "  AND e.created_at >= w.created_at ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING 1) "
-    "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM ins)";
+    "  AND e.created_at >= w.created_at), "
+    "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id, attempts, last_attempt_at, next_attempt_at) "
+    "  SELECT webhook_id, event_id, CASE WHEN go THEN 1 ELSE 0 END, CASE WHEN go THEN now() END, "
+    "  CASE WHEN go THEN now() + make_interval(secs => $2::int) ELSE now() END FROM m "
+    "  ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING id, webhook_id, event_id, attempts), "
+    "n AS (SELECT (SELECT count(*) FROM p) AS taken, (SELECT count(*) FROM ins) AS created) "
+    "SELECT n.taken, n.created, " DELIVERY_COLS " FROM n LEFT JOIN (ins d JOIN wa_webhooks w ON w.id = d.webhook_id "
+    "  JOIN wa_events e ON e.id = d.event_id) ON d.attempts = 1";
 
 static void on_fanout(void *ctx, const PGresult *res, const char *err)
 {
-    (void)ctx;
+    WH.reserved -= (int)(intptr_t)ctx;
     WH.fanout_busy = 0;
-    if (WH.fanout_again || (res && PQntuples(res) == 1 && atol(PQgetvalue(res, 0, 0)) >= FANOUT_BATCH)) {
+    if (WH.fanout_again || (res && PQntuples(res) >= 1 && atol(PQgetvalue(res, 0, 0)) >= FANOUT_BATCH)) {
         WH.fanout_again = 0;
         struct timeval zero = {0, 0};
         event_base_once(S.base, -1, EV_TIMEOUT, on_fanout_again, NULL, &zero);
     }
     if (!res) {
+        /* If it did commit, its claimed rows come due when their lease ends
+         * (the claim result tells the due timer). */
         log_warn("webhook deliveries: fan-out failed", LF_S("error", err ? err : "?"));
+        kick_soon();
         return;
     }
-    if (PQntuples(res) != 1)
+    if (PQntuples(res) < 1)
         return;
     long created = atol(PQgetvalue(res, 0, 1));
-    if (created > 0)
-        kick();
+    int started = start_claimed(res, 2);
+    if (created > started)
+        kick(); /* more than could start now: the claim loop takes them as slots free */
 }
 
 static void fanout(void)
@@ -547,9 +652,18 @@ static void fanout(void)
     }
     if (!S.migrated)
         return;
+    int cap = capacity();
+    char lim[12], lease[12];
+    snprintf(lim, sizeof lim, "%d", cap);
+    lease_s(lease, sizeof lease);
+    const char *p[2] = {lim, lease};
     WH.fanout_busy = 1;
-    if (!sdb_query(SQL_FANOUT, 0, NULL, on_fanout, NULL))
+    WH.last_fanout = now_ms();
+    WH.reserved += cap;
+    if (!sdb_query(SQL_FANOUT, 2, p, on_fanout, (void *)(intptr_t)cap)) {
+        WH.reserved -= cap;
         WH.fanout_busy = 0;
+    }
 }
 
 /* ---- LISTEN wapi_events (a trigger notifies at each commit that adds events) */
@@ -592,14 +706,15 @@ static void on_listen_io(evutil_socket_t fd, short what, void *arg)
         case PGRES_POLLING_WRITING: listen_watch(EV_WRITE); return;
         case PGRES_POLLING_OK:
             PQsetnonblocking(WH.listen_pg, 1);
-            if (!PQsendQuery(WH.listen_pg, "LISTEN wapi_events")) {
+            if (!PQsendQuery(WH.listen_pg, "LISTEN wapi_events; LISTEN wapi_webhook_due")) {
                 listen_reset();
                 return;
             }
             PQflush(WH.listen_pg);
             WH.listen_state = 2;
             listen_watch(EV_READ | EV_PERSIST);
-            fanout(); /* anything committed before we listened */
+            fanout(); /* anything committed or redelivered before we listened */
+            kick();
             return;
         default: listen_reset(); return;
         }
@@ -613,17 +728,24 @@ static void on_listen_io(evutil_socket_t fd, short what, void *arg)
     while (!PQisBusy(WH.listen_pg) && (r = PQgetResult(WH.listen_pg)))
         PQclear(r);
     PGnotify *nf;
-    int any = 0;
+    int events = 0, due = 0;
     while ((nf = PQnotifies(WH.listen_pg))) {
-        any = 1;
+        if (strcmp(nf->relname, "wapi_events") == 0)
+            events = 1;
+        else
+            due = 1; /* wapi_webhook_due: a redelivery, or a webhook enabled again */
         PQfreemem(nf);
     }
     if (PQstatus(WH.listen_pg) == CONNECTION_BAD) {
         listen_reset();
         return;
     }
-    if (any && !S.stopping)
+    if (S.stopping)
+        return;
+    if (events)
         fanout();
+    if (due)
+        kick();
 }
 
 static void listen_start(void)
@@ -648,16 +770,17 @@ static void on_listen_retry(evutil_socket_t fd, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    static uint64_t last_fanout;
     if (S.stopping)
         return;
     uint64_t now = now_ms();
-    /* Listening: the trigger wakes us; poll now and then all the same. */
-    if (WH.listen_state != 2 || now - last_fanout >= POLL_LISTENING_MS) {
-        last_fanout = now;
+    /* Listening: notifications wake us and the due timer covers retries; poll
+     * now and then all the same, in case a notification was lost. Without
+     * the notification connection, poll as often as it used to wake us. */
+    uint64_t every = WH.listen_state == 2 ? SAFETY_POLL_MS : POLL_MS;
+    if (now - WH.last_fanout >= every)
         fanout();
-    }
-    claim(); /* retries come due by time */
+    if (now - WH.last_claim >= every)
+        kick();
 }
 
 void webhooks_init(void)
@@ -680,6 +803,7 @@ void webhooks_init(void)
     }
     db_params_init(&WH.params, &S.cfg, "wapi-webhooks");
     WH.listen_retry = evtimer_new(S.base, on_listen_retry, NULL);
+    WH.due_ev = evtimer_new(S.base, on_due, NULL);
     listen_start();
     WH.timer = event_new(S.base, -1, EV_PERSIST, on_timer, NULL);
     struct timeval tv = {0, POLL_MS * 1000};

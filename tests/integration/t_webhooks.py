@@ -5,7 +5,8 @@ with the published `standardwebhooks` package: events written to wa_events
 (as the WhatsApp side does) are delivered signed, filtered by type, retried on
 5xx/408/429 with growing gaps, not retried on other 4xx, dead after N
 attempts; redelivery; a hanging receiver times out without holding others
-up; the database restarting; private targets refused unless allowed.
+up; the database restarting; the supervisor killed mid-attempt; private
+targets refused unless allowed.
 Runs on its own PostgreSQL so it can restart it."""
 import atexit
 import http.server
@@ -388,6 +389,26 @@ for r in rx.at("/ok"):
     dups[r[1]["webhook-id"]] = dups.get(r[1]["webhook-id"], 0) + 1
 check("no event was delivered twice to the receiver that always answers 200",
       all(v == 1 for v in dups.values()), dups)
+
+# ---- the supervisor dies (kill -9) once the fan-out statement has claimed a delivery, before any answer
+st, K = api("POST", "/api/webhooks", {"url": rx.url("/crash"), "events": ["message.sent"]})
+rx.modes["/crash"] = "hang"
+e_crash = insert_event("message.sent", {"n": "crash"})
+srv.wait_for(lambda: rx.at("/crash"), timeout=10)
+srv.kill()
+row = sql(f"SELECT state || '|' || attempts || '|' || (next_attempt_at > now()) || '|' || "
+          f"(last_attempt_at = created_at) FROM wa_webhook_deliveries WHERE webhook_id = '{K['id']}' "
+          f"AND event_id = {e_crash}").split("|")
+check("killed mid-attempt: the delivery is pending, 1 attempt, leased, claimed by the statement that made it",
+      row == ["pending", "1", "true", "true"], row)
+rx.modes["/crash"] = [200]
+srv.start()
+d = srv.wait_for(lambda: (lambda r: r if r and r[0] == "delivered" else None)(delivery(K["id"], e_crash)),
+                 timeout=30, step=0.2)
+hits = rx.at("/crash")
+check("after a restart it is delivered once its lease ends (same webhook-id, 2nd attempt)",
+      d and d[1] == "2" and len(hits) == 2 and hits[1][1].get("webhook-id") == e_crash and
+      hits[1][3] - hits[0][3] > 9, (d, [(h[1].get("webhook-id"), round(h[3] - hits[0][3], 1)) for h in hits]))
 srv.stop()
 check("no sanitizer reports", not srv.sanitizer_reports(), srv.sanitizer_reports()[:3])
 
