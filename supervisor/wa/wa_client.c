@@ -1099,6 +1099,9 @@ static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
             if (cnt)
                 upload_prekeys(c, PREKEY_UPLOAD_REFILL);
         }
+        /* A user's devices changed: the messaging layer's device lists. */
+        if (type && strcmp(type, "devices") == 0 && c->hooks.on_stanza && c->creds.paired)
+            return c->hooks.on_stanza(c->hooks_arg, n, a);
         return 0;
     }
     if (strcmp(n->tag, "ib") == 0)

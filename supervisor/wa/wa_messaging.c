@@ -21,6 +21,21 @@
 #define MAX_RETRY_RECEIPTS 5
 #define SEND_TIMEOUT_S 30
 #define RETRY_SLOTS 64
+/* Sends whose stanza is written and whose ack has not come yet, at most.
+ * The next message is prepared meanwhile: against a server 100-300 ms away,
+ * waiting for each ack before the next would cap sending at a few per second. */
+#define SEND_WINDOW 16
+/* Outgoing messages held at once: the window, the one being prepared and a
+ * few accepted ahead, so that the outbox's next claim overlaps the sending. */
+#define SEND_CAPACITY (SEND_WINDOW + 8)
+/* Resends answering retry receipts that wait for their turn. */
+#define MAX_RESENDS 16
+/* Device lists from usync are reused for a while, so consecutive sends to a
+ * chat skip that round trip. An entry goes early on a devices notification
+ * for its user, a retry receipt from one of the user's devices, an ack with
+ * an error, and all go when the connection is lost. */
+#define DEVCACHE_SLOTS 1024
+#define DEVCACHE_TTL_MS (5 * 60 * 1000)
 
 struct qitem {
     wa_arena *a;
@@ -31,6 +46,38 @@ struct device {
     char user[64], server[32];
     int dev;
     int own; /* one of our other devices */
+};
+
+/* A send waiting for its turn: a message from the outbox, or (retry > 0) a
+ * resend of one of ours to the one device that could not decrypt it. */
+struct send_job {
+    char id[64], to_user[64], to_server[32];
+    char *text, *reply_to;
+    int retry;
+    struct device dev; /* retry: the device that asked */
+};
+
+/* Encrypted, waiting for the flush of the Signal state before it is written. */
+struct outgoing {
+    wa_arena *a;
+    wa_node *msg;
+    char id[64], to_user[64];
+    int retry, devices, pkmsg;
+};
+
+/* A stanza written whose ack has not come yet. */
+struct awaiting {
+    char id[64], to_user[64];
+    int retry;
+    int64_t deadline_ms;
+};
+
+struct devcache {
+    char user[64], server[32]; /* user[0] == 0: free */
+    int64_t fetched_ms;
+    uint64_t used; /* least recently used goes first when full */
+    int n;
+    uint16_t dev[MAX_DEVICES];
 };
 
 static struct {
@@ -47,18 +94,30 @@ static struct {
         int count;
     } retries[RETRY_SLOTS];
     uint64_t decrypt_failures;
-    /* send */
+    /* send: the one being prepared (device list, prekeys, encryption) */
     struct {
         int active;
-        char id[64], to_user[64], to_server[32], text_owner;
+        char id[64], to_user[64], to_server[32];
         char *text, *reply_to;
         struct device devs[MAX_DEVICES];
         int ndevs;
-        int waiting_ack;
         int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */
+        int64_t deadline_ms;
         unsigned gen;
     } s;
-    struct event *send_timer;
+    /* waiting to be prepared, in the order given (stanzas go out in it) */
+    struct send_job jobs[SEND_CAPACITY + MAX_RESENDS];
+    size_t jhead, jlen;
+    int jmsgs; /* of them from the outbox (not resends) */
+    /* written, ack awaited, oldest first */
+    struct awaiting aw[SEND_WINDOW];
+    int naw, awmsgs;
+    struct outgoing batch[SEND_WINDOW];
+    int nbatch;
+    int pumping;
+    struct event *send_timer, *pump_ev;
+    struct devcache cache[DEVCACHE_SLOTS];
+    uint64_t cache_clock;
 } M;
 
 uint64_t wa_messaging_decrypt_failures(void)
@@ -66,9 +125,19 @@ uint64_t wa_messaging_decrypt_failures(void)
     return M.decrypt_failures;
 }
 
+int wa_messaging_room(void)
+{
+    if (!M.connected)
+        return 0;
+    int held = M.jmsgs + (M.s.active && !M.s.retry) + M.awmsgs;
+    for (int i = 0; i < M.nbatch; i++)
+        held += !M.batch[i].retry;
+    return held < SEND_CAPACITY ? SEND_CAPACITY - held : 0;
+}
+
 int wa_messaging_busy(void)
 {
-    return M.s.active;
+    return wa_messaging_room() == 0;
 }
 
 int wa_messaging_ready(void)
@@ -575,24 +644,129 @@ static void process_next(void)
 
 /* ---- send ---- */
 
-static void send_done(enum wa_send_result r, const char *err)
+static void pump(void);
+static void batch_flush(void);
+
+static int64_t mono_ms(void)
 {
-    if (!M.s.active)
+    return (int64_t)now_ms();
+}
+
+/* -- device lists -- */
+
+static struct devcache *cache_find(const char *user, const char *server)
+{
+    int64_t now = mono_ms();
+    for (int i = 0; i < DEVCACHE_SLOTS; i++) {
+        struct devcache *e = &M.cache[i];
+        if (!e->user[0] || strcmp(e->user, user) || strcmp(e->server, server))
+            continue;
+        if (now - e->fetched_ms >= DEVCACHE_TTL_MS) {
+            e->user[0] = '\0';
+            return NULL;
+        }
+        e->used = ++M.cache_clock;
+        return e;
+    }
+    return NULL;
+}
+
+static void cache_put(const char *user, const char *server, const uint16_t *dev, int n)
+{
+    if (n <= 0 || n > MAX_DEVICES || strlen(user) >= sizeof M.cache[0].user ||
+        strlen(server) >= sizeof M.cache[0].server)
         return;
-    char id[64];
-    snprintf(id, sizeof id, "%s", M.s.id);
-    M.s.active = 0;
-    M.s.waiting_ack = 0;
-    M.s.gen++;
-    evtimer_del(M.send_timer);
-    free(M.s.text);
-    free(M.s.reply_to);
-    M.s.text = M.s.reply_to = NULL;
-    if (M.s.retry) {
+    struct devcache *slot = NULL;
+    for (int i = 0; i < DEVCACHE_SLOTS; i++) {
+        struct devcache *e = &M.cache[i];
+        if (e->user[0] && !strcmp(e->user, user) && !strcmp(e->server, server)) {
+            slot = e;
+            break;
+        }
+        if (!slot || (slot->user[0] && (!e->user[0] || e->used < slot->used)))
+            slot = e;
+    }
+    snprintf(slot->user, sizeof slot->user, "%s", user);
+    snprintf(slot->server, sizeof slot->server, "%s", server);
+    slot->fetched_ms = mono_ms();
+    slot->used = ++M.cache_clock;
+    slot->n = n;
+    memcpy(slot->dev, dev, (size_t)n * sizeof *dev);
+}
+
+/* Every server's entry of this user (a phone number and its LID share none,
+ * but a user seen under two servers loses both). */
+static void cache_forget(const char *user)
+{
+    for (int i = 0; i < DEVCACHE_SLOTS; i++)
+        if (M.cache[i].user[0] && !strcmp(M.cache[i].user, user))
+            M.cache[i].user[0] = '\0';
+}
+
+static void cache_clear(void)
+{
+    for (int i = 0; i < DEVCACHE_SLOTS; i++)
+        M.cache[i].user[0] = '\0';
+}
+
+static void add_devices(const struct devcache *e, int own, int own_dev)
+{
+    for (int k = 0; k < e->n && M.s.ndevs < MAX_DEVICES; k++) {
+        if (own && e->dev[k] == own_dev)
+            continue; /* ourselves */
+        struct device *x = &M.s.devs[M.s.ndevs++];
+        snprintf(x->user, sizeof x->user, "%s", e->user);
+        snprintf(x->server, sizeof x->server, "%s", e->server);
+        x->dev = e->dev[k];
+        x->own = own;
+    }
+}
+
+/* The devices of the recipient and of our account from the cache: the
+ * number of the recipient's, or -1 when either list is not known. */
+static int devices_from_cache(const char *own_user, int own_dev)
+{
+    struct devcache *r = cache_find(M.s.to_user, M.s.to_server);
+    int self = strcmp(M.s.to_user, own_user) == 0;
+    struct devcache *o = self ? r : cache_find(own_user, "s.whatsapp.net");
+    if (!r || !o)
+        return -1;
+    M.s.ndevs = 0;
+    add_devices(r, self, own_dev);
+    int nrecipient = self ? 0 : M.s.ndevs;
+    if (!self)
+        add_devices(o, 1, own_dev);
+    return nrecipient;
+}
+
+/* -- the window of sends awaiting their ack -- */
+
+static void arm_timer(void)
+{
+    int64_t next = INT64_MAX;
+    if (M.s.active)
+        next = M.s.deadline_ms;
+    for (int i = 0; i < M.naw; i++)
+        if (M.aw[i].deadline_ms < next)
+            next = M.aw[i].deadline_ms;
+    if (next == INT64_MAX) {
+        evtimer_del(M.send_timer);
+        return;
+    }
+    int64_t d = next - mono_ms();
+    if (d < 0)
+        d = 0;
+    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+    evtimer_add(M.send_timer, &tv);
+}
+
+/* The outcome of one send: to the outbox, or (a resend) only logged. */
+static void report(const char *id, int retry, enum wa_send_result r, const char *err)
+{
+    if (retry) {
         /* The message itself was sent before: its status does not change. */
         log_info("message resent after a retry receipt", LF_S("id", id), LF_I("ok", r == WA_SEND_OK),
                  LF_S("why", err ? err : ""));
-        M.s.retry = 0;
         if (M.ev.on_ready)
             M.ev.on_ready(M.arg); /* the outbox may go on */
         return;
@@ -601,10 +775,98 @@ static void send_done(enum wa_send_result r, const char *err)
         M.ev.on_sent(M.arg, id, r, err);
 }
 
+static void clear_prep(void)
+{
+    M.s.active = 0;
+    M.s.retry = 0;
+    M.s.gen++;
+    free(M.s.text);
+    free(M.s.reply_to);
+    M.s.text = M.s.reply_to = NULL;
+}
+
+/* The message being prepared ends before its stanza was written. */
+static void send_done(enum wa_send_result r, const char *err)
+{
+    if (!M.s.active)
+        return;
+    char id[64];
+    snprintf(id, sizeof id, "%s", M.s.id);
+    int retry = M.s.retry;
+    clear_prep();
+    arm_timer();
+    report(id, retry, r, err);
+    pump();
+}
+
+/* Its stanza is written: the ack is awaited in the window, the next may start. */
+/* The encrypted stanzas of the batch go out, in order, after one flush of
+ * the Signal state: the ratchet steps are durable before the ciphertexts
+ * leave, and one write (with its fsync) serves a burst. */
+static void batch_flush(void)
+{
+    if (!M.nbatch)
+        return;
+    signal_context *g;
+    signal_protocol_store_context *sc;
+    struct wa_signal_store *st;
+    char ferr[200];
+    int stored = wa_client_signal(M.c, &g, &sc, &st) == 0 && wa_signal_store_flush(st, ferr, sizeof ferr) == 0;
+    if (!stored)
+        log_error("cannot store the Signal state; not sending", LF_S("error", ferr));
+    int n = M.nbatch;
+    M.nbatch = 0;
+    for (int i = 0; i < n; i++) {
+        struct outgoing *o = &M.batch[i];
+        int r = stored ? wa_client_send_node(M.c, o->msg) : -1;
+        wa_arena_free(o->a);
+        o->a = NULL;
+        if (!stored) {
+            report(o->id, o->retry, WA_SEND_TRANSIENT, "session store write failed");
+            continue;
+        }
+        if (r < 0) {
+            report(o->id, o->retry, WA_SEND_LOST, "connection lost while sending");
+            continue;
+        }
+        struct awaiting *w = &M.aw[M.naw++];
+        snprintf(w->id, sizeof w->id, "%s", o->id);
+        snprintf(w->to_user, sizeof w->to_user, "%s", o->to_user);
+        w->retry = o->retry;
+        w->deadline_ms = mono_ms() + SEND_TIMEOUT_S * 1000;
+        M.awmsgs += !w->retry;
+        log_info("message sent to the server", LF_S("id", o->id), LF_I("devices", o->devices),
+                 LF_I("pkmsg", o->pkmsg), LF_I("awaiting_ack", M.naw), LF_I("batch", n));
+    }
+}
+
+/* Takes entry i out of the window (its copy in *out). */
+static void window_take(int i, struct awaiting *out)
+{
+    *out = M.aw[i];
+    memmove(&M.aw[i], &M.aw[i + 1], (size_t)(M.naw - i - 1) * sizeof M.aw[0]);
+    M.naw--;
+    M.awmsgs -= !out->retry;
+}
+
 static void on_send_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    send_done(WA_SEND_TRANSIENT, "no answer from the server in time");
+    int64_t now = mono_ms();
+    for (int i = 0; i < M.naw;) {
+        if (M.aw[i].deadline_ms > now) {
+            i++;
+            continue;
+        }
+        struct awaiting w;
+        window_take(i, &w);
+        log_warn("no ack from the server in time", LF_S("id", w.id));
+        report(w.id, w.retry, WA_SEND_TRANSIENT, "no ack from the server in time");
+    }
+    if (M.s.active && M.s.deadline_ms <= now)
+        send_done(WA_SEND_TRANSIENT, "no answer from the server in time");
+    arm_timer();
+    pump();
 }
 
 static void dev_jid(const struct device *d, char *buf, size_t cap)
@@ -615,13 +877,18 @@ static void dev_jid(const struct device *d, char *buf, size_t cap)
         snprintf(buf, cap, "%s@%s", d->user, d->server);
 }
 
-static int encrypt_and_send(void)
+/* Encrypts for every device with a session and writes the stanza; ends the
+ * preparation either way (the next may start inside, so nothing of M.s is
+ * touched after). */
+static void encrypt_and_send(void)
 {
     signal_context *g;
     signal_protocol_store_context *sc;
     struct wa_signal_store *st;
-    if (wa_client_signal(M.c, &g, &sc, &st) < 0)
-        return -1;
+    if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
+        send_done(WA_SEND_TRANSIENT, "no session store");
+        return;
+    }
     char to[128];
     snprintf(to, sizeof to, "%s@%s", M.s.to_user, M.s.to_server);
     uint8_t *plain = NULL, *dsm = NULL;
@@ -629,7 +896,8 @@ static int encrypt_and_send(void)
     if (wa_msg_build_text(M.s.text, M.s.reply_to, NULL, NULL, &plain, &plen) < 0 ||
         wa_msg_build_text(M.s.text, M.s.reply_to, NULL, to, &dsm, &dlen) < 0) {
         free(plain);
-        return -1;
+        send_done(WA_SEND_FAILED, "cannot build the message");
+        return;
     }
     wa_arena *a = wa_arena_new();
     wa_node *msg = wa_node_new(a, "message");
@@ -690,9 +958,14 @@ static int encrypt_and_send(void)
     if (M.s.retry ? nto == 0 : nrecipient == 0) {
         wa_arena_free(a);
         char ferr[200];
-        wa_signal_store_reload(st, ferr, sizeof ferr);
+        /* Forget what encrypting this one changed, unless encrypted stanzas
+         * wait for their flush: then it is kept (a skipped ratchet step). */
+        if (M.nbatch)
+            batch_flush();
+        else
+            wa_signal_store_reload(st, ferr, sizeof ferr);
         send_done(WA_SEND_FAILED, "no device of the recipient could be reached");
-        return 0;
+        return;
     }
     if (!M.s.retry)
         wa_node_add_child(a, msg, parts);
@@ -702,23 +975,21 @@ static int encrypt_and_send(void)
         wa_node_set_bytes(a, di, cr->account, cr->account_len);
         wa_node_add_child(a, msg, di);
     }
-    /* The ratchet steps are durable before the ciphertexts leave. */
-    char ferr[200];
-    if (wa_signal_store_flush(st, ferr, sizeof ferr) < 0) {
-        log_error("cannot store the Signal state; not sending", LF_S("error", ferr));
-        wa_arena_free(a);
-        send_done(WA_SEND_TRANSIENT, "session store write failed");
-        return 0;
+    struct outgoing *o = &M.batch[M.nbatch++];
+    o->a = a;
+    o->msg = msg;
+    snprintf(o->id, sizeof o->id, "%s", M.s.id);
+    snprintf(o->to_user, sizeof o->to_user, "%s", M.s.to_user);
+    o->retry = M.s.retry;
+    o->devices = nto;
+    o->pkmsg = any_pk;
+    clear_prep();
+    /* Inside pump() the next ready ones join this batch; the loop flushes. */
+    if (!M.pumping) {
+        batch_flush();
+        arm_timer();
+        pump();
     }
-    int r = wa_client_send_node(M.c, msg);
-    wa_arena_free(a);
-    if (r < 0) {
-        send_done(WA_SEND_TRANSIENT, "connection lost while sending");
-        return 0;
-    }
-    M.s.waiting_ack = 1;
-    log_info("message sent to the server", LF_S("id", M.s.id), LF_I("devices", nto), LF_I("pkmsg", any_pk));
-    return 0;
 }
 
 static uint32_t be(const uint8_t *p, size_t n)
@@ -740,7 +1011,8 @@ static void on_prekeys(void *arg, const wa_node *n)
     if ((unsigned)(uintptr_t)arg != M.s.gen || !M.s.active)
         return;
     if (!n) {
-        send_done(WA_SEND_TRANSIENT, "connection lost while fetching prekeys");
+        M.connected = 0; /* nothing more starts before on_disconnect hands the rest back */
+        send_done(WA_SEND_LOST, "connection lost while fetching prekeys");
         return;
     }
     signal_context *g;
@@ -827,7 +1099,7 @@ static void fetch_prekeys_or_send(void)
     int r = wa_client_iq(M.c, a, iq, on_prekeys, (void *)(uintptr_t)M.s.gen);
     wa_arena_free(a);
     if (r < 0)
-        send_done(WA_SEND_TRANSIENT, "not connected");
+        send_done(WA_SEND_LOST, "not connected");
 }
 
 static const char SQL_LID[] =
@@ -860,7 +1132,8 @@ static void on_usync(void *arg, const wa_node *n)
     if ((unsigned)(uintptr_t)arg != M.s.gen || !M.s.active)
         return;
     if (!n) {
-        send_done(WA_SEND_TRANSIENT, "connection lost while listing devices");
+        M.connected = 0; /* nothing more starts before on_disconnect hands the rest back */
+        send_done(WA_SEND_LOST, "connection lost while listing devices");
         return;
     }
     const char *type = wa_node_attr_str(n, "type");
@@ -890,16 +1163,19 @@ static void on_usync(void *arg, const wa_node *n)
         if (!dl || dl->content != WA_CONTENT_LIST)
             continue;
         int own = strcmp(j.user, own_user) == 0;
-        for (uint32_t k = 0; k < dl->nchildren && M.s.ndevs < MAX_DEVICES; k++) {
+        uint16_t ids[MAX_DEVICES];
+        int nids = 0;
+        for (uint32_t k = 0; k < dl->nchildren && nids < MAX_DEVICES; k++) {
             const wa_node *d = dl->children[k];
-            const char *ids = wa_node_attr_str(d, "id");
-            if (strcmp(d->tag, "device") || !ids)
+            const char *idstr = wa_node_attr_str(d, "id");
+            if (strcmp(d->tag, "device") || !idstr)
                 continue;
             char *end;
-            long dv = strtol(ids, &end, 10);
-            if (*end || dv < 0 || dv > 65535)
+            long dv = strtol(idstr, &end, 10);
+            if (!*idstr || *end || dv < 0 || dv > 65535)
                 continue;
-            if (own && dv == own_dev)
+            ids[nids++] = (uint16_t)dv;
+            if ((own && dv == own_dev) || M.s.ndevs >= MAX_DEVICES)
                 continue; /* ourselves */
             struct device *x = &M.s.devs[M.s.ndevs++];
             snprintf(x->user, sizeof x->user, "%s", j.user);
@@ -908,6 +1184,7 @@ static void on_usync(void *arg, const wa_node *n)
             x->own = own;
             recipient_found |= !own;
         }
+        cache_put(j.user, j.server, ids, nids);
     }
     wa_arena_free(a);
     if (!recipient_found) {
@@ -917,30 +1194,10 @@ static void on_usync(void *arg, const wa_node *n)
     fetch_prekeys_or_send();
 }
 
-int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to)
+/* <iq xmlns=usync> for the devices of the recipient and of our account. */
+static void send_usync(const char *own_user)
 {
-    if (M.s.active || !M.connected)
-        return -1;
-    char own_user[64];
-    int own_dev;
-    if (own_address(own_user, sizeof own_user, &own_dev) < 0 || strlen(id) >= sizeof M.s.id)
-        return -1;
     wa_arena *a = wa_arena_new();
-    wa_jid tj;
-    if (wa_jid_parse(a, to_jid, &tj) != WA_OK || strlen(tj.user) >= sizeof M.s.to_user ||
-        strlen(tj.server) >= sizeof M.s.to_server || !tj.user[0]) {
-        wa_arena_free(a);
-        return -2;
-    }
-    memset(&M.s.devs, 0, sizeof M.s.devs);
-    snprintf(M.s.id, sizeof M.s.id, "%s", id);
-    snprintf(M.s.to_user, sizeof M.s.to_user, "%s", tj.user);
-    snprintf(M.s.to_server, sizeof M.s.to_server, "%s", tj.server);
-    M.s.text = strdup(text);
-    M.s.reply_to = reply_to ? strdup(reply_to) : NULL;
-    M.s.active = 1;
-    M.s.waiting_ack = 0;
-    M.s.gen++;
     wa_node *iq = wa_node_new(a, "iq");
     wa_node_add_attr(a, iq, "xmlns", "usync");
     wa_node_add_attr(a, iq, "type", "get");
@@ -961,12 +1218,12 @@ int wa_messaging_send(const char *id, const char *to_jid, const char *text, cons
     wa_node *list = wa_node_new(a, "list");
     char buf[128];
     wa_jid j;
-    snprintf(buf, sizeof buf, "%s@%s", tj.user, tj.server);
+    snprintf(buf, sizeof buf, "%s@%s", M.s.to_user, M.s.to_server);
     wa_node *u1 = wa_node_new(a, "user");
     wa_jid_parse(a, buf, &j);
     wa_node_add_attr_jid(a, u1, "jid", &j);
     wa_node_add_child(a, list, u1);
-    if (strcmp(tj.user, own_user) != 0) {
+    if (strcmp(M.s.to_user, own_user) != 0) {
         snprintf(buf, sizeof buf, "%s@s.whatsapp.net", own_user);
         wa_node *u2 = wa_node_new(a, "user");
         wa_jid_parse(a, buf, &j);
@@ -975,18 +1232,130 @@ int wa_messaging_send(const char *id, const char *to_jid, const char *text, cons
     }
     wa_node_add_child(a, us, list);
     wa_node_add_child(a, iq, us);
-    struct timeval tv = {SEND_TIMEOUT_S, 0};
-    evtimer_add(M.send_timer, &tv);
     int r = wa_client_iq(M.c, a, iq, on_usync, (void *)(uintptr_t)M.s.gen);
     wa_arena_free(a);
-    if (r < 0) {
-        M.s.active = 0;
-        evtimer_del(M.send_timer);
-        free(M.s.text);
-        free(M.s.reply_to);
-        M.s.text = M.s.reply_to = NULL;
+    if (r < 0)
+        send_done(WA_SEND_LOST, "not connected");
+}
+
+/* Makes job the one being prepared and starts on it. */
+static void start_job(struct send_job *jb)
+{
+    M.s.active = 1;
+    M.s.gen++;
+    M.s.deadline_ms = mono_ms() + SEND_TIMEOUT_S * 1000;
+    memcpy(M.s.id, jb->id, sizeof M.s.id);
+    memcpy(M.s.to_user, jb->to_user, sizeof M.s.to_user);
+    memcpy(M.s.to_server, jb->to_server, sizeof M.s.to_server);
+    M.s.text = jb->text;
+    M.s.reply_to = jb->reply_to;
+    M.s.retry = jb->retry;
+    memset(&M.s.devs, 0, sizeof M.s.devs);
+    M.s.ndevs = 0;
+    arm_timer();
+    if (jb->retry) {
+        signal_context *g;
+        signal_protocol_store_context *sc;
+        struct wa_signal_store *st;
+        if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
+            send_done(WA_SEND_TRANSIENT, "no session store");
+            return;
+        }
+        /* The recipient lost our session: start a new one from a fresh bundle.
+         * Done here, in turn, so no message queued before it is encrypted on
+         * the new session ahead of it. */
+        char name[96];
+        wa_msg_address_name(jb->dev.user, jb->dev.server, name, sizeof name);
+        signal_protocol_address addr = {name, strlen(name), jb->dev.dev};
+        signal_protocol_session_delete_session(sc, &addr);
+        M.s.devs[0] = jb->dev;
+        M.s.ndevs = 1;
+        log_info("resending a message the recipient could not decrypt", LF_S("id", M.s.id), LF_I("count", M.s.retry));
+        fetch_prekeys_or_send();
+        return;
+    }
+    char own_user[64];
+    int own_dev = 0;
+    if (own_address(own_user, sizeof own_user, &own_dev) < 0) {
+        send_done(WA_SEND_TRANSIENT, "not logged in");
+        return;
+    }
+    int nrecipient = devices_from_cache(own_user, own_dev);
+    if (nrecipient < 0) {
+        send_usync(own_user);
+        return;
+    }
+    if (nrecipient == 0) {
+        send_done(WA_SEND_FAILED, "the recipient is not on WhatsApp (no devices)");
+        return;
+    }
+    fetch_prekeys_or_send();
+}
+
+/* Starts the next jobs, in order, while the window has room: one at a time
+ * is prepared; a preparation that finishes at once lets the next start. */
+static void pump(void)
+{
+    if (M.pumping)
+        return; /* the loop below goes on */
+    M.pumping = 1;
+    while (!M.s.active && M.jlen > 0 && M.naw + M.nbatch < SEND_WINDOW && M.connected) {
+        struct send_job jb = M.jobs[M.jhead];
+        M.jhead = (M.jhead + 1) % (sizeof M.jobs / sizeof M.jobs[0]);
+        M.jlen--;
+        M.jmsgs -= !jb.retry;
+        start_job(&jb);
+    }
+    /* Before anything can wait on the event loop. */
+    batch_flush();
+    arm_timer();
+    M.pumping = 0;
+}
+
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    pump();
+}
+
+static int push_job(const struct send_job *jb)
+{
+    size_t cap = sizeof M.jobs / sizeof M.jobs[0];
+    if (M.jlen >= cap || (jb->retry && (int)M.jlen - M.jmsgs >= MAX_RESENDS))
+        return -1;
+    M.jobs[(M.jhead + M.jlen) % cap] = *jb;
+    M.jlen++;
+    M.jmsgs += !jb->retry;
+    return 0;
+}
+
+int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to)
+{
+    if (wa_messaging_room() <= 0 || strlen(id) >= sizeof M.s.id)
+        return -1;
+    struct send_job jb;
+    memset(&jb, 0, sizeof jb);
+    wa_arena *a = wa_arena_new();
+    wa_jid tj;
+    if (wa_jid_parse(a, to_jid, &tj) != WA_OK || strlen(tj.user) >= sizeof jb.to_user ||
+        strlen(tj.server) >= sizeof jb.to_server || !tj.user[0]) {
+        wa_arena_free(a);
+        return -2;
+    }
+    snprintf(jb.id, sizeof jb.id, "%s", id);
+    snprintf(jb.to_user, sizeof jb.to_user, "%s", tj.user);
+    snprintf(jb.to_server, sizeof jb.to_server, "%s", tj.server);
+    wa_arena_free(a);
+    jb.text = strdup(text);
+    jb.reply_to = reply_to ? strdup(reply_to) : NULL;
+    if (!jb.text || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+        free(jb.text);
+        free(jb.reply_to);
         return -1;
     }
+    /* On the next turn of the loop: the rest of the caller's batch joins,
+     * and ready messages share one flush of the Signal state. */
+    event_active(M.pump_ev, EV_TIMEOUT, 0);
     return 0;
 }
 
@@ -995,16 +1364,33 @@ int wa_messaging_send(const char *id, const char *to_jid, const char *text, cons
 static void handle_ack(const wa_node *n)
 {
     const char *cls = wa_node_attr_str(n, "class"), *id = wa_node_attr_str(n, "id");
-    if (!cls || strcmp(cls, "message") || !id || !M.s.active || !M.s.waiting_ack || strcmp(id, M.s.id))
+    if (!cls || strcmp(cls, "message") || !id)
         return;
+    /* Acks come in the order the stanzas went; the oldest with this id is it
+     * (a resend may share the id of its message). */
+    int i = 0;
+    while (i < M.naw && strcmp(M.aw[i].id, id))
+        i++;
+    if (i == M.naw)
+        return;
+    struct awaiting w;
+    window_take(i, &w);
     const char *error = wa_node_attr_str(n, "error");
     if (error) {
+        /* Perhaps sent to a device list that is no longer right. */
+        char own_user[64];
+        int own_dev;
+        cache_forget(w.to_user);
+        if (own_address(own_user, sizeof own_user, &own_dev) == 0)
+            cache_forget(own_user);
         char why[96];
-        snprintf(why, sizeof why, "refused by the server (error %s)", error);
-        send_done(WA_SEND_FAILED, why);
-        return;
+        snprintf(why, sizeof why, "refused by the server (error %.40s)", error);
+        report(w.id, w.retry, WA_SEND_FAILED, why);
+    } else {
+        report(w.id, w.retry, WA_SEND_OK, NULL);
     }
-    send_done(WA_SEND_OK, NULL);
+    arm_timer();
+    pump();
 }
 
 struct retry_req {
@@ -1021,50 +1407,37 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
     struct retry_req *rr = ctx;
     char own_user[64];
     int own_dev = 0;
-    if (!res || PQntuples(res) != 1 || M.s.active || !M.connected || own_address(own_user, sizeof own_user, &own_dev) < 0) {
+    if (!res || PQntuples(res) != 1 || !M.connected || own_address(own_user, sizeof own_user, &own_dev) < 0) {
         log_warn("retry receipt not answered", LF_S("id", rr->id),
-                 LF_S("why", !res ? err : PQntuples(res) != 1 ? "no such message of ours" : "busy or not connected"));
+                 LF_S("why", !res ? err : PQntuples(res) != 1 ? "no such message of ours" : "not connected"));
         free(rr);
         return;
     }
-    signal_context *g;
-    signal_protocol_store_context *sc;
-    struct wa_signal_store *st;
-    if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
-        free(rr);
-        return;
-    }
-    /* The recipient lost our session: start a new one from a fresh bundle. */
-    char name[96];
-    wa_msg_address_name(rr->user, rr->server, name, sizeof name);
-    signal_protocol_address addr = {name, strlen(name), rr->dev};
-    signal_protocol_session_delete_session(sc, &addr);
     const char *chat = PQgetvalue(res, 0, 2);
     wa_arena *a = wa_arena_new();
     wa_jid cj;
-    int ok = wa_jid_parse(a, chat, &cj) == WA_OK && strlen(cj.user) < sizeof M.s.to_user &&
-             strlen(cj.server) < sizeof M.s.to_server;
+    struct send_job jb;
+    memset(&jb, 0, sizeof jb);
+    int ok = wa_jid_parse(a, chat, &cj) == WA_OK && strlen(cj.user) < sizeof jb.to_user &&
+             strlen(cj.server) < sizeof jb.to_server;
     if (ok) {
-        memset(&M.s.devs, 0, sizeof M.s.devs);
-        snprintf(M.s.id, sizeof M.s.id, "%s", rr->id);
-        snprintf(M.s.to_user, sizeof M.s.to_user, "%s", cj.user);
-        snprintf(M.s.to_server, sizeof M.s.to_server, "%s", cj.server);
-        M.s.text = strdup(PQgetvalue(res, 0, 0));
-        M.s.reply_to = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
-        struct device *d = &M.s.devs[0];
-        snprintf(d->user, sizeof d->user, "%s", rr->user);
-        snprintf(d->server, sizeof d->server, "%s", rr->server);
-        d->dev = rr->dev;
-        d->own = strcmp(rr->user, own_user) == 0;
-        M.s.ndevs = 1;
-        M.s.active = 1;
-        M.s.waiting_ack = 0;
-        M.s.retry = rr->count > 0 ? rr->count : 1;
-        M.s.gen++;
-        struct timeval tv = {SEND_TIMEOUT_S, 0};
-        evtimer_add(M.send_timer, &tv);
-        log_info("resending a message the recipient could not decrypt", LF_S("id", rr->id), LF_I("count", M.s.retry));
-        fetch_prekeys_or_send();
+        snprintf(jb.id, sizeof jb.id, "%s", rr->id);
+        snprintf(jb.to_user, sizeof jb.to_user, "%s", cj.user);
+        snprintf(jb.to_server, sizeof jb.to_server, "%s", cj.server);
+        jb.text = strdup(PQgetvalue(res, 0, 0));
+        jb.reply_to = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
+        snprintf(jb.dev.user, sizeof jb.dev.user, "%s", rr->user);
+        snprintf(jb.dev.server, sizeof jb.dev.server, "%s", rr->server);
+        jb.dev.dev = rr->dev;
+        jb.dev.own = strcmp(rr->user, own_user) == 0;
+        jb.retry = rr->count > 0 ? rr->count : 1;
+        if (!jb.text || push_job(&jb) < 0) {
+            log_warn("retry receipt not answered", LF_S("id", rr->id), LF_S("why", "too many resends waiting"));
+            free(jb.text);
+            free(jb.reply_to);
+        } else {
+            pump();
+        }
     }
     wa_arena_free(a);
     free(rr);
@@ -1082,6 +1455,8 @@ static void handle_retry_receipt(const wa_node *n, const char *from)
         wa_arena_free(a);
         return;
     }
+    /* The device may be new, or gone: list the user's devices again next time. */
+    cache_forget(fj.user);
     int count = cnt ? atoi(cnt) : 1;
     log_warn("the recipient could not decrypt a message we sent", LF_S("id", id), LF_S("from", from),
              LF_I("count", count));
@@ -1099,6 +1474,21 @@ static void handle_retry_receipt(const wa_node *n, const char *from)
         const char *p[] = {id};
         if (!sdb_query(SQL_RETRY_MSG, 1, p, on_retry_msg, rr))
             free(rr);
+    }
+    wa_arena_free(a);
+}
+
+/* <notification type=devices from=user>: a device of that user was added or
+ * removed; its cached list is no longer right. */
+static void handle_devices_notification(const wa_node *n)
+{
+    char fb[128];
+    const char *from = attr_text(n, "from", fb, sizeof fb);
+    wa_arena *a = wa_arena_new();
+    wa_jid fj;
+    if (from && wa_jid_parse(a, from, &fj) == WA_OK && fj.user[0]) {
+        cache_forget(fj.user);
+        log_info("device list changed; it will be fetched again", LF_S("user", from));
     }
     wa_arena_free(a);
 }
@@ -1140,6 +1530,14 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
         handle_receipt(n);
         return 0;
     }
+    if (!strcmp(n->tag, "notification")) {
+        const char *type = wa_node_attr_str(n, "type");
+        if (type && !strcmp(type, "devices"))
+            handle_devices_notification(n);
+        return 0;
+    }
+    if (strcmp(n->tag, "message"))
+        return 0;
     /* <message>: one at a time, in order. */
     if (M.qlen == MAX_QUEUE) {
         log_warn("incoming queue full; the server will resend", LF_S("id", wa_node_attr_str(n, "id")));
@@ -1167,8 +1565,33 @@ static void on_disconnect(void *arg)
     if (!M.busy)
         while (M.qlen)
             finish_item();
+    /* Device lists may change while we do not hear of it. */
+    cache_clear();
+    /* Every send held goes back to the outbox, to go again with its id on the
+     * next connection: the one being prepared, those whose ack did not come
+     * (the server may have taken them: a resend with the same id is the
+     * documented outcome), those not started. Resends answering retry
+     * receipts are dropped. */
     if (M.s.active)
-        send_done(WA_SEND_TRANSIENT, "connection lost");
+        send_done(WA_SEND_LOST, "connection lost");
+    while (M.naw > 0) {
+        struct awaiting w;
+        window_take(0, &w);
+        if (!w.retry)
+            report(w.id, 0, WA_SEND_LOST, "connection lost before the server's ack");
+    }
+    size_t cap = sizeof M.jobs / sizeof M.jobs[0];
+    while (M.jlen > 0) {
+        struct send_job jb = M.jobs[M.jhead];
+        M.jhead = (M.jhead + 1) % cap;
+        M.jlen--;
+        M.jmsgs -= !jb.retry;
+        free(jb.text);
+        free(jb.reply_to);
+        if (!jb.retry)
+            report(jb.id, 0, WA_SEND_LOST, "connection lost before sending");
+    }
+    arm_timer();
 }
 
 void wa_messaging_init(struct wa_client *c, const struct wa_messaging_events *ev, void *arg)
@@ -1177,6 +1600,7 @@ void wa_messaging_init(struct wa_client *c, const struct wa_messaging_events *ev
     M.ev = *ev;
     M.arg = arg;
     M.send_timer = evtimer_new(S.base, on_send_timeout, NULL);
+    M.pump_ev = event_new(S.base, -1, 0, on_pump, NULL);
     struct wa_client_hooks h = {on_stanza, on_connected, on_disconnect};
     wa_client_set_hooks(c, &h, NULL);
 }
