@@ -61,7 +61,9 @@
 //   POST /prekeys-low  {count, conn?} drop server prekeys to count and send
 //                                     <notification type=encrypt><count value=count/>
 //   POST /device/remove {jid}         remove a paired device (device_removed if connected)
-//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?, peerAutoReceipt?}
+//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?, peerAutoReceipt?, ackDelayMs?}
+//                                     ackDelayMs: the <ack class=message> for a companion's message to a peer
+//                                     goes out that much later (unsent if the connection closes first)
 //   ── messaging: other accounts, "peers" (lib/fake_peer.mjs, libsignal), one device each:
 //      15550009999 "Peer" (the default) and 15550008888 "Peer Two" ──
 //   The server answers <iq xmlns=usync> (devices of the peer and of the phone's
@@ -80,6 +82,8 @@
 //                                     (event peer.resend)
 //   POST /peer/receipt {id, type?, from?}    a receipt from the peer (type read, or delivery)
 //   POST /peer/reinstall {from?}      the peer reinstalls: new identity and prekeys, no sessions
+//   POST /peer/devices-notify {from?} <notification type=devices from=peer> (a device of the peer
+//                                     changed) to every logged-in companion (event devices.notify)
 //   /peer/send also takes viaLid: true (from = the peer's LID, with sender_pn); otherwise
 //   messages carry sender_lid. Companions' read receipts for peers' messages are checked
 //   (event peer.read), <chatstate> too (event chatstate), and usync answers <contact>
@@ -945,7 +949,14 @@ class Conn {
             const det = proto.ADVDeviceIdentity.decode(adv.details);
             want(det.keyIndex === me.keyIndex, `<device-identity> key index ${det.keyIndex}, want ${me.keyIndex}`);
         }
-        this.send({ tag: 'ack', attrs: { id, class: 'message', from: to, t: String(nowSec()) } });
+        const ack = { tag: 'ack', attrs: { id, class: 'message', from: to, t: String(nowSec()) } };
+        const delay = this.server.config.ackDelayMs ?? 0;
+        if (delay > 0) {
+            const tm = setTimeout(() => { this.timers.delete(tm); this.send(ack); }, delay);
+            this.timers.add(tm);
+        } else {
+            this.send(ack);
+        }
         this.server.sentBy.set(id, { user: me.user, device: me.device });
         // Copies for companions go to their connections (queued until acked, like WhatsApp).
         for (const e of encs) {
@@ -1713,6 +1724,19 @@ export class FakeWhatsAppServer extends EventEmitter {
     }
 
     /** The peer lost its session with the companion that sent `id` and asks for the message again. */
+    /** WhatsApp's word that a user's device list changed: <notification type=devices from=user><add>…. */
+    peerDevicesNotify(from) {
+        const peer = this.peers.get(from ?? this.peer.phone);
+        if (!peer) throw new Error(`unknown peer ${from}`);
+        const conns = [...this.conns].filter((x) => x.device && x.state === 'logged-in' && x.open);
+        for (const c of conns)
+            c.sendAcked({ tag: 'notification', attrs: { from: peer.jid, id: c.newId(), t: String(nowSec()), type: 'devices' }, content: [
+                { tag: 'add', attrs: {}, content: [{ tag: 'device', attrs: { jid: peer.jid } }] }
+            ] });
+        this.log(0, 'devices.notify', { from: peer.jid, conns: conns.length });
+        return { ok: true, conns: conns.length };
+    }
+
     peerRetry(id, from) {
         const peer = this.peers.get(from ?? this.peer.phone);
         const by = this.sentBy.get(id);
@@ -1751,7 +1775,7 @@ export class FakeWhatsAppServer extends EventEmitter {
     }
 
     setConfig(patch) {
-        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload'];
+        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload', 'ackDelayMs'];
         for (const [k, v] of Object.entries(patch)) {
             if (!allowed.includes(k)) throw new Error(`unknown config key ${k}`);
             this.config[k] = v;
@@ -1908,6 +1932,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
         'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
+        'POST /peer/devices-notify': (q, b) => server.peerDevicesNotify(b.from ?? null),
         'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
