@@ -6,6 +6,7 @@
 #include <signal/session_pre_key.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,20 +17,40 @@
 #include "wa_crypto.h"
 
 #define SIGNAL_FILE "signal.bin"
+#define LOG_FILE "signal.log"
 #define MAGIC "WAPISIG1"
+#define LOG_MAGIC "WAPISLG1"
 #define MAX_FILE (64u << 20)
 #define MAX_NAME 128
 #define MAX_RECORD (1u << 20)
 #define MAX_PENDING 256
+/* One batch holds at most what a snapshot may; the journal is compacted once
+ * past max(LOG_MIN_BOUND, snapshot size), so a longer one is not ours. */
+#define MAX_BATCH MAX_FILE
+#define MAX_LOG (4u * MAX_FILE)
+#define LOG_MIN_BOUND (256u << 10)
+/* Batch: LOG_MAGIC, u32 body length, body, u32 body length again,
+ * SHA-256 of everything before it. */
+#define LOG_HEAD 12u
+#define LOG_TAIL 36u
 
 enum { K_SESSION = 1, K_IDENTITY = 2 };
+enum { OP_PUT = 1, OP_DEL = 2 };
 
 struct entry {
     uint8_t kind;
+    uint8_t dirty; /* changed since the last flush: goes into the next batch */
     int32_t device;
     char name[MAX_NAME];
     uint8_t *data;
     size_t len;
+};
+
+/* An entry removed since the last flush. */
+struct tomb {
+    uint8_t kind;
+    int32_t device;
+    char name[MAX_NAME];
 };
 
 struct wa_signal_store {
@@ -39,9 +60,16 @@ struct wa_signal_store {
     size_t *nprekeys;
     struct entry *e;
     size_t n, cap;
+    struct tomb *t;
+    size_t nt, tcap;
     uint32_t removed[MAX_PENDING]; /* prekeys used but not yet removed on disk */
     size_t nremoved;
-    int dirty;
+    int changed;       /* some entry is dirty or some tomb is pending */
+    int broken;        /* a reload found the files corrupt: never write over them */
+    int log_fd;        /* signal.log, opened on the first append */
+    size_t log_valid;  /* end of the last complete batch: the next one goes here */
+    size_t log_size;   /* size on disk as far as known; SIZE_MAX when unknown */
+    size_t snap_size;  /* size of signal.bin */
     uint64_t identity_changes;
     signal_context *gctx;
 };
@@ -57,6 +85,10 @@ static void entries_clear(struct wa_signal_store *st)
     free(st->e);
     st->e = NULL;
     st->n = st->cap = 0;
+    free(st->t);
+    st->t = NULL;
+    st->nt = st->tcap = 0;
+    st->changed = 0;
 }
 
 static struct entry *find(const struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen, int32_t dev)
@@ -69,8 +101,9 @@ static struct entry *find(const struct wa_signal_store *st, uint8_t kind, const 
     return NULL;
 }
 
+/* dirty: a change of ours (flushed later), not one read from disk. */
 static int put_entry(struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen, int32_t dev,
-                     const uint8_t *data, size_t len)
+                     const uint8_t *data, size_t len, int dirty)
 {
     if (nlen == 0 || nlen >= MAX_NAME || memchr(name, '\0', nlen) || len > MAX_RECORD)
         return -1;
@@ -102,6 +135,10 @@ static int put_entry(struct wa_signal_store *st, uint8_t kind, const char *name,
     }
     x->data = copy;
     x->len = len;
+    if (dirty) {
+        x->dirty = 1;
+        st->changed = 1;
+    }
     return 0;
 }
 
@@ -112,6 +149,33 @@ static void drop_entry(struct wa_signal_store *st, struct entry *x)
     size_t i = (size_t)(x - st->e);
     memmove(&st->e[i], &st->e[i + 1], (st->n - i - 1) * sizeof *x);
     st->n--;
+}
+
+/* Drops an entry and remembers the deletion for the next batch; -1 (entry
+ * kept) when out of memory. A tomb and a later put of the same key may both
+ * be pending: a batch lists its deletions before its puts, so the put wins. */
+static int delete_entry(struct wa_signal_store *st, struct entry *x)
+{
+    int known = 0;
+    for (size_t i = 0; i < st->nt && !known; i++)
+        known = st->t[i].kind == x->kind && st->t[i].device == x->device && strcmp(st->t[i].name, x->name) == 0;
+    if (!known) {
+        if (st->nt == st->tcap) {
+            size_t c = st->tcap ? st->tcap * 2 : 8;
+            struct tomb *nt = realloc(st->t, c * sizeof *nt);
+            if (!nt)
+                return -1;
+            st->t = nt;
+            st->tcap = c;
+        }
+        struct tomb *t = &st->t[st->nt++];
+        t->kind = x->kind;
+        t->device = x->device;
+        memcpy(t->name, x->name, sizeof t->name);
+    }
+    drop_entry(st, x);
+    st->changed = 1;
+    return 0;
 }
 
 /* ---- file ---- */
@@ -158,6 +222,25 @@ static uint32_t rd32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static void buf_wipe(struct buf *b)
+{
+    if (b->p)
+        OPENSSL_cleanse(b->p, b->n);
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+static int sync_dir(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int r = fsync(dfd);
+    close(dfd);
+    return r;
+}
+
+/* The snapshot: every entry, written whole by the atomic path of wa_store. */
 static int write_signal(struct wa_signal_store *st, char *err, size_t errlen)
 {
     struct buf b = {0};
@@ -180,19 +263,19 @@ static int write_signal(struct wa_signal_store *st, char *err, size_t errlen)
     }
     if (b.oom) {
         snprintf(err, errlen, "out of memory");
-        free(b.p);
+        buf_wipe(&b);
         return -1;
     }
     int r = wa_store_write_file(st->dir, SIGNAL_FILE, b.p, b.n, err, errlen);
-    OPENSSL_cleanse(b.p, b.n);
-    free(b.p);
+    if (r == 0)
+        st->snap_size = b.n;
+    buf_wipe(&b);
     return r;
 }
 
-static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
+/* Reads path whole: 1 read, 0 absent, -1 unreadable or longer than max. */
+static int read_whole(const char *path, size_t max, uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", st->dir, SIGNAL_FILE);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -201,7 +284,7 @@ static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
         return -1;
     }
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || sb.st_size > MAX_FILE) {
+    if (fstat(fd, &sb) < 0 || sb.st_size < 0 || (uint64_t)sb.st_size > max) {
         close(fd);
         snprintf(err, errlen, "%s: unreadable or too large", path);
         return -1;
@@ -218,10 +301,26 @@ static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
     }
     close(fd);
     if (!p || off != len) {
+        if (p)
+            OPENSSL_cleanse(p, off);
         free(p);
         snprintf(err, errlen, "cannot read %s", path);
         return -1;
     }
+    *out = p;
+    *outlen = len;
+    return 1;
+}
+
+static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", st->dir, SIGNAL_FILE);
+    uint8_t *p = NULL;
+    size_t len = 0;
+    int rr = read_whole(path, MAX_FILE, &p, &len, err, errlen);
+    if (rr <= 0)
+        return rr;
     const char *why = NULL;
     uint8_t h[32];
     if (len < 8 + 4 + 32 || memcmp(p, MAGIC, 8) != 0)
@@ -231,7 +330,7 @@ static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
         if (memcmp(h, p + len - 32, 32) != 0)
             why = "checksum mismatch";
     }
-    size_t end = len - 32, at = 12;
+    size_t end = why ? 0 : len - 32, at = 12;
     uint32_t cnt = why ? 0 : rd32(p + 8);
     for (uint32_t i = 0; !why && i < cnt; i++) {
         if (end - at < 1 + 4 + 4) {
@@ -258,7 +357,7 @@ static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
             why = "duplicate entry";
             break;
         }
-        if (put_entry(st, kind, name, nl, dev, p + at, dl) < 0) {
+        if (put_entry(st, kind, name, nl, dev, p + at, dl, 0) < 0) {
             why = "bad entry";
             break;
         }
@@ -273,7 +372,301 @@ static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
         snprintf(err, errlen, "%s is corrupt: %s", path, why);
         return -1;
     }
+    st->snap_size = len;
     return 1;
+}
+
+/* ---- journal ----
+ * signal.log holds the changes flushed since signal.bin was written, one
+ * batch per flush: LOG_MAGIC, u32 L, L bytes of body, u32 L, SHA-256 of all
+ * that. Body: u32 count, then records {u8 op, u8 kind, u32 device, u32 name
+ * length, name, and for a put u32 length, data}, deletions before puts.
+ * A record carries the whole new value of its key, so replaying a batch
+ * never depends on what the key held before. */
+
+/* The length of the complete, intact batch at p[off..size), or 0. */
+static size_t batch_at(const uint8_t *p, size_t size, size_t off)
+{
+    size_t rem = size - off;
+    if (rem < LOG_HEAD + LOG_TAIL || memcmp(p + off, LOG_MAGIC, 8) != 0)
+        return 0;
+    uint32_t bl = rd32(p + off + 8);
+    if (bl > MAX_BATCH || rem - LOG_HEAD - LOG_TAIL < bl || rd32(p + off + LOG_HEAD + bl) != bl)
+        return 0;
+    uint8_t h[32];
+    wa_crypto_sha256(p + off, LOG_HEAD + bl + 4, h);
+    if (memcmp(h, p + off + LOG_HEAD + bl + 4, 32) != 0)
+        return 0;
+    return LOG_HEAD + bl + LOG_TAIL;
+}
+
+/* Applies one intact batch body; NULL or why it is malformed. */
+static const char *apply_batch(struct wa_signal_store *st, const uint8_t *b, size_t n)
+{
+    if (n < 4)
+        return "batch without a count";
+    uint32_t cnt = rd32(b);
+    size_t at = 4;
+    for (uint32_t i = 0; i < cnt; i++) {
+        if (n - at < 10)
+            return "truncated record";
+        uint8_t op = b[at], kind = b[at + 1];
+        int32_t dev = (int32_t)rd32(b + at + 2);
+        uint32_t nl = rd32(b + at + 6);
+        at += 10;
+        if ((op != OP_PUT && op != OP_DEL) || (kind != K_SESSION && kind != K_IDENTITY) || nl == 0 ||
+            nl >= MAX_NAME || n - at < nl || memchr(b + at, '\0', nl))
+            return "bad record header";
+        const char *name = (const char *)b + at;
+        at += nl;
+        if (op == OP_DEL) {
+            struct entry *x = find(st, kind, name, nl, dev);
+            if (x)
+                drop_entry(st, x);
+            continue;
+        }
+        if (n - at < 4)
+            return "truncated record";
+        uint32_t dl = rd32(b + at);
+        at += 4;
+        if (dl > MAX_RECORD || n - at < dl)
+            return "bad record length";
+        if (put_entry(st, kind, name, nl, dev, b + at, dl, 0) < 0)
+            return "bad record";
+        at += dl;
+    }
+    return at == n ? NULL : "trailing bytes in a batch";
+}
+
+/* Replays signal.log onto the snapshot already loaded. A crash during an
+ * append leaves at most one incomplete batch, at the end (appends go only
+ * after the last intact batch, and a stale tail is cut off durably before
+ * one): it was never acknowledged as flushed, so it is ignored here and cut
+ * off by the next append. A damaged batch with more bytes after it cannot
+ * come from a crash: corruption, reported, and nothing is written. */
+static int load_log(struct wa_signal_store *st, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", st->dir, LOG_FILE);
+    uint8_t *p = NULL;
+    size_t len = 0;
+    int rr = read_whole(path, MAX_LOG, &p, &len, err, errlen);
+    if (rr <= 0) {
+        st->log_valid = st->log_size = 0;
+        return rr;
+    }
+    size_t off = 0;
+    const char *why = NULL;
+    while (off < len) {
+        size_t tot = batch_at(p, len, off);
+        if (tot) {
+            if ((why = apply_batch(st, p + off + LOG_HEAD, tot - LOG_HEAD - LOG_TAIL)))
+                break;
+            off += tot;
+            continue;
+        }
+        size_t rem = len - off;
+        if (rem >= LOG_HEAD && memcmp(p + off, LOG_MAGIC, 8) == 0 && rd32(p + off + 8) <= MAX_BATCH) {
+            /* The header is readable, so is where the batch should end. */
+            if ((size_t)LOG_HEAD + rd32(p + off + 8) + LOG_TAIL < rem)
+                why = "a damaged batch is followed by more data";
+        } else if (rem >= LOG_HEAD) {
+            /* Unreadable header: a torn append whose first block never
+             * reached the disk, unless an intact batch follows. */
+            const uint8_t *q = p + off + 1;
+            while (!why && (q = memmem(q, (size_t)(p + len - q), LOG_MAGIC, 8)) != NULL) {
+                if (batch_at(p, len, (size_t)(q - p)))
+                    why = "unreadable bytes before an intact batch";
+                q++;
+            }
+        }
+        if (!why)
+            log_warn("the Signal journal ends in an incomplete batch (an interrupted write); ignoring it",
+                     LF_S("path", path), LF_I("offset", (long long)off), LF_I("bytes", (long long)rem));
+        break;
+    }
+    OPENSSL_cleanse(p, len);
+    free(p);
+    if (why) {
+        snprintf(err, errlen, "%s is corrupt: %s (at byte %zu)", path, why, off);
+        return -1;
+    }
+    st->log_valid = off;
+    st->log_size = len;
+    return 1;
+}
+
+/* Snapshot, then journal; on failure nothing is kept. */
+static int load_all(struct wa_signal_store *st, char *err, size_t errlen)
+{
+    entries_clear(st);
+    st->snap_size = 0;
+    if (load_signal(st, err, errlen) < 0 || load_log(st, err, errlen) < 0) {
+        entries_clear(st);
+        return -1;
+    }
+    return 0;
+}
+
+static int log_open(struct wa_signal_store *st, char *err, size_t errlen)
+{
+    if (st->log_fd >= 0)
+        return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", st->dir, LOG_FILE);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        /* fdatasync covers the file's bytes, not its name. */
+        if (fd >= 0 && sync_dir(st->dir) < 0) {
+            snprintf(err, errlen, "cannot sync directory %s: %s", st->dir, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    /* Shorter than what was read from it: someone else's file now. */
+    if ((uint64_t)sb.st_size < st->log_valid) {
+        snprintf(err, errlen, "%s shrank below its last intact batch; not writing", path);
+        close(fd);
+        return -1;
+    }
+    st->log_fd = fd;
+    st->log_size = (size_t)sb.st_size;
+    return 0;
+}
+
+/* Writes one batch after the last intact one, durably. */
+static int log_append(struct wa_signal_store *st, const uint8_t *b, size_t n, char *err, size_t errlen)
+{
+    if (log_open(st, err, errlen) < 0)
+        return -1;
+    if (n > MAX_LOG - st->log_valid) {
+        snprintf(err, errlen, "%s/%s is full", st->dir, LOG_FILE);
+        return -1;
+    }
+    if (st->log_size != st->log_valid) {
+        /* An interrupted batch goes first, and durably: new bytes over a
+         * longer stale tail could otherwise, after a crash, read as a
+         * damaged batch followed by more data. */
+        if (ftruncate(st->log_fd, (off_t)st->log_valid) < 0 || fdatasync(st->log_fd) < 0) {
+            snprintf(err, errlen, "cannot cut %s/%s: %s", st->dir, LOG_FILE, strerror(errno));
+            return -1;
+        }
+        st->log_size = st->log_valid;
+    }
+    st->log_size = SIZE_MAX; /* unknown until the batch is durable */
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = pwrite(st->log_fd, b + off, n - off, (off_t)(st->log_valid + off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(err, errlen, "cannot write %s/%s: %s", st->dir, LOG_FILE, w < 0 ? strerror(errno) : "no progress");
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fdatasync(st->log_fd) < 0) {
+        snprintf(err, errlen, "cannot sync %s/%s: %s", st->dir, LOG_FILE, strerror(errno));
+        return -1;
+    }
+    st->log_valid += n;
+    st->log_size = st->log_valid;
+    return 0;
+}
+
+/* The batch of everything changed since the last flush. */
+static int build_batch(const struct wa_signal_store *st, struct buf *b, char *err, size_t errlen)
+{
+    uint32_t cnt = (uint32_t)st->nt;
+    for (size_t i = 0; i < st->n; i++)
+        cnt += st->e[i].dirty;
+    put(b, LOG_MAGIC, 8);
+    put32(b, 0); /* the body length, set below */
+    put32(b, cnt);
+    for (size_t i = 0; i < st->nt; i++) {
+        const struct tomb *t = &st->t[i];
+        uint8_t hd[2] = {OP_DEL, t->kind};
+        put(b, hd, 2);
+        put32(b, (uint32_t)t->device);
+        put32(b, (uint32_t)strlen(t->name));
+        put(b, t->name, strlen(t->name));
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        const struct entry *x = &st->e[i];
+        if (!x->dirty)
+            continue;
+        uint8_t hd[2] = {OP_PUT, x->kind};
+        put(b, hd, 2);
+        put32(b, (uint32_t)x->device);
+        put32(b, (uint32_t)strlen(x->name));
+        put(b, x->name, strlen(x->name));
+        put32(b, (uint32_t)x->len);
+        put(b, x->data, x->len);
+    }
+    if (b->oom) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t bl = b->n - LOG_HEAD;
+    if (bl > MAX_BATCH) {
+        snprintf(err, errlen, "too many Signal changes for one flush (%zu bytes)", bl);
+        return -1;
+    }
+    b->p[8] = (uint8_t)(bl >> 24), b->p[9] = (uint8_t)(bl >> 16), b->p[10] = (uint8_t)(bl >> 8),
+    b->p[11] = (uint8_t)bl;
+    put32(b, (uint32_t)bl);
+    uint8_t h[32];
+    if (!b->oom) {
+        wa_crypto_sha256(b->p, b->n, h);
+        put(b, h, 32);
+    }
+    if (b->oom) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Folds the journal into a fresh snapshot: signal.bin is replaced first
+ * (written, fsynced, renamed, directory fsynced), the journal emptied after.
+ * Only called with nothing pending, right after an append, so the snapshot
+ * is exactly the state after the journal's last batch, S_k = S_0 + B_1..B_k.
+ * A crash between the two steps leaves S_k with B_1..B_k still in the
+ * journal, and replaying them onto S_k gives S_k again: each key touched
+ * ends with the value of the last batch that touched it, which is its value
+ * in S_k as no later batch changed it; untouched keys keep S_k's value.
+ * The same holds when emptying the journal fails and later batches are
+ * appended behind B_k: B_1..B_k replay to S_k, the rest moves forward from
+ * there. A snapshot holding changes the journal does not end with would
+ * break this, hence the refusal below. */
+static int compact(struct wa_signal_store *st, char *err, size_t errlen)
+{
+    if (st->changed) {
+        snprintf(err, errlen, "unflushed changes");
+        return -1;
+    }
+    if (log_open(st, err, errlen) < 0 || write_signal(st, err, errlen) < 0)
+        return -1;
+    if (ftruncate(st->log_fd, 0) < 0 || fdatasync(st->log_fd) < 0) {
+        snprintf(err, errlen, "cannot empty %s/%s: %s", st->dir, LOG_FILE, strerror(errno));
+        st->log_size = SIZE_MAX;
+        return -1;
+    }
+    st->log_valid = st->log_size = 0;
+    return 0;
+}
+
+static size_t log_bound(const struct wa_signal_store *st)
+{
+    return st->snap_size > LOG_MIN_BOUND ? st->snap_size : LOG_MIN_BOUND;
 }
 
 /* ---- public ---- */
@@ -290,7 +683,8 @@ struct wa_signal_store *wa_signal_store_open(const char *dir, const struct wa_cr
     st->creds = creds;
     st->prekeys = prekeys;
     st->nprekeys = nprekeys;
-    if (load_signal(st, err, errlen) < 0) {
+    st->log_fd = -1;
+    if (load_all(st, err, errlen) < 0) {
         free(st);
         return NULL;
     }
@@ -299,11 +693,15 @@ struct wa_signal_store *wa_signal_store_open(const char *dir, const struct wa_cr
 
 int wa_signal_store_dirty(const struct wa_signal_store *st)
 {
-    return st->dirty || st->nremoved > 0;
+    return st->changed || st->nremoved > 0;
 }
 
 int wa_signal_store_flush(struct wa_signal_store *st, char *err, size_t errlen)
 {
+    if (st->broken) {
+        snprintf(err, errlen, "the Signal store in %s did not reload; not writing over it", st->dir);
+        return -1;
+    }
     if (st->nremoved) {
         struct wa_prekey *k = *st->prekeys;
         size_t n = *st->nprekeys, w = 0;
@@ -321,20 +719,32 @@ int wa_signal_store_flush(struct wa_signal_store *st, char *err, size_t errlen)
         if (wa_store_prekeys_save(st->dir, k, w, err, errlen) < 0)
             return -1;
     }
-    if (st->dirty) {
-        if (write_signal(st, err, errlen) < 0)
-            return -1;
-        st->dirty = 0;
+    if (st->changed) {
+        struct buf b = {0};
+        int r = build_batch(st, &b, err, errlen);
+        if (r == 0)
+            r = log_append(st, b.p, b.n, err, errlen);
+        buf_wipe(&b);
+        if (r < 0)
+            return -1; /* everything stays pending for the next flush */
+        for (size_t i = 0; i < st->n; i++)
+            st->e[i].dirty = 0;
+        st->nt = 0;
+        st->changed = 0;
+        /* The changes are durable now; a failed compaction only delays it. */
+        char cerr[4608]; /* room for the paths in its messages */
+        if (st->log_valid > log_bound(st) && compact(st, cerr, sizeof cerr) < 0)
+            log_warn("cannot compact the Signal journal; will retry", LF_S("error", cerr));
     }
     return 0;
 }
 
 int wa_signal_store_reload(struct wa_signal_store *st, char *err, size_t errlen)
 {
-    entries_clear(st);
     st->nremoved = 0;
-    st->dirty = 0;
-    return load_signal(st, err, errlen) < 0 ? -1 : 0;
+    /* What is in memory then is not what is on disk: no flush may replace it. */
+    st->broken = load_all(st, err, errlen) < 0;
+    return st->broken ? -1 : 0;
 }
 
 size_t wa_signal_store_session_count(const struct wa_signal_store *st)
@@ -350,13 +760,18 @@ int wa_signal_store_has_session(const struct wa_signal_store *st, const char *na
     return find(st, K_SESSION, name, strlen(name), device) != NULL;
 }
 
+/* The journal goes first: a snapshot left alone is an older, whole state. */
 int wa_signal_store_wipe(const char *dir)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, SIGNAL_FILE);
-    int r = unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-    snprintf(path, sizeof path, "%s/%s.tmp", dir, SIGNAL_FILE);
-    unlink(path);
+    static const char *const files[] = {LOG_FILE, SIGNAL_FILE, SIGNAL_FILE ".tmp"};
+    int r = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (unlink(path) < 0 && errno != ENOENT && i < 2)
+            r = -1;
+    }
+    sync_dir(dir);
     return r;
 }
 
@@ -365,6 +780,8 @@ void wa_signal_store_free(struct wa_signal_store *st)
     if (!st)
         return;
     entries_clear(st);
+    if (st->log_fd >= 0)
+        close(st->log_fd);
     OPENSSL_cleanse(st, sizeof *st);
     free(st);
 }
@@ -407,9 +824,8 @@ static int s_store_session(const signal_protocol_address *a, uint8_t *record, si
 {
     (void)urec, (void)ulen;
     struct wa_signal_store *st = ud;
-    if (put_entry(st, K_SESSION, a->name, a->name_len, a->device_id, record, len) < 0)
+    if (put_entry(st, K_SESSION, a->name, a->name_len, a->device_id, record, len, 1) < 0)
         return SG_ERR_NOMEM;
-    st->dirty = 1;
     return 0;
 }
 
@@ -424,9 +840,7 @@ static int s_delete_session(const signal_protocol_address *a, void *ud)
     struct entry *x = find(st, K_SESSION, a->name, a->name_len, a->device_id);
     if (!x)
         return 0;
-    drop_entry(st, x);
-    st->dirty = 1;
-    return 1;
+    return delete_entry(st, x) < 0 ? SG_ERR_NOMEM : 1;
 }
 
 static int s_delete_all_sessions(const char *name, size_t name_len, void *ud)
@@ -436,13 +850,12 @@ static int s_delete_all_sessions(const char *name, size_t name_len, void *ud)
     for (size_t i = 0; i < st->n;) {
         struct entry *x = &st->e[i];
         if (x->kind == K_SESSION && strlen(x->name) == name_len && memcmp(x->name, name, name_len) == 0) {
-            drop_entry(st, x);
+            if (delete_entry(st, x) < 0)
+                return SG_ERR_NOMEM;
             c++;
         } else
             i++;
     }
-    if (c)
-        st->dirty = 1;
     return c;
 }
 
@@ -580,18 +993,15 @@ static int i_save(const signal_protocol_address *a, uint8_t *key, size_t len, vo
     struct wa_signal_store *st = ud;
     if (!key) {
         struct entry *x = find(st, K_IDENTITY, a->name, a->name_len, a->device_id);
-        if (x) {
-            drop_entry(st, x);
-            st->dirty = 1;
-        }
+        if (x && delete_entry(st, x) < 0)
+            return SG_ERR_NOMEM;
         return 0;
     }
     struct entry *x = find(st, K_IDENTITY, a->name, a->name_len, a->device_id);
     if (x && x->len == len && memcmp(x->data, key, len) == 0)
         return 0;
-    if (put_entry(st, K_IDENTITY, a->name, a->name_len, a->device_id, key, len) < 0)
+    if (put_entry(st, K_IDENTITY, a->name, a->name_len, a->device_id, key, len, 1) < 0)
         return SG_ERR_NOMEM;
-    st->dirty = 1;
     return 0;
 }
 

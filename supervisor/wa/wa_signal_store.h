@@ -2,11 +2,17 @@
  * sessions volume: our identity and registration id (from the creds), the
  * signed prekey (creds), the one-time prekeys (prekeys.bin, a used one is
  * removed), sessions and remote identities (trust on first use) in
- * signal.bin. Changes stay in memory until wa_signal_store_flush(), which
- * writes atomically and durably, so a caller decides when a state change
- * becomes permanent (after the message it belongs to was committed, before
- * a stanza that depends on it leaves). A corrupt file is reported, never
- * replaced. Sender keys are not kept yet (always not found). */
+ * signal.bin, a snapshot, plus signal.log, a journal of the changes flushed
+ * since. Changes stay in memory until wa_signal_store_flush(), which appends
+ * the entries changed since the last flush as one checksummed batch and
+ * syncs it, so its cost follows what changed rather than how many contacts
+ * there are; a journal grown past max(256 KiB, snapshot) is folded into a
+ * fresh snapshot. A caller decides when a state change becomes permanent
+ * (after the message it belongs to was committed, before a stanza that
+ * depends on it leaves). A batch cut short by a crash at the journal's end
+ * was never reported flushed and is dropped; any other damage, in either
+ * file, is reported, and nothing is written over it. Sender keys are not
+ * kept yet (always not found). */
 #ifndef WAPI_WA_SIGNAL_STORE_H
 #define WAPI_WA_SIGNAL_STORE_H
 #include <signal/signal_protocol.h>
@@ -20,23 +26,26 @@ struct wa_signal_store;
 /* Opens the store of dir. creds, *prekeys and *nprekeys are borrowed and
  * must outlive the store (the prekey array may be reallocated by its owner
  * between calls; removal goes through these pointers). NULL with err when
- * signal.bin is corrupt or unreadable. */
+ * signal.bin or signal.log is corrupt or unreadable. */
 struct wa_signal_store *wa_signal_store_open(const char *dir, const struct wa_creds *creds, struct wa_prekey **prekeys,
                                              size_t *nprekeys, char *err, size_t errlen);
 /* Installs every callback into a new store context for gctx. */
 int wa_signal_store_context(struct wa_signal_store *st, signal_context *gctx, signal_protocol_store_context **out);
 /* Something changed since the last flush. */
 int wa_signal_store_dirty(const struct wa_signal_store *st);
-/* Writes what changed (signal.bin, prekeys.bin); 0 or -1 with err. */
+/* Makes what changed durable (a batch on signal.log, prekeys.bin); 0 or -1
+ * with err, and then every change is still pending. */
 int wa_signal_store_flush(struct wa_signal_store *st, char *err, size_t errlen);
-/* Drops unflushed changes by reloading from disk; 0 or -1 with err. */
+/* Drops unflushed changes by reloading from disk (snapshot and journal); 0
+ * or -1 with err, after which flushes fail until a reload succeeds (the
+ * files were not what they should be, so nothing replaces them). */
 int wa_signal_store_reload(struct wa_signal_store *st, char *err, size_t errlen);
 /* How many times a known contact's identity key changed (and was accepted). */
 uint64_t wa_signal_store_identity_changes(const struct wa_signal_store *st);
 size_t wa_signal_store_session_count(const struct wa_signal_store *st);
 /* 1 when a session with name.device exists. */
 int wa_signal_store_has_session(const struct wa_signal_store *st, const char *name, int32_t device);
-/* Removes signal.bin (logout). */
+/* Removes signal.log and signal.bin (logout). */
 int wa_signal_store_wipe(const char *dir);
 void wa_signal_store_free(struct wa_signal_store *st);
 
