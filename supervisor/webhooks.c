@@ -444,15 +444,25 @@ static void start_delivery(struct delivery *d, const char *url)
     "nx AS (SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint AS ms "                  \
     "  FROM wa_webhook_deliveries WHERE state = 'pending' AND next_attempt_at > now())"
 
+/* The statements that claim deliveries and start their attempts from the
+ * result do not wait for their commit to reach the disk (this transaction
+ * only; the rest of the pool is untouched). Losing such a commit in a
+ * PostgreSQL crash loses the whole statement, never part of it: the events'
+ * wa_webhook_pending rows, or the deliveries' earlier state, come back, and
+ * the attempts are made again. Duplicates were possible anyway (deduplicate
+ * on webhook-id), a missed delivery is not: any later durable commit, such
+ * as an attempt's outcome, flushes the write-ahead log up to it. */
+#define ASYNC_COMMIT "sc AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+
 static const char SQL_CLAIM[] =
-    "WITH c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = d.webhook_id AND w.enabled "
+    "WITH " ASYNC_COMMIT ", c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = d.webhook_id AND w.enabled "
     "  WHERE d.state = 'pending' AND d.next_attempt_at <= now() ORDER BY d.next_attempt_at, d.id LIMIT $1::int "
     "  FOR UPDATE OF d SKIP LOCKED), "
     "u AS (UPDATE wa_webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), "
     "  next_attempt_at = now() + make_interval(secs => $2::int) "
     "  FROM c, wa_webhooks w, wa_events e WHERE d.id = c.id AND w.id = d.webhook_id AND e.id = d.event_id "
     "  RETURNING " DELIVERY_COLS "), " NEXT_DUE " "
-    "SELECT u.*, nx.ms FROM nx LEFT JOIN u ON true";
+    "SELECT u.*, nx.ms FROM sc CROSS JOIN nx LEFT JOIN u ON true";
 
 static void claim(void);
 
@@ -606,7 +616,7 @@ static void on_fanout_again(evutil_socket_t fd, short what, void *arg)
  * with a lease, like a crash mid-attempt: they come due when it ends. The
  * others are left due for the claim loop, which takes the oldest first. */
 static const char SQL_FANOUT[] =
-    "WITH p AS (DELETE FROM wa_webhook_pending WHERE event_id IN (SELECT event_id FROM wa_webhook_pending "
+    "WITH " ASYNC_COMMIT ", p AS (DELETE FROM wa_webhook_pending WHERE event_id IN (SELECT event_id FROM wa_webhook_pending "
     "  ORDER BY event_id LIMIT " "1000" " FOR UPDATE SKIP LOCKED) RETURNING event_id), "
     "m AS (SELECT w.id AS webhook_id, e.id AS event_id, row_number() OVER (ORDER BY e.id, w.id) <= $1::int AS go "
     "  FROM p JOIN wa_events e ON e.id = p.event_id "
@@ -617,7 +627,7 @@ static const char SQL_FANOUT[] =
     "  CASE WHEN go THEN now() + make_interval(secs => $2::int) ELSE now() END FROM m "
     "  ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING id, webhook_id, event_id, attempts), "
     "n AS (SELECT (SELECT count(*) FROM p) AS taken, (SELECT count(*) FROM ins) AS created) "
-    "SELECT n.taken, n.created, " DELIVERY_COLS " FROM n LEFT JOIN (ins d JOIN wa_webhooks w ON w.id = d.webhook_id "
+    "SELECT n.taken, n.created, " DELIVERY_COLS " FROM sc CROSS JOIN n LEFT JOIN (ins d JOIN wa_webhooks w ON w.id = d.webhook_id "
     "  JOIN wa_events e ON e.id = d.event_id) ON d.attempts = 1";
 
 static void on_fanout(void *ctx, const PGresult *res, const char *err)
