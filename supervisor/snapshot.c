@@ -53,7 +53,8 @@ static int add_file(struct walk *w, int fd, const char *rel, const struct stat *
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            /* Store files are replaced by rename, never changed in place. */
+            /* Store files change only on this loop (replaced by rename, or the
+             * Signal journal appended to), never while this read runs. */
             snprintf(w->err, w->errlen, "cannot read %s: %s", rel, n < 0 ? strerror(errno) : "it shrank");
             OPENSSL_cleanse(chunk, sizeof chunk);
             return -1;

@@ -292,6 +292,8 @@ static void finish_item(void)
     M.qhead = (M.qhead + 1) % MAX_QUEUE;
     M.qlen--;
     M.busy = 0;
+    if (M.pump_ev)
+        event_active(M.pump_ev, EV_TIMEOUT, 0); /* sends waiting for this turn */
 }
 
 static void on_committed(void *ctx, const PGresult *res, const char *err)
@@ -629,9 +631,18 @@ static void handle_message(wa_node *n, wa_arena *a)
     wa_msg_content_free(&mc);
 }
 
+/* The Signal store has one flush for everything that changed, so receiving
+ * and sending take turns: an incoming message's state (decrypted, its commit
+ * in flight) must not be made durable by a send's flush before the commit
+ * (a failed commit reloads the store so that the resend decrypts again), and
+ * a send's ratchet steps must not be dropped by that reload. A message is
+ * taken from the queue only while no send is being prepared or waits for its
+ * flush; a send starts only while no incoming message is committing. */
+static int send_preparing(void);
+
 static void process_next(void)
 {
-    while (!M.busy && M.qlen > 0) {
+    while (!M.busy && !send_preparing() && M.qlen > 0) {
         struct qitem *it = &M.q[M.qhead];
         if (!M.connected) {
             /* The server resends what was not acknowledged. */
@@ -1299,7 +1310,7 @@ static void pump(void)
     if (M.pumping)
         return; /* the loop below goes on */
     M.pumping = 1;
-    while (!M.s.active && M.jlen > 0 && M.naw + M.nbatch < SEND_WINDOW && M.connected) {
+    while (!M.busy && !M.s.active && M.jlen > 0 && M.naw + M.nbatch < SEND_WINDOW && M.connected) {
         struct send_job jb = M.jobs[M.jhead];
         M.jhead = (M.jhead + 1) % (sizeof M.jobs / sizeof M.jobs[0]);
         M.jlen--;
@@ -1310,6 +1321,13 @@ static void pump(void)
     batch_flush();
     arm_timer();
     M.pumping = 0;
+    if (!send_preparing())
+        process_next(); /* incoming messages waiting for this turn */
+}
+
+static int send_preparing(void)
+{
+    return M.s.active || M.nbatch > 0;
 }
 
 static void on_pump(evutil_socket_t fd, short what, void *arg)
