@@ -78,6 +78,11 @@ static struct {
     PGconn *listen_pg;
     struct event *listen_ev, *listen_retry;
     int listen_state; /* 0 idle, 1 connecting, 2 listening */
+    /* The statement under way on the notification connection: 0 none, 1 the
+     * LISTENs, 2 preparing the fan-out, 3 the fan-out. */
+    int lq, lq_prepared, lq_cap;
+    PGresult *lq_res;
+    char lq_lim[12], lq_lease[12];
     int inflight;
     unsigned max_attempts, base_ms, timeout_ms;
     int started;
@@ -456,8 +461,11 @@ static void start_delivery(struct delivery *d, const char *url)
 
 static const char SQL_CLAIM[] =
     "WITH " ASYNC_COMMIT ", c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = d.webhook_id AND w.enabled "
-    "  WHERE d.state = 'pending' AND d.next_attempt_at <= now() ORDER BY d.next_attempt_at, d.id LIMIT $1::int "
-    "  FOR UPDATE OF d SKIP LOCKED), "
+    "  WHERE d.state = 'pending' AND d.next_attempt_at <= now() "
+    /* per-chat order: not while an earlier delivery of the chat is pending */
+    "  AND (d.chat IS NULL OR NOT EXISTS (SELECT 1 FROM wa_webhook_deliveries x WHERE x.webhook_id = d.webhook_id "
+    "  AND x.chat = d.chat AND x.state = 'pending' AND x.event_id < d.event_id)) "
+    "  ORDER BY d.next_attempt_at, d.id LIMIT $1::int FOR UPDATE OF d SKIP LOCKED), "
     "u AS (UPDATE wa_webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), "
     "  next_attempt_at = now() + make_interval(secs => $2::int) "
     "  FROM c, wa_webhooks w, wa_events e WHERE d.id = c.id AND w.id = d.webhook_id AND e.id = d.event_id "
@@ -618,12 +626,15 @@ static void on_fanout_again(evutil_socket_t fd, short what, void *arg)
 static const char SQL_FANOUT[] =
     "WITH " ASYNC_COMMIT ", p AS (DELETE FROM wa_webhook_pending WHERE event_id IN (SELECT event_id FROM wa_webhook_pending "
     "  ORDER BY event_id LIMIT " "1000" " FOR UPDATE SKIP LOCKED) RETURNING event_id), "
-    "m AS (SELECT w.id AS webhook_id, e.id AS event_id, row_number() OVER (ORDER BY e.id, w.id) <= $1::int AS go "
-    "  FROM p JOIN wa_events e ON e.id = p.event_id "
+    "m AS (SELECT w.id AS webhook_id, e.id AS event_id, e.data->>'chat' AS chat, "
+    "  row_number() OVER (ORDER BY e.id, w.id) <= $1::int AND (e.data->>'chat' IS NULL OR "
+    "  (row_number() OVER (PARTITION BY w.id, e.data->>'chat' ORDER BY e.id) = 1 AND NOT EXISTS (SELECT 1 "
+    "  FROM wa_webhook_deliveries x WHERE x.webhook_id = w.id AND x.chat = e.data->>'chat' AND x.state = 'pending'))) "
+    "  AS go FROM p JOIN wa_events e ON e.id = p.event_id "
     "  JOIN wa_webhooks w ON w.enabled AND (e.type = ANY (w.events) OR '*' = ANY (w.events)) "
     "  AND e.created_at >= w.created_at), "
-    "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id, attempts, last_attempt_at, next_attempt_at) "
-    "  SELECT webhook_id, event_id, CASE WHEN go THEN 1 ELSE 0 END, CASE WHEN go THEN now() END, "
+    "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id, chat, attempts, last_attempt_at, "
+    "  next_attempt_at) SELECT webhook_id, event_id, chat, CASE WHEN go THEN 1 ELSE 0 END, CASE WHEN go THEN now() END, "
     "  CASE WHEN go THEN now() + make_interval(secs => $2::int) ELSE now() END FROM m "
     "  ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING id, webhook_id, event_id, attempts), "
     "n AS (SELECT (SELECT count(*) FROM p) AS taken, (SELECT count(*) FROM ins) AS created) "
@@ -654,6 +665,20 @@ static void on_fanout(void *ctx, const PGresult *res, const char *err)
         kick(); /* more than could start now: the claim loop takes them as slots free */
 }
 
+static void fanout_pool(void)
+{
+    const char *p[2] = {WH.lq_lim, WH.lq_lease};
+    if (!sdb_query(SQL_FANOUT, 2, p, on_fanout, (void *)(intptr_t)WH.lq_cap))
+        on_fanout((void *)(intptr_t)WH.lq_cap, NULL, "out of memory");
+}
+
+static int lq_send(int kind);
+
+/* The fan-out runs where a notification woke us: on the notification
+ * connection, which is otherwise idle, as a prepared statement. It neither
+ * queues behind the pool's other work nor is planned again each time (its
+ * planning costs more than its execution). The pool runs it while that
+ * connection is down or busy. */
 static void fanout(void)
 {
     if (WH.fanout_busy) {
@@ -662,23 +687,66 @@ static void fanout(void)
     }
     if (!S.migrated)
         return;
-    int cap = capacity();
-    char lim[12], lease[12];
-    snprintf(lim, sizeof lim, "%d", cap);
-    lease_s(lease, sizeof lease);
-    const char *p[2] = {lim, lease};
+    WH.lq_cap = capacity();
+    snprintf(WH.lq_lim, sizeof WH.lq_lim, "%d", WH.lq_cap);
+    lease_s(WH.lq_lease, sizeof WH.lq_lease);
     WH.fanout_busy = 1;
     WH.last_fanout = now_ms();
-    WH.reserved += cap;
-    if (!sdb_query(SQL_FANOUT, 2, p, on_fanout, (void *)(intptr_t)cap)) {
-        WH.reserved -= cap;
-        WH.fanout_busy = 0;
-    }
+    WH.reserved += WH.lq_cap;
+    if (WH.listen_state == 2 && !WH.lq && lq_send(WH.lq_prepared ? 3 : 2))
+        return; /* its result, or the connection's end, calls on_fanout */
+    fanout_pool();
 }
 
 /* ---- LISTEN wapi_events (a trigger notifies at each commit that adds events) */
 
 static void listen_start(void);
+static void listen_reset(void);
+static void listen_watch(short what);
+
+/* Sends a statement on the notification connection; 0 when it cannot. */
+static int lq_send(int kind)
+{
+    static const char NAME[] = "wapi_webhook_fanout";
+    const char *p[2] = {WH.lq_lim, WH.lq_lease};
+    int ok = kind == 2   ? PQsendPrepare(WH.listen_pg, NAME, SQL_FANOUT, 2, NULL)
+             : kind == 3 ? PQsendQueryPrepared(WH.listen_pg, NAME, 2, p, NULL, NULL, 0)
+                         : PQsendQuery(WH.listen_pg, "LISTEN wapi_events; LISTEN wapi_webhook_due");
+    if (!ok)
+        return 0;
+    WH.lq = kind;
+    int r = PQflush(WH.listen_pg);
+    if (r != 0)
+        listen_watch(r > 0 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
+    return 1;
+}
+
+/* The statement under way on the notification connection has ended. */
+static void lq_done(void)
+{
+    int kind = WH.lq;
+    PGresult *res = WH.lq_res;
+    WH.lq = 0;
+    WH.lq_res = NULL;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+    const char *err = res ? PQresultErrorMessage(res) : "no result";
+    if (kind == 2) {
+        if (ok) {
+            WH.lq_prepared = 1;
+            if (!lq_send(3))
+                fanout_pool();
+        } else {
+            log_warn("webhook fan-out: cannot prepare", LF_S("error", err));
+            fanout_pool();
+        }
+    } else if (kind == 3) {
+        if (!ok)
+            WH.lq_prepared = 0; /* prepared again next time, should it be gone */
+        on_fanout((void *)(intptr_t)WH.lq_cap, ok ? res : NULL, ok ? NULL : err);
+    }
+    PQclear(res);
+}
 
 static void listen_reset(void)
 {
@@ -691,6 +759,13 @@ static void listen_reset(void)
         WH.listen_pg = NULL;
     }
     WH.listen_state = 0;
+    WH.lq_prepared = 0;
+    PQclear(WH.lq_res);
+    WH.lq_res = NULL;
+    int kind = WH.lq;
+    WH.lq = 0;
+    if (kind >= 2) /* a fan-out under way: it may or may not have committed */
+        on_fanout((void *)(intptr_t)WH.lq_cap, NULL, "notification connection lost");
     struct timeval tv = {LISTEN_RETRY_S, 0};
     if (WH.listen_retry)
         evtimer_add(WH.listen_retry, &tv);
@@ -716,27 +791,53 @@ static void on_listen_io(evutil_socket_t fd, short what, void *arg)
         case PGRES_POLLING_WRITING: listen_watch(EV_WRITE); return;
         case PGRES_POLLING_OK:
             PQsetnonblocking(WH.listen_pg, 1);
-            if (!PQsendQuery(WH.listen_pg, "LISTEN wapi_events; LISTEN wapi_webhook_due")) {
+            WH.listen_state = 2;
+            listen_watch(EV_READ | EV_PERSIST);
+            if (WH.listen_state != 2)
+                return;
+            if (!lq_send(1)) {
                 listen_reset();
                 return;
             }
-            PQflush(WH.listen_pg);
-            WH.listen_state = 2;
-            listen_watch(EV_READ | EV_PERSIST);
             fanout(); /* anything committed or redelivered before we listened */
             kick();
             return;
         default: listen_reset(); return;
         }
     }
+    if (what & EV_WRITE) {
+        int f = PQflush(WH.listen_pg);
+        if (f < 0) {
+            listen_reset();
+            return;
+        }
+        if (f == 0)
+            listen_watch(EV_READ | EV_PERSIST);
+        if (WH.listen_state != 2 || !(what & EV_READ))
+            return;
+    }
     if (!PQconsumeInput(WH.listen_pg)) {
         log_warn("webhook notification connection lost", LF_S("error", PQerrorMessage(WH.listen_pg)));
         listen_reset();
         return;
     }
-    PGresult *r;
-    while (!PQisBusy(WH.listen_pg) && (r = PQgetResult(WH.listen_pg)))
-        PQclear(r);
+    while (WH.lq && !PQisBusy(WH.listen_pg)) {
+        PGresult *r = PQgetResult(WH.listen_pg);
+        if (!r) {
+            lq_done(); /* may start the next statement, which the loop then waits for */
+            if (WH.listen_state != 2)
+                return;
+            continue;
+        }
+        /* Keep the first error, else the last result. */
+        ExecStatusType st = WH.lq_res ? PQresultStatus(WH.lq_res) : PGRES_COMMAND_OK;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            PQclear(WH.lq_res);
+            WH.lq_res = r;
+        } else {
+            PQclear(r);
+        }
+    }
     PGnotify *nf;
     int events = 0, due = 0;
     while ((nf = PQnotifies(WH.listen_pg))) {
