@@ -183,12 +183,13 @@ static int new_message_id(char out[23])
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins RETURNING message_id), "     \
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) chat_jid, " \
     "  id, ts FROM ins ORDER BY chat_jid, seq DESC ON CONFLICT (jid) DO NOTHING RETURNING 1) "                   \
-    "SELECT r.ord, CASE WHEN m.id IS NOT NULL THEN 'new' WHEN o.id IS NOT NULL THEN 'old' "                      \
+    "SELECT r.ord, CASE WHEN m.id IS NOT NULL THEN 'new' WHEN o.j IS NOT NULL THEN 'old' "                       \
     "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = r.ord) THEN 'bad_reply' ELSE 'retry' END, "             \
-    "  CASE WHEN m.id IS NULL THEN " MSG_JSON("o") " END, " REST_TS("m.ts") ", "                                 \
-    "  (SELECT count(*) FROM ob) + (SELECT count(*) FROM ch) "                                                    \
+    "  o.j, " REST_TS("m.ts") ", (SELECT count(*) FROM ob) + (SELECT count(*) FROM ch) "                          \
     "FROM r LEFT JOIN ins m ON m.id = r.id "                                                                      \
-    "LEFT JOIN wa_messages o ON m.id IS NULL AND r.idem IS NOT NULL AND o.idempotency_key = r.idem ORDER BY r.ord"
+    /* one index lookup per repeated key, never a pass over all messages */                                      \
+    "LEFT JOIN LATERAL (SELECT " MSG_JSON("o") " AS j FROM wa_messages o "                                       \
+    "  WHERE m.id IS NULL AND r.idem IS NOT NULL AND o.idempotency_key = r.idem) o ON true ORDER BY r.ord"
 
 static const char SQL_SEND_BATCH[] = SEND_FROM("jsonb_array_elements($1::jsonb)");
 
