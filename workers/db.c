@@ -8,6 +8,7 @@
 #include "common/log.h"
 
 enum cstate { C_DOWN, C_CONNECTING, C_IDLE, C_BUSY };
+#define MAX_PREPARED 64
 
 struct db_query {
     struct db_query *next;
@@ -30,6 +31,13 @@ struct db_conn {
     uint64_t next_attempt;
     unsigned backoff_ms;
     int ever_up;
+    /* Statements prepared on this connection ("w<index>"), by their text:
+     * parsing and planning the same statements for every request was a
+     * large share of the server's CPU. */
+    char *prep[MAX_PREPARED];
+    int nprep;
+    int preparing; /* a prepare for prep[nprep] is in flight */
+    int drop_prepared; /* a prepared plan went stale: reconnect when idle */
 };
 
 #define QUEUE_WAIT_MS 3000
@@ -90,6 +98,15 @@ static void close_sock(struct db_conn *c)
     }
 }
 
+static void forget_prepared(struct db_conn *c)
+{
+    for (int i = 0; i < c->nprep + c->preparing; i++) {
+        free(c->prep[i]);
+        c->prep[i] = NULL;
+    }
+    c->nprep = c->preparing = c->drop_prepared = 0;
+}
+
 static void conn_fail(struct db_conn *c, const char *why)
 {
     char reason[256];
@@ -112,6 +129,7 @@ static void conn_fail(struct db_conn *c, const char *why)
         PQfinish(c->pg);
         c->pg = NULL;
     }
+    forget_prepared(c);
     c->st = C_DOWN;
     c->next_attempt = h2o_now(P.loop) + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
@@ -199,8 +217,33 @@ static void conn_start(struct db_conn *c)
     poll_connect(c);
 }
 
+static int send_query(struct db_conn *c, struct db_query *q, int may_prepare);
+
+/* The prepare step of c->q ended: keep the statement (or give up preparing
+ * it) and send the query itself. 0, or -1 when the connection failed. */
+static int prepared(struct db_conn *c)
+{
+    PGresult *res = c->res;
+    c->res = NULL;
+    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (ok) {
+        c->nprep++;
+    } else {
+        free(c->prep[c->nprep]);
+        c->prep[c->nprep] = NULL;
+    }
+    c->preparing = 0;
+    PQclear(res);
+    /* A text that does not prepare goes unnamed: its own error reaches the caller. */
+    return send_query(c, c->q, ok);
+}
+
 static void finish_query(struct db_conn *c)
 {
+    if (c->preparing) {
+        prepared(c);
+        return;
+    }
     struct db_query *q = c->q;
     PGresult *res = c->res;
     c->q = NULL;
@@ -211,11 +254,20 @@ static void finish_query(struct db_conn *c)
         complete(q, NULL, "no result");
     } else {
         ExecStatusType s = PQresultStatus(res);
-        if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
+        if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) {
             complete(q, res, NULL);
-        else
+        } else {
+            /* 0A000 "cached plan must not change result type": the schema
+             * changed under a prepared statement; start this connection over. */
+            const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            c->drop_prepared |= code && strcmp(code, "0A000") == 0;
             complete(q, NULL, PQresultErrorMessage(res));
+        }
         PQclear(res);
+    }
+    if (c->drop_prepared) {
+        c->backoff_ms = BACKOFF_MIN_MS / 2; /* at once: nothing is wrong with the server */
+        conn_fail(c, "prepared statements outdated by a schema change");
     }
     dispatch();
 }
@@ -277,22 +329,47 @@ static void dispatch(void)
             i--;
             continue;
         }
-        if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL, NULL, 0)) {
-            c->q = q;
-            conn_fail(c, PQerrorMessage(c->pg));
-            continue;
-        }
-        c->q = q;
-        c->st = C_BUSY;
-        int r = PQflush(c->pg);
-        if (r < 0) {
-            conn_fail(c, PQerrorMessage(c->pg));
-            continue;
-        }
-        if (r > 0)
-            h2o_socket_notify_write(c->sock, on_flush);
+        send_query(c, q, 1);
     }
     update_gauges();
+}
+
+/* Sends q on idle connection c: as a prepared statement when its text is
+ * one (first its prepare, when new here), else unnamed (several statements
+ * in one text cannot be prepared). -1 when the connection failed. */
+static int send_query(struct db_conn *c, struct db_query *q, int may_prepare)
+{
+    c->q = q;
+    int idx = -1, ok;
+    char name[16];
+    if (!strchr(q->sql, ';'))
+        for (int i = 0; i < c->nprep && idx < 0; i++)
+            if (c->prep[i] == q->sql || strcmp(c->prep[i], q->sql) == 0)
+                idx = i;
+    if (idx >= 0) {
+        snprintf(name, sizeof name, "w%d", idx);
+        ok = PQsendQueryPrepared(c->pg, name, q->nparams, (const char *const *)q->params, NULL, NULL, 0);
+    } else if (may_prepare && !strchr(q->sql, ';') && c->nprep < MAX_PREPARED &&
+               (c->prep[c->nprep] = strdup(q->sql))) {
+        snprintf(name, sizeof name, "w%d", c->nprep);
+        c->preparing = 1;
+        ok = PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL);
+    } else {
+        ok = PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL, NULL, 0);
+    }
+    if (!ok) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return -1;
+    }
+    c->st = C_BUSY;
+    int r = PQflush(c->pg);
+    if (r < 0) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return -1;
+    }
+    if (r > 0)
+        h2o_socket_notify_write(c->sock, on_flush);
+    return 0;
 }
 
 static int any_live(void)
