@@ -741,9 +741,17 @@ static void lq_done(void)
             fanout_pool();
         }
     } else if (kind == 3) {
-        if (!ok)
-            WH.lq_prepared = 0; /* prepared again next time, should it be gone */
         on_fanout((void *)(intptr_t)WH.lq_cap, ok ? res : NULL, ok ? NULL : err);
+        /* A prepared statement gone (26000) or whose plan no longer fits the
+         * schema (0A000) stays broken on this connection: start a new one,
+         * which prepares afresh (the pool runs fan-outs meanwhile). */
+        const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (!ok && code && (strcmp(code, "26000") == 0 || strcmp(code, "0A000") == 0)) {
+            log_warn("webhook notification connection: fan-out statement stale, reconnecting", LF_S("error", err));
+            PQclear(res);
+            listen_reset();
+            return;
+        }
     }
     PQclear(res);
 }

@@ -409,6 +409,15 @@ hits = rx.at("/crash")
 check("after a restart it is delivered once its lease ends (same webhook-id, 2nd attempt)",
       d and d[1] == "2" and len(hits) == 2 and hits[1][1].get("webhook-id") == e_crash and
       hits[1][3] - hits[0][3] > 9, (d, [(h[1].get("webhook-id"), round(h[3] - hits[0][3], 1)) for h in hits]))
+
+# ---- the fan-out is a prepared statement: a schema change that alters its result must not stall it
+e_warm = insert_event("message.sent", {"n": "warm"})
+srv.wait_for(lambda: any(r[1].get("webhook-id") == e_warm for r in rx.at("/crash")), timeout=10)
+sql("ALTER TABLE wa_webhooks ALTER COLUMN url TYPE varchar(2000)")
+e_alt = insert_event("message.sent", {"n": "altered"})
+srv.wait_for(lambda: any(r[1].get("webhook-id") == e_alt for r in rx.at("/crash")), timeout=15)
+check("after a schema change under the prepared fan-out, events are still delivered",
+      any(r[1].get("webhook-id") == e_alt for r in rx.at("/crash")), delivery(K["id"], e_alt))
 srv.stop()
 check("no sanitizer reports", not srv.sanitizer_reports(), srv.sanitizer_reports()[:3])
 
