@@ -51,10 +51,14 @@ struct delivery {
     struct evdns_getaddrinfo_request *dns_req;
     int dns_done;
     struct evhttp_connection *evcon;
+    char ip[64];                /* the address checked, and connected to */
+    int reused;                 /* evcon came from the idle pool */
+    int fresh;                  /* this attempt must not use a kept connection */
     struct evhttp_request *req; /* while in flight */
     struct event *deadline;     /* the whole attempt, however slowly the target drips bytes */
     int cancelled;
     int net_error;
+    int closed; /* the connection ended (EOF, reset) before any response */
     char error[400];
     /* outcome */
     char state[12];
@@ -207,12 +211,62 @@ static void free_evcon(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(arg);
 }
 
+/* Plain-HTTP connections that answered, kept for the next attempt to the same
+ * address, port and host (keep-alive): a new connection per delivery costs
+ * the receiver an accept, and often a thread, each time. One the receiver has
+ * closed meanwhile reconnects by itself; if the receiver closes it just as a
+ * request goes out, that request is sent again on a new connection within the
+ * same attempt. TLS connections are not kept. */
+#define IDLE_MAX 16
+static struct idle_conn {
+    struct evhttp_connection *evcon;
+    char key[400];
+} IDLE[IDLE_MAX];
+static unsigned idle_next;
+
+static void idle_key(const struct delivery *d, char *key, size_t len)
+{
+    snprintf(key, len, "%s|%d|%s", d->ip, d->url.port, d->url.host);
+}
+
+static struct evhttp_connection *idle_take(const struct delivery *d)
+{
+    char key[400];
+    idle_key(d, key, sizeof key);
+    for (unsigned i = 0; i < IDLE_MAX; i++)
+        if (IDLE[i].evcon && strcmp(IDLE[i].key, key) == 0) {
+            struct evhttp_connection *c = IDLE[i].evcon;
+            IDLE[i].evcon = NULL;
+            return c;
+        }
+    return NULL;
+}
+
+static void idle_put(const struct delivery *d, struct evhttp_connection *evcon)
+{
+    unsigned slot = IDLE_MAX;
+    for (unsigned i = 0; i < IDLE_MAX && slot == IDLE_MAX; i++)
+        if (!IDLE[i].evcon)
+            slot = i;
+    if (slot == IDLE_MAX) { /* full: the slots are reused in turn */
+        slot = idle_next++ % IDLE_MAX;
+        struct timeval zero = {0, 0};
+        event_base_once(S.base, -1, EV_TIMEOUT, free_evcon, IDLE[slot].evcon, &zero);
+    }
+    IDLE[slot].evcon = evcon;
+    idle_key(d, IDLE[slot].key, sizeof IDLE[slot].key);
+}
+
 /* status 0: no HTTP answer (network, TLS, timeout). */
 static void finish(struct delivery *d, int status, int retryable)
 {
     d->req = NULL;
     if (d->deadline)
         evtimer_del(d->deadline);
+    if (d->evcon && status && !d->url.https) {
+        idle_put(d, d->evcon); /* it answered: evhttp keeps it open unless either side said close */
+        d->evcon = NULL;
+    }
     if (d->evcon) {
         struct timeval zero = {0, 0};
         event_base_once(S.base, -1, EV_TIMEOUT, free_evcon, d->evcon, &zero);
@@ -253,6 +307,7 @@ static void on_request_error(enum evhttp_request_error e, void *arg)
     if (d->cancelled)
         return;
     d->net_error = 1;
+    d->closed = e == EVREQ_HTTP_EOF || e == EVREQ_HTTP_BUFFER_ERROR;
     const char *why = e == EVREQ_HTTP_TIMEOUT          ? "timed out"
                       : e == EVREQ_HTTP_EOF            ? "connection closed before a response"
                       : e == EVREQ_HTTP_INVALID_HEADER ? "invalid response headers"
@@ -263,12 +318,32 @@ static void on_request_error(enum evhttp_request_error e, void *arg)
         snprintf(d->error, sizeof d->error, "%s", why);
 }
 
+static void send_request(struct delivery *d, const char *ip);
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
     struct delivery *d = arg;
     if (d->cancelled)
         return; /* the deadline already finished this attempt */
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    if ((!req || code == 0) && d->reused && d->closed) {
+        /* A kept connection the receiver closed as we sent: not the
+         * receiver's failure, so the same attempt goes out on a new one
+         * (a timeout, by contrast, is the attempt's outcome). */
+        struct timeval zero = {0, 0};
+        event_base_once(S.base, -1, EV_TIMEOUT, free_evcon, d->evcon, &zero);
+        d->evcon = NULL;
+        d->req = NULL;
+        d->reused = 0;
+        d->fresh = 1;
+        d->net_error = 0;
+        d->closed = 0;
+        d->error[0] = '\0';
+        if (d->deadline)
+            evtimer_del(d->deadline);
+        send_request(d, d->ip);
+        return;
+    }
     if (!req || code == 0) {
         if (!d->error[0])
             snprintf(d->error, sizeof d->error, "no response");
@@ -304,8 +379,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 static void send_request(struct delivery *d, const char *ip)
 {
-    struct bufferevent *bev;
-    if (d->url.https) {
+    struct bufferevent *bev = NULL;
+    if (ip != d->ip)
+        snprintf(d->ip, sizeof d->ip, "%s", ip);
+    d->evcon = d->url.https || d->fresh ? NULL : idle_take(d);
+    d->reused = d->evcon != NULL;
+    if (d->evcon) {
+        /* already connected, or reconnects by itself */
+    } else if (d->url.https) {
         SSL *ssl = WH.ssl ? SSL_new(WH.ssl) : NULL;
         if (!ssl) {
             snprintf(d->error, sizeof d->error, "TLS unavailable");
@@ -350,7 +431,8 @@ static void send_request(struct delivery *d, const char *ip)
     evhttp_add_header(h, "Host", host);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "User-Agent", "wapi-webhooks/1");
-    evhttp_add_header(h, "Connection", "close");
+    if (d->url.https)
+        evhttp_add_header(h, "Connection", "close");
     evhttp_add_header(h, "webhook-id", d->event_id);
     evhttp_add_header(h, "webhook-timestamp", tss);
     evhttp_add_header(h, "webhook-signature", sig);
@@ -362,7 +444,8 @@ static void send_request(struct delivery *d, const char *ip)
         return;
     }
     d->req = req;
-    d->deadline = evtimer_new(S.base, on_deadline, d);
+    if (!d->deadline)
+        d->deadline = evtimer_new(S.base, on_deadline, d);
     struct timeval dl = {(WH.timeout_ms * 2) / 1000, ((WH.timeout_ms * 2) % 1000) * 1000};
     if (d->deadline)
         evtimer_add(d->deadline, &dl);

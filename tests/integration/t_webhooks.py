@@ -16,6 +16,7 @@ import random
 import re
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -418,6 +419,48 @@ e_alt = insert_event("message.sent", {"n": "altered"})
 srv.wait_for(lambda: any(r[1].get("webhook-id") == e_alt for r in rx.at("/crash")), timeout=15)
 check("after a schema change under the prepared fan-out, events are still delivered",
       any(r[1].get("webhook-id") == e_alt for r in rx.at("/crash")), delivery(K["id"], e_alt))
+
+
+# ---- kept connections: a receiver that drops a kept-alive connection when the next request arrives on it
+class DropSecond(socketserver.BaseRequestHandler):
+    seen = []  # (webhook-id, request number on its connection)
+
+    def handle(self):
+        buf, n = b"", 0
+        while True:
+            while b"\r\n\r\n" not in buf:
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            hdrs = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line)
+            hdrs = {k.lower(): v for k, v in hdrs.items()}
+            length = int(hdrs.get("content-length", "0"))
+            while len(buf) < length:
+                buf += self.request.recv(65536)
+            buf = buf[length:]
+            n += 1
+            DropSecond.seen.append((hdrs.get("webhook-id"), n))
+            if n > 1:
+                return  # closed with no answer, as an idle timeout racing the request would
+            self.request.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+
+drop_srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), DropSecond)
+drop_srv.daemon_threads = True
+threading.Thread(target=drop_srv.serve_forever, daemon=True).start()
+st, KA = api("POST", "/api/webhooks", {"url": f"http://127.0.0.1:{drop_srv.server_address[1]}/ka",
+                                       "events": ["message.sent"]})
+ka_events = []
+for i in range(3):
+    ka_events.append(insert_event("message.sent", {"n": f"ka{i}"}))
+    srv.wait_for(lambda: (lambda r: r and r[0] == "delivered")(delivery(KA["id"], ka_events[-1])), timeout=10)
+ka_rows = [delivery(KA["id"], e) for e in ka_events]
+check("a kept connection the receiver drops as a request arrives: sent again on a new one, same attempt",
+      all(r and r[0] == "delivered" and r[1] == "1" for r in ka_rows) and
+      any(n > 1 for _, n in DropSecond.seen), (ka_rows, DropSecond.seen))
+drop_srv.shutdown()
 srv.stop()
 check("no sanitizer reports", not srv.sanitizer_reports(), srv.sanitizer_reports()[:3])
 
