@@ -247,21 +247,30 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < D.size; i++)
         if (D.c[i].st == C_DOWN && now >= D.c[i].next_attempt && !D.shutdown)
             conn_start(&D.c[i]);
-    struct sdb_query **pp = &D.head, *last = NULL;
+    /* Taken out first, answered after: a callback may queue a new query, and
+     * the list must be whole by then. */
+    struct sdb_query **pp = &D.head, *last = NULL, *gone = NULL, **gtail = &gone;
     while (*pp) {
         struct sdb_query *q = *pp;
         if (q->cancelled || now - q->queued_at > QUEUE_WAIT_MS || (!any_live() && now - q->queued_at > 200)) {
             *pp = q->next;
-            if (q->cancelled)
-                query_free(q);
-            else
-                complete(q, NULL, "database unavailable");
+            q->next = NULL;
+            *gtail = q;
+            gtail = &q->next;
             continue;
         }
         last = q;
         pp = &q->next;
     }
     D.tail = last;
+    while (gone) {
+        struct sdb_query *q = gone;
+        gone = q->next;
+        if (q->cancelled)
+            query_free(q);
+        else
+            complete(q, NULL, "database unavailable");
+    }
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)

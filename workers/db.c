@@ -388,22 +388,31 @@ static void on_tick(h2o_timeout_entry_t *e)
         if (P.conns[i].st == C_DOWN && now >= P.conns[i].next_attempt && !P.shutdown)
             conn_start(&P.conns[i]);
     /* Waiting queries give up rather than hang their requests. */
-    struct db_query **pp = &P.head, *last = NULL;
+    /* Taken out first, answered after: a callback may queue a new query, and
+     * the list must be whole by then. */
+    struct db_query **pp = &P.head, *last = NULL, *gone = NULL, **gtail = &gone;
     while (*pp) {
         struct db_query *q = *pp;
         if (q->cancelled || now - q->queued_at > QUEUE_WAIT_MS || (!any_live() && now - q->queued_at > 100)) {
             *pp = q->next;
             P.nwait--;
-            if (q->cancelled)
-                query_free(q);
-            else
-                complete(q, NULL, "database unavailable");
+            q->next = NULL;
+            *gtail = q;
+            gtail = &q->next;
             continue;
         }
         last = q;
         pp = &q->next;
     }
     P.tail = last;
+    while (gone) {
+        struct db_query *q = gone;
+        gone = q->next;
+        if (q->cancelled)
+            query_free(q);
+        else
+            complete(q, NULL, "database unavailable");
+    }
     update_gauges();
     if (!P.shutdown)
         h2o_timeout_link(P.loop, &P.tick, &P.tick_entry);
