@@ -183,13 +183,15 @@ static int new_message_id(char out[23])
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins RETURNING message_id), "     \
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) chat_jid, " \
     "  id, ts FROM ins ORDER BY chat_jid, seq DESC ON CONFLICT (jid) DO NOTHING RETURNING 1) "                   \
-    "SELECT r.ord, CASE WHEN m.id IS NOT NULL THEN 'new' WHEN o.j IS NOT NULL THEN 'old' "                       \
-    "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = r.ord) THEN 'bad_reply' ELSE 'retry' END, "             \
-    "  o.j, " REST_TS("m.ts") ", (SELECT count(*) FROM ob) + (SELECT count(*) FROM ch) "                          \
-    "FROM r LEFT JOIN ins m ON m.id = r.id "                                                                      \
-    /* one index lookup per repeated key, never a pass over all messages */                                      \
-    "LEFT JOIN LATERAL (SELECT " MSG_JSON("o") " AS j FROM wa_messages o "                                       \
-    "  WHERE m.id IS NULL AND r.idem IS NOT NULL AND o.idempotency_key = r.idem) o ON true ORDER BY r.ord"
+    "SELECT x.ord, CASE WHEN x.new THEN 'new' WHEN x.j IS NOT NULL THEN 'old' "                                  \
+    "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = x.ord) THEN 'bad_reply' ELSE 'retry' END, "             \
+    "  x.j, x.ts, (SELECT count(*) FROM ob) + (SELECT count(*) FROM ch) FROM ("                                 \
+    /* A repeated key is a subquery per row (one index probe), never a join: a     \
+     * cached generic plan must not hash every stored message. OFFSET 0 keeps it    \
+     * from being evaluated twice. */                                                                            \
+    "  SELECT r.ord, m.id IS NOT NULL AS new, " REST_TS("m.ts") " AS ts, CASE WHEN m.id IS NULL AND "           \
+    "  r.idem IS NOT NULL THEN (SELECT " MSG_JSON("o") " FROM wa_messages o WHERE o.idempotency_key = r.idem) "   \
+    "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord"
 
 static const char SQL_SEND_BATCH[] = SEND_FROM("jsonb_array_elements($1::jsonb)");
 

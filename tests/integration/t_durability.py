@@ -38,6 +38,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -526,12 +527,23 @@ class Receiver:
         self.lock = threading.Lock()
         self.srv = None
         self.port = None
+        self.conns = set()  # open connections: the dispatcher keeps them alive between deliveries
 
     def up(self):
         rec = self
 
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with rec.lock:
+                    rec.conns.add(self.connection)
+
+            def finish(self):
+                with rec.lock:
+                    rec.conns.discard(self.connection)
+                super().finish()
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
@@ -559,8 +571,17 @@ class Receiver:
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def down(self):
+        """Gone: no listener, and the kept-alive connections closed too."""
         self.srv.shutdown()
         self.srv.server_close()
+        with self.lock:
+            conns, self.conns = list(self.conns), set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
 
 
 def webhooks_down_up():
