@@ -37,6 +37,7 @@ struct db_conn {
     char *prep[MAX_PREPARED];
     int nprep;
     int preparing; /* a prepare for prep[nprep] is in flight */
+    int setting_up; /* the session settings are being sent after connecting */
     int drop_prepared; /* a prepared plan went stale: reconnect when idle */
 };
 
@@ -59,6 +60,7 @@ static struct {
 
 static void dispatch(void);
 static void on_readable(h2o_socket_t *sock, const char *err);
+static void on_flush(h2o_socket_t *sock, const char *err);
 
 static void update_gauges(void)
 {
@@ -104,7 +106,7 @@ static void forget_prepared(struct db_conn *c)
         free(c->prep[i]);
         c->prep[i] = NULL;
     }
-    c->nprep = c->preparing = c->drop_prepared = 0;
+    c->nprep = c->preparing = c->drop_prepared = c->setting_up = 0;
 }
 
 static void conn_fail(struct db_conn *c, const char *why)
@@ -189,10 +191,20 @@ static void poll_connect(struct db_conn *c)
             log_info("database connection restored");
         c->ever_up = 1;
         c->backoff_ms = BACKOFF_MIN_MS;
-        c->st = C_IDLE;
         h2o_socket_read_start(c->sock, on_readable); /* notices, or the server closing */
+        /* Prepared statements are planned for their parameters every time: a
+         * generic plan made while a table was small (a hash of a whole table
+         * instead of an index probe) stays cached as the table grows. Parsing
+         * once is most of the saving. */
+        if (!PQsendQuery(c->pg, "SET plan_cache_mode = force_custom_plan")) {
+            conn_fail(c, PQerrorMessage(c->pg));
+            return;
+        }
+        c->setting_up = 1;
+        c->st = C_BUSY;
+        if (PQflush(c->pg) > 0)
+            h2o_socket_notify_write(c->sock, on_flush);
         update_gauges();
-        dispatch();
         break;
     default:
         break;
@@ -240,6 +252,20 @@ static int prepared(struct db_conn *c)
 
 static void finish_query(struct db_conn *c)
 {
+    if (c->setting_up) {
+        int ok = c->res && PQresultStatus(c->res) == PGRES_COMMAND_OK;
+        PQclear(c->res);
+        c->res = NULL;
+        c->setting_up = 0;
+        if (!ok) {
+            conn_fail(c, "cannot set up the session");
+            return;
+        }
+        c->st = C_IDLE;
+        update_gauges();
+        dispatch();
+        return;
+    }
     if (c->preparing) {
         prepared(c);
         return;
