@@ -794,7 +794,10 @@ static int lq_send(int kind)
     const char *p[2] = {WH.lq_lim, WH.lq_lease};
     int ok = kind == 2   ? PQsendPrepare(WH.listen_pg, NAME, SQL_FANOUT, 2, NULL)
              : kind == 3 ? PQsendQueryPrepared(WH.listen_pg, NAME, 2, p, NULL, NULL, 0)
-                         : PQsendQuery(WH.listen_pg, "LISTEN wapi_events; LISTEN wapi_webhook_due");
+                         /* the prepared fan-out is planned for its arguments every time: a
+                          * generic plan made on small tables must not stay as they grow */
+                         : PQsendQuery(WH.listen_pg, "SET plan_cache_mode = force_custom_plan; "
+                                                     "LISTEN wapi_events; LISTEN wapi_webhook_due");
     if (!ok)
         return 0;
     WH.lq = kind;
