@@ -20,6 +20,8 @@ void sbuf_addf(struct sbuf *b, const char *fmt, ...) __attribute__((format(print
 void sbuf_vaddf(struct sbuf *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal with quotes; invalid UTF-8 becomes U+FFFD. */
 void sbuf_add_json_str(struct sbuf *b, const char *s, size_t n);
+/* Appends the API's error body {"error":{"code","message","field"?}} (field NULL: none). */
+void sbuf_add_json_error(struct sbuf *b, const char *code, const char *message, const char *field);
 /* Returns the buffer and leaves b empty; the caller frees it. */
 char *sbuf_steal(struct sbuf *b);
 

@@ -11,23 +11,10 @@
 #define MAX_ID 64
 #define MAX_JID 128
 
-static void error_json(struct sbuf *b, const char *code, const char *message, const char *field)
-{
-    sbuf_adds(b, "{\"error\":{\"code\":");
-    sbuf_add_json_str(b, code, strlen(code));
-    sbuf_adds(b, ",\"message\":");
-    sbuf_add_json_str(b, message, strlen(message));
-    if (field) {
-        sbuf_adds(b, ",\"field\":");
-        sbuf_add_json_str(b, field, strlen(field));
-    }
-    sbuf_adds(b, "}}");
-}
-
 static int not_connected(uint32_t *status, struct sbuf *body)
 {
     *status = 409;
-    error_json(body, "not_connected", "the WhatsApp session is not connected", NULL);
+    sbuf_add_json_error(body, "not_connected", "the WhatsApp session is not connected", NULL);
     return 0;
 }
 
@@ -65,7 +52,7 @@ static int do_read(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
         return not_connected(status, body);
     if (wa_send_read(c, chat, idp, n) < 0) {
         *status = 503;
-        error_json(body, "send_failed", "the read receipt could not be sent; try again", NULL);
+        sbuf_add_json_error(body, "send_failed", "the read receipt could not be sent; try again", NULL);
         return 0;
     }
     *status = 200;
@@ -86,7 +73,7 @@ static int do_presence(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
         return not_connected(status, body);
     if (wa_send_chatstate(c, jid, typing) < 0) {
         *status = 503;
-        error_json(body, "send_failed", "the presence update could not be sent; try again", NULL);
+        sbuf_add_json_error(body, "send_failed", "the presence update could not be sent; try again", NULL);
         return 0;
     }
     *status = 200;
@@ -107,7 +94,7 @@ static void on_contacts(void *arg, const struct wa_contact_result *res, size_t n
     uint32_t status = 200;
     if (!res) {
         status = 503;
-        error_json(&b, "whatsapp_unavailable", why ? why : "no answer from WhatsApp", NULL);
+        sbuf_add_json_error(&b, "whatsapp_unavailable", why ? why : "no answer from WhatsApp", NULL);
     } else {
         sbuf_adds(&b, "{\"data\":[");
         for (size_t i = 0; i < n; i++) {
@@ -147,7 +134,7 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     struct pending_contacts *p = malloc(sizeof *p);
     if (!p) {
         *status = 503;
-        error_json(body, "out_of_memory", "try again", NULL);
+        sbuf_add_json_error(body, "out_of_memory", "try again", NULL);
         return 0;
     }
     p->pid = pid;
@@ -155,7 +142,7 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     if (wa_query_contacts(c, pp, n, on_contacts, p) < 0) {
         free(p);
         *status = 503;
-        error_json(body, "send_failed", "the query could not be sent; try again", NULL);
+        sbuf_add_json_error(body, "send_failed", "the query could not be sent; try again", NULL);
         return 0;
     }
     return 1;

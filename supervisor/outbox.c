@@ -34,7 +34,7 @@ static void dispatch(void);
 
 static void listen_start(void);
 
-static void listen_reset(void)
+static void listen_close(void)
 {
     if (O.listen_ev) {
         event_free(O.listen_ev);
@@ -45,6 +45,11 @@ static void listen_reset(void)
         O.listen_pg = NULL;
     }
     O.listen_state = 0;
+}
+
+static void listen_reset(void)
+{
+    listen_close();
     struct timeval tv = {LISTEN_RETRY_S, 0};
     evtimer_add(O.listen_retry, &tv);
 }
@@ -349,15 +354,7 @@ void outbox_shutdown(void)
         evtimer_del(O.poll_timer);
     if (O.listen_retry)
         evtimer_del(O.listen_retry);
-    if (O.listen_ev) {
-        event_free(O.listen_ev);
-        O.listen_ev = NULL;
-    }
-    if (O.listen_pg) {
-        PQfinish(O.listen_pg);
-        O.listen_pg = NULL;
-    }
-    O.listen_state = 0;
+    listen_close();
 }
 
 void outbox_kick(void)

@@ -305,9 +305,7 @@ int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf 
             digits[alen] = '\0';
             if (wa_client_pair_phone(Ss.client, digits, code, sizeof code, err, sizeof err) < 0) {
                 *status = 409;
-                sbuf_adds(body, "{\"error\":{\"code\":\"not_pairable\",\"message\":");
-                sbuf_add_json_str(body, err, strlen(err));
-                sbuf_adds(body, ",\"field\":\"phone\"}}");
+                sbuf_add_json_error(body, "not_pairable", err, "phone");
                 return 0;
             }
             *status = 200;

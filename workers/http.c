@@ -300,15 +300,7 @@ void http_json(struct rq *rq, int status, const char *json, size_t len)
 
 static void error_body(struct sbuf *b, int status, const char *code, const char *message, const char *field)
 {
-    sbuf_adds(b, "{\"error\":{\"code\":");
-    sbuf_add_json_str(b, code ? code : status_code(status), strlen(code ? code : status_code(status)));
-    sbuf_adds(b, ",\"message\":");
-    sbuf_add_json_str(b, message, strlen(message));
-    if (field) {
-        sbuf_adds(b, ",\"field\":");
-        sbuf_add_json_str(b, field, strlen(field));
-    }
-    sbuf_adds(b, "}}");
+    sbuf_add_json_error(b, code ? code : status_code(status), message, field);
 }
 
 void http_error(struct rq *rq, int status, const char *code, const char *message, const char *field)

@@ -39,7 +39,6 @@
 struct op {
     struct rq *rq;
     struct db_query *q;
-    int retried;
     int limit;
     const char *params[6];
     char id[24];
@@ -173,27 +172,26 @@ static int new_message_id(char out[23])
  * 'retry' means a request with the same key committed meanwhile (or is in
  * the same batch): a statement of its own then sees it. The dispatcher is
  * woken over the supervisor link once the batch has committed. */
-#define SEND_FROM(src)                                                                                            \
-    "WITH r AS (SELECT e.ord, e.v->>'id' AS id, e.v->>'to' AS chat, e.v->>'text' AS text, "                      \
-    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem FROM " src " WITH ORDINALITY AS e(v, ord)), "          \
-    "ok AS (SELECT r.* FROM r WHERE r.reply_to IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = r.reply_to)), " \
-    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, idempotency_key) "   \
-    "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem FROM ok ORDER BY ord "               \
-    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "                                                   \
-    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins RETURNING message_id), "     \
-    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) chat_jid, " \
-    "  id, ts FROM ins ORDER BY chat_jid, seq DESC ON CONFLICT (jid) DO NOTHING RETURNING 1) "                   \
-    "SELECT x.ord, CASE WHEN x.new THEN 'new' WHEN x.j IS NOT NULL THEN 'old' "                                  \
-    "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = x.ord) THEN 'bad_reply' ELSE 'retry' END, "             \
-    "  x.j, x.ts, (SELECT count(*) FROM ob) + (SELECT count(*) FROM ch) FROM ("                                 \
-    /* A repeated key is a subquery per row (one index probe), never a join: a     \
-     * cached generic plan must not hash every stored message. OFFSET 0 keeps it    \
-     * from being evaluated twice. */                                                                            \
-    "  SELECT r.ord, m.id IS NOT NULL AS new, " REST_TS("m.ts") " AS ts, CASE WHEN m.id IS NULL AND "           \
-    "  r.idem IS NOT NULL THEN (SELECT " MSG_JSON("o") " FROM wa_messages o WHERE o.idempotency_key = r.idem) "   \
-    "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord"
-
-static const char SQL_SEND_BATCH[] = SEND_FROM("jsonb_array_elements($1::jsonb)");
+static const char SQL_SEND_BATCH[] =
+    "WITH r AS (SELECT e.ord, e.v->>'id' AS id, e.v->>'to' AS chat, e.v->>'text' AS text, "
+    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, ord)), "
+    "ok AS (SELECT r.* FROM r WHERE r.reply_to IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = r.reply_to)), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, idempotency_key) "
+    "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem FROM ok ORDER BY ord "
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
+    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) chat_jid, "
+    "  id, ts FROM ins ORDER BY chat_jid, seq DESC ON CONFLICT (jid) DO NOTHING) "
+    "SELECT x.ord, CASE WHEN x.new THEN 'new' WHEN x.j IS NOT NULL THEN 'old' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = x.ord) THEN 'bad_reply' ELSE 'retry' END, "
+    /* ob and ch are not read: statements that modify run all the same */
+    "  x.j, x.ts FROM ("
+    /* A repeated key is a subquery per row (one index probe), never a join: a
+     * generic plan must not hash every stored message. OFFSET 0 keeps it from
+     * being evaluated twice. */
+    "  SELECT r.ord, m.id IS NOT NULL AS new, " REST_TS("m.ts") " AS ts, CASE WHEN m.id IS NULL AND "
+    "  r.idem IS NOT NULL THEN (SELECT " MSG_JSON("o") " FROM wa_messages o WHERE o.idempotency_key = r.idem) "
+    "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord";
 
 #define BATCH_MAX 64
 #define BATCHES_IN_FLIGHT 2 /* per worker: the others' queries still get connections */
@@ -205,7 +203,7 @@ struct send_batch {
 
 static struct {
     struct op *head, *tail;
-    int n, in_flight;
+    int in_flight; /* batch statements out */
 } SQ;
 
 static void send_flush(void);
@@ -223,7 +221,6 @@ static void send_unqueue(struct op *o)
     *pp = o->qnext;
     if (SQ.tail == o)
         SQ.tail = prev;
-    SQ.n--;
     o->queued = 0;
 }
 
@@ -420,7 +417,6 @@ static void send_enqueue(struct op *o)
     else
         SQ.head = o;
     SQ.tail = o;
-    SQ.n++;
     o->rq->on_abort = send_abort;
     send_flush();
 }

@@ -74,6 +74,35 @@ int wa_send_chatstate(struct wa_client *c, const char *jid, int typing)
     return rc;
 }
 
+wa_node *wa_usync_new(struct wa_client *c, wa_arena *a, const char *context, wa_node **query, wa_node **list)
+{
+    wa_node *iq = wa_node_new(a, "iq");
+    wa_node_add_attr(a, iq, "xmlns", "usync");
+    wa_node_add_attr(a, iq, "type", "get");
+    wa_node *us = wa_node_new(a, "usync");
+    char sid[32];
+    wa_client_new_id(c, sid, sizeof sid);
+    wa_node_add_attr(a, us, "sid", sid);
+    wa_node_add_attr(a, us, "mode", "query");
+    wa_node_add_attr(a, us, "last", "true");
+    wa_node_add_attr(a, us, "index", "0");
+    wa_node_add_attr(a, us, "context", context);
+    *query = wa_node_new(a, "query");
+    *list = wa_node_new(a, "list");
+    wa_node_add_child(a, us, *query);
+    wa_node_add_child(a, us, *list);
+    wa_node_add_child(a, iq, us);
+    return iq;
+}
+
+const wa_node *wa_usync_list(const wa_node *answer)
+{
+    const char *type = wa_node_attr_str(answer, "type");
+    const wa_node *us = wa_node_child(answer, "usync");
+    const wa_node *list = us ? wa_node_child(us, "list") : NULL;
+    return type && strcmp(type, "result") == 0 && list && list->content == WA_CONTENT_LIST ? list : NULL;
+}
+
 struct contacts_q {
     wa_contacts_cb cb;
     void *arg;
@@ -102,10 +131,8 @@ static void on_contacts(void *arg, const wa_node *n)
         free(q);
         return;
     }
-    const char *type = wa_node_attr_str(n, "type");
-    const wa_node *us = wa_node_child(n, "usync");
-    const wa_node *list = us ? wa_node_child(us, "list") : NULL;
-    if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST) {
+    const wa_node *list = wa_usync_list(n);
+    if (!list) {
         q->cb(q->arg, NULL, 0, "WhatsApp refused the query");
         free(q);
         return;
@@ -117,12 +144,7 @@ static void on_contacts(void *arg, const wa_node *n)
         if (strcmp(u->tag, "user") != 0 || !ct)
             continue;
         char asked[32], jb[128];
-        const char *jid = NULL;
-        const wa_attr *ja = wa_node_attr(u, "jid");
-        if (ja && ja->type == WA_VAL_JID && wa_jid_format(&ja->jid, jb, sizeof jb) < (int)sizeof jb)
-            jid = jb;
-        else if (ja && ja->type == WA_VAL_STR)
-            jid = ja->str;
+        const char *jid = wa_node_attr_text(u, "jid", jb, sizeof jb);
         wa_jid j;
         if (jid && (wa_jid_parse(a, jid, &j) != WA_OK || strcmp(j.server, "s.whatsapp.net") != 0))
             jid = NULL;
@@ -159,21 +181,9 @@ int wa_query_contacts(struct wa_client *c, const char *const *phones, size_t n, 
     q->cb = cb;
     q->arg = arg;
     q->n = n;
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_node_add_attr(a, iq, "xmlns", "usync");
-    wa_node_add_attr(a, iq, "type", "get");
-    wa_node *us = wa_node_new(a, "usync");
-    char sid[32];
-    wa_client_new_id(c, sid, sizeof sid);
-    wa_node_add_attr(a, us, "sid", sid);
-    wa_node_add_attr(a, us, "mode", "query");
-    wa_node_add_attr(a, us, "last", "true");
-    wa_node_add_attr(a, us, "index", "0");
-    wa_node_add_attr(a, us, "context", "interactive");
-    wa_node *query = wa_node_new(a, "query");
+    wa_node *query, *list;
+    wa_node *iq = wa_usync_new(c, a, "interactive", &query, &list);
     wa_node_add_child(a, query, wa_node_new(a, "contact"));
-    wa_node_add_child(a, us, query);
-    wa_node *list = wa_node_new(a, "list");
     for (size_t i = 0; i < n; i++) {
         snprintf(q->res[i].phone, sizeof q->res[i].phone, "%s", phones[i]);
         char plus[32];
@@ -183,8 +193,6 @@ int wa_query_contacts(struct wa_client *c, const char *const *phones, size_t n, 
         wa_node_add_child(a, u, ct);
         wa_node_add_child(a, list, u);
     }
-    wa_node_add_child(a, us, list);
-    wa_node_add_child(a, iq, us);
     int r = wa_client_iq(c, a, iq, on_contacts, q);
     wa_arena_free(a);
     if (r < 0)

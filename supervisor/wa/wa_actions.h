@@ -9,6 +9,12 @@
 
 #define WA_ACT_MAX_PHONES 100
 
+/* An <iq xmlns=usync type=get> whose <usync context mode=query> holds an empty
+ * <query> and <list> for the caller to fill (both in a). */
+wa_node *wa_usync_new(struct wa_client *c, wa_arena *a, const char *context, wa_node **query, wa_node **list);
+/* The <list> of a usync answer; NULL when it is no result. */
+const wa_node *wa_usync_list(const wa_node *answer);
+
 /* One <receipt type=read> to chat for ids[0..n) (n >= 1; the first is the
  * stanza id, the rest a <list>). -1 when not connected or malformed. */
 int wa_send_read(struct wa_client *c, const char *chat, const char *const *ids, size_t n);

@@ -506,6 +506,16 @@ const char *wa_node_attr_str(const wa_node *n, const char *key)
     return at && at->type == WA_VAL_STR ? at->str : NULL;
 }
 
+const char *wa_node_attr_text(const wa_node *n, const char *key, char *buf, size_t len)
+{
+    const wa_attr *a = wa_node_attr(n, key);
+    if (!a)
+        return NULL;
+    if (a->type == WA_VAL_STR)
+        return a->str;
+    return wa_jid_format(&a->jid, buf, len) < (int)len ? buf : NULL;
+}
+
 const wa_node *wa_node_child(const wa_node *n, const char *tag)
 {
     if (n->content != WA_CONTENT_LIST)

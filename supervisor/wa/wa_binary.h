@@ -122,6 +122,9 @@ int wa_node_set_jid(wa_arena *a, wa_node *n, const wa_jid *jid);
 const wa_attr *wa_node_attr(const wa_node *n, const char *key); /* first attr with key, or NULL */
 const char *wa_node_attr_str(const wa_node *n,
                              const char *key); /* its string value, NULL if absent or a JID */
+/* Its text whether it came as a string or a JID (a JID is written into buf);
+ * NULL if absent or buf is too small. */
+const char *wa_node_attr_text(const wa_node *n, const char *key, char *buf, size_t len);
 const wa_node *wa_node_child(const wa_node *n, const char *tag); /* first child with tag, or NULL */
 
 /* Equal as the wire can tell: same tags, attributes in order, JIDs with their wire

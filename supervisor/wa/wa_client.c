@@ -268,19 +268,6 @@ static void put_be(uint8_t *b, uint32_t v, int n)
         b[i] = (uint8_t)v;
 }
 
-/* Text of an attribute whether it came as a string or a JID. */
-static const char *attr_text(const wa_node *n, const char *key, char *buf, size_t len)
-{
-    const wa_attr *a = wa_node_attr(n, key);
-    if (!a)
-        return NULL;
-    if (a->type == WA_VAL_STR)
-        return a->str;
-    if (wa_jid_format(&a->jid, buf, len) >= (int)len)
-        return NULL;
-    return buf;
-}
-
 static void send_iq_result(struct wa_client *c, const wa_node *req)
 {
     const char *id = wa_node_attr_str(req, "id");
@@ -520,8 +507,8 @@ static void handle_pair_success(struct wa_client *c, const wa_node *iq, const wa
     const wa_node *plat = wa_node_child(ps, "platform");
     const wa_node *biz = wa_node_child(ps, "biz");
     char jidbuf[sizeof c->creds.jid], lidbuf[sizeof c->creds.lid];
-    const char *jid = dev ? attr_text(dev, "jid", jidbuf, sizeof jidbuf) : NULL;
-    const char *lid = dev ? attr_text(dev, "lid", lidbuf, sizeof lidbuf) : NULL;
+    const char *jid = dev ? wa_node_attr_text(dev, "jid", jidbuf, sizeof jidbuf) : NULL;
+    const char *lid = dev ? wa_node_attr_text(dev, "lid", lidbuf, sizeof lidbuf) : NULL;
     if (!id || !di || !jid) {
         if (id)
             send_iq_error(c, id, 500, "internal-error");
@@ -795,7 +782,7 @@ static void send_ack(struct wa_client *c, const wa_node *n)
 {
     const char *id = wa_node_attr_str(n, "id");
     char from[128];
-    const char *f = attr_text(n, "from", from, sizeof from);
+    const char *f = wa_node_attr_text(n, "from", from, sizeof from);
     if (!id || !f)
         return;
     wa_arena *a = wa_arena_new();
@@ -812,7 +799,7 @@ static void send_ack(struct wa_client *c, const wa_node *n)
     static const char *const echo[] = {"participant", "recipient"};
     for (size_t i = 0; i < sizeof echo / sizeof echo[0]; i++) {
         char buf[128];
-        const char *v = attr_text(n, echo[i], buf, sizeof buf);
+        const char *v = wa_node_attr_text(n, echo[i], buf, sizeof buf);
         wa_jid j;
         if (v && wa_jid_parse(a, v, &j) == WA_OK)
             wa_node_add_attr_jid(a, ack, echo[i], &j);
@@ -1477,14 +1464,11 @@ const struct wa_creds *wa_client_creds(const struct wa_client *c)
     return c->have_creds ? &c->creds : NULL;
 }
 
-int wa_client_signal(struct wa_client *c, signal_context **g, signal_protocol_store_context **sc,
-                     struct wa_signal_store **st)
+int wa_client_signal(struct wa_client *c, struct wa_signal *out)
 {
     if (!c->sig)
         return -1;
-    *g = c->sig_g;
-    *sc = c->sig_sc;
-    *st = c->sig;
+    *out = (struct wa_signal){c->sig_g, c->sig_sc, c->sig};
     return 0;
 }
 

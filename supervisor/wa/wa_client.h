@@ -99,9 +99,13 @@ int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, voi
 /* <ack> for a stanza the server sent. */
 void wa_client_ack(struct wa_client *c, const wa_node *n);
 const struct wa_creds *wa_client_creds(const struct wa_client *c);
+struct wa_signal {
+    signal_context *g;
+    signal_protocol_store_context *sc;
+    struct wa_signal_store *st;
+};
 /* The Signal state of this session (after start). -1 when none. */
-int wa_client_signal(struct wa_client *c, signal_context **g, signal_protocol_store_context **sc,
-                     struct wa_signal_store **st);
+int wa_client_signal(struct wa_client *c, struct wa_signal *out);
 /* Drops the connection and reconnects with backoff (the server resends what was not acked). */
 void wa_client_reconnect(struct wa_client *c, const char *why);
 const char *wa_client_new_id(struct wa_client *c, char *buf, size_t len);

@@ -12,6 +12,7 @@
 #include "supervisor/events.h"
 #include "supervisor/sdb.h"
 #include "supervisor/sup.h"
+#include "wa_actions.h"
 #include "wa_message.h"
 #include "wa_signal_store.h"
 
@@ -147,18 +148,6 @@ int wa_messaging_ready(void)
 
 /* ---- helpers ---- */
 
-static const char *attr_text(const wa_node *n, const char *key, char *buf, size_t len)
-{
-    const wa_attr *a = wa_node_attr(n, key);
-    if (!a)
-        return NULL;
-    if (a->type == WA_VAL_STR)
-        return a->str;
-    if (wa_jid_format(&a->jid, buf, len) >= (int)len)
-        return NULL;
-    return buf;
-}
-
 /* Own user and device from creds.jid ("user:dev@server"). */
 static int own_address(char *user, size_t ucap, int *dev)
 {
@@ -205,8 +194,8 @@ static void send_receipt(const wa_node *n, const char *type, const char *recipie
 {
     char fb[128], pb[128];
     const char *id = wa_node_attr_str(n, "id");
-    const char *from = attr_text(n, "from", fb, sizeof fb);
-    const char *participant = attr_text(n, "participant", pb, sizeof pb);
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
     if (!id || !from)
         return;
     wa_arena *a = wa_arena_new();
@@ -229,7 +218,7 @@ static void send_retry_receipt(const wa_node *n, int count)
 {
     char fb[128];
     const char *id = wa_node_attr_str(n, "id");
-    const char *from = attr_text(n, "from", fb, sizeof fb);
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
     const char *t = wa_node_attr_str(n, "t");
     const struct wa_creds *cr = wa_client_creds(M.c);
     if (!id || !from || !cr)
@@ -300,20 +289,18 @@ static void on_committed(void *ctx, const PGresult *res, const char *err)
 {
     struct commit *cm = ctx;
     char ferr[256];
-    signal_context *g;
-    signal_protocol_store_context *sc;
-    struct wa_signal_store *st;
-    int have_sig = wa_client_signal(M.c, &g, &sc, &st) == 0;
+    struct wa_signal sig;
+    int have_sig = wa_client_signal(M.c, &sig) == 0;
     if (!res) {
         /* Not stored: forget the decryption so the resend decrypts again, and
          * make the server resend by reconnecting. */
         log_error("cannot store an incoming message; not acknowledging it", LF_S("id", wa_node_attr_str(cm->n, "id")),
                   LF_S("error", err));
-        if (have_sig && wa_signal_store_reload(st, ferr, sizeof ferr) < 0)
+        if (have_sig && wa_signal_store_reload(sig.st, ferr, sizeof ferr) < 0)
             log_error("cannot reload the Signal store", LF_S("error", ferr));
         wa_client_reconnect(M.c, "incoming message not stored");
     } else {
-        if (have_sig && wa_signal_store_flush(st, ferr, sizeof ferr) < 0)
+        if (have_sig && wa_signal_store_flush(sig.st, ferr, sizeof ferr) < 0)
             log_error("cannot store the Signal state", LF_S("error", ferr));
         int inserted = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
         if (inserted && cm->json)
@@ -447,7 +434,7 @@ static void commit_message(struct commit *cm, const char *id, const char *chat, 
 static const char *alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf, size_t len)
 {
     char tb[128];
-    const char *v = attr_text(n, key, tb, sizeof tb);
+    const char *v = wa_node_attr_text(n, key, tb, sizeof tb);
     wa_jid j;
     if (!v || wa_jid_parse(a, v, &j) != WA_OK || strcmp(j.server, server) != 0 || !j.user[0] || strlen(j.user) > 32)
         return NULL;
@@ -466,7 +453,7 @@ static void store_undecryptable_group(wa_node *n, wa_arena *a, const char *id, c
                                       const char *own_user, const char *t, const char *notify)
 {
     char pb[128], sender[128] = "";
-    const char *participant = attr_text(n, "participant", pb, sizeof pb);
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
     wa_jid pj;
     if (participant && wa_jid_parse(a, participant, &pj) == WA_OK && pj.user[0])
         snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
@@ -498,8 +485,8 @@ static void handle_message(wa_node *n, wa_arena *a)
     char fb[128], rb[128], own_user[64];
     int own_dev = 0;
     const char *id = wa_node_attr_str(n, "id");
-    const char *from = attr_text(n, "from", fb, sizeof fb);
-    const char *recipient = attr_text(n, "recipient", rb, sizeof rb);
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
+    const char *recipient = wa_node_attr_text(n, "recipient", rb, sizeof rb);
     const char *t = wa_node_attr_str(n, "t");
     const char *notify = wa_node_attr_str(n, "notify");
     wa_jid fj;
@@ -514,10 +501,8 @@ static void handle_message(wa_node *n, wa_arena *a)
         store_undecryptable_group(n, a, id, from, &fj, own_user, t, notify);
         return;
     }
-    signal_context *g;
-    signal_protocol_store_context *sc;
-    struct wa_signal_store *st;
-    if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
+    struct wa_signal sig;
+    if (wa_client_signal(M.c, &sig) < 0) {
         finish_item();
         return;
     }
@@ -542,7 +527,7 @@ static void handle_message(wa_node *n, wa_arena *a)
                 continue;
             }
             any = 1;
-            rc = wa_msg_decrypt(sc, g, name, fj.device, strcmp(et, "pkmsg") == 0 ? WA_ENC_PKMSG : WA_ENC_MSG,
+            rc = wa_msg_decrypt(sig.sc, sig.g, name, fj.device, strcmp(et, "pkmsg") == 0 ? WA_ENC_PKMSG : WA_ENC_MSG,
                                 e->bytes, e->nbytes, &plain, &plen);
         }
     if (rc == SG_ERR_DUPLICATE_MESSAGE) {
@@ -562,7 +547,7 @@ static void handle_message(wa_node *n, wa_arena *a)
             free(plain);
         }
         char ferr[200];
-        wa_signal_store_reload(st, ferr, sizeof ferr);
+        wa_signal_store_reload(sig.st, ferr, sizeof ferr);
         M.decrypt_failures++;
         if (S.shm)
             metrics_add(&S.shm->wa_decrypt_failures_total, 1);
@@ -607,7 +592,7 @@ static void handle_message(wa_node *n, wa_arena *a)
     if (mc.kind == WA_MSG_NONE) {
         wa_msg_content_free(&mc);
         char ferr[200];
-        if (wa_signal_store_flush(st, ferr, sizeof ferr) < 0)
+        if (wa_signal_store_flush(sig.st, ferr, sizeof ferr) < 0)
             log_error("cannot store the Signal state", LF_S("error", ferr));
         send_receipt(n, from_me ? "sender" : NULL, NULL);
         wa_client_ack(M.c, n);
@@ -818,11 +803,9 @@ static void batch_flush(void)
 {
     if (!M.nbatch)
         return;
-    signal_context *g;
-    signal_protocol_store_context *sc;
-    struct wa_signal_store *st;
+    struct wa_signal sig;
     char ferr[200];
-    int stored = wa_client_signal(M.c, &g, &sc, &st) == 0 && wa_signal_store_flush(st, ferr, sizeof ferr) == 0;
+    int stored = wa_client_signal(M.c, &sig) == 0 && wa_signal_store_flush(sig.st, ferr, sizeof ferr) == 0;
     if (!stored)
         log_error("cannot store the Signal state; not sending", LF_S("error", ferr));
     int n = M.nbatch;
@@ -893,10 +876,8 @@ static void dev_jid(const struct device *d, char *buf, size_t cap)
  * touched after). */
 static void encrypt_and_send(void)
 {
-    signal_context *g;
-    signal_protocol_store_context *sc;
-    struct wa_signal_store *st;
-    if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
+    struct wa_signal sig;
+    if (wa_client_signal(M.c, &sig) < 0) {
         send_done(WA_SEND_TRANSIENT, "no session store");
         return;
     }
@@ -925,14 +906,14 @@ static void encrypt_and_send(void)
         struct device *d = &M.s.devs[i];
         char name[96], dj[160];
         wa_msg_address_name(d->user, d->server, name, sizeof name);
-        if (!wa_signal_store_has_session(st, name, d->dev))
+        if (!wa_signal_store_has_session(sig.st, name, d->dev))
             continue;
         uint8_t *padded = NULL, *ct = NULL;
         size_t pl = 0, cl = 0;
         int type = 0;
         if (wa_msg_pad(d->own ? dsm : plain, d->own ? dlen : plen, &padded, &pl) < 0)
             continue;
-        int r = wa_msg_encrypt(sc, g, name, d->dev, padded, pl, &type, &ct, &cl);
+        int r = wa_msg_encrypt(sig.sc, sig.g, name, d->dev, padded, pl, &type, &ct, &cl);
         OPENSSL_cleanse(padded, pl);
         free(padded);
         if (r != 0) {
@@ -974,7 +955,7 @@ static void encrypt_and_send(void)
         if (M.nbatch)
             batch_flush();
         else
-            wa_signal_store_reload(st, ferr, sizeof ferr);
+            wa_signal_store_reload(sig.st, ferr, sizeof ferr);
         send_done(WA_SEND_FAILED, "no device of the recipient could be reached");
         return;
     }
@@ -1026,13 +1007,11 @@ static void on_prekeys(void *arg, const wa_node *n)
         send_done(WA_SEND_LOST, "connection lost while fetching prekeys");
         return;
     }
-    signal_context *g;
-    signal_protocol_store_context *sc;
-    struct wa_signal_store *st;
+    struct wa_signal sig;
     const wa_node *list = wa_node_child(n, "list");
     const char *type = wa_node_attr_str(n, "type");
     if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST ||
-        wa_client_signal(M.c, &g, &sc, &st) < 0) {
+        wa_client_signal(M.c, &sig) < 0) {
         send_done(WA_SEND_TRANSIENT, "prekey query failed");
         return;
     }
@@ -1040,7 +1019,7 @@ static void on_prekeys(void *arg, const wa_node *n)
     for (uint32_t i = 0; i < list->nchildren; i++) {
         const wa_node *u = list->children[i];
         char jb[128];
-        const char *jid = attr_text(u, "jid", jb, sizeof jb);
+        const char *jid = wa_node_attr_text(u, "jid", jb, sizeof jb);
         wa_jid j;
         if (strcmp(u->tag, "user") || !jid || wa_jid_parse(a, jid, &j) != WA_OK || wa_node_child(u, "error"))
             continue;
@@ -1065,7 +1044,7 @@ static void on_prekeys(void *arg, const wa_node *n)
         }
         char name[96];
         wa_msg_address_name(j.user, j.server, name, sizeof name);
-        int r = wa_msg_session_from_bundle(sc, g, name, j.device, &b);
+        int r = wa_msg_session_from_bundle(sig.sc, sig.g, name, j.device, &b);
         if (r != 0)
             log_warn("prekey bundle refused", LF_S("jid", jid), LF_I("code", r));
     }
@@ -1075,10 +1054,8 @@ static void on_prekeys(void *arg, const wa_node *n)
 
 static void fetch_prekeys_or_send(void)
 {
-    signal_context *g;
-    signal_protocol_store_context *sc;
-    struct wa_signal_store *st;
-    if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
+    struct wa_signal sig;
+    if (wa_client_signal(M.c, &sig) < 0) {
         send_done(WA_SEND_TRANSIENT, "no session store");
         return;
     }
@@ -1091,7 +1068,7 @@ static void fetch_prekeys_or_send(void)
     for (int i = 0; i < M.s.ndevs; i++) {
         char name[96], dj[160];
         wa_msg_address_name(M.s.devs[i].user, M.s.devs[i].server, name, sizeof name);
-        if (wa_signal_store_has_session(st, name, M.s.devs[i].dev))
+        if (wa_signal_store_has_session(sig.st, name, M.s.devs[i].dev))
             continue;
         dev_jid(&M.s.devs[i], dj, sizeof dj);
         wa_node *u = wa_node_new(a, "user");
@@ -1147,10 +1124,8 @@ static void on_usync(void *arg, const wa_node *n)
         send_done(WA_SEND_LOST, "connection lost while listing devices");
         return;
     }
-    const char *type = wa_node_attr_str(n, "type");
-    const wa_node *us = wa_node_child(n, "usync");
-    const wa_node *list = us ? wa_node_child(us, "list") : NULL;
-    if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST) {
+    const wa_node *list = wa_usync_list(n);
+    if (!list) {
         send_done(WA_SEND_TRANSIENT, "device list query failed");
         return;
     }
@@ -1163,7 +1138,7 @@ static void on_usync(void *arg, const wa_node *n)
     for (uint32_t i = 0; i < list->nchildren; i++) {
         const wa_node *u = list->children[i];
         char jb[128];
-        const char *jid = attr_text(u, "jid", jb, sizeof jb);
+        const char *jid = wa_node_attr_text(u, "jid", jb, sizeof jb);
         wa_jid j;
         if (strcmp(u->tag, "user") || !jid || wa_jid_parse(a, jid, &j) != WA_OK || strlen(j.user) >= 64 ||
             strlen(j.server) >= 32)
@@ -1209,24 +1184,12 @@ static void on_usync(void *arg, const wa_node *n)
 static void send_usync(const char *own_user)
 {
     wa_arena *a = wa_arena_new();
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_node_add_attr(a, iq, "xmlns", "usync");
-    wa_node_add_attr(a, iq, "type", "get");
-    wa_node *us = wa_node_new(a, "usync");
-    char sid[32];
-    wa_client_new_id(M.c, sid, sizeof sid);
-    wa_node_add_attr(a, us, "sid", sid);
-    wa_node_add_attr(a, us, "mode", "query");
-    wa_node_add_attr(a, us, "last", "true");
-    wa_node_add_attr(a, us, "index", "0");
-    wa_node_add_attr(a, us, "context", "message");
-    wa_node *query = wa_node_new(a, "query");
+    wa_node *query, *list;
+    wa_node *iq = wa_usync_new(M.c, a, "message", &query, &list);
     wa_node *dv = wa_node_new(a, "devices");
     wa_node_add_attr(a, dv, "version", "2");
     wa_node_add_child(a, query, dv);
     wa_node_add_child(a, query, wa_node_new(a, "lid"));
-    wa_node_add_child(a, us, query);
-    wa_node *list = wa_node_new(a, "list");
     char buf[128];
     wa_jid j;
     snprintf(buf, sizeof buf, "%s@%s", M.s.to_user, M.s.to_server);
@@ -1241,8 +1204,6 @@ static void send_usync(const char *own_user)
         wa_node_add_attr_jid(a, u2, "jid", &j);
         wa_node_add_child(a, list, u2);
     }
-    wa_node_add_child(a, us, list);
-    wa_node_add_child(a, iq, us);
     int r = wa_client_iq(M.c, a, iq, on_usync, (void *)(uintptr_t)M.s.gen);
     wa_arena_free(a);
     if (r < 0)
@@ -1265,10 +1226,8 @@ static void start_job(struct send_job *jb)
     M.s.ndevs = 0;
     arm_timer();
     if (jb->retry) {
-        signal_context *g;
-        signal_protocol_store_context *sc;
-        struct wa_signal_store *st;
-        if (wa_client_signal(M.c, &g, &sc, &st) < 0) {
+        struct wa_signal sig;
+        if (wa_client_signal(M.c, &sig) < 0) {
             send_done(WA_SEND_TRANSIENT, "no session store");
             return;
         }
@@ -1278,7 +1237,7 @@ static void start_job(struct send_job *jb)
         char name[96];
         wa_msg_address_name(jb->dev.user, jb->dev.server, name, sizeof name);
         signal_protocol_address addr = {name, strlen(name), jb->dev.dev};
-        signal_protocol_session_delete_session(sc, &addr);
+        signal_protocol_session_delete_session(sig.sc, &addr);
         M.s.devs[0] = jb->dev;
         M.s.ndevs = 1;
         log_info("resending a message the recipient could not decrypt", LF_S("id", M.s.id), LF_I("count", M.s.retry));
@@ -1501,7 +1460,7 @@ static void handle_retry_receipt(const wa_node *n, const char *from)
 static void handle_devices_notification(const wa_node *n)
 {
     char fb[128];
-    const char *from = attr_text(n, "from", fb, sizeof fb);
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
     wa_arena *a = wa_arena_new();
     wa_jid fj;
     if (from && wa_jid_parse(a, from, &fj) == WA_OK && fj.user[0]) {
@@ -1515,7 +1474,7 @@ static void handle_receipt(const wa_node *n)
 {
     const char *type = wa_node_attr_str(n, "type");
     char fb[128];
-    const char *from = attr_text(n, "from", fb, sizeof fb);
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
     const char *status = !type || !*type ? "delivered"
                          : !strcmp(type, "read") || !strcmp(type, "read-self") ? "read"
                          : !strcmp(type, "played") ? "played"

@@ -38,7 +38,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from fakewa import FakeWA  # noqa: E402
-from harness import ROOT, Server, fresh_database  # noqa: E402
+from harness import ROOT, Server, fresh_database, wait  # noqa: E402
+import linked  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -114,16 +115,6 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(len(xs) * p / 100))]
 
 
-def wait(fn, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
-
-
 def load():
     return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
 
@@ -137,18 +128,10 @@ def start_server(env, db):
 
 def api_key(srv):
     """A user signed up over HTTP and an API key created with its cookie."""
-    origin = srv.env["BETTER_AUTH_URL"]
-    email = f"bench-{random.randrange(10**9)}@example.com"
-    st, h, b = srv.request("POST", "/api/auth/sign-up/email",
-                           body=json.dumps({"email": email, "password": "password-123", "name": "Bench"}).encode(),
-                           headers={"content-type": "application/json", "origin": origin,
-                                    "x-forwarded-for": f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"})
-    cookie = h.get("set-cookie", "").split(";")[0]
-    st, h, b = srv.request("POST", "/api/auth/api-key/create", body=b'{"name":"bench"}',
-                           headers={"content-type": "application/json", "origin": origin, "cookie": cookie})
-    if st != 200:
-        raise RuntimeError(f"api-key/create: {st} {b[:200]!r}")
-    return json.loads(b)["key"]
+    key = linked.Api(srv).key
+    if not key:
+        raise RuntimeError("cannot sign up and create an API key")
+    return key
 
 
 class Api:

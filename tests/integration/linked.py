@@ -25,14 +25,15 @@ def private_database(name):
 
 
 def psql(db, sql, *args):
-    """Rows of a query as lists of strings; args are bound as psql variables :'a1', :'a2', ..."""
+    """Rows of a query as lists of strings; args are bound as psql variables :'p0', :'p1', ...
+    A failing query raises RuntimeError with psql's message."""
     cmd = ["psql", db, "-qAtX", "-F", "\t", "-v", "ON_ERROR_STOP=1"]
-    for i, a in enumerate(args, 1):
-        cmd += ["-v", f"a{i}={a}"]
-    out = subprocess.run(cmd, input=sql, capture_output=True, text=True, check=True).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
-
-
+    for i, a in enumerate(args):
+        cmd += ["-v", f"p{i}={a}"]
+    out = subprocess.run(cmd, input=sql, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
 class Api:

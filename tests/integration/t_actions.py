@@ -56,7 +56,7 @@ ids = [s.get("id") for s in sent]
 peer_lid = sent[0].get("lid")
 check("the peer sent three messages", all(ids) and peer_lid, sent)
 check("all three stored", wait(lambda: all(api("GET", f"/api/messages/{i}")[0] == 200 for i in ids), timeout=20))
-rows = psql(DB, "SELECT jid, lid FROM wa_contacts WHERE jid = :'a1'", PEER)
+rows = psql(DB, "SELECT jid, lid FROM wa_contacts WHERE jid = :'p0'", PEER)
 check("the contact's LID is recorded from sender_lid", rows == [[PEER, peer_lid]], rows)
 
 
@@ -96,7 +96,7 @@ st, js = api("POST", f"/api/messages/{own}/read")
 check("read of a message we sent: 409 own_message", st == 409 and js["error"]["code"] == "own_message", (st, js))
 check("the outgoing message is sent", wait(lambda: api("GET", f"/api/messages/{own}")[1].get("status") in
                                            ("sent", "delivered", "read"), timeout=20))
-rows = psql(DB, "SELECT lid FROM wa_contacts WHERE jid = :'a1'", PEER)
+rows = psql(DB, "SELECT lid FROM wa_contacts WHERE jid = :'p0'", PEER)
 check("the device query's <lid> keeps the same mapping", rows == [[peer_lid]], rows)
 
 # ---- presence
@@ -132,7 +132,7 @@ mid = out.get("id")
 st, js = wait(lambda: (lambda r: r if r[0] == 200 else None)(api("GET", f"/api/messages/{mid}")), timeout=20) or (0, {})
 check("a message from a LID with sender_pn is stored in the phone number's chat",
       st == 200 and js["chat_jid"] == PEER2 and js["sender_jid"] == PEER2 and js["text"] == "via lid", js)
-rows = psql(DB, "SELECT lid FROM wa_contacts WHERE jid = :'a1'", PEER2)
+rows = psql(DB, "SELECT lid FROM wa_contacts WHERE jid = :'p0'", PEER2)
 check("and the mapping is recorded", rows == [[out.get("lid")]], (rows, out))
 
 # ---- the peer reinstalls: a new identity key is accepted (logged), messages keep arriving

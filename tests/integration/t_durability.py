@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, fresh_database, ROOT, Server, wait  # noqa: E402
+from linked import Api, psql  # noqa: E402
 
 DB = fresh_database(f"wapi_it_durability_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
@@ -80,14 +81,7 @@ def note(msg):
 
 
 def sql(q, *args):
-    """One query through psql, with :'p0'.. parameters; rows as lists of strings."""
-    cmd = ["psql", DB, "-qAtX", "-F", "\t", "-v", "ON_ERROR_STOP=1"]
-    for i, a in enumerate(args):
-        cmd += ["-v", f"p{i}={a}"]
-    out = subprocess.run(cmd, input=q, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr)
-    return [line.split("\t") for line in out.stdout.splitlines() if line]
+    return psql(DB, q, *args)
 
 
 
@@ -124,28 +118,9 @@ srv.env["BETTER_AUTH_URL"] = origin
 srv.start()
 servers = [srv]  # every supervisor this run started, for the log checks at the end
 
-email = f"dur-{random.randrange(10**9)}@example.com"
-st, h, b = srv.request("POST", "/api/auth/sign-up/email",
-                       body=json.dumps({"email": email, "password": "password-123", "name": "Ops"}).encode(),
-                       headers={"content-type": "application/json", "origin": origin,
-                                "x-forwarded-for": f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"})
-cookie = h.get("set-cookie", "").split(";")[0]
-st, h, b = srv.request("POST", "/api/auth/api-key/create", body=json.dumps({"name": "durability"}).encode(),
-                       headers={"content-type": "application/json", "origin": origin, "cookie": cookie})
-KEY = json.loads(b).get("key") if st == 200 else None
-check("signed up and created an API key", bool(KEY), b[:200])
-
-
-def api(method, path, body=None, timeout=15):
-    data = json.dumps(body).encode() if body is not None else None
-    hh = {"x-api-key": KEY}
-    if data is not None:
-        hh["content-type"] = "application/json"
-    st, _, b = srv.request(method, path, body=data, headers=hh, timeout=timeout)
-    try:
-        return st, json.loads(b)
-    except ValueError:
-        return st, None
+api = Api(srv)
+KEY = api.key
+check("signed up and created an API key", bool(KEY))
 
 
 def post_message(body, timeout=30):
@@ -188,6 +163,7 @@ def crash_and_restart(what, between=None):
     seq = fake_seq()
     srv = Server(bindir=BIN, workers=2, env=dict(ENV, WAPI_PATHS_SESSIONS=SESSIONS)).start()
     servers.append(srv)
+    api.srv = srv
     check(f"{what}: the new supervisor logs in with the stored session",
           wait(lambda: session_state() == "connected", timeout=60), session_state())
     return seq

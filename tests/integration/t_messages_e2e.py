@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, fresh_database, ROOT, Server, wait  # noqa: E402
-from linked import SSE, WebhookReceiver  # noqa: E402
+from linked import SSE, Api, WebhookReceiver  # noqa: E402
 
 DB = fresh_database(f"wapi_it_messages_e2e_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
@@ -48,29 +48,9 @@ origin = f"http://127.0.0.1:{srv.port}"
 srv.env["BETTER_AUTH_URL"] = origin
 srv.start()
 
-email = f"e2e-{random.randrange(10**9)}@example.com"
-st, h, b = srv.request("POST", "/api/auth/sign-up/email",
-                       body=json.dumps({"email": email, "password": "password-123", "name": "Ops"}).encode(),
-                       headers={"content-type": "application/json", "origin": origin,
-                                "x-forwarded-for": f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"})
-cookie = h.get("set-cookie", "").split(";")[0]
-st, h, b = srv.request("POST", "/api/auth/api-key/create", body=json.dumps({"name": "e2e"}).encode(),
-                       headers={"content-type": "application/json", "origin": origin, "cookie": cookie})
-key = json.loads(b).get("key") if st == 200 else None
-check("signed up and created an API key", bool(key), b[:200])
-
-
-def api(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    hh = {"x-api-key": key}
-    if data is not None:
-        hh["content-type"] = "application/json"
-    st, _, b = srv.request(method, path, body=data, headers=hh, timeout=10)
-    try:
-        return st, json.loads(b)
-    except ValueError:
-        return st, None
-
+api = Api(srv)
+key = api.key
+check("signed up and created an API key", bool(key))
 
 st, hook = api("POST", "/api/webhooks", {"url": rx.url, "events": ["*"]})
 check("webhook created", st == 201, hook)

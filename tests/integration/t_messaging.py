@@ -16,6 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, fresh_database, Server, wait  # noqa: E402
+from linked import psql  # noqa: E402
 
 DB = fresh_database(os.environ.get("T_MESSAGING_DB", "wapi_it_messaging"))
 # The ASan/UBSan build when there is one: memory errors in the message paths fail the suite.
@@ -24,14 +25,7 @@ os.environ["TEST_DATABASE_URL"] = DB
 
 
 def sql(q, *args):
-    """One query through psql; rows as lists of strings."""
-    cmd = ["psql", DB, "-qAtX", "-F", "\t", "-v", "ON_ERROR_STOP=1"]
-    for i, a in enumerate(args):
-        cmd += ["-v", f"p{i}={a}"]
-    out = subprocess.run(cmd, input=q, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr)
-    return [line.split("\t") for line in out.stdout.splitlines() if line]
+    return psql(DB, q, *args)
 
 
 

@@ -24,8 +24,8 @@ def enqueue(prefix, n, to=PEER):
     rows = psql(DB, f"""BEGIN;
 WITH g AS (SELECT i, '3EB0' || upper(md5(random()::text || i)) AS id FROM generate_series(1, {int(n)}) i),
 m AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, status, ts)
-      SELECT id, :'a1', true, 'text', :'a2' || ' ' || i, 'queued', now() FROM g ORDER BY i RETURNING id, seq)
-, o AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, :'a1' FROM m RETURNING 1)
+      SELECT id, :'p0', true, 'text', :'p1' || ' ' || i, 'queued', now() FROM g ORDER BY i RETURNING id, seq)
+, o AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, :'p0' FROM m RETURNING 1)
 SELECT id FROM m ORDER BY seq;
 SELECT pg_notify('wapi_outbox', 'x'); COMMIT;""", to, prefix)
     return [r[0] for r in rows if r and r[0].startswith("3EB0")]
@@ -36,7 +36,7 @@ def received():
 
 
 def settled(ids):
-    return psql(DB, "SELECT count(*) FROM wa_messages WHERE id = ANY(string_to_array(:'a1', ',')) "
+    return psql(DB, "SELECT count(*) FROM wa_messages WHERE id = ANY(string_to_array(:'p0', ',')) "
                     "AND status IN ('sent', 'delivered', 'read')", ",".join(ids)) == [[str(len(ids))]]
 
 
@@ -125,7 +125,7 @@ for e in wa.events(seq, "peer.recv"):
 check("first arrivals still in seq order", firsts == ids2)
 check("all end sent or later", wait(lambda: settled(ids2), timeout=60))
 check("the supervisor handed them back at the drop", "connection lost before the server" in srv.log())
-att = psql(DB, "SELECT max(attempts) FROM wa_outbox WHERE message_id = ANY(string_to_array(:'a1', ','))", ",".join(ids2))
+att = psql(DB, "SELECT max(attempts) FROM wa_outbox WHERE message_id = ANY(string_to_array(:'p0', ','))", ",".join(ids2))
 check("each needed at most one more attempt", att and int(att[0][0]) <= 2, att)
 
 check("the fake server saw no protocol violation", not wa.events(0, "violation"), wa.events(0, "violation")[:2])

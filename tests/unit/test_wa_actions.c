@@ -73,13 +73,7 @@ static struct wa_client *C = (struct wa_client *)&st_state; /* never dereference
 
 static const char *attr(const wa_node *n, const char *k, char *buf, size_t len)
 {
-    const wa_attr *a = n ? wa_node_attr(n, k) : NULL;
-    if (!a)
-        return NULL;
-    if (a->type == WA_VAL_STR)
-        return a->str;
-    wa_jid_format(&a->jid, buf, len);
-    return buf;
+    return n ? wa_node_attr_text(n, k, buf, len) : NULL;
 }
 
 static struct {

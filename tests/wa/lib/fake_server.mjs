@@ -227,6 +227,25 @@ const pairFromJson = (j) => ({ private: Buffer.from(j.private, 'hex'), public: B
 let connCounter = 0;
 
 /** One client connection. */
+/** A 3-byte big-endian key id, as prekey bundles carry them. */
+const id3 = (i) => Buffer.from([(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
+
+/** A companion's registration id, key type, identity and signed prekey, as bundles and digests start. */
+function deviceKeyNodes(d) {
+    const reg = Buffer.alloc(4);
+    reg.writeUInt32BE(d.regId);
+    return [
+        { tag: 'registration', attrs: {}, content: reg },
+        { tag: 'type', attrs: {}, content: Buffer.from([5]) },
+        { tag: 'identity', attrs: {}, content: d.identityPub },
+        { tag: 'skey', attrs: {}, content: [
+            { tag: 'id', attrs: {}, content: id3(d.skeyId) },
+            { tag: 'value', attrs: {}, content: d.skeyVal },
+            { tag: 'signature', attrs: {}, content: d.skeySig }
+        ] }
+    ];
+}
+
 class Conn {
     constructor(server, ws, req) {
         this.server = server;
@@ -830,7 +849,6 @@ class Conn {
         const users = kids(key);
         want(users.length > 0 && users.every((x) => x.tag === 'user' && typeof x.attrs.jid === 'string'), '<key> must hold <user jid=…/>');
         const out = [];
-        const id3 = (i) => Buffer.from([(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
         for (const x of users) {
             const r = this.server.resolveJid(x.attrs.jid);
             want(r, `prekey fetch for ${x.attrs.jid}`);
@@ -849,17 +867,8 @@ class Conn {
             const pv = d.prekeys.get(pid);
             d.prekeys.delete(pid);
             d.usedPrekeys.set(pid, pv);
-            const reg = Buffer.alloc(4);
-            reg.writeUInt32BE(d.regId);
             out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content: [
-                { tag: 'registration', attrs: {}, content: reg },
-                { tag: 'type', attrs: {}, content: Buffer.from([5]) },
-                { tag: 'identity', attrs: {}, content: d.identityPub },
-                { tag: 'skey', attrs: {}, content: [
-                    { tag: 'id', attrs: {}, content: id3(d.skeyId) },
-                    { tag: 'value', attrs: {}, content: d.skeyVal },
-                    { tag: 'signature', attrs: {}, content: d.skeySig }
-                ] },
+                ...deviceKeyNodes(d),
                 { tag: 'key', attrs: {}, content: [{ tag: 'id', attrs: {}, content: id3(pid) }, { tag: 'value', attrs: {}, content: pv }] }
             ] });
         }
@@ -1042,21 +1051,11 @@ class Conn {
         const h = crypto.createHash('sha1');
         h.update(d.identityPub).update(d.skeyVal).update(d.skeySig);
         for (const i of ids) h.update(d.prekeys.get(i));
-        const id3 = (i) => Buffer.from([(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
-        const reg = Buffer.alloc(4);
-        reg.writeUInt32BE(d.regId);
         this.result(n, [{
             tag: 'digest',
             attrs: {},
             content: [
-                { tag: 'registration', attrs: {}, content: reg },
-                { tag: 'type', attrs: {}, content: Buffer.from([5]) },
-                { tag: 'identity', attrs: {}, content: d.identityPub },
-                { tag: 'skey', attrs: {}, content: [
-                    { tag: 'id', attrs: {}, content: id3(d.skeyId) },
-                    { tag: 'value', attrs: {}, content: d.skeyVal },
-                    { tag: 'signature', attrs: {}, content: d.skeySig }
-                ] },
+                ...deviceKeyNodes(d),
                 { tag: 'list', attrs: {}, content: ids.map((i) => ({ tag: 'id', attrs: {}, content: id3(i) })) },
                 { tag: 'hash', attrs: {}, content: h.digest() }
             ]
