@@ -43,7 +43,7 @@ static const struct key keys[] = {
     {"paths.run", "WAPI_PATHS_RUN", K_STR, O(paths.run), "var/run", 0, 0, NULL},
     {"log.level", "WAPI_LOG_LEVEL", K_ENUM, O(log.level), "info", 0, 0, levels},
     {"log.file", "WAPI_LOG_FILE", K_STR, O(log.file), "", 0, 0, NULL},
-    {"auth.registration", "WAPI_AUTH_REGISTRATION", K_ENUM, O(auth.registration), "open", 0, 0, registrations},
+    {"auth.registration", "WAPI_AUTH_REGISTRATION", K_ENUM, O(auth.registration), "invite", 0, 0, registrations},
     {"auth.trusted_origins", "WAPI_AUTH_TRUSTED_ORIGINS", K_LIST, O(auth.trusted_origins), "", 0, 0, NULL},
     {"http.max_connections", "WAPI_HTTP_MAX_CONNECTIONS", K_INT, O(http.max_connections), "4096", 1, 1000000, NULL},
     {"http.max_header_size", "WAPI_HTTP_MAX_HEADER_SIZE", K_INT, O(http.max_header_size), "16384", 1024, 262144, NULL},

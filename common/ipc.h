@@ -9,31 +9,32 @@
 
 #include "sbuf.h"
 
-#define IPC_VERSION 1
+#define IPC_VERSION 2
 #define IPC_HDR_LEN 16
 #define IPC_MAX_PAYLOAD (60 * 1024)
 #define IPC_MAX_FDS 4
-#define IPC_FD 3        /* the worker's end of its socketpair */
-#define IPC_LISTEN_FD 4 /* the shared listen socket */
+#define IPC_FD 3         /* the worker's end of its socketpair */
+#define IPC_LISTEN_FD 4  /* the shared listen socket */
 #define IPC_METRICS_FD 5 /* shared metrics memory */
 
 enum ipc_type {
-    IPC_HELLO = 1,   /* W->S {u32 version} */
-    IPC_WELCOME,     /* S->W {u32 version, u32 slot, u32 generation, str config} */
-    IPC_HEARTBEAT,   /* W->S {} every second */
-    IPC_PING,        /* W->S {} request */
-    IPC_PONG,        /* S->W {u32 flags} reply: IPC_PONG_* */
-    IPC_DRAIN,       /* S->W {} stop accepting, finish, exit */
-    IPC_REOPEN_LOGS, /* S->W {} */
-    IPC_READY,       /* W->S {} listening; the old generation may retire */
-    IPC_REPLY,       /* S->W {u32 status, bytes body} answer to a request below */
-    IPC_SESSION_GET, /* W->S {} -> session JSON */
-    IPC_SESSION_CMD, /* W->S {u32 cmd, bytes arg} -> {status, JSON} */
-    IPC_QR_GET,      /* W->S {} -> {200, QR text} or {404, ""} */
-    IPC_EVENTS_SINCE, /* W->S {u64 after} -> {200, lines "id\ttype\tjson\n"} */
-    IPC_EVENT,       /* S->W {u64 id, bytes type, bytes json} pushed to every worker */
-    IPC_ACTION,      /* W->S {u32 action, ...} -> {status, JSON}; see enum ipc_action */
-    IPC_OUTBOX_KICK, /* W->S {} outbox rows were committed: send them (no reply) */
+    IPC_HELLO = 1,    /* W->S {u32 version} */
+    IPC_WELCOME,      /* S->W {u32 version, u32 slot, u32 generation, str config} */
+    IPC_HEARTBEAT,    /* W->S {} every second */
+    IPC_PING,         /* W->S {} request */
+    IPC_PONG,         /* S->W {u32 flags} reply: IPC_PONG_* */
+    IPC_DRAIN,        /* S->W {} stop accepting, finish, exit */
+    IPC_REOPEN_LOGS,  /* S->W {} */
+    IPC_READY,        /* W->S {} listening; the old generation may retire */
+    IPC_REPLY,        /* S->W {u32 status, bytes body} answer to a request below */
+    IPC_SESSION_GET,  /* W->S {} -> session JSON */
+    IPC_SESSION_CMD,  /* W->S {u32 cmd, bytes arg, bytes actor user, key, ip} -> {status, JSON} */
+    IPC_QR_GET,       /* W->S {} -> {200, QR text} or {404, ""} */
+    IPC_EVENTS_SINCE, /* W->S {u64 after_id, u64 after_seq} -> {200, lines "id\tseq\ttype\tjson\n"} */
+    IPC_EVENT,        /* S->W {u64 id, u64 seq, bytes type, bytes json} pushed to every worker */
+    IPC_ACTION,       /* W->S {u32 action, ...} -> {status, JSON}; see enum ipc_action */
+    IPC_OUTBOX_KICK,  /* W->S {} outbox rows were committed: send them (no reply) */
+    IPC_AUDIT_KICK,   /* W->S {} audit rows were committed: publish them (no reply) */
     IPC_TYPE_MAX
 };
 
@@ -43,9 +44,9 @@ enum ipc_session_cmd { IPC_CMD_START = 1, IPC_CMD_STOP, IPC_CMD_LOGOUT, IPC_CMD_
 
 /* Things done on the live WhatsApp connection for the API. */
 enum ipc_action {
-    IPC_ACT_READ = 1,  /* {bytes chat, u32 n, n x bytes message id}: one read receipt for them */
-    IPC_ACT_PRESENCE,  /* {bytes jid, bytes state "typing"|"paused"} */
-    IPC_ACT_CONTACTS,  /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
+    IPC_ACT_READ = 1, /* {bytes chat, u32 n, n x bytes message id}: one read receipt for them */
+    IPC_ACT_PRESENCE, /* {bytes jid, bytes state "typing"|"paused"} */
+    IPC_ACT_CONTACTS, /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

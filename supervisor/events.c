@@ -12,13 +12,14 @@
 
 struct rec {
     uint64_t id;
+    uint64_t seq;
     char type[32];
     char *json; /* owned */
 };
 
 static struct rec ring[RING];
 static unsigned head, count;
-static uint64_t last_id;
+static uint64_t last_id, last_seq;
 
 uint64_t events_next_id(void)
 {
@@ -36,8 +37,8 @@ void events_publish(uint64_t id, const char *type, const char *data_json)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     char at[64];
-    snprintf(at, sizeof at, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+    snprintf(at, sizeof at, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
     struct sbuf b;
     sbuf_init(&b);
     sbuf_addf(&b, "{\"id\":\"%llu\",\"type\":", (unsigned long long)id);
@@ -53,11 +54,13 @@ void events_publish(uint64_t id, const char *type, const char *data_json)
         count++;
     }
     e->id = id;
+    e->seq = ++last_seq;
     snprintf(e->type, sizeof e->type, "%s", type);
     e->json = sbuf_steal(&b);
     struct sbuf p;
     sbuf_init(&p);
     ipc_wr_u64(&p, id);
+    ipc_wr_u64(&p, e->seq);
     ipc_wr_bytes(&p, type, (uint32_t)strlen(type));
     ipc_wr_bytes(&p, e->json, (uint32_t)strlen(e->json));
     if (p.len <= IPC_MAX_PAYLOAD)
@@ -65,9 +68,15 @@ void events_publish(uint64_t id, const char *type, const char *data_json)
     sbuf_free(&p);
 }
 
-void events_since(uint64_t after, int want_qr, struct sbuf *body)
+static void add_line(struct sbuf *body, const struct rec *e)
 {
-    if (after == 0) {
+    sbuf_addf(body, "%llu\t%llu\t%s\t%s\n", (unsigned long long)e->id, (unsigned long long)e->seq, e->type,
+              e->json);
+}
+
+void events_since(uint64_t after_id, uint64_t after_seq, int want_qr, struct sbuf *body)
+{
+    if (after_id == 0 && after_seq == 0) {
         /* A new subscriber gets the present: the latest status (and QR). */
         int st = -1, qr = -1;
         for (unsigned i = 0; i < count; i++) {
@@ -83,17 +92,28 @@ void events_since(uint64_t after, int want_qr, struct sbuf *body)
         for (int k = 0; k < 2; k++) {
             if (order[k] < 0)
                 continue;
-            struct rec *e = &ring[(head + (unsigned)order[k]) % RING];
-            sbuf_addf(body, "%llu\t%s\t%s\n", (unsigned long long)e->id, e->type, e->json);
+            add_line(body, &ring[(head + (unsigned)order[k]) % RING]);
         }
         return;
     }
+    /* Where to start: after a publication number, after the position of a
+     * known id, or (an id from before this ring) after every smaller id. */
+    int by_id = 0;
+    if (!after_seq) {
+        by_id = 1;
+        for (unsigned i = count; i-- > 0;)
+            if (ring[(head + i) % RING].id == after_id) {
+                after_seq = ring[(head + i) % RING].seq;
+                by_id = 0;
+                break;
+            }
+    }
     for (unsigned i = 0; i < count; i++) {
         struct rec *e = &ring[(head + i) % RING];
-        if (e->id <= after)
+        if (by_id ? e->id <= after_id : e->seq <= after_seq)
             continue;
-        if (body->len + strlen(e->json) + 64 > IPC_MAX_PAYLOAD - 64)
-            break; /* the client asks again from the last id it got */
-        sbuf_addf(body, "%llu\t%s\t%s\n", (unsigned long long)e->id, e->type, e->json);
+        if (body->len + strlen(e->json) + 96 > IPC_MAX_PAYLOAD - 64)
+            break; /* the client asks again from the last one it got */
+        add_line(body, e);
     }
 }

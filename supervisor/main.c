@@ -17,6 +17,8 @@
 
 #include "common/ipc.h"
 #include "common/log.h"
+#include "access.h"
+#include "audit.h"
 #include "control.h"
 #include "migrate.h"
 #include "sdb.h"
@@ -105,6 +107,8 @@ static void on_migrate_exit(int status)
         S.migrated = 1;
         migrate_failures = 0;
         log_info("database schema up to date", LF_I("version", migrations[n_migrations - 1].version));
+        access_on_migrated();
+        audit_kick();
         return;
     }
     migrate_failures++;
@@ -227,9 +231,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     char err[512];
     switch (sig) {
     case SIGTERM:
-    case SIGQUIT: sup_stop(STOP_GRACEFUL); break;
-    case SIGINT: sup_stop(STOP_FAST); break;
-    case SIGHUP: sup_reload(err, sizeof err); break;
+    case SIGQUIT:
+        sup_stop(STOP_GRACEFUL);
+        break;
+    case SIGINT:
+        sup_stop(STOP_FAST);
+        break;
+    case SIGHUP:
+        sup_reload(err, sizeof err);
+        break;
     case SIGUSR1:
         log_reopen();
         workers_broadcast(IPC_REOPEN_LOGS);
@@ -252,11 +262,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         S.want = 0;
         workers_drain_all();
         break;
-    case SIGCHLD: on_sigchld(); break;
+    case SIGCHLD:
+        on_sigchld();
+        break;
     }
 }
 
-static const int signal_table[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGWINCH, SIGCHLD};
+static const int signal_table[] = {SIGTERM, SIGQUIT, SIGINT,   SIGHUP, SIGUSR1,
+                                   SIGTTIN, SIGTTOU, SIGWINCH, SIGCHLD};
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -299,15 +312,25 @@ int main(int argc, char **argv)
     int test_only = 0, migrate_only = 0, c;
     while ((c = getopt_long(argc, argv, "c:th", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': path = optarg; break;
-        case 't': test_only = 1; break;
-        case 'm': migrate_only = 1; break;
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'm':
+            migrate_only = 1;
+            break;
         case 'e':
             for (size_t i = 0; config_env_name(i); i++)
                 printf("%s\n", config_env_name(i));
             return 0;
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            usage();
+            return 2;
         }
     }
     int optional = 0;
@@ -349,7 +372,8 @@ int main(int argc, char **argv)
     if (access(S.worker_bin, X_OK) != 0)
         fatal(1, "wapi-worker not found next to wapi", LF_S("path", S.worker_bin));
     if (mkdirs(S.cfg.paths.run, 0700) < 0)
-        fatal(1, "cannot create the run directory", LF_S("path", S.cfg.paths.run), LF_S("error", strerror(errno)));
+        fatal(1, "cannot create the run directory", LF_S("path", S.cfg.paths.run),
+              LF_S("error", strerror(errno)));
     S.listen_fd = open_listener(&S.cfg, err, sizeof err);
     if (S.listen_fd < 0)
         fatal(1, "cannot listen", LF_S("error", err));
@@ -369,20 +393,23 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     if (control_open(S.cfg.paths.run) < 0)
-        fatal(1, "cannot open the control socket", LF_S("dir", S.cfg.paths.run), LF_S("error", strerror(errno)));
+        fatal(1, "cannot open the control socket", LF_S("dir", S.cfg.paths.run),
+              LF_S("error", strerror(errno)));
     migrate_timer = evtimer_new(S.base, on_migrate_timer, NULL);
     stop_timer = evtimer_new(S.base, on_stop_timer, NULL);
     tick_timer = event_new(S.base, -1, EV_PERSIST, on_tick, NULL);
     struct timeval sec = {1, 0};
     evtimer_add(tick_timer, &sec);
 
-    log_info("starting", LF_S("listen", S.cfg.listen), LF_I("workers", S.want), LF_S("environment", S.cfg.environment));
+    log_info("starting", LF_S("listen", S.cfg.listen), LF_I("workers", S.want),
+             LF_S("environment", S.cfg.environment));
     workers_init();
     static struct db_params sdb_params;
     db_params_init(&sdb_params, &S.cfg, "wapi-supervisor");
     sdb_init(S.base, &sdb_params, 2);
     session_init();
     webhooks_init();
+    audit_init();
     start_migration();
     workers_reconcile();
     session_autostart();

@@ -11,6 +11,7 @@
 #include "events.h"
 #include "offload.h"
 #include "pg_lock.h"
+#include "audit.h"
 #include "sup.h"
 #include "outbox.h"
 #include "wa/wa_client.h"
@@ -29,7 +30,7 @@ static struct {
     char since[64];
     char last_error[256];
     char jid[96], lid[96], name[64], platform[32];
-    char *qr; /* owned; NULL when none */
+    char *qr;   /* owned; NULL when none */
     int wanted; /* someone asked for the session to run */
     struct event *lock_retry;
 } Ss;
@@ -102,7 +103,11 @@ static void on_client_state(void *arg, enum wa_state st, const char *detail)
     int is_error = st == WA_RECONNECTING || st == WA_LOGGED_OUT || st == WA_BANNED || st == WA_OUTDATED ||
                    st == WA_LOCKED || (st == WA_STOPPED && detail && *detail);
     log_info("whatsapp session state", LF_S("state", wa_state_name(st)), LF_S("detail", detail));
+    enum wa_state prev = Ss.st;
     set_state(st, detail, is_error);
+    /* Unlinked (from the phone, or by logout): the account is no longer ours. */
+    if (st == WA_LOGGED_OUT && prev != WA_LOGGED_OUT)
+        audit_record(NULL, "session.logged_out", Ss.jid[0] ? Ss.jid : NULL, NULL);
     if (st == WA_LOGGED_OUT || st == WA_BANNED || st == WA_OUTDATED || (st == WA_STOPPED && !Ss.wanted)) {
         pg_lock_release();
     }
@@ -134,6 +139,9 @@ static void on_client_me(void *arg, const struct wa_me *me)
     snprintf(Ss.lid, sizeof Ss.lid, "%s", me->lid ? me->lid : "");
     snprintf(Ss.name, sizeof Ss.name, "%s", me->name ? me->name : "");
     snprintf(Ss.platform, sizeof Ss.platform, "%s", me->platform ? me->platform : "");
+    /* Told who we are while showing a QR or pairing code: a phone just linked us. */
+    if (Ss.st == WA_QR || Ss.st == WA_PAIRING)
+        audit_record(NULL, "session.linked", Ss.jid[0] ? Ss.jid : NULL, NULL);
 }
 
 static void try_lock(void);
@@ -291,12 +299,37 @@ int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf 
         uint32_t cmd = ipc_rd_u32(rd);
         uint32_t alen;
         const uint8_t *argp = ipc_rd_bytes(rd, &alen);
+        char who_s[3][128];
+        for (int i = 0; i < 3; i++) {
+            uint32_t l;
+            const uint8_t *v = ipc_rd_bytes(rd, &l);
+            if (!v || l >= sizeof who_s[i])
+                return -1;
+            memcpy(who_s[i], v, l);
+            who_s[i][l] = '\0';
+        }
         if (ipc_rd_end(rd) < 0)
             return -1;
+        struct audit_who who = {who_s[0], who_s[1], who_s[2]};
+        static const char *const actions[] = {[IPC_CMD_START] = "session.start",
+                                              [IPC_CMD_STOP] = "session.stop",
+                                              [IPC_CMD_LOGOUT] = "session.logout",
+                                              [IPC_CMD_PAIR_PHONE] = "session.pairing_code"};
+        if (cmd >= IPC_CMD_START && cmd <= IPC_CMD_PAIR_PHONE)
+            audit_record(&who, actions[cmd], Ss.jid[0] ? Ss.jid : NULL, NULL);
         switch (cmd) {
-        case IPC_CMD_START: start(); *status = 202; break;
-        case IPC_CMD_STOP: stop(); *status = 200; break;
-        case IPC_CMD_LOGOUT: logout(); *status = 200; break;
+        case IPC_CMD_START:
+            start();
+            *status = 202;
+            break;
+        case IPC_CMD_STOP:
+            stop();
+            *status = 200;
+            break;
+        case IPC_CMD_LOGOUT:
+            logout();
+            *status = 200;
+            break;
         case IPC_CMD_PAIR_PHONE: {
             char digits[32], code[16], err[200];
             if (!argp || alen == 0 || alen >= sizeof digits)
@@ -312,17 +345,18 @@ int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf 
             sbuf_addf(body, "{\"code\":\"%s\"}", code);
             return 0;
         }
-        default: return -1;
+        default:
+            return -1;
         }
         session_json(body);
         return 0;
     }
     case IPC_EVENTS_SINCE: {
-        uint64_t after = ipc_rd_u64(rd);
+        uint64_t after_id = ipc_rd_u64(rd), after_seq = ipc_rd_u64(rd);
         if (ipc_rd_end(rd) < 0)
             return -1;
         *status = 200;
-        events_since(after, Ss.st == WA_QR, body);
+        events_since(after_id, after_seq, Ss.st == WA_QR, body);
         return 0;
     }
     }

@@ -74,7 +74,7 @@ static struct {
     SSL_CTX *ssl;
     struct event *timer;
     int fanout_busy, fanout_again, claim_busy, claim_again;
-    int reserved;        /* slots a claiming fan-out or claim statement may fill */
+    int reserved;         /* slots a claiming fan-out or claim statement may fill */
     struct event *due_ev; /* the next retry or lease expiry we know of */
     uint64_t due_at;      /* its time (now_ms()), 0 when none is armed */
     uint64_t last_fanout, last_claim;
@@ -119,7 +119,8 @@ int webhooks_sign(const char *secret, const char *id, long long timestamp, const
     /* HMAC over id "." ts "." body without copying the body. */
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                            OSSL_PARAM_construct_end()};
     unsigned char mac_out[32];
     size_t ml = 0;
     int ok = ctx && EVP_MAC_init(ctx, key, (size_t)kl, params) == 1 &&
@@ -177,7 +178,8 @@ static void on_finished(void *ctx, const PGresult *res, const char *err)
                 return;
             }
         }
-        log_warn("webhook delivery outcome not stored", LF_S("delivery", d->id), LF_S("error", err ? err : "?"));
+        log_warn("webhook delivery outcome not stored", LF_S("delivery", d->id),
+                 LF_S("error", err ? err : "?"));
     } else if (strcmp(d->state, "pending") == 0) {
         /* Its retry is due after the delay: no polling needed to notice. */
         arm_due((long long)(atof(d->delay_s) * 1000.0) + 1);
@@ -199,8 +201,9 @@ static const char SQL_FINISH[] =
 
 static void finish_query(struct delivery *d)
 {
-    const char *p[6] = {d->id, d->state, d->status[0] ? d->status : NULL, d->error[0] ? d->error : NULL,
-                        d->delay_s, d->attempts_s};
+    const char *p[6] = {
+        d->id,      d->state,     d->status[0] ? d->status : NULL, d->error[0] ? d->error : NULL,
+        d->delay_s, d->attempts_s};
     if (!sdb_query(SQL_FINISH, 6, p, on_finished, d))
         on_finished(d, NULL, "out of memory");
 }
@@ -294,8 +297,9 @@ static void finish(struct delivery *d, int status, int retryable)
     }
     if (status && !(status >= 200 && status < 300) && !d->error[0])
         snprintf(d->error, sizeof d->error, "HTTP %d", status);
-    log_info("webhook attempt", LF_S("delivery", d->id), LF_S("event", d->event_id), LF_I("attempt", d->attempts),
-             LF_I("status", status), LF_S("outcome", d->state), LF_S("error", d->error));
+    log_info("webhook attempt", LF_S("delivery", d->id), LF_S("event", d->event_id),
+             LF_I("attempt", d->attempts), LF_I("status", status), LF_S("outcome", d->state),
+             LF_S("error", d->error));
     finish_query(d);
 }
 
@@ -457,7 +461,8 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
     d->dns_req = NULL;
     d->dns_done = 1;
     if (result != 0 || !res) {
-        snprintf(d->error, sizeof d->error, "cannot resolve %s: %s", d->url.host, evutil_gai_strerror(result));
+        snprintf(d->error, sizeof d->error, "cannot resolve %s: %s", d->url.host,
+                 evutil_gai_strerror(result));
         if (res)
             evutil_freeaddrinfo(res);
         finish(d, 0, 1);
@@ -486,7 +491,8 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         return;
     }
     if (priv && !S.cfg.webhooks.allow_private) {
-        snprintf(d->error, sizeof d->error, "target resolves to a private address (webhooks.allow_private is off)");
+        snprintf(d->error, sizeof d->error,
+                 "target resolves to a private address (webhooks.allow_private is off)");
         finish(d, 0, 0);
         return;
     }
@@ -512,7 +518,8 @@ static void start_delivery(struct delivery *d, const char *url)
     hints.ai_protocol = IPPROTO_TCP;
     hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
     /* The callback may run before this returns (a literal address). */
-    struct evdns_getaddrinfo_request *r = evdns_getaddrinfo(WH.dns, d->url.host, NULL, &hints, on_resolved, d);
+    struct evdns_getaddrinfo_request *r =
+        evdns_getaddrinfo(WH.dns, d->url.host, NULL, &hints, on_resolved, d);
     if (!d->dns_done)
         d->dns_req = r;
 }
@@ -520,16 +527,17 @@ static void start_delivery(struct delivery *d, const char *url)
 /* ---- claiming due deliveries */
 
 /* Columns 0-7 of a claiming statement's rows: what one attempt needs. */
-#define DELIVERY_COLS                                                                                             \
-    "d.id, d.attempts, w.url, w.secret, e.id AS event_id, e.type, "                                               \
-    "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, e.data::text AS data"
+#define DELIVERY_COLS                                                                                        \
+    "d.id, d.attempts, w.url, w.secret, e.id AS event_id, e.type, "                                          \
+    "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, e.data::text AS "  \
+    "data"
 
 /* The next time a pending row comes due (a retry, or the lease of an attempt
  * that never finished) in ms from now, so that due rows need no polling. The
  * statement's snapshot predates its own changes: rows it claims are not
  * counted, and an in-flight lease at worst wakes the dispatcher for nothing. */
-#define NEXT_DUE                                                                                                  \
-    "nx AS (SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint AS ms "                  \
+#define NEXT_DUE                                                                                             \
+    "nx AS (SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint AS ms "             \
     "  FROM wa_webhook_deliveries WHERE state = 'pending' AND next_attempt_at > now())"
 
 /* The statements that claim deliveries and start their attempts from the
@@ -543,10 +551,12 @@ static void start_delivery(struct delivery *d, const char *url)
 #define ASYNC_COMMIT "sc AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
 
 static const char SQL_CLAIM[] =
-    "WITH " ASYNC_COMMIT ", c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = d.webhook_id AND w.enabled "
+    "WITH " ASYNC_COMMIT ", c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = "
+                         "d.webhook_id AND w.enabled "
     "  WHERE d.state = 'pending' AND d.next_attempt_at <= now() "
     /* per-chat order: not while an earlier delivery of the chat is pending */
-    "  AND (d.chat IS NULL OR NOT EXISTS (SELECT 1 FROM wa_webhook_deliveries x WHERE x.webhook_id = d.webhook_id "
+    "  AND (d.chat IS NULL OR NOT EXISTS (SELECT 1 FROM wa_webhook_deliveries x WHERE x.webhook_id = "
+    "d.webhook_id "
     "  AND x.chat = d.chat AND x.state = 'pending' AND x.event_id < d.event_id)) "
     "  ORDER BY d.next_attempt_at, d.id LIMIT $1::int FOR UPDATE OF d SKIP LOCKED), "
     "u AS (UPDATE wa_webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(), "
@@ -707,21 +717,28 @@ static void on_fanout_again(evutil_socket_t fd, short what, void *arg)
  * with a lease, like a crash mid-attempt: they come due when it ends. The
  * others are left due for the claim loop, which takes the oldest first. */
 static const char SQL_FANOUT[] =
-    "WITH " ASYNC_COMMIT ", p AS (DELETE FROM wa_webhook_pending WHERE event_id IN (SELECT event_id FROM wa_webhook_pending "
-    "  ORDER BY event_id LIMIT " "1000" " FOR UPDATE SKIP LOCKED) RETURNING event_id), "
+    "WITH " ASYNC_COMMIT
+    ", p AS (DELETE FROM wa_webhook_pending WHERE event_id IN (SELECT event_id FROM wa_webhook_pending "
+    "  ORDER BY event_id LIMIT "
+    "1000"
+    " FOR UPDATE SKIP LOCKED) RETURNING event_id), "
     "m AS (SELECT w.id AS webhook_id, e.id AS event_id, e.data->>'chat' AS chat, "
     "  row_number() OVER (ORDER BY e.id, w.id) <= $1::int AND (e.data->>'chat' IS NULL OR "
     "  (row_number() OVER (PARTITION BY w.id, e.data->>'chat' ORDER BY e.id) = 1 AND NOT EXISTS (SELECT 1 "
-    "  FROM wa_webhook_deliveries x WHERE x.webhook_id = w.id AND x.chat = e.data->>'chat' AND x.state = 'pending'))) "
+    "  FROM wa_webhook_deliveries x WHERE x.webhook_id = w.id AND x.chat = e.data->>'chat' AND x.state = "
+    "'pending'))) "
     "  AS go FROM p JOIN wa_events e ON e.id = p.event_id "
-    "  JOIN wa_webhooks w ON w.enabled AND (e.type = ANY (w.events) OR '*' = ANY (w.events)) "
+    "  JOIN wa_webhooks w ON w.enabled AND (e.type = ANY (w.events) OR '*' = ANY (w.events) "
+    "  OR (e.type LIKE 'audit.%' AND 'audit.*' = ANY (w.events))) "
     "  AND e.created_at >= w.created_at), "
     "ins AS (INSERT INTO wa_webhook_deliveries (webhook_id, event_id, chat, attempts, last_attempt_at, "
-    "  next_attempt_at) SELECT webhook_id, event_id, chat, CASE WHEN go THEN 1 ELSE 0 END, CASE WHEN go THEN now() END, "
+    "  next_attempt_at) SELECT webhook_id, event_id, chat, CASE WHEN go THEN 1 ELSE 0 END, CASE WHEN go THEN "
+    "now() END, "
     "  CASE WHEN go THEN now() + make_interval(secs => $2::int) ELSE now() END FROM m "
     "  ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING id, webhook_id, event_id, attempts), "
     "n AS (SELECT (SELECT count(*) FROM p) AS taken, (SELECT count(*) FROM ins) AS created) "
-    "SELECT n.taken, n.created, " DELIVERY_COLS " FROM sc CROSS JOIN n LEFT JOIN (ins d JOIN wa_webhooks w ON w.id = d.webhook_id "
+    "SELECT n.taken, n.created, " DELIVERY_COLS
+    " FROM sc CROSS JOIN n LEFT JOIN (ins d JOIN wa_webhooks w ON w.id = d.webhook_id "
     "  JOIN wa_events e ON e.id = d.event_id) ON d.attempts = 1";
 
 static void on_fanout(void *ctx, const PGresult *res, const char *err)
@@ -833,7 +850,8 @@ static void lq_done(void)
          * which prepares afresh (the pool runs fan-outs meanwhile). */
         const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         if (!ok && code && (strcmp(code, "26000") == 0 || strcmp(code, "0A000") == 0)) {
-            log_warn("webhook notification connection: fan-out statement stale, reconnecting", LF_S("error", err));
+            log_warn("webhook notification connection: fan-out statement stale, reconnecting",
+                     LF_S("error", err));
             PQclear(res);
             listen_reset();
             return;
@@ -881,8 +899,12 @@ static void on_listen_io(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what, (void)arg;
     if (WH.listen_state == 1) {
         switch (PQconnectPoll(WH.listen_pg)) {
-        case PGRES_POLLING_READING: listen_watch(EV_READ); return;
-        case PGRES_POLLING_WRITING: listen_watch(EV_WRITE); return;
+        case PGRES_POLLING_READING:
+            listen_watch(EV_READ);
+            return;
+        case PGRES_POLLING_WRITING:
+            listen_watch(EV_WRITE);
+            return;
         case PGRES_POLLING_OK:
             PQsetnonblocking(WH.listen_pg, 1);
             WH.listen_state = 2;
@@ -896,7 +918,9 @@ static void on_listen_io(evutil_socket_t fd, short what, void *arg)
             fanout(); /* anything committed or redelivered before we listened */
             kick();
             return;
-        default: listen_reset(); return;
+        default:
+            listen_reset();
+            return;
         }
     }
     if (what & EV_WRITE) {
@@ -1014,6 +1038,6 @@ void webhooks_init(void)
     struct timeval tv = {0, POLL_MS * 1000};
     if (WH.timer)
         evtimer_add(WH.timer, &tv);
-    log_info("webhook dispatcher started", LF_I("max_attempts", WH.max_attempts), LF_I("retry_base_ms", WH.base_ms),
-             LF_I("timeout_ms", WH.timeout_ms));
+    log_info("webhook dispatcher started", LF_I("max_attempts", WH.max_attempts),
+             LF_I("retry_base_ms", WH.base_ms), LF_I("timeout_ms", WH.timeout_ms));
 }

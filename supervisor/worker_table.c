@@ -13,6 +13,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "actions.h"
+#include "audit.h"
 #include "outbox.h"
 #include "session.h"
 #include "sup.h"
@@ -85,8 +86,10 @@ static int send_reply(struct worker *w, uint32_t id, uint32_t status, const char
     ipc_wr_u32(&out, status);
     ipc_wr_bytes(&out, body, (uint32_t)len);
     int r = 0;
-    if (out.oom || out.len > IPC_MAX_PAYLOAD || ipc_send(w->fd, IPC_REPLY, id, out.buf, out.len, NULL, 0) < 0) {
-        log_warn("cannot answer a worker", LF_I("pid", w->pid), LF_S("error", out.oom ? "out of memory" : strerror(errno)));
+    if (out.oom || out.len > IPC_MAX_PAYLOAD ||
+        ipc_send(w->fd, IPC_REPLY, id, out.buf, out.len, NULL, 0) < 0) {
+        log_warn("cannot answer a worker", LF_I("pid", w->pid),
+                 LF_S("error", out.oom ? "out of memory" : strerror(errno)));
         r = -1;
     }
     sbuf_free(&out);
@@ -136,6 +139,13 @@ static void handle(struct worker *w, const struct ipc_msg *m)
         }
         outbox_kick();
         return;
+    case IPC_AUDIT_KICK:
+        if (ipc_rd_end(&rd) < 0) {
+            kill_worker(w, "malformed audit kick");
+            return;
+        }
+        audit_kick();
+        return;
     case IPC_HEARTBEAT:
         if (ipc_rd_end(&rd) < 0) {
             kill_worker(w, "malformed heartbeat");
@@ -173,7 +183,9 @@ static void handle(struct worker *w, const struct ipc_msg *m)
         sbuf_free(&body);
         return;
     }
-    default: kill_worker(w, "message type a worker may not send"); return;
+    default:
+        kill_worker(w, "message type a worker may not send");
+        return;
     }
 }
 
@@ -300,7 +312,8 @@ void workers_reconcile(void)
     }
     /* Too many (TTOU, workers N): retire the newest of this generation. */
     for (int i = MAX_WORKERS - 1; i >= 0 && current > S.want; i--) {
-        if (W[i].gen == S.generation && (W[i].st == WS_RUNNING || W[i].st == WS_READY || W[i].st == WS_STARTING)) {
+        if (W[i].gen == S.generation &&
+            (W[i].st == WS_RUNNING || W[i].st == WS_READY || W[i].st == WS_STARTING)) {
             drain(&W[i]);
             current--;
         }
@@ -346,8 +359,9 @@ int workers_on_exit(pid_t pid, int status)
             struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
             evtimer_del(respawn_timer);
             evtimer_add(respawn_timer, &tv);
-            log_error("worker died young; backing off", LF_I("pid", pid), LF_I("slot", slot), LF_S("how", how),
-                      LF_I("uptime_ms", up), LF_I("crash_streak", crash_streak), LF_I("retry_in_ms", delay));
+            log_error("worker died young; backing off", LF_I("pid", pid), LF_I("slot", slot),
+                      LF_S("how", how), LF_I("uptime_ms", up), LF_I("crash_streak", crash_streak),
+                      LF_I("retry_in_ms", delay));
         } else {
             crash_streak = 0;
             log_error("worker died; restarting", LF_I("pid", pid), LF_I("slot", slot), LF_S("how", how),

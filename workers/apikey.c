@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth_http.h"
 #include "common/auth_token.h"
 #include "common/json.h"
@@ -24,7 +25,9 @@ struct kc {
     char hash[APIKEY_HASH_LEN + 1];
     uint64_t fetched_ms;
     int valid;
-    int admin;
+    enum role owner_role;
+    int has_scopes;
+    perm_mask scopes;
     char user_id[64];
     char key_id[64];
     const char *why; /* when not valid */
@@ -48,15 +51,17 @@ static struct kc *slot_of(const char *hash)
 static struct kc *cache_get(const char *hash)
 {
     struct kc *e = slot_of(hash);
-    if (e->hash[0] && CRYPTO_memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0 && now_ms() - e->fetched_ms < APIKEY_CACHE_MS)
+    if (e->hash[0] && CRYPTO_memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0 &&
+        now_ms() - e->fetched_ms < APIKEY_CACHE_MS)
         return e;
     return NULL;
 }
 
-static void evict_id(const char *key_id)
+void apikey_forget(const char *key_id, const char *user_id)
 {
     for (int i = 0; i < CACHE_SLOTS; i++)
-        if (cache[i].hash[0] && strcmp(cache[i].key_id, key_id) == 0)
+        if (cache[i].hash[0] && ((key_id && strcmp(cache[i].key_id, key_id) == 0) ||
+                                 (user_id && strcmp(cache[i].user_id, user_id) == 0)))
             cache[i].hash[0] = '\0';
 }
 
@@ -64,7 +69,8 @@ static void grant(struct rq *rq, const struct kc *e)
 {
     rq->principal.authenticated = 1;
     rq->principal.via_api_key = 1;
-    rq->principal.is_admin = e->admin;
+    rq->principal.role = e->owner_role;
+    rq->principal.perms = authz_key_perms(e->owner_role, e->has_scopes, e->scopes);
     snprintf(rq->principal.user_id, sizeof rq->principal.user_id, "%s", e->user_id);
     snprintf(rq->principal.api_key_id, sizeof rq->principal.api_key_id, "%s", e->key_id);
 }
@@ -115,8 +121,13 @@ static void on_lookup(void *ctx, const PGresult *res, const char *err)
     if (PQntuples(res) == 1) {
         snprintf(e->key_id, sizeof e->key_id, "%s", PQgetvalue(res, 0, 0));
         snprintf(e->user_id, sizeof e->user_id, "%s", PQgetvalue(res, 0, 1));
-        e->admin = strcmp(PQgetvalue(res, 0, 2), "admin") == 0;
+        e->owner_role = authz_role_of(PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2));
         const char *state = PQgetvalue(res, 0, 3);
+        /* Scopes that do not parse grant nothing (deny by default). */
+        if (!PQgetisnull(res, 0, 5) && PQgetvalue(res, 0, 5)[0]) {
+            e->has_scopes = 1;
+            authz_parse_scopes(PQgetvalue(res, 0, 5), (size_t)PQgetlength(res, 0, 5), 0, &e->scopes, NULL, 0);
+        }
         if (strcmp(state, "ok") == 0)
             e->valid = 1;
         else
@@ -160,14 +171,15 @@ void apikey_authenticate(struct rq *rq, const char *key, size_t len, http_handle
     const char *p[1] = {hash};
     /* One round trip: find the key, judge it, and note when it was last used. */
     l->q = db_query(
-        "WITH k AS (SELECT a.\"id\", a.\"referenceId\", CASE "
+        "WITH k AS (SELECT a.\"id\", a.\"referenceId\", a.\"permissions\", CASE "
         "WHEN a.\"enabled\" = false THEN 'disabled' "
         "WHEN a.\"expiresAt\" IS NOT NULL AND a.\"expiresAt\" <= now() THEN 'expired' "
         "WHEN a.\"remaining\" = 0 AND a.\"refillAmount\" IS NULL THEN 'exhausted' ELSE 'ok' END AS state "
         "FROM \"apikey\" a WHERE a.\"key\" = $1 LIMIT 1), "
         "upd AS (UPDATE \"apikey\" SET \"lastRequest\" = now() "
         "WHERE \"id\" = (SELECT \"id\" FROM k WHERE state = 'ok') RETURNING 1) "
-        "SELECT k.\"id\", k.\"referenceId\", coalesce(u.\"role\", 'user'), k.state, (SELECT count(*) FROM upd) "
+        "SELECT k.\"id\", k.\"referenceId\", u.\"role\", k.state, (SELECT count(*) FROM upd), "
+        "k.\"permissions\" "
         "FROM k JOIN \"user\" u ON u.\"id\" = k.\"referenceId\"",
         1, p, on_lookup, l);
     if (!l->q) {
@@ -178,12 +190,28 @@ void apikey_authenticate(struct rq *rq, const char *key, size_t len, http_handle
 
 /* ---- endpoints */
 
-#define SQL_KEY_COLS                                                                                           \
-    "k.\"id\", k.\"configId\", k.\"name\", k.\"start\", k.\"prefix\", k.\"referenceId\", "                     \
-    "k.\"refillInterval\", k.\"refillAmount\", " SQL_TS("k.\"lastRefillAt\"") ", k.\"enabled\", "               \
-    "k.\"rateLimitEnabled\", k.\"rateLimitTimeWindow\", k.\"rateLimitMax\", k.\"requestCount\", "               \
-    "k.\"remaining\", " SQL_TS("k.\"lastRequest\"") ", " SQL_TS("k.\"expiresAt\"") ", " SQL_TS(                 \
-        "k.\"createdAt\"") ", " SQL_TS("k.\"updatedAt\"") ", k.\"permissions\", k.\"metadata\""
+#define SQL_KEY_COLS                                                                                         \
+    "k.\"id\", k.\"configId\", k.\"name\", k.\"start\", k.\"prefix\", k.\"referenceId\", "                   \
+    "k.\"refillInterval\", k.\"refillAmount\", " SQL_TS(                                                     \
+        "k.\"lastRefillAt\"") ", k.\"enabled\", "                                                            \
+                              "k.\"rateLimitEnabled\", k.\"rateLimitTimeWindow\", k.\"rateLimitMax\", "      \
+                              "k.\"requestCount\", "                                                         \
+                              "k.\"remaining\", " SQL_TS("k.\"lastRequest\"") ", " SQL_TS(                   \
+                                  "k.\"expiresAt\"") ", " SQL_TS("k.\"createdAt\"") ", " SQL_TS("k."         \
+                                                                                                "\"updatedA" \
+                                                                                                "t\"") ", "  \
+                                                                                                       "k."  \
+                                                                                                       "\"p" \
+                                                                                                       "erm" \
+                                                                                                       "iss" \
+                                                                                                       "ion" \
+                                                                                                       "s\"" \
+                                                                                                       ", "  \
+                                                                                                       "k."  \
+                                                                                                       "\"m" \
+                                                                                                       "eta" \
+                                                                                                       "dat" \
+                                                                                                       "a\""
 #define NKEYCOLS 21
 
 /* One row as the plugin returns it (numbers and booleans typed, the
@@ -223,8 +251,12 @@ static void key_json(struct sbuf *b, const PGresult *r, int row, const char *pla
         }
         const char *v = PQgetvalue(r, row, i);
         switch (c[i].type) {
-        case 'n': sbuf_adds(b, v); break;
-        case 'b': sbuf_adds(b, v[0] == 't' ? "true" : "false"); break;
+        case 'n':
+            sbuf_adds(b, v);
+            break;
+        case 'b':
+            sbuf_adds(b, v[0] == 't' ? "true" : "false");
+            break;
         case 'j': {
             char err[64];
             yajl_val t = json_parse(v, strlen(v), 65536, err, sizeof err);
@@ -235,7 +267,8 @@ static void key_json(struct sbuf *b, const PGresult *r, int row, const char *pla
             yajl_tree_free(t);
             break;
         }
-        default: sbuf_add_json_str(b, v, strlen(v));
+        default:
+            sbuf_add_json_str(b, v, strlen(v));
         }
     }
     if (plain_key) {
@@ -248,6 +281,7 @@ static void key_json(struct sbuf *b, const PGresult *r, int row, const char *pla
 struct op {
     struct rq *rq;
     struct db_query *q;
+    int admin_route; /* /api/keys: our error shape, 204 */
     char key[PREFIX_MAX_LEN + APIKEY_RANDOM_LEN + 1];
     char id[128];
 };
@@ -284,15 +318,6 @@ static int op_result(struct op *o, const PGresult *res, const char *err)
     return 1;
 }
 
-static int need_session(struct rq *rq)
-{
-    if (rq->principal.via_api_key) {
-        auth_error(rq, 403, "SESSION_REQUIRED", "API keys are managed from a signed-in session", NULL);
-        return 0;
-    }
-    return 1;
-}
-
 static void on_created(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
@@ -308,7 +333,7 @@ static void on_created(void *ctx, const PGresult *res, const char *err)
         sbuf_free(&b);
         return;
     }
-    log_info("api key created", LF_S("key_id", o->id), LF_S("user_id", o->rq->principal.user_id));
+    audit_kick();
     http_add_header(o->rq, "cache-control", "no-store");
     http_json(o->rq, 200, b.buf, b.len);
     OPENSSL_cleanse(b.buf, b.len);
@@ -317,18 +342,19 @@ static void on_created(void *ctx, const PGresult *res, const char *err)
 
 void h_apikey_create(struct rq *rq)
 {
-    if (!need_session(rq))
-        return;
     yajl_val body = auth_body(rq);
     if (!body)
         return;
+    /* "permissions" is server-only in Better Auth; here a signed-in user may
+     * scope their own key, within their role (checked below). */
     static const char *const server_only[] = {"refillAmount", "refillInterval", "rateLimitMax",
-                                              "rateLimitTimeWindow", "rateLimitEnabled", "permissions"};
+                                              "rateLimitTimeWindow", "rateLimitEnabled"};
     for (size_t i = 0; i < sizeof server_only / sizeof server_only[0]; i++)
         if (json_member(body, server_only[i])) {
-            auth_error(rq, 400, "SERVER_ONLY_PROPERTY",
-                       "The property you're trying to set can only be set from the server auth instance only.",
-                       server_only[i]);
+            auth_error(
+                rq, 400, "SERVER_ONLY_PROPERTY",
+                "The property you're trying to set can only be set from the server auth instance only.",
+                server_only[i]);
             goto out;
         }
     yajl_val rem = json_member(body, "remaining");
@@ -357,11 +383,37 @@ void h_apikey_create(struct rq *rq)
     for (const char *p = prefix; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
               *p == '-')) {
-            auth_error(rq, 400, "VALIDATION_ERROR",
-                       "Invalid prefix format, must be alphanumeric and contain only underscores and hyphens.",
-                       "prefix");
+            auth_error(
+                rq, 400, "VALIDATION_ERROR",
+                "Invalid prefix format, must be alphanumeric and contain only underscores and hyphens.",
+                "prefix");
             goto out;
         }
+    char scopes[1024] = "";
+    yajl_val pv = json_member(body, "permissions");
+    if (pv && !YAJL_IS_NULL(pv)) {
+        perm_mask m;
+        char bad[96];
+        if (authz_scopes_of(pv, 1, &m, bad, sizeof bad) < 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "permissions must be an object of resource -> [actions], e.g. "
+                     "{\"messages\":[\"read\",\"send\"]}%s%s",
+                     bad[0] ? "; unknown: " : "", bad);
+            auth_error(rq, 400, "INVALID_PERMISSIONS", msg, "permissions");
+            goto out;
+        }
+        if (m & ~authz_role_perms(rq->principal.role)) {
+            auth_error(rq, 403, "forbidden", "a key cannot have a permission its owner's role lacks",
+                       "permissions");
+            goto out;
+        }
+        struct sbuf sj;
+        sbuf_init(&sj);
+        authz_scopes_json(&sj, m);
+        snprintf(scopes, sizeof scopes, "%s", sj.oom ? "{}" : sj.buf);
+        sbuf_free(&sj);
+    }
     char expires[24] = "";
     yajl_val ex = json_member(body, "expiresIn");
     if (ex && !YAJL_IS_NULL(ex)) {
@@ -373,13 +425,13 @@ void h_apikey_create(struct rq *rq)
         if (YAJL_IS_INTEGER(ex))
             s = (double)YAJL_GET_INTEGER(ex);
         if (!(s >= 86400)) {
-            auth_error(rq, 400, "EXPIRES_IN_IS_TOO_SMALL", "The expiresIn is smaller than the predefined minimum value.",
-                       "expiresIn");
+            auth_error(rq, 400, "EXPIRES_IN_IS_TOO_SMALL",
+                       "The expiresIn is smaller than the predefined minimum value.", "expiresIn");
             goto out;
         }
         if (s > 365.0 * 86400) {
-            auth_error(rq, 400, "EXPIRES_IN_IS_TOO_LARGE", "The expiresIn is larger than the predefined maximum value.",
-                       "expiresIn");
+            auth_error(rq, 400, "EXPIRES_IN_IS_TOO_LARGE",
+                       "The expiresIn is larger than the predefined maximum value.", "expiresIn");
             goto out;
         }
         snprintf(expires, sizeof expires, "%.0f", s);
@@ -395,16 +447,31 @@ void h_apikey_create(struct rq *rq)
     OPENSSL_cleanse(rnd, sizeof rnd);
     apikey_hash(o->key, strlen(o->key), hash);
     snprintf(start, sizeof start, "%.*s", START_LEN, o->key);
-    const char *p[7] = {o->id,   has_name ? name : NULL, start, has_prefix ? prefix : NULL, hash,
-                        rq->principal.user_id, expires[0] ? expires : NULL};
+    struct audit_actor ac;
+    audit_actor(rq, &ac);
+    const char *p[9] = {o->id,
+                        has_name ? name : NULL,
+                        start,
+                        has_prefix ? prefix : NULL,
+                        hash,
+                        rq->principal.user_id,
+                        expires[0] ? expires : NULL,
+                        scopes[0] ? scopes : NULL,
+                        ac.ip};
     /* rateLimitEnabled false: wapi does not count requests per key, and a
-     * database handed back to Better Auth keeps the key usable there too. */
-    o->q = db_query("INSERT INTO \"apikey\" AS k (\"id\", \"configId\", \"name\", \"start\", \"prefix\", \"key\", "
-                    "\"referenceId\", \"enabled\", \"rateLimitEnabled\", \"rateLimitTimeWindow\", \"rateLimitMax\", "
-                    "\"requestCount\", \"expiresAt\", \"createdAt\", \"updatedAt\") "
-                    "VALUES ($1, 'default', $2, $3, $4, $5, $6, true, false, 86400000, 10, 0, "
-                    "now() + make_interval(secs => $7::double precision), now(), now()) RETURNING " SQL_KEY_COLS,
-                    7, p, on_created, o);
+     * database handed back to Better Auth keeps the key usable there too.
+     * The audit row commits with the key. */
+    o->q = db_query(
+        "WITH k AS (INSERT INTO \"apikey\" (\"id\", \"configId\", \"name\", \"start\", \"prefix\", "
+        "\"key\", \"referenceId\", \"enabled\", \"rateLimitEnabled\", \"rateLimitTimeWindow\", "
+        "\"rateLimitMax\", \"requestCount\", \"expiresAt\", \"createdAt\", \"updatedAt\", \"permissions\") "
+        "VALUES ($1, 'default', $2, $3, $4, $5, $6, true, false, 86400000, 10, 0, "
+        "now() + make_interval(secs => $7::double precision), now(), now(), $8) RETURNING *), "
+        "a AS (INSERT INTO wapi_audit (actor_user_id, actor_ip, action, target, detail) "
+        "SELECT $6, $9, 'apikey.created', k.\"id\", jsonb_build_object('name', k.\"name\", 'owner', "
+        "k.\"referenceId\", 'permissions', k.\"permissions\"::jsonb, 'expires_at', k.\"expiresAt\") FROM k) "
+        "SELECT " SQL_KEY_COLS " FROM k",
+        9, p, on_created, o);
     if (!o->q) {
         rq->on_abort = NULL;
         auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
@@ -503,13 +570,15 @@ void h_apikey_get(struct rq *rq)
     char id[128];
     int r = query_param(rq, "id", id, sizeof id);
     if (r <= 0 || !id[0]) {
-        auth_error(rq, 400, "VALIDATION_ERROR", "the id query parameter is required (at most 127 bytes)", "id");
+        auth_error(rq, 400, "VALIDATION_ERROR", "the id query parameter is required (at most 127 bytes)",
+                   "id");
         return;
     }
     struct op *o = op_new(rq);
     const char *p[2] = {id, rq->principal.user_id};
-    o->q = db_query("SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"id\" = $1 AND k.\"referenceId\" = $2", 2, p,
-                    on_got, o);
+    o->q =
+        db_query("SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"id\" = $1 AND k.\"referenceId\" = $2",
+                 2, p, on_got, o);
     if (!o->q) {
         rq->on_abort = NULL;
         auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
@@ -522,33 +591,106 @@ static void on_deleted(void *ctx, const PGresult *res, const char *err)
     if (!op_result(o, res, err))
         return;
     if (PQntuples(res) != 1) {
-        auth_error(o->rq, 404, "KEY_NOT_FOUND", "API Key not found", "keyId");
+        if (o->admin_route)
+            http_error(o->rq, 404, "not_found", "no API key with this id", NULL);
+        else
+            auth_error(o->rq, 404, "KEY_NOT_FOUND", "API Key not found", "keyId");
         return;
     }
-    evict_id(o->id);
-    log_info("api key revoked", LF_S("key_id", o->id), LF_S("user_id", o->rq->principal.user_id));
+    apikey_forget(o->id, NULL);
+    audit_kick();
+    if (o->admin_route) {
+        http_send(o->rq, 204, NULL, "", 0);
+        return;
+    }
     static const char ok[] = "{\"success\":true}";
     http_json(o->rq, 200, ok, sizeof ok - 1);
 }
 
+/* Deletes key id (of owner, or of anyone when owner is NULL) with its audit row. */
+static void revoke_key(struct rq *rq, const char *id, const char *owner, int admin_route)
+{
+    struct op *o = op_new(rq);
+    o->admin_route = admin_route;
+    snprintf(o->id, sizeof o->id, "%s", id);
+    struct audit_actor ac;
+    audit_actor(rq, &ac);
+    const char *p[5] = {id, owner, ac.user, ac.key, ac.ip};
+    o->q = db_query(
+        "WITH d AS (DELETE FROM \"apikey\" WHERE \"id\" = $1 AND ($2::text IS NULL OR \"referenceId\" = $2) "
+        "RETURNING \"id\", \"name\", \"referenceId\"), "
+        "a AS (INSERT INTO wapi_audit (actor_user_id, actor_key_id, actor_ip, action, target, detail) "
+        "SELECT $3, nullif($4, ''), $5, 'apikey.revoked', d.\"id\", "
+        "jsonb_build_object('name', d.\"name\", 'owner', d.\"referenceId\") FROM d) "
+        "SELECT \"id\" FROM d",
+        5, p, on_deleted, o);
+    if (!o->q) {
+        rq->on_abort = NULL;
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    }
+}
+
 void h_apikey_delete(struct rq *rq)
 {
-    if (!need_session(rq))
-        return;
     yajl_val body = auth_body(rq);
     if (!body)
         return;
     const char *id = auth_field(rq, body, "keyId", 1, 1, 127, NULL);
-    if (id) {
-        struct op *o = op_new(rq);
-        snprintf(o->id, sizeof o->id, "%s", id);
-        const char *p[2] = {id, rq->principal.user_id};
-        o->q = db_query("DELETE FROM \"apikey\" WHERE \"id\" = $1 AND \"referenceId\" = $2 RETURNING \"id\"", 2, p,
-                        on_deleted, o);
-        if (!o->q) {
-            rq->on_abort = NULL;
-            auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
-        }
-    }
+    if (id)
+        revoke_key(rq, id, rq->principal.user_id, 0);
     yajl_tree_free(body);
+}
+
+/* ---- everyone's keys (admins): GET /api/keys, DELETE /api/keys/{id} */
+
+static void on_all_keys(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_result(o, res, err))
+        return;
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"data\":[");
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        key_json(&b, res, i, NULL);
+        b.len--; /* reopen the object: the owner follows */
+        sbuf_adds(&b, ",\"owner\":{\"email\":");
+        auth_col_json(&b, res, i, NKEYCOLS);
+        sbuf_adds(&b, ",\"role\":");
+        auth_col_json(&b, res, i, NKEYCOLS + 1);
+        sbuf_adds(&b, "}}");
+    }
+    sbuf_adds(&b, "]}");
+    http_add_header(o->rq, "cache-control", "no-store");
+    if (b.oom)
+        http_error(o->rq, 500, NULL, "out of memory", NULL);
+    else
+        http_json(o->rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+void h_keys_list_all(struct rq *rq)
+{
+    struct op *o = op_new(rq);
+    o->q = db_query("SELECT " SQL_KEY_COLS ", u.\"email\", " SQL_ROLE(
+                        "u.\"role\"") " FROM \"apikey\" k "
+                                      "LEFT JOIN \"user\" u ON u.\"id\" = k.\"referenceId\" ORDER BY "
+                                      "k.\"createdAt\" DESC, k.\"id\" LIMIT 1000",
+                    0, NULL, on_all_keys, o);
+    if (!o->q) {
+        rq->on_abort = NULL;
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    }
+}
+
+void h_keys_revoke_any(struct rq *rq)
+{
+    char *id = http_param(rq, 0);
+    if (!id || strlen(id) > 127) {
+        http_error(rq, 404, "not_found", "no API key with this id", NULL);
+        return;
+    }
+    revoke_key(rq, id, NULL, 1);
 }

@@ -3,9 +3,11 @@
  * /api/auth/get-session, and the admin plugin's POST
  * /api/auth/admin/create-user (how users join under "invite"). */
 #include <openssl/crypto.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth_http.h"
 #include "auth_session.h"
 #include "common/auth_cookie.h"
@@ -17,9 +19,6 @@
 #include "handlers.h"
 #include "hashpool.h"
 #include "ratelimit.h"
-
-#define RL_MAX 10      /* attempts per address and window, sign-in and sign-up each */
-#define RL_WINDOW_S 60
 
 enum kind { SIGN_IN, SIGN_UP, CREATE_USER };
 
@@ -37,6 +36,10 @@ struct flow {
     char hash[PASSWORD_HASH_LEN];
     char user_id[AUTH_ID_LEN + 1];
     char token[AUTH_ID_LEN + 1];
+    char ip[64];
+    char account_key[300];                /* the per-account rate-limit key (sign-in) */
+    char invitation[APIKEY_HASH_LEN + 1]; /* hashes of the tokens sign-up was shown, or "" */
+    char setup[APIKEY_HASH_LEN + 1];
 };
 
 static void flow_wipe(struct flow *f)
@@ -111,6 +114,17 @@ static void start_session(struct flow *f)
 
 /* ---- sign-in */
 
+static void on_failure_counted(void *ctx, const PGresult *res, const char *err)
+{
+    struct flow *f = ctx;
+    f->q = NULL;
+    if (!res)
+        log_warn("cannot count a failed sign-in", LF_S("error", err ? err : "?"));
+    else if (ratelimit_locked(res))
+        audit_kick();
+    fail(f, 401, "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password");
+}
+
 static void on_verified(void *ctx, int ok, const char *hash)
 {
     (void)hash;
@@ -121,7 +135,9 @@ static void on_verified(void *ctx, int ok, const char *hash)
         return;
     }
     if (ok != 1 || !f->user_id[0]) {
-        fail(f, 401, "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password");
+        /* Counted before the answer: the next guess meets the count. */
+        if (!(f->q = ratelimit_failed(f->account_key, f->ip, on_failure_counted, f)))
+            fail(f, 401, "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password");
         return;
     }
     start_session(f);
@@ -150,10 +166,11 @@ static void on_user(void *ctx, const PGresult *res, const char *err)
 static void lookup_user(struct flow *f)
 {
     const char *p[1] = {f->email};
-    f->q = db_query("SELECT u.\"id\", a.\"password\" FROM \"user\" u JOIN \"account\" a ON a.\"userId\" = u.\"id\" "
-                    "AND a.\"providerId\" = 'credential' AND a.\"accountId\" = u.\"id\" "
-                    "WHERE u.\"email\" = $1 LIMIT 1",
-                    1, p, on_user, f);
+    f->q = db_query(
+        "SELECT u.\"id\", a.\"password\" FROM \"user\" u JOIN \"account\" a ON a.\"userId\" = u.\"id\" "
+        "AND a.\"providerId\" = 'credential' AND a.\"accountId\" = u.\"id\" "
+        "WHERE u.\"email\" = $1 LIMIT 1",
+        1, p, on_user, f);
     if (!f->q)
         fail(f, 500, "INTERNAL_ERROR", "out of memory");
 }
@@ -192,16 +209,34 @@ static void on_created(void *ctx, const PGresult *res, const char *err)
         fail(f, 422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", "User already exists. Use another email.");
         return;
     }
-    if (strcmp(st, "invite") == 0 || strcmp(st, "closed") == 0) {
-        fail(f, 403, "EMAIL_PASSWORD_SIGN_UP_DISABLED",
-             strcmp(st, "invite") == 0 ? "Sign-up is by invitation: ask an admin to create your account"
-                                       : "Sign-up is closed");
-        return;
-    }
+    static const struct {
+        const char *status, *code, *message;
+        const char *field;
+    } refusals[] = {
+        {"invite", "EMAIL_PASSWORD_SIGN_UP_DISABLED",
+         "Sign-up is by invitation: ask an admin for an invitation link or an account", NULL},
+        {"closed", "EMAIL_PASSWORD_SIGN_UP_DISABLED", "Sign-up is closed", NULL},
+        {"setup_token", "SETUP_TOKEN_REQUIRED",
+         "The first account needs the one-time setup token printed in the server's log at start (or run "
+         "wapictl "
+         "user add EMAIL --admin)",
+         "setupToken"},
+        {"invitation", "INVALID_INVITATION", "This invitation is unknown, used, revoked or expired",
+         "invitation"},
+        {"invitation_email", "INVITATION_EMAIL_MISMATCH",
+         "This invitation was made out to another email address", "email"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++)
+        if (strcmp(st, refusals[i].status) == 0) {
+            flow_done(f);
+            auth_error(f->rq, 403, refusals[i].code, refusals[i].message, refusals[i].field);
+            return;
+        }
     if (strncmp(st, "created:", 8) != 0) {
         db_failed(f, st);
         return;
     }
+    audit_kick();
     log_info("user created", LF_S("user_id", f->user_id), LF_S("role", st + 8));
     if (f->kind == SIGN_UP) {
         start_session(f);
@@ -224,13 +259,31 @@ static void on_hashed(void *ctx, int ok, const char *hash)
     }
     snprintf(f->hash, sizeof f->hash, "%s", hash);
     char account_id[AUTH_ID_LEN + 1];
-    if (auth_random_string(f->user_id, AUTH_ID_LEN, 0) < 0 || auth_random_string(account_id, AUTH_ID_LEN, 0) < 0) {
+    if (auth_random_string(f->user_id, AUTH_ID_LEN, 0) < 0 ||
+        auth_random_string(account_id, AUTH_ID_LEN, 0) < 0) {
         fail(f, 500, "INTERNAL_ERROR", "no randomness");
         return;
     }
-    const char *p[8] = {f->user_id, f->name, f->email, f->hash, account_id, AUTHC.registration,
-                        f->kind == CREATE_USER ? "true" : "false", f->role[0] ? f->role : NULL};
-    f->q = db_query("SELECT wapi_create_user($1, $2, $3, $4, $5, $6, $7::boolean, $8)", 8, p, on_created, f);
+    struct audit_actor ac;
+    audit_actor(f->rq, &ac);
+    const char *p[14] = {f->user_id,
+                         f->name,
+                         f->email,
+                         f->hash,
+                         account_id,
+                         AUTHC.registration,
+                         f->kind == CREATE_USER ? "true" : "false",
+                         f->role[0] ? f->role : NULL,
+                         f->invitation[0] ? f->invitation : NULL,
+                         f->setup[0] ? f->setup : NULL,
+                         AUTHC.production ? "true" : "false",
+                         f->kind == CREATE_USER ? ac.user : NULL,
+                         ac.key[0] ? ac.key : NULL,
+                         ac.ip};
+    f->q = db_query(
+        "SELECT wapi_create_user($1, $2, $3, $4, $5, $6, $7::boolean, $8, $9, $10, $11::boolean, $12, "
+        "$13, $14)",
+        14, p, on_created, f);
     if (!f->q)
         fail(f, 500, "INTERNAL_ERROR", "out of memory");
 }
@@ -245,8 +298,10 @@ static void on_rate(void *ctx, const PGresult *res, const char *err)
         db_failed(f, err);
         return;
     }
-    int retry;
-    if (!ratelimit_allowed(res, RL_MAX, &retry)) {
+    int retry, first;
+    if (!ratelimit_allowed(res, &retry, &first)) {
+        if (first)
+            audit_kick();
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry);
         auth_add_header(f->rq, "retry-after", ra);
@@ -301,12 +356,29 @@ static int read_body(struct flow *f)
         const char *role = auth_field(rq, body, "role", 0, 0, 16, &present);
         if (!role)
             goto out;
-        if (present && strcmp(role, "user") && strcmp(role, "admin")) {
-            auth_error(rq, 400, "VALIDATION_ERROR", "role must be \"user\" or \"admin\"", "role");
+        enum role r = present ? authz_role_parse(role) : ROLE_MEMBER;
+        if (r == ROLE_NONE) {
+            auth_error(rq, 400, "VALIDATION_ERROR", "role must be \"admin\", \"member\" or \"viewer\"",
+                       "role");
             goto out;
         }
-        snprintf(f->role, sizeof f->role, "%s", present ? role : "user");
+        snprintf(f->role, sizeof f->role, "%s", authz_role_name(r));
     } else {
+        if (f->kind == SIGN_UP) {
+            /* The tokens are only ever compared by their hashes. */
+            static const struct {
+                const char *name;
+                size_t off;
+            } tokens[] = {{"invitation", offsetof(struct flow, invitation)},
+                          {"setupToken", offsetof(struct flow, setup)}};
+            for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
+                const char *t = auth_field(rq, body, tokens[i].name, 0, 0, 128, &present);
+                if (!t)
+                    goto out;
+                if (present && t[0])
+                    auth_token_hash(t, strlen(t), (char *)f + tokens[i].off);
+            }
+        }
         int rm = json_bool(body, "rememberMe");
         if (rm == -2) {
             auth_error(rq, 400, "VALIDATION_ERROR", "rememberMe must be a boolean", "rememberMe");
@@ -343,10 +415,15 @@ static void start(struct rq *rq, enum kind kind)
             fail(f, 503, "BUSY", "too many requests at once; try again");
         return;
     }
-    char ip[64], key[96];
-    auth_client_ip(rq, ip, sizeof ip);
-    snprintf(key, sizeof key, "%s:%s", kind == SIGN_IN ? "sign-in" : "sign-up", ip);
-    f->q = ratelimit_hit(key, RL_WINDOW_S, on_rate, f);
+    /* Per client (an IPv6 client by its /64) and, for sign-in, per account:
+     * guesses spread over many addresses still meet the second. */
+    char client[80], k_client[128];
+    auth_client_ip(rq, f->ip, sizeof f->ip);
+    ratelimit_client(f->ip, client, sizeof client);
+    snprintf(k_client, sizeof k_client, "%s:ip:%s", kind == SIGN_IN ? "sign-in" : "sign-up", client);
+    if (kind == SIGN_IN)
+        snprintf(f->account_key, sizeof f->account_key, "sign-in:email:%s", f->email);
+    f->q = ratelimit_attempt(k_client, kind == SIGN_IN ? f->account_key : NULL, f->ip, on_rate, f);
     if (!f->q)
         fail(f, 500, "INTERNAL_ERROR", "out of memory");
 }
@@ -361,12 +438,9 @@ void h_auth_sign_up(struct rq *rq)
     start(rq, SIGN_UP);
 }
 
+/* The router let only a signed-in session with users:write through. */
 void h_auth_create_user(struct rq *rq)
 {
-    if (!rq->principal.is_admin) {
-        auth_error(rq, 403, "FORBIDDEN", "only an admin can create users", NULL);
-        return;
-    }
     start(rq, CREATE_USER);
 }
 
@@ -470,5 +544,42 @@ void h_auth_get_session(struct rq *rq)
     if (!s->q) {
         rq->on_abort = NULL;
         auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
+    }
+}
+
+/* ---- GET /api/registration: what the sign-up screen needs to know */
+
+static void on_registration(void *ctx, const PGresult *res, const char *err)
+{
+    struct simple *s = ctx;
+    struct rq *rq = s->rq;
+    s->q = NULL;
+    rq->on_abort = NULL;
+    if (!res || PQntuples(res) != 1) {
+        log_warn("registration lookup failed", LF_S("error", err ? err : "?"));
+        http_error(rq, 503, "database_unavailable", "the database is unavailable; try again", NULL);
+        return;
+    }
+    int first = PQgetvalue(res, 0, 0)[0] == 't';
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addf(&b, "{\"policy\":\"%s\",\"first_user\":%s,\"setup_token_required\":%s}", AUTHC.registration,
+              first ? "true" : "false", first && AUTHC.production ? "true" : "false");
+    http_add_header(rq, "cache-control", "no-store");
+    http_json(rq, 200, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+void h_registration(struct rq *rq)
+{
+    struct simple *s = h2o_mem_alloc_pool(&rq->req->pool, sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->rq = rq;
+    rq->state = s;
+    rq->on_abort = simple_abort;
+    s->q = db_query("SELECT NOT EXISTS (SELECT 1 FROM \"user\")", 0, NULL, on_registration, s);
+    if (!s->q) {
+        rq->on_abort = NULL;
+        http_error(rq, 500, NULL, "out of memory", NULL);
     }
 }

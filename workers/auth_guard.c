@@ -31,7 +31,8 @@ static void guard_abort(struct rq *rq)
 
 static void unauthorized(struct rq *rq)
 {
-    auth_error(rq, 401, "UNAUTHORIZED", "sign in, or send an API key (X-Api-Key or Authorization: Bearer)", NULL);
+    auth_error(rq, 401, "UNAUTHORIZED", "sign in, or send an API key (X-Api-Key or Authorization: Bearer)",
+               NULL);
 }
 
 static void on_session(void *ctx, const PGresult *res, const char *err)
@@ -54,7 +55,8 @@ static void on_session(void *ctx, const PGresult *res, const char *err)
         return;
     rq->principal.authenticated = 1;
     rq->principal.via_api_key = 0;
-    rq->principal.is_admin = strcmp(PQgetvalue(res, 0, SESS_COL_ROLE), "admin") == 0;
+    rq->principal.role = authz_role_of(PQgetvalue(res, 0, SESS_COL_ROLE));
+    rq->principal.perms = authz_role_perms(rq->principal.role);
     snprintf(rq->principal.user_id, sizeof rq->principal.user_id, "%s", PQgetvalue(res, 0, SESS_COL_USER_ID));
     g->next(rq);
 }
@@ -103,16 +105,19 @@ void auth_init(const struct wapi_config *cfg)
 
 void h_me(struct rq *rq)
 {
+    const struct principal *pr = &rq->principal;
     struct sbuf b;
     sbuf_init(&b);
     sbuf_adds(&b, "{\"userId\":");
-    sbuf_add_json_str(&b, rq->principal.user_id, strlen(rq->principal.user_id));
-    sbuf_addf(&b, ",\"role\":\"%s\",\"via\":\"%s\"", rq->principal.is_admin ? "admin" : "user",
-              rq->principal.via_api_key ? "api_key" : "session");
-    if (rq->principal.via_api_key) {
+    sbuf_add_json_str(&b, pr->user_id, strlen(pr->user_id));
+    sbuf_addf(&b, ",\"role\":\"%s\",\"via\":\"%s\"", authz_role_name(pr->role),
+              pr->via_api_key ? "api_key" : "session");
+    if (pr->via_api_key) {
         sbuf_adds(&b, ",\"apiKeyId\":");
-        sbuf_add_json_str(&b, rq->principal.api_key_id, strlen(rq->principal.api_key_id));
+        sbuf_add_json_str(&b, pr->api_key_id, strlen(pr->api_key_id));
     }
+    sbuf_adds(&b, ",\"permissions\":");
+    authz_perms_list_json(&b, pr->perms);
     sbuf_addc(&b, '}');
     http_add_header(rq, "cache-control", "no-store");
     http_json(rq, 200, b.buf, b.len);

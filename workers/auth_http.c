@@ -60,6 +60,8 @@ void auth_http_init(const struct wapi_config *cfg)
     AUTHC.secret = cfg->secret && *cfg->secret ? cfg->secret : AUTH_SECRET_DEFAULT;
     AUTHC.secure = strncmp(cfg->base_url, "https://", 8) == 0;
     AUTHC.registration = cfg->auth.registration;
+    AUTHC.production = cfg->production;
+    AUTHC.base_url = cfg->base_url;
     auth_cookie_name(cfg->base_url, "session_token", AUTHC.session_cookie, sizeof AUTHC.session_cookie);
     auth_cookie_name(cfg->base_url, "dont_remember", AUTHC.dont_remember, sizeof AUTHC.dont_remember);
     auth_cookie_name(cfg->base_url, "session_data", AUTHC.session_data, sizeof AUTHC.session_data);

@@ -21,6 +21,8 @@ struct auth_conf {
     char session_data[64];    /* better-auth.session_data (cleared on sign-out) */
     int secure;
     const char *registration; /* open | invite | closed */
+    int production;           /* the first account needs the setup token */
+    const char *base_url;     /* BETTER_AUTH_URL: invitation links point here */
 };
 extern struct auth_conf AUTHC;
 
@@ -58,10 +60,15 @@ void auth_clear_session_cookies(struct rq *rq);
 
 /* SQL fragments: a timestamp as JavaScript's Date.toJSON() writes it. */
 #define SQL_TS(col) "to_char((" col ")::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* A user's role as authz_role_of() reads the stored name: Better Auth's
+ * "user" is a member, anything unknown (or NULL) a viewer. */
+#define SQL_ROLE(col)                                                                                      \
+    "CASE WHEN " col " IN ('admin', 'member', 'viewer') THEN " col " WHEN " col " = 'user' THEN 'member' " \
+    "ELSE 'viewer' END"
 /* The 8 user columns auth_user_json() reads, from "user" aliased u. */
 #define SQL_USER_COLS                                                                                      \
     "u.\"id\", u.\"name\", u.\"email\", u.\"emailVerified\", u.\"image\", " SQL_TS("u.\"createdAt\"") ", " \
-        SQL_TS("u.\"updatedAt\"") ", coalesce(u.\"role\", 'user')"
+        SQL_TS("u.\"updatedAt\"") ", " SQL_ROLE("u.\"role\"")
 /* The 8 session columns auth_session_json() reads, from s. */
 #define SQL_SESSION_COLS                                                                                   \
     "s.\"id\", " SQL_TS("s.\"expiresAt\"") ", s.\"token\", " SQL_TS("s.\"createdAt\"") ", " SQL_TS(        \

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apikey.h"
 #include "common/ipc.h"
+#include "common/json.h"
 #include "common/sbuf.h"
 #include "handlers.h"
 #include "sup_link.h"
@@ -20,13 +22,17 @@ struct sse {
     struct sse *prev, *next;
     struct rq *rq;
     struct sbuf pending, inflight; /* inflight is owned by h2o until proceed */
-    uint64_t last_id;
-    uint32_t req_id;   /* backlog request in flight */
-    int started;       /* response headers sent */
+    uint64_t last_id;              /* of the last event passed (Last-Event-ID at first) */
+    uint64_t last_seq;             /* its publication number: events follow these */
+    uint32_t req_id;               /* backlog request in flight */
+    int started;                   /* response headers sent */
     int sending;
-    int missed;        /* events pushed while the backlog was loading */
+    int missed; /* events pushed while the backlog was loading */
     int closing;
+    int finished; /* the final part was handed to h2o */
     uint64_t last_write_ms;
+    perm_mask perms; /* what this stream's principal may see */
+    char user_id[64], api_key_id[64];
 };
 
 static struct sse streams = {.prev = &streams, .next = &streams};
@@ -34,7 +40,7 @@ static h2o_loop_t *loop;
 
 static void flush(struct sse *s)
 {
-    if (!s->started || s->sending || (!s->pending.len && !s->closing))
+    if (!s->started || s->sending || s->finished || (!s->pending.len && !s->closing))
         return;
     struct sbuf t = s->inflight;
     s->inflight = s->pending;
@@ -42,6 +48,7 @@ static void flush(struct sse *s)
     sbuf_reset(&s->pending);
     h2o_iovec_t buf = h2o_iovec_init(s->inflight.buf ? s->inflight.buf : "", s->inflight.len);
     s->sending = 1;
+    s->finished = s->closing; /* nothing may follow the final part */
     s->last_write_ms = h2o_now(loop);
     h2o_send(s->rq->req, &buf, 1, s->closing ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
@@ -85,11 +92,38 @@ static void sse_dispose(void *p)
     sbuf_free(&s->inflight);
 }
 
-static void add_event(struct sse *s, uint64_t id, const char *type, size_t tlen, const char *json, size_t jlen)
+static int starts(const char *type, size_t tlen, const char *prefix)
 {
-    if (id <= s->last_id)
-        return;
+    size_t n = strlen(prefix);
+    return tlen >= n && memcmp(type, prefix, n) == 0;
+}
+
+/* Who sees which events: the audit log's only with audit:read; the QR code
+ * only with session:control (it links a phone); messages with
+ * messages:read. An event the stream may not see still advances its id. */
+static int may_see(perm_mask m, const char *type, size_t tlen)
+{
+    enum perm need = P_EVENTS_READ;
+    if (starts(type, tlen, "audit."))
+        need = P_AUDIT_READ;
+    else if (tlen == 10 && !memcmp(type, "session.qr", 10))
+        need = P_SESSION_CONTROL;
+    else if (starts(type, tlen, "session."))
+        need = P_SESSION_READ;
+    else if (starts(type, tlen, "message."))
+        need = P_MESSAGES_READ;
+    return (m & PERM_BIT(need)) != 0;
+}
+
+static void add_event(struct sse *s, uint64_t id, uint64_t seq, const char *type, size_t tlen,
+                      const char *json, size_t jlen)
+{
+    if (seq <= s->last_seq)
+        return; /* had it (from the backlog and live both) */
+    s->last_seq = seq;
     s->last_id = id;
+    if (!may_see(s->perms, type, tlen))
+        return;
     sbuf_addf(&s->pending, "id: %" PRIu64 "\nevent: %.*s\ndata: ", id, (int)tlen, type);
     sbuf_add(&s->pending, json, jlen); /* one line: the supervisor writes compact JSON */
     sbuf_adds(&s->pending, "\n\n");
@@ -140,7 +174,7 @@ static void on_backlog(void *ctx, const struct ipc_msg *m)
         start_response(s);
         sbuf_adds(&s->pending, "retry: 3000\n\n");
     }
-    /* Lines: id \t type \t json \n */
+    /* Lines: id \t seq \t type \t json \n */
     const char *p = (const char *)body, *end = p + (body ? len : 0);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -148,9 +182,10 @@ static void on_backlog(void *ctx, const struct ipc_msg *m)
             break;
         const char *t1 = memchr(p, '\t', (size_t)(nl - p));
         const char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(nl - t1 - 1)) : NULL;
-        if (t2) {
-            uint64_t id = strtoull(p, NULL, 10);
-            add_event(s, id, t1 + 1, (size_t)(t2 - t1 - 1), t2 + 1, (size_t)(nl - t2 - 1));
+        const char *t3 = t2 ? memchr(t2 + 1, '\t', (size_t)(nl - t2 - 1)) : NULL;
+        if (t3) {
+            uint64_t id = strtoull(p, NULL, 10), seq = strtoull(t1 + 1, NULL, 10);
+            add_event(s, id, seq, t2 + 1, (size_t)(t3 - t2 - 1), t3 + 1, (size_t)(nl - t3 - 1));
         }
         p = nl + 1;
     }
@@ -163,8 +198,8 @@ static void on_backlog(void *ctx, const struct ipc_msg *m)
 
 static void request_backlog(struct sse *s)
 {
-    uint64_t after = s->last_id;
-    s->req_id = sup_request(IPC_EVENTS_SINCE, &after, sizeof after, 3000, on_backlog, s);
+    uint64_t after[2] = {s->last_id, s->last_seq};
+    s->req_id = sup_request(IPC_EVENTS_SINCE, after, sizeof after, 3000, on_backlog, s);
     if (!s->req_id && !s->started) {
         s->rq->on_abort = NULL;
         http_error(s->rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
@@ -185,6 +220,9 @@ void h_events(struct rq *rq)
     struct sse *s = h2o_mem_alloc_shared(&req->pool, sizeof *s, sse_dispose);
     memset(s, 0, sizeof *s);
     s->rq = rq;
+    s->perms = rq->principal.perms;
+    snprintf(s->user_id, sizeof s->user_id, "%s", rq->principal.user_id);
+    snprintf(s->api_key_id, sizeof s->api_key_id, "%s", rq->principal.api_key_id);
     rq->state = s;
     rq->on_abort = sse_abort;
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
@@ -209,22 +247,47 @@ void events_init(h2o_loop_t *l)
     loop = l;
 }
 
+/* A user's role changed, a user or a key is gone: their cached keys are
+ * forgotten and their streams end (a client that reconnects is judged anew). */
+static void on_access_change(const char *type, size_t tlen, const uint8_t *json, size_t jlen)
+{
+    int user = (tlen == 23 && !memcmp(type, "audit.user.role_changed", 23)) ||
+               (tlen == 18 && !memcmp(type, "audit.user.deleted", 18));
+    int key = tlen == 19 && !memcmp(type, "audit.apikey.revoked", 19);
+    if (!user && !key)
+        return;
+    char err[64];
+    yajl_val v = json_parse((const char *)json, jlen, IPC_MAX_PAYLOAD, err, sizeof err);
+    const char *target = json_str(json_member(v, "data"), "target");
+    if (target) {
+        apikey_forget(key ? target : NULL, user ? target : NULL);
+        for (struct sse *s = streams.next; s != &streams; s = s->next)
+            if (s->started && !strcmp(user ? s->user_id : s->api_key_id, target)) {
+                s->closing = 1;
+                if (!s->sending)
+                    flush(s);
+            }
+    }
+    yajl_tree_free(v);
+}
+
 void events_on_push(const struct ipc_msg *m)
 {
     struct ipc_rd rd;
     ipc_rd_init(&rd, m);
-    uint64_t id = ipc_rd_u64(&rd);
+    uint64_t id = ipc_rd_u64(&rd), seq = ipc_rd_u64(&rd);
     uint32_t tlen, jlen;
     const uint8_t *type = ipc_rd_bytes(&rd, &tlen);
     const uint8_t *json = ipc_rd_bytes(&rd, &jlen);
     if (ipc_rd_end(&rd) < 0 || !type || !json)
         return;
+    on_access_change((const char *)type, tlen, json, jlen);
     for (struct sse *s = streams.next; s != &streams; s = s->next) {
         if (!s->started || s->req_id) {
             s->missed = 1;
             continue;
         }
-        add_event(s, id, (const char *)type, tlen, (const char *)json, jlen);
+        add_event(s, id, seq, (const char *)type, tlen, (const char *)json, jlen);
         flush(s);
     }
 }

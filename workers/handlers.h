@@ -1,8 +1,10 @@
-/* Route handlers, by area; the route table is in main.c. */
+/* Route handlers, by area; the route table is in routes.c. */
 #ifndef WAPI_HANDLERS_H
 #define WAPI_HANDLERS_H
 #include "common/metrics.h"
 #include "http.h"
+
+extern const struct route worker_routes[];
 
 void health_init(struct metrics_shm *shm);
 void h_healthz(struct rq *rq);
@@ -24,6 +26,21 @@ void h_apikey_get(struct rq *rq);
 void h_apikey_delete(struct rq *rq);
 void h_me(struct rq *rq);
 void h_api_not_found(struct rq *rq);
+void h_registration(struct rq *rq);
+/* Everyone's keys, for admins (apikey.c). */
+void h_keys_list_all(struct rq *rq);
+void h_keys_revoke_any(struct rq *rq);
+
+/* Users, roles and invitations (users.c). */
+void h_users_list(struct rq *rq);
+void h_users_set_role(struct rq *rq);
+void h_users_remove(struct rq *rq);
+void h_invitations_list(struct rq *rq);
+void h_invitations_create(struct rq *rq);
+void h_invitations_revoke(struct rq *rq);
+
+/* GET /api/audit (audit.c) */
+void h_audit_list(struct rq *rq);
 
 /* /api/session* (session_api.c) */
 void h_session_get(struct rq *rq);
@@ -47,14 +64,21 @@ void events_close_all(void);
 
 /* /api/messages, /api/chats, /api/contacts (messages.c) */
 void h_messages_send(struct rq *rq);
-void h_message_item(struct rq *rq);
+void h_message_get(struct rq *rq);
+void h_message_read(struct rq *rq);
 void h_chats_list(struct rq *rq);
-void h_chat_item(struct rq *rq);
+void h_chat_messages(struct rq *rq);
+void h_chat_presence(struct rq *rq);
 void h_contacts_check(struct rq *rq);
 
 /* /api/webhooks (webhooks.c) */
 void webhooks_api_init(const struct wapi_config *cfg);
-void h_webhooks(struct rq *rq);
-void h_webhook_item(struct rq *rq);
+void h_webhooks_list(struct rq *rq);
+void h_webhooks_create(struct rq *rq);
+void h_webhook_get(struct rq *rq);
+void h_webhook_patch(struct rq *rq);
+void h_webhook_delete(struct rq *rq);
+void h_webhook_deliveries(struct rq *rq);
+void h_webhook_redeliver(struct rq *rq);
 
 #endif

@@ -18,8 +18,8 @@ struct conn {
     struct conn *prev, *next;
     h2o_socket_t *sock; /* NULL once closed; the struct lives while requests do */
     int fd;
-    unsigned active;         /* requests of this connection not yet finished */
-    size_t bytes_at_idle;    /* bytes read when the last request finished */
+    unsigned active;      /* requests of this connection not yet finished */
+    size_t bytes_at_idle; /* bytes read when the last request finished */
 };
 
 static struct {
@@ -87,7 +87,7 @@ static int method_bit(h2o_iovec_t m)
         const char *s;
         size_t n;
         int bit;
-    } t[] = {{"GET", 3, M_GET},     {"HEAD", 4, M_HEAD},       {"POST", 4, M_POST},      {"PUT", 3, M_PUT},
+    } t[] = {{"GET", 3, M_GET},     {"HEAD", 4, M_HEAD},     {"POST", 4, M_POST},      {"PUT", 3, M_PUT},
              {"PATCH", 5, M_PATCH}, {"DELETE", 6, M_DELETE}, {"OPTIONS", 7, M_OPTIONS}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (m.len == t[i].n && memcmp(m.base, t[i].s, m.len) == 0)
@@ -151,7 +151,8 @@ static void access_log(struct rq *rq)
     sbuf_adds(b, "\",\"method\":");
     sbuf_add_json_str(b, req->method.base, req->method.len < 16 ? req->method.len : 16);
     sbuf_adds(b, ",\"path\":");
-    sbuf_add_json_str(b, req->path_normalized.base, req->path_normalized.len < 512 ? req->path_normalized.len : 512);
+    sbuf_add_json_str(b, req->path_normalized.base,
+                      req->path_normalized.len < 512 ? req->path_normalized.len : 512);
     sbuf_adds(b, ",\"status\":");
     add_uint(b, (unsigned)(req->res.status > 0 ? req->res.status : 0));
     sbuf_adds(b, ",\"bytes\":");
@@ -198,50 +199,88 @@ static struct rq *rq_of(h2o_req_t *req, int create);
 static const char *status_code(int status)
 {
     switch (status) {
-    case 400: return "bad_request";
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 408: return "request_timeout";
-    case 409: return "conflict";
-    case 413: return "payload_too_large";
-    case 415: return "unsupported_media_type";
-    case 417: return "expectation_failed";
-    case 422: return "unprocessable_entity";
-    case 429: return "rate_limited";
-    case 431: return "headers_too_large";
-    case 500: return "internal_error";
-    case 502: return "bad_gateway";
-    case 503: return "unavailable";
-    default: return status >= 500 ? "server_error" : "client_error";
+    case 400:
+        return "bad_request";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 408:
+        return "request_timeout";
+    case 409:
+        return "conflict";
+    case 413:
+        return "payload_too_large";
+    case 415:
+        return "unsupported_media_type";
+    case 417:
+        return "expectation_failed";
+    case 422:
+        return "unprocessable_entity";
+    case 429:
+        return "rate_limited";
+    case 431:
+        return "headers_too_large";
+    case 500:
+        return "internal_error";
+    case 502:
+        return "bad_gateway";
+    case 503:
+        return "unavailable";
+    default:
+        return status >= 500 ? "server_error" : "client_error";
     }
 }
 
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -249,7 +288,8 @@ static const char *reason_of(int status)
  * callers build values in stack buffers. */
 void http_add_header(struct rq *rq, const char *name, const char *value)
 {
-    h2o_iovec_t n = h2o_strdup(&rq->req->pool, name, SIZE_MAX), v = h2o_strdup(&rq->req->pool, value, SIZE_MAX);
+    h2o_iovec_t n = h2o_strdup(&rq->req->pool, name, SIZE_MAX),
+                v = h2o_strdup(&rq->req->pool, value, SIZE_MAX);
     h2o_add_header_by_str(&rq->req->pool, &rq->req->res.headers, n.base, n.len, 0, NULL, v.base, v.len);
 }
 
@@ -259,9 +299,10 @@ static h2o_generator_t generator = {NULL, NULL};
  * never have their type sniffed. */
 static void add_security_headers(h2o_req_t *req)
 {
-    static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                              "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                              "frame-ancestors 'none'";
+    static const char csp[] =
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'";
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
                           H2O_STRLIT(csp));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
@@ -282,7 +323,8 @@ void http_send(struct rq *rq, int status, const char *content_type, const char *
     req->res.reason = reason_of(status);
     req->res.content_length = len;
     if (content_type)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
     add_security_headers(req);
     h2o_start_response(req, &generator);
     if (req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0) {
@@ -373,8 +415,8 @@ static int valid_request_id(const char *s, size_t n)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-              c == '.' || c == ':'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.' || c == ':'))
             return 0;
     }
     return 1;
@@ -420,7 +462,8 @@ static struct rq *rq_of(h2o_req_t *req, int create)
     req->env.entries[req->env.size++] = h2o_iovec_init("wapi#", 5);
     req->env.entries[req->env.size++] = h2o_iovec_init((char *)rq, 0);
     H.inflight++;
-    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
     if (sock && sock->on_close.cb == on_conn_close) {
         rq->conn = sock->on_close.data;
         rq->conn->active++;
@@ -436,6 +479,178 @@ static struct rq *rq_of(h2o_req_t *req, int create)
     return rq;
 }
 
+/* ---- the router */
+
+#define ROUTE_MAX_SEGS 8
+#define PARAM_MAX_LEN 256
+
+/* How specifically pattern matches path: per segment 3 for a literal, 2 for
+ * {name}, 1 for "*" (which ends it), base 4, first segment most
+ * significant; -1 when it does not match. */
+static long route_score(const char *pat, const char *path, size_t n)
+{
+    long score = 0;
+    int depth = 0;
+    const char *pe = path + n;
+    if (n == 0 || *path != '/' || *pat != '/')
+        return -1;
+    pat++, path++;
+    if (!*pat) /* "/" itself */
+        return path == pe ? 0 : -1;
+    for (;;) {
+        const char *ps = strchr(pat, '/');
+        size_t pl = ps ? (size_t)(ps - pat) : strlen(pat);
+        if (pl == 1 && *pat == '*') {
+            score = score * 4 + 1;
+            depth++;
+            break;
+        }
+        if (path > pe)
+            return -1;
+        const char *ss = memchr(path, '/', (size_t)(pe - path));
+        size_t sl = ss ? (size_t)(ss - path) : (size_t)(pe - path);
+        if (pl >= 2 && pat[0] == '{' && pat[pl - 1] == '}') {
+            if (sl == 0 || sl > PARAM_MAX_LEN)
+                return -1;
+            score = score * 4 + 2;
+        } else {
+            if (sl != pl || memcmp(path, pat, pl) != 0)
+                return -1;
+            score = score * 4 + 3;
+        }
+        depth++;
+        path += sl;
+        if (!ps) {
+            if (path != pe)
+                return -1;
+            break;
+        }
+        if (path == pe)
+            return -1; /* the pattern goes on */
+        pat = ps + 1;
+        path++;
+    }
+    while (depth++ < ROUTE_MAX_SEGS)
+        score *= 4;
+    return score;
+}
+
+/* The route for path and method; else NULL with *allowed the methods the
+ * most specific path takes (0: no such path). */
+static const struct route *route_find(const char *path, size_t n, int mbit, int *allowed)
+{
+    const struct route *best = NULL;
+    long best_score = -1;
+    *allowed = 0;
+    for (const struct route *r = H.routes; r->path; r++) {
+        long sc = route_score(r->path, path, n);
+        if (sc < 0 || sc < best_score)
+            continue;
+        if (sc > best_score) {
+            best_score = sc;
+            best = NULL;
+            *allowed = 0;
+        }
+        *allowed |= r->methods;
+        if ((r->methods & mbit) && !best)
+            best = r;
+    }
+    return best;
+}
+
+static void route_params(struct rq *rq, const struct route *r)
+{
+    const char *path = rq->req->path_normalized.base, *pe = path + rq->req->path_normalized.len;
+    const char *pat = r->path + 1;
+    int i = 0;
+    path++;
+    while (*pat && path <= pe && i < HTTP_MAX_PARAMS) {
+        const char *ps = strchr(pat, '/');
+        size_t pl = ps ? (size_t)(ps - pat) : strlen(pat);
+        const char *ss = memchr(path, '/', (size_t)(pe - path));
+        size_t sl = ss ? (size_t)(ss - path) : (size_t)(pe - path);
+        if (pl >= 2 && pat[0] == '{')
+            rq->params[i++] = h2o_iovec_init(path, sl);
+        if (!ps)
+            break;
+        pat = ps + 1;
+        path += sl + 1;
+    }
+}
+
+char *http_param(struct rq *rq, int i)
+{
+    if (i < 0 || i >= HTTP_MAX_PARAMS || !rq->params[i].base)
+        return NULL;
+    char *s = h2o_mem_alloc_pool(&rq->req->pool, rq->params[i].len + 1);
+    memcpy(s, rq->params[i].base, rq->params[i].len);
+    s[rq->params[i].len] = '\0';
+    return s;
+}
+
+/* After the auth hook: the route's permission, or 403 and nothing runs. */
+static void authorized(struct rq *rq)
+{
+    const struct route *r = rq->matched;
+    const struct principal *pr = &rq->principal;
+    if ((r->flags & ROUTE_SESSION_ONLY) && pr->via_api_key) {
+        http_error(rq, 403, "session_required", "this needs a signed-in session; API keys cannot do it",
+                   NULL);
+        return;
+    }
+    if (r->perm != PERM_SIGNED_IN && !(pr->perms & PERM_BIT(r->perm))) {
+        char msg[160];
+        const char *need = authz_perm_name(r->perm);
+        if (pr->via_api_key && (authz_role_perms(pr->role) & PERM_BIT(r->perm)))
+            snprintf(msg, sizeof msg, "this API key does not have the %s permission", need);
+        else
+            snprintf(msg, sizeof msg, "the %s role does not have the %s permission",
+                     authz_role_name(pr->role), need);
+        http_error(rq, 403, "forbidden", msg, NULL);
+        return;
+    }
+    r->handler(rq);
+}
+
+int http_routes_check(const struct route *routes, char *err, size_t errlen)
+{
+    for (const struct route *r = routes; r->path; r++) {
+        const char *why = NULL;
+        if (r->perm <= PERM_UNSET || r->perm >= PERM_COUNT)
+            why = "names no permission";
+        else if (!r->handler || !r->methods)
+            why = "has no handler or no method";
+        else if (r->path[0] != '/')
+            why = "does not start with /";
+        else {
+            int segs = 0, params = 0;
+            for (const char *s = r->path + 1; *s && !why;) {
+                const char *e = strchr(s, '/');
+                size_t l = e ? (size_t)(e - s) : strlen(s);
+                if (l == 0)
+                    why = "has an empty segment";
+                else if (l == 1 && *s == '*' && e)
+                    why = "has * before its last segment";
+                else if (*s == '{' && (l < 3 || s[l - 1] != '}'))
+                    why = "has a malformed {name}";
+                else if (*s == '{' && ++params > HTTP_MAX_PARAMS)
+                    why = "has too many {name} segments";
+                else if (++segs > ROUTE_MAX_SEGS)
+                    why = "is too deep";
+                s = e ? e + 1 : s + l;
+            }
+        }
+        for (const struct route *q = routes; !why && q < r; q++)
+            if (!strcmp(q->path, r->path) && (q->methods & r->methods))
+                why = "repeats a method of an earlier route";
+        if (why) {
+            snprintf(err, errlen, "route %s %s", r->path, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -449,45 +664,21 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     int mbit = method_bit(req->method);
-    const char *p = req->path_normalized.base;
-    size_t n = req->path_normalized.len;
-    /* An exact path beats a prefix; a longer prefix beats a shorter one. */
-    const struct route *match = NULL;
-    size_t match_len = 0;
-    int match_exact = 0, allowed = 0, best_allowed_len = -1;
-    for (const struct route *r = H.routes; r->path; r++) {
-        size_t rl = strlen(r->path);
-        int hit = r->prefix ? (n >= rl && memcmp(p, r->path, rl) == 0) : (n == rl && memcmp(p, r->path, rl) == 0);
-        if (!hit)
-            continue;
-        int rank = r->prefix ? (int)rl : 1 << 20;
-        if (rank > best_allowed_len) {
-            best_allowed_len = rank;
-            allowed = 0;
-        }
-        if (rank == best_allowed_len)
-            allowed |= r->methods;
-        if (!(r->methods & mbit))
-            continue;
-        if (!match || (!r->prefix && !match_exact) || (r->prefix && !match_exact && rl > match_len)) {
-            match = r;
-            match_len = rl;
-            match_exact = !r->prefix;
-        }
-    }
-    /* A method the most specific path does not take is 405, not a fallback. */
-    if (match && (match->prefix ? (int)match_len : 1 << 20) < best_allowed_len)
-        match = NULL;
+    int allowed = 0;
+    const struct route *match =
+        route_find(req->path_normalized.base, req->path_normalized.len, mbit, &allowed);
     if (match) {
-        if (match->flags & ROUTE_AUTH) {
-            if (!H.auth) {
-                http_error(rq, 401, "unauthorized", "authentication required", NULL);
-                return 0;
-            }
-            H.auth(rq, match->handler);
+        rq->matched = match;
+        route_params(rq, match);
+        if (match->perm == PERM_PUBLIC) {
+            match->handler(rq);
             return 0;
         }
-        match->handler(rq);
+        if (!H.auth) {
+            http_error(rq, 401, "unauthorized", "authentication required", NULL);
+            return 0;
+        }
+        H.auth(rq, authorized);
         return 0;
     }
     if (allowed) {
@@ -495,7 +686,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
         for (int b = 0; b < 7; b++)
             if (allowed & (1 << b))
-                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "", names[b]);
+                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
+                         names[b]);
         http_add_header(rq, "allow", allow);
         http_error(rq, 405, NULL, "method not allowed for this path", NULL);
         return 0;
@@ -620,11 +812,17 @@ void http_tick(void)
             shutdown(c->fd, SHUT_RD);
 }
 
-int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m, const struct route *routes)
+int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m,
+              const struct route *routes)
 {
     H.loop = loop;
     H.cfg = cfg;
     H.m = m;
+    char err[160];
+    if (http_routes_check(routes, err, sizeof err) < 0) {
+        log_error("refusing the router table", LF_S("error", err));
+        return -1;
+    }
     H.routes = routes;
     H.conns.next = H.conns.prev = &H.conns;
     sbuf_init(&H.alog);

@@ -5,20 +5,25 @@
 #include <h2o.h>
 #include <stdint.h>
 
+#include "common/authz.h"
 #include "common/config.h"
 #include "common/metrics.h"
 
 /* One per request, in the request's pool; freed when h2o is done with it. */
 struct conn;
 
-/* Who made the request, filled by the auth hook before a ROUTE_AUTH handler runs. */
+/* Who made the request, filled by the auth hook before a route that needs
+ * credentials runs. */
 struct principal {
     int authenticated;
     int via_api_key; /* else a session cookie */
-    int is_admin;
+    enum role role;  /* the user's role now (for a key: its owner's) */
+    perm_mask perms; /* what this request may do: the role's, or a key's scopes within it */
     char user_id[64];
     char api_key_id[64];
 };
+
+#define HTTP_MAX_PARAMS 4
 
 struct rq {
     h2o_req_t *req;
@@ -32,28 +37,52 @@ struct rq {
     void *state;
     struct conn *conn; /* ours, for drain bookkeeping; NULL if unknown */
     struct principal principal;
+    const struct route *matched;         /* the route being served; NULL when none */
+    h2o_iovec_t params[HTTP_MAX_PARAMS]; /* the {name} segments of its path, in order */
 };
 
-enum http_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_PATCH = 16, M_DELETE = 32, M_OPTIONS = 64 };
+enum http_method {
+    M_GET = 1,
+    M_HEAD = 2,
+    M_POST = 4,
+    M_PUT = 8,
+    M_PATCH = 16,
+    M_DELETE = 32,
+    M_OPTIONS = 64
+};
 
 typedef void (*http_handler)(struct rq *rq);
 
-#define ROUTE_AUTH 1 /* needs a session cookie or an API key (see http_set_auth) */
+#define ROUTE_SESSION_ONLY 1 /* refused to API keys: what it creates outlives any key */
 
+/* One line of the router table. The path is literal segments, "{name}" for
+ * one segment of any value, and a last segment "*" for any rest. The most
+ * specific path wins (segment by segment: literal, then {name}, then *); a
+ * method that path does not take is 405. Every route names the permission it
+ * needs: a table with a route that names none does not start. */
 struct route {
-    const char *path; /* exact, or a prefix when it ends with '/' and prefix is set */
-    int prefix;
     int methods;
+    const char *path;
+    enum perm perm;
     http_handler handler;
     int flags;
 };
 
-/* The auth hook: checks rq, then either calls next(rq) with rq->principal
- * filled, or answers 401/403 itself. May complete asynchronously. */
+/* The auth hook: checks rq's credentials, then either calls next(rq) with
+ * rq->principal filled, or answers 401/403 itself. May complete
+ * asynchronously. The router then checks the route's permission. */
 typedef void (*http_auth_fn)(struct rq *rq, http_handler next);
 void http_set_auth(http_auth_fn fn);
 
-int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m, const struct route *routes);
+/* 0 when every route names a permission and a handler and has a
+ * well-formed path; else -1 with the first fault in err. */
+int http_routes_check(const struct route *routes, char *err, size_t errlen);
+/* A {name} segment of the matched route's path as a NUL-terminated copy in
+ * the request's memory; NULL when there is no such parameter. */
+char *http_param(struct rq *rq, int i);
+/* Fails with -1 (and logs why) when http_routes_check() refuses routes. */
+int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m,
+              const struct route *routes);
 void http_start_accepting(int listen_fd);
 /* Graceful drain: stop accepting, finish what is in flight, close idle
  * connections. Returns 1 once nothing is left. */

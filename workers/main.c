@@ -18,42 +18,6 @@
 #include "http.h"
 #include "sup_link.h"
 
-static const struct route routes[] = {
-    {"/", 0, M_GET | M_HEAD, h_dashboard, 0},
-    {"/healthz", 0, M_GET | M_HEAD, h_healthz, 0},
-    {"/readyz", 0, M_GET | M_HEAD, h_readyz, 0},
-    {"/metrics", 0, M_GET | M_HEAD, h_metrics, 0},
-    {"/assets/", 1, M_GET | M_HEAD, h_asset, 0},
-    {"/api/auth/sign-up/email", 0, M_POST, h_auth_sign_up, 0},
-    {"/api/auth/sign-in/email", 0, M_POST, h_auth_sign_in, 0},
-    {"/api/auth/sign-out", 0, M_POST, h_auth_sign_out, 0},
-    {"/api/auth/get-session", 0, M_GET | M_HEAD, h_auth_get_session, 0},
-    {"/api/auth/admin/create-user", 0, M_POST, h_auth_create_user, ROUTE_AUTH},
-    {"/api/auth/api-key/create", 0, M_POST, h_apikey_create, ROUTE_AUTH},
-    {"/api/auth/api-key/list", 0, M_GET | M_HEAD, h_apikey_list, ROUTE_AUTH},
-    {"/api/auth/api-key/get", 0, M_GET | M_HEAD, h_apikey_get, ROUTE_AUTH},
-    {"/api/auth/api-key/delete", 0, M_POST, h_apikey_delete, ROUTE_AUTH},
-    {"/api/auth/", 1, M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS, h_api_not_found, 0},
-    {"/api/me", 0, M_GET | M_HEAD, h_me, ROUTE_AUTH},
-    {"/api/session", 0, M_GET, h_session_get, ROUTE_AUTH},
-    {"/api/session/start", 0, M_POST, h_session_start, ROUTE_AUTH},
-    {"/api/session/stop", 0, M_POST, h_session_stop, ROUTE_AUTH},
-    {"/api/session/logout", 0, M_POST, h_session_logout, ROUTE_AUTH},
-    {"/api/session/qr", 0, M_GET, h_session_qr, ROUTE_AUTH},
-    {"/api/session/pairing-code", 0, M_POST, h_session_pairing_code, ROUTE_AUTH},
-    {"/api/events", 0, M_GET, h_events, ROUTE_AUTH},
-    {"/api/messages", 0, M_POST, h_messages_send, ROUTE_AUTH},
-    {"/api/messages/", 1, M_GET | M_POST, h_message_item, ROUTE_AUTH},
-    {"/api/chats", 0, M_GET, h_chats_list, ROUTE_AUTH},
-    {"/api/chats/", 1, M_GET | M_POST, h_chat_item, ROUTE_AUTH},
-    {"/api/contacts/check", 0, M_POST, h_contacts_check, ROUTE_AUTH},
-    {"/api/webhooks", 0, M_GET | M_POST, h_webhooks, ROUTE_AUTH},
-    {"/api/webhooks/", 1, M_GET | M_POST | M_PATCH | M_DELETE, h_webhook_item, ROUTE_AUTH},
-    /* Everything else under /api/ needs a session or an API key. */
-    {"/api/", 1, M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS, h_api_not_found, ROUTE_AUTH},
-    {NULL, 0, 0, NULL, 0},
-};
-
 static volatile sig_atomic_t sig_drain, sig_fast, sig_reopen;
 
 static void on_signal(int sig)
@@ -70,8 +34,8 @@ static const struct {
     int sig;
     void (*handler)(int);
 } signal_table[] = {
-    {SIGTERM, on_signal}, {SIGQUIT, on_signal}, {SIGINT, on_signal}, {SIGUSR1, on_signal},
-    {SIGPIPE, SIG_IGN},   {SIGHUP, SIG_IGN},    {SIGTTIN, SIG_IGN},  {SIGTTOU, SIG_IGN}, {SIGWINCH, SIG_IGN},
+    {SIGTERM, on_signal}, {SIGQUIT, on_signal}, {SIGINT, on_signal}, {SIGUSR1, on_signal}, {SIGPIPE, SIG_IGN},
+    {SIGHUP, SIG_IGN},    {SIGTTIN, SIG_IGN},   {SIGTTOU, SIG_IGN},  {SIGWINCH, SIG_IGN},
 };
 
 static struct {
@@ -140,9 +104,29 @@ static void on_tick(h2o_timeout_entry_t *e)
     h2o_timeout_link(W.loop, &W.tick, &W.tick_entry);
 }
 
+/* `wapi-worker --routes`: the router table as JSON lines, for tests and
+ * docs that must stay in step with it. */
+static int print_routes(void)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    char err[160];
+    if (http_routes_check(worker_routes, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (const struct route *r = worker_routes; r->path; r++)
+        for (int b = 0; b < 7; b++)
+            if (r->methods & (1 << b))
+                printf("{\"method\":\"%s\",\"path\":\"%s\",\"permission\":\"%s\",\"session_only\":%s}\n",
+                       names[b], r->path, authz_perm_name(r->perm),
+                       r->flags & ROUTE_SESSION_ONLY ? "true" : "false");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc, (void)argv;
+    if (argc == 2 && strcmp(argv[1], "--routes") == 0)
+        return print_routes();
     log_init("worker", LOG_INFO, NULL);
     for (size_t i = 0; i < sizeof signal_table / sizeof signal_table[0]; i++) {
         struct sigaction sa = {0};
@@ -165,7 +149,8 @@ int main(int argc, char **argv)
     __atomic_store_n(&W.m->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
     W.loop = h2o_evloop_create();
     health_init(W.shm);
-    http_init(W.loop, &W.cfg, W.m, routes);
+    if (http_init(W.loop, &W.cfg, W.m, worker_routes) < 0)
+        fatal(1, "the router table is invalid");
     auth_init(&W.cfg);
     webhooks_api_init(&W.cfg);
     /* Password hashing: over all workers, one CPU fewer than there are, so

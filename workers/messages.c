@@ -27,14 +27,19 @@
 #define STR(x) STR_(x)
 
 /* One message as JSON, built by PostgreSQL (escaping included). */
-#define MSG_JSON(m)                                                                                              \
-    "json_build_object('id', " m ".id, 'chat_jid', " m ".chat_jid, 'sender_jid', " m ".sender_jid, "            \
-    "'from_me', " m ".from_me, 'type', " m ".type, 'subtype', " m ".subtype, 'text', " m ".text, "              \
-    "'reply_to', " m ".reply_to, 'reaction_to', " m ".reaction_to, 'reaction', " m ".reaction, "                \
-    "'status', " m ".status, 'error', " m ".error, 'ts', " REST_TS(m ".ts") ", "                              \
-    "'edited_at', " REST_TS(m ".edited_at") ", 'revoked_at', " REST_TS(m ".revoked_at") ", "                  \
-    "'created_at', " REST_TS(m ".created_at") ", 'updated_at', " REST_TS(m ".updated_at") ", "                \
-    "'read_at', " REST_TS(m ".read_at") ", 'idempotency_key', " m ".idempotency_key)::text"
+#define MSG_JSON(m)                                                                                          \
+    "json_build_object('id', " m ".id, 'chat_jid', " m ".chat_jid, 'sender_jid', " m ".sender_jid, "         \
+    "'from_me', " m ".from_me, 'type', " m ".type, 'subtype', " m ".subtype, 'text', " m ".text, "           \
+    "'reply_to', " m ".reply_to, 'reaction_to', " m ".reaction_to, 'reaction', " m ".reaction, "             \
+    "'status', " m ".status, 'error', " m ".error, 'ts', " REST_TS(                                          \
+        m ".ts") ", "                                                                                        \
+                 "'edited_at', " REST_TS(m ".edited_at") ", 'revoked_at', " REST_TS(                         \
+                     m ".revoked_at") ", "                                                                   \
+                                      "'created_at', " REST_TS(m ".created_at") ", 'updated_at', " REST_TS(  \
+                                          m ".updated_at") ", "                                              \
+                                                           "'read_at', " REST_TS(                            \
+                                                               m ".read_at") ", 'idempotency_key', " m       \
+                                                                             ".idempotency_key)::text"
 
 struct op {
     struct rq *rq;
@@ -174,13 +179,17 @@ static int new_message_id(char out[23])
  * woken over the supervisor link once the batch has committed. */
 static const char SQL_SEND_BATCH[] =
     "WITH r AS (SELECT e.ord, e.v->>'id' AS id, e.v->>'to' AS chat, e.v->>'text' AS text, "
-    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, ord)), "
-    "ok AS (SELECT r.* FROM r WHERE r.reply_to IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = r.reply_to)), "
-    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, idempotency_key) "
+    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem FROM jsonb_array_elements($1::jsonb) WITH "
+    "ORDINALITY AS e(v, ord)), "
+    "ok AS (SELECT r.* FROM r WHERE r.reply_to IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = "
+    "r.reply_to)), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
+    "idempotency_key) "
     "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem FROM ok ORDER BY ord "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
-    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) chat_jid, "
+    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) "
+    "chat_jid, "
     "  id, ts FROM ins ORDER BY chat_jid, seq DESC ON CONFLICT (jid) DO NOTHING) "
     "SELECT x.ord, CASE WHEN x.new THEN 'new' WHEN x.j IS NOT NULL THEN 'old' "
     "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = x.ord) THEN 'bad_reply' ELSE 'retry' END, "
@@ -189,9 +198,11 @@ static const char SQL_SEND_BATCH[] =
     /* A repeated key is a subquery per row (one index probe), never a join: a
      * generic plan must not hash every stored message. OFFSET 0 keeps it from
      * being evaluated twice. */
-    "  SELECT r.ord, m.id IS NOT NULL AS new, " REST_TS("m.ts") " AS ts, CASE WHEN m.id IS NULL AND "
-    "  r.idem IS NOT NULL THEN (SELECT " MSG_JSON("o") " FROM wa_messages o WHERE o.idempotency_key = r.idem) "
-    "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord";
+    "  SELECT r.ord, m.id IS NOT NULL AS new, " REST_TS(
+        "m.ts") " AS ts, CASE WHEN m.id IS NULL AND "
+                "  r.idem IS NOT NULL THEN (SELECT " MSG_JSON(
+                    "o") " FROM wa_messages o WHERE o.idempotency_key = r.idem) "
+                         "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord";
 
 #define BATCH_MAX 64
 #define BATCHES_IN_FLIGHT 2 /* per worker: the others' queries still get connections */
@@ -439,7 +450,8 @@ void h_messages_send(struct rq *rq)
     v = json_member(body, "text");
     long chars = v && YAJL_IS_STRING(v) ? rest_utf8_len(v->u.string, strlen(v->u.string)) : -1;
     if (chars < 1 || chars > TEXT_MAX_CHARS) {
-        http_error(rq, 400, "invalid_text", "text must be a non-empty string of at most 4096 characters", "text");
+        http_error(rq, 400, "invalid_text", "text must be a non-empty string of at most 4096 characters",
+                   "text");
         goto out;
     }
     size_t tl = strlen(v->u.string);
@@ -458,8 +470,8 @@ void h_messages_send(struct rq *rq)
         size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
         long ic = il ? rest_utf8_len(v->u.string, il) : -1;
         if (ic < 1 || il > IDEM_MAX) {
-            http_error(rq, 400, "invalid_idempotency_key", "idempotency_key must be a string of 1 to 128 bytes",
-                       "idempotency_key");
+            http_error(rq, 400, "invalid_idempotency_key",
+                       "idempotency_key must be a string of 1 to 128 bytes", "idempotency_key");
             goto out;
         }
         memcpy(o->idem, v->u.string, il + 1);
@@ -558,8 +570,8 @@ static void on_read_found(void *ctx, const PGresult *res, const char *err)
         if (rows == 0)
             http_error(o->rq, 404, "not_found", "no such message", NULL);
         else
-            http_error(o->rq, 409, "own_message", "this message was sent by us; only received messages can be read",
-                       NULL);
+            http_error(o->rq, 409, "own_message",
+                       "this message was sent by us; only received messages can be read", NULL);
         return;
     }
     snprintf(o->to, sizeof o->to, "%s", PQgetvalue(res, 0, 0));
@@ -598,44 +610,33 @@ static void on_read_found(void *ctx, const PGresult *res, const char *err)
     sbuf_free(&ids);
 }
 
-/* /api/messages/{id} and /api/messages/{id}/read */
-void h_message_item(struct rq *rq)
+/* The {id} of /api/messages/{id}[/read]; NULL after answering 404. */
+static char *message_id(struct rq *rq)
 {
-    const char *seg[3];
-    size_t len[3];
-    int n = rest_segments(rq, "/api/messages/", seg, len, 3, 128);
-    if (n < 1 || n > 2 || !rest_id_ok(seg[0], len[0])) {
-        http_error(rq, 404, NULL, "no such route", NULL);
-        return;
+    char *id = http_param(rq, 0);
+    if (!id || !rest_id_ok(id, strlen(id))) {
+        http_error(rq, 404, "not_found", "no message with this id", NULL);
+        return NULL;
     }
-    int is_get = rq->req->method.len == 3 && !memcmp(rq->req->method.base, "GET", 3);
-    if (n == 1) {
-        if (!is_get) {
-            http_add_header(rq, "allow", "GET");
-            http_error(rq, 405, NULL, "method not allowed for this path", NULL);
-            return;
-        }
-        struct op *o = op_new(rq);
-        char *id = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1);
-        memcpy(id, seg[0], len[0]);
-        id[len[0]] = '\0';
-        o->params[0] = id;
-        op_query(o, SQL_ONE, 1, on_one);
+    return id;
+}
+
+void h_message_get(struct rq *rq)
+{
+    char *id = message_id(rq);
+    if (!id)
         return;
-    }
-    if (len[1] != 4 || memcmp(seg[1], "read", 4) != 0) {
-        http_error(rq, 404, NULL, "no such route", NULL);
-        return;
-    }
-    if (is_get) {
-        http_add_header(rq, "allow", "POST");
-        http_error(rq, 405, NULL, "method not allowed for this path", NULL);
-        return;
-    }
     struct op *o = op_new(rq);
-    char *id = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1);
-    memcpy(id, seg[0], len[0]);
-    id[len[0]] = '\0';
+    o->params[0] = id;
+    op_query(o, SQL_ONE, 1, on_one);
+}
+
+void h_message_read(struct rq *rq)
+{
+    char *id = message_id(rq);
+    if (!id)
+        return;
+    struct op *o = op_new(rq);
     o->params[0] = id;
     op_query(o, SQL_READ_FIND, 1, on_read_found);
 }
@@ -654,13 +655,22 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
 /* Newest activity first; the cursor is (last message seq, jid). */
 static const char SQL_CHATS[] =
     "SELECT json_build_object('jid', c.jid, 'name', c.name, 'unread_count', c.unread_count, "
-    "  'last_message_at', " REST_TS("coalesce(lm.ts, c.last_message_at)") ", "
-    "  'updated_at', " REST_TS("c.updated_at") ", 'last_message', lm.j)::text, "
-    "  coalesce(lm.seq, 0), c.jid "
-    "FROM wa_chats c LEFT JOIN LATERAL (SELECT m.seq, m.ts, " MSG_JSON("m") "::json AS j FROM wa_messages m "
-    "  WHERE m.chat_jid = c.jid ORDER BY m.seq DESC LIMIT 1) lm ON true "
-    "WHERE $1::bigint IS NULL OR (coalesce(lm.seq, 0), c.jid) < ($1::bigint, $2::text) "
-    "ORDER BY coalesce(lm.seq, 0) DESC, c.jid DESC LIMIT $3";
+    "  'last_message_at', " REST_TS(
+        "coalesce(lm.ts, c.last_message_at)") ", "
+                                              "  'updated_at', " REST_TS(
+                                                  "c.updated_at") ", 'last_message', lm.j)::text, "
+                                                                  "  coalesce(lm.seq, 0), c.jid "
+                                                                  "FROM wa_chats c LEFT JOIN LATERAL (SELECT "
+                                                                  "m.seq, m.ts, " MSG_JSON(
+                                                                      "m") "::json AS j FROM wa_messages m "
+                                                                           "  WHERE m.chat_jid = c.jid ORDER "
+                                                                           "BY m.seq DESC LIMIT 1) lm ON "
+                                                                           "true "
+                                                                           "WHERE $1::bigint IS NULL OR "
+                                                                           "(coalesce(lm.seq, 0), c.jid) < "
+                                                                           "($1::bigint, $2::text) "
+                                                                           "ORDER BY coalesce(lm.seq, 0) "
+                                                                           "DESC, c.jid DESC LIMIT $3";
 
 void h_chats_list(struct rq *rq)
 {
@@ -689,85 +699,75 @@ void h_chats_list(struct rq *rq)
 
 /* Newest first; the cursor is the seq of the last one shown, so messages
  * arriving meanwhile never shift a page. */
-static const char SQL_CHAT_MESSAGES[] =
-    "SELECT " MSG_JSON("m") ", m.seq, NULL FROM wa_messages m "
-    "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) ORDER BY m.seq DESC LIMIT $3";
+static const char SQL_CHAT_MESSAGES[] = "SELECT " MSG_JSON(
+    "m") ", m.seq, NULL FROM wa_messages m "
+         "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) ORDER BY m.seq DESC LIMIT $3";
 
-void h_chat_item(struct rq *rq)
+/* The {jid} of /api/chats/{jid}/...; NULL after answering 404. */
+static char *chat_jid(struct rq *rq)
 {
-    const char *seg[3];
-    size_t len[3];
-    int n = rest_segments(rq, "/api/chats/", seg, len, 3, 128);
-    if (n != 2 || !rest_jid_ok(seg[0], len[0])) {
-        http_error(rq, 404, NULL, "no such route", NULL);
+    char *jid = http_param(rq, 0);
+    if (!jid || !rest_jid_ok(jid, strlen(jid))) {
+        http_error(rq, 404, "not_found", "no chat with this JID", NULL);
+        return NULL;
+    }
+    return jid;
+}
+
+void h_chat_messages(struct rq *rq)
+{
+    char *jid = chat_jid(rq);
+    if (!jid)
+        return;
+    int limit = rest_limit(rq, LIST_DEFAULT, LIST_MAX);
+    if (limit < 0)
+        return;
+    int64_t cur = 0;
+    int has = rest_cursor(rq, &cur, NULL, 0);
+    if (has < 0)
+        return;
+    struct op *o = op_new(rq);
+    o->limit = limit;
+    char *p1 = h2o_mem_alloc_pool(&rq->req->pool, 24), *p2 = h2o_mem_alloc_pool(&rq->req->pool, 16);
+    snprintf(p1, 24, "%" PRId64, cur);
+    snprintf(p2, 16, "%d", limit + 1);
+    o->params[0] = jid;
+    o->params[1] = has ? p1 : NULL;
+    o->params[2] = p2;
+    op_query(o, SQL_CHAT_MESSAGES, 3, on_list);
+}
+
+void h_chat_presence(struct rq *rq)
+{
+    char *raw = chat_jid(rq);
+    if (!raw)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    const char *st = json_str(body, "state");
+    int ok = st && (!strcmp(st, "typing") || !strcmp(st, "paused"));
+    int typing = ok && !strcmp(st, "typing");
+    yajl_tree_free(body);
+    if (!ok) {
+        http_error(rq, 400, "invalid_state", "state must be \"typing\" or \"paused\"", "state");
         return;
     }
-    int is_get = rq->req->method.len == 3 && !memcmp(rq->req->method.base, "GET", 3);
-    if (len[1] == 8 && !memcmp(seg[1], "messages", 8)) {
-        if (!is_get) {
-            http_add_header(rq, "allow", "GET");
-            http_error(rq, 405, NULL, "method not allowed for this path", NULL);
-            return;
-        }
-        int limit = rest_limit(rq, LIST_DEFAULT, LIST_MAX);
-        if (limit < 0)
-            return;
-        int64_t cur = 0;
-        int has = rest_cursor(rq, &cur, NULL, 0);
-        if (has < 0)
-            return;
-        struct op *o = op_new(rq);
-        o->limit = limit;
-        char *jid = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1), *p1 = h2o_mem_alloc_pool(&rq->req->pool, 24),
-             *p2 = h2o_mem_alloc_pool(&rq->req->pool, 16);
-        memcpy(jid, seg[0], len[0]);
-        jid[len[0]] = '\0';
-        snprintf(p1, 24, "%" PRId64, cur);
-        snprintf(p2, 16, "%d", limit + 1);
-        o->params[0] = jid;
-        o->params[1] = has ? p1 : NULL;
-        o->params[2] = p2;
-        op_query(o, SQL_CHAT_MESSAGES, 3, on_list);
+    char jid[160];
+    if (parse_to(raw, jid, sizeof jid) < 0) {
+        http_error(rq, 400, "invalid_jid", "the chat must be a person's JID or phone number", "jid");
         return;
     }
-    if (len[1] == 8 && !memcmp(seg[1], "presence", 8)) {
-        if (is_get) {
-            http_add_header(rq, "allow", "POST");
-            http_error(rq, 405, NULL, "method not allowed for this path", NULL);
-            return;
-        }
-        yajl_val body = rest_body(rq, REST_BODY_MAX);
-        if (!body)
-            return;
-        const char *st = json_str(body, "state");
-        int ok = st && (!strcmp(st, "typing") || !strcmp(st, "paused"));
-        int typing = ok && !strcmp(st, "typing");
-        yajl_tree_free(body);
-        if (!ok) {
-            http_error(rq, 400, "invalid_state", "state must be \"typing\" or \"paused\"", "state");
-            return;
-        }
-        char jid[160];
-        char *raw = h2o_mem_alloc_pool(&rq->req->pool, len[0] + 1);
-        memcpy(raw, seg[0], len[0]);
-        raw[len[0]] = '\0';
-        if (parse_to(raw, jid, sizeof jid) < 0) {
-            http_error(rq, 400, "invalid_jid", "the chat must be a person's JID or phone number", "jid");
-            return;
-        }
-        struct sbuf b;
-        sbuf_init(&b);
-        ipc_wr_u32(&b, IPC_ACT_PRESENCE);
-        ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
-        ipc_wr_bytes(&b, typing ? "typing" : "paused", 6);
-        if (b.oom)
-            http_error(rq, 500, NULL, "out of memory", NULL);
-        else
-            sup_ask_json(rq, IPC_ACTION, b.buf, b.len, ACTION_TIMEOUT_MS);
-        sbuf_free(&b);
-        return;
-    }
-    http_error(rq, 404, NULL, "no such route", NULL);
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_PRESENCE);
+    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
+    ipc_wr_bytes(&b, typing ? "typing" : "paused", 6);
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, ACTION_TIMEOUT_MS);
+    sbuf_free(&b);
 }
 
 /* ---- POST /api/contacts/check */

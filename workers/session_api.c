@@ -8,6 +8,7 @@
 #include "common/ipc.h"
 #include "common/json.h"
 #include "common/sbuf.h"
+#include "audit.h"
 #include "handlers.h"
 #include "sup_link.h"
 
@@ -53,8 +54,8 @@ static void reply_json(void *ctx, const struct ipc_msg *m)
     http_json(p->rq, (int)status, (const char *)body, len);
 }
 
-static struct pending *ask_within(struct rq *rq, uint32_t type, const void *payload, size_t len, uint32_t timeout_ms,
-                                  sup_reply_cb cb)
+static struct pending *ask_within(struct rq *rq, uint32_t type, const void *payload, size_t len,
+                                  uint32_t timeout_ms, sup_reply_cb cb)
 {
     struct pending *p = h2o_mem_alloc_pool(&rq->req->pool, sizeof *p);
     memset(p, 0, sizeof *p);
@@ -85,12 +86,19 @@ void h_session_get(struct rq *rq)
     ask(rq, IPC_SESSION_GET, NULL, 0, reply_json);
 }
 
+/* {u32 cmd, bytes arg, bytes user, bytes key, bytes ip}: the supervisor
+ * records who asked in the audit log as it acts. */
 static void command(struct rq *rq, uint32_t cmd, const char *arg)
 {
     struct sbuf b;
     sbuf_init(&b);
+    struct audit_actor ac;
+    audit_actor(rq, &ac);
     ipc_wr_u32(&b, cmd);
     ipc_wr_bytes(&b, arg, (uint32_t)strlen(arg));
+    ipc_wr_bytes(&b, ac.user, (uint32_t)strlen(ac.user));
+    ipc_wr_bytes(&b, ac.key, (uint32_t)strlen(ac.key));
+    ipc_wr_bytes(&b, ac.ip, (uint32_t)strlen(ac.ip));
     ask(rq, IPC_SESSION_CMD, b.buf, b.len, reply_json);
     sbuf_free(&b);
 }
@@ -136,7 +144,8 @@ void h_session_pairing_code(struct rq *rq)
     yajl_tree_free(v);
     if (!ok || n < 7) {
         http_error(rq, 400, "invalid_phone",
-                   "phone must be the number in international form, 7 to 15 digits, e.g. +15551234567", "phone");
+                   "phone must be the number in international form, 7 to 15 digits, e.g. +15551234567",
+                   "phone");
         return;
     }
     command(rq, IPC_CMD_PAIR_PHONE, digits);
@@ -149,10 +158,11 @@ static void qr_svg(const char *text, struct sbuf *out)
     if (!q)
         return;
     int w = q->width, border = 4, size = w + 2 * border;
-    sbuf_addf(out,
-              "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" shape-rendering=\"crispEdges\">"
-              "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
-              size, size, size, size);
+    sbuf_addf(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" shape-rendering=\"crispEdges\">"
+        "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
+        size, size, size, size);
     for (int y = 0; y < w; y++)
         for (int x = 0; x < w; x++)
             if (q->data[y * w + x] & 1)

@@ -11,6 +11,7 @@
 #include "common/sbuf.h"
 #include "common/webhook_url.h"
 #include "db.h"
+#include "audit.h"
 #include "handlers.h"
 #include "rest.h"
 
@@ -27,12 +28,19 @@ void webhooks_api_init(const struct wapi_config *c)
     cfg = c;
 }
 
-static const char *const event_types[] = {"message.received", "message.sent",   "message.status",
-                                          "message.reaction", "message.edited", "message.revoked",
-                                          "*",                NULL};
+/* "audit.*": every audit.<action> event (who did what; admins' webhooks only). */
+static const char *const event_types[] = {"message.received",
+                                          "message.sent",
+                                          "message.status",
+                                          "message.reaction",
+                                          "message.edited",
+                                          "message.revoked",
+                                          "audit.*",
+                                          "*",
+                                          NULL};
 
-#define HOOK_JSON                                                                                                \
-    "json_build_object('id', w.id, 'url', w.url, 'events', to_json(w.events), 'enabled', w.enabled, "         \
+#define HOOK_JSON                                                                                            \
+    "json_build_object('id', w.id, 'url', w.url, 'events', to_json(w.events), 'enabled', w.enabled, "        \
     "'created_at', " REST_TS("w.created_at") ", 'updated_at', " REST_TS("w.updated_at") ")::text"
 
 struct op {
@@ -47,7 +55,19 @@ struct op {
     char secret[128];
     char enabled[8];
     char n1[24], n2[24], n3[24];
+    int audited; /* the statement wrote an audit row */
 };
+
+/* The actor as params[at..at+2] (user, key, address), for HOOK_AUDIT. */
+static void hook_actor(struct op *o, int at)
+{
+    struct audit_actor ac;
+    audit_actor(o->rq, &ac);
+    o->params[at] = ac.user;
+    o->params[at + 1] = ac.key;
+    o->params[at + 2] = ac.ip;
+    o->audited = 1;
+}
 
 static void op_abort(struct rq *rq)
 {
@@ -104,9 +124,10 @@ static int check_url(struct rq *rq, yajl_val v, char *out, size_t outlen)
         return -1;
     }
     if (!cfg->webhooks.allow_private && webhook_host_private(u.host)) {
-        http_error(rq, 400, "private_url",
-                   "url points at a private, loopback or link-local address (allow with webhooks.allow_private)",
-                   "url");
+        http_error(
+            rq, 400, "private_url",
+            "url points at a private, loopback or link-local address (allow with webhooks.allow_private)",
+            "url");
         return -1;
     }
     snprintf(out, outlen, "%s", v->u.string);
@@ -142,7 +163,7 @@ static int check_events(struct rq *rq, yajl_val v, char *out, size_t outlen)
     if (!ok) {
         http_error(rq, 400, "invalid_events",
                    "events must be a non-empty array of: message.received, message.sent, message.status, "
-                   "message.reaction, message.edited, message.revoked, or \"*\"",
+                   "message.reaction, message.edited, message.revoked, audit.*, or \"*\"",
                    "events");
         return -1;
     }
@@ -178,7 +199,8 @@ static int check_secret(struct rq *rq, yajl_val v, char *out, size_t outlen)
         ok = kl >= KEY_MIN && kl <= KEY_MAX;
     }
     if (!ok) {
-        http_error(rq, 400, "invalid_secret", "secret must be whsec_ followed by base64 of 24 to 64 bytes", "secret");
+        http_error(rq, 400, "invalid_secret", "secret must be whsec_ followed by base64 of 24 to 64 bytes",
+                   "secret");
         return -1;
     }
     memcpy(out, s, n + 1);
@@ -195,6 +217,8 @@ static void on_hook(void *ctx, const PGresult *res, const char *err)
     const char *json = rest_one_row(o->rq, res, err, "no webhook with this id");
     if (!json)
         return;
+    if (o->audited)
+        audit_kick();
     if (!o->show_secret) {
         http_json(o->rq, 200, json, strlen(json));
         return;
@@ -223,10 +247,19 @@ static void on_hook_list(void *ctx, const PGresult *res, const char *err)
     rest_answer_page(o->rq, res, 0, -1, 0, -1, -1);
 }
 
+/* The audit row names where deliveries go without what may be a secret in
+ * the URL (user:password, query). */
+#define HOOK_AUDIT(action, actor_params)                                                                     \
+    "a AS (INSERT INTO wapi_audit (actor_user_id, actor_key_id, actor_ip, action, target, detail) "          \
+    "SELECT " actor_params ", '" action "', w.id, jsonb_build_object('url', regexp_replace(substring(w.url " \
+    "from '^[A-Za-z]+://[^/?#]*'), '//[^@]*@', '//'), 'events', to_jsonb(w.events), 'enabled', w.enabled) "  \
+    "FROM w) "
+
 static const char SQL_CREATE[] =
-    "INSERT INTO wa_webhooks AS w (id, url, events, secret, created_by) "
-    "SELECT $1, $2, $3::text[], $4, $5 WHERE (SELECT count(*) FROM wa_webhooks) < " "100"
-    " RETURNING " HOOK_JSON;
+    "WITH w AS (INSERT INTO wa_webhooks (id, url, events, secret, created_by) "
+    "SELECT $1, $2, $3::text[], $4, $5 WHERE (SELECT count(*) FROM wa_webhooks) < "
+    "100"
+    " RETURNING *), " HOOK_AUDIT("webhook.created", "$6, nullif($7, ''), $8") "SELECT " HOOK_JSON " FROM w";
 
 static void create_hook(struct rq *rq)
 {
@@ -254,25 +287,28 @@ static void create_hook(struct rq *rq)
     o->params[2] = o->events;
     o->params[3] = o->secret;
     o->params[4] = rq->principal.user_id[0] ? rq->principal.user_id : NULL;
-    op_query(o, SQL_CREATE, 5, on_hook);
+    hook_actor(o, 5);
+    op_query(o, SQL_CREATE, 8, on_hook);
 out:
     yajl_tree_free(body);
 }
 
-void h_webhooks(struct rq *rq)
+void h_webhooks_create(struct rq *rq)
 {
-    if (rq->req->method.len == 4 && !memcmp(rq->req->method.base, "POST", 4)) {
-        create_hook(rq);
-        return;
-    }
+    create_hook(rq);
+}
+
+void h_webhooks_list(struct rq *rq)
+{
     struct op *o = op_new(rq);
     op_query(o, "SELECT " HOOK_JSON " FROM wa_webhooks w ORDER BY w.created_at, w.id", 0, on_hook_list);
 }
 
 static const char SQL_PATCH[] =
-    "UPDATE wa_webhooks w SET url = coalesce($2, w.url), events = coalesce($3::text[], w.events), "
+    "WITH w AS (UPDATE wa_webhooks w SET url = coalesce($2, w.url), events = coalesce($3::text[], w.events), "
     "secret = coalesce($4, w.secret), enabled = coalesce($5::boolean, w.enabled), updated_at = now() "
-    "WHERE w.id = $1 RETURNING " HOOK_JSON;
+    "WHERE w.id = $1 RETURNING *), " HOOK_AUDIT("webhook.changed",
+                                                "$6, nullif($7, ''), $8") "SELECT " HOOK_JSON " FROM w";
 
 static void patch_hook(struct rq *rq, struct op *o)
 {
@@ -293,8 +329,8 @@ static void patch_hook(struct rq *rq, struct op *o)
     }
     if ((v = json_member(body, "secret"))) {
         if (YAJL_IS_NULL(v)) {
-            http_error(rq, 400, "invalid_secret", "secret must be whsec_ followed by base64 of 24 to 64 bytes",
-                       "secret");
+            http_error(rq, 400, "invalid_secret",
+                       "secret must be whsec_ followed by base64 of 24 to 64 bytes", "secret");
             goto out;
         }
         if (check_secret(rq, v, o->secret, sizeof o->secret) < 0)
@@ -310,7 +346,8 @@ static void patch_hook(struct rq *rq, struct op *o)
         snprintf(o->enabled, sizeof o->enabled, "%s", YAJL_IS_TRUE(v) ? "true" : "false");
         o->params[4] = o->enabled;
     }
-    op_query(o, SQL_PATCH, 5, on_hook);
+    hook_actor(o, 5);
+    op_query(o, SQL_PATCH, 8, on_hook);
 out:
     yajl_tree_free(body);
 }
@@ -322,18 +359,24 @@ static void on_deleted(void *ctx, const PGresult *res, const char *err)
     o->rq->on_abort = NULL;
     if (!rest_one_row(o->rq, res, err, "no webhook with this id"))
         return;
+    audit_kick();
     http_send(o->rq, 204, NULL, "", 0);
 }
 
 /* ---- deliveries */
 
-#define DELIVERY_JSON                                                                                            \
-    "json_build_object('id', d.id::text, 'webhook_id', d.webhook_id, 'event_id', d.event_id::text, "            \
-    "'event_type', e.type, 'state', d.state, 'attempts', d.attempts, "                                           \
-    "'next_attempt_at', CASE WHEN d.state = 'pending' THEN " REST_TS("d.next_attempt_at") " END, "            \
-    "'last_attempt_at', " REST_TS("d.last_attempt_at") ", 'last_status', d.last_status, "                     \
-    "'last_error', d.last_error, 'delivered_at', " REST_TS("d.delivered_at") ", "                             \
-    "'created_at', " REST_TS("d.created_at") ")::text"
+#define DELIVERY_JSON                                                                                        \
+    "json_build_object('id', d.id::text, 'webhook_id', d.webhook_id, 'event_id', d.event_id::text, "         \
+    "'event_type', e.type, 'state', d.state, 'attempts', d.attempts, "                                       \
+    "'next_attempt_at', CASE WHEN d.state = 'pending' THEN " REST_TS(                                        \
+        "d.next_attempt_at") " END, "                                                                        \
+                             "'last_attempt_at', " REST_TS(                                                  \
+                                 "d.last_attempt_at") ", 'last_status', d.last_status, "                     \
+                                                      "'last_error', d.last_error, "                         \
+                                                      "'delivered_at', " REST_TS(                            \
+                                                          "d.delivered_at") ", "                             \
+                                                                            "'created_at', " REST_TS(        \
+                                                                                "d.created_at") ")::text"
 
 static void on_deliveries(void *ctx, const PGresult *res, const char *err)
 {
@@ -355,8 +398,10 @@ static void on_deliveries(void *ctx, const PGresult *res, const char *err)
 
 static const char SQL_DELIVERIES[] =
     "SELECT (SELECT id FROM wa_webhooks WHERE id = $1), NULL, NULL "
-    "UNION ALL (SELECT NULL, " DELIVERY_JSON ", d.id FROM wa_webhook_deliveries d JOIN wa_events e ON e.id = d.event_id "
-    "WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.id < $2::bigint) AND ($3::text IS NULL OR d.state = $3) "
+    "UNION ALL (SELECT NULL, " DELIVERY_JSON
+    ", d.id FROM wa_webhook_deliveries d JOIN wa_events e ON e.id = d.event_id "
+    "WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.id < $2::bigint) AND ($3::text IS NULL OR d.state "
+    "= $3) "
     "ORDER BY d.id DESC LIMIT $4)";
 
 static const char SQL_REDELIVER[] =
@@ -375,94 +420,87 @@ static void on_redeliver(void *ctx, const PGresult *res, const char *err)
     http_json(o->rq, 202, json, strlen(json));
 }
 
-static int is_method(struct rq *rq, const char *m)
+/* A new op for /api/webhooks/{id}/...; NULL after answering 404. */
+static struct op *hook_op(struct rq *rq)
 {
-    size_t n = strlen(m);
-    return rq->req->method.len == n && !memcmp(rq->req->method.base, m, n);
-}
-
-static void not_allowed(struct rq *rq, const char *allow)
-{
-    http_add_header(rq, "allow", allow);
-    http_error(rq, 405, NULL, "method not allowed for this path", NULL);
-}
-
-/* /api/webhooks/{id}[/deliveries[/{delivery_id}/redeliver]] */
-void h_webhook_item(struct rq *rq)
-{
-    const char *seg[5];
-    size_t len[5];
-    int n = rest_segments(rq, "/api/webhooks/", seg, len, 5, 64);
-    if (n < 1 || !rest_id_ok(seg[0], len[0]) || (n >= 2 && (len[1] != 10 || memcmp(seg[1], "deliveries", 10))) ||
-        n == 3 || (n == 4 && (len[3] != 9 || memcmp(seg[3], "redeliver", 9)))) {
-        http_error(rq, 404, NULL, "no such route", NULL);
-        return;
+    char *id = http_param(rq, 0);
+    if (!id || !rest_id_ok(id, strlen(id)) || strlen(id) >= sizeof((struct op *)0)->id) {
+        http_error(rq, 404, "not_found", "no webhook with this id", NULL);
+        return NULL;
     }
     struct op *o = op_new(rq);
-    memcpy(o->id, seg[0], len[0] < sizeof o->id ? len[0] : sizeof o->id - 1);
-    o->id[len[0] < sizeof o->id ? len[0] : sizeof o->id - 1] = '\0';
-    if (n == 1) {
-        o->params[0] = o->id;
-        if (is_method(rq, "GET"))
-            op_query(o, "SELECT " HOOK_JSON " FROM wa_webhooks w WHERE w.id = $1", 1, on_hook);
-        else if (is_method(rq, "PATCH"))
-            patch_hook(rq, o);
-        else if (is_method(rq, "DELETE"))
-            op_query(o, "DELETE FROM wa_webhooks WHERE id = $1 RETURNING id", 1, on_deleted);
-        else
-            not_allowed(rq, "GET, PATCH, DELETE");
+    memcpy(o->id, id, strlen(id) + 1);
+    o->params[0] = o->id;
+    return o;
+}
+
+void h_webhook_get(struct rq *rq)
+{
+    struct op *o = hook_op(rq);
+    if (o)
+        op_query(o, "SELECT " HOOK_JSON " FROM wa_webhooks w WHERE w.id = $1", 1, on_hook);
+}
+
+void h_webhook_patch(struct rq *rq)
+{
+    struct op *o = hook_op(rq);
+    if (o)
+        patch_hook(rq, o);
+}
+
+void h_webhook_delete(struct rq *rq)
+{
+    struct op *o = hook_op(rq);
+    if (!o)
+        return;
+    hook_actor(o, 1);
+    op_query(o,
+             "WITH w AS (DELETE FROM wa_webhooks WHERE id = $1 RETURNING *), " HOOK_AUDIT(
+                 "webhook.deleted", "$2, nullif($3, ''), $4") "SELECT id FROM w",
+             4, on_deleted);
+}
+
+void h_webhook_deliveries(struct rq *rq)
+{
+    struct op *o = hook_op(rq);
+    if (!o)
+        return;
+    int limit = rest_limit(rq, 50, 200);
+    if (limit < 0)
+        return;
+    int64_t cur = 0;
+    int has = rest_cursor(rq, &cur, NULL, 0);
+    if (has < 0)
+        return;
+    char st[16];
+    int sl = rest_query(rq, "state", st, sizeof st);
+    if (sl != -1 && (sl < 0 || (strcmp(st, "pending") && strcmp(st, "delivered") && strcmp(st, "failed") &&
+                                strcmp(st, "dead")))) {
+        http_error(rq, 400, "invalid_state", "state must be pending, delivered, failed or dead", "state");
         return;
     }
-    if (n == 2) {
-        if (!is_method(rq, "GET")) {
-            not_allowed(rq, "GET");
-            return;
-        }
-        int limit = rest_limit(rq, 50, 200);
-        if (limit < 0)
-            return;
-        int64_t cur = 0;
-        int has = rest_cursor(rq, &cur, NULL, 0);
-        if (has < 0)
-            return;
-        char st[16];
-        int sl = rest_query(rq, "state", st, sizeof st);
-        if (sl != -1 && (sl < 0 || (strcmp(st, "pending") && strcmp(st, "delivered") && strcmp(st, "failed") &&
-                                    strcmp(st, "dead")))) {
-            http_error(rq, 400, "invalid_state", "state must be pending, delivered, failed or dead", "state");
-            return;
-        }
-        snprintf(o->n1, sizeof o->n1, "%" PRId64, cur);
-        snprintf(o->n2, sizeof o->n2, "%d", limit + 1);
-        o->limit = limit;
-        o->params[0] = o->id;
-        o->params[1] = has ? o->n1 : NULL;
-        o->params[2] = sl > 0 ? st : NULL;
-        if (sl > 0) {
-            char *s = h2o_mem_alloc_pool(&rq->req->pool, 16);
-            snprintf(s, 16, "%s", st);
-            o->params[2] = s;
-        }
-        o->params[3] = o->n2;
-        op_query(o, SQL_DELIVERIES, 4, on_deliveries);
-        return;
-    }
-    if (!is_method(rq, "POST")) {
-        not_allowed(rq, "POST");
-        return;
-    }
-    char *e;
-    char num[24];
-    size_t dl = len[2] < sizeof num ? len[2] : 0;
-    memcpy(num, seg[2], dl);
-    num[dl] = '\0';
-    long long did = dl ? strtoll(num, &e, 10) : 0;
-    if (!dl || *e || did < 1) {
+    snprintf(o->n1, sizeof o->n1, "%" PRId64, cur);
+    snprintf(o->n2, sizeof o->n2, "%d", limit + 1);
+    snprintf(o->n3, sizeof o->n3, "%s", sl > 0 ? st : "");
+    o->limit = limit;
+    o->params[1] = has ? o->n1 : NULL;
+    o->params[2] = sl > 0 ? o->n3 : NULL;
+    o->params[3] = o->n2;
+    op_query(o, SQL_DELIVERIES, 4, on_deliveries);
+}
+
+void h_webhook_redeliver(struct rq *rq)
+{
+    char *num = http_param(rq, 1), *e = NULL;
+    long long did = num && strlen(num) < 20 ? strtoll(num, &e, 10) : 0;
+    if (!num || !e || *e || did < 1) {
         http_error(rq, 404, "not_found", "no such delivery of this webhook", NULL);
         return;
     }
+    struct op *o = hook_op(rq);
+    if (!o)
+        return;
     snprintf(o->n1, sizeof o->n1, "%lld", did);
-    o->params[0] = o->id;
     o->params[1] = o->n1;
     op_query(o, SQL_REDELIVER, 2, on_redeliver);
 }

@@ -9,6 +9,7 @@
 
 #include "common/auth_input.h"
 #include "common/auth_token.h"
+#include "common/authz.h"
 #include "common/config.h"
 #include "common/db_params.h"
 #include "common/password.h"
@@ -16,8 +17,9 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: wapictl user add EMAIL [--name NAME] [--admin]\n"
-                    "  the password (8 to 128 characters) is read from standard input\n");
+    fprintf(stderr, "usage: wapictl user add EMAIL [--name NAME] [--admin | --role admin|member|viewer]\n"
+                    "  the password (8 to 128 characters) is read from standard input;\n"
+                    "  the first user is always an admin, later ones members unless told\n");
 }
 
 static int fail_json(const char *msg)
@@ -66,11 +68,16 @@ int ctl_user(const char *config_path, int argc, char **argv)
         return 2;
     }
     const char *email = argv[1], *name = NULL;
-    int admin = 0;
+    enum role role = ROLE_MEMBER;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--admin") == 0)
-            admin = 1;
-        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            role = ROLE_ADMIN;
+        else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            if ((role = authz_role_parse(argv[++i])) == ROLE_NONE) {
+                usage();
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             name = argv[++i];
         else {
             usage();
@@ -102,8 +109,8 @@ int ctl_user(const char *config_path, int argc, char **argv)
 
     struct wapi_config cfg;
     char err[1024];
-    if (config_load(&cfg, config_path ? config_path : "conf/wapi.conf", config_path == NULL, CONFIG_WITH_ENV, err,
-                    sizeof err) < 0)
+    if (config_load(&cfg, config_path ? config_path : "conf/wapi.conf", config_path == NULL, CONFIG_WITH_ENV,
+                    err, sizeof err) < 0)
         return fail_json(err);
     struct db_params p;
     db_params_init(&p, &cfg, "wapictl");
@@ -114,9 +121,15 @@ int ctl_user(const char *config_path, int argc, char **argv)
         fail_json(err);
         goto out;
     }
-    const char *params[8] = {id, name, lower, hash, account, cfg.auth.registration, "true", admin ? "admin" : "user"};
-    PGresult *r = PQexecParams(c, "SELECT wapi_create_user($1, $2, $3, $4, $5, $6, $7::boolean, $8)", 8, NULL,
-                               params, NULL, NULL, 0);
+    /* Privileged: no policy, invitation or setup token applies; no actor:
+     * the audit log says "command-line". */
+    const char *params[14] = {
+        id,   name,    lower, hash, account, cfg.auth.registration, "true", authz_role_name(role), NULL,
+        NULL, "false", NULL,  NULL, NULL};
+    PGresult *r = PQexecParams(c,
+                               "SELECT wapi_create_user($1, $2, $3, $4, $5, $6, $7::boolean, $8, $9, $10, "
+                               "$11::boolean, $12, $13, $14)",
+                               14, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         snprintf(err, sizeof err, "database: %s (is the schema migrated? run wapi --migrate)",
                  PQresultErrorMessage(r));
@@ -132,8 +145,8 @@ int ctl_user(const char *config_path, int argc, char **argv)
         sbuf_adds(&b, ",\"email\":");
         sbuf_add_json_str(&b, lower, strlen(lower));
         sbuf_adds(&b, ",\"role\":");
-        const char *role = PQgetvalue(r, 0, 0) + 8;
-        sbuf_add_json_str(&b, role, strlen(role));
+        const char *made = PQgetvalue(r, 0, 0) + 8;
+        sbuf_add_json_str(&b, made, strlen(made));
         sbuf_adds(&b, "}}\n");
         fputs(b.buf, stdout);
         sbuf_free(&b);

@@ -140,6 +140,8 @@ async function live(url) {
         BETTER_AUTH_URL: base, WAPI_LISTEN: `127.0.0.1:${port}`, WAPI_WORKERS: "1",
         WAPI_PATHS_RUN: path.join(dir, "run"), WAPI_PATHS_SESSIONS: path.join(dir, "s"),
         WAPI_PATHS_MEDIA: path.join(dir, "m"), WAPI_WHATSAPP_AUTOSTART: "false",
+        // Anyone may sign up here: the part below signs a second user up.
+        WAPI_AUTH_REGISTRATION: "open",
       },
       stdio: ["ignore", fs.openSync(path.join(dir, "wapi.log"), "a"), fs.openSync(path.join(dir, "wapi.log"), "a")],
     });
@@ -186,9 +188,27 @@ async function live(url) {
     const wk = await r.json();
     const v = await auth.api.verifyApiKey({ body: { key: wk.key } });
     check("Better Auth's plugin verifies a key wapi issued", v?.valid === true, v);
+
+    // Scopes: the plugin's "permissions" mean the same on both sides.
+    const scoped = await auth.api.createApiKey({ body: { userId: ba.user.id, name: "ba-read",
+      permissions: { messages: ["read"] } } });
+    const sget = (p) => fetch(base + p, { headers: { "x-api-key": scoped.key } });
+    const rm = await sget("/api/chats/123%40s.whatsapp.net/messages");
+    const rc = await sget("/api/chats");
+    const rw = await sget("/api/webhooks");
+    const rcj = await rc.json();
+    check("a key Better Auth scoped to messages:read reads messages at wapi", rm.status === 200, rm.status);
+    check("... and nothing else (chats, webhooks: 403 forbidden)", rc.status === 403 && rw.status === 403 &&
+      rcj?.error?.code === "forbidden", [rc.status, rw.status, rcj]);
+    r = await post("/api/auth/api-key/create", { name: "wapi-send", permissions: { messages: ["send"] } }, { cookie });
+    const wsk = await r.json();
+    const okSend = await auth.api.verifyApiKey({ body: { key: wsk.key, permissions: { messages: ["send"] } } });
+    const okRead = await auth.api.verifyApiKey({ body: { key: wsk.key, permissions: { messages: ["read"] } } });
+    check("a key wapi scoped to messages:send carries that scope for Better Auth's plugin",
+      r.status === 200 && okSend?.valid === true && okRead?.valid !== true, [r.status, okSend, okRead]);
     const list = await auth.api.listApiKeys({ headers: new Headers({ cookie }) });
     const names = (list.apiKeys || list).map((k) => k.name).sort().join(",");
-    check("Better Auth lists both keys for the user", names === "from-ba,from-wapi", names);
+    check("Better Auth lists the keys of the user", names === "ba-read,from-ba,from-wapi,wapi-send", names);
     r = await post("/api/auth/sign-out", {}, { cookie });
     check("wapi signs out", r.status === 200);
     const after = await auth.api.getSession({ headers: new Headers({ cookie }) });

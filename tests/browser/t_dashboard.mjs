@@ -64,8 +64,8 @@ try {
     executablePath: "/usr/bin/chromium", headless: true,
     args: ["--no-sandbox", "--disable-background-networking", "--headless", "--disable-gpu", "--disable-dev-shm-usage"],
   });
-  await desktop(browser);
-  await phone(browser);
+  const invitation = await desktop(browser);
+  await phone(browser, invitation);
 } catch (e) {
   check("the browser run finished without an exception", false, e?.stack || e);
 } finally {
@@ -121,8 +121,9 @@ async function desktop(b) {
   await page.waitForSelector("[data-testid=user-email]");
   check("sign up lands in the app shell", (await page.textContent("[data-testid=user-email]")) === email);
   const navText = await page.textContent("nav");
-  check("navigation: Session, Messages, Webhooks, API keys, Settings",
-    ["Session", "Messages", "Webhooks", "API keys", "Settings"].every((t) => navText.includes(t)), navText);
+  check("the first account is the admin: navigation has Session, Messages, Webhooks, API keys, Users, Audit log, Settings",
+    ["Session", "Messages", "Webhooks", "API keys", "Users", "Audit log", "Settings"].every((t) => navText.includes(t)) &&
+    (await page.textContent("[data-testid=user-role]")) === "admin", navText);
   await page.waitForSelector("[data-testid=session-state]");
   check("the Session page shows the session state", (await page.textContent("[data-testid=session-state]")).length > 0);
   await shot(page, "session");
@@ -173,11 +174,29 @@ async function desktop(b) {
     check(`the ${label} page renders`, true);
   }
   await shot(page, "settings");
+
+  // People join by invitation (the default): make one for a member.
+  await page.click("nav >> text=Users");
+  await page.waitForSelector("[data-testid=users] >> text=" + email);
+  await page.selectOption("#inv-role", "member");
+  await page.click("text=Create invitation");
+  await page.waitForSelector("[data-testid=invite-link]");
+  const link = await page.inputValue("[data-testid=invite-link]");
+  check("the Users page makes an invitation link", link.startsWith(base + "/#/sign-up?invitation="), link);
+  await page.waitForSelector("[data-testid=invitations] >> text=pending");
+  await shot(page, "users");
+  await page.click("nav >> text=Audit log");
+  await page.waitForSelector("[data-testid=audit] >> text=invitation.created");
+  const auditText = await page.textContent("[data-testid=audit]");
+  check("the Audit log page lists what was done, by whom", ["user.created", "apikey.created", "apikey.revoked",
+    "invitation.created"].every((t) => auditText.includes(t)) && auditText.includes(email), auditText.slice(0, 300));
+  await shot(page, "audit");
   check("no script errors or CSP violations", problems.length === 0, problems.join(" | "));
   await ctx.close();
+  return link;
 }
 
-async function phone(b) {
+async function phone(b, invitation) {
   const ctx = await b.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   const page = await ctx.newPage();
   page.setDefaultTimeout(120000); /* sign-ins yield the CPU: slow on a busy machine */
@@ -190,14 +209,30 @@ async function phone(b) {
   await shot(page, "phone-sign-in");
   const email = `phone-${process.pid}-${Date.now()}@example.com`;
   await page.click("text=Create an account");
+  await page.waitForSelector("[data-testid=invite-only]");
+  check("phone: without an invitation, sign-up says it is by invitation", true);
+  await page.goto(invitation);
+  await page.waitForSelector("#f-name");
   await page.fill("#f-name", "Phone Person");
   await page.fill("#f-email", email);
   await page.fill("#f-password", "phone-pass-12");
   await page.click("button[type=submit]");
   await page.waitForSelector("[data-testid=sign-out], [data-testid=auth-error]:not(:empty)");
   const failed = await page.textContent("[data-testid=auth-error]").catch(() => "");
-  check("phone: sign up lands in the app shell", !failed, failed);
+  check("phone: sign up with the invitation lands in the app shell", !failed, failed);
   if (failed) return;
+  // A member: messages yes; no session controls, webhooks, users or audit log.
+  await page.waitForSelector("[data-testid=session-state]");
+  const nav = await page.evaluate(() => [...document.querySelectorAll("nav a")].map((a) => a.textContent).join(","));
+  check("phone: a member's navigation has no Webhooks, Users or Audit log page",
+    nav.includes("Messages") && !/Webhooks|Users|Audit/.test(nav) &&
+    (await page.textContent("[data-testid=user-role]")) === "member", nav);
+  const controls = await page.$$("[data-testid=start], [data-testid=stop], [data-testid=logout]");
+  check("phone: a member's Session page shows the state but no Session controls",
+    controls.length === 0 && !!(await page.$("[data-testid=session-readonly]")), controls.length);
+  await page.goto(base + "/#/webhooks");
+  await page.waitForSelector("[data-testid=session-state]");
+  check("phone: going to #/webhooks by hand shows an allowed page instead", !(await page.$("text=New webhook")));
   const side = page.locator("aside.side");
   const closed = await side.boundingBox();
   check("phone: the navigation is off-screen behind the menu button", closed && closed.x + closed.width <= 1,

@@ -3,7 +3,7 @@
 // server: start, the live QR, the phone scans it, the page turns to
 // "Connected" with the linked number without a reload, log out. Desktop and
 // a phone-sized screen; screenshots into var/screens/, checked not blank.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -41,11 +41,19 @@ const port = await new Promise((res) => {
 const base = `http://127.0.0.1:${port}`;
 const wa = new FakeWhatsAppServer({ qrFirstMs: 60000, qrNextMs: 20000 });
 await wa.start();
+// A database of its own: the account signed up below is its first, so the
+// admin who may link the session (accounts after the first need an invitation).
+const shared = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
+const dbName = `wapi_browser_session_${process.pid}`;
+const pgAdmin = shared.replace(/^(postgres(?:ql)?:\/\/[^/?]*\/)[^?]*/, "$1postgres");
+execFileSync("psql", [pgAdmin, "-qAtX", "-c", `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: "ignore" });
+execFileSync("psql", [pgAdmin, "-qAtX", "-c", `CREATE DATABASE "${dbName}"`], { stdio: "ignore" });
+const db = shared.replace(/^(postgres(?:ql)?:\/\/[^/?]*\/)[^?]*/, `$1${dbName}`);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wapi-session-page-"));
 const logFd = fs.openSync(path.join(dir, "wapi.log"), "a");
 const srv = spawn(path.join(ROOT, "build/wapi"), ["-c", "/dev/null"], {
   env: {
-    PATH: process.env.PATH, DATABASE_URL: process.env.TEST_DATABASE_URL || process.env.DATABASE_URL,
+    PATH: process.env.PATH, DATABASE_URL: db,
     BETTER_AUTH_URL: base, WAPI_LISTEN: `127.0.0.1:${port}`, WAPI_WORKERS: "2", WAPI_PATHS_RUN: path.join(dir, "run"),
     WAPI_PATHS_SESSIONS: path.join(dir, "s"), WAPI_PATHS_MEDIA: path.join(dir, "m"), WAPI_WHATSAPP_AUTOSTART: "false",
     WAPI_WHATSAPP_URL: wa.url, WAPI_WHATSAPP_ROOT_KEY: wa.rootPublicKey.toString("hex"),
@@ -145,6 +153,11 @@ try {
   await new Promise((r) => srv.once("exit", r));
   await wa.stop?.();
   clearTimeout(watchdog);
+  try {
+    execFileSync("psql", [pgAdmin, "-qAtX", "-c", `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: "ignore" });
+  } catch {
+    /* left for the next run's DROP */
+  }
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

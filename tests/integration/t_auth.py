@@ -4,16 +4,15 @@ registration policy, CSRF, the shared rate limit, API keys (create, use,
 revoke within a second), wapictl user add, and that hashing never stalls
 the loop — against the plain build and the ASan/UBSan build."""
 import concurrent.futures
-import http.client
 import json
 import os
-import random
 import re
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from accounts import Client, rand_ip, sign_in, sign_up  # noqa: E402
 from harness import ROOT, Server, check, done, fresh_database  # noqa: E402
 
 DB = None  # each part runs on a database of its own (fresh_database)
@@ -32,72 +31,6 @@ def sql(q):
     return out.stdout.strip()
 
 
-def rand_ip():
-    return f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
-
-
-def request(srv, method, path, body, headers, timeout=60):
-    """Like srv.request, keeping every Set-Cookie: a list under
-    "set-cookie-list", and all of them joined by "\n" under "set-cookie"."""
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
-    try:
-        c.request(method, path, body=body, headers=headers)
-        r = c.getresponse()
-        data = r.read()
-        hd = {}
-        for k, v in r.getheaders():
-            hd[k.lower()] = v
-        cookies = r.headers.get_all("set-cookie") or []
-        hd["set-cookie-list"] = cookies
-        if cookies:
-            hd["set-cookie"] = "\n".join(cookies)
-        return r.status, hd, data
-    finally:
-        c.close()
-
-
-class Client:
-    def __init__(self, srv, origin=None):
-        self.srv, self.cookies, self.ip = srv, {}, rand_ip()
-        self.origin = origin if origin is not None else f"http://127.0.0.1:{srv.port}"
-
-    def call(self, method, path, body=None, headers=None, raw=None):
-        h = {"x-forwarded-for": self.ip}
-        if body is not None or raw is not None:
-            h["content-type"] = "application/json"
-        if self.origin and method not in ("GET", "HEAD"):
-            h["origin"] = self.origin
-        if self.cookies:
-            h["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        h.update(headers or {})
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        st, hd, b = request(self.srv, method, path, data, h)
-        for sc in self.set_cookies(hd):
-            name, _, rest = sc.partition("=")
-            val = rest.split(";")[0]
-            if "Max-Age=0" in sc:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = val
-        try:
-            js = json.loads(b) if b else None
-        except ValueError:
-            js = None
-        return st, hd, js
-
-    @staticmethod
-    def set_cookies(hd):
-        return hd.get("set-cookie-list", [])
-
-
-def sign_up(c, email, password="password-123", name="Ann", **extra):
-    return c.call("POST", "/api/auth/sign-up/email", dict(email=email, password=password, name=name, **extra))
-
-
-def sign_in(c, email, password="password-123", **extra):
-    return c.call("POST", "/api/auth/sign-in/email", dict(email=email, password=password, **extra))
-
-
 def err_field(js):
     return (js or {}).get("error", {}).get("field")
 
@@ -107,7 +40,9 @@ def run(bindir, tag):
     # The origin must be known before start: pick the port first.
     srv = Server(bindir=bindir, workers=2, pg_url=DB)
     origin = f"http://127.0.0.1:{srv.port}"
-    srv.env.update({"BETTER_AUTH_URL": origin, "WAPI_AUTH_TRUSTED_ORIGINS": "https://admin.example.org"})
+    # "open" (anyone signs up) must be chosen explicitly; the default is "invite" (t_access.py).
+    srv.env.update({"BETTER_AUTH_URL": origin, "WAPI_AUTH_TRUSTED_ORIGINS": "https://admin.example.org",
+                    "WAPI_AUTH_REGISTRATION": "open"})
     srv.start()
 
     a = Client(srv)
@@ -144,7 +79,7 @@ def run(bindir, tag):
     check(f"[{tag}] tampered cookie: 401 on /api/", st == 401, st)
 
     st, _, js = sign_up(Client(srv), "bob@example.com", name="Bob")
-    check(f"[{tag}] second sign-up (open) is a plain user", st == 200 and js["user"]["role"] == "user", js)
+    check(f"[{tag}] second sign-up (open) is a member", st == 200 and js["user"]["role"] == "member", js)
     st, _, js = sign_up(Client(srv), "BOB@example.com", name="Bob")
     check(f"[{tag}] duplicate e-mail: 422 USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
           st == 422 and js["code"] == "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", js)
@@ -324,13 +259,14 @@ def run(bindir, tag):
     check(f"[{tag}] an expired session: null, row removed", st == 200 and js is None and
           sql(f"SELECT count(*) FROM session WHERE token = '{tok_d}'") == "0", js)
 
-    # Rate limit, shared by the workers, per client address.
+    # Rate limit, shared by the workers, per client address (another account:
+    # ann's own failures count toward her per-account limit, see t_access.py).
     ip = rand_ip()
     codes, retry = [], None
     for i in range(11):
         cl = Client(srv)
         cl.ip = ip
-        st, hd, js = sign_in(cl, "ann@example.com", password="wrong-password")
+        st, hd, js = sign_in(cl, f"probe{i}@example.com", password="wrong-password")
         codes.append(st)
         retry = hd.get("retry-after") or retry
     check(f"[{tag}] 10 sign-ins per minute per address, then 429 with Retry-After",
@@ -417,8 +353,8 @@ def policies():
     sign_in(adm, "first@example.com", password="admin-password-1")
     st, _, js = adm.call("POST", "/api/auth/admin/create-user",
                          {"email": "invited@example.com", "password": "invited-pass", "name": "Inv"})
-    check("invite: an admin creates a user", st == 200 and js["user"]["email"] == "invited@example.com" and
-          js["user"]["role"] == "user", js)
+    check("invite: an admin creates a user (a member by default)", st == 200 and
+          js["user"]["email"] == "invited@example.com" and js["user"]["role"] == "member", js)
     inv = Client(srv)
     st, _, js = sign_in(inv, "invited@example.com", password="invited-pass")
     check("invite: the invited user signs in", st == 200, js)

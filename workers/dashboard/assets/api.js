@@ -37,6 +37,7 @@ export async function api(path, { method = "GET", body } = {}) {
 export const auth = {
   session: () => api("/api/auth/get-session"),
   signIn: (email, password) => api("/api/auth/sign-in/email", { method: "POST", body: { email, password } }),
-  signUp: (name, email, password) => api("/api/auth/sign-up/email", { method: "POST", body: { name, email, password } }),
+  signUp: (name, email, password, extra = {}) =>
+    api("/api/auth/sign-up/email", { method: "POST", body: { name, email, password, ...extra } }),
   signOut: () => api("/api/auth/sign-out", { method: "POST", body: {} }),
 };

@@ -13,7 +13,8 @@ function preview(m) {
   return m.text || "";
 }
 
-export async function render({ api }) {
+export async function render({ api, can }) {
+  const canSend = can("messages:send"); // the composer and "Mark read" act on WhatsApp
   if (!document.querySelector("link[data-page=messages]"))
     document.head.append(h("link", { rel: "stylesheet", href: "/assets/pages/messages.css", "data-page": "messages" }));
   let current = null; // the open chat's JID
@@ -49,7 +50,7 @@ export async function render({ api }) {
     // Read receipts are sent on request only: the contact sees them.
     const unread = msgs.filter((m) => !m.from_me && m.type !== "reaction" && !m.read_at).pop();
     let markRead = null;
-    if (unread) {
+    if (unread && canSend) {
       markRead = h("button", { type: "button", class: "secondary", "data-testid": "mark-read" }, "Mark read");
       markRead.addEventListener("click", async () => {
         error.textContent = "";
@@ -131,7 +132,7 @@ export async function render({ api }) {
   return h("div", {},
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Messages"),
       h("p", {}, "Chats, sent and received messages."))),
-    h("div", { class: "card" }, form, error),
+    canSend ? h("div", { class: "card" }, form, error) : error,
     h("div", { class: "messages-layout" },
       h("div", { class: "card" }, h("h2", {}, "Chats"), chatsBox),
       h("div", { class: "card" }, threadBox)));

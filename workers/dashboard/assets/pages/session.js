@@ -20,8 +20,11 @@ function styles() {
   document.head.append(h("link", { rel: "stylesheet", href: "/assets/pages/session.css", "data-page": "session" }));
 }
 
-export async function render({ api }) {
+export async function render({ api, can }) {
   styles();
+  // Linking, stopping and logging out are for admins (session:control); the
+  // state is for everyone.
+  const control = can("session:control");
   const badge = h("span", { class: "badge", "data-testid": "session-state" });
   const since = h("span", { class: "muted small" });
   const errorLine = h("div", { class: "alert error", role: "alert", "data-testid": "session-error" });
@@ -71,6 +74,11 @@ export async function render({ api }) {
       : h("span", { class: "muted" }, "No WhatsApp account linked."));
     const running = ["connecting", "qr", "pairing", "connected", "reconnecting"].includes(s.state);
     const btns = [];
+    if (!control) {
+      actions.replaceChildren();
+      qrCard.hidden = true;
+      return;
+    }
     if (!running) btns.push(button("Start", "", () => api("/api/session/start", { method: "POST", body: {} }), "start"));
     if (running) btns.push(button("Stop", "secondary", () => api("/api/session/stop", { method: "POST", body: {} }), "stop"));
     if (s.me) {
@@ -105,7 +113,7 @@ export async function render({ api }) {
   });
 
   show(await api("/api/session"));
-  if (current.state === "qr") refreshQr(Date.now());
+  if (control && current.state === "qr") refreshQr(Date.now());
 
   // Live updates; closed when the page is left.
   const es = new EventSource("/api/events");
@@ -119,7 +127,7 @@ export async function render({ api }) {
   es.addEventListener("session.qr", (e) => {
     try {
       const ev = JSON.parse(e.data);
-      if (ev.data.qr) refreshQr(ev.id);
+      if (control && ev.data.qr) refreshQr(ev.id);
     } catch {
       /* ignore */
     }
@@ -131,6 +139,8 @@ export async function render({ api }) {
       h("p", {}, "The WhatsApp account this server speaks for."))),
     h("div", { class: "card" },
       h("div", { class: "row spread" }, h("div", {}, badge, " ", since), actions),
-      who, errorLine),
+      who, errorLine,
+      control ? null : h("p", { class: "muted small", "data-testid": "session-readonly" },
+        "Only an administrator can link, stop or log out the WhatsApp session.")),
     qrCard);
 }

@@ -1,0 +1,45 @@
+#include "op.h"
+
+#include <string.h>
+
+#include "rest.h"
+
+static void op_abort(struct rq *rq)
+{
+    struct op_base *o = rq->state;
+    if (o->q)
+        db_cancel(o->q);
+    o->q = NULL;
+}
+
+void *op_alloc(struct rq *rq, size_t size)
+{
+    struct op_base *o = h2o_mem_alloc_pool(&rq->req->pool, size);
+    memset(o, 0, size);
+    o->rq = rq;
+    rq->state = o;
+    return o;
+}
+
+int op_run(void *op, const char *sql, int n, const char *const *params, db_cb cb)
+{
+    struct op_base *o = op;
+    o->rq->on_abort = op_abort;
+    o->q = db_query(sql, n, params, cb, o);
+    if (!o->q) {
+        o->rq->on_abort = NULL;
+        http_error(o->rq, 500, NULL, "out of memory", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int op_done(void *op, const PGresult *res, const char *err)
+{
+    struct op_base *o = op;
+    o->q = NULL;
+    o->rq->on_abort = NULL;
+    if (!res)
+        rest_db_error(o->rq, err);
+    return res != NULL;
+}

@@ -1,0 +1,26 @@
+/* One request's database work: an op lives in the request's memory, starts
+ * queries whose callbacks get it back, and cancels its query when the client
+ * goes away first. Handler state structs put struct op_base first. */
+#ifndef WAPI_WORKER_OP_H
+#define WAPI_WORKER_OP_H
+#include <stddef.h>
+
+#include "db.h"
+#include "http.h"
+
+struct op_base {
+    struct rq *rq;
+    struct db_query *q; /* in flight, or NULL */
+};
+
+/* A zeroed op of size bytes (struct op_base first) in rq's pool; rq->state
+ * points at it. */
+void *op_alloc(struct rq *rq, size_t size);
+/* Queues sql with params (copied); cb gets the op as ctx. On
+ * failure answers 500 itself and returns -1. */
+int op_run(void *op, const char *sql, int n, const char *const *params, db_cb cb);
+/* First thing in a callback: the query is over. Answers 503 and returns 0
+ * when there is no result. */
+int op_done(void *op, const PGresult *res, const char *err);
+
+#endif

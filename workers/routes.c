@@ -1,0 +1,73 @@
+/* The router table: every method and path the worker serves, the handler,
+ * and the permission each needs (common/authz.h). A route that names no
+ * permission stops the worker at start (http_routes_check); the access
+ * matrix test reads this table through `wapi-worker --routes`. */
+#include "handlers.h"
+
+#define ANY (M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS)
+#define GET (M_GET | M_HEAD)
+
+const struct route worker_routes[] = {
+    {GET, "/", PERM_PUBLIC, h_dashboard, 0},
+    {GET, "/healthz", PERM_PUBLIC, h_healthz, 0},
+    {GET, "/readyz", PERM_PUBLIC, h_readyz, 0},
+    {GET, "/metrics", PERM_PUBLIC, h_metrics, 0},
+    {GET, "/assets/*", PERM_PUBLIC, h_asset, 0},
+
+    /* Better Auth's endpoints (email and password, admin and api-key plugins). */
+    {M_POST, "/api/auth/sign-up/email", PERM_PUBLIC, h_auth_sign_up, 0},
+    {M_POST, "/api/auth/sign-in/email", PERM_PUBLIC, h_auth_sign_in, 0},
+    {M_POST, "/api/auth/sign-out", PERM_PUBLIC, h_auth_sign_out, 0},
+    {GET, "/api/auth/get-session", PERM_PUBLIC, h_auth_get_session, 0},
+    /* An account outlives any key: only a signed-in admin makes one or
+     * changes a role. */
+    {M_POST, "/api/auth/admin/create-user", P_USERS_WRITE, h_auth_create_user, ROUTE_SESSION_ONLY},
+    {M_POST, "/api/auth/admin/set-role", P_USERS_WRITE, h_users_set_role, ROUTE_SESSION_ONLY},
+    {M_POST, "/api/auth/admin/remove-user", P_USERS_WRITE, h_users_remove, 0},
+    {GET, "/api/auth/admin/list-users", P_USERS_READ, h_users_list, 0},
+    /* One's own keys; a key never has more than its owner's role. */
+    {M_POST, "/api/auth/api-key/create", PERM_SIGNED_IN, h_apikey_create, ROUTE_SESSION_ONLY},
+    {GET, "/api/auth/api-key/list", PERM_SIGNED_IN, h_apikey_list, 0},
+    {GET, "/api/auth/api-key/get", PERM_SIGNED_IN, h_apikey_get, 0},
+    {M_POST, "/api/auth/api-key/delete", PERM_SIGNED_IN, h_apikey_delete, ROUTE_SESSION_ONLY},
+    {ANY, "/api/auth/*", PERM_PUBLIC, h_api_not_found, 0},
+
+    {GET, "/api/registration", PERM_PUBLIC, h_registration, 0},
+    {GET, "/api/me", PERM_SIGNED_IN, h_me, 0},
+    {M_GET, "/api/invitations", P_USERS_READ, h_invitations_list, 0},
+    {M_POST, "/api/invitations", P_USERS_WRITE, h_invitations_create, ROUTE_SESSION_ONLY},
+    {M_DELETE, "/api/invitations/{id}", P_USERS_WRITE, h_invitations_revoke, 0},
+    {M_GET, "/api/keys", P_KEYS_READ, h_keys_list_all, 0},
+    {M_DELETE, "/api/keys/{id}", P_KEYS_WRITE, h_keys_revoke_any, 0},
+    {M_GET, "/api/audit", P_AUDIT_READ, h_audit_list, 0},
+
+    {M_GET, "/api/session", P_SESSION_READ, h_session_get, 0},
+    {M_POST, "/api/session/start", P_SESSION_CONTROL, h_session_start, 0},
+    {M_POST, "/api/session/stop", P_SESSION_CONTROL, h_session_stop, 0},
+    {M_POST, "/api/session/logout", P_SESSION_CONTROL, h_session_logout, 0},
+    /* Whoever sees the QR code or the pairing code can link their own phone. */
+    {M_GET, "/api/session/qr", P_SESSION_CONTROL, h_session_qr, 0},
+    {M_POST, "/api/session/pairing-code", P_SESSION_CONTROL, h_session_pairing_code, 0},
+    {M_GET, "/api/events", P_EVENTS_READ, h_events, 0},
+
+    {M_POST, "/api/messages", P_MESSAGES_SEND, h_messages_send, 0},
+    {M_GET, "/api/messages/{id}", P_MESSAGES_READ, h_message_get, 0},
+    /* Read receipts and typing go out to the contact: acting, not reading. */
+    {M_POST, "/api/messages/{id}/read", P_MESSAGES_SEND, h_message_read, 0},
+    {M_GET, "/api/chats", P_CHATS_READ, h_chats_list, 0},
+    {M_GET, "/api/chats/{jid}/messages", P_MESSAGES_READ, h_chat_messages, 0},
+    {M_POST, "/api/chats/{jid}/presence", P_MESSAGES_SEND, h_chat_presence, 0},
+    {M_POST, "/api/contacts/check", P_CONTACTS_READ, h_contacts_check, 0},
+
+    {M_GET, "/api/webhooks", P_WEBHOOKS_READ, h_webhooks_list, 0},
+    {M_POST, "/api/webhooks", P_WEBHOOKS_WRITE, h_webhooks_create, 0},
+    {M_GET, "/api/webhooks/{id}", P_WEBHOOKS_READ, h_webhook_get, 0},
+    {M_PATCH, "/api/webhooks/{id}", P_WEBHOOKS_WRITE, h_webhook_patch, 0},
+    {M_DELETE, "/api/webhooks/{id}", P_WEBHOOKS_WRITE, h_webhook_delete, 0},
+    {M_GET, "/api/webhooks/{id}/deliveries", P_WEBHOOKS_READ, h_webhook_deliveries, 0},
+    {M_POST, "/api/webhooks/{id}/deliveries/{delivery}/redeliver", P_WEBHOOKS_WRITE, h_webhook_redeliver, 0},
+
+    /* Anything else under /api/: 401 without credentials, 404 with. */
+    {ANY, "/api/*", PERM_SIGNED_IN, h_api_not_found, 0},
+    {0, NULL, PERM_UNSET, NULL, 0},
+};
