@@ -29,8 +29,8 @@
 #define FORMAT "wapi-backup"
 #define FORMAT_VERSION 1
 #define MANIFEST "manifest.json"
-#define REL_MAX 200                  /* a path inside a store; "media/" + this fits ustar */
-#define MANIFEST_MAX (256u << 20)    /* ~1.5 million files */
+#define REL_MAX 200               /* a path inside a store; "media/" + this fits ustar */
+#define MANIFEST_MAX (256u << 20) /* ~1.5 million files */
 #define FILES_MAX 1000000u
 #define DEPTH_MAX 16
 #define SNAP_REPLY_MAX ((64u << 20) + (1u << 20))
@@ -136,16 +136,17 @@ static int load_paths(const char *config_path, const char *sock, struct paths *p
 {
     struct wapi_config cfg;
     char err[1024];
-    if (config_load(&cfg, config_path ? config_path : "conf/wapi.conf", config_path == NULL, CONFIG_WITH_ENV, err,
-                    sizeof err) < 0) {
+    if (config_load(&cfg, config_path ? config_path : "conf/wapi.conf", config_path == NULL, CONFIG_WITH_ENV,
+                    err, sizeof err) < 0) {
         fprintf(stderr, "wapictl: %s\n", err);
         config_free(&cfg);
         return -1;
     }
-    int bad = (size_t)snprintf(p->sessions, sizeof p->sessions, "%s", cfg.paths.sessions) >= sizeof p->sessions ||
-              (size_t)snprintf(p->media, sizeof p->media, "%s", cfg.paths.media) >= sizeof p->media ||
-              (size_t)(sock ? snprintf(p->sock, sizeof p->sock, "%s", sock)
-                            : snprintf(p->sock, sizeof p->sock, "%s/wapi.sock", cfg.paths.run)) >= sizeof p->sock;
+    int bad =
+        (size_t)snprintf(p->sessions, sizeof p->sessions, "%s", cfg.paths.sessions) >= sizeof p->sessions ||
+        (size_t)snprintf(p->media, sizeof p->media, "%s", cfg.paths.media) >= sizeof p->media ||
+        (size_t)(sock ? snprintf(p->sock, sizeof p->sock, "%s", sock)
+                      : snprintf(p->sock, sizeof p->sock, "%s/wapi.sock", cfg.paths.run)) >= sizeof p->sock;
     config_free(&cfg);
     if (bad) {
         fprintf(stderr, "wapictl: a configured path is too long\n");
@@ -273,7 +274,8 @@ static int snap_begin(const struct snap *s, struct snap_it *it, int64_t *bytes, 
         const char *e = json_str(v, "error");
         snprintf(err, errlen, "wapi could not snapshot the session store: %s", e ? e : "no reason given");
         rc = -1;
-    } else if (json_int(v, "files", &it->files_left) != 1 || json_int(v, "bytes", bytes) != 1 || it->files_left < 0) {
+    } else if (json_int(v, "files", &it->files_left) != 1 || json_int(v, "bytes", bytes) != 1 ||
+               it->files_left < 0) {
         snprintf(err, errlen, "unreadable answer to `snapshot`");
         rc = -1;
     }
@@ -480,7 +482,8 @@ static void manifest_json(struct sbuf *m, const struct bk *b, const char *create
     sbuf_addf(m, ",\"created\":\"%s\",\"host\":", created);
     sbuf_add_json_str(m, host, strlen(host));
     sbuf_addf(m,
-              ",\"stores\":{\"whatsapp_sessions\":{\"files\":%zu,\"bytes\":%llu},\"media\":{\"files\":%zu,\"bytes\":%llu}},"
+              ",\"stores\":{\"whatsapp_sessions\":{\"files\":%zu,\"bytes\":%llu},\"media\":{\"files\":%zu,"
+              "\"bytes\":%llu}},"
               "\"file_count\":%zu,\"total_bytes\":%llu,\"files\":[",
               b->files[ST_SESSIONS], (unsigned long long)b->bytes[ST_SESSIONS], b->files[ST_MEDIA],
               (unsigned long long)b->bytes[ST_MEDIA], b->recs.n,
@@ -544,7 +547,8 @@ int ctl_backup(const char *config_path, const char *sock, int argc, char **argv)
     int fd = -1, rc = -1, opened = 0;
 
     /* 1. The session store, from the supervisor, checked whole before anything is written. */
-    if (fetch_snapshot(p.sock, &s, b.err, sizeof b.err) < 0 || snap_begin(&s, &it, &snap_bytes, b.err, sizeof b.err) < 0)
+    if (fetch_snapshot(p.sock, &s, b.err, sizeof b.err) < 0 ||
+        snap_begin(&s, &it, &snap_bytes, b.err, sizeof b.err) < 0)
         goto out;
     {
         struct snap_it chk = it;
@@ -696,8 +700,8 @@ static void give(const struct target *t, int fd, const char *path)
     if (!t->own)
         return;
     if (fd >= 0 ? fchown(fd, t->uid, t->gid) : lchown(path, t->uid, t->gid))
-        fprintf(stderr, "wapictl restore: cannot give %s to %u:%u: %s\n", path, (unsigned)t->uid, (unsigned)t->gid,
-                strerror(errno));
+        fprintf(stderr, "wapictl restore: cannot give %s to %u:%u: %s\n", path, (unsigned)t->uid,
+                (unsigned)t->gid, strerror(errno));
 }
 
 /* Creates the folders of base/rel above its last component. */
@@ -837,7 +841,8 @@ static int stage_file(struct tar_in *in, const struct target *t, const char *rel
     EVP_MD_CTX_free(ctx);
     OPENSSL_cleanse(buf, sizeof buf);
     if (rc == 0 && got != size) {
-        snprintf(err, errlen, "%s: %llu bytes, expected %llu", rel, (unsigned long long)got, (unsigned long long)size);
+        snprintf(err, errlen, "%s: %llu bytes, expected %llu", rel, (unsigned long long)got,
+                 (unsigned long long)size);
         rc = -1;
     }
     /* Durable before the rename that publishes it. */
@@ -874,7 +879,8 @@ static int verify_manifest(const char *text, size_t len, const struct recs *r, c
                (size_t)count != files->u.array.len) {
         snprintf(err, errlen, "the manifest's file list is malformed");
     } else if (files->u.array.len != r->n) {
-        snprintf(err, errlen, "the manifest lists %zu files, the archive holds %zu", files->u.array.len, r->n);
+        snprintf(err, errlen, "the manifest lists %zu files, the archive holds %zu", files->u.array.len,
+                 r->n);
     } else {
         rc = 0;
         for (size_t i = 0; i < r->n && rc == 0; i++) {
@@ -888,8 +894,8 @@ static int verify_manifest(const char *text, size_t len, const struct recs *r, c
                 snprintf(err, errlen, "the manifest does not list %s (member %zu)", want, i + 1);
                 rc = -1;
             } else if (json_int(f, "size", &size) != 1 || (uint64_t)size != e->size) {
-                snprintf(err, errlen, "%s: size %llu, the manifest says %lld", want, (unsigned long long)e->size,
-                         (long long)size);
+                snprintf(err, errlen, "%s: size %llu, the manifest says %lld", want,
+                         (unsigned long long)e->size, (long long)size);
                 rc = -1;
             } else if (!sha || strcmp(sha, e->sha) != 0) {
                 snprintf(err, errlen, "%s: SHA-256 mismatch (the file is damaged)", want);
@@ -977,9 +983,11 @@ static int keep_aside(const struct target *t, char *aside, size_t alen, char *er
 
 static void usage_restore(void)
 {
-    fprintf(stderr, "usage: wapictl restore --input FILE|- [--force]\n"
-                    "  loads a backup into the configured session and media stores; the server must be stopped.\n"
-                    "  --force replaces a session store that is not empty (the old one is kept in .pre-restore-TIME/)\n");
+    fprintf(
+        stderr,
+        "usage: wapictl restore --input FILE|- [--force]\n"
+        "  loads a backup into the configured session and media stores; the server must be stopped.\n"
+        "  --force replaces a session store that is not empty (the old one is kept in .pre-restore-TIME/)\n");
 }
 
 int ctl_restore(const char *config_path, const char *sock, int argc, char **argv)
@@ -1025,7 +1033,8 @@ int ctl_restore(const char *config_path, const char *sock, int argc, char **argv
     }
     if (existing > 0 && !force) {
         fprintf(stderr,
-                "wapictl restore: the session store %s is not empty (%s%s); add --force to replace it (the current "
+                "wapictl restore: the session store %s is not empty (%s%s); add --force to replace it (the "
+                "current "
                 "files are then kept in %s/.pre-restore-TIME/). Nothing was changed.\n",
                 p.sessions, names, existing > 3 ? ", ..." : "", p.sessions);
         return 1;
@@ -1033,7 +1042,9 @@ int ctl_restore(const char *config_path, const char *sock, int argc, char **argv
     int in_fd = STDIN_FILENO;
     if (!strcmp(input, "-")) {
         if (isatty(STDIN_FILENO)) {
-            fprintf(stderr, "wapictl restore: standard input is a terminal; pipe the archive in or use --input FILE\n");
+            fprintf(
+                stderr,
+                "wapictl restore: standard input is a terminal; pipe the archive in or use --input FILE\n");
             return 2;
         }
     } else if ((in_fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -1150,10 +1161,11 @@ out:
     recs_free(&recs);
     if (rc < 0) {
         if (committing)
-            fprintf(stderr,
-                    "wapictl restore: failed while moving files into place: %s. The stores may be incomplete: "
-                    "run the restore again with --force.\n",
-                    err);
+            fprintf(
+                stderr,
+                "wapictl restore: failed while moving files into place: %s. The stores may be incomplete: "
+                "run the restore again with --force.\n",
+                err);
         else
             fprintf(stderr, "wapictl restore: refused: %s. Nothing was changed.\n", err);
         return 1;
@@ -1164,8 +1176,9 @@ out:
     sbuf_add_json_str(&o, created, strlen(created));
     sbuf_adds(&o, ",\"wapi_version\":");
     sbuf_add_json_str(&o, version, strlen(version));
-    sbuf_addf(&o, "},\"sessions\":{\"files\":%zu},\"media\":{\"files\":%zu},\"bytes\":%llu,\"previous_sessions\":",
-              nfiles[ST_SESSIONS], nfiles[ST_MEDIA], (unsigned long long)bytes);
+    sbuf_addf(
+        &o, "},\"sessions\":{\"files\":%zu},\"media\":{\"files\":%zu},\"bytes\":%llu,\"previous_sessions\":",
+        nfiles[ST_SESSIONS], nfiles[ST_MEDIA], (unsigned long long)bytes);
     if (aside[0])
         sbuf_add_json_str(&o, aside, strlen(aside));
     else
