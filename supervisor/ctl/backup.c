@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +28,8 @@
 #define FORMAT "wapi-backup"
 #define FORMAT_VERSION 1
 #define MANIFEST "manifest.json"
-#define REL_MAX 200                  /* a path inside a store; "media/" + this fits ustar */
-#define MANIFEST_MAX (256u << 20)    /* ~1.5 million files */
+#define REL_MAX 200               /* a path inside a store; "media/" + this fits ustar */
+#define MANIFEST_MAX (256u << 20) /* ~1.5 million files */
 #define FILES_MAX 1000000u
 #define DEPTH_MAX 16
 #define SNAP_REPLY_MAX ((64u << 20) + (1u << 20))
@@ -136,16 +135,17 @@ static int load_paths(const char *config_path, const char *sock, struct paths *p
 {
     struct wapi_config cfg;
     char err[1024];
-    if (config_load(&cfg, config_path ? config_path : "conf/wapi.conf", config_path == NULL, CONFIG_WITH_ENV, err,
-                    sizeof err) < 0) {
+    if (config_load(&cfg, config_path ? config_path : "conf/wapi.conf", config_path == NULL, CONFIG_WITH_ENV,
+                    err, sizeof err) < 0) {
         fprintf(stderr, "wapictl: %s\n", err);
         config_free(&cfg);
         return -1;
     }
-    int bad = (size_t)snprintf(p->sessions, sizeof p->sessions, "%s", cfg.paths.sessions) >= sizeof p->sessions ||
-              (size_t)snprintf(p->media, sizeof p->media, "%s", cfg.paths.media) >= sizeof p->media ||
-              (size_t)(sock ? snprintf(p->sock, sizeof p->sock, "%s", sock)
-                            : snprintf(p->sock, sizeof p->sock, "%s/wapi.sock", cfg.paths.run)) >= sizeof p->sock;
+    int bad =
+        (size_t)snprintf(p->sessions, sizeof p->sessions, "%s", cfg.paths.sessions) >= sizeof p->sessions ||
+        (size_t)snprintf(p->media, sizeof p->media, "%s", cfg.paths.media) >= sizeof p->media ||
+        (size_t)(sock ? snprintf(p->sock, sizeof p->sock, "%s", sock)
+                      : snprintf(p->sock, sizeof p->sock, "%s/wapi.sock", cfg.paths.run)) >= sizeof p->sock;
     config_free(&cfg);
     if (bad) {
         fprintf(stderr, "wapictl: a configured path is too long\n");
@@ -273,7 +273,8 @@ static int snap_begin(const struct snap *s, struct snap_it *it, int64_t *bytes, 
         const char *e = json_str(v, "error");
         snprintf(err, errlen, "wapi could not snapshot the session store: %s", e ? e : "no reason given");
         rc = -1;
-    } else if (json_int(v, "files", &it->files_left) != 1 || json_int(v, "bytes", bytes) != 1 || it->files_left < 0) {
+    } else if (json_int(v, "files", &it->files_left) != 1 || json_int(v, "bytes", bytes) != 1 ||
+               it->files_left < 0) {
         snprintf(err, errlen, "unreadable answer to `snapshot`");
         rc = -1;
     }
@@ -480,7 +481,8 @@ static void manifest_json(struct sbuf *m, const struct bk *b, const char *create
     sbuf_addf(m, ",\"created\":\"%s\",\"host\":", created);
     sbuf_add_json_str(m, host, strlen(host));
     sbuf_addf(m,
-              ",\"stores\":{\"whatsapp_sessions\":{\"files\":%zu,\"bytes\":%llu},\"media\":{\"files\":%zu,\"bytes\":%llu}},"
+              ",\"stores\":{\"whatsapp_sessions\":{\"files\":%zu,\"bytes\":%llu},\"media\":{\"files\":%zu,"
+              "\"bytes\":%llu}},"
               "\"file_count\":%zu,\"total_bytes\":%llu,\"files\":[",
               b->files[ST_SESSIONS], (unsigned long long)b->bytes[ST_SESSIONS], b->files[ST_MEDIA],
               (unsigned long long)b->bytes[ST_MEDIA], b->recs.n,
@@ -544,7 +546,8 @@ int ctl_backup(const char *config_path, const char *sock, int argc, char **argv)
     int fd = -1, rc = -1, opened = 0;
 
     /* 1. The session store, from the supervisor, checked whole before anything is written. */
-    if (fetch_snapshot(p.sock, &s, b.err, sizeof b.err) < 0 || snap_begin(&s, &it, &snap_bytes, b.err, sizeof b.err) < 0)
+    if (fetch_snapshot(p.sock, &s, b.err, sizeof b.err) < 0 ||
+        snap_begin(&s, &it, &snap_bytes, b.err, sizeof b.err) < 0)
         goto out;
     {
         struct snap_it chk = it;
@@ -566,10 +569,24 @@ int ctl_backup(const char *config_path, const char *sock, int argc, char **argv)
             snprintf(b.err, sizeof b.err, "output path too long");
             goto out;
         }
-        fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* Exclusively: a link planted there is not followed, and a file someone
+         * else made would keep its owner and mode while holding the keys. */
+        fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
-            snprintf(b.err, sizeof b.err, "cannot create %s: %s", part, strerror(errno));
-            part[0] = '\0';
+            if (errno == EEXIST)
+                snprintf(
+                    b.err, sizeof b.err,
+                    "%s already exists (another backup is writing it, or one was interrupted; if neither, "
+                    "remove it and try again)",
+                    part);
+            else
+                snprintf(b.err, sizeof b.err, "cannot create %s: %s", part, strerror(errno));
+            part[0] = '\0'; /* not ours: never removed */
+            goto out;
+        }
+        /* 0600 whatever the umask */
+        if (fchmod(fd, 0600) < 0) {
+            snprintf(b.err, sizeof b.err, "cannot make %s private: %s", part, strerror(errno));
             goto out;
         }
     }
@@ -654,23 +671,57 @@ out:
 /* ======================= restore ======================= */
 
 struct target {
-    const char *dir;  /* the configured store folder */
-    char stage[4200]; /* dir/.restore-XXXXXX, empty when none */
-    int own;          /* running as root: give new files the store folder's owner */
+    const char *dir;     /* the configured store folder; may itself be a link (a mounted volume) */
+    int root;            /* dir, opened: everything inside the store is reached from it, never by path */
+    int stage;           /* the staging folder, opened; -1 when none */
+    char stage_name[64]; /* its name in dir, empty when none */
+    int aside_top;       /* the store's own entries are moved aside before the restore */
+    int own;             /* running as root: give new files the store folder's owner */
     uid_t uid;
     gid_t gid;
+    dev_t dev;
     mode_t file_mode, dir_mode;
 };
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
+/* Deeper than any path restore makes (a component and a slash each). */
+#define RM_DEPTH_MAX (REL_MAX / 2 + 2)
 
-static int rm_rf(const char *path)
+/* Removes name below dfd and all it holds, never following a link. */
+static int rm_tree_at(int dfd, const char *name, int depth)
 {
-    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT ? -1 : 0;
+    if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -1;
+    if (depth > RM_DEPTH_MAX) {
+        errno = ELOOP;
+        return -1;
+    }
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int rc;
+    /* Entries removed while listing can hide others from readdir: list again. */
+    for (int pass = 0;; pass++) {
+        struct dirent *de;
+        rc = 0;
+        while (rc == 0 && (de = readdir(d)) != NULL)
+            if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                rc = rm_tree_at(dirfd(d), de->d_name, depth + 1);
+        if (rc == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            rc = -1;
+        if (rc == 0 || errno != ENOTEMPTY || pass == 3)
+            break;
+        rewinddir(d);
+    }
+    int e = errno;
+    closedir(d);
+    errno = e;
+    return rc;
 }
 
 static int mkdir_p(const char *dir, mode_t mode)
@@ -691,38 +742,52 @@ static int mkdir_p(const char *dir, mode_t mode)
     return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static void give(const struct target *t, int fd, const char *path)
+static void give(const struct target *t, int fd, const char *rel)
 {
-    if (!t->own)
-        return;
-    if (fd >= 0 ? fchown(fd, t->uid, t->gid) : lchown(path, t->uid, t->gid))
-        fprintf(stderr, "wapictl restore: cannot give %s to %u:%u: %s\n", path, (unsigned)t->uid, (unsigned)t->gid,
-                strerror(errno));
+    if (t->own && fchown(fd, t->uid, t->gid) < 0)
+        fprintf(stderr, "wapictl restore: cannot give %s (in %s) to %u:%u: %s\n", rel, t->dir,
+                (unsigned)t->uid, (unsigned)t->gid, strerror(errno));
 }
 
-/* Creates the folders of base/rel above its last component. */
-static int make_parents(const struct target *t, const char *base, const char *rel)
+/* The folder that holds rel's last component, reached from base one
+ * component at a time with O_NOFOLLOW, so a link or a file on the way fails
+ * (ELOOP, ENOTDIR) instead of being followed; with create, missing folders
+ * are made. On failure *bad is the length of rel's prefix that failed. */
+static int open_parent(const struct target *t, int base, const char *rel, int create, size_t *bad)
 {
-    char path[4400];
-    size_t bl = strlen(base);
-    if (bl + 1 + strlen(rel) >= sizeof path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(path, base, bl);
-    path[bl] = '/';
-    strcpy(path + bl + 1, rel);
-    for (char *q = path + bl + 1; *q; q++) {
-        if (*q != '/')
-            continue;
-        *q = '\0';
-        if (mkdir(path, t->dir_mode) == 0)
-            give(t, -1, path);
-        else if (errno != EEXIST)
+    int cur = fcntl(base, F_DUPFD_CLOEXEC, 0);
+    *bad = 0;
+    for (const char *p = rel, *s; cur >= 0 && (s = strchr(p, '/')) != NULL; p = s + 1) {
+        char name[REL_MAX + 1];
+        size_t n = (size_t)(s - p);
+        int nfd = -1, made = 0;
+        if (n >= sizeof name) {
+            errno = ENAMETOOLONG;
+        } else {
+            memcpy(name, p, n);
+            name[n] = '\0';
+            made = create && mkdirat(cur, name, t->dir_mode) == 0;
+            if (made || !create || errno == EEXIST)
+                nfd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        int e = errno;
+        close(cur);
+        if (nfd < 0) {
+            *bad = (size_t)(s - rel);
+            errno = e;
             return -1;
-        *q = '/';
+        }
+        if (made)
+            give(t, nfd, rel);
+        cur = nfd;
     }
-    return 0;
+    return cur;
+}
+
+static const char *last_component(const char *rel)
+{
+    const char *s = strrchr(rel, '/');
+    return s ? s + 1 : rel;
 }
 
 /* The store's own entries (up to max names listed into first). */
@@ -750,19 +815,22 @@ static int store_entries(const char *dir, char *first, size_t len)
 
 /* A restore that was interrupted left hidden staging folders; nothing
  * else creates them, and the server is stopped. */
-static void remove_stale_stages(const char *dir)
+static void remove_stale_stages(const struct target *t)
 {
-    DIR *d = opendir(dir);
-    if (!d)
+    int fd = openat(t->root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (strncmp(de->d_name, ".restore-", 9) != 0)
             continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (rm_rf(path) == 0)
-            fprintf(stderr, "wapictl restore: removed %s, left by an interrupted restore\n", path);
+        if (rm_tree_at(t->root, de->d_name, 0) == 0)
+            fprintf(stderr, "wapictl restore: removed %s/%s, left by an interrupted restore\n", t->dir,
+                    de->d_name);
     }
     closedir(d);
 }
@@ -770,21 +838,32 @@ static void remove_stale_stages(const char *dir)
 static int stage_init(struct target *t, char *err, size_t errlen)
 {
     struct stat sb;
-    if (mkdir_p(t->dir, t->dir_mode) < 0 || stat(t->dir, &sb) < 0) {
+    if (mkdir_p(t->dir, t->dir_mode) < 0 ||
+        (t->root = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(t->root, &sb) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", t->dir, strerror(errno));
         return -1;
     }
     t->own = geteuid() == 0;
     t->uid = sb.st_uid;
     t->gid = sb.st_gid;
-    remove_stale_stages(t->dir);
-    snprintf(t->stage, sizeof t->stage, "%s/.restore-XXXXXX", t->dir);
-    if (!mkdtemp(t->stage)) {
-        snprintf(err, errlen, "cannot create a staging folder in %s: %s", t->dir, strerror(errno));
-        t->stage[0] = '\0';
+    t->dev = sb.st_dev;
+    remove_stale_stages(t);
+    /* mkdirat neither follows nor reuses: a taken name is skipped */
+    for (unsigned i = 0;; i++) {
+        snprintf(t->stage_name, sizeof t->stage_name, ".restore-%ld-%u", (long)getpid(), i);
+        if (mkdirat(t->root, t->stage_name, 0700) == 0)
+            break;
+        if (errno != EEXIST || i >= 100) {
+            snprintf(err, errlen, "cannot create a staging folder in %s: %s", t->dir, strerror(errno));
+            t->stage_name[0] = '\0';
+            return -1;
+        }
+    }
+    if ((t->stage = openat(t->root, t->stage_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "cannot open %s/%s: %s", t->dir, t->stage_name, strerror(errno));
         return -1;
     }
-    give(t, -1, t->stage);
+    give(t, t->stage, t->stage_name);
     return 0;
 }
 
@@ -792,19 +871,27 @@ static int stage_init(struct target *t, char *err, size_t errlen)
 static int stage_file(struct tar_in *in, const struct target *t, const char *rel, uint64_t size, char *sha,
                       char *err, size_t errlen)
 {
-    char path[4400];
-    if (make_parents(t, t->stage, rel) < 0) {
-        snprintf(err, errlen, "cannot create folders for %s: %s", rel, strerror(errno));
+    size_t bad;
+    int dfd = open_parent(t, t->stage, rel, 1, &bad);
+    if (dfd < 0) {
+        if (errno == ENOTDIR)
+            snprintf(err, errlen, "the archive holds %.*s both as a file and as a folder", (int)bad, rel);
+        else
+            snprintf(err, errlen, "cannot create folders for %s: %s", rel, strerror(errno));
         return -1;
     }
-    snprintf(path, sizeof path, "%s/%s", t->stage, rel);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, t->file_mode);
+    int fd =
+        openat(dfd, last_component(rel), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, t->file_mode);
+    int e = errno;
+    close(dfd);
     if (fd < 0) {
-        snprintf(err, errlen, errno == EEXIST ? "the archive holds %s twice" : "cannot write %s: %s", rel,
-                 strerror(errno));
+        if (e == EEXIST)
+            snprintf(err, errlen, "the archive holds %s twice (or as a file and as a folder)", rel);
+        else
+            snprintf(err, errlen, "cannot write %s into %s/%s: %s", rel, t->dir, t->stage_name, strerror(e));
         return -1;
     }
-    give(t, fd, path);
+    give(t, fd, rel);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(ctx);
@@ -826,7 +913,8 @@ static int stage_file(struct tar_in *in, const struct target *t, const char *rel
             break;
         EVP_DigestUpdate(ctx, buf, (size_t)r);
         if (write_all(fd, buf, (size_t)r) < 0) {
-            snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
+            snprintf(err, errlen, "cannot write %s into %s/%s: %s", rel, t->dir, t->stage_name,
+                     strerror(errno));
             rc = -1;
             break;
         }
@@ -837,12 +925,13 @@ static int stage_file(struct tar_in *in, const struct target *t, const char *rel
     EVP_MD_CTX_free(ctx);
     OPENSSL_cleanse(buf, sizeof buf);
     if (rc == 0 && got != size) {
-        snprintf(err, errlen, "%s: %llu bytes, expected %llu", rel, (unsigned long long)got, (unsigned long long)size);
+        snprintf(err, errlen, "%s: %llu bytes, expected %llu", rel, (unsigned long long)got,
+                 (unsigned long long)size);
         rc = -1;
     }
     /* Durable before the rename that publishes it. */
     if (rc == 0 && fsync(fd) < 0) {
-        snprintf(err, errlen, "cannot sync %.300s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot sync %s in %s/%s: %s", rel, t->dir, t->stage_name, strerror(errno));
         rc = -1;
     }
     close(fd);
@@ -874,7 +963,8 @@ static int verify_manifest(const char *text, size_t len, const struct recs *r, c
                (size_t)count != files->u.array.len) {
         snprintf(err, errlen, "the manifest's file list is malformed");
     } else if (files->u.array.len != r->n) {
-        snprintf(err, errlen, "the manifest lists %zu files, the archive holds %zu", files->u.array.len, r->n);
+        snprintf(err, errlen, "the manifest lists %zu files, the archive holds %zu", files->u.array.len,
+                 r->n);
     } else {
         rc = 0;
         for (size_t i = 0; i < r->n && rc == 0; i++) {
@@ -888,8 +978,8 @@ static int verify_manifest(const char *text, size_t len, const struct recs *r, c
                 snprintf(err, errlen, "the manifest does not list %s (member %zu)", want, i + 1);
                 rc = -1;
             } else if (json_int(f, "size", &size) != 1 || (uint64_t)size != e->size) {
-                snprintf(err, errlen, "%s: size %llu, the manifest says %lld", want, (unsigned long long)e->size,
-                         (long long)size);
+                snprintf(err, errlen, "%s: size %llu, the manifest says %lld", want,
+                         (unsigned long long)e->size, (long long)size);
                 rc = -1;
             } else if (!sha || strcmp(sha, e->sha) != 0) {
                 snprintf(err, errlen, "%s: SHA-256 mismatch (the file is damaged)", want);
@@ -932,54 +1022,177 @@ static int read_all_member(struct tar_in *in, uint64_t size, char **out, char *e
     return 0;
 }
 
+/* Whether the file rel can be moved into t's store without following a link
+ * or removing anything but an entry of the same name that is not a folder:
+ * every folder on its way is a real folder on the store's file system, or
+ * missing (then made); its own place is not a folder; and the deepest folder
+ * that exists is writable. Run for every file before the first one moves, so
+ * that a conflict refuses the restore with both stores as they were. A link
+ * where a folder is needed is refused, not followed (it would write outside
+ * the store) nor replaced (it may be the operator's, e.g. to another disk). */
+static int preflight(const struct target *t, const char *rel, char *err, size_t errlen)
+{
+    int cur = fcntl(t->root, F_DUPFD_CLOEXEC, 0);
+    if (cur < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", t->dir, strerror(errno));
+        return -1;
+    }
+    const char *p = rel;
+    int rc = 0;
+    for (;;) {
+        const char *s = strchr(p, '/');
+        size_t n = s ? (size_t)(s - p) : strlen(p);
+        int upto = (int)(p - rel + n);
+        char name[REL_MAX + 1];
+        struct stat sb;
+        if (n >= sizeof name) {
+            snprintf(err, errlen, "a path is too long: %.80s", rel);
+            rc = -1;
+            break;
+        }
+        memcpy(name, p, n);
+        name[n] = '\0';
+        if (p == rel && t->aside_top && !foreign_name(name, 1))
+            break; /* moved aside before anything is restored */
+        if (fstatat(cur, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                break; /* made new */
+            snprintf(err, errlen, "cannot examine %s/%.*s: %s", t->dir, upto, rel, strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (!s) {
+            /* rename() replaces a file, or a link itself; a folder cannot be */
+            if (S_ISDIR(sb.st_mode)) {
+                snprintf(err, errlen,
+                         "%s/%s is a folder, but the archive has a file there; move it away first", t->dir,
+                         rel);
+                rc = -1;
+            }
+            break;
+        }
+        if (S_ISLNK(sb.st_mode))
+            snprintf(
+                err, errlen,
+                "%s/%.*s is a symbolic link, but the archive has a folder there, and restore does not follow "
+                "links inside a store; replace the link by a real folder first",
+                t->dir, upto, rel);
+        else if (!S_ISDIR(sb.st_mode))
+            snprintf(err, errlen,
+                     "%s/%.*s is not a folder, but the archive has a folder there; move it away first",
+                     t->dir, upto, rel);
+        else if (sb.st_dev != t->dev)
+            snprintf(err, errlen, "%s/%.*s is another file system; restore moves files by renaming them",
+                     t->dir, upto, rel);
+        if (!S_ISDIR(sb.st_mode) || sb.st_dev != t->dev) {
+            rc = -1;
+            break;
+        }
+        int nfd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0) {
+            snprintf(err, errlen, "cannot open %s/%.*s: %s", t->dir, upto, rel, strerror(errno));
+            rc = -1;
+            break;
+        }
+        close(cur);
+        cur = nfd;
+        p = s + 1;
+    }
+    /* what is made or replaced goes into the deepest folder that exists */
+    if (rc == 0 && faccessat(cur, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+        snprintf(err, errlen, "cannot write in %s%s%.*s: %s", t->dir, p == rel ? "" : "/",
+                 p == rel ? 0 : (int)(p - rel - 1), rel, strerror(errno));
+        rc = -1;
+    }
+    close(cur);
+    return rc;
+}
+
 /* Moves the current session store aside into dir/.pre-restore-TIME. */
 static int keep_aside(const struct target *t, char *aside, size_t alen, char *err, size_t errlen)
 {
-    char ts[32];
+    char ts[32], name[64];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
     for (int i = 0;; i++) {
         if (i == 0)
-            snprintf(aside, alen, "%s/.pre-restore-%s", t->dir, ts);
+            snprintf(name, sizeof name, ".pre-restore-%s", ts);
         else
-            snprintf(aside, alen, "%s/.pre-restore-%s-%d", t->dir, ts, i);
-        if (mkdir(aside, 0700) == 0)
+            snprintf(name, sizeof name, ".pre-restore-%s-%d", ts, i);
+        if (mkdirat(t->root, name, 0700) == 0)
             break;
         if (errno != EEXIST || i > 100) {
-            snprintf(err, errlen, "cannot create %s: %s", aside, strerror(errno));
+            snprintf(err, errlen, "cannot create %s/%s: %s", t->dir, name, strerror(errno));
             return -1;
         }
     }
-    give(t, -1, aside);
-    DIR *d = opendir(t->dir);
+    snprintf(aside, alen, "%s/%s", t->dir, name);
+    int afd = openat(t->root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int lfd = afd >= 0 ? openat(t->root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
     if (!d) {
-        snprintf(err, errlen, "cannot list %s: %s", t->dir, strerror(errno));
+        snprintf(err, errlen, "cannot open %s: %s", afd < 0 ? aside : t->dir, strerror(errno));
+        if (lfd >= 0)
+            close(lfd);
+        if (afd >= 0)
+            close(afd);
         return -1;
     }
+    give(t, afd, name);
     int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (foreign_name(de->d_name, 1))
-            continue;
-        char from[4400], to[4400];
-        snprintf(from, sizeof from, "%s/%s", t->dir, de->d_name);
-        snprintf(to, sizeof to, "%s/%s", aside, de->d_name);
-        if (rename(from, to) < 0) {
-            snprintf(err, errlen, "cannot move %.300s aside: %s", from, strerror(errno));
-            rc = -1;
+    /* Entries renamed while listing can hide others from readdir: list again
+     * until a pass finds none, so nothing of the old store is overwritten. */
+    for (int pass = 0, moved = 1; rc == 0 && moved && pass < 5; pass++) {
+        struct dirent *de;
+        moved = 0;
+        rewinddir(d);
+        while (rc == 0 && (de = readdir(d)) != NULL) {
+            if (foreign_name(de->d_name, 1))
+                continue;
+            if (renameat(t->root, de->d_name, afd, de->d_name) < 0) {
+                snprintf(err, errlen, "cannot move %s/%s aside: %s", t->dir, de->d_name, strerror(errno));
+                rc = -1;
+            }
+            moved = 1;
         }
     }
     closedir(d);
+    close(afd);
+    return rc;
+}
+
+/* One staged file into its store, folders made as needed; neither tree is
+ * walked through a link. */
+static int move_into_place(const struct target *t, const char *rel, char *err, size_t errlen)
+{
+    const char *last = last_component(rel);
+    size_t bad;
+    int from = open_parent(t, t->stage, rel, 0, &bad), to = -1, rc = -1;
+    if (from < 0)
+        snprintf(err, errlen, "cannot open the staged %s: %s", rel, strerror(errno));
+    else if ((to = open_parent(t, t->root, rel, 1, &bad)) < 0)
+        snprintf(err, errlen, "cannot open or make the folder %s/%.*s: %s", t->dir, (int)bad, rel,
+                 strerror(errno));
+    else if (renameat(from, last, to, last) < 0)
+        snprintf(err, errlen, "cannot move %s/%s into place: %s", t->dir, rel, strerror(errno));
+    else
+        rc = 0;
+    if (from >= 0)
+        close(from);
+    if (to >= 0)
+        close(to);
     return rc;
 }
 
 static void usage_restore(void)
 {
-    fprintf(stderr, "usage: wapictl restore --input FILE|- [--force]\n"
-                    "  loads a backup into the configured session and media stores; the server must be stopped.\n"
-                    "  --force replaces a session store that is not empty (the old one is kept in .pre-restore-TIME/)\n");
+    fprintf(
+        stderr,
+        "usage: wapictl restore --input FILE|- [--force]\n"
+        "  loads a backup into the configured session and media stores; the server must be stopped.\n"
+        "  --force replaces a session store that is not empty (the old one is kept in .pre-restore-TIME/)\n");
 }
 
 int ctl_restore(const char *config_path, const char *sock, int argc, char **argv)
@@ -1025,7 +1238,8 @@ int ctl_restore(const char *config_path, const char *sock, int argc, char **argv
     }
     if (existing > 0 && !force) {
         fprintf(stderr,
-                "wapictl restore: the session store %s is not empty (%s%s); add --force to replace it (the current "
+                "wapictl restore: the session store %s is not empty (%s%s); add --force to replace it (the "
+                "current "
                 "files are then kept in %s/.pre-restore-TIME/). Nothing was changed.\n",
                 p.sessions, names, existing > 3 ? ", ..." : "", p.sessions);
         return 1;
@@ -1033,7 +1247,9 @@ int ctl_restore(const char *config_path, const char *sock, int argc, char **argv
     int in_fd = STDIN_FILENO;
     if (!strcmp(input, "-")) {
         if (isatty(STDIN_FILENO)) {
-            fprintf(stderr, "wapictl restore: standard input is a terminal; pipe the archive in or use --input FILE\n");
+            fprintf(
+                stderr,
+                "wapictl restore: standard input is a terminal; pipe the archive in or use --input FILE\n");
             return 2;
         }
     } else if ((in_fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -1041,11 +1257,16 @@ int ctl_restore(const char *config_path, const char *sock, int argc, char **argv
         return 1;
     }
 
-    struct target tg[ST_N] = {{.dir = p.sessions, .file_mode = 0600, .dir_mode = 0700},
-                              {.dir = p.media, .file_mode = 0640, .dir_mode = 0750}};
+    struct target tg[ST_N] = {{.dir = p.sessions,
+                               .root = -1,
+                               .stage = -1,
+                               .aside_top = existing > 0,
+                               .file_mode = 0600,
+                               .dir_mode = 0700},
+                              {.dir = p.media, .root = -1, .stage = -1, .file_mode = 0640, .dir_mode = 0750}};
     static struct tar_in in;
     struct recs recs = {0};
-    char err[600] = "", created[64] = "", version[128] = "", aside[4400] = "";
+    char err[1200] = "", created[64] = "", version[128] = "", aside[4400] = "";
     char *manifest = NULL;
     size_t manifest_len = 0;
     uint64_t bytes = 0;
@@ -1112,48 +1333,49 @@ int ctl_restore(const char *config_path, const char *sock, int argc, char **argv
     if (verify_manifest(manifest, manifest_len, &recs, created, sizeof created, version, sizeof version, err,
                         sizeof err) < 0)
         goto out;
+    /* 3. Every destination, before anything moves: a conflict found half-way
+     * would leave the session store moved aside and the media store partial. */
+    for (size_t i = 0; i < recs.n; i++)
+        if (preflight(&tg[recs.v[i].store], recs.v[i].rel, err, sizeof err) < 0)
+            goto out;
 
-    /* 3. Into place. From here a failure can leave a partial store. */
+    /* 4. Into place. From here only an I/O error (or a change made meanwhile)
+     * can leave a partial store. */
     committing = 1;
     if (existing > 0 && keep_aside(&tg[ST_SESSIONS], aside, sizeof aside, err, sizeof err) < 0)
         goto out;
-    for (size_t i = 0; i < recs.n; i++) {
-        const struct rec *e = &recs.v[i];
-        const struct target *t = &tg[e->store];
-        char from[4400], to[4400];
-        snprintf(from, sizeof from, "%s/%s", t->stage, e->rel);
-        snprintf(to, sizeof to, "%s/%s", t->dir, e->rel);
-        if (make_parents(t, t->dir, e->rel) < 0 || rename(from, to) < 0) {
-            snprintf(err, sizeof err, "cannot move %.300s into place: %s", to, strerror(errno));
+    for (size_t i = 0; i < recs.n; i++)
+        if (move_into_place(&tg[recs.v[i].store], recs.v[i].rel, err, sizeof err) < 0)
             goto out;
-        }
-    }
     for (int k = 0; k < ST_N; k++) {
-        int dfd = open(tg[k].dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || syncfs(dfd) < 0) {
+        if (syncfs(tg[k].root) < 0) {
             snprintf(err, sizeof err, "cannot sync %s: %s", tg[k].dir, strerror(errno));
-            if (dfd >= 0)
-                close(dfd);
             goto out;
         }
-        close(dfd);
     }
     rc = 0;
 out:
     tar_in_close(&in);
     if (in_fd != STDIN_FILENO)
         close(in_fd);
-    for (int k = 0; k < ST_N; k++)
-        if (tg[k].stage[0] && rm_rf(tg[k].stage) < 0)
-            fprintf(stderr, "wapictl restore: cannot remove %s: %s\n", tg[k].stage, strerror(errno));
+    for (int k = 0; k < ST_N; k++) {
+        if (tg[k].stage >= 0)
+            close(tg[k].stage);
+        if (tg[k].stage_name[0] && rm_tree_at(tg[k].root, tg[k].stage_name, 0) < 0)
+            fprintf(stderr, "wapictl restore: cannot remove %s/%s: %s\n", tg[k].dir, tg[k].stage_name,
+                    strerror(errno));
+        if (tg[k].root >= 0)
+            close(tg[k].root);
+    }
     free(manifest);
     recs_free(&recs);
     if (rc < 0) {
         if (committing)
-            fprintf(stderr,
-                    "wapictl restore: failed while moving files into place: %s. The stores may be incomplete: "
-                    "run the restore again with --force.\n",
-                    err);
+            fprintf(
+                stderr,
+                "wapictl restore: failed while moving files into place: %s. The stores may be incomplete: "
+                "run the restore again with --force%s%s%s.\n",
+                err, aside[0] ? " (the previous session store is in " : "", aside, aside[0] ? ")" : "");
         else
             fprintf(stderr, "wapictl restore: refused: %s. Nothing was changed.\n", err);
         return 1;
@@ -1164,8 +1386,9 @@ out:
     sbuf_add_json_str(&o, created, strlen(created));
     sbuf_adds(&o, ",\"wapi_version\":");
     sbuf_add_json_str(&o, version, strlen(version));
-    sbuf_addf(&o, "},\"sessions\":{\"files\":%zu},\"media\":{\"files\":%zu},\"bytes\":%llu,\"previous_sessions\":",
-              nfiles[ST_SESSIONS], nfiles[ST_MEDIA], (unsigned long long)bytes);
+    sbuf_addf(
+        &o, "},\"sessions\":{\"files\":%zu},\"media\":{\"files\":%zu},\"bytes\":%llu,\"previous_sessions\":",
+        nfiles[ST_SESSIONS], nfiles[ST_MEDIA], (unsigned long long)bytes);
     if (aside[0])
         sbuf_add_json_str(&o, aside, strlen(aside));
     else

@@ -6,13 +6,18 @@ restored into fresh folders with the server stopped, and a server started on
 them logs in without a new QR, with every media file equal by checksum.
 Damaged archives (a flipped byte, truncation, extra bytes, foreign members,
 path tricks) are refused with a clear message and change nothing; restore
-refuses while the server runs and, without --force, over a session store."""
+refuses while the server runs and, without --force, over a session store.
+backup --output FILE never follows or reuses an existing FILE.part and leaves
+FILE 0600 whatever the umask; restore never follows a link inside a store,
+and a destination that conflicts with the archive (a link, or a file, where it
+has a folder) is found before anything moves, leaving both stores as they were."""
 import hashlib
 import io
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -30,12 +35,18 @@ SAN_CTL = os.path.join(ROOT, "build", "san", "wapictl")
 tmp = tempfile.mkdtemp(prefix="wapi-backup-")
 
 
-def wapictl(srv, *args, stdin=None, ctl=CTL, env=None):
+def wapictl(srv, *args, stdin=None, ctl=CTL, env=None, umask=-1):
     e = dict(srv.env)
     e.update(env or {})
     if ctl == SAN_CTL:
         e.update(ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    return subprocess.run([ctl, "-c", srv.conf, *args], env=e, input=stdin, capture_output=True, timeout=120)
+    return subprocess.run([ctl, "-c", srv.conf, *args], env=e, input=stdin, capture_output=True, timeout=120,
+                          umask=umask)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def session(srv):
@@ -49,6 +60,24 @@ def state_is(srv, *states):
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def snapshot(d):
+    """Everything under d, hidden entries included: each entry's type and mode,
+    a file's SHA-256, a link's target (links are not followed)."""
+    out = {}
+    for base, dirs, files in os.walk(d):
+        for n in dirs + files:
+            p = os.path.join(base, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                v = ("link", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                v = ("dir", st.st_mode & 0o7777)
+            else:
+                v = ("file", st.st_mode & 0o7777, sha256(p))
+            out[os.path.relpath(p, d)] = v
+    return out
 
 
 def tree(d):
@@ -83,6 +112,7 @@ def add_media(d, n, seed):
     return made
 
 
+ctls_all = [CTL] + ([SAN_CTL] if os.path.exists(SAN_CTL) else [])
 wa = FakeWA()
 
 # 1. A real linked session, and media.
@@ -174,6 +204,39 @@ out = wapictl(srv, "backup", "--output", os.path.join(tmp, "no-such-dir", "b.tar
 check("backup into a missing folder: exit 1 with the reason", out.returncode == 1 and b"cannot create" in out.stderr,
       out.stderr)
 
+# FILE.part is ours alone: created exclusively, never through a link, never
+# reusing a file someone else made (it would keep its owner and mode, and the
+# archive holds the session keys).
+outside = os.path.join(tmp, "outside.txt")
+with open(outside, "wb") as f:
+    f.write(b"not yours\n")
+lfile = os.path.join(tmp, "l.tar.gz")
+os.symlink(outside, lfile + ".part")
+out = wapictl(srv, "backup", "--output", lfile)
+check("backup --output F with a symbolic link at F.part: exit 1, names F.part, the link's target unchanged, "
+      "the link left alone, no F", out.returncode == 1 and (lfile + ".part").encode() in out.stderr and
+      read(outside) == b"not yours\n" and os.path.islink(lfile + ".part") and not os.path.lexists(lfile), out.stderr)
+dangling, dfile = os.path.join(tmp, "dangling-target"), os.path.join(tmp, "d.tar.gz")
+os.symlink(dangling, dfile + ".part")
+out = wapictl(srv, "backup", "--output", dfile)
+check("backup --output F with a link at F.part to a missing file: exit 1, nothing created at the link's target",
+      out.returncode == 1 and not os.path.lexists(dangling) and not os.path.lexists(dfile), out.stderr)
+pfile = os.path.join(tmp, "p.tar.gz")
+with open(pfile + ".part", "wb") as f:
+    f.write(b"someone else's\n")
+os.chmod(pfile + ".part", 0o644)
+out = wapictl(srv, "backup", "--output", pfile)
+check("backup --output F with an existing 0644 F.part: exit 1, names it and says to remove it, nothing written "
+      "into it, no F", out.returncode == 1 and (pfile + ".part").encode() in out.stderr and b"remove it" in out.stderr
+      and read(pfile + ".part") == b"someone else's\n" and
+      (os.stat(pfile + ".part").st_mode & 0o777) == 0o644 and not os.path.lexists(pfile), out.stderr)
+for mask in (0o000, 0o277):
+    ufile = os.path.join(tmp, f"u{mask:03o}.tar.gz")
+    out = wapictl(srv, "backup", "--output", ufile, umask=mask)
+    check(f"backup --output F under umask {mask:03o}: exit 0, F is 0600",
+          out.returncode == 0 and (os.stat(ufile).st_mode & 0o777) == 0o600 and not os.path.lexists(ufile + ".part"),
+          (out.stderr, os.path.exists(ufile) and oct(os.stat(ufile).st_mode)))
+
 # 3. Restore is offline: refused while the server's control socket answers.
 out = wapictl(srv, "restore", "--input", "-", stdin=good)
 check("restore while the server runs: refused, exit 1, says why", out.returncode == 1 and b"running" in out.stderr,
@@ -223,6 +286,75 @@ check("--force replaces it and keeps the previous store in .pre-restore-TIME/",
 srv2.start()
 check("the server starts on the forced restore and logs in", state_is(srv2, "connected"), session(srv2))
 srv2.stop()
+
+# 5b. What is in the destination is checked before anything moves: a link, a
+# file where the archive has a folder, a folder where it has a file. Restore
+# refuses them all (exit 1, the path named) and changes nothing: following a
+# link would write outside the store, and replacing the link or the file would
+# delete something of the operator's (a media subfolder may be a link to
+# another disk on purpose; backup skips links too), so the operator decides.
+mrel = next(n for n in sorted(arch_files) if n.startswith("media/") and n.count("/") == 2)
+mdir_name, mleaf = mrel.split("/")[1:]
+
+
+def plant_link(m):
+    os.symlink(outside_dir, os.path.join(m, mdir_name))
+
+
+def plant_file(m):
+    with open(os.path.join(m, mdir_name), "wb") as f:
+        f.write(b"in the way\n")
+
+
+def plant_folder(m):
+    os.makedirs(os.path.join(m, mdir_name, mleaf, "inner"))
+
+
+conflicts = [  # name, what to plant, over a copy of the restored stores with --force, words expected
+    ("a symbolic link at media/XX to a folder outside (fresh stores)", plant_link, False, b"symbolic link"),
+    ("--force, a symbolic link at media/XX to a folder outside", plant_link, True, b"symbolic link"),
+    ("--force, a regular file at media/XX where the archive has a folder", plant_file, True, b"not a folder"),
+    ("--force, a folder at media/XX/HASH where the archive has a file", plant_folder, True, b"is a folder"),
+]
+for which in ctls_all:
+    tag = "ASan " if which == SAN_CTL else ""
+    for name, plant, populated, words in conflicts:
+        d = os.path.join(tmp, "conflict")
+        shutil.rmtree(d, ignore_errors=True)
+        outside_dir = os.path.join(tmp, "outside_dir")
+        shutil.rmtree(outside_dir, ignore_errors=True)
+        os.makedirs(outside_dir)
+        cenv = {"WAPI_PATHS_SESSIONS": os.path.join(d, "sessions"), "WAPI_PATHS_MEDIA": os.path.join(d, "media")}
+        if populated:
+            shutil.copytree(renv["WAPI_PATHS_SESSIONS"], cenv["WAPI_PATHS_SESSIONS"], symlinks=True)
+            shutil.copytree(renv["WAPI_PATHS_MEDIA"], cenv["WAPI_PATHS_MEDIA"], symlinks=True)
+            shutil.rmtree(os.path.join(cenv["WAPI_PATHS_MEDIA"], mdir_name))
+        else:
+            os.makedirs(cenv["WAPI_PATHS_SESSIONS"])
+            os.makedirs(cenv["WAPI_PATHS_MEDIA"])
+        plant(cenv["WAPI_PATHS_MEDIA"])
+        before = snapshot(cenv["WAPI_PATHS_SESSIONS"]), snapshot(cenv["WAPI_PATHS_MEDIA"])
+        out = wapictl(srv2, "restore", "--input", "-", *(["--force"] if populated else []), stdin=good, ctl=which,
+                      env=cenv)
+        err = out.stderr.decode(errors="replace")
+        named = os.path.join(cenv["WAPI_PATHS_MEDIA"], mdir_name)
+        check(f"{tag}restore with {name}: exit 1, names the path, nothing written outside, both stores "
+              "byte-for-byte unchanged, no staging left",
+              out.returncode == 1 and "refused" in err and "Nothing was changed" in err and named in err and
+              words.decode() in err and not os.listdir(outside_dir) and
+              (snapshot(cenv["WAPI_PATHS_SESSIONS"]), snapshot(cenv["WAPI_PATHS_MEDIA"])) == before and
+              "Sanitizer" not in err and "runtime error" not in err, (out.returncode, err[-400:]))
+
+# The configured store folders themselves may be links (a mounted volume):
+# only what is inside a store is never followed.
+d = os.path.join(tmp, "linked")
+os.makedirs(os.path.join(d, "real-media"))
+os.symlink(os.path.join(d, "real-media"), os.path.join(d, "media"))
+out = wapictl(srv2, "restore", "--input", "-", stdin=good, env={
+    "WAPI_PATHS_SESSIONS": os.path.join(d, "sessions"), "WAPI_PATHS_MEDIA": os.path.join(d, "media")})
+check("a media store folder that is itself a link (the configured path) restores into its target",
+      out.returncode == 0 and tree(os.path.join(d, "real-media")).get(f"{mdir_name}/{mleaf}") ==
+      hashlib.sha256(arch_files[mrel]).hexdigest(), out.stderr)
 
 # 6. Damaged and foreign archives: refused with a reason, nothing changed.
 srv3 = Server(workers=1, env=dict(wa.env(), WAPI_PATHS_SESSIONS=renv["WAPI_PATHS_SESSIONS"],
@@ -288,7 +420,7 @@ cases = {
     "foreign: a member after the manifest": tar_of([("media/x", b"x", None), ("manifest.json", man_ok, None),
                                                      ("media/z", b"z", None)]),
 }
-ctls = [CTL] + ([SAN_CTL] if os.path.exists(SAN_CTL) else [])
+ctls = ctls_all
 for which in ctls:
     tag = "ASan " if which == SAN_CTL else ""
     bad = []
