@@ -56,11 +56,9 @@ static void on_audit(void *ctx, const PGresult *res, const char *err)
 
 void h_audit_list(struct rq *rq)
 {
-    int limit = rest_limit(rq, 50, 200);
-    if (limit < 0)
-        return;
-    int64_t cur = 0;
-    int has = rest_cursor(rq, &cur, NULL, 0);
+    int limit;
+    int64_t cur;
+    int has = rest_page(rq, 50, 200, &limit, &cur);
     if (has < 0)
         return;
     char action[64];

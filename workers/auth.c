@@ -18,6 +18,7 @@
 #include "db.h"
 #include "handlers.h"
 #include "hashpool.h"
+#include "op.h"
 #include "ratelimit.h"
 
 enum kind { SIGN_IN, SIGN_UP, CREATE_USER };
@@ -551,35 +552,21 @@ void h_auth_get_session(struct rq *rq)
 
 static void on_registration(void *ctx, const PGresult *res, const char *err)
 {
-    struct simple *s = ctx;
-    struct rq *rq = s->rq;
-    s->q = NULL;
-    rq->on_abort = NULL;
-    if (!res || PQntuples(res) != 1) {
-        log_warn("registration lookup failed", LF_S("error", err ? err : "?"));
-        http_error(rq, 503, "database_unavailable", "the database is unavailable; try again", NULL);
+    struct op_base *o = ctx;
+    if (!op_done(o, res, err))
         return;
-    }
-    int first = PQgetvalue(res, 0, 0)[0] == 't';
+    int first = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     struct sbuf b;
     sbuf_init(&b);
     sbuf_addf(&b, "{\"policy\":\"%s\",\"first_user\":%s,\"setup_token_required\":%s}", AUTHC.registration,
               first ? "true" : "false", first && AUTHC.production ? "true" : "false");
-    http_add_header(rq, "cache-control", "no-store");
-    http_json(rq, 200, b.buf, b.len);
+    http_add_header(o->rq, "cache-control", "no-store");
+    http_json(o->rq, 200, b.buf, b.len);
     sbuf_free(&b);
 }
 
 void h_registration(struct rq *rq)
 {
-    struct simple *s = h2o_mem_alloc_pool(&rq->req->pool, sizeof *s);
-    memset(s, 0, sizeof *s);
-    s->rq = rq;
-    rq->state = s;
-    rq->on_abort = simple_abort;
-    s->q = db_query("SELECT NOT EXISTS (SELECT 1 FROM \"user\")", 0, NULL, on_registration, s);
-    if (!s->q) {
-        rq->on_abort = NULL;
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    }
+    struct op_base *o = op_alloc(rq, sizeof *o);
+    op_run(o, "SELECT NOT EXISTS (SELECT 1 FROM \"user\")", 0, NULL, on_registration);
 }

@@ -719,11 +719,9 @@ void h_chat_messages(struct rq *rq)
     char *jid = chat_jid(rq);
     if (!jid)
         return;
-    int limit = rest_limit(rq, LIST_DEFAULT, LIST_MAX);
-    if (limit < 0)
-        return;
-    int64_t cur = 0;
-    int has = rest_cursor(rq, &cur, NULL, 0);
+    int limit;
+    int64_t cur;
+    int has = rest_page(rq, LIST_DEFAULT, LIST_MAX, &limit, &cur);
     if (has < 0)
         return;
     struct op *o = op_new(rq);

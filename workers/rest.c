@@ -111,6 +111,14 @@ void rest_add_cursor(struct sbuf *b, const char *n, const char *text)
     sbuf_addc(b, '"');
 }
 
+int rest_page(struct rq *rq, int def, int max, int *limit, int64_t *cur)
+{
+    *cur = 0;
+    if ((*limit = rest_limit(rq, def, max)) < 0)
+        return -1;
+    return rest_cursor(rq, cur, NULL, 0);
+}
+
 void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, int json_col, int num_col,
                       int text_col)
 {
@@ -129,8 +137,9 @@ void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, 
         sbuf_adds(&b, ",\"next_cursor\":");
         int last = first + shown - 1;
         if (n > limit && shown > 0)
-            rest_add_cursor(&b, PQgetvalue(res, last, num_col),
-                            text_col < 0 || PQgetisnull(res, last, text_col) ? NULL : PQgetvalue(res, last, text_col));
+            rest_add_cursor(
+                &b, PQgetvalue(res, last, num_col),
+                text_col < 0 || PQgetisnull(res, last, text_col) ? NULL : PQgetvalue(res, last, text_col));
         else
             sbuf_adds(&b, "null");
     }
@@ -291,8 +300,8 @@ int rest_id_ok(const char *s, size_t n)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-              c == '.' || c == ':'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.' || c == ':'))
             return 0;
     }
     return 1;

@@ -27,6 +27,9 @@ int rest_limit(struct rq *rq, int def, int max);
 int rest_cursor(struct rq *rq, int64_t *n, char *text, size_t textlen);
 /* Appends "\"<base64url(n or n:text)>\"". */
 void rest_add_cursor(struct sbuf *b, const char *n, const char *text);
+/* limit= and a numeric cursor= together: 1 with a cursor, 0 without, -1
+ * after answering 400. */
+int rest_page(struct rq *rq, int def, int max, int *limit, int64_t *cur);
 /* Answers 200 {data:[...], next_cursor} from res rows first.. (column json_col
  * holds each item's JSON). limit < 0: every row, no cursor key. Otherwise the
  * query asked for limit + 1 rows; when it got them, the cursor is made of the
@@ -37,7 +40,8 @@ void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, 
 long rest_utf8_len(const char *s, size_t n);
 /* The path after prefix, split at '/': up to max segments into seg/seglen.
  * Returns the count, or -1 when there are more or one is empty or too long. */
-int rest_segments(struct rq *rq, const char *prefix, const char **seg, size_t *seglen, int max, size_t maxlen);
+int rest_segments(struct rq *rq, const char *prefix, const char **seg, size_t *seglen, int max,
+                  size_t maxlen);
 /* The database said no: 503. */
 void rest_db_error(struct rq *rq, const char *err);
 /* The first column of a one-row result, or NULL after answering 503 (no

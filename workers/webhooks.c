@@ -465,11 +465,9 @@ void h_webhook_deliveries(struct rq *rq)
     struct op *o = hook_op(rq);
     if (!o)
         return;
-    int limit = rest_limit(rq, 50, 200);
-    if (limit < 0)
-        return;
-    int64_t cur = 0;
-    int has = rest_cursor(rq, &cur, NULL, 0);
+    int limit;
+    int64_t cur;
+    int has = rest_page(rq, 50, 200, &limit, &cur);
     if (has < 0)
         return;
     char st[16];
