@@ -1,5 +1,7 @@
 /* wapi-worker: one HTTP worker process, started by the supervisor with
- * fd 3 = its socketpair, fd 4 = the shared listen socket, fd 5 = metrics. */
+ * fd 3 = its socketpair, fd 4 = the shared listen socket, fd 5 = the shared
+ * metrics memory, and fd 6 = the shared metrics listener when metrics.listen
+ * is set (absent otherwise). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -164,7 +166,7 @@ int main(int argc, char **argv)
     W.m = &W.shm->slot[slot];
     __atomic_store_n(&W.m->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
     W.loop = h2o_evloop_create();
-    health_init(W.shm);
+    health_init(W.shm, &W.cfg);
     http_init(W.loop, &W.cfg, W.m, routes);
     auth_init(&W.cfg);
     webhooks_api_init(&W.cfg);
@@ -182,6 +184,8 @@ int main(int argc, char **argv)
     struct sup_handlers sh = {on_drain_cmd, on_reopen_logs, on_lost, events_on_push};
     sup_link_start(W.loop, IPC_FD, &sh, W.m);
     http_start_accepting(IPC_LISTEN_FD);
+    if (W.cfg.metrics.listen[0] && http_start_metrics_listener(IPC_METRICS_LISTEN_FD, h_metrics_listener) < 0)
+        fatal(1, "metrics.listen is set but the supervisor passed no metrics listener");
     h2o_timeout_init(W.loop, &W.tick, 100);
     W.tick_entry.cb = on_tick;
     h2o_timeout_link(W.loop, &W.tick, &W.tick_entry);
