@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_LIST, K_WORKERS };
+enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_LIST, K_WORKERS, K_ADDR };
 
 struct key {
     const char *path; /* "section.key" */
@@ -62,6 +62,7 @@ static const struct key keys[] = {
     {"webhooks.retry_base_ms", "WAPI_WEBHOOKS_RETRY_BASE_MS", K_INT, O(webhooks.retry_base_ms), "5000", 10, 3600000,
      NULL},
     {"webhooks.timeout_ms", "WAPI_WEBHOOKS_TIMEOUT_MS", K_INT, O(webhooks.timeout_ms), "10000", 100, 120000, NULL},
+    {"metrics.listen", "WAPI_METRICS_LISTEN", K_ADDR, O(metrics.listen), "", 0, 0, NULL},
 };
 #undef O
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -111,6 +112,9 @@ static void expectation(const struct key *k, char *buf, size_t len)
     case K_BOOL: snprintf(buf, len, "true or false"); break;
     case K_LIST: snprintf(buf, len, "a list of strings"); break;
     case K_WORKERS: snprintf(buf, len, "\"auto\" or an integer %ld..%ld", k->min, k->max); break;
+    case K_ADDR:
+        snprintf(buf, len, "\"host:port\" with a port 1..65535, or \"\" for none");
+        break;
     case K_ENUM: {
         size_t o = (size_t)snprintf(buf, len, "one of");
         for (const char *const *c = k->choices; *c && o < len; c++)
@@ -143,11 +147,38 @@ static int set_str(char **slot, const char *v)
     return 0;
 }
 
+/* "host:port" or "[v6]:port" into host (brackets dropped) and port. */
+static int split_hostport(const char *l, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    if (l[0] == '[') {
+        const char *rb = strchr(l, ']');
+        colon = rb && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = strrchr(l, ':');
+    }
+    size_t hlen = colon ? (size_t)(colon - l) : 0;
+    if (!colon || hlen >= hostlen || parse_int(colon + 1, 1, 65535, port) < 0)
+        return -1;
+    if (l[0] == '[')
+        snprintf(host, hostlen, "%.*s", (int)(hlen - 2), l + 1);
+    else
+        snprintf(host, hostlen, "%.*s", (int)hlen, l);
+    return 0;
+}
+
 /* Sets a key from its text form (defaults and the environment). */
 static int set_from_text(struct wapi_config *cfg, const struct key *k, const char *v)
 {
     switch (k->type) {
     case K_STR: return set_str(str_at(cfg, k), v);
+    case K_ADDR: {
+        char host[256];
+        int port;
+        if (*v && split_hostport(v, host, sizeof host, &port) < 0)
+            return -1;
+        return set_str(str_at(cfg, k), v);
+    }
     case K_INT: return parse_int(v, k->min, k->max, int_at(cfg, k));
     case K_WORKERS:
         if (strcmp(v, "auto") == 0) {
@@ -208,6 +239,7 @@ static int set_from_setting(struct wapi_config *cfg, const struct key *k, config
     switch (k->type) {
     case K_STR:
     case K_ENUM:
+    case K_ADDR:
         if (t != CONFIG_TYPE_STRING)
             return -1;
         return set_from_text(cfg, k, config_setting_get_string(s));
@@ -349,25 +381,19 @@ static int is_hex(const char *s, size_t n)
     return 1;
 }
 
+/* A host that binds every address, so it collides with any other on the same port. */
+static int any_host(const char *h)
+{
+    return !*h || !strcmp(h, "*") || !strcmp(h, "0.0.0.0") || !strcmp(h, "::");
+}
+
 /* Cross-key checks and derived values, after every layer is applied. */
 static int finish(struct wapi_config *cfg, enum config_source src, char *err, size_t errlen)
 {
-    const char *l = cfg->listen, *colon;
-    if (l[0] == '[') {
-        const char *rb = strchr(l, ']');
-        colon = rb && rb[1] == ':' ? rb + 1 : NULL;
-    } else {
-        colon = strrchr(l, ':');
-    }
-    size_t hlen = colon ? (size_t)(colon - l) : 0;
-    if (!colon || hlen >= sizeof cfg->listen_host || parse_int(colon + 1, 1, 65535, &cfg->listen_port) < 0) {
-        errf(err, errlen, "listen: expected \"host:port\" with a port 1..65535, got \"%s\"", l);
+    if (split_hostport(cfg->listen, cfg->listen_host, sizeof cfg->listen_host, &cfg->listen_port) < 0) {
+        errf(err, errlen, "listen: expected \"host:port\" with a port 1..65535, got \"%s\"", cfg->listen);
         return -1;
     }
-    if (l[0] == '[')
-        snprintf(cfg->listen_host, sizeof cfg->listen_host, "%.*s", (int)(hlen - 2), l + 1);
-    else
-        snprintf(cfg->listen_host, sizeof cfg->listen_host, "%.*s", (int)hlen, l);
     if (src == CONFIG_WITH_ENV) {
         char *port = NULL;
         int r = env_value("PORT", &port, err, errlen);
@@ -386,6 +412,19 @@ static int finish(struct wapi_config *cfg, enum config_source src, char *err, si
             snprintf(buf, sizeof buf, strchr(cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d", cfg->listen_host, p);
             if (set_str(&cfg->listen, buf) < 0)
                 return -1;
+        }
+    }
+    cfg->metrics_host[0] = '\0';
+    cfg->metrics_port = 0;
+    if (cfg->metrics.listen[0]) {
+        /* Valid: checked when the key was set. */
+        split_hostport(cfg->metrics.listen, cfg->metrics_host, sizeof cfg->metrics_host, &cfg->metrics_port);
+        if (cfg->metrics_port == cfg->listen_port &&
+            (!strcmp(cfg->metrics_host, cfg->listen_host) || any_host(cfg->metrics_host) ||
+             any_host(cfg->listen_host))) {
+            errf(err, errlen, "metrics.listen (WAPI_METRICS_LISTEN): \"%s\" takes the port of listen \"%s\"",
+                 cfg->metrics.listen, cfg->listen);
+            return -1;
         }
     }
     if (strncmp(cfg->base_url, "http://", 7) && strncmp(cfg->base_url, "https://", 8)) {
@@ -513,7 +552,10 @@ void config_serialize(const struct wapi_config *cfg, struct sbuf *out)
         sbuf_addf(out, "%s%s = ", sec[0] ? "  " : "", dot ? dot + 1 : k->path);
         switch (k->type) {
         case K_STR:
-        case K_ENUM: add_conf_str(out, *str_at(c, k)); break;
+        case K_ENUM:
+        case K_ADDR:
+            add_conf_str(out, *str_at(c, k));
+            break;
         case K_INT: sbuf_addf(out, "%d", *int_at(c, k)); break;
         case K_WORKERS:
             if (*int_at(c, k) == 0)
@@ -550,7 +592,8 @@ void config_serialize(const struct wapi_config *cfg, struct sbuf *out)
 void config_free(struct wapi_config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].type == K_STR || keys[i].type == K_ENUM || keys[i].type == K_LIST) {
+        if (keys[i].type == K_STR || keys[i].type == K_ENUM || keys[i].type == K_LIST ||
+            keys[i].type == K_ADDR) {
             free(*str_at(cfg, &keys[i]));
             *str_at(cfg, &keys[i]) = NULL;
         }

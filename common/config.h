@@ -38,9 +38,14 @@ struct wapi_config {
         int allow_private;
         int max_attempts, retry_base_ms, timeout_ms; /* delivery: attempts before dead, backoff base, per try */
     } webhooks;
+    struct {
+        char *listen; /* "host:port" of a listener for /metrics alone; "" = /metrics on the main one */
+    } metrics;
     /* derived */
     char listen_host[256];
     int listen_port;
+    char metrics_host[256]; /* when metrics.listen is set */
+    int metrics_port;
     int production;
 };
 

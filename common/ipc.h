@@ -16,6 +16,7 @@
 #define IPC_FD 3         /* the worker's end of its socketpair */
 #define IPC_LISTEN_FD 4  /* the shared listen socket */
 #define IPC_METRICS_FD 5 /* shared metrics memory */
+#define IPC_METRICS_LISTEN_FD 6 /* the metrics listener, only when metrics.listen is set */
 
 enum ipc_type {
     IPC_HELLO = 1,    /* W->S {u32 version} */

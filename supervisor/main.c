@@ -40,25 +40,27 @@ uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int open_listener(const struct wapi_config *cfg, char *err, size_t errlen)
+/* key names the setting in errors: "listen" or "metrics.listen". */
+static int open_listener(const char *key, const char *addr, const char *host, int port, char *err,
+                         size_t errlen)
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char port[8];
-    snprintf(port, sizeof port, "%d", cfg->listen_port);
-    const char *host = cfg->listen_host[0] && strcmp(cfg->listen_host, "*") ? cfg->listen_host : NULL;
-    int r = getaddrinfo(host, port, &hints, &res);
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    const char *node = host[0] && strcmp(host, "*") ? host : NULL;
+    int r = getaddrinfo(node, service, &hints, &res);
     if (r != 0) {
-        snprintf(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(r));
+        snprintf(err, errlen, "%s %s: %s", key, addr, gai_strerror(r));
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        snprintf(err, errlen, "listen %s: %s", cfg->listen, strerror(errno));
+        snprintf(err, errlen, "%s %s: %s", key, addr, strerror(errno));
         if (fd >= 0)
             close(fd);
         freeaddrinfo(res);
@@ -66,6 +68,21 @@ static int open_listener(const struct wapi_config *cfg, char *err, size_t errlen
     }
     freeaddrinfo(res);
     return fd;
+}
+
+static int open_main_listener(const struct wapi_config *cfg, char *err, size_t errlen)
+{
+    return open_listener("listen", cfg->listen, cfg->listen_host, cfg->listen_port, err, errlen);
+}
+
+/* -1 with err empty when metrics.listen is not set (nothing to open). */
+static int open_metrics_listener(const struct wapi_config *cfg, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    if (!cfg->metrics.listen[0])
+        return -1;
+    return open_listener("metrics.listen", cfg->metrics.listen, cfg->metrics_host, cfg->metrics_port, err,
+                         errlen);
 }
 
 static void start_migration(void);
@@ -146,6 +163,10 @@ void sup_stop(enum sup_stopping how)
         close(S.listen_fd); /* new connections go nowhere once the workers close theirs */
         S.listen_fd = -1;
     }
+    if (S.metrics_listen_fd >= 0) {
+        close(S.metrics_listen_fd);
+        S.metrics_listen_fd = -1;
+    }
     if (migrate_pid > 0)
         kill(migrate_pid, SIGTERM);
     struct timeval tv;
@@ -187,15 +208,30 @@ int sup_reload(char *err, size_t errlen)
         log_error("reload refused: configuration invalid; keeping the one in force", LF_S("error", err));
         return -1;
     }
-    if (strcmp(next.listen, S.cfg.listen) != 0) {
-        int fd = open_listener(&next, err, errlen);
-        if (fd < 0) {
-            config_free(&next);
-            log_error("reload refused: cannot listen on the new address", LF_S("error", err));
-            return -1;
-        }
+    /* A changed address is bound before anything is given up, so a failure
+     * leaves both listeners as they were. */
+    int new_listen = strcmp(next.listen, S.cfg.listen) != 0, lfd = -1;
+    int new_metrics = strcmp(next.metrics.listen, S.cfg.metrics.listen) != 0, mfd = -1;
+    if (new_listen && (lfd = open_main_listener(&next, err, errlen)) < 0) {
+        config_free(&next);
+        log_error("reload refused: cannot listen on the new address", LF_S("error", err));
+        return -1;
+    }
+    if (new_metrics && (mfd = open_metrics_listener(&next, err, errlen)) < 0 && err[0]) {
+        if (lfd >= 0)
+            close(lfd);
+        config_free(&next);
+        log_error("reload refused: cannot listen on the new metrics address", LF_S("error", err));
+        return -1;
+    }
+    if (new_listen) {
         close(S.listen_fd);
-        S.listen_fd = fd;
+        S.listen_fd = lfd;
+    }
+    if (new_metrics) {
+        if (S.metrics_listen_fd >= 0)
+            close(S.metrics_listen_fd);
+        S.metrics_listen_fd = mfd; /* -1 when metrics.listen became "" */
     }
     if (strcmp(next.log.level, S.cfg.log.level) != 0 || strcmp(next.log.file, S.cfg.log.file) != 0)
         log_init("supervisor", (enum log_level)log_level_parse(next.log.level), next.log.file);
@@ -372,11 +408,13 @@ int main(int argc, char **argv)
     if (access(S.worker_bin, X_OK) != 0)
         fatal(1, "wapi-worker not found next to wapi", LF_S("path", S.worker_bin));
     if (mkdirs(S.cfg.paths.run, 0700) < 0)
-        fatal(1, "cannot create the run directory", LF_S("path", S.cfg.paths.run),
-              LF_S("error", strerror(errno)));
-    S.listen_fd = open_listener(&S.cfg, err, sizeof err);
+        fatal(1, "cannot create the run directory", LF_S("path", S.cfg.paths.run), LF_S("error", strerror(errno)));
+    S.listen_fd = open_main_listener(&S.cfg, err, sizeof err);
     if (S.listen_fd < 0)
         fatal(1, "cannot listen", LF_S("error", err));
+    S.metrics_listen_fd = open_metrics_listener(&S.cfg, err, sizeof err);
+    if (S.metrics_listen_fd < 0 && err[0])
+        fatal(1, "cannot listen for /metrics", LF_S("error", err));
     if ((S.metrics_fd = metrics_create(&S.shm)) < 0)
         fatal(1, "cannot create the metrics region", LF_S("error", strerror(errno)));
     set_config_text();
@@ -401,8 +439,8 @@ int main(int argc, char **argv)
     struct timeval sec = {1, 0};
     evtimer_add(tick_timer, &sec);
 
-    log_info("starting", LF_S("listen", S.cfg.listen), LF_I("workers", S.want),
-             LF_S("environment", S.cfg.environment));
+    log_info("starting", LF_S("listen", S.cfg.listen), LF_S("metrics_listen", S.cfg.metrics.listen),
+             LF_I("workers", S.want), LF_S("environment", S.cfg.environment));
     workers_init();
     static struct db_params sdb_params;
     db_params_init(&sdb_params, &S.cfg, "wapi-supervisor");

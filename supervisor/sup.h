@@ -16,7 +16,8 @@ struct sup {
     char *config_text;      /* cfg serialized, handed to new workers */
     unsigned generation;
     int listen_fd;
-    int metrics_fd;
+    int metrics_listen_fd; /* metrics.listen's socket, -1 when not set */
+    int metrics_fd;        /* the shared metrics memory */
     struct metrics_shm *shm;
     char worker_bin[4096];
     int want;               /* workers wanted in the current generation */

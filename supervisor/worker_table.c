@@ -220,15 +220,16 @@ static void on_link(evutil_socket_t fd, short what, void *arg)
 /* dup2 onto fixed numbers without clobbering: move everything high first. */
 static void child_exec(int link, int slot)
 {
-    int srcs[3] = {link, S.listen_fd, S.metrics_fd};
-    int hi[3];
-    for (int i = 0; i < 3; i++)
+    int srcs[4] = {link, S.listen_fd, S.metrics_fd, S.metrics_listen_fd};
+    int n = S.metrics_listen_fd >= 0 ? 4 : 3; /* the metrics listener only when metrics.listen is set */
+    int hi[4];
+    for (int i = 0; i < n; i++)
         if ((hi[i] = fcntl(srcs[i], F_DUPFD, 16)) < 0)
             _exit(126);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < n; i++)
         if (dup2(hi[i], IPC_FD + i) < 0)
             _exit(126);
-    close_range(IPC_FD + 3, ~0U, 0);
+    close_range((unsigned)(IPC_FD + n), ~0U, 0);
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);

@@ -6,10 +6,12 @@
 
 extern const struct route worker_routes[];
 
-void health_init(struct metrics_shm *shm);
+void health_init(struct metrics_shm *shm, const struct wapi_config *cfg);
 void h_healthz(struct rq *rq);
 void h_readyz(struct rq *rq);
 void h_metrics(struct rq *rq);
+/* Every request on the metrics listener: GET|HEAD /metrics and /healthz. */
+void h_metrics_listener(struct rq *rq);
 void h_dashboard(struct rq *rq);
 void h_asset(struct rq *rq);
 

@@ -1,5 +1,7 @@
 /* /healthz (the loop answers), /readyz (PostgreSQL and the supervisor answer,
- * the schema is migrated), /metrics (Prometheus, summed over all workers). */
+ * the schema is migrated), /metrics (Prometheus, summed over all workers).
+ * With metrics.listen set, /metrics is answered on that listener only (it is
+ * kept off the public one), which answers nothing but /metrics and /healthz. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,10 +12,12 @@
 #include "sup_link.h"
 
 static struct metrics_shm *shm;
+static int metrics_apart; /* metrics.listen is set */
 
-void health_init(struct metrics_shm *m)
+void health_init(struct metrics_shm *m, const struct wapi_config *cfg)
 {
     shm = m;
+    metrics_apart = cfg->metrics.listen[0] != '\0';
 }
 
 void h_healthz(struct rq *rq)
@@ -116,9 +120,32 @@ void h_readyz(struct rq *rq)
 
 void h_metrics(struct rq *rq)
 {
+    if (metrics_apart && !http_on_metrics_listener(rq)) {
+        http_error(rq, 404, "not_found", "no such route", NULL);
+        return;
+    }
     struct sbuf b;
     sbuf_init(&b);
     metrics_render(shm, &b);
     http_send(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.buf, b.len);
     sbuf_free(&b);
+}
+
+void h_metrics_listener(struct rq *rq)
+{
+    h2o_iovec_t p = rq->req->path_normalized, m = rq->req->method;
+    int metrics = h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"));
+    if (!metrics && !h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
+        http_error(rq, 404, NULL, "no such route", NULL);
+        return;
+    }
+    if (!h2o_memis(m.base, m.len, H2O_STRLIT("GET")) && !h2o_memis(m.base, m.len, H2O_STRLIT("HEAD"))) {
+        http_add_header(rq, "allow", "GET, HEAD");
+        http_error(rq, 405, NULL, "method not allowed for this path", NULL);
+        return;
+    }
+    if (metrics)
+        h_metrics(rq);
+    else
+        h_healthz(rq);
 }

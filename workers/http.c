@@ -22,6 +22,15 @@ struct conn {
     size_t bytes_at_idle; /* bytes read when the last request finished */
 };
 
+/* A listening socket and the hosts its connections are served by: the main
+ * one (the route table), and the metrics one when metrics.listen is set. */
+struct listener {
+    h2o_socket_t *sock; /* NULL when not started, or closed by the drain */
+    int fd;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_hostconf_t *hosts[2]; /* one host each: no Host header reaches the other's */
+};
+
 static struct {
     h2o_loop_t *loop;
     const struct wapi_config *cfg;
@@ -29,9 +38,8 @@ static struct {
     const struct route *routes;
     h2o_globalconf_t gconf;
     h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
-    int listen_fd;
+    struct listener main_l, metrics_l;
+    http_handler metrics_handler; /* every request on the metrics listener */
     int accept_paused;
     uint64_t accept_resume_ms;
     struct conn conns; /* list head */
@@ -696,16 +704,47 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* The metrics listener's requests never see the route table. */
+static int on_metrics_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    struct rq *rq = rq_of(req, 1);
+    if (H.metrics_handler)
+        H.metrics_handler(rq);
+    else
+        http_error(rq, 404, NULL, "no such route", NULL);
+    return 0;
+}
+
+int http_on_metrics_listener(const struct rq *rq)
+{
+    return rq->req->conn->hosts == H.metrics_l.accept_ctx.hosts;
+}
+
 /* ---- connections */
 
 static void on_accept(h2o_socket_t *listener, const char *err);
 
+/* Both listeners pause and resume together: they share max_connections. */
+static void pause_accept(uint64_t resume_ms)
+{
+    struct listener *ls[] = {&H.main_l, &H.metrics_l};
+    for (size_t i = 0; i < 2; i++)
+        if (ls[i]->sock)
+            h2o_socket_read_stop(ls[i]->sock);
+    H.accept_paused = 1;
+    H.accept_resume_ms = resume_ms;
+}
+
 static void resume_accept(void)
 {
-    if (H.accept_paused && H.listener && !H.draining) {
-        H.accept_paused = 0;
-        h2o_socket_read_start(H.listener, on_accept);
-    }
+    if (!H.accept_paused || H.draining)
+        return;
+    H.accept_paused = 0;
+    struct listener *ls[] = {&H.main_l, &H.metrics_l};
+    for (size_t i = 0; i < 2; i++)
+        if (ls[i]->sock)
+            h2o_socket_read_start(ls[i]->sock, on_accept);
 }
 
 static void on_conn_close(void *data)
@@ -725,21 +764,18 @@ static void on_conn_close(void *data)
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     (void)err;
+    struct listener *l = listener->data;
     for (int i = 0; i < 32; i++) {
         if (H.nconn >= (unsigned)H.cfg->http.max_connections) {
-            h2o_socket_read_stop(listener);
-            H.accept_paused = 1;
-            H.accept_resume_ms = 0;
+            pause_accept(0);
             return;
         }
-        int fd = accept4(H.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: back off instead of spinning on a ready listener. */
                 log_warn("accept failed; pausing", LF_S("error", strerror(errno)));
-                h2o_socket_read_stop(listener);
-                H.accept_paused = 1;
-                H.accept_resume_ms = h2o_now(H.loop) + 100;
+                pause_accept(h2o_now(H.loop) + 100);
             }
             return;
         }
@@ -762,15 +798,33 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         H.nconn++;
         metrics_add(&H.m->connections_total, 1);
         metrics_set(&H.m->connections, H.nconn);
-        h2o_accept(&H.accept_ctx, sock);
+        h2o_accept(&l->accept_ctx, sock);
     }
+}
+
+static void start_listener(struct listener *l, int listen_fd)
+{
+    l->fd = listen_fd;
+    l->sock = h2o_evloop_socket_create(H.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->sock->data = l;
+    if (!H.accept_paused)
+        h2o_socket_read_start(l->sock, on_accept);
 }
 
 void http_start_accepting(int listen_fd)
 {
-    H.listen_fd = listen_fd;
-    H.listener = h2o_evloop_socket_create(H.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(H.listener, on_accept);
+    start_listener(&H.main_l, listen_fd);
+}
+
+int http_start_metrics_listener(int listen_fd, http_handler handler)
+{
+    int type;
+    socklen_t len = sizeof type;
+    if (getsockopt(listen_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+        return -1;
+    H.metrics_handler = handler;
+    start_listener(&H.metrics_l, listen_fd);
+    return 0;
 }
 
 void http_drain(void)
@@ -779,10 +833,13 @@ void http_drain(void)
         return;
     H.draining = 1;
     H.drain_started_ms = h2o_now(H.loop);
-    if (H.listener) {
-        h2o_socket_read_stop(H.listener);
-        h2o_socket_close(H.listener); /* closes our copy of the listen fd */
-        H.listener = NULL;
+    struct listener *ls[] = {&H.main_l, &H.metrics_l};
+    for (size_t i = 0; i < 2; i++) {
+        if (ls[i]->sock) {
+            h2o_socket_read_stop(ls[i]->sock);
+            h2o_socket_close(ls[i]->sock); /* closes our copy of the listen fd */
+            ls[i]->sock = NULL;
+        }
     }
     /* HTTP/1 answers the next request with Connection: close; HTTP/2 sends GOAWAY. */
     h2o_context_request_shutdown(&H.ctx);
@@ -832,16 +889,29 @@ int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_sl
     H.gconf.http1.req_timeout = (uint64_t)cfg->http.request_timeout * 1000;
     H.gconf.http2.idle_timeout = (uint64_t)cfg->http.idle_timeout * 1000;
     H.gconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->shutdown_timeout * 1000;
-    h2o_hostconf_t *host = h2o_config_register_host(&H.gconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-    h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
-    h->on_req = on_req;
-    h2o_filter_t *f = h2o_create_filter(path, sizeof *f);
-    f->on_setup_ostream = on_setup_ostream;
-    f = h2o_create_filter(&host->fallback_path, sizeof *f);
-    f->on_setup_ostream = on_setup_ostream;
+    /* Both hosts are registered before the context is made, so it knows them
+     * all; each listener's connections are bound to its own host only. */
+    struct listener *ls[] = {&H.main_l, &H.metrics_l};
+    static const char *const names[] = {"default", "metrics"};
+    int (*const handlers[])(h2o_handler_t *, h2o_req_t *) = {on_req, on_metrics_req};
+    for (size_t i = 0; i < 2; i++) {
+        h2o_hostconf_t *host =
+            h2o_config_register_host(&H.gconf, h2o_iovec_init(names[i], strlen(names[i])), 65535);
+        h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+        h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
+        h->on_req = handlers[i];
+        h2o_filter_t *f = h2o_create_filter(path, sizeof *f);
+        f->on_setup_ostream = on_setup_ostream;
+        f = h2o_create_filter(&host->fallback_path, sizeof *f);
+        f->on_setup_ostream = on_setup_ostream;
+        ls[i]->hosts[0] = host;
+        ls[i]->hosts[1] = NULL;
+        ls[i]->fd = -1;
+    }
     h2o_context_init(&H.ctx, loop, &H.gconf);
-    H.accept_ctx.ctx = &H.ctx;
-    H.accept_ctx.hosts = H.gconf.hosts;
+    for (size_t i = 0; i < 2; i++) {
+        ls[i]->accept_ctx.ctx = &H.ctx;
+        ls[i]->accept_ctx.hosts = ls[i]->hosts;
+    }
     return 0;
 }

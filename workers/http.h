@@ -84,6 +84,11 @@ char *http_param(struct rq *rq, int i);
 int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_slot *m,
               const struct route *routes);
 void http_start_accepting(int listen_fd);
+/* The metrics listener (metrics.listen): handler answers every request on it,
+ * instead of the route table. -1 when listen_fd is not a stream socket. */
+int http_start_metrics_listener(int listen_fd, http_handler handler);
+/* Whether rq came in on the metrics listener. */
+int http_on_metrics_listener(const struct rq *rq);
 /* Graceful drain: stop accepting, finish what is in flight, close idle
  * connections. Returns 1 once nothing is left. */
 void http_drain(void);

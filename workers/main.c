@@ -1,5 +1,7 @@
 /* wapi-worker: one HTTP worker process, started by the supervisor with
- * fd 3 = its socketpair, fd 4 = the shared listen socket, fd 5 = metrics. */
+ * fd 3 = its socketpair, fd 4 = the shared listen socket, fd 5 = the shared
+ * metrics memory, and fd 6 = the shared metrics listener when metrics.listen
+ * is set (absent otherwise). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -148,7 +150,7 @@ int main(int argc, char **argv)
     W.m = &W.shm->slot[slot];
     __atomic_store_n(&W.m->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
     W.loop = h2o_evloop_create();
-    health_init(W.shm);
+    health_init(W.shm, &W.cfg);
     if (http_init(W.loop, &W.cfg, W.m, worker_routes) < 0)
         fatal(1, "the router table is invalid");
     auth_init(&W.cfg);
@@ -167,6 +169,8 @@ int main(int argc, char **argv)
     struct sup_handlers sh = {on_drain_cmd, on_reopen_logs, on_lost, events_on_push};
     sup_link_start(W.loop, IPC_FD, &sh, W.m);
     http_start_accepting(IPC_LISTEN_FD);
+    if (W.cfg.metrics.listen[0] && http_start_metrics_listener(IPC_METRICS_LISTEN_FD, h_metrics_listener) < 0)
+        fatal(1, "metrics.listen is set but the supervisor passed no metrics listener");
     h2o_timeout_init(W.loop, &W.tick, 100);
     W.tick_entry.cb = on_tick;
     h2o_timeout_link(W.loop, &W.tick, &W.tick_entry);

@@ -350,6 +350,8 @@ function restrictedViolations(spec, meta = {}) {
 // ----------------------------------------------------- server's env names
 
 const SECRET_NAMES = ['DATABASE_URL', 'DATABASE_AUTH_TOKEN', 'BETTER_AUTH_SECRET'];
+// The metrics listener (WAPI_METRICS_LISTEN): Prometheus only, never the Ingress.
+const METRICS_PORT = 9464;
 const normEnv = (n) => n.replace(/_FILE$/, '');
 
 function serverEnvNames() {
@@ -423,6 +425,14 @@ function deploymentChecks(ctx) {
   if (!c) return [...e, 'no container wapi'];
   if (ctx.label === 'base' && c.image !== 'your-registry/wapi:latest') e.push(`image ${c.image}, expected your-registry/wapi:latest`);
   if (!(c.ports || []).some((p) => p.containerPort === 3000)) e.push('no containerPort 3000');
+  // /metrics: its own container port, named for the Service; the annotations point there.
+  if (resolvePort(c, 'metrics') !== METRICS_PORT) e.push(`no containerPort ${METRICS_PORT} named metrics`);
+  if (resolvePort(c, 'http') !== 3000) e.push('the containerPort named http must be 3000');
+  const ann = spec.template?.metadata?.annotations || {};
+  if (ann['prometheus.io/port'] !== String(METRICS_PORT)) {
+    e.push(`pod annotation prometheus.io/port ${ann['prometheus.io/port']}, must be "${METRICS_PORT}" (the metrics port)`);
+  }
+  if (ann['prometheus.io/path'] !== '/metrics') e.push('pod annotation prometheus.io/path must be /metrics');
   const sc = c.securityContext || {};
   if (sc.readOnlyRootFilesystem !== true) e.push('readOnlyRootFilesystem must be true');
   if (sc.allowPrivilegeEscalation !== false) e.push('allowPrivilegeEscalation must be false');
@@ -490,6 +500,11 @@ function configChecks(ctx) {
   if (!String(data.WAPI_PATHS_RUN || '').startsWith('/tmp/')) e.push('WAPI_PATHS_RUN must be under /tmp (the writable emptyDir)');
   if (data.PORT !== '3000') e.push(`PORT ${data.PORT}, must be 3000`);
   if (data.WAPI_LISTEN !== undefined && !/:3000$/.test(data.WAPI_LISTEN)) e.push(`WAPI_LISTEN ${data.WAPI_LISTEN} must listen on 3000`);
+  // Without it /metrics is served on 3000, which the Ingress publishes.
+  if (!/^(0\.0\.0\.0|\[::\])$/.test(String(data.WAPI_METRICS_LISTEN || '').replace(/:\d+$/, '')) ||
+      !String(data.WAPI_METRICS_LISTEN).endsWith(`:${METRICS_PORT}`)) {
+    e.push(`WAPI_METRICS_LISTEN ${JSON.stringify(data.WAPI_METRICS_LISTEN)} must be "0.0.0.0:${METRICS_PORT}" (reachable in the pod, off the Ingress)`);
+  }
   if (data.WAPI_SHUTDOWN_TIMEOUT !== undefined && !(Number(data.WAPI_SHUTDOWN_TIMEOUT) > 0)) e.push('WAPI_SHUTDOWN_TIMEOUT must be a number of seconds');
   return e;
 }
@@ -579,9 +594,15 @@ function serviceChecks(ctx) {
   const ports = s.spec?.ports || [];
   const dep = find(ctx.objs, 'Deployment', 'wapi');
   const c = dep?.spec?.template?.spec?.containers?.find((x) => x.name === 'wapi') || {};
-  if (ports.length !== 1 || ports[0].port !== 80 || resolvePort(c, ports[0].targetPort) !== 3000) {
-    e.push(`ports must be 80 -> 3000, got ${JSON.stringify(ports)}`);
+  const http = ports.find((p) => p.name === 'http');
+  const metrics = ports.find((p) => p.name === 'metrics');
+  if (!http || http.port !== 80 || resolvePort(c, http.targetPort) !== 3000) {
+    e.push(`port http must be 80 -> 3000, got ${JSON.stringify(http)}`);
   }
+  if (!metrics || metrics.port !== METRICS_PORT || resolvePort(c, metrics.targetPort) !== METRICS_PORT) {
+    e.push(`port metrics must be ${METRICS_PORT} -> ${METRICS_PORT} (/metrics for Prometheus), got ${JSON.stringify(metrics)}`);
+  }
+  if (ports.length !== 2) e.push(`ports must be http and metrics only, got ${JSON.stringify(ports)}`);
   const labels = dep?.spec?.template?.metadata?.labels || {};
   const sel = s.spec?.selector || {};
   if (!Object.keys(sel).length || !Object.entries(sel).every(([key, v]) => labels[key] === v)) e.push('selector does not select the wapi pod');
@@ -607,6 +628,15 @@ function ingressChecks(ctx) {
   const svc = find(ctx.objs, 'Service', 'wapi');
   const svcPort = (svc?.spec?.ports || []).find((p) => p.port === be?.port?.number || p.name === be?.port?.name);
   if (be?.name !== 'wapi' || svcPort?.port !== 80) e.push('backend must be Service wapi port 80');
+  // Every backend, of every rule and the default one, is the port "http":
+  // the metrics port never reaches the internet.
+  const backends = [ing.spec?.defaultBackend, ...(ing.spec?.rules || []).flatMap((r) => (r.http?.paths || []).map((x) => x.backend))];
+  for (const b of backends.filter(Boolean)) {
+    const port = (svc?.spec?.ports || []).find((p) => p.port === b.service?.port?.number || p.name === b.service?.port?.name);
+    if (b.resource || b.service?.name !== 'wapi' || port?.name !== 'http') {
+      e.push(`backend ${JSON.stringify(b)} is not the Service wapi port http`);
+    }
+  }
   return e;
 }
 
@@ -628,19 +658,37 @@ function networkPolicyChecks(ctx) {
   const e = [];
   const types = np.spec.policyTypes || [];
   if (!types.includes('Ingress') || !types.includes('Egress')) e.push('policyTypes must be Ingress and Egress');
-  // ingress: only ingress-nginx on TCP 3000
+  // ingress: ingress-nginx on TCP 3000 only; one other, named namespace
+  // (Prometheus's) on TCP 9464 only. 9464 is never admitted from ingress-nginx.
+  const nsOf = (f) => (f.ipBlock || f.podSelector || Object.keys(f.namespaceSelector || {}).some((k) => k !== 'matchLabels') ||
+    Object.keys(f.namespaceSelector?.matchLabels || {}).length !== 1 ? undefined
+    : f.namespaceSelector.matchLabels['kubernetes.io/metadata.name']);
+  let web = false, scrape = false;
   for (const r of np.spec.ingress || []) {
     const froms = r.from || [];
     if (!froms.length) e.push('an ingress rule allows every source');
+    const ports = r.ports || [];
+    if (!ports.length) e.push('an ingress rule allows every port');
+    if (ports.some((p) => (p.protocol || 'TCP') !== 'TCP' || p.endPort || typeof p.port !== 'number')) {
+      e.push('ingress ports must be single TCP port numbers');
+    }
+    const nums = new Set(ports.map((p) => p.port));
     for (const f of froms) {
-      if (f.ipBlock || f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] !== 'ingress-nginx') {
-        e.push(`ingress from ${JSON.stringify(f)} is not the ingress-nginx namespace`);
+      const ns = nsOf(f);
+      if (ns === 'ingress-nginx') {
+        if (nums.has(METRICS_PORT)) e.push(`ingress-nginx must never reach ${METRICS_PORT} (/metrics)`);
+        if ([...nums].some((n) => n !== 3000)) e.push('ingress from ingress-nginx must be TCP 3000 only');
+        web = web || nums.has(3000);
+      } else if (ns) {
+        if ([...nums].some((n) => n !== METRICS_PORT)) e.push(`ingress from namespace ${ns} must be TCP ${METRICS_PORT} (/metrics) only`);
+        scrape = scrape || nums.has(METRICS_PORT);
+      } else {
+        e.push(`ingress from ${JSON.stringify(f)} is not one named namespace`);
       }
     }
-    const ports = r.ports || [];
-    if (!ports.length || ports.some((p) => p.port !== 3000 || (p.protocol || 'TCP') !== 'TCP')) e.push('ingress must be TCP 3000 only');
   }
-  if (!(np.spec.ingress || []).length) e.push('no ingress rule: the ingress controller could not reach the pod');
+  if (!web) e.push('no ingress rule: the ingress controller could not reach the pod');
+  if (!scrape) e.push(`no ingress rule admitting TCP ${METRICS_PORT} from the monitoring namespace: Prometheus could not scrape`);
   // egress: DNS to kube-system, 5432, 443 to public addresses; nothing else
   const seen = new Set();
   for (const r of np.spec.egress || []) {
@@ -819,6 +867,48 @@ const BREAKAGES = [
   ['ingress from any namespace', 'base', 'networkpolicy', (c) => {
     find(c.objs, 'NetworkPolicy', 'wapi').spec.ingress[0].from = [{ namespaceSelector: {} }];
   }],
+  ['ingress admits the metrics port from ingress-nginx', 'base', 'networkpolicy', (c) => {
+    find(c.objs, 'NetworkPolicy', 'wapi').spec.ingress[0].ports.push({ protocol: 'TCP', port: 9464 });
+  }],
+  ['metrics port admitted from every namespace', 'base', 'networkpolicy', (c) => {
+    const r = find(c.objs, 'NetworkPolicy', 'wapi').spec.ingress.find((x) => x.ports.some((p) => p.port === 9464));
+    r.from = [{ namespaceSelector: {} }];
+  }],
+  ['monitoring namespace reaches port 3000', 'base', 'networkpolicy', (c) => {
+    find(c.objs, 'NetworkPolicy', 'wapi').spec.ingress.find((x) => x.ports.some((p) => p.port === 9464)).ports.push({ protocol: 'TCP', port: 3000 });
+  }],
+  ['no rule for the monitoring namespace', 'base', 'networkpolicy', (c) => {
+    const np = find(c.objs, 'NetworkPolicy', 'wapi');
+    np.spec.ingress = np.spec.ingress.filter((x) => !x.ports.some((p) => p.port === 9464));
+  }],
+  ['ingress port range over 9464', 'base', 'networkpolicy', (c) => {
+    find(c.objs, 'NetworkPolicy', 'wapi').spec.ingress[0].ports[0].endPort = 9999;
+  }],
+  ['Ingress backend on the metrics port', 'base', 'ingress', (c) => {
+    find(c.objs, 'Ingress', 'wapi').spec.rules[0].http.paths.push({ path: '/metrics', pathType: 'Exact',
+      backend: { service: { name: 'wapi', port: { name: 'metrics' } } } });
+  }],
+  ['Ingress backend on port number 9464', 'base', 'ingress', (c) => {
+    find(c.objs, 'Ingress', 'wapi').spec.rules[0].http.paths[0].backend.service.port = { number: 9464 };
+  }],
+  ['Service without the metrics port', 'base', 'service', (c) => {
+    const svc = find(c.objs, 'Service', 'wapi');
+    svc.spec.ports = svc.spec.ports.filter((p) => p.name !== 'metrics');
+  }],
+  ['Service metrics port to 3000', 'base', 'service', (c) => {
+    find(c.objs, 'Service', 'wapi').spec.ports.find((p) => p.name === 'metrics').targetPort = 3000;
+  }],
+  ['no container port named metrics', 'base', 'deployment', (c) => {
+    wapiC(c).ports = wapiC(c).ports.filter((p) => p.name !== 'metrics');
+  }],
+  ['prometheus.io/port on the http port', 'base', 'deployment', (c) => {
+    dep(c).spec.template.metadata.annotations['prometheus.io/port'] = '3000';
+  }],
+  ['liveness probe on the metrics port', 'base', 'deployment', (c) => { wapiC(c).livenessProbe.httpGet.port = 'metrics'; }],
+  ['WAPI_METRICS_LISTEN unset (/metrics back on the Ingress)', 'base', 'configmap', (c) => { delete cmData(c).WAPI_METRICS_LISTEN; }],
+  ['WAPI_METRICS_LISTEN on loopback', 'dev', 'configmap', (c) => { cmData(c).WAPI_METRICS_LISTEN = '127.0.0.1:9464'; }],
+  ['WAPI_METRICS_LISTEN on the main port', 'base', 'config values', (c) => { cmData(c).WAPI_METRICS_LISTEN = '0.0.0.0:3000'; }],
+  ['WAPI_METRICS_LISTEN missing, though the server reads it', 'base', 'env names', (c) => { delete cmData(c).WAPI_METRICS_LISTEN; }],
   ['ingress buffering SSE', 'base', 'ingress', (c) => {
     find(c.objs, 'Ingress', 'wapi').metadata.annotations['nginx.ingress.kubernetes.io/proxy-buffering'] = 'on';
   }],

@@ -49,6 +49,8 @@ int main(void)
     T_EQ_INT(c.shutdown_timeout, 25, "default shutdown_timeout");
     T_EQ_STR(c.paths.sessions, "var/sessions", "default sessions path");
     T_EQ_INT(c.whatsapp.autostart, 1, "default autostart");
+    T_EQ_STR(c.metrics.listen, "", "default metrics.listen: none (/metrics on the main listener)");
+    T_EQ_INT(c.metrics_port, 0, "no metrics port by default");
     config_free(&c);
 
     T_EQ_INT(load(&c, "conf/wapi.conf", err), 0, "the shipped conf/wapi.conf is valid");
@@ -175,10 +177,56 @@ int main(void)
     config_free(&c);
     clear_env();
 
+    /* metrics.listen: "" or "host:port", not the main listener's port. */
+    p = write_file("m.conf", "metrics = {\n  listen = \"127.0.0.1:9464\";\n};\n");
+    T_EQ_INT(load(&c, p, err), 0, "metrics.listen from file");
+    T_EQ_STR(c.metrics.listen, "127.0.0.1:9464", "metrics.listen value");
+    T_EQ_STR(c.metrics_host, "127.0.0.1", "metrics host");
+    T_EQ_INT(c.metrics_port, 9464, "metrics port");
+    config_free(&c);
+    setenv("WAPI_METRICS_LISTEN", "[::1]:9465", 1);
+    T_EQ_INT(load(&c, p, err), 0, "WAPI_METRICS_LISTEN loads");
+    T_EQ_STR(c.metrics.listen, "[::1]:9465", "env beats file for metrics.listen");
+    T_EQ_STR(c.metrics_host, "::1", "IPv6 metrics host");
+    T_EQ_INT(c.metrics_port, 9465, "IPv6 metrics port");
+    config_free(&c);
+    setenv("WAPI_METRICS_LISTEN", "", 1);
+    T_EQ_INT(load(&c, p, err), 0, "empty WAPI_METRICS_LISTEN loads");
+    T_EQ_STR(c.metrics.listen, "", "empty WAPI_METRICS_LISTEN turns the file's listener off");
+    T_EQ_INT(c.metrics_port, 0, "no metrics port when off");
+    config_free(&c);
+    setenv("WAPI_METRICS_LISTEN", "9464", 1);
+    T_EQ_INT(load(&c, NULL, err), -1, "metrics.listen without a host refused");
+    T_CHECK(strstr(err, "environment WAPI_METRICS_LISTEN (metrics.listen): expected \"host:port\"") != NULL,
+            "metrics.listen env error names the variable, key and expectation");
+    config_free(&c);
+    setenv("WAPI_METRICS_LISTEN", "0.0.0.0:70000", 1);
+    T_EQ_INT(load(&c, NULL, err), -1, "metrics.listen port out of range refused");
+    config_free(&c);
+    setenv("WAPI_METRICS_LISTEN", "127.0.0.1:3000", 1);
+    T_EQ_INT(load(&c, NULL, err), -1, "metrics.listen on the main listener's port refused");
+    T_CHECK(strstr(err, "metrics.listen (WAPI_METRICS_LISTEN)") != NULL, "the clash names metrics.listen");
+    config_free(&c);
+    setenv("WAPI_LISTEN", "127.0.0.1:3000", 1);
+    setenv("WAPI_METRICS_LISTEN", "127.0.0.2:3000", 1);
+    T_EQ_INT(load(&c, NULL, err), 0, "same port on another address is fine");
+    config_free(&c);
+    clear_env();
+    p = write_file("n.conf", "workers = 2;\nmetrics = {\n  listen = \"localhost\";\n};\n");
+    T_EQ_INT(load(&c, p, err), -1, "metrics.listen without a port refused (file)");
+    T_CHECK(strstr(err, "n.conf:3: metrics.listen: expected \"host:port\" with a port 1..65535") != NULL,
+            "metrics.listen file error names file:line, key and expectation");
+    config_free(&c);
+    p = write_file("o.conf", "metrics = { listen = 9464; };\n");
+    T_EQ_INT(load(&c, p, err), -1, "metrics.listen as a number refused");
+    T_CHECK(strstr(err, "o.conf:1: metrics.listen: expected") != NULL, "type error names metrics.listen");
+    config_free(&c);
+
     /* Round trip: what workers receive is what the supervisor validated. */
     setenv("BETTER_AUTH_SECRET", "quote\"back\\slash\ttab-0123456789abcdef0123", 1);
     setenv("WAPI_AUTH_TRUSTED_ORIGINS", "https://a.example,https://b.example", 1);
     setenv("WAPI_WORKERS", "7", 1);
+    setenv("WAPI_METRICS_LISTEN", "[::]:9464", 1);
     T_EQ_INT(load(&c, "conf/wapi.conf", err), 0, "load for round trip");
     struct sbuf s1, s2;
     sbuf_init(&s1);
@@ -190,6 +238,8 @@ int main(void)
     T_EQ_STR(s1.buf, s2.buf, "serialize -> parse -> serialize is stable");
     T_EQ_STR(d.secret, c.secret, "secret with escapes survives");
     T_EQ_INT(d.workers, 7, "workers survive");
+    T_EQ_STR(d.metrics.listen, "[::]:9464", "metrics.listen survives");
+    T_EQ_INT(d.metrics_port, 9464, "metrics port derived again");
     config_free(&c);
     config_free(&d);
     sbuf_free(&s1);
