@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "timefmt.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -80,12 +82,7 @@ int log_enabled(enum log_level level)
 
 void log_timestamp(char *buf, unsigned long size)
 {
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    rfc3339_now_ms(buf, size);
 }
 
 void log_write_raw(const char *line, unsigned long len)
@@ -111,8 +108,8 @@ void log_emit(enum log_level level, const char *msg, ...)
     log_timestamp(ts, sizeof ts);
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":", ts, level_names[level],
-              L.proc, (int)getpid());
+    sbuf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":", ts,
+              level_names[level], L.proc, (int)getpid());
     sbuf_add_json_str(&b, msg, strlen(msg));
     va_list ap;
     va_start(ap, msg);

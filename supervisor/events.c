@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/timefmt.h"
 #include "common/ipc.h"
 #include "worker_table.h"
 
@@ -32,13 +33,8 @@ uint64_t events_next_id(void)
 
 void events_publish(uint64_t id, const char *type, const char *data_json)
 {
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char at[64];
-    snprintf(at, sizeof at, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+    char at[RFC3339_LEN];
+    rfc3339_now_ms(at, sizeof at);
     struct sbuf b;
     sbuf_init(&b);
     sbuf_addf(&b, "{\"id\":\"%llu\",\"type\":", (unsigned long long)id);

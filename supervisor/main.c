@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/ipc.h"
 #include "common/log.h"
 #include "access.h"
@@ -313,22 +314,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     workers_tick();
 }
 
-static int mkdirs(const char *path, mode_t mode)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: wapi [-c config] [-t] [--migrate] [--env-names] [-h]\n"
@@ -407,8 +392,9 @@ int main(int argc, char **argv)
     snprintf(S.worker_bin, sizeof S.worker_bin, "%s/wapi-worker", exe);
     if (access(S.worker_bin, X_OK) != 0)
         fatal(1, "wapi-worker not found next to wapi", LF_S("path", S.worker_bin));
-    if (mkdirs(S.cfg.paths.run, 0700) < 0)
-        fatal(1, "cannot create the run directory", LF_S("path", S.cfg.paths.run), LF_S("error", strerror(errno)));
+    if (mkdir_p(S.cfg.paths.run, 0700) < 0)
+        fatal(1, "cannot create the run directory", LF_S("path", S.cfg.paths.run),
+              LF_S("error", strerror(errno)));
     S.listen_fd = open_main_listener(&S.cfg, err, sizeof err);
     if (S.listen_fd < 0)
         fatal(1, "cannot listen", LF_S("error", err));

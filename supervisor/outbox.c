@@ -12,7 +12,6 @@
 #include "wa/wa_messaging.h"
 
 #define POLL_S 2
-#define LISTEN_RETRY_S 2
 #define MAX_ATTEMPTS 12
 /* Rows claimed per query at most: fewer round trips while a burst drains. */
 #define CLAIM_BATCH 8
@@ -20,111 +19,13 @@
 static struct {
     struct event_base *base;
     const struct db_params *params;
-    struct event *poll_timer, *listen_ev, *listen_retry;
-    PGconn *listen_pg;
-    int listen_state; /* 0 idle, 1 connecting, 2 listening */
-    int claiming;     /* a claim query is out */
-    int recovered;    /* inflight rows of an earlier run put back */
-    int kick;         /* a NOTIFY arrived while busy */
+    struct event *poll_timer;
+    int claiming;  /* a claim query is out */
+    int recovered; /* inflight rows of an earlier run put back */
+    int kick;      /* woken while busy */
 } O;
 
 static void dispatch(void);
-
-/* ---- LISTEN wapi_outbox ---- */
-
-static void listen_start(void);
-
-static void listen_close(void)
-{
-    if (O.listen_ev) {
-        event_free(O.listen_ev);
-        O.listen_ev = NULL;
-    }
-    if (O.listen_pg) {
-        PQfinish(O.listen_pg);
-        O.listen_pg = NULL;
-    }
-    O.listen_state = 0;
-}
-
-static void listen_reset(void)
-{
-    listen_close();
-    struct timeval tv = {LISTEN_RETRY_S, 0};
-    evtimer_add(O.listen_retry, &tv);
-}
-
-static void on_listen_io(evutil_socket_t fd, short what, void *arg);
-
-static void listen_watch(short what)
-{
-    if (O.listen_ev)
-        event_free(O.listen_ev);
-    O.listen_ev = event_new(O.base, PQsocket(O.listen_pg), what, on_listen_io, NULL);
-    event_add(O.listen_ev, NULL);
-}
-
-static void on_listen_io(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    if (O.listen_state == 1) {
-        switch (PQconnectPoll(O.listen_pg)) {
-        case PGRES_POLLING_READING: listen_watch(EV_READ); return;
-        case PGRES_POLLING_WRITING: listen_watch(EV_WRITE); return;
-        case PGRES_POLLING_OK:
-            PQsetnonblocking(O.listen_pg, 1);
-            if (!PQsendQuery(O.listen_pg, "LISTEN wapi_outbox")) {
-                listen_reset();
-                return;
-            }
-            PQflush(O.listen_pg);
-            O.listen_state = 2;
-            listen_watch(EV_READ | EV_PERSIST);
-            dispatch(); /* anything committed before we listened */
-            return;
-        default: listen_reset(); return;
-        }
-    }
-    if (!PQconsumeInput(O.listen_pg)) {
-        log_warn("outbox notification connection lost", LF_S("error", PQerrorMessage(O.listen_pg)));
-        listen_reset();
-        return;
-    }
-    PGresult *r;
-    while (!PQisBusy(O.listen_pg) && (r = PQgetResult(O.listen_pg)))
-        PQclear(r);
-    PGnotify *nf;
-    int any = 0;
-    while ((nf = PQnotifies(O.listen_pg))) {
-        any = 1;
-        PQfreemem(nf);
-    }
-    if (PQstatus(O.listen_pg) == CONNECTION_BAD) {
-        listen_reset();
-        return;
-    }
-    if (any)
-        dispatch();
-}
-
-static void listen_start(void)
-{
-    if (O.listen_state)
-        return;
-    O.listen_pg = PQconnectStartParams(O.params->keys, O.params->values, 1);
-    if (!O.listen_pg || PQstatus(O.listen_pg) == CONNECTION_BAD) {
-        listen_reset();
-        return;
-    }
-    O.listen_state = 1;
-    listen_watch(EV_WRITE);
-}
-
-static void on_listen_retry(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    listen_start();
-}
 
 /* ---- status changes ---- */
 
@@ -141,29 +42,32 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
     }
 }
 
-#define MSG_JSON(extra)                                                                                             \
-    "jsonb_build_object('id', m.id, 'chat', m.chat_jid, 'from', m.sender_jid, 'from_me', m.from_me, 'type', "       \
-    "m.type, 'text', m.text, 'reply_to', m.reply_to, 'status', m.status, 'ts', "                                     \
+#define MSG_JSON(extra)                                                                                      \
+    "jsonb_build_object('id', m.id, 'chat', m.chat_jid, 'from', m.sender_jid, 'from_me', m.from_me, "        \
+    "'type', "                                                                                               \
+    "m.type, 'text', m.text, 'reply_to', m.reply_to, 'status', m.status, 'ts', "                             \
     "to_char(m.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" extra ")"
 
 static const char SQL_SENT[] =
-    "WITH o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL WHERE message_id = $1 AND state <> 'done' "
+    "WITH o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL WHERE message_id = $1 AND state <> "
+    "'done' "
     "RETURNING 1), "
     /* A delivery receipt may have committed first (it moves queued to
      * delivered): the status is not lowered, but message.sent is still
      * recorded, once, when the outbox row becomes done. */
-    "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status END, "
+    "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status "
+    "END, "
     "error = NULL, updated_at = now() WHERE id = $1 AND EXISTS (SELECT 1 FROM o) RETURNING *), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.sent', "
-    MSG_JSON(", 'status', 'sent'") " FROM m m "
-    "RETURNING id, type, data::text) SELECT id, type, data FROM e";
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.sent', " MSG_JSON(
+        ", 'status', 'sent'") " FROM m m "
+                              "RETURNING id, type, data::text) SELECT id, type, data FROM e";
 
 static const char SQL_FAILED[] =
     "WITH o AS (UPDATE wa_outbox SET state = 'failed', last_error = $3 WHERE message_id = $1 RETURNING 1), "
     "m AS (UPDATE wa_messages SET status = 'failed', error = $3, updated_at = now() "
     "WHERE id = $1 AND status IN ('queued') RETURNING *), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.status', " MSG_JSON(", 'reason', $3::text")
-    " FROM m m RETURNING id, type, data::text) SELECT id, type, data FROM e";
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.status', " MSG_JSON(
+        ", 'reason', $3::text") " FROM m m RETURNING id, type, data::text) SELECT id, type, data FROM e";
 
 static const char SQL_RETRY[] =
     "UPDATE wa_outbox SET state = 'pending', last_error = $2, "
@@ -179,10 +83,12 @@ static const char SQL_REQUEUE[] =
 static const char SQL_RECEIPT[] =
     "WITH m AS (UPDATE wa_messages SET status = $2, updated_at = now() "
     "WHERE id = $1 AND from_me AND chat_jid = $4 AND "
-    "(CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END) < "
+    "(CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 "
+    "END) < "
     "(CASE $2 WHEN 'delivered' THEN 2 ELSE 3 END) RETURNING *), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $3::bigint, 'message.status', " MSG_JSON("") " FROM m m "
-    "RETURNING id, type, data::text) SELECT id, type, data FROM e";
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT $3::bigint, 'message.status', " MSG_JSON(
+        "") " FROM m m "
+            "RETURNING id, type, data::text) SELECT id, type, data FROM e";
 
 static void on_retry_row(void *ctx, const PGresult *res, const char *err)
 {
@@ -242,10 +148,12 @@ static const char SQL_RECOVER[] =
 
 static const char SQL_CLAIM[] =
     "WITH c AS (SELECT o.message_id FROM wa_outbox o JOIN wa_messages m ON m.id = o.message_id "
-    "WHERE o.state = 'pending' AND o.next_attempt_at <= now() ORDER BY m.seq LIMIT $1 FOR UPDATE OF o SKIP LOCKED), "
+    "WHERE o.state = 'pending' AND o.next_attempt_at <= now() ORDER BY m.seq LIMIT $1 FOR UPDATE OF o SKIP "
+    "LOCKED), "
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
-    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts FROM u JOIN wa_messages m ON m.id = u.message_id "
+    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts FROM u JOIN wa_messages m ON m.id = "
+    "u.message_id "
     "ORDER BY m.seq";
 
 static void on_claim(void *ctx, const PGresult *res, const char *err)
@@ -291,7 +199,8 @@ static void on_recovered(void *ctx, const PGresult *res, const char *err)
     O.recovered = 1;
     const char *n = PQcmdTuples((PGresult *)res);
     if (n && atoi(n) > 0)
-        log_info("outbox: messages in flight at the last stop will be sent again with their ids", LF_S("count", n));
+        log_info("outbox: messages in flight at the last stop will be sent again with their ids",
+                 LF_S("count", n));
     dispatch();
 }
 
@@ -340,21 +249,16 @@ void outbox_init(struct event_base *base, const struct db_params *params, struct
     O.base = base;
     O.params = params;
     O.poll_timer = evtimer_new(base, on_poll, NULL);
-    O.listen_retry = evtimer_new(base, on_listen_retry, NULL);
     struct wa_messaging_events ev = {on_sent, on_receipt, on_ready};
     wa_messaging_init(c, &ev, NULL);
     struct timeval tv = {POLL_S, 0};
     evtimer_add(O.poll_timer, &tv);
-    listen_start();
 }
 
 void outbox_shutdown(void)
 {
     if (O.poll_timer)
         evtimer_del(O.poll_timer);
-    if (O.listen_retry)
-        evtimer_del(O.listen_retry);
-    listen_close();
 }
 
 void outbox_kick(void)

@@ -1,7 +1,7 @@
 /* The outbox dispatcher: sends the wa_outbox rows the API commits over the
  * WhatsApp connection. Wakes when a worker says it committed rows
- * (IPC_OUTBOX_KICK), on NOTIFY wapi_outbox (for rows written by other means;
- * its own libpq connection on the loop), and polls as a safety net. The message id
+ * (IPC_OUTBOX_KICK; the API is the only writer) and every POLL_S seconds as
+ * a safety net (a worker that died between its commit and its kick). The message id
  * was fixed when the row was made, so a resend after a crash is the same
  * message. Server ack -> sent, receipts -> delivered / read, refusals ->
  * failed with the reason, transient failures retried with backoff; every

@@ -1,6 +1,7 @@
-/* Asynchronous PostgreSQL for the supervisor's libevent loop: a small pool,
- * libpq in non-blocking mode, queued queries, reconnection with backoff.
- * One statement per query: make multi-row changes atomic with CTEs
+/* The supervisor's PostgreSQL pool: common/pgpool.h on the libevent loop
+ * (supervisor/pgc_libevent.c), statements prepared once per connection,
+ * queued queries (10 s at most), reconnection with backoff. One statement
+ * per query: make multi-row changes atomic with CTEs
  * (WITH a AS (INSERT ...), b AS (UPDATE ...) SELECT ...). */
 #ifndef WAPI_SDB_H
 #define WAPI_SDB_H
@@ -13,13 +14,13 @@
  * called from inside sdb_query(). */
 typedef void (*sdb_cb)(void *ctx, const PGresult *res, const char *err);
 
-struct sdb_query;
+struct pgq;
 
 int sdb_init(struct event_base *base, const struct db_params *params, int size);
 /* sql must outlive the query (a literal); params are copied. NULL on OOM. */
-struct sdb_query *sdb_query(const char *sql, int nparams, const char *const *params, sdb_cb cb, void *ctx);
+struct pgq *sdb_query(const char *sql, int nparams, const char *const *params, sdb_cb cb, void *ctx);
 /* The callback will not run. */
-void sdb_cancel(struct sdb_query *q);
+void sdb_cancel(struct pgq *q);
 int sdb_connected(void);
 void sdb_shutdown(void);
 

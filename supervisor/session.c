@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/timefmt.h"
 #include "common/db_params.h"
 #include "common/log.h"
 #include "events.h"
@@ -34,16 +35,6 @@ static struct {
     int wanted; /* someone asked for the session to run */
     struct event *lock_retry;
 } Ss;
-
-static void rfc3339_now(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
-}
 
 static void emit(const char *type, const char *data_json)
 {
@@ -84,7 +75,7 @@ void session_json(struct sbuf *b)
 static void set_state(enum wa_state st, const char *detail, int is_error)
 {
     if (st != Ss.st)
-        rfc3339_now(Ss.since, sizeof Ss.since);
+        rfc3339_now_ms(Ss.since, sizeof Ss.since);
     Ss.st = st;
     if (is_error && detail && *detail)
         snprintf(Ss.last_error, sizeof Ss.last_error, "%s", detail);
@@ -252,7 +243,7 @@ void session_init(void)
     Ss.client = wa_client_new(&cc, &ev, NULL);
     outbox_init(S.base, &Ss.params, Ss.client);
     Ss.st = WA_STOPPED;
-    rfc3339_now(Ss.since, sizeof Ss.since);
+    rfc3339_now_ms(Ss.since, sizeof Ss.since);
 }
 
 struct wa_client *session_client(void)

@@ -20,10 +20,12 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/whsec.h"
 #include "common/db_params.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "common/webhook_url.h"
+#include "pgc_libevent.h"
 #include "sdb.h"
 #include "sup.h"
 
@@ -37,7 +39,7 @@
 /* While LISTEN works, commits and redeliveries wake the dispatcher and due
  * retries have a timer of their own: polling is only the safety net. */
 #define SAFETY_POLL_MS 2000
-#define LISTEN_RETRY_S 2
+#define LISTEN_RETRY_MS 500
 
 struct delivery {
     struct delivery *next;
@@ -79,13 +81,8 @@ static struct {
     uint64_t due_at;      /* its time (now_ms()), 0 when none is armed */
     uint64_t last_fanout, last_claim;
     struct db_params params;
-    PGconn *listen_pg;
-    struct event *listen_ev, *listen_retry;
-    int listen_state; /* 0 idle, 1 connecting, 2 listening */
-    /* The statement under way on the notification connection: 0 none, 1 the
-     * LISTENs, 2 preparing the fan-out, 3 the fan-out. */
-    int lq, lq_prepared, lq_cap;
-    PGresult *lq_res;
+    struct pgc *lc; /* the notification connection: LISTENs, and the fan-out they call for */
+    int lq_cap;     /* slots reserved by the fan-out under way */
     char lq_lim[12], lq_lease[12];
     int inflight;
     unsigned max_attempts, base_ms, timeout_ms;
@@ -103,17 +100,10 @@ uint64_t webhooks_backoff_ms(unsigned attempt, unsigned base_ms)
 int webhooks_sign(const char *secret, const char *id, long long timestamp, const char *body, size_t body_len,
                   char *out, size_t outlen)
 {
-    size_t sl = strlen(secret);
-    if (sl <= 6 || memcmp(secret, "whsec_", 6) != 0 || (sl - 6) % 4 != 0 || sl - 6 > 128)
-        return -1;
-    unsigned char key[100];
-    int kl = EVP_DecodeBlock(key, (const unsigned char *)secret + 6, (int)(sl - 6));
+    unsigned char key[WHSEC_KEY_MAX];
+    int kl = whsec_decode(secret, key);
     if (kl < 0)
         return -1;
-    if (secret[sl - 1] == '=')
-        kl--;
-    if (secret[sl - 2] == '=')
-        kl--;
     char head[64];
     int hl = snprintf(head, sizeof head, ".%lld.", timestamp);
     /* HMAC over id "." ts "." body without copying the body. */
@@ -552,7 +542,7 @@ static void start_delivery(struct delivery *d, const char *url)
 
 static const char SQL_CLAIM[] =
     "WITH " ASYNC_COMMIT ", c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = "
-                         "d.webhook_id AND w.enabled "
+    "d.webhook_id AND w.enabled "
     "  WHERE d.state = 'pending' AND d.next_attempt_at <= now() "
     /* per-chat order: not while an earlier delivery of the chat is pending */
     "  AND (d.chat IS NULL OR NOT EXISTS (SELECT 1 FROM wa_webhook_deliveries x WHERE x.webhook_id = "
@@ -772,7 +762,11 @@ static void fanout_pool(void)
         on_fanout((void *)(intptr_t)WH.lq_cap, NULL, "out of memory");
 }
 
-static int lq_send(int kind);
+static void on_lc_fanout(void *ctx, const PGresult *res, const char *err, const char *sqlstate)
+{
+    (void)ctx, (void)sqlstate; /* a stale prepared statement: the connection starts over by itself */
+    on_fanout((void *)(intptr_t)WH.lq_cap, res, err);
+}
 
 /* The fan-out runs where a notification woke us: on the notification
  * connection, which is otherwise idle, as a prepared statement. It neither
@@ -793,207 +787,58 @@ static void fanout(void)
     WH.fanout_busy = 1;
     WH.last_fanout = now_ms();
     WH.reserved += WH.lq_cap;
-    if (WH.listen_state == 2 && !WH.lq && lq_send(WH.lq_prepared ? 3 : 2))
+    const char *p[2] = {WH.lq_lim, WH.lq_lease};
+    if (pgc_idle(WH.lc) && pgc_send(WH.lc, SQL_FANOUT, 2, p, 1, on_lc_fanout, NULL) == 0)
         return; /* its result, or the connection's end, calls on_fanout */
     fanout_pool();
 }
 
 /* ---- LISTEN wapi_events (a trigger notifies at each commit that adds events) */
 
-static void listen_start(void);
-static void listen_reset(void);
-static void listen_watch(short what);
-
-/* Sends a statement on the notification connection; 0 when it cannot. */
-static int lq_send(int kind)
+static void on_lc_up(void *arg, struct pgc *c)
 {
-    static const char NAME[] = "wapi_webhook_fanout";
-    const char *p[2] = {WH.lq_lim, WH.lq_lease};
-    int ok = kind == 2   ? PQsendPrepare(WH.listen_pg, NAME, SQL_FANOUT, 2, NULL)
-             : kind == 3 ? PQsendQueryPrepared(WH.listen_pg, NAME, 2, p, NULL, NULL, 0)
-                         /* the prepared fan-out is planned for its arguments every time: a
-                          * generic plan made on small tables must not stay as they grow */
-                         : PQsendQuery(WH.listen_pg, "SET plan_cache_mode = force_custom_plan; "
-                                                     "LISTEN wapi_events; LISTEN wapi_webhook_due");
-    if (!ok)
-        return 0;
-    WH.lq = kind;
-    int r = PQflush(WH.listen_pg);
-    if (r != 0)
-        listen_watch(r > 0 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
-    return 1;
-}
-
-/* The statement under way on the notification connection has ended. */
-static void lq_done(void)
-{
-    int kind = WH.lq;
-    PGresult *res = WH.lq_res;
-    WH.lq = 0;
-    WH.lq_res = NULL;
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    int ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
-    const char *err = res ? PQresultErrorMessage(res) : "no result";
-    if (kind == 2) {
-        if (ok) {
-            WH.lq_prepared = 1;
-            if (!lq_send(3))
-                fanout_pool();
-        } else {
-            log_warn("webhook fan-out: cannot prepare", LF_S("error", err));
-            fanout_pool();
-        }
-    } else if (kind == 3) {
-        on_fanout((void *)(intptr_t)WH.lq_cap, ok ? res : NULL, ok ? NULL : err);
-        /* A prepared statement gone (26000) or whose plan no longer fits the
-         * schema (0A000) stays broken on this connection: start a new one,
-         * which prepares afresh (the pool runs fan-outs meanwhile). */
-        const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        if (!ok && code && (strcmp(code, "26000") == 0 || strcmp(code, "0A000") == 0)) {
-            log_warn("webhook notification connection: fan-out statement stale, reconnecting",
-                     LF_S("error", err));
-            PQclear(res);
-            listen_reset();
-            return;
-        }
-    }
-    PQclear(res);
-}
-
-static void listen_reset(void)
-{
-    if (WH.listen_ev) {
-        event_free(WH.listen_ev);
-        WH.listen_ev = NULL;
-    }
-    if (WH.listen_pg) {
-        PQfinish(WH.listen_pg);
-        WH.listen_pg = NULL;
-    }
-    WH.listen_state = 0;
-    WH.lq_prepared = 0;
-    PQclear(WH.lq_res);
-    WH.lq_res = NULL;
-    int kind = WH.lq;
-    WH.lq = 0;
-    if (kind >= 2) /* a fan-out under way: it may or may not have committed */
-        on_fanout((void *)(intptr_t)WH.lq_cap, NULL, "notification connection lost");
-    struct timeval tv = {LISTEN_RETRY_S, 0};
-    if (WH.listen_retry)
-        evtimer_add(WH.listen_retry, &tv);
-}
-
-static void on_listen_io(evutil_socket_t fd, short what, void *arg);
-
-static void listen_watch(short what)
-{
-    if (WH.listen_ev)
-        event_free(WH.listen_ev);
-    WH.listen_ev = event_new(S.base, PQsocket(WH.listen_pg), what, on_listen_io, NULL);
-    if (!WH.listen_ev || event_add(WH.listen_ev, NULL) < 0)
-        listen_reset();
-}
-
-static void on_listen_io(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    if (WH.listen_state == 1) {
-        switch (PQconnectPoll(WH.listen_pg)) {
-        case PGRES_POLLING_READING:
-            listen_watch(EV_READ);
-            return;
-        case PGRES_POLLING_WRITING:
-            listen_watch(EV_WRITE);
-            return;
-        case PGRES_POLLING_OK:
-            PQsetnonblocking(WH.listen_pg, 1);
-            WH.listen_state = 2;
-            listen_watch(EV_READ | EV_PERSIST);
-            if (WH.listen_state != 2)
-                return;
-            if (!lq_send(1)) {
-                listen_reset();
-                return;
-            }
-            fanout(); /* anything committed or redelivered before we listened */
-            kick();
-            return;
-        default:
-            listen_reset();
-            return;
-        }
-    }
-    if (what & EV_WRITE) {
-        int f = PQflush(WH.listen_pg);
-        if (f < 0) {
-            listen_reset();
-            return;
-        }
-        if (f == 0)
-            listen_watch(EV_READ | EV_PERSIST);
-        if (WH.listen_state != 2 || !(what & EV_READ))
-            return;
-    }
-    if (!PQconsumeInput(WH.listen_pg)) {
-        log_warn("webhook notification connection lost", LF_S("error", PQerrorMessage(WH.listen_pg)));
-        listen_reset();
-        return;
-    }
-    while (WH.lq && !PQisBusy(WH.listen_pg)) {
-        PGresult *r = PQgetResult(WH.listen_pg);
-        if (!r) {
-            lq_done(); /* may start the next statement, which the loop then waits for */
-            if (WH.listen_state != 2)
-                return;
-            continue;
-        }
-        /* Keep the first error, else the last result. */
-        ExecStatusType st = WH.lq_res ? PQresultStatus(WH.lq_res) : PGRES_COMMAND_OK;
-        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-            PQclear(WH.lq_res);
-            WH.lq_res = r;
-        } else {
-            PQclear(r);
-        }
-    }
-    PGnotify *nf;
-    int events = 0, due = 0;
-    while ((nf = PQnotifies(WH.listen_pg))) {
-        if (strcmp(nf->relname, "wapi_events") == 0)
-            events = 1;
-        else
-            due = 1; /* wapi_webhook_due: a redelivery, or a webhook enabled again */
-        PQfreemem(nf);
-    }
-    if (PQstatus(WH.listen_pg) == CONNECTION_BAD) {
-        listen_reset();
-        return;
-    }
+    (void)arg, (void)c;
     if (S.stopping)
         return;
-    if (events)
+    fanout(); /* anything committed or redelivered before we listened */
+    kick();
+}
+
+static void on_lc_down(void *arg, struct pgc *c, const char *why)
+{
+    (void)arg;
+    if (pgc_failures(c) == 1 && !S.stopping)
+        log_warn("webhook notification connection lost; polling until it is back", LF_S("error", why));
+}
+
+static void on_lc_notify(void *arg, struct pgc *c, const char *channel, const char *payload)
+{
+    (void)arg, (void)c, (void)payload;
+    if (S.stopping)
+        return;
+    if (!strcmp(channel, "wapi_events"))
         fanout();
-    if (due)
-        kick();
+    else
+        kick(); /* wapi_webhook_due: a redelivery, or a webhook enabled again */
 }
 
 static void listen_start(void)
 {
-    if (WH.listen_state || S.stopping)
-        return;
-    WH.listen_pg = PQconnectStartParams(WH.params.keys, WH.params.values, 1);
-    if (!WH.listen_pg || PQstatus(WH.listen_pg) == CONNECTION_BAD) {
-        listen_reset();
-        return;
-    }
-    WH.listen_state = 1;
-    listen_watch(EV_WRITE);
-}
-
-static void on_listen_retry(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    listen_start();
+    struct pgc_loop loop;
+    pgc_libevent(&loop, S.base);
+    struct pgc_opts o = {
+        .params = &WH.params,
+        .setup_sql = PG_SESSION_SETUP "; LISTEN wapi_events; LISTEN wapi_webhook_due",
+        .reconnect = 1,
+        .backoff_min_ms = LISTEN_RETRY_MS,
+        .backoff_max_ms = 5000,
+        .max_prepared = 1,
+        .on_up = on_lc_up,
+        .on_down = on_lc_down,
+        .on_notify = on_lc_notify,
+    };
+    if (!(WH.lc = pgc_new(&loop, &o)))
+        log_warn("no webhook notification connection (out of memory): polling");
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -1005,7 +850,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     /* Listening: notifications wake us and the due timer covers retries; poll
      * now and then all the same, in case a notification was lost. Without
      * the notification connection, poll as often as it used to wake us. */
-    uint64_t every = WH.listen_state == 2 ? SAFETY_POLL_MS : POLL_MS;
+    uint64_t every = pgc_up(WH.lc) ? SAFETY_POLL_MS : POLL_MS;
     if (now - WH.last_fanout >= every)
         fanout();
     if (now - WH.last_claim >= every)
@@ -1031,7 +876,6 @@ void webhooks_init(void)
         SSL_CTX_set_verify(WH.ssl, SSL_VERIFY_PEER, NULL);
     }
     db_params_init(&WH.params, &S.cfg, "wapi-webhooks");
-    WH.listen_retry = evtimer_new(S.base, on_listen_retry, NULL);
     WH.due_ev = evtimer_new(S.base, on_due, NULL);
     listen_start();
     WH.timer = event_new(S.base, -1, EV_PERSIST, on_timer, NULL);

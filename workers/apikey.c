@@ -77,7 +77,7 @@ static void grant(struct rq *rq, const struct kc *e)
 
 struct lookup {
     struct rq *rq;
-    struct db_query *q;
+    struct pgq *q;
     http_handler next;
     char hash[APIKEY_HASH_LEN + 1];
 };
@@ -280,7 +280,7 @@ static void key_json(struct sbuf *b, const PGresult *r, int row, const char *pla
 
 struct op {
     struct rq *rq;
-    struct db_query *q;
+    struct pgq *q;
     int admin_route; /* /api/keys: our error shape, 204 */
     char key[PREFIX_MAX_LEN + APIKEY_RANDOM_LEN + 1];
     char id[128];

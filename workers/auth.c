@@ -26,7 +26,7 @@ enum kind { SIGN_IN, SIGN_UP, CREATE_USER };
 struct flow {
     struct rq *rq;
     enum kind kind;
-    struct db_query *q;
+    struct pgq *q;
     struct hashpool_job *job;
     int remember;
     char email[256];
@@ -449,7 +449,7 @@ void h_auth_create_user(struct rq *rq)
 
 struct simple {
     struct rq *rq;
-    struct db_query *q;
+    struct pgq *q;
     int remember;
 };
 

@@ -17,7 +17,7 @@
 
 struct guard {
     struct rq *rq;
-    struct db_query *q;
+    struct pgq *q;
     http_handler next;
     int remember;
 };

@@ -8,7 +8,7 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-struct db_query *auth_session_create(struct rq *rq, const char *user_id, int remember, char *token_out,
+struct pgq *auth_session_create(struct rq *rq, const char *user_id, int remember, char *token_out,
                                      db_cb cb, void *ctx)
 {
     char id[AUTH_ID_LEN + 1], ip[64], ua[513] = "", ttl[16];
@@ -39,7 +39,7 @@ struct db_query *auth_session_create(struct rq *rq, const char *user_id, int rem
                     6, p, cb, ctx);
 }
 
-struct db_query *auth_session_resolve(const char *token, int may_refresh, db_cb cb, void *ctx)
+struct pgq *auth_session_resolve(const char *token, int may_refresh, db_cb cb, void *ctx)
 {
     const char *p[2] = {token, may_refresh ? "1" : "0"};
     return db_query(
@@ -54,7 +54,7 @@ struct db_query *auth_session_resolve(const char *token, int may_refresh, db_cb 
         2, p, cb, ctx);
 }
 
-struct db_query *auth_session_delete(const char *token, db_cb cb, void *ctx)
+struct pgq *auth_session_delete(const char *token, db_cb cb, void *ctx)
 {
     const char *p[1] = {token};
     return db_query("DELETE FROM \"session\" WHERE \"token\" = $1", 1, p, cb, ctx);

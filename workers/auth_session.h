@@ -15,11 +15,11 @@
 #define SESS_COL_REFRESHED 16
 #define SESS_COL_EXPIRED 17
 
-struct db_query *auth_session_create(struct rq *rq, const char *user_id, int remember, char *token_out,
+struct pgq *auth_session_create(struct rq *rq, const char *user_id, int remember, char *token_out,
                                      db_cb cb, void *ctx);
 /* may_refresh = 0 when the user asked not to be remembered. */
-struct db_query *auth_session_resolve(const char *token, int may_refresh, db_cb cb, void *ctx);
-struct db_query *auth_session_delete(const char *token, db_cb cb, void *ctx);
+struct pgq *auth_session_resolve(const char *token, int may_refresh, db_cb cb, void *ctx);
+struct pgq *auth_session_delete(const char *token, db_cb cb, void *ctx);
 /* After resolve: 1 with a live session (re-issuing the cookie when it was
  * refreshed), 0 when none or expired (the row is deleted, cookies cleared). */
 int auth_session_apply(struct rq *rq, const PGresult *res, int remember);

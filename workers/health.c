@@ -28,7 +28,7 @@ void h_healthz(struct rq *rq)
 
 struct ready {
     struct rq *rq;
-    struct db_query *q;
+    struct pgq *q;
     uint32_t ping;
     int db_done, sup_done;
     char db_err[160];

@@ -43,7 +43,7 @@
 
 struct op {
     struct rq *rq;
-    struct db_query *q;
+    struct pgq *q;
     int limit;
     const char *params[6];
     char id[24];

@@ -10,7 +10,7 @@
 
 struct op_base {
     struct rq *rq;
-    struct db_query *q; /* in flight, or NULL */
+    struct pgq *q; /* in flight, or NULL */
 };
 
 /* A zeroed op of size bytes (struct op_base first) in rq's pool; rq->state

@@ -70,7 +70,7 @@ static const char SQL_FAILED[] =
                                                                                                     "count(*)"
                                                                                                     " FROM a";
 
-struct db_query *ratelimit_attempt(const char *client_key, const char *account_key, const char *ip, db_cb cb,
+struct pgq *ratelimit_attempt(const char *client_key, const char *account_key, const char *ip, db_cb cb,
                                    void *ctx)
 {
     const char *p[3] = {client_key, account_key, ip ? ip : ""};
@@ -108,7 +108,7 @@ int ratelimit_locked(const PGresult *res)
     return res && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == '1';
 }
 
-struct db_query *ratelimit_failed(const char *account_key, const char *ip, db_cb cb, void *ctx)
+struct pgq *ratelimit_failed(const char *account_key, const char *ip, db_cb cb, void *ctx)
 {
     const char *p[2] = {account_key, ip ? ip : ""};
     return db_query(SQL_FAILED, 2, p, cb, ctx);

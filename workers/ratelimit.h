@@ -26,7 +26,7 @@ void ratelimit_client(const char *ip, char *out, size_t outlen);
 /* Counts one attempt under client_key and reads account_key's failures
  * (NULL: none); ip goes into an audit row. Read the result with
  * ratelimit_allowed(). */
-struct db_query *ratelimit_attempt(const char *client_key, const char *account_key, const char *ip, db_cb cb,
+struct pgq *ratelimit_attempt(const char *client_key, const char *account_key, const char *ip, db_cb cb,
                                    void *ctx);
 /* 1 when within both limits; else 0 with *retry_after (seconds, >= 1) and
  * *first_refusal set when an audit row was written for this refusal. */
@@ -35,7 +35,7 @@ int ratelimit_allowed(const PGresult *res, int *retry_after, int *first_refusal)
  * its next attempt meets the count). Read the result with
  * ratelimit_locked(): 1 when the account just reached its limit (an audit
  * row was written). */
-struct db_query *ratelimit_failed(const char *account_key, const char *ip, db_cb cb, void *ctx);
+struct pgq *ratelimit_failed(const char *account_key, const char *ip, db_cb cb, void *ctx);
 int ratelimit_locked(const PGresult *res);
 
 #endif

@@ -9,16 +9,14 @@
 
 #include "common/json.h"
 #include "common/sbuf.h"
+#include "common/whsec.h"
 #include "common/webhook_url.h"
 #include "db.h"
 #include "audit.h"
 #include "handlers.h"
 #include "rest.h"
 
-#define SECRET_PREFIX "whsec_"
-#define KEY_BYTES 32
-#define KEY_MIN 24
-#define KEY_MAX 64
+#define KEY_BYTES 32 /* a new secret's key */
 #define MAX_WEBHOOKS 100
 
 static const struct wapi_config *cfg;
@@ -45,7 +43,7 @@ static const char *const event_types[] = {"message.received",
 
 struct op {
     struct rq *rq;
-    struct db_query *q;
+    struct pgq *q;
     int limit;
     int show_secret;
     const char *params[8];
@@ -174,30 +172,17 @@ static int check_events(struct rq *rq, yajl_val v, char *out, size_t outlen)
 
 static int check_secret(struct rq *rq, yajl_val v, char *out, size_t outlen)
 {
+    unsigned char key[WHSEC_KEY_MAX];
     if (!v || YAJL_IS_NULL(v)) {
-        unsigned char key[KEY_BYTES];
-        if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+        if (getrandom(key, KEY_BYTES, 0) != KEY_BYTES || whsec_encode(key, KEY_BYTES, out, outlen) < 0) {
             http_error(rq, 500, NULL, "no randomness available", NULL);
             return -1;
         }
-        memcpy(out, SECRET_PREFIX, 6);
-        EVP_EncodeBlock((unsigned char *)out + 6, key, sizeof key);
         return 0;
     }
     const char *s = YAJL_IS_STRING(v) ? v->u.string : "";
     size_t n = strlen(s);
-    unsigned char key[128];
-    int ok = n > 6 && n - 6 < 100 && n < outlen && memcmp(s, SECRET_PREFIX, 6) == 0 && (n - 6) % 4 == 0;
-    if (ok) {
-        int kl = EVP_DecodeBlock(key, (const unsigned char *)s + 6, (int)(n - 6));
-        if (kl >= 0) {
-            if (s[n - 1] == '=')
-                kl--;
-            if (s[n - 2] == '=')
-                kl--;
-        }
-        ok = kl >= KEY_MIN && kl <= KEY_MAX;
-    }
+    int ok = n < outlen && whsec_decode(s, key) >= 0;
     if (!ok) {
         http_error(rq, 400, "invalid_secret", "secret must be whsec_ followed by base64 of 24 to 64 bytes",
                    "secret");

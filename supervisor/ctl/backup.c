@@ -16,6 +16,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/fsutil.h"
+#include "common/timefmt.h"
 #include "common/config.h"
 #include "common/json.h"
 #include "common/sbuf.h"
@@ -88,14 +90,6 @@ static void to_hex(const unsigned char *d, size_t n, char *out)
         out[2 * i + 1] = x[d[i] & 15];
     }
     out[2 * n] = '\0';
-}
-
-static void rfc3339_now(char *buf, size_t len)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* A relative path we are willing to write: no empty, ".", ".." or hidden
@@ -539,7 +533,7 @@ int ctl_backup(const char *config_path, const char *sock, int argc, char **argv)
     memset(&b, 0, sizeof b);
     b.now = (int64_t)time(NULL);
     char created[32], part[4200] = "";
-    rfc3339_now(created, sizeof created);
+    rfc3339_s(time(NULL), created, sizeof created);
     struct snap s = {0};
     struct snap_it it;
     int64_t snap_bytes = 0;
@@ -722,24 +716,6 @@ static int rm_tree_at(int dfd, const char *name, int depth)
     closedir(d);
     errno = e;
     return rc;
-}
-
-static int mkdir_p(const char *dir, mode_t mode)
-{
-    char buf[4096];
-    if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *q = buf + 1; *q; q++) {
-        if (*q != '/')
-            continue;
-        *q = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -1;
-        *q = '/';
-    }
-    return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void give(const struct target *t, int fd, const char *rel)

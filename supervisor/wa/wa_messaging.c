@@ -397,7 +397,7 @@ static void commit_message(struct commit *cm, const char *id, const char *chat, 
     }
     sbuf_addc(&j, '}');
     cm->json = sbuf_steal(&j);
-    struct sdb_query *q;
+    struct pgq *q;
     if (mc->kind == WA_MSG_EDIT) {
         snprintf(cm->type, sizeof cm->type, "message.edited");
         const char *p[] = {mc->target, mc->text, tsnum, evid, chat, cm->json};

@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/fsutil.h"
 #include "wa_crypto.h"
 
 #define wa_crypto_wipe(p, n) OPENSSL_cleanse((p), (n))
@@ -23,29 +24,13 @@
 
 /* ---- atomic, durable file writes ---- */
 
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 int wa_store_write_file(const char *dir, const char *name, const uint8_t *data, size_t len, char *err,
                         size_t errlen)
 {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (mkdir_p(dir) < 0) {
+    if (mkdir_p(dir, 0700) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
         return -1;
     }

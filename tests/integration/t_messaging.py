@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, fresh_database, Server, wait  # noqa: E402
-from linked import psql  # noqa: E402
+from linked import Api, psql  # noqa: E402
 
 DB = fresh_database(os.environ.get("T_MESSAGING_DB", "wapi_it_messaging"))
 # The ASan/UBSan build when there is one: memory errors in the message paths fail the suite.
@@ -44,14 +44,17 @@ def recv_stanzas(wa, tag, mid, since=0):
             e["node"]["attrs"].get("id") == mid]
 
 
-def enqueue(mid, to, text, reply_to=None):
-    """What the API does: the message row (queued) and its outbox row in one
-    transaction, then NOTIFY wapi_outbox."""
-    sql("BEGIN;"
-        "INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts) "
-        "VALUES (:'p0', :'p1', true, 'text', :'p2', NULLIF(:'p3', ''), 'queued', now());"
-        "INSERT INTO wa_outbox (message_id, to_jid) VALUES (:'p0', :'p1');"
-        "SELECT pg_notify('wapi_outbox', :'p0'); COMMIT;", mid, to, text, reply_to or "")
+def enqueue(to, text, reply_to=None):
+    """What a program does: POST /api/messages (the API commits the message
+    and its outbox row, then wakes the outbox). Returns the message id."""
+    body = {"to": to, "text": text}
+    if reply_to:
+        body["reply_to"] = reply_to
+    st, _, b = srv.request("POST", "/api/messages", body=json.dumps(body).encode(),
+                           headers={"x-api-key": KEY, "content-type": "application/json"})
+    if st != 202:
+        raise RuntimeError(f"POST /api/messages: {st} {b[:200]!r}")
+    return json.loads(b)["id"]
 
 
 def status_of(mid):
@@ -68,7 +71,9 @@ PEER = "15550009999@s.whatsapp.net"
 PEER2 = "15550008888@s.whatsapp.net"  # no session with us until we write first
 
 # Pair a fresh wapi with the fake phone.
-srv = Server(bindir=BIN, workers=1, env=wa.env()).start()
+srv = Server(bindir=BIN, workers=1, env=wa.env())
+srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"  # the origin the key's sign-up comes from
+srv.start()
 sessions = srv.env["WAPI_PATHS_SESSIONS"]
 wait(lambda: session_state(srv) == "qr")
 rc, r = srv.ctl("session", "qr")
@@ -77,6 +82,7 @@ check("paired with the fake phone", res.get("ok") is True, res)
 check("logged in", wait(lambda: session_state(srv) == "connected"))
 check("prekeys uploaded", wa.wait_event("prekeys.upload", timeout=15) is not None)
 check("schema has the messaging tables", sql("SELECT to_regclass('wa_outbox') IS NOT NULL")[0][0] == "t")
+KEY = Api(srv).key  # the first account (the admin); its key outlives server restarts
 
 # 1. Peer -> wapi: a text, stored with contact, chat and event before the receipt.
 seq = wa.last_seq()
@@ -187,8 +193,7 @@ check("acknowledged after the restart", wait(lambda: [e for e in wa.events(seq, 
 
 # 6. wapi -> a new contact: usync, prekey bundle, pkmsg with device-identity, ack -> sent, receipts.
 seq = wa.last_seq()
-s1 = "3EB0" + os.urandom(9).hex().upper()
-enqueue(s1, PEER2, "hello peer")
+s1 = enqueue(PEER2, "hello peer")
 got = wait(lambda: peer_received(wa, s1))
 check("the peer decrypted our message with the same id", got and got[0]["text"] == "hello peer", got)
 check("devices listed with usync", wa.events(seq, "usync"))
@@ -204,8 +209,7 @@ wa.call("POST", "/peer/receipt", {"id": s1, "type": "read", "from": "15550008888
 check("read receipt -> read", wait(lambda: status_of(s1) == "read"))
 check("outbox row done", sql("SELECT state, attempts FROM wa_outbox WHERE message_id = :'p0'", s1) == [["done", "1"]])
 
-s2 = "3EB0" + os.urandom(9).hex().upper()
-enqueue(s2, PEER2, "second, as a reply", reply_to=s1)
+s2 = enqueue(PEER2, "second, as a reply", reply_to=s1)
 got = wait(lambda: peer_received(wa, s2))
 check("second message arrives as a reply", got and got[0]["text"] == "second, as a reply" and got[0]["replyTo"] == s1, got)
 check("no second prekey fetch (the session is kept)",
@@ -217,16 +221,13 @@ rs = wait(lambda: [e for e in wa.events(seq, "peer.resend") if e["id"] == s1])
 check("retry receipt answered: the message is re-encrypted for the device that asked",
       rs and rs[0]["count"] == 1 and rs[0]["type"] == "pkmsg" and rs[0]["text"] == "hello peer", wa.events(seq)[-4:])
 check("after the resend the status is unchanged", status_of(s1) == "read", status_of(s1))
-s4 = "3EB0" + os.urandom(9).hex().upper()
-enqueue(s4, PEER, "to the one who wrote first")
+s4 = enqueue(PEER, "to the one who wrote first")
 got = wait(lambda: peer_received(wa, s4))
 check("a contact who wrote first gets a msg on the session they started",
       got and [e for e in wa.events(seq, "peer.recv") if e["id"] == s4 and e["pkmsg"] is False], got)
 
 # 7. A burst, then kill -9 mid-send: every message reaches the peer exactly once with its id.
-ids = ["3EB0" + os.urandom(9).hex().upper() for _ in range(20)]
-for i, m in enumerate(ids):
-    enqueue(m, PEER, f"burst {i}")
+ids = [enqueue(PEER, f"burst {i}") for i in range(20)]
 wait(lambda: len([m for m in ids if peer_received(wa, m)]) >= 5, timeout=20, step=0.01)
 os.killpg(srv.proc.pid, signal.SIGKILL)
 srv.proc.wait(5)
@@ -244,8 +245,7 @@ check("all burst messages end sent or later",
                        "AND status IN ('sent', 'delivered', 'read')", ",".join(ids)) == [[str(len(ids))]], timeout=30))
 
 # 8. An unknown recipient fails with a reason.
-s3 = "3EB0" + os.urandom(9).hex().upper()
-enqueue(s3, "15550000000@s.whatsapp.net", "nobody")
+s3 = enqueue("15550000000@s.whatsapp.net", "nobody")
 check("unknown recipient -> failed", wait(lambda: status_of(s3) == "failed", timeout=20), status_of(s3))
 err = sql("SELECT error FROM wa_messages WHERE id = :'p0'", s3)
 check("with the reason", err and "not on WhatsApp" in err[0][0], err)
@@ -295,16 +295,14 @@ if bl_find("ready"):
           row == [[BJID, "f", "hi from Baileys", "received"]], row)
     check("Baileys sees our delivery receipt", wait(lambda: bl_find("update", lambda u: u["id"] == bid and u["status"] >= 3),
                                                     timeout=15), bl_find("update")[-3:])
-    b1 = "3EB0" + os.urandom(9).hex().upper()
-    enqueue(b1, BJID, "hi Baileys, from wapi")
+    b1 = enqueue(BJID, "hi Baileys, from wapi")
     got = wait(lambda: bl_find("recv", lambda r: r["id"] == b1), timeout=20)
     check("wapi -> Baileys: Baileys decrypts our text with the same id",
           got and got[0]["text"] == "hi Baileys, from wapi" and got[0]["from"] == ME and not got[0]["fromMe"], got or bl_lines[-3:])
     check("Baileys' delivery receipt -> delivered", wait(lambda: status_of(b1) in ("delivered", "read"), timeout=15), status_of(b1))
     bl_cmd({"op": "read", "jid": ME, "id": b1})
     check("Baileys reads it -> read", wait(lambda: status_of(b1) == "read", timeout=15), status_of(b1))
-    b2 = "3EB0" + os.urandom(9).hex().upper()
-    enqueue(b2, BJID, "a reply to you", reply_to=bid)
+    b2 = enqueue(BJID, "a reply to you", reply_to=bid)
     got = wait(lambda: bl_find("recv", lambda r: r["id"] == b2), timeout=20)
     check("wapi -> Baileys: a reply carries the quoted id", got and got[0]["replyTo"] == bid, got)
     check("Baileys got each message once", len(bl_find("recv", lambda r: r["id"] in (b1, b2))) == 2,
