@@ -37,7 +37,7 @@ struct pgc_loop {
     void (*timer_start)(void *timer, unsigned ms);
     void (*timer_stop)(void *timer);
     void (*timer_free)(void *timer);
-    uint64_t (*now_ms)(void *ctx); /* a monotonic clock */
+    uint64_t (*clock_ms)(void *ctx); /* a monotonic clock */
 };
 
 struct pgc;

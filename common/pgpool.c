@@ -181,7 +181,7 @@ static void on_tick(void *arg)
             if (!p->s[i].c)
                 slot_connect(&p->s[i]);
     }
-    uint64_t now = p->loop.now_ms(p->loop.ctx);
+    uint64_t now = p->loop.clock_ms(p->loop.ctx);
     int alive = any_alive(p);
     /* Waiting queries give up rather than hang their callers. Taken out
      * first, answered after: a callback may queue a new query, and the list
@@ -266,7 +266,7 @@ struct pgq *pgpool_query(struct pgpool *p, const char *sql, int nparams, const c
     q->sql = sql;
     q->cb = cb;
     q->ctx = ctx;
-    q->queued_at = p->loop.now_ms(p->loop.ctx);
+    q->queued_at = p->loop.clock_ms(p->loop.ctx);
     if (nparams > 0) {
         if (!(q->params = calloc((size_t)nparams, sizeof *q->params))) {
             free(q);

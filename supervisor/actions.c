@@ -122,7 +122,8 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     if (n == 0 || n > WA_ACT_MAX_PHONES || n > IPC_ACT_MAX_PHONES)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
-        if (rd_str(rd, phones[i], sizeof phones[i]) < 0 || strspn(phones[i], "0123456789") != strlen(phones[i]))
+        if (rd_str(rd, phones[i], sizeof phones[i]) < 0 ||
+            strspn(phones[i], "0123456789") != strlen(phones[i]))
             return -1;
         pp[i] = phones[i];
     }
@@ -148,12 +149,16 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     return 1;
 }
 
-int actions_ipc(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     switch (ipc_rd_u32(rd)) {
-    case IPC_ACT_READ: return do_read(rd, status, body);
-    case IPC_ACT_PRESENCE: return do_presence(rd, status, body);
-    case IPC_ACT_CONTACTS: return do_contacts(pid, msg_id, rd, status, body);
-    default: return -1;
+    case IPC_ACT_READ:
+        return do_read(rd, status, body);
+    case IPC_ACT_PRESENCE:
+        return do_presence(rd, status, body);
+    case IPC_ACT_CONTACTS:
+        return do_contacts(m->pid, m->id, rd, status, body);
+    default:
+        return -1;
     }
 }

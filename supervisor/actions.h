@@ -7,9 +7,10 @@
 
 #include "common/ipc.h"
 #include "common/sbuf.h"
+#include "worker_table.h"
 
-/* 0: answered now (*status, body); 1: answered later through
- * workers_reply(pid, msg_id, ...); -1: malformed (the caller drops the worker). */
-int actions_ipc(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
+/* IPC_ACTION (a worker_msg_fn): answered now, or later through
+ * workers_reply() once WhatsApp has answered. */
+int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
 
 #endif

@@ -121,6 +121,15 @@ void audit_kick(void)
     publish();
 }
 
+int audit_ipc_kick(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    (void)m, (void)status, (void)body;
+    if (ipc_rd_end(rd) < 0)
+        return WORKER_MALFORMED;
+    publish();
+    return WORKER_NO_ANSWER;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;

@@ -8,8 +8,12 @@
 #ifndef WAPI_SUP_AUDIT_H
 #define WAPI_SUP_AUDIT_H
 
+#include "worker_table.h"
+
 void audit_init(void);
 void audit_kick(void);
+/* IPC_AUDIT_KICK from a worker (a worker_msg_fn). */
+int audit_ipc_kick(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
 /* Who acted, as a worker reported it; any field may be NULL or "". */
 struct audit_who {
     const char *user, *key, *ip;

@@ -21,10 +21,13 @@
 
 #define MAX_LINE 4096
 
+static struct control_ops C_ops;
+
 static struct evconnlistener *listener;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-static void reply(struct bufferevent *bev, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply(struct bufferevent *bev, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void reply(struct bufferevent *bev, int ok, const char *fmt, ...)
 {
     struct sbuf b;
@@ -57,7 +60,8 @@ static void cmd_status(struct bufferevent *bev, const char *arg)
     sbuf_init(&w);
     workers_status_json(&w);
     reply(bev, 1,
-          "\"pid\":%d,\"generation\":%u,\"workers_wanted\":%d,\"migrated\":%s,\"uptime_s\":%.1f,\"listen\":\"%s\","
+          "\"pid\":%d,\"generation\":%u,\"workers_wanted\":%d,\"migrated\":%s,\"uptime_s\":%.1f,\"listen\":"
+          "\"%s\","
           "\"workers\":%s",
           (int)getpid(), S.generation, S.want, S.migrated ? "true" : "false",
           (double)(now_ms() - S.started_ms) / 1000.0, S.cfg.listen, w.buf ? w.buf : "[]");
@@ -68,7 +72,7 @@ static void cmd_reload(struct bufferevent *bev, const char *arg)
 {
     (void)arg;
     char err[512];
-    if (sup_reload(err, sizeof err) < 0)
+    if (C_ops.reload(err, sizeof err) < 0)
         reply_error(bev, err);
     else
         reply(bev, 1, "\"generation\":%u", S.generation);
@@ -124,21 +128,19 @@ static void cmd_snapshot(struct bufferevent *bev, const char *arg)
     reply(bev, 1, "\"files\":%u,\"bytes\":%zu", files, bytes);
     size_t len = data.len;
     char *buf = sbuf_steal(&data);
-    if (len == 0 || evbuffer_add_reference(bufferevent_get_output(bev), buf, len, snapshot_wipe_free, NULL) < 0)
+    if (len == 0 ||
+        evbuffer_add_reference(bufferevent_get_output(bev), buf, len, snapshot_wipe_free, NULL) < 0)
         snapshot_wipe_free(buf, len, NULL);
-    log_info("session store snapshot taken for a backup", LF_I("files", files), LF_I("bytes", (long long)bytes),
-             LF_I("ms", (long long)(now_ms() - t0)));
+    log_info("session store snapshot taken for a backup", LF_I("files", files),
+             LF_I("bytes", (long long)bytes), LF_I("ms", (long long)(now_ms() - t0)));
 }
 
 static const struct {
     const char *name;
     void (*fn)(struct bufferevent *, const char *arg);
 } commands[] = {
-    {"status", cmd_status},
-    {"reload", cmd_reload},
-    {"workers", cmd_workers},
-    {"session", cmd_session},
-    {"snapshot", cmd_snapshot},
+    {"status", cmd_status},   {"reload", cmd_reload},     {"workers", cmd_workers},
+    {"session", cmd_session}, {"snapshot", cmd_snapshot},
 };
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -203,8 +205,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_enable(bev, EV_READ);
 }
 
-int control_open(const char *run_dir)
+int control_open(const char *run_dir, const struct control_ops *ops)
 {
+    C_ops = *ops;
     struct sockaddr_un sun = {0};
     sun.sun_family = AF_UNIX;
     if ((size_t)snprintf(sock_path, sizeof sock_path, "%s/wapi.sock", run_dir) >= sizeof sock_path) {
@@ -214,8 +217,8 @@ int control_open(const char *run_dir)
     snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock_path);
     unlink(sock_path);
     mode_t old = umask(0077);
-    listener = evconnlistener_new_bind(S.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
-                                       (struct sockaddr *)&sun, sizeof sun);
+    listener = evconnlistener_new_bind(S.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                       16, (struct sockaddr *)&sun, sizeof sun);
     umask(old);
     if (!listener)
         return -1;

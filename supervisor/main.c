@@ -1,6 +1,9 @@
-/* wapi: the supervisor. Owns the configuration, the listen socket, the
- * workers, the control socket and (later) the WhatsApp connection; runs a
- * libevent loop that never blocks. */
+/* wapi: the supervisor. Starts everything and stops it: reads the
+ * configuration, opens the listen sockets and the metrics memory, runs the
+ * migrations in a child, starts the WhatsApp session, the outbox, webhook
+ * dispatch, the audit publisher and the control socket, registers what
+ * workers may ask, keeps the workers running, and handles the signals (a
+ * table) on a libevent loop that never blocks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,27 +22,20 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "access.h"
+#include "actions.h"
 #include "audit.h"
 #include "control.h"
 #include "migrate.h"
+#include "outbox.h"
 #include "sdb.h"
 #include "session.h"
 #include "sup.h"
 #include "webhooks.h"
 #include "worker_table.h"
 
-struct sup S;
-
 static pid_t migrate_pid;
 static unsigned migrate_failures;
 static struct event *migrate_timer, *tick_timer, *stop_timer;
-
-uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* key names the setting in errors: "listen" or "metrics.listen". */
 static int open_listener(const char *key, const char *addr, const char *host, int port, char *err,
@@ -155,7 +151,7 @@ static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
     finish_stop();
 }
 
-void sup_stop(enum sup_stopping how)
+static void sup_stop(enum sup_stopping how)
 {
     if (S.stopping == STOP_FAST || S.stopping == how)
         return;
@@ -197,7 +193,7 @@ static void set_config_text(void)
     S.config_text = sbuf_steal(&b);
 }
 
-int sup_reload(char *err, size_t errlen)
+static int sup_reload(char *err, size_t errlen)
 {
     if (S.stopping) {
         snprintf(err, errlen, "stopping");
@@ -416,7 +412,8 @@ int main(int argc, char **argv)
             fatal(1, "cannot install a signal handler");
     }
     signal(SIGPIPE, SIG_IGN);
-    if (control_open(S.cfg.paths.run) < 0)
+    static const struct control_ops ops = {sup_reload};
+    if (control_open(S.cfg.paths.run, &ops) < 0)
         fatal(1, "cannot open the control socket", LF_S("dir", S.cfg.paths.run),
               LF_S("error", strerror(errno)));
     migrate_timer = evtimer_new(S.base, on_migrate_timer, NULL);
@@ -427,6 +424,17 @@ int main(int argc, char **argv)
 
     log_info("starting", LF_S("listen", S.cfg.listen), LF_S("metrics_listen", S.cfg.metrics.listen),
              LF_I("workers", S.want), LF_S("environment", S.cfg.environment));
+    /* What workers may ask, and who answers. */
+    static const struct {
+        uint32_t type;
+        worker_msg_fn fn;
+    } handlers[] = {
+        {IPC_SESSION_GET, session_ipc},   {IPC_SESSION_CMD, session_ipc}, {IPC_QR_GET, session_ipc},
+        {IPC_EVENTS_SINCE, session_ipc},  {IPC_ACTION, actions_ipc},      {IPC_OUTBOX_KICK, outbox_ipc_kick},
+        {IPC_AUDIT_KICK, audit_ipc_kick},
+    };
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+        workers_handle(handlers[i].type, handlers[i].fn);
     workers_init();
     static struct db_params sdb_params;
     db_params_init(&sdb_params, &S.cfg, "wapi-supervisor");

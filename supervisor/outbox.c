@@ -265,3 +265,12 @@ void outbox_kick(void)
 {
     dispatch();
 }
+
+int outbox_ipc_kick(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    (void)m, (void)status, (void)body;
+    if (ipc_rd_end(rd) < 0)
+        return WORKER_MALFORMED;
+    dispatch();
+    return WORKER_NO_ANSWER;
+}

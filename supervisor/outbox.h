@@ -12,10 +12,13 @@
 
 #include "common/db_params.h"
 #include "wa/wa_client.h"
+#include "worker_table.h"
 
 void outbox_init(struct event_base *base, const struct db_params *params, struct wa_client *c);
 void outbox_shutdown(void);
-/* A worker committed outbox rows: dispatch now (the poll is only a safety net). */
+/* Outbox rows were committed: dispatch now (the poll is only a safety net). */
 void outbox_kick(void);
+/* IPC_OUTBOX_KICK from a worker (a worker_msg_fn). */
+int outbox_ipc_kick(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
 
 #endif

@@ -100,7 +100,7 @@ static void timer_free(void *p)
     free(t);
 }
 
-static uint64_t now_ms(void *ctx)
+static uint64_t clock_ms(void *ctx)
 {
     (void)ctx;
     struct timespec ts;
@@ -111,5 +111,5 @@ static uint64_t now_ms(void *ctx)
 void pgc_libevent(struct pgc_loop *out, struct event_base *base)
 {
     *out = (struct pgc_loop){base,        io_new,     io_want,    io_free, timer_new,
-                             timer_start, timer_stop, timer_free, now_ms};
+                             timer_start, timer_stop, timer_free, clock_ms};
 }

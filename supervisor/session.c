@@ -267,9 +267,9 @@ void session_shutdown(void)
     pg_lock_release();
 }
 
-int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+int session_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
-    switch (type) {
+    switch (m->type) {
     case IPC_SESSION_GET:
         if (ipc_rd_end(rd) < 0)
             return -1;

@@ -7,14 +7,16 @@
 
 #include "common/ipc.h"
 #include "common/sbuf.h"
+#include "worker_table.h"
 
 void session_init(void);
 /* Applies whatsapp.autostart once the supervisor is up. */
 void session_autostart(void);
 void session_shutdown(void);
 void session_json(struct sbuf *out);
-/* Answers a worker's request: 0 with *status and body set, -1 if malformed. */
-int session_ipc(uint32_t type, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
+/* IPC_SESSION_GET, _CMD, IPC_QR_GET, IPC_EVENTS_SINCE (a worker_msg_fn):
+ * answered at once. */
+int session_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
 struct wa_client;
 /* The session's WhatsApp client (owned by the session). */
 struct wa_client *session_client(void);

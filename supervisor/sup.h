@@ -1,4 +1,5 @@
-/* The supervisor's shared state: one instance, owned by main.c. */
+/* The supervisor's shared state: one instance (sup.c), set up and changed
+ * by main.c (start, reload, stop), read by the modules. */
 #ifndef WAPI_SUP_H
 #define WAPI_SUP_H
 #include <event2/event.h>
@@ -13,14 +14,14 @@ struct sup {
     struct event_base *base;
     struct wapi_config cfg; /* the configuration in force */
     const char *config_path;
-    char *config_text;      /* cfg serialized, handed to new workers */
+    char *config_text; /* cfg serialized, handed to new workers */
     unsigned generation;
     int listen_fd;
     int metrics_listen_fd; /* metrics.listen's socket, -1 when not set */
     int metrics_fd;        /* the shared metrics memory */
     struct metrics_shm *shm;
     char worker_bin[4096];
-    int want;               /* workers wanted in the current generation */
+    int want; /* workers wanted in the current generation */
     int migrated;
     enum sup_stopping stopping;
     uint64_t started_ms;
@@ -28,10 +29,7 @@ struct sup {
 
 extern struct sup S;
 
+/* A monotonic clock in milliseconds. */
 uint64_t now_ms(void);
-/* Re-reads the configuration; on success starts a new worker generation. On
- * failure keeps everything as it is and writes why into err. */
-int sup_reload(char *err, size_t errlen);
-void sup_stop(enum sup_stopping how);
 
 #endif

@@ -12,13 +12,11 @@
 
 #include "common/ipc.h"
 #include "common/log.h"
-#include "actions.h"
-#include "audit.h"
-#include "outbox.h"
-#include "session.h"
 #include "sup.h"
 
 enum wstate { WS_FREE, WS_STARTING, WS_RUNNING, WS_READY, WS_DRAINING };
+static worker_msg_fn handlers[IPC_TYPE_MAX];
+
 static const char *const state_names[] = {"free", "starting", "running", "ready", "draining"};
 
 struct worker {
@@ -132,20 +130,6 @@ static void handle(struct worker *w, const struct ipc_msg *m)
         w->st = WS_READY;
         workers_reconcile();
         return;
-    case IPC_OUTBOX_KICK:
-        if (ipc_rd_end(&rd) < 0) {
-            kill_worker(w, "malformed outbox kick");
-            return;
-        }
-        outbox_kick();
-        return;
-    case IPC_AUDIT_KICK:
-        if (ipc_rd_end(&rd) < 0) {
-            kill_worker(w, "malformed audit kick");
-            return;
-        }
-        audit_kick();
-        return;
     case IPC_HEARTBEAT:
         if (ipc_rd_end(&rd) < 0) {
             kill_worker(w, "malformed heartbeat");
@@ -163,30 +147,31 @@ static void handle(struct worker *w, const struct ipc_msg *m)
             log_warn("cannot answer a worker", LF_I("pid", w->pid), LF_S("error", strerror(errno)));
         return;
     }
-    case IPC_SESSION_GET:
-    case IPC_SESSION_CMD:
-    case IPC_QR_GET:
-    case IPC_EVENTS_SINCE:
-    case IPC_ACTION: {
+    default: {
+        worker_msg_fn fn = m->h.type < IPC_TYPE_MAX ? handlers[m->h.type] : NULL;
+        if (!fn) {
+            kill_worker(w, "message type a worker may not send");
+            return;
+        }
         uint32_t status = 500;
         struct sbuf body;
         sbuf_init(&body);
-        int r = m->h.type == IPC_ACTION ? actions_ipc(w->pid, m->h.id, &rd, &status, &body)
-                                        : session_ipc(m->h.type, &rd, &status, &body);
-        if (r < 0) {
-            sbuf_free(&body);
-            kill_worker(w, "malformed session request");
-            return;
-        }
-        if (r == 0)
+        struct worker_msg wm = {w->pid, m->h.type, m->h.id};
+        int r = fn(&wm, &rd, &status, &body);
+        if (r == WORKER_MALFORMED)
+            kill_worker(w, "malformed request");
+        else if (r == WORKER_ANSWER)
             send_reply(w, m->h.id, status, body.buf ? body.buf : "", body.len);
         sbuf_free(&body);
         return;
     }
-    default:
-        kill_worker(w, "message type a worker may not send");
-        return;
     }
+}
+
+void workers_handle(uint32_t type, worker_msg_fn fn)
+{
+    if (type < IPC_TYPE_MAX)
+        handlers[type] = fn;
 }
 
 static void on_link(evutil_socket_t fd, short what, void *arg)

@@ -1,14 +1,32 @@
 /* The table of worker processes: spawn, supervise, respawn with backoff,
- * retire old generations, talk to each over its socketpair. */
+ * retire old generations, talk to each over its socketpair. What workers ask
+ * of the rest of the supervisor goes to the handler registered for its type
+ * (workers_handle(), at start): this module knows processes, not sessions. */
 #ifndef WAPI_WORKER_TABLE_H
 #define WAPI_WORKER_TABLE_H
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/ipc.h"
 #include "common/sbuf.h"
 
 #define MAX_WORKERS 64
+
+/* A message from a worker: who sent it, and the request id to answer. */
+struct worker_msg {
+    pid_t pid;
+    uint32_t type, id;
+};
+enum { WORKER_MALFORMED = -1, WORKER_ANSWER = 0, WORKER_ANSWER_LATER = 1, WORKER_NO_ANSWER = 2 };
+/* Reads the payload from rd (checking its end); returns WORKER_ANSWER with
+ * *status and body set, WORKER_ANSWER_LATER (then workers_reply()),
+ * WORKER_NO_ANSWER for a notification, or WORKER_MALFORMED (the worker is
+ * killed). */
+typedef int (*worker_msg_fn)(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
+                             struct sbuf *body);
+/* Registers the handler of one message type (before workers start). */
+void workers_handle(uint32_t type, worker_msg_fn fn);
 
 void workers_init(void);
 /* Brings the table toward S.want workers of S.generation. */

@@ -140,7 +140,7 @@ static void timer_free(void *p)
     free(t);
 }
 
-static uint64_t now_ms(void *ctx)
+static uint64_t clock_ms(void *ctx)
 {
     return h2o_now((h2o_loop_t *)ctx);
 }
@@ -148,5 +148,5 @@ static uint64_t now_ms(void *ctx)
 void pgc_h2o(struct pgc_loop *out, h2o_loop_t *loop)
 {
     *out = (struct pgc_loop){loop,        io_new,     io_want,    io_free, timer_new,
-                             timer_start, timer_stop, timer_free, now_ms};
+                             timer_start, timer_stop, timer_free, clock_ms};
 }

@@ -117,9 +117,27 @@ check("a NUL in text is a 400", st == 400, js)
 check("nothing was stored by the bad requests", counts() == before, f"{before} -> {counts()}")
 
 # ---- a good send: 202 after commit
-st, js = api("POST", "/api/messages", {"to": "+1 555-123-4567", "text": "hello ✓"})
+# The outbox table is locked by another session while the request is made:
+# the worker's commit cannot happen, so no answer may come until the lock
+# goes; then the 202 and the committed rows.
+locker = subprocess.Popen(["psql", DB, "-qAtX", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+locker.stdin.write("BEGIN; LOCK TABLE wa_outbox IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+locker.stdin.flush()
+check("another session holds a lock on the outbox table", locker.stdout.readline().strip() == "locked")
+answer = {}
+sender = threading.Thread(target=lambda: answer.update(r=api("POST", "/api/messages",
+                                                             {"to": "+1 555-123-4567", "text": "hello ✓"})))
+sender.start()
+sender.join(1.5)
+check("while the commit cannot happen, no answer comes", sender.is_alive() and not answer, answer)
+locker.stdin.write("COMMIT;\n")
+locker.stdin.close()
+locker.wait(10)
+sender.join(10)
+st, js = answer.get("r", (None, None))
 ok = st == 202 and js and re.fullmatch(r"3EB0[0-9A-F]{18}", js.get("id", "")) and js["status"] == "queued"
-check("POST /api/messages is 202 {id: 3EB0 + 18 hex, status: queued}", ok, f"{st} {js}")
+check("POST /api/messages is 202 {id: 3EB0 + 18 hex, status: queued} once it can commit", ok, f"{st} {js}")
 mid = js["id"] if ok else ""
 row = sql(f"SELECT m.chat_jid, m.from_me, m.type, m.status, m.text, o.to_jid, o.state FROM wa_messages m "
           f"JOIN wa_outbox o ON o.message_id = m.id WHERE m.id = '{mid}'")
@@ -128,6 +146,10 @@ check("the message and its outbox row are committed when 202 arrives",
 check("202 shape: chat_jid, from_me, type, text, ts in RFC 3339 UTC",
       js and js["chat_jid"] == "15551234567@s.whatsapp.net" and js["from_me"] is True and js["type"] == "text"
       and js["text"] == "hello ✓" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", js["ts"] or ""), js)
+st_get, got = api("GET", f"/api/messages/{mid}")
+check("the 202 body is the message as GET /api/messages/{id} shows it, field by field",
+      st_get == 200 and js and got == js and len(got) >= 19,
+      {k: (js.get(k), (got or {}).get(k)) for k in set(js or {}) | set(got or {}) if (js or {}).get(k) != (got or {}).get(k)})
 
 # JIDs as they are; a LID; 4096 characters that are not ASCII.
 st1, j1 = api("POST", "/api/messages", {"to": "447700900123@s.whatsapp.net", "text": "jid"})
