@@ -5,7 +5,6 @@ than messages (device lists are cached); a connection dropped while several
 messages await their ack loses none of them (each goes again with its id);
 a devices notification and a retry receipt make the next send list the
 devices again."""
-import concurrent.futures
 import os
 import sys
 
@@ -23,15 +22,16 @@ TEXT = {}  # message id -> the text it was sent with
 
 
 def enqueue(prefix, n, to=PEER):
-    """n messages through POST /api/messages, 16 requests at a time (what a
-    burst of clients does: the API commits them in batches and wakes the
-    outbox); their ids in seq order."""
-    def one(i):
+    """n messages through POST /api/messages, one after the other as one
+    program sending a conversation does (each answered once committed; the
+    outbox is woken each time and drains them as they come); their ids in
+    seq order. (Requests sent concurrently have no order of their own: their
+    commits may end in any order.)"""
+    sent = {}
+    for i in range(1, n + 1):
         st, js = api("POST", "/api/messages", {"to": to, "text": f"{prefix} {i}"})
-        return (js or {}).get("id") if st == 202 else None, f"{prefix} {i}"
-
-    with concurrent.futures.ThreadPoolExecutor(16) as ex:
-        sent = {mid: text for mid, text in ex.map(one, range(1, n + 1)) if mid}
+        if st == 202:
+            sent[js["id"]] = f"{prefix} {i}"
     TEXT.update(sent)
     rows = psql(DB, "SELECT id FROM wa_messages WHERE id = ANY(string_to_array(:'p0', ',')) ORDER BY seq",
                 ",".join(sent))
