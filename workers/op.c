@@ -10,6 +10,8 @@ static void op_abort(struct rq *rq)
     if (o->q)
         db_cancel(o->q);
     o->q = NULL;
+    if (o->also_abort)
+        o->also_abort(o);
 }
 
 void *op_alloc(struct rq *rq, size_t size)

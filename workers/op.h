@@ -11,6 +11,9 @@
 struct op_base {
     struct rq *rq;
     struct pgq *q; /* in flight, or NULL */
+    /* Optional: more to undo when the client goes away first (a request to
+     * the supervisor, a secret to wipe); runs after the query is cancelled. */
+    void (*also_abort)(struct op_base *o);
 };
 
 /* A zeroed op of size bytes (struct op_base first) in rq's pool; rq->state

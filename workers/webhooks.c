@@ -14,6 +14,7 @@
 #include "db.h"
 #include "audit.h"
 #include "handlers.h"
+#include "op.h"
 #include "rest.h"
 
 #define KEY_BYTES 32 /* a new secret's key */
@@ -42,8 +43,7 @@ static const char *const event_types[] = {"message.received",
     "'created_at', " REST_TS("w.created_at") ", 'updated_at', " REST_TS("w.updated_at") ")::text"
 
 struct op {
-    struct rq *rq;
-    struct pgq *q;
+    struct op_base base; /* first: op.h */
     int limit;
     int show_secret;
     const char *params[8];
@@ -60,37 +60,21 @@ struct op {
 static void hook_actor(struct op *o, int at)
 {
     struct audit_actor ac;
-    audit_actor(o->rq, &ac);
+    audit_actor(o->base.rq, &ac);
     o->params[at] = ac.user;
     o->params[at + 1] = ac.key;
     o->params[at + 2] = ac.ip;
     o->audited = 1;
 }
 
-static void op_abort(struct rq *rq)
-{
-    struct op *o = rq->state;
-    if (o->q)
-        db_cancel(o->q);
-}
-
 static struct op *op_new(struct rq *rq)
 {
-    struct op *o = h2o_mem_alloc_pool(&rq->req->pool, sizeof *o);
-    memset(o, 0, sizeof *o);
-    o->rq = rq;
-    rq->state = o;
-    return o;
+    return op_alloc(rq, sizeof(struct op));
 }
 
 static void op_query(struct op *o, const char *sql, int n, db_cb cb)
 {
-    o->rq->on_abort = op_abort;
-    o->q = db_query(sql, n, o->params, cb, o);
-    if (!o->q) {
-        o->rq->on_abort = NULL;
-        http_error(o->rq, 500, NULL, "out of memory", NULL);
-    }
+    op_run(o, sql, n, o->params, cb);
 }
 
 static int random_hex(char *out, size_t bytes)
@@ -197,15 +181,15 @@ static int check_secret(struct rq *rq, yajl_val v, char *out, size_t outlen)
 static void on_hook(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    const char *json = rest_one_row(o->rq, res, err, "no webhook with this id");
+    if (!op_done(o, res, err))
+        return;
+    const char *json = rest_one_row(o->base.rq, res, err, "no webhook with this id");
     if (!json)
         return;
     if (o->audited)
         audit_kick();
     if (!o->show_secret) {
-        http_json(o->rq, 200, json, strlen(json));
+        http_json(o->base.rq, 200, json, strlen(json));
         return;
     }
     /* The secret is shown once: when it is set. */
@@ -216,20 +200,16 @@ static void on_hook(void *ctx, const PGresult *res, const char *err)
     sbuf_adds(&b, ",\"secret\":");
     sbuf_add_json_str(&b, o->secret, strlen(o->secret));
     sbuf_addc(&b, '}');
-    http_json(o->rq, o->show_secret == 2 ? 201 : 200, b.buf, b.len);
+    http_json(o->base.rq, o->show_secret == 2 ? 201 : 200, b.buf, b.len);
     sbuf_free(&b);
 }
 
 static void on_hook_list(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    if (!op_done(o, res, err))
         return;
-    }
-    rest_answer_page(o->rq, res, 0, -1, 0, -1, -1);
+    rest_answer_page(o->base.rq, res, 0, -1, 0, -1, -1);
 }
 
 /* The audit row names where deliveries go without what may be a secret in
@@ -340,12 +320,10 @@ out:
 static void on_deleted(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    if (!rest_one_row(o->rq, res, err, "no webhook with this id"))
+    if (!op_done(o, res, err) || !rest_one_row(o->base.rq, res, err, "no webhook with this id"))
         return;
     audit_kick();
-    http_send(o->rq, 204, NULL, "", 0);
+    http_send(o->base.rq, 204, NULL, "", 0);
 }
 
 /* ---- deliveries */
@@ -366,19 +344,15 @@ static void on_deleted(void *ctx, const PGresult *res, const char *err)
 static void on_deliveries(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    if (!res) {
-        rest_db_error(o->rq, err);
+    if (!op_done(o, res, err))
         return;
-    }
     int rows = PQntuples(res);
     /* The first row says whether the webhook exists; deliveries follow. */
     if (rows < 1 || PQgetisnull(res, 0, 0)) {
-        http_error(o->rq, 404, "not_found", "no webhook with this id", NULL);
+        http_error(o->base.rq, 404, "not_found", "no webhook with this id", NULL);
         return;
     }
-    rest_answer_page(o->rq, res, 1, o->limit, 1, 2, -1);
+    rest_answer_page(o->base.rq, res, 1, o->limit, 1, 2, -1);
 }
 
 static const char SQL_DELIVERIES[] =
@@ -397,12 +371,12 @@ static const char SQL_REDELIVER[] =
 static void on_redeliver(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    const char *json = rest_one_row(o->rq, res, err, "no such delivery of this webhook");
+    if (!op_done(o, res, err))
+        return;
+    const char *json = rest_one_row(o->base.rq, res, err, "no such delivery of this webhook");
     if (!json)
         return;
-    http_json(o->rq, 202, json, strlen(json));
+    http_json(o->base.rq, 202, json, strlen(json));
 }
 
 /* A new op for /api/webhooks/{id}/...; NULL after answering 404. */
