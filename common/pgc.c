@@ -112,9 +112,10 @@ static void connect_now(struct pgc *c);
 
 /* The connection is gone (or never came): the statement in flight gets the
  * error, then the owner; then reconnection is scheduled. */
-static void go_down(struct pgc *c, const char *why)
+/* Closes the libpq side: socket watch, connection, partial result, the
+ * statements prepared on it, the statement under way. */
+static void close_pg(struct pgc *c)
 {
-    set_err(c, why);
     io_close(c);
     if (c->pg) {
         PQfinish(c->pg);
@@ -124,6 +125,12 @@ static void go_down(struct pgc *c, const char *why)
     c->res = NULL;
     forget_prepared(c);
     free_params(c);
+}
+
+static void go_down(struct pgc *c, const char *why)
+{
+    set_err(c, why);
+    close_pg(c);
     c->st = S_DOWN;
     c->stale = 0;
     c->failures++;
@@ -451,15 +458,7 @@ void pgc_free(struct pgc *c)
     if (!c || c->freed)
         return;
     c->cb = NULL;
-    io_close(c);
-    if (c->pg) {
-        PQfinish(c->pg);
-        c->pg = NULL;
-    }
-    PQclear(c->res);
-    c->res = NULL;
-    forget_prepared(c);
-    free_params(c);
+    close_pg(c);
     c->loop.timer_free(c->timer);
     c->timer = NULL;
     c->st = S_DOWN;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/sbuf.h"
 #include "events.h"
 #include "sdb.h"
 #include "sup.h"
@@ -36,10 +37,11 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
         log_error("outbox update failed", LF_S("what", what), LF_S("error", err));
         return;
     }
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1)) {
-        uint64_t id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-        events_publish(id, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
-    }
+    for (int i = 0; i < PQntuples(res); i++)
+        if (!PQgetisnull(res, i, 0) && !PQgetisnull(res, i, 1)) {
+            uint64_t id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+            events_publish(id, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+        }
 }
 
 #define MSG_JSON(extra)                                                                                      \
@@ -48,19 +50,21 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
     "m.type, 'text', m.text, 'reply_to', m.reply_to, 'status', m.status, 'ts', "                             \
     "to_char(m.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" extra ")"
 
+/* Acks and receipts come in bursts: what arrives together is recorded in one
+ * statement (one commit) per kind, from arrays of ids and event ids. A
+ * delivery receipt may have committed first (it moves queued to delivered):
+ * the status is not lowered, but message.sent is still recorded, once, when
+ * the outbox row becomes done. */
 static const char SQL_SENT[] =
-    "WITH o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL WHERE message_id = $1 AND state <> "
-    "'done' "
-    "RETURNING 1), "
-    /* A delivery receipt may have committed first (it moves queued to
-     * delivered): the status is not lowered, but message.sent is still
-     * recorded, once, when the outbox row becomes done. */
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS x(id, evid)), "
+    "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM x WHERE message_id = x.id "
+    "AND state <> 'done' RETURNING message_id), "
     "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status "
     "END, "
-    "error = NULL, updated_at = now() WHERE id = $1 AND EXISTS (SELECT 1 FROM o) RETURNING *), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.sent', " MSG_JSON(
-        ", 'status', 'sent'") " FROM m m "
-                              "RETURNING id, type, data::text) SELECT id, type, data FROM e";
+    "error = NULL, updated_at = now() FROM o WHERE id = o.message_id RETURNING wa_messages.*), "
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT x.evid, 'message.sent', " MSG_JSON(
+        ", 'status', 'sent'") " FROM m m JOIN x ON x.id = m.id RETURNING id, type, data::text) "
+                              "SELECT id, type, data FROM e ORDER BY id";
 
 static const char SQL_FAILED[] =
     "WITH o AS (UPDATE wa_outbox SET state = 'failed', last_error = $3 WHERE message_id = $1 RETURNING 1), "
@@ -80,15 +84,98 @@ static const char SQL_REQUEUE[] =
     "UPDATE wa_outbox SET state = 'pending', last_error = $2, next_attempt_at = now() "
     "WHERE message_id = $1 RETURNING attempts";
 
+/* One receipt per message in a batch (a message's second receipt waits for
+ * the next batch: both make an event). */
 static const char SQL_RECEIPT[] =
-    "WITH m AS (UPDATE wa_messages SET status = $2, updated_at = now() "
-    "WHERE id = $1 AND from_me AND chat_jid = $4 AND "
-    "(CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 "
-    "END) < "
-    "(CASE $2 WHEN 'delivered' THEN 2 ELSE 3 END) RETURNING *), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $3::bigint, 'message.status', " MSG_JSON(
-        "") " FROM m m "
-            "RETURNING id, type, data::text) SELECT id, type, data FROM e";
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS x(id, st, evid, "
+    "chat)), "
+    "m AS (UPDATE wa_messages w SET status = x.st, updated_at = now() FROM x "
+    "WHERE w.id = x.id AND w.from_me AND w.chat_jid = x.chat AND "
+    "(CASE w.status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE "
+    "9 "
+    "END) < (CASE x.st WHEN 'delivered' THEN 2 ELSE 3 END) RETURNING w.*, x.evid), "
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT m.evid, 'message.status', " MSG_JSON(
+        "") " FROM m m RETURNING id, type, data::text) SELECT id, type, data FROM e ORDER BY id";
+
+/* ---- the batches of sent acks and receipts, flushed from the loop */
+
+#define BATCH_CAP 256
+
+struct batch {
+    int n, ncols;
+    char *col[4][BATCH_CAP]; /* owned strings */
+};
+
+static struct {
+    struct batch sent, receipts;
+    struct event *flush;
+} B;
+
+static void batch_clear(struct batch *b)
+{
+    for (int c = 0; c < b->ncols; c++)
+        for (int i = 0; i < b->n; i++)
+            free(b->col[c][i]);
+    b->n = 0;
+}
+
+/* A PostgreSQL array literal of column c: every element quoted and escaped. */
+static void array_lit(struct sbuf *out, const struct batch *b, int c)
+{
+    sbuf_addc(out, '{');
+    for (int i = 0; i < b->n; i++) {
+        sbuf_adds(out, i ? ",\"" : "\"");
+        for (const char *p = b->col[c][i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                sbuf_addc(out, '\\');
+            sbuf_addc(out, *p);
+        }
+        sbuf_addc(out, '"');
+    }
+    sbuf_addc(out, '}');
+}
+
+static void batch_send(struct batch *b, const char *sql, const char *what)
+{
+    if (b->n == 0)
+        return;
+    struct sbuf a[4];
+    const char *p[4];
+    for (int c = 0; c < b->ncols; c++) {
+        sbuf_init(&a[c]);
+        array_lit(&a[c], b, c);
+        p[c] = a[c].buf;
+    }
+    if (!sdb_query(sql, b->ncols, p, on_event_row, (void *)what))
+        log_error("outbox update failed", LF_S("what", what), LF_S("error", "out of memory"));
+    for (int c = 0; c < b->ncols; c++)
+        sbuf_free(&a[c]);
+    batch_clear(b);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    batch_send(&B.sent, SQL_SENT, "sent");
+    batch_send(&B.receipts, SQL_RECEIPT, "receipt");
+}
+
+/* Adds a row; a full batch, or one that has this id already, goes first. */
+static void batch_add(struct batch *b, const char *sql, const char *what, const char *const *v)
+{
+    int seen = 0;
+    for (int i = 0; i < b->n && !seen; i++)
+        seen = !strcmp(b->col[0][i], v[0]);
+    if (seen || b->n == BATCH_CAP)
+        batch_send(b, sql, what);
+    for (int c = 0; c < b->ncols; c++)
+        b->col[c][b->n] = strdup(v[c] ? v[c] : "");
+    b->n++;
+    /* Everything the loop reads in this pass joins the batch. */
+    struct timeval zero = {0, 0};
+    if (!evtimer_pending(B.flush, NULL))
+        evtimer_add(B.flush, &zero);
+}
 
 static void on_retry_row(void *ctx, const PGresult *res, const char *err)
 {
@@ -106,8 +193,8 @@ static void on_sent(void *arg, const char *id, enum wa_send_result r, const char
     char evid[24];
     snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
     if (r == WA_SEND_OK) {
-        const char *p[] = {id, evid};
-        sdb_query(SQL_SENT, 2, p, on_event_row, "sent");
+        const char *v[] = {id, evid};
+        batch_add(&B.sent, SQL_SENT, "sent", v);
         if (S.shm)
             metrics_add(&S.shm->wa_messages_sent_total, 1);
         log_info("outgoing message accepted by the server", LF_S("id", id));
@@ -137,8 +224,8 @@ static void on_receipt(void *arg, const char *id, const char *status, const char
         memmove(colon, at, strlen(at) + 1);
     char evid[24];
     snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
-    const char *p[] = {id, strcmp(status, "delivered") == 0 ? "delivered" : "read", evid, chat};
-    sdb_query(SQL_RECEIPT, 4, p, on_event_row, "receipt");
+    const char *v[] = {id, strcmp(status, "delivered") == 0 ? "delivered" : "read", evid, chat};
+    batch_add(&B.receipts, SQL_RECEIPT, "receipt", v);
 }
 
 /* ---- claiming ---- */
@@ -249,6 +336,9 @@ void outbox_init(struct event_base *base, const struct db_params *params, struct
     O.base = base;
     O.params = params;
     O.poll_timer = evtimer_new(base, on_poll, NULL);
+    B.flush = evtimer_new(base, on_flush, NULL);
+    B.sent.ncols = 2;
+    B.receipts.ncols = 4;
     struct wa_messaging_events ev = {on_sent, on_receipt, on_ready};
     wa_messaging_init(c, &ev, NULL);
     struct timeval tv = {POLL_S, 0};
@@ -259,6 +349,10 @@ void outbox_shutdown(void)
 {
     if (O.poll_timer)
         evtimer_del(O.poll_timer);
+    if (B.flush) {
+        evtimer_del(B.flush);
+        on_flush(-1, 0, NULL); /* what the loop read last is still recorded */
+    }
 }
 
 void outbox_kick(void)
