@@ -258,7 +258,7 @@ def enqueue_runs(srv, db):
           f"{'(>= answers: ok)' if pending >= answered else '(FEWER THAN THE ANSWERS)'}, {int(rows[1])} claimed, "
           f"{int(rows[2]):,} messages queued; non-2xx or socket errors: {bad}")
     print(f"the session was never started, so the outbox dispatcher claimed nothing (the rows go with this run's "
-          f"database); the supervisor only drained LISTEN wake-ups: {(c1 - c0) * 1000:.0f} ms CPU over the runs")
+          f"database); the supervisor only took the workers' outbox kicks: {(c1 - c0) * 1000:.0f} ms CPU over the runs")
     print("PostgreSQL: " + ", ".join(f"{k}={v}" for k, v in pg.items())
           + ("" if pg.get("fsync") == "on" and pg.get("synchronous_commit") in ("on", "remote_apply", "remote_write",
                                                                                  "local")
