@@ -18,6 +18,12 @@
 
 #define MAX_ENC (64u << 10)
 #define MAX_QUEUE 4096
+/* Past this many queued <message>s the socket is no longer read, so TCP
+ * holds the server back instead of a stanza being dropped unacknowledged;
+ * reading resumes once the queue is down to QUEUE_RESUME. What one read
+ * delivers after the pause still fits below MAX_QUEUE. */
+#define QUEUE_PAUSE 1024
+#define QUEUE_RESUME 256
 #define MAX_DEVICES 64
 #define MAX_RETRY_RECEIPTS 5
 #define SEND_TIMEOUT_S 30
@@ -73,6 +79,13 @@ struct awaiting {
     int64_t deadline_ms;
 };
 
+/* A prekey bundle from the server, kept until the Signal state may change. */
+struct bundle {
+    char name[96];
+    int dev;
+    struct wa_bundle b;
+};
+
 struct devcache {
     char user[64], server[32]; /* user[0] == 0: free */
     int64_t fetched_ms;
@@ -89,7 +102,8 @@ static struct {
     /* receive */
     struct qitem q[MAX_QUEUE];
     size_t qhead, qlen;
-    int busy; /* a message is being committed */
+    int busy;   /* a message is being committed */
+    int paused; /* the socket is not read: the queue is long */
     struct {
         char id[64];
         int count;
@@ -105,6 +119,11 @@ static struct {
         int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */
         int64_t deadline_ms;
         unsigned gen;
+        /* The server's answers are in, but an incoming message is committing:
+         * the bundles wait here and the send goes on when the commit ends. */
+        int deferred;
+        struct bundle *bundles;
+        int nbundles;
     } s;
     /* waiting to be prepared, in the order given (stanzas go out in it) */
     struct send_job jobs[SEND_CAPACITY + MAX_RESENDS];
@@ -189,6 +208,7 @@ static void json_kv(struct sbuf *b, const char *k, const char *v, int first)
 /* ---- receive ---- */
 
 static void process_next(void);
+static void next_turn(void);
 
 static void send_receipt(const wa_node *n, const char *type, const char *recipient)
 {
@@ -281,6 +301,10 @@ static void finish_item(void)
     M.qhead = (M.qhead + 1) % MAX_QUEUE;
     M.qlen--;
     M.busy = 0;
+    if (M.paused && M.qlen <= QUEUE_RESUME) {
+        M.paused = 0;
+        wa_client_pause(M.c, 0);
+    }
     if (M.pump_ev)
         event_active(M.pump_ev, EV_TIMEOUT, 0); /* sends waiting for this turn */
 }
@@ -315,7 +339,7 @@ static void on_committed(void *ctx, const PGresult *res, const char *err)
     free(cm->json);
     free(cm);
     finish_item();
-    process_next();
+    next_turn();
 }
 
 /* A LID for contact jid, unless another contact holds it already (a number
@@ -617,17 +641,19 @@ static void handle_message(wa_node *n, wa_arena *a)
 }
 
 /* The Signal store has one flush for everything that changed, so receiving
- * and sending take turns: an incoming message's state (decrypted, its commit
- * in flight) must not be made durable by a send's flush before the commit
- * (a failed commit reloads the store so that the resend decrypts again), and
- * a send's ratchet steps must not be dropped by that reload. A message is
- * taken from the queue only while no send is being prepared or waits for its
- * flush; a send starts only while no incoming message is committing. */
-static int send_preparing(void);
+ * and sending take turns on it: an incoming message's state (decrypted, its
+ * commit in flight) must not be made durable by a send's flush before the
+ * commit (a failed commit reloads the store so that the resend decrypts
+ * again), and a send's ratchet steps must not be dropped by that reload.
+ * A send changes the Signal state only in synchronous steps that end with
+ * its flush, and only while no incoming message is committing; it never
+ * holds the turn while it waits for the server (device list, prekeys), so
+ * incoming messages are committed and acknowledged meanwhile. */
+static int send_holds_store(void);
 
 static void process_next(void)
 {
-    while (!M.busy && !send_preparing() && M.qlen > 0) {
+    while (!M.busy && !send_holds_store() && M.qlen > 0) {
         struct qitem *it = &M.q[M.qhead];
         if (!M.connected) {
             /* The server resends what was not acknowledged. */
@@ -642,6 +668,7 @@ static void process_next(void)
 
 static void pump(void);
 static void batch_flush(void);
+static void continue_send(void);
 
 static int64_t mono_ms(void)
 {
@@ -775,6 +802,12 @@ static void clear_prep(void)
 {
     M.s.active = 0;
     M.s.retry = 0;
+    M.s.deferred = 0;
+    if (M.s.bundles)
+        OPENSSL_cleanse(M.s.bundles, (size_t)M.s.nbundles * sizeof *M.s.bundles);
+    free(M.s.bundles);
+    M.s.bundles = NULL;
+    M.s.nbundles = 0;
     M.s.gen++;
     free(M.s.text);
     free(M.s.reply_to);
@@ -1007,14 +1040,19 @@ static void on_prekeys(void *arg, const wa_node *n)
         send_done(WA_SEND_LOST, "connection lost while fetching prekeys");
         return;
     }
-    struct wa_signal sig;
     const wa_node *list = wa_node_child(n, "list");
     const char *type = wa_node_attr_str(n, "type");
-    if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST ||
-        wa_client_signal(M.c, &sig) < 0) {
+    if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST) {
         send_done(WA_SEND_TRANSIENT, "prekey query failed");
         return;
     }
+    /* Kept, not applied: the Signal state may be in use by a commit. */
+    M.s.bundles = list->nchildren ? calloc(list->nchildren, sizeof *M.s.bundles) : NULL;
+    if (list->nchildren && !M.s.bundles) {
+        send_done(WA_SEND_TRANSIENT, "out of memory");
+        return;
+    }
+    M.s.nbundles = 0;
     wa_arena *a = wa_arena_new();
     for (uint32_t i = 0; i < list->nchildren; i++) {
         const wa_node *u = list->children[i];
@@ -1042,13 +1080,52 @@ static void on_prekeys(void *arg, const wa_node *n)
             b.prekey_id = be(kid->bytes, 3);
             memcpy(b.prekey, kv->bytes, 32);
         }
-        char name[96];
-        wa_msg_address_name(j.user, j.server, name, sizeof name);
-        int r = wa_msg_session_from_bundle(sig.sc, sig.g, name, j.device, &b);
-        if (r != 0)
-            log_warn("prekey bundle refused", LF_S("jid", jid), LF_I("code", r));
+        struct bundle *x = &M.s.bundles[M.s.nbundles++];
+        wa_msg_address_name(j.user, j.server, x->name, sizeof x->name);
+        x->dev = j.device;
+        x->b = b;
+        OPENSSL_cleanse(&b, sizeof b);
     }
     wa_arena_free(a);
+    if (M.busy) {
+        M.s.deferred = 1; /* next_turn() goes on */
+        return;
+    }
+    continue_send();
+}
+
+/* The server's answers are in and no incoming message is committing: the
+ * sessions from the bundles are made, then the message is encrypted and
+ * written, all before the loop turns. */
+static void continue_send(void)
+{
+    M.s.deferred = 0;
+    struct wa_signal sig;
+    if (wa_client_signal(M.c, &sig) < 0) {
+        send_done(WA_SEND_TRANSIENT, "no session store");
+        return;
+    }
+    if (M.s.retry) {
+        /* The recipient lost our session: a new one from the fresh bundle.
+         * Done here, in turn, so no message queued before it is encrypted
+         * on the new session ahead of it. */
+        char name[96];
+        wa_msg_address_name(M.s.devs[0].user, M.s.devs[0].server, name, sizeof name);
+        signal_protocol_address addr = {name, strlen(name), M.s.devs[0].dev};
+        signal_protocol_session_delete_session(sig.sc, &addr);
+    }
+    for (int i = 0; i < M.s.nbundles; i++) {
+        struct bundle *x = &M.s.bundles[i];
+        int r = wa_msg_session_from_bundle(sig.sc, sig.g, x->name, x->dev, &x->b);
+        if (r != 0)
+            log_warn("prekey bundle refused", LF_S("address", x->name), LF_I("device", x->dev),
+                     LF_I("code", r));
+    }
+    if (M.s.bundles)
+        OPENSSL_cleanse(M.s.bundles, (size_t)M.s.nbundles * sizeof *M.s.bundles);
+    free(M.s.bundles);
+    M.s.bundles = NULL;
+    M.s.nbundles = 0;
     encrypt_and_send();
 }
 
@@ -1068,7 +1145,8 @@ static void fetch_prekeys_or_send(void)
     for (int i = 0; i < M.s.ndevs; i++) {
         char name[96], dj[160];
         wa_msg_address_name(M.s.devs[i].user, M.s.devs[i].server, name, sizeof name);
-        if (wa_signal_store_has_session(sig.st, name, M.s.devs[i].dev))
+        /* A resend always starts a new session from a fresh bundle. */
+        if (!M.s.retry && wa_signal_store_has_session(sig.st, name, M.s.devs[i].dev))
             continue;
         dev_jid(&M.s.devs[i], dj, sizeof dj);
         wa_node *u = wa_node_new(a, "user");
@@ -1081,7 +1159,10 @@ static void fetch_prekeys_or_send(void)
     wa_node_add_child(a, iq, key);
     if (need == 0) {
         wa_arena_free(a);
-        encrypt_and_send();
+        if (M.busy)
+            M.s.deferred = 1; /* the device list came while a message commits: next_turn() goes on */
+        else
+            continue_send();
         return;
     }
     int r = wa_client_iq(M.c, a, iq, on_prekeys, (void *)(uintptr_t)M.s.gen);
@@ -1226,18 +1307,7 @@ static void start_job(struct send_job *jb)
     M.s.ndevs = 0;
     arm_timer();
     if (jb->retry) {
-        struct wa_signal sig;
-        if (wa_client_signal(M.c, &sig) < 0) {
-            send_done(WA_SEND_TRANSIENT, "no session store");
-            return;
-        }
-        /* The recipient lost our session: start a new one from a fresh bundle.
-         * Done here, in turn, so no message queued before it is encrypted on
-         * the new session ahead of it. */
-        char name[96];
-        wa_msg_address_name(jb->dev.user, jb->dev.server, name, sizeof name);
-        signal_protocol_address addr = {name, strlen(name), jb->dev.dev};
-        signal_protocol_session_delete_session(sig.sc, &addr);
+        /* The session with the device is replaced once the bundle is in (continue_send). */
         M.s.devs[0] = jb->dev;
         M.s.ndevs = 1;
         log_info("resending a message the recipient could not decrypt", LF_S("id", M.s.id), LF_I("count", M.s.retry));
@@ -1280,13 +1350,24 @@ static void pump(void)
     batch_flush();
     arm_timer();
     M.pumping = 0;
-    if (!send_preparing())
-        process_next(); /* incoming messages waiting for this turn */
+    process_next(); /* incoming messages waiting for this turn */
 }
 
-static int send_preparing(void)
+static int send_holds_store(void)
 {
-    return M.s.active || M.nbatch > 0;
+    return M.nbatch > 0 || M.s.deferred;
+}
+
+/* An incoming message's commit ended: a send whose answers came meanwhile
+ * goes first, then the sends waiting to start, then the next message (each
+ * side gets a turn while the other keeps coming). */
+static void next_turn(void)
+{
+    if (M.busy)
+        return;
+    if (M.s.active && M.s.deferred)
+        continue_send();
+    pump();
 }
 
 static void on_pump(evutil_socket_t fd, short what, void *arg)
@@ -1515,13 +1596,21 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
     }
     if (strcmp(n->tag, "message"))
         return 0;
-    /* <message>: one at a time, in order. */
+    /* <message>: in order, each committed before its receipt and ack. */
     if (M.qlen == MAX_QUEUE) {
-        log_warn("incoming queue full; the server will resend", LF_S("id", wa_node_attr_str(n, "id")));
+        /* Not reached while the pause below holds: a last resort. */
+        log_warn("incoming queue full; dropped, the server resends it after a reconnect",
+                 LF_S("id", wa_node_attr_str(n, "id")));
         return 0;
     }
     M.q[(M.qhead + M.qlen) % MAX_QUEUE] = (struct qitem){a, n};
     M.qlen++;
+    if (!M.paused && M.qlen >= QUEUE_PAUSE) {
+        M.paused = 1;
+        wa_client_pause(M.c, 1);
+        log_warn("incoming messages arrive faster than they are stored; reading paused",
+                 LF_I("queued", (long long)M.qlen));
+    }
     process_next();
     return 1;
 }
@@ -1538,6 +1627,7 @@ static void on_disconnect(void *arg)
 {
     (void)arg;
     M.connected = 0;
+    M.paused = 0; /* the next connection is read from the start */
     /* Queued stanzas (not the one being committed) are dropped: the server resends them. */
     if (!M.busy)
         while (M.qlen)
