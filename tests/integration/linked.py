@@ -155,15 +155,17 @@ class SSE:
 
 class BaileysPeer:
     """An unmodified Baileys client (tests/wa/lib/baileys_peer.mjs), linked as a
-    companion of account `phone` on the fake server, driven by JSON lines."""
+    companion of account `phone` on the fake server, driven by JSON lines;
+    nice > 0 runs it at that lower priority."""
 
-    def __init__(self, wa, phone):
+    def __init__(self, wa, phone, nice=0):
         import json
         import os
         import threading
         from harness import ROOT
         self.json = json
-        self.p = subprocess.Popen(["node", os.path.join(ROOT, "tests/wa/lib/baileys_peer.mjs"), "--url", wa.url,
+        self.p = subprocess.Popen([*(["nice", "-n", str(nice)] if nice else []), "node",
+                                   os.path.join(ROOT, "tests/wa/lib/baileys_peer.mjs"), "--url", wa.url,
                                    "--version", wa.version, "--control", wa.control, "--phone", phone],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True, start_new_session=True)

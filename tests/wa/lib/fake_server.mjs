@@ -61,10 +61,14 @@
 //   POST /prekeys-low  {count, conn?} drop server prekeys to count and send
 //                                     <notification type=encrypt><count value=count/>
 //   POST /device/remove {jid}         remove a paired device (device_removed if connected)
-//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?, peerAutoReceipt?, ackDelayMs?, usyncDelayMs?}
+//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?, peerAutoReceipt?, ackDelayMs?,
+//                       usyncDelayMs?, logNodes?, decryptCopies?}
 //                                     ackDelayMs: the <ack class=message> for a companion's message to a peer
 //                                     goes out that much later (unsent if the connection closes first);
-//                                     usyncDelayMs: the answer to a device-list query (usync) likewise
+//                                     usyncDelayMs: the answer to a device-list query (usync) likewise;
+//                                     logNodes: false keeps no send/recv events in the log (they are still
+//                                     emitted and stamped), for long streams; decryptCopies: false leaves
+//                                     the copies of a companion's message for the phones undecrypted
 //   ── messaging: other accounts, "peers" (lib/fake_peer.mjs, libsignal), one device each:
 //      15550009999 "Peer" (the default) and 15550008888 "Peer Two" ──
 //   The server answers <iq xmlns=usync> (devices of the peer and of the phone's
@@ -994,6 +998,8 @@ class Conn {
             if (c) c.sendAcked(node);
             this.log('message.relay', { id, to: d.jid, type: e.type, online: !!c });
         }
+        // decryptCopies false: the copies for the phones are relayed, not decrypted (load tests).
+        if (this.server.config.decryptCopies === false) return;
         const primaryOf = (u) => this.server.peers.get(u);
         const sender = me.user;
         // Our own phone (device 0 of the sender's account) gets a deviceSentMessage: check it.
@@ -1447,6 +1453,11 @@ export class FakeWhatsAppServer extends EventEmitter {
     log(conn, kind, data = {}) {
         const ev = { ...data, seq: ++this.seq, t: Date.now() - this.t0, conn, kind };
         if (this.stamps && (kind === 'send' || kind === 'recv') && data.node) this.stamp(conn, kind, data.node, ev.seq);
+        // logNodes false: every stanza's JSON is not kept (long streams would fill the heap with them).
+        if (this.config.logNodes === false && (kind === 'send' || kind === 'recv')) {
+            this.emit('event', ev);
+            return ev;
+        }
         this.events.push(ev);
         if (this.events.length > 50000) this.events.splice(0, 10000);
         if (this.config.logStream) this.config.logStream.write(JSON.stringify(ev) + '\n');
@@ -1804,7 +1815,7 @@ export class FakeWhatsAppServer extends EventEmitter {
     }
 
     setConfig(patch) {
-        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload', 'ackDelayMs', 'usyncDelayMs'];
+        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload', 'ackDelayMs', 'usyncDelayMs', 'logNodes', 'decryptCopies'];
         for (const [k, v] of Object.entries(patch)) {
             if (!allowed.includes(k)) throw new Error(`unknown config key ${k}`);
             this.config[k] = v;
