@@ -487,6 +487,17 @@ static void add_element(struct inmsg *im, const char *id, const char *chat, cons
     im->sql = nsql++;
 }
 
+/* The stanza's t (Unix seconds), or now when absent or not a plausible time:
+ * one value PostgreSQL refuses would fail every message of its batch. */
+static int64_t stanza_time(const char *t)
+{
+    char *end;
+    long long v = t ? strtoll(t, &end, 10) : 0;
+    if (!t || !*t || *end || v <= 0 || v > 32503680000LL) /* year 3000 */
+        return (int64_t)time(NULL);
+    return (int64_t)v;
+}
+
 /* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
 static const char *alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf, size_t len)
 {
@@ -526,8 +537,8 @@ static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a,
              LF_S("id", id), LF_S("from", from));
     struct wa_msg_content mc = {.kind = WA_MSG_UNSUPPORTED, .subtype = (char *)kind};
     im->answer = A_RECEIPT;
-    add_element(im, id, chat, sender[0] ? sender : NULL, from_me,
-                t ? strtoll(t, NULL, 10) : (int64_t)time(NULL), from_me ? NULL : notify, NULL, &mc);
+    add_element(im, id, chat, sender[0] ? sender : NULL, from_me, stanza_time(t), from_me ? NULL : notify,
+                NULL, &mc);
 }
 
 /* Decrypts one stanza of the batch and says what it gets: an element of the
@@ -644,8 +655,8 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
     if (mc.kind != WA_MSG_NONE) {
         if (from_me)
             snprintf(im->recipient, sizeof im->recipient, "%s", chat);
-        add_element(im, id, chat, sender, from_me, t ? strtoll(t, NULL, 10) : (int64_t)time(NULL),
-                    from_me ? NULL : notify, lid[0] ? lid : NULL, &mc);
+        add_element(im, id, chat, sender, from_me, stanza_time(t), from_me ? NULL : notify,
+                    lid[0] ? lid : NULL, &mc);
     }
     wa_msg_content_free(&mc);
 }
