@@ -23,7 +23,8 @@ its own work, not wapi's, would set the figures.
 Environment: BENCH_IN_SECONDS (60), BENCH_IN_RUNS ("1:0,4:0,4:50": senders:
 messages/s each, 0 = as fast as they can; the last is the target of 200/s with
 no receipt later than 100 ms and p99 < 50 ms), BENCH_IN_WEBHOOK=1 (a webhook
-for every event, to a receiver on loopback)."""
+for every event, to a receiver on loopback), BENCH_IN_BINDIR (the binaries
+measured, default build/; another build to compare)."""
 import datetime
 import os
 import statistics
@@ -85,7 +86,7 @@ def run(n, rate):
     wa = FakeWA()
     env = wa.env()
     env.update({"WAPI_WHATSAPP_AUTOSTART": "false", "WAPI_WEBHOOKS_ALLOW_PRIVATE": "true"})
-    srv = Server(workers=1, env=env, pg_url=db)
+    srv = Server(bindir=os.environ.get("BENCH_IN_BINDIR", "build"), workers=1, env=env, pg_url=db)
     srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
     senders = []
     try:
@@ -140,6 +141,7 @@ def run(n, rate):
     rate_s = f"{rate:g}/s each" if rate > 0 else "as fast as they can"
     print()
     print(f"incoming stream: {n} Baileys sender{'s' if n > 1 else ''}, {rate_s}, {SECS:g} s"
+          f"{', ' + os.environ['BENCH_IN_BINDIR'] if os.environ.get('BENCH_IN_BINDIR') else ''}"
           f"{', webhook on every event' if HOOK else ''} (load average {os.getloadavg()[0]:.2f} on "
           f"{os.cpu_count()} CPUs)")
     if not acked:
