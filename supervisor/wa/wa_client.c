@@ -1454,6 +1454,11 @@ int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, voi
     return 0;
 }
 
+void wa_client_pause(struct wa_client *c, int paused)
+{
+    wa_ws_pause(c->ws, paused);
+}
+
 void wa_client_ack(struct wa_client *c, const wa_node *n)
 {
     send_ack(c, n);

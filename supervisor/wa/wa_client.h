@@ -96,6 +96,9 @@ int wa_client_send_node(struct wa_client *c, const wa_node *n);
 /* Sends iq (id and to are added here); cb gets the answer, or NULL if the
  * connection drops first. -1 when not connected (cb will not run). */
 int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, void *arg);
+/* paused: stops taking stanzas in (the socket is not read) until resumed;
+ * each new connection starts taking them. */
+void wa_client_pause(struct wa_client *c, int paused);
 /* <ack> for a stanza the server sent. */
 void wa_client_ack(struct wa_client *c, const wa_node *n);
 const struct wa_creds *wa_client_creds(const struct wa_client *c);

@@ -18,6 +18,14 @@
 
 #define MAX_ENC (64u << 10)
 #define MAX_QUEUE 4096
+/* Past this many queued <message>s the socket is no longer read, so TCP
+ * holds the server back instead of a stanza being dropped unacknowledged;
+ * reading resumes once the queue is down to QUEUE_RESUME. What one read
+ * delivers after the pause still fits below MAX_QUEUE. */
+#define QUEUE_PAUSE 1024
+#define QUEUE_RESUME 256
+/* Incoming messages committed together at most (one statement, one flush). */
+#define BATCH_MAX 64
 #define MAX_DEVICES 64
 #define MAX_RETRY_RECEIPTS 5
 #define SEND_TIMEOUT_S 30
@@ -73,6 +81,13 @@ struct awaiting {
     int64_t deadline_ms;
 };
 
+/* A prekey bundle from the server, kept until the Signal state may change. */
+struct bundle {
+    char name[96];
+    int dev;
+    struct wa_bundle b;
+};
+
 struct devcache {
     char user[64], server[32]; /* user[0] == 0: free */
     int64_t fetched_ms;
@@ -89,7 +104,8 @@ static struct {
     /* receive */
     struct qitem q[MAX_QUEUE];
     size_t qhead, qlen;
-    int busy; /* a message is being committed */
+    int busy;   /* a batch of incoming messages is being committed */
+    int paused; /* the socket is not read: the queue is long */
     struct {
         char id[64];
         int count;
@@ -105,6 +121,11 @@ static struct {
         int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */
         int64_t deadline_ms;
         unsigned gen;
+        /* The server's answers are in, but an incoming message is committing:
+         * the bundles wait here and the send goes on when the commit ends. */
+        int deferred;
+        struct bundle *bundles;
+        int nbundles;
     } s;
     /* waiting to be prepared, in the order given (stanzas go out in it) */
     struct send_job jobs[SEND_CAPACITY + MAX_RESENDS];
@@ -189,6 +210,7 @@ static void json_kv(struct sbuf *b, const char *k, const char *v, int first)
 /* ---- receive ---- */
 
 static void process_next(void);
+static void next_turn(void);
 
 static void send_receipt(const wa_node *n, const char *type, const char *recipient)
 {
@@ -263,107 +285,133 @@ static int retry_count(const char *id)
     return 1;
 }
 
-struct commit {
-    wa_arena *a;
-    wa_node *n;
-    uint64_t event_id;
-    char type[32];
-    char *json;
-    int from_me;
-    char recipient[128];
+/* What a message of the batch gets once the batch is committed and its
+ * Signal state durable (never before). */
+enum answer {
+    A_NONE,    /* nothing (no session store: the server resends) */
+    A_ACK,     /* the ack alone */
+    A_RECEIPT, /* a receipt, then the ack */
+    A_RETRY    /* a retry receipt (when count > 0), then the ack */
 };
 
-static void finish_item(void)
+struct inmsg {
+    enum answer answer;
+    int sender_receipt;  /* <receipt type=sender>: one of our other devices sent it */
+    char recipient[128]; /* ... naming this chat ("" none) */
+    int retry;           /* the retry receipt's count */
+    int sql;             /* its element in the batch's statement; -1 none */
+    uint64_t event_id;
+    char type[32]; /* the event's type */
+    char *json;    /* the event's data */
+};
+
+/* The batch: the first nb stanzas of the queue. */
+static struct inmsg B[BATCH_MAX];
+static int nb, nsql, broken;
+static struct sbuf bsql; /* the statement's JSON array, being built */
+
+/* Frees the first n stanzas of the queue. */
+static void drop_items(size_t n)
 {
-    struct qitem *it = &M.q[M.qhead];
-    wa_arena_free(it->a);
-    it->a = NULL;
-    M.qhead = (M.qhead + 1) % MAX_QUEUE;
-    M.qlen--;
-    M.busy = 0;
-    if (M.pump_ev)
-        event_active(M.pump_ev, EV_TIMEOUT, 0); /* sends waiting for this turn */
+    while (n-- > 0 && M.qlen > 0) {
+        struct qitem *it = &M.q[M.qhead];
+        wa_arena_free(it->a);
+        it->a = NULL;
+        M.qhead = (M.qhead + 1) % MAX_QUEUE;
+        M.qlen--;
+    }
+    if (M.paused && M.qlen <= QUEUE_RESUME) {
+        M.paused = 0;
+        wa_client_pause(M.c, 0);
+    }
 }
 
-static void on_committed(void *ctx, const PGresult *res, const char *err)
+static void answer(const struct inmsg *im, const wa_node *n)
 {
-    struct commit *cm = ctx;
+    switch (im->answer) {
+    case A_NONE:
+        return;
+    case A_ACK:
+        break;
+    case A_RECEIPT:
+        send_receipt(n, im->sender_receipt ? "sender" : NULL, im->recipient[0] ? im->recipient : NULL);
+        break;
+    case A_RETRY:
+        if (im->retry > 0)
+            send_retry_receipt(n, im->retry);
+        break;
+    }
+    wa_client_ack(M.c, n);
+}
+
+/* The batch ends: answered when stored (applied: one 't' or 'f' per
+ * element), else forgotten so that the server's resend decrypts again. */
+static void batch_end(const char *applied, const char *err)
+{
     char ferr[256];
     struct wa_signal sig;
     int have_sig = wa_client_signal(M.c, &sig) == 0;
-    if (!res) {
-        /* Not stored: forget the decryption so the resend decrypts again, and
-         * make the server resend by reconnecting. */
-        log_error("cannot store an incoming message; not acknowledging it", LF_S("id", wa_node_attr_str(cm->n, "id")),
-                  LF_S("error", err));
+    const char *first = wa_node_attr_str(M.q[M.qhead].n, "id");
+    if (!applied) {
+        /* Not stored: forget the decryptions, and make the server resend by
+         * reconnecting. */
+        log_error("cannot store incoming messages; not acknowledging them", LF_I("messages", nb),
+                  LF_S("first_id", first), LF_S("error", err));
         if (have_sig && wa_signal_store_reload(sig.st, ferr, sizeof ferr) < 0)
             log_error("cannot reload the Signal store", LF_S("error", ferr));
-        wa_client_reconnect(M.c, "incoming message not stored");
-    } else {
-        if (have_sig && wa_signal_store_flush(sig.st, ferr, sizeof ferr) < 0)
-            log_error("cannot store the Signal state", LF_S("error", ferr));
-        int inserted = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-        if (inserted && cm->json)
-            events_publish(cm->event_id, cm->type, cm->json);
-        if (inserted && S.shm)
-            metrics_add(&S.shm->wa_messages_received_total, 1);
-        log_info("incoming message stored", LF_S("id", wa_node_attr_str(cm->n, "id")), LF_S("type", cm->type),
-                 LF_I("new", inserted));
-        send_receipt(cm->n, cm->from_me ? "sender" : NULL, cm->from_me && cm->recipient[0] ? cm->recipient : NULL);
-        wa_client_ack(M.c, cm->n);
+        wa_client_reconnect(M.c, "incoming messages not stored");
+    } else if (have_sig && wa_signal_store_flush(sig.st, ferr, sizeof ferr) < 0) {
+        log_error("cannot store the Signal state", LF_S("error", ferr));
     }
-    free(cm->json);
-    free(cm);
-    finish_item();
-    process_next();
+    for (int i = 0; i < nb; i++) {
+        struct inmsg *im = &B[i];
+        const wa_node *n = M.q[(M.qhead + (size_t)i) % MAX_QUEUE].n;
+        if (applied) {
+            int inserted = im->sql >= 0 && applied[im->sql] == 't';
+            if (inserted && im->json)
+                events_publish(im->event_id, im->type, im->json);
+            if (inserted && S.shm)
+                metrics_add(&S.shm->wa_messages_received_total, 1);
+            if (im->sql >= 0)
+                log_info("incoming message stored", LF_S("id", wa_node_attr_str(n, "id")),
+                         LF_S("type", im->type), LF_I("new", inserted), LF_I("batch", nb));
+            answer(im, n);
+        }
+        free(im->json);
+        im->json = NULL;
+    }
+    drop_items((size_t)nb);
+    nb = nsql = 0;
+    M.busy = 0;
 }
 
-/* A LID for contact jid, unless another contact holds it already (a number
- * that changed hands keeps its old mapping until that row is corrected):
- * the unique index must never make an incoming message fail to commit. */
-#define LID_FREE(lid, jid) "CASE WHEN EXISTS (SELECT 1 FROM wa_contacts x WHERE x.lid = " lid " AND x.jid <> " jid ") " \
-                           "THEN NULL ELSE " lid " END"
+static const char SQL_STORE[] = "SELECT wapi_incoming_store($1::jsonb)";
 
-static const char SQL_INSERT[] =
-    "WITH m AS (INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, subtype, text, reply_to, "
-    "reaction_to, reaction, status, ts) VALUES ($1, $2, $3, $4::boolean, $5, $6, $7, $8, $9, $10, "
-    "CASE WHEN $4::boolean THEN 'sent' ELSE 'received' END, to_timestamp($11::bigint)) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id), "
-    "c AS (INSERT INTO wa_contacts (jid, lid, push_name, updated_at) SELECT $3, " LID_FREE("$16", "$3") ", $12, "
-    "now() FROM m WHERE NOT $4::boolean AND $3 IS NOT NULL "
-    "ON CONFLICT (jid) DO UPDATE SET push_name = COALESCE(EXCLUDED.push_name, wa_contacts.push_name), "
-    "lid = COALESCE(EXCLUDED.lid, wa_contacts.lid), updated_at = now() RETURNING 1), "
-    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at, unread_count, updated_at) "
-    "SELECT $2, $1, to_timestamp($11::bigint), CASE WHEN $4::boolean OR $5 = 'reaction' THEN 0 ELSE 1 END, now() FROM m "
-    "ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id, "
-    "last_message_at = EXCLUDED.last_message_at, unread_count = wa_chats.unread_count + EXCLUDED.unread_count, "
-    "updated_at = now() RETURNING 1), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $13::bigint, $14, $15::jsonb FROM m RETURNING 1) "
-    "SELECT EXISTS (SELECT 1 FROM m), (SELECT count(*) FROM c), (SELECT count(*) FROM ch), (SELECT count(*) FROM e)";
-
-static const char SQL_EDIT[] =
-    "WITH u AS (UPDATE wa_messages SET text = $2, edited_at = to_timestamp($3::bigint), updated_at = now() "
-    "WHERE id = $1 AND chat_jid = $5 AND (edited_at IS NULL OR edited_at < to_timestamp($3::bigint)) "
-    "RETURNING id), e AS (INSERT INTO wa_events (id, type, data) SELECT $4::bigint, 'message.edited', $6::jsonb "
-    "FROM u RETURNING 1) SELECT EXISTS (SELECT 1 FROM u), (SELECT count(*) FROM e)";
-
-static const char SQL_REVOKE[] =
-    "WITH u AS (UPDATE wa_messages SET revoked_at = to_timestamp($2::bigint), updated_at = now() "
-    "WHERE id = $1 AND chat_jid = $4 AND revoked_at IS NULL RETURNING id), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $3::bigint, 'message.revoked', $5::jsonb FROM u RETURNING 1) "
-    "SELECT EXISTS (SELECT 1 FROM u), (SELECT count(*) FROM e)";
-
-/* Commits what a decrypted message says; on_committed continues. */
-static void commit_message(struct commit *cm, const char *id, const char *chat, const char *sender, int from_me,
-                           int64_t ts, const char *push_name, const char *lid, const struct wa_msg_content *mc)
+static void on_batch_committed(void *ctx, const PGresult *res, const char *err)
 {
-    char tsbuf[40], tsnum[24];
+    (void)ctx;
+    const char *r = res && PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
+    if (r && (strlen(r) != (size_t)nsql || strspn(r, "tf") != (size_t)nsql)) {
+        r = NULL; /* not the answer asked for: treated as not stored */
+        err = "unexpected answer from wapi_incoming_store";
+    }
+    batch_end(r, err ? err : "no answer");
+    next_turn();
+}
+
+/* One element of the batch's statement: what a decrypted message says. */
+static void add_element(struct inmsg *im, const char *id, const char *chat, const char *sender, int from_me,
+                        int64_t ts, const char *push_name, const char *lid, const struct wa_msg_content *mc)
+{
+    char tsbuf[40], num[24];
     rfc3339(ts, tsbuf, sizeof tsbuf);
-    snprintf(tsnum, sizeof tsnum, "%lld", (long long)ts);
-    cm->event_id = events_next_id();
-    char evid[24];
-    snprintf(evid, sizeof evid, "%llu", (unsigned long long)cm->event_id);
+    im->event_id = events_next_id();
     const char *mtype = mc->kind == WA_MSG_REACTION ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported";
+    snprintf(im->type, sizeof im->type, "%s",
+             mc->kind == WA_MSG_EDIT       ? "message.edited"
+             : mc->kind == WA_MSG_REVOKE   ? "message.revoked"
+             : mc->kind == WA_MSG_REACTION ? "message.reaction"
+                                           : "message.received");
     struct sbuf j;
     sbuf_init(&j);
     sbuf_addc(&j, '{');
@@ -396,38 +444,58 @@ static void commit_message(struct commit *cm, const char *id, const char *chat, 
         break;
     }
     sbuf_addc(&j, '}');
-    cm->json = sbuf_steal(&j);
-    struct pgq *q;
-    if (mc->kind == WA_MSG_EDIT) {
-        snprintf(cm->type, sizeof cm->type, "message.edited");
-        const char *p[] = {mc->target, mc->text, tsnum, evid, chat, cm->json};
-        q = sdb_query(SQL_EDIT, 6, p, on_committed, cm);
-    } else if (mc->kind == WA_MSG_REVOKE) {
-        snprintf(cm->type, sizeof cm->type, "message.revoked");
-        const char *p[] = {mc->target, tsnum, evid, chat, cm->json};
-        q = sdb_query(SQL_REVOKE, 5, p, on_committed, cm);
-    } else {
-        snprintf(cm->type, sizeof cm->type, mc->kind == WA_MSG_REACTION ? "message.reaction" : "message.received");
-        const char *p[] = {id,
-                           chat,
-                           sender,
-                           from_me ? "true" : "false",
-                           mtype,
-                           mc->subtype,
-                           mc->kind == WA_MSG_REACTION ? NULL : mc->text,
-                           mc->reply_to,
-                           mc->kind == WA_MSG_REACTION ? mc->target : NULL,
-                           mc->kind == WA_MSG_REACTION ? mc->text : NULL,
-                           tsnum,
-                           push_name,
-                           evid,
-                           cm->type,
-                           cm->json,
-                           lid};
-        q = sdb_query(SQL_INSERT, 16, p, on_committed, cm);
+    if (j.oom) {
+        sbuf_free(&j);
+        broken = 1;
+        return;
     }
-    if (!q)
-        on_committed(cm, NULL, "out of memory");
+    im->json = sbuf_steal(&j);
+    /* The element: see common/sql/0018_incoming_batch.sql. */
+    struct sbuf *b = &bsql;
+    if (nsql)
+        sbuf_addc(b, ',');
+    sbuf_addc(b, '{');
+    if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
+        json_kv(b, "k", mc->kind == WA_MSG_EDIT ? "e" : "r", 1);
+        json_kv(b, "target", mc->target, 0);
+        json_kv(b, "chat", chat, 0);
+        if (mc->kind == WA_MSG_EDIT)
+            json_kv(b, "text", mc->text, 0);
+    } else {
+        json_kv(b, "k", "m", 1);
+        json_kv(b, "id", id, 0);
+        json_kv(b, "chat", chat, 0);
+        json_kv(b, "sender", sender, 0);
+        sbuf_adds(b, from_me ? ",\"from_me\":true" : ",\"from_me\":false");
+        json_kv(b, "type", mtype, 0);
+        json_kv(b, "subtype", mc->subtype, 0);
+        json_kv(b, "text", mc->kind == WA_MSG_REACTION ? NULL : mc->text, 0);
+        json_kv(b, "reply_to", mc->reply_to, 0);
+        json_kv(b, "reaction_to", mc->kind == WA_MSG_REACTION ? mc->target : NULL, 0);
+        json_kv(b, "reaction", mc->kind == WA_MSG_REACTION ? mc->text : NULL, 0);
+        json_kv(b, "push_name", push_name, 0);
+        json_kv(b, "lid", lid, 0);
+        json_kv(b, "et", im->type, 0);
+    }
+    snprintf(num, sizeof num, "%lld", (long long)ts);
+    json_kv(b, "ts", num, 0);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)im->event_id);
+    json_kv(b, "ev", num, 0);
+    sbuf_adds(b, ",\"data\":");
+    sbuf_adds(b, im->json);
+    sbuf_addc(b, '}');
+    im->sql = nsql++;
+}
+
+/* The stanza's t (Unix seconds), or now when absent or not a plausible time:
+ * one value PostgreSQL refuses would fail every message of its batch. */
+static int64_t stanza_time(const char *t)
+{
+    char *end;
+    long long v = t ? strtoll(t, &end, 10) : 0;
+    if (!t || !*t || *end || v <= 0 || v > 32503680000LL) /* year 3000 */
+        return (int64_t)time(NULL);
+    return (int64_t)v;
 }
 
 /* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
@@ -449,8 +517,9 @@ static const char *alt_jid(const wa_node *n, wa_arena *a, const char *key, const
  * supported yet: each is still stored (type unsupported, subtype naming the
  * kind of chat, sender from participant) before its receipt and ack, so
  * nothing acknowledged is lost and the API shows that it came. */
-static void store_undecryptable_group(wa_node *n, wa_arena *a, const char *id, const char *from, const wa_jid *fj,
-                                      const char *own_user, const char *t, const char *notify)
+static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a, const char *id,
+                                      const char *from, const wa_jid *fj, const char *own_user, const char *t,
+                                      const char *notify)
 {
     char pb[128], sender[128] = "";
     const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
@@ -464,23 +533,18 @@ static void store_undecryptable_group(wa_node *n, wa_arena *a, const char *id, c
                                                             : "other_message";
     char chat[128];
     snprintf(chat, sizeof chat, "%s@%s", fj->user, fj->server);
-    struct commit *cm = calloc(1, sizeof *cm);
-    if (!cm) {
-        finish_item();
-        return;
-    }
     log_info("message in a group or broadcast: stored as unsupported (sender keys are not supported yet)",
              LF_S("id", id), LF_S("from", from));
-    cm->a = a;
-    cm->n = n;
     struct wa_msg_content mc = {.kind = WA_MSG_UNSUPPORTED, .subtype = (char *)kind};
-    M.busy = 1;
-    commit_message(cm, id, chat, sender[0] ? sender : NULL, from_me, t ? strtoll(t, NULL, 10) : (int64_t)time(NULL),
-                   from_me ? NULL : notify, NULL, &mc);
+    im->answer = A_RECEIPT;
+    add_element(im, id, chat, sender[0] ? sender : NULL, from_me, stanza_time(t), from_me ? NULL : notify,
+                NULL, &mc);
 }
 
-/* Handles the head of the queue: done synchronously (ack now) or waits for a commit. */
-static void handle_message(wa_node *n, wa_arena *a)
+/* Decrypts one stanza of the batch and says what it gets: an element of the
+ * batch's statement and the answer for after the commit. Its Signal state
+ * changes are kept for the batch's flush, or undone when it fails. */
+static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
 {
     char fb[128], rb[128], own_user[64];
     int own_dev = 0;
@@ -493,19 +557,17 @@ static void handle_message(wa_node *n, wa_arena *a)
     if (!id || !*id || strlen(id) >= 64 || !from || wa_jid_parse(a, from, &fj) != WA_OK ||
         own_address(own_user, sizeof own_user, &own_dev) < 0) {
         log_warn("message stanza without a usable id or sender; acknowledged and dropped");
-        wa_client_ack(M.c, n);
-        finish_item();
+        im->answer = A_ACK;
         return;
     }
     if (strcmp(fj.server, "s.whatsapp.net") != 0 && strcmp(fj.server, "lid") != 0) {
-        store_undecryptable_group(n, a, id, from, &fj, own_user, t, notify);
+        store_undecryptable_group(im, n, a, id, from, &fj, own_user, t, notify);
         return;
     }
     struct wa_signal sig;
-    if (wa_client_signal(M.c, &sig) < 0) {
-        finish_item();
-        return;
-    }
+    if (wa_client_signal(M.c, &sig) < 0)
+        return;                   /* A_NONE */
+    wa_signal_store_mark(sig.st); /* what this one changes, undone alone if it fails */
     char name[96];
     wa_msg_address_name(fj.user, fj.server, name, sizeof name);
     uint8_t *plain = NULL;
@@ -532,11 +594,11 @@ static void handle_message(wa_node *n, wa_arena *a)
         }
     if (rc == SG_ERR_DUPLICATE_MESSAGE) {
         /* Decrypted and committed before (state is flushed only after the
-         * commit): the server resent it because the ack did not arrive. */
+         * commit), or earlier in this batch (then its answer, like every
+         * answer, waits for the commit): the server resent it because the
+         * ack did not arrive. */
         log_info("incoming message seen before; acknowledging again", LF_S("id", id));
-        send_receipt(n, NULL, NULL);
-        wa_client_ack(M.c, n);
-        finish_item();
+        im->answer = A_RECEIPT;
         return;
     }
     long ulen = rc == 0 ? wa_msg_unpad(plain, plen) : -1;
@@ -546,8 +608,9 @@ static void handle_message(wa_node *n, wa_arena *a)
             OPENSSL_cleanse(plain, plen);
             free(plain);
         }
-        char ferr[200];
-        wa_signal_store_reload(sig.st, ferr, sizeof ferr);
+        /* Nothing of this one is kept; the others of the batch are. */
+        if (wa_signal_store_rollback(sig.st) < 0)
+            broken = 1; /* out of memory: the whole batch is forgotten */
         M.decrypt_failures++;
         if (S.shm)
             metrics_add(&S.shm->wa_decrypt_failures_total, 1);
@@ -555,10 +618,8 @@ static void handle_message(wa_node *n, wa_arena *a)
         log_warn("cannot decrypt an incoming message", LF_S("id", id), LF_S("from", from),
                  LF_S("why", rc == 0 ? "bad padding or not a Message" : any ? "decryption failed" : why),
                  LF_I("code", rc), LF_I("retry", cnt), LF_I("failures_total", (long long)M.decrypt_failures));
-        if (any && cnt <= MAX_RETRY_RECEIPTS)
-            send_retry_receipt(n, cnt);
-        wa_client_ack(M.c, n);
-        finish_item();
+        im->answer = A_RETRY;
+        im->retry = any && cnt <= MAX_RETRY_RECEIPTS ? cnt : 0;
         return;
     }
     OPENSSL_cleanse(plain, plen);
@@ -589,52 +650,73 @@ static void handle_message(wa_node *n, wa_arena *a)
         }
         snprintf(chat, sizeof chat, "%s", sender);
     }
-    if (mc.kind == WA_MSG_NONE) {
-        wa_msg_content_free(&mc);
-        char ferr[200];
-        if (wa_signal_store_flush(sig.st, ferr, sizeof ferr) < 0)
-            log_error("cannot store the Signal state", LF_S("error", ferr));
-        send_receipt(n, from_me ? "sender" : NULL, NULL);
-        wa_client_ack(M.c, n);
-        finish_item();
-        return;
+    im->answer = A_RECEIPT;
+    im->sender_receipt = from_me;
+    if (mc.kind != WA_MSG_NONE) {
+        if (from_me)
+            snprintf(im->recipient, sizeof im->recipient, "%s", chat);
+        add_element(im, id, chat, sender, from_me, stanza_time(t), from_me ? NULL : notify,
+                    lid[0] ? lid : NULL, &mc);
     }
-    struct commit *cm = calloc(1, sizeof *cm);
-    if (!cm) {
-        wa_msg_content_free(&mc);
-        finish_item();
-        return;
-    }
-    cm->a = a;
-    cm->n = n;
-    cm->from_me = from_me;
-    if (from_me)
-        snprintf(cm->recipient, sizeof cm->recipient, "%s", chat);
-    M.busy = 1;
-    commit_message(cm, id, chat, sender, from_me, t ? strtoll(t, NULL, 10) : (int64_t)time(NULL),
-                   from_me ? NULL : notify, lid[0] ? lid : NULL, &mc);
     wa_msg_content_free(&mc);
 }
 
 /* The Signal store has one flush for everything that changed, so receiving
- * and sending take turns: an incoming message's state (decrypted, its commit
- * in flight) must not be made durable by a send's flush before the commit
- * (a failed commit reloads the store so that the resend decrypts again), and
- * a send's ratchet steps must not be dropped by that reload. A message is
- * taken from the queue only while no send is being prepared or waits for its
- * flush; a send starts only while no incoming message is committing. */
-static int send_preparing(void);
+ * and sending take turns on it: incoming messages' state (decrypted, their
+ * commit in flight) must not be made durable by a send's flush before the
+ * commit (a failed commit reloads the store so that the resends decrypt
+ * again), and a send's ratchet steps must not be dropped by that reload.
+ * A send changes the Signal state only in synchronous steps that end with
+ * its flush, and only while no incoming batch is committing; it never holds
+ * the turn while it waits for the server (device list, prekeys), so incoming
+ * messages are committed and acknowledged meanwhile. */
+static int send_holds_store(void);
 
+/* Takes what has arrived (up to BATCH_MAX stanzas) as one batch: each
+ * decrypted in order, one statement (one transaction) for all, then one
+ * flush of the Signal state, then every receipt and ack. One batch at a
+ * time: the next one is what arrived meanwhile, so the time from a message's
+ * arrival to its ack stays near two commits however fast they come. */
 static void process_next(void)
 {
-    while (!M.busy && !send_preparing() && M.qlen > 0) {
-        struct qitem *it = &M.q[M.qhead];
-        if (!M.connected) {
-            /* The server resends what was not acknowledged. */
-            finish_item();
-            continue;
-        }
-        handle_message(it->n, it->a);
+    if (M.busy || send_holds_store() || M.qlen == 0)
+        return;
+    if (!M.connected) {
+        drop_items(M.qlen); /* the server resends what was not acknowledged */
+        return;
+    }
+    M.busy = 1;
+    nb = (int)(M.qlen < BATCH_MAX ? M.qlen : BATCH_MAX);
+    nsql = broken = 0;
+    if (bsql.oom || bsql.cap > (256u << 10))
+        sbuf_free(&bsql); /* a large one is not kept */
+    sbuf_reset(&bsql);
+    sbuf_addc(&bsql, '[');
+    for (int i = 0; i < nb; i++) {
+        struct qitem *it = &M.q[(M.qhead + (size_t)i) % MAX_QUEUE];
+        memset(&B[i], 0, sizeof B[i]);
+        B[i].sql = -1;
+        prepare(&B[i], it->n, it->a);
+    }
+    struct wa_signal sig;
+    if (wa_client_signal(M.c, &sig) == 0)
+        wa_signal_store_unmark(sig.st);
+    sbuf_addc(&bsql, ']');
+    if (broken || bsql.oom) {
+        batch_end(NULL, "out of memory");
+        next_turn();
+        return;
+    }
+    if (nsql == 0) {
+        /* Nothing to store: flushed and answered now; the next turn on the loop. */
+        batch_end("", NULL);
+        event_active(M.pump_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    const char *p[] = {bsql.buf};
+    if (!sdb_query(SQL_STORE, 1, p, on_batch_committed, NULL)) {
+        batch_end(NULL, "out of memory");
+        next_turn();
     }
 }
 
@@ -642,6 +724,7 @@ static void process_next(void)
 
 static void pump(void);
 static void batch_flush(void);
+static void continue_send(void);
 
 static int64_t mono_ms(void)
 {
@@ -775,6 +858,12 @@ static void clear_prep(void)
 {
     M.s.active = 0;
     M.s.retry = 0;
+    M.s.deferred = 0;
+    if (M.s.bundles)
+        OPENSSL_cleanse(M.s.bundles, (size_t)M.s.nbundles * sizeof *M.s.bundles);
+    free(M.s.bundles);
+    M.s.bundles = NULL;
+    M.s.nbundles = 0;
     M.s.gen++;
     free(M.s.text);
     free(M.s.reply_to);
@@ -1007,14 +1096,19 @@ static void on_prekeys(void *arg, const wa_node *n)
         send_done(WA_SEND_LOST, "connection lost while fetching prekeys");
         return;
     }
-    struct wa_signal sig;
     const wa_node *list = wa_node_child(n, "list");
     const char *type = wa_node_attr_str(n, "type");
-    if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST ||
-        wa_client_signal(M.c, &sig) < 0) {
+    if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST) {
         send_done(WA_SEND_TRANSIENT, "prekey query failed");
         return;
     }
+    /* Kept, not applied: the Signal state may be in use by a commit. */
+    M.s.bundles = list->nchildren ? calloc(list->nchildren, sizeof *M.s.bundles) : NULL;
+    if (list->nchildren && !M.s.bundles) {
+        send_done(WA_SEND_TRANSIENT, "out of memory");
+        return;
+    }
+    M.s.nbundles = 0;
     wa_arena *a = wa_arena_new();
     for (uint32_t i = 0; i < list->nchildren; i++) {
         const wa_node *u = list->children[i];
@@ -1042,13 +1136,52 @@ static void on_prekeys(void *arg, const wa_node *n)
             b.prekey_id = be(kid->bytes, 3);
             memcpy(b.prekey, kv->bytes, 32);
         }
-        char name[96];
-        wa_msg_address_name(j.user, j.server, name, sizeof name);
-        int r = wa_msg_session_from_bundle(sig.sc, sig.g, name, j.device, &b);
-        if (r != 0)
-            log_warn("prekey bundle refused", LF_S("jid", jid), LF_I("code", r));
+        struct bundle *x = &M.s.bundles[M.s.nbundles++];
+        wa_msg_address_name(j.user, j.server, x->name, sizeof x->name);
+        x->dev = j.device;
+        x->b = b;
+        OPENSSL_cleanse(&b, sizeof b);
     }
     wa_arena_free(a);
+    if (M.busy) {
+        M.s.deferred = 1; /* next_turn() goes on */
+        return;
+    }
+    continue_send();
+}
+
+/* The server's answers are in and no incoming message is committing: the
+ * sessions from the bundles are made, then the message is encrypted and
+ * written, all before the loop turns. */
+static void continue_send(void)
+{
+    M.s.deferred = 0;
+    struct wa_signal sig;
+    if (wa_client_signal(M.c, &sig) < 0) {
+        send_done(WA_SEND_TRANSIENT, "no session store");
+        return;
+    }
+    if (M.s.retry) {
+        /* The recipient lost our session: a new one from the fresh bundle.
+         * Done here, in turn, so no message queued before it is encrypted
+         * on the new session ahead of it. */
+        char name[96];
+        wa_msg_address_name(M.s.devs[0].user, M.s.devs[0].server, name, sizeof name);
+        signal_protocol_address addr = {name, strlen(name), M.s.devs[0].dev};
+        signal_protocol_session_delete_session(sig.sc, &addr);
+    }
+    for (int i = 0; i < M.s.nbundles; i++) {
+        struct bundle *x = &M.s.bundles[i];
+        int r = wa_msg_session_from_bundle(sig.sc, sig.g, x->name, x->dev, &x->b);
+        if (r != 0)
+            log_warn("prekey bundle refused", LF_S("address", x->name), LF_I("device", x->dev),
+                     LF_I("code", r));
+    }
+    if (M.s.bundles)
+        OPENSSL_cleanse(M.s.bundles, (size_t)M.s.nbundles * sizeof *M.s.bundles);
+    free(M.s.bundles);
+    M.s.bundles = NULL;
+    M.s.nbundles = 0;
     encrypt_and_send();
 }
 
@@ -1068,7 +1201,8 @@ static void fetch_prekeys_or_send(void)
     for (int i = 0; i < M.s.ndevs; i++) {
         char name[96], dj[160];
         wa_msg_address_name(M.s.devs[i].user, M.s.devs[i].server, name, sizeof name);
-        if (wa_signal_store_has_session(sig.st, name, M.s.devs[i].dev))
+        /* A resend always starts a new session from a fresh bundle. */
+        if (!M.s.retry && wa_signal_store_has_session(sig.st, name, M.s.devs[i].dev))
             continue;
         dev_jid(&M.s.devs[i], dj, sizeof dj);
         wa_node *u = wa_node_new(a, "user");
@@ -1081,7 +1215,10 @@ static void fetch_prekeys_or_send(void)
     wa_node_add_child(a, iq, key);
     if (need == 0) {
         wa_arena_free(a);
-        encrypt_and_send();
+        if (M.busy)
+            M.s.deferred = 1; /* the device list came while a message commits: next_turn() goes on */
+        else
+            continue_send();
         return;
     }
     int r = wa_client_iq(M.c, a, iq, on_prekeys, (void *)(uintptr_t)M.s.gen);
@@ -1226,18 +1363,7 @@ static void start_job(struct send_job *jb)
     M.s.ndevs = 0;
     arm_timer();
     if (jb->retry) {
-        struct wa_signal sig;
-        if (wa_client_signal(M.c, &sig) < 0) {
-            send_done(WA_SEND_TRANSIENT, "no session store");
-            return;
-        }
-        /* The recipient lost our session: start a new one from a fresh bundle.
-         * Done here, in turn, so no message queued before it is encrypted on
-         * the new session ahead of it. */
-        char name[96];
-        wa_msg_address_name(jb->dev.user, jb->dev.server, name, sizeof name);
-        signal_protocol_address addr = {name, strlen(name), jb->dev.dev};
-        signal_protocol_session_delete_session(sig.sc, &addr);
+        /* The session with the device is replaced once the bundle is in (continue_send). */
         M.s.devs[0] = jb->dev;
         M.s.ndevs = 1;
         log_info("resending a message the recipient could not decrypt", LF_S("id", M.s.id), LF_I("count", M.s.retry));
@@ -1280,13 +1406,24 @@ static void pump(void)
     batch_flush();
     arm_timer();
     M.pumping = 0;
-    if (!send_preparing())
-        process_next(); /* incoming messages waiting for this turn */
+    process_next(); /* incoming messages waiting for this turn */
 }
 
-static int send_preparing(void)
+static int send_holds_store(void)
 {
-    return M.s.active || M.nbatch > 0;
+    return M.nbatch > 0 || M.s.deferred;
+}
+
+/* An incoming message's commit ended: a send whose answers came meanwhile
+ * goes first, then the sends waiting to start, then the next message (each
+ * side gets a turn while the other keeps coming). */
+static void next_turn(void)
+{
+    if (M.busy)
+        return;
+    if (M.s.active && M.s.deferred)
+        continue_send();
+    pump();
 }
 
 static void on_pump(evutil_socket_t fd, short what, void *arg)
@@ -1515,13 +1652,21 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
     }
     if (strcmp(n->tag, "message"))
         return 0;
-    /* <message>: one at a time, in order. */
+    /* <message>: in order, each committed before its receipt and ack. */
     if (M.qlen == MAX_QUEUE) {
-        log_warn("incoming queue full; the server will resend", LF_S("id", wa_node_attr_str(n, "id")));
+        /* Not reached while the pause below holds: a last resort. */
+        log_warn("incoming queue full; dropped, the server resends it after a reconnect",
+                 LF_S("id", wa_node_attr_str(n, "id")));
         return 0;
     }
     M.q[(M.qhead + M.qlen) % MAX_QUEUE] = (struct qitem){a, n};
     M.qlen++;
+    if (!M.paused && M.qlen >= QUEUE_PAUSE) {
+        M.paused = 1;
+        wa_client_pause(M.c, 1);
+        log_warn("incoming messages arrive faster than they are stored; reading paused",
+                 LF_I("queued", (long long)M.qlen));
+    }
     process_next();
     return 1;
 }
@@ -1538,10 +1683,15 @@ static void on_disconnect(void *arg)
 {
     (void)arg;
     M.connected = 0;
-    /* Queued stanzas (not the one being committed) are dropped: the server resends them. */
-    if (!M.busy)
-        while (M.qlen)
-            finish_item();
+    M.paused = 0; /* the next connection is read from the start */
+    /* Queued stanzas not in the batch being committed are dropped: the server resends them. */
+    size_t keep = M.busy ? (size_t)nb : 0;
+    while (M.qlen > keep) {
+        struct qitem *it = &M.q[(M.qhead + M.qlen - 1) % MAX_QUEUE];
+        wa_arena_free(it->a);
+        it->a = NULL;
+        M.qlen--;
+    }
     /* Device lists may change while we do not hear of it. */
     cache_clear();
     /* Every send held goes back to the outbox, to go again with its id on the

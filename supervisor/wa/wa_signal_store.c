@@ -53,6 +53,17 @@ struct tomb {
     char name[MAX_NAME];
 };
 
+/* How to undo the first change of a key since the mark: the entry as it was
+ * (existed, its bytes and dirty flag) or its absence. */
+struct undo {
+    uint8_t kind;
+    uint8_t existed, dirty;
+    int32_t device;
+    char name[MAX_NAME];
+    uint8_t *data;
+    size_t len;
+};
+
 struct wa_signal_store {
     char dir[4096];
     const struct wa_creds *creds;
@@ -72,9 +83,65 @@ struct wa_signal_store {
     size_t snap_size;  /* size of signal.bin */
     uint64_t identity_changes;
     signal_context *gctx;
+    /* wa_signal_store_mark(): changes since are recorded so they can be undone. */
+    int marked;
+    struct undo *u;
+    size_t nu, ucap;
+    size_t mark_nt, mark_nremoved;
+    int mark_changed;
+    uint64_t mark_identity_changes;
 };
 
 /* ---- entries ---- */
+
+static void undo_clear(struct wa_signal_store *st)
+{
+    for (size_t i = 0; i < st->nu; i++) {
+        OPENSSL_cleanse(st->u[i].data, st->u[i].len);
+        free(st->u[i].data);
+    }
+    st->nu = 0;
+}
+
+static void mark_here(struct wa_signal_store *st);
+
+/* Before the first change of a key since the mark: how to undo it. -1 (and
+ * the change must not happen) when out of memory. */
+static int remember(struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen, int32_t dev,
+                    const struct entry *x)
+{
+    if (!st->marked)
+        return 0;
+    for (size_t i = 0; i < st->nu; i++)
+        if (st->u[i].kind == kind && st->u[i].device == dev && strlen(st->u[i].name) == nlen &&
+            memcmp(st->u[i].name, name, nlen) == 0)
+            return 0;
+    if (st->nu == st->ucap) {
+        size_t c = st->ucap ? st->ucap * 2 : 16;
+        struct undo *nu = realloc(st->u, c * sizeof *nu);
+        if (!nu)
+            return -1;
+        st->u = nu;
+        st->ucap = c;
+    }
+    struct undo *u = &st->u[st->nu];
+    memset(u, 0, sizeof *u);
+    if (x) {
+        u->data = malloc(x->len ? x->len : 1);
+        if (!u->data)
+            return -1;
+        memcpy(u->data, x->data, x->len);
+        u->len = x->len;
+        u->existed = 1;
+        u->dirty = x->dirty;
+    }
+    u->kind = kind;
+    u->device = dev;
+    memcpy(u->name, name, nlen);
+    u->name[nlen] = '\0';
+    st->nu++;
+    return 0;
+}
 
 static void entries_clear(struct wa_signal_store *st)
 {
@@ -89,6 +156,8 @@ static void entries_clear(struct wa_signal_store *st)
     st->t = NULL;
     st->nt = st->tcap = 0;
     st->changed = 0;
+    undo_clear(st); /* what it would undo is gone */
+    st->marked = 0;
 }
 
 static struct entry *find(const struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen, int32_t dev)
@@ -107,11 +176,13 @@ static int put_entry(struct wa_signal_store *st, uint8_t kind, const char *name,
 {
     if (nlen == 0 || nlen >= MAX_NAME || memchr(name, '\0', nlen) || len > MAX_RECORD)
         return -1;
+    struct entry *x = find(st, kind, name, nlen, dev);
+    if (dirty && remember(st, kind, name, nlen, dev, x) < 0)
+        return -1;
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
         return -1;
     memcpy(copy, data, len);
-    struct entry *x = find(st, kind, name, nlen, dev);
     if (!x) {
         if (st->n == st->cap) {
             size_t c = st->cap ? st->cap * 2 : 16;
@@ -156,6 +227,8 @@ static void drop_entry(struct wa_signal_store *st, struct entry *x)
  * be pending: a batch lists its deletions before its puts, so the put wins. */
 static int delete_entry(struct wa_signal_store *st, struct entry *x)
 {
+    if (remember(st, x->kind, x->name, strlen(x->name), x->device, x) < 0)
+        return -1;
     int known = 0;
     for (size_t i = 0; i < st->nt && !known; i++)
         known = st->t[i].kind == x->kind && st->t[i].device == x->device && strcmp(st->t[i].name, x->name) == 0;
@@ -731,11 +804,70 @@ int wa_signal_store_flush(struct wa_signal_store *st, char *err, size_t errlen)
             st->e[i].dirty = 0;
         st->nt = 0;
         st->changed = 0;
+        if (st->marked)
+            mark_here(st); /* durable now: never undone */
         /* The changes are durable now; a failed compaction only delays it. */
         char cerr[4608]; /* room for the paths in its messages */
         if (st->log_valid > log_bound(st) && compact(st, cerr, sizeof cerr) < 0)
             log_warn("cannot compact the Signal journal; will retry", LF_S("error", cerr));
     }
+    return 0;
+}
+
+static void mark_here(struct wa_signal_store *st)
+{
+    undo_clear(st);
+    st->mark_nt = st->nt;
+    st->mark_nremoved = st->nremoved;
+    st->mark_changed = st->changed;
+    st->mark_identity_changes = st->identity_changes;
+}
+
+void wa_signal_store_mark(struct wa_signal_store *st)
+{
+    st->marked = 1;
+    mark_here(st);
+}
+
+void wa_signal_store_unmark(struct wa_signal_store *st)
+{
+    undo_clear(st);
+    st->marked = 0;
+}
+
+int wa_signal_store_rollback(struct wa_signal_store *st)
+{
+    if (!st->marked)
+        return -1;
+    for (size_t i = 0; i < st->nu; i++) {
+        struct undo *u = &st->u[i];
+        size_t nlen = strlen(u->name);
+        struct entry *x = find(st, u->kind, u->name, nlen, u->device);
+        if (!u->existed) {
+            if (x)
+                drop_entry(st, x);
+            continue;
+        }
+        if (!x) {
+            /* Deleted since the mark: back in its place (as it was, below). */
+            if (put_entry(st, u->kind, u->name, nlen, u->device, u->data, u->len, 0) < 0)
+                return -1; /* out of memory: the caller reloads */
+            x = find(st, u->kind, u->name, nlen, u->device);
+        }
+        OPENSSL_cleanse(x->data, x->len);
+        free(x->data);
+        x->data = u->data; /* the saved bytes move back */
+        x->len = u->len;
+        x->dirty = u->dirty;
+        u->data = NULL;
+        u->len = 0;
+    }
+    /* Tombs and used prekeys are only ever appended: those since the mark go. */
+    st->nt = st->mark_nt;
+    st->nremoved = st->mark_nremoved;
+    st->changed = st->mark_changed;
+    st->identity_changes = st->mark_identity_changes;
+    undo_clear(st);
     return 0;
 }
 
@@ -780,6 +912,7 @@ void wa_signal_store_free(struct wa_signal_store *st)
     if (!st)
         return;
     entries_clear(st);
+    free(st->u);
     if (st->log_fd >= 0)
         close(st->log_fd);
     OPENSSL_cleanse(st, sizeof *st);
@@ -924,8 +1057,9 @@ static int p_remove(uint32_t id, void *ud)
     if (!p_contains(id, ud))
         return 0;
     if (st->nremoved == MAX_PENDING) {
+        /* Under a mark nothing may become durable before its commit. */
         char err[200];
-        if (wa_signal_store_flush(st, err, sizeof err) < 0)
+        if (st->marked || wa_signal_store_flush(st, err, sizeof err) < 0)
             return SG_ERR_UNKNOWN;
     }
     st->removed[st->nremoved++] = id;

@@ -40,6 +40,16 @@ int wa_signal_store_flush(struct wa_signal_store *st, char *err, size_t errlen);
  * or -1 with err, after which flushes fail until a reload succeeds (the
  * files were not what they should be, so nothing replaces them). */
 int wa_signal_store_reload(struct wa_signal_store *st, char *err, size_t errlen);
+/* A savepoint in memory: from wa_signal_store_mark() on, every change is
+ * recorded so that wa_signal_store_rollback() can undo what changed since
+ * (sessions, identities, deletions, used prekeys), leaving earlier unflushed
+ * changes pending; a flush moves the mark to what it made durable. Marking
+ * again moves it; unmark stops recording. Rollback is -1 when there is no
+ * mark or memory ran out (then reload). Lets one message of several whose
+ * changes wait for a common flush be undone alone. */
+void wa_signal_store_mark(struct wa_signal_store *st);
+int wa_signal_store_rollback(struct wa_signal_store *st);
+void wa_signal_store_unmark(struct wa_signal_store *st);
 /* How many times a known contact's identity key changed (and was accepted). */
 uint64_t wa_signal_store_identity_changes(const struct wa_signal_store *st);
 size_t wa_signal_store_session_count(const struct wa_signal_store *st);

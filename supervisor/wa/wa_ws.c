@@ -31,6 +31,7 @@ struct wa_ws {
     int port, tls;
     char key_b64[32];
     size_t max_message;
+    int paused; /* wa_ws_pause(): no message is taken in */
     int depth;  /* >0 while inside our callbacks: freeing is deferred */
     int doomed; /* wa_ws_free() was called during a callback */
     int closed_reported;
@@ -132,7 +133,8 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     (void)flags;
     struct wa_ws *ws = user;
     struct evbuffer *in = bufferevent_get_input(ws->bev);
-    int n = evbuffer_remove(in, buf, len);
+    /* Paused: what wslay holds already may still come out, nothing more. */
+    int n = ws->paused ? 0 : evbuffer_remove(in, buf, len);
     if (n <= 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
@@ -179,7 +181,7 @@ static void pump(struct wa_ws *ws)
 {
     if (ws->st != WS_OPEN || ws->doomed)
         return;
-    if (wslay_event_recv(ws->ctx) != 0) {
+    if (!ws->paused && wslay_event_recv(ws->ctx) != 0) {
         fail(ws, "websocket protocol error");
         return;
     }
@@ -412,6 +414,22 @@ int wa_ws_send(struct wa_ws *ws, const uint8_t *data, size_t len)
         fail(ws, "websocket send failed");
     }
     return 0;
+}
+
+void wa_ws_pause(struct wa_ws *ws, int paused)
+{
+    if (!ws || ws->doomed || !ws->bev || ws->paused == !!paused)
+        return;
+    ws->paused = !!paused;
+    if (paused) {
+        bufferevent_disable(ws->bev, EV_READ);
+        return;
+    }
+    bufferevent_enable(ws->bev, EV_READ);
+    /* What arrived meanwhile is taken on the next turn of the loop, never
+     * inside the caller. */
+    if (ws->st == WS_OPEN)
+        bufferevent_trigger(ws->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 size_t wa_ws_pending(const struct wa_ws *ws)

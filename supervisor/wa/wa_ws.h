@@ -32,6 +32,10 @@ struct wa_ws *wa_ws_connect(struct event_base *base, struct evdns_base *dns, con
                             const struct wa_ws_callbacks *cb, void *arg, char *why, size_t whylen);
 /* Queues one binary message; -1 if the socket is not open. */
 int wa_ws_send(struct wa_ws *ws, const uint8_t *data, size_t len);
+/* paused: no more messages are taken in (the socket is not read, so TCP
+ * holds the sender back); writing goes on. Resuming takes what arrived
+ * meanwhile on a later turn of the loop. */
+void wa_ws_pause(struct wa_ws *ws, int paused);
 /* Bytes queued but not yet written to the socket. */
 size_t wa_ws_pending(const struct wa_ws *ws);
 /* Closes and frees; no callback runs after it. Safe inside a callback. */

@@ -11,7 +11,11 @@ baseline measured in the same run.
    fake WhatsApp server, the peer sending N texts at a steady rate, latency from
    the moment the fake server was about to encode and write the stanza to the
    moment the receiver (a process of its own) had the whole webhook request;
-   both read the wall clock (tests/bench/fake_wa_clock.mjs).
+   both read the wall clock (tests/bench/fake_wa_clock.mjs). A paced stream
+   from one peer, below one commit per database round trip, with nothing
+   being sent meanwhile: it cannot show receipts and acks falling behind a
+   faster stream or a send that waits for the server; bench_inbound.py
+   streams from Baileys clients as fast as they can.
 3. Send cost per message per device: the supervisor's CPU time (utime + stime
    from /proc) to send M texts through the API to the peer, against an
    unmodified Baileys client linked to the same fake server (a companion of

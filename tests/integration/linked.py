@@ -151,3 +151,60 @@ class SSE:
         except (OSError, AttributeError, ValueError) as e:
             self.err = repr(e)
             return
+
+
+class BaileysPeer:
+    """An unmodified Baileys client (tests/wa/lib/baileys_peer.mjs), linked as a
+    companion of account `phone` on the fake server, driven by JSON lines;
+    nice > 0 runs it at that lower priority."""
+
+    def __init__(self, wa, phone, nice=0):
+        import json
+        import os
+        import threading
+        from harness import ROOT
+        self.json = json
+        self.p = subprocess.Popen([*(["nice", "-n", str(nice)] if nice else []), "node",
+                                   os.path.join(ROOT, "tests/wa/lib/baileys_peer.mjs"), "--url", wa.url,
+                                   "--version", wa.version, "--control", wa.control, "--phone", phone],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True, start_new_session=True)
+        self.lines = []
+
+        def read():
+            for line in self.p.stdout:
+                if line.startswith("{"):
+                    try:
+                        self.lines.append(json.loads(line))
+                    except ValueError:
+                        pass
+        threading.Thread(target=read, daemon=True).start()
+
+    def ready(self, timeout=60):
+        """True once logged in."""
+        wait(lambda: [x for x in self.lines if "ready" in x or "error" in x], timeout)
+        return any("ready" in x for x in self.lines)
+
+    def start(self, cmd):
+        """Sends one command; the mark to pass to result()."""
+        n = len(self.lines)
+        self.p.stdin.write(self.json.dumps(cmd) + "\n")
+        self.p.stdin.flush()
+        return n
+
+    def result(self, key, mark, timeout=60):
+        """The first line after mark holding key (or an error), or None."""
+        got = wait(lambda: [x for x in self.lines[mark:] if key in x or "error" in x], timeout)
+        return got[0] if got else None
+
+    def stream(self, **kw):
+        """{"op":"stream", ...} and its result: the ids sent, or None."""
+        r = self.result("streamed", self.start(dict(op="stream", **kw)), kw.get("seconds", 60) + 120)
+        return r["streamed"]["ids"] if r and "streamed" in r else None
+
+    def quit(self):
+        try:
+            self.start({"op": "quit"})
+            self.p.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.p.kill()

@@ -234,6 +234,7 @@ int main(void)
     if (!mkdtemp(base))
         return 1;
     struct party a, b;
+    char sd0[300];
     T_CHECK(party_new(&a, base, "alice", 5) == 0, "alice store opens on a fresh directory");
     T_CHECK(party_new(&b, base, "bob", 3) == 0, "bob store opens on a fresh directory");
     T_EQ_INT(wa_signal_store_session_count(a.st), 0, "no sessions at first");
@@ -315,6 +316,93 @@ int main(void)
     T_EQ_INT(roundtrip(&c, "15550002", &a, "15550001", "again", NULL), 0, "and later messages too");
     T_EQ_INT((int)wa_signal_store_identity_changes(a.st), 1, "the new key is now the known one");
     T_EQ_INT(wa_signal_store_reload(a.st, err, sizeof err), 0, "reload drops unflushed changes");
+
+    /* ---- Savepoints: one message's changes undone alone, those before it
+     * kept for the common flush. */
+    T_EQ_INT(wa_signal_store_flush(a.st, err, sizeof err), 0, "alice starts from a flushed state");
+    uint8_t *e[3];
+    size_t el[3];
+    int et[3];
+    for (int i = 0; i < 3; i++) {
+        char txt[16];
+        snprintf(txt, sizeof txt, "batch %d", i);
+        wa_msg_pad((const uint8_t *)txt, strlen(txt), &pd, &pl);
+        T_EQ_INT(wa_msg_encrypt(b.sc, b.g, "15550001", 0, pd, pl, &et[i], &e[i], &el[i]), 0, "bob encrypts");
+        free(pd);
+    }
+    T_EQ_INT(wa_signal_store_rollback(a.st), -1, "no rollback without a mark");
+    wa_signal_store_mark(a.st);
+    T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, et[0], e[0], el[0], &pt, &tl), 0, "message 1 decrypts");
+    free(pt);
+    wa_signal_store_mark(a.st); /* message 1 is kept */
+    T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, et[1], e[1], el[1], &pt, &tl), 0, "message 2 decrypts");
+    free(pt);
+    T_EQ_INT(wa_signal_store_rollback(a.st), 0, "message 2 rolled back");
+    T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, et[1], e[1], el[1], &pt, &tl), 0,
+             "message 2 decrypts again after its rollback");
+    free(pt);
+    wa_signal_store_mark(a.st);
+    T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, et[2], e[2], el[2], &pt, &tl), 0, "message 3 decrypts");
+    free(pt);
+    T_EQ_INT(wa_signal_store_rollback(a.st), 0, "message 3 rolled back");
+    /* A pkmsg from a reinstalled contact: identity changed, a prekey used, the
+     * session replaced; all of it undone. */
+    size_t npk0 = a.npk;
+    uint64_t ic0 = wa_signal_store_identity_changes(a.st);
+    wa_signal_store_mark(a.st);
+    T_EQ_INT(roundtrip(&c, "15550002", &a, "15550001", "reinstalled once more", &type), 0,
+             "a pkmsg under a changed identity decrypts");
+    T_EQ_INT(type, WA_ENC_PKMSG, "it was a pkmsg");
+    T_CHECK(wa_signal_store_identity_changes(a.st) == ic0 + 1, "the identity change is counted");
+    T_EQ_INT(wa_signal_store_rollback(a.st), 0, "and rolled back");
+    T_CHECK(wa_signal_store_identity_changes(a.st) == ic0, "the count too");
+    wa_signal_store_unmark(a.st);
+    T_EQ_INT(wa_signal_store_flush(a.st, err, sizeof err), 0, "alice flushes what was kept");
+    T_EQ_INT(a.npk, npk0, "the rolled-back pkmsg's prekey is still there");
+    T_CHECK(disk_matches(a.st, &a), "disk holds what memory holds");
+    T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, et[0], e[0], el[0], &pt, &tl), SG_ERR_DUPLICATE_MESSAGE,
+             "message 1 was kept");
+    T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, et[1], e[1], el[1], &pt, &tl), SG_ERR_DUPLICATE_MESSAGE,
+             "message 2, decrypted again, was kept");
+    T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, et[2], e[2], el[2], &pt, &tl), 0,
+             "message 3 was not: it decrypts now");
+    free(pt);
+    T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "bob's session survived", &type), 0,
+             "bob's session is alice's again (the reinstall undone)");
+    T_EQ_INT(type, WA_ENC_MSG, "a msg, on the old session");
+    for (int i = 0; i < 3; i++)
+        free(e[i]);
+    T_EQ_INT(wa_signal_store_flush(a.st, err, sizeof err), 0, "flush");
+    /* Synthetic: puts, a delete and a re-put since the mark all undone; a
+     * change pending from before the mark stays pending. */
+    snprintf(sd0, sizeof sd0, "%s/savepoint", base);
+    struct wa_signal_store *sp = syn_open(sd0, &a.creds, err, sizeof err);
+    T_CHECK(sp != NULL, "a store for savepoints");
+    syn_put(sp, "k1", 0, '1', 50);
+    syn_put(sp, "k2", 0, '2', 50);
+    T_EQ_INT(wa_signal_store_flush(sp, err, sizeof err), 0, "k1, k2 flushed");
+    syn_put(sp, "k3", 0, '3', 50);
+    wa_signal_store_mark(sp);
+    syn_put(sp, "k1", 0, 'a', 60);
+    syn_del(sp, "k2");
+    syn_put(sp, "k4", 0, '4', 50);
+    syn_put(sp, "k1", 0, 'b', 70);
+    syn_del(sp, "k3");
+    T_EQ_INT(wa_signal_store_rollback(sp), 0, "rollback");
+    T_CHECK(syn_get(sp, "k1") == '1' && syn_get(sp, "k2") == '2' && syn_get(sp, "k3") == '3' &&
+                syn_get(sp, "k4") == 0,
+            "every key as at the mark");
+    T_CHECK(wa_signal_store_dirty(sp) && find(sp, K_SESSION, "k3", 2, 0)->dirty &&
+                !find(sp, K_SESSION, "k1", 2, 0)->dirty,
+            "k3 still pending, k1 clean again");
+    syn_put(sp, "k5", 0, '5', 50);
+    T_EQ_INT(wa_signal_store_flush(sp, err, sizeof err), 0, "flush under the mark");
+    syn_put(sp, "k5", 0, '6', 50);
+    T_EQ_INT(wa_signal_store_rollback(sp), 0, "rollback after a flush");
+    T_CHECK(syn_get(sp, "k5") == '5', "goes back to what was flushed, not past it");
+    wa_signal_store_unmark(sp);
+    T_CHECK(disk_matches(sp, &a), "disk matches memory");
+    wa_signal_store_free(sp);
 
     /* ---- The journal, with real sessions: a flush appends one small batch
      * and leaves signal.bin alone; a reopen replays it. */

@@ -7,6 +7,11 @@
 //   {"op":"edit","to":"<jid>","target":"<id>","text":"…"}                 → {"sent":"<id>"}  (our own message)
 //   {"op":"revoke","to":"<jid>","target":"<id>"}                          → {"sent":"<id>"}  (our own message)
 //   {"op":"read","jid":"<jid>","id":"…","participant"?:…} → {"read":"<id>"}
+//   {"op":"stream","to":"<jid>","count"?:N,"seconds"?:S,"rate"?:R,"prefix"?:"…"}
+//       texts one after the other (each sendMessage awaited), R per second (0 or absent: as fast
+//       as it can), until N are sent or S seconds have passed; ids to the fake server's deliveries
+//       as they go  → {"streamed":{"ids":[…],"wallMs":N,"cpuUs":N}} (cpuUs: this process's
+//       user+system time over the stream)
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
 //   {"error":"…"}
@@ -76,6 +81,25 @@ rl.on('line', async (line) => {
         } else if (cmd.op === 'read') {
             await sock.readMessages([{ remoteJid: cmd.jid, id: cmd.id, fromMe: false, participant: cmd.participant }]);
             out({ read: cmd.id });
+        } else if (cmd.op === 'stream') {
+            const rate = Number(cmd.rate || 0), count = cmd.count ?? Infinity, ms = (cmd.seconds ?? Infinity) * 1000;
+            const ids = [], pending = [];
+            const cpu0 = process.cpuUsage(), t0 = performance.now();
+            while (ids.length < count && performance.now() - t0 < ms) {
+                if (rate > 0) {
+                    const due = t0 + (ids.length * 1000) / rate - performance.now();
+                    if (due > 0) await new Promise((r) => setTimeout(r, due));
+                }
+                const p = sock.sendMessage(cmd.to, { text: `${cmd.prefix ?? 'stream'} ${ids.length}` });
+                if (cmd.overlap) {
+                    ids.push(null);
+                    const k = ids.length - 1;
+                    pending.push(p.then((m) => (ids[k] = m.key.id)));
+                } else ids.push((await p).key.id);
+            }
+            await Promise.all(pending);
+            const cpu = process.cpuUsage(cpu0);
+            out({ streamed: { ids, wallMs: performance.now() - t0, cpuUs: cpu.user + cpu.system } });
         } else if (cmd.op === 'quit') {
             await c.end();
             process.exit(0);

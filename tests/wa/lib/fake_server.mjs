@@ -61,9 +61,14 @@
 //   POST /prekeys-low  {count, conn?} drop server prekeys to count and send
 //                                     <notification type=encrypt><count value=count/>
 //   POST /device/remove {jid}         remove a paired device (device_removed if connected)
-//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?, peerAutoReceipt?, ackDelayMs?}
+//   POST /config       {version?, qrFirstMs?, qrNextMs?, qrRefs?, silent?, pkiDefect?, peerAutoReceipt?, ackDelayMs?,
+//                       usyncDelayMs?, logNodes?, decryptCopies?}
 //                                     ackDelayMs: the <ack class=message> for a companion's message to a peer
-//                                     goes out that much later (unsent if the connection closes first)
+//                                     goes out that much later (unsent if the connection closes first);
+//                                     usyncDelayMs: the answer to a device-list query (usync) likewise;
+//                                     logNodes: false keeps no send/recv events in the log (they are still
+//                                     emitted and stamped), for long streams; decryptCopies: false leaves
+//                                     the copies of a companion's message for the phones undecrypted
 //   ── messaging: other accounts, "peers" (lib/fake_peer.mjs, libsignal), one device each:
 //      15550009999 "Peer" (the default) and 15550008888 "Peer Two" ──
 //   The server answers <iq xmlns=usync> (devices of the peer and of the phone's
@@ -93,6 +98,12 @@
 //   (paired with /phone/scan {phone}) get their copies relayed as <message from=user:dev>,
 //   their receipts relayed to the sending companion; the sender's own phone gets a
 //   deviceSentMessage, checked (event phone.dsm).
+//   POST /stamps/start                from now on, time each <message> written to a companion and
+//                                     that companion's <receipt> and <ack> for it (a fresh record)
+//   GET  /stamps                      → {stamps:[{conn, id, deliver, deliverSeq, receipt?, receiptSeq?,
+//                                     ack?, ackSeq?}]}: wall-clock ms since the epoch (µs precision),
+//                                     taken as the stanza was about to be written / had been read;
+//                                     seq numbers order them against each other and the event log
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -141,6 +152,7 @@ const isBytes = (c) => c instanceof Uint8Array;
 const kids = (n) => (Array.isArray(n?.content) ? n.content : []);
 const kid = (n, tag) => kids(n).find((c) => c.tag === tag);
 const hex = (b) => Buffer.from(b).toString('hex');
+const wallMs = () => performance.timeOrigin + performance.now();
 
 /** A node as plain JSON: bytes become {hex}. */
 export function nodeToJson(n) {
@@ -811,9 +823,12 @@ class Conn {
             out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content });
         }
         this.log('usync', { users: users.map((x) => x.attrs.jid) });
-        this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
+        const answer = () => this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
             { tag: 'list', attrs: {}, content: out }
         ] }]);
+        const delay = this.server.config.usyncDelayMs ?? 0;
+        if (delay > 0) this.timer(answer, delay);
+        else answer();
     }
 
     /** <usync context=interactive><query><contact/></query><list><user><contact>+digits</contact></user>…: which
@@ -983,6 +998,8 @@ class Conn {
             if (c) c.sendAcked(node);
             this.log('message.relay', { id, to: d.jid, type: e.type, online: !!c });
         }
+        // decryptCopies false: the copies for the phones are relayed, not decrypted (load tests).
+        if (this.server.config.decryptCopies === false) return;
         const primaryOf = (u) => this.server.peers.get(u);
         const sender = me.user;
         // Our own phone (device 0 of the sender's account) gets a deviceSentMessage: check it.
@@ -1435,11 +1452,35 @@ export class FakeWhatsAppServer extends EventEmitter {
 
     log(conn, kind, data = {}) {
         const ev = { ...data, seq: ++this.seq, t: Date.now() - this.t0, conn, kind };
+        if (this.stamps && (kind === 'send' || kind === 'recv') && data.node) this.stamp(conn, kind, data.node, ev.seq);
+        // logNodes false: every stanza's JSON is not kept (long streams would fill the heap with them).
+        if (this.config.logNodes === false && (kind === 'send' || kind === 'recv')) {
+            this.emit('event', ev);
+            return ev;
+        }
         this.events.push(ev);
         if (this.events.length > 50000) this.events.splice(0, 10000);
         if (this.config.logStream) this.config.logStream.write(JSON.stringify(ev) + '\n');
         this.emit('event', ev);
         return ev;
+    }
+
+    /** Stamps (POST /stamps/start): for each <message> written to a connection, the wall time
+     * (ms since the epoch, µs precision) and event seq when it was about to be encoded and written,
+     * and when that connection's first <receipt> and <ack> with its id had been read and decoded.
+     * Kept apart from the event log, which is capped, so long streams can be measured. */
+    stamp(conn, kind, node, seq) {
+        const id = node.attrs?.id;
+        if (id == null) return;
+        const key = `${conn} ${id}`;
+        if (kind === 'send') {
+            if (node.tag === 'message' && !this.stamps.has(key)) this.stamps.set(key, { conn, id, deliver: wallMs(), deliverSeq: seq });
+            return;
+        }
+        const s = this.stamps.get(key);
+        if (!s) return;
+        if (node.tag === 'receipt' && s.receipt == null) Object.assign(s, { receipt: wallMs(), receiptSeq: seq });
+        else if (node.tag === 'ack' && node.attrs.class === 'message' && s.ack == null) Object.assign(s, { ack: wallMs(), ackSeq: seq });
     }
 
     eventsSince(seq = 0, kind = null) {
@@ -1774,7 +1815,7 @@ export class FakeWhatsAppServer extends EventEmitter {
     }
 
     setConfig(patch) {
-        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload', 'ackDelayMs'];
+        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload', 'ackDelayMs', 'usyncDelayMs', 'logNodes', 'decryptCopies'];
         for (const [k, v] of Object.entries(patch)) {
             if (!allowed.includes(k)) throw new Error(`unknown config key ${k}`);
             this.config[k] = v;
@@ -1933,6 +1974,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
         'POST /peer/devices-notify': (q, b) => server.peerDevicesNotify(b.from ?? null),
         'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
+        'POST /stamps/start': () => ((server.stamps = new Map()), { ok: true }),
+        'GET /stamps': () => ({ stamps: [...(server.stamps?.values() ?? [])] }),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
     const ctl = http.createServer(async (req, res) => {
