@@ -393,10 +393,13 @@ def worker_kills():
     results = []  # (key, text, to, status, json)
     lock = threading.Lock()
     kills = 0
+    killed = set()
     for rnd in range(rounds):
         # A worker past the young-crash window (5 s): its respawn is immediate.
+        # (Not one killed already: the table may list it until its exit is reaped.)
         victim = wait(lambda: [w["pid"] for w in srv.status().get("workers", [])
-                               if w["state"] == "ready" and w["uptime_s"] >= 5.2], timeout=30, step=0.1)
+                               if w["state"] == "ready" and w["uptime_s"] >= 5.2 and w["pid"] not in killed],
+                      timeout=30, step=0.1)
         go = threading.Barrier(par + 1)
 
         def client(j, rnd=rnd, go=go):
@@ -416,7 +419,9 @@ def worker_kills():
         time.sleep(random.uniform(0.005, 0.06))
         if victim:
             try:
-                os.kill(random.choice(victim), signal.SIGKILL)
+                pid = random.choice(victim)
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
                 kills += 1
             except ProcessLookupError:
                 pass
