@@ -21,6 +21,7 @@ struct pgc {
     void *ctx;
     /* The statement being prepared, then run: its text and parameters. */
     const char *sql;
+    int multi; /* sql holds ';' */
     int nparams;
     char **params;
     char **prep; /* texts prepared on this connection, named "s<index>" */
@@ -342,7 +343,7 @@ static int send_exec(struct pgc *c, int named)
         if (c->prep[i] == c->sql || !strcmp(c->prep[i], c->sql))
             idx = i;
     int ok;
-    if (idx < 0 && c->nparams == 0 && strchr(c->sql, ';')) {
+    if (idx < 0 && c->nparams == 0 && c->multi) {
         /* Several statements: only the simple protocol takes them. */
         ok = PQsendQuery(c->pg, c->sql);
     } else if (idx >= 0) {
@@ -377,8 +378,9 @@ int pgc_send(struct pgc *c, const char *sql, int nparams, const char *const *par
     }
     /* cb is set once the statement is out: a failure to send does not run it. */
     c->sql = sql;
+    c->multi = strchr(sql, ';') != NULL; /* several statements: never prepared */
     c->cb = NULL;
-    int can_prepare = prepare && c->o.max_prepared > 0 && !strchr(sql, ';');
+    int can_prepare = prepare && c->o.max_prepared > 0 && !c->multi;
     int known = 0;
     for (int i = 0; can_prepare && i < c->nprep && !known; i++)
         known = c->prep[i] == sql || !strcmp(c->prep[i], sql);

@@ -35,6 +35,7 @@ struct pgpool {
     unsigned nwait;
     void *tick, *kick;
     int started; /* connections beyond the first exist (lazy) */
+    int kicked;  /* the kick timer is armed */
     int outage;  /* an outage was logged and is not over */
     int shutdown;
 };
@@ -166,7 +167,9 @@ static void dispatch(struct pgpool *p)
 
 static void on_kick(void *arg)
 {
-    dispatch(arg);
+    struct pgpool *p = arg;
+    p->kicked = 0;
+    dispatch(p);
 }
 
 static void on_tick(void *arg)
@@ -288,7 +291,10 @@ struct pgq *pgpool_query(struct pgpool *p, const char *sql, int nparams, const c
     p->tail = q;
     p->nwait++;
     /* Started from the loop: a callback never runs before its caller has the handle. */
-    p->loop.timer_start(p->kick, 0);
+    if (!p->kicked) {
+        p->kicked = 1;
+        p->loop.timer_start(p->kick, 0);
+    }
     return q;
 }
 
