@@ -5,20 +5,21 @@
 
 #include "common/json.h"
 
-/* The permissions by name, in the order lists and scopes are written. */
+/* The permissions by name ("resource:action"), in the order lists and
+ * scopes are written. */
 static const struct {
     enum perm p;
-    const char *resource, *action;
+    const char *name;
 } perms[] = {
-    {P_SESSION_READ, "session", "read"},     {P_SESSION_CONTROL, "session", "control"},
-    {P_MESSAGES_READ, "messages", "read"},   {P_MESSAGES_SEND, "messages", "send"},
-    {P_CHATS_READ, "chats", "read"},         {P_CONTACTS_READ, "contacts", "read"},
-    {P_MEDIA_READ, "media", "read"},         {P_MEDIA_WRITE, "media", "write"},
-    {P_GROUPS_READ, "groups", "read"},       {P_GROUPS_WRITE, "groups", "write"},
-    {P_EVENTS_READ, "events", "read"},       {P_WEBHOOKS_READ, "webhooks", "read"},
-    {P_WEBHOOKS_WRITE, "webhooks", "write"}, {P_USERS_READ, "users", "read"},
-    {P_USERS_WRITE, "users", "write"},       {P_KEYS_READ, "keys", "read"},
-    {P_KEYS_WRITE, "keys", "write"},         {P_AUDIT_READ, "audit", "read"},
+    {P_SESSION_READ, "session:read"},     {P_SESSION_CONTROL, "session:control"},
+    {P_MESSAGES_READ, "messages:read"},   {P_MESSAGES_SEND, "messages:send"},
+    {P_CHATS_READ, "chats:read"},         {P_CONTACTS_READ, "contacts:read"},
+    {P_MEDIA_READ, "media:read"},         {P_MEDIA_WRITE, "media:write"},
+    {P_GROUPS_READ, "groups:read"},       {P_GROUPS_WRITE, "groups:write"},
+    {P_EVENTS_READ, "events:read"},       {P_WEBHOOKS_READ, "webhooks:read"},
+    {P_WEBHOOKS_WRITE, "webhooks:write"}, {P_USERS_READ, "users:read"},
+    {P_USERS_WRITE, "users:write"},       {P_KEYS_READ, "keys:read"},
+    {P_KEYS_WRITE, "keys:write"},         {P_AUDIT_READ, "audit:read"},
 };
 #define NPERMS (sizeof perms / sizeof perms[0])
 
@@ -72,28 +73,33 @@ perm_mask authz_role_perms(enum role r)
     }
 }
 
+/* The resource part of a name: its length. */
+static size_t resource_len(const char *name)
+{
+    return (size_t)(strchr(name, ':') - name);
+}
+
 const char *authz_perm_name(enum perm p)
 {
-    static char names[PERM_COUNT][32];
     if (p == PERM_PUBLIC)
         return "public";
     if (p == PERM_SIGNED_IN)
         return "signed-in";
     for (size_t i = 0; i < NPERMS; i++)
-        if (perms[i].p == p) {
-            if (!names[p][0])
-                snprintf(names[p], sizeof names[p], "%s:%s", perms[i].resource, perms[i].action);
-            return names[p];
-        }
+        if (perms[i].p == p)
+            return perms[i].name;
     return NULL;
 }
 
 enum perm authz_perm_by_name(const char *resource, size_t rlen, const char *action, size_t alen)
 {
-    for (size_t i = 0; i < NPERMS; i++)
-        if (strlen(perms[i].resource) == rlen && !memcmp(perms[i].resource, resource, rlen) &&
-            strlen(perms[i].action) == alen && !memcmp(perms[i].action, action, alen))
+    for (size_t i = 0; i < NPERMS; i++) {
+        const char *n = perms[i].name;
+        size_t nr = resource_len(n);
+        if (nr == rlen && !memcmp(n, resource, rlen) && strlen(n + nr + 1) == alen &&
+            !memcmp(n + nr + 1, action, alen))
             return perms[i].p;
+    }
     return PERM_UNSET;
 }
 
@@ -152,22 +158,58 @@ perm_mask authz_key_perms(enum role owner, int has_scopes, perm_mask scopes)
     return has_scopes ? scopes & role : role;
 }
 
+/* type (tlen bytes, not terminated) is exactly name / begins with prefix. */
+static int is(const char *type, size_t tlen, const char *name)
+{
+    return tlen == strlen(name) && !memcmp(type, name, tlen);
+}
+
+static int begins(const char *type, size_t tlen, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return tlen >= n && !memcmp(type, prefix, n);
+}
+
+enum perm authz_event_perm(const char *type, size_t tlen)
+{
+    if (begins(type, tlen, "audit."))
+        return P_AUDIT_READ;
+    if (is(type, tlen, "session.qr"))
+        return P_SESSION_CONTROL;
+    if (begins(type, tlen, "session."))
+        return P_SESSION_READ;
+    if (begins(type, tlen, "message."))
+        return P_MESSAGES_READ;
+    return P_EVENTS_READ;
+}
+
+enum authz_change authz_access_change(const char *type, size_t tlen)
+{
+    if (is(type, tlen, "audit.user.role_changed") || is(type, tlen, "audit.user.deleted"))
+        return AUTHZ_USER_CHANGED;
+    if (is(type, tlen, "audit.apikey.revoked"))
+        return AUTHZ_KEY_CHANGED;
+    return AUTHZ_NO_CHANGE;
+}
+
 void authz_scopes_json(struct sbuf *b, perm_mask m)
 {
     sbuf_addc(b, '{');
-    const char *open = NULL;
+    const char *open = NULL; /* the name whose resource is open */
     for (size_t i = 0; i < NPERMS; i++) {
         if (!(m & PERM_BIT(perms[i].p)))
             continue;
-        if (!open || strcmp(open, perms[i].resource)) {
+        const char *n = perms[i].name;
+        size_t nr = resource_len(n);
+        if (!open || resource_len(open) != nr || memcmp(open, n, nr)) {
             if (open)
                 sbuf_adds(b, "],");
-            sbuf_addf(b, "\"%s\":[", perms[i].resource);
-            open = perms[i].resource;
+            sbuf_addf(b, "\"%.*s\":[", (int)nr, n);
+            open = n;
         } else {
             sbuf_addc(b, ',');
         }
-        sbuf_addf(b, "\"%s\"", perms[i].action);
+        sbuf_addf(b, "\"%s\"", n + nr + 1);
     }
     if (open)
         sbuf_addc(b, ']');
@@ -180,7 +222,7 @@ void authz_perms_list_json(struct sbuf *b, perm_mask m)
     int first = 1;
     for (size_t i = 0; i < NPERMS; i++)
         if (m & PERM_BIT(perms[i].p)) {
-            sbuf_addf(b, "%s\"%s:%s\"", first ? "" : ",", perms[i].resource, perms[i].action);
+            sbuf_addf(b, "%s\"%s\"", first ? "" : ",", perms[i].name);
             first = 0;
         }
     sbuf_addc(b, ']');

@@ -75,6 +75,15 @@ int authz_scopes_of(yajl_val obj, int strict, perm_mask *out, char *bad, size_t 
 /* What a key may do: its scopes (or its owner's role when it has none),
  * never more than its owner's role now. */
 perm_mask authz_key_perms(enum role owner, int has_scopes, perm_mask scopes);
+/* The permission needed to see an event of this type on a live stream:
+ * audit.* needs audit:read, session.qr session:control (it links a phone),
+ * session.* session:read, message.* messages:read, the rest events:read. */
+enum perm authz_event_perm(const char *type, size_t tlen);
+/* Whose access an audit event changes: its target is a user (role changed,
+ * user deleted) or an API key (revoked); AUTHZ_NO_CHANGE otherwise. */
+enum authz_change { AUTHZ_NO_CHANGE, AUTHZ_USER_CHANGED, AUTHZ_KEY_CHANGED };
+enum authz_change authz_access_change(const char *type, size_t tlen);
+
 /* {"resource":["action",...],...} in the table's order. */
 void authz_scopes_json(struct sbuf *b, perm_mask m);
 /* ["resource:action",...] */

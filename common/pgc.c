@@ -21,7 +21,6 @@ struct pgc {
     void *ctx;
     /* The statement being prepared, then run: its text and parameters. */
     const char *sql;
-    int multi; /* sql holds ';' */
     int nparams;
     char **params;
     char **prep; /* texts prepared on this connection, named "s<index>" */
@@ -34,7 +33,7 @@ struct pgc {
     char err[256];
 };
 
-/* ---- callbacks that may free c: call through these, then check gone() */
+/* ---- callbacks may free c: they run between enter() and leave() */
 
 static void enter(struct pgc *c)
 {
@@ -111,8 +110,6 @@ static int want(struct pgc *c, int r, int w)
 
 static void connect_now(struct pgc *c);
 
-/* The connection is gone (or never came): the statement in flight gets the
- * error, then the owner; then reconnection is scheduled. */
 /* Closes the libpq side: socket watch, connection, partial result, the
  * statements prepared on it, the statement under way. */
 static void close_pg(struct pgc *c)
@@ -128,6 +125,8 @@ static void close_pg(struct pgc *c)
     free_params(c);
 }
 
+/* The connection is gone (or never came): the statement in flight gets the
+ * error, then the owner; then reconnection is scheduled. */
 static void go_down(struct pgc *c, const char *why)
 {
     set_err(c, why);
@@ -242,7 +241,8 @@ static void on_timer(void *arg)
     }
 }
 
-static int send_exec(struct pgc *c, int named);
+static int send_exec(struct pgc *c, int idx, int multi);
+static void restart(struct pgc *c, const char *why);
 
 /* The statement (or the set-up, or a prepare) has all its results. */
 static void finish(struct pgc *c)
@@ -270,7 +270,7 @@ static void finish(struct pgc *c)
         else
             free(c->prep[c->nprep]);
         PQclear(res);
-        send_exec(c, ok);
+        send_exec(c, ok ? c->nprep - 1 : -1, 0);
         return;
     }
     c->st = S_IDLE;
@@ -288,7 +288,7 @@ static void finish(struct pgc *c)
     if (leave(c))
         return;
     if (c->stale && c->st == S_IDLE)
-        pgc_restart(c, "a prepared statement is outdated by a schema change");
+        restart(c, "a prepared statement is outdated by a schema change");
 }
 
 static void on_io(void *arg, int readable, int writable)
@@ -334,22 +334,18 @@ static void on_io(void *arg, int readable, int writable)
         go_down(c, PQerrorMessage(c->pg));
 }
 
-/* Sends the current statement: by name when prepared (index), else as
- * text. 0, or -1 when the connection went down. */
-static int send_exec(struct pgc *c, int named)
+/* Sends the current statement: by name when prepared (idx >= 0), else as
+ * text (several statements through the simple protocol, which alone takes
+ * them). 0, or -1 when the connection went down. */
+static int send_exec(struct pgc *c, int idx, int multi)
 {
-    int idx = -1;
-    for (int i = 0; named && i < c->nprep && idx < 0; i++)
-        if (c->prep[i] == c->sql || !strcmp(c->prep[i], c->sql))
-            idx = i;
     int ok;
-    if (idx < 0 && c->nparams == 0 && c->multi) {
-        /* Several statements: only the simple protocol takes them. */
-        ok = PQsendQuery(c->pg, c->sql);
-    } else if (idx >= 0) {
+    if (idx >= 0) {
         char name[16];
         snprintf(name, sizeof name, "s%d", idx);
         ok = PQsendQueryPrepared(c->pg, name, c->nparams, (const char *const *)c->params, NULL, NULL, 0);
+    } else if (multi && c->nparams == 0) {
+        ok = PQsendQuery(c->pg, c->sql);
     } else {
         ok =
             PQsendQueryParams(c->pg, c->sql, c->nparams, NULL, (const char *const *)c->params, NULL, NULL, 0);
@@ -378,13 +374,13 @@ int pgc_send(struct pgc *c, const char *sql, int nparams, const char *const *par
     }
     /* cb is set once the statement is out: a failure to send does not run it. */
     c->sql = sql;
-    c->multi = strchr(sql, ';') != NULL; /* several statements: never prepared */
     c->cb = NULL;
-    int can_prepare = prepare && c->o.max_prepared > 0 && !c->multi;
-    int known = 0;
-    for (int i = 0; can_prepare && i < c->nprep && !known; i++)
-        known = c->prep[i] == sql || !strcmp(c->prep[i], sql);
-    if (can_prepare && !known && c->nprep < c->o.max_prepared && (c->prep[c->nprep] = strdup(sql))) {
+    int multi = strchr(sql, ';') != NULL; /* several statements: never prepared */
+    int can_prepare = prepare && c->o.max_prepared > 0 && !multi, idx = -1;
+    for (int i = 0; can_prepare && i < c->nprep && idx < 0; i++)
+        if (c->prep[i] == sql || !strcmp(c->prep[i], sql))
+            idx = i;
+    if (can_prepare && idx < 0 && c->nprep < c->o.max_prepared && (c->prep[c->nprep] = strdup(sql))) {
         char name[16];
         snprintf(name, sizeof name, "s%d", c->nprep);
         if (!PQsendPrepare(c->pg, name, sql, nparams, NULL)) {
@@ -395,7 +391,7 @@ int pgc_send(struct pgc *c, const char *sql, int nparams, const char *const *par
         c->st = S_PREPARING;
         if (flush(c) < 0)
             return -1;
-    } else if (send_exec(c, can_prepare) < 0) {
+    } else if (send_exec(c, idx, multi) < 0) {
         return -1;
     }
     c->cb = cb;
@@ -403,26 +399,15 @@ int pgc_send(struct pgc *c, const char *sql, int nparams, const char *const *par
     return 0;
 }
 
-void pgc_forget(struct pgc *c)
-{
-    c->cb = NULL;
-}
-
-void pgc_restart(struct pgc *c, const char *why)
+/* Ends the connection now and, since nothing is wrong with the server,
+ * connects again at once. */
+static void restart(struct pgc *c, const char *why)
 {
     if (c->st == S_DOWN)
         return;
-    c->backoff_ms = 0; /* nothing is wrong with the server: at once */
+    c->backoff_ms = 0;
     go_down(c, why);
     c->backoff_ms = c->o.backoff_min_ms;
-}
-
-void pgc_retry_now(struct pgc *c)
-{
-    if (c->st == S_DOWN && !c->freed) {
-        c->starting = 1;
-        c->loop.timer_start(c->timer, 0);
-    }
 }
 
 struct pgc *pgc_new(const struct pgc_loop *loop, const struct pgc_opts *o)

@@ -83,13 +83,6 @@ int pgc_down(const struct pgc *c); /* neither up nor connecting (waiting to retr
  * failed (then the connection goes down; cb does not run). */
 int pgc_send(struct pgc *c, const char *sql, int nparams, const char *const *params, int prepare,
              pgc_result_cb cb, void *ctx);
-/* Drops the statement's callback: its result is read and discarded. */
-void pgc_forget(struct pgc *c);
-/* Ends the connection now (as if lost, why in on_down) and, when it
- * reconnects, starts over at once. */
-void pgc_restart(struct pgc *c, const char *why);
-/* Connect again (from the loop) now instead of at the end of the backoff. */
-void pgc_retry_now(struct pgc *c);
 /* The error text of the last failure, for logs. */
 const char *pgc_last_error(const struct pgc *c);
 /* Consecutive failures since the last time it was up. */

@@ -24,7 +24,6 @@ struct slot {
     struct pgpool *pool;
     struct pgc *c;
     struct pgq *q; /* in flight on it */
-    int idx;
 };
 
 struct pgpool {
@@ -235,10 +234,8 @@ struct pgpool *pgpool_new(const struct pgc_loop *loop, const struct pgpool_opts 
     p->kick = loop->timer_new(loop->ctx, on_kick, p);
     if (!p->tick || !p->kick)
         goto fail;
-    for (int i = 0; i < o->size; i++) {
+    for (int i = 0; i < o->size; i++)
         p->s[i].pool = p;
-        p->s[i].idx = i;
-    }
     p->started = !o->lazy;
     for (int i = 0; i < (o->lazy ? 1 : o->size); i++)
         if (!slot_connect(&p->s[i]))

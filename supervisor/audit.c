@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/sbuf.h"
 #include "events.h"
 #include "sdb.h"
 #include "sup.h"
 
 #define BATCH 100
+#define BATCH_S "100"
 #define POLL_S 5
 
 static struct {
@@ -22,14 +22,14 @@ static struct {
 
 static void publish(void);
 
-static const char SQL_PENDING[] = "SELECT id FROM wapi_audit WHERE event_id IS NULL ORDER BY id LIMIT "
-                                  "100";
-
-/* Event ids come from the supervisor's event log (monotonic); a row another
- * process published meanwhile is left alone (event_id IS NULL under the row
- * lock), so no action is published twice. */
+/* One statement: the oldest unpublished rows get the event ids reserved
+ * for them ($1 on), in order. A row another process is publishing is
+ * skipped (its lock), and one published meanwhile is left alone (event_id
+ * IS NULL under the row lock), so no action is published twice. */
 static const char SQL_PUBLISH[] =
-    "WITH x AS (SELECT unnest($1::bigint[]) AS aid, unnest($2::bigint[]) AS eid), "
+    "WITH p AS (SELECT id FROM wapi_audit WHERE event_id IS NULL ORDER BY id LIMIT " BATCH_S
+    " FOR UPDATE SKIP LOCKED), "
+    "x AS (SELECT id AS aid, $1::bigint + row_number() OVER (ORDER BY id) - 1 AS eid FROM p), "
     "u AS (UPDATE wapi_audit a SET event_id = x.eid FROM x WHERE a.id = x.aid AND a.event_id IS NULL "
     "  RETURNING a.id, a.at, a.action, a.actor_user_id, a.actor_key_id, a.actor_ip, a.target, a.detail, "
     "x.eid), "
@@ -54,7 +54,7 @@ static void done(int more)
 
 static void on_published(void *ctx, const PGresult *res, const char *err)
 {
-    int full = ctx != NULL;
+    (void)ctx;
     if (!res) {
         log_warn("audit: publishing failed", LF_S("error", err ? err : "?"));
         done(0);
@@ -67,40 +67,7 @@ static void on_published(void *ctx, const PGresult *res, const char *err)
         log_info("audit", LF_S("action", PQgetvalue(res, i, 3)), LF_S("actor_user_id", PQgetvalue(res, i, 4)),
                  LF_S("actor_api_key_id", PQgetvalue(res, i, 5)), LF_S("target", PQgetvalue(res, i, 6)));
     }
-    done(full);
-}
-
-static void on_pending(void *ctx, const PGresult *res, const char *err)
-{
-    (void)ctx;
-    if (!res) {
-        log_warn("audit: cannot read new rows", LF_S("error", err ? err : "?"));
-        done(0);
-        return;
-    }
-    int n = PQntuples(res);
-    if (n == 0) {
-        done(0);
-        return;
-    }
-    struct sbuf ids, eids;
-    sbuf_init(&ids);
-    sbuf_init(&eids);
-    sbuf_addc(&ids, '{');
-    sbuf_addc(&eids, '{');
-    for (int i = 0; i < n; i++) {
-        sbuf_addf(&ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
-        sbuf_addf(&eids, "%s%" PRIu64, i ? "," : "", events_next_id());
-    }
-    sbuf_addc(&ids, '}');
-    sbuf_addc(&eids, '}');
-    const char *p[2] = {ids.buf, eids.buf};
-    if (ids.oom || eids.oom || !sdb_query(SQL_PUBLISH, 2, p, on_published, n == BATCH ? (void *)1 : NULL)) {
-        log_warn("audit: out of memory");
-        done(0);
-    }
-    sbuf_free(&ids);
-    sbuf_free(&eids);
+    done(PQntuples(res) == BATCH); /* a full batch: more may wait */
 }
 
 static void publish(void)
@@ -112,7 +79,11 @@ static void publish(void)
         return;
     }
     A.busy = 1;
-    if (!sdb_query(SQL_PENDING, 0, NULL, on_pending, NULL))
+    /* Ids for a whole batch, taken now: they are in publication order. */
+    char first[24];
+    snprintf(first, sizeof first, "%" PRIu64, events_reserve(BATCH));
+    const char *p[1] = {first};
+    if (!sdb_query(SQL_PUBLISH, 1, p, on_published, NULL))
         done(0);
 }
 

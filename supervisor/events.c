@@ -31,6 +31,14 @@ uint64_t events_next_id(void)
     return last_id;
 }
 
+uint64_t events_reserve(unsigned n)
+{
+    uint64_t first = events_next_id();
+    if (n > 1)
+        last_id += n - 1;
+    return first;
+}
+
 void events_publish(uint64_t id, const char *type, const char *data_json)
 {
     char at[RFC3339_LEN];

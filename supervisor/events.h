@@ -18,6 +18,9 @@
 /* An id for an event about to be published (store it with the data it
  * describes, in the same statement, before publishing). */
 uint64_t events_next_id(void);
+/* n consecutive ids (the first returned) for events to be made in one
+ * statement; ids left unused are simply skipped. */
+uint64_t events_reserve(unsigned n);
 /* Publishes {"id","type","at","data":data_json}; data_json is one JSON value. */
 void events_publish(uint64_t id, const char *type, const char *data_json);
 /* Lines "id\tseq\ttype\tjson\n" into body (bounded by the IPC frame), in

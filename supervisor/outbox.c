@@ -109,7 +109,7 @@ struct batch {
 static struct {
     struct batch sent, receipts;
     struct event *flush;
-} B;
+} B = {.sent.ncols = 2, .receipts.ncols = 4};
 
 static void batch_clear(struct batch *b)
 {
@@ -337,8 +337,6 @@ void outbox_init(struct event_base *base, const struct db_params *params, struct
     O.params = params;
     O.poll_timer = evtimer_new(base, on_poll, NULL);
     B.flush = evtimer_new(base, on_flush, NULL);
-    B.sent.ncols = 2;
-    B.receipts.ncols = 4;
     struct wa_messaging_events ev = {on_sent, on_receipt, on_ready};
     wa_messaging_init(c, &ev, NULL);
     struct timeval tv = {POLL_S, 0};

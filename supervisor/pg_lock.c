@@ -10,7 +10,6 @@
 static struct {
     struct pgc *c; /* its session holds the lock; closing it releases it */
     int held;
-    int64_t key;
     char keybuf[32];
     pg_lock_cb cb;
     void *arg;
@@ -68,7 +67,6 @@ int pg_lock_acquire(struct event_base *base, const struct db_params *params, int
                     void *arg)
 {
     reset();
-    L.key = key;
     snprintf(L.keybuf, sizeof L.keybuf, "%lld", (long long)key);
     L.cb = cb;
     L.arg = arg;

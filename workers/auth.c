@@ -3,7 +3,6 @@
  * /api/auth/get-session, and the admin plugin's POST
  * /api/auth/admin/create-user (how users join under "invite"). */
 #include <openssl/crypto.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -328,6 +327,19 @@ static struct flow *flow_new(struct rq *rq, enum kind kind)
     return f;
 }
 
+/* An optional token field as its hash into out ("" when absent or empty);
+ * -1 after answering 400. */
+static int read_token(struct rq *rq, yajl_val body, const char *name, char out[APIKEY_HASH_LEN + 1])
+{
+    int present;
+    const char *t = auth_field(rq, body, name, 0, 0, 128, &present);
+    if (!t)
+        return -1;
+    if (present && t[0])
+        auth_token_hash(t, strlen(t), out);
+    return 0;
+}
+
 /* Reads and checks the body into f; answers 400 itself and returns -1. */
 static int read_body(struct flow *f)
 {
@@ -365,21 +377,10 @@ static int read_body(struct flow *f)
         }
         snprintf(f->role, sizeof f->role, "%s", authz_role_name(r));
     } else {
-        if (f->kind == SIGN_UP) {
-            /* The tokens are only ever compared by their hashes. */
-            static const struct {
-                const char *name;
-                size_t off;
-            } tokens[] = {{"invitation", offsetof(struct flow, invitation)},
-                          {"setupToken", offsetof(struct flow, setup)}};
-            for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
-                const char *t = auth_field(rq, body, tokens[i].name, 0, 0, 128, &present);
-                if (!t)
-                    goto out;
-                if (present && t[0])
-                    auth_token_hash(t, strlen(t), (char *)f + tokens[i].off);
-            }
-        }
+        /* Sign-up's tokens are only ever compared by their hashes. */
+        if (f->kind == SIGN_UP && (read_token(rq, body, "invitation", f->invitation) < 0 ||
+                                   read_token(rq, body, "setupToken", f->setup) < 0))
+            goto out;
         int rm = json_bool(body, "rememberMe");
         if (rm == -2) {
             auth_error(rq, 400, "VALIDATION_ERROR", "rememberMe must be a boolean", "rememberMe");

@@ -92,29 +92,6 @@ static void sse_dispose(void *p)
     sbuf_free(&s->inflight);
 }
 
-static int starts(const char *type, size_t tlen, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return tlen >= n && memcmp(type, prefix, n) == 0;
-}
-
-/* Who sees which events: the audit log's only with audit:read; the QR code
- * only with session:control (it links a phone); messages with
- * messages:read. An event the stream may not see still advances its id. */
-static int may_see(perm_mask m, const char *type, size_t tlen)
-{
-    enum perm need = P_EVENTS_READ;
-    if (starts(type, tlen, "audit."))
-        need = P_AUDIT_READ;
-    else if (tlen == 10 && !memcmp(type, "session.qr", 10))
-        need = P_SESSION_CONTROL;
-    else if (starts(type, tlen, "session."))
-        need = P_SESSION_READ;
-    else if (starts(type, tlen, "message."))
-        need = P_MESSAGES_READ;
-    return (m & PERM_BIT(need)) != 0;
-}
-
 static void add_event(struct sse *s, uint64_t id, uint64_t seq, const char *type, size_t tlen,
                       const char *json, size_t jlen)
 {
@@ -122,7 +99,7 @@ static void add_event(struct sse *s, uint64_t id, uint64_t seq, const char *type
         return; /* had it (from the backlog and live both) */
     s->last_seq = seq;
     s->last_id = id;
-    if (!may_see(s->perms, type, tlen))
+    if (!(s->perms & PERM_BIT(authz_event_perm(type, tlen))))
         return;
     sbuf_addf(&s->pending, "id: %" PRIu64 "\nevent: %.*s\ndata: ", id, (int)tlen, type);
     sbuf_add(&s->pending, json, jlen); /* one line: the supervisor writes compact JSON */
@@ -251,11 +228,10 @@ void events_init(h2o_loop_t *l)
  * forgotten and their streams end (a client that reconnects is judged anew). */
 static void on_access_change(const char *type, size_t tlen, const uint8_t *json, size_t jlen)
 {
-    int user = (tlen == 23 && !memcmp(type, "audit.user.role_changed", 23)) ||
-               (tlen == 18 && !memcmp(type, "audit.user.deleted", 18));
-    int key = tlen == 19 && !memcmp(type, "audit.apikey.revoked", 19);
-    if (!user && !key)
+    enum authz_change ch = authz_access_change(type, tlen);
+    if (ch == AUTHZ_NO_CHANGE)
         return;
+    int user = ch == AUTHZ_USER_CHANGED, key = ch == AUTHZ_KEY_CHANGED;
     char err[64];
     yajl_val v = json_parse((const char *)json, jlen, IPC_MAX_PAYLOAD, err, sizeof err);
     const char *target = json_str(json_member(v, "data"), "target");

@@ -494,11 +494,12 @@ static struct rq *rq_of(h2o_req_t *req, int create)
 
 /* How specifically pattern matches path: per segment 3 for a literal, 2 for
  * {name}, 1 for "*" (which ends it), base 4, first segment most
- * significant; -1 when it does not match. */
-static long route_score(const char *pat, const char *path, size_t n)
+ * significant; -1 when it does not match. The {name} segments go to params
+ * (HTTP_MAX_PARAMS, checked at start). */
+static long route_score(const char *pat, const char *path, size_t n, h2o_iovec_t *params)
 {
     long score = 0;
-    int depth = 0;
+    int depth = 0, np = 0;
     const char *pe = path + n;
     if (n == 0 || *path != '/' || *pat != '/')
         return -1;
@@ -520,6 +521,7 @@ static long route_score(const char *pat, const char *path, size_t n)
         if (pl >= 2 && pat[0] == '{' && pat[pl - 1] == '}') {
             if (sl == 0 || sl > PARAM_MAX_LEN)
                 return -1;
+            params[np++] = h2o_iovec_init(path, sl);
             score = score * 4 + 2;
         } else {
             if (sl != pl || memcmp(path, pat, pl) != 0)
@@ -543,15 +545,16 @@ static long route_score(const char *pat, const char *path, size_t n)
     return score;
 }
 
-/* The route for path and method; else NULL with *allowed the methods the
- * most specific path takes (0: no such path). */
-static const struct route *route_find(const char *path, size_t n, int mbit, int *allowed)
+/* The route for path and method, its {name} segments in params; else NULL
+ * with *allowed the methods the most specific path takes (0: no such path). */
+static const struct route *route_find(const char *path, size_t n, int mbit, int *allowed, h2o_iovec_t *params)
 {
     const struct route *best = NULL;
     long best_score = -1;
     *allowed = 0;
     for (const struct route *r = H.routes; r->path; r++) {
-        long sc = route_score(r->path, path, n);
+        h2o_iovec_t got[HTTP_MAX_PARAMS];
+        long sc = route_score(r->path, path, n, got);
         if (sc < 0 || sc < best_score)
             continue;
         if (sc > best_score) {
@@ -560,30 +563,12 @@ static const struct route *route_find(const char *path, size_t n, int mbit, int 
             *allowed = 0;
         }
         *allowed |= r->methods;
-        if ((r->methods & mbit) && !best)
+        if ((r->methods & mbit) && !best) {
             best = r;
+            memcpy(params, got, sizeof got);
+        }
     }
     return best;
-}
-
-static void route_params(struct rq *rq, const struct route *r)
-{
-    const char *path = rq->req->path_normalized.base, *pe = path + rq->req->path_normalized.len;
-    const char *pat = r->path + 1;
-    int i = 0;
-    path++;
-    while (*pat && path <= pe && i < HTTP_MAX_PARAMS) {
-        const char *ps = strchr(pat, '/');
-        size_t pl = ps ? (size_t)(ps - pat) : strlen(pat);
-        const char *ss = memchr(path, '/', (size_t)(pe - path));
-        size_t sl = ss ? (size_t)(ss - path) : (size_t)(pe - path);
-        if (pl >= 2 && pat[0] == '{')
-            rq->params[i++] = h2o_iovec_init(path, sl);
-        if (!ps)
-            break;
-        pat = ps + 1;
-        path += sl + 1;
-    }
 }
 
 char *http_param(struct rq *rq, int i)
@@ -674,10 +659,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     int mbit = method_bit(req->method);
     int allowed = 0;
     const struct route *match =
-        route_find(req->path_normalized.base, req->path_normalized.len, mbit, &allowed);
+        route_find(req->path_normalized.base, req->path_normalized.len, mbit, &allowed, rq->params);
     if (match) {
         rq->matched = match;
-        route_params(rq, match);
         if (match->perm == PERM_PUBLIC) {
             match->handler(rq);
             return 0;

@@ -248,33 +248,6 @@ long rest_utf8_len(const char *s, size_t n)
     return count;
 }
 
-int rest_segments(struct rq *rq, const char *prefix, const char **seg, size_t *seglen, int max, size_t maxlen)
-{
-    const char *p = rq->req->path_normalized.base;
-    size_t n = rq->req->path_normalized.len, pl = strlen(prefix);
-    if (n < pl || memcmp(p, prefix, pl) != 0)
-        return -1;
-    p += pl;
-    n -= pl;
-    int count = 0;
-    while (n > 0) {
-        const char *slash = memchr(p, '/', n);
-        size_t l = slash ? (size_t)(slash - p) : n;
-        if (l == 0 || l > maxlen || count >= max)
-            return -1;
-        seg[count] = p;
-        seglen[count] = l;
-        count++;
-        if (!slash)
-            break;
-        n -= l + 1;
-        p = slash + 1;
-        if (n == 0)
-            return -1; /* a trailing slash */
-    }
-    return count;
-}
-
 void rest_db_error(struct rq *rq, const char *err)
 {
     log_warn("database query failed", LF_S("error", err ? err : "?"), LF_S("request_id", rq->id));

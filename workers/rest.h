@@ -1,5 +1,5 @@
 /* Small helpers for the JSON REST endpoints (messages, chats, webhooks):
- * the body, query parameters, path segments, cursors, and row JSON. */
+ * the body, query parameters, cursors, and row JSON. */
 #ifndef WAPI_WORKER_REST_H
 #define WAPI_WORKER_REST_H
 #include <libpq-fe.h>
@@ -38,10 +38,6 @@ void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, 
                       int text_col);
 /* Number of code points of valid UTF-8, or -1 when invalid. */
 long rest_utf8_len(const char *s, size_t n);
-/* The path after prefix, split at '/': up to max segments into seg/seglen.
- * Returns the count, or -1 when there are more or one is empty or too long. */
-int rest_segments(struct rq *rq, const char *prefix, const char **seg, size_t *seglen, int max,
-                  size_t maxlen);
 /* The database said no: 503. */
 void rest_db_error(struct rq *rq, const char *err);
 /* The first column of a one-row result, or NULL after answering 503 (no

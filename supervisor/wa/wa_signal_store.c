@@ -107,6 +107,19 @@ static void mark_here(struct wa_signal_store *st);
 
 /* Before the first change of a key since the mark: how to undo it. -1 (and
  * the change must not happen) when out of memory. */
+/* arr with room for one more of its n elements of size sz (capacity *cap,
+ * doubled when full); NULL when out of memory (arr unchanged). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t sz)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *na = realloc(arr, c * sz);
+    if (na)
+        *cap = c;
+    return na;
+}
+
 static int remember(struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen, int32_t dev,
                     const struct entry *x)
 {
@@ -116,14 +129,10 @@ static int remember(struct wa_signal_store *st, uint8_t kind, const char *name, 
         if (st->u[i].kind == kind && st->u[i].device == dev && strlen(st->u[i].name) == nlen &&
             memcmp(st->u[i].name, name, nlen) == 0)
             return 0;
-    if (st->nu == st->ucap) {
-        size_t c = st->ucap ? st->ucap * 2 : 16;
-        struct undo *nu = realloc(st->u, c * sizeof *nu);
-        if (!nu)
-            return -1;
-        st->u = nu;
-        st->ucap = c;
-    }
+    struct undo *nu = grow(st->u, &st->ucap, st->nu, sizeof *st->u);
+    if (!nu)
+        return -1;
+    st->u = nu;
     struct undo *u = &st->u[st->nu];
     memset(u, 0, sizeof *u);
     if (x) {
@@ -184,16 +193,12 @@ static int put_entry(struct wa_signal_store *st, uint8_t kind, const char *name,
         return -1;
     memcpy(copy, data, len);
     if (!x) {
-        if (st->n == st->cap) {
-            size_t c = st->cap ? st->cap * 2 : 16;
-            struct entry *ne = realloc(st->e, c * sizeof *ne);
-            if (!ne) {
-                free(copy);
-                return -1;
-            }
-            st->e = ne;
-            st->cap = c;
+        struct entry *ne = grow(st->e, &st->cap, st->n, sizeof *st->e);
+        if (!ne) {
+            free(copy);
+            return -1;
         }
+        st->e = ne;
         x = &st->e[st->n++];
         memset(x, 0, sizeof *x);
         x->kind = kind;
@@ -233,14 +238,10 @@ static int delete_entry(struct wa_signal_store *st, struct entry *x)
     for (size_t i = 0; i < st->nt && !known; i++)
         known = st->t[i].kind == x->kind && st->t[i].device == x->device && strcmp(st->t[i].name, x->name) == 0;
     if (!known) {
-        if (st->nt == st->tcap) {
-            size_t c = st->tcap ? st->tcap * 2 : 8;
-            struct tomb *nt = realloc(st->t, c * sizeof *nt);
-            if (!nt)
-                return -1;
-            st->t = nt;
-            st->tcap = c;
-        }
+        struct tomb *nt = grow(st->t, &st->tcap, st->nt, sizeof *st->t);
+        if (!nt)
+            return -1;
+        st->t = nt;
         struct tomb *t = &st->t[st->nt++];
         t->kind = x->kind;
         t->device = x->device;

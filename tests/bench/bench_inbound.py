@@ -33,6 +33,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from fakewa import FakeWA  # noqa: E402
+from benchlib import cpu_ns, pct  # noqa: E402
 from harness import Server, wait  # noqa: E402
 import linked  # noqa: E402
 
@@ -44,23 +45,6 @@ PHONES = [f"1555000{7001 + i}" for i in range(16)]
 # The senders yield the CPUs to wapi, PostgreSQL and the fake server (whose
 # stamps are the measurement); as fast as they can means with what is left.
 NICE = 10
-
-
-def cpu_ns(pid):
-    """Time on a CPU of every thread of the process, in ns (schedstat)."""
-    total = 0
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass
-    return total
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p / 100))] if xs else float("nan")
 
 
 def longest_silence(st, end_ms):

@@ -32,7 +32,6 @@ import http.server
 import json
 import multiprocessing
 import os
-import random
 import re
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from fakewa import FakeWA  # noqa: E402
+from benchlib import cpu_ns, pct  # noqa: E402
 from harness import ROOT, Server, fresh_database, wait  # noqa: E402
 import linked  # noqa: E402
 
@@ -99,24 +99,6 @@ def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def cpu_ns_tasks(pid):
-    """Time on a CPU of every thread of the process, in ns (schedstat: finer
-    than the 10 ms ticks of /proc/PID/stat, for the small idle figure)."""
-    total = 0
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass
-    return total
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p / 100))]
 
 
 def load():
@@ -507,9 +489,9 @@ def bench_cost(srv, wa, api, db):
         if len(received(wa, seq, warm + warm_b, 30)) != 6:
             raise RuntimeError("warm-up messages did not reach the peer")
         time.sleep(1.0)
-        i0, t_idle = cpu_ns_tasks(sup), time.monotonic()
+        i0, t_idle = cpu_ns(sup), time.monotonic()
         time.sleep(2.0)
-        idle = (cpu_ns_tasks(sup) - i0) / 1e9 / (time.monotonic() - t_idle)
+        idle = (cpu_ns(sup) - i0) / 1e9 / (time.monotonic() - t_idle)
 
         # wapi: the texts through the API; the supervisor's outbox sends them.
         seq = wa.last_seq()

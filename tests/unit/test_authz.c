@@ -87,6 +87,28 @@ static void test_scopes(void)
             "keys: no scopes: the owner's role");
 }
 
+static void test_events(void)
+{
+    static const struct {
+        const char *type;
+        enum perm need;
+    } ev[] = {{"audit.webhook.created", P_AUDIT_READ}, {"session.qr", P_SESSION_CONTROL},
+              {"session.qrx", P_SESSION_READ},         {"session.status", P_SESSION_READ},
+              {"message.received", P_MESSAGES_READ},   {"history.progress", P_EVENTS_READ}};
+    for (size_t i = 0; i < sizeof ev / sizeof ev[0]; i++)
+        T_EQ_INT(authz_event_perm(ev[i].type, strlen(ev[i].type)), ev[i].need, ev[i].type);
+    T_CHECK(!(authz_role_perms(ROLE_MEMBER) & PERM_BIT(authz_event_perm("session.qr", 10))),
+            "events: a member's stream never carries the QR code");
+    static const struct {
+        const char *type;
+        enum authz_change ch;
+    } ac[] = {{"audit.user.role_changed", AUTHZ_USER_CHANGED}, {"audit.user.deleted", AUTHZ_USER_CHANGED},
+              {"audit.apikey.revoked", AUTHZ_KEY_CHANGED},     {"audit.apikey.created", AUTHZ_NO_CHANGE},
+              {"audit.user.created", AUTHZ_NO_CHANGE},         {"audit.user.deleted.x", AUTHZ_NO_CHANGE}};
+    for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++)
+        T_EQ_INT(authz_access_change(ac[i].type, strlen(ac[i].type)), ac[i].ch, ac[i].type);
+}
+
 static void noop(struct rq *rq)
 {
     (void)rq;
@@ -118,6 +140,13 @@ static void test_table_checks(void)
     T_EQ_INT(http_routes_check(twice, err, sizeof err), -1, "router: a method routed twice is refused");
 }
 
+/* route_find without the parameters. */
+static const struct route *route_find_t(const char *path, size_t n, int mbit, int *allowed)
+{
+    h2o_iovec_t params[HTTP_MAX_PARAMS];
+    return route_find(path, n, mbit, allowed, params);
+}
+
 static void test_matching(void)
 {
     H.routes = worker_routes;
@@ -147,8 +176,8 @@ static void test_matching(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int allowed;
         const struct route *r =
-            route_find(cases[i].path, strlen(cases[i].path),
-                       method_bit(h2o_iovec_init(cases[i].method, strlen(cases[i].method))), &allowed);
+            route_find_t(cases[i].path, strlen(cases[i].path),
+                         method_bit(h2o_iovec_init(cases[i].method, strlen(cases[i].method))), &allowed);
         char name[160];
         snprintf(name, sizeof name, "router: %s %s", cases[i].method, cases[i].path);
         if (cases[i].want)
@@ -158,11 +187,22 @@ static void test_matching(void)
     }
     const struct route *r;
     int allowed;
-    r = route_find("/api/auth/sign-in/email", 23, M_POST, &allowed);
+    r = route_find_t("/api/auth/sign-in/email", 23, M_POST, &allowed);
     T_CHECK(r && r->perm == PERM_PUBLIC, "router: sign-in needs no credentials");
-    r = route_find("/api/session/logout", 19, M_POST, &allowed);
+    r = route_find_t("/api/session/logout", 19, M_POST, &allowed);
     T_CHECK(r && r->perm == P_SESSION_CONTROL, "router: logging the session out needs session:control");
-    r = route_find("/api/unknown", 12, M_GET, &allowed);
+    h2o_iovec_t params[HTTP_MAX_PARAMS];
+    const char *rd = "/api/webhooks/wh_1/deliveries/9/redeliver";
+    r = route_find(rd, strlen(rd), M_POST, &allowed, params);
+    T_CHECK(r && params[0].len == 4 && !memcmp(params[0].base, "wh_1", 4) && params[1].len == 1 &&
+                params[1].base[0] == '9',
+            "router: the {name} segments of the route chosen, in order");
+    const char *pr = "/api/chats/1@s.whatsapp.net/presence";
+    r = route_find(pr, strlen(pr), M_POST, &allowed, params);
+    T_CHECK(r && r->handler == h_chat_presence && params[0].len == 16 &&
+                !memcmp(params[0].base, "1@s.whatsapp.net", 16),
+            "router: ... not those of a less specific route that also matched");
+    r = route_find_t("/api/unknown", 12, M_GET, &allowed);
     T_CHECK(r && r->perm == PERM_SIGNED_IN, "router: an unknown /api/ path needs credentials before its 404");
 }
 
@@ -171,6 +211,7 @@ int main(void)
     test_roles();
     test_names();
     test_scopes();
+    test_events();
     test_table_checks();
     test_matching();
     T_DONE();
