@@ -27,7 +27,10 @@ B       := build
 endif
 
 COMMON_SRC := $(wildcard common/*.c)
-SUP_SRC    := $(filter-out supervisor/main.c,$(wildcard supervisor/*.c supervisor/wa/*.c))
+# The WhatsApp protocol library (supervisor/wa/) is an archive of its own:
+# it needs nothing of the supervisor, and its unit tests link without it.
+WA_SRC     := $(wildcard supervisor/wa/*.c)
+SUP_SRC    := $(filter-out supervisor/main.c,$(wildcard supervisor/*.c))
 WRK_SRC    := $(filter-out workers/main.c,$(wildcard workers/*.c))
 CTL_SRC    := $(wildcard supervisor/ctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -59,15 +62,17 @@ $(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: %.proto
 $(B)/obj/$(B)/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) -w -c -o $@ $<
-$(call obj,$(SUP_SRC) $(UNIT_SRC)): | $(PROTO_C)
+$(call obj,$(WA_SRC) $(SUP_SRC) $(UNIT_SRC)): | $(PROTO_C)
 
 # The schema travels inside the binary: no migration files to ship or lose.
 $(B)/gen/migrations.c: $(SQL) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-sql.sh $@ $(SQL)
 
-$(B)/libsup.a: $(call obj,$(SUP_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C) $(B)/gen/migrations.c)
-	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
+$(B)/libwa.a: $(call obj,$(WA_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C))
+	@rm -f $@; ar rcs $@ $^
+$(B)/libsup.a: $(call obj,$(SUP_SRC)) $(B)/obj/$(B)/gen/migrations.o
+	@rm -f $@; ar rcs $@ $^
 # The dashboard's files travel inside the worker binary too.
 ASSETS     := $(sort $(shell find workers/dashboard -type f 2>/dev/null))
 $(B)/gen/dashboard_assets.c: $(ASSETS) scripts/embed-assets.sh
@@ -77,7 +82,7 @@ $(B)/gen/dashboard_assets.c: $(ASSETS) scripts/embed-assets.sh
 $(B)/libwrk.a: $(call obj,$(WRK_SRC)) $(B)/obj/$(B)/gen/dashboard_assets.o
 	@rm -f $@; ar rcs $@ $^
 
-$(B)/wapi: $(call obj,supervisor/main.c) $(B)/libsup.a $(B)/libcommon.a
+$(B)/wapi: $(call obj,supervisor/main.c) $(B)/libsup.a $(B)/libwa.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/wapi-worker: $(call obj,workers/main.c) $(B)/libwrk.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -88,11 +93,16 @@ $(B)/wapictl: $(call obj,$(CTL_SRC)) $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests may #include the module under test; the archives fill in the rest.
-$(B)/tests/%: $(call obj,tests/unit/%.c) $(B)/libsup.a $(B)/libwrk.a $(B)/libcommon.a
+# Those of the protocol library get only it and common/: a test that needed
+# the supervisor (its database, its globals) would not link.
+$(B)/tests/test_wa_%: $(call obj,tests/unit/test_wa_%.c) $(B)/libwa.a $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/tests/%: $(call obj,tests/unit/%.c) $(B)/libsup.a $(B)/libwa.a $(B)/libwrk.a $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/tools/%: $(call obj,tests/tools/%.c) $(B)/libsup.a $(B)/libwrk.a $(B)/libcommon.a
+$(B)/tests/tools/%: $(call obj,tests/tools/%.c) $(B)/libsup.a $(B)/libwa.a $(B)/libwrk.a $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

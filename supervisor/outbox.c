@@ -18,8 +18,6 @@
 #define CLAIM_BATCH 8
 
 static struct {
-    struct event_base *base;
-    const struct db_params *params;
     struct event *poll_timer;
     int claiming;  /* a claim query is out */
     int recovered; /* inflight rows of an earlier run put back */
@@ -44,12 +42,6 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
         }
 }
 
-#define MSG_JSON(extra)                                                                                      \
-    "jsonb_build_object('id', m.id, 'chat', m.chat_jid, 'from', m.sender_jid, 'from_me', m.from_me, "        \
-    "'type', "                                                                                               \
-    "m.type, 'text', m.text, 'reply_to', m.reply_to, 'status', m.status, 'ts', "                             \
-    "to_char(m.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" extra ")"
-
 /* Acks and receipts come in bursts: what arrives together is recorded in one
  * statement (one commit) per kind, from arrays of ids and event ids. A
  * delivery receipt may have committed first (it moves queued to delivered):
@@ -60,18 +52,18 @@ static const char SQL_SENT[] =
     "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM x WHERE message_id = x.id "
     "AND state <> 'done' RETURNING message_id), "
     "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status "
-    "END, "
-    "error = NULL, updated_at = now() FROM o WHERE id = o.message_id RETURNING wa_messages.*), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT x.evid, 'message.sent', " MSG_JSON(
-        ", 'status', 'sent'") " FROM m m JOIN x ON x.id = m.id RETURNING id, type, data::text) "
-                              "SELECT id, type, data FROM e ORDER BY id";
+    "END, error = NULL, updated_at = now() FROM o WHERE id = o.message_id "
+    "RETURNING wa_messages.id, wapi_message_json(wa_messages, 'sent') AS j), "
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT x.evid, 'message.sent', m.j::jsonb "
+    "FROM m JOIN x ON x.id = m.id RETURNING id, type, data::text) "
+    "SELECT id, type, data FROM e ORDER BY id";
 
 static const char SQL_FAILED[] =
     "WITH o AS (UPDATE wa_outbox SET state = 'failed', last_error = $3 WHERE message_id = $1 RETURNING 1), "
     "m AS (UPDATE wa_messages SET status = 'failed', error = $3, updated_at = now() "
-    "WHERE id = $1 AND status IN ('queued') RETURNING *), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.status', " MSG_JSON(
-        ", 'reason', $3::text") " FROM m m RETURNING id, type, data::text) SELECT id, type, data FROM e";
+    "WHERE id = $1 AND status IN ('queued') RETURNING wapi_message_json(wa_messages) AS j), "
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT $2::bigint, 'message.status', m.j::jsonb "
+    "FROM m RETURNING id, type, data::text) SELECT id, type, data FROM e";
 
 static const char SQL_RETRY[] =
     "UPDATE wa_outbox SET state = 'pending', last_error = $2, "
@@ -93,9 +85,9 @@ static const char SQL_RECEIPT[] =
     "WHERE w.id = x.id AND w.from_me AND w.chat_jid = x.chat AND "
     "(CASE w.status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE "
     "9 "
-    "END) < (CASE x.st WHEN 'delivered' THEN 2 ELSE 3 END) RETURNING w.*, x.evid), "
-    "e AS (INSERT INTO wa_events (id, type, data) SELECT m.evid, 'message.status', " MSG_JSON(
-        "") " FROM m m RETURNING id, type, data::text) SELECT id, type, data FROM e ORDER BY id";
+    "END) < (CASE x.st WHEN 'delivered' THEN 2 ELSE 3 END) RETURNING wapi_message_json(w) AS j, x.evid), "
+    "e AS (INSERT INTO wa_events (id, type, data) SELECT m.evid, 'message.status', m.j::jsonb "
+    "FROM m RETURNING id, type, data::text) SELECT id, type, data FROM e ORDER BY id";
 
 /* ---- the batches of sent acks and receipts, flushed from the loop */
 
@@ -331,14 +323,56 @@ static void on_ready(void *arg)
     dispatch();
 }
 
-void outbox_init(struct event_base *base, const struct db_params *params, struct wa_client *c)
+/* ---- retry receipts: our text again, to the one device that asked */
+
+static const char SQL_RETRY_MSG[] = "SELECT text, reply_to, chat_jid FROM wa_messages "
+                                    "WHERE id = $1 AND from_me AND type = 'text' AND revoked_at IS NULL";
+
+struct retry_req {
+    char id[64], user[64], server[32];
+    int device, count;
+};
+
+static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
 {
-    O.base = base;
-    O.params = params;
+    struct retry_req *rr = ctx;
+    const char *why = !res ? err : PQntuples(res) != 1 ? "no such message of ours" : NULL;
+    if (!why) {
+        struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
+        if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0),
+                                PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)) < 0)
+            why = "not connected, or too many resends waiting";
+    }
+    if (why)
+        log_warn("retry receipt not answered", LF_S("id", rr->id), LF_S("why", why));
+    free(rr);
+}
+
+static void on_retry(void *arg, const struct wa_retry_request *r)
+{
+    (void)arg;
+    struct retry_req *rr = calloc(1, sizeof *rr);
+    if (!rr || strlen(r->id) >= sizeof rr->id || strlen(r->user) >= sizeof rr->user ||
+        strlen(r->server) >= sizeof rr->server) {
+        free(rr);
+        return;
+    }
+    snprintf(rr->id, sizeof rr->id, "%s", r->id);
+    snprintf(rr->user, sizeof rr->user, "%s", r->user);
+    snprintf(rr->server, sizeof rr->server, "%s", r->server);
+    rr->device = r->device;
+    rr->count = r->count;
+    const char *p[] = {rr->id};
+    if (!sdb_query(SQL_RETRY_MSG, 1, p, on_retry_msg, rr))
+        free(rr);
+}
+
+void outbox_init(struct event_base *base)
+{
     O.poll_timer = evtimer_new(base, on_poll, NULL);
     B.flush = evtimer_new(base, on_flush, NULL);
-    struct wa_messaging_events ev = {on_sent, on_receipt, on_ready};
-    wa_messaging_init(c, &ev, NULL);
+    struct wa_send_events ev = {on_sent, on_receipt, on_ready, on_retry};
+    wa_messaging_set_send_events(&ev, NULL);
     struct timeval tv = {POLL_S, 0};
     evtimer_add(O.poll_timer, &tv);
 }

@@ -10,11 +10,10 @@
 #define WAPI_OUTBOX_H
 #include <event2/event.h>
 
-#include "common/db_params.h"
-#include "wa/wa_client.h"
 #include "worker_table.h"
 
-void outbox_init(struct event_base *base, const struct db_params *params, struct wa_client *c);
+/* Takes the sending side of the WhatsApp client (wa_messaging_init first). */
+void outbox_init(struct event_base *base);
 void outbox_shutdown(void);
 /* Outbox rows were committed: dispatch now (the poll is only a safety net). */
 void outbox_kick(void);

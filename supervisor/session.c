@@ -14,8 +14,10 @@
 #include "pg_lock.h"
 #include "audit.h"
 #include "sup.h"
+#include "inbox.h"
 #include "outbox.h"
 #include "wa/wa_client.h"
+#include "wa/wa_messaging.h"
 #include "wa/wa_ws.h"
 #include "worker_table.h"
 
@@ -241,7 +243,9 @@ void session_init(void)
         sscanf(S.cfg.whatsapp.root_key + 2 * i, "%2hhx", &cc.root_key[i]);
     struct wa_client_events ev = {on_client_state, on_client_qr, on_client_me};
     Ss.client = wa_client_new(&cc, &ev, NULL);
-    outbox_init(S.base, &Ss.params, Ss.client);
+    wa_messaging_init(Ss.client, S.base);
+    inbox_init();
+    outbox_init(S.base);
     Ss.st = WA_STOPPED;
     rfc3339_now_ms(Ss.since, sizeof Ss.since);
 }

@@ -26,20 +26,9 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* One message as JSON, built by PostgreSQL (escaping included). */
-#define MSG_JSON(m)                                                                                          \
-    "json_build_object('id', " m ".id, 'chat_jid', " m ".chat_jid, 'sender_jid', " m ".sender_jid, "         \
-    "'from_me', " m ".from_me, 'type', " m ".type, 'subtype', " m ".subtype, 'text', " m ".text, "           \
-    "'reply_to', " m ".reply_to, 'reaction_to', " m ".reaction_to, 'reaction', " m ".reaction, "             \
-    "'status', " m ".status, 'error', " m ".error, 'ts', " REST_TS(                                          \
-        m ".ts") ", "                                                                                        \
-                 "'edited_at', " REST_TS(m ".edited_at") ", 'revoked_at', " REST_TS(                         \
-                     m ".revoked_at") ", "                                                                   \
-                                      "'created_at', " REST_TS(m ".created_at") ", 'updated_at', " REST_TS(  \
-                                          m ".updated_at") ", "                                              \
-                                                           "'read_at', " REST_TS(                            \
-                                                               m ".read_at") ", 'idempotency_key', " m       \
-                                                                             ".idempotency_key)::text"
+/* One message as JSON: wapi_message_json (common/sql/0019_message_json.sql),
+ * the one definition REST bodies and event data share. */
+#define MSG_JSON(m) "wapi_message_json(" m ")::text"
 
 struct op {
     struct rq *rq;
@@ -186,7 +175,7 @@ static const char SQL_SEND_BATCH[] =
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
     "idempotency_key) "
     "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem FROM ok ORDER BY ord "
-    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *, wapi_message_json(wa_messages)::text AS j), "
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) "
     "chat_jid, "
@@ -194,15 +183,14 @@ static const char SQL_SEND_BATCH[] =
     "SELECT x.ord, CASE WHEN x.new THEN 'new' WHEN x.j IS NOT NULL THEN 'old' "
     "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = x.ord) THEN 'bad_reply' ELSE 'retry' END, "
     /* ob and ch are not read: statements that modify run all the same */
-    "  x.j, x.ts FROM ("
+    "  x.j FROM ("
     /* A repeated key is a subquery per row (one index probe), never a join: a
      * generic plan must not hash every stored message. OFFSET 0 keeps it from
      * being evaluated twice. */
-    "  SELECT r.ord, m.id IS NOT NULL AS new, " REST_TS(
-        "m.ts") " AS ts, CASE WHEN m.id IS NULL AND "
-                "  r.idem IS NOT NULL THEN (SELECT " MSG_JSON(
-                    "o") " FROM wa_messages o WHERE o.idempotency_key = r.idem) "
-                         "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord";
+    "  SELECT r.ord, m.id IS NOT NULL AS new, CASE WHEN m.id IS NOT NULL THEN m.j WHEN "
+    "  r.idem IS NOT NULL THEN (SELECT " MSG_JSON(
+        "o") " FROM wa_messages o WHERE o.idempotency_key = r.idem) "
+             "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord";
 
 #define BATCH_MAX 64
 #define BATCHES_IN_FLIGHT 2 /* per worker: the others' queries still get connections */
@@ -271,24 +259,6 @@ static void add_send_json(struct sbuf *b, const struct op *o)
 
 /* The stored message as GET /api/messages/{id} shows it, from what the
  * request said and the insert time (PostgreSQL's work per row stays small). */
-static void new_message_json(struct sbuf *b, const struct op *o, const char *ts)
-{
-    sbuf_addc(b, '{');
-    add_json_field(b, "id", o->id, 1);
-    add_json_field(b, "chat_jid", o->to, 0);
-    sbuf_adds(b, ",\"sender_jid\":null,\"from_me\":true,\"type\":\"text\",\"subtype\":null");
-    add_json_field(b, "text", o->text, 0);
-    add_json_field(b, "reply_to", o->reply_to, 0);
-    sbuf_adds(b, ",\"reaction_to\":null,\"reaction\":null,\"status\":\"queued\",\"error\":null");
-    add_json_field(b, "ts", ts, 0);
-    sbuf_adds(b, ",\"edited_at\":null,\"revoked_at\":null");
-    add_json_field(b, "created_at", ts, 0);
-    add_json_field(b, "updated_at", ts, 0);
-    sbuf_adds(b, ",\"read_at\":null");
-    add_json_field(b, "idempotency_key", o->idem, 0);
-    sbuf_addc(b, '}');
-}
-
 /* Answers one request from its result row; 1 when it must be retried alone. */
 static int send_answer(struct op *o, const PGresult *res, int row)
 {
@@ -302,19 +272,8 @@ static int send_answer(struct op *o, const PGresult *res, int row)
     if (strcmp(k, "new") != 0 && strcmp(k, "old") != 0)
         return 1;
     rq->on_abort = NULL;
-    if (k[0] == 'o') {
-        const char *json = PQgetvalue(res, row, 2);
-        http_json(rq, 200, json, strlen(json));
-        return 0;
-    }
-    struct sbuf b;
-    sbuf_init(&b);
-    new_message_json(&b, o, PQgetvalue(res, row, 3));
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        http_json(rq, 202, b.buf, b.len);
-    sbuf_free(&b);
+    const char *json = PQgetvalue(res, row, 2);
+    http_json(rq, k[0] == 'o' ? 200 : 202, json, strlen(json));
     return 0;
 }
 
@@ -659,18 +618,17 @@ static const char SQL_CHATS[] =
         "coalesce(lm.ts, c.last_message_at)") ", "
                                               "  'updated_at', " REST_TS(
                                                   "c.updated_at") ", 'last_message', lm.j)::text, "
-                                                                  "  coalesce(lm.seq, 0), c.jid "
+                                                                  "coalesce(lm.seq, 0), c.jid "
                                                                   "FROM wa_chats c LEFT JOIN LATERAL (SELECT "
-                                                                  "m.seq, m.ts, " MSG_JSON(
-                                                                      "m") "::json AS j FROM wa_messages m "
-                                                                           "  WHERE m.chat_jid = c.jid ORDER "
-                                                                           "BY m.seq DESC LIMIT 1) lm ON "
-                                                                           "true "
-                                                                           "WHERE $1::bigint IS NULL OR "
-                                                                           "(coalesce(lm.seq, 0), c.jid) < "
-                                                                           "($1::bigint, $2::text) "
-                                                                           "ORDER BY coalesce(lm.seq, 0) "
-                                                                           "DESC, c.jid DESC LIMIT $3";
+                                                                  "m.seq, m.ts, wapi_message_json(m) AS j "
+                                                                  "FROM wa_messages m "
+                                                                  "  WHERE m.chat_jid = c.jid ORDER BY m.seq "
+                                                                  "DESC LIMIT 1) lm ON true "
+                                                                  "WHERE $1::bigint IS NULL OR "
+                                                                  "(coalesce(lm.seq, 0), c.jid) < "
+                                                                  "($1::bigint, $2::text) "
+                                                                  "ORDER BY coalesce(lm.seq, 0) DESC, c.jid "
+                                                                  "DESC LIMIT $3";
 
 void h_chats_list(struct rq *rq)
 {

@@ -8,12 +8,7 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "common/sbuf.h"
-#include "supervisor/events.h"
-#include "supervisor/sdb.h"
-#include "supervisor/sup.h"
 #include "wa_actions.h"
-#include "wa_message.h"
 #include "wa_signal_store.h"
 
 #define MAX_ENC (64u << 10)
@@ -25,7 +20,7 @@
 #define QUEUE_PAUSE 1024
 #define QUEUE_RESUME 256
 /* Incoming messages committed together at most (one statement, one flush). */
-#define BATCH_MAX 64
+#define BATCH_MAX WA_INCOMING_MAX
 #define MAX_DEVICES 64
 #define MAX_RETRY_RECEIPTS 5
 #define SEND_TIMEOUT_S 30
@@ -98,14 +93,18 @@ struct devcache {
 
 static struct {
     struct wa_client *c;
-    struct wa_messaging_events ev;
-    void *arg;
+    struct event_base *base;
+    struct wa_send_events sev;
+    void *sarg;
+    struct wa_receive_events rev;
+    void *rarg;
     int connected;
     /* receive */
     struct qitem q[MAX_QUEUE];
     size_t qhead, qlen;
-    int busy;   /* a batch of incoming messages is being committed */
-    int paused; /* the socket is not read: the queue is long */
+    int busy;       /* a batch of incoming messages is being committed */
+    uint64_t token; /* that batch's, as given to on_incoming */
+    int paused;     /* the socket is not read: the queue is long */
     struct {
         char id[64];
         int count;
@@ -141,11 +140,6 @@ static struct {
     struct devcache cache[DEVCACHE_SLOTS];
     uint64_t cache_clock;
 } M;
-
-uint64_t wa_messaging_decrypt_failures(void)
-{
-    return M.decrypt_failures;
-}
 
 int wa_messaging_room(void)
 {
@@ -185,26 +179,6 @@ static int own_address(char *user, size_t ucap, int *dev)
     user[end - cr->jid] = '\0';
     *dev = colon && colon < at ? atoi(colon + 1) : 0;
     return 0;
-}
-
-static void rfc3339(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void json_kv(struct sbuf *b, const char *k, const char *v, int first)
-{
-    if (!first)
-        sbuf_addc(b, ',');
-    sbuf_add_json_str(b, k, strlen(k));
-    sbuf_addc(b, ':');
-    if (v)
-        sbuf_add_json_str(b, v, strlen(v));
-    else
-        sbuf_adds(b, "null");
 }
 
 /* ---- receive ---- */
@@ -299,16 +273,19 @@ struct inmsg {
     int sender_receipt;  /* <receipt type=sender>: one of our other devices sent it */
     char recipient[128]; /* ... naming this chat ("" none) */
     int retry;           /* the retry receipt's count */
-    int sql;             /* its element in the batch's statement; -1 none */
-    uint64_t event_id;
-    char type[32]; /* the event's type */
-    char *json;    /* the event's data */
+    int sql;             /* its place among the messages handed over; -1 none */
+    /* what is handed over (strings of the stanza live in its arena) */
+    const char *id, *push_name;
+    char chat[128], sender[128], lid[128];
+    int from_me;
+    int64_t ts;
+    struct wa_msg_content mc; /* owned */
 };
 
-/* The batch: the first nb stanzas of the queue. */
+/* The batch: the first nb stanzas of the queue; nsql of them are handed to
+ * the application. */
 static struct inmsg B[BATCH_MAX];
 static int nb, nsql, broken;
-static struct sbuf bsql; /* the statement's JSON array, being built */
 
 /* Frees the first n stanzas of the queue. */
 static void drop_items(size_t n)
@@ -366,124 +343,42 @@ static void batch_end(const char *applied, const char *err)
     for (int i = 0; i < nb; i++) {
         struct inmsg *im = &B[i];
         const wa_node *n = M.q[(M.qhead + (size_t)i) % MAX_QUEUE].n;
-        if (applied) {
-            int inserted = im->sql >= 0 && applied[im->sql] == 't';
-            if (inserted && im->json)
-                events_publish(im->event_id, im->type, im->json);
-            if (inserted && S.shm)
-                metrics_add(&S.shm->wa_messages_received_total, 1);
-            if (im->sql >= 0)
-                log_info("incoming message stored", LF_S("id", wa_node_attr_str(n, "id")),
-                         LF_S("type", im->type), LF_I("new", inserted), LF_I("batch", nb));
+        if (applied)
             answer(im, n);
-        }
-        free(im->json);
-        im->json = NULL;
+        wa_msg_content_free(&im->mc);
     }
     drop_items((size_t)nb);
     nb = nsql = 0;
     M.busy = 0;
 }
 
-static const char SQL_STORE[] = "SELECT wapi_incoming_store($1::jsonb)";
-
-static void on_batch_committed(void *ctx, const PGresult *res, const char *err)
+void wa_messaging_stored(uint64_t token, const char *applied, const char *err)
 {
-    (void)ctx;
-    const char *r = res && PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
-    if (r && (strlen(r) != (size_t)nsql || strspn(r, "tf") != (size_t)nsql)) {
-        r = NULL; /* not the answer asked for: treated as not stored */
-        err = "unexpected answer from wapi_incoming_store";
+    if (!M.busy || token != M.token || nsql == 0) {
+        log_error("incoming batch answered twice or unknown; ignored", LF_I("token", (long long)token));
+        return;
     }
-    batch_end(r, err ? err : "no answer");
+    if (applied && (strlen(applied) != (size_t)nsql || strspn(applied, "tf") != (size_t)nsql)) {
+        applied = NULL; /* not the answer asked for: treated as not stored */
+        err = "the answer does not match the batch";
+    }
+    batch_end(applied, err ? err : "not stored");
     next_turn();
 }
 
-/* One element of the batch's statement: what a decrypted message says. */
+/* A message of the batch to hand over; takes mc. */
 static void add_element(struct inmsg *im, const char *id, const char *chat, const char *sender, int from_me,
-                        int64_t ts, const char *push_name, const char *lid, const struct wa_msg_content *mc)
+                        int64_t ts, const char *push_name, const char *lid, struct wa_msg_content *mc)
 {
-    char tsbuf[40], num[24];
-    rfc3339(ts, tsbuf, sizeof tsbuf);
-    im->event_id = events_next_id();
-    const char *mtype = mc->kind == WA_MSG_REACTION ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported";
-    snprintf(im->type, sizeof im->type, "%s",
-             mc->kind == WA_MSG_EDIT       ? "message.edited"
-             : mc->kind == WA_MSG_REVOKE   ? "message.revoked"
-             : mc->kind == WA_MSG_REACTION ? "message.reaction"
-                                           : "message.received");
-    struct sbuf j;
-    sbuf_init(&j);
-    sbuf_addc(&j, '{');
-    json_kv(&j, "id", mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE ? mc->target : id, 1);
-    json_kv(&j, "chat", chat, 0);
-    json_kv(&j, "from", sender, 0);
-    sbuf_adds(&j, from_me ? ",\"from_me\":true" : ",\"from_me\":false");
-    switch (mc->kind) {
-    case WA_MSG_EDIT:
-        json_kv(&j, "type", "text", 0);
-        json_kv(&j, "text", mc->text, 0);
-        json_kv(&j, "edit_id", id, 0);
-        json_kv(&j, "edited_at", tsbuf, 0);
-        break;
-    case WA_MSG_REVOKE:
-        json_kv(&j, "revoke_id", id, 0);
-        json_kv(&j, "revoked_at", tsbuf, 0);
-        break;
-    default:
-        json_kv(&j, "type", mtype, 0);
-        json_kv(&j, "subtype", mc->subtype, 0);
-        json_kv(&j, "text", mc->kind == WA_MSG_REACTION ? NULL : mc->text, 0);
-        json_kv(&j, "reply_to", mc->reply_to, 0);
-        if (mc->kind == WA_MSG_REACTION) {
-            json_kv(&j, "reaction_to", mc->target, 0);
-            json_kv(&j, "reaction", mc->text, 0);
-        }
-        json_kv(&j, "status", from_me ? "sent" : "received", 0);
-        json_kv(&j, "ts", tsbuf, 0);
-        break;
-    }
-    sbuf_addc(&j, '}');
-    if (j.oom) {
-        sbuf_free(&j);
-        broken = 1;
-        return;
-    }
-    im->json = sbuf_steal(&j);
-    /* The element: see common/sql/0018_incoming_batch.sql. */
-    struct sbuf *b = &bsql;
-    if (nsql)
-        sbuf_addc(b, ',');
-    sbuf_addc(b, '{');
-    if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
-        json_kv(b, "k", mc->kind == WA_MSG_EDIT ? "e" : "r", 1);
-        json_kv(b, "target", mc->target, 0);
-        json_kv(b, "chat", chat, 0);
-        if (mc->kind == WA_MSG_EDIT)
-            json_kv(b, "text", mc->text, 0);
-    } else {
-        json_kv(b, "k", "m", 1);
-        json_kv(b, "id", id, 0);
-        json_kv(b, "chat", chat, 0);
-        json_kv(b, "sender", sender, 0);
-        sbuf_adds(b, from_me ? ",\"from_me\":true" : ",\"from_me\":false");
-        json_kv(b, "type", mtype, 0);
-        json_kv(b, "subtype", mc->subtype, 0);
-        json_kv(b, "text", mc->kind == WA_MSG_REACTION ? NULL : mc->text, 0);
-        json_kv(b, "reply_to", mc->reply_to, 0);
-        json_kv(b, "reaction_to", mc->kind == WA_MSG_REACTION ? mc->target : NULL, 0);
-        json_kv(b, "reaction", mc->kind == WA_MSG_REACTION ? mc->text : NULL, 0);
-        json_kv(b, "push_name", push_name, 0);
-        json_kv(b, "lid", lid, 0);
-        json_kv(b, "et", im->type, 0);
-    }
-    snprintf(num, sizeof num, "%lld", (long long)ts);
-    json_kv(b, "ts", num, 0);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)im->event_id);
-    json_kv(b, "ev", num, 0);
-    sbuf_adds(b, ",\"data\":");
-    sbuf_adds(b, im->json);
-    sbuf_addc(b, '}');
+    im->id = id;
+    snprintf(im->chat, sizeof im->chat, "%s", chat);
+    snprintf(im->sender, sizeof im->sender, "%s", sender ? sender : "");
+    snprintf(im->lid, sizeof im->lid, "%s", lid ? lid : "");
+    im->push_name = push_name;
+    im->from_me = from_me;
+    im->ts = ts;
+    im->mc = *mc;
+    memset(mc, 0, sizeof *mc);
     im->sql = nsql++;
 }
 
@@ -499,12 +394,14 @@ static int64_t stanza_time(const char *t)
 }
 
 /* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
-static const char *alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf, size_t len)
+static const char *alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf,
+                           size_t len)
 {
     char tb[128];
     const char *v = wa_node_attr_text(n, key, tb, sizeof tb);
     wa_jid j;
-    if (!v || wa_jid_parse(a, v, &j) != WA_OK || strcmp(j.server, server) != 0 || !j.user[0] || strlen(j.user) > 32)
+    if (!v || wa_jid_parse(a, v, &j) != WA_OK || strcmp(j.server, server) != 0 || !j.user[0] ||
+        strlen(j.user) > 32)
         return NULL;
     for (const char *c = j.user; *c; c++)
         if (*c < '0' || *c > '9')
@@ -526,17 +423,22 @@ static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a,
     wa_jid pj;
     if (participant && wa_jid_parse(a, participant, &pj) == WA_OK && pj.user[0])
         snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
-    int from_me = sender[0] && strncmp(sender, own_user, strlen(own_user)) == 0 && sender[strlen(own_user)] == '@';
-    const char *kind = !strcmp(fj->server, "g.us") ? "group_message"
-                       : !strcmp(fj->server, "broadcast") ? "broadcast_message"
+    int from_me =
+        sender[0] && strncmp(sender, own_user, strlen(own_user)) == 0 && sender[strlen(own_user)] == '@';
+    const char *kind = !strcmp(fj->server, "g.us")         ? "group_message"
+                       : !strcmp(fj->server, "broadcast")  ? "broadcast_message"
                        : !strcmp(fj->server, "newsletter") ? "newsletter_message"
-                                                            : "other_message";
+                                                           : "other_message";
     char chat[128];
     snprintf(chat, sizeof chat, "%s@%s", fj->user, fj->server);
     log_info("message in a group or broadcast: stored as unsupported (sender keys are not supported yet)",
              LF_S("id", id), LF_S("from", from));
-    struct wa_msg_content mc = {.kind = WA_MSG_UNSUPPORTED, .subtype = (char *)kind};
+    struct wa_msg_content mc = {.kind = WA_MSG_UNSUPPORTED, .subtype = strdup(kind)};
     im->answer = A_RECEIPT;
+    if (!mc.subtype) {
+        broken = 1;
+        return;
+    }
     add_element(im, id, chat, sender[0] ? sender : NULL, from_me, stanza_time(t), from_me ? NULL : notify,
                 NULL, &mc);
 }
@@ -584,13 +486,15 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
                 why = "unsupported <enc> type (sender keys are not supported yet)";
                 continue;
             }
-            if (!v || strcmp(v, "2") || e->content != WA_CONTENT_BYTES || e->nbytes == 0 || e->nbytes > MAX_ENC) {
+            if (!v || strcmp(v, "2") || e->content != WA_CONTENT_BYTES || e->nbytes == 0 ||
+                e->nbytes > MAX_ENC) {
                 why = "malformed <enc>";
                 continue;
             }
             any = 1;
-            rc = wa_msg_decrypt(sig.sc, sig.g, name, fj.device, strcmp(et, "pkmsg") == 0 ? WA_ENC_PKMSG : WA_ENC_MSG,
-                                e->bytes, e->nbytes, &plain, &plen);
+            rc = wa_msg_decrypt(sig.sc, sig.g, name, fj.device,
+                                strcmp(et, "pkmsg") == 0 ? WA_ENC_PKMSG : WA_ENC_MSG, e->bytes, e->nbytes,
+                                &plain, &plen);
         }
     if (rc == SG_ERR_DUPLICATE_MESSAGE) {
         /* Decrypted and committed before (state is flushed only after the
@@ -612,11 +516,13 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
         if (wa_signal_store_rollback(sig.st) < 0)
             broken = 1; /* out of memory: the whole batch is forgotten */
         M.decrypt_failures++;
-        if (S.shm)
-            metrics_add(&S.shm->wa_decrypt_failures_total, 1);
+        if (M.rev.on_undecryptable)
+            M.rev.on_undecryptable(M.rarg, id, from);
         int cnt = retry_count(id);
         log_warn("cannot decrypt an incoming message", LF_S("id", id), LF_S("from", from),
-                 LF_S("why", rc == 0 ? "bad padding or not a Message" : any ? "decryption failed" : why),
+                 LF_S("why", rc == 0 ? "bad padding or not a Message"
+                             : any   ? "decryption failed"
+                                     : why),
                  LF_I("code", rc), LF_I("retry", cnt), LF_I("failures_total", (long long)M.decrypt_failures));
         im->answer = A_RETRY;
         im->retry = any && cnt <= MAX_RETRY_RECEIPTS ? cnt : 0;
@@ -639,8 +545,8 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
          * the chat is keyed by the phone number whenever it is known. */
         char alt[128];
         int from_lid = strcmp(fj.server, "lid") == 0;
-        const char *other = alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid", from_lid ? "s.whatsapp.net" : "lid",
-                                    alt, sizeof alt);
+        const char *other = alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid",
+                                    from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
         if (from_lid) {
             snprintf(lid, sizeof lid, "%s", sender);
             if (other)
@@ -688,10 +594,6 @@ static void process_next(void)
     M.busy = 1;
     nb = (int)(M.qlen < BATCH_MAX ? M.qlen : BATCH_MAX);
     nsql = broken = 0;
-    if (bsql.oom || bsql.cap > (256u << 10))
-        sbuf_free(&bsql); /* a large one is not kept */
-    sbuf_reset(&bsql);
-    sbuf_addc(&bsql, '[');
     for (int i = 0; i < nb; i++) {
         struct qitem *it = &M.q[(M.qhead + (size_t)i) % MAX_QUEUE];
         memset(&B[i], 0, sizeof B[i]);
@@ -701,8 +603,7 @@ static void process_next(void)
     struct wa_signal sig;
     if (wa_client_signal(M.c, &sig) == 0)
         wa_signal_store_unmark(sig.st);
-    sbuf_addc(&bsql, ']');
-    if (broken || bsql.oom) {
+    if (broken) {
         batch_end(NULL, "out of memory");
         next_turn();
         return;
@@ -713,11 +614,19 @@ static void process_next(void)
         event_active(M.pump_ev, EV_TIMEOUT, 0);
         return;
     }
-    const char *p[] = {bsql.buf};
-    if (!sdb_query(SQL_STORE, 1, p, on_batch_committed, NULL)) {
-        batch_end(NULL, "out of memory");
-        next_turn();
+    struct wa_incoming in[BATCH_MAX];
+    for (int i = 0; i < nb; i++) {
+        const struct inmsg *im = &B[i];
+        if (im->sql < 0)
+            continue;
+        in[im->sql] =
+            (struct wa_incoming){im->id, im->chat,      im->sender[0] ? im->sender : NULL, im->from_me,
+                                 im->ts, im->push_name, im->lid[0] ? im->lid : NULL,       &im->mc};
     }
+    /* The answer may come from within the call. */
+    uint64_t token = ++M.token;
+    if (!M.rev.on_incoming || M.rev.on_incoming(M.rarg, in, nsql, token) < 0)
+        wa_messaging_stored(token, NULL, "the application did not take the messages");
 }
 
 /* ---- send ---- */
@@ -728,7 +637,9 @@ static void continue_send(void);
 
 static int64_t mono_ms(void)
 {
-    return (int64_t)now_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* -- device lists -- */
@@ -846,12 +757,12 @@ static void report(const char *id, int retry, enum wa_send_result r, const char 
         /* The message itself was sent before: its status does not change. */
         log_info("message resent after a retry receipt", LF_S("id", id), LF_I("ok", r == WA_SEND_OK),
                  LF_S("why", err ? err : ""));
-        if (M.ev.on_ready)
-            M.ev.on_ready(M.arg); /* the outbox may go on */
+        if (M.sev.on_ready)
+            M.sev.on_ready(M.sarg); /* the outbox may go on */
         return;
     }
-    if (M.ev.on_sent)
-        M.ev.on_sent(M.arg, id, r, err);
+    if (M.sev.on_sent)
+        M.sev.on_sent(M.sarg, id, r, err);
 }
 
 static void clear_prep(void)
@@ -1006,7 +917,8 @@ static void encrypt_and_send(void)
         OPENSSL_cleanse(padded, pl);
         free(padded);
         if (r != 0) {
-            log_warn("cannot encrypt for a device", LF_S("id", M.s.id), LF_I("device", d->dev), LF_I("code", r));
+            log_warn("cannot encrypt for a device", LF_S("id", M.s.id), LF_I("device", d->dev),
+                     LF_I("code", r));
             continue;
         }
         dev_jid(d, dj, sizeof dj);
@@ -1119,7 +1031,8 @@ static void on_prekeys(void *arg, const wa_node *n)
             continue;
         const wa_node *reg = bytes_of(u, "registration", 4), *ident = bytes_of(u, "identity", 32);
         const wa_node *sk = wa_node_child(u, "skey"), *k = wa_node_child(u, "key");
-        const wa_node *skid = bytes_of(sk, "id", 3), *skv = bytes_of(sk, "value", 32), *sks = bytes_of(sk, "signature", 64);
+        const wa_node *skid = bytes_of(sk, "id", 3), *skv = bytes_of(sk, "value", 32),
+                      *sks = bytes_of(sk, "signature", 64);
         const wa_node *kid = bytes_of(k, "id", 3), *kv = bytes_of(k, "value", 32);
         if (!reg || !ident || !skid || !skv || !sks) {
             log_warn("prekey bundle incomplete", LF_S("jid", jid));
@@ -1227,19 +1140,6 @@ static void fetch_prekeys_or_send(void)
         send_done(WA_SEND_LOST, "not connected");
 }
 
-static const char SQL_LID[] =
-    "INSERT INTO wa_contacts (jid, lid, updated_at) SELECT $1, $2, now() "
-    "WHERE NOT EXISTS (SELECT 1 FROM wa_contacts x WHERE x.lid = $2 AND x.jid <> $1) "
-    "ON CONFLICT (jid) DO UPDATE SET lid = EXCLUDED.lid, updated_at = now() "
-    "WHERE wa_contacts.lid IS DISTINCT FROM EXCLUDED.lid";
-
-static void on_lid_saved(void *ctx, const PGresult *res, const char *err)
-{
-    (void)ctx;
-    if (!res)
-        log_warn("cannot record a phone number's LID", LF_S("error", err));
-}
-
 /* A usync <user jid=phone><lid val=user@lid/>: the phone number <-> LID mapping. */
 static void remember_lid(const wa_node *u, wa_arena *a, const wa_jid *j)
 {
@@ -1248,8 +1148,8 @@ static void remember_lid(const wa_node *u, wa_arena *a, const wa_jid *j)
     if (!l || strcmp(j->server, "s.whatsapp.net") != 0 || !alt_jid(l, a, "val", "lid", lb, sizeof lb))
         return;
     snprintf(pn, sizeof pn, "%s@s.whatsapp.net", j->user);
-    const char *p[] = {pn, lb};
-    sdb_query(SQL_LID, 2, p, on_lid_saved, NULL);
+    if (M.rev.on_lid)
+        M.rev.on_lid(M.rarg, pn, lb);
 }
 
 static void on_usync(void *arg, const wa_node *n)
@@ -1366,7 +1266,8 @@ static void start_job(struct send_job *jb)
         /* The session with the device is replaced once the bundle is in (continue_send). */
         M.s.devs[0] = jb->dev;
         M.s.ndevs = 1;
-        log_info("resending a message the recipient could not decrypt", LF_S("id", M.s.id), LF_I("count", M.s.retry));
+        log_info("resending a message the recipient could not decrypt", LF_S("id", M.s.id),
+                 LF_I("count", M.s.retry));
         fetch_prekeys_or_send();
         return;
     }
@@ -1507,54 +1408,42 @@ static void handle_ack(const wa_node *n)
     pump();
 }
 
-struct retry_req {
-    char id[64], user[64], server[32];
-    int dev, count;
-};
-
-static const char SQL_RETRY_MSG[] =
-    "SELECT text, reply_to, chat_jid FROM wa_messages WHERE id = $1 AND from_me AND type = 'text' AND revoked_at IS NULL";
-
-
-static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
+int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
+                        const char *reply_to)
 {
-    struct retry_req *rr = ctx;
     char own_user[64];
     int own_dev = 0;
-    if (!res || PQntuples(res) != 1 || !M.connected || own_address(own_user, sizeof own_user, &own_dev) < 0) {
-        log_warn("retry receipt not answered", LF_S("id", rr->id),
-                 LF_S("why", !res ? err : PQntuples(res) != 1 ? "no such message of ours" : "not connected"));
-        free(rr);
-        return;
-    }
-    const char *chat = PQgetvalue(res, 0, 2);
+    if (!M.connected || own_address(own_user, sizeof own_user, &own_dev) < 0 || !r->id ||
+        strlen(r->id) >= 64 || strlen(r->user) >= 64 || strlen(r->server) >= 32)
+        return -1;
     wa_arena *a = wa_arena_new();
     wa_jid cj;
     struct send_job jb;
     memset(&jb, 0, sizeof jb);
-    int ok = wa_jid_parse(a, chat, &cj) == WA_OK && strlen(cj.user) < sizeof jb.to_user &&
-             strlen(cj.server) < sizeof jb.to_server;
+    int ok = a && chat_jid && text && wa_jid_parse(a, chat_jid, &cj) == WA_OK &&
+             strlen(cj.user) < sizeof jb.to_user && strlen(cj.server) < sizeof jb.to_server;
     if (ok) {
-        snprintf(jb.id, sizeof jb.id, "%s", rr->id);
+        snprintf(jb.id, sizeof jb.id, "%s", r->id);
         snprintf(jb.to_user, sizeof jb.to_user, "%s", cj.user);
         snprintf(jb.to_server, sizeof jb.to_server, "%s", cj.server);
-        jb.text = strdup(PQgetvalue(res, 0, 0));
-        jb.reply_to = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
-        snprintf(jb.dev.user, sizeof jb.dev.user, "%s", rr->user);
-        snprintf(jb.dev.server, sizeof jb.dev.server, "%s", rr->server);
-        jb.dev.dev = rr->dev;
-        jb.dev.own = strcmp(rr->user, own_user) == 0;
-        jb.retry = rr->count > 0 ? rr->count : 1;
-        if (!jb.text || push_job(&jb) < 0) {
-            log_warn("retry receipt not answered", LF_S("id", rr->id), LF_S("why", "too many resends waiting"));
-            free(jb.text);
-            free(jb.reply_to);
-        } else {
-            pump();
-        }
     }
     wa_arena_free(a);
-    free(rr);
+    if (!ok)
+        return -1;
+    jb.text = strdup(text);
+    jb.reply_to = reply_to ? strdup(reply_to) : NULL;
+    snprintf(jb.dev.user, sizeof jb.dev.user, "%s", r->user);
+    snprintf(jb.dev.server, sizeof jb.dev.server, "%s", r->server);
+    jb.dev.dev = r->device;
+    jb.dev.own = strcmp(r->user, own_user) == 0;
+    jb.retry = r->count > 0 ? r->count : 1;
+    if (!jb.text || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+        free(jb.text);
+        free(jb.reply_to);
+        return -1;
+    }
+    pump();
+    return 0;
 }
 
 static void handle_retry_receipt(const wa_node *n, const char *from)
@@ -1574,20 +1463,9 @@ static void handle_retry_receipt(const wa_node *n, const char *from)
     int count = cnt ? atoi(cnt) : 1;
     log_warn("the recipient could not decrypt a message we sent", LF_S("id", id), LF_S("from", from),
              LF_I("count", count));
-    if (count > MAX_RETRY_RECEIPTS) {
-        wa_arena_free(a);
-        return;
-    }
-    struct retry_req *rr = calloc(1, sizeof *rr);
-    if (rr) {
-        snprintf(rr->id, sizeof rr->id, "%s", id);
-        snprintf(rr->user, sizeof rr->user, "%s", fj.user);
-        snprintf(rr->server, sizeof rr->server, "%s", fj.server);
-        rr->dev = fj.device;
-        rr->count = count;
-        const char *p[] = {id};
-        if (!sdb_query(SQL_RETRY_MSG, 1, p, on_retry_msg, rr))
-            free(rr);
+    if (count <= MAX_RETRY_RECEIPTS && M.sev.on_retry) {
+        struct wa_retry_request r = {id, fj.user, fj.server, fj.device, count};
+        M.sev.on_retry(M.sarg, &r);
     }
     wa_arena_free(a);
 }
@@ -1612,22 +1490,22 @@ static void handle_receipt(const wa_node *n)
     const char *type = wa_node_attr_str(n, "type");
     char fb[128];
     const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
-    const char *status = !type || !*type ? "delivered"
+    const char *status = !type || !*type                                       ? "delivered"
                          : !strcmp(type, "read") || !strcmp(type, "read-self") ? "read"
-                         : !strcmp(type, "played") ? "played"
-                         : NULL;
+                         : !strcmp(type, "played")                             ? "played"
+                                                                               : NULL;
     if (type && !strcmp(type, "retry"))
         handle_retry_receipt(n, from);
-    if (status && M.ev.on_receipt && from) {
+    if (status && M.sev.on_receipt && from) {
         const char *id = wa_node_attr_str(n, "id");
         if (id)
-            M.ev.on_receipt(M.arg, id, status, from);
+            M.sev.on_receipt(M.sarg, id, status, from);
         const wa_node *list = wa_node_child(n, "list");
         if (list && list->content == WA_CONTENT_LIST)
             for (uint32_t i = 0; i < list->nchildren; i++) {
                 const char *iid = wa_node_attr_str(list->children[i], "id");
                 if (!strcmp(list->children[i]->tag, "item") && iid)
-                    M.ev.on_receipt(M.arg, iid, status, from);
+                    M.sev.on_receipt(M.sarg, iid, status, from);
             }
     }
     wa_client_ack(M.c, n);
@@ -1675,8 +1553,8 @@ static void on_connected(void *arg)
 {
     (void)arg;
     M.connected = 1;
-    if (M.ev.on_ready)
-        M.ev.on_ready(M.arg);
+    if (M.sev.on_ready)
+        M.sev.on_ready(M.sarg);
 }
 
 static void on_disconnect(void *arg)
@@ -1721,13 +1599,24 @@ static void on_disconnect(void *arg)
     arm_timer();
 }
 
-void wa_messaging_init(struct wa_client *c, const struct wa_messaging_events *ev, void *arg)
+void wa_messaging_init(struct wa_client *c, struct event_base *base)
 {
     M.c = c;
-    M.ev = *ev;
-    M.arg = arg;
-    M.send_timer = evtimer_new(S.base, on_send_timeout, NULL);
-    M.pump_ev = event_new(S.base, -1, 0, on_pump, NULL);
+    M.base = base;
+    M.send_timer = evtimer_new(base, on_send_timeout, NULL);
+    M.pump_ev = event_new(base, -1, 0, on_pump, NULL);
     struct wa_client_hooks h = {on_stanza, on_connected, on_disconnect};
     wa_client_set_hooks(c, &h, NULL);
+}
+
+void wa_messaging_set_send_events(const struct wa_send_events *ev, void *arg)
+{
+    M.sev = *ev;
+    M.sarg = arg;
+}
+
+void wa_messaging_set_receive_events(const struct wa_receive_events *ev, void *arg)
+{
+    M.rev = *ev;
+    M.rarg = arg;
 }

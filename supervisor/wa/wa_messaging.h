@@ -1,8 +1,10 @@
-/* Messaging on the live WhatsApp connection, in the supervisor.
- * Receive: <message> stanzas one at a time — decrypt (Signal), parse,
- * commit to PostgreSQL (message, chat, contact, event in one statement),
- * only then make the Signal state change durable and send the receipt and
- * the ack; a failed decryption gets a retry receipt (at most 5 per message).
+/* Messaging on the live WhatsApp connection: the protocol side only (no
+ * database; the application stores through the callbacks).
+ * Receive: the <message> stanzas that arrived together, each decrypted
+ * (Signal) and parsed, handed to the application as one batch; only when it
+ * answers that the batch is committed is the Signal state made durable and
+ * the receipts and acks sent; a failed decryption gets a retry receipt (at
+ * most 5 per message).
  * Send: device list (usync, or a list fetched in the last minutes), prekey
  * bundles for devices without a session, one encrypted copy per device of
  * the recipient and of our other devices (deviceSentMessage), the stanza,
@@ -11,33 +13,87 @@
  * while the next is prepared. */
 #ifndef WAPI_WA_MESSAGING_H
 #define WAPI_WA_MESSAGING_H
+#include <event2/event.h>
 #include <stdint.h>
 
 #include "wa_client.h"
+#include "wa_message.h"
 
 /* WA_SEND_LOST: the connection went away before the server took the message
  * (or before its ack came): it goes again, with its id, on the next one. */
 enum wa_send_result { WA_SEND_OK = 0, WA_SEND_TRANSIENT = 1, WA_SEND_FAILED = 2, WA_SEND_LOST = 3 };
 
-struct wa_messaging_events {
+/* A recipient's device could not decrypt a message we sent and asks for it
+ * again (a retry receipt). Strings borrowed for the call. */
+struct wa_retry_request {
+    const char *id;            /* the message */
+    const char *user, *server; /* the device that asked */
+    int device;
+    int count; /* its retry count, 1.. */
+};
+
+/* What the sending side (the outbox) is told. */
+struct wa_send_events {
     /* The server took the message (or not); err says why when not ok. */
     void (*on_sent)(void *arg, const char *id, enum wa_send_result r, const char *err);
     /* status: delivered | read | played, for message ids we sent. */
     void (*on_receipt)(void *arg, const char *id, const char *status, const char *from);
     /* Logged in: sending can start. */
     void (*on_ready)(void *arg);
+    /* Answer with wa_messaging_resend() when the message is ours and still
+     * there, or not at all. */
+    void (*on_retry)(void *arg, const struct wa_retry_request *r);
 };
 
-void wa_messaging_init(struct wa_client *c, const struct wa_messaging_events *ev, void *arg);
+/* One decrypted incoming message, as the application stores it. Strings
+ * borrowed for the call. */
+struct wa_incoming {
+    const char *id;                       /* the stanza's id */
+    const char *chat;                     /* "user@server": the phone number's chat when known, the group's */
+    const char *sender;                   /* "user@server", NULL when unknown */
+    int from_me;                          /* sent by one of our other devices */
+    int64_t ts;                           /* Unix seconds */
+    const char *push_name, *lid;          /* the sender's, NULL when not told */
+    const struct wa_msg_content *content; /* kind is never WA_MSG_NONE */
+};
+
+/* Incoming messages handed over together at most. */
+#define WA_INCOMING_MAX 64
+
+/* What the receiving side (the inbox) is told. */
+struct wa_receive_events {
+    /* Messages that arrived together, decrypted, in order: store them (one
+     * transaction), then call wa_messaging_stored() with token. Until then
+     * none of them is acknowledged and no Signal state they changed is made
+     * durable. 0 when taken; -1 when not (as if the commit had failed). */
+    int (*on_incoming)(void *arg, const struct wa_incoming *m, int n, uint64_t token);
+    /* A phone number's LID, from a device list ("user@s.whatsapp.net", "user@lid"). */
+    void (*on_lid)(void *arg, const char *pn, const char *lid);
+    /* A message that could not be decrypted (a retry receipt goes out when
+     * retries are left). */
+    void (*on_undecryptable)(void *arg, const char *id, const char *from);
+};
+
+/* Messaging on client c; timers on base. */
+void wa_messaging_init(struct wa_client *c, struct event_base *base);
+void wa_messaging_set_send_events(const struct wa_send_events *ev, void *arg);
+void wa_messaging_set_receive_events(const struct wa_receive_events *ev, void *arg);
+/* The batch given with token is stored (applied: one 't' or 'f' per message,
+ * in order: 't' when it made a change) or not (applied NULL, err says why:
+ * nothing of the batch is acknowledged, the connection is dropped so the
+ * server resends it, and its Signal state is undone so it decrypts again). */
+void wa_messaging_stored(uint64_t token, const char *applied, const char *err);
 /* Takes one text message to send after those given before (on_sent tells
  * how it went); -1 when full or not connected, -2 when to_jid is no JID. */
 int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to);
+/* Answers a retry request: the message (our text in chat_jid) again, to the
+ * device that asked only, in a new session. -1 when it cannot be queued. */
+int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
+                        const char *reply_to);
 /* How many more messages wa_messaging_send takes now (0 when not connected). */
 int wa_messaging_room(void);
 /* wa_messaging_room() == 0. */
 int wa_messaging_busy(void);
 int wa_messaging_ready(void);
-/* Counters for logs and metrics. */
-uint64_t wa_messaging_decrypt_failures(void);
 
 #endif

@@ -62,6 +62,28 @@ def status_of(mid):
     return r[0][0] if r else None
 
 
+def rest_message(mid):
+    st, _, b = srv.request("GET", "/api/messages/" + mid, headers={"x-api-key": KEY})
+    return json.loads(b) if st == 200 else None
+
+
+def event_data(etype, mid):
+    r = sql("SELECT data::text FROM wa_events WHERE type = :'p0' AND data->>'id' = :'p1' ORDER BY id DESC LIMIT 1",
+            etype, mid)
+    return json.loads(r[0][0]) if r else None
+
+
+def same_as_rest(what, event, rest, changed_since=()):
+    """The event's data is the message's REST body: the same field names, and
+    the same values (time precision included) but for those that changed
+    since the event by design."""
+    check(f"{what}: the event's data has exactly the REST body's fields",
+          event is not None and rest is not None and sorted(event) == sorted(rest), (event, rest))
+    diff = {k: (event.get(k), rest.get(k)) for k in (rest or {}) if k not in changed_since and
+            (event or {}).get(k) != rest.get(k)}
+    check(f"{what}: every field equal", event is not None and not diff, diff)
+
+
 def peer_received(wa, mid):
     return [r for r in wa.call("GET", "/peer/received") if r["id"] == mid]
 
@@ -94,12 +116,13 @@ row = wait(lambda: sql("SELECT chat_jid, sender_jid, from_me, type, subtype, tex
 check("incoming text stored", row and row[0] == [PEER, PEER, "f", "text", "conversation", "hello wapi", "received"], row)
 check("receipt sent for it", wait(lambda: recv_stanzas(wa, "receipt", mid, seq)), wa.events(seq, "recv")[-3:])
 check("and an ack", wait(lambda: [e for e in wa.events(seq, "ack") if e.get("id") == mid]))
-ev = sql("SELECT type, data->>'id', data->>'text', data->>'chat' FROM wa_events WHERE data->>'id' = :'p0'", mid)
+ev = sql("SELECT type, data->>'id', data->>'text', data->>'chat_jid' FROM wa_events WHERE data->>'id' = :'p0'", mid)
 check("message.received event row in the same commit", ev == [["message.received", mid, "hello wapi", PEER]], ev)
 chat = sql("SELECT last_message_id, unread_count FROM wa_chats WHERE jid = :'p0'", PEER)
 check("chat row with last message and unread count", chat == [[mid, "1"]], chat)
 contact = sql("SELECT push_name FROM wa_contacts WHERE jid = :'p0'", PEER)
 check("contact row with the push name", contact == [["Peer"]], contact)
+same_as_rest("message.received", event_data("message.received", mid), rest_message(mid))
 
 # 2. The same stanza again (lost ack): stored once, acknowledged again.
 seq = wa.last_seq()
@@ -122,11 +145,14 @@ check("edit applied", wait(lambda: sql("SELECT text, edited_at IS NOT NULL FROM 
                            == [["hello, edited", "t"]]))
 check("message.edited event", wait(lambda: sql("SELECT data->>'text' FROM wa_events WHERE type = 'message.edited' "
                                                "AND data->>'id' = :'p0'", mid) == [["hello, edited"]]))
+same_as_rest("message.edited", event_data("message.edited", mid), rest_message(mid))
 wa.call("POST", "/peer/send", {"revoke": {"target": r2}})
 check("revoke applied", wait(lambda: sql("SELECT revoked_at IS NOT NULL FROM wa_messages WHERE id = :'p0'", r2)
                              == [["t"]]))
 check("message.revoked event", wait(lambda: sql("SELECT count(*) FROM wa_events WHERE type = 'message.revoked' "
                                                 "AND data->>'id' = :'p0'", r2) == [["1"]]))
+same_as_rest("message.revoked", event_data("message.revoked", r2), rest_message(r2))
+same_as_rest("message.reaction", event_data("message.reaction", r3), rest_message(r3))
 r5 = wa.call("POST", "/peer/send", {"unsupported": True})["id"]
 check("unsupported type stored by name", wait(lambda: sql("SELECT type, subtype FROM wa_messages WHERE id = :'p0'", r5))
       == [["unsupported", "locationMessage"]])
@@ -205,6 +231,9 @@ check("status sent, then delivered on the automatic receipt",
       wait(lambda: status_of(s1) == "delivered"), status_of(s1))
 evs = sql("SELECT type, data->>'status' FROM wa_events WHERE data->>'id' = :'p0' ORDER BY id", s1)
 check("message.sent then message.status delivered", evs == [["message.sent", "sent"], ["message.status", "delivered"]], evs)
+rest = rest_message(s1)
+same_as_rest("message.status", event_data("message.status", s1), rest)
+same_as_rest("message.sent", event_data("message.sent", s1), rest, changed_since=("status", "updated_at"))
 wa.call("POST", "/peer/receipt", {"id": s1, "type": "read", "from": "15550008888"})
 check("read receipt -> read", wait(lambda: status_of(s1) == "read"))
 check("outbox row done", sql("SELECT state, attempts FROM wa_outbox WHERE message_id = :'p0'", s1) == [["done", "1"]])
@@ -249,8 +278,9 @@ s3 = enqueue("15550000000@s.whatsapp.net", "nobody")
 check("unknown recipient -> failed", wait(lambda: status_of(s3) == "failed", timeout=20), status_of(s3))
 err = sql("SELECT error FROM wa_messages WHERE id = :'p0'", s3)
 check("with the reason", err and "not on WhatsApp" in err[0][0], err)
-check("message.status failed event", sql("SELECT data->>'status', data->>'reason' IS NOT NULL FROM wa_events "
-                                         "WHERE type = 'message.status' AND data->>'id' = :'p0'", s3) == [["failed", "t"]])
+check("message.status failed event, with the reason as error", sql(
+    "SELECT data->>'status', data->>'error' FROM wa_events WHERE type = 'message.status' AND data->>'id' = :'p0'",
+    s3) == [["failed", err[0][0]]])
 
 # 9. An unmodified Baileys client as the other person (a companion of its own account).
 BJID = "15550007777@s.whatsapp.net"

@@ -1,0 +1,166 @@
+#include "inbox.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/sbuf.h"
+#include "events.h"
+#include "sdb.h"
+#include "sup.h"
+#include "wa/wa_messaging.h"
+
+/* One row per element applied: its position (from 1) and its event. */
+static const char SQL_STORE[] = "SELECT ord, event_id, event_type, data FROM wapi_incoming_store($1::jsonb)";
+
+/* What the batch in flight is, for its answer. */
+struct batch {
+    uint64_t token;
+    int n;
+    char ids[WA_INCOMING_MAX][64]; /* the stanza ids, for the log */
+};
+
+static void json_kv(struct sbuf *b, const char *k, const char *v)
+{
+    sbuf_addc(b, ',');
+    sbuf_add_json_str(b, k, strlen(k));
+    sbuf_addc(b, ':');
+    if (v)
+        sbuf_add_json_str(b, v, strlen(v));
+    else
+        sbuf_adds(b, "null");
+}
+
+/* One element of the statement (see common/sql/0019_message_json.sql). */
+static void add_element(struct sbuf *b, const struct wa_incoming *m, uint64_t ev)
+{
+    const struct wa_msg_content *mc = m->content;
+    int reaction = mc->kind == WA_MSG_REACTION;
+    char num[24];
+    sbuf_addc(b, '{');
+    if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
+        sbuf_adds(b, mc->kind == WA_MSG_EDIT ? "\"k\":\"e\"" : "\"k\":\"r\"");
+        json_kv(b, "target", mc->target);
+        json_kv(b, "chat", m->chat);
+        if (mc->kind == WA_MSG_EDIT)
+            json_kv(b, "text", mc->text);
+    } else {
+        sbuf_adds(b, "\"k\":\"m\"");
+        json_kv(b, "id", m->id);
+        json_kv(b, "chat", m->chat);
+        json_kv(b, "sender", m->sender);
+        sbuf_adds(b, m->from_me ? ",\"from_me\":true" : ",\"from_me\":false");
+        json_kv(b, "type", reaction ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported");
+        json_kv(b, "subtype", mc->subtype);
+        json_kv(b, "text", reaction ? NULL : mc->text);
+        json_kv(b, "reply_to", mc->reply_to);
+        json_kv(b, "reaction_to", reaction ? mc->target : NULL);
+        json_kv(b, "reaction", reaction ? mc->text : NULL);
+        json_kv(b, "push_name", m->push_name);
+        json_kv(b, "lid", m->lid);
+        json_kv(b, "et", reaction ? "message.reaction" : "message.received");
+    }
+    snprintf(num, sizeof num, "%lld", (long long)m->ts);
+    json_kv(b, "ts", num);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)ev);
+    json_kv(b, "ev", num);
+    sbuf_addc(b, '}');
+}
+
+static void on_stored(void *ctx, const PGresult *res, const char *err)
+{
+    struct batch *bt = ctx;
+    char applied[WA_INCOMING_MAX + 1];
+    memset(applied, 'f', (size_t)bt->n);
+    applied[bt->n] = '\0';
+    for (int i = 0; res && i < PQntuples(res); i++) {
+        long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
+        if (ord < 1 || ord > bt->n || PQgetisnull(res, i, 1) || PQgetisnull(res, i, 3)) {
+            res = NULL; /* not the answer asked for: treated as not stored */
+            err = "unexpected answer from wapi_incoming_store";
+            break;
+        }
+        applied[ord - 1] = 't';
+    }
+    if (res)
+        for (int i = 0; i < PQntuples(res); i++) {
+            long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
+            events_publish(strtoull(PQgetvalue(res, i, 1), NULL, 10), PQgetvalue(res, i, 2),
+                           PQgetvalue(res, i, 3));
+            if (S.shm)
+                metrics_add(&S.shm->wa_messages_received_total, 1);
+            log_info("incoming message stored", LF_S("id", bt->ids[ord - 1]),
+                     LF_S("event", PQgetvalue(res, i, 2)), LF_I("batch", bt->n));
+        }
+    wa_messaging_stored(bt->token, res ? applied : NULL, err);
+    free(bt);
+}
+
+static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t token)
+{
+    (void)arg;
+    struct batch *bt = calloc(1, sizeof *bt);
+    if (!bt || n < 1 || n > (int)(sizeof bt->ids / sizeof bt->ids[0])) {
+        free(bt);
+        return -1;
+    }
+    bt->token = token;
+    bt->n = n;
+    uint64_t ev = events_reserve((unsigned)n);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addc(&b, '[');
+    for (int i = 0; i < n; i++) {
+        snprintf(bt->ids[i], sizeof bt->ids[i], "%s", m[i].id);
+        if (i)
+            sbuf_addc(&b, ',');
+        add_element(&b, &m[i], ev + (uint64_t)i);
+    }
+    sbuf_addc(&b, ']');
+    const char *p[] = {b.buf};
+    if (b.oom || !sdb_query(SQL_STORE, 1, p, on_stored, bt)) {
+        sbuf_free(&b);
+        free(bt);
+        return -1;
+    }
+    sbuf_free(&b);
+    return 0;
+}
+
+/* A LID is recorded unless another contact holds it already (the unique
+ * index must never fail), and only when it changes. */
+static const char SQL_LID[] =
+    "INSERT INTO wa_contacts (jid, lid, updated_at) SELECT $1, $2, now() "
+    "WHERE NOT EXISTS (SELECT 1 FROM wa_contacts x WHERE x.lid = $2 AND x.jid <> $1) "
+    "ON CONFLICT (jid) DO UPDATE SET lid = EXCLUDED.lid, updated_at = now() "
+    "WHERE wa_contacts.lid IS DISTINCT FROM EXCLUDED.lid";
+
+static void on_lid_saved(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    if (!res)
+        log_warn("cannot record a phone number's LID", LF_S("error", err));
+}
+
+static void on_lid(void *arg, const char *pn, const char *lid)
+{
+    (void)arg;
+    const char *p[] = {pn, lid};
+    if (!sdb_query(SQL_LID, 2, p, on_lid_saved, NULL))
+        log_warn("cannot record a phone number's LID", LF_S("error", "out of memory"));
+}
+
+static void on_undecryptable(void *arg, const char *id, const char *from)
+{
+    (void)arg, (void)id, (void)from;
+    if (S.shm)
+        metrics_add(&S.shm->wa_decrypt_failures_total, 1);
+}
+
+void inbox_init(void)
+{
+    struct wa_receive_events ev = {on_incoming, on_lid, on_undecryptable};
+    wa_messaging_set_receive_events(&ev, NULL);
+}

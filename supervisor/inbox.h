@@ -1,0 +1,13 @@
+/* The inbox: stores what the WhatsApp client receives, the mirror of the
+ * outbox. Each batch of decrypted incoming messages is one statement
+ * (wapi_incoming_store: messages, chats, contacts and their events in one
+ * transaction); only after its commit are the events published and the
+ * client told (wa_messaging_stored), which then makes the Signal state
+ * durable and sends the receipts and acks. Also records the phone number
+ * <-> LID mappings the client learns and counts undecryptable messages. */
+#ifndef WAPI_INBOX_H
+#define WAPI_INBOX_H
+
+void inbox_init(void);
+
+#endif
