@@ -1,9 +1,9 @@
 /* wapi: the supervisor. Starts everything and stops it: reads the
  * configuration, opens the listen sockets and the metrics memory, runs the
- * migrations in a child, starts the WhatsApp session, the outbox, webhook
- * dispatch, the audit publisher and the control socket, registers what
- * workers may ask, keeps the workers running, and handles the signals (a
- * table) on a libevent loop that never blocks. */
+ * migrations in a child, starts the WhatsApp session (with its inbox and
+ * outbox), webhook dispatch, the audit publisher and the control socket,
+ * registers what workers may ask, keeps the workers running, and handles
+ * the signals (a table) on a libevent loop that never blocks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
