@@ -225,15 +225,19 @@ static void on_receipt(void *arg, const char *id, const char *status, const char
 static const char SQL_RECOVER[] =
     "UPDATE wa_outbox SET state = 'pending', next_attempt_at = now() WHERE state = 'inflight'";
 
+/* Claimed rows are marked inflight with an asynchronous commit: a crash
+ * that undoes the claim leaves them pending, which is what a restart makes
+ * of inflight rows anyway (they go again, with their ids); the commit that
+ * records them sent is synchronous and flushes the claim with it. */
 static const char SQL_CLAIM[] =
-    "WITH c AS (SELECT o.message_id FROM wa_outbox o JOIN wa_messages m ON m.id = o.message_id "
+    "WITH " SDB_ASYNC_COMMIT
+    ", c AS (SELECT o.message_id FROM wa_outbox o JOIN wa_messages m ON m.id = o.message_id "
     "WHERE o.state = 'pending' AND o.next_attempt_at <= now() ORDER BY m.seq LIMIT $1 FOR UPDATE OF o SKIP "
     "LOCKED), "
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
-    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts FROM u JOIN wa_messages m ON m.id = "
-    "u.message_id "
-    "ORDER BY m.seq";
+    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts FROM sc CROSS JOIN u JOIN wa_messages m "
+    "ON m.id = u.message_id ORDER BY m.seq";
 
 static void on_claim(void *ctx, const PGresult *res, const char *err)
 {

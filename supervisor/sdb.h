@@ -16,6 +16,12 @@ typedef void (*sdb_cb)(void *ctx, const PGresult *res, const char *err);
 
 struct pgq;
 
+/* A CTE making the statement's commit asynchronous (no wait for the WAL
+ * flush); the statement must read it (e.g. FROM sc CROSS JOIN ...) or it is
+ * not evaluated. Only for changes a crash may undo: any later synchronous
+ * commit flushes them too. */
+#define SDB_ASYNC_COMMIT "sc AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+
 int sdb_init(struct event_base *base, const struct db_params *params, int size);
 /* sql must outlive the query (a literal); params are copied. NULL on OOM. */
 struct pgq *sdb_query(const char *sql, int nparams, const char *const *params, sdb_cb cb, void *ctx);

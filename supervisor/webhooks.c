@@ -538,7 +538,7 @@ static void start_delivery(struct delivery *d, const char *url)
  * the attempts are made again. Duplicates were possible anyway (deduplicate
  * on webhook-id), a missed delivery is not: any later durable commit, such
  * as an attempt's outcome, flushes the write-ahead log up to it. */
-#define ASYNC_COMMIT "sc AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+#define ASYNC_COMMIT SDB_ASYNC_COMMIT
 
 static const char SQL_CLAIM[] =
     "WITH " ASYNC_COMMIT ", c AS (SELECT d.id FROM wa_webhook_deliveries d JOIN wa_webhooks w ON w.id = "

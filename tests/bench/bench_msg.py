@@ -472,6 +472,34 @@ def per_conn(wa, seq0, conn, kind):
     return sum(1 for e in wa.events(seq0, kind) if e["conn"] == conn)
 
 
+POST_CONNS = int(os.environ.get("BENCH_POST_CONNS", "8"))
+
+
+def post_all(srv, key, texts, conns):
+    """POST every text to the peer on conns keep-alive connections at once
+    (text i on connection i % conns); the ids in the order of texts."""
+    ids = [None] * len(texts)
+    errs = []
+
+    def run(k):
+        a = Api(srv, key)
+        for i in range(k, len(texts), conns):
+            st, js = a("POST", "/api/messages", {"to": PEER, "text": texts[i]})
+            if st != 202:
+                errs.append(f"POST /api/messages: {st} {js}")
+                return
+            ids[i] = js["id"]
+
+    th = [threading.Thread(target=run, args=(k,)) for k in range(conns)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    if errs:
+        raise RuntimeError(errs[0])
+    return ids
+
+
 def bench_cost(srv, wa, api, db):
     wa.call("POST", "/config", {"peerAutoReceipt": False})
     bl = BaileysSender(wa)
@@ -494,23 +522,26 @@ def bench_cost(srv, wa, api, db):
         idle = (cpu_ns(sup) - i0) / 1e9 / (time.monotonic() - t_idle)
 
         # wapi: the texts through the API; the supervisor's outbox sends them.
-        seq = wa.last_seq()
-        c0, t0 = cpu_s(sup), time.monotonic()
-        ids = []
-        for t in texts:
-            st, js = api("POST", "/api/messages", {"to": PEER, "text": t})
-            if st != 202:
-                raise RuntimeError(f"POST /api/messages: {st} {js}")
-            ids.append(js["id"])
-        t_posted = time.monotonic() - t0
-        w_recv = received(wa, seq, ids, 120)
-        inlist = "','".join(ids)
-        wait(lambda: psql(db, f"SELECT count(*) FROM wa_messages WHERE id IN ('{inlist}') AND status = 'sent'")[0][0]
-             == str(len(ids)), 60, 0.05)
-        w_wall = time.monotonic() - t0
-        w_cpu = cpu_s(sup) - c0
-        w_conn = next(iter(w_recv.values()))["conn"] if w_recv else None
-        w_usync, w_fetch = per_conn(wa, seq, w_conn, "usync"), per_conn(wa, seq, w_conn, "prekeys.fetch")
+        # First one request at a time (each waits for its commit: the rate is
+        # then the client's, one commit per message), then as a program
+        # sending as fast as it can does it, on POST_CONNS connections.
+        def wapi_run(prefix, conns):
+            seq = wa.last_seq()
+            c0, t0 = cpu_s(sup), time.monotonic()
+            ids = post_all(srv, api.key, [prefix + t for t in texts], conns)
+            t_posted = time.monotonic() - t0
+            recv = received(wa, seq, ids, 120)
+            inlist = "','".join(ids)
+            wait(lambda: psql(db, f"SELECT count(*) FROM wa_messages WHERE id IN ('{inlist}') AND status = 'sent'")
+                 [0][0] == str(len(ids)), 60, 0.05)
+            wall = time.monotonic() - t0
+            cpu = cpu_s(sup) - c0
+            conn = next(iter(recv.values()))["conn"] if recv else None
+            return recv, wall, cpu, t_posted, per_conn(wa, seq, conn, "usync"), per_conn(wa, seq, conn, "prekeys.fetch")
+
+        w_recv, w_wall, w_cpu, t_posted, w_usync, w_fetch = wapi_run("", 1)
+        time.sleep(1.0)
+        p_recv, p_wall, _, p_posted, _, _ = wapi_run("concurrent ", POST_CONNS)
 
         # Baileys: the same texts, sock.sendMessage one after the other.
         time.sleep(1.0)
@@ -550,6 +581,12 @@ def bench_cost(srv, wa, api, db):
           f"{len(b_recv) / b_wall:.0f} messages/s; per message: {b_usync / M_OUT:.2f} device-list queries, "
           f"{b_fetch / M_OUT:.2f} prekey fetches")
     print(f"  ratio Baileys/wapi CPU per message per device: {b_unit / w_unit:.2f}x")
+    if len(p_recv) == M_OUT:
+        p_rate, b_rate = len(p_recv) / p_wall, len(b_recv) / b_wall
+        print(f"  wapi, the same texts POSTed on {POST_CONNS} connections at once: {p_rate:.0f} messages/s end to end "
+              f"({p_posted:.2f} s to queue them);   ratio wapi/Baileys messages/s: {p_rate / b_rate:.2f}x")
+    else:
+        print(f"  wapi on {POST_CONNS} connections: incomplete, the peer decrypted {len(p_recv)} of {M_OUT}")
     print(f"  (supervisor idle, connected: {idle * 1000:.1f} ms CPU per s, not subtracted; CPU from /proc "
           f"utime+stime, {1000 // TICK} ms ticks. wapi's figure includes its durability: the outbox claim and status update "
           "in PostgreSQL, the message.sent event, the Signal state written to disk before each send; "
