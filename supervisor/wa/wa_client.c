@@ -8,8 +8,8 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "supervisor/offload.h"
-#include "supervisor/wa/proto/adv.pb-c.h"
+#include "../offload.h"
+#include "proto/adv.pb-c.h"
 #include "wa_binary.h"
 #include "wa_crypto.h"
 #include "wa_noise.h"

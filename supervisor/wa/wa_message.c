@@ -11,7 +11,7 @@
 
 #include <openssl/crypto.h>
 
-#include "supervisor/wa/proto/e2e.pb-c.h"
+#include "proto/e2e.pb-c.h"
 #include "wa_crypto.h"
 
 /* ---- padding ---- */
