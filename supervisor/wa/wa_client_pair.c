@@ -279,6 +279,21 @@ static void code_work(void *arg)
     j->ok = PKCS5_PBKDF2_HMAC(j->code, 8, j->salt, 32, 2 << 16, EVP_sha256(), 32, j->key) == 1;
 }
 
+/* <iq xmlns=md><link_code_companion_reg jid stage>, the frame of both companion stages. */
+static wa_node *companion_reg(wa_arena *a, struct wa_client *c, const char *stage, wa_node **iq, char *id,
+                              size_t idlen)
+{
+    char jidtxt[64];
+    *iq = wac_iq_new(a, c, "set", "md", id, idlen);
+    wa_node *reg = wac_child(a, *iq, "link_code_companion_reg");
+    snprintf(jidtxt, sizeof jidtxt, "%s@" SERVER, c->pc.phone);
+    wa_jid jid;
+    wa_jid_parse(a, jidtxt, &jid);
+    wa_node_add_attr_jid(a, reg, "jid", &jid);
+    wa_node_add_attr(a, reg, "stage", stage);
+    return reg;
+}
+
 static void send_companion_hello(struct wa_client *c, struct code_job *j)
 {
     memcpy(j->wrapped, j->salt, 32);
@@ -286,14 +301,9 @@ static void send_companion_hello(struct wa_client *c, struct code_job *j)
     if (aes_ctr(j->key, j->iv, j->eph_pub, 32, j->wrapped + 48) < 0)
         return;
     wa_arena *a = wa_arena_new();
-    char id[32], jidtxt[64];
-    wa_node *iq = wac_iq_new(a, c, "set", "md", id, sizeof id);
-    wa_node *reg = wac_child(a, iq, "link_code_companion_reg");
-    snprintf(jidtxt, sizeof jidtxt, "%s@" SERVER, c->pc.phone);
-    wa_jid jid;
-    wa_jid_parse(a, jidtxt, &jid);
-    wa_node_add_attr_jid(a, reg, "jid", &jid);
-    wa_node_add_attr(a, reg, "stage", "companion_hello");
+    char id[32];
+    wa_node *iq;
+    wa_node *reg = companion_reg(a, c, "companion_hello", &iq, id, sizeof id);
     wa_node_add_attr(a, reg, "should_show_push_notification", "true");
     wa_node_set_bytes(a, wac_child(a, reg, "link_code_pairing_wrapped_companion_ephemeral_pub"), j->wrapped, 80);
     wa_node_set_bytes(a, wac_child(a, reg, "companion_server_auth_key_pub"), c->creds.noise_pub, 32);
@@ -345,14 +355,9 @@ static void send_companion_finish(struct wa_client *c, struct code_job *j)
         return;
     }
     wa_arena *a = wa_arena_new();
-    char id[32], jidtxt[64];
-    wa_node *iq = wac_iq_new(a, c, "set", "md", id, sizeof id);
-    wa_node *reg = wac_child(a, iq, "link_code_companion_reg");
-    snprintf(jidtxt, sizeof jidtxt, "%s@" SERVER, c->pc.phone);
-    wa_jid jid;
-    wa_jid_parse(a, jidtxt, &jid);
-    wa_node_add_attr_jid(a, reg, "jid", &jid);
-    wa_node_add_attr(a, reg, "stage", "companion_finish");
+    char id[32];
+    wa_node *iq;
+    wa_node *reg = companion_reg(a, c, "companion_finish", &iq, id, sizeof id);
     wa_node_set_bytes(a, wac_child(a, reg, "link_code_pairing_wrapped_key_bundle"), wrapped, sizeof wrapped);
     wa_node_set_bytes(a, wac_child(a, reg, "companion_identity_public"), c->creds.ident_pub, 32);
     wa_node_set_bytes(a, wac_child(a, reg, "link_code_pairing_ref"), c->pc.ref, c->pc.ref_len);
