@@ -22,8 +22,9 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
 
-static const char *const state_names[WA_STATE_COUNT] = {
-    "stopped", "connecting", "qr", "pairing", "connected", "reconnecting", "logged_out", "banned", "outdated", "locked"};
+static const char *const state_names[WA_STATE_COUNT] = {"stopped",   "connecting",   "qr",         "pairing",
+                                                        "connected", "reconnecting", "logged_out", "banned",
+                                                        "outdated",  "locked"};
 
 const char *wa_state_name(enum wa_state st)
 {
@@ -179,7 +180,8 @@ static enum iq_kind take_iq(struct wa_client *c, const char *id)
     return IQ_NONE;
 }
 
-wa_node *wac_iq_new(wa_arena *a, struct wa_client *c, const char *type, const char *xmlns, char *id, size_t idlen)
+wa_node *wac_iq_new(wa_arena *a, struct wa_client *c, const char *type, const char *xmlns, char *id,
+                    size_t idlen)
 {
     wa_node *iq = wa_node_new(a, "iq");
     wa_jid to;
@@ -302,15 +304,30 @@ static void on_iq_reply(struct wa_client *c, const wa_node *n, const char *type)
     enum iq_kind k = take_iq(c, id);
     int ok = strcmp(type, "result") == 0;
     switch (k) {
-    case IQ_PING: c->ping_outstanding = 0; keepalive_arm(c); break;
-    case IQ_PREKEY_COUNT: wac_prekeys_count(c, n, ok); break;
-    case IQ_PREKEY_UPLOAD: wac_prekeys_uploaded(c, ok); break;
-    case IQ_ACTIVE: break;
-    case IQ_LOGOUT: drop_transport(c); break;
-    case IQ_PAIR_CODE: wac_pair_code_registered(c, n, ok); break;
-    case IQ_PAIR_FINISH: wac_pair_code_finished(ok); break;
+    case IQ_PING:
+        c->ping_outstanding = 0;
+        keepalive_arm(c);
+        break;
+    case IQ_PREKEY_COUNT:
+        wac_prekeys_count(c, n, ok);
+        break;
+    case IQ_PREKEY_UPLOAD:
+        wac_prekeys_uploaded(c, ok);
+        break;
+    case IQ_ACTIVE:
+        break;
+    case IQ_LOGOUT:
+        drop_transport(c);
+        break;
+    case IQ_PAIR_CODE:
+        wac_pair_code_registered(c, n, ok);
+        break;
+    case IQ_PAIR_FINISH:
+        wac_pair_code_finished(ok);
+        break;
     case IQ_CALLBACK:
-    case IQ_NONE: break;
+    case IQ_NONE:
+        break;
     }
 }
 
@@ -320,8 +337,8 @@ static void handle_stream_error(struct wa_client *c, const wa_node *n)
     const wa_node *conflict = wa_node_child(n, "conflict");
     const char *ctype = conflict ? wa_node_attr_str(conflict, "type") : NULL;
     char why[128];
-    snprintf(why, sizeof why, "stream error%s%s%s%s", code ? " " : "", code ? code : "", ctype ? " conflict " : "",
-             ctype ? ctype : "");
+    snprintf(why, sizeof why, "stream error%s%s%s%s", code ? " " : "", code ? code : "",
+             ctype ? " conflict " : "", ctype ? ctype : "");
     if (code && strcmp(code, "515") == 0) {
         /* Pairing done (or the server wants a fresh start): log in again now. */
         log_info("whatsapp asked for a restart (515)");
@@ -365,9 +382,15 @@ static void handle_failure(struct wa_client *c, const wa_node *n)
         wac_halt(c, WA_BANNED, b);
         return;
     }
-    case 405: wac_halt(c, WA_OUTDATED, "client version outdated (failure 405): set whatsapp.version"); return;
-    case 409: wac_halt(c, WA_OUTDATED, "bad user agent (failure 409)"); return;
-    default: wac_schedule_retry(c, why); return;
+    case 405:
+        wac_halt(c, WA_OUTDATED, "client version outdated (failure 405): set whatsapp.version");
+        return;
+    case 409:
+        wac_halt(c, WA_OUTDATED, "bad user agent (failure 409)");
+        return;
+    default:
+        wac_schedule_retry(c, why);
+        return;
     }
 }
 
@@ -476,8 +499,8 @@ static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
     }
     if (strcmp(n->tag, "ib") == 0)
         return 0;
-    if ((!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "ack")) && c->hooks.on_stanza &&
-        c->creds.paired)
+    if ((!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "ack")) &&
+        c->hooks.on_stanza && c->creds.paired)
         return c->hooks.on_stanza(c->hooks_arg, n, a);
     if (!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "call"))
         send_ack(c, n);
@@ -569,7 +592,8 @@ static void on_ws_message(void *arg, const uint8_t *data, size_t len)
                 wac_halt(c, WA_STOPPED, err);
                 return;
             }
-            rc = wa_noise_read_server_hello(&c->ns, frame, flen, payload, plen, (uint64_t)time(NULL), &out, &olen);
+            rc = wa_noise_read_server_hello(&c->ns, frame, flen, payload, plen, (uint64_t)time(NULL), &out,
+                                            &olen);
             free(payload);
             if (rc != WA_NOISE_OK) {
                 char why[256];
@@ -621,7 +645,8 @@ static int connect_now(struct wa_client *c)
 {
     c->conn_gen++;
     c->pc.active = 0;
-    struct wa_ws_options o = {c->url, c->origin, "Mozilla/5.0 (X11; Linux x86_64) wapi", c->cfg.ssl, 20, 16u << 20};
+    struct wa_ws_options o = {c->url,     c->origin, "Mozilla/5.0 (X11; Linux x86_64) wapi",
+                              c->cfg.ssl, 20,        16u << 20};
     struct wa_ws_callbacks cb = {on_ws_open, on_ws_message, on_ws_close};
     char why[256];
     c->ws = wa_ws_connect(c->cfg.base, c->cfg.dns, &o, &cb, c, why, sizeof why);
@@ -650,7 +675,8 @@ static void on_linger_timer(evutil_socket_t fd, short what, void *arg)
     drop_transport(arg);
 }
 
-struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct wa_client_events *ev, void *arg)
+struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct wa_client_events *ev,
+                                void *arg)
 {
     struct wa_client *c = calloc(1, sizeof *c);
     if (!c)

@@ -16,7 +16,17 @@
 #define MAX_REFS 8
 #define MAX_IQS 32
 
-enum iq_kind { IQ_NONE, IQ_CALLBACK, IQ_PREKEY_COUNT, IQ_PREKEY_UPLOAD, IQ_ACTIVE, IQ_PING, IQ_LOGOUT, IQ_PAIR_CODE, IQ_PAIR_FINISH };
+enum iq_kind {
+    IQ_NONE,
+    IQ_CALLBACK,
+    IQ_PREKEY_COUNT,
+    IQ_PREKEY_UPLOAD,
+    IQ_ACTIVE,
+    IQ_PING,
+    IQ_LOGOUT,
+    IQ_PAIR_CODE,
+    IQ_PAIR_FINISH
+};
 
 struct wa_client {
     struct wa_client_config cfg;
@@ -71,7 +81,8 @@ int wac_send_node(struct wa_client *c, const wa_node *n);
 /* Routes the reply to iq id by kind (see on_iq_reply). */
 void wac_remember_iq(struct wa_client *c, const char *id, enum iq_kind kind);
 /* <iq id to=server type xmlns>; its id is written into id. */
-wa_node *wac_iq_new(wa_arena *a, struct wa_client *c, const char *type, const char *xmlns, char *id, size_t idlen);
+wa_node *wac_iq_new(wa_arena *a, struct wa_client *c, const char *type, const char *xmlns, char *id,
+                    size_t idlen);
 wa_node *wac_child(wa_arena *a, wa_node *parent, const char *tag);
 void wac_send_iq_result(struct wa_client *c, const wa_node *req);
 void wac_send_iq_error(struct wa_client *c, const char *id, int code, const char *text);

@@ -65,7 +65,9 @@ void wac_pair_device(struct wa_client *c, const wa_node *iq, const wa_node *pd)
             const wa_node *r = pd->children[i];
             if (strcmp(r->tag, "ref") != 0)
                 continue;
-            size_t n = r->content == WA_CONTENT_BYTES ? r->nbytes : r->content == WA_CONTENT_STR ? strlen(r->str) : 0;
+            size_t n = r->content == WA_CONTENT_BYTES ? r->nbytes
+                       : r->content == WA_CONTENT_STR ? strlen(r->str)
+                                                      : 0;
             const char *p = r->content == WA_CONTENT_BYTES ? (const char *)r->bytes : r->str;
             if (n == 0 || n >= sizeof c->refs[0] || memchr(p, ',', n) || memchr(p, '\0', n))
                 continue;
@@ -106,7 +108,8 @@ void wac_pair_success(struct wa_client *c, const wa_node *iq, const wa_node *ps)
     }
     wac_set_state(c, WA_PAIRING, "");
     evtimer_del(c->qr_timer);
-    Wapi__Adv__SignedDeviceIdentityHMAC *h = wapi__adv__signed_device_identity_hmac__unpack(NULL, di->nbytes, di->bytes);
+    Wapi__Adv__SignedDeviceIdentityHMAC *h =
+        wapi__adv__signed_device_identity_hmac__unpack(NULL, di->nbytes, di->bytes);
     if (!h || !h->has_details || !h->has_hmac || h->hmac.len != 32) {
         if (h)
             wapi__adv__signed_device_identity_hmac__free_unpacked(h, NULL);
@@ -137,15 +140,17 @@ void wac_pair_success(struct wa_client *c, const wa_node *iq, const wa_node *ps)
     Wapi__Adv__SignedDeviceIdentity *sdi =
         wapi__adv__signed_device_identity__unpack(NULL, h->details.len, h->details.data);
     wapi__adv__signed_device_identity_hmac__free_unpacked(h, NULL);
-    if (!sdi || !sdi->has_details || !sdi->has_account_signature_key || sdi->account_signature_key.len != 32 ||
-        !sdi->has_account_signature || sdi->account_signature.len != 64) {
+    if (!sdi || !sdi->has_details || !sdi->has_account_signature_key ||
+        sdi->account_signature_key.len != 32 || !sdi->has_account_signature ||
+        sdi->account_signature.len != 64) {
         if (sdi)
             wapi__adv__signed_device_identity__free_unpacked(sdi, NULL);
         wac_send_iq_error(c, id, 500, "internal-error");
         wac_schedule_retry(c, "pair-success: malformed signed identity");
         return;
     }
-    Wapi__Adv__DeviceIdentity *dident = wapi__adv__device_identity__unpack(NULL, sdi->details.len, sdi->details.data);
+    Wapi__Adv__DeviceIdentity *dident =
+        wapi__adv__device_identity__unpack(NULL, sdi->details.len, sdi->details.data);
     uint32_t key_index = dident && dident->has_key_index ? dident->key_index : 0;
     if (dident)
         wapi__adv__device_identity__free_unpacked(dident, NULL);
@@ -155,8 +160,8 @@ void wac_pair_success(struct wa_client *c, const wa_node *iq, const wa_node *ps)
     msg[0] = 6, msg[1] = hosted ? 5 : 0;
     memcpy(msg + 2, sdi->details.data, dl);
     memcpy(msg + 2 + dl, c->creds.ident_pub, 32);
-    if (wa_crypto_xeddsa_verify(sdi->account_signature_key.data, msg, 2 + dl + 32, sdi->account_signature.data) !=
-        1) {
+    if (wa_crypto_xeddsa_verify(sdi->account_signature_key.data, msg, 2 + dl + 32,
+                                sdi->account_signature.data) != 1) {
         free(msg);
         wapi__adv__signed_device_identity__free_unpacked(sdi, NULL);
         wac_send_iq_error(c, id, 401, "signature-mismatch");
@@ -305,9 +310,11 @@ static void send_companion_hello(struct wa_client *c, struct code_job *j)
     wa_node *iq;
     wa_node *reg = companion_reg(a, c, "companion_hello", &iq, id, sizeof id);
     wa_node_add_attr(a, reg, "should_show_push_notification", "true");
-    wa_node_set_bytes(a, wac_child(a, reg, "link_code_pairing_wrapped_companion_ephemeral_pub"), j->wrapped, 80);
+    wa_node_set_bytes(a, wac_child(a, reg, "link_code_pairing_wrapped_companion_ephemeral_pub"), j->wrapped,
+                      80);
     wa_node_set_bytes(a, wac_child(a, reg, "companion_server_auth_key_pub"), c->creds.noise_pub, 32);
-    wa_node_set_bytes(a, wac_child(a, reg, "companion_platform_id"), "1", 1); /* Chrome, as the ClientPayload says */
+    /* Chrome, as the ClientPayload says */
+    wa_node_set_bytes(a, wac_child(a, reg, "companion_platform_id"), "1", 1);
     wa_node_set_bytes(a, wac_child(a, reg, "companion_platform_display"), "Chrome (Linux)", 14);
     uint8_t zero = 0;
     wa_node_set_bytes(a, wac_child(a, reg, "link_code_pairing_nonce"), &zero, 1);
@@ -454,7 +461,8 @@ void wac_pair_code_registered(struct wa_client *c, const wa_node *n, int ok)
 {
     const wa_node *reg = wa_node_child(n, "link_code_companion_reg");
     const wa_node *ref = reg ? wa_node_child(reg, "link_code_pairing_ref") : NULL;
-    if (!ok || !ref || ref->content != WA_CONTENT_BYTES || ref->nbytes == 0 || ref->nbytes > sizeof c->pc.ref) {
+    if (!ok || !ref || ref->content != WA_CONTENT_BYTES || ref->nbytes == 0 ||
+        ref->nbytes > sizeof c->pc.ref) {
         const wa_node *e = wa_node_child(n, "error");
         const char *code = e ? wa_node_attr_str(e, "code") : NULL;
         log_warn("pairing code refused by the server", LF_S("code", code ? code : "?"));
