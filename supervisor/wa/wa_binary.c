@@ -1,7 +1,7 @@
 /* WhatsApp binary node codec. The decoder treats its input as hostile: every length is
  * checked against what is left before use, nesting and node counts are bounded, and
  * strings that would carry NUL bytes or nested JIDs are refused. */
-#include "supervisor/wa/wa_binary.h"
+#include "wa_binary.h"
 
 #include <limits.h>
 #include <stdalign.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "supervisor/wa/wa_tokens.h"
+#include "wa_tokens.h"
 
 /* Wire tags that are not single-byte tokens. */
 enum {

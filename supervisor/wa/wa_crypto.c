@@ -1,6 +1,6 @@
 /* Thin, checked wrappers over OpenSSL 3 and libsignal-protocol-c so the rest
  * of the WhatsApp client works on plain byte arrays. */
-#include "supervisor/wa/wa_crypto.h"
+#include "wa_crypto.h"
 
 #include <limits.h>
 #include <string.h>
@@ -13,7 +13,7 @@
 #include <signal/curve.h>
 #include <signal/signal_protocol.h>
 
-#include "supervisor/wa/wa_signal_crypto.h"
+#include "wa_signal_crypto.h"
 
 int wa_crypto_random(uint8_t *buf, size_t len)
 {

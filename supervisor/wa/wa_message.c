@@ -11,7 +11,7 @@
 
 #include <openssl/crypto.h>
 
-#include "supervisor/wa/proto/e2e.pb-c.h"
+#include "proto/e2e.pb-c.h"
 #include "wa_crypto.h"
 
 /* ---- padding ---- */
@@ -65,8 +65,8 @@ static int pub_key(signal_context *g, const uint8_t k[32], ec_public_key **out)
     return curve_decode_point(out, p, 33, g);
 }
 
-int wa_msg_session_from_bundle(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device,
-                               const struct wa_bundle *b)
+int wa_msg_session_from_bundle(signal_protocol_store_context *sc, signal_context *g, const char *name,
+                               int32_t device, const struct wa_bundle *b)
 {
     ec_public_key *ik = NULL, *spk = NULL, *pk = NULL;
     session_pre_key_bundle *bundle = NULL;
@@ -78,8 +78,9 @@ int wa_msg_session_from_bundle(signal_protocol_store_context *sc, signal_context
     if (r == 0 && b->has_prekey)
         r = pub_key(g, b->prekey, &pk);
     if (r == 0)
-        r = session_pre_key_bundle_create(&bundle, b->registration_id, device, b->has_prekey ? b->prekey_id : 0, pk,
-                                          b->spk_id, spk, b->spk_sig, 64, ik);
+        r = session_pre_key_bundle_create(&bundle, b->registration_id, device,
+                                          b->has_prekey ? b->prekey_id : 0, pk, b->spk_id, spk, b->spk_sig,
+                                          64, ik);
     if (r == 0)
         r = session_builder_create(&builder, sc, &addr, g);
     if (r == 0)
@@ -118,8 +119,8 @@ int wa_msg_encrypt(signal_protocol_store_context *sc, signal_context *g, const c
     return r;
 }
 
-int wa_msg_decrypt(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device, int type,
-                   const uint8_t *ct, size_t n, uint8_t **out, size_t *outlen)
+int wa_msg_decrypt(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device,
+                   int type, const uint8_t *ct, size_t n, uint8_t **out, size_t *outlen)
 {
     signal_protocol_address addr = {name, strlen(name), device};
     session_cipher *cipher = NULL;
@@ -166,12 +167,24 @@ static const struct {
     uint32_t num;
     const char *name;
 } msg_fields[] = {
-    {3, "imageMessage"},       {4, "contactMessage"},        {5, "locationMessage"},
-    {7, "documentMessage"},    {8, "audioMessage"},          {9, "videoMessage"},
-    {10, "call"},              {13, "contactsArrayMessage"}, {18, "liveLocationMessage"},
-    {26, "stickerMessage"},    {28, "templateMessage"},      {37, "listMessage"},
-    {42, "buttonsMessage"},    {49, "pollCreationMessage"},  {50, "pollUpdateMessage"},
-    {53, "ephemeralMessage"},  {55, "viewOnceMessage"},      {60, "pollCreationMessageV2"},
+    {3, "imageMessage"},
+    {4, "contactMessage"},
+    {5, "locationMessage"},
+    {7, "documentMessage"},
+    {8, "audioMessage"},
+    {9, "videoMessage"},
+    {10, "call"},
+    {13, "contactsArrayMessage"},
+    {18, "liveLocationMessage"},
+    {26, "stickerMessage"},
+    {28, "templateMessage"},
+    {37, "listMessage"},
+    {42, "buttonsMessage"},
+    {49, "pollCreationMessage"},
+    {50, "pollUpdateMessage"},
+    {53, "ephemeralMessage"},
+    {55, "viewOnceMessage"},
+    {60, "pollCreationMessageV2"},
 };
 
 static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int depth)
@@ -266,8 +279,8 @@ void wa_msg_content_free(struct wa_msg_content *c)
     memset(c, 0, sizeof *c);
 }
 
-int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant, const char *dsm_dest,
-                      uint8_t **out, size_t *outlen)
+int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,
+                      const char *dsm_dest, uint8_t **out, size_t *outlen)
 {
     Wapi__E2e__Message inner = WAPI__E2E__MESSAGE__INIT, outer = WAPI__E2E__MESSAGE__INIT;
     Wapi__E2e__ExtendedTextMessage ext = WAPI__E2E__EXTENDED_TEXT_MESSAGE__INIT;

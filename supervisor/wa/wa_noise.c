@@ -1,5 +1,5 @@
 /* WhatsApp's Noise XX handshake and transport cipher; see wa_noise.h. */
-#include "supervisor/wa/wa_noise.h"
+#include "wa_noise.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 
 #include <openssl/crypto.h>
 
-#include "supervisor/wa/proto/wa.pb-c.h"
+#include "proto/wa.pb-c.h"
 
 const uint8_t wa_noise_header[WA_NOISE_HEADER_LEN] = {'W', 'A', 6, 3};
 

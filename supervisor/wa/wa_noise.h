@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "supervisor/wa/wa_crypto.h"
+#include "wa_crypto.h"
 
 #define WA_NOISE_HEADER_LEN 4  /* "WA", 6, dictionary version 3 */
 #define WA_FRAME_HDR_LEN 3     /* big-endian body length */

@@ -1,13 +1,13 @@
 /* Builds the ClientPayload bytes; the values mirror what WhatsApp Web sends. */
-#include "supervisor/wa/wa_payload.h"
+#include "wa_payload.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisor/wa/proto/wa.pb-c.h"
-#include "supervisor/wa/wa_crypto.h"
+#include "proto/wa.pb-c.h"
+#include "wa_crypto.h"
 
 void wa_payload_defaults(struct wa_payload_opts *o)
 {

@@ -1,6 +1,6 @@
 /* libsignal-protocol-c leaves every primitive to the application; these are
  * ours, on OpenSSL 3's EVP interfaces (the HMAC_CTX API is deprecated). */
-#include "supervisor/wa/wa_signal_crypto.h"
+#include "wa_signal_crypto.h"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Token tables of the WhatsApp binary node format, dictionary version 3.
  * The string tables are protocol facts; the sorted index below them is derived from
  * the tables so that lookup is a binary search. */
-#include "supervisor/wa/wa_tokens.h"
+#include "wa_tokens.h"
 
 #include <stdint.h>
 #include <string.h>
