@@ -10,7 +10,6 @@
 #include "common/db_params.h"
 #include "common/log.h"
 #include "events.h"
-#include "offload.h"
 #include "pg_lock.h"
 #include "audit.h"
 #include "sup.h"
@@ -230,7 +229,6 @@ void session_init(void)
     Ss.ssl = wa_ws_client_ssl_ctx();
     db_params_init(&Ss.params, &S.cfg, "wapi-session");
     Ss.lock_retry = evtimer_new(S.base, on_lock_retry, NULL);
-    offload_init(S.base);
     struct wa_client_config cc = {0};
     cc.base = S.base;
     cc.dns = Ss.dns;

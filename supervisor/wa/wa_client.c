@@ -11,6 +11,7 @@
 #include "wa_client_int.h"
 #include "wa_crypto.h"
 #include "wa_noise.h"
+#include "wa_offload.h"
 #include "wa_payload.h"
 #include "wa_signal_crypto.h"
 #include "wa_signal_store.h"
@@ -678,6 +679,8 @@ static void on_linger_timer(evutil_socket_t fd, short what, void *arg)
 struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct wa_client_events *ev,
                                 void *arg)
 {
+    if (wa_offload_init(cfg->base) < 0)
+        return NULL; /* the pairing code's key derivation runs off the loop */
     struct wa_client *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;

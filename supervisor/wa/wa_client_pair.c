@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../offload.h"
+#include "wa_offload.h"
 #include "common/log.h"
 #include "proto/adv.pb-c.h"
 #include "wa_client_int.h"
@@ -410,7 +410,7 @@ void wac_pair_code_primary_hello(struct wa_client *c, const wa_node *n)
     memcpy(j->salt, wr->bytes, 32);
     memcpy(j->primary_wrapped, wr->bytes, 80);
     memcpy(j->primary_ident, pid->bytes, 32);
-    if (offload_run(code_work, code_done, j) < 0)
+    if (wa_offload_run(code_work, code_done, j) < 0)
         free(j);
 }
 
@@ -445,7 +445,7 @@ int wa_client_pair_phone(struct wa_client *c, const char *digits, char *code_out
     memcpy(j->eph_pub, c->pc.eph_pub, 32);
     wa_crypto_random(j->salt, 32);
     wa_crypto_random(j->iv, 16);
-    if (offload_run(code_work, code_done, j) < 0) {
+    if (wa_offload_run(code_work, code_done, j) < 0) {
         free(j);
         c->pc.active = 0;
         snprintf(err, errlen, "cannot start the key derivation");

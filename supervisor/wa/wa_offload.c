@@ -1,4 +1,4 @@
-#include "offload.h"
+#include "wa_offload.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,15 +37,17 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int offload_init(struct event_base *base)
+int wa_offload_init(struct event_base *base)
 {
+    if (ev)
+        return 0;
     if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0)
         return -1;
     ev = event_new(base, wake[0], EV_READ | EV_PERSIST, on_wake, NULL);
     return ev && event_add(ev, NULL) == 0 ? 0 : -1;
 }
 
-int offload_run(void (*work)(void *), void (*done)(void *), void *arg)
+int wa_offload_run(void (*work)(void *), void (*done)(void *), void *arg)
 {
     struct job *j = malloc(sizeof *j);
     if (!j)
