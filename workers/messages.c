@@ -14,6 +14,7 @@
 #include "common/sbuf.h"
 #include "db.h"
 #include "handlers.h"
+#include "op.h"
 #include "rest.h"
 #include "sup_link.h"
 
@@ -31,8 +32,7 @@
 #define MSG_JSON(m) "wapi_message_json(" m ")::text"
 
 struct op {
-    struct rq *rq;
-    struct pgq *q;
+    struct op_base b;
     int limit;
     const char *params[6];
     char id[24];
@@ -48,44 +48,6 @@ struct op {
     struct send_batch *batch;
     int slot;
 };
-
-static void op_abort(struct rq *rq)
-{
-    struct op *o = rq->state;
-    if (o->q)
-        db_cancel(o->q);
-    if (o->req)
-        sup_cancel(o->req);
-}
-
-static struct op *op_new(struct rq *rq)
-{
-    struct op *o = h2o_mem_alloc_pool(&rq->req->pool, sizeof *o);
-    memset(o, 0, sizeof *o);
-    o->rq = rq;
-    rq->state = o;
-    rq->on_abort = op_abort;
-    return o;
-}
-
-/* A query of o's came back: detach it; on error answer and return 0. */
-static int op_finished(struct op *o, const PGresult *res, const char *err)
-{
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    if (!res)
-        rest_db_error(o->rq, err);
-    return res != NULL;
-}
-
-static void op_query(struct op *o, const char *sql, int n, db_cb cb)
-{
-    o->q = db_query(sql, n, o->params, cb, o);
-    if (!o->q) {
-        o->rq->on_abort = NULL;
-        http_error(o->rq, 500, NULL, "out of memory", NULL);
-    }
-}
 
 /* ---- recipients */
 
@@ -223,15 +185,23 @@ static void send_unqueue(struct op *o)
     o->queued = 0;
 }
 
-static void send_abort(struct rq *rq)
+/* The client went away: what the op waits for besides its query. */
+static void op_also_abort(struct op_base *b)
 {
-    struct op *o = rq->state;
+    struct op *o = (struct op *)b;
     if (o->queued)
         send_unqueue(o);
     if (o->batch)
         o->batch->ops[o->slot] = NULL; /* the batch commits anyway; nobody to answer */
-    if (o->q)
-        db_cancel(o->q);
+    if (o->req)
+        sup_cancel(o->req);
+}
+
+static struct op *op_new(struct rq *rq)
+{
+    struct op *o = op_alloc(rq, sizeof *o);
+    o->b.also_abort = op_also_abort;
+    return o;
 }
 
 static void add_json_field(struct sbuf *b, const char *k, const char *v, int first)
@@ -262,7 +232,7 @@ static void add_send_json(struct sbuf *b, const struct op *o)
 /* Answers one request from its result row; 1 when it must be retried alone. */
 static int send_answer(struct op *o, const PGresult *res, int row)
 {
-    struct rq *rq = o->rq;
+    struct rq *rq = o->b.rq;
     const char *k = row >= 0 ? PQgetvalue(res, row, 1) : "retry";
     if (!strcmp(k, "bad_reply")) {
         rq->on_abort = NULL;
@@ -284,34 +254,34 @@ static void send_one(struct op *o)
     sbuf_addc(&b, '[');
     add_send_json(&b, o);
     sbuf_addc(&b, ']');
-    char *p = h2o_mem_alloc_pool(&o->rq->req->pool, b.len + 1);
+    char *p = h2o_mem_alloc_pool(&o->b.rq->req->pool, b.len + 1);
     memcpy(p, b.buf ? b.buf : "", b.len);
     p[b.len] = '\0';
     int oom = b.oom;
     sbuf_free(&b);
     if (oom) {
-        o->rq->on_abort = NULL;
-        http_error(o->rq, 500, NULL, "out of memory", NULL);
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 500, NULL, "out of memory", NULL);
         return;
     }
     o->params[0] = p;
-    op_query(o, SQL_SEND_BATCH, 1, on_send_one);
+    op_run(o, SQL_SEND_BATCH, 1, o->params, on_send_one);
 }
 
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
+    o->b.q = NULL;
     if (!res) {
-        o->rq->on_abort = NULL;
-        rest_db_error(o->rq, err);
+        o->b.rq->on_abort = NULL;
+        rest_db_error(o->b.rq, err);
         return;
     }
     if (PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 1), "new"))
         sup_notify(IPC_OUTBOX_KICK, NULL, 0);
     if (send_answer(o, res, PQntuples(res) == 1 ? 0 : -1)) {
-        o->rq->on_abort = NULL;
-        http_error(o->rq, 500, NULL, "the message could not be stored", NULL);
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 500, NULL, "the message could not be stored", NULL);
     }
 }
 
@@ -330,8 +300,8 @@ static void on_send_batch(void *ctx, const PGresult *res, const char *err)
             continue;
         o->batch = NULL;
         if (!res) {
-            o->rq->on_abort = NULL;
-            rest_db_error(o->rq, err);
+            o->b.rq->on_abort = NULL;
+            rest_db_error(o->b.rq, err);
             continue;
         }
         /* Rows come in request order (ord = i + 1). */
@@ -366,8 +336,8 @@ static void send_flush(void)
         if (!bt || b.oom || !db_query(SQL_SEND_BATCH, 1, p, on_send_batch, bt)) {
             for (int i = 0; bt && i < bt->n; i++) {
                 bt->ops[i]->batch = NULL;
-                bt->ops[i]->rq->on_abort = NULL;
-                http_error(bt->ops[i]->rq, 500, NULL, "out of memory", NULL);
+                bt->ops[i]->b.rq->on_abort = NULL;
+                http_error(bt->ops[i]->b.rq, 500, NULL, "out of memory", NULL);
             }
             free(bt);
             sbuf_free(&b);
@@ -387,7 +357,7 @@ static void send_enqueue(struct op *o)
     else
         SQ.head = o;
     SQ.tail = o;
-    o->rq->on_abort = send_abort;
+    op_wait(o);
     send_flush();
 }
 
@@ -449,12 +419,12 @@ out:
 static void on_one(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    const char *json = rest_one_row(o->rq, res, err, "no message with this id");
+    o->b.q = NULL;
+    o->b.rq->on_abort = NULL;
+    const char *json = rest_one_row(o->b.rq, res, err, "no message with this id");
     if (!json)
         return;
-    http_json(o->rq, 200, json, strlen(json));
+    http_json(o->b.rq, 200, json, strlen(json));
 }
 
 static const char SQL_ONE[] = "SELECT " MSG_JSON("m") " FROM wa_messages m WHERE m.id = $1";
@@ -481,10 +451,10 @@ static const char SQL_READ_MARK[] =
 static void on_read_marked(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    if (!op_finished(o, res, err))
+    if (!op_done(o, res, err))
         return;
     const char *json = PQgetvalue(res, 0, 0);
-    http_json(o->rq, 200, json, strlen(json));
+    http_json(o->b.rq, 200, json, strlen(json));
 }
 
 static void mark_read(struct op *o)
@@ -492,7 +462,7 @@ static void mark_read(struct op *o)
     o->params[1] = o->to;
     o->params[2] = o->params[0];
     o->params[0] = o->ids;
-    op_query(o, SQL_READ_MARK, 3, on_read_marked);
+    op_run(o, SQL_READ_MARK, 3, o->params, on_read_marked);
 }
 
 static void on_read_sent(void *ctx, const struct ipc_msg *m)
@@ -502,13 +472,13 @@ static void on_read_sent(void *ctx, const struct ipc_msg *m)
     uint32_t status, blen;
     const uint8_t *body;
     if (sup_reply_read(m, &status, &body, &blen) < 0) {
-        o->rq->on_abort = NULL;
-        http_error(o->rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
         return;
     }
     if (status != 200) {
-        o->rq->on_abort = NULL;
-        http_json(o->rq, (int)status, (const char *)body, blen);
+        o->b.rq->on_abort = NULL;
+        http_json(o->b.rq, (int)status, (const char *)body, blen);
         return;
     }
     mark_read(o);
@@ -517,19 +487,19 @@ static void on_read_sent(void *ctx, const struct ipc_msg *m)
 static void on_read_found(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    o->q = NULL;
+    o->b.q = NULL;
     if (!res) {
-        o->rq->on_abort = NULL;
-        rest_db_error(o->rq, err);
+        o->b.rq->on_abort = NULL;
+        rest_db_error(o->b.rq, err);
         return;
     }
     int rows = PQntuples(res);
     if (rows == 0 || PQgetvalue(res, 0, 1)[0] == 't') {
-        o->rq->on_abort = NULL;
+        o->b.rq->on_abort = NULL;
         if (rows == 0)
-            http_error(o->rq, 404, "not_found", "no such message", NULL);
+            http_error(o->b.rq, 404, "not_found", "no such message", NULL);
         else
-            http_error(o->rq, 409, "own_message",
+            http_error(o->b.rq, 409, "own_message",
                        "this message was sent by us; only received messages can be read", NULL);
         return;
     }
@@ -553,17 +523,17 @@ static void on_read_found(void *ctx, const PGresult *res, const char *err)
             sbuf_addc(&ids, '\n');
         sbuf_adds(&ids, id);
     }
-    o->ids = h2o_mem_alloc_pool(&o->rq->req->pool, ids.len + 1);
+    o->ids = h2o_mem_alloc_pool(&o->b.rq->req->pool, ids.len + 1);
     memcpy(o->ids, ids.len ? ids.buf : "", ids.len);
     o->ids[ids.len] = '\0';
     if (ipc.oom || ids.oom) {
-        o->rq->on_abort = NULL;
-        http_error(o->rq, 500, NULL, "out of memory", NULL);
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 500, NULL, "out of memory", NULL);
     } else if (n == 0) {
         mark_read(o); /* nothing unread: just the current counts */
     } else if (!(o->req = sup_request(IPC_ACTION, ipc.buf, ipc.len, ACTION_TIMEOUT_MS, on_read_sent, o))) {
-        o->rq->on_abort = NULL;
-        http_error(o->rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
     }
     sbuf_free(&ipc);
     sbuf_free(&ids);
@@ -587,7 +557,7 @@ void h_message_get(struct rq *rq)
         return;
     struct op *o = op_new(rq);
     o->params[0] = id;
-    op_query(o, SQL_ONE, 1, on_one);
+    op_run(o, SQL_ONE, 1, o->params, on_one);
 }
 
 void h_message_read(struct rq *rq)
@@ -597,7 +567,7 @@ void h_message_read(struct rq *rq)
         return;
     struct op *o = op_new(rq);
     o->params[0] = id;
-    op_query(o, SQL_READ_FIND, 1, on_read_found);
+    op_run(o, SQL_READ_FIND, 1, o->params, on_read_found);
 }
 
 /* ---- GET /api/chats */
@@ -605,10 +575,10 @@ void h_message_read(struct rq *rq)
 static void on_list(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    if (!op_finished(o, res, err))
+    if (!op_done(o, res, err))
         return;
     /* columns: json, cursor number, cursor text (NULL when none) */
-    rest_answer_page(o->rq, res, 0, o->limit, 0, 1, 2);
+    rest_answer_page(o->b.rq, res, 0, o->limit, 0, 1, 2);
 }
 
 /* Newest activity first; the cursor is (last message seq, jid). */
@@ -650,7 +620,7 @@ void h_chats_list(struct rq *rq)
     o->params[0] = has ? p0 : NULL;
     o->params[1] = p1;
     o->params[2] = p2;
-    op_query(o, SQL_CHATS, 3, on_list);
+    op_run(o, SQL_CHATS, 3, o->params, on_list);
 }
 
 /* ---- /api/chats/{jid}/messages, /api/chats/{jid}/presence */
@@ -690,7 +660,7 @@ void h_chat_messages(struct rq *rq)
     o->params[0] = jid;
     o->params[1] = has ? p1 : NULL;
     o->params[2] = p2;
-    op_query(o, SQL_CHAT_MESSAGES, 3, on_list);
+    op_run(o, SQL_CHAT_MESSAGES, 3, o->params, on_list);
 }
 
 void h_chat_presence(struct rq *rq)

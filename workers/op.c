@@ -36,6 +36,12 @@ int op_run(void *op, const char *sql, int n, const char *const *params, db_cb cb
     return 0;
 }
 
+void op_wait(void *op)
+{
+    struct op_base *o = op;
+    o->rq->on_abort = op_abort;
+}
+
 int op_done(void *op, const PGresult *res, const char *err)
 {
     struct op_base *o = op;

@@ -22,6 +22,9 @@ void *op_alloc(struct rq *rq, size_t size);
 /* Queues sql with params (copied); cb gets the op as ctx. On
  * failure answers 500 itself and returns -1. */
 int op_run(void *op, const char *sql, int n, const char *const *params, db_cb cb);
+/* The op waits for something other than a query (a queue, a supervisor
+ * request): a client that goes away runs also_abort. */
+void op_wait(void *op);
 /* First thing in a callback: the query is over. Answers 503 and returns 0
  * when there is no result. */
 int op_done(void *op, const PGresult *res, const char *err);
