@@ -227,8 +227,6 @@ static void add_send_json(struct sbuf *b, const struct op *o)
     sbuf_addc(b, '}');
 }
 
-/* The stored message as GET /api/messages/{id} shows it, from what the
- * request said and the insert time (PostgreSQL's work per row stays small). */
 /* Answers one request from its result row; 1 when it must be retried alone. */
 static int send_answer(struct op *o, const PGresult *res, int row)
 {
