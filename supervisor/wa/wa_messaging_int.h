@@ -1,0 +1,153 @@
+/* Internal to the messaging layer (wa_messaging.c, the receive side
+ * wa_receive.c and the send side wa_send.c): their shared state and the
+ * calls between them. Nothing else includes it. */
+#ifndef WAPI_WA_MESSAGING_INT_H
+#define WAPI_WA_MESSAGING_INT_H
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "wa_devcache.h"
+#include "wa_messaging.h"
+
+#define MAX_ENC (64u << 10)
+#define MAX_QUEUE 4096
+/* Past this many queued <message>s the socket is no longer read, so TCP
+ * holds the server back instead of a stanza being dropped unacknowledged;
+ * reading resumes once the queue is down to QUEUE_RESUME. What one read
+ * delivers after the pause still fits below MAX_QUEUE. */
+#define QUEUE_PAUSE 1024
+#define QUEUE_RESUME 256
+/* Incoming messages committed together at most (one statement, one flush). */
+#define BATCH_MAX WA_INCOMING_MAX
+#define MAX_DEVICES 64
+#define MAX_RETRY_RECEIPTS 5
+#define SEND_TIMEOUT_S 30
+#define RETRY_SLOTS 64
+/* Sends whose stanza is written and whose ack has not come yet, at most.
+ * The next message is prepared meanwhile: against a server 100-300 ms away,
+ * waiting for each ack before the next would cap sending at a few per second. */
+#define SEND_WINDOW 16
+/* Outgoing messages held at once: the window, the one being prepared and a
+ * few accepted ahead, so that the outbox's next claim overlaps the sending. */
+#define SEND_CAPACITY (SEND_WINDOW + 8)
+/* Resends answering retry receipts that wait for their turn. */
+#define MAX_RESENDS 16
+
+struct qitem {
+    wa_arena *a;
+    wa_node *n;
+};
+
+struct device {
+    char user[64], server[32];
+    int dev;
+    int own; /* one of our other devices */
+};
+
+/* A send waiting for its turn: a message from the outbox, or (retry > 0) a
+ * resend of one of ours to the one device that could not decrypt it. */
+struct send_job {
+    char id[64], to_user[64], to_server[32];
+    char *text, *reply_to;
+    int retry;
+    struct device dev; /* retry: the device that asked */
+};
+
+/* Encrypted, waiting for the flush of the Signal state before it is written. */
+struct outgoing {
+    wa_arena *a;
+    wa_node *msg;
+    char id[64], to_user[64];
+    int retry, devices, pkmsg;
+};
+
+/* A stanza written whose ack has not come yet. */
+struct awaiting {
+    char id[64], to_user[64];
+    int retry;
+    int64_t deadline_ms;
+};
+
+/* A prekey bundle from the server, kept until the Signal state may change. */
+struct bundle {
+    char name[96];
+    int dev;
+    struct wa_bundle b;
+};
+
+struct wam {
+    struct wa_client *c;
+    struct event_base *base;
+    struct wa_send_events sev;
+    void *sarg;
+    struct wa_receive_events rev;
+    void *rarg;
+    int connected;
+    /* receive */
+    struct qitem q[MAX_QUEUE];
+    size_t qhead, qlen;
+    int busy;       /* a batch of incoming messages is being committed */
+    uint64_t token; /* that batch's, as given to on_incoming */
+    int paused;     /* the socket is not read: the queue is long */
+    struct {
+        char id[64];
+        int count;
+    } retries[RETRY_SLOTS];
+    uint64_t decrypt_failures;
+    /* send: the one being prepared (device list, prekeys, encryption) */
+    struct {
+        int active;
+        char id[64], to_user[64], to_server[32];
+        char *text, *reply_to;
+        struct device devs[MAX_DEVICES];
+        int ndevs;
+        int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */
+        int64_t deadline_ms;
+        unsigned gen;
+        /* The server's answers are in, but an incoming message is committing:
+         * the bundles wait here and the send goes on when the commit ends. */
+        int deferred;
+        struct bundle *bundles;
+        int nbundles;
+    } s;
+    /* waiting to be prepared, in the order given (stanzas go out in it) */
+    struct send_job jobs[SEND_CAPACITY + MAX_RESENDS];
+    size_t jhead, jlen;
+    int jmsgs; /* of them from the outbox (not resends) */
+    /* written, ack awaited, oldest first */
+    struct awaiting aw[SEND_WINDOW];
+    int naw, awmsgs;
+    struct outgoing batch[SEND_WINDOW];
+    int nbatch;
+    int pumping;
+    struct event *send_timer, *pump_ev;
+};
+extern struct wam wam;
+
+/* wa_messaging.c */
+/* Own user and device from creds.jid ("user:dev@server"). */
+int wam_own_address(char *user, size_t ucap, int *dev);
+/* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
+const char *wam_alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf,
+                        size_t len);
+int64_t wam_now_ms(void);
+
+/* wa_receive.c */
+int wam_receive_stanza(wa_node *n, wa_arena *a);
+/* Takes the next batch of what has arrived, unless one is committing or a
+ * send holds the Signal store. */
+void wam_process_next(void);
+void wam_receive_disconnect(void);
+
+/* wa_send.c */
+void wam_send_init(struct event_base *base);
+void wam_handle_ack(const wa_node *n);
+void wam_handle_receipt(const wa_node *n);
+void wam_handle_devices_notification(const wa_node *n);
+/* A send holds the Signal store (see wa_receive.c). */
+int wam_send_holds_store(void);
+/* An incoming batch ended: the send side's turn. */
+void wam_next_turn(void);
+void wam_send_disconnect(void);
+
+#endif

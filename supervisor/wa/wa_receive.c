@@ -1,0 +1,474 @@
+/* The receive side of messaging: <message> stanzas queued, taken in
+ * batches, decrypted, handed to the application, and answered (Signal state
+ * flushed, receipts, acks) only once it says the batch is stored. */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "wa_messaging_int.h"
+#include "wa_signal_store.h"
+
+static void send_receipt(const wa_node *n, const char *type, const char *recipient)
+{
+    char fb[128], pb[128];
+    const char *id = wa_node_attr_str(n, "id");
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
+    if (!id || !from)
+        return;
+    wa_arena *a = wa_arena_new();
+    wa_node *r = wa_node_new(a, "receipt");
+    wa_jid j;
+    wa_node_add_attr(a, r, "id", id);
+    if (wa_jid_parse(a, from, &j) == WA_OK)
+        wa_node_add_attr_jid(a, r, "to", &j);
+    if (participant && wa_jid_parse(a, participant, &j) == WA_OK)
+        wa_node_add_attr_jid(a, r, "participant", &j);
+    if (recipient && wa_jid_parse(a, recipient, &j) == WA_OK)
+        wa_node_add_attr_jid(a, r, "recipient", &j);
+    if (type)
+        wa_node_add_attr(a, r, "type", type);
+    wa_client_send_node(wam.c, r);
+    wa_arena_free(a);
+}
+
+static void send_retry_receipt(const wa_node *n, int count)
+{
+    char fb[128];
+    const char *id = wa_node_attr_str(n, "id");
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
+    const char *t = wa_node_attr_str(n, "t");
+    const struct wa_creds *cr = wa_client_creds(wam.c);
+    if (!id || !from || !cr)
+        return;
+    wa_arena *a = wa_arena_new();
+    wa_node *r = wa_node_new(a, "receipt");
+    wa_jid j;
+    wa_node_add_attr(a, r, "id", id);
+    if (wa_jid_parse(a, from, &j) == WA_OK)
+        wa_node_add_attr_jid(a, r, "to", &j);
+    wa_node_add_attr(a, r, "type", "retry");
+    wa_node *rt = wa_node_new(a, "retry");
+    char cnt[16];
+    snprintf(cnt, sizeof cnt, "%d", count);
+    wa_node_add_attr(a, rt, "count", cnt);
+    wa_node_add_attr(a, rt, "id", id);
+    wa_node_add_attr(a, rt, "t", t ? t : "0");
+    wa_node_add_attr(a, rt, "v", "1");
+    wa_node_add_child(a, r, rt);
+    wa_node *reg = wa_node_new(a, "registration");
+    uint8_t rb[4] = {(uint8_t)(cr->registration_id >> 24), (uint8_t)(cr->registration_id >> 16),
+                     (uint8_t)(cr->registration_id >> 8), (uint8_t)cr->registration_id};
+    wa_node_set_bytes(a, reg, rb, 4);
+    wa_node_add_child(a, r, reg);
+    wa_client_send_node(wam.c, r);
+    wa_arena_free(a);
+}
+
+static int retry_count(const char *id)
+{
+    int free_slot = -1;
+    for (int i = 0; i < RETRY_SLOTS; i++) {
+        if (wam.retries[i].id[0] && strcmp(wam.retries[i].id, id) == 0)
+            return ++wam.retries[i].count;
+        if (!wam.retries[i].id[0] && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0)
+        free_slot = (int)(wam.decrypt_failures % RETRY_SLOTS);
+    snprintf(wam.retries[free_slot].id, sizeof wam.retries[free_slot].id, "%s", id);
+    wam.retries[free_slot].count = 1;
+    return 1;
+}
+
+/* What a message of the batch gets once the batch is committed and its
+ * Signal state durable (never before). */
+enum answer {
+    A_NONE,    /* nothing (no session store: the server resends) */
+    A_ACK,     /* the ack alone */
+    A_RECEIPT, /* a receipt, then the ack */
+    A_RETRY    /* a retry receipt (when count > 0), then the ack */
+};
+
+struct inmsg {
+    enum answer answer;
+    int sender_receipt;  /* <receipt type=sender>: one of our other devices sent it */
+    char recipient[128]; /* ... naming this chat ("" none) */
+    int retry;           /* the retry receipt's count */
+    int sql;             /* its place among the messages handed over; -1 none */
+    /* what is handed over (strings of the stanza live in its arena) */
+    const char *id, *push_name;
+    char chat[128], sender[128], lid[128];
+    int from_me;
+    int64_t ts;
+    struct wa_msg_content mc; /* owned */
+};
+
+/* The batch: the first nb stanzas of the queue; nsql of them are handed to
+ * the application. */
+static struct inmsg B[BATCH_MAX];
+static int nb, nsql, broken;
+
+/* Frees the first n stanzas of the queue. */
+static void drop_items(size_t n)
+{
+    while (n-- > 0 && wam.qlen > 0) {
+        struct qitem *it = &wam.q[wam.qhead];
+        wa_arena_free(it->a);
+        it->a = NULL;
+        wam.qhead = (wam.qhead + 1) % MAX_QUEUE;
+        wam.qlen--;
+    }
+    if (wam.paused && wam.qlen <= QUEUE_RESUME) {
+        wam.paused = 0;
+        wa_client_pause(wam.c, 0);
+    }
+}
+
+static void answer(const struct inmsg *im, const wa_node *n)
+{
+    switch (im->answer) {
+    case A_NONE:
+        return;
+    case A_ACK:
+        break;
+    case A_RECEIPT:
+        send_receipt(n, im->sender_receipt ? "sender" : NULL, im->recipient[0] ? im->recipient : NULL);
+        break;
+    case A_RETRY:
+        if (im->retry > 0)
+            send_retry_receipt(n, im->retry);
+        break;
+    }
+    wa_client_ack(wam.c, n);
+}
+
+/* The batch ends: answered when stored (applied: one 't' or 'f' per
+ * element), else forgotten so that the server's resend decrypts again. */
+static void batch_end(const char *applied, const char *err)
+{
+    char ferr[256];
+    struct wa_signal sig;
+    int have_sig = wa_client_signal(wam.c, &sig) == 0;
+    const char *first = wa_node_attr_str(wam.q[wam.qhead].n, "id");
+    if (!applied) {
+        /* Not stored: forget the decryptions, and make the server resend by
+         * reconnecting. */
+        log_error("cannot store incoming messages; not acknowledging them", LF_I("messages", nb),
+                  LF_S("first_id", first), LF_S("error", err));
+        if (have_sig && wa_signal_store_reload(sig.st, ferr, sizeof ferr) < 0)
+            log_error("cannot reload the Signal store", LF_S("error", ferr));
+        wa_client_reconnect(wam.c, "incoming messages not stored");
+    } else if (have_sig && wa_signal_store_flush(sig.st, ferr, sizeof ferr) < 0) {
+        log_error("cannot store the Signal state", LF_S("error", ferr));
+    }
+    for (int i = 0; i < nb; i++) {
+        struct inmsg *im = &B[i];
+        const wa_node *n = wam.q[(wam.qhead + (size_t)i) % MAX_QUEUE].n;
+        if (applied)
+            answer(im, n);
+        wa_msg_content_free(&im->mc);
+    }
+    drop_items((size_t)nb);
+    nb = nsql = 0;
+    wam.busy = 0;
+}
+
+void wa_messaging_stored(uint64_t token, const char *applied, const char *err)
+{
+    if (!wam.busy || token != wam.token || nsql == 0) {
+        log_error("incoming batch answered twice or unknown; ignored", LF_I("token", (long long)token));
+        return;
+    }
+    if (applied && (strlen(applied) != (size_t)nsql || strspn(applied, "tf") != (size_t)nsql)) {
+        applied = NULL; /* not the answer asked for: treated as not stored */
+        err = "the answer does not match the batch";
+    }
+    batch_end(applied, err ? err : "not stored");
+    wam_next_turn();
+}
+
+/* A message of the batch to hand over; takes mc. */
+static void add_element(struct inmsg *im, const char *id, const char *chat, const char *sender, int from_me,
+                        int64_t ts, const char *push_name, const char *lid, struct wa_msg_content *mc)
+{
+    im->id = id;
+    snprintf(im->chat, sizeof im->chat, "%s", chat);
+    snprintf(im->sender, sizeof im->sender, "%s", sender ? sender : "");
+    snprintf(im->lid, sizeof im->lid, "%s", lid ? lid : "");
+    im->push_name = push_name;
+    im->from_me = from_me;
+    im->ts = ts;
+    im->mc = *mc;
+    memset(mc, 0, sizeof *mc);
+    im->sql = nsql++;
+}
+
+/* The stanza's t (Unix seconds), or now when absent or not a plausible time:
+ * one value PostgreSQL refuses would fail every message of its batch. */
+static int64_t stanza_time(const char *t)
+{
+    char *end;
+    long long v = t ? strtoll(t, &end, 10) : 0;
+    if (!t || !*t || *end || v <= 0 || v > 32503680000LL) /* year 3000 */
+        return (int64_t)time(NULL);
+    return (int64_t)v;
+}
+
+/* Group, broadcast and newsletter messages use sender keys, which are not
+ * supported yet: each is still stored (type unsupported, subtype naming the
+ * kind of chat, sender from participant) before its receipt and ack, so
+ * nothing acknowledged is lost and the API shows that it came. */
+static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a, const char *id,
+                                      const char *from, const wa_jid *fj, const char *own_user, const char *t,
+                                      const char *notify)
+{
+    char pb[128], sender[128] = "";
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
+    wa_jid pj;
+    if (participant && wa_jid_parse(a, participant, &pj) == WA_OK && pj.user[0])
+        snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
+    int from_me =
+        sender[0] && strncmp(sender, own_user, strlen(own_user)) == 0 && sender[strlen(own_user)] == '@';
+    const char *kind = !strcmp(fj->server, "g.us")         ? "group_message"
+                       : !strcmp(fj->server, "broadcast")  ? "broadcast_message"
+                       : !strcmp(fj->server, "newsletter") ? "newsletter_message"
+                                                           : "other_message";
+    char chat[128];
+    snprintf(chat, sizeof chat, "%s@%s", fj->user, fj->server);
+    log_info("message in a group or broadcast: stored as unsupported (sender keys are not supported yet)",
+             LF_S("id", id), LF_S("from", from));
+    struct wa_msg_content mc = {.kind = WA_MSG_UNSUPPORTED, .subtype = strdup(kind)};
+    im->answer = A_RECEIPT;
+    if (!mc.subtype) {
+        broken = 1;
+        return;
+    }
+    add_element(im, id, chat, sender[0] ? sender : NULL, from_me, stanza_time(t), from_me ? NULL : notify,
+                NULL, &mc);
+}
+
+/* Decrypts one stanza of the batch and says what it gets: an element of the
+ * batch's statement and the answer for after the commit. Its Signal state
+ * changes are kept for the batch's flush, or undone when it fails. */
+static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
+{
+    char fb[128], rb[128], own_user[64];
+    int own_dev = 0;
+    const char *id = wa_node_attr_str(n, "id");
+    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
+    const char *recipient = wa_node_attr_text(n, "recipient", rb, sizeof rb);
+    const char *t = wa_node_attr_str(n, "t");
+    const char *notify = wa_node_attr_str(n, "notify");
+    wa_jid fj;
+    if (!id || !*id || strlen(id) >= 64 || !from || wa_jid_parse(a, from, &fj) != WA_OK ||
+        wam_own_address(own_user, sizeof own_user, &own_dev) < 0) {
+        log_warn("message stanza without a usable id or sender; acknowledged and dropped");
+        im->answer = A_ACK;
+        return;
+    }
+    if (strcmp(fj.server, "s.whatsapp.net") != 0 && strcmp(fj.server, "lid") != 0) {
+        store_undecryptable_group(im, n, a, id, from, &fj, own_user, t, notify);
+        return;
+    }
+    struct wa_signal sig;
+    if (wa_client_signal(wam.c, &sig) < 0)
+        return;                   /* A_NONE */
+    wa_signal_store_mark(sig.st); /* what this one changes, undone alone if it fails */
+    char name[96];
+    wa_msg_address_name(fj.user, fj.server, name, sizeof name);
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int rc = 1, any = 0;
+    const char *why = "no <enc> for this device";
+    if (n->content == WA_CONTENT_LIST)
+        for (uint32_t i = 0; i < n->nchildren && rc != 0; i++) {
+            const wa_node *e = n->children[i];
+            if (strcmp(e->tag, "enc") != 0)
+                continue;
+            const char *v = wa_node_attr_str(e, "v"), *et = wa_node_attr_str(e, "type");
+            if (!et || (strcmp(et, "pkmsg") && strcmp(et, "msg"))) {
+                why = "unsupported <enc> type (sender keys are not supported yet)";
+                continue;
+            }
+            if (!v || strcmp(v, "2") || e->content != WA_CONTENT_BYTES || e->nbytes == 0 ||
+                e->nbytes > MAX_ENC) {
+                why = "malformed <enc>";
+                continue;
+            }
+            any = 1;
+            rc = wa_msg_decrypt(sig.sc, sig.g, name, fj.device,
+                                strcmp(et, "pkmsg") == 0 ? WA_ENC_PKMSG : WA_ENC_MSG, e->bytes, e->nbytes,
+                                &plain, &plen);
+        }
+    if (rc == SG_ERR_DUPLICATE_MESSAGE) {
+        /* Decrypted and committed before (state is flushed only after the
+         * commit), or earlier in this batch (then its answer, like every
+         * answer, waits for the commit): the server resent it because the
+         * ack did not arrive. */
+        log_info("incoming message seen before; acknowledging again", LF_S("id", id));
+        im->answer = A_RECEIPT;
+        return;
+    }
+    long ulen = rc == 0 ? wa_msg_unpad(plain, plen) : -1;
+    struct wa_msg_content mc;
+    if (rc != 0 || ulen < 0 || wa_msg_parse(plain, (size_t)ulen, &mc) < 0) {
+        if (plain) {
+            OPENSSL_cleanse(plain, plen);
+            free(plain);
+        }
+        /* Nothing of this one is kept; the others of the batch are. */
+        if (wa_signal_store_rollback(sig.st) < 0)
+            broken = 1; /* out of memory: the whole batch is forgotten */
+        wam.decrypt_failures++;
+        if (wam.rev.on_undecryptable)
+            wam.rev.on_undecryptable(wam.rarg, id, from);
+        int cnt = retry_count(id);
+        log_warn("cannot decrypt an incoming message", LF_S("id", id), LF_S("from", from),
+                 LF_S("why", rc == 0 ? "bad padding or not a Message"
+                             : any   ? "decryption failed"
+                                     : why),
+                 LF_I("code", rc), LF_I("retry", cnt),
+                 LF_I("failures_total", (long long)wam.decrypt_failures));
+        im->answer = A_RETRY;
+        im->retry = any && cnt <= MAX_RETRY_RECEIPTS ? cnt : 0;
+        return;
+    }
+    OPENSSL_cleanse(plain, plen);
+    free(plain);
+    int from_me = strcmp(fj.user, own_user) == 0;
+    char chat[128], sender[128], lid[128] = "";
+    snprintf(sender, sizeof sender, "%s@%s", fj.user, fj.server);
+    if (from_me) {
+        const char *dest = mc.dsm_dest ? mc.dsm_dest : recipient;
+        wa_jid dj;
+        if (!dest || wa_jid_parse(a, dest, &dj) != WA_OK)
+            snprintf(chat, sizeof chat, "%s", sender);
+        else
+            snprintf(chat, sizeof chat, "%s@%s", dj.user, dj.server);
+    } else {
+        /* Phone number and LID of the sender, as far as the stanza tells:
+         * the chat is keyed by the phone number whenever it is known. */
+        char alt[128];
+        int from_lid = strcmp(fj.server, "lid") == 0;
+        const char *other = wam_alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid",
+                                        from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
+        if (from_lid) {
+            snprintf(lid, sizeof lid, "%s", sender);
+            if (other)
+                snprintf(sender, sizeof sender, "%s", other);
+        } else if (other) {
+            snprintf(lid, sizeof lid, "%s", other);
+        }
+        snprintf(chat, sizeof chat, "%s", sender);
+    }
+    im->answer = A_RECEIPT;
+    im->sender_receipt = from_me;
+    if (mc.kind != WA_MSG_NONE) {
+        if (from_me)
+            snprintf(im->recipient, sizeof im->recipient, "%s", chat);
+        add_element(im, id, chat, sender, from_me, stanza_time(t), from_me ? NULL : notify,
+                    lid[0] ? lid : NULL, &mc);
+    }
+    wa_msg_content_free(&mc);
+}
+
+/* The Signal store has one flush for everything that changed, so receiving
+ * and sending take turns on it: incoming messages' state (decrypted, their
+ * commit in flight) must not be made durable by a send's flush before the
+ * commit (a failed commit reloads the store so that the resends decrypt
+ * again), and a send's ratchet steps must not be dropped by that reload.
+ * A send changes the Signal state only in synchronous steps that end with
+ * its flush, and only while no incoming batch is committing; it never holds
+ * the turn while it waits for the server (device list, prekeys), so incoming
+ * messages are committed and acknowledged meanwhile.
+ *
+ * Takes what has arrived (up to BATCH_MAX stanzas) as one batch: each
+ * decrypted in order, one statement (one transaction) for all, then one
+ * flush of the Signal state, then every receipt and ack. One batch at a
+ * time: the next one is what arrived meanwhile, so the time from a message's
+ * arrival to its ack stays near two commits however fast they come. */
+void wam_process_next(void)
+{
+    if (wam.busy || wam_send_holds_store() || wam.qlen == 0)
+        return;
+    if (!wam.connected) {
+        drop_items(wam.qlen); /* the server resends what was not acknowledged */
+        return;
+    }
+    wam.busy = 1;
+    nb = (int)(wam.qlen < BATCH_MAX ? wam.qlen : BATCH_MAX);
+    nsql = broken = 0;
+    for (int i = 0; i < nb; i++) {
+        struct qitem *it = &wam.q[(wam.qhead + (size_t)i) % MAX_QUEUE];
+        memset(&B[i], 0, sizeof B[i]);
+        B[i].sql = -1;
+        prepare(&B[i], it->n, it->a);
+    }
+    struct wa_signal sig;
+    if (wa_client_signal(wam.c, &sig) == 0)
+        wa_signal_store_unmark(sig.st);
+    if (broken) {
+        batch_end(NULL, "out of memory");
+        wam_next_turn();
+        return;
+    }
+    if (nsql == 0) {
+        /* Nothing to store: flushed and answered now; the next turn on the loop. */
+        batch_end("", NULL);
+        event_active(wam.pump_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    struct wa_incoming in[BATCH_MAX];
+    for (int i = 0; i < nb; i++) {
+        const struct inmsg *im = &B[i];
+        if (im->sql < 0)
+            continue;
+        in[im->sql] =
+            (struct wa_incoming){im->id, im->chat,      im->sender[0] ? im->sender : NULL, im->from_me,
+                                 im->ts, im->push_name, im->lid[0] ? im->lid : NULL,       &im->mc};
+    }
+    /* The answer may come from within the call. */
+    uint64_t token = ++wam.token;
+    if (!wam.rev.on_incoming || wam.rev.on_incoming(wam.rarg, in, nsql, token) < 0)
+        wa_messaging_stored(token, NULL, "the application did not take the messages");
+}
+
+/* A <message>: queued, in order, each committed before its receipt and ack.
+ * 1: the stanza (and a) are kept. */
+int wam_receive_stanza(wa_node *n, wa_arena *a)
+{
+    if (wam.qlen == MAX_QUEUE) {
+        /* Not reached while the pause below holds: a last resort. */
+        log_warn("incoming queue full; dropped, the server resends it after a reconnect",
+                 LF_S("id", wa_node_attr_str(n, "id")));
+        return 0;
+    }
+    wam.q[(wam.qhead + wam.qlen) % MAX_QUEUE] = (struct qitem){a, n};
+    wam.qlen++;
+    if (!wam.paused && wam.qlen >= QUEUE_PAUSE) {
+        wam.paused = 1;
+        wa_client_pause(wam.c, 1);
+        log_warn("incoming messages arrive faster than they are stored; reading paused",
+                 LF_I("queued", (long long)wam.qlen));
+    }
+    wam_process_next();
+    return 1;
+}
+
+/* The connection went away. */
+void wam_receive_disconnect(void)
+{
+    wam.paused = 0; /* the next connection is read from the start */
+    /* Queued stanzas not in the batch being committed are dropped: the server resends them. */
+    size_t keep = wam.busy ? (size_t)nb : 0;
+    while (wam.qlen > keep) {
+        struct qitem *it = &wam.q[(wam.qhead + wam.qlen - 1) % MAX_QUEUE];
+        wa_arena_free(it->a);
+        it->a = NULL;
+        wam.qlen--;
+    }
+}
