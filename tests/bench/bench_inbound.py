@@ -11,8 +11,8 @@ to wapi and stamps on the wall clock the moment it was about to write the
 delivery -> receipt and delivery -> ack p50/p99/max, the longest time with a
 delivered message unacknowledged and no ack coming, the supervisor's CPU per
 message (all its threads, /proc schedstat), how many messages each commit
-took, and where the time went (wapi's own log line written after the commit
-and the Signal flush, against the fake server's stamps).
+took, and where the time went (wapi's own log line written when the commit
+ended, against the fake server's stamps).
 
 The senders, the fake server, PostgreSQL and wapi share this machine's CPUs.
 The senders run at nice 10 (as fast as they can means with what is left);
@@ -148,14 +148,14 @@ def run(n, rate):
           f"per message" + (f";   messages per commit: median {statistics.median(batches):g}, max {max(batches)}"
                             if batches else "")
           + (f";   reading paused {paused} times (queue full)" if paused else ""))
-    # Where the time goes: wapi's own log line "incoming message stored" is written after the commit and
-    # the Signal flush, just before the receipt and ack (ms resolution, the same wall clock).
+    # Where the time goes: wapi's own log line "incoming message stored" is written when the commit ended,
+    # before the Signal flush, the receipt and the ack (ms resolution, the same wall clock).
     stored = {x["id"]: datetime.datetime.strptime(x["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp() * 1000 for x in log if x.get("msg") == "incoming message stored"}
     d1 = [stored[x["id"]] - x["deliver"] for x in acked if x["id"] in stored]
     d2 = [x["ack"] - stored[x["id"]] for x in acked if x["id"] in stored]
     if d1:
-        print(f"  of which: written by the fake server -> committed and flushed by wapi p50 {pct(d1, 50):.0f} ms, "
+        print(f"  of which: written by the fake server -> committed by wapi p50 {pct(d1, 50):.0f} ms, "
               f"p99 {pct(d1, 99):.0f} ms;   -> ack read by the fake server p50 {pct(d2, 50):.0f} ms, "
               f"p99 {pct(d2, 99):.0f} ms (the fake server, one Node process, used {fcpu / (t_end - t0) * 100:.0f}% "
               f"of a CPU)")
