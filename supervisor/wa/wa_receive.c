@@ -11,45 +11,55 @@
 #include "wa_messaging_int.h"
 #include "wa_signal_store.h"
 
-static void send_receipt(const wa_node *n, const char *type, const char *recipient)
+/* A <receipt> answering stanza n (id, to = its from), in a; NULL when n
+ * has no id or sender. */
+static wa_node *receipt_for(wa_arena *a, const wa_node *n)
 {
-    char fb[128], pb[128];
+    char fb[128];
     const char *id = wa_node_attr_str(n, "id");
     const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
-    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
-    if (!id || !from)
-        return;
-    wa_arena *a = wa_arena_new();
-    wa_node *r = wa_node_new(a, "receipt");
     wa_jid j;
+    if (!a || !id || !from)
+        return NULL;
+    wa_node *r = wa_node_new(a, "receipt");
     wa_node_add_attr(a, r, "id", id);
     if (wa_jid_parse(a, from, &j) == WA_OK)
         wa_node_add_attr_jid(a, r, "to", &j);
-    if (participant && wa_jid_parse(a, participant, &j) == WA_OK)
-        wa_node_add_attr_jid(a, r, "participant", &j);
-    if (recipient && wa_jid_parse(a, recipient, &j) == WA_OK)
-        wa_node_add_attr_jid(a, r, "recipient", &j);
-    if (type)
-        wa_node_add_attr(a, r, "type", type);
-    wa_client_send_node(wam.c, r);
+    return r;
+}
+
+static void send_receipt(const wa_node *n, const char *type, const char *recipient)
+{
+    char pb[128];
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
+    wa_arena *a = wa_arena_new();
+    wa_node *r = receipt_for(a, n);
+    wa_jid j;
+    if (r) {
+        if (participant && wa_jid_parse(a, participant, &j) == WA_OK)
+            wa_node_add_attr_jid(a, r, "participant", &j);
+        if (recipient && wa_jid_parse(a, recipient, &j) == WA_OK)
+            wa_node_add_attr_jid(a, r, "recipient", &j);
+        if (type)
+            wa_node_add_attr(a, r, "type", type);
+        wa_client_send_node(wam.c, r);
+    }
     wa_arena_free(a);
 }
 
 static void send_retry_receipt(const wa_node *n, int count)
 {
-    char fb[128];
     const char *id = wa_node_attr_str(n, "id");
-    const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
     const char *t = wa_node_attr_str(n, "t");
     const struct wa_creds *cr = wa_client_creds(wam.c);
-    if (!id || !from || !cr)
+    if (!cr)
         return;
     wa_arena *a = wa_arena_new();
-    wa_node *r = wa_node_new(a, "receipt");
-    wa_jid j;
-    wa_node_add_attr(a, r, "id", id);
-    if (wa_jid_parse(a, from, &j) == WA_OK)
-        wa_node_add_attr_jid(a, r, "to", &j);
+    wa_node *r = receipt_for(a, n);
+    if (!r) {
+        wa_arena_free(a);
+        return;
+    }
     wa_node_add_attr(a, r, "type", "retry");
     wa_node *rt = wa_node_new(a, "retry");
     char cnt[16];

@@ -318,15 +318,25 @@ static const wa_node *bytes_of(const wa_node *n, const char *tag, size_t len)
     return c && c->content == WA_CONTENT_BYTES && c->nbytes == len ? c : NULL;
 }
 
-static void on_prekeys(void *arg, const wa_node *n)
+/* An answer to a query of the send being prepared: 1 when it is for that
+ * send; 0 when it is stale, or when the connection went first (lost says
+ * while doing what; the send is handed back). */
+static int answer_wanted(void *arg, const wa_node *n, const char *lost)
 {
     if ((unsigned)(uintptr_t)arg != wam.s.gen || !wam.s.active)
-        return;
+        return 0;
     if (!n) {
         wam.connected = 0; /* nothing more starts before on_disconnect hands the rest back */
-        send_done(WA_SEND_LOST, "connection lost while fetching prekeys");
-        return;
+        send_done(WA_SEND_LOST, lost);
+        return 0;
     }
+    return 1;
+}
+
+static void on_prekeys(void *arg, const wa_node *n)
+{
+    if (!answer_wanted(arg, n, "connection lost while fetching prekeys"))
+        return;
     const wa_node *list = wa_node_child(n, "list");
     const char *type = wa_node_attr_str(n, "type");
     if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST) {
@@ -473,13 +483,8 @@ static void remember_lid(const wa_node *u, wa_arena *a, const wa_jid *j)
 
 static void on_usync(void *arg, const wa_node *n)
 {
-    if ((unsigned)(uintptr_t)arg != wam.s.gen || !wam.s.active)
+    if (!answer_wanted(arg, n, "connection lost while listing devices"))
         return;
-    if (!n) {
-        wam.connected = 0; /* nothing more starts before on_disconnect hands the rest back */
-        send_done(WA_SEND_LOST, "connection lost while listing devices");
-        return;
-    }
     const wa_node *list = wa_usync_list(n);
     if (!list) {
         send_done(WA_SEND_TRANSIENT, "device list query failed");
