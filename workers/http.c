@@ -417,9 +417,9 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
 
 /* ---- request entry */
 
-static int valid_request_id(const char *s, size_t n)
+int http_id_ok(const char *s, size_t n, size_t max)
 {
-    if (n == 0 || n > 64)
+    if (n == 0 || n > max)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -477,7 +477,7 @@ static struct rq *rq_of(h2o_req_t *req, int create)
         rq->conn->active++;
     }
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
-    if (i >= 0 && valid_request_id(req->headers.entries[i].value.base, req->headers.entries[i].value.len))
+    if (i >= 0 && http_id_ok(req->headers.entries[i].value.base, req->headers.entries[i].value.len, 64))
         snprintf(rq->id, sizeof rq->id, "%.*s", (int)req->headers.entries[i].value.len,
                  req->headers.entries[i].value.base);
     else

@@ -93,6 +93,8 @@ int http_on_metrics_listener(const struct rq *rq);
  * connections. Returns 1 once nothing is left. */
 void http_drain(void);
 int http_drained(void);
+/* s[0..n) is 1..max characters of [A-Za-z0-9._:-] (request ids, resource ids). */
+int http_id_ok(const char *s, size_t n, size_t max);
 void http_tick(void); /* every 100 ms */
 void http_flush_access_log(void);
 unsigned http_connections(void);

@@ -269,15 +269,7 @@ const char *rest_one_row(struct rq *rq, const PGresult *res, const char *err, co
 
 int rest_id_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > 128)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '_' || c == '.' || c == ':'))
-            return 0;
-    }
-    return 1;
+    return http_id_ok(s, n, 128);
 }
 
 int rest_jid_ok(const char *s, size_t n)

@@ -39,19 +39,28 @@ int sup_reply_read(const struct ipc_msg *m, uint32_t *status, const uint8_t **bo
     return ipc_rd_end(&rd) < 0 || !*body ? -1 : 0;
 }
 
+/* The supervisor's answer to p's request: 0 with its status and body, the
+ * answer marked no-store; -1 after answering 503. */
+static int reply_read(struct pending *p, const struct ipc_msg *m, uint32_t *status, const uint8_t **body,
+                      uint32_t *len)
+{
+    p->id = 0;
+    p->rq->on_abort = NULL;
+    if (sup_reply_read(m, status, body, len) < 0) {
+        http_error(p->rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
+        return -1;
+    }
+    http_add_header(p->rq, "cache-control", "no-store");
+    return 0;
+}
+
 static void reply_json(void *ctx, const struct ipc_msg *m)
 {
     struct pending *p = ctx;
-    p->id = 0;
-    p->rq->on_abort = NULL;
     uint32_t status, len;
     const uint8_t *body;
-    if (sup_reply_read(m, &status, &body, &len) < 0) {
-        http_error(p->rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
-        return;
-    }
-    http_add_header(p->rq, "cache-control", "no-store");
-    http_json(p->rq, (int)status, (const char *)body, len);
+    if (reply_read(p, m, &status, &body, &len) == 0)
+        http_json(p->rq, (int)status, (const char *)body, len);
 }
 
 static struct pending *ask_within(struct rq *rq, uint32_t type, const void *payload, size_t len,
@@ -174,15 +183,10 @@ static void qr_svg(const char *text, struct sbuf *out)
 static void reply_qr(void *ctx, const struct ipc_msg *m)
 {
     struct pending *p = ctx;
-    p->id = 0;
-    p->rq->on_abort = NULL;
     uint32_t status, len;
     const uint8_t *body;
-    if (sup_reply_read(m, &status, &body, &len) < 0) {
-        http_error(p->rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
+    if (reply_read(p, m, &status, &body, &len) < 0)
         return;
-    }
-    http_add_header(p->rq, "cache-control", "no-store");
     if (status != 200 || len == 0) {
         http_error(p->rq, 404, "no_qr", "no QR code right now (the session is not waiting for a scan)", NULL);
         return;

@@ -202,31 +202,32 @@ wa_node *wac_child(wa_arena *a, wa_node *parent, const char *tag)
     return n;
 }
 
+/* <iq id to=server type> in a: the answer to the server's iq id. */
+static wa_node *iq_answer(wa_arena *a, const char *id, const char *type)
+{
+    wa_node *iq = wa_node_new(a, "iq");
+    wa_jid to;
+    wa_jid_parse(a, SERVER, &to);
+    wa_node_add_attr(a, iq, "id", id);
+    wa_node_add_attr_jid(a, iq, "to", &to);
+    wa_node_add_attr(a, iq, "type", type);
+    return iq;
+}
+
 void wac_send_iq_result(struct wa_client *c, const wa_node *req)
 {
     const char *id = wa_node_attr_str(req, "id");
     if (!id)
         return;
     wa_arena *a = wa_arena_new();
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_jid to;
-    wa_jid_parse(a, SERVER, &to);
-    wa_node_add_attr(a, iq, "id", id);
-    wa_node_add_attr_jid(a, iq, "to", &to);
-    wa_node_add_attr(a, iq, "type", "result");
-    wac_send_node(c, iq);
+    wac_send_node(c, iq_answer(a, id, "result"));
     wa_arena_free(a);
 }
 
 void wac_send_iq_error(struct wa_client *c, const char *id, int code, const char *text)
 {
     wa_arena *a = wa_arena_new();
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_jid to;
-    wa_jid_parse(a, SERVER, &to);
-    wa_node_add_attr(a, iq, "id", id);
-    wa_node_add_attr_jid(a, iq, "to", &to);
-    wa_node_add_attr(a, iq, "type", "error");
+    wa_node *iq = iq_answer(a, id, "error");
     wa_node *e = wac_child(a, iq, "error");
     char codebuf[16];
     snprintf(codebuf, sizeof codebuf, "%d", code);
