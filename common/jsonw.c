@@ -304,6 +304,11 @@ void jw_raw_members(struct jsonw *w, const char *obj)
     sbuf_add(o, obj + a, b - a);
 }
 
+void jw_fail(struct jsonw *w)
+{
+    w->err = 1;
+}
+
 void jw_newline(struct jsonw *w)
 {
     w->nl = 1;

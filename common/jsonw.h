@@ -61,6 +61,8 @@ void jw_raw(struct jsonw *w, const char *json);
  * valid JSON object the caller vouches for (PostgreSQL's), as if each had
  * been written here; more members may follow. */
 void jw_raw_members(struct jsonw *w, const char *obj);
+/* The caller could not make a value (out of memory): the document fails. */
+void jw_fail(struct jsonw *w);
 /* Layout only: the next token (after its comma, if any) starts a new line. */
 void jw_newline(struct jsonw *w);
 

@@ -197,16 +197,3 @@ char *sbuf_steal(struct sbuf *b)
     sbuf_init(b);
     return r;
 }
-
-void sbuf_add_json_error(struct sbuf *b, const char *code, const char *message, const char *field)
-{
-    sbuf_adds(b, "{\"error\":{\"code\":");
-    sbuf_add_json_str(b, code, strlen(code));
-    sbuf_adds(b, ",\"message\":");
-    sbuf_add_json_str(b, message, strlen(message));
-    if (field) {
-        sbuf_adds(b, ",\"field\":");
-        sbuf_add_json_str(b, field, strlen(field));
-    }
-    sbuf_adds(b, "}}");
-}

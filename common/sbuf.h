@@ -22,8 +22,6 @@ void sbuf_vaddf(struct sbuf *b, const char *fmt, va_list ap);
  * \ufffd. The tree's one JSON string escaper: documents are written with
  * jsonw.h, which writes every key and string through this. */
 void sbuf_add_json_str(struct sbuf *b, const char *s, size_t n);
-/* Appends the API's error body {"error":{"code","message","field"?}} (field NULL: none). */
-void sbuf_add_json_error(struct sbuf *b, const char *code, const char *message, const char *field);
 /* Returns the buffer and leaves b empty; the caller frees it. */
 char *sbuf_steal(struct sbuf *b);
 

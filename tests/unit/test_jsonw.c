@@ -275,6 +275,12 @@ static void d_members_not_object(struct jsonw *w)
     jw_raw_members(w, "[1]");
     jw_obj_end(w);
 }
+static void d_caller_failed(struct jsonw *w)
+{
+    jw_obj(w);
+    jw_fail(w);
+    jw_obj_end(w);
+}
 static void d_too_deep(struct jsonw *w)
 {
     for (int i = 0; i < 65; i++)
@@ -319,6 +325,7 @@ static void structure(void)
         {"members after a member", d_members_late},
         {"members of a non-object", d_members_not_object},
         {"nested too deep", d_too_deep},
+        {"the caller failed", d_caller_failed},
     };
     char name[160];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
