@@ -192,9 +192,9 @@ enum authz_change authz_access_change(const char *type, size_t tlen)
     return AUTHZ_NO_CHANGE;
 }
 
-void authz_scopes_json(struct sbuf *b, perm_mask m)
+void authz_scopes_json(struct jsonw *w, perm_mask m)
 {
-    sbuf_addc(b, '{');
+    jw_obj(w);
     const char *open = NULL; /* the name whose resource is open */
     for (size_t i = 0; i < NPERMS; i++) {
         if (!(m & PERM_BIT(perms[i].p)))
@@ -203,27 +203,25 @@ void authz_scopes_json(struct sbuf *b, perm_mask m)
         size_t nr = resource_len(n);
         if (!open || resource_len(open) != nr || memcmp(open, n, nr)) {
             if (open)
-                sbuf_adds(b, "],");
-            sbuf_addf(b, "\"%.*s\":[", (int)nr, n);
+                jw_arr_end(w);
+            char res[64];
+            snprintf(res, sizeof res, "%.*s", (int)nr, n);
+            jw_key(w, res);
+            jw_arr(w);
             open = n;
-        } else {
-            sbuf_addc(b, ',');
         }
-        sbuf_addf(b, "\"%s\"", n + nr + 1);
+        jw_str(w, n + nr + 1);
     }
     if (open)
-        sbuf_addc(b, ']');
-    sbuf_addc(b, '}');
+        jw_arr_end(w);
+    jw_obj_end(w);
 }
 
-void authz_perms_list_json(struct sbuf *b, perm_mask m)
+void authz_perms_list_json(struct jsonw *w, perm_mask m)
 {
-    sbuf_addc(b, '[');
-    int first = 1;
+    jw_arr(w);
     for (size_t i = 0; i < NPERMS; i++)
-        if (m & PERM_BIT(perms[i].p)) {
-            sbuf_addf(b, "%s\"%s\"", first ? "" : ",", perms[i].name);
-            first = 0;
-        }
-    sbuf_addc(b, ']');
+        if (m & PERM_BIT(perms[i].p))
+            jw_str(w, perms[i].name);
+    jw_arr_end(w);
 }

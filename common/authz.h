@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
 
-#include "common/sbuf.h"
+#include "common/jsonw.h"
 
 enum perm {
     PERM_UNSET = 0, /* a route that names none: refused at start */
@@ -84,9 +84,9 @@ enum perm authz_event_perm(const char *type, size_t tlen);
 enum authz_change { AUTHZ_NO_CHANGE, AUTHZ_USER_CHANGED, AUTHZ_KEY_CHANGED };
 enum authz_change authz_access_change(const char *type, size_t tlen);
 
-/* {"resource":["action",...],...} in the table's order. */
-void authz_scopes_json(struct sbuf *b, perm_mask m);
-/* ["resource:action",...] */
-void authz_perms_list_json(struct sbuf *b, perm_mask m);
+/* Writes the value {"resource":["action",...],...} in the table's order. */
+void authz_scopes_json(struct jsonw *w, perm_mask m);
+/* Writes the value ["resource:action",...]. */
+void authz_perms_list_json(struct jsonw *w, perm_mask m);
 
 #endif

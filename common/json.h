@@ -1,5 +1,5 @@
 /* JSON input: yajl's tree parser behind limits (size, depth, NUL bytes,
- * UTF-8), and typed getters. Output is written with sbuf_add_json_str(). */
+ * UTF-8), and typed getters. Output: jsonw.h. */
 #ifndef WAPI_JSON_H
 #define WAPI_JSON_H
 #include <stddef.h>

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jsonw.h"
 #include "sbuf.h"
 
 static struct {
@@ -108,9 +109,14 @@ void log_emit(enum log_level level, const char *msg, ...)
     log_timestamp(ts, sizeof ts);
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":", ts,
-              level_names[level], L.proc, (int)getpid());
-    sbuf_add_json_str(&b, msg, strlen(msg));
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kstr(&w, "ts", ts);
+    jw_kstr(&w, "level", level_names[level]);
+    jw_kstr(&w, "proc", L.proc);
+    jw_kint(&w, "pid", getpid());
+    jw_kstr(&w, "msg", msg);
     va_list ap;
     va_start(ap, msg);
     for (;;) {
@@ -118,28 +124,25 @@ void log_emit(enum log_level level, const char *msg, ...)
         if (!key)
             break;
         int type = va_arg(ap, int);
-        sbuf_addc(&b, ',');
-        sbuf_add_json_str(&b, key, strlen(key));
-        sbuf_addc(&b, ':');
+        jw_key(&w, key);
         if (type == 's') {
-            const char *v = va_arg(ap, const char *);
-            if (v)
-                sbuf_add_json_str(&b, v, strlen(v));
-            else
-                sbuf_adds(&b, "null");
+            jw_str(&w, va_arg(ap, const char *));
         } else if (type == 'i') {
-            sbuf_addf(&b, "%lld", va_arg(ap, long long));
+            jw_int(&w, va_arg(ap, long long));
         } else if (type == 'f') {
-            sbuf_addf(&b, "%.6g", va_arg(ap, double));
+            jw_double(&w, "%.6g", va_arg(ap, double));
         } else {
-            sbuf_adds(&b, "null");
+            jw_null(&w);
             break; /* unknown type: the rest of the list cannot be trusted */
         }
     }
     va_end(ap);
-    sbuf_adds(&b, "}\n");
-    if (!b.oom)
-        log_write_raw(b.buf, b.len);
+    jw_obj_end(&w);
+    if (jw_finish(&w) == 0) {
+        sbuf_addc(&b, '\n');
+        if (!b.oom)
+            log_write_raw(b.buf, b.len);
+    }
     sbuf_free(&b);
     errno = saved;
 }

@@ -127,8 +127,21 @@ void sbuf_add_json_str(struct sbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    sbuf_addc(b, '"');
     size_t i = 0;
+    while (i < n && p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' && p[i] < 0x80)
+        i++;
+    if (i == n) { /* nothing to escape, the usual case: one copy */
+        if (grow(b, n + 2) < 0)
+            return;
+        b->buf[b->len] = '"';
+        memcpy(b->buf + b->len + 1, s, n);
+        b->len += n + 2;
+        b->buf[b->len - 1] = '"';
+        b->buf[b->len] = '\0';
+        return;
+    }
+    sbuf_addc(b, '"');
+    sbuf_add(b, s, i);
     while (i < n) {
         unsigned char c = p[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
@@ -151,11 +164,21 @@ void sbuf_add_json_str(struct sbuf *b, const char *s, size_t n)
             continue;
         }
         switch (c) {
-        case '"': sbuf_adds(b, "\\\""); break;
-        case '\\': sbuf_adds(b, "\\\\"); break;
-        case '\n': sbuf_adds(b, "\\n"); break;
-        case '\r': sbuf_adds(b, "\\r"); break;
-        case '\t': sbuf_adds(b, "\\t"); break;
+        case '"':
+            sbuf_adds(b, "\\\"");
+            break;
+        case '\\':
+            sbuf_adds(b, "\\\\");
+            break;
+        case '\n':
+            sbuf_adds(b, "\\n");
+            break;
+        case '\r':
+            sbuf_adds(b, "\\r");
+            break;
+        case '\t':
+            sbuf_adds(b, "\\t");
+            break;
         default: {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             sbuf_add(b, e, 6);
@@ -173,17 +196,4 @@ char *sbuf_steal(struct sbuf *b)
         r = calloc(1, 1);
     sbuf_init(b);
     return r;
-}
-
-void sbuf_add_json_error(struct sbuf *b, const char *code, const char *message, const char *field)
-{
-    sbuf_adds(b, "{\"error\":{\"code\":");
-    sbuf_add_json_str(b, code, strlen(code));
-    sbuf_adds(b, ",\"message\":");
-    sbuf_add_json_str(b, message, strlen(message));
-    if (field) {
-        sbuf_adds(b, ",\"field\":");
-        sbuf_add_json_str(b, field, strlen(field));
-    }
-    sbuf_adds(b, "}}");
 }

@@ -7,7 +7,7 @@
 struct sbuf {
     char *buf; /* owned; always NUL-terminated when len > 0 or after any append */
     size_t len, cap;
-    int oom;   /* set once an allocation failed; later appends are no-ops */
+    int oom; /* set once an allocation failed; later appends are no-ops */
 };
 
 void sbuf_init(struct sbuf *b);
@@ -18,10 +18,10 @@ void sbuf_adds(struct sbuf *b, const char *s);
 void sbuf_addc(struct sbuf *b, char c);
 void sbuf_addf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sbuf_vaddf(struct sbuf *b, const char *fmt, va_list ap);
-/* Appends s as a JSON string literal with quotes; invalid UTF-8 becomes U+FFFD. */
+/* Appends s as a JSON string literal with quotes; invalid UTF-8 becomes
+ * \ufffd. The tree's one JSON string escaper: documents are written with
+ * jsonw.h, which writes every key and string through this. */
 void sbuf_add_json_str(struct sbuf *b, const char *s, size_t n);
-/* Appends the API's error body {"error":{"code","message","field"?}} (field NULL: none). */
-void sbuf_add_json_error(struct sbuf *b, const char *code, const char *message, const char *field);
 /* Returns the buffer and leaves b empty; the caller frees it. */
 char *sbuf_steal(struct sbuf *b);
 

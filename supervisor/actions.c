@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "session.h"
 #include "wa/wa_actions.h"
@@ -14,7 +15,7 @@
 static int not_connected(uint32_t *status, struct sbuf *body)
 {
     *status = 409;
-    sbuf_add_json_error(body, "not_connected", "the WhatsApp session is not connected", NULL);
+    jw_error_body(body, "not_connected", "the WhatsApp session is not connected", NULL);
     return 0;
 }
 
@@ -52,11 +53,16 @@ static int do_read(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
         return not_connected(status, body);
     if (wa_send_read(c, chat, idp, n) < 0) {
         *status = 503;
-        sbuf_add_json_error(body, "send_failed", "the read receipt could not be sent; try again", NULL);
+        jw_error_body(body, "send_failed", "the read receipt could not be sent; try again", NULL);
         return 0;
     }
+    struct jsonw w;
+    jw_init(&w, body);
+    jw_obj(&w);
+    jw_kuint(&w, "receipts", n);
+    jw_obj_end(&w);
     *status = 200;
-    sbuf_addf(body, "{\"receipts\":%u}", n);
+    workers_answer_json(&w, status, body);
     return 0;
 }
 
@@ -73,11 +79,16 @@ static int do_presence(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
         return not_connected(status, body);
     if (wa_send_chatstate(c, jid, typing) < 0) {
         *status = 503;
-        sbuf_add_json_error(body, "send_failed", "the presence update could not be sent; try again", NULL);
+        jw_error_body(body, "send_failed", "the presence update could not be sent; try again", NULL);
         return 0;
     }
+    struct jsonw w;
+    jw_init(&w, body);
+    jw_obj(&w);
+    jw_kstr(&w, "state", state);
+    jw_obj_end(&w);
     *status = 200;
-    sbuf_addf(body, "{\"state\":\"%s\"}", state);
+    workers_answer_json(&w, status, body);
     return 0;
 }
 
@@ -94,19 +105,23 @@ static void on_contacts(void *arg, const struct wa_contact_result *res, size_t n
     uint32_t status = 200;
     if (!res) {
         status = 503;
-        sbuf_add_json_error(&b, "whatsapp_unavailable", why ? why : "no answer from WhatsApp", NULL);
+        jw_error_body(&b, "whatsapp_unavailable", why ? why : "no answer from WhatsApp", NULL);
     } else {
-        sbuf_adds(&b, "{\"data\":[");
+        struct jsonw w;
+        jw_init(&w, &b);
+        jw_obj(&w);
+        jw_key(&w, "data");
+        jw_arr(&w);
         for (size_t i = 0; i < n; i++) {
-            sbuf_addf(&b, "%s{\"phone\":\"%s\",\"on_whatsapp\":%s,\"jid\":", i ? "," : "", res[i].phone,
-                      res[i].on_whatsapp ? "true" : "false");
-            if (res[i].jid[0])
-                sbuf_add_json_str(&b, res[i].jid, strlen(res[i].jid));
-            else
-                sbuf_adds(&b, "null");
-            sbuf_addc(&b, '}');
+            jw_obj(&w);
+            jw_kstr(&w, "phone", res[i].phone);
+            jw_kbool(&w, "on_whatsapp", res[i].on_whatsapp);
+            jw_kstr(&w, "jid", res[i].jid[0] ? res[i].jid : NULL);
+            jw_obj_end(&w);
         }
-        sbuf_adds(&b, "]}");
+        jw_arr_end(&w);
+        jw_obj_end(&w);
+        workers_answer_json(&w, &status, &b);
     }
     if (!b.oom && workers_reply(p->pid, p->msg_id, status, b.buf, b.len) < 0)
         log_info("number check answered after its worker left", LF_I("pid", p->pid));
@@ -135,7 +150,7 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     struct pending_contacts *p = malloc(sizeof *p);
     if (!p) {
         *status = 503;
-        sbuf_add_json_error(body, "out_of_memory", "try again", NULL);
+        jw_error_body(body, "out_of_memory", "try again", NULL);
         return 0;
     }
     p->pid = pid;
@@ -143,7 +158,7 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     if (wa_query_contacts(c, pp, n, on_contacts, p) < 0) {
         free(p);
         *status = 503;
-        sbuf_add_json_error(body, "send_failed", "the query could not be sent; try again", NULL);
+        jw_error_body(body, "send_failed", "the query could not be sent; try again", NULL);
         return 0;
     }
     return 1;

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "session.h"
@@ -26,46 +27,78 @@ static struct control_ops C_ops;
 static struct evconnlistener *listener;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-static void reply(struct bufferevent *bev, int ok, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void reply(struct bufferevent *bev, int ok, const char *fmt, ...)
+static void send_line(struct bufferevent *bev, struct sbuf *b)
 {
-    struct sbuf b;
-    sbuf_init(&b);
-    va_list ap;
-    va_start(ap, fmt);
-    sbuf_addf(&b, "{\"ok\":%s,", ok ? "true" : "false");
-    sbuf_vaddf(&b, fmt, ap);
-    va_end(ap);
-    sbuf_adds(&b, "}\n");
-    bufferevent_write(bev, b.buf, b.len);
-    sbuf_free(&b);
+    sbuf_addc(b, '\n');
+    if (!b->oom)
+        bufferevent_write(bev, b->buf, b->len);
+    sbuf_free(b);
 }
 
 static void reply_error(struct bufferevent *bev, const char *msg)
 {
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"ok\":false,\"error\":");
-    sbuf_add_json_str(&b, msg, strlen(msg));
-    sbuf_adds(&b, "}\n");
-    bufferevent_write(bev, b.buf, b.len);
-    sbuf_free(&b);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kbool(&w, "ok", 0);
+    jw_kstr(&w, "error", msg);
+    jw_obj_end(&w);
+    if (jw_finish(&w) == 0)
+        send_line(bev, &b);
+    else
+        sbuf_free(&b);
+}
+
+/* A reply is one line {"ok":true,...}: reply_begin() opens it, the command
+ * adds its members, reply_end() sends it. */
+static void reply_begin(struct jsonw *w, struct sbuf *b)
+{
+    sbuf_init(b);
+    jw_init(w, b);
+    jw_obj(w);
+    jw_kbool(w, "ok", 1);
+}
+
+/* -1 when the reply could not be written (an error went instead). */
+static int reply_end(struct bufferevent *bev, struct jsonw *w, struct sbuf *b)
+{
+    jw_obj_end(w);
+    if (jw_finish(w) == 0) {
+        send_line(bev, b);
+        return 0;
+    }
+    sbuf_free(b);
+    reply_error(bev, "out of memory");
+    return -1;
 }
 
 static void cmd_status(struct bufferevent *bev, const char *arg)
 {
     (void)arg;
-    struct sbuf w;
-    sbuf_init(&w);
+    struct sbuf b;
+    struct jsonw w;
+    reply_begin(&w, &b);
+    jw_kint(&w, "pid", getpid());
+    jw_kuint(&w, "generation", S.generation);
+    jw_kint(&w, "workers_wanted", S.want);
+    jw_kbool(&w, "migrated", S.migrated);
+    jw_key(&w, "uptime_s");
+    jw_double(&w, "%.1f", (double)(now_ms() - S.started_ms) / 1000.0);
+    jw_kstr(&w, "listen", S.cfg.listen);
+    jw_key(&w, "workers");
     workers_status_json(&w);
-    reply(bev, 1,
-          "\"pid\":%d,\"generation\":%u,\"workers_wanted\":%d,\"migrated\":%s,\"uptime_s\":%.1f,\"listen\":"
-          "\"%s\","
-          "\"workers\":%s",
-          (int)getpid(), S.generation, S.want, S.migrated ? "true" : "false",
-          (double)(now_ms() - S.started_ms) / 1000.0, S.cfg.listen, w.buf ? w.buf : "[]");
-    sbuf_free(&w);
+    reply_end(bev, &w, &b);
+}
+
+static void reply_uint(struct bufferevent *bev, const char *key, uint64_t v)
+{
+    struct sbuf b;
+    struct jsonw w;
+    reply_begin(&w, &b);
+    jw_kuint(&w, key, v);
+    reply_end(bev, &w, &b);
 }
 
 static void cmd_reload(struct bufferevent *bev, const char *arg)
@@ -75,7 +108,7 @@ static void cmd_reload(struct bufferevent *bev, const char *arg)
     if (C_ops.reload(err, sizeof err) < 0)
         reply_error(bev, err);
     else
-        reply(bev, 1, "\"generation\":%u", S.generation);
+        reply_uint(bev, "generation", S.generation);
 }
 
 static void cmd_workers(struct bufferevent *bev, const char *arg)
@@ -89,18 +122,21 @@ static void cmd_workers(struct bufferevent *bev, const char *arg)
     S.want = (int)n;
     log_info("worker count changed", LF_I("workers", n), LF_S("by", "control socket"));
     workers_reconcile();
-    reply(bev, 1, "\"workers_wanted\":%d", S.want);
+    reply_uint(bev, "workers_wanted", (uint64_t)S.want);
 }
 
 static void cmd_session(struct bufferevent *bev, const char *arg)
 {
     struct sbuf b;
-    sbuf_init(&b);
-    if (session_command(arg, &b) < 0)
+    struct jsonw w;
+    reply_begin(&w, &b);
+    if (session_command(arg, &w) < 0) {
+        jw_finish(&w); /* unfinished: nothing to send */
+        sbuf_free(&b);
         reply_error(bev, "usage: session [status|start|stop|logout|qr]");
-    else
-        reply(bev, 1, "%s", b.buf);
-    sbuf_free(&b);
+        return;
+    }
+    reply_end(bev, &w, &b);
 }
 
 /* `snapshot`: the session store for `wapictl backup`. One JSON line
@@ -125,10 +161,14 @@ static void cmd_snapshot(struct bufferevent *bev, const char *arg)
         reply_error(bev, err);
         return;
     }
-    reply(bev, 1, "\"files\":%u,\"bytes\":%zu", files, bytes);
+    struct sbuf rb;
+    struct jsonw w;
+    reply_begin(&w, &rb);
+    jw_kuint(&w, "files", files);
+    jw_kuint(&w, "bytes", bytes);
     size_t len = data.len;
     char *buf = sbuf_steal(&data);
-    if (len == 0 ||
+    if (reply_end(bev, &w, &rb) < 0 || len == 0 ||
         evbuffer_add_reference(bufferevent_get_output(bev), buf, len, snapshot_wipe_free, NULL) < 0)
         snapshot_wipe_free(buf, len, NULL);
     log_info("session store snapshot taken for a backup", LF_I("files", files),

@@ -7,6 +7,8 @@
 
 #include "common/timefmt.h"
 #include "common/ipc.h"
+#include "common/jsonw.h"
+#include "common/log.h"
 #include "worker_table.h"
 
 #define RING 1024
@@ -43,11 +45,23 @@ void events_publish(uint64_t id, const char *type, const char *data_json)
 {
     char at[RFC3339_LEN];
     rfc3339_now_ms(at, sizeof at);
+    char ids[24];
+    snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_addf(&b, "{\"id\":\"%llu\",\"type\":", (unsigned long long)id);
-    sbuf_add_json_str(&b, type, strlen(type));
-    sbuf_addf(&b, ",\"at\":\"%s\",\"data\":%s}", at, data_json);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kstr(&w, "id", ids);
+    jw_kstr(&w, "type", type);
+    jw_kstr(&w, "at", at);
+    jw_kraw(&w, "data", data_json);
+    jw_obj_end(&w);
+    if (jw_finish(&w) < 0) {
+        log_error("event lost: out of memory", LF_S("type", type));
+        sbuf_free(&b);
+        return;
+    }
     struct rec *e;
     if (count == RING) {
         e = &ring[head];

@@ -42,35 +42,48 @@ static void emit(const char *type, const char *data_json)
     events_publish(events_next_id(), type, data_json);
 }
 
-static void add_str_or_null(struct sbuf *b, const char *s)
+/* Empty fields are null on the wire. */
+static void kstr_or_null(struct jsonw *w, const char *key, const char *s)
 {
-    if (s && *s)
-        sbuf_add_json_str(b, s, strlen(s));
-    else
-        sbuf_adds(b, "null");
+    jw_kstr(w, key, s && *s ? s : NULL);
 }
 
-void session_json(struct sbuf *b)
+void session_json(struct jsonw *w)
 {
-    sbuf_addf(b, "{\"state\":\"%s\",\"me\":", wa_state_name(Ss.st));
+    jw_obj(w);
+    jw_kstr(w, "state", wa_state_name(Ss.st));
+    jw_key(w, "me");
     if (Ss.jid[0]) {
-        sbuf_adds(b, "{\"jid\":");
-        add_str_or_null(b, Ss.jid);
-        sbuf_adds(b, ",\"lid\":");
-        add_str_or_null(b, Ss.lid);
-        sbuf_adds(b, ",\"name\":");
-        add_str_or_null(b, Ss.name);
-        sbuf_adds(b, ",\"platform\":");
-        add_str_or_null(b, Ss.platform);
-        sbuf_adds(b, "}");
+        jw_obj(w);
+        kstr_or_null(w, "jid", Ss.jid);
+        kstr_or_null(w, "lid", Ss.lid);
+        kstr_or_null(w, "name", Ss.name);
+        kstr_or_null(w, "platform", Ss.platform);
+        jw_obj_end(w);
     } else {
-        sbuf_adds(b, "null");
+        jw_null(w);
     }
-    sbuf_adds(b, ",\"since\":");
-    add_str_or_null(b, Ss.since);
-    sbuf_adds(b, ",\"last_error\":");
-    add_str_or_null(b, Ss.last_error);
-    sbuf_adds(b, "}");
+    kstr_or_null(w, "since", Ss.since);
+    kstr_or_null(w, "last_error", Ss.last_error);
+    jw_obj_end(w);
+}
+
+/* The status as a whole document in out; -1 when it could not be written. */
+static int status_doc(struct sbuf *out)
+{
+    struct jsonw w;
+    jw_init(&w, out);
+    session_json(&w);
+    return jw_finish(&w);
+}
+
+/* The status as a worker's answer (*status kept, or 500). */
+static void status_answer(uint32_t *status, struct sbuf *body)
+{
+    struct jsonw w;
+    jw_init(&w, body);
+    session_json(&w);
+    workers_answer_json(&w, status, body);
 }
 
 static void set_state(enum wa_state st, const char *detail, int is_error)
@@ -84,8 +97,10 @@ static void set_state(enum wa_state st, const char *detail, int is_error)
         Ss.jid[0] = Ss.lid[0] = Ss.name[0] = Ss.platform[0] = '\0';
     struct sbuf b;
     sbuf_init(&b);
-    session_json(&b);
-    emit("session.status", b.buf);
+    if (status_doc(&b) == 0)
+        emit("session.status", b.buf);
+    else
+        log_error("session.status event lost: out of memory", LF_S("state", wa_state_name(st)));
     sbuf_free(&b);
 }
 
@@ -117,10 +132,15 @@ static void on_client_qr(void *arg, const char *qr)
     Ss.qr = qr ? strdup(qr) : NULL;
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"qr\":");
-    add_str_or_null(&b, Ss.qr);
-    sbuf_adds(&b, "}");
-    emit("session.qr", b.buf);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    kstr_or_null(&w, "qr", Ss.qr);
+    jw_obj_end(&w);
+    if (jw_finish(&w) == 0)
+        emit("session.qr", b.buf);
+    else
+        log_error("session.qr event lost: out of memory");
     sbuf_free(&b);
 }
 
@@ -276,7 +296,7 @@ int session_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         if (ipc_rd_end(rd) < 0)
             return -1;
         *status = 200;
-        session_json(body);
+        status_answer(status, body);
         return 0;
     case IPC_QR_GET:
         if (ipc_rd_end(rd) < 0)
@@ -331,17 +351,22 @@ int session_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
             digits[alen] = '\0';
             if (wa_client_pair_phone(Ss.client, digits, code, sizeof code, err, sizeof err) < 0) {
                 *status = 409;
-                sbuf_add_json_error(body, "not_pairable", err, "phone");
+                jw_error_body(body, "not_pairable", err, "phone");
                 return 0;
             }
             *status = 200;
-            sbuf_addf(body, "{\"code\":\"%s\"}", code);
+            struct jsonw w;
+            jw_init(&w, body);
+            jw_obj(&w);
+            jw_kstr(&w, "code", code);
+            jw_obj_end(&w);
+            workers_answer_json(&w, status, body);
             return 0;
         }
         default:
             return -1;
         }
-        session_json(body);
+        status_answer(status, body);
         return 0;
     }
     case IPC_EVENTS_SINCE: {
@@ -356,7 +381,7 @@ int session_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
     return -1;
 }
 
-int session_command(const char *cmd, struct sbuf *out)
+int session_command(const char *cmd, struct jsonw *w)
 {
     if (!*cmd || !strcmp(cmd, "status")) {
     } else if (!strcmp(cmd, "start")) {
@@ -366,13 +391,11 @@ int session_command(const char *cmd, struct sbuf *out)
     } else if (!strcmp(cmd, "logout")) {
         logout();
     } else if (!strcmp(cmd, "qr")) {
-        sbuf_adds(out, "\"qr\":");
-        add_str_or_null(out, Ss.st == WA_QR ? Ss.qr : NULL);
-        sbuf_adds(out, ",");
+        kstr_or_null(w, "qr", Ss.st == WA_QR ? Ss.qr : NULL);
     } else {
         return -1;
     }
-    sbuf_adds(out, "\"session\":");
-    session_json(out);
+    jw_key(w, "session");
+    session_json(w);
     return 0;
 }

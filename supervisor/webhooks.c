@@ -22,6 +22,7 @@
 
 #include "common/whsec.h"
 #include "common/db_params.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "common/webhook_url.h"
@@ -604,19 +605,18 @@ static int start_claimed(const PGresult *res, int col)
         snprintf(d->event_id, sizeof d->event_id, "%s", PQgetvalue(res, i, col + 4));
         struct sbuf b;
         sbuf_init(&b);
-        sbuf_adds(&b, "{\"id\":");
-        sbuf_add_json_str(&b, d->event_id, strlen(d->event_id));
-        sbuf_adds(&b, ",\"type\":");
-        const char *type = PQgetvalue(res, i, col + 5);
-        sbuf_add_json_str(&b, type, strlen(type));
-        sbuf_adds(&b, ",\"at\":\"");
-        sbuf_adds(&b, PQgetvalue(res, i, col + 6));
-        sbuf_adds(&b, "\",\"data\":");
-        sbuf_adds(&b, PQgetvalue(res, i, col + 7));
-        sbuf_addc(&b, '}');
+        struct jsonw w;
+        jw_init(&w, &b);
+        jw_obj(&w);
+        jw_kstr(&w, "id", d->event_id);
+        jw_kstr(&w, "type", PQgetvalue(res, i, col + 5));
+        jw_kstr(&w, "at", PQgetvalue(res, i, col + 6));
+        jw_kraw(&w, "data", PQgetvalue(res, i, col + 7));
+        jw_obj_end(&w);
+        int ok = jw_finish(&w) == 0;
         d->body_len = b.len;
         d->body = sbuf_steal(&b);
-        if (!d->body) {
+        if (!ok || !d->body) {
             snprintf(d->error, sizeof d->error, "out of memory");
             finish(d, 0, 1);
             continue;

@@ -417,18 +417,29 @@ void workers_tick(void)
     workers_reconcile();
 }
 
-void workers_status_json(struct sbuf *out)
+void workers_status_json(struct jsonw *w)
 {
     uint64_t now = now_ms();
-    sbuf_adds(out, "[");
-    int first = 1;
+    jw_arr(w);
     for (int i = 0; i < MAX_WORKERS; i++) {
         if (W[i].st == WS_FREE)
             continue;
-        sbuf_addf(out, "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,\"uptime_s\":%.1f}",
-                  first ? "" : ",", i, (int)W[i].pid, state_names[W[i].st], W[i].gen,
-                  (double)(now - W[i].started_ms) / 1000.0);
-        first = 0;
+        jw_obj(w);
+        jw_kint(w, "slot", i);
+        jw_kint(w, "pid", W[i].pid);
+        jw_kstr(w, "state", state_names[W[i].st]);
+        jw_kuint(w, "generation", W[i].gen);
+        jw_key(w, "uptime_s");
+        jw_double(w, "%.1f", (double)(now - W[i].started_ms) / 1000.0);
+        jw_obj_end(w);
     }
-    sbuf_adds(out, "]");
+    jw_arr_end(w);
+}
+
+void workers_answer_json(struct jsonw *w, uint32_t *status, struct sbuf *body)
+{
+    if (jw_finish(w) < 0) {
+        *status = 500;
+        jw_error_body(body, "out_of_memory", "try again", NULL);
+    }
 }

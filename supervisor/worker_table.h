@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "common/ipc.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 
 #define MAX_WORKERS 64
@@ -39,7 +40,11 @@ void workers_broadcast(unsigned type);
 void workers_broadcast_payload(unsigned type, const void *payload, size_t len);
 int workers_alive(void);
 void workers_tick(void); /* every second: watchdog, deadlines */
-void workers_status_json(struct sbuf *out);
+/* Writes the value [{"slot","pid","state","generation","uptime_s"},...]. */
+void workers_status_json(struct jsonw *w);
+/* Finishes a handler's answer written with w into body: *status as it is,
+ * or 500 and an error body when it could not be written (out of memory). */
+void workers_answer_json(struct jsonw *w, uint32_t *status, struct sbuf *body);
 /* Answers request `id` of the worker with this pid (IPC_REPLY {status, body}),
  * for requests answered after the handler returned. -1 when that worker is
  * gone or its link is full: the worker's own timeout answers its client. */

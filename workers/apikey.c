@@ -9,6 +9,7 @@
 #include "auth_http.h"
 #include "common/auth_token.h"
 #include "common/json.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "db.h"
 #include "handlers.h"
@@ -214,9 +215,10 @@ void apikey_authenticate(struct rq *rq, const char *key, size_t len, http_handle
                                                                                                        "a\""
 #define NKEYCOLS 21
 
-/* One row as the plugin returns it (numbers and booleans typed, the
- * permissions and metadata parsed back from their JSON text). */
-static void key_json(struct sbuf *b, const PGresult *r, int row, const char *plain_key)
+/* One row's members as the plugin returns them (numbers and booleans typed,
+ * the permissions and metadata parsed back from their JSON text), into the
+ * object open in w. */
+static void key_members(struct jsonw *w, const PGresult *r, int row)
 {
     static const struct {
         const char *name;
@@ -242,40 +244,51 @@ static void key_json(struct sbuf *b, const PGresult *r, int row, const char *pla
                      {"updatedAt", 's'},
                      {"permissions", 'j'},
                      {"metadata", 'j'}};
-    sbuf_addc(b, '{');
     for (int i = 0; i < NKEYCOLS; i++) {
-        sbuf_addf(b, "%s\"%s\":", i ? "," : "", c[i].name);
+        jw_key(w, c[i].name);
         if (PQgetisnull(r, row, i)) {
-            sbuf_adds(b, "null");
+            jw_null(w);
             continue;
         }
         const char *v = PQgetvalue(r, row, i);
         switch (c[i].type) {
         case 'n':
-            sbuf_adds(b, v);
+            jw_raw(w, v); /* an integer column */
             break;
         case 'b':
-            sbuf_adds(b, v[0] == 't' ? "true" : "false");
+            jw_bool(w, v[0] == 't');
             break;
         case 'j': {
             char err[64];
             yajl_val t = json_parse(v, strlen(v), 65536, err, sizeof err);
-            if (t)
-                sbuf_adds(b, v); /* valid JSON: pass it through */
-            else
-                sbuf_adds(b, "null");
+            jw_raw(w, t ? v : NULL); /* valid JSON: pass it through */
             yajl_tree_free(t);
             break;
         }
         default:
-            sbuf_add_json_str(b, v, strlen(v));
+            jw_str(w, v);
         }
     }
-    if (plain_key) {
-        sbuf_adds(b, ",\"key\":");
-        sbuf_add_json_str(b, plain_key, strlen(plain_key));
-    }
-    sbuf_addc(b, '}');
+}
+
+/* Answers 200 with row 0 as one key; plain_key (the key itself, shown once
+ * on creation) is added when not NULL and wiped from the body once sent. */
+static void key_answer(struct rq *rq, const PGresult *res, const char *plain_key)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    key_members(&w, res, 0);
+    if (plain_key)
+        jw_kstr(&w, "key", plain_key);
+    jw_obj_end(&w);
+    http_add_header(rq, "cache-control", "no-store");
+    http_jsonw(rq, 200, &w);
+    if (b.buf)
+        OPENSSL_cleanse(b.buf, b.cap);
+    sbuf_free(&b);
 }
 
 struct op {
@@ -323,21 +336,14 @@ static void on_created(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     if (!op_result(o, res, err))
         return;
-    struct sbuf b;
-    sbuf_init(&b);
-    if (PQntuples(res) == 1)
-        key_json(&b, res, 0, o->key);
-    OPENSSL_cleanse(o->key, sizeof o->key);
     if (PQntuples(res) != 1) {
+        OPENSSL_cleanse(o->key, sizeof o->key);
         auth_error(o->rq, 500, "INTERNAL_ERROR", "key not stored", NULL);
-        sbuf_free(&b);
         return;
     }
     audit_kick();
-    http_add_header(o->rq, "cache-control", "no-store");
-    http_json(o->rq, 200, b.buf, b.len);
-    OPENSSL_cleanse(b.buf, b.len);
-    sbuf_free(&b);
+    key_answer(o->rq, res, o->key);
+    OPENSSL_cleanse(o->key, sizeof o->key);
 }
 
 void h_apikey_create(struct rq *rq)
@@ -410,8 +416,10 @@ void h_apikey_create(struct rq *rq)
         }
         struct sbuf sj;
         sbuf_init(&sj);
-        authz_scopes_json(&sj, m);
-        snprintf(scopes, sizeof scopes, "%s", sj.oom ? "{}" : sj.buf);
+        struct jsonw w;
+        jw_init(&w, &sj);
+        authz_scopes_json(&w, m);
+        snprintf(scopes, sizeof scopes, "%s", jw_finish(&w) < 0 ? "{}" : sj.buf);
         sbuf_free(&sj);
     }
     char expires[24] = "";
@@ -487,15 +495,21 @@ static void on_listed(void *ctx, const PGresult *res, const char *err)
         return;
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"apiKeys\":[");
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_key(&w, "apiKeys");
+    jw_arr(&w);
     for (int i = 0; i < PQntuples(res); i++) {
-        if (i)
-            sbuf_addc(&b, ',');
-        key_json(&b, res, i, NULL);
+        jw_obj(&w);
+        key_members(&w, res, i);
+        jw_obj_end(&w);
     }
-    sbuf_addf(&b, "],\"total\":%d}", PQntuples(res));
+    jw_arr_end(&w);
+    jw_kint(&w, "total", PQntuples(res));
+    jw_obj_end(&w);
     http_add_header(o->rq, "cache-control", "no-store");
-    http_json(o->rq, 200, b.buf, b.len);
+    http_jsonw(o->rq, 200, &w);
     sbuf_free(&b);
 }
 
@@ -521,12 +535,7 @@ static void on_got(void *ctx, const PGresult *res, const char *err)
         auth_error(o->rq, 404, "KEY_NOT_FOUND", "API Key not found", "id");
         return;
     }
-    struct sbuf b;
-    sbuf_init(&b);
-    key_json(&b, res, 0, NULL);
-    http_add_header(o->rq, "cache-control", "no-store");
-    http_json(o->rq, 200, b.buf, b.len);
-    sbuf_free(&b);
+    key_answer(o->rq, res, NULL);
 }
 
 /* The value of one query parameter, percent-decoded into out; 1 if found. */
@@ -650,24 +659,27 @@ static void on_all_keys(void *ctx, const PGresult *res, const char *err)
         return;
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"data\":[");
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_key(&w, "data");
+    jw_arr(&w);
     for (int i = 0; i < PQntuples(res); i++) {
-        if (i)
-            sbuf_addc(&b, ',');
-        key_json(&b, res, i, NULL);
-        b.len--; /* reopen the object: the owner follows */
-        sbuf_adds(&b, ",\"owner\":{\"email\":");
-        auth_col_json(&b, res, i, NKEYCOLS);
-        sbuf_adds(&b, ",\"role\":");
-        auth_col_json(&b, res, i, NKEYCOLS + 1);
-        sbuf_adds(&b, "}}");
+        jw_obj(&w);
+        key_members(&w, res, i);
+        jw_key(&w, "owner");
+        jw_obj(&w);
+        jw_key(&w, "email");
+        auth_col_json(&w, res, i, NKEYCOLS);
+        jw_key(&w, "role");
+        auth_col_json(&w, res, i, NKEYCOLS + 1);
+        jw_obj_end(&w);
+        jw_obj_end(&w);
     }
-    sbuf_adds(&b, "]}");
+    jw_arr_end(&w);
+    jw_obj_end(&w);
     http_add_header(o->rq, "cache-control", "no-store");
-    if (b.oom)
-        http_error(o->rq, 500, NULL, "out of memory", NULL);
-    else
-        http_json(o->rq, 200, b.buf, b.len);
+    http_jsonw(o->rq, 200, &w);
     sbuf_free(&b);
 }
 

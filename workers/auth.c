@@ -13,6 +13,7 @@
 #include "common/auth_input.h"
 #include "common/auth_token.h"
 #include "common/json.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "db.h"
 #include "handlers.h"
@@ -92,16 +93,18 @@ static void on_session(void *ctx, const PGresult *res, const char *err)
     auth_set_session_cookie(rq, PQgetvalue(res, 0, SESS_COL_TOKEN), f->remember);
     struct sbuf b;
     sbuf_init(&b);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
     if (f->kind == SIGN_IN)
-        sbuf_adds(&b, "{\"redirect\":false,\"token\":");
-    else
-        sbuf_adds(&b, "{\"token\":");
-    auth_col_json(&b, res, 0, SESS_COL_TOKEN);
-    sbuf_adds(&b, ",\"user\":");
-    auth_user_json(&b, res, 0, SESS_COL_USER);
-    sbuf_addc(&b, '}');
+        jw_kbool(&w, "redirect", 0);
+    jw_key(&w, "token");
+    auth_col_json(&w, res, 0, SESS_COL_TOKEN);
+    jw_key(&w, "user");
+    auth_user_json(&w, res, 0, SESS_COL_USER);
+    jw_obj_end(&w);
     http_add_header(rq, "cache-control", "no-store");
-    http_json(rq, 200, b.buf, b.len);
+    http_jsonw(rq, 200, &w);
     sbuf_free(&b);
 }
 
@@ -187,13 +190,7 @@ static void on_user_row(void *ctx, const PGresult *res, const char *err)
     }
     struct rq *rq = f->rq;
     flow_done(f);
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_adds(&b, "{\"user\":");
-    auth_user_json(&b, res, 0, 0);
-    sbuf_addc(&b, '}');
-    http_json(rq, 200, b.buf, b.len);
-    sbuf_free(&b);
+    auth_user_answer(rq, res);
 }
 
 static void on_created(void *ctx, const PGresult *res, const char *err)
@@ -519,12 +516,15 @@ static void on_get_session(void *ctx, const PGresult *res, const char *err)
     }
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"session\":");
-    auth_session_json(&b, res, 0, 0);
-    sbuf_adds(&b, ",\"user\":");
-    auth_user_json(&b, res, 0, SESS_COL_USER);
-    sbuf_addc(&b, '}');
-    http_json(rq, 200, b.buf, b.len);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_key(&w, "session");
+    auth_session_json(&w, res, 0, 0);
+    jw_key(&w, "user");
+    auth_user_json(&w, res, 0, SESS_COL_USER);
+    jw_obj_end(&w);
+    http_jsonw(rq, 200, &w);
     sbuf_free(&b);
 }
 
@@ -559,10 +559,15 @@ static void on_registration(void *ctx, const PGresult *res, const char *err)
     int first = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_addf(&b, "{\"policy\":\"%s\",\"first_user\":%s,\"setup_token_required\":%s}", AUTHC.registration,
-              first ? "true" : "false", first && AUTHC.production ? "true" : "false");
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kstr(&w, "policy", AUTHC.registration);
+    jw_kbool(&w, "first_user", first);
+    jw_kbool(&w, "setup_token_required", first && AUTHC.production);
+    jw_obj_end(&w);
     http_add_header(o->rq, "cache-control", "no-store");
-    http_json(o->rq, 200, b.buf, b.len);
+    http_jsonw(o->rq, 200, &w);
     sbuf_free(&b);
 }
 

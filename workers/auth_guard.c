@@ -11,6 +11,7 @@
 #include "auth_session.h"
 #include "common/auth_cookie.h"
 #include "common/log.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "db.h"
 #include "handlers.h"
@@ -108,19 +109,19 @@ void h_me(struct rq *rq)
     const struct principal *pr = &rq->principal;
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"userId\":");
-    sbuf_add_json_str(&b, pr->user_id, strlen(pr->user_id));
-    sbuf_addf(&b, ",\"role\":\"%s\",\"via\":\"%s\"", authz_role_name(pr->role),
-              pr->via_api_key ? "api_key" : "session");
-    if (pr->via_api_key) {
-        sbuf_adds(&b, ",\"apiKeyId\":");
-        sbuf_add_json_str(&b, pr->api_key_id, strlen(pr->api_key_id));
-    }
-    sbuf_adds(&b, ",\"permissions\":");
-    authz_perms_list_json(&b, pr->perms);
-    sbuf_addc(&b, '}');
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kstr(&w, "userId", pr->user_id);
+    jw_kstr(&w, "role", authz_role_name(pr->role));
+    jw_kstr(&w, "via", pr->via_api_key ? "api_key" : "session");
+    if (pr->via_api_key)
+        jw_kstr(&w, "apiKeyId", pr->api_key_id);
+    jw_key(&w, "permissions");
+    authz_perms_list_json(&w, pr->perms);
+    jw_obj_end(&w);
     http_add_header(rq, "cache-control", "no-store");
-    http_json(rq, 200, b.buf, b.len);
+    http_jsonw(rq, 200, &w);
     sbuf_free(&b);
 }
 

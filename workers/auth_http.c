@@ -11,6 +11,7 @@
 #include "common/auth_cookie.h"
 #include "common/auth_input.h"
 #include "common/json.h"
+#include "common/jsonw.h"
 
 struct auth_conf AUTHC;
 
@@ -88,21 +89,15 @@ void auth_error(struct rq *rq, int status, const char *code, const char *message
 {
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"error\":{\"code\":");
-    sbuf_add_json_str(&b, code, strlen(code));
-    sbuf_adds(&b, ",\"message\":");
-    sbuf_add_json_str(&b, message, strlen(message));
-    if (field) {
-        sbuf_adds(&b, ",\"field\":");
-        sbuf_add_json_str(&b, field, strlen(field));
-    }
-    sbuf_adds(&b, "},\"code\":");
-    sbuf_add_json_str(&b, code, strlen(code));
-    sbuf_adds(&b, ",\"message\":");
-    sbuf_add_json_str(&b, message, strlen(message));
-    sbuf_adds(&b, "}");
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kerror(&w, code, message, field);
+    jw_kstr(&w, "code", code);
+    jw_kstr(&w, "message", message);
+    jw_obj_end(&w);
     http_add_header(rq, "cache-control", "no-store");
-    http_json(rq, status, b.buf, b.len);
+    http_jsonw(rq, status, &w);
     sbuf_free(&b);
 }
 
@@ -346,42 +341,51 @@ void auth_clear_session_cookies(struct rq *rq)
     set_cookie(rq, AUTHC.dont_remember, "", 0);
 }
 
-void auth_col_json(struct sbuf *b, const PGresult *r, int row, int col)
+void auth_col_json(struct jsonw *w, const PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
-        sbuf_adds(b, "null");
+        jw_null(w);
     else
-        sbuf_add_json_str(b, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
+        jw_strn(w, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
 }
 
-static void bool_json(struct sbuf *b, const PGresult *r, int row, int col)
+void auth_user_json(struct jsonw *w, const PGresult *r, int row, int col)
 {
-    sbuf_adds(b, !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't' ? "true" : "false");
-}
-
-void auth_user_json(struct sbuf *b, const PGresult *r, int row, int col)
-{
-    static const char *const k[] = {"id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt",
-                                    "role"};
-    sbuf_addc(b, '{');
+    static const char *const k[] = {"id",    "name",      "email",     "emailVerified",
+                                    "image", "createdAt", "updatedAt", "role"};
+    jw_obj(w);
     for (int i = 0; i < 8; i++) {
-        sbuf_addf(b, "%s\"%s\":", i ? "," : "", k[i]);
-        if (i == 3)
-            bool_json(b, r, row, col + i);
+        jw_key(w, k[i]);
+        if (i == 3) /* emailVerified: a boolean, NULL read as false */
+            jw_bool(w, !PQgetisnull(r, row, col + i) && PQgetvalue(r, row, col + i)[0] == 't');
         else
-            auth_col_json(b, r, row, col + i);
+            auth_col_json(w, r, row, col + i);
     }
-    sbuf_addc(b, '}');
+    jw_obj_end(w);
 }
 
-void auth_session_json(struct sbuf *b, const PGresult *r, int row, int col)
+void auth_user_answer(struct rq *rq, const PGresult *r)
 {
-    static const char *const k[] = {"id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent",
-                                    "userId"};
-    sbuf_addc(b, '{');
+    struct sbuf b;
+    sbuf_init(&b);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_key(&w, "user");
+    auth_user_json(&w, r, 0, 0);
+    jw_obj_end(&w);
+    http_jsonw(rq, 200, &w);
+    sbuf_free(&b);
+}
+
+void auth_session_json(struct jsonw *w, const PGresult *r, int row, int col)
+{
+    static const char *const k[] = {"id",        "expiresAt", "token",     "createdAt",
+                                    "updatedAt", "ipAddress", "userAgent", "userId"};
+    jw_obj(w);
     for (int i = 0; i < 8; i++) {
-        sbuf_addf(b, "%s\"%s\":", i ? "," : "", k[i]);
-        auth_col_json(b, r, row, col + i);
+        jw_key(w, k[i]);
+        auth_col_json(w, r, row, col + i);
     }
-    sbuf_addc(b, '}');
+    jw_obj_end(w);
 }

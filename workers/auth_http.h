@@ -7,6 +7,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "common/config.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "http.h"
 
@@ -16,9 +17,9 @@
 
 struct auth_conf {
     const char *secret;
-    char session_cookie[64];  /* better-auth.session_token, __Secure- on https */
-    char dont_remember[64];   /* better-auth.dont_remember */
-    char session_data[64];    /* better-auth.session_data (cleared on sign-out) */
+    char session_cookie[64]; /* better-auth.session_token, __Secure- on https */
+    char dont_remember[64];  /* better-auth.dont_remember */
+    char session_data[64];   /* better-auth.session_data (cleared on sign-out) */
     int secure;
     const char *registration; /* open | invite | closed */
     int production;           /* the first account needs the setup token */
@@ -62,21 +63,24 @@ void auth_clear_session_cookies(struct rq *rq);
 #define SQL_TS(col) "to_char((" col ")::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 /* A user's role as authz_role_of() reads the stored name: Better Auth's
  * "user" is a member, anything unknown (or NULL) a viewer. */
-#define SQL_ROLE(col)                                                                                      \
-    "CASE WHEN " col " IN ('admin', 'member', 'viewer') THEN " col " WHEN " col " = 'user' THEN 'member' " \
+#define SQL_ROLE(col)                                                                                        \
+    "CASE WHEN " col " IN ('admin', 'member', 'viewer') THEN " col " WHEN " col " = 'user' THEN 'member' "   \
     "ELSE 'viewer' END"
 /* The 8 user columns auth_user_json() reads, from "user" aliased u. */
-#define SQL_USER_COLS                                                                                      \
-    "u.\"id\", u.\"name\", u.\"email\", u.\"emailVerified\", u.\"image\", " SQL_TS("u.\"createdAt\"") ", " \
-        SQL_TS("u.\"updatedAt\"") ", " SQL_ROLE("u.\"role\"")
+#define SQL_USER_COLS                                                                                        \
+    "u.\"id\", u.\"name\", u.\"email\", u.\"emailVerified\", u.\"image\", " SQL_TS(                          \
+        "u.\"createdAt\"") ", " SQL_TS("u.\"updatedAt\"") ", " SQL_ROLE("u.\"role\"")
 /* The 8 session columns auth_session_json() reads, from s. */
-#define SQL_SESSION_COLS                                                                                   \
-    "s.\"id\", " SQL_TS("s.\"expiresAt\"") ", s.\"token\", " SQL_TS("s.\"createdAt\"") ", " SQL_TS(        \
+#define SQL_SESSION_COLS                                                                                     \
+    "s.\"id\", " SQL_TS("s.\"expiresAt\"") ", s.\"token\", " SQL_TS("s.\"createdAt\"") ", " SQL_TS(          \
         "s.\"updatedAt\"") ", s.\"ipAddress\", s.\"userAgent\", s.\"userId\""
 
-void auth_user_json(struct sbuf *b, const PGresult *r, int row, int col);
-void auth_session_json(struct sbuf *b, const PGresult *r, int row, int col);
-/* A nullable text column as a JSON string or null. */
-void auth_col_json(struct sbuf *b, const PGresult *r, int row, int col);
+/* Each writes one value: the user object, the session object, a nullable
+ * text column as a string or null. */
+void auth_user_json(struct jsonw *w, const PGresult *r, int row, int col);
+void auth_session_json(struct jsonw *w, const PGresult *r, int row, int col);
+void auth_col_json(struct jsonw *w, const PGresult *r, int row, int col);
+/* Answers 200 {"user":{...}} from row 0 of r (the user columns first). */
+void auth_user_answer(struct rq *rq, const PGresult *r);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/ipc.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "db.h"
 #include "handlers.h"
@@ -41,25 +42,28 @@ static void ready_finish(struct ready *st)
         return;
     struct sbuf b;
     sbuf_init(&b);
+    struct jsonw w;
+    jw_init(&w, &b);
     int ok = !st->db_err[0] && !st->sup_err;
-    sbuf_addf(&b, "{\"status\":\"%s\"", ok ? "ready" : "unavailable");
+    jw_obj(&w);
+    jw_kstr(&w, "status", ok ? "ready" : "unavailable");
     if (!ok) {
         char reason[256];
         snprintf(reason, sizeof reason, "%s%s%s", st->db_err[0] ? "database: " : "", st->db_err,
                  st->sup_err ? (st->db_err[0] ? "; supervisor: " : "supervisor: ") : "");
         if (st->sup_err)
             snprintf(reason + strlen(reason), sizeof reason - strlen(reason), "%s", st->sup_err);
-        sbuf_adds(&b, ",\"reason\":");
-        sbuf_add_json_str(&b, reason, strlen(reason));
+        jw_kstr(&w, "reason", reason);
     }
-    sbuf_adds(&b, ",\"checks\":{\"database\":");
-    sbuf_adds(&b, st->db_err[0] ? "\"fail\"" : "\"ok\"");
-    sbuf_adds(&b, ",\"supervisor\":");
-    sbuf_adds(&b, st->sup_err ? "\"fail\"" : "\"ok\"");
-    sbuf_adds(&b, "}}");
+    jw_key(&w, "checks");
+    jw_obj(&w);
+    jw_kstr(&w, "database", st->db_err[0] ? "fail" : "ok");
+    jw_kstr(&w, "supervisor", st->sup_err ? "fail" : "ok");
+    jw_obj_end(&w);
+    jw_obj_end(&w);
     st->rq->on_abort = NULL;
     http_add_header(st->rq, "cache-control", "no-store");
-    http_json(st->rq, ok ? 200 : 503, b.buf, b.len);
+    http_jsonw(st->rq, ok ? 200 : 503, &w);
     sbuf_free(&b);
 }
 

@@ -99,9 +99,14 @@ void http_tick(void); /* every 100 ms */
 void http_flush_access_log(void);
 unsigned http_connections(void);
 
+struct jsonw;
+
 /* Responses (copy the body into the request's pool). */
 void http_send(struct rq *rq, int status, const char *content_type, const char *body, size_t len);
 void http_json(struct rq *rq, int status, const char *json, size_t len);
+/* Finishes w and sends its document, or a 500 when it could not be
+ * written; the caller still frees w's sbuf. */
+void http_jsonw(struct rq *rq, int status, struct jsonw *w);
 /* {"error":{"code":...,"message":...,"field":...}}; field may be NULL. */
 void http_error(struct rq *rq, int status, const char *code, const char *message, const char *field);
 void http_add_header(struct rq *rq, const char *name, const char *value);

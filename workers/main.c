@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/db_params.h"
 #include "common/ipc.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "db.h"
@@ -116,12 +117,29 @@ static int print_routes(void)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    struct sbuf line;
+    sbuf_init(&line);
     for (const struct route *r = worker_routes; r->path; r++)
-        for (int b = 0; b < 7; b++)
-            if (r->methods & (1 << b))
-                printf("{\"method\":\"%s\",\"path\":\"%s\",\"permission\":\"%s\",\"session_only\":%s}\n",
-                       names[b], r->path, authz_perm_name(r->perm),
-                       r->flags & ROUTE_SESSION_ONLY ? "true" : "false");
+        for (int b = 0; b < 7; b++) {
+            if (!(r->methods & (1 << b)))
+                continue;
+            sbuf_reset(&line);
+            struct jsonw w;
+            jw_init(&w, &line);
+            jw_obj(&w);
+            jw_kstr(&w, "method", names[b]);
+            jw_kstr(&w, "path", r->path);
+            jw_kstr(&w, "permission", authz_perm_name(r->perm));
+            jw_kbool(&w, "session_only", r->flags & ROUTE_SESSION_ONLY);
+            jw_obj_end(&w);
+            if (jw_finish(&w) < 0) {
+                sbuf_free(&line);
+                fprintf(stderr, "out of memory\n");
+                return 1;
+            }
+            printf("%s\n", line.buf);
+        }
+    sbuf_free(&line);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 
 yajl_val rest_body(struct rq *rq, size_t max)
@@ -83,32 +84,35 @@ int rest_limit(struct rq *rq, int def, int max)
 
 static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-void rest_add_cursor(struct sbuf *b, const char *n, const char *text)
+void rest_add_cursor(struct jsonw *w, const char *n, const char *text)
 {
     char raw[256];
     int rl = snprintf(raw, sizeof raw, "%s%s%s", n, text ? ":" : "", text ? text : "");
     if (rl < 0 || (size_t)rl >= sizeof raw) {
-        sbuf_adds(b, "null");
+        jw_null(w);
         return;
     }
-    sbuf_addc(b, '"');
+    char out[(sizeof raw + 2) / 3 * 4], *o = out; /* base64url without padding */
     const unsigned char *p = (const unsigned char *)raw;
     size_t i = 0, len = (size_t)rl;
     for (; i + 3 <= len; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        char o[4] = {b64u[v >> 18], b64u[v >> 12 & 63], b64u[v >> 6 & 63], b64u[v & 63]};
-        sbuf_add(b, o, 4);
+        *o++ = b64u[v >> 18];
+        *o++ = b64u[v >> 12 & 63];
+        *o++ = b64u[v >> 6 & 63];
+        *o++ = b64u[v & 63];
     }
     if (len - i == 1) {
         uint32_t v = (uint32_t)p[i] << 16;
-        char o[2] = {b64u[v >> 18], b64u[v >> 12 & 63]};
-        sbuf_add(b, o, 2);
+        *o++ = b64u[v >> 18];
+        *o++ = b64u[v >> 12 & 63];
     } else if (len - i == 2) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        char o[3] = {b64u[v >> 18], b64u[v >> 12 & 63], b64u[v >> 6 & 63]};
-        sbuf_add(b, o, 3);
+        *o++ = b64u[v >> 18];
+        *o++ = b64u[v >> 12 & 63];
+        *o++ = b64u[v >> 6 & 63];
     }
-    sbuf_addc(b, '"');
+    jw_strn(w, out, (size_t)(o - out));
 }
 
 int rest_page(struct rq *rq, int def, int max, int *limit, int64_t *cur)
@@ -126,28 +130,26 @@ void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, 
     int shown = limit >= 0 && n > limit ? limit : n;
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"data\":[");
-    for (int i = 0; i < shown; i++) {
-        if (i)
-            sbuf_addc(&b, ',');
-        sbuf_adds(&b, PQgetvalue(res, first + i, json_col));
-    }
-    sbuf_addc(&b, ']');
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_key(&w, "data");
+    jw_arr(&w);
+    for (int i = 0; i < shown; i++)
+        jw_raw(&w, PQgetvalue(res, first + i, json_col)); /* json from PostgreSQL */
+    jw_arr_end(&w);
     if (limit >= 0) {
-        sbuf_adds(&b, ",\"next_cursor\":");
+        jw_key(&w, "next_cursor");
         int last = first + shown - 1;
         if (n > limit && shown > 0)
             rest_add_cursor(
-                &b, PQgetvalue(res, last, num_col),
+                &w, PQgetvalue(res, last, num_col),
                 text_col < 0 || PQgetisnull(res, last, text_col) ? NULL : PQgetvalue(res, last, text_col));
         else
-            sbuf_adds(&b, "null");
+            jw_null(&w);
     }
-    sbuf_addc(&b, '}');
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        http_json(rq, 200, b.buf, b.len);
+    jw_obj_end(&w);
+    http_jsonw(rq, 200, &w);
     sbuf_free(&b);
 }
 

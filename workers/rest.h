@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
 
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "http.h"
 
@@ -25,8 +26,8 @@ int rest_limit(struct rq *rq, int def, int max);
 /* cursor: opaque base64url of "n" or "n:text". Returns 0 absent, 1 read,
  * -1 after answering 400. */
 int rest_cursor(struct rq *rq, int64_t *n, char *text, size_t textlen);
-/* Appends "\"<base64url(n or n:text)>\"". */
-void rest_add_cursor(struct sbuf *b, const char *n, const char *text);
+/* Writes the value "<base64url(n or n:text)>" (null when too long). */
+void rest_add_cursor(struct jsonw *w, const char *n, const char *text);
 /* limit= and a numeric cursor= together: 1 with a cursor, 0 without, -1
  * after answering 400. */
 int rest_page(struct rq *rq, int def, int max, int *limit, int64_t *cur);

@@ -14,6 +14,7 @@
 #include "common/auth_input.h"
 #include "common/auth_token.h"
 #include "common/json.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "handlers.h"
 #include "op.h"
@@ -41,19 +42,20 @@ static void on_users(void *ctx, const PGresult *res, const char *err)
         return;
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"users\":[");
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (i)
-            sbuf_addc(&b, ',');
-        auth_user_json(&b, res, i, 0);
-    }
-    sbuf_addf(&b, "],\"total\":%s,\"limit\":%d,\"offset\":%d}", PQntuples(res) ? PQgetvalue(res, 0, 8) : "0",
-              o->limit, o->offset);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_key(&w, "users");
+    jw_arr(&w);
+    for (int i = 0; i < PQntuples(res); i++)
+        auth_user_json(&w, res, i, 0);
+    jw_arr_end(&w);
+    jw_kraw(&w, "total", PQntuples(res) ? PQgetvalue(res, 0, 8) : "0"); /* count(*) */
+    jw_kint(&w, "limit", o->limit);
+    jw_kint(&w, "offset", o->offset);
+    jw_obj_end(&w);
     http_add_header(o->base.rq, "cache-control", "no-store");
-    if (b.oom)
-        http_error(o->base.rq, 500, NULL, "out of memory", NULL);
-    else
-        http_json(o->base.rq, 200, b.buf, b.len);
+    http_jsonw(o->base.rq, 200, &w);
     sbuf_free(&b);
 }
 
@@ -105,13 +107,7 @@ static void on_user_now(void *ctx, const PGresult *res, const char *err)
         auth_error(o->base.rq, 404, "USER_NOT_FOUND", "User not found", "userId");
         return;
     }
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_adds(&b, "{\"user\":");
-    auth_user_json(&b, res, 0, 0);
-    sbuf_addc(&b, '}');
-    http_json(o->base.rq, 200, b.buf, b.len);
-    sbuf_free(&b);
+    auth_user_answer(o->base.rq, res);
 }
 
 static void on_user_row(void *ctx, const PGresult *res, const char *err)
@@ -231,22 +227,34 @@ static void on_invited(void *ctx, const PGresult *res, const char *err)
     }
     audit_kick();
     /* The token is shown once, here, in the link and alone. */
-    const char *json = PQgetvalue(res, 0, 0);
-    struct sbuf b;
-    sbuf_init(&b);
-    sbuf_add(&b, json, strlen(json) - 1);
-    sbuf_adds(&b, ",\"token\":");
-    sbuf_add_json_str(&b, o->token, strlen(o->token));
     size_t bl = strlen(AUTHC.base_url);
     while (bl > 0 && AUTHC.base_url[bl - 1] == '/')
         bl--;
-    sbuf_adds(&b, ",\"url\":\"");
-    sbuf_add(&b, AUTHC.base_url, bl); /* validated at start: an http(s) URL */
-    sbuf_addf(&b, "/#/sign-up?invitation=%s\"}", o->token);
+    struct sbuf url;
+    sbuf_init(&url);
+    sbuf_add(&url, AUTHC.base_url, bl);
+    sbuf_adds(&url, "/#/sign-up?invitation=");
+    sbuf_adds(&url, o->token);
+    struct sbuf b;
+    sbuf_init(&b);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_raw_members(&w, PQgetvalue(res, 0, 0)); /* the invitation, as PostgreSQL wrote it */
+    jw_kstr(&w, "token", o->token);
+    if (url.oom)
+        jw_fail(&w);
+    else
+        jw_kstr(&w, "url", url.buf);
+    jw_obj_end(&w);
     OPENSSL_cleanse(o->token, sizeof o->token);
     http_add_header(rq, "cache-control", "no-store");
-    http_json(rq, 201, b.buf, b.len);
-    OPENSSL_cleanse(b.buf, b.len);
+    http_jsonw(rq, 201, &w);
+    if (url.buf)
+        OPENSSL_cleanse(url.buf, url.cap);
+    sbuf_free(&url);
+    if (b.buf)
+        OPENSSL_cleanse(b.buf, b.cap);
     sbuf_free(&b);
 }
 

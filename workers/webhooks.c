@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "common/json.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "common/whsec.h"
 #include "common/webhook_url.h"
@@ -195,12 +196,13 @@ static void on_hook(void *ctx, const PGresult *res, const char *err)
     /* The secret is shown once: when it is set. */
     struct sbuf b;
     sbuf_init(&b);
-    size_t jl = strlen(json);
-    sbuf_add(&b, json, jl - 1);
-    sbuf_adds(&b, ",\"secret\":");
-    sbuf_add_json_str(&b, o->secret, strlen(o->secret));
-    sbuf_addc(&b, '}');
-    http_json(o->base.rq, o->show_secret == 2 ? 201 : 200, b.buf, b.len);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_raw_members(&w, json); /* the webhook, as PostgreSQL wrote it */
+    jw_kstr(&w, "secret", o->secret);
+    jw_obj_end(&w);
+    http_jsonw(o->base.rq, o->show_secret == 2 ? 201 : 200, &w);
     sbuf_free(&b);
 }
 

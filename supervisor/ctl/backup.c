@@ -20,6 +20,7 @@
 #include "common/timefmt.h"
 #include "common/config.h"
 #include "common/json.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "tar_stream.h"
 
@@ -466,30 +467,76 @@ static int walk_media(struct bk *b, int dfd, const char *prefix, int depth)
     return rc;
 }
 
-static void manifest_json(struct sbuf *m, const struct bk *b, const char *created)
+/* A command's one-line summary {"ok":true,...}: summary_begin() opens it,
+ * the caller adds its members, summary_print() prints it to f. */
+static void summary_begin(struct jsonw *w, struct sbuf *o)
+{
+    sbuf_init(o);
+    jw_init(w, o);
+    jw_obj(w);
+    jw_kbool(w, "ok", 1);
+}
+
+static void summary_print(struct jsonw *w, struct sbuf *o, FILE *f)
+{
+    jw_obj_end(w);
+    if (jw_finish(w) == 0)
+        fprintf(f, "%s\n", o->buf);
+    sbuf_free(o);
+}
+
+/* The value {"files":N,"bytes":N} of one store. */
+static void store_json(struct jsonw *w, const struct bk *b, int store)
+{
+    jw_obj(w);
+    jw_kuint(w, "files", b->files[store]);
+    jw_kuint(w, "bytes", b->bytes[store]);
+    jw_obj_end(w);
+}
+
+/* One file per line, so that a manifest reads well with tar xOf. -1 when
+ * it could not be written. */
+static int manifest_json(struct sbuf *m, const struct bk *b, const char *created)
 {
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    sbuf_addf(m, "{\"format\":\"%s\",\"format_version\":%d,\"wapi_version\":", FORMAT, FORMAT_VERSION);
-    sbuf_add_json_str(m, WAPI_VERSION, strlen(WAPI_VERSION));
-    sbuf_addf(m, ",\"created\":\"%s\",\"host\":", created);
-    sbuf_add_json_str(m, host, strlen(host));
-    sbuf_addf(m,
-              ",\"stores\":{\"whatsapp_sessions\":{\"files\":%zu,\"bytes\":%llu},\"media\":{\"files\":%zu,"
-              "\"bytes\":%llu}},"
-              "\"file_count\":%zu,\"total_bytes\":%llu,\"files\":[",
-              b->files[ST_SESSIONS], (unsigned long long)b->bytes[ST_SESSIONS], b->files[ST_MEDIA],
-              (unsigned long long)b->bytes[ST_MEDIA], b->recs.n,
-              (unsigned long long)(b->bytes[ST_SESSIONS] + b->bytes[ST_MEDIA]));
+    struct jsonw w;
+    jw_init(&w, m);
+    jw_obj(&w);
+    jw_kstr(&w, "format", FORMAT);
+    jw_kint(&w, "format_version", FORMAT_VERSION);
+    jw_kstr(&w, "wapi_version", WAPI_VERSION);
+    jw_kstr(&w, "created", created);
+    jw_kstr(&w, "host", host);
+    jw_key(&w, "stores");
+    jw_obj(&w);
+    jw_key(&w, "whatsapp_sessions");
+    store_json(&w, b, ST_SESSIONS);
+    jw_key(&w, "media");
+    store_json(&w, b, ST_MEDIA);
+    jw_obj_end(&w);
+    jw_kuint(&w, "file_count", b->recs.n);
+    jw_kuint(&w, "total_bytes", b->bytes[ST_SESSIONS] + b->bytes[ST_MEDIA]);
+    jw_key(&w, "files");
+    jw_arr(&w);
     for (size_t i = 0; i < b->recs.n; i++) {
         const struct rec *e = &b->recs.v[i];
         char path[TAR_NAME_MAX + 1];
         snprintf(path, sizeof path, "%s%s", store_prefix[e->store], e->rel);
-        sbuf_adds(m, i ? ",\n{\"path\":" : "\n{\"path\":");
-        sbuf_add_json_str(m, path, strlen(path));
-        sbuf_addf(m, ",\"size\":%llu,\"sha256\":\"%s\"}", (unsigned long long)e->size, e->sha);
+        jw_newline(&w);
+        jw_obj(&w);
+        jw_kstr(&w, "path", path);
+        jw_kuint(&w, "size", e->size);
+        jw_kstr(&w, "sha256", e->sha);
+        jw_obj_end(&w);
     }
-    sbuf_adds(m, "\n]}\n");
+    jw_newline(&w);
+    jw_arr_end(&w);
+    jw_obj_end(&w);
+    if (jw_finish(&w) < 0)
+        return -1;
+    sbuf_addc(m, '\n');
+    return 0;
 }
 
 static void usage_backup(void)
@@ -612,8 +659,8 @@ int ctl_backup(const char *config_path, const char *sock, int argc, char **argv)
     {
         struct sbuf m;
         sbuf_init(&m);
-        manifest_json(&m, &b, created);
-        int bad = m.oom || tar_out_file(&b.t, MANIFEST, m.len, 0644, b.now) < 0 ||
+        int bad = manifest_json(&m, &b, created) < 0 || m.oom ||
+                  tar_out_file(&b.t, MANIFEST, m.len, 0644, b.now) < 0 ||
                   tar_out_data(&b.t, m.buf, m.len) < 0;
         sbuf_free(&m);
         if (bad) {
@@ -651,12 +698,16 @@ out:
     if (rc < 0) {
         fprintf(stderr, "wapictl backup: %s\n", b.err);
     } else {
-        FILE *f = to_stdout ? stderr : stdout;
-        fprintf(f,
-                "{\"ok\":true,\"created\":\"%s\",\"sessions\":{\"files\":%zu,\"bytes\":%llu},"
-                "\"media\":{\"files\":%zu,\"bytes\":%llu},\"archive_bytes\":%llu}\n",
-                created, b.files[ST_SESSIONS], (unsigned long long)b.bytes[ST_SESSIONS], b.files[ST_MEDIA],
-                (unsigned long long)b.bytes[ST_MEDIA], (unsigned long long)b.t.out);
+        struct sbuf o;
+        struct jsonw w;
+        summary_begin(&w, &o);
+        jw_kstr(&w, "created", created);
+        jw_key(&w, "sessions");
+        store_json(&w, &b, ST_SESSIONS);
+        jw_key(&w, "media");
+        store_json(&w, &b, ST_MEDIA);
+        jw_kuint(&w, "archive_bytes", b.t.out);
+        summary_print(&w, &o, to_stdout ? stderr : stdout); /* where the archive does not go */
     }
     recs_free(&b.recs);
     return rc < 0 ? 1 : 0;
@@ -1357,20 +1408,23 @@ out:
         return 1;
     }
     struct sbuf o;
-    sbuf_init(&o);
-    sbuf_adds(&o, "{\"ok\":true,\"backup\":{\"created\":");
-    sbuf_add_json_str(&o, created, strlen(created));
-    sbuf_adds(&o, ",\"wapi_version\":");
-    sbuf_add_json_str(&o, version, strlen(version));
-    sbuf_addf(
-        &o, "},\"sessions\":{\"files\":%zu},\"media\":{\"files\":%zu},\"bytes\":%llu,\"previous_sessions\":",
-        nfiles[ST_SESSIONS], nfiles[ST_MEDIA], (unsigned long long)bytes);
-    if (aside[0])
-        sbuf_add_json_str(&o, aside, strlen(aside));
-    else
-        sbuf_adds(&o, "null");
-    sbuf_adds(&o, "}\n");
-    fputs(o.buf, stdout);
-    sbuf_free(&o);
+    struct jsonw w;
+    summary_begin(&w, &o);
+    jw_key(&w, "backup");
+    jw_obj(&w);
+    jw_kstr(&w, "created", created);
+    jw_kstr(&w, "wapi_version", version);
+    jw_obj_end(&w);
+    jw_key(&w, "sessions");
+    jw_obj(&w);
+    jw_kuint(&w, "files", nfiles[ST_SESSIONS]);
+    jw_obj_end(&w);
+    jw_key(&w, "media");
+    jw_obj(&w);
+    jw_kuint(&w, "files", nfiles[ST_MEDIA]);
+    jw_obj_end(&w);
+    jw_kuint(&w, "bytes", bytes);
+    jw_kstr(&w, "previous_sessions", aside[0] ? aside : NULL);
+    summary_print(&w, &o, stdout);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "common/authz.h"
 #include "common/config.h"
 #include "common/db_params.h"
+#include "common/jsonw.h"
 #include "common/password.h"
 #include "common/sbuf.h"
 
@@ -22,15 +23,37 @@ static void usage(void)
                     "  the first user is always an admin, later ones members unless told\n");
 }
 
-static int fail_json(const char *msg)
+/* Prints the result line {"ok":false,"error":msg} or
+ * {"ok":true,"user":{"id","email","role"}} (msg NULL). */
+static void result_json(const char *msg, const char *id, const char *email, const char *role)
 {
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"ok\":false,\"error\":");
-    sbuf_add_json_str(&b, msg, strlen(msg));
-    sbuf_adds(&b, "}\n");
-    fputs(b.buf, stdout);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kbool(&w, "ok", !msg);
+    if (msg) {
+        jw_kstr(&w, "error", msg);
+    } else {
+        jw_key(&w, "user");
+        jw_obj(&w);
+        jw_kstr(&w, "id", id);
+        jw_kstr(&w, "email", email);
+        jw_kstr(&w, "role", role);
+        jw_obj_end(&w);
+    }
+    jw_obj_end(&w);
+    if (jw_finish(&w) == 0)
+        printf("%s\n", b.buf);
+    else
+        fprintf(stderr, "wapictl user add: out of memory\n");
     sbuf_free(&b);
+}
+
+static int fail_json(const char *msg)
+{
+    result_json(msg, NULL, NULL, NULL);
     return 1;
 }
 
@@ -138,18 +161,7 @@ int ctl_user(const char *config_path, int argc, char **argv)
     } else if (strcmp(PQgetvalue(r, 0, 0), "exists") == 0) {
         fail_json("a user with this email exists already");
     } else if (strncmp(PQgetvalue(r, 0, 0), "created:", 8) == 0) {
-        struct sbuf b;
-        sbuf_init(&b);
-        sbuf_adds(&b, "{\"ok\":true,\"user\":{\"id\":");
-        sbuf_add_json_str(&b, id, strlen(id));
-        sbuf_adds(&b, ",\"email\":");
-        sbuf_add_json_str(&b, lower, strlen(lower));
-        sbuf_adds(&b, ",\"role\":");
-        const char *made = PQgetvalue(r, 0, 0) + 8;
-        sbuf_add_json_str(&b, made, strlen(made));
-        sbuf_adds(&b, "}}\n");
-        fputs(b.buf, stdout);
-        sbuf_free(&b);
+        result_json(NULL, id, lower, PQgetvalue(r, 0, 0) + 8);
         rc = 0;
     } else {
         fail_json(PQgetvalue(r, 0, 0));

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonw.h"
+#include "common/sbuf.h"
 #include "supervisor/wa/wa_binary.h"
 #include "supervisor/wa/wa_tokens.h"
 
@@ -46,89 +48,153 @@ static long unhex_inplace(char *line, size_t len)
     return (long)(len / 2);
 }
 
-static void put_hex(const uint8_t *p, size_t n)
+static void add_hex(struct sbuf *o, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
-        putchar(digits[p[i] >> 4]);
-        putchar(digits[p[i] & 15]);
+        char h[2] = {digits[p[i] >> 4], digits[p[i] & 15]};
+        sbuf_add(o, h, 2);
     }
 }
 
-static void json_str(const char *s)
+/* Decoded strings are raw bytes. The driver compares them with Baileys',
+ * which reads bytes as Node does (an ill-formed sequence's maximal subpart
+ * becomes one U+FFFD, WHATWG's rule), while jsonw would make each invalid
+ * byte one U+FFFD: so a string is first repaired here the way Node would
+ * read it, and reaches jsonw as valid UTF-8, written unchanged. */
+static void add_as_node_reads(struct sbuf *o, const char *str)
 {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7F)
-            printf("\\u%04x", *p);
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t need;
+        unsigned lo = 0x80, hi = 0xbf; /* the range of the second byte */
+        if (c < 0x80)
+            need = 0;
+        else if (c >= 0xc2 && c <= 0xdf)
+            need = 1;
+        else if (c >= 0xe0 && c <= 0xef)
+            need = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        else if (c >= 0xf0 && c <= 0xf4)
+            need = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
         else
-            putchar(*p);
+            need = SIZE_MAX; /* never a lead byte */
+        size_t j = i + 1, k = 0;
+        if (need != SIZE_MAX)
+            for (; k < need && j < n; j++, k++)
+                if (s[j] < (k ? 0x80 : lo) || s[j] > (k ? 0xbf : hi))
+                    break;
+        if (k == need)
+            sbuf_add(o, s + i, j - i);
+        else
+            sbuf_adds(o, "\xef\xbf\xbd");
+        i = j;
     }
-    putchar('"');
 }
 
-static void json_jid(const wa_jid *j)
+static void node_str(struct jsonw *w, const char *s)
+{
+    struct sbuf t;
+    sbuf_init(&t);
+    add_as_node_reads(&t, s);
+    if (t.oom)
+        jw_fail(w);
+    else
+        jw_strn(w, t.buf ? t.buf : "", t.len);
+    sbuf_free(&t);
+}
+
+static void json_jid(struct jsonw *w, const wa_jid *j)
 {
     static const char *const wires[] = {"auto", "pair", "ad", "fb", "interop"};
-    fputs("{\"user\":", stdout);
-    json_str(j->user);
-    fputs(",\"server\":", stdout);
-    json_str(j->server);
-    printf(",\"device\":%u,\"agent\":%u,\"integrator\":%u,\"wire\":\"%s\"}", j->device, j->agent,
-           j->integrator, j->wire < 5 ? wires[j->wire] : "?");
+    jw_obj(w);
+    jw_key(w, "user");
+    node_str(w, j->user);
+    jw_key(w, "server");
+    node_str(w, j->server);
+    jw_kuint(w, "device", j->device);
+    jw_kuint(w, "agent", j->agent);
+    jw_kuint(w, "integrator", j->integrator);
+    jw_kstr(w, "wire", j->wire < 5 ? wires[j->wire] : "?");
+    jw_obj_end(w);
 }
 
-static void json_node(const wa_node *n)
+static void json_node(struct jsonw *w, const wa_node *n)
 {
-    fputs("{\"tag\":", stdout);
-    json_str(n->tag);
-    fputs(",\"attrs\":[", stdout);
+    jw_obj(w);
+    jw_key(w, "tag");
+    node_str(w, n->tag);
+    jw_key(w, "attrs");
+    jw_arr(w);
     for (uint32_t i = 0; i < n->nattrs; i++) {
         const wa_attr *at = &n->attrs[i];
-        fputs(i ? ",[" : "[", stdout);
-        json_str(at->key);
+        jw_arr(w);
+        node_str(w, at->key);
+        jw_obj(w);
         if (at->type == WA_VAL_JID) {
-            fputs(",{\"jid\":", stdout);
-            json_jid(&at->jid);
+            jw_key(w, "jid");
+            json_jid(w, &at->jid);
         } else {
-            fputs(",{\"s\":", stdout);
-            json_str(at->str);
+            jw_key(w, "s");
+            node_str(w, at->str);
         }
-        fputs("}]", stdout);
+        jw_obj_end(w);
+        jw_arr_end(w);
     }
-    fputs("],\"content\":", stdout);
+    jw_arr_end(w);
+    jw_key(w, "content");
     switch (n->content) {
     case WA_CONTENT_NONE:
-        fputs("null", stdout);
+        jw_null(w);
         break;
     case WA_CONTENT_LIST:
-        fputs("{\"list\":[", stdout);
-        for (uint32_t i = 0; i < n->nchildren; i++) {
-            if (i)
-                putchar(',');
-            json_node(n->children[i]);
-        }
-        fputs("]}", stdout);
+        jw_obj(w);
+        jw_key(w, "list");
+        jw_arr(w);
+        for (uint32_t i = 0; i < n->nchildren; i++)
+            json_node(w, n->children[i]);
+        jw_arr_end(w);
+        jw_obj_end(w);
         break;
-    case WA_CONTENT_BYTES:
-        fputs("{\"bytes\":\"", stdout);
-        put_hex(n->bytes, n->nbytes);
-        fputs("\"}", stdout);
-        break;
-    case WA_CONTENT_STR:
-        fputs("{\"s\":", stdout);
-        json_str(n->str);
-        putchar('}');
-        break;
-    case WA_CONTENT_JID:
-        fputs("{\"jid\":", stdout);
-        json_jid(&n->jid);
-        putchar('}');
+    case WA_CONTENT_BYTES: {
+        struct sbuf h;
+        sbuf_init(&h);
+        add_hex(&h, n->bytes, n->nbytes);
+        jw_obj(w);
+        jw_key(w, "bytes");
+        if (h.oom)
+            jw_fail(w);
+        else
+            jw_strn(w, h.buf ? h.buf : "", h.len);
+        jw_obj_end(w);
+        sbuf_free(&h);
         break;
     }
-    putchar('}');
+    case WA_CONTENT_STR:
+        jw_obj(w);
+        jw_key(w, "s");
+        node_str(w, n->str);
+        jw_obj_end(w);
+        break;
+    case WA_CONTENT_JID:
+        jw_obj(w);
+        jw_key(w, "jid");
+        json_jid(w, &n->jid);
+        jw_obj_end(w);
+        break;
+    }
+    jw_obj_end(w);
+}
+
+/* Prints o and a newline, or ERR when the line could not be made. */
+static void print_line(struct sbuf *o, int ok)
+{
+    if (ok && !o->oom)
+        printf("%s\n", o->buf ? o->buf : "");
+    else
+        puts("ERR out of memory");
+    sbuf_free(o);
 }
 
 /* Replaces j by the parse of its own text form (wire form AUTO). */
@@ -183,8 +249,12 @@ static void one_line(enum mode mode, char *line, size_t len)
     if (rc != WA_OK) {
         print_err(rc);
     } else if (mode == MODE_JSON) {
-        json_node(root);
-        putchar('\n');
+        struct sbuf o;
+        sbuf_init(&o);
+        struct jsonw w;
+        jw_init(&w, &o);
+        json_node(&w, root);
+        print_line(&o, jw_finish(&w) == 0);
     } else {
         uint8_t *out;
         size_t outlen;
@@ -192,8 +262,10 @@ static void one_line(enum mode mode, char *line, size_t len)
         if (rc != WA_OK) {
             print_err(rc);
         } else {
-            put_hex(out, outlen);
-            putchar('\n');
+            struct sbuf o;
+            sbuf_init(&o);
+            add_hex(&o, out, outlen);
+            print_line(&o, 1);
             free(out);
         }
     }
@@ -202,23 +274,27 @@ static void one_line(enum mode mode, char *line, size_t len)
 
 static void print_tokens(void)
 {
-    fputs("{\"single\":[", stdout);
-    for (int i = 0; i < WA_SINGLE_TOKENS; i++) {
-        if (i)
-            putchar(',');
-        json_str(wa_single_tokens[i]);
-    }
-    fputs("],\"double\":[", stdout);
+    struct sbuf o;
+    sbuf_init(&o);
+    struct jsonw w;
+    jw_init(&w, &o);
+    jw_obj(&w);
+    jw_key(&w, "single");
+    jw_arr(&w);
+    for (int i = 0; i < WA_SINGLE_TOKENS; i++)
+        jw_str(&w, wa_single_tokens[i]);
+    jw_arr_end(&w);
+    jw_key(&w, "double");
+    jw_arr(&w);
     for (int d = 0; d < WA_DICTS; d++) {
-        fputs(d ? ",[" : "[", stdout);
-        for (int i = 0; i < WA_DICT_TOKENS; i++) {
-            if (i)
-                putchar(',');
-            json_str(wa_double_tokens[d][i]);
-        }
-        putchar(']');
+        jw_arr(&w);
+        for (int i = 0; i < WA_DICT_TOKENS; i++)
+            jw_str(&w, wa_double_tokens[d][i]);
+        jw_arr_end(&w);
     }
-    fputs("]}\n", stdout);
+    jw_arr_end(&w);
+    jw_obj_end(&w);
+    print_line(&o, jw_finish(&w) == 0);
 }
 
 int main(int argc, char **argv)

@@ -58,11 +58,16 @@ static void test_scopes(void)
             "scopes: exactly the named permissions");
     struct sbuf b;
     sbuf_init(&b);
-    authz_scopes_json(&b, m);
+    struct jsonw w;
+    jw_init(&w, &b);
+    authz_scopes_json(&w, m);
+    T_EQ_INT(jw_finish(&w), 0, "scopes: written");
     T_EQ_STR(b.buf, "{\"messages\":[\"read\",\"send\"],\"chats\":[\"read\"]}",
              "scopes: written back the same way");
     sbuf_reset(&b);
-    authz_perms_list_json(&b, PERM_BIT(P_AUDIT_READ) | PERM_BIT(P_SESSION_READ));
+    jw_init(&w, &b);
+    authz_perms_list_json(&w, PERM_BIT(P_AUDIT_READ) | PERM_BIT(P_SESSION_READ));
+    T_EQ_INT(jw_finish(&w), 0, "scopes: list written");
     T_EQ_STR(b.buf, "[\"session:read\",\"audit:read\"]", "scopes: as a list of names");
     sbuf_free(&b);
     const char *u = "{\"messages\":[\"read\",\"fly\"],\"files\":[\"write\"]}";
