@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "events.h"
 #include "sdb.h"
@@ -22,51 +23,41 @@ struct batch {
     char ids[WA_INCOMING_MAX][64]; /* the stanza ids, for the log */
 };
 
-static void json_kv(struct sbuf *b, const char *k, const char *v)
-{
-    sbuf_addc(b, ',');
-    sbuf_add_json_str(b, k, strlen(k));
-    sbuf_addc(b, ':');
-    if (v)
-        sbuf_add_json_str(b, v, strlen(v));
-    else
-        sbuf_adds(b, "null");
-}
-
 /* One element of the statement (see common/sql/0019_message_json.sql). */
-static void add_element(struct sbuf *b, const struct wa_incoming *m, uint64_t ev)
+static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
 {
     const struct wa_msg_content *mc = m->content;
     int reaction = mc->kind == WA_MSG_REACTION;
     char num[24];
-    sbuf_addc(b, '{');
+    jw_obj(w);
     if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
-        sbuf_adds(b, mc->kind == WA_MSG_EDIT ? "\"k\":\"e\"" : "\"k\":\"r\"");
-        json_kv(b, "target", mc->target);
-        json_kv(b, "chat", m->chat);
+        jw_kstr(w, "k", mc->kind == WA_MSG_EDIT ? "e" : "r");
+        jw_kstr(w, "target", mc->target);
+        jw_kstr(w, "chat", m->chat);
         if (mc->kind == WA_MSG_EDIT)
-            json_kv(b, "text", mc->text);
+            jw_kstr(w, "text", mc->text);
     } else {
-        sbuf_adds(b, "\"k\":\"m\"");
-        json_kv(b, "id", m->id);
-        json_kv(b, "chat", m->chat);
-        json_kv(b, "sender", m->sender);
-        sbuf_adds(b, m->from_me ? ",\"from_me\":true" : ",\"from_me\":false");
-        json_kv(b, "type", reaction ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported");
-        json_kv(b, "subtype", mc->subtype);
-        json_kv(b, "text", reaction ? NULL : mc->text);
-        json_kv(b, "reply_to", mc->reply_to);
-        json_kv(b, "reaction_to", reaction ? mc->target : NULL);
-        json_kv(b, "reaction", reaction ? mc->text : NULL);
-        json_kv(b, "push_name", m->push_name);
-        json_kv(b, "lid", m->lid);
-        json_kv(b, "et", reaction ? "message.reaction" : "message.received");
+        jw_kstr(w, "k", "m");
+        jw_kstr(w, "id", m->id);
+        jw_kstr(w, "chat", m->chat);
+        jw_kstr(w, "sender", m->sender);
+        jw_kbool(w, "from_me", m->from_me);
+        jw_kstr(w, "type", reaction ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported");
+        jw_kstr(w, "subtype", mc->subtype);
+        jw_kstr(w, "text", reaction ? NULL : mc->text);
+        jw_kstr(w, "reply_to", mc->reply_to);
+        jw_kstr(w, "reaction_to", reaction ? mc->target : NULL);
+        jw_kstr(w, "reaction", reaction ? mc->text : NULL);
+        jw_kstr(w, "push_name", m->push_name);
+        jw_kstr(w, "lid", m->lid);
+        jw_kstr(w, "et", reaction ? "message.reaction" : "message.received");
     }
+    /* as strings: the statement reads them with ->> and casts */
     snprintf(num, sizeof num, "%lld", (long long)m->ts);
-    json_kv(b, "ts", num);
+    jw_kstr(w, "ts", num);
     snprintf(num, sizeof num, "%llu", (unsigned long long)ev);
-    json_kv(b, "ev", num);
-    sbuf_addc(b, '}');
+    jw_kstr(w, "ev", num);
+    jw_obj_end(w);
 }
 
 static void on_stored(void *ctx, const PGresult *res, const char *err)
@@ -110,17 +101,18 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
     bt->n = n;
     uint64_t ev = events_reserve((unsigned)n);
     struct sbuf b;
+    struct jsonw w;
     sbuf_init(&b);
-    sbuf_addc(&b, '[');
+    jw_init(&w, &b);
+    jw_arr(&w);
     for (int i = 0; i < n; i++) {
         snprintf(bt->ids[i], sizeof bt->ids[i], "%s", m[i].id);
-        if (i)
-            sbuf_addc(&b, ',');
-        add_element(&b, &m[i], ev + (uint64_t)i);
+        add_element(&w, &m[i], ev + (uint64_t)i);
     }
-    sbuf_addc(&b, ']');
+    jw_arr_end(&w);
+    int failed = jw_finish(&w) < 0;
     const char *p[] = {b.buf};
-    if (b.oom || !sdb_query(SQL_STORE, 1, p, on_stored, bt)) {
+    if (failed || !sdb_query(SQL_STORE, 1, p, on_stored, bt)) {
         sbuf_free(&b);
         free(bt);
         return -1;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/json.h"
+#include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "db.h"
 #include "handlers.h"
@@ -204,27 +205,16 @@ static struct op *op_new(struct rq *rq)
     return o;
 }
 
-static void add_json_field(struct sbuf *b, const char *k, const char *v, int first)
+/* One request's element of the batch statement's array ("" as null). */
+static void add_send_json(struct jsonw *w, const struct op *o)
 {
-    if (!first)
-        sbuf_addc(b, ',');
-    sbuf_add_json_str(b, k, strlen(k));
-    sbuf_addc(b, ':');
-    if (v && *v)
-        sbuf_add_json_str(b, v, strlen(v));
-    else
-        sbuf_adds(b, "null");
-}
-
-static void add_send_json(struct sbuf *b, const struct op *o)
-{
-    sbuf_addc(b, '{');
-    add_json_field(b, "id", o->id, 1);
-    add_json_field(b, "to", o->to, 0);
-    add_json_field(b, "text", o->text, 0);
-    add_json_field(b, "reply_to", o->reply_to, 0);
-    add_json_field(b, "idem", o->idem, 0);
-    sbuf_addc(b, '}');
+    jw_obj(w);
+    jw_kstr(w, "id", o->id[0] ? o->id : NULL);
+    jw_kstr(w, "to", o->to[0] ? o->to : NULL);
+    jw_kstr(w, "text", o->text && o->text[0] ? o->text : NULL);
+    jw_kstr(w, "reply_to", o->reply_to[0] ? o->reply_to : NULL);
+    jw_kstr(w, "idem", o->idem[0] ? o->idem : NULL);
+    jw_obj_end(w);
 }
 
 /* Answers one request from its result row; 1 when it must be retried alone. */
@@ -248,14 +238,16 @@ static int send_answer(struct op *o, const PGresult *res, int row)
 static void send_one(struct op *o)
 {
     struct sbuf b;
+    struct jsonw w;
     sbuf_init(&b);
-    sbuf_addc(&b, '[');
-    add_send_json(&b, o);
-    sbuf_addc(&b, ']');
+    jw_init(&w, &b);
+    jw_arr(&w);
+    add_send_json(&w, o);
+    jw_arr_end(&w);
+    int oom = jw_finish(&w) < 0;
     char *p = h2o_mem_alloc_pool(&o->b.rq->req->pool, b.len + 1);
     memcpy(p, b.buf ? b.buf : "", b.len);
     p[b.len] = '\0';
-    int oom = b.oom;
     sbuf_free(&b);
     if (oom) {
         o->b.rq->on_abort = NULL;
@@ -317,21 +309,22 @@ static void send_flush(void)
     while (SQ.head && SQ.in_flight < BATCHES_IN_FLIGHT) {
         struct send_batch *bt = calloc(1, sizeof *bt);
         struct sbuf b;
+        struct jsonw w;
         sbuf_init(&b);
-        sbuf_addc(&b, '[');
+        jw_init(&w, &b);
+        jw_arr(&w);
         while (bt && SQ.head && bt->n < BATCH_MAX) {
             struct op *o = SQ.head;
             send_unqueue(o);
-            if (bt->n)
-                sbuf_addc(&b, ',');
-            add_send_json(&b, o);
+            add_send_json(&w, o);
             o->batch = bt;
             o->slot = bt->n;
             bt->ops[bt->n++] = o;
         }
-        sbuf_addc(&b, ']');
+        jw_arr_end(&w);
+        int failed = jw_finish(&w) < 0;
         const char *p[] = {b.buf};
-        if (!bt || b.oom || !db_query(SQL_SEND_BATCH, 1, p, on_send_batch, bt)) {
+        if (!bt || failed || !db_query(SQL_SEND_BATCH, 1, p, on_send_batch, bt)) {
             for (int i = 0; bt && i < bt->n; i++) {
                 bt->ops[i]->batch = NULL;
                 bt->ops[i]->b.rq->on_abort = NULL;
