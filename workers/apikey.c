@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "db.h"
 #include "handlers.h"
+#include "op.h"
 
 #define CACHE_SLOTS 512
 #define NAME_MAX_LEN 32   /* the plugin's maximumNameLength */
@@ -292,57 +293,55 @@ static void key_answer(struct rq *rq, const PGresult *res, const char *plain_key
 }
 
 struct op {
-    struct rq *rq;
-    struct pgq *q;
+    struct op_base b;
     int admin_route; /* /api/keys: our error shape, 204 */
     char key[PREFIX_MAX_LEN + APIKEY_RANDOM_LEN + 1];
     char id[128];
 };
 
-static void op_abort(struct rq *rq)
+/* The client left: the new key's secret goes with it. */
+static void key_abort(struct op_base *b)
 {
-    struct op *o = rq->state;
-    if (o->q)
-        db_cancel(o->q);
+    struct op *o = (struct op *)b;
     OPENSSL_cleanse(o->key, sizeof o->key);
+}
+
+/* Better Auth's error shape for its routes; the admin routes (/api/keys)
+ * answer a query that cannot start in ours. */
+static void key_error(struct op_base *b, int status, const char *err)
+{
+    struct op *o = (struct op *)b;
+    OPENSSL_cleanse(o->key, sizeof o->key);
+    if (status == 503) {
+        log_warn("api key query failed", LF_S("error", err ? err : "?"));
+        auth_error(b->rq, 503, "DATABASE_UNAVAILABLE", "the database is unavailable; try again", NULL);
+    } else if (o->admin_route) {
+        http_error(b->rq, 500, NULL, err, NULL);
+    } else {
+        auth_error(b->rq, 500, "INTERNAL_ERROR", err, NULL);
+    }
 }
 
 static struct op *op_new(struct rq *rq)
 {
-    struct op *o = h2o_mem_alloc_pool(&rq->req->pool, sizeof *o);
-    memset(o, 0, sizeof *o);
-    o->rq = rq;
-    rq->state = o;
-    rq->on_abort = op_abort;
+    struct op *o = op_alloc(rq, sizeof *o);
+    o->b.also_abort = key_abort;
+    o->b.answer_error = key_error;
     return o;
-}
-
-/* Returns 0 after answering (and disarming the abort hook) when res is bad. */
-static int op_result(struct op *o, const PGresult *res, const char *err)
-{
-    o->q = NULL;
-    o->rq->on_abort = NULL;
-    if (!res) {
-        OPENSSL_cleanse(o->key, sizeof o->key);
-        log_warn("api key query failed", LF_S("error", err ? err : "?"));
-        auth_error(o->rq, 503, "DATABASE_UNAVAILABLE", "the database is unavailable; try again", NULL);
-        return 0;
-    }
-    return 1;
 }
 
 static void on_created(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    if (!op_result(o, res, err))
+    if (!op_done(o, res, err))
         return;
     if (PQntuples(res) != 1) {
         OPENSSL_cleanse(o->key, sizeof o->key);
-        auth_error(o->rq, 500, "INTERNAL_ERROR", "key not stored", NULL);
+        auth_error(o->b.rq, 500, "INTERNAL_ERROR", "key not stored", NULL);
         return;
     }
     audit_kick();
-    key_answer(o->rq, res, o->key);
+    key_answer(o->b.rq, res, o->key);
     OPENSSL_cleanse(o->key, sizeof o->key);
 }
 
@@ -469,7 +468,8 @@ void h_apikey_create(struct rq *rq)
     /* rateLimitEnabled false: wapi does not count requests per key, and a
      * database handed back to Better Auth keeps the key usable there too.
      * The audit row commits with the key. */
-    o->q = db_query(
+    op_run(
+        o,
         "WITH k AS (INSERT INTO \"apikey\" (\"id\", \"configId\", \"name\", \"start\", \"prefix\", "
         "\"key\", \"referenceId\", \"enabled\", \"rateLimitEnabled\", \"rateLimitTimeWindow\", "
         "\"rateLimitMax\", \"requestCount\", \"expiresAt\", \"createdAt\", \"updatedAt\", \"permissions\") "
@@ -479,11 +479,7 @@ void h_apikey_create(struct rq *rq)
         "SELECT $6, $9, 'apikey.created', k.\"id\", jsonb_build_object('name', k.\"name\", 'owner', "
         "k.\"referenceId\", 'permissions', k.\"permissions\"::jsonb, 'expires_at', k.\"expiresAt\") FROM k) "
         "SELECT " SQL_KEY_COLS " FROM k",
-        9, p, on_created, o);
-    if (!o->q) {
-        rq->on_abort = NULL;
-        auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
-    }
+        9, p, on_created);
 out:
     yajl_tree_free(body);
 }
@@ -491,7 +487,7 @@ out:
 static void on_listed(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    if (!op_result(o, res, err))
+    if (!op_done(o, res, err))
         return;
     struct sbuf b;
     sbuf_init(&b);
@@ -508,8 +504,8 @@ static void on_listed(void *ctx, const PGresult *res, const char *err)
     jw_arr_end(&w);
     jw_kint(&w, "total", PQntuples(res));
     jw_obj_end(&w);
-    http_add_header(o->rq, "cache-control", "no-store");
-    http_jsonw(o->rq, 200, &w);
+    http_add_header(o->b.rq, "cache-control", "no-store");
+    http_jsonw(o->b.rq, 200, &w);
     sbuf_free(&b);
 }
 
@@ -517,25 +513,22 @@ void h_apikey_list(struct rq *rq)
 {
     struct op *o = op_new(rq);
     const char *p[1] = {rq->principal.user_id};
-    o->q = db_query("SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"referenceId\" = $1 "
-                    "ORDER BY k.\"createdAt\" DESC, k.\"id\" LIMIT 1000",
-                    1, p, on_listed, o);
-    if (!o->q) {
-        rq->on_abort = NULL;
-        auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
-    }
+    op_run(o,
+           "SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"referenceId\" = $1 "
+           "ORDER BY k.\"createdAt\" DESC, k.\"id\" LIMIT 1000",
+           1, p, on_listed);
 }
 
 static void on_got(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    if (!op_result(o, res, err))
+    if (!op_done(o, res, err))
         return;
     if (PQntuples(res) != 1) {
-        auth_error(o->rq, 404, "KEY_NOT_FOUND", "API Key not found", "id");
+        auth_error(o->b.rq, 404, "KEY_NOT_FOUND", "API Key not found", "id");
         return;
     }
-    key_answer(o->rq, res, NULL);
+    key_answer(o->b.rq, res, NULL);
 }
 
 /* The value of one query parameter, percent-decoded into out; 1 if found. */
@@ -585,35 +578,30 @@ void h_apikey_get(struct rq *rq)
     }
     struct op *o = op_new(rq);
     const char *p[2] = {id, rq->principal.user_id};
-    o->q =
-        db_query("SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"id\" = $1 AND k.\"referenceId\" = $2",
-                 2, p, on_got, o);
-    if (!o->q) {
-        rq->on_abort = NULL;
-        auth_error(rq, 500, "INTERNAL_ERROR", "out of memory", NULL);
-    }
+    op_run(o, "SELECT " SQL_KEY_COLS " FROM \"apikey\" k WHERE k.\"id\" = $1 AND k.\"referenceId\" = $2", 2,
+           p, on_got);
 }
 
 static void on_deleted(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    if (!op_result(o, res, err))
+    if (!op_done(o, res, err))
         return;
     if (PQntuples(res) != 1) {
         if (o->admin_route)
-            http_error(o->rq, 404, "not_found", "no API key with this id", NULL);
+            http_error(o->b.rq, 404, "not_found", "no API key with this id", NULL);
         else
-            auth_error(o->rq, 404, "KEY_NOT_FOUND", "API Key not found", "keyId");
+            auth_error(o->b.rq, 404, "KEY_NOT_FOUND", "API Key not found", "keyId");
         return;
     }
     apikey_forget(o->id, NULL);
     audit_kick();
     if (o->admin_route) {
-        http_send(o->rq, 204, NULL, "", 0);
+        http_send(o->b.rq, 204, NULL, "", 0);
         return;
     }
     static const char ok[] = "{\"success\":true}";
-    http_json(o->rq, 200, ok, sizeof ok - 1);
+    http_json(o->b.rq, 200, ok, sizeof ok - 1);
 }
 
 /* Deletes key id (of owner, or of anyone when owner is NULL) with its audit row. */
@@ -625,18 +613,15 @@ static void revoke_key(struct rq *rq, const char *id, const char *owner, int adm
     struct audit_actor ac;
     audit_actor(rq, &ac);
     const char *p[5] = {id, owner, ac.user, ac.key, ac.ip};
-    o->q = db_query(
+    op_run(
+        o,
         "WITH d AS (DELETE FROM \"apikey\" WHERE \"id\" = $1 AND ($2::text IS NULL OR \"referenceId\" = $2) "
         "RETURNING \"id\", \"name\", \"referenceId\"), "
         "a AS (INSERT INTO wapi_audit (actor_user_id, actor_key_id, actor_ip, action, target, detail) "
         "SELECT $3, nullif($4, ''), $5, 'apikey.revoked', d.\"id\", "
         "jsonb_build_object('name', d.\"name\", 'owner', d.\"referenceId\") FROM d) "
         "SELECT \"id\" FROM d",
-        5, p, on_deleted, o);
-    if (!o->q) {
-        rq->on_abort = NULL;
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    }
+        5, p, on_deleted);
 }
 
 void h_apikey_delete(struct rq *rq)
@@ -655,7 +640,7 @@ void h_apikey_delete(struct rq *rq)
 static void on_all_keys(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
-    if (!op_result(o, res, err))
+    if (!op_done(o, res, err))
         return;
     struct sbuf b;
     sbuf_init(&b);
@@ -678,23 +663,21 @@ static void on_all_keys(void *ctx, const PGresult *res, const char *err)
     }
     jw_arr_end(&w);
     jw_obj_end(&w);
-    http_add_header(o->rq, "cache-control", "no-store");
-    http_jsonw(o->rq, 200, &w);
+    http_add_header(o->b.rq, "cache-control", "no-store");
+    http_jsonw(o->b.rq, 200, &w);
     sbuf_free(&b);
 }
 
 void h_keys_list_all(struct rq *rq)
 {
     struct op *o = op_new(rq);
-    o->q = db_query("SELECT " SQL_KEY_COLS ", u.\"email\", " SQL_ROLE(
-                        "u.\"role\"") " FROM \"apikey\" k "
-                                      "LEFT JOIN \"user\" u ON u.\"id\" = k.\"referenceId\" ORDER BY "
-                                      "k.\"createdAt\" DESC, k.\"id\" LIMIT 1000",
-                    0, NULL, on_all_keys, o);
-    if (!o->q) {
-        rq->on_abort = NULL;
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    }
+    o->admin_route = 1;
+    op_run(o,
+           "SELECT " SQL_KEY_COLS ", u.\"email\", " SQL_ROLE(
+               "u.\"role\"") " FROM \"apikey\" k "
+                             "LEFT JOIN \"user\" u ON u.\"id\" = k.\"referenceId\" ORDER BY "
+                             "k.\"createdAt\" DESC, k.\"id\" LIMIT 1000",
+           0, NULL, on_all_keys);
 }
 
 void h_keys_revoke_any(struct rq *rq)

@@ -30,7 +30,10 @@ int op_run(void *op, const char *sql, int n, const char *const *params, db_cb cb
     o->q = db_query(sql, n, params, cb, o);
     if (!o->q) {
         o->rq->on_abort = NULL;
-        http_error(o->rq, 500, NULL, "out of memory", NULL);
+        if (o->answer_error)
+            o->answer_error(o, 500, "out of memory");
+        else
+            http_error(o->rq, 500, NULL, "out of memory", NULL);
         return -1;
     }
     return 0;
@@ -47,7 +50,9 @@ int op_done(void *op, const PGresult *res, const char *err)
     struct op_base *o = op;
     o->q = NULL;
     o->rq->on_abort = NULL;
-    if (!res)
+    if (!res && o->answer_error)
+        o->answer_error(o, 503, err);
+    else if (!res)
         rest_db_error(o->rq, err);
     return res != NULL;
 }

@@ -14,6 +14,10 @@ struct op_base {
     /* Optional: more to undo when the client goes away first (a request to
      * the supervisor, a secret to wipe); runs after the query is cancelled. */
     void (*also_abort)(struct op_base *o);
+    /* Optional: answers a query that could not start (status 500) or
+     * failed (503, err says why) in another error shape than the REST
+     * API's (Better Auth's, for its routes). */
+    void (*answer_error)(struct op_base *o, int status, const char *err);
 };
 
 /* A zeroed op of size bytes (struct op_base first) in rq's pool; rq->state
