@@ -8,23 +8,14 @@
 #include <unistr.h>
 #include <uninorm.h>
 
+#include "hex.h"
+
 #define SCRYPT_N 16384
 #define SCRYPT_R 16
 #define SCRYPT_P 1
 #define DKLEN 64
 /* 128 * N * r bytes of scratch, plus room for OpenSSL's own bookkeeping. */
 #define SCRYPT_MAXMEM ((uint64_t)128 * SCRYPT_N * SCRYPT_R * 2)
-
-static const char hexdig[] = "0123456789abcdef";
-
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hexdig[in[i] >> 4];
-        out[2 * i + 1] = hexdig[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 char *password_nfkc(const char *pw, size_t len, size_t *outlen)
 {
@@ -63,12 +54,12 @@ int password_hash(const char *pw, size_t len, char out[PASSWORD_HASH_LEN])
     char salt[33];
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         return -1;
-    to_hex(rnd, sizeof rnd, salt);
+    hex_encode(salt, rnd, sizeof rnd, 0);
     if (derive(pw, len, salt, 32, key) < 0)
         return -1;
     memcpy(out, salt, 32);
     out[32] = ':';
-    to_hex(key, DKLEN, out + 33);
+    hex_encode(out + 33, key, DKLEN, 0);
     OPENSSL_cleanse(key, sizeof key);
     return 0;
 }
@@ -89,7 +80,7 @@ int password_verify(const char *stored, const char *pw, size_t len)
     char hex[2 * DKLEN + 1];
     if (derive(pw, len, salt, saltlen, key) < 0)
         return -1;
-    to_hex(key, DKLEN, hex);
+    hex_encode(hex, key, DKLEN, 0);
     OPENSSL_cleanse(key, sizeof key);
     if (malformed)
         return 0;

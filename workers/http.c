@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/sbuf.h"
@@ -438,7 +439,6 @@ static void new_request_id(char *out)
     /* 16 random bytes from a per-process buffer refilled by getrandom(). */
     static unsigned char pool[4096];
     static size_t used = sizeof pool;
-    static const char hex[] = "0123456789abcdef";
     if (used + 16 > sizeof pool) {
         if (getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool) {
             for (size_t i = 0; i < sizeof pool; i++)
@@ -446,11 +446,7 @@ static void new_request_id(char *out)
         }
         used = 0;
     }
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[pool[used + i] >> 4];
-        out[2 * i + 1] = hex[pool[used + i] & 15];
-    }
-    out[32] = '\0';
+    hex_encode(out, pool + used, 16, 0);
     used += 16;
 }
 

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/hex.h"
 #include "common/json.h"
 #include "common/jsonw.h"
 #include "common/sbuf.h"
@@ -108,13 +109,8 @@ static int new_message_id(char out[23])
     if (getrandom(seed + sizeof ts, 16, 0) != 16)
         return -1;
     SHA256(seed, sizeof seed, h);
-    static const char hex[] = "0123456789ABCDEF";
     memcpy(out, "3EB0", 4);
-    for (int i = 0; i < 9; i++) {
-        out[4 + 2 * i] = hex[h[i] >> 4];
-        out[5 + 2 * i] = hex[h[i] & 15];
-    }
-    out[22] = '\0';
+    hex_encode(out + 4, h, 9, 1);
     return 0;
 }
 

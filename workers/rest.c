@@ -82,8 +82,6 @@ int rest_limit(struct rq *rq, int def, int max)
     return (int)l;
 }
 
-static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 void rest_add_cursor(struct jsonw *w, const char *n, const char *text)
 {
     char raw[256];
@@ -92,27 +90,9 @@ void rest_add_cursor(struct jsonw *w, const char *n, const char *text)
         jw_null(w);
         return;
     }
-    char out[(sizeof raw + 2) / 3 * 4], *o = out; /* base64url without padding */
-    const unsigned char *p = (const unsigned char *)raw;
-    size_t i = 0, len = (size_t)rl;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = b64u[v >> 18];
-        *o++ = b64u[v >> 12 & 63];
-        *o++ = b64u[v >> 6 & 63];
-        *o++ = b64u[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        *o++ = b64u[v >> 18];
-        *o++ = b64u[v >> 12 & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        *o++ = b64u[v >> 18];
-        *o++ = b64u[v >> 12 & 63];
-        *o++ = b64u[v >> 6 & 63];
-    }
-    jw_strn(w, out, (size_t)(o - out));
+    char out[(sizeof raw + 2) / 3 * 4 + 1]; /* base64url without padding */
+    size_t ol = h2o_base64_encode(out, raw, (size_t)rl, 1);
+    jw_strn(w, out, ol);
 }
 
 int rest_page(struct rq *rq, int def, int max, int *limit, int64_t *cur)
@@ -153,40 +133,19 @@ void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, 
     sbuf_free(&b);
 }
 
-static int b64u_val(char c)
-{
-    const char *p = c ? strchr(b64u, c) : NULL;
-    return p ? (int)(p - b64u) : -1;
-}
-
 int rest_cursor(struct rq *rq, int64_t *n, char *text, size_t textlen)
 {
     char v[300];
     int l = rest_query(rq, "cursor", v, sizeof v);
     if (l == -1 || l == 0)
         return 0;
+    h2o_iovec_t d = l > 0 ? h2o_decode_base64url(&rq->req->pool, v, (size_t)l) : h2o_iovec_init(NULL, 0);
     char raw[256];
-    size_t rl = 0;
-    int ok = l > 0 && l % 4 != 1;
-    for (int i = 0; ok && i < l; i += 4) {
-        uint32_t acc = 0;
-        int k = 0;
-        for (; k < 4 && i + k < l; k++) {
-            int d = b64u_val(v[i + k]);
-            if (d < 0) {
-                ok = 0;
-                break;
-            }
-            acc |= (uint32_t)d << (18 - 6 * k);
-        }
-        for (int j = 0; ok && j < k - 1; j++) {
-            if (rl >= sizeof raw - 1)
-                ok = 0;
-            else
-                raw[rl++] = (char)(acc >> (16 - 8 * j) & 0xff);
-        }
+    int ok = d.base != NULL && d.len < sizeof raw && memchr(d.base, '\0', d.len) == NULL;
+    if (ok) {
+        memcpy(raw, d.base, d.len);
+        raw[d.len] = '\0';
     }
-    raw[rl] = '\0';
     char *e = NULL;
     long long num = ok ? strtoll(raw, &e, 10) : 0;
     if (ok && (e == raw || num < 0))

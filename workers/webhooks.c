@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/hex.h"
 #include "common/json.h"
 #include "common/jsonw.h"
 #include "common/sbuf.h"
@@ -83,12 +84,7 @@ static int random_hex(char *out, size_t bytes)
     unsigned char r[32];
     if (bytes > sizeof r || getrandom(r, bytes, 0) != (ssize_t)bytes)
         return -1;
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < bytes; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 15];
-    }
-    out[2 * bytes] = '\0';
+    hex_encode(out, r, bytes, 0);
     return 0;
 }
 

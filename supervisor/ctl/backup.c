@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/hex.h"
 #include "common/fsutil.h"
 #include "common/timefmt.h"
 #include "common/config.h"
@@ -81,16 +82,6 @@ static void recs_free(struct recs *r)
         free(r->v[i].rel);
     free(r->v);
     memset(r, 0, sizeof *r);
-}
-
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char x[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = x[d[i] >> 4];
-        out[2 * i + 1] = x[d[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 /* A relative path we are willing to write: no empty, ".", ".." or hidden
@@ -322,7 +313,7 @@ static int archive_mem(struct bk *b, enum store st, const char *rel, const void 
         return -1;
     }
     EVP_Digest(data, size, md, NULL, EVP_sha256(), NULL);
-    to_hex(md, 32, sha);
+    hex_encode(sha, md, 32, 0);
     if (recs_add(&b->recs, st, rel, size, sha) < 0) {
         snprintf(b->err, sizeof b->err, "out of memory (or more than %u files)", FILES_MAX);
         return -1;
@@ -372,7 +363,7 @@ static int archive_fd(struct bk *b, enum store st, const char *rel, int fd, cons
     EVP_MD_CTX_free(ctx);
     if (rc < 0)
         return -1;
-    to_hex(md, 32, sha);
+    hex_encode(sha, md, 32, 0);
     if (recs_add(&b->recs, st, rel, (uint64_t)sb->st_size, sha) < 0) {
         snprintf(b->err, sizeof b->err, "out of memory (or more than %u files)", FILES_MAX);
         return -1;
@@ -962,7 +953,7 @@ static int stage_file(struct tar_in *in, const struct target *t, const char *rel
         rc = -1;
     }
     close(fd);
-    to_hex(md, 32, sha);
+    hex_encode(sha, md, 32, 0);
     return rc;
 }
 

@@ -258,7 +258,8 @@ st, js = api("GET", f"/api/chats/{chat}/messages")
 check("default limit 50; the newest first includes the late ones", st == 200 and len(js["data"]) == 26
       and js["next_cursor"] is None and js["data"][0]["text"] == "late2", (st, len(js.get("data", []))))
 for q, field in (("limit=0", "limit"), ("limit=201", "limit"), ("limit=abc", "limit"), ("cursor=%%%", "cursor"),
-                 ("cursor=Zm9v", "cursor")):
+                 ("cursor=Zm9v", "cursor"), ("cursor=MTIzAA", "cursor"), ("cursor=A", "cursor"),
+                 ("cursor=MTI+", "cursor"), ("cursor=LTE", "cursor")):
     st, js = api("GET", f"/api/chats/{chat}/messages?{q}")
     check(f"?{q} is a 400 naming {field}", st == 400 and js["error"]["field"] == field, js)
 st, js = api("GET", "/api/chats/not-a-jid/messages")

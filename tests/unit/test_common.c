@@ -1,4 +1,4 @@
-/* The small shared helpers: RFC 3339 times, mkdir -p, whsec_ secrets. */
+/* The small shared helpers: RFC 3339 times, mkdir -p, whsec_ secrets, hex. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/hex.h"
 #include "common/timefmt.h"
 #include "common/whsec.h"
 #include "t.h"
@@ -87,8 +88,23 @@ static void test_whsec(void)
         T_EQ_INT(whsec_decode(bad[i], key), -1, "whsec: a secret outside the rule is refused");
 }
 
+static void test_hex(void)
+{
+    const unsigned char in[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+    char out[2 * sizeof in + 1];
+    memset(out, 'x', sizeof out);
+    hex_encode(out, in, sizeof in, 0);
+    T_EQ_STR(out, "00017f80abff", "hex: lowercase, two digits a byte, NUL-terminated");
+    hex_encode(out, in, sizeof in, 1);
+    T_EQ_STR(out, "00017F80ABFF", "hex: uppercase");
+    out[0] = 'x';
+    hex_encode(out, in, 0, 0);
+    T_EQ_STR(out, "", "hex: nothing is an empty string");
+}
+
 int main(void)
 {
+    test_hex();
     test_time();
     test_mkdir();
     test_whsec();
