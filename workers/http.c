@@ -129,44 +129,54 @@ static size_t access_ts(char *out)
     return n;
 }
 
+static void add_uint(struct sbuf *b, unsigned long long v)
+{
+    char tmp[24];
+    int i = sizeof tmp;
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    sbuf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+/* The one JSON document not written through jsonw: a line per request with
+ * fixed keys, where the generator's per-token work cost ~400 ns of a ~500 ns
+ * line (~9% of /healthz throughput in make bench). Its free-text values go
+ * through the tree's one escaper; the others are digits or validated ids. */
 static void access_log(struct rq *rq)
 {
-    static int pid;
+    static char pidbuf[16];
+    static size_t pidlen;
     h2o_req_t *req = rq->req;
     if (!log_enabled(LOG_INFO))
         return;
-    if (!pid)
-        pid = (int)getpid();
+    if (!pidlen)
+        pidlen = (size_t)snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
     char ts[40];
-    ts[access_ts(ts)] = '\0';
+    size_t tsl = access_ts(ts);
     uint64_t us = http_now_us() - rq->start_us;
-    char ms[32], *p = ms + sizeof ms; /* us / 1000 with three decimals, written from the end */
-    *--p = '\0';
-    for (int i = 0; i < 3; i++, us /= 10)
-        *--p = (char)('0' + us % 10);
-    *--p = '.';
-    do
-        *--p = (char)('0' + us % 10);
-    while ((us /= 10) != 0);
-    struct jsonw w;
-    jw_init(&w, &H.alog);
-    jw_obj(&w);
-    jw_kstr(&w, "ts", ts);
-    jw_kstr(&w, "level", "info");
-    jw_kstr(&w, "proc", "worker");
-    jw_kint(&w, "pid", pid);
-    jw_kstr(&w, "msg", "request");
-    jw_kstr(&w, "request_id", rq->id);
-    jw_key(&w, "method");
-    jw_strn(&w, req->method.base, req->method.len < 16 ? req->method.len : 16);
-    jw_key(&w, "path");
-    jw_strn(&w, req->path_normalized.base, req->path_normalized.len < 512 ? req->path_normalized.len : 512);
-    jw_kint(&w, "status", req->res.status > 0 ? req->res.status : 0);
-    jw_kuint(&w, "bytes", req->bytes_sent);
-    jw_kraw(&w, "duration_ms", p);
-    jw_obj_end(&w);
-    if (jw_finish(&w) == 0)
-        sbuf_addc(&H.alog, '\n');
+    struct sbuf *b = &H.alog;
+    sbuf_adds(b, "{\"ts\":\"");
+    sbuf_add(b, ts, tsl);
+    sbuf_adds(b, "\",\"level\":\"info\",\"proc\":\"worker\",\"pid\":");
+    sbuf_add(b, pidbuf, pidlen);
+    sbuf_adds(b, ",\"msg\":\"request\",\"request_id\":\"");
+    sbuf_adds(b, rq->id); /* validated: [A-Za-z0-9._:-] only */
+    sbuf_adds(b, "\",\"method\":");
+    sbuf_add_json_str(b, req->method.base, req->method.len < 16 ? req->method.len : 16);
+    sbuf_adds(b, ",\"path\":");
+    sbuf_add_json_str(b, req->path_normalized.base,
+                      req->path_normalized.len < 512 ? req->path_normalized.len : 512);
+    sbuf_adds(b, ",\"status\":");
+    add_uint(b, (unsigned)(req->res.status > 0 ? req->res.status : 0));
+    sbuf_adds(b, ",\"bytes\":");
+    add_uint(b, req->bytes_sent);
+    sbuf_adds(b, ",\"duration_ms\":");
+    add_uint(b, us / 1000);
+    sbuf_addc(b, '.');
+    char frac[3] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
+    sbuf_add(b, frac, 3);
+    sbuf_adds(b, "}\n");
     if (H.alog.len > 3500)
         http_flush_access_log();
 }
