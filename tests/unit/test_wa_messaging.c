@@ -48,15 +48,17 @@
 /* A party (t_party.h) with the JID it is known by. */
 static int party_at(struct party *p, const char *parent, const char *name, const char *jid)
 {
-    if (party_new(p, parent, name, 4) < 0)
+    if (party_new(p, parent, name, 5) < 0)
         return -1;
     snprintf(p->creds.jid, sizeof p->creds.jid, "%s", jid);
     return 0;
 }
 
-/* us: 15559999:3. Senders: a contact, a second contact, our other device
- * (15559999:5) and a contact known by its LID. */
-static struct party us, peer, peer2, mydev, lidp;
+/* us: 15559999:3 (LID 99900011122). Senders: a contact, a second contact,
+ * our other device (15559999:5), a contact known by its LID, and another
+ * device of ours that uses our LID (99900011122:7). */
+#define OUR_LID "99900011122"
+static struct party us, peer, peer2, mydev, lidp, mylid;
 
 /* The size of the Signal journal our store appends to on every flush. */
 static long long journal_size(void)
@@ -674,6 +676,33 @@ static int open_enc(struct party *p, const wa_node *enc, struct wa_msg_content *
     return r;
 }
 
+/* Message id from our other device `from`, a deviceSentMessage of text to
+ * PEER: handed over as ours, in PEER's chat, sent by our phone number (with
+ * lid, "(none)" for none), with no push name; once stored answered with a
+ * sender receipt naming the chat, to that device. */
+static void from_our_device(const char *id, const char *from, const struct ct *c, const char *text,
+                            const char *lid)
+{
+    char name[5][160], want[2][32];
+    const char *what[] = {"ours, in the chat it was sent to", "sent by our phone number",
+                          "decrypted, with no push name", "answered with a sender receipt",
+                          "naming the chat, to that device"};
+    for (int i = 0; i < 5; i++)
+        snprintf(name[i], sizeof name[i], "from %s: %s", from, what[i]);
+    int s0 = nsent;
+    deliver_from(from, id, c);
+    T_CHECK(app.m[0].from_me && !strcmp(app.m[0].chat, PEER), name[0]);
+    T_CHECK(!strcmp(app.m[0].sender, OUR_USER "@s.whatsapp.net") && !strcmp(app.m[0].lid, lid), name[1]);
+    T_CHECK(!strcmp(app.m[0].text, text) && !strcmp(app.m[0].push, "(none)"), name[2]);
+    wa_messaging_stored(app.token, "t", NULL);
+    snprintf(want[0], sizeof want[0], "receipt:%s:sender", id);
+    snprintf(want[1], sizeof want[1], "ack:%s:text", id);
+    const char *w[] = {want[0], want[1]};
+    T_SENT(s0, w, name[3]);
+    T_CHECK(!strcmp(attr_of(sent_at(s0), "recipient"), PEER) && !strcmp(attr_of(sent_at(s0), "to"), from),
+            name[4]);
+}
+
 static struct event_base *evb;
 
 static void turn(void)
@@ -690,12 +719,14 @@ int main(void)
                 party_at(&peer, dir, "peer", PEER) == 0 &&
                 party_at(&peer2, dir, "peer2", "15550002@s.whatsapp.net") == 0 &&
                 party_at(&mydev, dir, "mydev", OUR_USER ":5@s.whatsapp.net") == 0 &&
-                party_at(&lidp, dir, "lidp", "88877766655@lid") == 0;
+                party_at(&lidp, dir, "lidp", "88877766655@lid") == 0 &&
+                party_at(&mylid, dir, "mylid", OUR_LID ":7@lid") == 0;
+    snprintf(us.creds.lid, sizeof us.creds.lid, "%s", OUR_LID ":3@lid");
     T_CHECK(setup, "our Signal store and the senders'");
     /* Each sender starts a session with us from a bundle with one of our
      * prekeys (read now: a flush removes used ones from us.pk). */
-    struct party *senders[] = {&peer, &peer2, &mydev, &lidp};
-    for (size_t i = 0; setup && i < 4; i++) {
+    struct party *senders[] = {&peer, &peer2, &mydev, &lidp, &mylid};
+    for (size_t i = 0; setup && i < 5; i++) {
         struct wa_bundle b;
         bundle_of(&us, i, &b);
         setup = wa_msg_session_from_bundle(senders[i]->sc, senders[i]->g, OUR_USER, OUR_DEV, &b) == 0;
@@ -703,9 +734,10 @@ int main(void)
     T_CHECK(setup, "each sender starts a session with us");
     if (!setup)
         goto out;
-    struct wa_bundle peer_bundle, mydev_bundle; /* for the resends below */
+    struct wa_bundle peer_bundle, mydev_bundle, mylid_bundle; /* for the resends below */
     bundle_of(&peer, 0, &peer_bundle);
     bundle_of(&mydev, 0, &mydev_bundle);
+    bundle_of(&mylid, 0, &mylid_bundle);
 
     copies = wa_arena_new();
     evb = event_base_new();
@@ -1012,19 +1044,7 @@ int main(void)
 
     /* 10. Our other device's message (deviceSentMessage) and a sender known by its LID. */
     struct ct d1 = seal(&mydev, "sent from my phone", PEER);
-    s0 = nsent;
-    deliver_from(OUR_USER ":5@s.whatsapp.net", "D1", &d1);
-    T_CHECK(app.m[0].from_me && !strcmp(app.m[0].chat, PEER) &&
-                !strcmp(app.m[0].sender, OUR_USER "@s.whatsapp.net"),
-            "our other device's message is ours, in the chat it was sent to");
-    T_CHECK(!strcmp(app.m[0].text, "sent from my phone") && !strcmp(app.m[0].push, "(none)"),
-            "decrypted, with no push name");
-    wa_messaging_stored(app.token, "t", NULL);
-    const char *wd[] = {"receipt:D1:sender", "ack:D1:text"};
-    T_SENT(s0, wd, "answered with a sender receipt");
-    T_CHECK(!strcmp(attr_of(sent_at(s0), "recipient"), PEER) &&
-                !strcmp(attr_of(sent_at(s0), "to"), OUR_USER ":5@s.whatsapp.net"),
-            "naming the chat, to the device");
+    from_our_device("D1", OUR_USER ":5@s.whatsapp.net", &d1, "sent from my phone", "(none)");
     struct ct l1 = seal(&lidp, "from a lid", NULL);
     feed(&(struct stanza){.id = "L1",
                           .from = "88877766655@lid",
@@ -1036,6 +1056,16 @@ int main(void)
                 !strcmp(app.m[0].chat, "15550003@s.whatsapp.net") && !strcmp(app.m[0].lid, "88877766655@lid"),
             "a LID sender: chat and sender by phone number, with the LID");
     T_EQ_STR(app.m[0].text, "from a lid", "decrypted");
+    wa_messaging_stored(app.token, "t", NULL);
+
+    /* Our other device addressed by our LID: still ours (it is no contact
+     * writing from our own number), in the chat it was sent to. */
+    struct ct d2 = seal(&mylid, "sent by lid", PEER);
+    from_our_device("D2", OUR_LID ":7@lid", &d2, "sent by lid", OUR_LID "@lid");
+    group_message("G4", OUR_LID ":7@lid");
+    T_CHECK(app.m[0].from_me && !strcmp(app.m[0].sender, OUR_USER "@s.whatsapp.net") &&
+                !strcmp(app.m[0].push, "(none)"),
+            "a group message from our LID is ours too");
     wa_messaging_stored(app.token, "t", NULL);
 
     /* 11. A flood while a batch commits: reading paused while the queue is
@@ -1203,6 +1233,26 @@ int main(void)
     wa_msg_content_free(&mc);
     ack_from_server("S1");
 
+    /* The same from our device that uses our LID. */
+    app.resend = 1;
+    s0 = nsent;
+    receipt_from_server("S1", OUR_LID ":7@lid", "retry", NULL, "1");
+    app.resend = 0;
+    T_CHECK(app.resend_rc == 0 && niq == 1, "our LID device's retry: its bundle is asked for");
+    {
+        wa_arena *a = wa_arena_new();
+        answer_iq(0, prekey_answer(a, OUR_LID ":7@lid", &mylid_bundle));
+        wa_arena_free(a);
+    }
+    T_SENT(s0, wre, "the message sent again");
+    msg = sent_at(s0 + 1);
+    T_EQ_STR(attr_of(msg, "to"), OUR_LID ":7@lid", "to that device");
+    T_CHECK(open_enc(&mylid, enc_for(msg, NULL), &mc) == 0 && mc.text && !strcmp(mc.text, "hi back") &&
+                mc.dsm_dest && !strcmp(mc.dsm_dest, PEER),
+            "which decrypts it as ours, sent to the chat (not as a message to it)");
+    wa_msg_content_free(&mc);
+    ack_from_server("S1");
+
     /* 14. The connection goes with sends held: each handed back once, in
      * order: the one being prepared, those awaiting their ack, those waiting
      * to start. The device lists are forgotten with the connection. */
@@ -1240,7 +1290,7 @@ int main(void)
     turn();
     free(c1.p), free(c2.p), free(c3.p), free(c4.p), free(c5.p), free(c6.p), free(c7.p), free(c8.p);
     free(c9.p), free(c10.p), free(c11.p), free(c13.p), free(p1.p), free(d1.p), free(l1.p);
-    free(bp.p), free(c14.p);
+    free(bp.p), free(c14.p), free(d2.p);
     event_base_free(evb);
     wa_arena_free(copies);
 out:
@@ -1249,6 +1299,7 @@ out:
     party_free(&peer2);
     party_free(&mydev);
     party_free(&lidp);
+    party_free(&mylid);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
