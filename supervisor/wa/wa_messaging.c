@@ -51,6 +51,23 @@ int wam_own_address(char *user, size_t ucap, int *dev)
     return 0;
 }
 
+/* 1 when own ("user[:device]@server", from the creds) names the user of j. */
+static int same_user(const char *own, const wa_jid *j)
+{
+    size_t n = strcspn(own, ":@");
+    return own[n] && j->user[0] && strlen(j->user) == n && strncmp(own, j->user, n) == 0;
+}
+
+int wam_is_own(const wa_jid *j)
+{
+    const struct wa_creds *cr = wa_client_creds(wam.c);
+    if (!cr)
+        return 0;
+    if (strcmp(j->server, "s.whatsapp.net") == 0)
+        return same_user(cr->jid, j);
+    return strcmp(j->server, "lid") == 0 && same_user(cr->lid, j);
+}
+
 /* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
 const char *wam_alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf,
                         size_t len)

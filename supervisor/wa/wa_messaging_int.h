@@ -127,6 +127,9 @@ extern struct wam wam;
 /* wa_messaging.c */
 /* Own user and device from creds.jid ("user:dev@server"). */
 int wam_own_address(char *user, size_t ucap, int *dev);
+/* 1 when j is an address of our account (any of its devices): our phone
+ * number on s.whatsapp.net, or our LID on lid. */
+int wam_is_own(const wa_jid *j);
 /* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
 const char *wam_alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf,
                         size_t len);

@@ -239,10 +239,15 @@ static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a,
     char pb[128], sender[128] = "";
     const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
     wa_jid pj;
-    if (participant && wa_jid_parse(a, participant, &pj) == WA_OK && pj.user[0])
-        snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
-    int from_me =
-        sender[0] && strncmp(sender, own_user, strlen(own_user)) == 0 && sender[strlen(own_user)] == '@';
+    int from_me = 0;
+    if (participant && wa_jid_parse(a, participant, &pj) == WA_OK && pj.user[0]) {
+        /* One of our devices, by phone number or by LID: we are the sender. */
+        from_me = wam_is_own(&pj);
+        if (from_me)
+            snprintf(sender, sizeof sender, "%s@s.whatsapp.net", own_user);
+        else
+            snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
+    }
     const char *kind = !strcmp(fj->server, "g.us")         ? "group_message"
                        : !strcmp(fj->server, "broadcast")  ? "broadcast_message"
                        : !strcmp(fj->server, "newsletter") ? "newsletter_message"
@@ -349,10 +354,17 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
     }
     OPENSSL_cleanse(plain, plen);
     free(plain);
-    int from_me = strcmp(fj.user, own_user) == 0;
+    /* One of our other devices, by phone number or by LID (then we are
+     * still the sender by phone number). */
+    int from_me = wam_is_own(&fj);
+    int from_lid = strcmp(fj.server, "lid") == 0;
     char chat[128], sender[128], lid[128] = "";
     snprintf(sender, sizeof sender, "%s@%s", fj.user, fj.server);
     if (from_me) {
+        if (from_lid) {
+            snprintf(lid, sizeof lid, "%s", sender);
+            snprintf(sender, sizeof sender, "%s@s.whatsapp.net", own_user);
+        }
         const char *dest = mc.dsm_dest ? mc.dsm_dest : recipient;
         wa_jid dj;
         if (!dest || wa_jid_parse(a, dest, &dj) != WA_OK)
@@ -363,7 +375,6 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
         /* Phone number and LID of the sender, as far as the stanza tells:
          * the chat is keyed by the phone number whenever it is known. */
         char alt[128];
-        int from_lid = strcmp(fj.server, "lid") == 0;
         const char *other = wam_alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid",
                                         from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
         if (from_lid) {

@@ -758,7 +758,8 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     snprintf(jb.dev.user, sizeof jb.dev.user, "%s", r->user);
     snprintf(jb.dev.server, sizeof jb.dev.server, "%s", r->server);
     jb.dev.dev = r->device;
-    jb.dev.own = strcmp(r->user, own_user) == 0;
+    wa_jid rj = {.user = r->user, .server = r->server};
+    jb.dev.own = wam_is_own(&rj); /* by phone number or by LID */
     jb.retry = r->count > 0 ? r->count : 1;
     if (!jb.text || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
         free(jb.text);

@@ -1,14 +1,24 @@
 /* The messaging layer of the protocol library driven alone: no database, no
- * supervisor (this test links libwa.a and common/ only), a stand-in client
- * that records what would go to the server, and real Signal stores (ours and
- * a peer's, each in a temporary directory) so that incoming messages are
- * really decrypted. Checked: a batch is handed to the application with a
- * token, and nothing (receipt, ack, Signal flush) happens before it answers;
- * several stanzas arriving while a batch commits make the next batch; a
- * failed store acknowledges nothing, reconnects, and undoes the Signal state
- * (the resent stanza decrypts again); a stale token or a wrong answer;
- * groups, undecryptable messages, duplicates, retry receipts, a connection
- * lost while a batch commits. */
+ * supervisor (this test links libwa.a and common/ only, so a layer that
+ * needed either would not link), a stand-in client that records what would
+ * go to the server (each stanza copied, in order) and behaves like the real
+ * one where it matters (sends fail while the link is down; a reconnect drops
+ * the link at once, answering pending queries with NULL, then on_disconnect),
+ * and real Signal stores (ours and four senders', each in a temporary
+ * directory) so that messages are really encrypted and decrypted.
+ *
+ * Receiving: a batch is handed to the application with a token, and nothing
+ * (receipt, ack, Signal flush) happens before it answers; what arrives while
+ * a batch commits makes the next batch (at most WA_INCOMING_MAX, reading
+ * paused while the queue is long); a failed store acknowledges nothing,
+ * reconnects and undoes the Signal state (a resent first message decrypts
+ * again); the token and answer contract; groups, undecryptable and malformed
+ * messages (retry receipts, at most 5), duplicates, our other device's
+ * messages, a LID sender; a connection lost while a batch commits.
+ * Sending: device list, a send waiting for a commit to end, one copy per
+ * device (the peer and our other device decrypt theirs), acks, delivery and
+ * read receipts, a retry receipt answered with a resend in a new session,
+ * sends handed back when the connection goes. */
 #include <event2/event.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "supervisor/wa/wa_binary.h"
 #include "supervisor/wa/wa_client.h"
 #include "supervisor/wa/wa_crypto.h"
@@ -26,55 +37,28 @@
 #include "supervisor/wa/wa_signal_store.h"
 #include "supervisor/wa/wa_store.h"
 #include "t.h"
+#include "t_party.h"
 
-/* ---- two parties with Signal stores ---- */
+#define OUR_USER "15559999"
+#define OUR_DEV 3
+#define PEER "15550001@s.whatsapp.net"
 
-struct party {
-    char dir[256];
-    struct wa_creds creds;
-    struct wa_prekey *pk;
-    size_t npk;
-    struct wa_signal_store *st;
-    signal_context *g;
-    signal_protocol_store_context *sc;
-};
+/* ---- parties with Signal stores ---- */
 
-static int party_new(struct party *p, const char *base, const char *name, const char *jid)
+/* A party (t_party.h) with the JID it is known by. */
+static int party_at(struct party *p, const char *parent, const char *name, const char *jid)
 {
-    char err[256];
-    memset(p, 0, sizeof *p);
-    snprintf(p->dir, sizeof p->dir, "%s/%s", base, name);
-    if (wa_store_new_creds(&p->creds) < 0)
+    if (party_new(p, parent, name, 5) < 0)
         return -1;
     snprintf(p->creds.jid, sizeof p->creds.jid, "%s", jid);
-    p->npk = 4;
-    p->pk = calloc(p->npk, sizeof *p->pk);
-    for (size_t i = 0; i < p->npk; i++) {
-        p->pk[i].id = (uint32_t)i + 1;
-        wa_crypto_x25519_keypair(p->pk[i].priv, p->pk[i].pub);
-    }
-    if (wa_store_save(p->dir, &p->creds, err, sizeof err) < 0 ||
-        wa_store_prekeys_save(p->dir, p->pk, p->npk, err, sizeof err) < 0)
-        return -1;
-    p->g = wa_signal_context_new();
-    /* the store borrows the prekeys (a used one is removed from p->pk) */
-    p->st = wa_signal_store_open(p->dir, &p->creds, &p->pk, &p->npk, err, sizeof err);
-    if (!p->st) {
-        printf("# open: %s\n", err);
-        return -1;
-    }
-    return wa_signal_store_context(p->st, p->g, &p->sc);
+    return 0;
 }
 
-static void party_free(struct party *p)
-{
-    signal_protocol_store_context_destroy(p->sc);
-    wa_signal_store_free(p->st);
-    signal_context_destroy(p->g);
-    free(p->pk);
-}
-
-static struct party us, peer;
+/* us: 15559999:3 (LID 99900011122). Senders: a contact, a second contact,
+ * our other device (15559999:5), a contact known by its LID, and another
+ * device of ours that uses our LID (99900011122:7). */
+#define OUR_LID "99900011122"
+static struct party us, peer, peer2, mydev, lidp, mylid;
 
 /* The size of the Signal journal our store appends to on every flush. */
 static long long journal_size(void)
@@ -91,21 +75,63 @@ static long long journal_size(void)
     return total;
 }
 
+/* Whether our store, opened again from its files, has a session with
+ * name.device: what survives a crash. -1 when it cannot be opened. */
+static int durable_session(const char *name, int device)
+{
+    char err[256];
+    struct wa_prekey *pk = NULL;
+    size_t npk = 0;
+    if (wa_store_prekeys_load(us.dir, &pk, &npk, err, sizeof err) < 0)
+        return -1;
+    struct wa_signal_store *st = wa_signal_store_open(us.dir, &us.creds, &pk, &npk, err, sizeof err);
+    int r = st ? wa_signal_store_has_session(st, name, device) : -1;
+    wa_signal_store_free(st);
+    free(pk);
+    return r;
+}
+
 /* ---- the stand-in client ---- */
 
 static struct wa_client_hooks hooks;
 static void *hooks_arg;
-static int link_up = 1;   /* sends fail (-1) while 0, as the real client's do when not connected */
-static char sent[64][96]; /* "receipt:ID[:type]" or "ack:ID", in order */
-static int nsent, reconnects, pauses;
+static int link_up;      /* sends fail (-1) while 0, as the real client's do when not connected */
+static wa_arena *copies; /* copies of what was sent, freed at the end */
+#define SENT_MAX 4096
+static struct {
+    char what[8];      /* the stanza's tag, or "ack" (n is then the stanza acknowledged) */
+    const wa_node *n;  /* a copy */
+    long long journal; /* our Signal journal's size when it went */
+} sent[SENT_MAX];
+static int nsent, reconnects, npauses, pauses[8];
+#define IQ_MAX 8
+static struct {
+    wa_iq_cb cb;
+    void *arg;
+    const wa_node *n; /* a copy */
+} iqs[IQ_MAX];
+static int niq;
+
+static const wa_node *copy_node(const wa_node *n)
+{
+    uint8_t *buf;
+    size_t len;
+    wa_node *c = NULL;
+    if (wa_node_encode(n, &buf, &len) == WA_OK) {
+        wa_node_decode(buf, len, &wa_limits_default, copies, &c);
+        free(buf);
+    }
+    return c;
+}
 
 static void record(const char *what, const wa_node *n)
 {
-    if (nsent >= 64)
+    if (nsent >= SENT_MAX)
         return;
-    const char *id = wa_node_attr_str(n, "id"), *type = wa_node_attr_str(n, "type");
-    snprintf(sent[nsent++], sizeof sent[0], "%s:%s%s%s", what, id ? id : "?", type ? ":" : "",
-             type ? type : "");
+    snprintf(sent[nsent].what, sizeof sent[0].what, "%s", what);
+    sent[nsent].n = copy_node(n);
+    sent[nsent].journal = journal_size();
+    nsent++;
 }
 
 int wa_client_send_node(struct wa_client *c, const wa_node *n)
@@ -126,8 +152,42 @@ void wa_client_ack(struct wa_client *c, const wa_node *n)
 
 int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, void *arg)
 {
-    (void)c, (void)a, (void)iq, (void)cb, (void)arg;
-    return -1; /* nothing here sends */
+    (void)c, (void)a;
+    if (!link_up || niq == IQ_MAX)
+        return -1;
+    iqs[niq].cb = cb;
+    iqs[niq].arg = arg;
+    iqs[niq].n = copy_node(iq);
+    niq++;
+    return 0;
+}
+
+/* The answer to query i (NULL: the connection went first). */
+static void answer_iq(int i, const wa_node *answer)
+{
+    if (i >= niq)
+        return;
+    wa_iq_cb cb = iqs[i].cb;
+    void *arg = iqs[i].arg;
+    memmove(&iqs[i], &iqs[i + 1], (size_t)(niq - i - 1) * sizeof iqs[0]);
+    niq--;
+    cb(arg, answer);
+}
+
+/* As the real client's transport going away: pending queries answered with
+ * NULL, then on_disconnect. */
+static void drop_link(void)
+{
+    link_up = 0;
+    while (niq > 0)
+        answer_iq(0, NULL);
+    hooks.on_disconnect(hooks_arg);
+}
+
+static void link_back(void)
+{
+    link_up = 1;
+    hooks.on_connected(hooks_arg);
 }
 
 const struct wa_creds *wa_client_creds(const struct wa_client *c)
@@ -145,14 +205,19 @@ int wa_client_signal(struct wa_client *c, struct wa_signal *out)
 
 void wa_client_pause(struct wa_client *c, int paused)
 {
-    (void)c, (void)paused;
-    pauses++;
+    (void)c;
+    if (npauses < 8)
+        pauses[npauses] = paused;
+    npauses++;
 }
 
+/* The real one drops the transport at once (wac_schedule_retry). */
 void wa_client_reconnect(struct wa_client *c, const char *why)
 {
     (void)c, (void)why;
     reconnects++;
+    if (link_up)
+        drop_link();
 }
 
 void wa_client_set_hooks(struct wa_client *c, const struct wa_client_hooks *h, void *arg)
@@ -164,8 +229,9 @@ void wa_client_set_hooks(struct wa_client *c, const struct wa_client_hooks *h, v
 
 const char *wa_client_new_id(struct wa_client *c, char *buf, size_t len)
 {
+    static int next;
     (void)c;
-    snprintf(buf, len, "SID1");
+    snprintf(buf, len, "SID%d", ++next);
     return buf;
 }
 
@@ -175,22 +241,98 @@ enum wa_state wa_client_state(const struct wa_client *c)
     return link_up ? WA_CONNECTED : WA_RECONNECTING;
 }
 
+/* ---- what was sent ---- */
+
+/* "tag:id[:type][:retry count]"; for an ack, of the stanza acknowledged. */
+static const char *summary(int i, char *buf, size_t cap)
+{
+    const wa_node *n = sent[i].n;
+    if (!n)
+        return snprintf(buf, cap, "%s:?", sent[i].what), buf;
+    const char *id = wa_node_attr_str(n, "id"), *type = wa_node_attr_str(n, "type");
+    const wa_node *rt = strcmp(sent[i].what, "ack") ? wa_node_child(n, "retry") : NULL;
+    const char *count = rt ? wa_node_attr_str(rt, "count") : NULL;
+    snprintf(buf, cap, "%s:%s%s%s%s%s", sent[i].what, id ? id : "?", type ? ":" : "", type ? type : "",
+             count ? ":" : "", count ? count : "");
+    return buf;
+}
+
+static int sent_is(int from, const char *const *want, int n)
+{
+    char b[128];
+    if (nsent - from != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(summary(from + i, b, sizeof b), want[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static void dump_sent(int from)
+{
+    char b[128];
+    for (int i = from; i < nsent; i++)
+        printf("# sent %s\n", summary(i, b, sizeof b));
+}
+
+#define T_SENT(from, want, name)                                                                             \
+    do {                                                                                                     \
+        int ok_ = sent_is((from), (want), (int)(sizeof(want) / sizeof(want)[0]));                            \
+        T_CHECK(ok_, name);                                                                                  \
+        if (!ok_)                                                                                            \
+            dump_sent(from);                                                                                 \
+    } while (0)
+
+/* An attribute of a node as text ("" when absent). */
+static const char *attr_of(const wa_node *n, const char *key)
+{
+    static char bufs[4][128];
+    static int k;
+    char *b = bufs[k++ % 4];
+    const char *v = n ? wa_node_attr_text(n, key, b, sizeof bufs[0]) : NULL;
+    return v ? v : "";
+}
+
+static const wa_node *child_of(const wa_node *n, const char *tag)
+{
+    return n ? wa_node_child(n, tag) : NULL;
+}
+
+/* The copy of what went i-th, NULL when nothing did. */
+static const wa_node *sent_at(int i)
+{
+    return i >= 0 && i < nsent ? sent[i].n : NULL;
+}
+
 /* ---- the application ---- */
 
+#define EVENTS_MAX 32
 static struct {
-    int calls, n, fail;
+    int calls, n, fail, pending, resend, resend_rc;
     uint64_t token;
-    char ids[8][64], chat[8][128], sender[8][128], text[8][64], push[8][32], subtype[8][32];
-    int from_me[8], kind[8];
-    int64_t ts[8];
+    struct {
+        char id[64], chat[128], sender[128], text[64], push[32], lid[128], subtype[32];
+        int from_me, kind;
+        int64_t ts;
+    } m[WA_INCOMING_MAX];
     long long journal_at_call;
     int sent_at_call;
+    int undecryptable, ready;
+    char undecryptable_id[64], undecryptable_from[128];
+    char events[EVENTS_MAX][96]; /* on_sent, on_receipt, on_lid */
+    int nevents;
 } app;
-static int undecryptable, retries;
+static int retries;
 static struct {
     char id[64], user[64], server[32];
     int device, count;
 } retry_seen;
+
+static void event(const char *a, const char *b, const char *c)
+{
+    if (app.nevents < EVENTS_MAX)
+        snprintf(app.events[app.nevents++], sizeof app.events[0], "%s %s %s", a, b, c);
+}
 
 static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t token)
 {
@@ -198,27 +340,73 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
     app.calls++;
     app.n = n;
     app.token = token;
+    app.pending = 1;
     app.journal_at_call = journal_size();
     app.sent_at_call = nsent;
-    for (int i = 0; i < n && i < 8; i++) {
-        snprintf(app.ids[i], sizeof app.ids[i], "%s", m[i].id);
-        snprintf(app.chat[i], sizeof app.chat[i], "%s", m[i].chat);
-        snprintf(app.sender[i], sizeof app.sender[i], "%s", m[i].sender ? m[i].sender : "(none)");
-        snprintf(app.text[i], sizeof app.text[i], "%s", m[i].content->text ? m[i].content->text : "(none)");
-        snprintf(app.push[i], sizeof app.push[i], "%s", m[i].push_name ? m[i].push_name : "(none)");
-        snprintf(app.subtype[i], sizeof app.subtype[i], "%s",
-                 m[i].content->subtype ? m[i].content->subtype : "");
-        app.from_me[i] = m[i].from_me;
-        app.kind[i] = (int)m[i].content->kind;
-        app.ts[i] = m[i].ts;
+    for (int i = 0; i < n && i < WA_INCOMING_MAX; i++) {
+        const struct wa_msg_content *mc = m[i].content;
+        snprintf(app.m[i].id, sizeof app.m[i].id, "%s", m[i].id);
+        snprintf(app.m[i].chat, sizeof app.m[i].chat, "%s", m[i].chat);
+        snprintf(app.m[i].sender, sizeof app.m[i].sender, "%s", m[i].sender ? m[i].sender : "(none)");
+        snprintf(app.m[i].text, sizeof app.m[i].text, "%s", mc->text ? mc->text : "(none)");
+        snprintf(app.m[i].push, sizeof app.m[i].push, "%s", m[i].push_name ? m[i].push_name : "(none)");
+        snprintf(app.m[i].lid, sizeof app.m[i].lid, "%s", m[i].lid ? m[i].lid : "(none)");
+        snprintf(app.m[i].subtype, sizeof app.m[i].subtype, "%s", mc->subtype ? mc->subtype : "");
+        app.m[i].from_me = m[i].from_me;
+        app.m[i].kind = (int)mc->kind;
+        app.m[i].ts = m[i].ts;
     }
     return app.fail ? -1 : 0;
 }
 
+/* The application's answer for the batch it holds: every message new. */
+static void store_all(void)
+{
+    char applied[WA_INCOMING_MAX + 1];
+    memset(applied, 't', (size_t)app.n);
+    applied[app.n] = '\0';
+    app.pending = 0;
+    wa_messaging_stored(app.token, applied, NULL);
+}
+
 static void on_undecryptable(void *arg, const char *id, const char *from)
 {
-    (void)arg, (void)id, (void)from;
-    undecryptable++;
+    (void)arg;
+    app.undecryptable++;
+    snprintf(app.undecryptable_id, sizeof app.undecryptable_id, "%s", id);
+    snprintf(app.undecryptable_from, sizeof app.undecryptable_from, "%s", from);
+}
+
+static void on_lid(void *arg, const char *pn, const char *lid)
+{
+    (void)arg;
+    event("lid", pn, lid);
+}
+
+static const char *result_name(enum wa_send_result r)
+{
+    return r == WA_SEND_OK          ? "ok"
+           : r == WA_SEND_TRANSIENT ? "transient"
+           : r == WA_SEND_FAILED    ? "failed"
+                                    : "lost";
+}
+
+static void on_sent(void *arg, const char *id, enum wa_send_result r, const char *err)
+{
+    (void)arg, (void)err;
+    event("sent", id, result_name(r));
+}
+
+static void on_receipt(void *arg, const char *id, const char *status, const char *from)
+{
+    (void)arg, (void)from;
+    event("receipt", id, status);
+}
+
+static void on_ready(void *arg)
+{
+    (void)arg;
+    app.ready++;
 }
 
 static void on_retry(void *arg, const struct wa_retry_request *r)
@@ -230,9 +418,19 @@ static void on_retry(void *arg, const struct wa_retry_request *r)
     snprintf(retry_seen.server, sizeof retry_seen.server, "%s", r->server);
     retry_seen.device = r->device;
     retry_seen.count = r->count;
+    if (app.resend)
+        app.resend_rc = wa_messaging_resend(r, PEER, "hi back", NULL);
 }
 
-/* ---- stanzas from the peer ---- */
+static int has_event(int from, const char *e)
+{
+    for (int i = from; i < app.nevents; i++)
+        if (!strcmp(app.events[i], e))
+            return 1;
+    return 0;
+}
+
+/* ---- stanzas from the senders ---- */
 
 struct ct {
     uint8_t *p;
@@ -240,279 +438,871 @@ struct ct {
     int type;
 };
 
-static struct ct encrypt_text(const char *text)
+/* plain (padded or not) from p to our device. */
+static struct ct seal_raw(struct party *p, const uint8_t *plain, size_t n)
+{
+    struct ct c = {0};
+    if (wa_msg_encrypt(p->sc, p->g, OUR_USER, OUR_DEV, plain, n, &c.type, &c.p, &c.n) != 0)
+        c.p = NULL;
+    return c;
+}
+
+/* text from p to our device (wrapped as deviceSentMessage{dsm_dest} when set). */
+static struct ct seal(struct party *p, const char *text, const char *dsm_dest)
 {
     struct ct c = {0};
     uint8_t *msg, *padded;
     size_t mlen, plen;
-    if (wa_msg_build_text(text, NULL, NULL, NULL, &msg, &mlen) != 0)
+    if (wa_msg_build_text(text, NULL, NULL, dsm_dest, &msg, &mlen) != 0)
         return c;
     if (wa_msg_pad(msg, mlen, &padded, &plen) == 0) {
-        if (wa_msg_encrypt(peer.sc, peer.g, "15559999", 3, padded, plen, &c.type, &c.p, &c.n) != 0)
-            c.p = NULL;
+        c = seal_raw(p, padded, plen);
         free(padded);
     }
     free(msg);
     return c;
 }
 
-/* <message from id t notify><enc v=2 type>bytes</enc></message>; handed to
- * the layer as the client does (it keeps the arena when it says so). */
-static void deliver_enc(const char *from, const char *participant, const char *id, const char *enc_type,
-                        const uint8_t *p, size_t n)
+struct stanza {
+    const char *id, *from, *participant, *sender_pn, *notify;
+    const char *v, *enc_type; /* the <enc>'s (v "2" when NULL); no <enc> when enc_type is NULL */
+    const uint8_t *p;
+    size_t n;
+};
+
+/* <message id from [participant sender_pn] t notify type=text><enc v type>bytes</enc></message>,
+ * handed to the layer as the client does (it keeps the arena when it says so). */
+static void feed(const struct stanza *s)
 {
     wa_arena *a = wa_arena_new();
     wa_node *m = wa_node_new(a, "message");
     wa_jid j;
-    wa_node_add_attr(a, m, "id", id);
-    wa_jid_parse(a, from, &j);
+    wa_node_add_attr(a, m, "id", s->id);
+    wa_jid_parse(a, s->from, &j);
     wa_node_add_attr_jid(a, m, "from", &j);
-    if (participant) {
-        wa_jid_parse(a, participant, &j);
+    if (s->participant) {
+        wa_jid_parse(a, s->participant, &j);
         wa_node_add_attr_jid(a, m, "participant", &j);
     }
+    if (s->sender_pn) {
+        wa_jid_parse(a, s->sender_pn, &j);
+        wa_node_add_attr_jid(a, m, "sender_pn", &j);
+    }
     wa_node_add_attr(a, m, "t", "1700000000");
-    wa_node_add_attr(a, m, "notify", "Peer");
+    wa_node_add_attr(a, m, "notify", s->notify ? s->notify : "Peer");
     wa_node_add_attr(a, m, "type", "text");
-    wa_node *e = wa_node_new(a, "enc");
-    wa_node_add_attr(a, e, "v", "2");
-    wa_node_add_attr(a, e, "type", enc_type);
-    wa_node_set_bytes(a, e, p, n);
-    wa_node_add_child(a, m, e);
+    if (s->enc_type) {
+        wa_node *e = wa_node_new(a, "enc");
+        wa_node_add_attr(a, e, "v", s->v ? s->v : "2");
+        wa_node_add_attr(a, e, "type", s->enc_type);
+        wa_node_set_bytes(a, e, s->p, s->n);
+        wa_node_add_child(a, m, e);
+    }
     if (!hooks.on_stanza(hooks_arg, m, a))
         wa_arena_free(a);
 }
 
-static void deliver(const char *id, const struct ct *c)
+static void deliver_from(const char *from, const char *id, const struct ct *c)
 {
-    deliver_enc("15550001@s.whatsapp.net", NULL, id, c->type == WA_ENC_PKMSG ? "pkmsg" : "msg", c->p, c->n);
+    feed(&(struct stanza){
+        .id = id, .from = from, .enc_type = c->type == WA_ENC_PKMSG ? "pkmsg" : "msg", .p = c->p, .n = c->n});
 }
 
-static struct event_base *base;
+static void deliver(const char *id, const struct ct *c)
+{
+    deliver_from(PEER, id, c);
+}
+
+static void group_message(const char *id, const char *participant)
+{
+    static const uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    feed(&(struct stanza){.id = id,
+                          .from = "120363000000000001@g.us",
+                          .participant = participant,
+                          .enc_type = "skmsg",
+                          .p = junk,
+                          .n = sizeof junk});
+}
+
+/* n group messages, ids prefix0.. */
+static void flood(const char *prefix, int n)
+{
+    char id[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        group_message(id, "15550002@s.whatsapp.net");
+    }
+}
+
+/* Any other stanza from the server: <tag attrs...> with children. */
+static void feed_node(wa_node *n, wa_arena *a)
+{
+    if (!hooks.on_stanza(hooks_arg, n, a))
+        wa_arena_free(a);
+}
+
+static wa_node *node_jid(wa_arena *a, const char *tag, const char *key, const char *jid)
+{
+    wa_node *n = wa_node_new(a, tag);
+    wa_jid j;
+    wa_jid_parse(a, jid, &j);
+    wa_node_add_attr_jid(a, n, key, &j);
+    return n;
+}
+
+static void receipt_from_server(const char *id, const char *from, const char *type, const char *item,
+                                const char *retry_count)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *r = node_jid(a, "receipt", "from", from);
+    wa_node_add_attr(a, r, "id", id);
+    if (type)
+        wa_node_add_attr(a, r, "type", type);
+    if (item) {
+        wa_node *l = wa_node_new(a, "list"), *it = wa_node_new(a, "item");
+        wa_node_add_attr(a, it, "id", item);
+        wa_node_add_child(a, l, it);
+        wa_node_add_child(a, r, l);
+    }
+    if (retry_count) {
+        wa_node *rt = wa_node_new(a, "retry");
+        wa_node_add_attr(a, rt, "count", retry_count);
+        wa_node_add_attr(a, rt, "id", id);
+        wa_node_add_child(a, r, rt);
+    }
+    feed_node(r, a);
+}
+
+static void ack_from_server(const char *id)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *n = node_jid(a, "ack", "from", PEER);
+    wa_node_add_attr(a, n, "id", id);
+    wa_node_add_attr(a, n, "class", "message");
+    feed_node(n, a);
+}
+
+/* <user jid><devices><device-list><device id/>...</device-list></devices>[<lid val/>]</user> */
+static void usync_user(wa_arena *a, wa_node *list, const char *jid, const char *const *ids, int n,
+                       const char *lid)
+{
+    wa_node *u = node_jid(a, "user", "jid", jid), *devs = wa_node_new(a, "devices"),
+            *dl = wa_node_new(a, "device-list");
+    for (int i = 0; i < n; i++) {
+        wa_node *d = wa_node_new(a, "device");
+        wa_node_add_attr(a, d, "id", ids[i]);
+        wa_node_add_child(a, dl, d);
+    }
+    wa_node_add_child(a, devs, dl);
+    wa_node_add_child(a, u, devs);
+    if (lid)
+        wa_node_add_child(a, u, node_jid(a, "lid", "val", lid));
+    wa_node_add_child(a, list, u);
+}
+
+static wa_node *bytes_node(wa_arena *a, const char *tag, const void *p, size_t n)
+{
+    wa_node *x = wa_node_new(a, tag);
+    wa_node_set_bytes(a, x, p, n);
+    return x;
+}
+
+/* Answers the device query: the peer has device 0 (and a LID), we have 3 and 5. */
+static void answer_devices(void)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *iq = wa_node_new(a, "iq"), *u = wa_node_new(a, "usync"), *list = wa_node_new(a, "list");
+    const char *peer_devs[] = {"0"}, *our_devs[] = {"3", "5"};
+    wa_node_add_attr(a, iq, "type", "result");
+    usync_user(a, list, PEER, peer_devs, 1, "777000111@lid");
+    usync_user(a, list, OUR_USER "@s.whatsapp.net", our_devs, 2, NULL);
+    wa_node_add_child(a, u, list);
+    wa_node_add_child(a, iq, u);
+    answer_iq(0, iq);
+    wa_arena_free(a);
+}
+
+/* <iq type=result><list><user jid>registration identity skey key</user></list></iq> */
+static wa_node *prekey_answer(wa_arena *a, const char *jid, const struct wa_bundle *b)
+{
+    uint8_t reg[4] = {(uint8_t)(b->registration_id >> 24), (uint8_t)(b->registration_id >> 16),
+                      (uint8_t)(b->registration_id >> 8), (uint8_t)b->registration_id};
+    uint8_t skid[3] = {(uint8_t)(b->spk_id >> 16), (uint8_t)(b->spk_id >> 8), (uint8_t)b->spk_id};
+    uint8_t kid[3] = {(uint8_t)(b->prekey_id >> 16), (uint8_t)(b->prekey_id >> 8), (uint8_t)b->prekey_id};
+    wa_node *iq = wa_node_new(a, "iq"), *list = wa_node_new(a, "list"), *u = node_jid(a, "user", "jid", jid);
+    wa_node *sk = wa_node_new(a, "skey"), *k = wa_node_new(a, "key");
+    wa_node_add_attr(a, iq, "type", "result");
+    wa_node_add_child(a, u, bytes_node(a, "registration", reg, 4));
+    wa_node_add_child(a, u, bytes_node(a, "identity", b->identity, 32));
+    wa_node_add_child(a, sk, bytes_node(a, "id", skid, 3));
+    wa_node_add_child(a, sk, bytes_node(a, "value", b->spk, 32));
+    wa_node_add_child(a, sk, bytes_node(a, "signature", b->spk_sig, 64));
+    wa_node_add_child(a, u, sk);
+    wa_node_add_child(a, k, bytes_node(a, "id", kid, 3));
+    wa_node_add_child(a, k, bytes_node(a, "value", b->prekey, 32));
+    wa_node_add_child(a, u, k);
+    wa_node_add_child(a, list, u);
+    wa_node_add_child(a, iq, list);
+    return iq;
+}
+
+/* The <enc> of a sent <message> meant for jid (the one directly inside when
+ * jid is NULL), or NULL. */
+static const wa_node *enc_for(const wa_node *msg, const char *jid)
+{
+    if (!jid)
+        return child_of(msg, "enc");
+    const wa_node *parts = child_of(msg, "participants");
+    for (uint32_t i = 0; parts && parts->content == WA_CONTENT_LIST && i < parts->nchildren; i++)
+        if (!strcmp(attr_of(parts->children[i], "jid"), jid))
+            return wa_node_child(parts->children[i], "enc");
+    return NULL;
+}
+
+/* p decrypts enc, sent by our device: the Message, or -1. */
+static int open_enc(struct party *p, const wa_node *enc, struct wa_msg_content *mc)
+{
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    memset(mc, 0, sizeof *mc);
+    if (!enc || enc->content != WA_CONTENT_BYTES)
+        return -1;
+    int type = !strcmp(attr_of(enc, "type"), "pkmsg") ? WA_ENC_PKMSG : WA_ENC_MSG;
+    if (wa_msg_decrypt(p->sc, p->g, OUR_USER, OUR_DEV, type, enc->bytes, enc->nbytes, &plain, &plen) != 0)
+        return -1;
+    long n = wa_msg_unpad(plain, plen);
+    int r = n < 0 ? -1 : wa_msg_parse(plain, (size_t)n, mc);
+    free(plain);
+    return r;
+}
+
+/* Message id from our other device `from`, a deviceSentMessage of text to
+ * PEER: handed over as ours, in PEER's chat, sent by our phone number (with
+ * lid, "(none)" for none), with no push name; once stored answered with a
+ * sender receipt naming the chat, to that device. */
+static void from_our_device(const char *id, const char *from, const struct ct *c, const char *text,
+                            const char *lid)
+{
+    char name[5][160], want[2][32];
+    const char *what[] = {"ours, in the chat it was sent to", "sent by our phone number",
+                          "decrypted, with no push name", "answered with a sender receipt",
+                          "naming the chat, to that device"};
+    for (int i = 0; i < 5; i++)
+        snprintf(name[i], sizeof name[i], "from %s: %s", from, what[i]);
+    int s0 = nsent;
+    deliver_from(from, id, c);
+    T_CHECK(app.m[0].from_me && !strcmp(app.m[0].chat, PEER), name[0]);
+    T_CHECK(!strcmp(app.m[0].sender, OUR_USER "@s.whatsapp.net") && !strcmp(app.m[0].lid, lid), name[1]);
+    T_CHECK(!strcmp(app.m[0].text, text) && !strcmp(app.m[0].push, "(none)"), name[2]);
+    wa_messaging_stored(app.token, "t", NULL);
+    snprintf(want[0], sizeof want[0], "receipt:%s:sender", id);
+    snprintf(want[1], sizeof want[1], "ack:%s:text", id);
+    const char *w[] = {want[0], want[1]};
+    T_SENT(s0, w, name[3]);
+    T_CHECK(!strcmp(attr_of(sent_at(s0), "recipient"), PEER) && !strcmp(attr_of(sent_at(s0), "to"), from),
+            name[4]);
+}
+
+static struct event_base *evb;
 
 static void turn(void)
 {
-    event_base_loop(base, EVLOOP_NONBLOCK);
-}
-
-static int sent_is(int from, const char *const *want, int n)
-{
-    if (nsent - from != n)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (strcmp(sent[from + i], want[i]) != 0)
-            return 0;
-    return 1;
-}
-
-static void dump_sent(int from)
-{
-    for (int i = from; i < nsent; i++)
-        printf("# sent %s\n", sent[i]);
+    event_base_loop(evb, EVLOOP_NONBLOCK);
 }
 
 int main(void)
 {
-    char base_dir[] = "/tmp/wapi-test-messaging-XXXXXX";
-    if (!mkdtemp(base_dir))
+    char dir[] = "/tmp/wapi-test-messaging-XXXXXX";
+    if (!mkdtemp(dir))
         return 1;
-    T_CHECK(party_new(&us, base_dir, "us", "15559999:3@s.whatsapp.net") == 0, "our Signal store");
-    T_CHECK(party_new(&peer, base_dir, "peer", "15550001@s.whatsapp.net") == 0, "the peer's Signal store");
-    struct wa_bundle b = {0};
-    b.registration_id = us.creds.registration_id;
-    memcpy(b.identity, us.creds.ident_pub, 32);
-    b.spk_id = us.creds.spk_id;
-    memcpy(b.spk, us.creds.spk_pub, 32);
-    memcpy(b.spk_sig, us.creds.spk_sig, 64);
-    b.has_prekey = 1;
-    b.prekey_id = us.pk[0].id;
-    memcpy(b.prekey, us.pk[0].pub, 32);
-    T_EQ_INT(wa_msg_session_from_bundle(peer.sc, peer.g, "15559999", 3, &b), 0,
-             "the peer starts a session with us");
+    int setup = party_at(&us, dir, "us", OUR_USER ":3@s.whatsapp.net") == 0 &&
+                party_at(&peer, dir, "peer", PEER) == 0 &&
+                party_at(&peer2, dir, "peer2", "15550002@s.whatsapp.net") == 0 &&
+                party_at(&mydev, dir, "mydev", OUR_USER ":5@s.whatsapp.net") == 0 &&
+                party_at(&lidp, dir, "lidp", "88877766655@lid") == 0 &&
+                party_at(&mylid, dir, "mylid", OUR_LID ":7@lid") == 0;
+    snprintf(us.creds.lid, sizeof us.creds.lid, "%s", OUR_LID ":3@lid");
+    T_CHECK(setup, "our Signal store and the senders'");
+    /* Each sender starts a session with us from a bundle with one of our
+     * prekeys (read now: a flush removes used ones from us.pk). */
+    struct party *senders[] = {&peer, &peer2, &mydev, &lidp, &mylid};
+    for (size_t i = 0; setup && i < 5; i++) {
+        struct wa_bundle b;
+        bundle_of(&us, i, &b);
+        setup = wa_msg_session_from_bundle(senders[i]->sc, senders[i]->g, OUR_USER, OUR_DEV, &b) == 0;
+    }
+    T_CHECK(setup, "each sender starts a session with us");
+    if (!setup)
+        goto out;
+    struct wa_bundle peer_bundle, mydev_bundle, mylid_bundle; /* for the resends below */
+    bundle_of(&peer, 0, &peer_bundle);
+    bundle_of(&mydev, 0, &mydev_bundle);
+    bundle_of(&mylid, 0, &mylid_bundle);
 
-    base = event_base_new();
-    wa_messaging_init((struct wa_client *)&us, base); /* the handle is only passed back to the stand-ins */
-    struct wa_receive_events rev = {on_incoming, NULL, on_undecryptable};
-    struct wa_send_events sev = {NULL, NULL, NULL, on_retry};
+    copies = wa_arena_new();
+    evb = event_base_new();
+    wa_messaging_init((struct wa_client *)&us, evb); /* the handle is only passed back to the stand-ins */
+    struct wa_receive_events rev = {on_incoming, on_lid, on_undecryptable};
+    struct wa_send_events sev = {on_sent, on_receipt, on_ready, on_retry};
     wa_messaging_set_receive_events(&rev, NULL);
     wa_messaging_set_send_events(&sev, NULL);
     T_CHECK(hooks.on_stanza && hooks.on_connected && hooks.on_disconnect,
             "the layer takes the client's hooks");
-    hooks.on_connected(hooks_arg);
-    T_CHECK(wa_messaging_ready(), "ready once connected");
+    T_CHECK(!wa_messaging_ready() && wa_messaging_room() == 0 && wa_messaging_busy(),
+            "nothing taken before the connection is up");
+    T_EQ_INT(wa_messaging_send("S0", PEER, "x", NULL), -1, "a send before then is refused");
+    link_back();
+    T_CHECK(wa_messaging_ready() && app.ready == 1, "ready once connected, and the outbox told");
+    int room = wa_messaging_room();
+    T_CHECK(room > 0 && !wa_messaging_busy(), "room for sends");
 
     /* 1. One text: handed over; nothing answered or made durable before the store says so. */
-    struct ct c1 = encrypt_text("hello wapi");
+    struct ct c1 = seal(&peer, "hello wapi", NULL);
     T_CHECK(c1.p && c1.type == WA_ENC_PKMSG, "the peer's first message is a pkmsg");
     long long j0 = journal_size();
     deliver("M1", &c1);
-    turn();
-    T_EQ_INT(app.calls, 1, "the message is handed to the application");
+    T_EQ_INT(app.calls, 1, "the message is handed to the application at once");
     T_EQ_INT(app.n, 1, "alone");
-    T_EQ_STR(app.ids[0], "M1", "with its id");
-    T_EQ_STR(app.chat[0], "15550001@s.whatsapp.net", "in the sender's chat");
-    T_EQ_STR(app.sender[0], "15550001@s.whatsapp.net", "from the sender");
-    T_EQ_STR(app.text[0], "hello wapi", "decrypted");
-    T_EQ_STR(app.push[0], "Peer", "with the push name");
-    T_EQ_INT(app.ts[0], 1700000000, "and the stanza's time");
-    T_CHECK(!app.from_me[0] && app.kind[0] == WA_MSG_TEXT, "a text from someone else");
+    T_EQ_STR(app.m[0].id, "M1", "with its id");
+    T_EQ_STR(app.m[0].chat, PEER, "in the sender's chat");
+    T_EQ_STR(app.m[0].sender, PEER, "from the sender");
+    T_EQ_STR(app.m[0].text, "hello wapi", "decrypted");
+    T_EQ_STR(app.m[0].push, "Peer", "with the push name");
+    T_EQ_STR(app.m[0].lid, "(none)", "no LID when the stanza names none");
+    T_EQ_INT(app.m[0].ts, 1700000000, "and the stanza's time");
+    T_CHECK(!app.m[0].from_me && app.m[0].kind == WA_MSG_TEXT, "a text from someone else");
     T_EQ_INT(app.sent_at_call, 0, "nothing sent to the server when it is handed over");
     T_EQ_INT(app.journal_at_call, j0, "and the Signal state not written");
     turn();
     T_EQ_INT(nsent, 0, "still nothing sent while the application stores it");
     T_EQ_INT(journal_size(), j0, "nor written");
+    T_EQ_INT(durable_session("15550001", 0), 0, "our store opened again does not have the new session");
     wa_messaging_stored(app.token, "t", NULL);
     const char *w1[] = {"receipt:M1", "ack:M1:text"};
-    T_CHECK(sent_is(0, w1, 2), "once stored: the receipt, then the ack");
-    if (!sent_is(0, w1, 2))
-        dump_sent(0);
-    T_CHECK(journal_size() > j0, "and the Signal state made durable");
+    T_SENT(0, w1, "once stored: the receipt, then the ack");
+    T_EQ_STR(attr_of(sent[0].n, "to"), PEER, "the receipt goes to the sender");
+    T_CHECK(journal_size() > j0, "the Signal state is written");
+    T_EQ_INT(sent[0].journal, journal_size(), "before the receipt goes");
+    T_EQ_INT(durable_session("15550001", 0), 1, "and the session survives a reopen");
     T_EQ_INT(reconnects, 0, "no reconnection");
 
-    /* 2. Stanzas arriving while a batch commits make the next batch, in order. */
-    struct ct c2 = encrypt_text("two"), c3 = encrypt_text("three"), c4 = encrypt_text("four");
+    /* 2. Stanzas arriving while a batch commits make the next batch, in
+     * order; an undecryptable one among them leaves the others alone. */
+    struct ct c2 = seal(&peer, "two", NULL), c3 = seal(&peer, "three", NULL), c4 = seal(&peer, "four", NULL);
+    uint8_t junk[40];
+    memset(junk, 0x5a, sizeof junk);
     int s0 = nsent;
     deliver("M2", &c2);
     T_EQ_INT(app.calls, 2, "M2 handed over at once");
     uint64_t t2 = app.token;
     deliver("M3", &c3);
+    feed(&(struct stanza){.id = "B0", .from = PEER, .enc_type = "msg", .p = junk, .n = sizeof junk});
     deliver("M4", &c4);
     turn();
-    T_EQ_INT(app.calls, 2, "M3 and M4 wait while M2 commits");
+    T_EQ_INT(app.calls, 2, "M3, B0 and M4 wait while M2 commits");
+    T_EQ_INT(app.undecryptable, 0, "not even decrypted yet");
+    long long j2 = journal_size();
     wa_messaging_stored(t2, "t", NULL);
-    turn();
     T_EQ_INT(app.calls, 3, "then they are handed over");
-    T_EQ_INT(app.n, 2, "together, as one batch");
-    T_CHECK(!strcmp(app.ids[0], "M3") && !strcmp(app.ids[1], "M4"), "in the order they came");
-    T_CHECK(!strcmp(app.text[0], "three") && !strcmp(app.text[1], "four"), "each decrypted");
+    T_EQ_INT(app.n, 2, "together, as one batch, without the undecryptable one");
+    T_CHECK(!strcmp(app.m[0].id, "M3") && !strcmp(app.m[1].id, "M4"), "in the order they came");
+    T_CHECK(!strcmp(app.m[0].text, "three") && !strcmp(app.m[1].text, "four"), "each decrypted");
+    T_EQ_INT(app.undecryptable, 1, "B0 is reported undecryptable");
+    long long j3 = journal_size();
+    T_CHECK(j3 > j2, "M2's state written when it was stored");
     wa_messaging_stored(app.token, "tf", NULL);
-    const char *w2[] = {"receipt:M2",  "ack:M2:text", "receipt:M3",
-                        "ack:M3:text", "receipt:M4",  "ack:M4:text"};
-    T_CHECK(sent_is(s0, w2, 6), "every message of a stored batch is answered, new or not");
-    if (!sent_is(s0, w2, 6))
-        dump_sent(s0);
+    const char *w2[] = {"receipt:M2",         "ack:M2:text", "receipt:M3", "ack:M3:text",
+                        "receipt:B0:retry:1", "ack:B0:text", "receipt:M4", "ack:M4:text"};
+    T_SENT(s0, w2, "every message of a stored batch is answered, new or not, in the order they came");
+    T_CHECK(journal_size() > j3, "M3's and M4's state written when they are");
+    turn();
+    T_EQ_INT(app.calls, 3, "nothing more to hand over");
 
-    /* 3. A failed store: nothing acknowledged, reconnect, the Signal state undone. */
-    struct ct c5 = encrypt_text("five");
+    /* 3. A failed store: nothing acknowledged, the connection dropped, the
+     * Signal state undone; the first message of a new contact too. */
+    struct ct c5 = seal(&peer, "five", NULL);
     s0 = nsent;
     long long j5 = journal_size();
     deliver("M5", &c5);
-    T_EQ_STR(app.ids[0], "M5", "M5 handed over");
+    T_EQ_STR(app.m[0].id, "M5", "M5 handed over");
     wa_messaging_stored(app.token, NULL, "the database is down");
     T_EQ_INT(nsent, s0, "a batch not stored gets no receipt and no ack");
     T_EQ_INT(reconnects, 1, "the connection is dropped so the server resends");
+    T_CHECK(!wa_messaging_ready(), "not ready meanwhile");
     T_EQ_INT(journal_size(), j5, "its Signal state is not written");
+    link_back();
     int calls = app.calls;
     deliver("M5", &c5); /* the server's resend */
     T_EQ_INT(app.calls, calls + 1, "the resend is handed over again");
-    T_CHECK(!strcmp(app.ids[0], "M5") && !strcmp(app.text[0], "five"),
+    T_CHECK(!strcmp(app.m[0].id, "M5") && !strcmp(app.m[0].text, "five"),
             "decrypted again: the state was undone");
-
-    /* 4. A stale token is ignored; an answer of the wrong length is a failed store. */
-    wa_messaging_stored(app.token + 7, "t", NULL);
-    T_EQ_INT(nsent, s0, "an unknown token changes nothing");
-    wa_messaging_stored(app.token, "tt", NULL);
-    T_EQ_INT(nsent, s0, "an answer for two messages of a batch of one acknowledges nothing");
-    T_EQ_INT(reconnects, 2, "and counts as not stored");
-    deliver("M5", &c5);
     wa_messaging_stored(app.token, "t", NULL);
     const char *w5[] = {"receipt:M5", "ack:M5:text"};
-    T_CHECK(sent_is(s0, w5, 2), "stored at last, answered once");
+    T_SENT(s0, w5, "stored at last, answered once");
 
-    /* 5. A group message (sender keys) is handed over as unsupported; a
-     * malformed one gets a retry receipt and is never handed over. */
-    uint8_t junk[40];
-    memset(junk, 0x5a, sizeof junk);
+    struct ct p1 = seal(&peer2, "first contact", NULL);
     s0 = nsent;
-    deliver_enc("120363000000000001@g.us", "15550002@s.whatsapp.net", "G1", "skmsg", junk, sizeof junk);
-    T_EQ_STR(app.ids[0], "G1", "a group message is handed over");
-    T_EQ_STR(app.chat[0], "120363000000000001@g.us", "in the group's chat");
-    T_EQ_STR(app.sender[0], "15550002@s.whatsapp.net", "from the participant");
-    T_CHECK(app.kind[0] == WA_MSG_UNSUPPORTED && !strcmp(app.subtype[0], "group_message"),
-            "as unsupported/group_message");
+    feed(&(struct stanza){
+        .id = "P1", .from = "15550002@s.whatsapp.net", .enc_type = "pkmsg", .p = p1.p, .n = p1.n});
+    T_EQ_STR(app.m[0].text, "first contact", "a new contact's first message is handed over");
+    T_CHECK(wa_signal_store_has_session(us.st, "15550002", 0), "with a new session");
+    wa_messaging_stored(app.token, NULL, "disk full");
+    T_CHECK(!wa_signal_store_has_session(us.st, "15550002", 0), "not stored: the new session is gone");
+    T_EQ_INT(reconnects, 2, "and the connection dropped");
+    link_back();
+    feed(&(struct stanza){
+        .id = "P1", .from = "15550002@s.whatsapp.net", .enc_type = "pkmsg", .p = p1.p, .n = p1.n});
+    T_EQ_STR(app.m[0].text, "first contact", "its resend decrypts again (the prekey is still there)");
     wa_messaging_stored(app.token, "t", NULL);
+    const char *wp[] = {"receipt:P1", "ack:P1:text"};
+    T_SENT(s0, wp, "then it is answered");
+    T_EQ_INT(durable_session("15550002", 0), 1, "and its session durable");
+
+    /* 4. The answer's contract: a stale token is ignored, the batch still
+     * waits; an answer that does not match the batch is a failed store; an
+     * answer given twice or with no batch is ignored; err is ignored when
+     * the batch is stored. */
+    struct ct c6 = seal(&peer, "six", NULL);
+    s0 = nsent;
+    deliver("M6", &c6);
+    uint64_t t6 = app.token;
+    wa_messaging_stored(t6 + 7, "t", NULL);
+    wa_messaging_stored(t6 - 1, "t", NULL);
+    T_EQ_INT(nsent, s0, "an unknown or old token changes nothing");
+    T_EQ_INT(reconnects, 2, "and is no failure");
+    wa_messaging_stored(t6, "tt", NULL);
+    T_EQ_INT(nsent, s0, "an answer for two messages of a batch of one acknowledges nothing");
+    T_EQ_INT(reconnects, 3, "and counts as not stored");
+    wa_messaging_stored(t6, "t", NULL);
+    T_EQ_INT(nsent, s0, "the batch is gone: answering it again does nothing");
+    link_back();
+    deliver("M6", &c6);
+    T_EQ_STR(app.m[0].text, "six", "the resend decrypts again");
+    wa_messaging_stored(app.token, "y", NULL);
+    T_CHECK(nsent == s0 && reconnects == 4, "an answer other than 't' or 'f' counts as not stored");
+    link_back();
+    deliver("M6", &c6);
+    wa_messaging_stored(app.token, "f", "an error given with an answer");
+    const char *w6[] = {"receipt:M6", "ack:M6:text"};
+    T_SENT(s0, w6, "'f' (stored before) is answered like 't'; err is ignored when stored");
+    wa_messaging_stored(app.token, "f", NULL);
+    wa_messaging_stored(0, NULL, "no batch");
+    T_CHECK(nsent == s0 + 2 && reconnects == 4, "answers with no batch waiting are ignored");
+
+    /* 5. A group message (sender keys) is handed over as unsupported; an
+     * undecryptable one gets a retry receipt (5 at most); a malformed one
+     * an ack alone; none of these is handed over. */
+    s0 = nsent;
+    group_message("G1", "15550002@s.whatsapp.net");
+    T_EQ_STR(app.m[0].id, "G1", "a group message is handed over");
+    T_EQ_STR(app.m[0].chat, "120363000000000001@g.us", "in the group's chat");
+    T_EQ_STR(app.m[0].sender, "15550002@s.whatsapp.net", "from the participant");
+    T_CHECK(app.m[0].kind == WA_MSG_UNSUPPORTED && !strcmp(app.m[0].subtype, "group_message"),
+            "as unsupported/group_message");
+    T_CHECK(!app.m[0].from_me && !strcmp(app.m[0].push, "Peer"), "from someone else, with the push name");
+    T_EQ_INT(app.m[0].ts, 1700000000, "at the stanza's time");
+    wa_messaging_stored(app.token, "t", NULL);
+    const char *wg[] = {"receipt:G1", "ack:G1:text"};
+    T_SENT(s0, wg, "answered once stored");
+    T_EQ_STR(attr_of(sent_at(s0), "participant"), "15550002@s.whatsapp.net",
+             "the receipt names the participant");
+    T_EQ_STR(attr_of(sent_at(s0), "to"), "120363000000000001@g.us", "and goes to the group");
+    group_message("G2", OUR_USER ":5@s.whatsapp.net");
+    T_CHECK(app.m[0].from_me && !strcmp(app.m[0].push, "(none)"), "one from our other device is ours");
+    wa_messaging_stored(app.token, "t", NULL);
+
     calls = app.calls;
-    deliver_enc("15550001@s.whatsapp.net", NULL, "B1", "msg", junk, sizeof junk);
+    int undecryptable = app.undecryptable;
+    s0 = nsent;
+    feed(&(struct stanza){.id = "B1", .from = PEER, .enc_type = "msg", .p = junk, .n = sizeof junk});
     turn();
     T_EQ_INT(app.calls, calls, "an undecryptable message is not handed over");
-    T_EQ_INT(undecryptable, 1, "it is reported once");
-    const char *w6[] = {"receipt:G1", "ack:G1:text", "receipt:B1:retry", "ack:B1:text"};
-    T_CHECK(sent_is(s0, w6, 4), "answered with a retry receipt, then acked");
-    if (!sent_is(s0, w6, 4))
-        dump_sent(s0);
+    T_EQ_INT(app.undecryptable, undecryptable + 1, "it is reported once");
+    T_CHECK(!strcmp(app.undecryptable_id, "B1") && !strcmp(app.undecryptable_from, PEER),
+            "with its id and sender");
+    const char *wb[] = {"receipt:B1:retry:1", "ack:B1:text"};
+    T_SENT(s0, wb, "answered with a retry receipt, then acked");
+    {
+        const wa_node *r = sent_at(s0), *rt = child_of(r, "retry"), *reg = child_of(r, "registration");
+        uint32_t rid = reg && reg->content == WA_CONTENT_BYTES && reg->nbytes == 4
+                           ? (uint32_t)reg->bytes[0] << 24 | (uint32_t)reg->bytes[1] << 16 |
+                                 (uint32_t)reg->bytes[2] << 8 | reg->bytes[3]
+                           : 0;
+        T_CHECK(!strcmp(attr_of(rt, "id"), "B1") && !strcmp(attr_of(rt, "t"), "1700000000") &&
+                    !strcmp(attr_of(rt, "v"), "1"),
+                "the retry names the message and its time");
+        T_EQ_INT(rid, us.creds.registration_id, "with our registration id");
+        T_EQ_STR(attr_of(r, "to"), PEER, "to the sender");
+    }
+    for (int i = 2; i <= 6; i++)
+        feed(&(struct stanza){.id = "B1", .from = PEER, .enc_type = "msg", .p = junk, .n = sizeof junk});
+    turn();
+    const char *wb6[] = {"receipt:B1:retry:1", "ack:B1:text", "receipt:B1:retry:2", "ack:B1:text",
+                         "receipt:B1:retry:3", "ack:B1:text", "receipt:B1:retry:4", "ack:B1:text",
+                         "receipt:B1:retry:5", "ack:B1:text", "ack:B1:text"};
+    T_SENT(s0, wb6, "each time again the count goes up; after 5 an ack alone");
+    T_EQ_INT(app.undecryptable, undecryptable + 6, "each reported");
 
-    /* 6. A duplicate of a stored message: answered again, not handed over. */
+    s0 = nsent;
+    feed(
+        &(struct stanza){.id = "X1", .from = PEER, .v = "1", .enc_type = "msg", .p = junk, .n = sizeof junk});
+    feed(&(struct stanza){.id = "X2", .from = PEER, .enc_type = "skmsg", .p = junk, .n = sizeof junk});
+    feed(&(struct stanza){.id = "X3", .from = PEER});
+    turn();
+    const char *wx[] = {"ack:X1:text", "ack:X2:text", "ack:X3:text"};
+    T_SENT(s0, wx, "a malformed <enc>, one of an unknown type, none: acked alone (no retry asked)");
+    T_EQ_INT(app.undecryptable, undecryptable + 9, "each reported undecryptable");
+    T_EQ_INT(app.calls, calls, "none handed over");
+
+    /* One that decrypts but is no Message (its padding is wrong): what its
+     * decryption changed is undone, so it is no duplicate when it comes
+     * again, and the next message decrypts. */
+    static const uint8_t unpadded[] = {'x', 'y', 'z', 0};
+    struct ct bp = seal_raw(&peer, unpadded, sizeof unpadded), c14 = seal(&peer, "fourteen", NULL);
+    s0 = nsent;
+    deliver("BP", &bp);
+    deliver("BP", &bp);
+    turn();
+    const char *wbp[] = {"receipt:BP:retry:1", "ack:BP:text", "receipt:BP:retry:2", "ack:BP:text"};
+    T_SENT(s0, wbp, "a bad plaintext gets retry receipts each time, never a receipt");
+    T_EQ_INT(app.undecryptable, undecryptable + 11, "and is reported each time");
+    deliver("M14", &c14);
+    T_EQ_STR(app.m[0].text, "fourteen", "the peer's next message decrypts");
+    wa_messaging_stored(app.token, "t", NULL);
+    calls = app.calls;
+
+    /* 6. Duplicates: of a stored message, and twice in one batch. */
     s0 = nsent;
     deliver("M1", &c1);
     turn();
     T_EQ_INT(app.calls, calls, "a duplicate is not handed over again");
-    T_CHECK(sent_is(s0, w1, 2), "but receipted and acked again");
+    T_SENT(s0, w1, "but receipted and acked again");
+    struct ct c7 = seal(&peer, "seven", NULL), c8 = seal(&peer, "eight", NULL);
+    s0 = nsent;
+    deliver("M7", &c7);
+    deliver("M8", &c8);
+    deliver("M8", &c8);
+    wa_messaging_stored(app.token, "t", NULL);
+    T_CHECK(app.n == 1 && !strcmp(app.m[0].id, "M8"),
+            "the same message twice in a batch is handed over once");
+    wa_messaging_stored(app.token, "t", NULL);
+    const char *w78[] = {"receipt:M7",  "ack:M7:text", "receipt:M8",
+                         "ack:M8:text", "receipt:M8",  "ack:M8:text"};
+    T_SENT(s0, w78, "and both copies answered");
 
     /* 7. The application cannot take a batch: as if the store failed. */
-    struct ct c7 = encrypt_text("seven");
+    struct ct c9 = seal(&peer, "nine", NULL);
     app.fail = 1;
     s0 = nsent;
-    deliver("M7", &c7);
+    deliver("M9", &c9);
     app.fail = 0;
     T_EQ_INT(nsent, s0, "not taken: nothing acknowledged");
-    T_EQ_INT(reconnects, 3, "and the connection dropped");
-    deliver("M7", &c7);
-    T_EQ_STR(app.text[0], "seven", "the resend decrypts");
+    T_EQ_INT(reconnects, 5, "and the connection dropped");
+    link_back();
+    deliver("M9", &c9);
+    T_EQ_STR(app.m[0].text, "nine", "the resend decrypts");
     wa_messaging_stored(app.token, "t", NULL);
 
-    /* 8. A retry receipt for one of our messages goes to the sending side. */
-    wa_arena *a = wa_arena_new();
-    wa_node *r = wa_node_new(a, "receipt");
-    wa_jid j;
-    wa_node_add_attr(a, r, "id", "S1");
-    wa_jid_parse(a, "15550001:2@s.whatsapp.net", &j);
-    wa_node_add_attr_jid(a, r, "from", &j);
-    wa_node_add_attr(a, r, "type", "retry");
-    wa_node *rt = wa_node_new(a, "retry");
-    wa_node_add_attr(a, rt, "count", "2");
-    wa_node_add_attr(a, rt, "id", "S1");
-    wa_node_add_child(a, r, rt);
+    /* 8. Retry receipts for our messages go to the sending side. */
     s0 = nsent;
-    if (!hooks.on_stanza(hooks_arg, r, a))
-        wa_arena_free(a);
+    receipt_from_server("S1", "15550001:2@s.whatsapp.net", "retry", NULL, "2");
     T_EQ_INT(retries, 1, "a retry receipt is reported");
     T_CHECK(!strcmp(retry_seen.id, "S1") && !strcmp(retry_seen.user, "15550001") &&
                 !strcmp(retry_seen.server, "s.whatsapp.net") && retry_seen.device == 2 &&
                 retry_seen.count == 2,
             "with the message, the device that asked and its count");
-    T_CHECK(nsent == s0 + 1 && !strncmp(sent[s0], "ack:S1", 6), "and the receipt is acked");
+    receipt_from_server("S1", "15550001:2@s.whatsapp.net", "retry", NULL, "6");
+    T_EQ_INT(retries, 1, "past 5 retries it is not");
+    const char *wr[] = {"ack:S1:retry", "ack:S1:retry"};
+    T_SENT(s0, wr, "both receipts acked");
 
-    /* 9. The connection goes while a batch commits: the commit's answer still
-     * makes the state durable, so the server's resend is a duplicate. */
-    struct ct c9 = encrypt_text("nine");
-    deliver("M9", &c9);
-    T_EQ_STR(app.ids[0], "M9", "M9 handed over");
-    link_up = 0;
-    hooks.on_disconnect(hooks_arg);
-    T_CHECK(!wa_messaging_ready(), "not ready once disconnected");
+    /* 9. The connection goes while a batch commits: what came after it is
+     * dropped; the commit's answer still makes the state durable but sends
+     * nothing, so the server's resend is a duplicate. */
+    struct ct c10 = seal(&peer, "ten", NULL), c11 = seal(&peer, "eleven", NULL);
+    deliver("M10", &c10);
+    T_EQ_STR(app.m[0].id, "M10", "M10 handed over");
+    deliver("M11", &c11);
+    calls = app.calls;
+    drop_link();
+    T_CHECK(!wa_messaging_ready() && wa_messaging_room() == 0, "not ready once disconnected");
     s0 = nsent;
-    long long j9 = journal_size();
+    long long j10 = journal_size();
     wa_messaging_stored(app.token, "t", NULL);
     T_EQ_INT(nsent, s0, "nothing goes out on a connection that is gone");
-    T_CHECK(journal_size() > j9, "but the stored batch's Signal state is made durable");
-    link_up = 1;
-    hooks.on_connected(hooks_arg);
-    calls = app.calls;
-    deliver("M9", &c9);
+    T_CHECK(journal_size() > j10, "but the stored batch's Signal state is made durable");
+    T_EQ_INT(app.calls, calls, "what was queued behind it is dropped (the server resends it)");
+    link_back();
+    deliver("M10", &c10);
     turn();
-    T_EQ_INT(app.calls, calls, "the resend after reconnecting is not handed over twice");
-    const char *w9[] = {"receipt:M9", "ack:M9:text"};
-    T_CHECK(sent_is(s0, w9, 2), "and is answered");
+    T_EQ_INT(app.calls, calls, "the resend of the stored one is not handed over twice");
+    deliver("M11", &c11);
+    T_EQ_STR(app.m[0].text, "eleven", "the dropped one comes with the resends");
+    wa_messaging_stored(app.token, "t", NULL);
+    const char *w10[] = {"receipt:M10", "ack:M10:text", "receipt:M11", "ack:M11:text"};
+    T_SENT(s0, w10, "and both are answered");
 
-    free(c1.p), free(c2.p), free(c3.p), free(c4.p), free(c5.p), free(c7.p), free(c9.p);
-    hooks.on_disconnect(hooks_arg);
+    /* 10. Our other device's message (deviceSentMessage) and a sender known by its LID. */
+    struct ct d1 = seal(&mydev, "sent from my phone", PEER);
+    from_our_device("D1", OUR_USER ":5@s.whatsapp.net", &d1, "sent from my phone", "(none)");
+    struct ct l1 = seal(&lidp, "from a lid", NULL);
+    feed(&(struct stanza){.id = "L1",
+                          .from = "88877766655@lid",
+                          .sender_pn = "15550003@s.whatsapp.net",
+                          .enc_type = "pkmsg",
+                          .p = l1.p,
+                          .n = l1.n});
+    T_CHECK(!strcmp(app.m[0].sender, "15550003@s.whatsapp.net") &&
+                !strcmp(app.m[0].chat, "15550003@s.whatsapp.net") && !strcmp(app.m[0].lid, "88877766655@lid"),
+            "a LID sender: chat and sender by phone number, with the LID");
+    T_EQ_STR(app.m[0].text, "from a lid", "decrypted");
+    wa_messaging_stored(app.token, "t", NULL);
+
+    /* Our other device addressed by our LID: still ours (it is no contact
+     * writing from our own number), in the chat it was sent to. */
+    struct ct d2 = seal(&mylid, "sent by lid", PEER);
+    from_our_device("D2", OUR_LID ":7@lid", &d2, "sent by lid", OUR_LID "@lid");
+    group_message("G4", OUR_LID ":7@lid");
+    T_CHECK(app.m[0].from_me && !strcmp(app.m[0].sender, OUR_USER "@s.whatsapp.net") &&
+                !strcmp(app.m[0].push, "(none)"),
+            "a group message from our LID is ours too");
+    wa_messaging_stored(app.token, "t", NULL);
+
+    /* 11. A flood while a batch commits: reading paused while the queue is
+     * long. The connection goes: the flood is dropped (the server resends),
+     * and the next connection is read from the start. Then the queue is
+     * taken WA_INCOMING_MAX at a time and reading resumed once it is short. */
+    log_set_level(LOG_WARN);
+    s0 = nsent;
+    calls = app.calls;
+    group_message("H1", "15550002@s.whatsapp.net");
+    flood("F", 1100);
+    T_CHECK(npauses == 1 && pauses[0] == 1, "reading paused once the queue is long");
+    drop_link();
+    wa_messaging_stored(app.token, "t", NULL);
+    T_CHECK(nsent == s0 && app.calls == calls + 1, "the connection gone, the flood is dropped unanswered");
+    T_EQ_INT(npauses, 1, "the next connection is not paused");
+    link_back();
+    group_message("H2", "15550002@s.whatsapp.net");
+    flood("F", 1100);
+    T_CHECK(npauses == 2 && pauses[1] == 1, "on the next connection reading is paused again");
+    int batches = 0, over = 0, total = 0;
+    while (app.pending && batches < 40) {
+        store_all();
+        if (app.pending) {
+            batches++;
+            total += app.n;
+            over |= app.n > WA_INCOMING_MAX || (app.n < WA_INCOMING_MAX && total < 1100);
+        }
+    }
+    log_set_level(LOG_INFO);
+    T_EQ_INT(total, 1100, "all of the flood handed over");
+    T_CHECK(batches == 18 && !over, "in batches of WA_INCOMING_MAX (the last one smaller)");
+    T_CHECK(npauses == 3 && pauses[2] == 0, "reading resumed");
+    T_CHECK(app.n > 0 && !strcmp(app.m[app.n - 1].id, "F1099"), "in order to the last");
+    T_EQ_INT(nsent - s0, 2 * 1101, "each answered");
+    T_EQ_INT(app.calls, calls + 20, "one call per batch");
+
+    /* A batch with nothing to store (WA_INCOMING_MAX without an <enc>) is
+     * answered at once; what is queued behind it goes on the next turn. */
+    group_message("H3", "15550002@s.whatsapp.net");
+    char xid[32];
+    for (int i = 0; i < WA_INCOMING_MAX; i++) {
+        snprintf(xid, sizeof xid, "E%d", i);
+        feed(&(struct stanza){.id = xid, .from = PEER});
+    }
+    group_message("G3", "15550002@s.whatsapp.net");
+    s0 = nsent;
+    calls = app.calls;
+    wa_messaging_stored(app.token, "t", NULL);
+    T_CHECK(app.calls == calls && nsent == s0 + 2 + WA_INCOMING_MAX,
+            "a batch with nothing to store (acks alone) is answered without the application");
     turn();
+    T_CHECK(app.calls == calls + 1 && !strcmp(app.m[0].id, "G3"),
+            "the next one on the next turn of the loop");
+    wa_messaging_stored(app.token, "t", NULL);
+
+    /* 12. Sending: the device list, a send waiting for a commit to end, one
+     * copy per device, the ack, receipts. */
+    int e0 = app.nevents;
+    T_EQ_INT(wa_messaging_send("S1", PEER, "hi back", NULL), 0, "a send is taken");
+    T_EQ_INT(wa_messaging_room(), room - 1, "and holds a place");
+    T_EQ_INT(niq, 0, "started on the next turn of the loop");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "the devices are asked for");
+    struct ct c13 = seal(&peer, "thirteen", NULL);
+    s0 = nsent;
+    deliver("M13", &c13);
+    answer_devices();
+    T_CHECK(has_event(e0, "lid " PEER " 777000111@lid"), "the peer's LID from the device list is told");
+    T_CHECK(nsent == s0 && niq == 0, "every device has a session; the send waits while M13 commits");
+    wa_messaging_stored(app.token, "t", NULL);
+    const char *ws[] = {"receipt:M13", "ack:M13:text", "message:S1:text"};
+    T_SENT(s0, ws, "the commit answered first, then the message");
+    const wa_node *msg = sent_at(s0 + 2);
+    T_CHECK(sent[s0 + 2].journal > sent[s0 + 1].journal, "its Signal state written before it goes");
+    T_EQ_STR(attr_of(msg, "to"), PEER, "to the peer");
+    T_CHECK(!enc_for(msg, OUR_USER ":3@s.whatsapp.net"), "not to ourselves");
+    struct wa_msg_content mc;
+    T_CHECK(open_enc(&peer, enc_for(msg, PEER), &mc) == 0 && mc.text && !strcmp(mc.text, "hi back") &&
+                !mc.dsm_dest,
+            "the peer decrypts its copy");
+    wa_msg_content_free(&mc);
+    T_CHECK(open_enc(&mydev, enc_for(msg, OUR_USER ":5@s.whatsapp.net"), &mc) == 0 && mc.text &&
+                !strcmp(mc.text, "hi back") && mc.dsm_dest && !strcmp(mc.dsm_dest, PEER),
+            "our other device decrypts its copy, naming the chat");
+    wa_msg_content_free(&mc);
+    T_CHECK(!has_event(e0, "sent S1 ok"), "not reported sent before the server's ack");
+    ack_from_server("S1");
+    T_CHECK(has_event(e0, "sent S1 ok"), "reported sent on the ack");
+    T_EQ_INT(wa_messaging_room(), room, "and its place is free again");
+    s0 = nsent;
+    receipt_from_server("S1", PEER, NULL, NULL, NULL);
+    receipt_from_server("S1", PEER, "read", "S0", NULL);
+    T_CHECK(has_event(e0, "receipt S1 delivered") && has_event(e0, "receipt S1 read") &&
+                has_event(e0, "receipt S0 read"),
+            "delivery and read receipts reported, the list's items too");
+    const char *wrr[] = {"ack:S1", "ack:S1:read"};
+    T_SENT(s0, wrr, "and acked");
+
+    /* A second send uses the device list fetched a moment ago. */
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("S2", PEER, "again", NULL), 0, "a second send is taken");
+    turn();
+    const char *ws2[] = {"message:S2:text"};
+    T_SENT(s0, ws2, "and goes without asking for the devices again");
+    msg = sent_at(s0);
+    T_CHECK(niq == 0 && enc_for(msg, PEER) && enc_for(msg, OUR_USER ":5@s.whatsapp.net") &&
+                !enc_for(msg, OUR_USER ":3@s.whatsapp.net"),
+            "to the same devices, not to ourselves");
+    T_CHECK(open_enc(&peer, enc_for(msg, PEER), &mc) == 0 && mc.text && !strcmp(mc.text, "again"),
+            "the peer decrypts it");
+    wa_msg_content_free(&mc);
+    ack_from_server("S2");
+
+    /* 13. A retry receipt answered with a resend: a fresh bundle, a new
+     * session, the copy to that device alone. */
+    app.resend = 1;
+    int ready = app.ready, e1 = app.nevents;
+    s0 = nsent;
+    receipt_from_server("S1", PEER, "retry", NULL, "1");
+    app.resend = 0;
+    T_EQ_INT(app.resend_rc, 0, "the resend is taken");
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "encrypt"), "a fresh prekey bundle is asked for");
+    {
+        const wa_node *u = child_of(child_of(niq ? iqs[0].n : NULL, "key"), "user");
+        T_EQ_STR(attr_of(u, "jid"), PEER, "for the device that asked");
+        wa_arena *a = wa_arena_new();
+        answer_iq(0, prekey_answer(a, PEER, &peer_bundle));
+        wa_arena_free(a);
+    }
+    const char *wre[] = {"ack:S1:retry", "message:S1:text"};
+    T_SENT(s0, wre, "the retry receipt acked, the message sent again");
+    msg = sent_at(s0 + 1);
+    const wa_node *enc = enc_for(msg, NULL);
+    T_CHECK(!strcmp(attr_of(msg, "to"), PEER) && !child_of(msg, "participants") && enc &&
+                !strcmp(attr_of(enc, "count"), "1") && !strcmp(attr_of(enc, "type"), "pkmsg"),
+            "to that device alone, in a new session, with the retry count");
+    T_CHECK(open_enc(&peer, enc, &mc) == 0 && mc.text && !strcmp(mc.text, "hi back"), "the peer decrypts it");
+    wa_msg_content_free(&mc);
+    ack_from_server("S1");
+    T_CHECK(app.ready == ready + 1 && app.nevents == e1,
+            "its ack lets the outbox go on; S1 is not reported again");
+
+    /* Our other device asks too: what it gets again is the deviceSentMessage. */
+    app.resend = 1;
+    s0 = nsent;
+    receipt_from_server("S1", OUR_USER ":5@s.whatsapp.net", "retry", NULL, "2");
+    app.resend = 0;
+    T_CHECK(app.resend_rc == 0 && niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "encrypt"),
+            "our other device's retry: its bundle is asked for");
+    {
+        wa_arena *a = wa_arena_new();
+        answer_iq(0, prekey_answer(a, OUR_USER ":5@s.whatsapp.net", &mydev_bundle));
+        wa_arena_free(a);
+    }
+    T_SENT(s0, wre, "the message sent again");
+    msg = sent_at(s0 + 1);
+    enc = enc_for(msg, NULL);
+    T_CHECK(!strcmp(attr_of(msg, "to"), OUR_USER ":5@s.whatsapp.net") && enc &&
+                !strcmp(attr_of(enc, "count"), "2"),
+            "to that device, with its count");
+    T_CHECK(open_enc(&mydev, enc, &mc) == 0 && mc.text && !strcmp(mc.text, "hi back") && mc.dsm_dest &&
+                !strcmp(mc.dsm_dest, PEER),
+            "which decrypts it as ours, sent to the chat");
+    wa_msg_content_free(&mc);
+    ack_from_server("S1");
+
+    /* The same from our device that uses our LID. */
+    app.resend = 1;
+    s0 = nsent;
+    receipt_from_server("S1", OUR_LID ":7@lid", "retry", NULL, "1");
+    app.resend = 0;
+    T_CHECK(app.resend_rc == 0 && niq == 1, "our LID device's retry: its bundle is asked for");
+    {
+        wa_arena *a = wa_arena_new();
+        answer_iq(0, prekey_answer(a, OUR_LID ":7@lid", &mylid_bundle));
+        wa_arena_free(a);
+    }
+    T_SENT(s0, wre, "the message sent again");
+    msg = sent_at(s0 + 1);
+    T_EQ_STR(attr_of(msg, "to"), OUR_LID ":7@lid", "to that device");
+    T_CHECK(open_enc(&mylid, enc_for(msg, NULL), &mc) == 0 && mc.text && !strcmp(mc.text, "hi back") &&
+                mc.dsm_dest && !strcmp(mc.dsm_dest, PEER),
+            "which decrypts it as ours, sent to the chat (not as a message to it)");
+    wa_msg_content_free(&mc);
+    ack_from_server("S1");
+
+    /* 14. The connection goes with sends held: each handed back once, in
+     * order: the one being prepared, those awaiting their ack, those waiting
+     * to start. The device lists are forgotten with the connection. */
+    e0 = app.nevents;
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("S3", PEER, "three", NULL), 0, "S3 taken");
+    T_EQ_INT(wa_messaging_send("S4", PEER, "four", NULL), 0, "S4 taken");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"),
+            "the device list is asked for again (the retry receipts made it stale)");
+    answer_devices();
+    const char *w34[] = {"message:S3:text", "message:S4:text"};
+    T_SENT(s0, w34, "S3 goes, then S4 (the device list known now)");
+    e0 = app.nevents;
+    T_EQ_INT(wa_messaging_send("S5", "15550009@s.whatsapp.net", "five", NULL), 0, "S5 taken");
+    T_EQ_INT(wa_messaging_send("S6", PEER, "six", NULL), 0, "S6 taken");
+    turn();
+    T_CHECK(niq == 1 && app.nevents == e0, "S5's devices asked for, S6 waits; nothing reported yet");
+    drop_link();
+    const char *lost[] = {"sent S5 lost", "sent S3 lost", "sent S4 lost", "sent S6 lost"};
+    int lost_ok = app.nevents - e0 == 4;
+    for (int i = 0; lost_ok && i < 4; i++)
+        lost_ok = !strcmp(app.events[e0 + i], lost[i]);
+    T_CHECK(lost_ok, "all four handed back as lost, once each, in that order");
+    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL), -1, "nothing taken while disconnected");
+    link_back();
+    T_EQ_INT(wa_messaging_send("S7", "@s.whatsapp.net", "seven", NULL), -2,
+             "a JID without a user is refused");
+    T_EQ_INT(wa_messaging_room(), room, "nothing held");
+    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL), 0, "S7 taken on the new connection");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "its devices asked for again");
+
+    drop_link();
+    turn();
+    free(c1.p), free(c2.p), free(c3.p), free(c4.p), free(c5.p), free(c6.p), free(c7.p), free(c8.p);
+    free(c9.p), free(c10.p), free(c11.p), free(c13.p), free(p1.p), free(d1.p), free(l1.p);
+    free(bp.p), free(c14.p), free(d2.p);
+    event_base_free(evb);
+    wa_arena_free(copies);
+out:
     party_free(&us);
     party_free(&peer);
-    event_base_free(base);
+    party_free(&peer2);
+    party_free(&mydev);
+    party_free(&lidp);
+    party_free(&mylid);
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
-        printf("# could not remove %s\n", base_dir);
+        printf("# could not remove %s\n", dir);
     T_DONE();
 }

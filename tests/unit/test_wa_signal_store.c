@@ -21,68 +21,7 @@
 #include "supervisor/wa/wa_signal_crypto.h"
 #include "supervisor/wa/wa_store.h"
 #include "t.h"
-
-struct party {
-    char dir[256];
-    struct wa_creds creds;
-    struct wa_prekey *pk;
-    size_t npk;
-    struct wa_signal_store *st;
-    signal_context *g;
-    signal_protocol_store_context *sc;
-};
-
-static int party_open(struct party *p)
-{
-    char err[256];
-    p->st = wa_signal_store_open(p->dir, &p->creds, &p->pk, &p->npk, err, sizeof err);
-    if (!p->st) {
-        printf("# open: %s\n", err);
-        return -1;
-    }
-    return wa_signal_store_context(p->st, p->g, &p->sc);
-}
-
-static void party_close(struct party *p)
-{
-    signal_protocol_store_context_destroy(p->sc);
-    p->sc = NULL;
-    wa_signal_store_free(p->st);
-    p->st = NULL;
-}
-
-static int party_new(struct party *p, const char *base, const char *name, size_t nprekeys)
-{
-    memset(p, 0, sizeof *p);
-    snprintf(p->dir, sizeof p->dir, "%s/%s", base, name);
-    if (wa_store_new_creds(&p->creds) < 0)
-        return -1;
-    p->pk = calloc(nprekeys, sizeof *p->pk);
-    for (size_t i = 0; i < nprekeys; i++) {
-        p->pk[i].id = (uint32_t)i + 1;
-        wa_crypto_x25519_keypair(p->pk[i].priv, p->pk[i].pub);
-    }
-    p->npk = nprekeys;
-    char err[256];
-    if (wa_store_save(p->dir, &p->creds, err, sizeof err) < 0 ||
-        wa_store_prekeys_save(p->dir, p->pk, p->npk, err, sizeof err) < 0)
-        return -1;
-    p->g = wa_signal_context_new();
-    return party_open(p);
-}
-
-static void bundle_of(const struct party *p, size_t prekey_index, struct wa_bundle *b)
-{
-    memset(b, 0, sizeof *b);
-    b->registration_id = p->creds.registration_id;
-    memcpy(b->identity, p->creds.ident_pub, 32);
-    b->spk_id = p->creds.spk_id;
-    memcpy(b->spk, p->creds.spk_pub, 32);
-    memcpy(b->spk_sig, p->creds.spk_sig, 64);
-    b->has_prekey = 1;
-    b->prekey_id = p->pk[prekey_index].id;
-    memcpy(b->prekey, p->pk[prekey_index].pub, 32);
-}
+#include "t_party.h"
 
 static int roundtrip(struct party *from, const char *from_name, struct party *to, const char *to_name,
                      const char *text, int *type_out)
@@ -726,13 +665,9 @@ int main(void)
     const uint8_t junk[] = {0xff, 0xff, 0xff};
     T_EQ_INT(wa_msg_parse(junk, sizeof junk, &mc), -1, "junk is no Message");
 
-    party_close(&b);
-    party_close(&c);
-    struct party *all[] = {&a, &b, &c};
-    for (int i = 0; i < 3; i++) {
-        signal_context_destroy(all[i]->g);
-        free(all[i]->pk);
-    }
+    party_free(&a);
+    party_free(&b);
+    party_free(&c);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
     if (system(cmd) != 0)
