@@ -200,6 +200,8 @@ check("the same idempotency key returns the same message (202 then 200)",
       st1 == 202 and st2 == 200 and a["id"] == b2["id"] and b2["idempotency_key"] == "order-1", (st1, st2, a, b2))
 n = sql("SELECT count(*) FROM wa_messages WHERE idempotency_key = 'order-1'")
 check("and stores it once", n == "1", n)
+st3, g = api("GET", f"/api/messages/{a['id']}")
+check("the replay's 200 body is the stored message exactly as GET shows it", st3 == 200 and b2 == g, (b2, g))
 
 races = []
 for k in range(10):
