@@ -65,6 +65,8 @@ let unhandled = [];
 process.on('unhandledRejection', (e) => unhandled.push(String(e?.stack || e).split('\n')[0]));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const MEDIA_CA = fs.mkdtempSync(path.join(os.tmpdir(), 'wapi-media-ca-'));
+process.on('exit', () => fs.rmSync(MEDIA_CA, { recursive: true, force: true }));
 const server = new FakeWhatsAppServer({
     version: VERSION,
     qrFirstMs: 2500,
@@ -73,6 +75,7 @@ const server = new FakeWhatsAppServer({
     iqTimeoutMs: 5000,
     handshakeTimeoutMs: 5000,
     phone: { phoneNumber: PHONE, platform: 'android' },
+    mediaCa: MEDIA_CA,
     logStream: process.env.WA_DEBUG ? process.stderr : null
 });
 await server.start();
@@ -161,6 +164,10 @@ await step('restart with saved creds', async () => {
     check(evs(s0, 'prekeys.upload').length === 0 && evs(s0, 'prekeys.count')[0]?.count > 5,
         'restart: server still holds the prekeys, no new upload');
     check(violations(s0).length === 0, 'restart: no violation', JSON.stringify(violations(s0)));
+    const mc = await c.sock.refreshMediaConn(true);
+    check(mc?.auth === server.media.auth && mc.hosts?.length === 1 && mc.hosts[0].hostname === server.media.hostname &&
+        mc.ttl === server.media.ttl && violations(s0).length === 0,
+    'media_conn: Baileys\' query is answered with the media hosts\' auth, TTL and host', JSON.stringify(mc));
     await c.end();
 });
 

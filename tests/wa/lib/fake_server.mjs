@@ -31,6 +31,7 @@
 //     --biz NAME            adds <biz name=NAME> to pair-success
 //     --state FILE          keep PKI, phone identity and paired devices in FILE across runs
 //     --pki-defect D        serve a broken chain under the same root (see makeChain)
+//     --media-ca DIR        run the media hosts too, under the test CA in DIR (made if missing)
 //     --print-root-key      print the root public key (hex) as the first stdout line
 //     --log                 print every event as a JSON line on stderr
 //   When listening it prints one JSON line on stdout:
@@ -71,6 +72,8 @@
 //                                     the copies of a companion's message for the phones undecrypted
 //   ── messaging: other accounts, "peers" (lib/fake_peer.mjs, libsignal), one device each:
 //      15550009999 "Peer" (the default) and 15550008888 "Peer Two" ──
+//   With mediaCa (CLI --media-ca DIR) it also runs the media hosts (lib/fake_media_host.mjs,
+//   HTTPS under a test CA) and answers <iq xmlns=w:m type=set><media_conn/> with their auth.
 //   The server answers <iq xmlns=usync> (devices of the peer and of the phone's
 //   account) and <iq xmlns=encrypt type=get><key> (the peer's bundle; a companion's
 //   from its uploaded prekeys), checks every <message> a companion sends the peer
@@ -140,6 +143,7 @@ import * as BINARY from 'baileys/lib/WABinary/constants.js';
 import { NoiseServer, NoiseServerError, makeTestPki, checkClientPayload, xeddsaVerify, xeddsaSign, frame } from './noise_server.mjs';
 import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fake_phone.mjs';
 import { FakePeer } from './fake_peer.mjs';
+import { FakeMediaHost } from './fake_media_host.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -708,6 +712,16 @@ class Conn {
         case 'passive set':
             needLogin();
             return this.onPassive(n);
+        case 'w:m set': {
+            needLogin();
+            wantChildren(n, ['media_conn'], '<iq xmlns=w:m type=set>');
+            wantNoAttrs(kids(n)[0], '<media_conn>');
+            const host = this.server.media;
+            if (!host) break; // no media hosts configured: 501 below
+            const mc = host.mediaConn();
+            return this.result(n, [{ tag: 'media_conn', attrs: { auth: mc.auth, ttl: String(mc.ttl), auth_ttl: String(mc.ttl), max_buckets: '12' },
+                content: mc.hosts.map((hostname) => ({ tag: 'host', attrs: { hostname } })) }]);
+        }
         case 'md set': {
             want(kids(n).length === 1, `<iq xmlns=md type=set> with ${kids(n).length} children`);
             const c = kids(n)[0];
@@ -1509,6 +1523,12 @@ export class FakeWhatsAppServer extends EventEmitter {
 
     async start() {
         const cfg = this.config;
+        // The media hosts, when asked for (mediaCa: the test CA's directory,
+        // made there if missing; clients are told to trust its ca.pem).
+        if (cfg.mediaCa) {
+            const { makeTestCa } = await import('./fake_media_host.mjs');
+            this.media = await new FakeMediaHost({ ca: makeTestCa(cfg.mediaCa), log: (kind, data) => this.log(0, kind, data) }).start();
+        }
         this.wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 25, perMessageDeflate: false });
         this.http = http.createServer((req, res) => {
             this.log(0, 'ws.reject', { reason: 'plain HTTP request', path: req.url });
@@ -1547,6 +1567,7 @@ export class FakeWhatsAppServer extends EventEmitter {
     }
 
     async stop() {
+        await this.media?.stop();
         for (const c of this.conns) c.ws.terminate();
         this.conns.clear();
         await new Promise((r) => (this.wss ? this.wss.close(() => r()) : r()));
@@ -1976,6 +1997,12 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
         'POST /stamps/start': () => ((server.stamps = new Map()), { ok: true }),
         'GET /stamps': () => ({ stamps: [...(server.stamps?.values() ?? [])] }),
+        'GET /media/uploads': () => [...(server.media?.uploads.values() ?? [])].map((u) => ({
+            id: u.id, type: u.type, bytes: u.body.length, sha256: crypto.createHash('sha256').update(u.body).digest('hex'),
+            directPath: u.directPath })),
+        'GET /media/violations': () => server.media?.violations ?? [],
+        'POST /media/fault': (q, b) => (server.media.fault(b.id, b.fault ?? {}), { ok: true }),
+        'POST /media/rotate-auth': () => (server.media.rotateAuth(), { ok: true }),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
     const ctl = http.createServer(async (req, res) => {
@@ -2044,6 +2071,7 @@ async function main() {
         qrNextMs: num('qr-next-ms', 20000),
         qrRefs: num('qr-refs', 6),
         statePath: a.state || null,
+        mediaCa: a['media-ca'] || null,
         pkiDefect: a['pki-defect'] || null,
         logStream: a.log ? process.stderr : null,
         phone: {
@@ -2073,7 +2101,9 @@ async function main() {
         controlPort: ctl.address().port,
         rootKey: hex(server.rootPublicKey),
         version: server.config.version,
-        phone: server.phone.phoneNumber
+        phone: server.phone.phoneNumber,
+        mediaHost: server.media?.hostname ?? null,
+        mediaCa: server.media?.pki.ca ?? null
     }) + '\n');
     process.on('SIGTERM', shutdown);
     process.on('SIGINT', shutdown);
