@@ -167,25 +167,208 @@ static const struct {
     uint32_t num;
     const char *name;
 } msg_fields[] = {
-    {3, "imageMessage"},
-    {4, "contactMessage"},
-    {5, "locationMessage"},
-    {7, "documentMessage"},
-    {8, "audioMessage"},
-    {9, "videoMessage"},
-    {10, "call"},
-    {13, "contactsArrayMessage"},
-    {18, "liveLocationMessage"},
-    {26, "stickerMessage"},
-    {28, "templateMessage"},
-    {37, "listMessage"},
-    {42, "buttonsMessage"},
-    {49, "pollCreationMessage"},
-    {50, "pollUpdateMessage"},
-    {53, "ephemeralMessage"},
-    {55, "viewOnceMessage"},
-    {60, "pollCreationMessageV2"},
+    {4, "contactMessage"},         {5, "locationMessage"},        {10, "call"},
+    {13, "contactsArrayMessage"},  {18, "liveLocationMessage"},   {25, "templateMessage"},
+    {28, "groupInviteMessage"},    {36, "listMessage"},           {37, "viewOnceMessage"},
+    {40, "ephemeralMessage"},      {42, "buttonsMessage"},        {49, "pollCreationMessage"},
+    {50, "pollUpdateMessage"},     {55, "viewOnceMessageV2"},     {58, "editedMessage"},
+    {60, "pollCreationMessageV2"}, {64, "pollCreationMessageV3"}, {66, "ptvMessage"},
 };
+
+static const char *const MEDIA_TYPE_NAMES[WA_MT_COUNT] = {
+    [WA_MT_IMAGE] = "image", [WA_MT_VIDEO] = "video",       [WA_MT_AUDIO] = "audio",
+    [WA_MT_VOICE] = "voice", [WA_MT_DOCUMENT] = "document", [WA_MT_STICKER] = "sticker",
+};
+
+const char *wa_media_type_name(int type)
+{
+    return type >= 0 && type < WA_MT_COUNT ? MEDIA_TYPE_NAMES[type] : NULL;
+}
+
+/* The fields the media messages share, whatever their numbers. */
+struct mview {
+    const char *url, *direct_path, *mimetype, *caption, *file_name;
+    const ProtobufCBinaryData *key, *sha, *enc, *thumb, *wave; /* NULL when absent */
+    uint64_t length;
+    uint32_t width, height, seconds, pages;
+    int64_t ts;
+    int animated, gif;
+    const Wapi__E2e__ContextInfo *ci;
+};
+
+#define OPT(has, v) ((has) ? (v) : 0)
+#define OPTB(has, v) ((has) ? &(v) : NULL)
+
+static int copy32(uint8_t out[32], const ProtobufCBinaryData *b)
+{
+    if (!b || b->len != 32)
+        return 0;
+    memcpy(out, b->data, 32);
+    return 1;
+}
+
+/* Fills out as a WA_MSG_MEDIA of type from v; -1 on OOM. */
+static int media_from_view(const struct mview *v, int type, const char *field, struct wa_msg_content *out)
+{
+    struct wa_msg_media *md = calloc(1, sizeof *md);
+    if (!md)
+        return -1;
+    md->type = type;
+    md->url = sdup(v->url);
+    md->direct_path = sdup(v->direct_path);
+    md->mimetype = sdup(v->mimetype);
+    md->caption = sdup(v->caption);
+    md->file_name = sdup(v->file_name);
+    md->has_media_key = copy32(md->media_key, v->key);
+    md->has_file_sha256 = copy32(md->file_sha256, v->sha);
+    md->has_file_enc_sha256 = copy32(md->file_enc_sha256, v->enc);
+    md->file_length = v->length;
+    md->width = v->width;
+    md->height = v->height;
+    md->seconds = v->seconds;
+    md->page_count = v->pages;
+    md->media_key_ts = v->ts;
+    md->animated = v->animated;
+    md->gif = v->gif;
+    if (v->thumb && v->thumb->len && (md->thumbnail = malloc(v->thumb->len))) {
+        memcpy(md->thumbnail, v->thumb->data, v->thumb->len);
+        md->thumbnail_len = v->thumb->len;
+    }
+    if (v->wave && v->wave->len <= WA_MSG_WAVEFORM_MAX) {
+        memcpy(md->waveform, v->wave->data, v->wave->len);
+        md->waveform_len = v->wave->len;
+    }
+    out->kind = WA_MSG_MEDIA;
+    out->media = md;
+    out->subtype = sdup(field);
+    if (v->ci && v->ci->stanzaid)
+        out->reply_to = sdup(v->ci->stanzaid);
+    return 0;
+}
+
+/* 1 when m holds one of the media messages (out filled), 0 when not, -1 on OOM. */
+static int fill_media(const Wapi__E2e__Message *m, struct wa_msg_content *out)
+{
+    struct mview v = {0};
+    if (m->imagemessage) {
+        const Wapi__E2e__ImageMessage *x = m->imagemessage;
+        v = (struct mview){x->url,
+                           x->directpath,
+                           x->mimetype,
+                           x->caption,
+                           NULL,
+                           OPTB(x->has_mediakey, x->mediakey),
+                           OPTB(x->has_filesha256, x->filesha256),
+                           OPTB(x->has_fileencsha256, x->fileencsha256),
+                           OPTB(x->has_jpegthumbnail, x->jpegthumbnail),
+                           NULL,
+                           OPT(x->has_filelength, x->filelength),
+                           OPT(x->has_width, x->width),
+                           OPT(x->has_height, x->height),
+                           0,
+                           0,
+                           OPT(x->has_mediakeytimestamp, x->mediakeytimestamp),
+                           0,
+                           0,
+                           x->contextinfo};
+        return media_from_view(&v, WA_MT_IMAGE, "imageMessage", out) < 0 ? -1 : 1;
+    }
+    if (m->videomessage) {
+        const Wapi__E2e__VideoMessage *x = m->videomessage;
+        v = (struct mview){x->url,
+                           x->directpath,
+                           x->mimetype,
+                           x->caption,
+                           NULL,
+                           OPTB(x->has_mediakey, x->mediakey),
+                           OPTB(x->has_filesha256, x->filesha256),
+                           OPTB(x->has_fileencsha256, x->fileencsha256),
+                           OPTB(x->has_jpegthumbnail, x->jpegthumbnail),
+                           NULL,
+                           OPT(x->has_filelength, x->filelength),
+                           OPT(x->has_width, x->width),
+                           OPT(x->has_height, x->height),
+                           OPT(x->has_seconds, x->seconds),
+                           0,
+                           OPT(x->has_mediakeytimestamp, x->mediakeytimestamp),
+                           0,
+                           OPT(x->has_gifplayback, x->gifplayback),
+                           x->contextinfo};
+        return media_from_view(&v, WA_MT_VIDEO, "videoMessage", out) < 0 ? -1 : 1;
+    }
+    if (m->audiomessage) {
+        const Wapi__E2e__AudioMessage *x = m->audiomessage;
+        v = (struct mview){x->url,
+                           x->directpath,
+                           x->mimetype,
+                           NULL,
+                           NULL,
+                           OPTB(x->has_mediakey, x->mediakey),
+                           OPTB(x->has_filesha256, x->filesha256),
+                           OPTB(x->has_fileencsha256, x->fileencsha256),
+                           NULL,
+                           OPTB(x->has_waveform, x->waveform),
+                           OPT(x->has_filelength, x->filelength),
+                           0,
+                           0,
+                           OPT(x->has_seconds, x->seconds),
+                           0,
+                           OPT(x->has_mediakeytimestamp, x->mediakeytimestamp),
+                           0,
+                           0,
+                           x->contextinfo};
+        return media_from_view(&v, x->has_ptt && x->ptt ? WA_MT_VOICE : WA_MT_AUDIO, "audioMessage", out) < 0
+                   ? -1
+                   : 1;
+    }
+    if (m->documentmessage) {
+        const Wapi__E2e__DocumentMessage *x = m->documentmessage;
+        v = (struct mview){x->url,
+                           x->directpath,
+                           x->mimetype,
+                           x->caption,
+                           x->filename ? x->filename : x->title,
+                           OPTB(x->has_mediakey, x->mediakey),
+                           OPTB(x->has_filesha256, x->filesha256),
+                           OPTB(x->has_fileencsha256, x->fileencsha256),
+                           OPTB(x->has_jpegthumbnail, x->jpegthumbnail),
+                           NULL,
+                           OPT(x->has_filelength, x->filelength),
+                           0,
+                           0,
+                           0,
+                           OPT(x->has_pagecount, x->pagecount),
+                           OPT(x->has_mediakeytimestamp, x->mediakeytimestamp),
+                           0,
+                           0,
+                           x->contextinfo};
+        return media_from_view(&v, WA_MT_DOCUMENT, "documentMessage", out) < 0 ? -1 : 1;
+    }
+    if (m->stickermessage) {
+        const Wapi__E2e__StickerMessage *x = m->stickermessage;
+        v = (struct mview){x->url,
+                           x->directpath,
+                           x->mimetype,
+                           NULL,
+                           NULL,
+                           OPTB(x->has_mediakey, x->mediakey),
+                           OPTB(x->has_filesha256, x->filesha256),
+                           OPTB(x->has_fileencsha256, x->fileencsha256),
+                           OPTB(x->has_pngthumbnail, x->pngthumbnail),
+                           NULL,
+                           OPT(x->has_filelength, x->filelength),
+                           OPT(x->has_width, x->width),
+                           OPT(x->has_height, x->height),
+                           0,
+                           0,
+                           OPT(x->has_mediakeytimestamp, x->mediakeytimestamp),
+                           OPT(x->has_isanimated, x->isanimated),
+                           0,
+                           x->contextinfo};
+        return media_from_view(&v, WA_MT_STICKER, "stickerMessage", out) < 0 ? -1 : 1;
+    }
+    return 0;
+}
 
 static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int depth)
 {
@@ -213,6 +396,17 @@ static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int dep
         out->text = sdup(m->reactionmessage->text ? m->reactionmessage->text : "");
         out->target = sdup(m->reactionmessage->key ? m->reactionmessage->key->id : NULL);
         return 0;
+    }
+    int media = fill_media(m, out);
+    if (media)
+        return media < 0 ? -1 : 0;
+    if (m->documentwithcaptionmessage && m->documentwithcaptionmessage->message && depth < 2) {
+        int r = fill(m->documentwithcaptionmessage->message, out, depth + 1);
+        if (r == 0 && out->kind == WA_MSG_MEDIA) {
+            free(out->subtype);
+            out->subtype = sdup("documentWithCaptionMessage");
+        }
+        return r;
     }
     if (m->protocolmessage) {
         const Wapi__E2e__ProtocolMessage *p = m->protocolmessage;
@@ -276,6 +470,15 @@ void wa_msg_content_free(struct wa_msg_content *c)
     free(c->target);
     free(c->subtype);
     free(c->dsm_dest);
+    if (c->media) {
+        free(c->media->url);
+        free(c->media->direct_path);
+        free(c->media->mimetype);
+        free(c->media->caption);
+        free(c->media->file_name);
+        free(c->media->thumbnail);
+        free(c->media);
+    }
     memset(c, 0, sizeof *c);
 }
 
@@ -307,6 +510,137 @@ int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_
     if (!b)
         return -1;
     wapi__e2e__message__pack(m, b);
+    *out = b;
+    *outlen = len;
+    return 0;
+}
+
+#define SETB(x, field, has, src, n)                                                                          \
+    do {                                                                                                     \
+        (x).has = 1;                                                                                         \
+        (x).field.data = (uint8_t *)(src);                                                                   \
+        (x).field.len = (n);                                                                                 \
+    } while (0)
+
+int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const char *reply_participant,
+                       const char *dsm_dest, uint8_t **out, size_t *outlen)
+{
+    Wapi__E2e__Message inner = WAPI__E2E__MESSAGE__INIT, outer = WAPI__E2E__MESSAGE__INIT,
+                       wrapped = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__ContextInfo ci = WAPI__E2E__CONTEXT_INFO__INIT;
+    Wapi__E2e__DeviceSentMessage dsm = WAPI__E2E__DEVICE_SENT_MESSAGE__INIT;
+    Wapi__E2e__FutureProofMessage fp = WAPI__E2E__FUTURE_PROOF_MESSAGE__INIT;
+    Wapi__E2e__ImageMessage im = WAPI__E2E__IMAGE_MESSAGE__INIT;
+    Wapi__E2e__VideoMessage vm = WAPI__E2E__VIDEO_MESSAGE__INIT;
+    Wapi__E2e__AudioMessage am = WAPI__E2E__AUDIO_MESSAGE__INIT;
+    Wapi__E2e__DocumentMessage dm = WAPI__E2E__DOCUMENT_MESSAGE__INIT;
+    Wapi__E2e__StickerMessage sm = WAPI__E2E__STICKER_MESSAGE__INIT;
+    Wapi__E2e__ContextInfo *ctx = NULL;
+    if (!m->has_media_key || !m->has_file_sha256 || !m->has_file_enc_sha256 || !m->direct_path ||
+        !*m->direct_path)
+        return -1;
+    if (reply_to && *reply_to) {
+        ci.stanzaid = (char *)reply_to;
+        ci.participant = (char *)reply_participant;
+        ctx = &ci;
+    }
+    switch (m->type) {
+    case WA_MT_IMAGE:
+        im.url = m->url, im.directpath = m->direct_path, im.mimetype = m->mimetype, im.caption = m->caption;
+        SETB(im, mediakey, has_mediakey, m->media_key, 32);
+        SETB(im, filesha256, has_filesha256, m->file_sha256, 32);
+        SETB(im, fileencsha256, has_fileencsha256, m->file_enc_sha256, 32);
+        im.has_filelength = 1, im.filelength = m->file_length;
+        im.has_width = m->width > 0, im.width = m->width;
+        im.has_height = m->height > 0, im.height = m->height;
+        im.has_mediakeytimestamp = m->media_key_ts > 0, im.mediakeytimestamp = m->media_key_ts;
+        if (m->thumbnail_len)
+            SETB(im, jpegthumbnail, has_jpegthumbnail, m->thumbnail, m->thumbnail_len);
+        im.contextinfo = ctx;
+        inner.imagemessage = &im;
+        break;
+    case WA_MT_VIDEO:
+        vm.url = m->url, vm.directpath = m->direct_path, vm.mimetype = m->mimetype, vm.caption = m->caption;
+        SETB(vm, mediakey, has_mediakey, m->media_key, 32);
+        SETB(vm, filesha256, has_filesha256, m->file_sha256, 32);
+        SETB(vm, fileencsha256, has_fileencsha256, m->file_enc_sha256, 32);
+        vm.has_filelength = 1, vm.filelength = m->file_length;
+        vm.has_seconds = 1, vm.seconds = m->seconds;
+        vm.has_width = m->width > 0, vm.width = m->width;
+        vm.has_height = m->height > 0, vm.height = m->height;
+        vm.has_gifplayback = m->gif != 0, vm.gifplayback = m->gif != 0;
+        vm.has_mediakeytimestamp = m->media_key_ts > 0, vm.mediakeytimestamp = m->media_key_ts;
+        if (m->thumbnail_len)
+            SETB(vm, jpegthumbnail, has_jpegthumbnail, m->thumbnail, m->thumbnail_len);
+        vm.contextinfo = ctx;
+        inner.videomessage = &vm;
+        break;
+    case WA_MT_AUDIO:
+    case WA_MT_VOICE:
+        am.url = m->url, am.directpath = m->direct_path, am.mimetype = m->mimetype;
+        SETB(am, mediakey, has_mediakey, m->media_key, 32);
+        SETB(am, filesha256, has_filesha256, m->file_sha256, 32);
+        SETB(am, fileencsha256, has_fileencsha256, m->file_enc_sha256, 32);
+        am.has_filelength = 1, am.filelength = m->file_length;
+        am.has_seconds = 1, am.seconds = m->seconds;
+        am.has_ptt = m->type == WA_MT_VOICE, am.ptt = m->type == WA_MT_VOICE;
+        am.has_mediakeytimestamp = m->media_key_ts > 0, am.mediakeytimestamp = m->media_key_ts;
+        if (m->waveform_len)
+            SETB(am, waveform, has_waveform, m->waveform, m->waveform_len);
+        am.contextinfo = ctx;
+        inner.audiomessage = &am;
+        break;
+    case WA_MT_DOCUMENT:
+        dm.url = m->url, dm.directpath = m->direct_path, dm.mimetype = m->mimetype, dm.caption = m->caption;
+        dm.filename = m->file_name, dm.title = m->file_name;
+        SETB(dm, mediakey, has_mediakey, m->media_key, 32);
+        SETB(dm, filesha256, has_filesha256, m->file_sha256, 32);
+        SETB(dm, fileencsha256, has_fileencsha256, m->file_enc_sha256, 32);
+        dm.has_filelength = 1, dm.filelength = m->file_length;
+        dm.has_pagecount = m->page_count > 0, dm.pagecount = m->page_count;
+        dm.has_mediakeytimestamp = m->media_key_ts > 0, dm.mediakeytimestamp = m->media_key_ts;
+        if (m->thumbnail_len)
+            SETB(dm, jpegthumbnail, has_jpegthumbnail, m->thumbnail, m->thumbnail_len);
+        dm.contextinfo = ctx;
+        inner.documentmessage = &dm;
+        break;
+    case WA_MT_STICKER:
+        sm.url = m->url, sm.directpath = m->direct_path, sm.mimetype = m->mimetype;
+        SETB(sm, mediakey, has_mediakey, m->media_key, 32);
+        SETB(sm, filesha256, has_filesha256, m->file_sha256, 32);
+        SETB(sm, fileencsha256, has_fileencsha256, m->file_enc_sha256, 32);
+        sm.has_filelength = 1, sm.filelength = m->file_length;
+        sm.has_width = m->width > 0, sm.width = m->width;
+        sm.has_height = m->height > 0, sm.height = m->height;
+        sm.has_isanimated = m->animated != 0, sm.isanimated = m->animated != 0;
+        sm.has_mediakeytimestamp = m->media_key_ts > 0, sm.mediakeytimestamp = m->media_key_ts;
+        if (m->thumbnail_len)
+            SETB(sm, pngthumbnail, has_pngthumbnail, m->thumbnail, m->thumbnail_len);
+        sm.contextinfo = ctx;
+        inner.stickermessage = &sm;
+        break;
+    default:
+        return -1;
+    }
+    Wapi__E2e__Message *content = &inner;
+    if (m->type == WA_MT_DOCUMENT && m->caption && *m->caption) {
+        /* What WhatsApp clients send for a captioned document. */
+        fp.message = &inner;
+        wrapped.documentwithcaptionmessage = &fp;
+        content = &wrapped;
+    }
+    const Wapi__E2e__Message *msg = content;
+    if (dsm_dest) {
+        dsm.destinationjid = (char *)dsm_dest;
+        dsm.message = content;
+        outer.devicesentmessage = &dsm;
+        msg = &outer;
+    }
+    size_t len = wapi__e2e__message__get_packed_size(msg);
+    uint8_t *b = malloc(len ? len : 1);
+    if (!b)
+        return -1;
+    wapi__e2e__message__pack(msg, b);
     *out = b;
     *outlen = len;
     return 0;

@@ -2,7 +2,7 @@
  * the v2 plaintext, Signal encryption and decryption of one device's copy
  * (pkmsg / msg) through a store context, and the Message protobuf as wapi
  * understands it (text, reply, reaction, edit, revoke, deviceSentMessage,
- * anything else "unsupported" with its field name). */
+ * media, anything else "unsupported" with its field name). */
 #ifndef WAPI_WA_MESSAGE_H
 #define WAPI_WA_MESSAGE_H
 #include <signal/signal_protocol.h>
@@ -32,16 +32,16 @@ struct wa_bundle {
  * s.whatsapp.net, "user_1" on lid (as WhatsApp clients do). */
 void wa_msg_address_name(const char *user, const char *server, char *out, size_t cap);
 /* Starts a session from a prekey bundle (signature checked). SG_* code. */
-int wa_msg_session_from_bundle(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device,
-                               const struct wa_bundle *b);
+int wa_msg_session_from_bundle(signal_protocol_store_context *sc, signal_context *g, const char *name,
+                               int32_t device, const struct wa_bundle *b);
 /* Encrypts plain for name.device (a session must exist). *type is WA_ENC_*.
  * *out malloc'd. SG_* code. */
 int wa_msg_encrypt(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device,
                    const uint8_t *plain, size_t n, int *type, uint8_t **out, size_t *outlen);
 /* Decrypts one <enc> (type WA_ENC_*) from name.device. *out malloc'd (still
  * padded). SG_* code: SG_ERR_DUPLICATE_MESSAGE means it was decrypted before. */
-int wa_msg_decrypt(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device, int type,
-                   const uint8_t *ct, size_t n, uint8_t **out, size_t *outlen);
+int wa_msg_decrypt(signal_protocol_store_context *sc, signal_context *g, const char *name, int32_t device,
+                   int type, const uint8_t *ct, size_t n, uint8_t **out, size_t *outlen);
 
 /* ---- content ---- */
 enum wa_msg_kind {
@@ -50,16 +50,50 @@ enum wa_msg_kind {
     WA_MSG_EDIT,
     WA_MSG_REVOKE,
     WA_MSG_UNSUPPORTED,
-    WA_MSG_NONE, /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_NONE,  /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_MEDIA, /* an image, video, audio or voice note, document or sticker: media says which */
+};
+
+/* What wapi calls the kinds of media (the API's "kind"). */
+enum wa_media_type {
+    WA_MT_IMAGE,
+    WA_MT_VIDEO,
+    WA_MT_AUDIO,
+    WA_MT_VOICE,
+    WA_MT_DOCUMENT,
+    WA_MT_STICKER,
+    WA_MT_COUNT
+};
+/* "image", "video", "audio", "voice", "document", "sticker"; NULL when unknown. */
+const char *wa_media_type_name(int type);
+
+#define WA_MSG_WAVEFORM_MAX 64
+
+/* One media message's attachment. Strings and the thumbnail are malloc'd
+ * (wa_msg_content_free frees them); absent ones are NULL / 0. */
+struct wa_msg_media {
+    int type; /* enum wa_media_type */
+    char *url, *direct_path, *mimetype, *caption, *file_name;
+    uint8_t media_key[32], file_sha256[32], file_enc_sha256[32];
+    int has_media_key, has_file_sha256, has_file_enc_sha256; /* present and 32 bytes */
+    uint64_t file_length;
+    uint32_t width, height, seconds, page_count;
+    int64_t media_key_ts;
+    int animated, gif;  /* sticker isAnimated, video gifPlayback */
+    uint8_t *thumbnail; /* JPEG (PNG for stickers) */
+    size_t thumbnail_len;
+    uint8_t waveform[WA_MSG_WAVEFORM_MAX];
+    size_t waveform_len;
 };
 
 struct wa_msg_content {
     enum wa_msg_kind kind;
-    char *text;      /* text, new text of an edit, reaction emoji ("" = removed) */
-    char *reply_to;  /* quoted stanza id */
-    char *target;    /* message a reaction/edit/revoke is about */
-    char *subtype;   /* Message field name (conversation, extendedTextMessage, imageMessage, ...) */
-    char *dsm_dest;  /* deviceSentMessage: the chat our other device sent to */
+    char *text;     /* text, new text of an edit, reaction emoji ("" = removed) */
+    char *reply_to; /* quoted stanza id */
+    char *target;   /* message a reaction/edit/revoke is about */
+    char *subtype;  /* Message field name (conversation, extendedTextMessage, imageMessage, ...) */
+    char *dsm_dest; /* deviceSentMessage: the chat our other device sent to */
+    struct wa_msg_media *media; /* WA_MSG_MEDIA: malloc'd */
 };
 
 /* Decodes an unpadded Message. 0, or -1 when it is no Message. */
@@ -67,7 +101,13 @@ int wa_msg_parse(const uint8_t *p, size_t n, struct wa_msg_content *out);
 void wa_msg_content_free(struct wa_msg_content *c);
 /* A text Message (extendedTextMessage with context when reply_to is set),
  * wrapped in deviceSentMessage{dsm_dest} when dsm_dest is set. *out malloc'd. */
-int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant, const char *dsm_dest,
-                      uint8_t **out, size_t *outlen);
+int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,
+                      const char *dsm_dest, uint8_t **out, size_t *outlen);
+/* A media Message of m->type (documentWithCaptionMessage for a document
+ * with a caption; audioMessage with ptt for a voice note), with the reply
+ * context and the deviceSentMessage wrapper as for text. m->has_media_key,
+ * both sums and direct_path are required. *out malloc'd. 0 or -1. */
+int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const char *reply_participant,
+                       const char *dsm_dest, uint8_t **out, size_t *outlen);
 
 #endif

@@ -19,8 +19,17 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_NONE)
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_MEDIA || (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL))
         abort();
+    if (mc.media) {
+        const struct wa_msg_media *m = mc.media;
+        const char *ms[] = {m->url, m->direct_path, m->mimetype, m->caption, m->file_name};
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+            if (ms[i] && strlen(ms[i]) > n)
+                abort();
+        if (m->thumbnail_len > n || m->waveform_len > WA_MSG_WAVEFORM_MAX || !wa_media_type_name(m->type))
+            abort();
+    }
     /* What comes from the input is no longer than it (subtype is a name of
      * wapi's own: a Message field's). */
     const char *s[] = {mc.text, mc.reply_to, mc.target, mc.dsm_dest};

@@ -161,7 +161,8 @@ static int syn_del(struct wa_signal_store *st, const char *name)
 static struct wa_prekey *syn_pk; /* the synthetic stores have no prekeys */
 static size_t syn_npk;
 
-static struct wa_signal_store *syn_open(const char *dir, const struct wa_creds *creds, char *err, size_t errlen)
+static struct wa_signal_store *syn_open(const char *dir, const struct wa_creds *creds, char *err,
+                                        size_t errlen)
 {
     mkdir(dir, 0700);
     return wa_signal_store_open(dir, creds, &syn_pk, &syn_npk, err, errlen);
@@ -183,10 +184,12 @@ int main(void)
     bundle_of(&a, 1, &bun);
     struct wa_bundle bad = bun;
     bad.spk_sig[5] ^= 1;
-    T_CHECK(wa_msg_session_from_bundle(b.sc, b.g, "15550001", 0, &bad) != 0, "bundle with a bad signed-prekey signature refused");
+    T_CHECK(wa_msg_session_from_bundle(b.sc, b.g, "15550001", 0, &bad) != 0,
+            "bundle with a bad signed-prekey signature refused");
     T_EQ_INT(wa_msg_session_from_bundle(b.sc, b.g, "15550001", 0, &bun), 0, "session from a prekey bundle");
     int type = -1;
-    T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "hello alice", &type), 0, "pkmsg bob -> alice decrypts");
+    T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "hello alice", &type), 0,
+             "pkmsg bob -> alice decrypts");
     T_EQ_INT(type, WA_ENC_PKMSG, "first message is a pkmsg");
     T_CHECK(wa_signal_store_dirty(a.st), "alice has unflushed changes after decrypting");
     T_EQ_INT(a.npk, 5, "used prekey still held until flush");
@@ -221,7 +224,8 @@ int main(void)
     T_EQ_INT(party_open(&a), 0, "alice reopens from disk");
     T_EQ_INT(party_open(&b), 0, "bob reopens from disk");
     T_CHECK(wa_signal_store_has_session(a.st, "15550002", 0), "alice's session with bob survived");
-    T_EQ_INT(roundtrip(&a, "15550001", &b, "15550002", "reply from alice", &type), 0, "alice -> bob after reopen");
+    T_EQ_INT(roundtrip(&a, "15550001", &b, "15550002", "reply from alice", &type), 0,
+             "alice -> bob after reopen");
     T_EQ_INT(type, WA_ENC_MSG, "reply is a msg");
     T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "and back", &type), 0, "bob -> alice msg");
     T_EQ_INT(type, WA_ENC_MSG, "bob's next is a msg");
@@ -237,7 +241,8 @@ int main(void)
     T_EQ_INT(wa_msg_decrypt(a.sc, a.g, "15550002", 0, type, ct, cl, &pt, &tl), SG_ERR_DUPLICATE_MESSAGE,
              "the same ciphertext again is a duplicate");
     ct[cl / 2] ^= 0x40;
-    T_CHECK(wa_msg_decrypt(a.sc, a.g, "15550002", 0, type, ct, cl, &pt, &tl) < 0, "tampered ciphertext fails");
+    T_CHECK(wa_msg_decrypt(a.sc, a.g, "15550002", 0, type, ct, cl, &pt, &tl) < 0,
+            "tampered ciphertext fails");
     free(ct);
     T_EQ_INT(wa_signal_store_flush(a.st, err, sizeof err), 0, "flush");
 
@@ -247,7 +252,8 @@ int main(void)
     T_CHECK(party_new(&c, base, "mallory", 2) == 0, "third party");
     struct wa_bundle fresh;
     bundle_of(&a, 2, &fresh); /* an unused one-time prekey of alice's */
-    T_EQ_INT(wa_msg_session_from_bundle(c.sc, c.g, "15550001", 0, &fresh), 0, "the new install builds a session to alice");
+    T_EQ_INT(wa_msg_session_from_bundle(c.sc, c.g, "15550001", 0, &fresh), 0,
+             "the new install builds a session to alice");
     T_EQ_INT((int)wa_signal_store_identity_changes(a.st), 0, "no identity change yet");
     T_EQ_INT(roundtrip(&c, "15550002", &a, "15550001", "i am bob, reinstalled", NULL), 0,
              "a message under a changed identity decrypts");
@@ -365,13 +371,16 @@ int main(void)
     T_CHECK(disk_matches(a.st, &a), "snapshot + journal reload to the state in memory");
     party_close(&a);
     T_EQ_INT(party_open(&a), 0, "alice reopens from snapshot + journal");
-    T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "after replay", &type), 0, "bob -> alice after the replay");
+    T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "after replay", &type), 0,
+             "bob -> alice after the replay");
     T_EQ_INT(type, WA_ENC_MSG, "still the same session (msg, not pkmsg)");
-    T_EQ_INT(roundtrip(&a, "15550001", &b, "15550002", "alice after replay", NULL), 0, "alice -> bob after the replay");
+    T_EQ_INT(roundtrip(&a, "15550001", &b, "15550002", "alice after replay", NULL), 0,
+             "alice -> bob after the replay");
     T_EQ_INT(wa_signal_store_flush(a.st, err, sizeof err), 0, "alice flushes");
     T_EQ_INT(wa_signal_store_flush(b.st, err, sizeof err), 0, "bob flushes");
     /* A reload with a journal present: back to the flushed state. */
-    T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "to be forgotten", NULL), 0, "bob -> alice, not flushed");
+    T_EQ_INT(roundtrip(&b, "15550002", &a, "15550001", "to be forgotten", NULL), 0,
+             "bob -> alice, not flushed");
     T_EQ_INT(wa_signal_store_reload(a.st, err, sizeof err), 0, "alice reloads snapshot + journal");
     T_CHECK(!wa_signal_store_dirty(a.st), "the reload dropped the pending change");
     T_CHECK(disk_matches(a.st, &a), "after the reload memory is what is on disk");
@@ -407,11 +416,13 @@ int main(void)
     syn_put(s, "t3", 0, 'D', 100);
     T_EQ_INT(wa_signal_store_flush(s, err, sizeof err), 0, "the next flush works");
     long long l3 = fsize(sd, "signal.log");
-    T_EQ_INT(l3 - l1, LOG_HEAD + 4 + 10 + 2 + 4 + 100 + LOG_TAIL, "the torn batch was cut off before the append");
+    T_EQ_INT(l3 - l1, LOG_HEAD + 4 + 10 + 2 + 4 + 100 + LOG_TAIL,
+             "the torn batch was cut off before the append");
     T_CHECK(disk_matches(s, &a), "the journal replays to the state in memory");
     wa_signal_store_free(s);
     T_CHECK((s = syn_open(sd, &a.creds, err, sizeof err)) != NULL, "reopens");
-    T_CHECK(s && syn_get(s, "t1") == 'A' && syn_get(s, "t3") == 'D' && syn_get(s, "t2") == 0, "values after the repair");
+    T_CHECK(s && syn_get(s, "t1") == 'A' && syn_get(s, "t3") == 'D' && syn_get(s, "t2") == 0,
+            "values after the repair");
     wa_signal_store_free(s);
     /* A torn batch whose header never reached the disk (zeros at the end). */
     size_t jl;
@@ -419,7 +430,8 @@ int main(void)
     uint8_t *jz = calloc(jl + 300, 1);
     memcpy(jz, j, jl);
     spit(sd, "signal.log", jz, jl + 300);
-    T_CHECK((s = syn_open(sd, &a.creds, err, sizeof err)) != NULL, "zeros after the last batch read as a torn append");
+    T_CHECK((s = syn_open(sd, &a.creds, err, sizeof err)) != NULL,
+            "zeros after the last batch read as a torn append");
     T_CHECK(s && syn_get(s, "t3") == 'D', "with the state of the last batch");
     wa_signal_store_free(s);
     free(jz);
@@ -485,7 +497,8 @@ int main(void)
     snap[sl / 2] ^= 0x80;
     spit(sd, "signal.bin", snap, sl);
     T_EQ_INT(wa_signal_store_reload(s, err, sizeof err), 0, "repaired files reload");
-    T_CHECK(syn_get(s, "d1") == 'b' && syn_get(s, "d3") == 'd' && syn_get(s, "d4") == 0, "to the last flushed state");
+    T_CHECK(syn_get(s, "d1") == 'b' && syn_get(s, "d3") == 'd' && syn_get(s, "d4") == 0,
+            "to the last flushed state");
     syn_put(s, "d4", 0, 'e', 200);
     T_EQ_INT(wa_signal_store_flush(s, err, sizeof err), 0, "and flushes again");
     wa_signal_store_free(s);
@@ -510,13 +523,15 @@ int main(void)
     syn_del(s, "k3");
     T_EQ_INT(wa_signal_store_flush(s, err, sizeof err), 0, "a re-put and a delete");
     long long before = fsize(sd, "signal.log");
-    T_EQ_INT(write_signal(s, err, sizeof err), 0, "the snapshot of a compaction, the journal not yet emptied");
+    T_EQ_INT(write_signal(s, err, sizeof err), 0,
+             "the snapshot of a compaction, the journal not yet emptied");
     T_EQ_INT(fsize(sd, "signal.log"), before, "journal still full");
     T_CHECK(disk_matches(s, &a), "replaying batches already in the snapshot changes nothing");
     syn_put(s, "k2", 0, '6', 300);
     T_EQ_INT(wa_signal_store_flush(s, err, sizeof err), 0, "a later batch behind them");
     T_CHECK(disk_matches(s, &a), "old batches then the new one give the state in memory");
-    T_CHECK(syn_get(s, "k1") == '5' && syn_get(s, "k2") == '6' && syn_get(s, "k3") == 0, "values as expected");
+    T_CHECK(syn_get(s, "k1") == '5' && syn_get(s, "k2") == '6' && syn_get(s, "k3") == 0,
+            "values as expected");
     /* Compaction triggered by size. */
     struct stat c0, c1;
     fstat_of(sd, "signal.bin", &c0);
@@ -567,7 +582,8 @@ int main(void)
     T_CHECK(disk_matches(s, &a), "the store loads identically after 1000 flushes");
     wa_signal_store_free(s);
     T_EQ_INT(wa_signal_store_wipe(sd), 0, "wipe");
-    T_CHECK(fsize(sd, "signal.log") == -1 && fsize(sd, "signal.bin") == -1, "wipe removes the journal and the snapshot");
+    T_CHECK(fsize(sd, "signal.log") == -1 && fsize(sd, "signal.bin") == -1,
+            "wipe removes the journal and the snapshot");
 
     /* Cost of a flush with 1,000 stored sessions of 3 KB: the whole rewrite
      * of before against one appended batch. Printed, not asserted. */
@@ -619,7 +635,8 @@ int main(void)
     stat(path, &s2);
     T_CHECK(s1.st_size == s2.st_size && s1.st_mtime == s2.st_mtime, "corrupt file left as it was");
     truncate(path, 30);
-    T_CHECK(wa_signal_store_open(a.dir, &a.creds, &a.pk, &a.npk, err, sizeof err) == NULL, "truncated file refused");
+    T_CHECK(wa_signal_store_open(a.dir, &a.creds, &a.pk, &a.npk, err, sizeof err) == NULL,
+            "truncated file refused");
 
     /* Padding. */
     uint8_t x[3] = {'a', 2, 2};
@@ -636,7 +653,8 @@ int main(void)
     struct wa_msg_content mc;
     wa_msg_build_text("hi there", NULL, NULL, NULL, &m, &ml);
     T_EQ_INT(wa_msg_parse(m, ml, &mc), 0, "conversation parses");
-    T_CHECK(mc.kind == WA_MSG_TEXT && mc.text && !strcmp(mc.text, "hi there") && !mc.reply_to, "conversation text");
+    T_CHECK(mc.kind == WA_MSG_TEXT && mc.text && !strcmp(mc.text, "hi there") && !mc.reply_to,
+            "conversation text");
     T_EQ_STR(mc.subtype, "conversation", "subtype conversation");
     wa_msg_content_free(&mc);
     free(m);
@@ -648,7 +666,8 @@ int main(void)
     wa_msg_content_free(&mc);
     free(m);
     /* reactionMessage{key{id "X1"}, text "👍"} by hand: field 46 = tag 0x72 0x02. */
-    const uint8_t react[] = {0xf2, 0x02, 0x0c, 0x0a, 0x04, 0x1a, 0x02, 'X', '1', 0x12, 0x04, 0xf0, 0x9f, 0x91, 0x8d};
+    const uint8_t react[] = {0xf2, 0x02, 0x0c, 0x0a, 0x04, 0x1a, 0x02, 'X',
+                             '1',  0x12, 0x04, 0xf0, 0x9f, 0x91, 0x8d};
     T_EQ_INT(wa_msg_parse(react, sizeof react, &mc), 0, "reaction parses");
     T_CHECK(mc.kind == WA_MSG_REACTION && mc.target && !strcmp(mc.target, "X1"), "reaction target");
     wa_msg_content_free(&mc);
@@ -657,10 +676,18 @@ int main(void)
     T_EQ_INT(wa_msg_parse(revoke, sizeof revoke, &mc), 0, "revoke parses");
     T_CHECK(mc.kind == WA_MSG_REVOKE && mc.target && !strcmp(mc.target, "R"), "revoke target");
     wa_msg_content_free(&mc);
-    /* imageMessage (field 3) is unsupported, by name. */
+    /* imageMessage{url ""} (field 3) is media, an image. */
     const uint8_t img[] = {0x1a, 0x02, 0x0a, 0x00};
     T_EQ_INT(wa_msg_parse(img, sizeof img, &mc), 0, "image parses");
-    T_CHECK(mc.kind == WA_MSG_UNSUPPORTED && mc.subtype && !strcmp(mc.subtype, "imageMessage"), "image is unsupported/imageMessage");
+    T_CHECK(mc.kind == WA_MSG_MEDIA && mc.media && mc.media->type == WA_MT_IMAGE && mc.subtype &&
+                !strcmp(mc.subtype, "imageMessage") && !mc.media->has_media_key,
+            "image is media/imageMessage, without a key");
+    wa_msg_content_free(&mc);
+    /* locationMessage{} (field 5) is unsupported, by name. */
+    const uint8_t loc[] = {0x2a, 0x00};
+    T_EQ_INT(wa_msg_parse(loc, sizeof loc, &mc), 0, "location parses");
+    T_CHECK(mc.kind == WA_MSG_UNSUPPORTED && mc.subtype && !strcmp(mc.subtype, "locationMessage"),
+            "location is unsupported/locationMessage");
     wa_msg_content_free(&mc);
     const uint8_t junk[] = {0xff, 0xff, 0xff};
     T_EQ_INT(wa_msg_parse(junk, sizeof junk, &mc), -1, "junk is no Message");

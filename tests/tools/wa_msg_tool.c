@@ -1,0 +1,176 @@
+/* The Message protobuf as wapi reads and writes it, for the interop test
+ * with Baileys' own protobuf definitions:
+ *
+ *   wa_msg_tool parse < MESSAGE          one JSON line: what wa_msg_parse read
+ *   wa_msg_tool build-media TYPE KEY SHA ENC LENGTH DIRECT_PATH [name=value...]
+ *       > MESSAGE                         the Message wa_msg_build_media writes
+ *
+ * TYPE: image video audio voice document sticker; KEY, SHA, ENC: 32 bytes in
+ * hex; names: url mimetype caption file_name width height seconds pages ts
+ * animated gif thumbnail(hex) waveform(hex) reply_to reply_participant dsm.
+ * Exit 0, 2 when parsing or building refused, 1 on bad usage. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hex.h"
+#include "common/jsonw.h"
+#include "common/sbuf.h"
+#include "supervisor/wa/wa_message.h"
+
+static int unhex(const char *s, uint8_t *out, size_t cap, size_t *n)
+{
+    size_t len = strlen(s);
+    if (len % 2 || len / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    *n = len / 2;
+    return 0;
+}
+
+static void khex(struct jsonw *w, const char *k, const uint8_t *p, size_t n, int has)
+{
+    if (!has) {
+        jw_knull(w, k);
+        return;
+    }
+    char *h = malloc(2 * n + 1);
+    hex_encode(h, p, n, 0);
+    jw_kstr(w, k, h);
+    free(h);
+}
+
+static int parse(void)
+{
+    static uint8_t buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf, stdin);
+    struct wa_msg_content mc;
+    if (wa_msg_parse(buf, n, &mc) < 0)
+        return 2;
+    static const char *const kinds[] = {"text", "reaction", "edit", "revoke", "unsupported", "none", "media"};
+    struct sbuf b;
+    struct jsonw w;
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kstr(&w, "kind", kinds[mc.kind]);
+    jw_kstr(&w, "subtype", mc.subtype);
+    jw_kstr(&w, "text", mc.text);
+    jw_kstr(&w, "reply_to", mc.reply_to);
+    jw_kstr(&w, "dsm_dest", mc.dsm_dest);
+    if (mc.media) {
+        const struct wa_msg_media *m = mc.media;
+        jw_key(&w, "media");
+        jw_obj(&w);
+        jw_kstr(&w, "type", wa_media_type_name(m->type));
+        jw_kstr(&w, "url", m->url);
+        jw_kstr(&w, "direct_path", m->direct_path);
+        jw_kstr(&w, "mimetype", m->mimetype);
+        jw_kstr(&w, "caption", m->caption);
+        jw_kstr(&w, "file_name", m->file_name);
+        khex(&w, "media_key", m->media_key, 32, m->has_media_key);
+        khex(&w, "file_sha256", m->file_sha256, 32, m->has_file_sha256);
+        khex(&w, "file_enc_sha256", m->file_enc_sha256, 32, m->has_file_enc_sha256);
+        jw_kuint(&w, "file_length", m->file_length);
+        jw_kuint(&w, "width", m->width);
+        jw_kuint(&w, "height", m->height);
+        jw_kuint(&w, "seconds", m->seconds);
+        jw_kuint(&w, "pages", m->page_count);
+        jw_kint(&w, "ts", m->media_key_ts);
+        jw_kbool(&w, "animated", m->animated);
+        jw_kbool(&w, "gif", m->gif);
+        khex(&w, "thumbnail", m->thumbnail, m->thumbnail_len, m->thumbnail_len > 0);
+        khex(&w, "waveform", m->waveform, m->waveform_len, m->waveform_len > 0);
+        jw_obj_end(&w);
+    }
+    jw_obj_end(&w);
+    int r = jw_finish(&w);
+    if (r == 0)
+        printf("%.*s\n", (int)b.len, b.buf);
+    sbuf_free(&b);
+    wa_msg_content_free(&mc);
+    return r == 0 ? 0 : 1;
+}
+
+static int build(int argc, char **argv)
+{
+    struct wa_msg_media m = {0};
+    static uint8_t thumb[1 << 16];
+    size_t n = 0;
+    const char *reply = NULL, *participant = NULL, *dsm = NULL;
+    m.type = -1;
+    for (int t = 0; t < WA_MT_COUNT; t++)
+        if (!strcmp(argv[2], wa_media_type_name(t)))
+            m.type = t;
+    if (m.type < 0 || unhex(argv[3], m.media_key, 32, &n) || n != 32 ||
+        unhex(argv[4], m.file_sha256, 32, &n) || n != 32 || unhex(argv[5], m.file_enc_sha256, 32, &n) ||
+        n != 32)
+        return 1;
+    m.has_media_key = m.has_file_sha256 = m.has_file_enc_sha256 = 1;
+    m.file_length = strtoull(argv[6], NULL, 10);
+    m.direct_path = argv[7];
+    for (int i = 8; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq)
+            return 1;
+        *eq = '\0';
+        const char *k = argv[i], *v = eq + 1;
+        if (!strcmp(k, "url"))
+            m.url = (char *)v;
+        else if (!strcmp(k, "mimetype"))
+            m.mimetype = (char *)v;
+        else if (!strcmp(k, "caption"))
+            m.caption = (char *)v;
+        else if (!strcmp(k, "file_name"))
+            m.file_name = (char *)v;
+        else if (!strcmp(k, "width"))
+            m.width = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(k, "height"))
+            m.height = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(k, "seconds"))
+            m.seconds = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(k, "pages"))
+            m.page_count = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(k, "ts"))
+            m.media_key_ts = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "animated"))
+            m.animated = atoi(v);
+        else if (!strcmp(k, "gif"))
+            m.gif = atoi(v);
+        else if (!strcmp(k, "thumbnail") && !unhex(v, thumb, sizeof thumb, &m.thumbnail_len))
+            m.thumbnail = thumb;
+        else if (!strcmp(k, "waveform") && !unhex(v, m.waveform, sizeof m.waveform, &m.waveform_len))
+            ;
+        else if (!strcmp(k, "reply_to"))
+            reply = v;
+        else if (!strcmp(k, "reply_participant"))
+            participant = v;
+        else if (!strcmp(k, "dsm"))
+            dsm = v;
+        else
+            return 1;
+    }
+    uint8_t *out;
+    size_t len;
+    if (wa_msg_build_media(&m, reply, participant, dsm, &out, &len) < 0)
+        return 2;
+    fwrite(out, 1, len, stdout);
+    free(out);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "parse"))
+        return parse();
+    if (argc >= 8 && !strcmp(argv[1], "build-media"))
+        return build(argc, argv);
+    fprintf(stderr, "usage: see the top of wa_msg_tool.c\n");
+    return 1;
+}
