@@ -343,7 +343,7 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
     const char *why = !res ? err : PQntuples(res) != 1 ? "no such message of ours" : NULL;
     if (!why) {
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
-        if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0),
+        if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0), NULL,
                                 PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)) < 0)
             why = "not connected, or too many resends waiting";
     }

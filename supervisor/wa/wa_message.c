@@ -470,16 +470,57 @@ void wa_msg_content_free(struct wa_msg_content *c)
     free(c->target);
     free(c->subtype);
     free(c->dsm_dest);
-    if (c->media) {
-        free(c->media->url);
-        free(c->media->direct_path);
-        free(c->media->mimetype);
-        free(c->media->caption);
-        free(c->media->file_name);
-        free(c->media->thumbnail);
-        free(c->media);
-    }
+    wa_msg_media_free(c->media);
     memset(c, 0, sizeof *c);
+}
+
+void wa_msg_media_free(struct wa_msg_media *m)
+{
+    if (!m)
+        return;
+    free(m->url);
+    free(m->direct_path);
+    free(m->mimetype);
+    free(m->caption);
+    free(m->file_name);
+    free(m->thumbnail);
+    OPENSSL_cleanse(m->media_key, sizeof m->media_key);
+    free(m);
+}
+
+struct wa_msg_media *wa_msg_media_dup(const struct wa_msg_media *m)
+{
+    struct wa_msg_media *d = malloc(sizeof *d);
+    if (!d)
+        return NULL;
+    *d = *m;
+    d->url = sdup(m->url);
+    d->direct_path = sdup(m->direct_path);
+    d->mimetype = sdup(m->mimetype);
+    d->caption = sdup(m->caption);
+    d->file_name = sdup(m->file_name);
+    d->thumbnail = m->thumbnail_len ? malloc(m->thumbnail_len) : NULL;
+    if (d->thumbnail)
+        memcpy(d->thumbnail, m->thumbnail, m->thumbnail_len);
+    if ((m->url && !d->url) || (m->direct_path && !d->direct_path) || (m->mimetype && !d->mimetype) ||
+        (m->caption && !d->caption) || (m->file_name && !d->file_name) ||
+        (m->thumbnail_len && !d->thumbnail)) {
+        wa_msg_media_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+const char *wa_msg_media_enc_type(const struct wa_msg_media *m)
+{
+    switch (m->type) {
+    case WA_MT_VIDEO:
+        return m->gif ? "gif" : "video";
+    case WA_MT_VOICE:
+        return "ptt";
+    default:
+        return wa_media_type_name(m->type);
+    }
 }
 
 int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,

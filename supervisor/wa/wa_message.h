@@ -96,6 +96,13 @@ struct wa_msg_content {
     struct wa_msg_media *media; /* WA_MSG_MEDIA: malloc'd */
 };
 
+/* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
+struct wa_msg_media *wa_msg_media_dup(const struct wa_msg_media *m);
+void wa_msg_media_free(struct wa_msg_media *m);
+/* The <enc mediatype> of an attachment: image, video (gif), audio, ptt,
+ * document, sticker. */
+const char *wa_msg_media_enc_type(const struct wa_msg_media *m);
+
 /* Decodes an unpadded Message. 0, or -1 when it is no Message. */
 int wa_msg_parse(const uint8_t *p, size_t n, struct wa_msg_content *out);
 void wa_msg_content_free(struct wa_msg_content *c);

@@ -86,10 +86,15 @@ void wa_messaging_stored(uint64_t token, const char *applied, const char *err);
 /* Takes one text message to send after those given before (on_sent tells
  * how it went); -1 when full or not connected, -2 when to_jid is no JID. */
 int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to);
-/* Answers a retry request: the message (our text in chat_jid) again, to the
- * device that asked only, in a new session. -1 when it cannot be queued. */
+/* The same for a media message: media is the attachment as uploaded
+ * (media key, both sums, direct path; copied). */
+int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_msg_media *media,
+                            const char *reply_to);
+/* Answers a retry request: the message (our text, or our media, in chat_jid)
+ * again, to the device that asked only, in a new session. -1 when it cannot
+ * be queued. */
 int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
-                        const char *reply_to);
+                        const struct wa_msg_media *media, const char *reply_to);
 /* How many more messages wa_messaging_send takes now (0 when not connected). */
 int wa_messaging_room(void);
 /* wa_messaging_room() == 0. */

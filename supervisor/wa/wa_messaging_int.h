@@ -49,6 +49,7 @@ struct device {
 struct send_job {
     char id[64], to_user[64], to_server[32];
     char *text, *reply_to;
+    struct wa_msg_media *media; /* a media message instead of text (owned) */
     int retry;
     struct device dev; /* retry: the device that asked */
 };
@@ -99,6 +100,7 @@ struct wam {
         int active;
         char id[64], to_user[64], to_server[32];
         char *text, *reply_to;
+        struct wa_msg_media *media;
         struct device devs[MAX_DEVICES];
         int ndevs;
         int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */

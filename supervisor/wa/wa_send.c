@@ -97,7 +97,9 @@ static void clear_prep(void)
     wam.s.gen++;
     free(wam.s.text);
     free(wam.s.reply_to);
+    wa_msg_media_free(wam.s.media);
     wam.s.text = wam.s.reply_to = NULL;
+    wam.s.media = NULL;
 }
 
 /* The message being prepared ends before its stanza was written. */
@@ -204,8 +206,12 @@ static void encrypt_and_send(void)
     snprintf(to, sizeof to, "%s@%s", wam.s.to_user, wam.s.to_server);
     uint8_t *plain = NULL, *dsm = NULL;
     size_t plen = 0, dlen = 0;
-    if (wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, NULL, &plain, &plen) < 0 ||
-        wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, to, &dsm, &dlen) < 0) {
+    int built = wam.s.media
+                    ? wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, NULL, &plain, &plen) == 0 &&
+                          wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, to, &dsm, &dlen) == 0
+                    : wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, NULL, &plain, &plen) == 0 &&
+                          wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, to, &dsm, &dlen) == 0;
+    if (!built) {
         free(plain);
         send_done(WA_SEND_FAILED, "cannot build the message");
         return;
@@ -219,7 +225,7 @@ static void encrypt_and_send(void)
         dev_jid(&wam.s.devs[0], to, sizeof to);
     wa_jid_parse(a, to, &j);
     wa_node_add_attr_jid(a, msg, "to", &j);
-    wa_node_add_attr(a, msg, "type", "text");
+    wa_node_add_attr(a, msg, "type", wam.s.media ? "media" : "text");
     int any_pk = 0, nto = 0, nrecipient = 0;
     for (int i = 0; i < wam.s.ndevs; i++) {
         struct device *d = &wam.s.devs[i];
@@ -247,6 +253,8 @@ static void encrypt_and_send(void)
         wa_node *en = wa_node_new(a, "enc");
         wa_node_add_attr(a, en, "v", "2");
         wa_node_add_attr(a, en, "type", type == WA_ENC_PKMSG ? "pkmsg" : "msg");
+        if (wam.s.media)
+            wa_node_add_attr(a, en, "mediatype", wa_msg_media_enc_type(wam.s.media));
         wa_node_set_bytes(a, en, ct, cl);
         free(ct);
         if (wam.s.retry) {
@@ -582,6 +590,7 @@ static void start_job(struct send_job *jb)
     memcpy(wam.s.to_server, jb->to_server, sizeof wam.s.to_server);
     wam.s.text = jb->text;
     wam.s.reply_to = jb->reply_to;
+    wam.s.media = jb->media;
     wam.s.retry = jb->retry;
     memset(&wam.s.devs, 0, sizeof wam.s.devs);
     wam.s.ndevs = 0;
@@ -669,7 +678,9 @@ static int push_job(const struct send_job *jb)
     return 0;
 }
 
-int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to)
+/* Queues a text (text) or a media message (media, copied). */
+static int queue_send(const char *id, const char *to_jid, const char *text, const struct wa_msg_media *media,
+                      const char *reply_to)
 {
     if (wa_messaging_room() <= 0 || strlen(id) >= sizeof wam.s.id)
         return -1;
@@ -686,17 +697,30 @@ int wa_messaging_send(const char *id, const char *to_jid, const char *text, cons
     snprintf(jb.to_user, sizeof jb.to_user, "%s", tj.user);
     snprintf(jb.to_server, sizeof jb.to_server, "%s", tj.server);
     wa_arena_free(a);
-    jb.text = strdup(text);
+    jb.text = text ? strdup(text) : NULL;
+    jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
-    if (!jb.text || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
+        wa_msg_media_free(jb.media);
         return -1;
     }
     /* On the next turn of the loop: the rest of the caller's batch joins,
      * and ready messages share one flush of the Signal state. */
     event_active(wam.pump_ev, EV_TIMEOUT, 0);
     return 0;
+}
+
+int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to)
+{
+    return text ? queue_send(id, to_jid, text, NULL, reply_to) : -1;
+}
+
+int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_msg_media *media,
+                            const char *reply_to)
+{
+    return media ? queue_send(id, to_jid, NULL, media, reply_to) : -1;
 }
 
 void wam_handle_ack(const wa_node *n)
@@ -732,7 +756,7 @@ void wam_handle_ack(const wa_node *n)
 }
 
 int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
-                        const char *reply_to)
+                        const struct wa_msg_media *media, const char *reply_to)
 {
     char own_user[64];
     int own_dev = 0;
@@ -743,7 +767,7 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     wa_jid cj;
     struct send_job jb;
     memset(&jb, 0, sizeof jb);
-    int ok = a && chat_jid && text && wa_jid_parse(a, chat_jid, &cj) == WA_OK &&
+    int ok = a && chat_jid && (text != NULL) != (media != NULL) && wa_jid_parse(a, chat_jid, &cj) == WA_OK &&
              strlen(cj.user) < sizeof jb.to_user && strlen(cj.server) < sizeof jb.to_server;
     if (ok) {
         snprintf(jb.id, sizeof jb.id, "%s", r->id);
@@ -753,7 +777,8 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     wa_arena_free(a);
     if (!ok)
         return -1;
-    jb.text = strdup(text);
+    jb.text = text ? strdup(text) : NULL;
+    jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
     snprintf(jb.dev.user, sizeof jb.dev.user, "%s", r->user);
     snprintf(jb.dev.server, sizeof jb.dev.server, "%s", r->server);
@@ -761,9 +786,10 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     wa_jid rj = {.user = r->user, .server = r->server};
     jb.dev.own = wam_is_own(&rj); /* by phone number or by LID */
     jb.retry = r->count > 0 ? r->count : 1;
-    if (!jb.text || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
+        wa_msg_media_free(jb.media);
         return -1;
     }
     pump();
@@ -861,6 +887,7 @@ void wam_send_disconnect(void)
         wam.jmsgs -= !jb.retry;
         free(jb.text);
         free(jb.reply_to);
+        wa_msg_media_free(jb.media);
         if (!jb.retry)
             report(jb.id, 0, WA_SEND_LOST, "connection lost before sending");
     }

@@ -419,7 +419,7 @@ static void on_retry(void *arg, const struct wa_retry_request *r)
     retry_seen.device = r->device;
     retry_seen.count = r->count;
     if (app.resend)
-        app.resend_rc = wa_messaging_resend(r, PEER, "hi back", NULL);
+        app.resend_rc = wa_messaging_resend(r, PEER, "hi back", NULL, NULL);
 }
 
 static int has_event(int from, const char *e)
@@ -1179,6 +1179,55 @@ int main(void)
             "the peer decrypts it");
     wa_msg_content_free(&mc);
     ack_from_server("S2");
+
+    /* A voice note: the same path with an attachment; the stanza says
+     * media, each <enc> its mediatype, and both copies carry the keys. */
+    {
+        struct wa_msg_media vn = {.type = WA_MT_VOICE,
+                                  .file_length = 4242,
+                                  .seconds = 7,
+                                  .waveform_len = 64,
+                                  .has_media_key = 1,
+                                  .has_file_sha256 = 1,
+                                  .has_file_enc_sha256 = 1};
+        memset(vn.media_key, 0xA1, 32);
+        memset(vn.file_sha256, 0xB2, 32);
+        memset(vn.file_enc_sha256, 0xC3, 32);
+        memset(vn.waveform, 9, 64);
+        vn.direct_path = "/v/t62.7118-24/1_n.enc?oh=x";
+        vn.mimetype = "audio/ogg; codecs=opus";
+        s0 = nsent;
+        T_EQ_INT(wa_messaging_send_media("S2m", PEER, &vn, "M13"), 0, "a voice note is taken");
+        vn.direct_path = NULL; /* the queue holds its own copy */
+        turn();
+        const char *wsm[] = {"message:S2m:media"};
+        T_SENT(s0, wsm, "and goes as a media stanza");
+        msg = sent_at(s0);
+        const wa_node *ep = enc_for(msg, PEER), *eo = enc_for(msg, OUR_USER ":5@s.whatsapp.net");
+        T_CHECK(ep && eo && !strcmp(attr_of(ep, "mediatype"), "ptt") &&
+                    !strcmp(attr_of(eo, "mediatype"), "ptt"),
+                "every <enc> says mediatype=ptt");
+        T_CHECK(open_enc(&peer, ep, &mc) == 0 && mc.kind == WA_MSG_MEDIA && mc.media &&
+                    mc.media->type == WA_MT_VOICE && mc.media->has_media_key &&
+                    mc.media->media_key[0] == 0xA1 && mc.media->file_enc_sha256[31] == 0xC3 &&
+                    mc.media->file_length == 4242 && mc.media->seconds == 7 && mc.media->waveform_len == 64 &&
+                    mc.reply_to && !strcmp(mc.reply_to, "M13") &&
+                    !strcmp(mc.media->direct_path, "/v/t62.7118-24/1_n.enc?oh=x"),
+                "the peer decrypts a voice note with its keys, sums, duration, waveform and reply");
+        wa_msg_content_free(&mc);
+        T_CHECK(open_enc(&mydev, eo, &mc) == 0 && mc.kind == WA_MSG_MEDIA && mc.dsm_dest &&
+                    !strcmp(mc.dsm_dest, PEER) && mc.media && mc.media->type == WA_MT_VOICE,
+                "our other device decrypts it, naming the chat");
+        wa_msg_content_free(&mc);
+        ack_from_server("S2m");
+        struct wa_msg_media nokey = {.type = WA_MT_IMAGE, .direct_path = "/v/x"};
+        T_EQ_INT(wa_messaging_send_media("S2n", PEER, NULL, NULL), -1, "no attachment: refused");
+        e0 = app.nevents;
+        T_EQ_INT(wa_messaging_send_media("S2n", PEER, &nokey, NULL), 0,
+                 "an attachment without keys is taken");
+        turn();
+        T_CHECK(has_event(e0, "sent S2n failed"), "and fails (it cannot be built), reported once");
+    }
 
     /* 13. A retry receipt answered with a resend: a fresh bundle, a new
      * session, the copy to that device alone. */
