@@ -17,9 +17,9 @@ CFLAGS  ?= -O2 -g
 # $(B)/gen/supervisor/wa: supervisor/wa/ names its generated protobuf headers
 # "proto/x.pb-c.h", as if they stood beside the .proto files.
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Icommon -I/usr/include/postgresql -I$(B)/gen \
-               -I$(B)/gen/supervisor/wa $(CPPFLAGS)
+               -I$(B)/gen/supervisor/wa -I/usr/include/opus $(CPPFLAGS)
 LIBS    := -lh2o-evloop -lpq -lssl -lcrypto -lyajl -levent -levent_openssl -levent_pthreads -lconfig \
-           -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lunistring -lcurl -lpthread -lm
+           -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lunistring -lcurl -lopusfile -lpthread -lm
 
 ifneq ($(SANITIZE),)
 B       := build/san

@@ -5,9 +5,9 @@ set -euo pipefail
 PKGS=(gcc make pkg-config ca-certificates curl procps python3 util-linux
       libh2o-evloop-dev libpq-dev libssl-dev libyajl-dev libevent-dev libconfig-dev
       libsignal-protocol-c-dev libprotobuf-c-dev protobuf-c-compiler libwslay-dev libqrencode-dev zlib1g-dev
-      libunistring-dev libcurl4-openssl-dev
+      libunistring-dev libcurl4-openssl-dev libopusfile-dev
       postgresql
-      wrk clang libclang-rt-14-dev shellcheck yamllint chromium gdb openssl)
+      wrk clang libclang-rt-14-dev shellcheck yamllint chromium gdb openssl opus-tools)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
