@@ -14,3 +14,4 @@ python3 tests/bench/bench.py
 python3 tests/bench/bench_wa.py
 python3 tests/bench/bench_msg.py
 python3 tests/bench/bench_inbound.py
+python3 tests/bench/bench_media.py
