@@ -36,7 +36,8 @@ struct wapi_config {
     } whatsapp;
     struct {
         int allow_private;
-        int max_attempts, retry_base_ms, timeout_ms; /* delivery: attempts before dead, backoff base, per try */
+        int max_attempts, retry_base_ms,
+            timeout_ms; /* delivery: attempts before dead, backoff base, per try */
     } webhooks;
     struct {
         char *listen; /* "host:port" of a listener for /metrics alone; "" = /metrics on the main one */

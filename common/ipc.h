@@ -13,9 +13,9 @@
 #define IPC_HDR_LEN 16
 #define IPC_MAX_PAYLOAD (60 * 1024)
 #define IPC_MAX_FDS 4
-#define IPC_FD 3         /* the worker's end of its socketpair */
-#define IPC_LISTEN_FD 4  /* the shared listen socket */
-#define IPC_METRICS_FD 5 /* shared metrics memory */
+#define IPC_FD 3                /* the worker's end of its socketpair */
+#define IPC_LISTEN_FD 4         /* the shared listen socket */
+#define IPC_METRICS_FD 5        /* shared metrics memory */
 #define IPC_METRICS_LISTEN_FD 6 /* the metrics listener, only when metrics.listen is set */
 
 enum ipc_type {

@@ -117,7 +117,9 @@ static void on_readable(h2o_socket_t *sock, const char *err)
             close(m.fds[k]); /* no message of this version carries descriptors to workers */
         switch (m.h.type) {
         case IPC_PONG:
-        case IPC_REPLY: take_reply(&m); break;
+        case IPC_REPLY:
+            take_reply(&m);
+            break;
         case IPC_EVENT:
             if (S.h.on_event)
                 S.h.on_event(&m);
@@ -130,7 +132,9 @@ static void on_readable(h2o_socket_t *sock, const char *err)
             if (S.h.on_reopen_logs)
                 S.h.on_reopen_logs();
             break;
-        default: log_warn("unexpected message from supervisor", LF_I("type", m.h.type)); break;
+        default:
+            log_warn("unexpected message from supervisor", LF_I("type", m.h.type));
+            break;
         }
     }
 }
@@ -148,7 +152,8 @@ void sup_link_start(h2o_loop_t *loop, int fd, const struct sup_handlers *h, stru
     S.last_heartbeat_ms = h2o_now(loop);
 }
 
-uint32_t sup_request(uint32_t type, const void *payload, size_t len, uint32_t timeout_ms, sup_reply_cb cb, void *ctx)
+uint32_t sup_request(uint32_t type, const void *payload, size_t len, uint32_t timeout_ms, sup_reply_cb cb,
+                     void *ctx)
 {
     if (S.lost || S.npend >= MAX_PENDING)
         return 0;

@@ -56,8 +56,9 @@ int main(void)
     T_EQ_INT(load(&c, "conf/wapi.conf", err), 0, "the shipped conf/wapi.conf is valid");
     config_free(&c);
 
-    const char *p = write_file("a.conf", "workers = 3;\nlog = { level = \"debug\"; };\n"
-                                         "auth = { trusted_origins = [\"https://a.example\", \"https://b.example\"]; };\n");
+    const char *p = write_file(
+        "a.conf", "workers = 3;\nlog = { level = \"debug\"; };\n"
+                  "auth = { trusted_origins = [\"https://a.example\", \"https://b.example\"]; };\n");
     T_EQ_INT(load(&c, p, err), 0, "file loads");
     T_EQ_INT(c.workers, 3, "workers from file");
     T_EQ_STR(c.log.level, "debug", "nested key from file");
@@ -77,7 +78,8 @@ int main(void)
 
     p = write_file("d.conf", "log = { level = \"loud\"; };\n");
     T_EQ_INT(load(&c, p, err), -1, "bad enum refused");
-    T_CHECK(strstr(err, "expected one of \"debug\" \"info\" \"warn\" \"error\"") != NULL, "enum error lists choices");
+    T_CHECK(strstr(err, "expected one of \"debug\" \"info\" \"warn\" \"error\"") != NULL,
+            "enum error lists choices");
     config_free(&c);
 
     p = write_file("e.conf", "workers = 3\nlisten = ;\n");
