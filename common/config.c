@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_LIST, K_WORKERS, K_ADDR };
+enum ktype { K_STR, K_INT, K_I64, K_BOOL, K_ENUM, K_LIST, K_WORKERS, K_ADDR };
 
 struct key {
     const char *path; /* "section.key" */
@@ -18,7 +18,7 @@ struct key {
     enum ktype type;
     size_t off;
     const char *def;
-    long min, max;              /* K_INT, K_WORKERS */
+    long long min, max;         /* K_INT, K_I64, K_WORKERS */
     const char *const *choices; /* K_ENUM */
 };
 
@@ -73,6 +73,14 @@ static const struct key keys[] = {
     {"webhooks.timeout_ms", "WAPI_WEBHOOKS_TIMEOUT_MS", K_INT, O(webhooks.timeout_ms), "10000", 100, 120000,
      NULL},
     {"metrics.listen", "WAPI_METRICS_LISTEN", K_ADDR, O(metrics.listen), "", 0, 0, NULL},
+    {"media.max_upload_bytes", "WAPI_MEDIA_MAX_UPLOAD_BYTES", K_INT, O(media.max_upload_bytes), "67108864", 1,
+     1073741824, NULL},
+    {"media.max_store_bytes", "WAPI_MEDIA_MAX_STORE_BYTES", K_I64, O(media.max_store_bytes), "0", 0,
+     (long long)1 << 50, NULL},
+    {"media.retention_days", "WAPI_MEDIA_RETENTION_DAYS", K_INT, O(media.retention_days), "0", 0, 36500,
+     NULL},
+    {"media.url_ttl_seconds", "WAPI_MEDIA_URL_TTL_SECONDS", K_INT, O(media.url_ttl_seconds), "86400", 60,
+     31536000, NULL},
 };
 #undef O
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -94,6 +102,11 @@ static char **str_at(struct wapi_config *cfg, const struct key *k)
 static int *int_at(struct wapi_config *cfg, const struct key *k)
 {
     return (int *)((char *)cfg + k->off);
+}
+
+static long long *i64_at(struct wapi_config *cfg, const struct key *k)
+{
+    return (long long *)((char *)cfg + k->off);
 }
 
 static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -121,7 +134,8 @@ static void expectation(const struct key *k, char *buf, size_t len)
         snprintf(buf, len, "a string");
         break;
     case K_INT:
-        snprintf(buf, len, "an integer %ld..%ld", k->min, k->max);
+    case K_I64:
+        snprintf(buf, len, "an integer %lld..%lld", k->min, k->max);
         break;
     case K_BOOL:
         snprintf(buf, len, "true or false");
@@ -130,7 +144,7 @@ static void expectation(const struct key *k, char *buf, size_t len)
         snprintf(buf, len, "a list of strings");
         break;
     case K_WORKERS:
-        snprintf(buf, len, "\"auto\" or an integer %ld..%ld", k->min, k->max);
+        snprintf(buf, len, "\"auto\" or an integer %lld..%lld", k->min, k->max);
         break;
     case K_ADDR:
         snprintf(buf, len, "\"host:port\" with a port 1..65535, or \"\" for none");
@@ -144,14 +158,23 @@ static void expectation(const struct key *k, char *buf, size_t len)
     }
 }
 
-static int parse_int(const char *s, long min, long max, int *out)
+static int parse_i64(const char *s, long long min, long long max, long long *out)
 {
     if (!*s)
         return -1;
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
+    long long v = strtoll(s, &end, 10);
     if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_int(const char *s, long long min, long long max, int *out)
+{
+    long long v;
+    if (parse_i64(s, min, max, &v) < 0)
         return -1;
     *out = (int)v;
     return 0;
@@ -202,6 +225,8 @@ static int set_from_text(struct wapi_config *cfg, const struct key *k, const cha
     }
     case K_INT:
         return parse_int(v, k->min, k->max, int_at(cfg, k));
+    case K_I64:
+        return parse_i64(v, k->min, k->max, i64_at(cfg, k));
     case K_WORKERS:
         if (strcmp(v, "auto") == 0) {
             *int_at(cfg, k) = 0;
@@ -266,6 +291,7 @@ static int set_from_setting(struct wapi_config *cfg, const struct key *k, config
             return -1;
         return set_from_text(cfg, k, config_setting_get_string(s));
     case K_INT:
+    case K_I64:
         if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
             return -1;
         snprintf(num, sizeof num, "%lld", config_setting_get_int64(s));
@@ -583,6 +609,9 @@ void config_serialize(const struct wapi_config *cfg, struct sbuf *out)
         case K_INT:
             sbuf_addf(out, "%d", *int_at(c, k));
             break;
+        case K_I64:
+            sbuf_addf(out, "%lldL", *i64_at(c, k));
+            break; /* L: libconfig's 64-bit integer */
         case K_WORKERS:
             if (*int_at(c, k) == 0)
                 sbuf_adds(out, "\"auto\"");

@@ -6,8 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static const int statuses[METRICS_STATUSES] = {200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404,
-                                               405, 408, 409, 413, 415, 422, 429, 431, 500, 502, 503, 0};
+static const int statuses[METRICS_STATUSES] = {200, 201, 202, 204, 206, 301, 302, 304, 400,
+                                               401, 403, 404, 405, 408, 409, 410, 413, 415,
+                                               416, 422, 429, 431, 500, 502, 503, 507, 0};
 static const char *const route_names[MR_COUNT] = {"/",    "/healthz", "/readyz", "/metrics",
                                                   "/api", "static",   "other"};
 /* seconds */
@@ -217,4 +218,25 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
         (unsigned long long)ld(&m->wa_messages_received_total),
         (unsigned long long)ld(&m->wa_messages_sent_total),
         (unsigned long long)ld(&m->wa_decrypt_failures_total));
+    sbuf_addf(o,
+              "# HELP wapi_media_store_bytes Bytes of the files in the media store.\n"
+              "# TYPE wapi_media_store_bytes gauge\nwapi_media_store_bytes %llu\n"
+              "# HELP wapi_media_store_files Files in the media store (one per content).\n"
+              "# TYPE wapi_media_store_files gauge\nwapi_media_store_files %llu\n"
+              "# HELP wapi_media_uploads_total Uploads stored (POST /api/media answered 201).\n"
+              "# TYPE wapi_media_uploads_total counter\nwapi_media_uploads_total %llu\n"
+              "# HELP wapi_media_refusals_total Uploads refused: the store full (507), the file too large "
+              "(413), or not the type it must be (400).\n"
+              "# TYPE wapi_media_refusals_total counter\n"
+              "wapi_media_refusals_total{reason=\"store_full\"} %llu\n"
+              "wapi_media_refusals_total{reason=\"too_large\"} %llu\n"
+              "wapi_media_refusals_total{reason=\"invalid_type\"} %llu\n"
+              "# HELP wapi_media_swept_files_total Files the media sweep removed.\n"
+              "# TYPE wapi_media_swept_files_total counter\nwapi_media_swept_files_total %llu\n",
+              (unsigned long long)ld(&m->media_store_bytes), (unsigned long long)ld(&m->media_store_files),
+              (unsigned long long)ld(&m->media_uploads_total),
+              (unsigned long long)ld(&m->media_refused_full_total),
+              (unsigned long long)SUM(media_refused_too_large_total),
+              (unsigned long long)ld(&m->media_refused_invalid_total),
+              (unsigned long long)ld(&m->media_swept_files_total));
 }

@@ -8,7 +8,8 @@
 #include "common/ipc.h"
 #include "common/metrics.h"
 
-/* m is NULL when the supervisor did not answer in time or the link is down. */
+/* m is NULL when the supervisor did not answer in time or the link is down.
+ * The descriptors a reply carries (m->fds) are the callback's to close. */
 typedef void (*sup_reply_cb)(void *ctx, const struct ipc_msg *m);
 
 struct sup_handlers {
@@ -26,6 +27,10 @@ void sup_link_start(h2o_loop_t *loop, int fd, const struct sup_handlers *h, stru
 /* Returns a request id (0 on failure: the callback will not run). */
 uint32_t sup_request(uint32_t type, const void *payload, size_t len, uint32_t timeout_ms, sup_reply_cb cb,
                      void *ctx);
+/* The same with a descriptor passed along (SCM_RIGHTS); the caller keeps
+ * its own copy and closes it. */
+uint32_t sup_request_fd(uint32_t type, const void *payload, size_t len, int fd, uint32_t timeout_ms,
+                        sup_reply_cb cb, void *ctx);
 void sup_cancel(uint32_t id);
 int sup_notify(uint32_t type, const void *payload, size_t len);
 void sup_link_tick(void); /* every 100 ms: timeouts, heartbeat */
