@@ -21,6 +21,7 @@ static void usage(void)
         "  reload       re-read the configuration, start a new worker generation\n"
         "  workers N    run N workers\n"
         "  session [status|start|stop|logout|qr]   the WhatsApp session\n"
+        "  media [status|sweep]                    the media store; sweep: remove unused files now\n"
         "  user add EMAIL [--name NAME] [--admin]  create a user (password on stdin)\n"
         "  backup --output FILE|- [--no-gzip]      archive of the session and media stores (server running)\n"
         "  restore --input FILE|- [--force]        load such an archive (server stopped)\n");
