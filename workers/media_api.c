@@ -95,7 +95,6 @@ struct up {
     const char *data; /* the file's bytes, in the request body */
     size_t len, off;
     char declared[MP_TYPE_MAX], kind[16], file_name[FILE_NAME_MAX + 1], sha[65];
-    uint32_t req;
     int fd;
     uint64_t token;
     h2o_timeout_entry_t step;
@@ -111,12 +110,10 @@ static void up_drop(struct up *u)
     sup_notify(IPC_MEDIA_DISCARD, &u->token, sizeof u->token);
 }
 
+/* After op.c has cancelled what the op waited for from the supervisor. */
 static void up_abort(struct op_base *b)
 {
     struct up *u = (struct up *)b;
-    if (u->req)
-        sup_cancel(u->req);
-    u->req = 0;
     if (h2o_timeout_is_linked(&u->step))
         h2o_timeout_unlink(&u->step);
     up_drop(u);
@@ -144,11 +141,10 @@ static void forward(struct up *u, const struct ipc_msg *m)
 
 static void on_published(void *ctx, const struct ipc_msg *m)
 {
-    struct up *u = ctx;
-    u->req = 0;
-    for (int k = 0; m && k < m->nfds; k++)
-        close(m->fds[k]);
-    forward(u, m);
+    int fd = sup_reply_fd(m); /* none is sent with this answer */
+    if (fd >= 0)
+        close(fd);
+    forward(ctx, m);
 }
 
 static void publish(struct up *u)
@@ -161,11 +157,10 @@ static void publish(struct up *u)
     ipc_wr_bytes(&b, u->kind, (uint32_t)strlen(u->kind));
     ipc_wr_bytes(&b, u->file_name, (uint32_t)strlen(u->file_name));
     ipc_wr_bytes(&b, u->sha, (uint32_t)strlen(u->sha));
-    u->req =
-        b.oom ? 0 : sup_request_fd(IPC_MEDIA_PUBLISH, b.buf, b.len, u->fd, PUBLISH_IPC_MS, on_published, u);
+    int r = b.oom ? -1 : op_ask(u, IPC_MEDIA_PUBLISH, b.buf, b.len, u->fd, PUBLISH_IPC_MS, on_published);
     sbuf_free(&b);
-    if (!u->req) {
-        up_fail(u, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
+    if (r < 0) {
+        up_fail(u, 500, NULL, "out of memory", NULL); /* (when op_ask answered 503, nothing more is sent) */
         return;
     }
     close(u->fd); /* the supervisor holds the file now */
@@ -199,10 +194,7 @@ static void on_step(h2o_timeout_entry_t *e)
 static void on_temp_file(void *ctx, const struct ipc_msg *m)
 {
     struct up *u = ctx;
-    u->req = 0;
-    int fd = m && m->nfds ? m->fds[0] : -1;
-    for (int k = 1; m && k < m->nfds; k++)
-        close(m->fds[k]);
+    int fd = sup_reply_fd(m);
     uint32_t status, len;
     const uint8_t *body;
     if (sup_reply_read(m, &status, &body, &len) == 0 && status == 200 && fd >= 0 && len == sizeof u->token) {
@@ -413,11 +405,7 @@ void h_media_upload(struct rq *rq)
         return;
     }
     uint64_t size = u->len;
-    op_wait(u);
-    if (!(u->req = sup_request(IPC_MEDIA_UPLOAD, &size, sizeof size, UPLOAD_IPC_MS, on_temp_file, u))) {
-        rq->on_abort = NULL;
-        http_error(rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
-    }
+    op_ask(u, IPC_MEDIA_UPLOAD, &size, sizeof size, -1, UPLOAD_IPC_MS, on_temp_file);
 }
 
 /* ---- GET /api/media */
@@ -487,34 +475,31 @@ static void on_deleted(void *ctx, const PGresult *res, const char *err)
         http_send(o->rq, 204, NULL, "", 0);
 }
 
-void h_media_delete(struct rq *rq)
+/* An op on one media row: the {id} of the path is its one parameter. */
+struct one {
+    struct op_base b;
+    const char *params[1];
+};
+
+static void by_id(struct rq *rq, const char *sql, db_cb cb)
 {
     char *id = media_id_param(rq);
     if (!id)
         return;
-    struct lst *o = op_alloc(rq, sizeof *o);
+    struct one *o = op_alloc(rq, sizeof *o);
     o->params[0] = id;
-    op_run(o, "DELETE FROM wa_media WHERE id = $1 RETURNING id", 1, o->params, on_deleted);
+    op_run(o, sql, 1, o->params, cb);
+}
+
+void h_media_delete(struct rq *rq)
+{
+    by_id(rq, "DELETE FROM wa_media WHERE id = $1 RETURNING id", on_deleted);
 }
 
 /* ---- GET /api/media/{id}/url: a link that works without credentials
  * until it expires. */
 
-struct lnk {
-    struct op_base b;
-    const char *params[1];
-    uint32_t req;
-};
-
-static void link_abort(struct op_base *b)
-{
-    struct lnk *o = (struct lnk *)b;
-    if (o->req)
-        sup_cancel(o->req);
-    o->req = 0;
-}
-
-static void answer_link(struct lnk *o)
+static void answer_link(struct one *o)
 {
     struct rq *rq = o->b.rq;
     long long exp = (long long)time(NULL) + media_cfg->media.url_ttl_seconds;
@@ -544,15 +529,14 @@ static void answer_link(struct lnk *o)
 
 static void on_link_key(void *ctx, const struct ipc_msg *m)
 {
-    struct lnk *o = ctx;
-    o->req = 0;
+    struct one *o = ctx;
     if (media_key_take(o->b.rq, m) == 0)
         answer_link(o);
 }
 
 static void on_link_row(void *ctx, const PGresult *res, const char *err)
 {
-    struct lnk *o = ctx;
+    struct one *o = ctx;
     if (!op_done(o, res, err))
         return;
     if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "stored") != 0) {
@@ -563,20 +547,10 @@ static void on_link_row(void *ctx, const PGresult *res, const char *err)
         answer_link(o);
         return;
     }
-    op_wait(o);
-    if (!(o->req = sup_request(IPC_MEDIA_KEY, NULL, 0, MEDIA_KEY_IPC_MS, on_link_key, o))) {
-        o->b.rq->on_abort = NULL;
-        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
-    }
+    op_ask(o, IPC_MEDIA_KEY, NULL, 0, -1, MEDIA_KEY_IPC_MS, on_link_key);
 }
 
 void h_media_url(struct rq *rq)
 {
-    char *id = media_id_param(rq);
-    if (!id)
-        return;
-    struct lnk *o = op_alloc(rq, sizeof *o);
-    o->b.also_abort = link_abort;
-    o->params[0] = id;
-    op_run(o, "SELECT state FROM wa_media WHERE id = $1", 1, o->params, on_link_row);
+    by_id(rq, "SELECT state FROM wa_media WHERE id = $1", on_link_row);
 }

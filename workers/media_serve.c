@@ -193,7 +193,6 @@ struct get {
     struct op_base b;
     const char *params[1];
     char *id;
-    uint32_t req;
     char expires[24], sig[MEDIA_SIG_LEN + 2];
     /* the row */
     char hex[65], mimetype[128], file_name[256];
@@ -202,14 +201,6 @@ struct get {
     int status;
     uint64_t start, len;
 };
-
-static void get_abort(struct op_base *b)
-{
-    struct get *o = (struct get *)b;
-    if (o->req)
-        sup_cancel(o->req);
-    o->req = 0;
-}
 
 static void add_validators(struct rq *rq, const struct get *o)
 {
@@ -243,10 +234,7 @@ static void on_file(void *ctx, const struct ipc_msg *m)
 {
     struct get *o = ctx;
     struct rq *rq = o->b.rq;
-    o->req = 0;
-    int fd = m && m->nfds ? m->fds[0] : -1;
-    for (int k = 1; m && k < m->nfds; k++)
-        close(m->fds[k]);
+    int fd = sup_reply_fd(m);
     uint32_t status, blen;
     const uint8_t *body;
     rq->on_abort = NULL;
@@ -346,13 +334,11 @@ static void on_row(void *ctx, const PGresult *res, const char *err)
     struct sbuf b;
     sbuf_init(&b);
     ipc_wr_bytes(&b, o->hex, (uint32_t)strlen(o->hex));
-    op_wait(o);
-    o->req = b.oom ? 0 : sup_request(IPC_MEDIA_OPEN, b.buf, b.len, OPEN_IPC_MS, on_file, o);
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        op_ask(o, IPC_MEDIA_OPEN, b.buf, b.len, -1, OPEN_IPC_MS, on_file);
     sbuf_free(&b);
-    if (!o->req) {
-        rq->on_abort = NULL;
-        http_error(rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
-    }
 }
 
 static void lookup(struct get *o)
@@ -379,7 +365,6 @@ static int check_link(struct get *o)
 static void on_key(void *ctx, const struct ipc_msg *m)
 {
     struct get *o = ctx;
-    o->req = 0;
     if (media_key_take(o->b.rq, m) == 0 && check_link(o) == 0)
         lookup(o);
 }
@@ -390,7 +375,6 @@ void h_media_get(struct rq *rq)
     if (!id)
         return;
     struct get *o = op_alloc(rq, sizeof *o);
-    o->b.also_abort = get_abort;
     o->id = id;
     int he = rest_query(rq, "expires", o->expires, sizeof o->expires);
     int hs = rest_query(rq, "sig", o->sig, sizeof o->sig);
@@ -407,9 +391,5 @@ void h_media_get(struct rq *rq)
             lookup(o);
         return;
     }
-    op_wait(o);
-    if (!(o->req = sup_request(IPC_MEDIA_KEY, NULL, 0, MEDIA_KEY_IPC_MS, on_key, o))) {
-        rq->on_abort = NULL;
-        http_error(rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
-    }
+    op_ask(o, IPC_MEDIA_KEY, NULL, 0, -1, MEDIA_KEY_IPC_MS, on_key);
 }

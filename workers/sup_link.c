@@ -186,6 +186,13 @@ void sup_cancel(uint32_t id)
         }
 }
 
+int sup_reply_fd(const struct ipc_msg *m)
+{
+    for (int k = 1; m && k < m->nfds; k++)
+        close(m->fds[k]);
+    return m && m->nfds ? m->fds[0] : -1;
+}
+
 int sup_notify(uint32_t type, const void *payload, size_t len)
 {
     if (S.lost)

@@ -32,6 +32,8 @@ uint32_t sup_request(uint32_t type, const void *payload, size_t len, uint32_t ti
 uint32_t sup_request_fd(uint32_t type, const void *payload, size_t len, int fd, uint32_t timeout_ms,
                         sup_reply_cb cb, void *ctx);
 void sup_cancel(uint32_t id);
+/* The descriptor a reply carries (the first; any others are closed), or -1. */
+int sup_reply_fd(const struct ipc_msg *m);
 int sup_notify(uint32_t type, const void *payload, size_t len);
 void sup_link_tick(void); /* every 100 ms: timeouts, heartbeat */
 
