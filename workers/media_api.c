@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonw.h"
 #include "common/media_url.h"
 #include "common/sbuf.h"
 #include "common/timefmt.h"
@@ -513,18 +514,24 @@ static void answer_link(struct one *o)
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/')
         bl--;
-    struct sbuf b;
+    struct sbuf url, b;
+    sbuf_init(&url);
+    sbuf_add(&url, base, bl);
+    sbuf_adds(&url, path);
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"url\":\"");
-    sbuf_add(&b, base, bl);
-    sbuf_adds(&b, path); /* ids, digits and base64url: nothing JSON would escape */
-    sbuf_addf(&b, "\",\"expires_at\":\"%s\"}", at);
-    http_add_header(rq, "cache-control", "no-store");
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
+    struct jsonw w;
+    jw_init(&w, &b);
+    jw_obj(&w);
+    if (url.oom)
+        jw_fail(&w);
     else
-        http_json(rq, 200, b.buf, b.len);
+        jw_kstr(&w, "url", url.buf);
+    jw_kstr(&w, "expires_at", at);
+    jw_obj_end(&w);
+    http_add_header(rq, "cache-control", "no-store");
+    http_jsonw(rq, 200, &w);
     sbuf_free(&b);
+    sbuf_free(&url);
 }
 
 static void on_link_key(void *ctx, const struct ipc_msg *m)
