@@ -1,13 +1,12 @@
 #include "media_url.h"
 
+#include <h2o/string_.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 void media_url_sign(const uint8_t key[MEDIA_KEY_LEN], const char *id, long long expires,
                     char sig[MEDIA_SIG_LEN + 1])
@@ -19,18 +18,7 @@ void media_url_sign(const uint8_t key[MEDIA_KEY_LEN], const char *id, long long 
     unsigned char mac[32];
     unsigned int maclen = 0;
     HMAC(EVP_sha256(), key, MEDIA_KEY_LEN, (const unsigned char *)msg, (size_t)n, mac, &maclen);
-    size_t o = 0;
-    for (size_t i = 0; i < 32; i += 3) {
-        uint32_t v = (uint32_t)mac[i] << 16 | (i + 1 < 32 ? (uint32_t)mac[i + 1] << 8 : 0) |
-                     (i + 2 < 32 ? mac[i + 2] : 0);
-        sig[o++] = b64u[v >> 18 & 63];
-        sig[o++] = b64u[v >> 12 & 63];
-        if (i + 1 < 32)
-            sig[o++] = b64u[v >> 6 & 63];
-        if (i + 2 < 32)
-            sig[o++] = b64u[v & 63];
-    }
-    sig[o] = '\0';
+    h2o_base64_encode(sig, mac, sizeof mac, 1); /* unpadded: MEDIA_SIG_LEN characters and a NUL */
 }
 
 enum media_url_check media_url_check(const uint8_t key[MEDIA_KEY_LEN], const char *id, const char *expires,

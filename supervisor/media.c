@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/media_url.h"
 #include "media_type.h"
@@ -224,8 +225,7 @@ static void load_key(void)
         log_error("media: no randomness for the key of signed links");
         return;
     }
-    for (size_t i = 0; i < sizeof k; i++)
-        snprintf(hex + 2 * i, 3, "%02x", k[i]);
+    hex_encode(hex, k, sizeof k, 0);
     const char *p[1] = {hex};
     M.key_loading = sdb_query(SQL_KEY, 1, p, on_key, NULL) != NULL;
     OPENSSL_cleanse(k, sizeof k);
@@ -462,9 +462,8 @@ static void sync_done(void *arg)
         reply_error(p, 503, "store_error", "no randomness available", NULL);
         return;
     }
-    snprintf(p->id, sizeof p->id, "m_");
-    for (size_t i = 0; i < sizeof r; i++)
-        snprintf(p->id + 2 + 2 * i, 3, "%02x", r[i]);
+    memcpy(p->id, "m_", 2);
+    hex_encode(p->id + 2, r, sizeof r, 0);
     snprintf(p->size_s, sizeof p->size_s, "%" PRIu64, p->size);
     p->params[0] = p->id;
     p->params[1] = p->hex;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/hex.h"
 
 #define FILE_MODE 0640
 #define DIR_MODE 0750
@@ -135,8 +136,8 @@ int media_store_tmp(struct media_store *st, struct media_tmp *t)
             unsigned char r[8];
             if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
                 return -1;
-            snprintf(t->name, sizeof t->name, "up-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
-                     r[4], r[5], r[6], r[7]);
+            memcpy(t->name, "up-", 3);
+            hex_encode(t->name + 3, r, sizeof r, 0);
             t->fd =
                 openat(st->tmpdfd, t->name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, FILE_MODE);
             if (t->fd < 0 && errno != EEXIST)
@@ -206,12 +207,7 @@ int media_store_digest(int fd, uint64_t *size, char hex[MEDIA_HEX_LEN + 1], unsi
         errno = EIO;
         goto out;
     }
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[MEDIA_HEX_LEN] = '\0';
+    hex_encode(hex, md, sizeof md, 0);
     rc = 0;
 out:
     EVP_MD_CTX_free(ctx);

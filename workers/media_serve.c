@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "common/media_url.h"
 #include "common/sbuf.h"
 #include "db.h"
@@ -127,13 +128,13 @@ static void content_disposition(struct sbuf *b, int in_place, const char *name)
         sbuf_addc(b, *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' ? (char)*p : '_');
     }
     sbuf_adds(b, "\"; filename*=UTF-8''");
-    static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             strchr("!#$&+-.^_`|~", *p))
             sbuf_addc(b, (char)*p);
         else {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            char e[4] = {'%'};
+            hex_encode(e + 1, p, 1, 1);
             sbuf_add(b, e, 3);
         }
     }
