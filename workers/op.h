@@ -15,8 +15,9 @@ struct op_base {
     struct pgq *q; /* in flight, or NULL */
     uint32_t sup;  /* a supervisor request in flight (op_ask), or 0 */
     sup_reply_cb sup_cb;
-    /* Optional: more to undo when the client goes away first (a request to
-     * the supervisor, a secret to wipe); runs after the query is cancelled. */
+    /* Optional: more to undo when the client goes away first (a place in a
+     * queue, a temp file, a secret to wipe); runs after the query or the
+     * supervisor request (op_ask) is cancelled. */
     void (*also_abort)(struct op_base *o);
     /* Optional: answers a query that could not start (status 500) or
      * failed (503, err says why) in another error shape than the REST
@@ -35,8 +36,8 @@ int op_run(void *op, const char *sql, int n, const char *const *params, db_cb cb
  * away cancels it. 0, or -1 after answering 503. */
 int op_ask(void *op, uint32_t type, const void *payload, size_t len, int fd, uint32_t timeout_ms,
            sup_reply_cb cb);
-/* The op waits for something other than a query (a queue, a supervisor
- * request): a client that goes away runs also_abort. */
+/* The op waits for something other than a query or op_ask (a queue): a
+ * client that goes away runs also_abort. */
 void op_wait(void *op);
 /* First thing in a callback: the query is over. Answers 503 and returns 0
  * when there is no result. */
