@@ -330,6 +330,9 @@ st, _, lk = getj(f"/api/media/{m1['id']}/url")
 check("GET /api/media/{id}/url: {url, expires_at}, 24 h ahead, on the public base URL",
       st == 200 and lk["url"].startswith(f"{ORIGIN}/api/media/{m1['id']}?expires=") and
       abs(int(re.search(r"expires=(\d+)", lk["url"]).group(1)) - time.time() - 86400) < 60, lk)
+lk_exp = re.search(r"expires=(\d+)", lk.get("url", ""))
+check("... expires_at is that expiry in RFC 3339 (UTC, whole seconds)",
+      lk_exp and lk.get("expires_at") == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(lk_exp.group(1)))), lk)
 spath = lk["url"][len(ORIGIN):]
 st, _, b = get(spath, creds=False)
 check("the signed link works without credentials", st == 200 and b == P1, st)
@@ -474,6 +477,9 @@ files = store_files()
 check("then the sweep removes the file no row names, and keeps those rows name",
       sha(BIGPDF) not in files and m1["sha256"] in files and mb["sha256"] in files and
       last["removed_files"] == 1 and last["freed_bytes"] == len(BIGPDF), (last, len(files)))
+check("wapictl media: the last sweep says when, who asked, how long, and no error",
+      re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", last.get("at", "")) and last.get("by") == "control socket" and
+      isinstance(last.get("ms"), (int, float)) and "error" in last and last["error"] is None, last)
 check("... and the metric and the gauges follow", srv.metric("wapi_media_swept_files_total") == 1 and
       srv.metric("wapi_media_store_bytes") == sum(files.values()))
 check("no sanitizer reports, no crash", srv.proc.poll() is None and not srv.sanitizer_reports())
