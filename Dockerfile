@@ -20,7 +20,7 @@ RUN apt-get update \
       gcc make libc6-dev binutils pkg-config protobuf-c-compiler \
       libh2o-evloop-dev libpq-dev libssl-dev libyajl-dev libevent-dev libconfig-dev \
       libsignal-protocol-c-dev libprotobuf-c-dev libwslay-dev libqrencode-dev zlib1g-dev \
-      libunistring-dev libcurl4-openssl-dev libopusfile-dev \
+      libunistring-dev libcurl4-openssl-dev libopusfile-dev libmagic-dev \
       libjpeg62-turbo-dev libpng-dev libwebp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -39,13 +39,14 @@ RUN make CI="${CI}" WAPI_VERSION="${WAPI_VERSION}" -j"$(nproc)" build/wapi build
 FROM ${BASE}
 # The runtime halves of the -dev packages above (see scripts/bootstrap.sh),
 # and the CA bundle: the WhatsApp socket and HTTPS webhooks verify TLS.
+# libmagic1 brings libmagic-mgc, the database media uploads are typed with.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libh2o-evloop0.13 libpq5 libssl3 libyajl2 \
       libevent-2.1-7 libevent-core-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 \
       libconfig9 libsignal-protocol-c2.3.2 libprotobuf-c1 libwslay1 libqrencode4 zlib1g libunistring2 libcurl4 libopusfile0 \
-      libjpeg62-turbo libpng16-16 libwebp7 \
+      libjpeg62-turbo libpng16-16 libwebp7 libmagic1 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd -g 1001 wapi \
  && useradd -u 1001 -g 1001 -d /app -M -s /usr/sbin/nologin wapi \

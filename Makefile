@@ -19,7 +19,7 @@ CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Icommon -I/usr/include/postgresql -I$(B)/gen \
                -I$(B)/gen/supervisor/wa -I/usr/include/opus $(CPPFLAGS)
 LIBS    := -lh2o-evloop -lpq -lssl -lcrypto -lyajl -levent -levent_openssl -levent_pthreads -lconfig \
-           -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lunistring -lcurl -lopusfile -ljpeg -lpng16 -lwebp -lpthread -lm
+           -lsignal-protocol-c -lprotobuf-c -lwslay -lqrencode -lz -lunistring -lcurl -lopusfile -ljpeg -lpng16 -lwebp -lmagic -lpthread -lm
 
 ifneq ($(SANITIZE),)
 B       := build/san

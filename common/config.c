@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_LIST, K_WORKERS, K_ADDR };
+enum ktype { K_STR, K_INT, K_I64, K_BOOL, K_ENUM, K_LIST, K_WORKERS, K_ADDR };
 
 struct key {
     const char *path; /* "section.key" */
@@ -18,7 +18,7 @@ struct key {
     enum ktype type;
     size_t off;
     const char *def;
-    long min, max;             /* K_INT, K_WORKERS */
+    long long min, max;         /* K_INT, K_I64, K_WORKERS */
     const char *const *choices; /* K_ENUM */
 };
 
@@ -43,26 +43,44 @@ static const struct key keys[] = {
     {"paths.run", "WAPI_PATHS_RUN", K_STR, O(paths.run), "var/run", 0, 0, NULL},
     {"log.level", "WAPI_LOG_LEVEL", K_ENUM, O(log.level), "info", 0, 0, levels},
     {"log.file", "WAPI_LOG_FILE", K_STR, O(log.file), "", 0, 0, NULL},
-    {"auth.registration", "WAPI_AUTH_REGISTRATION", K_ENUM, O(auth.registration), "invite", 0, 0, registrations},
+    {"auth.registration", "WAPI_AUTH_REGISTRATION", K_ENUM, O(auth.registration), "invite", 0, 0,
+     registrations},
     {"auth.trusted_origins", "WAPI_AUTH_TRUSTED_ORIGINS", K_LIST, O(auth.trusted_origins), "", 0, 0, NULL},
-    {"http.max_connections", "WAPI_HTTP_MAX_CONNECTIONS", K_INT, O(http.max_connections), "4096", 1, 1000000, NULL},
-    {"http.max_header_size", "WAPI_HTTP_MAX_HEADER_SIZE", K_INT, O(http.max_header_size), "16384", 1024, 262144, NULL},
-    {"http.max_body_size", "WAPI_HTTP_MAX_BODY_SIZE", K_INT, O(http.max_body_size), "16777216", 1024, 1073741824, NULL},
+    {"http.max_connections", "WAPI_HTTP_MAX_CONNECTIONS", K_INT, O(http.max_connections), "4096", 1, 1000000,
+     NULL},
+    {"http.max_header_size", "WAPI_HTTP_MAX_HEADER_SIZE", K_INT, O(http.max_header_size), "16384", 1024,
+     262144, NULL},
+    {"http.max_body_size", "WAPI_HTTP_MAX_BODY_SIZE", K_INT, O(http.max_body_size), "16777216", 1024,
+     1073741824, NULL},
     {"http.idle_timeout", "WAPI_HTTP_IDLE_TIMEOUT", K_INT, O(http.idle_timeout), "60", 1, 3600, NULL},
-    {"http.request_timeout", "WAPI_HTTP_REQUEST_TIMEOUT", K_INT, O(http.request_timeout), "15", 1, 3600, NULL},
-    {"whatsapp.url", "WAPI_WHATSAPP_URL", K_STR, O(whatsapp.url), "wss://web.whatsapp.com/ws/chat", 0, 0, NULL},
-    {"whatsapp.origin", "WAPI_WHATSAPP_ORIGIN", K_STR, O(whatsapp.origin), "https://web.whatsapp.com", 0, 0, NULL},
+    {"http.request_timeout", "WAPI_HTTP_REQUEST_TIMEOUT", K_INT, O(http.request_timeout), "15", 1, 3600,
+     NULL},
+    {"whatsapp.url", "WAPI_WHATSAPP_URL", K_STR, O(whatsapp.url), "wss://web.whatsapp.com/ws/chat", 0, 0,
+     NULL},
+    {"whatsapp.origin", "WAPI_WHATSAPP_ORIGIN", K_STR, O(whatsapp.origin), "https://web.whatsapp.com", 0, 0,
+     NULL},
     {"whatsapp.root_key", "WAPI_WHATSAPP_ROOT_KEY", K_STR, O(whatsapp.root_key),
      "142375574d0a587166aae71ebe516437c4a28b73e3695c6ce1f7f9545da8ee6b", 0, 0, NULL},
-    {"whatsapp.version", "WAPI_WHATSAPP_VERSION", K_STR, O(whatsapp.version), "2.3000.1045649367", 0, 0, NULL},
+    {"whatsapp.version", "WAPI_WHATSAPP_VERSION", K_STR, O(whatsapp.version), "2.3000.1045649367", 0, 0,
+     NULL},
     {"whatsapp.autostart", "WAPI_WHATSAPP_AUTOSTART", K_BOOL, O(whatsapp.autostart), "true", 0, 0, NULL},
-    {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0, 0,
+    {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0,
+     0, NULL},
+    {"webhooks.max_attempts", "WAPI_WEBHOOKS_MAX_ATTEMPTS", K_INT, O(webhooks.max_attempts), "8", 1, 50,
      NULL},
-    {"webhooks.max_attempts", "WAPI_WEBHOOKS_MAX_ATTEMPTS", K_INT, O(webhooks.max_attempts), "8", 1, 50, NULL},
-    {"webhooks.retry_base_ms", "WAPI_WEBHOOKS_RETRY_BASE_MS", K_INT, O(webhooks.retry_base_ms), "5000", 10, 3600000,
+    {"webhooks.retry_base_ms", "WAPI_WEBHOOKS_RETRY_BASE_MS", K_INT, O(webhooks.retry_base_ms), "5000", 10,
+     3600000, NULL},
+    {"webhooks.timeout_ms", "WAPI_WEBHOOKS_TIMEOUT_MS", K_INT, O(webhooks.timeout_ms), "10000", 100, 120000,
      NULL},
-    {"webhooks.timeout_ms", "WAPI_WEBHOOKS_TIMEOUT_MS", K_INT, O(webhooks.timeout_ms), "10000", 100, 120000, NULL},
     {"metrics.listen", "WAPI_METRICS_LISTEN", K_ADDR, O(metrics.listen), "", 0, 0, NULL},
+    {"media.max_upload_bytes", "WAPI_MEDIA_MAX_UPLOAD_BYTES", K_INT, O(media.max_upload_bytes), "67108864", 1,
+     1073741824, NULL},
+    {"media.max_store_bytes", "WAPI_MEDIA_MAX_STORE_BYTES", K_I64, O(media.max_store_bytes), "0", 0,
+     (long long)1 << 50, NULL},
+    {"media.retention_days", "WAPI_MEDIA_RETENTION_DAYS", K_INT, O(media.retention_days), "0", 0, 36500,
+     NULL},
+    {"media.url_ttl_seconds", "WAPI_MEDIA_URL_TTL_SECONDS", K_INT, O(media.url_ttl_seconds), "86400", 60,
+     31536000, NULL},
 };
 #undef O
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -86,6 +104,11 @@ static int *int_at(struct wapi_config *cfg, const struct key *k)
     return (int *)((char *)cfg + k->off);
 }
 
+static long long *i64_at(struct wapi_config *cfg, const struct key *k)
+{
+    return (long long *)((char *)cfg + k->off);
+}
+
 static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -107,11 +130,22 @@ static const struct key *find_key(const char *path)
 static void expectation(const struct key *k, char *buf, size_t len)
 {
     switch (k->type) {
-    case K_STR: snprintf(buf, len, "a string"); break;
-    case K_INT: snprintf(buf, len, "an integer %ld..%ld", k->min, k->max); break;
-    case K_BOOL: snprintf(buf, len, "true or false"); break;
-    case K_LIST: snprintf(buf, len, "a list of strings"); break;
-    case K_WORKERS: snprintf(buf, len, "\"auto\" or an integer %ld..%ld", k->min, k->max); break;
+    case K_STR:
+        snprintf(buf, len, "a string");
+        break;
+    case K_INT:
+    case K_I64:
+        snprintf(buf, len, "an integer %lld..%lld", k->min, k->max);
+        break;
+    case K_BOOL:
+        snprintf(buf, len, "true or false");
+        break;
+    case K_LIST:
+        snprintf(buf, len, "a list of strings");
+        break;
+    case K_WORKERS:
+        snprintf(buf, len, "\"auto\" or an integer %lld..%lld", k->min, k->max);
+        break;
     case K_ADDR:
         snprintf(buf, len, "\"host:port\" with a port 1..65535, or \"\" for none");
         break;
@@ -124,14 +158,23 @@ static void expectation(const struct key *k, char *buf, size_t len)
     }
 }
 
-static int parse_int(const char *s, long min, long max, int *out)
+static int parse_i64(const char *s, long long min, long long max, long long *out)
 {
     if (!*s)
         return -1;
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
+    long long v = strtoll(s, &end, 10);
     if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_int(const char *s, long long min, long long max, int *out)
+{
+    long long v;
+    if (parse_i64(s, min, max, &v) < 0)
         return -1;
     *out = (int)v;
     return 0;
@@ -171,7 +214,8 @@ static int split_hostport(const char *l, char *host, size_t hostlen, int *port)
 static int set_from_text(struct wapi_config *cfg, const struct key *k, const char *v)
 {
     switch (k->type) {
-    case K_STR: return set_str(str_at(cfg, k), v);
+    case K_STR:
+        return set_str(str_at(cfg, k), v);
     case K_ADDR: {
         char host[256];
         int port;
@@ -179,7 +223,10 @@ static int set_from_text(struct wapi_config *cfg, const struct key *k, const cha
             return -1;
         return set_str(str_at(cfg, k), v);
     }
-    case K_INT: return parse_int(v, k->min, k->max, int_at(cfg, k));
+    case K_INT:
+        return parse_int(v, k->min, k->max, int_at(cfg, k));
+    case K_I64:
+        return parse_i64(v, k->min, k->max, i64_at(cfg, k));
     case K_WORKERS:
         if (strcmp(v, "auto") == 0) {
             *int_at(cfg, k) = 0;
@@ -244,6 +291,7 @@ static int set_from_setting(struct wapi_config *cfg, const struct key *k, config
             return -1;
         return set_from_text(cfg, k, config_setting_get_string(s));
     case K_INT:
+    case K_I64:
         if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
             return -1;
         snprintf(num, sizeof num, "%lld", config_setting_get_int64(s));
@@ -268,7 +316,8 @@ static int set_from_setting(struct wapi_config *cfg, const struct key *k, config
         int n = config_setting_length(s);
         for (int i = 0; i < n; i++) {
             config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-            const char *v = e && config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+            const char *v =
+                e && config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
             if (!v || strchr(v, ',') || !*v) {
                 sbuf_free(&b);
                 return -1;
@@ -286,8 +335,8 @@ static int set_from_setting(struct wapi_config *cfg, const struct key *k, config
     return -1;
 }
 
-static int walk(struct wapi_config *cfg, config_setting_t *group, const char *prefix, const char *file, char *err,
-                size_t errlen)
+static int walk(struct wapi_config *cfg, config_setting_t *group, const char *prefix, const char *file,
+                char *err, size_t errlen)
 {
     int n = config_setting_length(group);
     for (int i = 0; i < n; i++) {
@@ -409,7 +458,8 @@ static int finish(struct wapi_config *cfg, enum config_source src, char *err, si
             }
             cfg->listen_port = p;
             char buf[300];
-            snprintf(buf, sizeof buf, strchr(cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d", cfg->listen_host, p);
+            snprintf(buf, sizeof buf, strchr(cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d", cfg->listen_host,
+                     p);
             if (set_str(&cfg->listen, buf) < 0)
                 return -1;
         }
@@ -556,14 +606,21 @@ void config_serialize(const struct wapi_config *cfg, struct sbuf *out)
         case K_ADDR:
             add_conf_str(out, *str_at(c, k));
             break;
-        case K_INT: sbuf_addf(out, "%d", *int_at(c, k)); break;
+        case K_INT:
+            sbuf_addf(out, "%d", *int_at(c, k));
+            break;
+        case K_I64:
+            sbuf_addf(out, "%lldL", *i64_at(c, k));
+            break; /* L: libconfig's 64-bit integer */
         case K_WORKERS:
             if (*int_at(c, k) == 0)
                 sbuf_adds(out, "\"auto\"");
             else
                 sbuf_addf(out, "%d", *int_at(c, k));
             break;
-        case K_BOOL: sbuf_adds(out, *int_at(c, k) ? "true" : "false"); break;
+        case K_BOOL:
+            sbuf_adds(out, *int_at(c, k) ? "true" : "false");
+            break;
         case K_LIST: {
             sbuf_addc(out, '[');
             const char *p = *str_at(c, k);

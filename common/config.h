@@ -36,11 +36,18 @@ struct wapi_config {
     } whatsapp;
     struct {
         int allow_private;
-        int max_attempts, retry_base_ms, timeout_ms; /* delivery: attempts before dead, backoff base, per try */
+        int max_attempts, retry_base_ms,
+            timeout_ms; /* delivery: attempts before dead, backoff base, per try */
     } webhooks;
     struct {
         char *listen; /* "host:port" of a listener for /metrics alone; "" = /metrics on the main one */
     } metrics;
+    struct {
+        int max_upload_bytes;      /* the largest file POST /api/media takes */
+        int retention_days;        /* 0 = keep */
+        int url_ttl_seconds;       /* signed links live this long */
+        long long max_store_bytes; /* 0 = no limit */
+    } media;
     /* derived */
     char listen_host[256];
     int listen_port;

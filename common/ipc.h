@@ -9,13 +9,13 @@
 
 #include "sbuf.h"
 
-#define IPC_VERSION 2
+#define IPC_VERSION 3
 #define IPC_HDR_LEN 16
 #define IPC_MAX_PAYLOAD (60 * 1024)
 #define IPC_MAX_FDS 4
-#define IPC_FD 3         /* the worker's end of its socketpair */
-#define IPC_LISTEN_FD 4  /* the shared listen socket */
-#define IPC_METRICS_FD 5 /* shared metrics memory */
+#define IPC_FD 3                /* the worker's end of its socketpair */
+#define IPC_LISTEN_FD 4         /* the shared listen socket */
+#define IPC_METRICS_FD 5        /* shared metrics memory */
 #define IPC_METRICS_LISTEN_FD 6 /* the metrics listener, only when metrics.listen is set */
 
 enum ipc_type {
@@ -36,6 +36,16 @@ enum ipc_type {
     IPC_ACTION,       /* W->S {u32 action, ...} -> {status, JSON}; see enum ipc_action */
     IPC_OUTBOX_KICK,  /* W->S {} outbox rows were committed: send them (no reply) */
     IPC_AUDIT_KICK,   /* W->S {} audit rows were committed: publish them (no reply) */
+    /* The media store (supervisor/media.c). Workers never open it by path:
+     * they get descriptors, and give uploads back the same way. */
+    IPC_MEDIA_KEY,     /* W->S {} -> {200, the 32-byte key of signed links} or {503, JSON} */
+    IPC_MEDIA_OPEN,    /* W->S {bytes sha256 hex} -> {200, ""} + a read-only fd, or {404|503, JSON} */
+    IPC_MEDIA_UPLOAD,  /* W->S {u64 size} -> {200, u64 token} + an empty temp file in the store, or {507|503,
+                          JSON} */
+    IPC_MEDIA_PUBLISH, /* W->S {u64 token, u64 size, bytes mimetype, kind, file_name, sha256} + that fd
+                        * -> {201, the row's JSON} or {400|503|507, JSON}; the file is hashed, its type
+                        * checked, and only then linked into the store */
+    IPC_MEDIA_DISCARD, /* W->S {u64 token} the upload was abandoned (no reply) */
     IPC_TYPE_MAX
 };
 

@@ -6,13 +6,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static const int statuses[METRICS_STATUSES] = {200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404,
-                                               405, 408, 409, 413, 415, 422, 429, 431, 500, 502, 503, 0};
-static const char *const route_names[MR_COUNT] = {"/", "/healthz", "/readyz", "/metrics", "/api", "static", "other"};
+static const int statuses[METRICS_STATUSES] = {200, 201, 202, 204, 206, 301, 302, 304, 400,
+                                               401, 403, 404, 405, 408, 409, 410, 413, 415,
+                                               416, 422, 429, 431, 500, 502, 503, 507, 0};
+static const char *const route_names[MR_COUNT] = {"/",    "/healthz", "/readyz", "/metrics",
+                                                  "/api", "static",   "other"};
 /* seconds */
 static const double lat_bounds[METRICS_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                        0.05,   0.1,   0.25,   0.5,   1,    5};
-static const double rtt_bounds[METRICS_RTT_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1};
+static const double rtt_bounds[METRICS_RTT_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005,
+                                                       0.001,   0.0025, 0.01,    0.1};
 
 int metrics_create(struct metrics_shm **out)
 {
@@ -108,12 +111,12 @@ static uint64_t ld(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-#define SUM(field)                                                                                 \
-    ({                                                                                             \
-        uint64_t s_ = 0;                                                                           \
-        for (int i_ = 0; i_ < METRICS_SLOTS; i_++)                                                 \
-            s_ += ld(&m->slot[i_].field);                                                          \
-        s_;                                                                                        \
+#define SUM(field)                                                                                           \
+    ({                                                                                                       \
+        uint64_t s_ = 0;                                                                                     \
+        for (int i_ = 0; i_ < METRICS_SLOTS; i_++)                                                           \
+            s_ += ld(&m->slot[i_].field);                                                                    \
+        s_;                                                                                                  \
     })
 
 static void histogram(struct sbuf *o, const char *name, const char *labels, const double *bounds, int nb,
@@ -129,7 +132,8 @@ static void histogram(struct sbuf *o, const char *name, const char *labels, cons
             sbuf_addf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
                       (unsigned long long)cum);
     }
-    sbuf_addf(o, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "", (double)sum_us / 1e6);
+    sbuf_addf(o, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
+              (double)sum_us / 1e6);
     sbuf_addf(o, "%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
               (unsigned long long)cum);
 }
@@ -173,43 +177,66 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
     for (int i = 0; i < METRICS_SLOTS; i++)
         if (__atomic_load_n(&m->slot[i].pid, __ATOMIC_RELAXED) > 0)
             alive++;
+    sbuf_addf(
+        o,
+        "# HELP wapi_http_connections_total Connections accepted.\n"
+        "# TYPE wapi_http_connections_total counter\nwapi_http_connections_total %llu\n"
+        "# HELP wapi_http_connections Open client connections.\n"
+        "# TYPE wapi_http_connections gauge\nwapi_http_connections %llu\n"
+        "# HELP wapi_workers Worker processes alive.\n"
+        "# TYPE wapi_workers gauge\nwapi_workers %llu\n"
+        "# HELP wapi_worker_restarts_total Workers started again after one exited or was killed.\n"
+        "# TYPE wapi_worker_restarts_total counter\nwapi_worker_restarts_total %llu\n"
+        "# HELP wapi_worker_crashes_total Workers that exited unexpectedly.\n"
+        "# TYPE wapi_worker_crashes_total counter\nwapi_worker_crashes_total %llu\n"
+        "# HELP wapi_db_connections Database connections open, over all workers.\n"
+        "# TYPE wapi_db_connections gauge\nwapi_db_connections %llu\n"
+        "# HELP wapi_db_connections_busy Database connections running a query.\n"
+        "# TYPE wapi_db_connections_busy gauge\nwapi_db_connections_busy %llu\n"
+        "# HELP wapi_db_queries_waiting Queries queued for a free connection.\n"
+        "# TYPE wapi_db_queries_waiting gauge\nwapi_db_queries_waiting %llu\n"
+        "# HELP wapi_db_queries_total Database queries run.\n"
+        "# TYPE wapi_db_queries_total counter\nwapi_db_queries_total %llu\n"
+        "# HELP wapi_db_errors_total Database queries that failed.\n"
+        "# TYPE wapi_db_errors_total counter\nwapi_db_errors_total %llu\n"
+        "# HELP wapi_db_reconnects_total Database connection attempts after a loss.\n"
+        "# TYPE wapi_db_reconnects_total counter\nwapi_db_reconnects_total %llu\n"
+        "# HELP wapi_start_time_seconds When the supervisor started (Unix time).\n"
+        "# TYPE wapi_start_time_seconds gauge\nwapi_start_time_seconds %llu\n"
+        "# HELP wapi_wa_messages_received_total Incoming WhatsApp messages stored.\n"
+        "# TYPE wapi_wa_messages_received_total counter\nwapi_wa_messages_received_total %llu\n"
+        "# HELP wapi_wa_messages_sent_total Outgoing WhatsApp messages the server accepted.\n"
+        "# TYPE wapi_wa_messages_sent_total counter\nwapi_wa_messages_sent_total %llu\n"
+        "# HELP wapi_wa_decrypt_failures_total Incoming WhatsApp messages that could not be decrypted.\n"
+        "# TYPE wapi_wa_decrypt_failures_total counter\nwapi_wa_decrypt_failures_total %llu\n",
+        (unsigned long long)SUM(connections_total), (unsigned long long)SUM(connections),
+        (unsigned long long)alive, (unsigned long long)ld(&m->worker_restarts_total),
+        (unsigned long long)ld(&m->worker_crashes_total), (unsigned long long)SUM(db_connected),
+        (unsigned long long)SUM(db_busy), (unsigned long long)SUM(db_waiting),
+        (unsigned long long)SUM(db_queries_total), (unsigned long long)SUM(db_errors_total),
+        (unsigned long long)SUM(db_reconnects_total), (unsigned long long)m->start_time,
+        (unsigned long long)ld(&m->wa_messages_received_total),
+        (unsigned long long)ld(&m->wa_messages_sent_total),
+        (unsigned long long)ld(&m->wa_decrypt_failures_total));
     sbuf_addf(o,
-              "# HELP wapi_http_connections_total Connections accepted.\n"
-              "# TYPE wapi_http_connections_total counter\nwapi_http_connections_total %llu\n"
-              "# HELP wapi_http_connections Open client connections.\n"
-              "# TYPE wapi_http_connections gauge\nwapi_http_connections %llu\n"
-              "# HELP wapi_workers Worker processes alive.\n"
-              "# TYPE wapi_workers gauge\nwapi_workers %llu\n"
-              "# HELP wapi_worker_restarts_total Workers started again after one exited or was killed.\n"
-              "# TYPE wapi_worker_restarts_total counter\nwapi_worker_restarts_total %llu\n"
-              "# HELP wapi_worker_crashes_total Workers that exited unexpectedly.\n"
-              "# TYPE wapi_worker_crashes_total counter\nwapi_worker_crashes_total %llu\n"
-              "# HELP wapi_db_connections Database connections open, over all workers.\n"
-              "# TYPE wapi_db_connections gauge\nwapi_db_connections %llu\n"
-              "# HELP wapi_db_connections_busy Database connections running a query.\n"
-              "# TYPE wapi_db_connections_busy gauge\nwapi_db_connections_busy %llu\n"
-              "# HELP wapi_db_queries_waiting Queries queued for a free connection.\n"
-              "# TYPE wapi_db_queries_waiting gauge\nwapi_db_queries_waiting %llu\n"
-              "# HELP wapi_db_queries_total Database queries run.\n"
-              "# TYPE wapi_db_queries_total counter\nwapi_db_queries_total %llu\n"
-              "# HELP wapi_db_errors_total Database queries that failed.\n"
-              "# TYPE wapi_db_errors_total counter\nwapi_db_errors_total %llu\n"
-              "# HELP wapi_db_reconnects_total Database connection attempts after a loss.\n"
-              "# TYPE wapi_db_reconnects_total counter\nwapi_db_reconnects_total %llu\n"
-              "# HELP wapi_start_time_seconds When the supervisor started (Unix time).\n"
-              "# TYPE wapi_start_time_seconds gauge\nwapi_start_time_seconds %llu\n"
-              "# HELP wapi_wa_messages_received_total Incoming WhatsApp messages stored.\n"
-              "# TYPE wapi_wa_messages_received_total counter\nwapi_wa_messages_received_total %llu\n"
-              "# HELP wapi_wa_messages_sent_total Outgoing WhatsApp messages the server accepted.\n"
-              "# TYPE wapi_wa_messages_sent_total counter\nwapi_wa_messages_sent_total %llu\n"
-              "# HELP wapi_wa_decrypt_failures_total Incoming WhatsApp messages that could not be decrypted.\n"
-              "# TYPE wapi_wa_decrypt_failures_total counter\nwapi_wa_decrypt_failures_total %llu\n",
-              (unsigned long long)SUM(connections_total), (unsigned long long)SUM(connections),
-              (unsigned long long)alive, (unsigned long long)ld(&m->worker_restarts_total),
-              (unsigned long long)ld(&m->worker_crashes_total), (unsigned long long)SUM(db_connected),
-              (unsigned long long)SUM(db_busy), (unsigned long long)SUM(db_waiting),
-              (unsigned long long)SUM(db_queries_total), (unsigned long long)SUM(db_errors_total),
-              (unsigned long long)SUM(db_reconnects_total), (unsigned long long)m->start_time,
-              (unsigned long long)ld(&m->wa_messages_received_total), (unsigned long long)ld(&m->wa_messages_sent_total),
-              (unsigned long long)ld(&m->wa_decrypt_failures_total));
+              "# HELP wapi_media_store_bytes Bytes of the files in the media store.\n"
+              "# TYPE wapi_media_store_bytes gauge\nwapi_media_store_bytes %llu\n"
+              "# HELP wapi_media_store_files Files in the media store (one per content).\n"
+              "# TYPE wapi_media_store_files gauge\nwapi_media_store_files %llu\n"
+              "# HELP wapi_media_uploads_total Uploads stored (POST /api/media answered 201).\n"
+              "# TYPE wapi_media_uploads_total counter\nwapi_media_uploads_total %llu\n"
+              "# HELP wapi_media_refusals_total Uploads refused: the store full (507), the file too large "
+              "(413), or not the type it must be (400).\n"
+              "# TYPE wapi_media_refusals_total counter\n"
+              "wapi_media_refusals_total{reason=\"store_full\"} %llu\n"
+              "wapi_media_refusals_total{reason=\"too_large\"} %llu\n"
+              "wapi_media_refusals_total{reason=\"invalid_type\"} %llu\n"
+              "# HELP wapi_media_swept_files_total Files the media sweep removed.\n"
+              "# TYPE wapi_media_swept_files_total counter\nwapi_media_swept_files_total %llu\n",
+              (unsigned long long)ld(&m->media_store_bytes), (unsigned long long)ld(&m->media_store_files),
+              (unsigned long long)ld(&m->media_uploads_total),
+              (unsigned long long)ld(&m->media_refused_full_total),
+              (unsigned long long)SUM(media_refused_too_large_total),
+              (unsigned long long)ld(&m->media_refused_invalid_total),
+              (unsigned long long)ld(&m->media_swept_files_total));
 }

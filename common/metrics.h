@@ -12,7 +12,7 @@
 #define METRICS_MAGIC 0x77617069u /* "wapi" */
 
 enum metrics_route { MR_ROOT, MR_HEALTHZ, MR_READYZ, MR_METRICS, MR_API, MR_STATIC, MR_OTHER, MR_COUNT };
-#define METRICS_STATUSES 24
+#define METRICS_STATUSES 27
 #define METRICS_LAT_BUCKETS 12 /* + Inf */
 #define METRICS_RTT_BUCKETS 8
 
@@ -24,6 +24,7 @@ struct metrics_slot {
     uint64_t rtt_bucket[METRICS_RTT_BUCKETS + 1];
     uint64_t rtt_sum_us, rtt_count;
     uint64_t connections_total, db_queries_total, db_errors_total, db_reconnects_total;
+    uint64_t media_refused_too_large_total; /* POST /api/media over media.max_upload_bytes */
     /* gauges (this worker's part) */
     uint64_t connections, db_connected, db_busy, db_waiting;
     int32_t pid;
@@ -36,6 +37,10 @@ struct metrics_shm {
     uint64_t start_time;
     /* WhatsApp messaging (the supervisor writes these) */
     uint64_t wa_messages_received_total, wa_messages_sent_total, wa_decrypt_failures_total;
+    /* the media store (the supervisor writes these) */
+    uint64_t media_store_bytes, media_store_files; /* gauges */
+    uint64_t media_uploads_total, media_refused_full_total, media_refused_invalid_total,
+        media_swept_files_total;
     struct metrics_slot slot[METRICS_SLOTS];
 };
 

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(gcc make pkg-config ca-certificates curl procps python3 util-linux
       libh2o-evloop-dev libpq-dev libssl-dev libyajl-dev libevent-dev libconfig-dev
       libsignal-protocol-c-dev libprotobuf-c-dev protobuf-c-compiler libwslay-dev libqrencode-dev zlib1g-dev
-      libunistring-dev libcurl4-openssl-dev libopusfile-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
+      libunistring-dev libcurl4-openssl-dev libopusfile-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libmagic-dev
       postgresql
       wrk clang libclang-rt-14-dev shellcheck yamllint chromium gdb openssl opus-tools)
 missing=()

@@ -15,6 +15,8 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "media.h"
+#include "media_sweep.h"
 #include "session.h"
 #include "snapshot.h"
 #include "sup.h"
@@ -175,12 +177,40 @@ static void cmd_snapshot(struct bufferevent *bev, const char *arg)
              LF_I("bytes", (long long)bytes), LF_I("ms", (long long)(now_ms() - t0)));
 }
 
+/* `media [status]`: the store's figures and the last sweep; `media sweep`
+ * starts a sweep now (its outcome shows in status and in the log). */
+static void cmd_media(struct bufferevent *bev, const char *arg)
+{
+    struct sbuf b;
+    struct jsonw w;
+    if (!strcmp(arg, "sweep")) {
+        const char *why;
+        if (media_sweep_start("control socket", &why) < 0) {
+            reply_error(bev, why);
+            return;
+        }
+        reply_begin(&w, &b);
+        jw_kstr(&w, "sweep", "started");
+        reply_end(bev, &w, &b);
+        return;
+    }
+    if (*arg && strcmp(arg, "status") != 0) {
+        reply_error(bev, "usage: media [status|sweep]");
+        return;
+    }
+    reply_begin(&w, &b);
+    media_status_json(&w);
+    jw_key(&w, "sweep");
+    media_sweep_status_json(&w);
+    reply_end(bev, &w, &b);
+}
+
 static const struct {
     const char *name;
     void (*fn)(struct bufferevent *, const char *arg);
 } commands[] = {
     {"status", cmd_status},   {"reload", cmd_reload},     {"workers", cmd_workers},
-    {"session", cmd_session}, {"snapshot", cmd_snapshot},
+    {"session", cmd_session}, {"snapshot", cmd_snapshot}, {"media", cmd_media},
 };
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -208,7 +238,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (strcmp(line, commands[i].name) == 0)
             break;
     if (i == sizeof commands / sizeof commands[0])
-        reply_error(bev, "unknown command (status, reload, workers N, session ..., snapshot)");
+        reply_error(bev, "unknown command (status, reload, workers N, session ..., snapshot, media ...)");
     else
         commands[i].fn(bev, argp);
     free(line);

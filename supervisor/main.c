@@ -25,6 +25,8 @@
 #include "actions.h"
 #include "audit.h"
 #include "control.h"
+#include "media.h"
+#include "media_sweep.h"
 #include "migrate.h"
 #include "outbox.h"
 #include "sdb.h"
@@ -123,6 +125,7 @@ static void on_migrate_exit(int status)
         log_info("database schema up to date", LF_I("version", migrations[n_migrations - 1].version));
         access_on_migrated();
         audit_kick();
+        media_on_migrated();
         return;
     }
     migrate_failures++;
@@ -442,6 +445,8 @@ int main(int argc, char **argv)
     session_init();
     webhooks_init();
     audit_init();
+    media_init(); /* registers its own IPC handlers (they pass descriptors) */
+    media_sweep_init();
     start_migration();
     workers_reconcile();
     session_autostart();

@@ -16,6 +16,9 @@
 
 enum wstate { WS_FREE, WS_STARTING, WS_RUNNING, WS_READY, WS_DRAINING };
 static worker_msg_fn handlers[IPC_TYPE_MAX];
+static int max_fds[IPC_TYPE_MAX];
+#define MAX_GONE_HOOKS 4
+static void (*gone_hooks[MAX_GONE_HOOKS])(pid_t);
 
 static const char *const state_names[] = {"free", "starting", "running", "ready", "draining"};
 
@@ -77,7 +80,7 @@ static void send_welcome(struct worker *w, uint32_t id)
     sbuf_free(&b);
 }
 
-static int send_reply(struct worker *w, uint32_t id, uint32_t status, const char *body, size_t len)
+static int send_reply(struct worker *w, uint32_t id, uint32_t status, const char *body, size_t len, int fd)
 {
     struct sbuf out;
     sbuf_init(&out);
@@ -85,7 +88,7 @@ static int send_reply(struct worker *w, uint32_t id, uint32_t status, const char
     ipc_wr_bytes(&out, body, (uint32_t)len);
     int r = 0;
     if (out.oom || out.len > IPC_MAX_PAYLOAD ||
-        ipc_send(w->fd, IPC_REPLY, id, out.buf, out.len, NULL, 0) < 0) {
+        ipc_send(w->fd, IPC_REPLY, id, out.buf, out.len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0) < 0) {
         log_warn("cannot answer a worker", LF_I("pid", w->pid),
                  LF_S("error", out.oom ? "out of memory" : strerror(errno)));
         r = -1;
@@ -94,15 +97,20 @@ static int send_reply(struct worker *w, uint32_t id, uint32_t status, const char
     return r;
 }
 
-int workers_reply(pid_t pid, uint32_t id, uint32_t status, const char *body, size_t len)
+int workers_reply_fd(pid_t pid, uint32_t id, uint32_t status, const char *body, size_t len, int fd)
 {
     for (int i = 0; i < MAX_WORKERS; i++)
         if (W[i].st != WS_FREE && W[i].pid == pid && W[i].fd >= 0)
-            return send_reply(&W[i], id, status, body, len);
+            return send_reply(&W[i], id, status, body, len, fd);
     return -1;
 }
 
-static void handle(struct worker *w, const struct ipc_msg *m)
+int workers_reply(pid_t pid, uint32_t id, uint32_t status, const char *body, size_t len)
+{
+    return workers_reply_fd(pid, id, status, body, len, -1);
+}
+
+static void handle(struct worker *w, struct ipc_msg *m)
 {
     struct ipc_rd rd;
     ipc_rd_init(&rd, m);
@@ -156,12 +164,16 @@ static void handle(struct worker *w, const struct ipc_msg *m)
         uint32_t status = 500;
         struct sbuf body;
         sbuf_init(&body);
-        struct worker_msg wm = {w->pid, m->h.type, m->h.id};
+        struct worker_msg wm = {w->pid, m->h.type, m->h.id, m->fds, m->nfds};
         int r = fn(&wm, &rd, &status, &body);
+        for (int k = 0; k < m->nfds; k++)
+            if (m->fds[k] >= 0)
+                close(m->fds[k]); /* not taken by the handler */
+        m->nfds = 0;
         if (r == WORKER_MALFORMED)
             kill_worker(w, "malformed request");
         else if (r == WORKER_ANSWER)
-            send_reply(w, m->h.id, status, body.buf ? body.buf : "", body.len);
+            send_reply(w, m->h.id, status, body.buf ? body.buf : "", body.len, -1);
         sbuf_free(&body);
         return;
     }
@@ -172,6 +184,21 @@ void workers_handle(uint32_t type, worker_msg_fn fn)
 {
     if (type < IPC_TYPE_MAX)
         handlers[type] = fn;
+}
+
+void workers_accept_fds(uint32_t type, int n)
+{
+    if (type < IPC_TYPE_MAX)
+        max_fds[type] = n < IPC_MAX_FDS ? n : IPC_MAX_FDS;
+}
+
+void workers_on_gone(void (*fn)(pid_t pid))
+{
+    for (int i = 0; i < MAX_GONE_HOOKS; i++)
+        if (!gone_hooks[i]) {
+            gone_hooks[i] = fn;
+            return;
+        }
 }
 
 static void on_link(evutil_socket_t fd, short what, void *arg)
@@ -192,7 +219,8 @@ static void on_link(evutil_socket_t fd, short what, void *arg)
             kill_worker(w, why);
             return;
         }
-        if (m.nfds) { /* workers send no descriptors in this protocol version */
+        /* Descriptors only where the type takes them (an upload handed back). */
+        if (m.nfds && (m.h.type >= IPC_TYPE_MAX || m.nfds > max_fds[m.h.type] || !handlers[m.h.type])) {
             for (int k = 0; k < m.nfds; k++)
                 close(m.fds[k]);
             kill_worker(w, "unexpected file descriptors");
@@ -332,6 +360,8 @@ int workers_on_exit(pid_t pid, int status)
     metrics_clear_gauges(&S.shm->slot[slot]);
     w->st = WS_FREE;
     w->pid = 0;
+    for (int i = 0; i < MAX_GONE_HOOKS && gone_hooks[i]; i++)
+        gone_hooks[i](pid);
     if (expected && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
         log_info("worker exited", LF_I("pid", pid), LF_I("slot", slot), LF_S("how", how));
     } else {

@@ -14,10 +14,15 @@
 
 #define MAX_WORKERS 64
 
-/* A message from a worker: who sent it, and the request id to answer. */
+/* A message from a worker: who sent it, and the request id to answer. The
+ * descriptors it carried (types registered with workers_accept_fds) belong
+ * to the handler once it sets their slot to -1; the others are closed after
+ * it returns. */
 struct worker_msg {
     pid_t pid;
     uint32_t type, id;
+    int *fds;
+    int nfds;
 };
 enum { WORKER_MALFORMED = -1, WORKER_ANSWER = 0, WORKER_ANSWER_LATER = 1, WORKER_NO_ANSWER = 2 };
 /* Reads the payload from rd (checking its end); returns WORKER_ANSWER with
@@ -28,6 +33,12 @@ typedef int (*worker_msg_fn)(const struct worker_msg *m, struct ipc_rd *rd, uint
                              struct sbuf *body);
 /* Registers the handler of one message type (before workers start). */
 void workers_handle(uint32_t type, worker_msg_fn fn);
+/* Messages of this type may carry up to n descriptors (others carry none: a
+ * worker that sends one anyway is killed). */
+void workers_accept_fds(uint32_t type, int n);
+/* fn(pid) runs when a worker has exited (after its link is closed), for
+ * state kept per worker. */
+void workers_on_gone(void (*fn)(pid_t pid));
 
 void workers_init(void);
 /* Brings the table toward S.want workers of S.generation. */
@@ -49,5 +60,8 @@ void workers_answer_json(struct jsonw *w, uint32_t *status, struct sbuf *body);
  * for requests answered after the handler returned. -1 when that worker is
  * gone or its link is full: the worker's own timeout answers its client. */
 int workers_reply(pid_t pid, uint32_t id, uint32_t status, const char *body, size_t len);
+/* The same with one descriptor passed along (SCM_RIGHTS); the caller still
+ * owns fd and closes it. */
+int workers_reply_fd(pid_t pid, uint32_t id, uint32_t status, const char *body, size_t len, int fd);
 
 #endif

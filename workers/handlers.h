@@ -73,6 +73,14 @@ void h_chat_messages(struct rq *rq);
 void h_chat_presence(struct rq *rq);
 void h_contacts_check(struct rq *rq);
 
+/* /api/media (media_api.c, media_serve.c) */
+void media_api_init(h2o_loop_t *loop, const struct wapi_config *cfg);
+void h_media_upload(struct rq *rq);
+void h_media_list(struct rq *rq);
+void h_media_get(struct rq *rq);
+void h_media_url(struct rq *rq);
+void h_media_delete(struct rq *rq);
+
 /* /api/webhooks (webhooks.c) */
 void webhooks_api_init(const struct wapi_config *cfg);
 void h_webhooks_list(struct rq *rq);

@@ -70,6 +70,11 @@ unsigned http_connections(void)
     return H.nconn;
 }
 
+struct metrics_slot *http_metrics(void)
+{
+    return H.m;
+}
+
 /* ---- access log: lines batched, flushed in whole lines below PIPE_BUF so
  * lines from several workers never interleave on a pipe. */
 
@@ -227,10 +232,14 @@ static const char *status_code(int status)
         return "request_timeout";
     case 409:
         return "conflict";
+    case 410:
+        return "gone";
     case 413:
         return "payload_too_large";
     case 415:
         return "unsupported_media_type";
+    case 416:
+        return "range_not_satisfiable";
     case 417:
         return "expectation_failed";
     case 422:
@@ -245,6 +254,8 @@ static const char *status_code(int status)
         return "bad_gateway";
     case 503:
         return "unavailable";
+    case 507:
+        return "insufficient_storage";
     default:
         return status >= 500 ? "server_error" : "client_error";
     }
@@ -261,6 +272,8 @@ static const char *reason_of(int status)
         return "Accepted";
     case 204:
         return "No Content";
+    case 206:
+        return "Partial Content";
     case 304:
         return "Not Modified";
     case 400:
@@ -277,10 +290,14 @@ static const char *reason_of(int status)
         return "Request Timeout";
     case 409:
         return "Conflict";
+    case 410:
+        return "Gone";
     case 413:
         return "Payload Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
     case 422:
         return "Unprocessable Entity";
     case 429:
@@ -293,6 +310,8 @@ static const char *reason_of(int status)
         return "Bad Gateway";
     case 503:
         return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
     default:
         return "Unknown";
     }
@@ -327,26 +346,55 @@ static void add_security_headers(h2o_req_t *req)
                           H2O_STRLIT("DENY"));
 }
 
-void http_send(struct rq *rq, int status, const char *content_type, const char *body, size_t len)
+/* The status line and headers, with a body to come from gen (h2o asks it
+ * for more through gen->proceed); length SIZE_MAX when not known. */
+static void start(struct rq *rq, int status, const char *content_type, size_t length, h2o_generator_t *gen)
 {
     h2o_req_t *req = rq->req;
-    if (rq->responded)
-        return;
     rq->responded = 1;
+    rq->on_abort = NULL;
     req->res.status = status;
     req->res.reason = reason_of(status);
-    req->res.content_length = len;
+    req->res.content_length = length;
     if (content_type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                        strlen(content_type));
     add_security_headers(req);
-    h2o_start_response(req, &generator);
+    h2o_start_response(req, gen);
+}
+
+void http_send(struct rq *rq, int status, const char *content_type, const char *body, size_t len)
+{
+    if (rq->responded)
+        return;
+    start(rq, status, content_type, len, &generator);
+    h2o_req_t *req = rq->req;
     if (req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0) {
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         return;
     }
     h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+int http_start_body(struct rq *rq, int status, const char *content_type, size_t length, h2o_generator_t *gen)
+{
+    if (rq->responded)
+        return -1;
+    start(rq, status, content_type, length, gen);
+    if (h2o_memis(rq->req->method.base, rq->req->method.len, H2O_STRLIT("HEAD"))) {
+        h2o_send(rq->req, NULL, 0, H2O_SEND_STATE_FINAL); /* the length is in the headers; no body */
+        return 1;
+    }
+    return 0;
+}
+
+void http_send_empty(struct rq *rq, int status)
+{
+    if (rq->responded)
+        return;
+    start(rq, status, NULL, SIZE_MAX, &generator);
+    h2o_send(rq->req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
 void http_json(struct rq *rq, int status, const char *json, size_t len)
@@ -398,6 +446,13 @@ static void jerr_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *inbuf
     h2o_ostream_send_next(&s->super, req, &out, n, state);
 }
 
+/* POST /api/media, whose 413 names the media limit. */
+static int is_media_upload(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
+           h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/media"));
+}
+
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     (void)self;
@@ -409,9 +464,16 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
         sbuf_init(&b);
         char msg[128];
         snprintf(msg, sizeof msg, "%s", reason_of(req->res.status));
-        if (req->res.status == 413)
-            snprintf(msg, sizeof msg, "request body larger than %d bytes", H.cfg->http.max_body_size);
-        error_body(&b, req->res.status, NULL, msg, NULL);
+        const char *field = NULL;
+        if (req->res.status == 413 && is_media_upload(req)) {
+            snprintf(msg, sizeof msg, "the file is larger than media.max_upload_bytes (%d bytes)",
+                     H.cfg->media.max_upload_bytes);
+            field = "file";
+            metrics_add(&H.m->media_refused_too_large_total, 1);
+        } else if (req->res.status == 413) {
+            snprintf(msg, sizeof msg, "request body larger than %zu bytes", H.gconf.max_request_entity_size);
+        }
+        error_body(&b, req->res.status, NULL, msg, field);
         ssize_t i;
         while ((i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1)) != -1)
             h2o_delete_header(&req->res.headers, i);
@@ -653,6 +715,23 @@ int http_routes_check(const struct route *routes, char *err, size_t errlen)
     return 0;
 }
 
+/* Whether the query string has name= among its parameters. */
+static int has_query_param(h2o_req_t *req, const char *name)
+{
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    size_t nl = strlen(name);
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        size_t n = (size_t)((amp ? amp : end) - q);
+        if (n > nl && q[nl] == '=' && !memcmp(q, name, nl))
+            return 1;
+        q += n + 1;
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -665,13 +744,24 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_error(rq, 431, NULL, "request headers too large", NULL);
         return 0;
     }
+    /* h2o's own limit is raised for uploads (http_init): every other path
+     * keeps http.max_body_size. */
+    if (req->entity.len > (size_t)H.cfg->http.max_body_size && !is_media_upload(req)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body larger than %d bytes", H.cfg->http.max_body_size);
+        http_error(rq, 413, "payload_too_large", msg, NULL);
+        return 0;
+    }
     int mbit = method_bit(req->method);
     int allowed = 0;
     const struct route *match =
         route_find(req->path_normalized.base, req->path_normalized.len, mbit, &allowed, rq->params);
     if (match) {
         rq->matched = match;
-        if (match->perm == PERM_PUBLIC) {
+        /* A signed link stands for credentials: the handler checks it (403
+         * when it does not hold), nothing else is looked at. */
+        if (match->perm == PERM_PUBLIC ||
+            ((match->flags & ROUTE_SIGNED_LINK) && has_query_param(req, "sig"))) {
             match->handler(rq);
             return 0;
         }
@@ -878,7 +968,14 @@ int http_init(h2o_loop_t *loop, const struct wapi_config *cfg, struct metrics_sl
     sbuf_init(&H.alog);
     h2o_config_init(&H.gconf);
     H.gconf.server_name = h2o_iovec_init(H2O_STRLIT("wapi"));
-    H.gconf.max_request_entity_size = (size_t)cfg->http.max_body_size;
+    /* h2o 2.2.5 reads a whole body before any handler sees it and has one
+     * limit for every path: the larger of the two, so that an upload of
+     * media.max_upload_bytes (with its multipart framing) gets through.
+     * Larger declared lengths are refused before the body is read; on other
+     * paths on_req refuses what is over http.max_body_size. */
+    size_t media_max = (size_t)cfg->media.max_upload_bytes + HTTP_MEDIA_FORM_SLACK;
+    H.gconf.max_request_entity_size =
+        (size_t)cfg->http.max_body_size > media_max ? (size_t)cfg->http.max_body_size : media_max;
     H.gconf.http1.req_timeout = (uint64_t)cfg->http.request_timeout * 1000;
     H.gconf.http2.idle_timeout = (uint64_t)cfg->http.idle_timeout * 1000;
     H.gconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->shutdown_timeout * 1000;

@@ -54,6 +54,10 @@ enum http_method {
 typedef void (*http_handler)(struct rq *rq);
 
 #define ROUTE_SESSION_ONLY 1 /* refused to API keys: what it creates outlives any key */
+#define ROUTE_SIGNED_LINK 2  /* a ?sig= in the query replaces credentials; the handler checks it */
+
+/* Room for the multipart framing around a file of media.max_upload_bytes. */
+#define HTTP_MEDIA_FORM_SLACK 65536
 
 /* One line of the router table. The path is literal segments, "{name}" for
  * one segment of any value, and a last segment "*" for any rest. The most
@@ -98,6 +102,8 @@ int http_id_ok(const char *s, size_t n, size_t max);
 void http_tick(void); /* every 100 ms */
 void http_flush_access_log(void);
 unsigned http_connections(void);
+/* This worker's metrics slot. */
+struct metrics_slot *http_metrics(void);
 
 struct jsonw;
 
@@ -110,6 +116,14 @@ void http_jsonw(struct rq *rq, int status, struct jsonw *w);
 /* {"error":{"code":...,"message":...,"field":...}}; field may be NULL. */
 void http_error(struct rq *rq, int status, const char *code, const char *message, const char *field);
 void http_add_header(struct rq *rq, const char *name, const char *value);
+/* A response whose body gen produces: h2o calls gen->proceed for more, the
+ * generator answers with h2o_send (FINAL at the end). length is the
+ * Content-Length (SIZE_MAX: none). Returns 0 when the body is to be sent, 1
+ * for a HEAD request (the headers went out, nothing more to do), -1 when rq
+ * was answered already. */
+int http_start_body(struct rq *rq, int status, const char *content_type, size_t length, h2o_generator_t *gen);
+/* A response without a body or a length (304). */
+void http_send_empty(struct rq *rq, int status);
 uint64_t http_now_us(void);
 
 #endif

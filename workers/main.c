@@ -131,6 +131,7 @@ static int print_routes(void)
             jw_kstr(&w, "path", r->path);
             jw_kstr(&w, "permission", authz_perm_name(r->perm));
             jw_kbool(&w, "session_only", r->flags & ROUTE_SESSION_ONLY);
+            jw_kbool(&w, "signed_link", r->flags & ROUTE_SIGNED_LINK);
             jw_obj_end(&w);
             if (jw_finish(&w) < 0) {
                 sbuf_free(&line);
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
         fatal(1, "the router table is invalid");
     auth_init(&W.cfg);
     webhooks_api_init(&W.cfg);
+    media_api_init(W.loop, &W.cfg);
     /* Password hashing: over all workers, one CPU fewer than there are, so
      * requests always find a free one. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN), nhash = ncpu > 0 ? ncpu / config_workers(&W.cfg) : 1;

@@ -42,8 +42,7 @@ struct op {
     char *text;
     char reply_to[130];
     char idem[IDEM_MAX + 1];
-    uint32_t req; /* a supervisor request in flight */
-    char *ids;    /* '\n'-joined message ids (pool) */
+    char *ids; /* '\n'-joined message ids (pool) */
     /* POST /api/messages: waiting in the send queue, or in a batch in flight */
     struct op *qnext;
     int queued;
@@ -190,8 +189,6 @@ static void op_also_abort(struct op_base *b)
         send_unqueue(o);
     if (o->batch)
         o->batch->ops[o->slot] = NULL; /* the batch commits anyway; nobody to answer */
-    if (o->req)
-        sup_cancel(o->req);
 }
 
 static struct op *op_new(struct rq *rq)
@@ -501,7 +498,6 @@ static void mark_read(struct op *o)
 static void on_read_sent(void *ctx, const struct ipc_msg *m)
 {
     struct op *o = ctx;
-    o->req = 0;
     uint32_t status, blen;
     const uint8_t *body;
     if (sup_reply_read(m, &status, &body, &blen) < 0) {
@@ -564,9 +560,8 @@ static void on_read_found(void *ctx, const PGresult *res, const char *err)
         http_error(o->b.rq, 500, NULL, "out of memory", NULL);
     } else if (n == 0) {
         mark_read(o); /* nothing unread: just the current counts */
-    } else if (!(o->req = sup_request(IPC_ACTION, ipc.buf, ipc.len, ACTION_TIMEOUT_MS, on_read_sent, o))) {
-        o->b.rq->on_abort = NULL;
-        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor link is down", NULL);
+    } else {
+        op_ask(o, IPC_ACTION, ipc.buf, ipc.len, -1, ACTION_TIMEOUT_MS, on_read_sent);
     }
     sbuf_free(&ipc);
     sbuf_free(&ids);

@@ -59,6 +59,13 @@ const struct route worker_routes[] = {
     {M_POST, "/api/chats/{jid}/presence", P_MESSAGES_SEND, h_chat_presence, 0},
     {M_POST, "/api/contacts/check", P_CONTACTS_READ, h_contacts_check, 0},
 
+    {M_POST, "/api/media", P_MEDIA_WRITE, h_media_upload, 0},
+    {M_GET, "/api/media", P_MEDIA_READ, h_media_list, 0},
+    /* The bytes: with credentials, or with a signed link instead of them. */
+    {GET, "/api/media/{id}", P_MEDIA_READ, h_media_get, ROUTE_SIGNED_LINK},
+    {M_DELETE, "/api/media/{id}", P_MEDIA_WRITE, h_media_delete, 0},
+    {M_GET, "/api/media/{id}/url", P_MEDIA_READ, h_media_url, 0},
+
     {M_GET, "/api/webhooks", P_WEBHOOKS_READ, h_webhooks_list, 0},
     {M_POST, "/api/webhooks", P_WEBHOOKS_WRITE, h_webhooks_create, 0},
     {M_GET, "/api/webhooks/{id}", P_WEBHOOKS_READ, h_webhook_get, 0},

@@ -94,6 +94,8 @@ static void take_reply(const struct ipc_msg *m)
         return;
     }
     /* A reply after its timeout: nothing waits for it any more. */
+    for (int k = 0; k < m->nfds; k++)
+        close(m->fds[k]);
 }
 
 static void on_readable(h2o_socket_t *sock, const char *err)
@@ -113,11 +115,16 @@ static void on_readable(h2o_socket_t *sock, const char *err)
             lost(r == -2 ? why : strerror(errno));
             return;
         }
-        for (int k = 0; k < m.nfds; k++)
-            close(m.fds[k]); /* no message of this version carries descriptors to workers */
+        if (m.h.type != IPC_REPLY) {
+            for (int k = 0; k < m.nfds; k++)
+                close(m.fds[k]); /* only replies carry descriptors (media files) */
+            m.nfds = 0;
+        }
         switch (m.h.type) {
         case IPC_PONG:
-        case IPC_REPLY: take_reply(&m); break;
+        case IPC_REPLY:
+            take_reply(&m);
+            break;
         case IPC_EVENT:
             if (S.h.on_event)
                 S.h.on_event(&m);
@@ -130,7 +137,9 @@ static void on_readable(h2o_socket_t *sock, const char *err)
             if (S.h.on_reopen_logs)
                 S.h.on_reopen_logs();
             break;
-        default: log_warn("unexpected message from supervisor", LF_I("type", m.h.type)); break;
+        default:
+            log_warn("unexpected message from supervisor", LF_I("type", m.h.type));
+            break;
         }
     }
 }
@@ -148,17 +157,24 @@ void sup_link_start(h2o_loop_t *loop, int fd, const struct sup_handlers *h, stru
     S.last_heartbeat_ms = h2o_now(loop);
 }
 
-uint32_t sup_request(uint32_t type, const void *payload, size_t len, uint32_t timeout_ms, sup_reply_cb cb, void *ctx)
+uint32_t sup_request_fd(uint32_t type, const void *payload, size_t len, int fd, uint32_t timeout_ms,
+                        sup_reply_cb cb, void *ctx)
 {
     if (S.lost || S.npend >= MAX_PENDING)
         return 0;
     uint32_t id = S.next_id++;
     if (id == 0)
         id = S.next_id++;
-    if (ipc_send(S.fd, type, id, payload, len, NULL, 0) < 0)
+    if (ipc_send(S.fd, type, id, payload, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0) < 0)
         return 0;
     S.pend[S.npend++] = (struct pending){id, cb, ctx, http_now_us(), h2o_now(S.loop) + timeout_ms};
     return id;
+}
+
+uint32_t sup_request(uint32_t type, const void *payload, size_t len, uint32_t timeout_ms, sup_reply_cb cb,
+                     void *ctx)
+{
+    return sup_request_fd(type, payload, len, -1, timeout_ms, cb, ctx);
 }
 
 void sup_cancel(uint32_t id)
@@ -168,6 +184,13 @@ void sup_cancel(uint32_t id)
             S.pend[i] = S.pend[--S.npend];
             return;
         }
+}
+
+int sup_reply_fd(const struct ipc_msg *m)
+{
+    for (int k = 1; m && k < m->nfds; k++)
+        close(m->fds[k]);
+    return m && m->nfds ? m->fds[0] : -1;
 }
 
 int sup_notify(uint32_t type, const void *payload, size_t len)

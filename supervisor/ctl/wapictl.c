@@ -13,15 +13,18 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: wapictl [-c config] [-s socket] COMMAND\n"
-                    "commands:\n"
-                    "  status       supervisor and worker state (JSON)\n"
-                    "  reload       re-read the configuration, start a new worker generation\n"
-                    "  workers N    run N workers\n"
-                    "  session [status|start|stop|logout|qr]   the WhatsApp session\n"
-                    "  user add EMAIL [--name NAME] [--admin]  create a user (password on stdin)\n"
-                    "  backup --output FILE|- [--no-gzip]      archive of the session and media stores (server running)\n"
-                    "  restore --input FILE|- [--force]        load such an archive (server stopped)\n");
+    fprintf(
+        stderr,
+        "usage: wapictl [-c config] [-s socket] COMMAND\n"
+        "commands:\n"
+        "  status       supervisor and worker state (JSON)\n"
+        "  reload       re-read the configuration, start a new worker generation\n"
+        "  workers N    run N workers\n"
+        "  session [status|start|stop|logout|qr]   the WhatsApp session\n"
+        "  media [status|sweep]                    the media store; sweep: remove unused files now\n"
+        "  user add EMAIL [--name NAME] [--admin]  create a user (password on stdin)\n"
+        "  backup --output FILE|- [--no-gzip]      archive of the session and media stores (server running)\n"
+        "  restore --input FILE|- [--force]        load such an archive (server stopped)\n");
 }
 
 int main(int argc, char **argv)
@@ -30,10 +33,18 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt(argc, argv, "+c:s:h")) != -1) {
         switch (c) {
-        case 'c': path = optarg; break;
-        case 's': sock = optarg; break;
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
+        case 'c':
+            path = optarg;
+            break;
+        case 's':
+            sock = optarg;
+            break;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            usage();
+            return 2;
         }
     }
     if (optind >= argc) {
@@ -50,7 +61,8 @@ int main(int argc, char **argv)
     if (!sock) {
         struct wapi_config cfg;
         char err[1024];
-        if (config_load(&cfg, path ? path : "conf/wapi.conf", path == NULL, CONFIG_WITH_ENV, err, sizeof err) < 0) {
+        if (config_load(&cfg, path ? path : "conf/wapi.conf", path == NULL, CONFIG_WITH_ENV, err,
+                        sizeof err) < 0) {
             fprintf(stderr, "wapictl: %s\n", err);
             return 2;
         }

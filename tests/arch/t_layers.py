@@ -2,7 +2,9 @@
 """The layers of the code hold: supervisor/wa/ (the WhatsApp protocol
 library) includes nothing above it and its archive needs no symbol of the
 supervisor or the workers; the supervisor's modules and the workers' form no
-import cycle. Reads the sources and build/*.a (built by make all)."""
+import cycle; the workers never name the media folder and their media
+handlers open no file by path (the supervisor hands them descriptors). Reads the sources and build/*.a
+(built by make all)."""
 import glob
 import os
 import re
@@ -104,5 +106,21 @@ def cycle(dirname):
 for d in ("supervisor", "supervisor/wa", "workers", "common"):
     c = cycle(d)
     check(f"no import cycle among the modules of {d}/", c is None, " -> ".join(c or []))
+
+# 4. The supervisor owns the media store: workers get its files as
+# descriptors. None of them names its folder (paths.media) or its module, and
+# the media handlers open no file by path.
+NAMES_STORE = re.compile(r"paths\.media|media_store\.h")
+OPENS = re.compile(r"\bopen(?:at)?\s*\(|\bfopen\s*\(")
+uses = []
+for p in sorted(glob.glob("workers/*.[ch]")):
+    media = os.path.basename(p).startswith(("media", "multipart"))
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.lstrip().startswith(("/*", "*")):
+                continue
+            if NAMES_STORE.search(line) or (media and OPENS.search(line)):
+                uses.append(f"{p}:{n}")
+check("workers/ never names the media folder, and the media handlers open no file by path", not uses, uses[:5])
 
 sys.exit(1 if failed else 0)

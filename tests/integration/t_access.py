@@ -86,6 +86,9 @@ POLICY = {
     "/api/chats/{jid}/messages": [(["GET"], "messages:read", False)],
     "/api/chats/{jid}/presence": [(["POST"], "messages:send", False)],
     "/api/contacts/check": [(["POST"], "contacts:read", False)],
+    "/api/media": [(["POST"], "media:write", False), (["GET"], "media:read", False)],
+    "/api/media/{id}": [(GH, "media:read", False), (["DELETE"], "media:write", False)],
+    "/api/media/{id}/url": [(["GET"], "media:read", False)],
     "/api/webhooks": [(["GET"], "webhooks:read", False), (["POST"], "webhooks:write", False)],
     "/api/webhooks/{id}": [(["GET"], "webhooks:read", False), (["PATCH"], "webhooks:write", False),
                            (["DELETE"], "webhooks:write", False)],
@@ -95,17 +98,24 @@ POLICY = {
 }
 
 
+# Where a signed link (?expires=&sig=) stands for credentials: the bytes of one
+# media file, nothing else.
+SIGNED_LINK = {("GET", "/api/media/{id}"), ("HEAD", "/api/media/{id}")}
+
+
 def policy_rows():
     return {(m, p): (perm, so) for p, rules in POLICY.items() for ms, perm, so in rules for m in ms}
 
 
 def router_rows():
     out = subprocess.run([os.path.join(ROOT, "build/wapi-worker"), "--routes"], capture_output=True, text=True)
-    rows = {}
+    rows, signed = {}, set()
     for line in out.stdout.splitlines():
         r = json.loads(line)
         rows[(r["method"], r["path"])] = (r["permission"], r["session_only"])
-    return out.returncode, rows
+        if r.get("signed_link"):
+            signed.add((r["method"], r["path"]))
+    return out.returncode, rows, signed
 
 
 def concrete(path):
@@ -327,8 +337,9 @@ def main():
     check("... nor invitations", st == 403 and code_of(js) == "session_required", js)
 
     # ---- the matrix: every route of the router table x every principal
-    rc, routes = router_rows()
+    rc, routes, signed = router_rows()
     pol = policy_rows()
+    check("signed links stand for credentials on GET|HEAD /api/media/{id} only", signed == SIGNED_LINK, signed)
     check("wapi-worker --routes lists the router table", rc == 0 and len(routes) > 40, rc)
     missing = sorted(set(routes) - set(pol))
     extra = sorted(set(pol) - set(routes))

@@ -175,6 +175,14 @@ static void test_matching(void)
         {"POST", "/api/webhooks/wh_1/deliveries/9/redeliver", h_webhook_redeliver, 0},
         {"GET", "/api/auth/anything", h_api_not_found, 0},
         {"POST", "/api/auth/admin/set-role", h_users_set_role, 0},
+        {"POST", "/api/media", h_media_upload, 0},
+        {"GET", "/api/media", h_media_list, 0},
+        {"GET", "/api/media/m_1", h_media_get, 0},
+        {"HEAD", "/api/media/m_1", h_media_get, 0},
+        {"DELETE", "/api/media/m_1", h_media_delete, 0},
+        {"GET", "/api/media/m_1/url", h_media_url, 0},
+        {"PUT", "/api/media/m_1", NULL, M_GET | M_HEAD | M_DELETE},
+        {"POST", "/api/media/m_1/url", NULL, M_GET},
         {"GET", "/nowhere", NULL, 0},
         {"GET", "/apix", NULL, 0},
     };
@@ -207,6 +215,22 @@ static void test_matching(void)
     T_CHECK(r && r->handler == h_chat_presence && params[0].len == 16 &&
                 !memcmp(params[0].base, "1@s.whatsapp.net", 16),
             "router: ... not those of a less specific route that also matched");
+    r = route_find_t("/api/media", 10, M_POST, &allowed);
+    T_CHECK(r && r->perm == P_MEDIA_WRITE && !(r->flags & ROUTE_SIGNED_LINK),
+            "router: uploading needs media:write");
+    r = route_find_t("/api/media/m_1", 14, M_DELETE, &allowed);
+    T_CHECK(r && r->perm == P_MEDIA_WRITE, "router: deleting media needs media:write");
+    r = route_find_t("/api/media/m_1", 14, M_GET, &allowed);
+    T_CHECK(r && r->perm == P_MEDIA_READ && (r->flags & ROUTE_SIGNED_LINK),
+            "router: the bytes need media:read, or a signed link instead");
+    int signed_routes = 0;
+    for (const struct route *q = worker_routes; q->path; q++)
+        signed_routes += (q->flags & ROUTE_SIGNED_LINK) != 0;
+    T_EQ_INT(signed_routes, 1, "router: a signed link stands for credentials on that one route only");
+    T_CHECK(authz_role_perms(ROLE_VIEWER) & PERM_BIT(P_MEDIA_READ) &&
+                !(authz_role_perms(ROLE_VIEWER) & PERM_BIT(P_MEDIA_WRITE)) &&
+                authz_role_perms(ROLE_MEMBER) & PERM_BIT(P_MEDIA_WRITE),
+            "roles: viewers read media, members (and admins) write it");
     r = route_find_t("/api/unknown", 12, M_GET, &allowed);
     T_CHECK(r && r->perm == PERM_SIGNED_IN, "router: an unknown /api/ path needs credentials before its 404");
 }

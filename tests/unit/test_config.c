@@ -56,8 +56,47 @@ int main(void)
     T_EQ_INT(load(&c, "conf/wapi.conf", err), 0, "the shipped conf/wapi.conf is valid");
     config_free(&c);
 
-    const char *p = write_file("a.conf", "workers = 3;\nlog = { level = \"debug\"; };\n"
-                                         "auth = { trusted_origins = [\"https://a.example\", \"https://b.example\"]; };\n");
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0, "media: defaults load");
+    T_CHECK(c.media.max_upload_bytes == 64 << 20 && c.media.max_store_bytes == 0 &&
+                c.media.retention_days == 0 && c.media.url_ttl_seconds == 86400,
+            "media: 64 MiB uploads, no quota, kept forever, links for 24 h by default");
+    config_free(&c);
+    const char *p =
+        write_file("m.conf", "media = { max_store_bytes = 21474836480L; retention_days = 30; };\n");
+    T_EQ_INT(load(&c, p, err), 0, "media: a quota above 2^31 from the file");
+    T_CHECK(c.media.max_store_bytes == 21474836480LL && c.media.retention_days == 30,
+            "media: ... read whole");
+    struct sbuf ser;
+    sbuf_init(&ser);
+    config_serialize(&c, &ser);
+    config_free(&c);
+    T_EQ_INT(config_load_string(&c, ser.buf, err, sizeof err), 0,
+             "media: the 64-bit value survives serializing");
+    T_CHECK(c.media.max_store_bytes == 21474836480LL, "media: ... unchanged");
+    config_free(&c);
+    sbuf_free(&ser);
+    setenv("WAPI_MEDIA_MAX_STORE_BYTES", "5000000000", 1);
+    setenv("WAPI_MEDIA_MAX_UPLOAD_BYTES", "1048576", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0, "media: from the environment");
+    T_CHECK(c.media.max_store_bytes == 5000000000LL && c.media.max_upload_bytes == 1048576,
+            "media: ... both");
+    config_free(&c);
+    setenv("WAPI_MEDIA_MAX_UPLOAD_BYTES", "0", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), -1,
+             "media: a zero upload limit refused");
+    T_CHECK(strstr(err, "WAPI_MEDIA_MAX_UPLOAD_BYTES") && strstr(err, "1..1073741824"),
+            "media: ... naming it and the range");
+    config_free(&c);
+    unsetenv("WAPI_MEDIA_MAX_UPLOAD_BYTES");
+    setenv("WAPI_MEDIA_MAX_STORE_BYTES", "-1", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), -1,
+             "media: a negative quota refused");
+    config_free(&c);
+    unsetenv("WAPI_MEDIA_MAX_STORE_BYTES");
+
+    p = write_file("a.conf",
+                   "workers = 3;\nlog = { level = \"debug\"; };\n"
+                   "auth = { trusted_origins = [\"https://a.example\", \"https://b.example\"]; };\n");
     T_EQ_INT(load(&c, p, err), 0, "file loads");
     T_EQ_INT(c.workers, 3, "workers from file");
     T_EQ_STR(c.log.level, "debug", "nested key from file");
@@ -77,7 +116,8 @@ int main(void)
 
     p = write_file("d.conf", "log = { level = \"loud\"; };\n");
     T_EQ_INT(load(&c, p, err), -1, "bad enum refused");
-    T_CHECK(strstr(err, "expected one of \"debug\" \"info\" \"warn\" \"error\"") != NULL, "enum error lists choices");
+    T_CHECK(strstr(err, "expected one of \"debug\" \"info\" \"warn\" \"error\"") != NULL,
+            "enum error lists choices");
     config_free(&c);
 
     p = write_file("e.conf", "workers = 3\nlisten = ;\n");

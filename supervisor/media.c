@@ -1,0 +1,648 @@
+#include "media.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/hex.h"
+#include "common/log.h"
+#include "common/media_url.h"
+#include "media_type.h"
+#include "sdb.h"
+#include "sup.h"
+#include "wa/wa_offload.h"
+
+#define MAX_UPLOADS 256 /* temp files handed out and not yet published or dropped */
+#define MAX_UPLOADS_PER_WORKER 64
+#define UPLOAD_TTL_MS (15 * 60 * 1000) /* a worker that never came back with its file */
+#define HASHING_AT_ONCE 2              /* publications on threads at one time: the CPUs stay shared */
+#define TICK_S 60
+#define FILE_NAME_MAX 255
+
+/* A temp file given to a worker: it may come back once, from that worker,
+ * as that very file (device and inode). Its size is held against the quota
+ * meanwhile. */
+struct upload {
+    uint64_t token;
+    pid_t pid;
+    dev_t dev;
+    ino_t ino;
+    char name[40]; /* a named temp file ("" for O_TMPFILE: nothing to remove) */
+    uint64_t size;
+    uint64_t created_ms;
+};
+
+/* One publication, from the worker's request to the answer. */
+struct publish {
+    struct publish *next; /* waiting for a thread */
+    pid_t pid;
+    uint32_t msg_id;
+    struct media_tmp t;
+    uint64_t claimed, size, reserved;
+    enum media_kind kind;
+    char declared[MEDIA_MIME_MAX], file_name[FILE_NAME_MAX + 1], expect[MEDIA_HEX_LEN + 1];
+    /* filled on the thread */
+    char hex[MEDIA_HEX_LEN + 1], detected[MEDIA_MIME_MAX];
+    int err, type_rc, made_dirs;
+    struct media_verdict v;
+    /* the row */
+    char id[32], size_s[24];
+    const char *params[6];
+};
+
+static struct {
+    struct media_store st;
+    int open;    /* st is usable */
+    int scanned; /* bytes and files are known */
+    int magic;   /* libmagic is loaded */
+    uint64_t bytes, files, reserved;
+    uint8_t key[MEDIA_KEY_LEN];
+    int key_loaded, key_loading;
+    struct upload up[MAX_UPLOADS];
+    int nup;
+    struct publish *qhead, *qtail;
+    int hashing;
+    struct event *tick, *key_retry;
+} M;
+
+static void gauges(void)
+{
+    metrics_set(&S.shm->media_store_bytes, M.bytes);
+    metrics_set(&S.shm->media_store_files, M.files);
+}
+
+/* ---- opening and measuring the store */
+
+struct scan {
+    uint64_t bytes, files;
+    int err;
+};
+
+static int count_file(void *arg, const char *hex, uint64_t size, time_t mtime)
+{
+    (void)hex, (void)mtime;
+    struct scan *sc = arg;
+    sc->bytes += size;
+    sc->files++;
+    return 0;
+}
+
+static void scan_work(void *arg)
+{
+    struct scan *sc = arg;
+    sc->err = media_store_walk(&M.st, 1, count_file, sc) < 0 ? errno : 0;
+}
+
+static void scan_done(void *arg)
+{
+    struct scan *sc = arg;
+    if (sc->err) {
+        log_error("media store: cannot measure it; the quota waits", LF_S("error", strerror(sc->err)));
+    } else {
+        /* With a quota nothing is published before this point; without one,
+         * a file published while the walk ran may be counted twice (the
+         * gauges drift by that until the next start). */
+        M.bytes += sc->bytes;
+        M.files += sc->files;
+        M.scanned = 1;
+        gauges();
+        log_info("media store measured", LF_I("files", (long long)M.files),
+                 LF_I("bytes", (long long)M.bytes));
+    }
+    free(sc);
+}
+
+static void try_open(void)
+{
+    if (!M.magic) {
+        char err[256];
+        if (media_type_init(err, sizeof err) == 0)
+            M.magic = 1;
+        else
+            log_error("media: cannot load libmagic; uploads wait for it", LF_S("error", err));
+    }
+    if (M.open)
+        return;
+    char err[600];
+    unsigned removed = 0;
+    if (media_store_open(&M.st, S.cfg.paths.media, &removed, err, sizeof err) < 0) {
+        log_error("media store unavailable; retrying every minute", LF_S("error", err));
+        return;
+    }
+    M.open = 1;
+    log_info("media store open", LF_S("path", S.cfg.paths.media), LF_I("o_tmpfile", M.st.use_tmpfile),
+             LF_I("leftover_temp_files_removed", removed));
+    struct scan *sc = calloc(1, sizeof *sc);
+    if (!sc || wa_offload_run(scan_work, scan_done, sc) < 0) {
+        free(sc);
+        log_error("media store: cannot start measuring it; the quota waits");
+    }
+}
+
+struct media_store *media_store_ready(void)
+{
+    return M.open ? &M.st : NULL;
+}
+
+void media_note_removed(uint64_t files, uint64_t bytes)
+{
+    M.files = files > M.files ? 0 : M.files - files;
+    M.bytes = bytes > M.bytes ? 0 : M.bytes - bytes;
+    gauges();
+}
+
+void media_status_json(struct jsonw *w)
+{
+    jw_kbool(w, "ready", M.open && M.magic);
+    jw_kbool(w, "o_tmpfile", M.st.use_tmpfile);
+    jw_kbool(w, "measured", M.scanned);
+    jw_kuint(w, "bytes", M.bytes);
+    jw_kuint(w, "files", M.files);
+    jw_kuint(w, "reserved", M.reserved);
+    jw_kint(w, "uploads_open", M.nup);
+    jw_kint(w, "publishing", M.hashing);
+    jw_kint(w, "max_store_bytes", S.cfg.media.max_store_bytes);
+}
+
+/* ---- the key of signed links */
+
+static void load_key(void);
+
+static void on_key_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    load_key();
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static void on_key(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    M.key_loading = 0;
+    if (res && PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 0)) == 2 * MEDIA_KEY_LEN &&
+        unhex(PQgetvalue(res, 0, 0), M.key, MEDIA_KEY_LEN) == 0) {
+        M.key_loaded = 1;
+        log_info("media: the key of signed links is loaded");
+        return;
+    }
+    /* No row: another process made it just after our statement began. */
+    log_warn("media: cannot load the key of signed links; retrying", LF_S("error", res   ? "no row"
+                                                                                   : err ? err
+                                                                                         : "?"));
+    struct timeval tv = {2, 0};
+    evtimer_add(M.key_retry, &tv);
+}
+
+/* Ours unless one exists: both sides of the UNION see one snapshot, so
+ * exactly one row comes back (or none if another process won the race). */
+static const char SQL_KEY[] =
+    "WITH ins AS (INSERT INTO wapi_media_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING "
+    "RETURNING secret) SELECT secret FROM ins UNION ALL SELECT secret FROM wapi_media_secret WHERE id = 1";
+
+static void load_key(void)
+{
+    if (M.key_loaded || M.key_loading || !S.migrated)
+        return;
+    uint8_t k[MEDIA_KEY_LEN];
+    char hex[2 * MEDIA_KEY_LEN + 1];
+    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) {
+        log_error("media: no randomness for the key of signed links");
+        return;
+    }
+    hex_encode(hex, k, sizeof k, 0);
+    const char *p[1] = {hex};
+    M.key_loading = sdb_query(SQL_KEY, 1, p, on_key, NULL) != NULL;
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(hex, sizeof hex);
+}
+
+void media_on_migrated(void)
+{
+    load_key();
+}
+
+/* ---- uploads handed out */
+
+static int find_upload(uint64_t token, pid_t pid)
+{
+    for (int i = 0; i < M.nup; i++)
+        if (M.up[i].token == token && M.up[i].pid == pid)
+            return i;
+    return -1;
+}
+
+/* Forgets upload i; its temp file goes unless keep_file (a publication
+ * takes it over). */
+static void drop_upload(int i, int keep_file)
+{
+    struct upload *u = &M.up[i];
+    if (!keep_file && u->name[0] && M.open)
+        unlinkat(M.st.tmpdfd, u->name, 0);
+    M.reserved -= u->size;
+    M.up[i] = M.up[--M.nup];
+}
+
+static void on_worker_gone(pid_t pid)
+{
+    for (int i = M.nup - 1; i >= 0; i--)
+        if (M.up[i].pid == pid)
+            drop_upload(i, 0);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    try_open();
+    load_key();
+    uint64_t now = now_ms();
+    for (int i = M.nup - 1; i >= 0; i--)
+        if (now - M.up[i].created_ms > UPLOAD_TTL_MS) {
+            log_warn("media: an upload was never completed; dropped", LF_I("pid", M.up[i].pid));
+            drop_upload(i, 0);
+        }
+}
+
+static int answer(uint32_t *status, struct sbuf *body, uint32_t st, const char *code, const char *msg,
+                  const char *field)
+{
+    *status = st;
+    jw_error_body(body, code, msg, field);
+    return WORKER_ANSWER;
+}
+
+static int unavailable(uint32_t *status, struct sbuf *body)
+{
+    return answer(status, body, 503, "media_unavailable", "the media store is not available; try again",
+                  NULL);
+}
+
+static int do_key(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    if (ipc_rd_end(rd) < 0)
+        return WORKER_MALFORMED;
+    if (!M.key_loaded)
+        return unavailable(status, body);
+    workers_reply(m->pid, m->id, 200, (const char *)M.key, MEDIA_KEY_LEN);
+    return WORKER_ANSWER_LATER;
+}
+
+/* A hash in the payload, checked. */
+static int rd_hex(struct ipc_rd *rd, char hex[MEDIA_HEX_LEN + 1], int optional)
+{
+    uint32_t n;
+    const uint8_t *p = ipc_rd_bytes(rd, &n);
+    hex[0] = '\0';
+    if (optional && p && n == 0)
+        return 0;
+    if (!p || n != MEDIA_HEX_LEN)
+        return -1;
+    memcpy(hex, p, n);
+    hex[n] = '\0';
+    return media_store_hex_ok(hex) ? 0 : -1;
+}
+
+static int do_open(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    char hex[MEDIA_HEX_LEN + 1];
+    if (rd_hex(rd, hex, 0) < 0 || ipc_rd_end(rd) < 0)
+        return WORKER_MALFORMED;
+    if (!M.open)
+        return unavailable(status, body);
+    uint64_t size;
+    int fd = media_store_open_file(&M.st, hex, &size);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            log_error("media: cannot open a stored file", LF_S("sha256", hex),
+                      LF_S("error", strerror(errno)));
+            return unavailable(status, body);
+        }
+        log_warn("media: a row names a file the store does not hold", LF_S("sha256", hex));
+        return answer(status, body, 404, "not_found", "the file is not in the media store", NULL);
+    }
+    workers_reply_fd(m->pid, m->id, 200, "", 0, fd);
+    close(fd); /* the worker has its own now */
+    return WORKER_ANSWER_LATER;
+}
+
+static int do_upload(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    uint64_t size = ipc_rd_u64(rd);
+    if (ipc_rd_end(rd) < 0)
+        return WORKER_MALFORMED;
+    if (!M.open || !M.magic)
+        return unavailable(status, body);
+    if (size == 0 || size > (uint64_t)S.cfg.media.max_upload_bytes) /* a worker of an older configuration */
+        return answer(status, body, 413, "payload_too_large",
+                      "the file is larger than media.max_upload_bytes", "file");
+    uint64_t max = (uint64_t)S.cfg.media.max_store_bytes;
+    if (max && !M.scanned)
+        return answer(status, body, 503, "media_unavailable", "the media store is being measured; try again",
+                      NULL);
+    if (max && (M.bytes + M.reserved > max || size > max - M.bytes - M.reserved)) {
+        metrics_add(&S.shm->media_refused_full_total, 1);
+        log_warn("media: upload refused, the store is full", LF_I("size", (long long)size),
+                 LF_I("bytes", (long long)M.bytes), LF_I("max_store_bytes", (long long)max));
+        return answer(status, body, 507, "media_store_full",
+                      "the media store is full (media.max_store_bytes); delete media or raise the limit",
+                      "file");
+    }
+    int mine = 0;
+    for (int i = 0; i < M.nup; i++)
+        mine += M.up[i].pid == m->pid;
+    if (M.nup >= MAX_UPLOADS || mine >= MAX_UPLOADS_PER_WORKER)
+        return answer(status, body, 503, "busy", "too many uploads in progress; try again", NULL);
+    struct media_tmp t;
+    uint64_t token = 0;
+    if (media_store_tmp(&M.st, &t) < 0) {
+        log_error("media: cannot make a temp file in the store", LF_S("error", strerror(errno)));
+        return unavailable(status, body);
+    }
+    while (token == 0)
+        if (getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token) {
+            media_store_tmp_discard(&M.st, &t);
+            return unavailable(status, body);
+        }
+    struct upload *u = &M.up[M.nup++];
+    *u = (struct upload){token, m->pid, t.dev, t.ino, "", size, now_ms()};
+    snprintf(u->name, sizeof u->name, "%s", t.name);
+    M.reserved += size;
+    if (workers_reply_fd(m->pid, m->id, 200, (const char *)&token, sizeof token, t.fd) < 0)
+        drop_upload(M.nup - 1, 0);
+    close(t.fd); /* the worker writes through its own copy */
+    return WORKER_ANSWER_LATER;
+}
+
+static int do_discard(const struct worker_msg *m, struct ipc_rd *rd)
+{
+    uint64_t token = ipc_rd_u64(rd);
+    if (ipc_rd_end(rd) < 0)
+        return WORKER_MALFORMED;
+    int i = find_upload(token, m->pid);
+    if (i >= 0)
+        drop_upload(i, 0);
+    return WORKER_NO_ANSWER;
+}
+
+/* ---- publishing */
+
+static void run_queue(void);
+
+static void finish(struct publish *p)
+{
+    M.reserved -= p->reserved;
+    media_store_tmp_discard(&M.st, &p->t); /* linked by now, or refused: the temp name goes */
+    free(p);
+}
+
+static void reply_error(struct publish *p, uint32_t status, const char *code, const char *msg,
+                        const char *field)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    if (jw_error_body(&b, code, msg, field) == 0) /* else the worker's own timeout answers */
+        workers_reply(p->pid, p->msg_id, status, b.buf, b.len);
+    sbuf_free(&b);
+    finish(p);
+}
+
+static void on_inserted(void *ctx, const PGresult *res, const char *err)
+{
+    struct publish *p = ctx;
+    if (!res || PQntuples(res) != 1) {
+        /* The file stays linked without a row: the sweep takes it. */
+        log_error("media: cannot record an upload", LF_S("error", err ? err : "no row"));
+        reply_error(p, 503, "database_unavailable", "the database is unavailable; try again", NULL);
+        return;
+    }
+    const char *json = PQgetvalue(res, 0, 0);
+    metrics_add(&S.shm->media_uploads_total, 1);
+    log_info("media stored", LF_S("id", p->id), LF_S("sha256", p->hex), LF_I("size", (long long)p->size),
+             LF_S("kind", media_kind_name(p->v.kind)), LF_S("mimetype", p->v.mimetype));
+    workers_reply(p->pid, p->msg_id, 201, json, strlen(json));
+    finish(p);
+}
+
+static const char SQL_INSERT[] =
+    "INSERT INTO wa_media (id, sha256, size, mimetype, kind, file_name, state) "
+    "VALUES ($1, $2, $3::bigint, $4, $5, $6, 'stored') RETURNING wapi_media_json(wa_media)::text";
+
+static void sync_work(void *arg)
+{
+    struct publish *p = arg;
+    p->err = media_store_sync(&M.st, p->hex, p->made_dirs) < 0 ? errno : 0;
+}
+
+static void sync_done(void *arg)
+{
+    struct publish *p = arg;
+    if (p->err) {
+        log_error("media: cannot make a published file durable", LF_S("sha256", p->hex),
+                  LF_S("error", strerror(p->err)));
+        reply_error(p, 503, "store_error", "the file could not be stored; try again", NULL);
+        return;
+    }
+    unsigned char r[12];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        reply_error(p, 503, "store_error", "no randomness available", NULL);
+        return;
+    }
+    memcpy(p->id, "m_", 2);
+    hex_encode(p->id + 2, r, sizeof r, 0);
+    snprintf(p->size_s, sizeof p->size_s, "%" PRIu64, p->size);
+    p->params[0] = p->id;
+    p->params[1] = p->hex;
+    p->params[2] = p->size_s;
+    p->params[3] = p->v.mimetype;
+    p->params[4] = media_kind_name(p->v.kind);
+    p->params[5] = p->file_name[0] ? p->file_name : NULL;
+    if (!sdb_query(SQL_INSERT, 6, p->params, on_inserted, p))
+        reply_error(p, 503, "store_error", "out of memory", NULL);
+}
+
+/* On a thread: durable, hashed, typed. */
+static void digest_work(void *arg)
+{
+    struct publish *p = arg;
+    unsigned char *head = malloc(MEDIA_TYPE_HEAD);
+    size_t hl = 0;
+    if (!head) {
+        p->err = ENOMEM;
+        return;
+    }
+    p->err = media_store_digest(p->t.fd, &p->size, p->hex, head, MEDIA_TYPE_HEAD, &hl) < 0 ? errno : 0;
+    if (!p->err) {
+        media_type_detect(head, hl, p->detected);
+        p->type_rc = media_type_check(p->declared, p->detected, p->kind, head, hl, &p->v);
+    }
+    free(head);
+}
+
+static void digest_done(void *arg)
+{
+    struct publish *p = arg;
+    M.hashing--;
+    run_queue();
+    if (p->err) {
+        log_error("media: cannot read an upload", LF_S("error", strerror(p->err)));
+        reply_error(p, 503, "store_error", "the file could not be stored; try again", NULL);
+        return;
+    }
+    if (p->size == 0) {
+        reply_error(p, 400, "empty_file", "the file is empty", "file");
+        return;
+    }
+    if (p->size != p->claimed) {
+        reply_error(p, 400, "upload_incomplete", "the file is not the size that was sent", "file");
+        return;
+    }
+    if (p->expect[0] && strcmp(p->expect, p->hex) != 0) {
+        reply_error(p, 400, "sha256_mismatch", "the file's SHA-256 is not the one given", "sha256");
+        return;
+    }
+    if (p->type_rc < 0) {
+        metrics_add(&S.shm->media_refused_invalid_total, 1);
+        reply_error(p, 400, p->v.code, p->v.message, "file");
+        return;
+    }
+    /* On the loop, like the sweep's removals: the two never interleave. */
+    int r = media_store_link(&M.st, &p->t, p->hex, p->size, &p->made_dirs);
+    if (r < 0) {
+        log_error("media: cannot link a file into the store", LF_S("sha256", p->hex),
+                  LF_S("error", strerror(errno)));
+        reply_error(p, 503, "store_error", "the file could not be stored; try again", NULL);
+        return;
+    }
+    if (r == MEDIA_REPAIRED)
+        log_warn("media: a damaged file was replaced by a good copy", LF_S("sha256", p->hex));
+    if (r == MEDIA_NEW) {
+        M.bytes += p->size;
+        M.files++;
+        gauges();
+    }
+    if (wa_offload_run(sync_work, sync_done, p) < 0)
+        reply_error(p, 503, "store_error", "the file could not be stored; try again", NULL);
+}
+
+static void run_queue(void)
+{
+    while (M.qhead && M.hashing < HASHING_AT_ONCE) {
+        struct publish *p = M.qhead;
+        M.qhead = p->next;
+        if (!M.qhead)
+            M.qtail = NULL;
+        M.hashing++;
+        if (wa_offload_run(digest_work, digest_done, p) < 0) {
+            M.hashing--;
+            reply_error(p, 503, "store_error", "the file could not be stored; try again", NULL);
+        }
+    }
+}
+
+/* A bounded text field of the payload into out (cap bytes with the NUL);
+ * -1 when too long or holding control characters. */
+static int rd_text(struct ipc_rd *rd, char *out, size_t cap)
+{
+    uint32_t n;
+    const uint8_t *p = ipc_rd_bytes(rd, &n);
+    if (!p || n >= cap)
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    uint64_t token = ipc_rd_u64(rd), size = ipc_rd_u64(rd);
+    char declared[MEDIA_MIME_MAX], kind[16], name[FILE_NAME_MAX + 1], expect[MEDIA_HEX_LEN + 1];
+    if (rd_text(rd, declared, sizeof declared) < 0 || rd_text(rd, kind, sizeof kind) < 0 ||
+        rd_text(rd, name, sizeof name) < 0 || rd_hex(rd, expect, 1) < 0 || ipc_rd_end(rd) < 0 ||
+        m->nfds != 1 || (kind[0] && media_kind_parse(kind) == MK_NONE))
+        return WORKER_MALFORMED;
+    int i = find_upload(token, m->pid);
+    if (i < 0)
+        return answer(status, body, 410, "upload_expired", "the upload took too long; send it again", NULL);
+    struct stat sb;
+    if (fstat(m->fds[0], &sb) < 0 || sb.st_dev != M.up[i].dev || sb.st_ino != M.up[i].ino)
+        return WORKER_MALFORMED; /* not the file it was given */
+    struct publish *p = calloc(1, sizeof *p);
+    if (!p)
+        return unavailable(status, body);
+    p->pid = m->pid;
+    p->msg_id = m->id;
+    p->t.fd = m->fds[0];
+    m->fds[0] = -1;
+    p->t.dev = sb.st_dev;
+    p->t.ino = sb.st_ino;
+    snprintf(p->t.name, sizeof p->t.name, "%s", M.up[i].name);
+    p->claimed = size;
+    p->reserved = M.up[i].size;
+    M.reserved += p->reserved; /* moves from the upload to the publication */
+    drop_upload(i, 1);
+    p->kind = media_kind_parse(kind);
+    snprintf(p->declared, sizeof p->declared, "%s", declared);
+    snprintf(p->file_name, sizeof p->file_name, "%s", name);
+    snprintf(p->expect, sizeof p->expect, "%s", expect);
+    if (M.qtail)
+        M.qtail->next = p;
+    else
+        M.qhead = p;
+    M.qtail = p;
+    run_queue();
+    return WORKER_ANSWER_LATER;
+}
+
+int media_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    switch (m->type) {
+    case IPC_MEDIA_KEY:
+        return do_key(m, rd, status, body);
+    case IPC_MEDIA_OPEN:
+        return do_open(m, rd, status, body);
+    case IPC_MEDIA_UPLOAD:
+        return do_upload(m, rd, status, body);
+    case IPC_MEDIA_PUBLISH:
+        return do_publish(m, rd, status, body);
+    case IPC_MEDIA_DISCARD:
+        return do_discard(m, rd);
+    default:
+        return WORKER_MALFORMED;
+    }
+}
+
+void media_init(void)
+{
+    static const uint32_t types[] = {IPC_MEDIA_KEY, IPC_MEDIA_OPEN, IPC_MEDIA_UPLOAD, IPC_MEDIA_PUBLISH,
+                                     IPC_MEDIA_DISCARD};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        workers_handle(types[i], media_ipc);
+    workers_accept_fds(IPC_MEDIA_PUBLISH, 1);
+    workers_on_gone(on_worker_gone);
+    if (wa_offload_init(S.base) < 0)
+        log_error("media: cannot start the off-loop helper");
+    M.tick = event_new(S.base, -1, EV_PERSIST, on_tick, NULL);
+    M.key_retry = evtimer_new(S.base, on_key_retry, NULL);
+    struct timeval tv = {TICK_S, 0};
+    if (M.tick)
+        evtimer_add(M.tick, &tv);
+    try_open();
+}
