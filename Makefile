@@ -110,10 +110,13 @@ $(B)/tests/tools/%: $(call obj,tests/tools/%.c) $(B)/libsup.a $(B)/libwa.a $(B)/
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # libFuzzer targets: each fuzz_*.c #includes the module sources it exercises.
+# Their .d files name the included sources, so a change there rebuilds them.
 build/fuzz/%: tests/fuzz/%.c $(PROTO_C)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS_ALL) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(LIBS)
+	clang $(CPPFLAGS_ALL) -MMD -MP -MF $@.d -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $< $(LIBS)
 fuzzers: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+-include $(wildcard build/fuzz/*.d)
 
 # The baseline for `make bench`: a bare libh2o hello-world from the same libraries.
 $(B)/tests/hello-h2o: $(call obj,tests/bench/hello_h2o.c)

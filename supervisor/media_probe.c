@@ -119,7 +119,7 @@ int media_probe_mp4_ms(media_read_fn rd, void *ctx, uint64_t file_size, uint64_t
         return -1;
     }
     uint64_t whole = duration / timescale, part = duration % timescale;
-    if (whole > MAX_MS / 1000) {
+    if (whole >= MAX_MS / 1000) { /* so that ms stays below MAX_MS */
         snprintf(err, errlen, "a duration of %llu s is not believable", (unsigned long long)whole);
         return -1;
     }
