@@ -70,7 +70,8 @@ static struct {
     int scanned;  /* bytes and files are known */
     int scanning; /* the walk that measures them runs */
     int trash_running, trash_again;
-    int magic; /* libmagic is loaded */
+    int closing; /* files being closed or removed on threads */
+    int magic;   /* libmagic is loaded */
     uint64_t bytes, files, reserved;
     uint8_t key[MEDIA_KEY_LEN];
     int key_loaded, key_loading;
@@ -191,6 +192,7 @@ static void close_work(void *arg)
 
 static void close_done(void *arg)
 {
+    M.closing--;
     free(arg);
 }
 
@@ -204,8 +206,10 @@ static void close_later(int fd, const char *name)
     if (c) {
         c->fd = fd;
         snprintf(c->name, sizeof c->name, "%s", name && M.open ? name : "");
-        if (wa_offload_run(close_work, close_done, c) == 0)
+        if (wa_offload_run(close_work, close_done, c) == 0) {
+            M.closing++;
             return;
+        }
     }
     free(c);
     if (fd >= 0)
