@@ -37,7 +37,6 @@ static int t_close(int fd)
 #include "supervisor/wa/wa_offload.c"
 
 #include <openssl/sha.h>
-#include <poll.h>
 
 #include "t.h"
 
@@ -58,7 +57,9 @@ int t_workers_reply_fd(pid_t pid, uint32_t id, uint32_t status, const char *body
     R.n++;
     R.id = id;
     R.status = status;
-    snprintf(R.body, sizeof R.body, "%.*s", (int)len, body);
+    len = len < sizeof R.body - 1 ? len : sizeof R.body - 1;
+    memcpy(R.body, body, len); /* binary (a token) as well as JSON */
+    R.body[len] = '\0';
     if (R.fd >= 0)
         close(R.fd);
     R.fd = fd >= 0 ? dup(fd) : -1;
@@ -202,11 +203,16 @@ static int idle(void)
 {
     return M.npub == 0 && !M.trash_running && M.hashing == 0 && M.closing == 0;
 }
-/* A thread finished and waits for the loop (its done not run yet). */
-static int thread_finished(void)
+/* The hashing thread finished and waits for the loop (its done not run
+ * yet). */
+static int digest_finished(void)
 {
-    struct pollfd p = {wake[0], POLLIN, 0};
-    return poll(&p, 1, 0) == 1;
+    pthread_mutex_lock(&mu);
+    int found = 0;
+    for (struct job *j = finished; j; j = j->next)
+        found |= j->done == digest_done;
+    pthread_mutex_unlock(&mu);
+    return found;
 }
 
 static void sha_hex(const void *p, size_t n, char out[65])
@@ -256,11 +262,12 @@ static const char PDF1[] = "%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EO
 static void test_rewrite_after_hash(void)
 {
     int fd;
+    loop_until(idle);
     uint64_t token = upload(10, sizeof PDF1 - 1, &fd);
     T_CHECK(token && fd >= 0, "upload: a token and a temp file");
     pwrite(fd, PDF1, sizeof PDF1 - 1, 0);
     publish(11, token, sizeof PDF1 - 1, fd, 60000);
-    for (int i = 0; i < 10000 && !thread_finished(); i++)
+    for (int i = 0; i < 10000 && !digest_finished(); i++)
         usleep(1000);
     /* The hash is done, the link not yet (it runs on the loop): the worker
      * now writes other bytes of the same size. */
@@ -270,6 +277,10 @@ static void test_rewrite_after_hash(void)
     pwrite(fd, evil, sizeof PDF1 - 1, 0);
     close(fd);
     T_CHECK(loop_until(have_query), "rewrite: the publication reaches its INSERT");
+    if (!Q.cb) {
+        printf("# reply %d %u %s\n", R.n, R.status, R.body);
+        return;
+    }
     char want[65];
     sha_hex(PDF1, sizeof PDF1 - 1, want);
     T_EQ_STR(Q.hex, want, "rewrite: the row names the hash of the bytes sent");
@@ -305,6 +316,7 @@ static void test_over_reservation(void)
     close(fd);
     loop_until(have_reply);
     T_CHECK(R.status == 413 || R.status == 400, "over: a file longer than claimed and reserved is refused");
+
     T_EQ_INT(Q.n, 0, "over: ... and no row is written");
     loop_until(idle);
 }
@@ -338,6 +350,7 @@ static void test_queue_deadline_and_discard(void)
     discard(token, 0);
     T_CHECK(M.qhead == NULL && M.npub == 0 && M.reserved == 0,
             "discard: a worker that gave up waiting cancels its queued publication");
+
     M.hashing = busy;
     run_queue();
     loop_until(idle);
@@ -386,6 +399,7 @@ static void test_repair_gauges(void)
 {
     char want[65], p[512];
     sha_hex(PDF1, sizeof PDF1 - 1, want);
+    loop_until(idle);
     int fd = open(stored_path(want, p, sizeof p), O_WRONLY | O_TRUNC);
     T_CHECK(fd >= 0 && write(fd, "x", 1) == 1, "repair: the stored file is damaged (1 byte)");
     close(fd);
