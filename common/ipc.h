@@ -42,10 +42,13 @@ enum ipc_type {
     IPC_MEDIA_OPEN,    /* W->S {bytes sha256 hex} -> {200, ""} + a read-only fd, or {404|503, JSON} */
     IPC_MEDIA_UPLOAD,  /* W->S {u64 size} -> {200, u64 token} + an empty temp file in the store, or {507|503,
                           JSON} */
-    IPC_MEDIA_PUBLISH, /* W->S {u64 token, u64 size, bytes mimetype, kind, file_name, sha256} + that fd
-                        * -> {201, the row's JSON} or {400|503|507, JSON}; the file is hashed, its type
-                        * checked, and only then linked into the store */
-    IPC_MEDIA_DISCARD, /* W->S {u64 token} the upload was abandoned (no reply) */
+    IPC_MEDIA_PUBLISH, /* W->S {u64 token, u64 size, bytes mimetype, kind, file_name, sha256, u32
+                        * start_within_ms} + that fd -> {201, the row's JSON} or {400|410|413|503|507,
+                        * JSON}; the file is copied out of the worker's reach, hashed, its type checked,
+                        * and only then linked into the store; not started within start_within_ms:
+                        * dropped (503) */
+    IPC_MEDIA_DISCARD, /* W->S {u64 token, u32 request id} the upload (or its publication) was abandoned;
+                        * token 0: the upload made by the UPLOAD request of that id (no reply) */
     IPC_TYPE_MAX
 };
 

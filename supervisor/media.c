@@ -18,7 +18,7 @@
 #include "sup.h"
 #include "wa/wa_offload.h"
 
-#define MAX_UPLOADS 256 /* temp files handed out and not yet published or dropped */
+#define MAX_UPLOADS 256 /* temp files handed out and not yet published or dropped, and publications */
 #define MAX_UPLOADS_PER_WORKER 64
 #define UPLOAD_TTL_MS (15 * 60 * 1000) /* a worker that never came back with its file */
 #define HASHING_AT_ONCE 2              /* publications on threads at one time: the CPUs stay shared */
@@ -31,6 +31,7 @@
 struct upload {
     uint64_t token;
     pid_t pid;
+    uint32_t req_id; /* the UPLOAD request: a worker that never got the answer discards by it */
     dev_t dev;
     ino_t ino;
     char name[40]; /* a named temp file ("" for O_TMPFILE: nothing to remove) */
@@ -40,16 +41,23 @@ struct upload {
 
 /* One publication, from the worker's request to the answer. */
 struct publish {
-    struct publish *next; /* waiting for a thread */
+    struct publish *next;          /* waiting for a thread */
+    struct publish *lprev, *lnext; /* every live one (DISCARD, a worker gone) */
     pid_t pid;
     uint32_t msg_id;
-    struct media_tmp t;
-    uint64_t claimed, size, reserved;
+    uint64_t token;
+    uint64_t deadline_ms; /* not hashing by then: the worker has given up waiting */
+    int cancelled;        /* the worker gave up (DISCARD) or is gone: nothing more is done */
+    int queued;
+    int src_fd;         /* the worker's temp file (it may still write to it) */
+    char src_name[40];  /* its name in .tmp/ ("" for O_TMPFILE) */
+    struct media_tmp t; /* the copy only the supervisor writes: what is hashed and linked */
+    uint64_t claimed, size, reserved, copied, replaced;
     enum media_kind kind;
     char declared[MEDIA_MIME_MAX], file_name[FILE_NAME_MAX + 1], expect[MEDIA_HEX_LEN + 1];
     /* filled on the thread */
     char hex[MEDIA_HEX_LEN + 1], detected[MEDIA_MIME_MAX];
-    int err, type_rc, made_dirs;
+    int err, type_rc;
     struct media_verdict v;
     /* the row */
     char id[32], size_s[24];
@@ -58,8 +66,11 @@ struct publish {
 
 static struct {
     struct media_store st;
-    int open;    /* st is usable */
-    int scanned; /* bytes and files are known */
+    int open;     /* st is usable */
+    int scanned;  /* bytes and files are known */
+    int scanning; /* the walk that measures them runs */
+    int trash_running, trash_again;
+    int closing; /* files being closed or removed on threads */
     int magic;   /* libmagic is loaded */
     uint64_t bytes, files, reserved;
     uint8_t key[MEDIA_KEY_LEN];
@@ -67,6 +78,8 @@ static struct {
     struct upload up[MAX_UPLOADS];
     int nup;
     struct publish *qhead, *qtail;
+    struct publish *live;
+    int npub;
     int hashing;
     struct event *tick, *key_retry;
 } M;
@@ -102,8 +115,10 @@ static void scan_work(void *arg)
 static void scan_done(void *arg)
 {
     struct scan *sc = arg;
+    M.scanning = 0;
     if (sc->err) {
-        log_error("media store: cannot measure it; the quota waits", LF_S("error", strerror(sc->err)));
+        log_error("media store: cannot measure it; the quota waits (retried every minute)",
+                  LF_S("error", strerror(sc->err)));
     } else {
         /* With a quota nothing is published before this point; without one,
          * a file published while the walk ran may be counted twice (the
@@ -116,6 +131,91 @@ static void scan_done(void *arg)
                  LF_I("bytes", (long long)M.bytes));
     }
     free(sc);
+}
+
+/* The walk that measures the store; retried by the tick until it works. */
+static void start_scan(void)
+{
+    struct scan *sc = calloc(1, sizeof *sc);
+    if (!sc || wa_offload_run(scan_work, scan_done, sc) < 0) {
+        free(sc);
+        log_error("media store: cannot start measuring it; the quota waits");
+        return;
+    }
+    M.scanning = 1;
+}
+
+/* ---- freeing blocks off the loop: closing the last descriptor of a large
+ * unlinked file, or unlinking a large file, can take long on some file
+ * systems, and the loop also carries the WhatsApp connection. */
+
+static void trash_work(void *arg)
+{
+    (void)arg;
+    unsigned n;
+    media_store_empty_trash(&M.st, &n);
+}
+
+static void trash_done(void *arg)
+{
+    (void)arg;
+    M.trash_running = 0;
+    if (M.trash_again)
+        media_empty_trash();
+}
+
+void media_empty_trash(void)
+{
+    if (!M.open)
+        return;
+    if (M.trash_running) {
+        M.trash_again = 1;
+        return;
+    }
+    M.trash_again = 0;
+    M.trash_running = wa_offload_run(trash_work, trash_done, NULL) == 0;
+}
+
+struct closing {
+    int fd;
+    char name[40]; /* a named temp file in .tmp/ to remove too */
+};
+
+static void close_work(void *arg)
+{
+    struct closing *c = arg;
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->name[0])
+        unlinkat(M.st.tmpdfd, c->name, 0);
+}
+
+static void close_done(void *arg)
+{
+    M.closing--;
+    free(arg);
+}
+
+/* Closes fd and removes the temp name off the loop (at once when no thread
+ * can be had). */
+static void close_later(int fd, const char *name)
+{
+    if (fd < 0 && (!name || !name[0]))
+        return;
+    struct closing *c = malloc(sizeof *c);
+    if (c) {
+        c->fd = fd;
+        snprintf(c->name, sizeof c->name, "%s", name && M.open ? name : "");
+        if (wa_offload_run(close_work, close_done, c) == 0) {
+            M.closing++;
+            return;
+        }
+    }
+    free(c);
+    if (fd >= 0)
+        close(fd);
+    if (name && name[0] && M.open)
+        unlinkat(M.st.tmpdfd, name, 0);
 }
 
 static void try_open(void)
@@ -138,16 +238,18 @@ static void try_open(void)
     M.open = 1;
     log_info("media store open", LF_S("path", S.cfg.paths.media), LF_I("o_tmpfile", M.st.use_tmpfile),
              LF_I("leftover_temp_files_removed", removed));
-    struct scan *sc = calloc(1, sizeof *sc);
-    if (!sc || wa_offload_run(scan_work, scan_done, sc) < 0) {
-        free(sc);
-        log_error("media store: cannot start measuring it; the quota waits");
-    }
+    media_empty_trash(); /* the leftovers were moved there */
+    start_scan();
 }
 
 struct media_store *media_store_ready(void)
 {
     return M.open ? &M.st : NULL;
+}
+
+int media_measured(void)
+{
+    return M.scanned;
 }
 
 void media_note_removed(uint64_t files, uint64_t bytes)
@@ -252,23 +354,34 @@ static int find_upload(uint64_t token, pid_t pid)
 static void drop_upload(int i, int keep_file)
 {
     struct upload *u = &M.up[i];
-    if (!keep_file && u->name[0] && M.open)
-        unlinkat(M.st.tmpdfd, u->name, 0);
+    if (!keep_file && u->name[0] && M.open && media_store_trash(&M.st, M.st.tmpdfd, u->name) == 0)
+        media_empty_trash();
     M.reserved -= u->size;
     M.up[i] = M.up[--M.nup];
 }
+
+static void cancel_publish(struct publish *p);
 
 static void on_worker_gone(pid_t pid)
 {
     for (int i = M.nup - 1; i >= 0; i--)
         if (M.up[i].pid == pid)
             drop_upload(i, 0);
+    /* Nobody waits for their answer: a file published now would be a row
+     * the client never heard of. */
+    for (struct publish *p = M.live, *n; p; p = n) {
+        n = p->lnext;
+        if (p->pid == pid)
+            cancel_publish(p);
+    }
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     try_open();
+    if (M.open && !M.scanned && !M.scanning)
+        start_scan(); /* the first walk failed */
     load_key();
     uint64_t now = now_ms();
     for (int i = M.nup - 1; i >= 0; i--)
@@ -365,7 +478,9 @@ static int do_upload(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *st
     int mine = 0;
     for (int i = 0; i < M.nup; i++)
         mine += M.up[i].pid == m->pid;
-    if (M.nup >= MAX_UPLOADS || mine >= MAX_UPLOADS_PER_WORKER)
+    for (struct publish *p = M.live; p; p = p->lnext)
+        mine += p->pid == m->pid;
+    if (M.nup + M.npub >= MAX_UPLOADS || mine >= MAX_UPLOADS_PER_WORKER)
         return answer(status, body, 503, "busy", "too many uploads in progress; try again", NULL);
     struct media_tmp t;
     uint64_t token = 0;
@@ -379,7 +494,7 @@ static int do_upload(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *st
             return unavailable(status, body);
         }
     struct upload *u = &M.up[M.nup++];
-    *u = (struct upload){token, m->pid, t.dev, t.ino, "", size, now_ms()};
+    *u = (struct upload){token, m->pid, m->id, t.dev, t.ino, "", size, now_ms()};
     snprintf(u->name, sizeof u->name, "%s", t.name);
     M.reserved += size;
     if (workers_reply_fd(m->pid, m->id, 200, (const char *)&token, sizeof token, t.fd) < 0)
@@ -388,14 +503,25 @@ static int do_upload(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *st
     return WORKER_ANSWER_LATER;
 }
 
+/* {token, request id}: the upload with that token, or the publication of
+ * it (the worker stopped waiting for the answer), or, with token 0, the
+ * upload the UPLOAD request of that id made (its answer never arrived). */
 static int do_discard(const struct worker_msg *m, struct ipc_rd *rd)
 {
     uint64_t token = ipc_rd_u64(rd);
+    uint32_t req_id = ipc_rd_u32(rd);
     if (ipc_rd_end(rd) < 0)
         return WORKER_MALFORMED;
-    int i = find_upload(token, m->pid);
-    if (i >= 0)
-        drop_upload(i, 0);
+    for (int i = 0; i < M.nup; i++)
+        if (M.up[i].pid == m->pid && (token ? M.up[i].token == token : M.up[i].req_id == req_id)) {
+            drop_upload(i, 0);
+            return WORKER_NO_ANSWER;
+        }
+    for (struct publish *p = M.live; token && p; p = p->lnext)
+        if (p->pid == m->pid && p->token == token) {
+            cancel_publish(p);
+            break;
+        }
     return WORKER_NO_ANSWER;
 }
 
@@ -406,7 +532,17 @@ static void run_queue(void);
 static void finish(struct publish *p)
 {
     M.reserved -= p->reserved;
-    media_store_tmp_discard(&M.st, &p->t); /* linked by now, or refused: the temp name goes */
+    if (p->lprev)
+        p->lprev->lnext = p->lnext;
+    else
+        M.live = p->lnext;
+    if (p->lnext)
+        p->lnext->lprev = p->lprev;
+    M.npub--;
+    /* Linked by now, or refused (then up to a gigabyte to free): either way
+     * the temp files go off the loop. */
+    close_later(p->src_fd, p->src_name);
+    close_later(p->t.fd, p->t.name);
     free(p);
 }
 
@@ -415,9 +551,31 @@ static void reply_error(struct publish *p, uint32_t status, const char *code, co
 {
     struct sbuf b;
     sbuf_init(&b);
-    if (jw_error_body(&b, code, msg, field) == 0) /* else the worker's own timeout answers */
+    if (!p->cancelled && jw_error_body(&b, code, msg, field) == 0) /* else the worker's timeout answers */
         workers_reply(p->pid, p->msg_id, status, b.buf, b.len);
     sbuf_free(&b);
+    finish(p);
+}
+
+/* The worker gave up waiting, or is gone. A queued publication goes now;
+ * one on a thread is dropped when it comes back; one whose row is being
+ * written is past the point of no return (its answer is then ignored). */
+static void cancel_publish(struct publish *p)
+{
+    p->cancelled = 1;
+    if (!p->queued)
+        return;
+    struct publish **pp = &M.qhead, *prev = NULL;
+    while (*pp && *pp != p) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = p->next;
+        if (M.qtail == p)
+            M.qtail = prev;
+    }
+    p->queued = 0;
     finish(p);
 }
 
@@ -445,12 +603,16 @@ static const char SQL_INSERT[] =
 static void sync_work(void *arg)
 {
     struct publish *p = arg;
-    p->err = media_store_sync(&M.st, p->hex, p->made_dirs) < 0 ? errno : 0;
+    p->err = media_store_sync(&M.st, p->hex) < 0 ? errno : 0;
 }
 
 static void sync_done(void *arg)
 {
     struct publish *p = arg;
+    if (p->cancelled) { /* linked without a row: the sweep takes it */
+        finish(p);
+        return;
+    }
     if (p->err) {
         log_error("media: cannot make a published file durable", LF_S("sha256", p->hex),
                   LF_S("error", strerror(p->err)));
@@ -475,7 +637,9 @@ static void sync_done(void *arg)
         reply_error(p, 503, "store_error", "out of memory", NULL);
 }
 
-/* On a thread: durable, hashed, typed. */
+/* On a thread: copied out of the worker's reach, durable, hashed, typed.
+ * The worker's file is closed (and its name removed) here: freeing it may
+ * take long. */
 static void digest_work(void *arg)
 {
     struct publish *p = arg;
@@ -483,6 +647,19 @@ static void digest_work(void *arg)
     size_t hl = 0;
     if (!head) {
         p->err = ENOMEM;
+        return;
+    }
+    p->err = 0;
+    if (media_store_tmp(&M.st, &p->t) < 0 ||
+        media_store_copy(p->src_fd, p->t.fd, p->reserved, &p->copied) < 0)
+        p->err = errno ? errno : EIO;
+    close(p->src_fd);
+    p->src_fd = -1;
+    if (p->src_name[0])
+        unlinkat(M.st.tmpdfd, p->src_name, 0);
+    p->src_name[0] = '\0';
+    if (p->err || p->copied > p->reserved) {
+        free(head);
         return;
     }
     p->err = media_store_digest(p->t.fd, &p->size, p->hex, head, MEDIA_TYPE_HEAD, &hl) < 0 ? errno : 0;
@@ -498,6 +675,15 @@ static void digest_done(void *arg)
     struct publish *p = arg;
     M.hashing--;
     run_queue();
+    if (p->cancelled) {
+        finish(p);
+        return;
+    }
+    if (!p->err && p->copied > p->reserved) {
+        reply_error(p, 413, "payload_too_large", "the file is larger than the upload that was reserved",
+                    "file");
+        return;
+    }
     if (p->err) {
         log_error("media: cannot read an upload", LF_S("error", strerror(p->err)));
         reply_error(p, 503, "store_error", "the file could not be stored; try again", NULL);
@@ -521,15 +707,18 @@ static void digest_done(void *arg)
         return;
     }
     /* On the loop, like the sweep's removals: the two never interleave. */
-    int r = media_store_link(&M.st, &p->t, p->hex, p->size, &p->made_dirs);
+    int r = media_store_link(&M.st, &p->t, p->hex, p->size, &p->replaced);
     if (r < 0) {
         log_error("media: cannot link a file into the store", LF_S("sha256", p->hex),
                   LF_S("error", strerror(errno)));
         reply_error(p, 503, "store_error", "the file could not be stored; try again", NULL);
         return;
     }
-    if (r == MEDIA_REPAIRED)
+    if (r == MEDIA_REPAIRED) {
         log_warn("media: a damaged file was replaced by a good copy", LF_S("sha256", p->hex));
+        M.bytes = (p->replaced > M.bytes ? 0 : M.bytes - p->replaced) + p->size;
+        gauges();
+    }
     if (r == MEDIA_NEW) {
         M.bytes += p->size;
         M.files++;
@@ -546,6 +735,14 @@ static void run_queue(void)
         M.qhead = p->next;
         if (!M.qhead)
             M.qtail = NULL;
+        p->queued = 0;
+        if (now_ms() > p->deadline_ms) {
+            /* The worker has given up (or will before this is done): a row
+             * stored now would be one its client never heard of. */
+            log_warn("media: a publication waited too long for a thread; dropped", LF_I("pid", p->pid));
+            reply_error(p, 503, "busy", "the media store is busy; try again", NULL);
+            continue;
+        }
         M.hashing++;
         if (wa_offload_run(digest_work, digest_done, p) < 0) {
             M.hashing--;
@@ -575,25 +772,39 @@ static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *s
     uint64_t token = ipc_rd_u64(rd), size = ipc_rd_u64(rd);
     char declared[MEDIA_MIME_MAX], kind[16], name[FILE_NAME_MAX + 1], expect[MEDIA_HEX_LEN + 1];
     if (rd_text(rd, declared, sizeof declared) < 0 || rd_text(rd, kind, sizeof kind) < 0 ||
-        rd_text(rd, name, sizeof name) < 0 || rd_hex(rd, expect, 1) < 0 || ipc_rd_end(rd) < 0 ||
-        m->nfds != 1 || (kind[0] && media_kind_parse(kind) == MK_NONE))
+        rd_text(rd, name, sizeof name) < 0 || rd_hex(rd, expect, 1) < 0)
+        return WORKER_MALFORMED;
+    uint32_t start_within_ms = ipc_rd_u32(rd);
+    if (ipc_rd_end(rd) < 0 || m->nfds != 1 || (kind[0] && media_kind_parse(kind) == MK_NONE))
         return WORKER_MALFORMED;
     int i = find_upload(token, m->pid);
-    if (i < 0)
+    if (i < 0) {
+        close_later(m->fds[0], NULL); /* maybe the last reference to a large file */
+        m->fds[0] = -1;
         return answer(status, body, 410, "upload_expired", "the upload took too long; send it again", NULL);
+    }
     struct stat sb;
     if (fstat(m->fds[0], &sb) < 0 || sb.st_dev != M.up[i].dev || sb.st_ino != M.up[i].ino)
         return WORKER_MALFORMED; /* not the file it was given */
+    if (size > M.up[i].size) {
+        /* More than was reserved at UPLOAD (the quota, max_upload_bytes). */
+        drop_upload(i, 0);
+        close_later(m->fds[0], NULL);
+        m->fds[0] = -1;
+        return answer(status, body, 413, "payload_too_large",
+                      "the file is larger than the upload that was reserved", "file");
+    }
     struct publish *p = calloc(1, sizeof *p);
     if (!p)
         return unavailable(status, body);
     p->pid = m->pid;
     p->msg_id = m->id;
-    p->t.fd = m->fds[0];
+    p->token = token;
+    p->deadline_ms = now_ms() + start_within_ms;
+    p->src_fd = m->fds[0];
     m->fds[0] = -1;
-    p->t.dev = sb.st_dev;
-    p->t.ino = sb.st_ino;
-    snprintf(p->t.name, sizeof p->t.name, "%s", M.up[i].name);
+    p->t.fd = -1;
+    snprintf(p->src_name, sizeof p->src_name, "%s", M.up[i].name);
     p->claimed = size;
     p->reserved = M.up[i].size;
     M.reserved += p->reserved; /* moves from the upload to the publication */
@@ -602,6 +813,12 @@ static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *s
     snprintf(p->declared, sizeof p->declared, "%s", declared);
     snprintf(p->file_name, sizeof p->file_name, "%s", name);
     snprintf(p->expect, sizeof p->expect, "%s", expect);
+    p->lnext = M.live;
+    if (M.live)
+        M.live->lprev = p;
+    M.live = p;
+    M.npub++;
+    p->queued = 1;
     if (M.qtail)
         M.qtail->next = p;
     else

@@ -28,6 +28,11 @@ int media_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, s
  * removed. */
 struct media_store *media_store_ready(void);
 void media_note_removed(uint64_t files, uint64_t bytes);
+/* 1 once the store's size is known: before that, removals would make the
+ * gauges (and the quota) drift. */
+int media_measured(void);
+/* Unlinks what was moved into the store's .trash/, on a thread. */
+void media_empty_trash(void);
 /* The members "ready", "bytes", … of the reply to `wapictl media`. */
 void media_status_json(struct jsonw *w);
 

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stdatomic.h>
 
 #include "common/fsutil.h"
 #include "common/hex.h"
@@ -17,8 +18,9 @@
 #define FILE_MODE 0640
 #define DIR_MODE 0750
 #define READ_CHUNK (1u << 20)
-#define MADE_TOP 1 /* media_store_link created "ab" */
-#define MADE_SUB 2 /* ... and "ab/cd" */
+
+/* Names in .trash/ are unique in this process (a hex removed twice). */
+static atomic_uint trash_seq;
 
 static int is_hex_lower(const char *s, size_t n)
 {
@@ -57,8 +59,10 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Removes every entry of the .tmp/ folder: uploads a crash interrupted. */
-static int clean_tmp(int tmpdfd, unsigned *removed)
+/* Moves every entry of the .tmp/ folder (uploads a crash interrupted) into
+ * .trash/: renaming is quick, the unlink that frees the blocks is
+ * media_store_empty_trash's, off the supervisor's loop. */
+static int clean_tmp(int tmpdfd, int trashdfd, unsigned *removed)
 {
     DIR *d = open_sub(tmpdfd, ".");
     if (!d)
@@ -67,7 +71,40 @@ static int clean_tmp(int tmpdfd, unsigned *removed)
     while ((de = readdir(d)) != NULL) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        if (unlinkat(tmpdfd, de->d_name, 0) == 0)
+        char to[64];
+        snprintf(to, sizeof to, "tmp-%u-%d", atomic_fetch_add(&trash_seq, 1), (int)getpid());
+        if (renameat(tmpdfd, de->d_name, trashdfd, to) == 0 || unlinkat(tmpdfd, de->d_name, 0) == 0)
+            (*removed)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int media_store_trash(struct media_store *st, int dfd, const char *name)
+{
+    const char *base = strrchr(name, '/');
+    char to[96];
+    snprintf(to, sizeof to, "%.64s-%u", base ? base + 1 : name, atomic_fetch_add(&trash_seq, 1));
+    if (st->trashdfd >= 0 && renameat(dfd, name, st->trashdfd, to) == 0)
+        return 0;
+    if (errno == ENOENT)
+        return -1;
+    return unlinkat(dfd, name, 0); /* no trash folder: at once */
+}
+
+int media_store_empty_trash(struct media_store *st, unsigned *removed)
+{
+    *removed = 0;
+    if (st->trashdfd < 0)
+        return 0;
+    DIR *d = open_sub(st->trashdfd, ".");
+    if (!d)
+        return -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (unlinkat(st->trashdfd, de->d_name, 0) == 0)
             (*removed)++;
     }
     closedir(d);
@@ -94,7 +131,7 @@ static int probe_tmpfile(int tmpdfd)
 int media_store_open(struct media_store *st, const char *root, unsigned *removed, char *err, size_t errlen)
 {
     memset(st, 0, sizeof *st);
-    st->dfd = st->tmpdfd = -1;
+    st->dfd = st->tmpdfd = st->trashdfd = -1;
     *removed = 0;
     if ((size_t)snprintf(st->root, sizeof st->root, "%s", root) >= sizeof st->root) {
         snprintf(err, errlen, "the media path is too long");
@@ -110,7 +147,14 @@ int media_store_open(struct media_store *st, const char *root, unsigned *removed
         media_store_close(st);
         return -1;
     }
-    if (clean_tmp(st->tmpdfd, removed) < 0) {
+    if ((mkdirat(st->dfd, MEDIA_TRASH_DIR, DIR_MODE) < 0 && errno != EEXIST) ||
+        (st->trashdfd = openat(st->dfd, MEDIA_TRASH_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+            0) {
+        snprintf(err, errlen, "%s/%s: %s", root, MEDIA_TRASH_DIR, strerror(errno));
+        media_store_close(st);
+        return -1;
+    }
+    if (clean_tmp(st->tmpdfd, st->trashdfd, removed) < 0) {
         snprintf(err, errlen, "%s/%s: cannot list: %s", root, MEDIA_TMP_DIR, strerror(errno));
         media_store_close(st);
         return -1;
@@ -123,6 +167,7 @@ void media_store_close(struct media_store *st)
 {
     close_fd(&st->dfd);
     close_fd(&st->tmpdfd);
+    close_fd(&st->trashdfd);
 }
 
 int media_store_tmp(struct media_store *st, struct media_tmp *t)
@@ -166,6 +211,60 @@ void media_store_tmp_discard(struct media_store *st, struct media_tmp *t)
     if (t->name[0] && st->tmpdfd >= 0)
         unlinkat(st->tmpdfd, t->name, 0);
     t->name[0] = '\0';
+}
+
+int media_store_copy(int src, int dst, uint64_t limit, uint64_t *copied)
+{
+    *copied = 0;
+    uint64_t want = limit + 1; /* one byte more tells a file over the limit */
+    int plain = 0;
+    unsigned char *buf = NULL;
+    while (*copied < want) {
+        size_t step = want - *copied < READ_CHUNK ? (size_t)(want - *copied) : READ_CHUNK;
+        ssize_t n;
+        if (!plain) {
+            /* In the kernel (a reflink where the file system has them). */
+            loff_t in = (loff_t)*copied, out = (loff_t)*copied;
+            n = copy_file_range(src, &in, dst, &out, step, 0);
+            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+                plain = 1;
+                continue;
+            }
+        } else {
+            if (!buf && !(buf = malloc(READ_CHUNK))) {
+                errno = ENOMEM;
+                return -1;
+            }
+            n = pread(src, buf, step, (off_t)*copied);
+            if (n > 0) {
+                for (ssize_t w = 0; w < n;) {
+                    ssize_t k = pwrite(dst, buf + w, (size_t)(n - w), (off_t)*copied + w);
+                    if (k < 0 && errno == EINTR)
+                        continue;
+                    if (k <= 0) {
+                        int e = k < 0 ? errno : EIO;
+                        free(buf);
+                        errno = e;
+                        return -1;
+                    }
+                    w += k;
+                }
+            }
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return -1;
+        }
+        if (n == 0)
+            break;
+        *copied += (uint64_t)n;
+    }
+    free(buf);
+    return 0;
 }
 
 int media_store_digest(int fd, uint64_t *size, char hex[MEDIA_HEX_LEN + 1], unsigned char *head,
@@ -215,29 +314,48 @@ out:
     return rc;
 }
 
-/* Gives the temp file the name dst (relative to the store's folder). */
+/* Gives the temp file the name dst (relative to the store's folder): the
+ * very inode t->fd holds, whose bytes were the ones hashed, never whatever
+ * a named temp file's name points at by now. */
 static int link_tmp(struct media_store *st, const struct media_tmp *t, const char *dst)
 {
-    if (t->name[0])
-        return linkat(st->tmpdfd, t->name, st->dfd, dst, 0);
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", t->fd);
-    return linkat(AT_FDCWD, proc, st->dfd, dst, AT_SYMLINK_FOLLOW);
+    if (!t->name[0])
+        return linkat(AT_FDCWD, proc, st->dfd, dst, AT_SYMLINK_FOLLOW);
+    if (!st->no_proc) {
+        if (linkat(AT_FDCWD, proc, st->dfd, dst, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != ENOENT) /* ENOENT: no /proc; by name then */
+            return -1;
+    }
+    /* By name, only while the name holds our inode, checked again after. */
+    struct stat a, b;
+    if (fstatat(st->tmpdfd, t->name, &a, AT_SYMLINK_NOFOLLOW) < 0)
+        return -1;
+    if (a.st_dev != t->dev || a.st_ino != t->ino) {
+        errno = ESTALE;
+        return -1;
+    }
+    if (linkat(st->tmpdfd, t->name, st->dfd, dst, 0) < 0)
+        return -1;
+    if (fstatat(st->dfd, dst, &b, AT_SYMLINK_NOFOLLOW) < 0 || b.st_dev != t->dev || b.st_ino != t->ino) {
+        unlinkat(st->dfd, dst, 0); /* ours: linkat made it */
+        errno = ESTALE;
+        return -1;
+    }
+    return 0;
 }
 
-static int make_dir(int dfd, const char *rel, int bit, int *made)
+static int make_dir(int dfd, const char *rel)
 {
-    if (mkdirat(dfd, rel, DIR_MODE) == 0) {
-        *made |= bit;
-        return 0;
-    }
-    return errno == EEXIST ? 0 : -1;
+    return mkdirat(dfd, rel, DIR_MODE) == 0 || errno == EEXIST ? 0 : -1;
 }
 
 int media_store_link(struct media_store *st, const struct media_tmp *t, const char *hex, uint64_t size,
-                     int *made_dirs)
+                     uint64_t *replaced)
 {
-    *made_dirs = 0;
+    *replaced = 0;
     if (!media_store_hex_ok(hex)) {
         errno = EINVAL;
         return -1;
@@ -246,7 +364,7 @@ int media_store_link(struct media_store *st, const struct media_tmp *t, const ch
     media_store_rel(hex, rel);
     snprintf(top, sizeof top, "%.2s", hex);
     snprintf(sub, sizeof sub, "%.2s/%.2s", hex, hex + 2);
-    if (make_dir(st->dfd, top, MADE_TOP, made_dirs) < 0 || make_dir(st->dfd, sub, MADE_SUB, made_dirs) < 0)
+    if (make_dir(st->dfd, top) < 0 || make_dir(st->dfd, sub) < 0)
         return -1;
     /* A sweep may remove the file between our EEXIST and the touch (another
      * process; ours runs on the same loop): then link again. */
@@ -283,6 +401,7 @@ int media_store_link(struct media_store *st, const struct media_tmp *t, const ch
             errno = e;
             return -1;
         }
+        *replaced = (uint64_t)sb.st_size;
         return MEDIA_REPAIRED;
     }
     errno = EAGAIN;
@@ -301,16 +420,16 @@ static int fsync_at(int dfd, const char *rel)
     return r;
 }
 
-int media_store_sync(struct media_store *st, const char *hex, int made_dirs)
+int media_store_sync(struct media_store *st, const char *hex)
 {
+    /* All three levels, whoever made them: a publication that found the
+     * file or its folders (another one made them, maybe not yet synced, or
+     * a failed one made them and synced nothing) must not answer before
+     * they are durable. Three fsyncs of folders are cheap. */
     char top[3], sub[6];
     snprintf(top, sizeof top, "%.2s", hex);
     snprintf(sub, sizeof sub, "%.2s/%.2s", hex, hex + 2);
-    if (fsync_at(st->dfd, sub) < 0)
-        return -1;
-    if ((made_dirs & MADE_SUB) && fsync_at(st->dfd, top) < 0)
-        return -1;
-    if ((made_dirs & MADE_TOP) && fsync(st->dfd) < 0)
+    if (fsync_at(st->dfd, sub) < 0 || fsync_at(st->dfd, top) < 0 || fsync(st->dfd) < 0)
         return -1;
     return 0;
 }
@@ -325,9 +444,9 @@ int media_store_put(struct media_store *st, struct media_tmp *t, const char *exp
         return -1;
     if (expect_hex && strcmp(expect_hex, hex) != 0)
         return MEDIA_ERR_HASH;
-    int made;
-    int r = media_store_link(st, t, hex, size, &made);
-    if (r < 0 || media_store_sync(st, hex, made) < 0)
+    uint64_t replaced;
+    int r = media_store_link(st, t, hex, size, &replaced);
+    if (r < 0 || media_store_sync(st, hex) < 0)
         return -1;
     return r;
 }
@@ -365,7 +484,9 @@ int media_store_remove(struct media_store *st, const char *hex, time_t not_after
         return errno == ENOENT ? 0 : -1;
     if (!S_ISREG(sb.st_mode) || sb.st_mtime >= not_after)
         return 0;
-    if (unlinkat(st->dfd, rel, 0) < 0)
+    /* Into .trash/: the name goes now, the blocks when the trash is emptied
+     * (off the loop). */
+    if (media_store_trash(st, st->dfd, rel) < 0)
         return errno == ENOENT ? 0 : -1;
     *freed = (uint64_t)sb.st_size;
     snprintf(top, sizeof top, "%.2s", hex);

@@ -20,11 +20,14 @@
 #define MEDIA_HEX_LEN 64
 #define MEDIA_REL_LEN (3 + 3 + MEDIA_HEX_LEN + 1) /* "ab/cd/" + hex + NUL */
 #define MEDIA_TMP_DIR ".tmp"                      /* hidden: backups and walks skip it */
+#define MEDIA_TRASH_DIR ".trash"                  /* names removed, their blocks not yet freed */
 
 struct media_store {
     int dfd;         /* the store's directory */
     int tmpdfd;      /* its .tmp/ */
+    int trashdfd;    /* its .trash/ */
     int use_tmpfile; /* O_TMPFILE + linkat works here */
+    int no_proc;     /* link named temp files by name, not by /proc (tests: a system without /proc) */
     char root[4096];
 };
 
@@ -45,9 +48,9 @@ enum {
 /* media_store_put: the bytes do not hash to the name the caller expected. */
 #define MEDIA_ERR_HASH (-2)
 
-/* Creates the folder and .tmp/ when missing, removes what an interrupted
- * upload left in .tmp/ (*removed counts it), and finds out whether
- * O_TMPFILE can be used. 0, or -1 with err. */
+/* Creates the folder, .tmp/ and .trash/ when missing, moves what an
+ * interrupted upload left in .tmp/ into .trash/ (*removed counts it), and
+ * finds out whether O_TMPFILE can be used. 0, or -1 with err. */
 int media_store_open(struct media_store *st, const char *root, unsigned *removed, char *err, size_t errlen);
 void media_store_close(struct media_store *st);
 
@@ -61,19 +64,32 @@ int media_store_tmp(struct media_store *st, struct media_tmp *t);
 /* Closes t->fd (when >= 0) and removes a named temp file: nothing is left. */
 void media_store_tmp_discard(struct media_store *st, struct media_tmp *t);
 
+/* Moves name (below dfd) into .trash/, where media_store_empty_trash
+ * frees it: renaming is quick, unlinking a large file is not (the loop
+ * does the first, a thread the second). 0, or -1 with errno. */
+int media_store_trash(struct media_store *st, int dfd, const char *name);
+/* Unlinks everything in .trash/ (slow: off the loop). */
+int media_store_empty_trash(struct media_store *st, unsigned *removed);
+
+/* Copies the file src (from its start, up to limit + 1 bytes: *copied >
+ * limit says there was more) into dst, a temp file only the caller writes,
+ * so that what is hashed, checked and linked is what nobody else can change
+ * meanwhile. 0, or -1 with errno. */
+int media_store_copy(int src, int dst, uint64_t limit, uint64_t *copied);
+
 /* Makes the file durable (fsync), then reads it whole: its size, the hex
  * SHA-256, and the first headcap bytes into head (*headlen). 0, or -1 with
  * errno. */
 int media_store_digest(int fd, uint64_t *size, char hex[MEDIA_HEX_LEN + 1], unsigned char *head,
                        size_t headcap, size_t *headlen);
 /* Links the temp file (already digested to hex) into the store: MEDIA_NEW,
- * MEDIA_EXISTED or MEDIA_REPAIRED, or -1 with errno. The temp file itself is
- * left for media_store_tmp_discard. *made_dirs says which shard folders were
- * created (for media_store_sync). */
+ * MEDIA_EXISTED or MEDIA_REPAIRED (*replaced: the damaged copy's size), or
+ * -1 with errno. The inode linked is t->fd's, also for a named temp file.
+ * The temp file itself is left for media_store_tmp_discard. */
 int media_store_link(struct media_store *st, const struct media_tmp *t, const char *hex, uint64_t size,
-                     int *made_dirs);
-/* fsyncs the folder holding hex, and those above it that made_dirs names. */
-int media_store_sync(struct media_store *st, const char *hex, int made_dirs);
+                     uint64_t *replaced);
+/* fsyncs the folder holding hex, its shard folder and the store's root. */
+int media_store_sync(struct media_store *st, const char *hex);
 /* Digest, compare with expect_hex (when not NULL: MEDIA_ERR_HASH on a
  * mismatch, nothing linked), link and sync in one call. hex gets the name.
  * For callers that may block (tests, tools). */
@@ -83,7 +99,7 @@ int media_store_put(struct media_store *st, struct media_tmp *t, const char *exp
 /* The file named hex, read-only: an fd, or -1 with errno (ENOENT when the
  * store does not hold it). *size gets its size. */
 int media_store_open_file(struct media_store *st, const char *hex, uint64_t *size);
-/* Removes the file named hex unless it was modified at or after not_after
+/* Removes (into .trash/) the file named hex unless it was modified at or after not_after
  * (a publish refreshes the time of a file it finds, so a file in use right
  * now is never taken). 1 removed (*freed its size), 0 kept or absent, -1
  * error. Empty shard folders go with it. */

@@ -102,6 +102,7 @@ static void on_unreferenced(void *ctx, const PGresult *res, const char *err)
             media_note_removed(1, freed);
         }
     }
+    media_empty_trash(); /* the removed files were moved there: freed off the loop */
     next_batch();
 }
 
@@ -196,6 +197,12 @@ int media_sweep_start(const char *by, const char **why)
     }
     if (!S.migrated || !media_store_ready()) {
         *why = "the media store or the database schema is not ready";
+        return -1;
+    }
+    if (!media_measured()) {
+        /* The initial walk adds what it finds: a removal before it ends
+         * would be subtracted from a total that never counted it. */
+        *why = "the media store is being measured";
         return -1;
     }
     W.running = 1;

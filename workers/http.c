@@ -471,7 +471,8 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
             field = "file";
             metrics_add(&H.m->media_refused_too_large_total, 1);
         } else if (req->res.status == 413) {
-            snprintf(msg, sizeof msg, "request body larger than %zu bytes", H.gconf.max_request_entity_size);
+            /* h2o's limit is the media one; this path's own is http.max_body_size. */
+            snprintf(msg, sizeof msg, "request body larger than %d bytes", H.cfg->http.max_body_size);
         }
         error_body(&b, req->res.status, NULL, msg, field);
         ssize_t i;
@@ -745,8 +746,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     /* h2o's own limit is raised for uploads (http_init): every other path
-     * keeps http.max_body_size. */
-    if (req->entity.len > (size_t)H.cfg->http.max_body_size && !is_media_upload(req)) {
+     * keeps http.max_body_size, checked first (before auth or any work), on
+     * the declared length as on what arrived. h2o 2.2.5 has read the body by
+     * now: it has one limit for every path and no hook between the headers
+     * and the body (see README, Limits). */
+    ssize_t cli = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1);
+    size_t declared =
+        cli >= 0 ? h2o_strtosize(req->headers.entries[cli].value.base, req->headers.entries[cli].value.len)
+                 : 0;
+    if (declared == SIZE_MAX)
+        declared = 0; /* not a number: h2o has refused it already */
+    if ((req->entity.len > (size_t)H.cfg->http.max_body_size ||
+         declared > (size_t)H.cfg->http.max_body_size) &&
+        !is_media_upload(req)) {
         char msg[96];
         snprintf(msg, sizeof msg, "request body larger than %d bytes", H.cfg->http.max_body_size);
         http_error(rq, 413, "payload_too_large", msg, NULL);

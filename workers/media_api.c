@@ -28,6 +28,9 @@
 
 #define UPLOAD_IPC_MS 5000
 #define PUBLISH_IPC_MS 120000 /* fsync and SHA-256 of up to a gigabyte on a slow disk */
+/* A publication still queued in the supervisor after this is dropped there:
+ * the rest of PUBLISH_IPC_MS is for the hashing itself. */
+#define PUBLISH_START_MS (PUBLISH_IPC_MS / 2)
 #define WRITE_STEP (1u << 20)
 #define FILE_NAME_MAX 255
 #define LIST_DEFAULT 50
@@ -98,17 +101,37 @@ struct up {
     char declared[MP_TYPE_MAX], kind[16], file_name[FILE_NAME_MAX + 1], sha[65];
     int fd;
     uint64_t token;
+    uint32_t req_id; /* of the UPLOAD request, while its answer is awaited */
+    enum { UP_NONE, UP_ASKING, UP_WRITING, UP_PUBLISHING } phase;
     h2o_timeout_entry_t step;
 };
 
-/* The temp file will not be published: ours closed, the supervisor told. */
+/* {token, request id}: token 0 names the upload by the UPLOAD request whose
+ * answer (and so the token) never arrived. */
+static void discard(uint64_t token, uint32_t req_id)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u64(&b, token);
+    ipc_wr_u32(&b, req_id);
+    if (!b.oom)
+        sup_notify(IPC_MEDIA_DISCARD, b.buf, b.len);
+    sbuf_free(&b);
+}
+
+/* The temp file will not be published: ours closed, and the supervisor told
+ * (else it holds the reservation until its own timeout, or publishes a
+ * file whose client was answered 503). */
 static void up_drop(struct up *u)
 {
-    if (u->fd < 0)
-        return;
-    close(u->fd);
+    if (u->fd >= 0)
+        close(u->fd);
     u->fd = -1;
-    sup_notify(IPC_MEDIA_DISCARD, &u->token, sizeof u->token);
+    if (u->phase == UP_ASKING)
+        discard(0, u->req_id);
+    else if (u->phase == UP_WRITING || u->phase == UP_PUBLISHING)
+        discard(u->token, 0);
+    u->phase = UP_NONE;
 }
 
 /* After op.c has cancelled what the op waited for from the supervisor. */
@@ -142,10 +165,13 @@ static void forward(struct up *u, const struct ipc_msg *m)
 
 static void on_published(void *ctx, const struct ipc_msg *m)
 {
+    struct up *u = ctx;
     int fd = sup_reply_fd(m); /* none is sent with this answer */
     if (fd >= 0)
         close(fd);
-    forward(ctx, m);
+    if (m)
+        u->phase = UP_NONE; /* answered: nothing to discard */
+    forward(u, m);
 }
 
 static void publish(struct up *u)
@@ -158,14 +184,19 @@ static void publish(struct up *u)
     ipc_wr_bytes(&b, u->kind, (uint32_t)strlen(u->kind));
     ipc_wr_bytes(&b, u->file_name, (uint32_t)strlen(u->file_name));
     ipc_wr_bytes(&b, u->sha, (uint32_t)strlen(u->sha));
+    ipc_wr_u32(&b, PUBLISH_START_MS);
     int r = b.oom ? -1 : op_ask(u, IPC_MEDIA_PUBLISH, b.buf, b.len, u->fd, PUBLISH_IPC_MS, on_published);
     sbuf_free(&b);
     if (r < 0) {
-        up_fail(u, 500, NULL, "out of memory", NULL); /* (when op_ask answered 503, nothing more is sent) */
+        if (b.oom)
+            up_fail(u, 500, NULL, "out of memory", NULL);
+        else
+            up_drop(u); /* op_ask answered 503 */
         return;
     }
     close(u->fd); /* the supervisor holds the file now */
     u->fd = -1;
+    u->phase = UP_PUBLISHING;
 }
 
 static void on_step(h2o_timeout_entry_t *e)
@@ -198,17 +229,31 @@ static void on_temp_file(void *ctx, const struct ipc_msg *m)
     int fd = sup_reply_fd(m);
     uint32_t status, len;
     const uint8_t *body;
-    if (sup_reply_read(m, &status, &body, &len) == 0 && status == 200 && fd >= 0 && len == sizeof u->token) {
+    int rd = sup_reply_read(m, &status, &body, &len);
+    if (rd == 0 && status == 200 && fd >= 0 && len == sizeof u->token) {
         memcpy(&u->token, body, sizeof u->token);
         u->fd = fd;
         u->off = 0;
+        u->phase = UP_WRITING;
         u->step.cb = on_step;
         h2o_timeout_link(loop, &zero, &u->step);
         return;
     }
     if (fd >= 0)
         close(fd);
-    forward(u, m); /* 507 store full, 503, … */
+    if (rd == 0 && status != 200) {
+        u->phase = UP_NONE; /* refused: nothing was reserved */
+        forward(u, m);      /* 507 store full, 503, … */
+        return;
+    }
+    /* No answer in time (the supervisor may still hand out the file and
+     * hold its size against the quota), or a 200 without its file or
+     * token: the upload is discarded, the client told to try again. */
+    if (rd == 0 && len == sizeof u->token) {
+        memcpy(&u->token, body, sizeof u->token);
+        u->phase = UP_WRITING; /* discarded by token */
+    }
+    up_fail(u, 503, "media_unavailable", "the media store did not answer; try again", NULL);
 }
 
 static int hexval(char c)
@@ -406,7 +451,10 @@ void h_media_upload(struct rq *rq)
         return;
     }
     uint64_t size = u->len;
-    op_ask(u, IPC_MEDIA_UPLOAD, &size, sizeof size, -1, UPLOAD_IPC_MS, on_temp_file);
+    if (op_ask(u, IPC_MEDIA_UPLOAD, &size, sizeof size, -1, UPLOAD_IPC_MS, on_temp_file) == 0) {
+        u->req_id = u->b.sup;
+        u->phase = UP_ASKING;
+    }
 }
 
 /* ---- GET /api/media */

@@ -9,11 +9,18 @@
 #include "common/log.h"
 
 struct job {
+    struct job *next;
     void (*work)(void *);
     void (*done)(void *);
     void *arg;
 };
 
+/* Finished jobs wait in a list; the pipe only wakes the loop. A byte is
+ * written when the list goes from empty to not empty, and a write that
+ * finds the pipe full (EAGAIN) loses nothing: a byte is already there, so
+ * the loop wakes and takes the whole list. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct job *finished;
 static int wake[2] = {-1, -1};
 static struct event *ev;
 
@@ -21,19 +28,42 @@ static void *run(void *p)
 {
     struct job *j = p;
     j->work(j->arg);
-    /* A pointer fits in one pipe write (< PIPE_BUF): the loop reads it whole. */
-    while (write(wake[1], &j, sizeof j) < 0 && errno == EINTR)
-        ;
+    pthread_mutex_lock(&mu);
+    int first = finished == NULL;
+    j->next = finished;
+    finished = j;
+    pthread_mutex_unlock(&mu);
+    if (first) {
+        char c = 1;
+        while (write(wake[1], &c, 1) < 0 && errno == EINTR)
+            ;
+    }
     return NULL;
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     (void)what, (void)arg;
-    struct job *j;
-    while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
-        j->done(j->arg);
-        free(j);
+    char buf[256];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    pthread_mutex_lock(&mu);
+    struct job *list = finished;
+    finished = NULL;
+    pthread_mutex_unlock(&mu);
+    /* Oldest first (the list was built newest first). */
+    struct job *rev = NULL;
+    while (list) {
+        struct job *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        struct job *n = rev->next;
+        rev->done(rev->arg);
+        free(rev);
+        rev = n;
     }
 }
 
@@ -52,7 +82,7 @@ int wa_offload_run(void (*work)(void *), void (*done)(void *), void *arg)
     struct job *j = malloc(sizeof *j);
     if (!j)
         return -1;
-    *j = (struct job){work, done, arg};
+    *j = (struct job){NULL, work, done, arg};
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);

@@ -325,6 +325,19 @@ check(f"a 70 MiB upload: 413 naming file, answered before the body was sent ({(t
       (r.status, js))
 c.close()
 
+# Another path, over the media limit: h2o refuses it before the body, and the
+# message names that path's own limit (http.max_body_size), not the media one.
+c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+c.putrequest("POST", "/api/webhooks")
+c.putheader("content-type", "application/json")
+c.putheader("content-length", str(70 * MiB))
+c.endheaders()
+r = c.getresponse()
+js = json.loads(r.read())
+check("70 MiB to another path: 413 naming http.max_body_size (16777216 bytes), before the body",
+      r.status == 413 and "16777216" in err(js).get("message", ""), (r.status, js))
+c.close()
+
 # ---- signed links
 st, _, lk = getj(f"/api/media/{m1['id']}/url")
 check("GET /api/media/{id}/url: {url, expires_at}, 24 h ahead, on the public base URL",
