@@ -282,23 +282,12 @@ static void on_key_retry(evutil_socket_t fd, short what, void *arg)
     load_key();
 }
 
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
 static void on_key(void *ctx, const PGresult *res, const char *err)
 {
     (void)ctx;
     M.key_loading = 0;
     if (res && PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 0)) == 2 * MEDIA_KEY_LEN &&
-        unhex(PQgetvalue(res, 0, 0), M.key, MEDIA_KEY_LEN) == 0) {
+        hex_decode(PQgetvalue(res, 0, 0), M.key, MEDIA_KEY_LEN) == 0) {
         M.key_loaded = 1;
         log_info("media: the key of signed links is loaded");
         return;

@@ -32,6 +32,15 @@ static ssize_t pread_all(int fd, void *buf, size_t n, off_t off)
     return (ssize_t)got;
 }
 
+/* 1 (err set) when the header's size is over limit: checked before any decoding. */
+static int too_many_pixels(const struct media_image *info, uint32_t limit, char *err, size_t errlen)
+{
+    if ((uint64_t)info->width * info->height <= limit)
+        return 0;
+    snprintf(err, errlen, "a %ux%u picture is larger than %u pixels", info->width, info->height, limit);
+    return 1;
+}
+
 static enum media_image_format sniff(const uint8_t *h, size_t n)
 {
     if (n >= 3 && h[0] == 0xFF && h[1] == 0xD8 && h[2] == 0xFF)
@@ -226,11 +235,8 @@ static int jpeg_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
     info->format = MEDIA_IMG_JPEG;
     info->width = w->c.image_width;
     info->height = w->c.image_height;
-    if ((uint64_t)info->width * info->height > MEDIA_IMAGE_MAX_PIXELS) {
-        snprintf(err, errlen, "a %ux%u picture is larger than %u pixels", info->width, info->height,
-                 MEDIA_IMAGE_MAX_PIXELS);
+    if (too_many_pixels(info, MEDIA_IMAGE_MAX_PIXELS, err, errlen))
         goto done;
-    }
     if (!thumb) {
         rc = 0;
         goto done;
@@ -331,11 +337,8 @@ static int png_do(int fd, int thumb, struct media_image *info, uint8_t **out, si
     info->format = MEDIA_IMG_PNG;
     info->width = png_get_image_width(w->p, w->i);
     info->height = png_get_image_height(w->p, w->i);
-    if ((uint64_t)info->width * info->height > MEDIA_IMAGE_MAX_PIXELS) {
-        snprintf(err, errlen, "a %ux%u picture is larger than %u pixels", info->width, info->height,
-                 MEDIA_IMAGE_MAX_PIXELS);
+    if (too_many_pixels(info, MEDIA_IMAGE_MAX_PIXELS, err, errlen))
         goto done;
-    }
     if (!thumb) {
         rc = 0;
         goto done;
@@ -422,11 +425,8 @@ static int webp_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
     info->width = (uint32_t)cfg.input.width;
     info->height = (uint32_t)cfg.input.height;
     info->animated = cfg.input.has_animation;
-    if ((uint64_t)info->width * info->height > WEBP_MAX_PIXELS) {
-        snprintf(err, errlen, "a %ux%u WebP is larger than %u pixels", info->width, info->height,
-                 WEBP_MAX_PIXELS);
+    if (too_many_pixels(info, WEBP_MAX_PIXELS, err, errlen))
         goto done;
-    }
     if (!thumb) {
         rc = 0;
         goto done;

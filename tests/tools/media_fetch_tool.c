@@ -26,19 +26,6 @@ static struct event_base *base;
 static const char *out_path;
 static int ended;
 
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
 static void on_done(void *arg, const struct media_fetch_result *r)
 {
     (void)arg;
@@ -108,11 +95,11 @@ int main(int argc, char **argv)
                       : !strcmp(v, "document") ? WA_MEDIA_DOCUMENT
                                                : WA_MEDIA_KINDS;
         else if (!strcmp(a, "--key"))
-            ok &= (have_key = unhex(v, rq.media_key, 32) == 0);
+            ok &= (have_key = hex_decode(v, rq.media_key, 32) == 0);
         else if (!strcmp(a, "--enc-sha"))
-            ok &= (rq.has_file_enc_sha256 = unhex(v, rq.file_enc_sha256, 32) == 0);
+            ok &= (rq.has_file_enc_sha256 = hex_decode(v, rq.file_enc_sha256, 32) == 0);
         else if (!strcmp(a, "--sha"))
-            ok &= (rq.has_file_sha256 = unhex(v, rq.file_sha256, 32) == 0);
+            ok &= (rq.has_file_sha256 = hex_decode(v, rq.file_sha256, 32) == 0);
         else if (!strcmp(a, "--len"))
             rq.file_length = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--max"))

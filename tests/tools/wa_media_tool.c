@@ -21,25 +21,12 @@ static const char *const KINDS[WA_MEDIA_KINDS] = {
     [WA_MEDIA_DOCUMENT] = "document", [WA_MEDIA_HISTORY] = "history", [WA_MEDIA_APPSTATE] = "appstate",
 };
 
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     uint8_t key[WA_MEDIA_KEY_LEN];
     int kind = -1;
     if (argc < 4 || argc > 5 || (strcmp(argv[1], "encrypt") && strcmp(argv[1], "decrypt")) ||
-        unhex(argv[3], key, sizeof key)) {
+        hex_decode(argv[3], key, sizeof key)) {
         fprintf(stderr, "usage: wa_media_tool encrypt|decrypt KIND KEYHEX [PIECE]\n");
         return 1;
     }

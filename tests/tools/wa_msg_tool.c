@@ -19,17 +19,12 @@
 #include "common/sbuf.h"
 #include "supervisor/wa/wa_message.h"
 
+/* Hex of any even length up to cap bytes; *n the bytes read. */
 static int unhex(const char *s, uint8_t *out, size_t cap, size_t *n)
 {
     size_t len = strlen(s);
-    if (len % 2 || len / 2 > cap)
+    if (len % 2 || len / 2 > cap || hex_decode(s, out, len / 2) < 0)
         return -1;
-    for (size_t i = 0; i < len / 2; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
     *n = len / 2;
     return 0;
 }

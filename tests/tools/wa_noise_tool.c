@@ -16,22 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "supervisor/wa/wa_crypto.h"
 #include "supervisor/wa/wa_noise.h"
 #include "supervisor/wa/wa_payload.h"
-
-static int hex_decode(const char *hex, uint8_t *out, size_t n)
-{
-    if (strlen(hex) != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
 
 static int write_all(const uint8_t *p, size_t n)
 {

@@ -71,19 +71,16 @@ static void test_whsec(void)
     /* The Standard Webhooks example secret (24 bytes). */
     T_EQ_INT(whsec_decode("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key), 24,
              "whsec: the specification's example");
-    static const char
-        *const
-            bad[] =
-                {
-                    "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",       /* no prefix */
-                    "whsec_",                                 /* no key */
-                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",  /* not a multiple of 4 */
-                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La",     /* 21 bytes */
-                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS!", /* not base64 */
-                    "whsec_"
-                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-                    "A", /* 66 */
-                };
+    static const char *const bad[] = {
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",       /* no prefix */
+        "whsec_",                                 /* no key */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",  /* not a multiple of 4 */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La",     /* 21 bytes */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS!", /* not base64 */
+        "whsec_"
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        "A", /* 66 */
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         T_EQ_INT(whsec_decode(bad[i], key), -1, "whsec: a secret outside the rule is refused");
 }
@@ -100,6 +97,17 @@ static void test_hex(void)
     out[0] = 'x';
     hex_encode(out, in, 0, 0);
     T_EQ_STR(out, "", "hex: nothing is an empty string");
+    unsigned char back[sizeof in];
+    T_CHECK(hex_decode("00017f80ABff", back, sizeof back) == 0 && !memcmp(back, in, sizeof in),
+            "hex_decode: both cases back to the bytes");
+    const char *bad[] = {
+        "00017f80abf", "00017f80abff0", " 0017f80abff", "+0017f80abff", "0x017f80abff", "00017f80abfg", NULL};
+    int refused = 0;
+    for (int i = 0; bad[i]; i++)
+        refused += hex_decode(bad[i], back, sizeof back) == -1;
+    T_EQ_INT(refused, 6, "hex_decode: a digit short or over, a space, a sign, 0x, a non-digit: refused");
+    T_CHECK(hex_decode(NULL, back, 1) == -1 && hex_decode("", back, 0) == 0,
+            "hex_decode: NULL refused, empty is empty");
 }
 
 int main(void)

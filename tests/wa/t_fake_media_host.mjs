@@ -9,21 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { FakeMediaHost, makeTestCa } from './lib/fake_media_host.mjs';
+import { FakeMediaHost, withTrustedTestCa } from './lib/fake_media_host.mjs';
 
-if (!process.env.WAPI_MEDIA_CA_DIR) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wapi-media-ca-'));
-    const pki = makeTestCa(dir);
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
-        stdio: 'inherit', env: { ...process.env, WAPI_MEDIA_CA_DIR: dir, NODE_EXTRA_CA_CERTS: pki.ca }
-    });
-    fs.rmSync(dir, { recursive: true, force: true });
-    process.exit(r.status ?? 1);
-}
+const pki = withTrustedTestCa(import.meta.url);
 
 const { downloadContentFromMessage, encryptedStream, getWAUploadToServer } = await import('baileys');
 const TOOL = process.env.WA_MEDIA_TOOL || 'build/tests/tools/wa_media_tool';
@@ -34,7 +23,6 @@ const check = (name, ok, detail = '') => {
 const sha = (b) => createHash('sha256').update(b).digest();
 const b64url = (b) => Buffer.from(b).toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
-const pki = makeTestCa(process.env.WAPI_MEDIA_CA_DIR);
 const host = await new FakeMediaHost({ ca: pki }).start();
 const agent = new https.Agent({ ca: fs.readFileSync(pki.ca) });
 const logger = { debug() {}, info() {}, warn() {}, error() {}, trace() {}, child() { return logger; } };

@@ -8,25 +8,15 @@
 // the phone), a flipped byte, a wrong fileSha256 or a longer file are
 // "corrupt"/"too_big" (never retried as they are), a cut body or a host
 // answering 500 is "network" (try later). ASan build too when present.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { FakeMediaHost, makeTestCa } from './lib/fake_media_host.mjs';
+import { FakeMediaHost, makeTestCa, withTrustedTestCa } from './lib/fake_media_host.mjs';
 
-if (!process.env.WAPI_MEDIA_CA_DIR) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wapi-media-ca-'));
-    const pki = makeTestCa(dir);
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
-        stdio: 'inherit', env: { ...process.env, WAPI_MEDIA_CA_DIR: dir, NODE_EXTRA_CA_CERTS: pki.ca }
-    });
-    fs.rmSync(dir, { recursive: true, force: true });
-    process.exit(r.status ?? 1);
-}
+const pki = withTrustedTestCa(import.meta.url);
 
 const { encryptedStream, getWAUploadToServer } = await import('baileys');
 const TOOLS = ['build/tests/tools/media_fetch_tool', 'build/san/tests/tools/media_fetch_tool'].filter((t) => fs.existsSync(t));
@@ -37,7 +27,6 @@ const check = (name, ok, detail = '') => {
 const hex = (b) => Buffer.from(b).toString('hex');
 const sha = (b) => createHash('sha256').update(b).digest('hex');
 
-const pki = makeTestCa(process.env.WAPI_MEDIA_CA_DIR);
 const otherCa = makeTestCa(path.join(process.env.WAPI_MEDIA_CA_DIR, 'other')); /* a CA nobody trusts */
 const host = await new FakeMediaHost({ ca: pki }).start();
 const agent = new https.Agent({ ca: fs.readFileSync(pki.ca) });

@@ -15,7 +15,7 @@
 // single Range if asked. Faults per upload (`fault(id, {...})`): status
 // (e.g. 410 once the link "expired"), failures (answer 500 that many times
 // first), truncate (close after half the body), tamper (one byte flipped).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -43,6 +43,21 @@ export function makeTestCa(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wapi-med
             '-CAcreateserial', '-days', '7', '-extfile', p('ext'), '-out', p('host.pem')], { stdio: 'ignore' });
     }
     return { dir, ca: p('ca.pem'), cert: p('host.pem'), key: p('host.key') };
+}
+
+/** For a test whose own fetch() must trust the test CA: Node reads
+ *  NODE_EXTRA_CA_CERTS only at start, so the first run makes a CA, runs the
+ *  test file again with it set, and exits with its status. Returns the CA's
+ *  paths in the run that goes on. */
+export function withTrustedTestCa(testUrl) {
+    if (process.env.WAPI_MEDIA_CA_DIR) return makeTestCa(process.env.WAPI_MEDIA_CA_DIR);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wapi-media-ca-'));
+    const pki = makeTestCa(dir);
+    const r = spawnSync(process.execPath, [new URL(testUrl).pathname], {
+        stdio: 'inherit', env: { ...process.env, WAPI_MEDIA_CA_DIR: dir, NODE_EXTRA_CA_CERTS: pki.ca }
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
+    process.exit(r.status ?? 1);
 }
 
 export class FakeMediaHost {
