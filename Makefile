@@ -113,10 +113,11 @@ $(B)/tests/tools/%: $(call obj,tests/tools/%.c) $(B)/libsup.a $(B)/libwa.a $(B)/
 # Their .d files name the included sources, so a change there rebuilds them.
 build/fuzz/%: tests/fuzz/%.c $(PROTO_C)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS_ALL) -MMD -MP -MF $@.d -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ $< $(LIBS)
+	@mkdir -p build/fuzz-deps
+	clang $(CPPFLAGS_ALL) -MMD -MP -MF build/fuzz-deps/$(notdir $@).d -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $< $(LIBS)
 fuzzers: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
--include $(wildcard build/fuzz/*.d)
+-include $(wildcard build/fuzz-deps/*.d)
 
 # The baseline for `make bench`: a bare libh2o hello-world from the same libraries.
 $(B)/tests/hello-h2o: $(call obj,tests/bench/hello_h2o.c)

@@ -234,7 +234,8 @@ static int media_from_view(const struct mview *v, int type, const char *field, s
         memcpy(md->thumbnail, v->thumb->data, v->thumb->len);
         md->thumbnail_len = v->thumb->len;
     }
-    if (v->wave && v->wave->len <= WA_MSG_WAVEFORM_MAX) {
+    if (v->wave && v->wave->len > 0 &&
+        v->wave->len <= WA_MSG_WAVEFORM_MAX) { /* an empty field may have no data */
         memcpy(md->waveform, v->wave->data, v->wave->len);
         md->waveform_len = v->wave->len;
     }
