@@ -157,6 +157,8 @@ static int disp_param(void *arg, const char *k, size_t kl, const char **vp, cons
                     return -1;
                 c = (char)(hi << 4 | lo);
                 q += 2;
+                if (c == '\0')
+                    return -1; /* "evil.html%00.jpg" would end at the NUL */
             }
             if (o + 1 >= sizeof pt->filename)
                 return -1;
@@ -181,6 +183,9 @@ static int part_header(struct mp_part *pt, const char *p, const char *e)
         e--;
     if (nl == 19 && lc_prefix(p, nl, "content-disposition")) {
         if (!lc_prefix(v, (size_t)(e - v), "form-data"))
+            return -1;
+        const char *after = skip_ws(v + 9, e); /* "form-data" alone or with parameters, not "form-dataX" */
+        if (after < e && *after != ';')
             return -1;
         struct disp d = {pt, 0};
         return each_param(v, e, disp_param, &d);
