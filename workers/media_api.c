@@ -210,10 +210,13 @@ static void on_step(h2o_timeout_entry_t *e)
     }
     if (w <= 0) {
         int full = w < 0 && (errno == ENOSPC || errno == EDQUOT);
-        if (full)
+        if (full) {
+            metrics_add(&http_metrics()->media_refused_full_total,
+                        1); /* the supervisor counts its own 507s */
             up_fail(u, 507, "media_store_full", "the media volume is full", "file");
-        else
+        } else {
             up_fail(u, 503, "store_error", "the file could not be written; try again", NULL);
+        }
         return;
     }
     u->off += (size_t)w;
@@ -392,7 +395,10 @@ void h_media_upload(struct rq *rq)
     ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     const char *ctype = ci >= 0 ? req->headers.entries[ci].value.base : "";
     size_t clen = ci >= 0 ? req->headers.entries[ci].value.len : 0;
-    if (clen >= 10 && !strncasecmp(ctype, "multipart/", 10)) {
+    /* Only form-data is a form: another multipart type (related, mixed) is
+     * a raw upload of that declared type, checked against its bytes. */
+    if (clen >= 19 && !strncasecmp(ctype, "multipart/form-data", 19) &&
+        (clen == 19 || ctype[19] == ';' || ctype[19] == ' ' || ctype[19] == '\t')) {
         if (read_form(u, ctype, clen, name_in, sizeof name_in) < 0)
             return;
     } else {

@@ -294,6 +294,18 @@ st, _, js = upload(body, ctype)
 check("a form without a file: 400 naming file", st == 400 and err(js).get("field") == "file", (st, js))
 st, _, js = upload(b"--nope\r\n\r\nx", "multipart/form-data; boundary=other")
 check("a malformed form: 400", st == 400 and err(js).get("code") == "invalid_multipart", (st, js))
+st, _, js = upload(PDF, "multipart/related; boundary=x")
+check("a raw upload declared multipart/related is not read as a form: 400 type_mismatch naming file",
+      st == 400 and err(js).get("code") == "type_mismatch" and err(js).get("field") == "file", (st, js))
+st, _, js = upload(png(7), "image/png garbage")
+check("a declared type with words after it: 400 type_mismatch", st == 400 and
+      err(js).get("code") == "type_mismatch", (st, js))
+B = "----wapi-nul"
+st, _, js = upload((f"--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''evil.html%00.jpg\r\n"
+                    f"Content-Type: image/png\r\n\r\n").encode() + png(8) + f"\r\n--{B}--\r\n".encode(),
+                   f"multipart/form-data; boundary={B}")
+check("a filename* with %00 (evil.html%00.jpg): 400 naming file", st == 400 and err(js).get("field") == "file",
+      (st, js))
 check("none of the refusals stored a row or a file, or left a temp file", fingerprint() == before,
       (before, fingerprint()))
 
@@ -543,4 +555,30 @@ st, _, js = getj(f"/api/media?state=expired")
 check("... and listed as expired", [x["id"] for x in js["data"]] == [mb["id"]], js)
 check("no sanitizer reports, no crash", srv.proc.poll() is None and not srv.sanitizer_reports())
 srv.stop()
+
+# ---- the media volume itself full (the worker's write fails with ENOSPC,
+# no quota set): 507 counted as store_full. A 1 MiB tmpfs needs root.
+vol = Server(bindir=BIN, workers=1, pg_url=DB)
+VOL = os.path.join(vol.dir, "media")
+os.makedirs(VOL)
+if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", VOL], capture_output=True).returncode:
+    print("# skipped: the full-volume check needs to mount a tmpfs (root)")
+else:
+    try:
+        vol.start()
+        wait(lambda: vol.ctl("media")[1].get("measured"), timeout=10)
+        full_before = vol.metric('wapi_media_refusals_total{reason="store_full"}')
+        st, _, b = vol.request("POST", "/api/media", body=b"%PDF-1.4\n" + os.urandom(2 * MiB),
+                               headers={"x-api-key": KEY, "content-type": "application/pdf"}, timeout=30)
+        js = json.loads(b) if b else None
+        vst = wait(lambda: (lambda x: x if x.get("uploads_open") == 0 and x.get("reserved") == 0 else None)(
+            vol.ctl("media")[1]), timeout=10)
+        check("the media volume full while the worker writes: 507 media_store_full, nothing left reserved",
+              st == 507 and err(js).get("code") == "media_store_full" and vst, (st, js, vol.ctl("media")[1]))
+        check("... counted in wapi_media_refusals_total{reason=\"store_full\"}",
+              vol.metric('wapi_media_refusals_total{reason="store_full"}') == full_before + 1)
+        check("no sanitizer reports, no crash", vol.proc.poll() is None and not vol.sanitizer_reports())
+    finally:
+        vol.stop()
+        subprocess.run(["umount", VOL])
 done()
