@@ -322,6 +322,47 @@ check("text declared text/csv: a document of that type", st == 201 and mt["mimet
 st, _, mn = upload(png(7), "image/png", "?sha256=" + sha(png(7)).upper())
 check("the right sha256 (any case): 201", st == 201 and mn["sha256"] == sha(png(7)), (st, mn))
 
+# ---- what the supervisor reads of a file: an image's size, a voice note's
+# or a video's duration, in the row and the answer
+def png_wh(w, h):
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    raw = b"".join(b"\x00" + bytes([x & 255, y & 255, 0x40]) * 1 + b"\x10\x20\x30" * (w - 1) for y in range(h)
+                   for x in [y])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+# A real 16x16 JPEG (the image fuzzer's seed); its size read here from its frame header.
+JPEG = open(os.path.join(os.path.dirname(__file__), "../fuzz/corpus/fuzz_media_image/small.jpg"), "rb").read()
+_sof = re.search(rb"\xff[\xc0-\xc2].{3}(.{2})(.{2})", JPEG, re.S)
+JPEG_WH = (struct.unpack(">H", _sof.group(2))[0], struct.unpack(">H", _sof.group(1))[0])
+st, _, mi = upload(png_wh(37, 21), "image/png")
+check("a 37x21 PNG: width 37, height 21, no seconds (in the answer and the row)",
+      st == 201 and (mi["width"], mi["height"], mi["seconds"]) == (37, 21, None) and
+      sql(f"SELECT width || 'x' || height FROM wa_media WHERE id = '{mi['id']}'") == "37x21", (st, mi))
+st, _, mi = upload(JPEG, "image/jpeg")
+check(f"a {JPEG_WH[0]}x{JPEG_WH[1]} JPEG: its width and height", st == 201 and
+      (mi["width"], mi["height"]) == JPEG_WH, (st, mi, JPEG_WH))
+st, _, mi = upload(PDF, "application/pdf")
+check("a PDF: no width, height or seconds", st == 201 and (mi["width"], mi["height"], mi["seconds"]) ==
+      (None, None, None), (st, mi))
+import tempfile  # noqa: E402
+import wave  # noqa: E402
+with tempfile.TemporaryDirectory() as td:
+    with wave.open(os.path.join(td, "v.wav"), "wb") as wf:
+        wf.setnchannels(1)
+        wf.setsampwidth(2)
+        wf.setframerate(48000)
+        wf.writeframes(b"".join(struct.pack("<h", int(8000 * ((i // 40) % 2 * 2 - 1))) for i in range(48000 * 3)))
+    subprocess.run(["opusenc", "--quiet", "--bitrate", "24", os.path.join(td, "v.wav"), os.path.join(td, "v.ogg")],
+                   check=True)
+    VOICE = open(os.path.join(td, "v.ogg"), "rb").read()
+st, _, mvoice = upload(VOICE, "audio/ogg; codecs=opus", "?kind=voice")
+check("a 3 s voice note made by opusenc: seconds 3, no width or height",
+      st == 201 and (mvoice["seconds"], mvoice["width"], mvoice["height"]) == (3, None, None) and
+      sql(f"SELECT seconds FROM wa_media WHERE id = '{mvoice['id']}'") == "3", (st, mvoice))
+
 # ---- 413: the limit (64 MiB by default), and a body refused before it is sent
 c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
 c.putrequest("POST", "/api/media")
@@ -393,7 +434,7 @@ ids = sql("SELECT string_agg(id, ',' ORDER BY seq DESC) FROM wa_media").split(",
 check("GET /api/media: newest first, paginated with a cursor",
       st == 200 and st2 == 200 and [x["id"] for x in p1["data"] + p2["data"]] == ids[:4], (p1, p2))
 st, _, pk = getj("/api/media?kind=voice")
-check("... filtered by kind", [x["id"] for x in pk["data"]] == [mv["id"]], pk)
+check("... filtered by kind", [x["id"] for x in pk["data"]] == [mvoice["id"], mv["id"]], pk)
 st, _, js = getj("/api/media?kind=nope")
 check("... an unknown kind: 400", st == 400, st)
 st, _, _ = viewer.call("DELETE", f"/api/media/{m2['id']}")
