@@ -519,6 +519,31 @@ st = srv.ctl("media")[1]
 check("kill -9 of a worker writing its temp file: caught it with the file open, then no row, no file, no temp "
       "file, nothing reserved", caught and fingerprint() == before and st.get("uploads_open") == 0 and
       st.get("reserved") == 0, (caught, fingerprint(), st))
+# Now after the body is in the temp file and the publication reached the
+# supervisor (copying and hashing it on a thread): the supervisor cancels a
+# dead worker's publications, so nothing is published, and the temp files
+# and the reservation go.
+PUBPDF = b"%PDF-1.4\n" + os.urandom(63 * MiB)
+s = socket.create_connection(("127.0.0.1", srv.port))
+s.sendall((f"POST /api/media HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\nContent-Type: application/pdf\r\n"
+           f"Content-Length: {len(PUBPDF)}\r\n\r\n").encode())
+victim = wait(lambda: conn_worker(s), timeout=5)
+s.sendall(PUBPDF)
+publishing = wait(lambda: (lambda x: x if x.get("publishing", 0) >= 1 else None)(srv.ctl("media")[1]),
+                  timeout=20, step=0.002)
+os.kill(victim, signal.SIGKILL)
+s.close()
+wait(lambda: victim not in srv.worker_pids() and len(srv.worker_pids()) == 2, timeout=10)
+settled = wait(lambda: (lambda x: x if x.get("publishing") == 0 and x.get("reserved") == 0 and
+                        x.get("uploads_open") == 0 and not tmp_entries() else None)(srv.ctl("media")[1]), timeout=20)
+time.sleep(0.3)  # a row written after all would show by now
+check("kill -9 of a worker whose publication the supervisor is hashing: caught while publishing, then no row, "
+      "no file, no temp file, nothing reserved", publishing and settled and fingerprint() == before and
+      sha(PUBPDF) not in store_files() and not any(ln.get("msg") == "media stored" and ln.get("sha256") ==
+                                                    sha(PUBPDF) for ln in srv.log_lines()),
+      (publishing, settled, fingerprint(), before))
+check("... the supervisor stays healthy", srv.proc.poll() is None and srv.get("/healthz")[0] == 200 and
+      srv.ctl("media")[0] == 0)
 st, _, js = upload(BIGPDF, "application/pdf", timeout=60)
 check("the same 60 MiB upload then goes through whole", st == 201 and js["size"] == len(BIGPDF) and
       js["sha256"] == sha(BIGPDF), (st, js))
