@@ -550,28 +550,48 @@ check("the same 60 MiB upload then goes through whole", st == 201 and js["size"]
 check("the supervisor and the other worker were not disturbed", srv.proc.poll() is None and
       srv.get("/healthz")[0] == 200)
 
-# ---- deletion frees the file at the sweep (files used within the hour are kept)
-st, _, _ = member.call("DELETE", f"/api/media/{js['id']}")
-rc, res = srv.ctl("media", "sweep")
-done_sweep = wait(lambda: (srv.ctl("media")[1].get("sweep") or {}).get("last"), timeout=30)
-check("wapictl media sweep runs a sweep; a file used within the hour stays",
-      rc == 0 and done_sweep and sha(BIGPDF) in store_files(), (rc, res, done_sweep))
-old_t = time.time() - 2 * 3600
-for h in store_files():
-    os.utime(os.path.join(MEDIA, h[:2], h[2:4], h), (old_t, old_t))
-srv.ctl("media", "sweep")
-last = wait(lambda: (lambda l: l if l and l["at"] != done_sweep["at"] or (l and l["removed_files"]) else None)(
-    (srv.ctl("media")[1].get("sweep") or {}).get("last")), timeout=30)
-time.sleep(0.5)
-last = srv.ctl("media")[1]["sweep"]["last"]
+# ---- the sweep: a file no row names goes once it is an hour old; a file
+# used within the hour stays, as does any file a row names, however old
+def sweep_once():
+    n = sum(ln.get("msg") == "media sweep done" for ln in srv.log_lines())
+    rc, res = srv.ctl("media", "sweep")
+    wait(lambda: sum(ln.get("msg") == "media sweep done" for ln in srv.log_lines()) > n, timeout=30)
+    return rc, (srv.ctl("media")[1].get("sweep") or {}).get("last") or {}
+
+
+def touch(h, t):
+    os.utime(os.path.join(MEDIA, h[:2], h[2:4], h), (t, t))
+
+
+OLDF, RECF = b"%PDF-1.4\n" + os.urandom(5000), b"%PDF-1.4\n" + os.urandom(7000)
+_, _, mo = upload(OLDF, "application/pdf")
+_, _, mr = upload(RECF, "application/pdf")
+for x in (js, mo, mr):
+    member.call("DELETE", f"/api/media/{x['id']}")
+now = time.time()
+old_t = now - 2 * 3600
+touch(sha(OLDF), old_t)          # unreferenced, last used two hours ago
+touch(sha(RECF), now - 600)      # unreferenced, used ten minutes ago
+touch(sha(BIGPDF), now - 3000)   # unreferenced, used fifty minutes ago
+touch(m1["sha256"], old_t)       # named by live rows, old
+touch(mb["sha256"], old_t)
+rc, last = sweep_once()
 files = store_files()
-check("then the sweep removes the file no row names, and keeps those rows name",
-      sha(BIGPDF) not in files and m1["sha256"] in files and mb["sha256"] in files and
-      last["removed_files"] == 1 and last["freed_bytes"] == len(BIGPDF), (last, len(files)))
+check("wapictl media sweep: of the files no row names, the one two hours old goes; those used ten and fifty "
+      "minutes ago stay, as do old files rows name", rc == 0 and sha(OLDF) not in files and sha(RECF) in files and
+      sha(BIGPDF) in files and m1["sha256"] in files and mb["sha256"] in files and last.get("removed_files") == 1
+      and last.get("freed_bytes") == len(OLDF), (rc, last))
+for h in (sha(RECF), sha(BIGPDF)):
+    touch(h, old_t)
+rc, last = sweep_once()
+files = store_files()
+check("then, older than an hour, the sweep removes them too, and keeps those rows name",
+      sha(BIGPDF) not in files and sha(RECF) not in files and m1["sha256"] in files and mb["sha256"] in files and
+      last["removed_files"] == 2 and last["freed_bytes"] == len(BIGPDF) + len(RECF), (last, len(files)))
 check("wapictl media: the last sweep says when, who asked, how long, and no error",
       re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", last.get("at", "")) and last.get("by") == "control socket" and
       isinstance(last.get("ms"), (int, float)) and "error" in last and last["error"] is None, last)
-check("... and the metric and the gauges follow", srv.metric("wapi_media_swept_files_total") == 1 and
+check("... and the metric and the gauges follow", srv.metric("wapi_media_swept_files_total") == 3 and
       srv.metric("wapi_media_store_bytes") == sum(files.values()))
 check("no sanitizer reports, no crash", srv.proc.poll() is None and not srv.sanitizer_reports())
 srv.stop()
@@ -619,6 +639,39 @@ check("retention: the old row is expired (GET 404), its file removed, the others
       and st == 404 and mb["sha256"] not in store_files() and m1["sha256"] in store_files(), (last, st))
 st, _, js = getj(f"/api/media?state=expired")
 check("... and listed as expired", [x["id"] for x in js["data"]] == [mb["id"]], js)
+
+# Uploads racing for the quota (both workers, at once): what fits goes in,
+# the rest is 507, and the store never holds more than media.max_store_bytes.
+ms0 = srv.ctl("media")[1]
+maxb = ms0["max_store_bytes"]
+size = (maxb - ms0["bytes"]) // 3 + 1  # two fit, three do not
+socks = []
+for _ in range(8):  # every body sent but its last byte, then all last bytes at once
+    body = b"%PDF-1.4\n" + os.urandom(size - 9)
+    c = socket.create_connection(("127.0.0.1", srv.port))
+    c.sendall((f"POST /api/media HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\nContent-Type: application/pdf\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body[:-1])
+    socks.append((c, body[-1:]))
+time.sleep(0.3)
+for c, last_byte in socks:
+    c.sendall(last_byte)
+results = []
+for c, _ in socks:
+    c.settimeout(30)
+    resp = b""
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+    c.close()
+    m = re.match(rb"HTTP/1\.1 (\d+)", resp)
+    results.append(int(m.group(1)) if m else 0)
+ms1 = srv.ctl("media")[1]
+check("eight uploads racing for room for two: at most two stored, the others 507, the store within its quota",
+      1 <= results.count(201) <= 2 and results.count(201) + results.count(507) == 8 and
+      ms1["bytes"] <= maxb and sum(store_files().values()) <= maxb and ms1["reserved"] == 0,
+      (sorted(results), ms0, ms1))
 check("no sanitizer reports, no crash", srv.proc.poll() is None and not srv.sanitizer_reports())
 srv.stop()
 
