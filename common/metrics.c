@@ -235,7 +235,7 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
               "# TYPE wapi_media_swept_files_total counter\nwapi_media_swept_files_total %llu\n",
               (unsigned long long)ld(&m->media_store_bytes), (unsigned long long)ld(&m->media_store_files),
               (unsigned long long)ld(&m->media_uploads_total),
-              (unsigned long long)ld(&m->media_refused_full_total),
+              (unsigned long long)(ld(&m->media_refused_full_total) + SUM(media_refused_full_total)),
               (unsigned long long)SUM(media_refused_too_large_total),
               (unsigned long long)ld(&m->media_refused_invalid_total),
               (unsigned long long)ld(&m->media_swept_files_total));

@@ -25,6 +25,7 @@ struct metrics_slot {
     uint64_t rtt_sum_us, rtt_count;
     uint64_t connections_total, db_queries_total, db_errors_total, db_reconnects_total;
     uint64_t media_refused_too_large_total; /* POST /api/media over media.max_upload_bytes */
+    uint64_t media_refused_full_total;      /* the media volume full (ENOSPC) as the worker wrote */
     /* gauges (this worker's part) */
     uint64_t connections, db_connected, db_busy, db_waiting;
     int32_t pid;

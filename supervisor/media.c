@@ -13,6 +13,8 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/media_url.h"
+#include "media_image.h"
+#include "media_probe.h"
 #include "media_type.h"
 #include "sdb.h"
 #include "sup.h"
@@ -59,9 +61,10 @@ struct publish {
     char hex[MEDIA_HEX_LEN + 1], detected[MEDIA_MIME_MAX];
     int err, type_rc;
     struct media_verdict v;
+    int64_t width, height, seconds; /* -1: not known (not an image, video or voice, or not readable) */
     /* the row */
-    char id[32], size_s[24];
-    const char *params[6];
+    char id[32], size_s[24], width_s[24], height_s[24], seconds_s[24];
+    const char *params[9];
 };
 
 static struct {
@@ -586,8 +589,9 @@ static void on_inserted(void *ctx, const PGresult *res, const char *err)
 }
 
 static const char SQL_INSERT[] =
-    "INSERT INTO wa_media (id, sha256, size, mimetype, kind, file_name, state) "
-    "VALUES ($1, $2, $3::bigint, $4, $5, $6, 'stored') RETURNING wapi_media_json(wa_media)::text";
+    "INSERT INTO wa_media (id, sha256, size, mimetype, kind, file_name, width, height, seconds, state) "
+    "VALUES ($1, $2, $3::bigint, $4, $5, $6, $7::integer, $8::integer, $9::integer, 'stored') "
+    "RETURNING wapi_media_json(wa_media)::text";
 
 static void sync_work(void *arg)
 {
@@ -622,8 +626,53 @@ static void sync_done(void *arg)
     p->params[3] = p->v.mimetype;
     p->params[4] = media_kind_name(p->v.kind);
     p->params[5] = p->file_name[0] ? p->file_name : NULL;
-    if (!sdb_query(SQL_INSERT, 6, p->params, on_inserted, p))
+    p->params[6] = p->params[7] = p->params[8] = NULL;
+    if (p->width > 0 && p->height > 0) {
+        snprintf(p->width_s, sizeof p->width_s, "%" PRId64, p->width);
+        snprintf(p->height_s, sizeof p->height_s, "%" PRId64, p->height);
+        p->params[6] = p->width_s;
+        p->params[7] = p->height_s;
+    }
+    if (p->seconds >= 0) {
+        snprintf(p->seconds_s, sizeof p->seconds_s, "%" PRId64, p->seconds);
+        p->params[8] = p->seconds_s;
+    }
+    if (!sdb_query(SQL_INSERT, 9, p->params, on_inserted, p))
         reply_error(p, 503, "store_error", "out of memory", NULL);
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* On the thread, for a file whose type is accepted: an image's size, a
+ * video's or an Opus stream's duration (for the row and the messages that
+ * send it). A file they cannot read is stored all the same, without them. */
+static void probe(struct publish *p)
+{
+    char err[160];
+    p->width = p->height = p->seconds = -1;
+    const char *t = p->v.mimetype;
+    if (!strcmp(t, "image/jpeg") || !strcmp(t, "image/png") || !strcmp(t, "image/webp")) {
+        struct media_image im;
+        if (media_image_probe(p->t.fd, &im, err, sizeof err) == 0 && im.width && im.height) {
+            p->width = im.width;
+            p->height = im.height;
+        }
+        return;
+    }
+    uint64_t ms = 0;
+    int r = -1;
+    if (starts_with(t, "video/mp4") || starts_with(t, "video/quicktime") || starts_with(t, "video/3gpp"))
+        r = media_probe_mp4_fd(p->t.fd, &ms, err, sizeof err);
+    else if (starts_with(t, "audio/ogg") || starts_with(t, "audio/opus")) {
+        uint8_t wave[MEDIA_WAVEFORM_LEN];
+        r = media_probe_opus_fd(p->t.fd, &ms, wave, err, sizeof err);
+    }
+    /* Whole seconds, rounded; a sound shorter than half a second is 1, not 0. */
+    if (r == 0 && ms <= (uint64_t)INT32_MAX * 1000)
+        p->seconds = ms == 0 ? 0 : ms < 500 ? 1 : (int64_t)((ms + 500) / 1000);
 }
 
 /* On a thread: copied out of the worker's reach, durable, hashed, typed.
@@ -655,6 +704,8 @@ static void digest_work(void *arg)
     if (!p->err) {
         media_type_detect(head, hl, p->detected);
         p->type_rc = media_type_check(p->declared, p->detected, p->kind, head, hl, &p->v);
+        if (p->type_rc == 0)
+            probe(p);
     }
     free(head);
 }
@@ -787,6 +838,7 @@ static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *s
     if (!p)
         return unavailable(status, body);
     p->pid = m->pid;
+    p->width = p->height = p->seconds = -1;
     p->msg_id = m->id;
     p->token = token;
     p->deadline_ms = now_ms() + start_within_ms;

@@ -100,6 +100,11 @@ static void canonical(const char *s, char out[MEDIA_MIME_MAX])
         out[o++] = (char)tolower(c);
     }
     out[o] = '\0';
+    /* Only parameters may follow: "image/png garbage" is not image/png. */
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s && *s != ';')
+        slash = 99;
     if (slash != 1 || out[0] == '/' || out[o - 1] == '/') {
         out[0] = '\0';
         return;

@@ -32,7 +32,6 @@
  * the rest of PUBLISH_IPC_MS is for the hashing itself. */
 #define PUBLISH_START_MS (PUBLISH_IPC_MS / 2)
 #define WRITE_STEP (1u << 20)
-#define FILE_NAME_MAX 255
 #define LIST_DEFAULT 50
 #define LIST_MAX 200
 
@@ -98,7 +97,7 @@ struct up {
     struct op_base b; /* first */
     const char *data; /* the file's bytes, in the request body */
     size_t len, off;
-    char declared[MP_TYPE_MAX], kind[16], file_name[FILE_NAME_MAX + 1], sha[65];
+    char declared[MP_TYPE_MAX], kind[16], file_name[MP_KEPT_NAME_MAX + 1], sha[65];
     int fd;
     uint64_t token;
     uint32_t req_id; /* of the UPLOAD request, while its answer is awaited */
@@ -210,10 +209,13 @@ static void on_step(h2o_timeout_entry_t *e)
     }
     if (w <= 0) {
         int full = w < 0 && (errno == ENOSPC || errno == EDQUOT);
-        if (full)
+        if (full) {
+            metrics_add(&http_metrics()->media_refused_full_total,
+                        1); /* the supervisor counts its own 507s */
             up_fail(u, 507, "media_store_full", "the media volume is full", "file");
-        else
+        } else {
             up_fail(u, 503, "store_error", "the file could not be written; try again", NULL);
+        }
         return;
     }
     u->off += (size_t)w;
@@ -256,35 +258,6 @@ static void on_temp_file(void *ctx, const struct ipc_msg *m)
     up_fail(u, 503, "media_unavailable", "the media store did not answer; try again", NULL);
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* %XX and '+' decoded in place; -1 on a bad escape or a NUL. */
-static int url_decode(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        int c = (unsigned char)*p;
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
-            if (lo < 0 || (hi | lo) == 0)
-                return -1;
-            c = hi << 4 | lo;
-            p += 2;
-        }
-        *o++ = (char)c;
-    }
-    *o = '\0';
-    return 0;
-}
-
 /* A query parameter, decoded: 1 present, 0 absent, -1 too long or malformed. */
 static int query_text(struct rq *rq, const char *name, char *out, size_t cap)
 {
@@ -293,42 +266,7 @@ static int query_text(struct rq *rq, const char *name, char *out, size_t cap)
         out[0] = '\0';
         return 0;
     }
-    return n < 0 || url_decode(out) < 0 ? -1 : 1;
-}
-
-/* A file name as kept: its last path segment, valid UTF-8 without control
- * characters, at most FILE_NAME_MAX bytes ("" when none). -1 when bad. */
-static int clean_file_name(const char *in, char out[FILE_NAME_MAX + 1])
-{
-    const char *base = in;
-    for (const char *p = in; *p; p++)
-        if (*p == '/' || *p == '\\')
-            base = p + 1;
-    while (*base == ' ')
-        base++;
-    size_t n = strlen(base);
-    while (n && base[n - 1] == ' ')
-        n--;
-    if (n > FILE_NAME_MAX || rest_utf8_len(base, n) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)base[i] < 0x20 || base[i] == 0x7f)
-            return -1;
-    if ((n == 1 && base[0] == '.') || (n == 2 && !memcmp(base, "..", 2)))
-        n = 0;
-    memcpy(out, base, n);
-    out[n] = '\0';
-    return 0;
-}
-
-/* A small field of a multipart body (kind, file_name, sha256). */
-static int part_text(const struct mp_part *p, char *out, size_t cap)
-{
-    if (p->len >= cap || memchr(p->data, 0, p->len))
-        return -1;
-    memcpy(out, p->data, p->len);
-    out[p->len] = '\0';
-    return 0;
+    return n < 0 || multipart_url_decode(out) < 0 ? -1 : 1;
 }
 
 /* The file and the fields of a multipart body; 0, or -1 after answering 400. */
@@ -347,32 +285,22 @@ static int read_form(struct up *u, const char *ctype, size_t clen, char *name_in
         http_error(rq, 400, "invalid_multipart", why, "file");
         return -1;
     }
-    const struct mp_part *file = NULL;
-    for (int i = 0; i < n; i++) {
-        const struct mp_part *p = &parts[i];
-        const char *bad = NULL;
-        if (!strcmp(p->name, "file")) {
-            if (file)
-                bad = "file";
-            file = p;
-        } else if (!strcmp(p->name, "kind")) {
-            bad = part_text(p, u->kind, sizeof u->kind) < 0 ? "kind" : NULL;
-        } else if (!strcmp(p->name, "file_name")) {
-            bad = part_text(p, name_in, name_cap) < 0 ? "file_name" : NULL;
-        } else if (!strcmp(p->name, "sha256")) {
-            bad = part_text(p, u->sha, sizeof u->sha) < 0 ? "sha256" : NULL;
-        }
-        if (bad) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "the form's %s field is repeated or too long", bad);
-            http_error(rq, 400, "invalid_multipart", msg, bad);
-            return -1;
-        }
+    struct mp_form *f = h2o_mem_alloc_pool(&rq->req->pool, sizeof *f);
+    const char *bad;
+    if (multipart_form(parts, n, f, &bad) < 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the form's %s field is repeated or too long", bad);
+        http_error(rq, 400, "invalid_multipart", msg, bad);
+        return -1;
     }
+    const struct mp_part *file = f->file;
     if (!file) {
         http_error(rq, 400, "missing_file", "the form has no \"file\" field", "file");
         return -1;
     }
+    memcpy(u->kind, f->kind, sizeof u->kind);
+    memcpy(u->sha, f->sha256, sizeof u->sha);
+    snprintf(name_in, name_cap, "%s", f->file_name);
     u->data = file->data;
     u->len = file->len;
     snprintf(u->declared, sizeof u->declared, "%s", file->type);
@@ -392,7 +320,10 @@ void h_media_upload(struct rq *rq)
     ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     const char *ctype = ci >= 0 ? req->headers.entries[ci].value.base : "";
     size_t clen = ci >= 0 ? req->headers.entries[ci].value.len : 0;
-    if (clen >= 10 && !strncasecmp(ctype, "multipart/", 10)) {
+    /* Only form-data is a form: another multipart type (related, mixed) is
+     * a raw upload of that declared type, checked against its bytes. */
+    if (clen >= 19 && !strncasecmp(ctype, "multipart/form-data", 19) &&
+        (clen == 19 || ctype[19] == ';' || ctype[19] == ' ' || ctype[19] == '\t')) {
         if (read_form(u, ctype, clen, name_in, sizeof name_in) < 0)
             return;
     } else {
@@ -420,7 +351,7 @@ void h_media_upload(struct rq *rq)
                    "kind");
         return;
     }
-    if (clean_file_name(name_in, u->file_name) < 0) {
+    if (multipart_file_name(name_in, u->file_name) < 0) {
         http_error(rq, 400, "invalid_file_name",
                    "file_name must be valid UTF-8 of at most 255 bytes without control characters",
                    "file_name");

@@ -13,6 +13,7 @@
 #include "common/hex.h"
 #include "common/json.h"
 #include "common/jsonw.h"
+#include "common/utf8.h"
 #include "common/sbuf.h"
 #include "db.h"
 #include "handlers.h"
@@ -420,7 +421,7 @@ void h_messages_send(struct rq *rq)
         goto out;
     }
     v = json_member(body, "text");
-    long chars = v && YAJL_IS_STRING(v) ? rest_utf8_len(v->u.string, strlen(v->u.string)) : -1;
+    long chars = v && YAJL_IS_STRING(v) ? utf8_len(v->u.string, strlen(v->u.string)) : -1;
     if (chars < 1 || chars > TEXT_MAX_CHARS) {
         http_error(rq, 400, "invalid_text", "text must be a non-empty string of at most 4096 characters",
                    "text");
@@ -440,7 +441,7 @@ void h_messages_send(struct rq *rq)
     v = json_member(body, "idempotency_key");
     if (v && !YAJL_IS_NULL(v)) {
         size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
-        long ic = il ? rest_utf8_len(v->u.string, il) : -1;
+        long ic = il ? utf8_len(v->u.string, il) : -1;
         if (ic < 1 || il > IDEM_MAX) {
             http_error(rq, 400, "invalid_idempotency_key",
                        "idempotency_key must be a string of 1 to 128 bytes", "idempotency_key");

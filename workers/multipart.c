@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 #define HEADERS_MAX 8192 /* of one part */
 
 static int lc_prefix(const char *s, size_t n, const char *lit)
@@ -157,6 +159,8 @@ static int disp_param(void *arg, const char *k, size_t kl, const char **vp, cons
                     return -1;
                 c = (char)(hi << 4 | lo);
                 q += 2;
+                if (c == '\0')
+                    return -1; /* "evil.html%00.jpg" would end at the NUL */
             }
             if (o + 1 >= sizeof pt->filename)
                 return -1;
@@ -181,6 +185,9 @@ static int part_header(struct mp_part *pt, const char *p, const char *e)
         e--;
     if (nl == 19 && lc_prefix(p, nl, "content-disposition")) {
         if (!lc_prefix(v, (size_t)(e - v), "form-data"))
+            return -1;
+        const char *after = skip_ws(v + 9, e); /* "form-data" alone or with parameters, not "form-dataX" */
+        if (after < e && *after != ';')
             return -1;
         struct disp d = {pt, 0};
         return each_param(v, e, disp_param, &d);
@@ -262,4 +269,78 @@ int multipart_parse(const char *body, size_t n, const char *boundary, struct mp_
         (*nparts)++;
         p = q + dl;
     }
+}
+
+/* A small text field: -1 when too long or holding a NUL. */
+static int part_text(const struct mp_part *p, char *out, size_t cap)
+{
+    if (p->len >= cap || memchr(p->data, 0, p->len))
+        return -1;
+    memcpy(out, p->data, p->len);
+    out[p->len] = '\0';
+    return 0;
+}
+
+int multipart_form(const struct mp_part *parts, int n, struct mp_form *f, const char **bad)
+{
+    memset(f, 0, sizeof *f);
+    *bad = NULL;
+    for (int i = 0; i < n && !*bad; i++) {
+        const struct mp_part *p = &parts[i];
+        if (!strcmp(p->name, "file")) {
+            if (f->file)
+                *bad = "file";
+            f->file = p;
+        } else if (!strcmp(p->name, "kind")) {
+            *bad = part_text(p, f->kind, sizeof f->kind) < 0 ? "kind" : NULL;
+        } else if (!strcmp(p->name, "file_name")) {
+            *bad = part_text(p, f->file_name, sizeof f->file_name) < 0 ? "file_name" : NULL;
+        } else if (!strcmp(p->name, "sha256")) {
+            *bad = part_text(p, f->sha256, sizeof f->sha256) < 0 ? "sha256" : NULL;
+        }
+    }
+    return *bad ? -1 : 0;
+}
+
+int multipart_url_decode(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        int c = (unsigned char)*p;
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
+            if (lo < 0 || (hi | lo) == 0)
+                return -1;
+            c = hi << 4 | lo;
+            p += 2;
+        }
+        *o++ = (char)c;
+    }
+    *o = '\0';
+    return 0;
+}
+
+int multipart_file_name(const char *in, char out[MP_KEPT_NAME_MAX + 1])
+{
+    const char *base = in;
+    for (const char *p = in; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    while (*base == ' ')
+        base++;
+    size_t n = strlen(base);
+    while (n && base[n - 1] == ' ')
+        n--;
+    if (n > MP_KEPT_NAME_MAX || utf8_len(base, n) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)base[i] < 0x20 || base[i] == 0x7f)
+            return -1;
+    if ((n == 1 && base[0] == '.') || (n == 2 && !memcmp(base, "..", 2)))
+        n = 0;
+    memcpy(out, base, n);
+    out[n] = '\0';
+    return 0;
 }

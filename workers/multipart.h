@@ -10,6 +10,7 @@
 #define MP_FILENAME_MAX 1024
 #define MP_TYPE_MAX 128
 #define MP_MAX_PARTS 16
+#define MP_KEPT_NAME_MAX 255 /* a file name as stored */
 
 struct mp_part {
     char name[MP_NAME_MAX];         /* Content-Disposition name= */
@@ -28,5 +29,23 @@ int multipart_boundary(const char *ctype, size_t n, char out[MP_BOUNDARY_MAX + 1
  * *err (a static string) when the body is not well-formed. */
 int multipart_parse(const char *body, size_t n, const char *boundary, struct mp_part *parts, int *nparts,
                     const char **err);
+
+/* The fields of an upload form: the "file" part, and the small text fields
+ * kind, file_name and sha256 copied out ("" when absent). 0, or -1 with
+ * *bad naming the field that is repeated (file), too long or holds a NUL.
+ * f->file is NULL when the form has none. */
+struct mp_form {
+    const struct mp_part *file;
+    char kind[16], file_name[MP_FILENAME_MAX], sha256[65];
+};
+int multipart_form(const struct mp_part *parts, int n, struct mp_form *f, const char **bad);
+
+/* %XX and '+' decoded in place (a query parameter); -1 on a bad escape or
+ * an encoded NUL. */
+int multipart_url_decode(char *s);
+/* A file name as kept: its last path segment, spaces around it trimmed,
+ * valid UTF-8 without control characters, at most MP_KEPT_NAME_MAX bytes
+ * ("" for none, "." or ".."). -1 when it cannot be kept. */
+int multipart_file_name(const char *in, char out[MP_KEPT_NAME_MAX + 1]);
 
 #endif

@@ -37,8 +37,6 @@ int rest_page(struct rq *rq, int def, int max, int *limit, int64_t *cur);
  * last row shown: num_col and text_col (-1 or NULL value: none). */
 void rest_answer_page(struct rq *rq, const PGresult *res, int first, int limit, int json_col, int num_col,
                       int text_col);
-/* Number of code points of valid UTF-8, or -1 when invalid. */
-long rest_utf8_len(const char *s, size_t n);
 /* The database said no: 503. */
 void rest_db_error(struct rq *rq, const char *err);
 /* The first column of a one-row result, or NULL after answering 503 (no

@@ -294,6 +294,18 @@ st, _, js = upload(body, ctype)
 check("a form without a file: 400 naming file", st == 400 and err(js).get("field") == "file", (st, js))
 st, _, js = upload(b"--nope\r\n\r\nx", "multipart/form-data; boundary=other")
 check("a malformed form: 400", st == 400 and err(js).get("code") == "invalid_multipart", (st, js))
+st, _, js = upload(PDF, "multipart/related; boundary=x")
+check("a raw upload declared multipart/related is not read as a form: 400 type_mismatch naming file",
+      st == 400 and err(js).get("code") == "type_mismatch" and err(js).get("field") == "file", (st, js))
+st, _, js = upload(png(7), "image/png garbage")
+check("a declared type with words after it: 400 type_mismatch", st == 400 and
+      err(js).get("code") == "type_mismatch", (st, js))
+B = "----wapi-nul"
+st, _, js = upload((f"--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''evil.html%00.jpg\r\n"
+                    f"Content-Type: image/png\r\n\r\n").encode() + png(8) + f"\r\n--{B}--\r\n".encode(),
+                   f"multipart/form-data; boundary={B}")
+check("a filename* with %00 (evil.html%00.jpg): 400 naming file", st == 400 and err(js).get("field") == "file",
+      (st, js))
 check("none of the refusals stored a row or a file, or left a temp file", fingerprint() == before,
       (before, fingerprint()))
 
@@ -309,6 +321,47 @@ check("text declared text/csv: a document of that type", st == 201 and mt["mimet
       mt["kind"] == "document", (st, mt))
 st, _, mn = upload(png(7), "image/png", "?sha256=" + sha(png(7)).upper())
 check("the right sha256 (any case): 201", st == 201 and mn["sha256"] == sha(png(7)), (st, mn))
+
+# ---- what the supervisor reads of a file: an image's size, a voice note's
+# or a video's duration, in the row and the answer
+def png_wh(w, h):
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    raw = b"".join(b"\x00" + bytes([x & 255, y & 255, 0x40]) * 1 + b"\x10\x20\x30" * (w - 1) for y in range(h)
+                   for x in [y])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+# A real 16x16 JPEG (the image fuzzer's seed); its size read here from its frame header.
+JPEG = open(os.path.join(os.path.dirname(__file__), "../fuzz/corpus/fuzz_media_image/small.jpg"), "rb").read()
+_sof = re.search(rb"\xff[\xc0-\xc2].{3}(.{2})(.{2})", JPEG, re.S)
+JPEG_WH = (struct.unpack(">H", _sof.group(2))[0], struct.unpack(">H", _sof.group(1))[0])
+st, _, mi = upload(png_wh(37, 21), "image/png")
+check("a 37x21 PNG: width 37, height 21, no seconds (in the answer and the row)",
+      st == 201 and (mi["width"], mi["height"], mi["seconds"]) == (37, 21, None) and
+      sql(f"SELECT width || 'x' || height FROM wa_media WHERE id = '{mi['id']}'") == "37x21", (st, mi))
+st, _, mi = upload(JPEG, "image/jpeg")
+check(f"a {JPEG_WH[0]}x{JPEG_WH[1]} JPEG: its width and height", st == 201 and
+      (mi["width"], mi["height"]) == JPEG_WH, (st, mi, JPEG_WH))
+st, _, mi = upload(PDF, "application/pdf")
+check("a PDF: no width, height or seconds", st == 201 and (mi["width"], mi["height"], mi["seconds"]) ==
+      (None, None, None), (st, mi))
+import tempfile  # noqa: E402
+import wave  # noqa: E402
+with tempfile.TemporaryDirectory() as td:
+    with wave.open(os.path.join(td, "v.wav"), "wb") as wf:
+        wf.setnchannels(1)
+        wf.setsampwidth(2)
+        wf.setframerate(48000)
+        wf.writeframes(b"".join(struct.pack("<h", int(8000 * ((i // 40) % 2 * 2 - 1))) for i in range(48000 * 3)))
+    subprocess.run(["opusenc", "--quiet", "--bitrate", "24", os.path.join(td, "v.wav"), os.path.join(td, "v.ogg")],
+                   check=True)
+    VOICE = open(os.path.join(td, "v.ogg"), "rb").read()
+st, _, mvoice = upload(VOICE, "audio/ogg; codecs=opus", "?kind=voice")
+check("a 3 s voice note made by opusenc: seconds 3, no width or height",
+      st == 201 and (mvoice["seconds"], mvoice["width"], mvoice["height"]) == (3, None, None) and
+      sql(f"SELECT seconds FROM wa_media WHERE id = '{mvoice['id']}'") == "3", (st, mvoice))
 
 # ---- 413: the limit (64 MiB by default), and a body refused before it is sent
 c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
@@ -381,7 +434,7 @@ ids = sql("SELECT string_agg(id, ',' ORDER BY seq DESC) FROM wa_media").split(",
 check("GET /api/media: newest first, paginated with a cursor",
       st == 200 and st2 == 200 and [x["id"] for x in p1["data"] + p2["data"]] == ids[:4], (p1, p2))
 st, _, pk = getj("/api/media?kind=voice")
-check("... filtered by kind", [x["id"] for x in pk["data"]] == [mv["id"]], pk)
+check("... filtered by kind", [x["id"] for x in pk["data"]] == [mvoice["id"], mv["id"]], pk)
 st, _, js = getj("/api/media?kind=nope")
 check("... an unknown kind: 400", st == 400, st)
 st, _, _ = viewer.call("DELETE", f"/api/media/{m2['id']}")
@@ -466,34 +519,79 @@ st = srv.ctl("media")[1]
 check("kill -9 of a worker writing its temp file: caught it with the file open, then no row, no file, no temp "
       "file, nothing reserved", caught and fingerprint() == before and st.get("uploads_open") == 0 and
       st.get("reserved") == 0, (caught, fingerprint(), st))
+# Now after the body is in the temp file and the publication reached the
+# supervisor (copying and hashing it on a thread): the supervisor cancels a
+# dead worker's publications, so nothing is published, and the temp files
+# and the reservation go.
+PUBPDF = b"%PDF-1.4\n" + os.urandom(63 * MiB)
+s = socket.create_connection(("127.0.0.1", srv.port))
+s.sendall((f"POST /api/media HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\nContent-Type: application/pdf\r\n"
+           f"Content-Length: {len(PUBPDF)}\r\n\r\n").encode())
+victim = wait(lambda: conn_worker(s), timeout=5)
+s.sendall(PUBPDF)
+publishing = wait(lambda: (lambda x: x if x.get("publishing", 0) >= 1 else None)(srv.ctl("media")[1]),
+                  timeout=20, step=0.002)
+os.kill(victim, signal.SIGKILL)
+s.close()
+wait(lambda: victim not in srv.worker_pids() and len(srv.worker_pids()) == 2, timeout=10)
+settled = wait(lambda: (lambda x: x if x.get("publishing") == 0 and x.get("reserved") == 0 and
+                        x.get("uploads_open") == 0 and not tmp_entries() else None)(srv.ctl("media")[1]), timeout=20)
+time.sleep(0.3)  # a row written after all would show by now
+check("kill -9 of a worker whose publication the supervisor is hashing: caught while publishing, then no row, "
+      "no file, no temp file, nothing reserved", publishing and settled and fingerprint() == before and
+      sha(PUBPDF) not in store_files() and not any(ln.get("msg") == "media stored" and ln.get("sha256") ==
+                                                    sha(PUBPDF) for ln in srv.log_lines()),
+      (publishing, settled, fingerprint(), before))
+check("... the supervisor stays healthy", srv.proc.poll() is None and srv.get("/healthz")[0] == 200 and
+      srv.ctl("media")[0] == 0)
 st, _, js = upload(BIGPDF, "application/pdf", timeout=60)
 check("the same 60 MiB upload then goes through whole", st == 201 and js["size"] == len(BIGPDF) and
       js["sha256"] == sha(BIGPDF), (st, js))
 check("the supervisor and the other worker were not disturbed", srv.proc.poll() is None and
       srv.get("/healthz")[0] == 200)
 
-# ---- deletion frees the file at the sweep (files used within the hour are kept)
-st, _, _ = member.call("DELETE", f"/api/media/{js['id']}")
-rc, res = srv.ctl("media", "sweep")
-done_sweep = wait(lambda: (srv.ctl("media")[1].get("sweep") or {}).get("last"), timeout=30)
-check("wapictl media sweep runs a sweep; a file used within the hour stays",
-      rc == 0 and done_sweep and sha(BIGPDF) in store_files(), (rc, res, done_sweep))
-old_t = time.time() - 2 * 3600
-for h in store_files():
-    os.utime(os.path.join(MEDIA, h[:2], h[2:4], h), (old_t, old_t))
-srv.ctl("media", "sweep")
-last = wait(lambda: (lambda l: l if l and l["at"] != done_sweep["at"] or (l and l["removed_files"]) else None)(
-    (srv.ctl("media")[1].get("sweep") or {}).get("last")), timeout=30)
-time.sleep(0.5)
-last = srv.ctl("media")[1]["sweep"]["last"]
+# ---- the sweep: a file no row names goes once it is an hour old; a file
+# used within the hour stays, as does any file a row names, however old
+def sweep_once():
+    n = sum(ln.get("msg") == "media sweep done" for ln in srv.log_lines())
+    rc, res = srv.ctl("media", "sweep")
+    wait(lambda: sum(ln.get("msg") == "media sweep done" for ln in srv.log_lines()) > n, timeout=30)
+    return rc, (srv.ctl("media")[1].get("sweep") or {}).get("last") or {}
+
+
+def touch(h, t):
+    os.utime(os.path.join(MEDIA, h[:2], h[2:4], h), (t, t))
+
+
+OLDF, RECF = b"%PDF-1.4\n" + os.urandom(5000), b"%PDF-1.4\n" + os.urandom(7000)
+_, _, mo = upload(OLDF, "application/pdf")
+_, _, mr = upload(RECF, "application/pdf")
+for x in (js, mo, mr):
+    member.call("DELETE", f"/api/media/{x['id']}")
+now = time.time()
+old_t = now - 2 * 3600
+touch(sha(OLDF), old_t)          # unreferenced, last used two hours ago
+touch(sha(RECF), now - 600)      # unreferenced, used ten minutes ago
+touch(sha(BIGPDF), now - 3000)   # unreferenced, used fifty minutes ago
+touch(m1["sha256"], old_t)       # named by live rows, old
+touch(mb["sha256"], old_t)
+rc, last = sweep_once()
 files = store_files()
-check("then the sweep removes the file no row names, and keeps those rows name",
-      sha(BIGPDF) not in files and m1["sha256"] in files and mb["sha256"] in files and
-      last["removed_files"] == 1 and last["freed_bytes"] == len(BIGPDF), (last, len(files)))
+check("wapictl media sweep: of the files no row names, the one two hours old goes; those used ten and fifty "
+      "minutes ago stay, as do old files rows name", rc == 0 and sha(OLDF) not in files and sha(RECF) in files and
+      sha(BIGPDF) in files and m1["sha256"] in files and mb["sha256"] in files and last.get("removed_files") == 1
+      and last.get("freed_bytes") == len(OLDF), (rc, last))
+for h in (sha(RECF), sha(BIGPDF)):
+    touch(h, old_t)
+rc, last = sweep_once()
+files = store_files()
+check("then, older than an hour, the sweep removes them too, and keeps those rows name",
+      sha(BIGPDF) not in files and sha(RECF) not in files and m1["sha256"] in files and mb["sha256"] in files and
+      last["removed_files"] == 2 and last["freed_bytes"] == len(BIGPDF) + len(RECF), (last, len(files)))
 check("wapictl media: the last sweep says when, who asked, how long, and no error",
       re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", last.get("at", "")) and last.get("by") == "control socket" and
       isinstance(last.get("ms"), (int, float)) and "error" in last and last["error"] is None, last)
-check("... and the metric and the gauges follow", srv.metric("wapi_media_swept_files_total") == 1 and
+check("... and the metric and the gauges follow", srv.metric("wapi_media_swept_files_total") == 3 and
       srv.metric("wapi_media_store_bytes") == sum(files.values()))
 check("no sanitizer reports, no crash", srv.proc.poll() is None and not srv.sanitizer_reports())
 srv.stop()
@@ -541,6 +639,65 @@ check("retention: the old row is expired (GET 404), its file removed, the others
       and st == 404 and mb["sha256"] not in store_files() and m1["sha256"] in store_files(), (last, st))
 st, _, js = getj(f"/api/media?state=expired")
 check("... and listed as expired", [x["id"] for x in js["data"]] == [mb["id"]], js)
+
+# Uploads racing for the quota (both workers, at once): what fits goes in,
+# the rest is 507, and the store never holds more than media.max_store_bytes.
+ms0 = srv.ctl("media")[1]
+maxb = ms0["max_store_bytes"]
+size = (maxb - ms0["bytes"]) // 3 + 1  # two fit, three do not
+socks = []
+for _ in range(8):  # every body sent but its last byte, then all last bytes at once
+    body = b"%PDF-1.4\n" + os.urandom(size - 9)
+    c = socket.create_connection(("127.0.0.1", srv.port))
+    c.sendall((f"POST /api/media HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\nContent-Type: application/pdf\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body[:-1])
+    socks.append((c, body[-1:]))
+time.sleep(0.3)
+for c, last_byte in socks:
+    c.sendall(last_byte)
+results = []
+for c, _ in socks:
+    c.settimeout(30)
+    resp = b""
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+    c.close()
+    m = re.match(rb"HTTP/1\.1 (\d+)", resp)
+    results.append(int(m.group(1)) if m else 0)
+ms1 = srv.ctl("media")[1]
+check("eight uploads racing for room for two: at most two stored, the others 507, the store within its quota",
+      1 <= results.count(201) <= 2 and results.count(201) + results.count(507) == 8 and
+      ms1["bytes"] <= maxb and sum(store_files().values()) <= maxb and ms1["reserved"] == 0,
+      (sorted(results), ms0, ms1))
 check("no sanitizer reports, no crash", srv.proc.poll() is None and not srv.sanitizer_reports())
 srv.stop()
+
+# ---- the media volume itself full (the worker's write fails with ENOSPC,
+# no quota set): 507 counted as store_full. A 1 MiB tmpfs needs root.
+vol = Server(bindir=BIN, workers=1, pg_url=DB)
+VOL = os.path.join(vol.dir, "media")
+os.makedirs(VOL)
+if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", VOL], capture_output=True).returncode:
+    print("# skipped: the full-volume check needs to mount a tmpfs (root)")
+else:
+    try:
+        vol.start()
+        wait(lambda: vol.ctl("media")[1].get("measured"), timeout=10)
+        full_before = vol.metric('wapi_media_refusals_total{reason="store_full"}')
+        st, _, b = vol.request("POST", "/api/media", body=b"%PDF-1.4\n" + os.urandom(2 * MiB),
+                               headers={"x-api-key": KEY, "content-type": "application/pdf"}, timeout=30)
+        js = json.loads(b) if b else None
+        vst = wait(lambda: (lambda x: x if x.get("uploads_open") == 0 and x.get("reserved") == 0 else None)(
+            vol.ctl("media")[1]), timeout=10)
+        check("the media volume full while the worker writes: 507 media_store_full, nothing left reserved",
+              st == 507 and err(js).get("code") == "media_store_full" and vst, (st, js, vol.ctl("media")[1]))
+        check("... counted in wapi_media_refusals_total{reason=\"store_full\"}",
+              vol.metric('wapi_media_refusals_total{reason="store_full"}') == full_before + 1)
+        check("no sanitizer reports, no crash", vol.proc.poll() is None and not vol.sanitizer_reports())
+    finally:
+        vol.stop()
+        subprocess.run(["umount", VOL])
 done()

@@ -35,6 +35,12 @@ static int t_close(int fd)
 #include "supervisor/media.c"
 #undef close
 #include "supervisor/wa/wa_offload.c"
+/* The sweep too, its statics renamed where media.c has the same. */
+#define W SW
+#define finish sweep_finish
+#include "supervisor/media_sweep.c"
+#undef W
+#undef finish
 
 #include <openssl/sha.h>
 
@@ -417,6 +423,98 @@ static void test_repair_gauges(void)
     T_EQ_INT(M.files, 1, "repair: ... still one file");
 }
 
+/* The answer to the sweep's query: these hashes are named by no live row
+ * (as its snapshot, taken before a publication's row, would say). */
+static void answer_unreferenced(sdb_cb cb, void *ctx, const char *hex)
+{
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc a = {.name = "h", .format = 0, .typid = 25, .typlen = -1, .atttypmod = -1};
+    PQsetResultAttrs(res, 1, &a);
+    PQsetvalue(res, 0, 0, (char *)hex, (int)strlen(hex));
+    cb(ctx, res, NULL);
+    PQclear(res);
+}
+
+static int sweep_done(void)
+{
+    return !SW.running;
+}
+
+static void age(const char *hex, time_t t)
+{
+    char p[512];
+    struct timespec ts[2] = {{t, 0}, {t, 0}};
+    utimensat(AT_FDCWD, stored_path(hex, p, sizeof p), ts, 0);
+}
+
+/* The sweep found an unreferenced file (old, its rows deleted), asked the
+ * database, and before it answers the same content is uploaded again: the
+ * new publication refreshes the file, and the sweep's late "no row names
+ * it" must not take the file its new row names. Then, left alone, the
+ * sweep does take such a file (the control). */
+static void test_sweep_interleaved(void)
+{
+    static const char PDF2[] = "%PDF-1.4\n2 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+    char want[65], p[512];
+    struct stat sb;
+    sha_hex(PDF2, sizeof PDF2 - 1, want);
+    loop_until(idle);
+    int fd;
+    uint64_t token = upload(60, sizeof PDF2 - 1, &fd);
+    pwrite(fd, PDF2, sizeof PDF2 - 1, 0);
+    Q.cb = NULL;
+    publish(61, token, sizeof PDF2 - 1, fd, 60000);
+    close(fd);
+    loop_until(have_query);
+    answer_insert();
+    loop_until(idle);
+    T_CHECK(stat(stored_path(want, p, sizeof p), &sb) == 0, "sweep: a file stored");
+    age(want, time(NULL) - 7200); /* last used two hours ago; its row then deleted */
+
+    S.migrated = 1;
+    media_sweep_init();
+    const char *why = "";
+    Q.cb = NULL;
+    T_EQ_INT(media_sweep_start("test", &why), 0, "sweep: starts");
+    T_CHECK(loop_until(have_query), "sweep: the walk found candidates and asks the database");
+    sdb_cb scb = Q.cb;
+    void *sctx = Q.ctx;
+    Q.cb = NULL;
+
+    token = upload(62, sizeof PDF2 - 1, &fd);
+    pwrite(fd, PDF2, sizeof PDF2 - 1, 0);
+    publish(63, token, sizeof PDF2 - 1, fd, 60000);
+    close(fd);
+    T_CHECK(loop_until(have_query), "sweep: meanwhile the same content is published again");
+    answer_insert();
+    T_EQ_INT(R.status, 201, "sweep: ... 201");
+    loop_until(idle);
+
+    answer_unreferenced(scb, sctx, want);
+    loop_until(idle);
+    T_CHECK(loop_until(sweep_done), "sweep: done");
+    T_CHECK(stat(stored_path(want, p, sizeof p), &sb) == 0,
+            "sweep: the file a publication used during the sweep stays");
+    T_EQ_INT(SW.last.removed, 0, "sweep: ... nothing removed");
+
+    /* Left alone: an old file no row names goes. */
+    age(want, time(NULL) - 7200);
+    uint64_t bytes = M.bytes;
+    Q.cb = NULL;
+    T_EQ_INT(media_sweep_start("test", &why), 0, "sweep: a second one starts");
+    T_CHECK(loop_until(have_query), "sweep: ... asks the database");
+    scb = Q.cb;
+    sctx = Q.ctx;
+    Q.cb = NULL;
+    answer_unreferenced(scb, sctx, want);
+    loop_until(idle);
+    T_CHECK(loop_until(sweep_done), "sweep: ... done");
+    T_CHECK(stat(stored_path(want, p, sizeof p), &sb) < 0 && SW.last.removed == 1,
+            "sweep: an old file no row names is removed");
+    T_EQ_INT(M.bytes, bytes - (sizeof PDF2 - 1), "sweep: ... and the gauge follows");
+    S.migrated = 0;
+}
+
 static int n_done;
 static void count_work(void *a)
 {
@@ -467,6 +565,7 @@ int main(void)
     test_discard_by_request();
     test_scan_retry();
     test_repair_gauges();
+    test_sweep_interleaved();
     loop_until(idle);
     T_EQ_INT(closes_on_loop_freeing, 0, "no file was freed by a close on the loop");
     T_EQ_INT(count_fds(), fds0, "no descriptor leaked");

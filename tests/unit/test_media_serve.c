@@ -30,6 +30,19 @@ static void test_range(void)
     T_EQ_INT(range("bytes=a-9", 1000, &s, &l), 0, "range: not digits: ignored");
     T_EQ_INT(range("bytes=-", 1000, &s, &l), 0, "range: nothing: ignored");
     T_EQ_INT(range("bytes=99999999999999999999-", 1000, &s, &l), 0, "range: an absurd number: ignored");
+    T_CHECK(range("bytes=0-0", 1, &s, &l) == 1 && s == 0 && l == 1, "range: the one byte of a 1-byte file");
+    T_EQ_INT(range("bytes=1-", 1, &s, &l), -1, "range: past a 1-byte file is unsatisfiable");
+    T_CHECK(range("bytes=0-999999999999999999", 1000, &s, &l) == 1 && s == 0 && l == 1000,
+            "range: an 18-digit end is read (and cut to the file)");
+    T_EQ_INT(range("bytes=999999999999999999-", 1000, &s, &l), -1, "range: an 18-digit start is read");
+    T_CHECK(range("bytes=-999999999999999999", 1000, &s, &l) == 1 && s == 0 && l == 1000,
+            "range: an 18-digit suffix is read");
+    T_EQ_INT(range("bytes=0-9999999999999999999", 1000, &s, &l), 0, "range: a 19-digit end: ignored");
+    T_EQ_INT(range("bytes=1000000000000000000-", 1000, &s, &l), 0, "range: a 19-digit start: ignored");
+    T_EQ_INT(range("bytes=-9999999999999999999", 1000, &s, &l), 0, "range: a 19-digit suffix: ignored");
+    T_CHECK(range("Bytes=0-9", 1000, &s, &l) == 1 && s == 0 && l == 10,
+            "range: the unit in any case (Bytes=)");
+    T_CHECK(range("BYTES=-1", 1000, &s, &l) == 1 && s == 999 && l == 1, "range: ... BYTES=");
 }
 
 static void test_etag(void)

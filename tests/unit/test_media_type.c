@@ -118,6 +118,12 @@ static void test_declared(void)
              "text declared on binary bytes: refused");
     T_EQ_INT(verdict("image/png", "image/png", (enum media_kind)MK_DOCUMENT, PNG, sizeof PNG - 1, &v), 0,
              "anything as a document");
+    T_EQ_INT(verdict("image/png garbage", "image/png", MK_NONE, PNG, sizeof PNG - 1, &v), -1,
+             "a declared type with words after it: refused");
+    T_EQ_STR(v.code, "type_mismatch", "... as type_mismatch");
+    T_EQ_INT(verdict("image/png ; charset=x", "image/png", MK_NONE, PNG, sizeof PNG - 1, &v), 0,
+             "a declared type with parameters after a space: accepted");
+    T_EQ_STR(v.mimetype, "image/png", "... as the type alone");
     T_EQ_INT(verdict("not a type", "image/png", MK_NONE, PNG, sizeof PNG - 1, &v), -1,
              "a malformed type: refused");
     T_EQ_INT(verdict("IMAGE/PNG ; charset=x", "image/png", MK_NONE, PNG, sizeof PNG - 1, &v), 0,

@@ -71,6 +71,14 @@ static void test_parse(void)
     T_EQ_INT(parse(nopre, sizeof nopre - 1, "b", parts, &n, &err), 0,
              "parse: the delimiter first, no CRLF at the end");
     T_CHECK(n == 1 && parts[0].len == 1, "parse: ... one part");
+    static const char starfirst[] = "--b\r\nContent-Disposition: form-data; name=\"file\"; "
+                                    "filename*=UTF-8''%C3%A9.txt; filename=\"plain.txt\"\r\n\r\n1\r\n--b--";
+    T_EQ_INT(parse(starfirst, sizeof starfirst - 1, "b", parts, &n, &err), 0,
+             "parse: filename* before filename");
+    T_EQ_STR(parts[0].filename, "\xc3\xa9.txt", "parse: ... filename* still wins");
+    static const char spaced[] = "--b\r\nContent-Disposition: form-data ; name=\"a\"\r\n\r\n1\r\n--b--";
+    T_EQ_INT(parse(spaced, sizeof spaced - 1, "b", parts, &n, &err), 0,
+             "parse: form-data, a space, then ';'");
 }
 
 static void test_refused(void)
@@ -85,6 +93,12 @@ static void test_refused(void)
         "--b\r\nno colon here\r\n\r\nx\r\n--b--",
         "--bjunk\r\n\r\nx\r\n--b--",
         "--b\r\nContent-Disposition: form-data; name=\"unterminated\r\n\r\nx\r\n--b--",
+        /* a NUL in the name would cut "evil.html%00.jpg" to "evil.html" */
+        "--b\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''a%00b\r\n\r\nx\r\n--b--",
+        "--b\r\nContent-Disposition: form-data; name=\"file\"; "
+        "filename*=UTF-8''evil.html%00.jpg\r\n\r\nx\r\n--b--",
+        "--b\r\nContent-Disposition: form-dataX; name=\"file\"\r\n\r\nx\r\n--b--",
+        "--b\r\nContent-Disposition: form-data-ish; name=\"file\"\r\n\r\nx\r\n--b--",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err = NULL;
