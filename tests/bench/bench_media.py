@@ -6,10 +6,15 @@ plaintext and of the upload), by wapi's streaming code
 run, against the machine's limit measured with `openssl speed` on one core:
 AES-256-CBC plus three SHA-256 passes per byte. Also the peak memory of each,
 for 8 MiB and 64 MiB: streaming means it does not grow with the file.
+Then GET /api/media/{id} of a 10 MB file (with an API key, through the
+supervisor's descriptor) under wrk, against h2o's own file handler serving
+the same file from the bare hello-h2o baseline, rounds interleaved.
 Numbers, not assertions. The upload and download over HTTPS and the store
 join this bench when the supervisor sends media."""
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,64 @@ def run_measured(cmd, stdin_path=None, cwd=None):
     if p.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed: {err.decode()[-300:]}")
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def wrk_get(port, path, headers=()):
+    cmd = ["wrk", "-t2", "-c16", f"-d{os.environ.get('BENCH_SECONDS', '5')}s"]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    unit = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+    return (float(rps.group(1)) if rps else 0.0, float(tr.group(1)) * unit.get(tr.group(2), 1) if tr else 0.0,
+            int(non2xx.group(1)) if non2xx else 0)
+
+
+def bench_get():
+    """GET /api/media/{id} of 10 MB vs hello-h2o's file handler, same file."""
+    sys.path.insert(0, os.path.join(ROOT, "tests/bench"))
+    sys.path.insert(0, os.path.join(ROOT, "tests/integration"))
+    import bench_msg as bm  # the server and API key helpers of the message bench
+    from harness import free_port
+    tmp = tempfile.mkdtemp(prefix="wapi-bench-get-")
+    data = b"%PDF-1.4\n" + os.urandom(10 * 1000 * 1000 - 9)
+    with open(os.path.join(tmp, "doc.pdf"), "wb") as f:
+        f.write(data)
+    db = bm.new_db("media")
+    srv = bm.start_server({}, db)
+    hport = free_port()
+    hello = subprocess.Popen([os.path.join(ROOT, "build/tests/hello-h2o"), str(hport), str(len(srv.worker_pids())), tmp],
+                             start_new_session=True)
+    try:
+        key = bm.api_key(srv)
+        st, _, body = srv.request("POST", "/api/media", body=data,
+                                  headers={"X-Api-Key": key, "Content-Type": "application/pdf"}, timeout=60)
+        if st != 201:
+            raise RuntimeError(f"upload: {st} {body[:200]}")
+        mid = json.loads(body)["id"]
+        time.sleep(0.3)
+        print(f"GET /api/media/{{id}} of 10 MB with an API key (wrk -c16), against hello-h2o's file handler, "
+              f"{len(srv.worker_pids())} processes each")
+        w_all, h_all = [], []
+        for r in range(ROUNDS):
+            w = wrk_get(srv.port, f"/api/media/{mid}", [f"X-Api-Key: {key}"])
+            h = wrk_get(hport, "/files/doc.pdf")
+            w_all.append(w)
+            h_all.append(h)
+            print(f"round {r + 1}: wapi {w[0]:,.0f} req/s {w[1] / 1e6:,.0f} MB/s (non-2xx {w[2]})   "
+                  f"hello-h2o {h[0]:,.0f} req/s {h[1] / 1e6:,.0f} MB/s   ratio {w[0] / h[0] if h[0] else 0:.2f}",
+                  flush=True)
+        import statistics
+        mw = statistics.median(x[1] for x in w_all)
+        mh = statistics.median(x[1] for x in h_all)
+        print(f"GET /api/media (median): {mw / 1e6:,.0f} MB/s vs hello-h2o {mh / 1e6:,.0f} MB/s: "
+              f"ratio {mw / mh if mh else 0:.2f}")
+    finally:
+        os.killpg(hello.pid, signal.SIGTERM)
+        srv.stop()
+        subprocess.run(["rm", "-rf", tmp])
 
 
 def openssl_rate(alg):
@@ -96,6 +159,8 @@ def main():
     finally:
         os.unlink(script)
         subprocess.run(["rm", "-rf", tmp])
+    print()
+    bench_get()
     return 0
 
 

@@ -1,6 +1,8 @@
 /* The baseline for `make bench`: the smallest libh2o evloop server built from
  * the same libraries, with the same process model (N forked processes sharing
- * one listen socket). usage: hello-h2o PORT [PROCESSES] */
+ * one listen socket). With DIR, h2o's own file handler also serves DIR's files
+ * under /files/ (the baseline for GET /api/media/{id}).
+ * usage: hello-h2o PORT [PROCESSES [DIR]] */
 #include <h2o.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,7 +25,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = body.len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
     h2o_start_response(req, &gen);
     h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
     return 0;
@@ -41,7 +44,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: hello-h2o PORT [PROCESSES]\n");
+        fprintf(stderr, "usage: hello-h2o PORT [PROCESSES [DIR]]\n");
         return 2;
     }
     int procs = argc > 2 ? atoi(argv[2]) : 1;
@@ -61,6 +64,8 @@ int main(int argc, char **argv)
             break;
     h2o_config_init(&config);
     h2o_hostconf_t *host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    if (argc > 3)
+        h2o_file_register(h2o_config_register_path(host, "/files", 0), argv[3], NULL, NULL, 0);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
     h->on_req = on_req;
