@@ -746,6 +746,12 @@ static void digest_done(void *arg)
         reply_error(p, 400, p->v.code, p->v.message, "file");
         return;
     }
+    /* WhatsApp shows stickers at 512x512 and its clients send no other size. */
+    if (p->kind == MK_STICKER && (p->width != 512 || p->height != 512)) {
+        metrics_add(&S.shm->media_refused_invalid_total, 1);
+        reply_error(p, 400, "invalid_sticker", "a sticker must be a 512x512 WebP picture", "file");
+        return;
+    }
     /* On the loop, like the sweep's removals: the two never interleave. */
     int r = media_store_link(&M.st, &p->t, p->hex, p->size, &p->replaced);
     if (r < 0) {

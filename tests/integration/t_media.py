@@ -58,6 +58,9 @@ def ogg(payload):
 OPUS = ogg(b"OpusHead" + bytes([1, 1, 0x38, 1, 0x80, 0xbb, 0, 0, 0, 0, 0]))
 VORBIS = ogg(b"\x01vorbis" + b"\0" * 23)
 WEBP = b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8L" + struct.pack("<I", 10) + b"\x2f" + b"\0" * 13
+# The same lossless header saying 512x512 (14-bit width-1 and height-1), as stickers must be.
+WEBP512 = (b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8L" + struct.pack("<I", 10) + b"\x2f" +
+           struct.pack("<I", 511 | 511 << 14) + b"\0" * 9)
 TEXT = b"hello; this is plain text and nothing else\n" * 3
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 
@@ -313,9 +316,16 @@ check("none of the refusals stored a row or a file, or left a temp file", finger
 st, _, mv = upload(OPUS, "audio/ogg; codecs=opus", "?kind=voice")
 check("Ogg Opus as a voice note: 201, audio/ogg; codecs=opus", st == 201 and mv["kind"] == "voice" and
       mv["mimetype"] == "audio/ogg; codecs=opus", (st, mv))
-st, _, ms = upload(WEBP, None, "?kind=sticker")
-check("WebP as a sticker, no Content-Type: the bytes decide", st == 201 and ms["mimetype"] == "image/webp" and
-      ms["kind"] == "sticker", (st, ms))
+st, _, ms = upload(WEBP512, None, "?kind=sticker")
+check("a 512x512 WebP as a sticker, no Content-Type: the bytes decide", st == 201 and ms["mimetype"] == "image/webp"
+      and ms["kind"] == "sticker" and ms["width"] == 512 and ms["height"] == 512, (st, ms))
+before_small = fingerprint()
+st, _, js = upload(WEBP, None, "?kind=sticker")
+check("a 1x1 WebP as a sticker: 400 invalid_sticker naming file, nothing stored",
+      st == 400 and err(js).get("code") == "invalid_sticker" and err(js).get("field") == "file" and
+      fingerprint() == before_small, (st, js))
+st, _, js = upload(WEBP, None, "?kind=image")
+check("the same 1x1 WebP as an image: 201", st == 201 and js["width"] == 1, (st, js))
 st, _, mt = upload(TEXT, "text/csv", "?file_name=t.csv")
 check("text declared text/csv: a document of that type", st == 201 and mt["mimetype"] == "text/csv" and
       mt["kind"] == "document", (st, mt))
