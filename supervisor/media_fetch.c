@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/fdio.h"
 #include "http_client.h"
 #include "wa/wa_mediaconn.h"
 
@@ -62,20 +63,6 @@ static void finish(struct media_fetch *f, enum media_fetch_outcome o, const char
     fetch_free(f);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int on_data(void *ctx, const void *p, size_t n)
 {
     struct media_fetch *f = ctx;
@@ -87,7 +74,7 @@ static int on_data(void *ctx, const void *p, size_t n)
             f->local_error = 1;
             return -1;
         }
-        if (write_all(f->fd, f->out, (size_t)w) < 0) {
+        if (fd_write_all(f->fd, f->out, (size_t)w) < 0) {
             snprintf(f->error, sizeof f->error, "cannot write the download: %s", strerror(errno));
             f->local_error = 1;
             return -1;
@@ -129,7 +116,7 @@ static void verify(struct media_fetch *f)
                : w == WA_MEDIA_EPAD ? "the file's padding is wrong"
                                     : "the file is not whole AES blocks and a MAC",
                NULL);
-    } else if (w < 0 || write_all(f->fd, tail, (size_t)w) < 0) {
+    } else if (w < 0 || fd_write_all(f->fd, tail, (size_t)w) < 0) {
         finish(f, MEDIA_FETCH_LOCAL, "cannot finish the download", NULL);
     } else if (f->rq.has_file_enc_sha256 &&
                CRYPTO_memcmp(s.file_enc_sha256, f->rq.file_enc_sha256, 32) != 0) {

@@ -13,24 +13,10 @@
 #include <png.h>
 #include <webp/decode.h>
 
+#include "common/fdio.h"
+
 #define WEBP_MAX_PIXELS (16u * 1024 * 1024) /* libwebp may hold the whole picture: keep that small */
 #define INTERLACED_MAX_PIXELS (4u * 1024 * 1024)
-
-static ssize_t pread_all(int fd, void *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
 
 /* 1 (err set) when the header's size is over limit: checked before any decoding. */
 static int too_many_pixels(const struct media_image *info, uint32_t limit, char *err, size_t errlen)
@@ -164,7 +150,7 @@ static void j_init(j_decompress_ptr c)
 static boolean j_fill(j_decompress_ptr c)
 {
     struct jsrc *s = (struct jsrc *)c->src;
-    ssize_t n = pread_all(s->fd, s->buf, sizeof s->buf, s->off);
+    ssize_t n = fd_pread_all(s->fd, s->buf, sizeof s->buf, s->off);
     if (n <= 0) { /* the end: an EOI, as libjpeg's own sources do */
         s->buf[0] = 0xFF;
         s->buf[1] = JPEG_EOI;
@@ -292,7 +278,7 @@ struct pwork {
 static void p_read(png_structp p, png_bytep data, size_t n)
 {
     struct pwork *w = png_get_io_ptr(p);
-    ssize_t got = pread_all(w->fd, data, n, w->off);
+    ssize_t got = fd_pread_all(w->fd, data, n, w->off);
     if (got != (ssize_t)n)
         png_error(p, "the file ends early");
     w->off += got;
@@ -409,7 +395,7 @@ static int webp_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
         return -1;
     }
     uint8_t *data = malloc((size_t)st.st_size);
-    if (!data || pread_all(fd, data, (size_t)st.st_size, 0) != st.st_size) {
+    if (!data || fd_pread_all(fd, data, (size_t)st.st_size, 0) != st.st_size) {
         free(data);
         snprintf(err, errlen, "WebP: cannot read the file");
         return -1;
@@ -465,7 +451,7 @@ static int run(int fd, int thumb, struct media_image *info, uint8_t **out, size_
 {
     uint8_t h[16];
     memset(info, 0, sizeof *info);
-    ssize_t n = pread_all(fd, h, sizeof h, 0);
+    ssize_t n = fd_pread_all(fd, h, sizeof h, 0);
     switch (n < 0 ? MEDIA_IMG_NONE : sniff(h, (size_t)n)) {
     case MEDIA_IMG_JPEG:
         return jpeg_do(fd, thumb, info, out, len, err, errlen);

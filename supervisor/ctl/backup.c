@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/fdio.h"
 #include "common/hex.h"
 #include "common/fsutil.h"
 #include "common/timefmt.h"
@@ -157,21 +158,6 @@ static int ctl_connect(const char *sock)
     return fd;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *q = p;
-    while (n > 0) {
-        ssize_t w = write(fd, q, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        q += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* ======================= backup ======================= */
 
 struct snap {
@@ -196,7 +182,7 @@ static int fetch_snapshot(const char *sock, struct snap *s, char *err, size_t er
                  strerror(errno));
         return -1;
     }
-    if (write_all(fd, "snapshot\n", 9) < 0) {
+    if (fd_write_all(fd, "snapshot\n", 9) < 0) {
         snprintf(err, errlen, "control socket: %s", strerror(errno));
         close(fd);
         return -1;
@@ -930,7 +916,7 @@ static int stage_file(struct tar_in *in, const struct target *t, const char *rel
         if (r == 0)
             break;
         EVP_DigestUpdate(ctx, buf, (size_t)r);
-        if (write_all(fd, buf, (size_t)r) < 0) {
+        if (fd_write_all(fd, buf, (size_t)r) < 0) {
             snprintf(err, errlen, "cannot write %s into %s/%s: %s", rel, t->dir, t->stage_name,
                      strerror(errno));
             rc = -1;

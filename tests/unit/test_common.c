@@ -1,5 +1,6 @@
 /* The small shared helpers: RFC 3339 times, mkdir -p, whsec_ secrets, hex. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/fdio.h"
 #include "common/hex.h"
 #include "common/timefmt.h"
 #include "common/whsec.h"
@@ -110,9 +112,38 @@ static void test_hex(void)
             "hex_decode: NULL refused, empty is empty");
 }
 
+static void test_fdio(void)
+{
+    char path[] = "/tmp/wapi-fdio-XXXXXX";
+    int fd = mkstemp(path);
+    static char big[1 << 20];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)(i * 7);
+    T_CHECK(fd >= 0 && fd_write_all(fd, big, sizeof big) == 0, "fd_write_all: a MiB written");
+    char back[100];
+    lseek(fd, 5, SEEK_SET);
+    T_CHECK(fd_pread_all(fd, back, sizeof back, 1000) == (ssize_t)sizeof back &&
+                !memcmp(back, big + 1000, sizeof back) && lseek(fd, 0, SEEK_CUR) == 5,
+            "fd_pread_all: the bytes at the offset asked, the descriptor's own offset untouched");
+    T_EQ_INT(fd_pread_all(fd, back, sizeof back, sizeof big - 10), 10, "fd_pread_all: short only at the end");
+    T_EQ_INT(fd_pread_all(fd, back, sizeof back, sizeof big + 10), 0, "fd_pread_all: past the end, 0");
+    close(fd);
+    unlink(path);
+    T_CHECK(fd_write_all(fd, big, 1) == -1 && fd_pread_all(fd, back, 1, 0) == -1,
+            "a closed descriptor: -1 both ways");
+    int p[2];
+    if (pipe(p) == 0) {
+        close(p[0]);
+        signal(SIGPIPE, SIG_IGN);
+        T_CHECK(fd_write_all(p[1], big, 10) == -1 && errno == EPIPE, "a pipe with no reader: -1, EPIPE");
+        close(p[1]);
+    }
+}
+
 int main(void)
 {
     test_hex();
+    test_fdio();
     test_time();
     test_mkdir();
     test_whsec();
