@@ -4,6 +4,7 @@
  * no leak, a thumbnail no larger than MEDIA_THUMB_SIDE that is a JPEG.
  * Built alone by clang (make fuzzers). */
 #include "supervisor/media_image.c"
+#include "common/fdio.c"
 
 #include <sys/mman.h>
 
