@@ -25,6 +25,7 @@
 #include "actions.h"
 #include "audit.h"
 #include "control.h"
+#include "http_client.h"
 #include "media.h"
 #include "media_sweep.h"
 #include "migrate.h"
@@ -442,6 +443,9 @@ int main(int argc, char **argv)
     static struct db_params sdb_params;
     db_params_init(&sdb_params, &S.cfg, "wapi-supervisor");
     sdb_init(S.base, &sdb_params, 2);
+    /* Media uploads and downloads; before any thread exists (libcurl's global set-up). */
+    if (http_client_init(S.base) < 0)
+        fatal(1, "cannot set up the HTTP client");
     session_init();
     webhooks_init();
     audit_init();

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "events.h"
+#include "media_send.h"
 #include "sdb.h"
 #include "sup.h"
 #include "wa/wa_messaging.h"
@@ -17,11 +18,21 @@
 /* Rows claimed per query at most: fewer round trips while a burst drains. */
 #define CLAIM_BATCH 8
 
+/* A claimed row waiting its turn behind a media message being made ready:
+ * stanzas go in claim (seq) order. */
+struct held {
+    struct held *next;
+    char *id, *to, *text, *reply; /* owned */
+    int media, attempts;
+};
+
 static struct {
     struct event *poll_timer;
     int claiming;  /* a claim query is out */
     int recovered; /* inflight rows of an earlier run put back */
     int kick;      /* woken while busy */
+    struct held *head, *tail;
+    struct held *preparing; /* its attachment is being made ready (media_send) */
 } O;
 
 static void dispatch(void);
@@ -236,8 +247,79 @@ static const char SQL_CLAIM[] =
     "LOCKED), "
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
-    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts FROM sc CROSS JOIN u JOIN wa_messages m "
-    "ON m.id = u.message_id ORDER BY m.seq";
+    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text' FROM sc CROSS JOIN u "
+    "JOIN wa_messages m ON m.id = u.message_id ORDER BY m.seq";
+
+static void held_free(struct held *h)
+{
+    if (!h)
+        return;
+    free(h->id);
+    free(h->to);
+    free(h->text);
+    free(h->reply);
+    free(h);
+}
+
+static void drain(void);
+
+static void on_prepared(void *arg, const char *id, const struct wa_msg_media *m, int permanent,
+                        const char *err)
+{
+    (void)arg;
+    struct held *h = O.preparing;
+    O.preparing = NULL;
+    if (!h || strcmp(h->id, id) != 0) {
+        held_free(h);
+        drain();
+        return;
+    }
+    if (!m) {
+        on_sent(NULL, id, permanent ? WA_SEND_FAILED : WA_SEND_TRANSIENT, err);
+    } else {
+        int r = wa_messaging_send_media(id, h->to, m, h->reply);
+        if (r == -2)
+            on_sent(NULL, id, WA_SEND_FAILED, "recipient is not a valid JID");
+        else if (r < 0)
+            on_sent(NULL, id, WA_SEND_LOST, "not connected");
+    }
+    held_free(h);
+    drain();
+}
+
+/* Sends the held rows in order; stops at a media message until its
+ * attachment is ready. */
+static void drain(void)
+{
+    while (O.head && !O.preparing) {
+        struct held *h = O.head;
+        O.head = h->next;
+        if (!O.head)
+            O.tail = NULL;
+        if (h->attempts > MAX_ATTEMPTS) {
+            on_sent(NULL, h->id, WA_SEND_FAILED, "gave up after repeated transient failures");
+        } else if (h->media) {
+            O.preparing = h;
+            if (media_send_prepare(h->id, on_prepared, NULL) < 0) {
+                O.preparing = NULL;
+                on_sent(NULL, h->id, WA_SEND_TRANSIENT, "out of memory");
+            } else {
+                return;
+            }
+        } else {
+            int r = wa_messaging_send(h->id, h->to, h->text, h->reply);
+            if (r == -2)
+                on_sent(NULL, h->id, WA_SEND_FAILED, "recipient is not a valid JID");
+            else if (r < 0)
+                on_sent(NULL, h->id, WA_SEND_LOST, "not connected");
+        }
+        held_free(h);
+    }
+    if (!O.head && !O.preparing && O.kick) {
+        O.kick = 0;
+        dispatch();
+    }
+}
 
 static void on_claim(void *ctx, const PGresult *res, const char *err)
 {
@@ -250,25 +332,30 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
     int n = PQntuples(res);
     /* In seq order: the messaging layer writes the stanzas in the order given. */
     for (int i = 0; i < n; i++) {
-        const char *id = PQgetvalue(res, i, 0), *to = PQgetvalue(res, i, 1);
-        const char *text = PQgetisnull(res, i, 2) ? "" : PQgetvalue(res, i, 2);
-        const char *reply = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
-        int attempts = atoi(PQgetvalue(res, i, 4));
-        if (attempts > MAX_ATTEMPTS) {
-            on_sent(NULL, id, WA_SEND_FAILED, "gave up after repeated transient failures");
+        struct held *h = calloc(1, sizeof *h);
+        if (h) {
+            h->id = strdup(PQgetvalue(res, i, 0));
+            h->to = strdup(PQgetvalue(res, i, 1));
+            h->text = strdup(PQgetisnull(res, i, 2) ? "" : PQgetvalue(res, i, 2));
+            h->reply = PQgetisnull(res, i, 3) ? NULL : strdup(PQgetvalue(res, i, 3));
+            h->attempts = atoi(PQgetvalue(res, i, 4));
+            h->media = PQgetvalue(res, i, 5)[0] == 't';
+        }
+        if (!h || !h->id || !h->to || !h->text || (!PQgetisnull(res, i, 3) && !h->reply)) {
+            held_free(h);
+            on_sent(NULL, PQgetvalue(res, i, 0), WA_SEND_LOST, "out of memory");
             continue;
         }
-        int r = wa_messaging_send(id, to, text, reply);
-        if (r == -2)
-            on_sent(NULL, id, WA_SEND_FAILED, "recipient is not a valid JID");
-        else if (r < 0)
-            on_sent(NULL, id, WA_SEND_LOST, "not connected");
+        if (O.tail)
+            O.tail->next = h;
+        else
+            O.head = h;
+        O.tail = h;
     }
     /* A full batch: more may be waiting. */
-    if (O.kick || (n > 0 && n == asked)) {
-        O.kick = 0;
-        dispatch();
-    }
+    if (n > 0 && n == asked)
+        O.kick = 1;
+    drain();
 }
 
 static void on_recovered(void *ctx, const PGresult *res, const char *err)
@@ -291,7 +378,7 @@ static void dispatch(void)
 {
     if (!wa_messaging_ready())
         return;
-    if (O.claiming || wa_messaging_busy()) {
+    if (O.claiming || O.head || O.preparing || wa_messaging_busy()) {
         O.kick = 1;
         return;
     }
@@ -383,6 +470,12 @@ void outbox_init(struct event_base *base)
 
 void outbox_shutdown(void)
 {
+    while (O.head) {
+        struct held *h = O.head;
+        O.head = h->next;
+        held_free(h); /* inflight rows: the next start sends them again */
+    }
+    O.tail = NULL;
     if (O.poll_timer)
         evtimer_del(O.poll_timer);
     if (B.flush) {

@@ -17,11 +17,13 @@
 #include "common/sbuf.h"
 #include "db.h"
 #include "handlers.h"
+#include "multipart.h"
 #include "op.h"
 #include "rest.h"
 #include "sup_link.h"
 
 #define TEXT_MAX_CHARS 4096
+#define CAPTION_MAX_CHARS 1024
 #define IDEM_MAX 128
 #define LIST_DEFAULT 50
 #define LIST_MAX 200
@@ -43,7 +45,13 @@ struct op {
     char *text;
     char reply_to[130];
     char idem[IDEM_MAX + 1];
-    char *ids; /* '\n'-joined message ids (pool) */
+    /* a media message: its kind ("" for text), the stored file, a name */
+    char kind[16];
+    char media_id[65];
+    char file_name[MP_KEPT_NAME_MAX + 1];
+    int retried;
+    int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
+    char *ids;         /* '\n'-joined message ids (pool) */
     /* POST /api/messages: waiting in the send queue, or in a batch in flight */
     struct op *qnext;
     int queued;
@@ -151,6 +159,33 @@ static const char SQL_SEND_BATCH[] =
                 "  r.idem IS NOT NULL THEN (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = r.idem) "
                 "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord";
 
+/* A media message, alone (one statement, one commit): the kind must fit the
+ * stored file (a document may be any file, audio may be a voice note, the
+ * other kinds need a file uploaded as that kind); the attachment row names
+ * the file, the supervisor fills in the upload. Result columns as the
+ * batch's; 'bad_media' when the file does not fit. */
+static const char SQL_SEND_MEDIA[] =
+    "WITH f AS (SELECT id, mimetype FROM wa_media WHERE id = $7 AND state = 'stored' "
+    "  AND (kind = $6 OR $6 = 'document' OR ($6 = 'audio' AND kind = 'voice'))), "
+    "ok AS (SELECT f.* FROM f WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = "
+    "$4)), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
+    "idempotency_key) "
+    "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5 FROM ok "
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
+    "mm AS (INSERT INTO wa_message_media (message_id, kind, media_id, state, mimetype, file_name) "
+    "  SELECT ins.id, $6, ok.id, 'stored', ok.mimetype, $8 FROM ins CROSS JOIN ok), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
+    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
+    "  ON CONFLICT (jid) DO NOTHING) "
+    "SELECT 1, CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
+    "  WHEN $5::text IS NOT NULL AND EXISTS (SELECT 1 FROM wa_messages o WHERE o.idempotency_key = $5) THEN "
+    "'old' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM f) THEN 'bad_media' WHEN NOT EXISTS (SELECT 1 FROM ok) THEN "
+    "'bad_reply' "
+    "  ELSE 'retry' END, "
+    "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $5), (SELECT " REST_TS("ts") " FROM ins)";
+
 #define BATCH_MAX 64
 #define BATCHES_IN_FLIGHT 2 /* per worker: the others' queries still get connections */
 
@@ -240,6 +275,7 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_kstr(&w, "updated_at", ts);
     jw_knull(&w, "read_at");
     jw_kstr(&w, "idempotency_key", o->idem[0] ? o->idem : NULL);
+    jw_knull(&w, "media");
     jw_obj_end(&w);
     return jw_finish(&w);
 }
@@ -252,7 +288,7 @@ static void on_one(void *ctx, const PGresult *res, const char *err)
     const char *json = rest_one_row(o->b.rq, res, err, "no message with this id");
     if (!json)
         return;
-    http_json(o->b.rq, 200, json, strlen(json));
+    http_json(o->b.rq, o->answer_status ? o->answer_status : 200, json, strlen(json));
 }
 
 static const char SQL_ONE[] = "SELECT " MSG_JSON("m") " FROM wa_messages m WHERE m.id = $1";
@@ -267,15 +303,24 @@ static int send_answer(struct op *o, const PGresult *res, int row)
         http_error(rq, 400, "invalid_reply_to", "reply_to is not the id of a known message", "reply_to");
         return 0;
     }
+    if (!strcmp(k, "bad_media")) {
+        rq->on_abort = NULL;
+        http_error(rq, 400, "invalid_media",
+                   "media.id is not a stored file that can be sent as this kind (a document may be any file; "
+                   "audio may be a voice note; the other kinds need a file uploaded as that kind)",
+                   "media.id");
+        return 0;
+    }
     if (strcmp(k, "new") != 0 && strcmp(k, "old") != 0)
         return 1;
     rq->on_abort = NULL;
-    if (k[0] == 'o') {
+    if (k[0] == 'o' || o->kind[0]) {
         /* A replay: the stored message, read by its own statement. Building
          * it in the batch statement would cost every batch the planning of
          * wapi_message_json() (~70 us with force_custom_plan), replays or not. */
-        const char *id = PQgetvalue(res, row, 2);
-        op_run(o, SQL_ONE, 1, &id, on_one); /* params are copied */
+        const char *id = k[0] == 'o' ? PQgetvalue(res, row, 2) : o->id;
+        o->answer_status = k[0] == 'o' ? 200 : 202; /* a new media message: its JSON names the file */
+        op_run(o, SQL_ONE, 1, &id, on_one);         /* params are copied */
         return 0;
     }
     struct sbuf b;
@@ -311,6 +356,19 @@ static void send_one(struct op *o)
     op_run(o, SQL_SEND_BATCH, 1, o->params, on_send_one);
 }
 
+static void send_media(struct op *o)
+{
+    const char *p[] = {o->id,
+                       o->to,
+                       o->text && o->text[0] ? o->text : NULL,
+                       o->reply_to[0] ? o->reply_to : NULL,
+                       o->idem[0] ? o->idem : NULL,
+                       o->kind,
+                       o->media_id,
+                       o->file_name[0] ? o->file_name : NULL};
+    op_run(o, SQL_SEND_MEDIA, 8, p, on_send_one);
+}
+
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
@@ -323,6 +381,10 @@ static void on_send_one(void *ctx, const PGresult *res, const char *err)
     if (PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 1), "new"))
         sup_notify(IPC_OUTBOX_KICK, NULL, 0);
     if (send_answer(o, res, PQntuples(res) == 1 ? 0 : -1)) {
+        if (o->kind[0] && !o->retried++) {
+            send_media(o); /* a request with the same key committed meanwhile: now it is seen */
+            return;
+        }
         o->b.rq->on_abort = NULL;
         http_error(o->b.rq, 500, NULL, "the message could not be stored", NULL);
     }
@@ -405,6 +467,92 @@ static void send_enqueue(struct op *o)
     send_flush();
 }
 
+static const char *const media_kinds[] = {"image", "video", "audio", "voice", "document", "sticker", NULL};
+
+/* kind, media {id}, file_name of a media message (o->kind stays "" for a
+ * text); caption is read by the caller. 0, or -1 once answered 400. */
+static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
+{
+    yajl_val k = json_member(body, "kind"), m = json_member(body, "media");
+    int has_kind = k && !YAJL_IS_NULL(k), has_media = m && !YAJL_IS_NULL(m);
+    if (has_kind && YAJL_IS_STRING(k) && !strcmp(k->u.string, "text"))
+        has_kind = 0;
+    else if (has_kind) {
+        int known = 0;
+        for (const char *const *p = media_kinds; *p && YAJL_IS_STRING(k); p++)
+            known |= !strcmp(k->u.string, *p);
+        if (!known) {
+            http_error(rq, 400, "invalid_kind",
+                       "kind must be one of text, image, video, audio, voice, document, sticker", "kind");
+            return -1;
+        }
+        snprintf(o->kind, sizeof o->kind, "%s", k->u.string);
+    }
+    if (!has_kind && !has_media) {
+        static const char *const media_only[] = {"caption", "file_name"};
+        for (size_t i = 0; i < sizeof media_only / sizeof *media_only; i++) {
+            yajl_val x = json_member(body, media_only[i]);
+            if (x && !YAJL_IS_NULL(x)) {
+                http_error(rq, 400, "invalid_field",
+                           "caption and file_name go with a media message (kind, media)", media_only[i]);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (!has_kind) {
+        http_error(rq, 400, "invalid_kind",
+                   "a media message needs kind: image, video, audio, voice, document or sticker", "kind");
+        return -1;
+    }
+    if (!has_media || !YAJL_IS_OBJECT(m)) {
+        http_error(rq, 400, "invalid_media",
+                   "media must be an object: {\"id\": \"m_...\"} of a file uploaded with POST /api/media",
+                   "media");
+        return -1;
+    }
+    yajl_val t = json_member(body, "text");
+    if (t && !YAJL_IS_NULL(t)) {
+        http_error(rq, 400, "invalid_text", "a media message takes caption, not text", "text");
+        return -1;
+    }
+    yajl_val id = json_member(m, "id");
+    static const char *const later[] = {"url", "base64"};
+    for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
+        yajl_val x = json_member(m, later[i]);
+        if (x && !YAJL_IS_NULL(x)) {
+            char field[16];
+            snprintf(field, sizeof field, "media.%s", later[i]);
+            http_error(rq, 400, "unsupported_media_source",
+                       "this server takes media by id only: upload the file with POST /api/media, then send "
+                       "{\"media\": {\"id\": ...}}",
+                       field);
+            return -1;
+        }
+    }
+    if (!id || !YAJL_IS_STRING(id) || !http_id_ok(id->u.string, strlen(id->u.string), 64)) {
+        http_error(rq, 400, "invalid_media",
+                   "media.id must be the id of a file uploaded with POST /api/media", "media.id");
+        return -1;
+    }
+    snprintf(o->media_id, sizeof o->media_id, "%s", id->u.string);
+    yajl_val fn = json_member(body, "file_name");
+    if (fn && !YAJL_IS_NULL(fn)) {
+        if (strcmp(o->kind, "document") != 0) {
+            http_error(rq, 400, "invalid_file_name", "file_name is for documents", "file_name");
+            return -1;
+        }
+        if (!YAJL_IS_STRING(fn) || strlen(fn->u.string) > MP_KEPT_NAME_MAX ||
+            multipart_file_name(fn->u.string, o->file_name) < 0 || !o->file_name[0]) {
+            http_error(rq, 400, "invalid_file_name",
+                       "file_name must be valid UTF-8 of at most 255 bytes without control characters",
+                       "file_name");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void h_messages_send(struct rq *rq)
 {
     yajl_val body = rest_body(rq, REST_BODY_MAX);
@@ -420,16 +568,31 @@ void h_messages_send(struct rq *rq)
                    "to");
         goto out;
     }
-    v = json_member(body, "text");
-    long chars = v && YAJL_IS_STRING(v) ? utf8_len(v->u.string, strlen(v->u.string)) : -1;
-    if (chars < 1 || chars > TEXT_MAX_CHARS) {
-        http_error(rq, 400, "invalid_text", "text must be a non-empty string of at most 4096 characters",
-                   "text");
+    if (parse_kind_media(rq, body, o) < 0)
         goto out;
+    v = json_member(body, o->kind[0] ? "caption" : "text");
+    if (o->kind[0] && (!v || YAJL_IS_NULL(v))) {
+        v = NULL; /* no caption */
+    } else {
+        size_t max = o->kind[0] ? CAPTION_MAX_CHARS : TEXT_MAX_CHARS;
+        long chars = v && YAJL_IS_STRING(v) ? utf8_len(v->u.string, strlen(v->u.string)) : -1;
+        if (chars < 1 || (size_t)chars > max) {
+            if (o->kind[0])
+                http_error(rq, 400, "invalid_caption",
+                           "caption must be a non-empty string of at most 1024 characters", "caption");
+            else
+                http_error(rq, 400, "invalid_text",
+                           "text must be a non-empty string of at most 4096 characters", "text");
+            goto out;
+        }
+        if (o->kind[0] && !strcmp(o->kind, "sticker")) {
+            http_error(rq, 400, "invalid_caption", "a sticker has no caption", "caption");
+            goto out;
+        }
+        size_t tl = strlen(v->u.string);
+        o->text = h2o_mem_alloc_pool(&rq->req->pool, tl + 1);
+        memcpy(o->text, v->u.string, tl + 1);
     }
-    size_t tl = strlen(v->u.string);
-    o->text = h2o_mem_alloc_pool(&rq->req->pool, tl + 1);
-    memcpy(o->text, v->u.string, tl + 1);
     v = json_member(body, "reply_to");
     if (v && !YAJL_IS_NULL(v)) {
         if (!YAJL_IS_STRING(v) || !rest_id_ok(v->u.string, strlen(v->u.string))) {
@@ -453,7 +616,11 @@ void h_messages_send(struct rq *rq)
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
     }
-    send_enqueue(o);
+    if (o->kind[0]) {
+        send_media(o);
+    } else {
+        send_enqueue(o);
+    }
 out:
     yajl_tree_free(body);
 }

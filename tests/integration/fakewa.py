@@ -19,6 +19,7 @@ class FakeWA:
         self.url, self.root_key, self.version = info["url"], info["rootKey"], info["version"]
         self.control = info["control"]
         self.phone = info["phone"]
+        self.media_ca = info.get("mediaCa")  # with --media-ca: the test CA's certificate
 
     def env(self):
         return {"WAPI_WHATSAPP_URL": self.url, "WAPI_WHATSAPP_ROOT_KEY": self.root_key,

@@ -158,7 +158,7 @@ class BaileysPeer:
     companion of account `phone` on the fake server, driven by JSON lines;
     nice > 0 runs it at that lower priority."""
 
-    def __init__(self, wa, phone, nice=0):
+    def __init__(self, wa, phone, nice=0, env=None):
         import json
         import os
         import threading
@@ -168,7 +168,8 @@ class BaileysPeer:
                                    os.path.join(ROOT, "tests/wa/lib/baileys_peer.mjs"), "--url", wa.url,
                                    "--version", wa.version, "--control", wa.control, "--phone", phone],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  text=True, start_new_session=True)
+                                  text=True, start_new_session=True,
+                                  env={**os.environ, **(env or {})})
         self.lines = []
 
         def read():

@@ -14,9 +14,14 @@
 //       user+system time over the stream)
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
-//   {"error":"…"}
+//   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
+//             fileLength,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
+//             (sha256 of the bytes it decrypted; waveform base64; thumb: the jpegThumbnail's length)
+//   {"mediaError":{id,error}}   {"error":"…"}
 // Usage: node baileys_peer.mjs --url WS --version V --control HTTP --phone DIGITS
+import { createHash } from 'node:crypto';
 import readline from 'node:readline';
+import { downloadMediaMessage, extractMessageContent, getContentType } from 'baileys';
 import { memoryAuth, startBaileys, closeCode } from './baileys_client.mjs';
 
 const args = {};
@@ -51,6 +56,19 @@ sock.ev.on('messages.upsert', ({ messages }) => {
         out({ recv: { id: m.key.id, from: m.key.remoteJid, fromMe: !!m.key.fromMe, participant: m.key.participant ?? null,
             text: msg.conversation ?? msg.extendedTextMessage?.text ?? null,
             replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null } });
+        const content = extractMessageContent(msg);
+        const ct = content && getContentType(content);
+        if (ct && /^(image|video|audio|document|sticker)Message$/.test(ct)) {
+            const md = content[ct];
+            downloadMediaMessage(m, 'buffer', {}).then((buf) => out({ media: {
+                id: m.key.id, type: ct, sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length,
+                mimetype: md.mimetype ?? null, caption: md.caption ?? null, fileName: md.fileName ?? null,
+                seconds: md.seconds ?? null, ptt: !!md.ptt, waveform: md.waveform ? Buffer.from(md.waveform).toString('base64') : null,
+                width: md.width ?? null, height: md.height ?? null, thumb: md.jpegThumbnail ? md.jpegThumbnail.length : 0,
+                fileLength: md.fileLength != null ? Number(md.fileLength) : null,
+                replyTo: md.contextInfo?.stanzaId ?? null } }))
+                .catch((e) => out({ mediaError: { id: m.key.id, error: String(e?.message || e) } }));
+        }
     }
 });
 sock.ev.on('messages.update', (ups) => {

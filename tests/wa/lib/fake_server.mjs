@@ -210,6 +210,20 @@ const textOf = (n) => (n == null ? null : typeof n.content === 'string' ? n.cont
  * broken on purpose: wrong-root | bad-intermediate-sig | intermediate-issuer |
  * bad-leaf-sig | leaf-issuer | leaf-key | expired | not-yet-valid.
  */
+// The <enc mediatype> values of media messages (whatsmeow getMediaTypeFromMessage, the kinds wapi sends).
+const MEDIA_ENC_TYPES = new Set(['image', 'video', 'gif', 'audio', 'ptt', 'document', 'sticker']);
+
+/** The <enc mediatype> a decrypted Message calls for (null: none). */
+function mediaTypeOf(m) {
+    if (!m) return null;
+    if (m.imageMessage) return 'image';
+    if (m.videoMessage) return m.videoMessage.gifPlayback ? 'gif' : 'video';
+    if (m.audioMessage) return m.audioMessage.ptt ? 'ptt' : 'audio';
+    if (m.documentMessage || m.documentWithCaptionMessage) return 'document';
+    if (m.stickerMessage) return 'sticker';
+    return null;
+}
+
 export function makeChain({ root, intermediate, serverStatic, defect = null, now = nowSec() }) {
     const Details = proto.CertChain.NoiseCertificate.Details;
     const otherPair = Curve.generateKeyPair(); // any key pair not in the chain
@@ -933,13 +947,14 @@ class Conn {
         })();
     }
 
-    /** A companion sends the peer a message: check it as WhatsApp would, decrypt as the peer. */
+    /** A companion sends the peer a message: check it as WhatsApp would, decrypt as the peer.
+     *  type=media carries <enc mediatype> (one of MEDIA_ENC_TYPES). */
     onPeerMessage(n) {
         const { id, to, type } = n.attrs;
         const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'edit', 'phash', 'addressing_mode'].includes(k));
         want(extra.length === 0, `<message> with unexpected attributes ${extra.join(',')}`);
         want(typeof id === 'string' && /^[0-9A-F]{16,64}$/.test(id), `<message id=${id}>: want upper-case hex`);
-        want(type === 'text' || type === 'reaction', `<message type=${type}>, want text or reaction`);
+        want(type === 'text' || type === 'reaction' || type === 'media', `<message type=${type}>, want text, reaction or media`);
         if (n.attrs.edit != null) want(['1', '7', '8'].includes(n.attrs.edit), `<message edit=${n.attrs.edit}>: want 1 (edit), 7 or 8 (revoke)`);
         const rto = this.server.resolveJid(to);
         const peer = rto && this.server.peers.get(rto.user);
@@ -969,7 +984,11 @@ class Conn {
             want(e.attrs.v === '2', `<enc v=${e.attrs.v}>, want 2`);
             want(['pkmsg', 'msg'].includes(e.attrs.type), `<enc type=${e.attrs.type}>`);
             want(isBytes(e.content) && e.content.length > 0, '<enc> content must be bytes');
-            encs.push({ user, dev, type: e.attrs.type, body: e.content });
+            // A media message says its media type on every <enc> (whatsmeow's and Baileys' mediatype), others never.
+            want(type === 'media' ? MEDIA_ENC_TYPES.has(e.attrs.mediatype) : e.attrs.mediatype == null,
+                `<message type=${type}> with <enc mediatype=${e.attrs.mediatype}>`);
+            want(encs.length === 0 || encs[0].mediatype === e.attrs.mediatype, '<enc> elements with different mediatype');
+            encs.push({ user, dev, type: e.attrs.type, body: e.content, mediatype: e.attrs.mediatype });
         }
         want(encs.some((e) => e.user === peer.phone), 'no <enc> for any device of the recipient');
         const anyPk = encs.some((e) => e.type === 'pkmsg');
@@ -1004,7 +1023,7 @@ class Conn {
             const node = { tag: 'message', attrs: { from: `${me.user}:${me.device}@s.whatsapp.net`, id, t: String(nowSec()), type,
                 ...(n.attrs.edit != null ? { edit: n.attrs.edit } : {}),
                 ...(e.user === me.user ? { recipient: to } : { notify: me.pushName || 'wapi' }) },
-                content: [{ tag: 'enc', attrs: { v: '2', type: e.type }, content: e.body }, ...(di ? [di] : [])] };
+                content: [{ tag: 'enc', attrs: { v: '2', type: e.type, ...(e.mediatype ? { mediatype: e.mediatype } : {}) }, content: e.body }, ...(di ? [di] : [])] };
             const key = `${d.user}:${d.device}`;
             if (!this.server.inbox.has(key)) this.server.inbox.set(key, new Map());
             this.server.inbox.get(key).set(id, node);
@@ -1023,7 +1042,8 @@ class Conn {
                 const m = await primaryOf(me.user).decrypt(sender, me.device, own0.type, own0.body);
                 const dsm = m.deviceSentMessage;
                 const dm = dsm?.message;
-                const ok = dsm && dsm.destinationJid === to && dm != null && (dm.conversation ?? dm.extendedTextMessage?.text ?? dm.reactionMessage ?? dm.protocolMessage) != null;
+                const ok = dsm && dsm.destinationJid === to && dm != null && (dm.conversation ?? dm.extendedTextMessage?.text ?? dm.reactionMessage ?? dm.protocolMessage) != null
+                    || (dm != null && mediaTypeOf(dm) != null && mediaTypeOf(dm) === own0.mediatype);
                 this.log(ok ? 'phone.dsm' : 'peer.fail', ok ? { id, destination: dsm.destinationJid, text: dm.conversation ?? dm.extendedTextMessage?.text ?? null }
                     : { id, detail: 'copy for our own phone is not a deviceSentMessage to the chat' });
             } catch (err) {
@@ -1041,6 +1061,10 @@ class Conn {
                     this.log('peer.fail', { id, detail: String(err?.message || err) });
                     return;
                 }
+            }
+            if ((mediaTypeOf(msg) ?? undefined) !== mine[0].mediatype) {
+                this.log('peer.fail', { id, detail: `<enc mediatype=${mine[0].mediatype}> on a message holding ${mediaTypeOf(msg) ?? 'no media'}` });
+                return;
             }
             const r = peer.received.get(id) || { id, count: 0 };
             r.count++;
