@@ -1,3 +1,8 @@
+/* The supervisor's media service (see media.h): the open store and its
+ * size, blocks freed off the loop, the key of signed links, uploads handed
+ * out to workers and their publication. One file (~900 lines) because the
+ * reservations, the publication queue and the upload tokens are one piece
+ * of state every IPC handler here reads and changes. */
 #include "media.h"
 
 #include <errno.h>

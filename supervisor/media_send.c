@@ -17,7 +17,6 @@
 #include "media_probe.h"
 #include "media_upload.h"
 #include "sdb.h"
-#include "session.h"
 #include "sup.h"
 #include "wa/wa_mediaconn.h"
 #include "wa/wa_offload.h"
@@ -87,6 +86,7 @@ struct prep {
     char id[64];
     media_send_cb cb;
     void *arg;
+    int load_only;          /* media_send_load: the stored attachment or nothing */
     int tries;              /* reads of the row (a reuse or an upload reads it again) */
     int auth_retried;       /* a refused token: one new media_conn */
     char sha[65], kind[16]; /* the file, the kind */
@@ -105,7 +105,13 @@ struct prep {
 static struct {
     struct prep *cur;
     long reuse_s;
+    struct wa_client *client; /* the session's, for media_conn */
 } MS = {.reuse_s = 24 * 3600};
+
+void media_send_init(struct wa_client *c)
+{
+    MS.client = c;
+}
 
 void media_send_set_reuse(long seconds)
 {
@@ -138,7 +144,8 @@ static enum wa_media_kind key_kind(const char *k)
 
 static void finish(struct prep *p, const struct wa_msg_media *m, int permanent, const char *err)
 {
-    MS.cur = NULL;
+    if (MS.cur == p)
+        MS.cur = NULL;
     if (p->up)
         media_upload_cancel(p->up);
     if (p->fd >= 0)
@@ -291,8 +298,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
 
 static void ask_mediaconn(struct prep *p)
 {
-    struct wa_client *c = session_client();
-    if (!c || wa_mediaconn_get(c, (int64_t)now_ms(), on_mediaconn, p) < 0)
+    if (!MS.client || wa_mediaconn_get(MS.client, (int64_t)now_ms(), on_mediaconn, p) < 0)
         finish(p, NULL, 0, "not connected");
 }
 
@@ -372,6 +378,10 @@ static void on_row(void *ctx, const PGresult *res, const char *err)
         send_from_row(p, res);
         return;
     }
+    if (p->load_only) {
+        finish(p, NULL, 1, "the attachment was never uploaded");
+        return;
+    }
     if (++p->tries > 4) {
         finish(p, NULL, 0, "the attachment did not stay written");
         return;
@@ -395,18 +405,34 @@ static void read_row(struct prep *p)
         finish(p, NULL, 0, "out of memory");
 }
 
-int media_send_prepare(const char *id, media_send_cb cb, void *arg)
+static struct prep *prep_new(const char *id, media_send_cb cb, void *arg)
 {
-    if (MS.cur || strlen(id) >= sizeof MS.cur->id)
-        return -1;
-    struct prep *p = calloc(1, sizeof *p);
+    struct prep *p = strlen(id) < sizeof p->id ? calloc(1, sizeof *p) : NULL;
     if (!p)
-        return -1;
+        return NULL;
     snprintf(p->id, sizeof p->id, "%s", id);
     p->cb = cb;
     p->arg = arg;
     p->fd = -1;
+    return p;
+}
+
+int media_send_prepare(const char *id, media_send_cb cb, void *arg)
+{
+    struct prep *p = MS.cur ? NULL : prep_new(id, cb, arg);
+    if (!p)
+        return -1;
     MS.cur = p;
+    read_row(p);
+    return 0;
+}
+
+int media_send_load(const char *id, media_send_cb cb, void *arg)
+{
+    struct prep *p = prep_new(id, cb, arg);
+    if (!p)
+        return -1;
+    p->load_only = 1;
     read_row(p);
     return 0;
 }

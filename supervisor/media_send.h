@@ -11,6 +11,10 @@
 
 #include "wa/wa_message.h"
 
+struct wa_client;
+/* The session's client (media_conn is asked on its connection). */
+void media_send_init(struct wa_client *c);
+
 /* m: the attachment, valid during the call (NULL on failure); permanent:
  * the message can never be sent (the file is gone), else a failure is
  * worth retrying later. */
@@ -19,6 +23,9 @@ typedef void (*media_send_cb)(void *arg, const char *id, const struct wa_msg_med
 /* Starts; cb runs once from the loop. -1 (cb will not run) when one is
  * already under way or out of memory. */
 int media_send_prepare(const char *id, media_send_cb cb, void *arg);
+/* The attachment as committed, for a resend (a retry receipt): cb gets it,
+ * or NULL when it was never uploaded. Any number at once. -1 on OOM. */
+int media_send_load(const char *id, media_send_cb cb, void *arg);
 /* 1 while a preparation is under way. */
 int media_send_busy(void);
 /* Uploads older than this are not reused (seconds; set from the config). */

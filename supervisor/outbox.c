@@ -416,19 +416,47 @@ static void on_ready(void *arg)
 
 /* ---- retry receipts: our text again, to the one device that asked */
 
-static const char SQL_RETRY_MSG[] = "SELECT text, reply_to, chat_jid FROM wa_messages "
-                                    "WHERE id = $1 AND from_me AND type = 'text' AND revoked_at IS NULL";
+static const char SQL_RETRY_MSG[] =
+    "SELECT text, reply_to, chat_jid, type <> 'text' FROM wa_messages "
+    "WHERE id = $1 AND from_me AND revoked_at IS NULL "
+    "AND type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker')";
 
 struct retry_req {
     char id[64], user[64], server[32];
     int device, count;
+    char *chat, *reply; /* owned: for a media resend, once the attachment is read */
 };
+
+static void retry_req_free(struct retry_req *rr)
+{
+    free(rr->chat);
+    free(rr->reply);
+    free(rr);
+}
+
+static void on_retry_media(void *arg, const char *id, const struct wa_msg_media *m, int permanent,
+                           const char *err)
+{
+    (void)id, (void)permanent;
+    struct retry_req *rr = arg;
+    struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
+    if (!m || wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply) < 0)
+        log_warn("retry receipt not answered", LF_S("id", rr->id),
+                 LF_S("why", m ? "not connected, or too many resends waiting" : err));
+    retry_req_free(rr);
+}
 
 static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
 {
     struct retry_req *rr = ctx;
     const char *why = !res ? err : PQntuples(res) != 1 ? "no such message of ours" : NULL;
-    if (!why) {
+    if (!why && PQgetvalue(res, 0, 3)[0] == 't') {
+        rr->chat = strdup(PQgetvalue(res, 0, 2));
+        rr->reply = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
+        if (rr->chat && media_send_load(rr->id, on_retry_media, rr) == 0)
+            return; /* answered when the attachment is read */
+        why = "out of memory";
+    } else if (!why) {
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
         if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0), NULL,
                                 PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)) < 0)
@@ -436,7 +464,7 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
     }
     if (why)
         log_warn("retry receipt not answered", LF_S("id", rr->id), LF_S("why", why));
-    free(rr);
+    retry_req_free(rr);
 }
 
 static void on_retry(void *arg, const struct wa_retry_request *r)
@@ -455,7 +483,7 @@ static void on_retry(void *arg, const struct wa_retry_request *r)
     rr->count = r->count;
     const char *p[] = {rr->id};
     if (!sdb_query(SQL_RETRY_MSG, 1, p, on_retry_msg, rr))
-        free(rr);
+        retry_req_free(rr);
 }
 
 void outbox_init(struct event_base *base)

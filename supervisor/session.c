@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "sup.h"
 #include "inbox.h"
+#include "media_send.h"
 #include "outbox.h"
 #include "wa/wa_client.h"
 #include "wa/wa_messaging.h"
@@ -264,6 +265,7 @@ void session_init(void)
     wa_messaging_init(Ss.client, S.base);
     inbox_init();
     outbox_init(S.base);
+    media_send_init(Ss.client);
     Ss.st = WA_STOPPED;
     rfc3339_now_ms(Ss.since, sizeof Ss.since);
 }

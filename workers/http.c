@@ -1,3 +1,8 @@
+/* The worker's HTTP layer on h2o: the access log, the error filter over
+ * h2o's own pages, request entry (ids, limits, auth), the router and the
+ * connections. One file (~1,000 lines) because all five share the life of
+ * struct rq, from accept to the access-log line; the route table itself is
+ * in routes.c. */
 #include "http.h"
 
 #include <errno.h>

@@ -1,6 +1,8 @@
 /* WhatsApp binary node codec. The decoder treats its input as hostile: every length is
  * checked against what is left before use, nesting and node counts are bounded, and
- * strings that would carry NUL bytes or nested JIDs are refused. */
+ * strings that would carry NUL bytes or nested JIDs are refused. Encoder and decoder
+ * stay in one file (~1,300 lines): they share the token tables, the JID forms and the
+ * packed-string rules, and must not drift apart. */
 #include "wa_binary.h"
 
 #include <limits.h>

@@ -1,3 +1,9 @@
+/* The Signal store of one linked device: its entries (identity, sessions,
+ * prekeys, signed prekeys, sender keys), the snapshot file, the journal of
+ * changes appended at each flush, and the libsignal callbacks over them.
+ * One file (~1,200 lines) on purpose: the journal records exactly the
+ * entries the callbacks mark changed, and splitting the change tracking
+ * from the entries it tracks would expose it to every caller. */
 #include "wa_signal_store.h"
 
 #include <errno.h>

@@ -8,10 +8,16 @@ and gets the very bytes that were uploaded, with the caption, file name,
 duration, waveform and picture size. The same file sent again while its
 upload is fresh is not uploaded again. A refused upload token is answered
 by a new media_conn. Bad requests are refused naming the field, with
-nothing queued. Real processes, real PostgreSQL."""
+nothing queued. kill -9 of the supervisor while an upload is under way,
+after the upload is committed but before the stanza, and after the stanza
+but before it is recorded sent: the peer gets the message with its bytes
+intact, a committed upload is never made again and a resend carries the
+same key and link. Real processes, real PostgreSQL, real signals."""
 import base64
 import hashlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 
@@ -31,7 +37,8 @@ wa = FakeWA("--media-ca", ca_dir)
 check("the fake server runs the media hosts", wa.media_ca and os.path.exists(wa.media_ca), wa.media_ca)
 env = wa.env()
 env.update({"WAPI_WHATSAPP_AUTOSTART": "false", "SSL_CERT_FILE": wa.media_ca})
-srv = Server(workers=2, env=env)
+BIN = os.environ.get("WAPI_TEST_BINDIR", "build")  # build/san: the sanitized build
+srv = Server(bindir=BIN, workers=2, env=env)
 srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
 srv.start()
 api = Api(srv)
@@ -158,6 +165,18 @@ q = sql("SELECT count(DISTINCT media_key) || ':' || count(DISTINCT direct_path) 
         f"FROM wa_message_media WHERE media_id = '{stored['image']['id']}'")
 check("... it carries the first upload's key and link", q == "1:1:2", q)
 
+# ---- a retry receipt from the peer's phone: the same attachment again, in a new session
+if "voice" in sent:
+    vid = sent["voice"][0]["id"]
+    since = wa.last_seq()
+    r = wa.call("POST", "/peer/retry", {"id": vid})
+    ev = wa.wait_event("peer.resend", since=since, timeout=20)
+    key = sql(f"SELECT encode(media_key, 'hex') || ' ' || direct_path FROM wa_message_media WHERE message_id = '{vid}'")
+    d = (ev or {}).get("data", ev or {})
+    check("a retry receipt for a voice note is answered with it again (type=media, ptt), the committed key and link",
+          r.get("ok") and d.get("mediatype") == "ptt" and f"{d.get('mediaKey')} {d.get('directPath')}" == key,
+          (r, ev, key))
+
 # ---- the hosts refuse the token: a new media_conn, then the upload
 wa.call("POST", "/media/rotate-auth")
 doc2 = upload(mediafiles.PDF + b"% another\n", "application/pdf")
@@ -211,5 +230,116 @@ st2, b = api("POST", "/api/messages", body)
 check("a repeated idempotency key: 202, then 200 with the same message", st1 == 202 and st2 == 200 and
       a["id"] == b["id"] and b["media"]["id"] == stored["document"]["id"], (st1, a, st2, b))
 
+# ---- kill -9 of the supervisor at the worst moments
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def restart(what, between=None):
+    """kill -9 of the supervisor alone (its workers leave by themselves), then
+    a new one on the same session and media store, logging in by itself."""
+    global srv
+    old = srv
+    pgid = old.proc.pid
+    os.kill(pgid, signal.SIGKILL)
+    old.proc.wait(10)
+    left = wait(lambda: not group_alive(pgid), timeout=40, step=0.1)
+    check(f"{what}: the killed supervisor's workers leave by themselves", left)
+    if not left:
+        os.killpg(pgid, signal.SIGKILL)
+    if between:
+        between()
+    keep = {k: old.env[k] for k in ("WAPI_PATHS_SESSIONS", "WAPI_PATHS_MEDIA", "SSL_CERT_FILE")}
+    srv = Server(bindir=BIN, workers=2, env=dict(env, WAPI_WHATSAPP_AUTOSTART="true", **keep)).start()
+    api.srv = srv
+    check(f"{what}: the new supervisor logs in with the stored session",
+          wait(lambda: api("GET", "/api/session")[1].get("state") == "connected", timeout=60))
+
+
+def locker(sql_text):
+    """A psql session holding what sql_text takes, until rollback()."""
+    p = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p.stdin.write("BEGIN; " + sql_text + "; SELECT 'locked';\n")
+    p.stdin.flush()
+    p.stdout.readline()
+
+    def rollback():
+        p.stdin.write("ROLLBACK;\n")
+        p.stdin.close()
+        p.wait(10)
+    return rollback
+
+
+def copies(mid):
+    return [x["media"] for x in peer.lines if x.get("media", {}).get("id") == mid]
+
+
+def row_of(mid):
+    return sql(f"SELECT encode(media_key, 'hex'), direct_path FROM wa_message_media WHERE message_id = '{mid}'")
+
+
+# (a) while the upload is under way (the host holds its answer)
+wa.call("POST", "/media/hold", {"on": True})
+PNG_A = mediafiles.png_wh(40, 30, seed=1)
+fa = upload(PNG_A, "image/png")
+n_up = len(uploads())
+st, ma = api("POST", "/api/messages", {"to": BJID, "kind": "image", "media": {"id": fa["id"]}, "caption": "a"})
+check("mid-upload: the upload reached the host and waits for its answer",
+      st == 202 and wait(lambda: wa.call("GET", "/media/held")["held"] >= 1, timeout=20))
+restart("mid-upload", between=lambda: wa.call("POST", "/media/hold", {"on": False}))
+got = wait(lambda: copies(ma["id"]), timeout=40)
+check("mid-upload: after the restart the peer gets the picture, bytes intact",
+      got and all(c["sha256"] == hashlib.sha256(PNG_A).hexdigest() for c in got), got)
+check("mid-upload: uploaded again with a new key (the first answer never arrived): two uploads in all",
+      len(uploads()) == n_up + 2,
+      (n_up, len(uploads())))
+
+# (b) the upload committed, the stanza not yet sent: the read that precedes
+# the stanza waits on a lock of wa_media (the commit does not touch it)
+wa.call("POST", "/media/hold", {"on": True})
+PNG_B = mediafiles.png_wh(40, 30, seed=2)
+fb = upload(PNG_B, "image/png")
+n_up = len(uploads())
+st, mb = api("POST", "/api/messages", {"to": BJID, "kind": "image", "media": {"id": fb["id"]}, "caption": "b"})
+held = st == 202 and wait(lambda: wa.call("GET", "/media/held")["held"] >= 1, timeout=20)
+rollback = locker("LOCK TABLE wa_media IN ACCESS EXCLUSIVE MODE")
+wa.call("POST", "/media/hold", {"on": False})
+committed = wait(lambda: row_of(mb["id"]) and row_of(mb["id"])[0] != "", timeout=20)
+key_b = row_of(mb["id"])
+check("upload committed: the key and link are in the row and no copy went out",
+      held and committed and not copies(mb["id"]), (held, key_b, copies(mb["id"])))
+restart("upload committed", between=rollback)
+got = wait(lambda: copies(mb["id"]), timeout=40)
+check("upload committed: after the restart the peer gets the picture, bytes intact",
+      got and all(c["sha256"] == hashlib.sha256(PNG_B).hexdigest() for c in got), got)
+check("upload committed: no second upload, the same key and link", len(uploads()) == n_up + 1 and
+      row_of(mb["id"]) == key_b, (n_up, len(uploads()), row_of(mb["id"]), key_b))
+
+# (c) the stanza sent, its 'sent' not yet recorded (wa_events locked)
+PNG_C = mediafiles.png_wh(40, 30, seed=3)
+fc = upload(PNG_C, "image/png")
+n_up = len(uploads())
+rollback = locker("LOCK TABLE wa_events IN EXCLUSIVE MODE")
+st, mc = api("POST", "/api/messages", {"to": BJID, "kind": "image", "media": {"id": fc["id"]}, "caption": "c"})
+first = wait(lambda: copies(mc["id"]), timeout=30)
+key_c = row_of(mc["id"])
+unrecorded = sql(f"SELECT state FROM wa_outbox WHERE message_id = '{mc['id']}'")
+check("stanza sent: the peer has it, the outbox row is still in flight", st == 202 and first and
+      unrecorded == "inflight", (first, unrecorded))
+restart("stanza sent", between=rollback)
+check("stanza sent: recorded sent after the restart", wait(lambda: sql(
+    f"SELECT state FROM wa_outbox WHERE message_id = '{mc['id']}'") == "done", timeout=40))
+got = copies(mc["id"])
+check("stanza sent: every copy the peer got is the same bytes; no second upload, the same key and link",
+      got and all(c["sha256"] == hashlib.sha256(PNG_C).hexdigest() for c in got) and len(uploads()) == n_up + 1 and
+      row_of(mc["id"]) == key_c, (got, n_up, len(uploads()), row_of(mc["id"]), key_c))
+
+check("no sanitizer reports", not srv.sanitizer_reports(), srv.sanitizer_reports())
 peer.quit()
 done()

@@ -8,6 +8,7 @@
 // when the token expired), the Origin is https://web.whatsapp.com, the body
 // is exactly Content-Length bytes, and its length is 16·k + 10 with k ≥ 1
 // (AES-CBC blocks and the 10-byte MAC). The answer is {url, direct_path}.
+// hold(true) keeps the answers of checked uploads until hold(false).
 // Every refusal is also recorded in `violations`, so a test sees what a
 // client did wrong even when the client only reports "upload failed".
 //
@@ -72,6 +73,14 @@ export class FakeMediaHost {
         this.requests = [];
         this.log = log;
         this.seq = 0;
+        this.holding = false; // hold(true): checked uploads wait for their answer until hold(false)
+        this.held = [];
+    }
+
+    /** Holds the answers of uploads (each is checked and stored first), or releases them. */
+    hold(on) {
+        this.holding = !!on;
+        if (!on) for (const go of this.held.splice(0)) go();
     }
 
     async start() {
@@ -155,6 +164,7 @@ export class FakeMediaHost {
             this.byToken.set(token, up);
         }
         this.log('media.uploaded', { id: up.id, type, bytes: body.length });
+        if (this.holding) await new Promise((go) => this.held.push(go));
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ url: `https://${this.hostname}${up.directPath}&mms3=true`, direct_path: up.directPath }));
     }

@@ -923,7 +923,7 @@ class Conn {
     onRetryResend(n) {
         const { id, to, type } = n.attrs;
         const me = this.device;
-        want(type === 'text' && typeof id === 'string' && id.length > 0, '<message> resend needs id and type=text');
+        want((type === 'text' || type === 'media') && typeof id === 'string' && id.length > 0, '<message> resend needs id and type=text or media');
         const tags = kids(n).map((c) => c.tag);
         want(tags.every((t) => ['enc', 'device-identity'].includes(t)) && tags.filter((t) => t === 'enc').length === 1, `resend children ${tags.join(',')}`);
         const e = kid(n, 'enc');
@@ -936,11 +936,20 @@ class Conn {
         (async () => {
             try {
                 const msg = await peer.decrypt(me.user, me.device, e.attrs.type, e.content);
+                const mt = mediaTypeOf(msg);
+                if ((type === 'media') !== (mt != null) || (mt ?? undefined) !== e.attrs.mediatype) {
+                    this.log('peer.fail', { id, detail: `resend type=${type} <enc mediatype=${e.attrs.mediatype}> holding ${mt ?? 'no media'}` });
+                    return;
+                }
                 const rec = peer.received.get(id) || { id, count: 0 };
                 rec.retries = (rec.retries || 0) + 1;
                 rec.text = msg?.conversation ?? msg?.extendedTextMessage?.text ?? rec.text ?? null;
                 peer.received.set(id, rec);
-                this.log('peer.resend', { peer: peer.phone, id, count: Number(e.attrs.count), type: e.attrs.type, text: rec.text });
+                const media = mt ? (Object.values(msg).find((x) => x?.mediaKey) ??
+                    msg.documentWithCaptionMessage?.message?.documentMessage) : null;
+                this.log('peer.resend', { peer: peer.phone, id, count: Number(e.attrs.count), type: e.attrs.type, text: rec.text,
+                    mediatype: mt, mediaKey: media?.mediaKey ? Buffer.from(media.mediaKey).toString('hex') : null,
+                    directPath: media?.directPath ?? null });
             } catch (err) {
                 this.log('peer.fail', { id, detail: `resend: ${String(err?.message || err)}` });
             }
@@ -2027,6 +2036,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'GET /media/violations': () => server.media?.violations ?? [],
         'POST /media/fault': (q, b) => (server.media.fault(b.id, b.fault ?? {}), { ok: true }),
         'POST /media/rotate-auth': () => (server.media.rotateAuth(), { ok: true }),
+        'POST /media/hold': (q, b) => (server.media.hold(!!b.on), { ok: true }),
+        'GET /media/held': () => ({ held: server.media?.held.length ?? 0 }),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
     const ctl = http.createServer(async (req, res) => {
