@@ -11,7 +11,7 @@
 CREATE TABLE IF NOT EXISTS wa_message_media (
     message_id      text PRIMARY KEY REFERENCES wa_messages (id) ON DELETE CASCADE,
     kind            text NOT NULL CHECK (kind IN ('image', 'video', 'audio', 'voice', 'document', 'sticker')),
-    media_id        text REFERENCES wa_media (id),
+    media_id        text REFERENCES wa_media (id) ON DELETE SET NULL, -- a deleted file: a queued send fails
     state           text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'stored', 'failed', 'expired')),
     error           text,
     mimetype        text,

@@ -230,6 +230,15 @@ st2, b = api("POST", "/api/messages", body)
 check("a repeated idempotency key: 202, then 200 with the same message", st1 == 202 and st2 == 200 and
       a["id"] == b["id"] and b["media"]["id"] == stored["document"]["id"], (st1, a, st2, b))
 
+# ---- a file deleted while a message names it: the delete works, the message keeps its metadata
+st, doc3 = api("POST", "/api/messages", {"to": BJID, "kind": "document", "media": {"id": doc2["id"]}})
+wait(lambda: api("GET", f"/api/messages/{doc3['id']}")[1]["status"] != "queued", timeout=20)
+st, _ = api("DELETE", f"/api/media/{doc2['id']}")
+st2, m = api("GET", f"/api/messages/{doc3['id']}")
+check("DELETE /api/media of a file messages name: 204; the message keeps kind, size and sha256, its media id is null",
+      st == 204 and st2 == 200 and m["media"]["id"] is None and m["media"]["sha256"] ==
+      hashlib.sha256(mediafiles.PDF + b"% another\n").hexdigest() and m["media"]["kind"] == "document", (st, m))
+
 # ---- kill -9 of the supervisor at the worst moments
 def group_alive(pgid):
     try:
