@@ -1,14 +1,17 @@
 #include "inbox.h"
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "events.h"
+#include "media_download.h"
 #include "sdb.h"
 #include "sup.h"
 #include "wa/wa_messaging.h"
@@ -20,10 +23,54 @@ static const char SQL_STORE[] = "SELECT ord, event_id, event_type, data FROM wap
 struct batch {
     uint64_t token;
     int n;
+    int media;                     /* a media message among them: the download queue is woken */
     char ids[WA_INCOMING_MAX][64]; /* the stanza ids, for the log */
 };
 
-/* One element of the statement (see common/sql/0019_message_json.sql). */
+#define THUMB_MAX (128 * 1024) /* a larger "thumbnail" is not kept */
+
+static void add_hex(struct jsonw *w, const char *k, const uint8_t *p, size_t n)
+{
+    char *h = n ? malloc(2 * n + 1) : NULL;
+    if (h)
+        hex_encode(h, p, n, 0);
+    jw_kstr(w, k, h); /* NULL (absent, or out of memory): null */
+    free(h);
+}
+
+static void add_uint(struct jsonw *w, const char *k, uint64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+    jw_kstr(w, k, v ? num : NULL);
+}
+
+/* A media message's attachment: what finds, decrypts and describes the
+ * file, for the download queue (supervisor/media_download.c). */
+static void add_media(struct jsonw *w, const struct wa_msg_media *md)
+{
+    jw_key(w, "media");
+    jw_obj(w);
+    jw_kstr(w, "kind", wa_media_type_name(md->type));
+    jw_kstr(w, "mimetype", md->mimetype);
+    jw_kstr(w, "file_name", md->file_name);
+    add_uint(w, "width", md->width <= INT32_MAX ? md->width : 0);
+    add_uint(w, "height", md->height <= INT32_MAX ? md->height : 0);
+    add_uint(w, "seconds", md->seconds <= INT32_MAX ? md->seconds : 0);
+    add_hex(w, "waveform", md->waveform, md->waveform_len);
+    add_hex(w, "thumbnail", md->thumbnail, md->thumbnail_len <= THUMB_MAX ? md->thumbnail_len : 0);
+    add_hex(w, "media_key", md->media_key, md->has_media_key ? 32 : 0);
+    add_hex(w, "file_sha256", md->file_sha256, md->has_file_sha256 ? 32 : 0);
+    add_hex(w, "file_enc_sha256", md->file_enc_sha256, md->has_file_enc_sha256 ? 32 : 0);
+    add_uint(w, "file_length", md->file_length <= INT64_MAX ? md->file_length : 0);
+    jw_kstr(w, "direct_path", md->direct_path);
+    jw_kstr(w, "url", md->url);
+    add_uint(w, "media_key_ts", md->media_key_ts > 0 ? (uint64_t)md->media_key_ts : 0);
+    jw_obj_end(w);
+}
+
+/* One element of the statement (see common/sql/0019_message_json.sql,
+ * 0021_message_media.sql). */
 static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
 {
     const struct wa_msg_content *mc = m->content;
@@ -42,15 +89,23 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "chat", m->chat);
         jw_kstr(w, "sender", m->sender);
         jw_kbool(w, "from_me", m->from_me);
-        jw_kstr(w, "type", reaction ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported");
+        const struct wa_msg_media *md = mc->kind == WA_MSG_MEDIA ? mc->media : NULL;
+        const char *type = reaction ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported";
+        if (md && wa_media_type_name(md->type))
+            type = wa_media_type_name(md->type);
+        else
+            md = NULL;
+        jw_kstr(w, "type", type);
         jw_kstr(w, "subtype", mc->subtype);
-        jw_kstr(w, "text", reaction ? NULL : mc->text);
+        jw_kstr(w, "text", reaction ? NULL : md ? md->caption : mc->text);
         jw_kstr(w, "reply_to", mc->reply_to);
         jw_kstr(w, "reaction_to", reaction ? mc->target : NULL);
         jw_kstr(w, "reaction", reaction ? mc->text : NULL);
         jw_kstr(w, "push_name", m->push_name);
         jw_kstr(w, "lid", m->lid);
         jw_kstr(w, "et", reaction ? "message.reaction" : "message.received");
+        if (md)
+            add_media(w, md);
     }
     /* as strings: the statement reads them with ->> and casts */
     snprintf(num, sizeof num, "%lld", (long long)m->ts);
@@ -86,6 +141,8 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
                      LF_S("event", PQgetvalue(res, i, 2)), LF_I("batch", bt->n));
         }
     wa_messaging_stored(bt->token, res ? applied : NULL, err);
+    if (res && bt->media)
+        media_download_kick();
     free(bt);
 }
 
@@ -107,6 +164,7 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
     jw_arr(&w);
     for (int i = 0; i < n; i++) {
         snprintf(bt->ids[i], sizeof bt->ids[i], "%s", m[i].id);
+        bt->media |= m[i].content->kind == WA_MSG_MEDIA;
         add_element(&w, &m[i], ev + (uint64_t)i);
     }
     jw_arr_end(&w);

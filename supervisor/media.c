@@ -70,6 +70,9 @@ struct publish {
     /* the row */
     char id[32], size_s[24], width_s[24], height_s[24], seconds_s[24];
     const char *params[9];
+    /* a local publication (media_publish_local): told here, not a worker */
+    media_local_cb done;
+    void *done_arg;
 };
 
 static struct {
@@ -546,6 +549,12 @@ static void finish(struct publish *p)
 static void reply_error(struct publish *p, uint32_t status, const char *code, const char *msg,
                         const char *field)
 {
+    if (p->done) {
+        if (!p->cancelled)
+            p->done(p->done_arg, NULL, code, msg);
+        finish(p);
+        return;
+    }
     struct sbuf b;
     sbuf_init(&b);
     if (!p->cancelled && jw_error_body(&b, code, msg, field) == 0) /* else the worker's timeout answers */
@@ -586,10 +595,14 @@ static void on_inserted(void *ctx, const PGresult *res, const char *err)
         return;
     }
     const char *json = PQgetvalue(res, 0, 0);
-    metrics_add(&S.shm->media_uploads_total, 1);
+    if (!p->done)
+        metrics_add(&S.shm->media_uploads_total, 1);
     log_info("media stored", LF_S("id", p->id), LF_S("sha256", p->hex), LF_I("size", (long long)p->size),
              LF_S("kind", media_kind_name(p->v.kind)), LF_S("mimetype", p->v.mimetype));
-    workers_reply(p->pid, p->msg_id, 201, json, strlen(json));
+    if (p->done)
+        p->done(p->done_arg, p->id, NULL, NULL);
+    else
+        workers_reply(p->pid, p->msg_id, 201, json, strlen(json));
     finish(p);
 }
 
@@ -709,6 +722,9 @@ static void digest_work(void *arg)
     if (!p->err) {
         media_type_detect(head, hl, p->detected);
         p->type_rc = media_type_check(p->declared, p->detected, p->kind, head, hl, &p->v);
+        /* What a sender declared for a file it sent us: the bytes decide. */
+        if (p->type_rc < 0 && p->done)
+            p->type_rc = media_type_check("", p->detected, p->kind, head, hl, &p->v);
         if (p->type_rc == 0)
             probe(p);
     }
@@ -752,7 +768,7 @@ static void digest_done(void *arg)
         return;
     }
     /* WhatsApp shows stickers at 512x512 and its clients send no other size. */
-    if (p->kind == MK_STICKER && (p->width != 512 || p->height != 512)) {
+    if (p->kind == MK_STICKER && !p->done && (p->width != 512 || p->height != 512)) {
         metrics_add(&S.shm->media_refused_invalid_total, 1);
         reply_error(p, 400, "invalid_sticker", "a sticker must be a 512x512 WebP picture", "file");
         return;
@@ -878,6 +894,53 @@ static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *s
     M.qtail = p;
     run_queue();
     return WORKER_ANSWER_LATER;
+}
+
+int media_publish_local(int fd, uint64_t size, const char *kind, const char *declared, const char *file_name,
+                        const char *expect_hex, media_local_cb done, void *arg, const char **why)
+{
+    *why = NULL;
+    enum media_kind k = media_kind_parse(kind);
+    uint64_t max = (uint64_t)S.cfg.media.max_store_bytes;
+    if (!M.open || !M.magic || k == MK_NONE || (max && !M.scanned))
+        *why = "the media store is not open yet";
+    else if (max && (M.bytes + M.reserved > max || size > max - M.bytes - M.reserved)) {
+        metrics_add(&S.shm->media_refused_full_total, 1);
+        *why = "media_store_full";
+    }
+    struct publish *p = *why ? NULL : calloc(1, sizeof *p);
+    if (!p) {
+        if (!*why)
+            *why = "out of memory";
+        close_later(fd, NULL);
+        return -1;
+    }
+    p->width = p->height = p->seconds = -1;
+    p->deadline_ms = now_ms() + 10 * 60 * 1000;
+    p->src_fd = fd;
+    p->t.fd = -1;
+    p->claimed = size;
+    p->reserved = size;
+    M.reserved += size;
+    p->kind = k;
+    snprintf(p->declared, sizeof p->declared, "%s", declared ? declared : "");
+    snprintf(p->file_name, sizeof p->file_name, "%s", file_name ? file_name : "");
+    snprintf(p->expect, sizeof p->expect, "%s", expect_hex ? expect_hex : "");
+    p->done = done;
+    p->done_arg = arg;
+    p->lnext = M.live;
+    if (M.live)
+        M.live->lprev = p;
+    M.live = p;
+    M.npub++;
+    p->queued = 1;
+    if (M.qtail)
+        M.qtail->next = p;
+    else
+        M.qhead = p;
+    M.qtail = p;
+    run_queue();
+    return 0;
 }
 
 int media_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)

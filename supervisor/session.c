@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "sup.h"
 #include "inbox.h"
+#include "media_download.h"
 #include "media_send.h"
 #include "outbox.h"
 #include "wa/wa_client.h"
@@ -266,6 +267,7 @@ void session_init(void)
     inbox_init();
     outbox_init(S.base);
     media_send_init(Ss.client);
+    media_download_init(S.base, Ss.client);
     Ss.st = WA_STOPPED;
     rfc3339_now_ms(Ss.since, sizeof Ss.since);
 }

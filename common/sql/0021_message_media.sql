@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS wa_message_media (
     url             text,
     media_key_ts    bigint,
     uploaded_at     timestamptz, -- ours: when this upload was made
+    -- received: the download queue (supervisor/media_download.c)
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -61,4 +64,112 @@ CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text DEFAULT 
                       'seconds', coalesce(a.seconds, f.seconds), 'state', a.state, 'error', a.error)
                   FROM wa_message_media a LEFT JOIN wa_media f ON f.id = a.media_id
                   WHERE a.message_id = m.id))
+$$;
+
+-- Received media waiting for their download, oldest first.
+CREATE INDEX IF NOT EXISTS wa_message_media_pending ON wa_message_media (next_attempt_at) WHERE state = 'pending';
+
+-- wapi_incoming_store (0019) learns media messages: an element of kind "m"
+-- may carry "media": {kind, mimetype, file_name, width, height, seconds,
+-- waveform, thumbnail, media_key, file_sha256, file_enc_sha256 (hex),
+-- file_length, direct_path, url, media_key_ts}, stored as the message's
+-- attachment, state pending, in the same transaction.
+CREATE OR REPLACE FUNCTION wapi_incoming_store(p jsonb)
+    RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v jsonb;
+    i int;
+    r wa_messages;
+    t text;
+BEGIN
+    FOR v, i IN SELECT e, n FROM jsonb_array_elements(p) WITH ORDINALITY AS x(e, n) ORDER BY n LOOP
+        r := NULL;
+        IF v->>'k' = 'm' THEN
+            t := v->>'et';
+            INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, subtype, text, reply_to,
+                                     reaction_to, reaction, status, ts)
+            VALUES (v->>'id', v->>'chat', v->>'sender', (v->>'from_me')::boolean, v->>'type', v->>'subtype',
+                    v->>'text', v->>'reply_to', v->>'reaction_to', v->>'reaction',
+                    CASE WHEN (v->>'from_me')::boolean THEN 'sent' ELSE 'received' END,
+                    to_timestamp((v->>'ts')::bigint))
+            ON CONFLICT (id) DO NOTHING RETURNING * INTO r;
+            IF r.id IS NOT NULL AND v ? 'media' THEN
+                -- A media message: its attachment, pending download, in the
+                -- same commit (before the receipt and ack).
+                INSERT INTO wa_message_media (message_id, kind, state, mimetype, file_name, width, height, seconds,
+                    waveform, thumbnail, media_key, file_sha256, file_enc_sha256, file_length, direct_path, url,
+                    media_key_ts)
+                SELECT r.id, x->>'kind', 'pending', x->>'mimetype', x->>'file_name', (x->>'width')::int,
+                       (x->>'height')::int, (x->>'seconds')::int, decode(x->>'waveform', 'hex'),
+                       decode(x->>'thumbnail', 'hex'), decode(x->>'media_key', 'hex'), decode(x->>'file_sha256', 'hex'),
+                       decode(x->>'file_enc_sha256', 'hex'), (x->>'file_length')::bigint, x->>'direct_path',
+                       x->>'url', (x->>'media_key_ts')::bigint
+                FROM (SELECT v->'media' AS x) s;
+            END IF;
+            IF r.id IS NOT NULL THEN
+                -- The LID unless another contact holds it already (a number that
+                -- changed hands keeps its old mapping until that row is
+                -- corrected): the unique index must never fail the batch.
+                IF NOT r.from_me AND r.sender_jid IS NOT NULL THEN
+                    INSERT INTO wa_contacts (jid, lid, push_name, updated_at)
+                    SELECT r.sender_jid,
+                           CASE WHEN EXISTS (SELECT 1 FROM wa_contacts o WHERE o.lid = v->>'lid'
+                                                                          AND o.jid <> r.sender_jid)
+                                THEN NULL ELSE v->>'lid' END,
+                           v->>'push_name', now()
+                    ON CONFLICT (jid) DO UPDATE SET push_name = COALESCE(EXCLUDED.push_name, wa_contacts.push_name),
+                        lid = COALESCE(EXCLUDED.lid, wa_contacts.lid), updated_at = now();
+                END IF;
+                INSERT INTO wa_chats (jid, last_message_id, last_message_at, unread_count, updated_at)
+                VALUES (r.chat_jid, r.id, r.ts, CASE WHEN r.from_me OR r.type = 'reaction' THEN 0 ELSE 1 END, now())
+                ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id,
+                    last_message_at = EXCLUDED.last_message_at,
+                    unread_count = wa_chats.unread_count + EXCLUDED.unread_count, updated_at = now();
+            END IF;
+        ELSIF v->>'k' = 'e' THEN
+            t := 'message.edited';
+            UPDATE wa_messages SET text = v->>'text', edited_at = to_timestamp((v->>'ts')::bigint), updated_at = now()
+            WHERE id = v->>'target' AND chat_jid = v->>'chat'
+              AND (edited_at IS NULL OR edited_at < to_timestamp((v->>'ts')::bigint))
+            RETURNING * INTO r;
+        ELSIF v->>'k' = 'r' THEN
+            t := 'message.revoked';
+            UPDATE wa_messages SET revoked_at = to_timestamp((v->>'ts')::bigint), updated_at = now()
+            WHERE id = v->>'target' AND chat_jid = v->>'chat' AND revoked_at IS NULL
+            RETURNING * INTO r;
+        ELSE
+            RAISE EXCEPTION 'wapi_incoming_store: element % has kind %', v, v->>'k';
+        END IF;
+        IF r.id IS NOT NULL THEN
+            ord := i;
+            event_id := (v->>'ev')::bigint;
+            event_type := t;
+            INSERT INTO wa_events (id, type, data) VALUES (event_id, t, wapi_message_json(r)::jsonb)
+            RETURNING wa_events.data::text INTO data;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- The end of a received attachment's download, with its event, in one
+-- transaction: state 'stored' (media_id names the file) raises
+-- message.media_stored; 'failed' or 'expired' (error says why) raises
+-- message.media_failed. A row no longer pending is left alone (no event).
+-- The event's data is the message as it now is.
+CREATE OR REPLACE FUNCTION wapi_media_outcome(mid text, media text, st text, err text, ev bigint)
+    RETURNS TABLE (event_id bigint, event_type text, data text) LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE wa_message_media SET media_id = media, state = st, error = err, updated_at = now()
+    WHERE message_id = mid AND state = 'pending';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY INSERT INTO wa_events (id, type, data)
+        SELECT ev, CASE WHEN st = 'stored' THEN 'message.media_stored' ELSE 'message.media_failed' END,
+               wapi_message_json(m)::jsonb
+        FROM wa_messages m WHERE m.id = mid
+        RETURNING wa_events.id, wa_events.type, wa_events.data::text;
+END;
 $$;

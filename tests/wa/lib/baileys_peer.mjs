@@ -6,6 +6,9 @@
 //   {"op":"react","to":"<jid>","target":"<id>","fromMe":bool,"text":"👍"}  → {"sent":"<id>"}
 //   {"op":"edit","to":"<jid>","target":"<id>","text":"…"}                 → {"sent":"<id>"}  (our own message)
 //   {"op":"revoke","to":"<jid>","target":"<id>"}                          → {"sent":"<id>"}  (our own message)
+//   {"op":"sendMedia","to":"<jid>","kind":"image|video|audio|voice|document|sticker","path":"…",
+//    "mimetype"?,"caption"?,"fileName"?,"seconds"?,"waveform"?(base64),"thumb"?(base64 JPEG)}  → {"sent":"<id>"}
+//       Baileys encrypts and uploads the file to the media hosts media_conn names, then sends it
 //   {"op":"read","jid":"<jid>","id":"…","participant"?:…} → {"read":"<id>"}
 //   {"op":"stream","to":"<jid>","count"?:N,"seconds"?:S,"rate"?:R,"prefix"?:"…"}
 //       texts one after the other (each sendMessage awaited), R per second (0 or absent: as fast
@@ -86,6 +89,19 @@ rl.on('line', async (line) => {
             if (cmd.replyTo) opts.quoted = { key: key(false), message: { conversation: cmd.quotedText ?? '' } };
             if (cmd.replyTo) opts.quoted.key.id = cmd.replyTo;
             const m = await sock.sendMessage(cmd.to, { text: cmd.text }, opts);
+            out({ sent: m.key.id });
+        } else if (cmd.op === 'sendMedia') {
+            const media = { url: cmd.path };
+            const field = { image: 'image', video: 'video', audio: 'audio', voice: 'audio', document: 'document', sticker: 'sticker' }[cmd.kind];
+            const content = { [field]: media };
+            if (cmd.mimetype) content.mimetype = cmd.mimetype;
+            if (cmd.caption) content.caption = cmd.caption;
+            if (cmd.fileName) content.fileName = cmd.fileName;
+            if (cmd.seconds) content.seconds = cmd.seconds;
+            if (cmd.kind === 'voice') content.ptt = true;
+            if (cmd.waveform) content.waveform = Buffer.from(cmd.waveform, 'base64');
+            if (cmd.thumb) content.jpegThumbnail = Buffer.from(cmd.thumb, 'base64');
+            const m = await sock.sendMessage(cmd.to, content);
             out({ sent: m.key.id });
         } else if (cmd.op === 'react') {
             const m = await sock.sendMessage(cmd.to, { react: { text: cmd.text, key: key(!!cmd.fromMe) } });

@@ -8,7 +8,9 @@
 // when the token expired), the Origin is https://web.whatsapp.com, the body
 // is exactly Content-Length bytes, and its length is 16·k + 10 with k ≥ 1
 // (AES-CBC blocks and the 10-byte MAC). The answer is {url, direct_path}.
-// hold(true) keeps the answers of checked uploads until hold(false).
+// faultNext({...}) gives the next new upload that fault.
+// hold(true) keeps the answers of checked uploads until hold(false);
+// hold(true, true) those of downloads.
 // Every refusal is also recorded in `violations`, so a test sees what a
 // client did wrong even when the client only reports "upload failed".
 //
@@ -77,9 +79,11 @@ export class FakeMediaHost {
         this.held = [];
     }
 
-    /** Holds the answers of uploads (each is checked and stored first), or releases them. */
-    hold(on) {
-        this.holding = !!on;
+    /** Holds the answers of uploads (each is checked and stored first), or of
+     *  downloads (before any byte), or releases them. */
+    hold(on, downloads = false) {
+        if (downloads) this.holdingDl = !!on;
+        else this.holding = !!on;
         if (!on) for (const go of this.held.splice(0)) go();
     }
 
@@ -109,6 +113,11 @@ export class FakeMediaHost {
 
     fault(id, f) {
         this.faults.set(id, { ...f });
+    }
+
+    /** The fault of the next upload (its id is not known before it happens). */
+    faultNext(f) {
+        this.nextFault = { ...f };
     }
 
     refuse(res, status, why) {
@@ -161,6 +170,10 @@ export class FakeMediaHost {
             const directPath = `/v/t62.7118-24/${id}_n.enc?ccb=11-4&oh=01_${b64url(randomBytes(12))}&oe=${oe}&_nc_sid=5e03e0`;
             up = { id, type, body, token, directPath };
             this.uploads.set(id, up);
+            if (this.nextFault) {
+                this.faults.set(id, this.nextFault);
+                this.nextFault = null;
+            }
             this.byToken.set(token, up);
         }
         this.log('media.uploaded', { id: up.id, type, bytes: body.length });
@@ -173,6 +186,7 @@ export class FakeMediaHost {
         const m = /^\/v\/t62\.7118-24\/(\d+)_n\.enc$/.exec(u.pathname);
         const up = m && this.uploads.get(m[1]);
         if (!up) return this.refuse(res, 404, `download: no media at ${u.pathname}`);
+        if (this.holdingDl) await new Promise((go) => this.held.push(go));
         const f = this.faults.get(up.id) || {};
         if (f.failures > 0) {
             f.failures--;

@@ -2036,7 +2036,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'GET /media/violations': () => server.media?.violations ?? [],
         'POST /media/fault': (q, b) => (server.media.fault(b.id, b.fault ?? {}), { ok: true }),
         'POST /media/rotate-auth': () => (server.media.rotateAuth(), { ok: true }),
-        'POST /media/hold': (q, b) => (server.media.hold(!!b.on), { ok: true }),
+        'POST /media/hold': (q, b) => (server.media.hold(!!b.on, !!b.downloads), { ok: true }),
+        'POST /media/fault-next': (q, b) => (server.media.faultNext(b.fault ?? {}), { ok: true }),
         'GET /media/held': () => ({ held: server.media?.held.length ?? 0 }),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };

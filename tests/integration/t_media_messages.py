@@ -1,5 +1,16 @@
 #!/usr/bin/env python3
-"""wapi -> Baileys, media: each of the six kinds sent through POST
+"""Media messages both ways.
+
+Baileys -> wapi: each of the six kinds an unmodified Baileys client sends
+(encrypted and uploaded by Baileys to the fake media hosts) is stored with
+its message as pending, downloaded by the supervisor's queue, verified and
+published into the media store: GET /api/media/{id} returns the very bytes
+Baileys sent, with the caption, file name and duration in the message and a
+message.media_stored event. A tampered file ends failed, a host answering
+500 then 200 is retried, a 410 ends expired, each with message.media_failed
+or its state.
+
+wapi -> Baileys: each of the six kinds sent through POST
 /api/messages {kind, media: {id}} is encrypted and uploaded to the fake
 media hosts (HTTPS under a test CA the server trusts through SSL_CERT_FILE;
 the hosts check the token, the auth, the Origin and the body length), and
@@ -153,14 +164,97 @@ q = sql("SELECT count(*) FROM wa_message_media WHERE media_key IS NOT NULL AND f
 check("the upload rows are committed: key, sums, link, time", q == "6",
       (q, sql("SELECT kind, direct_path IS NOT NULL, media_key IS NOT NULL, uploaded_at FROM wa_message_media")))
 
+# ---- Baileys -> wapi: the six kinds arrive and are downloaded into the store
+ME = wa.phone + "@s.whatsapp.net"
+tmpd = tempfile.mkdtemp(prefix="wapi-media-in-")
+JPEG = open(os.path.join(os.path.dirname(__file__), "../fuzz/corpus/fuzz_media_image/small.jpg"), "rb").read()
+
+
+def bl_send_media(kind, data, **kw):
+    path = os.path.join(tmpd, hashlib.sha256(data).hexdigest()[:16])
+    with open(path, "wb") as f:
+        f.write(data)
+    r = peer.result("sent", peer.start(dict(op="sendMedia", to=ME, kind=kind, path=path, **kw)), timeout=60)
+    return r.get("sent") if r else None
+
+
+def settled(mid, timeout=40):
+    def get():
+        st, m = api("GET", f"/api/messages/{mid}")
+        return m if st == 200 and m.get("media") and m["media"]["state"] != "pending" else None
+    return wait(get, timeout=timeout)
+
+
+def media_bytes(media_id):
+    st, _, b = srv.request("GET", f"/api/media/{media_id}", headers={"x-api-key": api.key})
+    return b if st == 200 else None
+
+
+PNG_IN = mediafiles.png_wh(50, 20, seed=9)
+incoming = {
+    "image": (PNG_IN, dict(mimetype="image/png", caption="a picture from Baileys",
+                           thumb=base64.b64encode(JPEG).decode())),
+    "video": (mediafiles.mp4(2500, mdat=8192), dict(mimetype="video/mp4", caption="a video from Baileys",
+                                                    thumb=base64.b64encode(JPEG).decode())),
+    "audio": (VOICE, dict(mimetype="audio/ogg; codecs=opus", seconds=3)),
+    "voice": (VOICE, dict(mimetype="audio/ogg; codecs=opus", seconds=3,
+                          waveform=base64.b64encode(bytes(range(0, 128, 2))).decode())),
+    "document": (mediafiles.PDF + b"% from Baileys\n", dict(mimetype="application/pdf", fileName="from-baileys.pdf",
+                                                            caption="a document from Baileys")),
+    "sticker": (mediafiles.WEBP512, dict(mimetype="image/webp")),
+}
+for kind, (data, kw) in incoming.items():
+    mid = bl_send_media(kind, data, **kw)
+    m = settled(mid) if mid else None
+    ok = m and m["type"] == kind and not m["from_me"] and m["media"]["kind"] == kind and \
+        m["media"]["state"] == "stored" and m["media"]["sha256"] == hashlib.sha256(data).hexdigest() and \
+        m["media"]["size"] == len(data) and m["text"] == kw.get("caption") and m["media"]["caption"] == kw.get("caption")
+    check(f"Baileys -> wapi {kind}: stored with its message, downloaded, verified", ok, (mid, m))
+    if not m or not m["media"]["id"]:
+        continue
+    got = media_bytes(m["media"]["id"])
+    check(f"Baileys -> wapi {kind}: GET /api/media/{{id}} is the file Baileys sent",
+          got is not None and hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest(),
+          len(got or b""))
+    if kind == "document":
+        check("document: its file name", m["media"]["file_name"] == "from-baileys.pdf", m["media"])
+    if kind in ("voice", "audio"):
+        check(f"{kind}: 3 seconds", m["media"]["seconds"] == 3, m["media"])
+    ev = sql(f"SELECT count(*) FROM wa_events WHERE type = 'message.media_stored' AND data->>'id' = '{mid}' "
+             "AND data->'media'->>'state' = 'stored'")
+    check(f"{kind}: one message.media_stored event, showing it stored", ev == "1", ev)
+if incoming:
+    wf = sql("SELECT encode(waveform, 'hex') FROM wa_message_media a JOIN wa_messages m ON m.id = a.message_id "
+             "WHERE m.type = 'voice' AND NOT m.from_me")
+    check("voice: the waveform Baileys sent is kept", wf == bytes(range(0, 128, 2)).hex(), wf)
+
+# faults on the media hosts
+for fault, want_state, what in [({"tamper": True}, "failed", "a tampered file (MAC)"),
+                                ({"failures": 1}, "stored", "a host answering 500, then 200"),
+                                ({"status": 410}, "expired", "a host answering 410")]:
+    wa.call("POST", "/media/fault-next", {"fault": fault})
+    data = mediafiles.png_wh(30, 30, seed=len(what))
+    mid = bl_send_media("image", data, mimetype="image/png", thumb=base64.b64encode(JPEG).decode())
+    m = settled(mid, timeout=60) if mid else None
+    check(f"{what}: the message's media ends {want_state}", m and m["media"]["state"] == want_state and
+          (want_state == "stored") == (m["media"]["id"] is not None) and
+          (want_state == "stored" or m["media"]["error"]), (mid, m and m["media"]))
+    if want_state != "stored":
+        ev = sql(f"SELECT count(*) FROM wa_events WHERE type = 'message.media_failed' AND data->>'id' = '{mid}'")
+        check(f"{what}: one message.media_failed event", ev == "1", ev)
+check("no temp file is left in the store after the downloads",
+      not [f for f in os.listdir(os.path.join(srv.env["WAPI_PATHS_MEDIA"], ".tmp"))],
+      os.listdir(os.path.join(srv.env["WAPI_PATHS_MEDIA"], ".tmp")))
+
 # ---- the same file again: the fresh upload is reused (forwarding)
+n_up = len(uploads())
 mark = len(peer.lines)
 st, again = api("POST", "/api/messages", {"to": BJID, "kind": "image", "media": {"id": stored["image"]["id"]},
                                           "caption": "the same picture"})
 line = media_line(again["id"], mark) if st == 202 else None
 check("the same image again: Baileys gets the same bytes", line and line.get("media", {}).get("sha256") ==
       hashlib.sha256(PNG).hexdigest(), line)
-check("... and nothing was uploaded again", len(uploads()) == 6, len(uploads()))
+check("... and nothing was uploaded again", len(uploads()) == n_up, (n_up, len(uploads())))
 q = sql("SELECT count(DISTINCT media_key) || ':' || count(DISTINCT direct_path) || ':' || count(*) "
         f"FROM wa_message_media WHERE media_id = '{stored['image']['id']}'")
 check("... it carries the first upload's key and link", q == "1:1:2", q)
@@ -176,17 +270,6 @@ if "voice" in sent:
     check("a retry receipt for a voice note is answered with it again (type=media, ptt), the committed key and link",
           r.get("ok") and d.get("mediatype") == "ptt" and f"{d.get('mediaKey')} {d.get('directPath')}" == key,
           (r, ev, key))
-
-# ---- the hosts refuse the token: a new media_conn, then the upload
-wa.call("POST", "/media/rotate-auth")
-doc2 = upload(mediafiles.PDF + b"% another\n", "application/pdf")
-mark = len(peer.lines)
-st, js = api("POST", "/api/messages", {"to": BJID, "kind": "document", "media": {"id": doc2["id"]}})
-line = media_line(js["id"], mark) if st == 202 else None
-check("an upload refused for a stale auth is made again with a new media_conn", line and "media" in line and
-      len(uploads()) == 7, (line, len(uploads())))
-v = wa.call("GET", "/media/violations")
-check("... the one refusal was the 401 of the old auth", len(v) == 1 and "auth" in str(v[0]).lower(), v)
 
 # ---- bad requests: a clear error naming the field, nothing queued
 before = sql("SELECT count(*) FROM wa_messages")
@@ -229,15 +312,6 @@ st1, a = api("POST", "/api/messages", body)
 st2, b = api("POST", "/api/messages", body)
 check("a repeated idempotency key: 202, then 200 with the same message", st1 == 202 and st2 == 200 and
       a["id"] == b["id"] and b["media"]["id"] == stored["document"]["id"], (st1, a, st2, b))
-
-# ---- a file deleted while a message names it: the delete works, the message keeps its metadata
-st, doc3 = api("POST", "/api/messages", {"to": BJID, "kind": "document", "media": {"id": doc2["id"]}})
-wait(lambda: api("GET", f"/api/messages/{doc3['id']}")[1]["status"] != "queued", timeout=20)
-st, _ = api("DELETE", f"/api/media/{doc2['id']}")
-st2, m = api("GET", f"/api/messages/{doc3['id']}")
-check("DELETE /api/media of a file messages name: 204; the message keeps kind, size and sha256, its media id is null",
-      st == 204 and st2 == 200 and m["media"]["id"] is None and m["media"]["sha256"] ==
-      hashlib.sha256(mediafiles.PDF + b"% another\n").hexdigest() and m["media"]["kind"] == "document", (st, m))
 
 # ---- kill -9 of the supervisor at the worst moments
 def group_alive(pgid):
@@ -348,6 +422,45 @@ got = copies(mc["id"])
 check("stanza sent: every copy the peer got is the same bytes; no second upload, the same key and link",
       got and all(c["sha256"] == hashlib.sha256(PNG_C).hexdigest() for c in got) and len(uploads()) == n_up + 1 and
       row_of(mc["id"]) == key_c, (got, n_up, len(uploads()), row_of(mc["id"]), key_c))
+
+# (d) a received file mid-download (the host holds its answer)
+wa.call("POST", "/media/hold", {"on": True, "downloads": True})
+PNG_D = mediafiles.png_wh(33, 22, seed=4)
+md = bl_send_media("image", PNG_D, mimetype="image/png", thumb=base64.b64encode(JPEG).decode())
+pending = md and wait(lambda: wa.call("GET", "/media/held")["held"] >= 1, timeout=30)
+check("mid-download: the message is stored (pending) and its download waits on the host", pending and sql(
+    f"SELECT state FROM wa_message_media WHERE message_id = '{md}'") == "pending",
+    (md, wa.call("GET", "/media/held"), peer.lines[-2:]))
+restart("mid-download", between=lambda: wa.call("POST", "/media/hold", {"on": False, "downloads": True}))
+m = settled(md, timeout=60)
+check("mid-download: stored after the restart, the bytes intact", m and m["media"]["state"] == "stored" and
+      hashlib.sha256(media_bytes(m["media"]["id"]) or b"").hexdigest() == hashlib.sha256(PNG_D).hexdigest(),
+      m and m["media"])
+check("mid-download: one media row and one message.media_stored event for it", sql(
+    f"SELECT count(*) FROM wa_media WHERE sha256 = '{hashlib.sha256(PNG_D).hexdigest()}'") == "1" and sql(
+    f"SELECT count(*) FROM wa_events WHERE type = 'message.media_stored' AND data->>'id' = '{md}'") == "1")
+check("no temp file is left in the store", not os.listdir(os.path.join(srv.env["WAPI_PATHS_MEDIA"], ".tmp")))
+
+# ---- the hosts refuse the token: a new media_conn, then the upload
+wa.call("POST", "/media/rotate-auth")
+n_up = len(uploads())
+doc2 = upload(mediafiles.PDF + b"% another\n", "application/pdf")
+mark = len(peer.lines)
+st, js = api("POST", "/api/messages", {"to": BJID, "kind": "document", "media": {"id": doc2["id"]}})
+line = media_line(js["id"], mark) if st == 202 else None
+check("an upload refused for a stale auth is made again with a new media_conn", line and "media" in line and
+      len(uploads()) == n_up + 1, (line, n_up, len(uploads())))
+v = wa.call("GET", "/media/violations")
+check("... the one refusal was the 401 of the old auth", len(v) == 1 and "auth" in str(v[0]).lower(), v)
+
+# ---- a file deleted while a message names it: the delete works, the message keeps its metadata
+st, doc3 = api("POST", "/api/messages", {"to": BJID, "kind": "document", "media": {"id": doc2["id"]}})
+wait(lambda: api("GET", f"/api/messages/{doc3['id']}")[1]["status"] != "queued", timeout=20)
+st, _ = api("DELETE", f"/api/media/{doc2['id']}")
+st2, m = api("GET", f"/api/messages/{doc3['id']}")
+check("DELETE /api/media of a file messages name: 204; the message keeps kind, size and sha256, its media id is null",
+      st == 204 and st2 == 200 and m["media"]["id"] is None and m["media"]["sha256"] ==
+      hashlib.sha256(mediafiles.PDF + b"% another\n").hexdigest() and m["media"]["kind"] == "document", (st, m))
 
 check("no sanitizer reports", not srv.sanitizer_reports(), srv.sanitizer_reports())
 peer.quit()
