@@ -105,14 +105,14 @@ static void start_migration(void)
         return;
     }
     if (pid == 0) {
-        log_set_proc("migrate");
-        char err[1024];
-        int n = migrate_run(&S.cfg, err, sizeof err);
-        if (n < 0) {
-            log_warn("database migration failed", LF_S("error", err));
-            _exit(1);
-        }
-        _exit(0);
+        /* A fresh program (wapi --migrate, same options and environment),
+         * not the forked image: threads of the supervisor (the media store's
+         * scan, hashing) may have held a lock of the allocator or of a
+         * library at fork time, which the child would wait on forever. */
+        execv(S.self_exe, S.migrate_argv);
+        log_warn("database migration failed", LF_S("error", "cannot run wapi --migrate"),
+                 LF_S("why", strerror(errno)));
+        _exit(1);
     }
     migrate_pid = pid;
 }
@@ -375,6 +375,7 @@ int main(int argc, char **argv)
     if (!S.cfg.database.url[0])
         fatal(2, "no database configured: set DATABASE_URL (or database.url)");
     if (migrate_only) {
+        log_set_proc("migrate");
         int n = migrate_run(&S.cfg, err, sizeof err);
         if (n < 0)
             fatal(1, "database migration failed", LF_S("error", err));
@@ -387,6 +388,15 @@ int main(int argc, char **argv)
     if (n <= 0)
         fatal(1, "cannot find my own executable");
     exe[n] = '\0';
+    /* The migration child runs this program again with --migrate first. */
+    snprintf(S.self_exe, sizeof S.self_exe, "%s", exe);
+    S.migrate_argv = calloc((size_t)argc + 2, sizeof *S.migrate_argv);
+    if (!S.migrate_argv)
+        fatal(1, "out of memory");
+    S.migrate_argv[0] = argv[0];
+    S.migrate_argv[1] = "--migrate";
+    for (int i = 1; i < argc; i++)
+        S.migrate_argv[i + 1] = argv[i];
     char *slash = strrchr(exe, '/');
     *slash = '\0';
     snprintf(S.worker_bin, sizeof S.worker_bin, "%s/wapi-worker", exe);

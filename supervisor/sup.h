@@ -21,7 +21,9 @@ struct sup {
     int metrics_fd;        /* the shared metrics memory */
     struct metrics_shm *shm;
     char worker_bin[4096];
-    int want; /* workers wanted in the current generation */
+    char self_exe[4096]; /* this program, for the migration child */
+    char **migrate_argv; /* {argv[0], "--migrate", the supervisor's own options} */
+    int want;            /* workers wanted in the current generation */
     int migrated;
     enum sup_stopping stopping;
     uint64_t started_ms;

@@ -24,6 +24,7 @@ after the upload is committed but before the stanza, and after the stanza
 but before it is recorded sent: the peer gets the message with its bytes
 intact, a committed upload is never made again and a resend carries the
 same key and link. Real processes, real PostgreSQL, real signals."""
+import atexit
 import base64
 import hashlib
 import os
@@ -45,6 +46,7 @@ BJID = BPHONE + "@s.whatsapp.net"
 
 ca_dir = tempfile.mkdtemp(prefix="wapi-media-ca-")
 wa = FakeWA("--media-ca", ca_dir)
+atexit.register(wa.stop)
 check("the fake server runs the media hosts", wa.media_ca and os.path.exists(wa.media_ca), wa.media_ca)
 env = wa.env()
 env.update({"WAPI_WHATSAPP_AUTOSTART": "false", "SSL_CERT_FILE": wa.media_ca})
@@ -55,6 +57,7 @@ srv.start()
 api = Api(srv)
 check("session linked by QR", api.link(wa))
 peer = BaileysPeer(wa, BPHONE, env={"NODE_EXTRA_CA_CERTS": wa.media_ca})
+atexit.register(lambda: peer.p.poll() is None and peer.p.kill())
 check("Baileys linked as a companion of another account", peer.ready())
 
 
@@ -339,7 +342,15 @@ def restart(what, between=None):
     if between:
         between()
     keep = {k: old.env[k] for k in ("WAPI_PATHS_SESSIONS", "WAPI_PATHS_MEDIA", "SSL_CERT_FILE")}
-    srv = Server(bindir=BIN, workers=2, env=dict(env, WAPI_WHATSAPP_AUTOSTART="true", **keep)).start()
+    srv = Server(bindir=BIN, workers=2, env=dict(env, WAPI_WHATSAPP_AUTOSTART="true", **keep)).start(wait=False)
+    try:
+        srv.wait_ready(timeout=60)
+    except RuntimeError:
+        check(f"{what}: the new supervisor is ready", False, psql(
+            DB, "SELECT application_name, state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()") + psql(
+            DB, "SELECT l.locktype, l.objid, l.mode, l.granted, a.application_name FROM pg_locks l "
+            "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory'"))
     api.srv = srv
     check(f"{what}: the new supervisor logs in with the stored session",
           wait(lambda: api("GET", "/api/session")[1].get("state") == "connected", timeout=60))
