@@ -50,7 +50,10 @@ atexit.register(wa.stop)
 check("the fake server runs the media hosts", wa.media_ca and os.path.exists(wa.media_ca), wa.media_ca)
 env = wa.env()
 env.update({"WAPI_WHATSAPP_AUTOSTART": "false", "SSL_CERT_FILE": wa.media_ca})
-BIN = os.environ.get("WAPI_TEST_BINDIR", "build")  # build/san: the sanitized build
+# The sanitized build when there is one (make test builds it), so the media
+# paths run under ASan/UBSan; WAPI_TEST_BINDIR picks another.
+BIN = os.environ.get("WAPI_TEST_BINDIR") or ("build/san" if os.path.exists(os.path.join(
+    os.path.dirname(__file__), "../../build/san/wapi")) else "build")
 srv = Server(bindir=BIN, workers=2, env=env)
 srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
 srv.start()
