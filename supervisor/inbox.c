@@ -69,8 +69,7 @@ static void add_media(struct jsonw *w, const struct wa_msg_media *md)
     jw_obj_end(w);
 }
 
-/* One element of the statement (see common/sql/0019_message_json.sql,
- * 0021_message_media.sql). */
+/* One element of the statement (see common/sql/0020_message_json.sql). */
 static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
 {
     const struct wa_msg_content *mc = m->content;

@@ -718,7 +718,7 @@ static const char SQL_FANOUT[] =
     "  FROM wa_webhook_deliveries x WHERE x.webhook_id = w.id AND x.chat = ec.chat AND x.state = "
     "'pending'))) "
     "  AS go FROM p JOIN wa_events e ON e.id = p.event_id "
-    /* events stored before 0019 name the chat 'chat' */
+    /* events stored before 0020 name the chat 'chat' */
     "  CROSS JOIN LATERAL (SELECT coalesce(e.data->>'chat_jid', e.data->>'chat') AS chat) ec "
     "  JOIN wa_webhooks w ON w.enabled AND (e.type = ANY (w.events) OR '*' = ANY (w.events) "
     "  OR (e.type LIKE 'audit.%' AND 'audit.*' = ANY (w.events))) "

@@ -32,7 +32,7 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* One message as JSON: wapi_message_json (common/sql/0019_message_json.sql),
+/* One message as JSON: wapi_message_json (common/sql/0020_message_json.sql),
  * the one definition REST bodies and event data share. */
 #define MSG_JSON(m) "wapi_message_json(" m ")::text"
 

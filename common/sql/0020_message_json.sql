@@ -1,10 +1,57 @@
+-- Media messages: a message's attachment, either way. wa_messages.type is the
+-- kind (image, video, audio, voice, document, sticker) and wa_messages.text
+-- the caption; this row holds the rest.
+--
+-- Sent: written with the message (POST /api/messages names a stored file,
+-- media_id); the encryption and upload fields are filled by the supervisor
+-- once the file is uploaded, committed before the stanza goes out, so a
+-- resend after a crash carries the same key and link (byte-identical under
+-- the same message id). Received: written with the message, from what it
+-- carries; media_id is set once the file is downloaded into the store.
+CREATE TABLE IF NOT EXISTS wa_message_media (
+    message_id      text PRIMARY KEY REFERENCES wa_messages (id) ON DELETE CASCADE,
+    kind            text NOT NULL CHECK (kind IN ('image', 'video', 'audio', 'voice', 'document', 'sticker')),
+    media_id        text REFERENCES wa_media (id) ON DELETE SET NULL, -- a deleted file: a queued send fails
+    state           text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'stored', 'failed', 'expired')),
+    error           text,
+    mimetype        text,
+    file_name       text,
+    width           integer,
+    height          integer,
+    seconds         integer,
+    waveform        bytea,
+    thumbnail       bytea,
+    -- What the message carries to find and decrypt the file.
+    media_key       bytea CHECK (octet_length(media_key) = 32),
+    file_sha256     bytea CHECK (octet_length(file_sha256) = 32),
+    file_enc_sha256 bytea CHECK (octet_length(file_enc_sha256) = 32),
+    file_length     bigint,
+    direct_path     text,
+    url             text,
+    media_key_ts    bigint,
+    uploaded_at     timestamptz, -- ours: when this upload was made
+    -- received: the download queue (supervisor/media_download.c)
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+-- The same file sent again while its upload is fresh reuses that upload
+-- (key, link and sums): one upload for many chats.
+CREATE INDEX IF NOT EXISTS wa_message_media_upload ON wa_message_media (media_id, kind, uploaded_at)
+    WHERE uploaded_at IS NOT NULL;
+
+-- Received media waiting for their download, oldest first.
+CREATE INDEX IF NOT EXISTS wa_message_media_pending ON wa_message_media (next_attempt_at) WHERE state = 'pending';
+
 -- One definition of a message as JSON: the REST bodies (GET, lists, the 202
 -- of a send), and the data of every message event (received, sent, status,
 -- reaction, edited, revoked), so users see the same fields, names and time
 -- precision (milliseconds, UTC) everywhere. A plain SQL expression, so the
 -- planner inlines it. json, not jsonb: the REST bodies keep this field order.
 -- status, when given, stands for m.status: message.sent says "sent" even
--- when a delivery receipt committed first.
+-- when a delivery receipt committed first. media is the attachment with its
+-- file's metadata (null for a message without one); caption is the text.
 CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text DEFAULT NULL) RETURNS json
     LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
@@ -17,17 +64,28 @@ CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text DEFAULT 
         'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'updated_at', to_char(m.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'read_at', to_char(m.read_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        'idempotency_key', m.idempotency_key)
+        'idempotency_key', m.idempotency_key,
+        'media', (SELECT json_build_object(
+                      'id', a.media_id, 'kind', a.kind, 'mimetype', coalesce(f.mimetype, a.mimetype),
+                      'size', coalesce(f.size, a.file_length), 'sha256', coalesce(f.sha256, encode(a.file_sha256, 'hex')),
+                      'file_name', a.file_name, 'caption', m.text,
+                      'width', coalesce(a.width, f.width), 'height', coalesce(a.height, f.height),
+                      'seconds', coalesce(a.seconds, f.seconds), 'state', a.state, 'error', a.error)
+                  FROM wa_message_media a LEFT JOIN wa_media f ON f.id = a.media_id
+                  WHERE a.message_id = m.id))
 $$;
 
 -- Incoming messages, several in one statement (one transaction, one round
 -- trip): the supervisor commits what arrived together before their receipts
 -- and acks. p is a JSON array, applied in its order, each element one of
 --   {"k":"m", id, chat, sender, from_me, type, subtype, text, reply_to,
---    reaction_to, reaction, ts, push_name, lid, ev, et}   a new message
+--    reaction_to, reaction, ts, push_name, lid, ev, et, media?}   a new message
 --   {"k":"e", target, chat, text, ts, ev}                 an edit
 --   {"k":"r", target, chat, ts, ev}                       a revoke
--- (ts: Unix seconds; ev: the event id; et: its type.) A message already
+-- (ts: Unix seconds; ev: the event id; et: its type; media: {kind,
+-- mimetype, file_name, width, height, seconds, waveform, thumbnail,
+-- media_key, file_sha256, file_enc_sha256 (hex), file_length, direct_path,
+-- url, media_key_ts}, stored as the message's attachment, pending.) A message already
 -- stored (same id) and an edit or revoke that finds nothing to change leave
 -- no row and no event. Returns one row per element that was applied: its
 -- position (from 1) and the event made, whose data is the message as it now
@@ -54,6 +112,19 @@ BEGIN
                     CASE WHEN (v->>'from_me')::boolean THEN 'sent' ELSE 'received' END,
                     to_timestamp((v->>'ts')::bigint))
             ON CONFLICT (id) DO NOTHING RETURNING * INTO r;
+            IF r.id IS NOT NULL AND v ? 'media' THEN
+                -- A media message: its attachment, pending download, in the
+                -- same commit (before the receipt and ack).
+                INSERT INTO wa_message_media (message_id, kind, state, mimetype, file_name, width, height, seconds,
+                    waveform, thumbnail, media_key, file_sha256, file_enc_sha256, file_length, direct_path, url,
+                    media_key_ts)
+                SELECT r.id, x->>'kind', 'pending', x->>'mimetype', x->>'file_name', (x->>'width')::int,
+                       (x->>'height')::int, (x->>'seconds')::int, decode(x->>'waveform', 'hex'),
+                       decode(x->>'thumbnail', 'hex'), decode(x->>'media_key', 'hex'), decode(x->>'file_sha256', 'hex'),
+                       decode(x->>'file_enc_sha256', 'hex'), (x->>'file_length')::bigint, x->>'direct_path',
+                       x->>'url', (x->>'media_key_ts')::bigint
+                FROM (SELECT v->'media' AS x) s;
+            END IF;
             IF r.id IS NOT NULL THEN
                 -- The LID unless another contact holds it already (a number that
                 -- changed hands keeps its old mapping until that row is
@@ -97,5 +168,26 @@ BEGIN
             RETURN NEXT;
         END IF;
     END LOOP;
+END;
+$$;
+
+-- The end of a received attachment's download, with its event, in one
+-- transaction: state 'stored' (media_id names the file) raises
+-- message.media_stored; 'failed' or 'expired' (error says why) raises
+-- message.media_failed. A row no longer pending is left alone (no event).
+-- The event's data is the message as it now is.
+CREATE OR REPLACE FUNCTION wapi_media_outcome(mid text, media text, st text, err text, ev bigint)
+    RETURNS TABLE (event_id bigint, event_type text, data text) LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE wa_message_media SET media_id = media, state = st, error = err, updated_at = now()
+    WHERE message_id = mid AND state = 'pending';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY INSERT INTO wa_events (id, type, data)
+        SELECT ev, CASE WHEN st = 'stored' THEN 'message.media_stored' ELSE 'message.media_failed' END,
+               wapi_message_json(m)::jsonb
+        FROM wa_messages m WHERE m.id = mid
+        RETURNING wa_events.id, wa_events.type, wa_events.data::text;
 END;
 $$;
