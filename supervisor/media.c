@@ -834,6 +834,24 @@ static int rd_text(struct ipc_rd *rd, char *out, size_t cap)
     return 0;
 }
 
+/* A new publication: live (a worker gone or DISCARD finds it) and queued
+ * for a hashing thread. */
+static void enqueue(struct publish *p)
+{
+    p->lnext = M.live;
+    if (M.live)
+        M.live->lprev = p;
+    M.live = p;
+    M.npub++;
+    p->queued = 1;
+    if (M.qtail)
+        M.qtail->next = p;
+    else
+        M.qhead = p;
+    M.qtail = p;
+    run_queue();
+}
+
 static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     uint64_t token = ipc_rd_u64(rd), size = ipc_rd_u64(rd);
@@ -881,18 +899,7 @@ static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *s
     snprintf(p->declared, sizeof p->declared, "%s", declared);
     snprintf(p->file_name, sizeof p->file_name, "%s", name);
     snprintf(p->expect, sizeof p->expect, "%s", expect);
-    p->lnext = M.live;
-    if (M.live)
-        M.live->lprev = p;
-    M.live = p;
-    M.npub++;
-    p->queued = 1;
-    if (M.qtail)
-        M.qtail->next = p;
-    else
-        M.qhead = p;
-    M.qtail = p;
-    run_queue();
+    enqueue(p);
     return WORKER_ANSWER_LATER;
 }
 
@@ -928,18 +935,7 @@ int media_publish_local(int fd, uint64_t size, const char *kind, const char *dec
     snprintf(p->expect, sizeof p->expect, "%s", expect_hex ? expect_hex : "");
     p->done = done;
     p->done_arg = arg;
-    p->lnext = M.live;
-    if (M.live)
-        M.live->lprev = p;
-    M.live = p;
-    M.npub++;
-    p->queued = 1;
-    if (M.qtail)
-        M.qtail->next = p;
-    else
-        M.qhead = p;
-    M.qtail = p;
-    run_queue();
+    enqueue(p);
     return 0;
 }
 

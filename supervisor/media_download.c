@@ -15,6 +15,7 @@
 #include "sdb.h"
 #include "sup.h"
 #include "wa/wa_mediaconn.h"
+#include "wa/wa_message.h"
 
 #define POLL_S 30
 #define MAX_ATTEMPTS 10
@@ -136,17 +137,6 @@ static void on_published(void *arg, const char *media_id, const char *code, cons
         later(d, why);
 }
 
-static enum wa_media_kind key_kind(const char *k)
-{
-    if (!strcmp(k, "image") || !strcmp(k, "sticker"))
-        return WA_MEDIA_IMAGE;
-    if (!strcmp(k, "video"))
-        return WA_MEDIA_VIDEO;
-    if (!strcmp(k, "audio") || !strcmp(k, "voice"))
-        return WA_MEDIA_AUDIO;
-    return WA_MEDIA_DOCUMENT;
-}
-
 static void on_fetched(void *arg, const struct media_fetch_result *r)
 {
     struct dl *d = arg;
@@ -192,7 +182,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         .hosts = hosts,
         .nhosts = mc->nhosts,
         .direct_path = d->direct_path,
-        .kind = key_kind(d->kind),
+        .kind = wa_media_type_keys(wa_media_type_parse(d->kind)),
         .has_file_enc_sha256 = 1,
         .has_file_sha256 = 1,
         .file_length = d->length,

@@ -123,25 +123,6 @@ int media_send_busy(void)
     return MS.cur != NULL;
 }
 
-static int kind_type(const char *k)
-{
-    for (int t = 0; t < WA_MT_COUNT; t++)
-        if (!strcmp(wa_media_type_name(t), k))
-            return t;
-    return -1;
-}
-
-static enum wa_media_kind key_kind(const char *k)
-{
-    if (!strcmp(k, "image") || !strcmp(k, "sticker"))
-        return WA_MEDIA_IMAGE;
-    if (!strcmp(k, "video"))
-        return WA_MEDIA_VIDEO;
-    if (!strcmp(k, "audio") || !strcmp(k, "voice"))
-        return WA_MEDIA_AUDIO;
-    return WA_MEDIA_DOCUMENT;
-}
-
 static void finish(struct prep *p, const struct wa_msg_media *m, int permanent, const char *err)
 {
     if (MS.cur == p)
@@ -172,7 +153,7 @@ static void send_from_row(struct prep *p, const PGresult *r)
     memset(&m, 0, sizeof m);
     const char *key = col(r, C_KEY), *fsha = col(r, C_FSHA), *esha = col(r, C_ESHA), *thumb = col(r, C_THUMB),
                *wave = col(r, C_WAVE);
-    m.type = kind_type(PQgetvalue(r, 0, C_KIND));
+    m.type = wa_media_type_parse(PQgetvalue(r, 0, C_KIND));
     m.url = (char *)col(r, C_URL);
     m.direct_path = (char *)col(r, C_PATH);
     m.mimetype = (char *)col(r, C_MIME);
@@ -282,7 +263,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         hosts[i] = mc->hosts[i];
     struct media_upload_req rq = {
         .fd = p->fd,
-        .kind = key_kind(p->kind),
+        .kind = wa_media_type_keys(wa_media_type_parse(p->kind)),
         .hosts = hosts,
         .nhosts = mc->nhosts,
         .auth = mc->auth,

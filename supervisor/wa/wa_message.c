@@ -185,6 +185,30 @@ const char *wa_media_type_name(int type)
     return type >= 0 && type < WA_MT_COUNT ? MEDIA_TYPE_NAMES[type] : NULL;
 }
 
+int wa_media_type_parse(const char *name)
+{
+    for (int t = 0; t < WA_MT_COUNT; t++)
+        if (name && !strcmp(MEDIA_TYPE_NAMES[t], name))
+            return t;
+    return -1;
+}
+
+enum wa_media_kind wa_media_type_keys(int type)
+{
+    switch (type) {
+    case WA_MT_IMAGE:
+    case WA_MT_STICKER:
+        return WA_MEDIA_IMAGE;
+    case WA_MT_VIDEO:
+        return WA_MEDIA_VIDEO;
+    case WA_MT_AUDIO:
+    case WA_MT_VOICE:
+        return WA_MEDIA_AUDIO;
+    default:
+        return WA_MEDIA_DOCUMENT;
+    }
+}
+
 /* The fields the media messages share, whatever their numbers. */
 struct mview {
     const char *url, *direct_path, *mimetype, *caption, *file_name;

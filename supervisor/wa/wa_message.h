@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wa_media_cipher.h"
+
 /* ---- padding (v2): N random-length bytes of value N, 1 <= N <= 15 ---- */
 /* *out malloc'd. 0 or -1 (OOM). */
 int wa_msg_pad(const uint8_t *in, size_t n, uint8_t **out, size_t *outlen);
@@ -66,6 +68,11 @@ enum wa_media_type {
 };
 /* "image", "video", "audio", "voice", "document", "sticker"; NULL when unknown. */
 const char *wa_media_type_name(int type);
+/* The type of such a name, or -1. */
+int wa_media_type_parse(const char *name);
+/* Whose keys a type's file is encrypted with (stickers as images, voice
+ * notes as audio). */
+enum wa_media_kind wa_media_type_keys(int type);
 
 #define WA_MSG_WAVEFORM_MAX 64
 

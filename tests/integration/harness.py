@@ -43,6 +43,17 @@ def wait(fn, timeout=15, step=0.05):
     return fn()
 
 
+def group_alive(pgid):
+    """True while any process of the process group pgid is alive."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

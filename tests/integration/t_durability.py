@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import check, done, fresh_database, ROOT, Server, wait  # noqa: E402
+from harness import check, done, fresh_database, group_alive, ROOT, Server, wait  # noqa: E402
 from linked import Api, psql  # noqa: E402
 
 DB = fresh_database(f"wapi_it_durability_{os.getpid()}")
@@ -133,16 +133,6 @@ def post_message(body, timeout=30):
 
 def session_state():
     return srv.ctl("session")[1].get("session", {}).get("state")
-
-
-def group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def crash_and_restart(what, between=None):

@@ -35,7 +35,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import Server, check, done  # noqa: E402
+from harness import Server, check, done, group_alive  # noqa: E402
 from linked import Api, BaileysPeer, private_database, psql, wait  # noqa: E402
 import mediafiles  # noqa: E402
 
@@ -320,16 +320,6 @@ check("a repeated idempotency key: 202, then 200 with the same message", st1 == 
       a["id"] == b["id"] and b["media"]["id"] == stored["document"]["id"], (st1, a, st2, b))
 
 # ---- kill -9 of the supervisor at the worst moments
-def group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def restart(what, between=None):
     """kill -9 of the supervisor alone (its workers leave by themselves), then
     a new one on the same session and media store, logging in by itself."""
