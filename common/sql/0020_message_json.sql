@@ -93,7 +93,13 @@ $$;
 -- edit of a message of the same batch finds it).
 DROP FUNCTION IF EXISTS wapi_incoming_store(jsonb);
 CREATE FUNCTION wapi_incoming_store(p jsonb)
-    RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql AS $$
+    RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql
+    -- Its statements are planned once per connection and kept (generic
+    -- plans; every one is an index probe or an insert), not for every
+    -- message as the connection's force_custom_plan would: planning the
+    -- inlined wapi_message_json() per message made the commit of a batch of
+    -- 64 the bottleneck of incoming streams.
+    SET plan_cache_mode = auto AS $$
 #variable_conflict use_column
 DECLARE
     v jsonb;
