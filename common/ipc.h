@@ -49,6 +49,8 @@ enum ipc_type {
                         * dropped (503) */
     IPC_MEDIA_DISCARD, /* W->S {u64 token, u32 request id} the upload (or its publication) was abandoned;
                         * token 0: the upload made by the UPLOAD request of that id (no reply) */
+    IPC_MEDIA_FETCH,   /* W->S {bytes url, kind, file_name} -> {201, {"id"}} once the file the URL
+                        * serves is published into the store, or {400|502|503|507, JSON naming media.url} */
     IPC_TYPE_MAX
 };
 

@@ -28,6 +28,7 @@
 #include "http_client.h"
 #include "media.h"
 #include "media_sweep.h"
+#include "media_urlfetch.h"
 #include "migrate.h"
 #include "outbox.h"
 #include "sdb.h"
@@ -460,6 +461,7 @@ int main(int argc, char **argv)
     webhooks_init();
     audit_init();
     media_init(); /* registers its own IPC handlers (they pass descriptors) */
+    media_urlfetch_init();
     media_sweep_init();
     start_migration();
     workers_reconcile();

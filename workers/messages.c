@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/hex.h"
 #include "common/json.h"
@@ -24,6 +25,8 @@
 
 #define TEXT_MAX_CHARS 4096
 #define CAPTION_MAX_CHARS 1024
+#define MEDIA_URL_MAX 2048
+#define MEDIA_FETCH_TIMEOUT_MS 90000 /* the supervisor's fetch (60 s) and the publication */
 #define IDEM_MAX 128
 #define LIST_DEFAULT 50
 #define LIST_MAX 200
@@ -48,6 +51,7 @@ struct op {
     /* a media message: its kind ("" for text), the stored file, a name */
     char kind[16];
     char media_id[65];
+    char *media_url; /* media {url}: fetched into the store by the supervisor first (pool) */
     char file_name[MP_KEPT_NAME_MAX + 1];
     int retried;
     int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
@@ -467,6 +471,58 @@ static void send_enqueue(struct op *o)
     send_flush();
 }
 
+/* The supervisor's answer to IPC_MEDIA_FETCH: {"id"} of the file it
+ * published, then the message is stored as for media {id}; else its error
+ * as it is. */
+static void on_media_fetched(void *ctx, const struct ipc_msg *m)
+{
+    struct op *o = ctx;
+    uint32_t status, len;
+    const uint8_t *body;
+    int fd = sup_reply_fd(m);
+    if (fd >= 0)
+        close(fd);
+    if (sup_reply_read(m, &status, &body, &len) < 0) {
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
+        return;
+    }
+    if (status != 201) {
+        o->b.rq->on_abort = NULL;
+        http_json(o->b.rq, (int)status, (const char *)body, len);
+        return;
+    }
+    char err[64];
+    yajl_val v = json_parse((const char *)body, len, 4096, err, sizeof err);
+    yajl_val id = v ? json_member(v, "id") : NULL;
+    if (!id || !YAJL_IS_STRING(id) || strlen(id->u.string) >= sizeof o->media_id) {
+        yajl_tree_free(v);
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor's answer was not understood",
+                   NULL);
+        return;
+    }
+    snprintf(o->media_id, sizeof o->media_id, "%s", id->u.string);
+    yajl_tree_free(v);
+    send_media(o);
+}
+
+static void fetch_media(struct op *o)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_bytes(&b, o->media_url, (uint32_t)strlen(o->media_url));
+    ipc_wr_bytes(&b, o->kind, (uint32_t)strlen(o->kind));
+    ipc_wr_bytes(&b, o->file_name, (uint32_t)strlen(o->file_name));
+    if (b.oom) {
+        o->b.rq->on_abort = NULL;
+        http_error(o->b.rq, 500, NULL, "out of memory", NULL);
+    } else {
+        op_ask(o, IPC_MEDIA_FETCH, b.buf, b.len, -1, MEDIA_FETCH_TIMEOUT_MS, on_media_fetched);
+    }
+    sbuf_free(&b);
+}
+
 static const char *const media_kinds[] = {"image", "video", "audio", "voice", "document", "sticker", NULL};
 
 /* kind, media {id}, file_name of a media message (o->kind stays "" for a
@@ -516,26 +572,39 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
         http_error(rq, 400, "invalid_text", "a media message takes caption, not text", "text");
         return -1;
     }
-    yajl_val id = json_member(m, "id");
-    static const char *const later[] = {"url", "base64"};
-    for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
-        yajl_val x = json_member(m, later[i]);
-        if (x && !YAJL_IS_NULL(x)) {
-            char field[16];
-            snprintf(field, sizeof field, "media.%s", later[i]);
-            http_error(rq, 400, "unsupported_media_source",
-                       "this server takes media by id only: upload the file with POST /api/media, then send "
-                       "{\"media\": {\"id\": ...}}",
-                       field);
+    yajl_val id = json_member(m, "id"), url = json_member(m, "url"), b64 = json_member(m, "base64");
+    int sources = (id && !YAJL_IS_NULL(id)) + (url && !YAJL_IS_NULL(url)) + (b64 && !YAJL_IS_NULL(b64));
+    if (sources != 1) {
+        http_error(rq, 400, "invalid_media", "media must hold exactly one of id and url", "media");
+        return -1;
+    }
+    if (b64 && !YAJL_IS_NULL(b64)) {
+        http_error(rq, 400, "unsupported_media_source",
+                   "media.base64 is not taken yet: upload the file with POST /api/media and send {\"media\": "
+                   "{\"id\": ...}}, or give its {\"url\"}",
+                   "media.base64");
+        return -1;
+    }
+    if (url && !YAJL_IS_NULL(url)) {
+        size_t ul = YAJL_IS_STRING(url) ? strlen(url->u.string) : 0;
+        int ok = ul > 0 && ul <= MEDIA_URL_MAX &&
+                 (!strncmp(url->u.string, "https://", 8) || !strncmp(url->u.string, "http://", 7));
+        for (size_t i = 0; ok && i < ul; i++)
+            ok = (unsigned char)url->u.string[i] > ' ' && url->u.string[i] != 0x7f;
+        if (!ok) {
+            http_error(rq, 400, "invalid_media",
+                       "media.url must be an http:// or https:// URL of at most 2048 bytes", "media.url");
             return -1;
         }
-    }
-    if (!id || !YAJL_IS_STRING(id) || !http_id_ok(id->u.string, strlen(id->u.string), 64)) {
+        o->media_url = h2o_mem_alloc_pool(&rq->req->pool, ul + 1);
+        memcpy(o->media_url, url->u.string, ul + 1);
+    } else if (!YAJL_IS_STRING(id) || !http_id_ok(id->u.string, strlen(id->u.string), 64)) {
         http_error(rq, 400, "invalid_media",
                    "media.id must be the id of a file uploaded with POST /api/media", "media.id");
         return -1;
     }
-    snprintf(o->media_id, sizeof o->media_id, "%s", id->u.string);
+    if (!o->media_url)
+        snprintf(o->media_id, sizeof o->media_id, "%s", id->u.string);
     yajl_val fn = json_member(body, "file_name");
     if (fn && !YAJL_IS_NULL(fn)) {
         if (strcmp(o->kind, "document") != 0) {
@@ -616,7 +685,9 @@ void h_messages_send(struct rq *rq)
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
     }
-    if (o->kind[0]) {
+    if (o->media_url) {
+        fetch_media(o);
+    } else if (o->kind[0]) {
         send_media(o);
     } else {
         send_enqueue(o);

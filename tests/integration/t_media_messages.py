@@ -298,8 +298,14 @@ bad = [
      "invalid_file_name"),
     ({"to": BJID, "kind": "document", "media": {"id": stored["document"]["id"]}, "file_name": "a\nb"}, "file_name",
      "invalid_file_name"),
-    ({"to": BJID, "kind": "image", "media": {"url": "https://example.com/a.png"}}, "media.url",
-     "unsupported_media_source"),
+    ({"to": BJID, "kind": "image", "media": {"base64": "aGVsbG8="}}, "media.base64", "unsupported_media_source"),
+    ({"to": BJID, "kind": "image", "media": {"url": "ftp://example.com/a.png"}}, "media.url", "invalid_media"),
+    ({"to": BJID, "kind": "image", "media": {"url": "https://example.com/a b.png"}}, "media.url", "invalid_media"),
+    ({"to": BJID, "kind": "image", "media": {"id": stored["image"]["id"], "url": "https://example.com/a.png"}},
+     "media", "invalid_media"),
+    ({"to": BJID, "kind": "image", "media": {"url": f"http://127.0.0.1:{srv.port}/healthz"}}, "media.url",
+     "url_not_allowed"),
+    ({"to": BJID, "kind": "image", "media": {"url": "http://10.0.0.1/a.png"}}, "media.url", "url_not_allowed"),
     ({"to": BJID, "kind": "image", "media": "m_1"}, "media", "invalid_media"),
     ({"to": BJID, "text": "hi", "caption": "x"}, "caption", "invalid_field"),
     ({"to": BJID, "kind": "image", "media": {"id": stored["image"]["id"]}, "reply_to": "3EB0NOSUCHMESSAGE"},
@@ -320,7 +326,7 @@ check("a repeated idempotency key: 202, then 200 with the same message", st1 == 
       a["id"] == b["id"] and b["media"]["id"] == stored["document"]["id"], (st1, a, st2, b))
 
 # ---- kill -9 of the supervisor at the worst moments
-def restart(what, between=None):
+def restart(what, between=None, **more_env):
     """kill -9 of the supervisor alone (its workers leave by themselves), then
     a new one on the same session and media store, logging in by itself."""
     global srv
@@ -335,7 +341,8 @@ def restart(what, between=None):
     if between:
         between()
     keep = {k: old.env[k] for k in ("WAPI_PATHS_SESSIONS", "WAPI_PATHS_MEDIA", "SSL_CERT_FILE")}
-    srv = Server(bindir=BIN, workers=2, env=dict(env, WAPI_WHATSAPP_AUTOSTART="true", **keep)).start(wait=False)
+    srv = Server(bindir=BIN, workers=2, env=dict(env, WAPI_WHATSAPP_AUTOSTART="true", **keep, **more_env)).start(
+        wait=False)
     try:
         srv.wait_ready(timeout=60)
     except RuntimeError:
@@ -465,6 +472,55 @@ st2, m = api("GET", f"/api/messages/{doc3['id']}")
 check("DELETE /api/media of a file messages name: 204; the message keeps kind, size and sha256, its media id is null",
       st == 204 and st2 == 200 and m["media"]["id"] is None and m["media"]["sha256"] ==
       hashlib.sha256(mediafiles.PDF + b"% another\n").hexdigest() and m["media"]["kind"] == "document", (st, m))
+
+# ---- media {url}: fetched by the server (private addresses allowed for this part only)
+import http.server  # noqa: E402
+import threading  # noqa: E402
+PNG_U = mediafiles.png_wh(21, 13, seed=77)
+
+
+class FileServer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/pic.png":
+            self.send_response(200)
+            self.send_header("content-type", "image/png")
+            self.send_header("content-length", str(len(PNG_U)))
+            self.end_headers()
+            self.wfile.write(PNG_U)
+        elif self.path == "/moved":
+            self.send_response(302)
+            self.send_header("location", "/pic.png")
+            self.end_headers()
+        else:
+            self.send_response(404)
+            self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+fs = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FileServer)
+threading.Thread(target=fs.serve_forever, daemon=True).start()
+restart("with private URLs allowed", WAPI_WEBHOOKS_ALLOW_PRIVATE="true")
+mark = len(peer.lines)
+st, mu = api("POST", "/api/messages", {"to": BJID, "kind": "image", "caption": "from a URL",
+                                       "media": {"url": f"http://127.0.0.1:{fs.server_port}/moved"}}, timeout=60)
+line = media_line(mu["id"], mark) if st == 202 else None
+check("media {url} (through a redirect): 202 with the stored file; Baileys gets its bytes",
+      st == 202 and mu["media"]["sha256"] == hashlib.sha256(PNG_U).hexdigest() and mu["media"]["kind"] == "image" and
+      line and line.get("media", {}).get("sha256") == hashlib.sha256(PNG_U).hexdigest(), (st, mu, line))
+before = sql("SELECT count(*) FROM wa_messages")
+st, js = api("POST", "/api/messages", {"to": BJID, "kind": "image",
+                                       "media": {"url": f"http://127.0.0.1:{fs.server_port}/gone.png"}}, timeout=60)
+check("media {url} answering 404: 502 fetch_failed naming media.url, nothing queued",
+      st == 502 and js["error"]["code"] == "fetch_failed" and js["error"]["field"] == "media.url" and
+      sql("SELECT count(*) FROM wa_messages") == before, (st, js))
+st, js = api("POST", "/api/messages", {"to": BJID, "kind": "voice",
+                                       "media": {"url": f"http://127.0.0.1:{fs.server_port}/pic.png"}}, timeout=60)
+check("media {url} of a PNG sent as a voice note: 400 invalid_media naming media.url, nothing queued",
+      st == 400 and js["error"]["code"] == "invalid_media" and js["error"]["field"] == "media.url" and
+      sql("SELECT count(*) FROM wa_messages") == before, (st, js))
+fs.shutdown()
 
 check("no sanitizer reports", not srv.sanitizer_reports(), srv.sanitizer_reports())
 peer.quit()
