@@ -73,6 +73,7 @@ struct publish {
     /* a local publication (media_publish_local): told here, not a worker */
     media_local_cb done;
     void *done_arg;
+    int strict; /* a local publication held to the upload rules (the sticker size) */
 };
 
 static struct {
@@ -768,7 +769,7 @@ static void digest_done(void *arg)
         return;
     }
     /* WhatsApp shows stickers at 512x512 and its clients send no other size. */
-    if (p->kind == MK_STICKER && !p->done && (p->width != 512 || p->height != 512)) {
+    if (p->kind == MK_STICKER && (!p->done || p->strict) && (p->width != 512 || p->height != 512)) {
         metrics_add(&S.shm->media_refused_invalid_total, 1);
         reply_error(p, 400, "invalid_sticker", "a sticker must be a 512x512 WebP picture", "file");
         return;
@@ -904,7 +905,7 @@ static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *s
 }
 
 int media_publish_local(int fd, uint64_t size, const char *kind, const char *declared, const char *file_name,
-                        const char *expect_hex, media_local_cb done, void *arg, const char **why)
+                        const char *expect_hex, int strict, media_local_cb done, void *arg, const char **why)
 {
     *why = NULL;
     enum media_kind k = media_kind_parse(kind);
@@ -935,6 +936,7 @@ int media_publish_local(int fd, uint64_t size, const char *kind, const char *dec
     snprintf(p->expect, sizeof p->expect, "%s", expect_hex ? expect_hex : "");
     p->done = done;
     p->done_arg = arg;
+    p->strict = strict;
     enqueue(p);
     return 0;
 }

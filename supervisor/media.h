@@ -27,13 +27,14 @@ int media_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, s
 /* A file the supervisor made itself (a verified download, at offset 0;
  * fd is taken) published like an upload: copied, hashed (expect_hex, when
  * given, must match), typed (the declared type may be wrong: then the bytes
- * decide, within what the kind takes), linked and its row written; size is
+ * decide, within what the kind takes; strict: a sticker must be 512x512 as
+ * for an upload, else any size is kept), linked and its row written; size is
  * reserved against the quota meanwhile. done runs once from the loop with
  * the new row's id, or with an error code and message. -1 with *why when it
  * cannot start (the quota: "media_store_full"); done is then not called. */
 typedef void (*media_local_cb)(void *arg, const char *id, const char *code, const char *msg);
 int media_publish_local(int fd, uint64_t size, const char *kind, const char *declared, const char *file_name,
-                        const char *expect_hex, media_local_cb done, void *arg, const char **why);
+                        const char *expect_hex, int strict, media_local_cb done, void *arg, const char **why);
 /* For the sweep: the open store (NULL while it is not), and the files it
  * removed. */
 struct media_store *media_store_ready(void);

@@ -144,7 +144,7 @@ static void on_fetched(void *arg, const struct media_fetch_result *r)
     switch (r->outcome) {
     case MEDIA_FETCH_OK: {
         const char *why;
-        if (media_publish_local(r->fd, r->sums.file_length, d->kind, d->mimetype, d->file_name, d->sha_hex,
+        if (media_publish_local(r->fd, r->sums.file_length, d->kind, d->mimetype, d->file_name, d->sha_hex, 0,
                                 on_published, d, &why) < 0) {
             if (!strcmp(why, "media_store_full"))
                 outcome(d, NULL, "failed", "the media store is full (media.max_store_bytes)");

@@ -68,7 +68,7 @@ static void on_published(void *arg, const char *id, const char *code, const char
         sbuf_free(&b);
     } else {
         int bad = code && (!strcmp(code, "unsupported_type") || !strcmp(code, "type_mismatch") ||
-                           !strcmp(code, "empty_file"));
+                           !strcmp(code, "empty_file") || !strcmp(code, "invalid_sticker"));
         char m[300];
         snprintf(m, sizeof m, "the file at media.url cannot be sent: %s", msg ? msg : "not stored");
         reply(f, bad ? 400 : 503, bad ? "invalid_media" : (code ? code : "store_error"), m);
@@ -127,8 +127,8 @@ static void on_done(void *ctx, const struct http_result *r)
     const char *why;
     int fd = f->fd;
     f->fd = -1; /* taken by the publication */
-    if (lseek(fd, 0, SEEK_SET) != 0 ||
-        media_publish_local(fd, f->size, f->kind, f->ctype, f->file_name, NULL, on_published, f, &why) < 0) {
+    if (lseek(fd, 0, SEEK_SET) != 0 || media_publish_local(fd, f->size, f->kind, f->ctype, f->file_name, NULL,
+                                                           1, on_published, f, &why) < 0) {
         int full = why && !strcmp(why, "media_store_full");
         reply(f, full ? 507 : 503, full ? "media_store_full" : "media_unavailable",
               full ? "the media store is full (media.max_store_bytes)" : "the media store is not available");

@@ -42,7 +42,11 @@ def mp4(ms=12345, mdat=4096):
             struct.pack(">I", 8 + len(mvhd)) + b"moov" + mvhd)
 
 
-# A lossless WebP header saying 512x512 (14-bit width-1 and height-1), as stickers must be.
-WEBP512 = (b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8L" + struct.pack("<I", 10) + b"\x2f" +
-           struct.pack("<I", 511 | 511 << 14) + b"\0" * 9)
+def webp_wh(w, h):
+    """A lossless WebP header saying w x h (14-bit width-1 and height-1)."""
+    return (b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8L" + struct.pack("<I", 10) + b"\x2f" +
+            struct.pack("<I", (w - 1) | (h - 1) << 14) + b"\0" * 9)
+
+
+WEBP512 = webp_wh(512, 512)  # as stickers must be
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"

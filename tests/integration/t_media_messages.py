@@ -487,6 +487,12 @@ class FileServer(http.server.BaseHTTPRequestHandler):
             self.send_header("content-length", str(len(PNG_U)))
             self.end_headers()
             self.wfile.write(PNG_U)
+        elif self.path == "/tiny.webp":
+            w = mediafiles.webp_wh(16, 16)
+            self.send_response(200)
+            self.send_header("content-length", str(len(w)))
+            self.end_headers()
+            self.wfile.write(w)
         elif self.path == "/moved":
             self.send_response(302)
             self.send_header("location", "/pic.png")
@@ -518,6 +524,11 @@ check("media {url} answering 404: 502 fetch_failed naming media.url, nothing que
 st, js = api("POST", "/api/messages", {"to": BJID, "kind": "voice",
                                        "media": {"url": f"http://127.0.0.1:{fs.server_port}/pic.png"}}, timeout=60)
 check("media {url} of a PNG sent as a voice note: 400 invalid_media naming media.url, nothing queued",
+      st == 400 and js["error"]["code"] == "invalid_media" and js["error"]["field"] == "media.url" and
+      sql("SELECT count(*) FROM wa_messages") == before, (st, js))
+st, js = api("POST", "/api/messages", {"to": BJID, "kind": "sticker",
+                                       "media": {"url": f"http://127.0.0.1:{fs.server_port}/tiny.webp"}}, timeout=60)
+check("media {url} of a 16x16 WebP sent as a sticker: 400 invalid_media naming media.url (stickers are 512x512)",
       st == 400 and js["error"]["code"] == "invalid_media" and js["error"]["field"] == "media.url" and
       sql("SELECT count(*) FROM wa_messages") == before, (st, js))
 fs.shutdown()
