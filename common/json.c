@@ -4,16 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* yajl frees trees recursively: bound nesting before it ever builds one. */
-static int depth_ok(const char *s, size_t n)
+/* yajl frees trees recursively: bound nesting before it ever builds one.
+ * And refuse \u0000 in a string: yajl would decode it into a NUL that cuts
+ * the C string it hands over, so what is checked would not be what was
+ * sent. 0, -1 (too deep) or -2 (an escaped NUL). */
+static int scan(const char *s, size_t n)
 {
     int depth = 0, in_str = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (in_str) {
-            if (c == '\\')
+            if (c == '\\') {
+                if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4))
+                    return -2;
                 i++;
-            else if (c == '"')
+            } else if (c == '"')
                 in_str = 0;
             continue;
         }
@@ -21,11 +26,11 @@ static int depth_ok(const char *s, size_t n)
             in_str = 1;
         else if (c == '{' || c == '[') {
             if (++depth > JSON_MAX_DEPTH)
-                return 0;
+                return -1;
         } else if (c == '}' || c == ']')
             depth--;
     }
-    return 1;
+    return 0;
 }
 
 yajl_val json_parse(const char *buf, size_t len, size_t max_len, char *err, size_t errlen)
@@ -42,8 +47,13 @@ yajl_val json_parse(const char *buf, size_t len, size_t max_len, char *err, size
         snprintf(err, errlen, "NUL byte in JSON");
         return NULL;
     }
-    if (!depth_ok(buf, len)) {
+    int sc = scan(buf, len);
+    if (sc == -1) {
         snprintf(err, errlen, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+        return NULL;
+    }
+    if (sc == -2) {
+        snprintf(err, errlen, "a NUL character (\\u0000) in a JSON string");
         return NULL;
     }
     char *copy = malloc(len + 1);

@@ -18,9 +18,12 @@ int main(void)
     T_EQ_STR(esc("plain", 5), "\"plain\"", "plain string");
     T_EQ_STR(esc("a\"b\\c", 5), "\"a\\\"b\\\\c\"", "quote and backslash");
     T_EQ_STR(esc("\n\r\t\x01\x1f", 5), "\"\\n\\r\\t\\u0001\\u001f\"", "control characters");
-    T_EQ_STR(esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14), "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
-             "valid UTF-8 kept");
-    T_EQ_STR(esc("a\xff" "b", 3), "\"a\\ufffdb\"", "invalid byte replaced");
+    T_EQ_STR(esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14),
+             "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"", "valid UTF-8 kept");
+    T_EQ_STR(esc("a\xff"
+                 "b",
+                 3),
+             "\"a\\ufffdb\"", "invalid byte replaced");
     T_EQ_STR(esc("\xc0\xaf", 2), "\"\\ufffd\\ufffd\"", "overlong encoding replaced");
     T_EQ_STR(esc("\xed\xa0\x80", 3), "\"\\ufffd\\ufffd\\ufffd\"", "surrogate replaced");
     T_EQ_STR(esc("\xe2\x82", 2), "\"\\ufffd\\ufffd\"", "truncated sequence replaced");
@@ -45,6 +48,16 @@ int main(void)
     T_CHECK(json_parse("{\"a\":", 5, 1024, err, sizeof err) == NULL, "truncated JSON refused");
     T_CHECK(strstr(err, "invalid JSON") != NULL, "error says invalid JSON");
     T_CHECK(json_parse("", 0, 1024, err, sizeof err) == NULL, "empty body refused");
+    {
+        static const char nul[] = "{\"a\":\"x\\u0000y\"}";
+        T_CHECK(json_parse(nul, strlen(nul), 1024, err, sizeof err) == NULL && strstr(err, "NUL"),
+                "an escaped NUL in a string refused (yajl would cut the string there)");
+        static const char bs[] = "{\"a\":\"x\\\\u0000y\"}"; /* an escaped backslash, then text */
+        yajl_val ok = json_parse(bs, strlen(bs), 1024, err, sizeof err);
+        T_CHECK(ok && !strcmp(json_member(ok, "a")->u.string, "x\\u0000y"),
+                "an escaped backslash before u0000 is text");
+        yajl_tree_free(ok);
+    }
     T_CHECK(json_parse("{\"a\":1}", 7, 5, err, sizeof err) == NULL, "over the size limit refused");
     T_CHECK(json_parse("{\"a\":\"x\0y\"}", 11, 1024, err, sizeof err) == NULL, "NUL byte refused");
     T_CHECK(json_parse("{\"a\":\"\xff\"}", 9, 1024, err, sizeof err) == NULL, "invalid UTF-8 refused");
