@@ -304,7 +304,6 @@ static void on_key(void *ctx, const PGresult *res, const char *err)
         log_info("media: the key of signed links is loaded");
         return;
     }
-    /* No row: another process made it just after our statement began. */
     log_warn("media: cannot load the key of signed links; retrying", LF_S("error", res   ? "no row"
                                                                                    : err ? err
                                                                                          : "?"));
@@ -312,11 +311,13 @@ static void on_key(void *ctx, const PGresult *res, const char *err)
     evtimer_add(M.key_retry, &tv);
 }
 
-/* Ours unless one exists: both sides of the UNION see one snapshot, so
- * exactly one row comes back (or none if another process won the race). */
+/* Ours unless one exists (then that one comes back). The base URL and the
+ * lifetime of links are recorded with it for wapi_media_link(), which
+ * signs the links in message JSON. */
 static const char SQL_KEY[] =
-    "WITH ins AS (INSERT INTO wapi_media_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING "
-    "RETURNING secret) SELECT secret FROM ins UNION ALL SELECT secret FROM wapi_media_secret WHERE id = 1";
+    "INSERT INTO wapi_media_secret (id, secret, base_url, url_ttl_seconds) VALUES (1, $1, $2, $3::int) "
+    "ON CONFLICT (id) DO UPDATE SET base_url = EXCLUDED.base_url, url_ttl_seconds = EXCLUDED.url_ttl_seconds "
+    "RETURNING secret";
 
 static void load_key(void)
 {
@@ -329,8 +330,10 @@ static void load_key(void)
         return;
     }
     hex_encode(hex, k, sizeof k, 0);
-    const char *p[1] = {hex};
-    M.key_loading = sdb_query(SQL_KEY, 1, p, on_key, NULL) != NULL;
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", S.cfg.media.url_ttl_seconds);
+    const char *p[3] = {hex, S.cfg.base_url, ttl};
+    M.key_loading = sdb_query(SQL_KEY, 3, p, on_key, NULL) != NULL;
     OPENSSL_cleanse(k, sizeof k);
     OPENSSL_cleanse(hex, sizeof hex);
 }

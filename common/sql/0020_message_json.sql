@@ -51,7 +51,8 @@ CREATE INDEX IF NOT EXISTS wa_message_media_pending ON wa_message_media (next_at
 -- planner inlines it. json, not jsonb: the REST bodies keep this field order.
 -- status, when given, stands for m.status: message.sent says "sent" even
 -- when a delivery receipt committed first. media is the attachment with its
--- file's metadata (null for a message without one); caption is the text.
+-- file's metadata (null for a message without one); caption is the text;
+-- url a signed link to the stored file (wapi_media_link, 0019).
 CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text DEFAULT NULL) RETURNS json
     LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
@@ -70,7 +71,8 @@ CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text DEFAULT 
                       'size', coalesce(f.size, a.file_length), 'sha256', coalesce(f.sha256, encode(a.file_sha256, 'hex')),
                       'file_name', a.file_name, 'caption', m.text,
                       'width', coalesce(a.width, f.width), 'height', coalesce(a.height, f.height),
-                      'seconds', coalesce(a.seconds, f.seconds), 'state', a.state, 'error', a.error)
+                      'seconds', coalesce(a.seconds, f.seconds), 'state', a.state, 'error', a.error,
+                      'url', CASE WHEN f.state = 'stored' THEN wapi_media_link(f.id) END)
                   FROM wa_message_media a LEFT JOIN wa_media f ON f.id = a.media_id
                   WHERE a.message_id = m.id))
 $$;
