@@ -66,7 +66,8 @@ CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text DEFAULT 
         'updated_at', to_char(m.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'read_at', to_char(m.read_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'idempotency_key', m.idempotency_key,
-        'media', (SELECT json_build_object(
+        -- Only the media kinds have an attachment: texts skip the lookup.
+        'media', CASE WHEN m.type IN ('image', 'video', 'audio', 'voice', 'document', 'sticker') THEN (SELECT json_build_object(
                       'id', a.media_id, 'kind', a.kind, 'mimetype', coalesce(f.mimetype, a.mimetype),
                       'size', coalesce(f.size, a.file_length), 'sha256', coalesce(f.sha256, encode(a.file_sha256, 'hex')),
                       'file_name', a.file_name, 'caption', m.text,
@@ -74,7 +75,7 @@ CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text DEFAULT 
                       'seconds', coalesce(a.seconds, f.seconds), 'state', a.state, 'error', a.error,
                       'url', CASE WHEN f.state = 'stored' THEN wapi_media_link(f.id) END)
                   FROM wa_message_media a LEFT JOIN wa_media f ON f.id = a.media_id
-                  WHERE a.message_id = m.id))
+                  WHERE a.message_id = m.id) END)
 $$;
 
 -- Incoming messages, several in one statement (one transaction, one round
