@@ -168,6 +168,20 @@ const uint8_t *ipc_rd_bytes(struct ipc_rd *r, uint32_t *len)
     return p;
 }
 
+int ipc_rd_text(struct ipc_rd *r, char *out, size_t cap)
+{
+    uint32_t n;
+    const uint8_t *p = ipc_rd_bytes(r, &n);
+    if (!p || n >= cap)
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
 int ipc_rd_end(const struct ipc_rd *r)
 {
     return r->err || r->off != r->n ? -1 : 0;

@@ -98,6 +98,9 @@ uint32_t ipc_rd_u32(struct ipc_rd *r);
 uint64_t ipc_rd_u64(struct ipc_rd *r);
 /* A u32 length then bytes; returns a pointer into the payload (not NUL-terminated). */
 const uint8_t *ipc_rd_bytes(struct ipc_rd *r, uint32_t *len);
+/* ipc_rd_bytes as a C string in out (cap bytes with the NUL): -1 when it
+ * does not fit or holds a control character (NUL included). */
+int ipc_rd_text(struct ipc_rd *r, char *out, size_t cap);
 /* 0 when everything was read and nothing was left over. */
 int ipc_rd_end(const struct ipc_rd *r);
 

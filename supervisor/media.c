@@ -822,22 +822,6 @@ static void run_queue(void)
     }
 }
 
-/* A bounded text field of the payload into out (cap bytes with the NUL);
- * -1 when too long or holding control characters. */
-static int rd_text(struct ipc_rd *rd, char *out, size_t cap)
-{
-    uint32_t n;
-    const uint8_t *p = ipc_rd_bytes(rd, &n);
-    if (!p || n >= cap)
-        return -1;
-    for (uint32_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] == 0x7f)
-            return -1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return 0;
-}
-
 /* A new publication: live (a worker gone or DISCARD finds it) and queued
  * for a hashing thread. */
 static void enqueue(struct publish *p)
@@ -860,8 +844,8 @@ static int do_publish(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *s
 {
     uint64_t token = ipc_rd_u64(rd), size = ipc_rd_u64(rd);
     char declared[MEDIA_MIME_MAX], kind[16], name[FILE_NAME_MAX + 1], expect[MEDIA_HEX_LEN + 1];
-    if (rd_text(rd, declared, sizeof declared) < 0 || rd_text(rd, kind, sizeof kind) < 0 ||
-        rd_text(rd, name, sizeof name) < 0 || rd_hex(rd, expect, 1) < 0)
+    if (ipc_rd_text(rd, declared, sizeof declared) < 0 || ipc_rd_text(rd, kind, sizeof kind) < 0 ||
+        ipc_rd_text(rd, name, sizeof name) < 0 || rd_hex(rd, expect, 1) < 0)
         return WORKER_MALFORMED;
     uint32_t start_within_ms = ipc_rd_u32(rd);
     if (ipc_rd_end(rd) < 0 || m->nfds != 1 || (kind[0] && media_kind_parse(kind) == MK_NONE))

@@ -136,20 +136,6 @@ static void on_done(void *ctx, const struct http_result *r)
     }
 }
 
-static int rd_text(struct ipc_rd *rd, char *out, size_t cap)
-{
-    uint32_t n;
-    const uint8_t *p = ipc_rd_bytes(rd, &n);
-    if (!p || n >= cap)
-        return -1;
-    for (uint32_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] == 0x7f)
-            return -1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return 0;
-}
-
 static int fetch_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     struct fetch *f = calloc(1, sizeof *f);
@@ -157,8 +143,8 @@ static int fetch_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *st
         return WORKER_MALFORMED;
     f->fd = -1;
     in_flight++;
-    if (rd_text(rd, f->url, sizeof f->url) < 0 || rd_text(rd, f->kind, sizeof f->kind) < 0 ||
-        rd_text(rd, f->file_name, sizeof f->file_name) < 0 || ipc_rd_end(rd) < 0) {
+    if (ipc_rd_text(rd, f->url, sizeof f->url) < 0 || ipc_rd_text(rd, f->kind, sizeof f->kind) < 0 ||
+        ipc_rd_text(rd, f->file_name, sizeof f->file_name) < 0 || ipc_rd_end(rd) < 0) {
         fetch_free(f);
         return WORKER_MALFORMED;
     }

@@ -71,6 +71,29 @@ int main(void)
     ipc_rd_u32(&rd);
     T_CHECK(ipc_rd_end(&rd) < 0, "u32 from 2 bytes is refused");
 
+    /* Text fields. */
+    {
+        struct sbuf t;
+        sbuf_init(&t);
+        ipc_wr_bytes(&t, "image/png", 9);
+        ipc_wr_bytes(&t, "four", 4);
+        ipc_wr_bytes(&t, "a\nb", 3);
+        ipc_wr_bytes(&t, "a\0b", 3);
+        struct ipc_msg tm = {0};
+        tm.payload = (uint8_t *)t.buf;
+        tm.h.len = (uint32_t)t.len;
+        char out[5];
+        char big[16];
+        ipc_rd_init(&rd, &tm);
+        T_CHECK(ipc_rd_text(&rd, big, sizeof big) == 0 && !strcmp(big, "image/png"),
+                "text: read as a C string");
+        T_CHECK(ipc_rd_text(&rd, out, 4) < 0, "text: four bytes do not fit in four with the NUL");
+        T_CHECK(ipc_rd_text(&rd, out, sizeof out) < 0, "text: a control character is refused");
+        T_CHECK(ipc_rd_text(&rd, out, sizeof out) < 0, "text: a NUL is refused");
+        T_EQ_INT(ipc_rd_end(&rd), 0, "text: each field consumed");
+        sbuf_free(&t);
+    }
+
     /* Malformed frames. */
     uint8_t raw[64] = {0};
     T_EQ_INT(raw_send(sv[0], raw, 8), 8, "send short frame");
@@ -101,7 +124,8 @@ int main(void)
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
     T_EQ_INT(raw_send(sv[0], bigbuf, big), (int)big, "send oversized");
     T_EQ_INT(ipc_recv(sv[1], buf, sizeof buf, &m, &why), -2, "oversized refused");
-    T_EQ_INT(ipc_send(sv[0], IPC_PING, 1, bigbuf, IPC_MAX_PAYLOAD + 1, NULL, 0), -1, "sender refuses oversize");
+    T_EQ_INT(ipc_send(sv[0], IPC_PING, 1, bigbuf, IPC_MAX_PAYLOAD + 1, NULL, 0), -1,
+             "sender refuses oversize");
     free(bigbuf);
 
     /* Too many descriptors: the extras are closed, the frame refused. */
