@@ -76,6 +76,14 @@ void h_contacts_check(struct rq *rq);
 /* /api/media (media_api.c, media_serve.c) */
 void media_api_init(h2o_loop_t *loop, const struct wapi_config *cfg);
 void h_media_upload(struct rq *rq);
+/* Bytes in memory (alive until done; the request's) stored as POST /api/media
+ * stores an upload, kind and file name given, the type read from the bytes;
+ * done gets the supervisor's answer (201 and the row's JSON, or an error's
+ * status and JSON) instead of the client. rq->state is the upload's until
+ * then: the caller takes it back in done. */
+typedef void (*media_put_cb)(void *ctx, uint32_t status, const char *body, size_t len);
+void media_put(struct rq *rq, const void *data, size_t len, const char *kind, const char *file_name,
+               media_put_cb done, void *ctx);
 void h_media_list(struct rq *rq);
 void h_media_get(struct rq *rq);
 void h_media_url(struct rq *rq);

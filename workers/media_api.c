@@ -103,6 +103,9 @@ struct up {
     uint32_t req_id; /* of the UPLOAD request, while its answer is awaited */
     enum { UP_NONE, UP_ASKING, UP_WRITING, UP_PUBLISHING } phase;
     h2o_timeout_entry_t step;
+    /* media_put: told the outcome instead of answering it */
+    media_put_cb done;
+    void *done_ctx;
 };
 
 /* {token, request id}: token 0 names the upload by the UPLOAD request whose
@@ -145,6 +148,14 @@ static void up_abort(struct op_base *b)
 static void up_fail(struct up *u, int status, const char *code, const char *msg, const char *field)
 {
     up_drop(u);
+    if (u->done) {
+        struct sbuf b;
+        sbuf_init(&b);
+        jw_error_body(&b, code ? code : "internal_error", msg, field);
+        u->done(u->done_ctx, (uint32_t)status, b.buf ? b.buf : "", b.len);
+        sbuf_free(&b);
+        return;
+    }
     u->b.rq->on_abort = NULL;
     http_error(u->b.rq, status, code, msg, field);
 }
@@ -156,6 +167,10 @@ static void forward(struct up *u, const struct ipc_msg *m)
     const uint8_t *body;
     if (sup_reply_read(m, &status, &body, &len) < 0) {
         up_fail(u, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
+        return;
+    }
+    if (u->done) {
+        u->done(u->done_ctx, status, (const char *)body, len);
         return;
     }
     u->b.rq->on_abort = NULL;
@@ -382,6 +397,34 @@ void h_media_upload(struct rq *rq)
         return;
     }
     uint64_t size = u->len;
+    if (op_ask(u, IPC_MEDIA_UPLOAD, &size, sizeof size, -1, UPLOAD_IPC_MS, on_temp_file) == 0) {
+        u->req_id = u->b.sup;
+        u->phase = UP_ASKING;
+    }
+}
+
+void media_put(struct rq *rq, const void *data, size_t len, const char *kind, const char *file_name,
+               media_put_cb done, void *ctx)
+{
+    struct up *u = op_alloc(rq, sizeof *u);
+    u->b.also_abort = up_abort;
+    u->fd = -1;
+    u->done = done;
+    u->done_ctx = ctx;
+    u->data = data;
+    u->len = len;
+    snprintf(u->kind, sizeof u->kind, "%s", kind);
+    snprintf(u->file_name, sizeof u->file_name, "%s", file_name ? file_name : "");
+    if (len == 0) {
+        up_fail(u, 400, "empty_file", "the file is empty", "file");
+        return;
+    }
+    if (len > (size_t)media_cfg->media.max_upload_bytes) {
+        metrics_add(&http_metrics()->media_refused_too_large_total, 1);
+        up_fail(u, 413, "payload_too_large", "the file is larger than media.max_upload_bytes", "file");
+        return;
+    }
+    uint64_t size = len;
     if (op_ask(u, IPC_MEDIA_UPLOAD, &size, sizeof size, -1, UPLOAD_IPC_MS, on_temp_file) == 0) {
         u->req_id = u->b.sup;
         u->phase = UP_ASKING;

@@ -3,6 +3,7 @@
  * that need the WhatsApp connection. */
 #include <ctype.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,9 @@ struct op {
     /* a media message: its kind ("" for text), the stored file, a name */
     char kind[16];
     char media_id[65];
-    char *media_url; /* media {url}: fetched into the store by the supervisor first (pool) */
+    char *media_url;            /* media {url}: fetched into the store by the supervisor first (pool) */
+    unsigned char *media_bytes; /* media {base64}: decoded (pool), stored first */
+    size_t media_len;
     char file_name[MP_KEPT_NAME_MAX + 1];
     int retried;
     int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
@@ -523,6 +526,61 @@ static void fetch_media(struct op *o)
     sbuf_free(&b);
 }
 
+/* media.base64 into o->media_bytes (the request's pool): the standard
+ * alphabet with padding, optionally after "data:TYPE;base64,". -1 when it is
+ * not that. */
+static int decode_base64(struct rq *rq, yajl_val v, struct op *o)
+{
+    if (!YAJL_IS_STRING(v))
+        return -1;
+    const char *p = v->u.string;
+    size_t n = strlen(p);
+    if (n > 5 && !strncmp(p, "data:", 5)) {
+        const char *c = strstr(p, ";base64,");
+        if (!c)
+            return -1;
+        n -= (size_t)(c + 8 - p);
+        p = c + 8;
+    }
+    if (n % 4)
+        return -1;
+    size_t pad = n && p[n - 1] == '=' ? (n > 1 && p[n - 2] == '=' ? 2 : 1) : 0;
+    for (size_t i = 0; i < n - pad; i++)
+        if (!isalnum((unsigned char)p[i]) && p[i] != '+' && p[i] != '/')
+            return -1;
+    o->media_bytes = h2o_mem_alloc_pool(&rq->req->pool, n / 4 * 3 + 1);
+    int got = n ? EVP_DecodeBlock(o->media_bytes, (const unsigned char *)p, (int)n) : 0;
+    if (got < 0 || (size_t)got < pad)
+        return -1;
+    o->media_len = (size_t)got - pad; /* EVP_DecodeBlock counts the padding as zero bytes */
+    return 0;
+}
+
+/* The file of media.base64 is stored: its id, then as for media {id}; a
+ * refusal keeps its status and code and names media.base64. */
+static void on_b64_stored(void *ctx, uint32_t status, const char *body, size_t len)
+{
+    struct op *o = ctx;
+    struct rq *rq = o->b.rq;
+    rq->state = o;
+    char err[64];
+    yajl_val v = json_parse(body, len, 65536, err, sizeof err);
+    yajl_val id = v && status == 201 ? json_member(v, "id") : NULL;
+    if (id && YAJL_IS_STRING(id) && strlen(id->u.string) < sizeof o->media_id) {
+        snprintf(o->media_id, sizeof o->media_id, "%s", id->u.string);
+        yajl_tree_free(v);
+        send_media(o);
+        return;
+    }
+    yajl_val e = v ? json_member(v, "error") : NULL;
+    yajl_val code = e ? json_member(e, "code") : NULL, msg = e ? json_member(e, "message") : NULL;
+    rq->on_abort = NULL;
+    http_error(rq, status >= 400 && status < 600 ? (int)status : 503,
+               code && YAJL_IS_STRING(code) ? code->u.string : "media_unavailable",
+               msg && YAJL_IS_STRING(msg) ? msg->u.string : "the file could not be stored", "media.base64");
+    yajl_tree_free(v);
+}
+
 static const char *const media_kinds[] = {"image", "video", "audio", "voice", "document", "sticker", NULL};
 
 /* kind, media {id}, file_name of a media message (o->kind stays "" for a
@@ -579,13 +637,21 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
         return -1;
     }
     if (b64 && !YAJL_IS_NULL(b64)) {
-        http_error(rq, 400, "unsupported_media_source",
-                   "media.base64 is not taken yet: upload the file with POST /api/media and send {\"media\": "
-                   "{\"id\": ...}}, or give its {\"url\"}",
-                   "media.base64");
-        return -1;
+        if (decode_base64(rq, b64, o) < 0) {
+            http_error(rq, 400, "invalid_media",
+                       "media.base64 must be the file in base64 (standard alphabet, padded; a data: URL "
+                       "prefix is allowed)",
+                       "media.base64");
+            return -1;
+        }
+        if (o->media_len == 0) {
+            http_error(rq, 400, "empty_file", "the file is empty", "media.base64");
+            return -1;
+        }
     }
-    if (url && !YAJL_IS_NULL(url)) {
+    if (o->media_bytes) {
+        /* decoded above */
+    } else if (url && !YAJL_IS_NULL(url)) {
         size_t ul = YAJL_IS_STRING(url) ? strlen(url->u.string) : 0;
         int ok = ul > 0 && ul <= MEDIA_URL_MAX &&
                  (!strncmp(url->u.string, "https://", 8) || !strncmp(url->u.string, "http://", 7));
@@ -603,7 +669,7 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
                    "media.id must be the id of a file uploaded with POST /api/media", "media.id");
         return -1;
     }
-    if (!o->media_url)
+    if (!o->media_url && !o->media_bytes)
         snprintf(o->media_id, sizeof o->media_id, "%s", id->u.string);
     yajl_val fn = json_member(body, "file_name");
     if (fn && !YAJL_IS_NULL(fn)) {
@@ -685,7 +751,9 @@ void h_messages_send(struct rq *rq)
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
     }
-    if (o->media_url) {
+    if (o->media_bytes) {
+        media_put(rq, o->media_bytes, o->media_len, o->kind, o->file_name, on_b64_stored, o);
+    } else if (o->media_url) {
         fetch_media(o);
     } else if (o->kind[0]) {
         send_media(o);
