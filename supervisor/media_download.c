@@ -14,6 +14,7 @@
 #include "media_fetch.h"
 #include "sdb.h"
 #include "sup.h"
+#include "wa/wa_client.h"
 #include "wa/wa_mediaconn.h"
 #include "wa/wa_message.h"
 
@@ -171,6 +172,10 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
 {
     struct dl *d = arg;
     struct media_store *st = media_store_ready();
+    if (!mc && wa_client_state(D.client) != WA_CONNECTED) {
+        done(d); /* the connection went: no attempt spent, the next poll tries again */
+        return;
+    }
     if (!mc || !st) {
         later(d, !mc ? (err ? err : "no media_conn") : "the media store is not open");
         return;
@@ -240,8 +245,9 @@ static void on_next(void *ctx, const PGresult *res, const char *err)
         outcome(d, NULL, "failed", "larger than media.max_upload_bytes");
         return;
     }
+    /* Not connected: nothing is spent; the poll (or the next kick) tries again. */
     if (!D.client || wa_mediaconn_get(D.client, (int64_t)now_ms(), on_mediaconn, d) < 0)
-        later(d, "not connected");
+        done(d);
 }
 
 static void next(void)
