@@ -91,8 +91,14 @@ static void strings_match(void)
         rc = jw_finish(&w);
         char err[128];
         yajl_val v = rc == 0 ? json_parse(b.buf, b.len, 1 << 20, err, sizeof err) : NULL;
-        snprintf(name, sizeof name, "value %s: parses back to the expected text", t->name);
-        T_EQ_STR(v ? json_str(v, "k") : NULL, t->decoded ? t->decoded : t->s, name);
+        /* An escaped NUL is refused by the parser (it would cut the string). */
+        int has_nul = memchr(t->s, '\0', t->n) != NULL;
+        snprintf(name, sizeof name, "value %s: %s", t->name,
+                 has_nul ? "refused by the parser (an escaped NUL)" : "parses back to the expected text");
+        if (has_nul)
+            T_CHECK(v == NULL, name);
+        else
+            T_EQ_STR(v ? json_str(v, "k") : NULL, t->decoded ? t->decoded : t->s, name);
         yajl_tree_free(v);
 
         /* As a key (keys are C strings: up to the first NUL). */
