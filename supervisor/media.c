@@ -457,6 +457,19 @@ static int do_open(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *stat
     return WORKER_ANSWER_LATER;
 }
 
+/* size more would take the store past media.max_store_bytes (counting what
+ * is reserved): counted and logged. */
+static int store_full(uint64_t size)
+{
+    uint64_t max = (uint64_t)S.cfg.media.max_store_bytes;
+    if (!max || (M.bytes + M.reserved <= max && size <= max - M.bytes - M.reserved))
+        return 0;
+    metrics_add(&S.shm->media_refused_full_total, 1);
+    log_warn("media: a new file refused, the store is full", LF_I("size", (long long)size),
+             LF_I("bytes", (long long)M.bytes), LF_I("max_store_bytes", (long long)max));
+    return 1;
+}
+
 static int do_upload(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     uint64_t size = ipc_rd_u64(rd);
@@ -471,14 +484,10 @@ static int do_upload(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *st
     if (max && !M.scanned)
         return answer(status, body, 503, "media_unavailable", "the media store is being measured; try again",
                       NULL);
-    if (max && (M.bytes + M.reserved > max || size > max - M.bytes - M.reserved)) {
-        metrics_add(&S.shm->media_refused_full_total, 1);
-        log_warn("media: upload refused, the store is full", LF_I("size", (long long)size),
-                 LF_I("bytes", (long long)M.bytes), LF_I("max_store_bytes", (long long)max));
+    if (store_full(size))
         return answer(status, body, 507, "media_store_full",
                       "the media store is full (media.max_store_bytes); delete media or raise the limit",
                       "file");
-    }
     int mine = 0;
     for (int i = 0; i < M.nup; i++)
         mine += M.up[i].pid == m->pid;
@@ -899,10 +908,8 @@ int media_publish_local(int fd, uint64_t size, const char *kind, const char *dec
     uint64_t max = (uint64_t)S.cfg.media.max_store_bytes;
     if (!M.open || !M.magic || k == MK_NONE || (max && !M.scanned))
         *why = "the media store is not open yet";
-    else if (max && (M.bytes + M.reserved > max || size > max - M.bytes - M.reserved)) {
-        metrics_add(&S.shm->media_refused_full_total, 1);
+    else if (store_full(size))
         *why = "media_store_full";
-    }
     struct publish *p = *why ? NULL : calloc(1, sizeof *p);
     if (!p) {
         if (!*why)

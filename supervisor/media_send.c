@@ -21,6 +21,7 @@
 #include "wa/wa_mediaconn.h"
 #include "wa/wa_offload.h"
 
+#define REUSE_S (24 * 3600)                /* a fresh upload of the same file is reused this long */
 #define UPLOAD_TIMEOUT_MS (10 * 60 * 1000) /* per host: 64 MiB on a slow uplink */
 
 /* The attachment and, when it was never uploaded, a fresh upload of the
@@ -104,23 +105,12 @@ struct prep {
 
 static struct {
     struct prep *cur;
-    long reuse_s;
     struct wa_client *client; /* the session's, for media_conn */
-} MS = {.reuse_s = 24 * 3600};
+} MS;
 
 void media_send_init(struct wa_client *c)
 {
     MS.client = c;
-}
-
-void media_send_set_reuse(long seconds)
-{
-    MS.reuse_s = seconds;
-}
-
-int media_send_busy(void)
-{
-    return MS.cur != NULL;
 }
 
 static void finish(struct prep *p, const struct wa_msg_media *m, int permanent, const char *err)
@@ -380,7 +370,7 @@ static void on_row(void *ctx, const PGresult *res, const char *err)
 static void read_row(struct prep *p)
 {
     char reuse[24];
-    snprintf(reuse, sizeof reuse, "%ld", MS.reuse_s);
+    snprintf(reuse, sizeof reuse, "%d", REUSE_S);
     const char *v[] = {p->id, reuse};
     if (!sdb_query(SQL_ATT, 2, v, on_row, p))
         finish(p, NULL, 0, "out of memory");

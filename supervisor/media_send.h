@@ -26,9 +26,5 @@ int media_send_prepare(const char *id, media_send_cb cb, void *arg);
 /* The attachment as committed, for a resend (a retry receipt): cb gets it,
  * or NULL when it was never uploaded. Any number at once. -1 on OOM. */
 int media_send_load(const char *id, media_send_cb cb, void *arg);
-/* 1 while a preparation is under way. */
-int media_send_busy(void);
-/* Uploads older than this are not reused (seconds; set from the config). */
-void media_send_set_reuse(long seconds);
 
 #endif

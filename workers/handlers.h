@@ -76,6 +76,8 @@ void h_contacts_check(struct rq *rq);
 /* /api/media (media_api.c, media_serve.c) */
 void media_api_init(h2o_loop_t *loop, const struct wapi_config *cfg);
 void h_media_upload(struct rq *rq);
+/* 1 for image, video, audio, voice, document, sticker. */
+int media_kind_ok(const char *kind);
 /* Bytes in memory (alive until done; the request's) stored as POST /api/media
  * stores an upload, kind and file name given, the type read from the bytes;
  * done gets the supervisor's answer (201 and the row's JSON, or an error's

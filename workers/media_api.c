@@ -83,6 +83,14 @@ char *media_id_param(struct rq *rq)
 
 static const char *const kinds[] = {"image", "video", "audio", "voice", "document", "sticker", NULL};
 
+int media_kind_ok(const char *kind)
+{
+    for (const char *const *k = kinds; *k; k++)
+        if (!strcmp(kind, *k))
+            return 1;
+    return 0;
+}
+
 static int one_of(const char *v, const char *const *list)
 {
     for (; *list; list++)
@@ -361,7 +369,7 @@ void h_media_upload(struct rq *rq)
             return;
         }
     }
-    if (u->kind[0] && !one_of(u->kind, kinds)) {
+    if (u->kind[0] && !media_kind_ok(u->kind)) {
         http_error(rq, 400, "invalid_kind", "kind must be image, video, audio, voice, document or sticker",
                    "kind");
         return;
@@ -463,7 +471,7 @@ void h_media_list(struct rq *rq)
     static const char *const states[] = {"pending", "stored", "failed", "expired", NULL};
     char *kind = h2o_mem_alloc_pool(&rq->req->pool, 16), *state = h2o_mem_alloc_pool(&rq->req->pool, 16);
     int hk = rest_query(rq, "kind", kind, 16), hs = rest_query(rq, "state", state, 16);
-    if (hk != -1 && (hk < 0 || !one_of(kind, kinds))) {
+    if (hk != -1 && (hk < 0 || !media_kind_ok(kind))) {
         http_error(rq, 400, "invalid_kind", "kind must be image, video, audio, voice, document or sticker",
                    "kind");
         return;

@@ -581,8 +581,6 @@ static void on_b64_stored(void *ctx, uint32_t status, const char *body, size_t l
     yajl_tree_free(v);
 }
 
-static const char *const media_kinds[] = {"image", "video", "audio", "voice", "document", "sticker", NULL};
-
 /* kind, media {id}, file_name of a media message (o->kind stays "" for a
  * text); caption is read by the caller. 0, or -1 once answered 400. */
 static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
@@ -592,10 +590,7 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
     if (has_kind && YAJL_IS_STRING(k) && !strcmp(k->u.string, "text"))
         has_kind = 0;
     else if (has_kind) {
-        int known = 0;
-        for (const char *const *p = media_kinds; *p && YAJL_IS_STRING(k); p++)
-            known |= !strcmp(k->u.string, *p);
-        if (!known) {
+        if (!YAJL_IS_STRING(k) || !media_kind_ok(k->u.string)) {
             http_error(rq, 400, "invalid_kind",
                        "kind must be one of text, image, video, audio, voice, document, sticker", "kind");
             return -1;

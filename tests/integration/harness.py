@@ -54,6 +54,18 @@ def group_alive(pgid):
         return True
 
 
+def kill_supervisor(srv, timeout=40):
+    """kill -9 of srv's supervisor alone; True once its workers have left by
+    themselves (if they have not, they are killed)."""
+    pgid = srv.proc.pid
+    os.kill(pgid, signal.SIGKILL)
+    srv.proc.wait(10)
+    left = wait(lambda: not group_alive(pgid), timeout=timeout, step=0.1)
+    if not left:
+        os.killpg(pgid, signal.SIGKILL)
+    return left
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import check, done, fresh_database, group_alive, ROOT, Server, wait  # noqa: E402
+from harness import check, done, fresh_database, kill_supervisor, ROOT, Server, wait  # noqa: E402
 from linked import Api, psql  # noqa: E402
 
 DB = fresh_database(f"wapi_it_durability_{os.getpid()}")
@@ -141,13 +141,7 @@ def crash_and_restart(what, between=None):
     store. Returns the fake server's event seq just before it starts."""
     global srv
     old = srv
-    pgid = old.proc.pid
-    os.kill(old.proc.pid, signal.SIGKILL)
-    old.proc.wait(10)
-    left = wait(lambda: not group_alive(pgid), timeout=40, step=0.1)
-    check(f"{what}: the killed supervisor's workers leave by themselves", left)
-    if not left:
-        os.killpg(pgid, signal.SIGKILL)
+    check(f"{what}: the killed supervisor's workers leave by themselves", kill_supervisor(old))
     if between:
         between()
     seq = fake_seq()

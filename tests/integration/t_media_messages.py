@@ -28,14 +28,13 @@ import atexit
 import base64
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import Server, check, done, group_alive  # noqa: E402
+from harness import Server, check, done, kill_supervisor  # noqa: E402
 from linked import Api, BaileysPeer, private_database, psql, wait  # noqa: E402
 import mediafiles  # noqa: E402
 
@@ -195,6 +194,21 @@ def settled(mid, timeout=40):
     return wait(get, timeout=timeout)
 
 
+def temp_files():
+    """Temp files of the store: named ones in .tmp/, and the unlinked (O_TMPFILE)
+    ones the supervisor still holds open, which a directory listing never shows."""
+    tmp = os.path.join(srv.env["WAPI_PATHS_MEDIA"], ".tmp")
+    held = []
+    for fd in os.listdir(f"/proc/{srv.proc.pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{srv.proc.pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(tmp + "/"):
+            held.append(target)
+    return os.listdir(tmp) + held
+
+
 def media_bytes(media_id):
     st, _, b = srv.request("GET", f"/api/media/{media_id}", headers={"x-api-key": api.key})
     return b if st == 200 else None
@@ -262,9 +276,8 @@ for fault, want_state, what in [({"tamper": True}, "failed", "a tampered file (M
     if want_state != "stored":
         ev = sql(f"SELECT count(*) FROM wa_events WHERE type = 'message.media_failed' AND data->>'id' = '{mid}'")
         check(f"{what}: one message.media_failed event", ev == "1", ev)
-check("no temp file is left in the store after the downloads",
-      not [f for f in os.listdir(os.path.join(srv.env["WAPI_PATHS_MEDIA"], ".tmp"))],
-      os.listdir(os.path.join(srv.env["WAPI_PATHS_MEDIA"], ".tmp")))
+check("no temp file is left after the downloads: none named in .tmp/, none held open by the supervisor",
+      wait(lambda: not temp_files(), timeout=10), temp_files())
 
 # ---- the same file again: the fresh upload is reused (forwarding)
 n_up = len(uploads())
@@ -366,13 +379,7 @@ def restart(what, between=None, **more_env):
     a new one on the same session and media store, logging in by itself."""
     global srv
     old = srv
-    pgid = old.proc.pid
-    os.kill(pgid, signal.SIGKILL)
-    old.proc.wait(10)
-    left = wait(lambda: not group_alive(pgid), timeout=40, step=0.1)
-    check(f"{what}: the killed supervisor's workers leave by themselves", left)
-    if not left:
-        os.killpg(pgid, signal.SIGKILL)
+    check(f"{what}: the killed supervisor's workers leave by themselves", kill_supervisor(old))
     if between:
         between()
     keep = {k: old.env[k] for k in ("WAPI_PATHS_SESSIONS", "WAPI_PATHS_MEDIA", "SSL_CERT_FILE")}
@@ -477,6 +484,8 @@ pending = md and wait(lambda: wa.call("GET", "/media/held")["held"] >= 1, timeou
 check("mid-download: the message is stored (pending) and its download waits on the host", pending and sql(
     f"SELECT state FROM wa_message_media WHERE message_id = '{md}'") == "pending",
     (md, wa.call("GET", "/media/held"), peer.lines[-2:]))
+check("mid-download: the held download's unlinked temp file is what the leak check sees",
+      any("#" in f or "deleted" in f for f in temp_files()), temp_files())
 restart("mid-download", between=lambda: wa.call("POST", "/media/hold", {"on": False, "downloads": True}))
 m = settled(md, timeout=60)
 check("mid-download: stored after the restart, the bytes intact", m and m["media"]["state"] == "stored" and
@@ -485,7 +494,8 @@ check("mid-download: stored after the restart, the bytes intact", m and m["media
 check("mid-download: one media row and one message.media_stored event for it", sql(
     f"SELECT count(*) FROM wa_media WHERE sha256 = '{hashlib.sha256(PNG_D).hexdigest()}'") == "1" and sql(
     f"SELECT count(*) FROM wa_events WHERE type = 'message.media_stored' AND data->>'id' = '{md}'") == "1")
-check("no temp file is left in the store", not os.listdir(os.path.join(srv.env["WAPI_PATHS_MEDIA"], ".tmp")))
+check("no temp file is left: none named in .tmp/, none held open by the supervisor",
+      wait(lambda: not temp_files(), timeout=10), temp_files())
 
 # ---- the hosts refuse the token: a new media_conn, then the upload
 wa.call("POST", "/media/rotate-auth")
