@@ -81,6 +81,10 @@ static const struct key keys[] = {
      NULL},
     {"media.url_ttl_seconds", "WAPI_MEDIA_URL_TTL_SECONDS", K_INT, O(media.url_ttl_seconds), "86400", 60,
      31536000, NULL},
+    {"media.auto_download", "WAPI_MEDIA_AUTO_DOWNLOAD", K_LIST, O(media.auto_download),
+     "image,video,audio,voice,document,sticker", 0, 0, NULL},
+    {"media.max_download_bytes", "WAPI_MEDIA_MAX_DOWNLOAD_BYTES", K_I64, O(media.max_download_bytes),
+     "67108864", 1, (long long)1 << 31, NULL},
 };
 #undef O
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -493,6 +497,22 @@ static int finish(struct wapi_config *cfg, enum config_source src, char *err, si
         errf(err, errlen, "whatsapp.version (WAPI_WHATSAPP_VERSION): expected \"2.3000.N\", got \"%s\"",
              cfg->whatsapp.version);
         return -1;
+    }
+    /* The kinds of received media downloaded without being asked. */
+    static const char *const kinds[] = {"image", "video", "audio", "voice", "document", "sticker"};
+    for (const char *p = cfg->media.auto_download; *p;) {
+        size_t n = strcspn(p, ",");
+        size_t i = 0;
+        while (i < sizeof kinds / sizeof kinds[0] && (strlen(kinds[i]) != n || strncmp(kinds[i], p, n)))
+            i++;
+        if (i == sizeof kinds / sizeof kinds[0]) {
+            errf(err, errlen,
+                 "media.auto_download (WAPI_MEDIA_AUTO_DOWNLOAD): \"%.*s\" is no media kind; expected a list "
+                 "of image, video, audio, voice, document, sticker (empty: none)",
+                 (int)(n > 40 ? 40 : n), p);
+            return -1;
+        }
+        p += n + (p[n] == ',');
     }
     cfg->production = strcmp(cfg->environment, "production") == 0;
     if (cfg->production && strlen(cfg->secret) < 32) {

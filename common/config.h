@@ -43,10 +43,12 @@ struct wapi_config {
         char *listen; /* "host:port" of a listener for /metrics alone; "" = /metrics on the main one */
     } metrics;
     struct {
-        int max_upload_bytes;      /* the largest file POST /api/media takes */
-        int retention_days;        /* 0 = keep */
-        int url_ttl_seconds;       /* signed links live this long */
-        long long max_store_bytes; /* 0 = no limit */
+        int max_upload_bytes;         /* the largest file POST /api/media takes */
+        int retention_days;           /* 0 = keep */
+        int url_ttl_seconds;          /* signed links live this long */
+        long long max_store_bytes;    /* 0 = no limit */
+        char *auto_download;          /* "image,video,…": kinds downloaded when received; "" = none */
+        long long max_download_bytes; /* received files larger are not downloaded */
     } media;
     /* derived */
     char listen_host[256];

@@ -51,6 +51,7 @@ enum ipc_type {
                         * token 0: the upload made by the UPLOAD request of that id (no reply) */
     IPC_MEDIA_FETCH,   /* W->S {bytes url, kind, file_name} -> {201, {"id"}} once the file the URL
                         * serves is published into the store, or {400|502|503|507, JSON naming media.url} */
+    IPC_DOWNLOAD_KICK, /* W->S {} a received attachment was put back in the download queue (no reply) */
     IPC_TYPE_MAX
 };
 

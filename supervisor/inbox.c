@@ -210,6 +210,6 @@ static void on_undecryptable(void *arg, const char *id, const char *from)
 
 void inbox_init(void)
 {
-    struct wa_receive_events ev = {on_incoming, on_lid, on_undecryptable};
+    struct wa_receive_events ev = {on_incoming, on_lid, on_undecryptable, media_download_answer};
     wa_messaging_set_receive_events(&ev, NULL);
 }

@@ -27,6 +27,7 @@
 #include "control.h"
 #include "http_client.h"
 #include "media.h"
+#include "media_download.h"
 #include "media_sweep.h"
 #include "media_urlfetch.h"
 #include "migrate.h"
@@ -128,6 +129,7 @@ static void on_migrate_exit(int status)
         access_on_migrated();
         audit_kick();
         media_on_migrated();
+        media_download_on_migrated();
         return;
     }
     migrate_failures++;
@@ -444,9 +446,10 @@ int main(int argc, char **argv)
         uint32_t type;
         worker_msg_fn fn;
     } handlers[] = {
-        {IPC_SESSION_GET, session_ipc},   {IPC_SESSION_CMD, session_ipc}, {IPC_QR_GET, session_ipc},
-        {IPC_EVENTS_SINCE, session_ipc},  {IPC_ACTION, actions_ipc},      {IPC_OUTBOX_KICK, outbox_ipc_kick},
-        {IPC_AUDIT_KICK, audit_ipc_kick},
+        {IPC_SESSION_GET, session_ipc},   {IPC_SESSION_CMD, session_ipc},
+        {IPC_QR_GET, session_ipc},        {IPC_EVENTS_SINCE, session_ipc},
+        {IPC_ACTION, actions_ipc},        {IPC_OUTBOX_KICK, outbox_ipc_kick},
+        {IPC_AUDIT_KICK, audit_ipc_kick}, {IPC_DOWNLOAD_KICK, media_download_ipc_kick},
     };
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
         workers_handle(handlers[i].type, handlers[i].fn);

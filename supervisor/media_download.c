@@ -16,18 +16,50 @@
 #include "sup.h"
 #include "wa/wa_client.h"
 #include "wa/wa_mediaconn.h"
+#include "wa/wa_mediaretry.h"
 #include "wa/wa_message.h"
+#include "wa/wa_messaging.h"
 
 #define POLL_S 30
 #define MAX_ATTEMPTS 10
 #define FETCH_TIMEOUT_MS (10 * 60 * 1000)
+/* Our phone is asked at most this often for one file, and given this long to
+ * answer before the file is tried (and, still gone, asked for) again. */
+#define MAX_PHONE_ASKS 2
+#define PHONE_WAIT_S 120
 
 /* The oldest attachment due. A sent message's row is 'stored' from the
  * start: only received ones wait here. */
 static const char SQL_NEXT[] =
-    "SELECT message_id, kind, mimetype, file_name, encode(media_key, 'hex'), encode(file_sha256, 'hex'), "
-    "encode(file_enc_sha256, 'hex'), file_length, direct_path, attempts FROM wa_message_media "
-    "WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at, created_at LIMIT 1";
+    "SELECT a.message_id, a.kind, a.mimetype, a.file_name, encode(a.media_key, 'hex'), "
+    "encode(a.file_sha256, 'hex'), encode(a.file_enc_sha256, 'hex'), a.file_length, a.direct_path, "
+    "a.attempts, "
+    "a.phone_asks, m.chat_jid, m.from_me, m.sender_jid "
+    "FROM wa_message_media a JOIN wa_messages m ON m.id = a.message_id "
+    "WHERE a.state = 'pending' AND a.next_attempt_at <= now() ORDER BY a.next_attempt_at, a.created_at LIMIT "
+    "1";
+#define NEXT_COLS 14
+
+/* The phone was asked: wait for its answer (media_download_answer). */
+static const char SQL_ASKED[] =
+    "UPDATE wa_message_media SET phone_asks = phone_asks + 1, error = $2, updated_at = now(), "
+    "next_attempt_at = now() + make_interval(secs => $3::int) WHERE message_id = $1 AND state = 'pending'";
+
+/* A received attachment's key, to open the phone's answer about it. */
+static const char SQL_KEY[] =
+    "SELECT encode(media_key, 'hex') FROM wa_message_media WHERE message_id = $1 AND uploaded_at IS NULL "
+    "AND media_key IS NOT NULL AND state IN ('pending', 'expired')";
+
+/* The phone uploaded it again: download from the new path now (an
+ * attachment already given up as expired comes back). */
+static const char SQL_NEW_PATH[] =
+    "UPDATE wa_message_media SET direct_path = $2, state = 'pending', error = NULL, attempts = 0, "
+    "next_attempt_at = now(), updated_at = now() WHERE message_id = $1 AND state IN ('pending', 'expired')";
+
+static const char SQL_POLICY[] = "INSERT INTO wapi_media_policy (id, auto_kinds, max_download_bytes) "
+                                 "VALUES (1, string_to_array(nullif($1, ''), ','), $2::bigint) "
+                                 "ON CONFLICT (id) DO UPDATE SET auto_kinds = EXCLUDED.auto_kinds, "
+                                 "max_download_bytes = EXCLUDED.max_download_bytes, updated_at = now()";
 
 static const char SQL_OUTCOME[] =
     "SELECT event_id, event_type, data FROM wapi_media_outcome($1, $2, $3, $4, $5)";
@@ -43,7 +75,8 @@ struct dl {
     char sha_hex[65];
     uint64_t length;
     char direct_path[1024];
-    int attempts;
+    int attempts, phone_asks, from_me;
+    char chat[128], sender[128];
     struct media_fetch *fetch;
 };
 
@@ -55,6 +88,7 @@ static struct {
 } D;
 
 static void next(void);
+static void ask_phone(struct dl *d, const char *host_error);
 
 static void done(struct dl *d)
 {
@@ -122,6 +156,48 @@ static void later(struct dl *d, const char *why)
         done(d);
 }
 
+static void on_asked(void *ctx, const PGresult *res, const char *err)
+{
+    struct dl *d = ctx;
+    if (!res)
+        log_error("media download: cannot record the request to the phone", LF_S("id", d->id),
+                  LF_S("error", err));
+    D.again = res != NULL;
+    done(d);
+}
+
+/* The hosts no longer have the file: our phone may upload it again (it
+ * answers with a new path, media_download_answer). Asked MAX_PHONE_ASKS
+ * times without an answer that helps, the file is expired. */
+static void ask_phone(struct dl *d, const char *host_error)
+{
+    char why[400];
+    if (d->phone_asks >= MAX_PHONE_ASKS) {
+        snprintf(why, sizeof why, "%s; the phone did not upload it again",
+                 host_error ? host_error : "no longer on the media hosts");
+        outcome(d, NULL, "expired", why);
+        return;
+    }
+    int group = strstr(d->chat, "@g.us") != NULL;
+    if (wa_messaging_media_retry(d->id, d->chat, d->from_me, group && d->sender[0] ? d->sender : NULL,
+                                 d->key) < 0) {
+        if (wa_client_state(D.client) != WA_CONNECTED)
+            done(d); /* asked once connected again */
+        else
+            outcome(d, NULL, "expired", host_error ? host_error : "no longer on the media hosts");
+        return;
+    }
+    log_info("received media: asked the phone to upload it again", LF_S("id", d->id),
+             LF_I("asks", d->phone_asks + 1));
+    snprintf(why, sizeof why, "%s; asked the phone to upload it again",
+             host_error ? host_error : "no longer on the media hosts");
+    char wait[16];
+    snprintf(wait, sizeof wait, "%d", PHONE_WAIT_S);
+    const char *p[] = {d->id, why, wait};
+    if (!sdb_query(SQL_ASKED, 3, p, on_asked, d))
+        done(d);
+}
+
 static void on_published(void *arg, const char *media_id, const char *code, const char *msg)
 {
     struct dl *d = arg;
@@ -155,9 +231,7 @@ static void on_fetched(void *arg, const struct media_fetch_result *r)
         return;
     }
     case MEDIA_FETCH_EXPIRED:
-        /* The phone could upload it again (a media retry request); until
-         * that is asked, it is gone. */
-        outcome(d, NULL, "expired", r->error ? r->error : "no longer on the media hosts");
+        ask_phone(d, r->error);
         return;
     case MEDIA_FETCH_CORRUPT:
     case MEDIA_FETCH_TOO_BIG:
@@ -191,7 +265,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         .has_file_enc_sha256 = 1,
         .has_file_sha256 = 1,
         .file_length = d->length,
-        .max_bytes = (uint64_t)S.cfg.media.max_upload_bytes + 64,
+        .max_bytes = (uint64_t)S.cfg.media.max_download_bytes + 64,
         .tmp_dirfd = st->tmpdfd,
         .timeout_ms = FETCH_TIMEOUT_MS,
         .done = on_fetched,
@@ -220,8 +294,8 @@ static void on_next(void *ctx, const PGresult *res, const char *err)
         done(NULL);
         return;
     }
-    const char *c[10];
-    for (int i = 0; i < 10; i++)
+    const char *c[NEXT_COLS];
+    for (int i = 0; i < NEXT_COLS; i++)
         c[i] = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
     snprintf(d->id, sizeof d->id, "%s", c[0]);
     snprintf(d->kind, sizeof d->kind, "%s", c[1]);
@@ -237,12 +311,16 @@ static void on_next(void *ctx, const PGresult *res, const char *err)
     }
     d->length = c[7] ? strtoull(c[7], NULL, 10) : 0;
     d->attempts = c[9] ? atoi(c[9]) : 0;
+    d->phone_asks = c[10] ? atoi(c[10]) : 0;
+    snprintf(d->chat, sizeof d->chat, "%s", c[11] ? c[11] : "");
+    d->from_me = c[12] && c[12][0] == 't';
+    snprintf(d->sender, sizeof d->sender, "%s", c[13] ? c[13] : "");
     if (!ok) {
         outcome(d, NULL, "failed", "the message does not say where the file is or how to decrypt it");
         return;
     }
-    if (d->length > (uint64_t)S.cfg.media.max_upload_bytes) {
-        outcome(d, NULL, "failed", "larger than media.max_upload_bytes");
+    if (d->length > (uint64_t)S.cfg.media.max_download_bytes) {
+        outcome(d, NULL, "failed", "larger than media.max_download_bytes");
         return;
     }
     /* Not connected: nothing is spent; the poll (or the next kick) tries again. */
@@ -280,4 +358,113 @@ void media_download_init(struct event_base *base, struct wa_client *c)
     struct timeval tv = {POLL_S, 0};
     if (D.poll)
         event_add(D.poll, &tv);
+}
+
+int media_download_ipc_kick(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
+                            struct sbuf *body)
+{
+    (void)m, (void)status, (void)body;
+    if (ipc_rd_end(rd) < 0)
+        return WORKER_MALFORMED;
+    next();
+    return WORKER_NO_ANSWER;
+}
+
+/* ---- the phone's answer to a media retry request */
+
+struct answer {
+    struct wa_mediaretry_note note;
+    char why[200];
+};
+
+static void on_answer_done(void *ctx, const PGresult *res, const char *err)
+{
+    struct answer *an = ctx;
+    if (!res)
+        log_error("media download: cannot record the phone's answer", LF_S("id", an->note.id),
+                  LF_S("error", err));
+    for (int i = 0; res && i < PQntuples(res) && PQnfields(res) == 3; i++)
+        events_publish(strtoull(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
+                       PQgetvalue(res, i, 2));
+    if (res && PQcmdTuples((PGresult *)res)[0] && strcmp(PQcmdTuples((PGresult *)res), "0"))
+        next(); /* a new path: download it now */
+    free(an);
+}
+
+static void on_answer_key(void *ctx, const PGresult *res, const char *err)
+{
+    struct answer *an = ctx;
+    uint8_t key[32];
+    if (!res || PQntuples(res) != 1 || hex_decode(PQgetvalue(res, 0, 0), key, 32) != 0) {
+        if (!res)
+            log_error("media download: cannot read the media key", LF_S("error", err));
+        else
+            log_warn("media retry: an answer about no attachment waiting for one", LF_S("id", an->note.id));
+        free(an);
+        return;
+    }
+    struct wa_mediaretry_answer ans;
+    char e[160];
+    int rc = wa_mediaretry_decrypt(&an->note, key, &ans, e, sizeof e);
+    OPENSSL_cleanse(key, sizeof key);
+    if (rc < 0) {
+        log_warn("media retry: the phone's answer is unusable", LF_S("id", an->note.id), LF_S("error", e));
+        free(an);
+        return;
+    }
+    if (ans.result == WA_MR_SUCCESS) {
+        log_info("received media: the phone uploaded it again", LF_S("id", an->note.id));
+        const char *p[] = {an->note.id, ans.direct_path};
+        if (!sdb_query(SQL_NEW_PATH, 2, p, on_answer_done, an))
+            free(an);
+        return;
+    }
+    if (ans.result == WA_MR_PHONE_ERROR && ans.phone_error == 2)
+        snprintf(an->why, sizeof an->why, "no longer on the media hosts, and the phone no longer has it");
+    else if (ans.result == WA_MR_NOT_FOUND)
+        snprintf(an->why, sizeof an->why, "no longer on the media hosts, and the phone did not find it");
+    else if (ans.result == WA_MR_PHONE_ERROR)
+        snprintf(an->why, sizeof an->why, "no longer on the media hosts; the phone answered error %d",
+                 ans.phone_error);
+    else
+        snprintf(an->why, sizeof an->why, "no longer on the media hosts; the phone could not upload it (%s)",
+                 ans.result == WA_MR_DECRYPTION_ERROR ? "decryption error" : "general error");
+    char ev[24];
+    snprintf(ev, sizeof ev, "%llu", (unsigned long long)events_next_id());
+    const char *p[] = {an->note.id, NULL, "expired", an->why, ev};
+    log_warn("received media not downloaded", LF_S("id", an->note.id), LF_S("state", "expired"),
+             LF_S("why", an->why));
+    if (!sdb_query(SQL_OUTCOME, 5, p, on_answer_done, an))
+        free(an);
+}
+
+void media_download_answer(void *arg, const struct wa_mediaretry_note *note)
+{
+    (void)arg;
+    struct answer *an = malloc(sizeof *an);
+    if (!an)
+        return;
+    an->note = *note;
+    an->why[0] = 0;
+    const char *p[] = {an->note.id};
+    if (!sdb_query(SQL_KEY, 1, p, on_answer_key, an))
+        free(an);
+}
+
+/* ---- the policy */
+
+static void on_policy(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    if (!res)
+        log_error("media: cannot write the download policy", LF_S("error", err));
+}
+
+void media_download_on_migrated(void)
+{
+    char max[24];
+    snprintf(max, sizeof max, "%lld", S.cfg.media.max_download_bytes);
+    const char *p[] = {S.cfg.media.auto_download, max};
+    if (!sdb_query(SQL_POLICY, 2, p, on_policy, NULL))
+        log_error("media: cannot write the download policy", LF_S("error", "out of memory"));
 }

@@ -900,6 +900,44 @@ void h_message_read(struct rq *rq)
     op_run(o, SQL_READ_FIND, 1, o->params, on_read_found);
 }
 
+/* ---- POST /api/messages/{id}/media/download: a received attachment that
+ * was not downloaded (skipped by media.auto_download, failed, expired) goes
+ * back to the download queue. 202 with the message (media.state pending),
+ * 200 when it is stored already. */
+
+static const char SQL_DOWNLOAD[] = "SELECT before, message FROM wapi_media_download_request($1)";
+
+static void on_download(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    struct rq *rq = o->b.rq;
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1)) {
+        http_error(rq, 404, "not_found", "no received media message with this id", NULL);
+        return;
+    }
+    const char *before = PQgetvalue(res, 0, 0), *json = PQgetvalue(res, 0, 1);
+    if (!strcmp(before, "too_large")) {
+        http_error(rq, 413, "too_large",
+                   "the file is larger than media.max_download_bytes; raise the limit to download it", NULL);
+        return;
+    }
+    if (strcmp(before, "stored") && strcmp(before, "pending"))
+        sup_notify(IPC_DOWNLOAD_KICK, NULL, 0);
+    http_json(rq, strcmp(before, "stored") ? 202 : 200, json, strlen(json));
+}
+
+void h_message_media_download(struct rq *rq)
+{
+    char *id = message_id(rq);
+    if (!id)
+        return;
+    struct op *o = op_new(rq);
+    o->params[0] = id;
+    op_run(o, SQL_DOWNLOAD, 1, o->params, on_download);
+}
+
 /* ---- GET /api/chats */
 
 static void on_list(void *ctx, const PGresult *res, const char *err)

@@ -494,8 +494,10 @@ static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
             if (cnt)
                 wac_prekeys_refill(c);
         }
-        /* A user's devices changed: the messaging layer's device lists. */
-        if (type && strcmp(type, "devices") == 0 && c->hooks.on_stanza && c->creds.paired)
+        /* A user's devices changed: the messaging layer's device lists; our
+         * phone answered a media retry request: the application's. */
+        if (type && (!strcmp(type, "devices") || !strcmp(type, "mediaretry")) && c->hooks.on_stanza &&
+            c->creds.paired)
             return c->hooks.on_stanza(c->hooks_arg, n, a);
         return 0;
     }

@@ -83,8 +83,8 @@ struct wa_signal_store;
 typedef void (*wa_iq_cb)(void *arg, const wa_node *n);
 
 struct wa_client_hooks {
-    /* <message>, <receipt>, <ack>, <notification type=devices> (acked
-     * already) while paired; return 1 to keep a (the tree), then free it
+    /* <message>, <receipt>, <ack>, <notification type=devices|mediaretry>
+     * (acked already) while paired; return 1 to keep a (the tree), then free it
      * with wa_arena_free; 0 and the client frees it. */
     int (*on_stanza)(void *arg, wa_node *n, wa_arena *a);
     void (*on_connected)(void *arg);   /* logged in */

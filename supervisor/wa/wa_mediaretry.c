@@ -11,7 +11,6 @@
 #include "wa_crypto.h"
 
 #define INFO "WhatsApp Media Retry Notification"
-#define MAX_SEALED 4096 /* an answer is a path and an id: anything longer is not one */
 
 static int retry_key(const uint8_t media_key[32], uint8_t key[32])
 {
@@ -72,45 +71,85 @@ static const wa_node *bytes_child(const wa_node *n, const char *tag)
     return c && c->content == WA_CONTENT_BYTES ? c : NULL;
 }
 
-int wa_mediaretry_open(const wa_node *n, const uint8_t media_key[32], struct wa_mediaretry_answer *out,
-                       char *err, size_t errlen)
+/* A JID attribute (written as a JID or as text) into out; "" when absent
+ * or longer than out. */
+static void copy_jid_attr(const wa_node *n, const char *name, char *out, size_t cap)
+{
+    const char *v = wa_node_attr_text(n, name, out, cap);
+    if (!v || strlen(v) + 1 >= cap)
+        out[0] = 0;
+    else if (v != out)
+        memmove(out, v, strlen(v) + 1);
+}
+
+int wa_mediaretry_parse(const wa_node *n, struct wa_mediaretry_note *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     const char *id = wa_mediaretry_id(n);
-    if (!id || !wa_node_child(n, "rmr")) {
+    const wa_node *rmr = id ? wa_node_child(n, "rmr") : NULL;
+    if (!id || !rmr) {
         snprintf(err, errlen, "not a mediaretry notification with an id and <rmr>");
+        return -1;
+    }
+    memcpy(out->id, id, strlen(id) + 1);
+    copy_jid_attr(rmr, "jid", out->chat, sizeof out->chat);
+    copy_jid_attr(rmr, "participant", out->participant, sizeof out->participant);
+    const char *fm = wa_node_attr_str(rmr, "from_me");
+    out->from_me = fm && !strcmp(fm, "true");
+    if (!out->chat[0]) {
+        snprintf(err, errlen, "mediaretry <rmr> without a usable jid");
         return -1;
     }
     const wa_node *e = wa_node_child(n, "error");
     if (e) {
         const char *code = wa_node_attr_str(e, "code");
-        out->result = WA_MR_PHONE_ERROR;
-        out->phone_error = code ? atoi(code) : 0;
+        int c = code ? atoi(code) : 0;
+        out->phone_error = c > 0 ? c : -1;
         return 0;
     }
     const wa_node *enc = wa_node_child(n, "encrypt");
     const wa_node *p = bytes_child(enc, "enc_p"), *iv = bytes_child(enc, "enc_iv");
-    if (!p || !iv || iv->nbytes != WA_GCM_IV_LEN || p->nbytes < WA_GCM_TAG_LEN || p->nbytes > MAX_SEALED) {
+    if (!p || !iv || iv->nbytes != WA_GCM_IV_LEN || p->nbytes < WA_GCM_TAG_LEN ||
+        p->nbytes > WA_MEDIARETRY_MAX_SEALED) {
         snprintf(err, errlen, "mediaretry without a well-formed <encrypt>");
         return -1;
     }
-    uint8_t key[32], plain[MAX_SEALED];
-    int ok =
-        retry_key(media_key, key) == 0 && wa_crypto_aes_gcm_open(key, iv->bytes, (const uint8_t *)id,
-                                                                 strlen(id), p->bytes, p->nbytes, plain) == 0;
+    memcpy(out->iv, iv->bytes, WA_GCM_IV_LEN);
+    memcpy(out->sealed, p->bytes, p->nbytes);
+    out->nsealed = p->nbytes;
+    return 0;
+}
+
+int wa_mediaretry_decrypt(const struct wa_mediaretry_note *note, const uint8_t media_key[32],
+                          struct wa_mediaretry_answer *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (note->phone_error) {
+        out->result = WA_MR_PHONE_ERROR;
+        out->phone_error = note->phone_error;
+        return 0;
+    }
+    if (note->nsealed < WA_GCM_TAG_LEN || note->nsealed > WA_MEDIARETRY_MAX_SEALED) {
+        snprintf(err, errlen, "mediaretry without a sealed answer");
+        return -1;
+    }
+    uint8_t key[32], plain[WA_MEDIARETRY_MAX_SEALED];
+    int ok = retry_key(media_key, key) == 0 &&
+             wa_crypto_aes_gcm_open(key, note->iv, (const uint8_t *)note->id, strlen(note->id), note->sealed,
+                                    note->nsealed, plain) == 0;
     OPENSSL_cleanse(key, sizeof key);
     if (!ok) {
         snprintf(err, errlen, "mediaretry does not decrypt under this media key");
         return -1;
     }
-    size_t plen = p->nbytes - WA_GCM_TAG_LEN;
+    size_t plen = note->nsealed - WA_GCM_TAG_LEN;
     Wapi__Mms__RetryAnswer *a = wapi__mms__retry_answer__unpack(NULL, plen, plain);
     if (!a) {
         snprintf(err, errlen, "mediaretry answer is not a protobuf");
         return -1;
     }
     int rc = -1;
-    if (a->stanzaid && strcmp(a->stanzaid, id) != 0) {
+    if (a->stanzaid && strcmp(a->stanzaid, note->id) != 0) {
         snprintf(err, errlen, "mediaretry answer is about another message");
     } else {
         out->result = a->has_result ? (int)a->result : WA_MR_GENERAL_ERROR;
@@ -126,5 +165,22 @@ int wa_mediaretry_open(const wa_node *n, const uint8_t media_key[32], struct wa_
         }
     }
     wapi__mms__retry_answer__free_unpacked(a, NULL);
+    return rc;
+}
+
+int wa_mediaretry_open(const wa_node *n, const uint8_t media_key[32], struct wa_mediaretry_answer *out,
+                       char *err, size_t errlen)
+{
+    struct wa_mediaretry_note *note = malloc(sizeof *note);
+    if (!note) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = wa_mediaretry_parse(n, note, err, errlen);
+    if (rc == 0)
+        rc = wa_mediaretry_decrypt(note, media_key, out, err, errlen);
+    else
+        memset(out, 0, sizeof *out);
+    free(note);
     return rc;
 }

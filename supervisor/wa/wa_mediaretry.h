@@ -33,12 +33,32 @@ struct wa_mediaretry_answer {
     char direct_path[2048]; /* WA_MR_SUCCESS: where to download it now */
 };
 
+/* A mediaretry notification as it arrived, copied out of its stanza so the
+ * application can look the media key up before opening it. */
+#define WA_MEDIARETRY_MAX_SEALED 4096 /* an answer is a path and an id: anything longer is not one */
+struct wa_mediaretry_note {
+    char id[257];          /* the message */
+    char chat[128];        /* <rmr jid> */
+    char participant[128]; /* <rmr participant>, "" when none */
+    int from_me;           /* <rmr from_me> */
+    int phone_error;       /* <error code> instead of an answer: the code (non-zero), else 0 */
+    uint8_t iv[12];
+    uint8_t sealed[WA_MEDIARETRY_MAX_SEALED];
+    size_t nsealed;
+};
+
 /* The id the notification is about (to find the media key), or NULL when
  * n is no mediaretry notification. Borrowed from n. */
 const char *wa_mediaretry_id(const wa_node *n);
-/* Opens the notification with the message's media key: 0 with out filled,
- * -1 with err (malformed, or it does not decrypt under this key and id, or
- * the answer is about another message). */
+/* Copies n into out: 0, or -1 with err when it is no well-formed mediaretry
+ * notification (no id, no <rmr jid>, neither <error> nor <encrypt>). */
+int wa_mediaretry_parse(const wa_node *n, struct wa_mediaretry_note *out, char *err, size_t errlen);
+/* Opens a parsed notification with the message's media key: 0 with out
+ * filled, -1 with err (it does not decrypt under this key and id, or the
+ * answer is about another message, or a success names no usable path). */
+int wa_mediaretry_decrypt(const struct wa_mediaretry_note *note, const uint8_t media_key[32],
+                          struct wa_mediaretry_answer *out, char *err, size_t errlen);
+/* wa_mediaretry_parse then wa_mediaretry_decrypt. */
 int wa_mediaretry_open(const wa_node *n, const uint8_t media_key[32], struct wa_mediaretry_answer *out,
                        char *err, size_t errlen);
 

@@ -92,6 +92,40 @@ int64_t wam_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Our phone's answer to a media retry request: to the application, which
+ * holds the media key it opens with. */
+static void handle_media_retry(const wa_node *n)
+{
+    char err[160];
+    struct wa_mediaretry_note *note = malloc(sizeof *note);
+    if (!note)
+        return;
+    if (wa_mediaretry_parse(n, note, err, sizeof err) < 0)
+        log_warn("whatsapp: a media retry notification is unusable", LF_S("error", err));
+    else if (wam.rev.on_media_retry)
+        wam.rev.on_media_retry(wam.rarg, note);
+    free(note);
+}
+
+int wa_messaging_media_retry(const char *id, const char *chat_jid, int from_me, const char *participant,
+                             const uint8_t media_key[32])
+{
+    const struct wa_creds *cr = wa_client_creds(wam.c);
+    if (!wam.connected || !cr)
+        return -1;
+    wa_arena *a = wa_arena_new();
+    wa_jid me;
+    char own[128];
+    int r = -1;
+    if (a && wa_jid_parse(a, cr->jid, &me) == WA_OK && me.user[0] &&
+        (size_t)snprintf(own, sizeof own, "%s@s.whatsapp.net", me.user) < sizeof own) {
+        wa_node *rq = wa_mediaretry_request(a, id, own, chat_jid, from_me, participant, media_key);
+        r = rq ? wa_client_send_node(wam.c, rq) : -1;
+    }
+    wa_arena_free(a);
+    return r < 0 ? -1 : 0;
+}
+
 static int on_stanza(void *arg, wa_node *n, wa_arena *a)
 {
     (void)arg;
@@ -107,6 +141,8 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
         const char *type = wa_node_attr_str(n, "type");
         if (type && !strcmp(type, "devices"))
             wam_handle_devices_notification(n);
+        else if (type && !strcmp(type, "mediaretry"))
+            handle_media_retry(n);
         return 0;
     }
     if (strcmp(n->tag, "message"))

@@ -18,6 +18,7 @@
 
 #include "wa_client.h"
 #include "wa_message.h"
+#include "wa_mediaretry.h"
 
 /* WA_SEND_LOST: the connection went away before the server took the message
  * (or before its ack came): it goes again, with its id, on the next one. */
@@ -72,6 +73,10 @@ struct wa_receive_events {
     /* A message that could not be decrypted (a retry receipt goes out when
      * retries are left). */
     void (*on_undecryptable)(void *arg, const char *id, const char *from);
+    /* Our phone answered a media retry request (wa_messaging_media_retry):
+     * open it with wa_mediaretry_decrypt and the message's media key.
+     * Borrowed for the call. */
+    void (*on_media_retry)(void *arg, const struct wa_mediaretry_note *note);
 };
 
 /* Messaging on client c; timers on base. */
@@ -95,6 +100,12 @@ int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_
  * be queued. */
 int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
                         const struct wa_msg_media *media, const char *reply_to);
+/* Asks our phone to upload a received message's media again (the media
+ * hosts no longer have it): its answer comes to on_media_retry. chat_jid:
+ * the message's chat; participant: its sender in a group, else NULL. -1 when
+ * not connected or the arguments are unusable. */
+int wa_messaging_media_retry(const char *id, const char *chat_jid, int from_me, const char *participant,
+                             const uint8_t media_key[32]);
 /* How many more messages wa_messaging_send takes now (0 when not connected). */
 int wa_messaging_room(void);
 /* wa_messaging_room() == 0. */

@@ -184,6 +184,12 @@ def bl_send_media(kind, data, **kw):
     with open(path, "wb") as f:
         f.write(data)
     r = peer.result("sent", peer.start(dict(op="sendMedia", to=ME, kind=kind, path=path, **kw)), timeout=60)
+    if r and "Media upload failed" in str(r.get("error")):
+        # Baileys keeps its media_conn after the hosts' auth was rotated above (401): its next
+        # upload takes a fresh one.
+        r = peer.result("sent", peer.start(dict(op="sendMedia", to=ME, kind=kind, path=path, **kw)), timeout=60)
+    if not r or not r.get("sent"):
+        print(f"# Baileys could not send the {kind}: {r}")
     return r.get("sent") if r else None
 
 
@@ -262,14 +268,48 @@ if incoming:
              "WHERE m.type = 'voice' AND NOT m.from_me")
     check("voice: the waveform Baileys sent is kept", wf == bytes(range(0, 128, 2)).hex(), wf)
 
-# faults on the media hosts
-for fault, want_state, what in [({"tamper": True}, "failed", "a tampered file (MAC)"),
-                                ({"failures": 1}, "stored", "a host answering 500, then 200"),
-                                ({"status": 410}, "expired", "a host answering 410")]:
+# faults on the media hosts; a 410 is answered by our phone (a media retry request): it uploads
+# the file again under a new path, or says it cannot
+for fault, want_state, what, phone in [({"tamper": True}, "failed", "a tampered file (MAC)", None),
+                                       ({"failures": 1}, "stored", "a host answering 500, then 200", None),
+                                       ({"status": 410}, "stored", "a 410 answered by the phone's re-upload",
+                                        {"answer": "reupload"}),
+                                       ({"status": 410}, "expired", "a 410 the phone cannot find",
+                                        {"answer": "not-found"}),
+                                       ({"status": 410}, "expired", "a 410 the phone no longer has (error 2)",
+                                        {"answer": "error", "code": 2})]:
     wa.call("POST", "/media/fault-next", {"fault": fault})
     data = mediafiles.png_wh(30, 30, seed=len(what))
+    since = wa.last_seq()
+    if phone:  # the plan must be in place before the download is tried
+        wa.call("POST", "/media/hold", {"on": True, "downloads": True})
+    mark = len(peer.lines)
     mid = bl_send_media("image", data, mimetype="image/png", thumb=base64.b64encode(JPEG).decode())
+    if phone:
+        sent_line = next((x for x in peer.lines[mark:] if x.get("sent") == mid), {})
+        r = wa.call("POST", "/phone/media-retry", dict(phone, id=mid, chat=BJID, mediaKey=sent_line.get("mediaKey"),
+                                                       directPath=sent_line.get("directPath")))
+        wa.call("POST", "/media/hold", {"on": False, "downloads": True})
     m = settled(mid, timeout=60) if mid else None
+    if phone and not m:
+        print("\n".join(x for x in srv.log().splitlines() if "media" in x or "phone" in x)[-3000:])
+    if phone:
+        asked = wa.wait_event("media.retry", since=since, timeout=5)
+        d = (asked or {}).get("data", asked or {})
+        check(f"{what}: the phone was asked once, with the message's id and chat (checked and opened by the phone "
+              "under the media key)", d.get("id") == mid and d.get("chat") == BJID and d.get("known") is True and
+              len(wa.events(since, "media.retry")) == 1, (r, asked))
+        if want_state == "stored":
+            got = media_bytes(m["media"]["id"]) if m and m["media"]["id"] else None
+            check(f"{what}: the file from the new path is the one Baileys sent",
+                  got is not None and hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), len(got or b""))
+            plan = wa.call("GET", "/phone/media-retry")["plans"].get(mid, {})
+            path = sql(f"SELECT direct_path FROM wa_message_media WHERE message_id = '{mid}'")
+            check(f"{what}: the message now points at the re-uploaded file", plan.get("newPath") and
+                  path == plan["newPath"], (plan, path))
+        else:
+            check(f"{what}: the error says the phone could not provide it",
+                  m and "phone" in (m["media"]["error"] or ""), m and m["media"])
     check(f"{what}: the message's media ends {want_state}", m and m["media"]["state"] == want_state and
           (want_state == "stored") == (m["media"]["id"] is not None) and
           (want_state == "stored" or m["media"]["error"]), (mid, m and m["media"]))
@@ -577,6 +617,51 @@ check("media {url} of a 16x16 WebP sent as a sticker: 400 invalid_media naming m
       st == 400 and js["error"]["code"] == "invalid_media" and js["error"]["field"] == "media.url" and
       sql("SELECT count(*) FROM wa_messages") == before, (st, js))
 fs.shutdown()
+
+# ---- the download policy: media.auto_download and media.max_download_bytes; a manual download
+restart("with only images downloaded by themselves, up to 4000 bytes", WAPI_MEDIA_AUTO_DOWNLOAD="image",
+        WAPI_MEDIA_MAX_DOWNLOAD_BYTES="4000")
+st, js = api("POST", "/api/messages/no-such-message/media/download")
+check("a manual download of an unknown message: 404 not_found", st == 404 and js["error"]["code"] == "not_found",
+      (st, js))
+st, js = api("POST", f"/api/messages/{sent['image'][0]['id'] if 'image' in sent else 'x'}/media/download")
+check("... of a message we sent (no received file): 404", st == 404, (st, js))
+DOC = mediafiles.PDF + b"% skipped by the policy\n"
+since_ev = sql("SELECT coalesce(max(id), 0) FROM wa_events")
+mid_doc = bl_send_media("document", DOC, mimetype="application/pdf", fileName="later.pdf")
+small = mediafiles.png_wh(12, 12, seed=123)
+mid_small = bl_send_media("image", small, mimetype="image/png", thumb=base64.b64encode(JPEG).decode())
+big = mediafiles.png_wh(300, 300, seed=124)
+mid_big = bl_send_media("image", big, mimetype="image/png", thumb=base64.b64encode(JPEG).decode())
+m_doc = settled(mid_doc) if mid_doc else None
+m_small = settled(mid_small) if mid_small else None
+m_big = settled(mid_big) if mid_big else None
+check("a document (not in media.auto_download): skipped, with the reason and how to fetch it",
+      m_doc and m_doc["media"]["state"] == "skipped" and m_doc["media"]["id"] is None and
+      "media.auto_download" in m_doc["media"]["error"] and "/media/download" in m_doc["media"]["error"],
+      (mid_doc, api("GET", f"/api/messages/{mid_doc}") if mid_doc else None))
+ev_state = sql(f"SELECT data->'media'->>'state' FROM wa_events WHERE type = 'message.received' "
+               f"AND data->>'id' = '{mid_doc}' AND id > {since_ev}")
+check("... and message.received already says skipped", ev_state == "skipped", ev_state)
+check("a small image: downloaded by itself", m_small and m_small["media"]["state"] == "stored", m_small)
+check(f"an image of {len(big)} bytes (over media.max_download_bytes): skipped, naming the limit",
+      len(big) > 4000 and m_big and m_big["media"]["state"] == "skipped" and
+      "media.max_download_bytes" in m_big["media"]["error"], (len(big), m_big))
+st, js = api("POST", f"/api/messages/{mid_big}/media/download")
+check("a manual download of the one over the limit: 413 too_large, nothing changes",
+      st == 413 and js["error"]["code"] == "too_large" and
+      api("GET", f"/api/messages/{mid_big}")[1]["media"]["state"] == "skipped", (st, js))
+st, js = api("POST", f"/api/messages/{mid_doc}/media/download")
+check("a manual download of the skipped document: 202 with the message, media pending",
+      st == 202 and js["id"] == mid_doc and js["media"]["state"] == "pending", (st, js))
+m_doc = settled(mid_doc) if st == 202 else None
+got = media_bytes(m_doc["media"]["id"]) if m_doc and m_doc["media"]["id"] else None
+check("... it is downloaded (the supervisor was told at once) and is the file Baileys sent",
+      m_doc and m_doc["media"]["state"] == "stored" and got == DOC, m_doc)
+ev = sql(f"SELECT count(*) FROM wa_events WHERE type = 'message.media_stored' AND data->>'id' = '{mid_doc}'")
+check("... with one message.media_stored event", ev == "1", ev)
+st, js = api("POST", f"/api/messages/{mid_doc}/media/download")
+check("asked again once stored: 200, nothing to do", st == 200 and js["media"]["state"] == "stored", (st, js))
 
 check("no sanitizer reports", not srv.sanitizer_reports(), srv.sanitizer_reports())
 peer.quit()

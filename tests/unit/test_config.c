@@ -88,6 +88,40 @@ int main(void)
             "media: ... naming it and the range");
     config_free(&c);
     unsetenv("WAPI_MEDIA_MAX_UPLOAD_BYTES");
+
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0, "auto_download: defaults load");
+    T_CHECK(!strcmp(c.media.auto_download, "image,video,audio,voice,document,sticker") &&
+                c.media.max_download_bytes == 64 << 20,
+            "auto_download: every kind, up to 64 MiB, by default");
+    config_free(&c);
+    setenv("WAPI_MEDIA_AUTO_DOWNLOAD", " image, voice ", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0,
+             "auto_download: a list from the env");
+    T_CHECK(!strcmp(c.media.auto_download, "image,voice"), "auto_download: ... normalised");
+    config_free(&c);
+    setenv("WAPI_MEDIA_AUTO_DOWNLOAD", "", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0,
+             "auto_download: empty (none) loads");
+    T_CHECK(!strcmp(c.media.auto_download, ""), "auto_download: ... empty");
+    config_free(&c);
+    setenv("WAPI_MEDIA_AUTO_DOWNLOAD", "image,gif", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), -1,
+             "auto_download: an unknown kind refused");
+    T_CHECK(strstr(err, "WAPI_MEDIA_AUTO_DOWNLOAD") && strstr(err, "\"gif\""),
+            "auto_download: ... naming it");
+    config_free(&c);
+    unsetenv("WAPI_MEDIA_AUTO_DOWNLOAD");
+    p = write_file(
+        "ad.conf",
+        "media = { auto_download = [\"video\", \"sticker\"]; max_download_bytes = 2000000000L; };\n");
+    T_EQ_INT(load(&c, p, err), 0, "auto_download: a list and a 64-bit limit from the file");
+    T_CHECK(!strcmp(c.media.auto_download, "video,sticker") && c.media.max_download_bytes == 2000000000LL,
+            "auto_download: ... read");
+    config_free(&c);
+    setenv("WAPI_MEDIA_MAX_DOWNLOAD_BYTES", "0", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), -1, "max_download_bytes: 0 refused");
+    config_free(&c);
+    unsetenv("WAPI_MEDIA_MAX_DOWNLOAD_BYTES");
     setenv("WAPI_MEDIA_MAX_STORE_BYTES", "-1", 1);
     T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), -1,
              "media: a negative quota refused");

@@ -152,7 +152,10 @@ int main(void)
     wa_node *e = wa_node_new(a, "notification"), *ec = wa_node_new(a, "error");
     wa_node_add_attr(a, e, "type", "mediaretry");
     wa_node_add_attr(a, e, "id", id);
-    wa_node_add_child(a, e, wa_node_new(a, "rmr"));
+    wa_node *ermr = wa_node_new(a, "rmr");
+    wa_node_add_attr(a, ermr, "jid", "15550001111@s.whatsapp.net");
+    wa_node_add_attr(a, ermr, "from_me", "false");
+    wa_node_add_child(a, e, ermr);
     wa_node_add_attr(a, ec, "code", "2");
     wa_node_add_child(a, e, ec);
     T_CHECK(wa_mediaretry_open(e, mk, &ans, err, sizeof err) == 0 && ans.result == WA_MR_PHONE_ERROR &&
@@ -184,9 +187,40 @@ int main(void)
     wa_node *norm = notification(a, id, mk, id, pb, n, 12, 0);
     norm->children[0]->tag = "xrmr";
     BAD(norm, mk, "not a mediaretry");
+    wa_node *nojid = notification(a, id, mk, id, pb, n, 12, 0);
+    nojid->children[0]->nattrs = 0;
+    BAD(nojid, mk, "usable jid");
     T_CHECK(bad == cases,
             "refused with a reason: another key, another id as AD, a flipped byte, an 11-byte IV, an answer "
-            "about another message, success without a path or with a relative one, junk, no <rmr>");
+            "about another message, success without a path or with a relative one, junk, no <rmr>, <rmr> "
+            "without a jid");
+
+    struct wa_mediaretry_note note;
+    n = answer_pb(pb, id, path, 1);
+    wa_node *g2 = notification(a, id, mk, id, pb, n, 12, 0);
+    wa_node_add_attr(a, g2->children[0], "participant", "15550002222@s.whatsapp.net");
+    wa_node_add_attr(a, g2->children[0], "from_me", "true");
+    int parsed = wa_mediaretry_parse(g2, &note, err, sizeof err) == 0;
+    T_CHECK(parsed && !strcmp(note.id, id) && !strcmp(note.chat, "15550001111@s.whatsapp.net") &&
+                !strcmp(note.participant, "15550002222@s.whatsapp.net") && note.from_me &&
+                !note.phone_error && note.nsealed == n + 16,
+            "parsed: id, chat, participant, from_me and the sealed answer copied out of the stanza");
+    wa_node *wire = notification(a, id, mk, id, pb, n, 12, 0);
+    wa_jid pj;
+    wire->children[0]->nattrs = 0;
+    int jid_ok = wa_jid_parse(a, "15550001111@s.whatsapp.net", &pj) == WA_OK &&
+                 wa_node_add_attr_jid(a, wire->children[0], "jid", &pj) == 0;
+    struct wa_mediaretry_note wn;
+    T_CHECK(jid_ok && wa_mediaretry_parse(wire, &wn, err, sizeof err) == 0 &&
+                !strcmp(wn.chat, "15550001111@s.whatsapp.net"),
+            "<rmr jid> as the server writes it (a JID, not a string) is read");
+    wa_arena_free(a);
+    a = wa_arena_new(); /* the stanza is gone: the copy still opens */
+    T_CHECK(parsed && wa_mediaretry_decrypt(&note, mk, &ans, err, sizeof err) == 0 &&
+                ans.result == WA_MR_SUCCESS && !strcmp(ans.direct_path, path),
+            "and opens after the stanza is freed");
+    T_CHECK(parsed && wa_mediaretry_decrypt(&note, other, &ans, err, sizeof err) == -1,
+            "not under another key");
     wa_node *nt = wa_node_new(a, "notification");
     wa_node_add_attr(a, nt, "type", "devices");
     T_CHECK(!wa_mediaretry_id(nt) && !wa_mediaretry_id(NULL), "other notifications are not it");

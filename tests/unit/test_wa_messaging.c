@@ -377,6 +377,16 @@ static void on_undecryptable(void *arg, const char *id, const char *from)
     snprintf(app.undecryptable_from, sizeof app.undecryptable_from, "%s", from);
 }
 
+static struct wa_mediaretry_note mr_note;
+static int mr_notes;
+
+static void on_media_retry(void *arg, const struct wa_mediaretry_note *note)
+{
+    (void)arg;
+    mr_note = *note;
+    mr_notes++;
+}
+
 static void on_lid(void *arg, const char *pn, const char *lid)
 {
     (void)arg;
@@ -742,7 +752,7 @@ int main(void)
     copies = wa_arena_new();
     evb = event_base_new();
     wa_messaging_init((struct wa_client *)&us, evb); /* the handle is only passed back to the stand-ins */
-    struct wa_receive_events rev = {on_incoming, on_lid, on_undecryptable};
+    struct wa_receive_events rev = {on_incoming, on_lid, on_undecryptable, on_media_retry};
     struct wa_send_events sev = {on_sent, on_receipt, on_ready, on_retry};
     wa_messaging_set_receive_events(&rev, NULL);
     wa_messaging_set_send_events(&sev, NULL);
@@ -1335,7 +1345,39 @@ int main(void)
     turn();
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "its devices asked for again");
 
+    /* 15. Media retry: the request goes to our own account (no device),
+     * the phone's answer comes to the application copied out of its stanza. */
+    uint8_t mk[32];
+    memset(mk, 0x5a, sizeof mk);
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_media_retry("MR1", PEER, 0, NULL, mk), 0, "a media retry request is taken");
+    const wa_node *mr = nsent == s0 + 1 ? sent[s0].n : NULL;
+    T_CHECK(mr && !strcmp(mr->tag, "receipt") && !strcmp(attr_of(mr, "type"), "server-error") &&
+                !strcmp(attr_of(mr, "id"), "MR1") && !strcmp(attr_of(mr, "to"), OUR_USER "@s.whatsapp.net"),
+            "<receipt type=server-error id to=our account without the device>");
+    wa_arena *ma = wa_arena_new();
+    wa_node *note = wa_node_new(ma, "notification"), *rmr = wa_node_new(ma, "rmr"),
+            *er = wa_node_new(ma, "error");
+    wa_node_add_attr(ma, note, "type", "mediaretry");
+    wa_node_add_attr(ma, note, "id", "MR1");
+    wa_node_add_attr(ma, rmr, "jid", PEER);
+    wa_node_add_attr(ma, rmr, "from_me", "false");
+    wa_node_add_attr(ma, er, "code", "2");
+    wa_node_add_child(ma, note, rmr);
+    wa_node_add_child(ma, note, er);
+    feed_node(note, ma);
+    T_CHECK(mr_notes == 1 && !strcmp(mr_note.id, "MR1") && !strcmp(mr_note.chat, PEER) &&
+                mr_note.phone_error == 2,
+            "the phone's answer reaches the application: id, chat, error code");
+    ma = wa_arena_new();
+    note = wa_node_new(ma, "notification");
+    wa_node_add_attr(ma, note, "type", "mediaretry");
+    wa_node_add_attr(ma, note, "id", "MR2");
+    feed_node(note, ma);
+    T_EQ_INT(mr_notes, 1, "a malformed one (no <rmr>) does not");
     drop_link();
+    T_EQ_INT(wa_messaging_media_retry("MR1", PEER, 0, NULL, mk), -1, "none is taken while disconnected");
+
     turn();
     free(c1.p), free(c2.p), free(c3.p), free(c4.p), free(c5.p), free(c6.p), free(c7.p), free(c8.p);
     free(c9.p), free(c10.p), free(c11.p), free(c13.p), free(p1.p), free(d1.p), free(l1.p);

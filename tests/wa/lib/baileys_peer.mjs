@@ -7,7 +7,7 @@
 //   {"op":"edit","to":"<jid>","target":"<id>","text":"…"}                 → {"sent":"<id>"}  (our own message)
 //   {"op":"revoke","to":"<jid>","target":"<id>"}                          → {"sent":"<id>"}  (our own message)
 //   {"op":"sendMedia","to":"<jid>","kind":"image|video|audio|voice|document|sticker","path":"…",
-//    "mimetype"?,"caption"?,"fileName"?,"seconds"?,"waveform"?(base64),"thumb"?(base64 JPEG)}  → {"sent":"<id>"}
+//    "mimetype"?,"caption"?,"fileName"?,"seconds"?,"waveform"?(base64),"thumb"?(base64 JPEG)}  → {"sent":"<id>","mediaKey":hex,"directPath":"…"}
 //       Baileys encrypts and uploads the file to the media hosts media_conn names, then sends it
 //   {"op":"read","jid":"<jid>","id":"…","participant"?:…} → {"read":"<id>"}
 //   {"op":"stream","to":"<jid>","count"?:N,"seconds"?:S,"rate"?:R,"prefix"?:"…"}
@@ -102,7 +102,9 @@ rl.on('line', async (line) => {
             if (cmd.waveform) content.waveform = Buffer.from(cmd.waveform, 'base64');
             if (cmd.thumb) content.jpegThumbnail = Buffer.from(cmd.thumb, 'base64');
             const m = await sock.sendMessage(cmd.to, content);
-            out({ sent: m.key.id });
+            const inner = extractMessageContent(m.message) || {};
+            const att = inner[getContentType(inner)] || {};
+            out({ sent: m.key.id, mediaKey: att.mediaKey ? Buffer.from(att.mediaKey).toString("hex") : null, directPath: att.directPath ?? null });
         } else if (cmd.op === 'react') {
             const m = await sock.sendMessage(cmd.to, { react: { text: cmd.text, key: key(!!cmd.fromMe) } });
             out({ sent: m.key.id });

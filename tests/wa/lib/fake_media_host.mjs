@@ -120,6 +120,20 @@ export class FakeMediaHost {
         this.nextFault = { ...f };
     }
 
+    /** The phone uploads a file again (a media retry): the same encrypted bytes under a new direct
+     *  path, with no fault; the old path keeps its own. Returns the new path. */
+    reupload(directPath) {
+        const m = /^\/v\/t62\.7118-24\/(\d+)_n\.enc/.exec(directPath || '');
+        const old = m && this.uploads.get(m[1]);
+        if (!old) throw new Error(`reupload: no media at ${directPath}`);
+        const id = `${Date.now()}${String(++this.seq).padStart(4, '0')}`;
+        const oe = Math.floor(Date.now() / 1000 + 14 * 86400).toString(16).toUpperCase();
+        const up = { ...old, id, directPath: `/v/t62.7118-24/${id}_n.enc?ccb=11-4&oh=01_${b64url(randomBytes(12))}&oe=${oe}&_nc_sid=5e03e0` };
+        this.uploads.set(id, up);
+        this.log('media.reuploaded', { from: old.id, id });
+        return up.directPath;
+    }
+
     refuse(res, status, why) {
         this.violations.push(why);
         this.log('media.refused', { status, why });

@@ -649,6 +649,7 @@ class Conn {
                 want(typeof n.attrs.participant === 'string' && this.server.resolveJid(n.attrs.participant), `<receipt to=${n.attrs.to}> for a group message without a known participant`);
                 this.log('group.receipt', { id: n.attrs.id, to: n.attrs.to, participant: n.attrs.participant, type: n.attrs.type ?? null });
             }
+            if (n.tag === 'receipt' && n.attrs.type === 'server-error') this.onMediaRetryRequest(n);
             if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
             if (n.tag === 'receipt') this.relayReceipt(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
@@ -808,6 +809,63 @@ class Conn {
             want(st && st.key === mine, `<receipt type=read id=${id}> to ${n.attrs.to}: ${peer.phone} never sent this device that message`);
         }
         this.log('peer.read', { ids, from: this.device.jid, to: n.attrs.to, type: n.attrs.type });
+    }
+
+    /** <receipt type=server-error>: a companion asks its own phone to upload a message's media again
+     *  (the hosts no longer have it). Checked as the phone reads it: sent to the account itself, the
+     *  id sealed under HKDF(media key, "WhatsApp Media Retry Notification") with the id as AD, <rmr>
+     *  naming the message's chat. The phone answers as POST /phone/media-retry set it up for that id:
+     *  reupload (the same encrypted file under a new direct path), not-found, or error (code); an id
+     *  it was not told about is logged and left unanswered (a phone that is offline). */
+    onMediaRetryRequest(n) {
+        const own = `${this.device.user}@s.whatsapp.net`;
+        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type'].includes(k));
+        want(extra.length === 0, `<receipt type=server-error> with unexpected attributes ${extra.join(',')}`);
+        want(n.attrs.to === own, `<receipt type=server-error to=${n.attrs.to}>: want the account itself, ${own}`);
+        const enc = kid(n, 'encrypt'), rmr = kid(n, 'rmr');
+        want(enc && rmr && kids(n).length === 2, '<receipt type=server-error> wants exactly <encrypt> and <rmr>');
+        const p = kid(enc, 'enc_p')?.content, iv = kid(enc, 'enc_iv')?.content;
+        want(isBytes(p) && p.length > 16 && isBytes(iv) && iv.length === 12, '<encrypt> wants <enc_p> and a 12-byte <enc_iv>');
+        const rextra = Object.keys(rmr.attrs).filter((k) => !['jid', 'from_me', 'participant'].includes(k));
+        want(rextra.length === 0 && typeof rmr.attrs.jid === 'string' && ['true', 'false'].includes(rmr.attrs.from_me),
+            `<rmr ${Object.keys(rmr.attrs).join(' ')}>: want jid and from_me=true|false`);
+        const id = n.attrs.id;
+        const plan = this.server.mediaRetry.get(id);
+        this.log('media.retry', { id, chat: rmr.attrs.jid, fromMe: rmr.attrs.from_me, participant: rmr.attrs.participant ?? null, known: !!plan });
+        if (!plan) return;
+        want(rmr.attrs.jid === plan.chat, `<rmr jid=${rmr.attrs.jid}>: message ${id} is in ${plan.chat}`);
+        want(rmr.attrs.from_me === 'false' && rmr.attrs.participant == null, '<rmr>: a received 1:1 message is from_me=false without participant');
+        const key = Buffer.from(crypto.hkdfSync('sha256', plan.mediaKey, Buffer.alloc(0), 'WhatsApp Media Retry Notification', 32));
+        const gcm = (encrypt, ivb, data) => {
+            const c = (encrypt ? crypto.createCipheriv : crypto.createDecipheriv)('aes-256-gcm', key, ivb);
+            c.setAAD(Buffer.from(id));
+            if (encrypt) return Buffer.concat([c.update(data), c.final(), c.getAuthTag()]);
+            c.setAuthTag(Buffer.from(data.subarray(data.length - 16)));
+            return Buffer.concat([c.update(data.subarray(0, data.length - 16)), c.final()]);
+        };
+        let req;
+        try {
+            req = proto.ServerErrorReceipt.decode(gcm(false, Buffer.from(iv), Buffer.from(p)));
+        } catch (e) {
+            bad(`<enc_p> of the media retry request for ${id} does not open under the message's media key: ${e.message}`);
+        }
+        want(req.stanzaId === id, `the sealed request names ${req.stanzaId}, the receipt ${id}`);
+        plan.asked = (plan.asked || 0) + 1;
+        const attrs = { from: own, type: 'mediaretry', id, t: String(nowSec()) };
+        const rmrOut = { tag: 'rmr', attrs: { jid: plan.chat, from_me: 'false' } };
+        if (plan.answer === 'error') {
+            this.sendAcked({ tag: 'notification', attrs, content: [rmrOut, { tag: 'error', attrs: { code: String(plan.code ?? 2) } }] });
+        } else {
+            const ResultType = proto.MediaRetryNotification.ResultType;
+            const answer = { stanzaId: id, result: plan.answer === 'reupload' ? ResultType.SUCCESS : ResultType.NOT_FOUND };
+            if (plan.answer === 'reupload') answer.directPath = plan.newPath = this.server.media.reupload(plan.directPath);
+            const ivOut = crypto.randomBytes(12);
+            const sealed = gcm(true, ivOut, Buffer.from(proto.MediaRetryNotification.encode(answer).finish()));
+            this.sendAcked({ tag: 'notification', attrs, content: [
+                { tag: 'encrypt', attrs: {}, content: [{ tag: 'enc_p', attrs: {}, content: sealed }, { tag: 'enc_iv', attrs: {}, content: ivOut }] },
+                rmrOut] });
+        }
+        this.log('media.retry.answer', { id, answer: plan.answer, newPath: plan.newPath ?? null });
     }
 
     /** A companion's receipt for a message another companion sent: passed on to the sender's connection. */
@@ -1448,6 +1506,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.peers.set(second.phone, second);
         this.phones = new Map();
         this.sentBy = new Map(); // message id -> {user, device} of the companion that sent it
+        this.mediaRetry = new Map(); // message id -> how the phone answers a media retry request (setMediaRetry)
         this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
@@ -1859,6 +1918,17 @@ export class FakeWhatsAppServer extends EventEmitter {
         return { ok: true };
     }
 
+    /** How the phone answers a media retry request for message id: {id, chat, mediaKey (hex),
+     *  directPath (where the file was), answer: reupload | not-found | error, code?}. */
+    setMediaRetry(b) {
+        if (typeof b.id !== 'string' || typeof b.chat !== 'string' || !/^[0-9a-f]{64}$/.test(b.mediaKey ?? '')) throw new Error('media-retry wants id, chat and a 32-byte hex mediaKey');
+        if (!['reupload', 'not-found', 'error'].includes(b.answer)) throw new Error(`media-retry answer ${b.answer}`);
+        if (b.answer === 'reupload' && typeof b.directPath !== 'string') throw new Error('media-retry reupload wants the directPath');
+        this.mediaRetry.set(b.id, { chat: b.chat, mediaKey: Buffer.from(b.mediaKey, 'hex'), directPath: b.directPath, answer: b.answer, code: b.code });
+        this.log(0, 'control', { op: 'media-retry', id: b.id, answer: b.answer });
+        return { ok: true };
+    }
+
     peerReceipt(id, type, from) {
         const peer = this.peers.get(from ?? this.peer.phone);
         const c = [...this.conns].find((x) => x.device && x.state === 'logged-in' && x.open);
@@ -2038,6 +2108,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /media/rotate-auth': () => (server.media.rotateAuth(), { ok: true }),
         'POST /media/hold': (q, b) => (server.media.hold(!!b.on, !!b.downloads), { ok: true }),
         'POST /media/fault-next': (q, b) => (server.media.faultNext(b.fault ?? {}), { ok: true }),
+        'POST /phone/media-retry': (q, b) => server.setMediaRetry(b),
+        'GET /phone/media-retry': () => ({ plans: Object.fromEntries([...server.mediaRetry].map(([k, v]) => [k, { answer: v.answer, asked: v.asked ?? 0, newPath: v.newPath ?? null }])) }),
         'GET /media/held': () => ({ held: server.media?.held.length ?? 0 }),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
