@@ -67,7 +67,7 @@ static const char SQL_REUSE[] =
     "UPDATE wa_message_media a SET media_key = b.media_key, file_sha256 = b.file_sha256, "
     "file_enc_sha256 = b.file_enc_sha256, file_length = b.file_length, direct_path = b.direct_path, url = "
     "b.url, "
-    "media_key_ts = b.media_key_ts, thumbnail = b.thumbnail, waveform = b.waveform, "
+    "media_key_ts = b.media_key_ts, thumbnail = coalesce(a.thumbnail, b.thumbnail), waveform = b.waveform, "
     "width = coalesce(a.width, b.width), height = coalesce(a.height, b.height), "
     "seconds = coalesce(a.seconds, b.seconds), uploaded_at = b.uploaded_at, updated_at = now() "
     "FROM wa_message_media b WHERE a.message_id = $1 AND b.message_id = $2 AND a.direct_path IS NULL "
@@ -78,7 +78,8 @@ static const char SQL_REUSE[] =
 static const char SQL_UPLOADED[] =
     "UPDATE wa_message_media SET media_key = decode($2, 'hex'), file_sha256 = decode($3, 'hex'), "
     "file_enc_sha256 = decode($4, 'hex'), file_length = $5::bigint, direct_path = $6, url = $7, "
-    "media_key_ts = $8::bigint, thumbnail = decode($9, 'hex'), waveform = decode($10, 'hex'), "
+    "media_key_ts = $8::bigint, thumbnail = coalesce(decode($9, 'hex'), thumbnail), "
+    "waveform = decode($10, 'hex'), "
     "seconds = coalesce(seconds, $11::int), width = coalesce(width, $12::int), height = coalesce(height, "
     "$13::int), "
     "uploaded_at = now(), updated_at = now() WHERE message_id = $1 AND direct_path IS NULL";

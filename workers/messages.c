@@ -53,6 +53,7 @@ struct op {
     char kind[16];
     char media_id[65];
     char *media_url;            /* media {url}: fetched into the store by the supervisor first (pool) */
+    char *thumb_hex;            /* thumbnail: the client's JPEG in hex (pool), or NULL */
     unsigned char *media_bytes; /* media {base64}: decoded (pool), stored first */
     size_t media_len;
     char file_name[MP_KEPT_NAME_MAX + 1];
@@ -180,8 +181,8 @@ static const char SQL_SEND_MEDIA[] =
     "idempotency_key) "
     "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5 FROM ok "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
-    "mm AS (INSERT INTO wa_message_media (message_id, kind, media_id, state, mimetype, file_name) "
-    "  SELECT ins.id, $6, ok.id, 'stored', ok.mimetype, $8 FROM ins CROSS JOIN ok), "
+    "mm AS (INSERT INTO wa_message_media (message_id, kind, media_id, state, mimetype, file_name, thumbnail) "
+    "  SELECT ins.id, $6, ok.id, 'stored', ok.mimetype, $8, decode($9, 'hex') FROM ins CROSS JOIN ok), "
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
     "  ON CONFLICT (jid) DO NOTHING) "
@@ -192,6 +193,9 @@ static const char SQL_SEND_MEDIA[] =
     "'bad_reply' "
     "  ELSE 'retry' END, "
     "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $5), (SELECT " REST_TS("ts") " FROM ins)";
+
+/* a client's thumbnail (JPEG): WhatsApp's are a few KiB */
+#define THUMB_MAX (48 * 1024)
 
 #define BATCH_MAX 64
 #define BATCHES_IN_FLIGHT 2 /* per worker: the others' queries still get connections */
@@ -372,8 +376,9 @@ static void send_media(struct op *o)
                        o->idem[0] ? o->idem : NULL,
                        o->kind,
                        o->media_id,
-                       o->file_name[0] ? o->file_name : NULL};
-    op_run(o, SQL_SEND_MEDIA, 8, p, on_send_one);
+                       o->file_name[0] ? o->file_name : NULL,
+                       o->thumb_hex};
+    op_run(o, SQL_SEND_MEDIA, 9, p, on_send_one);
 }
 
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
@@ -529,7 +534,7 @@ static void fetch_media(struct op *o)
 /* media.base64 into o->media_bytes (the request's pool): the standard
  * alphabet with padding, optionally after "data:TYPE;base64,". -1 when it is
  * not that. */
-static int decode_base64(struct rq *rq, yajl_val v, struct op *o)
+static int decode_base64(struct rq *rq, yajl_val v, unsigned char **out, size_t *len)
 {
     if (!YAJL_IS_STRING(v))
         return -1;
@@ -548,11 +553,38 @@ static int decode_base64(struct rq *rq, yajl_val v, struct op *o)
     for (size_t i = 0; i < n - pad; i++)
         if (!isalnum((unsigned char)p[i]) && p[i] != '+' && p[i] != '/')
             return -1;
-    o->media_bytes = h2o_mem_alloc_pool(&rq->req->pool, n / 4 * 3 + 1);
-    int got = n ? EVP_DecodeBlock(o->media_bytes, (const unsigned char *)p, (int)n) : 0;
+    *out = h2o_mem_alloc_pool(&rq->req->pool, n / 4 * 3 + 1);
+    int got = n ? EVP_DecodeBlock(*out, (const unsigned char *)p, (int)n) : 0;
     if (got < 0 || (size_t)got < pad)
         return -1;
-    o->media_len = (size_t)got - pad; /* EVP_DecodeBlock counts the padding as zero bytes */
+    *len = (size_t)got - pad; /* EVP_DecodeBlock counts the padding as zero bytes */
+    return 0;
+}
+
+/* thumbnail: a JPEG the client made for a video or a document (an image's
+ * is made from the picture), base64 like media.base64; into o->thumb_hex
+ * (the request's pool). 0, or -1 once answered 400. */
+static int parse_thumbnail(struct rq *rq, yajl_val body, struct op *o)
+{
+    yajl_val v = json_member(body, "thumbnail");
+    if (!v || YAJL_IS_NULL(v))
+        return 0;
+    if (strcmp(o->kind, "video") && strcmp(o->kind, "document")) {
+        http_error(rq, 400, "invalid_thumbnail",
+                   "thumbnail is for videos and documents (an image's is made from the picture)",
+                   "thumbnail");
+        return -1;
+    }
+    unsigned char *jpg;
+    size_t n;
+    if (decode_base64(rq, v, &jpg, &n) < 0 || n < 4 || n > THUMB_MAX || jpg[0] != 0xff || jpg[1] != 0xd8 ||
+        jpg[2] != 0xff) {
+        http_error(rq, 400, "invalid_thumbnail", "thumbnail must be a JPEG of at most 48 KiB in base64",
+                   "thumbnail");
+        return -1;
+    }
+    o->thumb_hex = h2o_mem_alloc_pool(&rq->req->pool, n * 2 + 1);
+    hex_encode(o->thumb_hex, jpg, n, 0);
     return 0;
 }
 
@@ -598,12 +630,13 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
         snprintf(o->kind, sizeof o->kind, "%s", k->u.string);
     }
     if (!has_kind && !has_media) {
-        static const char *const media_only[] = {"caption", "file_name"};
+        static const char *const media_only[] = {"caption", "file_name", "thumbnail"};
         for (size_t i = 0; i < sizeof media_only / sizeof *media_only; i++) {
             yajl_val x = json_member(body, media_only[i]);
             if (x && !YAJL_IS_NULL(x)) {
                 http_error(rq, 400, "invalid_field",
-                           "caption and file_name go with a media message (kind, media)", media_only[i]);
+                           "caption, file_name and thumbnail go with a media message (kind, media)",
+                           media_only[i]);
                 return -1;
             }
         }
@@ -632,7 +665,7 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
         return -1;
     }
     if (b64 && !YAJL_IS_NULL(b64)) {
-        if (decode_base64(rq, b64, o) < 0) {
+        if (decode_base64(rq, b64, &o->media_bytes, &o->media_len) < 0) {
             http_error(rq, 400, "invalid_media",
                        "media.base64 must be the file in base64 (standard alphabet, padded; a data: URL "
                        "prefix is allowed)",
@@ -680,7 +713,7 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
             return -1;
         }
     }
-    return 0;
+    return parse_thumbnail(rq, body, o);
 }
 
 void h_messages_send(struct rq *rq)

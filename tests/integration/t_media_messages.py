@@ -104,6 +104,7 @@ for kind, (data, ctype, qk, name) in files.items():
     stored[kind] = upload(data, ctype, qk, name)
 check("six files uploaded", all(stored.values()), stored)
 
+JPEG = open(os.path.join(os.path.dirname(__file__), "../fuzz/corpus/fuzz_media_image/small.jpg"), "rb").read()
 sent = {}
 for kind in files:
     body = {"to": BJID, "kind": kind, "media": {"id": stored[kind]["id"]}}
@@ -111,6 +112,8 @@ for kind in files:
         body["caption"] = f"a {kind} from wapi"
     if kind == "document":
         body["file_name"] = "invoice-2026.pdf"
+    if kind == "video":  # a video's thumbnail is the client's
+        body["thumbnail"] = base64.b64encode(JPEG).decode()
     mark = len(peer.lines)
     st, js = api("POST", "/api/messages", body)
     ok = st == 202 and js["type"] == kind and js["status"] == "queued" and js["media"] and \
@@ -147,6 +150,7 @@ if "image" in sent and sent["image"][1]:
           (m["width"], m["height"]) == (64, 48) and m["thumb"] > 100, m)
 if "video" in sent and sent["video"][1]:
     m = sent["video"][1]
+    check("video: the client's JPEG thumbnail arrives as jpegThumbnail", m["thumb"] == len(JPEG), (m["thumb"], len(JPEG)))
     check("video: caption and 13 seconds (12.345 s rounded up)", m["caption"] == "a video from wapi" and
           m["seconds"] in (12, 13), m)
 if "voice" in sent and sent["voice"][1]:
@@ -176,7 +180,6 @@ check("the upload rows are committed: key, sums, link, time", q == "6",
 # ---- Baileys -> wapi: the six kinds arrive and are downloaded into the store
 ME = wa.phone + "@s.whatsapp.net"
 tmpd = tempfile.mkdtemp(prefix="wapi-media-in-")
-JPEG = open(os.path.join(os.path.dirname(__file__), "../fuzz/corpus/fuzz_media_image/small.jpg"), "rb").read()
 
 
 def bl_send_media(kind, data, **kw):
@@ -368,6 +371,13 @@ bad = [
     ({"to": BJID, "kind": "image", "media": {"base64": "aGVsbG8*"}}, "media.base64", "invalid_media"),
     ({"to": BJID, "kind": "image", "media": {"base64": "aGVsbG8"}}, "media.base64", "invalid_media"),
     ({"to": BJID, "kind": "image", "media": {"base64": ""}}, "media.base64", "empty_file"),
+    ({"to": BJID, "kind": "sticker", "media": {"id": stored["sticker"]["id"]},
+      "thumbnail": base64.b64encode(JPEG).decode()}, "thumbnail", "invalid_thumbnail"),
+    ({"to": BJID, "kind": "video", "media": {"id": stored["video"]["id"]},
+      "thumbnail": base64.b64encode(mediafiles.png_wh(8, 8)).decode()}, "thumbnail", "invalid_thumbnail"),
+    ({"to": BJID, "kind": "video", "media": {"id": stored["video"]["id"]}, "thumbnail": "not base64!"},
+     "thumbnail", "invalid_thumbnail"),
+    ({"to": BJID, "thumbnail": base64.b64encode(JPEG).decode(), "text": "hi"}, "thumbnail", "invalid_field"),
     ({"to": BJID, "kind": "image", "media": {"base64": 12}}, "media.base64", "invalid_media"),
     ({"to": BJID, "kind": "image", "media": {"url": "ftp://example.com/a.png"}}, "media.url", "invalid_media"),
     ({"to": BJID, "kind": "image", "media": {"url": "https://example.com/a b.png"}}, "media.url", "invalid_media"),
