@@ -255,3 +255,78 @@ int media_probe_opus_fd(int fd, uint64_t *ms, uint8_t waveform[MEDIA_WAVEFORM_LE
     *ms = (uint64_t)total * 1000 / 48000;
     return 0;
 }
+
+/* ---- PDF page count */
+
+#define PDF_MAX_PAGES 1000000u
+
+static int pdf_delim(uint8_t c)
+{
+    return !c || strchr(" \t\r\n\f/<>[]()%", c) != NULL;
+}
+
+/* The last occurrence of needle that ends before end, or NULL. */
+static const uint8_t *last_before(const uint8_t *lo, const uint8_t *end, const char *needle)
+{
+    size_t k = strlen(needle), n = (size_t)(end - lo);
+    for (size_t i = n >= k ? n - k + 1 : 0; i-- > 0;)
+        if (!memcmp(lo + i, needle, k))
+            return lo + i;
+    return NULL;
+}
+
+uint32_t media_probe_pdf_pages(const uint8_t *p, size_t n)
+{
+    uint32_t best = 0;
+    const uint8_t *end = p + n, *q = p;
+    while ((q = memmem(q, (size_t)(end - q), "/Type", 5)) != NULL) {
+        const uint8_t *v = q + 5;
+        q = v;
+        while (v < end && strchr(" \t\r\n\f", *v) && *v)
+            v++;
+        if (end - v < 7 || memcmp(v, "/Pages", 6) || !pdf_delim(v[6]))
+            continue;
+        /* The object holding it: from its "obj" to its "endobj". */
+        const uint8_t *lo = last_before(p, q, "obj");
+        const uint8_t *hi = memmem(v, (size_t)(end - v), "endobj", 6);
+        if (!lo || !hi)
+            continue;
+        for (const uint8_t *c = lo; (c = memmem(c, (size_t)(hi - c), "/Count", 6)) != NULL;) {
+            c += 6;
+            const uint8_t *d = c;
+            while (d < hi && strchr(" \t\r\n\f", *d) && *d)
+                d++;
+            uint64_t val = 0;
+            int digits = 0;
+            while (d < hi && *d >= '0' && *d <= '9' && val <= PDF_MAX_PAGES)
+                val = val * 10 + (uint64_t)(*d++ - '0'), digits++;
+            if (digits && val <= PDF_MAX_PAGES && (d == hi || pdf_delim(*d)) && val > best)
+                best = (uint32_t)val;
+        }
+    }
+    return best;
+}
+
+static uint32_t pdf_pages_at(int fd, uint64_t off, size_t n)
+{
+    uint8_t *buf = malloc(n);
+    size_t got = 0;
+    while (buf && got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    uint32_t pages = buf ? media_probe_pdf_pages(buf, got) : 0;
+    free(buf);
+    return pages;
+}
+
+uint32_t media_probe_pdf_pages_fd(int fd, uint64_t file_size)
+{
+    if (file_size <= 2 * (uint64_t)MEDIA_PDF_SCAN)
+        return pdf_pages_at(fd, 0, (size_t)file_size);
+    uint32_t a = pdf_pages_at(fd, 0, MEDIA_PDF_SCAN);
+    uint32_t b = pdf_pages_at(fd, file_size - MEDIA_PDF_SCAN, MEDIA_PDF_SCAN);
+    return a > b ? a : b;
+}

@@ -29,4 +29,13 @@ int media_probe_mp4_fd(int fd, uint64_t *ms, char *err, size_t errlen);
  * silence). -1 with err when it is not Ogg Opus or cannot be decoded. */
 int media_probe_opus_fd(int fd, uint64_t *ms, uint8_t waveform[MEDIA_WAVEFORM_LEN], char *err, size_t errlen);
 
+/* A PDF's page count when it is cheap to read: the largest /Count of a
+ * /Type /Pages object written as plain text (the root of the page tree
+ * holds the total) in the first and the last MEDIA_PDF_SCAN bytes. 0 when
+ * none is found (a PDF that compresses its objects into object streams
+ * shows none): the message then carries no count. */
+#define MEDIA_PDF_SCAN (1u << 20)
+uint32_t media_probe_pdf_pages(const uint8_t *p, size_t n);
+uint32_t media_probe_pdf_pages_fd(int fd, uint64_t file_size);
+
 #endif

@@ -32,7 +32,7 @@ static const char SQL_ATT[] =
     "encode(a.media_key, 'hex'), encode(a.file_sha256, 'hex'), encode(a.file_enc_sha256, 'hex'), "
     "a.file_length, "
     "a.direct_path, a.url, a.media_key_ts, encode(a.thumbnail, 'hex'), encode(a.waveform, 'hex'), "
-    "r.message_id "
+    "r.message_id, a.pages "
     "FROM wa_message_media a JOIN wa_messages m ON m.id = a.message_id LEFT JOIN wa_media f ON f.id = "
     "a.media_id "
     "LEFT JOIN LATERAL (SELECT b.message_id FROM wa_message_media b WHERE a.direct_path IS NULL "
@@ -59,7 +59,8 @@ enum {
     C_KEYTS,
     C_THUMB,
     C_WAVE,
-    C_REUSE
+    C_REUSE,
+    C_PAGES
 };
 
 /* Forwarding: the same key, sums and link as the upload taken over. */
@@ -69,7 +70,8 @@ static const char SQL_REUSE[] =
     "b.url, "
     "media_key_ts = b.media_key_ts, thumbnail = coalesce(a.thumbnail, b.thumbnail), waveform = b.waveform, "
     "width = coalesce(a.width, b.width), height = coalesce(a.height, b.height), "
-    "seconds = coalesce(a.seconds, b.seconds), uploaded_at = b.uploaded_at, updated_at = now() "
+    "seconds = coalesce(a.seconds, b.seconds), pages = b.pages, uploaded_at = b.uploaded_at, updated_at = "
+    "now() "
     "FROM wa_message_media b WHERE a.message_id = $1 AND b.message_id = $2 AND a.direct_path IS NULL "
     "AND b.direct_path IS NOT NULL";
 
@@ -81,7 +83,7 @@ static const char SQL_UPLOADED[] =
     "media_key_ts = $8::bigint, thumbnail = coalesce(decode($9, 'hex'), thumbnail), "
     "waveform = decode($10, 'hex'), "
     "seconds = coalesce(seconds, $11::int), width = coalesce(width, $12::int), height = coalesce(height, "
-    "$13::int), "
+    "$13::int), pages = $14::int, "
     "uploaded_at = now(), updated_at = now() WHERE message_id = $1 AND direct_path IS NULL";
 
 struct prep {
@@ -101,6 +103,8 @@ struct prep {
     int has_wave;
     uint64_t ms;
     uint32_t w, h;
+    int pdf;
+    uint32_t pages; /* a PDF's, when cheap to read */
     struct media_upload *up;
 };
 
@@ -158,6 +162,7 @@ static void send_from_row(struct prep *p, const PGresult *r)
     m.height = col(r, C_H) ? (uint32_t)atoi(col(r, C_H)) : 0;
     m.seconds = col(r, C_SECS) ? (uint32_t)atoi(col(r, C_SECS)) : 0;
     m.media_key_ts = col(r, C_KEYTS) ? strtoll(col(r, C_KEYTS), NULL, 10) : 0;
+    m.page_count = col(r, C_PAGES) ? (uint32_t)atoi(col(r, C_PAGES)) : 0;
     size_t tl = thumb ? strlen(thumb) / 2 : 0, wl = wave ? strlen(wave) / 2 : 0;
     uint8_t *tb = tl ? malloc(tl) : NULL;
     if (tb && hex_decode(thumb, tb, tl) == 0) {
@@ -197,7 +202,7 @@ static void on_uploaded(void *arg, const struct media_upload_result *r)
         finish(p, NULL, 0, r->error ? r->error : "upload failed");
         return;
     }
-    char key[65], fsha[65], esha[65], len[24], ts[24], secs[24], w[16], h[16];
+    char key[65], fsha[65], esha[65], len[24], ts[24], secs[24], w[16], h[16], pages[16];
     hex_encode(key, r->media_key, 32, 0);
     hex_encode(fsha, r->sums.file_sha256, 32, 0);
     hex_encode(esha, r->sums.file_enc_sha256, 32, 0);
@@ -206,6 +211,7 @@ static void on_uploaded(void *arg, const struct media_upload_result *r)
     snprintf(secs, sizeof secs, "%llu", (unsigned long long)((p->ms + 999) / 1000));
     snprintf(w, sizeof w, "%u", p->w);
     snprintf(h, sizeof h, "%u", p->h);
+    snprintf(pages, sizeof pages, "%u", p->pages);
     char *thumb = p->thumb_len ? malloc(p->thumb_len * 2 + 1) : NULL;
     char wave[MEDIA_WAVEFORM_LEN * 2 + 1];
     if (thumb)
@@ -224,14 +230,15 @@ static void on_uploaded(void *arg, const struct media_upload_result *r)
                        p->has_wave ? wave : NULL,
                        p->ms ? secs : NULL,
                        p->w ? w : NULL,
-                       p->h ? h : NULL};
+                       p->h ? h : NULL,
+                       p->pages ? pages : NULL};
     if (strcmp(fsha, p->sha) != 0) { /* the store names files by their hash: never */
         finish(p, NULL, 0, "the stored file does not match its name");
         OPENSSL_cleanse(key, sizeof key);
         free(thumb);
         return;
     }
-    if (!sdb_query(SQL_UPLOADED, 13, v, on_written, p))
+    if (!sdb_query(SQL_UPLOADED, 14, v, on_written, p))
         finish(p, NULL, 0, "out of memory");
     OPENSSL_cleanse(key, sizeof key);
     free(thumb);
@@ -287,6 +294,8 @@ static void meta_work(void *arg)
         }
     } else if (!strcmp(p->kind, "voice")) {
         p->has_wave = media_probe_opus_fd(p->fd, &p->ms, p->wave, err, sizeof err) == 0;
+    } else if (!strcmp(p->kind, "document") && p->pdf) {
+        p->pages = media_probe_pdf_pages_fd(p->fd, p->size);
     }
 }
 
@@ -310,6 +319,7 @@ static void upload(struct prep *p, const PGresult *r)
     if (p->fd < 0) {
         snprintf(p->sha, sizeof p->sha, "%s", sha);
         snprintf(p->kind, sizeof p->kind, "%s", PQgetvalue(r, 0, C_KIND));
+        p->pdf = col(r, C_MIME) && !strcmp(col(r, C_MIME), "application/pdf");
         p->fd = media_store_open_file(st, sha, &p->size);
         if (p->fd < 0) {
             int gone = errno == ENOENT;

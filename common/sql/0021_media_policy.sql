@@ -21,6 +21,10 @@ ALTER TABLE wa_message_media ADD CONSTRAINT wa_message_media_state_check
 -- after the media hosts answered 403/404/410 (supervisor/media_download.c).
 ALTER TABLE wa_message_media ADD COLUMN IF NOT EXISTS phone_asks integer NOT NULL DEFAULT 0;
 
+-- A PDF we send: its page count when it was cheap to read (the message
+-- carries it; kept so a resend is the same message).
+ALTER TABLE wa_message_media ADD COLUMN IF NOT EXISTS pages integer CHECK (pages > 0);
+
 -- Only received attachments start 'pending' (a sent one is 'stored' from
 -- the start). No policy row yet: everything is downloaded.
 CREATE OR REPLACE FUNCTION wapi_media_policy_apply() RETURNS trigger LANGUAGE plpgsql AS $$

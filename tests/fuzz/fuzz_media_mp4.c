@@ -1,6 +1,7 @@
 /* libFuzzer target for the MP4 box walker: an uploaded or downloaded video
  * is untrusted bytes. Whatever the input, the walker reads only inside it,
- * and a duration it returns is within a year. Built alone by clang (make
+ * and a duration it returns is within a year. The same bytes are scanned as
+ * a PDF for its page count, which stays within its bound. Built alone by clang (make
  * fuzzers). */
 #include "supervisor/media_probe.c"
 
@@ -30,6 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t ms = 0;
     char err[256];
     if (media_probe_mp4_ms(mem_read, &m, size, &ms, err, sizeof err) == 0 && ms > MAX_MS)
+        abort();
+    if (media_probe_pdf_pages(data, size) > PDF_MAX_PAGES)
         abort();
     return 0;
 }

@@ -50,3 +50,12 @@ def webp_wh(w, h):
 
 WEBP512 = webp_wh(512, 512)  # as stickers must be
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+def pdf_pages(n):
+    """A small PDF with a page tree of n pages (uncompressed, as many writers make them)."""
+    kids = " ".join(f"{3 + i} 0 R" for i in range(n))
+    objs = ["<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {n} >>"]
+    objs += ["<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"] * n
+    body = b"%PDF-1.4\n" + b"".join(f"{i + 1} 0 obj\n{o}\nendobj\n".encode() for i, o in enumerate(objs))
+    return body + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"

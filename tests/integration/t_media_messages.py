@@ -96,7 +96,7 @@ files = {
     "video": (MP4, "video/mp4", None, None),
     "audio": (VOICE, "audio/ogg", "audio", None),
     "voice": (VOICE, "audio/ogg; codecs=opus", "voice", None),
-    "document": (mediafiles.PDF, "application/pdf", None, "invoice.pdf"),
+    "document": (mediafiles.pdf_pages(3), "application/pdf", None, "invoice.pdf"),
     "sticker": (mediafiles.WEBP512, "image/webp", "sticker", None),
 }
 stored = {}
@@ -165,6 +165,7 @@ if "document" in sent and sent["document"][1]:
     m = sent["document"][1]
     check("document: its file name and caption", m["fileName"] == "invoice-2026.pdf" and
           m["caption"] == "a document from wapi", m)
+    check("document: the PDF's 3 pages as pageCount", m["pageCount"] == 3, m)
 
 check("every message is recorded sent", wait(lambda: all(
     api("GET", f"/api/messages/{js['id']}")[1]["status"] in ("sent", "delivered", "read")

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "t.h"
 
@@ -172,5 +173,45 @@ int main(void)
             "timescale 0, an unknown duration, a year, a cut 64-bit size, version 2");
     flen = 0;
     T_CHECK(probe(&ms, err) == -1, "an empty file: no movie header");
+
+    /* PDF page counts */
+#define PAGES(s) media_probe_pdf_pages((const uint8_t *)(s), strlen(s))
+    const char *flat = "%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R /Outlines 5 0 R >>\nendobj\n"
+                       "2 0 obj\n<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>\nendobj\n"
+                       "3 0 obj\n<< /Type /Page /Parent 2 0 R >>\nendobj\n"
+                       "5 0 obj\n<< /Type /Outlines /Count 12 >>\nendobj\n%%EOF\n";
+    T_EQ_INT((int)PAGES(flat), 2, "a flat page tree: its /Count; an outline's /Count is not a page count");
+    const char *tree = "1 0 obj<</Type/Pages/Kids[2 0 R 3 0 R]/Count 7>>endobj\n"
+                       "2 0 obj<</Type/Pages/Parent 1 0 R/Kids[4 0 R]/Count\n3>>endobj\n"
+                       "3 0 obj<</Type /Pages/Parent 1 0 R/Count 4>>endobj";
+    T_EQ_INT((int)PAGES(tree), 7, "a nested tree, no spaces, a line break: the root's total");
+    T_EQ_INT((int)PAGES("1 0 obj << /Type /PagesX /Count 9 >> endobj"), 0, "/PagesX is not /Pages");
+    T_EQ_INT((int)PAGES("1 0 obj << /Type /Page /Count 9 >> endobj"), 0, "/Page is not /Pages");
+    T_EQ_INT((int)PAGES("1 0 obj << /Type /Pages /Count 99999999999 >> endobj"), 0,
+             "an absurd count is no count");
+    T_EQ_INT((int)PAGES("1 0 obj << /Type /Pages /Count 5"), 0, "an object cut before endobj: none");
+    T_EQ_INT((int)PAGES("<< /Type /Pages /Count 5 >>"), 0, "outside an object: none");
+    T_EQ_INT((int)PAGES("1 0 obj << /Type /Pages /Count 5x >> endobj"), 0, "a count that is no number: none");
+    T_EQ_INT((int)PAGES("1 0 obj << /Type /ObjStm /N 3 >> stream\nxx\nendstream endobj"), 0,
+             "compressed objects: none");
+    T_EQ_INT((int)PAGES("/Type"), 0, "a cut key: none");
+    char tmpl[] = "/tmp/wapi-pdf-XXXXXX";
+    int fd = mkstemp(tmpl);
+    size_t big = 3 * MEDIA_PDF_SCAN;
+    char *pdf = calloc(1, big);
+    int fd_ok = fd >= 0 && pdf;
+    if (fd_ok) {
+        memset(pdf, ' ', big);
+        const char *tail = "9 0 obj << /Type /Pages /Count 41 >> endobj";
+        memcpy(pdf + big - strlen(tail) - 10, tail, strlen(tail));
+        const char *mid = "8 0 obj << /Type /Pages /Count 99 >> endobj";
+        memcpy(pdf + big / 2, mid, strlen(mid));
+        fd_ok = write(fd, pdf, big) == (ssize_t)big;
+    }
+    T_CHECK(fd_ok && media_probe_pdf_pages_fd(fd, big) == 41,
+            "a 3 MiB file: the end is read (41), the middle is not (it is not cheap)");
+    if (fd >= 0)
+        close(fd), unlink(tmpl);
+    free(pdf);
     T_DONE();
 }

@@ -18,7 +18,7 @@
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
-//             fileLength,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
+//             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
 //             (sha256 of the bytes it decrypted; waveform base64; thumb: the jpegThumbnail's length)
 //   {"mediaError":{id,error}}   {"error":"…"}
 // Usage: node baileys_peer.mjs --url WS --version V --control HTTP --phone DIGITS
@@ -68,7 +68,7 @@ sock.ev.on('messages.upsert', ({ messages }) => {
                 mimetype: md.mimetype ?? null, caption: md.caption ?? null, fileName: md.fileName ?? null,
                 seconds: md.seconds ?? null, ptt: !!md.ptt, waveform: md.waveform ? Buffer.from(md.waveform).toString('base64') : null,
                 width: md.width ?? null, height: md.height ?? null, thumb: md.jpegThumbnail ? md.jpegThumbnail.length : 0,
-                fileLength: md.fileLength != null ? Number(md.fileLength) : null,
+                fileLength: md.fileLength != null ? Number(md.fileLength) : null, pageCount: md.pageCount ?? null,
                 replyTo: md.contextInfo?.stanzaId ?? null } }))
                 .catch((e) => out({ mediaError: { id: m.key.id, error: String(e?.message || e) } }));
         }
