@@ -43,6 +43,11 @@ struct wapi_config {
         char *listen; /* "host:port" of a listener for /metrics alone; "" = /metrics on the main one */
     } metrics;
     struct {
+        int rate_per_minute;     /* messages a minute for the account; 0 = no limit */
+        int min_gap_per_chat_ms; /* between two messages to one chat; 0 = none */
+        int typing;              /* "composing" before a text, for a time that grows with it */
+    } sending;
+    struct {
         int max_upload_bytes;         /* the largest file POST /api/media takes */
         int retention_days;           /* 0 = keep */
         int url_ttl_seconds;          /* signed links live this long */

@@ -10,7 +10,9 @@
 #include "events.h"
 #include "media_send.h"
 #include "sdb.h"
+#include "send_pace.h"
 #include "sup.h"
+#include "wa/wa_actions.h"
 #include "wa/wa_messaging.h"
 
 #define POLL_S 2
@@ -24,6 +26,7 @@ struct held {
     struct held *next;
     char *id, *to, *text, *reply; /* owned */
     int media, attempts;
+    int typed; /* "composing" was shown for it (sending.typing) */
 };
 
 static struct {
@@ -32,7 +35,9 @@ static struct {
     int recovered; /* inflight rows of an earlier run put back */
     int kick;      /* woken while busy */
     struct held *head, *tail;
-    struct held *preparing; /* its attachment is being made ready (media_send) */
+    struct held *preparing;   /* its attachment is being made ready (media_send) */
+    struct event *pace_timer; /* armed while the head waits for its pace (send_pace) */
+    struct wa_client *client; /* for "composing" */
 } O;
 
 static void dispatch(void);
@@ -287,12 +292,58 @@ static void on_prepared(void *arg, const char *id, const struct wa_msg_media *m,
     drain();
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void pace_for(int64_t us)
+{
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+    evtimer_add(O.pace_timer, &tv);
+}
+
+/* The head may go now (1), or waits for its pace or its "typing" (0, the
+ * timer armed). Typing: <composing/> now, <paused/> when it ends. */
+static int paced(struct held *h)
+{
+    if (evtimer_pending(O.pace_timer, NULL))
+        return 0;
+    int64_t now = now_us(), w = send_pace_wait_us(h->to, now);
+    if (w > 0 && !h->typed) {
+        pace_for(w);
+        return 0;
+    }
+    if (!h->media && !h->typed) {
+        int ms = send_pace_typing_ms(strlen(h->text));
+        if (ms > 0 && wa_send_chatstate(O.client, h->to, 1) == 0) {
+            h->typed = 1;
+            pace_for((int64_t)ms * 1000);
+            return 0;
+        }
+    }
+    if (h->typed)
+        wa_send_chatstate(O.client, h->to, 0);
+    send_pace_sent(h->to, now);
+    return 1;
+}
+
+static void on_pace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    drain();
+}
+
 /* Sends the held rows in order; stops at a media message until its
- * attachment is ready. */
+ * attachment is ready, and at one that waits for its pace. */
 static void drain(void)
 {
     while (O.head && !O.preparing) {
         struct held *h = O.head;
+        if (h->attempts <= MAX_ATTEMPTS && wa_messaging_ready() && !paced(h))
+            return;
         O.head = h->next;
         if (!O.head)
             O.tail = NULL;
@@ -486,8 +537,13 @@ static void on_retry(void *arg, const struct wa_retry_request *r)
         retry_req_free(rr);
 }
 
-void outbox_init(struct event_base *base)
+void outbox_init(struct event_base *base, struct wa_client *c)
 {
+    O.client = c;
+    O.pace_timer = evtimer_new(base, on_pace, NULL);
+    struct send_pace_config pc = {S.cfg.sending.rate_per_minute, S.cfg.sending.min_gap_per_chat_ms,
+                                  S.cfg.sending.typing};
+    send_pace_init(&pc);
     O.poll_timer = evtimer_new(base, on_poll, NULL);
     B.flush = evtimer_new(base, on_flush, NULL);
     struct wa_send_events ev = {on_sent, on_receipt, on_ready, on_retry};
@@ -506,6 +562,8 @@ void outbox_shutdown(void)
     O.tail = NULL;
     if (O.poll_timer)
         evtimer_del(O.poll_timer);
+    if (O.pace_timer)
+        evtimer_del(O.pace_timer);
     if (B.flush) {
         evtimer_del(B.flush);
         on_flush(-1, 0, NULL); /* what the loop read last is still recorded */

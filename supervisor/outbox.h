@@ -5,15 +5,19 @@
  * was fixed when the row was made, so a resend after a crash is the same
  * message. Server ack -> sent, receipts -> delivered / read, refusals ->
  * failed with the reason, transient failures retried with backoff; every
- * change is one statement with its wa_events row, published after commit. */
+ * change is one statement with its wa_events row, published after commit.
+ * Messages go at the pace sending.* sets (send_pace.c): late, never failed,
+ * in their order. */
 #ifndef WAPI_OUTBOX_H
 #define WAPI_OUTBOX_H
 #include <event2/event.h>
 
 #include "worker_table.h"
 
-/* Takes the sending side of the WhatsApp client (wa_messaging_init first). */
-void outbox_init(struct event_base *base);
+struct wa_client;
+/* Takes the sending side of the WhatsApp client (wa_messaging_init first);
+ * c sends "composing" when sending.typing is on. */
+void outbox_init(struct event_base *base, struct wa_client *c);
 void outbox_shutdown(void);
 /* Outbox rows were committed: dispatch now (the poll is only a safety net). */
 void outbox_kick(void);

@@ -265,7 +265,7 @@ void session_init(void)
     Ss.client = wa_client_new(&cc, &ev, NULL);
     wa_messaging_init(Ss.client, S.base);
     inbox_init();
-    outbox_init(S.base);
+    outbox_init(S.base, Ss.client);
     media_send_init(Ss.client);
     media_download_init(S.base, Ss.client);
     Ss.st = WA_STOPPED;

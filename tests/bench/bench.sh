@@ -2,7 +2,11 @@
 # make bench: numbers, not assertions. Uses DATABASE_URL or the private PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The private PostgreSQL is stopped at the end if this run started it.
 if [ -z "${DATABASE_URL:-}" ]; then
+    if ! scripts/devdb.sh status >/dev/null 2>&1; then
+        trap 'scripts/devdb.sh stop' EXIT
+    fi
     DATABASE_URL=$(scripts/devdb.sh start)
 fi
 export TEST_DATABASE_URL=$DATABASE_URL
