@@ -1,4 +1,5 @@
 #include "config.h"
+#include "proxy_url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -64,6 +65,7 @@ static const struct key keys[] = {
     {"whatsapp.version", "WAPI_WHATSAPP_VERSION", K_STR, O(whatsapp.version), "2.3000.1045649367", 0, 0,
      NULL},
     {"whatsapp.autostart", "WAPI_WHATSAPP_AUTOSTART", K_BOOL, O(whatsapp.autostart), "true", 0, 0, NULL},
+    {"whatsapp.proxy", "WAPI_WHATSAPP_PROXY", K_STR, O(whatsapp.proxy), "", 0, 0, NULL},
     {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0,
      0, NULL},
     {"webhooks.max_attempts", "WAPI_WEBHOOKS_MAX_ATTEMPTS", K_INT, O(webhooks.max_attempts), "8", 1, 50,
@@ -501,6 +503,12 @@ static int finish(struct wapi_config *cfg, enum config_source src, char *err, si
     if (sscanf(cfg->whatsapp.version, "%u.%u.%llu%c", &a, &b, &c, &tail) != 3) {
         errf(err, errlen, "whatsapp.version (WAPI_WHATSAPP_VERSION): expected \"2.3000.N\", got \"%s\"",
              cfg->whatsapp.version);
+        return -1;
+    }
+    struct proxy_url px;
+    char perr[200];
+    if (proxy_url_parse(cfg->whatsapp.proxy, &px, perr, sizeof perr) < 0) {
+        errf(err, errlen, "whatsapp.proxy (WAPI_WHATSAPP_PROXY): %s", perr);
         return -1;
     }
     /* The kinds of received media downloaded without being asked. */

@@ -32,6 +32,7 @@ struct wapi_config {
     } http;
     struct {
         char *url, *origin, *root_key, *version;
+        char *proxy; /* "socks5://", "socks5h://" or "http://" URL, or "": the connection and media traffic */
         int autostart;
     } whatsapp;
     struct {

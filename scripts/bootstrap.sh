@@ -7,7 +7,7 @@ PKGS=(gcc make pkg-config ca-certificates curl procps python3 util-linux
       libsignal-protocol-c-dev libprotobuf-c-dev protobuf-c-compiler libwslay-dev libqrencode-dev zlib1g-dev
       libunistring-dev libcurl4-openssl-dev libopusfile-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libmagic-dev
       postgresql
-      wrk clang libclang-rt-14-dev shellcheck yamllint chromium gdb openssl opus-tools)
+      wrk clang libclang-rt-14-dev shellcheck yamllint chromium gdb openssl opus-tools microsocks tinyproxy)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -289,6 +289,8 @@ struct http_req *http_request(const struct http_opts *o)
         SET(CURLOPT_FOLLOWLOCATION, 1L);
         SET(CURLOPT_MAXREDIRS, (long)o->max_redirects);
     }
+    if (o->proxy && *o->proxy)
+        SET(CURLOPT_PROXY, o->proxy); /* libcurl reads the scheme, the credentials and the port */
     if (cafile && *cafile)
         SET(CURLOPT_CAINFO, cafile);
     if (cadir && *cadir)

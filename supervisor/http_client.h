@@ -45,6 +45,7 @@ struct http_opts {
     long low_speed_s;
     int max_redirects;  /* 0: none followed */
     int refuse_private; /* no loopback/private/link-local address, redirects included */
+    const char *proxy;  /* socks5://, socks5h:// or http:// URL (copied at the start), or NULL/"" */
     void (*done)(void *ctx, const struct http_result *r); /* called once, from the loop */
     void *ctx;
 };

@@ -271,6 +271,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         .done = on_fetched,
         .arg = d,
     };
+    snprintf(rq.proxy, sizeof rq.proxy, "%s", S.cfg.whatsapp.proxy);
     memcpy(rq.media_key, d->key, 32);
     memcpy(rq.file_sha256, d->sha, 32);
     memcpy(rq.file_enc_sha256, d->enc, 32);

@@ -194,6 +194,7 @@ static int try_host(struct media_fetch *f)
         .timeout_ms = f->rq.timeout_ms,
         .low_speed_bytes = 1024,
         .low_speed_s = 30,
+        .proxy = f->rq.proxy,
         .done = on_done,
         .ctx = f,
     };

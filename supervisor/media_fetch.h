@@ -34,6 +34,7 @@ struct media_fetch_req {
     const char *const *hosts; /* "mmg.whatsapp.net", ...; tried in order */
     int nhosts;
     const char *direct_path; /* "/v/t62...": appended to https://HOST */
+    char proxy[512];         /* whatsapp.proxy, or "" */
     enum wa_media_kind kind;
     uint8_t media_key[32];
     uint8_t file_enc_sha256[32], file_sha256[32];

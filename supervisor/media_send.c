@@ -270,6 +270,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         .done = on_uploaded,
         .arg = p,
     };
+    snprintf(rq.proxy, sizeof rq.proxy, "%s", S.cfg.whatsapp.proxy);
     p->up = media_upload_start(&rq);
     if (!p->up)
         finish(p, NULL, 0, "cannot start the upload");

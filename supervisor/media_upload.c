@@ -222,6 +222,7 @@ static int try_host(struct media_upload *u)
         .timeout_ms = u->rq.timeout_ms,
         .low_speed_bytes = 1024,
         .low_speed_s = 30,
+        .proxy = u->rq.proxy,
         .done = on_done,
         .ctx = u,
     };

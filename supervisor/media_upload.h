@@ -37,6 +37,7 @@ struct media_upload_req {
     const char *const *hosts; /* tried in order */
     int nhosts;
     const char *auth;   /* the media_conn auth */
+    char proxy[512];    /* whatsapp.proxy, or "" */
     int tmp_dirfd;      /* where the encrypted file is made (the store's temp directory) */
     uint64_t max_bytes; /* of the plaintext; 0: no limit */
     long timeout_ms;    /* per host; 0: the client's default */

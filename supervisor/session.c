@@ -259,6 +259,7 @@ void session_init(void)
     cc.origin = S.cfg.whatsapp.origin;
     cc.version = S.cfg.whatsapp.version;
     cc.sessions = S.cfg.paths.sessions;
+    cc.proxy = S.cfg.whatsapp.proxy;
     for (int i = 0; i < 32; i++)
         sscanf(S.cfg.whatsapp.root_key + 2 * i, "%2hhx", &cc.root_key[i]);
     struct wa_client_events ev = {on_client_state, on_client_qr, on_client_me};

@@ -649,8 +649,8 @@ static int connect_now(struct wa_client *c)
 {
     c->conn_gen++;
     c->pc.active = 0;
-    struct wa_ws_options o = {c->url,     c->origin, "Mozilla/5.0 (X11; Linux x86_64) wapi",
-                              c->cfg.ssl, 20,        16u << 20};
+    struct wa_ws_options o = {c->url,    c->origin, "Mozilla/5.0 (X11; Linux x86_64) wapi", c->cfg.ssl, 20,
+                              16u << 20, &c->proxy};
     struct wa_ws_callbacks cb = {on_ws_open, on_ws_message, on_ws_close};
     char why[256];
     c->ws = wa_ws_connect(c->cfg.base, c->cfg.dns, &o, &cb, c, why, sizeof why);
@@ -692,6 +692,12 @@ struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct
     snprintf(c->origin, sizeof c->origin, "%s", cfg->origin);
     snprintf(c->version, sizeof c->version, "%s", cfg->version);
     snprintf(c->sessions, sizeof c->sessions, "%s", cfg->sessions);
+    char perr[200];
+    if (proxy_url_parse(cfg->proxy, &c->proxy, perr, sizeof perr) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->cfg.proxy = NULL; /* not kept: the parsed copy is */
     if (!c->cfg.qr_first_s)
         c->cfg.qr_first_s = 60;
     if (!c->cfg.qr_next_s)

@@ -29,14 +29,15 @@ const char *wa_state_name(enum wa_state st);
 struct wa_client_config {
     struct event_base *base;
     struct evdns_base *dns;
-    SSL_CTX *ssl;          /* for wss:// */
-    const char *url;       /* copied */
-    const char *origin;    /* copied */
-    const char *version;   /* "2.3000.N", copied */
-    const char *sessions;  /* the session store directory, copied */
-    uint8_t root_key[32];  /* the certificate chain's root */
-    unsigned qr_first_s;   /* 60 */
-    unsigned qr_next_s;    /* 20 */
+    SSL_CTX *ssl;         /* for wss:// */
+    const char *url;      /* copied */
+    const char *origin;   /* copied */
+    const char *version;  /* "2.3000.N", copied */
+    const char *sessions; /* the session store directory, copied */
+    uint8_t root_key[32]; /* the certificate chain's root */
+    unsigned qr_first_s;  /* 60 */
+    unsigned qr_next_s;   /* 20 */
+    const char *proxy;    /* "socks5h://…", "http://…" or "" (directly); copied, checked by the caller */
 };
 
 struct wa_me {
@@ -53,7 +54,8 @@ struct wa_client_events {
 
 struct wa_client;
 
-struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct wa_client_events *ev, void *arg);
+struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct wa_client_events *ev,
+                                void *arg);
 /* Connects (a no-op when already running). -1 with err when the store is corrupt. */
 int wa_client_start(struct wa_client *c, char *err, size_t errlen);
 /* Disconnects; state stopped. */
@@ -87,8 +89,8 @@ struct wa_client_hooks {
      * (acked already) while paired; return 1 to keep a (the tree), then free it
      * with wa_arena_free; 0 and the client frees it. */
     int (*on_stanza)(void *arg, wa_node *n, wa_arena *a);
-    void (*on_connected)(void *arg);   /* logged in */
-    void (*on_disconnect)(void *arg);  /* transport gone */
+    void (*on_connected)(void *arg);  /* logged in */
+    void (*on_disconnect)(void *arg); /* transport gone */
 };
 void wa_client_set_hooks(struct wa_client *c, const struct wa_client_hooks *h, void *arg);
 /* Sends a stanza when connected; -1 otherwise. */

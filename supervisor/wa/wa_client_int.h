@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/proxy_url.h"
 #include "wa_binary.h"
 #include "wa_client.h"
 #include "wa_noise.h"
@@ -31,6 +32,7 @@ enum iq_kind {
 struct wa_client {
     struct wa_client_config cfg;
     char url[512], origin[256], version[64], sessions[4096];
+    struct proxy_url proxy;
     struct wa_client_events ev;
     void *arg;
     enum wa_state st;

@@ -17,6 +17,8 @@
 #include <strings.h>
 #include <wslay/wslay.h>
 
+#include "wa_proxy.h"
+
 #define MAX_RESPONSE_HEAD 8192
 
 enum ws_state { WS_CONNECTING, WS_UPGRADING, WS_OPEN, WS_CLOSED };
@@ -35,10 +37,15 @@ struct wa_ws {
     int depth;  /* >0 while inside our callbacks: freeing is deferred */
     int doomed; /* wa_ws_free() was called during a callback */
     int closed_reported;
+    struct event_base *base;
+    SSL_CTX *ssl_ctx;
+    struct wa_proxy_conn *pc; /* connecting through a proxy */
+    int timeout_s;
 };
 
 static void destroy(struct wa_ws *ws)
 {
+    wa_proxy_cancel(ws->pc);
     if (ws->ctx)
         wslay_event_context_free(ws->ctx);
     if (ws->bev)
@@ -235,7 +242,9 @@ static int check_upgrade(struct wa_ws *ws, const char *head, char *why, size_t w
     }
     if (!upgrade || !connection || !accept) {
         snprintf(why, whylen, "websocket upgrade answer invalid (%s)",
-                 !accept ? "Sec-WebSocket-Accept" : !upgrade ? "Upgrade" : "Connection");
+                 !accept    ? "Sec-WebSocket-Accept"
+                 : !upgrade ? "Upgrade"
+                            : "Connection");
         return -1;
     }
     return 0;
@@ -306,10 +315,11 @@ static void send_upgrade(struct wa_ws *ws)
         snprintf(hostport, sizeof hostport, "%s", ws->host);
     else
         snprintf(hostport, sizeof hostport, "%s:%d", ws->host, ws->port);
-    evbuffer_add_printf(bufferevent_get_output(ws->bev),
-                        "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: %s\r\nUser-Agent: %s\r\n\r\n",
-                        ws->path, hostport, ws->key_b64, ws->origin, ws->ua);
+    evbuffer_add_printf(
+        bufferevent_get_output(ws->bev),
+        "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: %s\r\nUser-Agent: %s\r\n\r\n",
+        ws->path, hostport, ws->key_b64, ws->origin, ws->ua);
     ws->st = WS_UPGRADING;
 }
 
@@ -328,7 +338,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         char why[400];
         if (what & BEV_EVENT_TIMEOUT) {
-            snprintf(why, sizeof why, "%s timed out", ws->st == WS_CONNECTING ? "connect" : "websocket upgrade");
+            snprintf(why, sizeof why, "%s timed out",
+                     ws->st == WS_CONNECTING ? "connect" : "websocket upgrade");
         } else if (what & BEV_EVENT_EOF) {
             snprintf(why, sizeof why, "connection closed by the server");
         } else {
@@ -342,6 +353,56 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                 snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         }
         fail(ws, why);
+    }
+    leave(ws);
+}
+
+/* TLS for host with certificate and name checks; NULL when unavailable. */
+static SSL *new_ssl(struct wa_ws *ws)
+{
+    SSL *ssl = ws->ssl_ctx ? SSL_new(ws->ssl_ctx) : NULL;
+    if (!ssl)
+        return NULL;
+    SSL_set_tlsext_host_name(ssl, ws->host); /* SNI */
+    SSL_set1_host(ssl, ws->host);            /* the certificate must name this host */
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    return ssl;
+}
+
+static void use_bev(struct wa_ws *ws)
+{
+    bufferevent_setcb(ws->bev, on_read, on_write, on_event, ws);
+    struct timeval tv = {ws->timeout_s, 0};
+    bufferevent_set_timeouts(ws->bev, &tv, &tv);
+    bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
+}
+
+/* Through the proxy: TLS over the tunnel (its handshake's end is the
+ * CONNECTED event), or the upgrade at once. */
+static void on_tunnel(void *arg, struct bufferevent *bev, const char *why)
+{
+    struct wa_ws *ws = arg;
+    ws->pc = NULL;
+    enter(ws);
+    if (!bev) {
+        fail(ws, why);
+    } else if (ws->tls) {
+        SSL *ssl = new_ssl(ws);
+        ws->bev = ssl ? bufferevent_openssl_filter_new(ws->base, bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+                      : NULL;
+        if (!ws->bev) {
+            if (ssl)
+                SSL_free(ssl);
+            bufferevent_free(bev);
+            fail(ws, "TLS unavailable");
+        } else {
+            use_bev(ws);
+        }
+    } else {
+        ws->bev = bev;
+        use_bev(ws);
+        send_upgrade(ws);
     }
     leave(ws);
 }
@@ -364,16 +425,31 @@ struct wa_ws *wa_ws_connect(struct event_base *base, struct evdns_base *dns, con
     ws->cb = *cb;
     ws->arg = arg;
     ws->max_message = o->max_message ? o->max_message : (16u << 20);
+    ws->base = base;
+    ws->ssl_ctx = o->ssl_ctx;
+    ws->timeout_s = o->connect_timeout_s > 0 ? o->connect_timeout_s : 20;
+    if (ws->tls && !ws->ssl_ctx) {
+        snprintf(why, whylen, "TLS unavailable");
+        free(ws);
+        return NULL;
+    }
+    if (o->proxy && o->proxy->kind != PROXY_NONE) {
+        ws->st = WS_CONNECTING;
+        ws->pc = wa_proxy_connect(base, dns, o->proxy, ws->host, ws->port, ws->timeout_s, on_tunnel, ws, why,
+                                  whylen);
+        if (!ws->pc) {
+            free(ws);
+            return NULL;
+        }
+        return ws;
+    }
     if (ws->tls) {
-        SSL *ssl = o->ssl_ctx ? SSL_new(o->ssl_ctx) : NULL;
+        SSL *ssl = new_ssl(ws);
         if (!ssl) {
             snprintf(why, whylen, "TLS unavailable");
             free(ws);
             return NULL;
         }
-        SSL_set_tlsext_host_name(ssl, ws->host); /* SNI */
-        SSL_set1_host(ssl, ws->host);            /* the certificate must name this host */
-        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
         ws->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                  BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     } else {
@@ -384,10 +460,7 @@ struct wa_ws *wa_ws_connect(struct event_base *base, struct evdns_base *dns, con
         free(ws);
         return NULL;
     }
-    bufferevent_setcb(ws->bev, on_read, on_write, on_event, ws);
-    struct timeval tv = {o->connect_timeout_s > 0 ? o->connect_timeout_s : 20, 0};
-    bufferevent_set_timeouts(ws->bev, &tv, &tv);
-    bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
+    use_bev(ws);
     ws->st = WS_CONNECTING;
     if (bufferevent_socket_connect_hostname(ws->bev, dns, AF_UNSPEC, ws->host, ws->port) < 0) {
         snprintf(why, whylen, "cannot connect to %s:%d", ws->host, ws->port);

@@ -1,6 +1,7 @@
 /* A WebSocket client on the supervisor's libevent loop: ws:// or wss://
  * (TLS with certificate and host-name verification), our own HTTP Upgrade,
- * libwslay for framing. Binary messages in and out; nothing blocks. */
+ * libwslay for framing; directly or through a proxy (wa_proxy.c). Binary messages in and out; nothing blocks.
+ */
 #ifndef WAPI_WA_WS_H
 #define WAPI_WA_WS_H
 #include <event2/dns.h>
@@ -8,6 +9,8 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/proxy_url.h"
 
 struct wa_ws;
 
@@ -22,9 +25,10 @@ struct wa_ws_options {
     const char *url;    /* ws://host[:port]/path or wss://... */
     const char *origin; /* the Origin header */
     const char *user_agent;
-    SSL_CTX *ssl_ctx;   /* for wss://; borrowed (verify paths set by the caller) */
+    SSL_CTX *ssl_ctx; /* for wss://; borrowed (verify paths set by the caller) */
     int connect_timeout_s;
-    size_t max_message; /* larger inbound messages fail the connection */
+    size_t max_message;            /* larger inbound messages fail the connection */
+    const struct proxy_url *proxy; /* connect through it; NULL or PROXY_NONE: directly */
 };
 
 /* Returns NULL with why set when the URL is unusable. */

@@ -20,6 +20,7 @@ class FakeWA:
         self.control = info["control"]
         self.phone = info["phone"]
         self.media_ca = info.get("mediaCa")  # with --media-ca: the test CA's certificate
+        self.media_host = info.get("mediaHost")  # and "127.0.0.1:PORT" of the media hosts
 
     def env(self):
         return {"WAPI_WHATSAPP_URL": self.url, "WAPI_WHATSAPP_ROOT_KEY": self.root_key,

@@ -154,7 +154,7 @@ export class FakeMediaHost {
 
     async handle(req, res) {
         const u = new URL(req.url, `https://${this.hostname}`);
-        this.requests.push({ method: req.method, path: u.pathname, headers: req.headers });
+        this.requests.push({ method: req.method, path: u.pathname, headers: req.headers, remote: req.socket.remoteAddress });
         if (req.method === 'POST' && u.pathname.startsWith('/mms/')) return this.upload(req, res, u);
         if (req.method === 'GET' && u.pathname.startsWith('/v/')) return this.download(req, res, u);
         return this.refuse(res, 404, `no such endpoint: ${req.method} ${u.pathname}`);

@@ -74,6 +74,11 @@
 //      15550009999 "Peer" (the default) and 15550008888 "Peer Two" ──
 //   With mediaCa (CLI --media-ca DIR) it also runs the media hosts (lib/fake_media_host.mjs,
 //   HTTPS under a test CA) and answers <iq xmlns=w:m type=set><media_conn/> with their auth.
+//   GET  /media/violations, /media/requests ({method, path, remote} each), POST /media/fault,
+//   /media/fault-next, /media/hold, /media/rotate-auth drive them.
+//   POST /phone/media-retry {id, chat, mediaKey, directPath?, answer: reupload|not-found|error, code?}
+//                                     how the phone answers a media retry request for message id;
+//                                     GET /phone/media-retry → {plans: {id: {answer, asked, newPath}}}
 //   The server answers <iq xmlns=usync> (devices of the peer and of the phone's
 //   account) and <iq xmlns=encrypt type=get><key> (the peer's bundle; a companion's
 //   from its uploaded prekeys), checks every <message> a companion sends the peer
@@ -2104,6 +2109,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
             id: u.id, type: u.type, bytes: u.body.length, sha256: crypto.createHash('sha256').update(u.body).digest('hex'),
             directPath: u.directPath })),
         'GET /media/violations': () => server.media?.violations ?? [],
+        'GET /media/requests': () => (server.media?.requests ?? []).map((r) => ({ method: r.method, path: r.path, remote: r.remote })),
         'POST /media/fault': (q, b) => (server.media.fault(b.id, b.fault ?? {}), { ok: true }),
         'POST /media/rotate-auth': () => (server.media.rotateAuth(), { ok: true }),
         'POST /media/hold': (q, b) => (server.media.hold(!!b.on, !!b.downloads), { ok: true }),
