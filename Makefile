@@ -92,7 +92,7 @@ $(B)/wapi-worker: $(call obj,workers/main.c) $(B)/libwrk.a $(B)/libcommon.a
 # The version a backup's manifest names (the image passes its own).
 WAPI_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 $(B)/obj/supervisor/ctl/backup.o: CPPFLAGS += -DWAPI_VERSION='"$(WAPI_VERSION)"'
-$(B)/wapictl: $(call obj,$(CTL_SRC)) $(B)/libcommon.a
+$(B)/wapictl: $(call obj,$(CTL_SRC)) $(B)/obj/$(B)/gen/migrations.o $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests may #include the module under test; the archives fill in the rest.

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "backup.h"
+#include "doctor.h"
 #include "user_add.h"
 
 static void usage(void)
@@ -24,7 +25,9 @@ static void usage(void)
         "  media [status|sweep]                    the media store; sweep: remove unused files now\n"
         "  user add EMAIL [--name NAME] [--admin]  create a user (password on stdin)\n"
         "  backup --output FILE|- [--no-gzip]      archive of the session and media stores (server running)\n"
-        "  restore --input FILE|- [--force]        load such an archive (server stopped)\n");
+        "  restore --input FILE|- [--force]        load such an archive (server stopped)\n"
+        "  doctor       is this installation ready: network (through the proxy), clock, volumes,\n"
+        "               session store, database and migrations, the running session (exit 1 on a FAIL)\n");
 }
 
 int main(int argc, char **argv)
@@ -57,6 +60,8 @@ int main(int argc, char **argv)
         return ctl_backup(path, sock, argc - optind - 1, argv + optind + 1);
     if (strcmp(argv[optind], "restore") == 0)
         return ctl_restore(path, sock, argc - optind - 1, argv + optind + 1);
+    if (strcmp(argv[optind], "doctor") == 0)
+        return ctl_doctor(path, sock, argc - optind - 1, argv + optind + 1);
     char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
     if (!sock) {
         struct wapi_config cfg;
