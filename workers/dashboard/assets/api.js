@@ -9,9 +9,13 @@ export class ApiError extends Error {
   }
 }
 
+// body: an object sent as JSON, or FormData sent as multipart/form-data (the
+// browser writes its Content-Type with the boundary).
 export async function api(path, { method = "GET", body } = {}) {
   const opts = { method, credentials: "same-origin", headers: {} };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    opts.body = body;
+  } else if (body !== undefined) {
     opts.headers["content-type"] = "application/json";
     opts.body = JSON.stringify(body);
   }

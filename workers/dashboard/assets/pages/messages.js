@@ -1,26 +1,110 @@
-// Messages: the chat list, a chat's thread with each message's status, and a
-// composer. New messages and status changes appear live (Server-Sent Events).
+// Messages: the chat list, a chat's thread with each message's status and
+// media (pictures, stickers, audio, video inline; documents as downloads), and
+// a composer for text or a file. New messages, status changes and finished
+// downloads of received media appear live (Server-Sent Events).
 import { h, when } from "../dom.js";
 
 const STATUS_CLASS = { queued: "badge grey", sent: "badge", delivered: "badge ok", read: "badge ok", failed: "badge bad",
   received: "badge grey" };
+
+const KINDS = ["image", "video", "audio", "voice", "document", "sticker"];
+const KIND_LABEL = { image: "Photo", video: "Video", audio: "Audio", voice: "Voice message", document: "Document",
+  sticker: "Sticker" };
+
+export function humanSize(n) {
+  const v = Number(n);
+  if (n === null || n === undefined || !Number.isFinite(v) || v < 0) return "";
+  if (v < 1024) return `${v} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let x = v / 1024;
+  let i = 0;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${x < 10 ? x.toFixed(1) : Math.round(x)} ${units[i]}`;
+}
+
+// The kind a picked file is sent as unless the user picks another: what the
+// server takes for that type (image: JPEG, PNG, WebP; video: MP4, 3GP; audio:
+// any audio), else a document, which may be any file.
+export function kindFor(type) {
+  const t = String(type || "").toLowerCase().split(";")[0].trim();
+  if (t === "image/jpeg" || t === "image/png" || t === "image/webp") return "image";
+  if (t === "video/mp4" || t === "video/3gpp") return "video";
+  if (t.startsWith("audio/")) return "audio";
+  return "document";
+}
 
 function preview(m) {
   if (!m) return "";
   if (m.revoked_at) return "(deleted)";
   if (m.type === "reaction") return `reacted ${m.reaction || ""}`;
   if (m.type === "unsupported") return `(${m.subtype || "unsupported message"})`;
+  if (m.media || KIND_LABEL[m.type]) {
+    const a = m.media || {};
+    const what = m.type === "document" && a.file_name ? a.file_name : KIND_LABEL[m.type] || m.type;
+    return m.text ? `${what}: ${m.text}` : what;
+  }
   return m.text || "";
+}
+
+function errorText(e, what) {
+  const tag = e.status ? ` (${[e.status, e.code].filter(Boolean).join(" ")})` : "";
+  return `${what ? `${what}: ` : ""}${e.field ? `${e.field}: ` : ""}${e.message}${tag}`;
+}
+
+// A message's attachment: the file inline once it is stored, else its state.
+function mediaView(m) {
+  const a = m.media || {};
+  const kind = a.kind || m.type;
+  const label = KIND_LABEL[kind] || kind;
+  const state = a.state || "pending";
+  if (!a.id || state !== "stored") {
+    const text = state === "pending" ? "downloading…"
+      : state === "stored" ? "the file is no longer available" : state;
+    return h("div", { class: `media-state ${state}`, "data-media-state": state },
+      h("span", { class: "media-kind" }, label), a.file_name ? ` ${a.file_name}` : null, " — ",
+      h("span", { class: "media-state-text" }, text),
+      a.error ? h("div", { class: "small media-error" }, a.error) : null);
+  }
+  const src = `/api/media/${encodeURIComponent(a.id)}`;
+  const alt = a.caption || a.file_name || label;
+  const dims = a.width > 0 && a.height > 0 ? { width: a.width, height: a.height } : {};
+  switch (kind) {
+    case "image":
+      return h("img", { class: "media-image", src, alt, ...dims, "data-media-id": a.id });
+    case "sticker":
+      return h("img", { class: "media-sticker", src, alt, width: 128, height: 128, "data-media-id": a.id });
+    case "audio":
+    case "voice":
+      return h("div", { class: `media-audio ${kind}` },
+        h("div", { class: "small muted" }, label, a.file_name && kind === "audio" ? ` · ${a.file_name}` : null),
+        h("audio", { controls: true, preload: "metadata", src, "aria-label": alt, "data-media-id": a.id }));
+    case "video":
+      return h("video", { class: "media-video", controls: true, preload: "metadata", src, "aria-label": alt,
+        ...dims, "data-media-id": a.id });
+    default:
+      return h("a", { class: "media-document", href: src, download: a.file_name || true, "data-media-id": a.id },
+        h("span", { class: "media-doc-name" }, a.file_name || label), " ",
+        h("span", { class: "small muted" }, [a.mimetype, humanSize(a.size)].filter(Boolean).join(" · ")));
+  }
 }
 
 export async function render({ api, can }) {
   const canSend = can("messages:send"); // the composer and "Mark read" act on WhatsApp
+  const canUpload = canSend && can("media:write");
+  const canSeeMedia = can("media:read");
   if (!document.querySelector("link[data-page=messages]"))
     document.head.append(h("link", { rel: "stylesheet", href: "/assets/pages/messages.css", "data-page": "messages" }));
   let current = null; // the open chat's JID
+  // The media elements shown, by message and file: a refresh of the thread
+  // moves them into the new list instead of making new ones, so a playing
+  // voice note or video goes on playing and pictures are not fetched again.
+  let mediaNodes = new Map();
   const chatsBox = h("div", { class: "chats", "data-testid": "chats" });
   const threadBox = h("div", { class: "thread", "data-testid": "thread" });
-  const error = h("div", { class: "alert error", role: "alert" });
+  const error = h("div", { class: "alert error", role: "alert", "data-testid": "messages-error" });
 
   async function loadChats() {
     const data = await api("/api/chats?limit=100");
@@ -64,14 +148,26 @@ export async function render({ api, can }) {
         }
       });
     }
+    const nodes = new Map();
+    const body = (m) => {
+      if (!m.media || m.revoked_at) return h("div", {}, preview(m));
+      if (!canSeeMedia) return h("div", {}, preview(m));
+      const key = `${m.id}|${m.media.id || ""}|${m.media.state || ""}`;
+      const el = mediaNodes.get(key) || mediaView(m);
+      nodes.set(key, el);
+      return [h("div", { class: "media" }, el), m.text ? h("div", { class: "caption" }, m.text) : null];
+    };
+    const cls = (m) => [m.from_me ? "msg mine" : "msg",
+      m.type === "sticker" && m.media && m.media.state === "stored" && m.media.id ? "sticker" : ""].join(" ").trim();
     threadBox.replaceChildren(h("div", { class: "thread-head" }, h("h2", {}, current), markRead),
       msgs.length ? h("ul", { class: "messages" }, msgs.map((m) =>
-        h("li", { class: m.from_me ? "msg mine" : "msg", "data-message-id": m.id },
-          h("div", {}, preview(m)),
+        h("li", { class: cls(m), "data-message-id": m.id, "data-type": m.type },
+          body(m),
           h("div", { class: "small muted" }, when(m.ts), " ",
             h("span", { class: STATUS_CLASS[m.status] || "badge grey", "data-status": m.status }, m.status),
             m.error ? h("span", { class: "small" }, ` ${m.error}`) : null))))
         : h("div", { class: "empty" }, "No messages in this chat yet."));
+    mediaNodes = nodes;
   }
 
   async function openChat(jid) {
@@ -87,22 +183,82 @@ export async function render({ api, can }) {
 
   const to = h("input", { id: "msg-to", name: "to", required: true, maxlength: 128, placeholder: "+15551234567" });
   const text = h("textarea", { id: "msg-text", name: "text", required: true, maxlength: 4096, rows: 3 });
+  const textLabel = h("label", { for: "msg-text" }, "Message");
   const send = h("button", { type: "submit" }, "Send");
+  // A file instead of a text: uploaded (POST /api/media), then sent as the
+  // kind picked, the text box giving its optional caption.
+  const file = h("input", { id: "msg-file", name: "file", type: "file", "aria-describedby": "msg-file-info" });
+  const kind = h("select", { id: "msg-kind", name: "kind", disabled: true },
+    KINDS.map((k) => h("option", { value: k }, KIND_LABEL[k])));
+  const fileInfo = h("div", { id: "msg-file-info", class: "small muted", "data-testid": "file-info" });
+  const clearFile = h("button", { type: "button", class: "secondary", hidden: true, "data-testid": "clear-file" },
+    "Remove file");
+  function fileChanged() {
+    const f = file.files && file.files[0];
+    kind.disabled = !f;
+    clearFile.hidden = !f;
+    text.required = !f;
+    textLabel.textContent = f ? "Caption (optional)" : "Message";
+    kind.value = f ? kindFor(f.type) : "image";
+    fileInfo.textContent = f ? `${f.name} · ${f.type || "unknown type"} · ${humanSize(f.size)}` : "";
+  }
+  file.addEventListener("change", fileChanged);
+  clearFile.addEventListener("click", () => {
+    file.value = "";
+    fileChanged();
+  });
   const form = h("form", { "data-testid": "composer" },
     h("div", { class: "row" },
       h("div", { class: "fixed" }, h("label", { for: "msg-to" }, "To"), to),
-      h("div", { class: "grow" }, h("label", { for: "msg-text" }, "Message"), text),
-      h("div", {}, send)));
+      h("div", { class: "grow" }, textLabel, text),
+      h("div", {}, send)),
+    canUpload ? h("div", { class: "row attach" },
+      h("div", { class: "grow" }, h("label", { for: "msg-file" }, "File"), file, fileInfo),
+      h("div", { class: "fixed" }, h("label", { for: "msg-kind" }, "Send as"), kind),
+      h("div", {}, clearFile)) : null);
+  async function sendFile(f) {
+    const fd = new FormData();
+    fd.append("kind", kind.value);
+    fd.append("file", f, f.name);
+    let up;
+    try {
+      up = await api("/api/media", { method: "POST", body: fd });
+    } catch (e) {
+      throw new Error(errorText(e, "Upload failed"));
+    }
+    const body = { to: to.value.trim(), kind: kind.value, media: { id: up.id } };
+    if (text.value.trim()) body.caption = text.value;
+    if (kind.value === "document" && f.name) body.file_name = f.name; // the API takes it for documents only
+    try {
+      return await api("/api/messages", { method: "POST", body });
+    } catch (e) {
+      // The upload is of no use without its message: not left behind.
+      api(`/api/media/${encodeURIComponent(up.id)}`, { method: "DELETE" }).catch(() => {});
+      throw new Error(errorText(e, "Sending failed"));
+    }
+  }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     error.textContent = "";
     send.disabled = true;
+    const f = canUpload && file.files && file.files[0];
     try {
-      const m = await api("/api/messages", { method: "POST", body: { to: to.value.trim(), text: text.value } });
+      let m;
+      if (f) {
+        m = await sendFile(f);
+        file.value = "";
+        fileChanged();
+      } else {
+        try {
+          m = await api("/api/messages", { method: "POST", body: { to: to.value.trim(), text: text.value } });
+        } catch (e) {
+          throw new Error(errorText(e));
+        }
+      }
       text.value = "";
       await openChat(m.chat_jid);
     } catch (e) {
-      error.textContent = e.field ? `${e.field}: ${e.message}` : e.message;
+      error.textContent = e.message;
     } finally {
       send.disabled = false;
     }
@@ -126,7 +282,7 @@ export async function render({ api, can }) {
     }, 150);
   };
   for (const t of ["message.received", "message.sent", "message.status", "message.reaction", "message.edited",
-    "message.revoked"]) es.addEventListener(t, refresh);
+    "message.revoked", "message.media_stored", "message.media_failed"]) es.addEventListener(t, refresh);
   window.addEventListener("hashchange", () => es.close(), { once: true });
 
   return h("div", {},
