@@ -107,6 +107,9 @@
 //                                     ack?, ackSeq?}]}: wall-clock ms since the epoch (µs precision),
 //                                     taken as the stanza was about to be written / had been read;
 //                                     seq numbers order them against each other and the event log
+//   GET  /media/activity              {uploads:[…], downloads:[…]}: every upload request and download
+//                                     the media hosts had, with bytes, status and wall-clock times
+//                                     (lib/fake_media_host.mjs `activity`)
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -2038,6 +2041,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /media/rotate-auth': () => (server.media.rotateAuth(), { ok: true }),
         'POST /media/hold': (q, b) => (server.media.hold(!!b.on, !!b.downloads), { ok: true }),
         'POST /media/fault-next': (q, b) => (server.media.faultNext(b.fault ?? {}), { ok: true }),
+        'GET /media/activity': () => server.media?.activity ?? { uploads: [], downloads: [] },
         'GET /media/held': () => ({ held: server.media?.held.length ?? 0 }),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
