@@ -156,9 +156,9 @@ class SSE:
 class BaileysPeer:
     """An unmodified Baileys client (tests/wa/lib/baileys_peer.mjs), linked as a
     companion of account `phone` on the fake server, driven by JSON lines;
-    nice > 0 runs it at that lower priority."""
+    nice > 0 runs it at that lower priority; args: more of its options."""
 
-    def __init__(self, wa, phone, nice=0, env=None):
+    def __init__(self, wa, phone, nice=0, env=None, args=()):
         import json
         import os
         import threading
@@ -166,7 +166,7 @@ class BaileysPeer:
         self.json = json
         self.p = subprocess.Popen([*(["nice", "-n", str(nice)] if nice else []), "node",
                                    os.path.join(ROOT, "tests/wa/lib/baileys_peer.mjs"), "--url", wa.url,
-                                   "--version", wa.version, "--control", wa.control, "--phone", phone],
+                                   "--version", wa.version, "--control", wa.control, "--phone", phone, *args],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True, start_new_session=True,
                                   env={**os.environ, **(env or {})})

@@ -21,7 +21,9 @@
 //             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
 //             (sha256 of the bytes it decrypted; waveform base64; thumb: the jpegThumbnail's length)
 //   {"mediaError":{id,error}}   {"error":"…"}
-// Usage: node baileys_peer.mjs --url WS --version V --control HTTP --phone DIGITS
+//   Media messages of its own (fromMe: the ones it sent, echoed by Baileys) are downloaded too,
+//   unless --own-media skip (a bench measuring someone else's download, alone on the media host).
+// Usage: node baileys_peer.mjs --url WS --version V --control HTTP --phone DIGITS [--own-media skip]
 import { createHash } from 'node:crypto';
 import readline from 'node:readline';
 import { downloadMediaMessage, extractMessageContent, getContentType } from 'baileys';
@@ -61,7 +63,7 @@ sock.ev.on('messages.upsert', ({ messages }) => {
             replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null } });
         const content = extractMessageContent(msg);
         const ct = content && getContentType(content);
-        if (ct && /^(image|video|audio|document|sticker)Message$/.test(ct)) {
+        if (ct && /^(image|video|audio|document|sticker)Message$/.test(ct) && !(m.key.fromMe && args['own-media'] === 'skip')) {
             const md = content[ct];
             downloadMediaMessage(m, 'buffer', {}).then((buf) => out({ media: {
                 id: m.key.id, type: ct, sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length,

@@ -18,6 +18,13 @@
 // single Range if asked. Faults per upload (`fault(id, {...})`): status
 // (e.g. 410 once the link "expired"), failures (answer 500 that many times
 // first), truncate (close after half the body), tamper (one byte flipped).
+//
+// `activity` records every upload request (POST /mms/...) and every download
+// served, for the benches: {type, bytes (of the body read or sent), status,
+// t0 (the request's headers in), tBody (an upload's body read), t1 (the
+// answer's last byte handed to the socket)}, wall-clock ms since the epoch
+// with microsecond precision (the clock time.time() and PostgreSQL's now()
+// read), refused uploads included (bytes 0 when refused before the body).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -28,6 +35,7 @@ import path from 'node:path';
 export const MMS_TYPES = new Set(['image', 'video', 'audio', 'document', 'md-msg-hist', 'md-app-state', 'thumbnail-link']);
 export const WA_ORIGIN = 'https://web.whatsapp.com';
 
+const wallMs = () => performance.timeOrigin + performance.now();
 const b64url = (buf) => buf.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
 /** A test CA and a certificate for 127.0.0.1/localhost signed by it, made with
@@ -73,6 +81,7 @@ export class FakeMediaHost {
         this.faults = new Map();
         this.violations = [];
         this.requests = [];
+        this.activity = { uploads: [], downloads: [] };
         this.log = log;
         this.seq = 0;
         this.holding = false; // hold(true): checked uploads wait for their answer until hold(false)
@@ -155,21 +164,32 @@ export class FakeMediaHost {
     async handle(req, res) {
         const u = new URL(req.url, `https://${this.hostname}`);
         this.requests.push({ method: req.method, path: u.pathname, headers: req.headers, remote: req.socket.remoteAddress });
-        if (req.method === 'POST' && u.pathname.startsWith('/mms/')) return this.upload(req, res, u);
-        if (req.method === 'GET' && u.pathname.startsWith('/v/')) return this.download(req, res, u);
+        if (req.method === 'POST' && u.pathname.startsWith('/mms/')) return this.upload(req, res, u, this.record('uploads', res));
+        if (req.method === 'GET' && u.pathname.startsWith('/v/')) return this.download(req, res, u, this.record('downloads', res));
         return this.refuse(res, 404, `no such endpoint: ${req.method} ${u.pathname}`);
     }
 
-    async upload(req, res, u) {
+    /** An entry of `activity`, completed when the answer is finished. */
+    record(list, res) {
+        const rec = { type: null, bytes: 0, status: null, t0: wallMs(), tBody: null, t1: null };
+        this.activity[list].push(rec);
+        res.on('finish', () => { rec.status = res.statusCode; rec.t1 = wallMs(); });
+        return rec;
+    }
+
+    async upload(req, res, u, rec = {}) {
         const m = /^\/mms\/([^/]+)\/([^/]+)$/.exec(u.pathname);
         if (!m || !MMS_TYPES.has(m[1])) return this.refuse(res, 400, `upload path ${u.pathname}: not /mms/<known type>/<token>`);
         const [, type, token] = m;
+        rec.type = type;
         if (u.searchParams.get('token') !== token) return this.refuse(res, 400, 'upload: token in the query differs from the path');
         if (u.searchParams.get('auth') !== this.auth) return this.refuse(res, 401, 'upload: wrong or expired auth');
         if (req.headers.origin !== WA_ORIGIN) return this.refuse(res, 400, `upload: Origin ${req.headers.origin}`);
         const declared = Number(req.headers['content-length']);
         if (!Number.isSafeInteger(declared)) return this.refuse(res, 411, 'upload: no Content-Length');
         const body = await this.readBody(req, 256 << 20);
+        rec.bytes = body.length;
+        rec.tBody = wallMs();
         if (body.length !== declared) return this.refuse(res, 400, `upload: ${body.length} bytes, Content-Length ${declared}`);
         if (body.length < 26 || (body.length - 10) % 16 !== 0) {
             return this.refuse(res, 400, `upload: ${body.length} bytes is not 16k + 10 (AES blocks and the MAC)`);
@@ -196,7 +216,7 @@ export class FakeMediaHost {
         res.end(JSON.stringify({ url: `https://${this.hostname}${up.directPath}&mms3=true`, direct_path: up.directPath }));
     }
 
-    async download(req, res, u) {
+    async download(req, res, u, rec = {}) {
         const m = /^\/v\/t62\.7118-24\/(\d+)_n\.enc$/.exec(u.pathname);
         const up = m && this.uploads.get(m[1]);
         if (!up) return this.refuse(res, 404, `download: no media at ${u.pathname}`);
@@ -229,6 +249,8 @@ export class FakeMediaHost {
             status = 206;
         }
         const slice = body.subarray(start, end + 1);
+        rec.type = up.type;
+        rec.bytes = f.truncate ? slice.length >> 1 : slice.length;
         const headers = { 'content-type': 'application/octet-stream', 'content-length': slice.length };
         if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${body.length}`;
         res.writeHead(status, headers);

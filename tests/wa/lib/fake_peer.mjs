@@ -48,7 +48,7 @@ export function unpad(buf) {
 }
 
 export class FakePeer {
-    constructor({ phone = '15550009999', name = 'Peer', lid = null } = {}) {
+    constructor({ phone = '15550009999', name = 'Peer', lid = null, prekeys: nPrekeys = 200 } = {}) {
         this.phone = phone;
         this.lid = lid ?? String(200000000000000 + Math.floor(Math.random() * 2 ** 46)).slice(0, 15);
         this.jid = `${phone}@s.whatsapp.net`;
@@ -57,7 +57,7 @@ export class FakePeer {
         const regId = keyhelper.generateRegistrationId();
         const spk = keyhelper.generateSignedPreKey(identity, 1);
         const prekeys = new Map();
-        for (let i = 1; i <= 200; i++) { const k = keyhelper.generatePreKey(i); prekeys.set(i, k.keyPair); }
+        for (let i = 1; i <= Math.min(200, nPrekeys); i++) { const k = keyhelper.generatePreKey(i); prekeys.set(i, k.keyPair); }
         this.nextPrekey = 1;
         this.store = new MemoryStore(identity, regId, spk, prekeys);
         this.received = new Map(); // id -> {count, message, from, ...}

@@ -102,6 +102,9 @@
 //   (event peer.read), <chatstate> too (event chatstate), and usync answers <contact>
 //   queries (event usync.contacts): accounts that exist are type=in, others type=out.
 //   GET  /peer/received               [{id, count, text, ...}] what the peer decrypted
+//   POST /peers/add    {phones:[digits…], prekeys?}  more accounts like the peer (one libsignal device 0
+//                                     each, `prekeys` one-time prekeys, default 200), known to usync and
+//                                     to <message to>: a send to many chats → {ok, added}
 //   Every account's device 0 is such a libsignal peer; companions of any account
 //   (paired with /phone/scan {phone}) get their copies relayed as <message from=user:dev>,
 //   their receipts relayed to the sending companion; the sender's own phone gets a
@@ -112,6 +115,9 @@
 //                                     ack?, ackSeq?}]}: wall-clock ms since the epoch (µs precision),
 //                                     taken as the stanza was about to be written / had been read;
 //                                     seq numbers order them against each other and the event log
+//   GET  /media/activity              {uploads:[…], downloads:[…]}: every upload request and download
+//                                     the media hosts had, with bytes, status and wall-clock times
+//                                     (lib/fake_media_host.mjs `activity`)
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -1553,6 +1559,20 @@ export class FakeWhatsAppServer extends EventEmitter {
         return this.phones.get(number);
     }
 
+    /** Accounts like the peer (device 0 only) for these numbers; those that exist are left alone. */
+    addPeers(phones, prekeys = 200) {
+        let added = 0;
+        for (const p of phones) {
+            const phone = String(p);
+            if (!/^[1-9][0-9]{6,14}$/.test(phone)) throw Object.assign(new Error(`peers/add: ${phone} is not digits`), { status: 400 });
+            if (this.peers.has(phone)) continue;
+            this.peers.set(phone, new FakePeer({ phone, name: 'Contact', prekeys }));
+            added++;
+        }
+        this.log(0, 'control', { op: 'peers.add', added });
+        return { ok: true, added };
+    }
+
     get rootPublicKey() {
         return Buffer.from(this.pki.root.public);
     }
@@ -2102,6 +2122,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
         'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
         'POST /peer/devices-notify': (q, b) => server.peerDevicesNotify(b.from ?? null),
+        'POST /peers/add': (q, b) => server.addPeers(b.phones ?? [], b.prekeys ?? 200),
         'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
         'POST /stamps/start': () => ((server.stamps = new Map()), { ok: true }),
         'GET /stamps': () => ({ stamps: [...(server.stamps?.values() ?? [])] }),
@@ -2116,6 +2137,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /media/fault-next': (q, b) => (server.media.faultNext(b.fault ?? {}), { ok: true }),
         'POST /phone/media-retry': (q, b) => server.setMediaRetry(b),
         'GET /phone/media-retry': () => ({ plans: Object.fromEntries([...server.mediaRetry].map(([k, v]) => [k, { answer: v.answer, asked: v.asked ?? 0, newPath: v.newPath ?? null }])) }),
+        'GET /media/activity': () => server.media?.activity ?? { uploads: [], downloads: [] },
         'GET /media/held': () => ({ held: server.media?.held.length ?? 0 }),
         'POST /shutdown': () => (setImmediate(onShutdown), { ok: true })
     };
