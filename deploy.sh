@@ -4,7 +4,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-NAMESPACE=${WAPI_NAMESPACE:-wapi}
+NAMESPACE=${WAPI_NAMESPACE:-}
 OVERLAY=${WAPI_OVERLAY:-}
 KDIR=${WAPI_KUSTOMIZE_DIR:-}
 IMAGE=${WAPI_IMAGE:-}
@@ -14,6 +14,10 @@ ROLLOUT_TIMEOUT=${WAPI_ROLLOUT_TIMEOUT:-300s}
 DRY_RUN=0
 ASSUME_YES=0
 ROTATE=0
+REQUIRE_CONNECTED=0
+SMOKE_URL=${WAPI_SMOKE_URL:-}
+HTTP_TIMEOUT=${WAPI_SMOKE_HTTP_TIMEOUT:-10}
+CONNECT_TIMEOUT=${WAPI_SMOKE_CONNECT_TIMEOUT:-60}
 
 DEPLOYMENT=wapi
 CONTAINER=wapi
@@ -45,12 +49,22 @@ Commands:
                      asks first unless --yes
   rollback [REV]     roll the Deployment back to the previous (or REV)
                      revision and wait
+  smoke              check a running deployment, one line per check: the
+                     rollout, the image (with --image), GET /healthz and
+                     /readyz, a sign-in and an API-key call (when their
+                     credentials are in the environment, else reported as
+                     skipped) and the WhatsApp session (`wapictl session`;
+                     not connected is a warning unless --require-connected);
+                     exits 1 when a check fails
+  release            apply, then smoke; when either fails, roll the
+                     Deployment back to the revision it had before and exit 1
   restart            restart the pod (e.g. after changing the Secret)
   port-forward [PORT]
                      forward localhost:PORT (3000) to the Service
 
 Options:
-  -n, --namespace NS   namespace (default: wapi; env WAPI_NAMESPACE)
+  -n, --namespace NS   namespace (default: the one the overlay or -k DIR
+                       declares, else wapi; env WAPI_NAMESPACE)
   --overlay NAME       use kubernetes/overlays/NAME (e.g. dev; env WAPI_OVERLAY)
   -k, --kustomize DIR  use the kustomization in DIR, e.g. your own overlay
                        kept outside this repository (env WAPI_KUSTOMIZE_DIR)
@@ -61,10 +75,16 @@ Options:
                        no cluster
   --rotate             (secret) generate a new BETTER_AUTH_SECRET even if one
                        exists (signs everybody out)
+  --require-connected  (smoke, release) a WhatsApp session that is not
+                       connected within WAPI_SMOKE_CONNECT_TIMEOUT (60 s) fails
   -y, --yes            do not ask for confirmation
   -h, --help           this text
 
 Environment: KUBECTL (kubectl binary), WAPI_ROLLOUT_TIMEOUT (300s).
+Smoke test: WAPI_SMOKE_URL (reach the server there, e.g. through the Ingress,
+instead of a kubectl port-forward), WAPI_SMOKE_EMAIL and WAPI_SMOKE_PASSWORD
+(sign in, GET /api/me, sign out), WAPI_SMOKE_API_KEY (GET /api/me with it),
+WAPI_SMOKE_HTTP_TIMEOUT (10 s per request). Never printed.
 EOF
 }
 
@@ -102,9 +122,14 @@ confirm() { # question
 }
 
 TMPDIRS=()
+PIDS=()
 cleanup() {
-    local d
+    local d p
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
     for d in ${TMPDIRS[@]+"${TMPDIRS[@]}"}; do rm -rf -- "$d"; done
+    return 0
 }
 trap cleanup EXIT
 mktempdir() { # sets TMP_MADE
@@ -137,12 +162,18 @@ relpath() {
     echo "$rel$to"
 }
 
+# the namespace a kustomization sets (its top-level namespace:), or nothing
+declared_namespace() { # DIR
+    sed -n 's/^namespace:[[:space:]]*\([A-Za-z0-9-]*\)[[:space:]]*\(#.*\)\{0,1\}$/\1/p' "$1/kustomization.yaml" | head -n 1
+}
+
 render() { # DIR: the manifests to apply, on stdout
-    local dir=$1
+    local dir=$1 declared
+    declared=$(declared_namespace "$dir")
     # Overlays list the base's files from the parent folder (see
     # kubernetes/overlays/dev/kustomization.yaml), which needs this flag.
     local flags=(--load-restrictor LoadRestrictionsNone)
-    if [ "$NAMESPACE" = wapi ] && [ -z "$IMAGE" ]; then
+    if [ "$NAMESPACE" = "${declared:-wapi}" ] && [ -z "$IMAGE" ]; then
         "$KUBECTL" kustomize "${flags[@]}" "$dir"
         return
     fi
@@ -453,6 +484,274 @@ cmd_port_forward() {
     kn port-forward "service/$SERVICE" "$port:80"
 }
 
+# ---- smoke test and release -------------------------------------------------
+# One line per check on stdout: "smoke: pass|FAIL|skip|warn  NAME: detail".
+# Credentials come from the environment only, go to curl through files
+# (never a command line) and are never printed.
+SMOKE_PASS=0 SMOKE_FAIL=0 SMOKE_SKIP=0 SMOKE_WARN=0
+smoke_line() { # pass|FAIL|skip|warn NAME DETAIL
+    printf 'smoke: %-4s  %s: %s\n' "$1" "$2" "$3"
+    case $1 in
+    pass) SMOKE_PASS=$((SMOKE_PASS + 1)) ;;
+    FAIL) SMOKE_FAIL=$((SMOKE_FAIL + 1)) ;;
+    skip) SMOKE_SKIP=$((SMOKE_SKIP + 1)) ;;
+    warn) SMOKE_WARN=$((SMOKE_WARN + 1)) ;;
+    esac
+}
+
+# JSON string of $1 (quotes, backslashes and control characters escaped)
+json_str() {
+    local s=$1 out="" c i
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        case $c in
+        '"') out+='\"' ;;
+        \\) out+="\\\\" ;;
+        [[:cntrl:]]) out+=$(printf '\\u%04x' "'$c") ;;
+        *) out+=$c ;;
+        esac
+    done
+    printf '"%s"' "$out"
+}
+
+# SMOKE_BASE, SMOKE_DIR: set by cmd_smoke. http METHOD PATH [curl args...]:
+# sets HTTP_CODE (000 when no answer) and HTTP_ERR; the body is in
+# $SMOKE_DIR/body, the response headers in $SMOKE_DIR/headers.
+http() {
+    local method=$1 path=$2
+    shift 2
+    local extra=()
+    case $SMOKE_BASE in http://127.0.0.1:*) extra=(--noproxy '*') ;; esac
+    HTTP_CODE=$(curl -sS -X "$method" -o "$SMOKE_DIR/body" -D "$SMOKE_DIR/headers" -w '%{http_code}' \
+        --max-time "$HTTP_TIMEOUT" ${extra[@]+"${extra[@]}"} "$@" "$SMOKE_BASE$path" 2>"$SMOKE_DIR/curl.err") ||
+        true
+    HTTP_CODE=${HTTP_CODE:-000}
+    HTTP_ERR=$(head -n 1 "$SMOKE_DIR/curl.err")
+}
+# "HTTP 503: <reason>" / "no answer (<curl error>)" for a failed request
+http_why() {
+    if [ "$HTTP_CODE" = 000 ]; then
+        echo "no answer (${HTTP_ERR:-curl failed})"
+        return
+    fi
+    local why
+    why=$(sed -n 's/.*"\(reason\|message\)":"\([^"]*\)".*/\2/p' "$SMOKE_DIR/body" 2>/dev/null | head -n 1)
+    echo "HTTP $HTTP_CODE${why:+: $why}"
+}
+# value of a string member of the JSON body, first match
+body_str() { sed -n 's/.*"'"$1"'":"\([^"]*\)".*/\1/p' "$SMOKE_DIR/body" | head -n 1; }
+
+# Starts `kubectl port-forward service/wapi :80` on 127.0.0.1 (a free local
+# port, read from kubectl's "Forwarding from" line); sets SMOKE_BASE.
+smoke_port_forward() {
+    local log=$SMOKE_DIR/port-forward.log port="" i
+    # kubectl itself in the background (not a function: a subshell), so that
+    # $! is its pid and cleanup stops it.
+    "$KUBECTL" ${KARGS[@]+"${KARGS[@]}"} -n "$NAMESPACE" port-forward "service/$SERVICE" :80 --address 127.0.0.1 \
+        >"$log" 2>&1 </dev/null &
+    PIDS+=("$!")
+    for ((i = 0; i < 100; i++)); do
+        port=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$log" | head -n 1)
+        [ -n "$port" ] && break
+        kill -0 "$!" 2>/dev/null || break
+        sleep 0.2
+    done
+    if [ -z "$port" ]; then
+        smoke_line FAIL port-forward "$(tail -n 1 "$log" | cut -c1-200)"
+        return 1
+    fi
+    SMOKE_BASE=http://127.0.0.1:$port
+}
+
+cmd_smoke() {
+    need_kubectl
+    local email=${WAPI_SMOKE_EMAIL:-} password=${WAPI_SMOKE_PASSWORD:-} key=${WAPI_SMOKE_API_KEY:-}
+    if [ "$DRY_RUN" = 1 ]; then
+        show -n "$NAMESPACE" rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT"
+        [ -n "$IMAGE" ] && show -n "$NAMESPACE" get deployment "$DEPLOYMENT" -o "jsonpath={.spec.template.spec.containers[?(@.name==\"$CONTAINER\")].image}"
+        if [ -z "$SMOKE_URL" ]; then show -n "$NAMESPACE" port-forward "service/$SERVICE" :80 --address 127.0.0.1; fi
+        echo "+ curl ${SMOKE_URL:-http://127.0.0.1:PORT}/healthz, /readyz${email:+, sign-in and /api/me}${key:+, /api/me with the API key}"
+        show -n "$NAMESPACE" exec "deployment/$DEPLOYMENT" -c "$CONTAINER" -- "$WAPICTL" session status
+        return 0
+    fi
+    command -v curl >/dev/null 2>&1 || die "curl not found (the smoke test's HTTP checks need it)"
+    mktempdir
+    SMOKE_DIR=$TMP_MADE
+    SMOKE_PASS=0 SMOKE_FAIL=0 SMOKE_SKIP=0 SMOKE_WARN=0
+    note "smoke test of deployment/$DEPLOYMENT in $NAMESPACE"
+
+    # 1. the rollout is complete: the pod of the current template is Ready
+    local out
+    if out=$(kn rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT" 2>&1); then
+        smoke_line pass rollout "$(printf '%s\n' "$out" | tail -n 1)"
+    else
+        smoke_line FAIL rollout "$(printf '%s\n' "$out" | tail -n 1 | cut -c1-200)"
+    fi
+
+    # 2. the image it runs is the one asked for
+    if [ -n "$IMAGE" ]; then
+        local running
+        running=$(kn get deployment "$DEPLOYMENT" -o "jsonpath={.spec.template.spec.containers[?(@.name==\"$CONTAINER\")].image}" 2>&1) || true
+        if [ "$running" = "$IMAGE" ]; then
+            smoke_line pass image "$running"
+        else
+            smoke_line FAIL image "deployment/$DEPLOYMENT runs ${running:-nothing}, expected $IMAGE"
+        fi
+    fi
+
+    # 3. HTTP, through WAPI_SMOKE_URL or a port-forward
+    local http_ok=1
+    if [ -n "$SMOKE_URL" ]; then
+        SMOKE_BASE=${SMOKE_URL%/}
+    else
+        smoke_port_forward || http_ok=0
+    fi
+    if [ "$http_ok" = 1 ]; then
+        http GET /healthz
+        if [ "$HTTP_CODE" = 200 ]; then smoke_line pass healthz "HTTP 200"; else smoke_line FAIL healthz "$(http_why)"; fi
+        http GET /readyz
+        if [ "$HTTP_CODE" = 200 ]; then smoke_line pass readyz "HTTP 200 (database and supervisor answer)"; else smoke_line FAIL readyz "$(http_why)"; fi
+
+        # sign in, who am I, sign out
+        if [ -z "$email$password" ]; then
+            smoke_line skip sign-in "WAPI_SMOKE_EMAIL and WAPI_SMOKE_PASSWORD not set"
+        elif [ -z "$email" ] || [ -z "$password" ]; then
+            smoke_line FAIL sign-in "WAPI_SMOKE_EMAIL and WAPI_SMOKE_PASSWORD must be set together"
+        else
+            (umask 077 && printf '{"email":%s,"password":%s,"rememberMe":false}' \
+                "$(json_str "$email")" "$(json_str "$password")" >"$SMOKE_DIR/signin.json")
+            http POST /api/auth/sign-in/email -H 'content-type: application/json' --data-binary "@$SMOKE_DIR/signin.json"
+            rm -f -- "$SMOKE_DIR/signin.json"
+            local cookie
+            cookie=$(sed -n 's/^[Ss]et-[Cc]ookie: *\([^=;]*session_token=[^;]*\).*/\1/p' "$SMOKE_DIR/headers" | head -n 1 | tr -d '\r')
+            if [ "$HTTP_CODE" != 200 ]; then
+                smoke_line FAIL sign-in "$(http_why)"
+            elif [ -z "$cookie" ]; then
+                smoke_line FAIL sign-in "HTTP 200 but no session cookie"
+            else
+                (umask 077 && printf 'Cookie: %s\n' "$cookie" >"$SMOKE_DIR/cookie")
+                http GET /api/me -H "@$SMOKE_DIR/cookie"
+                if [ "$HTTP_CODE" = 200 ]; then
+                    smoke_line pass sign-in "signed in; GET /api/me 200 (role $(body_str role))"
+                else
+                    smoke_line FAIL sign-in "signed in, but GET /api/me: $(http_why)"
+                fi
+                # Sign-out needs an Origin the server trusts: its own URL.
+                local origin=${SMOKE_URL%/}
+                [ -n "$origin" ] || origin=$(kn get configmap "$CONFIGMAP" -o 'jsonpath={.data.BETTER_AUTH_URL}' 2>/dev/null) || true
+                http POST /api/auth/sign-out -H "@$SMOKE_DIR/cookie" -H "origin: ${origin%/}" \
+                    -H 'content-type: application/json' --data-binary '{}'
+                [ "$HTTP_CODE" = 200 ] || smoke_line warn sign-out "$(http_why) (the session stays until it expires)"
+                rm -f -- "$SMOKE_DIR/cookie"
+            fi
+        fi
+
+        # an API key
+        if [ -z "$key" ]; then
+            smoke_line skip api-key "WAPI_SMOKE_API_KEY not set"
+        else
+            (umask 077 && printf 'X-Api-Key: %s\n' "$key" >"$SMOKE_DIR/key")
+            http GET /api/me -H "@$SMOKE_DIR/key"
+            rm -f -- "$SMOKE_DIR/key"
+            if [ "$HTTP_CODE" = 200 ]; then
+                smoke_line pass api-key "GET /api/me 200 (role $(body_str role))"
+            else
+                smoke_line FAIL api-key "GET /api/me: $(http_why)"
+            fi
+        fi
+    else
+        smoke_line skip http "healthz, readyz, sign-in and api-key not tried (no connection)"
+    fi
+
+    # 4. the WhatsApp session, from the supervisor in the pod. While it is
+    # still connecting, wait for it (CONNECT_TIMEOUT) when it must connect.
+    local state="" t0=$SECONDS
+    while :; do
+        if out=$(kn exec "deployment/$DEPLOYMENT" -c "$CONTAINER" -- "$WAPICTL" session status 2>&1); then
+            state=$(printf '%s\n' "$out" | sed -n 's/.*"state":"\([a-z_]*\)".*/\1/p' | head -n 1)
+        else
+            state=""
+        fi
+        case $state in
+        connecting | reconnecting | pairing)
+            if [ "$REQUIRE_CONNECTED" = 1 ] && [ $((SECONDS - t0)) -lt "$CONNECT_TIMEOUT" ]; then
+                sleep 2
+                continue
+            fi
+            ;;
+        esac
+        break
+    done
+    if [ -z "$state" ]; then
+        smoke_line FAIL whatsapp "wapictl session status: $(printf '%s\n' "$out" | tail -n 1 | cut -c1-200)"
+    elif [ "$state" = connected ]; then
+        smoke_line pass whatsapp "session connected"
+    elif [ "$REQUIRE_CONNECTED" = 1 ]; then
+        smoke_line FAIL whatsapp "session $state, not connected (--require-connected)"
+    else
+        smoke_line warn whatsapp "session $state, not connected (link it: section 8 of docs/KUBERNETES.md)"
+    fi
+
+    local total=$((SMOKE_PASS + SMOKE_FAIL + SMOKE_SKIP + SMOKE_WARN))
+    if [ "$SMOKE_FAIL" -gt 0 ]; then
+        echo "smoke: FAILED, $SMOKE_FAIL of $total checks ($SMOKE_PASS ok, $SMOKE_SKIP skipped, $SMOKE_WARN warnings)"
+        return 1
+    fi
+    echo "smoke: ok ($SMOKE_PASS ok, $SMOKE_SKIP skipped, $SMOKE_WARN warnings)"
+}
+
+deployment_revision() {
+    kn get deployment "$DEPLOYMENT" -o 'jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}' 2>/dev/null || true
+}
+
+# apply, smoke; on failure roll back to the revision from before. Each step
+# runs in a subshell of its own (errexit and clean-up included), so that a
+# failing step comes back here instead of ending the script.
+cmd_release() {
+    need_kubectl
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "# 1. apply:"
+        cmd_apply
+        echo "# 2. smoke:"
+        cmd_smoke
+        echo "# 3. only if 1 or 2 fails, back to the revision deployment/$DEPLOYMENT had before:"
+        show -n "$NAMESPACE" rollout undo "deployment/$DEPLOYMENT" --to-revision=REVISION_BEFORE
+        return 0
+    fi
+    local before after step="" rc
+    before=$(deployment_revision)
+    note "deployment/$DEPLOYMENT is at revision ${before:-none (first deploy)}"
+    set +e
+    (set -e; TMPDIRS=() PIDS=(); trap cleanup EXIT; cmd_apply)
+    rc=$?
+    if [ "$rc" != 0 ]; then
+        step=apply
+    else
+        (set -e; TMPDIRS=() PIDS=(); trap cleanup EXIT; cmd_smoke)
+        rc=$?
+        [ "$rc" = 0 ] || step="smoke test"
+    fi
+    set -e
+    if [ -z "$step" ]; then
+        note "released: deployment/$DEPLOYMENT at revision $(deployment_revision)"
+        return 0
+    fi
+    after=$(deployment_revision)
+    if [ -z "$before" ]; then
+        die "$step failed; deployment/$DEPLOYMENT had no earlier revision: nothing to roll back to"
+    fi
+    if [ "$after" = "$before" ]; then
+        die "$step failed; deployment/$DEPLOYMENT is still at revision $before (unchanged): nothing to roll back"
+    fi
+    note "$step failed: rolling deployment/$DEPLOYMENT back from revision ${after:-?} to $before"
+    set +e
+    (set -e; trap cleanup EXIT; cmd_rollback "$before")
+    rc=$?
+    set -e
+    [ "$rc" = 0 ] || die "$step failed, and so did the rollback to revision $before: see ./deploy.sh -n $NAMESPACE status"
+    die "$step failed; rolled back to revision $before (the ConfigMap and other objects keep what was applied)"
+}
+
 main() {
     local cmd="" args=()
     while [ $# -gt 0 ]; do
@@ -470,6 +769,7 @@ main() {
         --context=*) CONTEXT=${1#*=} ;;
         --dry-run) DRY_RUN=1 ;;
         --rotate) ROTATE=1 ;;
+        --require-connected) REQUIRE_CONNECTED=1 ;;
         -y | --yes) ASSUME_YES=1 ;;
         --)
             shift
@@ -486,11 +786,21 @@ main() {
         esac
         shift
     done
+    case $OVERLAY in *[!A-Za-z0-9_-]*) die "invalid overlay name: '$OVERLAY'" ;; esac
+    [ -n "$OVERLAY" ] && [ -n "$KDIR" ] && die "--overlay and --kustomize exclude each other"
+    # No -n: the namespace the overlay (or -k DIR) declares, so that e.g.
+    # `--overlay staging` never lands in production's namespace.
+    if [ -z "$NAMESPACE" ]; then
+        if [ -n "$OVERLAY$KDIR" ]; then
+            local dir
+            dir=$(kustomize_dir) || exit 1
+            NAMESPACE=$(declared_namespace "$dir")
+        fi
+        NAMESPACE=${NAMESPACE:-wapi}
+    fi
     case $NAMESPACE in
     '' | *[!a-z0-9-]* | -* | *-) die "invalid namespace: '$NAMESPACE'" ;;
     esac
-    case $OVERLAY in *[!A-Za-z0-9_-]*) die "invalid overlay name: '$OVERLAY'" ;; esac
-    [ -n "$OVERLAY" ] && [ -n "$KDIR" ] && die "--overlay and --kustomize exclude each other"
     case $IMAGE in *[!A-Za-z0-9._/:@-]*) die "invalid image reference: '$IMAGE'" ;; esac
     [ -n "$CONTEXT" ] && KARGS=(--context "$CONTEXT")
     case $cmd in
@@ -501,6 +811,8 @@ main() {
     backup) cmd_backup ${args[@]+"${args[@]}"} ;;
     restore) cmd_restore ${args[@]+"${args[@]}"} ;;
     rollback) cmd_rollback ${args[@]+"${args[@]}"} ;;
+    smoke) [ ${#args[@]} -eq 0 ] || die "smoke takes no arguments"; cmd_smoke ;;
+    release) [ ${#args[@]} -eq 0 ] || die "release takes no arguments"; cmd_release ;;
     restart) cmd_restart ;;
     port-forward) cmd_port_forward ${args[@]+"${args[@]}"} ;;
     '') usage >&2; exit 2 ;;

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$PGBIN" ] || { echo "devdb: no PostgreSQL server found (run make bootstrap)" >&2; exit 1; }
 BASE=${WAPI_DEVDB_DIR:-$ROOT/var/pg}
 AS=()
@@ -52,7 +52,7 @@ stop() {
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
-status) running && echo running || { echo stopped; exit 1; } ;;
+status) if running; then echo running; else echo stopped; exit 1; fi ;;
 url) url ;;
 *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
     export DATABASE_URL
     private=1
 fi
+# shellcheck disable=SC2317 # reached through the EXIT trap, which shellcheck does not follow
 stop_db() { [ "$private" = 1 ] && scripts/devdb.sh stop; }
 trap stop_db EXIT
 trap ':' INT # Ctrl-C reaches the supervisor (same process group); wait for it, then clean up.

@@ -3,7 +3,7 @@
 # A suite prints "PASS: name" / "FAIL: name ..." lines; one that exits non-zero
 # without printing a FAIL counts as one failure, so a crash is never silent.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 export CI=${CI:-}
 mkdir -p var/test-logs
@@ -37,7 +37,8 @@ done
 passed=0 failed=0
 run_suite() { # name, command...
     local name=$1; shift
-    local out=$LOGDIR/$(echo "$name" | tr '/ ' '__').log
+    local out
+    out=$LOGDIR/$(echo "$name" | tr '/ ' '__').log
     local t0=$SECONDS
     "$@" >"$out" 2>&1 </dev/null
     local rc=$?
@@ -63,7 +64,7 @@ for t in build/san/tests/test_*; do
     [ -x "$t" ] && run_suite "unit-san/$(basename "$t")" "$t"
 done
 unset ASAN_OPTIONS UBSAN_OPTIONS
-for t in $(ls tests/*/t_* 2>/dev/null | sort); do
+for t in tests/*/t_*; do
     [ -x "$t" ] && run_suite "${t#tests/}" "$t"
 done
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Offline checks of the Kubernetes manifests in kubernetes/ (base and the dev
-// overlay): schema validity, the Pod Security "restricted" profile, the facts
+// Offline checks of the Kubernetes manifests in kubernetes/ (base, the dev and
+// the staging overlays): schema validity, the Pod Security "restricted" profile, the facts
 // of the deployment architecture, and that the environment names match the
 // ones the server reads. Then proves the checks bite by breaking the
 // manifests in memory, one way at a time, and expecting each to be rejected.
@@ -20,6 +20,15 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 const KDIR = path.join(ROOT, 'kubernetes');
 const DEV = path.join(KDIR, 'overlays/dev');
+const STAGING = path.join(KDIR, 'overlays/staging');
+// What each rendering is checked as: its folder, its namespace, its public
+// host (none: no Ingress). 'base' and 'staging' are production-like (prod:
+// NODE_ENV=production, https, the Secret made by deploy.sh); 'dev' is not.
+const TARGETS = {
+  base: { dir: KDIR, namespace: 'wapi', host: 'your-domain.com', prod: true },
+  dev: { dir: DEV, namespace: 'wapi', host: null, prod: false },
+  staging: { dir: STAGING, namespace: 'wapi-staging', host: 'staging.your-domain.com', prod: true },
+};
 const KUBECTL = process.env.KUBECTL || 'kubectl';
 const WAPI_BIN = process.env.WAPI_BIN || path.join(ROOT, 'build/wapi');
 
@@ -484,9 +493,16 @@ function configChecks(ctx) {
   const data = cm.data || {};
   for (const [key, val] of Object.entries(data)) if (typeof val !== 'string') e.push(`${key} is not a string`);
   for (const s of SECRET_NAMES) if (s in data || `${s}_FILE` in data) e.push(`${s} is a secret and must not be in the ConfigMap`);
-  if (ctx.label === 'base') {
+  const t = TARGETS[ctx.label];
+  if (t.prod) {
     if (data.NODE_ENV !== 'production') e.push(`NODE_ENV ${data.NODE_ENV}, must be production`);
     if (!/^https:\/\//.test(data.BETTER_AUTH_URL || '')) e.push('BETTER_AUTH_URL must be an https:// URL');
+    // Cookies and CSRF checks follow BETTER_AUTH_URL: it must be the host
+    // the Ingress publishes, and the dashboard's origin must be trusted.
+    if (data.BETTER_AUTH_URL !== `https://${t.host}`) e.push(`BETTER_AUTH_URL ${data.BETTER_AUTH_URL}, must be https://${t.host} (the Ingress host)`);
+    if (!String(data.WAPI_AUTH_TRUSTED_ORIGINS || '').split(',').map((x) => x.trim()).includes(`https://${t.host}`)) {
+      e.push(`WAPI_AUTH_TRUSTED_ORIGINS must include https://${t.host}`);
+    }
   } else if (!data.BETTER_AUTH_URL) e.push('BETTER_AUTH_URL missing');
   const dep = find(ctx.objs, 'Deployment', 'wapi');
   const c = dep?.spec?.template?.spec?.containers?.find((x) => x.name === 'wapi');
@@ -511,14 +527,18 @@ function configChecks(ctx) {
 
 function secretChecks(ctx) {
   const e = [];
-  const s = ctx.label === 'base' ? ctx.secretExample : find(ctx.objs, 'Secret', 'wapi-secrets');
+  // Production-like targets carry no Secret (deploy.sh secret makes it): the
+  // example stands for it. The dev overlay ships its own.
+  const prod = TARGETS[ctx.label].prod;
+  if (prod && find(ctx.objs, 'Secret', 'wapi-secrets')) return ['a production-like rendering must not carry wapi-secrets'];
+  const s = prod ? ctx.secretExample : find(ctx.objs, 'Secret', 'wapi-secrets');
   if (!s) return ['no Secret wapi-secrets'];
   if (s.metadata?.name !== 'wapi-secrets') e.push(`Secret named ${s.metadata?.name}`);
   const keys = Object.keys({ ...(s.data || {}), ...(s.stringData || {}) });
   for (const k of SECRET_NAMES) if (!keys.includes(k)) e.push(`lacks ${k}`);
   for (const k of keys) if (!SECRET_NAMES.includes(normEnv(k))) e.push(`${k} is not a secret setting; put it in the ConfigMap`);
   const vals = Object.values(s.stringData || {});
-  if (ctx.label === 'base') {
+  if (prod) {
     if (s.data) e.push('the example must use stringData placeholders, not data');
     if (!/REPLACE/.test(s.stringData?.BETTER_AUTH_SECRET || '')) e.push('BETTER_AUTH_SECRET must be a REPLACE… placeholder');
     if (!/REPLACE/.test(s.stringData?.DATABASE_AUTH_TOKEN || '')) e.push('DATABASE_AUTH_TOKEN must be a REPLACE… placeholder');
@@ -611,7 +631,8 @@ function serviceChecks(ctx) {
 
 function ingressChecks(ctx) {
   const ing = find(ctx.objs, 'Ingress', 'wapi');
-  if (ctx.label !== 'base') return ing ? ['the dev overlay should have no Ingress'] : [];
+  const host = TARGETS[ctx.label].host;
+  if (!host) return ing ? [`the ${ctx.label} overlay should have no Ingress`] : [];
   if (!ing) return ['no Ingress wapi'];
   const e = [];
   const a = ing.metadata?.annotations || {};
@@ -622,7 +643,7 @@ function ingressChecks(ctx) {
     if (!(Number(a[`nginx.ingress.kubernetes.io/${t}`]) >= 600)) e.push(`${t} must be long (>= 600 s) for SSE`);
   }
   const rule = (ing.spec?.rules || [])[0];
-  if (rule?.host !== 'your-domain.com') e.push(`host ${rule?.host}, expected your-domain.com`);
+  if (rule?.host !== host) e.push(`host ${rule?.host}, expected ${host}`);
   if (!(ing.spec?.tls || []).some((t) => (t.hosts || []).includes(rule?.host) && t.secretName)) e.push('no TLS for the host');
   const be = rule?.http?.paths?.[0]?.backend?.service;
   const svc = find(ctx.objs, 'Service', 'wapi');
@@ -757,18 +778,25 @@ function backupChecks(ctx) {
 
 function namespaceChecks(ctx) {
   const e = [];
+  const want = TARGETS[ctx.label].namespace;
   const ns = ctx.objs.find((o) => o.kind === 'Namespace');
-  if (!ns || ns.metadata.name !== 'wapi') e.push('no Namespace wapi');
+  if (!ns || ns.metadata.name !== want) e.push(`no Namespace ${want}`);
   else if (ns.metadata.labels?.['pod-security.kubernetes.io/enforce'] !== 'restricted') e.push('namespace must enforce the restricted Pod Security profile');
-  for (const o of ctx.objs) if (o.kind !== 'Namespace' && o.metadata?.namespace !== 'wapi') e.push(`${idOf(o)} not in namespace wapi`);
+  for (const o of ctx.objs) if (o.kind !== 'Namespace' && o.metadata?.namespace !== want) e.push(`${idOf(o)} not in namespace ${want}`);
+  for (const o of ctx.objs) {
+    for (const sub of o.subjects || []) {
+      if (sub.kind === 'ServiceAccount' && sub.namespace !== want) e.push(`${idOf(o)} subject ${sub.name} in namespace ${sub.namespace}`);
+    }
+  }
   return e;
 }
 
 function overlayDriftChecks(ctx) {
-  if (ctx.label !== 'dev') return [];
+  if (ctx.label === 'base') return [];
+  const dir = TARGETS[ctx.label].dir;
   const base = (ctx.baseKustomization.resources || []).map((r) => path.resolve(KDIR, r));
-  const dev = new Set((ctx.overlayKustomization.resources || []).map((r) => path.resolve(DEV, r)));
-  return base.filter((r) => !dev.has(r)).map((r) => `overlay misses base resource ${path.relative(KDIR, r)}`);
+  const mine = new Set((ctx.overlayKustomization.resources || []).map((r) => path.resolve(dir, r)));
+  return base.filter((r) => !mine.has(r)).map((r) => `overlay misses base resource ${path.relative(KDIR, r)}`);
 }
 
 const FACT_CHECKS = [
@@ -804,7 +832,7 @@ async function runAll(ctx) {
 }
 
 // ---------------------------------------------------- deliberate breakages
-// [label, context ('base'|'dev'), the check expected to reject it, mutation]
+// [label, context ('base'|'dev'|'staging'), the check expected to reject it, mutation]
 const dep = (ctx) => find(ctx.objs, 'Deployment', 'wapi');
 const wapiC = (ctx) => dep(ctx).spec.template.spec.containers[0];
 const cmData = (ctx) => find(ctx.objs, 'ConfigMap', 'wapi-config').data;
@@ -918,13 +946,29 @@ const BREAKAGES = [
   ['dev overlay drops a base file', 'dev', 'overlay drift', (c) => {
     c.overlayKustomization.resources = c.overlayKustomization.resources.filter((r) => !/hpa/.test(r));
   }],
+  ['staging overlay drops a base file', 'staging', 'overlay drift', (c) => {
+    c.overlayKustomization.resources = c.overlayKustomization.resources.filter((r) => !/networkpolicy/.test(r));
+  }],
+  ['staging object left in namespace wapi', 'staging', 'namespace', (c) => { dep(c).metadata.namespace = 'wapi'; }],
+  ['staging backup RoleBinding subject in wapi', 'staging', 'namespace', (c) => {
+    find(c.objs, 'RoleBinding', 'wapi-backup').subjects[0].namespace = 'wapi';
+  }],
+  ['staging with NODE_ENV development', 'staging', 'configmap', (c) => { cmData(c).NODE_ENV = 'development'; }],
+  ['staging BETTER_AUTH_URL left on production', 'staging', 'configmap', (c) => { cmData(c).BETTER_AUTH_URL = 'https://your-domain.com'; }],
+  ['staging Ingress on the production host', 'staging', 'ingress', (c) => { find(c.objs, 'Ingress', 'wapi').spec.rules[0].host = 'your-domain.com'; }],
+  ['staging without an Ingress', 'staging', 'ingress', (c) => { c.objs = c.objs.filter((o) => o.kind !== 'Ingress'); }],
+  ['staging carrying a Secret', 'staging', 'secret', (c) => {
+    c.objs.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'wapi-secrets', namespace: 'wapi-staging' }, stringData: {} });
+  }],
+  ['staging pod runs as root', 'staging', 'restricted Deployment/wapi', (c) => { dep(c).spec.template.spec.securityContext.runAsUser = 0; }],
 ];
 
 // --------------------------------------------------------------------- main
 
 async function main() {
   const baseKustomization = YAML.parse(fs.readFileSync(path.join(KDIR, 'kustomization.yaml'), 'utf8'));
-  const overlayKustomization = YAML.parse(fs.readFileSync(path.join(DEV, 'kustomization.yaml'), 'utf8'));
+  const overlayKustomizations = Object.fromEntries(Object.entries(TARGETS).filter(([l]) => l !== 'base')
+    .map(([l, t]) => [l, YAML.parse(fs.readFileSync(path.join(t.dir, 'kustomization.yaml'), 'utf8'))]));
   const secretExample = parseDocs(fs.readFileSync(path.join(KDIR, 'secret.example.yaml'), 'utf8'), 'secret.example.yaml')[0];
   const serverNames = serverEnvNames();
 
@@ -932,7 +976,7 @@ async function main() {
   process.on('exit', () => fs.rmSync(emptyDir, { recursive: true, force: true }));
   const kubectl = hasKubectl();
   const rendered = {};
-  for (const [label, dir] of [['base', KDIR], ['dev', DEV]]) {
+  for (const [label, { dir }] of Object.entries(TARGETS)) {
     const name = `render ${label} (${kubectl ? 'kubectl kustomize' : 'built-in kustomize subset'})`;
     try {
       rendered[label] = kubectl ? kubectlKustomize(dir) : fallbackKustomize(dir);
@@ -951,15 +995,15 @@ async function main() {
       }
     }
   }
-  if (!rendered.base || !rendered.dev) { console.log('cannot go on without rendered manifests'); process.exit(1); }
+  if (Object.keys(TARGETS).some((l) => !rendered[l])) { console.log('cannot go on without rendered manifests'); process.exit(1); }
 
   const ctxOf = (label) => ({
     label, objs: clone(rendered[label]), secretExample: clone(secretExample),
-    baseKustomization: clone(baseKustomization), overlayKustomization: clone(overlayKustomization), serverNames,
+    baseKustomization: clone(baseKustomization), overlayKustomization: clone(overlayKustomizations[label] || null), serverNames,
     emptyDir,
   });
   const clean = {};
-  for (const label of ['base', 'dev']) {
+  for (const label of Object.keys(TARGETS)) {
     const res = await runAll(ctxOf(label));
     clean[label] = res;
     for (const [name, errs] of res) report(`${label}: ${name}`, errs);
