@@ -106,6 +106,11 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
  * not connected or the arguments are unusable. */
 int wa_messaging_media_retry(const char *id, const char *chat_jid, int from_me, const char *participant,
                              const uint8_t media_key[32]);
+/* A group's membership changed (a w:gp2 notification or our own management
+ * call): its participant list is fetched again before the next send, and
+ * when someone left or was removed (member_left) our sender key for it is
+ * replaced, so a former member cannot read what follows. gjid: "…@g.us". */
+void wa_messaging_group_changed(const char *gjid, int member_left);
 /* How many more messages wa_messaging_send takes now (0 when not connected). */
 int wa_messaging_room(void);
 /* wa_messaging_room() == 0. */
