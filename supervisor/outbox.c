@@ -58,6 +58,12 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
         }
 }
 
+/* The rows of wa_messages a batch changes, locked in id order first: the
+ * batches of acks and of receipts run on two connections at once and touch
+ * the same messages, and two UPDATE ... FROM locking them in the join's
+ * order deadlock (PostgreSQL then aborts one of them). */
+#define LOCK_MESSAGES "SELECT w.id FROM wa_messages w JOIN x ON x.id = w.id ORDER BY w.id FOR UPDATE OF w"
+
 /* Acks and receipts come in bursts: what arrives together is recorded in one
  * statement (one commit) per kind, from arrays of ids and event ids. A
  * delivery receipt may have committed first (it moves queued to delivered):
@@ -65,7 +71,8 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
  * the outbox row becomes done. */
 static const char SQL_SENT[] =
     "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS x(id, evid)), "
-    "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM x WHERE message_id = x.id "
+    "l AS MATERIALIZED (" LOCK_MESSAGES "), "
+    "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM l WHERE message_id = l.id "
     "AND state <> 'done' RETURNING message_id), "
     "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status "
     "END, error = NULL, updated_at = now() FROM o WHERE id = o.message_id "
@@ -97,7 +104,8 @@ static const char SQL_REQUEUE[] =
 static const char SQL_RECEIPT[] =
     "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS x(id, st, evid, "
     "chat)), "
-    "m AS (UPDATE wa_messages w SET status = x.st, updated_at = now() FROM x "
+    "l AS MATERIALIZED (" LOCK_MESSAGES "), "
+    "m AS (UPDATE wa_messages w SET status = x.st, updated_at = now() FROM x JOIN l ON l.id = x.id "
     "WHERE w.id = x.id AND w.from_me AND w.chat_jid = x.chat AND "
     "(CASE w.status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE "
     "9 "
@@ -143,21 +151,78 @@ static void array_lit(struct sbuf *out, const struct batch *b, int c)
     sbuf_addc(out, '}');
 }
 
+/* A batch's statement, kept until it commits: one that fails (a deadlock
+ * with another writer, the database gone) runs again, with the same event
+ * ids, after a pause. Dropping it would leave messages the server took
+ * in flight with no message.sent, or receipts unrecorded, until a restart. */
+struct batch_query {
+    const char *sql, *what;
+    int ncols;
+    char *p[4]; /* owned array literals */
+    unsigned delay_ms;
+    struct event *timer;
+};
+
+static void batch_query_free(struct batch_query *q)
+{
+    for (int c = 0; c < q->ncols; c++)
+        free(q->p[c]);
+    if (q->timer)
+        event_free(q->timer);
+    free(q);
+}
+
+static void batch_query_run(struct batch_query *q);
+
+static void on_batch_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    batch_query_run(arg);
+}
+
+static void on_batch_row(void *ctx, const PGresult *res, const char *err)
+{
+    struct batch_query *q = ctx;
+    if (res) {
+        on_event_row((void *)q->what, res, err);
+        batch_query_free(q);
+        return;
+    }
+    q->delay_ms = q->delay_ms ? (q->delay_ms >= 2500 ? 5000 : q->delay_ms * 2) : 50;
+    log_warn("outbox update failed; trying again", LF_S("what", q->what), LF_S("error", err),
+             LF_I("retry_ms", q->delay_ms));
+    if (!q->timer)
+        q->timer = evtimer_new(S.base, on_batch_again, q);
+    struct timeval tv = {q->delay_ms / 1000, (q->delay_ms % 1000) * 1000};
+    if (!q->timer || evtimer_add(q->timer, &tv) != 0) {
+        log_error("outbox update lost", LF_S("what", q->what), LF_S("error", "out of memory"));
+        batch_query_free(q);
+    }
+}
+
+static void batch_query_run(struct batch_query *q)
+{
+    if (!sdb_query(q->sql, q->ncols, (const char *const *)q->p, on_batch_row, q))
+        on_batch_row(q, NULL, "out of memory");
+}
+
 static void batch_send(struct batch *b, const char *sql, const char *what)
 {
     if (b->n == 0)
         return;
-    struct sbuf a[4];
-    const char *p[4];
-    for (int c = 0; c < b->ncols; c++) {
-        sbuf_init(&a[c]);
-        array_lit(&a[c], b, c);
-        p[c] = a[c].buf;
+    struct batch_query *q = calloc(1, sizeof *q);
+    if (q) {
+        q->sql = sql, q->what = what, q->ncols = b->ncols;
+        for (int c = 0; c < b->ncols; c++) {
+            struct sbuf a;
+            sbuf_init(&a);
+            array_lit(&a, b, c);
+            q->p[c] = sbuf_steal(&a);
+        }
+        batch_query_run(q);
+    } else {
+        log_error("outbox update lost", LF_S("what", what), LF_S("error", "out of memory"));
     }
-    if (!sdb_query(sql, b->ncols, p, on_event_row, (void *)what))
-        log_error("outbox update failed", LF_S("what", what), LF_S("error", "out of memory"));
-    for (int c = 0; c < b->ncols; c++)
-        sbuf_free(&a[c]);
     batch_clear(b);
 }
 
