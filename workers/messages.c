@@ -270,6 +270,8 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_kstr(&w, "id", o->id);
     jw_kstr(&w, "chat_jid", o->to);
     jw_knull(&w, "sender_jid");
+    jw_knull(&w, "sender_pn");
+    jw_knull(&w, "sender_lid");
     jw_kbool(&w, "from_me", 1);
     jw_kstr(&w, "type", "text");
     jw_knull(&w, "subtype");
@@ -277,6 +279,9 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_kstr(&w, "reply_to", o->reply_to[0] ? o->reply_to : NULL);
     jw_knull(&w, "reaction_to");
     jw_knull(&w, "reaction");
+    jw_key(&w, "mentions");
+    jw_arr(&w);
+    jw_arr_end(&w);
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
     jw_kstr(&w, "ts", ts);

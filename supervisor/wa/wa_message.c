@@ -231,6 +231,31 @@ static int copy32(uint8_t out[32], const ProtobufCBinaryData *b)
     return 1;
 }
 
+#define MAX_MENTIONS 1024 /* a group's size */
+
+/* Reply and mentions from a contextInfo (NULL: none). -1 when out of memory. */
+static int context_fill(const Wapi__E2e__ContextInfo *ci, struct wa_msg_content *out)
+{
+    if (!ci)
+        return 0;
+    if (ci->stanzaid && !(out->reply_to = sdup(ci->stanzaid)))
+        return -1;
+    size_t n = ci->n_mentionedjid < MAX_MENTIONS ? ci->n_mentionedjid : MAX_MENTIONS;
+    if (n == 0)
+        return 0;
+    out->mentions = calloc(n, sizeof *out->mentions);
+    if (!out->mentions)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!ci->mentionedjid[i] || !*ci->mentionedjid[i] || strlen(ci->mentionedjid[i]) > 128)
+            continue; /* not a JID: left out */
+        if (!(out->mentions[out->nmentions] = sdup(ci->mentionedjid[i])))
+            return -1;
+        out->nmentions++;
+    }
+    return 0;
+}
+
 /* Fills out as a WA_MSG_MEDIA of type from v; -1 on OOM. */
 static int media_from_view(const struct mview *v, int type, const char *field, struct wa_msg_content *out)
 {
@@ -266,8 +291,8 @@ static int media_from_view(const struct mview *v, int type, const char *field, s
     out->kind = WA_MSG_MEDIA;
     out->media = md;
     out->subtype = sdup(field);
-    if (v->ci && v->ci->stanzaid)
-        out->reply_to = sdup(v->ci->stanzaid);
+    if (context_fill(v->ci, out) < 0)
+        return -1;
     return 0;
 }
 
@@ -411,9 +436,7 @@ static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int dep
         out->kind = WA_MSG_TEXT;
         out->subtype = sdup("extendedTextMessage");
         out->text = sdup(m->extendedtextmessage->text ? m->extendedtextmessage->text : "");
-        if (m->extendedtextmessage->contextinfo && m->extendedtextmessage->contextinfo->stanzaid)
-            out->reply_to = sdup(m->extendedtextmessage->contextinfo->stanzaid);
-        return 0;
+        return context_fill(m->extendedtextmessage->contextinfo, out);
     }
     if (m->reactionmessage) {
         out->kind = WA_MSG_REACTION;
@@ -484,6 +507,22 @@ int wa_msg_parse(const uint8_t *p, size_t n, struct wa_msg_content *out)
     if (!m)
         return -1;
     int r = fill(m, out, 0);
+    const Wapi__E2e__SenderKeyDistributionMessage *k = m->senderkeydistributionmessage;
+    if (r == 0 && k && k->groupid && *k->groupid && k->has_axolotlsenderkeydistributionmessage &&
+        k->axolotlsenderkeydistributionmessage.len > 0 &&
+        k->axolotlsenderkeydistributionmessage.len <= 1024) {
+        out->skdm_group = sdup(k->groupid);
+        out->skdm = malloc(k->axolotlsenderkeydistributionmessage.len);
+        if (!out->skdm_group || !out->skdm)
+            r = -1;
+        else {
+            memcpy(out->skdm, k->axolotlsenderkeydistributionmessage.data,
+                   k->axolotlsenderkeydistributionmessage.len);
+            out->skdm_len = k->axolotlsenderkeydistributionmessage.len;
+        }
+    }
+    if (r < 0)
+        wa_msg_content_free(out);
     wapi__e2e__message__free_unpacked(m, NULL);
     return r;
 }
@@ -496,6 +535,13 @@ void wa_msg_content_free(struct wa_msg_content *c)
     free(c->subtype);
     free(c->dsm_dest);
     wa_msg_media_free(c->media);
+    for (size_t i = 0; i < c->nmentions; i++)
+        free(c->mentions[i]);
+    free(c->mentions);
+    free(c->skdm_group);
+    if (c->skdm)
+        OPENSSL_cleanse(c->skdm, c->skdm_len);
+    free(c->skdm);
     memset(c, 0, sizeof *c);
 }
 

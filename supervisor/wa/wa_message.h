@@ -101,6 +101,15 @@ struct wa_msg_content {
     char *subtype;  /* Message field name (conversation, extendedTextMessage, imageMessage, ...) */
     char *dsm_dest; /* deviceSentMessage: the chat our other device sent to */
     struct wa_msg_media *media; /* WA_MSG_MEDIA: malloc'd */
+    /* contextInfo.mentionedJid: the JIDs a group message mentions */
+    char **mentions;
+    size_t nmentions;
+    /* senderKeyDistributionMessage (a pairwise copy in a group): the
+     * sender's key for group skdm_group; it may ride with content or alone
+     * (kind WA_MSG_NONE). */
+    char *skdm_group;
+    uint8_t *skdm;
+    size_t skdm_len;
 };
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
