@@ -757,3 +757,25 @@ int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const
     *outlen = len;
     return 0;
 }
+
+int wa_msg_append_skdm(const uint8_t *msg, size_t n, const char *group, const uint8_t *skdm, size_t skdm_len,
+                       uint8_t **out, size_t *outlen)
+{
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__SenderKeyDistributionMessage k = WAPI__E2E__SENDER_KEY_DISTRIBUTION_MESSAGE__INIT;
+    k.groupid = (char *)group;
+    k.has_axolotlsenderkeydistributionmessage = 1;
+    k.axolotlsenderkeydistributionmessage = (ProtobufCBinaryData){skdm_len, (uint8_t *)skdm};
+    m.senderkeydistributionmessage = &k;
+    size_t extra = wapi__e2e__message__get_packed_size(&m);
+    *out = malloc(n + extra);
+    if (!*out)
+        return -1;
+    /* A Message's fields may come in any order: the key's field after the
+     * rest is the same Message with it set. */
+    if (n)
+        memcpy(*out, msg, n);
+    wapi__e2e__message__pack(&m, *out + n);
+    *outlen = n + extra;
+    return 0;
+}

@@ -126,6 +126,10 @@ void wa_msg_content_free(struct wa_msg_content *c);
  * wrapped in deviceSentMessage{dsm_dest} when dsm_dest is set. *out malloc'd. */
 int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,
                       const char *dsm_dest, uint8_t **out, size_t *outlen);
+/* The serialized Message msg with a senderKeyDistributionMessage{group,
+ * skdm} added. *out malloc'd. */
+int wa_msg_append_skdm(const uint8_t *msg, size_t n, const char *group, const uint8_t *skdm, size_t skdm_len,
+                       uint8_t **out, size_t *outlen);
 /* A media Message of m->type (documentWithCaptionMessage for a document
  * with a caption; audioMessage with ptt for a voice note), with the reply
  * context and the deviceSentMessage wrapper as for text. m->has_media_key,

@@ -41,9 +41,10 @@
 #define LOG_TAIL 36u
 
 /* K_SENDER_KEY: a group's sender key of one sender device, named
- * "<group id> <sender name>" (neither has a space). */
-enum { K_SESSION = 1, K_IDENTITY = 2, K_SENDER_KEY = 3 };
-#define KIND_OK(k) ((k) == K_SESSION || (k) == K_IDENTITY || (k) == K_SENDER_KEY)
+ * "<group id> <sender name>" (neither has a space). K_SKDM_SENT: the devices
+ * our own sender key for a group (the name) was given to. */
+enum { K_SESSION = 1, K_IDENTITY = 2, K_SENDER_KEY = 3, K_SKDM_SENT = 4 };
+#define KIND_OK(k) ((k) >= K_SESSION && (k) <= K_SKDM_SENT)
 enum { OP_PUT = 1, OP_DEL = 2 };
 
 struct entry {
@@ -1225,6 +1226,26 @@ int wa_signal_store_drop_sender_key(struct wa_signal_store *st, const char *grou
         return -1;
     struct entry *x = find(st, K_SENDER_KEY, name, (size_t)nl, device);
     return x ? delete_entry(st, x) : 0;
+}
+
+const uint8_t *wa_signal_store_skdm_sent(const struct wa_signal_store *st, const char *group, size_t *len)
+{
+    struct entry *x = find(st, K_SKDM_SENT, group, strlen(group), 0);
+    *len = x ? x->len : 0;
+    return x ? x->data : NULL;
+}
+
+int wa_signal_store_set_skdm_sent(struct wa_signal_store *st, const char *group, const uint8_t *list,
+                                  size_t len)
+{
+    size_t nl = strlen(group);
+    if (nl == 0 || nl >= MAX_NAME || len > MAX_RECORD)
+        return -1;
+    if (len == 0) {
+        struct entry *x = find(st, K_SKDM_SENT, group, nl, 0);
+        return x ? delete_entry(st, x) : 0;
+    }
+    return put_entry(st, K_SKDM_SENT, group, nl, 0, list, len, 1);
 }
 
 size_t wa_signal_store_sender_key_count(const struct wa_signal_store *st)

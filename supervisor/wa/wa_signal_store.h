@@ -63,6 +63,14 @@ int wa_signal_store_has_session(const struct wa_signal_store *st, const char *na
  * out of memory or the name does not fit. */
 int wa_signal_store_drop_sender_key(struct wa_signal_store *st, const char *group, const char *sender,
                                     int32_t device);
+/* The devices our sender key for group was handed to: "user:dev@server"
+ * names, each followed by a NUL; NULL (len 0) when none. Valid until the
+ * store changes. Set replaces the list (len 0 removes it); like every
+ * change it is durable at the next flush and undone by a rollback. -1 when
+ * out of memory or too long. */
+const uint8_t *wa_signal_store_skdm_sent(const struct wa_signal_store *st, const char *group, size_t *len);
+int wa_signal_store_set_skdm_sent(struct wa_signal_store *st, const char *group, const uint8_t *list,
+                                  size_t len);
 size_t wa_signal_store_sender_key_count(const struct wa_signal_store *st);
 int wa_signal_store_wipe(const char *dir);
 void wa_signal_store_free(struct wa_signal_store *st);

@@ -794,6 +794,76 @@ static void turn(void)
     event_base_loop(evb, EVLOOP_NONBLOCK);
 }
 
+/* Answers the group query (iqs[0]) with members (phone-number addressed). */
+static void answer_group(const char *const *members, int n)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *iq = wa_node_new(a, "iq"), *g = wa_node_new(a, "group");
+    wa_node_add_attr(a, iq, "type", "result");
+    wa_node_add_attr(a, g, "id", "120363000000000001");
+    wa_node_add_attr(a, g, "subject", "Team");
+    wa_node_add_attr(a, g, "addressing_mode", "pn");
+    for (int i = 0; i < n; i++)
+        wa_node_add_child(a, g, node_jid(a, "participant", "jid", members[i]));
+    wa_node_add_child(a, iq, g);
+    answer_iq(0, iq);
+    wa_arena_free(a);
+}
+
+/* Answers a device query (iqs[0]) for one user with device 0. */
+static void answer_one_device(const char *jid)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *iq = wa_node_new(a, "iq"), *u = wa_node_new(a, "usync"), *list = wa_node_new(a, "list");
+    const char *devs[] = {"0"};
+    wa_node_add_attr(a, iq, "type", "result");
+    usync_user(a, list, jid, devs, 1, NULL);
+    wa_node_add_child(a, u, list);
+    wa_node_add_child(a, iq, u);
+    answer_iq(0, iq);
+    wa_arena_free(a);
+}
+
+/* p opens a group message we sent: the key from its pairwise copy (when
+ * there is one for jid), then the skmsg. 1 when the text is want. */
+static int open_group(struct party *p, const wa_node *msg, const char *jid, const char *want)
+{
+    struct wa_msg_content mc;
+    const wa_node *pw = enc_for(msg, jid);
+    if (pw) {
+        if (open_enc(p, pw, &mc) < 0 || !mc.skdm || mc.kind != WA_MSG_NONE || strcmp(mc.skdm_group, GROUP) ||
+            wa_gc_process_skdm(p->sc, p->g, GROUP, OUR_USER, OUR_DEV, mc.skdm, mc.skdm_len) != 0) {
+            wa_msg_content_free(&mc);
+            return -1;
+        }
+        wa_msg_content_free(&mc);
+    }
+    const wa_node *sk = child_of(msg, "enc");
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    if (!sk || strcmp(attr_of(sk, "type"), "skmsg") ||
+        wa_gc_decrypt(p->sc, p->g, GROUP, OUR_USER, OUR_DEV, sk->bytes, sk->nbytes, &plain, &plen) != 0)
+        return -2;
+    long n = wa_msg_unpad(plain, plen);
+    int r = n >= 0 && wa_msg_parse(plain, (size_t)n, &mc) == 0;
+    free(plain);
+    r = r && mc.text && !strcmp(mc.text, want);
+    wa_msg_content_free(&mc);
+    return r ? 1 : -3;
+}
+
+/* The ack of a group send, with the server's participant hash. */
+static void group_ack(const char *id, const char *phash)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *n = node_jid(a, "ack", "from", GROUP);
+    wa_node_add_attr(a, n, "id", id);
+    wa_node_add_attr(a, n, "class", "message");
+    if (phash)
+        wa_node_add_attr(a, n, "phash", phash);
+    feed_node(n, a);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/wapi-test-messaging-XXXXXX";
@@ -1508,6 +1578,125 @@ int main(void)
     drop_link();
     T_EQ_INT(wa_messaging_media_retry("MR1", PEER, 0, NULL, mk), -1, "none is taken while disconnected");
 
+    /* 16. Sending to a group: members asked (w:g2), their devices, our
+     * sender key pairwise to each device that lacks it, one skmsg for all;
+     * the next send is the skmsg alone; someone leaves: a new key, to the
+     * remaining members only; the server's other participant hash makes
+     * the next send ask again. */
+    link_back();
+    e0 = app.nevents;
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS1", GROUP, "to the group", NULL), 0, "a send to a group is taken");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2") &&
+                !strcmp(attr_of(iqs[0].n, "to"), GROUP) && child_of(iqs[0].n, "query") &&
+                !strcmp(attr_of(child_of(iqs[0].n, "query"), "request"), "interactive"),
+            "the group's members are asked for (<iq xmlns=w:g2 to=group><query request=interactive/>)");
+    const char *members1[] = {PEER, OUR_USER "@s.whatsapp.net"};
+    answer_group(members1, 2);
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "then their devices");
+    answer_devices();
+    const char *wg1[] = {"message:GS1:text"};
+    T_SENT(s0, wg1, "the message goes");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && !strcmp(attr_of(msg, "to"), GROUP) && !strcmp(attr_of(msg, "addressing_mode"), "pn") &&
+                !strncmp(attr_of(msg, "phash"), "2:", 2) && strlen(attr_of(msg, "phash")) == 8,
+            "to the group, addressing mode and participant hash named");
+    T_CHECK(msg && enc_for(msg, PEER) && enc_for(msg, OUR_USER ":5@s.whatsapp.net") &&
+                !enc_for(msg, OUR_USER ":3@s.whatsapp.net"),
+            "our key pairwise to the member's device and our other device, not to ourselves");
+    T_EQ_INT(msg ? open_group(&peer, msg, PEER, "to the group") : 0, 1,
+             "the member takes the key and reads it");
+    T_EQ_INT(msg ? open_group(&mydev, msg, OUR_USER ":5@s.whatsapp.net", "to the group") : 0, 1,
+             "so does our other device");
+    group_ack("GS1", NULL);
+    T_CHECK(has_event(e0, "sent GS1 ok"), "reported sent on the ack");
+    size_t kl = 0;
+    const uint8_t *kept = wa_signal_store_skdm_sent(us.st, GROUP, &kl);
+    T_CHECK(kept && kl == strlen(PEER) + 1 + strlen(OUR_USER ":5@s.whatsapp.net") + 1 &&
+                memmem(kept, kl, PEER, strlen(PEER) + 1),
+            "who has our key is kept in the Signal store (a restart does not give it to everyone again)");
+    T_CHECK(!wa_signal_store_dirty(us.st), "and it was flushed with the encryption, before the stanza went");
+
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS2", GROUP, "second", NULL), 0, "a second group send");
+    turn();
+    const char *wg2[] = {"message:GS2:text"};
+    T_SENT(s0, wg2, "goes without asking for members or devices again");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && niq == 0 && !child_of(msg, "participants"), "the skmsg alone: everyone has the key");
+    T_EQ_INT(msg ? open_group(&peer, msg, PEER, "second") : 0, 1, "the member reads it with the key it has");
+    const wa_node *old_sk = msg ? child_of(msg, "enc") : NULL;
+    group_ack("GS2", NULL);
+
+    /* The peer leaves. */
+    wa_messaging_group_changed(GROUP, 1);
+    T_CHECK(!wa_signal_store_skdm_sent(us.st, GROUP, &kl) && !wa_signal_store_dirty(us.st),
+            "our key is replaced at once (who had the old one forgotten, durably)");
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS3", GROUP, "after the peer left", NULL), 0, "the next send");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2"), "asks for the members again");
+    const char *members2[] = {"15550002@s.whatsapp.net", OUR_USER "@s.whatsapp.net"};
+    answer_group(members2, 2);
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync") && child_of(iqs[0].n, "usync"),
+            "the new member's devices are asked for");
+    answer_one_device("15550002@s.whatsapp.net");
+    const char *wg3[] = {"message:GS3:text"};
+    T_SENT(s0, wg3, "then it goes");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && enc_for(msg, "15550002@s.whatsapp.net") && enc_for(msg, OUR_USER ":5@s.whatsapp.net") &&
+                !enc_for(msg, PEER),
+            "the new key to the members, nothing to the one who left");
+    T_EQ_INT(msg ? open_group(&peer2, msg, "15550002@s.whatsapp.net", "after the peer left") : 0, 1,
+             "the new member reads it");
+    T_CHECK(msg && open_group(&peer, msg, NULL, "after the peer left") < 0,
+            "the one who left cannot, with the key it had");
+    T_CHECK(old_sk && msg && child_of(msg, "enc")->nbytes > 0, "(it could read the one before)");
+    group_ack("GS3", "2:XXXXXX");
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS4", GROUP, "after a hash mismatch", NULL), 0,
+             "a send after the server's ack "
+             "named another hash");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2"), "asks for the members again");
+    answer_group(members2, 2);
+    {
+        const wa_node *uq = child_of(iqs[0].n, "usync"), *ul = child_of(uq, "list");
+        T_CHECK(niq == 1 && ul && ul->nchildren == 2, "and every member's devices, ours too, in one query");
+        wa_arena *ua = wa_arena_new();
+        wa_node *iq = wa_node_new(ua, "iq"), *u = wa_node_new(ua, "usync"), *list = wa_node_new(ua, "list");
+        const char *d0[] = {"0"}, *d35[] = {"3", "5"};
+        wa_node_add_attr(ua, iq, "type", "result");
+        usync_user(ua, list, "15550002@s.whatsapp.net", d0, 1, NULL);
+        usync_user(ua, list, OUR_USER "@s.whatsapp.net", d35, 2, NULL);
+        wa_node_add_child(ua, u, list);
+        wa_node_add_child(ua, iq, u);
+        answer_iq(0, iq);
+        wa_arena_free(ua);
+    }
+    const char *wg4[] = {"message:GS4:text"};
+    T_SENT(s0, wg4, "then it goes");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && !child_of(msg, "participants"), "the members still have the key: the skmsg alone");
+    group_ack("GS4", NULL);
+    T_EQ_INT(wa_messaging_send("GS5", "120363999999999999@g.us", "not a member", NULL), 0,
+             "a send to another group");
+    turn();
+    e0 = app.nevents;
+    {
+        wa_arena *ea = wa_arena_new();
+        wa_node *iq = wa_node_new(ea, "iq"), *gerr = wa_node_new(ea, "error");
+        wa_node_add_attr(ea, iq, "type", "error");
+        wa_node_add_attr(ea, gerr, "code", "403");
+        wa_node_add_attr(ea, gerr, "text", "forbidden");
+        wa_node_add_child(ea, iq, gerr);
+        answer_iq(0, iq);
+        wa_arena_free(ea);
+    }
+    T_CHECK(app.nevents > e0 && !strncmp(app.events[e0], "sent GS5 failed", 15),
+            "a group we are not in (403): the send fails, it is not retried");
+    drop_link();
     turn();
     free(c1.p), free(c2.p), free(c3.p), free(c4.p), free(c5.p), free(c6.p), free(c7.p), free(c8.p);
     free(c9.p), free(c10.p), free(c11.p), free(c13.p), free(p1.p), free(d1.p), free(l1.p);
