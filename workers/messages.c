@@ -69,13 +69,31 @@ struct op {
 
 /* ---- recipients */
 
-/* "+1 555-123-4567" or "15551234567" → digits; a JID of a person as it is. */
+/* A group's JID: digits (an old group: creator-digits "-" creation time) @g.us. */
+static int group_jid(const char *s, size_t ul)
+{
+    int dash = 0;
+    if (ul < 5 || ul > 40 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[ul - 1]))
+        return 0;
+    for (size_t i = 0; i < ul; i++)
+        if (s[i] == '-' ? dash++ : !isdigit((unsigned char)s[i]))
+            return 0;
+    return dash <= 1;
+}
+
+/* "+1 555-123-4567" or "15551234567" → digits; a JID of a person or a group as it is. */
 static int parse_to(const char *s, char *jid, size_t jidlen)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 128)
         return -1;
     const char *at = strchr(s, '@');
+    if (at && !strcmp(at + 1, "g.us")) {
+        if (!group_jid(s, (size_t)(at - s)))
+            return -1;
+        snprintf(jid, jidlen, "%s", s);
+        return 0;
+    }
     if (at) {
         size_t ul = (size_t)(at - s);
         const char *server = at + 1;
@@ -732,7 +750,7 @@ void h_messages_send(struct rq *rq)
     if (!v || !YAJL_IS_STRING(v) || parse_to(v->u.string, o->to, sizeof o->to) < 0) {
         http_error(rq, 400, "invalid_to",
                    "to must be a phone number in international form (e.g. +15551234567) or a JID "
-                   "(user@s.whatsapp.net, user@lid)",
+                   "(user@s.whatsapp.net, user@lid, group@g.us)",
                    "to");
         goto out;
     }
@@ -1087,7 +1105,8 @@ void h_chat_presence(struct rq *rq)
     }
     char jid[160];
     if (parse_to(raw, jid, sizeof jid) < 0) {
-        http_error(rq, 400, "invalid_jid", "the chat must be a person's JID or phone number", "jid");
+        http_error(rq, 400, "invalid_jid", "the chat must be a person's or a group's JID, or a phone number",
+                   "jid");
         return;
     }
     struct sbuf b;

@@ -85,7 +85,9 @@ bad = [
     ("to", {"to": "+1 555", "text": "hi"}),
     ("to", {"to": "+1234567890123456", "text": "hi"}),
     ("to", {"to": "12345-@g.us", "text": "hi"}),
-    ("to", {"to": "120363000000000000@g.us", "text": "hi"}),
+    ("to", {"to": "1203-6300-0000@g.us", "text": "hi"}),
+    ("to", {"to": "@g.us", "text": "hi"}),
+    ("to", {"to": "12036x3000000000@g.us", "text": "hi"}),
     ("to", {"to": "abc@s.whatsapp.net", "text": "hi"}),
     ("to", {"to": "15551234567@example.com", "text": "hi"}),
     ("text", {"to": "+15551234567"}),
@@ -106,6 +108,13 @@ for field, b in bad:
     if not (st == 400 and js and js["error"].get("field") == field):
         wrong.append((field, b if len(json.dumps(b)) < 200 else "(long)", st, js))
 check(f"each bad input is a 400 naming its field ({len(bad)} cases)", not wrong, wrong[:3])
+for gj in ("120363000000000001@g.us", "15551234567-1600000000@g.us"):
+    st, js = api("POST", "/api/messages", {"to": gj, "text": "to a group"})
+    check(f"a group JID ({gj}) is a recipient: 202, the group's chat",
+          st == 202 and js and js["chat_jid"] == gj and js["mentions"] == [], js)
+    mid_ = js["id"] if js else ""
+    sql(f"DELETE FROM wa_outbox WHERE message_id = '{mid_}'; DELETE FROM wa_chats WHERE jid = '{gj}'; "
+        f"DELETE FROM wa_messages WHERE id = '{mid_}'")
 st, js = api("POST", "/api/messages", raw=b"{not json")
 check("malformed JSON is a 400", st == 400 and js and js["error"]["code"] == "invalid_json", js)
 st, js = api("POST", "/api/messages", raw=b"[1,2]")
