@@ -25,6 +25,7 @@
 struct held {
     struct held *next;
     char *id, *to, *text, *reply; /* owned */
+    char *mentions;               /* owned: JIDs, newline-separated, or NULL */
     int media, attempts;
     int typed; /* "composing" was shown for it (sending.typing) */
 };
@@ -317,7 +318,8 @@ static const char SQL_CLAIM[] =
     "LOCKED), "
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
-    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text' FROM sc CROSS JOIN u "
+    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
+    "array_to_string(m.mentions, E'\\n') FROM sc CROSS JOIN u "
     "JOIN wa_messages m ON m.id = u.message_id ORDER BY m.seq";
 
 static void held_free(struct held *h)
@@ -328,6 +330,7 @@ static void held_free(struct held *h)
     free(h->to);
     free(h->text);
     free(h->reply);
+    free(h->mentions);
     free(h);
 }
 
@@ -347,7 +350,7 @@ static void on_prepared(void *arg, const char *id, const struct wa_msg_media *m,
     if (!m) {
         on_sent(NULL, id, permanent ? WA_SEND_FAILED : WA_SEND_TRANSIENT, err);
     } else {
-        int r = wa_messaging_send_media(id, h->to, m, h->reply);
+        int r = wa_messaging_send_media(id, h->to, m, h->reply, h->mentions);
         if (r == -2)
             on_sent(NULL, id, WA_SEND_FAILED, "recipient is not a valid JID");
         else if (r < 0)
@@ -423,7 +426,7 @@ static void drain(void)
                 return;
             }
         } else {
-            int r = wa_messaging_send(h->id, h->to, h->text, h->reply);
+            int r = wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
             if (r == -2)
                 on_sent(NULL, h->id, WA_SEND_FAILED, "recipient is not a valid JID");
             else if (r < 0)
@@ -456,8 +459,10 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
             h->reply = PQgetisnull(res, i, 3) ? NULL : strdup(PQgetvalue(res, i, 3));
             h->attempts = atoi(PQgetvalue(res, i, 4));
             h->media = PQgetvalue(res, i, 5)[0] == 't';
+            h->mentions = PQgetisnull(res, i, 6) ? NULL : strdup(PQgetvalue(res, i, 6));
         }
-        if (!h || !h->id || !h->to || !h->text || (!PQgetisnull(res, i, 3) && !h->reply)) {
+        if (!h || !h->id || !h->to || !h->text || (!PQgetisnull(res, i, 3) && !h->reply) ||
+            (!PQgetisnull(res, i, 6) && !h->mentions)) {
             held_free(h);
             on_sent(NULL, PQgetvalue(res, i, 0), WA_SEND_LOST, "out of memory");
             continue;
@@ -533,20 +538,21 @@ static void on_ready(void *arg)
 /* ---- retry receipts: our text again, to the one device that asked */
 
 static const char SQL_RETRY_MSG[] =
-    "SELECT text, reply_to, chat_jid, type <> 'text' FROM wa_messages "
+    "SELECT text, reply_to, chat_jid, type <> 'text', array_to_string(mentions, E'\\n') FROM wa_messages "
     "WHERE id = $1 AND from_me AND revoked_at IS NULL "
     "AND type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker')";
 
 struct retry_req {
     char id[64], user[64], server[32];
     int device, count;
-    char *chat, *reply; /* owned: for a media resend, once the attachment is read */
+    char *chat, *reply, *mentions; /* owned: for a media resend, once the attachment is read */
 };
 
 static void retry_req_free(struct retry_req *rr)
 {
     free(rr->chat);
     free(rr->reply);
+    free(rr->mentions);
     free(rr);
 }
 
@@ -556,7 +562,7 @@ static void on_retry_media(void *arg, const char *id, const struct wa_msg_media 
     (void)id, (void)permanent;
     struct retry_req *rr = arg;
     struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
-    if (!m || wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply) < 0)
+    if (!m || wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply, rr->mentions) < 0)
         log_warn("retry receipt not answered", LF_S("id", rr->id),
                  LF_S("why", m ? "not connected, or too many resends waiting" : err));
     retry_req_free(rr);
@@ -569,13 +575,15 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
     if (!why && PQgetvalue(res, 0, 3)[0] == 't') {
         rr->chat = strdup(PQgetvalue(res, 0, 2));
         rr->reply = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
+        rr->mentions = PQgetisnull(res, 0, 4) ? NULL : strdup(PQgetvalue(res, 0, 4));
         if (rr->chat && media_send_load(rr->id, on_retry_media, rr) == 0)
             return; /* answered when the attachment is read */
         why = "out of memory";
     } else if (!why) {
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
         if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0), NULL,
-                                PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)) < 0)
+                                PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+                                PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4)) < 0)
             why = "not connected, or too many resends waiting";
     }
     if (why)

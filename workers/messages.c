@@ -48,6 +48,7 @@ struct op {
     char to[160];
     char *text;
     char reply_to[130];
+    char *mentions; /* JIDs, newline-separated (pool), or NULL */
     char idem[IDEM_MAX + 1];
     /* a media message: its kind ("" for text), the stored file, a name */
     char kind[16];
@@ -148,6 +149,56 @@ static int new_message_id(char out[23])
     return 0;
 }
 
+/* mentions: newline-separated JIDs as a JSON array ("" or NULL: empty). */
+static void mentions_json(struct jsonw *w, const char *mentions)
+{
+    jw_arr(w);
+    for (const char *p = mentions; p && *p;) {
+        size_t n = strcspn(p, "\n");
+        jw_strn(w, p, n);
+        p += n + (p[n] == '\n');
+    }
+    jw_arr_end(w);
+}
+
+#define MENTIONS_MAX 1024 /* a group's size */
+
+/* "mentions": [jid or phone, ...] into o->mentions (JIDs of people); -1
+ * after answering 400. */
+static int parse_mentions(struct rq *rq, yajl_val body, struct op *o)
+{
+    yajl_val v = json_member(body, "mentions");
+    if (!v || YAJL_IS_NULL(v))
+        return 0;
+    if (!YAJL_IS_ARRAY(v) || v->u.array.len > MENTIONS_MAX) {
+        http_error(rq, 400, "invalid_mentions",
+                   "mentions must be an array of at most 1024 phone numbers or JIDs", "mentions");
+        return -1;
+    }
+    if (v->u.array.len == 0)
+        return 0;
+    struct sbuf b;
+    sbuf_init(&b);
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        yajl_val e = v->u.array.values[i];
+        char jid[160];
+        if (!YAJL_IS_STRING(e) || parse_to(e->u.string, jid, sizeof jid) < 0 || strstr(jid, "@g.us")) {
+            sbuf_free(&b);
+            char msg[96];
+            snprintf(msg, sizeof msg, "mentions[%zu] must be a person's phone number or JID", i);
+            http_error(rq, 400, "invalid_mentions", msg, "mentions");
+            return -1;
+        }
+        if (i)
+            sbuf_addc(&b, '\n');
+        sbuf_adds(&b, jid);
+    }
+    o->mentions = h2o_mem_alloc_pool(&rq->req->pool, b.len + 1);
+    memcpy(o->mentions, b.buf, b.len + 1);
+    sbuf_free(&b);
+    return 0;
+}
+
 /* ---- POST /api/messages */
 
 /* One statement per batch of sends (requests that arrive while earlier
@@ -161,13 +212,16 @@ static int new_message_id(char out[23])
  * woken over the supervisor link once the batch has committed. */
 static const char SQL_SEND_BATCH[] =
     "WITH r AS (SELECT e.ord, e.v->>'id' AS id, e.v->>'to' AS chat, e.v->>'text' AS text, "
-    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem FROM jsonb_array_elements($1::jsonb) WITH "
+    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem, e.v->'mentions' AS mentions "
+    "  FROM jsonb_array_elements($1::jsonb) WITH "
     "ORDINALITY AS e(v, ord)), "
     "ok AS (SELECT r.* FROM r WHERE r.reply_to IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = "
     "r.reply_to)), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
-    "idempotency_key) "
-    "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem FROM ok ORDER BY ord "
+    "idempotency_key, mentions) "
+    "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem, "
+    "  CASE WHEN mentions IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(mentions)) END "
+    "  FROM ok ORDER BY ord "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) "
@@ -196,8 +250,8 @@ static const char SQL_SEND_MEDIA[] =
     "ok AS (SELECT f.* FROM f WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = "
     "$4)), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
-    "idempotency_key) "
-    "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5 FROM ok "
+    "idempotency_key, mentions) "
+    "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5, string_to_array($10, E'\\n') FROM ok "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
     "mm AS (INSERT INTO wa_message_media (message_id, kind, media_id, state, mimetype, file_name, thumbnail) "
     "  SELECT ins.id, $6, ok.id, 'stored', ok.mimetype, $8, decode($9, 'hex') FROM ins CROSS JOIN ok), "
@@ -272,6 +326,10 @@ static void add_send_json(struct jsonw *w, const struct op *o)
     jw_kstr(w, "text", o->text && o->text[0] ? o->text : NULL);
     jw_kstr(w, "reply_to", o->reply_to[0] ? o->reply_to : NULL);
     jw_kstr(w, "idem", o->idem[0] ? o->idem : NULL);
+    if (o->mentions) {
+        jw_key(w, "mentions");
+        mentions_json(w, o->mentions);
+    }
     jw_obj_end(w);
 }
 
@@ -298,8 +356,7 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_knull(&w, "reaction_to");
     jw_knull(&w, "reaction");
     jw_key(&w, "mentions");
-    jw_arr(&w);
-    jw_arr_end(&w);
+    mentions_json(&w, o->mentions);
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
     jw_kstr(&w, "ts", ts);
@@ -400,8 +457,9 @@ static void send_media(struct op *o)
                        o->kind,
                        o->media_id,
                        o->file_name[0] ? o->file_name : NULL,
-                       o->thumb_hex};
-    op_run(o, SQL_SEND_MEDIA, 9, p, on_send_one);
+                       o->thumb_hex,
+                       o->mentions};
+    op_run(o, SQL_SEND_MEDIA, 10, p, on_send_one);
 }
 
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
@@ -787,6 +845,8 @@ void h_messages_send(struct rq *rq)
         }
         snprintf(o->reply_to, sizeof o->reply_to, "%s", v->u.string);
     }
+    if (parse_mentions(rq, body, o) < 0)
+        goto out;
     v = json_member(body, "idempotency_key");
     if (v && !YAJL_IS_NULL(v)) {
         size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;

@@ -594,16 +594,47 @@ const char *wa_msg_media_enc_type(const struct wa_msg_media *m)
     }
 }
 
+/* ci's mentionedJid from a newline-separated list (NULL or "": none): the
+ * copy the pointers point into in *buf (free both). -1 when out of memory. */
+static int mentions_in(Wapi__E2e__ContextInfo *ci, const char *mentions, char **buf, char ***v)
+{
+    *buf = NULL, *v = NULL;
+    if (!mentions || !*mentions)
+        return 0;
+    size_t n = 1;
+    for (const char *p = mentions; *p; p++)
+        n += *p == '\n';
+    if (n > MAX_MENTIONS || !(*buf = strdup(mentions)) || !(*v = calloc(n, sizeof **v))) {
+        free(*buf);
+        *buf = NULL;
+        return -1;
+    }
+    for (char *p = *buf, *nl; p; p = nl) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl++ = '\0';
+        if (*p)
+            (*v)[ci->n_mentionedjid++] = p;
+    }
+    ci->mentionedjid = *v;
+    return 0;
+}
+
 int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,
-                      const char *dsm_dest, uint8_t **out, size_t *outlen)
+                      const char *mentions, const char *dsm_dest, uint8_t **out, size_t *outlen)
 {
     Wapi__E2e__Message inner = WAPI__E2E__MESSAGE__INIT, outer = WAPI__E2E__MESSAGE__INIT;
     Wapi__E2e__ExtendedTextMessage ext = WAPI__E2E__EXTENDED_TEXT_MESSAGE__INIT;
     Wapi__E2e__ContextInfo ci = WAPI__E2E__CONTEXT_INFO__INIT;
     Wapi__E2e__DeviceSentMessage dsm = WAPI__E2E__DEVICE_SENT_MESSAGE__INIT;
-    if (reply_to && *reply_to) {
-        ci.stanzaid = (char *)reply_to;
-        ci.participant = (char *)reply_participant;
+    char *mbuf, **mv;
+    if (mentions_in(&ci, mentions, &mbuf, &mv) < 0)
+        return -1;
+    if ((reply_to && *reply_to) || ci.n_mentionedjid) {
+        if (reply_to && *reply_to) {
+            ci.stanzaid = (char *)reply_to;
+            ci.participant = (char *)reply_participant;
+        }
         ext.text = (char *)text;
         ext.contextinfo = &ci;
         inner.extendedtextmessage = &ext;
@@ -619,9 +650,12 @@ int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_
     }
     size_t len = wapi__e2e__message__get_packed_size(m);
     uint8_t *b = malloc(len ? len : 1);
+    if (b)
+        wapi__e2e__message__pack(m, b);
+    free(mbuf);
+    free(mv);
     if (!b)
         return -1;
-    wapi__e2e__message__pack(m, b);
     *out = b;
     *outlen = len;
     return 0;
@@ -635,7 +669,7 @@ int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_
     } while (0)
 
 int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const char *reply_participant,
-                       const char *dsm_dest, uint8_t **out, size_t *outlen)
+                       const char *mentions, const char *dsm_dest, uint8_t **out, size_t *outlen)
 {
     Wapi__E2e__Message inner = WAPI__E2E__MESSAGE__INIT, outer = WAPI__E2E__MESSAGE__INIT,
                        wrapped = WAPI__E2E__MESSAGE__INIT;
@@ -651,11 +685,16 @@ int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const
     if (!m->has_media_key || !m->has_file_sha256 || !m->has_file_enc_sha256 || !m->direct_path ||
         !*m->direct_path)
         return -1;
+    char *mbuf = NULL, **mv = NULL;
     if (reply_to && *reply_to) {
         ci.stanzaid = (char *)reply_to;
         ci.participant = (char *)reply_participant;
         ctx = &ci;
     }
+    if (mentions_in(&ci, mentions, &mbuf, &mv) < 0)
+        return -1;
+    if (ci.n_mentionedjid)
+        ctx = &ci;
     switch (m->type) {
     case WA_MT_IMAGE:
         im.url = m->url, im.directpath = m->direct_path, im.mimetype = m->mimetype, im.caption = m->caption;
@@ -732,6 +771,8 @@ int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const
         inner.stickermessage = &sm;
         break;
     default:
+        free(mbuf);
+        free(mv);
         return -1;
     }
     Wapi__E2e__Message *content = &inner;
@@ -750,9 +791,12 @@ int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const
     }
     size_t len = wapi__e2e__message__get_packed_size(msg);
     uint8_t *b = malloc(len ? len : 1);
+    if (b)
+        wapi__e2e__message__pack(msg, b);
+    free(mbuf);
+    free(mv);
     if (!b)
         return -1;
-    wapi__e2e__message__pack(msg, b);
     *out = b;
     *outlen = len;
     return 0;

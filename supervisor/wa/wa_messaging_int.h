@@ -52,8 +52,8 @@ struct device {
  * resend of one of ours to the one device that could not decrypt it. */
 struct send_job {
     char id[64], to_user[64], to_server[32];
-    char *text, *reply_to;
-    struct wa_msg_media *media; /* a media message instead of text (owned) */
+    char *text, *reply_to, *mentions; /* mentions: JIDs, newline-separated */
+    struct wa_msg_media *media;       /* a media message instead of text (owned) */
     int retry;
     struct device dev; /* retry: the device that asked */
 };
@@ -105,7 +105,7 @@ struct wam {
     struct {
         int active;
         char id[64], to_user[64], to_server[32];
-        char *text, *reply_to;
+        char *text, *reply_to, *mentions;
         struct wa_msg_media *media;
         struct device *devs; /* wam_dev_add() */
         int ndevs, devcap;

@@ -121,8 +121,9 @@ static void clear_prep(void)
     wam.s.gen++;
     free(wam.s.text);
     free(wam.s.reply_to);
+    free(wam.s.mentions);
     wa_msg_media_free(wam.s.media);
-    wam.s.text = wam.s.reply_to = NULL;
+    wam.s.text = wam.s.reply_to = wam.s.mentions = NULL;
     wam.s.media = NULL;
 }
 
@@ -231,11 +232,13 @@ static void encrypt_and_send(void)
     snprintf(to, sizeof to, "%s@%s", wam.s.to_user, wam.s.to_server);
     uint8_t *plain = NULL, *dsm = NULL;
     size_t plen = 0, dlen = 0;
-    int built = wam.s.media
-                    ? wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, NULL, &plain, &plen) == 0 &&
-                          wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, to, &dsm, &dlen) == 0
-                    : wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, NULL, &plain, &plen) == 0 &&
-                          wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, to, &dsm, &dlen) == 0;
+    int built =
+        wam.s.media
+            ? wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, wam.s.mentions, NULL, &plain, &plen) ==
+                      0 &&
+                  wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, wam.s.mentions, to, &dsm, &dlen) == 0
+            : wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, wam.s.mentions, NULL, &plain, &plen) == 0 &&
+                  wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, wam.s.mentions, to, &dsm, &dlen) == 0;
     if (!built) {
         free(plain);
         free(dsm);
@@ -677,6 +680,7 @@ static void start_job(struct send_job *jb)
     memcpy(wam.s.to_server, jb->to_server, sizeof wam.s.to_server);
     wam.s.text = jb->text;
     wam.s.reply_to = jb->reply_to;
+    wam.s.mentions = jb->mentions;
     wam.s.media = jb->media;
     wam.s.retry = jb->retry;
     wam.s.ndevs = 0;
@@ -776,7 +780,7 @@ static int push_job(const struct send_job *jb)
 
 /* Queues a text (text) or a media message (media, copied). */
 static int queue_send(const char *id, const char *to_jid, const char *text, const struct wa_msg_media *media,
-                      const char *reply_to)
+                      const char *reply_to, const char *mentions)
 {
     if (wa_messaging_room() <= 0 || strlen(id) >= sizeof wam.s.id)
         return -1;
@@ -796,9 +800,12 @@ static int queue_send(const char *id, const char *to_jid, const char *text, cons
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
-    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+    jb.mentions = mentions && *mentions ? strdup(mentions) : NULL;
+    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) ||
+        (mentions && *mentions && !jb.mentions) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
+        free(jb.mentions);
         wa_msg_media_free(jb.media);
         return -1;
     }
@@ -808,15 +815,16 @@ static int queue_send(const char *id, const char *to_jid, const char *text, cons
     return 0;
 }
 
-int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to)
+int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to,
+                      const char *mentions)
 {
-    return text ? queue_send(id, to_jid, text, NULL, reply_to) : -1;
+    return text ? queue_send(id, to_jid, text, NULL, reply_to, mentions) : -1;
 }
 
 int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_msg_media *media,
-                            const char *reply_to)
+                            const char *reply_to, const char *mentions)
 {
-    return media ? queue_send(id, to_jid, NULL, media, reply_to) : -1;
+    return media ? queue_send(id, to_jid, NULL, media, reply_to, mentions) : -1;
 }
 
 void wam_handle_ack(const wa_node *n)
@@ -854,7 +862,7 @@ void wam_handle_ack(const wa_node *n)
 }
 
 int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
-                        const struct wa_msg_media *media, const char *reply_to)
+                        const struct wa_msg_media *media, const char *reply_to, const char *mentions)
 {
     char own_user[64];
     int own_dev = 0;
@@ -878,15 +886,18 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
+    jb.mentions = mentions && *mentions ? strdup(mentions) : NULL;
     snprintf(jb.dev.user, sizeof jb.dev.user, "%s", r->user);
     snprintf(jb.dev.server, sizeof jb.dev.server, "%s", r->server);
     jb.dev.dev = r->device;
     wa_jid rj = {.user = r->user, .server = r->server};
     jb.dev.own = wam_is_own(&rj); /* by phone number or by LID */
     jb.retry = r->count > 0 ? r->count : 1;
-    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) ||
+        (mentions && *mentions && !jb.mentions) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
+        free(jb.mentions);
         wa_msg_media_free(jb.media);
         return -1;
     }
@@ -990,6 +1001,7 @@ void wam_send_disconnect(void)
         wam.jmsgs -= !jb.retry;
         free(jb.text);
         free(jb.reply_to);
+        free(jb.mentions);
         wa_msg_media_free(jb.media);
         if (!jb.retry)
             report(jb.id, 0, WA_SEND_LOST, "connection lost before sending");

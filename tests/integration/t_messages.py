@@ -101,6 +101,11 @@ bad = [
     ("idempotency_key", {"to": "+15551234567", "text": "hi", "idempotency_key": "k" * 129}),
     ("idempotency_key", {"to": "+15551234567", "text": "hi", "idempotency_key": ""}),
     ("idempotency_key", {"to": "+15551234567", "text": "hi", "idempotency_key": 7}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": "15551234567"}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": ["+1 555", "15551234567"]}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": ["120363000000000001@g.us"]}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": [5]}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": ["15551234567"] * 1025}),
 ]
 wrong = []
 for field, b in bad:
@@ -115,6 +120,18 @@ for gj in ("120363000000000001@g.us", "15551234567-1600000000@g.us"):
     mid_ = js["id"] if js else ""
     sql(f"DELETE FROM wa_outbox WHERE message_id = '{mid_}'; DELETE FROM wa_chats WHERE jid = '{gj}'; "
         f"DELETE FROM wa_messages WHERE id = '{mid_}'")
+st, js = api("POST", "/api/messages", {"to": "120363000000000001@g.us", "text": "hi @15551234567 @98765",
+                                       "mentions": ["+1 555 123 4567", "98765@lid"]})
+want_m = ["15551234567@s.whatsapp.net", "98765@lid"]
+check("mentions (phone numbers or JIDs) are kept as JIDs: the 202 lists them", st == 202 and js and
+      js["mentions"] == want_m, js)
+mid_m = js["id"] if js else ""
+st2, js2 = api("GET", f"/api/messages/{mid_m}")
+check("GET shows the same mentions", st2 == 200 and js2["mentions"] == want_m, js2)
+check("and the row holds them", sql(f"SELECT array_to_string(mentions, ',') FROM wa_messages WHERE id = '{mid_m}'")
+      == ",".join(want_m), sql(f"SELECT mentions FROM wa_messages WHERE id = '{mid_m}'"))
+sql(f"DELETE FROM wa_outbox WHERE message_id = '{mid_m}'; DELETE FROM wa_chats WHERE jid = '120363000000000001@g.us'; "
+    f"DELETE FROM wa_messages WHERE id = '{mid_m}'")
 st, js = api("POST", "/api/messages", raw=b"{not json")
 check("malformed JSON is a 400", st == 400 and js and js["error"]["code"] == "invalid_json", js)
 st, js = api("POST", "/api/messages", raw=b"[1,2]")

@@ -157,6 +157,37 @@ int main(void)
     T_CHECK(wa_msg_parse(buf, n, &mc) == 0 && mc.skdm == NULL, "an empty key distribution is ignored");
     wa_msg_content_free(&mc);
 
+    /* Mentions on the way out: a text with them is an extendedTextMessage
+     * whose context lists them, read back the same. */
+    uint8_t *out = NULL;
+    size_t ol = 0;
+    T_EQ_INT(wa_msg_build_text("hi @1555 @98765", NULL, NULL, "15550002@s.whatsapp.net\n98765@lid", NULL,
+                               &out, &ol),
+             0, "a text with mentions builds");
+    T_CHECK(wa_msg_parse(out, ol, &mc) == 0 && mc.kind == WA_MSG_TEXT &&
+                !strcmp(mc.subtype, "extendedTextMessage") && mc.nmentions == 2 &&
+                !strcmp(mc.mentions[0], "15550002@s.whatsapp.net") && !strcmp(mc.mentions[1], "98765@lid") &&
+                !mc.reply_to,
+            "and parses back with both mentions, no reply");
+    wa_msg_content_free(&mc);
+    free(out);
+    T_EQ_INT(wa_msg_build_text("plain", NULL, NULL, "", NULL, &out, &ol), 0, "no mentions");
+    T_CHECK(wa_msg_parse(out, ol, &mc) == 0 && !strcmp(mc.subtype, "conversation") && mc.nmentions == 0,
+            "stays a plain conversation");
+    wa_msg_content_free(&mc);
+    free(out);
+    uint8_t *with = NULL;
+    size_t wl = 0;
+    T_EQ_INT(wa_msg_build_text("body", "3EB0Q", NULL, NULL, NULL, &out, &ol), 0, "a reply");
+    T_EQ_INT(wa_msg_append_skdm(out, ol, GROUP, skdm2, sl2, &with, &wl), 0,
+             "with our key appended (a group resend)");
+    T_CHECK(wa_msg_parse(with, wl, &mc) == 0 && mc.kind == WA_MSG_TEXT && !strcmp(mc.text, "body") &&
+                !strcmp(mc.reply_to, "3EB0Q") && mc.skdm_len == sl2 && !memcmp(mc.skdm, skdm2, sl2),
+            "the same message, now carrying the key");
+    wa_msg_content_free(&mc);
+    free(out);
+    free(with);
+
     free(skdm);
     free(skdm2);
     free(ct);

@@ -431,7 +431,7 @@ static void on_retry(void *arg, const struct wa_retry_request *r)
     retry_seen.device = r->device;
     retry_seen.count = r->count;
     if (app.resend)
-        app.resend_rc = wa_messaging_resend(r, PEER, "hi back", NULL, NULL);
+        app.resend_rc = wa_messaging_resend(r, PEER, "hi back", NULL, NULL, NULL);
 }
 
 static int has_event(int from, const char *e)
@@ -465,7 +465,7 @@ static struct ct seal(struct party *p, const char *text, const char *dsm_dest)
     struct ct c = {0};
     uint8_t *msg, *padded;
     size_t mlen, plen;
-    if (wa_msg_build_text(text, NULL, NULL, dsm_dest, &msg, &mlen) != 0)
+    if (wa_msg_build_text(text, NULL, NULL, NULL, dsm_dest, &msg, &mlen) != 0)
         return c;
     if (wa_msg_pad(msg, mlen, &padded, &plen) == 0) {
         c = seal_raw(p, padded, plen);
@@ -567,7 +567,7 @@ static struct ct group_seal(const char *participant, const char *text, uint8_t *
     } else {
         free(k);
     }
-    if (wa_msg_build_text(text, NULL, NULL, NULL, &msg, &mlen) != 0)
+    if (wa_msg_build_text(text, NULL, NULL, NULL, NULL, &msg, &mlen) != 0)
         return c;
     if (wa_msg_pad(msg, mlen, &padded, &plen) == 0) {
         if (wa_gc_encrypt(gsend.sc, gsend.g, GROUP, name, dev, padded, plen, &c.p, &c.n) != 0)
@@ -905,7 +905,7 @@ int main(void)
             "the layer takes the client's hooks");
     T_CHECK(!wa_messaging_ready() && wa_messaging_room() == 0 && wa_messaging_busy(),
             "nothing taken before the connection is up");
-    T_EQ_INT(wa_messaging_send("S0", PEER, "x", NULL), -1, "a send before then is refused");
+    T_EQ_INT(wa_messaging_send("S0", PEER, "x", NULL, NULL), -1, "a send before then is refused");
     link_back();
     T_CHECK(wa_messaging_ready() && app.ready == 1, "ready once connected, and the outbox told");
     int room = wa_messaging_room();
@@ -1335,7 +1335,7 @@ int main(void)
     /* 12. Sending: the device list, a send waiting for a commit to end, one
      * copy per device, the ack, receipts. */
     int e0 = app.nevents;
-    T_EQ_INT(wa_messaging_send("S1", PEER, "hi back", NULL), 0, "a send is taken");
+    T_EQ_INT(wa_messaging_send("S1", PEER, "hi back", NULL, NULL), 0, "a send is taken");
     T_EQ_INT(wa_messaging_room(), room - 1, "and holds a place");
     T_EQ_INT(niq, 0, "started on the next turn of the loop");
     turn();
@@ -1377,7 +1377,7 @@ int main(void)
 
     /* A second send uses the device list fetched a moment ago. */
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("S2", PEER, "again", NULL), 0, "a second send is taken");
+    T_EQ_INT(wa_messaging_send("S2", PEER, "again", NULL, NULL), 0, "a second send is taken");
     turn();
     const char *ws2[] = {"message:S2:text"};
     T_SENT(s0, ws2, "and goes without asking for the devices again");
@@ -1407,7 +1407,7 @@ int main(void)
         vn.direct_path = "/v/t62.7118-24/1_n.enc?oh=x";
         vn.mimetype = "audio/ogg; codecs=opus";
         s0 = nsent;
-        T_EQ_INT(wa_messaging_send_media("S2m", PEER, &vn, "M13"), 0, "a voice note is taken");
+        T_EQ_INT(wa_messaging_send_media("S2m", PEER, &vn, "M13", NULL), 0, "a voice note is taken");
         vn.direct_path = NULL; /* the queue holds its own copy */
         turn();
         const char *wsm[] = {"message:S2m:media"};
@@ -1431,9 +1431,9 @@ int main(void)
         wa_msg_content_free(&mc);
         ack_from_server("S2m");
         struct wa_msg_media nokey = {.type = WA_MT_IMAGE, .direct_path = "/v/x"};
-        T_EQ_INT(wa_messaging_send_media("S2n", PEER, NULL, NULL), -1, "no attachment: refused");
+        T_EQ_INT(wa_messaging_send_media("S2n", PEER, NULL, NULL, NULL), -1, "no attachment: refused");
         e0 = app.nevents;
-        T_EQ_INT(wa_messaging_send_media("S2n", PEER, &nokey, NULL), 0,
+        T_EQ_INT(wa_messaging_send_media("S2n", PEER, &nokey, NULL, NULL), 0,
                  "an attachment without keys is taken");
         turn();
         T_CHECK(has_event(e0, "sent S2n failed"), "and fails (it cannot be built), reported once");
@@ -1517,8 +1517,8 @@ int main(void)
      * to start. The device lists are forgotten with the connection. */
     e0 = app.nevents;
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("S3", PEER, "three", NULL), 0, "S3 taken");
-    T_EQ_INT(wa_messaging_send("S4", PEER, "four", NULL), 0, "S4 taken");
+    T_EQ_INT(wa_messaging_send("S3", PEER, "three", NULL, NULL), 0, "S3 taken");
+    T_EQ_INT(wa_messaging_send("S4", PEER, "four", NULL, NULL), 0, "S4 taken");
     turn();
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"),
             "the device list is asked for again (the retry receipts made it stale)");
@@ -1526,8 +1526,8 @@ int main(void)
     const char *w34[] = {"message:S3:text", "message:S4:text"};
     T_SENT(s0, w34, "S3 goes, then S4 (the device list known now)");
     e0 = app.nevents;
-    T_EQ_INT(wa_messaging_send("S5", "15550009@s.whatsapp.net", "five", NULL), 0, "S5 taken");
-    T_EQ_INT(wa_messaging_send("S6", PEER, "six", NULL), 0, "S6 taken");
+    T_EQ_INT(wa_messaging_send("S5", "15550009@s.whatsapp.net", "five", NULL, NULL), 0, "S5 taken");
+    T_EQ_INT(wa_messaging_send("S6", PEER, "six", NULL, NULL), 0, "S6 taken");
     turn();
     T_CHECK(niq == 1 && app.nevents == e0, "S5's devices asked for, S6 waits; nothing reported yet");
     drop_link();
@@ -1536,12 +1536,12 @@ int main(void)
     for (int i = 0; lost_ok && i < 4; i++)
         lost_ok = !strcmp(app.events[e0 + i], lost[i]);
     T_CHECK(lost_ok, "all four handed back as lost, once each, in that order");
-    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL), -1, "nothing taken while disconnected");
+    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL, NULL), -1, "nothing taken while disconnected");
     link_back();
-    T_EQ_INT(wa_messaging_send("S7", "@s.whatsapp.net", "seven", NULL), -2,
+    T_EQ_INT(wa_messaging_send("S7", "@s.whatsapp.net", "seven", NULL, NULL), -2,
              "a JID without a user is refused");
     T_EQ_INT(wa_messaging_room(), room, "nothing held");
-    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL), 0, "S7 taken on the new connection");
+    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL, NULL), 0, "S7 taken on the new connection");
     turn();
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "its devices asked for again");
 
@@ -1586,7 +1586,7 @@ int main(void)
     link_back();
     e0 = app.nevents;
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("GS1", GROUP, "to the group", NULL), 0, "a send to a group is taken");
+    T_EQ_INT(wa_messaging_send("GS1", GROUP, "to the group", NULL, NULL), 0, "a send to a group is taken");
     turn();
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2") &&
                 !strcmp(attr_of(iqs[0].n, "to"), GROUP) && child_of(iqs[0].n, "query") &&
@@ -1619,7 +1619,7 @@ int main(void)
     T_CHECK(!wa_signal_store_dirty(us.st), "and it was flushed with the encryption, before the stanza went");
 
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("GS2", GROUP, "second", NULL), 0, "a second group send");
+    T_EQ_INT(wa_messaging_send("GS2", GROUP, "second", NULL, NULL), 0, "a second group send");
     turn();
     const char *wg2[] = {"message:GS2:text"};
     T_SENT(s0, wg2, "goes without asking for members or devices again");
@@ -1634,7 +1634,7 @@ int main(void)
     T_CHECK(!wa_signal_store_skdm_sent(us.st, GROUP, &kl) && !wa_signal_store_dirty(us.st),
             "our key is replaced at once (who had the old one forgotten, durably)");
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("GS3", GROUP, "after the peer left", NULL), 0, "the next send");
+    T_EQ_INT(wa_messaging_send("GS3", GROUP, "after the peer left", NULL, NULL), 0, "the next send");
     turn();
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2"), "asks for the members again");
     const char *members2[] = {"15550002@s.whatsapp.net", OUR_USER "@s.whatsapp.net"};
@@ -1655,7 +1655,7 @@ int main(void)
     T_CHECK(old_sk && msg && child_of(msg, "enc")->nbytes > 0, "(it could read the one before)");
     group_ack("GS3", "2:XXXXXX");
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("GS4", GROUP, "after a hash mismatch", NULL), 0,
+    T_EQ_INT(wa_messaging_send("GS4", GROUP, "after a hash mismatch", NULL, NULL), 0,
              "a send after the server's ack "
              "named another hash");
     turn();
@@ -1680,7 +1680,7 @@ int main(void)
     msg = nsent > s0 ? sent_at(s0) : NULL;
     T_CHECK(msg && !child_of(msg, "participants"), "the members still have the key: the skmsg alone");
     group_ack("GS4", NULL);
-    T_EQ_INT(wa_messaging_send("GS5", "120363999999999999@g.us", "not a member", NULL), 0,
+    T_EQ_INT(wa_messaging_send("GS5", "120363999999999999@g.us", "not a member", NULL, NULL), 0,
              "a send to another group");
     turn();
     e0 = app.nevents;

@@ -651,14 +651,14 @@ int main(void)
     uint8_t *m;
     size_t ml;
     struct wa_msg_content mc;
-    wa_msg_build_text("hi there", NULL, NULL, NULL, &m, &ml);
+    wa_msg_build_text("hi there", NULL, NULL, NULL, NULL, &m, &ml);
     T_EQ_INT(wa_msg_parse(m, ml, &mc), 0, "conversation parses");
     T_CHECK(mc.kind == WA_MSG_TEXT && mc.text && !strcmp(mc.text, "hi there") && !mc.reply_to,
             "conversation text");
     T_EQ_STR(mc.subtype, "conversation", "subtype conversation");
     wa_msg_content_free(&mc);
     free(m);
-    wa_msg_build_text("quoted", "3EB0ABC", "1555@s.whatsapp.net", "1666@s.whatsapp.net", &m, &ml);
+    wa_msg_build_text("quoted", "3EB0ABC", "1555@s.whatsapp.net", NULL, "1666@s.whatsapp.net", &m, &ml);
     T_EQ_INT(wa_msg_parse(m, ml, &mc), 0, "reply in deviceSentMessage parses");
     T_EQ_STR(mc.text, "quoted", "reply text");
     T_EQ_STR(mc.reply_to, "3EB0ABC", "reply_to");
