@@ -101,12 +101,23 @@ static const char SQL_REQUEUE[] =
     "WHERE message_id = $1 RETURNING attempts";
 
 /* One receipt per message in a batch (a message's second receipt waits for
- * the next batch: both make an event). */
+ * the next batch: both make an event). Each is kept per recipient (the
+ * first delivery, read and play of any of their devices); the message's
+ * status moves on the first delivery and the first read. */
 static const char SQL_RECEIPT[] =
-    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS x(id, st, evid, "
-    "chat)), "
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS x(id, "
+    "st, "
+    "evid, chat, who)), "
     "l AS MATERIALIZED (" LOCK_MESSAGES "), "
-    "m AS (UPDATE wa_messages w SET status = x.st, updated_at = now() FROM x JOIN l ON l.id = x.id "
+    "r AS (INSERT INTO wa_message_receipts AS k (message_id, recipient, delivered_at, read_at, played_at) "
+    "SELECT w.id, x.who, now(), CASE WHEN x.st IN ('read', 'played') THEN now() END, "
+    "CASE WHEN x.st = 'played' THEN now() END FROM x JOIN l ON l.id = x.id JOIN wa_messages w ON w.id = x.id "
+    "WHERE w.from_me AND w.chat_jid = x.chat AND x.who <> '' "
+    "ON CONFLICT (message_id, recipient) DO UPDATE SET delivered_at = coalesce(k.delivered_at, "
+    "EXCLUDED.delivered_at), read_at = coalesce(k.read_at, EXCLUDED.read_at), "
+    "played_at = coalesce(k.played_at, EXCLUDED.played_at)), "
+    "m AS (UPDATE wa_messages w SET status = CASE WHEN x.st = 'delivered' THEN 'delivered' ELSE 'read' END, "
+    "updated_at = now() FROM x JOIN l ON l.id = x.id "
     "WHERE w.id = x.id AND w.from_me AND w.chat_jid = x.chat AND "
     "(CASE w.status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE "
     "9 "
@@ -120,13 +131,13 @@ static const char SQL_RECEIPT[] =
 
 struct batch {
     int n, ncols;
-    char *col[4][BATCH_CAP]; /* owned strings */
+    char *col[5][BATCH_CAP]; /* owned strings */
 };
 
 static struct {
     struct batch sent, receipts;
     struct event *flush;
-} B = {.sent.ncols = 2, .receipts.ncols = 4};
+} B = {.sent.ncols = 2, .receipts.ncols = 5};
 
 static void batch_clear(struct batch *b)
 {
@@ -159,7 +170,7 @@ static void array_lit(struct sbuf *out, const struct batch *b, int c)
 struct batch_query {
     const char *sql, *what;
     int ncols;
-    char *p[4]; /* owned array literals */
+    char *p[5]; /* owned array literals */
     unsigned delay_ms;
     struct event *timer;
 };
@@ -288,17 +299,26 @@ static void on_sent(void *arg, const char *id, enum wa_send_result r, const char
     evtimer_add(O.poll_timer, &tv);
 }
 
-static void on_receipt(void *arg, const char *id, const char *status, const char *from)
+/* "user@server" of a JID, the device dropped. */
+static void user_of(const char *jid, char *out, size_t cap)
 {
-    (void)arg;
-    char chat[160];
-    snprintf(chat, sizeof chat, "%s", from);
-    char *colon = strchr(chat, ':'), *at = strchr(chat, '@');
+    snprintf(out, cap, "%s", jid ? jid : "");
+    char *colon = strchr(out, ':'), *at = strchr(out, '@');
     if (colon && at && colon < at)
         memmove(colon, at, strlen(at) + 1);
+}
+
+static void on_receipt(void *arg, const char *id, const char *status, const char *from,
+                       const char *participant)
+{
+    (void)arg;
+    char chat[160], who[160];
+    user_of(from, chat, sizeof chat);
+    /* In a group the member who answers is the participant. */
+    user_of(strstr(chat, "@g.us") ? participant : from, who, sizeof who);
     char evid[24];
     snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
-    const char *v[] = {id, strcmp(status, "delivered") == 0 ? "delivered" : "read", evid, chat};
+    const char *v[] = {id, status, evid, chat, who};
     batch_add(&B.receipts, SQL_RECEIPT, "receipt", v);
 }
 

@@ -1006,6 +1006,29 @@ void h_message_get(struct rq *rq)
     op_run(o, SQL_ONE, 1, o->params, on_one);
 }
 
+/* ---- GET /api/messages/{id}/receipts: who got and read a message we
+ * sent (per recipient: a group's members each, a person in a 1:1 chat). */
+
+static const char SQL_RECEIPTS[] =
+    "SELECT json_build_object('message_id', m.id, 'chat_jid', m.chat_jid, 'status', m.status, 'receipts', "
+    "coalesce((SELECT json_agg(json_build_object('recipient', r.recipient, "
+    "'delivered_at', " REST_TS("r.delivered_at") ", 'read_at', " REST_TS(
+        "r.read_at") ", "
+                     "'played_at', " REST_TS("r.played_at") ") ORDER BY r.recipient) "
+                                                            "FROM wa_message_receipts r WHERE r.message_id = "
+                                                            "m.id), '[]'::json))::text "
+                                                            "FROM wa_messages m WHERE m.id = $1";
+
+void h_message_receipts(struct rq *rq)
+{
+    char *id = message_id(rq);
+    if (!id)
+        return;
+    struct op *o = op_new(rq);
+    o->params[0] = id;
+    op_run(o, SQL_RECEIPTS, 1, o->params, on_one);
+}
+
 void h_message_read(struct rq *rq)
 {
     char *id = message_id(rq);

@@ -37,8 +37,11 @@ struct wa_retry_request {
 struct wa_send_events {
     /* The server took the message (or not); err says why when not ok. */
     void (*on_sent)(void *arg, const char *id, enum wa_send_result r, const char *err);
-    /* status: delivered | read | played, for message ids we sent. */
-    void (*on_receipt)(void *arg, const char *id, const char *status, const char *from);
+    /* status: delivered | read | played, for message ids we sent; from:
+     * the chat (a person's device, or a group), participant: in a group,
+     * the member's device that answered (else NULL). */
+    void (*on_receipt)(void *arg, const char *id, const char *status, const char *from,
+                       const char *participant);
     /* Logged in: sending can start. */
     void (*on_ready)(void *arg);
     /* Answer with wa_messaging_resend() when the message is ours and still

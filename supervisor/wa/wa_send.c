@@ -959,16 +959,18 @@ void wam_handle_receipt(const wa_node *n)
                                                                                : NULL;
     if (type && !strcmp(type, "retry"))
         handle_retry_receipt(n, from);
+    char pb[128];
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
     if (status && wam.sev.on_receipt && from) {
         const char *id = wa_node_attr_str(n, "id");
         if (id)
-            wam.sev.on_receipt(wam.sarg, id, status, from);
+            wam.sev.on_receipt(wam.sarg, id, status, from, participant);
         const wa_node *list = wa_node_child(n, "list");
         if (list && list->content == WA_CONTENT_LIST)
             for (uint32_t i = 0; i < list->nchildren; i++) {
                 const char *iid = wa_node_attr_str(list->children[i], "id");
                 if (!strcmp(list->children[i]->tag, "item") && iid)
-                    wam.sev.on_receipt(wam.sarg, iid, status, from);
+                    wam.sev.on_receipt(wam.sarg, iid, status, from, participant);
             }
     }
     wa_client_ack(wam.c, n);

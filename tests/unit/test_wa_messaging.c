@@ -409,9 +409,10 @@ static void on_sent(void *arg, const char *id, enum wa_send_result r, const char
     event("sent", id, result_name(r));
 }
 
-static void on_receipt(void *arg, const char *id, const char *status, const char *from)
+static void on_receipt(void *arg, const char *id, const char *status, const char *from,
+                       const char *participant)
 {
-    (void)arg, (void)from;
+    (void)arg, (void)from, (void)participant;
     event("receipt", id, status);
 }
 
