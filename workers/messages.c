@@ -1089,21 +1089,24 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
 }
 
 /* Newest activity first; the cursor is (last message seq, jid). */
+/* status@broadcast (status updates) only when asked: include=status. */
 static const char SQL_CHATS[] =
     "SELECT json_build_object('jid', c.jid, 'name', c.name, 'unread_count', c.unread_count, "
     "  'last_message_at', " REST_TS(
         "coalesce(lm.ts, c.last_message_at)") ", "
                                               "  'updated_at', " REST_TS(
                                                   "c.updated_at") ", 'last_message', lm.j)::text, "
-                                                                  "coalesce(lm.seq, 0), c.jid "
+                                                                  "  coalesce(lm.seq, 0), c.jid "
                                                                   "FROM wa_chats c LEFT JOIN LATERAL (SELECT "
                                                                   "m.seq, m.ts, wapi_message_json(m) AS j "
                                                                   "FROM wa_messages m "
                                                                   "  WHERE m.chat_jid = c.jid ORDER BY m.seq "
                                                                   "DESC LIMIT 1) lm ON true "
-                                                                  "WHERE $1::bigint IS NULL OR "
+                                                                  "WHERE ($1::bigint IS NULL OR "
                                                                   "(coalesce(lm.seq, 0), c.jid) < "
-                                                                  "($1::bigint, $2::text) "
+                                                                  "($1::bigint, $2::text)) "
+                                                                  "  AND ($4::boolean OR c.jid <> "
+                                                                  "'status@broadcast') "
                                                                   "ORDER BY coalesce(lm.seq, 0) DESC, c.jid "
                                                                   "DESC LIMIT $3";
 
@@ -1117,6 +1120,14 @@ void h_chats_list(struct rq *rq)
     int has = rest_cursor(rq, &cur, jid, sizeof jid);
     if (has < 0)
         return;
+    char inc[32];
+    int il = rest_query(rq, "include", inc, sizeof inc);
+    if (il == -2 || (il >= 0 && strcmp(inc, "status") != 0)) {
+        http_error(rq, 400, "invalid_include", "include must be \"status\" (the chat of status updates)",
+                   "include");
+        return;
+    }
+    int status = il >= 0;
     struct op *o = op_new(rq);
     o->limit = limit;
     char *p0 = h2o_mem_alloc_pool(&rq->req->pool, 24), *p1 = h2o_mem_alloc_pool(&rq->req->pool, sizeof jid),
@@ -1127,7 +1138,8 @@ void h_chats_list(struct rq *rq)
     o->params[0] = has ? p0 : NULL;
     o->params[1] = p1;
     o->params[2] = p2;
-    op_run(o, SQL_CHATS, 3, o->params, on_list);
+    o->params[3] = status ? "true" : "false";
+    op_run(o, SQL_CHATS, 4, o->params, on_list);
 }
 
 /* ---- /api/chats/{jid}/messages, /api/chats/{jid}/presence */

@@ -132,6 +132,18 @@ check("and the row holds them", sql(f"SELECT array_to_string(mentions, ',') FROM
       == ",".join(want_m), sql(f"SELECT mentions FROM wa_messages WHERE id = '{mid_m}'"))
 sql(f"DELETE FROM wa_outbox WHERE message_id = '{mid_m}'; DELETE FROM wa_chats WHERE jid = '120363000000000001@g.us'; "
     f"DELETE FROM wa_messages WHERE id = '{mid_m}'")
+# status updates (status@broadcast) have a chat of their own, left out of the chat list unless asked for
+sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, text, status, ts) VALUES "
+    "('STATUS0001', 'status@broadcast', '15550009999@s.whatsapp.net', false, 'text', 'my status', 'received', now()); "
+    "INSERT INTO wa_chats (jid, last_message_id, last_message_at) VALUES ('status@broadcast', 'STATUS0001', now())")
+st, js = api("GET", "/api/chats?limit=100")
+check("GET /api/chats leaves status@broadcast out", st == 200 and all(c["jid"] != "status@broadcast" for c in js["data"]),
+      js)
+st, js = api("GET", "/api/chats?limit=100&include=status")
+check("?include=status lists it", st == 200 and any(c["jid"] == "status@broadcast" for c in js["data"]), js)
+st, js = api("GET", "/api/chats?include=everything")
+check("?include=<other> is a 400 naming include", st == 400 and js["error"]["field"] == "include", js)
+sql("DELETE FROM wa_chats WHERE jid = 'status@broadcast'; DELETE FROM wa_messages WHERE id = 'STATUS0001'")
 st, js = api("POST", "/api/messages", raw=b"{not json")
 check("malformed JSON is a 400", st == 400 and js and js["error"]["code"] == "invalid_json", js)
 st, js = api("POST", "/api/messages", raw=b"[1,2]")
