@@ -81,6 +81,11 @@ struct wa_signal_store {
     size_t *nprekeys;
     struct entry *e;
     size_t n, cap;
+    /* An index of e by key (open addressing, linear probing): slot holds
+     * the entry's position + 1, 0 when free; a power of two, at least
+     * twice n. Rebuilt when it fills up and when an entry goes. */
+    uint32_t *idx;
+    size_t icap;
     struct tomb *t;
     size_t nt, tcap;
     uint32_t removed[MAX_PENDING]; /* prekeys used but not yet removed on disk */
@@ -171,6 +176,9 @@ static void entries_clear(struct wa_signal_store *st)
     free(st->e);
     st->e = NULL;
     st->n = st->cap = 0;
+    free(st->idx);
+    st->idx = NULL;
+    st->icap = 0;
     free(st->t);
     st->t = NULL;
     st->nt = st->tcap = 0;
@@ -179,9 +187,56 @@ static void entries_clear(struct wa_signal_store *st)
     st->marked = 0;
 }
 
+static uint64_t key_hash(uint8_t kind, const char *name, size_t nlen, int32_t dev)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    h = (h ^ kind) * 1099511628211ull;
+    for (int i = 0; i < 4; i++)
+        h = (h ^ (uint8_t)((uint32_t)dev >> (8 * i))) * 1099511628211ull;
+    for (size_t i = 0; i < nlen; i++)
+        h = (h ^ (uint8_t)name[i]) * 1099511628211ull;
+    return h;
+}
+
+static void index_put(struct wa_signal_store *st, size_t i)
+{
+    const struct entry *x = &st->e[i];
+    size_t m = st->icap - 1, at = key_hash(x->kind, x->name, strlen(x->name), x->device) & m;
+    while (st->idx[at])
+        at = (at + 1) & m;
+    st->idx[at] = (uint32_t)i + 1;
+}
+
+/* The index for n entries (and room to grow); -1 when out of memory (then
+ * there is none and find scans). */
+static int index_rebuild(struct wa_signal_store *st, size_t n)
+{
+    size_t cap = 64;
+    while (cap < 2 * n + 2)
+        cap *= 2;
+    free(st->idx);
+    st->idx = calloc(cap, sizeof *st->idx);
+    st->icap = st->idx ? cap : 0;
+    if (!st->idx)
+        return -1;
+    for (size_t i = 0; i < st->n; i++)
+        index_put(st, i);
+    return 0;
+}
+
 static struct entry *find(const struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen,
                           int32_t dev)
 {
+    if (st->idx) {
+        size_t m = st->icap - 1;
+        for (size_t at = key_hash(kind, name, nlen, dev) & m; st->idx[at]; at = (at + 1) & m) {
+            struct entry *x = &st->e[st->idx[at] - 1];
+            if (x->kind == kind && x->device == dev && memcmp(x->name, name, nlen) == 0 &&
+                x->name[nlen] == '\0')
+                return x;
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < st->n; i++) {
         struct entry *x = &st->e[i];
         if (x->kind == kind && x->device == dev && strlen(x->name) == nlen &&
@@ -217,6 +272,10 @@ static int put_entry(struct wa_signal_store *st, uint8_t kind, const char *name,
         x->device = dev;
         memcpy(x->name, name, nlen);
         x->name[nlen] = '\0';
+        if (st->idx && 2 * st->n + 2 <= st->icap)
+            index_put(st, st->n - 1);
+        else
+            index_rebuild(st, st->n); /* out of memory: find scans until the next rebuild */
     } else {
         OPENSSL_cleanse(x->data, x->len);
         free(x->data);
@@ -237,6 +296,7 @@ static void drop_entry(struct wa_signal_store *st, struct entry *x)
     size_t i = (size_t)(x - st->e);
     memmove(&st->e[i], &st->e[i + 1], (st->n - i - 1) * sizeof *x);
     st->n--;
+    index_rebuild(st, st->n); /* positions moved */
 }
 
 /* Drops an entry and remembers the deletion for the next batch; -1 (entry
