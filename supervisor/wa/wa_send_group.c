@@ -416,7 +416,16 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
     }
     snprintf(gjid, sizeof gjid, "%s@g.us", g->user);
     if (rotate_pending(g->user)) {
-        wam_group_rotate_pending(); /* our turn on the store: the old key goes now */
+        /* Our turn on the store: the old key goes now, flushed with this
+         * message's encryption (the store may hold others' not yet flushed). */
+        if (drop_own_key(sig.st, g->user) < 0) {
+            wam_send_done(WA_SEND_TRANSIENT, "out of memory");
+            return;
+        }
+        for (int i = 0; i < ROTATE_SLOTS; i++)
+            if (!strcmp(rotate[i], g->user))
+                rotate[i][0] = '\0';
+        log_info("group: our sender key replaced (a member left)", LF_S("group", g->user));
         for (int i = 0; i < wam.s.ndevs; i++)
             wam.s.devs[i].skdm = 1;
     }
