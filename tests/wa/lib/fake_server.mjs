@@ -118,6 +118,26 @@
 //   GET  /media/activity              {uploads:[…], downloads:[…]}: every upload request and download
 //                                     the media hosts had, with bytes, status and wall-clock times
 //                                     (lib/fake_media_host.mjs `activity`)
+//   ── groups (lib/fake_groups.mjs; state, answers and notifications documented there) ──
+//   The server answers <iq xmlns=w:g2> to @g.us or a group: get <query request=interactive/>,
+//   get <participating>, set <create subject key><participant jid/>…, <add|remove|promote|demote>
+//   (per-participant error=403|404|406|408|409), <subject>, <description id prev><body>
+//   (or delete=true), <announcement|not_announcement|locked|unlocked|not_ephemeral/>,
+//   <ephemeral expiration>, <invite/> get (code) / set (revoke), <invite code> (join),
+//   <leave><group id/></leave>; and <iq xmlns=w:profile:picture target=group>. Errors are
+//   <error code text>: 401 not a participant, 403 not an admin, 404 no such group, 406, 409.
+//   Each change goes as <notification type=w:gp2 from=group participant=actor> to every
+//   logged-in companion of every member (and of a removed/leaving one), to be acked.
+//   GET  /groups                      {groups:[state…]}
+//   GET  /groups/{jid}                {jid, subject, creator, addressing, announce, locked, ephemeral,
+//                                     invite, participants:[{phone, jid, lid, role}], …}
+//   POST /groups/create {creator, subject, participants:[digits|jid…], addressing?: pn|lid}
+//                                     → {ok, jid, refused, group}
+//   POST /groups/{jid}/participants {actor, action: add|remove|promote|demote, participants}
+//                                     → {ok, results:[{jid, status}]}
+//   POST /groups/{jid}/subject {actor, subject}   /description {actor, description|null}
+//   POST /groups/{jid}/setting {actor, setting, expiration?}   /leave {actor}   /invite {actor} → {code}
+//                                     all as account `actor`; a refusal answers 409 "group: CODE text"
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -137,7 +157,9 @@
 //   usync (users)   prekeys.fetch (jids)   peer.recv (id, text, count, devices, pkmsg)
 //   peer.fail (id, detail)   phone.dsm (id, destination, text)   message.relay (id, to, type, online)
 //   receipt.relay (id, type, to)   peer.sent (id, to)   peer.receipt (id, type)   inbox.resend (ids)
-//   control (op, ...).
+//   control (op, ...)   group.iq (op, to, actor)   group.error (to, actor, child, code)
+//   group.create (group, actor, subject, members, refused)   group.participants (group, actor,
+//   action, done, refused)   group.notify (group, actor, change, conns)   group.receipt.
 //   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}; the server JID
 //   reads "@s.whatsapp.net" (Baileys' spelling of a JID_PAIR with no user).
 //   A violation (anything malformed or out of place) always closes the connection.
@@ -155,6 +177,7 @@ import { NoiseServer, NoiseServerError, makeTestPki, checkClientPayload, xeddsaV
 import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fake_phone.mjs';
 import { FakePeer } from './fake_peer.mjs';
 import { FakeMediaHost } from './fake_media_host.mjs';
+import { FakeGroups } from './fake_groups.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -695,7 +718,8 @@ class Conn {
         const { id, type, xmlns, to } = n.attrs;
         want(typeof id === 'string' && id.length > 0, '<iq> without id');
         want(['get', 'set', 'result', 'error'].includes(type), `<iq type=${type}>`);
-        want(to === SERVER_JID, `<iq to=${to}>, want the server JID s.whatsapp.net`);
+        // Group iqs go to @g.us or to the group (lib/fake_groups.mjs); everything else to the server.
+        want(to === SERVER_JID || (xmlns === 'w:g2' && typeof to === 'string' && to.endsWith('@g.us') && (type === 'get' || type === 'set')), `<iq to=${to}>, want the server JID s.whatsapp.net`);
         if (type === 'result' || type === 'error') {
             const p = this.pendingIq.get(id);
             want(p != null, `<iq type=${type} id=${id}> answers no iq the server sent`);
@@ -748,6 +772,15 @@ class Conn {
             return this.result(n, [{ tag: 'media_conn', attrs: { auth: mc.auth, ttl: String(mc.ttl), auth_ttl: String(mc.ttl), max_buckets: '12' },
                 content: mc.hosts.map((hostname) => ({ tag: 'host', attrs: { hostname } })) }]);
         }
+        case 'w:g2 get':
+        case 'w:g2 set':
+            needLogin();
+            return this.server.groups.onIq(this, n);
+        case 'w:profile:picture get':
+        case 'w:profile:picture set':
+            needLogin();
+            if (String(n.attrs.target).endsWith('@g.us')) return this.server.groups.onPictureIq(this, n);
+            break;
         case 'md set': {
             want(kids(n).length === 1, `<iq xmlns=md type=set> with ${kids(n).length} children`);
             const c = kids(n)[0];
@@ -1521,6 +1554,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
+        this.groups = new FakeGroups(this, { bad });
         const state = this.config.statePath && fs.existsSync(this.config.statePath) ? this.loadState(this.config.statePath) : null;
         if (state) {
             this.pki = state.pki;
@@ -2143,11 +2177,13 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
     };
     const ctl = http.createServer(async (req, res) => {
         const url = new URL(req.url, 'http://x');
-        const route = routes[`${req.method} ${url.pathname}`];
         const reply = (status, obj) => {
             res.writeHead(status, { 'content-type': 'application/json' });
             res.end(JSON.stringify(obj) + '\n');
         };
+        // /groups/… (lib/fake_groups.mjs) has JIDs in its paths.
+        const route = routes[`${req.method} ${url.pathname}`] ??
+            (url.pathname.startsWith('/groups') ? (q, b) => server.groups.route(req.method, url.pathname, b) ?? Object.assign(new Error(`no route ${req.method} ${url.pathname}`), { status: 404 }) : null);
         if (!route) return reply(404, { ok: false, error: `no route ${req.method} ${url.pathname}` });
         let body = '';
         for await (const chunk of req) body += chunk;
