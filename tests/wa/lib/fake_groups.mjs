@@ -407,6 +407,7 @@ export class FakeGroups {
                 throw e;
             }
         };
+        if (method === 'GET' && pathname === '/groups/deliveries') return { deliveries: this.deliveries ?? [] };
         if (method === 'GET' && pathname === '/groups') return { groups: [...this.groups.values()].map((g) => this.state(g)) };
         if (method === 'POST' && pathname === '/groups/create')
             return wrap(() => {
@@ -420,6 +421,7 @@ export class FakeGroups {
         return wrap(() => {
             const g = this.get(jid);
             if (method === 'GET' && !sub) return this.state(g);
+            if (method === 'GET' && sub === '/deliveries') return { deliveries: (this.deliveries ?? []).filter((d) => d.group === g.jid) };
             if (method !== 'POST') return undefined;
             const actor = acct(b.actor);
             switch (sub) {
@@ -450,3 +452,297 @@ export class FakeGroups {
         });
     }
 }
+
+// ── group messages (sender keys) ─────────────────────────────────────────────
+// A companion sends <message to=group type id phash?> with <participants><to jid=device>
+// <enc type=pkmsg|msg v=2>… (pairwise copies, carrying the sender key distribution)
+// and one <enc type=skmsg v=2>. The server cannot read pairwise copies, so "device D
+// holds sender S's key" means: D got a pairwise copy from S in this group under the
+// skmsg's key id (read from the skmsg's clear header). An skmsg to a device without
+// one is a violation, as is a <to> for a device that is not a member's (or our own).
+// Peers (device 0 of each account) are real members: they decrypt with Baileys'
+// group cipher and send with it.
+import libsignal from 'libsignal';
+import { proto } from 'baileys';
+import { GroupCipher, GroupSessionBuilder, SenderKeyName, SenderKeyRecord, SenderKeyDistributionMessage } from 'baileys/lib/Signal/Group/index.js';
+import { pad, unpad } from './fake_peer.mjs';
+
+const { ProtocolAddress } = libsignal;
+
+/** The key id of a serialized SenderKeyMessage (version byte, protobuf {1: id, 2: iteration, 3: ciphertext}, 64-byte signature). */
+export function skmsgKeyId(bytes) {
+    const b = Buffer.from(bytes);
+    if (b.length < 1 + 64 + 2 || (b[0] >> 4) !== 3) return null;
+    let i = 1;
+    const end = b.length - 64;
+    while (i < end) {
+        const key = b[i++];
+        if (key === 0x08) {
+            let v = 0;
+            let shift = 0;
+            while (i < end) {
+                const x = b[i++];
+                v += (x & 0x7f) * 2 ** shift;
+                shift += 7;
+                if (!(x & 0x80)) return v;
+            }
+            return null;
+        }
+        return null;
+    }
+    return null;
+}
+
+/** The participant-list hash: "2:" + base64 of the first 6 bytes of SHA-256 over the sorted device JIDs. */
+export function participantHash(jids) {
+    const h = crypto.createHash('sha256').update([...jids].sort().join('')).digest();
+    return `2:${h.subarray(0, 6).toString('base64')}`;
+}
+
+/** A peer's sender-key store (kept on the FakePeer). */
+function senderKeys(peer) {
+    if (!peer.senderKeys) {
+        const m = new Map();
+        peer.senderKeys = m;
+        peer.senderKeyStore = {
+            loadSenderKey: async (name) => (m.has(name.toString()) ? new SenderKeyRecord(m.get(name.toString())) : new SenderKeyRecord()),
+            storeSenderKey: async (name, rec) => m.set(name.toString(), rec.serialize())
+        };
+    }
+    return peer.senderKeyStore;
+}
+
+Object.assign(FakeGroups.prototype, {
+    /** Devices of a member account: device 0 (the peer) and its paired companions, as {user, dev, key}. */
+    devicesOfAccount(phone) {
+        const out = [{ user: phone, dev: 0, key: `${phone}:0` }];
+        for (const d of this.server.devices.values()) if (d.user === phone && !d.removed) out.push({ user: phone, dev: d.device, key: `${phone}:${d.device}` });
+        return out;
+    },
+
+    deviceJid(g, user, dev) {
+        const base = g.addressing === 'lid' ? this.peerOf(user).lid : user;
+        return `${base}${dev ? `:${dev}` : ''}@${g.addressing === 'lid' ? 'lid' : 's.whatsapp.net'}`;
+    },
+
+    serverPhash(g) {
+        return participantHash([...g.participants.keys()].flatMap((p) => this.devicesOfAccount(p).map((d) => this.deviceJid(g, d.user, d.dev))));
+    },
+
+    /** Holders of a sender key: Map("group|user:dev|keyId" -> Set(device key)). */
+    holders(g, sender, keyId) {
+        this.skHolders ??= new Map();
+        const k = `${g.jid}|${sender}|${keyId}`;
+        if (!this.skHolders.has(k)) this.skHolders.set(k, new Set());
+        return this.skHolders.get(k);
+    },
+
+    record(rec) {
+        (this.deliveries ??= []).push({ ...rec, at: Date.now() });
+    },
+
+    /** Writes a group stanza to a companion device (queued until acked, like 1:1 messages). */
+    deliverToCompanion(user, dev, node) {
+        const d = this.server.devices.get(`${user}:${dev}`);
+        if (!d) return false;
+        const key = `${user}:${dev}`;
+        if (!this.server.inbox.has(key)) this.server.inbox.set(key, new Map());
+        this.server.inbox.get(key).set(node.attrs.id, node);
+        const c = [...this.server.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+        if (c) c.sendAcked(node);
+        return !!c;
+    },
+
+    /** A peer (device 0 of `phone`) receives a group message: pairwise copy (SKDM) first, then the skmsg. */
+    async peerReceive(phone, g, { id, senderUser, senderDev, pairwise, skmsg, via }) {
+        const peer = this.peerOf(phone);
+        const store = senderKeys(peer);
+        const name = new SenderKeyName(g.jid, new ProtocolAddress(senderUser, senderDev));
+        const rec = { id, group: g.jid, sender: `${senderUser}:${senderDev}`, count: 0, text: null, peer: phone, via };
+        try {
+            if (pairwise) {
+                const m = await peer.decrypt(senderUser, senderDev, pairwise.type, pairwise.body);
+                const sk = m.senderKeyDistributionMessage;
+                if (sk?.axolotlSenderKeyDistributionMessage?.length) {
+                    if (sk.groupId !== g.jid) throw new Error(`SKDM for group ${sk.groupId}, want ${g.jid}`);
+                    await new GroupSessionBuilder(store).process(name, new SenderKeyDistributionMessage(null, null, null, null, Buffer.from(sk.axolotlSenderKeyDistributionMessage)));
+                    rec.skdm = true;
+                }
+                const t = m.conversation ?? m.extendedTextMessage?.text;
+                if (t != null) rec.text = t;
+            }
+            if (skmsg) {
+                const plain = await new GroupCipher(store, name).decrypt(Buffer.from(skmsg));
+                const m = proto.Message.decode(unpad(Buffer.from(plain)));
+                rec.text = m.conversation ?? m.extendedTextMessage?.text ?? rec.text;
+                rec.count = 1;
+            }
+            peer.received.set(id, { ...(peer.received.get(id) ?? {}), ...rec });
+            this.server.log(0, 'group.peer.recv', rec);
+        } catch (err) {
+            rec.error = String(err?.message || err);
+            peer.received.set(id, { ...(peer.received.get(id) ?? {}), ...rec });
+            this.server.log(0, 'group.peer.fail', rec);
+        }
+    },
+
+    /** <message to=group> from companion connection c. */
+    onMessage(c, n) {
+        const { id, to, type } = n.attrs;
+        const bad = this.bad;
+        const me = c.device;
+        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'phash', 'addressing_mode', 'edit'].includes(k));
+        if (extra.length) bad(`<message to=group> with unexpected attributes ${extra.join(',')}`);
+        if (typeof id !== 'string' || !/^[0-9A-F]{16,64}$/.test(id)) bad(`<message id=${id}>: want upper-case hex`);
+        if (!['text', 'media', 'reaction', 'poll'].includes(type)) bad(`<message type=${type}>`);
+        const g = this.groups.get(to);
+        if (!g) bad(`<message to=${to}>: no such group`);
+        if (!g.participants.has(me.user)) bad(`<message to=${to}> from ${me.user}, not a participant`);
+        const tags = kids(n).map((x) => x.tag);
+        if (!tags.every((t) => ['participants', 'enc', 'device-identity', 'reporting', 'meta'].includes(t))) bad(`<message to=group> children ${tags.join(',')}`);
+        const sk = kids(n).filter((x) => x.tag === 'enc');
+        if (sk.length !== 1 || sk[0].attrs.type !== 'skmsg' || sk[0].attrs.v !== '2' || !(sk[0].content instanceof Uint8Array)) bad('<message to=group> wants exactly one <enc type=skmsg v=2> with bytes');
+        const keyId = skmsgKeyId(sk[0].content);
+        if (keyId == null) bad('<enc type=skmsg> is not a SenderKeyMessage');
+        const senderKey = `${me.user}:${me.device}`;
+        const holders = this.holders(g, senderKey, keyId);
+        const pairwise = new Map();
+        const seen = new Set();
+        for (const t of kids(kid(n, 'participants'))) {
+            if (t.tag !== 'to' || typeof t.attrs.jid !== 'string') bad('<participants> must hold <to jid=…>');
+            if (seen.has(t.attrs.jid)) bad(`<to jid=${t.attrs.jid}> twice`);
+            seen.add(t.attrs.jid);
+            const r = this.server.resolveJid(t.attrs.jid);
+            if (!r || r.unknown) bad(`<to jid=${t.attrs.jid}>: unknown`);
+            if (r.user === me.user && r.dev === me.device) bad('<to> the sending device itself');
+            if (!g.participants.has(r.user) && r.user !== me.user) bad(`<to jid=${t.attrs.jid}>: not a device of a participant of ${g.jid}`);
+            if (!this.devicesOfAccount(r.user).some((d) => d.dev === r.dev)) bad(`<to jid=${t.attrs.jid}>: no such device`);
+            const e = kids(t)[0];
+            if (kids(t).length !== 1 || e.tag !== 'enc' || e.attrs.v !== '2' || !['pkmsg', 'msg'].includes(e.attrs.type) || !(e.content instanceof Uint8Array))
+                bad(`<to jid=${t.attrs.jid}> must hold one <enc type=pkmsg|msg v=2> with bytes`);
+            pairwise.set(`${r.user}:${r.dev}`, { type: e.attrs.type, body: e.content });
+        }
+        const anyPk = [...pairwise.values()].some((e) => e.type === 'pkmsg');
+        const di = kid(n, 'device-identity');
+        if (anyPk !== (di != null)) bad(anyPk ? 'a pkmsg without <device-identity>' : '<device-identity> without any pkmsg');
+        // Everyone who will get this skmsg must hold the key by now (this message's copies count).
+        const recipients = [...g.participants.keys()].flatMap((p) => this.devicesOfAccount(p)).filter((d) => d.key !== senderKey);
+        for (const k of pairwise.keys()) holders.add(k);
+        const lacking = recipients.filter((d) => !holders.has(d.key));
+        if (lacking.length) bad(`skmsg to ${lacking.map((d) => d.key).join(',')} which never got ${senderKey}'s sender key ${keyId} in ${g.jid}`);
+        const phash = this.serverPhash(g);
+        c.send({ tag: 'ack', attrs: { id, class: 'message', from: to, t: String(nowSec()), phash } });
+        this.server.sentBy.set(id, { user: me.user, device: me.device, group: g.jid });
+        this.server.log(c.id, 'group.message', { id, group: g.jid, sender: senderKey, keyId, pairwise: [...pairwise.keys()], phash, clientPhash: n.attrs.phash ?? null, recipients: recipients.map((d) => d.key) });
+        const participant = this.deviceJid(g, me.user, me.device);
+        for (const d of recipients) {
+            const pw = pairwise.get(d.key);
+            this.record({ id, group: g.jid, sender: senderKey, to: d.key, pairwise: pw?.type ?? null, skmsg: true, keyId });
+            if (d.dev === 0) {
+                this.peerReceive(d.user, g, { id, senderUser: me.user, senderDev: me.device, pairwise: pw, skmsg: sk[0].content, via: 'companion' });
+                continue;
+            }
+            const content = [];
+            if (pw) content.push({ tag: 'enc', attrs: { v: '2', type: pw.type }, content: pw.body });
+            content.push({ tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: sk[0].content });
+            if (pw?.type === 'pkmsg' && di) content.push(di);
+            const online = this.deliverToCompanion(d.user, d.dev, { tag: 'message', attrs: { from: g.jid, participant, id, t: String(nowSec()), type,
+                ...(g.addressing === 'lid' ? { addressing_mode: 'lid', participant_pn: `${me.user}:${me.device}@s.whatsapp.net` } : {}), notify: me.pushName || 'wapi' }, content });
+            this.server.log(c.id, 'message.relay', { id, to: d.key, group: g.jid, online });
+        }
+    },
+
+    /** A peer (device 0 of `from`) sends text to the group: SKDM pairwise to each device lacking it, then one skmsg. */
+    async peerSend(b) {
+        const phone = String(b.from ?? this.server.peer.phone);
+        const peer = this.peerOf(phone);
+        if (!peer) throw Object.assign(new Error(`no peer ${b.from}`), { status: 400 });
+        const g = this.groups.get(b.group);
+        if (!g.participants.has(phone)) throw Object.assign(new Error(`${phone} is not a participant of ${g.jid}`), { status: 409 });
+        const id = b.id || '3EB0' + crypto.randomBytes(9).toString('hex').toUpperCase();
+        const store = senderKeys(peer);
+        const name = new SenderKeyName(g.jid, new ProtocolAddress(phone, 0));
+        const skdm = await new GroupSessionBuilder(store).create(name);
+        const keyId = skdm.getId();
+        const message = { conversation: b.text ?? 'hello group' };
+        const skmsg = Buffer.from(await new GroupCipher(store, name).encrypt(pad(Buffer.from(proto.Message.encode(proto.Message.fromObject(message)).finish()))));
+        const holders = this.holders(g, `${phone}:0`, keyId);
+        const recipients = [...g.participants.keys()].flatMap((p) => this.devicesOfAccount(p)).filter((d) => d.key !== `${phone}:0`);
+        const skdmMsg = { senderKeyDistributionMessage: { groupId: g.jid, axolotlSenderKeyDistributionMessage: skdm.serialize() } };
+        const out = [];
+        (this.peerSent ??= new Map()).set(id, { group: g.jid, from: phone, text: message.conversation });
+        for (const d of recipients) {
+            const give = !holders.has(d.key) && !b.skipSkdm;
+            if (give) holders.add(d.key);
+            this.record({ id, group: g.jid, sender: `${phone}:0`, to: d.key, pairwise: give ? 'skdm' : null, skmsg: true, keyId, held: holders.has(d.key) });
+            if (!holders.has(d.key)) this.server.log(0, 'group.skmsg-without-key', { id, group: g.jid, sender: `${phone}:0`, to: d.key });
+            if (d.dev === 0) {
+                // Peer to peer stays inside the server: the SKDM is handed over, the skmsg decrypted.
+                const other = this.peerOf(d.user);
+                if (give) await new GroupSessionBuilder(senderKeys(other)).process(name, new SenderKeyDistributionMessage(null, null, null, null, skdm.serialize()));
+                await this.peerReceive(d.user, g, { id, senderUser: phone, senderDev: 0, pairwise: null, skmsg, via: 'peer' });
+                out.push(d.key);
+                continue;
+            }
+            const node = await this.peerGroupNode(peer, g, d, id, give ? skdmMsg : null, skmsg);
+            const online = this.deliverToCompanion(d.user, d.dev, node);
+            (peer.sentStanzas ??= new Map()).set(id, { key: d.key, node });
+            this.server.log(0, 'peer.sent', { id, to: d.key, group: g.jid, skdm: give, online });
+            out.push(d.key);
+        }
+        return { ok: true, id, devices: out, keyId };
+    },
+
+    async peerGroupNode(peer, g, d, id, skdmMsg, skmsg, count = null) {
+        const content = [];
+        if (skdmMsg) {
+            const dev = this.server.devices.get(d.key);
+            let bundle = null;
+            if (!peer.hasSession(d.user, d.dev)) {
+                if (!dev || dev.prekeys.size === 0) throw new Error(`no prekeys for ${d.key}`);
+                const pid = Math.min(...dev.prekeys.keys());
+                const pv = dev.prekeys.get(pid);
+                dev.prekeys.delete(pid);
+                dev.usedPrekeys.set(pid, pv);
+                bundle = { regId: dev.regId, identity: dev.identityPub, skeyId: dev.skeyId, skey: dev.skeyVal, skeySig: dev.skeySig, prekeyId: pid, prekey: pv };
+            }
+            const enc = await peer.encrypt(d.user, d.dev, skdmMsg, bundle);
+            content.push({ tag: 'enc', attrs: { v: '2', type: enc.type, ...(count ? { count: String(count) } : {}) }, content: enc.body });
+        }
+        content.push({ tag: 'enc', attrs: { v: '2', type: 'skmsg', ...(count ? { count: String(count) } : {}) }, content: skmsg });
+        const participant = this.deviceJid(g, peer.phone, 0);
+        return { tag: 'message', attrs: { from: g.jid, participant, id, t: String(nowSec()), type: 'text', notify: peer.name,
+            ...(g.addressing === 'lid' ? { addressing_mode: 'lid', participant_pn: peer.jid } : {}) }, content };
+    },
+
+    /** A companion's receipt for a group message: to the sending companion (with participant), or,
+     *  for a peer's message, type=retry makes the peer resend: SKDM pairwise again plus a fresh skmsg. */
+    async onReceipt(c, n) {
+        const { id, type } = n.attrs;
+        const g = this.groups.get(n.attrs.to);
+        if (!g) return;
+        const me = c.device;
+        const ps = this.peerSent?.get(id);
+        if (ps && type === 'retry') {
+            const peer = this.peerOf(ps.from);
+            const d = { user: me.user, dev: me.device, key: `${me.user}:${me.device}` };
+            peer.store.sessions.delete(new ProtocolAddress(me.user, me.device).toString());
+            const store = senderKeys(peer);
+            const name = new SenderKeyName(g.jid, new ProtocolAddress(ps.from, 0));
+            const skdm = await new GroupSessionBuilder(store).create(name);
+            const skmsg = Buffer.from(await new GroupCipher(store, name).encrypt(pad(Buffer.from(proto.Message.encode(proto.Message.fromObject({ conversation: ps.text })).finish()))));
+            this.holders(g, `${ps.from}:0`, skdm.getId()).add(d.key);
+            const node = await this.peerGroupNode(peer, g, d, id, { senderKeyDistributionMessage: { groupId: g.jid, axolotlSenderKeyDistributionMessage: skdm.serialize() } }, skmsg, Number(kid(n, 'retry')?.attrs?.count ?? 1));
+            this.deliverToCompanion(d.user, d.dev, node);
+            this.record({ id, group: g.jid, sender: `${ps.from}:0`, to: d.key, pairwise: 'skdm', skmsg: true, keyId: skdm.getId(), retry: true });
+            this.server.log(c.id, 'group.peer.resend', { id, group: g.jid, to: d.key });
+            return;
+        }
+        const from = this.server.sentBy.get(id);
+        if (!from || from.group !== g.jid) return;
+        const sc = [...this.server.conns].find((x) => x.device && x.device.user === from.user && x.device.device === from.device && x.state === 'logged-in' && x.open);
+        if (!sc) return;
+        sc.sendAcked({ tag: 'receipt', attrs: { from: g.jid, participant: this.deviceJid(g, me.user, me.device), id, t: String(nowSec()), ...(type ? { type } : {}) }, ...(type === 'retry' ? { content: n.content } : {}) });
+        this.server.log(c.id, 'receipt.relay', { id, type: type ?? null, to: `${from.user}:${from.device}`, group: g.jid });
+    }
+});

@@ -674,7 +674,9 @@ class Conn {
         case 'call':
             want(this.state === 'logged-in', `<${n.tag}> before login`);
             // A 1:1 message with <participants> to a known account is routed (checked, decrypted, relayed);
-            // anything else just gets its ack.
+            // anything else just gets its ack. Group messages are lib/fake_groups.mjs's.
+            if (n.tag === 'message' && typeof n.attrs.to === 'string' && n.attrs.to.endsWith('@g.us') && this.server.groups.groups.has(n.attrs.to))
+                return this.server.groups.onMessage(this, n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'participants') && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
                 return this.onPeerMessage(n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'enc')?.attrs?.count != null && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
@@ -682,10 +684,11 @@ class Conn {
             if (n.tag === 'receipt' && String(n.attrs.to).endsWith('@g.us')) {
                 want(typeof n.attrs.participant === 'string' && this.server.resolveJid(n.attrs.participant), `<receipt to=${n.attrs.to}> for a group message without a known participant`);
                 this.log('group.receipt', { id: n.attrs.id, to: n.attrs.to, participant: n.attrs.participant, type: n.attrs.type ?? null });
+                this.server.groups.onReceipt(this, n).catch((e) => this.log('warning', { detail: `group receipt: ${e.message}` }));
             }
             if (n.tag === 'receipt' && n.attrs.type === 'server-error') this.onMediaRetryRequest(n);
             if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
-            if (n.tag === 'receipt') this.relayReceipt(n);
+            if (n.tag === 'receipt' && !String(n.attrs.to).endsWith('@g.us')) this.relayReceipt(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
         case 'chatstate':
@@ -1877,6 +1880,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         else message = { conversation: b.text ?? 'hello' };
         const targets = [...this.devices.values()].filter((d) => d.user === this.phone.phoneNumber && !d.removed && (!b.to || d.jid === b.to));
         const sent = [];
+        if (b.group && this.groups.groups.has(b.group)) return this.groups.peerSend(b);
         if (b.group) {
             // A group message under sender keys (<enc type=skmsg>): this server does not model group
             // crypto, so the ciphertext is opaque bytes; a client must still store, receipt and ack it.
