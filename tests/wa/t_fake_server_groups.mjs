@@ -4,8 +4,19 @@
 // <notification type=w:gp2> for each change and must ack it, the control API
 // acts as an account, and malformed group iqs are violations. Two accounts each
 // pair a companion (Baileys), then raw logins of those devices send the iqs.
+// Then group messages: three Baileys clients (lib/baileys_peer.mjs, each a new
+// companion of its account) and libsignal peers (device 0 of each account) in one
+// group: messages every way decrypt, a member added later gets the next message
+// (only its devices get the sender key), a removed member gets nothing, a peer's
+// skmsg sent before its key is answered by a retry and a resend, and raw clients
+// show the strict checks (non-participant sender, <to> a non-member, skmsg to a
+// device without the key).
 // Prints PASS:/FAIL: lines; exits non-zero on failure; bounded by a watchdog.
-import { FakeWhatsAppServer } from './lib/fake_server.mjs';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { FakeWhatsAppServer, startControl } from './lib/fake_server.mjs';
 import { memoryAuth, startBaileys } from './lib/baileys_client.mjs';
 import { RawClient } from './lib/raw_client.mjs';
 
@@ -28,9 +39,9 @@ const check = (cond, name, detail = '') => {
     return cond;
 };
 const watchdog = setTimeout(() => {
-    console.log('FAIL: watchdog: suite did not finish within 60 s');
+    console.log('FAIL: watchdog: suite did not finish within 150 s');
     process.exit(1);
-}, 60000);
+}, 150000);
 process.on('unhandledRejection', () => {});
 
 const server = new FakeWhatsAppServer({ version: VERSION, iqTimeoutMs: 1500, closeDelayMs: 20, phone: { phoneNumber: A }, logStream: process.env.WA_DEBUG ? process.stderr : null });
@@ -195,6 +206,145 @@ await refused('garbage: two children', { tag: 'iq', attrs: { id: 'x5', xmlns: 'w
 
 ra.close?.();
 rb.close?.();
+
+// ── group messages: Baileys clients and peers ──
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ctlSrv = await startControl(server);
+const control = `http://127.0.0.1:${ctlSrv.address().port}`;
+const C = '15550006666';
+const PEER2 = '15550008888';
+const kids_ = [];
+function baileys(phone) {
+    const p = spawn(process.execPath, [path.join(here, 'lib/baileys_peer.mjs'), '--url', url, '--version', VERSION, '--control', control, '--phone', phone], { stdio: ['pipe', 'pipe', 'inherit'] });
+    kids_.push(p);
+    p.lines = [];
+    p.waiters = [];
+    readline.createInterface({ input: p.stdout }).on('line', (l) => {
+        let o;
+        try {
+            o = JSON.parse(l);
+        } catch {
+            return; // libsignal's own console lines
+        }
+        p.lines.push(o);
+        for (const w of [...p.waiters]) if (w.f(o)) {
+            p.waiters.splice(p.waiters.indexOf(w), 1);
+            w.r(o);
+        }
+    });
+    p.next = (f, ms = 8000) => new Promise((r) => {
+        const o = p.lines.find(f);
+        if (o) return r(o);
+        p.waiters.push({ f, r });
+        setTimeout(() => r(null), ms);
+    });
+    p.cmd = (o) => p.stdin.write(JSON.stringify(o) + '\n');
+    return p;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const [ba, bb, bc] = [baileys(A), baileys(B), baileys(C)];
+const ready = await Promise.all([ba, bb, bc].map((p) => p.next((o) => o.ready || o.error, 30000)));
+check(ready.every((o) => o?.ready), 'three Baileys clients linked (one per account)', JSON.stringify(ready));
+const m0 = server.seq;
+ba.cmd({ op: 'createGroup', subject: 'Chat', participants: [`${B}${S}`, `${PEER}${S}`] });
+const made = await ba.next((o) => o.group || o.error);
+const chat = made?.group?.id;
+check(/@g\.us$/.test(chat ?? '') && made.group.participants.length === 3, 'Baileys groupCreate: a group of three', JSON.stringify(made));
+const upB = await bb.next((o) => o.groupUpsert?.id === chat);
+check(upB != null, 'the other Baileys member sees the new group (w:gp2 create)');
+const recvAt = (p, text) => p.next((o) => o.recv?.text === text && o.recv.from === chat, 8000);
+const peerGot = async (phone, id) => {
+    for (let i = 0; i < 80; i++) {
+        const r = server.peers.get(phone).received.get(id);
+        if (r && (r.count || r.error)) return r;
+        await sleep(50);
+    }
+    return null;
+};
+ba.cmd({ op: 'send', to: chat, text: 'one from A' });
+const s1 = (await ba.next((o) => o.sent || o.error))?.sent;
+const r1 = await recvAt(bb, 'one from A');
+const p1 = await peerGot(PEER, s1);
+check(r1?.recv.participant === `${A}${S}`, 'Baileys → group: the other Baileys client decrypts it', JSON.stringify(r1));
+check(p1?.text === 'one from A' && p1.skdm && p1.sender === `${A}:${ready[0].jid.split(':')[1].split('@')[0]}`, 'Baileys → group: the peer gets the SKDM pairwise and decrypts the skmsg', JSON.stringify(p1));
+const gm1 = server.eventsSince(m0, 'group.message').find((e) => e.id === s1);
+check(gm1 && gm1.phash === server.groups.serverPhash(server.groups.get(chat)), 'the ack carries the server\'s participant hash');
+let res = await fetch(`${control}/peer/send`, { method: 'POST', body: JSON.stringify({ from: PEER, group: chat, text: 'hi from peer' }) }).then((r) => r.json());
+const [ra1, rb1] = await Promise.all([recvAt(ba, 'hi from peer'), recvAt(bb, 'hi from peer')]);
+check(res.ok && ra1?.recv.participant === `${PEER}${S}` && rb1 != null, 'peer → group: both Baileys clients decrypt (SKDM pairwise + skmsg)', JSON.stringify(res));
+bb.cmd({ op: 'send', to: chat, text: 'two from B' });
+const s2 = (await bb.next((o) => o.sent || o.error))?.sent;
+const [ra2, p2] = await Promise.all([recvAt(ba, 'two from B'), peerGot(PEER, s2)]);
+check(ra2 != null && p2?.text === 'two from B', 'Baileys B → group: Baileys A and the peer decrypt');
+
+// a member added later gets the next message; only its devices get the sender key
+ba.cmd({ op: 'groupParticipantsUpdate', jid: chat, participants: [`${C}${S}`, `${PEER2}${S}`], action: 'add' });
+const add = await ba.next((o) => o.participants || o.error);
+check(add?.participants?.every((x) => x.status === '200'), 'Baileys groupParticipantsUpdate add → 200 each', JSON.stringify(add));
+const upC = await bc.next((o) => o.groupParticipants?.id === chat || o.groupUpsert?.id === chat);
+check(upC != null, 'the added Baileys client is told (w:gp2 add)');
+await sleep(300);
+ba.cmd({ op: 'send', to: chat, text: 'three from A' });
+const s3 = (await ba.next((o) => o.sent === undefined ? false : o.sent !== s1))?.sent;
+const [rc3, rb3, p3] = await Promise.all([recvAt(bc, 'three from A'), recvAt(bb, 'three from A'), peerGot(PEER2, s3)]);
+check(rc3 != null && rb3 != null && p3?.text === 'three from A', 'after add: the new members (Baileys C, peer two) and the old ones decrypt');
+const d3 = server.groups.deliveries.filter((d) => d.id === s3);
+const withKey = d3.filter((d) => d.pairwise).map((d) => d.to.split(':')[0]);
+check(d3.length > 0 && withKey.length > 0 && withKey.every((u) => u === C || u === PEER2), 'after add: pairwise copies (SKDM) only for the new members\' devices', JSON.stringify(d3.map((d) => [d.to, d.pairwise])));
+
+// a removed member gets nothing afterwards
+ba.cmd({ op: 'groupParticipantsUpdate', jid: chat, participants: [`${B}${S}`], action: 'remove' });
+const rm = await ba.next((o) => o.participants && o !== add);
+const rmB = await bb.next((o) => o.groupParticipants?.action === 'remove');
+check(rm?.participants?.[0]?.status === '200' && rmB != null, 'remove: 200 and the removed client is told');
+ba.cmd({ op: 'send', to: chat, text: 'four from A' });
+const s4 = (await ba.next((o) => o.sent && ![s1, s3].includes(o.sent)))?.sent;
+const rc4 = await recvAt(bc, 'four from A');
+const rb4 = await recvAt(bb, 'four from A');
+const d4 = server.groups.deliveries.filter((d) => d.id === s4);
+check(rc4 != null && rb4 == null && d4.length > 0 && d4.every((d) => !d.to.startsWith(`${B}:`)), 'after remove: the removed member\'s devices get nothing', JSON.stringify(d4.map((d) => d.to)));
+bb.cmd({ op: 'groupMetadata', jid: chat });
+const meta = await bb.next((o) => (o.group || o.error) && !o.groupUpsert && o.group?.id !== undefined || o.error);
+check(meta?.error && meta.code === 401, 'Baileys groupMetadata by a removed member → error 401', JSON.stringify(meta)?.slice(0, 200));
+
+// an skmsg before its SKDM: the Baileys client asks again (retry receipt), the peer resends with the key
+const r0 = server.seq;
+res = await fetch(`${control}/peer/send`, { method: 'POST', body: JSON.stringify({ from: PEER2, group: chat, text: 'no key yet', skipSkdm: true }) }).then((r) => r.json());
+const rc5 = await recvAt(bc, 'no key yet');
+check(res.ok && server.eventsSince(r0, 'group.receipt').some((e) => e.type === 'retry') && server.eventsSince(r0, 'group.peer.resend').length > 0 && rc5 != null,
+    'skipSkdm: retry receipt, resend with the SKDM, then the Baileys client decrypts', JSON.stringify({ res, retry: server.eventsSince(r0, 'group.receipt').length }));
+check(server.eventsSince(m0, 'violation').length === 0, 'no violation from Baileys\' group traffic', JSON.stringify(server.eventsSince(m0, 'violation')));
+
+// ── strict checks on group messages (raw clients) ──
+const skmsgBytes = (keyId) => {
+    const v = [];
+    let k = keyId;
+    do {
+        v.push((k & 0x7f) | (k > 0x7f ? 0x80 : 0));
+        k = Math.floor(k / 128);
+    } while (k > 0);
+    return Buffer.concat([Buffer.from([0x33, 0x08, ...v, 0x10, 0x00, 0x1a, 0x10]), Buffer.alloc(16, 7), Buffer.alloc(64, 1)]);
+};
+const gmsg = (to, content) => ({ tag: 'message', attrs: { to, type: 'text', id: '3EB0' + Math.random().toString(16).slice(2, 14).toUpperCase().padEnd(12, '0') }, content });
+const skEnc = (keyId) => ({ tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: skmsgBytes(keyId) });
+async function refusedMsg(name, creds, node, re) {
+    const rc = await login(creds);
+    const s0 = server.seq;
+    rc.send(node);
+    const closed = await within(rc.closed, 3000);
+    const v = server.eventsSince(s0, 'violation')[0];
+    check(closed !== 'timeout' && re.test(v?.detail ?? ''), name, v?.detail);
+}
+await refusedMsg('group message from a non-participant (removed) is a violation', credsB, gmsg(chat, [skEnc(77)]), /not a participant/);
+await refusedMsg('<to> a device of a non-member is a violation', credsA, gmsg(chat, [{ tag: 'participants', attrs: {}, content: [
+    { tag: 'to', attrs: { jid: `${B}${S}` }, content: [{ tag: 'enc', attrs: { v: '2', type: 'msg' }, content: Buffer.alloc(40, 1) }] }] }, skEnc(78)]), /not a device of a participant/);
+await refusedMsg('skmsg to devices that never got the sender key is a violation', credsA, gmsg(chat, [skEnc(79)]), /never got/);
+await refusedMsg('group message with two skmsg is a violation', credsA, gmsg(chat, [skEnc(80), skEnc(80)]), /exactly one <enc type=skmsg/);
+
+for (const p of [ba, bb, bc]) p.cmd({ op: 'quit' });
+await sleep(300);
+for (const p of kids_) p.kill();
+ctlSrv.close();
 await server.stop?.();
 clearTimeout(watchdog);
 console.log(`${passed} passed, ${failed} failed`);

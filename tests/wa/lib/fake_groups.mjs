@@ -21,6 +21,10 @@
 // 403 forbidden (not an admin), 404 item-not-found (no such group), 406
 // not-acceptable (e.g. an empty subject), 409 conflict (e.g. joining twice).
 import crypto from 'node:crypto';
+import libsignal from 'libsignal';
+import { proto } from 'baileys';
+import { GroupCipher, GroupSessionBuilder, SenderKeyName, SenderKeyRecord, SenderKeyDistributionMessage } from 'baileys/lib/Signal/Group/index.js';
+import { pad, unpad } from './fake_peer.mjs';
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 const kids = (n) => (Array.isArray(n?.content) ? n.content : []);
@@ -462,10 +466,6 @@ export class FakeGroups {
 // one is a violation, as is a <to> for a device that is not a member's (or our own).
 // Peers (device 0 of each account) are real members: they decrypt with Baileys'
 // group cipher and send with it.
-import libsignal from 'libsignal';
-import { proto } from 'baileys';
-import { GroupCipher, GroupSessionBuilder, SenderKeyName, SenderKeyRecord, SenderKeyDistributionMessage } from 'baileys/lib/Signal/Group/index.js';
-import { pad, unpad } from './fake_peer.mjs';
 
 const { ProtocolAddress } = libsignal;
 

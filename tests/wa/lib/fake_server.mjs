@@ -138,6 +138,19 @@
 //   POST /groups/{jid}/subject {actor, subject}   /description {actor, description|null}
 //   POST /groups/{jid}/setting {actor, setting, expiration?}   /leave {actor}   /invite {actor} → {code}
 //                                     all as account `actor`; a refusal answers 409 "group: CODE text"
+//   Group messages: a companion's <message to=group> (one <enc type=skmsg>, pairwise <to> copies
+//   carrying the sender key) is checked (sender a participant, every <to> a device of a participant
+//   or of our own account, every recipient device holding the sender's key: a pairwise copy from
+//   that sender device under the skmsg's key id), acked with the server's phash and relayed to every
+//   participant device as <message from=group participant=sender> (its pairwise copy if any, the
+//   skmsg); peers (device 0 of each account) decrypt it with Baileys' group cipher. /peer/send
+//   {from, group, text, skipSkdm?} to a group the server knows sends as that peer (SKDM pairwise
+//   to each device lacking it, then the skmsg; skipSkdm withholds it, so a companion asks with a
+//   retry receipt and the peer resends with the SKDM). Receipts to a group go to the sending
+//   companion with participant. GET /peer/received lists group messages with group, sender, peer.
+//   GET  /groups/deliveries, /groups/{jid}/deliveries
+//                                     [{id, group, sender, to (user:dev), pairwise (pkmsg|msg|skdm|null),
+//                                     skmsg, keyId, retry?}] one per recipient device and message
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -159,7 +172,10 @@
 //   receipt.relay (id, type, to)   peer.sent (id, to)   peer.receipt (id, type)   inbox.resend (ids)
 //   control (op, ...)   group.iq (op, to, actor)   group.error (to, actor, child, code)
 //   group.create (group, actor, subject, members, refused)   group.participants (group, actor,
-//   action, done, refused)   group.notify (group, actor, change, conns)   group.receipt.
+//   action, done, refused)   group.notify (group, actor, change, conns)   group.receipt (id, to,
+//   participant, type)   group.message (id, group, sender, keyId, pairwise, phash, clientPhash,
+//   recipients)   group.peer.recv / group.peer.fail (id, group, sender, peer, text, skdm, error?)
+//   group.peer.resend (id, group, to)   group.skmsg-without-key (a peer's skipSkdm send).
 //   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}; the server JID
 //   reads "@s.whatsapp.net" (Baileys' spelling of a JID_PAIR with no user).
 //   A violation (anything malformed or out of place) always closes the connection.
@@ -709,7 +725,8 @@ class Conn {
         want(n.attrs.class === sent.tag, `<ack class=${n.attrs.class}> for a <${sent.tag}>`);
         want(to === sent.from, `<ack to=${to}>, want ${sent.from}`);
         if (sent.participant) want(n.attrs.participant === sent.participant, `<ack participant=${n.attrs.participant}>, want ${sent.participant}`);
-        if (sent.tag === 'message') want(n.attrs.type == null, `<ack class=message type=${n.attrs.type}>: a message ack carries no type`);
+        // A nack (error=…, e.g. Baileys' for a message it could not decrypt) repeats the stanza's type.
+        if (sent.tag === 'message') want(n.attrs.type == null || (n.attrs.error != null && n.attrs.type === sent.type), `<ack class=message type=${n.attrs.type}>: a message ack carries no type`);
         else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
         this.pendingAck.delete(key);
