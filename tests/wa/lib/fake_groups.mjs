@@ -131,8 +131,9 @@ export class FakeGroups {
         this.server.log(0, 'group.notify', { group: g.jid, actor, change: child.tag, conns: conns.map((c) => c.id) });
     }
 
+    /** <participant jid> with the other address form (lid=, or phone_number= in a LID group), as in notifications. */
     participantList(g, phones) {
-        return phones.map((p) => ({ tag: 'participant', attrs: { jid: this.memberJid(g, p) } }));
+        return phones.map((p) => this.participantNode(g, p, 'member'));
     }
 
     // ── operations (as account `actor`); each returns what the iq answer holds ──
@@ -203,7 +204,8 @@ export class FakeGroups {
         if (del) {
             g.desc = null;
             g.descId = null;
-            return this.notify(g, actor, { tag: 'description', attrs: { id: id ?? crypto.randomBytes(8).toString('hex').toUpperCase(), delete: 'true' } });
+            // The notification marks a deletion with a <delete/> child (whatsmeow reads it so).
+            return this.notify(g, actor, { tag: 'description', attrs: { id: id ?? crypto.randomBytes(8).toString('hex').toUpperCase() }, content: [{ tag: 'delete', attrs: {} }] });
         }
         if (typeof body !== 'string' || body.length > 2048) fail(406);
         g.desc = body;
@@ -217,7 +219,9 @@ export class FakeGroups {
         else if (tag === 'locked' || tag === 'unlocked') g.locked = tag === 'locked';
         else if (tag === 'ephemeral') g.ephemeral = expiration;
         else if (tag === 'not_ephemeral') g.ephemeral = 0;
-        this.notify(g, actor, { tag, attrs: tag === 'ephemeral' ? { expiration: String(expiration) } : {} });
+        // announcement/not_announcement carry a version id (v_id), which whatsmeow requires.
+        const attrs = tag === 'ephemeral' ? { expiration: String(expiration) } : /announcement$/.test(tag) ? { v_id: String(++this.seqNo) } : {};
+        this.notify(g, actor, { tag, attrs });
     }
 
     revokeInvite(g, actor) {
@@ -244,7 +248,8 @@ export class FakeGroups {
             const next = [...g.participants.entries()].find(([, r]) => r === 'admin') ?? [...g.participants.entries()][0];
             g.participants.set(next[0], 'superadmin');
         }
-        this.notify(g, actor, { tag: 'leave', attrs: {}, content: this.participantList(g, [actor]) }, [actor]);
+        // A leave is told as <remove> by the leaver (whatsmeow knows no <leave> change; Baileys reads both).
+        this.notify(g, actor, { tag: 'remove', attrs: {}, content: this.participantList(g, [actor]) }, [actor]);
     }
 
     // ── <iq xmlns=w:g2> from connection c ──
