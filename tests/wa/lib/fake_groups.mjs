@@ -17,8 +17,9 @@
 //     <ephemeral expiration/></group>
 //   In a lid group participants are listed by LID with phone_number; in pn groups with lid.
 // Errors: <iq type=error from=… id><error code text/></iq>: 400 bad-request (a
-// malformed iq is also a violation), 401 not-authorized (not a participant),
-// 403 forbidden (not an admin), 404 item-not-found (no such group), 406
+// malformed iq is also a violation), 403 forbidden (not a participant: whatsmeow
+// reads it as "not in group"), 401 not-authorized (not an admin, as WhatsApp answers
+// a member's admin-only change), 404 item-not-found (no such group), 406
 // not-acceptable (e.g. an empty subject), 409 conflict (e.g. joining twice).
 import crypto from 'node:crypto';
 import libsignal from 'libsignal';
@@ -161,8 +162,8 @@ export class FakeGroups {
     }
 
     participants(g, actor, action, jids) {
-        if (!g.participants.has(actor)) fail(401);
-        if (!this.isAdmin(g, actor)) fail(403);
+        if (!g.participants.has(actor)) fail(403);
+        if (!this.isAdmin(g, actor)) fail(401);
         const done = [];
         const out = jids.map((j) => {
             const phone = this.account(j);
@@ -185,8 +186,8 @@ export class FakeGroups {
     }
 
     needAdmin(g, actor, unlessOpen = false) {
-        if (!g.participants.has(actor)) fail(401);
-        if (!(unlessOpen && !g.locked) && !this.isAdmin(g, actor)) fail(403);
+        if (!g.participants.has(actor)) fail(403);
+        if (!(unlessOpen && !g.locked) && !this.isAdmin(g, actor)) fail(401);
     }
 
     subject(g, actor, subject) {
@@ -241,7 +242,7 @@ export class FakeGroups {
     }
 
     leave(g, actor) {
-        if (!g.participants.has(actor)) fail(401);
+        if (!g.participants.has(actor)) fail(403);
         g.participants.delete(actor);
         // The last superadmin leaving hands the group to the longest-standing admin or member.
         if (![...g.participants.values()].includes('superadmin') && g.participants.size) {
@@ -296,7 +297,7 @@ export class FakeGroups {
                     const jid = x.attrs.id.includes('@') ? x.attrs.id : `${x.attrs.id}${G}`;
                     const g = this.groups.get(jid);
                     if (!g) return { tag: 'group', attrs: { id: jid, error: '404' } };
-                    if (!g.participants.has(actor)) return { tag: 'group', attrs: { id: jid, error: '401' } };
+                    if (!g.participants.has(actor)) return { tag: 'group', attrs: { id: jid, error: '403' } };
                     this.leave(g, actor);
                     return { tag: 'group', attrs: { id: jid } };
                 });
@@ -311,7 +312,7 @@ export class FakeGroups {
             switch (key) {
             case 'get group query':
                 if (q.attrs.request !== 'interactive') this.bad('<query> without request=interactive');
-                if (!member) fail(401);
+                if (!member) fail(403);
                 return answer([this.groupNode(g)]);
             case 'set group add':
             case 'set group remove':
@@ -371,7 +372,7 @@ export class FakeGroups {
         if (kids(n).length !== 1 || q.tag !== 'picture') this.bad('<iq xmlns=w:profile:picture> wants one <picture>');
         try {
             const g = this.get(n.attrs.target);
-            if (!g.participants.has(actor)) fail(401);
+            if (!g.participants.has(actor)) fail(403);
             if (n.attrs.type === 'get') {
                 if (!['image', 'preview'].includes(q.attrs.type)) this.bad(`<picture type=${q.attrs.type}>`);
                 if (!g.picture) return c.send({ tag: 'iq', attrs: { from: n.attrs.target, type: 'error', id: n.attrs.id }, content: [{ tag: 'error', attrs: { code: '404', text: 'item-not-found' } }] });

@@ -125,7 +125,7 @@
 //   (or delete=true), <announcement|not_announcement|locked|unlocked|not_ephemeral/>,
 //   <ephemeral expiration>, <invite/> get (code) / set (revoke), <invite code> (join),
 //   <leave><group id/></leave>; and <iq xmlns=w:profile:picture target=group>. Errors are
-//   <error code text>: 401 not a participant, 403 not an admin, 404 no such group, 406, 409.
+//   <error code text>: 403 not a participant, 401 not an admin, 404 no such group, 406, 409.
 //   Each change goes as <notification type=w:gp2 from=group participant=actor> (a leave as <remove>
 //   by the leaver, a deleted description as <description id><delete/>) to every
 //   logged-in companion of every member (and of a removed/leaving one), to be acked.
