@@ -158,6 +158,22 @@ r = await ask(ra, { type: 'set', to: gjid }, [{ tag: 'invite', attrs: {} }]);
 const code2 = kid(r, 'invite')?.attrs.code;
 check(code1 && code2 && code1 !== code2, 'invite: get a code; set revokes it for a new one');
 
+// ── group picture (xmlns w:profile:picture, target=group) ──
+async function pic(rc, type, target, child) {
+    const id = `p.${++idn}`;
+    rc.send({ tag: 'iq', attrs: { id, xmlns: 'w:profile:picture', type, to: S, target }, content: [child] });
+    return within(rc.next((n) => n.tag === 'iq' && n.attrs.id === id, 3000), 3500);
+}
+r = await pic(ra, 'get', gjid, { tag: 'picture', attrs: { type: 'preview', query: 'url' } });
+check(code(r) === '404', 'picture: none yet → 404', code(r));
+seenB = [...rb.nodes];
+r = await pic(ra, 'set', gjid, { tag: 'picture', attrs: { type: 'image' }, content: Buffer.alloc(200, 9) });
+const picId = kid(r, 'picture')?.attrs.id;
+nb = await gp2(rb, 'picture', seenB);
+check(code(r) === '200' && picId && nb !== 'timeout', 'picture: an admin sets it (result with id, members told)');
+r = await pic(rb, 'get', gjid, { tag: 'picture', attrs: { type: 'image', query: 'url' } });
+check(kid(r, 'picture')?.attrs.id === picId && /^https:/.test(kid(r, 'picture')?.attrs.url ?? ''), 'picture: a member reads its url');
+
 // ── remove, leave, join ──
 seenB = [...rb.nodes];
 r = await ask(ra, { type: 'set', to: gjid }, [{ tag: 'remove', attrs: {}, content: [{ tag: 'participant', attrs: { jid: `${B}${S}` } }] }]);
@@ -271,6 +287,10 @@ const p1 = await peerGot(PEER, s1);
 check(r1?.recv.participant === `${A}${S}`, 'Baileys → group: the other Baileys client decrypts it', JSON.stringify(r1));
 check(p1?.text === 'one from A' && p1.skdm && p1.sender === `${A}:${ready[0].jid.split(':')[1].split('@')[0]}`, 'Baileys → group: the peer gets the SKDM pairwise and decrypts the skmsg', JSON.stringify(p1));
 const gm1 = server.eventsSince(m0, 'group.message').find((e) => e.id === s1);
+await sleep(300);
+const rcpt1 = server.eventsSince(m0, 'send').find((e) => e.node.tag === 'receipt' && e.node.attrs.id === s1 && e.node.attrs.from === chat);
+check(rcpt1 && rcpt1.node.attrs.participant === `${B}:${ready[1].jid.split(':')[1].split('@')[0]}${S}` && server.eventsSince(m0, 'ack').some((e) => e.id === s1 && e.class === 'receipt'),
+    'a member\'s receipt reaches the sender as <receipt from=group participant=device>, acked', JSON.stringify(rcpt1?.node?.attrs));
 check(gm1 && gm1.phash === server.groups.serverPhash(server.groups.get(chat)), 'the ack carries the server\'s participant hash');
 let res = await fetch(`${control}/peer/send`, { method: 'POST', body: JSON.stringify({ from: PEER, group: chat, text: 'hi from peer' }) }).then((r) => r.json());
 const [ra1, rb1] = await Promise.all([recvAt(ba, 'hi from peer'), recvAt(bb, 'hi from peer')]);
