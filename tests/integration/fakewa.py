@@ -89,6 +89,14 @@ class FakeWA:
     def group_revoke_invite(self, jid, actor):
         return self.call("POST", f"/groups/{urllib.parse.quote(jid)}/invite", {"actor": actor})
 
+    def group_deliveries(self, jid=None):
+        """One record per message and recipient device: {id, group, sender, to, pairwise, skmsg, keyId}."""
+        return self.call("GET", f"/groups/{urllib.parse.quote(jid)}/deliveries" if jid else "/groups/deliveries")["deliveries"]
+
+    def group_peer_send(self, jid, sender, text, skip_skdm=False):
+        """Account `sender`'s device 0 sends text to the group (sender keys; skip_skdm: its key withheld)."""
+        return self.call("POST", "/peer/send", {"from": sender, "group": jid, "text": text, "skipSkdm": skip_skdm})
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -195,7 +195,7 @@ check(code(r) === '200' && !kid(kid(r, 'leave'), 'group')?.attrs.error && !serve
 const ctl = server.groups.route('POST', '/groups/create', { creator: PEER, subject: 'Lid group', participants: [A], addressing: 'lid' });
 const na2 = await gp2(ra, 'create', [...ra.nodes].filter((n) => kids(n)[0]?.tag === 'create'));
 const lg = server.groups.state(server.groups.get(ctl.jid));
-check(ctl.ok && na2 !== 'timeout' && kid(kids(na2)[0], 'group')?.attrs.addressing_mode === 'lid' && lg.participants.every((p) => p.jid.endsWith('@lid')), 'control: create as another account, a LID group (participants by LID)');
+check(ctl.ok && /^120363\d{12}@g\.us$/.test(ctl.jid) && na2 !== 'timeout' && kid(kids(na2)[0], 'group')?.attrs.addressing_mode === 'lid' && lg.participants.every((p) => p.jid.endsWith('@lid')), 'control: create as another account, a LID group (18-digit id, participants by LID)');
 const lgNode = kid(kids(na2)[0], 'group');
 check(kids(lgNode).filter((p) => p.tag === 'participant').every((p) => p.attrs.phone_number?.endsWith(S)), 'LID group: participants carry phone_number');
 let threw = null;

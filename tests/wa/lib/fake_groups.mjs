@@ -142,7 +142,12 @@ export class FakeGroups {
         if (typeof subject !== 'string' || !subject.trim() || subject.length > 100) fail(406);
         if (!['pn', 'lid'].includes(addressing)) fail(400);
         const ts = nowSec();
-        const jid = `${actor}-${ts}${String(++this.seqNo).padStart(3, '0')}${G}`;
+        // Newer (LID-addressed) groups have 18-digit ids, older ones creator-creation.
+        let jid;
+        do {
+            jid = addressing === 'lid' ? `120363${String(crypto.randomInt(1e6)).padStart(6, '0')}${String(crypto.randomInt(1e6)).padStart(6, '0')}${G}`
+                : `${actor}-${ts + this.seqNo++}${G}`;
+        } while (this.groups.has(jid));
         const g = {
             jid, subject, subjectOwner: actor, subjectTime: ts, desc: null, descId: null, creator: actor, creation: ts,
             participants: new Map([[actor, 'superadmin']]), addressing, announce: false, locked: false, ephemeral: 0,
