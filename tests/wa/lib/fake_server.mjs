@@ -87,7 +87,8 @@
 //   Messages to a companion stay queued until it acks them and are resent after
 //   each login (as WhatsApp does).
 //   POST /peer/send    {from?, id?, text?, corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
-//                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us: an opaque skmsg from the peer as participant)}
+//                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us the server does not know: an opaque skmsg from the peer as participant;
+//                       a group it knows: sent under sender keys, see groups below), skipSkdm?}
 //                                     → {ok, id, devices, lid}
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
