@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 from harness import ROOT
@@ -52,6 +53,49 @@ class FakeWA:
     def last_seq(self):
         ev = self.events(0)
         return ev[-1]["seq"] if ev else 0
+
+    # ── groups (lib/fake_groups.mjs): each acts as account `actor`; a refusal comes back as
+    # {"http_error": 409, "body": "... group: CODE text ..."} ──
+    def groups(self):
+        return self.call("GET", "/groups")["groups"]
+
+    def group(self, jid):
+        return self.call("GET", "/groups/" + urllib.parse.quote(jid))
+
+    def group_create(self, creator, subject, participants, addressing="pn"):
+        return self.call("POST", "/groups/create", {"creator": creator, "subject": subject,
+                                                    "participants": participants, "addressing": addressing})
+
+    def group_participants(self, jid, actor, action, participants):
+        return self.call("POST", f"/groups/{urllib.parse.quote(jid)}/participants",
+                         {"actor": actor, "action": action, "participants": participants})
+
+    def group_subject(self, jid, actor, subject):
+        return self.call("POST", f"/groups/{urllib.parse.quote(jid)}/subject", {"actor": actor, "subject": subject})
+
+    def group_description(self, jid, actor, description):
+        return self.call("POST", f"/groups/{urllib.parse.quote(jid)}/description",
+                         {"actor": actor, "description": description})
+
+    def group_setting(self, jid, actor, setting, expiration=None):
+        body = {"actor": actor, "setting": setting}
+        if expiration is not None:
+            body["expiration"] = expiration
+        return self.call("POST", f"/groups/{urllib.parse.quote(jid)}/setting", body)
+
+    def group_leave(self, jid, actor):
+        return self.call("POST", f"/groups/{urllib.parse.quote(jid)}/leave", {"actor": actor})
+
+    def group_revoke_invite(self, jid, actor):
+        return self.call("POST", f"/groups/{urllib.parse.quote(jid)}/invite", {"actor": actor})
+
+    def group_deliveries(self, jid=None):
+        """One record per message and recipient device: {id, group, sender, to, pairwise, skmsg, keyId}."""
+        return self.call("GET", f"/groups/{urllib.parse.quote(jid)}/deliveries" if jid else "/groups/deliveries")["deliveries"]
+
+    def group_peer_send(self, jid, sender, text, skip_skdm=False):
+        """Account `sender`'s device 0 sends text to the group (sender keys; skip_skdm: its key withheld)."""
+        return self.call("POST", "/peer/send", {"from": sender, "group": jid, "text": text, "skipSkdm": skip_skdm})
 
     def stop(self):
         if self.proc.poll() is None:

@@ -15,6 +15,12 @@
 //       as it can), until N are sent or S seconds have passed; ids to the fake server's deliveries
 //       as they go  → {"streamed":{"ids":[…],"wallMs":N,"cpuUs":N}} (cpuUs: this process's
 //       user+system time over the stream)
+//   {"op":"createGroup","subject":"…","participants":["<jid>",…]}  → {"group":{id,subject,participants:[{id,admin}],…}}
+//   {"op":"groupParticipantsUpdate","jid":"<group>","participants":[…],"action":"add|remove|promote|demote"}
+//       → {"participants":[{status,jid}]}
+//   {"op":"groupMetadata","jid":"<group>"}  → {"group":{…}}      (Baileys' own group functions)
+//   ("send" to a group JID sends to the group: Baileys' sender-key fan-out)
+//   Any op's failure prints {"error":"…"} (a refused group iq: Baileys' message with the code in data)
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
@@ -76,6 +82,10 @@ sock.ev.on('messages.upsert', ({ messages }) => {
         }
     }
 });
+sock.ev.on('groups.upsert', (gs) => {
+    for (const g of gs) out({ groupUpsert: { id: g.id, subject: g.subject, participants: (g.participants ?? []).map((p) => p.id) } });
+});
+sock.ev.on('group-participants.update', (u) => out({ groupParticipants: { id: u.id, action: u.action, participants: (u.participants ?? []).map((p) => p.id ?? p) } }));
 sock.ev.on('messages.update', (ups) => {
     for (const x of ups) if (x.update?.status != null) out({ update: { id: x.key.id, status: x.update.status } });
 });
@@ -138,12 +148,19 @@ rl.on('line', async (line) => {
             await Promise.all(pending);
             const cpu = process.cpuUsage(cpu0);
             out({ streamed: { ids, wallMs: performance.now() - t0, cpuUs: cpu.user + cpu.system } });
+        } else if (cmd.op === 'createGroup') {
+            out({ group: await sock.groupCreate(cmd.subject, cmd.participants) });
+        } else if (cmd.op === 'groupParticipantsUpdate') {
+            const r = await sock.groupParticipantsUpdate(cmd.jid, cmd.participants, cmd.action);
+            out({ participants: r.map((x) => ({ status: x.status, jid: x.jid })) });
+        } else if (cmd.op === 'groupMetadata') {
+            out({ group: await sock.groupMetadata(cmd.jid) });
         } else if (cmd.op === 'quit') {
             await c.end();
             process.exit(0);
         }
     } catch (e) {
-        out({ error: String(e?.stack || e) });
+        out({ error: String(e?.stack || e), code: e?.data ?? e?.output?.statusCode ?? null });
     }
 });
 rl.on('close', async () => {

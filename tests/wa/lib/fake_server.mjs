@@ -87,7 +87,8 @@
 //   Messages to a companion stay queued until it acks them and are resent after
 //   each login (as WhatsApp does).
 //   POST /peer/send    {from?, id?, text?, corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
-//                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us: an opaque skmsg from the peer as participant)}
+//                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us the server does not know: an opaque skmsg from the peer as participant;
+//                       a group it knows: sent under sender keys, see groups below), skipSkdm?}
 //                                     → {ok, id, devices, lid}
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
@@ -118,6 +119,40 @@
 //   GET  /media/activity              {uploads:[…], downloads:[…]}: every upload request and download
 //                                     the media hosts had, with bytes, status and wall-clock times
 //                                     (lib/fake_media_host.mjs `activity`)
+//   ── groups (lib/fake_groups.mjs; state, answers and notifications documented there) ──
+//   The server answers <iq xmlns=w:g2> to @g.us or a group: get <query request=interactive/>,
+//   get <participating>, set <create subject key><participant jid/>…, <add|remove|promote|demote>
+//   (per-participant error=403|404|406|408|409), <subject>, <description id prev><body>
+//   (or delete=true), <announcement|not_announcement|locked|unlocked|not_ephemeral/>,
+//   <ephemeral expiration>, <invite/> get (code) / set (revoke), <invite code> (join),
+//   <leave><group id/></leave>; and <iq xmlns=w:profile:picture target=group>. Errors are
+//   <error code text>: 403 not a participant, 401 not an admin, 404 no such group, 406, 409.
+//   Each change goes as <notification type=w:gp2 from=group participant=actor> (a leave as <remove>
+//   by the leaver, a deleted description as <description id><delete/>) to every
+//   logged-in companion of every member (and of a removed/leaving one), to be acked.
+//   GET  /groups                      {groups:[state…]}
+//   GET  /groups/{jid}                {jid, subject, creator, addressing, announce, locked, ephemeral,
+//                                     invite, participants:[{phone, jid, lid, role}], …}
+//   POST /groups/create {creator, subject, participants:[digits|jid…], addressing?: pn|lid}
+//                                     → {ok, jid, refused, group}
+//   POST /groups/{jid}/participants {actor, action: add|remove|promote|demote, participants}
+//                                     → {ok, results:[{jid, status}]}
+//   POST /groups/{jid}/subject {actor, subject}   /description {actor, description|null}
+//   POST /groups/{jid}/setting {actor, setting, expiration?}   /leave {actor}   /invite {actor} → {code}
+//                                     all as account `actor`; a refusal answers 409 "group: CODE text"
+//   Group messages: a companion's <message to=group> (one <enc type=skmsg>, pairwise <to> copies
+//   carrying the sender key) is checked (sender a participant, every <to> a device of a participant
+//   or of our own account, every recipient device holding the sender's key: a pairwise copy from
+//   that sender device under the skmsg's key id), acked with the server's phash and relayed to every
+//   participant device as <message from=group participant=sender> (its pairwise copy if any, the
+//   skmsg); peers (device 0 of each account) decrypt it with Baileys' group cipher. /peer/send
+//   {from, group, text, skipSkdm?} to a group the server knows sends as that peer (SKDM pairwise
+//   to each device lacking it, then the skmsg; skipSkdm withholds it, so a companion asks with a
+//   retry receipt and the peer resends with the SKDM). Receipts to a group go to the sending
+//   companion with participant. GET /peer/received lists group messages with group, sender, peer.
+//   GET  /groups/deliveries, /groups/{jid}/deliveries
+//                                     [{id, group, sender, to (user:dev), pairwise (pkmsg|msg|skdm|null),
+//                                     skmsg, keyId, retry?}] one per recipient device and message
 //   POST /shutdown
 //   `conn` defaults to the newest open connection past its handshake.
 //
@@ -137,7 +172,12 @@
 //   usync (users)   prekeys.fetch (jids)   peer.recv (id, text, count, devices, pkmsg)
 //   peer.fail (id, detail)   phone.dsm (id, destination, text)   message.relay (id, to, type, online)
 //   receipt.relay (id, type, to)   peer.sent (id, to)   peer.receipt (id, type)   inbox.resend (ids)
-//   control (op, ...).
+//   control (op, ...)   group.iq (op, to, actor)   group.error (to, actor, child, code)
+//   group.create (group, actor, subject, members, refused)   group.participants (group, actor,
+//   action, done, refused)   group.notify (group, actor, change, conns)   group.receipt (id, to,
+//   participant, type)   group.message (id, group, sender, keyId, pairwise, phash, clientPhash,
+//   recipients)   group.peer.recv / group.peer.fail (id, group, sender, peer, text, skdm, error?)
+//   group.peer.resend (id, group, to)   group.skmsg-without-key (a peer's skipSkdm send).
 //   Nodes are JSON: {tag, attrs, content} with bytes as {hex:"…"}; the server JID
 //   reads "@s.whatsapp.net" (Baileys' spelling of a JID_PAIR with no user).
 //   A violation (anything malformed or out of place) always closes the connection.
@@ -155,6 +195,7 @@ import { NoiseServer, NoiseServerError, makeTestPki, checkClientPayload, xeddsaV
 import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fake_phone.mjs';
 import { FakePeer } from './fake_peer.mjs';
 import { FakeMediaHost } from './fake_media_host.mjs';
+import { FakeGroups } from './fake_groups.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -651,7 +692,9 @@ class Conn {
         case 'call':
             want(this.state === 'logged-in', `<${n.tag}> before login`);
             // A 1:1 message with <participants> to a known account is routed (checked, decrypted, relayed);
-            // anything else just gets its ack.
+            // anything else just gets its ack. Group messages are lib/fake_groups.mjs's.
+            if (n.tag === 'message' && typeof n.attrs.to === 'string' && n.attrs.to.endsWith('@g.us') && this.server.groups.groups.has(n.attrs.to))
+                return this.server.groups.onMessage(this, n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'participants') && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
                 return this.onPeerMessage(n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'enc')?.attrs?.count != null && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
@@ -659,10 +702,11 @@ class Conn {
             if (n.tag === 'receipt' && String(n.attrs.to).endsWith('@g.us')) {
                 want(typeof n.attrs.participant === 'string' && this.server.resolveJid(n.attrs.participant), `<receipt to=${n.attrs.to}> for a group message without a known participant`);
                 this.log('group.receipt', { id: n.attrs.id, to: n.attrs.to, participant: n.attrs.participant, type: n.attrs.type ?? null });
+                this.server.groups.onReceipt(this, n).catch((e) => this.log('warning', { detail: `group receipt: ${e.message}` }));
             }
             if (n.tag === 'receipt' && n.attrs.type === 'server-error') this.onMediaRetryRequest(n);
             if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
-            if (n.tag === 'receipt') this.relayReceipt(n);
+            if (n.tag === 'receipt' && !String(n.attrs.to).endsWith('@g.us')) this.relayReceipt(n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
         case 'chatstate':
@@ -683,7 +727,8 @@ class Conn {
         want(n.attrs.class === sent.tag, `<ack class=${n.attrs.class}> for a <${sent.tag}>`);
         want(to === sent.from, `<ack to=${to}>, want ${sent.from}`);
         if (sent.participant) want(n.attrs.participant === sent.participant, `<ack participant=${n.attrs.participant}>, want ${sent.participant}`);
-        if (sent.tag === 'message') want(n.attrs.type == null, `<ack class=message type=${n.attrs.type}>: a message ack carries no type`);
+        // A nack (error=…, e.g. Baileys' for a message it could not decrypt) repeats the stanza's type.
+        if (sent.tag === 'message') want(n.attrs.type == null || (n.attrs.error != null && n.attrs.type === sent.type), `<ack class=message type=${n.attrs.type}>: a message ack carries no type`);
         else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
         this.pendingAck.delete(key);
@@ -695,7 +740,8 @@ class Conn {
         const { id, type, xmlns, to } = n.attrs;
         want(typeof id === 'string' && id.length > 0, '<iq> without id');
         want(['get', 'set', 'result', 'error'].includes(type), `<iq type=${type}>`);
-        want(to === SERVER_JID, `<iq to=${to}>, want the server JID s.whatsapp.net`);
+        // Group iqs go to @g.us or to the group (lib/fake_groups.mjs); everything else to the server.
+        want(to === SERVER_JID || (xmlns === 'w:g2' && typeof to === 'string' && to.endsWith('@g.us') && (type === 'get' || type === 'set')), `<iq to=${to}>, want the server JID s.whatsapp.net`);
         if (type === 'result' || type === 'error') {
             const p = this.pendingIq.get(id);
             want(p != null, `<iq type=${type} id=${id}> answers no iq the server sent`);
@@ -748,6 +794,15 @@ class Conn {
             return this.result(n, [{ tag: 'media_conn', attrs: { auth: mc.auth, ttl: String(mc.ttl), auth_ttl: String(mc.ttl), max_buckets: '12' },
                 content: mc.hosts.map((hostname) => ({ tag: 'host', attrs: { hostname } })) }]);
         }
+        case 'w:g2 get':
+        case 'w:g2 set':
+            needLogin();
+            return this.server.groups.onIq(this, n);
+        case 'w:profile:picture get':
+        case 'w:profile:picture set':
+            needLogin();
+            if (String(n.attrs.target).endsWith('@g.us')) return this.server.groups.onPictureIq(this, n);
+            break;
         case 'md set': {
             want(kids(n).length === 1, `<iq xmlns=md type=set> with ${kids(n).length} children`);
             const c = kids(n)[0];
@@ -1521,6 +1576,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
+        this.groups = new FakeGroups(this, { bad });
         const state = this.config.statePath && fs.existsSync(this.config.statePath) ? this.loadState(this.config.statePath) : null;
         if (state) {
             this.pki = state.pki;
@@ -1843,6 +1899,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         else message = { conversation: b.text ?? 'hello' };
         const targets = [...this.devices.values()].filter((d) => d.user === this.phone.phoneNumber && !d.removed && (!b.to || d.jid === b.to));
         const sent = [];
+        if (b.group && this.groups.groups.has(b.group)) return this.groups.peerSend(b);
         if (b.group) {
             // A group message under sender keys (<enc type=skmsg>): this server does not model group
             // crypto, so the ciphertext is opaque bytes; a client must still store, receipt and ack it.
@@ -2143,11 +2200,13 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
     };
     const ctl = http.createServer(async (req, res) => {
         const url = new URL(req.url, 'http://x');
-        const route = routes[`${req.method} ${url.pathname}`];
         const reply = (status, obj) => {
             res.writeHead(status, { 'content-type': 'application/json' });
             res.end(JSON.stringify(obj) + '\n');
         };
+        // /groups/… (lib/fake_groups.mjs) has JIDs in its paths.
+        const route = routes[`${req.method} ${url.pathname}`] ??
+            (url.pathname.startsWith('/groups') ? (q, b) => server.groups.route(req.method, url.pathname, b) ?? Object.assign(new Error(`no route ${req.method} ${url.pathname}`), { status: 404 }) : null);
         if (!route) return reply(404, { ok: false, error: `no route ${req.method} ${url.pathname}` });
         let body = '';
         for await (const chunk of req) body += chunk;
