@@ -790,11 +790,16 @@ abspath() {
 # relative path from absolute directory $1 to absolute path $2
 relpath_to() {
     local from=${1%/} to=$2 up=""
-    while [ -n "$from" ] && [ "${to#"$from"/}" = "$to" ]; do
+    while [ "$to" != "$from" ] && [ -n "$from" ] && [ "${to#"$from"/}" = "$to" ]; do
         from=${from%/*}
         up+="../"
     done
-    echo "$up${to#"$from"/}"
+    if [ "$to" = "$from" ]; then
+        up=${up%/}
+        echo "${up:-.}"
+    else
+        echo "$up${to#"$from"/}"
+    fi
 }
 
 # shown to the user: relative to the repository when inside it
@@ -891,7 +896,7 @@ number_add() {
             die "host $host is number '$other''s; numbers share a host only with a --path each"
     done
 
-    local base rel r resources=() cmdline="./deploy.sh"
+    local base rel r resources=() cmdline="./deploy.sh" opts=""
     base=$(abspath "$ROOT/kubernetes")
     rel=$(relpath_to "$dir" "$base")
     while IFS= read -r r; do resources+=("$rel/$r"); done < <(
@@ -899,24 +904,27 @@ number_add() {
     [ ${#resources[@]} -gt 0 ] || die "no resources in $base/kustomization.yaml"
     [ -n "$NAMESPACE_GIVEN" ] && cmdline+=" -n $ns"
     cmdline+=" number add $name"
-    [ "$host" != "$name.your-domain.com" ] && [ "$host" != your-domain.com ] && cmdline+=" --host $host"
-    [ -n "$path" ] && cmdline+=" --path $path"
+    [ "$host" != "$name.your-domain.com" ] && [ "$host" != your-domain.com ] && opts+=" --host $host"
+    [ -n "$path" ] && opts+=" --path $path"
     local k
     k="-k $(shown_path "$dir")"
 
     mktempdir
     local out=$TMP_MADE
     {
-        echo "# WhatsApp number \"$name\", written by \`$cmdline\`."
+        echo "# WhatsApp number \"$name\", written by"
+        echo "#   $cmdline${opts:+ \\}"
+        [ -z "$opts" ] || echo "#    $opts"
         echo "# Everything of this number lives in namespace $ns: its pod, its claims"
         echo "# whatsapp-sessions and media, its backups, its Secret wapi-secrets. Its"
         echo "# data goes to its own database, $db (on a shared PostgreSQL if you like):"
         echo "#   CREATE ROLE $db LOGIN PASSWORD '...';"
         echo "#   CREATE DATABASE $db OWNER $db;"
-        echo "# then, from the repository's root:"
-        echo "#   DATABASE_URL='postgresql://$db@DB-HOST:5432/$db?sslmode=require' \\"
-        echo "#     DATABASE_AUTH_TOKEN='...' ./deploy.sh $k secret"
-        echo "#   ./deploy.sh $k apply"
+        echo "# then, from the repository's root (ROLE and DATABASE: $db), with"
+        echo "#   DIR=$(shown_path "$dir")"
+        echo "#   DATABASE_URL='postgresql://ROLE@DB-HOST:5432/DATABASE?sslmode=require' \\"
+        echo "#     DATABASE_AUTH_TOKEN='...' ./deploy.sh -k \"\$DIR\" secret"
+        echo "#   ./deploy.sh -k \"\$DIR\" apply"
         echo "# Its values (host, URL, database) are in number.yaml; the component"
         echo "# kubernetes/components/number copies them into the manifests."
         echo "apiVersion: kustomize.config.k8s.io/v1beta1"
@@ -960,7 +968,7 @@ number_add() {
         echo "# The values of number \"$name\", written by deploy.sh number add. Read by"
         echo "# kustomize (kubernetes/components/number) and by deploy.sh; local-config:"
         echo "# never part of the rendering, never applied. No secrets here: those are"
-        echo "# in the Secret wapi-secrets of namespace $ns (deploy.sh $k secret)."
+        echo "# in the Secret wapi-secrets of namespace $ns (deploy.sh -k DIR secret)."
         echo "apiVersion: v1"
         echo "kind: ConfigMap"
         echo "metadata:"
