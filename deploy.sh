@@ -61,7 +61,7 @@ Commands:
   restart            restart the pod (e.g. after changing the Secret)
   port-forward [PORT]
                      forward localhost:PORT (3000) to the Service
-  number add NAME [--host HOST | --path /PATH]
+  number add NAME [--host HOST] [--path /PATH]
                      one more WhatsApp number on this cluster: writes the
                      overlay kubernetes/numbers/NAME/ (namespace wapi-NAME
                      unless -n, database wapi_NAME, host NAME.your-domain.com
