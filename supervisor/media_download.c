@@ -387,8 +387,8 @@ static void on_answer_done(void *ctx, const PGresult *res, const char *err)
     for (int i = 0; res && i < PQntuples(res) && PQnfields(res) == 3; i++)
         events_publish(strtoull(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
                        PQgetvalue(res, i, 2));
-    if (res && PQcmdTuples((PGresult *)res)[0] && strcmp(PQcmdTuples((PGresult *)res), "0"))
-        next(); /* a new path: download it now */
+    if (res)
+        next(); /* a new path is downloaded now; after an outcome, what else waits */
     free(an);
 }
 

@@ -24,6 +24,7 @@
 #include "common/json.h"
 #include "common/jsonw.h"
 #include "common/sbuf.h"
+#include "ctl_sock.h"
 #include "tar_stream.h"
 
 #ifndef WAPI_VERSION
@@ -139,23 +140,6 @@ static int load_paths(const char *config_path, const char *sock, struct paths *p
         return -1;
     }
     return 0;
-}
-
-static int ctl_connect(const char *sock)
-{
-    struct sockaddr_un sun = {0};
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
 }
 
 /* ======================= backup ======================= */

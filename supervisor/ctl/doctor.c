@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/un.h>
@@ -24,6 +23,7 @@
 #include "common/config.h"
 #include "common/db_params.h"
 #include "common/proxy_url.h"
+#include "ctl_sock.h"
 #include "supervisor/migrate.h"
 
 #define NET_TIMEOUT_S 10L
@@ -269,14 +269,9 @@ static void check_server(const struct wapi_config *cfg, const char *sock)
     snprintf(path, sizeof path, "%s", sock ? sock : "");
     if (!sock)
         snprintf(path, sizeof path, "%s/wapi.sock", cfg->paths.run);
-    struct sockaddr_un sun = {0};
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+    int fd = ctl_connect(path);
+    if (fd < 0) {
         line(-1, "server", "not running (%s)", path);
-        if (fd >= 0)
-            close(fd);
         return;
     }
     char buf[8192];

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "backup.h"
+#include "ctl_sock.h"
 #include "doctor.h"
 #include "user_add.h"
 
@@ -84,11 +85,8 @@ int main(int argc, char **argv)
         strcat(line, argv[i]);
         strcat(line, i + 1 < argc ? " " : "\n");
     }
-    struct sockaddr_un sun = {0};
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+    int fd = ctl_connect(sock);
+    if (fd < 0) {
         fprintf(stderr, "wapictl: cannot reach wapi at %s: %s\n", sock, strerror(errno));
         return 1;
     }

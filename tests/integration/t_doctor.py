@@ -9,27 +9,18 @@ endpoint."""
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import Server, check, done  # noqa: E402
+from harness import Server, check, done, free_port  # noqa: E402
 from linked import Api, private_database  # noqa: E402
 
 DB = private_database(f"wapi_it_doctor_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
 SECRET = "doctor_proxy_pass"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 ca_dir = tempfile.mkdtemp(prefix="wapi-media-ca-")

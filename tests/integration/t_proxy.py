@@ -20,7 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import Server, check, done  # noqa: E402
+from harness import Server, check, done, free_port  # noqa: E402
 from linked import Api, BaileysPeer, private_database, wait  # noqa: E402
 import mediafiles  # noqa: E402
 
@@ -29,14 +29,6 @@ os.environ["TEST_DATABASE_URL"] = DB
 PEER = "15550009999@s.whatsapp.net"
 BPHONE = "15550007777"
 SECRET = "s3cr3t_proxy_pass"  # tinyproxy's BasicAuth takes no @ or :
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def up(port):

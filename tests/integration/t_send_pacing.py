@@ -121,8 +121,9 @@ check("composing, paused for each (4 chatstates)", states == ["composing", "paus
 if len(cs) == 4:
     typed = [cs[1]["t"] - cs[0]["t"], cs[3]["t"] - cs[2]["t"]]
     print(f"# typing shown for {typed[0]} ms (5 characters) and {typed[1]} ms (200 characters)")
-    check("each message after its own paused", cs[1]["t"] <= at[ids[0]] <= cs[2]["t"] and cs[3]["t"] <= at[ids[1]],
-          (cs, at))
+    # The next text's typing may start while the previous one is still being encrypted and
+    # written (the messaging layer pipelines), so only each message's own order is asked.
+    check("each message after its own paused", cs[1]["t"] <= at[ids[0]] and cs[3]["t"] <= at[ids[1]], (cs, at))
     check("typing for about a second for 5 characters, longer for 200 (up to 6 s)",
           900 <= typed[0] <= 1600 and 5500 <= typed[1] <= 6600 and typed[1] > typed[0], typed)
 check("none failed", wait(lambda: settled(ids), timeout=30))
