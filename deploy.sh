@@ -61,6 +61,15 @@ Commands:
   restart            restart the pod (e.g. after changing the Secret)
   port-forward [PORT]
                      forward localhost:PORT (3000) to the Service
+  number add NAME [--host HOST] [--path /PATH]
+                     one more WhatsApp number on this cluster: writes the
+                     overlay kubernetes/numbers/NAME/ (namespace wapi-NAME
+                     unless -n, database wapi_NAME, host NAME.your-domain.com
+                     unless --host; --path: a path on a shared host); then
+                     ./deploy.sh -k kubernetes/numbers/NAME secret, apply, ...
+  number list        the numbers' overlays: namespace, host, path, database
+  number remove NAME delete the overlay only; the cluster and the data are
+                     left as they are (it says how to delete them)
 
 Options:
   -n, --namespace NS   namespace (default: the one the overlay or -k DIR
@@ -80,7 +89,8 @@ Options:
   -y, --yes            do not ask for confirmation
   -h, --help           this text
 
-Environment: KUBECTL (kubectl binary), WAPI_ROLLOUT_TIMEOUT (300s).
+Environment: KUBECTL (kubectl binary), WAPI_ROLLOUT_TIMEOUT (300s),
+WAPI_NUMBERS_DIR (where `number` keeps the overlays; kubernetes/numbers).
 Smoke test: WAPI_SMOKE_URL (reach the server there, e.g. through the Ingress,
 instead of a kubectl port-forward), WAPI_SMOKE_EMAIL and WAPI_SMOKE_PASSWORD
 (sign in, GET /api/me, sign out), WAPI_SMOKE_API_KEY (GET /api/me with it),
@@ -752,6 +762,303 @@ cmd_release() {
     die "$step failed; rolled back to revision $before (the ConfigMap and other objects keep what was applied)"
 }
 
+# ---- many numbers on one cluster ------------------------------------------------
+# One WhatsApp number per pod, each in a namespace of its own. `number add`
+# writes an overlay NUMBERS_DIR/NAME/ (kustomization.yaml: the base's files,
+# kubernetes/components/number and the label app.kubernetes.io/instance=NAME;
+# number.yaml: the number's values). Every other command then works on it
+# with -k NUMBERS_DIR/NAME, in the namespace the overlay declares.
+NUMBERS_DIR=${WAPI_NUMBERS_DIR:-$ROOT/kubernetes/numbers}
+NAMESPACE_GIVEN=""
+NUMBER_USAGE="usage: ./deploy.sh [-n NS] number add NAME [--host HOST] [--path /PATH] | number list | number remove NAME"
+
+# absolute path of $1, which need not exist yet (its existing part resolved)
+abspath() {
+    local p=$1
+    case $p in /*) ;; *) p=$PWD/$p ;; esac
+    if [ -d "$p" ]; then
+        (cd "$p" && pwd -P)
+    elif [ "$p" = / ] || [ "$(dirname "$p")" = "$p" ]; then
+        echo "$p"
+    else
+        local parent
+        parent=$(abspath "$(dirname "$p")")
+        echo "${parent%/}/$(basename "$p")"
+    fi
+}
+
+# relative path from absolute directory $1 to absolute path $2
+relpath_to() {
+    local from=${1%/} to=$2 up=""
+    while [ "$to" != "$from" ] && [ -n "$from" ] && [ "${to#"$from"/}" = "$to" ]; do
+        from=${from%/*}
+        up+="../"
+    done
+    if [ "$to" = "$from" ]; then
+        up=${up%/}
+        echo "${up:-.}"
+    else
+        echo "$up${to#"$from"/}"
+    fi
+}
+
+# shown to the user: relative to the repository when inside it
+shown_path() { case $1 in "$ROOT"/*) echo "${1#"$ROOT"/}" ;; *) echo "$1" ;; esac; }
+
+number_check_name() { # NAME
+    local n=$1
+    if [ ${#n} -gt 40 ] || ! [[ $n =~ ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ ]]; then
+        die "invalid number name '$n': lowercase letters, digits and '-', starting and ending with a letter or digit, at most 40 characters (it names the namespace wapi-NAME and the database wapi_NAME)"
+    fi
+}
+
+# value of KEY in a number.yaml (written by number_add, one "  key: \"value\"" a line)
+number_value() { # FILE KEY
+    sed -n "s/^  $2: \"\\(.*\\)\"\$/\\1/p" "$1" | head -n 1
+}
+
+# the database a libpq connection string names (URI or key=value), or nothing
+url_database() {
+    local u=$1 rest db=""
+    case $u in
+    postgres://* | postgresql://*)
+        rest=${u#*://}
+        rest=${rest##*@}
+        case $rest in *\?*dbname=*) db=${rest#*\?}; db=${db#*dbname=}; db=${db%%&*}; echo "${db%%#*}"; return ;; esac
+        rest=${rest%%\?*}
+        rest=${rest%%#*}
+        case $rest in */*) db=${rest#*/} ;; esac
+        echo "$db"
+        ;;
+    *) printf '%s\n' "$u" | tr ' ' '\n' | sed -n 's/^dbname=//p' | head -n 1 ;;
+    esac
+}
+
+# `secret` for a number's overlay: a DATABASE_URL from the environment must
+# name that number's own database, so that two numbers never share one.
+number_check_secret() {
+    local dir f want got
+    dir=$(kustomize_dir) || exit 1
+    f=$dir/number.yaml
+    [ -f "$f" ] && [ -n "${DATABASE_URL:-}" ] || return 0
+    want=$(number_value "$f" database)
+    got=$(url_database "$DATABASE_URL")
+    [ "$got" = "$want" ] ||
+        die "DATABASE_URL names the database '${got:-(none)}', but number '$(number_value "$f" name)' keeps its data in '$want' (number.yaml): give each number its own database"
+}
+
+number_add() {
+    local name="" host="" path=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --host) [ $# -ge 2 ] || die "--host needs a value"; host=$2; shift ;;
+        --host=*) host=${1#*=} ;;
+        --path) [ $# -ge 2 ] || die "--path needs a value"; path=$2; shift ;;
+        --path=*) path=${1#*=} ;;
+        -*) die "number add: unknown option '$1' ($NUMBER_USAGE)" ;;
+        *) [ -z "$name" ] || die "number add takes one NAME, got '$name' and '$1'"; name=$1 ;;
+        esac
+        shift
+    done
+    [ -n "$name" ] || die "$NUMBER_USAGE"
+    number_check_name "$name"
+    local ns=${NAMESPACE_GIVEN:-wapi-$name}
+    if [ -n "$host" ]; then
+        if [ ${#host} -gt 253 ] || ! [[ $host =~ ^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$ ]]; then
+            die "invalid host '$host': a lowercase DNS name such as wapi.example.com"
+        fi
+    elif [ -n "$path" ]; then
+        host=your-domain.com
+    else
+        host=$name.your-domain.com
+    fi
+    if [ -n "$path" ] && ! [[ $path =~ ^/[a-z0-9]([a-z0-9_-]*[a-z0-9])?$ ]]; then
+        die "invalid path '$path': one segment such as /sales (lowercase letters, digits, '-', '_')"
+    fi
+    local db=wapi_${name//-/_} url="https://$host$path" origin="https://$host"
+    local numbers dir
+    numbers=$(abspath "$NUMBERS_DIR")
+    dir=$numbers/$name
+    [ -e "$dir" ] && die "number '$name' exists already ($(shown_path "$dir")); choose another name, or remove it first (./deploy.sh number remove $name)"
+    # What must stay apart from every other number: namespace, database,
+    # public address.
+    local f other
+    for f in "$numbers"/*/number.yaml; do
+        [ -f "$f" ] || continue
+        other=$(number_value "$f" name)
+        [ "$(number_value "$f" namespace)" = "$ns" ] &&
+            die "namespace $ns belongs to number '$other' already: each number needs its own (-n NS)"
+        [ "$(number_value "$f" database)" = "$db" ] &&
+            die "database $db belongs to number '$other' already"
+        [ "$(number_value "$f" host)" = "$host" ] && [ "$(number_value "$f" path)" = "$path" ] &&
+            die "https://$host$path is number '$other''s address already: give --host or --path"
+        [ "$(number_value "$f" host)" = "$host" ] && { [ -z "$path" ] || [ -z "$(number_value "$f" path)" ]; } &&
+            die "host $host is number '$other''s; numbers share a host only with a --path each"
+    done
+
+    local base rel r resources=() cmdline="./deploy.sh" opts=""
+    base=$(abspath "$ROOT/kubernetes")
+    rel=$(relpath_to "$dir" "$base")
+    while IFS= read -r r; do resources+=("$rel/$r"); done < <(
+        awk '/^resources:/ { on = 1; next } /^[^ #]/ { on = 0 } on && /^  - / { print $2 }' "$base/kustomization.yaml")
+    [ ${#resources[@]} -gt 0 ] || die "no resources in $base/kustomization.yaml"
+    [ -n "$NAMESPACE_GIVEN" ] && cmdline+=" -n $ns"
+    cmdline+=" number add $name"
+    [ "$host" != "$name.your-domain.com" ] && [ "$host" != your-domain.com ] && opts+=" --host $host"
+    [ -n "$path" ] && opts+=" --path $path"
+    local k
+    k="-k $(shown_path "$dir")"
+
+    mktempdir
+    local out=$TMP_MADE
+    {
+        echo "# WhatsApp number \"$name\", written by"
+        echo "#   $cmdline${opts:+ \\}"
+        [ -z "$opts" ] || echo "#    $opts"
+        echo "# Everything of this number lives in namespace $ns: its pod, its claims"
+        echo "# whatsapp-sessions and media, its backups, its Secret wapi-secrets. Its"
+        echo "# data goes to its own database, $db (on a shared PostgreSQL if you like):"
+        echo "#   CREATE ROLE $db LOGIN PASSWORD '...';"
+        echo "#   CREATE DATABASE $db OWNER $db;"
+        echo "# then, from the repository's root (ROLE and DATABASE: $db), with"
+        echo "#   DIR=$(shown_path "$dir")"
+        echo "#   DATABASE_URL='postgresql://ROLE@DB-HOST:5432/DATABASE?sslmode=require' \\"
+        echo "#     DATABASE_AUTH_TOKEN='...' ./deploy.sh -k \"\$DIR\" secret"
+        echo "#   ./deploy.sh -k \"\$DIR\" apply"
+        echo "# Its values (host, URL, database) are in number.yaml; the component"
+        echo "# kubernetes/components/number copies them into the manifests."
+        echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+        echo "kind: Kustomization"
+        echo "namespace: $ns"
+        echo "resources:"
+        echo "  # the production base, file by file (this folder may lie inside it)"
+        for r in "${resources[@]}"; do echo "  - $r"; done
+        echo "  - number.yaml"
+        echo "components:"
+        echo "  - $rel/components/number"
+        echo "labels:"
+        echo "  # includeSelectors stays false: see components/number (DNS egress)"
+        echo "  - pairs:"
+        echo "      app.kubernetes.io/instance: $name"
+        echo "    includeSelectors: false"
+        echo "    includeTemplates: true"
+        if [ -n "$path" ]; then
+            echo "patches:"
+            echo "  # A path on a shared host: the Ingress passes $path/... on without"
+            echo "  # the prefix (the server has no base-path setting)."
+            echo "  - target:"
+            echo "      kind: Ingress"
+            echo "      name: wapi"
+            echo "    patch: |-"
+            echo "      - op: replace"
+            echo "        path: /spec/rules/0/http/paths/0/path"
+            echo "        value: $path(/|\$)(.*)"
+            echo "      - op: replace"
+            echo "        path: /spec/rules/0/http/paths/0/pathType"
+            echo "        value: ImplementationSpecific"
+            echo "      - op: add"
+            echo "        path: /metadata/annotations/nginx.ingress.kubernetes.io~1use-regex"
+            echo "        value: \"true\""
+            echo "      - op: add"
+            echo "        path: /metadata/annotations/nginx.ingress.kubernetes.io~1rewrite-target"
+            echo "        value: /\$2"
+        fi
+    } >"$out/kustomization.yaml"
+    {
+        echo "# The values of number \"$name\", written by deploy.sh number add. Read by"
+        echo "# kustomize (kubernetes/components/number) and by deploy.sh; local-config:"
+        echo "# never part of the rendering, never applied. No secrets here: those are"
+        echo "# in the Secret wapi-secrets of namespace $ns (deploy.sh -k DIR secret)."
+        echo "apiVersion: v1"
+        echo "kind: ConfigMap"
+        echo "metadata:"
+        echo "  name: wapi-number"
+        echo "  annotations:"
+        echo "    config.kubernetes.io/local-config: \"true\""
+        echo "data:"
+        echo "  name: \"$name\""
+        echo "  namespace: \"$ns\""
+        echo "  host: \"$host\""
+        echo "  path: \"$path\""
+        echo "  url: \"$url\""
+        echo "  origin: \"$origin\""
+        echo "  database: \"$db\""
+    } >"$out/number.yaml"
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "# Would write $(shown_path "$dir")/kustomization.yaml:"
+        cat "$out/kustomization.yaml"
+        echo "# Would write $(shown_path "$dir")/number.yaml:"
+        cat "$out/number.yaml"
+        return 0
+    fi
+    mkdir -p "$numbers"
+    mkdir "$dir" || die "cannot create $dir"
+    cp "$out/kustomization.yaml" "$out/number.yaml" "$dir/"
+    note "number $name: $(shown_path "$dir") (namespace $ns, database $db, $url)"
+    cat >&2 <<MSG
+Next:
+  1. its database on your PostgreSQL:  CREATE ROLE $db LOGIN PASSWORD '...'; CREATE DATABASE $db OWNER $db;
+  2. its Secret:   DATABASE_URL='postgresql://$db@DB-HOST:5432/$db?sslmode=require' DATABASE_AUTH_TOKEN='...' \\
+                     ./deploy.sh $k secret
+  3. deploy it:    ./deploy.sh $k apply
+  4. link it:      ./deploy.sh $k logs --tail=500 | grep setup_token, then open $url
+MSG
+}
+
+number_list() {
+    local numbers f n=0
+    numbers=$(abspath "$NUMBERS_DIR")
+    for f in "$numbers"/*/number.yaml; do
+        [ -f "$f" ] || continue
+        [ "$n" = 0 ] && printf '%-24s %-30s %-32s %-12s %s\n' NAME NAMESPACE HOST PATH DATABASE
+        n=$((n + 1))
+        printf '%-24s %-30s %-32s %-12s %s\n' "$(number_value "$f" name)" "$(number_value "$f" namespace)" \
+            "$(number_value "$f" host)" "$(number_value "$f" path | sed 's/^$/-/')" "$(number_value "$f" database)"
+    done
+    [ "$n" -gt 0 ] || note "no numbers in $(shown_path "$numbers") (./deploy.sh number add NAME)"
+}
+
+# Deletes the overlay only. The cluster keeps the number running, with its
+# session, media and Secret; deleting those is a separate, deliberate step.
+number_remove() {
+    [ $# -eq 1 ] || die "usage: ./deploy.sh number remove NAME"
+    number_check_name "$1"
+    local numbers dir ns db
+    numbers=$(abspath "$NUMBERS_DIR")
+    dir=$numbers/$1
+    [ -f "$dir/number.yaml" ] || die "no number '$1' in $(shown_path "$numbers") (./deploy.sh number list)"
+    ns=$(number_value "$dir/number.yaml" namespace)
+    db=$(number_value "$dir/number.yaml" database)
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "# Would remove $(shown_path "$dir") (the overlay only; nothing in the cluster)"
+        return 0
+    fi
+    rm -rf -- "$dir"
+    note "removed $(shown_path "$dir"): the overlay only"
+    cat >&2 <<MSG
+Nothing in the cluster was changed: namespace $ns still runs number $1, with
+its WhatsApp session and media (claims whatsapp-sessions, media, wapi-backups)
+and its Secret. To take it down for good, deliberately:
+  ./deploy.sh -n $ns backup               keep a last archive of session and media
+  kubectl delete namespace $ns            the pod, the Secret, the claims; the volumes
+                                          then follow their StorageClass's reclaimPolicy
+                                          (Delete: the session and media are gone)
+  DROP DATABASE $db;                      its messages, users and webhooks, on PostgreSQL
+MSG
+}
+
+cmd_number() {
+    local sub=${1:-}
+    [ $# -gt 0 ] && shift
+    case $sub in
+    add) number_add "$@" ;;
+    list) [ $# -eq 0 ] || die "number list takes no arguments"; number_list ;;
+    remove) number_remove "$@" ;;
+    '') die "$NUMBER_USAGE" ;;
+    *) die "unknown number command '$sub' ($NUMBER_USAGE)" ;;
+    esac
+}
+
 main() {
     local cmd="" args=()
     while [ $# -gt 0 ]; do
@@ -788,6 +1095,7 @@ main() {
     done
     case $OVERLAY in *[!A-Za-z0-9_-]*) die "invalid overlay name: '$OVERLAY'" ;; esac
     [ -n "$OVERLAY" ] && [ -n "$KDIR" ] && die "--overlay and --kustomize exclude each other"
+    NAMESPACE_GIVEN=$NAMESPACE # for `number add`: -n or WAPI_NAMESPACE, not a default
     # No -n: the namespace the overlay (or -k DIR) declares, so that e.g.
     # `--overlay staging` never lands in production's namespace.
     if [ -z "$NAMESPACE" ]; then
@@ -805,7 +1113,7 @@ main() {
     [ -n "$CONTEXT" ] && KARGS=(--context "$CONTEXT")
     case $cmd in
     apply) cmd_apply ;;
-    secret) cmd_secret ;;
+    secret) number_check_secret; cmd_secret ;;
     status) cmd_status ;;
     logs) cmd_logs ${args[@]+"${args[@]}"} ;;
     backup) cmd_backup ${args[@]+"${args[@]}"} ;;
@@ -815,6 +1123,7 @@ main() {
     release) [ ${#args[@]} -eq 0 ] || die "release takes no arguments"; cmd_release ;;
     restart) cmd_restart ;;
     port-forward) cmd_port_forward ${args[@]+"${args[@]}"} ;;
+    number) cmd_number ${args[@]+"${args[@]}"} ;;
     '') usage >&2; exit 2 ;;
     *) echo "deploy.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
     esac

@@ -106,6 +106,10 @@ void metrics_observe_rtt(struct metrics_slot *s, uint64_t usec)
     metrics_add(&s->rtt_count, 1);
 }
 
+const char *const METRICS_WA_STATE_NAMES[METRICS_WA_STATES] = {
+    "stopped",      "connecting", "qr",     "pairing",  "connected",
+    "reconnecting", "logged_out", "banned", "outdated", "locked"};
+
 static uint64_t ld(const uint64_t *p)
 {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -239,4 +243,21 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
               (unsigned long long)SUM(media_refused_too_large_total),
               (unsigned long long)ld(&m->media_refused_invalid_total),
               (unsigned long long)ld(&m->media_swept_files_total));
+    uint64_t st = ld(&m->wa_state);
+    sbuf_addf(o,
+              "# HELP wapi_wa_connected 1 while the WhatsApp session is connected, else 0.\n"
+              "# TYPE wapi_wa_connected gauge\nwapi_wa_connected %d\n"
+              "# HELP wapi_wa_session_state The WhatsApp session's state (1 for the current one).\n"
+              "# TYPE wapi_wa_session_state gauge\n",
+              st == METRICS_WA_CONNECTED);
+    for (unsigned i = 0; i < METRICS_WA_STATES; i++)
+        sbuf_addf(o, "wapi_wa_session_state{state=\"%s\"} %d\n", METRICS_WA_STATE_NAMES[i], st == i);
+    sbuf_addf(o,
+              "# HELP wapi_webhook_dead_letters_total Webhook deliveries given up after their last attempt "
+              "(state dead).\n"
+              "# TYPE wapi_webhook_dead_letters_total counter\nwapi_webhook_dead_letters_total %llu\n"
+              "# HELP wapi_outbox_pending Outgoing messages accepted and not yet taken by WhatsApp.\n"
+              "# TYPE wapi_outbox_pending gauge\nwapi_outbox_pending %llu\n",
+              (unsigned long long)ld(&m->webhook_dead_letters_total),
+              (unsigned long long)ld(&m->outbox_pending));
 }

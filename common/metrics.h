@@ -15,6 +15,11 @@ enum metrics_route { MR_ROOT, MR_HEALTHZ, MR_READYZ, MR_METRICS, MR_API, MR_STAT
 #define METRICS_STATUSES 27
 #define METRICS_LAT_BUCKETS 12 /* + Inf */
 #define METRICS_RTT_BUCKETS 8
+/* enum wa_state's names in its order (common/ does not see supervisor/wa;
+ * session.c checks the count). */
+#define METRICS_WA_STATES 10
+extern const char *const METRICS_WA_STATE_NAMES[METRICS_WA_STATES];
+#define METRICS_WA_CONNECTED 4u
 
 struct metrics_slot {
     /* counters */
@@ -42,6 +47,10 @@ struct metrics_shm {
     uint64_t media_store_bytes, media_store_files; /* gauges */
     uint64_t media_uploads_total, media_refused_full_total, media_refused_invalid_total,
         media_swept_files_total;
+    /* the WhatsApp session, webhooks and the outbox (the supervisor writes these) */
+    uint64_t wa_state;                   /* gauge: enum wa_state's value, in METRICS_WA_STATE_NAMES order */
+    uint64_t webhook_dead_letters_total; /* deliveries given up after their last attempt */
+    uint64_t outbox_pending;             /* gauge: messages accepted, not yet taken by WhatsApp */
     struct metrics_slot slot[METRICS_SLOTS];
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/sbuf.h"
 #include "events.h"
 #include "media_send.h"
@@ -540,10 +541,27 @@ static void dispatch(void)
         O.claiming = 0;
 }
 
+/* wapi_outbox_pending: counted at each poll (a cheap index-only count of
+ * the unsent rows) rather than kept by hand across claims, acks and restarts. */
+static const char SQL_PENDING[] = "SELECT count(*) FROM wa_outbox WHERE state IN ('pending', 'inflight')";
+static int counting;
+
+static void on_pending_count(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    counting = 0;
+    if (res && PQntuples(res) == 1)
+        metrics_set(&S.shm->outbox_pending, strtoull(PQgetvalue(res, 0, 0), NULL, 10));
+    else
+        log_warn("outbox: pending count failed", LF_S("error", err ? err : "?"));
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     dispatch();
+    if (!counting && sdb_query(SQL_PENDING, 0, NULL, on_pending_count, NULL))
+        counting = 1;
     struct timeval tv = {POLL_S, 0};
     if (!evtimer_pending(O.poll_timer, NULL))
         evtimer_add(O.poll_timer, &tv);

@@ -9,6 +9,7 @@
 #include "common/timefmt.h"
 #include "common/db_params.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "events.h"
 #include "pg_lock.h"
 #include "audit.h"
@@ -88,8 +89,12 @@ static void status_answer(uint32_t *status, struct sbuf *body)
     workers_answer_json(&w, status, body);
 }
 
+_Static_assert(WA_STATE_COUNT == METRICS_WA_STATES && WA_CONNECTED == METRICS_WA_CONNECTED,
+               "metrics name the session's states in enum wa_state's order");
+
 static void set_state(enum wa_state st, const char *detail, int is_error)
 {
+    metrics_set(&S.shm->wa_state, (uint64_t)st);
     if (st != Ss.st)
         rfc3339_now_ms(Ss.since, sizeof Ss.since);
     Ss.st = st;

@@ -25,6 +25,7 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "common/metrics.h"
 #include "common/webhook_url.h"
 #include "pgc_libevent.h"
 #include "sdb.h"
@@ -277,6 +278,7 @@ static void finish(struct delivery *d, int status, int retryable)
         snprintf(d->state, sizeof d->state, "failed");
     } else if ((unsigned)d->attempts >= WH.max_attempts) {
         snprintf(d->state, sizeof d->state, "dead");
+        metrics_add(&S.shm->webhook_dead_letters_total, 1);
     } else {
         snprintf(d->state, sizeof d->state, "pending");
         uint32_t r = 0;

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import * as k8s from '@kubernetes/client-node';
+import { parser as promqlParser } from '@prometheus-io/lezer-promql';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -68,11 +69,24 @@ function kubectlKustomize(dir) {
 }
 
 // A small kustomize for when kubectl is absent: the subset these
-// kustomizations use (resources, namespace, images, JSON 6902 patches and
-// "$patch: delete"). Anything else is refused rather than ignored.
+// kustomizations use (resources, components, namespace, images, JSON 6902
+// patches and "$patch: delete", labels without selectors, replacements,
+// local-config objects left out). Anything else is refused rather than
+// ignored; where kubectl is installed the two renderings must agree.
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PersistentVolume',
   'StorageClass', 'CustomResourceDefinition', 'IngressClass', 'PriorityClass']);
-const KUSTOMIZATION_KEYS = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'images', 'patches']);
+const KUSTOMIZATION_KEYS = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'images', 'patches',
+  'components', 'labels', 'replacements']);
+const LOCAL_CONFIG = 'config.kubernetes.io/local-config';
+// kustomize's template label field specs (labels: includeTemplates: true)
+const TEMPLATE_LABELS = {
+  Deployment: [['spec', 'template', 'metadata', 'labels']],
+  ReplicaSet: [['spec', 'template', 'metadata', 'labels']],
+  DaemonSet: [['spec', 'template', 'metadata', 'labels']],
+  StatefulSet: [['spec', 'template', 'metadata', 'labels'], ['spec', 'volumeClaimTemplates', '[]', 'metadata', 'labels']],
+  Job: [['spec', 'template', 'metadata', 'labels']],
+  CronJob: [['spec', 'jobTemplate', 'metadata', 'labels'], ['spec', 'jobTemplate', 'spec', 'template', 'metadata', 'labels']],
+};
 
 function decodePointer(p) {
   return p.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
@@ -115,18 +129,90 @@ function matchesTarget(o, t) {
   if (t.namespace && o.metadata?.namespace !== t.namespace) return false;
   return true;
 }
+// a kustomize field path ("spec.rules.0.host", "data.[a.b/c]") as keys
+function fieldPathKeys(fp, where) {
+  const keys = [];
+  for (const m of String(fp).matchAll(/\[([^\]]*)\]|[^.[\]]+/g)) {
+    if (m[1] !== undefined && m[1].includes('=')) throw new Error(`${where}: field path ${fp}: [key=value] not supported without kubectl`);
+    keys.push(m[1] !== undefined ? m[1] : m[0]);
+  }
+  return keys;
+}
+// the objects (or values) at KEYS ('[]': every element of a list)
+function walkPath(obj, keys, create, where, fp) {
+  let nodes = [obj];
+  for (const [i, key] of keys.entries()) {
+    const next = [];
+    for (const n of nodes) {
+      if (key === '[]') { if (Array.isArray(n)) next.push(...n); continue; }
+      if (i === keys.length - 1) { next.push({ parent: n, key }); continue; }
+      let child = Array.isArray(n) ? n[Number(key)] : n[key];
+      if (child === undefined || child === null) {
+        if (!create) throw new Error(`${where}: ${fp} not found in ${idOf(obj)}`);
+        child = n[key] = {};
+      }
+      next.push(child);
+    }
+    nodes = next;
+  }
+  return nodes;
+}
+function applyLabels(objs, entry, where) {
+  for (const key of Object.keys(entry)) {
+    if (!['pairs', 'includeSelectors', 'includeTemplates'].includes(key)) throw new Error(`${where}: labels.${key} not supported without kubectl`);
+  }
+  if (entry.includeSelectors) throw new Error(`${where}: labels with includeSelectors not supported without kubectl`);
+  for (const o of objs) {
+    const paths = [['metadata', 'labels'], ...(entry.includeTemplates ? TEMPLATE_LABELS[o.kind] || [] : [])];
+    for (const p of paths) {
+      for (const { parent, key } of walkPath(o, p, true, where, p.join('.'))) {
+        parent[key] = { ...(parent[key] || {}), ...Object.fromEntries(Object.entries(entry.pairs || {}).map(([k, v]) => [k, String(v)])) };
+      }
+    }
+  }
+}
+function applyReplacement(objs, r, where) {
+  const src = r.source || {};
+  const sources = objs.filter((o) => matchesTarget(o, src));
+  if (sources.length !== 1) throw new Error(`${where}: ${sources.length} objects match the source`);
+  const [{ parent, key }] = walkPath(sources[0], fieldPathKeys(src.fieldPath || 'metadata.name', where), false, where, src.fieldPath);
+  const value = parent[key];
+  if (value === undefined) throw new Error(`${where}: source ${src.fieldPath} not found`);
+  for (const t of r.targets || []) {
+    const opts = t.options || {};
+    if (opts.delimiter !== undefined || opts.index !== undefined) throw new Error(`${where}: delimiter/index not supported without kubectl`);
+    if (t.reject) throw new Error(`${where}: reject not supported without kubectl`);
+    const targets = objs.filter((o) => matchesTarget(o, t.select || {}));
+    for (const o of targets) {
+      for (const fp of t.fieldPaths || []) {
+        for (const n of walkPath(o, fieldPathKeys(fp, where), !!opts.create, where, fp)) {
+          if (!opts.create && n.parent[n.key] === undefined) throw new Error(`${where}: ${fp} not found in ${idOf(o)}`);
+          n.parent[n.key] = clone(value);
+        }
+      }
+    }
+  }
+}
 function fallbackKustomize(dir) {
+  const objs = [];
+  kustomizeInto(dir, objs, null); // a Component may be built on its own too
+  return objs.filter((o) => o.metadata?.annotations?.[LOCAL_CONFIG] !== 'true');
+}
+// Adds DIR's resources to OBJS, then applies its components and its own
+// transformations to all of OBJS (a component acts on what includes it).
+function kustomizeInto(dir, objs, kind) {
   const kfile = path.join(dir, 'kustomization.yaml');
   const kz = YAML.parse(fs.readFileSync(kfile, 'utf8'));
   for (const key of Object.keys(kz)) {
     if (!KUSTOMIZATION_KEYS.has(key)) throw new Error(`${kfile}: field ${key} not supported without kubectl`);
   }
-  let objs = [];
+  if (kind && (kz.kind || 'Kustomization') !== kind) throw new Error(`${kfile}: kind ${kz.kind}, expected ${kind}`);
   for (const res of kz.resources || []) {
     const p = path.resolve(dir, res);
     if (fs.statSync(p).isDirectory()) objs.push(...fallbackKustomize(p));
     else objs.push(...parseDocs(fs.readFileSync(p, 'utf8'), p));
   }
+  for (const c of kz.components || []) kustomizeInto(path.resolve(dir, c), objs, 'Component');
   for (const [i, pt] of (kz.patches || []).entries()) {
     const where = `${kfile} patches[${i}]`;
     const body = YAML.parse(pt.path ? fs.readFileSync(path.resolve(dir, pt.path), 'utf8') : pt.patch);
@@ -136,8 +222,9 @@ function fallbackKustomize(dir) {
       for (const o of targets) applyJson6902(o, body, where);
     } else if (body && body.$patch === 'delete') {
       const before = objs.length;
-      objs = objs.filter((o) => !(o.kind === body.kind && o.metadata?.name === body.metadata?.name));
-      if (objs.length === before) throw new Error(`${where}: nothing to delete`);
+      const kept = objs.filter((o) => !(o.kind === body.kind && o.metadata?.name === body.metadata?.name));
+      if (kept.length === before) throw new Error(`${where}: nothing to delete`);
+      objs.splice(0, objs.length, ...kept);
     } else {
       throw new Error(`${where}: strategic merge patches are not supported without kubectl`);
     }
@@ -162,7 +249,8 @@ function fallbackKustomize(dir) {
       }
     }
   }
-  return objs;
+  for (const [i, l] of (kz.labels || []).entries()) applyLabels(objs, l, `${kfile} labels[${i}]`);
+  for (const [i, r] of (kz.replacements || []).entries()) applyReplacement(objs, r, `${kfile} replacements[${i}]`);
 }
 
 const sortKey = (o) => `${o.kind}/${o.metadata?.namespace || ''}/${o.metadata?.name}`;
@@ -499,7 +587,8 @@ function configChecks(ctx) {
     if (!/^https:\/\//.test(data.BETTER_AUTH_URL || '')) e.push('BETTER_AUTH_URL must be an https:// URL');
     // Cookies and CSRF checks follow BETTER_AUTH_URL: it must be the host
     // the Ingress publishes, and the dashboard's origin must be trusted.
-    if (data.BETTER_AUTH_URL !== `https://${t.host}`) e.push(`BETTER_AUTH_URL ${data.BETTER_AUTH_URL}, must be https://${t.host} (the Ingress host)`);
+    const url = t.url || `https://${t.host}`;
+    if (data.BETTER_AUTH_URL !== url) e.push(`BETTER_AUTH_URL ${data.BETTER_AUTH_URL}, must be ${url} (the Ingress host${t.url ? ' and path' : ''})`);
     if (!String(data.WAPI_AUTH_TRUSTED_ORIGINS || '').split(',').map((x) => x.trim()).includes(`https://${t.host}`)) {
       e.push(`WAPI_AUTH_TRUSTED_ORIGINS must include https://${t.host}`);
     }
@@ -961,11 +1050,428 @@ const BREAKAGES = [
     c.objs.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'wapi-secrets', namespace: 'wapi-staging' }, stringData: {} });
   }],
   ['staging pod runs as root', 'staging', 'restricted Deployment/wapi', (c) => { dep(c).spec.template.spec.securityContext.runAsUser = 0; }],
+  // the numbers, one at a time (made by deploy.sh number add; see NUMBERS)
+  ['replicas 2', 'number-alpha', 'deployment', (c) => { dep(c).spec.replicas = 2; }],
+  ['strategy RollingUpdate', 'number-gamma', 'deployment', (c) => { dep(c).spec.strategy = { type: 'RollingUpdate' }; }],
+  ['pod runs as root', 'number-beta', 'restricted Deployment/wapi', (c) => { dep(c).spec.template.spec.securityContext.runAsUser = 0; }],
+  ['BETTER_AUTH_URL without the number\'s path', 'number-beta', 'configmap', (c) => { cmData(c).BETTER_AUTH_URL = 'https://api.example.com'; }],
+  ['Ingress on another number\'s host', 'number-alpha', 'ingress', (c) => { find(c.objs, 'Ingress', 'wapi').spec.rules[0].host = 'gamma.your-domain.com'; }],
+  ['object outside the number\'s namespace', 'number-gamma', 'namespace', (c) => { find(c.objs, 'Service', 'wapi').metadata.namespace = 'wapi'; }],
+  ['overlay drops a base file', 'number-alpha', 'overlay drift', (c) => {
+    c.overlayKustomization.resources = c.overlayKustomization.resources.filter((r) => !/networkpolicy/.test(r));
+  }],
+];
+
+// ------------------------------------------------- many numbers on one cluster
+// Three numbers made the way a user makes them, with `deploy.sh number add`
+// into a temporary folder: by host, by path on a shared host, and in a
+// namespace given with -n. Each is rendered and checked like the targets
+// above (as "number-NAME"), then the three together: nothing of one may be,
+// or select, anything of another.
+const INSTANCE = 'app.kubernetes.io/instance';
+const NUMBERS = [
+  { name: 'alpha', args: ['number', 'add', 'alpha', '--host', 'alpha.example.com'],
+    namespace: 'wapi-alpha', host: 'alpha.example.com', url: 'https://alpha.example.com' },
+  { name: 'beta', args: ['number', 'add', 'beta', '--host', 'api.example.com', '--path', '/beta'],
+    namespace: 'wapi-beta', host: 'api.example.com', url: 'https://api.example.com/beta' },
+  { name: 'gamma', args: ['-n', 'wapi-gamma-prod', 'number', 'add', 'gamma'],
+    namespace: 'wapi-gamma-prod', host: 'gamma.your-domain.com', url: 'https://gamma.your-domain.com' },
+];
+
+function makeNumbers(dir) {
+  const env = { ...process.env, WAPI_NUMBERS_DIR: dir };
+  for (const k of ['WAPI_NAMESPACE', 'WAPI_OVERLAY', 'WAPI_KUSTOMIZE_DIR', 'WAPI_IMAGE']) delete env[k];
+  for (const n of NUMBERS) {
+    const r = spawnSync('bash', [path.join(ROOT, 'deploy.sh'), ...n.args], { env, encoding: 'utf8', timeout: 30000 });
+    const d = path.join(dir, n.name);
+    const errs = [];
+    if (r.status !== 0) errs.push(`exit ${r.status}: ${(r.stderr || '').trim().split('\n').pop()}`);
+    else if (!fs.existsSync(path.join(d, 'kustomization.yaml')) || !fs.existsSync(path.join(d, 'number.yaml'))) errs.push('no kustomization.yaml and number.yaml');
+    report(`deploy.sh ${n.args.join(' ')}`, errs);
+    if (!errs.length) {
+      TARGETS[`number-${n.name}`] = { dir: d, namespace: n.namespace, host: n.host, url: n.url, prod: true, number: n.name };
+    }
+  }
+}
+
+const selects = (sel, labels) => Object.keys(sel || {}).length > 0 &&
+  Object.entries(sel).every(([k, v]) => (labels || {})[k] === v);
+const podTemplatesOf = (objs) => objs.filter((o) => podSpecOf(o))
+  .map((o) => ({ id: idOf(o), labels: podMetaOf(o)?.labels || {}, server: o.kind === 'Deployment' && o.metadata?.name === 'wapi' }));
+function serverSelectorsOf(objs) {
+  return [
+    ['Deployment/wapi selector', find(objs, 'Deployment', 'wapi')?.spec?.selector?.matchLabels],
+    ['Service/wapi selector', find(objs, 'Service', 'wapi')?.spec?.selector],
+    ['NetworkPolicy/wapi podSelector', find(objs, 'NetworkPolicy', 'wapi')?.spec?.podSelector?.matchLabels],
+  ];
+}
+
+function collisionChecks(ctx) {
+  const e = [];
+  const owner = new Map();
+  const nsOwner = new Map();
+  for (const s of ctx.sets) {
+    for (const o of s.objs) {
+      const key = CLUSTER_SCOPED.has(o.kind) ? `${o.kind}/${o.metadata?.name}` : `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
+      if (owner.has(key) && owner.get(key) !== s.name) e.push(`${key} belongs to ${owner.get(key)} and ${s.name}`);
+      owner.set(key, s.name);
+      const ns = o.kind === 'Namespace' ? o.metadata?.name : o.metadata?.namespace;
+      if (ns && nsOwner.has(ns) && nsOwner.get(ns) !== s.name) e.push(`namespace ${ns} holds objects of ${nsOwner.get(ns)} and ${s.name}`);
+      if (ns) nsOwner.set(ns, s.name);
+    }
+  }
+  return [...new Set(e)];
+}
+
+function claimChecks(ctx) {
+  const e = [];
+  const owner = new Map();
+  for (const s of ctx.sets) {
+    for (const o of s.objs) {
+      for (const v of podSpecOf(o)?.volumes || []) {
+        if (!v.persistentVolumeClaim) continue;
+        const key = `${o.metadata?.namespace}/${v.persistentVolumeClaim.claimName}`;
+        if (owner.has(key) && owner.get(key) !== s.name) e.push(`claim ${key} mounted by pods of ${owner.get(key)} and ${s.name}`);
+        owner.set(key, s.name);
+        const pvc = s.objs.find((p) => p.kind === 'PersistentVolumeClaim' && p.metadata?.name === v.persistentVolumeClaim.claimName &&
+          p.metadata?.namespace === o.metadata?.namespace);
+        if (!pvc) e.push(`${s.name}: ${idOf(o)} mounts ${key}, which the number does not own`);
+      }
+    }
+  }
+  return e;
+}
+
+function onePodChecks(ctx) {
+  const e = [];
+  for (const s of ctx.sets) {
+    const deps = s.objs.filter((o) => o.kind === 'Deployment');
+    if (deps.length !== 1) { e.push(`${s.name}: ${deps.length} Deployments, must be 1`); continue; }
+    if (deps[0].spec?.replicas !== 1) e.push(`${s.name}: replicas ${deps[0].spec?.replicas}, must be 1`);
+    if (deps[0].spec?.strategy?.type !== 'Recreate') e.push(`${s.name}: strategy ${deps[0].spec?.strategy?.type}, must be Recreate`);
+  }
+  return e;
+}
+
+function selectorChecks(ctx) {
+  const e = [];
+  for (const s of ctx.sets) {
+    const own = podTemplatesOf(s.objs).find((t) => t.server);
+    for (const [what, sel] of serverSelectorsOf(s.objs)) {
+      if (!sel) { e.push(`${s.name}: no ${what}`); continue; }
+      if (sel[INSTANCE] !== s.name) e.push(`${s.name}: ${what} lacks ${INSTANCE}=${s.name}`);
+      if (!own || !selects(sel, own.labels)) e.push(`${s.name}: ${what} does not select its own server pod`);
+      for (const t of ctx.sets) {
+        if (t === s) continue;
+        for (const p of podTemplatesOf(t.objs)) if (selects(sel, p.labels)) e.push(`${s.name}: ${what} selects ${t.name}'s ${p.id} pod`);
+      }
+    }
+  }
+  return e;
+}
+
+function instanceLabelChecks(ctx) {
+  const e = [];
+  for (const s of ctx.sets) {
+    for (const o of s.objs) if (o.metadata?.labels?.[INSTANCE] !== s.name) e.push(`${s.name}: ${idOf(o)} lacks ${INSTANCE}=${s.name}`);
+    for (const p of podTemplatesOf(s.objs)) if (p.labels[INSTANCE] !== s.name) e.push(`${s.name}: pod template of ${p.id} lacks ${INSTANCE}`);
+  }
+  return e;
+}
+
+function secretDatabaseChecks(ctx) {
+  const e = [];
+  const secrets = new Map();
+  const dbs = new Map();
+  for (const s of ctx.sets) {
+    for (const o of s.objs) if (o.kind === 'Secret') e.push(`${s.name}: renders ${idOf(o)}; credentials are made by deploy.sh secret, never kept in the overlay`);
+    const dep = find(s.objs, 'Deployment', 'wapi');
+    const c = dep?.spec?.template?.spec?.containers?.find((x) => x.name === 'wapi');
+    const refs = (c?.envFrom || []).filter((r) => r.secretRef).map((r) => `${dep.metadata.namespace}/${r.secretRef.name}`);
+    if (!refs.length) e.push(`${s.name}: the server reads no Secret`);
+    for (const key of refs) {
+      if (secrets.has(key) && secrets.get(key) !== s.name) e.push(`Secret ${key} read by ${secrets.get(key)} and ${s.name}`);
+      secrets.set(key, s.name);
+    }
+    const db = s.number?.database;
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(db || '')) e.push(`${s.name}: database ${JSON.stringify(db)} in number.yaml is not a plain PostgreSQL name`);
+    else if (dbs.has(db)) e.push(`database ${db} used by ${dbs.get(db)} and ${s.name}`);
+    else dbs.set(db, s.name);
+  }
+  return e;
+}
+
+function addressChecks(ctx) {
+  const e = [];
+  const seen = new Map();
+  const hosts = new Map();
+  const urls = new Map();
+  for (const s of ctx.sets) {
+    for (const ing of s.objs.filter((o) => o.kind === 'Ingress')) {
+      for (const r of ing.spec?.rules || []) {
+        for (const p of r.http?.paths || []) {
+          const key = `${r.host}${p.path}`;
+          if (seen.has(key) && seen.get(key) !== s.name) e.push(`${key} routed to ${seen.get(key)} and ${s.name}`);
+          seen.set(key, s.name);
+          const prefixed = p.path && p.path !== '/';
+          const other = hosts.get(r.host);
+          if (other && other.name !== s.name && (!prefixed || !other.prefixed)) e.push(`host ${r.host} shared by ${other.name} and ${s.name} without a path each`);
+          hosts.set(r.host, { name: s.name, prefixed });
+        }
+      }
+    }
+    const url = find(s.objs, 'ConfigMap', 'wapi-config')?.data?.BETTER_AUTH_URL;
+    if (urls.has(url)) e.push(`BETTER_AUTH_URL ${url} of ${urls.get(url)} and ${s.name}`);
+    urls.set(url, s.name);
+  }
+  return e;
+}
+
+function peerSelectorChecks(ctx) {
+  const e = [];
+  for (const s of ctx.sets) {
+    for (const np of s.objs.filter((o) => o.kind === 'NetworkPolicy')) {
+      const peers = [...(np.spec?.ingress || []).flatMap((r) => r.from || []), ...(np.spec?.egress || []).flatMap((r) => r.to || [])];
+      for (const p of peers) {
+        if (p.podSelector?.matchLabels?.[INSTANCE] !== undefined) {
+          e.push(`${s.name}: ${idOf(np)} peer ${JSON.stringify(p)} carries ${INSTANCE} (labels with includeSelectors?)`);
+        }
+        if (p.podSelector?.matchLabels?.['k8s-app'] === 'kube-dns' && Object.keys(p.podSelector.matchLabels).length !== 1) {
+          e.push(`${s.name}: the DNS peer selector must be k8s-app=kube-dns only, got ${JSON.stringify(p.podSelector.matchLabels)}`);
+        }
+      }
+    }
+  }
+  return e;
+}
+
+const NUMBERS_CHECKS = [
+  ['numbers: no collisions', collisionChecks],
+  ['numbers: claims', claimChecks],
+  ['numbers: one pod each', onePodChecks],
+  ['numbers: selectors', selectorChecks],
+  ['numbers: instance labels', instanceLabelChecks],
+  ['numbers: secrets and databases', secretDatabaseChecks],
+  ['numbers: addresses', addressChecks],
+  ['numbers: networkpolicy peers', peerSelectorChecks],
+];
+const numbersChecks = (ctx) => new Map(NUMBERS_CHECKS.map(([name, fn]) => [name, fn(ctx)]));
+
+// ------------------------------------------------------- monitoring component
+// kubernetes/components/monitoring: the ServiceMonitor scrapes the port the
+// server serves /metrics on, and every metric its rules and dashboard name is
+// one common/metrics.c defines (so a renamed metric fails here), or one of a
+// few from Prometheus, the kubelet and kube-state-metrics.
+const MONITORING = path.join(KDIR, 'components/monitoring');
+const METRICS_SRC = path.join(ROOT, 'common/metrics.c');
+const OTHER_METRICS = new Map([
+  ['up', 'Prometheus'],
+  ['kubelet_volume_stats_available_bytes', 'kubelet'],
+  ['kubelet_volume_stats_capacity_bytes', 'kubelet'],
+  ['kubelet_volume_stats_used_bytes', 'kubelet'],
+  ['kube_deployment_status_replicas_available', 'kube-state-metrics'],
+]);
+
+function serverMetricNames() {
+  let text;
+  try { text = fs.readFileSync(METRICS_SRC, 'utf8'); } catch (e) { return { error: `cannot read ${path.relative(ROOT, METRICS_SRC)}: ${e.message}` }; }
+  const names = new Set();
+  for (const m of text.matchAll(/# TYPE (wapi_[a-z0-9_]+) (counter|gauge|histogram|summary)\b/g)) {
+    names.add(m[1]);
+    if (m[2] === 'histogram') for (const x of ['_bucket', '_sum', '_count']) names.add(m[1] + x);
+    if (m[2] === 'summary') for (const x of ['_sum', '_count']) names.add(m[1] + x);
+  }
+  return names.size ? { names } : { error: `no "# TYPE wapi_…" line in ${path.relative(ROOT, METRICS_SRC)}` };
+}
+
+// Syntax errors and metric names of a PromQL expression (Prometheus's own
+// grammar, @prometheus-io/lezer-promql).
+function promql(expr) {
+  const errors = [];
+  const names = [];
+  if (typeof expr !== 'string' || !expr.trim()) return { errors: ['empty expression'], names };
+  promqlParser.parse(expr).iterate({
+    enter(n) {
+      if (n.type.isError) errors.push(`syntax error at ${n.from}: …${expr.slice(Math.max(0, n.from - 15), n.from + 15)}…`);
+      else if (n.name === 'Identifier' && n.node.parent?.name === 'VectorSelector') names.push(expr.slice(n.from, n.to));
+      else if (n.name === 'LabelName' && expr.slice(n.from, n.to) === '__name__') errors.push('selects by __name__; name the metric');
+    },
+  });
+  return { errors, names };
+}
+function metricErrors(expr, ctx, where) {
+  const { errors, names } = promql(expr);
+  const e = errors.map((x) => `${where}: ${x}`);
+  if (ctx.serverMetrics.error) return [...e, ctx.serverMetrics.error];
+  for (const n of names) {
+    if (n.startsWith('wapi_')) {
+      if (!ctx.serverMetrics.names.has(n)) e.push(`${where}: ${n} is not a metric the server defines (${path.relative(ROOT, METRICS_SRC)})`);
+    } else if (!OTHER_METRICS.has(n)) {
+      e.push(`${where}: ${n} is neither the server's nor one of ${[...OTHER_METRICS.keys()].join(', ')}`);
+    }
+  }
+  return e;
+}
+
+function serviceMonitorChecks(ctx) {
+  const sm = find(ctx.objs, 'ServiceMonitor', 'wapi');
+  if (!sm) return ['no ServiceMonitor wapi'];
+  const e = [];
+  if (sm.apiVersion !== 'monitoring.coreos.com/v1') e.push(`apiVersion ${sm.apiVersion}`);
+  const svc = find(ctx.base, 'Service', 'wapi');
+  const metricsPort = (svc?.spec?.ports || []).find((p) => p.port === METRICS_PORT);
+  if (!selects(sm.spec?.selector?.matchLabels, svc?.metadata?.labels)) e.push('its selector does not select the Service wapi');
+  if (sm.spec?.namespaceSelector?.any !== true) e.push('namespaceSelector must be any: true (every number\'s namespace)');
+  if (svc?.metadata?.labels?.[sm.spec?.jobLabel] !== 'wapi') e.push('jobLabel must give job="wapi", as the rules and the dashboard expect');
+  const eps = sm.spec?.endpoints || [];
+  if (!eps.length) e.push('no endpoints');
+  for (const ep of eps) {
+    if (ep.port !== metricsPort?.name) e.push(`endpoint port ${ep.port}, must be the Service's metrics port ${metricsPort?.name}`);
+    if (ep.path !== '/metrics') e.push(`endpoint path ${ep.path}, must be /metrics`);
+    if (ep.targetPort !== undefined) e.push('use the Service port name, not targetPort');
+  }
+  return e;
+}
+
+const REQUIRED_ALERT_METRICS = ['up', 'kubelet_volume_stats_available_bytes', 'wapi_media_refusals_total'];
+function ruleChecks(ctx) {
+  const pr = find(ctx.objs, 'PrometheusRule', 'wapi');
+  if (!pr) return ['no PrometheusRule wapi'];
+  const e = [];
+  if (pr.apiVersion !== 'monitoring.coreos.com/v1') e.push(`apiVersion ${pr.apiVersion}`);
+  const rules = (pr.spec?.groups || []).flatMap((g) => g.rules || []);
+  if (!rules.length) e.push('no rules');
+  const used = new Set();
+  for (const r of rules) {
+    const where = r.alert || r.record || '(unnamed rule)';
+    if (!/^Wapi[A-Za-z0-9]+$/.test(r.alert || '')) e.push(`${where}: alert names start with Wapi`);
+    if (!['critical', 'warning'].includes(r.labels?.severity)) e.push(`${where}: severity ${r.labels?.severity}, must be critical or warning`);
+    if (!r.annotations?.summary) e.push(`${where}: no summary`);
+    if (r.for !== undefined && !/^\d+[smhd]$/.test(r.for)) e.push(`${where}: for ${r.for}`);
+    e.push(...metricErrors(r.expr, ctx, where));
+    for (const n of promql(r.expr).names) used.add(n);
+  }
+  for (const m of REQUIRED_ALERT_METRICS) if (!used.has(m)) e.push(`no alert on ${m}`);
+  return e;
+}
+
+function dashboardChecks(ctx) {
+  const cms = ctx.objs.filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.grafana_dashboard);
+  if (cms.length !== 1) return [`${cms.length} ConfigMaps labelled grafana_dashboard, expected 1`];
+  const files = Object.entries(cms[0].data || {}).filter(([k]) => k.endsWith('.json'));
+  if (files.length !== 1) return ['the dashboard ConfigMap must hold one .json file'];
+  let d;
+  try { d = JSON.parse(files[0][1]); } catch (err) { return [`${files[0][0]} is not JSON: ${err.message}`]; }
+  const e = [];
+  if (!d.uid || !d.title) e.push('no uid or title');
+  const panels = d.panels || [];
+  if (!panels.length) e.push('no panels');
+  let queries = 0;
+  for (const p of panels) {
+    for (const t of p.targets || []) {
+      queries++;
+      e.push(...metricErrors(t.expr, ctx, `panel "${p.title}" ${t.refId}`));
+    }
+  }
+  if (!queries) e.push('no queries');
+  for (const v of d.templating?.list || []) {
+    if (v.type !== 'query') continue;
+    const q = typeof v.query === 'string' ? v.query : v.query?.query;
+    const m = /^label_values\((.+),\s*[a-zA-Z_]\w*\)$/.exec(q || '');
+    if (!m) { e.push(`variable ${v.name}: expected label_values(SELECTOR, label), got ${q}`); continue; }
+    e.push(...metricErrors(m[1], ctx, `variable ${v.name}`));
+  }
+  return e;
+}
+
+const MONITORING_CHECKS = [
+  ['monitoring: servicemonitor', serviceMonitorChecks],
+  ['monitoring: rules', ruleChecks],
+  ['monitoring: dashboard', dashboardChecks],
+];
+const monitoringChecks = (ctx) => new Map(MONITORING_CHECKS.map(([name, fn]) => [name, fn(ctx)]));
+
+// Breakages of the numbers together and of the monitoring component.
+const setOf = (c, name) => c.sets.find((s) => s.name === name);
+const rule = (c, alert) => find(c.objs, 'PrometheusRule', 'wapi').spec.groups.flatMap((g) => g.rules).find((r) => r.alert === alert);
+const dashboard = (c, fn) => {
+  const cm = c.objs.find((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.grafana_dashboard);
+  const key = Object.keys(cm.data).find((k) => k.endsWith('.json'));
+  const d = JSON.parse(cm.data[key]);
+  fn(d);
+  cm.data[key] = JSON.stringify(d);
+};
+const GROUP_BREAKAGES = [
+  ['two numbers in one namespace', 'numbers', 'numbers: no collisions', (c) => {
+    for (const o of setOf(c, 'beta').objs) {
+      if (o.kind === 'Namespace') o.metadata.name = 'wapi-alpha'; else o.metadata.namespace = 'wapi-alpha';
+    }
+  }],
+  ['a Service selector without the instance label', 'numbers', 'numbers: selectors', (c) => {
+    delete find(setOf(c, 'beta').objs, 'Service', 'wapi').spec.selector[INSTANCE];
+  }],
+  ['a Deployment selector naming another number', 'numbers', 'numbers: selectors', (c) => {
+    find(setOf(c, 'beta').objs, 'Deployment', 'wapi').spec.selector.matchLabels[INSTANCE] = 'alpha';
+  }],
+  ['two numbers mounting one claim', 'numbers', 'numbers: claims', (c) => {
+    const d = find(setOf(c, 'beta').objs, 'Deployment', 'wapi');
+    d.metadata.namespace = 'wapi-alpha';
+    d.metadata.name = 'wapi-beta';
+  }],
+  ['one number replicated', 'numbers', 'numbers: one pod each', (c) => { find(setOf(c, 'gamma').objs, 'Deployment', 'wapi').spec.replicas = 2; }],
+  ['two numbers on one database', 'numbers', 'numbers: secrets and databases', (c) => { setOf(c, 'beta').number.database = 'wapi_alpha'; }],
+  ['a Secret kept in an overlay', 'numbers', 'numbers: secrets and databases', (c) => {
+    setOf(c, 'gamma').objs.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'wapi-secrets', namespace: 'wapi-gamma-prod', labels: { [INSTANCE]: 'gamma' } } });
+  }],
+  ['two numbers on one host without paths', 'numbers', 'numbers: addresses', (c) => {
+    find(setOf(c, 'alpha').objs, 'Ingress', 'wapi').spec.rules[0].host = 'api.example.com';
+  }],
+  ['two numbers with one BETTER_AUTH_URL', 'numbers', 'numbers: addresses', (c) => {
+    find(setOf(c, 'gamma').objs, 'ConfigMap', 'wapi-config').data.BETTER_AUTH_URL = 'https://alpha.example.com';
+  }],
+  ['the instance label in the DNS peer selector', 'numbers', 'numbers: networkpolicy peers', (c) => {
+    const np = find(setOf(c, 'alpha').objs, 'NetworkPolicy', 'wapi');
+    np.spec.egress.find((r) => r.ports.some((p) => p.port === 53)).to[0].podSelector.matchLabels[INSTANCE] = 'alpha';
+  }],
+  ['an object without the instance label', 'numbers', 'numbers: instance labels', (c) => {
+    delete find(setOf(c, 'beta').objs, 'PersistentVolumeClaim', 'media').metadata.labels[INSTANCE];
+  }],
+  ['a rule on a metric the server does not define', 'monitoring', 'monitoring: rules', (c) => {
+    const r = rule(c, 'WapiWorkerCrashes');
+    r.expr = r.expr.replace('wapi_worker_crashes_total', 'wapi_worker_crash_total');
+  }],
+  ['the server no longer defines a metric a rule uses', 'monitoring', 'monitoring: rules', (c) => {
+    c.serverMetrics.names.delete('wapi_db_errors_total');
+  }],
+  ['a rule on a metric from elsewhere', 'monitoring', 'monitoring: rules', (c) => {
+    rule(c, 'WapiVolumeFilling').expr = 'node_filesystem_avail_bytes{mountpoint="/app/public/media"} < 1e9';
+  }],
+  ['a rule that does not parse', 'monitoring', 'monitoring: rules', (c) => { rule(c, 'WapiDatabaseErrors').expr = 'rate(wapi_db_errors_total[5m] > 0'; }],
+  ['a rule without a severity', 'monitoring', 'monitoring: rules', (c) => { delete rule(c, 'WapiDown').labels.severity; }],
+  ['no alert on the media store filling', 'monitoring', 'monitoring: rules', (c) => {
+    const g = find(c.objs, 'PrometheusRule', 'wapi').spec.groups[0];
+    g.rules = g.rules.filter((r) => r.alert !== 'WapiMediaStoreFull');
+  }],
+  ['a dashboard query on an unknown metric', 'monitoring', 'monitoring: dashboard', (c) => {
+    dashboard(c, (d) => { d.panels.at(-1).targets[0].expr = 'rate(wapi_outbox_backlog_total[5m])'; });
+  }],
+  ['a dashboard variable on an unknown metric', 'monitoring', 'monitoring: dashboard', (c) => {
+    dashboard(c, (d) => { d.templating.list.find((v) => v.type === 'query').query.query = 'label_values(wapi_sessions, namespace)'; });
+  }],
+  ['ServiceMonitor on the http port', 'monitoring', 'monitoring: servicemonitor', (c) => {
+    find(c.objs, 'ServiceMonitor', 'wapi').spec.endpoints[0].port = 'http';
+  }],
+  ['ServiceMonitor selecting no wapi Service', 'monitoring', 'monitoring: servicemonitor', (c) => {
+    find(c.objs, 'ServiceMonitor', 'wapi').spec.selector.matchLabels.app = 'wapi-server';
+  }],
 ];
 
 // --------------------------------------------------------------------- main
 
 async function main() {
+  const numbersDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wapi-t-numbers-'));
+  process.on('exit', () => fs.rmSync(numbersDir, { recursive: true, force: true }));
+  makeNumbers(numbersDir);
   const baseKustomization = YAML.parse(fs.readFileSync(path.join(KDIR, 'kustomization.yaml'), 'utf8'));
   const overlayKustomizations = Object.fromEntries(Object.entries(TARGETS).filter(([l]) => l !== 'base')
     .map(([l, t]) => [l, YAML.parse(fs.readFileSync(path.join(t.dir, 'kustomization.yaml'), 'utf8'))]));
@@ -1009,17 +1515,54 @@ async function main() {
     for (const [name, errs] of res) report(`${label}: ${name}`, errs);
   }
 
-  for (const [label, where, expected, mutate] of BREAKAGES) {
+  // The numbers together, and the monitoring component.
+  const numberLabels = Object.keys(TARGETS).filter((l) => TARGETS[l].number);
+  const numberYaml = Object.fromEntries(numberLabels.map((l) => [l,
+    YAML.parse(fs.readFileSync(path.join(TARGETS[l].dir, 'number.yaml'), 'utf8'))?.data || {}]));
+  const groupCtx = {
+    numbers: () => ({
+      label: 'numbers',
+      sets: numberLabels.map((l) => ({ name: TARGETS[l].number, objs: clone(rendered[l]), number: clone(numberYaml[l]) })),
+    }),
+    monitoring: () => ({
+      label: 'monitoring', objs: clone(rendered.monitoring), base: clone(rendered.base), serverMetrics: serverMetricNames(),
+    }),
+  };
+  const runFor = (ctx) => (ctx.label === 'numbers' ? numbersChecks(ctx) : ctx.label === 'monitoring' ? monitoringChecks(ctx) : runAll(ctx));
+  report(`three numbers made and rendered (${numberLabels.join(', ')})`, numberLabels.length === NUMBERS.length ? [] : ['see the failures above']);
+  {
+    const name = `render components/monitoring (${kubectl ? 'kubectl kustomize' : 'built-in kustomize subset'})`;
+    try {
+      rendered.monitoring = kubectl ? kubectlKustomize(MONITORING) : fallbackKustomize(MONITORING);
+      report(name, rendered.monitoring.length ? [] : ['no objects']);
+      if (kubectl) {
+        report('built-in kustomize subset matches kubectl for components/monitoring',
+          canonical(fallbackKustomize(MONITORING)) === canonical(rendered.monitoring) ? [] : ['renderings differ']);
+      }
+    } catch (e) {
+      fail(name, e.message);
+    }
+  }
+  for (const group of ['numbers', 'monitoring']) {
+    if (group === 'monitoring' && !rendered.monitoring) continue;
+    const res = await runFor(groupCtx[group]());
+    clean[group] = res;
+    for (const [name, errs] of res) report(name, errs);
+  }
+  const ctxFor = (where) => (groupCtx[where] ? groupCtx[where]() : ctxOf(where));
+
+  for (const [label, where, expected, mutate] of [...BREAKAGES, ...GROUP_BREAKAGES]) {
     const name = `rejects ${where}: ${label}`;
     if ((expected === 'env names' || expected === 'config values') && serverNames.error) { fail(name, `cannot try: ${serverNames.error}`); continue; }
-    const ctx = ctxOf(where);
+    if (!clean[where]) { fail(name, `${where} was not rendered`); continue; }
+    const ctx = ctxFor(where);
     try {
       mutate(ctx);
     } catch (e) {
       fail(name, `the breakage could not be applied: ${e.message}`);
       continue;
     }
-    const res = await runAll(ctx);
+    const res = await runFor(ctx);
     const got = res.get(expected);
     if (got === undefined) fail(name, `no check named "${expected}"`);
     else if (!got.length) fail(name, `"${expected}" accepted it`);

@@ -179,6 +179,26 @@ check("decryption failures counted in /metrics", srv.metric("wapi_wa_decrypt_fai
 check("stored messages counted in /metrics", srv.metric("wapi_wa_messages_received_total") >= 5)
 check("and logged", "cannot decrypt an incoming message" in srv.log())
 
+# /metrics follows the session and the outbox: connected 1; stopped, texts wait in the
+# outbox (wapi_outbox_pending counts them); started again, they go and the gauge drops.
+check("/metrics: wapi_wa_connected 1 while connected", srv.metric("wapi_wa_connected") == 1)
+check("/metrics: session state connected is 1", srv.metric('wapi_wa_session_state{state="connected"}') == 1)
+check("/metrics: nothing waits in the outbox", wait(lambda: srv.metric("wapi_outbox_pending") == 0, timeout=10))
+srv.ctl("session", "stop")
+check("/metrics: wapi_wa_connected 0 once stopped", wait(lambda: srv.metric("wapi_wa_connected") == 0))
+check("/metrics: session state stopped is 1, connected 0",
+      srv.metric('wapi_wa_session_state{state="stopped"}') == 1 and
+      srv.metric('wapi_wa_session_state{state="connected"}') == 0)
+held = [enqueue(PEER, f"held while stopped {i}") for i in range(3)]
+check("/metrics: the 3 texts accepted while stopped are counted in wapi_outbox_pending",
+      wait(lambda: srv.metric("wapi_outbox_pending") == 3, timeout=10), srv.metric("wapi_outbox_pending"))
+srv.ctl("session", "start")
+check("/metrics: wapi_wa_connected 1 again", wait(lambda: srv.metric("wapi_wa_connected") == 1, timeout=30))
+check("the held texts are sent", wait(lambda: all(status_of(m) in ("sent", "delivered", "read") for m in held),
+                                      timeout=30), [status_of(m) for m in held])
+check("/metrics: wapi_outbox_pending back to 0", wait(lambda: srv.metric("wapi_outbox_pending") == 0, timeout=10),
+      srv.metric("wapi_outbox_pending"))
+
 # 4. Receipt only after the commit: hold a lock on wa_messages, the receipt waits.
 locker = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 locker.stdin.write("BEGIN; LOCK TABLE wa_messages IN EXCLUSIVE MODE; SELECT 'locked';\n")

@@ -277,6 +277,10 @@ check("an event reaches the receiver within 300 ms of its commit (median of 5)",
 
 # ---- retries on 500 with growing gaps, then dead
 d = srv.wait_for(lambda: (lambda r: r if r and r[0] == "dead" else None)(delivery(B["id"], e1)), timeout=30)
+dead_rows = int(sql("SELECT count(*) FROM wa_webhook_deliveries WHERE state = 'dead'"))
+check("/metrics: wapi_webhook_dead_letters_total counts the dead deliveries",
+      dead_rows >= 1 and srv.wait_for(lambda: srv.metric("wapi_webhook_dead_letters_total") == dead_rows),
+      (dead_rows, srv.metric("wapi_webhook_dead_letters_total")))
 hits = [r for r in rx.at("/fail500") if r[1].get("webhook-id") == e1]
 gaps = [hits[i + 1][3] - hits[i][3] for i in range(len(hits) - 1)]
 check("a 500 is retried: 4 attempts, then dead with the last status", d and d[1] == "4" and d[2] == "500" and

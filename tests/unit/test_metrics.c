@@ -1,4 +1,5 @@
 /* Metrics: slots sum into one exposition; histograms are cumulative. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/metrics.h"
@@ -39,14 +40,16 @@ int main(void)
     sbuf_init(&b);
     metrics_render(m, &b);
     const char *t = b.buf;
-    T_EQ_INT(value_of(t, "wapi_http_requests_total{route=\"/healthz\",status=\"200\"} "), 2, "summed over slots");
+    T_EQ_INT(value_of(t, "wapi_http_requests_total{route=\"/healthz\",status=\"200\"} "), 2,
+             "summed over slots");
     T_EQ_INT(value_of(t, "wapi_http_requests_total{route=\"/healthz\",status=\"404\"} "), 1, "per status");
     T_EQ_INT(value_of(t, "wapi_http_requests_total{route=\"/api\",status=\"other\"} "), 1, "unlisted status");
     T_EQ_INT(value_of(t, "wapi_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0005\"} "), 1,
              "first bucket");
     T_EQ_INT(value_of(t, "wapi_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005\"} "), 2,
              "cumulative bucket");
-    T_EQ_INT(value_of(t, "wapi_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} "), 3, "+Inf");
+    T_EQ_INT(value_of(t, "wapi_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} "), 3,
+             "+Inf");
     T_EQ_INT(value_of(t, "wapi_http_request_duration_seconds_count{route=\"/healthz\"} "), 3, "count");
     T_EQ_INT(value_of(t, "wapi_worker_restarts_total "), 2, "restarts");
     T_EQ_INT(value_of(t, "wapi_workers "), 2, "workers alive from pids");
@@ -57,6 +60,37 @@ int main(void)
     T_EQ_INT(value_of(b.buf, "wapi_db_connections "), 0, "gauges cleared for a dead worker");
     T_EQ_INT(value_of(b.buf, "wapi_workers "), 1, "dead worker not counted");
     T_CHECK(strstr(b.buf, "# TYPE wapi_http_requests_total counter") != NULL, "TYPE lines");
+    /* session state, webhook dead letters, outbox backlog */
+    T_EQ_INT(value_of(b.buf, "wapi_wa_connected "), 0, "not connected at start (stopped)");
+    T_EQ_INT(value_of(b.buf, "wapi_wa_session_state{state=\"stopped\"} "), 1,
+             "stopped is the state at start");
+    metrics_set(&w->wa_state, METRICS_WA_CONNECTED);
+    metrics_add(&w->webhook_dead_letters_total, 3);
+    metrics_set(&w->outbox_pending, 42);
+    sbuf_reset(&b);
+    metrics_render(m, &b);
+    T_EQ_INT(value_of(b.buf, "wapi_wa_connected "), 1, "connected");
+    T_EQ_INT(value_of(b.buf, "wapi_wa_session_state{state=\"connected\"} "), 1, "connected state is 1");
+    T_EQ_INT(value_of(b.buf, "wapi_wa_session_state{state=\"stopped\"} "), 0, "stopped state is 0 now");
+    unsigned ones = 0;
+    for (unsigned i = 0; i < METRICS_WA_STATES; i++) {
+        char series[96];
+        snprintf(series, sizeof series, "wapi_wa_session_state{state=\"%s\"} ", METRICS_WA_STATE_NAMES[i]);
+        unsigned long long v = value_of(b.buf, series);
+        T_CHECK(v == 0 || v == 1, series);
+        ones += (unsigned)v;
+    }
+    T_EQ_INT(ones, 1, "exactly one state is 1");
+    metrics_set(&w->wa_state, 5); /* reconnecting */
+    sbuf_reset(&b);
+    metrics_render(m, &b);
+    T_EQ_INT(value_of(b.buf, "wapi_wa_connected "), 0, "reconnecting is not connected");
+    T_EQ_INT(value_of(b.buf, "wapi_wa_session_state{state=\"reconnecting\"} "), 1, "reconnecting state");
+    T_EQ_INT(value_of(b.buf, "wapi_webhook_dead_letters_total "), 3, "dead letters");
+    T_EQ_INT(value_of(b.buf, "wapi_outbox_pending "), 42, "outbox pending");
+    T_CHECK(strstr(b.buf, "# TYPE wapi_webhook_dead_letters_total counter") != NULL,
+            "dead letters is a counter");
+    T_CHECK(strstr(b.buf, "# TYPE wapi_outbox_pending gauge") != NULL, "outbox pending is a gauge");
     sbuf_free(&b);
     T_DONE();
 }
