@@ -103,6 +103,13 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "push_name", m->push_name);
         jw_kstr(w, "lid", m->lid);
         jw_kstr(w, "et", reaction ? "message.reaction" : "message.received");
+        if (mc->nmentions) {
+            jw_key(w, "mentions");
+            jw_arr(w);
+            for (size_t i = 0; i < mc->nmentions; i++)
+                jw_str(w, mc->mentions[i]);
+            jw_arr_end(w);
+        }
         if (md)
             add_media(w, md);
     }

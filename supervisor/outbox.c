@@ -25,6 +25,7 @@
 struct held {
     struct held *next;
     char *id, *to, *text, *reply; /* owned */
+    char *mentions;               /* owned: JIDs, newline-separated, or NULL */
     int media, attempts;
     int typed; /* "composing" was shown for it (sending.typing) */
 };
@@ -58,6 +59,12 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
         }
 }
 
+/* The rows of wa_messages a batch changes, locked in id order first: the
+ * batches of acks and of receipts run on two connections at once and touch
+ * the same messages, and two UPDATE ... FROM locking them in the join's
+ * order deadlock (PostgreSQL then aborts one of them). */
+#define LOCK_MESSAGES "SELECT w.id FROM wa_messages w JOIN x ON x.id = w.id ORDER BY w.id FOR UPDATE OF w"
+
 /* Acks and receipts come in bursts: what arrives together is recorded in one
  * statement (one commit) per kind, from arrays of ids and event ids. A
  * delivery receipt may have committed first (it moves queued to delivered):
@@ -65,7 +72,8 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
  * the outbox row becomes done. */
 static const char SQL_SENT[] =
     "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS x(id, evid)), "
-    "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM x WHERE message_id = x.id "
+    "l AS MATERIALIZED (" LOCK_MESSAGES "), "
+    "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM l WHERE message_id = l.id "
     "AND state <> 'done' RETURNING message_id), "
     "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status "
     "END, error = NULL, updated_at = now() FROM o WHERE id = o.message_id "
@@ -93,11 +101,23 @@ static const char SQL_REQUEUE[] =
     "WHERE message_id = $1 RETURNING attempts";
 
 /* One receipt per message in a batch (a message's second receipt waits for
- * the next batch: both make an event). */
+ * the next batch: both make an event). Each is kept per recipient (the
+ * first delivery, read and play of any of their devices); the message's
+ * status moves on the first delivery and the first read. */
 static const char SQL_RECEIPT[] =
-    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS x(id, st, evid, "
-    "chat)), "
-    "m AS (UPDATE wa_messages w SET status = x.st, updated_at = now() FROM x "
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS x(id, "
+    "st, "
+    "evid, chat, who)), "
+    "l AS MATERIALIZED (" LOCK_MESSAGES "), "
+    "r AS (INSERT INTO wa_message_receipts AS k (message_id, recipient, delivered_at, read_at, played_at) "
+    "SELECT w.id, x.who, now(), CASE WHEN x.st IN ('read', 'played') THEN now() END, "
+    "CASE WHEN x.st = 'played' THEN now() END FROM x JOIN l ON l.id = x.id JOIN wa_messages w ON w.id = x.id "
+    "WHERE w.from_me AND w.chat_jid = x.chat AND x.who <> '' "
+    "ON CONFLICT (message_id, recipient) DO UPDATE SET delivered_at = coalesce(k.delivered_at, "
+    "EXCLUDED.delivered_at), read_at = coalesce(k.read_at, EXCLUDED.read_at), "
+    "played_at = coalesce(k.played_at, EXCLUDED.played_at)), "
+    "m AS (UPDATE wa_messages w SET status = CASE WHEN x.st = 'delivered' THEN 'delivered' ELSE 'read' END, "
+    "updated_at = now() FROM x JOIN l ON l.id = x.id "
     "WHERE w.id = x.id AND w.from_me AND w.chat_jid = x.chat AND "
     "(CASE w.status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE "
     "9 "
@@ -111,13 +131,13 @@ static const char SQL_RECEIPT[] =
 
 struct batch {
     int n, ncols;
-    char *col[4][BATCH_CAP]; /* owned strings */
+    char *col[5][BATCH_CAP]; /* owned strings */
 };
 
 static struct {
     struct batch sent, receipts;
     struct event *flush;
-} B = {.sent.ncols = 2, .receipts.ncols = 4};
+} B = {.sent.ncols = 2, .receipts.ncols = 5};
 
 static void batch_clear(struct batch *b)
 {
@@ -143,21 +163,78 @@ static void array_lit(struct sbuf *out, const struct batch *b, int c)
     sbuf_addc(out, '}');
 }
 
+/* A batch's statement, kept until it commits: one that fails (a deadlock
+ * with another writer, the database gone) runs again, with the same event
+ * ids, after a pause. Dropping it would leave messages the server took
+ * in flight with no message.sent, or receipts unrecorded, until a restart. */
+struct batch_query {
+    const char *sql, *what;
+    int ncols;
+    char *p[5]; /* owned array literals */
+    unsigned delay_ms;
+    struct event *timer;
+};
+
+static void batch_query_free(struct batch_query *q)
+{
+    for (int c = 0; c < q->ncols; c++)
+        free(q->p[c]);
+    if (q->timer)
+        event_free(q->timer);
+    free(q);
+}
+
+static void batch_query_run(struct batch_query *q);
+
+static void on_batch_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    batch_query_run(arg);
+}
+
+static void on_batch_row(void *ctx, const PGresult *res, const char *err)
+{
+    struct batch_query *q = ctx;
+    if (res) {
+        on_event_row((void *)q->what, res, err);
+        batch_query_free(q);
+        return;
+    }
+    q->delay_ms = q->delay_ms ? (q->delay_ms >= 2500 ? 5000 : q->delay_ms * 2) : 50;
+    log_warn("outbox update failed; trying again", LF_S("what", q->what), LF_S("error", err),
+             LF_I("retry_ms", q->delay_ms));
+    if (!q->timer)
+        q->timer = evtimer_new(S.base, on_batch_again, q);
+    struct timeval tv = {q->delay_ms / 1000, (q->delay_ms % 1000) * 1000};
+    if (!q->timer || evtimer_add(q->timer, &tv) != 0) {
+        log_error("outbox update lost", LF_S("what", q->what), LF_S("error", "out of memory"));
+        batch_query_free(q);
+    }
+}
+
+static void batch_query_run(struct batch_query *q)
+{
+    if (!sdb_query(q->sql, q->ncols, (const char *const *)q->p, on_batch_row, q))
+        on_batch_row(q, NULL, "out of memory");
+}
+
 static void batch_send(struct batch *b, const char *sql, const char *what)
 {
     if (b->n == 0)
         return;
-    struct sbuf a[4];
-    const char *p[4];
-    for (int c = 0; c < b->ncols; c++) {
-        sbuf_init(&a[c]);
-        array_lit(&a[c], b, c);
-        p[c] = a[c].buf;
+    struct batch_query *q = calloc(1, sizeof *q);
+    if (q) {
+        q->sql = sql, q->what = what, q->ncols = b->ncols;
+        for (int c = 0; c < b->ncols; c++) {
+            struct sbuf a;
+            sbuf_init(&a);
+            array_lit(&a, b, c);
+            q->p[c] = sbuf_steal(&a);
+        }
+        batch_query_run(q);
+    } else {
+        log_error("outbox update lost", LF_S("what", what), LF_S("error", "out of memory"));
     }
-    if (!sdb_query(sql, b->ncols, p, on_event_row, (void *)what))
-        log_error("outbox update failed", LF_S("what", what), LF_S("error", "out of memory"));
-    for (int c = 0; c < b->ncols; c++)
-        sbuf_free(&a[c]);
     batch_clear(b);
 }
 
@@ -222,17 +299,26 @@ static void on_sent(void *arg, const char *id, enum wa_send_result r, const char
     evtimer_add(O.poll_timer, &tv);
 }
 
-static void on_receipt(void *arg, const char *id, const char *status, const char *from)
+/* "user@server" of a JID, the device dropped. */
+static void user_of(const char *jid, char *out, size_t cap)
 {
-    (void)arg;
-    char chat[160];
-    snprintf(chat, sizeof chat, "%s", from);
-    char *colon = strchr(chat, ':'), *at = strchr(chat, '@');
+    snprintf(out, cap, "%s", jid ? jid : "");
+    char *colon = strchr(out, ':'), *at = strchr(out, '@');
     if (colon && at && colon < at)
         memmove(colon, at, strlen(at) + 1);
+}
+
+static void on_receipt(void *arg, const char *id, const char *status, const char *from,
+                       const char *participant)
+{
+    (void)arg;
+    char chat[160], who[160];
+    user_of(from, chat, sizeof chat);
+    /* In a group the member who answers is the participant. */
+    user_of(strstr(chat, "@g.us") ? participant : from, who, sizeof who);
     char evid[24];
     snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
-    const char *v[] = {id, strcmp(status, "delivered") == 0 ? "delivered" : "read", evid, chat};
+    const char *v[] = {id, status, evid, chat, who};
     batch_add(&B.receipts, SQL_RECEIPT, "receipt", v);
 }
 
@@ -252,7 +338,8 @@ static const char SQL_CLAIM[] =
     "LOCKED), "
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
-    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text' FROM sc CROSS JOIN u "
+    "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
+    "array_to_string(m.mentions, E'\\n') FROM sc CROSS JOIN u "
     "JOIN wa_messages m ON m.id = u.message_id ORDER BY m.seq";
 
 static void held_free(struct held *h)
@@ -263,6 +350,7 @@ static void held_free(struct held *h)
     free(h->to);
     free(h->text);
     free(h->reply);
+    free(h->mentions);
     free(h);
 }
 
@@ -282,7 +370,7 @@ static void on_prepared(void *arg, const char *id, const struct wa_msg_media *m,
     if (!m) {
         on_sent(NULL, id, permanent ? WA_SEND_FAILED : WA_SEND_TRANSIENT, err);
     } else {
-        int r = wa_messaging_send_media(id, h->to, m, h->reply);
+        int r = wa_messaging_send_media(id, h->to, m, h->reply, h->mentions);
         if (r == -2)
             on_sent(NULL, id, WA_SEND_FAILED, "recipient is not a valid JID");
         else if (r < 0)
@@ -358,7 +446,7 @@ static void drain(void)
                 return;
             }
         } else {
-            int r = wa_messaging_send(h->id, h->to, h->text, h->reply);
+            int r = wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
             if (r == -2)
                 on_sent(NULL, h->id, WA_SEND_FAILED, "recipient is not a valid JID");
             else if (r < 0)
@@ -391,8 +479,10 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
             h->reply = PQgetisnull(res, i, 3) ? NULL : strdup(PQgetvalue(res, i, 3));
             h->attempts = atoi(PQgetvalue(res, i, 4));
             h->media = PQgetvalue(res, i, 5)[0] == 't';
+            h->mentions = PQgetisnull(res, i, 6) ? NULL : strdup(PQgetvalue(res, i, 6));
         }
-        if (!h || !h->id || !h->to || !h->text || (!PQgetisnull(res, i, 3) && !h->reply)) {
+        if (!h || !h->id || !h->to || !h->text || (!PQgetisnull(res, i, 3) && !h->reply) ||
+            (!PQgetisnull(res, i, 6) && !h->mentions)) {
             held_free(h);
             on_sent(NULL, PQgetvalue(res, i, 0), WA_SEND_LOST, "out of memory");
             continue;
@@ -468,20 +558,21 @@ static void on_ready(void *arg)
 /* ---- retry receipts: our text again, to the one device that asked */
 
 static const char SQL_RETRY_MSG[] =
-    "SELECT text, reply_to, chat_jid, type <> 'text' FROM wa_messages "
+    "SELECT text, reply_to, chat_jid, type <> 'text', array_to_string(mentions, E'\\n') FROM wa_messages "
     "WHERE id = $1 AND from_me AND revoked_at IS NULL "
     "AND type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker')";
 
 struct retry_req {
     char id[64], user[64], server[32];
     int device, count;
-    char *chat, *reply; /* owned: for a media resend, once the attachment is read */
+    char *chat, *reply, *mentions; /* owned: for a media resend, once the attachment is read */
 };
 
 static void retry_req_free(struct retry_req *rr)
 {
     free(rr->chat);
     free(rr->reply);
+    free(rr->mentions);
     free(rr);
 }
 
@@ -491,7 +582,7 @@ static void on_retry_media(void *arg, const char *id, const struct wa_msg_media 
     (void)id, (void)permanent;
     struct retry_req *rr = arg;
     struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
-    if (!m || wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply) < 0)
+    if (!m || wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply, rr->mentions) < 0)
         log_warn("retry receipt not answered", LF_S("id", rr->id),
                  LF_S("why", m ? "not connected, or too many resends waiting" : err));
     retry_req_free(rr);
@@ -504,13 +595,15 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
     if (!why && PQgetvalue(res, 0, 3)[0] == 't') {
         rr->chat = strdup(PQgetvalue(res, 0, 2));
         rr->reply = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
+        rr->mentions = PQgetisnull(res, 0, 4) ? NULL : strdup(PQgetvalue(res, 0, 4));
         if (rr->chat && media_send_load(rr->id, on_retry_media, rr) == 0)
             return; /* answered when the attachment is read */
         why = "out of memory";
     } else if (!why) {
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
         if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0), NULL,
-                                PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)) < 0)
+                                PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+                                PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4)) < 0)
             why = "not connected, or too many resends waiting";
     }
     if (why)

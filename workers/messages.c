@@ -48,6 +48,7 @@ struct op {
     char to[160];
     char *text;
     char reply_to[130];
+    char *mentions; /* JIDs, newline-separated (pool), or NULL */
     char idem[IDEM_MAX + 1];
     /* a media message: its kind ("" for text), the stored file, a name */
     char kind[16];
@@ -69,13 +70,31 @@ struct op {
 
 /* ---- recipients */
 
-/* "+1 555-123-4567" or "15551234567" → digits; a JID of a person as it is. */
+/* A group's JID: digits (an old group: creator-digits "-" creation time) @g.us. */
+static int group_jid(const char *s, size_t ul)
+{
+    int dash = 0;
+    if (ul < 5 || ul > 40 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[ul - 1]))
+        return 0;
+    for (size_t i = 0; i < ul; i++)
+        if (s[i] == '-' ? dash++ : !isdigit((unsigned char)s[i]))
+            return 0;
+    return dash <= 1;
+}
+
+/* "+1 555-123-4567" or "15551234567" → digits; a JID of a person or a group as it is. */
 static int parse_to(const char *s, char *jid, size_t jidlen)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 128)
         return -1;
     const char *at = strchr(s, '@');
+    if (at && !strcmp(at + 1, "g.us")) {
+        if (!group_jid(s, (size_t)(at - s)))
+            return -1;
+        snprintf(jid, jidlen, "%s", s);
+        return 0;
+    }
     if (at) {
         size_t ul = (size_t)(at - s);
         const char *server = at + 1;
@@ -130,6 +149,56 @@ static int new_message_id(char out[23])
     return 0;
 }
 
+/* mentions: newline-separated JIDs as a JSON array ("" or NULL: empty). */
+static void mentions_json(struct jsonw *w, const char *mentions)
+{
+    jw_arr(w);
+    for (const char *p = mentions; p && *p;) {
+        size_t n = strcspn(p, "\n");
+        jw_strn(w, p, n);
+        p += n + (p[n] == '\n');
+    }
+    jw_arr_end(w);
+}
+
+#define MENTIONS_MAX 1024 /* a group's size */
+
+/* "mentions": [jid or phone, ...] into o->mentions (JIDs of people); -1
+ * after answering 400. */
+static int parse_mentions(struct rq *rq, yajl_val body, struct op *o)
+{
+    yajl_val v = json_member(body, "mentions");
+    if (!v || YAJL_IS_NULL(v))
+        return 0;
+    if (!YAJL_IS_ARRAY(v) || v->u.array.len > MENTIONS_MAX) {
+        http_error(rq, 400, "invalid_mentions",
+                   "mentions must be an array of at most 1024 phone numbers or JIDs", "mentions");
+        return -1;
+    }
+    if (v->u.array.len == 0)
+        return 0;
+    struct sbuf b;
+    sbuf_init(&b);
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        yajl_val e = v->u.array.values[i];
+        char jid[160];
+        if (!YAJL_IS_STRING(e) || parse_to(e->u.string, jid, sizeof jid) < 0 || strstr(jid, "@g.us")) {
+            sbuf_free(&b);
+            char msg[96];
+            snprintf(msg, sizeof msg, "mentions[%zu] must be a person's phone number or JID", i);
+            http_error(rq, 400, "invalid_mentions", msg, "mentions");
+            return -1;
+        }
+        if (i)
+            sbuf_addc(&b, '\n');
+        sbuf_adds(&b, jid);
+    }
+    o->mentions = h2o_mem_alloc_pool(&rq->req->pool, b.len + 1);
+    memcpy(o->mentions, b.buf, b.len + 1);
+    sbuf_free(&b);
+    return 0;
+}
+
 /* ---- POST /api/messages */
 
 /* One statement per batch of sends (requests that arrive while earlier
@@ -143,13 +212,16 @@ static int new_message_id(char out[23])
  * woken over the supervisor link once the batch has committed. */
 static const char SQL_SEND_BATCH[] =
     "WITH r AS (SELECT e.ord, e.v->>'id' AS id, e.v->>'to' AS chat, e.v->>'text' AS text, "
-    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem FROM jsonb_array_elements($1::jsonb) WITH "
+    "  e.v->>'reply_to' AS reply_to, e.v->>'idem' AS idem, e.v->'mentions' AS mentions "
+    "  FROM jsonb_array_elements($1::jsonb) WITH "
     "ORDINALITY AS e(v, ord)), "
     "ok AS (SELECT r.* FROM r WHERE r.reply_to IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = "
     "r.reply_to)), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
-    "idempotency_key) "
-    "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem FROM ok ORDER BY ord "
+    "idempotency_key, mentions) "
+    "  SELECT id, chat, true, 'text', text, reply_to, 'queued', now(), idem, "
+    "  CASE WHEN mentions IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(mentions)) END "
+    "  FROM ok ORDER BY ord "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING *), "
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT DISTINCT ON (chat_jid) "
@@ -178,8 +250,8 @@ static const char SQL_SEND_MEDIA[] =
     "ok AS (SELECT f.* FROM f WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = "
     "$4)), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
-    "idempotency_key) "
-    "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5 FROM ok "
+    "idempotency_key, mentions) "
+    "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5, string_to_array($10, E'\\n') FROM ok "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
     "mm AS (INSERT INTO wa_message_media (message_id, kind, media_id, state, mimetype, file_name, thumbnail) "
     "  SELECT ins.id, $6, ok.id, 'stored', ok.mimetype, $8, decode($9, 'hex') FROM ins CROSS JOIN ok), "
@@ -254,6 +326,10 @@ static void add_send_json(struct jsonw *w, const struct op *o)
     jw_kstr(w, "text", o->text && o->text[0] ? o->text : NULL);
     jw_kstr(w, "reply_to", o->reply_to[0] ? o->reply_to : NULL);
     jw_kstr(w, "idem", o->idem[0] ? o->idem : NULL);
+    if (o->mentions) {
+        jw_key(w, "mentions");
+        mentions_json(w, o->mentions);
+    }
     jw_obj_end(w);
 }
 
@@ -270,6 +346,8 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_kstr(&w, "id", o->id);
     jw_kstr(&w, "chat_jid", o->to);
     jw_knull(&w, "sender_jid");
+    jw_knull(&w, "sender_pn");
+    jw_knull(&w, "sender_lid");
     jw_kbool(&w, "from_me", 1);
     jw_kstr(&w, "type", "text");
     jw_knull(&w, "subtype");
@@ -277,6 +355,8 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_kstr(&w, "reply_to", o->reply_to[0] ? o->reply_to : NULL);
     jw_knull(&w, "reaction_to");
     jw_knull(&w, "reaction");
+    jw_key(&w, "mentions");
+    mentions_json(&w, o->mentions);
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
     jw_kstr(&w, "ts", ts);
@@ -377,8 +457,9 @@ static void send_media(struct op *o)
                        o->kind,
                        o->media_id,
                        o->file_name[0] ? o->file_name : NULL,
-                       o->thumb_hex};
-    op_run(o, SQL_SEND_MEDIA, 9, p, on_send_one);
+                       o->thumb_hex,
+                       o->mentions};
+    op_run(o, SQL_SEND_MEDIA, 10, p, on_send_one);
 }
 
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
@@ -727,7 +808,7 @@ void h_messages_send(struct rq *rq)
     if (!v || !YAJL_IS_STRING(v) || parse_to(v->u.string, o->to, sizeof o->to) < 0) {
         http_error(rq, 400, "invalid_to",
                    "to must be a phone number in international form (e.g. +15551234567) or a JID "
-                   "(user@s.whatsapp.net, user@lid)",
+                   "(user@s.whatsapp.net, user@lid, group@g.us)",
                    "to");
         goto out;
     }
@@ -764,6 +845,8 @@ void h_messages_send(struct rq *rq)
         }
         snprintf(o->reply_to, sizeof o->reply_to, "%s", v->u.string);
     }
+    if (parse_mentions(rq, body, o) < 0)
+        goto out;
     v = json_member(body, "idempotency_key");
     if (v && !YAJL_IS_NULL(v)) {
         size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
@@ -923,6 +1006,29 @@ void h_message_get(struct rq *rq)
     op_run(o, SQL_ONE, 1, o->params, on_one);
 }
 
+/* ---- GET /api/messages/{id}/receipts: who got and read a message we
+ * sent (per recipient: a group's members each, a person in a 1:1 chat). */
+
+static const char SQL_RECEIPTS[] =
+    "SELECT json_build_object('message_id', m.id, 'chat_jid', m.chat_jid, 'status', m.status, 'receipts', "
+    "coalesce((SELECT json_agg(json_build_object('recipient', r.recipient, "
+    "'delivered_at', " REST_TS("r.delivered_at") ", 'read_at', " REST_TS(
+        "r.read_at") ", "
+                     "'played_at', " REST_TS("r.played_at") ") ORDER BY r.recipient) "
+                                                            "FROM wa_message_receipts r WHERE r.message_id = "
+                                                            "m.id), '[]'::json))::text "
+                                                            "FROM wa_messages m WHERE m.id = $1";
+
+void h_message_receipts(struct rq *rq)
+{
+    char *id = message_id(rq);
+    if (!id)
+        return;
+    struct op *o = op_new(rq);
+    o->params[0] = id;
+    op_run(o, SQL_RECEIPTS, 1, o->params, on_one);
+}
+
 void h_message_read(struct rq *rq)
 {
     char *id = message_id(rq);
@@ -983,21 +1089,24 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
 }
 
 /* Newest activity first; the cursor is (last message seq, jid). */
+/* status@broadcast (status updates) only when asked: include=status. */
 static const char SQL_CHATS[] =
     "SELECT json_build_object('jid', c.jid, 'name', c.name, 'unread_count', c.unread_count, "
     "  'last_message_at', " REST_TS(
         "coalesce(lm.ts, c.last_message_at)") ", "
                                               "  'updated_at', " REST_TS(
                                                   "c.updated_at") ", 'last_message', lm.j)::text, "
-                                                                  "coalesce(lm.seq, 0), c.jid "
+                                                                  "  coalesce(lm.seq, 0), c.jid "
                                                                   "FROM wa_chats c LEFT JOIN LATERAL (SELECT "
                                                                   "m.seq, m.ts, wapi_message_json(m) AS j "
                                                                   "FROM wa_messages m "
                                                                   "  WHERE m.chat_jid = c.jid ORDER BY m.seq "
                                                                   "DESC LIMIT 1) lm ON true "
-                                                                  "WHERE $1::bigint IS NULL OR "
+                                                                  "WHERE ($1::bigint IS NULL OR "
                                                                   "(coalesce(lm.seq, 0), c.jid) < "
-                                                                  "($1::bigint, $2::text) "
+                                                                  "($1::bigint, $2::text)) "
+                                                                  "  AND ($4::boolean OR c.jid <> "
+                                                                  "'status@broadcast') "
                                                                   "ORDER BY coalesce(lm.seq, 0) DESC, c.jid "
                                                                   "DESC LIMIT $3";
 
@@ -1011,6 +1120,14 @@ void h_chats_list(struct rq *rq)
     int has = rest_cursor(rq, &cur, jid, sizeof jid);
     if (has < 0)
         return;
+    char inc[32];
+    int il = rest_query(rq, "include", inc, sizeof inc);
+    if (il == -2 || (il >= 0 && strcmp(inc, "status") != 0)) {
+        http_error(rq, 400, "invalid_include", "include must be \"status\" (the chat of status updates)",
+                   "include");
+        return;
+    }
+    int status = il >= 0;
     struct op *o = op_new(rq);
     o->limit = limit;
     char *p0 = h2o_mem_alloc_pool(&rq->req->pool, 24), *p1 = h2o_mem_alloc_pool(&rq->req->pool, sizeof jid),
@@ -1021,7 +1138,8 @@ void h_chats_list(struct rq *rq)
     o->params[0] = has ? p0 : NULL;
     o->params[1] = p1;
     o->params[2] = p2;
-    op_run(o, SQL_CHATS, 3, o->params, on_list);
+    o->params[3] = status ? "true" : "false";
+    op_run(o, SQL_CHATS, 4, o->params, on_list);
 }
 
 /* ---- /api/chats/{jid}/messages, /api/chats/{jid}/presence */
@@ -1082,7 +1200,8 @@ void h_chat_presence(struct rq *rq)
     }
     char jid[160];
     if (parse_to(raw, jid, sizeof jid) < 0) {
-        http_error(rq, 400, "invalid_jid", "the chat must be a person's JID or phone number", "jid");
+        http_error(rq, 400, "invalid_jid", "the chat must be a person's or a group's JID, or a phone number",
+                   "jid");
         return;
     }
     struct sbuf b;

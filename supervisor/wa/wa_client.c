@@ -863,9 +863,11 @@ int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, voi
         return -1;
     char id[32];
     wa_jid to;
-    wa_jid_parse(a, SERVER, &to);
     wa_node_add_attr(a, iq, "id", next_id(c, id, sizeof id));
-    wa_node_add_attr_jid(a, iq, "to", &to);
+    if (!wa_node_attr(iq, "to")) { /* a group's query names the group */
+        wa_jid_parse(a, SERVER, &to);
+        wa_node_add_attr_jid(a, iq, "to", &to);
+    }
     if (wac_send_node(c, iq) < 0)
         return -1;
     snprintf(c->iqs[slot].id, sizeof c->iqs[slot].id, "%s", id);

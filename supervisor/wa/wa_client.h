@@ -95,7 +95,7 @@ struct wa_client_hooks {
 void wa_client_set_hooks(struct wa_client *c, const struct wa_client_hooks *h, void *arg);
 /* Sends a stanza when connected; -1 otherwise. */
 int wa_client_send_node(struct wa_client *c, const wa_node *n);
-/* Sends iq (id and to are added here); cb gets the answer, or NULL if the
+/* Sends iq (id is added here, and to = the server unless iq has a to); cb gets the answer, or NULL if the
  * connection drops first. -1 when not connected (cb will not run). */
 int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, void *arg);
 /* paused: stops taking stanzas in (the socket is not read) until resumed;

@@ -231,6 +231,31 @@ static int copy32(uint8_t out[32], const ProtobufCBinaryData *b)
     return 1;
 }
 
+#define MAX_MENTIONS 1024 /* a group's size */
+
+/* Reply and mentions from a contextInfo (NULL: none). -1 when out of memory. */
+static int context_fill(const Wapi__E2e__ContextInfo *ci, struct wa_msg_content *out)
+{
+    if (!ci)
+        return 0;
+    if (ci->stanzaid && !(out->reply_to = sdup(ci->stanzaid)))
+        return -1;
+    size_t n = ci->n_mentionedjid < MAX_MENTIONS ? ci->n_mentionedjid : MAX_MENTIONS;
+    if (n == 0)
+        return 0;
+    out->mentions = calloc(n, sizeof *out->mentions);
+    if (!out->mentions)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!ci->mentionedjid[i] || !*ci->mentionedjid[i] || strlen(ci->mentionedjid[i]) > 128)
+            continue; /* not a JID: left out */
+        if (!(out->mentions[out->nmentions] = sdup(ci->mentionedjid[i])))
+            return -1;
+        out->nmentions++;
+    }
+    return 0;
+}
+
 /* Fills out as a WA_MSG_MEDIA of type from v; -1 on OOM. */
 static int media_from_view(const struct mview *v, int type, const char *field, struct wa_msg_content *out)
 {
@@ -266,8 +291,8 @@ static int media_from_view(const struct mview *v, int type, const char *field, s
     out->kind = WA_MSG_MEDIA;
     out->media = md;
     out->subtype = sdup(field);
-    if (v->ci && v->ci->stanzaid)
-        out->reply_to = sdup(v->ci->stanzaid);
+    if (context_fill(v->ci, out) < 0)
+        return -1;
     return 0;
 }
 
@@ -411,9 +436,7 @@ static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int dep
         out->kind = WA_MSG_TEXT;
         out->subtype = sdup("extendedTextMessage");
         out->text = sdup(m->extendedtextmessage->text ? m->extendedtextmessage->text : "");
-        if (m->extendedtextmessage->contextinfo && m->extendedtextmessage->contextinfo->stanzaid)
-            out->reply_to = sdup(m->extendedtextmessage->contextinfo->stanzaid);
-        return 0;
+        return context_fill(m->extendedtextmessage->contextinfo, out);
     }
     if (m->reactionmessage) {
         out->kind = WA_MSG_REACTION;
@@ -484,6 +507,22 @@ int wa_msg_parse(const uint8_t *p, size_t n, struct wa_msg_content *out)
     if (!m)
         return -1;
     int r = fill(m, out, 0);
+    const Wapi__E2e__SenderKeyDistributionMessage *k = m->senderkeydistributionmessage;
+    if (r == 0 && k && k->groupid && *k->groupid && k->has_axolotlsenderkeydistributionmessage &&
+        k->axolotlsenderkeydistributionmessage.len > 0 &&
+        k->axolotlsenderkeydistributionmessage.len <= 1024) {
+        out->skdm_group = sdup(k->groupid);
+        out->skdm = malloc(k->axolotlsenderkeydistributionmessage.len);
+        if (!out->skdm_group || !out->skdm)
+            r = -1;
+        else {
+            memcpy(out->skdm, k->axolotlsenderkeydistributionmessage.data,
+                   k->axolotlsenderkeydistributionmessage.len);
+            out->skdm_len = k->axolotlsenderkeydistributionmessage.len;
+        }
+    }
+    if (r < 0)
+        wa_msg_content_free(out);
     wapi__e2e__message__free_unpacked(m, NULL);
     return r;
 }
@@ -496,6 +535,13 @@ void wa_msg_content_free(struct wa_msg_content *c)
     free(c->subtype);
     free(c->dsm_dest);
     wa_msg_media_free(c->media);
+    for (size_t i = 0; i < c->nmentions; i++)
+        free(c->mentions[i]);
+    free(c->mentions);
+    free(c->skdm_group);
+    if (c->skdm)
+        OPENSSL_cleanse(c->skdm, c->skdm_len);
+    free(c->skdm);
     memset(c, 0, sizeof *c);
 }
 
@@ -548,16 +594,47 @@ const char *wa_msg_media_enc_type(const struct wa_msg_media *m)
     }
 }
 
+/* ci's mentionedJid from a newline-separated list (NULL or "": none): the
+ * copy the pointers point into in *buf (free both). -1 when out of memory. */
+static int mentions_in(Wapi__E2e__ContextInfo *ci, const char *mentions, char **buf, char ***v)
+{
+    *buf = NULL, *v = NULL;
+    if (!mentions || !*mentions)
+        return 0;
+    size_t n = 1;
+    for (const char *p = mentions; *p; p++)
+        n += *p == '\n';
+    if (n > MAX_MENTIONS || !(*buf = strdup(mentions)) || !(*v = calloc(n, sizeof **v))) {
+        free(*buf);
+        *buf = NULL;
+        return -1;
+    }
+    for (char *p = *buf, *nl; p; p = nl) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl++ = '\0';
+        if (*p)
+            (*v)[ci->n_mentionedjid++] = p;
+    }
+    ci->mentionedjid = *v;
+    return 0;
+}
+
 int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,
-                      const char *dsm_dest, uint8_t **out, size_t *outlen)
+                      const char *mentions, const char *dsm_dest, uint8_t **out, size_t *outlen)
 {
     Wapi__E2e__Message inner = WAPI__E2E__MESSAGE__INIT, outer = WAPI__E2E__MESSAGE__INIT;
     Wapi__E2e__ExtendedTextMessage ext = WAPI__E2E__EXTENDED_TEXT_MESSAGE__INIT;
     Wapi__E2e__ContextInfo ci = WAPI__E2E__CONTEXT_INFO__INIT;
     Wapi__E2e__DeviceSentMessage dsm = WAPI__E2E__DEVICE_SENT_MESSAGE__INIT;
-    if (reply_to && *reply_to) {
-        ci.stanzaid = (char *)reply_to;
-        ci.participant = (char *)reply_participant;
+    char *mbuf, **mv;
+    if (mentions_in(&ci, mentions, &mbuf, &mv) < 0)
+        return -1;
+    if ((reply_to && *reply_to) || ci.n_mentionedjid) {
+        if (reply_to && *reply_to) {
+            ci.stanzaid = (char *)reply_to;
+            ci.participant = (char *)reply_participant;
+        }
         ext.text = (char *)text;
         ext.contextinfo = &ci;
         inner.extendedtextmessage = &ext;
@@ -573,9 +650,12 @@ int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_
     }
     size_t len = wapi__e2e__message__get_packed_size(m);
     uint8_t *b = malloc(len ? len : 1);
+    if (b)
+        wapi__e2e__message__pack(m, b);
+    free(mbuf);
+    free(mv);
     if (!b)
         return -1;
-    wapi__e2e__message__pack(m, b);
     *out = b;
     *outlen = len;
     return 0;
@@ -589,7 +669,7 @@ int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_
     } while (0)
 
 int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const char *reply_participant,
-                       const char *dsm_dest, uint8_t **out, size_t *outlen)
+                       const char *mentions, const char *dsm_dest, uint8_t **out, size_t *outlen)
 {
     Wapi__E2e__Message inner = WAPI__E2E__MESSAGE__INIT, outer = WAPI__E2E__MESSAGE__INIT,
                        wrapped = WAPI__E2E__MESSAGE__INIT;
@@ -605,11 +685,16 @@ int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const
     if (!m->has_media_key || !m->has_file_sha256 || !m->has_file_enc_sha256 || !m->direct_path ||
         !*m->direct_path)
         return -1;
+    char *mbuf = NULL, **mv = NULL;
     if (reply_to && *reply_to) {
         ci.stanzaid = (char *)reply_to;
         ci.participant = (char *)reply_participant;
         ctx = &ci;
     }
+    if (mentions_in(&ci, mentions, &mbuf, &mv) < 0)
+        return -1;
+    if (ci.n_mentionedjid)
+        ctx = &ci;
     switch (m->type) {
     case WA_MT_IMAGE:
         im.url = m->url, im.directpath = m->direct_path, im.mimetype = m->mimetype, im.caption = m->caption;
@@ -686,6 +771,8 @@ int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const
         inner.stickermessage = &sm;
         break;
     default:
+        free(mbuf);
+        free(mv);
         return -1;
     }
     Wapi__E2e__Message *content = &inner;
@@ -704,10 +791,35 @@ int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const
     }
     size_t len = wapi__e2e__message__get_packed_size(msg);
     uint8_t *b = malloc(len ? len : 1);
+    if (b)
+        wapi__e2e__message__pack(msg, b);
+    free(mbuf);
+    free(mv);
     if (!b)
         return -1;
-    wapi__e2e__message__pack(msg, b);
     *out = b;
     *outlen = len;
+    return 0;
+}
+
+int wa_msg_append_skdm(const uint8_t *msg, size_t n, const char *group, const uint8_t *skdm, size_t skdm_len,
+                       uint8_t **out, size_t *outlen)
+{
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__SenderKeyDistributionMessage k = WAPI__E2E__SENDER_KEY_DISTRIBUTION_MESSAGE__INIT;
+    k.groupid = (char *)group;
+    k.has_axolotlsenderkeydistributionmessage = 1;
+    k.axolotlsenderkeydistributionmessage = (ProtobufCBinaryData){skdm_len, (uint8_t *)skdm};
+    m.senderkeydistributionmessage = &k;
+    size_t extra = wapi__e2e__message__get_packed_size(&m);
+    *out = malloc(n + extra);
+    if (!*out)
+        return -1;
+    /* A Message's fields may come in any order: the key's field after the
+     * rest is the same Message with it set. */
+    if (n)
+        memcpy(*out, msg, n);
+    wapi__e2e__message__pack(&m, *out + n);
+    *outlen = n + extra;
     return 0;
 }

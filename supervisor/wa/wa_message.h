@@ -101,6 +101,15 @@ struct wa_msg_content {
     char *subtype;  /* Message field name (conversation, extendedTextMessage, imageMessage, ...) */
     char *dsm_dest; /* deviceSentMessage: the chat our other device sent to */
     struct wa_msg_media *media; /* WA_MSG_MEDIA: malloc'd */
+    /* contextInfo.mentionedJid: the JIDs a group message mentions */
+    char **mentions;
+    size_t nmentions;
+    /* senderKeyDistributionMessage (a pairwise copy in a group): the
+     * sender's key for group skdm_group; it may ride with content or alone
+     * (kind WA_MSG_NONE). */
+    char *skdm_group;
+    uint8_t *skdm;
+    size_t skdm_len;
 };
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
@@ -113,15 +122,20 @@ const char *wa_msg_media_enc_type(const struct wa_msg_media *m);
 /* Decodes an unpadded Message. 0, or -1 when it is no Message. */
 int wa_msg_parse(const uint8_t *p, size_t n, struct wa_msg_content *out);
 void wa_msg_content_free(struct wa_msg_content *c);
-/* A text Message (extendedTextMessage with context when reply_to is set),
- * wrapped in deviceSentMessage{dsm_dest} when dsm_dest is set. *out malloc'd. */
+/* A text Message (extendedTextMessage with context when reply_to or
+ * mentions are set), wrapped in deviceSentMessage{dsm_dest} when dsm_dest
+ * is set. mentions: JIDs, newline-separated (NULL or "": none). *out malloc'd. */
 int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,
-                      const char *dsm_dest, uint8_t **out, size_t *outlen);
+                      const char *mentions, const char *dsm_dest, uint8_t **out, size_t *outlen);
+/* The serialized Message msg with a senderKeyDistributionMessage{group,
+ * skdm} added. *out malloc'd. */
+int wa_msg_append_skdm(const uint8_t *msg, size_t n, const char *group, const uint8_t *skdm, size_t skdm_len,
+                       uint8_t **out, size_t *outlen);
 /* A media Message of m->type (documentWithCaptionMessage for a document
  * with a caption; audioMessage with ptt for a voice note), with the reply
  * context and the deviceSentMessage wrapper as for text. m->has_media_key,
  * both sums and direct_path are required. *out malloc'd. 0 or -1. */
 int wa_msg_build_media(const struct wa_msg_media *m, const char *reply_to, const char *reply_participant,
-                       const char *dsm_dest, uint8_t **out, size_t *outlen);
+                       const char *mentions, const char *dsm_dest, uint8_t **out, size_t *outlen);
 
 #endif

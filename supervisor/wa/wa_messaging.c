@@ -33,13 +33,6 @@ int wa_messaging_ready(void)
     return wam.connected;
 }
 
-void wa_messaging_group_changed(const char *gjid, int member_left)
-{
-    /* Sending to groups is not there yet: nothing is cached. */
-    (void)gjid;
-    (void)member_left;
-}
-
 /* Own user and device from creds.jid ("user:dev@server"). */
 int wam_own_address(char *user, size_t ucap, int *dev)
 {

@@ -37,8 +37,11 @@ struct wa_retry_request {
 struct wa_send_events {
     /* The server took the message (or not); err says why when not ok. */
     void (*on_sent)(void *arg, const char *id, enum wa_send_result r, const char *err);
-    /* status: delivered | read | played, for message ids we sent. */
-    void (*on_receipt)(void *arg, const char *id, const char *status, const char *from);
+    /* status: delivered | read | played, for message ids we sent; from:
+     * the chat (a person's device, or a group), participant: in a group,
+     * the member's device that answered (else NULL). */
+    void (*on_receipt)(void *arg, const char *id, const char *status, const char *from,
+                       const char *participant);
     /* Logged in: sending can start. */
     void (*on_ready)(void *arg);
     /* Answer with wa_messaging_resend() when the message is ours and still
@@ -89,17 +92,20 @@ void wa_messaging_set_receive_events(const struct wa_receive_events *ev, void *a
  * server resends it, and its Signal state is undone so it decrypts again). */
 void wa_messaging_stored(uint64_t token, const char *applied, const char *err);
 /* Takes one text message to send after those given before (on_sent tells
- * how it went); -1 when full or not connected, -2 when to_jid is no JID. */
-int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to);
+ * how it went); -1 when full or not connected, -2 when to_jid is no JID.
+ * to_jid may be a group's. mentions: the JIDs it mentions, newline-separated
+ * (NULL or "": none). */
+int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to,
+                      const char *mentions);
 /* The same for a media message: media is the attachment as uploaded
  * (media key, both sums, direct path; copied). */
 int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_msg_media *media,
-                            const char *reply_to);
+                            const char *reply_to, const char *mentions);
 /* Answers a retry request: the message (our text, or our media, in chat_jid)
  * again, to the device that asked only, in a new session. -1 when it cannot
  * be queued. */
 int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
-                        const struct wa_msg_media *media, const char *reply_to);
+                        const struct wa_msg_media *media, const char *reply_to, const char *mentions);
 /* Asks our phone to upload a received message's media again (the media
  * hosts no longer have it): its answer comes to on_media_retry. chat_jid:
  * the message's chat; participant: its sender in a group, else NULL. -1 when

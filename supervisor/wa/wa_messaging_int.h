@@ -41,15 +41,19 @@ struct qitem {
 struct device {
     char user[64], server[32];
     int dev;
-    int own; /* one of our other devices */
+    int own;  /* one of our other devices */
+    int skdm; /* a group send: it gets our sender key (pairwise) in this one */
 };
+
+/* Devices one group send reaches at most (1,024 members, several devices each). */
+#define MAX_SEND_DEVICES 8192
 
 /* A send waiting for its turn: a message from the outbox, or (retry > 0) a
  * resend of one of ours to the one device that could not decrypt it. */
 struct send_job {
     char id[64], to_user[64], to_server[32];
-    char *text, *reply_to;
-    struct wa_msg_media *media; /* a media message instead of text (owned) */
+    char *text, *reply_to, *mentions; /* mentions: JIDs, newline-separated */
+    struct wa_msg_media *media;       /* a media message instead of text (owned) */
     int retry;
     struct device dev; /* retry: the device that asked */
 };
@@ -60,6 +64,7 @@ struct outgoing {
     wa_node *msg;
     char id[64], to_user[64];
     int retry, devices, pkmsg;
+    char phash[24]; /* a group send's participant hash ("" none) */
 };
 
 /* A stanza written whose ack has not come yet. */
@@ -67,6 +72,7 @@ struct awaiting {
     char id[64], to_user[64];
     int retry;
     int64_t deadline_ms;
+    char phash[24]; /* a group send's: the server's ack says whether it agrees */
 };
 
 /* A prekey bundle from the server, kept until the Signal state may change. */
@@ -99,10 +105,11 @@ struct wam {
     struct {
         int active;
         char id[64], to_user[64], to_server[32];
-        char *text, *reply_to;
+        char *text, *reply_to, *mentions;
         struct wa_msg_media *media;
-        struct device devs[MAX_DEVICES];
-        int ndevs;
+        struct device *devs; /* wam_dev_add() */
+        int ndevs, devcap;
+        int group; /* to a group (sender keys), not a resend */
         int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */
         int64_t deadline_ms;
         unsigned gen;
@@ -145,6 +152,38 @@ void wam_process_next(void);
 void wam_receive_disconnect(void);
 
 /* wa_send.c */
+/* A new device of the send being prepared (zeroed), or NULL when full. */
+struct device *wam_dev_add(void);
+/* The send being prepared ends before its stanza was written. */
+void wam_send_done(enum wa_send_result r, const char *err);
+/* 1 when an answer (n) is for the send being prepared (arg: its gen). */
+int wam_answer_wanted(void *arg, const wa_node *n, const char *lost);
+/* Prekeys for the devices without a session (of a group send: those that
+ * get our key), then encryption. */
+void wam_fetch_prekeys_or_send(void);
+/* The users of a usync answer's list into the device cache (and their
+ * LIDs to the application). */
+void wam_usync_apply(const wa_node *list);
+/* An encrypted stanza joins the batch written after the next flush; the
+ * preparation ends. */
+void wam_queue_outgoing(wa_arena *a, wa_node *msg, int devices, int pkmsg, const char *phash);
+void wam_dev_jid(const struct device *d, char *buf, size_t cap);
+
+/* wa_send_group.c: the group parts of a send */
+/* Participants (cached, or asked), their devices, then prekeys. */
+void wam_group_start(void);
+/* Encrypts and queues the prepared group message (plain: the unpadded
+ * Message). */
+void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen);
+/* The server's ack named another participant hash than ours: the group's
+ * member list and its members' devices are fetched again. */
+void wam_group_phash_mismatch(const char *group_user);
+/* A resend to one device of a group: our key rides with the message. 0, or
+ * -1 (then *skdm is NULL). *skdm malloc'd. */
+int wam_group_own_skdm(const char *group_user, uint8_t **skdm, size_t *n);
+/* Replacements of our sender key that waited for the Signal store. */
+void wam_group_rotate_pending(void);
+void wam_group_disconnect(void);
 void wam_send_init(struct event_base *base);
 void wam_handle_ack(const wa_node *n);
 void wam_handle_receipt(const wa_node *n);

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "wa_messaging_int.h"
+#include "wa_group_cipher.h"
 #include "wa_signal_store.h"
 
 /* A <receipt> answering stanza n (id, to = its from), in a; NULL when n
@@ -61,6 +62,11 @@ static void send_retry_receipt(const wa_node *n, int count)
         return;
     }
     wa_node_add_attr(a, r, "type", "retry");
+    char pb[128];
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
+    wa_jid pj;
+    if (participant && wa_jid_parse(a, participant, &pj) == WA_OK)
+        wa_node_add_attr_jid(a, r, "participant", &pj); /* a group's sender: who is asked to send again */
     wa_node *rt = wa_node_new(a, "retry");
     char cnt[16];
     snprintf(cnt, sizeof cnt, "%d", count);
@@ -228,10 +234,12 @@ static int64_t stanza_time(const char *t)
     return (int64_t)v;
 }
 
-/* Group, broadcast and newsletter messages use sender keys, which are not
- * supported yet: each is still stored (type unsupported, subtype naming the
- * kind of chat, sender from participant) before its receipt and ack, so
- * nothing acknowledged is lost and the API shows that it came. */
+/* Broadcast lists other than status, and newsletters, are not decrypted
+ * yet: each is still stored (type unsupported, subtype naming the kind of
+ * chat, sender from participant) before its receipt and ack, so nothing
+ * acknowledged is lost and the API shows that it came. (Groups and status
+ * were stored so too, as group_message / broadcast_message, before sender
+ * keys were supported; those rows stay as they are.) */
 static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a, const char *id,
                                       const char *from, const wa_jid *fj, const char *own_user, const char *t,
                                       const char *notify)
@@ -254,8 +262,8 @@ static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a,
                                                            : "other_message";
     char chat[128];
     snprintf(chat, sizeof chat, "%s@%s", fj->user, fj->server);
-    log_info("message in a group or broadcast: stored as unsupported (sender keys are not supported yet)",
-             LF_S("id", id), LF_S("from", from));
+    log_info("message in a broadcast list or newsletter: stored as unsupported", LF_S("id", id),
+             LF_S("from", from));
     struct wa_msg_content mc = {.kind = WA_MSG_UNSUPPORTED, .subtype = strdup(kind)};
     im->answer = A_RECEIPT;
     if (!mc.subtype) {
@@ -264,6 +272,156 @@ static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a,
     }
     add_element(im, id, chat, sender[0] ? sender : NULL, from_me, stanza_time(t), from_me ? NULL : notify,
                 NULL, &mc);
+}
+
+/* A message that could not be decrypted: nothing of its Signal state is
+ * kept, and a retry receipt asks for it again while retries are left. */
+static void undecryptable(struct inmsg *im, struct wa_signal *sig, const char *id, const char *from, int rc,
+                          int any, const char *why)
+{
+    /* Nothing of this one is kept; the others of the batch are. */
+    if (wa_signal_store_rollback(sig->st) < 0)
+        broken = 1; /* out of memory: the whole batch is forgotten */
+    wam.decrypt_failures++;
+    if (wam.rev.on_undecryptable)
+        wam.rev.on_undecryptable(wam.rarg, id, from);
+    int cnt = retry_count(id);
+    log_warn("cannot decrypt an incoming message", LF_S("id", id), LF_S("from", from), LF_S("why", why),
+             LF_I("code", rc), LF_I("retry", cnt), LF_I("failures_total", (long long)wam.decrypt_failures));
+    im->answer = A_RETRY;
+    im->retry = any && cnt <= MAX_RETRY_RECEIPTS ? cnt : 0;
+}
+
+/* Unpads and parses a decryption's result into mc (then 0); frees plain. */
+static int open_plain(uint8_t *plain, size_t plen, struct wa_msg_content *mc)
+{
+    long ulen = wa_msg_unpad(plain, plen);
+    int r = ulen < 0 ? -1 : wa_msg_parse(plain, (size_t)ulen, mc);
+    OPENSSL_cleanse(plain, plen);
+    free(plain);
+    return r;
+}
+
+/* A group (or status) message: <message from=group participant=sender>
+ * with a pairwise <enc type=pkmsg|msg> when the sender hands us its key
+ * (a SenderKeyDistributionMessage, or the whole message when it answers a
+ * retry receipt) and an <enc type=skmsg> for every member. */
+static void prepare_group(struct inmsg *im, wa_node *n, wa_arena *a, const char *id, const char *from,
+                          const wa_jid *gj, const char *own_user, const char *t, const char *notify)
+{
+    char pb[128], chat[128], name[96];
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
+    wa_jid pj;
+    if (!participant || wa_jid_parse(a, participant, &pj) != WA_OK || !pj.user[0] ||
+        (strcmp(pj.server, "s.whatsapp.net") && strcmp(pj.server, "lid"))) {
+        log_warn("group message without a usable participant; acknowledged and dropped", LF_S("id", id),
+                 LF_S("from", from));
+        im->answer = A_ACK;
+        return;
+    }
+    snprintf(chat, sizeof chat, "%s@%s", gj->user, gj->server);
+    wa_msg_address_name(pj.user, pj.server, name, sizeof name);
+    struct wa_signal sig;
+    if (wa_client_signal(wam.c, &sig) < 0)
+        return; /* A_NONE */
+    wa_signal_store_mark(sig.st);
+    struct wa_msg_content mc = {.kind = WA_MSG_NONE}, pc = {.kind = WA_MSG_NONE};
+    int rc = 0, any = 0, dup = 0, got_sk = 0;
+    const char *why = "no <enc> for this device";
+    for (uint32_t i = 0; n->content == WA_CONTENT_LIST && i < n->nchildren && rc == 0; i++) {
+        const wa_node *e = n->children[i];
+        if (strcmp(e->tag, "enc") != 0)
+            continue;
+        const char *v = wa_node_attr_str(e, "v"), *et = wa_node_attr_str(e, "type");
+        int sk = et && !strcmp(et, "skmsg"), pair = et && (!strcmp(et, "pkmsg") || !strcmp(et, "msg"));
+        if (!sk && !pair) {
+            why = "unsupported <enc> type";
+            continue;
+        }
+        if (!v || strcmp(v, "2") || e->content != WA_CONTENT_BYTES || e->nbytes == 0 || e->nbytes > MAX_ENC) {
+            why = "malformed <enc>";
+            continue;
+        }
+        any = 1;
+        uint8_t *plain = NULL;
+        size_t plen = 0;
+        struct wa_msg_content *into = sk ? &mc : &pc;
+        if (into->kind != WA_MSG_NONE || (sk && got_sk))
+            continue; /* one of each kind counts */
+        got_sk |= sk;
+        rc = sk ? wa_gc_decrypt(sig.sc, sig.g, chat, name, pj.device, e->bytes, e->nbytes, &plain, &plen)
+                : wa_msg_decrypt(sig.sc, sig.g, name, pj.device,
+                                 !strcmp(et, "pkmsg") ? WA_ENC_PKMSG : WA_ENC_MSG, e->bytes, e->nbytes,
+                                 &plain, &plen);
+        if (rc == SG_ERR_DUPLICATE_MESSAGE) {
+            dup = 1;
+            rc = 0;
+            continue;
+        }
+        if (rc != 0) {
+            why = sk ? (rc == SG_ERR_NO_SESSION ? "no sender key of this sender yet"
+                                                : "group decryption failed")
+                     : "decryption failed";
+            break;
+        }
+        wa_msg_content_free(into);
+        if (open_plain(plain, plen, into) < 0) {
+            rc = -1;
+            why = "bad padding or not a Message";
+            break;
+        }
+        /* The sender's key, before the skmsg that follows uses it. The group
+         * is the stanza's, whatever the message names: keys are looked up
+         * by the chat they arrive in. */
+        if (!sk && pc.skdm) {
+            int kr = wa_gc_process_skdm(sig.sc, sig.g, chat, name, pj.device, pc.skdm, pc.skdm_len);
+            if (kr != 0)
+                log_warn("a sender key distribution message was refused", LF_S("id", id),
+                         LF_S("from", participant), LF_I("code", kr));
+        }
+    }
+    /* The content: the skmsg's, or the pairwise copy's (a resend after a
+     * retry receipt carries the message itself). */
+    struct wa_msg_content *c = mc.kind != WA_MSG_NONE ? &mc : &pc;
+    if (rc != 0 || !any) {
+        wa_msg_content_free(&mc);
+        wa_msg_content_free(&pc);
+        undecryptable(im, &sig, id, from, rc, any, why);
+        return;
+    }
+    im->answer = A_RECEIPT;
+    if (dup && c->kind == WA_MSG_NONE) {
+        log_info("incoming message seen before; acknowledging again", LF_S("id", id));
+        wa_msg_content_free(&mc);
+        wa_msg_content_free(&pc);
+        return;
+    }
+    int from_me = wam_is_own(&pj), from_lid = !strcmp(pj.server, "lid");
+    char sender[128], lid[128] = "", alt[128];
+    snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
+    if (from_me) {
+        if (from_lid)
+            snprintf(lid, sizeof lid, "%s", sender);
+        snprintf(sender, sizeof sender, "%s@s.whatsapp.net", own_user);
+    } else {
+        /* In a LID-addressed group the server names the phone number beside
+         * the LID (participant_pn); in others, perhaps the LID. */
+        const char *other = wam_alt_jid(n, a, from_lid ? "participant_pn" : "participant_lid",
+                                        from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
+        if (from_lid) {
+            snprintf(lid, sizeof lid, "%s", sender);
+            if (other)
+                snprintf(sender, sizeof sender, "%s", other);
+        } else if (other) {
+            snprintf(lid, sizeof lid, "%s", other);
+        }
+    }
+    im->sender_receipt = from_me;
+    if (c->kind != WA_MSG_NONE)
+        add_element(im, id, chat, sender, from_me, stanza_time(t), from_me ? NULL : notify,
+                    lid[0] ? lid : NULL, c);
+    wa_msg_content_free(&mc);
+    wa_msg_content_free(&pc);
 }
 
 /* Decrypts one stanza of the batch and says what it gets: an element of the
@@ -283,6 +441,10 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
         wam_own_address(own_user, sizeof own_user, &own_dev) < 0) {
         log_warn("message stanza without a usable id or sender; acknowledged and dropped");
         im->answer = A_ACK;
+        return;
+    }
+    if (!strcmp(fj.server, "g.us") || (!strcmp(fj.server, "broadcast") && !strcmp(fj.user, "status"))) {
+        prepare_group(im, n, a, id, from, &fj, own_user, t, notify);
         return;
     }
     if (strcmp(fj.server, "s.whatsapp.net") != 0 && strcmp(fj.server, "lid") != 0) {
@@ -306,7 +468,7 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
                 continue;
             const char *v = wa_node_attr_str(e, "v"), *et = wa_node_attr_str(e, "type");
             if (!et || (strcmp(et, "pkmsg") && strcmp(et, "msg"))) {
-                why = "unsupported <enc> type (sender keys are not supported yet)";
+                why = "unsupported <enc> type for a direct chat";
                 continue;
             }
             if (!v || strcmp(v, "2") || e->content != WA_CONTENT_BYTES || e->nbytes == 0 ||
@@ -328,32 +490,18 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
         im->answer = A_RECEIPT;
         return;
     }
-    long ulen = rc == 0 ? wa_msg_unpad(plain, plen) : -1;
     struct wa_msg_content mc;
-    if (rc != 0 || ulen < 0 || wa_msg_parse(plain, (size_t)ulen, &mc) < 0) {
-        if (plain) {
+    if (rc != 0 || open_plain(plain, plen, &mc) < 0) {
+        if (rc != 0 && plain) {
             OPENSSL_cleanse(plain, plen);
             free(plain);
         }
-        /* Nothing of this one is kept; the others of the batch are. */
-        if (wa_signal_store_rollback(sig.st) < 0)
-            broken = 1; /* out of memory: the whole batch is forgotten */
-        wam.decrypt_failures++;
-        if (wam.rev.on_undecryptable)
-            wam.rev.on_undecryptable(wam.rarg, id, from);
-        int cnt = retry_count(id);
-        log_warn("cannot decrypt an incoming message", LF_S("id", id), LF_S("from", from),
-                 LF_S("why", rc == 0 ? "bad padding or not a Message"
-                             : any   ? "decryption failed"
-                                     : why),
-                 LF_I("code", rc), LF_I("retry", cnt),
-                 LF_I("failures_total", (long long)wam.decrypt_failures));
-        im->answer = A_RETRY;
-        im->retry = any && cnt <= MAX_RETRY_RECEIPTS ? cnt : 0;
+        undecryptable(im, &sig, id, from, rc, any,
+                      rc == 0 ? "bad padding or not a Message"
+                      : any   ? "decryption failed"
+                              : why);
         return;
     }
-    OPENSSL_cleanse(plain, plen);
-    free(plain);
     /* One of our other devices, by phone number or by LID (then we are
      * still the sender by phone number). */
     int from_me = wam_is_own(&fj);

@@ -18,12 +18,29 @@ static void continue_send(void);
 
 /* -- device lists -- */
 
+struct device *wam_dev_add(void)
+{
+    if (wam.s.ndevs == wam.s.devcap) {
+        int cap = wam.s.devcap ? wam.s.devcap * 2 : MAX_DEVICES;
+        struct device *d = cap <= MAX_SEND_DEVICES ? realloc(wam.s.devs, (size_t)cap * sizeof *d) : NULL;
+        if (!d)
+            return NULL;
+        wam.s.devs = d;
+        wam.s.devcap = cap;
+    }
+    struct device *x = &wam.s.devs[wam.s.ndevs++];
+    memset(x, 0, sizeof *x);
+    return x;
+}
+
 static void add_devices(const struct wa_devcache *e, int own, int own_dev)
 {
-    for (int k = 0; k < e->n && wam.s.ndevs < MAX_DEVICES; k++) {
+    for (int k = 0; k < e->n; k++) {
         if (own && e->dev[k] == own_dev)
             continue; /* ourselves */
-        struct device *x = &wam.s.devs[wam.s.ndevs++];
+        struct device *x = wam_dev_add();
+        if (!x)
+            return;
         snprintf(x->user, sizeof x->user, "%s", e->user);
         snprintf(x->server, sizeof x->server, "%s", e->server);
         x->dev = e->dev[k];
@@ -88,7 +105,14 @@ static void clear_prep(void)
 {
     wam.s.active = 0;
     wam.s.retry = 0;
+    wam.s.group = 0;
     wam.s.deferred = 0;
+    wam.s.ndevs = 0;
+    if (wam.s.devcap > MAX_DEVICES) { /* a large group's list is not kept */
+        free(wam.s.devs);
+        wam.s.devs = NULL;
+        wam.s.devcap = 0;
+    }
     if (wam.s.bundles)
         OPENSSL_cleanse(wam.s.bundles, (size_t)wam.s.nbundles * sizeof *wam.s.bundles);
     free(wam.s.bundles);
@@ -97,13 +121,14 @@ static void clear_prep(void)
     wam.s.gen++;
     free(wam.s.text);
     free(wam.s.reply_to);
+    free(wam.s.mentions);
     wa_msg_media_free(wam.s.media);
-    wam.s.text = wam.s.reply_to = NULL;
+    wam.s.text = wam.s.reply_to = wam.s.mentions = NULL;
     wam.s.media = NULL;
 }
 
 /* The message being prepared ends before its stanza was written. */
-static void send_done(enum wa_send_result r, const char *err)
+void wam_send_done(enum wa_send_result r, const char *err)
 {
     if (!wam.s.active)
         return;
@@ -148,6 +173,7 @@ static void batch_flush(void)
         snprintf(w->id, sizeof w->id, "%s", o->id);
         snprintf(w->to_user, sizeof w->to_user, "%s", o->to_user);
         w->retry = o->retry;
+        snprintf(w->phash, sizeof w->phash, "%s", o->phash);
         w->deadline_ms = wam_now_ms() + SEND_TIMEOUT_S * 1000;
         wam.awmsgs += !w->retry;
         log_info("message sent to the server", LF_S("id", o->id), LF_I("devices", o->devices),
@@ -179,12 +205,12 @@ static void on_send_timeout(evutil_socket_t fd, short what, void *arg)
         report(w.id, w.retry, WA_SEND_TRANSIENT, "no ack from the server in time");
     }
     if (wam.s.active && wam.s.deadline_ms <= now)
-        send_done(WA_SEND_TRANSIENT, "no answer from the server in time");
+        wam_send_done(WA_SEND_TRANSIENT, "no answer from the server in time");
     arm_timer();
     pump();
 }
 
-static void dev_jid(const struct device *d, char *buf, size_t cap)
+void wam_dev_jid(const struct device *d, char *buf, size_t cap)
 {
     if (d->dev)
         snprintf(buf, cap, "%s:%d@%s", d->user, d->dev, d->server);
@@ -199,32 +225,73 @@ static void encrypt_and_send(void)
 {
     struct wa_signal sig;
     if (wa_client_signal(wam.c, &sig) < 0) {
-        send_done(WA_SEND_TRANSIENT, "no session store");
+        wam_send_done(WA_SEND_TRANSIENT, "no session store");
         return;
     }
     char to[128];
     snprintf(to, sizeof to, "%s@%s", wam.s.to_user, wam.s.to_server);
     uint8_t *plain = NULL, *dsm = NULL;
     size_t plen = 0, dlen = 0;
-    int built = wam.s.media
-                    ? wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, NULL, &plain, &plen) == 0 &&
-                          wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, to, &dsm, &dlen) == 0
-                    : wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, NULL, &plain, &plen) == 0 &&
-                          wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, to, &dsm, &dlen) == 0;
+    int built =
+        wam.s.media
+            ? wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, wam.s.mentions, NULL, &plain, &plen) ==
+                      0 &&
+                  wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, wam.s.mentions, to, &dsm, &dlen) == 0
+            : wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, wam.s.mentions, NULL, &plain, &plen) == 0 &&
+                  wa_msg_build_text(wam.s.text, wam.s.reply_to, NULL, wam.s.mentions, to, &dsm, &dlen) == 0;
     if (!built) {
         free(plain);
-        send_done(WA_SEND_FAILED, "cannot build the message");
+        free(dsm);
+        wam_send_done(WA_SEND_FAILED, "cannot build the message");
         return;
+    }
+    int group_retry = wam.s.retry && !strcmp(wam.s.to_server, "g.us");
+    if (wam.s.group || group_retry) {
+        OPENSSL_cleanse(dsm, dlen);
+        free(dsm);
+        dsm = NULL;
+        uint8_t *p2 = NULL;
+        size_t p2len = 0;
+        if (group_retry) {
+            /* The device that asked gets the message pairwise, with our
+             * sender key beside it (it may have lost that too). */
+            uint8_t *k = NULL;
+            size_t kl = 0;
+            if (wam_group_own_skdm(wam.s.to_user, &k, &kl) == 0 &&
+                wa_msg_append_skdm(plain, plen, to, k, kl, &p2, &p2len) == 0) {
+                OPENSSL_cleanse(plain, plen);
+                free(plain);
+                plain = p2, plen = p2len;
+            }
+            free(k);
+            /* own devices too: a group's copy is never wrapped */
+            dsm = malloc(plen);
+            if (dsm) {
+                memcpy(dsm, plain, plen);
+                dlen = plen;
+            }
+        } else {
+            wam_group_encrypt_and_send(plain, plen); /* ends the preparation */
+            OPENSSL_cleanse(plain, plen);
+            free(plain);
+            return;
+        }
     }
     wa_arena *a = wa_arena_new();
     wa_node *msg = wa_node_new(a, "message");
     wa_node *parts = wa_node_new(a, "participants");
     wa_jid j;
     wa_node_add_attr(a, msg, "id", wam.s.id);
-    if (wam.s.retry && wam.s.ndevs == 1)
-        dev_jid(&wam.s.devs[0], to, sizeof to);
+    if (wam.s.retry && wam.s.ndevs == 1 && !group_retry)
+        wam_dev_jid(&wam.s.devs[0], to, sizeof to);
     wa_jid_parse(a, to, &j);
     wa_node_add_attr_jid(a, msg, "to", &j);
+    if (group_retry && wam.s.ndevs == 1) { /* to the group, for this member's device only */
+        char dj[160];
+        wam_dev_jid(&wam.s.devs[0], dj, sizeof dj);
+        wa_jid_parse(a, dj, &j);
+        wa_node_add_attr_jid(a, msg, "participant", &j);
+    }
     wa_node_add_attr(a, msg, "type", wam.s.media ? "media" : "text");
     int any_pk = 0, nto = 0, nrecipient = 0;
     for (int i = 0; i < wam.s.ndevs; i++) {
@@ -246,7 +313,7 @@ static void encrypt_and_send(void)
                      LF_I("code", r));
             continue;
         }
-        dev_jid(d, dj, sizeof dj);
+        wam_dev_jid(d, dj, sizeof dj);
         wa_node *tn = wa_node_new(a, "to");
         wa_jid_parse(a, dj, &j);
         wa_node_add_attr_jid(a, tn, "jid", &j);
@@ -284,11 +351,16 @@ static void encrypt_and_send(void)
             batch_flush();
         else
             wa_signal_store_reload(sig.st, ferr, sizeof ferr);
-        send_done(WA_SEND_FAILED, "no device of the recipient could be reached");
+        wam_send_done(WA_SEND_FAILED, "no device of the recipient could be reached");
         return;
     }
     if (!wam.s.retry)
         wa_node_add_child(a, msg, parts);
+    wam_queue_outgoing(a, msg, nto, any_pk, NULL);
+}
+
+void wam_queue_outgoing(wa_arena *a, wa_node *msg, int nto, int any_pk, const char *phash)
+{
     const struct wa_creds *cr = wa_client_creds(wam.c);
     if (any_pk && cr && cr->account_len) {
         wa_node *di = wa_node_new(a, "device-identity");
@@ -300,6 +372,7 @@ static void encrypt_and_send(void)
     o->msg = msg;
     snprintf(o->id, sizeof o->id, "%s", wam.s.id);
     snprintf(o->to_user, sizeof o->to_user, "%s", wam.s.to_user);
+    snprintf(o->phash, sizeof o->phash, "%s", phash ? phash : "");
     o->retry = wam.s.retry;
     o->devices = nto;
     o->pkmsg = any_pk;
@@ -329,13 +402,13 @@ static const wa_node *bytes_of(const wa_node *n, const char *tag, size_t len)
 /* An answer to a query of the send being prepared: 1 when it is for that
  * send; 0 when it is stale, or when the connection went first (lost says
  * while doing what; the send is handed back). */
-static int answer_wanted(void *arg, const wa_node *n, const char *lost)
+int wam_answer_wanted(void *arg, const wa_node *n, const char *lost)
 {
     if ((unsigned)(uintptr_t)arg != wam.s.gen || !wam.s.active)
         return 0;
     if (!n) {
         wam.connected = 0; /* nothing more starts before on_disconnect hands the rest back */
-        send_done(WA_SEND_LOST, lost);
+        wam_send_done(WA_SEND_LOST, lost);
         return 0;
     }
     return 1;
@@ -343,18 +416,18 @@ static int answer_wanted(void *arg, const wa_node *n, const char *lost)
 
 static void on_prekeys(void *arg, const wa_node *n)
 {
-    if (!answer_wanted(arg, n, "connection lost while fetching prekeys"))
+    if (!wam_answer_wanted(arg, n, "connection lost while fetching prekeys"))
         return;
     const wa_node *list = wa_node_child(n, "list");
     const char *type = wa_node_attr_str(n, "type");
     if (!type || strcmp(type, "result") != 0 || !list || list->content != WA_CONTENT_LIST) {
-        send_done(WA_SEND_TRANSIENT, "prekey query failed");
+        wam_send_done(WA_SEND_TRANSIENT, "prekey query failed");
         return;
     }
     /* Kept, not applied: the Signal state may be in use by a commit. */
     wam.s.bundles = list->nchildren ? calloc(list->nchildren, sizeof *wam.s.bundles) : NULL;
     if (list->nchildren && !wam.s.bundles) {
-        send_done(WA_SEND_TRANSIENT, "out of memory");
+        wam_send_done(WA_SEND_TRANSIENT, "out of memory");
         return;
     }
     wam.s.nbundles = 0;
@@ -408,7 +481,7 @@ static void continue_send(void)
     wam.s.deferred = 0;
     struct wa_signal sig;
     if (wa_client_signal(wam.c, &sig) < 0) {
-        send_done(WA_SEND_TRANSIENT, "no session store");
+        wam_send_done(WA_SEND_TRANSIENT, "no session store");
         return;
     }
     if (wam.s.retry) {
@@ -435,11 +508,11 @@ static void continue_send(void)
     encrypt_and_send();
 }
 
-static void fetch_prekeys_or_send(void)
+void wam_fetch_prekeys_or_send(void)
 {
     struct wa_signal sig;
     if (wa_client_signal(wam.c, &sig) < 0) {
-        send_done(WA_SEND_TRANSIENT, "no session store");
+        wam_send_done(WA_SEND_TRANSIENT, "no session store");
         return;
     }
     wa_arena *a = wa_arena_new();
@@ -451,10 +524,12 @@ static void fetch_prekeys_or_send(void)
     for (int i = 0; i < wam.s.ndevs; i++) {
         char name[96], dj[160];
         wa_msg_address_name(wam.s.devs[i].user, wam.s.devs[i].server, name, sizeof name);
-        /* A resend always starts a new session from a fresh bundle. */
-        if (!wam.s.retry && wa_signal_store_has_session(sig.st, name, wam.s.devs[i].dev))
+        /* A resend always starts a new session from a fresh bundle; a group
+         * send needs sessions only with the devices that get our key. */
+        if (!wam.s.retry && ((wam.s.group && !wam.s.devs[i].skdm) ||
+                             wa_signal_store_has_session(sig.st, name, wam.s.devs[i].dev)))
             continue;
-        dev_jid(&wam.s.devs[i], dj, sizeof dj);
+        wam_dev_jid(&wam.s.devs[i], dj, sizeof dj);
         wa_node *u = wa_node_new(a, "user");
         wa_jid j;
         wa_jid_parse(a, dj, &j);
@@ -474,7 +549,7 @@ static void fetch_prekeys_or_send(void)
     int r = wa_client_iq(wam.c, a, iq, on_prekeys, (void *)(uintptr_t)wam.s.gen);
     wa_arena_free(a);
     if (r < 0)
-        send_done(WA_SEND_LOST, "not connected");
+        wam_send_done(WA_SEND_LOST, "not connected");
 }
 
 /* A usync <user jid=phone><lid val=user@lid/>: the phone number <-> LID mapping. */
@@ -489,22 +564,17 @@ static void remember_lid(const wa_node *u, wa_arena *a, const wa_jid *j)
         wam.rev.on_lid(wam.rarg, pn, lb);
 }
 
-static void on_usync(void *arg, const wa_node *n)
+/* The users of a usync list into the device cache; with add, their
+ * devices (but ours) join the send being prepared. 1 when a user other
+ * than us has devices. */
+static int usync_users(const wa_node *list, int add)
 {
-    if (!answer_wanted(arg, n, "connection lost while listing devices"))
-        return;
-    const wa_node *list = wa_usync_list(n);
-    if (!list) {
-        send_done(WA_SEND_TRANSIENT, "device list query failed");
-        return;
-    }
     char own_user[64];
     int own_dev = 0;
     wam_own_address(own_user, sizeof own_user, &own_dev);
-    wam.s.ndevs = 0;
     int recipient_found = 0;
     wa_arena *a = wa_arena_new();
-    for (uint32_t i = 0; i < list->nchildren; i++) {
+    for (uint32_t i = 0; a && list->content == WA_CONTENT_LIST && i < list->nchildren; i++) {
         const wa_node *u = list->children[i];
         char jb[128];
         const char *jid = wa_node_attr_text(u, "jid", jb, sizeof jb);
@@ -517,7 +587,7 @@ static void on_usync(void *arg, const wa_node *n)
         const wa_node *dl = devs ? wa_node_child(devs, "device-list") : NULL;
         if (!dl || dl->content != WA_CONTENT_LIST)
             continue;
-        int own = strcmp(j.user, own_user) == 0;
+        int own = wam_is_own(&j);
         uint16_t ids[MAX_DEVICES];
         int nids = 0;
         for (uint32_t k = 0; k < dl->nchildren && nids < MAX_DEVICES; k++) {
@@ -530,9 +600,11 @@ static void on_usync(void *arg, const wa_node *n)
             if (!*idstr || *end || dv < 0 || dv > 65535)
                 continue;
             ids[nids++] = (uint16_t)dv;
-            if ((own && dv == own_dev) || wam.s.ndevs >= MAX_DEVICES)
+            if (!add || (own && dv == own_dev))
                 continue; /* ourselves */
-            struct device *x = &wam.s.devs[wam.s.ndevs++];
+            struct device *x = wam_dev_add();
+            if (!x)
+                continue;
             snprintf(x->user, sizeof x->user, "%s", j.user);
             snprintf(x->server, sizeof x->server, "%s", j.server);
             x->dev = (int)dv;
@@ -542,11 +614,29 @@ static void on_usync(void *arg, const wa_node *n)
         wa_devcache_put(j.user, j.server, ids, nids, wam_now_ms());
     }
     wa_arena_free(a);
-    if (!recipient_found) {
-        send_done(WA_SEND_FAILED, "the recipient is not on WhatsApp (no devices)");
+    return recipient_found;
+}
+
+void wam_usync_apply(const wa_node *list)
+{
+    usync_users(list, 0);
+}
+
+static void on_usync(void *arg, const wa_node *n)
+{
+    if (!wam_answer_wanted(arg, n, "connection lost while listing devices"))
+        return;
+    const wa_node *list = wa_usync_list(n);
+    if (!list) {
+        wam_send_done(WA_SEND_TRANSIENT, "device list query failed");
         return;
     }
-    fetch_prekeys_or_send();
+    wam.s.ndevs = 0;
+    if (!usync_users(list, 1)) {
+        wam_send_done(WA_SEND_FAILED, "the recipient is not on WhatsApp (no devices)");
+        return;
+    }
+    wam_fetch_prekeys_or_send();
 }
 
 /* <iq xmlns=usync> for the devices of the recipient and of our account. */
@@ -576,7 +666,7 @@ static void send_usync(const char *own_user)
     int r = wa_client_iq(wam.c, a, iq, on_usync, (void *)(uintptr_t)wam.s.gen);
     wa_arena_free(a);
     if (r < 0)
-        send_done(WA_SEND_LOST, "not connected");
+        wam_send_done(WA_SEND_LOST, "not connected");
 }
 
 /* Makes job the one being prepared and starts on it. */
@@ -590,24 +680,33 @@ static void start_job(struct send_job *jb)
     memcpy(wam.s.to_server, jb->to_server, sizeof wam.s.to_server);
     wam.s.text = jb->text;
     wam.s.reply_to = jb->reply_to;
+    wam.s.mentions = jb->mentions;
     wam.s.media = jb->media;
     wam.s.retry = jb->retry;
-    memset(&wam.s.devs, 0, sizeof wam.s.devs);
     wam.s.ndevs = 0;
+    wam.s.group = !jb->retry && !strcmp(jb->to_server, "g.us");
     arm_timer();
     if (jb->retry) {
         /* The session with the device is replaced once the bundle is in (continue_send). */
-        wam.s.devs[0] = jb->dev;
-        wam.s.ndevs = 1;
+        struct device *d = wam_dev_add();
+        if (!d) {
+            wam_send_done(WA_SEND_TRANSIENT, "out of memory");
+            return;
+        }
+        *d = jb->dev;
         log_info("resending a message the recipient could not decrypt", LF_S("id", wam.s.id),
                  LF_I("count", wam.s.retry));
-        fetch_prekeys_or_send();
+        wam_fetch_prekeys_or_send();
         return;
     }
     char own_user[64];
     int own_dev = 0;
     if (wam_own_address(own_user, sizeof own_user, &own_dev) < 0) {
-        send_done(WA_SEND_TRANSIENT, "not logged in");
+        wam_send_done(WA_SEND_TRANSIENT, "not logged in");
+        return;
+    }
+    if (wam.s.group) {
+        wam_group_start();
         return;
     }
     int nrecipient = devices_from_cache(own_user, own_dev);
@@ -616,10 +715,10 @@ static void start_job(struct send_job *jb)
         return;
     }
     if (nrecipient == 0) {
-        send_done(WA_SEND_FAILED, "the recipient is not on WhatsApp (no devices)");
+        wam_send_done(WA_SEND_FAILED, "the recipient is not on WhatsApp (no devices)");
         return;
     }
-    fetch_prekeys_or_send();
+    wam_fetch_prekeys_or_send();
 }
 
 /* Starts the next jobs, in order, while the window has room: one at a time
@@ -656,6 +755,7 @@ void wam_next_turn(void)
 {
     if (wam.busy)
         return;
+    wam_group_rotate_pending();
     if (wam.s.active && wam.s.deferred)
         continue_send();
     pump();
@@ -680,7 +780,7 @@ static int push_job(const struct send_job *jb)
 
 /* Queues a text (text) or a media message (media, copied). */
 static int queue_send(const char *id, const char *to_jid, const char *text, const struct wa_msg_media *media,
-                      const char *reply_to)
+                      const char *reply_to, const char *mentions)
 {
     if (wa_messaging_room() <= 0 || strlen(id) >= sizeof wam.s.id)
         return -1;
@@ -700,9 +800,12 @@ static int queue_send(const char *id, const char *to_jid, const char *text, cons
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
-    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+    jb.mentions = mentions && *mentions ? strdup(mentions) : NULL;
+    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) ||
+        (mentions && *mentions && !jb.mentions) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
+        free(jb.mentions);
         wa_msg_media_free(jb.media);
         return -1;
     }
@@ -712,15 +815,16 @@ static int queue_send(const char *id, const char *to_jid, const char *text, cons
     return 0;
 }
 
-int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to)
+int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to,
+                      const char *mentions)
 {
-    return text ? queue_send(id, to_jid, text, NULL, reply_to) : -1;
+    return text ? queue_send(id, to_jid, text, NULL, reply_to, mentions) : -1;
 }
 
 int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_msg_media *media,
-                            const char *reply_to)
+                            const char *reply_to, const char *mentions)
 {
-    return media ? queue_send(id, to_jid, NULL, media, reply_to) : -1;
+    return media ? queue_send(id, to_jid, NULL, media, reply_to, mentions) : -1;
 }
 
 void wam_handle_ack(const wa_node *n)
@@ -737,7 +841,9 @@ void wam_handle_ack(const wa_node *n)
         return;
     struct awaiting w;
     window_take(i, &w);
-    const char *error = wa_node_attr_str(n, "error");
+    const char *error = wa_node_attr_str(n, "error"), *phash = wa_node_attr_str(n, "phash");
+    if (w.phash[0] && phash && strcmp(phash, w.phash) != 0)
+        wam_group_phash_mismatch(w.to_user); /* taken, but our member list may be stale: the next one asks */
     if (error) {
         /* Perhaps sent to a device list that is no longer right. */
         char own_user[64];
@@ -756,7 +862,7 @@ void wam_handle_ack(const wa_node *n)
 }
 
 int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
-                        const struct wa_msg_media *media, const char *reply_to)
+                        const struct wa_msg_media *media, const char *reply_to, const char *mentions)
 {
     char own_user[64];
     int own_dev = 0;
@@ -780,15 +886,18 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
+    jb.mentions = mentions && *mentions ? strdup(mentions) : NULL;
     snprintf(jb.dev.user, sizeof jb.dev.user, "%s", r->user);
     snprintf(jb.dev.server, sizeof jb.dev.server, "%s", r->server);
     jb.dev.dev = r->device;
     wa_jid rj = {.user = r->user, .server = r->server};
     jb.dev.own = wam_is_own(&rj); /* by phone number or by LID */
     jb.retry = r->count > 0 ? r->count : 1;
-    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) || push_job(&jb) < 0) {
+    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) ||
+        (mentions && *mentions && !jb.mentions) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
+        free(jb.mentions);
         wa_msg_media_free(jb.media);
         return -1;
     }
@@ -798,6 +907,10 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
 
 static void handle_retry_receipt(const wa_node *n, const char *from)
 {
+    char pb[128];
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
+    if (from && strstr(from, "@g.us") && participant)
+        from = participant; /* in a group, the member's device asks */
     const char *id = wa_node_attr_str(n, "id");
     const wa_node *rt = wa_node_child(n, "retry");
     const char *cnt = rt ? wa_node_attr_str(rt, "count") : NULL;
@@ -846,16 +959,18 @@ void wam_handle_receipt(const wa_node *n)
                                                                                : NULL;
     if (type && !strcmp(type, "retry"))
         handle_retry_receipt(n, from);
+    char pb[128];
+    const char *participant = wa_node_attr_text(n, "participant", pb, sizeof pb);
     if (status && wam.sev.on_receipt && from) {
         const char *id = wa_node_attr_str(n, "id");
         if (id)
-            wam.sev.on_receipt(wam.sarg, id, status, from);
+            wam.sev.on_receipt(wam.sarg, id, status, from, participant);
         const wa_node *list = wa_node_child(n, "list");
         if (list && list->content == WA_CONTENT_LIST)
             for (uint32_t i = 0; i < list->nchildren; i++) {
                 const char *iid = wa_node_attr_str(list->children[i], "id");
                 if (!strcmp(list->children[i]->tag, "item") && iid)
-                    wam.sev.on_receipt(wam.sarg, iid, status, from);
+                    wam.sev.on_receipt(wam.sarg, iid, status, from, participant);
             }
     }
     wa_client_ack(wam.c, n);
@@ -864,15 +979,16 @@ void wam_handle_receipt(const wa_node *n)
 /* The connection went away. */
 void wam_send_disconnect(void)
 {
-    /* Device lists may change while we do not hear of it. */
+    /* Device lists and group members may change while we do not hear of it. */
     wa_devcache_clear();
+    wam_group_disconnect();
     /* Every send held goes back to the outbox, to go again with its id on the
      * next connection: the one being prepared, those whose ack did not come
      * (the server may have taken them: a resend with the same id is the
      * documented outcome), those not started. Resends answering retry
      * receipts are dropped. */
     if (wam.s.active)
-        send_done(WA_SEND_LOST, "connection lost");
+        wam_send_done(WA_SEND_LOST, "connection lost");
     while (wam.naw > 0) {
         struct awaiting w;
         window_take(0, &w);
@@ -887,6 +1003,7 @@ void wam_send_disconnect(void)
         wam.jmsgs -= !jb.retry;
         free(jb.text);
         free(jb.reply_to);
+        free(jb.mentions);
         wa_msg_media_free(jb.media);
         if (!jb.retry)
             report(jb.id, 0, WA_SEND_LOST, "connection lost before sending");

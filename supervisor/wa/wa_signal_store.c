@@ -40,7 +40,11 @@
 #define LOG_HEAD 12u
 #define LOG_TAIL 36u
 
-enum { K_SESSION = 1, K_IDENTITY = 2 };
+/* K_SENDER_KEY: a group's sender key of one sender device, named
+ * "<group id> <sender name>" (neither has a space). K_SKDM_SENT: the devices
+ * our own sender key for a group (the name) was given to. */
+enum { K_SESSION = 1, K_IDENTITY = 2, K_SENDER_KEY = 3, K_SKDM_SENT = 4 };
+#define KIND_OK(k) ((k) >= K_SESSION && (k) <= K_SKDM_SENT)
 enum { OP_PUT = 1, OP_DEL = 2 };
 
 struct entry {
@@ -77,16 +81,21 @@ struct wa_signal_store {
     size_t *nprekeys;
     struct entry *e;
     size_t n, cap;
+    /* An index of e by key (open addressing, linear probing): slot holds
+     * the entry's position + 1, 0 when free; a power of two, at least
+     * twice n. Rebuilt when it fills up and when an entry goes. */
+    uint32_t *idx;
+    size_t icap;
     struct tomb *t;
     size_t nt, tcap;
     uint32_t removed[MAX_PENDING]; /* prekeys used but not yet removed on disk */
     size_t nremoved;
-    int changed;       /* some entry is dirty or some tomb is pending */
-    int broken;        /* a reload found the files corrupt: never write over them */
-    int log_fd;        /* signal.log, opened on the first append */
-    size_t log_valid;  /* end of the last complete batch: the next one goes here */
-    size_t log_size;   /* size on disk as far as known; SIZE_MAX when unknown */
-    size_t snap_size;  /* size of signal.bin */
+    int changed;      /* some entry is dirty or some tomb is pending */
+    int broken;       /* a reload found the files corrupt: never write over them */
+    int log_fd;       /* signal.log, opened on the first append */
+    size_t log_valid; /* end of the last complete batch: the next one goes here */
+    size_t log_size;  /* size on disk as far as known; SIZE_MAX when unknown */
+    size_t snap_size; /* size of signal.bin */
     uint64_t identity_changes;
     signal_context *gctx;
     /* wa_signal_store_mark(): changes since are recorded so they can be undone. */
@@ -167,6 +176,9 @@ static void entries_clear(struct wa_signal_store *st)
     free(st->e);
     st->e = NULL;
     st->n = st->cap = 0;
+    free(st->idx);
+    st->idx = NULL;
+    st->icap = 0;
     free(st->t);
     st->t = NULL;
     st->nt = st->tcap = 0;
@@ -175,11 +187,60 @@ static void entries_clear(struct wa_signal_store *st)
     st->marked = 0;
 }
 
-static struct entry *find(const struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen, int32_t dev)
+static uint64_t key_hash(uint8_t kind, const char *name, size_t nlen, int32_t dev)
 {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    h = (h ^ kind) * 1099511628211ull;
+    for (int i = 0; i < 4; i++)
+        h = (h ^ (uint8_t)((uint32_t)dev >> (8 * i))) * 1099511628211ull;
+    for (size_t i = 0; i < nlen; i++)
+        h = (h ^ (uint8_t)name[i]) * 1099511628211ull;
+    return h;
+}
+
+static void index_put(struct wa_signal_store *st, size_t i)
+{
+    const struct entry *x = &st->e[i];
+    size_t m = st->icap - 1, at = key_hash(x->kind, x->name, strlen(x->name), x->device) & m;
+    while (st->idx[at])
+        at = (at + 1) & m;
+    st->idx[at] = (uint32_t)i + 1;
+}
+
+/* The index for n entries (and room to grow); -1 when out of memory (then
+ * there is none and find scans). */
+static int index_rebuild(struct wa_signal_store *st, size_t n)
+{
+    size_t cap = 64;
+    while (cap < 2 * n + 2)
+        cap *= 2;
+    free(st->idx);
+    st->idx = calloc(cap, sizeof *st->idx);
+    st->icap = st->idx ? cap : 0;
+    if (!st->idx)
+        return -1;
+    for (size_t i = 0; i < st->n; i++)
+        index_put(st, i);
+    return 0;
+}
+
+static struct entry *find(const struct wa_signal_store *st, uint8_t kind, const char *name, size_t nlen,
+                          int32_t dev)
+{
+    if (st->idx) {
+        size_t m = st->icap - 1;
+        for (size_t at = key_hash(kind, name, nlen, dev) & m; st->idx[at]; at = (at + 1) & m) {
+            struct entry *x = &st->e[st->idx[at] - 1];
+            if (x->kind == kind && x->device == dev && memcmp(x->name, name, nlen) == 0 &&
+                x->name[nlen] == '\0')
+                return x;
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < st->n; i++) {
         struct entry *x = &st->e[i];
-        if (x->kind == kind && x->device == dev && strlen(x->name) == nlen && memcmp(x->name, name, nlen) == 0)
+        if (x->kind == kind && x->device == dev && strlen(x->name) == nlen &&
+            memcmp(x->name, name, nlen) == 0)
             return x;
     }
     return NULL;
@@ -211,6 +272,10 @@ static int put_entry(struct wa_signal_store *st, uint8_t kind, const char *name,
         x->device = dev;
         memcpy(x->name, name, nlen);
         x->name[nlen] = '\0';
+        if (st->idx && 2 * st->n + 2 <= st->icap)
+            index_put(st, st->n - 1);
+        else
+            index_rebuild(st, st->n); /* out of memory: find scans until the next rebuild */
     } else {
         OPENSSL_cleanse(x->data, x->len);
         free(x->data);
@@ -231,6 +296,7 @@ static void drop_entry(struct wa_signal_store *st, struct entry *x)
     size_t i = (size_t)(x - st->e);
     memmove(&st->e[i], &st->e[i + 1], (st->n - i - 1) * sizeof *x);
     st->n--;
+    index_rebuild(st, st->n); /* positions moved */
 }
 
 /* Drops an entry and remembers the deletion for the next batch; -1 (entry
@@ -242,7 +308,8 @@ static int delete_entry(struct wa_signal_store *st, struct entry *x)
         return -1;
     int known = 0;
     for (size_t i = 0; i < st->nt && !known; i++)
-        known = st->t[i].kind == x->kind && st->t[i].device == x->device && strcmp(st->t[i].name, x->name) == 0;
+        known =
+            st->t[i].kind == x->kind && st->t[i].device == x->device && strcmp(st->t[i].name, x->name) == 0;
     if (!known) {
         struct tomb *nt = grow(st->t, &st->tcap, st->nt, sizeof *st->t);
         if (!nt)
@@ -421,7 +488,7 @@ static int load_signal(struct wa_signal_store *st, char *err, size_t errlen)
         int32_t dev = (int32_t)rd32(p + at + 1);
         uint32_t nl = rd32(p + at + 5);
         at += 9;
-        if ((kind != K_SESSION && kind != K_IDENTITY) || nl == 0 || nl >= MAX_NAME || end - at < (size_t)nl + 4) {
+        if (!KIND_OK(kind) || nl == 0 || nl >= MAX_NAME || end - at < (size_t)nl + 4) {
             why = "bad entry header";
             break;
         }
@@ -494,8 +561,8 @@ static const char *apply_batch(struct wa_signal_store *st, const uint8_t *b, siz
         int32_t dev = (int32_t)rd32(b + at + 2);
         uint32_t nl = rd32(b + at + 6);
         at += 10;
-        if ((op != OP_PUT && op != OP_DEL) || (kind != K_SESSION && kind != K_IDENTITY) || nl == 0 ||
-            nl >= MAX_NAME || n - at < nl || memchr(b + at, '\0', nl))
+        if ((op != OP_PUT && op != OP_DEL) || !KIND_OK(kind) || nl == 0 || nl >= MAX_NAME || n - at < nl ||
+            memchr(b + at, '\0', nl))
             return "bad record header";
         const char *name = (const char *)b + at;
         at += nl;
@@ -648,7 +715,8 @@ static int log_append(struct wa_signal_store *st, const uint8_t *b, size_t n, ch
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            snprintf(err, errlen, "cannot write %s/%s: %s", st->dir, LOG_FILE, w < 0 ? strerror(errno) : "no progress");
+            snprintf(err, errlen, "cannot write %s/%s: %s", st->dir, LOG_FILE,
+                     w < 0 ? strerror(errno) : "no progress");
             return -1;
         }
         off += (size_t)w;
@@ -751,8 +819,9 @@ static size_t log_bound(const struct wa_signal_store *st)
 
 /* ---- public ---- */
 
-struct wa_signal_store *wa_signal_store_open(const char *dir, const struct wa_creds *creds, struct wa_prekey **prekeys,
-                                             size_t *nprekeys, char *err, size_t errlen)
+struct wa_signal_store *wa_signal_store_open(const char *dir, const struct wa_creds *creds,
+                                             struct wa_prekey **prekeys, size_t *nprekeys, char *err,
+                                             size_t errlen)
 {
     struct wa_signal_store *st = calloc(1, sizeof *st);
     if (!st) {
@@ -928,8 +997,8 @@ void wa_signal_store_free(struct wa_signal_store *st)
 
 /* ---- libsignal callbacks ---- */
 
-static int s_load_session(signal_buffer **record, signal_buffer **user_record, const signal_protocol_address *a,
-                          void *ud)
+static int s_load_session(signal_buffer **record, signal_buffer **user_record,
+                          const signal_protocol_address *a, void *ud)
 {
     struct wa_signal_store *st = ud;
     *user_record = NULL;
@@ -1168,33 +1237,106 @@ uint64_t wa_signal_store_identity_changes(const struct wa_signal_store *st)
     return st->identity_changes;
 }
 
+/* The entry name of a sender key; -1 when it does not fit. */
+static int sk_name(const signal_protocol_sender_key_name *n, char *out, size_t cap)
+{
+    if (n->group_id_len == 0 || n->sender.name_len == 0 || n->group_id_len + 1 + n->sender.name_len >= cap ||
+        memchr(n->group_id, ' ', n->group_id_len) || memchr(n->group_id, 0, n->group_id_len) ||
+        memchr(n->sender.name, 0, n->sender.name_len))
+        return -1;
+    memcpy(out, n->group_id, n->group_id_len);
+    out[n->group_id_len] = ' ';
+    memcpy(out + n->group_id_len + 1, n->sender.name, n->sender.name_len);
+    out[n->group_id_len + 1 + n->sender.name_len] = '\0';
+    return (int)(n->group_id_len + 1 + n->sender.name_len);
+}
+
 static int sk_store(const signal_protocol_sender_key_name *n, uint8_t *record, size_t len, uint8_t *urec,
                     size_t ulen, void *ud)
 {
-    (void)n, (void)record, (void)len, (void)urec, (void)ulen, (void)ud;
+    (void)urec, (void)ulen;
+    char name[MAX_NAME];
+    int nl = sk_name(n, name, sizeof name);
+    if (nl < 0)
+        return SG_ERR_INVAL;
+    if (put_entry(ud, K_SENDER_KEY, name, (size_t)nl, n->sender.device_id, record, len, 1) < 0)
+        return SG_ERR_NOMEM;
     return 0;
 }
 
-static int sk_load(signal_buffer **record, signal_buffer **urec, const signal_protocol_sender_key_name *n, void *ud)
+static int sk_load(signal_buffer **record, signal_buffer **urec, const signal_protocol_sender_key_name *n,
+                   void *ud)
 {
-    (void)record, (void)n, (void)ud;
     *urec = NULL;
-    return 0;
+    char name[MAX_NAME];
+    int nl = sk_name(n, name, sizeof name);
+    struct entry *x = nl < 0 ? NULL : find(ud, K_SENDER_KEY, name, (size_t)nl, n->sender.device_id);
+    if (!x)
+        return 0;
+    *record = signal_buffer_create(x->data, x->len);
+    return *record ? 1 : SG_ERR_NOMEM;
 }
 
-int wa_signal_store_context(struct wa_signal_store *st, signal_context *gctx, signal_protocol_store_context **out)
+int wa_signal_store_drop_sender_key(struct wa_signal_store *st, const char *group, const char *sender,
+                                    int32_t device)
+{
+    char name[MAX_NAME];
+    int nl = snprintf(name, sizeof name, "%s %s", group, sender);
+    if (nl < 0 || (size_t)nl >= sizeof name)
+        return -1;
+    struct entry *x = find(st, K_SENDER_KEY, name, (size_t)nl, device);
+    return x ? delete_entry(st, x) : 0;
+}
+
+const uint8_t *wa_signal_store_skdm_sent(const struct wa_signal_store *st, const char *group, size_t *len)
+{
+    struct entry *x = find(st, K_SKDM_SENT, group, strlen(group), 0);
+    *len = x ? x->len : 0;
+    return x ? x->data : NULL;
+}
+
+int wa_signal_store_set_skdm_sent(struct wa_signal_store *st, const char *group, const uint8_t *list,
+                                  size_t len)
+{
+    size_t nl = strlen(group);
+    if (nl == 0 || nl >= MAX_NAME || len > MAX_RECORD)
+        return -1;
+    if (len == 0) {
+        struct entry *x = find(st, K_SKDM_SENT, group, nl, 0);
+        return x ? delete_entry(st, x) : 0;
+    }
+    return put_entry(st, K_SKDM_SENT, group, nl, 0, list, len, 1);
+}
+
+size_t wa_signal_store_sender_key_count(const struct wa_signal_store *st)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < st->n; i++)
+        c += st->e[i].kind == K_SENDER_KEY;
+    return c;
+}
+
+int wa_signal_store_context(struct wa_signal_store *st, signal_context *gctx,
+                            signal_protocol_store_context **out)
 {
     st->gctx = gctx;
     signal_protocol_store_context *sc = NULL;
     if (signal_protocol_store_context_create(&sc, gctx) != 0)
         return -1;
-    signal_protocol_session_store ss = {s_load_session, s_sub_device_sessions, s_store_session, s_contains_session,
-                                        s_delete_session, s_delete_all_sessions, NULL, st};
+    signal_protocol_session_store ss = {s_load_session,
+                                        s_sub_device_sessions,
+                                        s_store_session,
+                                        s_contains_session,
+                                        s_delete_session,
+                                        s_delete_all_sessions,
+                                        NULL,
+                                        st};
     signal_protocol_pre_key_store ps = {p_load, p_store, p_contains, p_remove, NULL, st};
     signal_protocol_signed_pre_key_store sps = {sp_load, sp_store, sp_contains, sp_remove, NULL, st};
     signal_protocol_identity_key_store is = {i_get_pair, i_get_regid, i_save, i_trusted, NULL, st};
     signal_protocol_sender_key_store sks = {sk_store, sk_load, NULL, st};
-    if (signal_protocol_store_context_set_session_store(sc, &ss) || signal_protocol_store_context_set_pre_key_store(sc, &ps) ||
+    if (signal_protocol_store_context_set_session_store(sc, &ss) ||
+        signal_protocol_store_context_set_pre_key_store(sc, &ps) ||
         signal_protocol_store_context_set_signed_pre_key_store(sc, &sps) ||
         signal_protocol_store_context_set_identity_key_store(sc, &is) ||
         signal_protocol_store_context_set_sender_key_store(sc, &sks)) {

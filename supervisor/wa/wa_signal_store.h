@@ -27,10 +27,12 @@ struct wa_signal_store;
  * must outlive the store (the prekey array may be reallocated by its owner
  * between calls; removal goes through these pointers). NULL with err when
  * signal.bin or signal.log is corrupt or unreadable. */
-struct wa_signal_store *wa_signal_store_open(const char *dir, const struct wa_creds *creds, struct wa_prekey **prekeys,
-                                             size_t *nprekeys, char *err, size_t errlen);
+struct wa_signal_store *wa_signal_store_open(const char *dir, const struct wa_creds *creds,
+                                             struct wa_prekey **prekeys, size_t *nprekeys, char *err,
+                                             size_t errlen);
 /* Installs every callback into a new store context for gctx. */
-int wa_signal_store_context(struct wa_signal_store *st, signal_context *gctx, signal_protocol_store_context **out);
+int wa_signal_store_context(struct wa_signal_store *st, signal_context *gctx,
+                            signal_protocol_store_context **out);
 /* Something changed since the last flush. */
 int wa_signal_store_dirty(const struct wa_signal_store *st);
 /* Makes what changed durable (a batch on signal.log, prekeys.bin); 0 or -1
@@ -56,6 +58,20 @@ size_t wa_signal_store_session_count(const struct wa_signal_store *st);
 /* 1 when a session with name.device exists. */
 int wa_signal_store_has_session(const struct wa_signal_store *st, const char *name, int32_t device);
 /* Removes signal.log and signal.bin (logout). */
+/* Forgets a group's sender key of sender (the address name) device (ours:
+ * the next group send makes a new one). 0 also when there was none; -1 when
+ * out of memory or the name does not fit. */
+int wa_signal_store_drop_sender_key(struct wa_signal_store *st, const char *group, const char *sender,
+                                    int32_t device);
+/* The devices our sender key for group was handed to: "user:dev@server"
+ * names, each followed by a NUL; NULL (len 0) when none. Valid until the
+ * store changes. Set replaces the list (len 0 removes it); like every
+ * change it is durable at the next flush and undone by a rollback. -1 when
+ * out of memory or too long. */
+const uint8_t *wa_signal_store_skdm_sent(const struct wa_signal_store *st, const char *group, size_t *len);
+int wa_signal_store_set_skdm_sent(struct wa_signal_store *st, const char *group, const uint8_t *list,
+                                  size_t len);
+size_t wa_signal_store_sender_key_count(const struct wa_signal_store *st);
 int wa_signal_store_wipe(const char *dir);
 void wa_signal_store_free(struct wa_signal_store *st);
 

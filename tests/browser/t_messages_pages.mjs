@@ -175,6 +175,26 @@ async function run(b) {
   await page.click("[data-testid=chats] [data-jid]");
   await page.waitForSelector("[data-testid=thread] >> text=hi back");
   check("Messages: once read, no Mark read", !(await page.isVisible("[data-testid=mark-read]")));
+  // A group: who wrote each message shows; "@number" in a text to it mentions that person.
+  sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, sender_pn, sender_lid, from_me, type, text, status, ts) VALUES " +
+    "('3EB0F00D00000000000002', '120363000000000009@g.us', '15550002222@s.whatsapp.net', '15550002222@s.whatsapp.net', " +
+    "'88800011122@lid', false, 'text', 'hello group', 'received', now()); " +
+    "INSERT INTO wa_chats (jid, last_message_id, last_message_at) VALUES ('120363000000000009@g.us', " +
+    "'3EB0F00D00000000000002', now())");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid='120363000000000009@g.us']");
+  await page.waitForSelector("[data-testid=thread] >> text=hello group");
+  const who = await page.textContent("[data-message-id='3EB0F00D00000000000002'] [data-testid=sender]");
+  check("Messages: in a group, each message shows who wrote it (the phone number)", who === "+15550002222", who);
+  await page.fill("#msg-text", "thanks @15550002222 and @15550003333 (@15550002222 again)");
+  await page.click("[data-testid=composer] button[type=submit]");
+  await page.waitForSelector("[data-testid=thread] >> text=thanks @15550002222");
+  const ments = sql("SELECT array_to_string(mentions, ',') FROM wa_messages WHERE chat_jid = '120363000000000009@g.us' AND from_me");
+  check("Messages: @numbers in a text to a group are sent as mentions, once each",
+    ments === "15550002222@s.whatsapp.net,15550003333@s.whatsapp.net", ments);
+  check("Messages: our own message in a group shows no sender line",
+    !(await page.isVisible("[data-testid=thread] .msg.mine [data-testid=sender]")));
   await shot(page, "messages");
 
   // Webhooks

@@ -20,6 +20,8 @@
    undelivered event is attempted; then every event is delivered, each chat's
    events arriving in the chat's order, none twice unless an attempt timed
    out (some first answers are held past the timeout on purpose).
+5. the statements that record acks and receipts failing (PostgreSQL's
+   deadlock error, forced by a trigger): they run again until they commit.
 
 "Exactly once" for a send. A message's WhatsApp id is fixed when its row is
 created, and a message in flight at a crash is sent again with the same id;
@@ -29,7 +31,7 @@ copy of an id, no text under two ids, and an id twice only if its first copy
 arrived before the crash and the outbox claimed it a second time.
 
 T_DURABILITY_N lowers the sizes for a quick run (default 1000);
-T_DURABILITY_ONLY=outgoing,incoming,workers,webhooks runs some of the tests."""
+T_DURABILITY_ONLY=outgoing,incoming,workers,webhooks,record runs some of the tests."""
 import atexit
 import http.client
 import http.server
@@ -695,8 +697,55 @@ def webhooks_down_up():
     note(f"webhooks: test took {time.monotonic() - t_start:.0f} s")
 
 
+# =====================================================================
+# 5. the statements recording acks and receipts fail (as a deadlock between
+#    them once did): they run again; nothing is left in flight or unrecorded
+def record_fails():
+    t_start = time.monotonic()
+    nonce = f"rf{random.randrange(1 << 30):x}"
+    # A trigger refuses the first inserts of message.sent and message.status
+    # events with PostgreSQL's deadlock error; a sequence counts across the
+    # aborted transactions (nextval is not undone by a rollback).
+    sql("CREATE SEQUENCE t_fail_sent; CREATE SEQUENCE t_fail_status; "
+        "CREATE FUNCTION t_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.data->>'text' LIKE '% {nonce}' AND nextval(CASE NEW.type WHEN 'message.sent' THEN 't_fail_sent' "
+        "ELSE 't_fail_status' END) <= 3 THEN "
+        "RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER t_fail_once BEFORE INSERT ON wa_events FOR EACH ROW "
+        "WHEN (NEW.type IN ('message.sent', 'message.status')) EXECUTE FUNCTION t_fail_once()")
+    try:
+        ids = []
+        for i in range(6):
+            st, js = post_message({"to": "+1 555 000 9999", "text": f"record {i} {nonce}"})
+            if st == 202:
+                ids.append(js["id"])
+        check("record: 6 messages accepted", len(ids) == 6, ids)
+        def settled():
+            return sql("SELECT count(*) FROM wa_messages m JOIN wa_outbox o ON o.message_id = m.id "
+                       "WHERE m.text LIKE '%' || :'p0' AND o.state = 'done' AND m.status = 'delivered'",
+                       " " + nonce) == [["6"]]
+        ok = wait(settled, timeout=60, step=0.2)
+        rows = sql("SELECT m.status, o.state FROM wa_messages m JOIN wa_outbox o ON o.message_id = m.id "
+                   "WHERE m.text LIKE '%' || :'p0'", " " + nonce)
+        check("record: after failed attempts every message is recorded sent, then delivered (outbox done)", ok, rows)
+        ev = sql("SELECT type, count(*), count(DISTINCT data->>'id') FROM wa_events WHERE data->>'text' LIKE "
+                 "'%' || :'p0' GROUP BY 1 ORDER BY 1", " " + nonce)
+        check("record: one message.sent and one message.status (delivered) event per message",
+              ev == [["message.sent", "6", "6"], ["message.status", "6", "6"]], ev)
+        failed = sql("SELECT last_value FROM t_fail_sent UNION ALL SELECT last_value FROM t_fail_status")
+        check("record: the statements did fail first (both kinds at least 3 times)",
+              all(int(r[0]) > 3 for r in failed), failed)
+        again = [ln for ln in srv.log_lines() if ln.get("msg") == "outbox update failed; trying again"]
+        kinds = sorted({ln.get("what") for ln in again})
+        check("record: each failure is logged and the statement tried again", kinds == ["receipt", "sent"], kinds)
+    finally:
+        sql("DROP TRIGGER t_fail_once ON wa_events; DROP FUNCTION t_fail_once(); "
+            "DROP SEQUENCE t_fail_sent; DROP SEQUENCE t_fail_status")
+    note(f"record: test took {time.monotonic() - t_start:.0f} s")
+
+
 for name, fn in (("outgoing", outgoing_burst), ("incoming", incoming_burst), ("workers", worker_kills),
-                 ("webhooks", webhooks_down_up)):
+                 ("webhooks", webhooks_down_up), ("record", record_fails)):
     if os.environ.get("T_DURABILITY_ONLY") and name not in os.environ["T_DURABILITY_ONLY"].split(","):
         continue
     try:

@@ -85,7 +85,9 @@ bad = [
     ("to", {"to": "+1 555", "text": "hi"}),
     ("to", {"to": "+1234567890123456", "text": "hi"}),
     ("to", {"to": "12345-@g.us", "text": "hi"}),
-    ("to", {"to": "120363000000000000@g.us", "text": "hi"}),
+    ("to", {"to": "1203-6300-0000@g.us", "text": "hi"}),
+    ("to", {"to": "@g.us", "text": "hi"}),
+    ("to", {"to": "12036x3000000000@g.us", "text": "hi"}),
     ("to", {"to": "abc@s.whatsapp.net", "text": "hi"}),
     ("to", {"to": "15551234567@example.com", "text": "hi"}),
     ("text", {"to": "+15551234567"}),
@@ -99,6 +101,11 @@ bad = [
     ("idempotency_key", {"to": "+15551234567", "text": "hi", "idempotency_key": "k" * 129}),
     ("idempotency_key", {"to": "+15551234567", "text": "hi", "idempotency_key": ""}),
     ("idempotency_key", {"to": "+15551234567", "text": "hi", "idempotency_key": 7}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": "15551234567"}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": ["+1 555", "15551234567"]}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": ["120363000000000001@g.us"]}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": [5]}),
+    ("mentions", {"to": "120363000000000001@g.us", "text": "hi", "mentions": ["15551234567"] * 1025}),
 ]
 wrong = []
 for field, b in bad:
@@ -106,6 +113,37 @@ for field, b in bad:
     if not (st == 400 and js and js["error"].get("field") == field):
         wrong.append((field, b if len(json.dumps(b)) < 200 else "(long)", st, js))
 check(f"each bad input is a 400 naming its field ({len(bad)} cases)", not wrong, wrong[:3])
+for gj in ("120363000000000001@g.us", "15551234567-1600000000@g.us"):
+    st, js = api("POST", "/api/messages", {"to": gj, "text": "to a group"})
+    check(f"a group JID ({gj}) is a recipient: 202, the group's chat",
+          st == 202 and js and js["chat_jid"] == gj and js["mentions"] == [], js)
+    mid_ = js["id"] if js else ""
+    sql(f"DELETE FROM wa_outbox WHERE message_id = '{mid_}'; DELETE FROM wa_chats WHERE jid = '{gj}'; "
+        f"DELETE FROM wa_messages WHERE id = '{mid_}'")
+st, js = api("POST", "/api/messages", {"to": "120363000000000001@g.us", "text": "hi @15551234567 @98765",
+                                       "mentions": ["+1 555 123 4567", "98765@lid"]})
+want_m = ["15551234567@s.whatsapp.net", "98765@lid"]
+check("mentions (phone numbers or JIDs) are kept as JIDs: the 202 lists them", st == 202 and js and
+      js["mentions"] == want_m, js)
+mid_m = js["id"] if js else ""
+st2, js2 = api("GET", f"/api/messages/{mid_m}")
+check("GET shows the same mentions", st2 == 200 and js2["mentions"] == want_m, js2)
+check("and the row holds them", sql(f"SELECT array_to_string(mentions, ',') FROM wa_messages WHERE id = '{mid_m}'")
+      == ",".join(want_m), sql(f"SELECT mentions FROM wa_messages WHERE id = '{mid_m}'"))
+sql(f"DELETE FROM wa_outbox WHERE message_id = '{mid_m}'; DELETE FROM wa_chats WHERE jid = '120363000000000001@g.us'; "
+    f"DELETE FROM wa_messages WHERE id = '{mid_m}'")
+# status updates (status@broadcast) have a chat of their own, left out of the chat list unless asked for
+sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, text, status, ts) VALUES "
+    "('STATUS0001', 'status@broadcast', '15550009999@s.whatsapp.net', false, 'text', 'my status', 'received', now()); "
+    "INSERT INTO wa_chats (jid, last_message_id, last_message_at) VALUES ('status@broadcast', 'STATUS0001', now())")
+st, js = api("GET", "/api/chats?limit=100")
+check("GET /api/chats leaves status@broadcast out", st == 200 and all(c["jid"] != "status@broadcast" for c in js["data"]),
+      js)
+st, js = api("GET", "/api/chats?limit=100&include=status")
+check("?include=status lists it", st == 200 and any(c["jid"] == "status@broadcast" for c in js["data"]), js)
+st, js = api("GET", "/api/chats?include=everything")
+check("?include=<other> is a 400 naming include", st == 400 and js["error"]["field"] == "include", js)
+sql("DELETE FROM wa_chats WHERE jid = 'status@broadcast'; DELETE FROM wa_messages WHERE id = 'STATUS0001'")
 st, js = api("POST", "/api/messages", raw=b"{not json")
 check("malformed JSON is a 400", st == 400 and js and js["error"]["code"] == "invalid_json", js)
 st, js = api("POST", "/api/messages", raw=b"[1,2]")

@@ -236,6 +236,15 @@ same_as_rest("message.status", event_data("message.status", s1), rest)
 same_as_rest("message.sent", event_data("message.sent", s1), rest, changed_since=("status", "updated_at"))
 wa.call("POST", "/peer/receipt", {"id": s1, "type": "read", "from": "15550008888"})
 check("read receipt -> read", wait(lambda: status_of(s1) == "read"))
+st_r, _, b_r = srv.request("GET", f"/api/messages/{s1}/receipts", headers={"x-api-key": KEY})
+rc_ = json.loads(b_r) if st_r == 200 else {"http": st_r, "body": b_r[:300]}
+rcs = rc_.get("receipts") or [{}]
+check("GET /api/messages/{id}/receipts: the recipient (no device), delivered then read",
+      st_r == 200 and rc_["status"] == "read" and len(rc_["receipts"]) == 1 and
+      rcs[0]["recipient"] == "15550008888@s.whatsapp.net" and rcs[0]["delivered_at"] and rcs[0]["read_at"] and
+      rcs[0]["delivered_at"] <= rcs[0]["read_at"] and rcs[0]["played_at"] is None, rc_)
+st_r, _, b_r = srv.request("GET", "/api/messages/3EB0NOSUCH0000000000/receipts", headers={"x-api-key": KEY})
+check("receipts of an unknown message: 404", st_r == 404, b_r)
 check("outbox row done", sql("SELECT state, attempts FROM wa_outbox WHERE message_id = :'p0'", s1) == [["done", "1"]])
 
 s2 = enqueue(PEER2, "second, as a reply", reply_to=s1)

@@ -153,7 +153,7 @@ static int build(int argc, char **argv)
     }
     uint8_t *out;
     size_t len;
-    if (wa_msg_build_media(&m, reply, participant, dsm, &out, &len) < 0)
+    if (wa_msg_build_media(&m, reply, participant, NULL, dsm, &out, &len) < 0)
         return 2;
     fwrite(out, 1, len, stdout);
     free(out);

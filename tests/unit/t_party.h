@@ -79,7 +79,7 @@ static void party_free(struct party *p)
 
 /* p's bundle with its prekey at index prekey_index of p->pk (read it before
  * a flush of p's store removes a used one). */
-static void bundle_of(const struct party *p, size_t prekey_index, struct wa_bundle *b)
+static inline void bundle_of(const struct party *p, size_t prekey_index, struct wa_bundle *b)
 {
     memset(b, 0, sizeof *b);
     b->registration_id = p->creds.registration_id;

@@ -28,9 +28,11 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "proto/e2e.pb-c.h"
 #include "supervisor/wa/wa_binary.h"
 #include "supervisor/wa/wa_client.h"
 #include "supervisor/wa/wa_crypto.h"
+#include "supervisor/wa/wa_group_cipher.h"
 #include "supervisor/wa/wa_message.h"
 #include "supervisor/wa/wa_messaging.h"
 #include "supervisor/wa/wa_signal_crypto.h"
@@ -58,7 +60,7 @@ static int party_at(struct party *p, const char *parent, const char *name, const
  * our other device (15559999:5), a contact known by its LID, and another
  * device of ours that uses our LID (99900011122:7). */
 #define OUR_LID "99900011122"
-static struct party us, peer, peer2, mydev, lidp, mylid;
+static struct party us, peer, peer2, mydev, lidp, mylid, gsend;
 
 /* The size of the Signal journal our store appends to on every flush. */
 static long long journal_size(void)
@@ -407,9 +409,10 @@ static void on_sent(void *arg, const char *id, enum wa_send_result r, const char
     event("sent", id, result_name(r));
 }
 
-static void on_receipt(void *arg, const char *id, const char *status, const char *from)
+static void on_receipt(void *arg, const char *id, const char *status, const char *from,
+                       const char *participant)
 {
-    (void)arg, (void)from;
+    (void)arg, (void)from, (void)participant;
     event("receipt", id, status);
 }
 
@@ -429,7 +432,7 @@ static void on_retry(void *arg, const struct wa_retry_request *r)
     retry_seen.device = r->device;
     retry_seen.count = r->count;
     if (app.resend)
-        app.resend_rc = wa_messaging_resend(r, PEER, "hi back", NULL, NULL);
+        app.resend_rc = wa_messaging_resend(r, PEER, "hi back", NULL, NULL, NULL);
 }
 
 static int has_event(int from, const char *e)
@@ -463,7 +466,7 @@ static struct ct seal(struct party *p, const char *text, const char *dsm_dest)
     struct ct c = {0};
     uint8_t *msg, *padded;
     size_t mlen, plen;
-    if (wa_msg_build_text(text, NULL, NULL, dsm_dest, &msg, &mlen) != 0)
+    if (wa_msg_build_text(text, NULL, NULL, NULL, dsm_dest, &msg, &mlen) != 0)
         return c;
     if (wa_msg_pad(msg, mlen, &padded, &plen) == 0) {
         c = seal_raw(p, padded, plen);
@@ -478,6 +481,9 @@ struct stanza {
     const char *v, *enc_type; /* the <enc>'s (v "2" when NULL); no <enc> when enc_type is NULL */
     const uint8_t *p;
     size_t n;
+    const char *enc2_type; /* a second <enc> after it (a group's skmsg after the pairwise copy) */
+    const uint8_t *p2;
+    size_t n2;
 };
 
 /* <message id from [participant sender_pn] t notify type=text><enc v type>bytes</enc></message>,
@@ -508,6 +514,13 @@ static void feed(const struct stanza *s)
         wa_node_set_bytes(a, e, s->p, s->n);
         wa_node_add_child(a, m, e);
     }
+    if (s->enc2_type) {
+        wa_node *e = wa_node_new(a, "enc");
+        wa_node_add_attr(a, e, "v", "2");
+        wa_node_add_attr(a, e, "type", s->enc2_type);
+        wa_node_set_bytes(a, e, s->p2, s->n2);
+        wa_node_add_child(a, m, e);
+    }
     if (!hooks.on_stanza(hooks_arg, m, a))
         wa_arena_free(a);
 }
@@ -523,15 +536,77 @@ static void deliver(const char *id, const struct ct *c)
     deliver_from(PEER, id, c);
 }
 
+#define GROUP "120363000000000001@g.us"
+
+/* The Signal address (name, device) of a participant JID. */
+static void address_of(const char *participant, char *name, size_t cap, int32_t *dev)
+{
+    wa_arena *a = wa_arena_new();
+    wa_jid j;
+    wa_jid_parse(a, participant, &j);
+    wa_msg_address_name(j.user, j.server, name, cap);
+    *dev = j.device;
+    wa_arena_free(a);
+}
+
+/* The text "group <id>" as an skmsg of participant in GROUP, sealed with
+ * the sender key the party gsend keeps for that participant. The key's
+ * distribution message in *skdm when asked. */
+static struct ct group_seal(const char *participant, const char *text, uint8_t **skdm, size_t *skdm_len)
+{
+    struct ct c = {0};
+    char name[96];
+    int32_t dev;
+    address_of(participant, name, sizeof name, &dev);
+    uint8_t *msg, *padded, *k = NULL;
+    size_t mlen, plen, kl = 0;
+    if (wa_gc_own_skdm(gsend.sc, gsend.g, GROUP, name, dev, &k, &kl) != 0)
+        return c;
+    if (skdm) {
+        *skdm = k;
+        *skdm_len = kl;
+    } else {
+        free(k);
+    }
+    if (wa_msg_build_text(text, NULL, NULL, NULL, NULL, &msg, &mlen) != 0)
+        return c;
+    if (wa_msg_pad(msg, mlen, &padded, &plen) == 0) {
+        if (wa_gc_encrypt(gsend.sc, gsend.g, GROUP, name, dev, padded, plen, &c.p, &c.n) != 0)
+            c.p = NULL;
+        free(padded);
+    }
+    free(msg);
+    return c;
+}
+
+/* A group text from participant whose sender key we have already (it is
+ * put into our store directly, as an earlier message would have). */
 static void group_message(const char *id, const char *participant)
 {
-    static const uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    feed(&(struct stanza){.id = id,
-                          .from = "120363000000000001@g.us",
-                          .participant = participant,
-                          .enc_type = "skmsg",
-                          .p = junk,
-                          .n = sizeof junk});
+    char name[96], text[96];
+    int32_t dev;
+    uint8_t *k = NULL;
+    size_t kl = 0;
+    address_of(participant, name, sizeof name, &dev);
+    snprintf(text, sizeof text, "group %s", id);
+    struct ct c = group_seal(participant, text, &k, &kl);
+    /* Once per sender: a distribution message taken again later would start
+     * our copy past the messages still queued (they would read as old). */
+    static char known[8][96];
+    int seen = 0;
+    for (size_t i = 0; i < 8 && known[i][0] && !seen; i++)
+        seen = !strcmp(known[i], participant);
+    for (size_t i = 0; i < 8 && !seen; i++)
+        if (!known[i][0]) {
+            snprintf(known[i], sizeof known[i], "%s", participant);
+            if (!k || wa_gc_process_skdm(us.sc, us.g, GROUP, name, dev, k, kl) != 0)
+                printf("# cannot take the sender key of %s\n", participant);
+            break;
+        }
+    free(k);
+    feed(&(struct stanza){
+        .id = id, .from = GROUP, .participant = participant, .enc_type = "skmsg", .p = c.p, .n = c.n});
+    free(c.p);
 }
 
 /* n group messages, ids prefix0.. */
@@ -720,6 +795,76 @@ static void turn(void)
     event_base_loop(evb, EVLOOP_NONBLOCK);
 }
 
+/* Answers the group query (iqs[0]) with members (phone-number addressed). */
+static void answer_group(const char *const *members, int n)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *iq = wa_node_new(a, "iq"), *g = wa_node_new(a, "group");
+    wa_node_add_attr(a, iq, "type", "result");
+    wa_node_add_attr(a, g, "id", "120363000000000001");
+    wa_node_add_attr(a, g, "subject", "Team");
+    wa_node_add_attr(a, g, "addressing_mode", "pn");
+    for (int i = 0; i < n; i++)
+        wa_node_add_child(a, g, node_jid(a, "participant", "jid", members[i]));
+    wa_node_add_child(a, iq, g);
+    answer_iq(0, iq);
+    wa_arena_free(a);
+}
+
+/* Answers a device query (iqs[0]) for one user with device 0. */
+static void answer_one_device(const char *jid)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *iq = wa_node_new(a, "iq"), *u = wa_node_new(a, "usync"), *list = wa_node_new(a, "list");
+    const char *devs[] = {"0"};
+    wa_node_add_attr(a, iq, "type", "result");
+    usync_user(a, list, jid, devs, 1, NULL);
+    wa_node_add_child(a, u, list);
+    wa_node_add_child(a, iq, u);
+    answer_iq(0, iq);
+    wa_arena_free(a);
+}
+
+/* p opens a group message we sent: the key from its pairwise copy (when
+ * there is one for jid), then the skmsg. 1 when the text is want. */
+static int open_group(struct party *p, const wa_node *msg, const char *jid, const char *want)
+{
+    struct wa_msg_content mc;
+    const wa_node *pw = enc_for(msg, jid);
+    if (pw) {
+        if (open_enc(p, pw, &mc) < 0 || !mc.skdm || mc.kind != WA_MSG_NONE || strcmp(mc.skdm_group, GROUP) ||
+            wa_gc_process_skdm(p->sc, p->g, GROUP, OUR_USER, OUR_DEV, mc.skdm, mc.skdm_len) != 0) {
+            wa_msg_content_free(&mc);
+            return -1;
+        }
+        wa_msg_content_free(&mc);
+    }
+    const wa_node *sk = child_of(msg, "enc");
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    if (!sk || strcmp(attr_of(sk, "type"), "skmsg") ||
+        wa_gc_decrypt(p->sc, p->g, GROUP, OUR_USER, OUR_DEV, sk->bytes, sk->nbytes, &plain, &plen) != 0)
+        return -2;
+    long n = wa_msg_unpad(plain, plen);
+    int r = n >= 0 && wa_msg_parse(plain, (size_t)n, &mc) == 0;
+    free(plain);
+    r = r && mc.text && !strcmp(mc.text, want);
+    wa_msg_content_free(&mc);
+    return r ? 1 : -3;
+}
+
+/* The ack of a group send, with the server's participant hash. */
+static void group_ack(const char *id, const char *phash)
+{
+    wa_arena *a = wa_arena_new();
+    wa_node *n = node_jid(a, "ack", "from", GROUP);
+    wa_node_add_attr(a, n, "id", id);
+    wa_node_add_attr(a, n, "class", "message");
+    if (phash)
+        wa_node_add_attr(a, n, "phash", phash);
+    feed_node(n, a);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/wapi-test-messaging-XXXXXX";
@@ -730,7 +875,8 @@ int main(void)
                 party_at(&peer2, dir, "peer2", "15550002@s.whatsapp.net") == 0 &&
                 party_at(&mydev, dir, "mydev", OUR_USER ":5@s.whatsapp.net") == 0 &&
                 party_at(&lidp, dir, "lidp", "88877766655@lid") == 0 &&
-                party_at(&mylid, dir, "mylid", OUR_LID ":7@lid") == 0;
+                party_at(&mylid, dir, "mylid", OUR_LID ":7@lid") == 0 &&
+                party_at(&gsend, dir, "gsend", "15550009@s.whatsapp.net") == 0;
     snprintf(us.creds.lid, sizeof us.creds.lid, "%s", OUR_LID ":3@lid");
     T_CHECK(setup, "our Signal store and the senders'");
     /* Each sender starts a session with us from a bundle with one of our
@@ -760,7 +906,7 @@ int main(void)
             "the layer takes the client's hooks");
     T_CHECK(!wa_messaging_ready() && wa_messaging_room() == 0 && wa_messaging_busy(),
             "nothing taken before the connection is up");
-    T_EQ_INT(wa_messaging_send("S0", PEER, "x", NULL), -1, "a send before then is refused");
+    T_EQ_INT(wa_messaging_send("S0", PEER, "x", NULL, NULL), -1, "a send before then is refused");
     link_back();
     T_CHECK(wa_messaging_ready() && app.ready == 1, "ready once connected, and the outbox told");
     int room = wa_messaging_room();
@@ -899,7 +1045,7 @@ int main(void)
     wa_messaging_stored(0, NULL, "no batch");
     T_CHECK(nsent == s0 + 2 && reconnects == 4, "answers with no batch waiting are ignored");
 
-    /* 5. A group message (sender keys) is handed over as unsupported; an
+    /* 5. A group message (sender keys) is decrypted and handed over; an
      * undecryptable one gets a retry receipt (5 at most); a malformed one
      * an ack alone; none of these is handed over. */
     s0 = nsent;
@@ -907,8 +1053,8 @@ int main(void)
     T_EQ_STR(app.m[0].id, "G1", "a group message is handed over");
     T_EQ_STR(app.m[0].chat, "120363000000000001@g.us", "in the group's chat");
     T_EQ_STR(app.m[0].sender, "15550002@s.whatsapp.net", "from the participant");
-    T_CHECK(app.m[0].kind == WA_MSG_UNSUPPORTED && !strcmp(app.m[0].subtype, "group_message"),
-            "as unsupported/group_message");
+    T_CHECK(app.m[0].kind == WA_MSG_TEXT && !strcmp(app.m[0].text, "group G1"),
+            "decrypted with the participant's sender key");
     T_CHECK(!app.m[0].from_me && !strcmp(app.m[0].push, "Peer"), "from someone else, with the push name");
     T_EQ_INT(app.m[0].ts, 1700000000, "at the stanza's time");
     wa_messaging_stored(app.token, "t", NULL);
@@ -920,6 +1066,61 @@ int main(void)
     group_message("G2", OUR_USER ":5@s.whatsapp.net");
     T_CHECK(app.m[0].from_me && !strcmp(app.m[0].push, "(none)"), "one from our other device is ours");
     wa_messaging_stored(app.token, "t", NULL);
+
+    /* The first message of a sender we have no key of: the key comes in a
+     * pairwise copy (pkmsg) beside the skmsg, in the same stanza. */
+    {
+        uint8_t *k = NULL, *m1 = NULL, *pd = NULL;
+        size_t kl = 0, ml = 0, pl = 0;
+        struct ct g3 = group_seal(PEER, "first from the peer", &k, &kl);
+        Wapi__E2e__Message km = WAPI__E2E__MESSAGE__INIT;
+        Wapi__E2e__SenderKeyDistributionMessage skd = WAPI__E2E__SENDER_KEY_DISTRIBUTION_MESSAGE__INIT;
+        skd.groupid = GROUP;
+        skd.has_axolotlsenderkeydistributionmessage = 1;
+        skd.axolotlsenderkeydistributionmessage = (ProtobufCBinaryData){kl, k};
+        km.senderkeydistributionmessage = &skd;
+        ml = wapi__e2e__message__get_packed_size(&km);
+        m1 = malloc(ml);
+        wapi__e2e__message__pack(&km, m1);
+        wa_msg_pad(m1, ml, &pd, &pl);
+        struct ct pw = seal_raw(&peer, pd, pl);
+        s0 = nsent;
+        calls = app.calls;
+        feed(&(struct stanza){
+            .id = "G3", .from = GROUP, .participant = PEER, .enc_type = "skmsg", .p = g3.p, .n = g3.n});
+        turn();
+        T_EQ_INT(app.calls, calls, "an skmsg before its sender key is not handed over");
+        T_EQ_STR(attr_of(sent_at(s0), "type"), "retry", "a retry receipt asks for it");
+        T_EQ_STR(attr_of(sent_at(s0), "participant"), PEER, "naming the participant");
+        s0 = nsent;
+        feed(&(struct stanza){.id = "G3",
+                              .from = GROUP,
+                              .participant = PEER,
+                              .enc_type = pw.type == WA_ENC_PKMSG ? "pkmsg" : "msg",
+                              .p = pw.p,
+                              .n = pw.n,
+                              .enc2_type = "skmsg",
+                              .p2 = g3.p,
+                              .n2 = g3.n});
+        T_CHECK(app.calls == calls + 1 && !strcmp(app.m[0].id, "G3") && app.m[0].kind == WA_MSG_TEXT &&
+                    !strcmp(app.m[0].text, "first from the peer") && !strcmp(app.m[0].sender, PEER),
+                "with the key in a pairwise copy beside it, the same skmsg decrypts");
+        wa_messaging_stored(app.token, "t", NULL);
+        const char *wg3[] = {"receipt:G3", "ack:G3:text"};
+        T_SENT(s0, wg3, "and is answered once stored");
+        s0 = nsent;
+        calls = app.calls;
+        feed(&(struct stanza){
+            .id = "G3", .from = GROUP, .participant = PEER, .enc_type = "skmsg", .p = g3.p, .n = g3.n});
+        turn();
+        T_EQ_INT(app.calls, calls, "the same skmsg again (a resend) is not handed over twice");
+        T_SENT(s0, wg3, "but answered again");
+        free(k);
+        free(m1);
+        free(pd);
+        free(pw.p);
+        free(g3.p);
+    }
 
     calls = app.calls;
     int undecryptable = app.undecryptable;
@@ -1135,7 +1336,7 @@ int main(void)
     /* 12. Sending: the device list, a send waiting for a commit to end, one
      * copy per device, the ack, receipts. */
     int e0 = app.nevents;
-    T_EQ_INT(wa_messaging_send("S1", PEER, "hi back", NULL), 0, "a send is taken");
+    T_EQ_INT(wa_messaging_send("S1", PEER, "hi back", NULL, NULL), 0, "a send is taken");
     T_EQ_INT(wa_messaging_room(), room - 1, "and holds a place");
     T_EQ_INT(niq, 0, "started on the next turn of the loop");
     turn();
@@ -1177,7 +1378,7 @@ int main(void)
 
     /* A second send uses the device list fetched a moment ago. */
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("S2", PEER, "again", NULL), 0, "a second send is taken");
+    T_EQ_INT(wa_messaging_send("S2", PEER, "again", NULL, NULL), 0, "a second send is taken");
     turn();
     const char *ws2[] = {"message:S2:text"};
     T_SENT(s0, ws2, "and goes without asking for the devices again");
@@ -1207,7 +1408,7 @@ int main(void)
         vn.direct_path = "/v/t62.7118-24/1_n.enc?oh=x";
         vn.mimetype = "audio/ogg; codecs=opus";
         s0 = nsent;
-        T_EQ_INT(wa_messaging_send_media("S2m", PEER, &vn, "M13"), 0, "a voice note is taken");
+        T_EQ_INT(wa_messaging_send_media("S2m", PEER, &vn, "M13", NULL), 0, "a voice note is taken");
         vn.direct_path = NULL; /* the queue holds its own copy */
         turn();
         const char *wsm[] = {"message:S2m:media"};
@@ -1231,9 +1432,9 @@ int main(void)
         wa_msg_content_free(&mc);
         ack_from_server("S2m");
         struct wa_msg_media nokey = {.type = WA_MT_IMAGE, .direct_path = "/v/x"};
-        T_EQ_INT(wa_messaging_send_media("S2n", PEER, NULL, NULL), -1, "no attachment: refused");
+        T_EQ_INT(wa_messaging_send_media("S2n", PEER, NULL, NULL, NULL), -1, "no attachment: refused");
         e0 = app.nevents;
-        T_EQ_INT(wa_messaging_send_media("S2n", PEER, &nokey, NULL), 0,
+        T_EQ_INT(wa_messaging_send_media("S2n", PEER, &nokey, NULL, NULL), 0,
                  "an attachment without keys is taken");
         turn();
         T_CHECK(has_event(e0, "sent S2n failed"), "and fails (it cannot be built), reported once");
@@ -1317,8 +1518,8 @@ int main(void)
      * to start. The device lists are forgotten with the connection. */
     e0 = app.nevents;
     s0 = nsent;
-    T_EQ_INT(wa_messaging_send("S3", PEER, "three", NULL), 0, "S3 taken");
-    T_EQ_INT(wa_messaging_send("S4", PEER, "four", NULL), 0, "S4 taken");
+    T_EQ_INT(wa_messaging_send("S3", PEER, "three", NULL, NULL), 0, "S3 taken");
+    T_EQ_INT(wa_messaging_send("S4", PEER, "four", NULL, NULL), 0, "S4 taken");
     turn();
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"),
             "the device list is asked for again (the retry receipts made it stale)");
@@ -1326,8 +1527,8 @@ int main(void)
     const char *w34[] = {"message:S3:text", "message:S4:text"};
     T_SENT(s0, w34, "S3 goes, then S4 (the device list known now)");
     e0 = app.nevents;
-    T_EQ_INT(wa_messaging_send("S5", "15550009@s.whatsapp.net", "five", NULL), 0, "S5 taken");
-    T_EQ_INT(wa_messaging_send("S6", PEER, "six", NULL), 0, "S6 taken");
+    T_EQ_INT(wa_messaging_send("S5", "15550009@s.whatsapp.net", "five", NULL, NULL), 0, "S5 taken");
+    T_EQ_INT(wa_messaging_send("S6", PEER, "six", NULL, NULL), 0, "S6 taken");
     turn();
     T_CHECK(niq == 1 && app.nevents == e0, "S5's devices asked for, S6 waits; nothing reported yet");
     drop_link();
@@ -1336,12 +1537,12 @@ int main(void)
     for (int i = 0; lost_ok && i < 4; i++)
         lost_ok = !strcmp(app.events[e0 + i], lost[i]);
     T_CHECK(lost_ok, "all four handed back as lost, once each, in that order");
-    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL), -1, "nothing taken while disconnected");
+    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL, NULL), -1, "nothing taken while disconnected");
     link_back();
-    T_EQ_INT(wa_messaging_send("S7", "@s.whatsapp.net", "seven", NULL), -2,
+    T_EQ_INT(wa_messaging_send("S7", "@s.whatsapp.net", "seven", NULL, NULL), -2,
              "a JID without a user is refused");
     T_EQ_INT(wa_messaging_room(), room, "nothing held");
-    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL), 0, "S7 taken on the new connection");
+    T_EQ_INT(wa_messaging_send("S7", PEER, "seven", NULL, NULL), 0, "S7 taken on the new connection");
     turn();
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "its devices asked for again");
 
@@ -1378,6 +1579,125 @@ int main(void)
     drop_link();
     T_EQ_INT(wa_messaging_media_retry("MR1", PEER, 0, NULL, mk), -1, "none is taken while disconnected");
 
+    /* 16. Sending to a group: members asked (w:g2), their devices, our
+     * sender key pairwise to each device that lacks it, one skmsg for all;
+     * the next send is the skmsg alone; someone leaves: a new key, to the
+     * remaining members only; the server's other participant hash makes
+     * the next send ask again. */
+    link_back();
+    e0 = app.nevents;
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS1", GROUP, "to the group", NULL, NULL), 0, "a send to a group is taken");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2") &&
+                !strcmp(attr_of(iqs[0].n, "to"), GROUP) && child_of(iqs[0].n, "query") &&
+                !strcmp(attr_of(child_of(iqs[0].n, "query"), "request"), "interactive"),
+            "the group's members are asked for (<iq xmlns=w:g2 to=group><query request=interactive/>)");
+    const char *members1[] = {PEER, OUR_USER "@s.whatsapp.net"};
+    answer_group(members1, 2);
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "then their devices");
+    answer_devices();
+    const char *wg1[] = {"message:GS1:text"};
+    T_SENT(s0, wg1, "the message goes");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && !strcmp(attr_of(msg, "to"), GROUP) && !strcmp(attr_of(msg, "addressing_mode"), "pn") &&
+                !strncmp(attr_of(msg, "phash"), "2:", 2) && strlen(attr_of(msg, "phash")) == 8,
+            "to the group, addressing mode and participant hash named");
+    T_CHECK(msg && enc_for(msg, PEER) && enc_for(msg, OUR_USER ":5@s.whatsapp.net") &&
+                !enc_for(msg, OUR_USER ":3@s.whatsapp.net"),
+            "our key pairwise to the member's device and our other device, not to ourselves");
+    T_EQ_INT(msg ? open_group(&peer, msg, PEER, "to the group") : 0, 1,
+             "the member takes the key and reads it");
+    T_EQ_INT(msg ? open_group(&mydev, msg, OUR_USER ":5@s.whatsapp.net", "to the group") : 0, 1,
+             "so does our other device");
+    group_ack("GS1", NULL);
+    T_CHECK(has_event(e0, "sent GS1 ok"), "reported sent on the ack");
+    size_t kl = 0;
+    const uint8_t *kept = wa_signal_store_skdm_sent(us.st, GROUP, &kl);
+    T_CHECK(kept && kl == strlen(PEER) + 1 + strlen(OUR_USER ":5@s.whatsapp.net") + 1 &&
+                memmem(kept, kl, PEER, strlen(PEER) + 1),
+            "who has our key is kept in the Signal store (a restart does not give it to everyone again)");
+    T_CHECK(!wa_signal_store_dirty(us.st), "and it was flushed with the encryption, before the stanza went");
+
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS2", GROUP, "second", NULL, NULL), 0, "a second group send");
+    turn();
+    const char *wg2[] = {"message:GS2:text"};
+    T_SENT(s0, wg2, "goes without asking for members or devices again");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && niq == 0 && !child_of(msg, "participants"), "the skmsg alone: everyone has the key");
+    T_EQ_INT(msg ? open_group(&peer, msg, PEER, "second") : 0, 1, "the member reads it with the key it has");
+    const wa_node *old_sk = msg ? child_of(msg, "enc") : NULL;
+    group_ack("GS2", NULL);
+
+    /* The peer leaves. */
+    wa_messaging_group_changed(GROUP, 1);
+    T_CHECK(!wa_signal_store_skdm_sent(us.st, GROUP, &kl) && !wa_signal_store_dirty(us.st),
+            "our key is replaced at once (who had the old one forgotten, durably)");
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS3", GROUP, "after the peer left", NULL, NULL), 0, "the next send");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2"), "asks for the members again");
+    const char *members2[] = {"15550002@s.whatsapp.net", OUR_USER "@s.whatsapp.net"};
+    answer_group(members2, 2);
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync") && child_of(iqs[0].n, "usync"),
+            "the new member's devices are asked for");
+    answer_one_device("15550002@s.whatsapp.net");
+    const char *wg3[] = {"message:GS3:text"};
+    T_SENT(s0, wg3, "then it goes");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && enc_for(msg, "15550002@s.whatsapp.net") && enc_for(msg, OUR_USER ":5@s.whatsapp.net") &&
+                !enc_for(msg, PEER),
+            "the new key to the members, nothing to the one who left");
+    T_EQ_INT(msg ? open_group(&peer2, msg, "15550002@s.whatsapp.net", "after the peer left") : 0, 1,
+             "the new member reads it");
+    T_CHECK(msg && open_group(&peer, msg, NULL, "after the peer left") < 0,
+            "the one who left cannot, with the key it had");
+    T_CHECK(old_sk && msg && child_of(msg, "enc")->nbytes > 0, "(it could read the one before)");
+    group_ack("GS3", "2:XXXXXX");
+    s0 = nsent;
+    T_EQ_INT(wa_messaging_send("GS4", GROUP, "after a hash mismatch", NULL, NULL), 0,
+             "a send after the server's ack "
+             "named another hash");
+    turn();
+    T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "w:g2"), "asks for the members again");
+    answer_group(members2, 2);
+    {
+        const wa_node *uq = child_of(iqs[0].n, "usync"), *ul = child_of(uq, "list");
+        T_CHECK(niq == 1 && ul && ul->nchildren == 2, "and every member's devices, ours too, in one query");
+        wa_arena *ua = wa_arena_new();
+        wa_node *iq = wa_node_new(ua, "iq"), *u = wa_node_new(ua, "usync"), *list = wa_node_new(ua, "list");
+        const char *d0[] = {"0"}, *d35[] = {"3", "5"};
+        wa_node_add_attr(ua, iq, "type", "result");
+        usync_user(ua, list, "15550002@s.whatsapp.net", d0, 1, NULL);
+        usync_user(ua, list, OUR_USER "@s.whatsapp.net", d35, 2, NULL);
+        wa_node_add_child(ua, u, list);
+        wa_node_add_child(ua, iq, u);
+        answer_iq(0, iq);
+        wa_arena_free(ua);
+    }
+    const char *wg4[] = {"message:GS4:text"};
+    T_SENT(s0, wg4, "then it goes");
+    msg = nsent > s0 ? sent_at(s0) : NULL;
+    T_CHECK(msg && !child_of(msg, "participants"), "the members still have the key: the skmsg alone");
+    group_ack("GS4", NULL);
+    T_EQ_INT(wa_messaging_send("GS5", "120363999999999999@g.us", "not a member", NULL, NULL), 0,
+             "a send to another group");
+    turn();
+    e0 = app.nevents;
+    {
+        wa_arena *ea = wa_arena_new();
+        wa_node *iq = wa_node_new(ea, "iq"), *gerr = wa_node_new(ea, "error");
+        wa_node_add_attr(ea, iq, "type", "error");
+        wa_node_add_attr(ea, gerr, "code", "403");
+        wa_node_add_attr(ea, gerr, "text", "forbidden");
+        wa_node_add_child(ea, iq, gerr);
+        answer_iq(0, iq);
+        wa_arena_free(ea);
+    }
+    T_CHECK(app.nevents > e0 && !strncmp(app.events[e0], "sent GS5 failed", 15),
+            "a group we are not in (403): the send fails, it is not retried");
+    drop_link();
     turn();
     free(c1.p), free(c2.p), free(c3.p), free(c4.p), free(c5.p), free(c6.p), free(c7.p), free(c8.p);
     free(c9.p), free(c10.p), free(c11.p), free(c13.p), free(p1.p), free(d1.p), free(l1.p);
@@ -1391,6 +1711,7 @@ out:
     party_free(&mydev);
     party_free(&lidp);
     party_free(&mylid);
+    party_free(&gsend);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

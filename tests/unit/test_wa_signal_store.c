@@ -651,14 +651,14 @@ int main(void)
     uint8_t *m;
     size_t ml;
     struct wa_msg_content mc;
-    wa_msg_build_text("hi there", NULL, NULL, NULL, &m, &ml);
+    wa_msg_build_text("hi there", NULL, NULL, NULL, NULL, &m, &ml);
     T_EQ_INT(wa_msg_parse(m, ml, &mc), 0, "conversation parses");
     T_CHECK(mc.kind == WA_MSG_TEXT && mc.text && !strcmp(mc.text, "hi there") && !mc.reply_to,
             "conversation text");
     T_EQ_STR(mc.subtype, "conversation", "subtype conversation");
     wa_msg_content_free(&mc);
     free(m);
-    wa_msg_build_text("quoted", "3EB0ABC", "1555@s.whatsapp.net", "1666@s.whatsapp.net", &m, &ml);
+    wa_msg_build_text("quoted", "3EB0ABC", "1555@s.whatsapp.net", NULL, "1666@s.whatsapp.net", &m, &ml);
     T_EQ_INT(wa_msg_parse(m, ml, &mc), 0, "reply in deviceSentMessage parses");
     T_EQ_STR(mc.text, "quoted", "reply text");
     T_EQ_STR(mc.reply_to, "3EB0ABC", "reply_to");
@@ -691,6 +691,51 @@ int main(void)
     wa_msg_content_free(&mc);
     const uint8_t junk[] = {0xff, 0xff, 0xff};
     T_EQ_INT(wa_msg_parse(junk, sizeof junk, &mc), -1, "junk is no Message");
+
+    /* Many entries (a busy account's groups: a sender key per member
+     * device): each found by its key, also after deletions move the others,
+     * and after a flush and reopen. */
+    {
+        char bd[300], nm[64];
+        snprintf(bd, sizeof bd, "%s/big", base);
+        struct wa_signal_store *bs = syn_open(bd, &a.creds, err, sizeof err);
+        T_CHECK(bs != NULL, "a store for 20,000 entries");
+        int put_ok = 1;
+        for (int i = 0; bs && i < 20000; i++) {
+            snprintf(nm, sizeof nm, "big%05d", i);
+            put_ok &= syn_put(bs, nm, 0, (char)('A' + i % 26), 16) == 0;
+        }
+        T_CHECK(put_ok, "20,000 put");
+        int found = 1;
+        for (int i = 0; bs && i < 20000; i++) {
+            snprintf(nm, sizeof nm, "big%05d", i);
+            found &= syn_get(bs, nm) == (char)('A' + i % 26);
+        }
+        T_CHECK(found && !find(bs, K_SESSION, "big20000", 8, 0) && !find(bs, K_SESSION, "big00001", 8, 1),
+                "each found by name and device; absent keys are not");
+        int del_ok = 1;
+        for (int i = 0; bs && i < 20000; i += 97) {
+            snprintf(nm, sizeof nm, "big%05d", i);
+            del_ok &= syn_del(bs, nm) == 0;
+        }
+        int after = 1;
+        for (int i = 0; bs && i < 20000; i++) {
+            snprintf(nm, sizeof nm, "big%05d", i);
+            after &= (syn_get(bs, nm) != 0) == (i % 97 != 0);
+        }
+        T_CHECK(del_ok && after,
+                "after deleting every 97th, the others are still found and the deleted are not");
+        T_EQ_INT(bs ? wa_signal_store_flush(bs, err, sizeof err) : -1, 0, "flushed");
+        wa_signal_store_free(bs);
+        bs = syn_open(bd, &a.creds, err, sizeof err);
+        int reopened = bs != NULL;
+        for (int i = 0; bs && i < 20000; i++) {
+            snprintf(nm, sizeof nm, "big%05d", i);
+            reopened &= (syn_get(bs, nm) != 0) == (i % 97 != 0);
+        }
+        T_CHECK(reopened, "and the same after a reopen");
+        wa_signal_store_free(bs);
+    }
 
     party_free(&a);
     party_free(&b);

@@ -11,6 +11,13 @@ const KINDS = ["image", "video", "audio", "voice", "document", "sticker"];
 const KIND_LABEL = { image: "Photo", video: "Video", audio: "Audio", voice: "Voice message", document: "Document",
   sticker: "Sticker" };
 
+// "@15551234567" in a text to a group mentions that person (as WhatsApp
+// clients write it): the numbers, once each, for the API's mentions.
+function mentionsIn(to, text) {
+  if (!to.endsWith("@g.us")) return [];
+  return [...new Set([...text.matchAll(/@(\d{7,15})\b/g)].map((x) => x[1]))];
+}
+
 export function humanSize(n) {
   const v = Number(n);
   if (n === null || n === undefined || !Number.isFinite(v) || v < 0) return "";
@@ -157,11 +164,20 @@ export async function render({ api, can }) {
       nodes.set(key, el);
       return [h("div", { class: "media" }, el), m.text ? h("div", { class: "caption" }, m.text) : null];
     };
+    // In a group, who wrote each message (the phone number when known).
+    const group = current.endsWith("@g.us");
+    const sender = (m) => {
+      if (!group || m.from_me) return null;
+      const who = m.sender_pn || m.sender_jid || "";
+      return h("div", { class: "small sender", "data-testid": "sender" },
+        who.endsWith("@s.whatsapp.net") ? `+${who.replace(/@.*$/, "")}` : who.replace(/@.*$/, ""));
+    };
     const cls = (m) => [m.from_me ? "msg mine" : "msg",
       m.type === "sticker" && m.media && m.media.state === "stored" && m.media.id ? "sticker" : ""].join(" ").trim();
     threadBox.replaceChildren(h("div", { class: "thread-head" }, h("h2", {}, current), markRead),
       msgs.length ? h("ul", { class: "messages" }, msgs.map((m) =>
         h("li", { class: cls(m), "data-message-id": m.id, "data-type": m.type },
+          sender(m),
           body(m),
           h("div", { class: "small muted" }, when(m.ts), " ",
             h("span", { class: STATUS_CLASS[m.status] || "badge grey", "data-status": m.status }, m.status),
@@ -228,6 +244,8 @@ export async function render({ api, can }) {
     }
     const body = { to: to.value.trim(), kind: kind.value, media: { id: up.id } };
     if (text.value.trim()) body.caption = text.value;
+    const mentions = mentionsIn(body.to, text.value);
+    if (mentions.length) body.mentions = mentions;
     if (kind.value === "document" && f.name) body.file_name = f.name; // the API takes it for documents only
     try {
       return await api("/api/messages", { method: "POST", body });
@@ -250,7 +268,10 @@ export async function render({ api, can }) {
         fileChanged();
       } else {
         try {
-          m = await api("/api/messages", { method: "POST", body: { to: to.value.trim(), text: text.value } });
+          const body = { to: to.value.trim(), text: text.value };
+          const mentions = mentionsIn(body.to, body.text);
+          if (mentions.length) body.mentions = mentions;
+          m = await api("/api/messages", { method: "POST", body });
         } catch (e) {
           throw new Error(errorText(e));
         }

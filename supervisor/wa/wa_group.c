@@ -1,0 +1,166 @@
+/* A group's metadata: the query and the parse of its answer. */
+#include "wa_group.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARTICIPANTS 2048 /* WhatsApp allows 1024; anything above is not a group's answer */
+#define MAX_TEXT 4096
+
+/* "user@server" of attribute key of n (the device dropped), or "" when absent or no JID. */
+static void jid_attr(const wa_node *n, const char *key, wa_arena *a, char *out, size_t cap)
+{
+    char tb[160];
+    const char *v = wa_node_attr_text(n, key, tb, sizeof tb);
+    wa_jid j;
+    out[0] = '\0';
+    size_t ul, sl;
+    if (!v || wa_jid_parse(a, v, &j) != WA_OK || !j.user[0] ||
+        (ul = strlen(j.user)) + (sl = strlen(j.server)) + 2 > cap)
+        return;
+    memcpy(out, j.user, ul);
+    out[ul] = '@';
+    memcpy(out + ul + 1, j.server, sl + 1);
+}
+
+static int64_t num_attr(const wa_node *n, const char *key)
+{
+    const char *v = wa_node_attr_str(n, key);
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    return v && *v && !*end && x >= 0 ? (int64_t)x : 0;
+}
+
+static char *text_dup(const char *s, size_t n)
+{
+    if (n > MAX_TEXT)
+        n = MAX_TEXT;
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void wa_group_info_free(struct wa_group_info *g)
+{
+    free(g->subject);
+    free(g->description);
+    free(g->p);
+    memset(g, 0, sizeof *g);
+}
+
+int wa_group_parse(const wa_node *group, struct wa_group_info *g)
+{
+    memset(g, 0, sizeof *g);
+    const char *id = group ? wa_node_attr_str(group, "id") : NULL;
+    if (!group || strcmp(group->tag, "group") || !id || !*id || strlen(id) > 64)
+        return -1;
+    wa_arena *a = wa_arena_new();
+    if (!a)
+        return -1;
+    snprintf(g->jid, sizeof g->jid, strchr(id, '@') ? "%s" : "%s@g.us", id);
+    const char *subject = wa_node_attr_str(group, "subject");
+    g->subject = text_dup(subject ? subject : "", subject ? strlen(subject) : 0);
+    jid_attr(group, "creator", a, g->owner, sizeof g->owner);
+    g->created = num_attr(group, "creation");
+    g->subject_time = num_attr(group, "s_t");
+    const char *am = wa_node_attr_str(group, "addressing_mode");
+    g->lid_addressing = am && !strcmp(am, "lid");
+    size_t np = 0;
+    for (uint32_t i = 0; group->content == WA_CONTENT_LIST && i < group->nchildren; i++)
+        np += !strcmp(group->children[i]->tag, "participant");
+    if (np > MAX_PARTICIPANTS || !g->subject || (np && !(g->p = calloc(np, sizeof *g->p)))) {
+        wa_arena_free(a);
+        wa_group_info_free(g);
+        return -1;
+    }
+    for (uint32_t i = 0; group->content == WA_CONTENT_LIST && i < group->nchildren; i++) {
+        const wa_node *c = group->children[i];
+        if (!strcmp(c->tag, "participant")) {
+            struct wa_group_participant *p = &g->p[g->n];
+            jid_attr(c, "jid", a, p->jid, sizeof p->jid);
+            if (!p->jid[0])
+                continue;
+            int lid = strstr(p->jid, "@lid") != NULL;
+            if (lid) {
+                snprintf(p->lid, sizeof p->lid, "%s", p->jid);
+                jid_attr(c, "phone_number", a, p->pn, sizeof p->pn);
+            } else {
+                snprintf(p->pn, sizeof p->pn, "%s", p->jid);
+                jid_attr(c, "lid", a, p->lid, sizeof p->lid);
+            }
+            const char *type = wa_node_attr_str(c, "type");
+            p->role = !type ? 0 : !strcmp(type, "superadmin") ? 2 : !strcmp(type, "admin") ? 1 : 0;
+            g->n++;
+        } else if (!strcmp(c->tag, "description")) {
+            const wa_node *body = wa_node_child(c, "body");
+            if (body && body->content == WA_CONTENT_BYTES && !g->description)
+                g->description = text_dup((const char *)body->bytes, body->nbytes);
+        } else if (!strcmp(c->tag, "announcement")) {
+            g->announce = 1;
+        } else if (!strcmp(c->tag, "locked")) {
+            g->locked = 1;
+        } else if (!strcmp(c->tag, "ephemeral")) {
+            int64_t e = num_attr(c, "expiration");
+            g->ephemeral_seconds = e > 0 && e < UINT32_MAX ? (uint32_t)e : 0;
+        }
+    }
+    wa_arena_free(a);
+    return 0;
+}
+
+struct query {
+    wa_group_cb cb;
+    void *arg;
+};
+
+static void on_answer(void *arg, const wa_node *n)
+{
+    struct query *q = arg;
+    if (!n) {
+        q->cb(q->arg, NULL, 0, "connection lost");
+        free(q);
+        return;
+    }
+    const char *type = wa_node_attr_str(n, "type");
+    const wa_node *err = wa_node_child(n, "error");
+    struct wa_group_info g;
+    if (type && !strcmp(type, "result") && wa_group_parse(wa_node_child(n, "group"), &g) == 0) {
+        q->cb(q->arg, &g, 200, NULL);
+        wa_group_info_free(&g);
+    } else {
+        const char *code = err ? wa_node_attr_str(err, "code") : NULL;
+        const char *text = err ? wa_node_attr_str(err, "text") : NULL;
+        q->cb(q->arg, NULL, code ? atoi(code) : 500, text ? text : "the server's answer is no group");
+    }
+    free(q);
+}
+
+int wa_group_query(struct wa_client *c, const char *gjid, wa_group_cb cb, void *arg)
+{
+    struct query *q = calloc(1, sizeof *q);
+    wa_arena *a = wa_arena_new();
+    wa_jid j;
+    if (!q || !a || wa_jid_parse(a, gjid, &j) != WA_OK || strcmp(j.server, "g.us")) {
+        free(q);
+        wa_arena_free(a);
+        return -1;
+    }
+    q->cb = cb, q->arg = arg;
+    wa_node *iq = wa_node_new(a, "iq");
+    wa_node_add_attr(a, iq, "xmlns", "w:g2");
+    wa_node_add_attr(a, iq, "type", "get");
+    wa_node *qn = wa_node_new(a, "query");
+    wa_node_add_attr(a, qn, "request", "interactive");
+    wa_node_add_child(a, iq, qn);
+    /* wa_client_iq sets to= the server; a group query goes to the group */
+    wa_node_add_attr_jid(a, iq, "to", &j);
+    int r = wa_client_iq(c, a, iq, on_answer, q);
+    wa_arena_free(a);
+    if (r < 0)
+        free(q);
+    return r;
+}

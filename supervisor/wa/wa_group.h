@@ -1,0 +1,39 @@
+/* Groups on the wire (w:g2): a group's metadata as the server answers
+ * <iq xmlns=w:g2 type=get><query request=interactive/>. Protocol only. */
+#ifndef WAPI_WA_GROUP_H
+#define WAPI_WA_GROUP_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wa_client.h"
+
+struct wa_group_participant {
+    char jid[96]; /* as listed: user@s.whatsapp.net or user@lid */
+    char pn[96];  /* user@s.whatsapp.net when known */
+    char lid[96]; /* user@lid when known */
+    int role;     /* 0 member, 1 admin, 2 superadmin */
+};
+
+struct wa_group_info {
+    char jid[96];
+    char *subject, *description; /* valid during the callback */
+    char owner[96];
+    int64_t created, subject_time;
+    int lid_addressing;
+    int announce, locked;
+    uint32_t ephemeral_seconds;
+    size_t n;
+    struct wa_group_participant *p;
+};
+
+/* g NULL on error: code = the server's error code (403, 404, …) or 0 when
+ * the connection went away; why says which. */
+typedef void (*wa_group_cb)(void *arg, const struct wa_group_info *g, int code, const char *why);
+/* Asks for gjid's metadata; -1 when not connected (cb not called). */
+int wa_group_query(struct wa_client *c, const char *gjid, wa_group_cb cb, void *arg);
+/* The metadata in a <group> node (the query's answer's child); -1 when it is
+ * not one. g's strings and participants are malloc'd: wa_group_info_free. */
+int wa_group_parse(const wa_node *group, struct wa_group_info *g);
+void wa_group_info_free(struct wa_group_info *g);
+
+#endif
