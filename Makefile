@@ -76,8 +76,9 @@ $(B)/libwa.a: $(call obj,$(WA_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C))
 	@rm -f $@; ar rcs $@ $^
 $(B)/libsup.a: $(call obj,$(SUP_SRC)) $(B)/obj/$(B)/gen/migrations.o
 	@rm -f $@; ar rcs $@ $^
-# The dashboard's files travel inside the worker binary too.
-ASSETS     := $(sort $(shell find workers/dashboard -type f 2>/dev/null))
+# The dashboard's files travel inside the worker binary too, and so does the
+# API's OpenAPI document (served as /openapi.json among them).
+ASSETS     := $(sort $(shell find workers/dashboard -type f 2>/dev/null)) docs/openapi.json
 $(B)/gen/dashboard_assets.c: $(ASSETS) scripts/embed-assets.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-assets.sh $@ workers/dashboard $(ASSETS)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Embeds the dashboard's files into C (workers/dashboard_assets.h), so the
+# Embeds the dashboard's files (and the OpenAPI document) into C (workers/dashboard_assets.h), so the
 # worker binary serves them with no files to ship: path, type, bytes, ETag.
 set -euo pipefail
 out=$1 root=$2; shift 2
@@ -29,6 +29,8 @@ type_of() {
     i=0
     for f in "$@"; do
         rel=${f#"$root"}
+        # A file from outside the root (docs/openapi.json) is served by its name.
+        [ "$rel" = "$f" ] && rel=/$(basename "$f")
         size=$(wc -c <"$f")
         tag=$(sha256sum "$f" | cut -c1-20)
         printf '    {"%s", "%s", a%d, %d, "\\"%s\\""},\n' "$rel" "$(type_of "$f")" "$i" "$size" "$tag"

@@ -64,9 +64,16 @@ for t in build/san/tests/test_*; do
     [ -x "$t" ] && run_suite "unit-san/$(basename "$t")" "$t"
 done
 unset ASAN_OPTIONS UBSAN_OPTIONS
+# Every response, SSE event and webhook body the suites see is recorded
+# (tests/integration/harness.py) and validated against docs/openapi.json
+# once all suites ran.
+export WAPI_CONTRACT_LOG=$LOGDIR/contract.jsonl
+rm -f "$WAPI_CONTRACT_LOG"
 for t in tests/*/t_*; do
     [ -x "$t" ] && run_suite "${t#tests/}" "$t"
 done
+run_suite contract/recorded-traffic node tests/contract/validate-log.mjs "$WAPI_CONTRACT_LOG"
+unset WAPI_CONTRACT_LOG
 
 [ -n "${WAPI_TEST_PRIVATE_PG:-}" ] && scripts/devdb.sh stop >/dev/null 2>&1
 echo "$passed passed, $failed failed"

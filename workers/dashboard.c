@@ -1,5 +1,6 @@
-/* GET / (the dashboard's app shell) and GET /assets/... (its CSS and
- * JavaScript modules), embedded in the binary; revalidated by ETag. */
+/* GET / (the dashboard's app shell), GET /assets/... (its CSS and
+ * JavaScript modules), GET /docs and GET /api/openapi.json (the API
+ * reference and its document), embedded in the binary; revalidated by ETag. */
 #include <string.h>
 
 #include "dashboard_assets.h"
@@ -44,4 +45,14 @@ void h_asset(struct rq *rq)
 {
     h2o_iovec_t p = rq->req->path_normalized;
     serve(rq, find(p.base, p.len));
+}
+
+void h_docs(struct rq *rq)
+{
+    serve(rq, find("/docs.html", 10));
+}
+
+void h_openapi(struct rq *rq)
+{
+    serve(rq, find("/openapi.json", 13));
 }

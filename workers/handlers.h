@@ -14,6 +14,8 @@ void h_metrics(struct rq *rq);
 void h_metrics_listener(struct rq *rq);
 void h_dashboard(struct rq *rq);
 void h_asset(struct rq *rq);
+void h_docs(struct rq *rq);    /* GET /docs: the API reference page */
+void h_openapi(struct rq *rq); /* GET /api/openapi.json */
 
 /* Accounts (auth.c, auth_guard.c, apikey.c). */
 void auth_init(const struct wapi_config *cfg); /* installs the router's auth hook */

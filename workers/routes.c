@@ -13,6 +13,8 @@ const struct route worker_routes[] = {
     {GET, "/readyz", PERM_PUBLIC, h_readyz, 0},
     {GET, "/metrics", PERM_PUBLIC, h_metrics, 0},
     {GET, "/assets/*", PERM_PUBLIC, h_asset, 0},
+    /* The API reference page, rendered from the OpenAPI document. */
+    {GET, "/docs", PERM_PUBLIC, h_docs, 0},
 
     /* Better Auth's endpoints (email and password, admin and api-key plugins). */
     {M_POST, "/api/auth/sign-up/email", PERM_PUBLIC, h_auth_sign_up, 0},
@@ -33,6 +35,8 @@ const struct route worker_routes[] = {
     {ANY, "/api/auth/*", PERM_PUBLIC, h_api_not_found, 0},
 
     {GET, "/api/registration", PERM_PUBLIC, h_registration, 0},
+    /* The API's contract (docs/openapi.json), public like the docs page. */
+    {GET, "/api/openapi.json", PERM_PUBLIC, h_openapi, 0},
     {GET, "/api/me", PERM_SIGNED_IN, h_me, 0},
     {M_GET, "/api/invitations", P_USERS_READ, h_invitations_list, 0},
     {M_POST, "/api/invitations", P_USERS_WRITE, h_invitations_create, ROUTE_SESSION_ONLY},

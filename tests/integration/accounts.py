@@ -5,6 +5,8 @@ import http.client
 import json
 import random
 
+from harness import contract_log
+
 
 def rand_ip():
     return f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
@@ -21,6 +23,7 @@ def request(srv, method, path, body, headers, timeout=60):
         hd = {}
         for k, v in r.getheaders():
             hd[k.lower()] = v
+        contract_log("response", method=method, path=path, status=r.status, type=hd.get("content-type"), body=data)
         cookies = r.headers.get_all("set-cookie") or []
         hd["set-cookie-list"] = cookies
         if cookies:

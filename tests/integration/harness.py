@@ -17,6 +17,31 @@ failures = 0
 passes = 0
 
 
+def contract_log(kind, **rec):
+    """With WAPI_CONTRACT_LOG=file, appends one JSON line per response
+    (kind "response": method, path, status, type, body), SSE event
+    ("sse": event, data) or webhook body ("webhook": body) a suite sees;
+    tests/contract validates them against docs/openapi.json."""
+    dest = os.environ.get("WAPI_CONTRACT_LOG")
+    if not dest:
+        return
+    body = rec.get("body")
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            rec["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            rec["body"] = None  # bytes of a file: only status and type are checked
+    rec["kind"] = kind
+    rec["suite"] = os.path.basename(sys.argv[0])
+    line = json.dumps(rec) + "\n"
+    # One write of one line with O_APPEND: suites and threads do not interleave.
+    fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
 def check(name, cond, detail=""):
     global failures, passes
     if cond:
@@ -156,7 +181,9 @@ class Server:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
             data = r.read()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+            hd = dict((k.lower(), v) for k, v in r.getheaders())
+            contract_log("response", method=method, path=path, status=r.status, type=hd.get("content-type"), body=data)
+            return r.status, hd, data
         finally:
             c.close()
 

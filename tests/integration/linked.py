@@ -7,7 +7,7 @@ import random
 import re
 import subprocess
 
-from harness import fresh_database, wait
+from harness import contract_log, fresh_database, wait
 
 _URL = re.compile(r"^(postgres(?:ql)?://[^/?]*/)([^?]*)")
 
@@ -89,6 +89,7 @@ class WebhookReceiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
                 rec.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                contract_log("webhook", body=body)
                 self.send_response(204)
                 self.end_headers()
 
@@ -144,6 +145,7 @@ class SSE:
                 if line == "":
                     if cur.get("data"):
                         self.events.append(cur)
+                        contract_log("sse", event=cur.get("event"), data=cur["data"])
                     cur = {}
                 elif ":" in line and not line.startswith(":"):
                     k, _, v = line.partition(":")

@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from accounts import Client, sign_in, sign_up  # noqa: E402
-from harness import ROOT, Server, check, done, fresh_database, wait  # noqa: E402
+from harness import ROOT, Server, check, contract_log, done, fresh_database, wait  # noqa: E402
 
 DB = None
 
@@ -52,6 +52,7 @@ POLICY = {
     "/readyz": [(GH, "public", False)],
     "/metrics": [(GH, "public", False)],
     "/assets/*": [(GH, "public", False)],
+    "/docs": [(GH, "public", False)],
     "/api/auth/sign-up/email": [(["POST"], "public", False)],
     "/api/auth/sign-in/email": [(["POST"], "public", False)],
     "/api/auth/sign-out": [(["POST"], "public", False)],
@@ -66,6 +67,7 @@ POLICY = {
     "/api/auth/api-key/delete": [(["POST"], "signed-in", True)],
     "/api/auth/*": [(ALL, "public", False)],
     "/api/registration": [(GH, "public", False)],
+    "/api/openapi.json": [(GH, "public", False)],
     "/api/me": [(GH, "signed-in", False)],
     "/api/invitations": [(["GET"], "users:read", False), (["POST"], "users:write", True)],
     "/api/invitations/{id}": [(["DELETE"], "users:write", False)],
@@ -137,8 +139,10 @@ def probe(srv, method, path, headers, body=None):
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
         if (r.getheader("content-type") or "").startswith("text/event-stream"):
+            contract_log("response", method=method, path=path, status=r.status, type=r.getheader("content-type"))
             return r.status, None
         raw = r.read()
+        contract_log("response", method=method, path=path, status=r.status, type=r.getheader("content-type"), body=raw)
         try:
             return r.status, json.loads(raw) if raw and method != "HEAD" else None
         except ValueError:
@@ -160,6 +164,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         Receiver.got.append(json.loads(body))
+        contract_log("webhook", body=body)
         self.send_response(204)
         self.end_headers()
 
@@ -188,6 +193,7 @@ def sse_reader(srv, client, out, stop):
             ev = line[7:]
         elif line.startswith("data: ") and ev:
             out.append((ev, json.loads(line[6:])))
+            contract_log("sse", event=ev, data=line[6:])
             ev = None
     c.close()
 

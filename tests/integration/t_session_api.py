@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
-from harness import Server, check, done, fresh_database  # noqa: E402
+from harness import Server, check, contract_log, done, fresh_database  # noqa: E402
 
 os.environ["TEST_DATABASE_URL"] = fresh_database("wapi_it_session_api")
 
@@ -49,6 +49,7 @@ class SSE:
                 if line == "":
                     if cur.get("data"):
                         self.events.append(cur)
+                        contract_log("sse", event=cur.get("event"), data=cur["data"])
                     cur = {}
                 elif line.startswith(":"):
                     self.comments += 1

@@ -119,7 +119,7 @@ function shell(page, body) {
     h("aside", { class: "side" },
       h("div", { class: "brand" }, h("span", { class: "logo" }, "w"), "wapi"),
       nav,
-      h("div", { class: "foot" }, "WhatsApp HTTP API")),
+      h("div", { class: "foot" }, "WhatsApp HTTP API · ", h("a", { href: "/docs", "data-testid": "docs-link" }, "API reference"))),
     h("div", { class: "main" },
       h("header", { class: "top" },
         h("div", { class: "who" }, menu, h("strong", {}, page.title)),
