@@ -43,7 +43,8 @@ int migrate_run(const struct wapi_config *cfg, char *err, size_t errlen)
     if (exec_ok(c, "SET client_min_messages = warning", err, errlen) < 0 ||
         exec_ok(c, "SELECT pg_advisory_lock(x'" MIGRATE_LOCK_KEY "'::bigint)", err, errlen) < 0 ||
         exec_ok(c,
-                "CREATE TABLE IF NOT EXISTS wapi_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                "CREATE TABLE IF NOT EXISTS wapi_schema_migrations (version integer PRIMARY KEY, name text "
+                "NOT NULL, "
                 "applied_at timestamptz NOT NULL DEFAULT now())",
                 err, errlen) < 0)
         goto fail;
@@ -52,14 +53,25 @@ int migrate_run(const struct wapi_config *cfg, char *err, size_t errlen)
         char v[16];
         snprintf(v, sizeof v, "%d", m->version);
         const char *params[2] = {v, m->name};
-        PGresult *r =
-            PQexecParams(c, "SELECT 1 FROM wapi_schema_migrations WHERE version = $1", 1, NULL, params, NULL, NULL, 0);
+        PGresult *r = PQexecParams(c, "SELECT name FROM wapi_schema_migrations WHERE version = $1", 1, NULL,
+                                   params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             snprintf(err, errlen, "%s", PQresultErrorMessage(r));
             PQclear(r);
             goto fail;
         }
         int done = PQntuples(r) > 0;
+        /* A version recorded under another name was applied by a different
+         * build: going on would skip this build's migration silently. */
+        if (done && strcmp(PQgetvalue(r, 0, 0), m->name) != 0) {
+            snprintf(
+                err, errlen,
+                "migration %04d is recorded as \"%.64s\" but this build's %04d is \"%s\": the database was "
+                "migrated by a different build",
+                m->version, PQgetvalue(r, 0, 0), m->version, m->name);
+            PQclear(r);
+            goto fail;
+        }
         PQclear(r);
         if (done)
             continue;
@@ -73,8 +85,8 @@ int migrate_run(const struct wapi_config *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "%s", what);
             goto fail;
         }
-        r = PQexecParams(c, "INSERT INTO wapi_schema_migrations (version, name) VALUES ($1, $2)", 2, NULL, params,
-                         NULL, NULL, 0);
+        r = PQexecParams(c, "INSERT INTO wapi_schema_migrations (version, name) VALUES ($1, $2)", 2, NULL,
+                         params, NULL, NULL, 0);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             snprintf(err, errlen, "%s", PQresultErrorMessage(r));

@@ -70,14 +70,18 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
  * statement (one commit) per kind, from arrays of ids and event ids. A
  * delivery receipt may have committed first (it moves queued to delivered):
  * the status is not lowered, but message.sent is still recorded, once, when
- * the outbox row becomes done. */
+ * the outbox row becomes done. updated_at never goes back: now() is the
+ * transaction's start, and a statement that waited for the other's row lock
+ * started earlier than the change it follows. */
 static const char SQL_SENT[] =
     "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS x(id, evid)), "
     "l AS MATERIALIZED (" LOCK_MESSAGES "), "
     "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM l WHERE message_id = l.id "
     "AND state <> 'done' RETURNING message_id), "
     "m AS (UPDATE wa_messages SET status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status "
-    "END, error = NULL, updated_at = now() FROM o WHERE id = o.message_id "
+    "END, error = NULL, updated_at = CASE WHEN status IN ('queued', 'failed') THEN greatest(updated_at, "
+    "now()) "
+    "ELSE updated_at END FROM o WHERE id = o.message_id "
     "RETURNING wa_messages.id, wapi_message_json(wa_messages, 'sent') AS j), "
     "e AS (INSERT INTO wa_events (id, type, data) SELECT x.evid, 'message.sent', m.j::jsonb "
     "FROM m JOIN x ON x.id = m.id RETURNING id, type, data::text) "
@@ -118,7 +122,7 @@ static const char SQL_RECEIPT[] =
     "EXCLUDED.delivered_at), read_at = coalesce(k.read_at, EXCLUDED.read_at), "
     "played_at = coalesce(k.played_at, EXCLUDED.played_at)), "
     "m AS (UPDATE wa_messages w SET status = CASE WHEN x.st = 'delivered' THEN 'delivered' ELSE 'read' END, "
-    "updated_at = now() FROM x JOIN l ON l.id = x.id "
+    "updated_at = greatest(w.updated_at, now()) FROM x JOIN l ON l.id = x.id "
     "WHERE w.id = x.id AND w.from_me AND w.chat_jid = x.chat AND "
     "(CASE w.status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE "
     "9 "

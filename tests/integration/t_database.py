@@ -83,5 +83,16 @@ rows = subprocess.run(["psql", url2, "-qtAc", "SELECT count(*) FROM wapi_schema_
 applied = sum(o.count("migration applied") for o in outs)
 check("two concurrent migrators: both succeed, each migration applied once",
       all(p.returncode == 0 for p in procs) and applied == int(rows) and int(rows) >= 1, outs)
+
+# A version recorded under another name (a database migrated by a different
+# build): refused, naming both, instead of skipping this build's migration.
+subprocess.run(["psql", url2, "-qtAc", "UPDATE wapi_schema_migrations SET name = 'other_build' WHERE version = 2"],
+               check=True)
+p = subprocess.run([os.path.join(ROOT, "build/wapi"), "--migrate"], env=dict(os.environ, DATABASE_URL=url2),
+                   capture_output=True, text=True, timeout=60)
+out = p.stdout + p.stderr
+check("a migration recorded under another name: --migrate fails and names both",
+      p.returncode != 0 and "0002 is recorded as" in out and "other_build" in out and "different build" in out,
+      (p.returncode, out[-600:]))
 pg("stop")
 done()
