@@ -364,38 +364,51 @@ void wam_group_start(void)
 
 /* -- the stanza -- */
 
-/* "2:" and the first 6 characters of the base64 of SHA-256 over the sorted
- * device JIDs, as WhatsApp's clients and server compute it. */
+/* The participant-list hash: "2:" and the unpadded base64 of the first 6
+ * bytes of SHA-256 over the sorted device JIDs in their long form
+ * (user.agent:device@server), our own sending device included, as the server
+ * compares it: the ack names the server's when they differ. */
 static int by_name(const void *x, const void *y)
 {
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static void participant_hash(char *out, size_t cap)
+static char *long_jid(const char *user, int dev, const char *server)
+{
+    char b[200];
+    snprintf(b, sizeof b, "%s.0:%d@%s", user, dev, server);
+    return strdup(b);
+}
+
+static void participant_hash(int lid, char *out, size_t cap)
 {
     out[0] = '\0';
     char **names = calloc((size_t)wam.s.ndevs + 1, sizeof *names);
     if (!names)
         return;
-    int n = 0;
-    for (int i = 0; i < wam.s.ndevs; i++) {
-        char dj[160];
-        wam_dev_jid(&wam.s.devs[i], dj, sizeof dj);
-        if (!(names[n] = strdup(dj)))
-            break;
-        n++;
-    }
-    qsort(names, (size_t)n, sizeof *names, by_name);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int n = 0, own_dev = 0, ok = 1;
+    char own[64];
+    const struct wa_creds *cr = wa_client_creds(wam.c);
+    if (wam_own_address(own, sizeof own, &own_dev) < 0)
+        ok = 0;
+    else if (lid && cr && cr->lid[0])
+        snprintf(own, sizeof own, "%.*s", (int)strcspn(cr->lid, ":@"), cr->lid);
+    if (ok && !(names[n++] = long_jid(own, own_dev, lid ? "lid" : "s.whatsapp.net")))
+        ok = 0;
+    for (int i = 0; ok && i < wam.s.ndevs; i++)
+        if (!(names[n++] = long_jid(wam.s.devs[i].user, wam.s.devs[i].dev, wam.s.devs[i].server)))
+            ok = 0;
+    EVP_MD_CTX *md = ok ? EVP_MD_CTX_new() : NULL;
     uint8_t h[32];
     unsigned hl = 0;
     if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        qsort(names, (size_t)n, sizeof *names, by_name);
         for (int i = 0; i < n; i++)
             EVP_DigestUpdate(md, names[i], strlen(names[i]));
         if (EVP_DigestFinal_ex(md, h, &hl) && hl == 32) {
-            unsigned char b64[48];
-            EVP_EncodeBlock(b64, h, 32);
-            snprintf(out, cap, "2:%.6s", (const char *)b64);
+            unsigned char b64[12];
+            EVP_EncodeBlock(b64, h, 6); /* 6 bytes: 8 characters, no padding */
+            snprintf(out, cap, "2:%s", (const char *)b64);
         }
     }
     EVP_MD_CTX_free(md);
@@ -520,7 +533,7 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
         log_warn("group: cannot record who has our sender key; it goes to them again", LF_S("group", gjid));
     sbuf_free(&list);
     char phash[24];
-    participant_hash(phash, sizeof phash);
+    participant_hash(g && g->lid, phash, sizeof phash);
     if (phash[0])
         wa_node_add_attr(a, msg, "phash", phash);
     log_info("group message encrypted", LF_S("id", wam.s.id), LF_S("group", gjid),

@@ -504,7 +504,7 @@ export function skmsgKeyId(bytes) {
     return null;
 }
 
-/** The participant-list hash: "2:" + base64 of the first 6 bytes of SHA-256 over the sorted device JIDs. */
+/** The participant-list hash: "2:" + unpadded base64 of the first 6 bytes of SHA-256 over the sorted device JIDs (long form). */
 export function participantHash(jids) {
     const h = crypto.createHash('sha256').update([...jids].sort().join('')).digest();
     return `2:${h.subarray(0, 6).toString('base64')}`;
@@ -536,8 +536,14 @@ Object.assign(FakeGroups.prototype, {
         return `${base}${dev ? `:${dev}` : ''}@${g.addressing === 'lid' ? 'lid' : 's.whatsapp.net'}`;
     },
 
+    /** The device JID in its long form (user.agent:device@server), as the participant-list hash takes it. */
+    longDeviceJid(g, user, dev) {
+        const base = g.addressing === 'lid' ? this.peerOf(user).lid : user;
+        return `${base}.0:${dev}@${g.addressing === 'lid' ? 'lid' : 's.whatsapp.net'}`;
+    },
+
     serverPhash(g) {
-        return participantHash([...g.participants.keys()].flatMap((p) => this.devicesOfAccount(p).map((d) => this.deviceJid(g, d.user, d.dev))));
+        return participantHash([...g.participants.keys()].flatMap((p) => this.devicesOfAccount(p).map((d) => this.longDeviceJid(g, d.user, d.dev))));
     },
 
     /** Holders of a sender key: Map("group|user:dev|keyId" -> Set(device key)). */
