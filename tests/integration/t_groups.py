@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Group chats end to end, against the fake WhatsApp server's groups and an
+unmodified Baileys client as a member: messages both ways under sender keys,
+the participant hash, receipts per member, a member added (only their devices
+get our key) and removed (our key rotates, nothing reaches them), an skmsg
+before its key (retry, stored once), a LID-addressed group, a restart (our key
+kept: no key to everyone again), kill -9 between the group stanza and its
+record, and kill -9 in the middle of a burst of incoming group messages.
+
+The fake server checks every group stanza strictly (the sender is a
+participant, every <to> a device of a participant, every device that gets an
+skmsg holds the sender's key first); its violations fail the suite."""
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fakewa import FakeWA  # noqa: E402
+from harness import check, done, kill_supervisor, ROOT, Server, wait  # noqa: E402
+from linked import Api, BaileysPeer, private_database, psql  # noqa: E402
+
+DB = private_database(f"wapi_it_groups_{os.getpid()}")
+BIN = os.environ.get("T_GROUPS_BIN") or ("build/san" if os.path.exists(os.path.join(ROOT, "build/san/wapi"))
+                                         else "build")
+S = "@s.whatsapp.net"
+A = "15550007001"      # a Baileys client (a companion of account A) creates the group
+PEER = "15550009999"   # the fake server's peers: device 0 of their account, Baileys' group cipher
+PEER2 = "15550008888"
+C = "15550007003"      # added later
+BURST = int(os.environ.get("T_GROUPS_BURST", "150"))
+
+
+def sql(q, *args):
+    return psql(DB, q, *args)
+
+
+# PostgreSQL ends a killed supervisor's waiting statement (checked every 100 ms).
+subprocess.run(["psql", DB, "-qAtX", "-c", "ALTER DATABASE " + re.match(r"^postgres(?:ql)?://[^/?]*/([^?]*)", DB).group(1) +
+                " SET client_connection_check_interval = '100ms'"], check=True, capture_output=True)
+wa = FakeWA()
+ME = str(wa.phone)
+ENV = dict(wa.env())
+srv = Server(bindir=BIN, workers=2, env=ENV, pg_url=DB)
+SESSIONS = srv.env["WAPI_PATHS_SESSIONS"]
+srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
+srv.start()
+api = Api(srv)
+check("signed up, API key made, linked to the fake phone", bool(api.key) and api.link(wa))
+
+
+def restart(kill=False, between=None):
+    """A new supervisor on the same session store and database, after a clean
+    stop (SIGTERM) or kill -9 of the old one's supervisor."""
+    global srv
+    if kill:
+        check("kill -9: the supervisor's workers leave by themselves", kill_supervisor(srv))
+    else:
+        srv.stop()
+    if between:
+        between()
+    srv = Server(bindir=BIN, workers=2, env=dict(ENV, WAPI_PATHS_SESSIONS=SESSIONS), pg_url=DB).start()
+    api.srv = srv
+    return wait(lambda: api("GET", "/api/session")[1].get("state") == "connected", timeout=60)
+
+
+def stored(mid, timeout=15):
+    """The message's REST body once stored, else None."""
+    got = wait(lambda: (lambda r: r[1] if r[0] == 200 else None)(api("GET", f"/api/messages/{mid}")), timeout=timeout)
+    return got or None
+
+
+def send(to, text, **kw):
+    st, js = api("POST", "/api/messages", dict(to=to, text=text, **kw))
+    return js.get("id") if st == 202 else None
+
+
+def status_is(mid, *sts, timeout=20):
+    return wait(lambda: api("GET", f"/api/messages/{mid}")[1].get("status") in sts, timeout=timeout)
+
+
+def deliveries(mid):
+    return [d for d in wa.group_deliveries() if d["id"] == mid]
+
+
+def group_message(mid):
+    ev = [e for e in wa.events(0, "group.message") if e["id"] == mid]
+    return ev[-1] if ev else None
+
+
+def devices_of(phone):
+    """The fake server's devices of an account, as user:dev keys (device 0 and companions)."""
+    out = {f"{phone}:0"}
+    for d in wa.call("GET", "/devices"):
+        user, _, dev = d["jid"].split("@")[0].partition(":")
+        if user == phone and not d.get("removed"):
+            out.add(f"{user}:{int(dev or 0)}")
+    return out
+
+
+def peer_got(phone, mid, timeout=15):
+    def look():
+        r = [x for x in wa.call("GET", "/peer/received") if x.get("id") == mid and x.get("peer") == phone]
+        return r[0] if r and (r[0].get("text") is not None or r[0].get("error")) else None
+    return wait(look, timeout=timeout)
+
+
+def recv_by(bl, mid, timeout=15):
+    return wait(lambda: [x["recv"] for x in bl.lines if x.get("recv", {}).get("id") == mid], timeout=timeout)
+
+
+def notified(mark, timeout=15):
+    """wapi acked a w:gp2 notification since mark."""
+    return wait(lambda: [e for e in wa.events(mark, "ack") if e.get("class") == "notification"
+                         and e.get("type") == "w:gp2"], timeout=timeout)
+
+
+# ---- a Baileys client makes a group with us and a peer in it
+bl = BaileysPeer(wa, A)
+check("Baileys linked as a companion of account A", bl.ready())
+r = bl.result("group", bl.start({"op": "createGroup", "subject": "Team",
+                                 "participants": [ME + S, PEER + S]}))
+G = (r or {}).get("group", {}).get("id")
+check("Baileys made a group of three with us in it", bool(G) and G.endswith("@g.us") and
+      len(r["group"]["participants"]) == 3, r)
+
+# ---- receive: Baileys' sender-key fan-out, and a peer's
+r = bl.result("sent", bl.start({"op": "send", "to": G, "text": "hello from A"}))
+m1 = stored(r.get("sent")) if r else None
+check("Baileys' group message is stored in the group's chat with its sender and number",
+      m1 and m1["chat_jid"] == G and m1["text"] == "hello from A" and not m1["from_me"] and
+      (m1.get("sender_jid") or "").split(":")[0].split("@")[0] == A and (m1.get("sender_pn") or "").startswith(A),
+      m1)
+out = wa.group_peer_send(G, PEER, "hello from the peer")
+m2 = stored(out.get("id"))
+check("a peer's group message too (its own sender key, given pairwise first)",
+      m2 and m2["chat_jid"] == G and m2["text"] == "hello from the peer" and
+      (m2.get("sender_pn") or "").startswith(PEER), m2)
+chats = {c["jid"]: c for c in api("GET", "/api/chats")[1].get("data", [])}
+check("the group is a chat", G in chats, list(chats))
+
+# ---- send: our key pairwise to every device first, one skmsg for all
+mark = wa.last_seq()
+s1 = send(G, "hi all @" + A, mentions=[A])
+check("POST /api/messages to the group: 202", bool(s1))
+check("sent", status_is(s1, "sent", "delivered", "read"), api("GET", f"/api/messages/{s1}")[1])
+rb = recv_by(bl, s1)
+pg = peer_got(PEER, s1)
+check("Baileys and the peer decrypt it", rb and rb[0]["text"] == "hi all @" + A and rb[0]["from"] == G and
+      pg and pg.get("text") == "hi all @" + A, (rb, pg))
+gm = group_message(s1)
+check("our participant hash is the server's (no member list asked again)", gm and gm.get("clientPhash") and
+      gm["clientPhash"] == gm["phash"], gm)
+d1 = deliveries(s1)
+mine = {d["to"] for d in d1}
+check("first send: every member device got our key pairwise with it (checked by the server)",
+      d1 and all(d["pairwise"] in ("pkmsg", "msg") for d in d1) and devices_of(A) <= mine and
+      devices_of(PEER) <= mine, [(d["to"], d["pairwise"]) for d in d1])
+check("mentions are kept", api("GET", f"/api/messages/{s1}")[1].get("mentions") == [A + S],
+      api("GET", f"/api/messages/{s1}")[1].get("mentions"))
+q0 = len([e for e in wa.events(mark, "group.iq") if e.get("op") == "query"])
+
+s2 = send(G, "second")
+check("second send: sent", status_is(s2, "sent", "delivered", "read"))
+check("Baileys decrypts it", recv_by(bl, s2))
+d2 = deliveries(s2)
+check("second send: one skmsg, no pairwise copy to anyone", d2 and all(d["pairwise"] is None for d in d2),
+      [(d["to"], d["pairwise"]) for d in d2])
+check("the member list was not asked for again",
+      len([e for e in wa.events(mark, "group.iq") if e.get("op") == "query"]) == q0,
+      [e for e in wa.events(mark, "group.iq")])
+
+# ---- receipts per member: Baileys reads it, the peer's delivery
+bl.result("read", bl.start({"op": "read", "jid": G, "id": s2, "participant": ME + S}))
+
+
+def receipts(mid):
+    st, js = api("GET", f"/api/messages/{mid}/receipts")
+    return {r["recipient"].split("@")[0]: r for r in (js or {}).get("receipts", [])} if st == 200 else {}
+
+
+got = wait(lambda: (lambda r: r if A in r and r[A].get("read_at") else None)(receipts(s2)), timeout=15)
+check("GET /api/messages/{id}/receipts: A read it (the receipt named A as participant)", got, receipts(s2))
+check("the message's own status is read", status_is(s2, "read"), api("GET", f"/api/messages/{s2}")[1])
+
+# ---- a member added: only the new member's devices get our key
+wa.call("POST", "/peers/add", {"phones": [C]})
+mark = wa.last_seq()
+r = bl.result("participants", bl.start({"op": "groupParticipantsUpdate", "jid": G, "participants": [C + S],
+                                        "action": "add"}))
+check("Baileys adds C (200)", r and r["participants"][0]["status"] == "200", r)
+check("wapi acked the w:gp2 notification", notified(mark))
+s3 = send(G, "welcome C")
+check("after add: sent", status_is(s3, "sent", "delivered", "read"), api("GET", f"/api/messages/{s3}")[1])
+d3 = deliveries(s3)
+withkey = {d["to"] for d in d3 if d["pairwise"]}
+check("after add: pairwise copies (our key) only for C's devices", d3 and withkey == devices_of(C),
+      [(d["to"], d["pairwise"]) for d in d3])
+check("C decrypts it", (peer_got(C, s3) or {}).get("text") == "welcome C", peer_got(C, s3, 1))
+
+# ---- C's first skmsg before its sender key: a retry receipt naming the participant, the resend stored once
+mark = wa.last_seq()
+out = wa.group_peer_send(G, C, "key withheld", skip_skdm=True)
+ev = wait(lambda: [e for e in wa.events(mark, "group.receipt") if e["id"] == out.get("id") and e["type"] == "retry"],
+          timeout=10)
+check("an skmsg with no key: a retry receipt naming the participant",
+      ev and ev[0]["participant"].startswith(C), wa.events(mark, "group.receipt"))
+m3 = stored(out.get("id"))
+check("the resend (key pairwise, new skmsg) decrypts and is stored once",
+      m3 and m3["text"] == "key withheld" and
+      sql("SELECT count(*) FROM wa_messages WHERE id = :'p0'", out.get("id")) == [["1"]], m3)
+
+# ---- a member removed: our key rotates, nothing reaches them
+key_before = (group_message(s3) or {}).get("keyId")
+mark = wa.last_seq()
+r = bl.result("participants", bl.start({"op": "groupParticipantsUpdate", "jid": G, "participants": [PEER + S],
+                                        "action": "remove"}))
+check("Baileys removes the peer (200)", r and r["participants"][0]["status"] == "200", r)
+check("wapi acked the w:gp2 notification", notified(mark))
+s4 = send(G, "after the peer left")
+check("after remove: sent", status_is(s4, "sent", "delivered", "read"), api("GET", f"/api/messages/{s4}")[1])
+d4 = deliveries(s4)
+gm4 = group_message(s4) or {}
+check("after remove: nothing to the removed member's devices", d4 and not any(d["to"].startswith(PEER + ":")
+                                                                             for d in d4), [d["to"] for d in d4])
+check("after remove: a new sender key, given pairwise to every remaining device",
+      gm4.get("keyId") is not None and gm4.get("keyId") != key_before and all(d["pairwise"] for d in d4),
+      (key_before, gm4.get("keyId"), [(d["to"], d["pairwise"]) for d in d4]))
+check("the removed peer cannot read it", peer_got(PEER, s4, 2) is None)
+check("Baileys and C read it", recv_by(bl, s4) and (peer_got(C, s4) or {}).get("text") == "after the peer left")
+
+# ---- a LID-addressed group: senders named by LID with their number beside it
+out = wa.group_create(PEER2, "By LID", [ME, C], addressing="lid")
+L = out.get("jid")
+check("a LID-addressed group made by peer two", bool(L) and out.get("ok"), out)
+time.sleep(0.5)
+out = wa.group_peer_send(L, PEER2, "from a LID")
+m5 = stored(out.get("id"))
+check("stored with sender_lid and sender_pn", m5 and m5["chat_jid"] == L and
+      (m5.get("sender_lid") or "").endswith("@lid") and (m5.get("sender_pn") or "").startswith(PEER2), m5)
+s5 = send(L, "to a LID group")
+check("our send to it: sent", status_is(s5, "sent", "delivered", "read"), api("GET", f"/api/messages/{s5}")[1])
+check("its members decrypt it", (peer_got(PEER2, s5) or {}).get("text") == "to a LID group" and
+      (peer_got(C, s5) or {}).get("text") == "to a LID group")
+gm5 = group_message(s5) or {}
+check("addressed by LID: the hash matches the server's", gm5.get("clientPhash") == gm5.get("phash"), gm5)
+
+# ---- a restart keeps our sender keys: no key to everyone again
+check("restart: connected again", restart())
+s6 = send(G, "after a restart")
+check("after restart: sent", status_is(s6, "sent", "delivered", "read"))
+d6 = deliveries(s6)
+check("after restart: one skmsg, no pairwise copy (who has our key was kept)",
+      d6 and all(d["pairwise"] is None for d in d6), [(d["to"], d["pairwise"]) for d in d6])
+check("Baileys decrypts it", recv_by(bl, s6))
+
+# ---- kill -9 after the group stanza left, before it is recorded as sent
+locker = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+locker.stdin.write("BEGIN; LOCK TABLE wa_events IN EXCLUSIVE MODE; SELECT 'locked';\n")
+locker.stdin.flush()
+locker.stdout.readline()
+st, js = api("POST", "/api/messages", {"to": G, "text": "in limbo"}, timeout=30)
+s7 = js.get("id") if st == 202 else None
+check("accepted while the record of sends waits", bool(s7), (st, js))
+left = wait(lambda: group_message(s7), timeout=20)
+limbo = left and sql("SELECT state FROM wa_outbox WHERE message_id = :'p0'", s7) == [["inflight"]]
+check("the group stanza reached the server and is not recorded as sent", limbo,
+      sql("SELECT state FROM wa_outbox WHERE message_id = :'p0'", s7))
+
+
+def release():
+    wait(lambda: sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND application_name = 'wapi-supervisor' AND wait_event_type = 'Lock'") == [["0"]], timeout=20)
+    locker.stdin.write("ROLLBACK;\n")
+    locker.stdin.close()
+    locker.wait(10)
+
+
+check("restart after kill -9: connected again", restart(kill=True, between=release))
+check("the message ends sent", status_is(s7, "sent", "delivered", "read", timeout=30),
+      api("GET", f"/api/messages/{s7}")[1])
+time.sleep(1.0)
+copies = [x for x in bl.lines if x.get("recv", {}).get("id") == s7]
+check("each member got it under its one id, the same text (at most the copy before the kill and the resend)",
+      1 <= len(copies) <= 2 and all(c["recv"]["text"] == "in limbo" for c in copies) and
+      (peer_got(C, s7) or {}).get("text") == "in limbo", (copies, peer_got(C, s7, 1)))
+check("exactly one message.sent event for it",
+      sql("SELECT count(*) FROM wa_events WHERE type = 'message.sent' AND data->>'id' = :'p0'", s7) == [["1"]])
+
+# ---- kill -9 in the middle of a burst of incoming group messages: each stored once
+mark_rows = int(sql("SELECT count(*) FROM wa_messages WHERE chat_jid = :'p0'", G)[0][0])
+n = bl.start({"op": "stream", "to": G, "count": BURST, "prefix": "burst "})
+hit = wait(lambda: int(sql("SELECT count(*) FROM wa_messages WHERE chat_jid = :'p0' AND text LIKE 'burst %'",
+                           G)[0][0]) >= BURST * 0.4, timeout=120, step=0.05)
+check(f"40% of {BURST} incoming group messages stored before the kill", hit)
+check("restart after kill -9 mid-burst: connected again", restart(kill=True))
+r = bl.result("streamed", n, timeout=240)
+ids = (r or {}).get("streamed", {}).get("ids") or []
+check(f"Baileys sent all {BURST}", len(ids) == BURST, len(ids))
+all_in = wait(lambda: int(sql("SELECT count(*) FROM wa_messages WHERE id = ANY(string_to_array(:'p0', ','))",
+                              ",".join(ids))[0][0]) == len(ids), timeout=120)
+check("after the restart every one is stored", all_in)
+rows = sql("SELECT count(*), count(DISTINCT text) FROM wa_messages WHERE chat_jid = :'p0' AND text LIKE 'burst %'", G)
+evs = sql("SELECT count(*), count(DISTINCT data->>'id') FROM wa_events WHERE type = 'message.received' "
+          "AND data->>'id' = ANY(string_to_array(:'p0', ','))", ",".join(ids))
+check("each stored once (rows, texts) with one message.received each",
+      rows == [[str(BURST), str(BURST)]] and evs == [[str(BURST), str(BURST)]], (rows, evs))
+
+if os.environ.get("T_GROUPS_LOG"):
+    with open(os.environ["T_GROUPS_LOG"], "w") as f:
+        f.write(srv.log())
+viol = wa.events(0, "violation")
+check("the fake server saw no protocol violation", not viol, viol[:3])
+bl.quit()
+srv.stop()
+wa.stop()
+done()
