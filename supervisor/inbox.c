@@ -69,6 +69,47 @@ static void add_media(struct jsonw *w, const struct wa_msg_media *md)
     jw_obj_end(w);
 }
 
+/* "content": a place as the API shows it (common/sql/0026_message_content.sql). */
+static void add_location(struct jsonw *w, const struct wa_msg_location *l)
+{
+    jw_key(w, "content");
+    jw_obj(w);
+    jw_key(w, "latitude");
+    jw_double(w, "%.15g", l->latitude);
+    jw_key(w, "longitude");
+    jw_double(w, "%.15g", l->longitude);
+    jw_kstr(w, "name", l->name);
+    jw_kstr(w, "address", l->address);
+    jw_kstr(w, "url", l->url);
+    jw_kstr(w, "comment", l->comment);
+    jw_kbool(w, "live", l->live);
+    jw_key(w, "accuracy_m");
+    if (l->accuracy_m)
+        jw_uint(w, l->accuracy_m);
+    else
+        jw_null(w);
+    jw_key(w, "sequence");
+    if (l->live && l->sequence > 0)
+        jw_int(w, l->sequence);
+    else
+        jw_null(w);
+    jw_obj_end(w);
+}
+
+/* "content": the cards, in order. */
+static void add_contacts(struct jsonw *w, const struct wa_msg_contact *c, size_t n)
+{
+    jw_key(w, "content");
+    jw_arr(w);
+    for (size_t i = 0; i < n; i++) {
+        jw_obj(w);
+        jw_kstr(w, "display_name", c[i].display_name);
+        jw_kstr(w, "vcard", c[i].vcard);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
 /* One element of the statement (see common/sql/0020_message_json.sql). */
 static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
 {
@@ -89,7 +130,11 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "sender", m->sender);
         jw_kbool(w, "from_me", m->from_me);
         const struct wa_msg_media *md = mc->kind == WA_MSG_MEDIA ? mc->media : NULL;
-        const char *type = reaction ? "reaction" : mc->kind == WA_MSG_TEXT ? "text" : "unsupported";
+        const char *type = reaction                      ? "reaction"
+                           : mc->kind == WA_MSG_TEXT     ? "text"
+                           : mc->kind == WA_MSG_LOCATION ? "location"
+                           : mc->kind == WA_MSG_CONTACTS ? "contacts"
+                                                         : "unsupported";
         if (md && wa_media_type_name(md->type))
             type = wa_media_type_name(md->type);
         else
@@ -112,6 +157,10 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         }
         if (md)
             add_media(w, md);
+        if (mc->kind == WA_MSG_LOCATION && mc->location)
+            add_location(w, mc->location);
+        if (mc->kind == WA_MSG_CONTACTS)
+            add_contacts(w, mc->contacts, mc->ncontacts);
     }
     /* as strings: the statement reads them with ->> and casts */
     snprintf(num, sizeof num, "%lld", (long long)m->ts);

@@ -10,6 +10,7 @@
 #include "common/sbuf.h"
 #include "events.h"
 #include "media_send.h"
+#include "msg_content.h"
 #include "sdb.h"
 #include "send_pace.h"
 #include "sup.h"
@@ -27,6 +28,8 @@ struct held {
     struct held *next;
     char *id, *to, *text, *reply; /* owned */
     char *mentions;               /* owned: JIDs, newline-separated, or NULL */
+    uint8_t *raw;                 /* owned: a location or contacts message, built at the claim */
+    size_t raw_len;
     int media, attempts;
     int typed; /* "composing" was shown for it (sending.typing) */
 };
@@ -344,7 +347,7 @@ static const char SQL_CLAIM[] =
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
     "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
-    "array_to_string(m.mentions, E'\\n') FROM sc CROSS JOIN u "
+    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text FROM sc CROSS JOIN u "
     "JOIN wa_messages m ON m.id = u.message_id ORDER BY m.seq";
 
 static void held_free(struct held *h)
@@ -356,6 +359,7 @@ static void held_free(struct held *h)
     free(h->text);
     free(h->reply);
     free(h->mentions);
+    free(h->raw);
     free(h);
 }
 
@@ -451,7 +455,8 @@ static void drain(void)
                 return;
             }
         } else {
-            int r = wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
+            int r = h->raw ? wa_messaging_send_raw(h->id, h->to, h->raw, h->raw_len)
+                           : wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
             if (r == -2)
                 on_sent(NULL, h->id, WA_SEND_FAILED, "recipient is not a valid JID");
             else if (r < 0)
@@ -485,6 +490,17 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
             h->attempts = atoi(PQgetvalue(res, i, 4));
             h->media = PQgetvalue(res, i, 5)[0] == 't';
             h->mentions = PQgetisnull(res, i, 6) ? NULL : strdup(PQgetvalue(res, i, 6));
+        }
+        const char *why = NULL;
+        if (h && msg_content_type(PQgetvalue(res, i, 7))) {
+            h->media = 0;
+            if (msg_content_build(PQgetvalue(res, i, 7),
+                                  PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8), h->reply, &h->raw,
+                                  &h->raw_len, &why) < 0) {
+                held_free(h);
+                on_sent(NULL, PQgetvalue(res, i, 0), WA_SEND_FAILED, why);
+                continue;
+            }
         }
         if (!h || !h->id || !h->to || !h->text || (!PQgetisnull(res, i, 3) && !h->reply) ||
             (!PQgetisnull(res, i, 6) && !h->mentions)) {
@@ -580,9 +596,10 @@ static void on_ready(void *arg)
 /* ---- retry receipts: our text again, to the one device that asked */
 
 static const char SQL_RETRY_MSG[] =
-    "SELECT text, reply_to, chat_jid, type <> 'text', array_to_string(mentions, E'\\n') FROM wa_messages "
+    "SELECT text, reply_to, chat_jid, type NOT IN ('text', 'location', 'contacts'), "
+    "array_to_string(mentions, E'\\n'), type, content::text FROM wa_messages "
     "WHERE id = $1 AND from_me AND revoked_at IS NULL "
-    "AND type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker')";
+    "AND type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', 'contacts')";
 
 struct retry_req {
     char id[64], user[64], server[32];
@@ -621,6 +638,15 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
         if (rr->chat && media_send_load(rr->id, on_retry_media, rr) == 0)
             return; /* answered when the attachment is read */
         why = "out of memory";
+    } else if (!why && msg_content_type(PQgetvalue(res, 0, 5))) {
+        struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
+        uint8_t *raw = NULL;
+        size_t rl = 0;
+        if (msg_content_build(PQgetvalue(res, 0, 5), PQgetisnull(res, 0, 6) ? NULL : PQgetvalue(res, 0, 6),
+                              PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1), &raw, &rl, &why) == 0 &&
+            wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), raw, rl) < 0)
+            why = "not connected, or too many resends waiting";
+        free(raw);
     } else if (!why) {
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
         if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0), NULL,

@@ -3,11 +3,13 @@
  * that need the WhatsApp connection. */
 #include <ctype.h>
 #include <inttypes.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +63,7 @@ struct op {
     int retried;
     int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
     char *ids;         /* '\n'-joined message ids (pool) */
+    char *content;     /* a location or contacts message: its content as stored (pool), kind says which */
     /* POST /api/messages: waiting in the send queue, or in a batch in flight */
     struct op *qnext;
     int queued;
@@ -266,6 +269,31 @@ static const char SQL_SEND_MEDIA[] =
     "  ELSE 'retry' END, "
     "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $5), (SELECT " REST_TS("ts") " FROM ins)";
 
+/* A location or contacts message, alone: its content as the API shows it
+ * (the supervisor builds the Message from it). Result columns as the
+ * batch's. */
+static const char SQL_SEND_CONTENT[] =
+    "WITH ok AS (SELECT 1 WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = $4)), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reply_to, status, ts, idempotency_key, "
+    "content) "
+    "  SELECT $1, $2, true, $6, $4, 'queued', now(), $5, $3::jsonb FROM ok "
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
+    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
+    "  ON CONFLICT (jid) DO NOTHING) "
+    "SELECT 1, CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
+    "  WHEN $5::text IS NOT NULL AND EXISTS (SELECT 1 FROM wa_messages o WHERE o.idempotency_key = $5) THEN "
+    "'old' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM ok) THEN 'bad_reply' ELSE 'retry' END, "
+    "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $5), (SELECT " REST_TS("ts") " FROM ins)";
+
+#define PLACE_NAME_MAX 256
+#define PLACE_ADDRESS_MAX 512
+#define PLACE_URL_MAX 2048
+#define CONTACTS_MAX 64
+#define VCARD_MAX 16384
+#define CONTACT_NAME_MAX 256
+
 /* a client's thumbnail (JPEG): WhatsApp's are a few KiB */
 #define THUMB_MAX (48 * 1024)
 
@@ -357,6 +385,8 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_knull(&w, "reaction");
     jw_key(&w, "mentions");
     mentions_json(&w, o->mentions);
+    jw_knull(&w, "location");
+    jw_knull(&w, "contacts");
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
     jw_kstr(&w, "ts", ts);
@@ -462,6 +492,13 @@ static void send_media(struct op *o)
     op_run(o, SQL_SEND_MEDIA, 10, p, on_send_one);
 }
 
+static void send_content(struct op *o)
+{
+    const char *p[] = {
+        o->id, o->to, o->content, o->reply_to[0] ? o->reply_to : NULL, o->idem[0] ? o->idem : NULL, o->kind};
+    op_run(o, SQL_SEND_CONTENT, 6, p, on_send_one);
+}
+
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
@@ -475,7 +512,11 @@ static void on_send_one(void *ctx, const PGresult *res, const char *err)
         sup_notify(IPC_OUTBOX_KICK, NULL, 0);
     if (send_answer(o, res, PQntuples(res) == 1 ? 0 : -1)) {
         if (o->kind[0] && !o->retried++) {
-            send_media(o); /* a request with the same key committed meanwhile: now it is seen */
+            /* a request with the same key committed meanwhile: now it is seen */
+            if (o->content)
+                send_content(o);
+            else
+                send_media(o);
             return;
         }
         o->b.rq->on_abort = NULL;
@@ -696,6 +737,197 @@ static void on_b64_stored(void *ctx, uint32_t status, const char *body, size_t l
 
 /* kind, media {id}, file_name of a media message (o->kind stays "" for a
  * text); caption is read by the caller. 0, or -1 once answered 400. */
+/* A string member of at most max characters: 1 with *out set, 0 when absent
+ * or null, -1 when another type or too long. */
+static int opt_str(yajl_val obj, const char *key, size_t max, const char **out)
+{
+    yajl_val v = json_member(obj, key);
+    *out = NULL;
+    if (!v || YAJL_IS_NULL(v))
+        return 0;
+    if (!YAJL_IS_STRING(v))
+        return -1;
+    long n = utf8_len(v->u.string, strlen(v->u.string));
+    if (n < 1 || (size_t)n > max)
+        return -1;
+    *out = v->u.string;
+    return 1;
+}
+
+static int coordinate(yajl_val obj, const char *key, double lim, double *out)
+{
+    yajl_val v = json_member(obj, key);
+    if (!v || !YAJL_IS_NUMBER(v))
+        return -1;
+    *out = YAJL_GET_DOUBLE(v);
+    return isfinite(*out) && *out >= -lim && *out <= lim ? 0 : -1;
+}
+
+static char *pool_copy(struct rq *rq, const struct sbuf *b)
+{
+    char *p = h2o_mem_alloc_pool(&rq->req->pool, b->len + 1);
+    memcpy(p, b->buf ? b->buf : "", b->len);
+    p[b->len] = '\0';
+    return p;
+}
+
+static int parse_location(struct rq *rq, yajl_val body, struct op *o, struct jsonw *w)
+{
+    yajl_val l = json_member(body, "location");
+    double lat, lon;
+    const char *name, *address, *url;
+    if (!l || !YAJL_IS_OBJECT(l)) {
+        http_error(rq, 400, "invalid_location",
+                   "a location message needs location: {latitude, longitude, name?, address?, url?}",
+                   "location");
+        return -1;
+    }
+    if (coordinate(l, "latitude", 90, &lat) < 0) {
+        http_error(rq, 400, "invalid_location", "location.latitude must be a number from -90 to 90",
+                   "location.latitude");
+        return -1;
+    }
+    if (coordinate(l, "longitude", 180, &lon) < 0) {
+        http_error(rq, 400, "invalid_location", "location.longitude must be a number from -180 to 180",
+                   "location.longitude");
+        return -1;
+    }
+    if (opt_str(l, "name", PLACE_NAME_MAX, &name) < 0) {
+        http_error(rq, 400, "invalid_location", "location.name must be a string of 1 to 256 characters",
+                   "location.name");
+        return -1;
+    }
+    if (opt_str(l, "address", PLACE_ADDRESS_MAX, &address) < 0) {
+        http_error(rq, 400, "invalid_location", "location.address must be a string of 1 to 512 characters",
+                   "location.address");
+        return -1;
+    }
+    if (opt_str(l, "url", PLACE_URL_MAX, &url) < 0 ||
+        (url && strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)) {
+        http_error(rq, 400, "invalid_location",
+                   "location.url must be an http(s) URL of at most 2048 characters", "location.url");
+        return -1;
+    }
+    (void)o;
+    jw_obj(w);
+    jw_key(w, "latitude");
+    jw_double(w, "%.15g", lat);
+    jw_key(w, "longitude");
+    jw_double(w, "%.15g", lon);
+    jw_kstr(w, "name", name);
+    jw_kstr(w, "address", address);
+    jw_kstr(w, "url", url);
+    jw_knull(w, "comment");
+    jw_kbool(w, "live", 0);
+    jw_knull(w, "accuracy_m");
+    jw_knull(w, "sequence");
+    jw_obj_end(w);
+    return 0;
+}
+
+/* The FN (formatted name) of a vCard, copied into out ("" when none). */
+static void vcard_name(const char *vcard, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (const char *p = vcard; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncasecmp(p, "FN", 2) != 0 || (p[2] != ':' && p[2] != ';'))
+            continue;
+        const char *c = strchr(p, ':'), *e = strpbrk(p, "\r\n");
+        if (c && (!e || c < e)) {
+            size_t n = e ? (size_t)(e - c - 1) : strlen(c + 1);
+            snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), c + 1);
+        }
+        return;
+    }
+}
+
+static int parse_contacts(struct rq *rq, yajl_val body, struct jsonw *w)
+{
+    yajl_val a = json_member(body, "contacts");
+    size_t n = a && YAJL_IS_ARRAY(a) ? a->u.array.len : 0;
+    if (n < 1 || n > CONTACTS_MAX) {
+        http_error(rq, 400, "invalid_contacts",
+                   "a contacts message needs contacts: a list of 1 to 64 {vcard, display_name?}", "contacts");
+        return -1;
+    }
+    jw_arr(w);
+    for (size_t i = 0; i < n; i++) {
+        yajl_val c = a->u.array.values[i];
+        char field[48];
+        const char *vcard = YAJL_IS_OBJECT(c) ? json_str(c, "vcard") : NULL, *name = NULL;
+        size_t vl = vcard ? strlen(vcard) : 0;
+        const char *b = vcard;
+        while (b && (*b == ' ' || *b == '\r' || *b == '\n' || *b == '\t'))
+            b++;
+        if (!vcard || vl > VCARD_MAX || utf8_len(vcard, vl) < 0 || strncasecmp(b, "BEGIN:VCARD", 11) != 0 ||
+            !strcasestr(vcard, "END:VCARD")) {
+            snprintf(field, sizeof field, "contacts[%zu].vcard", i);
+            http_error(
+                rq, 400, "invalid_contacts",
+                "each contact needs vcard: vCard text (BEGIN:VCARD ... END:VCARD) of at most 16384 bytes",
+                field);
+            return -1;
+        }
+        if (opt_str(c, "display_name", CONTACT_NAME_MAX, &name) < 0) {
+            snprintf(field, sizeof field, "contacts[%zu].display_name", i);
+            http_error(rq, 400, "invalid_contacts", "display_name must be a string of 1 to 256 characters",
+                       field);
+            return -1;
+        }
+        char fn[CONTACT_NAME_MAX * 4 + 1];
+        if (!name) {
+            vcard_name(vcard, fn, sizeof fn);
+            name = fn[0] ? fn : NULL;
+        }
+        jw_obj(w);
+        jw_kstr(w, "display_name", name);
+        jw_kstr(w, "vcard", vcard);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    return 0;
+}
+
+/* kind location or contacts: 1 with o->kind and o->content set, 0 for the
+ * other kinds, -1 when answered with an error. */
+static int parse_structured(struct rq *rq, yajl_val body, struct op *o)
+{
+    const char *k = json_str(body, "kind");
+    if (!k || (strcmp(k, "location") != 0 && strcmp(k, "contacts") != 0))
+        return 0;
+    static const char *const not_here[] = {"text", "caption", "media", "file_name", "thumbnail", "mentions"};
+    for (size_t i = 0; i < sizeof not_here / sizeof *not_here; i++) {
+        yajl_val x = json_member(body, not_here[i]);
+        if (x && !YAJL_IS_NULL(x)) {
+            http_error(rq, 400, "invalid_field",
+                       "a location or contacts message takes none of text, caption, "
+                       "media, file_name, thumbnail, mentions",
+                       not_here[i]);
+            return -1;
+        }
+    }
+    struct sbuf b;
+    struct jsonw w;
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    int r = !strcmp(k, "location") ? parse_location(rq, body, o, &w) : parse_contacts(rq, body, &w);
+    if (r < 0) {
+        jw_fail(&w);
+        jw_finish(&w);
+        sbuf_free(&b);
+        return -1;
+    }
+    if (jw_finish(&w) < 0) {
+        sbuf_free(&b);
+        http_error(rq, 500, NULL, "out of memory", NULL);
+        return -1;
+    }
+    o->content = pool_copy(rq, &b);
+    sbuf_free(&b);
+    snprintf(o->kind, sizeof o->kind, "%s", k);
+    return 1;
+}
+
 static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
 {
     yajl_val k = json_member(body, "kind"), m = json_member(body, "media");
@@ -704,8 +936,10 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
         has_kind = 0;
     else if (has_kind) {
         if (!YAJL_IS_STRING(k) || !media_kind_ok(k->u.string)) {
-            http_error(rq, 400, "invalid_kind",
-                       "kind must be one of text, image, video, audio, voice, document, sticker", "kind");
+            http_error(
+                rq, 400, "invalid_kind",
+                "kind must be one of text, image, video, audio, voice, document, sticker, location, contacts",
+                "kind");
             return -1;
         }
         snprintf(o->kind, sizeof o->kind, "%s", k->u.string);
@@ -812,10 +1046,13 @@ void h_messages_send(struct rq *rq)
                    "to");
         goto out;
     }
-    if (parse_kind_media(rq, body, o) < 0)
+    int structured = parse_structured(rq, body, o);
+    if (structured < 0 || (!structured && parse_kind_media(rq, body, o) < 0))
         goto out;
-    v = json_member(body, o->kind[0] ? "caption" : "text");
-    if (o->kind[0] && (!v || YAJL_IS_NULL(v))) {
+    v = structured ? NULL : json_member(body, o->kind[0] ? "caption" : "text");
+    if (structured) {
+        /* no text */
+    } else if (o->kind[0] && (!v || YAJL_IS_NULL(v))) {
         v = NULL; /* no caption */
     } else {
         size_t max = o->kind[0] ? CAPTION_MAX_CHARS : TEXT_MAX_CHARS;
@@ -862,7 +1099,9 @@ void h_messages_send(struct rq *rq)
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
     }
-    if (o->media_bytes) {
+    if (o->content) {
+        send_content(o);
+    } else if (o->media_bytes) {
         media_put(rq, o->media_bytes, o->media_len, o->kind, o->file_name, on_b64_stored, o);
     } else if (o->media_url) {
         fetch_media(o);

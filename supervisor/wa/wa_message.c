@@ -5,6 +5,7 @@
 #include <signal/session_builder.h>
 #include <signal/session_cipher.h>
 #include <signal/session_pre_key.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,11 +421,109 @@ static int fill_media(const Wapi__E2e__Message *m, struct wa_msg_content *out)
     return 0;
 }
 
+/* A place from either message; its strings copied. Coordinates out of
+ * range (or not numbers) make it no location: -2. */
+static int location_fill(struct wa_msg_content *out, double lat, double lon, const char *name,
+                         const char *address, const char *url, const char *comment, int live, uint32_t acc,
+                         int64_t seq, const char *field)
+{
+    if (!isfinite(lat) || !isfinite(lon) || lat < -90 || lat > 90 || lon < -180 || lon > 180)
+        return -2;
+    struct wa_msg_location *l = calloc(1, sizeof *l);
+    if (!l)
+        return -1;
+    out->location = l;
+    out->kind = WA_MSG_LOCATION;
+    l->latitude = lat, l->longitude = lon, l->live = live, l->accuracy_m = acc, l->sequence = seq;
+    if ((name && !(l->name = sdup(name))) || (address && !(l->address = sdup(address))) ||
+        (url && !(l->url = sdup(url))) || (comment && !(l->comment = sdup(comment))) ||
+        !(out->subtype = sdup(field)))
+        return -1;
+    return 0;
+}
+
+static int contacts_fill(struct wa_msg_content *out, Wapi__E2e__ContactMessage *const *c, size_t n,
+                         const char *field)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < WA_MSG_MAX_CONTACTS; i++)
+        k += c[i] && c[i]->vcard && *c[i]->vcard;
+    if (!k)
+        return -2; /* no card in it */
+    if (!(out->contacts = calloc(k, sizeof *out->contacts)) || !(out->subtype = sdup(field)))
+        return -1;
+    out->kind = WA_MSG_CONTACTS;
+    for (size_t i = 0; i < n && out->ncontacts < k; i++) {
+        if (!c[i] || !c[i]->vcard || !*c[i]->vcard)
+            continue;
+        struct wa_msg_contact *x = &out->contacts[out->ncontacts++];
+        if (!(x->vcard = sdup(c[i]->vcard)) ||
+            (c[i]->displayname && !(x->display_name = sdup(c[i]->displayname))))
+            return -1;
+    }
+    return 0;
+}
+
+/* The message inside a wrapper (disappearing, view once, a newer client's
+ * edit), or NULL; *view_once set for the view-once ones. */
+static const Wapi__E2e__Message *unwrap(const Wapi__E2e__Message *m, int *view_once)
+{
+    const Wapi__E2e__FutureProofMessage *w = m->ephemeralmessage ? m->ephemeralmessage
+                                             : m->editedmessage  ? m->editedmessage
+                                                                 : NULL;
+    if (!w) {
+        w = m->viewoncemessage     ? m->viewoncemessage
+            : m->viewoncemessagev2 ? m->viewoncemessagev2
+                                   : m->viewoncemessagev2extension;
+        *view_once = w != NULL;
+    }
+    return w ? w->message : NULL;
+}
+
 static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int depth)
 {
     if (m->devicesentmessage && m->devicesentmessage->message && depth == 0) {
         out->dsm_dest = sdup(m->devicesentmessage->destinationjid);
         return fill(m->devicesentmessage->message, out, depth + 1);
+    }
+    int vo = 0;
+    const Wapi__E2e__Message *wrapped = unwrap(m, &vo);
+    if (wrapped && depth < 4) {
+        out->view_once |= vo;
+        return fill(wrapped, out, depth + 1);
+    }
+    if (m->locationmessage || m->livelocationmessage) {
+        const Wapi__E2e__LocationMessage *l = m->locationmessage;
+        const Wapi__E2e__LiveLocationMessage *v = m->livelocationmessage;
+        int r =
+            /* neither coordinate: no place (one alone may be a zero left out) */
+            (l && !l->has_degreeslatitude && !l->has_degreeslongitude) ||
+                    (v && !v->has_degreeslatitude && !v->has_degreeslongitude)
+                ? -2
+            : l ? location_fill(out, l->degreeslatitude, l->degreeslongitude, l->name, l->address, l->url,
+                                l->comment, l->has_islive && l->islive, l->accuracyinmeters, 0,
+                                "locationMessage")
+                : location_fill(out, v->degreeslatitude, v->degreeslongitude, NULL, NULL, NULL, v->caption, 1,
+                                v->accuracyinmeters, v->sequencenumber, "liveLocationMessage");
+        if (r == -2) {
+            out->kind = WA_MSG_UNSUPPORTED; /* kept, never dropped, but no place to show */
+            out->subtype = sdup(l ? "locationMessage" : "liveLocationMessage");
+            return out->subtype ? 0 : -1;
+        }
+        return r < 0 ? -1 : context_fill(l ? l->contextinfo : v->contextinfo, out);
+    }
+    if (m->contactmessage || m->contactsarraymessage) {
+        const Wapi__E2e__ContactsArrayMessage *a = m->contactsarraymessage;
+        Wapi__E2e__ContactMessage *one[1] = {m->contactmessage};
+        int r = m->contactmessage ? contacts_fill(out, one, 1, "contactMessage")
+                                  : contacts_fill(out, a->contacts, a->n_contacts, "contactsArrayMessage");
+        if (r == -2) {
+            out->kind = WA_MSG_UNSUPPORTED;
+            out->subtype = sdup(m->contactmessage ? "contactMessage" : "contactsArrayMessage");
+            return out->subtype ? 0 : -1;
+        }
+        return r < 0 ? -1
+                     : context_fill(m->contactmessage ? m->contactmessage->contextinfo : a->contextinfo, out);
     }
     if (m->conversation) {
         out->kind = WA_MSG_TEXT;
@@ -542,7 +641,24 @@ void wa_msg_content_free(struct wa_msg_content *c)
     if (c->skdm)
         OPENSSL_cleanse(c->skdm, c->skdm_len);
     free(c->skdm);
+    wa_msg_location_free(c->location);
+    for (size_t i = 0; i < c->ncontacts; i++) {
+        free(c->contacts[i].display_name);
+        free(c->contacts[i].vcard);
+    }
+    free(c->contacts);
     memset(c, 0, sizeof *c);
+}
+
+void wa_msg_location_free(struct wa_msg_location *l)
+{
+    if (!l)
+        return;
+    free(l->name);
+    free(l->address);
+    free(l->url);
+    free(l->comment);
+    free(l);
 }
 
 void wa_msg_media_free(struct wa_msg_media *m)
@@ -821,5 +937,130 @@ int wa_msg_append_skdm(const uint8_t *msg, size_t n, const char *group, const ui
         memcpy(*out, msg, n);
     wapi__e2e__message__pack(&m, *out + n);
     *outlen = n + extra;
+    return 0;
+}
+
+static int pack_message(const Wapi__E2e__Message *m, uint8_t **out, size_t *outlen)
+{
+    size_t len = wapi__e2e__message__get_packed_size(m);
+    uint8_t *b = malloc(len ? len : 1);
+    if (!b)
+        return -1;
+    wapi__e2e__message__pack(m, b);
+    *out = b;
+    *outlen = len;
+    return 0;
+}
+
+int wa_msg_build_location(const struct wa_msg_location *l, const char *reply_to,
+                          const char *reply_participant, uint8_t **out, size_t *outlen)
+{
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__LocationMessage lm = WAPI__E2E__LOCATION_MESSAGE__INIT;
+    Wapi__E2e__LiveLocationMessage lv = WAPI__E2E__LIVE_LOCATION_MESSAGE__INIT;
+    Wapi__E2e__ContextInfo ci = WAPI__E2E__CONTEXT_INFO__INIT;
+    if (!isfinite(l->latitude) || !isfinite(l->longitude) || fabs(l->latitude) > 90 ||
+        fabs(l->longitude) > 180)
+        return -1;
+    Wapi__E2e__ContextInfo *ctx = NULL;
+    if (reply_to && *reply_to) {
+        ci.stanzaid = (char *)reply_to;
+        ci.participant = (char *)reply_participant;
+        ctx = &ci;
+    }
+    if (l->live) {
+        lv.has_degreeslatitude = lv.has_degreeslongitude = 1;
+        lv.degreeslatitude = l->latitude, lv.degreeslongitude = l->longitude;
+        lv.caption = l->comment;
+        lv.has_accuracyinmeters = l->accuracy_m > 0, lv.accuracyinmeters = l->accuracy_m;
+        lv.has_sequencenumber = l->sequence > 0, lv.sequencenumber = l->sequence;
+        lv.contextinfo = ctx;
+        m.livelocationmessage = &lv;
+    } else {
+        lm.has_degreeslatitude = lm.has_degreeslongitude = 1;
+        lm.degreeslatitude = l->latitude, lm.degreeslongitude = l->longitude;
+        lm.name = l->name, lm.address = l->address, lm.url = l->url, lm.comment = l->comment;
+        lm.has_accuracyinmeters = l->accuracy_m > 0, lm.accuracyinmeters = l->accuracy_m;
+        lm.contextinfo = ctx;
+        m.locationmessage = &lm;
+    }
+    return pack_message(&m, out, outlen);
+}
+
+int wa_msg_build_contacts(const struct wa_msg_contact *c, size_t n, const char *display_name,
+                          const char *reply_to, const char *reply_participant, uint8_t **out, size_t *outlen)
+{
+    if (n < 1 || n > WA_MSG_MAX_CONTACTS)
+        return -1;
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__ContactsArrayMessage am = WAPI__E2E__CONTACTS_ARRAY_MESSAGE__INIT;
+    Wapi__E2e__ContextInfo ci = WAPI__E2E__CONTEXT_INFO__INIT;
+    Wapi__E2e__ContactMessage cm[WA_MSG_MAX_CONTACTS];
+    Wapi__E2e__ContactMessage *cp[WA_MSG_MAX_CONTACTS];
+    Wapi__E2e__ContextInfo *ctx = NULL;
+    if (reply_to && *reply_to) {
+        ci.stanzaid = (char *)reply_to;
+        ci.participant = (char *)reply_participant;
+        ctx = &ci;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!c[i].vcard || !*c[i].vcard)
+            return -1;
+        wapi__e2e__contact_message__init(&cm[i]);
+        cm[i].displayname = c[i].display_name;
+        cm[i].vcard = c[i].vcard;
+        cp[i] = &cm[i];
+    }
+    char title[32];
+    if (n == 1) {
+        cm[0].contextinfo = ctx;
+        m.contactmessage = &cm[0];
+    } else {
+        if (!display_name) {
+            snprintf(title, sizeof title, "%zu contacts", n);
+            display_name = title;
+        }
+        am.displayname = (char *)display_name;
+        am.n_contacts = n;
+        am.contacts = cp;
+        am.contextinfo = ctx;
+        m.contactsarraymessage = &am;
+    }
+    return pack_message(&m, out, outlen);
+}
+
+int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen)
+{
+    Wapi__E2e__Message *inner = wapi__e2e__message__unpack(NULL, n, msg);
+    if (!inner)
+        return -1;
+    Wapi__E2e__Message outer = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__DeviceSentMessage dsm = WAPI__E2E__DEVICE_SENT_MESSAGE__INIT;
+    dsm.destinationjid = (char *)dest;
+    dsm.message = inner;
+    outer.devicesentmessage = &dsm;
+    int r = pack_message(&outer, out, outlen);
+    wapi__e2e__message__free_unpacked(inner, NULL);
+    return r;
+}
+
+int wa_msg_stanza_type(const uint8_t *msg, size_t n, const char **type, const char **mediatype)
+{
+    Wapi__E2e__Message *m = wapi__e2e__message__unpack(NULL, n, msg);
+    if (!m)
+        return -1;
+    const char *mt =
+        m->contactmessage                                     ? "vcard"
+        : m->contactsarraymessage                             ? "contact_array"
+        : m->imagemessage                                     ? "image"
+        : m->stickermessage                                   ? "sticker"
+        : m->documentmessage || m->documentwithcaptionmessage ? "document"
+        : m->audiomessage ? (m->audiomessage->has_ptt && m->audiomessage->ptt ? "ptt" : "audio")
+        : m->videomessage
+            ? (m->videomessage->has_gifplayback && m->videomessage->gifplayback ? "gif" : "video")
+            : NULL;
+    *type = mt ? "media" : "text";
+    *mediatype = mt;
+    wapi__e2e__message__free_unpacked(m, NULL);
     return 0;
 }

@@ -52,9 +52,27 @@ enum wa_msg_kind {
     WA_MSG_EDIT,
     WA_MSG_REVOKE,
     WA_MSG_UNSUPPORTED,
-    WA_MSG_NONE,  /* nothing to store (a bare key distribution, protocol housekeeping) */
-    WA_MSG_MEDIA, /* an image, video, audio or voice note, document or sticker: media says which */
+    WA_MSG_NONE,     /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_MEDIA,    /* an image, video, audio or voice note, document or sticker: media says which */
+    WA_MSG_LOCATION, /* a place, or a live location's update: location */
+    WA_MSG_CONTACTS, /* one or more contact cards: contacts */
 };
+
+/* A place (WGS 84 degrees). Strings malloc'd, NULL when not given. */
+struct wa_msg_location {
+    double latitude, longitude;
+    char *name, *address, *url, *comment;
+    int live;            /* a live location or one of its updates */
+    uint32_t accuracy_m; /* 0: not said */
+    int64_t sequence;    /* a live location's update number */
+};
+
+/* A contact card: vCard text and the name to show. Strings malloc'd. */
+struct wa_msg_contact {
+    char *display_name, *vcard;
+};
+
+#define WA_MSG_MAX_CONTACTS 64
 
 /* What wapi calls the kinds of media (the API's "kind"). */
 enum wa_media_type {
@@ -110,6 +128,10 @@ struct wa_msg_content {
     char *skdm_group;
     uint8_t *skdm;
     size_t skdm_len;
+    struct wa_msg_location *location; /* WA_MSG_LOCATION: malloc'd */
+    struct wa_msg_contact *contacts;  /* WA_MSG_CONTACTS: ncontacts of them, malloc'd */
+    size_t ncontacts;
+    int view_once; /* it came inside a view-once wrapper */
 };
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
@@ -127,6 +149,22 @@ void wa_msg_content_free(struct wa_msg_content *c);
  * is set. mentions: JIDs, newline-separated (NULL or "": none). *out malloc'd. */
 int wa_msg_build_text(const char *text, const char *reply_to, const char *reply_participant,
                       const char *mentions, const char *dsm_dest, uint8_t **out, size_t *outlen);
+/* A locationMessage (liveLocationMessage when l->live), or a contactMessage
+ * for one card and a contactsArrayMessage (display_name: its title, NULL for
+ * "N contacts") for more, with the reply context as for text. *out malloc'd.
+ * 0 or -1. */
+int wa_msg_build_location(const struct wa_msg_location *l, const char *reply_to,
+                          const char *reply_participant, uint8_t **out, size_t *outlen);
+int wa_msg_build_contacts(const struct wa_msg_contact *c, size_t n, const char *display_name,
+                          const char *reply_to, const char *reply_participant, uint8_t **out, size_t *outlen);
+/* msg (a serialized Message) inside deviceSentMessage{dest}: the copy for our
+ * own other devices. *out malloc'd. 0 or -1. */
+int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen);
+/* The stanza's type for a serialized Message ("text" or "media") and, for
+ * media, the <enc mediatype> (vcard, contact_array, image, ...; else NULL).
+ * -1 when msg is no Message. */
+int wa_msg_stanza_type(const uint8_t *msg, size_t n, const char **type, const char **mediatype);
+void wa_msg_location_free(struct wa_msg_location *l);
 /* The serialized Message msg with a senderKeyDistributionMessage{group,
  * skdm} added. *out malloc'd. */
 int wa_msg_append_skdm(const uint8_t *msg, size_t n, const char *group, const uint8_t *skdm, size_t skdm_len,

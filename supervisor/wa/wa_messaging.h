@@ -101,11 +101,17 @@ int wa_messaging_send(const char *id, const char *to_jid, const char *text, cons
  * (media key, both sums, direct path; copied). */
 int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_msg_media *media,
                             const char *reply_to, const char *mentions);
+/* The same for a Message the application built with wa_msg_build_location /
+ * _contacts (msg: serialized, copied; sent as is, and inside
+ * deviceSentMessage to our other devices). */
+int wa_messaging_send_raw(const char *id, const char *to_jid, const uint8_t *msg, size_t n);
 /* Answers a retry request: the message (our text, or our media, in chat_jid)
  * again, to the device that asked only, in a new session. -1 when it cannot
  * be queued. */
 int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
                         const struct wa_msg_media *media, const char *reply_to, const char *mentions);
+int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_jid, const uint8_t *msg,
+                            size_t n);
 /* Asks our phone to upload a received message's media again (the media
  * hosts no longer have it): its answer comes to on_media_retry. chat_jid:
  * the message's chat; participant: its sender in a group, else NULL. -1 when

@@ -54,6 +54,8 @@ struct send_job {
     char id[64], to_user[64], to_server[32];
     char *text, *reply_to, *mentions; /* mentions: JIDs, newline-separated */
     struct wa_msg_media *media;       /* a media message instead of text (owned) */
+    uint8_t *raw;                     /* or a serialized Message as built by the application (owned) */
+    size_t raw_len;
     int retry;
     struct device dev; /* retry: the device that asked */
 };
@@ -107,6 +109,8 @@ struct wam {
         char id[64], to_user[64], to_server[32];
         char *text, *reply_to, *mentions;
         struct wa_msg_media *media;
+        uint8_t *raw;
+        size_t raw_len;
         struct device *devs; /* wam_dev_add() */
         int ndevs, devcap;
         int group; /* to a group (sender keys), not a resend */
@@ -156,6 +160,8 @@ void wam_receive_disconnect(void);
 struct device *wam_dev_add(void);
 /* The send being prepared ends before its stanza was written. */
 void wam_send_done(enum wa_send_result r, const char *err);
+/* The <message type> of the one being prepared ("text", "media") and its <enc mediatype> (or NULL). */
+const char *wam_stanza_type(const char **mediatype);
 /* 1 when an answer (n) is for the send being prepared (arg: its gen). */
 int wam_answer_wanted(void *arg, const wa_node *n, const char *lost);
 /* Prekeys for the devices without a session (of a group send: those that

@@ -123,8 +123,32 @@ static void clear_prep(void)
     free(wam.s.reply_to);
     free(wam.s.mentions);
     wa_msg_media_free(wam.s.media);
+    free(wam.s.raw);
     wam.s.text = wam.s.reply_to = wam.s.mentions = NULL;
     wam.s.media = NULL;
+    wam.s.raw = NULL;
+    wam.s.raw_len = 0;
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+    uint8_t *b = malloc(n ? n : 1);
+    if (b && n)
+        memcpy(b, p, n);
+    return b;
+}
+
+const char *wam_stanza_type(const char **mediatype)
+{
+    const char *type = "text";
+    *mediatype = NULL;
+    if (wam.s.media) {
+        type = "media";
+        *mediatype = wa_msg_media_enc_type(wam.s.media);
+    } else if (wam.s.raw && wa_msg_stanza_type(wam.s.raw, wam.s.raw_len, &type, mediatype) < 0) {
+        type = "text", *mediatype = NULL;
+    }
+    return type;
 }
 
 /* The message being prepared ends before its stanza was written. */
@@ -233,7 +257,10 @@ static void encrypt_and_send(void)
     uint8_t *plain = NULL, *dsm = NULL;
     size_t plen = 0, dlen = 0;
     int built =
-        wam.s.media
+        wam.s.raw ? (plain = malloc(wam.s.raw_len ? wam.s.raw_len : 1)) != NULL &&
+                        (memcpy(plain, wam.s.raw, wam.s.raw_len), plen = wam.s.raw_len,
+                         wa_msg_wrap_dsm(wam.s.raw, wam.s.raw_len, to, &dsm, &dlen) == 0)
+        : wam.s.media
             ? wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, wam.s.mentions, NULL, &plain, &plen) ==
                       0 &&
                   wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, wam.s.mentions, to, &dsm, &dlen) == 0
@@ -292,7 +319,8 @@ static void encrypt_and_send(void)
         wa_jid_parse(a, dj, &j);
         wa_node_add_attr_jid(a, msg, "participant", &j);
     }
-    wa_node_add_attr(a, msg, "type", wam.s.media ? "media" : "text");
+    const char *mediatype = NULL;
+    wa_node_add_attr(a, msg, "type", wam_stanza_type(&mediatype));
     int any_pk = 0, nto = 0, nrecipient = 0;
     for (int i = 0; i < wam.s.ndevs; i++) {
         struct device *d = &wam.s.devs[i];
@@ -320,8 +348,8 @@ static void encrypt_and_send(void)
         wa_node *en = wa_node_new(a, "enc");
         wa_node_add_attr(a, en, "v", "2");
         wa_node_add_attr(a, en, "type", type == WA_ENC_PKMSG ? "pkmsg" : "msg");
-        if (wam.s.media)
-            wa_node_add_attr(a, en, "mediatype", wa_msg_media_enc_type(wam.s.media));
+        if (mediatype)
+            wa_node_add_attr(a, en, "mediatype", mediatype);
         wa_node_set_bytes(a, en, ct, cl);
         free(ct);
         if (wam.s.retry) {
@@ -682,6 +710,8 @@ static void start_job(struct send_job *jb)
     wam.s.reply_to = jb->reply_to;
     wam.s.mentions = jb->mentions;
     wam.s.media = jb->media;
+    wam.s.raw = jb->raw;
+    wam.s.raw_len = jb->raw_len;
     wam.s.retry = jb->retry;
     wam.s.ndevs = 0;
     wam.s.group = !jb->retry && !strcmp(jb->to_server, "g.us");
@@ -778,9 +808,10 @@ static int push_job(const struct send_job *jb)
     return 0;
 }
 
-/* Queues a text (text) or a media message (media, copied). */
+/* Queues a text (text), a media message (media, copied) or a Message the
+ * application built (raw, copied). */
 static int queue_send(const char *id, const char *to_jid, const char *text, const struct wa_msg_media *media,
-                      const char *reply_to, const char *mentions)
+                      const uint8_t *raw, size_t raw_len, const char *reply_to, const char *mentions)
 {
     if (wa_messaging_room() <= 0 || strlen(id) >= sizeof wam.s.id)
         return -1;
@@ -799,14 +830,17 @@ static int queue_send(const char *id, const char *to_jid, const char *text, cons
     wa_arena_free(a);
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
+    jb.raw = raw ? dup_bytes(raw, raw_len) : NULL;
+    jb.raw_len = raw_len;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
     jb.mentions = mentions && *mentions ? strdup(mentions) : NULL;
-    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) ||
+    if ((text && !jb.text) || (media && !jb.media) || (raw && !jb.raw) || (reply_to && !jb.reply_to) ||
         (mentions && *mentions && !jb.mentions) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
         free(jb.mentions);
         wa_msg_media_free(jb.media);
+        free(jb.raw);
         return -1;
     }
     /* On the next turn of the loop: the rest of the caller's batch joins,
@@ -818,13 +852,21 @@ static int queue_send(const char *id, const char *to_jid, const char *text, cons
 int wa_messaging_send(const char *id, const char *to_jid, const char *text, const char *reply_to,
                       const char *mentions)
 {
-    return text ? queue_send(id, to_jid, text, NULL, reply_to, mentions) : -1;
+    return text ? queue_send(id, to_jid, text, NULL, NULL, 0, reply_to, mentions) : -1;
 }
 
 int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_msg_media *media,
                             const char *reply_to, const char *mentions)
 {
-    return media ? queue_send(id, to_jid, NULL, media, reply_to, mentions) : -1;
+    return media ? queue_send(id, to_jid, NULL, media, NULL, 0, reply_to, mentions) : -1;
+}
+
+int wa_messaging_send_raw(const char *id, const char *to_jid, const uint8_t *msg, size_t n)
+{
+    const char *t, *mt;
+    return msg && n && wa_msg_stanza_type(msg, n, &t, &mt) == 0
+               ? queue_send(id, to_jid, NULL, NULL, msg, n, NULL, NULL)
+               : -1;
 }
 
 void wam_handle_ack(const wa_node *n)
@@ -861,8 +903,9 @@ void wam_handle_ack(const wa_node *n)
     pump();
 }
 
-int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
-                        const struct wa_msg_media *media, const char *reply_to, const char *mentions)
+static int resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
+                  const struct wa_msg_media *media, const uint8_t *raw, size_t raw_len, const char *reply_to,
+                  const char *mentions)
 {
     char own_user[64];
     int own_dev = 0;
@@ -873,8 +916,9 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     wa_jid cj;
     struct send_job jb;
     memset(&jb, 0, sizeof jb);
-    int ok = a && chat_jid && (text != NULL) != (media != NULL) && wa_jid_parse(a, chat_jid, &cj) == WA_OK &&
-             strlen(cj.user) < sizeof jb.to_user && strlen(cj.server) < sizeof jb.to_server;
+    int ok = a && chat_jid && (text != NULL) + (media != NULL) + (raw != NULL) == 1 &&
+             wa_jid_parse(a, chat_jid, &cj) == WA_OK && strlen(cj.user) < sizeof jb.to_user &&
+             strlen(cj.server) < sizeof jb.to_server;
     if (ok) {
         snprintf(jb.id, sizeof jb.id, "%s", r->id);
         snprintf(jb.to_user, sizeof jb.to_user, "%s", cj.user);
@@ -885,6 +929,8 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
         return -1;
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
+    jb.raw = raw ? dup_bytes(raw, raw_len) : NULL;
+    jb.raw_len = raw_len;
     jb.reply_to = reply_to ? strdup(reply_to) : NULL;
     jb.mentions = mentions && *mentions ? strdup(mentions) : NULL;
     snprintf(jb.dev.user, sizeof jb.dev.user, "%s", r->user);
@@ -893,16 +939,32 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
     wa_jid rj = {.user = r->user, .server = r->server};
     jb.dev.own = wam_is_own(&rj); /* by phone number or by LID */
     jb.retry = r->count > 0 ? r->count : 1;
-    if ((text && !jb.text) || (media && !jb.media) || (reply_to && !jb.reply_to) ||
+    if ((text && !jb.text) || (media && !jb.media) || (raw && !jb.raw) || (reply_to && !jb.reply_to) ||
         (mentions && *mentions && !jb.mentions) || push_job(&jb) < 0) {
         free(jb.text);
         free(jb.reply_to);
         free(jb.mentions);
         wa_msg_media_free(jb.media);
+        free(jb.raw);
         return -1;
     }
     pump();
     return 0;
+}
+
+int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, const char *text,
+                        const struct wa_msg_media *media, const char *reply_to, const char *mentions)
+{
+    return resend(r, chat_jid, text, media, NULL, 0, reply_to, mentions);
+}
+
+int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_jid, const uint8_t *msg,
+                            size_t n)
+{
+    const char *t, *mt;
+    return msg && n && wa_msg_stanza_type(msg, n, &t, &mt) == 0
+               ? resend(r, chat_jid, NULL, NULL, msg, n, NULL, NULL)
+               : -1;
 }
 
 static void handle_retry_receipt(const wa_node *n, const char *from)
@@ -1005,6 +1067,7 @@ void wam_send_disconnect(void)
         free(jb.reply_to);
         free(jb.mentions);
         wa_msg_media_free(jb.media);
+        free(jb.raw);
         if (!jb.retry)
             report(jb.id, 0, WA_SEND_LOST, "connection lost before sending");
     }

@@ -458,7 +458,7 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
     free(padded);
     OPENSSL_cleanse(skdm, skl);
     free(skdm);
-    const char *mediatype = wam.s.media ? wa_msg_media_enc_type(wam.s.media) : NULL;
+    const char *mediatype = NULL, *stype = wam_stanza_type(&mediatype);
     wa_arena *a = wa_arena_new();
     wa_node *msg = wa_node_new(a, "message");
     wa_node *parts = wa_node_new(a, "participants");
@@ -466,7 +466,7 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
     wa_node_add_attr(a, msg, "id", wam.s.id);
     wa_jid_parse(a, gjid, &j);
     wa_node_add_attr_jid(a, msg, "to", &j);
-    wa_node_add_attr(a, msg, "type", wam.s.media ? "media" : "text");
+    wa_node_add_attr(a, msg, "type", stype);
     wa_node_add_attr(a, msg, "addressing_mode", g->lid ? "lid" : "pn");
     /* The key, pairwise, to the devices that do not have it; who got it is
      * recorded in the same flush as the encryption. */

@@ -195,6 +195,28 @@ async function run(b) {
     ments === "15550002222@s.whatsapp.net,15550003333@s.whatsapp.net", ments);
   check("Messages: our own message in a group shows no sender line",
     !(await page.isVisible("[data-testid=thread] .msg.mine [data-testid=sender]")));
+  // A place and contact cards: shown as cards, never as raw JSON.
+  sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, subtype, content, status, ts) VALUES " +
+    "('3EB0F00D00000000000003', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'location', " +
+    "'locationMessage', '{\"latitude\": 48.85837, \"longitude\": 2.294481, \"name\": \"Tour Eiffel\", " +
+    "\"address\": \"Champ de Mars\", \"live\": false}', 'received', now()), " +
+    "('3EB0F00D00000000000004', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'contacts', " +
+    "'contactMessage', '[{\"display_name\": \"Ana Lima\", \"vcard\": \"BEGIN:VCARD\\nFN:Ana Lima\\n" +
+    "TEL;type=CELL:+55 11 99999 0000\\nEND:VCARD\"}]', 'received', now() + interval '1 second')");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid='120363000000000009@g.us']");
+  await page.waitForSelector("[data-testid=thread] [data-testid=location]");
+  const place = await page.textContent("[data-message-id='3EB0F00D00000000000003'] [data-testid=location]");
+  const link = await page.getAttribute("[data-message-id='3EB0F00D00000000000003'] [data-testid=location] a", "href");
+  check("Messages: a location is a card with its name, address and coordinates, and a link to a map",
+    place.includes("Tour Eiffel") && place.includes("Champ de Mars") && place.includes("48.858370, 2.294481") &&
+    link === "https://www.openstreetmap.org/?mlat=48.858370&mlon=2.294481#map=16/48.858370/2.294481", `${place} ${link}`);
+  const card = await page.textContent("[data-message-id='3EB0F00D00000000000004'] [data-testid=contacts]");
+  check("Messages: a contact card shows the name and the phone number", card.includes("Ana Lima") &&
+    card.includes("+55 11 99999 0000") && !card.includes("BEGIN:VCARD"), card);
+  const last = await page.textContent("[data-testid=chats] [data-jid='120363000000000009@g.us']");
+  check("Messages: the chat list previews the contact card by name", last.includes("Contact: Ana Lima"), last);
   await shot(page, "messages");
 
   // Webhooks

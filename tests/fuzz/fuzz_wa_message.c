@@ -19,8 +19,40 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_MEDIA || (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL))
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_CONTACTS || (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) ||
+        (mc.kind == WA_MSG_LOCATION) != (mc.location != NULL) ||
+        (mc.kind == WA_MSG_CONTACTS) != (mc.ncontacts > 0) || mc.ncontacts > WA_MSG_MAX_CONTACTS)
         abort();
+    if (mc.location) {
+        const struct wa_msg_location *l = mc.location;
+        if (!(l->latitude >= -90 && l->latitude <= 90 && l->longitude >= -180 && l->longitude <= 180))
+            abort();
+        const char *ls[] = {l->name, l->address, l->url, l->comment};
+        for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+            if (ls[i] && strlen(ls[i]) > n)
+                abort();
+    }
+    for (size_t i = 0; i < mc.ncontacts; i++)
+        if (!mc.contacts[i].vcard || strlen(mc.contacts[i].vcard) > n ||
+            (mc.contacts[i].display_name && strlen(mc.contacts[i].display_name) > n))
+            abort();
+    /* What parses can be sent again: its stanza type, and the copy for our
+     * other devices, which parses too (one wrapper deeper, so its kind may
+     * differ where the depth bounds cut in). */
+    const char *t, *mt;
+    uint8_t *w = NULL;
+    size_t wl = 0;
+    if (wa_msg_stanza_type(p, n, &t, &mt) < 0 || (strcmp(t, "text") && strcmp(t, "media")))
+        abort();
+    if (wa_msg_wrap_dsm(p, n, "1@s.whatsapp.net", &w, &wl) == 0) {
+        struct wa_msg_content again;
+        if (wa_msg_parse(w, wl, &again) == 0) {
+            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_CONTACTS)
+                abort();
+            wa_msg_content_free(&again);
+        }
+        free(w);
+    }
     if (mc.media) {
         const struct wa_msg_media *m = mc.media;
         const char *ms[] = {m->url, m->direct_path, m->mimetype, m->caption, m->file_name};

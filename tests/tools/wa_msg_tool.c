@@ -48,7 +48,8 @@ static int parse(void)
     struct wa_msg_content mc;
     if (wa_msg_parse(buf, n, &mc) < 0)
         return 2;
-    static const char *const kinds[] = {"text", "reaction", "edit", "revoke", "unsupported", "none", "media"};
+    static const char *const kinds[] = {"text", "reaction", "edit",     "revoke",  "unsupported",
+                                        "none", "media",    "location", "contacts"};
     struct sbuf b;
     struct jsonw w;
     sbuf_init(&b);
@@ -59,6 +60,35 @@ static int parse(void)
     jw_kstr(&w, "text", mc.text);
     jw_kstr(&w, "reply_to", mc.reply_to);
     jw_kstr(&w, "dsm_dest", mc.dsm_dest);
+    jw_kbool(&w, "view_once", mc.view_once);
+    if (mc.location) {
+        const struct wa_msg_location *l = mc.location;
+        jw_key(&w, "location");
+        jw_obj(&w);
+        jw_key(&w, "latitude");
+        jw_double(&w, "%.15g", l->latitude);
+        jw_key(&w, "longitude");
+        jw_double(&w, "%.15g", l->longitude);
+        jw_kstr(&w, "name", l->name);
+        jw_kstr(&w, "address", l->address);
+        jw_kstr(&w, "url", l->url);
+        jw_kstr(&w, "comment", l->comment);
+        jw_kbool(&w, "live", l->live);
+        jw_kuint(&w, "accuracy_m", l->accuracy_m);
+        jw_kint(&w, "sequence", l->sequence);
+        jw_obj_end(&w);
+    }
+    if (mc.kind == WA_MSG_CONTACTS) {
+        jw_key(&w, "contacts");
+        jw_arr(&w);
+        for (size_t i = 0; i < mc.ncontacts; i++) {
+            jw_obj(&w);
+            jw_kstr(&w, "display_name", mc.contacts[i].display_name);
+            jw_kstr(&w, "vcard", mc.contacts[i].vcard);
+            jw_obj_end(&w);
+        }
+        jw_arr_end(&w);
+    }
     if (mc.media) {
         const struct wa_msg_media *m = mc.media;
         jw_key(&w, "media");
@@ -160,8 +190,68 @@ static int build(int argc, char **argv)
     return 0;
 }
 
+/* build-location LAT LON [name=] [address=] [url=] [live=1] [reply_to=]; build-contacts
+ * reply_to|- VCARD [VCARD...] (display names from FN); stanza-type: the
+ * <message type> and <enc mediatype> of a Message read from stdin. */
+static int build_other(int argc, char **argv)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int r = -1;
+    if (!strcmp(argv[1], "build-location")) {
+        struct wa_msg_location l = {.latitude = strtod(argv[2], NULL), .longitude = strtod(argv[3], NULL)};
+        const char *reply = NULL;
+        for (int i = 4; i < argc; i++) {
+            char *eq = strchr(argv[i], '=');
+            if (!eq)
+                return 1;
+            *eq = '\0';
+            if (!strcmp(argv[i], "name"))
+                l.name = eq + 1;
+            else if (!strcmp(argv[i], "address"))
+                l.address = eq + 1;
+            else if (!strcmp(argv[i], "url"))
+                l.url = eq + 1;
+            else if (!strcmp(argv[i], "live"))
+                l.live = atoi(eq + 1);
+            else if (!strcmp(argv[i], "reply_to"))
+                reply = eq + 1;
+            else
+                return 1;
+        }
+        r = wa_msg_build_location(&l, reply, NULL, &out, &len);
+    } else {
+        struct wa_msg_contact c[WA_MSG_MAX_CONTACTS];
+        size_t n = 0;
+        for (int i = 3; i < argc && n < WA_MSG_MAX_CONTACTS; i++)
+            c[n++] = (struct wa_msg_contact){.vcard = argv[i]};
+        r = wa_msg_build_contacts(c, n, NULL, strcmp(argv[2], "-") ? argv[2] : NULL, NULL, &out, &len);
+    }
+    if (r < 0)
+        return 2;
+    fwrite(out, 1, len, stdout);
+    free(out);
+    return 0;
+}
+
+static int stanza_type(void)
+{
+    static uint8_t buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf, stdin);
+    const char *t, *mt;
+    if (wa_msg_stanza_type(buf, n, &t, &mt) < 0)
+        return 2;
+    printf("%s %s\n", t, mt ? mt : "-");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "stanza-type"))
+        return stanza_type();
+    if ((argc >= 4 && !strcmp(argv[1], "build-location")) ||
+        (argc >= 4 && !strcmp(argv[1], "build-contacts")))
+        return build_other(argc, argv);
     if (argc == 2 && !strcmp(argv[1], "parse"))
         return parse();
     if (argc >= 8 && !strcmp(argv[1], "build-media"))

@@ -683,11 +683,11 @@ int main(void)
                 !strcmp(mc.subtype, "imageMessage") && !mc.media->has_media_key,
             "image is media/imageMessage, without a key");
     wa_msg_content_free(&mc);
-    /* locationMessage{} (field 5) is unsupported, by name. */
+    /* locationMessage{} (field 5) without coordinates is no place: unsupported, by name. */
     const uint8_t loc[] = {0x2a, 0x00};
     T_EQ_INT(wa_msg_parse(loc, sizeof loc, &mc), 0, "location parses");
     T_CHECK(mc.kind == WA_MSG_UNSUPPORTED && mc.subtype && !strcmp(mc.subtype, "locationMessage"),
-            "location is unsupported/locationMessage");
+            "a location without coordinates is unsupported/locationMessage");
     wa_msg_content_free(&mc);
     const uint8_t junk[] = {0xff, 0xff, 0xff};
     T_EQ_INT(wa_msg_parse(junk, sizeof junk, &mc), -1, "junk is no Message");

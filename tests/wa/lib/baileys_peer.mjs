@@ -3,6 +3,8 @@
 // links itself as a companion of account --phone on the fake server (QR scanned
 // through the control API), logs in, and then takes JSON lines on stdin:
 //   {"op":"send","to":"<jid>","text":"…","id"?:"…","replyTo"?:"<id>"}   → {"sent":"<id>"}
+//   {"op":"sendLocation","to":"<jid>","location":{latitude,longitude,name?,address?}}  → {"sent":"<id>"}
+//   {"op":"sendContacts","to":"<jid>","displayName"?:"…","contacts":[{displayName,vcard}]}  → {"sent":"<id>"}
 //   {"op":"react","to":"<jid>","target":"<id>","fromMe":bool,"text":"👍"}  → {"sent":"<id>"}
 //   {"op":"edit","to":"<jid>","target":"<id>","text":"…"}                 → {"sent":"<id>"}  (our own message)
 //   {"op":"revoke","to":"<jid>","target":"<id>"}                          → {"sent":"<id>"}  (our own message)
@@ -23,6 +25,7 @@
 //   Any op's failure prints {"error":"…"} (a refused group iq: Baileys' message with the code in data)
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
+//   {"location":{id,latitude,longitude,name,address,url,live,replyTo}}   {"contacts":{id,array,cards:[{displayName,vcard}]}}
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
 //             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
 //             (sha256 of the bytes it decrypted; waveform base64; thumb: the jpegThumbnail's length)
@@ -68,6 +71,13 @@ sock.ev.on('messages.upsert', ({ messages }) => {
             text: msg.conversation ?? msg.extendedTextMessage?.text ?? null,
             replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null } });
         const content = extractMessageContent(msg);
+        const loc = content?.locationMessage ?? content?.liveLocationMessage;
+        if (loc) out({ location: { id: m.key.id, latitude: loc.degreesLatitude, longitude: loc.degreesLongitude, name: loc.name ?? null,
+            address: loc.address ?? null, url: loc.url ?? null, live: !!content.liveLocationMessage,
+            replyTo: loc.contextInfo?.stanzaId ?? null } });
+        const cards = content?.contactMessage ? [content.contactMessage] : content?.contactsArrayMessage?.contacts;
+        if (cards) out({ contacts: { id: m.key.id, array: !!content.contactsArrayMessage,
+            cards: cards.map((x) => ({ displayName: x.displayName ?? null, vcard: x.vcard ?? null })) } });
         const ct = content && getContentType(content);
         if (ct && /^(image|video|audio|document|sticker)Message$/.test(ct) && !(m.key.fromMe && args['own-media'] === 'skip')) {
             const md = content[ct];
@@ -117,6 +127,15 @@ rl.on('line', async (line) => {
             const inner = extractMessageContent(m.message) || {};
             const att = inner[getContentType(inner)] || {};
             out({ sent: m.key.id, mediaKey: att.mediaKey ? Buffer.from(att.mediaKey).toString("hex") : null, directPath: att.directPath ?? null });
+        } else if (cmd.op === 'sendLocation') {
+            const l = cmd.location;
+            const m = await sock.sendMessage(cmd.to, { location: { degreesLatitude: l.latitude, degreesLongitude: l.longitude,
+                ...(l.name ? { name: l.name } : {}), ...(l.address ? { address: l.address } : {}) } });
+            out({ sent: m.key.id });
+        } else if (cmd.op === 'sendContacts') {
+            const m = await sock.sendMessage(cmd.to, { contacts: { displayName: cmd.displayName,
+                contacts: cmd.contacts.map((x) => ({ displayName: x.displayName, vcard: x.vcard })) } });
+            out({ sent: m.key.id });
         } else if (cmd.op === 'react') {
             const m = await sock.sendMessage(cmd.to, { react: { text: cmd.text, key: key(!!cmd.fromMe) } });
             out({ sent: m.key.id });

@@ -86,7 +86,8 @@
 //   answers <ack class=message> and (peerAutoReceipt, default on) a delivery receipt.
 //   Messages to a companion stay queued until it acks them and are resent after
 //   each login (as WhatsApp does).
-//   POST /peer/send    {from?, id?, text?, corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
+//   POST /peer/send    {from?, id?, text?, location? {latitude, longitude, name?, address?}, contacts? [{displayName, vcard}],
+//                       unsupported? (a groupInviteMessage), corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
 //                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us the server does not know: an opaque skmsg from the peer as participant;
 //                       a group it knows: sent under sender keys, see groups below), skipSkdm?}
 //                                     → {ok, id, devices, lid}
@@ -263,7 +264,7 @@ const textOf = (n) => (n == null ? null : typeof n.content === 'string' ? n.cont
  * bad-leaf-sig | leaf-issuer | leaf-key | expired | not-yet-valid.
  */
 // The <enc mediatype> values of media messages (whatsmeow getMediaTypeFromMessage, the kinds wapi sends).
-const MEDIA_ENC_TYPES = new Set(['image', 'video', 'gif', 'audio', 'ptt', 'document', 'sticker']);
+const MEDIA_ENC_TYPES = new Set(['image', 'video', 'gif', 'audio', 'ptt', 'document', 'sticker', 'vcard', 'contact_array']);
 
 /** The <enc mediatype> a decrypted Message calls for (null: none). */
 function mediaTypeOf(m) {
@@ -273,6 +274,8 @@ function mediaTypeOf(m) {
     if (m.audioMessage) return m.audioMessage.ptt ? 'ptt' : 'audio';
     if (m.documentMessage || m.documentWithCaptionMessage) return 'document';
     if (m.stickerMessage) return 'sticker';
+    if (m.contactMessage) return 'vcard';
+    if (m.contactsArrayMessage) return 'contact_array';
     return null;
 }
 
@@ -1202,7 +1205,13 @@ class Conn {
             const r = peer.received.get(id) || { id, count: 0 };
             r.count++;
             r.text = msg?.conversation ?? msg?.extendedTextMessage?.text ?? null;
-            r.replyTo = msg?.extendedTextMessage?.contextInfo?.stanzaId ?? null;
+            r.replyTo = msg?.extendedTextMessage?.contextInfo?.stanzaId ?? msg?.locationMessage?.contextInfo?.stanzaId ??
+                msg?.contactMessage?.contextInfo?.stanzaId ?? msg?.contactsArrayMessage?.contextInfo?.stanzaId ?? null;
+            const loc = msg?.locationMessage;
+            r.location = loc ? { latitude: loc.degreesLatitude, longitude: loc.degreesLongitude, name: loc.name ?? null,
+                address: loc.address ?? null, url: loc.url ?? null } : null;
+            const cards = msg?.contactMessage ? [msg.contactMessage] : msg?.contactsArrayMessage?.contacts ?? null;
+            r.contacts = cards ? cards.map((x) => ({ displayName: x.displayName ?? null, vcard: x.vcard ?? null })) : null;
             r.from = sender;
             peer.received.set(id, r);
             this.log('peer.recv', { peer: peer.phone, id, text: r.text, replyTo: r.replyTo, count: r.count, devices: encs.length, pkmsg: mine.some((e) => e.type === 'pkmsg') });
@@ -1893,7 +1902,11 @@ export class FakeWhatsAppServer extends EventEmitter {
         if (b.reaction) message = { reactionMessage: { key: { remoteJid: peer.jid, fromMe: false, id: b.reaction.target }, text: b.reaction.text ?? '', senderTimestampMs: Date.now() } };
         else if (b.edit) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.edit.target }, type: 14, editedMessage: { conversation: b.edit.text } } };
         else if (b.revoke) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.revoke.target }, type: 0 } };
-        else if (b.unsupported) message = { locationMessage: { degreesLatitude: 1, degreesLongitude: 2 } };
+        else if (b.unsupported) message = { groupInviteMessage: { groupJid: '120363000000000009@g.us', inviteCode: 'AbCdEf', groupName: 'x' } };
+        else if (b.location) message = { locationMessage: { degreesLatitude: b.location.latitude, degreesLongitude: b.location.longitude,
+            name: b.location.name, address: b.location.address } };
+        else if (b.contacts) message = b.contacts.length === 1 ? { contactMessage: b.contacts[0] }
+            : { contactsArrayMessage: { displayName: `${b.contacts.length} contacts`, contacts: b.contacts } };
         else if (b.dsmTo) message = { deviceSentMessage: { destinationJid: b.dsmTo, message: { conversation: b.text ?? '' } } };
         else if (b.replyTo) message = { extendedTextMessage: { text: b.text ?? '', contextInfo: { stanzaId: b.replyTo, participant: peer.jid } } };
         else message = { conversation: b.text ?? 'hello' };

@@ -48,6 +48,14 @@ function preview(m) {
   if (m.revoked_at) return "(deleted)";
   if (m.type === "reaction") return `reacted ${m.reaction || ""}`;
   if (m.type === "unsupported") return `(${m.subtype || "unsupported message"})`;
+  if (m.type === "location" && m.location) {
+    const l = m.location;
+    return `${l.live ? "Live location" : "Location"}: ${l.name || `${l.latitude}, ${l.longitude}`}`;
+  }
+  if (m.type === "contacts" && m.contacts) {
+    const names = m.contacts.map((c) => c.display_name || "contact");
+    return `Contact${names.length > 1 ? "s" : ""}: ${names.join(", ")}`;
+  }
   if (m.media || KIND_LABEL[m.type]) {
     const a = m.media || {};
     const what = m.type === "document" && a.file_name ? a.file_name : KIND_LABEL[m.type] || m.type;
@@ -59,6 +67,25 @@ function preview(m) {
 function errorText(e, what) {
   const tag = e.status ? ` (${[e.status, e.code].filter(Boolean).join(" ")})` : "";
   return `${what ? `${what}: ` : ""}${e.field ? `${e.field}: ` : ""}${e.message}${tag}`;
+}
+
+// A place as a card: its name and address, the coordinates, and a link to a
+// map (nothing is loaded from elsewhere).
+function locationView(l) {
+  const lat = Number(l.latitude).toFixed(6), lon = Number(l.longitude).toFixed(6);
+  const url = `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lon}#map=16/${lat}/${lon}`;
+  return h("div", { class: "card-location", "data-testid": "location" },
+    h("div", {}, `${l.live ? "Live location" : "Location"}${l.name ? `: ${l.name}` : ""}`),
+    l.address ? h("div", { class: "small" }, l.address) : null,
+    h("div", { class: "small muted", "data-testid": "coords" }, `${lat}, ${lon}`),
+    h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "Open in a map"));
+}
+
+// Contact cards: each name and the first phone number of its vCard.
+function contactsView(cards) {
+  const phone = (v) => ((/^TEL[^:]*:(.*)$/im.exec(v || "") || [])[1] || "").trim();
+  return h("ul", { class: "card-contacts", "data-testid": "contacts" }, cards.map((c) =>
+    h("li", {}, c.display_name || "Contact", phone(c.vcard) ? h("span", { class: "small muted" }, ` ${phone(c.vcard)}`) : null)));
 }
 
 // A message's attachment: the file inline once it is stored, else its state.
@@ -157,6 +184,8 @@ export async function render({ api, can }) {
     }
     const nodes = new Map();
     const body = (m) => {
+      if (m.type === "location" && m.location && !m.revoked_at) return locationView(m.location);
+      if (m.type === "contacts" && m.contacts && !m.revoked_at) return contactsView(m.contacts);
       if (!m.media || m.revoked_at) return h("div", {}, preview(m));
       if (!canSeeMedia) return h("div", {}, preview(m));
       const key = `${m.id}|${m.media.id || ""}|${m.media.state || ""}`;

@@ -1,0 +1,84 @@
+#include "msg_content.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "supervisor/wa/wa_message.h"
+
+#define CONTENT_MAX (4u << 20) /* the API allows far less; a bound on what is parsed */
+
+int msg_content_type(const char *type)
+{
+    return type && (!strcmp(type, "location") || !strcmp(type, "contacts"));
+}
+
+static int num(yajl_val o, const char *key, double *v)
+{
+    yajl_val x = json_member(o, key);
+    if (!x || !YAJL_IS_NUMBER(x))
+        return -1;
+    *v = YAJL_GET_DOUBLE(x);
+    return isfinite(*v) ? 0 : -1;
+}
+
+static int build_location(yajl_val o, const char *reply_to, uint8_t **out, size_t *outlen, const char **why)
+{
+    /* The strings stay the tree's: the builder only reads them. */
+    struct wa_msg_location l = {0};
+    if (!YAJL_IS_OBJECT(o) || num(o, "latitude", &l.latitude) < 0 || num(o, "longitude", &l.longitude) < 0) {
+        *why = "the stored location has no coordinates";
+        return -1;
+    }
+    l.name = (char *)json_str(o, "name");
+    l.address = (char *)json_str(o, "address");
+    l.url = (char *)json_str(o, "url");
+    l.comment = (char *)json_str(o, "comment");
+    if (wa_msg_build_location(&l, reply_to, NULL, out, outlen) < 0) {
+        *why = "the stored location cannot be sent";
+        return -1;
+    }
+    return 0;
+}
+
+static int build_contacts(yajl_val a, const char *reply_to, uint8_t **out, size_t *outlen, const char **why)
+{
+    size_t n = YAJL_IS_ARRAY(a) ? a->u.array.len : 0;
+    if (n < 1 || n > WA_MSG_MAX_CONTACTS) {
+        *why = "the stored contacts are not a list of 1 to 64 cards";
+        return -1;
+    }
+    struct wa_msg_contact c[WA_MSG_MAX_CONTACTS];
+    for (size_t i = 0; i < n; i++) {
+        c[i].vcard = (char *)json_str(a->u.array.values[i], "vcard");
+        c[i].display_name = (char *)json_str(a->u.array.values[i], "display_name");
+        if (!c[i].vcard) {
+            *why = "a stored contact has no vcard";
+            return -1;
+        }
+    }
+    if (wa_msg_build_contacts(c, n, NULL, reply_to, NULL, out, outlen) < 0) {
+        *why = "the stored contacts cannot be sent";
+        return -1;
+    }
+    return 0;
+}
+
+int msg_content_build(const char *type, const char *content, const char *reply_to, uint8_t **out,
+                      size_t *outlen, const char **why)
+{
+    char err[128];
+    *why = "the message has no content";
+    if (!msg_content_type(type) || !content)
+        return -1;
+    yajl_val v = json_parse(content, strlen(content), CONTENT_MAX, err, sizeof err);
+    if (!v) {
+        *why = "the stored content is not JSON";
+        return -1;
+    }
+    int r = !strcmp(type, "location") ? build_location(v, reply_to, out, outlen, why)
+                                      : build_contacts(v, reply_to, out, outlen, why);
+    yajl_tree_free(v);
+    return r;
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Locations and contact cards both ways through the public surface: an
+unmodified Baileys client and the fake server's peers send them, wapi stores
+and emits them (type location / contacts with their fields); wapi sends them
+(POST /api/messages kind location / contacts), Baileys and the peer decode
+them; a retry receipt gets the same place again; bad input is refused naming
+the field, and nothing is stored."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fakewa import FakeWA  # noqa: E402
+from harness import check, done, ROOT, Server, wait  # noqa: E402
+from linked import Api, BaileysPeer, private_database, psql  # noqa: E402
+
+DB = private_database(f"wapi_it_kinds_{os.getpid()}")
+BIN = os.environ.get("T_KINDS_BIN") or ("build/san" if os.path.exists(os.path.join(ROOT, "build/san/wapi"))
+                                        else "build")
+S = "@s.whatsapp.net"
+B = "15550007101"      # the Baileys client's account
+PEER = "15550009999"   # the fake server's default peer
+
+
+def card(fn, tel):
+    return f"BEGIN:VCARD\nVERSION:3.0\nFN:{fn}\nTEL;type=CELL;waid={tel}:+{tel}\nEND:VCARD"
+
+
+def sql(q, *args):
+    return psql(DB, q, *args)
+
+
+wa = FakeWA()
+srv = Server(bindir=BIN, workers=2, env=wa.env(), pg_url=DB)
+srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
+srv.start()
+api = Api(srv)
+check("signed up, API key made, linked to the fake phone", bool(api.key) and api.link(wa))
+bl = BaileysPeer(wa, B)
+check("Baileys linked as a companion of another account", bl.ready())
+
+
+def stored(mid, timeout=15):
+    got = wait(lambda: (lambda r: r[1] if r[0] == 200 else None)(api("GET", f"/api/messages/{mid}")), timeout=timeout)
+    return got or None
+
+
+def event(mid, etype="message.received"):
+    r = sql("SELECT data::text FROM wa_events WHERE type = :'p0' AND data->>'id' = :'p1'", etype, mid)
+    return json.loads(r[0][0]) if r else None
+
+
+def line(key, mid, timeout=15):
+    got = wait(lambda: [x[key] for x in bl.lines if x.get(key, {}).get("id") == mid], timeout=timeout)
+    return got[0] if got else None
+
+
+# ---- Baileys and the peer send, wapi stores and emits
+r = bl.result("sent", bl.start({"op": "sendLocation", "to": wa.phone + S, "location": {
+    "latitude": 52.520008, "longitude": 13.404954, "name": "Fernsehturm", "address": "Panoramastraße 1A"}}))
+m = stored(r.get("sent")) if r else None
+loc = (m or {}).get("location") or {}
+check("Baileys' location: stored as type location with its coordinates, name and address",
+      m and m["type"] == "location" and m["subtype"] == "locationMessage" and loc.get("latitude") == 52.520008 and
+      loc.get("longitude") == 13.404954 and loc.get("name") == "Fernsehturm" and
+      loc.get("address") == "Panoramastraße 1A" and loc.get("live") is False and m["contacts"] is None and
+      m["text"] is None, m)
+ev = event(r.get("sent")) if r else None
+check("message.received carries the same place", ev and ev.get("location") == loc, ev)
+
+r = bl.result("sent", bl.start({"op": "sendContacts", "to": wa.phone + S, "displayName": "Ana",
+                                "contacts": [{"displayName": "Ana", "vcard": card("Ana Lima", "5511999990000")}]}))
+m = stored(r.get("sent")) if r else None
+check("Baileys' contact card: stored as type contacts with its vCard and name",
+      m and m["type"] == "contacts" and m["contacts"] == [{"display_name": "Ana",
+                                                           "vcard": card("Ana Lima", "5511999990000")}], m)
+r = bl.result("sent", bl.start({"op": "sendContacts", "to": wa.phone + S, "displayName": "2 contacts", "contacts": [
+    {"displayName": "A", "vcard": card("A", "15550000001")}, {"displayName": "B", "vcard": card("B", "15550000002")}]}))
+m = stored(r.get("sent")) if r else None
+check("Baileys' two cards: both, in order",
+      m and m["type"] == "contacts" and [c["display_name"] for c in m["contacts"]] == ["A", "B"], m)
+
+out = wa.call("POST", "/peer/send", {"location": {"latitude": -33.8568, "longitude": 151.2153, "name": "Opera"}})
+m = stored(out.get("id"))
+check("the peer's location too", m and m["type"] == "location" and m["location"]["latitude"] == -33.8568 and
+      m["location"]["name"] == "Opera", m)
+
+# ---- wapi sends, Baileys and the peer decode
+st, js = api("POST", "/api/messages", {"to": B, "kind": "location", "location": {
+    "latitude": 48.85837, "longitude": 2.294481, "name": "Tour Eiffel", "address": "Champ de Mars",
+    "url": "https://example.org/eiffel"}})
+check("POST kind location: 202 with the place", st == 202 and js.get("type") == "location" and
+      js.get("location", {}).get("name") == "Tour Eiffel" and js.get("status") == "queued", (st, js))
+lid = js.get("id")
+got = line("location", lid)
+check("Baileys decodes it: coordinates, name, address, url",
+      got and got["latitude"] == 48.85837 and got["longitude"] == 2.294481 and got["name"] == "Tour Eiffel" and
+      got["address"] == "Champ de Mars" and got["url"] == "https://example.org/eiffel" and not got["live"], got)
+check("and it ends sent", wait(lambda: api("GET", f"/api/messages/{lid}")[1].get("status") in
+                               ("sent", "delivered", "read")))
+check("GET gives what the 202 gave (but its status)",
+      {k: v for k, v in js.items() if k not in ("status", "updated_at")} ==
+      {k: v for k, v in api("GET", f"/api/messages/{lid}")[1].items() if k not in ("status", "updated_at")})
+
+st, js = api("POST", "/api/messages", {"to": B, "kind": "contacts", "reply_to": lid,
+                                       "contacts": [{"vcard": card("Solo Person", "15550001234")}]})
+check("POST kind contacts (one card, a reply): 202, display_name taken from the vCard's FN",
+      st == 202 and js.get("contacts") == [{"display_name": "Solo Person", "vcard": card("Solo Person", "15550001234")}]
+      and js.get("reply_to") == lid, (st, js))
+got = line("contacts", js.get("id"))
+check("Baileys decodes one contactMessage with the card",
+      got and not got["array"] and got["cards"] == [{"displayName": "Solo Person",
+                                                    "vcard": card("Solo Person", "15550001234")}], got)
+st, js = api("POST", "/api/messages", {"to": B, "kind": "contacts", "contacts": [
+    {"vcard": card("One", "1555000001"), "display_name": "Uno"}, {"vcard": card("Two", "1555000002")},
+    {"vcard": card("Three", "1555000003")}]})
+got = line("contacts", js.get("id")) if st == 202 else None
+check("three cards: a contactsArrayMessage, in order, names as given or from FN",
+      got and got["array"] and [c["displayName"] for c in got["cards"]] == ["Uno", "Two", "Three"], (st, got))
+
+st, js = api("POST", "/api/messages", {"to": PEER, "kind": "location", "location": {"latitude": 1.25, "longitude": -2.5}})
+pid = js.get("id")
+
+
+def peer_rec(mid):
+    r = [x for x in wa.call("GET", "/peer/received") if x.get("id") == mid]
+    return r[0] if r and r[0].get("location") else None
+
+
+got = wait(lambda: peer_rec(pid), timeout=15)
+check("the peer decrypts our location (checked: <message type=text>, no mediatype)",
+      got and got["location"]["latitude"] == 1.25 and got["location"]["longitude"] == -2.5, got)
+st, js = api("POST", "/api/messages", {"to": PEER, "kind": "contacts", "contacts": [{"vcard": card("Pat", "1555")}]})
+cid = js.get("id")
+got = wait(lambda: (lambda r: r[0] if r and r[0].get("contacts") else None)(
+    [x for x in wa.call("GET", "/peer/received") if x.get("id") == cid]), timeout=15)
+check("the peer decrypts our card (checked: <message type=media>, <enc mediatype=vcard>)",
+      got and got["contacts"][0]["vcard"] == card("Pat", "1555"), got)
+
+# ---- a retry receipt: the same place again, to that device
+mark = wa.last_seq()
+wa.call("POST", "/peer/retry", {"id": pid})
+ev = wa.wait_event("peer.resend", since=mark, timeout=15)
+fails = [e for e in wa.events(mark, "peer.fail") if e.get("id") == pid]
+check("a retry receipt for our location: resent and decrypted by the peer", ev and ev["id"] == pid and not fails,
+      (ev, fails))
+
+# ---- idempotency
+body = {"to": B, "kind": "location", "location": {"latitude": 10, "longitude": 20}, "idempotency_key": "loc-1"}
+st1, j1 = api("POST", "/api/messages", body)
+st2, j2 = api("POST", "/api/messages", body)
+check("the same idempotency key: 202 then 200 with the same message", st1 == 202 and st2 == 200 and
+      j1.get("id") == j2.get("id"), (st1, st2))
+
+# ---- bad input: 400 naming the field, nothing stored
+n0 = sql("SELECT count(*) FROM wa_messages")
+bad = [
+    ({"kind": "location"}, "invalid_location", "location"),
+    ({"kind": "location", "location": {"latitude": 91, "longitude": 0}}, "invalid_location", "location.latitude"),
+    ({"kind": "location", "location": {"latitude": "1", "longitude": 0}}, "invalid_location", "location.latitude"),
+    ({"kind": "location", "location": {"latitude": 0, "longitude": -180.5}}, "invalid_location", "location.longitude"),
+    ({"kind": "location", "location": {"latitude": 0, "longitude": 0, "url": "ftp://x"}}, "invalid_location",
+     "location.url"),
+    ({"kind": "location", "location": {"latitude": 0, "longitude": 0, "name": "x" * 257}}, "invalid_location",
+     "location.name"),
+    ({"kind": "location", "location": {"latitude": 0, "longitude": 0}, "text": "hi"}, "invalid_field", "text"),
+    ({"kind": "contacts", "contacts": []}, "invalid_contacts", "contacts"),
+    ({"kind": "contacts", "contacts": [{"vcard": card("A", "1")}, {"vcard": "not a card"}]}, "invalid_contacts",
+     "contacts[1].vcard"),
+    ({"kind": "contacts", "contacts": [{"vcard": card("A", "1"), "display_name": 5}]}, "invalid_contacts",
+     "contacts[0].display_name"),
+    ({"kind": "contacts", "contacts": [{"vcard": card("A", "1")}] * 65}, "invalid_contacts", "contacts"),
+    ({"kind": "contacts", "contacts": [{"vcard": card("A", "1")}], "mentions": ["15550001"]}, "invalid_field",
+     "mentions"),
+    ({"kind": "map"}, "invalid_kind", "kind"),
+]
+for b, code, field in bad:
+    st, js = api("POST", "/api/messages", dict(to=B, **b))
+    e = (js or {}).get("error", {})
+    check(f"{json.dumps(b)[:70]}: 400 {code} naming {field}", st == 400 and e.get("code") == code and
+          e.get("field") == field, (st, js))
+check("nothing stored by the refused requests", sql("SELECT count(*) FROM wa_messages") == n0)
+check("the server is still healthy", srv.get("/healthz")[0] == 200)
+
+viol = wa.events(0, "violation")
+check("the fake server saw no protocol violation", not viol, viol[:2])
+bl.quit()
+srv.stop()
+wa.stop()
+done()

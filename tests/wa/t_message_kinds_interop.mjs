@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// Locations, contact cards and the wrappers (disappearing, view once, a newer
+// client's edit) between wapi's protobuf code (build/tests/tools/wa_msg_tool)
+// and Baileys' own WAProto definitions: what Baileys encodes, wapi reads
+// field for field; what wapi writes, Baileys decodes to the same fields; the
+// stanza type and <enc mediatype> each calls for.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { proto } from 'baileys';
+
+const TOOL = process.env.WA_MSG_TOOL || 'build/tests/tools/wa_msg_tool';
+let passed = 0, failed = 0;
+const check = (name, ok, detail = '') => {
+    if (ok) { passed++; console.log(`PASS: ${name}`); } else { failed++; console.log(`FAIL: ${name} ${detail}`); }
+};
+const run = (args, input) => spawnSync(TOOL, args, input ? { input } : {});
+const parse = (msg) => {
+    const r = run(['parse'], proto.Message.encode(msg).finish());
+    return r.status === 0 ? JSON.parse(r.stdout.toString()) : { status: r.status };
+};
+const decode = (r) => (r.status === 0 ? proto.Message.decode(r.stdout) : null);
+const stype = (bytes) => run(['stanza-type'], bytes).stdout.toString().trim();
+const ctx = { stanzaId: '3EB0AABBCCDDEEFF001122', participant: '15550001111@s.whatsapp.net' };
+const card = (fn, tel) => `BEGIN:VCARD\nVERSION:3.0\nFN:${fn}\nTEL;type=CELL;waid=${tel}:+${tel}\nEND:VCARD`;
+
+// ── Baileys → wapi ──
+let m = parse({ locationMessage: { degreesLatitude: 52.520008, degreesLongitude: 13.404954, name: 'Fernsehturm',
+    address: 'Panoramastraße 1A, Berlin', url: 'https://example.org/t', contextInfo: ctx } });
+check('location: coordinates, name, address, url and the reply read',
+    m.kind === 'location' && m.subtype === 'locationMessage' && m.location.latitude === 52.520008 &&
+    m.location.longitude === 13.404954 && m.location.name === 'Fernsehturm' &&
+    m.location.address === 'Panoramastraße 1A, Berlin' && m.location.url === 'https://example.org/t' &&
+    m.location.live === false && m.reply_to === ctx.stanzaId, JSON.stringify(m));
+m = parse({ liveLocationMessage: { degreesLatitude: -33.8568, degreesLongitude: 151.2153, accuracyInMeters: 12,
+    caption: 'on my way', sequenceNumber: 7 } });
+check('live location: live, its update number, accuracy and caption',
+    m.kind === 'location' && m.subtype === 'liveLocationMessage' && m.location.live === true &&
+    m.location.sequence === 7 && m.location.accuracy_m === 12 && m.location.comment === 'on my way' &&
+    m.location.latitude === -33.8568, JSON.stringify(m));
+m = parse({ locationMessage: { degreesLatitude: 200, degreesLongitude: 0 } });
+check('a location off the globe is kept as unsupported (never dropped), not as a place',
+    m.kind === 'unsupported' && m.subtype === 'locationMessage' && !m.location, JSON.stringify(m));
+m = parse({ contactMessage: { displayName: 'Ana', vcard: card('Ana Lima', '5511999990000'), contextInfo: ctx } });
+check('one contact card: its vCard and name, and the reply',
+    m.kind === 'contacts' && m.subtype === 'contactMessage' && m.contacts.length === 1 &&
+    m.contacts[0].display_name === 'Ana' && m.contacts[0].vcard === card('Ana Lima', '5511999990000') &&
+    m.reply_to === ctx.stanzaId, JSON.stringify(m));
+m = parse({ contactsArrayMessage: { displayName: '3 contacts', contacts: [
+    { displayName: 'A', vcard: card('A', '1') }, { displayName: 'B', vcard: '' }, { displayName: 'C', vcard: card('C', '3') }] } });
+check('several cards: each with a vCard kept in order (an empty one left out)',
+    m.kind === 'contacts' && m.subtype === 'contactsArrayMessage' && m.contacts.length === 2 &&
+    m.contacts[0].display_name === 'A' && m.contacts[1].display_name === 'C', JSON.stringify(m));
+m = parse({ ephemeralMessage: { message: { extendedTextMessage: { text: 'vanishing', contextInfo: ctx } } } });
+check('disappearing (ephemeralMessage): the text inside, with its reply',
+    m.kind === 'text' && m.text === 'vanishing' && m.reply_to === ctx.stanzaId && m.view_once === false, JSON.stringify(m));
+m = parse({ viewOnceMessageV2: { message: { imageMessage: { mimetype: 'image/jpeg', caption: 'once',
+    mediaKey: randomBytes(32), fileSha256: randomBytes(32), fileEncSha256: randomBytes(32), directPath: '/v/x', fileLength: 10 } } } });
+check('view once (viewOnceMessageV2): the image inside, marked view once',
+    m.kind === 'media' && m.media.type === 'image' && m.media.caption === 'once' && m.view_once === true, JSON.stringify(m));
+m = parse({ viewOnceMessage: { message: { locationMessage: { degreesLatitude: 1.5, degreesLongitude: 2.5 } } } });
+check('view once (viewOnceMessage) around a location', m.kind === 'location' && m.view_once === true &&
+    m.location.latitude === 1.5, JSON.stringify(m));
+m = parse({ editedMessage: { message: { protocolMessage: { key: { id: '3EB0EDIT' }, type: 14,
+    editedMessage: { conversation: 'fixed' } } } } });
+check('a newer client\'s edit (editedMessage around the protocolMessage): an edit of its target',
+    m.kind === 'edit' && m.text === 'fixed', JSON.stringify(m));
+m = parse({ ephemeralMessage: { message: { ephemeralMessage: { message: { ephemeralMessage: { message: {
+    ephemeralMessage: { message: { ephemeralMessage: { message: { conversation: 'deep' } } } } } } } } } } });
+check('wrappers nested past four are not followed (bounded recursion)', m.kind !== 'text' || m.text !== 'deep',
+    JSON.stringify(m));
+
+// ── wapi → Baileys ──
+let d = decode(run(['build-location', '48.858370', '2.294481', 'name=Tour Eiffel', 'address=Champ de Mars, Paris',
+    'url=https://example.org/e', 'reply_to=3EB0REPLY']));
+check('location: Baileys decodes coordinates, name, address, url and the reply',
+    d?.locationMessage?.degreesLatitude === 48.85837 && d.locationMessage.degreesLongitude === 2.294481 &&
+    d.locationMessage.name === 'Tour Eiffel' && d.locationMessage.address === 'Champ de Mars, Paris' &&
+    d.locationMessage.url === 'https://example.org/e' && d.locationMessage.contextInfo?.stanzaId === '3EB0REPLY',
+    JSON.stringify(d));
+check('a location goes as <message type=text> with no mediatype (as WhatsApp\'s clients send it)',
+    stype(run(['build-location', '1', '2']).stdout) === 'text -');
+check('wapi refuses coordinates off the globe', run(['build-location', '91', '0']).status === 2 &&
+    run(['build-location', '0', '-181']).status === 2);
+d = decode(run(['build-contacts', '-', card('Solo', '15550001')]));
+check('one card: a contactMessage with its vCard',
+    d?.contactMessage?.vcard === card('Solo', '15550001') && !d.contactsArrayMessage, JSON.stringify(d));
+check('… sent as <message type=media> with <enc mediatype=vcard>',
+    stype(run(['build-contacts', '-', card('Solo', '15550001')]).stdout) === 'media vcard');
+const three = run(['build-contacts', '3EB0Q', card('A', '1'), card('B', '2'), card('C', '3')]);
+d = decode(three);
+check('three cards: a contactsArrayMessage titled "3 contacts", in order, with the reply',
+    d?.contactsArrayMessage?.displayName === '3 contacts' && d.contactsArrayMessage.contacts.length === 3 &&
+    d.contactsArrayMessage.contacts[2].vcard === card('C', '3') &&
+    d.contactsArrayMessage.contextInfo?.stanzaId === '3EB0Q', JSON.stringify(d));
+check('… sent with <enc mediatype=contact_array>', stype(three.stdout) === 'media contact_array');
+const rt = JSON.parse(run(['parse'], three.stdout).stdout.toString());
+check('wapi → wapi: three cards read back', rt.kind === 'contacts' && rt.contacts.length === 3);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
