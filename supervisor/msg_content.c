@@ -11,7 +11,7 @@
 
 int msg_content_type(const char *type)
 {
-    return type && (!strcmp(type, "location") || !strcmp(type, "contacts"));
+    return type && (!strcmp(type, "location") || !strcmp(type, "contacts") || !strcmp(type, "reaction"));
 }
 
 static int num(yajl_val o, const char *key, double *v)
@@ -65,20 +65,34 @@ static int build_contacts(yajl_val a, const char *reply_to, uint8_t **out, size_
     return 0;
 }
 
-int msg_content_build(const char *type, const char *content, const char *reply_to, uint8_t **out,
-                      size_t *outlen, const char **why)
+int msg_content_build(const struct msg_row *r, uint8_t **out, size_t *outlen, const char **why)
 {
     char err[128];
     *why = "the message has no content";
-    if (!msg_content_type(type) || !content)
+    if (!msg_content_type(r->type))
         return -1;
-    yajl_val v = json_parse(content, strlen(content), CONTENT_MAX, err, sizeof err);
+    if (!strcmp(r->type, "reaction")) {
+        if (!r->target || !r->reaction || !r->chat) {
+            *why = "the reaction's message is gone";
+            return -1;
+        }
+        if (wa_msg_build_reaction(r->chat, r->target, r->target_from_me, r->target_sender, r->reaction,
+                                  r->ts_ms, out, outlen) < 0) {
+            *why = "the reaction cannot be sent";
+            return -1;
+        }
+        return 0;
+    }
+    if (!r->content)
+        return -1;
+    yajl_val v = json_parse(r->content, strlen(r->content), CONTENT_MAX, err, sizeof err);
     if (!v) {
         *why = "the stored content is not JSON";
         return -1;
     }
-    int r = !strcmp(type, "location") ? build_location(v, reply_to, out, outlen, why)
-                                      : build_contacts(v, reply_to, out, outlen, why);
+    const char *reply = r->reply_to && *r->reply_to ? r->reply_to : NULL;
+    int rc = !strcmp(r->type, "location") ? build_location(v, reply, out, outlen, why)
+                                          : build_contacts(v, reply, out, outlen, why);
     yajl_tree_free(v);
-    return r;
+    return rc;
 }

@@ -347,8 +347,10 @@ static const char SQL_CLAIM[] =
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
     "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
-    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text FROM sc CROSS JOIN u "
-    "JOIN wa_messages m ON m.id = u.message_id ORDER BY m.seq";
+    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
+    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint FROM sc CROSS JOIN u "
+    "JOIN wa_messages m ON m.id = u.message_id LEFT JOIN wa_messages t ON t.id = m.reaction_to ORDER BY "
+    "m.seq";
 
 static void held_free(struct held *h)
 {
@@ -470,6 +472,24 @@ static void drain(void)
     }
 }
 
+/* The row's type, content, reaction_to, reaction, the target's from_me and
+ * sender, the time accepted: columns c.. of the claim and of the retry
+ * query. */
+static void row_of(const PGresult *res, int i, int c, struct msg_row *r)
+{
+#define COL(k) (PQgetisnull(res, i, c + (k)) ? NULL : PQgetvalue(res, i, c + (k)))
+    memset(r, 0, sizeof *r);
+    r->type = COL(0);
+    r->content = COL(1);
+    r->target = COL(2);
+    r->reaction = COL(3);
+    r->target_from_me = COL(4) && COL(4)[0] == 't';
+    r->target_sender = COL(5);
+    const char *ts = COL(6);
+    r->ts_ms = ts ? strtoll(ts, NULL, 10) : 0;
+#undef COL
+}
+
 static void on_claim(void *ctx, const PGresult *res, const char *err)
 {
     int asked = (int)(intptr_t)ctx;
@@ -494,9 +514,11 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
         const char *why = NULL;
         if (h && msg_content_type(PQgetvalue(res, i, 7))) {
             h->media = 0;
-            if (msg_content_build(PQgetvalue(res, i, 7),
-                                  PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8), h->reply, &h->raw,
-                                  &h->raw_len, &why) < 0) {
+            struct msg_row r;
+            row_of(res, i, 7, &r);
+            r.reply_to = h->reply;
+            r.chat = h->to;
+            if (msg_content_build(&r, &h->raw, &h->raw_len, &why) < 0) {
                 held_free(h);
                 on_sent(NULL, PQgetvalue(res, i, 0), WA_SEND_FAILED, why);
                 continue;
@@ -596,10 +618,14 @@ static void on_ready(void *arg)
 /* ---- retry receipts: our text again, to the one device that asked */
 
 static const char SQL_RETRY_MSG[] =
-    "SELECT text, reply_to, chat_jid, type NOT IN ('text', 'location', 'contacts'), "
-    "array_to_string(mentions, E'\\n'), type, content::text FROM wa_messages "
-    "WHERE id = $1 AND from_me AND revoked_at IS NULL "
-    "AND type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', 'contacts')";
+    "SELECT m.text, m.reply_to, m.chat_jid, m.type NOT IN ('text', 'location', 'contacts', 'reaction'), "
+    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
+    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint FROM wa_messages m "
+    "LEFT JOIN wa_messages t ON t.id = m.reaction_to "
+    "WHERE m.id = $1 AND m.from_me AND m.revoked_at IS NULL "
+    "AND m.type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', "
+    "'contacts', "
+    "'reaction')";
 
 struct retry_req {
     char id[64], user[64], server[32];
@@ -642,8 +668,11 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
         uint8_t *raw = NULL;
         size_t rl = 0;
-        if (msg_content_build(PQgetvalue(res, 0, 5), PQgetisnull(res, 0, 6) ? NULL : PQgetvalue(res, 0, 6),
-                              PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1), &raw, &rl, &why) == 0 &&
+        struct msg_row mr;
+        row_of(res, 0, 5, &mr);
+        mr.reply_to = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+        mr.chat = PQgetvalue(res, 0, 2);
+        if (msg_content_build(&mr, &raw, &rl, &why) == 0 &&
             wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), raw, rl) < 0)
             why = "not connected, or too many resends waiting";
         free(raw);

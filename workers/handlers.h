@@ -70,6 +70,7 @@ void events_close_all(void);
 void h_messages_send(struct rq *rq);
 void h_message_get(struct rq *rq);
 void h_message_read(struct rq *rq);
+void h_message_react(struct rq *rq);
 void h_message_receipts(struct rq *rq);
 void h_message_media_download(struct rq *rq);
 void h_chats_list(struct rq *rq);

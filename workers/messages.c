@@ -1235,6 +1235,89 @@ static char *message_id(struct rq *rq)
     return id;
 }
 
+/* ---- POST /api/messages/{id}/reaction {emoji}: our reaction to a message
+ * (any of the chat's, ours too), a message of its own through the outbox,
+ * committed before 202; "" takes ours back. The same idempotency key gives
+ * the first one (200). */
+
+#define EMOJI_MAX_CHARS 16 /* one emoji may be several code points (skin tones, joiners, flags) */
+
+static const char SQL_REACT[] =
+    "WITH t AS (SELECT id, chat_jid FROM wa_messages WHERE id = $2 AND type <> 'reaction' AND revoked_at IS "
+    "NULL), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reaction_to, reaction, status, ts, "
+    "idempotency_key) "
+    "  SELECT $1, t.chat_jid, true, 'reaction', t.id, $3, 'queued', now(), $4 FROM t "
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
+    "  WHEN $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM wa_messages o WHERE o.idempotency_key = $4) THEN "
+    "'old' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'not_found' ELSE 'retry' END, "
+    "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $4)";
+
+static void on_reacted(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    struct rq *rq = o->b.rq;
+    const char *k = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry";
+    if (!strcmp(k, "not_found")) {
+        http_error(rq, 404, "not_found", "no message with this id to react to", NULL);
+        return;
+    }
+    if (!strcmp(k, "retry")) {
+        http_error(rq, 409, "conflict", "a request with the same idempotency key is being stored; try again",
+                   NULL);
+        return;
+    }
+    if (k[0] == 'n')
+        sup_notify(IPC_OUTBOX_KICK, NULL, 0);
+    o->answer_status = k[0] == 'n' ? 202 : 200;
+    const char *id = k[0] == 'n' ? o->id : PQgetvalue(res, 0, 1);
+    op_run(o, SQL_ONE, 1, &id, on_one);
+}
+
+void h_message_react(struct rq *rq)
+{
+    char *target = message_id(rq);
+    if (!target)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    struct op *o = op_new(rq);
+    yajl_val v = json_member(body, "emoji");
+    long chars = v && YAJL_IS_STRING(v) ? utf8_len(v->u.string, strlen(v->u.string)) : -1;
+    if (chars < 0 || chars > EMOJI_MAX_CHARS) {
+        http_error(rq, 400, "invalid_emoji", "emoji must be a string: one emoji, or \"\" to take ours back",
+                   "emoji");
+        goto out;
+    }
+    size_t el = strlen(v->u.string);
+    o->text = h2o_mem_alloc_pool(&rq->req->pool, el + 1);
+    memcpy(o->text, v->u.string, el + 1);
+    v = json_member(body, "idempotency_key");
+    if (v && !YAJL_IS_NULL(v)) {
+        size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
+        if (il < 1 || il > IDEM_MAX || utf8_len(v->u.string, il) < 0) {
+            http_error(rq, 400, "invalid_idempotency_key",
+                       "idempotency_key must be a string of 1 to 128 bytes", "idempotency_key");
+            goto out;
+        }
+        memcpy(o->idem, v->u.string, il + 1);
+    }
+    if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        goto out;
+    }
+    const char *p[] = {o->id, target, o->text, o->idem[0] ? o->idem : NULL};
+    op_run(o, SQL_REACT, 4, p, on_reacted);
+out:
+    yajl_tree_free(body);
+}
+
 void h_message_get(struct rq *rq)
 {
     char *id = message_id(rq);

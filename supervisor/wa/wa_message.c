@@ -1044,23 +1044,50 @@ int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **ou
     return r;
 }
 
-int wa_msg_stanza_type(const uint8_t *msg, size_t n, const char **type, const char **mediatype)
+int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st)
 {
     Wapi__E2e__Message *m = wapi__e2e__message__unpack(NULL, n, msg);
     if (!m)
         return -1;
-    const char *mt =
-        m->contactmessage                                     ? "vcard"
-        : m->contactsarraymessage                             ? "contact_array"
-        : m->imagemessage                                     ? "image"
-        : m->stickermessage                                   ? "sticker"
-        : m->documentmessage || m->documentwithcaptionmessage ? "document"
-        : m->audiomessage ? (m->audiomessage->has_ptt && m->audiomessage->ptt ? "ptt" : "audio")
-        : m->videomessage
-            ? (m->videomessage->has_gifplayback && m->videomessage->gifplayback ? "gif" : "video")
-            : NULL;
-    *type = mt ? "media" : "text";
-    *mediatype = mt;
+    const Wapi__E2e__AudioMessage *au = m->audiomessage;
+    const Wapi__E2e__VideoMessage *vi = m->videomessage;
+    const char *mt = m->contactmessage                                     ? "vcard"
+                     : m->contactsarraymessage                             ? "contact_array"
+                     : m->imagemessage                                     ? "image"
+                     : m->stickermessage                                   ? "sticker"
+                     : m->documentmessage || m->documentwithcaptionmessage ? "document"
+                     : au ? (au->has_ptt && au->ptt ? "ptt" : "audio")
+                     : vi ? (vi->has_gifplayback && vi->gifplayback ? "gif" : "video")
+                          : NULL;
+    memset(st, 0, sizeof *st);
+    st->mediatype = mt;
+    st->type = mt ? "media" : "text";
+    if (m->reactionmessage) {
+        st->type = "reaction";
+        st->hide_on_failure = 1;
+        if (!m->reactionmessage->text || !*m->reactionmessage->text)
+            st->edit = "7";
+    }
     wapi__e2e__message__free_unpacked(m, NULL);
     return 0;
+}
+
+int wa_msg_build_reaction(const char *chat, const char *target_id, int target_from_me,
+                          const char *participant, const char *emoji, int64_t ts_ms, uint8_t **out,
+                          size_t *outlen)
+{
+    if (!chat || !target_id || !*target_id || !emoji)
+        return -1;
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__ReactionMessage r = WAPI__E2E__REACTION_MESSAGE__INIT;
+    Wapi__E2e__MessageKey k = WAPI__E2E__MESSAGE_KEY__INIT;
+    k.remotejid = (char *)chat;
+    k.has_fromme = 1, k.fromme = target_from_me != 0;
+    k.id = (char *)target_id;
+    k.participant = target_from_me ? NULL : (char *)participant;
+    r.key = &k;
+    r.text = (char *)emoji;
+    r.has_sendertimestampms = 1, r.sendertimestampms = ts_ms;
+    m.reactionmessage = &r;
+    return pack_message(&m, out, outlen);
 }

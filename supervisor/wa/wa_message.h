@@ -160,10 +160,23 @@ int wa_msg_build_contacts(const struct wa_msg_contact *c, size_t n, const char *
 /* msg (a serialized Message) inside deviceSentMessage{dest}: the copy for our
  * own other devices. *out malloc'd. 0 or -1. */
 int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen);
-/* The stanza's type for a serialized Message ("text" or "media") and, for
- * media, the <enc mediatype> (vcard, contact_array, image, ...; else NULL).
- * -1 when msg is no Message. */
-int wa_msg_stanza_type(const uint8_t *msg, size_t n, const char **type, const char **mediatype);
+/* How a serialized Message goes on the wire: <message type> ("text",
+ * "media", "reaction"), its edit attribute ("7": a reaction taken back; else
+ * NULL), and on each <enc> the mediatype (vcard, contact_array, image, ...;
+ * else NULL) and decrypt-fail="hide" (a reaction: nothing to show when it
+ * cannot be read). */
+struct wa_msg_stanza {
+    const char *type, *edit, *mediatype;
+    int hide_on_failure;
+};
+/* -1 when msg is no Message. */
+int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st);
+/* A reactionMessage: emoji ("" takes ours back) on message target_id in
+ * chat, written by us (target_from_me) or by participant (a group member's
+ * JID, else NULL). *out malloc'd. 0 or -1. */
+int wa_msg_build_reaction(const char *chat, const char *target_id, int target_from_me,
+                          const char *participant, const char *emoji, int64_t ts_ms, uint8_t **out,
+                          size_t *outlen);
 void wa_msg_location_free(struct wa_msg_location *l);
 /* The serialized Message msg with a senderKeyDistributionMessage{group,
  * skdm} added. *out malloc'd. */

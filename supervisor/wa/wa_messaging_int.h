@@ -160,8 +160,8 @@ void wam_receive_disconnect(void);
 struct device *wam_dev_add(void);
 /* The send being prepared ends before its stanza was written. */
 void wam_send_done(enum wa_send_result r, const char *err);
-/* The <message type> of the one being prepared ("text", "media") and its <enc mediatype> (or NULL). */
-const char *wam_stanza_type(const char **mediatype);
+/* How the one being prepared goes on the wire (wa_msg_stanza_type). */
+void wam_stanza_type(struct wa_msg_stanza *st);
 /* 1 when an answer (n) is for the send being prepared (arg: its gen). */
 int wam_answer_wanted(void *arg, const wa_node *n, const char *lost);
 /* Prekeys for the devices without a session (of a group send: those that

@@ -138,17 +138,17 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
     return b;
 }
 
-const char *wam_stanza_type(const char **mediatype)
+void wam_stanza_type(struct wa_msg_stanza *st)
 {
-    const char *type = "text";
-    *mediatype = NULL;
+    memset(st, 0, sizeof *st);
+    st->type = "text";
     if (wam.s.media) {
-        type = "media";
-        *mediatype = wa_msg_media_enc_type(wam.s.media);
-    } else if (wam.s.raw && wa_msg_stanza_type(wam.s.raw, wam.s.raw_len, &type, mediatype) < 0) {
-        type = "text", *mediatype = NULL;
+        st->type = "media";
+        st->mediatype = wa_msg_media_enc_type(wam.s.media);
+    } else if (wam.s.raw && wa_msg_stanza_type(wam.s.raw, wam.s.raw_len, st) < 0) {
+        memset(st, 0, sizeof *st);
+        st->type = "text";
     }
-    return type;
 }
 
 /* The message being prepared ends before its stanza was written. */
@@ -319,8 +319,11 @@ static void encrypt_and_send(void)
         wa_jid_parse(a, dj, &j);
         wa_node_add_attr_jid(a, msg, "participant", &j);
     }
-    const char *mediatype = NULL;
-    wa_node_add_attr(a, msg, "type", wam_stanza_type(&mediatype));
+    struct wa_msg_stanza st;
+    wam_stanza_type(&st);
+    wa_node_add_attr(a, msg, "type", st.type);
+    if (st.edit)
+        wa_node_add_attr(a, msg, "edit", st.edit);
     int any_pk = 0, nto = 0, nrecipient = 0;
     for (int i = 0; i < wam.s.ndevs; i++) {
         struct device *d = &wam.s.devs[i];
@@ -348,8 +351,10 @@ static void encrypt_and_send(void)
         wa_node *en = wa_node_new(a, "enc");
         wa_node_add_attr(a, en, "v", "2");
         wa_node_add_attr(a, en, "type", type == WA_ENC_PKMSG ? "pkmsg" : "msg");
-        if (mediatype)
-            wa_node_add_attr(a, en, "mediatype", mediatype);
+        if (st.mediatype)
+            wa_node_add_attr(a, en, "mediatype", st.mediatype);
+        if (st.hide_on_failure)
+            wa_node_add_attr(a, en, "decrypt-fail", "hide");
         wa_node_set_bytes(a, en, ct, cl);
         free(ct);
         if (wam.s.retry) {
@@ -863,8 +868,8 @@ int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_
 
 int wa_messaging_send_raw(const char *id, const char *to_jid, const uint8_t *msg, size_t n)
 {
-    const char *t, *mt;
-    return msg && n && wa_msg_stanza_type(msg, n, &t, &mt) == 0
+    struct wa_msg_stanza st;
+    return msg && n && wa_msg_stanza_type(msg, n, &st) == 0
                ? queue_send(id, to_jid, NULL, NULL, msg, n, NULL, NULL)
                : -1;
 }
@@ -961,8 +966,8 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
 int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_jid, const uint8_t *msg,
                             size_t n)
 {
-    const char *t, *mt;
-    return msg && n && wa_msg_stanza_type(msg, n, &t, &mt) == 0
+    struct wa_msg_stanza st;
+    return msg && n && wa_msg_stanza_type(msg, n, &st) == 0
                ? resend(r, chat_jid, NULL, NULL, msg, n, NULL, NULL)
                : -1;
 }

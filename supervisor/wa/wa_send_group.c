@@ -458,7 +458,9 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
     free(padded);
     OPENSSL_cleanse(skdm, skl);
     free(skdm);
-    const char *mediatype = NULL, *stype = wam_stanza_type(&mediatype);
+    struct wa_msg_stanza st;
+    wam_stanza_type(&st);
+    const char *mediatype = st.mediatype;
     wa_arena *a = wa_arena_new();
     wa_node *msg = wa_node_new(a, "message");
     wa_node *parts = wa_node_new(a, "participants");
@@ -466,7 +468,9 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
     wa_node_add_attr(a, msg, "id", wam.s.id);
     wa_jid_parse(a, gjid, &j);
     wa_node_add_attr_jid(a, msg, "to", &j);
-    wa_node_add_attr(a, msg, "type", stype);
+    wa_node_add_attr(a, msg, "type", st.type);
+    if (st.edit)
+        wa_node_add_attr(a, msg, "edit", st.edit);
     wa_node_add_attr(a, msg, "addressing_mode", g->lid ? "lid" : "pn");
     /* The key, pairwise, to the devices that do not have it; who got it is
      * recorded in the same flush as the encryption. */
@@ -525,6 +529,8 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
     wa_node_add_attr(a, sk, "type", "skmsg");
     if (mediatype)
         wa_node_add_attr(a, sk, "mediatype", mediatype);
+    if (st.hide_on_failure)
+        wa_node_add_attr(a, sk, "decrypt-fail", "hide");
     wa_node_set_bytes(a, sk, ct, cl);
     free(ct);
     wa_node_add_child(a, msg, sk);

@@ -19,7 +19,8 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_CONTACTS || (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) ||
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_CONTACTS ||
+        (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) ||
         (mc.kind == WA_MSG_LOCATION) != (mc.location != NULL) ||
         (mc.kind == WA_MSG_CONTACTS) != (mc.ncontacts > 0) || mc.ncontacts > WA_MSG_MAX_CONTACTS)
         abort();
@@ -39,10 +40,11 @@ static void parse(const uint8_t *p, size_t n)
     /* What parses can be sent again: its stanza type, and the copy for our
      * other devices, which parses too (one wrapper deeper, so its kind may
      * differ where the depth bounds cut in). */
-    const char *t, *mt;
+    struct wa_msg_stanza st;
     uint8_t *w = NULL;
     size_t wl = 0;
-    if (wa_msg_stanza_type(p, n, &t, &mt) < 0 || (strcmp(t, "text") && strcmp(t, "media")))
+    if (wa_msg_stanza_type(p, n, &st) < 0 ||
+        (strcmp(st.type, "text") && strcmp(st.type, "media") && strcmp(st.type, "reaction")))
         abort();
     if (wa_msg_wrap_dsm(p, n, "1@s.whatsapp.net", &w, &wl) == 0) {
         struct wa_msg_content again;

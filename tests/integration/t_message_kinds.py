@@ -145,6 +145,51 @@ fails = [e for e in wa.events(mark, "peer.fail") if e.get("id") == pid]
 check("a retry receipt for our location: resent and decrypted by the peer", ev and ev["id"] == pid and not fails,
       (ev, fails))
 
+# ---- reactions: to Baileys' message and to ours, taken back; to the peer's
+r = bl.result("sent", bl.start({"op": "send", "to": wa.phone + S, "text": "react to me"}))
+theirs = stored(r.get("sent")) if r else None
+st, js = api("POST", f"/api/messages/{theirs['id']}/reaction", {"emoji": "👍"})
+check("POST /api/messages/{id}/reaction: 202, a reaction message of ours",
+      st == 202 and js.get("type") == "reaction" and js.get("reaction_to") == theirs["id"] and js.get("reaction") == "👍"
+      and js.get("from_me") is True and js.get("chat_jid") == B + S, (st, js))
+got = line("reaction", js.get("id"))
+check("Baileys gets the reaction on its own message (key fromMe from its side)",
+      got and got["target"] == theirs["id"] and got["text"] == "👍" and got["targetFromMe"] is True, got)
+check("and it ends sent", wait(lambda: api("GET", f"/api/messages/{js.get('id')}")[1].get("status") in
+                               ("sent", "delivered", "read")))
+st, js = api("POST", f"/api/messages/{lid}/reaction", {"emoji": "❤️"})
+got = line("reaction", js.get("id")) if st == 202 else None
+check("a reaction to our own message: Baileys sees it on our message", got and got["target"] == lid and
+      got["text"] == "❤️" and got["targetFromMe"] is False, (st, got))
+st, js = api("POST", f"/api/messages/{theirs['id']}/reaction", {"emoji": ""})
+got = line("reaction", js.get("id")) if st == 202 else None
+check("\"\" takes ours back (sent with edit=7, checked by the peer below)", got and got["text"] == "", (st, got))
+st, js = api("POST", f"/api/messages/{pid}/reaction", {"emoji": "🎉"})
+rid = js.get("id")
+got = wait(lambda: (lambda r: r[0] if r and r[0].get("reaction") else None)(
+    [x for x in wa.call("GET", "/peer/received") if x.get("id") == rid]), timeout=15)
+check("the peer decrypts our reaction to our message (type=reaction, decrypt-fail=hide; the key as we see it: "
+      "our message in the chat with the peer)",
+      got and got["reaction"] == {"target": pid, "fromMe": True, "remoteJid": PEER + S, "text": "🎉"}, got)
+st, js = api("POST", f"/api/messages/{pid}/reaction", {"emoji": ""})
+rid2 = js.get("id")
+got = wait(lambda: (lambda r: r[0] if r and r[0].get("reaction") else None)(
+    [x for x in wa.call("GET", "/peer/received") if x.get("id") == rid2]), timeout=15)
+check("taking it back reaches the peer as an empty reaction with edit=7 (checked)", got and got["reaction"]["text"] == "",
+      got)
+fails = [e for e in wa.events(0, "peer.fail") if e.get("id") in (rid, rid2)]
+check("the peer found nothing wrong with our reactions' stanzas", not fails, fails)
+st, js = api("POST", "/api/messages/3EB0NOSUCH000000000000/reaction", {"emoji": "👍"})
+check("a reaction to an unknown message: 404", st == 404 and js["error"]["code"] == "not_found", (st, js))
+for b, field in (({"emoji": 5}, "emoji"), ({}, "emoji"), ({"emoji": "x" * 17}, "emoji"),
+                 ({"emoji": "👍", "idempotency_key": ""}, "idempotency_key")):
+    st, js = api("POST", f"/api/messages/{pid}/reaction", b)
+    check(f"reaction {json.dumps(b)[:40]}: 400 naming {field}", st == 400 and js["error"]["field"] == field, (st, js))
+k1 = api("POST", f"/api/messages/{pid}/reaction", {"emoji": "👀", "idempotency_key": "re-1"})
+k2 = api("POST", f"/api/messages/{pid}/reaction", {"emoji": "👀", "idempotency_key": "re-1"})
+check("a reaction's idempotency key: 202 then 200, one message", k1[0] == 202 and k2[0] == 200 and
+      k1[1]["id"] == k2[1]["id"], (k1[0], k2[0]))
+
 # ---- idempotency
 body = {"to": B, "kind": "location", "location": {"latitude": 10, "longitude": 20}, "idempotency_key": "loc-1"}
 st1, j1 = api("POST", "/api/messages", body)

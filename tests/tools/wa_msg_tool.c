@@ -238,10 +238,11 @@ static int stanza_type(void)
 {
     static uint8_t buf[1 << 22];
     size_t n = fread(buf, 1, sizeof buf, stdin);
-    const char *t, *mt;
-    if (wa_msg_stanza_type(buf, n, &t, &mt) < 0)
+    struct wa_msg_stanza st;
+    if (wa_msg_stanza_type(buf, n, &st) < 0)
         return 2;
-    printf("%s %s\n", t, mt ? mt : "-");
+    printf("%s %s%s%s%s\n", st.type, st.mediatype ? st.mediatype : "-", st.edit ? " edit=" : "",
+           st.edit ? st.edit : "", st.hide_on_failure ? " hide" : "");
     return 0;
 }
 

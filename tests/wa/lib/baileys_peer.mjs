@@ -26,6 +26,7 @@
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
 //   {"location":{id,latitude,longitude,name,address,url,live,replyTo}}   {"contacts":{id,array,cards:[{displayName,vcard}]}}
+//   {"reaction":{id,target,text,targetFromMe}}
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
 //             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
 //             (sha256 of the bytes it decrypted; waveform base64; thumb: the jpegThumbnail's length)
@@ -75,6 +76,8 @@ sock.ev.on('messages.upsert', ({ messages }) => {
         if (loc) out({ location: { id: m.key.id, latitude: loc.degreesLatitude, longitude: loc.degreesLongitude, name: loc.name ?? null,
             address: loc.address ?? null, url: loc.url ?? null, live: !!content.liveLocationMessage,
             replyTo: loc.contextInfo?.stanzaId ?? null } });
+        if (content?.reactionMessage) out({ reaction: { id: m.key.id, target: content.reactionMessage.key?.id ?? null,
+            text: content.reactionMessage.text ?? null, targetFromMe: !!content.reactionMessage.key?.fromMe } });
         const cards = content?.contactMessage ? [content.contactMessage] : content?.contactsArrayMessage?.contacts;
         if (cards) out({ contacts: { id: m.key.id, array: !!content.contactsArrayMessage,
             cards: cards.map((x) => ({ displayName: x.displayName ?? null, vcard: x.vcard ?? null })) } });

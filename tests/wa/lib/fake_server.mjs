@@ -1124,7 +1124,10 @@ class Conn {
             want(type === 'media' ? MEDIA_ENC_TYPES.has(e.attrs.mediatype) : e.attrs.mediatype == null,
                 `<message type=${type}> with <enc mediatype=${e.attrs.mediatype}>`);
             want(encs.length === 0 || encs[0].mediatype === e.attrs.mediatype, '<enc> elements with different mediatype');
-            encs.push({ user, dev, type: e.attrs.type, body: e.content, mediatype: e.attrs.mediatype });
+            // A reaction's copies say decrypt-fail=hide (nothing to show when unreadable), other messages' not.
+            want((e.attrs['decrypt-fail'] === 'hide') === (type === 'reaction') && (e.attrs['decrypt-fail'] == null || e.attrs['decrypt-fail'] === 'hide'),
+                `<message type=${type}> with <enc decrypt-fail=${e.attrs['decrypt-fail']}>`);
+            encs.push({ user, dev, type: e.attrs.type, body: e.content, mediatype: e.attrs.mediatype, edit: n.attrs.edit ?? null, stype: type });
         }
         want(encs.some((e) => e.user === peer.phone), 'no <enc> for any device of the recipient');
         const anyPk = encs.some((e) => e.type === 'pkmsg');
@@ -1202,6 +1205,13 @@ class Conn {
                 this.log('peer.fail', { id, detail: `<enc mediatype=${mine[0].mediatype}> on a message holding ${mediaTypeOf(msg) ?? 'no media'}` });
                 return;
             }
+            // A reaction goes as type=reaction; taking one back ("") also says edit=7.
+            const rm = msg?.reactionMessage;
+            if ((rm != null) !== (mine[0].stype === 'reaction') || (rm != null && (rm.text === '') !== (mine[0].edit === '7')) ||
+                (rm != null && (!rm.key?.id || !rm.key.remoteJid || rm.key.fromMe == null))) {
+                this.log('peer.fail', { id, detail: `<message type=${mine[0].stype} edit=${mine[0].edit}> holding ${rm ? `a reaction "${rm.text}" key ${JSON.stringify(rm.key)}` : 'no reaction'}` });
+                return;
+            }
             const r = peer.received.get(id) || { id, count: 0 };
             r.count++;
             r.text = msg?.conversation ?? msg?.extendedTextMessage?.text ?? null;
@@ -1212,6 +1222,7 @@ class Conn {
                 address: loc.address ?? null, url: loc.url ?? null } : null;
             const cards = msg?.contactMessage ? [msg.contactMessage] : msg?.contactsArrayMessage?.contacts ?? null;
             r.contacts = cards ? cards.map((x) => ({ displayName: x.displayName ?? null, vcard: x.vcard ?? null })) : null;
+            r.reaction = rm ? { target: rm.key.id, fromMe: !!rm.key.fromMe, remoteJid: rm.key.remoteJid, text: rm.text ?? '' } : null;
             r.from = sender;
             peer.received.set(id, r);
             this.log('peer.recv', { peer: peer.phone, id, text: r.text, replyTo: r.replyTo, count: r.count, devices: encs.length, pkmsg: mine.some((e) => e.type === 'pkmsg') });
