@@ -11,7 +11,11 @@
 
 int msg_content_type(const char *type)
 {
-    return type && (!strcmp(type, "location") || !strcmp(type, "contacts") || !strcmp(type, "reaction"));
+    static const char *const types[] = {"location", "contacts", "reaction", "edit", "revoke"};
+    for (size_t i = 0; type && i < sizeof types / sizeof *types; i++)
+        if (!strcmp(type, types[i]))
+            return 1;
+    return 0;
 }
 
 static int num(yajl_val o, const char *key, double *v)
@@ -79,6 +83,20 @@ int msg_content_build(const struct msg_row *r, uint8_t **out, size_t *outlen, co
         if (wa_msg_build_reaction(r->chat, r->target, r->target_from_me, r->target_sender, r->reaction,
                                   r->ts_ms, out, outlen) < 0) {
             *why = "the reaction cannot be sent";
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(r->type, "edit") || !strcmp(r->type, "revoke")) {
+        int e = !strcmp(r->type, "edit");
+        if (!r->target || !r->chat || (e && !r->text)) {
+            *why = "the message it is about is gone";
+            return -1;
+        }
+        if ((e ? wa_msg_build_edit(r->chat, r->target, r->text, r->ts_ms, out, outlen)
+               : wa_msg_build_revoke(r->chat, r->target, r->target_from_me, r->target_sender, out, outlen)) <
+            0) {
+            *why = e ? "the edit cannot be sent" : "the deletion cannot be sent";
             return -1;
         }
         return 0;

@@ -9,6 +9,7 @@
 /* A row of wa_messages as the outbox reads it (strings borrowed). */
 struct msg_row {
     const char *type, *content, *reply_to;
+    const char *text; /* an edit's new text */
     const char *chat;
     const char *target, *reaction; /* a reaction: the message it is about, its emoji ("" takes it back) */
     int target_from_me;            /* that message is ours */
@@ -16,7 +17,8 @@ struct msg_row {
     long long ts_ms;               /* when it was accepted */
 };
 
-/* 1 when a row of this type ("location", "contacts", "reaction") is sent
+/* 1 when a row of this type ("location", "contacts", "reaction", "edit",
+ * "revoke") is sent
  * through msg_content_build. */
 int msg_content_type(const char *type);
 /* The Message for the row. *out malloc'd. 0, or -1 with *why set (the row

@@ -85,9 +85,24 @@ static const char SQL_SENT[] =
     "END, error = NULL, updated_at = CASE WHEN status IN ('queued', 'failed') THEN greatest(updated_at, "
     "now()) "
     "ELSE updated_at END FROM o WHERE id = o.message_id "
-    "RETURNING wa_messages.id, wapi_message_json(wa_messages, 'sent') AS j), "
+    "RETURNING wa_messages.id, wa_messages.type, wa_messages.reaction_to, wa_messages.text, "
+    "wapi_message_json(wa_messages, 'sent') AS j), "
+    /* An edit or a deletion of ours takes effect on its message once the
+     * server has it: the event is about that message. That message's row is
+     * locked here, after the batch's (a deadlock with a receipt batch holding
+     * it is retried). Locking it with the batch through
+     * "w.id IN (SELECT ... UNION ALL ...)" lost rows under load: a row
+     * whose lock waited for a receipt's update came back missing, and its
+     * ack was never recorded (t_durability). */
+    "tg AS (UPDATE wa_messages t SET text = CASE WHEN m.type = 'edit' THEN m.text ELSE t.text END, "
+    "edited_at = CASE WHEN m.type = 'edit' THEN now() ELSE t.edited_at END, "
+    "revoked_at = CASE WHEN m.type = 'revoke' THEN coalesce(t.revoked_at, now()) ELSE t.revoked_at END, "
+    "updated_at = greatest(t.updated_at, now()) FROM m WHERE t.id = m.reaction_to AND m.type IN ('edit', "
+    "'revoke') RETURNING m.id AS by_id, m.type AS by_type, wapi_message_json(t) AS j), "
     "e AS (INSERT INTO wa_events (id, type, data) SELECT x.evid, 'message.sent', m.j::jsonb "
-    "FROM m JOIN x ON x.id = m.id RETURNING id, type, data::text) "
+    "FROM m JOIN x ON x.id = m.id WHERE m.type NOT IN ('edit', 'revoke') "
+    "UNION ALL SELECT x.evid, CASE tg.by_type WHEN 'edit' THEN 'message.edited' ELSE 'message.revoked' END, "
+    "tg.j::jsonb FROM tg JOIN x ON x.id = tg.by_id RETURNING id, type, data::text) "
     "SELECT id, type, data FROM e ORDER BY id";
 
 static const char SQL_FAILED[] =
@@ -517,6 +532,7 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
             struct msg_row r;
             row_of(res, i, 7, &r);
             r.reply_to = h->reply;
+            r.text = h->text;
             r.chat = h->to;
             if (msg_content_build(&r, &h->raw, &h->raw_len, &why) < 0) {
                 held_free(h);
@@ -618,14 +634,16 @@ static void on_ready(void *arg)
 /* ---- retry receipts: our text again, to the one device that asked */
 
 static const char SQL_RETRY_MSG[] =
-    "SELECT m.text, m.reply_to, m.chat_jid, m.type NOT IN ('text', 'location', 'contacts', 'reaction'), "
+    "SELECT m.text, m.reply_to, m.chat_jid, m.type NOT IN ('text', 'location', 'contacts', 'reaction', "
+    "'edit', "
+    "'revoke'), "
     "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
     "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint FROM wa_messages m "
     "LEFT JOIN wa_messages t ON t.id = m.reaction_to "
     "WHERE m.id = $1 AND m.from_me AND m.revoked_at IS NULL "
     "AND m.type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', "
     "'contacts', "
-    "'reaction')";
+    "'reaction', 'edit', 'revoke')";
 
 struct retry_req {
     char id[64], user[64], server[32];
@@ -672,6 +690,7 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
         row_of(res, 0, 5, &mr);
         mr.reply_to = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
         mr.chat = PQgetvalue(res, 0, 2);
+        mr.text = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
         if (msg_content_build(&mr, &raw, &rl, &why) == 0 &&
             wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), raw, rl) < 0)
             why = "not connected, or too many resends waiting";

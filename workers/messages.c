@@ -1318,6 +1318,121 @@ out:
     yajl_tree_free(body);
 }
 
+/* ---- PATCH /api/messages/{id} {text} and DELETE /api/messages/{id}: our
+ * edit of our text message, and a deletion for everyone. Each is a message
+ * of its own (type edit / revoke, reaction_to the message) through the
+ * outbox, committed before 202; the message itself changes once WhatsApp
+ * has taken it (message.edited / message.revoked then). These rows are not
+ * listed in chats. */
+
+#define EDIT_WINDOW_S (20 * 60) /* WhatsApp's clients offer an edit for 20 minutes */
+
+static const char SQL_EDIT[] =
+    "WITH t AS (SELECT * FROM wa_messages WHERE id = $2), "
+    "ok AS (SELECT t.* FROM t WHERE t.from_me AND t.type = 'text' AND t.revoked_at IS NULL "
+    "  AND t.status IN ('sent', 'delivered', 'read') AND t.ts > now() - make_interval(secs => " STR(
+        EDIT_WINDOW_S) ")), "
+                       "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reaction_to, "
+                       "status, ts) "
+                       "  SELECT $1, ok.chat_jid, true, 'edit', $3, ok.id, 'queued', now() FROM ok RETURNING "
+                       "id, "
+                       "chat_jid), "
+                       "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
+                       "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' WHEN NOT EXISTS (SELECT 1 "
+                       "FROM t) THEN "
+                       "'not_found' "
+                       "  WHEN NOT (SELECT from_me FROM t) THEN 'not_own' WHEN (SELECT type FROM t) <> "
+                       "'text' THEN "
+                       "'not_text' "
+                       "  WHEN (SELECT revoked_at FROM t) IS NOT NULL THEN 'revoked' "
+                       "  WHEN (SELECT status FROM t) NOT IN ('sent', 'delivered', 'read') THEN 'not_sent' "
+                       "ELSE 'window' END";
+
+static const char SQL_REVOKE[] =
+    "WITH t AS (SELECT * FROM wa_messages WHERE id = $2), "
+    "ok AS (SELECT t.* FROM t WHERE (t.from_me OR t.chat_jid LIKE '%@g.us') AND t.revoked_at IS NULL "
+    "  AND t.type NOT IN ('edit', 'revoke') AND (NOT t.from_me OR t.status IN ('sent', 'delivered', 'read')) "
+    "  AND NOT EXISTS (SELECT 1 FROM wa_messages r JOIN wa_outbox o ON o.message_id = r.id "
+    "    WHERE r.reaction_to = t.id AND r.type = 'revoke' AND o.state IN ('pending', 'inflight'))), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reaction_to, status, ts) "
+    "  SELECT $1, ok.chat_jid, true, 'revoke', ok.id, 'queued', now() FROM ok RETURNING id, chat_jid), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' WHEN NOT EXISTS (SELECT 1 FROM t) THEN "
+    "'not_found' "
+    "  WHEN (SELECT type FROM t) IN ('edit', 'revoke') THEN 'not_found' "
+    "  WHEN (SELECT revoked_at FROM t) IS NOT NULL THEN 'revoked' "
+    "  WHEN NOT (SELECT from_me FROM t) THEN 'not_own' "
+    "  WHEN (SELECT status FROM t) NOT IN ('sent', 'delivered', 'read') THEN 'not_sent' ELSE 'pending' END";
+
+static void on_changed(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    struct rq *rq = o->b.rq;
+    const char *k = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
+    static const struct {
+        const char *k;
+        int status;
+        const char *code, *msg;
+    } refusals[] = {
+        {"not_found", 404, "not_found", "no message with this id"},
+        {"not_own", 409, "not_own",
+         "only our own messages (and, as a group admin, a member's) can be changed"},
+        {"not_text", 409, "not_editable", "only text messages can be edited"},
+        {"revoked", 409, "revoked", "the message was deleted"},
+        {"not_sent", 409, "not_sent", "the message has not been sent yet"},
+        {"window", 409, "edit_window_passed", "WhatsApp allows an edit for 20 minutes after sending"},
+        {"pending", 409, "pending", "a deletion of this message is already queued"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof *refusals; i++)
+        if (!strcmp(k, refusals[i].k)) {
+            http_error(rq, refusals[i].status, refusals[i].code, refusals[i].msg, NULL);
+            return;
+        }
+    sup_notify(IPC_OUTBOX_KICK, NULL, 0);
+    o->answer_status = 202;
+    const char *id = o->id;
+    op_run(o, SQL_ONE, 1, &id, on_one);
+}
+
+void h_message_edit(struct rq *rq)
+{
+    char *target = message_id(rq);
+    if (!target)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    struct op *o = op_new(rq);
+    yajl_val v = json_member(body, "text");
+    long chars = v && YAJL_IS_STRING(v) ? utf8_len(v->u.string, strlen(v->u.string)) : -1;
+    if (chars < 1 || chars > TEXT_MAX_CHARS) {
+        http_error(rq, 400, "invalid_text", "text must be a non-empty string of at most 4096 characters",
+                   "text");
+    } else if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+    } else {
+        const char *p[] = {o->id, target, v->u.string};
+        op_run(o, SQL_EDIT, 3, p, on_changed); /* params are copied */
+    }
+    yajl_tree_free(body);
+}
+
+void h_message_delete(struct rq *rq)
+{
+    char *target = message_id(rq);
+    if (!target)
+        return;
+    struct op *o = op_new(rq);
+    if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        return;
+    }
+    const char *p[] = {o->id, target};
+    op_run(o, SQL_REVOKE, 2, p, on_changed);
+}
+
 void h_message_get(struct rq *rq)
 {
     char *id = message_id(rq);
@@ -1422,7 +1537,8 @@ static const char SQL_CHATS[] =
                                                                   "FROM wa_chats c LEFT JOIN LATERAL (SELECT "
                                                                   "m.seq, m.ts, wapi_message_json(m) AS j "
                                                                   "FROM wa_messages m "
-                                                                  "  WHERE m.chat_jid = c.jid ORDER BY m.seq "
+                                                                  "  WHERE m.chat_jid = c.jid AND m.type NOT "
+                                                                  "IN ('edit', 'revoke') ORDER BY m.seq "
                                                                   "DESC LIMIT 1) lm ON true "
                                                                   "WHERE ($1::bigint IS NULL OR "
                                                                   "(coalesce(lm.seq, 0), c.jid) < "
@@ -1468,9 +1584,10 @@ void h_chats_list(struct rq *rq)
 
 /* Newest first; the cursor is the seq of the last one shown, so messages
  * arriving meanwhile never shift a page. */
-static const char SQL_CHAT_MESSAGES[] = "SELECT " MSG_JSON(
-    "m") ", m.seq, NULL FROM wa_messages m "
-         "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) ORDER BY m.seq DESC LIMIT $3";
+static const char SQL_CHAT_MESSAGES[] =
+    "SELECT " MSG_JSON("m") ", m.seq, NULL FROM wa_messages m "
+                            "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) "
+                            "AND m.type NOT IN ('edit', 'revoke') ORDER BY m.seq DESC LIMIT $3";
 
 /* The {jid} of /api/chats/{jid}/...; NULL after answering 404. */
 static char *chat_jid(struct rq *rq)

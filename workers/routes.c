@@ -56,6 +56,8 @@ const struct route worker_routes[] = {
 
     {M_POST, "/api/messages", P_MESSAGES_SEND, h_messages_send, 0},
     {M_GET, "/api/messages/{id}", P_MESSAGES_READ, h_message_get, 0},
+    {M_PATCH, "/api/messages/{id}", P_MESSAGES_SEND, h_message_edit, 0},
+    {M_DELETE, "/api/messages/{id}", P_MESSAGES_SEND, h_message_delete, 0},
     {M_GET, "/api/messages/{id}/receipts", P_MESSAGES_READ, h_message_receipts, 0},
     /* Read receipts and typing go out to the contact: acting, not reading. */
     {M_POST, "/api/messages/{id}/read", P_MESSAGES_SEND, h_message_read, 0},

@@ -1068,6 +1068,15 @@ int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st)
         if (!m->reactionmessage->text || !*m->reactionmessage->text)
             st->edit = "7";
     }
+    const Wapi__E2e__ProtocolMessage *p = m->protocolmessage;
+    if (p && p->key && p->has_type && p->type == WAPI__E2E__PROTOCOL_MESSAGE__TYPE__REVOKE) {
+        st->edit = p->key->has_fromme && p->key->fromme ? "7" : "8";
+        st->hide_on_failure = 1;
+    } else if (p && p->key && p->has_type && p->type == WAPI__E2E__PROTOCOL_MESSAGE__TYPE__MESSAGE_EDIT &&
+               p->editedmessage) {
+        st->edit = "1";
+        st->hide_on_failure = 1;
+    }
     wapi__e2e__message__free_unpacked(m, NULL);
     return 0;
 }
@@ -1089,5 +1098,43 @@ int wa_msg_build_reaction(const char *chat, const char *target_id, int target_fr
     r.text = (char *)emoji;
     r.has_sendertimestampms = 1, r.sendertimestampms = ts_ms;
     m.reactionmessage = &r;
+    return pack_message(&m, out, outlen);
+}
+
+int wa_msg_build_edit(const char *chat, const char *target_id, const char *text, int64_t ts_ms, uint8_t **out,
+                      size_t *outlen)
+{
+    if (!chat || !target_id || !*target_id || !text)
+        return -1;
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT, edited = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__ProtocolMessage p = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
+    Wapi__E2e__MessageKey k = WAPI__E2E__MESSAGE_KEY__INIT;
+    k.remotejid = (char *)chat;
+    k.has_fromme = 1, k.fromme = 1;
+    k.id = (char *)target_id;
+    edited.conversation = (char *)text;
+    p.key = &k;
+    p.has_type = 1, p.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__MESSAGE_EDIT;
+    p.editedmessage = &edited;
+    p.has_timestampms = 1, p.timestampms = ts_ms;
+    m.protocolmessage = &p;
+    return pack_message(&m, out, outlen);
+}
+
+int wa_msg_build_revoke(const char *chat, const char *target_id, int target_from_me, const char *participant,
+                        uint8_t **out, size_t *outlen)
+{
+    if (!chat || !target_id || !*target_id || (!target_from_me && (!participant || !*participant)))
+        return -1;
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__ProtocolMessage p = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
+    Wapi__E2e__MessageKey k = WAPI__E2E__MESSAGE_KEY__INIT;
+    k.remotejid = (char *)chat;
+    k.has_fromme = 1, k.fromme = target_from_me != 0;
+    k.id = (char *)target_id;
+    k.participant = target_from_me ? NULL : (char *)participant;
+    p.key = &k;
+    p.has_type = 1, p.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__REVOKE;
+    m.protocolmessage = &p;
     return pack_message(&m, out, outlen);
 }

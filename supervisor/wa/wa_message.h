@@ -161,9 +161,10 @@ int wa_msg_build_contacts(const struct wa_msg_contact *c, size_t n, const char *
  * own other devices. *out malloc'd. 0 or -1. */
 int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen);
 /* How a serialized Message goes on the wire: <message type> ("text",
- * "media", "reaction"), its edit attribute ("7": a reaction taken back; else
- * NULL), and on each <enc> the mediatype (vcard, contact_array, image, ...;
- * else NULL) and decrypt-fail="hide" (a reaction: nothing to show when it
+ * "media", "reaction"), its edit attribute ("1" an edit, "7" our deletion or
+ * a reaction taken back, "8" an admin's deletion; else NULL), and on each
+ * <enc> the mediatype (vcard, contact_array, image, ...; else NULL) and
+ * decrypt-fail="hide" (reactions, edits, deletions: nothing to show when one
  * cannot be read). */
 struct wa_msg_stanza {
     const char *type, *edit, *mediatype;
@@ -171,6 +172,14 @@ struct wa_msg_stanza {
 };
 /* -1 when msg is no Message. */
 int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st);
+/* Our edit of our text message target_id in chat (protocolMessage
+ * MESSAGE_EDIT with the new text), and a deletion for everyone of
+ * target_id (REVOKE: ours, or as a group admin someone else's, participant
+ * naming its author). *out malloc'd. 0 or -1. */
+int wa_msg_build_edit(const char *chat, const char *target_id, const char *text, int64_t ts_ms, uint8_t **out,
+                      size_t *outlen);
+int wa_msg_build_revoke(const char *chat, const char *target_id, int target_from_me, const char *participant,
+                        uint8_t **out, size_t *outlen);
 /* A reactionMessage: emoji ("" takes ours back) on message target_id in
  * chat, written by us (target_from_me) or by participant (a group member's
  * JID, else NULL). *out malloc'd. 0 or -1. */

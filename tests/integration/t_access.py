@@ -82,7 +82,7 @@ POLICY = {
     "/api/session/pairing-code": [(["POST"], "session:control", False)],
     "/api/events": [(["GET"], "events:read", False)],
     "/api/messages": [(["POST"], "messages:send", False)],
-    "/api/messages/{id}": [(["GET"], "messages:read", False)],
+    "/api/messages/{id}": [(["GET"], "messages:read", False), (["PATCH", "DELETE"], "messages:send", False)],
     "/api/messages/{id}/read": [(["POST"], "messages:send", False)],
     "/api/messages/{id}/reaction": [(["POST"], "messages:send", False)],
     "/api/messages/{id}/receipts": [(["GET"], "messages:read", False)],

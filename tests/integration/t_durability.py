@@ -433,6 +433,23 @@ def worker_kills():
     time.sleep(1.0)
     check(f"workers: every 202 ({len(ok)}) went out", drained and delivered,
           len({v[0] for v in ok.values()} - {e["id"] for e in recv.poll()}))
+    if not (drained and delivered):
+        note("workers: not done: " + repr(sql("SELECT o.state, o.attempts, o.last_error, m.status FROM wa_outbox o "
+                                              "JOIN wa_messages m ON m.id = o.message_id WHERE m.text LIKE '%' || "
+                                              ":'p0' AND o.state <> 'done' LIMIT 5", " " + nonce)))
+        stuck = sql("SELECT o.message_id FROM wa_outbox o JOIN wa_messages m ON m.id = o.message_id WHERE m.text "
+                    "LIKE '%' || :'p0' AND o.state <> 'done' LIMIT 1", " " + nonce)
+        if stuck:
+            for ln in [x for x in srv.log_lines() if stuck[0][0] in json.dumps(x)]:
+                note("workers: stuck " + json.dumps(ln)[:300])
+            for e in wa.events(0):
+                if stuck[0][0] in json.dumps(e):
+                    note("workers: fake " + json.dumps(e)[:300])
+        for r in sql("SELECT application_name, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), "
+                     "left(query, 120) FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle'"):
+            note("workers: pg " + repr(r))
+        for ln in [x for x in srv.log_lines() if x.get("level") in ("warn", "error") and "died" not in x.get("msg", "")][-15:]:
+            note("workers: log " + json.dumps(ln)[:300])
     evs = recv.poll()
     copies = {}
     for e in evs:

@@ -190,6 +190,72 @@ k2 = api("POST", f"/api/messages/{pid}/reaction", {"emoji": "👀", "idempotency
 check("a reaction's idempotency key: 202 then 200, one message", k1[0] == 202 and k2[0] == 200 and
       k1[1]["id"] == k2[1]["id"], (k1[0], k2[0]))
 
+# ---- edits and deletions of ours
+st, js = api("POST", "/api/messages", {"to": B, "text": "tpyo here"})
+t1 = js.get("id")
+check("a text to edit: sent", wait(lambda: api("GET", f"/api/messages/{t1}")[1].get("status") in
+                                   ("sent", "delivered", "read")) and line("recv", t1))
+st, js = api("PATCH", f"/api/messages/{t1}", {"text": "typo here, fixed"})
+eid = js.get("id")
+check("PATCH /api/messages/{id}: 202 with the edit (a message of its own about it)",
+      st == 202 and js.get("type") == "edit" and js.get("reaction_to") == t1 and js.get("text") == "typo here, fixed",
+      (st, js))
+got = wait(lambda: [x["edited"] for x in bl.lines if x.get("edited", {}).get("id") == t1], timeout=15)
+check("Baileys applies the edit to our message", got and got[0]["text"] == "typo here, fixed", got)
+m = wait(lambda: (lambda x: x if x.get("edited_at") else None)(api("GET", f"/api/messages/{t1}")[1]), timeout=15)
+check("once sent: the message's text and edited_at change", m and m["text"] == "typo here, fixed", m)
+ev = event(t1, "message.edited")
+check("one message.edited event about the message (no message.sent for the edit itself)",
+      ev and ev["text"] == "typo here, fixed" and ev["id"] == t1 and event(eid, "message.sent") is None, ev)
+ids = [x["id"] for x in api("GET", f"/api/chats/{B}{S}/messages?limit=200")[1]["data"]]
+check("the edit is not listed as a message of the chat", t1 in ids and eid not in ids)
+st, js = api("DELETE", f"/api/messages/{t1}")
+did = js.get("id")
+check("DELETE /api/messages/{id}: 202 with the deletion", st == 202 and js.get("type") == "revoke" and
+      js.get("reaction_to") == t1, (st, js))
+got = wait(lambda: [x for x in bl.lines if x.get("revoked", {}).get("id") == t1], timeout=15)
+check("Baileys deletes our message for everyone", got)
+m = wait(lambda: (lambda x: x if x.get("revoked_at") else None)(api("GET", f"/api/messages/{t1}")[1]), timeout=15)
+check("once sent: the message's revoked_at is set, and message.revoked emitted",
+      m and event(t1, "message.revoked") and event(t1, "message.revoked")["revoked_at"], m)
+st, js = api("PATCH", f"/api/messages/{t1}", {"text": "again"})
+check("editing a deleted message: 409 revoked", st == 409 and js["error"]["code"] == "revoked", (st, js))
+st, js = api("DELETE", f"/api/messages/{t1}")
+check("deleting it twice: 409 revoked", st == 409 and js["error"]["code"] == "revoked", (st, js))
+st, js = api("PATCH", f"/api/messages/{theirs['id']}", {"text": "not mine"})
+check("editing someone else's message: 409 not_own", st == 409 and js["error"]["code"] == "not_own", (st, js))
+st, js = api("DELETE", f"/api/messages/{theirs['id']}")
+check("deleting someone else's message outside a group: 409 not_own", st == 409 and
+      js["error"]["code"] == "not_own", (st, js))
+st, js = api("PATCH", f"/api/messages/{lid}", {"text": "a place is no text"})
+check("editing a location: 409 not_editable", st == 409 and js["error"]["code"] == "not_editable", (st, js))
+sql("UPDATE wa_messages SET ts = now() - interval '21 minutes' WHERE id = :'p0'", pid)
+psql(DB, "UPDATE wa_messages SET type = 'text', text = 'old' WHERE id = :'p0'", pid)
+st, js = api("PATCH", f"/api/messages/{pid}", {"text": "too late"})
+check("an edit after 20 minutes: 409 edit_window_passed", st == 409 and
+      js["error"]["code"] == "edit_window_passed", (st, js))
+for b, field in (({}, "text"), ({"text": ""}, "text"), ({"text": 5}, "text"), ({"text": "x" * 4097}, "text")):
+    st, js = api("PATCH", f"/api/messages/{t1}", b)
+    check(f"PATCH {json.dumps(b)[:30]}: 400 naming {field}", st == 400 and js["error"]["field"] == field, (st, js))
+check("PATCH/DELETE of an unknown message: 404", api("PATCH", "/api/messages/3EB0NOPE0000000000", {"text": "x"})[0] ==
+      404 and api("DELETE", "/api/messages/3EB0NOPE0000000000")[0] == 404)
+# to the peer: the server's checks (edit=1 holding MESSAGE_EDIT, edit=7 holding our REVOKE, decrypt-fail=hide)
+st, js = api("POST", "/api/messages", {"to": PEER, "text": "peer text"})
+t2 = js.get("id")
+wait(lambda: api("GET", f"/api/messages/{t2}")[1].get("status") in ("sent", "delivered", "read"))
+e2 = api("PATCH", f"/api/messages/{t2}", {"text": "peer text, edited"})[1].get("id")
+got = wait(lambda: (lambda r: r[0] if r and r[0].get("edit") else None)(
+    [x for x in wa.call("GET", "/peer/received") if x.get("id") == e2]), timeout=15)
+check("the peer gets our edit (edit=1, MESSAGE_EDIT of our message, checked)",
+      got and got["edit"] == {"target": t2, "text": "peer text, edited"}, got)
+d2 = api("DELETE", f"/api/messages/{t2}")[1].get("id")
+got = wait(lambda: (lambda r: r[0] if r and r[0].get("revoke") else None)(
+    [x for x in wa.call("GET", "/peer/received") if x.get("id") == d2]), timeout=15)
+check("the peer gets our deletion (edit=7, REVOKE of our message, checked)",
+      got and got["revoke"] == {"target": t2, "fromMe": True, "participant": None}, got)
+fails = [e for e in wa.events(0, "peer.fail") if e.get("id") in (e2, d2)]
+check("the peer found nothing wrong with them", not fails, fails)
+
 # ---- idempotency
 body = {"to": B, "kind": "location", "location": {"latitude": 10, "longitude": 20}, "idempotency_key": "loc-1"}
 st1, j1 = api("POST", "/api/messages", body)

@@ -26,7 +26,7 @@
 // and prints a JSON line for each thing it sees:
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
 //   {"location":{id,latitude,longitude,name,address,url,live,replyTo}}   {"contacts":{id,array,cards:[{displayName,vcard}]}}
-//   {"reaction":{id,target,text,targetFromMe}}
+//   {"reaction":{id,target,text,targetFromMe}}   {"edited":{id,text}}   {"revoked":{id}}   (messages.update)
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
 //             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
 //             (sha256 of the bytes it decrypted; waveform base64; thumb: the jpegThumbnail's length)
@@ -100,7 +100,12 @@ sock.ev.on('groups.upsert', (gs) => {
 });
 sock.ev.on('group-participants.update', (u) => out({ groupParticipants: { id: u.id, action: u.action, participants: (u.participants ?? []).map((p) => p.id ?? p) } }));
 sock.ev.on('messages.update', (ups) => {
-    for (const x of ups) if (x.update?.status != null) out({ update: { id: x.key.id, status: x.update.status } });
+    for (const x of ups) {
+        if (x.update?.status != null) out({ update: { id: x.key.id, status: x.update.status } });
+        const ed = x.update?.message?.editedMessage?.message;
+        if (ed) out({ edited: { id: x.key.id, text: ed.conversation ?? ed.extendedTextMessage?.text ?? null } });
+        if (x.update?.messageStubType === 1) out({ revoked: { id: x.key.id } });
+    }
 });
 out({ ready: true, jid: auth.creds.me?.id });
 

@@ -266,6 +266,9 @@ const textOf = (n) => (n == null ? null : typeof n.content === 'string' ? n.cont
 // The <enc mediatype> values of media messages (whatsmeow getMediaTypeFromMessage, the kinds wapi sends).
 const MEDIA_ENC_TYPES = new Set(['image', 'video', 'gif', 'audio', 'ptt', 'document', 'sticker', 'vcard', 'contact_array']);
 
+/** Whether a companion marks reactions, edits and deletions decrypt-fail=hide (not Baileys: it never does). */
+const wantHide = (device) => !['Ubuntu', 'Mac OS', 'Windows'].includes(device?.os); // Baileys' Browsers.* names
+
 /** The <enc mediatype> a decrypted Message calls for (null: none). */
 function mediaTypeOf(m) {
     if (!m) return null;
@@ -1124,8 +1127,10 @@ class Conn {
             want(type === 'media' ? MEDIA_ENC_TYPES.has(e.attrs.mediatype) : e.attrs.mediatype == null,
                 `<message type=${type}> with <enc mediatype=${e.attrs.mediatype}>`);
             want(encs.length === 0 || encs[0].mediatype === e.attrs.mediatype, '<enc> elements with different mediatype');
-            // A reaction's copies say decrypt-fail=hide (nothing to show when unreadable), other messages' not.
-            want((e.attrs['decrypt-fail'] === 'hide') === (type === 'reaction') && (e.attrs['decrypt-fail'] == null || e.attrs['decrypt-fail'] === 'hide'),
+            // decrypt-fail=hide (nothing to show when unreadable) only on a reaction's, an edit's or a deletion's copies;
+            // whatsmeow-like clients (wapi) always put it there, Baileys leaves it out.
+            want((e.attrs['decrypt-fail'] == null || (e.attrs['decrypt-fail'] === 'hide' && (type === 'reaction' || n.attrs.edit != null))) &&
+                (wantHide(this.device) ? (e.attrs['decrypt-fail'] === 'hide') === (type === 'reaction' || n.attrs.edit != null) : true),
                 `<message type=${type}> with <enc decrypt-fail=${e.attrs['decrypt-fail']}>`);
             encs.push({ user, dev, type: e.attrs.type, body: e.content, mediatype: e.attrs.mediatype, edit: n.attrs.edit ?? null, stype: type });
         }
@@ -1206,6 +1211,16 @@ class Conn {
                 return;
             }
             // A reaction goes as type=reaction; taking one back ("") also says edit=7.
+            // An edit says edit=1 (MESSAGE_EDIT with the new message), a deletion 7 (ours) or 8 (an admin's, naming the author).
+            const pm = msg?.protocolMessage;
+            const want1 = pm?.type === 14 && pm.editedMessage != null && pm.key?.fromMe === true && !!pm.key?.id;
+            const want7 = pm?.type === 0 && pm.key?.fromMe === true && !!pm.key?.id;
+            const want8 = pm?.type === 0 && pm.key?.fromMe === false && !!pm.key?.id && !!pm.key?.participant;
+            const ed = mine[0].edit;
+            if (pm && !(ed === '1' ? want1 : ed === '7' ? want7 : ed === '8' ? want8 : false) || (!pm && !msg?.reactionMessage && ed != null)) {
+                this.log('peer.fail', { id, detail: `<message edit=${ed}> holding ${pm ? `protocolMessage type ${pm.type} key ${JSON.stringify(pm.key)}` : 'no protocolMessage'}` });
+                return;
+            }
             const rm = msg?.reactionMessage;
             if ((rm != null) !== (mine[0].stype === 'reaction') || (rm != null && (rm.text === '') !== (mine[0].edit === '7')) ||
                 (rm != null && (!rm.key?.id || !rm.key.remoteJid || rm.key.fromMe == null))) {
@@ -1223,6 +1238,8 @@ class Conn {
             const cards = msg?.contactMessage ? [msg.contactMessage] : msg?.contactsArrayMessage?.contacts ?? null;
             r.contacts = cards ? cards.map((x) => ({ displayName: x.displayName ?? null, vcard: x.vcard ?? null })) : null;
             r.reaction = rm ? { target: rm.key.id, fromMe: !!rm.key.fromMe, remoteJid: rm.key.remoteJid, text: rm.text ?? '' } : null;
+            r.edit = pm?.type === 14 ? { target: pm.key.id, text: pm.editedMessage.conversation ?? pm.editedMessage.extendedTextMessage?.text ?? null } : null;
+            r.revoke = pm?.type === 0 ? { target: pm.key.id, fromMe: pm.key.fromMe, participant: pm.key.participant ?? null } : null;
             r.from = sender;
             peer.received.set(id, r);
             this.log('peer.recv', { peer: peer.phone, id, text: r.text, replyTo: r.replyTo, count: r.count, devices: encs.length, pkmsg: mine.some((e) => e.type === 'pkmsg') });
