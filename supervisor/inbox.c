@@ -148,6 +148,8 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "push_name", m->push_name);
         jw_kstr(w, "lid", m->lid);
         jw_kstr(w, "et", reaction ? "message.reaction" : "message.received");
+        if (mc->forwarded)
+            jw_kbool(w, "forwarded", 1);
         if (mc->nmentions) {
             jw_key(w, "mentions");
             jw_arr(w);

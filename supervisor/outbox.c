@@ -31,7 +31,8 @@ struct held {
     uint8_t *raw;                 /* owned: a location or contacts message, built at the claim */
     size_t raw_len;
     int media, attempts;
-    int typed; /* "composing" was shown for it (sending.typing) */
+    int forwarded; /* sent marked forwarded (POST /api/messages/{id}/forward) */
+    int typed;     /* "composing" was shown for it (sending.typing) */
 };
 
 static struct {
@@ -363,7 +364,7 @@ static const char SQL_CLAIM[] =
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
     "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
     "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
-    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint FROM sc CROSS JOIN u "
+    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM sc CROSS JOIN u "
     "JOIN wa_messages m ON m.id = u.message_id LEFT JOIN wa_messages t ON t.id = m.reaction_to ORDER BY "
     "m.seq";
 
@@ -382,6 +383,34 @@ static void held_free(struct held *h)
 
 static void drain(void);
 
+/* A Message marked forwarded: msg (NULL: text built from text) with its
+ * content flagged. *out malloc'd; 0 or -1. */
+static int forwarded_message(const uint8_t *msg, size_t n, const char *text, uint8_t **out, size_t *outlen)
+{
+    uint8_t *b = NULL;
+    size_t bl = 0;
+    if (!msg) {
+        if (wa_msg_build_text(text ? text : "", NULL, NULL, NULL, NULL, &b, &bl) < 0)
+            return -1;
+        msg = b, n = bl;
+    }
+    int r = wa_msg_mark_forwarded(msg, n, 1, out, outlen);
+    free(b);
+    return r;
+}
+
+/* Sends h's text or built Message marked forwarded: as wa_messaging_send. */
+static int send_forwarded(const struct held *h)
+{
+    uint8_t *f = NULL;
+    size_t fl = 0;
+    if (forwarded_message(h->raw, h->raw_len, h->text, &f, &fl) < 0)
+        return -3;
+    int r = wa_messaging_send_raw(h->id, h->to, f, fl);
+    free(f);
+    return r;
+}
+
 static void on_prepared(void *arg, const char *id, const struct wa_msg_media *m, int permanent,
                         const char *err)
 {
@@ -396,8 +425,22 @@ static void on_prepared(void *arg, const char *id, const struct wa_msg_media *m,
     if (!m) {
         on_sent(NULL, id, permanent ? WA_SEND_FAILED : WA_SEND_TRANSIENT, err);
     } else {
-        int r = wa_messaging_send_media(id, h->to, m, h->reply, h->mentions);
-        if (r == -2)
+        int r;
+        if (h->forwarded) {
+            uint8_t *b = NULL, *f = NULL;
+            size_t bl = 0, fl = 0;
+            r = wa_msg_build_media(m, NULL, NULL, NULL, NULL, &b, &bl) < 0 ||
+                        wa_msg_mark_forwarded(b, bl, 1, &f, &fl) < 0
+                    ? -3
+                    : wa_messaging_send_raw(id, h->to, f, fl);
+            free(b);
+            free(f);
+        } else {
+            r = wa_messaging_send_media(id, h->to, m, h->reply, h->mentions);
+        }
+        if (r == -3)
+            on_sent(NULL, id, WA_SEND_FAILED, "the forwarded file cannot be sent");
+        else if (r == -2)
             on_sent(NULL, id, WA_SEND_FAILED, "recipient is not a valid JID");
         else if (r < 0)
             on_sent(NULL, id, WA_SEND_LOST, "not connected");
@@ -472,9 +515,12 @@ static void drain(void)
                 return;
             }
         } else {
-            int r = h->raw ? wa_messaging_send_raw(h->id, h->to, h->raw, h->raw_len)
-                           : wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
-            if (r == -2)
+            int r = h->forwarded ? send_forwarded(h)
+                    : h->raw     ? wa_messaging_send_raw(h->id, h->to, h->raw, h->raw_len)
+                                 : wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
+            if (r == -3)
+                on_sent(NULL, h->id, WA_SEND_FAILED, "the forwarded message cannot be built");
+            else if (r == -2)
                 on_sent(NULL, h->id, WA_SEND_FAILED, "recipient is not a valid JID");
             else if (r < 0)
                 on_sent(NULL, h->id, WA_SEND_LOST, "not connected");
@@ -525,6 +571,7 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
             h->attempts = atoi(PQgetvalue(res, i, 4));
             h->media = PQgetvalue(res, i, 5)[0] == 't';
             h->mentions = PQgetisnull(res, i, 6) ? NULL : strdup(PQgetvalue(res, i, 6));
+            h->forwarded = PQgetvalue(res, i, 14)[0] == 't';
         }
         const char *why = NULL;
         if (h && msg_content_type(PQgetvalue(res, i, 7))) {
@@ -638,7 +685,7 @@ static const char SQL_RETRY_MSG[] =
     "'edit', "
     "'revoke'), "
     "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
-    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint FROM wa_messages m "
+    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM wa_messages m "
     "LEFT JOIN wa_messages t ON t.id = m.reaction_to "
     "WHERE m.id = $1 AND m.from_me AND m.revoked_at IS NULL "
     "AND m.type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', "
@@ -649,6 +696,7 @@ struct retry_req {
     char id[64], user[64], server[32];
     int device, count;
     char *chat, *reply, *mentions; /* owned: for a media resend, once the attachment is read */
+    int forwarded;
 };
 
 static void retry_req_free(struct retry_req *rr)
@@ -665,7 +713,19 @@ static void on_retry_media(void *arg, const char *id, const struct wa_msg_media 
     (void)id, (void)permanent;
     struct retry_req *rr = arg;
     struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
-    if (!m || wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply, rr->mentions) < 0)
+    int failed = !m;
+    if (m && rr->forwarded) {
+        uint8_t *b = NULL, *f = NULL;
+        size_t bl = 0, fl = 0;
+        failed = wa_msg_build_media(m, NULL, NULL, NULL, NULL, &b, &bl) < 0 ||
+                 wa_msg_mark_forwarded(b, bl, 1, &f, &fl) < 0 ||
+                 wa_messaging_resend_raw(&r, rr->chat, f, fl) < 0;
+        free(b);
+        free(f);
+    } else if (m) {
+        failed = wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply, rr->mentions) < 0;
+    }
+    if (failed)
         log_warn("retry receipt not answered", LF_S("id", rr->id),
                  LF_S("why", m ? "not connected, or too many resends waiting" : err));
     retry_req_free(rr);
@@ -675,6 +735,8 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
 {
     struct retry_req *rr = ctx;
     const char *why = !res ? err : PQntuples(res) != 1 ? "no such message of ours" : NULL;
+    if (!why)
+        rr->forwarded = PQgetvalue(res, 0, 12)[0] == 't';
     if (!why && PQgetvalue(res, 0, 3)[0] == 't') {
         rr->chat = strdup(PQgetvalue(res, 0, 2));
         rr->reply = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
@@ -691,10 +753,24 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
         mr.reply_to = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
         mr.chat = PQgetvalue(res, 0, 2);
         mr.text = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
-        if (msg_content_build(&mr, &raw, &rl, &why) == 0 &&
-            wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), raw, rl) < 0)
-            why = "not connected, or too many resends waiting";
+        uint8_t *f = NULL;
+        size_t fl = 0;
+        if (msg_content_build(&mr, &raw, &rl, &why) == 0) {
+            if (rr->forwarded && forwarded_message(raw, rl, NULL, &f, &fl) < 0)
+                why = "the forwarded message cannot be built";
+            else if (wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), f ? f : raw, f ? fl : rl) < 0)
+                why = "not connected, or too many resends waiting";
+        }
         free(raw);
+        free(f);
+    } else if (!why && rr->forwarded) {
+        struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
+        uint8_t *f = NULL;
+        size_t fl = 0;
+        if (forwarded_message(NULL, 0, PQgetvalue(res, 0, 0), &f, &fl) < 0 ||
+            wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), f, fl) < 0)
+            why = "not connected, or too many resends waiting";
+        free(f);
     } else if (!why) {
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
         if (wa_messaging_resend(&r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0), NULL,

@@ -71,6 +71,7 @@ void h_messages_send(struct rq *rq);
 void h_message_get(struct rq *rq);
 void h_message_read(struct rq *rq);
 void h_message_react(struct rq *rq);
+void h_message_forward(struct rq *rq);
 void h_message_edit(struct rq *rq);
 void h_message_delete(struct rq *rq);
 void h_message_receipts(struct rq *rq);

@@ -387,6 +387,7 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     mentions_json(&w, o->mentions);
     jw_knull(&w, "location");
     jw_knull(&w, "contacts");
+    jw_kbool(&w, "forwarded", 0);
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
     jw_kstr(&w, "ts", ts);
@@ -1431,6 +1432,110 @@ void h_message_delete(struct rq *rq)
     }
     const char *p[] = {o->id, target};
     op_run(o, SQL_REVOKE, 2, p, on_changed);
+}
+
+/* ---- POST /api/messages/{id}/forward {to, idempotency_key?}: a copy of a
+ * message (text, a stored file with its caption, a place, contact cards)
+ * to another chat, marked forwarded, through the outbox. A file is sent
+ * from the media store (its upload is reused while WhatsApp still has it). */
+
+#define FORWARDABLE                                                                                          \
+    "'text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', 'contacts'"
+
+static const char SQL_FORWARD[] =
+    "WITH s AS (SELECT * FROM wa_messages WHERE id = $2), "
+    "sm AS (SELECT a.*, f.state AS fstate FROM wa_message_media a JOIN s ON s.id = a.message_id "
+    "  LEFT JOIN wa_media f ON f.id = a.media_id), "
+    "ok AS (SELECT s.* FROM s WHERE s.revoked_at IS NULL AND s.type IN (" FORWARDABLE ") "
+    "  AND (s.type IN ('text', 'location', 'contacts') OR EXISTS (SELECT 1 FROM sm WHERE sm.media_id IS NOT "
+    "NULL "
+    "  AND sm.fstate = 'stored'))), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, content, forwarded, status, ts, "
+    "idempotency_key) "
+    "  SELECT $1, $3, true, ok.type, ok.text, ok.content, true, 'queued', now(), $4 FROM ok "
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
+    "mm AS (INSERT INTO wa_message_media (message_id, kind, media_id, state, mimetype, file_name, thumbnail) "
+    "  SELECT ins.id, sm.kind, sm.media_id, 'stored', sm.mimetype, sm.file_name, sm.thumbnail FROM ins "
+    "  CROSS JOIN sm WHERE sm.media_id IS NOT NULL), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
+    "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
+    "  ON CONFLICT (jid) DO NOTHING) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
+    "  WHEN $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM wa_messages o WHERE o.idempotency_key = $4) THEN "
+    "'old' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM s) THEN 'not_found' WHEN (SELECT revoked_at FROM s) IS NOT NULL THEN "
+    "'revoked' "
+    "  WHEN (SELECT type FROM s) NOT IN (" FORWARDABLE ") THEN 'not_forwardable' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM ok) THEN 'media_not_stored' ELSE 'retry' END, "
+    "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $4)";
+
+static void on_forwarded(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    struct rq *rq = o->b.rq;
+    const char *k = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry";
+    static const struct {
+        const char *k;
+        int status;
+        const char *code, *msg;
+    } refusals[] = {
+        {"not_found", 404, "not_found", "no message with this id"},
+        {"revoked", 409, "revoked", "the message was deleted"},
+        {"not_forwardable", 409, "not_forwardable",
+         "only texts, media, locations and contact cards can be forwarded"},
+        {"media_not_stored", 409, "media_not_stored",
+         "the message's file is not in the media store yet (POST /api/messages/{id}/media/download)"},
+        {"retry", 409, "conflict", "a request with the same idempotency key is being stored; try again"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof *refusals; i++)
+        if (!strcmp(k, refusals[i].k)) {
+            http_error(rq, refusals[i].status, refusals[i].code, refusals[i].msg, NULL);
+            return;
+        }
+    if (k[0] == 'n')
+        sup_notify(IPC_OUTBOX_KICK, NULL, 0);
+    o->answer_status = k[0] == 'n' ? 202 : 200;
+    const char *id = k[0] == 'n' ? o->id : PQgetvalue(res, 0, 1);
+    op_run(o, SQL_ONE, 1, &id, on_one);
+}
+
+void h_message_forward(struct rq *rq)
+{
+    char *source = message_id(rq);
+    if (!source)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    struct op *o = op_new(rq);
+    yajl_val v = json_member(body, "to");
+    if (!v || !YAJL_IS_STRING(v) || parse_to(v->u.string, o->to, sizeof o->to) < 0) {
+        http_error(rq, 400, "invalid_to",
+                   "to must be a phone number in international form (e.g. +15551234567) or a JID "
+                   "(user@s.whatsapp.net, user@lid, group@g.us)",
+                   "to");
+        goto out;
+    }
+    v = json_member(body, "idempotency_key");
+    if (v && !YAJL_IS_NULL(v)) {
+        size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
+        if (il < 1 || il > IDEM_MAX || utf8_len(v->u.string, il) < 0) {
+            http_error(rq, 400, "invalid_idempotency_key",
+                       "idempotency_key must be a string of 1 to 128 bytes", "idempotency_key");
+            goto out;
+        }
+        memcpy(o->idem, v->u.string, il + 1);
+    }
+    if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        goto out;
+    }
+    const char *p[] = {o->id, source, o->to, o->idem[0] ? o->idem : NULL};
+    op_run(o, SQL_FORWARD, 4, p, on_forwarded);
+out:
+    yajl_tree_free(body);
 }
 
 void h_message_get(struct rq *rq)

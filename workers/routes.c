@@ -62,6 +62,7 @@ const struct route worker_routes[] = {
     /* Read receipts and typing go out to the contact: acting, not reading. */
     {M_POST, "/api/messages/{id}/read", P_MESSAGES_SEND, h_message_read, 0},
     {M_POST, "/api/messages/{id}/reaction", P_MESSAGES_SEND, h_message_react, 0},
+    {M_POST, "/api/messages/{id}/forward", P_MESSAGES_SEND, h_message_forward, 0},
     /* Fetching a received file into the store. */
     {M_POST, "/api/messages/{id}/media/download", P_MEDIA_WRITE, h_message_media_download, 0},
     {M_GET, "/api/chats", P_CHATS_READ, h_chats_list, 0},

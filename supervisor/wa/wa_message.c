@@ -239,6 +239,7 @@ static int context_fill(const Wapi__E2e__ContextInfo *ci, struct wa_msg_content 
 {
     if (!ci)
         return 0;
+    out->forwarded = ci->has_isforwarded && ci->isforwarded;
     if (ci->stanzaid && !(out->reply_to = sdup(ci->stanzaid)))
         return -1;
     size_t n = ci->n_mentionedjid < MAX_MENTIONS ? ci->n_mentionedjid : MAX_MENTIONS;
@@ -1137,4 +1138,50 @@ int wa_msg_build_revoke(const char *chat, const char *target_id, int target_from
     p.has_type = 1, p.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__REVOKE;
     m.protocolmessage = &p;
     return pack_message(&m, out, outlen);
+}
+
+int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t **out, size_t *outlen)
+{
+    Wapi__E2e__Message *m = wapi__e2e__message__unpack(NULL, n, msg);
+    if (!m)
+        return -1;
+    Wapi__E2e__ContextInfo fresh = WAPI__E2E__CONTEXT_INFO__INIT;
+    Wapi__E2e__ExtendedTextMessage ext = WAPI__E2E__EXTENDED_TEXT_MESSAGE__INIT;
+    Wapi__E2e__ContextInfo **ci = NULL;
+    char *conv = NULL;
+    if (m->conversation) { /* carried over to an extendedTextMessage, which has a contextInfo */
+        conv = m->conversation;
+        ext.text = conv;
+        m->conversation = NULL;
+        m->extendedtextmessage = &ext;
+    }
+    Wapi__E2e__Message *c = m->documentwithcaptionmessage && m->documentwithcaptionmessage->message
+                                ? m->documentwithcaptionmessage->message
+                                : m;
+    ci = c->extendedtextmessage    ? &c->extendedtextmessage->contextinfo
+         : c->imagemessage         ? &c->imagemessage->contextinfo
+         : c->videomessage         ? &c->videomessage->contextinfo
+         : c->audiomessage         ? &c->audiomessage->contextinfo
+         : c->documentmessage      ? &c->documentmessage->contextinfo
+         : c->stickermessage       ? &c->stickermessage->contextinfo
+         : c->locationmessage      ? &c->locationmessage->contextinfo
+         : c->contactmessage       ? &c->contactmessage->contextinfo
+         : c->contactsarraymessage ? &c->contactsarraymessage->contextinfo
+                                   : NULL;
+    int r = -1;
+    if (ci) {
+        Wapi__E2e__ContextInfo *was = *ci;
+        if (!*ci)
+            *ci = &fresh;
+        (*ci)->has_isforwarded = 1, (*ci)->isforwarded = 1;
+        (*ci)->has_forwardingscore = 1, (*ci)->forwardingscore = score ? score : 1;
+        r = pack_message(m, out, outlen);
+        *ci = was; /* the unpacked tree is freed as it came */
+    }
+    if (conv) {
+        m->conversation = conv;
+        m->extendedtextmessage = NULL;
+    }
+    wapi__e2e__message__free_unpacked(m, NULL);
+    return r;
 }

@@ -132,6 +132,7 @@ struct wa_msg_content {
     struct wa_msg_contact *contacts;  /* WA_MSG_CONTACTS: ncontacts of them, malloc'd */
     size_t ncontacts;
     int view_once; /* it came inside a view-once wrapper */
+    int forwarded; /* contextInfo.isForwarded */
 };
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
@@ -157,6 +158,11 @@ int wa_msg_build_location(const struct wa_msg_location *l, const char *reply_to,
                           const char *reply_participant, uint8_t **out, size_t *outlen);
 int wa_msg_build_contacts(const struct wa_msg_contact *c, size_t n, const char *display_name,
                           const char *reply_to, const char *reply_participant, uint8_t **out, size_t *outlen);
+/* msg (a serialized Message) with its content marked forwarded
+ * (contextInfo.isForwarded, forwardingScore score); a plain conversation
+ * becomes an extendedTextMessage to carry it. *out malloc'd. 0, or -1 when
+ * msg is no Message or has nothing to mark. */
+int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t **out, size_t *outlen);
 /* msg (a serialized Message) inside deviceSentMessage{dest}: the copy for our
  * own other devices. *out malloc'd. 0 or -1. */
 int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen);

@@ -85,6 +85,7 @@ POLICY = {
     "/api/messages/{id}": [(["GET"], "messages:read", False), (["PATCH", "DELETE"], "messages:send", False)],
     "/api/messages/{id}/read": [(["POST"], "messages:send", False)],
     "/api/messages/{id}/reaction": [(["POST"], "messages:send", False)],
+    "/api/messages/{id}/forward": [(["POST"], "messages:send", False)],
     "/api/messages/{id}/receipts": [(["GET"], "messages:read", False)],
     "/api/messages/{id}/media/download": [(["POST"], "media:write", False)],
     "/api/chats": [(["GET"], "chats:read", False)],

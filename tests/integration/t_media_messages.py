@@ -337,6 +337,18 @@ q = sql("SELECT count(DISTINCT media_key) || ':' || count(DISTINCT direct_path) 
         f"FROM wa_message_media WHERE media_id = '{stored['image']['id']}'")
 check("... it carries the first upload's key and link", q == "1:1:2", q)
 
+# ---- POST /api/messages/{id}/forward of that image: the stored file, its upload reused, marked forwarded
+n_up = len(uploads())
+mark = len(peer.lines)
+st, fw = api("POST", f"/api/messages/{again['id']}/forward", {"to": BJID})
+line = media_line(fw.get("id"), mark) if st == 202 else None
+rv = wait(lambda: [x["recv"] for x in peer.lines[mark:] if x.get("recv", {}).get("id") == fw.get("id")], timeout=10)
+check("forward of a sent image: 202 (type image, forwarded), Baileys gets the same bytes and caption, marked forwarded",
+      st == 202 and fw.get("type") == "image" and fw.get("forwarded") is True and line and
+      line.get("media", {}).get("sha256") == hashlib.sha256(PNG).hexdigest() and
+      line["media"].get("caption") == "the same picture" and rv and rv[0].get("forwarded") is True, (st, fw, line, rv))
+check("... and nothing was uploaded again", len(uploads()) == n_up, (n_up, len(uploads())))
+
 # ---- a retry receipt from the peer's phone: the same attachment again, in a new session
 if "voice" in sent:
     vid = sent["voice"][0]["id"]

@@ -256,6 +256,39 @@ check("the peer gets our deletion (edit=7, REVOKE of our message, checked)",
 fails = [e for e in wa.events(0, "peer.fail") if e.get("id") in (e2, d2)]
 check("the peer found nothing wrong with them", not fails, fails)
 
+# ---- forwarding: a copy marked forwarded, to another chat
+st, js = api("POST", f"/api/messages/{theirs['id']}/forward", {"to": PEER})
+fid = js.get("id")
+check("POST /api/messages/{id}/forward: 202, a copy of Baileys' text to the peer, marked forwarded",
+      st == 202 and js.get("type") == "text" and js.get("text") == "react to me" and js.get("forwarded") is True and
+      js.get("chat_jid") == PEER + S and fid != theirs["id"], (st, js))
+got = wait(lambda: (lambda r: r[0] if r and r[0].get("text") else None)(
+    [x for x in wa.call("GET", "/peer/received") if x.get("id") == fid]), timeout=15)
+check("the peer gets it as forwarded text (contextInfo.isForwarded, score 1)",
+      got and got["text"] == "react to me" and got["forwarded"] is True and got["forwardingScore"] == 1, got)
+st, js = api("POST", f"/api/messages/{lid}/forward", {"to": B})
+got = line("location", js.get("id")) if st == 202 else None
+rv = line("recv", js.get("id")) if st == 202 else None
+check("our location forwarded to Baileys: the same place, marked forwarded",
+      got and got["name"] == "Tour Eiffel" and got["latitude"] == 48.85837 and rv and rv["forwarded"] is True,
+      (st, got, rv))
+st, js = api("POST", f"/api/messages/{cid}/forward", {"to": B, "idempotency_key": "fw-1"})
+got = line("contacts", js.get("id")) if st == 202 else None
+check("a contact card forwarded: Baileys gets the card", got and got["cards"][0]["vcard"] == card("Pat", "1555"),
+      (st, got))
+st2, js2 = api("POST", f"/api/messages/{cid}/forward", {"to": B, "idempotency_key": "fw-1"})
+check("the same idempotency key: 200 with the first copy", st2 == 200 and js2.get("id") == js.get("id"), (st2, js2))
+rx = [r for r in sql("SELECT id FROM wa_messages WHERE type = 'reaction' AND from_me LIMIT 1")]
+for path, body, code, want in (
+        ("/api/messages/3EB0NOPE00000000000/forward", {"to": B}, 404, "not_found"),
+        (f"/api/messages/{rx[0][0] if rx else 'x'}/forward", {"to": B}, 409, "not_forwardable"),
+        (f"/api/messages/{t1}/forward", {"to": B}, 409, "revoked"),
+        (f"/api/messages/{fid}/forward", {"to": "not a number"}, 400, "invalid_to"),
+        (f"/api/messages/{fid}/forward", {}, 400, "invalid_to")):
+    st, js = api("POST", path, body)
+    check(f"forward {path.split('/')[3][:8]}… {json.dumps(body)[:30]}: {code} {want}",
+          st == code and js["error"]["code"] == want, (st, js))
+
 # ---- idempotency
 body = {"to": B, "kind": "location", "location": {"latitude": 10, "longitude": 20}, "idempotency_key": "loc-1"}
 st1, j1 = api("POST", "/api/messages", body)

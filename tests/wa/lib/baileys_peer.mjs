@@ -70,7 +70,8 @@ sock.ev.on('messages.upsert', ({ messages }) => {
         const msg = m.message || {};
         out({ recv: { id: m.key.id, from: m.key.remoteJid, fromMe: !!m.key.fromMe, participant: m.key.participant ?? null,
             text: msg.conversation ?? msg.extendedTextMessage?.text ?? null,
-            replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null } });
+            replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null,
+            forwarded: !!(() => { const c = extractMessageContent(msg); const t = c && getContentType(c); return c?.[t]?.contextInfo?.isForwarded; })() } });
         const content = extractMessageContent(msg);
         const loc = content?.locationMessage ?? content?.liveLocationMessage;
         if (loc) out({ location: { id: m.key.id, latitude: loc.degreesLatitude, longitude: loc.degreesLongitude, name: loc.name ?? null,

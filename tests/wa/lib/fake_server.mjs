@@ -1238,6 +1238,11 @@ class Conn {
             const cards = msg?.contactMessage ? [msg.contactMessage] : msg?.contactsArrayMessage?.contacts ?? null;
             r.contacts = cards ? cards.map((x) => ({ displayName: x.displayName ?? null, vcard: x.vcard ?? null })) : null;
             r.reaction = rm ? { target: rm.key.id, fromMe: !!rm.key.fromMe, remoteJid: rm.key.remoteJid, text: rm.text ?? '' } : null;
+            const body = msg?.documentWithCaptionMessage?.message ?? msg;
+            const ctxOf = body && Object.values(body).find((x) => x && typeof x === 'object' && x.contextInfo)?.contextInfo;
+            r.forwarded = !!ctxOf?.isForwarded;
+            r.forwardingScore = ctxOf?.forwardingScore ?? null;
+            r.image = body?.imageMessage ? { caption: body.imageMessage.caption ?? null, directPath: body.imageMessage.directPath ?? null } : null;
             r.edit = pm?.type === 14 ? { target: pm.key.id, text: pm.editedMessage.conversation ?? pm.editedMessage.extendedTextMessage?.text ?? null } : null;
             r.revoke = pm?.type === 0 ? { target: pm.key.id, fromMe: pm.key.fromMe, participant: pm.key.participant ?? null } : null;
             r.from = sender;
