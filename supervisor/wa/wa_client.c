@@ -495,9 +495,10 @@ static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
                 wac_prekeys_refill(c);
         }
         /* A user's devices changed: the messaging layer's device lists; our
-         * phone answered a media retry request: the application's. */
-        if (type && (!strcmp(type, "devices") || !strcmp(type, "mediaretry")) && c->hooks.on_stanza &&
-            c->creds.paired)
+         * phone answered a media retry request: the application's; a group's
+         * members changed: the group send's member list and sender key. */
+        if (type && (!strcmp(type, "devices") || !strcmp(type, "mediaretry") || !strcmp(type, "w:gp2")) &&
+            c->hooks.on_stanza && c->creds.paired)
             return c->hooks.on_stanza(c->hooks_arg, n, a);
         return 0;
     }

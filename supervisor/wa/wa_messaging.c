@@ -143,6 +143,8 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
             wam_handle_devices_notification(n);
         else if (type && !strcmp(type, "mediaretry"))
             handle_media_retry(n);
+        else if (type && !strcmp(type, "w:gp2"))
+            wam_handle_group_notification(n);
         return 0;
     }
     if (strcmp(n->tag, "message"))

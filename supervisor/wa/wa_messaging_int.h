@@ -187,6 +187,9 @@ void wam_group_phash_mismatch(const char *group_user);
 /* A resend to one device of a group: our key rides with the message. 0, or
  * -1 (then *skdm is NULL). *skdm malloc'd. */
 int wam_group_own_skdm(const char *group_user, uint8_t **skdm, size_t *n);
+/* <notification type=w:gp2>: members added, removed or gone change whom the
+ * next send goes to (and a removal rotates our sender key). */
+void wam_handle_group_notification(const wa_node *n);
 /* Replacements of our sender key that waited for the Signal store. */
 void wam_group_rotate_pending(void);
 void wam_group_disconnect(void);

@@ -77,6 +77,15 @@ static int own_sender(int lid, char *name, size_t cap, int *dev)
     return 0;
 }
 
+static void queue_rotation(const char *user)
+{
+    for (int i = 0; i < ROTATE_SLOTS; i++)
+        if (!rotate[i][0]) {
+            snprintf(rotate[i], sizeof rotate[i], "%s", user);
+            return;
+        }
+}
+
 static int rotate_pending(const char *user)
 {
     for (int i = 0; i < ROTATE_SLOTS; i++)
@@ -116,6 +125,25 @@ void wam_group_rotate_pending(void)
         log_error("cannot store the Signal state", LF_S("error", err));
 }
 
+void wam_handle_group_notification(const wa_node *n)
+{
+    char from[128];
+    if (!wa_node_attr_text(n, "from", from, sizeof from) || !strstr(from, "@g.us"))
+        return;
+    int changed = 0, left = 0;
+    for (uint32_t i = 0; n->content == WA_CONTENT_LIST && i < n->nchildren; i++) {
+        const char *t = n->children[i]->tag;
+        if (!strcmp(t, "remove") || !strcmp(t, "leave"))
+            changed = left = 1;
+        else if (!strcmp(t, "add") || !strcmp(t, "create") || !strcmp(t, "modify"))
+            changed = 1;
+    }
+    if (changed) {
+        log_info("group members changed", LF_S("group", from), LF_I("member_left", left));
+        wa_messaging_group_changed(from, left);
+    }
+}
+
 void wa_messaging_group_changed(const char *gjid, int member_left)
 {
     char user[64];
@@ -129,11 +157,7 @@ void wa_messaging_group_changed(const char *gjid, int member_left)
         grp_drop(g); /* the members are asked again before the next send */
     if (!member_left || rotate_pending(user))
         return;
-    for (int i = 0; i < ROTATE_SLOTS; i++)
-        if (!rotate[i][0]) {
-            snprintf(rotate[i], sizeof rotate[i], "%s", user);
-            break;
-        }
+    queue_rotation(user);
     wam_group_rotate_pending();
 }
 
@@ -258,6 +282,26 @@ static int listed(const uint8_t *list, size_t len, const char *name)
     return 0;
 }
 
+/* 1 when a device in the list (who got our key) belongs to none of g's
+ * members now. */
+static int stale_holder(const struct grp *g, const uint8_t *list, size_t len)
+{
+    for (size_t at = 0; at < len;) {
+        const char *e = (const char *)list + at;
+        const uint8_t *end = memchr(list + at, 0, len - at);
+        if (!end)
+            return 0;
+        size_t ul = strcspn(e, ":@"), el = (size_t)(end - (list + at)) + 1;
+        int member = 0;
+        for (int i = 0; i < g->n && !member; i++)
+            member = strlen(g->m[i].user) == ul && !memcmp(g->m[i].user, e, ul);
+        if (!member)
+            return 1;
+        at += el;
+    }
+    return 0;
+}
+
 /* Every device of every member (ours but this one), marking those that do
  * not have our current key; then prekeys for them. */
 static void collect(void)
@@ -273,6 +317,13 @@ static void collect(void)
     snprintf(gjid, sizeof gjid, "%s@g.us", g->user);
     size_t kl = 0;
     const uint8_t *have = rotate_pending(g->user) ? NULL : wa_signal_store_skdm_sent(sig.st, gjid, &kl);
+    if (have && stale_holder(g, have, kl)) {
+        /* Someone who has our key is no longer a member (removed while we
+         * were not listening, or before a restart): the key goes first. */
+        log_info("group: a former member has our sender key; replacing it", LF_S("group", g->user));
+        queue_rotation(g->user);
+        have = NULL, kl = 0;
+    }
     wam.s.ndevs = 0;
     for (int i = 0; i < g->n; i++) {
         struct wa_devcache *e = wa_devcache_find(g->m[i].user, g->m[i].server, wam_now_ms());

@@ -288,6 +288,24 @@ check("each member got it under its one id, the same text (at most the copy befo
 check("exactly one message.sent event for it",
       sql("SELECT count(*) FROM wa_events WHERE type = 'message.sent' AND data->>'id' = :'p0'", s7) == [["1"]])
 
+# ---- a member removed while wapi is down: the next send after the restart replaces our key
+key_before = (group_message(s7) or {}).get("keyId")
+
+
+def remove_c():
+    r = wa.group_participants(G, A, "remove", [C])
+    check("while wapi is down, A removes C", r.get("ok") and r["results"][0]["status"] in (200, "200"), r)
+
+
+check("restart with a removal in between: connected again", restart(between=remove_c))
+s8 = send(G, "after C was removed offline")
+check("sent", status_is(s8, "sent", "delivered", "read"), api("GET", f"/api/messages/{s8}")[1])
+d8 = deliveries(s8)
+gm8 = group_message(s8) or {}
+check("nothing to C, a new key given pairwise to every remaining device (who had the old one is durable)",
+      d8 and not any(d["to"].startswith(C + ":") for d in d8) and all(d["pairwise"] for d in d8) and
+      gm8.get("keyId") not in (None, key_before), (key_before, gm8.get("keyId"), [(d["to"], d["pairwise"]) for d in d8]))
+
 # ---- kill -9 in the middle of a burst of incoming group messages: each stored once
 mark_rows = int(sql("SELECT count(*) FROM wa_messages WHERE chat_jid = :'p0'", G)[0][0])
 n = bl.start({"op": "stream", "to": G, "count": BURST, "prefix": "burst "})
