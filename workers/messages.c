@@ -1538,6 +1538,116 @@ out:
     yajl_tree_free(body);
 }
 
+/* ---- GET /api/contacts, /api/contacts/{jid}, /api/lids/{lid},
+ * /api/lids/pn/{phone}: the people wapi has heard from, and the phone
+ * number behind a LID (and back) where WhatsApp has told it. */
+
+#define CONTACT_JSON(c)                                                                                      \
+    "json_build_object('jid', " c ".jid, 'phone', CASE WHEN " c ".jid LIKE '%@s.whatsapp.net' THEN '+' || "  \
+    "split_part(" c ".jid, '@', 1) END, 'lid', " c ".lid, 'push_name', " c ".push_name, 'name', " c          \
+    ".push_name, 'updated_at', " REST_TS(c ".updated_at") ")::text"
+
+static void on_list(void *ctx, const PGresult *res, const char *err);
+
+static const char SQL_CONTACTS[] =
+    "SELECT " CONTACT_JSON("c") ", 0, c.jid FROM wa_contacts c WHERE ($1::text IS NULL OR c.jid > $1) "
+                                "AND ($3::text IS NULL OR strpos(lower(c.jid || ' ' || coalesce(c.lid, '') "
+                                "|| ' ' || coalesce(c.push_name, "
+                                "'')), lower($3)) > 0) ORDER BY c.jid LIMIT $2";
+static const char SQL_CONTACT[] =
+    "SELECT " CONTACT_JSON("c") " FROM wa_contacts c WHERE c.jid = $1 OR c.lid = $1";
+static const char SQL_LID[] =
+    "SELECT json_build_object('lid', lid, 'pn', jid)::text FROM wa_contacts "
+    "WHERE (lid = $1 OR jid = $1) AND lid IS NOT NULL AND jid LIKE '%@s.whatsapp.net'";
+
+void h_contacts_list(struct rq *rq)
+{
+    int limit = rest_limit(rq, LIST_DEFAULT, LIST_MAX);
+    if (limit < 0)
+        return;
+    int64_t cur = 0;
+    char jid[160], q[129];
+    int has = rest_cursor(rq, &cur, jid, sizeof jid);
+    if (has < 0)
+        return;
+    int ql = rest_query(rq, "q", q, sizeof q);
+    if (ql == -2 || ql == 0) {
+        http_error(rq, 400, "invalid_q", "q must be 1 to 128 characters (part of a number, LID or name)",
+                   "q");
+        return;
+    }
+    struct op *o = op_new(rq);
+    o->limit = limit;
+    char *p0 = h2o_mem_alloc_pool(&rq->req->pool, sizeof jid), *p1 = h2o_mem_alloc_pool(&rq->req->pool, 16),
+         *p2 = h2o_mem_alloc_pool(&rq->req->pool, sizeof q);
+    snprintf(p0, sizeof jid, "%s", jid);
+    snprintf(p1, 16, "%d", limit + 1);
+    snprintf(p2, sizeof q, "%s", q);
+    o->params[0] = has ? p0 : NULL;
+    o->params[1] = p1;
+    o->params[2] = ql > 0 ? p2 : NULL;
+    op_run(o, SQL_CONTACTS, 3, o->params, on_list);
+}
+
+/* {jid} of a person: a phone number or a JID (user@s.whatsapp.net, user@lid). */
+static char *person_param(struct rq *rq, int lid_only)
+{
+    char *s = http_param(rq, 0);
+    char jid[160];
+    if (!s || parse_to(s, jid, sizeof jid) < 0 || strstr(jid, "@g.us") ||
+        (lid_only && !strstr(jid, "@lid"))) {
+        http_error(rq, 404, "not_found", lid_only ? "no such LID (want digits@lid)" : "no such contact",
+                   NULL);
+        return NULL;
+    }
+    char *out = h2o_mem_alloc_pool(&rq->req->pool, strlen(jid) + 1);
+    memcpy(out, jid, strlen(jid) + 1);
+    return out;
+}
+
+static void on_contact(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->b.q = NULL;
+    o->b.rq->on_abort = NULL;
+    const char *json = rest_one_row(o->b.rq, res, err,
+                                    o->limit ? "WhatsApp has not told us this number's LID "
+                                               "(or the LID's number)"
+                                             : "no such contact");
+    if (json)
+        http_json(o->b.rq, 200, json, strlen(json));
+}
+
+static void person_lookup(struct rq *rq, const char *sql, int lid_only, int lids)
+{
+    char *jid = person_param(rq, lid_only);
+    if (!jid)
+        return;
+    if (lids && !lid_only && !strstr(jid, "@s.whatsapp.net")) {
+        http_error(rq, 404, "not_found", "no such phone number", NULL);
+        return;
+    }
+    struct op *o = op_new(rq);
+    o->limit = lids;
+    o->params[0] = jid;
+    op_run(o, sql, 1, o->params, on_contact);
+}
+
+void h_contact_get(struct rq *rq)
+{
+    person_lookup(rq, SQL_CONTACT, 0, 0);
+}
+
+void h_lid_get(struct rq *rq)
+{
+    person_lookup(rq, SQL_LID, 1, 1);
+}
+
+void h_lid_by_pn(struct rq *rq)
+{
+    person_lookup(rq, SQL_LID, 0, 1);
+}
+
 void h_message_get(struct rq *rq)
 {
     char *id = message_id(rq);

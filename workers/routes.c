@@ -68,7 +68,11 @@ const struct route worker_routes[] = {
     {M_GET, "/api/chats", P_CHATS_READ, h_chats_list, 0},
     {M_GET, "/api/chats/{jid}/messages", P_MESSAGES_READ, h_chat_messages, 0},
     {M_POST, "/api/chats/{jid}/presence", P_MESSAGES_SEND, h_chat_presence, 0},
+    {M_GET, "/api/contacts", P_CONTACTS_READ, h_contacts_list, 0},
+    {M_GET, "/api/contacts/{jid}", P_CONTACTS_READ, h_contact_get, 0},
     {M_POST, "/api/contacts/check", P_CONTACTS_READ, h_contacts_check, 0},
+    {M_GET, "/api/lids/{lid}", P_CONTACTS_READ, h_lid_get, 0},
+    {M_GET, "/api/lids/pn/{phone}", P_CONTACTS_READ, h_lid_by_pn, 0},
 
     {M_POST, "/api/media", P_MEDIA_WRITE, h_media_upload, 0},
     {M_GET, "/api/media", P_MEDIA_READ, h_media_list, 0},

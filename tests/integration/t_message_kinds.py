@@ -289,6 +289,35 @@ for path, body, code, want in (
     check(f"forward {path.split('/')[3][:8]}… {json.dumps(body)[:30]}: {code} {want}",
           st == code and js["error"]["code"] == want, (st, js))
 
+# ---- contacts and LIDs: the people who wrote, the number behind a LID
+st, js = api("GET", "/api/contacts")
+byjid = {c["jid"]: c for c in (js or {}).get("data", [])}
+check("GET /api/contacts: Baileys' account and the peer, with number and push name, ordered by JID",
+      st == 200 and PEER + S in byjid and B + S in byjid and byjid[PEER + S]["phone"] == "+" + PEER and
+      [c["jid"] for c in js["data"]] == sorted(c["jid"] for c in js["data"]) and js["next_cursor"] is None,
+      (st, js))
+plid = byjid.get(PEER + S, {}).get("lid")
+check("the peer's LID is known (its messages name it)", bool(plid) and plid.endswith("@lid"), plid)
+st, p1 = api("GET", "/api/contacts?limit=1")
+st2, p2 = api("GET", f"/api/contacts?limit=1&cursor={p1.get('next_cursor')}") if p1.get("next_cursor") else (0, {})
+check("paging: one at a time, the cursor goes on", st == 200 and len(p1["data"]) == 1 and st2 == 200 and
+      p2["data"][0]["jid"] > p1["data"][0]["jid"], (p1, p2))
+st, js = api("GET", "/api/contacts?q=" + PEER[-4:])
+check("?q= keeps the matching ones", st == 200 and [c["jid"] for c in js["data"]] == [PEER + S], js)
+st, js = api("GET", "/api/contacts?q=" + "x" * 129)
+check("?q= too long: 400 naming q", st == 400 and js["error"]["field"] == "q", (st, js))
+st, js = api("GET", f"/api/contacts/{PEER}")
+st2, js2 = api("GET", f"/api/contacts/{plid}")
+check("GET /api/contacts/{jid}: by number and by LID, the same contact", st == 200 and st2 == 200 and
+      js["jid"] == PEER + S and js2 == js, (st, js, st2, js2))
+st, js = api("GET", f"/api/lids/{plid}")
+st2, js2 = api("GET", f"/api/lids/pn/+{PEER}")
+check("GET /api/lids/{lid} and /api/lids/pn/{phone}: the mapping both ways",
+      st == 200 and js == {"lid": plid, "pn": PEER + S} and st2 == 200 and js2 == js, (st, js, st2, js2))
+check("unknown ones: 404", api("GET", "/api/contacts/15559990000")[0] == 404 and
+      api("GET", "/api/lids/123456789@lid")[0] == 404 and api("GET", "/api/lids/pn/15559990000")[0] == 404 and
+      api("GET", "/api/lids/15550009999")[0] == 404)
+
 # ---- idempotency
 body = {"to": B, "kind": "location", "location": {"latitude": 10, "longitude": 20}, "idempotency_key": "loc-1"}
 st1, j1 = api("POST", "/api/messages", body)
