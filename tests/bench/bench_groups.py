@@ -35,6 +35,7 @@ MEMBERS = int(os.environ.get("BENCH_GROUP_MEMBERS", "256"))
 NEXT = int(os.environ.get("BENCH_GROUP_NEXT", "100"))
 MEM_GROUPS = int(os.environ.get("BENCH_MEM_GROUPS", "200"))
 MEM_MEMBERS = int(os.environ.get("BENCH_MEM_MEMBERS", "32"))
+ASKS = min(10, NEXT)  # following sends over which the queries they cause are counted
 MEM_SENDERS = 2  # members of each group that send to it
 BAILEYS_PHONE = "15550007777"
 BIG = [f"1666{i:07d}" for i in range(MEMBERS)]
@@ -142,6 +143,13 @@ def pairwise_counts(wa, gjid, mid):
     return out, len(d)
 
 
+def asks(wa, seq):
+    """(group metadata queries, usync device queries) the fake server answered since seq."""
+    ev = wa.events(seq)
+    return (sum(1 for e in ev if e["kind"] == "group.iq" and e.get("op") == "get group query"),
+            sum(1 for e in ev if e["kind"] == "usync"))
+
+
 def big_group(wa, api, pid, bl):
     w = wa.group_create(wa.phone, "bench big", BIG)
     b = wa.group_create(BAILEYS_PHONE, "bench big", BIG)
@@ -151,7 +159,12 @@ def big_group(wa, api, pid, bl):
     time.sleep(1.0)  # the creation notifications handled on both sides
 
     cpu1, wall1, id1 = wapi_send(api, pid, wj, "first message to the big group")
-    nxt = [wapi_send(api, pid, wj, f"group message {i:03d}") for i in range(NEXT)]
+    seq = wa.last_seq()
+    nxt = []
+    for i in range(NEXT):
+        nxt.append(wapi_send(api, pid, wj, f"group message {i:03d}"))
+        if i == ASKS - 1:  # counted over the first sends: the server's event log is bounded
+            w_asks = asks(wa, seq)
     w_first_pw, w_rcpt = pairwise_counts(wa, wj, id1)
     w_next_pw = sum(pairwise_counts(wa, wj, x[2])[0].get("pkmsg", 0) + pairwise_counts(wa, wj, x[2])[0].get("msg", 0)
                     for x in nxt[:3])
@@ -161,10 +174,13 @@ def big_group(wa, api, pid, bl):
     bcpu1, bwall1 = bl.cpu_s() - c0, r["wallMs"] / 1000
     b_first_pw, b_rcpt = pairwise_counts(wa, bj, r["sent"][0])
     bnxt = []
+    seq = wa.last_seq()
     for i in range(NEXT):
         c0 = bl.cpu_s()
         r = bl.send(bj, [f"group message {i:03d}"])
         bnxt.append((bl.cpu_s() - c0, r["wallMs"] / 1000))
+        if i == ASKS - 1:
+            b_asks = asks(wa, seq)
 
     wn_cpu = statistics.mean(x[0] for x in nxt)
     wn_wall = statistics.median(x[1] for x in nxt)
@@ -181,6 +197,9 @@ def big_group(wa, api, pid, bl):
     print(f"  group next sends (mean of {NEXT}): wapi {wn_cpu * 1000:.2f} ms CPU, baseline Baileys "
           f"{bn_cpu * 1000:.2f} ms CPU, ratio wapi/Baileys {wn_cpu / bn_cpu:.2f}x;   wall to sent (median): "
           f"wapi {wn_wall * 1000:.1f} ms, Baileys {bn_wall * 1000:.1f} ms")
+    print(f"  per following send (first {ASKS}), queries the fake server answered: wapi {w_asks[0] / ASKS:.2f} group "
+          f"metadata, {w_asks[1] / ASKS:.2f} device lists (usync); Baileys {b_asks[0] / ASKS:.2f} group metadata, "
+          f"{b_asks[1] / ASKS:.2f} device lists")
     print(f"  (wapi: supervisor schedstat around POST -> status sent, includes storing the message, the outbox and the "
           f"status update in PostgreSQL and the Signal state written before the send; Baileys (Node {NODE}): "
           "process.cpuUsage around sendMessage, keys in memory, its group metadata query on each send)")
