@@ -6,6 +6,8 @@
 //   {"op":"mark"}                           → {"cpuUs":N}   process.cpuUsage() user+system, µs
 //   {"op":"send","to":JID,"texts":[…]}      → {"sent":[ids], "wallMs":N}
 //                                             one sock.sendMessage after the other, each awaited
+//   {"op":"mem"}                            → {"rssKb":N, "heapKb":N} resident set and JS heap in use
+//                                             after a full GC (node --expose-gc)
 //   {"op":"quit"}
 // printing {"ready":true,"jid":…} once logged in, {"error":…} on failure.
 // Usage: node baileys_send.mjs --url WS --version V --control HTTP --phone DIGITS
@@ -59,6 +61,10 @@ rl.on('line', (line) => {
                     ids.push(m.key.id);
                 }
                 out({ sent: ids, wallMs: performance.now() - t0 });
+            } else if (cmd.op === 'mem') {
+                globalThis.gc?.();
+                const m = process.memoryUsage();
+                out({ rssKb: Math.round(m.rss / 1024), heapKb: Math.round(m.heapUsed / 1024) });
             } else if (cmd.op === 'quit') {
                 await c.end();
                 process.exit(0);

@@ -24,8 +24,22 @@
 import crypto from 'node:crypto';
 import libsignal from 'libsignal';
 import { proto } from 'baileys';
-import { GroupCipher, GroupSessionBuilder, SenderKeyName, SenderKeyRecord, SenderKeyDistributionMessage } from 'baileys/lib/Signal/Group/index.js';
+import { GroupCipher, GroupSessionBuilder, SenderKeyName, SenderKeyRecord, SenderKeyDistributionMessage, SenderKeyMessage } from 'baileys/lib/Signal/Group/index.js';
 import { pad, unpad } from './fake_peer.mjs';
+
+// Every member's peer checks the signature of the same skmsg under the same
+// signing key; the pure-JS curve makes that ~10 ms each, so a group of
+// hundreds spends seconds per message. A signature that verified once
+// verifies again: successes are remembered (bounded), failures still throw.
+const verified = new Set();
+const verifyOnce = SenderKeyMessage.prototype.verifySignature;
+SenderKeyMessage.prototype.verifySignature = function (signatureKey) {
+    const k = Buffer.from(signatureKey).toString('base64') + '|' + Buffer.from(this.serialize()).toString('base64');
+    if (verified.has(k)) return;
+    verifyOnce.call(this, signatureKey);
+    if (verified.size >= 100000) verified.clear();
+    verified.add(k);
+};
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 const kids = (n) => (Array.isArray(n?.content) ? n.content : []);

@@ -107,6 +107,10 @@
 //   POST /peers/add    {phones:[digits…], prekeys?}  more accounts like the peer (one libsignal device 0
 //                                     each, `prekeys` one-time prekeys, default 200), known to usync and
 //                                     to <message to>: a send to many chats → {ok, added}
+//   POST /peers/companions {phones:[digits…], device?, prekeys?}  for each existing account a companion
+//                                     device (default 1) with real keys and `prekeys` (default 4) one-time
+//                                     prekeys, never connected: listed by usync, its bundle handed out, its
+//                                     messages queued in its inbox → {ok, added}
 //   Every account's device 0 is such a libsignal peer; companions of any account
 //   (paired with /phone/scan {phone}) get their copies relayed as <message from=user:dev>,
 //   their receipts relayed to the sending companion; the sender's own phone gets a
@@ -1657,6 +1661,37 @@ export class FakeWhatsAppServer extends EventEmitter {
         return this.phones.get(number);
     }
 
+    /** A companion device `device` for each of these existing accounts, registered as pairing would
+     * leave it (real Curve25519 identity, signed prekey, `prekeys` one-time prekeys) but never
+     * connected: usync lists it, prekey fetches hand out its keys, messages to it wait in its inbox.
+     * For benches that need many multi-device recipients without as many client processes. */
+    addCompanions(phones, device = 1, prekeys = 4) {
+        if (!Number.isInteger(device) || device < 1 || device > 99) throw Object.assign(new Error(`peers/companions: device ${device}, want 1..99`), { status: 400 });
+        if (!Number.isInteger(prekeys) || prekeys < 1 || prekeys > 200) throw Object.assign(new Error(`peers/companions: prekeys ${prekeys}, want 1..200`), { status: 400 });
+        let added = 0;
+        for (const p of phones) {
+            const user = String(p);
+            if (!this.peers.has(user)) throw Object.assign(new Error(`peers/companions: no account ${user}`), { status: 400 });
+            if (this.devices.has(`${user}:${device}`)) continue;
+            const identity = Curve.generateKeyPair();
+            const skey = Curve.generateKeyPair();
+            const d = {
+                jid: `${user}:${device}@s.whatsapp.net`, lid: `${this.peers.get(user).lid}:${device}@lid`, user, device, keyIndex: 1,
+                noisePub: Curve.generateKeyPair().public, identityPub: Buffer.from(identity.public),
+                regId: 1 + crypto.randomInt(16383), skeyId: 1, skeyVal: Buffer.from(skey.public),
+                skeySig: Buffer.from(Curve.sign(identity.private, Buffer.concat([Buffer.from([5]), skey.public]))),
+                os: 'bench', platformType: 'DESKTOP', pushName: 'Contact', via: 'control', pairedAt: Date.now(), removed: false,
+                prekeys: new Map(), usedPrekeys: new Map()
+            };
+            for (let i = 1; i <= prekeys; i++) d.prekeys.set(i, Buffer.from(Curve.generateKeyPair().public));
+            this.devices.set(`${user}:${device}`, d);
+            added++;
+        }
+        this.saveState();
+        this.log(0, 'control', { op: 'peers.companions', device, added });
+        return { ok: true, added };
+    }
+
     /** Accounts like the peer (device 0 only) for these numbers; those that exist are left alone. */
     addPeers(phones, prekeys = 200) {
         let added = 0;
@@ -2226,6 +2261,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
         'POST /peer/devices-notify': (q, b) => server.peerDevicesNotify(b.from ?? null),
         'POST /peers/add': (q, b) => server.addPeers(b.phones ?? [], b.prekeys ?? 200),
+        'POST /peers/companions': (q, b) => server.addCompanions(b.phones ?? [], b.device ?? 1, b.prekeys ?? 4),
         'GET /peer/received': () => [...server.peers.values()].flatMap((p) => [...p.received.values()].map((r) => ({ ...r, peer: p.phone }))),
         'POST /stamps/start': () => ((server.stamps = new Map()), { ok: true }),
         'GET /stamps': () => ({ stamps: [...(server.stamps?.values() ?? [])] }),
