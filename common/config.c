@@ -26,6 +26,7 @@ struct key {
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const registrations[] = {"open", "invite", "closed", NULL};
 static const char *const environments[] = {"development", "production", "test", NULL};
+static const char *const presences[] = {"unavailable", "available", NULL};
 
 #define O(f) offsetof(struct wapi_config, f)
 /* Sections stay contiguous: config_serialize() opens a group per run. */
@@ -66,6 +67,8 @@ static const struct key keys[] = {
      NULL},
     {"whatsapp.autostart", "WAPI_WHATSAPP_AUTOSTART", K_BOOL, O(whatsapp.autostart), "true", 0, 0, NULL},
     {"whatsapp.proxy", "WAPI_WHATSAPP_PROXY", K_STR, O(whatsapp.proxy), "", 0, 0, NULL},
+    {"whatsapp.presence", "WAPI_WHATSAPP_PRESENCE", K_ENUM, O(whatsapp.presence), "unavailable", 0, 0,
+     presences},
     {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0,
      0, NULL},
     {"webhooks.max_attempts", "WAPI_WEBHOOKS_MAX_ATTEMPTS", K_INT, O(webhooks.max_attempts), "8", 1, 50,

@@ -33,6 +33,7 @@ struct wapi_config {
     struct {
         char *url, *origin, *root_key, *version;
         char *proxy; /* "socks5://", "socks5h://" or "http://" URL, or "": the connection and media traffic */
+        char *presence; /* "available" or "unavailable": what contacts see of us once connected */
         int autostart;
     } whatsapp;
     struct {

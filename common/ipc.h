@@ -61,9 +61,10 @@ enum ipc_session_cmd { IPC_CMD_START = 1, IPC_CMD_STOP, IPC_CMD_LOGOUT, IPC_CMD_
 
 /* Things done on the live WhatsApp connection for the API. */
 enum ipc_action {
-    IPC_ACT_READ = 1, /* {bytes chat, u32 n, n x bytes message id}: one read receipt for them */
-    IPC_ACT_PRESENCE, /* {bytes jid, bytes state "typing"|"paused"} */
-    IPC_ACT_CONTACTS, /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
+    IPC_ACT_READ = 1,  /* {bytes chat, u32 n, n x bytes message id}: one read receipt for them */
+    IPC_ACT_PRESENCE,  /* {bytes jid, bytes state "typing"|"paused"} */
+    IPC_ACT_CONTACTS,  /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
+    IPC_ACT_SUBSCRIBE, /* {bytes jid}: ask for a person's availability (presence.update events) */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

@@ -92,6 +92,30 @@ static int do_presence(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
     return 0;
 }
 
+static int do_subscribe(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    char jid[MAX_JID];
+    if (rd_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0)
+        return -1;
+    struct wa_client *c = session_client();
+    if (!c || wa_client_state(c) != WA_CONNECTED)
+        return not_connected(status, body);
+    if (wa_send_presence_subscribe(c, jid) < 0) {
+        *status = 503;
+        jw_error_body(body, "send_failed", "the subscription could not be sent; try again", NULL);
+        return 0;
+    }
+    struct jsonw w;
+    jw_init(&w, body);
+    jw_obj(&w);
+    jw_kstr(&w, "jid", jid);
+    jw_kbool(&w, "subscribed", 1);
+    jw_obj_end(&w);
+    *status = 200;
+    workers_answer_json(&w, status, body);
+    return 0;
+}
+
 struct pending_contacts {
     pid_t pid;
     uint32_t msg_id;
@@ -173,6 +197,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         return do_presence(rd, status, body);
     case IPC_ACT_CONTACTS:
         return do_contacts(m->pid, m->id, rd, status, body);
+    case IPC_ACT_SUBSCRIBE:
+        return do_subscribe(rd, status, body);
     default:
         return -1;
     }

@@ -11,6 +11,7 @@
 #include "common/jsonw.h"
 #include "common/sbuf.h"
 #include "events.h"
+#include "presence.h"
 #include "media_download.h"
 #include "sdb.h"
 #include "sup.h"
@@ -268,6 +269,7 @@ static void on_undecryptable(void *arg, const char *id, const char *from)
 
 void inbox_init(void)
 {
-    struct wa_receive_events ev = {on_incoming, on_lid, on_undecryptable, media_download_answer};
+    struct wa_receive_events ev = {on_incoming, on_lid, on_undecryptable, media_download_answer,
+                                   presence_event};
     wa_messaging_set_receive_events(&ev, NULL);
 }

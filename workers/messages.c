@@ -1633,6 +1633,24 @@ static void person_lookup(struct rq *rq, const char *sql, int lid_only, int lids
     op_run(o, sql, 1, o->params, on_contact);
 }
 
+/* POST /api/contacts/{jid}/presence/subscribe: presence.update events for
+ * this person from now on (WhatsApp answers at once, then on each change). */
+void h_contact_subscribe(struct rq *rq)
+{
+    char *jid = person_param(rq, 0);
+    if (!jid)
+        return;
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_SUBSCRIBE);
+    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, ACTION_TIMEOUT_MS);
+    sbuf_free(&b);
+}
+
 void h_contact_get(struct rq *rq)
 {
     person_lookup(rq, SQL_CONTACT, 0, 0);

@@ -70,6 +70,7 @@ const struct route worker_routes[] = {
     {M_POST, "/api/chats/{jid}/presence", P_MESSAGES_SEND, h_chat_presence, 0},
     {M_GET, "/api/contacts", P_CONTACTS_READ, h_contacts_list, 0},
     {M_GET, "/api/contacts/{jid}", P_CONTACTS_READ, h_contact_get, 0},
+    {M_POST, "/api/contacts/{jid}/presence/subscribe", P_CONTACTS_READ, h_contact_subscribe, 0},
     {M_POST, "/api/contacts/check", P_CONTACTS_READ, h_contacts_check, 0},
     {M_GET, "/api/lids/{lid}", P_CONTACTS_READ, h_lid_get, 0},
     {M_GET, "/api/lids/pn/{phone}", P_CONTACTS_READ, h_lid_by_pn, 0},

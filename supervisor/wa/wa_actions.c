@@ -74,6 +74,41 @@ int wa_send_chatstate(struct wa_client *c, const char *jid, int typing)
     return rc;
 }
 
+int wa_send_availability(struct wa_client *c, int available, const char *name)
+{
+    if (wa_client_state(c) != WA_CONNECTED)
+        return -1;
+    wa_arena *a = wa_arena_new();
+    if (!a)
+        return -1;
+    wa_node *p = wa_node_new(a, "presence");
+    wa_node_add_attr(a, p, "type", available ? "available" : "unavailable");
+    if (available && name && *name)
+        wa_node_add_attr(a, p, "name", name);
+    int rc = wa_client_send_node(c, p);
+    wa_arena_free(a);
+    return rc;
+}
+
+int wa_send_presence_subscribe(struct wa_client *c, const char *jid)
+{
+    if (wa_client_state(c) != WA_CONNECTED)
+        return -1;
+    wa_arena *a = wa_arena_new();
+    if (!a)
+        return -1;
+    wa_jid to;
+    int rc = -1;
+    if (parse_user_jid(a, jid, &to) == 0 && strcmp(to.server, "g.us") != 0) {
+        wa_node *p = wa_node_new(a, "presence");
+        wa_node_add_attr(a, p, "type", "subscribe");
+        wa_node_add_attr_jid(a, p, "to", &to);
+        rc = wa_client_send_node(c, p);
+    }
+    wa_arena_free(a);
+    return rc;
+}
+
 wa_node *wa_usync_new(struct wa_client *c, wa_arena *a, const char *context, wa_node **query, wa_node **list)
 {
     wa_node *iq = wa_node_new(a, "iq");

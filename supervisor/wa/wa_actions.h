@@ -20,11 +20,18 @@ const wa_node *wa_usync_list(const wa_node *answer);
 int wa_send_read(struct wa_client *c, const char *chat, const char *const *ids, size_t n);
 /* <chatstate> to jid: typing -> <composing/>, paused -> <paused/>. */
 int wa_send_chatstate(struct wa_client *c, const char *jid, int typing);
+/* Our own availability: <presence type=available name> (contacts see us
+ * online; the phone stops getting notifications) or unavailable. */
+int wa_send_availability(struct wa_client *c, int available, const char *name);
+/* Asks for a person's availability: the server answers with <presence>
+ * now and on each change (wa_receive_events.on_presence). -1 when not
+ * connected or jid is no person's. */
+int wa_send_presence_subscribe(struct wa_client *c, const char *jid);
 
 struct wa_contact_result {
     char phone[24]; /* digits, as asked */
     int on_whatsapp;
-    char jid[96];   /* "" when the server gave none */
+    char jid[96]; /* "" when the server gave none */
 };
 /* res is NULL (n 0) when the connection went away or the server refused;
  * why says which. res is only valid during the call. */

@@ -137,6 +137,12 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
         wam_handle_receipt(n);
         return 0;
     }
+    if (!strcmp(n->tag, "presence") || !strcmp(n->tag, "chatstate")) {
+        struct wa_presence pr;
+        if (wa_presence_parse(n, &pr) == 0 && wam.rev.on_presence)
+            wam.rev.on_presence(wam.rarg, &pr);
+        return 0;
+    }
     if (!strcmp(n->tag, "notification")) {
         const char *type = wa_node_attr_str(n, "type");
         if (type && !strcmp(type, "devices"))

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "wa_client.h"
+#include "wa_presence.h"
 #include "wa_message.h"
 #include "wa_mediaretry.h"
 
@@ -80,6 +81,8 @@ struct wa_receive_events {
      * open it with wa_mediaretry_decrypt and the message's media key.
      * Borrowed for the call. */
     void (*on_media_retry)(void *arg, const struct wa_mediaretry_note *note);
+    /* A contact's availability, or typing in a chat (borrowed for the call). */
+    void (*on_presence)(void *arg, const struct wa_presence *p);
 };
 
 /* Messaging on client c; timers on base. */

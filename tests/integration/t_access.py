@@ -93,6 +93,7 @@ POLICY = {
     "/api/chats/{jid}/presence": [(["POST"], "messages:send", False)],
     "/api/contacts": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}": [(["GET"], "contacts:read", False)],
+    "/api/contacts/{jid}/presence/subscribe": [(["POST"], "contacts:read", False)],
     "/api/contacts/check": [(["POST"], "contacts:read", False)],
     "/api/lids/{lid}": [(["GET"], "contacts:read", False)],
     "/api/lids/pn/{phone}": [(["GET"], "contacts:read", False)],

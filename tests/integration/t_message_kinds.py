@@ -8,11 +8,12 @@ the field, and nothing is stored."""
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, ROOT, Server, wait  # noqa: E402
-from linked import Api, BaileysPeer, private_database, psql  # noqa: E402
+from linked import SSE, Api, BaileysPeer, private_database, psql  # noqa: E402
 
 DB = private_database(f"wapi_it_kinds_{os.getpid()}")
 BIN = os.environ.get("T_KINDS_BIN") or ("build/san" if os.path.exists(os.path.join(ROOT, "build/san/wapi"))
@@ -317,6 +318,44 @@ check("GET /api/lids/{lid} and /api/lids/pn/{phone}: the mapping both ways",
 check("unknown ones: 404", api("GET", "/api/contacts/15559990000")[0] == 404 and
       api("GET", "/api/lids/123456789@lid")[0] == 404 and api("GET", "/api/lids/pn/15559990000")[0] == 404 and
       api("GET", "/api/lids/15550009999")[0] == 404)
+
+# ---- presence: our availability on connect, a contact's availability once subscribed, typing
+own = wa.events(0, "presence.own")
+check("once connected, wapi tells WhatsApp it is unavailable (whatsapp.presence's default: the phone keeps "
+      "its notifications)", own and own[0]["type"] == "unavailable", own)
+sse = SSE(srv, api.key)
+time.sleep(0.3)
+wa.call("POST", "/peer/presence", {"type": "unavailable", "last": 1733300000})
+st, js = api("POST", f"/api/contacts/+{PEER}/presence/subscribe")
+check("POST /api/contacts/{jid}/presence/subscribe: 200, and the server got <presence type=subscribe to=peer>",
+      st == 200 and js == {"jid": PEER + S, "subscribed": True} and
+      [e for e in wa.events(0, "presence.subscribe") if e["to"] == PEER + S and e["known"]], (st, js))
+
+
+def sse_data(name):
+    return [json.loads(e["data"])["data"] for e in sse.events if e.get("event") == name]
+
+
+got = wait(lambda: sse_data("presence.update"), timeout=10)
+check("the answer arrives as presence.update (unavailable, last seen)", got and got[0] == {
+    "jid": PEER + S, "state": "unavailable", "last_seen": "2024-12-04T08:13:20Z"}, got)
+wa.call("POST", "/peer/presence", {"type": "available"})
+got = wait(lambda: [d for d in sse_data("presence.update") if d["state"] == "available"], timeout=10)
+check("a change: presence.update available", got and got[0] == {"jid": PEER + S, "state": "available",
+                                                                "last_seen": None}, got)
+wa.call("POST", "/peer/chatstate", {"state": "composing"})
+wa.call("POST", "/peer/chatstate", {"state": "recording", "group": "120363000000000077@g.us"})
+wa.call("POST", "/peer/chatstate", {"state": "paused"})
+got = wait(lambda: (lambda t: t if len(t) >= 3 else None)(sse_data("chat.typing")), timeout=10)
+check("typing arrives as chat.typing: composing, recording in a group (naming who), paused", got and got[:3] == [
+    {"chat_jid": PEER + S, "sender_jid": PEER + S, "state": "composing"},
+    {"chat_jid": "120363000000000077@g.us", "sender_jid": PEER + S, "state": "recording"},
+    {"chat_jid": PEER + S, "sender_jid": PEER + S, "state": "paused"}], got)
+check("presence is live only: no stored event", sql("SELECT count(*) FROM wa_events WHERE type IN "
+                                                    "('presence.update', 'chat.typing')") == [["0"]])
+for path in ("/api/contacts/120363000000000077@g.us/presence/subscribe", "/api/contacts/abc/presence/subscribe"):
+    st, js = api("POST", path)
+    check(f"subscribe to a group or garbage: 404 ({path.split('/')[3][:12]})", st == 404, (st, js))
 
 # ---- idempotency
 body = {"to": B, "kind": "location", "location": {"latitude": 10, "longitude": 20}, "idempotency_key": "loc-1"}

@@ -389,6 +389,16 @@ static void on_media_retry(void *arg, const struct wa_mediaretry_note *note)
     mr_notes++;
 }
 
+static struct wa_presence last_presence;
+static int npresence;
+
+static void on_presence(void *arg, const struct wa_presence *p)
+{
+    (void)arg;
+    last_presence = *p;
+    npresence++;
+}
+
 static void on_lid(void *arg, const char *pn, const char *lid)
 {
     (void)arg;
@@ -898,7 +908,7 @@ int main(void)
     copies = wa_arena_new();
     evb = event_base_new();
     wa_messaging_init((struct wa_client *)&us, evb); /* the handle is only passed back to the stand-ins */
-    struct wa_receive_events rev = {on_incoming, on_lid, on_undecryptable, on_media_retry};
+    struct wa_receive_events rev = {on_incoming, on_lid, on_undecryptable, on_media_retry, on_presence};
     struct wa_send_events sev = {on_sent, on_receipt, on_ready, on_retry};
     wa_messaging_set_receive_events(&rev, NULL);
     wa_messaging_set_send_events(&sev, NULL);
@@ -1578,6 +1588,57 @@ int main(void)
     T_EQ_INT(mr_notes, 1, "a malformed one (no <rmr>) does not");
     drop_link();
     T_EQ_INT(wa_messaging_media_retry("MR1", PEER, 0, NULL, mk), -1, "none is taken while disconnected");
+
+    /* Presence: a contact's availability and typing reach the application;
+     * malformed ones do not. */
+    {
+        wa_arena *pa = wa_arena_new();
+        wa_node *pr = wa_node_new(pa, "presence");
+        wa_node_add_attr(pa, pr, "from", "15550001:3@s.whatsapp.net");
+        wa_node_add_attr(pa, pr, "type", "unavailable");
+        wa_node_add_attr(pa, pr, "last", "1733300000");
+        feed_node(pr, pa);
+        T_CHECK(npresence == 1 && last_presence.kind == WA_PRESENCE_AVAILABILITY &&
+                    !strcmp(last_presence.jid, "15550001@s.whatsapp.net") &&
+                    !strcmp(last_presence.state, "unavailable") && last_presence.last_seen == 1733300000,
+                "presence unavailable with last seen, the device dropped from the JID");
+        pa = wa_arena_new();
+        pr = wa_node_new(pa, "presence");
+        wa_node_add_attr(pa, pr, "from", "15550001@s.whatsapp.net");
+        wa_node_add_attr(pa, pr, "type", "unavailable");
+        wa_node_add_attr(pa, pr, "last", "deny");
+        feed_node(pr, pa);
+        T_CHECK(npresence == 2 && last_presence.last_seen == 0, "last seen hidden (\"deny\"): none");
+        pa = wa_arena_new();
+        pr = wa_node_new(pa, "chatstate");
+        wa_node *cp = wa_node_new(pa, "composing");
+        wa_node_add_attr(pa, pr, "from", "120363000000000001@g.us");
+        wa_node_add_attr(pa, pr, "participant", "15550002@s.whatsapp.net");
+        wa_node_add_attr(pa, cp, "media", "audio");
+        wa_node_add_child(pa, pr, cp);
+        feed_node(pr, pa);
+        T_CHECK(npresence == 3 && last_presence.kind == WA_PRESENCE_CHATSTATE &&
+                    !strcmp(last_presence.chat, "120363000000000001@g.us") &&
+                    !strcmp(last_presence.jid, "15550002@s.whatsapp.net") &&
+                    !strcmp(last_presence.state, "recording"),
+                "chatstate in a group: the chat, who, recording (composing media=audio)");
+        pa = wa_arena_new();
+        pr = wa_node_new(pa, "chatstate");
+        wa_node_add_attr(pa, pr, "from", "120363000000000001@g.us");
+        wa_node_add_child(pa, pr, wa_node_new(pa, "paused"));
+        feed_node(pr, pa);
+        pa = wa_arena_new();
+        pr = wa_node_new(pa, "chatstate");
+        wa_node_add_attr(pa, pr, "from", "15550002@s.whatsapp.net");
+        wa_node_add_child(pa, pr, wa_node_new(pa, "dancing"));
+        feed_node(pr, pa);
+        pa = wa_arena_new();
+        pr = wa_node_new(pa, "presence");
+        wa_node_add_attr(pa, pr, "from", "nobody");
+        feed_node(pr, pa);
+        T_EQ_INT(npresence, 3,
+                 "a group chatstate without participant, an unknown state, a bad JID: none reach it");
+    }
 
     /* 16. Sending to a group: members asked (w:g2), their devices, our
      * sender key pairwise to each device that lacks it, one skmsg for all;

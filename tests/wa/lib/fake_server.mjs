@@ -91,6 +91,10 @@
 //                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us the server does not know: an opaque skmsg from the peer as participant;
 //                       a group it knows: sent under sender keys, see groups below), skipSkdm?}
 //                                     → {ok, id, devices, lid}
+//   POST /peer/presence {from?, type: available|unavailable, last?}   the peer's availability, to each companion
+//                                     that subscribed (<presence type=subscribe to=peer>, answered at once; event
+//                                     presence.subscribe); a companion's own <presence type name> is event presence.own
+//   POST /peer/chatstate {from?, state: composing|recording|paused, group?}   the peer typing, to our companions
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
 //                                     the resend (<enc count=N> to the device) is decrypted
@@ -692,9 +696,25 @@ class Conn {
             want(Array.isArray(n.content) && n.content.length > 0, '<ib> without children');
             return;
         case 'presence': {
-            const extra = Object.keys(n.attrs).filter((k) => !['name', 'type'].includes(k));
+            const extra = Object.keys(n.attrs).filter((k) => !['name', 'type', 'to'].includes(k));
             want(extra.length === 0, `<presence> with unexpected attributes ${extra.join(',')}`);
-            if (n.attrs.type != null) want(['available', 'unavailable'].includes(n.attrs.type), `<presence type=${n.attrs.type}>`);
+            if (n.attrs.type != null) want(['available', 'unavailable', 'subscribe'].includes(n.attrs.type), `<presence type=${n.attrs.type}>`);
+            if (n.attrs.type === 'subscribe') {
+                // Asking for someone's availability: answered now with their current state, then on each change.
+                want(this.state === 'logged-in', '<presence type=subscribe> before login');
+                const r = this.server.resolveJid(n.attrs.to);
+                want(r && !String(n.attrs.to).split('@')[0].includes(':') && !String(n.attrs.to).endsWith('@g.us'),
+                    `<presence type=subscribe to=${n.attrs.to}>, want a person's JID without device`);
+                const peer = !r.unknown && this.server.peers.get(r.user);
+                this.server.log(this.id, 'presence.subscribe', { to: n.attrs.to, known: !!peer });
+                if (peer) {
+                    (peer.subscribers ??= new Set()).add(this);
+                    this.send(this.server.presenceNode(peer));
+                }
+                return;
+            }
+            want(n.attrs.to == null, '<presence to> without type=subscribe');
+            this.server.log(this.id, 'presence.own', { type: n.attrs.type ?? 'available', name: n.attrs.name ?? null });
             return;
         }
         case 'receipt':
@@ -1962,6 +1982,35 @@ export class FakeWhatsAppServer extends EventEmitter {
 
     // ── controls ──
     /** The peer sends a message to every companion of the phone's account. */
+    /** A peer's availability as the server tells a subscriber. */
+    presenceNode(peer) {
+        const st = peer.presence ?? { type: 'unavailable', last: null };
+        return { tag: 'presence', attrs: { from: peer.jid, ...(st.type === 'unavailable' ? { type: 'unavailable', ...(st.last != null ? { last: String(st.last) } : {}) } : {}) } };
+    }
+
+    /** POST /peer/presence {from?, type: available|unavailable, last?}: to every companion subscribed to the peer. */
+    peerPresence(b = {}) {
+        const peer = this.peers.get(b.from ?? this.peer.phone);
+        if (!peer) throw Object.assign(new Error(`no peer ${b.from}`), { status: 400 });
+        if (!['available', 'unavailable'].includes(b.type)) throw Object.assign(new Error('type: available or unavailable'), { status: 400 });
+        peer.presence = { type: b.type, last: b.last ?? null };
+        let sent = 0;
+        for (const c of peer.subscribers ?? []) if (c.open && c.state === 'logged-in') { c.send(this.presenceNode(peer)); sent++; }
+        return { ok: true, sent };
+    }
+
+    /** POST /peer/chatstate {from?, state: composing|recording|paused, group?}: to our account's companions. */
+    peerChatstate(b = {}) {
+        const peer = this.peers.get(b.from ?? this.peer.phone);
+        if (!peer) throw Object.assign(new Error(`no peer ${b.from}`), { status: 400 });
+        if (!['composing', 'recording', 'paused'].includes(b.state)) throw Object.assign(new Error('state: composing, recording or paused'), { status: 400 });
+        const child = b.state === 'paused' ? { tag: 'paused', attrs: {} } : { tag: 'composing', attrs: b.state === 'recording' ? { media: 'audio' } : {} };
+        const node = { tag: 'chatstate', attrs: b.group ? { from: b.group, participant: peer.jid } : { from: peer.jid }, content: [child] };
+        let sent = 0;
+        for (const c of this.conns) if (c.open && c.state === 'logged-in' && c.device?.user === this.phone.phoneNumber) { c.send(node); sent++; }
+        return { ok: true, sent };
+    }
+
     async peerSend(b = {}) {
         const peer = this.peers.get(b.from ?? this.peer.phone);
         if (!peer) throw new Error(`no peer ${b.from}`);
@@ -2255,6 +2304,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /device/remove': (q, b) => ({ ok: true, jid: server.removeDevice(b.jid) }),
         'POST /config': (q, b) => (server.setConfig(b), { ok: true }),
         'POST /peer/send': async (q, b) => server.peerSend(b),
+        'POST /peer/presence': (q, b) => server.peerPresence(b),
+        'POST /peer/chatstate': (q, b) => server.peerChatstate(b),
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
