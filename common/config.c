@@ -69,6 +69,7 @@ static const struct key keys[] = {
     {"whatsapp.proxy", "WAPI_WHATSAPP_PROXY", K_STR, O(whatsapp.proxy), "", 0, 0, NULL},
     {"whatsapp.presence", "WAPI_WHATSAPP_PRESENCE", K_ENUM, O(whatsapp.presence), "unavailable", 0, 0,
      presences},
+    {"webhooks.proxy", "WAPI_WEBHOOKS_PROXY", K_STR, O(webhooks.proxy), "", 0, 0, NULL},
     {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0,
      0, NULL},
     {"webhooks.max_attempts", "WAPI_WEBHOOKS_MAX_ATTEMPTS", K_INT, O(webhooks.max_attempts), "8", 1, 50,
@@ -512,6 +513,10 @@ static int finish(struct wapi_config *cfg, enum config_source src, char *err, si
     char perr[200];
     if (proxy_url_parse(cfg->whatsapp.proxy, &px, perr, sizeof perr) < 0) {
         errf(err, errlen, "whatsapp.proxy (WAPI_WHATSAPP_PROXY): %s", perr);
+        return -1;
+    }
+    if (proxy_url_parse(cfg->webhooks.proxy, &px, perr, sizeof perr) < 0) {
+        errf(err, errlen, "webhooks.proxy (WAPI_WEBHOOKS_PROXY): %s", perr);
         return -1;
     }
     /* The kinds of received media downloaded without being asked. */

@@ -37,6 +37,7 @@ struct wapi_config {
         int autostart;
     } whatsapp;
     struct {
+        char *proxy; /* as whatsapp.proxy, for webhook deliveries alone; "" = direct */
         int allow_private;
         int max_attempts, retry_base_ms,
             timeout_ms; /* delivery: attempts before dead, backoff base, per try */

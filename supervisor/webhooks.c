@@ -27,6 +27,8 @@
 #include "common/sbuf.h"
 #include "common/metrics.h"
 #include "common/webhook_url.h"
+#include "common/proxy_url.h"
+#include "http_client.h"
 #include "pgc_libevent.h"
 #include "sdb.h"
 #include "sup.h"
@@ -60,6 +62,7 @@ struct delivery {
     int fresh;                  /* this attempt must not use a kept connection */
     struct evhttp_request *req; /* while in flight */
     struct event *deadline;     /* the whole attempt, however slowly the target drips bytes */
+    struct http_req *via_proxy; /* webhooks.proxy: the attempt through libcurl, while in flight */
     int cancelled;
     int net_error;
     int closed; /* the connection ended (EOF, reset) before any response */
@@ -492,6 +495,57 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
     send_request(d, ip);
 }
 
+/* ---- through webhooks.proxy: libcurl speaks SOCKS5 and HTTP CONNECT. The
+ * proxy resolves the name (socks5h, http) or we do (socks5): either way only
+ * the URL's own literal address is checked against private ranges here. */
+
+static void on_proxied(void *ctx, const struct http_result *r)
+{
+    struct delivery *d = ctx;
+    d->via_proxy = NULL;
+    if (!r->ok) {
+        struct proxy_url px;
+        char pname[320] = "the proxy", perr[64];
+        if (proxy_url_parse(S.cfg.webhooks.proxy, &px, perr, sizeof perr) == 0)
+            proxy_url_redacted(&px, pname, sizeof pname);
+        snprintf(d->error, sizeof d->error, "through %s: %s", pname, r->error ? r->error : "failed");
+        finish(d, 0, 1);
+        return;
+    }
+    int code = (int)r->status;
+    finish(d, code, code == 408 || code == 429 || code >= 500);
+}
+
+static void send_via_proxy(struct delivery *d, const char *url)
+{
+    long long ts = (long long)time(NULL);
+    char sig[64], h_id[64], h_ts[48], h_sig[96];
+    webhooks_sign(d->secret, d->event_id, ts, d->body, d->body_len, sig, sizeof sig);
+    snprintf(h_id, sizeof h_id, "webhook-id: %s", d->event_id);
+    snprintf(h_ts, sizeof h_ts, "webhook-timestamp: %lld", ts);
+    snprintf(h_sig, sizeof h_sig, "webhook-signature: %s", sig);
+    const char *headers[] = {
+        "Content-Type: application/json", "User-Agent: wapi-webhooks/1", h_id, h_ts, h_sig, "Expect:", NULL};
+    struct http_opts o = {0};
+    o.method = "POST";
+    o.url = url;
+    o.headers = headers;
+    o.body_fd = -1;
+    o.body = d->body;
+    o.body_len = d->body_len;
+    o.max_bytes = RESPONSE_MAX;
+    o.timeout_ms = (long)WH.timeout_ms;
+    o.connect_timeout_ms = (long)WH.timeout_ms;
+    o.proxy = S.cfg.webhooks.proxy;
+    o.done = on_proxied;
+    o.ctx = d;
+    d->via_proxy = http_request(&o);
+    if (!d->via_proxy) {
+        snprintf(d->error, sizeof d->error, "cannot start the request");
+        finish(d, 0, 1);
+    }
+}
+
 static void start_delivery(struct delivery *d, const char *url)
 {
     char err[128];
@@ -503,6 +557,10 @@ static void start_delivery(struct delivery *d, const char *url)
     if (!S.cfg.webhooks.allow_private && webhook_host_private(d->url.host)) {
         snprintf(d->error, sizeof d->error, "target is a private address (webhooks.allow_private is off)");
         finish(d, 0, 0);
+        return;
+    }
+    if (S.cfg.webhooks.proxy && *S.cfg.webhooks.proxy) {
+        send_via_proxy(d, url);
         return;
     }
     struct evutil_addrinfo hints = {0};
@@ -886,6 +944,11 @@ void webhooks_init(void)
     struct timeval tv = {0, POLL_MS * 1000};
     if (WH.timer)
         evtimer_add(WH.timer, &tv);
+    struct proxy_url px;
+    char pname[320] = "", perr[64];
+    if (proxy_url_parse(S.cfg.webhooks.proxy, &px, perr, sizeof perr) == 0 && px.kind != PROXY_NONE)
+        proxy_url_redacted(&px, pname, sizeof pname);
     log_info("webhook dispatcher started", LF_I("max_attempts", WH.max_attempts),
-             LF_I("retry_base_ms", WH.base_ms), LF_I("timeout_ms", WH.timeout_ms));
+             LF_I("retry_base_ms", WH.base_ms), LF_I("timeout_ms", WH.timeout_ms),
+             LF_S("proxy", pname[0] ? pname : NULL));
 }
