@@ -5,8 +5,10 @@
 
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "session.h"
 #include "wa/wa_actions.h"
+#include "wa/wa_group.h"
 #include "worker_table.h"
 
 #define MAX_ID 64
@@ -188,6 +190,91 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     return 1;
 }
 
+/* ---- a group's metadata, asked of WhatsApp (w:g2 query) */
+
+static const char *const ROLES[] = {"member", "admin", "superadmin"};
+
+static void on_group(void *arg, const struct wa_group_info *g, int code, const char *why)
+{
+    struct pending_contacts *p = arg;
+    struct sbuf b;
+    sbuf_init(&b);
+    uint32_t status = 200;
+    if (!g) {
+        status = code == 404 ? 404 : code == 403 || code == 401 ? 403 : code ? 502 : 503;
+        jw_error_body(&b,
+                      code == 404                  ? "group_not_found"
+                      : code == 403 || code == 401 ? "not_participant"
+                      : code                       ? "whatsapp_error"
+                                                   : "whatsapp_unavailable",
+                      code == 404                  ? "no such group"
+                      : code == 403 || code == 401 ? "we are not in this group"
+                                                   : why,
+                      NULL);
+    } else {
+        struct jsonw w;
+        jw_init(&w, &b);
+        jw_obj(&w);
+        jw_kstr(&w, "jid", g->jid);
+        jw_kstr(&w, "subject", g->subject);
+        jw_kstr(&w, "description", g->description);
+        jw_kstr(&w, "owner", g->owner[0] ? g->owner : NULL);
+        jw_key(&w, "created");
+        if (g->created > 0) {
+            char ts[RFC3339_LEN];
+            rfc3339_s((time_t)g->created, ts, sizeof ts);
+            jw_str(&w, ts);
+        } else {
+            jw_null(&w);
+        }
+        jw_kstr(&w, "addressing_mode", g->lid_addressing ? "lid" : "pn");
+        jw_kbool(&w, "announce", g->announce);
+        jw_kbool(&w, "locked", g->locked);
+        jw_kuint(&w, "ephemeral_seconds", g->ephemeral_seconds);
+        jw_key(&w, "participants");
+        jw_arr(&w);
+        for (size_t i = 0; i < g->n; i++) {
+            const struct wa_group_participant *x = &g->p[i];
+            jw_obj(&w);
+            jw_kstr(&w, "jid", x->jid);
+            jw_kstr(&w, "pn", x->pn[0] ? x->pn : NULL);
+            jw_kstr(&w, "lid", x->lid[0] ? x->lid : NULL);
+            jw_kstr(&w, "role", ROLES[x->role >= 0 && x->role <= 2 ? x->role : 0]);
+            jw_obj_end(&w);
+        }
+        jw_arr_end(&w);
+        jw_obj_end(&w);
+        workers_answer_json(&w, &status, &b);
+    }
+    if (!b.oom && workers_reply(p->pid, p->msg_id, status, b.buf, b.len) < 0)
+        log_info("group query answered after its worker left", LF_I("pid", p->pid));
+    sbuf_free(&b);
+    free(p);
+}
+
+static int do_group(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    char jid[MAX_JID];
+    if (rd_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0 || !strstr(jid, "@g.us"))
+        return -1;
+    struct wa_client *c = session_client();
+    if (!c || wa_client_state(c) != WA_CONNECTED)
+        return not_connected(status, body);
+    struct pending_contacts *p = malloc(sizeof *p);
+    if (!p) {
+        *status = 503;
+        jw_error_body(body, "out_of_memory", "try again", NULL);
+        return 0;
+    }
+    p->pid = pid;
+    p->msg_id = msg_id;
+    if (wa_group_query(c, jid, on_group, p) < 0) {
+        free(p);
+        return not_connected(status, body);
+    }
+    return 1;
+}
+
 int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     switch (ipc_rd_u32(rd)) {
@@ -197,6 +284,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         return do_presence(rd, status, body);
     case IPC_ACT_CONTACTS:
         return do_contacts(m->pid, m->id, rd, status, body);
+    case IPC_ACT_GROUP:
+        return do_group(m->pid, m->id, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);
     default:

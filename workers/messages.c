@@ -1651,6 +1651,27 @@ void h_contact_subscribe(struct rq *rq)
     sbuf_free(&b);
 }
 
+/* GET /api/groups/{jid}: the group as WhatsApp has it now (subject,
+ * description, owner, settings, participants with roles), asked live. */
+void h_group_get(struct rq *rq)
+{
+    char *raw = http_param(rq, 0);
+    char jid[160];
+    if (!raw || parse_to(raw, jid, sizeof jid) < 0 || !strstr(jid, "@g.us")) {
+        http_error(rq, 404, "group_not_found", "no such group (want digits@g.us)", NULL);
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_GROUP);
+    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, CONTACTS_TIMEOUT_MS);
+    sbuf_free(&b);
+}
+
 void h_contact_get(struct rq *rq)
 {
     person_lookup(rq, SQL_CONTACT, 0, 0);

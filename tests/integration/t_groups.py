@@ -230,6 +230,20 @@ check("after remove: a new sender key, given pairwise to every remaining device"
 check("the removed peer cannot read it", peer_got(PEER, s4, 2) is None)
 check("Baileys and C read it", recv_by(bl, s4) and (peer_got(C, s4) or {}).get("text") == "after the peer left")
 
+# ---- GET /api/groups/{jid}: the group as WhatsApp has it now
+st, js = api("GET", f"/api/groups/{G}")
+roles = {p["jid"].split("@")[0]: p["role"] for p in (js or {}).get("participants", [])}
+check("GET /api/groups/{jid}: subject, addressing mode, the participants with their roles (A created it)",
+      st == 200 and js.get("jid") == G and js.get("subject") == "Team" and js.get("addressing_mode") == "pn" and
+      roles.get(A) == "superadmin" and roles.get(ME) == "member" and C in roles and PEER not in roles and
+      js.get("created"), (st, js))
+st, js = api("GET", "/api/groups/120363999999999999@g.us")
+check("an unknown group: 404 group_not_found (the server's 404)", st == 404 and
+      js["error"]["code"] == "group_not_found", (st, js))
+for bad in ("15550009999", "not-a-group"):
+    st, js = api("GET", f"/api/groups/{bad}")
+    check(f"GET /api/groups/{bad}: 404", st == 404, (st, js))
+
 # ---- a LID-addressed group: senders named by LID with their number beside it
 out = wa.group_create(PEER2, "By LID", [ME, C], addressing="lid")
 L = out.get("jid")
