@@ -6,6 +6,7 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "inbox.h"
 #include "session.h"
 #include "wa/wa_actions.h"
 #include "wa/wa_group.h"
@@ -212,6 +213,8 @@ static void on_group(void *arg, const struct wa_group_info *g, int code, const c
                                                    : why,
                       NULL);
     } else {
+        if (g->subject && *g->subject)
+            inbox_chat_name(g->jid, g->subject);
         struct jsonw w;
         jw_init(&w, &b);
         jw_obj(&w);

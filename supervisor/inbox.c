@@ -267,9 +267,35 @@ static void on_undecryptable(void *arg, const char *id, const char *from)
         metrics_add(&S.shm->wa_decrypt_failures_total, 1);
 }
 
+/* A group chat is named by its subject (the chat list shows it). */
+static const char SQL_CHAT_NAME[] =
+    "INSERT INTO wa_chats (jid, name) VALUES ($1, $2) "
+    "ON CONFLICT (jid) DO UPDATE SET name = EXCLUDED.name, updated_at = now() "
+    "WHERE wa_chats.name IS DISTINCT FROM EXCLUDED.name";
+
+static void on_chat_named(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    if (!res)
+        log_warn("cannot record a group's subject", LF_S("error", err));
+}
+
+void inbox_chat_name(const char *jid, const char *name)
+{
+    const char *p[] = {jid, name};
+    if (!sdb_query(SQL_CHAT_NAME, 2, p, on_chat_named, NULL))
+        log_warn("cannot record a group's subject", LF_S("error", "out of memory"));
+}
+
+static void on_group_subject(void *arg, const char *gjid, const char *subject)
+{
+    (void)arg;
+    inbox_chat_name(gjid, subject);
+}
+
 void inbox_init(void)
 {
-    struct wa_receive_events ev = {on_incoming, on_lid, on_undecryptable, media_download_answer,
-                                   presence_event};
+    struct wa_receive_events ev = {on_incoming,           on_lid,         on_undecryptable,
+                                   media_download_answer, presence_event, on_group_subject};
     wa_messaging_set_receive_events(&ev, NULL);
 }

@@ -4,10 +4,13 @@
  * transaction); only after its commit are the events published and the
  * client told (wa_messaging_stored), which then makes the Signal state
  * durable and sends the receipts and acks. Also records the phone number
- * <-> LID mappings the client learns and counts undecryptable messages. */
+ * <-> LID mappings the client learns, names group chats by their subject
+ * and counts undecryptable messages. */
 #ifndef WAPI_INBOX_H
 #define WAPI_INBOX_H
 
 void inbox_init(void);
+/* Names a chat (a group by its subject), in the background. */
+void inbox_chat_name(const char *jid, const char *name);
 
 #endif

@@ -83,6 +83,8 @@ struct wa_receive_events {
     void (*on_media_retry)(void *arg, const struct wa_mediaretry_note *note);
     /* A contact's availability, or typing in a chat (borrowed for the call). */
     void (*on_presence)(void *arg, const struct wa_presence *p);
+    /* A group's subject, as the server named it (its metadata, or a change). */
+    void (*on_group_subject)(void *arg, const char *gjid, const char *subject);
 };
 
 /* Messaging on client c; timers on base. */

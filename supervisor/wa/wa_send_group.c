@@ -133,6 +133,12 @@ void wam_handle_group_notification(const wa_node *n)
     int changed = 0, left = 0;
     for (uint32_t i = 0; n->content == WA_CONTENT_LIST && i < n->nchildren; i++) {
         const char *t = n->children[i]->tag;
+        const wa_node *grp = !strcmp(t, "create") ? wa_node_child(n->children[i], "group") : NULL;
+        const char *subject = !strcmp(t, "subject") ? wa_node_attr_str(n->children[i], "subject")
+                              : grp                 ? wa_node_attr_str(grp, "subject")
+                                                    : NULL;
+        if (subject && *subject && strlen(subject) <= 1024 && wam.rev.on_group_subject)
+            wam.rev.on_group_subject(wam.rarg, from, subject);
         if (!strcmp(t, "remove") || !strcmp(t, "leave"))
             changed = left = 1;
         else if (!strcmp(t, "add") || !strcmp(t, "create") || !strcmp(t, "modify"))
@@ -376,6 +382,11 @@ static void on_meta(void *arg, const struct wa_group_info *info, int code, const
                 g = &G[i];
     }
     grp_drop(g);
+    if (info->subject && *info->subject && wam.rev.on_group_subject) {
+        char gj[96];
+        snprintf(gj, sizeof gj, "%s@g.us", wam.s.to_user);
+        wam.rev.on_group_subject(wam.rarg, gj, info->subject);
+    }
     size_t n = info->n < MAX_MEMBERS ? info->n : MAX_MEMBERS;
     g->m = n ? calloc(n, sizeof *g->m) : NULL;
     if (n && !g->m) {

@@ -260,6 +260,11 @@ check("its members decrypt it", (peer_got(PEER2, s5) or {}).get("text") == "to a
 gm5 = group_message(s5) or {}
 check("addressed by LID: the hash matches the server's", gm5.get("clientPhash") == gm5.get("phash"), gm5)
 
+chats = {c["jid"]: c for c in api("GET", "/api/chats")[1].get("data", [])}
+check("group chats are named by their subjects (from the group's metadata and from the creation notice)",
+      chats.get(G, {}).get("name") == "Team" and chats.get(L, {}).get("name") == "By LID",
+      {k: v.get("name") for k, v in chats.items()})
+
 # ---- a restart keeps our sender keys: no key to everyone again
 check("restart: connected again", restart())
 s6 = send(G, "after a restart")

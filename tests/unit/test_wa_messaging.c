@@ -399,6 +399,15 @@ static void on_presence(void *arg, const struct wa_presence *p)
     npresence++;
 }
 
+static char last_subject[128], last_subject_group[96];
+
+static void on_group_subject(void *arg, const char *gjid, const char *subject)
+{
+    (void)arg;
+    snprintf(last_subject, sizeof last_subject, "%s", subject);
+    snprintf(last_subject_group, sizeof last_subject_group, "%s", gjid);
+}
+
 static void on_lid(void *arg, const char *pn, const char *lid)
 {
     (void)arg;
@@ -908,7 +917,8 @@ int main(void)
     copies = wa_arena_new();
     evb = event_base_new();
     wa_messaging_init((struct wa_client *)&us, evb); /* the handle is only passed back to the stand-ins */
-    struct wa_receive_events rev = {on_incoming, on_lid, on_undecryptable, on_media_retry, on_presence};
+    struct wa_receive_events rev = {on_incoming,    on_lid,      on_undecryptable,
+                                    on_media_retry, on_presence, on_group_subject};
     struct wa_send_events sev = {on_sent, on_receipt, on_ready, on_retry};
     wa_messaging_set_receive_events(&rev, NULL);
     wa_messaging_set_send_events(&sev, NULL);
@@ -1657,6 +1667,8 @@ int main(void)
     const char *members1[] = {PEER, OUR_USER "@s.whatsapp.net"};
     answer_group(members1, 2);
     T_CHECK(niq == 1 && !strcmp(attr_of(iqs[0].n, "xmlns"), "usync"), "then their devices");
+    T_CHECK(!strcmp(last_subject, "Team") && !strcmp(last_subject_group, GROUP),
+            "the group's subject reaches the application (its chat is named by it)");
     answer_devices();
     const char *wg1[] = {"message:GS1:text"};
     T_SENT(s0, wg1, "the message goes");
