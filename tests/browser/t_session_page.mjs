@@ -141,6 +141,29 @@ try {
   await shot(p2, "session-phone");
   await small.close();
 
+  // A group made by another account with us in it: listed by its subject,
+  // and its details (who, with which role) in the thread's group panel.
+  const mine = String(res.jid || "").split("@")[0].split(":")[0];
+  const made = wa.groups.route("POST", "/groups/create", { creator: "15550009999", subject: "Shop team",
+    participants: [mine, "15550008888"] });
+  await page.click("nav >> text=Messages");
+  await page.waitForSelector(`[data-testid=chats] [data-jid='${made.jid}'] >> text=Shop team`, { timeout: 15000 });
+  check("a group we were added to is listed by its subject", true);
+  await page.click(`[data-testid=chats] [data-jid='${made.jid}']`);
+  await page.waitForSelector("[data-testid=thread] h2 >> text=Shop team");
+  await page.click("[data-testid=group-info]");
+  await page.waitForSelector("[data-testid=group-people] li", { timeout: 15000 });
+  const people = await page.$$eval("[data-testid=group-people] li", (ls) => ls.map((l) => [l.textContent, l.dataset.role]));
+  check("Group info: the participants with their roles, the creator first",
+    people.length === 3 && people[0][0].startsWith("+15550009999") && people[0][1] === "superadmin" &&
+    people[0][0].includes("creator") && people.some(([t, r]) => t.startsWith(`+${mine}`) && r === "member") &&
+    people.some(([t]) => t.startsWith("+15550008888")), JSON.stringify(people));
+  const shown = await page.textContent("[data-testid=thread]");
+  check("nothing empty is shown as \"null\"", !shown.includes("null"), shown.slice(0, 200));
+  await shot(page, "group-info");
+  await page.click("nav >> text=Session");
+  await page.waitForSelector("[data-testid=session-state][data-state=connected]");
+
   await page.click("[data-testid=logout]");
   check("Log out (after the confirm) ends in logged_out", await waitState(page, "logged_out"));
   check("no page errors", problems.length === 0, problems.join("; "));

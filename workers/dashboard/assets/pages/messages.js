@@ -140,9 +140,40 @@ export async function render({ api, can }) {
   const threadBox = h("div", { class: "thread", "data-testid": "thread" });
   const error = h("div", { class: "alert error", role: "alert", "data-testid": "messages-error" });
 
+  const chatNames = new Map(); // jid -> the name the chat list shows (a group's subject)
+  let groupPanel = null; // the open group's details, kept across thread refreshes
+
+  // A group's details, asked of WhatsApp: subject, description, settings and
+  // who is in it with their role.
+  async function showGroup(jid, box) {
+    box.replaceChildren(h("div", { class: "small muted" }, "Asking WhatsApp…"));
+    try {
+      const g = await api(`/api/groups/${encodeURIComponent(jid)}`);
+      const who = (p) => {
+        const pn = p.pn || (p.jid.endsWith("@s.whatsapp.net") ? p.jid : "");
+        return pn ? `+${pn.replace(/@.*$/, "")}` : p.jid.replace(/@.*$/, "");
+      };
+      const order = { superadmin: 0, admin: 1, member: 2 };
+      const people = (g.participants || []).slice().sort((a, b) => order[a.role] - order[b.role] || who(a).localeCompare(who(b)));
+      box.replaceChildren(...[
+        h("h3", {}, g.subject || jid),
+        g.description ? h("p", { class: "small" }, g.description) : null,
+        h("div", { class: "small muted" }, [`${people.length} participant${people.length === 1 ? "" : "s"}`,
+          g.announce ? "only admins send" : null, g.locked ? "only admins edit the info" : null,
+          g.ephemeral_seconds ? `disappearing after ${Math.round(g.ephemeral_seconds / 86400)} d` : null]
+          .filter(Boolean).join(" · ")),
+        h("ul", { class: "group-people", "data-testid": "group-people" }, people.map((p) =>
+          h("li", { "data-role": p.role }, who(p), p.role !== "member"
+            ? h("span", { class: "badge" }, p.role === "superadmin" ? "creator" : "admin") : null)))].filter(Boolean));
+    } catch (e) {
+      box.replaceChildren(h("div", { role: "alert" }, errorText(e, "Group info")));
+    }
+  }
+
   async function loadChats() {
     const data = await api("/api/chats?limit=100");
     const chats = data.data || [];
+    for (const c of chats) if (c.name) chatNames.set(c.jid, c.name);
     if (!chats.length) {
       chatsBox.replaceChildren(h("div", { class: "empty", "data-testid": "no-chats" }, "No chats yet."));
       return;
@@ -203,7 +234,24 @@ export async function render({ api, can }) {
     };
     const cls = (m) => [m.from_me ? "msg mine" : "msg",
       m.type === "sticker" && m.media && m.media.state === "stored" && m.media.id ? "sticker" : ""].join(" ").trim();
-    threadBox.replaceChildren(h("div", { class: "thread-head" }, h("h2", {}, current), markRead),
+    let info = null;
+    if (group) {
+      info = h("button", { type: "button", class: "secondary", "data-testid": "group-info" }, "Group info");
+      const jid = current;
+      info.addEventListener("click", () => {
+        groupPanel = groupPanel && groupPanel.dataset.jid === jid ? null
+          : h("div", { class: "group-panel", "data-testid": "group-panel", "data-jid": jid });
+        if (groupPanel) {
+          showGroup(jid, groupPanel);
+          threadBox.insertBefore(groupPanel, threadBox.children[1] || null);
+        } else {
+          threadBox.querySelector("[data-testid=group-panel]")?.remove();
+        }
+      });
+    }
+    if (groupPanel && groupPanel.dataset.jid !== current) groupPanel = null;
+    threadBox.replaceChildren(...[h("div", { class: "thread-head" }, h("h2", {}, chatNames.get(current) || current), info, markRead),
+      groupPanel,
       msgs.length ? h("ul", { class: "messages" }, msgs.map((m) =>
         h("li", { class: cls(m), "data-message-id": m.id, "data-type": m.type },
           sender(m),
@@ -211,7 +259,7 @@ export async function render({ api, can }) {
           h("div", { class: "small muted" }, when(m.ts), " ",
             h("span", { class: STATUS_CLASS[m.status] || "badge grey", "data-status": m.status }, m.status),
             m.error ? h("span", { class: "small" }, ` ${m.error}`) : null))))
-        : h("div", { class: "empty" }, "No messages in this chat yet."));
+        : h("div", { class: "empty" }, "No messages in this chat yet.")].filter(Boolean));
     mediaNodes = nodes;
   }
 
