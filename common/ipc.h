@@ -66,6 +66,7 @@ enum ipc_action {
     IPC_ACT_CONTACTS,  /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
     IPC_ACT_SUBSCRIBE, /* {bytes jid}: ask for a person's availability (presence.update events) */
     IPC_ACT_GROUP,     /* {bytes group jid}: its metadata from WhatsApp (answered later) */
+    IPC_ACT_GROUPS,    /* {}: the groups we are in, from WhatsApp (answered later) */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

@@ -195,6 +195,56 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
 
 static const char *const ROLES[] = {"member", "admin", "superadmin"};
 
+/* One group as the API shows it. */
+static void group_json(struct jsonw *w, const struct wa_group_info *g)
+{
+    jw_obj(w);
+    jw_kstr(w, "jid", g->jid);
+    jw_kstr(w, "subject", g->subject);
+    jw_kstr(w, "description", g->description);
+    jw_kstr(w, "owner", g->owner[0] ? g->owner : NULL);
+    jw_key(w, "created");
+    if (g->created > 0) {
+        char ts[RFC3339_LEN];
+        rfc3339_s((time_t)g->created, ts, sizeof ts);
+        jw_str(w, ts);
+    } else {
+        jw_null(w);
+    }
+    jw_kstr(w, "addressing_mode", g->lid_addressing ? "lid" : "pn");
+    jw_kbool(w, "announce", g->announce);
+    jw_kbool(w, "locked", g->locked);
+    jw_kuint(w, "ephemeral_seconds", g->ephemeral_seconds);
+    jw_key(w, "participants");
+    jw_arr(w);
+    for (size_t i = 0; i < g->n; i++) {
+        const struct wa_group_participant *x = &g->p[i];
+        jw_obj(w);
+        jw_kstr(w, "jid", x->jid);
+        jw_kstr(w, "pn", x->pn[0] ? x->pn : NULL);
+        jw_kstr(w, "lid", x->lid[0] ? x->lid : NULL);
+        jw_kstr(w, "role", ROLES[x->role >= 0 && x->role <= 2 ? x->role : 0]);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    jw_obj_end(w);
+}
+
+/* The server's refusal as the API's error. */
+static void group_error(struct sbuf *b, uint32_t *status, int code, const char *why)
+{
+    *status = code == 404 ? 404 : code == 403 || code == 401 ? 403 : code ? 502 : 503;
+    jw_error_body(b,
+                  code == 404                  ? "group_not_found"
+                  : code == 403 || code == 401 ? "not_participant"
+                  : code                       ? "whatsapp_error"
+                                               : "whatsapp_unavailable",
+                  code == 404                  ? "no such group"
+                  : code == 403 || code == 401 ? "we are not in this group"
+                                               : why,
+                  NULL);
+}
+
 static void on_group(void *arg, const struct wa_group_info *g, int code, const char *why)
 {
     struct pending_contacts *p = arg;
@@ -202,57 +252,89 @@ static void on_group(void *arg, const struct wa_group_info *g, int code, const c
     sbuf_init(&b);
     uint32_t status = 200;
     if (!g) {
-        status = code == 404 ? 404 : code == 403 || code == 401 ? 403 : code ? 502 : 503;
-        jw_error_body(&b,
-                      code == 404                  ? "group_not_found"
-                      : code == 403 || code == 401 ? "not_participant"
-                      : code                       ? "whatsapp_error"
-                                                   : "whatsapp_unavailable",
-                      code == 404                  ? "no such group"
-                      : code == 403 || code == 401 ? "we are not in this group"
-                                                   : why,
-                      NULL);
+        group_error(&b, &status, code, why);
     } else {
         if (g->subject && *g->subject)
             inbox_chat_name(g->jid, g->subject);
         struct jsonw w;
         jw_init(&w, &b);
-        jw_obj(&w);
-        jw_kstr(&w, "jid", g->jid);
-        jw_kstr(&w, "subject", g->subject);
-        jw_kstr(&w, "description", g->description);
-        jw_kstr(&w, "owner", g->owner[0] ? g->owner : NULL);
-        jw_key(&w, "created");
-        if (g->created > 0) {
-            char ts[RFC3339_LEN];
-            rfc3339_s((time_t)g->created, ts, sizeof ts);
-            jw_str(&w, ts);
-        } else {
-            jw_null(&w);
-        }
-        jw_kstr(&w, "addressing_mode", g->lid_addressing ? "lid" : "pn");
-        jw_kbool(&w, "announce", g->announce);
-        jw_kbool(&w, "locked", g->locked);
-        jw_kuint(&w, "ephemeral_seconds", g->ephemeral_seconds);
-        jw_key(&w, "participants");
-        jw_arr(&w);
-        for (size_t i = 0; i < g->n; i++) {
-            const struct wa_group_participant *x = &g->p[i];
-            jw_obj(&w);
-            jw_kstr(&w, "jid", x->jid);
-            jw_kstr(&w, "pn", x->pn[0] ? x->pn : NULL);
-            jw_kstr(&w, "lid", x->lid[0] ? x->lid : NULL);
-            jw_kstr(&w, "role", ROLES[x->role >= 0 && x->role <= 2 ? x->role : 0]);
-            jw_obj_end(&w);
-        }
-        jw_arr_end(&w);
-        jw_obj_end(&w);
+        group_json(&w, g);
         workers_answer_json(&w, &status, &b);
     }
     if (!b.oom && workers_reply(p->pid, p->msg_id, status, b.buf, b.len) < 0)
         log_info("group query answered after its worker left", LF_I("pid", p->pid));
     sbuf_free(&b);
     free(p);
+}
+
+/* The groups we are in: one array, written as the answer's groups come. */
+struct pending_list {
+    pid_t pid;
+    uint32_t msg_id;
+    struct sbuf b;
+    struct jsonw w;
+    int n;
+};
+
+static void on_group_list(void *arg, const struct wa_group_info *g, int code, const char *why)
+{
+    struct pending_list *p = arg;
+    if (g) {
+        if (g->subject && *g->subject)
+            inbox_chat_name(g->jid, g->subject);
+        group_json(&p->w, g);
+        p->n++;
+        return;
+    }
+    uint32_t status = 200;
+    struct sbuf err;
+    sbuf_init(&err);
+    const struct sbuf *out = &p->b;
+    if (code != 200) {
+        jw_fail(&p->w);
+        jw_finish(&p->w);
+        group_error(&err, &status, code, why);
+        out = &err;
+    } else {
+        jw_arr_end(&p->w);
+        jw_obj_end(&p->w);
+        workers_answer_json(&p->w, &status, &p->b);
+    }
+    if (!out->oom && workers_reply(p->pid, p->msg_id, status, out->buf, out->len) < 0)
+        log_info("group list answered after its worker left", LF_I("pid", p->pid));
+    sbuf_free(&err);
+    sbuf_free(&p->b);
+    free(p);
+}
+
+static int do_group_list(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    if (ipc_rd_end(rd) < 0)
+        return -1;
+    struct wa_client *c = session_client();
+    if (!c || wa_client_state(c) != WA_CONNECTED)
+        return not_connected(status, body);
+    struct pending_list *p = calloc(1, sizeof *p);
+    if (!p) {
+        *status = 503;
+        jw_error_body(body, "out_of_memory", "try again", NULL);
+        return 0;
+    }
+    p->pid = pid;
+    p->msg_id = msg_id;
+    sbuf_init(&p->b);
+    jw_init(&p->w, &p->b);
+    jw_obj(&p->w);
+    jw_key(&p->w, "data");
+    jw_arr(&p->w);
+    if (wa_group_participating(c, on_group_list, p) < 0) {
+        jw_fail(&p->w);
+        jw_finish(&p->w);
+        sbuf_free(&p->b);
+        free(p);
+        return not_connected(status, body);
+    }
+    return 1;
 }
 
 static int do_group(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
@@ -289,6 +371,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         return do_contacts(m->pid, m->id, rd, status, body);
     case IPC_ACT_GROUP:
         return do_group(m->pid, m->id, rd, status, body);
+    case IPC_ACT_GROUPS:
+        return do_group_list(m->pid, m->id, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);
     default:

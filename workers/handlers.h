@@ -74,6 +74,7 @@ void h_message_react(struct rq *rq);
 void h_contacts_list(struct rq *rq);
 void h_contact_get(struct rq *rq);
 void h_group_get(struct rq *rq);
+void h_groups_list(struct rq *rq);
 void h_contact_subscribe(struct rq *rq);
 void h_lid_get(struct rq *rq);
 void h_lid_by_pn(struct rq *rq);

@@ -1672,6 +1672,19 @@ void h_group_get(struct rq *rq)
     sbuf_free(&b);
 }
 
+/* GET /api/groups: the groups we are in, asked of WhatsApp. */
+void h_groups_list(struct rq *rq)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_GROUPS);
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, CONTACTS_TIMEOUT_MS);
+    sbuf_free(&b);
+}
+
 void h_contact_get(struct rq *rq)
 {
     person_lookup(rq, SQL_CONTACT, 0, 0);

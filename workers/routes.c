@@ -68,6 +68,7 @@ const struct route worker_routes[] = {
     {M_GET, "/api/chats", P_CHATS_READ, h_chats_list, 0},
     {M_GET, "/api/chats/{jid}/messages", P_MESSAGES_READ, h_chat_messages, 0},
     {M_POST, "/api/chats/{jid}/presence", P_MESSAGES_SEND, h_chat_presence, 0},
+    {M_GET, "/api/groups", P_GROUPS_READ, h_groups_list, 0},
     {M_GET, "/api/groups/{jid}", P_GROUPS_READ, h_group_get, 0},
     {M_GET, "/api/contacts", P_CONTACTS_READ, h_contacts_list, 0},
     {M_GET, "/api/contacts/{jid}", P_CONTACTS_READ, h_contact_get, 0},

@@ -164,3 +164,60 @@ int wa_group_query(struct wa_client *c, const char *gjid, wa_group_cb cb, void *
         free(q);
     return r;
 }
+
+#define MAX_GROUPS 10000 /* an account is in far fewer; a bound on one answer */
+
+static void on_participating(void *arg, const wa_node *n)
+{
+    struct query *q = arg;
+    if (!n) {
+        q->cb(q->arg, NULL, 0, "connection lost");
+        free(q);
+        return;
+    }
+    const char *type = wa_node_attr_str(n, "type");
+    const wa_node *gs = wa_node_child(n, "groups"), *err = wa_node_child(n, "error");
+    if (!type || strcmp(type, "result") || !gs) {
+        const char *code = err ? wa_node_attr_str(err, "code") : NULL;
+        const char *text = err ? wa_node_attr_str(err, "text") : NULL;
+        q->cb(q->arg, NULL, code ? atoi(code) : 500,
+              text ? text : "the server's answer is no list of groups");
+        free(q);
+        return;
+    }
+    for (uint32_t i = 0; gs->content == WA_CONTENT_LIST && i < gs->nchildren && i < MAX_GROUPS; i++) {
+        struct wa_group_info g;
+        if (wa_group_parse(gs->children[i], &g) == 0) {
+            q->cb(q->arg, &g, 200, NULL);
+            wa_group_info_free(&g);
+        }
+    }
+    q->cb(q->arg, NULL, 200, NULL);
+    free(q);
+}
+
+int wa_group_participating(struct wa_client *c, wa_group_cb cb, void *arg)
+{
+    struct query *q = calloc(1, sizeof *q);
+    wa_arena *a = wa_arena_new();
+    wa_jid j;
+    if (!q || !a || wa_jid_parse(a, "@g.us", &j) != WA_OK) {
+        free(q);
+        wa_arena_free(a);
+        return -1;
+    }
+    q->cb = cb, q->arg = arg;
+    wa_node *iq = wa_node_new(a, "iq");
+    wa_node_add_attr(a, iq, "xmlns", "w:g2");
+    wa_node_add_attr(a, iq, "type", "get");
+    wa_node_add_attr_jid(a, iq, "to", &j);
+    wa_node *p = wa_node_new(a, "participating");
+    wa_node_add_child(a, p, wa_node_new(a, "participants"));
+    wa_node_add_child(a, p, wa_node_new(a, "description"));
+    wa_node_add_child(a, iq, p);
+    int r = wa_client_iq(c, a, iq, on_participating, q);
+    wa_arena_free(a);
+    if (r < 0)
+        free(q);
+    return r;
+}

@@ -31,6 +31,11 @@ struct wa_group_info {
 typedef void (*wa_group_cb)(void *arg, const struct wa_group_info *g, int code, const char *why);
 /* Asks for gjid's metadata; -1 when not connected (cb not called). */
 int wa_group_query(struct wa_client *c, const char *gjid, wa_group_cb cb, void *arg);
+/* The groups we are in (<participating> with participants and
+ * descriptions): cb once per group, then once with g NULL and code 200 at
+ * the end; on failure once with g NULL and the code as for wa_group_query.
+ * -1 when not connected (cb not called). */
+int wa_group_participating(struct wa_client *c, wa_group_cb cb, void *arg);
 /* The metadata in a <group> node (the query's answer's child); -1 when it is
  * not one. g's strings and participants are malloc'd: wa_group_info_free. */
 int wa_group_parse(const wa_node *group, struct wa_group_info *g);

@@ -91,6 +91,7 @@ POLICY = {
     "/api/chats": [(["GET"], "chats:read", False)],
     "/api/chats/{jid}/messages": [(["GET"], "messages:read", False)],
     "/api/chats/{jid}/presence": [(["POST"], "messages:send", False)],
+    "/api/groups": [(["GET"], "groups:read", False)],
     "/api/groups/{jid}": [(["GET"], "groups:read", False)],
     "/api/contacts": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}": [(["GET"], "contacts:read", False)],

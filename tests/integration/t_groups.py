@@ -260,6 +260,11 @@ check("its members decrypt it", (peer_got(PEER2, s5) or {}).get("text") == "to a
 gm5 = group_message(s5) or {}
 check("addressed by LID: the hash matches the server's", gm5.get("clientPhash") == gm5.get("phash"), gm5)
 
+st, js = api("GET", "/api/groups")
+mine = {g["jid"]: g for g in (js or {}).get("data", [])}
+check("GET /api/groups: the groups we are in, each with its subject and participants",
+      st == 200 and set(mine) == {G, L} and mine[G]["subject"] == "Team" and mine[L]["subject"] == "By LID" and
+      mine[L]["addressing_mode"] == "lid" and len(mine[G]["participants"]) >= 3, (st, js))
 chats = {c["jid"]: c for c in api("GET", "/api/chats")[1].get("data", [])}
 check("group chats are named by their subjects (from the group's metadata and from the creation notice)",
       chats.get(G, {}).get("name") == "Team" and chats.get(L, {}).get("name") == "By LID",

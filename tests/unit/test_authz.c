@@ -169,6 +169,7 @@ static void test_matching(void)
         {"DELETE", "/api/messages/ABC", h_message_delete, 0},
         {"POST", "/api/messages/ABC/forward", h_message_forward, 0},
         {"GET", "/api/groups/1203630@g.us", h_group_get, 0},
+        {"GET", "/api/groups", h_groups_list, 0},
         {"GET", "/api/lids/pn/15550001", h_lid_by_pn, 0},
         {"POST", "/api/messages", h_messages_send, 0},
         {"GET", "/api/messages", NULL, M_POST},
