@@ -61,12 +61,14 @@ enum ipc_session_cmd { IPC_CMD_START = 1, IPC_CMD_STOP, IPC_CMD_LOGOUT, IPC_CMD_
 
 /* Things done on the live WhatsApp connection for the API. */
 enum ipc_action {
-    IPC_ACT_READ = 1,  /* {bytes chat, u32 n, n x bytes message id}: one read receipt for them */
-    IPC_ACT_PRESENCE,  /* {bytes jid, bytes state "typing"|"paused"} */
-    IPC_ACT_CONTACTS,  /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
-    IPC_ACT_SUBSCRIBE, /* {bytes jid}: ask for a person's availability (presence.update events) */
-    IPC_ACT_GROUP,     /* {bytes group jid}: its metadata from WhatsApp (answered later) */
-    IPC_ACT_GROUPS,    /* {}: the groups we are in, from WhatsApp (answered later) */
+    IPC_ACT_READ = 1,     /* {bytes chat, u32 n, n x bytes message id}: one read receipt for them */
+    IPC_ACT_PRESENCE,     /* {bytes jid, bytes state "typing"|"paused"} */
+    IPC_ACT_CONTACTS,     /* {u32 n, n x bytes phone digits}: which are on WhatsApp (answered later) */
+    IPC_ACT_SUBSCRIBE,    /* {bytes jid}: ask for a person's availability (presence.update events) */
+    IPC_ACT_GROUP,        /* {bytes group jid}: its metadata from WhatsApp (answered later) */
+    IPC_ACT_GROUPS,       /* {}: the groups we are in, from WhatsApp (answered later) */
+    IPC_ACT_GROUP_CHANGE, /* {u32 op (1 create, 2 add, 3 remove, 4 promote, 5 demote, 6 leave), bytes group
+                             jid or subject, u32 n, n x bytes jid} (answered later) */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

@@ -10,6 +10,7 @@
 #include "session.h"
 #include "wa/wa_actions.h"
 #include "wa/wa_group.h"
+#include "wa/wa_messaging.h"
 #include "worker_table.h"
 
 #define MAX_ID 64
@@ -195,8 +196,47 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
 
 static const char *const ROLES[] = {"member", "admin", "superadmin"};
 
-/* One group as the API shows it. */
+/* A refused participant's reason, by the server's code. */
+static const char *member_code(int code)
+{
+    return code == 403   ? "not_allowed"
+           : code == 404 ? "not_in_group"
+           : code == 406 ? "not_acceptable"
+           : code == 408 ? "not_on_whatsapp"
+           : code == 409 ? "already_member"
+                         : "refused";
+}
+
+/* <participant jid error=…/> children of n as [{jid, status, code}]. */
+static void refused_json(struct jsonw *w, const wa_node *n, int all)
+{
+    jw_arr(w);
+    for (uint32_t i = 0; n && n->content == WA_CONTENT_LIST && i < n->nchildren; i++) {
+        const wa_node *c = n->children[i];
+        char jb[160];
+        const char *jid = wa_node_attr_text(c, "jid", jb, sizeof jb), *err = wa_node_attr_str(c, "error");
+        if (strcmp(c->tag, "participant") || !jid || (!err && !all))
+            continue;
+        int code = err ? atoi(err) : 200;
+        jw_obj(w);
+        jw_kstr(w, "jid", jid);
+        jw_kuint(w, "status", (uint64_t)(code > 0 ? code : 500));
+        jw_kstr(w, "code", code == 200 ? "ok" : member_code(code));
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
+/* One group as the API shows it; with refused (a creation's answer), also
+ * the invitees the server refused. */
+static void group_json_refused(struct jsonw *w, const struct wa_group_info *g, const wa_node *refused);
+
 static void group_json(struct jsonw *w, const struct wa_group_info *g)
+{
+    group_json_refused(w, g, NULL);
+}
+
+static void group_json_refused(struct jsonw *w, const struct wa_group_info *g, const wa_node *refused)
 {
     jw_obj(w);
     jw_kstr(w, "jid", g->jid);
@@ -227,21 +267,29 @@ static void group_json(struct jsonw *w, const struct wa_group_info *g)
         jw_obj_end(w);
     }
     jw_arr_end(w);
+    if (refused) {
+        jw_key(w, "refused");
+        refused_json(w, refused, 0);
+    }
     jw_obj_end(w);
 }
 
 /* The server's refusal as the API's error. */
 static void group_error(struct sbuf *b, uint32_t *status, int code, const char *why)
 {
-    *status = code == 404 ? 404 : code == 403 || code == 401 ? 403 : code ? 502 : 503;
+    *status = code == 404 ? 404 : code == 403 || code == 401 ? 403 : code == 406 ? 400 : code ? 502 : 503;
     jw_error_body(b,
-                  code == 404                  ? "group_not_found"
-                  : code == 403 || code == 401 ? "not_participant"
-                  : code                       ? "whatsapp_error"
-                                               : "whatsapp_unavailable",
-                  code == 404                  ? "no such group"
-                  : code == 403 || code == 401 ? "we are not in this group"
-                                               : why,
+                  code == 404   ? "group_not_found"
+                  : code == 403 ? "not_participant"
+                  : code == 401 ? "not_admin"
+                  : code == 406 ? "not_acceptable"
+                  : code        ? "whatsapp_error"
+                                : "whatsapp_unavailable",
+                  code == 404   ? "no such group"
+                  : code == 403 ? "we are not in this group"
+                  : code == 401 ? "only the group's admins may do this"
+                  : code == 406 ? "WhatsApp did not accept it (e.g. an empty or too long subject)"
+                                : why,
                   NULL);
 }
 
@@ -360,6 +408,114 @@ static int do_group(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *sta
     return 1;
 }
 
+/* ---- changes: create, add/remove/promote/demote, leave */
+
+enum { GC_CREATE = 1, GC_ADD, GC_REMOVE, GC_PROMOTE, GC_DEMOTE, GC_LEAVE };
+static const char *const GC_ACTIONS[] = {NULL, NULL, "add", "remove", "promote", "demote", NULL};
+
+struct pending_change {
+    pid_t pid;
+    uint32_t msg_id;
+    int op;
+    char gjid[MAX_JID];
+};
+
+static void on_group_change(void *arg, const wa_node *answer, int code, const char *why)
+{
+    struct pending_change *p = arg;
+    struct sbuf b;
+    sbuf_init(&b);
+    uint32_t status = 200;
+    struct jsonw w;
+    struct wa_group_info g;
+    const wa_node *lg = p->op == GC_LEAVE && answer ? wa_node_child(answer, "group") : NULL;
+    const char *lerr = lg ? wa_node_attr_str(lg, "error") : NULL;
+    if (code != 200 || (p->op == GC_LEAVE && lerr)) {
+        group_error(&b, &status, code != 200 ? code : atoi(lerr), why ? why : "refused");
+    } else if (p->op == GC_CREATE) {
+        if (!answer || wa_group_parse(answer, &g) < 0) {
+            group_error(&b, &status, 500, "the server's answer is no group");
+        } else {
+            if (g.subject && *g.subject)
+                inbox_chat_name(g.jid, g.subject);
+            jw_init(&w, &b);
+            group_json_refused(&w, &g, answer);
+            status = 201;
+            workers_answer_json(&w, &status, &b);
+            wa_group_info_free(&g);
+        }
+    } else if (p->op == GC_LEAVE) {
+        wa_messaging_group_changed(p->gjid, 1);
+        jw_init(&w, &b);
+        jw_obj(&w);
+        jw_kstr(&w, "jid", p->gjid);
+        jw_kbool(&w, "left", 1);
+        jw_obj_end(&w);
+        workers_answer_json(&w, &status, &b);
+    } else {
+        wa_messaging_group_changed(p->gjid, p->op == GC_REMOVE);
+        jw_init(&w, &b);
+        jw_obj(&w);
+        jw_kstr(&w, "jid", p->gjid);
+        jw_kstr(&w, "action", GC_ACTIONS[p->op]);
+        jw_key(&w, "results");
+        refused_json(&w, answer, 1);
+        jw_obj_end(&w);
+        workers_answer_json(&w, &status, &b);
+    }
+    if (!b.oom && workers_reply(p->pid, p->msg_id, status, b.buf, b.len) < 0)
+        log_info("group change answered after its worker left", LF_I("pid", p->pid));
+    sbuf_free(&b);
+    free(p);
+}
+
+#define GC_MAX 1024
+
+static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    uint32_t op = ipc_rd_u32(rd);
+    char target[400];
+    if (op < GC_CREATE || op > GC_LEAVE || rd_str(rd, target, sizeof target) < 0)
+        return -1;
+    uint32_t n = ipc_rd_u32(rd);
+    if (n > GC_MAX)
+        return -1;
+    static char jids[GC_MAX][MAX_JID];
+    const char *jp[GC_MAX];
+    for (uint32_t i = 0; i < n; i++) {
+        if (rd_str(rd, jids[i], sizeof jids[i]) < 0)
+            return -1;
+        jp[i] = jids[i];
+    }
+    if (ipc_rd_end(rd) < 0)
+        return -1;
+    struct wa_client *c = session_client();
+    if (!c || wa_client_state(c) != WA_CONNECTED)
+        return not_connected(status, body);
+    struct pending_change *p = calloc(1, sizeof *p);
+    if (!p) {
+        *status = 503;
+        jw_error_body(body, "out_of_memory", "try again", NULL);
+        return 0;
+    }
+    p->pid = pid, p->msg_id = msg_id, p->op = (int)op;
+    int r;
+    if (op == GC_CREATE) {
+        char key[24];
+        wa_client_new_id(c, key, sizeof key);
+        r = wa_group_create(c, target, key, jp, n, on_group_change, p);
+    } else {
+        snprintf(p->gjid, sizeof p->gjid, "%.127s", target);
+        r = op == GC_LEAVE ? wa_group_leave(c, target, on_group_change, p)
+                           : wa_group_members(c, target, GC_ACTIONS[op], jp, n, on_group_change, p);
+    }
+    if (r < 0) {
+        free(p);
+        return not_connected(status, body);
+    }
+    return 1;
+}
+
 int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     switch (ipc_rd_u32(rd)) {
@@ -373,6 +529,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         return do_group(m->pid, m->id, rd, status, body);
     case IPC_ACT_GROUPS:
         return do_group_list(m->pid, m->id, rd, status, body);
+    case IPC_ACT_GROUP_CHANGE:
+        return do_group_change(m->pid, m->id, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);
     default:

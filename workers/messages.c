@@ -1685,6 +1685,116 @@ void h_groups_list(struct rq *rq)
     sbuf_free(&b);
 }
 
+/* POST /api/groups, /api/groups/{jid}/participants, /api/groups/{jid}/leave:
+ * changes asked of WhatsApp (IPC_ACT_GROUP_CHANGE), answered with its
+ * outcome. */
+
+#define GROUP_SUBJECT_MAX 100 /* WhatsApp's */
+#define GROUP_PEOPLE_MAX 1023
+
+/* participants: people as phone numbers or JIDs, into b; the count, or -1
+ * after answering 400. */
+static int people_arg(struct rq *rq, yajl_val v, int min, struct sbuf *b)
+{
+    size_t n = v && YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
+    if ((v && !YAJL_IS_ARRAY(v)) || n < (size_t)min || n > GROUP_PEOPLE_MAX) {
+        http_error(rq, 400, "invalid_participants",
+                   min ? "participants must be a list of 1 to 1023 phone numbers or JIDs"
+                       : "participants must be a list of up to 1023 phone numbers or JIDs",
+                   "participants");
+        return -1;
+    }
+    ipc_wr_u32(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        yajl_val x = v->u.array.values[i];
+        char jid[160], field[40];
+        if (!YAJL_IS_STRING(x) || parse_to(x->u.string, jid, sizeof jid) < 0 || strstr(jid, "@g.us")) {
+            snprintf(field, sizeof field, "participants[%zu]", i);
+            http_error(rq, 400, "invalid_participants",
+                       "each participant must be a phone number or a person's JID", field);
+            return -1;
+        }
+        ipc_wr_bytes(b, jid, (uint32_t)strlen(jid));
+    }
+    return (int)n;
+}
+
+static void group_change(struct rq *rq, uint32_t op, const char *target, yajl_val people, int min)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_GROUP_CHANGE);
+    ipc_wr_u32(&b, op);
+    ipc_wr_bytes(&b, target, (uint32_t)strlen(target));
+    if (op == 6)
+        ipc_wr_u32(&b, 0);
+    else if (people_arg(rq, people, min, &b) < 0) {
+        sbuf_free(&b);
+        return;
+    }
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, CONTACTS_TIMEOUT_MS);
+    sbuf_free(&b);
+}
+
+/* {jid} of a group; NULL after answering 404. */
+static char *group_param(struct rq *rq)
+{
+    char *raw = http_param(rq, 0);
+    char jid[160];
+    if (!raw || parse_to(raw, jid, sizeof jid) < 0 || !strstr(jid, "@g.us")) {
+        http_error(rq, 404, "group_not_found", "no such group (want digits@g.us)", NULL);
+        return NULL;
+    }
+    char *out = h2o_mem_alloc_pool(&rq->req->pool, strlen(jid) + 1);
+    memcpy(out, jid, strlen(jid) + 1);
+    return out;
+}
+
+void h_group_create(struct rq *rq)
+{
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    yajl_val v = json_member(body, "subject");
+    long chars = v && YAJL_IS_STRING(v) ? utf8_len(v->u.string, strlen(v->u.string)) : -1;
+    if (chars < 1 || chars > GROUP_SUBJECT_MAX || strspn(v->u.string, " \t\r\n") == strlen(v->u.string))
+        http_error(rq, 400, "invalid_subject", "subject must be a string of 1 to 100 characters", "subject");
+    else
+        group_change(rq, 1, v->u.string, json_member(body, "participants"), 0);
+    yajl_tree_free(body);
+}
+
+void h_group_participants(struct rq *rq)
+{
+    char *jid = group_param(rq);
+    if (!jid)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    static const char *const actions[] = {"add", "remove", "promote", "demote"};
+    const char *a = json_str(body, "action");
+    uint32_t op = 0;
+    for (uint32_t i = 0; a && i < 4; i++)
+        if (!strcmp(a, actions[i]))
+            op = i + 2;
+    if (!op)
+        http_error(rq, 400, "invalid_action", "action must be add, remove, promote or demote", "action");
+    else
+        group_change(rq, op, jid, json_member(body, "participants"), 1);
+    yajl_tree_free(body);
+}
+
+void h_group_leave(struct rq *rq)
+{
+    char *jid = group_param(rq);
+    if (jid)
+        group_change(rq, 6, jid, NULL, 0);
+}
+
 void h_contact_get(struct rq *rq)
 {
     person_lookup(rq, SQL_CONTACT, 0, 0);

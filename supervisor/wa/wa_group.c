@@ -82,8 +82,8 @@ int wa_group_parse(const wa_node *group, struct wa_group_info *g)
         if (!strcmp(c->tag, "participant")) {
             struct wa_group_participant *p = &g->p[g->n];
             jid_attr(c, "jid", a, p->jid, sizeof p->jid);
-            if (!p->jid[0])
-                continue;
+            if (!p->jid[0] || wa_node_attr_str(c, "error"))
+                continue; /* a creation's refused invitee is no participant */
             int lid = strstr(p->jid, "@lid") != NULL;
             if (lid) {
                 snprintf(p->lid, sizeof p->lid, "%s", p->jid);
@@ -220,4 +220,123 @@ int wa_group_participating(struct wa_client *c, wa_group_cb cb, void *arg)
     if (r < 0)
         free(q);
     return r;
+}
+
+/* ---- changes (w:g2 set) */
+
+struct change {
+    wa_group_change_cb cb;
+    void *arg;
+};
+
+static void on_change(void *arg, const wa_node *n)
+{
+    struct change *q = arg;
+    if (!n) {
+        q->cb(q->arg, NULL, 0, "connection lost");
+        free(q);
+        return;
+    }
+    const char *type = wa_node_attr_str(n, "type");
+    if (type && !strcmp(type, "result")) {
+        const wa_node *first = n->content == WA_CONTENT_LIST && n->nchildren ? n->children[0] : NULL;
+        q->cb(q->arg, first, 200, NULL);
+    } else {
+        const wa_node *err = wa_node_child(n, "error");
+        const char *code = err ? wa_node_attr_str(err, "code") : NULL;
+        const char *text = err ? wa_node_attr_str(err, "text") : NULL;
+        q->cb(q->arg, NULL, code ? atoi(code) : 500, text ? text : "the server refused");
+    }
+    free(q);
+}
+
+/* Sends <iq xmlns=w:g2 type=set to=to> with child (in a); frees a. */
+static int send_change(struct wa_client *c, wa_arena *a, const char *to, wa_node *child,
+                       wa_group_change_cb cb, void *arg)
+{
+    struct change *q = calloc(1, sizeof *q);
+    wa_jid j;
+    if (!q || wa_jid_parse(a, to, &j) != WA_OK || strcmp(j.server, "g.us")) {
+        free(q);
+        wa_arena_free(a);
+        return -1;
+    }
+    q->cb = cb, q->arg = arg;
+    wa_node *iq = wa_node_new(a, "iq");
+    wa_node_add_attr(a, iq, "xmlns", "w:g2");
+    wa_node_add_attr(a, iq, "type", "set");
+    wa_node_add_attr_jid(a, iq, "to", &j);
+    wa_node_add_child(a, iq, child);
+    int r = wa_client_iq(c, a, iq, on_change, q);
+    wa_arena_free(a);
+    if (r < 0)
+        free(q);
+    return r;
+}
+
+/* <participant jid=…/> children; -1 when one is no person's JID. */
+static int add_participants(wa_arena *a, wa_node *to, const char *const *jids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wa_jid j;
+        if (wa_jid_parse(a, jids[i], &j) != WA_OK || !j.user[0] ||
+            (strcmp(j.server, "s.whatsapp.net") && strcmp(j.server, "lid")))
+            return -1;
+        wa_node *p = wa_node_new(a, "participant");
+        wa_node_add_attr_jid(a, p, "jid", &j);
+        wa_node_add_child(a, to, p);
+    }
+    return 0;
+}
+
+int wa_group_create(struct wa_client *c, const char *subject, const char *key, const char *const *jids,
+                    size_t n, wa_group_change_cb cb, void *arg)
+{
+    wa_arena *a = wa_arena_new();
+    if (!a || !subject || !*subject || !key || n > MAX_PARTICIPANTS) {
+        wa_arena_free(a);
+        return -1;
+    }
+    wa_node *cr = wa_node_new(a, "create");
+    wa_node_add_attr(a, cr, "subject", subject);
+    wa_node_add_attr(a, cr, "key", key);
+    if (add_participants(a, cr, jids, n) < 0) {
+        wa_arena_free(a);
+        return -1;
+    }
+    return send_change(c, a, "@g.us", cr, cb, arg);
+}
+
+int wa_group_members(struct wa_client *c, const char *gjid, const char *action, const char *const *jids,
+                     size_t n, wa_group_change_cb cb, void *arg)
+{
+    static const char *const actions[] = {"add", "remove", "promote", "demote"};
+    int ok = 0;
+    for (size_t i = 0; i < 4; i++)
+        ok |= action && !strcmp(action, actions[i]);
+    wa_arena *a = wa_arena_new();
+    if (!a || !ok || n == 0 || n > MAX_PARTICIPANTS) {
+        wa_arena_free(a);
+        return -1;
+    }
+    wa_node *ch = wa_node_new(a, action);
+    if (add_participants(a, ch, jids, n) < 0) {
+        wa_arena_free(a);
+        return -1;
+    }
+    return send_change(c, a, gjid, ch, cb, arg);
+}
+
+int wa_group_leave(struct wa_client *c, const char *gjid, wa_group_change_cb cb, void *arg)
+{
+    wa_arena *a = wa_arena_new();
+    wa_jid j;
+    if (!a || wa_jid_parse(a, gjid, &j) != WA_OK || strcmp(j.server, "g.us")) {
+        wa_arena_free(a);
+        return -1;
+    }
+    wa_node *lv = wa_node_new(a, "leave"), *g = wa_node_new(a, "group");
+    wa_node_add_attr_jid(a, g, "id", &j);
+    wa_node_add_child(a, lv, g);
+    return send_change(c, a, "@g.us", lv, cb, arg);
 }

@@ -36,6 +36,20 @@ int wa_group_query(struct wa_client *c, const char *gjid, wa_group_cb cb, void *
  * the end; on failure once with g NULL and the code as for wa_group_query.
  * -1 when not connected (cb not called). */
 int wa_group_participating(struct wa_client *c, wa_group_cb cb, void *arg);
+/* Changes to groups (<iq xmlns=w:g2 type=set>). cb gets the answer's first
+ * child (the new <group>; the <add|remove|promote|demote> list of
+ * <participant jid [error]>; the <leave> list of <group id [error]>) with code
+ * 200, or NULL and the server's code (0: the connection went away). jids
+ * are people's JIDs (user@s.whatsapp.net, user@lid). -1 when not connected
+ * or the arguments are unusable (cb not called). */
+typedef void (*wa_group_change_cb)(void *arg, const wa_node *answer, int code, const char *why);
+/* key: a fresh id for the request (the server echoes it in the notice). */
+int wa_group_create(struct wa_client *c, const char *subject, const char *key, const char *const *jids,
+                    size_t n, wa_group_change_cb cb, void *arg);
+/* action: add, remove, promote or demote. */
+int wa_group_members(struct wa_client *c, const char *gjid, const char *action, const char *const *jids,
+                     size_t n, wa_group_change_cb cb, void *arg);
+int wa_group_leave(struct wa_client *c, const char *gjid, wa_group_change_cb cb, void *arg);
 /* The metadata in a <group> node (the query's answer's child); -1 when it is
  * not one. g's strings and participants are malloc'd: wa_group_info_free. */
 int wa_group_parse(const wa_node *group, struct wa_group_info *g);

@@ -10,6 +10,7 @@ record, and kill -9 in the middle of a burst of incoming group messages.
 The fake server checks every group stanza strictly (the sender is a
 participant, every <to> a device of a participant, every device that gets an
 skmsg holds the sender's key first); its violations fail the suite."""
+import json
 import os
 import re
 import subprocess
@@ -243,6 +244,50 @@ check("an unknown group: 404 group_not_found (the server's 404)", st == 404 and
 for bad in ("15550009999", "not-a-group"):
     st, js = api("GET", f"/api/groups/{bad}")
     check(f"GET /api/groups/{bad}: 404", st == 404, (st, js))
+
+# ---- managing groups: create, add/promote/remove, leave; the server's refusals per participant
+st, js = api("POST", "/api/groups", {"subject": "Made by wapi", "participants": [PEER2, "+1 555 000 0000", C + S]})
+NG = (js or {}).get("jid", "")
+roles = {p["jid"].split("@")[0]: p["role"] for p in (js or {}).get("participants", [])}
+check("POST /api/groups: 201 with the group, us its creator, the refused invitee named (408 not_on_whatsapp)",
+      st == 201 and NG.endswith("@g.us") and js["subject"] == "Made by wapi" and roles.get(ME) == "superadmin" and
+      roles.get(PEER2) == "member" and roles.get(C) == "member" and
+      js.get("refused") == [{"jid": "15550000000@s.whatsapp.net", "status": 408, "code": "not_on_whatsapp"}],
+      (st, js))
+fg = wa.group(NG)
+check("the server has it as created", fg.get("subject") == "Made by wapi" and
+      {p["phone"] for p in fg.get("participants", [])} == {ME, PEER2, C}, fg)
+st, js = api("POST", f"/api/groups/{NG}/participants", {"action": "add", "participants": [PEER, PEER2]})
+check("add: per participant, the peer added (200) and peer two already in (409 already_member)",
+      st == 200 and js.get("results") == [{"jid": PEER + S, "status": 200, "code": "ok"},
+                                          {"jid": PEER2 + S, "status": 409, "code": "already_member"}], (st, js))
+st, js = api("POST", f"/api/groups/{NG}/participants", {"action": "promote", "participants": [PEER]})
+st2, js2 = api("POST", f"/api/groups/{NG}/participants", {"action": "remove", "participants": [C]})
+fg = {p["phone"]: p["role"] for p in wa.group(NG).get("participants", [])}
+check("promote and remove: done on the server", st == 200 and st2 == 200 and fg.get(PEER) == "admin" and C not in fg,
+      (js, js2, fg))
+s9 = send(NG, "hello my group")
+check("a message to the group we made reaches its members, not the removed one",
+      status_is(s9, "sent", "delivered", "read") and (peer_got(PEER, s9) or {}).get("text") == "hello my group" and
+      peer_got(C, s9, 2) is None)
+st, js = api("POST", f"/api/groups/{G}/participants", {"action": "add", "participants": [PEER2]})
+check("in a group where we are no admin: 403 not_admin (the server's 401)", st == 403 and
+      js["error"]["code"] == "not_admin", (st, js))
+for body, field in (({"subject": ""}, "subject"), ({"subject": "x" * 101}, "subject"), ({}, "subject"),
+                    ({"subject": "ok", "participants": "15550009999"}, "participants"),
+                    ({"subject": "ok", "participants": [PEER, "nope"]}, "participants[1]")):
+    st, js = api("POST", "/api/groups", body)
+    check(f"POST /api/groups {json.dumps(body)[:40]}: 400 naming {field}", st == 400 and
+          js["error"]["field"] == field, (st, js))
+st, js = api("POST", f"/api/groups/{NG}/participants", {"action": "kick", "participants": [PEER]})
+check("an unknown action: 400 naming action", st == 400 and js["error"]["field"] == "action", (st, js))
+st, js = api("POST", f"/api/groups/{NG}/participants", {"action": "add", "participants": []})
+check("no participants: 400", st == 400 and js["error"]["field"] == "participants", (st, js))
+st, js = api("POST", f"/api/groups/{NG}/leave")
+check("leave: 200, and the server no longer lists us", st == 200 and js == {"jid": NG, "left": True} and
+      ME not in {p["phone"] for p in wa.group(NG).get("participants", [])}, (st, js))
+st, js = api("POST", f"/api/groups/{NG}/leave")
+check("leaving again: 403 not_participant", st == 403 and js["error"]["code"] == "not_participant", (st, js))
 
 # ---- a LID-addressed group: senders named by LID with their number beside it
 out = wa.group_create(PEER2, "By LID", [ME, C], addressing="lid")
