@@ -277,18 +277,25 @@ static void group_json_refused(struct jsonw *w, const struct wa_group_info *g, c
 /* The server's refusal as the API's error. */
 static void group_error(struct sbuf *b, uint32_t *status, int code, const char *why)
 {
-    *status = code == 404 ? 404 : code == 403 || code == 401 ? 403 : code == 406 ? 400 : code ? 502 : 503;
+    *status = code == 404                  ? 404
+              : code == 403 || code == 401 ? 403
+              : code == 406                ? 400
+              : code == 409                ? 409
+              : code                       ? 502
+                                           : 503;
     jw_error_body(b,
                   code == 404   ? "group_not_found"
                   : code == 403 ? "not_participant"
                   : code == 401 ? "not_admin"
                   : code == 406 ? "not_acceptable"
+                  : code == 409 ? "conflict"
                   : code        ? "whatsapp_error"
                                 : "whatsapp_unavailable",
                   code == 404   ? "no such group"
                   : code == 403 ? "we are not in this group"
                   : code == 401 ? "only the group's admins may do this"
                   : code == 406 ? "WhatsApp did not accept it (e.g. an empty or too long subject)"
+                  : code == 409 ? "WhatsApp says it conflicts (e.g. we are in the group already)"
                                 : why,
                   NULL);
 }
@@ -410,15 +417,66 @@ static int do_group(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *sta
 
 /* ---- changes: create, add/remove/promote/demote, leave */
 
-enum { GC_CREATE = 1, GC_ADD, GC_REMOVE, GC_PROMOTE, GC_DEMOTE, GC_LEAVE };
+enum {
+    GC_CREATE = 1,
+    GC_ADD,
+    GC_REMOVE,
+    GC_PROMOTE,
+    GC_DEMOTE,
+    GC_LEAVE,
+    GC_PATCH,
+    GC_INVITE,
+    GC_REVOKE,
+    GC_JOIN
+};
 static const char *const GC_ACTIONS[] = {NULL, NULL, "add", "remove", "promote", "demote", NULL};
+#define GC_SETTINGS 4 /* subject, announce, locked, ephemeral */
 
 struct pending_change {
     pid_t pid;
     uint32_t msg_id;
     int op;
     char gjid[MAX_JID];
+    /* GC_PATCH: the settings still to send, "tag=value" each */
+    char settings[GC_SETTINGS][440];
+    int nsettings, next;
 };
+
+static void on_group_change(void *arg, const wa_node *answer, int code, const char *why);
+
+/* The next setting of a PATCH, or (all done) the group as it is now. */
+static void patch_next(struct pending_change *p)
+{
+    struct wa_client *c = session_client();
+    int r = -1;
+    if (c && p->next < p->nsettings) {
+        char *eq = strchr(p->settings[p->next], '=');
+        *eq = '\0';
+        r = wa_group_setting(c, p->gjid, p->settings[p->next], eq + 1, on_group_change, p);
+        p->next++;
+    } else if (c) {
+        struct pending_contacts *q = malloc(sizeof *q);
+        if (q) {
+            q->pid = p->pid, q->msg_id = p->msg_id;
+            if ((r = wa_group_query(c, p->gjid, on_group, q)) < 0)
+                free(q);
+        }
+        if (r == 0) {
+            free(p);
+            return;
+        }
+    }
+    if (r < 0) {
+        struct sbuf b;
+        sbuf_init(&b);
+        uint32_t status = 503;
+        jw_error_body(&b, "whatsapp_unavailable", "the connection went away while changing the group", NULL);
+        if (!b.oom)
+            workers_reply(p->pid, p->msg_id, status, b.buf, b.len);
+        sbuf_free(&b);
+        free(p);
+    }
+}
 
 static void on_group_change(void *arg, const wa_node *answer, int code, const char *why)
 {
@@ -430,8 +488,39 @@ static void on_group_change(void *arg, const wa_node *answer, int code, const ch
     struct wa_group_info g;
     const wa_node *lg = p->op == GC_LEAVE && answer ? wa_node_child(answer, "group") : NULL;
     const char *lerr = lg ? wa_node_attr_str(lg, "error") : NULL;
+    const char *icode = (p->op == GC_INVITE || p->op == GC_REVOKE) && answer && !strcmp(answer->tag, "invite")
+                            ? wa_node_attr_str(answer, "code")
+                            : NULL;
+    char gb[160];
+    const char *joined = p->op == GC_JOIN && answer && !strcmp(answer->tag, "group")
+                             ? wa_node_attr_text(answer, "jid", gb, sizeof gb)
+                             : NULL;
     if (code != 200 || (p->op == GC_LEAVE && lerr)) {
         group_error(&b, &status, code != 200 ? code : atoi(lerr), why ? why : "refused");
+    } else if (p->op == GC_PATCH) {
+        sbuf_free(&b);
+        patch_next(p); /* answers when the last setting is in */
+        return;
+    } else if (p->op == GC_INVITE || p->op == GC_REVOKE || p->op == GC_JOIN) {
+        if ((p->op == GC_JOIN && !joined) ||
+            (p->op != GC_JOIN && (!icode || !*icode || strlen(icode) > 64))) {
+            group_error(&b, &status, 500, "the server's answer is not the expected one");
+        } else {
+            jw_init(&w, &b);
+            jw_obj(&w);
+            if (p->op == GC_JOIN) {
+                jw_kstr(&w, "jid", joined);
+                wa_messaging_group_changed(joined, 0);
+            } else {
+                char link[128];
+                snprintf(link, sizeof link, "https://chat.whatsapp.com/%s", icode);
+                jw_kstr(&w, "jid", p->gjid);
+                jw_kstr(&w, "code", icode);
+                jw_kstr(&w, "link", link);
+            }
+            jw_obj_end(&w);
+            workers_answer_json(&w, &status, &b);
+        }
     } else if (p->op == GC_CREATE) {
         if (!answer || wa_group_parse(answer, &g) < 0) {
             group_error(&b, &status, 500, "the server's answer is no group");
@@ -475,12 +564,12 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
 {
     uint32_t op = ipc_rd_u32(rd);
     char target[400];
-    if (op < GC_CREATE || op > GC_LEAVE || rd_str(rd, target, sizeof target) < 0)
+    if (op < GC_CREATE || op > GC_JOIN || rd_str(rd, target, sizeof target) < 0)
         return -1;
     uint32_t n = ipc_rd_u32(rd);
     if (n > GC_MAX)
         return -1;
-    static char jids[GC_MAX][MAX_JID];
+    static char jids[GC_MAX][440]; /* JIDs, or for a PATCH "subject=" and 100 characters */
     const char *jp[GC_MAX];
     for (uint32_t i = 0; i < n; i++) {
         if (rd_str(rd, jids[i], sizeof jids[i]) < 0)
@@ -504,6 +593,29 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
         char key[24];
         wa_client_new_id(c, key, sizeof key);
         r = wa_group_create(c, target, key, jp, n, on_group_change, p);
+    } else if (op == GC_JOIN) {
+        r = wa_group_join(c, target, on_group_change, p);
+    } else if (op == GC_PATCH) {
+        snprintf(p->gjid, sizeof p->gjid, "%.127s", target);
+        if (n < 1 || n > GC_SETTINGS) {
+            free(p);
+            return -1;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            if (!strchr(jids[i], '=') || strlen(jids[i]) >= sizeof p->settings[i]) {
+                free(p);
+                return -1;
+            }
+            snprintf(p->settings[i], sizeof p->settings[i], "%s", jids[i]);
+        }
+        p->nsettings = (int)n;
+        char *eq = strchr(p->settings[0], '=');
+        *eq = '\0';
+        p->next = 1;
+        r = wa_group_setting(c, p->gjid, p->settings[0], eq + 1, on_group_change, p);
+    } else if (op == GC_INVITE || op == GC_REVOKE) {
+        snprintf(p->gjid, sizeof p->gjid, "%.127s", target);
+        r = wa_group_invite(c, target, op == GC_REVOKE, on_group_change, p);
     } else {
         snprintf(p->gjid, sizeof p->gjid, "%.127s", target);
         r = op == GC_LEAVE ? wa_group_leave(c, target, on_group_change, p)

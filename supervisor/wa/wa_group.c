@@ -340,3 +340,66 @@ int wa_group_leave(struct wa_client *c, const char *gjid, wa_group_change_cb cb,
     wa_node_add_child(a, lv, g);
     return send_change(c, a, "@g.us", lv, cb, arg);
 }
+
+int wa_group_setting(struct wa_client *c, const char *gjid, const char *tag, const char *value,
+                     wa_group_change_cb cb, void *arg)
+{
+    static const char *const tags[] = {"subject",  "announcement", "not_announcement", "locked",
+                                       "unlocked", "ephemeral",    "not_ephemeral"};
+    int ok = 0;
+    for (size_t i = 0; i < sizeof tags / sizeof *tags; i++)
+        ok |= tag && !strcmp(tag, tags[i]);
+    wa_arena *a = wa_arena_new();
+    if (!a || !ok || (!strcmp(tag, "subject") && (!value || !*value)) ||
+        (!strcmp(tag, "ephemeral") && (!value || strspn(value, "0123456789") != strlen(value) || !*value))) {
+        wa_arena_free(a);
+        return -1;
+    }
+    wa_node *n = wa_node_new(a, tag);
+    if (!strcmp(tag, "subject"))
+        wa_node_set_bytes(a, n, value, strlen(value));
+    else if (!strcmp(tag, "ephemeral"))
+        wa_node_add_attr(a, n, "expiration", value);
+    return send_change(c, a, gjid, n, cb, arg);
+}
+
+/* <iq type=get|set to=gjid><invite/></iq>: the link's code, or a new one. */
+static int invite_iq(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg)
+{
+    struct change *q = calloc(1, sizeof *q);
+    wa_arena *a = wa_arena_new();
+    wa_jid j;
+    if (!q || !a || wa_jid_parse(a, gjid, &j) != WA_OK || strcmp(j.server, "g.us") || !j.user[0]) {
+        free(q);
+        wa_arena_free(a);
+        return -1;
+    }
+    q->cb = cb, q->arg = arg;
+    wa_node *iq = wa_node_new(a, "iq");
+    wa_node_add_attr(a, iq, "xmlns", "w:g2");
+    wa_node_add_attr(a, iq, "type", revoke ? "set" : "get");
+    wa_node_add_attr_jid(a, iq, "to", &j);
+    wa_node_add_child(a, iq, wa_node_new(a, "invite"));
+    int r = wa_client_iq(c, a, iq, on_change, q);
+    wa_arena_free(a);
+    if (r < 0)
+        free(q);
+    return r;
+}
+
+int wa_group_invite(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg)
+{
+    return invite_iq(c, gjid, revoke, cb, arg);
+}
+
+int wa_group_join(struct wa_client *c, const char *code, wa_group_change_cb cb, void *arg)
+{
+    wa_arena *a = wa_arena_new();
+    if (!a || !code || !*code || strlen(code) > 64) {
+        wa_arena_free(a);
+        return -1;
+    }
+    wa_node *n = wa_node_new(a, "invite");
+    wa_node_add_attr(a, n, "code", code);
+    return send_change(c, a, "@g.us", n, cb, arg);
+}

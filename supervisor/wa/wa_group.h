@@ -50,6 +50,14 @@ int wa_group_create(struct wa_client *c, const char *subject, const char *key, c
 int wa_group_members(struct wa_client *c, const char *gjid, const char *action, const char *const *jids,
                      size_t n, wa_group_change_cb cb, void *arg);
 int wa_group_leave(struct wa_client *c, const char *gjid, wa_group_change_cb cb, void *arg);
+/* One setting: tag subject (value the text), announcement / not_announcement,
+ * locked / unlocked, ephemeral (value the seconds) / not_ephemeral. */
+int wa_group_setting(struct wa_client *c, const char *gjid, const char *tag, const char *value,
+                     wa_group_change_cb cb, void *arg);
+/* The invite link's code (<invite code>), or (revoke) a new one. */
+int wa_group_invite(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg);
+/* Joins by an invite code: the answer is <group jid>. */
+int wa_group_join(struct wa_client *c, const char *code, wa_group_change_cb cb, void *arg);
 /* The metadata in a <group> node (the query's answer's child); -1 when it is
  * not one. g's strings and participants are malloc'd: wa_group_info_free. */
 int wa_group_parse(const wa_node *group, struct wa_group_info *g);

@@ -283,6 +283,35 @@ st, js = api("POST", f"/api/groups/{NG}/participants", {"action": "kick", "parti
 check("an unknown action: 400 naming action", st == 400 and js["error"]["field"] == "action", (st, js))
 st, js = api("POST", f"/api/groups/{NG}/participants", {"action": "add", "participants": []})
 check("no participants: 400", st == 400 and js["error"]["field"] == "participants", (st, js))
+st, js = api("PATCH", f"/api/groups/{NG}", {"subject": "Renamed", "announce": True, "ephemeral_seconds": 86400})
+fg = wa.group(NG)
+check("PATCH /api/groups/{jid}: subject, announce and the disappearing timer set; the group as it is now",
+      st == 200 and js.get("subject") == "Renamed" and js.get("announce") is True and
+      js.get("ephemeral_seconds") == 86400 and fg.get("subject") == "Renamed" and fg.get("announce") is True and
+      fg.get("ephemeral") == 86400, (st, js, fg))
+st, inv = api("GET", f"/api/groups/{NG}/invite")
+st2, inv2 = api("DELETE", f"/api/groups/{NG}/invite")
+check("GET /api/groups/{jid}/invite: the link; DELETE: a new one, as the server has it",
+      st == 200 and inv["link"] == "https://chat.whatsapp.com/" + inv["code"] and st2 == 200 and
+      inv2["code"] != inv["code"] and wa.group(NG).get("invite") == inv2["code"], (inv, inv2))
+st, js = api("PATCH", f"/api/groups/{G}", {"announce": True})
+check("a setting in a group where we are no admin: 403 not_admin", st == 403 and
+      js["error"]["code"] == "not_admin", (st, js))
+for body, field in (({}, None), ({"ephemeral_seconds": 5}, "ephemeral_seconds"), ({"announce": "yes"}, "announce"),
+                    ({"subject": ""}, "subject")):
+    st, js = api("PATCH", f"/api/groups/{NG}", body)
+    check(f"PATCH {json.dumps(body)}: 400", st == 400 and js["error"].get("field") == field, (st, js))
+other = wa.group_create(PEER2, "Open door", [PEER])
+code = wa.group(other["jid"]).get("invite")
+st, js = api("POST", "/api/groups/join", {"code": "https://chat.whatsapp.com/" + code})
+check("POST /api/groups/join with a link: 200, and the server has us in it", st == 200 and
+      js == {"jid": other["jid"]} and ME in {p["phone"] for p in wa.group(other["jid"]).get("participants", [])},
+      (st, js))
+st, js = api("POST", "/api/groups/join", {"code": code})
+check("joining again: 409 conflict", st == 409 and js["error"]["code"] == "conflict", (st, js))
+st, js = api("POST", "/api/groups/join", {"code": "x!"})
+check("a code that is none: 400 naming code", st == 400 and js["error"]["field"] == "code", (st, js))
+api("POST", f"/api/groups/{other['jid']}/leave")
 st, js = api("POST", f"/api/groups/{NG}/leave")
 check("leave: 200, and the server no longer lists us", st == 200 and js == {"jid": NG, "left": True} and
       ME not in {p["phone"] for p in wa.group(NG).get("participants", [])}, (st, js))
