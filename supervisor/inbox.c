@@ -12,6 +12,7 @@
 #include "common/sbuf.h"
 #include "events.h"
 #include "presence.h"
+#include "group_events.h"
 #include "media_download.h"
 #include "sdb.h"
 #include "sup.h"
@@ -295,7 +296,7 @@ static void on_group_subject(void *arg, const char *gjid, const char *subject)
 
 void inbox_init(void)
 {
-    struct wa_receive_events ev = {on_incoming,           on_lid,         on_undecryptable,
-                                   media_download_answer, presence_event, on_group_subject};
+    struct wa_receive_events ev = {on_incoming,    on_lid,           on_undecryptable, media_download_answer,
+                                   presence_event, on_group_subject, group_events_take};
     wa_messaging_set_receive_events(&ev, NULL);
 }

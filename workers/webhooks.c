@@ -36,6 +36,11 @@ static const char *const event_types[] = {"message.received",
                                           "message.reaction",
                                           "message.edited",
                                           "message.revoked",
+                                          "message.media_stored",
+                                          "message.media_failed",
+                                          "group.created",
+                                          "group.updated",
+                                          "group.participants",
                                           "audit.*",
                                           "*",
                                           NULL};
@@ -140,10 +145,12 @@ static int check_events(struct rq *rq, yajl_val v, char *out, size_t outlen)
         }
     }
     if (!ok) {
-        http_error(rq, 400, "invalid_events",
-                   "events must be a non-empty array of: message.received, message.sent, message.status, "
-                   "message.reaction, message.edited, message.revoked, audit.*, or \"*\"",
-                   "events");
+        http_error(
+            rq, 400, "invalid_events",
+            "events must be a non-empty array of: message.received, message.sent, message.status, "
+            "message.reaction, message.edited, message.revoked, message.media_stored, message.media_failed, "
+            "group.created, group.updated, group.participants, audit.*, or \"*\"",
+            "events");
         return -1;
     }
     out[used++] = '}';

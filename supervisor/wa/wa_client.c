@@ -484,7 +484,11 @@ static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
     }
     if (strcmp(n->tag, "notification") == 0) {
         const char *type = wa_node_attr_str(n, "type");
-        send_ack(c, n);
+        /* A group's change is acked by the messaging layer once the
+         * application has stored it (wa_client_ack). */
+        int deferred = type && !strcmp(type, "w:gp2") && c->hooks.on_stanza && c->creds.paired;
+        if (!deferred)
+            send_ack(c, n);
         if (type && strcmp(type, "link_code_companion_reg") == 0) {
             wac_pair_code_primary_hello(c, n);
             return 0;

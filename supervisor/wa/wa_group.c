@@ -403,3 +403,93 @@ int wa_group_join(struct wa_client *c, const char *code, wa_group_change_cb cb, 
     wa_node_add_attr(a, n, "code", code);
     return send_change(c, a, "@g.us", n, cb, arg);
 }
+
+/* ---- w:gp2 notices */
+
+void wa_group_event_free(struct wa_group_event *ev)
+{
+    free(ev->subject);
+    free(ev->description);
+    free(ev->participants);
+    memset(ev, 0, sizeof *ev);
+}
+
+static int event_people(const wa_node *list, wa_arena *a, struct wa_group_event *ev)
+{
+    size_t np = 0;
+    for (uint32_t i = 0; list->content == WA_CONTENT_LIST && i < list->nchildren; i++)
+        np += !strcmp(list->children[i]->tag, "participant");
+    if (np > MAX_PARTICIPANTS || (np && !(ev->participants = calloc(np, sizeof *ev->participants))))
+        return -1;
+    for (uint32_t i = 0; list->content == WA_CONTENT_LIST && i < list->nchildren; i++) {
+        const wa_node *c = list->children[i];
+        if (strcmp(c->tag, "participant"))
+            continue;
+        jid_attr(c, "jid", a, ev->participants[ev->n], sizeof ev->participants[0]);
+        if (ev->participants[ev->n][0])
+            ev->n++;
+    }
+    return 0;
+}
+
+int wa_group_event_parse(const wa_node *n, struct wa_group_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->announce = ev->locked = -1;
+    ev->ephemeral_seconds = -1;
+    const char *id = wa_node_attr_str(n, "id");
+    wa_arena *a = wa_arena_new();
+    if (!a || !id || strlen(id) >= sizeof ev->id || n->content != WA_CONTENT_LIST) {
+        wa_arena_free(a);
+        return -1;
+    }
+    snprintf(ev->id, sizeof ev->id, "%s", id);
+    jid_attr(n, "from", a, ev->gjid, sizeof ev->gjid);
+    jid_attr(n, "participant", a, ev->actor, sizeof ev->actor);
+    int r = -1;
+    for (uint32_t i = 0; r < 0 && ev->gjid[0] && strstr(ev->gjid, "@g.us") && i < n->nchildren; i++) {
+        const wa_node *c = n->children[i];
+        const char *t = c->tag;
+        if (!strcmp(t, "create")) {
+            const wa_node *g = wa_node_child(c, "group");
+            const char *sj = g ? wa_node_attr_str(g, "subject") : NULL;
+            ev->kind = "created";
+            ev->subject = sj ? text_dup(sj, strlen(sj)) : NULL;
+            r = g && event_people(g, a, ev) == 0 ? 0 : -2;
+        } else if (!strcmp(t, "add") || !strcmp(t, "remove") || !strcmp(t, "promote") ||
+                   !strcmp(t, "demote")) {
+            ev->kind = "participants";
+            ev->action = !strcmp(t, "add")       ? "add"
+                         : !strcmp(t, "remove")  ? "remove"
+                         : !strcmp(t, "promote") ? "promote"
+                                                 : "demote";
+            r = event_people(c, a, ev) == 0 && ev->n ? 0 : -2;
+        } else if (!strcmp(t, "subject")) {
+            const char *sj = wa_node_attr_str(c, "subject");
+            ev->kind = "updated";
+            ev->subject = sj ? text_dup(sj, strlen(sj)) : NULL;
+            r = ev->subject ? 0 : -2;
+        } else if (!strcmp(t, "description")) {
+            const wa_node *body = wa_node_child(c, "body");
+            ev->kind = "updated";
+            if (body && body->content == WA_CONTENT_BYTES)
+                ev->description = text_dup((const char *)body->bytes, body->nbytes);
+            else if (wa_node_child(c, "delete"))
+                ev->description = text_dup("", 0);
+            r = ev->description ? 0 : -2;
+        } else if (!strcmp(t, "announcement") || !strcmp(t, "not_announcement")) {
+            ev->kind = "updated", ev->announce = !strcmp(t, "announcement"), r = 0;
+        } else if (!strcmp(t, "locked") || !strcmp(t, "unlocked")) {
+            ev->kind = "updated", ev->locked = !strcmp(t, "locked"), r = 0;
+        } else if (!strcmp(t, "ephemeral") || !strcmp(t, "not_ephemeral")) {
+            ev->kind = "updated",
+            ev->ephemeral_seconds = !strcmp(t, "ephemeral") ? num_attr(c, "expiration") : 0, r = 0;
+        } else if (!strcmp(t, "invite")) {
+            ev->kind = "updated", ev->invite_revoked = 1, r = 0;
+        }
+    }
+    wa_arena_free(a);
+    if (r < 0)
+        wa_group_event_free(ev);
+    return r < 0 ? -1 : 0;
+}

@@ -58,6 +58,23 @@ int wa_group_setting(struct wa_client *c, const char *gjid, const char *tag, con
 int wa_group_invite(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg);
 /* Joins by an invite code: the answer is <group jid>. */
 int wa_group_join(struct wa_client *c, const char *code, wa_group_change_cb cb, void *arg);
+/* A change to a group as <notification type=w:gp2> tells it (the first
+ * child that is a change). kind: "created" (subject, participants),
+ * "participants" (action add|remove|promote|demote, participants) or
+ * "updated" (any of subject, description ("" deleted), announce, locked,
+ * ephemeral_seconds, invite_revoked; -1 / NULL when not part of it). */
+struct wa_group_event {
+    char gjid[96], actor[96], id[64];
+    const char *kind, *action;   /* static strings */
+    char *subject, *description; /* malloc'd or NULL */
+    int announce, locked, invite_revoked;
+    int64_t ephemeral_seconds;
+    size_t n;
+    char (*participants)[96]; /* n of them, malloc'd */
+};
+/* 0 with ev filled (wa_group_event_free), -1 when n holds no change we tell. */
+int wa_group_event_parse(const wa_node *n, struct wa_group_event *ev);
+void wa_group_event_free(struct wa_group_event *ev);
 /* The metadata in a <group> node (the query's answer's child); -1 when it is
  * not one. g's strings and participants are malloc'd: wa_group_info_free. */
 int wa_group_parse(const wa_node *group, struct wa_group_info *g);

@@ -150,7 +150,7 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
         else if (type && !strcmp(type, "mediaretry"))
             handle_media_retry(n);
         else if (type && !strcmp(type, "w:gp2"))
-            wam_handle_group_notification(n);
+            return wam_handle_group_notification(n, a);
         return 0;
     }
     if (strcmp(n->tag, "message"))
@@ -172,6 +172,7 @@ static void on_disconnect(void *arg)
     wam.connected = 0;
     wam_receive_disconnect();
     wam_send_disconnect();
+    wam_group_notices_drop();
 }
 
 void wa_messaging_init(struct wa_client *c, struct event_base *base)

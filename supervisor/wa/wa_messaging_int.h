@@ -188,8 +188,12 @@ void wam_group_phash_mismatch(const char *group_user);
  * -1 (then *skdm is NULL). *skdm malloc'd. */
 int wam_group_own_skdm(const char *group_user, uint8_t **skdm, size_t *n);
 /* <notification type=w:gp2>: members added, removed or gone change whom the
- * next send goes to (and a removal rotates our sender key). */
-void wam_handle_group_notification(const wa_node *n);
+ * next send goes to (and a removal rotates our sender key); the change goes
+ * to the application and is acked once stored. 1 when n (and a) are kept. */
+int wam_handle_group_notification(wa_node *n, wa_arena *a);
+/* The connection went: group notices waiting for their store are dropped
+ * (the server tells them again). */
+void wam_group_notices_drop(void);
 /* Replacements of our sender key that waited for the Signal store. */
 void wam_group_rotate_pending(void);
 void wam_group_disconnect(void);

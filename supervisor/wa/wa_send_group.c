@@ -125,11 +125,71 @@ void wam_group_rotate_pending(void)
         log_error("cannot store the Signal state", LF_S("error", err));
 }
 
-void wam_handle_group_notification(const wa_node *n)
+/* Group notices waiting for the application's store, to be acked then. */
+#define NOTICE_SLOTS 64
+static struct {
+    uint64_t token;
+    wa_node *n;
+    wa_arena *a;
+} notices[NOTICE_SLOTS];
+static uint64_t notice_tokens;
+
+void wam_group_notices_drop(void)
 {
-    char from[128];
-    if (!wa_node_attr_text(n, "from", from, sizeof from) || !strstr(from, "@g.us"))
-        return;
+    for (int i = 0; i < NOTICE_SLOTS; i++)
+        if (notices[i].token) {
+            wa_arena_free(notices[i].a);
+            notices[i].token = 0;
+        }
+}
+
+void wa_messaging_group_event_done(uint64_t token, int stored)
+{
+    for (int i = 0; i < NOTICE_SLOTS; i++)
+        if (token && notices[i].token == token) {
+            if (stored)
+                wa_client_ack(wam.c, notices[i].n);
+            wa_arena_free(notices[i].a);
+            notices[i].token = 0;
+            return;
+        }
+}
+
+/* The change to the application, acked once stored; 1 when n is kept. */
+static int group_event(wa_node *n, wa_arena *a)
+{
+    struct wa_group_event ev;
+    if (!wam.rev.on_group_event || wa_group_event_parse(n, &ev) < 0) {
+        wa_client_ack(wam.c, n); /* nothing to store */
+        return 0;
+    }
+    int slot = -1;
+    for (int i = 0; i < NOTICE_SLOTS && slot < 0; i++)
+        if (!notices[i].token)
+            slot = i;
+    int kept = 0;
+    if (slot < 0) {
+        log_warn("group notices: too many waiting; this one comes again", LF_S("group", ev.gjid));
+    } else {
+        uint64_t t = ++notice_tokens;
+        notices[slot].token = t, notices[slot].n = n, notices[slot].a = a;
+        if (wam.rev.on_group_event(wam.rarg, &ev, t) == 0)
+            kept = 1;
+        else if (notices[slot].token == t)
+            notices[slot].token = 0; /* not taken: not acked, the server tells it again */
+    }
+    wa_group_event_free(&ev);
+    return kept;
+}
+
+int wam_handle_group_notification(wa_node *n, wa_arena *a)
+{
+    char buf[128];
+    const char *from = wa_node_attr_text(n, "from", buf, sizeof buf); /* buf, or the attribute's own text */
+    if (!from || !strstr(from, "@g.us")) {
+        wa_client_ack(wam.c, n);
+        return 0;
+    }
     int changed = 0, left = 0;
     for (uint32_t i = 0; n->content == WA_CONTENT_LIST && i < n->nchildren; i++) {
         const char *t = n->children[i]->tag;
@@ -148,6 +208,7 @@ void wam_handle_group_notification(const wa_node *n)
         log_info("group members changed", LF_S("group", from), LF_I("member_left", left));
         wa_messaging_group_changed(from, left);
     }
+    return group_event(n, a);
 }
 
 void wa_messaging_group_changed(const char *gjid, int member_left)

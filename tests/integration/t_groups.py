@@ -126,6 +126,16 @@ G = (r or {}).get("group", {}).get("id")
 check("Baileys made a group of three with us in it", bool(G) and G.endswith("@g.us") and
       len(r["group"]["participants"]) == 3, r)
 
+def gevents(etype):
+    return [json.loads(r[0]) for r in sql("SELECT data::text FROM wa_events WHERE type = :'p0' ORDER BY id", etype)]
+
+
+ev = wait(lambda: [e for e in gevents("group.created") if e["jid"] == G], timeout=10)
+check("group.created: once, with the creator, the subject and the participants (acked after its commit)",
+      ev and len(ev) == 1 and ev[0]["subject"] == "Team" and ev[0]["actor"].startswith(A) and
+      {p.split("@")[0] for p in ev[0]["participants"]} == {A, ME, PEER} and
+      [e for e in wa.events(0, "ack") if e.get("class") == "notification" and e.get("type") == "w:gp2"], ev)
+
 # ---- receive: Baileys' sender-key fan-out, and a peer's
 r = bl.result("sent", bl.start({"op": "send", "to": G, "text": "hello from A"}))
 m1 = stored(r.get("sent")) if r else None
@@ -192,6 +202,9 @@ r = bl.result("participants", bl.start({"op": "groupParticipantsUpdate", "jid": 
                                         "action": "add"}))
 check("Baileys adds C (200)", r and r["participants"][0]["status"] == "200", r)
 check("wapi acked the w:gp2 notification", notified(mark))
+ev = [e for e in gevents("group.participants") if e["jid"] == G and e["action"] == "add"]
+check("group.participants add: once, naming C and who added", len(ev) == 1 and
+      [p.split("@")[0] for p in ev[0]["participants"]] == [C] and ev[0]["actor"].startswith(A), ev)
 s3 = send(G, "welcome C")
 check("after add: sent", status_is(s3, "sent", "delivered", "read"), api("GET", f"/api/messages/{s3}")[1])
 d3 = deliveries(s3)
@@ -219,6 +232,9 @@ r = bl.result("participants", bl.start({"op": "groupParticipantsUpdate", "jid": 
                                         "action": "remove"}))
 check("Baileys removes the peer (200)", r and r["participants"][0]["status"] == "200", r)
 check("wapi acked the w:gp2 notification", notified(mark))
+ev = [e for e in gevents("group.participants") if e["jid"] == G and e["action"] == "remove"]
+check("group.participants remove: once, naming the peer", len(ev) == 1 and
+      [p.split("@")[0] for p in ev[0]["participants"]] == [PEER], ev)
 s4 = send(G, "after the peer left")
 check("after remove: sent", status_is(s4, "sent", "delivered", "read"), api("GET", f"/api/messages/{s4}")[1])
 d4 = deliveries(s4)
@@ -285,6 +301,10 @@ st, js = api("POST", f"/api/groups/{NG}/participants", {"action": "add", "partic
 check("no participants: 400", st == 400 and js["error"]["field"] == "participants", (st, js))
 st, js = api("PATCH", f"/api/groups/{NG}", {"subject": "Renamed", "announce": True, "ephemeral_seconds": 86400})
 fg = wa.group(NG)
+check("group.updated events for our own changes: the subject, announce, the timer (each once)", wait(lambda: (lambda u: (
+    [e.get("subject") for e in u if "subject" in e] == ["Renamed"] and [e.get("announce") for e in u if "announce" in e]
+    == [True] and [e.get("ephemeral_seconds") for e in u if "ephemeral_seconds" in e] == [86400]))(
+    [e for e in gevents("group.updated") if e["jid"] == NG]), timeout=10), gevents("group.updated"))
 check("PATCH /api/groups/{jid}: subject, announce and the disappearing timer set; the group as it is now",
       st == 200 and js.get("subject") == "Renamed" and js.get("announce") is True and
       js.get("ephemeral_seconds") == 86400 and fg.get("subject") == "Renamed" and fg.get("announce") is True and
@@ -385,6 +405,39 @@ check("each member got it under its one id, the same text (at most the copy befo
       (peer_got(C, s7) or {}).get("text") == "in limbo", (copies, peer_got(C, s7, 1)))
 check("exactly one message.sent event for it",
       sql("SELECT count(*) FROM wa_events WHERE type = 'message.sent' AND data->>'id' = :'p0'", s7) == [["1"]])
+
+# ---- kill -9 between a group notice and its commit: not acked, told again after the restart, stored once
+locker = subprocess.Popen(["psql", DB, "-qAtX"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+locker.stdin.write("BEGIN; LOCK TABLE wa_group_notices IN EXCLUSIVE MODE; SELECT 'locked';\n")
+locker.stdin.flush()
+locker.stdout.readline()
+mark = wa.last_seq()
+r = wa.group_subject(G, A, "Team, renamed")
+check("A renames the group while the notices' table is held", r.get("ok") is not False and "http_error" not in r, r)
+time.sleep(1.0)
+ours = {e["conn"] for e in wa.events(0, "login.ok") if str(e.get("jid", "")).startswith(ME + ":")}
+check("the notice reached wapi and was not acked (its commit waits)",
+      ours and not [e for e in wa.events(mark, "ack") if e.get("class") == "notification" and e["conn"] in ours],
+      [e for e in wa.events(mark, "ack") if e.get("class") == "notification"])
+
+
+def release_notices():
+    wait(lambda: sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND application_name = 'wapi-supervisor' AND wait_event_type = 'Lock'") == [["0"]], timeout=20)
+    locker.stdin.write("ROLLBACK;\n")
+    locker.stdin.close()
+    locker.wait(10)
+
+
+check("restart after kill -9 with the notice unstored: connected again", restart(kill=True, between=release_notices))
+got = wait(lambda: [e for e in gevents("group.updated") if e.get("subject") == "Team, renamed"], timeout=20)
+time.sleep(0.5)
+got = [e for e in gevents("group.updated") if e.get("subject") == "Team, renamed"]
+check("told again after the login and stored once: one group.updated, then acked",
+      len(got) == 1 and [e for e in wa.events(mark, "inbox.resend") if e.get("ids")] and
+      [e for e in wa.events(mark, "ack") if e.get("class") == "notification" and e["conn"] not in ours and
+       e["conn"] in {x["conn"] for x in wa.events(0, "login.ok") if str(x.get("jid", "")).startswith(ME + ":")}],
+      (got, wa.events(mark, "inbox.resend")))
 
 # ---- a member removed while wapi is down: the next send after the restart replaces our key
 key_before = (group_message(s7) or {}).get("keyId")

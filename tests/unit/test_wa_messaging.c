@@ -295,6 +295,15 @@ static const char *attr_of(const wa_node *n, const char *key)
     return v ? v : "";
 }
 
+/* How many <ack id=id> went out since from. */
+static int acks_for(int from, const char *id)
+{
+    int k = 0;
+    for (int i = from; i < nsent; i++)
+        k += !strcmp(sent[i].what, "ack") && !strcmp(attr_of(sent[i].n, "id"), id);
+    return k;
+}
+
 static const wa_node *child_of(const wa_node *n, const char *tag)
 {
     return n ? wa_node_child(n, tag) : NULL;
@@ -397,6 +406,26 @@ static void on_presence(void *arg, const struct wa_presence *p)
     (void)arg;
     last_presence = *p;
     npresence++;
+}
+
+static struct {
+    int n;
+    char kind[16], action[16], group[96], first[96];
+    size_t np;
+    uint64_t token;
+} gev;
+
+static int on_group_event(void *arg, const struct wa_group_event *ev, uint64_t token)
+{
+    (void)arg;
+    gev.n++;
+    snprintf(gev.kind, sizeof gev.kind, "%s", ev->kind);
+    snprintf(gev.action, sizeof gev.action, "%s", ev->action ? ev->action : "");
+    snprintf(gev.group, sizeof gev.group, "%s", ev->gjid);
+    snprintf(gev.first, sizeof gev.first, "%s", ev->n ? ev->participants[0] : "");
+    gev.np = ev->n;
+    gev.token = token;
+    return 0;
 }
 
 static char last_subject[128], last_subject_group[96];
@@ -917,8 +946,8 @@ int main(void)
     copies = wa_arena_new();
     evb = event_base_new();
     wa_messaging_init((struct wa_client *)&us, evb); /* the handle is only passed back to the stand-ins */
-    struct wa_receive_events rev = {on_incoming,    on_lid,      on_undecryptable,
-                                    on_media_retry, on_presence, on_group_subject};
+    struct wa_receive_events rev = {on_incoming, on_lid,           on_undecryptable, on_media_retry,
+                                    on_presence, on_group_subject, on_group_event};
     struct wa_send_events sev = {on_sent, on_receipt, on_ready, on_retry};
     wa_messaging_set_receive_events(&rev, NULL);
     wa_messaging_set_send_events(&sev, NULL);
@@ -1648,6 +1677,51 @@ int main(void)
         feed_node(pr, pa);
         T_EQ_INT(npresence, 3,
                  "a group chatstate without participant, an unknown state, a bad JID: none reach it");
+    }
+
+    /* A group's change: to the application, acked only once it is stored. */
+    link_back();
+    {
+        int s1 = nsent;
+        wa_arena *ga = wa_arena_new();
+        wa_node *no = wa_node_new(ga, "notification"), *add = wa_node_new(ga, "add"),
+                *pp = wa_node_new(ga, "participant");
+        wa_node_add_attr(ga, no, "type", "w:gp2");
+        wa_node_add_attr(ga, no, "id", "GN1");
+        wa_node_add_attr(ga, no, "from", GROUP);
+        wa_node_add_attr(ga, no, "participant", PEER);
+        wa_node_add_attr(ga, pp, "jid", "15550003333@s.whatsapp.net");
+        wa_node_add_child(ga, add, pp);
+        wa_node_add_child(ga, no, add);
+        feed_node(no, ga);
+        T_CHECK(gev.n == 1 && !strcmp(gev.kind, "participants") && !strcmp(gev.action, "add") &&
+                    !strcmp(gev.group, GROUP) && gev.np == 1 &&
+                    !strcmp(gev.first, "15550003333@s.whatsapp.net"),
+                "a member added: the change reaches the application (group, action, who)");
+        T_EQ_INT(acks_for(s1, "GN1"), 0, "not acked before it is stored");
+        wa_messaging_group_event_done(gev.token, 1);
+        T_EQ_INT(acks_for(s1, "GN1"), 1, "acked once stored");
+        wa_messaging_group_event_done(gev.token, 1);
+        T_EQ_INT(acks_for(s1, "GN1"), 1, "a second done for it acks nothing more");
+        ga = wa_arena_new();
+        no = wa_node_new(ga, "notification");
+        wa_node_add_attr(ga, no, "type", "w:gp2");
+        wa_node_add_attr(ga, no, "id", "GN2");
+        wa_node_add_attr(ga, no, "from", GROUP);
+        wa_node_add_child(ga, no, wa_node_new(ga, "locked"));
+        feed_node(no, ga);
+        T_CHECK(gev.n == 2 && !strcmp(gev.kind, "updated"), "a setting: an update");
+        wa_messaging_group_event_done(gev.token, 0);
+        T_EQ_INT(acks_for(s1, "GN2"), 0, "not stored: not acked (the server tells it again)");
+        ga = wa_arena_new();
+        no = wa_node_new(ga, "notification");
+        wa_node_add_attr(ga, no, "type", "w:gp2");
+        wa_node_add_attr(ga, no, "id", "GN3");
+        wa_node_add_attr(ga, no, "from", GROUP);
+        wa_node_add_child(ga, no, wa_node_new(ga, "picture"));
+        feed_node(no, ga);
+        T_CHECK(gev.n == 2 && acks_for(s1, "GN3") == 1,
+                "a change we do not tell (a picture): acked at once, no event");
     }
 
     /* 16. Sending to a group: members asked (w:g2), their devices, our

@@ -67,6 +67,7 @@ export class FakeGroups {
         this.bad = bad; // throws the server's Violation
         this.groups = new Map(); // jid -> state
         this.seqNo = 0;
+        this.noticeSeq = 0;
     }
 
     // ── helpers ──
@@ -141,8 +142,17 @@ export class FakeGroups {
         const phones = new Set([...g.participants.keys(), ...also]);
         const conns = this.connsOf(phones);
         const t = String(nowSec());
-        for (const c of conns)
-            c.sendAcked({ tag: 'notification', attrs: { from: g.jid, type: 'w:gp2', id: c.newId(), participant: this.memberJid(g, actor), t, ...(g.addressing === 'lid' ? { addressing_mode: 'lid' } : {}) }, content: [child] });
+        // As WhatsApp does, a notice waits for each companion's ack: one offline (or that did not ack
+        // before its connection went) gets it again at its next login, under the same id.
+        const node = { tag: 'notification', attrs: { from: g.jid, type: 'w:gp2', id: `GP${(++this.noticeSeq).toString(16).toUpperCase().padStart(8, '0')}`,
+            participant: this.memberJid(g, actor), t, ...(g.addressing === 'lid' ? { addressing_mode: 'lid' } : {}) }, content: [child] };
+        for (const d of this.server.devices.values()) {
+            if (d.removed || !phones.has(d.user)) continue;
+            const key = `${d.user}:${d.device}`;
+            if (!this.server.inbox.has(key)) this.server.inbox.set(key, new Map());
+            this.server.inbox.get(key).set(node.attrs.id, node);
+        }
+        for (const c of conns) c.sendAcked(node);
         this.server.log(0, 'group.notify', { group: g.jid, actor, change: child.tag, conns: conns.map((c) => c.id) });
     }
 

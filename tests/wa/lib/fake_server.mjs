@@ -762,7 +762,7 @@ class Conn {
         else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
         this.pendingAck.delete(key);
-        if (sent.tag === 'message' && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
+        if ((sent.tag === 'message' || sent.tag === 'notification') && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
         this.log('ack', { id, class: sent.tag, type: sent.type ?? null });
     }
 
