@@ -29,6 +29,7 @@ COPY scripts/embed-sql.sh scripts/embed-assets.sh scripts/
 COPY common/ common/
 COPY supervisor/ supervisor/
 COPY workers/ workers/
+COPY docs/openapi.json docs/
 ARG WAPI_VERSION=dev
 # -Werror, as in CI (scripts/image.sh passes the CI of `make test`).
 ARG CI=true
