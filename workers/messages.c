@@ -71,6 +71,22 @@ struct op {
     int slot;
 };
 
+/* idempotency_key (optional) into o->idem; -1 after answering 400. */
+static int parse_idem(struct rq *rq, yajl_val body, struct op *o)
+{
+    yajl_val v = json_member(body, "idempotency_key");
+    if (!v || YAJL_IS_NULL(v))
+        return 0;
+    size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
+    if (il < 1 || il > IDEM_MAX || utf8_len(v->u.string, il) < 1) {
+        http_error(rq, 400, "invalid_idempotency_key", "idempotency_key must be a string of 1 to 128 bytes",
+                   "idempotency_key");
+        return -1;
+    }
+    memcpy(o->idem, v->u.string, il + 1);
+    return 0;
+}
+
 /* ---- recipients */
 
 /* A group's JID: digits (an old group: creator-digits "-" creation time) @g.us. */
@@ -1085,17 +1101,8 @@ void h_messages_send(struct rq *rq)
     }
     if (parse_mentions(rq, body, o) < 0)
         goto out;
-    v = json_member(body, "idempotency_key");
-    if (v && !YAJL_IS_NULL(v)) {
-        size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
-        long ic = il ? utf8_len(v->u.string, il) : -1;
-        if (ic < 1 || il > IDEM_MAX) {
-            http_error(rq, 400, "invalid_idempotency_key",
-                       "idempotency_key must be a string of 1 to 128 bytes", "idempotency_key");
-            goto out;
-        }
-        memcpy(o->idem, v->u.string, il + 1);
-    }
+    if (parse_idem(rq, body, o) < 0)
+        goto out;
     if (new_message_id(o->id) < 0) {
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
@@ -1299,16 +1306,8 @@ void h_message_react(struct rq *rq)
     size_t el = strlen(v->u.string);
     o->text = h2o_mem_alloc_pool(&rq->req->pool, el + 1);
     memcpy(o->text, v->u.string, el + 1);
-    v = json_member(body, "idempotency_key");
-    if (v && !YAJL_IS_NULL(v)) {
-        size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
-        if (il < 1 || il > IDEM_MAX || utf8_len(v->u.string, il) < 0) {
-            http_error(rq, 400, "invalid_idempotency_key",
-                       "idempotency_key must be a string of 1 to 128 bytes", "idempotency_key");
-            goto out;
-        }
-        memcpy(o->idem, v->u.string, il + 1);
-    }
+    if (parse_idem(rq, body, o) < 0)
+        goto out;
     if (new_message_id(o->id) < 0) {
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
@@ -1518,16 +1517,8 @@ void h_message_forward(struct rq *rq)
                    "to");
         goto out;
     }
-    v = json_member(body, "idempotency_key");
-    if (v && !YAJL_IS_NULL(v)) {
-        size_t il = YAJL_IS_STRING(v) ? strlen(v->u.string) : 0;
-        if (il < 1 || il > IDEM_MAX || utf8_len(v->u.string, il) < 0) {
-            http_error(rq, 400, "invalid_idempotency_key",
-                       "idempotency_key must be a string of 1 to 128 bytes", "idempotency_key");
-            goto out;
-        }
-        memcpy(o->idem, v->u.string, il + 1);
-    }
+    if (parse_idem(rq, body, o) < 0)
+        goto out;
     if (new_message_id(o->id) < 0) {
         http_error(rq, 500, NULL, "no randomness available", NULL);
         goto out;
