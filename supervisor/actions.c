@@ -120,14 +120,38 @@ static int do_subscribe(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
     return 0;
 }
 
-struct pending_contacts {
+/* A worker's request answered later: whom to answer. The records of such
+ * requests begin with these two fields. */
+struct later {
     pid_t pid;
     uint32_t msg_id;
 };
 
+/* Answers a request that waited (its worker may have left meanwhile). */
+static void answer_later(const void *rec, uint32_t status, const struct sbuf *b, const char *what)
+{
+    const struct later *l = rec;
+    if (!b->oom && workers_reply(l->pid, l->msg_id, status, b->buf, b->len) < 0)
+        log_info("answered after its worker left", LF_S("what", what), LF_I("pid", l->pid));
+}
+
+/* A zeroed record of size bytes (struct later first) for pid's request
+ * msg_id; NULL after answering 503 at once. */
+static void *later_new(size_t size, pid_t pid, uint32_t msg_id, uint32_t *status, struct sbuf *body)
+{
+    struct later *l = calloc(1, size);
+    if (!l) {
+        *status = 503;
+        jw_error_body(body, "out_of_memory", "try again", NULL);
+        return NULL;
+    }
+    l->pid = pid, l->msg_id = msg_id;
+    return l;
+}
+
 static void on_contacts(void *arg, const struct wa_contact_result *res, size_t n, const char *why)
 {
-    struct pending_contacts *p = arg;
+    struct later *p = arg;
     struct sbuf b;
     sbuf_init(&b);
     uint32_t status = 200;
@@ -151,8 +175,7 @@ static void on_contacts(void *arg, const struct wa_contact_result *res, size_t n
         jw_obj_end(&w);
         workers_answer_json(&w, &status, &b);
     }
-    if (!b.oom && workers_reply(p->pid, p->msg_id, status, b.buf, b.len) < 0)
-        log_info("number check answered after its worker left", LF_I("pid", p->pid));
+    answer_later(p, status, &b, "number check");
     sbuf_free(&b);
     free(p);
 }
@@ -175,14 +198,9 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
         return not_connected(status, body);
-    struct pending_contacts *p = malloc(sizeof *p);
-    if (!p) {
-        *status = 503;
-        jw_error_body(body, "out_of_memory", "try again", NULL);
+    struct later *p = later_new(sizeof *p, pid, msg_id, status, body);
+    if (!p)
         return 0;
-    }
-    p->pid = pid;
-    p->msg_id = msg_id;
     if (wa_query_contacts(c, pp, n, on_contacts, p) < 0) {
         free(p);
         *status = 503;
@@ -302,7 +320,7 @@ static void group_error(struct sbuf *b, uint32_t *status, int code, const char *
 
 static void on_group(void *arg, const struct wa_group_info *g, int code, const char *why)
 {
-    struct pending_contacts *p = arg;
+    struct later *p = arg;
     struct sbuf b;
     sbuf_init(&b);
     uint32_t status = 200;
@@ -316,16 +334,14 @@ static void on_group(void *arg, const struct wa_group_info *g, int code, const c
         group_json(&w, g);
         workers_answer_json(&w, &status, &b);
     }
-    if (!b.oom && workers_reply(p->pid, p->msg_id, status, b.buf, b.len) < 0)
-        log_info("group query answered after its worker left", LF_I("pid", p->pid));
+    answer_later(p, status, &b, "group query");
     sbuf_free(&b);
     free(p);
 }
 
 /* The groups we are in: one array, written as the answer's groups come. */
 struct pending_list {
-    pid_t pid;
-    uint32_t msg_id;
+    struct later to; /* first: later_new, answer_later */
     struct sbuf b;
     struct jsonw w;
     int n;
@@ -355,8 +371,7 @@ static void on_group_list(void *arg, const struct wa_group_info *g, int code, co
         jw_obj_end(&p->w);
         workers_answer_json(&p->w, &status, &p->b);
     }
-    if (!out->oom && workers_reply(p->pid, p->msg_id, status, out->buf, out->len) < 0)
-        log_info("group list answered after its worker left", LF_I("pid", p->pid));
+    answer_later(p, status, out, "group list");
     sbuf_free(&err);
     sbuf_free(&p->b);
     free(p);
@@ -369,14 +384,9 @@ static int do_group_list(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
         return not_connected(status, body);
-    struct pending_list *p = calloc(1, sizeof *p);
-    if (!p) {
-        *status = 503;
-        jw_error_body(body, "out_of_memory", "try again", NULL);
+    struct pending_list *p = later_new(sizeof *p, pid, msg_id, status, body);
+    if (!p)
         return 0;
-    }
-    p->pid = pid;
-    p->msg_id = msg_id;
     sbuf_init(&p->b);
     jw_init(&p->w, &p->b);
     jw_obj(&p->w);
@@ -400,14 +410,9 @@ static int do_group(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *sta
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
         return not_connected(status, body);
-    struct pending_contacts *p = malloc(sizeof *p);
-    if (!p) {
-        *status = 503;
-        jw_error_body(body, "out_of_memory", "try again", NULL);
+    struct later *p = later_new(sizeof *p, pid, msg_id, status, body);
+    if (!p)
         return 0;
-    }
-    p->pid = pid;
-    p->msg_id = msg_id;
     if (wa_group_query(c, jid, on_group, p) < 0) {
         free(p);
         return not_connected(status, body);
@@ -433,8 +438,7 @@ static const char *const GC_ACTIONS[] = {NULL, NULL, "add", "remove", "promote",
 #define GC_SETTINGS 4 /* subject, announce, locked, ephemeral */
 
 struct pending_change {
-    pid_t pid;
-    uint32_t msg_id;
+    struct later to; /* first: later_new, answer_later */
     int op;
     char gjid[MAX_JID];
     /* GC_PATCH: the settings still to send, "tag=value" each */
@@ -455,9 +459,9 @@ static void patch_next(struct pending_change *p)
         r = wa_group_setting(c, p->gjid, p->settings[p->next], eq + 1, on_group_change, p);
         p->next++;
     } else if (c) {
-        struct pending_contacts *q = malloc(sizeof *q);
+        struct later *q = malloc(sizeof *q);
         if (q) {
-            q->pid = p->pid, q->msg_id = p->msg_id;
+            *q = p->to;
             if ((r = wa_group_query(c, p->gjid, on_group, q)) < 0)
                 free(q);
         }
@@ -471,8 +475,7 @@ static void patch_next(struct pending_change *p)
         sbuf_init(&b);
         uint32_t status = 503;
         jw_error_body(&b, "whatsapp_unavailable", "the connection went away while changing the group", NULL);
-        if (!b.oom)
-            workers_reply(p->pid, p->msg_id, status, b.buf, b.len);
+        answer_later(p, status, &b, "group change");
         sbuf_free(&b);
         free(p);
     }
@@ -552,8 +555,7 @@ static void on_group_change(void *arg, const wa_node *answer, int code, const ch
         jw_obj_end(&w);
         workers_answer_json(&w, &status, &b);
     }
-    if (!b.oom && workers_reply(p->pid, p->msg_id, status, b.buf, b.len) < 0)
-        log_info("group change answered after its worker left", LF_I("pid", p->pid));
+    answer_later(p, status, &b, "group change");
     sbuf_free(&b);
     free(p);
 }
@@ -581,13 +583,10 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
         return not_connected(status, body);
-    struct pending_change *p = calloc(1, sizeof *p);
-    if (!p) {
-        *status = 503;
-        jw_error_body(body, "out_of_memory", "try again", NULL);
+    struct pending_change *p = later_new(sizeof *p, pid, msg_id, status, body);
+    if (!p)
         return 0;
-    }
-    p->pid = pid, p->msg_id = msg_id, p->op = (int)op;
+    p->op = (int)op;
     int r;
     if (op == GC_CREATE) {
         char key[24];

@@ -1264,27 +1264,45 @@ static const char SQL_REACT[] =
     "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'not_found' ELSE 'retry' END, "
     "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $4)";
 
+/* A statement's verdict k ("new", "old", or a refusal): a refusal in t is
+ * answered with its error; else the stored message (ours, new: 202, the
+ * outbox woken; an earlier request's with the same key, old_id: 200). */
+struct refusal {
+    const char *k;
+    int status;
+    const char *code, *msg;
+};
+
+static void answer_verdict(struct op *o, const char *k, const char *old_id, const struct refusal *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(k, t[i].k)) {
+            http_error(o->b.rq, t[i].status, t[i].code, t[i].msg, NULL);
+            return;
+        }
+    int fresh = !strcmp(k, "new");
+    if (fresh)
+        sup_notify(IPC_OUTBOX_KICK, NULL, 0);
+    o->answer_status = fresh ? 202 : 200;
+    const char *id = fresh ? o->id : old_id;
+    op_run(o, SQL_ONE, 1, &id, on_one);
+}
+
+#define RETRY_REFUSAL                                                                                        \
+    {                                                                                                        \
+        "retry", 409, "conflict", "a request with the same idempotency key is being stored; try again"       \
+    }
+
 static void on_reacted(void *ctx, const PGresult *res, const char *err)
 {
     struct op *o = ctx;
     if (!op_done(o, res, err))
         return;
-    struct rq *rq = o->b.rq;
-    const char *k = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry";
-    if (!strcmp(k, "not_found")) {
-        http_error(rq, 404, "not_found", "no message with this id to react to", NULL);
-        return;
-    }
-    if (!strcmp(k, "retry")) {
-        http_error(rq, 409, "conflict", "a request with the same idempotency key is being stored; try again",
-                   NULL);
-        return;
-    }
-    if (k[0] == 'n')
-        sup_notify(IPC_OUTBOX_KICK, NULL, 0);
-    o->answer_status = k[0] == 'n' ? 202 : 200;
-    const char *id = k[0] == 'n' ? o->id : PQgetvalue(res, 0, 1);
-    op_run(o, SQL_ONE, 1, &id, on_one);
+    static const struct refusal refusals[] = {
+        {"not_found", 404, "not_found", "no message with this id to react to"}, RETRY_REFUSAL};
+    answer_verdict(o, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry",
+                   PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, refusals,
+                   sizeof refusals / sizeof *refusals);
 }
 
 void h_message_react(struct rq *rq)
@@ -1369,13 +1387,7 @@ static void on_changed(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     if (!op_done(o, res, err))
         return;
-    struct rq *rq = o->b.rq;
-    const char *k = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
-    static const struct {
-        const char *k;
-        int status;
-        const char *code, *msg;
-    } refusals[] = {
+    static const struct refusal refusals[] = {
         {"not_found", 404, "not_found", "no message with this id"},
         {"not_own", 409, "not_own",
          "only our own messages (and, as a group admin, a member's) can be changed"},
@@ -1385,15 +1397,8 @@ static void on_changed(void *ctx, const PGresult *res, const char *err)
         {"window", 409, "edit_window_passed", "WhatsApp allows an edit for 20 minutes after sending"},
         {"pending", 409, "pending", "a deletion of this message is already queued"},
     };
-    for (size_t i = 0; i < sizeof refusals / sizeof *refusals; i++)
-        if (!strcmp(k, refusals[i].k)) {
-            http_error(rq, refusals[i].status, refusals[i].code, refusals[i].msg, NULL);
-            return;
-        }
-    sup_notify(IPC_OUTBOX_KICK, NULL, 0);
-    o->answer_status = 202;
-    const char *id = o->id;
-    op_run(o, SQL_ONE, 1, &id, on_one);
+    answer_verdict(o, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found", NULL, refusals,
+                   sizeof refusals / sizeof *refusals);
 }
 
 void h_message_edit(struct rq *rq)
@@ -1473,31 +1478,18 @@ static void on_forwarded(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     if (!op_done(o, res, err))
         return;
-    struct rq *rq = o->b.rq;
-    const char *k = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry";
-    static const struct {
-        const char *k;
-        int status;
-        const char *code, *msg;
-    } refusals[] = {
+    static const struct refusal refusals[] = {
         {"not_found", 404, "not_found", "no message with this id"},
         {"revoked", 409, "revoked", "the message was deleted"},
         {"not_forwardable", 409, "not_forwardable",
          "only texts, media, locations and contact cards can be forwarded"},
         {"media_not_stored", 409, "media_not_stored",
          "the message's file is not in the media store yet (POST /api/messages/{id}/media/download)"},
-        {"retry", 409, "conflict", "a request with the same idempotency key is being stored; try again"},
+        RETRY_REFUSAL,
     };
-    for (size_t i = 0; i < sizeof refusals / sizeof *refusals; i++)
-        if (!strcmp(k, refusals[i].k)) {
-            http_error(rq, refusals[i].status, refusals[i].code, refusals[i].msg, NULL);
-            return;
-        }
-    if (k[0] == 'n')
-        sup_notify(IPC_OUTBOX_KICK, NULL, 0);
-    o->answer_status = k[0] == 'n' ? 202 : 200;
-    const char *id = k[0] == 'n' ? o->id : PQgetvalue(res, 0, 1);
-    op_run(o, SQL_ONE, 1, &id, on_one);
+    answer_verdict(o, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry",
+                   PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, refusals,
+                   sizeof refusals / sizeof *refusals);
 }
 
 void h_message_forward(struct rq *rq)

@@ -112,140 +112,136 @@ int wa_group_parse(const wa_node *group, struct wa_group_info *g)
     return 0;
 }
 
-struct query {
-    wa_group_cb cb;
+/* One w:g2 request in flight: its caller's callback (one of the two). */
+struct pending {
+    wa_group_cb info_cb;
+    wa_group_change_cb change_cb;
     void *arg;
 };
 
+/* The server's refusal in an answer: its code (500 when it names none);
+ * *why its text, or fallback. */
+static int refusal(const wa_node *n, const char **why, const char *fallback)
+{
+    const wa_node *err = wa_node_child(n, "error");
+    const char *code = err ? wa_node_attr_str(err, "code") : NULL;
+    const char *text = err ? wa_node_attr_str(err, "text") : NULL;
+    *why = text ? text : fallback;
+    return code ? atoi(code) : 500;
+}
+
+static int is_result(const wa_node *n)
+{
+    const char *type = wa_node_attr_str(n, "type");
+    return type && !strcmp(type, "result");
+}
+
+/* Sends <iq xmlns=w:g2 type to> with child (all in a; a is freed); on gets
+ * p with the answer. -1 (p freed) when it cannot go. */
+static int g2_iq(struct wa_client *c, wa_arena *a, const char *to, const char *type, wa_node *child,
+                 wa_iq_cb on, struct pending *p)
+{
+    wa_jid j;
+    int r = -1;
+    if (p && a && child && wa_jid_parse(a, to, &j) == WA_OK && !strcmp(j.server, "g.us")) {
+        wa_node *iq = wa_node_new(a, "iq");
+        wa_node_add_attr(a, iq, "xmlns", "w:g2");
+        wa_node_add_attr(a, iq, "type", type);
+        /* wa_client_iq sets to= the server unless given: these go to @g.us or the group */
+        wa_node_add_attr_jid(a, iq, "to", &j);
+        wa_node_add_child(a, iq, child);
+        r = wa_client_iq(c, a, iq, on, p);
+    }
+    wa_arena_free(a);
+    if (r < 0)
+        free(p);
+    return r;
+}
+
+static struct pending *pending_new(wa_group_cb info_cb, wa_group_change_cb change_cb, void *arg)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (p)
+        p->info_cb = info_cb, p->change_cb = change_cb, p->arg = arg;
+    return p;
+}
+
 static void on_answer(void *arg, const wa_node *n)
 {
-    struct query *q = arg;
-    if (!n) {
-        q->cb(q->arg, NULL, 0, "connection lost");
-        free(q);
-        return;
-    }
-    const char *type = wa_node_attr_str(n, "type");
-    const wa_node *err = wa_node_child(n, "error");
+    struct pending *q = arg;
     struct wa_group_info g;
-    if (type && !strcmp(type, "result") && wa_group_parse(wa_node_child(n, "group"), &g) == 0) {
-        q->cb(q->arg, &g, 200, NULL);
+    const char *why;
+    if (!n) {
+        q->info_cb(q->arg, NULL, 0, "connection lost");
+    } else if (is_result(n) && wa_group_parse(wa_node_child(n, "group"), &g) == 0) {
+        q->info_cb(q->arg, &g, 200, NULL);
         wa_group_info_free(&g);
     } else {
-        const char *code = err ? wa_node_attr_str(err, "code") : NULL;
-        const char *text = err ? wa_node_attr_str(err, "text") : NULL;
-        q->cb(q->arg, NULL, code ? atoi(code) : 500, text ? text : "the server's answer is no group");
+        int code = refusal(n, &why, "the server's answer is no group");
+        q->info_cb(q->arg, NULL, code, why);
     }
     free(q);
 }
 
 int wa_group_query(struct wa_client *c, const char *gjid, wa_group_cb cb, void *arg)
 {
-    struct query *q = calloc(1, sizeof *q);
     wa_arena *a = wa_arena_new();
-    wa_jid j;
-    if (!q || !a || wa_jid_parse(a, gjid, &j) != WA_OK || strcmp(j.server, "g.us")) {
-        free(q);
-        wa_arena_free(a);
-        return -1;
-    }
-    q->cb = cb, q->arg = arg;
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_node_add_attr(a, iq, "xmlns", "w:g2");
-    wa_node_add_attr(a, iq, "type", "get");
-    wa_node *qn = wa_node_new(a, "query");
-    wa_node_add_attr(a, qn, "request", "interactive");
-    wa_node_add_child(a, iq, qn);
-    /* wa_client_iq sets to= the server; a group query goes to the group */
-    wa_node_add_attr_jid(a, iq, "to", &j);
-    int r = wa_client_iq(c, a, iq, on_answer, q);
-    wa_arena_free(a);
-    if (r < 0)
-        free(q);
-    return r;
+    wa_node *qn = a ? wa_node_new(a, "query") : NULL;
+    if (qn)
+        wa_node_add_attr(a, qn, "request", "interactive");
+    return g2_iq(c, a, gjid, "get", qn, on_answer, pending_new(cb, NULL, arg));
 }
 
 #define MAX_GROUPS 10000 /* an account is in far fewer; a bound on one answer */
 
 static void on_participating(void *arg, const wa_node *n)
 {
-    struct query *q = arg;
+    struct pending *q = arg;
+    const wa_node *gs = n ? wa_node_child(n, "groups") : NULL;
+    const char *why;
     if (!n) {
-        q->cb(q->arg, NULL, 0, "connection lost");
-        free(q);
-        return;
-    }
-    const char *type = wa_node_attr_str(n, "type");
-    const wa_node *gs = wa_node_child(n, "groups"), *err = wa_node_child(n, "error");
-    if (!type || strcmp(type, "result") || !gs) {
-        const char *code = err ? wa_node_attr_str(err, "code") : NULL;
-        const char *text = err ? wa_node_attr_str(err, "text") : NULL;
-        q->cb(q->arg, NULL, code ? atoi(code) : 500,
-              text ? text : "the server's answer is no list of groups");
-        free(q);
-        return;
-    }
-    for (uint32_t i = 0; gs->content == WA_CONTENT_LIST && i < gs->nchildren && i < MAX_GROUPS; i++) {
-        struct wa_group_info g;
-        if (wa_group_parse(gs->children[i], &g) == 0) {
-            q->cb(q->arg, &g, 200, NULL);
-            wa_group_info_free(&g);
+        q->info_cb(q->arg, NULL, 0, "connection lost");
+    } else if (!is_result(n) || !gs) {
+        int code = refusal(n, &why, "the server's answer is no list of groups");
+        q->info_cb(q->arg, NULL, code, why);
+    } else {
+        for (uint32_t i = 0; gs->content == WA_CONTENT_LIST && i < gs->nchildren && i < MAX_GROUPS; i++) {
+            struct wa_group_info g;
+            if (wa_group_parse(gs->children[i], &g) == 0) {
+                q->info_cb(q->arg, &g, 200, NULL);
+                wa_group_info_free(&g);
+            }
         }
+        q->info_cb(q->arg, NULL, 200, NULL);
     }
-    q->cb(q->arg, NULL, 200, NULL);
     free(q);
 }
 
 int wa_group_participating(struct wa_client *c, wa_group_cb cb, void *arg)
 {
-    struct query *q = calloc(1, sizeof *q);
     wa_arena *a = wa_arena_new();
-    wa_jid j;
-    if (!q || !a || wa_jid_parse(a, "@g.us", &j) != WA_OK) {
-        free(q);
-        wa_arena_free(a);
-        return -1;
+    wa_node *p = a ? wa_node_new(a, "participating") : NULL;
+    if (p) {
+        wa_node_add_child(a, p, wa_node_new(a, "participants"));
+        wa_node_add_child(a, p, wa_node_new(a, "description"));
     }
-    q->cb = cb, q->arg = arg;
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_node_add_attr(a, iq, "xmlns", "w:g2");
-    wa_node_add_attr(a, iq, "type", "get");
-    wa_node_add_attr_jid(a, iq, "to", &j);
-    wa_node *p = wa_node_new(a, "participating");
-    wa_node_add_child(a, p, wa_node_new(a, "participants"));
-    wa_node_add_child(a, p, wa_node_new(a, "description"));
-    wa_node_add_child(a, iq, p);
-    int r = wa_client_iq(c, a, iq, on_participating, q);
-    wa_arena_free(a);
-    if (r < 0)
-        free(q);
-    return r;
+    return g2_iq(c, a, "@g.us", "get", p, on_participating, pending_new(cb, NULL, arg));
 }
 
 /* ---- changes (w:g2 set) */
 
-struct change {
-    wa_group_change_cb cb;
-    void *arg;
-};
-
 static void on_change(void *arg, const wa_node *n)
 {
-    struct change *q = arg;
+    struct pending *q = arg;
+    const char *why;
     if (!n) {
-        q->cb(q->arg, NULL, 0, "connection lost");
-        free(q);
-        return;
-    }
-    const char *type = wa_node_attr_str(n, "type");
-    if (type && !strcmp(type, "result")) {
+        q->change_cb(q->arg, NULL, 0, "connection lost");
+    } else if (is_result(n)) {
         const wa_node *first = n->content == WA_CONTENT_LIST && n->nchildren ? n->children[0] : NULL;
-        q->cb(q->arg, first, 200, NULL);
+        q->change_cb(q->arg, first, 200, NULL);
     } else {
-        const wa_node *err = wa_node_child(n, "error");
-        const char *code = err ? wa_node_attr_str(err, "code") : NULL;
-        const char *text = err ? wa_node_attr_str(err, "text") : NULL;
-        q->cb(q->arg, NULL, code ? atoi(code) : 500, text ? text : "the server refused");
+        int code = refusal(n, &why, "the server refused");
+        q->change_cb(q->arg, NULL, code, why);
     }
     free(q);
 }
@@ -254,24 +250,7 @@ static void on_change(void *arg, const wa_node *n)
 static int send_change(struct wa_client *c, wa_arena *a, const char *to, wa_node *child,
                        wa_group_change_cb cb, void *arg)
 {
-    struct change *q = calloc(1, sizeof *q);
-    wa_jid j;
-    if (!q || wa_jid_parse(a, to, &j) != WA_OK || strcmp(j.server, "g.us")) {
-        free(q);
-        wa_arena_free(a);
-        return -1;
-    }
-    q->cb = cb, q->arg = arg;
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_node_add_attr(a, iq, "xmlns", "w:g2");
-    wa_node_add_attr(a, iq, "type", "set");
-    wa_node_add_attr_jid(a, iq, "to", &j);
-    wa_node_add_child(a, iq, child);
-    int r = wa_client_iq(c, a, iq, on_change, q);
-    wa_arena_free(a);
-    if (r < 0)
-        free(q);
-    return r;
+    return g2_iq(c, a, to, "set", child, on_change, pending_new(NULL, cb, arg));
 }
 
 /* <participant jid=…/> children; -1 when one is no person's JID. */
@@ -363,33 +342,12 @@ int wa_group_setting(struct wa_client *c, const char *gjid, const char *tag, con
     return send_change(c, a, gjid, n, cb, arg);
 }
 
-/* <iq type=get|set to=gjid><invite/></iq>: the link's code, or a new one. */
-static int invite_iq(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg)
-{
-    struct change *q = calloc(1, sizeof *q);
-    wa_arena *a = wa_arena_new();
-    wa_jid j;
-    if (!q || !a || wa_jid_parse(a, gjid, &j) != WA_OK || strcmp(j.server, "g.us") || !j.user[0]) {
-        free(q);
-        wa_arena_free(a);
-        return -1;
-    }
-    q->cb = cb, q->arg = arg;
-    wa_node *iq = wa_node_new(a, "iq");
-    wa_node_add_attr(a, iq, "xmlns", "w:g2");
-    wa_node_add_attr(a, iq, "type", revoke ? "set" : "get");
-    wa_node_add_attr_jid(a, iq, "to", &j);
-    wa_node_add_child(a, iq, wa_node_new(a, "invite"));
-    int r = wa_client_iq(c, a, iq, on_change, q);
-    wa_arena_free(a);
-    if (r < 0)
-        free(q);
-    return r;
-}
-
 int wa_group_invite(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg)
 {
-    return invite_iq(c, gjid, revoke, cb, arg);
+    /* get: the link's code; set: a new one */
+    wa_arena *a = wa_arena_new();
+    return g2_iq(c, a, gjid, revoke ? "set" : "get", a ? wa_node_new(a, "invite") : NULL, on_change,
+                 pending_new(NULL, cb, arg));
 }
 
 int wa_group_join(struct wa_client *c, const char *code, wa_group_change_cb cb, void *arg)

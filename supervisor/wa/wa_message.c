@@ -163,17 +163,22 @@ static char *sdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-/* Field names of Message for what we store as unsupported. */
+/* Field names of Message for what we store as unsupported (those our
+ * e2e.proto names are parsed, never unknown). */
 static const struct {
     uint32_t num;
     const char *name;
 } msg_fields[] = {
-    {4, "contactMessage"},         {5, "locationMessage"},        {10, "call"},
-    {13, "contactsArrayMessage"},  {18, "liveLocationMessage"},   {25, "templateMessage"},
-    {28, "groupInviteMessage"},    {36, "listMessage"},           {37, "viewOnceMessage"},
-    {40, "ephemeralMessage"},      {42, "buttonsMessage"},        {49, "pollCreationMessage"},
-    {50, "pollUpdateMessage"},     {55, "viewOnceMessageV2"},     {58, "editedMessage"},
-    {60, "pollCreationMessageV2"}, {64, "pollCreationMessageV3"}, {66, "ptvMessage"},
+    {10, "call"},
+    {25, "templateMessage"},
+    {28, "groupInviteMessage"},
+    {36, "listMessage"},
+    {42, "buttonsMessage"},
+    {49, "pollCreationMessage"},
+    {50, "pollUpdateMessage"},
+    {60, "pollCreationMessageV2"},
+    {64, "pollCreationMessageV3"},
+    {66, "ptvMessage"},
 };
 
 static const char *const MEDIA_TYPE_NAMES[WA_MT_COUNT] = {
@@ -1082,6 +1087,16 @@ int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st)
     return 0;
 }
 
+/* The key of message target_id in chat: ours, or (in a group) participant's. */
+static void key_of(Wapi__E2e__MessageKey *k, const char *chat, const char *target_id, int from_me,
+                   const char *participant)
+{
+    k->remotejid = (char *)chat;
+    k->has_fromme = 1, k->fromme = from_me != 0;
+    k->id = (char *)target_id;
+    k->participant = from_me ? NULL : (char *)participant;
+}
+
 int wa_msg_build_reaction(const char *chat, const char *target_id, int target_from_me,
                           const char *participant, const char *emoji, int64_t ts_ms, uint8_t **out,
                           size_t *outlen)
@@ -1091,10 +1106,7 @@ int wa_msg_build_reaction(const char *chat, const char *target_id, int target_fr
     Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
     Wapi__E2e__ReactionMessage r = WAPI__E2E__REACTION_MESSAGE__INIT;
     Wapi__E2e__MessageKey k = WAPI__E2E__MESSAGE_KEY__INIT;
-    k.remotejid = (char *)chat;
-    k.has_fromme = 1, k.fromme = target_from_me != 0;
-    k.id = (char *)target_id;
-    k.participant = target_from_me ? NULL : (char *)participant;
+    key_of(&k, chat, target_id, target_from_me, participant);
     r.key = &k;
     r.text = (char *)emoji;
     r.has_sendertimestampms = 1, r.sendertimestampms = ts_ms;
@@ -1110,9 +1122,7 @@ int wa_msg_build_edit(const char *chat, const char *target_id, const char *text,
     Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT, edited = WAPI__E2E__MESSAGE__INIT;
     Wapi__E2e__ProtocolMessage p = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
     Wapi__E2e__MessageKey k = WAPI__E2E__MESSAGE_KEY__INIT;
-    k.remotejid = (char *)chat;
-    k.has_fromme = 1, k.fromme = 1;
-    k.id = (char *)target_id;
+    key_of(&k, chat, target_id, 1, NULL);
     edited.conversation = (char *)text;
     p.key = &k;
     p.has_type = 1, p.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__MESSAGE_EDIT;
@@ -1130,10 +1140,7 @@ int wa_msg_build_revoke(const char *chat, const char *target_id, int target_from
     Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
     Wapi__E2e__ProtocolMessage p = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
     Wapi__E2e__MessageKey k = WAPI__E2E__MESSAGE_KEY__INIT;
-    k.remotejid = (char *)chat;
-    k.has_fromme = 1, k.fromme = target_from_me != 0;
-    k.id = (char *)target_id;
-    k.participant = target_from_me ? NULL : (char *)participant;
+    key_of(&k, chat, target_id, target_from_me, participant);
     p.key = &k;
     p.has_type = 1, p.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__REVOKE;
     m.protocolmessage = &p;

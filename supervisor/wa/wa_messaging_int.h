@@ -56,6 +56,7 @@ struct send_job {
     struct wa_msg_media *media;       /* a media message instead of text (owned) */
     uint8_t *raw;                     /* or a serialized Message as built by the application (owned) */
     size_t raw_len;
+    struct wa_msg_stanza raw_st; /* how raw goes on the wire, read once when queued */
     int retry;
     struct device dev; /* retry: the device that asked */
 };
@@ -111,6 +112,7 @@ struct wam {
         struct wa_msg_media *media;
         uint8_t *raw;
         size_t raw_len;
+        struct wa_msg_stanza raw_st;
         struct device *devs; /* wam_dev_add() */
         int ndevs, devcap;
         int group; /* to a group (sender keys), not a resend */

@@ -145,9 +145,8 @@ void wam_stanza_type(struct wa_msg_stanza *st)
     if (wam.s.media) {
         st->type = "media";
         st->mediatype = wa_msg_media_enc_type(wam.s.media);
-    } else if (wam.s.raw && wa_msg_stanza_type(wam.s.raw, wam.s.raw_len, st) < 0) {
-        memset(st, 0, sizeof *st);
-        st->type = "text";
+    } else if (wam.s.raw) {
+        *st = wam.s.raw_st;
     }
 }
 
@@ -717,6 +716,7 @@ static void start_job(struct send_job *jb)
     wam.s.media = jb->media;
     wam.s.raw = jb->raw;
     wam.s.raw_len = jb->raw_len;
+    wam.s.raw_st = jb->raw_st;
     wam.s.retry = jb->retry;
     wam.s.ndevs = 0;
     wam.s.group = !jb->retry && !strcmp(jb->to_server, "g.us");
@@ -833,6 +833,8 @@ static int queue_send(const char *id, const char *to_jid, const char *text, cons
     snprintf(jb.to_user, sizeof jb.to_user, "%s", tj.user);
     snprintf(jb.to_server, sizeof jb.to_server, "%s", tj.server);
     wa_arena_free(a);
+    if (raw && wa_msg_stanza_type(raw, raw_len, &jb.raw_st) < 0)
+        return -1; /* no Message */
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.raw = raw ? dup_bytes(raw, raw_len) : NULL;
@@ -868,10 +870,7 @@ int wa_messaging_send_media(const char *id, const char *to_jid, const struct wa_
 
 int wa_messaging_send_raw(const char *id, const char *to_jid, const uint8_t *msg, size_t n)
 {
-    struct wa_msg_stanza st;
-    return msg && n && wa_msg_stanza_type(msg, n, &st) == 0
-               ? queue_send(id, to_jid, NULL, NULL, msg, n, NULL, NULL)
-               : -1;
+    return msg && n ? queue_send(id, to_jid, NULL, NULL, msg, n, NULL, NULL) : -1;
 }
 
 void wam_handle_ack(const wa_node *n)
@@ -932,6 +931,8 @@ static int resend(const struct wa_retry_request *r, const char *chat_jid, const 
     wa_arena_free(a);
     if (!ok)
         return -1;
+    if (raw && wa_msg_stanza_type(raw, raw_len, &jb.raw_st) < 0)
+        return -1; /* no Message */
     jb.text = text ? strdup(text) : NULL;
     jb.media = media ? wa_msg_media_dup(media) : NULL;
     jb.raw = raw ? dup_bytes(raw, raw_len) : NULL;
@@ -966,10 +967,7 @@ int wa_messaging_resend(const struct wa_retry_request *r, const char *chat_jid, 
 int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_jid, const uint8_t *msg,
                             size_t n)
 {
-    struct wa_msg_stanza st;
-    return msg && n && wa_msg_stanza_type(msg, n, &st) == 0
-               ? resend(r, chat_jid, NULL, NULL, msg, n, NULL, NULL)
-               : -1;
+    return msg && n ? resend(r, chat_jid, NULL, NULL, msg, n, NULL, NULL) : -1;
 }
 
 static void handle_retry_receipt(const wa_node *n, const char *from)

@@ -413,7 +413,7 @@ locker.stdin.flush()
 locker.stdout.readline()
 mark = wa.last_seq()
 r = wa.group_subject(G, A, "Team, renamed")
-check("A renames the group while the notices' table is held", r.get("ok") is not False and "http_error" not in r, r)
+check("A renames the group while the notices' table is held", r.get("ok") is True, r)
 time.sleep(1.0)
 ours = {e["conn"] for e in wa.events(0, "login.ok") if str(e.get("jid", "")).startswith(ME + ":")}
 check("the notice reached wapi and was not acked (its commit waits)",
