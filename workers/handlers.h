@@ -73,6 +73,9 @@ void h_message_read(struct rq *rq);
 void h_message_react(struct rq *rq);
 void h_contacts_list(struct rq *rq);
 void h_contact_get(struct rq *rq);
+/* messages.c: a `to` (phone number as typed, or a JID of a person or group)
+ * as a JID into jid; -1 when it is neither. */
+int parse_to(const char *s, char *jid, size_t jidlen);
 void h_group_get(struct rq *rq);
 void h_groups_list(struct rq *rq);
 void h_group_create(struct rq *rq);
