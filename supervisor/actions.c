@@ -5,6 +5,7 @@
 
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "action_req.h"
 #include "common/timefmt.h"
 #include "inbox.h"
 #include "session.h"
@@ -16,36 +17,18 @@
 #define MAX_ID 64
 #define MAX_JID 128
 
-int actions_not_connected(uint32_t *status, struct sbuf *body)
-{
-    *status = 409;
-    jw_error_body(body, "not_connected", "the WhatsApp session is not connected", NULL);
-    return 0;
-}
-
-int actions_rd_str(struct ipc_rd *rd, char *buf, size_t cap)
-{
-    uint32_t len;
-    const uint8_t *p = ipc_rd_bytes(rd, &len);
-    if (!p || len == 0 || len >= cap || memchr(p, 0, len))
-        return -1;
-    memcpy(buf, p, len);
-    buf[len] = '\0';
-    return 0;
-}
-
 static int do_read(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     char chat[MAX_JID];
     static char ids[IPC_ACT_MAX_IDS][MAX_ID];
     const char *idp[IPC_ACT_MAX_IDS];
-    if (actions_rd_str(rd, chat, sizeof chat) < 0)
+    if (action_req_str(rd, chat, sizeof chat) < 0)
         return -1;
     uint32_t n = ipc_rd_u32(rd);
     if (n == 0 || n > IPC_ACT_MAX_IDS)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
-        if (actions_rd_str(rd, ids[i], sizeof ids[i]) < 0)
+        if (action_req_str(rd, ids[i], sizeof ids[i]) < 0)
             return -1;
         idp[i] = ids[i];
     }
@@ -53,7 +36,7 @@ static int do_read(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
-        return actions_not_connected(status, body);
+        return action_req_not_connected(status, body);
     if (wa_send_read(c, chat, idp, n) < 0) {
         *status = 503;
         jw_error_body(body, "send_failed", "the read receipt could not be sent; try again", NULL);
@@ -72,7 +55,7 @@ static int do_read(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 static int do_presence(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     char jid[MAX_JID], state[16];
-    if (actions_rd_str(rd, jid, sizeof jid) < 0 || actions_rd_str(rd, state, sizeof state) < 0 ||
+    if (action_req_str(rd, jid, sizeof jid) < 0 || action_req_str(rd, state, sizeof state) < 0 ||
         ipc_rd_end(rd) < 0)
         return -1;
     int typing = strcmp(state, "typing") == 0;
@@ -80,7 +63,7 @@ static int do_presence(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
-        return actions_not_connected(status, body);
+        return action_req_not_connected(status, body);
     if (wa_send_chatstate(c, jid, typing) < 0) {
         *status = 503;
         jw_error_body(body, "send_failed", "the presence update could not be sent; try again", NULL);
@@ -99,11 +82,11 @@ static int do_presence(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 static int do_subscribe(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     char jid[MAX_JID];
-    if (actions_rd_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0)
+    if (action_req_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0)
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
-        return actions_not_connected(status, body);
+        return action_req_not_connected(status, body);
     if (wa_send_presence_subscribe(c, jid) < 0) {
         *status = 503;
         jw_error_body(body, "send_failed", "the subscription could not be sent; try again", NULL);
@@ -118,25 +101,6 @@ static int do_subscribe(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
     *status = 200;
     workers_answer_json(&w, status, body);
     return 0;
-}
-
-void actions_answer_later(const void *rec, uint32_t status, const struct sbuf *b, const char *what)
-{
-    const struct later *l = rec;
-    if (!b->oom && workers_reply(l->pid, l->msg_id, status, b->buf, b->len) < 0)
-        log_info("answered after its worker left", LF_S("what", what), LF_I("pid", l->pid));
-}
-
-void *actions_later_new(size_t size, pid_t pid, uint32_t msg_id, uint32_t *status, struct sbuf *body)
-{
-    struct later *l = calloc(1, size);
-    if (!l) {
-        *status = 503;
-        jw_error_body(body, "out_of_memory", "try again", NULL);
-        return NULL;
-    }
-    l->pid = pid, l->msg_id = msg_id;
-    return l;
 }
 
 static void on_contacts(void *arg, const struct wa_contact_result *res, size_t n, const char *why)
@@ -165,7 +129,7 @@ static void on_contacts(void *arg, const struct wa_contact_result *res, size_t n
         jw_obj_end(&w);
         workers_answer_json(&w, &status, &b);
     }
-    actions_answer_later(p, status, &b, "number check");
+    action_req_answer(p, status, &b, "number check");
     sbuf_free(&b);
     free(p);
 }
@@ -178,7 +142,7 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     if (n == 0 || n > WA_ACT_MAX_PHONES || n > IPC_ACT_MAX_PHONES)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
-        if (actions_rd_str(rd, phones[i], sizeof phones[i]) < 0 ||
+        if (action_req_str(rd, phones[i], sizeof phones[i]) < 0 ||
             strspn(phones[i], "0123456789") != strlen(phones[i]))
             return -1;
         pp[i] = phones[i];
@@ -187,8 +151,8 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
-        return actions_not_connected(status, body);
-    struct later *p = actions_later_new(sizeof *p, pid, msg_id, status, body);
+        return action_req_not_connected(status, body);
+    struct later *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;
     if (wa_query_contacts(c, pp, n, on_contacts, p) < 0) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actions.h"
+#include "action_req.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/timefmt.h"
@@ -143,7 +143,7 @@ static void on_group(void *arg, const struct wa_group_info *g, int code, const c
         group_json(&w, g);
         workers_answer_json(&w, &status, &b);
     }
-    actions_answer_later(p, status, &b, "group query");
+    action_req_answer(p, status, &b, "group query");
     sbuf_free(&b);
     free(p);
 }
@@ -180,7 +180,7 @@ static void on_group_list(void *arg, const struct wa_group_info *g, int code, co
         jw_obj_end(&p->w);
         workers_answer_json(&p->w, &status, &p->b);
     }
-    actions_answer_later(p, status, out, "group list");
+    action_req_answer(p, status, out, "group list");
     sbuf_free(&err);
     sbuf_free(&p->b);
     free(p);
@@ -192,8 +192,8 @@ static int do_group_list(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
-        return actions_not_connected(status, body);
-    struct pending_list *p = actions_later_new(sizeof *p, pid, msg_id, status, body);
+        return action_req_not_connected(status, body);
+    struct pending_list *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;
     sbuf_init(&p->b);
@@ -206,7 +206,7 @@ static int do_group_list(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t
         jw_finish(&p->w);
         sbuf_free(&p->b);
         free(p);
-        return actions_not_connected(status, body);
+        return action_req_not_connected(status, body);
     }
     return 1;
 }
@@ -214,17 +214,17 @@ static int do_group_list(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t
 static int do_group(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     char jid[MAX_JID];
-    if (actions_rd_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0 || !strstr(jid, "@g.us"))
+    if (action_req_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0 || !strstr(jid, "@g.us"))
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
-        return actions_not_connected(status, body);
-    struct later *p = actions_later_new(sizeof *p, pid, msg_id, status, body);
+        return action_req_not_connected(status, body);
+    struct later *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;
     if (wa_group_query(c, jid, on_group, p) < 0) {
         free(p);
-        return actions_not_connected(status, body);
+        return action_req_not_connected(status, body);
     }
     return 1;
 }
@@ -284,7 +284,7 @@ static void patch_next(struct pending_change *p)
         sbuf_init(&b);
         uint32_t status = 503;
         jw_error_body(&b, "whatsapp_unavailable", "the connection went away while changing the group", NULL);
-        actions_answer_later(p, status, &b, "group change");
+        action_req_answer(p, status, &b, "group change");
         sbuf_free(&b);
         free(p);
     }
@@ -364,7 +364,7 @@ static void on_group_change(void *arg, const wa_node *answer, int code, const ch
         jw_obj_end(&w);
         workers_answer_json(&w, &status, &b);
     }
-    actions_answer_later(p, status, &b, "group change");
+    action_req_answer(p, status, &b, "group change");
     sbuf_free(&b);
     free(p);
 }
@@ -375,7 +375,7 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
 {
     uint32_t op = ipc_rd_u32(rd);
     char target[400];
-    if (op < GC_CREATE || op > GC_JOIN || actions_rd_str(rd, target, sizeof target) < 0)
+    if (op < GC_CREATE || op > GC_JOIN || action_req_str(rd, target, sizeof target) < 0)
         return -1;
     uint32_t n = ipc_rd_u32(rd);
     if (n > GC_MAX)
@@ -383,7 +383,7 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
     static char jids[GC_MAX][440]; /* JIDs, or for a PATCH "subject=" and 100 characters */
     const char *jp[GC_MAX];
     for (uint32_t i = 0; i < n; i++) {
-        if (actions_rd_str(rd, jids[i], sizeof jids[i]) < 0)
+        if (action_req_str(rd, jids[i], sizeof jids[i]) < 0)
             return -1;
         jp[i] = jids[i];
     }
@@ -391,8 +391,8 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
-        return actions_not_connected(status, body);
-    struct pending_change *p = actions_later_new(sizeof *p, pid, msg_id, status, body);
+        return action_req_not_connected(status, body);
+    struct pending_change *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;
     p->op = (int)op;
@@ -431,7 +431,7 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
     }
     if (r < 0) {
         free(p);
-        return actions_not_connected(status, body);
+        return action_req_not_connected(status, body);
     }
     return 1;
 }
