@@ -69,6 +69,9 @@ enum ipc_action {
     IPC_ACT_GROUPS,       /* {}: the groups we are in, from WhatsApp (answered later) */
     IPC_ACT_GROUP_CHANGE, /* {u32 op (1 create, 2 add, 3 remove, 4 promote, 5 demote, 6 leave), bytes group
                              jid or subject, u32 n, n x bytes jid} (answered later) */
+    IPC_ACT_PICTURE,      /* {bytes jid, u32 preview}: where its profile picture is (answered later) */
+    IPC_ACT_PICTURE_SET,  /* {bytes group jid, u32 remove, [bytes sha256 of a stored image]} (answered later)
+                           */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

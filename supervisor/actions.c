@@ -177,6 +177,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
     case IPC_ACT_GROUP:
     case IPC_ACT_GROUPS:
     case IPC_ACT_GROUP_CHANGE:
+    case IPC_ACT_PICTURE:
+    case IPC_ACT_PICTURE_SET:
         return group_actions_ipc(act, m, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);

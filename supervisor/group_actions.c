@@ -6,15 +6,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "action_req.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "inbox.h"
+#include "media.h"
+#include "media_image.h"
+#include "media_store.h"
 #include "session.h"
 #include "wa/wa_group.h"
 #include "wa/wa_messaging.h"
+#include "wa/wa_offload.h"
+#include "wa/wa_picture.h"
 #include "worker_table.h"
 
 #define MAX_JID 128
@@ -244,18 +250,59 @@ enum {
     GC_JOIN
 };
 static const char *const GC_ACTIONS[] = {NULL, NULL, "add", "remove", "promote", "demote", NULL};
-#define GC_SETTINGS 4 /* subject, announce, locked, ephemeral */
+#define GC_SETTINGS 5   /* subject, description, announce, locked, ephemeral */
+#define GC_SETTING 8208 /* "description=" and 2048 characters of UTF-8 */
 
 struct pending_change {
     struct later to; /* first: later_new, answer_later */
     int op;
     char gjid[MAX_JID];
     /* GC_PATCH: the settings still to send, "tag=value" each */
-    char settings[GC_SETTINGS][440];
+    char settings[GC_SETTINGS][GC_SETTING];
     int nsettings, next;
 };
 
 static void on_group_change(void *arg, const wa_node *answer, int code, const char *why);
+
+static void on_description_prev(void *arg, const struct wa_group_info *g, int code, const char *why);
+
+/* Sends setting i of a PATCH ("tag=value"); a description asks for the
+ * current one's id first (the server refuses a change naming another). */
+static int patch_send(struct wa_client *c, struct pending_change *p, int i)
+{
+    char *eq = strchr(p->settings[i], '=');
+    *eq = '\0';
+    p->next = i + 1;
+    if (!strcmp(p->settings[i], "description"))
+        return wa_group_query(c, p->gjid, on_description_prev, p);
+    return wa_group_setting(c, p->gjid, p->settings[i], eq + 1, on_group_change, p);
+}
+
+/* The answer went away or could not be sent: 503. */
+static void patch_unavailable(struct pending_change *p)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    jw_error_body(&b, "whatsapp_unavailable", "the connection went away while changing the group", NULL);
+    action_req_answer(p, 503, &b, "group change");
+    sbuf_free(&b);
+    free(p);
+}
+
+static void on_description_prev(void *arg, const struct wa_group_info *g, int code, const char *why)
+{
+    struct pending_change *p = arg;
+    struct wa_client *c = session_client();
+    if (!g) {
+        on_group_change(p, NULL, code, why);
+        return;
+    }
+    const char *text = p->settings[p->next - 1] + strlen("description") + 1;
+    char id[24];
+    if (!c || wa_group_describe(c, p->gjid, text, g->description_id, wa_client_new_id(c, id, sizeof id),
+                                on_group_change, p) < 0)
+        patch_unavailable(p);
+}
 
 /* The next setting of a PATCH, or (all done) the group as it is now. */
 static void patch_next(struct pending_change *p)
@@ -263,10 +310,7 @@ static void patch_next(struct pending_change *p)
     struct wa_client *c = session_client();
     int r = -1;
     if (c && p->next < p->nsettings) {
-        char *eq = strchr(p->settings[p->next], '=');
-        *eq = '\0';
-        r = wa_group_setting(c, p->gjid, p->settings[p->next], eq + 1, on_group_change, p);
-        p->next++;
+        r = patch_send(c, p, p->next);
     } else if (c) {
         struct later *q = malloc(sizeof *q);
         if (q) {
@@ -279,15 +323,8 @@ static void patch_next(struct pending_change *p)
             return;
         }
     }
-    if (r < 0) {
-        struct sbuf b;
-        sbuf_init(&b);
-        uint32_t status = 503;
-        jw_error_body(&b, "whatsapp_unavailable", "the connection went away while changing the group", NULL);
-        action_req_answer(p, status, &b, "group change");
-        sbuf_free(&b);
-        free(p);
-    }
+    if (r < 0)
+        patch_unavailable(p);
 }
 
 static void on_group_change(void *arg, const wa_node *answer, int code, const char *why)
@@ -380,10 +417,15 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
     uint32_t n = ipc_rd_u32(rd);
     if (n > GC_MAX)
         return -1;
-    static char jids[GC_MAX][440]; /* JIDs, or for a PATCH "subject=" and 100 characters */
+    static char jids[GC_MAX][MAX_JID];
+    static char settings[GC_SETTINGS][GC_SETTING]; /* a PATCH's, "tag=value" each */
     const char *jp[GC_MAX];
+    if (op == GC_PATCH && n > GC_SETTINGS)
+        return -1;
     for (uint32_t i = 0; i < n; i++) {
-        if (action_req_str(rd, jids[i], sizeof jids[i]) < 0)
+        if (op == GC_PATCH
+                ? action_req_str(rd, settings[i], sizeof settings[i]) < 0 || !strchr(settings[i], '=')
+                : action_req_str(rd, jids[i], sizeof jids[i]) < 0)
             return -1;
         jp[i] = jids[i];
     }
@@ -409,18 +451,10 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
             free(p);
             return -1;
         }
-        for (uint32_t i = 0; i < n; i++) {
-            if (!strchr(jids[i], '=') || strlen(jids[i]) >= sizeof p->settings[i]) {
-                free(p);
-                return -1;
-            }
-            snprintf(p->settings[i], sizeof p->settings[i], "%s", jids[i]);
-        }
+        for (uint32_t i = 0; i < n; i++)
+            memcpy(p->settings[i], settings[i], sizeof p->settings[i]); /* same size, NUL within */
         p->nsettings = (int)n;
-        char *eq = strchr(p->settings[0], '=');
-        *eq = '\0';
-        p->next = 1;
-        r = wa_group_setting(c, p->gjid, p->settings[0], eq + 1, on_group_change, p);
+        r = patch_send(c, p, 0);
     } else if (op == GC_INVITE || op == GC_REVOKE) {
         snprintf(p->gjid, sizeof p->gjid, "%.127s", target);
         r = wa_group_invite(c, target, op == GC_REVOKE, on_group_change, p);
@@ -436,6 +470,139 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
     return 1;
 }
 
+/* ---- profile pictures (w:profile:picture) */
+
+struct pending_picture {
+    struct later to; /* first */
+    char jid[MAX_JID];
+    int get, fd; /* get: where it is; else a change */
+    uint8_t *jpeg;
+    size_t len;
+    char err[160];
+};
+
+static void picture_free(struct pending_picture *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    free(p->jpeg);
+    free(p);
+}
+
+static void on_picture(void *arg, const struct wa_picture *pic, int code, const char *why)
+{
+    struct pending_picture *p = arg;
+    struct sbuf b;
+    sbuf_init(&b);
+    uint32_t status = 200;
+    if (!pic && (code == 404 || (code == 401 && !strstr(p->jid, "@g.us")))) {
+        status = 404;
+        jw_error_body(&b, code == 404 ? "picture_not_found" : "picture_hidden",
+                      code == 404 ? "there is no picture" : "the picture is hidden from us", NULL);
+    } else if (!pic) {
+        group_error(&b, &status, code, why);
+    } else {
+        struct jsonw w;
+        jw_init(&w, &b);
+        jw_obj(&w);
+        jw_kstr(&w, "jid", p->jid);
+        jw_kstr(&w, "id", pic->id[0] ? pic->id : NULL);
+        if (p->get) {
+            jw_kstr(&w, "type", pic->type[0] ? pic->type : NULL);
+            jw_kstr(&w, "url", pic->url[0] ? pic->url : NULL);
+            jw_kstr(&w, "direct_path", pic->direct_path[0] ? pic->direct_path : NULL);
+        }
+        jw_obj_end(&w);
+        workers_answer_json(&w, &status, &b);
+    }
+    action_req_answer(p, status, &b, "picture");
+    sbuf_free(&b);
+    picture_free(p);
+}
+
+/* On a thread: the stored image as a profile picture. */
+static void picture_work(void *arg)
+{
+    struct pending_picture *p = arg;
+    struct media_image info;
+    if (media_image_picture(p->fd, &p->jpeg, &p->len, &info, p->err, sizeof p->err) < 0) {
+        free(p->jpeg);
+        p->jpeg = NULL;
+    } else if (p->len > WA_PICTURE_MAX) {
+        snprintf(p->err, sizeof p->err, "the picture is still too large as JPEG");
+        free(p->jpeg);
+        p->jpeg = NULL;
+    }
+}
+
+static void picture_done(void *arg)
+{
+    struct pending_picture *p = arg;
+    struct wa_client *c = session_client();
+    struct sbuf b;
+    sbuf_init(&b);
+    uint32_t status;
+    if (!p->jpeg) {
+        status = 400;
+        jw_error_body(&b, "invalid_picture", p->err[0] ? p->err : "the file is no picture", "media_id");
+    } else if (c && wa_picture_set(c, p->jid, p->jpeg, p->len, on_picture, p) == 0) {
+        sbuf_free(&b);
+        return;
+    } else {
+        status = 409;
+        jw_error_body(&b, "not_connected", "the WhatsApp session is not connected", NULL);
+    }
+    action_req_answer(p, status, &b, "picture");
+    sbuf_free(&b);
+    picture_free(p);
+}
+
+static int do_picture(uint32_t act, pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *status,
+                      struct sbuf *body)
+{
+    char jid[MAX_JID], sha[80] = "";
+    if (action_req_str(rd, jid, sizeof jid) < 0)
+        return -1;
+    uint32_t flag = ipc_rd_u32(rd); /* preview, or remove */
+    if (act == IPC_ACT_PICTURE_SET && !flag &&
+        (action_req_str(rd, sha, sizeof sha) < 0 || strlen(sha) != 64 ||
+         strspn(sha, "0123456789abcdef") != 64))
+        return -1;
+    if (ipc_rd_end(rd) < 0 || flag > 1 || (act == IPC_ACT_PICTURE_SET && !strstr(jid, "@g.us")))
+        return -1;
+    struct wa_client *c = session_client();
+    if (!c || wa_client_state(c) != WA_CONNECTED)
+        return action_req_not_connected(status, body);
+    struct pending_picture *p = action_req_later(sizeof *p, pid, msg_id, status, body);
+    if (!p)
+        return 0;
+    p->fd = -1;
+    p->get = act == IPC_ACT_PICTURE;
+    snprintf(p->jid, sizeof p->jid, "%s", jid);
+    int r;
+    if (act == IPC_ACT_PICTURE) {
+        r = wa_picture_get(c, jid, (int)flag, on_picture, p);
+    } else if (flag) {
+        r = wa_picture_set(c, jid, NULL, 0, on_picture, p);
+    } else {
+        struct media_store *st = media_store_ready();
+        uint64_t size = 0;
+        p->fd = st ? media_store_open_file(st, sha, &size) : -1;
+        if (p->fd < 0) {
+            *status = 404;
+            jw_error_body(body, "media_not_found", "the media store no longer holds this file", "media_id");
+            picture_free(p);
+            return 0;
+        }
+        r = wa_offload_run(picture_work, picture_done, p);
+    }
+    if (r < 0) {
+        picture_free(p);
+        return action_req_not_connected(status, body);
+    }
+    return 1;
+}
+
 int group_actions_ipc(uint32_t act, const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
                       struct sbuf *body)
 {
@@ -446,6 +613,9 @@ int group_actions_ipc(uint32_t act, const struct worker_msg *m, struct ipc_rd *r
         return do_group_list(m->pid, m->id, rd, status, body);
     case IPC_ACT_GROUP_CHANGE:
         return do_group_change(m->pid, m->id, rd, status, body);
+    case IPC_ACT_PICTURE:
+    case IPC_ACT_PICTURE_SET:
+        return do_picture(act, m->pid, m->id, rd, status, body);
     default:
         return -1;
     }

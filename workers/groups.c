@@ -10,6 +10,7 @@
 #include "common/sbuf.h"
 #include "common/utf8.h"
 #include "handlers.h"
+#include "op.h"
 #include "rest.h"
 #include "sup_link.h"
 
@@ -53,7 +54,8 @@ void h_groups_list(struct rq *rq)
  * changes asked of WhatsApp (IPC_ACT_GROUP_CHANGE), answered with its
  * outcome. */
 
-#define GROUP_SUBJECT_MAX 100 /* WhatsApp's */
+#define GROUP_SUBJECT_MAX 100      /* WhatsApp's */
+#define GROUP_DESCRIPTION_MAX 2048 /* WhatsApp's */
 #define GROUP_PEOPLE_MAX 1023
 
 /* participants: people as phone numbers or JIDs, into b; the count, or -1
@@ -152,8 +154,21 @@ void h_group_participants(struct rq *rq)
     yajl_tree_free(body);
 }
 
-/* PATCH /api/groups/{jid} {subject?, announce?, locked?, ephemeral_seconds?}:
- * each given setting in turn, then the group as it is now. */
+/* One "tag=value" setting of a PATCH into items. */
+static void setting(struct sbuf *items, int *n, const char *tag, const char *value)
+{
+    struct sbuf one;
+    sbuf_init(&one);
+    sbuf_addf(&one, "%s=%s", tag, value);
+    ipc_wr_bytes(items, one.buf, (uint32_t)one.len);
+    items->oom |= one.oom;
+    sbuf_free(&one);
+    (*n)++;
+}
+
+/* PATCH /api/groups/{jid} {subject?, description?, announce?, locked?,
+ * ephemeral_seconds?}: each given setting in turn, then the group as it is
+ * now. */
 void h_group_patch(struct rq *rq)
 {
     char *jid = group_param(rq);
@@ -162,9 +177,9 @@ void h_group_patch(struct rq *rq)
     yajl_val body = rest_body(rq, REST_BODY_MAX);
     if (!body)
         return;
-    struct sbuf b;
+    struct sbuf b, items;
     sbuf_init(&b);
-    char set[4][440];
+    sbuf_init(&items);
     int n = 0;
     yajl_val v = json_member(body, "subject");
     if (v && !YAJL_IS_NULL(v)) {
@@ -174,7 +189,18 @@ void h_group_patch(struct rq *rq)
                        "subject");
             goto out;
         }
-        snprintf(set[n++], sizeof set[0], "subject=%s", v->u.string);
+        setting(&items, &n, "subject", v->u.string);
+    }
+    v = json_member(body, "description");
+    if (v && !YAJL_IS_NULL(v)) {
+        long chars = YAJL_IS_STRING(v) ? utf8_len(v->u.string, strlen(v->u.string)) : -1;
+        if (chars < 0 || chars > GROUP_DESCRIPTION_MAX) {
+            http_error(rq, 400, "invalid_description",
+                       "description must be a string of up to 2048 characters (\"\" removes it)",
+                       "description");
+            goto out;
+        }
+        setting(&items, &n, "description", v->u.string);
     }
     static const char *const flags[][3] = {{"announce", "announcement", "not_announcement"},
                                            {"locked", "locked", "unlocked"}};
@@ -185,7 +211,7 @@ void h_group_patch(struct rq *rq)
             goto out;
         }
         if (f >= 0)
-            snprintf(set[n++], sizeof set[0], "%s=", flags[i][f ? 1 : 2]);
+            setting(&items, &n, flags[i][f ? 1 : 2], "");
     }
     int64_t e = 0;
     int he = json_int(body, "ephemeral_seconds", &e);
@@ -195,27 +221,26 @@ void h_group_patch(struct rq *rq)
         goto out;
     }
     if (he > 0) {
-        if (e)
-            snprintf(set[n++], sizeof set[0], "ephemeral=%lld", (long long)e);
-        else
-            snprintf(set[n++], sizeof set[0], "not_ephemeral=");
+        char secs[24];
+        snprintf(secs, sizeof secs, "%lld", (long long)e);
+        setting(&items, &n, e ? "ephemeral" : "not_ephemeral", e ? secs : "");
     }
     if (!n) {
-        http_error(rq, 400, "nothing_to_change", "give one of subject, announce, locked, ephemeral_seconds",
-                   NULL);
+        http_error(rq, 400, "nothing_to_change",
+                   "give one of subject, description, announce, locked, ephemeral_seconds", NULL);
         goto out;
     }
     ipc_wr_u32(&b, IPC_ACT_GROUP_CHANGE);
     ipc_wr_u32(&b, 7);
     ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
     ipc_wr_u32(&b, (uint32_t)n);
-    for (int i = 0; i < n; i++)
-        ipc_wr_bytes(&b, set[i], (uint32_t)strlen(set[i]));
-    if (b.oom)
+    sbuf_add(&b, items.buf, items.len);
+    if (b.oom || items.oom)
         http_error(rq, 500, NULL, "out of memory", NULL);
     else
         sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
 out:
+    sbuf_free(&items);
     sbuf_free(&b);
     yajl_tree_free(body);
 }
@@ -263,4 +288,103 @@ void h_group_leave(struct rq *rq)
     char *jid = group_param(rq);
     if (jid)
         group_change(rq, 6, jid, NULL, 0);
+}
+
+/* ---- /api/groups/{jid}/picture */
+
+/* GET ?type=image|preview (default image): where the group's picture is. */
+void h_group_picture(struct rq *rq)
+{
+    char *jid = group_param(rq);
+    if (!jid)
+        return;
+    char type[16];
+    int tl = rest_query(rq, "type", type, sizeof type);
+    if (tl != -1 && (tl < 0 || (strcmp(type, "image") && strcmp(type, "preview")))) {
+        http_error(rq, 400, "invalid_type", "type must be image or preview", "type");
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_PICTURE);
+    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
+    ipc_wr_u32(&b, tl > 0 && !strcmp(type, "preview"));
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
+    sbuf_free(&b);
+}
+
+/* Sets (sha: a stored image's digest) or removes (sha NULL) the picture. */
+static void picture_change(struct rq *rq, const char *jid, const char *sha)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_PICTURE_SET);
+    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
+    ipc_wr_u32(&b, sha == NULL);
+    if (sha)
+        ipc_wr_bytes(&b, sha, (uint32_t)strlen(sha));
+    if (b.oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
+    sbuf_free(&b);
+}
+
+struct picture_op {
+    struct op_base b;
+    const char *jid;
+    const char *params[1];
+};
+
+static void on_picture_media(void *ctx, const PGresult *res, const char *err)
+{
+    struct picture_op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    struct rq *rq = o->b.rq;
+    rq->on_abort = NULL;
+    if (PQntuples(res) != 1) {
+        http_error(rq, 404, "media_not_found", "no such media", "media_id");
+    } else if (strcmp(PQgetvalue(res, 0, 2), "stored")) {
+        http_error(rq, 409, "media_not_ready", "the media is not stored (yet)", "media_id");
+    } else if (strcmp(PQgetvalue(res, 0, 1), "image")) {
+        http_error(rq, 400, "invalid_picture", "a group's picture must be an image (JPEG, PNG or WebP)",
+                   "media_id");
+    } else {
+        picture_change(rq, o->jid, PQgetvalue(res, 0, 0));
+    }
+}
+
+/* PUT {media_id}: an uploaded image (POST /api/media) becomes the group's
+ * picture: its centred square, at most 640 pixels a side, as JPEG. */
+void h_group_picture_set(struct rq *rq)
+{
+    char *jid = group_param(rq);
+    if (!jid)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    const char *id = json_str(body, "media_id");
+    if (!id || !rest_id_ok(id, strlen(id))) {
+        http_error(rq, 400, "invalid_media_id", "media_id must be the id of an uploaded image", "media_id");
+        yajl_tree_free(body);
+        return;
+    }
+    struct picture_op *o = op_alloc(rq, sizeof *o);
+    o->jid = jid;
+    o->params[0] = h2o_mem_alloc_pool(&rq->req->pool, strlen(id) + 1);
+    memcpy((char *)o->params[0], id, strlen(id) + 1);
+    yajl_tree_free(body);
+    op_run(o, "SELECT sha256, kind, state FROM wa_media WHERE id = $1", 1, o->params, on_picture_media);
+}
+
+void h_group_picture_remove(struct rq *rq)
+{
+    char *jid = group_param(rq);
+    if (jid)
+        picture_change(rq, jid, NULL);
 }

@@ -97,6 +97,7 @@ POLICY = {
     "/api/groups/{jid}": [(["GET"], "groups:read", False), (["PATCH"], "groups:write", False)],
     "/api/groups/{jid}/invite": [(["GET"], "groups:read", False), (["DELETE"], "groups:write", False)],
     "/api/groups/join": [(["POST"], "groups:write", False)],
+    "/api/groups/{jid}/picture": [(["GET"], "groups:read", False), (["PUT", "DELETE"], "groups:write", False)],
     "/api/contacts": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}/presence/subscribe": [(["POST"], "contacts:read", False)],

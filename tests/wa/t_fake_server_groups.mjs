@@ -167,12 +167,22 @@ async function pic(rc, type, target, child) {
 r = await pic(ra, 'get', gjid, { tag: 'picture', attrs: { type: 'preview', query: 'url' } });
 check(code(r) === '404', 'picture: none yet → 404', code(r));
 seenB = [...rb.nodes];
-r = await pic(ra, 'set', gjid, { tag: 'picture', attrs: { type: 'image' }, content: Buffer.alloc(200, 9) });
+// The smallest JPEG the server's check reads: SOI, a SOF0 of 48×32, EOI.
+const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x20, 0x00, 0x30, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xd9]);
+r = await pic(ra, 'set', gjid, { tag: 'picture', attrs: { type: 'image' }, content: JPEG });
 const picId = kid(r, 'picture')?.attrs.id;
 nb = await gp2(rb, 'picture', seenB);
 check(code(r) === '200' && picId && nb !== 'timeout', 'picture: an admin sets it (result with id, members told)');
 r = await pic(rb, 'get', gjid, { tag: 'picture', attrs: { type: 'image', query: 'url' } });
 check(kid(r, 'picture')?.attrs.id === picId && /^https:/.test(kid(r, 'picture')?.attrs.url ?? ''), 'picture: a member reads its url');
+check(JSON.stringify(server.groups.state(server.groups.get(gjid)).pictureSize) === '[48,32]', 'picture: the server read the JPEG\'s size');
+{
+    const id = `p.${++idn}`;
+    ra.send({ tag: 'iq', attrs: { id, xmlns: 'w:profile:picture', type: 'set', to: S, target: gjid } });
+    r = await within(ra.next((n) => n.tag === 'iq' && n.attrs.id === id, 3000), 3500);
+    const gone = await pic(rb, 'get', gjid, { tag: 'picture', attrs: { type: 'image', query: 'url' } });
+    check(code(r) === '200' && code(gone) === '404', 'picture: a set without children removes it', [code(r), code(gone)]);
+}
 
 // ── remove, leave, join ──
 seenB = [...rb.nodes];
@@ -221,6 +231,8 @@ await refused('garbage: <create> without subject', { tag: 'iq', attrs: { id: 'x1
 await refused('garbage: <add> with a non-participant child', { tag: 'iq', attrs: { id: 'x2', xmlns: 'w:g2', type: 'set', to: ctl.jid }, content: [{ tag: 'add', attrs: {}, content: [{ tag: 'user', attrs: { jid: `${B}${S}` } }] }] }, /participant jid/);
 await refused('garbage: w:g2 iq to the server JID', { tag: 'iq', attrs: { id: 'x3', xmlns: 'w:g2', type: 'get', to: S }, content: [{ tag: 'query', attrs: { request: 'interactive' } }] }, /w:g2 to=/);
 await refused('garbage: unknown child', { tag: 'iq', attrs: { id: 'x4', xmlns: 'w:g2', type: 'set', to: ctl.jid }, content: [{ tag: 'frobnicate', attrs: {} }] }, /frobnicate/);
+await refused('garbage: a picture that is no JPEG', { tag: 'iq', attrs: { id: 'x6', xmlns: 'w:profile:picture', type: 'set', to: S, target: ctl.jid }, content: [{ tag: 'picture', attrs: { type: 'image' }, content: Buffer.alloc(200, 9) }] }, /no JPEG/);
+await refused('garbage: a picture over 640 px', { tag: 'iq', attrs: { id: 'x7', xmlns: 'w:profile:picture', type: 'set', to: S, target: ctl.jid }, content: [{ tag: 'picture', attrs: { type: 'image' }, content: Buffer.from([...JPEG.subarray(0, 7), 0x02, 0x80, 0x02, 0x81, ...JPEG.subarray(11)]) }] }, /more than 640/);
 await refused('garbage: two children', { tag: 'iq', attrs: { id: 'x5', xmlns: 'w:g2', type: 'get', to: ctl.jid }, content: [{ tag: 'query', attrs: { request: 'interactive' } }, { tag: 'query', attrs: { request: 'interactive' } }] }, /2 children/);
 
 ra.close?.();
