@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct pending {
+struct picture_pending {
     wa_picture_cb cb;
     void *arg;
 };
@@ -23,9 +23,9 @@ static int attr_copy(const wa_node *n, const char *key, char *out, size_t cap)
     return 0;
 }
 
-static void on_answer(void *arg, const wa_node *n)
+static void on_picture_answer(void *arg, const wa_node *n)
 {
-    struct pending *q = arg;
+    struct picture_pending *q = arg;
     const char *type = n ? wa_node_attr_str(n, "type") : NULL;
     const wa_node *pic = n ? wa_node_child(n, "picture") : NULL;
     struct wa_picture p;
@@ -57,7 +57,7 @@ static void on_answer(void *arg, const wa_node *n)
 static int picture_iq(struct wa_client *c, wa_arena *a, const char *type, const char *target, wa_node *child,
                       wa_picture_cb cb, void *arg)
 {
-    struct pending *q = calloc(1, sizeof *q);
+    struct picture_pending *q = calloc(1, sizeof *q);
     wa_jid j;
     int r = -1;
     if (q && a &&
@@ -72,7 +72,7 @@ static int picture_iq(struct wa_client *c, wa_arena *a, const char *type, const 
             wa_node_add_attr_jid(a, iq, "target", &j);
         if (child)
             wa_node_add_child(a, iq, child);
-        r = wa_client_iq(c, a, iq, on_answer, q);
+        r = wa_client_iq(c, a, iq, on_picture_answer, q);
     }
     wa_arena_free(a);
     if (r < 0)
