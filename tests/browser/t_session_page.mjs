@@ -158,9 +158,21 @@ try {
     people.length === 3 && people[0][0].startsWith("+15550009999") && people[0][1] === "superadmin" &&
     people[0][0].includes("creator") && people.some(([t, r]) => t.startsWith(`+${mine}`) && r === "member") &&
     people.some(([t]) => t.startsWith("+15550008888")), JSON.stringify(people));
+  check("a member sees no invite link (WhatsApp gives it to admins)",
+    (await page.$$("[data-testid=group-invite]")).length === 0);
   const shown = await page.textContent("[data-testid=thread]");
   check("nothing empty is shown as \"null\"", !shown.includes("null"), shown.slice(0, 200));
   await shot(page, "group-info");
+  // Made an admin: the panel shows the group's invite link, the server's.
+  wa.groups.route("POST", `/groups/${encodeURIComponent(made.jid)}/participants`, { actor: "15550009999",
+    action: "promote", participants: [mine] });
+  await page.click("[data-testid=group-info]"); // closes
+  await page.click("[data-testid=group-info]"); // opens, asked again
+  await page.waitForSelector("[data-testid=group-invite] a", { timeout: 15000 });
+  const link = await page.getAttribute("[data-testid=group-invite] a", "href");
+  const code = wa.groups.state(wa.groups.get(made.jid)).invite;
+  check("an admin sees the invite link WhatsApp has for the group", link === `https://chat.whatsapp.com/${code}`,
+    `${link} vs ${code}`);
   await page.click("nav >> text=Session");
   await page.waitForSelector("[data-testid=session-state][data-state=connected]");
 

@@ -153,6 +153,13 @@ export async function render({ api, can }) {
         const pn = p.pn || (p.jid.endsWith("@s.whatsapp.net") ? p.jid : "");
         return pn ? `+${pn.replace(/@.*$/, "")}` : p.jid.replace(/@.*$/, "");
       };
+      // The invite link: WhatsApp gives it to admins only (403 not_admin otherwise).
+      let invite = null;
+      try {
+        invite = (await api(`/api/groups/${encodeURIComponent(jid)}/invite`)).link;
+      } catch (e) {
+        invite = e.code === "not_admin" ? null : e;
+      }
       const order = { superadmin: 0, admin: 1, member: 2 };
       const people = (g.participants || []).slice().sort((a, b) => order[a.role] - order[b.role] || who(a).localeCompare(who(b)));
       box.replaceChildren(...[
@@ -162,6 +169,10 @@ export async function render({ api, can }) {
           g.announce ? "only admins send" : null, g.locked ? "only admins edit the info" : null,
           g.ephemeral_seconds ? `disappearing after ${Math.round(g.ephemeral_seconds / 86400)} d` : null]
           .filter(Boolean).join(" · ")),
+        typeof invite === "string" ? h("div", { class: "small", "data-testid": "group-invite" }, "Invite link: ",
+          h("a", { href: invite, target: "_blank", rel: "noopener noreferrer" }, invite))
+          : invite ? h("div", { class: "small muted", "data-testid": "group-invite" }, errorText(invite, "Invite link"))
+          : null,
         h("ul", { class: "group-people", "data-testid": "group-people" }, people.map((p) =>
           h("li", { "data-role": p.role }, who(p), p.role !== "member"
             ? h("span", { class: "badge" }, p.role === "superadmin" ? "creator" : "admin") : null)))].filter(Boolean));
