@@ -433,8 +433,15 @@ check("group chats are named by their subjects (from the group's metadata and fr
       chats.get(G, {}).get("name") == "Team" and chats.get(L, {}).get("name") == "By LID",
       {k: v.get("name") for k, v in chats.items()})
 
-# ---- a restart keeps our sender keys: no key to everyone again
+# ---- a restart keeps our sender keys: no key to everyone again; at connect the
+# groups we are in are listed and their chats take the current subjects (a
+# stale name, as after a rename we missed, is mended)
+sql("UPDATE wa_chats SET name = 'stale' WHERE jid = :'p0'", G)
+check("(the group's chat name made stale)", sql("SELECT name FROM wa_chats WHERE jid = :'p0'", G) == [["stale"]])
 check("restart: connected again", restart())
+check("after connecting, the groups we are in are asked for and the stale chat name mended",
+      wait(lambda: sql("SELECT name FROM wa_chats WHERE jid = :'p0'", G) == [["Team"]], timeout=15),
+      sql("SELECT name FROM wa_chats WHERE jid = :'p0'", G))
 s6 = send(G, "after a restart")
 check("after restart: sent", status_is(s6, "sent", "delivered", "read"))
 d6 = deliveries(s6)
