@@ -12,6 +12,7 @@
 #include "common/sbuf.h"
 #include "events.h"
 #include "presence.h"
+#include "calls.h"
 #include "group_events.h"
 #include "media_download.h"
 #include "sdb.h"
@@ -296,7 +297,7 @@ static void on_group_subject(void *arg, const char *gjid, const char *subject)
 
 void inbox_init(void)
 {
-    struct wa_receive_events ev = {on_incoming,    on_lid,           on_undecryptable, media_download_answer,
-                                   presence_event, on_group_subject, group_events_take};
+    struct wa_receive_events ev = {on_incoming,    on_lid,           on_undecryptable,  media_download_answer,
+                                   presence_event, on_group_subject, group_events_take, calls_take};
     wa_messaging_set_receive_events(&ev, NULL);
 }

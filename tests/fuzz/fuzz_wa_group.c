@@ -1,12 +1,13 @@
 /* libFuzzer target for the readers of the server's group and picture
  * answers: arbitrary bytes decoded as a node are read as a <group> (the
- * metadata), a w:gp2 notification, an IQ answer of a w:g2 change and a
- * w:profile:picture answer. No crash, no leak; what is read stays within
+ * metadata), a w:gp2 notification, an IQ answer of a w:g2 change, a
+ * w:profile:picture answer and a <call>. No crash, no leak; what is read stays within
  * its bounds. */
 #include "supervisor/wa/wa_tokens.c"
 #include "supervisor/wa/wa_binary.c"
 #include "supervisor/wa/wa_group.c"
 #include "supervisor/wa/wa_picture.c"
+#include "supervisor/wa/wa_call.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -14,6 +15,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int wa_client_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_iq_cb cb, void *arg)
 {
     (void)c, (void)a, (void)iq, (void)cb, (void)arg;
+    return -1;
+}
+
+const struct wa_creds *wa_client_creds(const struct wa_client *c)
+{
+    (void)c;
+    return NULL;
+}
+
+const char *wa_client_new_id(struct wa_client *c, char *buf, size_t len)
+{
+    (void)c;
+    snprintf(buf, len, "X");
+    return buf;
+}
+
+int wa_client_send_node(struct wa_client *c, const wa_node *n)
+{
+    (void)c, (void)n;
     return -1;
 }
 
@@ -71,6 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         pp->cb = on_pic;
         on_picture_answer(pp, n);
+        struct wa_call call;
+        if (wa_call_parse(n, &call) == 0 &&
+            (!call.status || !call.call_id[0] || strlen(call.from) >= sizeof call.from))
+            abort();
     }
     wa_arena_free(a);
     return 0;

@@ -737,6 +737,7 @@ class Conn {
             if (n.tag === 'receipt' && n.attrs.type === 'server-error') this.onMediaRetryRequest(n);
             if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
             if (n.tag === 'receipt' && !String(n.attrs.to).endsWith('@g.us')) this.relayReceipt(n);
+            if (n.tag === 'call') this.server.onCompanionCall(this, n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
         case 'chatstate':
@@ -762,7 +763,7 @@ class Conn {
         else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
         this.pendingAck.delete(key);
-        if ((sent.tag === 'message' || sent.tag === 'notification') && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
+        if ((sent.tag === 'message' || sent.tag === 'notification' || sent.tag === 'call') && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
         this.log('ack', { id, class: sent.tag, type: sent.type ?? null });
     }
 
@@ -2011,6 +2012,54 @@ export class FakeWhatsAppServer extends EventEmitter {
         return { ok: true, sent };
     }
 
+    /**
+     * POST /peer/call {from?, video?, viaLid?, end?: callId}: the peer rings our account (an <offer>, or with end
+     * a <terminate> of that call) on each of its companions; one offline gets it at its next login (offline=1),
+     * as WhatsApp keeps a call's stanza until it is acked.
+     */
+    peerCall(b = {}) {
+        const peer = this.peers.get(b.from ?? this.peer.phone);
+        if (!peer) throw Object.assign(new Error(`no peer ${b.from}`), { status: 400 });
+        const callId = b.end ?? crypto.randomBytes(16).toString('hex').toUpperCase();
+        const creator = `${peer.phone}:0@s.whatsapp.net`;
+        const id = crypto.randomBytes(8).toString('hex').toUpperCase();
+        const child = b.end ? { tag: 'terminate', attrs: { 'call-id': callId, 'call-creator': creator } }
+            : { tag: 'offer', attrs: { 'call-id': callId, 'call-creator': creator, ...(b.viaLid ? { caller_pn: peer.jid } : {}) },
+                content: [{ tag: 'audio', attrs: { enc: 'opus', rate: '16000' } }, ...(b.video ? [{ tag: 'video', attrs: { enc: 'vp8' } }] : [])] };
+        const node = { tag: 'call', attrs: { from: b.viaLid ? `${peer.lid}@lid` : peer.jid, id, t: String(nowSec()), platform: 'android', version: '2.24.1' },
+            content: [child] };
+        (this.calls ??= new Map()).set(callId, { from: peer.phone, rejected: null });
+        const sent = [];
+        for (const d of this.devices.values()) {
+            if (d.user !== this.phone.phoneNumber || d.removed) continue;
+            const key = `${d.user}:${d.device}`;
+            if (!this.inbox.has(key)) this.inbox.set(key, new Map());
+            this.inbox.get(key).set(id, { ...node, attrs: { ...node.attrs, offline: '1' } });
+            const c = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+            if (c) c.sendAcked(node);
+            this.log(c ? c.id : 0, 'peer.call', { id, callId, to: d.jid, kind: child.tag, online: !!c });
+            sent.push(d.jid);
+        }
+        return { ok: true, id, callId, devices: sent };
+    }
+
+    /** A companion's <call> (a reject of an offer): checked as the server would, then recorded. */
+    onCompanionCall(c, n) {
+        const k = kids(n);
+        want(k.length === 1, `<call> with ${k.length} children`);
+        const r = k[0];
+        want(typeof n.attrs.to === 'string' && n.attrs.to.endsWith('@s.whatsapp.net') || n.attrs.to?.endsWith('@lid'), `<call to=${n.attrs.to}>`);
+        if (r.tag !== 'reject') return this.log(c.id, 'call.out', { kind: r.tag, to: n.attrs.to });
+        const call = this.calls?.get(r.attrs['call-id']);
+        want(call != null, `<reject call-id=${r.attrs['call-id']}> for a call never offered`);
+        // The offer named the phone (device 0) as an AD JID; decoded, device 0 reads as the bare JID.
+        want(String(r.attrs['call-creator']).replace(':0@', '@') === `${call.from}@s.whatsapp.net`, `<reject call-creator=${r.attrs['call-creator']}>, want the offer's`);
+        want(r.attrs.count === '0', `<reject count=${r.attrs.count}>`);
+        want(n.attrs.to.split('@')[0].split(':')[0] === call.from || n.attrs.to === `${this.peers.get(call.from)?.lid}@lid`, `<call to=${n.attrs.to}>: not the caller`);
+        call.rejected = (call.rejected ?? 0) + 1;
+        this.log(c.id, 'call.reject', { callId: r.attrs['call-id'], to: n.attrs.to });
+    }
+
     async peerSend(b = {}) {
         const peer = this.peers.get(b.from ?? this.peer.phone);
         if (!peer) throw new Error(`no peer ${b.from}`);
@@ -2306,6 +2355,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/send': async (q, b) => server.peerSend(b),
         'POST /peer/presence': (q, b) => server.peerPresence(b),
         'POST /peer/chatstate': (q, b) => server.peerChatstate(b),
+        'POST /peer/call': (q, b) => server.peerCall(b),
+        'GET /calls': () => ({ calls: Object.fromEntries(server.calls ?? []) }),
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
