@@ -11,6 +11,7 @@
 #include "session.h"
 #include "wa/wa_actions.h"
 #include "group_actions.h"
+#include "profile_actions.h"
 #include "wa/wa_messaging.h"
 #include "worker_table.h"
 
@@ -180,6 +181,11 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
     case IPC_ACT_PICTURE:
     case IPC_ACT_PICTURE_SET:
         return group_actions_ipc(act, m, rd, status, body);
+    case IPC_ACT_ABOUT:
+    case IPC_ACT_ABOUT_SET:
+    case IPC_ACT_BLOCKLIST:
+    case IPC_ACT_BLOCK:
+        return profile_actions_ipc(act, m, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);
     default:

@@ -475,7 +475,7 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
 struct pending_picture {
     struct later to; /* first */
     char jid[MAX_JID];
-    int get, fd; /* get: where it is; else a change */
+    int get, own, fd; /* get: where it is; else a change (own: of our picture) */
     uint8_t *jpeg;
     size_t len;
     char err[160];
@@ -545,7 +545,7 @@ static void picture_done(void *arg)
     if (!p->jpeg) {
         status = 400;
         jw_error_body(&b, "invalid_picture", p->err[0] ? p->err : "the file is no picture", "media_id");
-    } else if (c && wa_picture_set(c, p->jid, p->jpeg, p->len, on_picture, p) == 0) {
+    } else if (c && wa_picture_set(c, p->own ? NULL : p->jid, p->jpeg, p->len, on_picture, p) == 0) {
         sbuf_free(&b);
         return;
     } else {
@@ -568,7 +568,9 @@ static int do_picture(uint32_t act, pid_t pid, uint32_t msg_id, struct ipc_rd *r
         (action_req_str(rd, sha, sizeof sha) < 0 || strlen(sha) != 64 ||
          strspn(sha, "0123456789abcdef") != 64))
         return -1;
-    if (ipc_rd_end(rd) < 0 || flag > 1 || (act == IPC_ACT_PICTURE_SET && !strstr(jid, "@g.us")))
+    int own = !strcmp(jid, "me"); /* our own picture */
+    if (ipc_rd_end(rd) < 0 || flag > 1 || (act == IPC_ACT_PICTURE_SET && !own && !strstr(jid, "@g.us")) ||
+        (act == IPC_ACT_PICTURE && own))
         return -1;
     struct wa_client *c = session_client();
     if (!c || wa_client_state(c) != WA_CONNECTED)
@@ -578,12 +580,17 @@ static int do_picture(uint32_t act, pid_t pid, uint32_t msg_id, struct ipc_rd *r
         return 0;
     p->fd = -1;
     p->get = act == IPC_ACT_PICTURE;
-    snprintf(p->jid, sizeof p->jid, "%s", jid);
+    p->own = own;
+    const struct wa_creds *cr = wa_client_creds(c);
+    if (own && cr) /* answered with our JID, without the device */
+        snprintf(p->jid, sizeof p->jid, "%.*s@s.whatsapp.net", (int)strcspn(cr->jid, ":@"), cr->jid);
+    else
+        snprintf(p->jid, sizeof p->jid, "%s", jid);
     int r;
     if (act == IPC_ACT_PICTURE) {
         r = wa_picture_get(c, jid, (int)flag, on_picture, p);
     } else if (flag) {
-        r = wa_picture_set(c, jid, NULL, 0, on_picture, p);
+        r = wa_picture_set(c, own ? NULL : jid, NULL, 0, on_picture, p);
     } else {
         struct media_store *st = media_store_ready();
         uint64_t size = 0;

@@ -292,12 +292,10 @@ void h_group_leave(struct rq *rq)
 
 /* ---- /api/groups/{jid}/picture */
 
-/* GET ?type=image|preview (default image): where the group's picture is. */
-void h_group_picture(struct rq *rq)
+/* GET ?type=image|preview (default image): where jid's picture is (a
+ * group's or a person's). */
+void picture_get(struct rq *rq, const char *jid)
 {
-    char *jid = group_param(rq);
-    if (!jid)
-        return;
     char type[16];
     int tl = rest_query(rq, "type", type, sizeof type);
     if (tl != -1 && (tl < 0 || (strcmp(type, "image") && strcmp(type, "preview")))) {
@@ -314,6 +312,13 @@ void h_group_picture(struct rq *rq)
     else
         sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
     sbuf_free(&b);
+}
+
+void h_group_picture(struct rq *rq)
+{
+    char *jid = group_param(rq);
+    if (jid)
+        picture_get(rq, jid);
 }
 
 /* Sets (sha: a stored image's digest) or removes (sha NULL) the picture. */
@@ -335,7 +340,7 @@ static void picture_change(struct rq *rq, const char *jid, const char *sha)
 
 struct picture_op {
     struct op_base b;
-    const char *jid;
+    const char *jid; /* the group's, or "me" */
     const char *params[1];
 };
 
@@ -351,20 +356,14 @@ static void on_picture_media(void *ctx, const PGresult *res, const char *err)
     } else if (strcmp(PQgetvalue(res, 0, 2), "stored")) {
         http_error(rq, 409, "media_not_ready", "the media is not stored (yet)", "media_id");
     } else if (strcmp(PQgetvalue(res, 0, 1), "image")) {
-        http_error(rq, 400, "invalid_picture", "a group's picture must be an image (JPEG, PNG or WebP)",
-                   "media_id");
+        http_error(rq, 400, "invalid_picture", "a picture must be an image (JPEG, PNG or WebP)", "media_id");
     } else {
         picture_change(rq, o->jid, PQgetvalue(res, 0, 0));
     }
 }
 
-/* PUT {media_id}: an uploaded image (POST /api/media) becomes the group's
- * picture: its centred square, at most 640 pixels a side, as JPEG. */
-void h_group_picture_set(struct rq *rq)
+void picture_put(struct rq *rq, const char *target)
 {
-    char *jid = group_param(rq);
-    if (!jid)
-        return;
     yajl_val body = rest_body(rq, REST_BODY_MAX);
     if (!body)
         return;
@@ -375,16 +374,30 @@ void h_group_picture_set(struct rq *rq)
         return;
     }
     struct picture_op *o = op_alloc(rq, sizeof *o);
-    o->jid = jid;
+    o->jid = target;
     o->params[0] = h2o_mem_alloc_pool(&rq->req->pool, strlen(id) + 1);
     memcpy((char *)o->params[0], id, strlen(id) + 1);
     yajl_tree_free(body);
     op_run(o, "SELECT sha256, kind, state FROM wa_media WHERE id = $1", 1, o->params, on_picture_media);
 }
 
+void picture_remove(struct rq *rq, const char *target)
+{
+    picture_change(rq, target, NULL);
+}
+
+/* PUT {media_id}: an uploaded image (POST /api/media) becomes the group's
+ * picture: its centred square, at most 640 pixels a side, as JPEG. */
+void h_group_picture_set(struct rq *rq)
+{
+    char *jid = group_param(rq);
+    if (jid)
+        picture_put(rq, jid);
+}
+
 void h_group_picture_remove(struct rq *rq)
 {
     char *jid = group_param(rq);
     if (jid)
-        picture_change(rq, jid, NULL);
+        picture_remove(rq, jid);
 }

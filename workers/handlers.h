@@ -85,10 +85,24 @@ void h_group_patch(struct rq *rq);
 void h_group_invite(struct rq *rq);
 void h_group_invite_revoke(struct rq *rq);
 void h_group_join(struct rq *rq);
+/* groups.c: where jid's picture is (GET ?type=image|preview); sets (PUT
+ * {media_id}: an uploaded image) or removes the picture of target (a
+ * group's JID, or "me": ours), answering the request. */
+void picture_get(struct rq *rq, const char *jid);
+void picture_put(struct rq *rq, const char *target);
+void picture_remove(struct rq *rq, const char *target);
 void h_group_picture(struct rq *rq);
 void h_group_picture_set(struct rq *rq);
 void h_group_picture_remove(struct rq *rq);
 void h_contact_subscribe(struct rq *rq);
+void h_contact_picture(struct rq *rq);
+void h_contact_about(struct rq *rq);
+void h_contact_block(struct rq *rq);
+void h_contact_unblock(struct rq *rq);
+void h_blocklist(struct rq *rq);
+void h_profile_about(struct rq *rq);
+void h_profile_picture_set(struct rq *rq);
+void h_profile_picture_remove(struct rq *rq);
 void h_lid_get(struct rq *rq);
 void h_lid_by_pn(struct rq *rq);
 void h_message_forward(struct rq *rq);

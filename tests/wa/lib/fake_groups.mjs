@@ -48,7 +48,7 @@ const text = (n) => (n == null ? null : typeof n.content === 'string' ? n.conten
 const G = '@g.us';
 
 /** [width, height] of a baseline or progressive JPEG (its SOF marker), or null. */
-function jpegSize(b) {
+export function jpegSize(b) {
     if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
     for (let i = 2; i + 9 < b.length;) {
         if (b[i] !== 0xff) return null;

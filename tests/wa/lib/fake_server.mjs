@@ -204,7 +204,7 @@ import { NoiseServer, NoiseServerError, makeTestPki, checkClientPayload, xeddsaV
 import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fake_phone.mjs';
 import { FakePeer } from './fake_peer.mjs';
 import { FakeMediaHost } from './fake_media_host.mjs';
-import { FakeGroups } from './fake_groups.mjs';
+import { FakeGroups, jpegSize } from './fake_groups.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -833,7 +833,14 @@ class Conn {
         case 'w:profile:picture set':
             needLogin();
             if (String(n.attrs.target).endsWith('@g.us')) return this.server.groups.onPictureIq(this, n);
-            break;
+            return this.onPictureIq(n);
+        case 'status set':
+            needLogin();
+            return this.onAboutSet(n);
+        case 'blocklist get':
+        case 'blocklist set':
+            needLogin();
+            return this.onBlocklist(n);
         case 'md set': {
             want(kids(n).length === 1, `<iq xmlns=md type=set> with ${kids(n).length} children`);
             const c = kids(n)[0];
@@ -988,6 +995,7 @@ class Conn {
         const dv = kid(q, 'devices');
         const protocols = kids(q).map((x) => x.tag);
         if (kid(q, 'contact')) return this.onUsyncContacts(n, u, q, list);
+        if (kid(q, 'status')) return this.onUsyncStatus(n, u, q, list);
         want(protocols.length > 0 && protocols.every((t) => ['devices', 'lid'].includes(t)), `<usync> query protocols ${protocols.join(',')}: this server knows devices, lid and contact`);
         if (dv) want(dv.attrs.version === '2', '<devices> must be version 2');
         const users = kids(list);
@@ -1041,6 +1049,86 @@ class Conn {
         this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
             { tag: 'list', attrs: {}, content: out }
         ] }]);
+    }
+
+    /** <usync><query><status/></query><list><user jid/>…: each person's about text (<status t>text</status>), or
+     * <status code=401/> when they hide it from us. */
+    onUsyncStatus(n, u, q, list) {
+        want(kids(q).length === 1 && kids(q)[0].tag === 'status', `<usync> status query with ${kids(q).map((x) => x.tag).join(',')}`);
+        const users = kids(list);
+        want(users.length > 0 && users.every((x) => x.tag === 'user' && typeof x.attrs.jid === 'string' && !x.attrs.jid.split('@')[0].includes(':')), '<list> must hold <user jid=…/> without devices');
+        const out = users.map((x) => {
+            const r = this.server.resolveJid(x.attrs.jid);
+            const peer = r ? this.server.peers.get(r.user) : null;
+            const p = peer?.profile ?? {};
+            const st = !peer || p.aboutHidden ? { tag: 'status', attrs: { code: '401', type: 'error' } }
+                : { tag: 'status', attrs: { t: String(p.aboutAt ?? 1700000000) }, content: Buffer.from(p.about ?? 'Hey there! I am using WhatsApp.') };
+            return { tag: 'user', attrs: { jid: x.attrs.jid }, content: [st] };
+        });
+        this.log('usync.status', { users: users.map((x) => x.attrs.jid) });
+        this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
+            { tag: 'list', attrs: {}, content: out }
+        ] }]);
+    }
+
+    /** <iq xmlns=w:profile:picture target=person> get; without target, set (or remove) our own. */
+    onPictureIq(n) {
+        const q = kids(n)[0];
+        if (n.attrs.type === 'get') {
+            want(kids(n).length === 1 && q.tag === 'picture' && ['image', 'preview'].includes(q.attrs.type) && q.attrs.query === 'url', '<iq xmlns=w:profile:picture type=get> wants <picture type=image|preview query=url>');
+            const r = this.server.resolveJid(String(n.attrs.target ?? ''));
+            want(r && !String(n.attrs.target).split('@')[0].includes(':'), `picture of ${n.attrs.target}: want a person's JID without device`);
+            const p = this.server.peers.get(r.user)?.profile ?? {};
+            if (p.pictureHidden) return this.iqError(n, 401, 'not-authorized');
+            if (!p.picture) return this.iqError(n, 404, 'item-not-found');
+            return this.result(n, [{ tag: 'picture', attrs: { id: p.picture, type: q.attrs.type, url: `https://pps.example.invalid/${r.user}/${p.picture}.jpg`, direct_path: `/v/${p.picture}.jpg` } }]);
+        }
+        want(n.attrs.target == null, '<iq xmlns=w:profile:picture type=set> for another person');
+        const me = this.server.ownProfile;
+        if (kids(n).length === 0) {
+            me.picture = null;
+            return this.result(n);
+        }
+        want(kids(n).length === 1 && q.tag === 'picture' && q.attrs.type === 'image' && q.content instanceof Uint8Array, '<picture type=image> with the bytes');
+        const size = jpegSize(q.content);
+        want(size != null, '<picture type=image> whose bytes are no JPEG');
+        want(size[0] <= 640 && size[1] <= 640, `<picture> of ${size?.[0]}×${size?.[1]}: more than 640 px a side`);
+        me.picture = { id: String(nowSec()) + String(++me.seq), width: size[0], height: size[1] };
+        this.result(n, [{ tag: 'picture', attrs: { id: me.picture.id } }]);
+    }
+
+    /** <iq xmlns=status type=set><status>text</status>: our own about text. */
+    onAboutSet(n) {
+        const k = kids(n);
+        want(k.length === 1 && k[0].tag === 'status' && k[0].content instanceof Uint8Array && k[0].content.length > 0, '<iq xmlns=status type=set> wants <status>text</status>');
+        const text = Buffer.from(k[0].content).toString('utf8');
+        want([...text].length <= 139, `about text of ${[...text].length} characters`);
+        this.server.ownProfile.about = text;
+        this.result(n);
+    }
+
+    /** <iq xmlns=blocklist> get (<list><item jid/>…) or set (<item action=block|unblock jid [pn_jid]/>). By LID, a
+     * block names the number beside it (pn_jid), as WhatsApp wants. */
+    onBlocklist(n) {
+        const bl = this.server.ownProfile.blocked;
+        if (n.attrs.type === 'get') {
+            want(kids(n).length === 0, '<iq xmlns=blocklist type=get> with children');
+            return this.result(n, [{ tag: 'list', attrs: {}, content: [...bl].map((jid) => ({ tag: 'item', attrs: { jid } })) }]);
+        }
+        const k = kids(n);
+        want(k.length === 1 && k[0].tag === 'item' && ['block', 'unblock'].includes(k[0].attrs.action), '<iq xmlns=blocklist type=set> wants one <item action=block|unblock>');
+        const it = k[0].attrs;
+        const r = this.server.resolveJid(String(it.jid ?? ''));
+        want(r && !String(it.jid).split('@')[0].includes(':'), `<item jid=${it.jid}>: want a person's JID`);
+        const peer = this.server.peers.get(r.user);
+        if (!peer) return this.iqError(n, 404, 'item-not-found');
+        if (String(it.jid).endsWith('@lid') && it.action === 'block')
+            want(it.pn_jid === peer.jid, `<item jid=${it.jid} pn_jid=${it.pn_jid}>: a block by LID names the number (${peer.jid})`);
+        // Kept by phone number JID, whichever form was named.
+        if (it.action === 'block') bl.add(peer.jid);
+        else bl.delete(peer.jid);
+        this.log('blocklist', { action: it.action, jid: it.jid, pn_jid: it.pn_jid ?? null });
+        this.result(n);
     }
 
     onKeyFetch(n, key) {
@@ -1641,6 +1729,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.sentBy = new Map(); // message id -> {user, device} of the companion that sent it
         this.mediaRetry = new Map(); // message id -> how the phone answers a media retry request (setMediaRetry)
         this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
+        this.ownProfile = { about: null, picture: null, blocked: new Set(), seq: 0 }; // our account's, as companions set it
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
         this.groups = new FakeGroups(this, { bad });
@@ -2043,6 +2132,18 @@ export class FakeWhatsAppServer extends EventEmitter {
         return { ok: true, id, callId, devices: sent };
     }
 
+    /** POST /peer/profile {from?, about?, aboutHidden?, picture?: bool, pictureHidden?}: what others see of a peer. */
+    peerProfile(b = {}) {
+        const peer = this.peers.get(b.from ?? this.peer.phone);
+        if (!peer) throw Object.assign(new Error(`no peer ${b.from}`), { status: 400 });
+        const p = (peer.profile ??= {});
+        if (b.about !== undefined) [p.about, p.aboutAt] = [b.about, nowSec()];
+        if (b.aboutHidden !== undefined) p.aboutHidden = !!b.aboutHidden;
+        if (b.picture !== undefined) p.picture = b.picture ? String(nowSec()) + crypto.randomBytes(2).toString('hex') : null;
+        if (b.pictureHidden !== undefined) p.pictureHidden = !!b.pictureHidden;
+        return { ok: true, profile: p, lid: `${peer.lid}@lid` };
+    }
+
     /** A companion's <call> (a reject of an offer): checked as the server would, then recorded. */
     onCompanionCall(c, n) {
         const k = kids(n);
@@ -2356,6 +2457,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/presence': (q, b) => server.peerPresence(b),
         'POST /peer/chatstate': (q, b) => server.peerChatstate(b),
         'POST /peer/call': (q, b) => server.peerCall(b),
+        'POST /peer/profile': (q, b) => server.peerProfile(b),
+        'GET /profile': () => ({ about: server.ownProfile.about, picture: server.ownProfile.picture, blocked: [...server.ownProfile.blocked] }),
         'GET /calls': () => ({ calls: Object.fromEntries(server.calls ?? []) }),
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
