@@ -11,7 +11,7 @@ struct profile_pending {
     void *arg;
 };
 
-static void on_answer(void *arg, const wa_node *n)
+static void on_profile_answer(void *arg, const wa_node *n)
 {
     struct profile_pending *q = arg;
     const char *type = n ? wa_node_attr_str(n, "type") : NULL;
@@ -36,7 +36,7 @@ static int send_iq(struct wa_client *c, wa_arena *a, wa_node *iq, wa_profile_cb 
     int r = -1;
     if (q && a && iq) {
         q->cb = cb, q->arg = arg;
-        r = wa_client_iq(c, a, iq, on_answer, q);
+        r = wa_client_iq(c, a, iq, on_profile_answer, q);
     }
     wa_arena_free(a);
     if (r < 0)

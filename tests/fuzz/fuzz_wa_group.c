@@ -1,13 +1,16 @@
 /* libFuzzer target for the readers of the server's group and picture
  * answers: arbitrary bytes decoded as a node are read as a <group> (the
  * metadata), a w:gp2 notification, an IQ answer of a w:g2 change, a
- * w:profile:picture answer and a <call>. No crash, no leak; what is read stays within
+ * w:profile:picture answer, a <call>, an about text (usync status) and a
+ * block list. No crash, no leak; what is read stays within
  * its bounds. */
 #include "supervisor/wa/wa_tokens.c"
 #include "supervisor/wa/wa_binary.c"
 #include "supervisor/wa/wa_group.c"
 #include "supervisor/wa/wa_picture.c"
 #include "supervisor/wa/wa_call.c"
+#include "supervisor/wa/wa_actions.c"
+#include "supervisor/wa/wa_profile.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,6 +38,12 @@ int wa_client_send_node(struct wa_client *c, const wa_node *n)
 {
     (void)c, (void)n;
     return -1;
+}
+
+enum wa_state wa_client_state(const struct wa_client *c)
+{
+    (void)c;
+    return WA_CONNECTED;
 }
 
 static void on_info(void *arg, const struct wa_group_info *g, int code, const char *why)
@@ -95,6 +104,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (wa_call_parse(n, &call) == 0 &&
             (!call.status || !call.call_id[0] || strlen(call.from) >= sizeof call.from))
             abort();
+        char *about;
+        int64_t at;
+        int ar = wa_about_parse(n, &about, &at);
+        if (ar == 1 && (!about || strlen(about) > WA_ABOUT_MAX))
+            abort();
+        if (ar == 1)
+            free(about);
+        static char bl[64][96];
+        int nb = wa_blocklist_parse(n, bl, 64);
+        for (int i = 0; i < nb; i++)
+            if (!strchr(bl[i], '@'))
+                abort();
     }
     wa_arena_free(a);
     return 0;
