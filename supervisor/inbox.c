@@ -13,6 +13,7 @@
 #include "events.h"
 #include "presence.h"
 #include "calls.h"
+#include "chat_merges.h"
 #include "group_events.h"
 #include "media_download.h"
 #include "sdb.h"
@@ -252,6 +253,8 @@ static void on_lid_saved(void *ctx, const PGresult *res, const char *err)
     (void)ctx;
     if (!res)
         log_warn("cannot record a phone number's LID", LF_S("error", err));
+    else if (PQcmdTuples((PGresult *)res)[0] != '0')
+        chat_merges_kick(); /* a new mapping may have merged two chats */
 }
 
 static void on_lid(void *arg, const char *pn, const char *lid)

@@ -103,7 +103,7 @@
 //   POST /peer/reinstall {from?}      the peer reinstalls: new identity and prekeys, no sessions
 //   POST /peer/devices-notify {from?} <notification type=devices from=peer> (a device of the peer
 //                                     changed) to every logged-in companion (event devices.notify)
-//   /peer/send also takes viaLid: true (from = the peer's LID, with sender_pn); otherwise
+//   /peer/send also takes viaLid: true (from = the peer's LID, with sender_pn unless noPn: true); otherwise
 //   messages carry sender_lid. Companions' read receipts for peers' messages are checked
 //   (event peer.read), <chatstate> too (event chatstate), and usync answers <contact>
 //   queries (event usync.contacts): accounts that exist are type=in, others type=out.
@@ -2211,7 +2211,8 @@ export class FakeWhatsAppServer extends EventEmitter {
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
             if (b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
             // As WhatsApp does, the other address form rides along: sender_lid, or sender_pn when sent via the LID.
-            const addr = b.viaLid ? { from: `${peer.lid}@lid`, sender_pn: peer.jid } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
+            // noPn: by LID alone, as when the server does not tell the number (a chat under the LID at first).
+            const addr = b.viaLid ? { from: `${peer.lid}@lid`, ...(b.noPn ? {} : { sender_pn: peer.jid }) } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
             const node = { tag: 'message', attrs: { ...addr, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
                 ...(b.dsmTo ? { recipient: b.dsmTo } : { notify: peer.name }) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
