@@ -1744,7 +1744,8 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
 /* Newest activity first; the cursor is (last message seq, jid). */
 /* status@broadcast (status updates) only when asked: include=status. */
 static const char SQL_CHATS[] =
-    "SELECT json_build_object('jid', c.jid, 'name', c.name, 'unread_count', c.unread_count, "
+    "SELECT json_build_object('jid', c.jid, 'name', coalesce(c.name, (SELECT k.push_name FROM wa_contacts k "
+    "  WHERE k.jid = c.jid)), 'unread_count', c.unread_count, "
     "  'last_message_at', " REST_TS(
         "coalesce(lm.ts, c.last_message_at)") ", "
                                               "  'updated_at', " REST_TS(

@@ -64,6 +64,17 @@ function preview(m) {
   return m.text || "";
 }
 
+// How a person or a chat is shown: its name when known, else the number
+// (+digits), never a raw JID; a LID alone says the number is not known yet.
+function displayName(jid, name) {
+  if (name) return name;
+  const user = String(jid || "").replace(/[:@].*$/, "");
+  if (String(jid).endsWith("@s.whatsapp.net")) return `+${user}`;
+  if (String(jid).endsWith("@lid")) return "Number not known yet";
+  if (String(jid).endsWith("@g.us")) return "Group";
+  return user || String(jid);
+}
+
 function errorText(e, what) {
   const tag = e.status ? ` (${[e.status, e.code].filter(Boolean).join(" ")})` : "";
   return `${what ? `${what}: ` : ""}${e.field ? `${e.field}: ` : ""}${e.message}${tag}`;
@@ -191,7 +202,7 @@ export async function render({ api, can }) {
     }
     chatsBox.replaceChildren(h("ul", { class: "chat-list" }, chats.map((c) => {
       const open = h("button", { type: "button", class: c.jid === current ? "chat active" : "chat", "data-jid": c.jid },
-        h("strong", {}, c.name || c.jid.replace(/@.*$/, "")),
+        h("strong", { "data-testid": "chat-name" }, displayName(c.jid, c.name)),
         c.unread_count ? h("span", { class: "badge" }, String(c.unread_count)) : null,
         h("div", { class: "small muted" }, preview(c.last_message)),
         h("div", { class: "small muted" }, when(c.last_message_at)));
@@ -202,7 +213,8 @@ export async function render({ api, can }) {
 
   async function loadThread() {
     if (!current) {
-      threadBox.replaceChildren(h("div", { class: "empty" }, "Pick a chat, or write to a number below."));
+      threadBox.replaceChildren(h("div", { class: "empty", "data-testid": "no-thread" },
+        canSend ? "Pick a chat on the left, or write to a number in the box below." : "Pick a chat on the left."));
       return;
     }
     const data = await api(`/api/chats/${encodeURIComponent(current)}/messages?limit=50`);
@@ -240,8 +252,7 @@ export async function render({ api, can }) {
     const sender = (m) => {
       if (!group || m.from_me) return null;
       const who = m.sender_pn || m.sender_jid || "";
-      return h("div", { class: "small sender", "data-testid": "sender" },
-        who.endsWith("@s.whatsapp.net") ? `+${who.replace(/@.*$/, "")}` : who.replace(/@.*$/, ""));
+      return h("div", { class: "small sender", "data-testid": "sender" }, displayName(who, chatNames.get(who)));
     };
     const cls = (m) => [m.from_me ? "msg mine" : "msg",
       m.type === "sticker" && m.media && m.media.state === "stored" && m.media.id ? "sticker" : ""].join(" ").trim();
@@ -261,7 +272,8 @@ export async function render({ api, can }) {
       });
     }
     if (groupPanel && groupPanel.dataset.jid !== current) groupPanel = null;
-    threadBox.replaceChildren(...[h("div", { class: "thread-head" }, h("h2", {}, chatNames.get(current) || current), info, markRead),
+    threadBox.replaceChildren(...[h("div", { class: "thread-head" },
+      h("h2", { title: current }, displayName(current, chatNames.get(current))), info, markRead),
       groupPanel,
       msgs.length ? h("ul", { class: "messages" }, msgs.map((m) =>
         h("li", { class: cls(m), "data-message-id": m.id, "data-type": m.type },
@@ -391,14 +403,35 @@ export async function render({ api, can }) {
     }, 150);
   };
   for (const t of ["message.received", "message.sent", "message.status", "message.reaction", "message.edited",
-    "message.revoked", "message.media_stored", "message.media_failed"]) es.addEventListener(t, refresh);
+    "message.revoked", "message.media_stored", "message.media_failed", "chat.merged", "group.created",
+    "group.updated"]) es.addEventListener(t, refresh);
+  // A chat merged into the number's while open: follow it there.
+  es.addEventListener("chat.merged", (ev) => {
+    try {
+      const d = JSON.parse(ev.data).data;
+      if (current === d.merged) openChat(d.jid);
+    } catch {
+      /* not ours to fix */
+    }
+  });
   window.addEventListener("hashchange", () => es.close(), { once: true });
+
+  // A new chat: nothing open, the number typed in the composer's To.
+  const newChat = h("button", { type: "button", class: "secondary", "data-testid": "new-chat" }, "New chat");
+  newChat.addEventListener("click", async () => {
+    current = null;
+    groupPanel = null;
+    to.value = "";
+    error.textContent = "";
+    await Promise.all([loadChats(), loadThread()]).catch((e) => { error.textContent = e.message; });
+    to.focus();
+  });
 
   return h("div", {},
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Messages"),
       h("p", {}, "Chats, sent and received messages."))),
-    canSend ? h("div", { class: "card" }, form, error) : error,
     h("div", { class: "messages-layout" },
-      h("div", { class: "card" }, h("h2", {}, "Chats"), chatsBox),
-      h("div", { class: "card" }, threadBox)));
+      h("div", { class: "card" }, h("div", { class: "chats-head" }, h("h2", {}, "Chats"), canSend ? newChat : null),
+        chatsBox),
+      h("div", { class: "card thread-card" }, threadBox, canSend ? form : null, error)));
 }
