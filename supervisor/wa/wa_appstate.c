@@ -271,6 +271,8 @@ static int cbc(int enc, const uint8_t key[32], const uint8_t iv[IV_LEN], const u
 
 struct keyring {
     const struct wa_as_io *io;
+    uint8_t missing[WA_AS_KEY_ID_MAX]; /* the key id we lack, for a key request */
+    size_t missing_len;
     size_t n;
     struct {
         uint8_t id[WA_AS_KEY_ID_MAX];
@@ -292,10 +294,12 @@ static int keyring_get(struct keyring *r, const Wapi__Appstate__KeyId *kid, cons
         return WA_AS_MALFORMED;
     uint8_t data[WA_AS_KEY_DATA_MAX];
     size_t len = sizeof data;
-    if (!r->io || !r->io->get_key || r->io->get_key(r->io->ctx, kid->id.data, kid->id.len, data, &len) != 0)
+    if (!r->io || !r->io->get_key || r->io->get_key(r->io->ctx, kid->id.data, kid->id.len, data, &len) != 0 ||
+        len == 0 || len > sizeof data) {
+        memcpy(r->missing, kid->id.data, kid->id.len);
+        r->missing_len = kid->id.len;
         return WA_AS_MISSING_KEY;
-    if (len == 0 || len > sizeof data)
-        return WA_AS_MISSING_KEY;
+    }
     int rc = wa_as_keys_derive(data, len, &r->e[r->n].keys) == 0 ? WA_AS_OK : WA_AS_INTERNAL;
     OPENSSL_cleanse(data, sizeof data);
     if (rc != WA_AS_OK)
@@ -304,6 +308,12 @@ static int keyring_get(struct keyring *r, const Wapi__Appstate__KeyId *kid, cons
     r->e[r->n].id_len = kid->id.len;
     *out = &r->e[r->n++].keys;
     return WA_AS_OK;
+}
+
+static void missing_out(const struct keyring *r, struct wa_as_result *out)
+{
+    memcpy(out->missing_key_id, r->missing, r->missing_len);
+    out->missing_key_id_len = r->missing_len;
 }
 
 static void keyring_wipe(struct keyring *r)
@@ -652,6 +662,8 @@ int wa_as_decode_patch(const char *name, const struct wa_as_state *state, const 
         out->actions = d->acts;
         out->n = d->n;
     }
+    if (d && rc == WA_AS_MISSING_KEY)
+        missing_out(&d->ring, out);
     if (d)
         keyring_wipe(&d->ring);
     free(d);
@@ -702,6 +714,8 @@ int wa_as_decode_snapshot(const char *name, const uint8_t *snap, size_t len, con
         out->actions = d->acts;
         out->n = d->n;
     }
+    if (d && rc == WA_AS_MISSING_KEY)
+        missing_out(&d->ring, out);
     if (d)
         keyring_wipe(&d->ring);
     free(d);
@@ -904,11 +918,9 @@ int wa_as_encode_change(const struct wa_as_change *c, const struct wa_as_state *
     mut.operation = WAPI__APPSTATE__SYNCD_MUTATION__OPERATION__SET;
     mut.record = &rec;
     Wapi__Appstate__SyncdMutation *muts[1] = {&mut};
-    Wapi__Appstate__SyncdVersion ver = WAPI__APPSTATE__SYNCD_VERSION__INIT;
-    ver.has_version = 1;
-    ver.version = out->state.version;
+    /* No version in the patch: the IQ names the collection's version before
+     * it, and the server numbers it (as the phone and WhatsApp Web send). */
     Wapi__Appstate__SyncdPatch p = WAPI__APPSTATE__SYNCD_PATCH__INIT;
-    p.version = &ver;
     p.n_mutations = 1;
     p.mutations = muts;
     p.has_snapshotmac = 1;

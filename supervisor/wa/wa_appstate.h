@@ -133,6 +133,9 @@ struct wa_as_result {
     struct wa_as_state state;
     struct wa_as_action *actions;
     size_t n;
+    /* On WA_AS_MISSING_KEY: the key id to ask our phone for. */
+    uint8_t missing_key_id[WA_AS_KEY_ID_MAX];
+    size_t missing_key_id_len;
 };
 
 /* An external blob (a snapshot, or the mutations of a large patch) to fetch
@@ -185,7 +188,8 @@ struct wa_as_encoded {
 };
 /* Builds the patch for change on top of *state (of change's collection),
  * encrypted under the sync key key_id with a fresh IV; io->prev_value_mac
- * gives the value it overwrites. */
+ * gives the value it overwrites. The patch carries no version: it is sent
+ * in a <collection> whose version attribute is state->version. */
 int wa_as_encode_change(const struct wa_as_change *change, const struct wa_as_state *state,
                         const uint8_t *key_id, size_t key_id_len, const uint8_t *key_data, size_t key_len,
                         const struct wa_as_io *io, wa_arena *a, struct wa_as_encoded *out);

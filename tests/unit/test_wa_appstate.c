@@ -389,6 +389,9 @@ static void tamper(yajl_val vec, struct fake *f)
         struct wa_as_io nokeys = {f, NULL, prev_mac};
         T_EQ_STR(wa_as_code(wa_as_decode_patch(name, &before, patch, len, NULL, 0, &nokeys, a, &r)),
                  "missing_key", "no key store: missing_key");
+        T_CHECK(r.missing_key_id_len == f->key_id_len &&
+                    memcmp(r.missing_key_id, f->key_id, f->key_id_len) == 0,
+                "a missing key names the key id to ask the phone for");
         wa_arena_free(a);
     }
     T_CHECK(memcmp(&keep, &before, sizeof keep) == 0, "the state given is never changed by a refused patch");
