@@ -198,6 +198,12 @@ static int value_is(const struct wa_as_action *a, yajl_val v)
                a->first_name && strcmp(a->first_name, json_str(m, "firstName")) == 0;
     if ((m = json_member(v, "starAction")))
         return a->kind == WA_AS_STAR && a->flag == (json_bool(m, "starred") == 1);
+    if ((m = json_member(v, "labelEditAction"))) {
+        int64_t color = -1;
+        json_int(m, "color", &color);
+        return a->kind == WA_AS_LABEL_EDIT && a->name && strcmp(a->name, json_str(m, "name")) == 0 &&
+               a->color == color && a->flag == (json_bool(m, "deleted") == 1);
+    }
     if ((m = json_member(v, "pushNameSetting")))
         return a->kind == WA_AS_PUSH_NAME && a->name && strcmp(a->name, json_str(m, "name")) == 0;
     return 0;
@@ -311,7 +317,7 @@ static void decode_patches(yajl_val vec, struct fake *f)
 static void tamper(yajl_val vec, struct fake *f)
 {
     /* The overwrite of the archive: a SET whose previous value must come from the map. */
-    yajl_val pv = json_member(vec, "patches")->u.array.values[7];
+    yajl_val pv = json_member(vec, "patches")->u.array.values[8];
     struct wa_as_state before, keep;
     size_t len;
     uint8_t *patch = unhex(json_str(pv, "patch"), &len);

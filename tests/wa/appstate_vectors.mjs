@@ -96,6 +96,8 @@ const ONE = [
     { type: 'critical_unblock_low', index: ['contact', jidC], apiVersion: 2, syncAction: { contactAction: { fullName: 'Zoë "Z" Müller\n', firstName: 'Zoë' } } },
     { type: 'regular_high', index: ['star', jidA, '3EB0ABCDEF', '1', '0'], apiVersion: 2, syncAction: { starAction: { starred: true } } },
     { type: 'critical_block', index: ['setting_pushName'], apiVersion: 1, syncAction: { pushNameSetting: { name: 'wapi test' } } },
+    // an index JSON.stringify escapes (quote, backslash, control character, non-ASCII, astral)
+    { type: 'regular', index: ['label_edit', 'Zoë "7" \\ \u0001\t 😀'], apiVersion: 3, syncAction: { labelEditAction: { name: 'Kunden ✓', color: 11, deleted: false } } },
     // an overwrite: the archive above is taken out of the LTHash
     { type: 'regular_low', index: ['archive', jidA], apiVersion: 3, syncAction: { archiveChatAction: { archived: false, messageRange: { lastMessageTimestamp: lastTs + 5 } } }, noVersion: true },
     // a REMOVE of the pin
