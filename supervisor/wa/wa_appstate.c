@@ -386,9 +386,14 @@ const char *wa_as_kind_name(enum wa_as_kind kind)
     return (unsigned)kind < sizeof N / sizeof N[0] ? N[kind] : "other";
 }
 
-static const char *dup_str(wa_arena *a, const char *s)
+/* A copy in the arena; *oom set when s was there but could not be copied
+ * (so an out-of-memory never reads as an absent name). */
+static const char *dup_str(wa_arena *a, const char *s, int *oom)
 {
-    return s ? wa_arena_strndup(a, s, strlen(s)) : NULL;
+    const char *c = s ? wa_arena_strndup(a, s, strlen(s)) : NULL;
+    if (s && !c)
+        *oom = 1;
+    return c;
 }
 
 static int64_t range_ts(const Wapi__Appstate__SyncActionMessageRange *r)
@@ -399,20 +404,21 @@ static int64_t range_ts(const Wapi__Appstate__SyncActionMessageRange *r)
 /* The fields of the value we apply. */
 static int read_value(wa_arena *a, const Wapi__Appstate__SyncActionValue *v, struct wa_as_action *act)
 {
+    int oom = 0;
     act->kind = kind_of_index(act->index[0]);
     if (!v)
         return WA_AS_OK;
     act->timestamp_ms = v->has_timestamp ? v->timestamp : 0;
     if (v->contactaction) {
         act->kind = WA_AS_CONTACT;
-        act->name = dup_str(a, v->contactaction->fullname);
-        act->first_name = dup_str(a, v->contactaction->firstname);
-        act->lid_jid = dup_str(a, v->contactaction->lidjid);
-        act->pn_jid = dup_str(a, v->contactaction->pnjid);
+        act->name = dup_str(a, v->contactaction->fullname, &oom);
+        act->first_name = dup_str(a, v->contactaction->firstname, &oom);
+        act->lid_jid = dup_str(a, v->contactaction->lidjid, &oom);
+        act->pn_jid = dup_str(a, v->contactaction->pnjid, &oom);
         act->flag = v->contactaction->saveonprimaryaddressbook;
     } else if (v->pushnamesetting) {
         act->kind = WA_AS_PUSH_NAME;
-        act->name = dup_str(a, v->pushnamesetting->name);
+        act->name = dup_str(a, v->pushnamesetting->name, &oom);
     } else if (v->archivechataction) {
         act->kind = WA_AS_ARCHIVE;
         act->flag = v->archivechataction->archived;
@@ -443,7 +449,7 @@ static int read_value(wa_arena *a, const Wapi__Appstate__SyncActionValue *v, str
         act->range_last_ts = range_ts(v->deletechataction->messagerange);
     } else if (v->labeleditaction) {
         act->kind = WA_AS_LABEL_EDIT;
-        act->name = dup_str(a, v->labeleditaction->name);
+        act->name = dup_str(a, v->labeleditaction->name, &oom);
         act->color = v->labeleditaction->color;
         act->flag = v->labeleditaction->deleted;
     } else if (v->labelassociationaction) {
@@ -451,11 +457,11 @@ static int read_value(wa_arena *a, const Wapi__Appstate__SyncActionValue *v, str
         act->flag = v->labelassociationaction->labeled;
     } else if (v->localesetting) {
         act->kind = WA_AS_LOCALE;
-        act->name = dup_str(a, v->localesetting->locale);
+        act->name = dup_str(a, v->localesetting->locale, &oom);
     }
     size_t sz = wapi__appstate__sync_action_value__get_packed_size(v);
     uint8_t *raw = wa_arena_alloc(a, sz ? sz : 1);
-    if (!raw)
+    if (!raw || oom)
         return WA_AS_INTERNAL;
     act->value_len = wapi__appstate__sync_action_value__pack(v, raw);
     act->value = raw;
