@@ -241,6 +241,21 @@ async function run(b) {
   const last = await page.textContent("[data-testid=chats] [data-jid='120363000000000009@g.us']");
   check("Messages: the chat list previews the contact card by name", last.includes("Contact: Ana Lima"), last);
   await shot(page, "messages");
+  // Edited and deleted messages say so.
+  sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, text, status, ts, edited_at, revoked_at) VALUES " +
+    "('3EB0F00D00000000000005', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'text', 'fixed typo', " +
+    "'received', now(), now(), NULL), " +
+    "('3EB0F00D00000000000006', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'text', 'oops', " +
+    "'received', now(), NULL, now())");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid='120363000000000009@g.us']");
+  await page.waitForSelector("[data-message-id='3EB0F00D00000000000006']");
+  const edited = await page.$$("[data-message-id='3EB0F00D00000000000005'] [data-testid=edited]");
+  const gone = await page.textContent("[data-message-id='3EB0F00D00000000000006']");
+  check("Messages: an edited message is marked edited; a deleted one says so and hides its text",
+    edited.length === 1 && gone.includes("This message was deleted") && !gone.includes("oops") &&
+    (await page.$$("[data-message-id='3EB0F00D00000000000006'] [data-testid=revoked]")).length === 1, gone);
 
   // Webhooks
   await page.click("nav >> text=Webhooks");

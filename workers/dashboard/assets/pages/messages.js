@@ -45,7 +45,7 @@ export function kindFor(type) {
 
 function preview(m) {
   if (!m) return "";
-  if (m.revoked_at) return "(deleted)";
+  if (m.revoked_at) return "This message was deleted";
   if (m.type === "reaction") return `reacted ${m.reaction || ""}`;
   if (m.type === "unsupported") return `(${m.subtype || "unsupported message"})`;
   if (m.type === "location" && m.location) {
@@ -192,6 +192,41 @@ export async function render({ api, can }) {
     }
   }
 
+  // A person's details: name, number, LID, about text (asked of WhatsApp),
+  // and blocking them.
+  async function showContact(jid, box) {
+    box.replaceChildren(h("div", { class: "small muted" }, "Asking WhatsApp…"));
+    const enc = encodeURIComponent(jid);
+    const [c, about, list] = await Promise.all([
+      api(`/api/contacts/${enc}`).catch(() => ({ jid })),
+      api(`/api/contacts/${enc}/about`).then((a) => a.about).catch((e) => (e.code === "about_hidden" ? null : e)),
+      api("/api/blocklist").then((b) => b.data || []).catch(() => null)]);
+    // WhatsApp lists a blocked person by number or by LID.
+    const blocked = list === null ? null : list.includes(jid) || (!!c.lid && list.includes(c.lid));
+    const rows = [
+      h("h3", {}, displayName(jid, c.push_name || chatNames.get(jid))),
+      jid.endsWith("@s.whatsapp.net") ? h("div", { class: "small", "data-testid": "contact-number" },
+        `+${jid.replace(/@.*$/, "")}`) : null,
+      c.lid ? h("div", { class: "small muted" }, `LID ${c.lid.replace(/@.*$/, "")}`) : null,
+      typeof about === "string" ? h("p", { class: "small", "data-testid": "contact-about" }, about)
+        : about ? h("div", { class: "small muted" }, errorText(about, "About")) : null];
+    if (can("contacts:write") && blocked !== null) {
+      const b = h("button", { type: "button", class: "secondary", "data-testid": "block" }, blocked ? "Unblock" : "Block");
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        try {
+          await api(`/api/contacts/${enc}/block`, { method: blocked ? "DELETE" : "POST" });
+          await showContact(jid, box);
+        } catch (e) {
+          box.append(h("div", { role: "alert" }, errorText(e, blocked ? "Unblock" : "Block")));
+          b.disabled = false;
+        }
+      });
+      rows.push(h("div", {}, b));
+    }
+    box.replaceChildren(...rows.filter(Boolean));
+  }
+
   async function loadChats() {
     const data = await api("/api/chats?limit=100");
     const chats = data.data || [];
@@ -257,6 +292,20 @@ export async function render({ api, can }) {
     const cls = (m) => [m.from_me ? "msg mine" : "msg",
       m.type === "sticker" && m.media && m.media.state === "stored" && m.media.id ? "sticker" : ""].join(" ").trim();
     let info = null;
+    if (!group && (current.endsWith("@s.whatsapp.net") || current.endsWith("@lid"))) {
+      info = h("button", { type: "button", class: "secondary", "data-testid": "contact-info" }, "Contact info");
+      const jid = current;
+      info.addEventListener("click", () => {
+        groupPanel = groupPanel && groupPanel.dataset.jid === jid ? null
+          : h("div", { class: "group-panel", "data-testid": "contact-panel", "data-jid": jid });
+        if (groupPanel) {
+          showContact(jid, groupPanel);
+          threadBox.insertBefore(groupPanel, threadBox.children[1] || null);
+        } else {
+          threadBox.querySelector("[data-testid=contact-panel]")?.remove();
+        }
+      });
+    }
     if (group) {
       info = h("button", { type: "button", class: "secondary", "data-testid": "group-info" }, "Group info");
       const jid = current;
@@ -280,6 +329,9 @@ export async function render({ api, can }) {
           sender(m),
           body(m),
           h("div", { class: "small muted" }, when(m.ts), " ",
+            m.revoked_at ? h("span", { class: "badge grey", "data-testid": "revoked" }, "deleted") : null,
+            m.edited_at && !m.revoked_at ? h("span", { class: "badge grey", "data-testid": "edited",
+              title: `edited ${when(m.edited_at)}` }, "edited") : null, " ",
             h("span", { class: STATUS_CLASS[m.status] || "badge grey", "data-status": m.status }, m.status),
             m.error ? h("span", { class: "small" }, ` ${m.error}`) : null))))
         : h("div", { class: "empty" }, "No messages in this chat yet.")].filter(Boolean));
