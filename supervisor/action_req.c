@@ -6,6 +6,8 @@
 
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "session.h"
+#include "wa/wa_client.h"
 #include "worker_table.h"
 
 int action_req_not_connected(uint32_t *status, struct sbuf *body)
@@ -43,4 +45,13 @@ void *action_req_later(size_t size, pid_t pid, uint32_t msg_id, uint32_t *status
     }
     l->pid = pid, l->msg_id = msg_id;
     return l;
+}
+
+struct wa_client *action_req_client(uint32_t *status, struct sbuf *body)
+{
+    struct wa_client *c = session_client();
+    if (c && wa_client_state(c) == WA_CONNECTED)
+        return c;
+    action_req_not_connected(status, body);
+    return NULL;
 }

@@ -22,6 +22,10 @@ void *action_req_later(size_t size, pid_t pid, uint32_t msg_id, uint32_t *status
 void action_req_answer(const void *rec, uint32_t status, const struct sbuf *b, const char *what);
 /* Answers 409 not_connected now; returns 0. */
 int action_req_not_connected(uint32_t *status, struct sbuf *body);
+/* The session's client when it is connected; else NULL after answering 409
+ * not_connected. */
+struct wa_client;
+struct wa_client *action_req_client(uint32_t *status, struct sbuf *body);
 /* A bounded string field copied out of the payload; -1 when absent, empty or too long. */
 int action_req_str(struct ipc_rd *rd, char *buf, size_t cap);
 

@@ -8,7 +8,6 @@
 #include "action_req.h"
 #include "common/timefmt.h"
 #include "inbox.h"
-#include "session.h"
 #include "wa/wa_actions.h"
 #include "group_actions.h"
 #include "profile_actions.h"
@@ -35,9 +34,9 @@ static int do_read(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
     }
     if (ipc_rd_end(rd) < 0)
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     if (wa_send_read(c, chat, idp, n) < 0) {
         *status = 503;
         jw_error_body(body, "send_failed", "the read receipt could not be sent; try again", NULL);
@@ -62,9 +61,9 @@ static int do_presence(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
     int typing = strcmp(state, "typing") == 0;
     if (!typing && strcmp(state, "paused") != 0)
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     if (wa_send_chatstate(c, jid, typing) < 0) {
         *status = 503;
         jw_error_body(body, "send_failed", "the presence update could not be sent; try again", NULL);
@@ -85,9 +84,9 @@ static int do_subscribe(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
     char jid[MAX_JID];
     if (action_req_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0)
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     if (wa_send_presence_subscribe(c, jid) < 0) {
         *status = 503;
         jw_error_body(body, "send_failed", "the subscription could not be sent; try again", NULL);
@@ -150,9 +149,9 @@ static int do_contacts(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *
     }
     if (ipc_rd_end(rd) < 0)
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     struct later *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;

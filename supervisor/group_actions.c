@@ -196,9 +196,9 @@ static int do_group_list(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t
 {
     if (ipc_rd_end(rd) < 0)
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     struct pending_list *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;
@@ -222,9 +222,9 @@ static int do_group(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32_t *sta
     char jid[MAX_JID];
     if (action_req_str(rd, jid, sizeof jid) < 0 || ipc_rd_end(rd) < 0 || !strstr(jid, "@g.us"))
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     struct later *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;
@@ -431,9 +431,9 @@ static int do_group_change(pid_t pid, uint32_t msg_id, struct ipc_rd *rd, uint32
     }
     if (ipc_rd_end(rd) < 0)
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     struct pending_change *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;
@@ -572,9 +572,9 @@ static int do_picture(uint32_t act, pid_t pid, uint32_t msg_id, struct ipc_rd *r
     if (ipc_rd_end(rd) < 0 || flag > 1 || (act == IPC_ACT_PICTURE_SET && !own && !strstr(jid, "@g.us")) ||
         (act == IPC_ACT_PICTURE && own))
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     struct pending_picture *p = action_req_later(sizeof *p, pid, msg_id, status, body);
     if (!p)
         return 0;

@@ -7,7 +7,6 @@
 #include "action_req.h"
 #include "common/jsonw.h"
 #include "common/timefmt.h"
-#include "session.h"
 #include "wa/wa_profile.h"
 
 #define MAX_JID 128
@@ -133,9 +132,9 @@ int profile_actions_ipc(uint32_t act, const struct worker_msg *m, struct ipc_rd 
     }
     if (ipc_rd_end(rd) < 0)
         return -1;
-    struct wa_client *c = session_client();
-    if (!c || wa_client_state(c) != WA_CONNECTED)
-        return action_req_not_connected(status, body);
+    struct wa_client *c = action_req_client(status, body);
+    if (!c)
+        return 0;
     struct pending *p = action_req_later(sizeof *p, m->pid, m->id, status, body);
     if (!p)
         return 0;

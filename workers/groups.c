@@ -30,11 +30,7 @@ void h_group_get(struct rq *rq)
     sbuf_init(&b);
     ipc_wr_u32(&b, IPC_ACT_GROUP);
     ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
-    sbuf_free(&b);
+    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
 }
 
 /* GET /api/groups: the groups we are in, asked of WhatsApp. */
@@ -43,11 +39,7 @@ void h_groups_list(struct rq *rq)
     struct sbuf b;
     sbuf_init(&b);
     ipc_wr_u32(&b, IPC_ACT_GROUPS);
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
-    sbuf_free(&b);
+    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
 }
 
 /* POST /api/groups, /api/groups/{jid}/participants, /api/groups/{jid}/leave:
@@ -98,11 +90,7 @@ static void group_change(struct rq *rq, uint32_t op, const char *target, yajl_va
         sbuf_free(&b);
         return;
     }
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
-    sbuf_free(&b);
+    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
 }
 
 /* {jid} of a group; NULL after answering 404. */
@@ -235,10 +223,8 @@ void h_group_patch(struct rq *rq)
     ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
     ipc_wr_u32(&b, (uint32_t)n);
     sbuf_add(&b, items.buf, items.len);
-    if (b.oom || items.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
+    b.oom |= items.oom;
+    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS); /* frees b; freeing it again below is harmless */
 out:
     sbuf_free(&items);
     sbuf_free(&b);
@@ -307,11 +293,7 @@ void picture_get(struct rq *rq, const char *jid)
     ipc_wr_u32(&b, IPC_ACT_PICTURE);
     ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
     ipc_wr_u32(&b, tl > 0 && !strcmp(type, "preview"));
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
-    sbuf_free(&b);
+    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
 }
 
 void h_group_picture(struct rq *rq)
@@ -331,11 +313,7 @@ static void picture_change(struct rq *rq, const char *jid, const char *sha)
     ipc_wr_u32(&b, sha == NULL);
     if (sha)
         ipc_wr_bytes(&b, sha, (uint32_t)strlen(sha));
-    if (b.oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        sup_ask_json(rq, IPC_ACTION, b.buf, b.len, GROUP_TIMEOUT_MS);
-    sbuf_free(&b);
+    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
 }
 
 struct picture_op {

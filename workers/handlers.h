@@ -55,6 +55,10 @@ void h_session_qr(struct rq *rq);
 void h_session_pairing_code(struct rq *rq);
 /* Asks the supervisor and answers the client with the {status, JSON body} it replies. */
 void sup_ask_json(struct rq *rq, uint32_t type, const void *payload, size_t len, uint32_t timeout_ms);
+/* The same for an IPC_ACTION request built in b (500 when b ran out of
+ * memory); frees b. */
+struct sbuf;
+void sup_ask_action(struct rq *rq, struct sbuf *b, uint32_t timeout_ms);
 /* An IPC_REPLY's {u32 status, bytes body}; -1 when m is NULL (no answer) or malformed. */
 struct ipc_msg;
 int sup_reply_read(const struct ipc_msg *m, uint32_t *status, const uint8_t **body, uint32_t *len);

@@ -38,11 +38,7 @@ static char *person(struct rq *rq)
 /* Sends b (IPC_ACTION) and answers with the supervisor's reply; frees b. */
 static void ask(struct rq *rq, struct sbuf *b)
 {
-    if (b->oom)
-        http_error(rq, 500, NULL, "out of memory", NULL);
-    else
-        sup_ask_json(rq, IPC_ACTION, b->buf, b->len, PROFILE_TIMEOUT_MS);
-    sbuf_free(b);
+    sup_ask_action(rq, b, PROFILE_TIMEOUT_MS);
 }
 
 void h_contact_picture(struct rq *rq)

@@ -4,21 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "user[:device]@server" → "user@server" for a person or a group; -1 when
- * it is none or does not fit. */
-static int bare_jid(const char *in, char *out, size_t cap)
-{
-    const char *at = in ? strchr(in, '@') : NULL;
-    if (!at || at == in)
-        return -1;
-    size_t ul = strcspn(in, ":@");
-    const char *server = at + 1;
-    if (strcmp(server, "s.whatsapp.net") && strcmp(server, "lid") && strcmp(server, "g.us"))
-        return -1;
-    int n = snprintf(out, cap, "%.*s@%s", (int)ul, in, server);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
-}
-
 /* Copies attribute key of n as text into out; -1 when absent or too long. */
 static int attr_into(const wa_node *n, const char *key, char *out, size_t cap)
 {
@@ -36,7 +21,7 @@ int wa_call_parse(const wa_node *n, struct wa_call *out)
     char fb[160];
     const char *from = wa_node_attr_text(n, "from", fb, sizeof fb);
     if (strcmp(n->tag, "call") || n->content != WA_CONTENT_LIST || n->nchildren != 1 || !from ||
-        bare_jid(from, out->from, sizeof out->from) < 0 || strstr(out->from, "@g.us") ||
+        wa_jid_text_bare(from, out->from, sizeof out->from) < 0 || strstr(out->from, "@g.us") ||
         attr_into(n, "id", out->stanza_id, sizeof out->stanza_id) < 0)
         return -1;
     const wa_node *k = n->children[0];
@@ -48,11 +33,12 @@ int wa_call_parse(const wa_node *n, struct wa_call *out)
     out->creator_ad = ca && ca->type == WA_VAL_JID && ca->jid.wire == WA_JID_AD;
     char pb[160];
     const char *pn = wa_node_attr_text(k, "caller_pn", pb, sizeof pb);
-    if (pn && bare_jid(pn, out->caller_pn, sizeof out->caller_pn) < 0)
+    if (pn && wa_jid_text_bare(pn, out->caller_pn, sizeof out->caller_pn) < 0)
         out->caller_pn[0] = '\0';
     char gb[160];
     const char *g = wa_node_attr_text(k, "group-jid", gb, sizeof gb);
-    if (g && (bare_jid(g, out->group_jid, sizeof out->group_jid) < 0 || !strstr(out->group_jid, "@g.us")))
+    if (g &&
+        (wa_jid_text_bare(g, out->group_jid, sizeof out->group_jid) < 0 || !strstr(out->group_jid, "@g.us")))
         out->group_jid[0] = '\0';
     const char *t = wa_node_attr_str(n, "t");
     char *end = NULL;
