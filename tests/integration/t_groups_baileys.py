@@ -252,7 +252,8 @@ check("C's message in the LID group (from C's primary device): stored once, send
 check("C's own Baileys companion and A's decrypt it too", recv_by(cc, out.get("id")) and recv_by(a1, out.get("id")))
 
 # ---- a restart keeps wapi's sender keys: the next send carries no key to anyone
-srv.stop()
+first = srv
+check("clean stop (SIGTERM): exit status 0", srv.stop() == 0)
 srv = Server(bindir=BIN, workers=2, env=dict(ENV, WAPI_PATHS_SESSIONS=SESSIONS), pg_url=DB).start()
 api.srv = srv
 check("restart: connected again", wait(lambda: api("GET", "/api/session")[1].get("state") == "connected", timeout=60))
@@ -310,6 +311,8 @@ check("Baileys B's send to the LID group: it asks the server for its own device'
       f"{me['B']['lid'].split('@')[0]}@lid" in json.dumps(viol[0].get("node")), (r, viol[:1]))
 for p in peers.values():
     p.quit()
-srv.stop()
+check("stopped cleanly after the suite", srv.stop() == 0)
+reports = first.sanitizer_reports() + srv.sanitizer_reports()
+check(f"no sanitizer report in wapi's logs ({BIN})", not reports, reports[:3])
 wa.stop()
 done()
