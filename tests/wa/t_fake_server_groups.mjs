@@ -47,6 +47,7 @@ process.on('unhandledRejection', () => {});
 const server = new FakeWhatsAppServer({ version: VERSION, iqTimeoutMs: 1500, closeDelayMs: 20, phone: { phoneNumber: A }, logStream: process.env.WA_DEBUG ? process.stderr : null });
 await server.start();
 const url = server.url;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const within = (p, ms) => Promise.race([p, new Promise((r) => setTimeout(() => r('timeout'), ms))]);
 let idn = 0;
 const kids = (n) => (Array.isArray(n?.content) ? n.content : []);
@@ -218,6 +219,51 @@ check(threw && /401/.test(threw.message), 'control: a non-admin actor is refused
 check(server.eventsSince(v0, 'violation').length === 0, 'no violation in the well-formed exchanges', JSON.stringify(server.eventsSince(v0, 'violation')));
 check(server.eventsSince(v0, 'close').length === 0 && ![...server.conns].some((c) => c.pendingAck.size && [...c.pendingAck.values()].some((a) => a.tag === 'notification' && Date.now() - a.at > 1000)), 'every notification was acked');
 
+// ── usync's lid protocol in LID-addressed groups: a user asked by LID gets no <lid> (the protocol maps a
+// number to its LID; Baileys takes a <lid> beside a LID as that LID's "number" and refreshes sessions) ──
+{
+    const bLid = `${server.peers.get(B).lid}@lid`;
+    const id = `u.${++idn}`;
+    ra.send({ tag: 'iq', attrs: { id, xmlns: 'usync', type: 'get', to: S }, content: [{ tag: 'usync', attrs: { sid: id, mode: 'query', context: 'message', index: '0', last: 'true' }, content: [
+        { tag: 'query', attrs: {}, content: [{ tag: 'devices', attrs: { version: '2' } }, { tag: 'lid', attrs: {} }] },
+        { tag: 'list', attrs: {}, content: [{ tag: 'user', attrs: { jid: bLid } }, { tag: 'user', attrs: { jid: `${B}${S}` } }] }] }] });
+    const u = await within(ra.next((n) => n.tag === 'iq' && n.attrs.id === id, 3000), 3500);
+    const us = kids(kid(kid(u, 'usync'), 'list'));
+    const byLid = us.find((x) => x.attrs.jid === bLid);
+    const byPn = us.find((x) => x.attrs.jid === `${B}${S}`);
+    check(byLid && kid(byLid, 'devices') && !kid(byLid, 'lid') && kid(byPn, 'lid')?.attrs.val === bLid,
+        'usync devices+lid: a user asked by LID has its devices and no <lid>; asked by number, <lid val=its LID>', JSON.stringify(us.map((x) => [x.attrs.jid, kids(x).map((c) => c.tag)])));
+}
+
+// ── acks of group receipts: several devices' receipts for one message all come from the group and
+// differ by participant (and type); each ack must name the one it acks, in any order ──
+{
+    const rc = await login(credsA);
+    const sc = [...server.conns].find((c) => c.device && c.device.user === A && c.state === 'logged-in' && c.open && c.pendingAck);
+    const rid = '3EB0AC4A11CE000000000001';
+    const from = ctl.jid;
+    const receipt = (participant, type) => ({ tag: 'receipt', attrs: { from, participant, id: rid, t: '1', ...(type ? { type } : {}) } });
+    const pB = `${B}:1${S}`, pP = `${PEER}${S}`;
+    const s0 = server.seq;
+    sc.sendAcked(receipt(pB));
+    sc.sendAcked(receipt(pP));
+    sc.sendAcked(receipt(pB, 'read'));
+    await sleep(100);
+    const ack = (participant, type) => rc.send({ tag: 'ack', attrs: { id: rid, to: from, class: 'receipt', participant, ...(type ? { type } : {}) } });
+    ack(pB, 'read');
+    ack(pP);
+    ack(pB);
+    await sleep(200);
+    check(server.eventsSince(s0, 'violation').length === 0 && server.eventsSince(s0, 'ack').filter((e) => e.id === rid).length === 3,
+        'three receipts for one group message (two participants, a delivery and a read): each ack, in any order, is taken', JSON.stringify(server.eventsSince(s0, 'violation')));
+    sc.sendAcked(receipt(pB));
+    await sleep(50);
+    ack(pP);
+    const closed = await within(rc.closed, 3000);
+    const v = server.eventsSince(s0, 'violation')[0];
+    check(closed !== 'timeout' && /ack participant=/.test(v?.detail ?? ''), 'an ack naming a participant no awaited receipt has is a violation', v?.detail);
+}
+
 // ── strictness ──
 async function refused(name, node, re) {
     const rc = await login(credsA);
@@ -272,7 +318,6 @@ function baileys(phone) {
     p.cmd = (o) => p.stdin.write(JSON.stringify(o) + '\n');
     return p;
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const [ba, bb, bc] = [baileys(A), baileys(B), baileys(C)];
 const ready = await Promise.all([ba, bb, bc].map((p) => p.next((o) => o.ready || o.error, 30000)));
 check(ready.every((o) => o?.ready), 'three Baileys clients linked (one per account)', JSON.stringify(ready));

@@ -213,6 +213,9 @@ export const MAX_PREKEYS_PER_UPLOAD = 812;
 
 const eq = (a, b) => a != null && b != null && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 const nowSec = () => Math.floor(Date.now() / 1000);
+// What tells one awaited ack from another: a message's ack echoes id, class, from and participant;
+// a receipt's or notification's its type too (a delivery and a read of one message both wait).
+const ackKey = (id, tag, from, participant, type) => `${id} ${tag} ${from} ${participant ?? '-'} ${tag === 'message' ? '' : (type ?? '-')}`;
 const isBytes = (c) => c instanceof Uint8Array;
 const kids = (n) => (Array.isArray(n?.content) ? n.content : []);
 const kid = (n, tag) => kids(n).find((c) => c.tag === tag);
@@ -357,7 +360,7 @@ class Conn {
             tamper: server.config.helloTamper || null
         });
         this.pendingIq = new Map(); // server-sent iq id -> { kind, onAnswer, timer }
-        this.pendingAck = new Map(); // "id tag from" of a server-sent stanza -> { id, tag, type, from }
+        this.pendingAck = new Map(); // ackKey() of a server-sent stanza -> { id, tag, type, from, participant }
         this.clientIds = new Set();
         this.timers = new Set();
         this.refs = null;
@@ -416,8 +419,9 @@ class Conn {
 
     /** Sends a stanza the client must acknowledge with <ack>. */
     sendAcked(node) {
-        // Keyed by id, tag and sender: a message and its receipts from several devices share an id.
-        this.pendingAck.set(`${node.attrs.id} ${node.tag} ${node.attrs.from}`, { id: node.attrs.id, tag: node.tag, type: node.attrs.type, from: node.attrs.from, participant: node.attrs.participant, at: Date.now() });
+        // Keyed by id, tag and sender: a message and its receipts from several devices share an id;
+        // in a group the receipts all come from the group, told apart by participant (and type).
+        this.pendingAck.set(ackKey(node.attrs.id, node.tag, node.attrs.from, node.attrs.participant, node.attrs.type), { id: node.attrs.id, tag: node.tag, type: node.attrs.type, from: node.attrs.from, participant: node.attrs.participant, at: Date.now() });
         this.send(node);
     }
 
@@ -751,7 +755,7 @@ class Conn {
     onAck(n) {
         const { id, to } = n.attrs;
         want(typeof id === 'string' && id.length > 0, '<ack> without id');
-        const exact = `${id} ${n.attrs.class} ${to}`;
+        const exact = ackKey(id, n.attrs.class, to, n.attrs.participant, n.attrs.type);
         const key = this.pendingAck.has(exact) ? exact : [...this.pendingAck.keys()].find((k) => this.pendingAck.get(k).id === id);
         const sent = key != null ? this.pendingAck.get(key) : null;
         want(sent != null, `<ack id=${id}> for a stanza the server never sent (or acked twice)`);
@@ -1010,7 +1014,11 @@ class Conn {
             if (dv) content.push({ tag: 'devices', attrs: {}, content: [
                 { tag: 'device-list', attrs: {}, content: devs.map((d) => ({ tag: 'device', attrs: { id: String(d.id), ...(d.keyIndex != null ? { 'key-index': String(d.keyIndex) } : {}) } })) }
             ] });
-            if (kid(q, 'lid')) content.push({ tag: 'lid', attrs: { val: `${this.server.peers.get(r.user).lid}@lid` } });
+            // The lid protocol maps a phone number to its LID, so a user asked by LID gets no <lid>:
+            // clients read the mapping from <user jid=PN><lid val/> only (whatsapp-rust skips a <lid>
+            // under a LID user; Baileys would store the LID as its own number, "Invalid LID-PN
+            // mapping", and force-refresh its sessions with every member asked this way).
+            if (kid(q, 'lid') && !r.lid) content.push({ tag: 'lid', attrs: { val: `${this.server.peers.get(r.user).lid}@lid` } });
             out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content });
         }
         this.log('usync', { users: users.map((x) => x.attrs.jid) });
