@@ -276,92 +276,13 @@ void h_group_leave(struct rq *rq)
         group_change(rq, 6, jid, NULL, 0);
 }
 
-/* ---- /api/groups/{jid}/picture */
-
-/* GET ?type=image|preview (default image): where jid's picture is (a
- * group's or a person's). */
-void picture_get(struct rq *rq, const char *jid)
-{
-    char type[16];
-    int tl = rest_query(rq, "type", type, sizeof type);
-    if (tl != -1 && (tl < 0 || (strcmp(type, "image") && strcmp(type, "preview")))) {
-        http_error(rq, 400, "invalid_type", "type must be image or preview", "type");
-        return;
-    }
-    struct sbuf b;
-    sbuf_init(&b);
-    ipc_wr_u32(&b, IPC_ACT_PICTURE);
-    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
-    ipc_wr_u32(&b, tl > 0 && !strcmp(type, "preview"));
-    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
-}
+/* ---- /api/groups/{jid}/picture (pictures.c does the work) */
 
 void h_group_picture(struct rq *rq)
 {
     char *jid = group_param(rq);
     if (jid)
         picture_get(rq, jid);
-}
-
-/* Sets (sha: a stored image's digest) or removes (sha NULL) the picture. */
-static void picture_change(struct rq *rq, const char *jid, const char *sha)
-{
-    struct sbuf b;
-    sbuf_init(&b);
-    ipc_wr_u32(&b, IPC_ACT_PICTURE_SET);
-    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
-    ipc_wr_u32(&b, sha == NULL);
-    if (sha)
-        ipc_wr_bytes(&b, sha, (uint32_t)strlen(sha));
-    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
-}
-
-struct picture_op {
-    struct op_base b;
-    const char *jid; /* the group's, or "me" */
-    const char *params[1];
-};
-
-static void on_picture_media(void *ctx, const PGresult *res, const char *err)
-{
-    struct picture_op *o = ctx;
-    if (!op_done(o, res, err))
-        return;
-    struct rq *rq = o->b.rq;
-    rq->on_abort = NULL;
-    if (PQntuples(res) != 1) {
-        http_error(rq, 404, "media_not_found", "no such media", "media_id");
-    } else if (strcmp(PQgetvalue(res, 0, 2), "stored")) {
-        http_error(rq, 409, "media_not_ready", "the media is not stored (yet)", "media_id");
-    } else if (strcmp(PQgetvalue(res, 0, 1), "image")) {
-        http_error(rq, 400, "invalid_picture", "a picture must be an image (JPEG, PNG or WebP)", "media_id");
-    } else {
-        picture_change(rq, o->jid, PQgetvalue(res, 0, 0));
-    }
-}
-
-void picture_put(struct rq *rq, const char *target)
-{
-    yajl_val body = rest_body(rq, REST_BODY_MAX);
-    if (!body)
-        return;
-    const char *id = json_str(body, "media_id");
-    if (!id || !rest_id_ok(id, strlen(id))) {
-        http_error(rq, 400, "invalid_media_id", "media_id must be the id of an uploaded image", "media_id");
-        yajl_tree_free(body);
-        return;
-    }
-    struct picture_op *o = op_alloc(rq, sizeof *o);
-    o->jid = target;
-    o->params[0] = h2o_mem_alloc_pool(&rq->req->pool, strlen(id) + 1);
-    memcpy((char *)o->params[0], id, strlen(id) + 1);
-    yajl_tree_free(body);
-    op_run(o, "SELECT sha256, kind, state FROM wa_media WHERE id = $1", 1, o->params, on_picture_media);
-}
-
-void picture_remove(struct rq *rq, const char *target)
-{
-    picture_change(rq, target, NULL);
 }
 
 /* PUT {media_id}: an uploaded image (POST /api/media) becomes the group's

@@ -8,6 +8,7 @@ roles say (a viewer may read, not block)."""
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 import mediafiles  # noqa: E402
@@ -21,8 +22,9 @@ BIN = os.environ.get("T_PROFILE_BIN") or ("build/san" if os.path.exists(os.path.
 S = "@s.whatsapp.net"
 PEER = "15550009999"
 
-wa = FakeWA()
-srv = Server(bindir=BIN, workers=2, env=wa.env(), pg_url=DB)
+wa = FakeWA("--media-ca", tempfile.mkdtemp(prefix="wapi-profile-ca-"))
+env = dict(wa.env(), SSL_CERT_FILE=wa.media_ca, WAPI_WEBHOOKS_ALLOW_PRIVATE="true")  # the media hosts are on loopback
+srv = Server(bindir=BIN, workers=2, env=env, pg_url=DB)
 srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
 srv.start()
 api = Api(srv)
@@ -41,6 +43,21 @@ check("with one: its id and link; by JID with type=preview the small one",
       st == 200 and js.get("jid") == PEER + S and js.get("id") == prof["profile"]["picture"] and
       js.get("type") == "image" and js.get("url", "").startswith("https://") and st2 == 200 and
       js2.get("type") == "preview", (js, js2))
+# ... and the picture itself, fetched into the media store once per picture
+import base64  # noqa: E402
+PIC = mediafiles.png_wh(96, 96, seed=7)
+prof = wa.call("POST", "/peer/profile", {"picture": True, "pictureBytes": base64.b64encode(PIC).decode()})
+st, js = api("GET", f"/api/contacts/{PEER}/picture?download=true")
+mid = (js or {}).get("media_id")
+st2, _, got = srv.request("GET", f"/api/media/{mid}", headers={"x-api-key": api.key}) if mid else (0, None, b"")
+check("?download=true: the picture fetched into the media store (media_id), its bytes as WhatsApp served them",
+      st == 200 and js.get("id") == prof["profile"]["picture"] and mid and st2 == 200 and got == PIC, (st, js, st2))
+st, js2 = api("GET", f"/api/contacts/{PEER}/picture?download=true")
+fetches = wa.call("GET", "/profile")["pictureFetches"]
+check("asked again: the same media, not fetched twice", st == 200 and js2.get("media_id") == mid and
+      len(fetches) == 1, (js2, fetches))
+st, js = api("GET", f"/api/contacts/{PEER}/picture?download=maybe")
+check("?download=maybe: 400 naming download", st == 400 and js["error"].get("field") == "download", (st, js))
 wa.call("POST", "/peer/profile", {"pictureHidden": True})
 st, js = api("GET", f"/api/contacts/{PEER}/picture")
 check("hidden by their privacy settings: 404 picture_hidden", st == 404 and js["error"]["code"] == "picture_hidden",

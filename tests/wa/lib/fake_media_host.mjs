@@ -166,7 +166,17 @@ export class FakeMediaHost {
         this.requests.push({ method: req.method, path: u.pathname, headers: req.headers, remote: req.socket.remoteAddress });
         if (req.method === 'POST' && u.pathname.startsWith('/mms/')) return this.upload(req, res, u, this.record('uploads', res));
         if (req.method === 'GET' && u.pathname.startsWith('/v/')) return this.download(req, res, u, this.record('downloads', res));
+        if (req.method === 'GET' && u.pathname.startsWith('/pps/')) return this.picture(res, u);
         return this.refuse(res, 404, `no such endpoint: ${req.method} ${u.pathname}`);
+    }
+
+    /** GET /pps/<user>/<id>.jpg: a profile picture (not encrypted, as WhatsApp serves them), from `pictures`. */
+    picture(res, u) {
+        const pic = (this.pictures ??= new Map()).get(u.pathname);
+        (this.pictureFetches ??= []).push(u.pathname);
+        if (!pic) return this.refuse(res, 404, `no picture at ${u.pathname}`);
+        res.writeHead(200, { 'content-type': pic.type, 'content-length': pic.bytes.length });
+        res.end(pic.bytes);
     }
 
     /** An entry of `activity`, completed when the answer is finished. */

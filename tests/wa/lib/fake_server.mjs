@@ -1089,7 +1089,8 @@ class Conn {
             const p = this.server.peers.get(r.user)?.profile ?? {};
             if (p.pictureHidden) return this.iqError(n, 401, 'not-authorized');
             if (!p.picture) return this.iqError(n, 404, 'item-not-found');
-            return this.result(n, [{ tag: 'picture', attrs: { id: p.picture, type: q.attrs.type, url: `https://pps.example.invalid/${r.user}/${p.picture}.jpg`, direct_path: `/v/${p.picture}.jpg` } }]);
+            const host = this.server.media?.pictures?.has(`/pps/${r.user}/${p.picture}.jpg`) ? this.server.media.hostname : 'pps.example.invalid';
+            return this.result(n, [{ tag: 'picture', attrs: { id: p.picture, type: q.attrs.type, url: `https://${host}/pps/${r.user}/${p.picture}.jpg`, direct_path: `/v/${p.picture}.jpg` } }]);
         }
         want(n.attrs.target == null, '<iq xmlns=w:profile:picture type=set> for another person');
         const me = this.server.ownProfile;
@@ -2148,6 +2149,12 @@ export class FakeWhatsAppServer extends EventEmitter {
         if (b.about !== undefined) [p.about, p.aboutAt] = [b.about, nowSec()];
         if (b.aboutHidden !== undefined) p.aboutHidden = !!b.aboutHidden;
         if (b.picture !== undefined) p.picture = b.picture ? String(nowSec()) + crypto.randomBytes(2).toString('hex') : null;
+        // pictureBytes (base64): what the media host serves at the picture's URL (then an https one on it).
+        if (b.picture && b.pictureBytes && this.media) {
+            const bytes = Buffer.from(b.pictureBytes, 'base64');
+            const type = bytes[0] === 0x89 ? 'image/png' : 'image/jpeg';
+            (this.media.pictures ??= new Map()).set(`/pps/${peer.phone}/${p.picture}.jpg`, { bytes, type });
+        }
         if (b.pictureHidden !== undefined) p.pictureHidden = !!b.pictureHidden;
         return { ok: true, profile: p, lid: `${peer.lid}@lid` };
     }
@@ -2467,7 +2474,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/chatstate': (q, b) => server.peerChatstate(b),
         'POST /peer/call': (q, b) => server.peerCall(b),
         'POST /peer/profile': (q, b) => server.peerProfile(b),
-        'GET /profile': () => ({ about: server.ownProfile.about, picture: server.ownProfile.picture, blocked: [...server.ownProfile.blocked] }),
+        'GET /profile': () => ({ about: server.ownProfile.about, picture: server.ownProfile.picture, blocked: [...server.ownProfile.blocked],
+            pictureFetches: server.media?.pictureFetches ?? [] }),
         'GET /calls': () => ({ calls: Object.fromEntries(server.calls ?? []) }),
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
