@@ -184,6 +184,7 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
     case IPC_ACT_ABOUT_SET:
     case IPC_ACT_BLOCKLIST:
     case IPC_ACT_BLOCK:
+    case IPC_ACT_BUSINESS:
         return profile_actions_ipc(act, m, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);

@@ -84,6 +84,55 @@ static void blocklist_json(struct jsonw *w, const wa_node *answer, uint32_t *sta
     jw_obj_end(w);
 }
 
+static void business_json(struct jsonw *w, const struct pending *p, const wa_node *answer, uint32_t *status,
+                          struct sbuf *b)
+{
+    static struct wa_business biz; /* 11 KB: one at a time, on the loop */
+    int r = wa_business_parse(answer, &biz);
+    if (r < 0) {
+        refused(b, status, 500, "the server's answer holds no business profile");
+        return;
+    }
+    if (r == 0) {
+        *status = 404;
+        jw_error_body(b, "not_business", "this is no business account", NULL);
+        return;
+    }
+    jw_init(w, b);
+    jw_obj(w);
+    jw_kstr(w, "jid", p->jid);
+    jw_kstr(w, "description", biz.description[0] ? biz.description : NULL);
+    jw_kstr(w, "category", biz.category[0] ? biz.category : NULL);
+    jw_kstr(w, "address", biz.address[0] ? biz.address : NULL);
+    jw_kstr(w, "email", biz.email[0] ? biz.email : NULL);
+    jw_key(w, "websites");
+    jw_arr(w);
+    for (size_t i = 0; i < biz.nwebsites; i++)
+        jw_str(w, biz.websites[i]);
+    jw_arr_end(w);
+    jw_kstr(w, "timezone", biz.timezone[0] ? biz.timezone : NULL);
+    jw_key(w, "hours");
+    jw_arr(w);
+    for (size_t i = 0; i < biz.nhours; i++) {
+        jw_obj(w);
+        jw_kstr(w, "day", biz.hours[i].day);
+        jw_kstr(w, "mode", biz.hours[i].mode);
+        jw_key(w, "open_minute");
+        if (biz.hours[i].open >= 0)
+            jw_int(w, biz.hours[i].open);
+        else
+            jw_null(w);
+        jw_key(w, "close_minute");
+        if (biz.hours[i].close >= 0)
+            jw_int(w, biz.hours[i].close);
+        else
+            jw_null(w);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    jw_obj_end(w);
+}
+
 static void on_answer(void *arg, const wa_node *answer, int code, const char *why)
 {
     struct pending *p = arg;
@@ -97,6 +146,8 @@ static void on_answer(void *arg, const wa_node *answer, int code, const char *wh
         about_json(&w, p, answer, &status, &b);
     } else if (p->act == IPC_ACT_BLOCKLIST) {
         blocklist_json(&w, answer, &status, &b);
+    } else if (p->act == IPC_ACT_BUSINESS) {
+        business_json(&w, p, answer, &status, &b);
     } else {
         jw_init(&w, &b);
         jw_obj(&w);
@@ -120,7 +171,8 @@ int profile_actions_ipc(uint32_t act, const struct worker_msg *m, struct ipc_rd 
 {
     char a1[WA_ABOUT_MAX + 1] = "", pn[MAX_JID] = "";
     uint32_t block = 0;
-    if ((act == IPC_ACT_ABOUT || act == IPC_ACT_BLOCK) && action_req_str(rd, a1, MAX_JID) < 0)
+    if ((act == IPC_ACT_ABOUT || act == IPC_ACT_BLOCK || act == IPC_ACT_BUSINESS) &&
+        action_req_str(rd, a1, MAX_JID) < 0)
         return -1;
     if (act == IPC_ACT_ABOUT_SET && action_req_str(rd, a1, sizeof a1) < 0)
         return -1;
@@ -145,6 +197,7 @@ int profile_actions_ipc(uint32_t act, const struct worker_msg *m, struct ipc_rd 
     int r = act == IPC_ACT_ABOUT       ? wa_about_get(c, a1, on_answer, p)
             : act == IPC_ACT_ABOUT_SET ? wa_about_set(c, a1, on_answer, p)
             : act == IPC_ACT_BLOCKLIST ? wa_blocklist_get(c, on_answer, p)
+            : act == IPC_ACT_BUSINESS  ? wa_business_get(c, a1, on_answer, p)
                                        : wa_blocklist_set(c, a1, pn[0] ? pn : NULL, (int)block, on_answer, p);
     if (r < 0) {
         free(p);

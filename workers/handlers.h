@@ -101,6 +101,7 @@ void h_group_picture_remove(struct rq *rq);
 void h_contact_subscribe(struct rq *rq);
 void h_contact_picture(struct rq *rq);
 void h_contact_about(struct rq *rq);
+void h_contact_business(struct rq *rq);
 void h_contact_block(struct rq *rq);
 void h_contact_unblock(struct rq *rq);
 void h_blocklist(struct rq *rq);

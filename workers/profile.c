@@ -60,6 +60,18 @@ void h_contact_about(struct rq *rq)
     ask(rq, &b);
 }
 
+void h_contact_business(struct rq *rq)
+{
+    char *jid = person(rq);
+    if (!jid)
+        return;
+    struct sbuf b;
+    sbuf_init(&b);
+    ipc_wr_u32(&b, IPC_ACT_BUSINESS);
+    ipc_wr_bytes(&b, jid, (uint32_t)strlen(jid));
+    ask(rq, &b);
+}
+
 void h_blocklist(struct rq *rq)
 {
     struct sbuf b;

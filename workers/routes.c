@@ -86,6 +86,7 @@ const struct route worker_routes[] = {
     {M_POST, "/api/contacts/check", P_CONTACTS_READ, h_contacts_check, 0},
     {M_GET, "/api/contacts/{jid}/picture", P_CONTACTS_READ, h_contact_picture, 0},
     {M_GET, "/api/contacts/{jid}/about", P_CONTACTS_READ, h_contact_about, 0},
+    {M_GET, "/api/contacts/{jid}/business", P_CONTACTS_READ, h_contact_business, 0},
     {M_POST, "/api/contacts/{jid}/block", P_CONTACTS_WRITE, h_contact_block, 0},
     {M_DELETE, "/api/contacts/{jid}/block", P_CONTACTS_WRITE, h_contact_unblock, 0},
     {M_GET, "/api/blocklist", P_CONTACTS_READ, h_blocklist, 0},

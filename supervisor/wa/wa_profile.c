@@ -163,3 +163,99 @@ int wa_blocklist_set(struct wa_client *c, const char *jid, const char *pn, int b
     wa_node_add_child(a, iq, it);
     return send_iq(c, a, iq, cb, arg);
 }
+
+int wa_business_get(struct wa_client *c, const char *jid, wa_profile_cb cb, void *arg)
+{
+    wa_arena *a = wa_arena_new();
+    wa_jid j;
+    if (!a || person(a, jid, &j) < 0) {
+        wa_arena_free(a);
+        return -1;
+    }
+    wa_node *iq = iq_new(a, "w:biz", "get"), *bp = wa_node_new(a, "business_profile"),
+            *pr = wa_node_new(a, "profile");
+    wa_node_add_attr(a, bp, "v", "244");
+    wa_node_add_attr_jid(a, pr, "jid", &j);
+    wa_node_add_child(a, bp, pr);
+    wa_node_add_child(a, iq, bp);
+    return send_iq(c, a, iq, cb, arg);
+}
+
+/* The text of n's child tag into out ("" when absent); -1 when it does not fit or holds a NUL. */
+static int child_text(const wa_node *n, const char *tag, char *out, size_t cap)
+{
+    const wa_node *k = n ? wa_node_child(n, tag) : NULL;
+    out[0] = '\0';
+    if (!k)
+        return 0;
+    const char *p = NULL;
+    size_t len = 0;
+    if (k->content == WA_CONTENT_BYTES)
+        p = (const char *)k->bytes, len = k->nbytes;
+    else if (k->content == WA_CONTENT_STR)
+        p = k->str, len = strlen(k->str);
+    if (!p)
+        return 0;
+    if (len >= cap || memchr(p, 0, len))
+        return -1;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return 0;
+}
+
+/* "HH:MM" or minutes as digits, into minutes after midnight; -1 when neither. */
+static int minutes(const char *v)
+{
+    if (!v || !*v)
+        return -1;
+    char *end;
+    long m = strtol(v, &end, 10);
+    if (*end == ':' && end[1]) {
+        long mm = strtol(end + 1, &end, 10);
+        m = *end ? -1 : m * 60 + mm;
+    } else if (*end) {
+        m = -1;
+    }
+    return m >= 0 && m <= 24 * 60 ? (int)m : -1;
+}
+
+int wa_business_parse(const wa_node *answer, struct wa_business *out)
+{
+    memset(out, 0, sizeof *out);
+    const wa_node *bp = answer ? wa_node_child(answer, "business_profile") : NULL;
+    if (!bp)
+        return -1;
+    const wa_node *p = wa_node_child(bp, "profile");
+    if (!p)
+        return 0;
+    if (child_text(p, "description", out->description, sizeof out->description) < 0 ||
+        child_text(p, "address", out->address, sizeof out->address) < 0 ||
+        child_text(p, "email", out->email, sizeof out->email) < 0 ||
+        child_text(wa_node_child(p, "categories"), "category", out->category, sizeof out->category) < 0)
+        return -1;
+    for (uint32_t i = 0; p->content == WA_CONTENT_LIST && i < p->nchildren && out->nwebsites < 4; i++) {
+        const wa_node *k = p->children[i];
+        if (strcmp(k->tag, "website") || k->content != WA_CONTENT_BYTES || !k->nbytes ||
+            k->nbytes >= sizeof out->websites[0] || memchr(k->bytes, 0, k->nbytes))
+            continue;
+        memcpy(out->websites[out->nwebsites], k->bytes, k->nbytes);
+        out->websites[out->nwebsites++][k->nbytes] = '\0';
+    }
+    const wa_node *bh = wa_node_child(p, "business_hours");
+    const char *tz = bh ? wa_node_attr_str(bh, "timezone") : NULL;
+    if (tz && strlen(tz) < sizeof out->timezone)
+        snprintf(out->timezone, sizeof out->timezone, "%s", tz);
+    for (uint32_t i = 0; bh && bh->content == WA_CONTENT_LIST && i < bh->nchildren && out->nhours < 14; i++) {
+        const wa_node *k = bh->children[i];
+        const char *day = wa_node_attr_str(k, "day_of_week"), *mode = wa_node_attr_str(k, "mode");
+        if (strcmp(k->tag, "business_hours_config") || !day || !mode ||
+            strlen(day) >= sizeof out->hours[0].day || strlen(mode) >= sizeof out->hours[0].mode)
+            continue;
+        snprintf(out->hours[out->nhours].day, sizeof out->hours[0].day, "%s", day);
+        snprintf(out->hours[out->nhours].mode, sizeof out->hours[0].mode, "%s", mode);
+        out->hours[out->nhours].open = minutes(wa_node_attr_str(k, "open_time"));
+        out->hours[out->nhours].close = minutes(wa_node_attr_str(k, "close_time"));
+        out->nhours++;
+    }
+    return 1;
+}

@@ -33,4 +33,20 @@ int wa_blocklist_parse(const wa_node *answer, char (*out)[96], size_t max);
 int wa_blocklist_set(struct wa_client *c, const char *jid, const char *pn, int block, wa_profile_cb cb,
                      void *arg);
 
+/* A business account's profile, as WhatsApp has it. */
+struct wa_business {
+    char description[1024], address[512], email[256], category[128], timezone[64];
+    char websites[4][512];
+    size_t nwebsites;
+    struct {
+        char day[8], mode[24]; /* "mon".."sun"; "specific_hours", "open_24h", "appointment_only" */
+        int open, close;       /* minutes after midnight, -1 unknown */
+    } hours[14];
+    size_t nhours;
+};
+/* jid's business profile: read with wa_business_parse. */
+int wa_business_get(struct wa_client *c, const char *jid, wa_profile_cb cb, void *arg);
+/* 1 with *out filled, 0 when jid is no business, -1 when malformed. */
+int wa_business_parse(const wa_node *answer, struct wa_business *out);
+
 #endif

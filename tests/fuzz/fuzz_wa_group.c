@@ -111,6 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (ar == 1)
             free(about);
+        static struct wa_business biz;
+        if (wa_business_parse(n, &biz) == 1 &&
+            (biz.nwebsites > 4 || biz.nhours > 14 || strlen(biz.description) >= sizeof biz.description))
+            abort();
         static char bl[64][96];
         int nb = wa_blocklist_parse(n, bl, 64);
         for (int i = 0; i < nb; i++)

@@ -104,6 +104,7 @@ POLICY = {
     "/api/contacts/check": [(["POST"], "contacts:read", False)],
     "/api/contacts/{jid}/picture": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}/about": [(["GET"], "contacts:read", False)],
+    "/api/contacts/{jid}/business": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}/block": [(["POST", "DELETE"], "contacts:write", False)],
     "/api/blocklist": [(["GET"], "contacts:read", False)],
     "/api/profile/about": [(["PUT"], "session:control", False)],

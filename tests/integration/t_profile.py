@@ -76,6 +76,24 @@ wa.call("POST", "/peer/profile", {"aboutHidden": True})
 st, js = api("GET", f"/api/contacts/{PEER}/about")
 check("hidden from us: 404 about_hidden", st == 404 and js["error"]["code"] == "about_hidden", (st, js))
 
+# ---- a business profile
+st, js = api("GET", f"/api/contacts/{PEER}/business")
+check("a person who is no business: 404 not_business", st == 404 and js["error"]["code"] == "not_business", (st, js))
+wa.call("POST", "/peer/profile", {"business": {
+    "description": "Fresh bread daily", "address": "1 Main St", "email": "shop@example.com",
+    "websites": ["https://example.com", "https://shop.example.com"], "category": "Bakery", "timezone": "Europe/Lisbon",
+    "hours": [{"day_of_week": "mon", "mode": "specific_hours", "open_time": "480", "close_time": "1080"},
+              {"day_of_week": "sun", "mode": "open_24h"}]}})
+st, js = api("GET", f"/api/contacts/{PEER}/business")
+check("a business: its description, category, address, email, websites and opening hours",
+      st == 200 and js == {"jid": PEER + S, "description": "Fresh bread daily", "category": "Bakery",
+                           "address": "1 Main St", "email": "shop@example.com",
+                           "websites": ["https://example.com", "https://shop.example.com"],
+                           "timezone": "Europe/Lisbon",
+                           "hours": [{"day": "mon", "mode": "specific_hours", "open_minute": 480, "close_minute": 1080},
+                                     {"day": "sun", "mode": "open_24h", "open_minute": None, "close_minute": None}]},
+      (st, js))
+
 # ---- blocking: by number with no LID known yet, then by LID once known
 st, js = api("POST", f"/api/contacts/{PEER}/block")
 bl = wa.call("GET", "/profile")["blocked"]

@@ -183,6 +183,7 @@ static void test_matching(void)
         {"GET", "/api/lids/pn/15550001", h_lid_by_pn, 0},
         {"GET", "/api/contacts/15550001@s.whatsapp.net/picture", h_contact_picture, 0},
         {"GET", "/api/contacts/15550001/about", h_contact_about, 0},
+        {"GET", "/api/contacts/15550001/business", h_contact_business, 0},
         {"POST", "/api/contacts/15550001/block", h_contact_block, 0},
         {"DELETE", "/api/contacts/15550001/block", h_contact_unblock, 0},
         {"GET", "/api/blocklist", h_blocklist, 0},

@@ -845,6 +845,9 @@ class Conn {
         case 'blocklist set':
             needLogin();
             return this.onBlocklist(n);
+        case 'w:biz get':
+            needLogin();
+            return this.onBusiness(n);
         case 'md set': {
             want(kids(n).length === 1, `<iq xmlns=md type=set> with ${kids(n).length} children`);
             const c = kids(n)[0];
@@ -1114,6 +1117,25 @@ class Conn {
         want([...text].length <= 139, `about text of ${[...text].length} characters`);
         this.server.ownProfile.about = text;
         this.result(n);
+    }
+
+    /** <iq xmlns=w:biz type=get><business_profile v=244><profile jid/></business_profile>: a peer's business
+     * profile (peer.profile.business), or a <business_profile> without <profile> for a person. */
+    onBusiness(n) {
+        const bp = kids(n)[0];
+        want(kids(n).length === 1 && bp.tag === 'business_profile' && bp.attrs.v === '244', '<iq xmlns=w:biz> wants <business_profile v=244>');
+        const pr = kids(bp);
+        want(pr.length === 1 && pr[0].tag === 'profile' && typeof pr[0].attrs.jid === 'string' && !pr[0].attrs.jid.split('@')[0].includes(':'), '<business_profile> wants one <profile jid> of a person');
+        const r = this.server.resolveJid(pr[0].attrs.jid);
+        const biz = r ? this.server.peers.get(r.user)?.profile?.business : null;
+        if (!biz) return this.result(n, [{ tag: 'business_profile', attrs: {} }]);
+        const t = (tag, v) => (v == null ? [] : [{ tag, attrs: {}, content: Buffer.from(v) }]);
+        this.result(n, [{ tag: 'business_profile', attrs: {}, content: [{ tag: 'profile', attrs: { jid: pr[0].attrs.jid }, content: [
+            ...t('description', biz.description), ...t('address', biz.address), ...t('email', biz.email),
+            ...(biz.websites ?? []).flatMap((w) => t('website', w)),
+            ...(biz.category ? [{ tag: 'categories', attrs: {}, content: [{ tag: 'category', attrs: { id: '1' }, content: Buffer.from(biz.category) }] }] : []),
+            ...(biz.hours ? [{ tag: 'business_hours', attrs: { timezone: biz.timezone ?? 'UTC' }, content: biz.hours.map((h) => ({ tag: 'business_hours_config', attrs: h })) }] : [])
+        ] }] }]);
     }
 
     /** <iq xmlns=blocklist> get (<list><item jid/>…) or set (<item action=block|unblock jid [pn_jid]/>). By LID, a
@@ -2156,6 +2178,7 @@ export class FakeWhatsAppServer extends EventEmitter {
             (this.media.pictures ??= new Map()).set(`/pps/${peer.phone}/${p.picture}.jpg`, { bytes, type });
         }
         if (b.pictureHidden !== undefined) p.pictureHidden = !!b.pictureHidden;
+        if (b.business !== undefined) p.business = b.business; // {description, address, email, websites, category, timezone, hours}
         return { ok: true, profile: p, lid: `${peer.lid}@lid` };
     }
 
