@@ -102,6 +102,9 @@ void wa_messaging_set_receive_events(const struct wa_receive_events *ev, void *a
  * nothing of the batch is acknowledged, the connection is dropped so the
  * server resends it, and its Signal state is undone so it decrypts again). */
 void wa_messaging_stored(uint64_t token, const char *applied, const char *err);
+/* Our account as "user@s.whatsapp.net" and "user@lid" (no device); "" when
+ * not known (not linked, no LID yet). */
+void wa_messaging_own_jids(char *pn, size_t pnlen, char *lid, size_t lidlen);
 /* A group change given to on_group_event is stored (1) or not (0). */
 void wa_messaging_group_event_done(uint64_t token, int stored);
 /* Takes one text message to send after those given before (on_sent tells
