@@ -351,6 +351,13 @@ static void on_receipt(void *arg, const char *id, const char *status, const char
 static const char SQL_RECOVER[] =
     "UPDATE wa_outbox SET state = 'pending', next_attempt_at = now() WHERE state = 'inflight'";
 
+/* A message's content as the outbox builds it: a poll's with its secret
+ * (kept apart from what the API shows). */
+#define M_CONTENT                                                                                            \
+    "(CASE WHEN m.type = 'poll' THEN m.content || (SELECT jsonb_build_object('secret', "                     \
+    "encode(ps.secret, 'hex')) FROM wa_poll_secrets ps WHERE ps.message_id = m.id) ELSE m.content "          \
+    "END)::text"
+
 /* Claimed rows are marked inflight with an asynchronous commit: a crash
  * that undoes the claim leaves them pending, which is what a restart makes
  * of inflight rows anyway (they go again, with their ids); the commit that
@@ -363,7 +370,7 @@ static const char SQL_CLAIM[] =
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
     "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
-    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
+    "array_to_string(m.mentions, E'\\n'), m.type, " M_CONTENT ", m.reaction_to, m.reaction, t.from_me, "
     "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM sc CROSS JOIN u "
     "JOIN wa_messages m ON m.id = u.message_id LEFT JOIN wa_messages t ON t.id = m.reaction_to ORDER BY "
     "m.seq";
@@ -681,16 +688,14 @@ static void on_ready(void *arg)
 /* ---- retry receipts: our text again, to the one device that asked */
 
 static const char SQL_RETRY_MSG[] =
-    "SELECT m.text, m.reply_to, m.chat_jid, m.type NOT IN ('text', 'location', 'contacts', 'reaction', "
-    "'edit', "
-    "'revoke'), "
-    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
+    "SELECT m.text, m.reply_to, m.chat_jid, "
+    "m.type NOT IN ('text', 'location', 'contacts', 'poll', 'reaction', 'edit', 'revoke'), "
+    "array_to_string(m.mentions, E'\\n'), m.type, " M_CONTENT ", m.reaction_to, m.reaction, t.from_me, "
     "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM wa_messages m "
     "LEFT JOIN wa_messages t ON t.id = m.reaction_to "
     "WHERE m.id = $1 AND m.from_me AND m.revoked_at IS NULL "
     "AND m.type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', "
-    "'contacts', "
-    "'reaction', 'edit', 'revoke')";
+    "'contacts', 'poll', 'reaction', 'edit', 'revoke')";
 
 struct retry_req {
     char id[64], user[64], server[32];

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -63,7 +64,8 @@ struct op {
     int retried;
     int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
     char *ids;         /* '\n'-joined message ids (pool) */
-    char *content;     /* a location or contacts message: its content as stored (pool), kind says which */
+    char *content; /* a location, contacts or poll message: its content as stored (pool), kind says which */
+    char secret_hex[65]; /* a poll: the secret its votes are sealed with ("" for the other kinds) */
     /* POST /api/messages: waiting in the send queue, or in a batch in flight */
     struct op *qnext;
     int queued;
@@ -285,9 +287,9 @@ static const char SQL_SEND_MEDIA[] =
     "  ELSE 'retry' END, "
     "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $5), (SELECT " REST_TS("ts") " FROM ins)";
 
-/* A location or contacts message, alone: its content as the API shows it
- * (the supervisor builds the Message from it). Result columns as the
- * batch's. */
+/* A location, contacts or poll message, alone: its content as the API
+ * shows it (the supervisor builds the Message from it), a poll's secret
+ * beside it. Result columns as the batch's. */
 static const char SQL_SEND_CONTENT[] =
     "WITH ok AS (SELECT 1 WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = $4)), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reply_to, status, ts, idempotency_key, "
@@ -295,6 +297,8 @@ static const char SQL_SEND_CONTENT[] =
     "  SELECT $1, $2, true, $6, $4, 'queued', now(), $5, $3::jsonb FROM ok "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
+    "sec AS (INSERT INTO wa_poll_secrets (message_id, secret) SELECT id, decode($7, 'hex') FROM ins "
+    "  WHERE $7::text IS NOT NULL), "
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
     "  ON CONFLICT (jid) DO NOTHING) "
     "SELECT 1, CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
@@ -403,6 +407,7 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     mentions_json(&w, o->mentions);
     jw_knull(&w, "location");
     jw_knull(&w, "contacts");
+    jw_knull(&w, "poll");
     jw_kbool(&w, "forwarded", 0);
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
@@ -511,9 +516,14 @@ static void send_media(struct op *o)
 
 static void send_content(struct op *o)
 {
-    const char *p[] = {
-        o->id, o->to, o->content, o->reply_to[0] ? o->reply_to : NULL, o->idem[0] ? o->idem : NULL, o->kind};
-    op_run(o, SQL_SEND_CONTENT, 6, p, on_send_one);
+    const char *p[] = {o->id,
+                       o->to,
+                       o->content,
+                       o->reply_to[0] ? o->reply_to : NULL,
+                       o->idem[0] ? o->idem : NULL,
+                       o->kind,
+                       o->secret_hex[0] ? o->secret_hex : NULL};
+    op_run(o, SQL_SEND_CONTENT, 7, p, on_send_one);
 }
 
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
@@ -905,19 +915,84 @@ static int parse_contacts(struct rq *rq, yajl_val body, struct jsonw *w)
     return 0;
 }
 
-/* kind location or contacts: 1 with o->kind and o->content set, 0 for the
- * other kinds, -1 when answered with an error. */
+#define POLL_QUESTION_MAX 255
+#define POLL_OPTION_MAX 100
+
+/* poll: {question, options: 2 to 12 distinct names, multiple?}. Its secret
+ * (32 random bytes) is made here, stored beside the message. */
+static int parse_poll(struct rq *rq, yajl_val body, struct op *o, struct jsonw *w)
+{
+    yajl_val p = json_member(body, "poll");
+    const char *q;
+    if (!p || !YAJL_IS_OBJECT(p)) {
+        http_error(rq, 400, "invalid_poll", "a poll message needs poll: {question, options, multiple?}",
+                   "poll");
+        return -1;
+    }
+    if (opt_str(p, "question", POLL_QUESTION_MAX, &q) < 1) {
+        http_error(rq, 400, "invalid_poll", "poll.question must be a string of 1 to 255 characters",
+                   "poll.question");
+        return -1;
+    }
+    yajl_val a = json_member(p, "options"), m = json_member(p, "multiple");
+    size_t n = a && YAJL_IS_ARRAY(a) ? a->u.array.len : 0;
+    if (n < 2 || n > 12) {
+        http_error(rq, 400, "invalid_poll", "poll.options must be a list of 2 to 12 option names",
+                   "poll.options");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        yajl_val x = a->u.array.values[i];
+        long c = YAJL_IS_STRING(x) ? utf8_len(x->u.string, strlen(x->u.string)) : -1;
+        int dup = 0;
+        for (size_t j = 0; c > 0 && j < i; j++)
+            dup |= !strcmp(a->u.array.values[j]->u.string, x->u.string);
+        if (c < 1 || c > POLL_OPTION_MAX || dup) {
+            char field[32];
+            snprintf(field, sizeof field, "poll.options[%zu]", i);
+            http_error(rq, 400, "invalid_poll",
+                       dup ? "poll options must be distinct"
+                           : "each poll option must be a string of 1 to 100 characters",
+                       field);
+            return -1;
+        }
+    }
+    if (m && !YAJL_IS_NULL(m) && !YAJL_IS_TRUE(m) && !YAJL_IS_FALSE(m)) {
+        http_error(rq, 400, "invalid_poll", "poll.multiple must be true or false", "poll.multiple");
+        return -1;
+    }
+    unsigned char sec[32];
+    if (getrandom(sec, sizeof sec, 0) != (ssize_t)sizeof sec) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        return -1;
+    }
+    hex_encode(o->secret_hex, sec, sizeof sec, 0);
+    OPENSSL_cleanse(sec, sizeof sec);
+    jw_obj(w);
+    jw_kstr(w, "question", q);
+    jw_key(w, "options");
+    jw_arr(w);
+    for (size_t i = 0; i < n; i++)
+        jw_str(w, a->u.array.values[i]->u.string);
+    jw_arr_end(w);
+    jw_kbool(w, "multiple", m && YAJL_IS_TRUE(m));
+    jw_obj_end(w);
+    return 0;
+}
+
+/* kind location, contacts or poll: 1 with o->kind and o->content set, 0
+ * for the other kinds, -1 when answered with an error. */
 static int parse_structured(struct rq *rq, yajl_val body, struct op *o)
 {
     const char *k = json_str(body, "kind");
-    if (!k || (strcmp(k, "location") != 0 && strcmp(k, "contacts") != 0))
+    if (!k || (strcmp(k, "location") != 0 && strcmp(k, "contacts") != 0 && strcmp(k, "poll") != 0))
         return 0;
     static const char *const not_here[] = {"text", "caption", "media", "file_name", "thumbnail", "mentions"};
     for (size_t i = 0; i < sizeof not_here / sizeof *not_here; i++) {
         yajl_val x = json_member(body, not_here[i]);
         if (x && !YAJL_IS_NULL(x)) {
             http_error(rq, 400, "invalid_field",
-                       "a location or contacts message takes none of text, caption, "
+                       "a location, contacts or poll message takes none of text, caption, "
                        "media, file_name, thumbnail, mentions",
                        not_here[i]);
             return -1;
@@ -927,7 +1002,9 @@ static int parse_structured(struct rq *rq, yajl_val body, struct op *o)
     struct jsonw w;
     sbuf_init(&b);
     jw_init(&w, &b);
-    int r = !strcmp(k, "location") ? parse_location(rq, body, o, &w) : parse_contacts(rq, body, &w);
+    int r = !strcmp(k, "location") ? parse_location(rq, body, o, &w)
+            : !strcmp(k, "poll")   ? parse_poll(rq, body, o, &w)
+                                   : parse_contacts(rq, body, &w);
     if (r < 0) {
         jw_fail(&w);
         jw_finish(&w);
@@ -953,10 +1030,11 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
         has_kind = 0;
     else if (has_kind) {
         if (!YAJL_IS_STRING(k) || !media_kind_ok(k->u.string)) {
-            http_error(
-                rq, 400, "invalid_kind",
-                "kind must be one of text, image, video, audio, voice, document, sticker, location, contacts",
-                "kind");
+            http_error(rq, 400, "invalid_kind",
+                       "kind must be one of text, image, video, audio, voice, document, sticker, location, "
+                       "contacts, "
+                       "poll",
+                       "kind");
             return -1;
         }
         snprintf(o->kind, sizeof o->kind, "%s", k->u.string);
