@@ -2010,6 +2010,32 @@ void h_message_receipts(struct rq *rq)
     op_run(o, SQL_RECEIPTS, 1, o->params, on_one);
 }
 
+/* ---- GET /api/messages/{id}/poll: a poll's tally (wapi_poll_json,
+ * common/sql/0030_polls.sql); 404 when the id is no poll. */
+
+static const char SQL_POLL[] =
+    "SELECT wapi_poll_json(m)::text FROM wa_messages m WHERE m.id = $1 AND m.type = 'poll'";
+
+static void on_poll(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->b.q = NULL;
+    o->b.rq->on_abort = NULL;
+    const char *json = rest_one_row(o->b.rq, res, err, "no poll with this id");
+    if (json)
+        http_json(o->b.rq, 200, json, strlen(json));
+}
+
+void h_message_poll(struct rq *rq)
+{
+    char *id = message_id(rq);
+    if (!id)
+        return;
+    struct op *o = op_new(rq);
+    o->params[0] = id;
+    op_run(o, SQL_POLL, 1, o->params, on_poll);
+}
+
 void h_message_read(struct rq *rq)
 {
     char *id = message_id(rq);

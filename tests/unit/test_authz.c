@@ -168,6 +168,8 @@ static void test_matching(void)
         {"PATCH", "/api/messages/ABC", h_message_edit, 0},
         {"DELETE", "/api/messages/ABC", h_message_delete, 0},
         {"POST", "/api/messages/ABC/forward", h_message_forward, 0},
+        {"GET", "/api/messages/ABC/poll", h_message_poll, 0},
+        {"POST", "/api/messages/ABC/poll", NULL, M_GET},
         {"GET", "/api/groups/1203630@g.us", h_group_get, 0},
         {"GET", "/api/groups", h_groups_list, 0},
         {"POST", "/api/groups", h_group_create, 0},
