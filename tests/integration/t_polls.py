@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, ROOT, Server, wait  # noqa: E402
-from linked import Api, BaileysPeer, private_database, psql  # noqa: E402
+from linked import SSE, Api, BaileysPeer, WebhookReceiver, private_database, psql  # noqa: E402
 
 DB = private_database(f"wapi_it_polls_{os.getpid()}")
 BIN = os.environ.get("T_POLLS_BIN") or ("build/san" if os.path.exists(os.path.join(ROOT, "build/san/wapi"))
@@ -31,7 +31,9 @@ def sql(q, *args):
 
 
 wa = FakeWA()
-srv = Server(bindir=BIN, workers=2, env=wa.env(), pg_url=DB)
+env = wa.env()
+env["WAPI_WEBHOOKS_ALLOW_PRIVATE"] = "true"
+srv = Server(bindir=BIN, workers=2, env=env, pg_url=DB)
 srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
 srv.start()
 api = Api(srv)
@@ -39,6 +41,10 @@ check("signed up, API key made, linked to the fake phone", bool(api.key) and api
 bl = BaileysPeer(wa, B)
 check("Baileys linked as a companion of another account", bl.ready())
 ME = wa.phone + S
+rx = WebhookReceiver()
+st, hook = api("POST", "/api/webhooks", {"url": rx.url, "events": ["poll.vote"]})
+check("a webhook can subscribe to poll.vote", st == 201 and hook.get("events") == ["poll.vote"], (st, hook))
+sse = SSE(srv, api.key)
 
 
 def stored(mid, timeout=15):
@@ -126,6 +132,12 @@ ev = vote_events(P1)
 check("poll.vote carries the poll, the chat, the voter and the option by name",
       len(ev) == 1 and ev[0]["message_id"] == P1 and ev[0]["chat_jid"] == B + S and ev[0]["voter"] == B + S and
       ev[0]["options"] == ["Blue"], ev)
+got = wait(lambda: rx.of_type("poll.vote"), timeout=15)
+check("the webhook gets poll.vote with the same data, signed",
+      got and got[0][2]["data"] == ev[0] and all(v.get("ok") for v in rx.verify(hook.get("secret"), [got[0][:2]])),
+      got[:1])
+got = wait(lambda: [e for e in sse.events if e.get("event") == "poll.vote"], timeout=15)
+check("and so does GET /api/events (SSE)", got and json.loads(got[0]["data"])["data"] == ev[0], got[:1])
 check("the vote is no message of its own", api("GET", f"/api/messages/{v1}")[0] == 404 and
       sql("SELECT count(*) FROM wa_messages")[0][0] == n_msgs)
 
