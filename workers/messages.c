@@ -1447,7 +1447,8 @@ static const char SQL_EDIT[] =
 static const char SQL_REVOKE[] =
     "WITH t AS (SELECT * FROM wa_messages WHERE id = $2), "
     "ok AS (SELECT t.* FROM t WHERE (t.from_me OR t.chat_jid LIKE '%@g.us') AND t.revoked_at IS NULL "
-    "  AND t.type NOT IN ('edit', 'revoke') AND (NOT t.from_me OR t.status IN ('sent', 'delivered', 'read')) "
+    "  AND t.type NOT IN ('edit', 'revoke', 'vote') AND (NOT t.from_me OR t.status IN ('sent', 'delivered', "
+    "'read')) "
     "  AND NOT EXISTS (SELECT 1 FROM wa_messages r JOIN wa_outbox o ON o.message_id = r.id "
     "    WHERE r.reaction_to = t.id AND r.type = 'revoke' AND o.state IN ('pending', 'inflight'))), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reaction_to, status, ts) "
@@ -1455,7 +1456,7 @@ static const char SQL_REVOKE[] =
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' WHEN NOT EXISTS (SELECT 1 FROM t) THEN "
     "'not_found' "
-    "  WHEN (SELECT type FROM t) IN ('edit', 'revoke') THEN 'not_found' "
+    "  WHEN (SELECT type FROM t) IN ('edit', 'revoke', 'vote') THEN 'not_found' "
     "  WHEN (SELECT revoked_at FROM t) IS NOT NULL THEN 'revoked' "
     "  WHEN NOT (SELECT from_me FROM t) THEN 'not_own' "
     "  WHEN (SELECT status FROM t) NOT IN ('sent', 'delivered', 'read') THEN 'not_sent' ELSE 'pending' END";
@@ -2010,6 +2011,108 @@ void h_message_receipts(struct rq *rq)
     op_run(o, SQL_RECEIPTS, 1, o->params, on_one);
 }
 
+/* ---- POST /api/messages/{id}/vote {options}: our vote on a poll (ours or
+ * received), a message of its own (type vote, reaction_to the poll, content
+ * {options}) through the outbox, committed before 202; it counts in the
+ * tally once WhatsApp has it. [] withdraws ours. The same idempotency key
+ * gives the first one (200). */
+
+static const char SQL_VOTE[] =
+    "WITH t AS (SELECT id, chat_jid, content FROM wa_messages WHERE id = $2 AND type = 'poll' "
+    "  AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM wa_poll_secrets s WHERE s.message_id = $2)), "
+    "ok AS (SELECT 1 FROM t WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text($3::jsonb) AS c(name) "
+    "  WHERE NOT (t.content->'options') ? c.name) "
+    "  AND (coalesce((t.content->>'multiple')::boolean, false) OR jsonb_array_length($3::jsonb) <= 1)), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reaction_to, content, status, ts, "
+    "idempotency_key) "
+    "  SELECT $1, t.chat_jid, true, 'vote', t.id, jsonb_build_object('options', $3::jsonb), 'queued', now(), "
+    "$4 "
+    "  FROM t, ok ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
+    "  WHEN $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM wa_messages o WHERE o.idempotency_key = $4) THEN "
+    "'old' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'not_found' WHEN NOT EXISTS (SELECT 1 FROM ok) THEN "
+    "'bad_options' ELSE 'retry' END, "
+    "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $4)";
+
+static void on_voted(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    if (PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "bad_options")) {
+        http_error(o->b.rq, 400, "invalid_options",
+                   "options must name options of the poll (at most one for a single-choice poll)", "options");
+        return;
+    }
+    static const struct refusal refusals[] = {
+        {"not_found", 404, "not_found", "no poll with this id to vote on"}, RETRY_REFUSAL};
+    answer_verdict(o, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry",
+                   PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, refusals,
+                   sizeof refusals / sizeof *refusals);
+}
+
+void h_message_vote(struct rq *rq)
+{
+    char *poll = message_id(rq);
+    if (!poll)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    struct op *o = op_new(rq);
+    yajl_val a = json_member(body, "options");
+    size_t n = a && YAJL_IS_ARRAY(a) ? a->u.array.len : 0;
+    if (!a || !YAJL_IS_ARRAY(a) || n > 12) {
+        http_error(rq, 400, "invalid_options",
+                   "options must be a list of 0 to 12 option names ([] withdraws ours)", "options");
+        goto out;
+    }
+    struct sbuf b;
+    struct jsonw w;
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    jw_arr(&w);
+    for (size_t i = 0; i < n; i++) {
+        yajl_val x = a->u.array.values[i];
+        long c = YAJL_IS_STRING(x) ? utf8_len(x->u.string, strlen(x->u.string)) : -1;
+        int dup = 0;
+        for (size_t j = 0; c > 0 && j < i; j++)
+            dup |= !strcmp(a->u.array.values[j]->u.string, x->u.string);
+        if (c < 1 || c > POLL_OPTION_MAX || dup) {
+            char field[32];
+            snprintf(field, sizeof field, "options[%zu]", i);
+            http_error(rq, 400, "invalid_options",
+                       dup ? "options must be distinct" : "each option must be a name of 1 to 100 characters",
+                       field);
+            jw_fail(&w);
+            jw_finish(&w);
+            sbuf_free(&b);
+            goto out;
+        }
+        jw_str(&w, x->u.string);
+    }
+    jw_arr_end(&w);
+    if (jw_finish(&w) < 0) {
+        sbuf_free(&b);
+        http_error(rq, 500, NULL, "out of memory", NULL);
+        goto out;
+    }
+    o->content = pool_copy(rq, &b);
+    sbuf_free(&b);
+    if (parse_idem(rq, body, o) < 0)
+        goto out;
+    if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        goto out;
+    }
+    const char *p[] = {o->id, poll, o->content, o->idem[0] ? o->idem : NULL};
+    op_run(o, SQL_VOTE, 4, p, on_voted);
+out:
+    yajl_tree_free(body);
+}
+
 /* ---- GET /api/messages/{id}/poll: a poll's tally (wapi_poll_json,
  * common/sql/0030_polls.sql); 404 when the id is no poll. */
 
@@ -2108,7 +2211,8 @@ static const char SQL_CHATS[] =
                                                                   "m.seq, m.ts, wapi_message_json(m) AS j "
                                                                   "FROM wa_messages m "
                                                                   "  WHERE m.chat_jid = c.jid AND m.type NOT "
-                                                                  "IN ('edit', 'revoke') ORDER BY m.seq "
+                                                                  "IN ('edit', 'revoke', 'vote') ORDER BY "
+                                                                  "m.seq "
                                                                   "DESC LIMIT 1) lm ON true "
                                                                   "WHERE ($1::bigint IS NULL OR "
                                                                   "(coalesce(lm.seq, 0), c.jid) < "
@@ -2157,7 +2261,7 @@ void h_chats_list(struct rq *rq)
 static const char SQL_CHAT_MESSAGES[] =
     "SELECT " MSG_JSON("m") ", m.seq, NULL FROM wa_messages m "
                             "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) "
-                            "AND m.type NOT IN ('edit', 'revoke') ORDER BY m.seq DESC LIMIT $3";
+                            "AND m.type NOT IN ('edit', 'revoke', 'vote') ORDER BY m.seq DESC LIMIT $3";
 
 /* The {jid} of /api/chats/{jid}/...; NULL after answering 404. */
 static char *chat_jid(struct rq *rq)

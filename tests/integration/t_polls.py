@@ -9,6 +9,7 @@ events with the options by name); a changed vote replaces, an empty one
 withdraws, a tampered one or one for an unknown poll is refused and counted,
 one told again adds nothing; Baileys' own polls are stored as type poll and
 their votes counted; bad input is refused naming the field."""
+import hashlib
 import json
 import os
 import sys
@@ -175,6 +176,42 @@ t = wait(lambda: (lambda x: x if x and x["voters_total"] == 0 else None)(tally(P
 check("an empty vote withdraws it: nobody on any option", t and all(o["count"] == 0 for o in t["options"]), t)
 check("and says so in poll.vote (no options)", [e["options"] for e in vote_events(P1)][-1:] == [[]])
 
+# ---- wapi votes (POST /api/messages/{id}/vote)
+st, js = api("POST", f"/api/messages/{P1}/vote", {"options": ["Green"], "idempotency_key": "vote-1"})
+check("POST /vote: 202, a message of its own (type vote) about the poll",
+      st == 202 and js.get("type") == "vote" and js.get("reaction_to") == P1 and js.get("from_me") is True, (st, js))
+MV = js.get("id")
+pvl = line("pollVote", MV)
+check("Baileys gets a pollUpdateMessage naming the poll (not ours from its side), a 12-byte IV",
+      pvl and pvl["pollId"] == P1 and pvl["pollFromMe"] is False and len(pvl["encIv"]) == 24, pvl)
+op = bl.result("opened", bl.start({"op": "openVote", "pollId": P1, "creator": ME, "voter": ME, "secret": SEC1,
+                                   "encPayload": (pvl or {}).get("encPayload", ""),
+                                   "encIv": (pvl or {}).get("encIv", "")})) if pvl else None
+check("Baileys' own decryptPollVote opens it to Green's SHA-256",
+      op and op.get("opened") == [hashlib.sha256(b"Green").hexdigest()], op)
+t = wait(lambda: (lambda x: x if x and votes_of(x).get("Green", ([], 0))[1] == 1 else None)(tally(P1)), timeout=15)
+check("once WhatsApp has it, our vote counts: Green has us", t and votes_of(t)["Green"] == ([ME], 1) and
+      t["voters_total"] == 1, t)
+ev = vote_events(P1)
+check("and poll.vote says so (not message.sent)", ev and ev[-1]["voter"] == ME and ev[-1]["options"] == ["Green"] and
+      ev[-1]["vote_id"] == MV and not sql("SELECT 1 FROM wa_events WHERE type = 'message.sent' AND data->>'id' = "
+                                          ":'p0'", MV), ev[-1:])
+st, js = api("POST", f"/api/messages/{P1}/vote", {"options": ["Green"], "idempotency_key": "vote-1"})
+check("the same idempotency key: 200 with the first vote", st == 200 and js.get("id") == MV, (st, js))
+chat = api("GET", f"/api/chats/{B}{S}/messages")
+check("votes are not listed among the chat's messages",
+      chat[0] == 200 and MV not in [x["id"] for x in chat[1].get("data", [])], chat[0])
+for b, field in [({"options": ["Purple"]}, "options"), ({"options": ["Red", "Blue"]}, "options"),
+                 ({"options": ["Red", "Red"]}, "options[1]"), ({"options": "Red"}, "options"),
+                 ({"options": [""]}, "options[0]"), ({}, "options")]:
+    st, js = api("POST", f"/api/messages/{P1}/vote", b)
+    e = (js or {}).get("error", {})
+    check(f"vote {json.dumps(b)}: 400 invalid_options naming {field}",
+          st == 400 and e.get("code") == "invalid_options" and e.get("field") == field, (st, js))
+st, js = api("POST", f"/api/messages/{P1}/vote", {"options": []})
+t = wait(lambda: (lambda x: x if x and x["voters_total"] == 0 else None)(tally(P1)), timeout=15)
+check("options [] withdraws our vote", st == 202 and t is not None, (st, t))
+
 # ---- a vote through a LID; our own phone votes
 SEC2 = (sql("SELECT encode(secret, 'hex') FROM wa_poll_secrets WHERE message_id = :'p0'", P2) or [[""]])[0][0]
 # A second account whose messages come from its LID from the first one (its session is under that address).
@@ -231,6 +268,7 @@ check("Baileys' single-choice poll (V3): type poll, multiple false",
 # ---- GET /poll of what is no poll; bad input
 st, js = api("POST", "/api/messages", {"to": B, "text": "no poll"})
 check("GET /poll of a text: 404", api("GET", f"/api/messages/{js.get('id')}/poll")[0] == 404)
+check("POST /vote on a text: 404", api("POST", f"/api/messages/{js.get('id')}/vote", {"options": []})[0] == 404)
 check("GET /poll of an unknown id: 404", api("GET", "/api/messages/3EB0FFFFFFFFFFFFFFFF/poll")[0] == 404)
 
 n0 = sql("SELECT count(*) FROM wa_messages")

@@ -170,6 +170,8 @@ static void test_matching(void)
         {"POST", "/api/messages/ABC/forward", h_message_forward, 0},
         {"GET", "/api/messages/ABC/poll", h_message_poll, 0},
         {"POST", "/api/messages/ABC/poll", NULL, M_GET},
+        {"POST", "/api/messages/ABC/vote", h_message_vote, 0},
+        {"GET", "/api/messages/ABC/vote", NULL, M_POST},
         {"GET", "/api/groups/1203630@g.us", h_group_get, 0},
         {"GET", "/api/groups", h_groups_list, 0},
         {"POST", "/api/groups", h_group_create, 0},

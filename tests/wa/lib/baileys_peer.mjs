@@ -12,6 +12,8 @@
 //       poll id ‖ creator ‖ voter ‖ "Poll Vote", AES-256-GCM with ad poll id ‖ 0 ‖ voter); tamper flips
 //       a bit of the tag; id sends it under that message id (a vote told again); sealOnly: not sent,
 //       → {"sealed":base64 Message} (for the fake server's /peer/send raw)
+//   {"op":"openVote","pollId":"<id>","creator":"<jid>","voter":"<jid>","secret":hex,"encPayload":hex,"encIv":hex}
+//       → {"opened":[hex SHA-256 of each chosen option]}: Baileys' own decryptPollVote
 //   {"op":"react","to":"<jid>","target":"<id>","fromMe":bool,"text":"👍"}  → {"sent":"<id>"}
 //   {"op":"edit","to":"<jid>","target":"<id>","text":"…"}                 → {"sent":"<id>"}  (our own message)
 //   {"op":"revoke","to":"<jid>","target":"<id>"}                          → {"sent":"<id>"}  (our own message)
@@ -34,6 +36,7 @@
 //   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo}}   {"update":{id,status}}
 //   {"location":{id,latitude,longitude,name,address,url,live,replyTo}}   {"contacts":{id,array,cards:[{displayName,vcard}]}}
 //   {"poll":{id,field,name,options,selectableOptionsCount,secret}}   (secret: messageContextInfo.messageSecret, hex)
+//   {"pollVote":{id,pollId,pollFromMe,encPayload,encIv}}   a vote as it came (hex)
 //   {"reaction":{id,target,text,targetFromMe}}   {"edited":{id,text}}   {"revoked":{id}}   (messages.update)
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
 //             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
@@ -44,7 +47,7 @@
 // Usage: node baileys_peer.mjs --url WS --version V --control HTTP --phone DIGITS [--own-media skip]
 import { createCipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import readline from 'node:readline';
-import { downloadMediaMessage, extractMessageContent, generateMessageIDV2, getContentType, proto } from 'baileys';
+import { decryptPollVote, downloadMediaMessage, extractMessageContent, generateMessageIDV2, getContentType, proto } from 'baileys';
 import { memoryAuth, startBaileys, closeCode } from './baileys_client.mjs';
 
 const args = {};
@@ -91,6 +94,10 @@ sock.ev.on('messages.upsert', ({ messages }) => {
             selectableOptionsCount: content[pf].selectableOptionsCount ?? null,
             secret: (msg.messageContextInfo ?? content.messageContextInfo)?.messageSecret
                 ? Buffer.from((msg.messageContextInfo ?? content.messageContextInfo).messageSecret).toString('hex') : null } });
+        const pu = content?.pollUpdateMessage;
+        if (pu) out({ pollVote: { id: m.key.id, pollId: pu.pollCreationMessageKey?.id ?? null,
+            pollFromMe: !!pu.pollCreationMessageKey?.fromMe, encPayload: Buffer.from(pu.vote?.encPayload ?? []).toString('hex'),
+            encIv: Buffer.from(pu.vote?.encIv ?? []).toString('hex') } });
         if (content?.reactionMessage) out({ reaction: { id: m.key.id, target: content.reactionMessage.key?.id ?? null,
             text: content.reactionMessage.text ?? null, targetFromMe: !!content.reactionMessage.key?.fromMe } });
         const cards = content?.contactMessage ? [content.contactMessage] : content?.contactsArrayMessage?.contacts;
@@ -183,6 +190,10 @@ rl.on('line', async (line) => {
             const id = cmd.id ?? generateMessageIDV2(sock.user?.id);
             await sock.relayMessage(cmd.to, message, { messageId: id, additionalNodes: [{ tag: 'meta', attrs: { polltype: 'vote' } }] });
             out({ sent: id });
+        } else if (cmd.op === 'openVote') {
+            const v = decryptPollVote({ encPayload: Buffer.from(cmd.encPayload, 'hex'), encIv: Buffer.from(cmd.encIv, 'hex') },
+                { pollCreatorJid: cmd.creator, pollMsgId: cmd.pollId, pollEncKey: Buffer.from(cmd.secret, 'hex'), voterJid: cmd.voter });
+            out({ opened: (v.selectedOptions ?? []).map((x) => Buffer.from(x).toString('hex')) });
         } else if (cmd.op === 'react') {
             const m = await sock.sendMessage(cmd.to, { react: { text: cmd.text, key: key(!!cmd.fromMe) } });
             out({ sent: m.key.id });
