@@ -44,10 +44,17 @@ struct vote_copy {
     struct wa_msg_poll_vote *v;
 };
 
+/* A poll of the batch with its secret, as SQL_POLL_SECRETS gives one (id,
+ * secret in hex, from_me "t"/"f", sender, its LID, the options in JSON):
+ * a vote in the same batch opens with it. */
+struct poll_copy {
+    char *col[6];
+};
+
 /* What the batch in flight is, for its answer. */
 struct batch {
     uint64_t token;
-    int n, np; /* messages; elements of the statement */
+    int n, np;                     /* messages; elements of the statement */
     int media;                     /* a media message among them: the download queue is woken */
     char ids[WA_INCOMING_MAX][64]; /* the stanza ids, for the log */
     int at[WA_INCOMING_MAX];       /* the statement's element k is message at[k] of the batch */
@@ -56,6 +63,8 @@ struct batch {
     char *elems[WA_INCOMING_MAX];
     struct vote_copy *votes;
     int nvotes;
+    struct poll_copy *polls;
+    int npolls;
 };
 
 static void batch_free(struct batch *bt)
@@ -65,6 +74,13 @@ static void batch_free(struct batch *bt)
     for (int i = 0; i < bt->nvotes; i++)
         wa_msg_poll_vote_free(bt->votes[i].v);
     free(bt->votes);
+    for (int i = 0; i < bt->npolls; i++)
+        for (int c = 0; c < 6; c++) {
+            if (c == 1 && bt->polls[i].col[c])
+                OPENSSL_cleanse(bt->polls[i].col[c], strlen(bt->polls[i].col[c]));
+            free(bt->polls[i].col[c]);
+        }
+    free(bt->polls);
     free(bt);
 }
 
@@ -293,20 +309,18 @@ static int store_elems(struct batch *bt)
     return ok ? 0 : -1;
 }
 
-/* One vote opened with its poll's secret (row r of the answer): the
- * element to apply, or NULL when it does not open. The JIDs tried are the
+/* One vote opened with its poll's secret (row: as SQL_POLL_SECRETS gives
+ * it, NULL for a null): the element to apply, or NULL when it does not open. The JIDs tried are the
  * ones each side may have been addressed by (phone number, LID): the key
  * binds them, so only the right pair opens it. */
-static char *open_vote(const struct vote_copy *vc, const PGresult *res, int r, const char *own_pn,
+static char *open_vote(const struct vote_copy *vc, const char *const *row, const char *own_pn,
                        const char *own_lid)
 {
     uint8_t secret[WA_MSG_POLL_SECRET_LEN];
-    const char *hx = PQgetvalue(res, r, 1);
-    if (hex_decode(hx, secret, sizeof secret) < 0)
+    if (!row[1] || hex_decode(row[1], secret, sizeof secret) < 0)
         return NULL;
-    int poll_mine = PQgetvalue(res, r, 2)[0] == 't';
-    const char *creators[2] = {poll_mine ? own_pn : PQgetvalue(res, r, 3),
-                               poll_mine ? own_lid : PQgetvalue(res, r, 4)};
+    int poll_mine = row[2] && row[2][0] == 't';
+    const char *creators[2] = {poll_mine ? own_pn : row[3], poll_mine ? own_lid : row[4]};
     const char *voters[2] = {vc->sender, vc->lid};
     uint8_t *sums = NULL;
     size_t ns = 0;
@@ -321,7 +335,7 @@ static char *open_vote(const struct vote_copy *vc, const PGresult *res, int r, c
         return NULL;
     /* the chosen names: each option of the poll whose sum is listed */
     char err[64];
-    const char *oj = PQgetvalue(res, r, 5);
+    const char *oj = row[5] ? row[5] : "[]";
     yajl_val opts = json_parse(oj, strlen(oj), 1 << 20, err, sizeof err);
     struct sbuf b;
     struct jsonw w;
@@ -373,11 +387,21 @@ static void on_secrets(void *ctx, const PGresult *res, const char *err)
     int refused = 0;
     for (int i = 0; i < bt->nvotes; i++) {
         const struct vote_copy *vc = &bt->votes[i];
+        /* the poll as stored, else as it came in this batch */
+        const char *row[6] = {NULL};
         int r = -1;
         for (int k = 0; k < PQntuples(res) && r < 0; k++)
-            if (!strcmp(PQgetvalue(res, k, 0), vc->v->poll_id))
+            if (!strcmp(PQgetvalue(res, k, 0), vc->v->poll_id)) {
                 r = k;
-        bt->elems[vc->idx] = r >= 0 ? open_vote(vc, res, r, own_pn, own_lid) : NULL;
+                for (int c = 0; c < 6; c++)
+                    row[c] = PQgetisnull(res, k, c) ? NULL : PQgetvalue(res, k, c);
+            }
+        for (int k = 0; k < bt->npolls && r < 0; k++)
+            if (!strcmp(bt->polls[k].col[0], vc->v->poll_id)) {
+                r = k;
+                memcpy(row, bt->polls[k].col, sizeof row);
+            }
+        bt->elems[vc->idx] = r >= 0 ? open_vote(vc, row, own_pn, own_lid) : NULL;
         if (!bt->elems[vc->idx]) {
             refused++;
             log_warn(r < 0 ? "a poll vote for a poll we do not have: not counted"
@@ -392,6 +416,33 @@ static void on_secrets(void *ctx, const PGresult *res, const char *err)
     }
 }
 
+/* A poll of the batch, for a vote that follows it in the batch. */
+static int poll_copy(struct poll_copy *pc, const struct wa_incoming *m)
+{
+    const struct wa_msg_poll *p = m->content->poll;
+    struct sbuf b;
+    struct jsonw w;
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    jw_arr(&w);
+    for (size_t i = 0; i < p->noptions; i++)
+        jw_str(&w, p->options[i]);
+    jw_arr_end(&w);
+    pc->col[5] = jw_finish(&w) == 0 && b.buf ? strdup(b.buf) : NULL;
+    sbuf_free(&b);
+    pc->col[0] = strdup(m->id);
+    pc->col[1] = malloc(2 * sizeof p->secret + 1);
+    if (pc->col[1])
+        hex_encode(pc->col[1], p->secret, sizeof p->secret, 0);
+    pc->col[2] = strdup(m->from_me ? "t" : "f");
+    pc->col[3] = m->sender ? strdup(m->sender) : NULL;
+    pc->col[4] = m->lid ? strdup(m->lid) : NULL;
+    return pc->col[0] && pc->col[1] && pc->col[2] && pc->col[5] && (!m->sender || pc->col[3]) &&
+                   (!m->lid || pc->col[4])
+               ? 0
+               : -1;
+}
+
 /* A batch with votes: the other elements are written now, the votes kept
  * until their polls' secrets are read (then opened, and all stored in one
  * statement). */
@@ -402,10 +453,14 @@ static int with_votes(struct batch *bt, const struct wa_incoming *m, int n, uint
     sbuf_init(&ids);
     jw_init(&iw, &ids);
     jw_arr(&iw);
-    if (!(bt->votes = calloc((size_t)n, sizeof *bt->votes)))
+    if (!(bt->votes = calloc((size_t)n, sizeof *bt->votes)) ||
+        !(bt->polls = calloc((size_t)n, sizeof *bt->polls)))
         goto fail;
     for (int i = 0; i < n; i++) {
         const struct wa_msg_content *mc = m[i].content;
+        if (mc->kind == WA_MSG_POLL && mc->poll && mc->poll->has_secret &&
+            poll_copy(&bt->polls[bt->npolls++], &m[i]) < 0)
+            goto fail;
         if (mc->kind == WA_MSG_POLL_VOTE && mc->vote) {
             struct vote_copy *vc = &bt->votes[bt->nvotes++];
             const struct wa_msg_poll_vote *v = mc->vote;

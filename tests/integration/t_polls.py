@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, ROOT, Server, wait  # noqa: E402
 from linked import SSE, Api, BaileysPeer, WebhookReceiver, private_database, psql  # noqa: E402
+from slowdb import slow_url  # noqa: E402
 
 DB = private_database(f"wapi_it_polls_{os.getpid()}")
 BIN = os.environ.get("T_POLLS_BIN") or ("build/san" if os.path.exists(os.path.join(ROOT, "build/san/wapi"))
@@ -264,6 +265,29 @@ m = stored((r or {}).get("sent")) if r else None
 check("Baileys' single-choice poll (V3): type poll, multiple false",
       m and m["type"] == "poll" and m["subtype"] == "pollCreationMessageV3" and m["poll"]["multiple"] is False and
       m["poll"]["options"] == ["x", "y"], m)
+
+# ---- a poll and a vote on it told together: they wait while wapi is down, and the new wapi reaches its
+# database through a slow link, so while the first message's batch commits the poll and the vote gather
+# into the next one
+srv.stop()
+bl.result("sent", bl.start({"op": "send", "to": ME, "text": "first, while wapi is down"}))
+r = bl.result("sent", bl.start({"op": "sendPoll", "to": ME, "name": "While down?", "values": ["Yes", "No"],
+                                "selectableCount": 1}))
+OP = (r or {}).get("sent")
+OV = vote(OP, ["No"], (r or {}).get("secret") or "", B + S, poll_from_me=True)
+srv = Server(bindir=BIN, workers=2, pg_url=slow_url(DB, 40),
+             env=dict(env, WAPI_PATHS_SESSIONS=srv.env["WAPI_PATHS_SESSIONS"]))
+srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
+srv.start()
+api.srv = srv
+check("wapi is back and connected", wait(lambda: api("GET", "/api/session")[1].get("state") == "connected",
+                                         timeout=60))
+t = wait(lambda: (lambda x: x if x and x["voters_total"] == 1 else None)(tally(OP)), timeout=30)
+check("the poll is stored and the vote told with it counts",
+      t and votes_of(t) == {"Yes": ([], 0), "No": ([B + S], 1)} and t["multiple"] is False, t)
+together = [ln for ln in srv.log().splitlines() if "incoming message stored" in ln and OV and OV in ln]
+check("… both in one batch (the vote opened with the secret of the poll beside it)",
+      together and json.loads(together[0]).get("batch", 0) >= 2, together[:1])
 
 # ---- GET /poll of what is no poll; bad input
 st, js = api("POST", "/api/messages", {"to": B, "text": "no poll"})
