@@ -19,8 +19,9 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_POLL_VOTE || (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) ||
-        (mc.kind == WA_MSG_POLL) != (mc.poll != NULL) || (mc.kind == WA_MSG_POLL_VOTE) != (mc.vote != NULL) ||
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_POLL_VOTE ||
+        (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) || (mc.kind == WA_MSG_POLL) != (mc.poll != NULL) ||
+        (mc.kind == WA_MSG_POLL_VOTE) != (mc.vote != NULL) ||
         (mc.kind == WA_MSG_LOCATION) != (mc.location != NULL) ||
         (mc.kind == WA_MSG_CONTACTS) != (mc.ncontacts > 0) || mc.ncontacts > WA_MSG_MAX_CONTACTS)
         abort();
@@ -57,8 +58,8 @@ static void parse(const uint8_t *p, size_t n)
         static const uint8_t secret[WA_MSG_POLL_SECRET_LEN];
         uint8_t *sums = (uint8_t *)1;
         size_t ns = 1;
-        if (!v->poll_id || !*v->poll_id || strlen(v->poll_id) > 128 || v->payload_len < 16 || v->payload_len > n ||
-            v->payload_len > 4096)
+        if (!v->poll_id || !*v->poll_id || strlen(v->poll_id) > 128 || v->payload_len < 16 ||
+            v->payload_len > n || v->payload_len > 4096)
             abort();
         if (wa_msg_poll_vote_open(secret, v->poll_id, "1@s.whatsapp.net", "2@lid", v, &sums, &ns) == 0)
             free(sums); /* the all-zero secret's vote, if the input is one */
