@@ -73,8 +73,8 @@ def vote_events(pid):
                                           "AND data->>'message_id' = :'p0' ORDER BY id", pid)]
 
 
-def vote(pid, options, secret, creator, poll_from_me=False, **kw):
-    cmd = {"op": "vote", "to": ME, "pollId": pid, "pollFromMe": poll_from_me, "creator": creator, "voter": B + S,
+def vote(pid, options, secret, creator, poll_from_me=False, to=None, **kw):
+    cmd = {"op": "vote", "to": to or ME, "pollId": pid, "pollFromMe": poll_from_me, "creator": creator, "voter": B + S,
            "secret": secret, "options": options, **kw}
     r = bl.result("sent", bl.start(cmd))
     return (r or {}).get("sent")
@@ -265,6 +265,25 @@ m = stored((r or {}).get("sent")) if r else None
 check("Baileys' single-choice poll (V3): type poll, multiple false",
       m and m["type"] == "poll" and m["subtype"] == "pollCreationMessageV3" and m["poll"]["multiple"] is False and
       m["poll"]["options"] == ["x", "y"], m)
+
+# ---- in a group: our poll to the members, a member's vote (sender keys both ways)
+r = bl.result("group", bl.start({"op": "createGroup", "subject": "Polls", "participants": [ME]}))
+G = (r or {}).get("group", {}).get("id")
+check("Baileys made a group with us in it", bool(G) and G.endswith("@g.us"), r)
+st, js = api("POST", "/api/messages", {"to": G, "kind": "poll", "poll": {
+    "question": "Where?", "options": ["Here", "There"], "multiple": True}}) if G else (0, {})
+GP = js.get("id")
+got = line("poll", GP, timeout=30) if GP else None
+gsec = (sql("SELECT encode(secret, 'hex') FROM wa_poll_secrets WHERE message_id = :'p0'", GP) or [[""]])[0][0]
+check("our poll reaches the group's member: pollCreationMessage (several choices) with the secret",
+      st == 202 and got and got["field"] == "pollCreationMessage" and got["selectableOptionsCount"] == 0 and
+      got["secret"] == gsec and got["options"] == ["Here", "There"], (st, got))
+GV = vote(GP, ["There"], gsec, ME, to=G) if GP else None
+t = wait(lambda: (lambda x: x if x and x["voters_total"] == 1 else None)(tally(GP)), timeout=20) if GP else None
+check("the member's vote in the group counts, the member named", t and votes_of(t) == {
+    "Here": ([], 0), "There": ([B + S], 1)}, t)
+ev = vote_events(GP) if GP else []
+check("poll.vote names the group as the chat", ev and ev[-1]["chat_jid"] == G and ev[-1]["vote_id"] == GV, ev)
 
 # ---- a poll and a vote on it told together: they wait while wapi is down, and the new wapi reaches its
 # database through a slow link, so while the first message's batch commits the poll and the vote gather
