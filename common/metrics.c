@@ -257,7 +257,11 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
               "(state dead).\n"
               "# TYPE wapi_webhook_dead_letters_total counter\nwapi_webhook_dead_letters_total %llu\n"
               "# HELP wapi_outbox_pending Outgoing messages accepted and not yet taken by WhatsApp.\n"
-              "# TYPE wapi_outbox_pending gauge\nwapi_outbox_pending %llu\n",
+              "# TYPE wapi_outbox_pending gauge\nwapi_outbox_pending %llu\n"
+              "# HELP wapi_wa_poll_votes_refused_total Poll votes not counted: for a poll we do not have, "
+              "or not opened with its secret.\n"
+              "# TYPE wapi_wa_poll_votes_refused_total counter\nwapi_wa_poll_votes_refused_total %llu\n",
               (unsigned long long)ld(&m->webhook_dead_letters_total),
-              (unsigned long long)ld(&m->outbox_pending));
+              (unsigned long long)ld(&m->outbox_pending),
+              (unsigned long long)ld(&m->wa_poll_votes_refused_total));
 }

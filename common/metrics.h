@@ -48,9 +48,10 @@ struct metrics_shm {
     uint64_t media_uploads_total, media_refused_full_total, media_refused_invalid_total,
         media_swept_files_total;
     /* the WhatsApp session, webhooks and the outbox (the supervisor writes these) */
-    uint64_t wa_state;                   /* gauge: enum wa_state's value, in METRICS_WA_STATE_NAMES order */
-    uint64_t webhook_dead_letters_total; /* deliveries given up after their last attempt */
-    uint64_t outbox_pending;             /* gauge: messages accepted, not yet taken by WhatsApp */
+    uint64_t wa_state;                    /* gauge: enum wa_state's value, in METRICS_WA_STATE_NAMES order */
+    uint64_t webhook_dead_letters_total;  /* deliveries given up after their last attempt */
+    uint64_t outbox_pending;              /* gauge: messages accepted, not yet taken by WhatsApp */
+    uint64_t wa_poll_votes_refused_total; /* votes for a poll we do not have, or that did not open */
     struct metrics_slot slot[METRICS_SLOTS];
 };
 

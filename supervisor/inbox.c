@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/hex.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/jsonw.h"
 #include "common/sbuf.h"
@@ -18,18 +21,70 @@
 #include "media_download.h"
 #include "sdb.h"
 #include "sup.h"
+#include "wa/wa_crypto.h"
 #include "wa/wa_messaging.h"
 
 /* One row per element applied: its position (from 1) and its event. */
 static const char SQL_STORE[] = "SELECT ord, event_id, event_type, data FROM wapi_incoming_store($1::jsonb)";
+/* With polls or votes among them (common/sql/0030_polls.sql). */
+static const char SQL_STORE_POLLS[] =
+    "SELECT ord, event_id, event_type, data FROM wapi_incoming_store_polls($1::jsonb)";
+/* The polls the votes of a batch are about: their secrets, who wrote them
+ * and their options. */
+static const char SQL_POLL_SECRETS[] =
+    "SELECT m.id, encode(s.secret, 'hex'), m.from_me, m.sender_jid, m.sender_lid, m.content->'options' "
+    "FROM wa_messages m JOIN wa_poll_secrets s ON s.message_id = m.id "
+    "WHERE m.type = 'poll' AND m.id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+
+/* A vote of the batch, copied until its poll's secret is read. */
+struct vote_copy {
+    int idx;
+    char id[64], chat[128], sender[128], lid[128];
+    int from_me;
+    int64_t ts_ms;
+    uint64_t ev;
+    struct wa_msg_poll_vote *v;
+};
+
+/* A poll of the batch with its secret, as SQL_POLL_SECRETS gives one (id,
+ * secret in hex, from_me "t"/"f", sender, its LID, the options in JSON):
+ * a vote in the same batch opens with it. */
+struct poll_copy {
+    char *col[6];
+};
 
 /* What the batch in flight is, for its answer. */
 struct batch {
     uint64_t token;
-    int n;
+    int n, np;                     /* messages; elements of the statement */
     int media;                     /* a media message among them: the download queue is woken */
     char ids[WA_INCOMING_MAX][64]; /* the stanza ids, for the log */
+    int at[WA_INCOMING_MAX];       /* the statement's element k is message at[k] of the batch */
+    /* with votes: each element's JSON (NULL: a vote not counted) until the
+     * polls' secrets are read */
+    char *elems[WA_INCOMING_MAX];
+    struct vote_copy *votes;
+    int nvotes;
+    struct poll_copy *polls;
+    int npolls;
 };
+
+static void batch_free(struct batch *bt)
+{
+    for (int i = 0; i < bt->n; i++)
+        free(bt->elems[i]);
+    for (int i = 0; i < bt->nvotes; i++)
+        wa_msg_poll_vote_free(bt->votes[i].v);
+    free(bt->votes);
+    for (int i = 0; i < bt->npolls; i++)
+        for (int c = 0; c < 6; c++) {
+            if (c == 1 && bt->polls[i].col[c])
+                OPENSSL_cleanse(bt->polls[i].col[c], strlen(bt->polls[i].col[c]));
+            free(bt->polls[i].col[c]);
+        }
+    free(bt->polls);
+    free(bt);
+}
 
 #define THUMB_MAX (128 * 1024) /* a larger "thumbnail" is not kept */
 
@@ -114,6 +169,23 @@ static void add_contacts(struct jsonw *w, const struct wa_msg_contact *c, size_t
     jw_arr_end(w);
 }
 
+/* "content": a poll as the API shows it; its secret apart (never shown). */
+static void add_poll(struct jsonw *w, const struct wa_msg_poll *p)
+{
+    jw_key(w, "content");
+    jw_obj(w);
+    jw_kstr(w, "question", p->question);
+    jw_key(w, "options");
+    jw_arr(w);
+    for (size_t i = 0; i < p->noptions; i++)
+        jw_str(w, p->options[i]);
+    jw_arr_end(w);
+    jw_kbool(w, "multiple", p->multiple);
+    jw_obj_end(w);
+    if (p->has_secret)
+        add_hex(w, "poll_secret", p->secret, sizeof p->secret);
+}
+
 /* One element of the statement (see common/sql/0020_message_json.sql). */
 static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
 {
@@ -138,6 +210,7 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
                            : mc->kind == WA_MSG_TEXT     ? "text"
                            : mc->kind == WA_MSG_LOCATION ? "location"
                            : mc->kind == WA_MSG_CONTACTS ? "contacts"
+                           : mc->kind == WA_MSG_POLL     ? "poll"
                                                          : "unsupported";
         if (md && wa_media_type_name(md->type))
             type = wa_media_type_name(md->type);
@@ -167,6 +240,8 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
             add_location(w, mc->location);
         if (mc->kind == WA_MSG_CONTACTS)
             add_contacts(w, mc->contacts, mc->ncontacts);
+        if (mc->kind == WA_MSG_POLL && mc->poll)
+            add_poll(w, mc->poll);
     }
     /* as strings: the statement reads them with ->> and casts */
     snprintf(num, sizeof num, "%lld", (long long)m->ts);
@@ -184,12 +259,12 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
     applied[bt->n] = '\0';
     for (int i = 0; res && i < PQntuples(res); i++) {
         long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
-        if (ord < 1 || ord > bt->n || PQgetisnull(res, i, 1) || PQgetisnull(res, i, 3)) {
+        if (ord < 1 || ord > bt->np || PQgetisnull(res, i, 1) || PQgetisnull(res, i, 3)) {
             res = NULL; /* not the answer asked for: treated as not stored */
             err = "unexpected answer from wapi_incoming_store";
             break;
         }
-        applied[ord - 1] = 't';
+        applied[bt->at[ord - 1]] = 't';
     }
     if (res)
         for (int i = 0; i < PQntuples(res); i++) {
@@ -198,13 +273,238 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
                            PQgetvalue(res, i, 3));
             if (S.shm)
                 metrics_add(&S.shm->wa_messages_received_total, 1);
-            log_info("incoming message stored", LF_S("id", bt->ids[ord - 1]),
+            log_info("incoming message stored", LF_S("id", bt->ids[bt->at[ord - 1]]),
                      LF_S("event", PQgetvalue(res, i, 2)), LF_I("batch", bt->n));
         }
     wa_messaging_stored(bt->token, res ? applied : NULL, err);
     if (res && bt->media)
         media_download_kick();
-    free(bt);
+    batch_free(bt);
+}
+
+static void votes_refused(int n)
+{
+    if (S.shm && n > 0)
+        metrics_add(&S.shm->wa_poll_votes_refused_total, (uint64_t)n);
+}
+
+/* The batch's elements (those not NULL) as one statement; -1 when it could
+ * not go (bt freed by the caller). */
+static int store_elems(struct batch *bt)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "[", 1);
+    bt->np = 0;
+    for (int i = 0; i < bt->n; i++) {
+        if (!bt->elems[i])
+            continue;
+        if (bt->np)
+            sbuf_add(&b, ",", 1);
+        sbuf_add(&b, bt->elems[i], strlen(bt->elems[i]));
+        bt->at[bt->np++] = i;
+    }
+    sbuf_add(&b, "]", 1);
+    const char *p[] = {b.buf};
+    int ok = !b.oom && sdb_query(SQL_STORE_POLLS, 1, p, on_stored, bt) != NULL;
+    sbuf_free(&b);
+    return ok ? 0 : -1;
+}
+
+/* One vote opened with its poll's secret (row: as SQL_POLL_SECRETS gives
+ * it, NULL for a null): the element to apply, or NULL when it does not open. The JIDs tried are the
+ * ones each side may have been addressed by (phone number, LID): the key
+ * binds them, so only the right pair opens it. */
+static char *open_vote(const struct vote_copy *vc, const char *const *row, const char *own_pn,
+                       const char *own_lid)
+{
+    uint8_t secret[WA_MSG_POLL_SECRET_LEN];
+    if (!row[1] || hex_decode(row[1], secret, sizeof secret) < 0)
+        return NULL;
+    int poll_mine = row[2] && row[2][0] == 't';
+    const char *creators[2] = {poll_mine ? own_pn : row[3], poll_mine ? own_lid : row[4]};
+    const char *voters[2] = {vc->sender, vc->lid};
+    uint8_t *sums = NULL;
+    size_t ns = 0;
+    int opened = 0;
+    for (int c = 0; c < 2 && !opened; c++)
+        for (int v = 0; v < 2 && !opened; v++)
+            if (creators[c] && *creators[c] && *voters[v])
+                opened = wa_msg_poll_vote_open(secret, vc->v->poll_id, creators[c], voters[v], vc->v, &sums,
+                                               &ns) == 0;
+    OPENSSL_cleanse(secret, sizeof secret);
+    if (!opened)
+        return NULL;
+    /* the chosen names: each option of the poll whose sum is listed */
+    char err[64];
+    const char *oj = row[5] ? row[5] : "[]";
+    yajl_val opts = json_parse(oj, strlen(oj), 1 << 20, err, sizeof err);
+    struct sbuf b;
+    struct jsonw w;
+    char num[24];
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    jw_obj(&w);
+    jw_kstr(&w, "k", "v");
+    jw_kstr(&w, "id", vc->id);
+    jw_kstr(&w, "poll", vc->v->poll_id);
+    jw_kstr(&w, "voter", vc->sender[0] ? vc->sender : vc->lid);
+    jw_key(&w, "options");
+    jw_arr(&w);
+    for (size_t i = 0; opts && YAJL_IS_ARRAY(opts) && i < opts->u.array.len; i++) {
+        const char *name = YAJL_IS_STRING(opts->u.array.values[i]) ? opts->u.array.values[i]->u.string : NULL;
+        uint8_t h[32];
+        if (!name || wa_crypto_sha256((const uint8_t *)name, strlen(name), h) < 0)
+            continue;
+        for (size_t k = 0; k < ns; k++)
+            if (!memcmp(sums + 32 * k, h, 32)) {
+                jw_str(&w, name);
+                break;
+            }
+    }
+    jw_arr_end(&w);
+    snprintf(num, sizeof num, "%lld", (long long)vc->ts_ms);
+    jw_kstr(&w, "ts_ms", num);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)vc->ev);
+    jw_kstr(&w, "ev", num);
+    jw_obj_end(&w);
+    free(sums);
+    if (opts)
+        yajl_tree_free(opts);
+    char *out = jw_finish(&w) == 0 && b.buf ? strdup(b.buf) : NULL;
+    sbuf_free(&b);
+    return out;
+}
+
+static void on_secrets(void *ctx, const PGresult *res, const char *err)
+{
+    struct batch *bt = ctx;
+    if (!res) {
+        wa_messaging_stored(bt->token, NULL, err);
+        batch_free(bt);
+        return;
+    }
+    char own_pn[128], own_lid[128];
+    wa_messaging_own_jids(own_pn, sizeof own_pn, own_lid, sizeof own_lid);
+    int refused = 0;
+    for (int i = 0; i < bt->nvotes; i++) {
+        const struct vote_copy *vc = &bt->votes[i];
+        /* the poll as stored, else as it came in this batch */
+        const char *row[6] = {NULL};
+        int r = -1;
+        for (int k = 0; k < PQntuples(res) && r < 0; k++)
+            if (!strcmp(PQgetvalue(res, k, 0), vc->v->poll_id)) {
+                r = k;
+                for (int c = 0; c < 6; c++)
+                    row[c] = PQgetisnull(res, k, c) ? NULL : PQgetvalue(res, k, c);
+            }
+        for (int k = 0; k < bt->npolls && r < 0; k++)
+            if (!strcmp(bt->polls[k].col[0], vc->v->poll_id)) {
+                r = k;
+                memcpy(row, bt->polls[k].col, sizeof row);
+            }
+        bt->elems[vc->idx] = r >= 0 ? open_vote(vc, row, own_pn, own_lid) : NULL;
+        if (!bt->elems[vc->idx]) {
+            refused++;
+            log_warn(r < 0 ? "a poll vote for a poll we do not have: not counted"
+                           : "a poll vote that does not open with its poll's secret: not counted",
+                     LF_S("id", vc->id), LF_S("poll", vc->v->poll_id), LF_S("voter", vc->sender));
+        }
+    }
+    votes_refused(refused);
+    if (store_elems(bt) < 0) {
+        wa_messaging_stored(bt->token, NULL, "out of memory");
+        batch_free(bt);
+    }
+}
+
+/* A poll of the batch, for a vote that follows it in the batch. */
+static int poll_copy(struct poll_copy *pc, const struct wa_incoming *m)
+{
+    const struct wa_msg_poll *p = m->content->poll;
+    struct sbuf b;
+    struct jsonw w;
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    jw_arr(&w);
+    for (size_t i = 0; i < p->noptions; i++)
+        jw_str(&w, p->options[i]);
+    jw_arr_end(&w);
+    pc->col[5] = jw_finish(&w) == 0 && b.buf ? strdup(b.buf) : NULL;
+    sbuf_free(&b);
+    pc->col[0] = strdup(m->id);
+    pc->col[1] = malloc(2 * sizeof p->secret + 1);
+    if (pc->col[1])
+        hex_encode(pc->col[1], p->secret, sizeof p->secret, 0);
+    pc->col[2] = strdup(m->from_me ? "t" : "f");
+    pc->col[3] = m->sender ? strdup(m->sender) : NULL;
+    pc->col[4] = m->lid ? strdup(m->lid) : NULL;
+    return pc->col[0] && pc->col[1] && pc->col[2] && pc->col[5] && (!m->sender || pc->col[3]) &&
+                   (!m->lid || pc->col[4])
+               ? 0
+               : -1;
+}
+
+/* A batch with votes: the other elements are written now, the votes kept
+ * until their polls' secrets are read (then opened, and all stored in one
+ * statement). */
+static int with_votes(struct batch *bt, const struct wa_incoming *m, int n, uint64_t ev)
+{
+    struct sbuf ids;
+    struct jsonw iw;
+    sbuf_init(&ids);
+    jw_init(&iw, &ids);
+    jw_arr(&iw);
+    if (!(bt->votes = calloc((size_t)n, sizeof *bt->votes)) ||
+        !(bt->polls = calloc((size_t)n, sizeof *bt->polls)))
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        const struct wa_msg_content *mc = m[i].content;
+        if (mc->kind == WA_MSG_POLL && mc->poll && mc->poll->has_secret &&
+            poll_copy(&bt->polls[bt->npolls++], &m[i]) < 0)
+            goto fail;
+        if (mc->kind == WA_MSG_POLL_VOTE && mc->vote) {
+            struct vote_copy *vc = &bt->votes[bt->nvotes++];
+            const struct wa_msg_poll_vote *v = mc->vote;
+            vc->idx = i;
+            snprintf(vc->id, sizeof vc->id, "%s", m[i].id);
+            snprintf(vc->chat, sizeof vc->chat, "%s", m[i].chat);
+            snprintf(vc->sender, sizeof vc->sender, "%s", m[i].sender ? m[i].sender : "");
+            snprintf(vc->lid, sizeof vc->lid, "%s", m[i].lid ? m[i].lid : "");
+            vc->from_me = m[i].from_me;
+            vc->ts_ms = v->ts_ms > 0 ? v->ts_ms : m[i].ts * 1000;
+            vc->ev = ev + (uint64_t)i;
+            if (!(vc->v = calloc(1, sizeof *vc->v)) || !(vc->v->poll_id = strdup(v->poll_id)) ||
+                !(vc->v->payload = malloc(v->payload_len)))
+                goto fail;
+            memcpy(vc->v->payload, v->payload, v->payload_len);
+            vc->v->payload_len = v->payload_len;
+            memcpy(vc->v->iv, v->iv, sizeof v->iv);
+            jw_str(&iw, v->poll_id);
+            continue;
+        }
+        struct sbuf b;
+        struct jsonw w;
+        sbuf_init(&b);
+        jw_init(&w, &b);
+        add_element(&w, &m[i], ev + (uint64_t)i);
+        bt->elems[i] = jw_finish(&w) == 0 && b.buf ? strdup(b.buf) : NULL;
+        sbuf_free(&b);
+        if (!bt->elems[i])
+            goto fail;
+    }
+    jw_arr_end(&iw);
+    if (jw_finish(&iw) < 0)
+        goto fail;
+    const char *p[] = {ids.buf};
+    if (!sdb_query(SQL_POLL_SECRETS, 1, p, on_secrets, bt))
+        goto fail;
+    sbuf_free(&ids);
+    return 0;
+fail:
+    sbuf_free(&ids);
+    batch_free(bt);
+    return -1;
 }
 
 static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t token)
@@ -218,20 +518,28 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
     bt->token = token;
     bt->n = n;
     uint64_t ev = events_reserve((unsigned)n);
+    int polls = 0, votes = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(bt->ids[i], sizeof bt->ids[i], "%s", m[i].id);
+        bt->media |= m[i].content->kind == WA_MSG_MEDIA;
+        polls |= m[i].content->kind == WA_MSG_POLL;
+        votes |= m[i].content->kind == WA_MSG_POLL_VOTE;
+        bt->at[i] = i;
+    }
+    bt->np = n;
+    if (votes)
+        return with_votes(bt, m, n, ev);
     struct sbuf b;
     struct jsonw w;
     sbuf_init(&b);
     jw_init(&w, &b);
     jw_arr(&w);
-    for (int i = 0; i < n; i++) {
-        snprintf(bt->ids[i], sizeof bt->ids[i], "%s", m[i].id);
-        bt->media |= m[i].content->kind == WA_MSG_MEDIA;
+    for (int i = 0; i < n; i++)
         add_element(&w, &m[i], ev + (uint64_t)i);
-    }
     jw_arr_end(&w);
     int failed = jw_finish(&w) < 0;
     const char *p[] = {b.buf};
-    if (failed || !sdb_query(SQL_STORE, 1, p, on_stored, bt)) {
+    if (failed || !sdb_query(polls ? SQL_STORE_POLLS : SQL_STORE, 1, p, on_stored, bt)) {
         sbuf_free(&b);
         free(bt);
         return -1;

@@ -17,8 +17,8 @@ struct msg_row {
     long long ts_ms;               /* when it was accepted */
 };
 
-/* 1 when a row of this type ("location", "contacts", "reaction", "edit",
- * "revoke") is sent
+/* 1 when a row of this type ("location", "contacts", "poll", "vote",
+ * "reaction", "edit", "revoke") is sent
  * through msg_content_build. */
 int msg_content_type(const char *type);
 /* The Message for the row. *out malloc'd. 0, or -1 with *why set (the row

@@ -78,7 +78,7 @@ static void on_event_row(void *ctx, const PGresult *res, const char *err)
  * transaction's start, and a statement that waited for the other's row lock
  * started earlier than the change it follows. */
 static const char SQL_SENT[] =
-    "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS x(id, evid)), "
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) AS x(id, evid, voter)), "
     "l AS MATERIALIZED (" LOCK_MESSAGES "), "
     "o AS (UPDATE wa_outbox SET state = 'done', last_error = NULL FROM l WHERE message_id = l.id "
     "AND state <> 'done' RETURNING message_id), "
@@ -87,7 +87,7 @@ static const char SQL_SENT[] =
     "now()) "
     "ELSE updated_at END FROM o WHERE id = o.message_id "
     "RETURNING wa_messages.id, wa_messages.type, wa_messages.reaction_to, wa_messages.text, "
-    "wapi_message_json(wa_messages, 'sent') AS j), "
+    "wa_messages.chat_jid, wa_messages.content, wapi_message_json(wa_messages, 'sent') AS j), "
     /* An edit or a deletion of ours takes effect on its message once the
      * server has it: the event is about that message. That message's row is
      * locked here, after the batch's (a deadlock with a receipt batch holding
@@ -100,10 +100,28 @@ static const char SQL_SENT[] =
     "revoked_at = CASE WHEN m.type = 'revoke' THEN coalesce(t.revoked_at, now()) ELSE t.revoked_at END, "
     "updated_at = greatest(t.updated_at, now()) FROM m WHERE t.id = m.reaction_to AND m.type IN ('edit', "
     "'revoke') RETURNING m.id AS by_id, m.type AS by_type, wapi_message_json(t) AS j), "
+    /* Our vote counts once the server has it, as our voter JID (x.voter:
+     * our phone number's, as our phone's votes are counted); the event is
+     * poll.vote, as for anyone's. */
+    "vm AS (INSERT INTO wa_poll_vote_messages (id, poll_id) SELECT m.id, m.reaction_to FROM m "
+    "WHERE m.type = 'vote' AND EXISTS (SELECT 1 FROM wa_messages p WHERE p.id = m.reaction_to) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id), "
+    "pv AS (INSERT INTO wa_poll_votes AS v (poll_id, voter, vote_id, options, voted_at) "
+    "SELECT m.reaction_to, x.voter, m.id, ARRAY(SELECT jsonb_array_elements_text(m.content->'options')), "
+    "now() "
+    "FROM m JOIN vm ON vm.id = m.id JOIN x ON x.id = m.id WHERE x.voter <> '' "
+    "ON CONFLICT (poll_id, voter) DO UPDATE SET vote_id = EXCLUDED.vote_id, options = EXCLUDED.options, "
+    "voted_at = EXCLUDED.voted_at, updated_at = now() WHERE v.voted_at <= EXCLUDED.voted_at "
+    "RETURNING v.poll_id, v.voter, v.vote_id, v.voted_at), "
     "e AS (INSERT INTO wa_events (id, type, data) SELECT x.evid, 'message.sent', m.j::jsonb "
-    "FROM m JOIN x ON x.id = m.id WHERE m.type NOT IN ('edit', 'revoke') "
+    "FROM m JOIN x ON x.id = m.id WHERE m.type NOT IN ('edit', 'revoke', 'vote') "
     "UNION ALL SELECT x.evid, CASE tg.by_type WHEN 'edit' THEN 'message.edited' ELSE 'message.revoked' END, "
-    "tg.j::jsonb FROM tg JOIN x ON x.id = tg.by_id RETURNING id, type, data::text) "
+    "tg.j::jsonb FROM tg JOIN x ON x.id = tg.by_id "
+    "UNION ALL SELECT x.evid, 'poll.vote', jsonb_build_object('message_id', pv.poll_id, 'chat_jid', "
+    "m.chat_jid, "
+    "'voter', pv.voter, 'options', coalesce(m.content->'options', '[]'::jsonb), 'vote_id', pv.vote_id, 'ts', "
+    "to_char(pv.voted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) "
+    "FROM pv JOIN m ON m.id = pv.vote_id JOIN x ON x.id = pv.vote_id RETURNING id, type, data::text) "
     "SELECT id, type, data FROM e ORDER BY id";
 
 static const char SQL_FAILED[] =
@@ -161,7 +179,7 @@ struct batch {
 static struct {
     struct batch sent, receipts;
     struct event *flush;
-} B = {.sent.ncols = 2, .receipts.ncols = 5};
+} B = {.sent.ncols = 3, .receipts.ncols = 5};
 
 static void batch_clear(struct batch *b)
 {
@@ -302,7 +320,9 @@ static void on_sent(void *arg, const char *id, enum wa_send_result r, const char
     char evid[24];
     snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
     if (r == WA_SEND_OK) {
-        const char *v[] = {id, evid};
+        char pn[128], lid[128];
+        wa_messaging_own_jids(pn, sizeof pn, lid, sizeof lid); /* the voter, when it is our vote */
+        const char *v[] = {id, evid, pn};
         batch_add(&B.sent, SQL_SENT, "sent", v);
         if (S.shm)
             metrics_add(&S.shm->wa_messages_sent_total, 1);
@@ -351,6 +371,14 @@ static void on_receipt(void *arg, const char *id, const char *status, const char
 static const char SQL_RECOVER[] =
     "UPDATE wa_outbox SET state = 'pending', next_attempt_at = now() WHERE state = 'inflight'";
 
+/* A message's content as the outbox builds it: a poll's, or a vote's, with
+ * the poll's secret (kept apart from what the API shows). */
+#define M_CONTENT                                                                                            \
+    "(CASE WHEN m.type IN ('poll', 'vote') THEN m.content || (SELECT jsonb_build_object('secret', "          \
+    "encode(ps.secret, 'hex')) FROM wa_poll_secrets ps "                                                     \
+    "WHERE ps.message_id = CASE m.type WHEN 'vote' THEN m.reaction_to ELSE m.id END) ELSE m.content "        \
+    "END)::text"
+
 /* Claimed rows are marked inflight with an asynchronous commit: a crash
  * that undoes the claim leaves them pending, which is what a restart makes
  * of inflight rows anyway (they go again, with their ids); the commit that
@@ -363,7 +391,7 @@ static const char SQL_CLAIM[] =
     "u AS (UPDATE wa_outbox o SET state = 'inflight', attempts = o.attempts + 1 FROM c "
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
     "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
-    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
+    "array_to_string(m.mentions, E'\\n'), m.type, " M_CONTENT ", m.reaction_to, m.reaction, t.from_me, "
     "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM sc CROSS JOIN u "
     "JOIN wa_messages m ON m.id = u.message_id LEFT JOIN wa_messages t ON t.id = m.reaction_to ORDER BY "
     "m.seq";
@@ -681,16 +709,14 @@ static void on_ready(void *arg)
 /* ---- retry receipts: our text again, to the one device that asked */
 
 static const char SQL_RETRY_MSG[] =
-    "SELECT m.text, m.reply_to, m.chat_jid, m.type NOT IN ('text', 'location', 'contacts', 'reaction', "
-    "'edit', "
-    "'revoke'), "
-    "array_to_string(m.mentions, E'\\n'), m.type, m.content::text, m.reaction_to, m.reaction, t.from_me, "
+    "SELECT m.text, m.reply_to, m.chat_jid, "
+    "m.type NOT IN ('text', 'location', 'contacts', 'poll', 'vote', 'reaction', 'edit', 'revoke'), "
+    "array_to_string(m.mentions, E'\\n'), m.type, " M_CONTENT ", m.reaction_to, m.reaction, t.from_me, "
     "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM wa_messages m "
     "LEFT JOIN wa_messages t ON t.id = m.reaction_to "
     "WHERE m.id = $1 AND m.from_me AND m.revoked_at IS NULL "
     "AND m.type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', "
-    "'contacts', "
-    "'reaction', 'edit', 'revoke')";
+    "'contacts', 'poll', 'vote', 'reaction', 'edit', 'revoke')";
 
 struct retry_req {
     char id[64], user[64], server[32];

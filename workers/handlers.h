@@ -114,6 +114,8 @@ void h_message_forward(struct rq *rq);
 void h_message_edit(struct rq *rq);
 void h_message_delete(struct rq *rq);
 void h_message_receipts(struct rq *rq);
+void h_message_poll(struct rq *rq);
+void h_message_vote(struct rq *rq);
 void h_message_media_download(struct rq *rq);
 void h_chats_list(struct rq *rq);
 void h_chat_messages(struct rq *rq);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -63,7 +64,8 @@ struct op {
     int retried;
     int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
     char *ids;         /* '\n'-joined message ids (pool) */
-    char *content;     /* a location or contacts message: its content as stored (pool), kind says which */
+    char *content; /* a location, contacts or poll message: its content as stored (pool), kind says which */
+    char secret_hex[65]; /* a poll: the secret its votes are sealed with ("" for the other kinds) */
     /* POST /api/messages: waiting in the send queue, or in a batch in flight */
     struct op *qnext;
     int queued;
@@ -285,9 +287,9 @@ static const char SQL_SEND_MEDIA[] =
     "  ELSE 'retry' END, "
     "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $5), (SELECT " REST_TS("ts") " FROM ins)";
 
-/* A location or contacts message, alone: its content as the API shows it
- * (the supervisor builds the Message from it). Result columns as the
- * batch's. */
+/* A location, contacts or poll message, alone: its content as the API
+ * shows it (the supervisor builds the Message from it), a poll's secret
+ * beside it. Result columns as the batch's. */
 static const char SQL_SEND_CONTENT[] =
     "WITH ok AS (SELECT 1 WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = $4)), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reply_to, status, ts, idempotency_key, "
@@ -295,6 +297,8 @@ static const char SQL_SEND_CONTENT[] =
     "  SELECT $1, $2, true, $6, $4, 'queued', now(), $5, $3::jsonb FROM ok "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins), "
+    "sec AS (INSERT INTO wa_poll_secrets (message_id, secret) SELECT id, decode($7, 'hex') FROM ins "
+    "  WHERE $7::text IS NOT NULL), "
     "ch AS (INSERT INTO wa_chats (jid, last_message_id, last_message_at) SELECT chat_jid, id, ts FROM ins "
     "  ON CONFLICT (jid) DO NOTHING) "
     "SELECT 1, CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
@@ -403,6 +407,7 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     mentions_json(&w, o->mentions);
     jw_knull(&w, "location");
     jw_knull(&w, "contacts");
+    jw_knull(&w, "poll");
     jw_kbool(&w, "forwarded", 0);
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
@@ -511,9 +516,14 @@ static void send_media(struct op *o)
 
 static void send_content(struct op *o)
 {
-    const char *p[] = {
-        o->id, o->to, o->content, o->reply_to[0] ? o->reply_to : NULL, o->idem[0] ? o->idem : NULL, o->kind};
-    op_run(o, SQL_SEND_CONTENT, 6, p, on_send_one);
+    const char *p[] = {o->id,
+                       o->to,
+                       o->content,
+                       o->reply_to[0] ? o->reply_to : NULL,
+                       o->idem[0] ? o->idem : NULL,
+                       o->kind,
+                       o->secret_hex[0] ? o->secret_hex : NULL};
+    op_run(o, SQL_SEND_CONTENT, 7, p, on_send_one);
 }
 
 static void on_send_one(void *ctx, const PGresult *res, const char *err)
@@ -905,19 +915,84 @@ static int parse_contacts(struct rq *rq, yajl_val body, struct jsonw *w)
     return 0;
 }
 
-/* kind location or contacts: 1 with o->kind and o->content set, 0 for the
- * other kinds, -1 when answered with an error. */
+#define POLL_QUESTION_MAX 255
+#define POLL_OPTION_MAX 100
+
+/* poll: {question, options: 2 to 12 distinct names, multiple?}. Its secret
+ * (32 random bytes) is made here, stored beside the message. */
+static int parse_poll(struct rq *rq, yajl_val body, struct op *o, struct jsonw *w)
+{
+    yajl_val p = json_member(body, "poll");
+    const char *q;
+    if (!p || !YAJL_IS_OBJECT(p)) {
+        http_error(rq, 400, "invalid_poll", "a poll message needs poll: {question, options, multiple?}",
+                   "poll");
+        return -1;
+    }
+    if (opt_str(p, "question", POLL_QUESTION_MAX, &q) < 1) {
+        http_error(rq, 400, "invalid_poll", "poll.question must be a string of 1 to 255 characters",
+                   "poll.question");
+        return -1;
+    }
+    yajl_val a = json_member(p, "options"), m = json_member(p, "multiple");
+    size_t n = a && YAJL_IS_ARRAY(a) ? a->u.array.len : 0;
+    if (n < 2 || n > 12) {
+        http_error(rq, 400, "invalid_poll", "poll.options must be a list of 2 to 12 option names",
+                   "poll.options");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        yajl_val x = a->u.array.values[i];
+        long c = YAJL_IS_STRING(x) ? utf8_len(x->u.string, strlen(x->u.string)) : -1;
+        int dup = 0;
+        for (size_t j = 0; c > 0 && j < i; j++)
+            dup |= !strcmp(a->u.array.values[j]->u.string, x->u.string);
+        if (c < 1 || c > POLL_OPTION_MAX || dup) {
+            char field[32];
+            snprintf(field, sizeof field, "poll.options[%zu]", i);
+            http_error(rq, 400, "invalid_poll",
+                       dup ? "poll options must be distinct"
+                           : "each poll option must be a string of 1 to 100 characters",
+                       field);
+            return -1;
+        }
+    }
+    if (m && !YAJL_IS_NULL(m) && !YAJL_IS_TRUE(m) && !YAJL_IS_FALSE(m)) {
+        http_error(rq, 400, "invalid_poll", "poll.multiple must be true or false", "poll.multiple");
+        return -1;
+    }
+    unsigned char sec[32];
+    if (getrandom(sec, sizeof sec, 0) != (ssize_t)sizeof sec) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        return -1;
+    }
+    hex_encode(o->secret_hex, sec, sizeof sec, 0);
+    OPENSSL_cleanse(sec, sizeof sec);
+    jw_obj(w);
+    jw_kstr(w, "question", q);
+    jw_key(w, "options");
+    jw_arr(w);
+    for (size_t i = 0; i < n; i++)
+        jw_str(w, a->u.array.values[i]->u.string);
+    jw_arr_end(w);
+    jw_kbool(w, "multiple", m && YAJL_IS_TRUE(m));
+    jw_obj_end(w);
+    return 0;
+}
+
+/* kind location, contacts or poll: 1 with o->kind and o->content set, 0
+ * for the other kinds, -1 when answered with an error. */
 static int parse_structured(struct rq *rq, yajl_val body, struct op *o)
 {
     const char *k = json_str(body, "kind");
-    if (!k || (strcmp(k, "location") != 0 && strcmp(k, "contacts") != 0))
+    if (!k || (strcmp(k, "location") != 0 && strcmp(k, "contacts") != 0 && strcmp(k, "poll") != 0))
         return 0;
     static const char *const not_here[] = {"text", "caption", "media", "file_name", "thumbnail", "mentions"};
     for (size_t i = 0; i < sizeof not_here / sizeof *not_here; i++) {
         yajl_val x = json_member(body, not_here[i]);
         if (x && !YAJL_IS_NULL(x)) {
             http_error(rq, 400, "invalid_field",
-                       "a location or contacts message takes none of text, caption, "
+                       "a location, contacts or poll message takes none of text, caption, "
                        "media, file_name, thumbnail, mentions",
                        not_here[i]);
             return -1;
@@ -927,7 +1002,9 @@ static int parse_structured(struct rq *rq, yajl_val body, struct op *o)
     struct jsonw w;
     sbuf_init(&b);
     jw_init(&w, &b);
-    int r = !strcmp(k, "location") ? parse_location(rq, body, o, &w) : parse_contacts(rq, body, &w);
+    int r = !strcmp(k, "location") ? parse_location(rq, body, o, &w)
+            : !strcmp(k, "poll")   ? parse_poll(rq, body, o, &w)
+                                   : parse_contacts(rq, body, &w);
     if (r < 0) {
         jw_fail(&w);
         jw_finish(&w);
@@ -953,10 +1030,11 @@ static int parse_kind_media(struct rq *rq, yajl_val body, struct op *o)
         has_kind = 0;
     else if (has_kind) {
         if (!YAJL_IS_STRING(k) || !media_kind_ok(k->u.string)) {
-            http_error(
-                rq, 400, "invalid_kind",
-                "kind must be one of text, image, video, audio, voice, document, sticker, location, contacts",
-                "kind");
+            http_error(rq, 400, "invalid_kind",
+                       "kind must be one of text, image, video, audio, voice, document, sticker, location, "
+                       "contacts, "
+                       "poll",
+                       "kind");
             return -1;
         }
         snprintf(o->kind, sizeof o->kind, "%s", k->u.string);
@@ -1369,7 +1447,8 @@ static const char SQL_EDIT[] =
 static const char SQL_REVOKE[] =
     "WITH t AS (SELECT * FROM wa_messages WHERE id = $2), "
     "ok AS (SELECT t.* FROM t WHERE (t.from_me OR t.chat_jid LIKE '%@g.us') AND t.revoked_at IS NULL "
-    "  AND t.type NOT IN ('edit', 'revoke') AND (NOT t.from_me OR t.status IN ('sent', 'delivered', 'read')) "
+    "  AND t.type NOT IN ('edit', 'revoke', 'vote') AND (NOT t.from_me OR t.status IN ('sent', 'delivered', "
+    "'read')) "
     "  AND NOT EXISTS (SELECT 1 FROM wa_messages r JOIN wa_outbox o ON o.message_id = r.id "
     "    WHERE r.reaction_to = t.id AND r.type = 'revoke' AND o.state IN ('pending', 'inflight'))), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reaction_to, status, ts) "
@@ -1377,7 +1456,7 @@ static const char SQL_REVOKE[] =
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' WHEN NOT EXISTS (SELECT 1 FROM t) THEN "
     "'not_found' "
-    "  WHEN (SELECT type FROM t) IN ('edit', 'revoke') THEN 'not_found' "
+    "  WHEN (SELECT type FROM t) IN ('edit', 'revoke', 'vote') THEN 'not_found' "
     "  WHEN (SELECT revoked_at FROM t) IS NOT NULL THEN 'revoked' "
     "  WHEN NOT (SELECT from_me FROM t) THEN 'not_own' "
     "  WHEN (SELECT status FROM t) NOT IN ('sent', 'delivered', 'read') THEN 'not_sent' ELSE 'pending' END";
@@ -1682,6 +1761,134 @@ void h_message_receipts(struct rq *rq)
     op_run(o, SQL_RECEIPTS, 1, o->params, on_one);
 }
 
+/* ---- POST /api/messages/{id}/vote {options}: our vote on a poll (ours or
+ * received), a message of its own (type vote, reaction_to the poll, content
+ * {options}) through the outbox, committed before 202; it counts in the
+ * tally once WhatsApp has it. [] withdraws ours. The same idempotency key
+ * gives the first one (200). */
+
+static const char SQL_VOTE[] =
+    "WITH t AS (SELECT id, chat_jid, content FROM wa_messages WHERE id = $2 AND type = 'poll' "
+    "  AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM wa_poll_secrets s WHERE s.message_id = $2)), "
+    "ok AS (SELECT 1 FROM t WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text($3::jsonb) AS c(name) "
+    "  WHERE NOT (t.content->'options') ? c.name) "
+    "  AND (coalesce((t.content->>'multiple')::boolean, false) OR jsonb_array_length($3::jsonb) <= 1)), "
+    "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reaction_to, content, status, ts, "
+    "idempotency_key) "
+    "  SELECT $1, t.chat_jid, true, 'vote', t.id, jsonb_build_object('options', $3::jsonb), 'queued', now(), "
+    "$4 "
+    "  FROM t, ok ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' "
+    "  WHEN $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM wa_messages o WHERE o.idempotency_key = $4) THEN "
+    "'old' "
+    "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'not_found' WHEN NOT EXISTS (SELECT 1 FROM ok) THEN "
+    "'bad_options' ELSE 'retry' END, "
+    "  (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = $4)";
+
+static void on_voted(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    if (PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "bad_options")) {
+        http_error(o->b.rq, 400, "invalid_options",
+                   "options must name options of the poll (at most one for a single-choice poll)", "options");
+        return;
+    }
+    static const struct refusal refusals[] = {
+        {"not_found", 404, "not_found", "no poll with this id to vote on"}, RETRY_REFUSAL};
+    answer_verdict(o, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "retry",
+                   PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, refusals,
+                   sizeof refusals / sizeof *refusals);
+}
+
+void h_message_vote(struct rq *rq)
+{
+    char *poll = message_id(rq);
+    if (!poll)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    struct op *o = op_new(rq);
+    yajl_val a = json_member(body, "options");
+    size_t n = a && YAJL_IS_ARRAY(a) ? a->u.array.len : 0;
+    if (!a || !YAJL_IS_ARRAY(a) || n > 12) {
+        http_error(rq, 400, "invalid_options",
+                   "options must be a list of 0 to 12 option names ([] withdraws ours)", "options");
+        goto out;
+    }
+    struct sbuf b;
+    struct jsonw w;
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    jw_arr(&w);
+    for (size_t i = 0; i < n; i++) {
+        yajl_val x = a->u.array.values[i];
+        long c = YAJL_IS_STRING(x) ? utf8_len(x->u.string, strlen(x->u.string)) : -1;
+        int dup = 0;
+        for (size_t j = 0; c > 0 && j < i; j++)
+            dup |= !strcmp(a->u.array.values[j]->u.string, x->u.string);
+        if (c < 1 || c > POLL_OPTION_MAX || dup) {
+            char field[32];
+            snprintf(field, sizeof field, "options[%zu]", i);
+            http_error(rq, 400, "invalid_options",
+                       dup ? "options must be distinct" : "each option must be a name of 1 to 100 characters",
+                       field);
+            jw_fail(&w);
+            jw_finish(&w);
+            sbuf_free(&b);
+            goto out;
+        }
+        jw_str(&w, x->u.string);
+    }
+    jw_arr_end(&w);
+    if (jw_finish(&w) < 0) {
+        sbuf_free(&b);
+        http_error(rq, 500, NULL, "out of memory", NULL);
+        goto out;
+    }
+    o->content = pool_copy(rq, &b);
+    sbuf_free(&b);
+    if (parse_idem(rq, body, o) < 0)
+        goto out;
+    if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        goto out;
+    }
+    const char *p[] = {o->id, poll, o->content, o->idem[0] ? o->idem : NULL};
+    op_run(o, SQL_VOTE, 4, p, on_voted);
+out:
+    yajl_tree_free(body);
+}
+
+/* ---- GET /api/messages/{id}/poll: a poll's tally (wapi_poll_json,
+ * common/sql/0030_polls.sql); 404 when the id is no poll. */
+
+static const char SQL_POLL[] =
+    "SELECT wapi_poll_json(m)::text FROM wa_messages m WHERE m.id = $1 AND m.type = 'poll'";
+
+static void on_poll(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->b.q = NULL;
+    o->b.rq->on_abort = NULL;
+    const char *json = rest_one_row(o->b.rq, res, err, "no poll with this id");
+    if (json)
+        http_json(o->b.rq, 200, json, strlen(json));
+}
+
+void h_message_poll(struct rq *rq)
+{
+    char *id = message_id(rq);
+    if (!id)
+        return;
+    struct op *o = op_new(rq);
+    o->params[0] = id;
+    op_run(o, SQL_POLL, 1, o->params, on_poll);
+}
+
 void h_message_read(struct rq *rq)
 {
     char *id = message_id(rq);
@@ -1755,7 +1962,8 @@ static const char SQL_CHATS[] =
                                                                   "m.seq, m.ts, wapi_message_json(m) AS j "
                                                                   "FROM wa_messages m "
                                                                   "  WHERE m.chat_jid = c.jid AND m.type NOT "
-                                                                  "IN ('edit', 'revoke') ORDER BY m.seq "
+                                                                  "IN ('edit', 'revoke', 'vote') ORDER BY "
+                                                                  "m.seq "
                                                                   "DESC LIMIT 1) lm ON true "
                                                                   "WHERE ($1::bigint IS NULL OR "
                                                                   "(coalesce(lm.seq, 0), c.jid) < "
@@ -1804,7 +2012,7 @@ void h_chats_list(struct rq *rq)
 static const char SQL_CHAT_MESSAGES[] =
     "SELECT " MSG_JSON("m") ", m.seq, NULL FROM wa_messages m "
                             "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) "
-                            "AND m.type NOT IN ('edit', 'revoke') ORDER BY m.seq DESC LIMIT $3";
+                            "AND m.type NOT IN ('edit', 'revoke', 'vote') ORDER BY m.seq DESC LIMIT $3";
 
 /* The {jid} of /api/chats/{jid}/...; NULL after answering 404. */
 static char *chat_jid(struct rq *rq)

@@ -59,6 +59,8 @@ const struct route worker_routes[] = {
     {M_PATCH, "/api/messages/{id}", P_MESSAGES_SEND, h_message_edit, 0},
     {M_DELETE, "/api/messages/{id}", P_MESSAGES_SEND, h_message_delete, 0},
     {M_GET, "/api/messages/{id}/receipts", P_MESSAGES_READ, h_message_receipts, 0},
+    {M_GET, "/api/messages/{id}/poll", P_MESSAGES_READ, h_message_poll, 0},
+    {M_POST, "/api/messages/{id}/vote", P_MESSAGES_SEND, h_message_vote, 0},
     /* Read receipts and typing go out to the contact: acting, not reading. */
     {M_POST, "/api/messages/{id}/read", P_MESSAGES_SEND, h_message_read, 0},
     {M_POST, "/api/messages/{id}/reaction", P_MESSAGES_SEND, h_message_react, 0},

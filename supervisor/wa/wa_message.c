@@ -174,11 +174,9 @@ static const struct {
     {28, "groupInviteMessage"},
     {36, "listMessage"},
     {42, "buttonsMessage"},
-    {49, "pollCreationMessage"},
-    {50, "pollUpdateMessage"},
-    {60, "pollCreationMessageV2"},
-    {64, "pollCreationMessageV3"},
     {66, "ptvMessage"},
+    {93, "pollCreationMessageV4"},
+    {111, "pollCreationMessageV5"},
 };
 
 static const char *const MEDIA_TYPE_NAMES[WA_MT_COUNT] = {
@@ -470,6 +468,70 @@ static int contacts_fill(struct wa_msg_content *out, Wapi__E2e__ContactMessage *
     return 0;
 }
 
+#define POLL_OPTIONS_READ 32     /* a received poll's options kept at most */
+#define POLL_VOTE_MAX (4u << 10) /* a vote names at most a few dozen sums */
+
+/* A poll from any of its versions: question, the options with a name
+ * (duplicates once), the secret when it is 32 bytes. No option: -2. */
+static int poll_fill(struct wa_msg_content *out, const Wapi__E2e__PollCreationMessage *pc,
+                     const Wapi__E2e__MessageContextInfo *mci, const char *field)
+{
+    struct wa_msg_poll *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    out->poll = p;
+    size_t n = pc->n_options < POLL_OPTIONS_READ ? pc->n_options : POLL_OPTIONS_READ;
+    if (!(p->options = calloc(n ? n : 1, sizeof *p->options)) ||
+        !(p->question = sdup(pc->name ? pc->name : "")) || !(out->subtype = sdup(field)))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *o = pc->options[i] ? pc->options[i]->optionname : NULL;
+        int dup = !o || !*o;
+        for (size_t j = 0; !dup && j < p->noptions; j++)
+            dup = !strcmp(p->options[j], o);
+        if (dup)
+            continue;
+        if (!(p->options[p->noptions] = sdup(o)))
+            return -1;
+        p->noptions++;
+    }
+    if (!p->noptions)
+        return -2;
+    p->multiple = !pc->has_selectableoptionscount || pc->selectableoptionscount != 1;
+    if (mci && mci->has_messagesecret && mci->messagesecret.len == WA_MSG_POLL_SECRET_LEN) {
+        memcpy(p->secret, mci->messagesecret.data, WA_MSG_POLL_SECRET_LEN);
+        p->has_secret = 1;
+    }
+    out->kind = WA_MSG_POLL;
+    return context_fill(pc->contextinfo, out);
+}
+
+/* A vote: the poll's key and the sealed PollVoteMessage (a 12-byte IV, a
+ * tag at least). Anything else: -2. */
+static int vote_fill(struct wa_msg_content *out, const Wapi__E2e__PollUpdateMessage *pu)
+{
+    const Wapi__E2e__MessageKey *k = pu->pollcreationmessagekey;
+    const Wapi__E2e__PollEncValue *e = pu->vote;
+    if (!k || !k->id || !*k->id || strlen(k->id) > 128 || !e || !e->has_encpayload || !e->has_enciv ||
+        e->enciv.len != 12 || e->encpayload.len < 16 || e->encpayload.len > POLL_VOTE_MAX)
+        return -2;
+    struct wa_msg_poll_vote *v = calloc(1, sizeof *v);
+    if (!v)
+        return -1;
+    out->vote = v;
+    if (!(v->poll_id = sdup(k->id)) || (k->remotejid && !(v->poll_chat = sdup(k->remotejid))) ||
+        (k->participant && !(v->poll_participant = sdup(k->participant))) ||
+        !(v->payload = malloc(e->encpayload.len)) || !(out->subtype = sdup("pollUpdateMessage")))
+        return -1;
+    memcpy(v->payload, e->encpayload.data, e->encpayload.len);
+    v->payload_len = e->encpayload.len;
+    memcpy(v->iv, e->enciv.data, 12);
+    v->poll_from_me = k->has_fromme && k->fromme;
+    v->ts_ms = pu->has_sendertimestampms ? pu->sendertimestampms : 0;
+    out->kind = WA_MSG_POLL_VOTE;
+    return 0;
+}
+
 /* The message inside a wrapper (disappearing, view once, a newer client's
  * edit), or NULL; *view_once set for the view-once ones. */
 static const Wapi__E2e__Message *unwrap(const Wapi__E2e__Message *m, int *view_once)
@@ -486,17 +548,24 @@ static const Wapi__E2e__Message *unwrap(const Wapi__E2e__Message *m, int *view_o
     return w ? w->message : NULL;
 }
 
-static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int depth)
+static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int depth);
+
+/* mci: the messageContextInfo of the message wrapping m (a poll's secret
+ * may sit beside the wrapper rather than inside), or NULL. */
+static int fill_in(const Wapi__E2e__Message *m, struct wa_msg_content *out, int depth,
+                   const Wapi__E2e__MessageContextInfo *mci)
 {
+    if (m->messagecontextinfo)
+        mci = m->messagecontextinfo;
     if (m->devicesentmessage && m->devicesentmessage->message && depth == 0) {
         out->dsm_dest = sdup(m->devicesentmessage->destinationjid);
-        return fill(m->devicesentmessage->message, out, depth + 1);
+        return fill_in(m->devicesentmessage->message, out, depth + 1, mci);
     }
     int vo = 0;
     const Wapi__E2e__Message *wrapped = unwrap(m, &vo);
     if (wrapped && depth < 4) {
         out->view_once |= vo;
-        return fill(wrapped, out, depth + 1);
+        return fill_in(wrapped, out, depth + 1, mci);
     }
     if (m->locationmessage || m->livelocationmessage) {
         const Wapi__E2e__LocationMessage *l = m->locationmessage;
@@ -550,6 +619,26 @@ static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int dep
         out->target = sdup(m->reactionmessage->key ? m->reactionmessage->key->id : NULL);
         return 0;
     }
+    const Wapi__E2e__PollCreationMessage *pc = m->pollcreationmessage     ? m->pollcreationmessage
+                                               : m->pollcreationmessagev3 ? m->pollcreationmessagev3
+                                                                          : m->pollcreationmessagev2;
+    if (pc || m->pollupdatemessage) {
+        const char *field = !pc                        ? "pollUpdateMessage"
+                            : m->pollcreationmessage   ? "pollCreationMessage"
+                            : m->pollcreationmessagev3 ? "pollCreationMessageV3"
+                                                       : "pollCreationMessageV2";
+        int r = pc ? poll_fill(out, pc, mci, field) : vote_fill(out, m->pollupdatemessage);
+        if (r == -2) { /* kept, never dropped, but nothing to count on */
+            wa_msg_poll_free(out->poll);
+            wa_msg_poll_vote_free(out->vote);
+            out->poll = NULL, out->vote = NULL;
+            free(out->subtype);
+            out->kind = WA_MSG_UNSUPPORTED;
+            out->subtype = sdup(field);
+            return out->subtype ? 0 : -1;
+        }
+        return r;
+    }
     int media = fill_media(m, out);
     if (media)
         return media < 0 ? -1 : 0;
@@ -586,8 +675,6 @@ static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int dep
     }
     for (size_t i = 0; i < m->base.n_unknown_fields; i++) {
         uint32_t tag = m->base.unknown_fields[i].tag;
-        if (tag == 35) /* messageContextInfo rides along with real content */
-            continue;
         char buf[32];
         const char *name = NULL;
         for (size_t j = 0; j < sizeof msg_fields / sizeof msg_fields[0]; j++)
@@ -603,6 +690,11 @@ static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int dep
     }
     out->kind = WA_MSG_NONE; /* e.g. only a sender key distribution */
     return 0;
+}
+
+static int fill(const Wapi__E2e__Message *m, struct wa_msg_content *out, int depth)
+{
+    return fill_in(m, out, depth, NULL);
 }
 
 int wa_msg_parse(const uint8_t *p, size_t n, struct wa_msg_content *out)
@@ -648,6 +740,8 @@ void wa_msg_content_free(struct wa_msg_content *c)
         OPENSSL_cleanse(c->skdm, c->skdm_len);
     free(c->skdm);
     wa_msg_location_free(c->location);
+    wa_msg_poll_free(c->poll);
+    wa_msg_poll_vote_free(c->vote);
     for (size_t i = 0; i < c->ncontacts; i++) {
         free(c->contacts[i].display_name);
         free(c->contacts[i].vcard);
@@ -665,6 +759,29 @@ void wa_msg_location_free(struct wa_msg_location *l)
     free(l->url);
     free(l->comment);
     free(l);
+}
+
+void wa_msg_poll_free(struct wa_msg_poll *p)
+{
+    if (!p)
+        return;
+    free(p->question);
+    for (size_t i = 0; i < p->noptions; i++)
+        free(p->options[i]);
+    free(p->options);
+    OPENSSL_cleanse(p->secret, sizeof p->secret);
+    free(p);
+}
+
+void wa_msg_poll_vote_free(struct wa_msg_poll_vote *v)
+{
+    if (!v)
+        return;
+    free(v->poll_id);
+    free(v->poll_chat);
+    free(v->poll_participant);
+    free(v->payload);
+    free(v);
 }
 
 void wa_msg_media_free(struct wa_msg_media *m)
@@ -1068,8 +1185,14 @@ int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st)
     memset(st, 0, sizeof *st);
     st->mediatype = mt;
     st->type = mt ? "media" : "text";
+    if (m->pollcreationmessage || m->pollcreationmessagev2 || m->pollcreationmessagev3 ||
+        m->pollupdatemessage) {
+        st->type = "poll";
+        st->polltype = m->pollupdatemessage ? "vote" : "creation";
+    }
     if (m->reactionmessage) {
         st->type = "reaction";
+        st->polltype = NULL;
         st->hide_on_failure = 1;
         if (!m->reactionmessage->text || !*m->reactionmessage->text)
             st->edit = "7";
@@ -1190,5 +1313,156 @@ int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t 
         m->extendedtextmessage = NULL;
     }
     wapi__e2e__message__free_unpacked(m, NULL);
+    return r;
+}
+
+int wa_msg_build_poll(const struct wa_msg_poll *p, const char *reply_to, const char *reply_participant,
+                      uint8_t **out, size_t *outlen)
+{
+    if (!p->has_secret || !p->question || p->noptions < 1 || p->noptions > WA_MSG_POLL_MAX_OPTIONS)
+        return -1;
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__PollCreationMessage pc = WAPI__E2E__POLL_CREATION_MESSAGE__INIT;
+    Wapi__E2e__PollCreationMessage__Option opt[WA_MSG_POLL_MAX_OPTIONS];
+    Wapi__E2e__PollCreationMessage__Option *optp[WA_MSG_POLL_MAX_OPTIONS];
+    Wapi__E2e__MessageContextInfo mci = WAPI__E2E__MESSAGE_CONTEXT_INFO__INIT;
+    Wapi__E2e__ContextInfo ci = WAPI__E2E__CONTEXT_INFO__INIT;
+    for (size_t i = 0; i < p->noptions; i++) {
+        wapi__e2e__poll_creation_message__option__init(&opt[i]);
+        opt[i].optionname = p->options[i];
+        optp[i] = &opt[i];
+    }
+    pc.name = p->question;
+    pc.options = optp;
+    pc.n_options = p->noptions;
+    /* Single choice goes as V3 with 1, as the phones send it; any number as
+     * the first version with 0, which every client reads. */
+    pc.has_selectableoptionscount = 1;
+    pc.selectableoptionscount = p->multiple ? 0 : 1;
+    if (reply_to && *reply_to) {
+        ci.stanzaid = (char *)reply_to;
+        ci.participant = (char *)reply_participant;
+        pc.contextinfo = &ci;
+    }
+    if (p->multiple)
+        m.pollcreationmessage = &pc;
+    else
+        m.pollcreationmessagev3 = &pc;
+    mci.has_messagesecret = 1;
+    mci.messagesecret.data = (uint8_t *)p->secret;
+    mci.messagesecret.len = WA_MSG_POLL_SECRET_LEN;
+    m.messagecontextinfo = &mci;
+    return pack_message(&m, out, outlen);
+}
+
+int wa_msg_poll_vote_key(const uint8_t secret[WA_MSG_POLL_SECRET_LEN], const char *poll_id,
+                         const char *creator, const char *voter, uint8_t key[32], uint8_t **ad, size_t *adlen)
+{
+    static const char use[] = "Poll Vote";
+    size_t il = strlen(poll_id), cl = strlen(creator), vl = strlen(voter);
+    uint8_t *info = malloc(il + cl + vl + sizeof use);
+    *ad = malloc(il + 1 + vl);
+    if (!info || !*ad) {
+        free(info);
+        free(*ad);
+        *ad = NULL;
+        return -1;
+    }
+    memcpy(info, poll_id, il);
+    memcpy(info + il, creator, cl);
+    memcpy(info + il + cl, voter, vl);
+    memcpy(info + il + cl + vl, use, sizeof use - 1);
+    int r = wa_crypto_hkdf_sha256(NULL, 0, secret, WA_MSG_POLL_SECRET_LEN, info,
+                                  il + cl + vl + sizeof use - 1, key, 32);
+    free(info);
+    memcpy(*ad, poll_id, il);
+    (*ad)[il] = 0;
+    memcpy(*ad + il + 1, voter, vl);
+    *adlen = il + 1 + vl;
+    if (r < 0) {
+        free(*ad);
+        *ad = NULL;
+        OPENSSL_cleanse(key, 32);
+    }
+    return r < 0 ? -1 : 0;
+}
+
+int wa_msg_poll_vote_open(const uint8_t secret[WA_MSG_POLL_SECRET_LEN], const char *poll_id,
+                          const char *creator, const char *voter, const struct wa_msg_poll_vote *v,
+                          uint8_t **hashes, size_t *n)
+{
+    uint8_t key[32], *ad = NULL;
+    size_t adlen = 0;
+    *hashes = NULL, *n = 0;
+    if (v->payload_len < WA_GCM_TAG_LEN || v->payload_len > POLL_VOTE_MAX ||
+        wa_msg_poll_vote_key(secret, poll_id, creator, voter, key, &ad, &adlen) < 0)
+        return -1;
+    uint8_t *plain = malloc(v->payload_len);
+    int r = plain ? wa_crypto_aes_gcm_open(key, v->iv, ad, adlen, v->payload, v->payload_len, plain) : -1;
+    OPENSSL_cleanse(key, sizeof key);
+    free(ad);
+    Wapi__E2e__PollVoteMessage *pv =
+        r == 0 ? wapi__e2e__poll_vote_message__unpack(NULL, v->payload_len - WA_GCM_TAG_LEN, plain) : NULL;
+    free(plain);
+    if (!pv)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < pv->n_selectedoptions; i++)
+        k += pv->selectedoptions[i].len == 32;
+    if (k && !(*hashes = malloc(32 * k))) {
+        wapi__e2e__poll_vote_message__free_unpacked(pv, NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < pv->n_selectedoptions; i++)
+        if (pv->selectedoptions[i].len == 32)
+            memcpy(*hashes + 32 * (*n)++, pv->selectedoptions[i].data, 32);
+    wapi__e2e__poll_vote_message__free_unpacked(pv, NULL);
+    return 0;
+}
+
+int wa_msg_build_poll_vote(const uint8_t secret[WA_MSG_POLL_SECRET_LEN], const char *chat,
+                           const char *poll_id, int poll_from_me, const char *creator, const char *voter,
+                           const char *const *options, size_t n, int64_t ts_ms, uint8_t **out, size_t *outlen)
+{
+    if (n > WA_MSG_POLL_MAX_OPTIONS)
+        return -1;
+    uint8_t sums[WA_MSG_POLL_MAX_OPTIONS][32];
+    ProtobufCBinaryData sel[WA_MSG_POLL_MAX_OPTIONS];
+    for (size_t i = 0; i < n; i++) {
+        if (wa_crypto_sha256((const uint8_t *)options[i], strlen(options[i]), sums[i]) < 0)
+            return -1;
+        sel[i].data = sums[i], sel[i].len = 32;
+    }
+    Wapi__E2e__PollVoteMessage pv = WAPI__E2E__POLL_VOTE_MESSAGE__INIT;
+    pv.selectedoptions = sel;
+    pv.n_selectedoptions = n;
+    size_t pl = wapi__e2e__poll_vote_message__get_packed_size(&pv);
+    uint8_t *plain = malloc(pl ? pl : 1), *ct = malloc(pl + WA_GCM_TAG_LEN), *ad = NULL;
+    uint8_t key[32], iv[12];
+    size_t adlen = 0;
+    int r = -1;
+    if (plain && ct && wa_crypto_random(iv, sizeof iv) == 0 &&
+        wa_msg_poll_vote_key(secret, poll_id, creator, voter, key, &ad, &adlen) == 0) {
+        wapi__e2e__poll_vote_message__pack(&pv, plain);
+        r = wa_crypto_aes_gcm_seal(key, iv, ad, adlen, plain, pl, ct);
+        OPENSSL_cleanse(key, sizeof key);
+    }
+    free(plain);
+    free(ad);
+    if (r == 0) {
+        Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+        Wapi__E2e__PollUpdateMessage pu = WAPI__E2E__POLL_UPDATE_MESSAGE__INIT;
+        Wapi__E2e__PollEncValue ev = WAPI__E2E__POLL_ENC_VALUE__INIT;
+        Wapi__E2e__MessageKey k = WAPI__E2E__MESSAGE_KEY__INIT;
+        key_of(&k, chat, poll_id, poll_from_me, creator);
+        ev.has_encpayload = 1, ev.encpayload.data = ct, ev.encpayload.len = pl + WA_GCM_TAG_LEN;
+        ev.has_enciv = 1, ev.enciv.data = iv, ev.enciv.len = sizeof iv;
+        pu.pollcreationmessagekey = &k;
+        pu.vote = &ev;
+        pu.has_sendertimestampms = ts_ms > 0, pu.sendertimestampms = ts_ms;
+        m.pollupdatemessage = &pu;
+        r = pack_message(&m, out, outlen);
+    }
+    free(ct);
     return r;
 }

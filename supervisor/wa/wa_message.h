@@ -2,7 +2,8 @@
  * the v2 plaintext, Signal encryption and decryption of one device's copy
  * (pkmsg / msg) through a store context, and the Message protobuf as wapi
  * understands it (text, reply, reaction, edit, revoke, deviceSentMessage,
- * media, anything else "unsupported" with its field name). */
+ * media, places, contact cards, polls and their sealed votes, anything else
+ * "unsupported" with its field name). */
 #ifndef WAPI_WA_MESSAGE_H
 #define WAPI_WA_MESSAGE_H
 #include <signal/signal_protocol.h>
@@ -52,10 +53,40 @@ enum wa_msg_kind {
     WA_MSG_EDIT,
     WA_MSG_REVOKE,
     WA_MSG_UNSUPPORTED,
-    WA_MSG_NONE,     /* nothing to store (a bare key distribution, protocol housekeeping) */
-    WA_MSG_MEDIA,    /* an image, video, audio or voice note, document or sticker: media says which */
-    WA_MSG_LOCATION, /* a place, or a live location's update: location */
-    WA_MSG_CONTACTS, /* one or more contact cards: contacts */
+    WA_MSG_NONE,      /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_MEDIA,     /* an image, video, audio or voice note, document or sticker: media says which */
+    WA_MSG_LOCATION,  /* a place, or a live location's update: location */
+    WA_MSG_CONTACTS,  /* one or more contact cards: contacts */
+    WA_MSG_POLL,      /* a poll's creation: poll */
+    WA_MSG_POLL_VOTE, /* a vote on a poll, still encrypted: vote */
+};
+
+#define WA_MSG_POLL_MIN_OPTIONS 2
+#define WA_MSG_POLL_MAX_OPTIONS 12
+#define WA_MSG_POLL_SECRET_LEN 32
+
+/* A poll: its question, options (distinct names), whether any number of
+ * them may be chosen (selectableOptionsCount 0) or one, and the secret its
+ * votes are encrypted with (messageContextInfo.messageSecret). Strings
+ * malloc'd. */
+struct wa_msg_poll {
+    char *question;
+    char **options;
+    size_t noptions;
+    int multiple;
+    uint8_t secret[WA_MSG_POLL_SECRET_LEN];
+    int has_secret;
+};
+
+/* A vote as it arrives: the poll it is about (its key) and the encrypted
+ * PollVoteMessage. Strings and payload malloc'd. */
+struct wa_msg_poll_vote {
+    char *poll_id, *poll_chat, *poll_participant;
+    int poll_from_me;
+    uint8_t *payload; /* ciphertext with its 16-byte tag */
+    size_t payload_len;
+    uint8_t iv[12];
+    int64_t ts_ms; /* senderTimestampMs, 0 when not said */
 };
 
 /* A place (WGS 84 degrees). Strings malloc'd, NULL when not given. */
@@ -131,8 +162,10 @@ struct wa_msg_content {
     struct wa_msg_location *location; /* WA_MSG_LOCATION: malloc'd */
     struct wa_msg_contact *contacts;  /* WA_MSG_CONTACTS: ncontacts of them, malloc'd */
     size_t ncontacts;
-    int view_once; /* it came inside a view-once wrapper */
-    int forwarded; /* contextInfo.isForwarded */
+    struct wa_msg_poll *poll;      /* WA_MSG_POLL: malloc'd */
+    struct wa_msg_poll_vote *vote; /* WA_MSG_POLL_VOTE: malloc'd */
+    int view_once;                 /* it came inside a view-once wrapper */
+    int forwarded;                 /* contextInfo.isForwarded */
 };
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
@@ -167,13 +200,14 @@ int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t 
  * own other devices. *out malloc'd. 0 or -1. */
 int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen);
 /* How a serialized Message goes on the wire: <message type> ("text",
- * "media", "reaction"), its edit attribute ("1" an edit, "7" our deletion or
+ * "media", "reaction", "poll"), its edit attribute ("1" an edit, "7" our deletion or
  * a reaction taken back, "8" an admin's deletion; else NULL), and on each
  * <enc> the mediatype (vcard, contact_array, image, ...; else NULL) and
  * decrypt-fail="hide" (reactions, edits, deletions: nothing to show when one
  * cannot be read). */
 struct wa_msg_stanza {
     const char *type, *edit, *mediatype;
+    const char *polltype; /* "creation" or "vote": a <meta polltype> child; else NULL */
     int hide_on_failure;
 };
 /* -1 when msg is no Message. */
@@ -193,6 +227,35 @@ int wa_msg_build_reaction(const char *chat, const char *target_id, int target_fr
                           const char *participant, const char *emoji, int64_t ts_ms, uint8_t **out,
                           size_t *outlen);
 void wa_msg_location_free(struct wa_msg_location *l);
+void wa_msg_poll_free(struct wa_msg_poll *p);
+void wa_msg_poll_vote_free(struct wa_msg_poll_vote *v);
+/* A poll (pollCreationMessage with selectableOptionsCount 0 when multiple,
+ * else pollCreationMessageV3 with 1, as WhatsApp's phones send them) with
+ * messageContextInfo.messageSecret = p->secret (required). *out malloc'd.
+ * 0 or -1. */
+int wa_msg_build_poll(const struct wa_msg_poll *p, const char *reply_to, const char *reply_participant,
+                      uint8_t **out, size_t *outlen);
+/* The key and additional data a vote is sealed with: HKDF-SHA256 (no salt)
+ * of the poll's secret with info = poll id ‖ creator ‖ voter ‖ "Poll Vote",
+ * 32 bytes; ad = poll id ‖ 0x00 ‖ voter (JIDs as user@server, no device).
+ * *ad malloc'd. 0 or -1. */
+int wa_msg_poll_vote_key(const uint8_t secret[WA_MSG_POLL_SECRET_LEN], const char *poll_id,
+                         const char *creator, const char *voter, uint8_t key[32], uint8_t **ad,
+                         size_t *adlen);
+/* Opens a vote with that key: the SHA-256 sums of the chosen options'
+ * names, n of them (*hashes malloc'd, 32 bytes each; none for a vote
+ * withdrawn). 0; -1 when the tag does not match or the plaintext is no
+ * PollVoteMessage. */
+int wa_msg_poll_vote_open(const uint8_t secret[WA_MSG_POLL_SECRET_LEN], const char *poll_id,
+                          const char *creator, const char *voter, const struct wa_msg_poll_vote *v,
+                          uint8_t **hashes, size_t *n);
+/* A pollUpdateMessage: our vote (the options' names, n of them) on poll_id
+ * in chat, written by creator (poll_from_me: by us), sealed for voter with
+ * a fresh IV. *out malloc'd. 0 or -1. */
+int wa_msg_build_poll_vote(const uint8_t secret[WA_MSG_POLL_SECRET_LEN], const char *chat,
+                           const char *poll_id, int poll_from_me, const char *creator, const char *voter,
+                           const char *const *options, size_t n, int64_t ts_ms, uint8_t **out,
+                           size_t *outlen);
 /* The serialized Message msg with a senderKeyDistributionMessage{group,
  * skdm} added. *out malloc'd. */
 int wa_msg_append_skdm(const uint8_t *msg, size_t n, const char *group, const uint8_t *skdm, size_t skdm_len,

@@ -68,6 +68,22 @@ int wam_is_own(const wa_jid *j)
     return strcmp(j->server, "lid") == 0 && same_user(cr->lid, j);
 }
 
+static void own_as(const char *own, const char *server, char *out, size_t len)
+{
+    size_t n = strcspn(own, ":@");
+    if (n && own[n])
+        snprintf(out, len, "%.*s@%s", (int)n, own, server);
+    else if (len)
+        out[0] = '\0';
+}
+
+void wa_messaging_own_jids(char *pn, size_t pnlen, char *lid, size_t lidlen)
+{
+    const struct wa_creds *cr = wam.c ? wa_client_creds(wam.c) : NULL;
+    own_as(cr ? cr->jid : "", "s.whatsapp.net", pn, pnlen);
+    own_as(cr ? cr->lid : "", "lid", lid, lidlen);
+}
+
 /* The attribute key as "user@server" (device dropped) when it is a JID on server; else NULL. */
 const char *wam_alt_jid(const wa_node *n, wa_arena *a, const char *key, const char *server, char *buf,
                         size_t len)

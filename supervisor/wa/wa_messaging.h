@@ -111,6 +111,9 @@ int wa_messaging_call_reject(const struct wa_call *call);
 /* What on_group_event or on_call was given is stored (1: its stanza is
  * acked) or not (0: not acked, the server tells it again). */
 void wa_messaging_held_done(uint64_t token, int stored);
+/* Our account as "user@s.whatsapp.net" and "user@lid" (no device); "" when
+ * not known (not linked, no LID yet). */
+void wa_messaging_own_jids(char *pn, size_t pnlen, char *lid, size_t lidlen);
 /* Takes one text message to send after those given before (on_sent tells
  * how it went); -1 when full or not connected, -2 when to_jid is no JID.
  * to_jid may be a group's. mentions: the JIDs it mentions, newline-separated

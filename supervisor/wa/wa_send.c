@@ -388,6 +388,11 @@ static void encrypt_and_send(void)
     }
     if (!wam.s.retry)
         wa_node_add_child(a, msg, parts);
+    if (st.polltype) { /* a poll or a vote says so beside its content, as the phones' do */
+        wa_node *meta = wa_node_new(a, "meta");
+        wa_node_add_attr(a, meta, "polltype", st.polltype);
+        wa_node_add_child(a, msg, meta);
+    }
     wam_queue_outgoing(a, msg, nto, any_pk, NULL);
 }
 

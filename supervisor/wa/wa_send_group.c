@@ -630,5 +630,10 @@ void wam_group_encrypt_and_send(const uint8_t *plain, size_t plen)
         wa_node_add_attr(a, msg, "phash", phash);
     log_info("group message encrypted", LF_S("id", wam.s.id), LF_S("group", gjid),
              LF_I("devices", wam.s.ndevs), LF_I("key_to", nkey));
+    if (st.polltype) { /* a poll or a vote says so beside its content, as the phones' do */
+        wa_node *meta = wa_node_new(a, "meta");
+        wa_node_add_attr(a, meta, "polltype", st.polltype);
+        wa_node_add_child(a, msg, meta);
+    }
     wam_queue_outgoing(a, msg, wam.s.ndevs, any_pk, phash);
 }

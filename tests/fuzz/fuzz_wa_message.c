@@ -19,8 +19,9 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_CONTACTS ||
-        (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) ||
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_POLL_VOTE ||
+        (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) || (mc.kind == WA_MSG_POLL) != (mc.poll != NULL) ||
+        (mc.kind == WA_MSG_POLL_VOTE) != (mc.vote != NULL) ||
         (mc.kind == WA_MSG_LOCATION) != (mc.location != NULL) ||
         (mc.kind == WA_MSG_CONTACTS) != (mc.ncontacts > 0) || mc.ncontacts > WA_MSG_MAX_CONTACTS)
         abort();
@@ -37,6 +38,34 @@ static void parse(const uint8_t *p, size_t n)
         if (!mc.contacts[i].vcard || strlen(mc.contacts[i].vcard) > n ||
             (mc.contacts[i].display_name && strlen(mc.contacts[i].display_name) > n))
             abort();
+    /* A poll: 1 to 32 distinct named options, each from the input. */
+    if (mc.poll) {
+        const struct wa_msg_poll *q = mc.poll;
+        if (!q->question || strlen(q->question) > n || q->noptions < 1 || q->noptions > 32)
+            abort();
+        for (size_t i = 0; i < q->noptions; i++) {
+            if (!q->options[i] || !*q->options[i] || strlen(q->options[i]) > n)
+                abort();
+            for (size_t j = 0; j < i; j++)
+                if (!strcmp(q->options[i], q->options[j]))
+                    abort();
+        }
+    }
+    /* A vote: its poll's id and a sealed payload with a tag, no longer than
+     * the input; opening it with a key it was not sealed for fails cleanly. */
+    if (mc.vote) {
+        const struct wa_msg_poll_vote *v = mc.vote;
+        static const uint8_t secret[WA_MSG_POLL_SECRET_LEN];
+        uint8_t *sums = (uint8_t *)1;
+        size_t ns = 1;
+        if (!v->poll_id || !*v->poll_id || strlen(v->poll_id) > 128 || v->payload_len < 16 ||
+            v->payload_len > n || v->payload_len > 4096)
+            abort();
+        if (wa_msg_poll_vote_open(secret, v->poll_id, "1@s.whatsapp.net", "2@lid", v, &sums, &ns) == 0)
+            free(sums); /* the all-zero secret's vote, if the input is one */
+        else if (sums || ns)
+            abort();
+    }
     /* What parses can be sent again: its stanza type, and the copy for our
      * other devices, which parses too (one wrapper deeper, so its kind may
      * differ where the depth bounds cut in). */
@@ -44,12 +73,14 @@ static void parse(const uint8_t *p, size_t n)
     uint8_t *w = NULL;
     size_t wl = 0;
     if (wa_msg_stanza_type(p, n, &st) < 0 ||
-        (strcmp(st.type, "text") && strcmp(st.type, "media") && strcmp(st.type, "reaction")))
+        (strcmp(st.type, "text") && strcmp(st.type, "media") && strcmp(st.type, "reaction") &&
+         strcmp(st.type, "poll")) ||
+        (!strcmp(st.type, "poll") != (st.polltype != NULL)))
         abort();
     if (wa_msg_wrap_dsm(p, n, "1@s.whatsapp.net", &w, &wl) == 0) {
         struct wa_msg_content again;
         if (wa_msg_parse(w, wl, &again) == 0) {
-            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_CONTACTS)
+            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_POLL_VOTE)
                 abort();
             wa_msg_content_free(&again);
         }

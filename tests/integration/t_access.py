@@ -87,6 +87,8 @@ POLICY = {
     "/api/messages/{id}/reaction": [(["POST"], "messages:send", False)],
     "/api/messages/{id}/forward": [(["POST"], "messages:send", False)],
     "/api/messages/{id}/receipts": [(["GET"], "messages:read", False)],
+    "/api/messages/{id}/poll": [(["GET"], "messages:read", False)],
+    "/api/messages/{id}/vote": [(["POST"], "messages:send", False)],
     "/api/messages/{id}/media/download": [(["POST"], "media:write", False)],
     "/api/chats": [(["GET"], "chats:read", False)],
     "/api/chats/{jid}/messages": [(["GET"], "messages:read", False)],

@@ -8,6 +8,7 @@
  * TYPE: image video audio voice document sticker; KEY, SHA, ENC: 32 bytes in
  * hex; names: url mimetype caption file_name width height seconds pages ts
  * animated gif thumbnail(hex) waveform(hex) reply_to reply_participant dsm.
+ * build-poll, build-vote and open-vote: polls and votes (see polls()).
  * Exit 0, 2 when parsing or building refused, 1 on bad usage. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,8 +49,8 @@ static int parse(void)
     struct wa_msg_content mc;
     if (wa_msg_parse(buf, n, &mc) < 0)
         return 2;
-    static const char *const kinds[] = {"text", "reaction", "edit",     "revoke",  "unsupported",
-                                        "none", "media",    "location", "contacts"};
+    static const char *const kinds[] = {"text",  "reaction", "edit",     "revoke", "unsupported", "none",
+                                        "media", "location", "contacts", "poll",   "vote"};
     struct sbuf b;
     struct jsonw w;
     sbuf_init(&b);
@@ -88,6 +89,33 @@ static int parse(void)
             jw_obj_end(&w);
         }
         jw_arr_end(&w);
+    }
+    if (mc.poll) {
+        const struct wa_msg_poll *p = mc.poll;
+        jw_key(&w, "poll");
+        jw_obj(&w);
+        jw_kstr(&w, "question", p->question);
+        jw_key(&w, "options");
+        jw_arr(&w);
+        for (size_t i = 0; i < p->noptions; i++)
+            jw_str(&w, p->options[i]);
+        jw_arr_end(&w);
+        jw_kbool(&w, "multiple", p->multiple);
+        khex(&w, "secret", p->secret, sizeof p->secret, p->has_secret);
+        jw_obj_end(&w);
+    }
+    if (mc.vote) {
+        const struct wa_msg_poll_vote *v = mc.vote;
+        jw_key(&w, "vote");
+        jw_obj(&w);
+        jw_kstr(&w, "poll_id", v->poll_id);
+        jw_kstr(&w, "poll_chat", v->poll_chat);
+        jw_kstr(&w, "poll_participant", v->poll_participant);
+        jw_kbool(&w, "poll_from_me", v->poll_from_me);
+        khex(&w, "iv", v->iv, sizeof v->iv, 1);
+        khex(&w, "payload", v->payload, v->payload_len, 1);
+        jw_kint(&w, "ts_ms", v->ts_ms);
+        jw_obj_end(&w);
     }
     if (mc.media) {
         const struct wa_msg_media *m = mc.media;
@@ -234,6 +262,56 @@ static int build_other(int argc, char **argv)
     return 0;
 }
 
+/* build-poll MULTIPLE(0|1) SECRET-HEX QUESTION OPTION...: a poll Message.
+ * build-vote SECRET-HEX CHAT POLL-ID POLL-FROM-ME CREATOR VOTER OPTION...: a
+ * vote Message. open-vote SECRET-HEX POLL-ID CREATOR VOTER < Message: the
+ * chosen options' SHA-256 sums in hex, one a line (exit 3: does not open). */
+static int polls(int argc, char **argv)
+{
+    uint8_t secret[WA_MSG_POLL_SECRET_LEN], *out = NULL;
+    size_t n = 0, len = 0;
+    int r = -1;
+    if (!strcmp(argv[1], "build-poll")) {
+        if (unhex(argv[3], secret, sizeof secret, &n) || n != sizeof secret)
+            return 1;
+        struct wa_msg_poll p = {.question = argv[4],
+                                .options = argv + 5,
+                                .noptions = (size_t)(argc - 5),
+                                .multiple = atoi(argv[2]),
+                                .has_secret = 1};
+        memcpy(p.secret, secret, sizeof secret);
+        r = wa_msg_build_poll(&p, NULL, NULL, &out, &len);
+    } else if (!strcmp(argv[1], "build-vote")) {
+        if (unhex(argv[2], secret, sizeof secret, &n) || n != sizeof secret)
+            return 1;
+        r = wa_msg_build_poll_vote(secret, argv[3], argv[4], atoi(argv[5]), argv[6], argv[7],
+                                   (const char *const *)argv + 8, (size_t)(argc - 8), 1700000000000, &out,
+                                   &len);
+    } else {
+        static uint8_t buf[1 << 16];
+        size_t bn = fread(buf, 1, sizeof buf, stdin);
+        struct wa_msg_content mc;
+        if (unhex(argv[2], secret, sizeof secret, &n) || n != sizeof secret || wa_msg_parse(buf, bn, &mc) < 0)
+            return 1;
+        uint8_t *sums = NULL;
+        size_t ns = 0;
+        r = mc.vote ? wa_msg_poll_vote_open(secret, argv[3], argv[4], argv[5], mc.vote, &sums, &ns) : -1;
+        for (size_t i = 0; r == 0 && i < ns; i++) {
+            for (size_t k = 0; k < 32; k++)
+                printf("%02x", sums[32 * i + k]);
+            printf("\n");
+        }
+        free(sums);
+        wa_msg_content_free(&mc);
+        return r == 0 ? 0 : 3;
+    }
+    if (r < 0)
+        return 2;
+    fwrite(out, 1, len, stdout);
+    free(out);
+    return 0;
+}
+
 static int stanza_type(void)
 {
     static uint8_t buf[1 << 22];
@@ -241,8 +319,9 @@ static int stanza_type(void)
     struct wa_msg_stanza st;
     if (wa_msg_stanza_type(buf, n, &st) < 0)
         return 2;
-    printf("%s %s%s%s%s\n", st.type, st.mediatype ? st.mediatype : "-", st.edit ? " edit=" : "",
-           st.edit ? st.edit : "", st.hide_on_failure ? " hide" : "");
+    printf("%s %s%s%s%s%s%s\n", st.type, st.mediatype ? st.mediatype : "-", st.edit ? " edit=" : "",
+           st.edit ? st.edit : "", st.hide_on_failure ? " hide" : "", st.polltype ? " polltype=" : "",
+           st.polltype ? st.polltype : "");
     return 0;
 }
 
@@ -255,6 +334,9 @@ int main(int argc, char **argv)
         return build_other(argc, argv);
     if (argc == 2 && !strcmp(argv[1], "parse"))
         return parse();
+    if ((argc >= 5 && !strcmp(argv[1], "build-poll")) || (argc >= 8 && !strcmp(argv[1], "build-vote")) ||
+        (argc == 6 && !strcmp(argv[1], "open-vote")))
+        return polls(argc, argv);
     if (argc >= 8 && !strcmp(argv[1], "build-media"))
         return build(argc, argv);
     fprintf(stderr, "usage: see the top of wa_msg_tool.c\n");

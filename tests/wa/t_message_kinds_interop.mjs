@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Locations, contact cards and the wrappers (disappearing, view once, a newer
+// Locations, contact cards, polls and votes, and the wrappers (disappearing, view once, a newer
 // client's edit) between wapi's protobuf code (build/tests/tools/wa_msg_tool)
 // and Baileys' own WAProto definitions: what Baileys encodes, wapi reads
 // field for field; what wapi writes, Baileys decodes to the same fields; the
 // stanza type and <enc mediatype> each calls for.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { proto } from 'baileys';
+import { createCipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { decryptPollVote, proto } from 'baileys';
 
 const TOOL = process.env.WA_MSG_TOOL || 'build/tests/tools/wa_msg_tool';
 let passed = 0, failed = 0;
@@ -95,5 +95,92 @@ check('three cards: a contactsArrayMessage titled "3 contacts", in order, with t
 check('… sent with <enc mediatype=contact_array>', stype(three.stdout) === 'media contact_array');
 const rt = JSON.parse(run(['parse'], three.stdout).stdout.toString());
 check('wapi → wapi: three cards read back', rt.kind === 'contacts' && rt.contacts.length === 3);
+
+// ── polls and votes ──
+const secret = randomBytes(32);
+const mci = { messageSecret: secret };
+m = parse({ pollCreationMessage: { name: 'Lunch?', options: [{ optionName: 'Pizza' }, { optionName: 'Sushi' },
+    { optionName: 'Pizza' }, { optionName: '' }], selectableOptionsCount: 0 }, messageContextInfo: mci });
+check('Baileys → wapi: a pollCreationMessage (0): question, distinct named options, multiple, the secret',
+    m.kind === 'poll' && m.subtype === 'pollCreationMessage' && m.poll.question === 'Lunch?' &&
+    JSON.stringify(m.poll.options) === '["Pizza","Sushi"]' && m.poll.multiple === true &&
+    m.poll.secret === secret.toString('hex'), JSON.stringify(m));
+m = parse({ pollCreationMessageV3: { name: 'One?', options: [{ optionName: 'a' }, { optionName: 'b' }],
+    selectableOptionsCount: 1 }, messageContextInfo: mci });
+check('… a pollCreationMessageV3 (1): single choice', m.kind === 'poll' && m.subtype === 'pollCreationMessageV3' &&
+    m.poll.multiple === false && m.poll.secret === secret.toString('hex'), JSON.stringify(m));
+m = parse({ ephemeralMessage: { message: { pollCreationMessageV2: { name: 'Ann?', options: [{ optionName: 'x' }] },
+    messageContextInfo: mci } } });
+check('… a pollCreationMessageV2 inside a disappearing wrapper, its secret beside it',
+    m.kind === 'poll' && m.subtype === 'pollCreationMessageV2' && m.poll.secret === secret.toString('hex'), JSON.stringify(m));
+m = parse({ pollCreationMessage: { name: 'No secret', options: [{ optionName: 'x' }] } });
+check('… a poll without a secret: still a poll (its votes cannot open)', m.kind === 'poll' && !m.poll.secret, JSON.stringify(m));
+m = parse({ pollCreationMessage: { name: 'Empty', options: [{ optionName: '' }] } });
+check('… a poll with no named option: unsupported, never dropped', m.kind === 'unsupported' &&
+    m.subtype === 'pollCreationMessage' && !m.poll, JSON.stringify(m));
+
+// A vote sealed here with node's crypto from the documented derivation.
+const PID = '3EB0POLLINTEROP01', CREATOR = '15550001111@s.whatsapp.net', VOTER = '15550002222@lid';
+const seal = (sec, pid, creator, voter, names) => {
+    const key = Buffer.from(hkdfSync('sha256', sec, Buffer.alloc(0), Buffer.from(pid + creator + voter + 'Poll Vote'), 32));
+    const plain = proto.Message.PollVoteMessage.encode({ selectedOptions: names.map((n) => createHash('sha256').update(n).digest()) }).finish();
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', key, iv);
+    c.setAAD(Buffer.concat([Buffer.from(pid), Buffer.from([0]), Buffer.from(voter)]));
+    return { encPayload: Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]), encIv: iv };
+};
+const sum = (n) => createHash('sha256').update(n).digest('hex');
+const voteMsg = (v) => proto.Message.encode({ pollUpdateMessage: { pollCreationMessageKey: { remoteJid: CREATOR, fromMe: false,
+    id: PID }, vote: v, senderTimestampMs: 1700000000123 } }).finish();
+const sealed = seal(secret, PID, CREATOR, VOTER, ['Pizza', 'Sushi']);
+m = JSON.parse(run(['parse'], voteMsg(sealed)).stdout.toString());
+check('Baileys → wapi: a pollUpdateMessage: the poll\'s key, IV, payload and time',
+    m.kind === 'vote' && m.subtype === 'pollUpdateMessage' && m.vote.poll_id === PID && m.vote.poll_from_me === false &&
+    m.vote.iv === sealed.encIv.toString('hex') && m.vote.payload === sealed.encPayload.toString('hex') &&
+    m.vote.ts_ms === 1700000000123, JSON.stringify(m));
+let o = run(['open-vote', secret.toString('hex'), PID, CREATOR, VOTER], voteMsg(sealed));
+check('wapi opens a vote node sealed: the two options\' SHA-256 sums',
+    o.status === 0 && o.stdout.toString() === `${sum('Pizza')}\n${sum('Sushi')}\n`, o.stdout.toString());
+check('… not with another voter JID (the phone number instead of the LID)',
+    run(['open-vote', secret.toString('hex'), PID, CREATOR, '15550002222@s.whatsapp.net'], voteMsg(sealed)).status === 3);
+check('… not with another poll id, nor another secret',
+    run(['open-vote', secret.toString('hex'), PID + 'X', CREATOR, VOTER], voteMsg(sealed)).status === 3 &&
+    run(['open-vote', randomBytes(32).toString('hex'), PID, CREATOR, VOTER], voteMsg(sealed)).status === 3);
+const bad = { encPayload: Buffer.from(sealed.encPayload), encIv: sealed.encIv };
+bad.encPayload[bad.encPayload.length - 1] ^= 0x80;
+check('… nor once a bit of its tag is flipped', run(['open-vote', secret.toString('hex'), PID, CREATOR, VOTER], voteMsg(bad)).status === 3);
+m = JSON.parse(run(['parse'], proto.Message.encode({ pollUpdateMessage: { pollCreationMessageKey: { id: PID },
+    vote: { encPayload: randomBytes(20), encIv: randomBytes(8) } } }).finish()).stdout.toString());
+check('a vote with an 8-byte IV is unsupported (kept, never opened)', m.kind === 'unsupported' &&
+    m.subtype === 'pollUpdateMessage' && !m.vote, JSON.stringify(m));
+o = run(['open-vote', secret.toString('hex'), PID, CREATOR, VOTER], voteMsg(seal(secret, PID, CREATOR, VOTER, [])));
+check('an empty vote opens to no option', o.status === 0 && o.stdout.toString() === '', o.stdout.toString());
+
+// wapi → Baileys
+let b = run(['build-poll', '1', secret.toString('hex'), 'Which?', 'Red', 'Blue', 'Green']);
+d = decode(b);
+check('wapi → Baileys: multiple choice as pollCreationMessage with selectableOptionsCount 0 and the secret',
+    d?.pollCreationMessage?.name === 'Which?' && d.pollCreationMessage.selectableOptionsCount === 0 &&
+    d.pollCreationMessage.options.map((x) => x.optionName).join() === 'Red,Blue,Green' && !d.pollCreationMessageV3 &&
+    Buffer.from(d.messageContextInfo?.messageSecret ?? []).equals(secret), JSON.stringify(d));
+check('… sent as <message type=poll> with <meta polltype=creation>', stype(b.stdout) === 'poll - polltype=creation', stype(b.stdout));
+b = run(['build-poll', '0', secret.toString('hex'), 'Which one?', 'Red', 'Blue']);
+d = decode(b);
+check('single choice as pollCreationMessageV3 with selectableOptionsCount 1 and the secret',
+    d?.pollCreationMessageV3?.selectableOptionsCount === 1 && !d.pollCreationMessage &&
+    Buffer.from(d.messageContextInfo?.messageSecret ?? []).equals(secret), JSON.stringify(d));
+check('wapi refuses a poll of 13 options', run(['build-poll', '0', secret.toString('hex'), 'Q',
+    ...Array.from({ length: 13 }, (_, i) => `o${i}`)]).status === 2);
+b = run(['build-vote', secret.toString('hex'), CREATOR, PID, '0', CREATOR, VOTER, 'Blue']);
+d = decode(b);
+let opened = null;
+try {
+    opened = decryptPollVote(d.pollUpdateMessage.vote, { pollCreatorJid: CREATOR, pollMsgId: PID, pollEncKey: secret, voterJid: VOTER });
+} catch (e) { opened = { error: String(e) }; }
+check('wapi → Baileys: a vote Baileys\' own decryptPollVote opens to Blue\'s SHA-256, key naming the poll',
+    opened?.selectedOptions?.length === 1 && Buffer.from(opened.selectedOptions[0]).toString('hex') === sum('Blue') &&
+    d.pollUpdateMessage.pollCreationMessageKey.id === PID && d.pollUpdateMessage.vote.encIv.length === 12,
+    JSON.stringify(opened));
+check('… sent as <message type=poll> with <meta polltype=vote>', stype(b.stdout) === 'poll - polltype=vote', stype(b.stdout));
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

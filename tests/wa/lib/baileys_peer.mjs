@@ -5,6 +5,15 @@
 //   {"op":"send","to":"<jid>","text":"…","id"?:"…","replyTo"?:"<id>"}   → {"sent":"<id>"}
 //   {"op":"sendLocation","to":"<jid>","location":{latitude,longitude,name?,address?}}  → {"sent":"<id>"}
 //   {"op":"sendContacts","to":"<jid>","displayName"?:"…","contacts":[{displayName,vcard}]}  → {"sent":"<id>"}
+//   {"op":"sendPoll","to":"<jid>","name":"…","values":["…",…],"selectableCount":0|1}  → {"sent":"<id>","secret":hex}
+//   {"op":"vote","to":"<jid>","pollId":"<id>","pollFromMe":bool,"creator":"<jid>","voter":"<jid>","secret":hex,
+//    "options":["…"],"id"?:"…","tamper"?:bool}  → {"sent":"<id>"}
+//       a pollUpdateMessage sealed here with node's crypto (HKDF-SHA256 of the poll's secret with info
+//       poll id ‖ creator ‖ voter ‖ "Poll Vote", AES-256-GCM with ad poll id ‖ 0 ‖ voter); tamper flips
+//       a bit of the tag; id sends it under that message id (a vote told again); sealOnly: not sent,
+//       → {"sealed":base64 Message} (for the fake server's /peer/send raw)
+//   {"op":"openVote","pollId":"<id>","creator":"<jid>","voter":"<jid>","secret":hex,"encPayload":hex,"encIv":hex}
+//       → {"opened":[hex SHA-256 of each chosen option]}: Baileys' own decryptPollVote
 //   {"op":"react","to":"<jid>","target":"<id>","fromMe":bool,"text":"👍"}  → {"sent":"<id>"}
 //   {"op":"edit","to":"<jid>","target":"<id>","text":"…"}                 → {"sent":"<id>"}  (our own message)
 //   {"op":"revoke","to":"<jid>","target":"<id>"}                          → {"sent":"<id>"}  (our own message)
@@ -28,6 +37,8 @@
 //   {"groupUpsert":{id,subject,participants}}   {"groupParticipants":{id,action,participants}}
 //   {"groupUpdate":{id,subject,author}}   (a group's subject changed, as Baileys tells it: groups.update)
 //   {"location":{id,latitude,longitude,name,address,url,live,replyTo}}   {"contacts":{id,array,cards:[{displayName,vcard}]}}
+//   {"poll":{id,field,name,options,selectableOptionsCount,secret}}   (secret: messageContextInfo.messageSecret, hex)
+//   {"pollVote":{id,pollId,pollFromMe,encPayload,encIv}}   a vote as it came (hex)
 //   {"reaction":{id,target,text,targetFromMe}}   {"edited":{id,text}}   {"revoked":{id}}   (messages.update)
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
 //             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
@@ -36,9 +47,9 @@
 //   Media messages of its own (fromMe: the ones it sent, echoed by Baileys) are downloaded too,
 //   unless --own-media skip (a bench measuring someone else's download, alone on the media host).
 // Usage: node baileys_peer.mjs --url WS --version V --control HTTP --phone DIGITS [--own-media skip]
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import readline from 'node:readline';
-import { downloadMediaMessage, extractMessageContent, getContentType } from 'baileys';
+import { decryptPollVote, downloadMediaMessage, extractMessageContent, generateMessageIDV2, getContentType, proto } from 'baileys';
 import { memoryAuth, startBaileys, closeCode } from './baileys_client.mjs';
 
 const args = {};
@@ -79,6 +90,16 @@ sock.ev.on('messages.upsert', ({ messages }) => {
         if (loc) out({ location: { id: m.key.id, latitude: loc.degreesLatitude, longitude: loc.degreesLongitude, name: loc.name ?? null,
             address: loc.address ?? null, url: loc.url ?? null, live: !!content.liveLocationMessage,
             replyTo: loc.contextInfo?.stanzaId ?? null } });
+        const pf = ['pollCreationMessage', 'pollCreationMessageV2', 'pollCreationMessageV3'].find((f) => content?.[f]);
+        if (pf) out({ poll: { id: m.key.id, field: pf, name: content[pf].name ?? null,
+            options: (content[pf].options ?? []).map((o) => o.optionName ?? null),
+            selectableOptionsCount: content[pf].selectableOptionsCount ?? null,
+            secret: (msg.messageContextInfo ?? content.messageContextInfo)?.messageSecret
+                ? Buffer.from((msg.messageContextInfo ?? content.messageContextInfo).messageSecret).toString('hex') : null } });
+        const pu = content?.pollUpdateMessage;
+        if (pu) out({ pollVote: { id: m.key.id, pollId: pu.pollCreationMessageKey?.id ?? null,
+            pollFromMe: !!pu.pollCreationMessageKey?.fromMe, encPayload: Buffer.from(pu.vote?.encPayload ?? []).toString('hex'),
+            encIv: Buffer.from(pu.vote?.encIv ?? []).toString('hex') } });
         if (content?.reactionMessage) out({ reaction: { id: m.key.id, target: content.reactionMessage.key?.id ?? null,
             text: content.reactionMessage.text ?? null, targetFromMe: !!content.reactionMessage.key?.fromMe } });
         const cards = content?.contactMessage ? [content.contactMessage] : content?.contactsArrayMessage?.contacts;
@@ -150,6 +171,34 @@ rl.on('line', async (line) => {
             const m = await sock.sendMessage(cmd.to, { contacts: { displayName: cmd.displayName,
                 contacts: cmd.contacts.map((x) => ({ displayName: x.displayName, vcard: x.vcard })) } });
             out({ sent: m.key.id });
+        } else if (cmd.op === 'sendPoll') {
+            const m = await sock.sendMessage(cmd.to, { poll: { name: cmd.name, values: cmd.values, selectableCount: cmd.selectableCount } });
+            const sec = m.message?.messageContextInfo?.messageSecret;
+            out({ sent: m.key.id, secret: sec ? Buffer.from(sec).toString('hex') : null });
+        } else if (cmd.op === 'vote') {
+            const secret = Buffer.from(cmd.secret, 'hex');
+            const info = Buffer.concat([cmd.pollId, cmd.creator, cmd.voter, 'Poll Vote'].map((x) => Buffer.from(x)));
+            const key = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), info, 32));
+            // PollVoteMessage: field 1 (bytes), one per chosen option's SHA-256 (written out here, 0x0a 0x20 sum).
+            const plain = Buffer.concat(cmd.options.map((o) => Buffer.concat([Buffer.from([0x0a, 0x20]), createHash('sha256').update(o).digest()])));
+            const iv = randomBytes(12);
+            const c = createCipheriv('aes-256-gcm', key, iv);
+            c.setAAD(Buffer.concat([Buffer.from(cmd.pollId), Buffer.from([0]), Buffer.from(cmd.voter)]));
+            const sealed = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+            if (cmd.tamper) sealed[sealed.length - 1] ^= 1;
+            const message = { pollUpdateMessage: { pollCreationMessageKey: { remoteJid: cmd.to, fromMe: !!cmd.pollFromMe, id: cmd.pollId },
+                vote: { encPayload: sealed, encIv: iv }, senderTimestampMs: Date.now() } };
+            if (cmd.sealOnly) {
+                out({ sealed: Buffer.from(proto.Message.encode(message).finish()).toString('base64') });
+                return;
+            }
+            const id = cmd.id ?? generateMessageIDV2(sock.user?.id);
+            await sock.relayMessage(cmd.to, message, { messageId: id, additionalNodes: [{ tag: 'meta', attrs: { polltype: 'vote' } }] });
+            out({ sent: id });
+        } else if (cmd.op === 'openVote') {
+            const v = decryptPollVote({ encPayload: Buffer.from(cmd.encPayload, 'hex'), encIv: Buffer.from(cmd.encIv, 'hex') },
+                { pollCreatorJid: cmd.creator, pollMsgId: cmd.pollId, pollEncKey: Buffer.from(cmd.secret, 'hex'), voterJid: cmd.voter });
+            out({ opened: (v.selectedOptions ?? []).map((x) => Buffer.from(x).toString('hex')) });
         } else if (cmd.op === 'react') {
             const m = await sock.sendMessage(cmd.to, { react: { text: cmd.text, key: key(!!cmd.fromMe) } });
             out({ sent: m.key.id });

@@ -88,7 +88,8 @@
 //   each login (as WhatsApp does).
 //   POST /peer/send    {from?, id?, text?, location? {latitude, longitude, name?, address?}, contacts? [{displayName, vcard}],
 //                       unsupported? (a groupInviteMessage), corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
-//                       revoke?:{target}, unsupported?:true, to?, viaLid?, group? (digits@g.us the server does not know: an opaque skmsg from the peer as participant;
+//                       revoke?:{target}, unsupported?:true, raw? (a Message in base64, as it is; with dsmTo inside the deviceSentMessage),
+//                       stanzaType? (<message type>, default text), to?, viaLid?, group? (digits@g.us the server does not know: an opaque skmsg from the peer as participant;
 //                       a group it knows: sent under sender keys, see groups below), skipSkdm?}
 //                                     → {ok, id, devices, lid}
 //   POST /peer/presence {from?, type: available|unavailable, last?}   the peer's availability, to each companion
@@ -1197,9 +1198,10 @@ class Conn {
     onRetryResend(n) {
         const { id, to, type } = n.attrs;
         const me = this.device;
-        want((type === 'text' || type === 'media') && typeof id === 'string' && id.length > 0, '<message> resend needs id and type=text or media');
+        want((type === 'text' || type === 'media' || type === 'poll') && typeof id === 'string' && id.length > 0, '<message> resend needs id and type=text, media or poll');
         const tags = kids(n).map((c) => c.tag);
-        want(tags.every((t) => ['enc', 'device-identity'].includes(t)) && tags.filter((t) => t === 'enc').length === 1, `resend children ${tags.join(',')}`);
+        want(tags.every((t) => ['enc', 'device-identity', 'meta'].includes(t)) && tags.filter((t) => t === 'enc').length === 1, `resend children ${tags.join(',')}`);
+        want((type === 'poll') === (kid(n, 'meta')?.attrs?.polltype != null), `resend type=${type} with <meta polltype=${kid(n, 'meta')?.attrs?.polltype}>`);
         const e = kid(n, 'enc');
         want(e.attrs.v === '2' && ['pkmsg', 'msg'].includes(e.attrs.type) && /^[1-9][0-9]*$/.test(e.attrs.count) && isBytes(e.content), 'resend <enc v=2 type count> with bytes');
         want((e.attrs.type === 'pkmsg') === (kid(n, 'device-identity') != null), 'resend: <device-identity> iff pkmsg');
@@ -1237,7 +1239,11 @@ class Conn {
         const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'edit', 'phash', 'addressing_mode'].includes(k));
         want(extra.length === 0, `<message> with unexpected attributes ${extra.join(',')}`);
         want(typeof id === 'string' && /^[0-9A-F]{16,64}$/.test(id), `<message id=${id}>: want upper-case hex`);
-        want(type === 'text' || type === 'reaction' || type === 'media', `<message type=${type}>, want text, reaction or media`);
+        want(type === 'text' || type === 'reaction' || type === 'media' || type === 'poll', `<message type=${type}>, want text, reaction, media or poll`);
+        // A poll or a vote says so in <meta polltype=creation|vote> (as the phones and Baileys do), nothing else does.
+        const meta = kid(n, 'meta');
+        want((type === 'poll') === (meta != null && ['creation', 'vote'].includes(meta.attrs.polltype)),
+            `<message type=${type}> with <meta polltype=${meta?.attrs?.polltype}>`);
         if (n.attrs.edit != null) want(['1', '7', '8'].includes(n.attrs.edit), `<message edit=${n.attrs.edit}>: want 1 (edit), 7 or 8 (revoke)`);
         const rto = this.server.resolveJid(to);
         const peer = rto && this.server.peers.get(rto.user);
@@ -1248,7 +1254,7 @@ class Conn {
         want(parts != null, '<message> without <participants>');
         const tags = kids(n).map((c) => c.tag);
         // <reporting> (a message reporting token) rides along from Baileys at times.
-        want(tags.every((t) => ['participants', 'device-identity', 'reporting'].includes(t)), `<message> children ${tags.join(',')}`);
+        want(tags.every((t) => ['participants', 'device-identity', 'reporting', 'meta'].includes(t)), `<message> children ${tags.join(',')}`);
         const me = this.device;
         const encs = [];
         const seen = new Set();
@@ -1330,7 +1336,10 @@ class Conn {
                 const m = await primaryOf(me.user).decrypt(sender, me.device, own0.type, own0.body);
                 const dsm = m.deviceSentMessage;
                 const dm = dsm?.message;
-                const ok = dsm && dsm.destinationJid === to && dm != null && (dm.conversation ?? dm.extendedTextMessage?.text ?? dm.reactionMessage ?? dm.protocolMessage) != null
+                // A poll's copy carries the same secret (our phone counts the votes too).
+                const dpc = dm?.pollCreationMessage ?? dm?.pollCreationMessageV3;
+                const ok = dsm && dsm.destinationJid === to && dm != null && (dm.conversation ?? dm.extendedTextMessage?.text ?? dm.reactionMessage ?? dm.protocolMessage ?? dm.pollUpdateMessage) != null
+                    || (dsm && dsm.destinationJid === to && dpc != null && (dm.messageContextInfo ?? m.messageContextInfo)?.messageSecret?.length === 32)
                     || (dm != null && mediaTypeOf(dm) != null && mediaTypeOf(dm) === own0.mediatype);
                 this.log(ok ? 'phone.dsm' : 'peer.fail', ok ? { id, destination: dsm.destinationJid, text: dm.conversation ?? dm.extendedTextMessage?.text ?? null }
                     : { id, detail: 'copy for our own phone is not a deviceSentMessage to the chat' });
@@ -1365,6 +1374,18 @@ class Conn {
                 this.log('peer.fail', { id, detail: `<message edit=${ed}> holding ${pm ? `protocolMessage type ${pm.type} key ${JSON.stringify(pm.key)}` : 'no protocolMessage'}` });
                 return;
             }
+            // A poll is type=poll with polltype creation and carries its 32-byte messageSecret; a vote polltype vote.
+            const pc = msg?.pollCreationMessage ?? msg?.pollCreationMessageV2 ?? msg?.pollCreationMessageV3;
+            const pu = msg?.pollUpdateMessage;
+            const ptype = pc ? 'creation' : pu ? 'vote' : null;
+            if ((ptype != null) !== (mine[0].stype === 'poll') || (ptype != null && ptype !== meta?.attrs?.polltype) ||
+                (pc && msg.messageContextInfo?.messageSecret?.length !== 32) ||
+                (pc && (msg.pollCreationMessageV3 ? pc.selectableOptionsCount !== 1 : pc.selectableOptionsCount !== 0)) ||
+                (pu && (!pu.pollCreationMessageKey?.id || pu.vote?.encIv?.length !== 12 || !(pu.vote?.encPayload?.length >= 16)))) {
+                this.log('peer.fail', { id, detail: `<message type=${mine[0].stype} polltype=${meta?.attrs?.polltype}> holding ${ptype ?? 'no poll'}` +
+                    (pc ? ` (secret ${msg.messageContextInfo?.messageSecret?.length ?? 0} bytes, selectable ${pc.selectableOptionsCount})` : '') });
+                return;
+            }
             const rm = msg?.reactionMessage;
             if ((rm != null) !== (mine[0].stype === 'reaction') || (rm != null && (rm.text === '') !== (mine[0].edit === '7')) ||
                 (rm != null && (!rm.key?.id || !rm.key.remoteJid || rm.key.fromMe == null))) {
@@ -1381,6 +1402,9 @@ class Conn {
                 address: loc.address ?? null, url: loc.url ?? null } : null;
             const cards = msg?.contactMessage ? [msg.contactMessage] : msg?.contactsArrayMessage?.contacts ?? null;
             r.contacts = cards ? cards.map((x) => ({ displayName: x.displayName ?? null, vcard: x.vcard ?? null })) : null;
+            r.poll = pc ? { name: pc.name ?? null, options: (pc.options ?? []).map((o) => o.optionName ?? null),
+                selectableOptionsCount: pc.selectableOptionsCount ?? null, v3: !!msg.pollCreationMessageV3,
+                secret: Buffer.from(msg.messageContextInfo.messageSecret).toString('hex') } : null;
             r.reaction = rm ? { target: rm.key.id, fromMe: !!rm.key.fromMe, remoteJid: rm.key.remoteJid, text: rm.text ?? '' } : null;
             const body = msg?.documentWithCaptionMessage?.message ?? msg;
             const ctxOf = body && Object.values(body).find((x) => x && typeof x === 'object' && x.contextInfo)?.contextInfo;
@@ -2212,7 +2236,9 @@ export class FakeWhatsAppServer extends EventEmitter {
             name: b.location.name, address: b.location.address } };
         else if (b.contacts) message = b.contacts.length === 1 ? { contactMessage: b.contacts[0] }
             : { contactsArrayMessage: { displayName: `${b.contacts.length} contacts`, contacts: b.contacts } };
-        else if (b.dsmTo) message = { deviceSentMessage: { destinationJid: b.dsmTo, message: { conversation: b.text ?? '' } } };
+        else if (b.dsmTo) message = { deviceSentMessage: { destinationJid: b.dsmTo,
+            message: b.raw ? proto.Message.decode(Buffer.from(b.raw, 'base64')) : { conversation: b.text ?? '' } } };
+        else if (b.raw) message = proto.Message.decode(Buffer.from(b.raw, 'base64'));
         else if (b.replyTo) message = { extendedTextMessage: { text: b.text ?? '', contextInfo: { stanzaId: b.replyTo, participant: peer.jid } } };
         else message = { conversation: b.text ?? 'hello' };
         const targets = [...this.devices.values()].filter((d) => d.user === this.phone.phoneNumber && !d.removed && (!b.to || d.jid === b.to));
@@ -2251,7 +2277,7 @@ export class FakeWhatsAppServer extends EventEmitter {
             // As WhatsApp does, the other address form rides along: sender_lid, or sender_pn when sent via the LID.
             // noPn: by LID alone, as when the server does not tell the number (a chat under the LID at first).
             const addr = b.viaLid ? { from: `${peer.lid}@lid`, ...(b.noPn ? {} : { sender_pn: peer.jid }) } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
-            const node = { tag: 'message', attrs: { ...addr, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
+            const node = { tag: 'message', attrs: { ...addr, id, t: String(nowSec()), type: b.reaction ? 'reaction' : b.stanzaType ?? 'text',
                 ...(b.dsmTo ? { recipient: b.dsmTo } : { notify: peer.name }) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
             const key = `${d.user}:${d.device}`;
