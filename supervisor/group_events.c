@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "events.h"
+#include "inbox.h"
 #include "sdb.h"
 #include "wa/wa_messaging.h"
 
@@ -73,8 +74,14 @@ int group_events_take(void *arg, const struct wa_group_event *ev, uint64_t token
             jw_kbool(&w, "announce", ev->announce);
         if (ev->locked >= 0)
             jw_kbool(&w, "locked", ev->locked);
-        if (ev->ephemeral_seconds >= 0)
+        if (ev->ephemeral_seconds >= 0) {
             jw_kint(&w, "ephemeral_seconds", ev->ephemeral_seconds);
+            /* The chat's timer too (raises chat.disappearing when it changes). */
+            inbox_chat_ephemeral(
+                ev->gjid,
+                ev->ephemeral_seconds <= WA_MSG_EXPIRATION_MAX ? (uint32_t)ev->ephemeral_seconds : 0,
+                ev->actor[0] ? ev->actor : NULL);
+        }
         if (ev->invite_revoked)
             jw_kbool(&w, "invite_revoked", 1);
     }

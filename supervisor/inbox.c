@@ -119,7 +119,13 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
     int reaction = mc->kind == WA_MSG_REACTION;
     char num[24];
     jw_obj(w);
-    if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
+    if (mc->kind == WA_MSG_DISAPPEARING) {
+        /* The chat's timer, no message (common/sql/0031_ephemeral.sql). */
+        jw_kstr(w, "k", "d");
+        jw_kstr(w, "chat", m->chat);
+        jw_kstr(w, "sender", m->sender);
+        jw_kuint(w, "seconds", mc->expiration);
+    } else if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
         jw_kstr(w, "k", mc->kind == WA_MSG_EDIT ? "e" : "r");
         jw_kstr(w, "target", mc->target);
         jw_kstr(w, "chat", m->chat);
@@ -152,6 +158,12 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "et", reaction ? "message.reaction" : "message.received");
         if (mc->forwarded)
             jw_kbool(w, "forwarded", 1);
+        if (mc->view_once && md)
+            jw_kbool(w, "view_once", 1);
+        if (mc->has_expiration && !reaction) {
+            snprintf(num, sizeof num, "%u", (unsigned)mc->expiration);
+            jw_kstr(w, "exp", num);
+        }
         if (mc->nmentions) {
             jw_key(w, "mentions");
             jw_arr(w);
@@ -286,6 +298,32 @@ void inbox_chat_name(const char *jid, const char *name)
     const char *p[] = {jid, name};
     if (!sdb_query(SQL_CHAT_NAME, 2, p, on_chat_named, NULL))
         log_warn("cannot record a group's subject", LF_S("error", "out of memory"));
+}
+
+/* A chat's timer as a group's metadata or notice tells it: stored, and
+ * chat.disappearing raised, only when it changes. */
+static const char SQL_CHAT_EPHEMERAL[] =
+    "SELECT $4::bigint, wapi_chat_ephemeral($1, $2::int, now(), $3, $4::bigint)";
+
+static void on_chat_ephemeral(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    if (!res) {
+        log_warn("cannot record a chat's disappearing timer", LF_S("error", err));
+        return;
+    }
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
+        events_publish(strtoull(PQgetvalue(res, 0, 0), NULL, 10), "chat.disappearing", PQgetvalue(res, 0, 1));
+}
+
+void inbox_chat_ephemeral(const char *jid, uint32_t seconds, const char *by)
+{
+    char secs[16], evid[24];
+    snprintf(secs, sizeof secs, "%u", (unsigned)(seconds <= WA_MSG_EXPIRATION_MAX ? seconds : 0));
+    snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
+    const char *p[] = {jid, secs, by && *by ? by : NULL, evid};
+    if (!sdb_query(SQL_CHAT_EPHEMERAL, 4, p, on_chat_ephemeral, NULL))
+        log_warn("cannot record a chat's disappearing timer", LF_S("error", "out of memory"));
 }
 
 static void on_group_subject(void *arg, const char *gjid, const char *subject)

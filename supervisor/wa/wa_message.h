@@ -52,10 +52,11 @@ enum wa_msg_kind {
     WA_MSG_EDIT,
     WA_MSG_REVOKE,
     WA_MSG_UNSUPPORTED,
-    WA_MSG_NONE,     /* nothing to store (a bare key distribution, protocol housekeeping) */
-    WA_MSG_MEDIA,    /* an image, video, audio or voice note, document or sticker: media says which */
-    WA_MSG_LOCATION, /* a place, or a live location's update: location */
-    WA_MSG_CONTACTS, /* one or more contact cards: contacts */
+    WA_MSG_NONE,         /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_MEDIA,        /* an image, video, audio or voice note, document or sticker: media says which */
+    WA_MSG_LOCATION,     /* a place, or a live location's update: location */
+    WA_MSG_CONTACTS,     /* one or more contact cards: contacts */
+    WA_MSG_DISAPPEARING, /* a chat's disappearing-messages timer set: expiration (0 = off) */
 };
 
 /* A place (WGS 84 degrees). Strings malloc'd, NULL when not given. */
@@ -131,9 +132,16 @@ struct wa_msg_content {
     struct wa_msg_location *location; /* WA_MSG_LOCATION: malloc'd */
     struct wa_msg_contact *contacts;  /* WA_MSG_CONTACTS: ncontacts of them, malloc'd */
     size_t ncontacts;
-    int view_once; /* it came inside a view-once wrapper */
+    int view_once; /* it came inside a view-once wrapper, or its media says viewOnce */
     int forwarded; /* contextInfo.isForwarded */
+    /* contextInfo.expiration (the chat's timer the message was sent with,
+     * seconds), or WA_MSG_DISAPPEARING's new timer; has_expiration when told. */
+    int has_expiration;
+    uint32_t expiration;
 };
+
+/* A timer larger than this is no timer (what the database and the API keep). */
+#define WA_MSG_EXPIRATION_MAX 0x7fffffffu
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
 struct wa_msg_media *wa_msg_media_dup(const struct wa_msg_media *m);
@@ -163,6 +171,23 @@ int wa_msg_build_contacts(const struct wa_msg_contact *c, size_t n, const char *
  * becomes an extendedTextMessage to carry it. *out malloc'd. 0, or -1 when
  * msg is no Message or has nothing to mark. */
 int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t **out, size_t *outlen);
+/* What wa_msg_mark sets on a Message's content: forwarded (score > 0), the
+ * chat's disappearing timer (contextInfo.expiration, > 0), view once (a photo,
+ * video or voice note marked viewOnce and wrapped in viewOnceMessageV2, as
+ * WhatsApp clients send it). */
+struct wa_msg_marks {
+    uint32_t forwarding_score, expiration;
+    int view_once;
+};
+/* msg with the marks applied (a conversation becomes an extendedTextMessage
+ * to carry a context). *out malloc'd. 0, or -1 when msg is no Message, has
+ * no content that takes a context, or is no photo, video or voice note for
+ * view once. */
+int wa_msg_mark(const uint8_t *msg, size_t n, const struct wa_msg_marks *mk, uint8_t **out, size_t *outlen);
+/* Our change of a 1:1 chat's disappearing timer (seconds, 0 = off):
+ * protocolMessage EPHEMERAL_SETTING inside ephemeralMessage, as WhatsApp
+ * clients send it. *out malloc'd. 0 or -1. */
+int wa_msg_build_disappearing(uint32_t seconds, int64_t ts_s, uint8_t **out, size_t *outlen);
 /* msg (a serialized Message) inside deviceSentMessage{dest}: the copy for our
  * own other devices. *out malloc'd. 0 or -1. */
 int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen);
