@@ -31,9 +31,10 @@ struct held {
     uint8_t *raw;                 /* owned: a location or contacts message, built at the claim */
     size_t raw_len;
     int media, attempts;
-    int forwarded;             /* sent marked forwarded (POST /api/messages/{id}/forward) */
-    int typed;                 /* "composing" was shown for it (sending.typing) */
-    struct wa_msg_marks marks; /* forwarded, the chat's timer, view once: see marked() */
+    int typed; /* "composing" was shown for it (sending.typing) */
+    /* forwarded (POST /api/messages/{id}/forward), the chat's timer, view
+     * once: see marked() */
+    struct wa_msg_marks marks;
 };
 
 static struct {
@@ -598,8 +599,7 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
             h->attempts = atoi(PQgetvalue(res, i, 4));
             h->media = PQgetvalue(res, i, 5)[0] == 't';
             h->mentions = PQgetisnull(res, i, 6) ? NULL : strdup(PQgetvalue(res, i, 6));
-            h->forwarded = PQgetvalue(res, i, 14)[0] == 't';
-            h->marks.forwarding_score = h->forwarded;
+            h->marks.forwarding_score = PQgetvalue(res, i, 14)[0] == 't';
             h->marks.expiration =
                 PQgetisnull(res, i, 15) ? 0 : (uint32_t)strtoul(PQgetvalue(res, i, 15), NULL, 10);
             h->marks.view_once = PQgetvalue(res, i, 16)[0] == 't';
