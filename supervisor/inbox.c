@@ -300,32 +300,6 @@ void inbox_chat_name(const char *jid, const char *name)
         log_warn("cannot record a group's subject", LF_S("error", "out of memory"));
 }
 
-/* A chat's timer as a group's metadata or notice tells it: stored, and
- * chat.disappearing raised, only when it changes. */
-static const char SQL_CHAT_EPHEMERAL[] =
-    "SELECT $4::bigint, wapi_chat_ephemeral($1, $2::int, now(), $3, $4::bigint)";
-
-static void on_chat_ephemeral(void *ctx, const PGresult *res, const char *err)
-{
-    (void)ctx;
-    if (!res) {
-        log_warn("cannot record a chat's disappearing timer", LF_S("error", err));
-        return;
-    }
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
-        events_publish(strtoull(PQgetvalue(res, 0, 0), NULL, 10), "chat.disappearing", PQgetvalue(res, 0, 1));
-}
-
-void inbox_chat_ephemeral(const char *jid, uint32_t seconds, const char *by)
-{
-    char secs[16], evid[24];
-    snprintf(secs, sizeof secs, "%u", (unsigned)(seconds <= WA_MSG_EXPIRATION_MAX ? seconds : 0));
-    snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
-    const char *p[] = {jid, secs, by && *by ? by : NULL, evid};
-    if (!sdb_query(SQL_CHAT_EPHEMERAL, 4, p, on_chat_ephemeral, NULL))
-        log_warn("cannot record a chat's disappearing timer", LF_S("error", "out of memory"));
-}
-
 static void on_group_subject(void *arg, const char *gjid, const char *subject)
 {
     (void)arg;

@@ -8,14 +8,9 @@
  * and counts undecryptable messages. */
 #ifndef WAPI_INBOX_H
 #define WAPI_INBOX_H
-#include <stdint.h>
 
 void inbox_init(void);
 /* Names a chat (a group by its subject), in the background. */
 void inbox_chat_name(const char *jid, const char *name);
-/* A chat's disappearing timer (seconds, 0 = off) as a group's metadata or
- * change notice says, set by by (NULL: not said), in the background;
- * chat.disappearing is raised when it changes. */
-void inbox_chat_ephemeral(const char *jid, uint32_t seconds, const char *by);
 
 #endif
