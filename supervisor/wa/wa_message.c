@@ -1188,7 +1188,8 @@ int wa_msg_mark(const uint8_t *msg, size_t n, const struct wa_msg_marks *mk, uin
     Wapi__E2e__FutureProofMessage vo = WAPI__E2E__FUTURE_PROOF_MESSAGE__INIT;
     Wapi__E2e__ContextInfo **ci = NULL;
     char *conv = NULL;
-    if (m->conversation) { /* carried over to an extendedTextMessage, which has a contextInfo */
+    Wapi__E2e__ExtendedTextMessage *had = m->extendedtextmessage; /* restored before the tree is freed */
+    if (m->conversation && !had) { /* carried over to an extendedTextMessage, which has a contextInfo */
         conv = m->conversation;
         ext.text = conv;
         m->conversation = NULL;
@@ -1241,7 +1242,7 @@ int wa_msg_mark(const uint8_t *msg, size_t n, const struct wa_msg_marks *mk, uin
     }
     if (conv) {
         m->conversation = conv;
-        m->extendedtextmessage = NULL;
+        m->extendedtextmessage = had;
     }
     wapi__e2e__message__free_unpacked(m, NULL);
     return r;
