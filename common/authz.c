@@ -14,12 +14,13 @@ static const struct {
     {P_SESSION_READ, "session:read"},     {P_SESSION_CONTROL, "session:control"},
     {P_MESSAGES_READ, "messages:read"},   {P_MESSAGES_SEND, "messages:send"},
     {P_CHATS_READ, "chats:read"},         {P_CONTACTS_READ, "contacts:read"},
-    {P_MEDIA_READ, "media:read"},         {P_MEDIA_WRITE, "media:write"},
-    {P_GROUPS_READ, "groups:read"},       {P_GROUPS_WRITE, "groups:write"},
-    {P_EVENTS_READ, "events:read"},       {P_WEBHOOKS_READ, "webhooks:read"},
-    {P_WEBHOOKS_WRITE, "webhooks:write"}, {P_USERS_READ, "users:read"},
-    {P_USERS_WRITE, "users:write"},       {P_KEYS_READ, "keys:read"},
-    {P_KEYS_WRITE, "keys:write"},         {P_AUDIT_READ, "audit:read"},
+    {P_CONTACTS_WRITE, "contacts:write"}, {P_MEDIA_READ, "media:read"},
+    {P_MEDIA_WRITE, "media:write"},       {P_GROUPS_READ, "groups:read"},
+    {P_GROUPS_WRITE, "groups:write"},     {P_EVENTS_READ, "events:read"},
+    {P_WEBHOOKS_READ, "webhooks:read"},   {P_WEBHOOKS_WRITE, "webhooks:write"},
+    {P_USERS_READ, "users:read"},         {P_USERS_WRITE, "users:write"},
+    {P_KEYS_READ, "keys:read"},           {P_KEYS_WRITE, "keys:write"},
+    {P_AUDIT_READ, "audit:read"},
 };
 #define NPERMS (sizeof perms / sizeof perms[0])
 
@@ -29,8 +30,8 @@ static const struct {
 static const perm_mask viewer_perms =
     PERM_BIT(P_SESSION_READ) | PERM_BIT(P_MESSAGES_READ) | PERM_BIT(P_CHATS_READ) |
     PERM_BIT(P_CONTACTS_READ) | PERM_BIT(P_MEDIA_READ) | PERM_BIT(P_GROUPS_READ) | PERM_BIT(P_EVENTS_READ);
-static const perm_mask member_extra =
-    PERM_BIT(P_MESSAGES_SEND) | PERM_BIT(P_MEDIA_WRITE) | PERM_BIT(P_GROUPS_WRITE);
+static const perm_mask member_extra = PERM_BIT(P_MESSAGES_SEND) | PERM_BIT(P_MEDIA_WRITE) |
+                                      PERM_BIT(P_GROUPS_WRITE) | PERM_BIT(P_CONTACTS_WRITE);
 
 static const char *const role_names[] = {
     [ROLE_NONE] = "none", [ROLE_VIEWER] = "viewer", [ROLE_MEMBER] = "member", [ROLE_ADMIN] = "admin"};

@@ -36,6 +36,7 @@ enum perm {
     P_KEYS_READ,
     P_KEYS_WRITE,
     P_AUDIT_READ,
+    P_CONTACTS_WRITE, /* last: the others keep their bits */
     PERM_COUNT
 };
 

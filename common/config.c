@@ -69,6 +69,8 @@ static const struct key keys[] = {
     {"whatsapp.proxy", "WAPI_WHATSAPP_PROXY", K_STR, O(whatsapp.proxy), "", 0, 0, NULL},
     {"whatsapp.presence", "WAPI_WHATSAPP_PRESENCE", K_ENUM, O(whatsapp.presence), "unavailable", 0, 0,
      presences},
+    {"whatsapp.reject_calls", "WAPI_WHATSAPP_REJECT_CALLS", K_BOOL, O(whatsapp.reject_calls), "false", 0, 0,
+     NULL},
     {"webhooks.proxy", "WAPI_WEBHOOKS_PROXY", K_STR, O(webhooks.proxy), "", 0, 0, NULL},
     {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0,
      0, NULL},

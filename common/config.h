@@ -35,6 +35,7 @@ struct wapi_config {
         char *proxy; /* "socks5://", "socks5h://" or "http://" URL, or "": the connection and media traffic */
         char *presence; /* "available" or "unavailable": what contacts see of us once connected */
         int autostart;
+        int reject_calls; /* turn every call down at once (it is still told as call.received) */
     } whatsapp;
     struct {
         char *proxy; /* as whatsapp.proxy, for webhook deliveries alone; "" = direct */

@@ -69,6 +69,12 @@ enum ipc_action {
     IPC_ACT_GROUPS,       /* {}: the groups we are in, from WhatsApp (answered later) */
     IPC_ACT_GROUP_CHANGE, /* {u32 op (1 create, 2 add, 3 remove, 4 promote, 5 demote, 6 leave), bytes group
                              jid or subject, u32 n, n x bytes jid} (answered later) */
+    IPC_ACT_PICTURE,      /* {bytes jid, u32 preview}: where its profile picture is (answered later) */
+    IPC_ACT_PICTURE_SET, /* {bytes group jid or "me", u32 remove, [bytes sha256 of a stored image]} (later) */
+    IPC_ACT_ABOUT,       /* {bytes jid}: a person's about text (answered later) */
+    IPC_ACT_ABOUT_SET,   /* {bytes text}: our own about text (answered later) */
+    IPC_ACT_BLOCKLIST,   /* {}: the people we blocked (answered later) */
+    IPC_ACT_BLOCK,       /* {bytes jid, u32 block, u32 has_pn, [bytes pn jid]} (answered later) */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

@@ -32,7 +32,7 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
             events_publish(strtoull(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
                            PQgetvalue(res, i, 2));
     }
-    wa_messaging_group_event_done(t->token, res != NULL);
+    wa_messaging_held_done(t->token, res != NULL);
     free(t);
 }
 

@@ -12,6 +12,8 @@
 #include "common/sbuf.h"
 #include "events.h"
 #include "presence.h"
+#include "calls.h"
+#include "chat_merges.h"
 #include "group_events.h"
 #include "media_download.h"
 #include "sdb.h"
@@ -263,6 +265,8 @@ static void on_lid_saved(void *ctx, const PGresult *res, const char *err)
     (void)ctx;
     if (!res)
         log_warn("cannot record a phone number's LID", LF_S("error", err));
+    else if (PQcmdTuples((PGresult *)res)[0] != '0')
+        chat_merges_kick(); /* a new mapping may have merged two chats */
 }
 
 static void on_lid(void *arg, const char *pn, const char *lid)
@@ -308,7 +312,7 @@ static void on_group_subject(void *arg, const char *gjid, const char *subject)
 
 void inbox_init(void)
 {
-    struct wa_receive_events ev = {on_incoming,    on_lid,           on_undecryptable, media_download_answer,
-                                   presence_event, on_group_subject, group_events_take};
+    struct wa_receive_events ev = {on_incoming,    on_lid,           on_undecryptable,  media_download_answer,
+                                   presence_event, on_group_subject, group_events_take, calls_take};
     wa_messaging_set_receive_events(&ev, NULL);
 }

@@ -24,6 +24,7 @@
 #include "access.h"
 #include "actions.h"
 #include "audit.h"
+#include "chat_merges.h"
 #include "control.h"
 #include "http_client.h"
 #include "media.h"
@@ -463,6 +464,7 @@ int main(int argc, char **argv)
     session_init();
     webhooks_init();
     audit_init();
+    chat_merges_init();
     media_init(); /* registers its own IPC handlers (they pass descriptors) */
     media_urlfetch_init();
     media_sweep_init();

@@ -41,18 +41,36 @@ static enum media_image_format sniff(const uint8_t *h, size_t n)
 /* ---- the thumbnail's box filter ---- */
 
 struct box {
-    uint32_t sw, sh, tw, th; /* source (as decoded) and thumbnail sizes */
-    uint64_t *acc;           /* tw*th*4: r, g, b, count */
+    uint32_t sw, sh, tw, th; /* source (as decoded) and output sizes */
+    uint32_t x0, y0, cw, ch; /* the part of the source kept (all of it, or a centred square) */
+    int quality;
+    uint64_t *acc; /* tw*th*4: r, g, b, count */
 };
 
-static int box_init(struct box *b, uint32_t sw, uint32_t sh)
+/* What to make: the longer side at most side pixels, or a centred square of
+ * side pixels at most; a JPEG of that quality. */
+struct shape {
+    uint32_t side;
+    int square, quality;
+};
+
+static const struct shape THUMB = {MEDIA_THUMB_SIDE, 0, 60};
+static const struct shape PICTURE = {MEDIA_PICTURE_SIDE, 1, 80};
+
+static int box_init(struct box *b, uint32_t sw, uint32_t sh, const struct shape *want)
 {
     b->sw = sw, b->sh = sh;
-    if (sw >= sh) {
-        b->tw = sw < MEDIA_THUMB_SIDE ? sw : MEDIA_THUMB_SIDE;
+    b->x0 = b->y0 = 0, b->cw = sw, b->ch = sh;
+    b->quality = want->quality;
+    if (want->square) {
+        uint32_t s = sw < sh ? sw : sh;
+        b->x0 = (sw - s) / 2, b->y0 = (sh - s) / 2, b->cw = b->ch = s;
+        b->tw = b->th = s < want->side ? s : want->side;
+    } else if (sw >= sh) {
+        b->tw = sw < want->side ? sw : want->side;
         b->th = (uint32_t)((uint64_t)sh * b->tw / sw);
     } else {
-        b->th = sh < MEDIA_THUMB_SIDE ? sh : MEDIA_THUMB_SIDE;
+        b->th = sh < want->side ? sh : want->side;
         b->tw = (uint32_t)((uint64_t)sw * b->th / sh);
     }
     b->tw = b->tw ? b->tw : 1;
@@ -64,10 +82,12 @@ static int box_init(struct box *b, uint32_t sw, uint32_t sh)
 /* One source row of RGB (3) or RGBA (4) pixels; alpha flattened on white. */
 static void box_row(struct box *b, uint32_t y, const uint8_t *row, int channels)
 {
-    uint64_t *line = b->acc + (size_t)((uint64_t)y * b->th / b->sh) * b->tw * 4;
-    for (uint32_t x = 0; x < b->sw; x++) {
-        const uint8_t *p = row + (size_t)x * (size_t)channels;
-        uint64_t *a = line + (size_t)((uint64_t)x * b->tw / b->sw) * 4;
+    if (y < b->y0 || y - b->y0 >= b->ch)
+        return;
+    uint64_t *line = b->acc + (size_t)((uint64_t)(y - b->y0) * b->th / b->ch) * b->tw * 4;
+    for (uint32_t x = 0; x < b->cw; x++) {
+        const uint8_t *p = row + (size_t)(x + b->x0) * (size_t)channels;
+        uint64_t *a = line + (size_t)((uint64_t)x * b->tw / b->cw) * 4;
         unsigned al = channels == 4 ? p[3] : 255;
         for (int c = 0; c < 3; c++)
             a[c] += (p[c] * al + 255 * (255 - al)) / 255;
@@ -75,7 +95,7 @@ static void box_row(struct box *b, uint32_t y, const uint8_t *row, int channels)
     }
 }
 
-/* The thumbnail as JPEG; frees the box. */
+/* The box as JPEG; frees the box. */
 static int box_jpeg(struct box *b, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
     uint8_t *rgb = malloc((size_t)b->tw * b->th * 3);
@@ -101,7 +121,7 @@ static int box_jpeg(struct box *b, uint8_t **out, size_t *len, char *err, size_t
     c.input_components = 3;
     c.in_color_space = JCS_RGB;
     jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 60, TRUE);
+    jpeg_set_quality(&c, b->quality, TRUE);
     jpeg_start_compress(&c, TRUE);
     while (c.next_scanline < c.image_height) {
         JSAMPROW r = rgb + (size_t)c.next_scanline * b->tw * 3;
@@ -192,8 +212,8 @@ struct jwork {
     struct box b;
 };
 
-static int jpeg_do(int fd, int thumb, struct media_image *info, uint8_t **out, size_t *len, char *err,
-                   size_t errlen)
+static int jpeg_do(int fd, const struct shape *want, struct media_image *info, uint8_t **out, size_t *len,
+                   char *err, size_t errlen)
 {
     struct jwork *w = calloc(1, sizeof *w);
     volatile int rc = -1; /* set after setjmp */
@@ -223,7 +243,7 @@ static int jpeg_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
     info->height = w->c.image_height;
     if (too_many_pixels(info, MEDIA_IMAGE_MAX_PIXELS, err, errlen))
         goto done;
-    if (!thumb) {
+    if (!want) {
         rc = 0;
         goto done;
     }
@@ -232,14 +252,16 @@ static int jpeg_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
         goto done;
     }
     w->c.out_color_space = JCS_RGB;
-    /* Decode at 1/2..1/8 when the thumbnail is still twice as fine. */
-    unsigned d = 8, longer = w->c.image_width > w->c.image_height ? w->c.image_width : w->c.image_height;
-    while (d > 1 && longer / d < 2 * MEDIA_THUMB_SIDE)
+    /* Decode at 1/2..1/8 when the output is still twice as fine (the
+     * shorter side is the one that counts for a square). */
+    unsigned d = 8, w0 = w->c.image_width, h0 = w->c.image_height;
+    unsigned longer = (w0 > h0) == !want->square ? w0 : h0;
+    while (d > 1 && longer / d < 2 * want->side)
         d /= 2;
     w->c.scale_num = 1;
     w->c.scale_denom = d;
     jpeg_start_decompress(&w->c);
-    if (box_init(&w->b, w->c.output_width, w->c.output_height) < 0 ||
+    if (box_init(&w->b, w->c.output_width, w->c.output_height, want) < 0 ||
         !(w->row = malloc((size_t)w->c.output_width * 3))) {
         snprintf(err, errlen, "out of memory");
         goto done;
@@ -296,8 +318,8 @@ static void p_warning(png_structp p, png_const_charp msg)
     (void)p, (void)msg;
 }
 
-static int png_do(int fd, int thumb, struct media_image *info, uint8_t **out, size_t *len, char *err,
-                  size_t errlen)
+static int png_do(int fd, const struct shape *want, struct media_image *info, uint8_t **out, size_t *len,
+                  char *err, size_t errlen)
 {
     struct pwork *w = calloc(1, sizeof *w);
     volatile int rc = -1; /* set after setjmp */
@@ -325,7 +347,7 @@ static int png_do(int fd, int thumb, struct media_image *info, uint8_t **out, si
     info->height = png_get_image_height(w->p, w->i);
     if (too_many_pixels(info, MEDIA_IMAGE_MAX_PIXELS, err, errlen))
         goto done;
-    if (!thumb) {
+    if (!want) {
         rc = 0;
         goto done;
     }
@@ -340,7 +362,7 @@ static int png_do(int fd, int thumb, struct media_image *info, uint8_t **out, si
         goto done;
     }
     size_t rowbytes = png_get_rowbytes(w->p, w->i);
-    if (box_init(&w->b, info->width, info->height) < 0) {
+    if (box_init(&w->b, info->width, info->height, want) < 0) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
@@ -386,8 +408,8 @@ done:
 
 /* ---- WebP: libwebp decodes from memory ---- */
 
-static int webp_do(int fd, int thumb, struct media_image *info, uint8_t **out, size_t *len, char *err,
-                   size_t errlen)
+static int webp_do(int fd, const struct shape *want, struct media_image *info, uint8_t **out, size_t *len,
+                   char *err, size_t errlen)
 {
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > MEDIA_IMAGE_MAX_FILE) {
@@ -413,7 +435,7 @@ static int webp_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
     info->animated = cfg.input.has_animation;
     if (too_many_pixels(info, WEBP_MAX_PIXELS, err, errlen))
         goto done;
-    if (!thumb) {
+    if (!want) {
         rc = 0;
         goto done;
     }
@@ -422,11 +444,16 @@ static int webp_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
         goto done;
     }
     struct box b;
-    if (box_init(&b, info->width, info->height) < 0) {
+    if (box_init(&b, info->width, info->height, want) < 0) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    /* libwebp scales while decoding: the box then maps 1:1. */
+    /* libwebp crops and scales while decoding: the box then maps 1:1. */
+    if (b.cw != b.sw || b.ch != b.sh) {
+        cfg.options.use_cropping = 1;
+        cfg.options.crop_left = (int)b.x0, cfg.options.crop_top = (int)b.y0;
+        cfg.options.crop_width = (int)b.cw, cfg.options.crop_height = (int)b.ch;
+    }
     cfg.options.use_scaling = 1;
     cfg.options.scaled_width = (int)b.tw;
     cfg.options.scaled_height = (int)b.th;
@@ -436,7 +463,7 @@ static int webp_do(int fd, int thumb, struct media_image *info, uint8_t **out, s
         snprintf(err, errlen, "WebP: cannot decode");
         goto done;
     }
-    b.sw = b.tw, b.sh = b.th;
+    b.sw = b.cw = b.tw, b.sh = b.ch = b.th, b.x0 = b.y0 = 0;
     for (uint32_t y = 0; y < b.th; y++)
         box_row(&b, y, cfg.output.u.RGBA.rgba + (size_t)y * (size_t)cfg.output.u.RGBA.stride, 4);
     WebPFreeDecBuffer(&cfg.output);
@@ -446,19 +473,19 @@ done:
     return rc;
 }
 
-static int run(int fd, int thumb, struct media_image *info, uint8_t **out, size_t *len, char *err,
-               size_t errlen)
+static int run(int fd, const struct shape *want, struct media_image *info, uint8_t **out, size_t *len,
+               char *err, size_t errlen)
 {
     uint8_t h[16];
     memset(info, 0, sizeof *info);
     ssize_t n = fd_pread_all(fd, h, sizeof h, 0);
     switch (n < 0 ? MEDIA_IMG_NONE : sniff(h, (size_t)n)) {
     case MEDIA_IMG_JPEG:
-        return jpeg_do(fd, thumb, info, out, len, err, errlen);
+        return jpeg_do(fd, want, info, out, len, err, errlen);
     case MEDIA_IMG_PNG:
-        return png_do(fd, thumb, info, out, len, err, errlen);
+        return png_do(fd, want, info, out, len, err, errlen);
     case MEDIA_IMG_WEBP:
-        return webp_do(fd, thumb, info, out, len, err, errlen);
+        return webp_do(fd, want, info, out, len, err, errlen);
     default:
         snprintf(err, errlen, "not a JPEG, PNG or WebP picture");
         return -1;
@@ -467,11 +494,17 @@ static int run(int fd, int thumb, struct media_image *info, uint8_t **out, size_
 
 int media_image_probe(int fd, struct media_image *out, char *err, size_t errlen)
 {
-    return run(fd, 0, out, NULL, NULL, err, errlen);
+    return run(fd, NULL, out, NULL, NULL, err, errlen);
 }
 
 int media_image_thumbnail(int fd, uint8_t **jpeg, size_t *len, struct media_image *info, char *err,
                           size_t errlen)
 {
-    return run(fd, 1, info, jpeg, len, err, errlen);
+    return run(fd, &THUMB, info, jpeg, len, err, errlen);
+}
+
+int media_image_picture(int fd, uint8_t **jpeg, size_t *len, struct media_image *info, char *err,
+                        size_t errlen)
+{
+    return run(fd, &PICTURE, info, jpeg, len, err, errlen);
 }

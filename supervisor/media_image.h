@@ -14,6 +14,7 @@
 
 #define MEDIA_IMAGE_MAX_PIXELS (64u * 1024 * 1024) /* 64 megapixels: bigger is not a photo */
 #define MEDIA_THUMB_SIDE 72                        /* the thumbnail's longer side, in pixels */
+#define MEDIA_PICTURE_SIDE 640                     /* a profile picture's side, as WhatsApp shows it */
 #define MEDIA_IMAGE_MAX_FILE (64u * 1024 * 1024)   /* read into memory at most this much (PNG/WebP) */
 
 enum media_image_format { MEDIA_IMG_NONE, MEDIA_IMG_JPEG, MEDIA_IMG_PNG, MEDIA_IMG_WEBP };
@@ -32,5 +33,10 @@ int media_image_probe(int fd, struct media_image *out, char *err, size_t errlen)
  * aspect ratio kept, transparency flattened on white. *jpeg malloc'd. */
 int media_image_thumbnail(int fd, uint8_t **jpeg, size_t *len, struct media_image *info, char *err,
                           size_t errlen);
+
+/* A profile picture: the centred square of the image, at most
+ * MEDIA_PICTURE_SIDE pixels a side, as JPEG. *jpeg malloc'd. */
+int media_image_picture(int fd, uint8_t **jpeg, size_t *len, struct media_image *info, char *err,
+                        size_t errlen);
 
 #endif

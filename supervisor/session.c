@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "events.h"
+#include "group_refresh.h"
 #include "presence.h"
 #include "pg_lock.h"
 #include "audit.h"
@@ -120,8 +121,10 @@ static void on_client_state(void *arg, enum wa_state st, const char *detail)
     log_info("whatsapp session state", LF_S("state", wa_state_name(st)), LF_S("detail", detail));
     enum wa_state prev = Ss.st;
     set_state(st, detail, is_error);
-    if (st == WA_CONNECTED && prev != WA_CONNECTED && Ss.client)
+    if (st == WA_CONNECTED && prev != WA_CONNECTED && Ss.client) {
         presence_connected(Ss.client, Ss.name);
+        group_refresh(Ss.client);
+    }
     /* Unlinked (from the phone, or by logout): the account is no longer ours. */
     if (st == WA_LOGGED_OUT && prev != WA_LOGGED_OUT)
         audit_record(NULL, "session.logged_out", Ss.jid[0] ? Ss.jid : NULL, NULL);

@@ -55,6 +55,10 @@ void h_session_qr(struct rq *rq);
 void h_session_pairing_code(struct rq *rq);
 /* Asks the supervisor and answers the client with the {status, JSON body} it replies. */
 void sup_ask_json(struct rq *rq, uint32_t type, const void *payload, size_t len, uint32_t timeout_ms);
+/* The same for an IPC_ACTION request built in b (500 when b ran out of
+ * memory); frees b. */
+struct sbuf;
+void sup_ask_action(struct rq *rq, struct sbuf *b, uint32_t timeout_ms);
 /* An IPC_REPLY's {u32 status, bytes body}; -1 when m is NULL (no answer) or malformed. */
 struct ipc_msg;
 int sup_reply_read(const struct ipc_msg *m, uint32_t *status, const uint8_t **body, uint32_t *len);
@@ -73,16 +77,39 @@ void h_message_read(struct rq *rq);
 void h_message_react(struct rq *rq);
 void h_contacts_list(struct rq *rq);
 void h_contact_get(struct rq *rq);
+/* messages.c: a `to` (phone number as typed, or a JID of a person or group)
+ * as a JID into jid; -1 when it is neither. */
+int parse_to(const char *s, char *jid, size_t jidlen);
 void h_group_get(struct rq *rq);
 void h_groups_list(struct rq *rq);
 void h_group_create(struct rq *rq);
 void h_group_participants(struct rq *rq);
 void h_group_leave(struct rq *rq);
 void h_group_patch(struct rq *rq);
+/* A group's disappearing timer (0, or one of WhatsApp's), answered as
+ * PATCH /api/groups/{jid} answers (PUT /api/chats/{jid}/disappearing). */
+void group_set_timer(struct rq *rq, const char *gjid, int64_t seconds);
 void h_group_invite(struct rq *rq);
 void h_group_invite_revoke(struct rq *rq);
 void h_group_join(struct rq *rq);
+/* groups.c: where jid's picture is (GET ?type=image|preview); sets (PUT
+ * {media_id}: an uploaded image) or removes the picture of target (a
+ * group's JID, or "me": ours), answering the request. */
+void picture_get(struct rq *rq, const char *jid);
+void picture_put(struct rq *rq, const char *target);
+void picture_remove(struct rq *rq, const char *target);
+void h_group_picture(struct rq *rq);
+void h_group_picture_set(struct rq *rq);
+void h_group_picture_remove(struct rq *rq);
 void h_contact_subscribe(struct rq *rq);
+void h_contact_picture(struct rq *rq);
+void h_contact_about(struct rq *rq);
+void h_contact_block(struct rq *rq);
+void h_contact_unblock(struct rq *rq);
+void h_blocklist(struct rq *rq);
+void h_profile_about(struct rq *rq);
+void h_profile_picture_set(struct rq *rq);
+void h_profile_picture_remove(struct rq *rq);
 void h_lid_get(struct rq *rq);
 void h_lid_by_pn(struct rq *rq);
 void h_message_forward(struct rq *rq);

@@ -90,6 +90,15 @@ void sup_ask_json(struct rq *rq, uint32_t type, const void *payload, size_t len,
     ask_within(rq, type, payload, len, timeout_ms, reply_json);
 }
 
+void sup_ask_action(struct rq *rq, struct sbuf *b, uint32_t timeout_ms)
+{
+    if (b->oom)
+        http_error(rq, 500, NULL, "out of memory", NULL);
+    else
+        sup_ask_json(rq, IPC_ACTION, b->buf, b->len, timeout_ms);
+    sbuf_free(b);
+}
+
 void h_session_get(struct rq *rq)
 {
     ask(rq, IPC_SESSION_GET, NULL, 0, reply_json);

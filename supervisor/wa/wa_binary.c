@@ -1325,3 +1325,16 @@ char *wa_node_to_string(const wa_node *n, size_t max)
     }
     return (char *)b.p;
 }
+
+int wa_jid_text_bare(const char *in, char *out, size_t cap)
+{
+    const char *at = in ? strchr(in, '@') : NULL;
+    if (!at || at == in)
+        return -1;
+    size_t ul = strcspn(in, ":@");
+    const char *server = at + 1;
+    if (strcmp(server, "s.whatsapp.net") && strcmp(server, "lid") && strcmp(server, "g.us"))
+        return -1;
+    int n = snprintf(out, cap, "%.*s@%s", (int)ul, in, server);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}

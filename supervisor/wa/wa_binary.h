@@ -65,6 +65,9 @@ int wa_jid_parse(wa_arena *a, const char *s, wa_jid *out);
 /* Writes the text form (the inverse of wa_jid_parse) snprintf-style: returns the length
  * it needs, writes at most cap bytes including the NUL. */
 int wa_jid_format(const wa_jid *j, char *buf, size_t cap);
+/* "user[:device]@server" as "user@server" for a person (s.whatsapp.net, lid)
+ * or a group (g.us); -1 when it is none of those or does not fit cap. */
+int wa_jid_text_bare(const char *in, char *out, size_t cap);
 /* The same address: user, server, device, agent, integrator (the wire form is ignored). */
 int wa_jid_equal(const wa_jid *x, const wa_jid *y);
 

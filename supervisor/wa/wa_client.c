@@ -509,7 +509,7 @@ static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
     if (strcmp(n->tag, "ib") == 0)
         return 0;
     if ((!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "ack") ||
-         !strcmp(n->tag, "presence") || !strcmp(n->tag, "chatstate")) &&
+         !strcmp(n->tag, "presence") || !strcmp(n->tag, "chatstate") || !strcmp(n->tag, "call")) &&
         c->hooks.on_stanza && c->creds.paired)
         return c->hooks.on_stanza(c->hooks_arg, n, a);
     if (!strcmp(n->tag, "message") || !strcmp(n->tag, "receipt") || !strcmp(n->tag, "call"))

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #define MAX_PARTICIPANTS 2048 /* WhatsApp allows 1024; anything above is not a group's answer */
-#define MAX_TEXT 4096
+#define MAX_TEXT 8192         /* 2048 characters of UTF-8: the longest description */
 
 /* "user@server" of attribute key of n (the device dropped), or "" when absent or no JID. */
 static void jid_attr(const wa_node *n, const char *key, wa_arena *a, char *out, size_t cap)
@@ -97,8 +97,12 @@ int wa_group_parse(const wa_node *group, struct wa_group_info *g)
             g->n++;
         } else if (!strcmp(c->tag, "description")) {
             const wa_node *body = wa_node_child(c, "body");
-            if (body && body->content == WA_CONTENT_BYTES && !g->description)
+            const char *did = wa_node_attr_str(c, "id");
+            if (body && body->content == WA_CONTENT_BYTES && !g->description) {
                 g->description = text_dup((const char *)body->bytes, body->nbytes);
+                if (did && strlen(did) < sizeof g->description_id)
+                    snprintf(g->description_id, sizeof g->description_id, "%s", did);
+            }
         } else if (!strcmp(c->tag, "announcement")) {
             g->announce = 1;
         } else if (!strcmp(c->tag, "locked")) {
@@ -340,6 +344,29 @@ int wa_group_setting(struct wa_client *c, const char *gjid, const char *tag, con
     else if (!strcmp(tag, "ephemeral"))
         wa_node_add_attr(a, n, "expiration", value);
     return send_change(c, a, gjid, n, cb, arg);
+}
+
+int wa_group_describe(struct wa_client *c, const char *gjid, const char *text, const char *prev,
+                      const char *new_id, wa_group_change_cb cb, void *arg)
+{
+    wa_arena *a = wa_arena_new();
+    size_t tl = text ? strlen(text) : 0;
+    if (!a || !new_id || !*new_id || strlen(new_id) > 64 || tl > MAX_TEXT || (prev && strlen(prev) > 64)) {
+        wa_arena_free(a);
+        return -1;
+    }
+    wa_node *d = wa_node_new(a, "description");
+    if (tl) {
+        wa_node *body = wa_node_new(a, "body");
+        wa_node_set_bytes(a, body, text, tl);
+        wa_node_add_attr(a, d, "id", new_id);
+        wa_node_add_child(a, d, body);
+    } else {
+        wa_node_add_attr(a, d, "delete", "true");
+    }
+    if (prev && *prev)
+        wa_node_add_attr(a, d, "prev", prev);
+    return send_change(c, a, gjid, d, cb, arg);
 }
 
 int wa_group_invite(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg)

@@ -17,6 +17,7 @@ struct wa_group_participant {
 struct wa_group_info {
     char jid[96];
     char *subject, *description; /* valid during the callback */
+    char description_id[64];     /* what a change of it names as prev */
     char owner[96];
     int64_t created, subject_time;
     int lid_addressing;
@@ -54,6 +55,12 @@ int wa_group_leave(struct wa_client *c, const char *gjid, wa_group_change_cb cb,
  * locked / unlocked, ephemeral (value the seconds) / not_ephemeral. */
 int wa_group_setting(struct wa_client *c, const char *gjid, const char *tag, const char *value,
                      wa_group_change_cb cb, void *arg);
+/* Sets the description to text (NULL or "": deletes it). prev: the current
+ * description's id (wa_group_info.description_id; "" when there is none):
+ * the server refuses a change that names another (409), so two admins do
+ * not overwrite each other unknowingly. new_id: a fresh id. */
+int wa_group_describe(struct wa_client *c, const char *gjid, const char *text, const char *prev,
+                      const char *new_id, wa_group_change_cb cb, void *arg);
 /* The invite link's code (<invite code>), or (revoke) a new one. */
 int wa_group_invite(struct wa_client *c, const char *gjid, int revoke, wa_group_change_cb cb, void *arg);
 /* Joins by an invite code: the answer is <group jid>. */

@@ -126,6 +126,83 @@ int wa_messaging_media_retry(const char *id, const char *chat_jid, int from_me, 
     return r < 0 ? -1 : 0;
 }
 
+/* ---- stanzas held until the application stored what they told */
+
+#define HELD_SLOTS 64
+static struct {
+    uint64_t token;
+    wa_node *n;
+    wa_arena *a;
+} held[HELD_SLOTS];
+static uint64_t held_tokens;
+
+uint64_t wam_hold(wa_node *n, wa_arena *a)
+{
+    for (int i = 0; i < HELD_SLOTS; i++)
+        if (!held[i].token) {
+            held[i].token = ++held_tokens, held[i].n = n, held[i].a = a;
+            return held[i].token;
+        }
+    return 0;
+}
+
+/* Releases token's slot; acks its stanza first when ack. */
+static void release(uint64_t token, int ack)
+{
+    for (int i = 0; i < HELD_SLOTS; i++)
+        if (token && held[i].token == token) {
+            if (ack)
+                wa_client_ack(wam.c, held[i].n);
+            wa_arena_free(held[i].a);
+            held[i].token = 0;
+            return;
+        }
+}
+
+void wam_unhold(uint64_t token)
+{
+    release(token, 0);
+}
+
+void wam_held_drop(void)
+{
+    for (int i = 0; i < HELD_SLOTS; i++)
+        if (held[i].token) {
+            wa_arena_free(held[i].a);
+            held[i].token = 0;
+        }
+}
+
+void wa_messaging_held_done(uint64_t token, int stored)
+{
+    release(token, stored);
+}
+
+int wa_messaging_call_reject(const struct wa_call *call)
+{
+    return wam.connected ? wa_call_reject(wam.c, call) : -1;
+}
+
+/* A call: offers go to the application (acked once it stored them), the
+ * rest is acked at once. 1 when n is kept. */
+static int handle_call(wa_node *n, wa_arena *a)
+{
+    struct wa_call call;
+    if (!wam.rev.on_call || wa_call_parse(n, &call) < 0 || strcmp(call.status, "offer")) {
+        wa_client_ack(wam.c, n);
+        return 0;
+    }
+    uint64_t t = wam_hold(n, a);
+    if (!t) {
+        log_warn("calls: too many waiting; this one comes again", LF_S("call", call.call_id));
+        return 0;
+    }
+    if (wam.rev.on_call(wam.rarg, &call, t) == 0)
+        return 1;
+    wam_unhold(t);
+    return 0;
+}
+
 static int on_stanza(void *arg, wa_node *n, wa_arena *a)
 {
     (void)arg;
@@ -143,6 +220,8 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
             wam.rev.on_presence(wam.rarg, &pr);
         return 0;
     }
+    if (!strcmp(n->tag, "call"))
+        return handle_call(n, a);
     if (!strcmp(n->tag, "notification")) {
         const char *type = wa_node_attr_str(n, "type");
         if (type && !strcmp(type, "devices"))
@@ -172,7 +251,7 @@ static void on_disconnect(void *arg)
     wam.connected = 0;
     wam_receive_disconnect();
     wam_send_disconnect();
-    wam_group_notices_drop();
+    wam_held_drop();
 }
 
 void wa_messaging_init(struct wa_client *c, struct event_base *base)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "wa_client.h"
+#include "wa_call.h"
 #include "wa_group.h"
 #include "wa_presence.h"
 #include "wa_message.h"
@@ -87,10 +88,13 @@ struct wa_receive_events {
     /* A group's subject, as the server named it (its metadata, or a change). */
     void (*on_group_subject)(void *arg, const char *gjid, const char *subject);
     /* A change to a group (created, updated, participants): store it, then
-     * call wa_messaging_group_event_done(token, stored); the notice is acked
+     * call wa_messaging_held_done(token, stored); the notice is acked
      * only then (not stored: not acked, the server tells it again). 0 when
      * taken, -1 when not. ev borrowed for the call. */
     int (*on_group_event)(void *arg, const struct wa_group_event *ev, uint64_t token);
+    /* Someone rings us (an offer): as on_group_event, acked once stored
+     * (wa_messaging_held_done). call borrowed for the call. */
+    int (*on_call)(void *arg, const struct wa_call *call, uint64_t token);
 };
 
 /* Messaging on client c; timers on base. */
@@ -102,8 +106,11 @@ void wa_messaging_set_receive_events(const struct wa_receive_events *ev, void *a
  * nothing of the batch is acknowledged, the connection is dropped so the
  * server resends it, and its Signal state is undone so it decrypts again). */
 void wa_messaging_stored(uint64_t token, const char *applied, const char *err);
-/* A group change given to on_group_event is stored (1) or not (0). */
-void wa_messaging_group_event_done(uint64_t token, int stored);
+/* Turns down a call on_call was given; -1 when not connected. */
+int wa_messaging_call_reject(const struct wa_call *call);
+/* What on_group_event or on_call was given is stored (1: its stanza is
+ * acked) or not (0: not acked, the server tells it again). */
+void wa_messaging_held_done(uint64_t token, int stored);
 /* Takes one text message to send after those given before (on_sent tells
  * how it went); -1 when full or not connected, -2 when to_jid is no JID.
  * to_jid may be a group's. mentions: the JIDs it mentions, newline-separated

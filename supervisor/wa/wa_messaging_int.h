@@ -195,7 +195,14 @@ int wam_group_own_skdm(const char *group_user, uint8_t **skdm, size_t *n);
 int wam_handle_group_notification(wa_node *n, wa_arena *a);
 /* The connection went: group notices waiting for their store are dropped
  * (the server tells them again). */
-void wam_group_notices_drop(void);
+/* Stanzas acked only once the application stored what they told (group
+ * notices, calls): wam_hold keeps n (and its arena) under a new token, 0
+ * when too many wait (n is then not kept: the server tells it again);
+ * wam_unhold forgets one the application did not take, unacked;
+ * wam_held_drop forgets them all (the connection went away). */
+uint64_t wam_hold(wa_node *n, wa_arena *a);
+void wam_unhold(uint64_t token);
+void wam_held_drop(void);
 /* Replacements of our sender key that waited for the Signal store. */
 void wam_group_rotate_pending(void);
 void wam_group_disconnect(void);

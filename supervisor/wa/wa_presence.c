@@ -4,28 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "user[:device]@server" → "user@server" (a person or a group); -1 when it
- * is no such JID or does not fit. */
-static int bare_jid(const char *in, char *out, size_t cap)
-{
-    const char *at = in ? strchr(in, '@') : NULL;
-    if (!at || at == in)
-        return -1;
-    size_t ul = strcspn(in, ":@");
-    const char *server = at + 1;
-    if (strcmp(server, "s.whatsapp.net") && strcmp(server, "lid") && strcmp(server, "g.us"))
-        return -1;
-    int n = snprintf(out, cap, "%.*s@%s", (int)ul, in, server);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
-}
-
 int wa_presence_parse(const wa_node *n, struct wa_presence *out)
 {
     char buf[128];
     memset(out, 0, sizeof *out);
     const char *from = wa_node_attr_text(n, "from", buf, sizeof buf);
     if (!strcmp(n->tag, "presence")) {
-        if (!from || bare_jid(from, out->jid, sizeof out->jid) < 0 || strstr(out->jid, "@g.us"))
+        if (!from || wa_jid_text_bare(from, out->jid, sizeof out->jid) < 0 || strstr(out->jid, "@g.us"))
             return -1;
         const char *type = wa_node_attr_str(n, "type");
         out->kind = WA_PRESENCE_AVAILABILITY;
@@ -43,13 +28,13 @@ int wa_presence_parse(const wa_node *n, struct wa_presence *out)
         return 0;
     }
     if (strcmp(n->tag, "chatstate") != 0 || n->content != WA_CONTENT_LIST || n->nchildren != 1 || !from ||
-        bare_jid(from, out->chat, sizeof out->chat) < 0)
+        wa_jid_text_bare(from, out->chat, sizeof out->chat) < 0)
         return -1;
     out->kind = WA_PRESENCE_CHATSTATE;
     if (strstr(out->chat, "@g.us")) {
         char pb[128];
         const char *p = wa_node_attr_text(n, "participant", pb, sizeof pb);
-        if (!p || bare_jid(p, out->jid, sizeof out->jid) < 0 || strstr(out->jid, "@g.us"))
+        if (!p || wa_jid_text_bare(p, out->jid, sizeof out->jid) < 0 || strstr(out->jid, "@g.us"))
             return -1;
     } else {
         snprintf(out->jid, sizeof out->jid, "%s", out->chat);

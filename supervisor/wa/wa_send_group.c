@@ -125,36 +125,6 @@ void wam_group_rotate_pending(void)
         log_error("cannot store the Signal state", LF_S("error", err));
 }
 
-/* Group notices waiting for the application's store, to be acked then. */
-#define NOTICE_SLOTS 64
-static struct {
-    uint64_t token;
-    wa_node *n;
-    wa_arena *a;
-} notices[NOTICE_SLOTS];
-static uint64_t notice_tokens;
-
-void wam_group_notices_drop(void)
-{
-    for (int i = 0; i < NOTICE_SLOTS; i++)
-        if (notices[i].token) {
-            wa_arena_free(notices[i].a);
-            notices[i].token = 0;
-        }
-}
-
-void wa_messaging_group_event_done(uint64_t token, int stored)
-{
-    for (int i = 0; i < NOTICE_SLOTS; i++)
-        if (token && notices[i].token == token) {
-            if (stored)
-                wa_client_ack(wam.c, notices[i].n);
-            wa_arena_free(notices[i].a);
-            notices[i].token = 0;
-            return;
-        }
-}
-
 /* The change to the application, acked once stored; 1 when n is kept. */
 static int group_event(wa_node *n, wa_arena *a)
 {
@@ -163,21 +133,14 @@ static int group_event(wa_node *n, wa_arena *a)
         wa_client_ack(wam.c, n); /* nothing to store */
         return 0;
     }
-    int slot = -1;
-    for (int i = 0; i < NOTICE_SLOTS && slot < 0; i++)
-        if (!notices[i].token)
-            slot = i;
     int kept = 0;
-    if (slot < 0) {
+    uint64_t t = wam_hold(n, a);
+    if (!t)
         log_warn("group notices: too many waiting; this one comes again", LF_S("group", ev.gjid));
-    } else {
-        uint64_t t = ++notice_tokens;
-        notices[slot].token = t, notices[slot].n = n, notices[slot].a = a;
-        if (wam.rev.on_group_event(wam.rarg, &ev, t) == 0)
-            kept = 1;
-        else if (notices[slot].token == t)
-            notices[slot].token = 0; /* not taken: not acked, the server tells it again */
-    }
+    else if (wam.rev.on_group_event(wam.rarg, &ev, t) == 0)
+        kept = 1;
+    else
+        wam_unhold(t); /* not taken: not acked, the server tells it again */
     wa_group_event_free(&ev);
     return kept;
 }

@@ -147,6 +147,29 @@ async function run(b) {
   check("Messages: the sent message shows in the thread as queued", st === "queued", st);
   const chat = await page.getAttribute("[data-testid=chats] [data-jid]", "data-jid");
   check("Messages: the chat is listed", chat === "15551234567@s.whatsapp.net", chat);
+  const title = await page.textContent("[data-testid=chats] [data-jid] [data-testid=chat-name]");
+  const head = await page.textContent("[data-testid=thread] h2");
+  check("Messages: a person without a name is shown by number, never as a JID (list and thread)",
+    title === "+15551234567" && head === "+15551234567", `${title} / ${head}`);
+  const boxes = await page.evaluate(() => {
+    const r = (s) => document.querySelector(s).getBoundingClientRect();
+    return { thread: r("[data-testid=thread]"), composer: r("[data-testid=composer]") };
+  });
+  check("Messages: the composer sits under the open thread",
+    boxes.composer.top >= boxes.thread.bottom - 1 && Math.abs(boxes.composer.left - boxes.thread.left) < 40,
+    JSON.stringify(boxes));
+  await page.click("[data-testid=new-chat]");
+  await page.waitForSelector("[data-testid=no-thread]");
+  const empty = await page.textContent("[data-testid=no-thread]");
+  const focus = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  check("Messages: New chat clears the thread, says where to write, and puts the cursor in To",
+    /box below/.test(empty) && focus === "msg-to" && (await page.inputValue("#msg-to")) === "", `${empty} / ${focus}`);
+  sql("INSERT INTO wa_contacts (jid, push_name) VALUES ('15551234567@s.whatsapp.net', 'Ana Lima') " +
+    "ON CONFLICT (jid) DO UPDATE SET push_name = EXCLUDED.push_name");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.waitForSelector("[data-testid=chats] [data-jid] >> text=Ana Lima");
+  check("Messages: once WhatsApp told the person's name, the chat is listed by it", true);
   await page.fill("#msg-to", "not a number");
   await page.fill("#msg-text", "x");
   await page.click("[data-testid=composer] button[type=submit]");
@@ -218,6 +241,21 @@ async function run(b) {
   const last = await page.textContent("[data-testid=chats] [data-jid='120363000000000009@g.us']");
   check("Messages: the chat list previews the contact card by name", last.includes("Contact: Ana Lima"), last);
   await shot(page, "messages");
+  // Edited and deleted messages say so.
+  sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, text, status, ts, edited_at, revoked_at) VALUES " +
+    "('3EB0F00D00000000000005', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'text', 'fixed typo', " +
+    "'received', now(), now(), NULL), " +
+    "('3EB0F00D00000000000006', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'text', 'oops', " +
+    "'received', now(), NULL, now())");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid='120363000000000009@g.us']");
+  await page.waitForSelector("[data-message-id='3EB0F00D00000000000006']");
+  const edited = await page.$$("[data-message-id='3EB0F00D00000000000005'] [data-testid=edited]");
+  const gone = await page.textContent("[data-message-id='3EB0F00D00000000000006']");
+  check("Messages: an edited message is marked edited; a deleted one says so and hides its text",
+    edited.length === 1 && gone.includes("This message was deleted") && !gone.includes("oops") &&
+    (await page.$$("[data-message-id='3EB0F00D00000000000006'] [data-testid=revoked]")).length === 1, gone);
 
   // Webhooks
   await page.click("nav >> text=Webhooks");

@@ -158,9 +158,42 @@ try {
     people.length === 3 && people[0][0].startsWith("+15550009999") && people[0][1] === "superadmin" &&
     people[0][0].includes("creator") && people.some(([t, r]) => t.startsWith(`+${mine}`) && r === "member") &&
     people.some(([t]) => t.startsWith("+15550008888")), JSON.stringify(people));
+  check("a member sees no invite link (WhatsApp gives it to admins)",
+    (await page.$$("[data-testid=group-invite]")).length === 0);
   const shown = await page.textContent("[data-testid=thread]");
   check("nothing empty is shown as \"null\"", !shown.includes("null"), shown.slice(0, 200));
   await shot(page, "group-info");
+  // Made an admin: the panel shows the group's invite link, the server's.
+  wa.groups.route("POST", `/groups/${encodeURIComponent(made.jid)}/participants`, { actor: "15550009999",
+    action: "promote", participants: [mine] });
+  await page.click("[data-testid=group-info]"); // closes
+  await page.click("[data-testid=group-info]"); // opens, asked again
+  await page.waitForSelector("[data-testid=group-invite] a", { timeout: 15000 });
+  const link = await page.getAttribute("[data-testid=group-invite] a", "href");
+  const code = wa.groups.state(wa.groups.get(made.jid)).invite;
+  check("an admin sees the invite link WhatsApp has for the group", link === `https://chat.whatsapp.com/${code}`,
+    `${link} vs ${code}`);
+  // A person writes to us: their chat's Contact info shows the number and
+  // about text (asked of WhatsApp) and blocks them for real.
+  wa.peerProfile({ about: "At the shop until six" });
+  const sent = await wa.peerSend({ text: "is the shop open?" });
+  await page.waitForSelector("[data-testid=chats] [data-jid='15550009999@s.whatsapp.net']", { timeout: 15000 });
+  await page.click("[data-testid=chats] [data-jid='15550009999@s.whatsapp.net']");
+  await page.waitForSelector(`[data-message-id='${sent.id}']`);
+  await page.click("[data-testid=contact-info]");
+  await page.waitForSelector("[data-testid=contact-about]", { timeout: 15000 });
+  const about = await page.textContent("[data-testid=contact-about]");
+  const num = await page.textContent("[data-testid=contact-number]");
+  check("Contact info: the number and the about text WhatsApp has", about === "At the shop until six" &&
+    num === "+15550009999", `${about} / ${num}`);
+  await page.click("[data-testid=block] >> text=Block");
+  await page.waitForSelector("[data-testid=block] >> text=Unblock", { timeout: 15000 });
+  check("Contact info: Block blocks on WhatsApp (the server's list has them)",
+    wa.ownProfile.blocked.has("15550009999@s.whatsapp.net"));
+  await page.click("[data-testid=block] >> text=Unblock");
+  await page.waitForSelector("[data-testid=block] >> text=Block", { timeout: 15000 });
+  check("... and Unblock unblocks", !wa.ownProfile.blocked.has("15550009999@s.whatsapp.net"));
+  await shot(page, "contact-info");
   await page.click("nav >> text=Session");
   await page.waitForSelector("[data-testid=session-state][data-state=connected]");
 

@@ -48,6 +48,7 @@ class Api:
         _, h, _ = srv.request("POST", "/api/auth/sign-up/email", headers=hh,
                               body=json.dumps({"email": email, "password": "password-123", "name": "Ops"}).encode())
         cookie = h.get("set-cookie", "").split(";")[0]
+        self.cookie, self.origin = cookie, origin  # the signed-in session, for what only a session may do
         st, _, b = srv.request("POST", "/api/auth/api-key/create", body=json.dumps({"name": "suite"}).encode(),
                                headers={"content-type": "application/json", "origin": origin, "cookie": cookie})
         self.key = json.loads(b).get("key") if st == 200 else None

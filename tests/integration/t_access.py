@@ -38,7 +38,7 @@ def code_of(js):
 READ = ["session:read", "messages:read", "chats:read", "contacts:read", "media:read", "groups:read", "events:read"]
 ROLES = {
     "viewer": set(READ),
-    "member": set(READ) | {"messages:send", "media:write", "groups:write"},
+    "member": set(READ) | {"messages:send", "media:write", "groups:write", "contacts:write"},
 }
 ROLES["admin"] = ROLES["member"] | {"session:control", "webhooks:read", "webhooks:write", "users:read",
                                     "users:write", "keys:read", "keys:write", "audit:read"}
@@ -99,10 +99,17 @@ POLICY = {
     "/api/groups/{jid}": [(["GET"], "groups:read", False), (["PATCH"], "groups:write", False)],
     "/api/groups/{jid}/invite": [(["GET"], "groups:read", False), (["DELETE"], "groups:write", False)],
     "/api/groups/join": [(["POST"], "groups:write", False)],
+    "/api/groups/{jid}/picture": [(["GET"], "groups:read", False), (["PUT", "DELETE"], "groups:write", False)],
     "/api/contacts": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}": [(["GET"], "contacts:read", False)],
     "/api/contacts/{jid}/presence/subscribe": [(["POST"], "contacts:read", False)],
     "/api/contacts/check": [(["POST"], "contacts:read", False)],
+    "/api/contacts/{jid}/picture": [(["GET"], "contacts:read", False)],
+    "/api/contacts/{jid}/about": [(["GET"], "contacts:read", False)],
+    "/api/contacts/{jid}/block": [(["POST", "DELETE"], "contacts:write", False)],
+    "/api/blocklist": [(["GET"], "contacts:read", False)],
+    "/api/profile/about": [(["PUT"], "session:control", False)],
+    "/api/profile/picture": [(["PUT", "DELETE"], "session:control", False)],
     "/api/lids/{lid}": [(["GET"], "contacts:read", False)],
     "/api/lids/pn/{phone}": [(["GET"], "contacts:read", False)],
     "/api/media": [(["POST"], "media:write", False), (["GET"], "media:read", False)],

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, kill_supervisor, ROOT, Server, wait  # noqa: E402
 from linked import Api, BaileysPeer, private_database, psql  # noqa: E402
+import mediafiles  # noqa: E402
 
 DB = private_database(f"wapi_it_groups_{os.getpid()}")
 BIN = os.environ.get("T_GROUPS_BIN") or ("build/san" if os.path.exists(os.path.join(ROOT, "build/san/wapi"))
@@ -314,6 +315,74 @@ st2, inv2 = api("DELETE", f"/api/groups/{NG}/invite")
 check("GET /api/groups/{jid}/invite: the link; DELETE: a new one, as the server has it",
       st == 200 and inv["link"] == "https://chat.whatsapp.com/" + inv["code"] and st2 == 200 and
       inv2["code"] != inv["code"] and wa.group(NG).get("invite") == inv2["code"], (inv, inv2))
+# the description: set (naming the one it replaces), changed by someone else, set again, removed
+st, js = api("PATCH", f"/api/groups/{NG}", {"description": "Rules: be kind ✓"})
+fg = wa.group(NG)
+check("PATCH {description}: set; the group answers with it and the server has it (no prev: there was none)",
+      st == 200 and js.get("description") == "Rules: be kind ✓" and fg.get("description") == "Rules: be kind ✓" and
+      fg.get("descriptionPrevSeen") is None, (st, js, fg))
+wa.group_description(NG, PEER, "Peer's rules")
+time.sleep(0.3)
+did = wa.group(NG).get("descriptionId")
+st, js = api("PATCH", f"/api/groups/{NG}", {"description": "Our rules again"})
+fg = wa.group(NG)
+check("changed after an admin's edit: the change names that description's id as prev (the server checks it)",
+      st == 200 and js.get("description") == "Our rules again" and fg.get("descriptionPrevSeen") == did and
+      did is not None, (st, js, fg, did))
+check("group.updated carries each description", wait(lambda: [e.get("description") for e in gevents("group.updated")
+      if e["jid"] == NG and "description" in e][-3:] == ["Rules: be kind ✓", "Peer's rules", "Our rules again"],
+      timeout=10), [e for e in gevents("group.updated") if "description" in e])
+st, js = api("PATCH", f"/api/groups/{NG}", {"description": ""})
+fg = wa.group(NG)
+check("PATCH {description: \"\"}: removed, on the server too", st == 200 and js.get("description") is None and
+      fg.get("description") is None, (st, js, fg))
+for body, field in (({"description": "x" * 2049}, "description"), ({"description": 5}, "description")):
+    st, js = api("PATCH", f"/api/groups/{NG}", body)
+    check(f"PATCH description {json.dumps(body)[:30]}: 400 naming description", st == 400 and
+          js["error"].get("field") == field, (st, js))
+
+# the picture: none yet, set from an uploaded image (a 640 px square JPEG), asked, removed
+st, js = api("GET", f"/api/groups/{NG}/picture")
+check("GET …/picture with none: 404 picture_not_found", st == 404 and js["error"]["code"] == "picture_not_found",
+      (st, js))
+
+
+def upload(data, ctype):
+    st, _, b = srv.request("POST", "/api/media", body=data, headers={"x-api-key": api.key, "content-type": ctype},
+                           timeout=20)
+    return json.loads(b)["id"] if st == 201 else None
+
+
+big = upload(mediafiles.png_wh(1200, 800), "image/png")
+st, js = api("PUT", f"/api/groups/{NG}/picture", {"media_id": big})
+fg = wa.group(NG)
+check("PUT …/picture {media_id}: 200 with the new id; the server got a JPEG, the centred 800 px square at 640",
+      st == 200 and js.get("id") and js["id"] == fg.get("picture") and fg.get("pictureSize") == [640, 640],
+      (st, js, fg))
+st, js = api("GET", f"/api/groups/{NG}/picture")
+st2, js2 = api("GET", f"/api/groups/{NG}/picture?type=preview")
+check("GET …/picture: its id and link; ?type=preview the small one",
+      st == 200 and js.get("id") == fg.get("picture") and js.get("type") == "image" and
+      (js.get("url") or "").startswith("https://") and st2 == 200 and js2.get("type") == "preview", (js, js2))
+small = upload(mediafiles.png_wh(300, 500), "image/png")
+st, js = api("PUT", f"/api/groups/{NG}/picture", {"media_id": small})
+check("a picture smaller than 640: its centred square, never enlarged",
+      st == 200 and wa.group(NG).get("pictureSize") == [300, 300], (st, js, wa.group(NG)))
+doc = upload(b"%PDF-1.4 not really\n", "application/pdf")
+for body, code, status in (({"media_id": doc}, "invalid_picture", 400), ({"media_id": "m_" + "0" * 24},
+                           "media_not_found", 404), ({}, "invalid_media_id", 400), ({"media_id": "a/b"}, "invalid_media_id", 400)):
+    st, js = api("PUT", f"/api/groups/{NG}/picture", body)
+    check(f"PUT …/picture {json.dumps(body)[:40]}: {status} {code} naming media_id, nothing sent",
+          st == status and js["error"]["code"] == code and js["error"].get("field") == "media_id", (st, js))
+st, js = api("GET", f"/api/groups/{NG}/picture?type=huge")
+check("GET …/picture?type=huge: 400 naming type", st == 400 and js["error"].get("field") == "type", (st, js))
+st, js = api("DELETE", f"/api/groups/{NG}/picture")
+st2, js2 = api("GET", f"/api/groups/{NG}/picture")
+check("DELETE …/picture: removed on the server; asking again finds none",
+      st == 200 and wa.group(NG).get("picture") is None and st2 == 404, (st, js, st2, js2))
+st, js = api("GET", "/api/groups/120363999999999999@g.us/picture")
+check("the picture of an unknown group: 404 (WhatsApp answers both with 404: no such picture)", st == 404 and
+      js["error"]["code"] in ("group_not_found", "picture_not_found"), (st, js))
 st, js = api("PATCH", f"/api/groups/{G}", {"announce": True})
 check("a setting in a group where we are no admin: 403 not_admin", st == 403 and
       js["error"]["code"] == "not_admin", (st, js))
@@ -364,8 +433,15 @@ check("group chats are named by their subjects (from the group's metadata and fr
       chats.get(G, {}).get("name") == "Team" and chats.get(L, {}).get("name") == "By LID",
       {k: v.get("name") for k, v in chats.items()})
 
-# ---- a restart keeps our sender keys: no key to everyone again
+# ---- a restart keeps our sender keys: no key to everyone again; at connect the
+# groups we are in are listed and their chats take the current subjects (a
+# stale name, as after a rename we missed, is mended)
+sql("UPDATE wa_chats SET name = 'stale' WHERE jid = :'p0'", G)
+check("(the group's chat name made stale)", sql("SELECT name FROM wa_chats WHERE jid = :'p0'", G) == [["stale"]])
 check("restart: connected again", restart())
+check("after connecting, the groups we are in are asked for and the stale chat name mended",
+      wait(lambda: sql("SELECT name FROM wa_chats WHERE jid = :'p0'", G) == [["Team"]], timeout=15),
+      sql("SELECT name FROM wa_chats WHERE jid = :'p0'", G))
 s6 = send(G, "after a restart")
 check("after restart: sent", status_is(s6, "sent", "delivered", "read"))
 d6 = deliveries(s6)

@@ -133,13 +133,14 @@ struct look {
     char err[200];
 };
 
-static struct look thumb(int fd)
+static struct look make(int fd, int picture)
 {
     struct look l;
     memset(&l, 0, sizeof l);
     uint8_t *j = NULL;
     size_t n = 0;
-    l.rc = media_image_thumbnail(fd, &j, &n, &l.info, l.err, sizeof l.err);
+    l.rc = picture ? media_image_picture(fd, &j, &n, &l.info, l.err, sizeof l.err)
+                   : media_image_thumbnail(fd, &j, &n, &l.info, l.err, sizeof l.err);
     if (l.rc == 0) {
         uint8_t *rgb = unjpeg(j, n, &l.w, &l.h);
         int cl = 0, cr = 0, ct = 0, cb = 0;
@@ -167,6 +168,64 @@ static struct look thumb(int fd)
     if (lseek(fd, 0, SEEK_CUR) != 3)
         l.rc = -99; /* the offset moved */
     return l;
+}
+
+static struct look thumb(int fd)
+{
+    return make(fd, 0);
+}
+
+/* Four vertical bands: green, red, blue, green (a square crop of a 2:1
+ * picture keeps only the red and blue). */
+static uint8_t *bands(int w, int h, int ch)
+{
+    uint8_t *p = malloc((size_t)w * h * ch);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *q = p + ((size_t)y * w + x) * ch;
+            int band = x * 4 / w;
+            q[0] = band == 1 ? 220 : 10, q[1] = band == 0 || band == 3 ? 220 : 10,
+            q[2] = band == 2 ? 220 : 10;
+            if (ch == 4)
+                q[3] = 255;
+        }
+    return p;
+}
+
+/* Profile pictures: the centred square, at most 640 px a side. */
+static void pictures(void)
+{
+    uint8_t *rgb = bands(1600, 800, 3);
+    unsigned long jl = 0;
+    uint8_t *jp = jpeg_of(rgb, 1600, 800, &jl);
+    int fd = put_file("p.jpg", jp, jl);
+    struct look l = make(fd, 1);
+    T_CHECK(l.rc == 0 && l.w == 640 && l.h == 640, "picture of a 1600x800 JPEG: 640x640");
+    T_CHECK(l.left[0] > 180 && l.left[1] < 60 && l.right[2] > 180 && l.right[1] < 60,
+            "the centred square: red left, blue right, none of the green sides");
+    close(fd);
+    free(jp);
+    free(rgb);
+    uint8_t *rgba = bands(300, 500, 4);
+    for (int y = 0; y < 500; y++) /* top 100 rows white: cropped away from a 300x500 */
+        for (int x = 0; x < 300 && y < 100; x++)
+            memset(rgba + ((size_t)y * 300 + x) * 4, 255, 3);
+    fd = png_file("p.png", 300, 500, PNG_COLOR_TYPE_RGBA, 8, PNG_INTERLACE_NONE, rgba);
+    l = make(fd, 1);
+    T_CHECK(l.rc == 0 && l.w == 300 && l.h == 300, "picture of a 300x500 PNG: 300x300, never enlarged");
+    T_CHECK(l.top[0] < 250 || l.top[1] < 250 || l.top[2] < 250, "its white top rows cropped away");
+    close(fd);
+    free(rgba);
+    uint8_t *st = bands(1200, 600, 3), *out = NULL;
+    size_t n = WebPEncodeRGB(st, 1200, 600, 1200 * 3, 90, &out);
+    fd = put_file("p.webp", out, n);
+    l = make(fd, 1);
+    T_CHECK(l.rc == 0 && l.w == 600 && l.h == 600 && l.left[0] > 180 && l.left[1] < 60 && l.right[2] > 180 &&
+                l.right[1] < 60,
+            "picture of a 1200x600 WebP: 600x600, the centred square");
+    close(fd);
+    WebPFree(out);
+    free(st);
 }
 
 int main(void)
@@ -291,6 +350,8 @@ int main(void)
         WebPFree(out);
         free(st);
     }
+
+    pictures();
 
     fd = put_file("x.txt", "hello, not a picture", 20);
     T_CHECK(media_image_probe(fd, &mi, err, sizeof err) == -1 && strstr(err, "not a JPEG"),

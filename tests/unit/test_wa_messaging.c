@@ -428,6 +428,23 @@ static int on_group_event(void *arg, const struct wa_group_event *ev, uint64_t t
     return 0;
 }
 
+static struct {
+    int n, video;
+    char id[64], from[96];
+    uint64_t token;
+} cev;
+
+static int on_call(void *arg, const struct wa_call *call, uint64_t token)
+{
+    (void)arg;
+    cev.n++;
+    cev.video = call->video;
+    snprintf(cev.id, sizeof cev.id, "%s", call->call_id);
+    snprintf(cev.from, sizeof cev.from, "%s", call->from);
+    cev.token = token;
+    return 0;
+}
+
 static char last_subject[128], last_subject_group[96];
 
 static void on_group_subject(void *arg, const char *gjid, const char *subject)
@@ -947,7 +964,7 @@ int main(void)
     evb = event_base_new();
     wa_messaging_init((struct wa_client *)&us, evb); /* the handle is only passed back to the stand-ins */
     struct wa_receive_events rev = {on_incoming, on_lid,           on_undecryptable, on_media_retry,
-                                    on_presence, on_group_subject, on_group_event};
+                                    on_presence, on_group_subject, on_group_event,   on_call};
     struct wa_send_events sev = {on_sent, on_receipt, on_ready, on_retry};
     wa_messaging_set_receive_events(&rev, NULL);
     wa_messaging_set_send_events(&sev, NULL);
@@ -1699,9 +1716,9 @@ int main(void)
                     !strcmp(gev.first, "15550003333@s.whatsapp.net"),
                 "a member added: the change reaches the application (group, action, who)");
         T_EQ_INT(acks_for(s1, "GN1"), 0, "not acked before it is stored");
-        wa_messaging_group_event_done(gev.token, 1);
+        wa_messaging_held_done(gev.token, 1);
         T_EQ_INT(acks_for(s1, "GN1"), 1, "acked once stored");
-        wa_messaging_group_event_done(gev.token, 1);
+        wa_messaging_held_done(gev.token, 1);
         T_EQ_INT(acks_for(s1, "GN1"), 1, "a second done for it acks nothing more");
         ga = wa_arena_new();
         no = wa_node_new(ga, "notification");
@@ -1711,7 +1728,7 @@ int main(void)
         wa_node_add_child(ga, no, wa_node_new(ga, "locked"));
         feed_node(no, ga);
         T_CHECK(gev.n == 2 && !strcmp(gev.kind, "updated"), "a setting: an update");
-        wa_messaging_group_event_done(gev.token, 0);
+        wa_messaging_held_done(gev.token, 0);
         T_EQ_INT(acks_for(s1, "GN2"), 0, "not stored: not acked (the server tells it again)");
         ga = wa_arena_new();
         no = wa_node_new(ga, "notification");
@@ -1722,6 +1739,38 @@ int main(void)
         feed_node(no, ga);
         T_CHECK(gev.n == 2 && acks_for(s1, "GN3") == 1,
                 "a change we do not tell (a picture): acked at once, no event");
+    }
+
+    /* A call: an offer to the application, acked once stored; the rest of
+     * a call's stanzas acked at once. */
+    link_back();
+    {
+        int s1 = nsent;
+        wa_arena *ca = wa_arena_new();
+        wa_node *call = wa_node_new(ca, "call"), *offer = wa_node_new(ca, "offer");
+        wa_node_add_attr(ca, call, "id", "CALL1");
+        wa_node_add_attr(ca, call, "from", PEER);
+        wa_node_add_attr(ca, call, "t", "1700000000");
+        wa_node_add_attr(ca, offer, "call-id", "C0FFEE");
+        wa_node_add_attr(ca, offer, "call-creator", PEER);
+        wa_node_add_child(ca, offer, wa_node_new(ca, "audio"));
+        wa_node_add_child(ca, offer, wa_node_new(ca, "video"));
+        wa_node_add_child(ca, call, offer);
+        feed_node(call, ca);
+        T_CHECK(cev.n == 1 && !strcmp(cev.id, "C0FFEE") && cev.video && !strncmp(PEER, cev.from, strcspn(PEER, ":@")),
+                "a video call offered: to the application (its id, who, video)");
+        T_EQ_INT(acks_for(s1, "CALL1"), 0, "the offer is not acked before it is stored");
+        wa_messaging_held_done(cev.token, 1);
+        T_EQ_INT(acks_for(s1, "CALL1"), 1, "acked once stored");
+        ca = wa_arena_new();
+        call = wa_node_new(ca, "call");
+        wa_node *end = wa_node_new(ca, "terminate");
+        wa_node_add_attr(ca, call, "id", "CALL2");
+        wa_node_add_attr(ca, call, "from", PEER);
+        wa_node_add_attr(ca, end, "call-id", "C0FFEE");
+        wa_node_add_child(ca, call, end);
+        feed_node(call, ca);
+        T_CHECK(cev.n == 1 && acks_for(s1, "CALL2") == 1, "the call's end: acked at once, not told");
     }
 
     /* 16. Sending to a group: members asked (w:g2), their devices, our

@@ -47,6 +47,7 @@ process.on('unhandledRejection', () => {});
 const server = new FakeWhatsAppServer({ version: VERSION, iqTimeoutMs: 1500, closeDelayMs: 20, phone: { phoneNumber: A }, logStream: process.env.WA_DEBUG ? process.stderr : null });
 await server.start();
 const url = server.url;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const within = (p, ms) => Promise.race([p, new Promise((r) => setTimeout(() => r('timeout'), ms))]);
 let idn = 0;
 const kids = (n) => (Array.isArray(n?.content) ? n.content : []);
@@ -167,12 +168,22 @@ async function pic(rc, type, target, child) {
 r = await pic(ra, 'get', gjid, { tag: 'picture', attrs: { type: 'preview', query: 'url' } });
 check(code(r) === '404', 'picture: none yet → 404', code(r));
 seenB = [...rb.nodes];
-r = await pic(ra, 'set', gjid, { tag: 'picture', attrs: { type: 'image' }, content: Buffer.alloc(200, 9) });
+// The smallest JPEG the server's check reads: SOI, a SOF0 of 48×32, EOI.
+const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x20, 0x00, 0x30, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xd9]);
+r = await pic(ra, 'set', gjid, { tag: 'picture', attrs: { type: 'image' }, content: JPEG });
 const picId = kid(r, 'picture')?.attrs.id;
 nb = await gp2(rb, 'picture', seenB);
 check(code(r) === '200' && picId && nb !== 'timeout', 'picture: an admin sets it (result with id, members told)');
 r = await pic(rb, 'get', gjid, { tag: 'picture', attrs: { type: 'image', query: 'url' } });
 check(kid(r, 'picture')?.attrs.id === picId && /^https:/.test(kid(r, 'picture')?.attrs.url ?? ''), 'picture: a member reads its url');
+check(JSON.stringify(server.groups.state(server.groups.get(gjid)).pictureSize) === '[48,32]', 'picture: the server read the JPEG\'s size');
+{
+    const id = `p.${++idn}`;
+    ra.send({ tag: 'iq', attrs: { id, xmlns: 'w:profile:picture', type: 'set', to: S, target: gjid } });
+    r = await within(ra.next((n) => n.tag === 'iq' && n.attrs.id === id, 3000), 3500);
+    const gone = await pic(rb, 'get', gjid, { tag: 'picture', attrs: { type: 'image', query: 'url' } });
+    check(code(r) === '200' && code(gone) === '404', 'picture: a set without children removes it', [code(r), code(gone)]);
+}
 
 // ── remove, leave, join ──
 seenB = [...rb.nodes];
@@ -208,6 +219,51 @@ check(threw && /401/.test(threw.message), 'control: a non-admin actor is refused
 check(server.eventsSince(v0, 'violation').length === 0, 'no violation in the well-formed exchanges', JSON.stringify(server.eventsSince(v0, 'violation')));
 check(server.eventsSince(v0, 'close').length === 0 && ![...server.conns].some((c) => c.pendingAck.size && [...c.pendingAck.values()].some((a) => a.tag === 'notification' && Date.now() - a.at > 1000)), 'every notification was acked');
 
+// ── usync's lid protocol in LID-addressed groups: a user asked by LID gets no <lid> (the protocol maps a
+// number to its LID; Baileys takes a <lid> beside a LID as that LID's "number" and refreshes sessions) ──
+{
+    const bLid = `${server.peers.get(B).lid}@lid`;
+    const id = `u.${++idn}`;
+    ra.send({ tag: 'iq', attrs: { id, xmlns: 'usync', type: 'get', to: S }, content: [{ tag: 'usync', attrs: { sid: id, mode: 'query', context: 'message', index: '0', last: 'true' }, content: [
+        { tag: 'query', attrs: {}, content: [{ tag: 'devices', attrs: { version: '2' } }, { tag: 'lid', attrs: {} }] },
+        { tag: 'list', attrs: {}, content: [{ tag: 'user', attrs: { jid: bLid } }, { tag: 'user', attrs: { jid: `${B}${S}` } }] }] }] });
+    const u = await within(ra.next((n) => n.tag === 'iq' && n.attrs.id === id, 3000), 3500);
+    const us = kids(kid(kid(u, 'usync'), 'list'));
+    const byLid = us.find((x) => x.attrs.jid === bLid);
+    const byPn = us.find((x) => x.attrs.jid === `${B}${S}`);
+    check(byLid && kid(byLid, 'devices') && !kid(byLid, 'lid') && kid(byPn, 'lid')?.attrs.val === bLid,
+        'usync devices+lid: a user asked by LID has its devices and no <lid>; asked by number, <lid val=its LID>', JSON.stringify(us.map((x) => [x.attrs.jid, kids(x).map((c) => c.tag)])));
+}
+
+// ── acks of group receipts: several devices' receipts for one message all come from the group and
+// differ by participant (and type); each ack must name the one it acks, in any order ──
+{
+    const rc = await login(credsA);
+    const sc = [...server.conns].find((c) => c.device && c.device.user === A && c.state === 'logged-in' && c.open && c.pendingAck);
+    const rid = '3EB0AC4A11CE000000000001';
+    const from = ctl.jid;
+    const receipt = (participant, type) => ({ tag: 'receipt', attrs: { from, participant, id: rid, t: '1', ...(type ? { type } : {}) } });
+    const pB = `${B}:1${S}`, pP = `${PEER}${S}`;
+    const s0 = server.seq;
+    sc.sendAcked(receipt(pB));
+    sc.sendAcked(receipt(pP));
+    sc.sendAcked(receipt(pB, 'read'));
+    await sleep(100);
+    const ack = (participant, type) => rc.send({ tag: 'ack', attrs: { id: rid, to: from, class: 'receipt', participant, ...(type ? { type } : {}) } });
+    ack(pB, 'read');
+    ack(pP);
+    ack(pB);
+    await sleep(200);
+    check(server.eventsSince(s0, 'violation').length === 0 && server.eventsSince(s0, 'ack').filter((e) => e.id === rid).length === 3,
+        'three receipts for one group message (two participants, a delivery and a read): each ack, in any order, is taken', JSON.stringify(server.eventsSince(s0, 'violation')));
+    sc.sendAcked(receipt(pB));
+    await sleep(50);
+    ack(pP);
+    const closed = await within(rc.closed, 3000);
+    const v = server.eventsSince(s0, 'violation')[0];
+    check(closed !== 'timeout' && /ack participant=/.test(v?.detail ?? ''), 'an ack naming a participant no awaited receipt has is a violation', v?.detail);
+}
+
 // ── strictness ──
 async function refused(name, node, re) {
     const rc = await login(credsA);
@@ -221,6 +277,8 @@ await refused('garbage: <create> without subject', { tag: 'iq', attrs: { id: 'x1
 await refused('garbage: <add> with a non-participant child', { tag: 'iq', attrs: { id: 'x2', xmlns: 'w:g2', type: 'set', to: ctl.jid }, content: [{ tag: 'add', attrs: {}, content: [{ tag: 'user', attrs: { jid: `${B}${S}` } }] }] }, /participant jid/);
 await refused('garbage: w:g2 iq to the server JID', { tag: 'iq', attrs: { id: 'x3', xmlns: 'w:g2', type: 'get', to: S }, content: [{ tag: 'query', attrs: { request: 'interactive' } }] }, /w:g2 to=/);
 await refused('garbage: unknown child', { tag: 'iq', attrs: { id: 'x4', xmlns: 'w:g2', type: 'set', to: ctl.jid }, content: [{ tag: 'frobnicate', attrs: {} }] }, /frobnicate/);
+await refused('garbage: a picture that is no JPEG', { tag: 'iq', attrs: { id: 'x6', xmlns: 'w:profile:picture', type: 'set', to: S, target: ctl.jid }, content: [{ tag: 'picture', attrs: { type: 'image' }, content: Buffer.alloc(200, 9) }] }, /no JPEG/);
+await refused('garbage: a picture over 640 px', { tag: 'iq', attrs: { id: 'x7', xmlns: 'w:profile:picture', type: 'set', to: S, target: ctl.jid }, content: [{ tag: 'picture', attrs: { type: 'image' }, content: Buffer.from([...JPEG.subarray(0, 7), 0x02, 0x80, 0x02, 0x81, ...JPEG.subarray(11)]) }] }, /more than 640/);
 await refused('garbage: two children', { tag: 'iq', attrs: { id: 'x5', xmlns: 'w:g2', type: 'get', to: ctl.jid }, content: [{ tag: 'query', attrs: { request: 'interactive' } }, { tag: 'query', attrs: { request: 'interactive' } }] }, /2 children/);
 
 ra.close?.();
@@ -260,7 +318,6 @@ function baileys(phone) {
     p.cmd = (o) => p.stdin.write(JSON.stringify(o) + '\n');
     return p;
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const [ba, bb, bc] = [baileys(A), baileys(B), baileys(C)];
 const ready = await Promise.all([ba, bb, bc].map((p) => p.next((o) => o.ready || o.error, 30000)));
 check(ready.every((o) => o?.ready), 'three Baileys clients linked (one per account)', JSON.stringify(ready));

@@ -26,10 +26,13 @@
 //   ("send" to a group JID sends to the group: Baileys' sender-key fan-out)
 //   Any op's failure prints {"error":"…"} (a refused group iq: Baileys' message with the code in data)
 // and prints a JSON line for each thing it sees:
-//   {"ready":true,"jid":"…"}   {"recv":{id,from,fromMe,text,replyTo,expiration,viewOnce,ephemeralSetting}}   {"update":{id,status}}
+//   {"ready":true,"jid":"…","lid":"…"}   {"recv":{id,from,fromMe,participant,participantAlt,text,replyTo,expiration,viewOnce,
+//       ephemeralSetting}}   {"update":{id,status}}
 //       (expiration: the content's contextInfo.expiration; viewOnce: a view-once wrapper or flag;
 //        ephemeralSetting: a protocolMessage EPHEMERAL_SETTING's timer)
 //   {"chatUpdate":{id,ephemeralExpiration}}   (Baileys' chats.update with a timer)
+//   {"groupUpsert":{id,subject,participants}}   {"groupParticipants":{id,action,participants}}
+//   {"groupUpdate":{id,subject,author}}   (a group's subject changed, as Baileys tells it: groups.update)
 //   {"location":{id,latitude,longitude,name,address,url,live,replyTo}}   {"contacts":{id,array,cards:[{displayName,vcard}]}}
 //   {"reaction":{id,target,text,targetFromMe}}   {"edited":{id,text}}   {"revoked":{id}}   (messages.update)
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
@@ -73,9 +76,9 @@ auth.creds.me && sock.ev.on('creds.update', () => {});
 sock.ev.on('messages.upsert', ({ messages }) => {
     for (const m of messages) {
         const msg = m.message || {};
-        out({ recv: { id: m.key.id, from: m.key.remoteJid, fromMe: !!m.key.fromMe, participant: m.key.participant ?? null,
+        out({ recv: { id: m.key.id, from: m.key.remoteJid, fromMe: !!m.key.fromMe, participant: m.key.participant ?? null, participantAlt: m.key.participantAlt ?? null,
             text: msg.conversation ?? msg.extendedTextMessage?.text ?? null,
-            replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null,
+            replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null, stubParams: m.messageStubParameters ?? null,
             forwarded: !!(() => { const c = extractMessageContent(msg); const t = c && getContentType(c); return c?.[t]?.contextInfo?.isForwarded; })(),
             expiration: (() => { const c = extractMessageContent(msg); const t = c && getContentType(c); return c?.[t]?.contextInfo?.expiration ?? null; })(),
             viewOnce: !!(msg.viewOnceMessage || msg.viewOnceMessageV2 || msg.viewOnceMessageV2Extension ||
@@ -114,6 +117,9 @@ sock.ev.on('groups.upsert', (gs) => {
     for (const g of gs) out({ groupUpsert: { id: g.id, subject: g.subject, participants: (g.participants ?? []).map((p) => p.id) } });
 });
 sock.ev.on('group-participants.update', (u) => out({ groupParticipants: { id: u.id, action: u.action, participants: (u.participants ?? []).map((p) => p.id ?? p) } }));
+sock.ev.on('groups.update', (us) => {
+    for (const u of us) out({ groupUpdate: { id: u.id, subject: u.subject ?? null, author: u.author ?? null } });
+});
 sock.ev.on('messages.update', (ups) => {
     for (const x of ups) {
         if (x.update?.status != null) out({ update: { id: x.key.id, status: x.update.status } });
@@ -122,7 +128,7 @@ sock.ev.on('messages.update', (ups) => {
         if (x.update?.messageStubType === 1) out({ revoked: { id: x.key.id } });
     }
 });
-out({ ready: true, jid: auth.creds.me?.id });
+out({ ready: true, jid: auth.creds.me?.id, lid: auth.creds.me?.lid ?? null });
 
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', async (line) => {

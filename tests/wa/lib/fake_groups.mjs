@@ -47,6 +47,18 @@ const kid = (n, tag) => kids(n).find((c) => c.tag === tag);
 const text = (n) => (n == null ? null : typeof n.content === 'string' ? n.content : n.content instanceof Uint8Array ? Buffer.from(n.content).toString('utf8') : null);
 const G = '@g.us';
 
+/** [width, height] of a baseline or progressive JPEG (its SOF marker), or null. */
+export function jpegSize(b) {
+    if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
+    for (let i = 2; i + 9 < b.length;) {
+        if (b[i] !== 0xff) return null;
+        const m = b[i + 1], len = (b[i + 2] << 8) | b[i + 3];
+        if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return [(b[i + 7] << 8) | b[i + 8], (b[i + 5] << 8) | b[i + 6]];
+        i += 2 + len;
+    }
+    return null;
+}
+
 export class GroupError extends Error {
     constructor(code, text, status = 409) {
         super(`${code} ${text}`);
@@ -357,6 +369,7 @@ export class FakeGroups {
                 return answer();
             }
             case 'set group description': {
+                g.descPrevSeen = q.attrs.prev ?? null; // what the client named as the description it replaces
                 if (q.attrs.delete === 'true') {
                     this.description(g, actor, { del: true, prev: q.attrs.prev, id: q.attrs.id });
                     return answer();
@@ -398,18 +411,30 @@ export class FakeGroups {
     onPictureIq(c, n) {
         const actor = c.device.user;
         const q = kids(n)[0];
-        if (kids(n).length !== 1 || q.tag !== 'picture') this.bad('<iq xmlns=w:profile:picture> wants one <picture>');
+        // A set without children removes the picture (as the apps do); otherwise exactly one <picture>.
+        const removal = n.attrs.type === 'set' && kids(n).length === 0;
+        if (!removal && (kids(n).length !== 1 || q.tag !== 'picture')) this.bad('<iq xmlns=w:profile:picture> wants one <picture>');
         try {
             const g = this.get(n.attrs.target);
             if (!g.participants.has(actor)) fail(403);
+            if (removal) {
+                this.needAdmin(g, actor, true);
+                g.picture = null;
+                this.notify(g, actor, { tag: 'picture', attrs: {}, content: [{ tag: 'delete', attrs: {} }] });
+                return c.send({ tag: 'iq', attrs: { from: n.attrs.target, type: 'result', id: n.attrs.id } });
+            }
             if (n.attrs.type === 'get') {
                 if (!['image', 'preview'].includes(q.attrs.type)) this.bad(`<picture type=${q.attrs.type}>`);
                 if (!g.picture) return c.send({ tag: 'iq', attrs: { from: n.attrs.target, type: 'error', id: n.attrs.id }, content: [{ tag: 'error', attrs: { code: '404', text: 'item-not-found' } }] });
                 return c.send({ tag: 'iq', attrs: { from: n.attrs.target, type: 'result', id: n.attrs.id }, content: [{ tag: 'picture', attrs: { id: g.picture.id, type: q.attrs.type, url: `https://pps.example.invalid/${g.picture.id}.jpg`, direct_path: `/v/${g.picture.id}.jpg` } }] });
             }
             if (q.attrs.type !== 'image' || !(q.content instanceof Uint8Array) || q.content.length === 0) this.bad('<picture type=image> set without bytes');
+            // WhatsApp takes a JPEG (its apps send 640×640 at most); anything else is the client's bug.
+            const size = jpegSize(q.content);
+            if (!size) this.bad('<picture type=image> whose bytes are no JPEG');
+            if (size[0] > 640 || size[1] > 640) this.bad(`<picture> of ${size[0]}×${size[1]}: more than 640 px a side`);
             this.needAdmin(g, actor, true);
-            g.picture = { id: String(nowSec()) + String(++this.seqNo), bytes: q.content.length };
+            g.picture = { id: String(nowSec()) + String(++this.seqNo), bytes: q.content.length, width: size[0], height: size[1] };
             this.notify(g, actor, { tag: 'picture', attrs: { id: g.picture.id } });
             return c.send({ tag: 'iq', attrs: { from: n.attrs.target, type: 'result', id: n.attrs.id }, content: [{ tag: 'picture', attrs: { id: g.picture.id } }] });
         } catch (e) {
@@ -422,7 +447,8 @@ export class FakeGroups {
         return {
             jid: g.jid, subject: g.subject, subjectOwner: g.subjectOwner, subjectTime: g.subjectTime, description: g.desc, descriptionId: g.descId,
             creator: g.creator, creation: g.creation, addressing: g.addressing, announce: g.announce, locked: g.locked, ephemeral: g.ephemeral,
-            invite: g.invite, picture: g.picture?.id ?? null,
+            invite: g.invite, picture: g.picture?.id ?? null, pictureSize: g.picture ? [g.picture.width, g.picture.height] : null,
+            descriptionPrevSeen: g.descPrevSeen ?? null,
             participants: [...g.participants].map(([phone, role]) => ({ phone, jid: this.memberJid(g, phone), lid: `${this.peerOf(phone).lid}@lid`, role }))
         };
     }

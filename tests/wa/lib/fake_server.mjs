@@ -103,7 +103,7 @@
 //   POST /peer/reinstall {from?}      the peer reinstalls: new identity and prekeys, no sessions
 //   POST /peer/devices-notify {from?} <notification type=devices from=peer> (a device of the peer
 //                                     changed) to every logged-in companion (event devices.notify)
-//   /peer/send also takes viaLid: true (from = the peer's LID, with sender_pn); otherwise
+//   /peer/send also takes viaLid: true (from = the peer's LID, with sender_pn unless noPn: true); otherwise
 //   messages carry sender_lid. Companions' read receipts for peers' messages are checked
 //   (event peer.read), <chatstate> too (event chatstate), and usync answers <contact>
 //   queries (event usync.contacts): accounts that exist are type=in, others type=out.
@@ -204,7 +204,7 @@ import { NoiseServer, NoiseServerError, makeTestPki, checkClientPayload, xeddsaV
 import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fake_phone.mjs';
 import { FakePeer } from './fake_peer.mjs';
 import { FakeMediaHost } from './fake_media_host.mjs';
-import { FakeGroups } from './fake_groups.mjs';
+import { FakeGroups, jpegSize } from './fake_groups.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -213,6 +213,9 @@ export const MAX_PREKEYS_PER_UPLOAD = 812;
 
 const eq = (a, b) => a != null && b != null && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 const nowSec = () => Math.floor(Date.now() / 1000);
+// What tells one awaited ack from another: a message's ack echoes id, class, from and participant;
+// a receipt's or notification's its type too (a delivery and a read of one message both wait).
+const ackKey = (id, tag, from, participant, type) => `${id} ${tag} ${from} ${participant ?? '-'} ${tag === 'message' ? '' : (type ?? '-')}`;
 const isBytes = (c) => c instanceof Uint8Array;
 const kids = (n) => (Array.isArray(n?.content) ? n.content : []);
 const kid = (n, tag) => kids(n).find((c) => c.tag === tag);
@@ -360,7 +363,7 @@ class Conn {
             tamper: server.config.helloTamper || null
         });
         this.pendingIq = new Map(); // server-sent iq id -> { kind, onAnswer, timer }
-        this.pendingAck = new Map(); // "id tag from" of a server-sent stanza -> { id, tag, type, from }
+        this.pendingAck = new Map(); // ackKey() of a server-sent stanza -> { id, tag, type, from, participant }
         this.clientIds = new Set();
         this.timers = new Set();
         this.refs = null;
@@ -419,8 +422,9 @@ class Conn {
 
     /** Sends a stanza the client must acknowledge with <ack>. */
     sendAcked(node) {
-        // Keyed by id, tag and sender: a message and its receipts from several devices share an id.
-        this.pendingAck.set(`${node.attrs.id} ${node.tag} ${node.attrs.from}`, { id: node.attrs.id, tag: node.tag, type: node.attrs.type, from: node.attrs.from, participant: node.attrs.participant, at: Date.now() });
+        // Keyed by id, tag and sender: a message and its receipts from several devices share an id;
+        // in a group the receipts all come from the group, told apart by participant (and type).
+        this.pendingAck.set(ackKey(node.attrs.id, node.tag, node.attrs.from, node.attrs.participant, node.attrs.type), { id: node.attrs.id, tag: node.tag, type: node.attrs.type, from: node.attrs.from, participant: node.attrs.participant, at: Date.now() });
         this.send(node);
     }
 
@@ -740,6 +744,7 @@ class Conn {
             if (n.tag === 'receipt' && n.attrs.type === 'server-error') this.onMediaRetryRequest(n);
             if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
             if (n.tag === 'receipt' && !String(n.attrs.to).endsWith('@g.us')) this.relayReceipt(n);
+            if (n.tag === 'call') this.server.onCompanionCall(this, n);
             want(typeof n.attrs.id === 'string' && n.attrs.id.length > 0, `<${n.tag}> without id`);
             return this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: n.tag, from: SERVER_JID, t: String(nowSec()), ...(n.attrs.type ? { type: n.attrs.type } : {}) } });
         case 'chatstate':
@@ -753,7 +758,7 @@ class Conn {
     onAck(n) {
         const { id, to } = n.attrs;
         want(typeof id === 'string' && id.length > 0, '<ack> without id');
-        const exact = `${id} ${n.attrs.class} ${to}`;
+        const exact = ackKey(id, n.attrs.class, to, n.attrs.participant, n.attrs.type);
         const key = this.pendingAck.has(exact) ? exact : [...this.pendingAck.keys()].find((k) => this.pendingAck.get(k).id === id);
         const sent = key != null ? this.pendingAck.get(key) : null;
         want(sent != null, `<ack id=${id}> for a stanza the server never sent (or acked twice)`);
@@ -765,7 +770,7 @@ class Conn {
         else if (n.attrs.type != null || sent.type != null)
             want(n.attrs.type === sent.type, `<ack type=${n.attrs.type}>, want ${sent.type}`);
         this.pendingAck.delete(key);
-        if ((sent.tag === 'message' || sent.tag === 'notification') && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
+        if ((sent.tag === 'message' || sent.tag === 'notification' || sent.tag === 'call') && this.device) this.server.inbox.get(`${this.device.user}:${this.device.device}`)?.delete(id);
         this.log('ack', { id, class: sent.tag, type: sent.type ?? null });
     }
 
@@ -835,7 +840,14 @@ class Conn {
         case 'w:profile:picture set':
             needLogin();
             if (String(n.attrs.target).endsWith('@g.us')) return this.server.groups.onPictureIq(this, n);
-            break;
+            return this.onPictureIq(n);
+        case 'status set':
+            needLogin();
+            return this.onAboutSet(n);
+        case 'blocklist get':
+        case 'blocklist set':
+            needLogin();
+            return this.onBlocklist(n);
         case 'md set': {
             want(kids(n).length === 1, `<iq xmlns=md type=set> with ${kids(n).length} children`);
             const c = kids(n)[0];
@@ -990,6 +1002,7 @@ class Conn {
         const dv = kid(q, 'devices');
         const protocols = kids(q).map((x) => x.tag);
         if (kid(q, 'contact')) return this.onUsyncContacts(n, u, q, list);
+        if (kid(q, 'status')) return this.onUsyncStatus(n, u, q, list);
         want(protocols.length > 0 && protocols.every((t) => ['devices', 'lid'].includes(t)), `<usync> query protocols ${protocols.join(',')}: this server knows devices, lid and contact`);
         if (dv) want(dv.attrs.version === '2', '<devices> must be version 2');
         const users = kids(list);
@@ -1004,7 +1017,11 @@ class Conn {
             if (dv) content.push({ tag: 'devices', attrs: {}, content: [
                 { tag: 'device-list', attrs: {}, content: devs.map((d) => ({ tag: 'device', attrs: { id: String(d.id), ...(d.keyIndex != null ? { 'key-index': String(d.keyIndex) } : {}) } })) }
             ] });
-            if (kid(q, 'lid')) content.push({ tag: 'lid', attrs: { val: `${this.server.peers.get(r.user).lid}@lid` } });
+            // The lid protocol maps a phone number to its LID, so a user asked by LID gets no <lid>:
+            // clients read the mapping from <user jid=PN><lid val/> only (whatsapp-rust skips a <lid>
+            // under a LID user; Baileys would store the LID as its own number, "Invalid LID-PN
+            // mapping", and force-refresh its sessions with every member asked this way).
+            if (kid(q, 'lid') && !r.lid) content.push({ tag: 'lid', attrs: { val: `${this.server.peers.get(r.user).lid}@lid` } });
             out.push({ tag: 'user', attrs: { jid: x.attrs.jid }, content });
         }
         this.log('usync', { users: users.map((x) => x.attrs.jid) });
@@ -1043,6 +1060,86 @@ class Conn {
         this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
             { tag: 'list', attrs: {}, content: out }
         ] }]);
+    }
+
+    /** <usync><query><status/></query><list><user jid/>…: each person's about text (<status t>text</status>), or
+     * <status code=401/> when they hide it from us. */
+    onUsyncStatus(n, u, q, list) {
+        want(kids(q).length === 1 && kids(q)[0].tag === 'status', `<usync> status query with ${kids(q).map((x) => x.tag).join(',')}`);
+        const users = kids(list);
+        want(users.length > 0 && users.every((x) => x.tag === 'user' && typeof x.attrs.jid === 'string' && !x.attrs.jid.split('@')[0].includes(':')), '<list> must hold <user jid=…/> without devices');
+        const out = users.map((x) => {
+            const r = this.server.resolveJid(x.attrs.jid);
+            const peer = r ? this.server.peers.get(r.user) : null;
+            const p = peer?.profile ?? {};
+            const st = !peer || p.aboutHidden ? { tag: 'status', attrs: { code: '401', type: 'error' } }
+                : { tag: 'status', attrs: { t: String(p.aboutAt ?? 1700000000) }, content: Buffer.from(p.about ?? 'Hey there! I am using WhatsApp.') };
+            return { tag: 'user', attrs: { jid: x.attrs.jid }, content: [st] };
+        });
+        this.log('usync.status', { users: users.map((x) => x.attrs.jid) });
+        this.result(n, [{ tag: 'usync', attrs: { sid: u.attrs.sid, mode: 'query', context: u.attrs.context, index: '0', last: 'true' }, content: [
+            { tag: 'list', attrs: {}, content: out }
+        ] }]);
+    }
+
+    /** <iq xmlns=w:profile:picture target=person> get; without target, set (or remove) our own. */
+    onPictureIq(n) {
+        const q = kids(n)[0];
+        if (n.attrs.type === 'get') {
+            want(kids(n).length === 1 && q.tag === 'picture' && ['image', 'preview'].includes(q.attrs.type) && q.attrs.query === 'url', '<iq xmlns=w:profile:picture type=get> wants <picture type=image|preview query=url>');
+            const r = this.server.resolveJid(String(n.attrs.target ?? ''));
+            want(r && !String(n.attrs.target).split('@')[0].includes(':'), `picture of ${n.attrs.target}: want a person's JID without device`);
+            const p = this.server.peers.get(r.user)?.profile ?? {};
+            if (p.pictureHidden) return this.iqError(n, 401, 'not-authorized');
+            if (!p.picture) return this.iqError(n, 404, 'item-not-found');
+            return this.result(n, [{ tag: 'picture', attrs: { id: p.picture, type: q.attrs.type, url: `https://pps.example.invalid/${r.user}/${p.picture}.jpg`, direct_path: `/v/${p.picture}.jpg` } }]);
+        }
+        want(n.attrs.target == null, '<iq xmlns=w:profile:picture type=set> for another person');
+        const me = this.server.ownProfile;
+        if (kids(n).length === 0) {
+            me.picture = null;
+            return this.result(n);
+        }
+        want(kids(n).length === 1 && q.tag === 'picture' && q.attrs.type === 'image' && q.content instanceof Uint8Array, '<picture type=image> with the bytes');
+        const size = jpegSize(q.content);
+        want(size != null, '<picture type=image> whose bytes are no JPEG');
+        want(size[0] <= 640 && size[1] <= 640, `<picture> of ${size?.[0]}×${size?.[1]}: more than 640 px a side`);
+        me.picture = { id: String(nowSec()) + String(++me.seq), width: size[0], height: size[1] };
+        this.result(n, [{ tag: 'picture', attrs: { id: me.picture.id } }]);
+    }
+
+    /** <iq xmlns=status type=set><status>text</status>: our own about text. */
+    onAboutSet(n) {
+        const k = kids(n);
+        want(k.length === 1 && k[0].tag === 'status' && k[0].content instanceof Uint8Array && k[0].content.length > 0, '<iq xmlns=status type=set> wants <status>text</status>');
+        const text = Buffer.from(k[0].content).toString('utf8');
+        want([...text].length <= 139, `about text of ${[...text].length} characters`);
+        this.server.ownProfile.about = text;
+        this.result(n);
+    }
+
+    /** <iq xmlns=blocklist> get (<list><item jid/>…) or set (<item action=block|unblock jid [pn_jid]/>). By LID, a
+     * block names the number beside it (pn_jid), as WhatsApp wants. */
+    onBlocklist(n) {
+        const bl = this.server.ownProfile.blocked;
+        if (n.attrs.type === 'get') {
+            want(kids(n).length === 0, '<iq xmlns=blocklist type=get> with children');
+            return this.result(n, [{ tag: 'list', attrs: {}, content: [...bl].map((jid) => ({ tag: 'item', attrs: { jid } })) }]);
+        }
+        const k = kids(n);
+        want(k.length === 1 && k[0].tag === 'item' && ['block', 'unblock'].includes(k[0].attrs.action), '<iq xmlns=blocklist type=set> wants one <item action=block|unblock>');
+        const it = k[0].attrs;
+        const r = this.server.resolveJid(String(it.jid ?? ''));
+        want(r && !String(it.jid).split('@')[0].includes(':'), `<item jid=${it.jid}>: want a person's JID`);
+        const peer = this.server.peers.get(r.user);
+        if (!peer) return this.iqError(n, 404, 'item-not-found');
+        if (String(it.jid).endsWith('@lid') && it.action === 'block')
+            want(it.pn_jid === peer.jid, `<item jid=${it.jid} pn_jid=${it.pn_jid}>: a block by LID names the number (${peer.jid})`);
+        // Kept by phone number JID, whichever form was named.
+        if (it.action === 'block') bl.add(peer.jid);
+        else bl.delete(peer.jid);
+        this.log('blocklist', { action: it.action, jid: it.jid, pn_jid: it.pn_jid ?? null });
+        this.result(n);
     }
 
     onKeyFetch(n, key) {
@@ -1646,6 +1743,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.sentBy = new Map(); // message id -> {user, device} of the companion that sent it
         this.mediaRetry = new Map(); // message id -> how the phone answers a media retry request (setMediaRetry)
         this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
+        this.ownProfile = { about: null, picture: null, blocked: new Set(), seq: 0 }; // our account's, as companions set it
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
         this.groups = new FakeGroups(this, { bad });
@@ -2017,6 +2115,66 @@ export class FakeWhatsAppServer extends EventEmitter {
         return { ok: true, sent };
     }
 
+    /**
+     * POST /peer/call {from?, video?, viaLid?, end?: callId}: the peer rings our account (an <offer>, or with end
+     * a <terminate> of that call) on each of its companions; one offline gets it at its next login (offline=1),
+     * as WhatsApp keeps a call's stanza until it is acked.
+     */
+    peerCall(b = {}) {
+        const peer = this.peers.get(b.from ?? this.peer.phone);
+        if (!peer) throw Object.assign(new Error(`no peer ${b.from}`), { status: 400 });
+        const callId = b.end ?? crypto.randomBytes(16).toString('hex').toUpperCase();
+        const creator = `${peer.phone}:0@s.whatsapp.net`;
+        const id = crypto.randomBytes(8).toString('hex').toUpperCase();
+        const child = b.end ? { tag: 'terminate', attrs: { 'call-id': callId, 'call-creator': creator } }
+            : { tag: 'offer', attrs: { 'call-id': callId, 'call-creator': creator, ...(b.viaLid ? { caller_pn: peer.jid } : {}) },
+                content: [{ tag: 'audio', attrs: { enc: 'opus', rate: '16000' } }, ...(b.video ? [{ tag: 'video', attrs: { enc: 'vp8' } }] : [])] };
+        const node = { tag: 'call', attrs: { from: b.viaLid ? `${peer.lid}@lid` : peer.jid, id, t: String(nowSec()), platform: 'android', version: '2.24.1' },
+            content: [child] };
+        (this.calls ??= new Map()).set(callId, { from: peer.phone, rejected: null });
+        const sent = [];
+        for (const d of this.devices.values()) {
+            if (d.user !== this.phone.phoneNumber || d.removed) continue;
+            const key = `${d.user}:${d.device}`;
+            if (!this.inbox.has(key)) this.inbox.set(key, new Map());
+            this.inbox.get(key).set(id, { ...node, attrs: { ...node.attrs, offline: '1' } });
+            const c = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+            if (c) c.sendAcked(node);
+            this.log(c ? c.id : 0, 'peer.call', { id, callId, to: d.jid, kind: child.tag, online: !!c });
+            sent.push(d.jid);
+        }
+        return { ok: true, id, callId, devices: sent };
+    }
+
+    /** POST /peer/profile {from?, about?, aboutHidden?, picture?: bool, pictureHidden?}: what others see of a peer. */
+    peerProfile(b = {}) {
+        const peer = this.peers.get(b.from ?? this.peer.phone);
+        if (!peer) throw Object.assign(new Error(`no peer ${b.from}`), { status: 400 });
+        const p = (peer.profile ??= {});
+        if (b.about !== undefined) [p.about, p.aboutAt] = [b.about, nowSec()];
+        if (b.aboutHidden !== undefined) p.aboutHidden = !!b.aboutHidden;
+        if (b.picture !== undefined) p.picture = b.picture ? String(nowSec()) + crypto.randomBytes(2).toString('hex') : null;
+        if (b.pictureHidden !== undefined) p.pictureHidden = !!b.pictureHidden;
+        return { ok: true, profile: p, lid: `${peer.lid}@lid` };
+    }
+
+    /** A companion's <call> (a reject of an offer): checked as the server would, then recorded. */
+    onCompanionCall(c, n) {
+        const k = kids(n);
+        want(k.length === 1, `<call> with ${k.length} children`);
+        const r = k[0];
+        want(typeof n.attrs.to === 'string' && n.attrs.to.endsWith('@s.whatsapp.net') || n.attrs.to?.endsWith('@lid'), `<call to=${n.attrs.to}>`);
+        if (r.tag !== 'reject') return this.log(c.id, 'call.out', { kind: r.tag, to: n.attrs.to });
+        const call = this.calls?.get(r.attrs['call-id']);
+        want(call != null, `<reject call-id=${r.attrs['call-id']}> for a call never offered`);
+        // The offer named the phone (device 0) as an AD JID; decoded, device 0 reads as the bare JID.
+        want(String(r.attrs['call-creator']).replace(':0@', '@') === `${call.from}@s.whatsapp.net`, `<reject call-creator=${r.attrs['call-creator']}>, want the offer's`);
+        want(r.attrs.count === '0', `<reject count=${r.attrs.count}>`);
+        want(n.attrs.to.split('@')[0].split(':')[0] === call.from || n.attrs.to === `${this.peers.get(call.from)?.lid}@lid`, `<call to=${n.attrs.to}>: not the caller`);
+        call.rejected = (call.rejected ?? 0) + 1;
+        this.log(c.id, 'call.reject', { callId: r.attrs['call-id'], to: n.attrs.to });
+    }
+
     async peerSend(b = {}) {
         const peer = this.peers.get(b.from ?? this.peer.phone);
         if (!peer) throw new Error(`no peer ${b.from}`);
@@ -2067,7 +2225,8 @@ export class FakeWhatsAppServer extends EventEmitter {
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
             if (b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
             // As WhatsApp does, the other address form rides along: sender_lid, or sender_pn when sent via the LID.
-            const addr = b.viaLid ? { from: `${peer.lid}@lid`, sender_pn: peer.jid } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
+            // noPn: by LID alone, as when the server does not tell the number (a chat under the LID at first).
+            const addr = b.viaLid ? { from: `${peer.lid}@lid`, ...(b.noPn ? {} : { sender_pn: peer.jid }) } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
             const node = { tag: 'message', attrs: { ...addr, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
                 ...(b.dsmTo ? { recipient: b.dsmTo } : { notify: peer.name }) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
@@ -2312,6 +2471,10 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/send': async (q, b) => server.peerSend(b),
         'POST /peer/presence': (q, b) => server.peerPresence(b),
         'POST /peer/chatstate': (q, b) => server.peerChatstate(b),
+        'POST /peer/call': (q, b) => server.peerCall(b),
+        'POST /peer/profile': (q, b) => server.peerProfile(b),
+        'GET /profile': () => ({ about: server.ownProfile.about, picture: server.ownProfile.picture, blocked: [...server.ownProfile.blocked] }),
+        'GET /calls': () => ({ calls: Object.fromEntries(server.calls ?? []) }),
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),

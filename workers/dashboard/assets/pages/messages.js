@@ -45,7 +45,7 @@ export function kindFor(type) {
 
 function preview(m) {
   if (!m) return "";
-  if (m.revoked_at) return "(deleted)";
+  if (m.revoked_at) return "This message was deleted";
   if (m.type === "reaction") return `reacted ${m.reaction || ""}`;
   if (m.type === "unsupported") return `(${m.subtype || "unsupported message"})`;
   if (m.type === "location" && m.location) {
@@ -62,6 +62,17 @@ function preview(m) {
     return m.text ? `${what}: ${m.text}` : what;
   }
   return m.text || "";
+}
+
+// How a person or a chat is shown: its name when known, else the number
+// (+digits), never a raw JID; a LID alone says the number is not known yet.
+function displayName(jid, name) {
+  if (name) return name;
+  const user = String(jid || "").replace(/[:@].*$/, "");
+  if (String(jid).endsWith("@s.whatsapp.net")) return `+${user}`;
+  if (String(jid).endsWith("@lid")) return "Number not known yet";
+  if (String(jid).endsWith("@g.us")) return "Group";
+  return user || String(jid);
 }
 
 function errorText(e, what) {
@@ -153,6 +164,13 @@ export async function render({ api, can }) {
         const pn = p.pn || (p.jid.endsWith("@s.whatsapp.net") ? p.jid : "");
         return pn ? `+${pn.replace(/@.*$/, "")}` : p.jid.replace(/@.*$/, "");
       };
+      // The invite link: WhatsApp gives it to admins only (403 not_admin otherwise).
+      let invite = null;
+      try {
+        invite = (await api(`/api/groups/${encodeURIComponent(jid)}/invite`)).link;
+      } catch (e) {
+        invite = e.code === "not_admin" ? null : e;
+      }
       const order = { superadmin: 0, admin: 1, member: 2 };
       const people = (g.participants || []).slice().sort((a, b) => order[a.role] - order[b.role] || who(a).localeCompare(who(b)));
       box.replaceChildren(...[
@@ -162,12 +180,51 @@ export async function render({ api, can }) {
           g.announce ? "only admins send" : null, g.locked ? "only admins edit the info" : null,
           g.ephemeral_seconds ? `disappearing after ${Math.round(g.ephemeral_seconds / 86400)} d` : null]
           .filter(Boolean).join(" · ")),
+        typeof invite === "string" ? h("div", { class: "small", "data-testid": "group-invite" }, "Invite link: ",
+          h("a", { href: invite, target: "_blank", rel: "noopener noreferrer" }, invite))
+          : invite ? h("div", { class: "small muted", "data-testid": "group-invite" }, errorText(invite, "Invite link"))
+          : null,
         h("ul", { class: "group-people", "data-testid": "group-people" }, people.map((p) =>
           h("li", { "data-role": p.role }, who(p), p.role !== "member"
             ? h("span", { class: "badge" }, p.role === "superadmin" ? "creator" : "admin") : null)))].filter(Boolean));
     } catch (e) {
       box.replaceChildren(h("div", { role: "alert" }, errorText(e, "Group info")));
     }
+  }
+
+  // A person's details: name, number, LID, about text (asked of WhatsApp),
+  // and blocking them.
+  async function showContact(jid, box) {
+    box.replaceChildren(h("div", { class: "small muted" }, "Asking WhatsApp…"));
+    const enc = encodeURIComponent(jid);
+    const [c, about, list] = await Promise.all([
+      api(`/api/contacts/${enc}`).catch(() => ({ jid })),
+      api(`/api/contacts/${enc}/about`).then((a) => a.about).catch((e) => (e.code === "about_hidden" ? null : e)),
+      api("/api/blocklist").then((b) => b.data || []).catch(() => null)]);
+    // WhatsApp lists a blocked person by number or by LID.
+    const blocked = list === null ? null : list.includes(jid) || (!!c.lid && list.includes(c.lid));
+    const rows = [
+      h("h3", {}, displayName(jid, c.push_name || chatNames.get(jid))),
+      jid.endsWith("@s.whatsapp.net") ? h("div", { class: "small", "data-testid": "contact-number" },
+        `+${jid.replace(/@.*$/, "")}`) : null,
+      c.lid ? h("div", { class: "small muted" }, `LID ${c.lid.replace(/@.*$/, "")}`) : null,
+      typeof about === "string" ? h("p", { class: "small", "data-testid": "contact-about" }, about)
+        : about ? h("div", { class: "small muted" }, errorText(about, "About")) : null];
+    if (can("contacts:write") && blocked !== null) {
+      const b = h("button", { type: "button", class: "secondary", "data-testid": "block" }, blocked ? "Unblock" : "Block");
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        try {
+          await api(`/api/contacts/${enc}/block`, { method: blocked ? "DELETE" : "POST" });
+          await showContact(jid, box);
+        } catch (e) {
+          box.append(h("div", { role: "alert" }, errorText(e, blocked ? "Unblock" : "Block")));
+          b.disabled = false;
+        }
+      });
+      rows.push(h("div", {}, b));
+    }
+    box.replaceChildren(...rows.filter(Boolean));
   }
 
   async function loadChats() {
@@ -180,7 +237,7 @@ export async function render({ api, can }) {
     }
     chatsBox.replaceChildren(h("ul", { class: "chat-list" }, chats.map((c) => {
       const open = h("button", { type: "button", class: c.jid === current ? "chat active" : "chat", "data-jid": c.jid },
-        h("strong", {}, c.name || c.jid.replace(/@.*$/, "")),
+        h("strong", { "data-testid": "chat-name" }, displayName(c.jid, c.name)),
         c.unread_count ? h("span", { class: "badge" }, String(c.unread_count)) : null,
         h("div", { class: "small muted" }, preview(c.last_message)),
         h("div", { class: "small muted" }, when(c.last_message_at)));
@@ -191,7 +248,8 @@ export async function render({ api, can }) {
 
   async function loadThread() {
     if (!current) {
-      threadBox.replaceChildren(h("div", { class: "empty" }, "Pick a chat, or write to a number below."));
+      threadBox.replaceChildren(h("div", { class: "empty", "data-testid": "no-thread" },
+        canSend ? "Pick a chat on the left, or write to a number in the box below." : "Pick a chat on the left."));
       return;
     }
     const data = await api(`/api/chats/${encodeURIComponent(current)}/messages?limit=50`);
@@ -229,12 +287,25 @@ export async function render({ api, can }) {
     const sender = (m) => {
       if (!group || m.from_me) return null;
       const who = m.sender_pn || m.sender_jid || "";
-      return h("div", { class: "small sender", "data-testid": "sender" },
-        who.endsWith("@s.whatsapp.net") ? `+${who.replace(/@.*$/, "")}` : who.replace(/@.*$/, ""));
+      return h("div", { class: "small sender", "data-testid": "sender" }, displayName(who, chatNames.get(who)));
     };
     const cls = (m) => [m.from_me ? "msg mine" : "msg",
       m.type === "sticker" && m.media && m.media.state === "stored" && m.media.id ? "sticker" : ""].join(" ").trim();
     let info = null;
+    if (!group && (current.endsWith("@s.whatsapp.net") || current.endsWith("@lid"))) {
+      info = h("button", { type: "button", class: "secondary", "data-testid": "contact-info" }, "Contact info");
+      const jid = current;
+      info.addEventListener("click", () => {
+        groupPanel = groupPanel && groupPanel.dataset.jid === jid ? null
+          : h("div", { class: "group-panel", "data-testid": "contact-panel", "data-jid": jid });
+        if (groupPanel) {
+          showContact(jid, groupPanel);
+          threadBox.insertBefore(groupPanel, threadBox.children[1] || null);
+        } else {
+          threadBox.querySelector("[data-testid=contact-panel]")?.remove();
+        }
+      });
+    }
     if (group) {
       info = h("button", { type: "button", class: "secondary", "data-testid": "group-info" }, "Group info");
       const jid = current;
@@ -250,13 +321,17 @@ export async function render({ api, can }) {
       });
     }
     if (groupPanel && groupPanel.dataset.jid !== current) groupPanel = null;
-    threadBox.replaceChildren(...[h("div", { class: "thread-head" }, h("h2", {}, chatNames.get(current) || current), info, markRead),
+    threadBox.replaceChildren(...[h("div", { class: "thread-head" },
+      h("h2", { title: current }, displayName(current, chatNames.get(current))), info, markRead),
       groupPanel,
       msgs.length ? h("ul", { class: "messages" }, msgs.map((m) =>
         h("li", { class: cls(m), "data-message-id": m.id, "data-type": m.type },
           sender(m),
           body(m),
           h("div", { class: "small muted" }, when(m.ts), " ",
+            m.revoked_at ? h("span", { class: "badge grey", "data-testid": "revoked" }, "deleted") : null,
+            m.edited_at && !m.revoked_at ? h("span", { class: "badge grey", "data-testid": "edited",
+              title: `edited ${when(m.edited_at)}` }, "edited") : null, " ",
             h("span", { class: STATUS_CLASS[m.status] || "badge grey", "data-status": m.status }, m.status),
             m.error ? h("span", { class: "small" }, ` ${m.error}`) : null))))
         : h("div", { class: "empty" }, "No messages in this chat yet.")].filter(Boolean));
@@ -380,14 +455,35 @@ export async function render({ api, can }) {
     }, 150);
   };
   for (const t of ["message.received", "message.sent", "message.status", "message.reaction", "message.edited",
-    "message.revoked", "message.media_stored", "message.media_failed"]) es.addEventListener(t, refresh);
+    "message.revoked", "message.media_stored", "message.media_failed", "chat.merged", "group.created",
+    "group.updated"]) es.addEventListener(t, refresh);
+  // A chat merged into the number's while open: follow it there.
+  es.addEventListener("chat.merged", (ev) => {
+    try {
+      const d = JSON.parse(ev.data).data;
+      if (current === d.merged) openChat(d.jid);
+    } catch {
+      /* not ours to fix */
+    }
+  });
   window.addEventListener("hashchange", () => es.close(), { once: true });
+
+  // A new chat: nothing open, the number typed in the composer's To.
+  const newChat = h("button", { type: "button", class: "secondary", "data-testid": "new-chat" }, "New chat");
+  newChat.addEventListener("click", async () => {
+    current = null;
+    groupPanel = null;
+    to.value = "";
+    error.textContent = "";
+    await Promise.all([loadChats(), loadThread()]).catch((e) => { error.textContent = e.message; });
+    to.focus();
+  });
 
   return h("div", {},
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Messages"),
       h("p", {}, "Chats, sent and received messages."))),
-    canSend ? h("div", { class: "card" }, form, error) : error,
     h("div", { class: "messages-layout" },
-      h("div", { class: "card" }, h("h2", {}, "Chats"), chatsBox),
-      h("div", { class: "card" }, threadBox)));
+      h("div", { class: "card" }, h("div", { class: "chats-head" }, h("h2", {}, "Chats"), canSend ? newChat : null),
+        chatsBox),
+      h("div", { class: "card thread-card" }, threadBox, canSend ? form : null, error)));
 }
