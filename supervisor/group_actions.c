@@ -12,6 +12,7 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "group_events.h"
 #include "inbox.h"
 #include "media.h"
 #include "media_image.h"
@@ -144,6 +145,7 @@ static void on_group(void *arg, const struct wa_group_info *g, int code, const c
     } else {
         if (g->subject && *g->subject)
             inbox_chat_name(g->jid, g->subject);
+        group_events_chat_timer(g->jid, g->ephemeral_seconds, NULL);
         struct jsonw w;
         jw_init(&w, &b);
         group_json(&w, g);
@@ -168,6 +170,7 @@ static void on_group_list(void *arg, const struct wa_group_info *g, int code, co
     if (g) {
         if (g->subject && *g->subject)
             inbox_chat_name(g->jid, g->subject);
+        group_events_chat_timer(g->jid, g->ephemeral_seconds, NULL);
         group_json(&p->w, g);
         p->n++;
         return;

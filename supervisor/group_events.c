@@ -45,6 +45,32 @@ static void people(struct jsonw *w, const struct wa_group_event *ev)
     jw_arr_end(w);
 }
 
+/* A chat's timer as a group's metadata or notice tells it: stored, and
+ * chat.disappearing raised, only when it changes. */
+static const char SQL_CHAT_EPHEMERAL[] =
+    "SELECT $4::bigint, wapi_chat_ephemeral($1, $2::int, now(), $3, $4::bigint)";
+
+static void on_chat_ephemeral(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx;
+    if (!res) {
+        log_warn("cannot record a chat's disappearing timer", LF_S("error", err));
+        return;
+    }
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
+        events_publish(strtoull(PQgetvalue(res, 0, 0), NULL, 10), "chat.disappearing", PQgetvalue(res, 0, 1));
+}
+
+void group_events_chat_timer(const char *jid, uint32_t seconds, const char *by)
+{
+    char secs[16], evid[24];
+    snprintf(secs, sizeof secs, "%u", (unsigned)(seconds <= WA_MSG_EXPIRATION_MAX ? seconds : 0));
+    snprintf(evid, sizeof evid, "%llu", (unsigned long long)events_next_id());
+    const char *p[] = {jid, secs, by && *by ? by : NULL, evid};
+    if (!sdb_query(SQL_CHAT_EPHEMERAL, 4, p, on_chat_ephemeral, NULL))
+        log_warn("cannot record a chat's disappearing timer", LF_S("error", "out of memory"));
+}
+
 int group_events_take(void *arg, const struct wa_group_event *ev, uint64_t token)
 {
     (void)arg;
@@ -73,8 +99,14 @@ int group_events_take(void *arg, const struct wa_group_event *ev, uint64_t token
             jw_kbool(&w, "announce", ev->announce);
         if (ev->locked >= 0)
             jw_kbool(&w, "locked", ev->locked);
-        if (ev->ephemeral_seconds >= 0)
+        if (ev->ephemeral_seconds >= 0) {
             jw_kint(&w, "ephemeral_seconds", ev->ephemeral_seconds);
+            /* The chat's timer too (raises chat.disappearing when it changes). */
+            group_events_chat_timer(
+                ev->gjid,
+                ev->ephemeral_seconds <= WA_MSG_EXPIRATION_MAX ? (uint32_t)ev->ephemeral_seconds : 0,
+                ev->actor[0] ? ev->actor : NULL);
+        }
         if (ev->invite_revoked)
             jw_kbool(&w, "invite_revoked", 1);
     }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "common/log.h"
+#include "group_events.h"
 #include "inbox.h"
 #include "wa/wa_group.h"
 
@@ -15,6 +16,7 @@ static void on_participating(void *arg, const struct wa_group_info *g, int code,
         seen++;
         if (g->subject && *g->subject)
             inbox_chat_name(g->jid, g->subject);
+        group_events_chat_timer(g->jid, g->ephemeral_seconds, NULL); /* one changed while away */
     } else if (code == 200) {
         log_info("groups refreshed", LF_I("groups", seen));
     } else {

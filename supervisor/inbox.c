@@ -193,7 +193,13 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
     int reaction = mc->kind == WA_MSG_REACTION;
     char num[24];
     jw_obj(w);
-    if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
+    if (mc->kind == WA_MSG_DISAPPEARING) {
+        /* The chat's timer, no message (common/sql/0031_ephemeral.sql). */
+        jw_kstr(w, "k", "d");
+        jw_kstr(w, "chat", m->chat);
+        jw_kstr(w, "sender", m->sender);
+        jw_kuint(w, "seconds", mc->expiration);
+    } else if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
         jw_kstr(w, "k", mc->kind == WA_MSG_EDIT ? "e" : "r");
         jw_kstr(w, "target", mc->target);
         jw_kstr(w, "chat", m->chat);
@@ -227,6 +233,12 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "et", reaction ? "message.reaction" : "message.received");
         if (mc->forwarded)
             jw_kbool(w, "forwarded", 1);
+        if (mc->view_once && md)
+            jw_kbool(w, "view_once", 1);
+        if (mc->has_expiration && !reaction) {
+            snprintf(num, sizeof num, "%u", (unsigned)mc->expiration);
+            jw_kstr(w, "exp", num);
+        }
         if (mc->nmentions) {
             jw_key(w, "mentions");
             jw_arr(w);

@@ -15,7 +15,8 @@
 
 int msg_content_type(const char *type)
 {
-    static const char *const types[] = {"location", "contacts", "poll", "vote", "reaction", "edit", "revoke"};
+    static const char *const types[] = {"location", "contacts", "poll",   "vote",
+                                        "reaction", "edit",     "revoke", "disappearing"};
     for (size_t i = 0; type && i < sizeof types / sizeof *types; i++)
         if (!strcmp(type, types[i]))
             return 1;
@@ -186,6 +187,16 @@ int msg_content_build(const struct msg_row *r, uint8_t **out, size_t *outlen, co
     if (!v) {
         *why = "the stored content is not JSON";
         return -1;
+    }
+    if (!strcmp(r->type, "disappearing")) {
+        /* Our change of a 1:1 chat's timer: {"seconds": N}. */
+        double secs = -1;
+        int bad = num(v, "seconds", &secs) < 0 || secs < 0 || secs > WA_MSG_EXPIRATION_MAX ||
+                  wa_msg_build_disappearing((uint32_t)secs, r->ts_ms / 1000, out, outlen) < 0;
+        yajl_tree_free(v);
+        if (bad)
+            *why = "the stored timer cannot be sent";
+        return bad ? -1 : 0;
     }
     const char *reply = r->reply_to && *r->reply_to ? r->reply_to : NULL;
     int rc = !strcmp(r->type, "location") ? build_location(v, reply, out, outlen, why)

@@ -1,5 +1,6 @@
 /* The messages the outbox builds from a row (a place, contact cards from
- * the API's JSON kept in wa_messages.content; a reaction from its columns)
+ * the API's JSON kept in wa_messages.content; a reaction from its columns;
+ * our change of a chat's disappearing timer)
  * into WhatsApp's Message: what it sends and resends. */
 #ifndef WAPI_MSG_CONTENT_H
 #define WAPI_MSG_CONTENT_H
@@ -18,7 +19,7 @@ struct msg_row {
 };
 
 /* 1 when a row of this type ("location", "contacts", "poll", "vote",
- * "reaction", "edit", "revoke") is sent
+ * "reaction", "edit", "revoke", "disappearing") is sent
  * through msg_content_build. */
 int msg_content_type(const char *type);
 /* The Message for the row. *out malloc'd. 0, or -1 with *why set (the row

@@ -31,8 +31,10 @@ struct held {
     uint8_t *raw;                 /* owned: a location or contacts message, built at the claim */
     size_t raw_len;
     int media, attempts;
-    int forwarded; /* sent marked forwarded (POST /api/messages/{id}/forward) */
-    int typed;     /* "composing" was shown for it (sending.typing) */
+    int typed; /* "composing" was shown for it (sending.typing) */
+    /* forwarded (POST /api/messages/{id}/forward), the chat's timer, view
+     * once: see marked() */
+    struct wa_msg_marks marks;
 };
 
 static struct {
@@ -114,15 +116,19 @@ static const char SQL_SENT[] =
     "voted_at = EXCLUDED.voted_at, updated_at = now() WHERE v.voted_at <= EXCLUDED.voted_at "
     "RETURNING v.poll_id, v.voter, v.vote_id, v.voted_at), "
     "e AS (INSERT INTO wa_events (id, type, data) SELECT x.evid, 'message.sent', m.j::jsonb "
-    "FROM m JOIN x ON x.id = m.id WHERE m.type NOT IN ('edit', 'revoke', 'vote') "
+    "FROM m JOIN x ON x.id = m.id WHERE m.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') "
     "UNION ALL SELECT x.evid, CASE tg.by_type WHEN 'edit' THEN 'message.edited' ELSE 'message.revoked' END, "
     "tg.j::jsonb FROM tg JOIN x ON x.id = tg.by_id "
     "UNION ALL SELECT x.evid, 'poll.vote', jsonb_build_object('message_id', pv.poll_id, 'chat_jid', "
     "m.chat_jid, "
     "'voter', pv.voter, 'options', coalesce(m.content->'options', '[]'::jsonb), 'vote_id', pv.vote_id, 'ts', "
     "to_char(pv.voted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) "
-    "FROM pv JOIN m ON m.id = pv.vote_id JOIN x ON x.id = pv.vote_id RETURNING id, type, data::text) "
-    "SELECT id, type, data FROM e ORDER BY id";
+    "FROM pv JOIN m ON m.id = pv.vote_id JOIN x ON x.id = pv.vote_id RETURNING id, type, data::text), "
+    /* Our change of a chat's timer takes effect once the server has it. */
+    "d AS (SELECT x.evid AS id, 'chat.disappearing' AS type, wapi_chat_ephemeral(m.chat_jid, "
+    "(m.content->>'seconds')::int, now(), NULL, x.evid) AS data FROM m JOIN x ON x.id = m.id "
+    "WHERE m.type = 'disappearing') "
+    "SELECT id, type, data FROM e UNION ALL SELECT id, type, data FROM d WHERE data IS NOT NULL ORDER BY id";
 
 static const char SQL_FAILED[] =
     "WITH o AS (UPDATE wa_outbox SET state = 'failed', last_error = $3 WHERE message_id = $1 RETURNING 1), "
@@ -392,7 +398,8 @@ static const char SQL_CLAIM[] =
     "WHERE o.message_id = c.message_id RETURNING o.message_id, o.to_jid, o.attempts) "
     "SELECT u.message_id, u.to_jid, m.text, m.reply_to, u.attempts, m.type <> 'text', "
     "array_to_string(m.mentions, E'\\n'), m.type, " M_CONTENT ", m.reaction_to, m.reaction, t.from_me, "
-    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM sc CROSS JOIN u "
+    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded, m.ephemeral_seconds, "
+    "m.view_once FROM sc CROSS JOIN u "
     "JOIN wa_messages m ON m.id = u.message_id LEFT JOIN wa_messages t ON t.id = m.reaction_to ORDER BY "
     "m.seq";
 
@@ -411,28 +418,49 @@ static void held_free(struct held *h)
 
 static void drain(void);
 
-/* A Message marked forwarded: msg (NULL: text built from text) with its
- * content flagged. *out malloc'd; 0 or -1. */
-static int forwarded_message(const uint8_t *msg, size_t n, const char *text, uint8_t **out, size_t *outlen)
+/* Whether h goes as a built Message with marks on its content (forwarded,
+ * the chat's disappearing timer, view once). */
+static int marked(const struct held *h)
+{
+    return h->marks.forwarding_score || h->marks.expiration || h->marks.view_once;
+}
+
+/* msg (NULL: the text message of text, reply and mentions) with mk
+ * applied. *out malloc'd; 0 or -1. */
+static int marked_message(const uint8_t *msg, size_t n, const char *text, const char *reply,
+                          const char *mentions, const struct wa_msg_marks *mk, uint8_t **out, size_t *outlen)
 {
     uint8_t *b = NULL;
     size_t bl = 0;
     if (!msg) {
-        if (wa_msg_build_text(text ? text : "", NULL, NULL, NULL, NULL, &b, &bl) < 0)
+        if (wa_msg_build_text(text ? text : "", reply, NULL, mentions, NULL, &b, &bl) < 0)
             return -1;
         msg = b, n = bl;
     }
-    int r = wa_msg_mark_forwarded(msg, n, 1, out, outlen);
+    int r = wa_msg_mark(msg, n, mk, out, outlen);
     free(b);
     return r;
 }
 
-/* Sends h's text or built Message marked forwarded: as wa_messaging_send. */
-static int send_forwarded(const struct held *h)
+/* A media Message with mk applied: as marked_message. */
+static int marked_media(const struct wa_msg_media *m, const char *reply, const char *mentions,
+                        const struct wa_msg_marks *mk, uint8_t **out, size_t *outlen)
+{
+    uint8_t *b = NULL;
+    size_t bl = 0;
+    int r = wa_msg_build_media(m, reply, NULL, mentions, NULL, &b, &bl) < 0
+                ? -1
+                : wa_msg_mark(b, bl, mk, out, outlen);
+    free(b);
+    return r;
+}
+
+/* Sends h's text or built Message with its marks: as wa_messaging_send. */
+static int send_marked(const struct held *h)
 {
     uint8_t *f = NULL;
     size_t fl = 0;
-    if (forwarded_message(h->raw, h->raw_len, h->text, &f, &fl) < 0)
+    if (marked_message(h->raw, h->raw_len, h->text, h->reply, h->mentions, &h->marks, &f, &fl) < 0)
         return -3;
     int r = wa_messaging_send_raw(h->id, h->to, f, fl);
     free(f);
@@ -454,20 +482,18 @@ static void on_prepared(void *arg, const char *id, const struct wa_msg_media *m,
         on_sent(NULL, id, permanent ? WA_SEND_FAILED : WA_SEND_TRANSIENT, err);
     } else {
         int r;
-        if (h->forwarded) {
-            uint8_t *b = NULL, *f = NULL;
-            size_t bl = 0, fl = 0;
-            r = wa_msg_build_media(m, NULL, NULL, NULL, NULL, &b, &bl) < 0 ||
-                        wa_msg_mark_forwarded(b, bl, 1, &f, &fl) < 0
+        if (marked(h)) {
+            uint8_t *f = NULL;
+            size_t fl = 0;
+            r = marked_media(m, h->reply, h->mentions, &h->marks, &f, &fl) < 0
                     ? -3
                     : wa_messaging_send_raw(id, h->to, f, fl);
-            free(b);
             free(f);
         } else {
             r = wa_messaging_send_media(id, h->to, m, h->reply, h->mentions);
         }
         if (r == -3)
-            on_sent(NULL, id, WA_SEND_FAILED, "the forwarded file cannot be sent");
+            on_sent(NULL, id, WA_SEND_FAILED, "the file cannot be sent with its marks");
         else if (r == -2)
             on_sent(NULL, id, WA_SEND_FAILED, "recipient is not a valid JID");
         else if (r < 0)
@@ -543,11 +569,11 @@ static void drain(void)
                 return;
             }
         } else {
-            int r = h->forwarded ? send_forwarded(h)
-                    : h->raw     ? wa_messaging_send_raw(h->id, h->to, h->raw, h->raw_len)
-                                 : wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
+            int r = marked(h) ? send_marked(h)
+                    : h->raw  ? wa_messaging_send_raw(h->id, h->to, h->raw, h->raw_len)
+                              : wa_messaging_send(h->id, h->to, h->text, h->reply, h->mentions);
             if (r == -3)
-                on_sent(NULL, h->id, WA_SEND_FAILED, "the forwarded message cannot be built");
+                on_sent(NULL, h->id, WA_SEND_FAILED, "the message cannot be built with its marks");
             else if (r == -2)
                 on_sent(NULL, h->id, WA_SEND_FAILED, "recipient is not a valid JID");
             else if (r < 0)
@@ -599,7 +625,10 @@ static void on_claim(void *ctx, const PGresult *res, const char *err)
             h->attempts = atoi(PQgetvalue(res, i, 4));
             h->media = PQgetvalue(res, i, 5)[0] == 't';
             h->mentions = PQgetisnull(res, i, 6) ? NULL : strdup(PQgetvalue(res, i, 6));
-            h->forwarded = PQgetvalue(res, i, 14)[0] == 't';
+            h->marks.forwarding_score = PQgetvalue(res, i, 14)[0] == 't';
+            h->marks.expiration =
+                PQgetisnull(res, i, 15) ? 0 : (uint32_t)strtoul(PQgetvalue(res, i, 15), NULL, 10);
+            h->marks.view_once = PQgetvalue(res, i, 16)[0] == 't';
         }
         const char *why = NULL;
         if (h && msg_content_type(PQgetvalue(res, i, 7))) {
@@ -710,19 +739,20 @@ static void on_ready(void *arg)
 
 static const char SQL_RETRY_MSG[] =
     "SELECT m.text, m.reply_to, m.chat_jid, "
-    "m.type NOT IN ('text', 'location', 'contacts', 'poll', 'vote', 'reaction', 'edit', 'revoke'), "
+    "m.type NOT IN ('text', 'location', 'contacts', 'poll', 'vote', 'reaction', 'edit', 'revoke', 'disappearing'), "
     "array_to_string(m.mentions, E'\\n'), m.type, " M_CONTENT ", m.reaction_to, m.reaction, t.from_me, "
-    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded FROM wa_messages m "
+    "t.sender_jid, (extract(epoch FROM m.created_at) * 1000)::bigint, m.forwarded, m.ephemeral_seconds, "
+    "m.view_once FROM wa_messages m "
     "LEFT JOIN wa_messages t ON t.id = m.reaction_to "
     "WHERE m.id = $1 AND m.from_me AND m.revoked_at IS NULL "
     "AND m.type IN ('text', 'image', 'video', 'audio', 'voice', 'document', 'sticker', 'location', "
-    "'contacts', 'poll', 'vote', 'reaction', 'edit', 'revoke')";
+    "'contacts', 'poll', 'vote', 'reaction', 'edit', 'revoke', 'disappearing')";
 
 struct retry_req {
     char id[64], user[64], server[32];
     int device, count;
     char *chat, *reply, *mentions; /* owned: for a media resend, once the attachment is read */
-    int forwarded;
+    struct wa_msg_marks marks;     /* as it was sent (see marked()) */
 };
 
 static void retry_req_free(struct retry_req *rr)
@@ -740,13 +770,11 @@ static void on_retry_media(void *arg, const char *id, const struct wa_msg_media 
     struct retry_req *rr = arg;
     struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
     int failed = !m;
-    if (m && rr->forwarded) {
-        uint8_t *b = NULL, *f = NULL;
-        size_t bl = 0, fl = 0;
-        failed = wa_msg_build_media(m, NULL, NULL, NULL, NULL, &b, &bl) < 0 ||
-                 wa_msg_mark_forwarded(b, bl, 1, &f, &fl) < 0 ||
+    if (m && (rr->marks.forwarding_score || rr->marks.expiration || rr->marks.view_once)) {
+        uint8_t *f = NULL;
+        size_t fl = 0;
+        failed = marked_media(m, rr->reply, rr->mentions, &rr->marks, &f, &fl) < 0 ||
                  wa_messaging_resend_raw(&r, rr->chat, f, fl) < 0;
-        free(b);
         free(f);
     } else if (m) {
         failed = wa_messaging_resend(&r, rr->chat, NULL, m, rr->reply, rr->mentions) < 0;
@@ -761,8 +789,13 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
 {
     struct retry_req *rr = ctx;
     const char *why = !res ? err : PQntuples(res) != 1 ? "no such message of ours" : NULL;
-    if (!why)
-        rr->forwarded = PQgetvalue(res, 0, 12)[0] == 't';
+    if (!why) {
+        rr->marks.forwarding_score = PQgetvalue(res, 0, 12)[0] == 't';
+        rr->marks.expiration =
+            PQgetisnull(res, 0, 13) ? 0 : (uint32_t)strtoul(PQgetvalue(res, 0, 13), NULL, 10);
+        rr->marks.view_once = PQgetvalue(res, 0, 14)[0] == 't';
+    }
+    int mk = !why && (rr->marks.forwarding_score || rr->marks.expiration || rr->marks.view_once);
     if (!why && PQgetvalue(res, 0, 3)[0] == 't') {
         rr->chat = strdup(PQgetvalue(res, 0, 2));
         rr->reply = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
@@ -782,18 +815,20 @@ static void on_retry_msg(void *ctx, const PGresult *res, const char *err)
         uint8_t *f = NULL;
         size_t fl = 0;
         if (msg_content_build(&mr, &raw, &rl, &why) == 0) {
-            if (rr->forwarded && forwarded_message(raw, rl, NULL, &f, &fl) < 0)
-                why = "the forwarded message cannot be built";
+            if (mk && marked_message(raw, rl, NULL, NULL, NULL, &rr->marks, &f, &fl) < 0)
+                why = "the message cannot be built with its marks";
             else if (wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), f ? f : raw, f ? fl : rl) < 0)
                 why = "not connected, or too many resends waiting";
         }
         free(raw);
         free(f);
-    } else if (!why && rr->forwarded) {
+    } else if (mk) {
         struct wa_retry_request r = {rr->id, rr->user, rr->server, rr->device, rr->count};
         uint8_t *f = NULL;
         size_t fl = 0;
-        if (forwarded_message(NULL, 0, PQgetvalue(res, 0, 0), &f, &fl) < 0 ||
+        if (marked_message(NULL, 0, PQgetvalue(res, 0, 0),
+                           PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+                           PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4), &rr->marks, &f, &fl) < 0 ||
             wa_messaging_resend_raw(&r, PQgetvalue(res, 0, 2), f, fl) < 0)
             why = "not connected, or too many resends waiting";
         free(f);

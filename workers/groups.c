@@ -154,6 +154,26 @@ static void setting(struct sbuf *items, int *n, const char *tag, const char *val
     (*n)++;
 }
 
+void group_set_timer(struct rq *rq, const char *gjid, int64_t seconds)
+{
+    struct sbuf b, items;
+    sbuf_init(&b);
+    sbuf_init(&items);
+    int n = 0;
+    char secs[24];
+    snprintf(secs, sizeof secs, "%lld", (long long)seconds);
+    setting(&items, &n, seconds ? "ephemeral" : "not_ephemeral", seconds ? secs : "");
+    ipc_wr_u32(&b, IPC_ACT_GROUP_CHANGE);
+    ipc_wr_u32(&b, 7);
+    ipc_wr_bytes(&b, gjid, (uint32_t)strlen(gjid));
+    ipc_wr_u32(&b, (uint32_t)n);
+    sbuf_add(&b, items.buf, items.len);
+    b.oom |= items.oom;
+    sup_ask_action(rq, &b, GROUP_TIMEOUT_MS);
+    sbuf_free(&items);
+    sbuf_free(&b);
+}
+
 /* PATCH /api/groups/{jid} {subject?, description?, announce?, locked?,
  * ephemeral_seconds?}: each given setting in turn, then the group as it is
  * now. */

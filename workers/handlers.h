@@ -86,6 +86,9 @@ void h_group_create(struct rq *rq);
 void h_group_participants(struct rq *rq);
 void h_group_leave(struct rq *rq);
 void h_group_patch(struct rq *rq);
+/* A group's disappearing timer (0, or one of WhatsApp's), answered as
+ * PATCH /api/groups/{jid} answers (PUT /api/chats/{jid}/disappearing). */
+void group_set_timer(struct rq *rq, const char *gjid, int64_t seconds);
 void h_group_invite(struct rq *rq);
 void h_group_invite_revoke(struct rq *rq);
 void h_group_join(struct rq *rq);
@@ -118,6 +121,8 @@ void h_message_poll(struct rq *rq);
 void h_message_vote(struct rq *rq);
 void h_message_media_download(struct rq *rq);
 void h_chats_list(struct rq *rq);
+void h_chat_get(struct rq *rq);
+void h_chat_disappearing(struct rq *rq);
 void h_chat_messages(struct rq *rq);
 void h_chat_presence(struct rq *rq);
 void h_contacts_check(struct rq *rq);

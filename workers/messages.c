@@ -62,6 +62,7 @@ struct op {
     size_t media_len;
     char file_name[MP_KEPT_NAME_MAX + 1];
     int retried;
+    int view_once;     /* a view-once photo, video or voice note */
     int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
     char *ids;         /* '\n'-joined message ids (pool) */
     char *content; /* a location, contacts or poll message: its content as stored (pool), kind says which */
@@ -251,14 +252,24 @@ static const char SQL_SEND_BATCH[] =
     "SELECT x.ord, CASE WHEN x.new THEN 'new' WHEN x.j IS NOT NULL THEN 'old' "
     "  WHEN NOT EXISTS (SELECT 1 FROM ok WHERE ok.ord = x.ord) THEN 'bad_reply' ELSE 'retry' END, "
     /* ob and ch are not read: statements that modify run all the same */
-    "  x.j, x.ts FROM ("
+    "  x.j, x.ts, x.eph, x.exp FROM ("
     /* A repeated key is a subquery per row (one index probe), never a join: a
      * generic plan must not hash every stored message. OFFSET 0 keeps it from
      * being evaluated twice. */
     "  SELECT r.ord, m.id IS NOT NULL AS new, " REST_TS(
-        "m.ts") " AS ts, CASE WHEN m.id IS NULL AND "
-                "  r.idem IS NOT NULL THEN (SELECT o.id FROM wa_messages o WHERE o.idempotency_key = r.idem) "
-                "  END AS j FROM r LEFT JOIN ins m ON m.id = r.id OFFSET 0) x ORDER BY x.ord";
+        "m.ts") " AS ts, m.ephemeral_seconds AS eph, " REST_TS("m.ts + make_interval(secs => "
+                                                               "m.ephemeral_seconds)") " AS exp, CASE WHEN "
+                                                                                       "m.id IS NULL AND "
+                                                                                       "  r.idem IS NOT NULL "
+                                                                                       "THEN (SELECT o.id "
+                                                                                       "FROM wa_messages o "
+                                                                                       "WHERE "
+                                                                                       "o.idempotency_key = "
+                                                                                       "r.idem) "
+                                                                                       "  END AS j FROM r "
+                                                                                       "LEFT JOIN ins m ON "
+                                                                                       "m.id = r.id OFFSET "
+                                                                                       "0) x ORDER BY x.ord";
 
 /* A media message, alone (one statement, one commit): the kind must fit the
  * stored file (a document may be any file, audio may be a voice note, the
@@ -271,8 +282,9 @@ static const char SQL_SEND_MEDIA[] =
     "ok AS (SELECT f.* FROM f WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM wa_messages x WHERE x.id = "
     "$4)), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, text, reply_to, status, ts, "
-    "idempotency_key, mentions) "
-    "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5, string_to_array($10, E'\\n') FROM ok "
+    "idempotency_key, mentions, view_once) "
+    "  SELECT $1, $2, true, $6, $3, $4, 'queued', now(), $5, string_to_array($10, E'\\n'), $11::boolean FROM "
+    "ok "
     "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chat_jid, ts), "
     "mm AS (INSERT INTO wa_message_media (message_id, kind, media_id, state, mimetype, file_name, thumbnail) "
     "  SELECT ins.id, $6, ok.id, 'stored', ok.mimetype, $8, decode($9, 'hex') FROM ins CROSS JOIN ok), "
@@ -386,7 +398,8 @@ static void add_send_json(struct jsonw *w, const struct op *o)
  * it in the batch statement instead cost ~15% of the enqueue throughput
  * (make bench); t_messages compares this body with GET's field by field, so
  * the two cannot drift apart unnoticed. */
-static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
+static int new_message_json(struct sbuf *b, const struct op *o, const char *ts, const char *eph,
+                            const char *expires)
 {
     struct jsonw w;
     jw_init(&w, b);
@@ -409,6 +422,13 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts)
     jw_knull(&w, "contacts");
     jw_knull(&w, "poll");
     jw_kbool(&w, "forwarded", 0);
+    jw_kbool(&w, "view_once", 0);
+    jw_key(&w, "ephemeral_seconds"); /* the chat's timer, taken when queued */
+    if (eph)
+        jw_int(&w, strtoll(eph, NULL, 10));
+    else
+        jw_null(&w);
+    jw_kstr(&w, "expires_at", expires);
     jw_kstr(&w, "status", "queued");
     jw_knull(&w, "error");
     jw_kstr(&w, "ts", ts);
@@ -468,7 +488,9 @@ static int send_answer(struct op *o, const PGresult *res, int row)
     }
     struct sbuf b;
     sbuf_init(&b);
-    if (new_message_json(&b, o, PQgetvalue(res, row, 3)) < 0)
+    if (new_message_json(&b, o, PQgetvalue(res, row, 3),
+                         PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4),
+                         PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5)) < 0)
         http_error(rq, 500, NULL, "out of memory", NULL);
     else
         http_json(rq, 202, b.buf, b.len);
@@ -510,8 +532,9 @@ static void send_media(struct op *o)
                        o->media_id,
                        o->file_name[0] ? o->file_name : NULL,
                        o->thumb_hex,
-                       o->mentions};
-    op_run(o, SQL_SEND_MEDIA, 10, p, on_send_one);
+                       o->mentions,
+                       o->view_once ? "true" : "false"};
+    op_run(o, SQL_SEND_MEDIA, 11, p, on_send_one);
 }
 
 static void send_content(struct op *o)
@@ -1144,6 +1167,16 @@ void h_messages_send(struct rq *rq)
     int structured = parse_structured(rq, body, o);
     if (structured < 0 || (!structured && parse_kind_media(rq, body, o) < 0))
         goto out;
+    /* View once: what WhatsApp offers it for (a photo, a video, a voice note). */
+    o->view_once = json_bool(body, "view_once");
+    if (o->view_once == -2 || (o->view_once == 1 && strcmp(o->kind, "image") && strcmp(o->kind, "video") &&
+                               strcmp(o->kind, "voice"))) {
+        http_error(rq, 400, "invalid_view_once",
+                   "view_once must be true or false, and true only for kind image, video or voice",
+                   "view_once");
+        goto out;
+    }
+    o->view_once = o->view_once == 1;
     v = structured ? NULL : json_member(body, o->kind[0] ? "caption" : "text");
     if (structured) {
         /* no text */
@@ -1447,8 +1480,8 @@ static const char SQL_EDIT[] =
 static const char SQL_REVOKE[] =
     "WITH t AS (SELECT * FROM wa_messages WHERE id = $2), "
     "ok AS (SELECT t.* FROM t WHERE (t.from_me OR t.chat_jid LIKE '%@g.us') AND t.revoked_at IS NULL "
-    "  AND t.type NOT IN ('edit', 'revoke', 'vote') AND (NOT t.from_me OR t.status IN ('sent', 'delivered', "
-    "'read')) "
+    "  AND t.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') AND (NOT t.from_me OR t.status IN ('sent', "
+    "'delivered', 'read')) "
     "  AND NOT EXISTS (SELECT 1 FROM wa_messages r JOIN wa_outbox o ON o.message_id = r.id "
     "    WHERE r.reaction_to = t.id AND r.type = 'revoke' AND o.state IN ('pending', 'inflight'))), "
     "ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, reaction_to, status, ts) "
@@ -1456,7 +1489,7 @@ static const char SQL_REVOKE[] =
     "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
     "SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 'new' WHEN NOT EXISTS (SELECT 1 FROM t) THEN "
     "'not_found' "
-    "  WHEN (SELECT type FROM t) IN ('edit', 'revoke', 'vote') THEN 'not_found' "
+    "  WHEN (SELECT type FROM t) IN ('edit', 'revoke', 'vote', 'disappearing') THEN 'not_found' "
     "  WHEN (SELECT revoked_at FROM t) IS NOT NULL THEN 'revoked' "
     "  WHEN NOT (SELECT from_me FROM t) THEN 'not_own' "
     "  WHEN (SELECT status FROM t) NOT IN ('sent', 'delivered', 'read') THEN 'not_sent' ELSE 'pending' END";
@@ -1950,28 +1983,29 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
 
 /* Newest activity first; the cursor is (last message seq, jid). */
 /* status@broadcast (status updates) only when asked: include=status. */
+/* A chat as the API shows it: c its wa_chats row, lm its last message; a
+ * person's chat without a name of its own takes the contact's push name. */
+#define CHAT_TS_UPDATED REST_TS("c.updated_at")
+#define CHAT_TS_LAST REST_TS("coalesce(lm.ts, c.last_message_at)")
+#define CHAT_TS_EPH REST_TS("c.ephemeral_set_at")
+#define CHAT_JSON                                                                                            \
+    "json_build_object('jid', c.jid, 'name', coalesce(c.name, (SELECT k.push_name FROM wa_contacts k "       \
+    "  WHERE k.jid = c.jid)), 'unread_count', c.unread_count, 'last_message_at', " CHAT_TS_LAST ", "         \
+    "  'updated_at', " CHAT_TS_UPDATED ", 'ephemeral_seconds', c.ephemeral_seconds, "                        \
+    "  'ephemeral_set_at', " CHAT_TS_EPH                                                                     \
+    ", 'ephemeral_set_by', c.ephemeral_set_by, 'last_message', lm.j)::text"
+#define CHAT_LAST_MESSAGE                                                                                    \
+    "LEFT JOIN LATERAL (SELECT m.seq, m.ts, wapi_message_json(m) AS j FROM wa_messages m "                   \
+    "  WHERE m.chat_jid = c.jid AND m.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') ORDER BY m.seq DESC " \
+    "  LIMIT 1) lm ON true "
+
 static const char SQL_CHATS[] =
-    "SELECT json_build_object('jid', c.jid, 'name', coalesce(c.name, (SELECT k.push_name FROM wa_contacts k "
-    "  WHERE k.jid = c.jid)), 'unread_count', c.unread_count, "
-    "  'last_message_at', " REST_TS(
-        "coalesce(lm.ts, c.last_message_at)") ", "
-                                              "  'updated_at', " REST_TS(
-                                                  "c.updated_at") ", 'last_message', lm.j)::text, "
-                                                                  "  coalesce(lm.seq, 0), c.jid "
-                                                                  "FROM wa_chats c LEFT JOIN LATERAL (SELECT "
-                                                                  "m.seq, m.ts, wapi_message_json(m) AS j "
-                                                                  "FROM wa_messages m "
-                                                                  "  WHERE m.chat_jid = c.jid AND m.type NOT "
-                                                                  "IN ('edit', 'revoke', 'vote') ORDER BY "
-                                                                  "m.seq "
-                                                                  "DESC LIMIT 1) lm ON true "
-                                                                  "WHERE ($1::bigint IS NULL OR "
-                                                                  "(coalesce(lm.seq, 0), c.jid) < "
-                                                                  "($1::bigint, $2::text)) "
-                                                                  "  AND ($4::boolean OR c.jid <> "
-                                                                  "'status@broadcast') "
-                                                                  "ORDER BY coalesce(lm.seq, 0) DESC, c.jid "
-                                                                  "DESC LIMIT $3";
+    "SELECT " CHAT_JSON ", coalesce(lm.seq, 0), c.jid FROM wa_chats c " CHAT_LAST_MESSAGE
+    "WHERE ($1::bigint IS NULL OR (coalesce(lm.seq, 0), c.jid) < ($1::bigint, $2::text)) "
+    "  AND ($4::boolean OR c.jid <> 'status@broadcast') "
+    "ORDER BY coalesce(lm.seq, 0) DESC, c.jid DESC LIMIT $3";
+
+static const char SQL_CHAT[] = "SELECT " CHAT_JSON " FROM wa_chats c " CHAT_LAST_MESSAGE "WHERE c.jid = $1";
 
 void h_chats_list(struct rq *rq)
 {
@@ -2009,10 +2043,10 @@ void h_chats_list(struct rq *rq)
 
 /* Newest first; the cursor is the seq of the last one shown, so messages
  * arriving meanwhile never shift a page. */
-static const char SQL_CHAT_MESSAGES[] =
-    "SELECT " MSG_JSON("m") ", m.seq, NULL FROM wa_messages m "
-                            "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) "
-                            "AND m.type NOT IN ('edit', 'revoke', 'vote') ORDER BY m.seq DESC LIMIT $3";
+static const char SQL_CHAT_MESSAGES[] = "SELECT " MSG_JSON(
+    "m") ", m.seq, NULL FROM wa_messages m "
+         "WHERE m.chat_jid = $1 AND ($2::bigint IS NULL OR m.seq < $2::bigint) "
+         "AND m.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') ORDER BY m.seq DESC LIMIT $3";
 
 /* The {jid} of /api/chats/{jid}/...; NULL after answering 404. */
 static char *chat_jid(struct rq *rq)
@@ -2078,6 +2112,85 @@ void h_chat_presence(struct rq *rq)
     else
         sup_ask_json(rq, IPC_ACTION, b.buf, b.len, ACTION_TIMEOUT_MS);
     sbuf_free(&b);
+}
+
+/* ---- GET /api/chats/{jid}, PUT /api/chats/{jid}/disappearing */
+
+static void on_chat(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    o->b.q = NULL;
+    const char *json = rest_one_row(o->b.rq, res, err, "no chat with this JID");
+    if (json)
+        http_json(o->b.rq, 200, json, strlen(json));
+}
+
+void h_chat_get(struct rq *rq)
+{
+    char *raw = chat_jid(rq);
+    if (!raw)
+        return;
+    struct op *o = op_new(rq);
+    o->params[0] = raw;
+    op_run(o, SQL_CHAT, 1, o->params, on_chat);
+}
+
+/* Our change of a 1:1 chat's timer: a row (type disappearing) for the
+ * outbox; the chat's timer changes once WhatsApp has taken it. */
+static const char SQL_DISAPPEARING[] =
+    "WITH ins AS (INSERT INTO wa_messages (id, chat_jid, from_me, type, status, ts, content) "
+    "  VALUES ($1, $2, true, 'disappearing', 'queued', now(), jsonb_build_object('seconds', $3::int)) "
+    "  RETURNING id, chat_jid), "
+    "ob AS (INSERT INTO wa_outbox (message_id, to_jid) SELECT id, chat_jid FROM ins) "
+    "SELECT 'new' FROM ins";
+
+static void on_disappearing(void *ctx, const PGresult *res, const char *err)
+{
+    struct op *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    answer_verdict(o, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found", NULL, NULL, 0);
+}
+
+/* PUT /api/chats/{jid}/disappearing {seconds}: WhatsApp's timers only. A
+ * group's goes as PATCH /api/groups/{jid} {ephemeral_seconds} (answered
+ * with the group), a person's as a message through the outbox (202). */
+void h_chat_disappearing(struct rq *rq)
+{
+    char *raw = chat_jid(rq);
+    if (!raw)
+        return;
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    int64_t secs = -1;
+    int hs = json_int(body, "seconds", &secs);
+    yajl_tree_free(body);
+    if (hs != 1 || (secs != 0 && secs != 86400 && secs != 604800 && secs != 7776000)) {
+        http_error(rq, 400, "invalid_seconds",
+                   "seconds must be 0 (off), 86400 (24 hours), 604800 (7 days) or 7776000 (90 days)",
+                   "seconds");
+        return;
+    }
+    char jid[160];
+    if (parse_to(raw, jid, sizeof jid) < 0 || strstr(jid, "@broadcast") || strstr(jid, "@newsletter")) {
+        http_error(rq, 400, "invalid_jid", "the chat must be a person's or a group's JID, or a phone number",
+                   "jid");
+        return;
+    }
+    if (strstr(jid, "@g.us")) {
+        group_set_timer(rq, jid, secs);
+        return;
+    }
+    struct op *o = op_new(rq);
+    if (new_message_id(o->id) < 0) {
+        http_error(rq, 500, NULL, "no randomness available", NULL);
+        return;
+    }
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)secs);
+    const char *p[] = {o->id, jid, n};
+    op_run(o, SQL_DISAPPEARING, 3, p, on_disappearing); /* params are copied */
 }
 
 /* ---- POST /api/contacts/check */

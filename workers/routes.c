@@ -70,6 +70,9 @@ const struct route worker_routes[] = {
     {M_GET, "/api/chats", P_CHATS_READ, h_chats_list, 0},
     {M_GET, "/api/chats/{jid}/messages", P_MESSAGES_READ, h_chat_messages, 0},
     {M_POST, "/api/chats/{jid}/presence", P_MESSAGES_SEND, h_chat_presence, 0},
+    /* The chat's disappearing timer: sent to the contact (or the group). */
+    {M_PUT, "/api/chats/{jid}/disappearing", P_MESSAGES_SEND, h_chat_disappearing, 0},
+    {M_GET, "/api/chats/{jid}", P_CHATS_READ, h_chat_get, 0},
     {M_GET, "/api/groups", P_GROUPS_READ, h_groups_list, 0},
     {M_POST, "/api/groups", P_GROUPS_WRITE, h_group_create, 0},
     {M_POST, "/api/groups/{jid}/participants", P_GROUPS_WRITE, h_group_participants, 0},

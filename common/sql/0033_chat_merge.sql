@@ -66,10 +66,18 @@ BEGIN
   END IF;
   UPDATE wa_messages SET chat_jid = to_pn, updated_at = now() WHERE chat_jid = from_lid;
   GET DIAGNOSTICS moved = ROW_COUNT;
-  INSERT INTO wa_chats AS c (jid, name, last_message_id, last_message_at, unread_count, updated_at)
-  VALUES (to_pn, old.name, old.last_message_id, old.last_message_at, old.unread_count, now())
+  INSERT INTO wa_chats AS c (jid, name, last_message_id, last_message_at, unread_count, updated_at,
+                             ephemeral_seconds, ephemeral_set_at, ephemeral_set_by)
+  VALUES (to_pn, old.name, old.last_message_id, old.last_message_at, old.unread_count, now(),
+          old.ephemeral_seconds, old.ephemeral_set_at, old.ephemeral_set_by)
   ON CONFLICT (jid) DO UPDATE SET
     name = coalesce(c.name, EXCLUDED.name),
+    -- the disappearing timer set last (0031) wins
+    ephemeral_seconds = CASE WHEN EXCLUDED.ephemeral_set_at > coalesce(c.ephemeral_set_at, '-infinity')
+                             THEN EXCLUDED.ephemeral_seconds ELSE c.ephemeral_seconds END,
+    ephemeral_set_by = CASE WHEN EXCLUDED.ephemeral_set_at > coalesce(c.ephemeral_set_at, '-infinity')
+                            THEN EXCLUDED.ephemeral_set_by ELSE c.ephemeral_set_by END,
+    ephemeral_set_at = greatest(c.ephemeral_set_at, EXCLUDED.ephemeral_set_at),
     last_message_id = CASE WHEN c.last_message_at IS NULL OR EXCLUDED.last_message_at > c.last_message_at
                            THEN EXCLUDED.last_message_id ELSE c.last_message_id END,
     last_message_at = greatest(c.last_message_at, EXCLUDED.last_message_at),

@@ -243,6 +243,10 @@ static int context_fill(const Wapi__E2e__ContextInfo *ci, struct wa_msg_content 
     if (!ci)
         return 0;
     out->forwarded = ci->has_isforwarded && ci->isforwarded;
+    if (ci->has_expiration && ci->expiration <= WA_MSG_EXPIRATION_MAX) {
+        out->has_expiration = 1;
+        out->expiration = ci->expiration;
+    }
     if (ci->stanzaid && !(out->reply_to = sdup(ci->stanzaid)))
         return -1;
     size_t n = ci->n_mentionedjid < MAX_MENTIONS ? ci->n_mentionedjid : MAX_MENTIONS;
@@ -305,6 +309,10 @@ static int media_from_view(const struct mview *v, int type, const char *field, s
 static int fill_media(const Wapi__E2e__Message *m, struct wa_msg_content *out)
 {
     struct mview v = {0};
+    /* A view-once medium may come marked without a wrapper. */
+    out->view_once |= (m->imagemessage && m->imagemessage->has_viewonce && m->imagemessage->viewonce) ||
+                      (m->videomessage && m->videomessage->has_viewonce && m->videomessage->viewonce) ||
+                      (m->audiomessage && m->audiomessage->has_viewonce && m->audiomessage->viewonce);
     if (m->imagemessage) {
         const Wapi__E2e__ImageMessage *x = m->imagemessage;
         v = (struct mview){x->url,
@@ -668,6 +676,13 @@ static int fill_in(const Wapi__E2e__Message *m, struct wa_msg_content *out, int 
             wa_msg_content_free(&inner);
             if (!out->text)
                 out->text = sdup("");
+            return 0;
+        }
+        if (p->has_type && p->type == WAPI__E2E__PROTOCOL_MESSAGE__TYPE__EPHEMERAL_SETTING) {
+            uint32_t e = p->has_ephemeralexpiration ? p->ephemeralexpiration : 0;
+            out->kind = WA_MSG_DISAPPEARING;
+            out->has_expiration = 1;
+            out->expiration = e <= WA_MSG_EXPIRATION_MAX ? e : 0;
             return 0;
         }
         out->kind = WA_MSG_NONE; /* history sync, app state keys, ...: not a chat message */
@@ -1169,9 +1184,18 @@ int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **ou
 
 int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st)
 {
-    Wapi__E2e__Message *m = wapi__e2e__message__unpack(NULL, n, msg);
-    if (!m)
+    Wapi__E2e__Message *top = wapi__e2e__message__unpack(NULL, n, msg);
+    if (!top)
         return -1;
+    /* The content inside a disappearing or view-once wrapper says the type. */
+    const Wapi__E2e__Message *m = top;
+    for (int d = 0; d < 2; d++) {
+        const Wapi__E2e__FutureProofMessage *w = m->ephemeralmessage    ? m->ephemeralmessage
+                                                 : m->viewoncemessagev2 ? m->viewoncemessagev2
+                                                                        : m->viewoncemessage;
+        if (w && w->message)
+            m = w->message;
+    }
     const Wapi__E2e__AudioMessage *au = m->audiomessage;
     const Wapi__E2e__VideoMessage *vi = m->videomessage;
     const char *mt = m->contactmessage                                     ? "vcard"
@@ -1206,7 +1230,7 @@ int wa_msg_stanza_type(const uint8_t *msg, size_t n, struct wa_msg_stanza *st)
         st->edit = "1";
         st->hide_on_failure = 1;
     }
-    wapi__e2e__message__free_unpacked(m, NULL);
+    wapi__e2e__message__free_unpacked(top, NULL);
     return 0;
 }
 
@@ -1272,14 +1296,23 @@ int wa_msg_build_revoke(const char *chat, const char *target_id, int target_from
 
 int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t **out, size_t *outlen)
 {
+    struct wa_msg_marks mk = {score ? score : 1, 0, 0};
+    return wa_msg_mark(msg, n, &mk, out, outlen);
+}
+
+int wa_msg_mark(const uint8_t *msg, size_t n, const struct wa_msg_marks *mk, uint8_t **out, size_t *outlen)
+{
     Wapi__E2e__Message *m = wapi__e2e__message__unpack(NULL, n, msg);
     if (!m)
         return -1;
     Wapi__E2e__ContextInfo fresh = WAPI__E2E__CONTEXT_INFO__INIT;
     Wapi__E2e__ExtendedTextMessage ext = WAPI__E2E__EXTENDED_TEXT_MESSAGE__INIT;
+    Wapi__E2e__Message outer = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__FutureProofMessage vo = WAPI__E2E__FUTURE_PROOF_MESSAGE__INIT;
     Wapi__E2e__ContextInfo **ci = NULL;
     char *conv = NULL;
-    if (m->conversation) { /* carried over to an extendedTextMessage, which has a contextInfo */
+    Wapi__E2e__ExtendedTextMessage *had = m->extendedtextmessage; /* restored before the tree is freed */
+    if (m->conversation && !had) { /* carried over to an extendedTextMessage, which has a contextInfo */
         conv = m->conversation;
         ext.text = conv;
         m->conversation = NULL;
@@ -1298,19 +1331,41 @@ int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t 
          : c->contactmessage       ? &c->contactmessage->contextinfo
          : c->contactsarraymessage ? &c->contactsarraymessage->contextinfo
                                    : NULL;
+    /* View once: photos, videos and voice notes only. */
+    int vo_ok =
+        c == m && (m->imagemessage ||
+                   (m->videomessage && !(m->videomessage->has_gifplayback && m->videomessage->gifplayback)) ||
+                   (m->audiomessage && m->audiomessage->has_ptt && m->audiomessage->ptt));
     int r = -1;
-    if (ci) {
+    if (ci && (!mk->view_once || vo_ok)) {
         Wapi__E2e__ContextInfo *was = *ci;
-        if (!*ci)
+        int need = mk->forwarding_score || mk->expiration;
+        if (!*ci && need)
             *ci = &fresh;
-        (*ci)->has_isforwarded = 1, (*ci)->isforwarded = 1;
-        (*ci)->has_forwardingscore = 1, (*ci)->forwardingscore = score ? score : 1;
-        r = pack_message(m, out, outlen);
+        if (mk->forwarding_score) {
+            (*ci)->has_isforwarded = 1, (*ci)->isforwarded = 1;
+            (*ci)->has_forwardingscore = 1, (*ci)->forwardingscore = mk->forwarding_score;
+        }
+        if (mk->expiration)
+            (*ci)->has_expiration = 1, (*ci)->expiration = mk->expiration;
+        const Wapi__E2e__Message *top = m;
+        if (mk->view_once) {
+            if (m->imagemessage)
+                m->imagemessage->has_viewonce = 1, m->imagemessage->viewonce = 1;
+            else if (m->videomessage)
+                m->videomessage->has_viewonce = 1, m->videomessage->viewonce = 1;
+            else
+                m->audiomessage->has_viewonce = 1, m->audiomessage->viewonce = 1;
+            vo.message = m;
+            outer.viewoncemessagev2 = &vo;
+            top = &outer;
+        }
+        r = pack_message(top, out, outlen);
         *ci = was; /* the unpacked tree is freed as it came */
     }
     if (conv) {
         m->conversation = conv;
-        m->extendedtextmessage = NULL;
+        m->extendedtextmessage = had;
     }
     wapi__e2e__message__free_unpacked(m, NULL);
     return r;
@@ -1465,4 +1520,20 @@ int wa_msg_build_poll_vote(const uint8_t secret[WA_MSG_POLL_SECRET_LEN], const c
     }
     free(ct);
     return r;
+}
+
+int wa_msg_build_disappearing(uint32_t seconds, int64_t ts_s, uint8_t **out, size_t *outlen)
+{
+    if (seconds > WA_MSG_EXPIRATION_MAX)
+        return -1;
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT, inner = WAPI__E2E__MESSAGE__INIT;
+    Wapi__E2e__FutureProofMessage w = WAPI__E2E__FUTURE_PROOF_MESSAGE__INIT;
+    Wapi__E2e__ProtocolMessage p = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
+    p.has_type = 1, p.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__EPHEMERAL_SETTING;
+    p.has_ephemeralexpiration = 1, p.ephemeralexpiration = seconds;
+    p.has_ephemeralsettingtimestamp = ts_s > 0, p.ephemeralsettingtimestamp = ts_s;
+    inner.protocolmessage = &p;
+    w.message = &inner;
+    m.ephemeralmessage = &w;
+    return pack_message(&m, out, outlen);
 }

@@ -59,6 +59,7 @@ enum wa_msg_kind {
     WA_MSG_CONTACTS,  /* one or more contact cards: contacts */
     WA_MSG_POLL,      /* a poll's creation: poll */
     WA_MSG_POLL_VOTE, /* a vote on a poll, still encrypted: vote */
+    WA_MSG_DISAPPEARING, /* a chat's disappearing-messages timer set: expiration (0 = off) */
 };
 
 #define WA_MSG_POLL_MIN_OPTIONS 2
@@ -164,9 +165,16 @@ struct wa_msg_content {
     size_t ncontacts;
     struct wa_msg_poll *poll;      /* WA_MSG_POLL: malloc'd */
     struct wa_msg_poll_vote *vote; /* WA_MSG_POLL_VOTE: malloc'd */
-    int view_once;                 /* it came inside a view-once wrapper */
-    int forwarded;                 /* contextInfo.isForwarded */
+    int view_once; /* it came inside a view-once wrapper, or its media says viewOnce */
+    int forwarded; /* contextInfo.isForwarded */
+    /* contextInfo.expiration (the chat's timer the message was sent with,
+     * seconds), or WA_MSG_DISAPPEARING's new timer; has_expiration when told. */
+    int has_expiration;
+    uint32_t expiration;
 };
+
+/* A timer larger than this is no timer (what the database and the API keep). */
+#define WA_MSG_EXPIRATION_MAX 0x7fffffffu
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
 struct wa_msg_media *wa_msg_media_dup(const struct wa_msg_media *m);
@@ -196,6 +204,23 @@ int wa_msg_build_contacts(const struct wa_msg_contact *c, size_t n, const char *
  * becomes an extendedTextMessage to carry it. *out malloc'd. 0, or -1 when
  * msg is no Message or has nothing to mark. */
 int wa_msg_mark_forwarded(const uint8_t *msg, size_t n, uint32_t score, uint8_t **out, size_t *outlen);
+/* What wa_msg_mark sets on a Message's content: forwarded (score > 0), the
+ * chat's disappearing timer (contextInfo.expiration, > 0), view once (a photo,
+ * video or voice note marked viewOnce and wrapped in viewOnceMessageV2, as
+ * WhatsApp clients send it). */
+struct wa_msg_marks {
+    uint32_t forwarding_score, expiration;
+    int view_once;
+};
+/* msg with the marks applied (a conversation becomes an extendedTextMessage
+ * to carry a context). *out malloc'd. 0, or -1 when msg is no Message, has
+ * no content that takes a context, or is no photo, video or voice note for
+ * view once. */
+int wa_msg_mark(const uint8_t *msg, size_t n, const struct wa_msg_marks *mk, uint8_t **out, size_t *outlen);
+/* Our change of a 1:1 chat's disappearing timer (seconds, 0 = off):
+ * protocolMessage EPHEMERAL_SETTING inside ephemeralMessage, as WhatsApp
+ * clients send it. *out malloc'd. 0 or -1. */
+int wa_msg_build_disappearing(uint32_t seconds, int64_t ts_s, uint8_t **out, size_t *outlen);
 /* msg (a serialized Message) inside deviceSentMessage{dest}: the copy for our
  * own other devices. *out malloc'd. 0 or -1. */
 int wa_msg_wrap_dsm(const uint8_t *msg, size_t n, const char *dest, uint8_t **out, size_t *outlen);

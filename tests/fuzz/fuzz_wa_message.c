@@ -19,7 +19,9 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_POLL_VOTE ||
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_DISAPPEARING ||
+        (mc.kind == WA_MSG_DISAPPEARING && !mc.has_expiration) ||
+        (mc.has_expiration && mc.expiration > WA_MSG_EXPIRATION_MAX) ||
         (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) || (mc.kind == WA_MSG_POLL) != (mc.poll != NULL) ||
         (mc.kind == WA_MSG_POLL_VOTE) != (mc.vote != NULL) ||
         (mc.kind == WA_MSG_LOCATION) != (mc.location != NULL) ||
@@ -80,10 +82,23 @@ static void parse(const uint8_t *p, size_t n)
     if (wa_msg_wrap_dsm(p, n, "1@s.whatsapp.net", &w, &wl) == 0) {
         struct wa_msg_content again;
         if (wa_msg_parse(w, wl, &again) == 0) {
-            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_POLL_VOTE)
+            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_DISAPPEARING)
                 abort();
             wa_msg_content_free(&again);
         }
+        free(w);
+    }
+    /* The marks an outgoing message may get (forwarded, a chat's timer, view
+     * once): what they give parses, carries the timer, and is view once when
+     * asked. */
+    struct wa_msg_marks mk = {3, 604800, mc.kind == WA_MSG_MEDIA};
+    if (wa_msg_mark(p, n, &mk, &w, &wl) == 0) {
+        struct wa_msg_content again;
+        if (wa_msg_parse(w, wl, &again) < 0 || again.kind < WA_MSG_TEXT || again.kind > WA_MSG_DISAPPEARING)
+            abort();
+        if (mk.view_once && again.kind == WA_MSG_MEDIA && !again.view_once)
+            abort();
+        wa_msg_content_free(&again);
         free(w);
     }
     if (mc.media) {

@@ -9,6 +9,9 @@
  * hex; names: url mimetype caption file_name width height seconds pages ts
  * animated gif thumbnail(hex) waveform(hex) reply_to reply_participant dsm.
  * build-poll, build-vote and open-vote: polls and votes (see polls()).
+ *   wa_msg_tool build-disappearing SECONDS TS > MESSAGE   our change of a chat's timer
+ *   wa_msg_tool mark [forwarded=N] [expiration=N] [view_once=1] < MESSAGE > MESSAGE
+ *       the Message with wa_msg_mark's marks
  * Exit 0, 2 when parsing or building refused, 1 on bad usage. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,7 +53,7 @@ static int parse(void)
     if (wa_msg_parse(buf, n, &mc) < 0)
         return 2;
     static const char *const kinds[] = {"text",  "reaction", "edit",     "revoke", "unsupported", "none",
-                                        "media", "location", "contacts", "poll",   "vote"};
+                                        "media", "location", "contacts", "poll",   "vote",        "disappearing"};
     struct sbuf b;
     struct jsonw w;
     sbuf_init(&b);
@@ -62,6 +65,10 @@ static int parse(void)
     jw_kstr(&w, "reply_to", mc.reply_to);
     jw_kstr(&w, "dsm_dest", mc.dsm_dest);
     jw_kbool(&w, "view_once", mc.view_once);
+    if (mc.has_expiration)
+        jw_kuint(&w, "expiration", mc.expiration);
+    else
+        jw_knull(&w, "expiration");
     if (mc.location) {
         const struct wa_msg_location *l = mc.location;
         jw_key(&w, "location");
@@ -312,6 +319,42 @@ static int polls(int argc, char **argv)
     return 0;
 }
 
+/* build-disappearing and mark. */
+static int marks(int argc, char **argv)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int r;
+    if (!strcmp(argv[1], "build-disappearing")) {
+        r = wa_msg_build_disappearing((uint32_t)strtoul(argv[2], NULL, 10), strtoll(argv[3], NULL, 10), &out,
+                                      &len);
+    } else {
+        static uint8_t buf[1 << 22];
+        size_t n = fread(buf, 1, sizeof buf, stdin);
+        struct wa_msg_marks mk = {0, 0, 0};
+        for (int i = 2; i < argc; i++) {
+            char *eq = strchr(argv[i], '=');
+            if (!eq)
+                return 1;
+            *eq = '\0';
+            if (!strcmp(argv[i], "forwarded"))
+                mk.forwarding_score = (uint32_t)strtoul(eq + 1, NULL, 10);
+            else if (!strcmp(argv[i], "expiration"))
+                mk.expiration = (uint32_t)strtoul(eq + 1, NULL, 10);
+            else if (!strcmp(argv[i], "view_once"))
+                mk.view_once = atoi(eq + 1);
+            else
+                return 1;
+        }
+        r = wa_msg_mark(buf, n, &mk, &out, &len);
+    }
+    if (r < 0)
+        return 2;
+    fwrite(out, 1, len, stdout);
+    free(out);
+    return 0;
+}
+
 static int stanza_type(void)
 {
     static uint8_t buf[1 << 22];
@@ -332,6 +375,8 @@ int main(int argc, char **argv)
     if ((argc >= 4 && !strcmp(argv[1], "build-location")) ||
         (argc >= 4 && !strcmp(argv[1], "build-contacts")))
         return build_other(argc, argv);
+    if ((argc == 4 && !strcmp(argv[1], "build-disappearing")) || (argc >= 2 && !strcmp(argv[1], "mark")))
+        return marks(argc, argv);
     if (argc == 2 && !strcmp(argv[1], "parse"))
         return parse();
     if ((argc >= 5 && !strcmp(argv[1], "build-poll")) || (argc >= 8 && !strcmp(argv[1], "build-vote")) ||

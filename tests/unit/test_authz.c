@@ -199,6 +199,10 @@ static void test_matching(void)
         {"GET", "/api/messages/ABC/other", h_api_not_found, 0},
         {"GET", "/api/chats/", h_api_not_found, 0},
         {"GET", "/api/chats/1@s.whatsapp.net/messages", h_chat_messages, 0},
+        {"GET", "/api/chats/1@s.whatsapp.net", h_chat_get, 0},
+        {"PUT", "/api/chats/1@s.whatsapp.net/disappearing", h_chat_disappearing, 0},
+        {"POST", "/api/chats/1@s.whatsapp.net/disappearing", NULL, M_PUT},
+        {"PUT", "/api/chats/1@s.whatsapp.net", NULL, M_GET},
         {"DELETE", "/api/webhooks/wh_1", h_webhook_delete, 0},
         {"PUT", "/api/webhooks/wh_1", NULL, M_GET | M_PATCH | M_DELETE},
         {"POST", "/api/webhooks/wh_1/deliveries/9/redeliver", h_webhook_redeliver, 0},
@@ -244,6 +248,12 @@ static void test_matching(void)
     T_CHECK(r && r->handler == h_chat_presence && params[0].len == 16 &&
                 !memcmp(params[0].base, "1@s.whatsapp.net", 16),
             "router: ... not those of a less specific route that also matched");
+    const char *dis = "/api/chats/1@s.whatsapp.net/disappearing";
+    r = route_find_t(dis, strlen(dis), M_PUT, &allowed);
+    T_CHECK(r && r->perm == P_MESSAGES_SEND,
+            "router: a chat's disappearing timer is a chat write (messages:send, as presence)");
+    r = route_find_t("/api/chats/1@s.whatsapp.net", 27, M_GET, &allowed);
+    T_CHECK(r && r->perm == P_CHATS_READ, "router: one chat needs chats:read");
     r = route_find_t("/api/media", 10, M_POST, &allowed);
     T_CHECK(r && r->perm == P_MEDIA_WRITE && !(r->flags & ROUTE_SIGNED_LINK),
             "router: uploading needs media:write");

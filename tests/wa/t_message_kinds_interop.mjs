@@ -182,5 +182,70 @@ check('wapi → Baileys: a vote Baileys\' own decryptPollVote opens to Blue\'s S
     d.pollUpdateMessage.pollCreationMessageKey.id === PID && d.pollUpdateMessage.vote.encIv.length === 12,
     JSON.stringify(opened));
 check('… sent as <message type=poll> with <meta polltype=vote>', stype(b.stdout) === 'poll - polltype=vote', stype(b.stdout));
+
+// ── disappearing messages and view once ──
+m = parse({ ephemeralMessage: { message: { protocolMessage: { type: proto.Message.ProtocolMessage.Type.EPHEMERAL_SETTING,
+    ephemeralExpiration: 604800 } } } });
+check('a chat timer set (Baileys\' disappearingMessagesInChat: EPHEMERAL_SETTING in ephemeralMessage): read as such',
+    m.kind === 'disappearing' && m.expiration === 604800, JSON.stringify(m));
+m = parse({ protocolMessage: { type: proto.Message.ProtocolMessage.Type.EPHEMERAL_SETTING } });
+check('… and one turning it off (no ephemeralExpiration): 0', m.kind === 'disappearing' && m.expiration === 0,
+    JSON.stringify(m));
+m = parse({ extendedTextMessage: { text: 'in a chat with a timer', contextInfo: { expiration: 86400 } } });
+check('contextInfo.expiration on a text: read', m.kind === 'text' && m.expiration === 86400, JSON.stringify(m));
+m = parse({ conversation: 'no timer' });
+check('no contextInfo: no expiration', m.kind === 'text' && m.expiration === null, JSON.stringify(m));
+m = parse({ imageMessage: { mimetype: 'image/jpeg', viewOnce: true, mediaKey: randomBytes(32), fileSha256: randomBytes(32),
+    fileEncSha256: randomBytes(32), directPath: '/v/y', fileLength: 3, contextInfo: { expiration: 604800 } } });
+check('an image marked viewOnce without a wrapper: view once, with its timer',
+    m.kind === 'media' && m.view_once === true && m.expiration === 604800, JSON.stringify(m));
+
+const dis = run(['build-disappearing', '7776000', '1767225600']);
+d = decode(dis);
+const pm = d?.ephemeralMessage?.message?.protocolMessage;
+check('wapi\'s timer change: Baileys decodes protocolMessage EPHEMERAL_SETTING 7776000 inside ephemeralMessage',
+    pm?.type === proto.Message.ProtocolMessage.Type.EPHEMERAL_SETTING && pm.ephemeralExpiration === 7776000 &&
+    Number(pm.ephemeralSettingTimestamp) === 1767225600, JSON.stringify(d));
+check('… sent as <message type=text> with no mediatype', stype(dis.stdout) === 'text -');
+const rd = JSON.parse(run(['parse'], dis.stdout).stdout.toString());
+check('… and wapi reads its own back', rd.kind === 'disappearing' && rd.expiration === 7776000, JSON.stringify(rd));
+const off = decode(run(['build-disappearing', '0', '0']))?.ephemeralMessage?.message?.protocolMessage;
+check('turning it off: ephemeralExpiration 0 written (not left out)', off?.ephemeralExpiration === 0 &&
+    off.type === proto.Message.ProtocolMessage.Type.EPHEMERAL_SETTING, JSON.stringify(off));
+
+d = decode(run(['mark', 'expiration=604800'], proto.Message.encode({ conversation: 'vanishing text' }).finish()));
+check('a text in a chat with a timer: an extendedTextMessage with contextInfo.expiration',
+    d?.extendedTextMessage?.text === 'vanishing text' && d.extendedTextMessage.contextInfo?.expiration === 604800 &&
+    !d.conversation, JSON.stringify(d));
+d = decode(run(['mark', 'expiration=86400'], run(['build-location', '1', '2', 'reply_to=3EB0R']).stdout));
+check('a location: the timer beside the reply', d?.locationMessage?.contextInfo?.expiration === 86400 &&
+    d.locationMessage.contextInfo.stanzaId === '3EB0R', JSON.stringify(d));
+d = decode(run(['mark', 'expiration=86400', 'forwarded=1'], run(['build-contacts', '-', card('F', '1')]).stdout));
+check('a forwarded card: forwarded and the timer together',
+    d?.contactMessage?.contextInfo?.expiration === 86400 && d.contactMessage.contextInfo.isForwarded === true,
+    JSON.stringify(d));
+const K = [randomBytes(32), randomBytes(32), randomBytes(32)].map((b) => b.toString('hex'));
+const media = (type, ...more) => run(['build-media', type, ...K, '1234', '/v/t62/x', ...more]).stdout;
+const vo = run(['mark', 'view_once=1', 'expiration=604800'], media('image', 'mimetype=image/jpeg', 'caption=once'));
+d = decode(vo);
+const im = d?.viewOnceMessageV2?.message?.imageMessage;
+check('view once: the image marked viewOnce inside viewOnceMessageV2, its caption and timer kept',
+    im?.viewOnce === true && im.caption === 'once' && im.contextInfo?.expiration === 604800 && !d.imageMessage,
+    JSON.stringify(d));
+check('… sent as <message type=media> with <enc mediatype=image> (the content\'s)', stype(vo.stdout) === 'media image');
+const rv = JSON.parse(run(['parse'], vo.stdout).stdout.toString());
+check('… and wapi reads its own back as view once', rv.kind === 'media' && rv.view_once === true &&
+    rv.expiration === 604800, JSON.stringify(rv));
+d = decode(run(['mark', 'view_once=1'], media('voice', 'mimetype=audio/ogg; codecs=opus', 'seconds=3')));
+check('a view-once voice note: audioMessage ptt viewOnce inside viewOnceMessageV2',
+    d?.viewOnceMessageV2?.message?.audioMessage?.viewOnce === true && d.viewOnceMessageV2.message.audioMessage.ptt === true,
+    JSON.stringify(d));
+d = decode(run(['mark', 'view_once=1'], media('video', 'mimetype=video/mp4')));
+check('a view-once video too', d?.viewOnceMessageV2?.message?.videoMessage?.viewOnce === true, JSON.stringify(d));
+check('view once refused for a document, plain audio, a sticker, a text',
+    run(['mark', 'view_once=1'], media('document', 'mimetype=application/pdf')).status === 2 &&
+    run(['mark', 'view_once=1'], media('audio', 'mimetype=audio/ogg')).status === 2 &&
+    run(['mark', 'view_once=1'], media('sticker', 'mimetype=image/webp')).status === 2 &&
+    run(['mark', 'view_once=1'], proto.Message.encode({ conversation: 'x' }).finish()).status === 2);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

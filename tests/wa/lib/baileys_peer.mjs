@@ -21,6 +21,8 @@
 //    "mimetype"?,"caption"?,"fileName"?,"seconds"?,"waveform"?(base64),"thumb"?(base64 JPEG)}  → {"sent":"<id>","mediaKey":hex,"directPath":"…"}
 //       Baileys encrypts and uploads the file to the media hosts media_conn names, then sends it
 //   {"op":"read","jid":"<jid>","id":"…","participant"?:…} → {"read":"<id>"}
+//   {"op":"disappearing","to":"<jid>","seconds":N}  → {"sent":"<id>"}  (Baileys' disappearingMessagesInChat)
+//   "send" and "sendMedia" take "ephemeral":N (Baileys' ephemeralExpiration option), "sendMedia" "viewOnce":true
 //   {"op":"stream","to":"<jid>","count"?:N,"seconds"?:S,"rate"?:R,"prefix"?:"…"}
 //       texts one after the other (each sendMessage awaited), R per second (0 or absent: as fast
 //       as it can), until N are sent or S seconds have passed; ids to the fake server's deliveries
@@ -33,7 +35,11 @@
 //   ("send" to a group JID sends to the group: Baileys' sender-key fan-out)
 //   Any op's failure prints {"error":"…"} (a refused group iq: Baileys' message with the code in data)
 // and prints a JSON line for each thing it sees:
-//   {"ready":true,"jid":"…","lid":"…"}   {"recv":{id,from,fromMe,participant,participantAlt,text,replyTo}}   {"update":{id,status}}
+//   {"ready":true,"jid":"…","lid":"…"}   {"recv":{id,from,fromMe,participant,participantAlt,text,replyTo,expiration,viewOnce,
+//       ephemeralSetting}}   {"update":{id,status}}
+//       (expiration: the content's contextInfo.expiration; viewOnce: a view-once wrapper or flag;
+//        ephemeralSetting: a protocolMessage EPHEMERAL_SETTING's timer)
+//   {"chatUpdate":{id,ephemeralExpiration}}   (Baileys' chats.update with a timer)
 //   {"groupUpsert":{id,subject,participants}}   {"groupParticipants":{id,action,participants}}
 //   {"groupUpdate":{id,subject,author}}   (a group's subject changed, as Baileys tells it: groups.update)
 //   {"location":{id,latitude,longitude,name,address,url,live,replyTo}}   {"contacts":{id,array,cards:[{displayName,vcard}]}}
@@ -41,7 +47,7 @@
 //   {"pollVote":{id,pollId,pollFromMe,encPayload,encIv}}   a vote as it came (hex)
 //   {"reaction":{id,target,text,targetFromMe}}   {"edited":{id,text}}   {"revoked":{id}}   (messages.update)
 //   {"media":{id,type,sha256,size,mimetype,caption,fileName,seconds,ptt,waveform,width,height,thumb,
-//             fileLength,pageCount,replyTo}}   a media message, downloaded with Baileys' own downloadMediaMessage
+//             fileLength,pageCount,replyTo,viewOnce,expiration}}   a media message, downloaded with Baileys' own downloadMediaMessage
 //             (sha256 of the bytes it decrypted; waveform base64; thumb: the jpegThumbnail's length)
 //   {"mediaError":{id,error}}   {"error":"…"}
 //   Media messages of its own (fromMe: the ones it sent, echoed by Baileys) are downloaded too,
@@ -84,7 +90,12 @@ sock.ev.on('messages.upsert', ({ messages }) => {
         out({ recv: { id: m.key.id, from: m.key.remoteJid, fromMe: !!m.key.fromMe, participant: m.key.participant ?? null, participantAlt: m.key.participantAlt ?? null,
             text: msg.conversation ?? msg.extendedTextMessage?.text ?? null,
             replyTo: msg.extendedTextMessage?.contextInfo?.stanzaId ?? null, stub: m.messageStubType ?? null, stubParams: m.messageStubParameters ?? null,
-            forwarded: !!(() => { const c = extractMessageContent(msg); const t = c && getContentType(c); return c?.[t]?.contextInfo?.isForwarded; })() } });
+            forwarded: !!(() => { const c = extractMessageContent(msg); const t = c && getContentType(c); return c?.[t]?.contextInfo?.isForwarded; })(),
+            expiration: (() => { const c = extractMessageContent(msg); const t = c && getContentType(c); return c?.[t]?.contextInfo?.expiration ?? null; })(),
+            viewOnce: !!(msg.viewOnceMessage || msg.viewOnceMessageV2 || msg.viewOnceMessageV2Extension ||
+                (() => { const c = extractMessageContent(msg); const t = c && getContentType(c); return c?.[t]?.viewOnce; })()),
+            viewOnceWrapper: msg.viewOnceMessageV2 ? 'viewOnceMessageV2' : msg.viewOnceMessage ? 'viewOnceMessage' : null,
+            ephemeralSetting: (() => { const p = extractMessageContent(msg)?.protocolMessage; return p && p.type === 3 ? (p.ephemeralExpiration ?? 0) : null; })() } });
         const content = extractMessageContent(msg);
         const loc = content?.locationMessage ?? content?.liveLocationMessage;
         if (loc) out({ location: { id: m.key.id, latitude: loc.degreesLatitude, longitude: loc.degreesLongitude, name: loc.name ?? null,
@@ -114,10 +125,14 @@ sock.ev.on('messages.upsert', ({ messages }) => {
                 seconds: md.seconds ?? null, ptt: !!md.ptt, waveform: md.waveform ? Buffer.from(md.waveform).toString('base64') : null,
                 width: md.width ?? null, height: md.height ?? null, thumb: md.jpegThumbnail ? md.jpegThumbnail.length : 0,
                 fileLength: md.fileLength != null ? Number(md.fileLength) : null, pageCount: md.pageCount ?? null,
-                replyTo: md.contextInfo?.stanzaId ?? null } }))
+                replyTo: md.contextInfo?.stanzaId ?? null, viewOnce: !!md.viewOnce,
+                expiration: md.contextInfo?.expiration ?? null } }))
                 .catch((e) => out({ mediaError: { id: m.key.id, error: String(e?.message || e) } }));
         }
     }
+});
+sock.ev.on('chats.update', (cs) => {
+    for (const x of cs) if ('ephemeralExpiration' in x) out({ chatUpdate: { id: x.id, ephemeralExpiration: x.ephemeralExpiration ?? 0 } });
 });
 sock.ev.on('groups.upsert', (gs) => {
     for (const g of gs) out({ groupUpsert: { id: g.id, subject: g.subject, participants: (g.participants ?? []).map((p) => p.id) } });
@@ -143,6 +158,7 @@ rl.on('line', async (line) => {
         const key = (fromMe) => ({ remoteJid: cmd.to, id: cmd.target, fromMe });
         if (cmd.op === 'send') {
             const opts = cmd.id ? { messageId: cmd.id } : {};
+            if (cmd.ephemeral) opts.ephemeralExpiration = cmd.ephemeral;
             if (cmd.replyTo) opts.quoted = { key: key(false), message: { conversation: cmd.quotedText ?? '' } };
             if (cmd.replyTo) opts.quoted.key.id = cmd.replyTo;
             const m = await sock.sendMessage(cmd.to, { text: cmd.text }, opts);
@@ -158,10 +174,14 @@ rl.on('line', async (line) => {
             if (cmd.kind === 'voice') content.ptt = true;
             if (cmd.waveform) content.waveform = Buffer.from(cmd.waveform, 'base64');
             if (cmd.thumb) content.jpegThumbnail = Buffer.from(cmd.thumb, 'base64');
-            const m = await sock.sendMessage(cmd.to, content);
+            if (cmd.viewOnce) content.viewOnce = true;
+            const m = await sock.sendMessage(cmd.to, content, cmd.ephemeral ? { ephemeralExpiration: cmd.ephemeral } : {});
             const inner = extractMessageContent(m.message) || {};
             const att = inner[getContentType(inner)] || {};
             out({ sent: m.key.id, mediaKey: att.mediaKey ? Buffer.from(att.mediaKey).toString("hex") : null, directPath: att.directPath ?? null });
+        } else if (cmd.op === 'disappearing') {
+            const m = await sock.sendMessage(cmd.to, { disappearingMessagesInChat: cmd.seconds });
+            out({ sent: m?.key?.id ?? null });
         } else if (cmd.op === 'sendLocation') {
             const l = cmd.location;
             const m = await sock.sendMessage(cmd.to, { location: { degreesLatitude: l.latitude, degreesLongitude: l.longitude,

@@ -284,6 +284,9 @@ const wantHide = (device) => !['Ubuntu', 'Mac OS', 'Windows'].includes(device?.o
 /** The <enc mediatype> a decrypted Message calls for (null: none). */
 function mediaTypeOf(m) {
     if (!m) return null;
+    // A disappearing or view-once wrapper: its content says (as whatsmeow's getMediaTypeFromMessage).
+    const w = m.ephemeralMessage ?? m.viewOnceMessage ?? m.viewOnceMessageV2 ?? m.viewOnceMessageV2Extension;
+    if (w?.message) return mediaTypeOf(w.message);
     if (m.imageMessage) return 'image';
     if (m.videoMessage) return m.videoMessage.gifPlayback ? 'gif' : 'video';
     if (m.audioMessage) return m.audioMessage.ptt ? 'ptt' : 'audio';
@@ -1274,7 +1277,10 @@ class Conn {
             want(['pkmsg', 'msg'].includes(e.attrs.type), `<enc type=${e.attrs.type}>`);
             want(isBytes(e.content) && e.content.length > 0, '<enc> content must be bytes');
             // A media message says its media type on every <enc> (whatsmeow's and Baileys' mediatype), others never.
-            want(type === 'media' ? MEDIA_ENC_TYPES.has(e.attrs.mediatype) : e.attrs.mediatype == null,
+            // Baileys leaves it out on a view-once medium (its getMediaType does not look inside the
+            // wrapper), and WhatsApp takes that from it; whatsmeow-like clients (wapi) are held to it.
+            want(type === 'media' ? MEDIA_ENC_TYPES.has(e.attrs.mediatype) || (e.attrs.mediatype == null && !wantHide(this.device))
+                : e.attrs.mediatype == null,
                 `<message type=${type}> with <enc mediatype=${e.attrs.mediatype}>`);
             want(encs.length === 0 || encs[0].mediatype === e.attrs.mediatype, '<enc> elements with different mediatype');
             // decrypt-fail=hide (nothing to show when unreadable) only on a reaction's, an edit's or a deletion's copies;
