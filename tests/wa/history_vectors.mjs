@@ -4,6 +4,8 @@
 // and tests/tools/wa_history_rss.c:
 //   node tests/wa/history_vectors.mjs DIR        -> DIR/small.{zz,pb,json}, DIR/large.{zz,json}, DIR/notif.json
 //   node tests/wa/history_vectors.mjs DIR big MB -> DIR/big.{zz,json}: a blob inflating to about MB megabytes
+//   node tests/wa/history_vectors.mjs DIR bench  -> DIR/bench.{zz,json}: 100,000 messages across 2,000 chats
+//   node tests/wa/history_vectors.mjs DIR decode F.zz -> Baileys' decode of F.zz timed (one JSON line)
 // The JSON files say what a decoder must find: every conversation with its
 // fields and messages (the Message bytes Baileys encoded, and what they
 // mean), push names, LID mappings; for the large blobs a digest over every
@@ -209,7 +211,20 @@ const notif = () => {
     }));
 };
 
-if (process.argv[3] === 'big') {
+if (process.argv[3] === 'bench') {
+    // the benchmark's size: 100,000 messages across 2,000 chats
+    bulk('bench', 2000, 50, 0);
+} else if (process.argv[3] === 'decode') {
+    // Baileys' own way (inflate whole, HistorySync.decode), timed, for comparison
+    const { readFileSync } = await import('node:fs');
+    const { inflateSync } = await import('node:zlib');
+    const t0 = process.hrtime.bigint();
+    const hs = proto.HistorySync.decode(inflateSync(readFileSync(process.argv[4])));
+    let msgs = 0;
+    for (const c of hs.conversations) msgs += c.messages.length;
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    console.log(JSON.stringify({ conversations: hs.conversations.length, messages: msgs, seconds: +secs.toFixed(2), msgs_per_s: Math.round(msgs / secs), rss_kb: Math.round(process.resourceUsage().maxRSS) }));
+} else if (process.argv[3] === 'big') {
     // about MB megabytes inflated: 250 chats of 100 messages with a padded text each
     const mb = Number(process.argv[4] || 50);
     const per = 100, nconv = 250;
