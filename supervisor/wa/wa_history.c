@@ -531,6 +531,7 @@ int wa_history_decoder_feed(struct wa_hist_decoder *d, const uint8_t *p, size_t 
         for (;;) {
             d->z.next_out = d->out;
             d->z.avail_out = sizeof d->out;
+            uInt in_before = d->z.avail_in;
             int r = inflate(&d->z, Z_NO_FLUSH);
             size_t got = sizeof d->out - d->z.avail_out;
             if (r == Z_MEM_ERROR)
@@ -550,8 +551,10 @@ int wa_history_decoder_feed(struct wa_hist_decoder *d, const uint8_t *p, size_t 
             /* More output may be pending only when the window filled up. */
             if (d->z.avail_out != 0 && d->z.avail_in == 0)
                 break;
-            if (r == Z_BUF_ERROR && got == 0)
-                break;
+            /* No progress with input and room left: zlib's contract says
+             * this cannot happen; never spin on it. */
+            if (got == 0 && d->z.avail_in == in_before)
+                return fail(d, WA_HIST_ZLIB);
         }
         n -= part;
     }
