@@ -546,7 +546,8 @@ async function run(b) {
   await page.fill("#msg-text", "composer photo");
   await page.click("[data-testid=composer] button[type=submit]");
   const to2 = "15550002222@s.whatsapp.net";
-  await page.waitForSelector(`[data-testid=thread] h2 >> text=${to2}`, { timeout: 10000 }).catch(async () => {
+  // The thread's title is the person's number (+digits); its JID is the title attribute.
+  await page.waitForSelector(`[data-testid=thread] h2[title='${to2}'] >> text=+15550002222`, { timeout: 10000 }).catch(async () => {
     throw new Error(`the thread did not open: ${await page.textContent("[data-testid=messages-error]")}`);
   });
   await page.waitForSelector(`[data-testid=thread] li.mine[data-type=image] img`);
