@@ -38,6 +38,7 @@ WRK_SRC    := $(filter-out workers/main.c,$(wildcard workers/*.c))
 CTL_SRC    := $(wildcard supervisor/ctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 SQL        := $(sort $(wildcard common/sql/*.sql))
+SQL_DEFS   := $(sort $(wildcard common/sql/defs/*.sql))
 PROTO      := $(wildcard supervisor/wa/proto/*.proto)
 PROTO_C    := $(patsubst %.proto,$(B)/gen/%.pb-c.c,$(PROTO))
 
@@ -68,9 +69,9 @@ $(B)/obj/$(B)/gen/%.o: $(B)/gen/%.c
 $(call obj,$(WA_SRC) $(SUP_SRC) $(UNIT_SRC)): | $(PROTO_C)
 
 # The schema travels inside the binary: no migration files to ship or lose.
-$(B)/gen/migrations.c: $(SQL) scripts/embed-sql.sh
+$(B)/gen/migrations.c: $(SQL) $(SQL_DEFS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
-	scripts/embed-sql.sh $@ $(SQL)
+	scripts/embed-sql.sh $@ $(SQL) -- $(SQL_DEFS)
 
 $(B)/libwa.a: $(call obj,$(WA_SRC)) $(patsubst %.c,$(B)/obj/%.o,$(PROTO_C))
 	@rm -f $@; ar rcs $@ $^

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "common/db_params.h"
+#include "common/hex.h"
 #include "common/log.h"
 
 #define MIGRATE_LOCK_KEY "7761706900000001" /* "wapi" + 1: one key for every wapi */
@@ -26,6 +29,60 @@ static void trim(char *s)
     size_t n = strlen(s);
     while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
         s[--n] = '\0';
+}
+
+/* Each definition whose SHA-256 differs from the one recorded, in its own
+ * transaction with the new digest. The number applied, or -1 with err. */
+static int apply_definitions(PGconn *c, char *err, size_t errlen)
+{
+    int applied = 0;
+    if (exec_ok(c,
+                "CREATE TABLE IF NOT EXISTS wapi_schema_definitions (name text PRIMARY KEY, sha256 text NOT "
+                "NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())",
+                err, errlen) < 0)
+        return -1;
+    for (unsigned i = 0; i < n_definitions; i++) {
+        const struct migration *m = &definitions[i];
+        unsigned char sum[SHA256_DIGEST_LENGTH];
+        char hex[2 * SHA256_DIGEST_LENGTH + 1];
+        SHA256((const unsigned char *)m->sql, strlen(m->sql), sum);
+        hex_encode(hex, sum, sizeof sum, 0);
+        const char *params[2] = {m->name, hex};
+        PGresult *r = PQexecParams(c, "SELECT 1 FROM wapi_schema_definitions WHERE name = $1 AND sha256 = $2",
+                                   2, NULL, params, NULL, NULL, 0);
+        int st = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+        if (st < 0)
+            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        if (st < 0)
+            return -1;
+        if (st > 0)
+            continue; /* as recorded */
+        if (exec_ok(c, "BEGIN", err, errlen) < 0)
+            return -1;
+        if (exec_ok(c, m->sql, err, errlen) < 0) {
+            char e2[64], what[512];
+            exec_ok(c, "ROLLBACK", e2, sizeof e2);
+            snprintf(what, sizeof what, "definition %s: %s", m->name, err);
+            snprintf(err, errlen, "%s", what);
+            return -1;
+        }
+        r = PQexecParams(
+            c,
+            "INSERT INTO wapi_schema_definitions (name, sha256) VALUES ($1, $2) ON CONFLICT (name) "
+            "DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()",
+            2, NULL, params, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        if (!ok || exec_ok(c, "COMMIT", err, errlen) < 0)
+            return -1;
+        log_info("definition applied", LF_S("name", m->name), LF_S("sha256", hex));
+        applied++;
+    }
+    return applied;
 }
 
 int migrate_run(const struct wapi_config *cfg, char *err, size_t errlen)
@@ -96,6 +153,10 @@ int migrate_run(const struct wapi_config *cfg, char *err, size_t errlen)
         log_info("migration applied", LF_I("version", m->version), LF_S("name", m->name));
         applied++;
     }
+    int d = apply_definitions(c, err, errlen);
+    if (d < 0)
+        goto fail;
+    applied += d;
     exec_ok(c, "SELECT pg_advisory_unlock(x'" MIGRATE_LOCK_KEY "'::bigint)", err, errlen);
     PQfinish(c);
     return applied;

@@ -15,8 +15,15 @@ struct migration {
 
 extern const struct migration migrations[];
 extern const unsigned n_migrations;
+/* Definitions (common/sql/defs: functions and triggers kept whole in one
+ * file each, version 0): applied after the migrations whenever their text
+ * differs from the one recorded, so a change is made in one place instead
+ * of a migration repeating a whole function. */
+extern const struct migration definitions[];
+extern const unsigned n_definitions;
 
-/* Returns the number applied (>= 0), or -1 with err set. */
+/* Returns the number of migrations and definitions applied (>= 0), or -1
+ * with err set. */
 int migrate_run(const struct wapi_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -84,6 +84,36 @@ applied = sum(o.count("migration applied") for o in outs)
 check("two concurrent migrators: both succeed, each migration applied once",
       all(p.returncode == 0 for p in procs) and applied == int(rows) and int(rows) >= 1, outs)
 
+# Definitions (common/sql/defs): applied once with their digest, not again
+# while unchanged, again when the recorded digest differs (as after a change
+# of the file in a newer build).
+ndefs = len(os.listdir(os.path.join(ROOT, "common/sql/defs")))
+defs = subprocess.run(["psql", url2, "-qtAc", "SELECT count(*) FROM wapi_schema_definitions WHERE sha256 ~ '^[0-9a-f]{64}$'"],
+                      capture_output=True, text=True).stdout.strip()
+dapplied = sum(o.count("definition applied") for o in outs)
+check("definitions: each applied once by the two migrators, recorded with its SHA-256",
+      ndefs >= 2 and defs == str(ndefs) and dapplied == ndefs, (ndefs, defs, dapplied))
+
+
+def migrate2():
+    r = subprocess.run([os.path.join(ROOT, "build/wapi"), "--migrate"], env=dict(os.environ, DATABASE_URL=url2),
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+rc, out = migrate2()
+check("migrating again: no migration and no definition applied", rc == 0 and "migration applied" not in out and
+      "definition applied" not in out and '"applied":0' in out, out[-400:])
+subprocess.run(["psql", url2, "-qtAc", "UPDATE wapi_schema_definitions SET sha256 = repeat('0', 64) "
+                "WHERE name = 'wapi_message_json'"], check=True)
+subprocess.run(["psql", url2, "-qtAc", "CREATE OR REPLACE FUNCTION wapi_message_json(m wa_messages, status text "
+                "DEFAULT NULL) RETURNS json LANGUAGE sql STABLE AS $$ SELECT '{}'::json $$"], check=True)
+rc, out = migrate2()
+back = subprocess.run(["psql", url2, "-qtAc", "SELECT prosrc LIKE '%chat_jid%' FROM pg_proc WHERE proname = "
+                       "'wapi_message_json'"], capture_output=True, text=True).stdout.strip()
+check("a definition whose recorded digest differs is applied again (and only it): the function is whole again",
+      rc == 0 and out.count("definition applied") == 1 and "wapi_message_json" in out and back == "t", (out[-500:], back))
+
 # A version recorded under another name (a database migrated by a different
 # build): refused, naming both, instead of skipping this build's migration.
 subprocess.run(["psql", url2, "-qtAc", "UPDATE wapi_schema_migrations SET name = 'other_build' WHERE version = 2"],
