@@ -199,6 +199,14 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "chat", m->chat);
         jw_kstr(w, "sender", m->sender);
         jw_kuint(w, "seconds", mc->expiration);
+    } else if (mc->kind == WA_MSG_PIN || mc->kind == WA_MSG_KEEP) {
+        /* On the target message, no message of its own (common/sql/defs/wapi_incoming_store.sql). */
+        jw_kstr(w, "k", mc->kind == WA_MSG_PIN ? "p" : "kp");
+        jw_kstr(w, "target", mc->target);
+        jw_kstr(w, "chat", m->chat);
+        jw_kstr(w, "sender", m->sender);
+        jw_kbool(w, "on", mc->on);
+        jw_kuint(w, "secs", mc->on_seconds);
     } else if (mc->kind == WA_MSG_EDIT || mc->kind == WA_MSG_REVOKE) {
         jw_kstr(w, "k", mc->kind == WA_MSG_EDIT ? "e" : "r");
         jw_kstr(w, "target", mc->target);

@@ -627,6 +627,26 @@ static int fill_in(const Wapi__E2e__Message *m, struct wa_msg_content *out, int 
         out->target = sdup(m->reactionmessage->key ? m->reactionmessage->key->id : NULL);
         return 0;
     }
+    if (m->pininchatmessage || m->keepinchatmessage) {
+        /* On a message: the target's key; type 1 pins (keeps), 2 undoes. */
+        const Wapi__E2e__MessageKey *k =
+            m->pininchatmessage ? m->pininchatmessage->key : m->keepinchatmessage->key;
+        int32_t t = m->pininchatmessage
+                        ? (m->pininchatmessage->has_type ? m->pininchatmessage->type : 0)
+                        : (m->keepinchatmessage->has_keeptype ? m->keepinchatmessage->keeptype : 0);
+        out->subtype = sdup(m->pininchatmessage ? "pinInChatMessage" : "keepInChatMessage");
+        if (!k || !k->id || !*k->id || (t != 1 && t != 2)) {
+            out->kind = WA_MSG_UNSUPPORTED; /* kept, never dropped */
+            return out->subtype ? 0 : -1;
+        }
+        out->kind = m->pininchatmessage ? WA_MSG_PIN : WA_MSG_KEEP;
+        out->target = sdup(k->id);
+        out->on = t == 1;
+        if (m->pininchatmessage && mci && mci->has_messageaddondurationinsecs &&
+            mci->messageaddondurationinsecs <= 366u * 86400)
+            out->on_seconds = mci->messageaddondurationinsecs;
+        return out->subtype && out->target ? 0 : -1;
+    }
     const Wapi__E2e__PollCreationMessage *pc = m->pollcreationmessage     ? m->pollcreationmessage
                                                : m->pollcreationmessagev3 ? m->pollcreationmessagev3
                                                                           : m->pollcreationmessagev2;

@@ -53,13 +53,15 @@ enum wa_msg_kind {
     WA_MSG_EDIT,
     WA_MSG_REVOKE,
     WA_MSG_UNSUPPORTED,
-    WA_MSG_NONE,      /* nothing to store (a bare key distribution, protocol housekeeping) */
-    WA_MSG_MEDIA,     /* an image, video, audio or voice note, document or sticker: media says which */
-    WA_MSG_LOCATION,  /* a place, or a live location's update: location */
-    WA_MSG_CONTACTS,  /* one or more contact cards: contacts */
-    WA_MSG_POLL,      /* a poll's creation: poll */
-    WA_MSG_POLL_VOTE, /* a vote on a poll, still encrypted: vote */
+    WA_MSG_NONE,         /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_MEDIA,        /* an image, video, audio or voice note, document or sticker: media says which */
+    WA_MSG_LOCATION,     /* a place, or a live location's update: location */
+    WA_MSG_CONTACTS,     /* one or more contact cards: contacts */
+    WA_MSG_POLL,         /* a poll's creation: poll */
+    WA_MSG_POLL_VOTE,    /* a vote on a poll, still encrypted: vote */
     WA_MSG_DISAPPEARING, /* a chat's disappearing-messages timer set: expiration (0 = off) */
+    WA_MSG_PIN,          /* target pinned (on, for on_seconds) or unpinned in its chat */
+    WA_MSG_KEEP,         /* target kept in its disappearing chat (on) or no longer */
 };
 
 #define WA_MSG_POLL_MIN_OPTIONS 2
@@ -165,12 +167,16 @@ struct wa_msg_content {
     size_t ncontacts;
     struct wa_msg_poll *poll;      /* WA_MSG_POLL: malloc'd */
     struct wa_msg_poll_vote *vote; /* WA_MSG_POLL_VOTE: malloc'd */
-    int view_once; /* it came inside a view-once wrapper, or its media says viewOnce */
-    int forwarded; /* contextInfo.isForwarded */
+    int view_once;                 /* it came inside a view-once wrapper, or its media says viewOnce */
+    int forwarded;                 /* contextInfo.isForwarded */
     /* contextInfo.expiration (the chat's timer the message was sent with,
      * seconds), or WA_MSG_DISAPPEARING's new timer; has_expiration when told. */
     int has_expiration;
     uint32_t expiration;
+    /* WA_MSG_PIN / WA_MSG_KEEP: pinned or kept (1), or undone (0); how long
+     * a pin holds (seconds, 0 when not said). */
+    int on;
+    uint32_t on_seconds;
 };
 
 /* A timer larger than this is no timer (what the database and the API keep). */

@@ -19,7 +19,8 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_DISAPPEARING ||
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_KEEP ||
+        ((mc.kind == WA_MSG_PIN || mc.kind == WA_MSG_KEEP) && (!mc.target || !*mc.target)) ||
         (mc.kind == WA_MSG_DISAPPEARING && !mc.has_expiration) ||
         (mc.has_expiration && mc.expiration > WA_MSG_EXPIRATION_MAX) ||
         (mc.kind == WA_MSG_MEDIA) != (mc.media != NULL) || (mc.kind == WA_MSG_POLL) != (mc.poll != NULL) ||
@@ -82,7 +83,7 @@ static void parse(const uint8_t *p, size_t n)
     if (wa_msg_wrap_dsm(p, n, "1@s.whatsapp.net", &w, &wl) == 0) {
         struct wa_msg_content again;
         if (wa_msg_parse(w, wl, &again) == 0) {
-            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_DISAPPEARING)
+            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_KEEP)
                 abort();
             wa_msg_content_free(&again);
         }
@@ -94,7 +95,7 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_marks mk = {3, 604800, mc.kind == WA_MSG_MEDIA};
     if (wa_msg_mark(p, n, &mk, &w, &wl) == 0) {
         struct wa_msg_content again;
-        if (wa_msg_parse(w, wl, &again) < 0 || again.kind < WA_MSG_TEXT || again.kind > WA_MSG_DISAPPEARING)
+        if (wa_msg_parse(w, wl, &again) < 0 || again.kind < WA_MSG_TEXT || again.kind > WA_MSG_KEEP)
             abort();
         if (mk.view_once && again.kind == WA_MSG_MEDIA && !again.view_once)
             abort();

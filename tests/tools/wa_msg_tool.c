@@ -52,8 +52,9 @@ static int parse(void)
     struct wa_msg_content mc;
     if (wa_msg_parse(buf, n, &mc) < 0)
         return 2;
-    static const char *const kinds[] = {"text",  "reaction", "edit",     "revoke", "unsupported", "none",
-                                        "media", "location", "contacts", "poll",   "vote",        "disappearing"};
+    static const char *const kinds[] = {"text", "reaction",     "edit",     "revoke",   "unsupported",
+                                        "none", "media",        "location", "contacts", "poll",
+                                        "vote", "disappearing", "pin",      "keep"};
     struct sbuf b;
     struct jsonw w;
     sbuf_init(&b);
@@ -65,6 +66,11 @@ static int parse(void)
     jw_kstr(&w, "reply_to", mc.reply_to);
     jw_kstr(&w, "dsm_dest", mc.dsm_dest);
     jw_kbool(&w, "view_once", mc.view_once);
+    jw_kstr(&w, "target", mc.target);
+    if (mc.kind == WA_MSG_PIN || mc.kind == WA_MSG_KEEP) {
+        jw_kbool(&w, "on", mc.on);
+        jw_kuint(&w, "on_seconds", mc.on_seconds);
+    }
     if (mc.has_expiration)
         jw_kuint(&w, "expiration", mc.expiration);
     else

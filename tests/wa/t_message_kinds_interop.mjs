@@ -247,5 +247,18 @@ check('view once refused for a document, plain audio, a sticker, a text',
     run(['mark', 'view_once=1'], media('audio', 'mimetype=audio/ogg')).status === 2 &&
     run(['mark', 'view_once=1'], media('sticker', 'mimetype=image/webp')).status === 2 &&
     run(['mark', 'view_once=1'], proto.Message.encode({ conversation: 'x' }).finish()).status === 2);
+// ── pins and keep-in-chat, as Baileys' WAProto encodes them ──
+m = parse({ pinInChatMessage: { key: { remoteJid: '15550001111@s.whatsapp.net', fromMe: true, id: '3EB0PINNED000001' },
+    type: 1, senderTimestampMs: 1700000000000 }, messageContextInfo: { messageAddOnDurationInSecs: 604800 } });
+check('Baileys → wapi: a pinInChatMessage (type 1) with its duration: a pin of the target for 7 days',
+    m.kind === 'pin' && m.target === '3EB0PINNED000001' && m.on === true && m.on_seconds === 604800, JSON.stringify(m));
+m = parse({ pinInChatMessage: { key: { id: '3EB0PINNED000001' }, type: 2 } });
+check('… type 2: an unpin', m.kind === 'pin' && m.on === false, JSON.stringify(m));
+m = parse({ keepInChatMessage: { key: { id: '3EB0KEPT00000001' }, keepType: 1, timestampMs: 1700000000000 } });
+check('… a keepInChatMessage (1): the target kept', m.kind === 'keep' && m.target === '3EB0KEPT00000001' && m.on === true,
+    JSON.stringify(m));
+m = parse({ pinInChatMessage: { key: { id: '3EB0PINNED000001' }, type: 0 } });
+check('… a pin of an unknown type: unsupported, never dropped', m.kind === 'unsupported' && m.subtype === 'pinInChatMessage',
+    JSON.stringify(m));
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -1,6 +1,7 @@
 -- Incoming messages, one batch in one statement (see 0018 and the migrations
 -- that extended it: 0023 groups, 0026 content, 0027 forwarded, 0031 timers
--- and view once). Kept whole here from now on: a change is made in this file.
+-- and view once; 0034 pins and keep-in-chat). Kept whole here from now on: a
+-- change is made in this file.
 CREATE OR REPLACE FUNCTION wapi_incoming_store(p jsonb)
     RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql
     -- Its statements are planned once per connection and kept (generic
@@ -86,6 +87,26 @@ BEGIN
             UPDATE wa_messages SET revoked_at = to_timestamp((v->>'ts')::bigint), updated_at = now()
             WHERE id = v->>'target' AND chat_jid = v->>'chat' AND revoked_at IS NULL
             RETURNING * INTO r;
+        ELSIF v->>'k' IN ('p', 'kp') THEN
+            -- A message pinned (for secs, or with no end said) or unpinned;
+            -- kept in its disappearing chat or no longer (0034): a change of
+            -- the target, no message of its own.
+            t := 'message.updated';
+            IF v->>'k' = 'p' THEN
+                UPDATE wa_messages SET
+                    pinned_at = CASE WHEN (v->>'on')::boolean THEN to_timestamp((v->>'ts')::bigint) END,
+                    pinned_until = CASE WHEN (v->>'on')::boolean AND (v->>'secs')::int > 0
+                                        THEN to_timestamp((v->>'ts')::bigint) + make_interval(secs => (v->>'secs')::int) END,
+                    pinned_by = CASE WHEN (v->>'on')::boolean THEN v->>'sender' END,
+                    updated_at = now()
+                WHERE id = v->>'target' AND chat_jid = wapi_chat_of(v->>'chat')
+                RETURNING * INTO r;
+            ELSE
+                UPDATE wa_messages SET kept = (v->>'on')::boolean, updated_at = now()
+                WHERE id = v->>'target' AND chat_jid = wapi_chat_of(v->>'chat')
+                  AND kept IS DISTINCT FROM (v->>'on')::boolean
+                RETURNING * INTO r;
+            END IF;
         ELSIF v->>'k' = 'd' THEN
             -- A chat's disappearing-messages timer set (a peer's or our
             -- phone's protocolMessage): the chat changes, no message is kept.

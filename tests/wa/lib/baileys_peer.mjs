@@ -5,6 +5,7 @@
 //   {"op":"send","to":"<jid>","text":"…","id"?:"…","replyTo"?:"<id>"}   → {"sent":"<id>"}
 //   {"op":"sendLocation","to":"<jid>","location":{latitude,longitude,name?,address?}}  → {"sent":"<id>"}
 //   {"op":"sendContacts","to":"<jid>","displayName"?:"…","contacts":[{displayName,vcard}]}  → {"sent":"<id>"}
+//   {"op":"pin","to":"<jid>","target":"<id>","fromMe"?:bool,"type"?:1|2,"time"?:secs}  → {"sent":"<id>"}
 //   {"op":"sendPoll","to":"<jid>","name":"…","values":["…",…],"selectableCount":0|1}  → {"sent":"<id>","secret":hex}
 //   {"op":"vote","to":"<jid>","pollId":"<id>","pollFromMe":bool,"creator":"<jid>","voter":"<jid>","secret":hex,
 //    "options":["…"],"id"?:"…","tamper"?:bool}  → {"sent":"<id>"}
@@ -190,6 +191,11 @@ rl.on('line', async (line) => {
         } else if (cmd.op === 'sendContacts') {
             const m = await sock.sendMessage(cmd.to, { contacts: { displayName: cmd.displayName,
                 contacts: cmd.contacts.map((x) => ({ displayName: x.displayName, vcard: x.vcard })) } });
+            out({ sent: m.key.id });
+        } else if (cmd.op === 'pin') {
+            // Baileys' own pinInChatMessage (type 1 pin for `time` seconds, 2 unpin) on a message of the chat.
+            const m = await sock.sendMessage(cmd.to, { pin: { remoteJid: cmd.to, id: cmd.target, fromMe: !!cmd.fromMe },
+                type: cmd.type ?? 1, ...(cmd.time ? { time: cmd.time } : {}) });
             out({ sent: m.key.id });
         } else if (cmd.op === 'sendPoll') {
             const m = await sock.sendMessage(cmd.to, { poll: { name: cmd.name, values: cmd.values, selectableCount: cmd.selectableCount } });

@@ -1247,7 +1247,7 @@ class Conn {
         const meta = kid(n, 'meta');
         want((type === 'poll') === (meta != null && ['creation', 'vote'].includes(meta.attrs.polltype)),
             `<message type=${type}> with <meta polltype=${meta?.attrs?.polltype}>`);
-        if (n.attrs.edit != null) want(['1', '7', '8'].includes(n.attrs.edit), `<message edit=${n.attrs.edit}>: want 1 (edit), 7 or 8 (revoke)`);
+        if (n.attrs.edit != null) want(['1', '2', '7', '8'].includes(n.attrs.edit), `<message edit=${n.attrs.edit}>: want 1 (edit), 2 (pin), 7 or 8 (revoke)`);
         const rto = this.server.resolveJid(to);
         const peer = rto && this.server.peers.get(rto.user);
         want(peer && !to.split('@')[0].includes(':'), `<message to=${to}>, want a user JID without device`);
@@ -1376,7 +1376,13 @@ class Conn {
             const want7 = pm?.type === 0 && pm.key?.fromMe === true && !!pm.key?.id;
             const want8 = pm?.type === 0 && pm.key?.fromMe === false && !!pm.key?.id && !!pm.key?.participant;
             const ed = mine[0].edit;
-            if (pm && !(ed === '1' ? want1 : ed === '7' ? want7 : ed === '8' ? want8 : false) || (!pm && !msg?.reactionMessage && ed != null)) {
+            // A pin (or unpin) in a chat says edit=2, and only a pin does.
+            const pin = msg?.pinInChatMessage;
+            if ((pin != null) !== (ed === '2') || (pin && (!pin.key?.id || ![1, 2].includes(pin.type)))) {
+                this.log('peer.fail', { id, detail: `<message edit=${ed}> holding ${pin ? `a pin ${JSON.stringify(pin)}` : 'no pin'}` });
+                return;
+            }
+            if (pm && !(ed === '1' ? want1 : ed === '7' ? want7 : ed === '8' ? want8 : false) || (!pm && !msg?.reactionMessage && !pin && ed != null)) {
                 this.log('peer.fail', { id, detail: `<message edit=${ed}> holding ${pm ? `protocolMessage type ${pm.type} key ${JSON.stringify(pm.key)}` : 'no protocolMessage'}` });
                 return;
             }
@@ -2237,6 +2243,8 @@ export class FakeWhatsAppServer extends EventEmitter {
         if (b.reaction) message = { reactionMessage: { key: { remoteJid: peer.jid, fromMe: false, id: b.reaction.target }, text: b.reaction.text ?? '', senderTimestampMs: Date.now() } };
         else if (b.edit) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.edit.target }, type: 14, editedMessage: { conversation: b.edit.text } } };
         else if (b.revoke) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.revoke.target }, type: 0 } };
+        else if (b.keep) message = { keepInChatMessage: { key: { remoteJid: peer.jid, fromMe: !!b.keep.fromMe, id: b.keep.target },
+            keepType: b.keep.type ?? 1, timestampMs: Date.now() } };
         else if (b.unsupported) message = { groupInviteMessage: { groupJid: '120363000000000009@g.us', inviteCode: 'AbCdEf', groupName: 'x' } };
         else if (b.location) message = { locationMessage: { degreesLatitude: b.location.latitude, degreesLongitude: b.location.longitude,
             name: b.location.name, address: b.location.address } };
