@@ -241,6 +241,24 @@ async function run(b) {
   const last = await page.textContent("[data-testid=chats] [data-jid='120363000000000009@g.us']");
   check("Messages: the chat list previews the contact card by name", last.includes("Contact: Ana Lima"), last);
   await shot(page, "messages");
+  // A poll: its question, and each option with its count and voters, from the server.
+  sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, subtype, content, status, ts) VALUES " +
+    "('3EB0F00D00000000000007', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'poll', " +
+    "'pollCreationMessage', '{\"question\": \"Lunch?\", \"options\": [\"Pizza\", \"Sushi\"], \"multiple\": true}', " +
+    "'received', now()); " +
+    "INSERT INTO wa_poll_votes (poll_id, voter, vote_id, options, voted_at) VALUES " +
+    "('3EB0F00D00000000000007', '15550003333@s.whatsapp.net', 'V1', ARRAY['Pizza'], now()), " +
+    "('3EB0F00D00000000000007', '15550004444@s.whatsapp.net', 'V2', ARRAY['Pizza', 'Sushi'], now())");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.click("[data-testid=chats] [data-jid='120363000000000009@g.us']");
+  await page.waitForSelector("[data-message-id='3EB0F00D00000000000007'] [data-option=Pizza] [data-testid=poll-count]");
+  const tally = await page.$$eval("[data-message-id='3EB0F00D00000000000007'] [data-option]",
+    (ls) => ls.map((l) => [l.dataset.option, l.querySelector("[data-testid=poll-count]").textContent, l.textContent]));
+  check("Messages: a poll shows its question and each option's count and voters, as the server tallies them",
+    tally.length === 2 && tally[0][0] === "Pizza" && tally[0][1] === "2" && tally[0][2].includes("+15550003333") &&
+    tally[1][0] === "Sushi" && tally[1][1] === "1", JSON.stringify(tally));
+
   // Edited and deleted messages say so.
   sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, from_me, type, text, status, ts, edited_at, revoked_at) VALUES " +
     "('3EB0F00D00000000000005', '120363000000000009@g.us', '15550002222@s.whatsapp.net', false, 'text', 'fixed typo', " +

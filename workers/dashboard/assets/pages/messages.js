@@ -52,6 +52,7 @@ function preview(m) {
     const l = m.location;
     return `${l.live ? "Live location" : "Location"}: ${l.name || `${l.latitude}, ${l.longitude}`}`;
   }
+  if (m.type === "poll" && m.poll) return `Poll: ${m.poll.question}`;
   if (m.type === "contacts" && m.contacts) {
     const names = m.contacts.map((c) => c.display_name || "contact");
     return `Contact${names.length > 1 ? "s" : ""}: ${names.join(", ")}`;
@@ -90,6 +91,21 @@ function locationView(l) {
     l.address ? h("div", { class: "small" }, l.address) : null,
     h("div", { class: "small muted", "data-testid": "coords" }, `${lat}, ${lon}`),
     h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "Open in a map"));
+}
+
+// A poll: its question and each option with how many chose it (and who),
+// asked of the server; votes arriving refresh it (poll.vote).
+function pollView(m, api) {
+  const box = h("div", { class: "card-poll", "data-testid": "poll" },
+    h("div", {}, `Poll: ${m.poll.question}`), h("div", { class: "small muted" }, m.poll.multiple ? "any number" : "one choice"));
+  const list = h("ul", { class: "poll-options" }, m.poll.options.map((o) => h("li", {}, o)));
+  box.append(list);
+  api(`/api/messages/${encodeURIComponent(m.id)}/poll`).then((t) => {
+    list.replaceChildren(...t.options.map((o) => h("li", { "data-option": o.name },
+      h("span", {}, o.name), " ", h("span", { class: "badge", "data-testid": "poll-count" }, String(o.count)),
+      o.voters.length ? h("span", { class: "small muted" }, ` ${o.voters.map((v) => displayName(v)).join(", ")}`) : null)));
+  }).catch(() => { /* the options without counts */ });
+  return box;
 }
 
 // Contact cards: each name and the first phone number of its vCard.
@@ -275,6 +291,7 @@ export async function render({ api, can }) {
     const body = (m) => {
       if (m.type === "location" && m.location && !m.revoked_at) return locationView(m.location);
       if (m.type === "contacts" && m.contacts && !m.revoked_at) return contactsView(m.contacts);
+      if (m.type === "poll" && m.poll && !m.revoked_at) return pollView(m, api);
       if (!m.media || m.revoked_at) return h("div", {}, preview(m));
       if (!canSeeMedia) return h("div", {}, preview(m));
       const key = `${m.id}|${m.media.id || ""}|${m.media.state || ""}`;
@@ -456,7 +473,7 @@ export async function render({ api, can }) {
   };
   for (const t of ["message.received", "message.sent", "message.status", "message.reaction", "message.edited",
     "message.revoked", "message.media_stored", "message.media_failed", "chat.merged", "group.created",
-    "group.updated"]) es.addEventListener(t, refresh);
+    "group.updated", "message.updated", "poll.vote"]) es.addEventListener(t, refresh);
   // A chat merged into the number's while open: follow it there.
   es.addEventListener("chat.merged", (ev) => {
     try {
