@@ -477,9 +477,27 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
                 continue;
             }
             any = 1;
-            rc = wa_msg_decrypt(sig.sc, sig.g, name, fj.device,
-                                strcmp(et, "pkmsg") == 0 ? WA_ENC_PKMSG : WA_ENC_MSG, e->bytes, e->nbytes,
-                                &plain, &plen);
+            int type = strcmp(et, "pkmsg") == 0 ? WA_ENC_PKMSG : WA_ENC_MSG;
+            rc = wa_msg_decrypt(sig.sc, sig.g, name, fj.device, type, e->bytes, e->nbytes, &plain, &plen);
+            /* A contact who wrote by phone number and now writes by LID (or
+             * back): the session was made under the other address (no
+             * session here; or, for a prekey message the sender repeats
+             * until we answer, its prekey is used up). The stanza names the
+             * other address beside the sender (sender_pn / sender_lid). */
+            char alt[128], altname[96];
+            wa_jid aj;
+            int lid = !strcmp(fj.server, "lid");
+            if ((rc == SG_ERR_NO_SESSION || (rc == SG_ERR_INVALID_KEY_ID && type == WA_ENC_PKMSG)) &&
+                wam_alt_jid(n, a, lid ? "sender_pn" : "sender_lid", lid ? "s.whatsapp.net" : "lid", alt,
+                            sizeof alt) &&
+                wa_jid_parse(a, alt, &aj) == WA_OK && aj.user[0]) {
+                wa_msg_address_name(aj.user, aj.server, altname, sizeof altname);
+                rc = wa_msg_decrypt(sig.sc, sig.g, altname, fj.device, type, e->bytes, e->nbytes, &plain,
+                                    &plen);
+                if (rc == 0)
+                    log_info("decrypted under the contact's other address", LF_S("id", id),
+                             LF_S("from", from));
+            }
         }
     if (rc == SG_ERR_DUPLICATE_MESSAGE) {
         /* Decrypted and committed before (state is flushed only after the

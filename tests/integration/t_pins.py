@@ -4,7 +4,9 @@ message of its chat with wapi (its own pinInChatMessage, for 7 days) and
 unpins it; a peer keeps a message in a disappearing chat and undoes it. Each
 is a change of the target — pinned_at / pinned_until / pinned_by, kept — with
 one message.updated event each, and no message of its own; a pin naming a
-message we do not have changes nothing and is still acknowledged."""
+message we do not have changes nothing and is still acknowledged. And a
+contact who wrote by number, then by LID, decrypts with the session made
+under the number."""
 import json
 import os
 import sys
@@ -75,6 +77,14 @@ wa.call("POST", "/peer/send", {"keep": {"target": p1["id"], "type": 2}})
 got = wait(lambda: (lambda m: m if m and m.get("kept") is False else None)(msg(p1["id"])), timeout=15) or {}
 check("no longer kept: kept false, a second message.updated", got.get("kept") is False and
       len(updated(p1["id"])) == 2, got)
+# The same peer, having written by number, now writes by its LID (the number beside it): its session was
+# made under the number's address, and the message still decrypts.
+v = wa.call("POST", "/peer/send", {"text": "now by LID", "viaLid": True})
+got = wait(lambda: msg(v["id"]), timeout=15) or {}
+check("a contact who wrote by number writes by LID: decrypted with the session made under the number",
+      got.get("text") == "now by LID" and got.get("chat_jid") == "15550009999@s.whatsapp.net" and
+      got.get("sender_lid", "").endswith("@lid"), got)
+n0 += 1
 mark = wa.last_seq()
 k = wa.call("POST", "/peer/send", {"keep": {"target": "3EB0NOSUCHMESSAGE0001", "type": 1}})
 acked = wait(lambda: [e for e in wa.events(mark, "ack") if e.get("id") == k["id"]], timeout=10)
