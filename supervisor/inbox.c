@@ -17,6 +17,7 @@
 #include "presence.h"
 #include "calls.h"
 #include "chat_merges.h"
+#include "wa/wa_appstate.h"
 #include "group_events.h"
 #include "media_download.h"
 #include "sdb.h"
@@ -199,6 +200,27 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "chat", m->chat);
         jw_kstr(w, "sender", m->sender);
         jw_kuint(w, "seconds", mc->expiration);
+    } else if (mc->kind == WA_MSG_APPSTATE_KEYS) {
+        /* Our phone's app-state keys, kept with the batch (common/sql/defs/wapi_incoming_store.sql). */
+        wa_arena *a = wa_arena_new();
+        struct wa_as_shared_key *keys = NULL;
+        size_t nk = 0;
+        jw_kstr(w, "k", "ak");
+        jw_key(w, "keys");
+        jw_arr(w);
+        if (a && wa_as_key_share_parse(mc->raw, mc->raw_len, a, &keys, &nk) == 0) {
+            for (size_t i = 0; i < nk; i++) {
+                jw_obj(w);
+                add_hex(w, "id", keys[i].key_id, keys[i].key_id_len);
+                add_hex(w, "data", keys[i].key_data, keys[i].key_data_len);
+                jw_kint(w, "ts_ms", keys[i].timestamp);
+                jw_obj_end(w);
+            }
+        } else {
+            log_warn("app-state key share not readable: ignored", LF_S("id", m->id));
+        }
+        jw_arr_end(w);
+        wa_arena_free(a);
     } else if (mc->kind == WA_MSG_PIN || mc->kind == WA_MSG_KEEP) {
         /* On the target message, no message of its own (common/sql/defs/wapi_incoming_store.sql). */
         jw_kstr(w, "k", mc->kind == WA_MSG_PIN ? "p" : "kp");

@@ -705,7 +705,18 @@ static int fill_in(const Wapi__E2e__Message *m, struct wa_msg_content *out, int 
             out->expiration = e <= WA_MSG_EXPIRATION_MAX ? e : 0;
             return 0;
         }
-        out->kind = WA_MSG_NONE; /* history sync, app state keys, ...: not a chat message */
+        if (p->has_type && p->type == WAPI__E2E__PROTOCOL_MESSAGE__TYPE__APP_STATE_SYNC_KEY_SHARE &&
+            p->has_appstatesynckeyshare && p->appstatesynckeyshare.len > 0 &&
+            p->appstatesynckeyshare.len <= WA_MSG_APPSTATE_SHARE_MAX) {
+            out->kind = WA_MSG_APPSTATE_KEYS;
+            out->raw = malloc(p->appstatesynckeyshare.len);
+            if (!out->raw)
+                return -1;
+            memcpy(out->raw, p->appstatesynckeyshare.data, p->appstatesynckeyshare.len);
+            out->raw_len = p->appstatesynckeyshare.len;
+            return 0;
+        }
+        out->kind = WA_MSG_NONE; /* history sync, ...: not a chat message */
         return 0;
     }
     for (size_t i = 0; i < m->base.n_unknown_fields; i++) {
@@ -764,6 +775,9 @@ void wa_msg_content_free(struct wa_msg_content *c)
     free(c->text);
     free(c->reply_to);
     free(c->target);
+    if (c->raw)
+        OPENSSL_cleanse(c->raw, c->raw_len);
+    free(c->raw);
     free(c->subtype);
     free(c->dsm_dest);
     wa_msg_media_free(c->media);

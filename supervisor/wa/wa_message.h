@@ -53,15 +53,16 @@ enum wa_msg_kind {
     WA_MSG_EDIT,
     WA_MSG_REVOKE,
     WA_MSG_UNSUPPORTED,
-    WA_MSG_NONE,         /* nothing to store (a bare key distribution, protocol housekeeping) */
-    WA_MSG_MEDIA,        /* an image, video, audio or voice note, document or sticker: media says which */
-    WA_MSG_LOCATION,     /* a place, or a live location's update: location */
-    WA_MSG_CONTACTS,     /* one or more contact cards: contacts */
-    WA_MSG_POLL,         /* a poll's creation: poll */
-    WA_MSG_POLL_VOTE,    /* a vote on a poll, still encrypted: vote */
-    WA_MSG_DISAPPEARING, /* a chat's disappearing-messages timer set: expiration (0 = off) */
-    WA_MSG_PIN,          /* target pinned (on, for on_seconds) or unpinned in its chat */
-    WA_MSG_KEEP,         /* target kept in its disappearing chat (on) or no longer */
+    WA_MSG_NONE,          /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_MEDIA,         /* an image, video, audio or voice note, document or sticker: media says which */
+    WA_MSG_LOCATION,      /* a place, or a live location's update: location */
+    WA_MSG_CONTACTS,      /* one or more contact cards: contacts */
+    WA_MSG_POLL,          /* a poll's creation: poll */
+    WA_MSG_POLL_VOTE,     /* a vote on a poll, still encrypted: vote */
+    WA_MSG_DISAPPEARING,  /* a chat's disappearing-messages timer set: expiration (0 = off) */
+    WA_MSG_PIN,           /* target pinned (on, for on_seconds) or unpinned in its chat */
+    WA_MSG_KEEP,          /* target kept in its disappearing chat (on) or no longer */
+    WA_MSG_APPSTATE_KEYS, /* app-state sync keys shared by our phone: raw (an AppStateSyncKeyShare) */
 };
 
 #define WA_MSG_POLL_MIN_OPTIONS 2
@@ -177,10 +178,13 @@ struct wa_msg_content {
      * a pin holds (seconds, 0 when not said). */
     int on;
     uint32_t on_seconds;
+    uint8_t *raw; /* WA_MSG_APPSTATE_KEYS: the share's bytes, malloc'd */
+    size_t raw_len;
 };
 
 /* A timer larger than this is no timer (what the database and the API keep). */
 #define WA_MSG_EXPIRATION_MAX 0x7fffffffu
+#define WA_MSG_APPSTATE_SHARE_MAX 65536 /* a share holds a few 32-byte keys; far above that is no share */
 
 /* A deep copy (NULL on OOM), and its release (NULL is a no-op). */
 struct wa_msg_media *wa_msg_media_dup(const struct wa_msg_media *m);

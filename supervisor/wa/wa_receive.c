@@ -417,7 +417,7 @@ static void prepare_group(struct inmsg *im, wa_node *n, wa_arena *a, const char 
         }
     }
     im->sender_receipt = from_me;
-    if (c->kind != WA_MSG_NONE)
+    if (c->kind != WA_MSG_NONE && c->kind != WA_MSG_APPSTATE_KEYS) /* keys come from our phone alone */
         add_element(im, id, chat, sender, from_me, stanza_time(t), from_me ? NULL : notify,
                     lid[0] ? lid : NULL, c);
     wa_msg_content_free(&mc);
@@ -554,6 +554,11 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
     }
     im->answer = A_RECEIPT;
     im->sender_receipt = from_me;
+    /* App-state keys are our phone's to share: from anyone else they are dropped. */
+    if (mc.kind == WA_MSG_APPSTATE_KEYS && !(from_me && fj.device == 0)) {
+        log_warn("app-state keys not from our phone: ignored", LF_S("id", id), LF_S("from", from));
+        mc.kind = WA_MSG_NONE;
+    }
     if (mc.kind != WA_MSG_NONE) {
         if (from_me)
             snprintf(im->recipient, sizeof im->recipient, "%s", chat);

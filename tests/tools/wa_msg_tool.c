@@ -54,7 +54,7 @@ static int parse(void)
         return 2;
     static const char *const kinds[] = {"text", "reaction",     "edit",     "revoke",   "unsupported",
                                         "none", "media",        "location", "contacts", "poll",
-                                        "vote", "disappearing", "pin",      "keep"};
+                                        "vote", "disappearing", "pin",      "keep",     "appstate_keys"};
     struct sbuf b;
     struct jsonw w;
     sbuf_init(&b);

@@ -1,7 +1,7 @@
 -- Incoming messages, one batch in one statement (see 0018 and the migrations
 -- that extended it: 0023 groups, 0026 content, 0027 forwarded, 0031 timers
--- and view once; 0034 pins and keep-in-chat). Kept whole here from now on: a
--- change is made in this file.
+-- and view once; 0034 pins and keep-in-chat; 0035 app-state keys). Kept
+-- whole here from now on: a change is made in this file.
 CREATE OR REPLACE FUNCTION wapi_incoming_store(p jsonb)
     RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql
     -- Its statements are planned once per connection and kept (generic
@@ -87,6 +87,15 @@ BEGIN
             UPDATE wa_messages SET revoked_at = to_timestamp((v->>'ts')::bigint), updated_at = now()
             WHERE id = v->>'target' AND chat_jid = v->>'chat' AND revoked_at IS NULL
             RETURNING * INTO r;
+        ELSIF v->>'k' = 'ak' THEN
+            -- App-state sync keys our phone shared (0035): kept, a key seen
+            -- before adds nothing; no message, no event.
+            INSERT INTO wa_appstate_keys (key_id, key_data, shared_at)
+            SELECT decode(x->>'id', 'hex'), decode(x->>'data', 'hex'), to_timestamp((x->>'ts_ms')::bigint / 1000.0)
+            FROM jsonb_array_elements(v->'keys') AS x
+            WHERE length(decode(x->>'id', 'hex')) BETWEEN 1 AND 64 AND length(decode(x->>'data', 'hex')) = 32
+            ON CONFLICT (key_id) DO NOTHING; -- a key of another length is none we can use: left out, never a failed batch
+            CONTINUE;
         ELSIF v->>'k' IN ('p', 'kp') THEN
             -- A message pinned (for secs, or with no end said) or unpinned;
             -- kept in its disappearing chat or no longer (0034): a change of

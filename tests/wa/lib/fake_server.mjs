@@ -88,6 +88,7 @@
 //   each login (as WhatsApp does).
 //   POST /peer/send    {from?, id?, text?, location? {latitude, longitude, name?, address?}, contacts? [{displayName, vcard}],
 //                       unsupported? (a groupInviteMessage), corrupt? (ciphertext damaged), dsmTo? (from our own phone: a deviceSentMessage to that chat), replyTo?, reaction?:{target,text}, edit?:{target,text},
+//                       appStateKeys?:[{id: hex, data: hex, ts?}] (an AppStateSyncKeyShare; from our phone with from: its number),
 //                       revoke?:{target}, unsupported?:true, raw? (a Message in base64, as it is; with dsmTo inside the deviceSentMessage),
 //                       stanzaType? (<message type>, default text), to?, viaLid?, group? (digits@g.us the server does not know: an opaque skmsg from the peer as participant;
 //                       a group it knows: sent under sender keys, see groups below), skipSkdm?}
@@ -2243,6 +2244,9 @@ export class FakeWhatsAppServer extends EventEmitter {
         if (b.reaction) message = { reactionMessage: { key: { remoteJid: peer.jid, fromMe: false, id: b.reaction.target }, text: b.reaction.text ?? '', senderTimestampMs: Date.now() } };
         else if (b.edit) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.edit.target }, type: 14, editedMessage: { conversation: b.edit.text } } };
         else if (b.revoke) message = { protocolMessage: { key: { remoteJid: peer.jid, fromMe: true, id: b.revoke.target }, type: 0 } };
+        else if (b.appStateKeys) message = { protocolMessage: { type: 6, appStateSyncKeyShare: { keys: b.appStateKeys.map((k) => ({
+            keyId: { keyId: Buffer.from(k.id, 'hex') },
+            keyData: { keyData: Buffer.from(k.data, 'hex'), fingerprint: { rawId: 1, currentIndex: 0, deviceIndexes: [0] }, timestamp: k.ts ?? Date.now() } })) } } };
         else if (b.keep) message = { keepInChatMessage: { key: { remoteJid: peer.jid, fromMe: !!b.keep.fromMe, id: b.keep.target },
             keepType: b.keep.type ?? 1, timestampMs: Date.now() } };
         else if (b.unsupported) message = { groupInviteMessage: { groupJid: '120363000000000009@g.us', inviteCode: 'AbCdEf', groupName: 'x' } };
