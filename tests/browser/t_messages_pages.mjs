@@ -161,6 +161,8 @@ async function run(b) {
   await page.click("[data-testid=new-chat]");
   await page.waitForSelector("[data-testid=no-thread]");
   const empty = await page.textContent("[data-testid=no-thread]");
+  await page.waitForFunction(() => document.activeElement && document.activeElement.id === "msg-to", null,
+    { timeout: 3000 }).catch(() => {});
   const focus = await page.evaluate(() => document.activeElement && document.activeElement.id);
   check("Messages: New chat clears the thread, says where to write, and puts the cursor in To",
     /box below/.test(empty) && focus === "msg-to" && (await page.inputValue("#msg-to")) === "", `${empty} / ${focus}`);

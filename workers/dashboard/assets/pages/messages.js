@@ -492,8 +492,8 @@ export async function render({ api, can }) {
     groupPanel = null;
     to.value = "";
     error.textContent = "";
+    to.focus(); // at once, while the click is the user's: the lists refresh below it
     await Promise.all([loadChats(), loadThread()]).catch((e) => { error.textContent = e.message; });
-    to.focus();
   });
 
   return h("div", {},
