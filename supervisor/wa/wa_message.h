@@ -52,10 +52,14 @@ enum wa_msg_kind {
     WA_MSG_EDIT,
     WA_MSG_REVOKE,
     WA_MSG_UNSUPPORTED,
-    WA_MSG_NONE,     /* nothing to store (a bare key distribution, protocol housekeeping) */
-    WA_MSG_MEDIA,    /* an image, video, audio or voice note, document or sticker: media says which */
-    WA_MSG_LOCATION, /* a place, or a live location's update: location */
-    WA_MSG_CONTACTS, /* one or more contact cards: contacts */
+    WA_MSG_NONE,      /* nothing to store (a bare key distribution, protocol housekeeping) */
+    WA_MSG_MEDIA,     /* an image, video, audio or voice note, document or sticker: media says which */
+    WA_MSG_LOCATION,  /* a place, or a live location's update: location */
+    WA_MSG_CONTACTS,  /* one or more contact cards: contacts */
+    WA_MSG_PEER_DATA, /* a peer data operation's answer (from our own phone): peer_data */
+    /* Never parsed: what the receive path stores for a message it could not
+     * decrypt for good (a placeholder, filled when the phone sends it again). */
+    WA_MSG_UNDECRYPTABLE,
 };
 
 /* A place (WGS 84 degrees). Strings malloc'd, NULL when not given. */
@@ -131,6 +135,10 @@ struct wa_msg_content {
     struct wa_msg_location *location; /* WA_MSG_LOCATION: malloc'd */
     struct wa_msg_contact *contacts;  /* WA_MSG_CONTACTS: ncontacts of them, malloc'd */
     size_t ncontacts;
+    /* WA_MSG_PEER_DATA: the serialized peerDataOperationRequestResponseMessage
+     * (wa_peerdata.h reads it), malloc'd */
+    uint8_t *peer_data;
+    size_t peer_data_len;
     int view_once; /* it came inside a view-once wrapper */
     int forwarded; /* contextInfo.isForwarded */
 };

@@ -1,0 +1,124 @@
+-- Messages that cannot be decrypted (supervisor/wa/wa_receive.c): stored as a
+-- placeholder, type 'undecryptable' (event message.undecryptable), and our
+-- phone is asked to send them again (a peer data operation). Its answer, or a
+-- later delivery that decrypts after all, fills the placeholder in place: the
+-- same id takes the real type and content (event message.updated).
+
+-- Placeholders still waiting, newest first: asked for again at each connect
+-- (supervisor/placeholder.c).
+CREATE INDEX IF NOT EXISTS wa_messages_undecryptable ON wa_messages (created_at DESC)
+    WHERE type = 'undecryptable';
+
+-- Incoming messages (0027): an element "k":"m" with "fill": true only fills
+-- the placeholder under its id; any other fills it too when its id holds one.
+DROP FUNCTION IF EXISTS wapi_incoming_store(jsonb);
+CREATE FUNCTION wapi_incoming_store(p jsonb)
+    RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql
+    -- Its statements are planned once per connection and kept (generic
+    -- plans; every one is an index probe or an insert), not for every
+    -- message as the connection's force_custom_plan would: planning the
+    -- inlined wapi_message_json() per message made the commit of a batch of
+    -- 64 the bottleneck of incoming streams.
+    SET plan_cache_mode = auto AS $$
+#variable_conflict use_column
+DECLARE
+    v jsonb;
+    i int;
+    r wa_messages;
+    t text;
+    filled boolean;
+BEGIN
+    FOR v, i IN SELECT e, n FROM jsonb_array_elements(p) WITH ORDINALITY AS x(e, n) ORDER BY n LOOP
+        r := NULL;
+        filled := false;
+        IF v->>'k' = 'm' THEN
+            t := v->>'et';
+            IF NOT coalesce((v->>'fill')::boolean, false) THEN
+                INSERT INTO wa_messages (id, chat_jid, sender_jid, sender_pn, sender_lid, from_me, type, subtype, text,
+                                         reply_to, reaction_to, reaction, mentions, content, forwarded, status, ts)
+                VALUES (v->>'id', v->>'chat', v->>'sender',
+                        CASE WHEN v->>'sender' LIKE '%@s.whatsapp.net' THEN v->>'sender' END, v->>'lid',
+                        (v->>'from_me')::boolean, v->>'type', v->>'subtype',
+                        v->>'text', v->>'reply_to', v->>'reaction_to', v->>'reaction',
+                        CASE WHEN v ? 'mentions' THEN ARRAY(SELECT jsonb_array_elements_text(v->'mentions')) END,
+                        v->'content', coalesce((v->>'forwarded')::boolean, false),
+                        CASE WHEN (v->>'from_me')::boolean THEN 'sent' ELSE 'received' END,
+                        to_timestamp((v->>'ts')::bigint))
+                ON CONFLICT (id) DO NOTHING RETURNING * INTO r;
+                filled := false;
+            END IF;
+            -- Our phone's resend (fill), or a later delivery that decrypted
+            -- after all: the placeholder under this id takes the content, in
+            -- place (an id with no placeholder, or one filled already, is
+            -- left as it is).
+            IF r.id IS NULL AND v->>'type' <> 'undecryptable' THEN
+                UPDATE wa_messages SET type = v->>'type', subtype = v->>'subtype', text = v->>'text',
+                    reply_to = v->>'reply_to', reaction_to = v->>'reaction_to', reaction = v->>'reaction',
+                    mentions = CASE WHEN v ? 'mentions' THEN ARRAY(SELECT jsonb_array_elements_text(v->'mentions')) END,
+                    content = v->'content', forwarded = coalesce((v->>'forwarded')::boolean, false),
+                    sender_lid = coalesce(sender_lid, v->>'lid'), updated_at = now()
+                WHERE id = v->>'id' AND type = 'undecryptable'
+                RETURNING * INTO r;
+                filled := r.id IS NOT NULL;
+                IF filled THEN
+                    t := 'message.updated';
+                END IF;
+            END IF;
+            IF r.id IS NOT NULL AND v ? 'media' THEN
+                -- A media message: its attachment, pending download, in the
+                -- same commit (before the receipt and ack).
+                INSERT INTO wa_message_media (message_id, kind, state, mimetype, file_name, width, height, seconds,
+                    waveform, thumbnail, media_key, file_sha256, file_enc_sha256, file_length, direct_path, url,
+                    media_key_ts)
+                SELECT r.id, x->>'kind', 'pending', x->>'mimetype', x->>'file_name', (x->>'width')::int,
+                       (x->>'height')::int, (x->>'seconds')::int, decode(x->>'waveform', 'hex'),
+                       decode(x->>'thumbnail', 'hex'), decode(x->>'media_key', 'hex'), decode(x->>'file_sha256', 'hex'),
+                       decode(x->>'file_enc_sha256', 'hex'), (x->>'file_length')::bigint, x->>'direct_path',
+                       x->>'url', (x->>'media_key_ts')::bigint
+                FROM (SELECT v->'media' AS x) s;
+            END IF;
+            IF r.id IS NOT NULL AND NOT filled THEN
+                -- The LID unless another contact holds it already (a number that
+                -- changed hands keeps its old mapping until that row is
+                -- corrected): the unique index must never fail the batch.
+                IF NOT r.from_me AND r.sender_jid IS NOT NULL THEN
+                    INSERT INTO wa_contacts (jid, lid, push_name, updated_at)
+                    SELECT r.sender_jid,
+                           CASE WHEN EXISTS (SELECT 1 FROM wa_contacts o WHERE o.lid = v->>'lid'
+                                                                          AND o.jid <> r.sender_jid)
+                                THEN NULL ELSE v->>'lid' END,
+                           v->>'push_name', now()
+                    ON CONFLICT (jid) DO UPDATE SET push_name = COALESCE(EXCLUDED.push_name, wa_contacts.push_name),
+                        lid = COALESCE(EXCLUDED.lid, wa_contacts.lid), updated_at = now();
+                END IF;
+                INSERT INTO wa_chats (jid, last_message_id, last_message_at, unread_count, updated_at)
+                VALUES (r.chat_jid, r.id, r.ts, CASE WHEN r.from_me OR r.type = 'reaction' THEN 0 ELSE 1 END, now())
+                ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id,
+                    last_message_at = EXCLUDED.last_message_at,
+                    unread_count = wa_chats.unread_count + EXCLUDED.unread_count, updated_at = now();
+            END IF;
+        ELSIF v->>'k' = 'e' THEN
+            t := 'message.edited';
+            UPDATE wa_messages SET text = v->>'text', edited_at = to_timestamp((v->>'ts')::bigint), updated_at = now()
+            WHERE id = v->>'target' AND chat_jid = v->>'chat'
+              AND (edited_at IS NULL OR edited_at < to_timestamp((v->>'ts')::bigint))
+            RETURNING * INTO r;
+        ELSIF v->>'k' = 'r' THEN
+            t := 'message.revoked';
+            UPDATE wa_messages SET revoked_at = to_timestamp((v->>'ts')::bigint), updated_at = now()
+            WHERE id = v->>'target' AND chat_jid = v->>'chat' AND revoked_at IS NULL
+            RETURNING * INTO r;
+        ELSE
+            RAISE EXCEPTION 'wapi_incoming_store: element % has kind %', v, v->>'k';
+        END IF;
+        IF r.id IS NOT NULL THEN
+            ord := i;
+            event_id := (v->>'ev')::bigint;
+            event_type := t;
+            INSERT INTO wa_events (id, type, data) VALUES (event_id, t, wapi_message_json(r)::jsonb)
+            RETURNING wa_events.data::text INTO data;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END;
+$$;
