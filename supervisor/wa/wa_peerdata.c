@@ -65,7 +65,7 @@ int wa_pd_build_placeholder_request(const struct wa_pd_key *k, uint8_t **out, si
     return 0;
 }
 
-static char *sdup(const char *s)
+static char *pd_sdup(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
@@ -96,10 +96,10 @@ static int read_info(const ProtobufCBinaryData *b, struct wa_pd_resent *r)
     if (ok) {
         /* the sender in a group: the key's, else the info's */
         const char *part = w->key->participant ? w->key->participant : w->participant;
-        r->id = sdup(w->key->id);
-        r->chat = sdup(w->key->remotejid);
-        r->participant = sdup(part);
-        r->push_name = sdup(w->pushname);
+        r->id = pd_sdup(w->key->id);
+        r->chat = pd_sdup(w->key->remotejid);
+        r->participant = pd_sdup(part);
+        r->push_name = pd_sdup(w->pushname);
         r->from_me = w->key->has_fromme && w->key->fromme;
         r->ts = w->has_messagetimestamp && w->messagetimestamp <= 32503680000ULL
                     ? (int64_t)w->messagetimestamp

@@ -1214,22 +1214,48 @@ int main(void)
     for (int i = 2; i <= 6; i++)
         feed(&(struct stanza){.id = "B1", .from = PEER, .enc_type = "msg", .p = junk, .n = sizeof junk});
     turn();
+    /* The retries used up: the sixth is handed over as a placeholder, and
+     * acked only once it is stored. */
+    T_CHECK(app.calls == calls + 1 && app.n == 1 && !strcmp(app.m[0].id, "B1") &&
+                app.m[0].kind == WA_MSG_UNDECRYPTABLE && !strcmp(app.m[0].chat, PEER) &&
+                !strcmp(app.m[0].sender, PEER) && !app.m[0].from_me,
+            "after 5 retries it is handed over as a placeholder (its id, chat, sender)");
+    const char *wb5[] = {"receipt:B1:retry:1", "ack:B1:text", "receipt:B1:retry:2", "ack:B1:text",
+                         "receipt:B1:retry:3", "ack:B1:text", "receipt:B1:retry:4", "ack:B1:text",
+                         "receipt:B1:retry:5", "ack:B1:text"};
+    T_SENT(s0, wb5, "each time again the count goes up; the placeholder not acked before it is stored");
+    wa_messaging_stored(app.token, "t", NULL);
     const char *wb6[] = {"receipt:B1:retry:1", "ack:B1:text", "receipt:B1:retry:2", "ack:B1:text",
                          "receipt:B1:retry:3", "ack:B1:text", "receipt:B1:retry:4", "ack:B1:text",
                          "receipt:B1:retry:5", "ack:B1:text", "ack:B1:text"};
-    T_SENT(s0, wb6, "each time again the count goes up; after 5 an ack alone");
+    T_SENT(s0, wb6, "stored: acked alone (no receipt: we do not have the message)");
     T_EQ_INT(app.undecryptable, undecryptable + 6, "each reported");
 
+    /* Nothing a retry receipt could ask for: placeholders at once. */
+    calls = app.calls;
     s0 = nsent;
-    feed(
-        &(struct stanza){.id = "X1", .from = PEER, .v = "1", .enc_type = "msg", .p = junk, .n = sizeof junk});
-    feed(&(struct stanza){.id = "X2", .from = PEER, .enc_type = "skmsg", .p = junk, .n = sizeof junk});
-    feed(&(struct stanza){.id = "X3", .from = PEER});
-    turn();
+    int xok = 1;
+    static const char *const xids[] = {"X1", "X2", "X3"};
+    for (int i = 0; i < 3; i++) {
+        if (i == 0)
+            feed(&(struct stanza){
+                .id = "X1", .from = PEER, .v = "1", .enc_type = "msg", .p = junk, .n = sizeof junk});
+        else if (i == 1)
+            feed(
+                &(struct stanza){.id = "X2", .from = PEER, .enc_type = "skmsg", .p = junk, .n = sizeof junk});
+        else
+            feed(&(struct stanza){.id = "X3", .from = PEER});
+        turn();
+        xok &= app.calls == calls + 1 + i && app.n == 1 && !strcmp(app.m[0].id, xids[i]) &&
+               app.m[0].kind == WA_MSG_UNDECRYPTABLE && nsent == s0 + i;
+        wa_messaging_stored(app.token, "t", NULL);
+    }
+    T_CHECK(xok, "a malformed <enc>, one of an unknown type, none: each handed over as a placeholder, "
+                 "unanswered until stored");
     const char *wx[] = {"ack:X1:text", "ack:X2:text", "ack:X3:text"};
-    T_SENT(s0, wx, "a malformed <enc>, one of an unknown type, none: acked alone (no retry asked)");
+    T_SENT(s0, wx, "then acked alone (no retry asked)");
     T_EQ_INT(app.undecryptable, undecryptable + 9, "each reported undecryptable");
-    T_EQ_INT(app.calls, calls, "none handed over");
+    calls = app.calls;
 
     /* One that decrypts but is no Message (its padding is wrong): what its
      * decryption changed is undone, so it is no duplicate when it comes
@@ -1238,10 +1264,16 @@ int main(void)
     struct ct bp = seal_raw(&peer, unpadded, sizeof unpadded), c14 = seal(&peer, "fourteen", NULL);
     s0 = nsent;
     deliver("BP", &bp);
+    T_CHECK(app.calls == calls + 1 && app.n == 1 && !strcmp(app.m[0].id, "BP") &&
+                app.m[0].kind == WA_MSG_UNDECRYPTABLE,
+            "a bad plaintext (a resend carries the same bytes) is a placeholder at once");
+    wa_messaging_stored(app.token, "t", NULL);
     deliver("BP", &bp);
-    turn();
-    const char *wbp[] = {"receipt:BP:retry:1", "ack:BP:text", "receipt:BP:retry:2", "ack:BP:text"};
-    T_SENT(s0, wbp, "a bad plaintext gets retry receipts each time, never a receipt");
+    T_CHECK(app.calls == calls + 2 && app.n == 1 && app.m[0].kind == WA_MSG_UNDECRYPTABLE,
+            "again when it comes again (the store keeps one)");
+    wa_messaging_stored(app.token, "f", NULL);
+    const char *wbp[] = {"ack:BP:text", "ack:BP:text"};
+    T_SENT(s0, wbp, "acked alone each time, no retry receipt, never a receipt");
     T_EQ_INT(app.undecryptable, undecryptable + 11, "and is reported each time");
     deliver("M14", &c14);
     T_EQ_STR(app.m[0].text, "fourteen", "the peer's next message decrypts");
@@ -1380,13 +1412,14 @@ int main(void)
     T_EQ_INT(nsent - s0, 2 * 1101, "each answered");
     T_EQ_INT(app.calls, calls + 20, "one call per batch");
 
-    /* A batch with nothing to store (WA_INCOMING_MAX without an <enc>) is
-     * answered at once; what is queued behind it goes on the next turn. */
+    /* A batch with nothing to store (WA_INCOMING_MAX group messages without
+     * a sender: dropped) is answered at once; what is queued behind it goes
+     * on the next turn. */
     group_message("H3", "15550002@s.whatsapp.net");
     char xid[32];
     for (int i = 0; i < WA_INCOMING_MAX; i++) {
         snprintf(xid, sizeof xid, "E%d", i);
-        feed(&(struct stanza){.id = xid, .from = PEER});
+        feed(&(struct stanza){.id = xid, .from = GROUP});
     }
     group_message("G3", "15550002@s.whatsapp.net");
     s0 = nsent;
@@ -1757,7 +1790,8 @@ int main(void)
         wa_node_add_child(ca, offer, wa_node_new(ca, "video"));
         wa_node_add_child(ca, call, offer);
         feed_node(call, ca);
-        T_CHECK(cev.n == 1 && !strcmp(cev.id, "C0FFEE") && cev.video && !strncmp(PEER, cev.from, strcspn(PEER, ":@")),
+        T_CHECK(cev.n == 1 && !strcmp(cev.id, "C0FFEE") && cev.video &&
+                    !strncmp(PEER, cev.from, strcspn(PEER, ":@")),
                 "a video call offered: to the application (its id, who, video)");
         T_EQ_INT(acks_for(s1, "CALL1"), 0, "the offer is not acked before it is stored");
         wa_messaging_held_done(cev.token, 1);
