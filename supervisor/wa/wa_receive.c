@@ -634,7 +634,7 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
     im->peer_receipt = category && !strcmp(category, "peer");
     if (mc.kind == WA_MSG_PEER_DATA) {
         im->answer = A_RECEIPT;
-        im->sender_receipt = 1;
+        im->sender_receipt = wam_is_own(&fj);
         if (wam_is_own(&fj) && fj.device == 0)
             take_resent(im, id, &mc, a, t);
         else
