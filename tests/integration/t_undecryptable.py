@@ -55,29 +55,29 @@ def start_server():
     return s
 
 
-def placeholder_stored(mid, what, held=True):
+def placeholder_stored(mid, what, held=True, chat=PEER, group=False):
     """A corrupt-always message is given up after the retries: one placeholder, one event (held:
     nothing can have filled it yet)."""
     check(f"{what}: stored as a placeholder", wait(lambda: row(mid) is not None, timeout=30), row(mid))
     r = row(mid)
     if held:
-        check(f"{what}: type undecryptable, no text, in the peer's chat, from the peer",
-              r == ["undecryptable", "", "", PEER, PEER, "f"], r)
+        check(f"{what}: type undecryptable, no text, in its chat, from the peer",
+              r == ["undecryptable", "", "", chat, PEER, "f"], r)
     check(f"{what}: one message.undecryptable event", wait(lambda: events("message.undecryptable", mid) == 1))
     check(f"{what}: no message.received event", events("message.received", mid) == 0)
     ev = sql("SELECT data::text FROM wa_events WHERE type = 'message.undecryptable' AND data->>'id' = :'p0'", mid)
     data = json.loads(ev[0][0]) if ev else {}
     check(f"{what}: the event carries the message JSON", data.get("id") == mid and data.get("type") == "undecryptable"
-          and data.get("chat_jid") == PEER and data.get("text") is None, data)
-    resends = [e for e in wa.events(0, "peer.retry.resend") if e.get("id") == mid]
+          and data.get("chat_jid") == chat and data.get("sender_jid") == PEER and data.get("text") is None, data)
+    resends = [e for e in wa.events(0, "group.peer.resend" if group else "peer.retry.resend") if e.get("id") == mid]
     check(f"{what}: the peer resent it on each of our {RETRIES} retry receipts (all damaged)",
           sorted(e["count"] for e in resends) == list(range(1, RETRIES + 1)), resends)
     check(f"{what}: the stanza acknowledged", wait(lambda: [e for e in wa.events(0, "ack") if e.get("id") == mid]))
 
 
-def filled(mid, text, what):
+def filled(mid, text, what, chat=PEER):
     check(f"{what}: filled in place with the real text",
-          wait(lambda: row(mid) == ["text", "conversation", text, PEER, PEER, "f"], timeout=30), row(mid))
+          wait(lambda: row(mid) == ["text", "conversation", text, chat, PEER, "f"], timeout=30), row(mid))
     check(f"{what}: one message.updated event", wait(lambda: events("message.updated", mid) == 1))
     check(f"{what}: still one row and one message.undecryptable",
           sql("SELECT count(*) FROM wa_messages WHERE id = :'p0'", mid) == [["1"]] and
@@ -147,6 +147,19 @@ check("wapi_wa_messages_recovered_total counted the fill",
       wait(lambda: srv.metric("wapi_wa_messages_recovered_total") == before["wapi_wa_messages_recovered_total"] + 1))
 check("the chat shows the placeholder's message once",
       sql("SELECT last_message_id FROM wa_chats WHERE jid = :'p0'", PEER) == [[m2]])
+
+# 2b. The same in a group: the skmsg damaged on every delivery (each retry brings a fresh sender key and
+# a damaged skmsg again); the request names the sender as participant.
+g = wa.group_create("15550009999", "Undecryptable", [str(wa.phone)])
+G = g.get("jid")
+check("a group with us in it", bool(G) and g.get("ok"), g)
+time.sleep(0.5)
+mg = wa.call("POST", "/peer/send", {"from": "15550009999", "group": G, "text": "group secret", "corrupt": "always"}).get("id")
+placeholder_stored(mg, "group", held=False, chat=G, group=True)
+check("group: our phone was asked with the sender as participant",
+      wait(lambda: [r for r in requests_for(mg) if r.get("remoteJid") == G and r.get("participant") == PEER], timeout=20),
+      requests_for(mg))
+filled(mg, "group secret", "group", chat=G)
 
 # 3. A restart between the placeholder and the answer: asked again at the connect, filled once.
 wa.call("POST", "/config", {"phoneResend": "hold"})
