@@ -99,7 +99,9 @@
 //   POST /peer/chatstate {from?, state: composing|recording|paused, group?}   the peer typing, to our companions
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
 //   /peer/send corrupt: 'always' damages every delivery: the peer answers each retry receipt with a
-//                                     resend (<enc count=N>, event peer.retry.resend), damaged again
+//                                     resend (<enc count=N>, event peer.retry.resend), damaged again;
+//                                     corrupt: P (a number) damages each delivery, resends included, with
+//                                     probability P
 //   A companion's <message category=peer> to its own phone (a placeholder resend request) is checked
 //   strictly and recorded (event phone.placeholder.request); the phone answers with the message as a
 //   WebMessageInfo (event phone.placeholder.answer) unless config phoneResend is 'hold'; the companion
@@ -2199,9 +2201,10 @@ export class FakeWhatsAppServer extends EventEmitter {
                 bundle = { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
             }
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
+            const corruptP = typeof b.corrupt === 'number' ? b.corrupt : null;
             this.plain.set(id, { message, chat: peer.jid, participant: null, ts: nowSec(), pushName: peer.name, from: peer.phone,
-                corruptAlways: b.corrupt === 'always', viaLid: !!b.viaLid, node: null });
-            if (b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
+                corruptAlways: b.corrupt === 'always', corruptP, viaLid: !!b.viaLid, node: null });
+            if (corruptP != null ? Math.random() < corruptP : b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
             // As WhatsApp does, the other address form rides along: sender_lid, or sender_pn when sent via the LID.
             const addr = b.viaLid ? { from: `${peer.lid}@lid`, sender_pn: peer.jid } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
             const node = { tag: 'message', attrs: { ...addr, id, t: String(nowSec()), type: b.reaction ? 'reaction' : 'text',
@@ -2226,7 +2229,7 @@ export class FakeWhatsAppServer extends EventEmitter {
     onCompanionRetry(c, n) {
         const id = n.attrs.id;
         const rec = this.plain.get(id);
-        if (!rec || !rec.corruptAlways || rec.participant) return;
+        if (!rec || (!rec.corruptAlways && rec.corruptP == null) || rec.participant) return;
         const peer = this.peers.get(rec.from);
         const r = this.resolveJid(n.attrs.to);
         want(r && !r.unknown && r.user === peer.phone, `<receipt type=retry to=${n.attrs.to}> for ${id}: want the sender ${peer.jid}`);
@@ -2235,12 +2238,17 @@ export class FakeWhatsAppServer extends EventEmitter {
         const d = c.device;
         (async () => {
             const enc = await peer.encrypt(d.user, d.device, rec.message, null);
-            enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]);
+            if (rec.corruptAlways || Math.random() < rec.corruptP)
+                enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]);
             const node = { ...rec.node, attrs: { ...rec.node.attrs, t: String(nowSec()) },
                 content: [{ tag: 'enc', attrs: { v: '2', type: enc.type, count: rt.attrs.count }, content: enc.body }] };
-            if (!c.open || c.state !== 'logged-in') return;
-            c.sendAcked(node);
-            this.log(c.id, 'peer.retry.resend', { id, count: Number(rt.attrs.count), type: enc.type });
+            // Through the server as any message: kept for the device until acked (it may be offline by now).
+            const key = `${d.user}:${d.device}`;
+            if (!this.inbox.has(key)) this.inbox.set(key, new Map());
+            this.inbox.get(key).set(id, node);
+            const conn = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+            if (conn) conn.sendAcked(node);
+            this.log(c.id, 'peer.retry.resend', { id, count: Number(rt.attrs.count), type: enc.type, online: !!conn });
         })().catch((err) => this.log(c.id, 'warning', { detail: `retry resend ${id}: ${err.message}` }));
     }
 
