@@ -89,12 +89,15 @@ def stored():
     return int(sql("SELECT count(*) FROM wa_messages WHERE NOT from_me")[0][0])
 
 
-check(f"all {N} stored", wait(lambda: stored() >= N, timeout=120 + N / 20), stored())
+check(f"all {N} stored", wait(lambda: stored() >= N, timeout=60 + N / 50), stored())
 check("none of them left a placeholder", wait(lambda: sql(
     "SELECT count(*) FROM wa_messages WHERE type = 'undecryptable'") == [["0"]], timeout=120))
 rows = {r[0]: (r[1], r[2], r[3]) for r in sql("SELECT id, chat_jid, type, text FROM wa_messages WHERE NOT from_me")}
 bad = [(i, rows.get(i)) for i, (chat, text) in sent.items() if rows.get(i) != (chat, "text", text)]
 check("each stored once, decrypted, in its chat with its text", not bad and len(rows) == N, bad[:5])
+for mid, _ in bad[:5]:  # what the fake server saw of a missing one
+    print(f"# {mid} {sent[mid]}:", [{k: e.get(k) for k in ("kind", "seq", "conn", "type", "count", "online", "resend", "class")}
+                                     for e in wa.events(0) if e.get("id") == mid])
 ev = {}
 for mid, etype, n in sql("SELECT data->>'id', type, count(*) FROM wa_events WHERE type LIKE 'message.%' "
                          "GROUP BY 1, 2"):
