@@ -212,7 +212,13 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
         "# HELP wapi_wa_messages_sent_total Outgoing WhatsApp messages the server accepted.\n"
         "# TYPE wapi_wa_messages_sent_total counter\nwapi_wa_messages_sent_total %llu\n"
         "# HELP wapi_wa_decrypt_failures_total Incoming WhatsApp messages that could not be decrypted.\n"
-        "# TYPE wapi_wa_decrypt_failures_total counter\nwapi_wa_decrypt_failures_total %llu\n",
+        "# TYPE wapi_wa_decrypt_failures_total counter\nwapi_wa_decrypt_failures_total %llu\n"
+        "# HELP wapi_wa_messages_undecryptable_total Incoming WhatsApp messages stored as placeholders (not "
+        "decryptable).\n"
+        "# TYPE wapi_wa_messages_undecryptable_total counter\nwapi_wa_messages_undecryptable_total %llu\n"
+        "# HELP wapi_wa_messages_recovered_total Placeholders filled with the message (resent by our "
+        "phone).\n"
+        "# TYPE wapi_wa_messages_recovered_total counter\nwapi_wa_messages_recovered_total %llu\n",
         (unsigned long long)SUM(connections_total), (unsigned long long)SUM(connections),
         (unsigned long long)alive, (unsigned long long)ld(&m->worker_restarts_total),
         (unsigned long long)ld(&m->worker_crashes_total), (unsigned long long)SUM(db_connected),
@@ -221,7 +227,9 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
         (unsigned long long)SUM(db_reconnects_total), (unsigned long long)m->start_time,
         (unsigned long long)ld(&m->wa_messages_received_total),
         (unsigned long long)ld(&m->wa_messages_sent_total),
-        (unsigned long long)ld(&m->wa_decrypt_failures_total));
+        (unsigned long long)ld(&m->wa_decrypt_failures_total),
+        (unsigned long long)ld(&m->wa_messages_undecryptable_total),
+        (unsigned long long)ld(&m->wa_messages_recovered_total));
     sbuf_addf(o,
               "# HELP wapi_media_store_bytes Bytes of the files in the media store.\n"
               "# TYPE wapi_media_store_bytes gauge\nwapi_media_store_bytes %llu\n"

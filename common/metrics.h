@@ -43,6 +43,8 @@ struct metrics_shm {
     uint64_t start_time;
     /* WhatsApp messaging (the supervisor writes these) */
     uint64_t wa_messages_received_total, wa_messages_sent_total, wa_decrypt_failures_total;
+    /* placeholders stored for messages that could not be decrypted, and filled later */
+    uint64_t wa_messages_undecryptable_total, wa_messages_recovered_total;
     /* the media store (the supervisor writes these) */
     uint64_t media_store_bytes, media_store_files; /* gauges */
     uint64_t media_uploads_total, media_refused_full_total, media_refused_invalid_total,

@@ -20,6 +20,7 @@
 #include "wa/wa_appstate.h"
 #include "group_events.h"
 #include "media_download.h"
+#include "placeholder.h"
 #include "sdb.h"
 #include "sup.h"
 #include "wa/wa_crypto.h"
@@ -68,6 +69,10 @@ struct batch {
     int nvotes;
     struct poll_copy *polls;
     int npolls;
+    /* each one's key: a placeholder stored is asked for by it */
+    char chats[WA_INCOMING_MAX][128], senders[WA_INCOMING_MAX][128];
+    unsigned char from_me[WA_INCOMING_MAX];
+    unsigned char change[WA_INCOMING_MAX]; /* a pin or keep: its message.updated recovers nothing */
 };
 
 static void batch_free(struct batch *bt)
@@ -242,12 +247,13 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "sender", m->sender);
         jw_kbool(w, "from_me", m->from_me);
         const struct wa_msg_media *md = mc->kind == WA_MSG_MEDIA ? mc->media : NULL;
-        const char *type = reaction                      ? "reaction"
-                           : mc->kind == WA_MSG_TEXT     ? "text"
-                           : mc->kind == WA_MSG_LOCATION ? "location"
-                           : mc->kind == WA_MSG_CONTACTS ? "contacts"
-                           : mc->kind == WA_MSG_POLL     ? "poll"
-                                                         : "unsupported";
+        const char *type = reaction                           ? "reaction"
+                           : mc->kind == WA_MSG_TEXT          ? "text"
+                           : mc->kind == WA_MSG_LOCATION      ? "location"
+                           : mc->kind == WA_MSG_CONTACTS      ? "contacts"
+                           : mc->kind == WA_MSG_POLL          ? "poll"
+                           : mc->kind == WA_MSG_UNDECRYPTABLE ? "undecryptable"
+                                                              : "unsupported";
         if (md && wa_media_type_name(md->type))
             type = wa_media_type_name(md->type);
         else
@@ -260,7 +266,13 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         jw_kstr(w, "reaction", reaction ? mc->text : NULL);
         jw_kstr(w, "push_name", m->push_name);
         jw_kstr(w, "lid", m->lid);
-        jw_kstr(w, "et", reaction ? "message.reaction" : "message.received");
+        jw_kstr(w, "et",
+                m->fill                            ? "message.updated"
+                : mc->kind == WA_MSG_UNDECRYPTABLE ? "message.undecryptable"
+                : reaction                         ? "message.reaction"
+                                                   : "message.received");
+        if (m->fill)
+            jw_kbool(w, "fill", 1);
         if (mc->forwarded)
             jw_kbool(w, "forwarded", 1);
         if (mc->view_once && md)
@@ -311,12 +323,23 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
     if (res)
         for (int i = 0; i < PQntuples(res); i++) {
             long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
-            events_publish(strtoull(PQgetvalue(res, i, 1), NULL, 10), PQgetvalue(res, i, 2),
-                           PQgetvalue(res, i, 3));
+            const char *et = PQgetvalue(res, i, 2);
+            events_publish(strtoull(PQgetvalue(res, i, 1), NULL, 10), et, PQgetvalue(res, i, 3));
+            int j = bt->at[ord - 1]; /* the batch's message */
+            int placeholder = !strcmp(et, "message.undecryptable"),
+                recovered = !strcmp(et, "message.updated") && !bt->change[j];
             if (S.shm)
-                metrics_add(&S.shm->wa_messages_received_total, 1);
-            log_info("incoming message stored", LF_S("id", bt->ids[bt->at[ord - 1]]),
-                     LF_S("event", PQgetvalue(res, i, 2)), LF_I("batch", bt->n));
+                metrics_add(placeholder ? &S.shm->wa_messages_undecryptable_total
+                            : recovered ? &S.shm->wa_messages_recovered_total
+                                        : &S.shm->wa_messages_received_total,
+                            1);
+            /* Committed: now our phone is asked for it (again at each connect
+             * while it stays a placeholder, should this one be lost). */
+            if (placeholder)
+                placeholder_ask(bt->ids[j], bt->chats[j], bt->from_me[j],
+                                bt->senders[j][0] ? bt->senders[j] : NULL);
+            log_info("incoming message stored", LF_S("id", bt->ids[j]), LF_S("event", PQgetvalue(res, i, 2)),
+                     LF_I("batch", bt->n));
         }
     wa_messaging_stored(bt->token, res ? applied : NULL, err);
     if (res && bt->media)
@@ -563,6 +586,10 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
     int polls = 0, votes = 0;
     for (int i = 0; i < n; i++) {
         snprintf(bt->ids[i], sizeof bt->ids[i], "%s", m[i].id);
+        snprintf(bt->chats[i], sizeof bt->chats[i], "%s", m[i].chat);
+        snprintf(bt->senders[i], sizeof bt->senders[i], "%s", m[i].sender ? m[i].sender : "");
+        bt->from_me[i] = m[i].from_me != 0;
+        bt->change[i] = m[i].content->kind == WA_MSG_PIN || m[i].content->kind == WA_MSG_KEEP;
         bt->media |= m[i].content->kind == WA_MSG_MEDIA;
         polls |= m[i].content->kind == WA_MSG_POLL;
         votes |= m[i].content->kind == WA_MSG_POLL_VOTE;

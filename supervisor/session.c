@@ -12,6 +12,7 @@
 #include "common/metrics.h"
 #include "events.h"
 #include "group_refresh.h"
+#include "placeholder.h"
 #include "presence.h"
 #include "pg_lock.h"
 #include "audit.h"
@@ -124,6 +125,7 @@ static void on_client_state(void *arg, enum wa_state st, const char *detail)
     if (st == WA_CONNECTED && prev != WA_CONNECTED && Ss.client) {
         presence_connected(Ss.client, Ss.name);
         group_refresh(Ss.client);
+        placeholder_connected();
     }
     /* Unlinked (from the phone, or by logout): the account is no longer ours. */
     if (st == WA_LOGGED_OUT && prev != WA_LOGGED_OUT)

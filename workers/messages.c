@@ -423,6 +423,10 @@ static int new_message_json(struct sbuf *b, const struct op *o, const char *ts, 
     jw_knull(&w, "poll");
     jw_kbool(&w, "forwarded", 0);
     jw_kbool(&w, "view_once", 0);
+    jw_knull(&w, "pinned_at");
+    jw_knull(&w, "pinned_until");
+    jw_knull(&w, "pinned_by");
+    jw_kbool(&w, "kept", 0);
     jw_key(&w, "ephemeral_seconds"); /* the chat's timer, taken when queued */
     if (eph)
         jw_int(&w, strtoll(eph, NULL, 10));

@@ -38,6 +38,7 @@ static const char *const event_types[] = {"message.received",
                                           "message.revoked",
                                           "message.media_stored",
                                           "message.media_failed",
+                                          "message.undecryptable",
                                           "message.updated",
                                           "group.created",
                                           "group.updated",
@@ -154,7 +155,7 @@ static int check_events(struct rq *rq, yajl_val v, char *out, size_t outlen)
             rq, 400, "invalid_events",
             "events must be a non-empty array of: message.received, message.sent, message.status, "
             "message.reaction, message.edited, message.revoked, message.media_stored, message.media_failed, "
-            "message.updated, "
+            "message.undecryptable, message.updated, "
             "group.created, group.updated, group.participants, call.received, chat.merged, poll.vote, "
             "chat.disappearing, audit.*, or \"*\"",
             "events");

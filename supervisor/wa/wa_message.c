@@ -716,6 +716,20 @@ static int fill_in(const Wapi__E2e__Message *m, struct wa_msg_content *out, int 
             out->raw_len = p->appstatesynckeyshare.len;
             return 0;
         }
+        if (p->has_type &&
+            p->type == WAPI__E2E__PROTOCOL_MESSAGE__TYPE__PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE &&
+            p->has_peerdataoperationrequestresponsemessage && depth == 0) {
+            /* Kept as it came: only our own phone's is read (wa_peerdata.h). */
+            const ProtobufCBinaryData *b = &p->peerdataoperationrequestresponsemessage;
+            out->kind = WA_MSG_PEER_DATA;
+            out->peer_data = malloc(b->len ? b->len : 1);
+            if (!out->peer_data)
+                return -1;
+            if (b->len)
+                memcpy(out->peer_data, b->data, b->len);
+            out->peer_data_len = b->len;
+            return 0;
+        }
         out->kind = WA_MSG_NONE; /* history sync, ...: not a chat message */
         return 0;
     }
@@ -796,6 +810,7 @@ void wa_msg_content_free(struct wa_msg_content *c)
         free(c->contacts[i].vcard);
     }
     free(c->contacts);
+    free(c->peer_data);
     memset(c, 0, sizeof *c);
 }
 

@@ -63,6 +63,10 @@ enum wa_msg_kind {
     WA_MSG_PIN,           /* target pinned (on, for on_seconds) or unpinned in its chat */
     WA_MSG_KEEP,          /* target kept in its disappearing chat (on) or no longer */
     WA_MSG_APPSTATE_KEYS, /* app-state sync keys shared by our phone: raw (an AppStateSyncKeyShare) */
+    WA_MSG_PEER_DATA,     /* a peer data operation's answer (from our own phone): peer_data */
+    /* Never parsed: what the receive path stores for a message it could not
+     * decrypt for good (a placeholder, filled when the phone sends it again). */
+    WA_MSG_UNDECRYPTABLE,
 };
 
 #define WA_MSG_POLL_MIN_OPTIONS 2
@@ -180,6 +184,10 @@ struct wa_msg_content {
     uint32_t on_seconds;
     uint8_t *raw; /* WA_MSG_APPSTATE_KEYS: the share's bytes, malloc'd */
     size_t raw_len;
+    /* WA_MSG_PEER_DATA: the serialized peerDataOperationRequestResponseMessage
+     * (wa_peerdata.h reads it), malloc'd */
+    uint8_t *peer_data;
+    size_t peer_data_len;
 };
 
 /* A timer larger than this is no timer (what the database and the API keep). */

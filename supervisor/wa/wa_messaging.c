@@ -17,9 +17,9 @@ int wa_messaging_room(void)
 {
     if (!wam.connected)
         return 0;
-    int held = wam.jmsgs + (wam.s.active && !wam.s.retry) + wam.awmsgs;
+    int held = wam.jmsgs + (wam.s.active && !wam.s.retry && !wam.s.peer) + wam.awmsgs;
     for (int i = 0; i < wam.nbatch; i++)
-        held += !wam.batch[i].retry;
+        held += !wam.batch[i].retry && !wam.batch[i].peer;
     return held < SEND_CAPACITY ? SEND_CAPACITY - held : 0;
 }
 

@@ -62,6 +62,10 @@ struct wa_incoming {
     int64_t ts;                           /* Unix seconds */
     const char *push_name, *lid;          /* the sender's, NULL when not told */
     const struct wa_msg_content *content; /* kind is never WA_MSG_NONE */
+    /* Our phone sent it again (a placeholder resend): it fills the
+     * placeholder stored under id (kind WA_MSG_UNDECRYPTABLE) and nothing
+     * else; with no such placeholder it changes nothing. */
+    int fill;
 };
 
 /* Incoming messages handed over together at most. */
@@ -77,7 +81,8 @@ struct wa_receive_events {
     /* A phone number's LID, from a device list ("user@s.whatsapp.net", "user@lid"). */
     void (*on_lid)(void *arg, const char *pn, const char *lid);
     /* A message that could not be decrypted (a retry receipt goes out when
-     * retries are left). */
+     * retries are left; when none are, or none can help, it is handed over
+     * as a placeholder: content kind WA_MSG_UNDECRYPTABLE). */
     void (*on_undecryptable)(void *arg, const char *id, const char *from);
     /* Our phone answered a media retry request (wa_messaging_media_retry):
      * open it with wa_mediaretry_decrypt and the message's media key.
@@ -141,6 +146,13 @@ int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_j
  * not connected or the arguments are unusable. */
 int wa_messaging_media_retry(const char *id, const char *chat_jid, int from_me, const char *participant,
                              const uint8_t media_key[32]);
+/* Asks our phone (device 0 of our account, a peer message) to send again a
+ * message we could not decrypt: its id, chat, whether we sent it, and its
+ * sender in a group (else NULL). The answer arrives as an incoming message
+ * (on_incoming, fill set). 0 when queued; -1 when not connected, full, or
+ * the key is unusable. */
+int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
+                                    const char *participant);
 /* A group's membership changed (a w:gp2 notification or our own management
  * call): its participant list is fetched again before the next send, and
  * when someone left or was removed (member_left) our sender key for it is

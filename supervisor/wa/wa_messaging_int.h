@@ -58,6 +58,7 @@ struct send_job {
     size_t raw_len;
     struct wa_msg_stanza raw_st; /* how raw goes on the wire, read once when queued */
     int retry;
+    int peer;          /* a peer message to our own phone (raw; not from the outbox) */
     struct device dev; /* retry: the device that asked */
 };
 
@@ -66,14 +67,14 @@ struct outgoing {
     wa_arena *a;
     wa_node *msg;
     char id[64], to_user[64];
-    int retry, devices, pkmsg;
+    int retry, peer, devices, pkmsg;
     char phash[24]; /* a group send's participant hash ("" none) */
 };
 
 /* A stanza written whose ack has not come yet. */
 struct awaiting {
     char id[64], to_user[64];
-    int retry;
+    int retry, peer;
     int64_t deadline_ms;
     char phash[24]; /* a group send's: the server's ack says whether it agrees */
 };
@@ -117,6 +118,7 @@ struct wam {
         int ndevs, devcap;
         int group; /* to a group (sender keys), not a resend */
         int retry; /* > 0: a resend for one device that asked (retry receipt), with this count */
+        int peer;  /* a peer message to our own phone (device 0) */
         int64_t deadline_ms;
         unsigned gen;
         /* The server's answers are in, but an incoming message is committing:
@@ -128,7 +130,7 @@ struct wam {
     /* waiting to be prepared, in the order given (stanzas go out in it) */
     struct send_job jobs[SEND_CAPACITY + MAX_RESENDS];
     size_t jhead, jlen;
-    int jmsgs; /* of them from the outbox (not resends) */
+    int jmsgs; /* of them from the outbox (not resends, not peer messages) */
     /* written, ack awaited, oldest first */
     struct awaiting aw[SEND_WINDOW];
     int naw, awmsgs;

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "wa_messaging_int.h"
 #include "wa_group_cipher.h"
+#include "wa_peerdata.h"
 #include "wa_signal_store.h"
 
 /* A <receipt> answering stanza n (id, to = its from), in a; NULL when n
@@ -112,6 +113,10 @@ enum answer {
 struct inmsg {
     enum answer answer;
     int sender_receipt;  /* <receipt type=sender>: one of our other devices sent it */
+    int peer_receipt;    /* <receipt type=peer_msg>: our phone's peer message (category=peer) */
+    int fill;            /* our phone sent a message again: it fills its placeholder */
+    char fid[64];        /* ... whose id (id points here) */
+    char *fpush;         /* ... and push name (push_name points here; owned) */
     char recipient[128]; /* ... naming this chat ("" none) */
     int retry;           /* the retry receipt's count */
     int sql;             /* its place among the messages handed over; -1 none */
@@ -152,7 +157,11 @@ static void answer(const struct inmsg *im, const wa_node *n)
     case A_ACK:
         break;
     case A_RECEIPT:
-        send_receipt(n, im->sender_receipt ? "sender" : NULL, im->recipient[0] ? im->recipient : NULL);
+        send_receipt(n,
+                     im->peer_receipt     ? "peer_msg"
+                     : im->sender_receipt ? "sender"
+                                          : NULL,
+                     im->recipient[0] && !im->peer_receipt ? im->recipient : NULL);
         break;
     case A_RETRY:
         if (im->retry > 0)
@@ -187,6 +196,8 @@ static void batch_end(const char *applied, const char *err)
         if (applied)
             answer(im, n);
         wa_msg_content_free(&im->mc);
+        free(im->fpush);
+        im->fpush = NULL;
     }
     drop_items((size_t)nb);
     nb = nsql = 0;
@@ -274,10 +285,22 @@ static void store_undecryptable_group(struct inmsg *im, wa_node *n, wa_arena *a,
                 NULL, &mc);
 }
 
+/* Who a message is from and in which chat, as far as the stanza tells
+ * (the placeholder of one that cannot be decrypted is stored under it). */
+struct addr {
+    char chat[128], sender[128], lid[128];
+    int from_me;
+};
+
 /* A message that could not be decrypted: nothing of its Signal state is
- * kept, and a retry receipt asks for it again while retries are left. */
+ * kept, and a retry receipt asks for it again while retries are left. When
+ * it fails for good it is stored as a placeholder (the application then
+ * asks our phone to send it again): the retries are used up (the sender's
+ * resends failed too), the plaintext came out but is no Message (a resend
+ * carries the same bytes), or the stanza has nothing for this device to
+ * decrypt (nothing a retry receipt asks for). */
 static void undecryptable(struct inmsg *im, struct wa_signal *sig, const char *id, const char *from, int rc,
-                          int any, const char *why)
+                          int any, const char *why, const struct addr *ad, const char *t, const char *notify)
 {
     /* Nothing of this one is kept; the others of the batch are. */
     if (wa_signal_store_rollback(sig->st) < 0)
@@ -290,6 +313,15 @@ static void undecryptable(struct inmsg *im, struct wa_signal *sig, const char *i
              LF_I("code", rc), LF_I("retry", cnt), LF_I("failures_total", (long long)wam.decrypt_failures));
     im->answer = A_RETRY;
     im->retry = any && cnt <= MAX_RETRY_RECEIPTS ? cnt : 0;
+    int final = (any && cnt > MAX_RETRY_RECEIPTS) || rc == 0 || !any;
+    if (!final || !ad)
+        return;
+    im->retry = 0;
+    log_warn("incoming message cannot be decrypted for good: stored as a placeholder", LF_S("id", id),
+             LF_S("from", from), LF_S("why", why));
+    struct wa_msg_content mc = {.kind = WA_MSG_UNDECRYPTABLE};
+    add_element(im, id, ad->chat, ad->sender[0] ? ad->sender : NULL, ad->from_me, stanza_time(t),
+                ad->from_me ? NULL : notify, ad->lid[0] ? ad->lid : NULL, &mc);
 }
 
 /* Unpads and parses a decryption's result into mc (then 0); frees plain. */
@@ -300,6 +332,115 @@ static int open_plain(uint8_t *plain, size_t plen, struct wa_msg_content *mc)
     OPENSSL_cleanse(plain, plen);
     free(plain);
     return r;
+}
+
+/* A group message's sender (pj), by phone number and LID as far as told. */
+static void group_address(const wa_node *n, wa_arena *a, const wa_jid *pj, const char *own_user,
+                          const char *chat, struct addr *ad)
+{
+    char alt[128];
+    memset(ad, 0, sizeof *ad);
+    snprintf(ad->chat, sizeof ad->chat, "%s", chat);
+    ad->from_me = wam_is_own(pj);
+    int from_lid = !strcmp(pj->server, "lid");
+    snprintf(ad->sender, sizeof ad->sender, "%s@%s", pj->user, pj->server);
+    if (ad->from_me) {
+        if (from_lid)
+            snprintf(ad->lid, sizeof ad->lid, "%s", ad->sender);
+        snprintf(ad->sender, sizeof ad->sender, "%s@s.whatsapp.net", own_user);
+        return;
+    }
+    /* In a LID-addressed group the server names the phone number beside the
+     * LID (participant_pn); in others, perhaps the LID. */
+    const char *other = wam_alt_jid(n, a, from_lid ? "participant_pn" : "participant_lid",
+                                    from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
+    if (from_lid) {
+        snprintf(ad->lid, sizeof ad->lid, "%s", ad->sender);
+        if (other)
+            snprintf(ad->sender, sizeof ad->sender, "%s", other);
+    } else if (other) {
+        snprintf(ad->lid, sizeof ad->lid, "%s", other);
+    }
+}
+
+/* A direct message's chat and sender (fj): dest names the chat when one of
+ * our other devices sent it (the deviceSentMessage's, else the stanza's
+ * recipient; else our own chat). */
+static void direct_address(const wa_node *n, wa_arena *a, const wa_jid *fj, const char *own_user,
+                           const char *dest, struct addr *ad)
+{
+    memset(ad, 0, sizeof *ad);
+    ad->from_me = wam_is_own(fj);
+    int from_lid = strcmp(fj->server, "lid") == 0;
+    snprintf(ad->sender, sizeof ad->sender, "%s@%s", fj->user, fj->server);
+    if (ad->from_me) {
+        /* One of our other devices, by phone number or by LID (then we are
+         * still the sender by phone number). */
+        if (from_lid) {
+            snprintf(ad->lid, sizeof ad->lid, "%s", ad->sender);
+            snprintf(ad->sender, sizeof ad->sender, "%s@s.whatsapp.net", own_user);
+        }
+        wa_jid dj;
+        if (!dest || wa_jid_parse(a, dest, &dj) != WA_OK)
+            snprintf(ad->chat, sizeof ad->chat, "%s", ad->sender);
+        else
+            snprintf(ad->chat, sizeof ad->chat, "%s@%s", dj.user, dj.server);
+        return;
+    }
+    /* Phone number and LID of the sender, as far as the stanza tells: the
+     * chat is keyed by the phone number whenever it is known. */
+    char alt[128];
+    const char *other = wam_alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid",
+                                    from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
+    if (from_lid) {
+        snprintf(ad->lid, sizeof ad->lid, "%s", ad->sender);
+        if (other)
+            snprintf(ad->sender, sizeof ad->sender, "%s", other);
+    } else if (other) {
+        snprintf(ad->lid, sizeof ad->lid, "%s", other);
+    }
+    snprintf(ad->chat, sizeof ad->chat, "%s", ad->sender);
+}
+
+/* Our phone's answer to a placeholder resend request (a peer data
+ * operation answer, from device 0 of our own account): the message it sent
+ * again fills its placeholder. One per answer (we ask for one at a time);
+ * anything unusable is logged and changes nothing. */
+static void take_resent(struct inmsg *im, const char *id, const struct wa_msg_content *pd, wa_arena *a,
+                        const char *t)
+{
+    struct wa_pd_resent r[WA_PD_MAX_RESULTS];
+    size_t nr = 0, skipped = 0;
+    char err[128];
+    if (wa_pd_parse_response(pd->peer_data, pd->peer_data_len, r, WA_PD_MAX_RESULTS, &nr, &skipped, err,
+                             sizeof err) < 0) {
+        log_warn("our phone's peer data answer is unusable; ignored", LF_S("id", id), LF_S("error", err));
+        return;
+    }
+    if (skipped || nr > 1)
+        log_warn("our phone's peer data answer: results left out", LF_S("id", id),
+                 LF_I("usable", (long long)nr), LF_I("unusable", (long long)skipped));
+    wa_jid cj, pj;
+    char chat[128], part[128] = "";
+    if (nr > 0 && r[0].mc.kind != WA_MSG_NONE && r[0].mc.kind != WA_MSG_PEER_DATA &&
+        wa_jid_parse(a, r[0].chat, &cj) == WA_OK && cj.user[0] &&
+        (!r[0].participant || (wa_jid_parse(a, r[0].participant, &pj) == WA_OK && pj.user[0]))) {
+        snprintf(chat, sizeof chat, "%s@%s", cj.user, cj.server);
+        if (r[0].participant)
+            snprintf(part, sizeof part, "%s@%s", pj.user, pj.server);
+        snprintf(im->fid, sizeof im->fid, "%s", r[0].id);
+        im->fpush = r[0].push_name;
+        r[0].push_name = NULL;
+        im->fill = 1;
+        log_info("our phone sent again a message we could not decrypt", LF_S("id", im->fid),
+                 LF_S("answer", id));
+        add_element(im, im->fid, chat, part[0] ? part : NULL, r[0].from_me,
+                    r[0].ts > 0 ? r[0].ts : stanza_time(t), im->fpush, NULL, &r[0].mc);
+    } else if (nr > 0) {
+        log_warn("our phone's peer data answer holds nothing to store; ignored", LF_S("id", id));
+    }
+    for (size_t i = 0; i < nr; i++)
+        wa_pd_resent_free(&r[i]);
 }
 
 /* A group (or status) message: <message from=group participant=sender>
@@ -321,6 +462,8 @@ static void prepare_group(struct inmsg *im, wa_node *n, wa_arena *a, const char 
     }
     snprintf(chat, sizeof chat, "%s@%s", gj->user, gj->server);
     wa_msg_address_name(pj.user, pj.server, name, sizeof name);
+    struct addr ad;
+    group_address(n, a, &pj, own_user, chat, &ad);
     struct wa_signal sig;
     if (wa_client_signal(wam.c, &sig) < 0)
         return; /* A_NONE */
@@ -386,40 +529,22 @@ static void prepare_group(struct inmsg *im, wa_node *n, wa_arena *a, const char 
     if (rc != 0 || !any) {
         wa_msg_content_free(&mc);
         wa_msg_content_free(&pc);
-        undecryptable(im, &sig, id, from, rc, any, why);
+        undecryptable(im, &sig, id, from, rc, any, why, &ad, t, notify);
         return;
     }
     im->answer = A_RECEIPT;
+    if (c->kind == WA_MSG_PEER_DATA) /* only our phone's, pairwise, is read */
+        c->kind = WA_MSG_NONE;
     if (dup && c->kind == WA_MSG_NONE) {
         log_info("incoming message seen before; acknowledging again", LF_S("id", id));
         wa_msg_content_free(&mc);
         wa_msg_content_free(&pc);
         return;
     }
-    int from_me = wam_is_own(&pj), from_lid = !strcmp(pj.server, "lid");
-    char sender[128], lid[128] = "", alt[128];
-    snprintf(sender, sizeof sender, "%s@%s", pj.user, pj.server);
-    if (from_me) {
-        if (from_lid)
-            snprintf(lid, sizeof lid, "%s", sender);
-        snprintf(sender, sizeof sender, "%s@s.whatsapp.net", own_user);
-    } else {
-        /* In a LID-addressed group the server names the phone number beside
-         * the LID (participant_pn); in others, perhaps the LID. */
-        const char *other = wam_alt_jid(n, a, from_lid ? "participant_pn" : "participant_lid",
-                                        from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
-        if (from_lid) {
-            snprintf(lid, sizeof lid, "%s", sender);
-            if (other)
-                snprintf(sender, sizeof sender, "%s", other);
-        } else if (other) {
-            snprintf(lid, sizeof lid, "%s", other);
-        }
-    }
-    im->sender_receipt = from_me;
+    im->sender_receipt = ad.from_me;
     if (c->kind != WA_MSG_NONE && c->kind != WA_MSG_APPSTATE_KEYS) /* keys come from our phone alone */
-        add_element(im, id, chat, sender, from_me, stanza_time(t), from_me ? NULL : notify,
-                    lid[0] ? lid : NULL, c);
+        add_element(im, id, chat, ad.sender, ad.from_me, stanza_time(t), ad.from_me ? NULL : notify,
+                    ad.lid[0] ? ad.lid : NULL, c);
     wa_msg_content_free(&mc);
     wa_msg_content_free(&pc);
 }
@@ -514,56 +639,41 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
             OPENSSL_cleanse(plain, plen);
             free(plain);
         }
+        struct addr ad;
+        direct_address(n, a, &fj, own_user, recipient, &ad);
         undecryptable(im, &sig, id, from, rc, any,
                       rc == 0 ? "bad padding or not a Message"
                       : any   ? "decryption failed"
-                              : why);
+                              : why,
+                      &ad, t, notify);
         return;
     }
-    /* One of our other devices, by phone number or by LID (then we are
-     * still the sender by phone number). */
-    int from_me = wam_is_own(&fj);
-    int from_lid = strcmp(fj.server, "lid") == 0;
-    char chat[128], sender[128], lid[128] = "";
-    snprintf(sender, sizeof sender, "%s@%s", fj.user, fj.server);
-    if (from_me) {
-        if (from_lid) {
-            snprintf(lid, sizeof lid, "%s", sender);
-            snprintf(sender, sizeof sender, "%s@s.whatsapp.net", own_user);
-        }
-        const char *dest = mc.dsm_dest ? mc.dsm_dest : recipient;
-        wa_jid dj;
-        if (!dest || wa_jid_parse(a, dest, &dj) != WA_OK)
-            snprintf(chat, sizeof chat, "%s", sender);
+    const char *category = wa_node_attr_str(n, "category");
+    im->peer_receipt = category && !strcmp(category, "peer");
+    if (mc.kind == WA_MSG_PEER_DATA) {
+        im->answer = A_RECEIPT;
+        im->sender_receipt = wam_is_own(&fj);
+        if (wam_is_own(&fj) && fj.device == 0)
+            take_resent(im, id, &mc, a, t);
         else
-            snprintf(chat, sizeof chat, "%s@%s", dj.user, dj.server);
-    } else {
-        /* Phone number and LID of the sender, as far as the stanza tells:
-         * the chat is keyed by the phone number whenever it is known. */
-        char alt[128];
-        const char *other = wam_alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid",
-                                        from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
-        if (from_lid) {
-            snprintf(lid, sizeof lid, "%s", sender);
-            if (other)
-                snprintf(sender, sizeof sender, "%s", other);
-        } else if (other) {
-            snprintf(lid, sizeof lid, "%s", other);
-        }
-        snprintf(chat, sizeof chat, "%s", sender);
+            log_warn("a peer data answer not from our phone; ignored", LF_S("id", id), LF_S("from", from));
+        wa_msg_content_free(&mc);
+        return;
     }
+    struct addr ad;
+    direct_address(n, a, &fj, own_user, mc.dsm_dest ? mc.dsm_dest : recipient, &ad);
     im->answer = A_RECEIPT;
-    im->sender_receipt = from_me;
+    im->sender_receipt = ad.from_me;
     /* App-state keys are our phone's to share: from anyone else they are dropped. */
-    if (mc.kind == WA_MSG_APPSTATE_KEYS && !(from_me && fj.device == 0)) {
+    if (mc.kind == WA_MSG_APPSTATE_KEYS && !(ad.from_me && fj.device == 0)) {
         log_warn("app-state keys not from our phone: ignored", LF_S("id", id), LF_S("from", from));
         mc.kind = WA_MSG_NONE;
     }
     if (mc.kind != WA_MSG_NONE) {
-        if (from_me)
-            snprintf(im->recipient, sizeof im->recipient, "%s", chat);
-        add_element(im, id, chat, sender, from_me, stanza_time(t), from_me ? NULL : notify,
-                    lid[0] ? lid : NULL, &mc);
+        if (ad.from_me)
+            snprintf(im->recipient, sizeof im->recipient, "%s", ad.chat);
+        add_element(im, id, ad.chat, ad.sender, ad.from_me, stanza_time(t), ad.from_me ? NULL : notify,
+                    ad.lid[0] ? ad.lid : NULL, &mc);
     }
     wa_msg_content_free(&mc);
 }
@@ -620,8 +730,9 @@ void wam_process_next(void)
         if (im->sql < 0)
             continue;
         in[im->sql] =
-            (struct wa_incoming){im->id, im->chat,      im->sender[0] ? im->sender : NULL, im->from_me,
-                                 im->ts, im->push_name, im->lid[0] ? im->lid : NULL,       &im->mc};
+            (struct wa_incoming){im->id,  im->chat,      im->sender[0] ? im->sender : NULL, im->from_me,
+                                 im->ts,  im->push_name, im->lid[0] ? im->lid : NULL,       &im->mc,
+                                 im->fill};
     }
     /* The answer may come from within the call. */
     uint64_t token = ++wam.token;

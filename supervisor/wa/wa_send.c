@@ -10,6 +10,8 @@
 #include "common/log.h"
 #include "wa_actions.h"
 #include "wa_messaging_int.h"
+#include "wa_crypto.h"
+#include "wa_peerdata.h"
 #include "wa_signal_store.h"
 
 static void pump(void);
@@ -86,9 +88,17 @@ static void arm_timer(void)
     evtimer_add(wam.send_timer, &tv);
 }
 
-/* The outcome of one send: to the outbox, or (a resend) only logged. */
-static void report(const char *id, int retry, enum wa_send_result r, const char *err)
+/* The outcome of one send: to the outbox, or (a resend, a peer message)
+ * only logged. */
+static void report(const char *id, int retry, int peer, enum wa_send_result r, const char *err)
 {
+    if (peer) {
+        log_info("peer message to our phone", LF_S("id", id), LF_I("ok", r == WA_SEND_OK),
+                 LF_S("why", err ? err : ""));
+        if (wam.sev.on_ready)
+            wam.sev.on_ready(wam.sarg);
+        return;
+    }
     if (retry) {
         /* The message itself was sent before: its status does not change. */
         log_info("message resent after a retry receipt", LF_S("id", id), LF_I("ok", r == WA_SEND_OK),
@@ -105,6 +115,7 @@ static void clear_prep(void)
 {
     wam.s.active = 0;
     wam.s.retry = 0;
+    wam.s.peer = 0;
     wam.s.group = 0;
     wam.s.deferred = 0;
     wam.s.ndevs = 0;
@@ -157,10 +168,10 @@ void wam_send_done(enum wa_send_result r, const char *err)
         return;
     char id[64];
     snprintf(id, sizeof id, "%s", wam.s.id);
-    int retry = wam.s.retry;
+    int retry = wam.s.retry, peer = wam.s.peer;
     clear_prep();
     arm_timer();
-    report(id, retry, r, err);
+    report(id, retry, peer, r, err);
     pump();
 }
 
@@ -185,20 +196,21 @@ static void batch_flush(void)
         wa_arena_free(o->a);
         o->a = NULL;
         if (!stored) {
-            report(o->id, o->retry, WA_SEND_TRANSIENT, "session store write failed");
+            report(o->id, o->retry, o->peer, WA_SEND_TRANSIENT, "session store write failed");
             continue;
         }
         if (r < 0) {
-            report(o->id, o->retry, WA_SEND_LOST, "connection lost while sending");
+            report(o->id, o->retry, o->peer, WA_SEND_LOST, "connection lost while sending");
             continue;
         }
         struct awaiting *w = &wam.aw[wam.naw++];
         snprintf(w->id, sizeof w->id, "%s", o->id);
         snprintf(w->to_user, sizeof w->to_user, "%s", o->to_user);
         w->retry = o->retry;
+        w->peer = o->peer;
         snprintf(w->phash, sizeof w->phash, "%s", o->phash);
         w->deadline_ms = wam_now_ms() + SEND_TIMEOUT_S * 1000;
-        wam.awmsgs += !w->retry;
+        wam.awmsgs += !w->retry && !w->peer;
         log_info("message sent to the server", LF_S("id", o->id), LF_I("devices", o->devices),
                  LF_I("pkmsg", o->pkmsg), LF_I("awaiting_ack", wam.naw), LF_I("batch", n));
     }
@@ -210,7 +222,7 @@ static void window_take(int i, struct awaiting *out)
     *out = wam.aw[i];
     memmove(&wam.aw[i], &wam.aw[i + 1], (size_t)(wam.naw - i - 1) * sizeof wam.aw[0]);
     wam.naw--;
-    wam.awmsgs -= !out->retry;
+    wam.awmsgs -= !out->retry && !out->peer;
 }
 
 static void on_send_timeout(evutil_socket_t fd, short what, void *arg)
@@ -225,7 +237,7 @@ static void on_send_timeout(evutil_socket_t fd, short what, void *arg)
         struct awaiting w;
         window_take(i, &w);
         log_warn("no ack from the server in time", LF_S("id", w.id));
-        report(w.id, w.retry, WA_SEND_TRANSIENT, "no ack from the server in time");
+        report(w.id, w.retry, w.peer, WA_SEND_TRANSIENT, "no ack from the server in time");
     }
     if (wam.s.active && wam.s.deadline_ms <= now)
         wam_send_done(WA_SEND_TRANSIENT, "no answer from the server in time");
@@ -256,9 +268,12 @@ static void encrypt_and_send(void)
     uint8_t *plain = NULL, *dsm = NULL;
     size_t plen = 0, dlen = 0;
     int built =
-        wam.s.raw ? (plain = malloc(wam.s.raw_len ? wam.s.raw_len : 1)) != NULL &&
-                        (memcpy(plain, wam.s.raw, wam.s.raw_len), plen = wam.s.raw_len,
-                         wa_msg_wrap_dsm(wam.s.raw, wam.s.raw_len, to, &dsm, &dlen) == 0)
+        wam.s.peer
+            ? (plain = dup_bytes(wam.s.raw, wam.s.raw_len)) != NULL &&
+                  (dsm = dup_bytes(wam.s.raw, wam.s.raw_len)) != NULL && (plen = dlen = wam.s.raw_len, 1)
+        : wam.s.raw ? (plain = malloc(wam.s.raw_len ? wam.s.raw_len : 1)) != NULL &&
+                          (memcpy(plain, wam.s.raw, wam.s.raw_len), plen = wam.s.raw_len,
+                           wa_msg_wrap_dsm(wam.s.raw, wam.s.raw_len, to, &dsm, &dlen) == 0)
         : wam.s.media
             ? wa_msg_build_media(wam.s.media, wam.s.reply_to, NULL, wam.s.mentions, NULL, &plain, &plen) ==
                       0 &&
@@ -323,6 +338,11 @@ static void encrypt_and_send(void)
     wa_node_add_attr(a, msg, "type", st.type);
     if (st.edit)
         wa_node_add_attr(a, msg, "edit", st.edit);
+    if (wam.s.peer) {
+        /* As WhatsApp's own clients mark a message to their phone. */
+        wa_node_add_attr(a, msg, "category", "peer");
+        wa_node_add_attr(a, msg, "push_priority", "high_force");
+    }
     int any_pk = 0, nto = 0, nrecipient = 0;
     for (int i = 0; i < wam.s.ndevs; i++) {
         struct device *d = &wam.s.devs[i];
@@ -362,6 +382,8 @@ static void encrypt_and_send(void)
             wa_node_add_attr(a, en, "count", cnt);
             /* A resend goes to the one device, without <participants>. */
             wa_node_add_child(a, msg, en);
+        } else if (wam.s.peer) {
+            wa_node_add_child(a, msg, en); /* to the phone alone, without <participants> */
         } else {
             wa_node_add_child(a, tn, en);
             wa_node_add_child(a, parts, tn);
@@ -374,7 +396,7 @@ static void encrypt_and_send(void)
     OPENSSL_cleanse(dsm, dlen);
     free(plain);
     free(dsm);
-    if (wam.s.retry ? nto == 0 : nrecipient == 0) {
+    if (wam.s.retry || wam.s.peer ? nto == 0 : nrecipient == 0) {
         wa_arena_free(a);
         char ferr[200];
         /* Forget what encrypting this one changed, unless encrypted stanzas
@@ -386,11 +408,16 @@ static void encrypt_and_send(void)
         wam_send_done(WA_SEND_FAILED, "no device of the recipient could be reached");
         return;
     }
-    if (!wam.s.retry)
+    if (!wam.s.retry && !wam.s.peer)
         wa_node_add_child(a, msg, parts);
-    if (st.polltype) { /* a poll or a vote says so beside its content, as the phones' do */
+    if (st.polltype || wam.s.peer) {
+        /* a poll or a vote says so beside its content, as the phones' do;
+         * a peer message (to our own phone) carries appdata */
         wa_node *meta = wa_node_new(a, "meta");
-        wa_node_add_attr(a, meta, "polltype", st.polltype);
+        if (st.polltype)
+            wa_node_add_attr(a, meta, "polltype", st.polltype);
+        else
+            wa_node_add_attr(a, meta, "appdata", "default");
         wa_node_add_child(a, msg, meta);
     }
     wam_queue_outgoing(a, msg, nto, any_pk, NULL);
@@ -411,6 +438,7 @@ void wam_queue_outgoing(wa_arena *a, wa_node *msg, int nto, int any_pk, const ch
     snprintf(o->to_user, sizeof o->to_user, "%s", wam.s.to_user);
     snprintf(o->phash, sizeof o->phash, "%s", phash ? phash : "");
     o->retry = wam.s.retry;
+    o->peer = wam.s.peer;
     o->devices = nto;
     o->pkmsg = any_pk;
     clear_prep();
@@ -723,9 +751,24 @@ static void start_job(struct send_job *jb)
     wam.s.raw_len = jb->raw_len;
     wam.s.raw_st = jb->raw_st;
     wam.s.retry = jb->retry;
+    wam.s.peer = jb->peer;
     wam.s.ndevs = 0;
-    wam.s.group = !jb->retry && !strcmp(jb->to_server, "g.us");
+    wam.s.group = !jb->retry && !jb->peer && !strcmp(jb->to_server, "g.us");
     arm_timer();
+    if (jb->peer) {
+        /* Our phone is device 0 of our own account: no device list needed. */
+        struct device *d = wam_dev_add();
+        if (!d) {
+            wam_send_done(WA_SEND_TRANSIENT, "out of memory");
+            return;
+        }
+        snprintf(d->user, sizeof d->user, "%s", jb->to_user);
+        snprintf(d->server, sizeof d->server, "%s", jb->to_server);
+        d->dev = 0;
+        d->own = 1;
+        wam_fetch_prekeys_or_send();
+        return;
+    }
     if (jb->retry) {
         /* The session with the device is replaced once the bundle is in (continue_send). */
         struct device *d = wam_dev_add();
@@ -773,7 +816,7 @@ static void pump(void)
         struct send_job jb = wam.jobs[wam.jhead];
         wam.jhead = (wam.jhead + 1) % (sizeof wam.jobs / sizeof wam.jobs[0]);
         wam.jlen--;
-        wam.jmsgs -= !jb.retry;
+        wam.jmsgs -= !jb.retry && !jb.peer;
         start_job(&jb);
     }
     /* Before anything can wait on the event loop. */
@@ -810,11 +853,12 @@ static void on_pump(evutil_socket_t fd, short what, void *arg)
 static int push_job(const struct send_job *jb)
 {
     size_t cap = sizeof wam.jobs / sizeof wam.jobs[0];
-    if (wam.jlen >= cap || (jb->retry && (int)wam.jlen - wam.jmsgs >= MAX_RESENDS))
+    int aside = jb->retry || jb->peer;
+    if (wam.jlen >= cap || (aside && (int)wam.jlen - wam.jmsgs >= MAX_RESENDS))
         return -1;
     wam.jobs[(wam.jhead + wam.jlen) % cap] = *jb;
     wam.jlen++;
-    wam.jmsgs += !jb->retry;
+    wam.jmsgs += !aside;
     return 0;
 }
 
@@ -904,9 +948,9 @@ void wam_handle_ack(const wa_node *n)
             wa_devcache_forget(own_user);
         char why[96];
         snprintf(why, sizeof why, "refused by the server (error %.40s)", error);
-        report(w.id, w.retry, WA_SEND_FAILED, why);
+        report(w.id, w.retry, w.peer, WA_SEND_FAILED, why);
     } else {
-        report(w.id, w.retry, WA_SEND_OK, NULL);
+        report(w.id, w.retry, w.peer, WA_SEND_OK, NULL);
     }
     arm_timer();
     pump();
@@ -973,6 +1017,43 @@ int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_j
                             size_t n)
 {
     return msg && n ? resend(r, chat_jid, NULL, NULL, msg, n, NULL, NULL) : -1;
+}
+
+int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
+                                    const char *participant)
+{
+    char own_user[64], sid[64];
+    int own_dev = 0;
+    if (!wam.connected || wam_own_address(own_user, sizeof own_user, &own_dev) < 0)
+        return -1;
+    struct wa_pd_key k = {chat_jid, from_me, id, participant};
+    struct send_job jb;
+    memset(&jb, 0, sizeof jb);
+    if (wa_pd_build_placeholder_request(&k, &jb.raw, &jb.raw_len) < 0)
+        return -1;
+    /* A message id as WhatsApp clients make them: 3EB0 and 18 upper-case hex digits. */
+    uint8_t rnd[9];
+    static const char hx[] = "0123456789ABCDEF";
+    if (wa_crypto_random(rnd, sizeof rnd) < 0 || wa_msg_stanza_type(jb.raw, jb.raw_len, &jb.raw_st) < 0) {
+        free(jb.raw);
+        return -1;
+    }
+    memcpy(sid, "3EB0", 4);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        sid[4 + 2 * i] = hx[rnd[i] >> 4], sid[5 + 2 * i] = hx[rnd[i] & 15];
+    sid[4 + 2 * sizeof rnd] = '\0';
+    snprintf(jb.id, sizeof jb.id, "%s", sid);
+    snprintf(jb.to_user, sizeof jb.to_user, "%s", own_user);
+    snprintf(jb.to_server, sizeof jb.to_server, "s.whatsapp.net");
+    jb.peer = 1;
+    if (push_job(&jb) < 0) {
+        free(jb.raw);
+        return -1;
+    }
+    log_info("asking our phone to send again a message we could not decrypt", LF_S("id", id),
+             LF_S("request", sid));
+    event_active(wam.pump_ev, EV_TIMEOUT, 0);
+    return 0;
 }
 
 static void handle_retry_receipt(const wa_node *n, const char *from)
@@ -1062,22 +1143,22 @@ void wam_send_disconnect(void)
     while (wam.naw > 0) {
         struct awaiting w;
         window_take(0, &w);
-        if (!w.retry)
-            report(w.id, 0, WA_SEND_LOST, "connection lost before the server's ack");
+        if (!w.retry && !w.peer) /* peer messages are asked again at the next connect */
+            report(w.id, 0, 0, WA_SEND_LOST, "connection lost before the server's ack");
     }
     size_t cap = sizeof wam.jobs / sizeof wam.jobs[0];
     while (wam.jlen > 0) {
         struct send_job jb = wam.jobs[wam.jhead];
         wam.jhead = (wam.jhead + 1) % cap;
         wam.jlen--;
-        wam.jmsgs -= !jb.retry;
+        wam.jmsgs -= !jb.retry && !jb.peer;
         free(jb.text);
         free(jb.reply_to);
         free(jb.mentions);
         wa_msg_media_free(jb.media);
         free(jb.raw);
-        if (!jb.retry)
-            report(jb.id, 0, WA_SEND_LOST, "connection lost before sending");
+        if (!jb.retry && !jb.peer)
+            report(jb.id, 0, 0, WA_SEND_LOST, "connection lost before sending");
     }
     arm_timer();
 }

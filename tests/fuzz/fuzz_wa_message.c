@@ -19,7 +19,8 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_APPSTATE_KEYS ||
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_PEER_DATA ||
+        (mc.kind == WA_MSG_PEER_DATA) != (mc.peer_data != NULL) ||
         (mc.kind == WA_MSG_APPSTATE_KEYS) != (mc.raw != NULL) ||
         ((mc.kind == WA_MSG_PIN || mc.kind == WA_MSG_KEEP) && (!mc.target || !*mc.target)) ||
         (mc.kind == WA_MSG_DISAPPEARING && !mc.has_expiration) ||
@@ -84,7 +85,7 @@ static void parse(const uint8_t *p, size_t n)
     if (wa_msg_wrap_dsm(p, n, "1@s.whatsapp.net", &w, &wl) == 0) {
         struct wa_msg_content again;
         if (wa_msg_parse(w, wl, &again) == 0) {
-            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_APPSTATE_KEYS)
+            if (again.kind < WA_MSG_TEXT || again.kind > WA_MSG_PEER_DATA)
                 abort();
             wa_msg_content_free(&again);
         }
@@ -96,7 +97,7 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_marks mk = {3, 604800, mc.kind == WA_MSG_MEDIA};
     if (wa_msg_mark(p, n, &mk, &w, &wl) == 0) {
         struct wa_msg_content again;
-        if (wa_msg_parse(w, wl, &again) < 0 || again.kind < WA_MSG_TEXT || again.kind > WA_MSG_APPSTATE_KEYS)
+        if (wa_msg_parse(w, wl, &again) < 0 || again.kind < WA_MSG_TEXT || again.kind > WA_MSG_PEER_DATA)
             abort();
         if (mk.view_once && again.kind == WA_MSG_MEDIA && !again.view_once)
             abort();

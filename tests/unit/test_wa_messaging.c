@@ -35,6 +35,7 @@
 #include "supervisor/wa/wa_group_cipher.h"
 #include "supervisor/wa/wa_message.h"
 #include "supervisor/wa/wa_messaging.h"
+#include "supervisor/wa/wa_peerdata.h"
 #include "supervisor/wa/wa_signal_crypto.h"
 #include "supervisor/wa/wa_signal_store.h"
 #include "supervisor/wa/wa_store.h"
@@ -50,7 +51,7 @@
 /* A party (t_party.h) with the JID it is known by. */
 static int party_at(struct party *p, const char *parent, const char *name, const char *jid)
 {
-    if (party_new(p, parent, name, 5) < 0)
+    if (party_new(p, parent, name, 6) < 0)
         return -1;
     snprintf(p->creds.jid, sizeof p->creds.jid, "%s", jid);
     return 0;
@@ -60,7 +61,7 @@ static int party_at(struct party *p, const char *parent, const char *name, const
  * our other device (15559999:5), a contact known by its LID, and another
  * device of ours that uses our LID (99900011122:7). */
 #define OUR_LID "99900011122"
-static struct party us, peer, peer2, mydev, lidp, mylid, gsend;
+static struct party us, peer, peer2, mydev, lidp, mylid, gsend, myphone;
 
 /* The size of the Signal journal our store appends to on every flush. */
 static long long journal_size(void)
@@ -323,7 +324,7 @@ static struct {
     uint64_t token;
     struct {
         char id[64], chat[128], sender[128], text[64], push[32], lid[128], subtype[32];
-        int from_me, kind;
+        int from_me, kind, fill;
         int64_t ts;
     } m[WA_INCOMING_MAX];
     long long journal_at_call;
@@ -365,6 +366,7 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
         snprintf(app.m[i].subtype, sizeof app.m[i].subtype, "%s", mc->subtype ? mc->subtype : "");
         app.m[i].from_me = m[i].from_me;
         app.m[i].kind = (int)mc->kind;
+        app.m[i].fill = m[i].fill;
         app.m[i].ts = m[i].ts;
     }
     return app.fail ? -1 : 0;
@@ -546,6 +548,7 @@ struct stanza {
     const char *v, *enc_type; /* the <enc>'s (v "2" when NULL); no <enc> when enc_type is NULL */
     const uint8_t *p;
     size_t n;
+    const char *category;  /* "peer": our phone's peer message */
     const char *enc2_type; /* a second <enc> after it (a group's skmsg after the pairwise copy) */
     const uint8_t *p2;
     size_t n2;
@@ -572,6 +575,8 @@ static void feed(const struct stanza *s)
     wa_node_add_attr(a, m, "t", "1700000000");
     wa_node_add_attr(a, m, "notify", s->notify ? s->notify : "Peer");
     wa_node_add_attr(a, m, "type", "text");
+    if (s->category)
+        wa_node_add_attr(a, m, "category", s->category);
     if (s->enc_type) {
         wa_node *e = wa_node_new(a, "enc");
         wa_node_add_attr(a, e, "v", s->v ? s->v : "2");
@@ -941,13 +946,14 @@ int main(void)
                 party_at(&mydev, dir, "mydev", OUR_USER ":5@s.whatsapp.net") == 0 &&
                 party_at(&lidp, dir, "lidp", "88877766655@lid") == 0 &&
                 party_at(&mylid, dir, "mylid", OUR_LID ":7@lid") == 0 &&
-                party_at(&gsend, dir, "gsend", "15550009@s.whatsapp.net") == 0;
+                party_at(&gsend, dir, "gsend", "15550009@s.whatsapp.net") == 0 &&
+                party_at(&myphone, dir, "myphone", OUR_USER "@s.whatsapp.net") == 0;
     snprintf(us.creds.lid, sizeof us.creds.lid, "%s", OUR_LID ":3@lid");
     T_CHECK(setup, "our Signal store and the senders'");
     /* Each sender starts a session with us from a bundle with one of our
      * prekeys (read now: a flush removes used ones from us.pk). */
-    struct party *senders[] = {&peer, &peer2, &mydev, &lidp, &mylid};
-    for (size_t i = 0; setup && i < 5; i++) {
+    struct party *senders[] = {&peer, &peer2, &mydev, &lidp, &mylid, &myphone};
+    for (size_t i = 0; setup && i < 6; i++) {
         struct wa_bundle b;
         bundle_of(&us, i, &b);
         setup = wa_msg_session_from_bundle(senders[i]->sc, senders[i]->g, OUR_USER, OUR_DEV, &b) == 0;
@@ -1214,22 +1220,48 @@ int main(void)
     for (int i = 2; i <= 6; i++)
         feed(&(struct stanza){.id = "B1", .from = PEER, .enc_type = "msg", .p = junk, .n = sizeof junk});
     turn();
+    /* The retries used up: the sixth is handed over as a placeholder, and
+     * acked only once it is stored. */
+    T_CHECK(app.calls == calls + 1 && app.n == 1 && !strcmp(app.m[0].id, "B1") &&
+                app.m[0].kind == WA_MSG_UNDECRYPTABLE && !strcmp(app.m[0].chat, PEER) &&
+                !strcmp(app.m[0].sender, PEER) && !app.m[0].from_me,
+            "after 5 retries it is handed over as a placeholder (its id, chat, sender)");
+    const char *wb5[] = {"receipt:B1:retry:1", "ack:B1:text", "receipt:B1:retry:2", "ack:B1:text",
+                         "receipt:B1:retry:3", "ack:B1:text", "receipt:B1:retry:4", "ack:B1:text",
+                         "receipt:B1:retry:5", "ack:B1:text"};
+    T_SENT(s0, wb5, "each time again the count goes up; the placeholder not acked before it is stored");
+    wa_messaging_stored(app.token, "t", NULL);
     const char *wb6[] = {"receipt:B1:retry:1", "ack:B1:text", "receipt:B1:retry:2", "ack:B1:text",
                          "receipt:B1:retry:3", "ack:B1:text", "receipt:B1:retry:4", "ack:B1:text",
                          "receipt:B1:retry:5", "ack:B1:text", "ack:B1:text"};
-    T_SENT(s0, wb6, "each time again the count goes up; after 5 an ack alone");
+    T_SENT(s0, wb6, "stored: acked alone (no receipt: we do not have the message)");
     T_EQ_INT(app.undecryptable, undecryptable + 6, "each reported");
 
+    /* Nothing a retry receipt could ask for: placeholders at once. */
+    calls = app.calls;
     s0 = nsent;
-    feed(
-        &(struct stanza){.id = "X1", .from = PEER, .v = "1", .enc_type = "msg", .p = junk, .n = sizeof junk});
-    feed(&(struct stanza){.id = "X2", .from = PEER, .enc_type = "skmsg", .p = junk, .n = sizeof junk});
-    feed(&(struct stanza){.id = "X3", .from = PEER});
-    turn();
+    int xok = 1;
+    static const char *const xids[] = {"X1", "X2", "X3"};
+    for (int i = 0; i < 3; i++) {
+        if (i == 0)
+            feed(&(struct stanza){
+                .id = "X1", .from = PEER, .v = "1", .enc_type = "msg", .p = junk, .n = sizeof junk});
+        else if (i == 1)
+            feed(
+                &(struct stanza){.id = "X2", .from = PEER, .enc_type = "skmsg", .p = junk, .n = sizeof junk});
+        else
+            feed(&(struct stanza){.id = "X3", .from = PEER});
+        turn();
+        xok &= app.calls == calls + 1 + i && app.n == 1 && !strcmp(app.m[0].id, xids[i]) &&
+               app.m[0].kind == WA_MSG_UNDECRYPTABLE && nsent == s0 + i;
+        wa_messaging_stored(app.token, "t", NULL);
+    }
+    T_CHECK(xok, "a malformed <enc>, one of an unknown type, none: each handed over as a placeholder, "
+                 "unanswered until stored");
     const char *wx[] = {"ack:X1:text", "ack:X2:text", "ack:X3:text"};
-    T_SENT(s0, wx, "a malformed <enc>, one of an unknown type, none: acked alone (no retry asked)");
+    T_SENT(s0, wx, "then acked alone (no retry asked)");
     T_EQ_INT(app.undecryptable, undecryptable + 9, "each reported undecryptable");
-    T_EQ_INT(app.calls, calls, "none handed over");
+    calls = app.calls;
 
     /* One that decrypts but is no Message (its padding is wrong): what its
      * decryption changed is undone, so it is no duplicate when it comes
@@ -1238,10 +1270,16 @@ int main(void)
     struct ct bp = seal_raw(&peer, unpadded, sizeof unpadded), c14 = seal(&peer, "fourteen", NULL);
     s0 = nsent;
     deliver("BP", &bp);
+    T_CHECK(app.calls == calls + 1 && app.n == 1 && !strcmp(app.m[0].id, "BP") &&
+                app.m[0].kind == WA_MSG_UNDECRYPTABLE,
+            "a bad plaintext (a resend carries the same bytes) is a placeholder at once");
+    wa_messaging_stored(app.token, "t", NULL);
     deliver("BP", &bp);
-    turn();
-    const char *wbp[] = {"receipt:BP:retry:1", "ack:BP:text", "receipt:BP:retry:2", "ack:BP:text"};
-    T_SENT(s0, wbp, "a bad plaintext gets retry receipts each time, never a receipt");
+    T_CHECK(app.calls == calls + 2 && app.n == 1 && app.m[0].kind == WA_MSG_UNDECRYPTABLE,
+            "again when it comes again (the store keeps one)");
+    wa_messaging_stored(app.token, "f", NULL);
+    const char *wbp[] = {"ack:BP:text", "ack:BP:text"};
+    T_SENT(s0, wbp, "acked alone each time, no retry receipt, never a receipt");
     T_EQ_INT(app.undecryptable, undecryptable + 11, "and is reported each time");
     deliver("M14", &c14);
     T_EQ_STR(app.m[0].text, "fourteen", "the peer's next message decrypts");
@@ -1380,13 +1418,14 @@ int main(void)
     T_EQ_INT(nsent - s0, 2 * 1101, "each answered");
     T_EQ_INT(app.calls, calls + 20, "one call per batch");
 
-    /* A batch with nothing to store (WA_INCOMING_MAX without an <enc>) is
-     * answered at once; what is queued behind it goes on the next turn. */
+    /* A batch with nothing to store (WA_INCOMING_MAX group messages without
+     * a sender: dropped) is answered at once; what is queued behind it goes
+     * on the next turn. */
     group_message("H3", "15550002@s.whatsapp.net");
     char xid[32];
     for (int i = 0; i < WA_INCOMING_MAX; i++) {
         snprintf(xid, sizeof xid, "E%d", i);
-        feed(&(struct stanza){.id = xid, .from = PEER});
+        feed(&(struct stanza){.id = xid, .from = GROUP});
     }
     group_message("G3", "15550002@s.whatsapp.net");
     s0 = nsent;
@@ -1757,7 +1796,8 @@ int main(void)
         wa_node_add_child(ca, offer, wa_node_new(ca, "video"));
         wa_node_add_child(ca, call, offer);
         feed_node(call, ca);
-        T_CHECK(cev.n == 1 && !strcmp(cev.id, "C0FFEE") && cev.video && !strncmp(PEER, cev.from, strcspn(PEER, ":@")),
+        T_CHECK(cev.n == 1 && !strcmp(cev.id, "C0FFEE") && cev.video &&
+                    !strncmp(PEER, cev.from, strcspn(PEER, ":@")),
                 "a video call offered: to the application (its id, who, video)");
         T_EQ_INT(acks_for(s1, "CALL1"), 0, "the offer is not acked before it is stored");
         wa_messaging_held_done(cev.token, 1);
@@ -1894,6 +1934,94 @@ int main(void)
     }
     T_CHECK(app.nevents > e0 && !strncmp(app.events[e0], "sent GS5 failed", 15),
             "a group we are not in (403): the send fails, it is not retried");
+
+    /* 12. Placeholders: our phone is asked to send one again (a peer
+     * message to device 0 of our account), and its answer fills it. */
+    {
+        /* A PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE made by Baileys'
+         * encoder: message 3EB0111111111111111111 of 15550009999, "hello
+         * again", from "Peer" at 1767225600. */
+        static const char answer_hex[] =
+            "627910118a017408041216334542304141424243434444454546463030313132321a5822560a540a360a1a3135353530"
+            "3030393939394073"
+            "2e77686174736170702e6e657410001a1633454230313131313131313131313131313131313131120d0a0b68656c6c6f"
+            "20"
+            "616761696e1880f2d6ca069a010450656572";
+        uint8_t ans[160], *padded = NULL;
+        size_t an = strlen(answer_hex) / 2, pl = 0;
+        for (size_t i = 0; i < an; i++) {
+            unsigned x;
+            sscanf(answer_hex + 2 * i, "%2x", &x);
+            ans[i] = (uint8_t)x;
+        }
+        T_CHECK(wa_msg_pad(ans, an, &padded, &pl) == 0, "the phone's answer padded");
+        struct ct pa = seal_raw(&myphone, padded, pl), pb = seal_raw(&peer, padded, pl);
+        free(padded);
+        calls = app.calls;
+        s0 = nsent;
+        feed(&(struct stanza){.id = "PA1",
+                              .from = OUR_USER "@s.whatsapp.net",
+                              .category = "peer",
+                              .enc_type = pa.type == WA_ENC_PKMSG ? "pkmsg" : "msg",
+                              .p = pa.p,
+                              .n = pa.n});
+        turn();
+        T_CHECK(app.calls == calls + 1 && app.n == 1 && app.m[0].fill &&
+                    !strcmp(app.m[0].id, "3EB0111111111111111111") &&
+                    !strcmp(app.m[0].chat, "15550009999@s.whatsapp.net") && app.m[0].kind == WA_MSG_TEXT &&
+                    !strcmp(app.m[0].text, "hello again") && !strcmp(app.m[0].push, "Peer") &&
+                    app.m[0].ts == 1767225600 && !app.m[0].from_me,
+                "our phone's answer: the message it sent again, to fill its placeholder (id, chat, text, "
+                "push name, time)");
+        T_EQ_INT(nsent, s0, "not answered before it is stored");
+        wa_messaging_stored(app.token, "t", NULL);
+        const char *wpa[] = {"receipt:PA1:peer_msg", "ack:PA1:text"};
+        T_SENT(s0, wpa, "then a peer_msg receipt and the ack");
+        calls = app.calls;
+        s0 = nsent;
+        deliver("PB1", &pb);
+        turn();
+        T_EQ_INT(app.calls, calls, "the same answer from someone else than our phone: nothing handed over");
+        const char *wpb[] = {"receipt:PB1", "ack:PB1:text"};
+        T_SENT(s0, wpb, "but answered");
+        free(pa.p), free(pb.p);
+
+        /* The request: to our phone alone, marked as a peer message. */
+        int ready0 = app.ready, ev0 = app.nevents;
+        s0 = nsent;
+        T_EQ_INT(
+            wa_messaging_placeholder_resend("3EB0222222222222222222", GROUP, 0, "15550002@s.whatsapp.net"), 0,
+            "a placeholder resend request is taken");
+        turn();
+        const wa_node *rq = nsent > s0 ? sent_at(s0) : NULL;
+        const wa_node *re = rq ? child_of(rq, "enc") : NULL;
+        T_CHECK(rq && !strcmp(rq->tag, "message") && !strcmp(attr_of(rq, "to"), OUR_USER "@s.whatsapp.net") &&
+                    !strcmp(attr_of(rq, "type"), "text") && !strcmp(attr_of(rq, "category"), "peer") &&
+                    !strcmp(attr_of(rq, "push_priority"), "high_force") && !child_of(rq, "participants") &&
+                    re && !strcmp(attr_of(re, "v"), "2") && !attr_of(re, "count")[0],
+                "to our phone (device 0), type text, category peer, push_priority high_force, one <enc>");
+        const char *rid = rq ? attr_of(rq, "id") : "";
+        T_CHECK(strlen(rid) == 22 && !strncmp(rid, "3EB0", 4) && strspn(rid + 4, "0123456789ABCDEF") == 18,
+                "with a message id as WhatsApp's clients make them");
+        const wa_node *meta = rq ? child_of(rq, "meta") : NULL;
+        T_CHECK(meta && !strcmp(attr_of(meta, "appdata"), "default"), "and <meta appdata=default>");
+        uint8_t *plain = NULL, *want = NULL;
+        size_t plen = 0, wl = 0;
+        struct wa_pd_key k = {GROUP, 0, "3EB0222222222222222222", "15550002@s.whatsapp.net"};
+        int ok = re && re->content == WA_CONTENT_BYTES &&
+                 wa_msg_decrypt(myphone.sc, myphone.g, OUR_USER, OUR_DEV,
+                                !strcmp(attr_of(re, "type"), "pkmsg") ? WA_ENC_PKMSG : WA_ENC_MSG, re->bytes,
+                                re->nbytes, &plain, &plen) == 0 &&
+                 wa_pd_build_placeholder_request(&k, &want, &wl) == 0;
+        long ul = ok ? wa_msg_unpad(plain, plen) : -1;
+        T_CHECK(ok && ul == (long)wl && !memcmp(plain, want, wl),
+                "our phone decrypts the request for the message's key (chat, id, sender)");
+        free(plain), free(want);
+        ack_from_server(rid);
+        T_CHECK(app.ready == ready0 + 1 && app.nevents == ev0,
+                "its ack lets the outbox go on; it is no outbox message (nothing reported)");
+        T_EQ_INT(wa_messaging_placeholder_resend("", GROUP, 0, NULL), -1, "an empty id: refused");
+    }
     drop_link();
     turn();
     free(c1.p), free(c2.p), free(c3.p), free(c4.p), free(c5.p), free(c6.p), free(c7.p), free(c8.p);
@@ -1908,6 +2036,7 @@ out:
     party_free(&mydev);
     party_free(&lidp);
     party_free(&mylid);
+    party_free(&myphone);
     party_free(&gsend);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,7 +1,8 @@
 -- Incoming messages, one batch in one statement (see 0018 and the migrations
 -- that extended it: 0023 groups, 0026 content, 0027 forwarded, 0031 timers
--- and view once; 0034 pins and keep-in-chat; 0035 app-state keys). Kept
--- whole here from now on: a change is made in this file.
+-- and view once; 0032 placeholders filled in place; 0034 pins and
+-- keep-in-chat; 0035 app-state keys). Kept whole here from now on: a change
+-- is made in this file.
 CREATE OR REPLACE FUNCTION wapi_incoming_store(p jsonb)
     RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql
     -- Its statements are planned once per connection and kept (generic
@@ -16,11 +17,14 @@ DECLARE
     i int;
     r wa_messages;
     t text;
+    filled boolean;
 BEGIN
     FOR v, i IN SELECT e, n FROM jsonb_array_elements(p) WITH ORDINALITY AS x(e, n) ORDER BY n LOOP
         r := NULL;
+        filled := false;
         IF v->>'k' = 'm' THEN
             t := v->>'et';
+            IF NOT coalesce((v->>'fill')::boolean, false) THEN
             INSERT INTO wa_messages (id, chat_jid, sender_jid, sender_pn, sender_lid, from_me, type, subtype, text,
                                      reply_to, reaction_to, reaction, mentions, content, forwarded, view_once,
                                      ephemeral_seconds, status, ts)
@@ -34,6 +38,26 @@ BEGIN
                     CASE WHEN (v->>'from_me')::boolean THEN 'sent' ELSE 'received' END,
                     to_timestamp((v->>'ts')::bigint))
             ON CONFLICT (id) DO NOTHING RETURNING * INTO r;
+            END IF;
+            -- Our phone's resend (fill), or a later delivery that decrypted
+            -- after all (0032): the placeholder under this id takes the
+            -- content, in place (an id with no placeholder, or one filled
+            -- already, is left as it is).
+            IF r.id IS NULL AND v->>'type' <> 'undecryptable' THEN
+                UPDATE wa_messages SET type = v->>'type', subtype = v->>'subtype', text = v->>'text',
+                    reply_to = v->>'reply_to', reaction_to = v->>'reaction_to', reaction = v->>'reaction',
+                    mentions = CASE WHEN v ? 'mentions' THEN ARRAY(SELECT jsonb_array_elements_text(v->'mentions')) END,
+                    content = v->'content', forwarded = coalesce((v->>'forwarded')::boolean, false),
+                    view_once = coalesce((v->>'view_once')::boolean, false),
+                    ephemeral_seconds = nullif((v->>'exp')::int, 0),
+                    sender_lid = coalesce(sender_lid, v->>'lid'), updated_at = now()
+                WHERE id = v->>'id' AND type = 'undecryptable'
+                RETURNING * INTO r;
+                filled := r.id IS NOT NULL;
+                IF filled THEN
+                    t := 'message.updated';
+                END IF;
+            END IF;
             IF r.id IS NOT NULL AND v ? 'media' THEN
                 -- A media message: its attachment, pending download, in the
                 -- same commit (before the receipt and ack).
@@ -47,7 +71,7 @@ BEGIN
                        x->>'url', (x->>'media_key_ts')::bigint
                 FROM (SELECT v->'media' AS x) s;
             END IF;
-            IF r.id IS NOT NULL THEN
+            IF r.id IS NOT NULL AND NOT filled THEN
                 -- The LID unless another contact holds it already (a number that
                 -- changed hands keeps its old mapping until that row is
                 -- corrected): the unique index must never fail the batch.

@@ -732,12 +732,18 @@ Object.assign(FakeGroups.prototype, {
         const skdm = await new GroupSessionBuilder(store).create(name);
         const keyId = skdm.getId();
         const message = { conversation: b.text ?? 'hello group' };
-        const skmsg = Buffer.from(await new GroupCipher(store, name).encrypt(pad(Buffer.from(proto.Message.encode(proto.Message.fromObject(message)).finish()))));
+        let skmsg = Buffer.from(await new GroupCipher(store, name).encrypt(pad(Buffer.from(proto.Message.encode(proto.Message.fromObject(message)).finish()))));
+        // corrupt: 'always' damages the skmsg of every delivery to a companion (retries included), so no retry
+        // mends it; the server keeps the message for our phone's placeholder answers.
+        const corruptAlways = b.corrupt === 'always', corruptP = typeof b.corrupt === 'number' ? b.corrupt : null;
+        this.server.plain.set(id, { message, chat: g.jid, participant: peer.jid, ts: nowSec(), pushName: peer.name, from: phone, corruptAlways, corruptP, node: null });
+        const damage = () => corruptAlways || (corruptP != null && Math.random() < corruptP);
+        const damaged = () => damage() ? Buffer.concat([skmsg.subarray(0, 1), crypto.randomBytes(skmsg.length - 1)]) : skmsg;
         const holders = this.holders(g, `${phone}:0`, keyId);
         const recipients = [...g.participants.keys()].flatMap((p) => this.devicesOfAccount(p)).filter((d) => d.key !== `${phone}:0`);
         const skdmMsg = { senderKeyDistributionMessage: { groupId: g.jid, axolotlSenderKeyDistributionMessage: skdm.serialize() } };
         const out = [];
-        (this.peerSent ??= new Map()).set(id, { group: g.jid, from: phone, text: message.conversation });
+        (this.peerSent ??= new Map()).set(id, { group: g.jid, from: phone, text: message.conversation, corruptAlways, corruptP });
         for (const d of recipients) {
             const give = !holders.has(d.key) && !b.skipSkdm;
             if (give) holders.add(d.key);
@@ -751,7 +757,7 @@ Object.assign(FakeGroups.prototype, {
                 out.push(d.key);
                 continue;
             }
-            const node = await this.peerGroupNode(peer, g, d, id, give ? skdmMsg : null, skmsg);
+            const node = await this.peerGroupNode(peer, g, d, id, give ? skdmMsg : null, damaged());
             const online = this.deliverToCompanion(d.user, d.dev, node);
             (peer.sentStanzas ??= new Map()).set(id, { key: d.key, node });
             this.server.log(0, 'peer.sent', { id, to: d.key, group: g.jid, skdm: give, online });
@@ -797,12 +803,13 @@ Object.assign(FakeGroups.prototype, {
             const store = senderKeys(peer);
             const name = new SenderKeyName(g.jid, new ProtocolAddress(ps.from, 0));
             const skdm = await new GroupSessionBuilder(store).create(name);
-            const skmsg = Buffer.from(await new GroupCipher(store, name).encrypt(pad(Buffer.from(proto.Message.encode(proto.Message.fromObject({ conversation: ps.text })).finish()))));
+            let skmsg = Buffer.from(await new GroupCipher(store, name).encrypt(pad(Buffer.from(proto.Message.encode(proto.Message.fromObject({ conversation: ps.text })).finish()))));
+            if (ps.corruptAlways || (ps.corruptP != null && Math.random() < ps.corruptP)) skmsg = Buffer.concat([skmsg.subarray(0, 1), crypto.randomBytes(skmsg.length - 1)]);
             this.holders(g, `${ps.from}:0`, skdm.getId()).add(d.key);
             const node = await this.peerGroupNode(peer, g, d, id, { senderKeyDistributionMessage: { groupId: g.jid, axolotlSenderKeyDistributionMessage: skdm.serialize() } }, skmsg, Number(kid(n, 'retry')?.attrs?.count ?? 1));
             this.deliverToCompanion(d.user, d.dev, node);
             this.record({ id, group: g.jid, sender: `${ps.from}:0`, to: d.key, pairwise: 'skdm', skmsg: true, keyId: skdm.getId(), retry: true });
-            this.server.log(c.id, 'group.peer.resend', { id, group: g.jid, to: d.key });
+            this.server.log(c.id, 'group.peer.resend', { id, group: g.jid, to: d.key, count: Number(kid(n, 'retry')?.attrs?.count ?? 1), corrupt: !!ps.corruptAlways });
             return;
         }
         const from = this.server.sentBy.get(id);

@@ -70,6 +70,8 @@
 //                                     logNodes: false keeps no send/recv events in the log (they are still
 //                                     emitted and stamped), for long streams; decryptCopies: false leaves
 //                                     the copies of a companion's message for the phones undecrypted
+//                                     phoneResend: 'hold' keeps the phone from answering placeholder
+//                                     resend requests (they are still checked and recorded); 'answer' (default)
 //   ── messaging: other accounts, "peers" (lib/fake_peer.mjs, libsignal), one device each:
 //      15550009999 "Peer" (the default) and 15550008888 "Peer Two" ──
 //   With mediaCa (CLI --media-ca DIR) it also runs the media hosts (lib/fake_media_host.mjs,
@@ -98,6 +100,16 @@
 //                                     presence.subscribe); a companion's own <presence type name> is event presence.own
 //   POST /peer/chatstate {from?, state: composing|recording|paused, group?}   the peer typing, to our companions
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
+//   /peer/send corrupt: 'always' damages every delivery: the peer answers each retry receipt with a
+//                                     resend (<enc count=N>, event peer.retry.resend), damaged again;
+//                                     corrupt: P (a number) damages each delivery, resends included, with
+//                                     probability P
+//   A companion's <message category=peer> to its own phone (a placeholder resend request) is checked
+//   strictly and recorded (event phone.placeholder.request); the phone answers with the message as a
+//   WebMessageInfo (event phone.placeholder.answer) unless config phoneResend is 'hold'; the companion
+//   must answer the phone's peer message with <receipt type=peer_msg> (event phone.peer_receipt).
+//   POST /phone/placeholder-answer {id, requestId?, how?: normal|malformed|unknown}  the phone answers now
+//   GET  /phone/placeholder-requests  {requests: [{requestId, id, remoteJid, participant, encType, meta}]}
 //   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
 //                                     the resend (<enc count=N> to the device) is decrypted
 //                                     (event peer.resend)
@@ -732,6 +744,9 @@ class Conn {
             want(this.state === 'logged-in', `<${n.tag}> before login`);
             // A 1:1 message with <participants> to a known account is routed (checked, decrypted, relayed);
             // anything else just gets its ack. Group messages are lib/fake_groups.mjs's.
+            // A peer message (category=peer) goes to the account's own phone: a placeholder resend request.
+            if (n.tag === 'message' && n.attrs.category != null)
+                return this.onPeerDataRequest(n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && n.attrs.to.endsWith('@g.us') && this.server.groups.groups.has(n.attrs.to))
                 return this.server.groups.onMessage(this, n);
             if (n.tag === 'message' && typeof n.attrs.to === 'string' && kid(n, 'participants') && this.server.resolveJid(n.attrs.to) && !this.server.resolveJid(n.attrs.to).unknown)
@@ -744,6 +759,12 @@ class Conn {
                 this.server.groups.onReceipt(this, n).catch((e) => this.log('warning', { detail: `group receipt: ${e.message}` }));
             }
             if (n.tag === 'receipt' && n.attrs.type === 'server-error') this.onMediaRetryRequest(n);
+            if (n.tag === 'receipt' && n.attrs.type === 'retry' && !String(n.attrs.to).endsWith('@g.us')) this.server.onCompanionRetry(this, n);
+            if (n.tag === 'receipt' && this.server.peerStanzas.has(n.attrs.id)) {
+                // What the phone sent as a peer message (category=peer) is answered with type=peer_msg.
+                want(n.attrs.type === 'peer_msg', `<receipt id=${n.attrs.id} type=${n.attrs.type}> for the phone's peer message: want type=peer_msg`);
+                this.log('phone.peer_receipt', { id: n.attrs.id });
+            }
             if (n.tag === 'receipt' && (n.attrs.type === 'read' || n.attrs.type === 'read-self')) this.checkReadReceipt(n);
             if (n.tag === 'receipt' && !String(n.attrs.to).endsWith('@g.us')) this.relayReceipt(n);
             if (n.tag === 'call') this.server.onCompanionCall(this, n);
@@ -925,6 +946,75 @@ class Conn {
             want(st && st.key === mine, `<receipt type=read id=${id}> to ${n.attrs.to}: ${peer.phone} never sent this device that message`);
         }
         this.log('peer.read', { ids, from: this.device.jid, to: n.attrs.to, type: n.attrs.type });
+    }
+
+    /** <message category=peer>: a companion asks its own phone (device 0) something. Checked as the
+     *  phone and the server read it: to the account itself without a device, type=text, category=peer,
+     *  push_priority=high_force, one <enc> straight under <message> (no <participants>), <device-identity>
+     *  iff pkmsg, at most a <meta appdata=default>. The phone decrypts it: a protocolMessage
+     *  PEER_DATA_OPERATION_REQUEST_MESSAGE (16) of type PLACEHOLDER_MESSAGE_RESEND (4) whose message keys
+     *  name messages a peer sent this account (chat, fromMe=false, participant only in a group). Each
+     *  request is recorded (GET /phone/placeholder-requests); unless config phoneResend is 'hold', the
+     *  phone answers with the original message (phoneAnswerPlaceholder). */
+    onPeerDataRequest(n) {
+        const me = this.device;
+        const own = `${me.user}@s.whatsapp.net`;
+        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type', 'category', 'push_priority'].includes(k));
+        want(extra.length === 0, `peer <message> with unexpected attributes ${extra.join(',')}`);
+        want(n.attrs.category === 'peer', `<message category=${n.attrs.category}>: want peer`);
+        want(n.attrs.push_priority === 'high_force', `peer <message push_priority=${n.attrs.push_priority}>: want high_force`);
+        want(n.attrs.type === 'text', `peer <message type=${n.attrs.type}>: want text`);
+        want(n.attrs.to === own, `peer <message to=${n.attrs.to}>: want our own phone, ${own} (device 0, no device part)`);
+        want(typeof n.attrs.id === 'string' && /^[0-9A-F]{16,64}$/.test(n.attrs.id), `peer <message id=${n.attrs.id}>: want upper-case hex`);
+        const tags = kids(n).map((c) => c.tag);
+        want(tags.filter((t) => t === 'enc').length === 1 && tags.every((t) => ['enc', 'device-identity', 'meta'].includes(t)) &&
+            new Set(tags).size === tags.length, `peer <message> children ${tags.join(',')}: want one <enc>, <device-identity> iff pkmsg, <meta>`);
+        const e = kid(n, 'enc');
+        want(e.attrs.v === '2' && ['pkmsg', 'msg'].includes(e.attrs.type) && isBytes(e.content) && e.content.length > 0 &&
+            Object.keys(e.attrs).every((k) => ['v', 'type'].includes(k)), `peer <enc ${JSON.stringify(e.attrs)}>: want v=2 type=pkmsg|msg and bytes`);
+        want((e.attrs.type === 'pkmsg') === (kid(n, 'device-identity') != null), 'peer <message>: <device-identity> iff pkmsg');
+        const meta = kid(n, 'meta');
+        if (meta) want(Object.keys(meta.attrs).length === 1 && meta.attrs.appdata === 'default' && meta.content == null, `peer <meta ${JSON.stringify(meta.attrs)}>: want appdata=default alone`);
+        this.send({ tag: 'ack', attrs: { id: n.attrs.id, class: 'message', from: own, t: String(nowSec()) } });
+        const phone = this.server.peers.get(me.user);
+        const requestId = n.attrs.id;
+        (async () => {
+            let m;
+            try {
+                m = await phone.decrypt(me.user, me.device, e.attrs.type, e.content);
+            } catch (err) {
+                return this.violation(`peer message ${requestId}: our phone cannot decrypt it: ${err.message}`);
+            }
+            const pm = m.protocolMessage;
+            const fields = Object.keys(proto.Message.toObject(m)).filter((k) => k !== 'messageContextInfo');
+            const req = pm?.peerDataOperationRequestMessage;
+            const problems = [];
+            if (fields.length !== 1 || !pm) problems.push(`a Message with ${fields.join(',')}, want protocolMessage alone`);
+            else if (pm.type !== proto.Message.ProtocolMessage.Type.PEER_DATA_OPERATION_REQUEST_MESSAGE) problems.push(`protocolMessage type ${pm.type}, want PEER_DATA_OPERATION_REQUEST_MESSAGE`);
+            else if (!req) problems.push('no peerDataOperationRequestMessage');
+            else if (req.peerDataOperationRequestType !== proto.Message.PeerDataOperationRequestType.PLACEHOLDER_MESSAGE_RESEND) problems.push(`request type ${req.peerDataOperationRequestType}, want PLACEHOLDER_MESSAGE_RESEND`);
+            else if (!req.placeholderMessageResendRequest?.length) problems.push('no placeholderMessageResendRequest');
+            const keys = problems.length ? [] : req.placeholderMessageResendRequest.map((x) => x.messageKey);
+            for (const k of keys) {
+                const rec = k?.id ? this.server.plain.get(k.id) : null;
+                if (!k || !k.id || !k.remoteJid || typeof k.fromMe !== 'boolean') { problems.push(`message key ${JSON.stringify(k)}: want remoteJid, fromMe, id`); continue; }
+                if (!rec) { problems.push(`message key ${k.id}: no peer sent this account such a message`); continue; }
+                if (k.remoteJid !== rec.chat) problems.push(`message key ${k.id}: remoteJid ${k.remoteJid}, want ${rec.chat}`);
+                if (k.fromMe !== false) problems.push(`message key ${k.id}: fromMe ${k.fromMe}, want false`);
+                if ((k.participant || null) !== rec.participant) problems.push(`message key ${k.id}: participant ${k.participant}, want ${rec.participant}`);
+            }
+            if (problems.length) {
+                this.log('phone.placeholder.bad', { requestId, problems });
+                return this.violation(`placeholder resend request ${requestId}: ${problems.join('; ')}`);
+            }
+            for (const k of keys) {
+                const r = { requestId, id: k.id, remoteJid: k.remoteJid, participant: k.participant || null, encType: e.attrs.type, meta: !!meta };
+                this.server.placeholderRequests.push(r);
+                this.log('phone.placeholder.request', r);
+                if ((this.server.config.phoneResend ?? 'answer') === 'answer')
+                    await this.server.phoneAnswerPlaceholder({ id: k.id, requestId }).catch((err) => this.log('warning', { detail: `placeholder answer: ${err.message}` }));
+            }
+        })();
     }
 
     /** <receipt type=server-error>: a companion asks its own phone to upload a message's media again
@@ -1796,6 +1886,9 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.phones = new Map();
         this.sentBy = new Map(); // message id -> {user, device} of the companion that sent it
         this.mediaRetry = new Map(); // message id -> how the phone answers a media retry request (setMediaRetry)
+        this.plain = new Map(); // message id -> what a peer sent this account {message, chat, participant, ts, pushName, corruptAlways}
+        this.placeholderRequests = []; // the placeholder resend requests the phone got
+        this.peerStanzas = new Set(); // ids of the peer messages (category=peer) the phone sent
         this.inbox = new Map(); // "user:device" -> Map(id -> stanza) not yet acked by that companion
         this.ownProfile = { about: null, picture: null, blocked: new Set(), seq: 0 }; // our account's, as companions set it
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
@@ -2291,7 +2384,10 @@ export class FakeWhatsAppServer extends EventEmitter {
                 bundle = { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
             }
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
-            if (b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
+            const corruptP = typeof b.corrupt === 'number' ? b.corrupt : null;
+            this.plain.set(id, { message, chat: peer.jid, participant: null, ts: nowSec(), pushName: peer.name, from: peer.phone,
+                corruptAlways: b.corrupt === 'always', corruptP, viaLid: !!b.viaLid, node: null });
+            if (corruptP != null ? Math.random() < corruptP : b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
             // As WhatsApp does, the other address form rides along: sender_lid, or sender_pn when sent via the LID.
             // noPn: by LID alone, as when the server does not tell the number (a chat under the LID at first).
             const addr = b.viaLid ? { from: `${peer.lid}@lid`, ...(b.noPn ? {} : { sender_pn: peer.jid }) } : { from: peer.jid, sender_lid: `${peer.lid}@lid` };
@@ -2302,12 +2398,89 @@ export class FakeWhatsAppServer extends EventEmitter {
             if (!this.inbox.has(key)) this.inbox.set(key, new Map());
             this.inbox.get(key).set(id, node);
             (peer.sentStanzas ??= new Map()).set(id, { key, node });
+            this.plain.get(id).node = node;
             const c = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
             if (c) c.sendAcked(node);
             this.log(c ? c.id : 0, 'peer.sent', { id, to: d.jid, type: enc.type, online: !!c });
             sent.push(d.jid);
         }
         return { ok: true, id, devices: sent, lid: `${peer.lid}@lid` };
+    }
+
+    /** A companion's retry receipt for a peer's 1:1 message sent with corrupt: 'always': the peer sends it
+     *  again (<enc count=N>, re-encrypted on its session), damaged again, so no retry can mend it.
+     *  Other messages keep the plain behaviour (nothing is resent). */
+    onCompanionRetry(c, n) {
+        const id = n.attrs.id;
+        const rec = this.plain.get(id);
+        if (!rec || (!rec.corruptAlways && rec.corruptP == null) || rec.participant) return;
+        const peer = this.peers.get(rec.from);
+        const r = this.resolveJid(n.attrs.to);
+        want(r && !r.unknown && r.user === peer.phone, `<receipt type=retry to=${n.attrs.to}> for ${id}: want the sender ${peer.jid}`);
+        const rt = kid(n, 'retry');
+        want(rt && /^[1-9][0-9]*$/.test(rt.attrs.count ?? '') && rt.attrs.id === id, `<receipt type=retry> for ${id}: want <retry count id>`);
+        const d = c.device;
+        (async () => {
+            const enc = await peer.encrypt(d.user, d.device, rec.message, null);
+            if (rec.corruptAlways || Math.random() < rec.corruptP)
+                enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]);
+            const node = { ...rec.node, attrs: { ...rec.node.attrs, t: String(nowSec()) },
+                content: [{ tag: 'enc', attrs: { v: '2', type: enc.type, count: rt.attrs.count }, content: enc.body }] };
+            // Through the server as any message: kept for the device until acked (it may be offline by now).
+            const key = `${d.user}:${d.device}`;
+            if (!this.inbox.has(key)) this.inbox.set(key, new Map());
+            this.inbox.get(key).set(id, node);
+            const conn = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+            if (conn) conn.sendAcked(node);
+            this.log(c.id, 'peer.retry.resend', { id, count: Number(rt.attrs.count), type: enc.type, online: !!conn });
+        })().catch((err) => this.log(c.id, 'warning', { detail: `retry resend ${id}: ${err.message}` }));
+    }
+
+    /** The phone answers a placeholder resend request for message id (what a peer sent this account):
+     *  a peer message (category=peer) from the phone to each logged-in companion holding a protocolMessage
+     *  PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE whose result carries the message as a WebMessageInfo
+     *  (Baileys' encoder). how: 'normal'; 'malformed' (the WebMessageInfo bytes are no protobuf, beside a
+     *  result without any); 'unknown' (a well-formed answer for a message id nobody sent). */
+    async phoneAnswerPlaceholder({ id, requestId = null, how = 'normal' }) {
+        const phoneNumber = this.phone.phoneNumber;
+        const phone = this.peers.get(phoneNumber);
+        let results;
+        if (how === 'malformed') {
+            results = [{ placeholderMessageResendResponse: { webMessageInfoBytes: Buffer.from([0x0a, 0xff, 0xff, 0x01, 0x12]) } },
+                { placeholderMessageResendResponse: {} }];
+        } else {
+            const rec = how === 'unknown' ? { message: { conversation: 'a message nobody sent' }, chat: this.peer.jid, participant: null, ts: nowSec(), pushName: 'Peer' }
+                : this.plain.get(id);
+            if (!rec) throw new Error(`no message ${id}`);
+            const info = { key: { remoteJid: rec.chat, fromMe: false, id, ...(rec.participant ? { participant: rec.participant } : {}) },
+                message: rec.message, messageTimestamp: rec.ts, pushName: rec.pushName, ...(rec.participant ? { participant: rec.participant } : {}) };
+            results = [{ placeholderMessageResendResponse: { webMessageInfoBytes: Buffer.from(proto.WebMessageInfo.encode(proto.WebMessageInfo.fromObject(info)).finish()) } }];
+        }
+        const message = { protocolMessage: { type: proto.Message.ProtocolMessage.Type.PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE,
+            peerDataOperationRequestResponseMessage: { peerDataOperationRequestType: proto.Message.PeerDataOperationRequestType.PLACEHOLDER_MESSAGE_RESEND,
+                stanzaId: requestId ?? crypto.randomBytes(8).toString('hex').toUpperCase(), peerDataOperationResult: results } } };
+        const targets = [...this.devices.values()].filter((d) => d.user === phoneNumber && d.device !== 0 && !d.removed);
+        const sent = [];
+        for (const d of targets) {
+            const c = [...this.conns].find((x) => x.device === d && x.state === 'logged-in' && x.open);
+            if (!c) continue;
+            let bundle = null;
+            if (!phone.hasSession(d.user, d.device)) {
+                const pid = Math.min(...d.prekeys.keys());
+                const pv = d.prekeys.get(pid);
+                d.prekeys.delete(pid);
+                d.usedPrekeys.set(pid, pv);
+                bundle = { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
+            }
+            const enc = await phone.encrypt(d.user, d.device, message, bundle);
+            const sid = '3EB0' + crypto.randomBytes(9).toString('hex').toUpperCase();
+            this.peerStanzas.add(sid);
+            c.sendAcked({ tag: 'message', attrs: { from: phone.jid, id: sid, t: String(nowSec()), type: 'text', category: 'peer', push_priority: 'high_force' },
+                content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] });
+            this.log(c.id, 'phone.placeholder.answer', { id, stanza: sid, how, to: d.jid });
+            sent.push(sid);
+        }
+        return { ok: true, stanzas: sent };
     }
 
     /** The exact same stanza again (what a server does when it thinks the ack was lost). */
@@ -2384,7 +2557,7 @@ export class FakeWhatsAppServer extends EventEmitter {
     }
 
     setConfig(patch) {
-        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload', 'ackDelayMs', 'usyncDelayMs', 'logNodes', 'decryptCopies'];
+        const allowed = ['peerAutoReceipt', 'version', 'qrFirstMs', 'qrNextMs', 'qrRefs', 'qrGraceMs', 'iqTimeoutMs', 'handshakeTimeoutMs', 'closeDelayMs', 'silent', 'pkiDefect', 'helloTamper', 'maxPrekeysPerUpload', 'ackDelayMs', 'usyncDelayMs', 'logNodes', 'decryptCopies', 'phoneResend'];
         for (const [k, v] of Object.entries(patch)) {
             if (!allowed.includes(k)) throw new Error(`unknown config key ${k}`);
             this.config[k] = v;
@@ -2545,6 +2718,8 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
             pictureFetches: server.media?.pictureFetches ?? [] }),
         'GET /calls': () => ({ calls: Object.fromEntries(server.calls ?? []) }),
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
+        'POST /phone/placeholder-answer': (q, b) => server.phoneAnswerPlaceholder({ id: b.id, requestId: b.requestId ?? null, how: b.how ?? 'normal' }),
+        'GET /phone/placeholder-requests': () => ({ requests: server.placeholderRequests }),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
         'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
