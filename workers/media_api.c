@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "common/jsonw.h"
 #include "common/media_url.h"
 #include "common/sbuf.h"
@@ -590,4 +591,24 @@ static void on_link_row(void *ctx, const PGresult *res, const char *err)
 void h_media_url(struct rq *rq)
 {
     by_id(rq, "SELECT state FROM wa_media WHERE id = $1", on_link_row);
+}
+
+int media_fetch_reply(const struct ipc_msg *m, char *id, size_t cap, uint32_t *status, const uint8_t **body,
+                      uint32_t *len)
+{
+    int fd = sup_reply_fd(m);
+    if (fd >= 0)
+        close(fd);
+    if (sup_reply_read(m, status, body, len) < 0)
+        return -1;
+    if (*status != 201)
+        return 0;
+    char err[64];
+    yajl_val v = json_parse((const char *)*body, *len, 4096, err, sizeof err);
+    const char *s = v ? json_str(v, "id") : NULL;
+    int ok = s && strlen(s) < cap && rest_id_ok(s, strlen(s));
+    if (ok)
+        memcpy(id, s, strlen(s) + 1);
+    yajl_tree_free(v);
+    return ok ? 1 : -1;
 }

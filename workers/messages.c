@@ -22,6 +22,7 @@
 #include "common/sbuf.h"
 #include "db.h"
 #include "handlers.h"
+#include "media_api.h"
 #include "multipart.h"
 #include "op.h"
 #include "rest.h"
@@ -663,31 +664,18 @@ static void on_media_fetched(void *ctx, const struct ipc_msg *m)
     struct op *o = ctx;
     uint32_t status, len;
     const uint8_t *body;
-    int fd = sup_reply_fd(m);
-    if (fd >= 0)
-        close(fd);
-    if (sup_reply_read(m, &status, &body, &len) < 0) {
+    int r = media_fetch_reply(m, o->media_id, sizeof o->media_id, &status, &body, &len);
+    if (r <= 0) {
         o->b.rq->on_abort = NULL;
-        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
+        if (r == 0)
+            http_json(o->b.rq, (int)status, (const char *)body, len);
+        else
+            http_error(o->b.rq, 503, "supervisor_unavailable",
+                       "the supervisor did not answer (or not so it "
+                       "was understood)",
+                       NULL);
         return;
     }
-    if (status != 201) {
-        o->b.rq->on_abort = NULL;
-        http_json(o->b.rq, (int)status, (const char *)body, len);
-        return;
-    }
-    char err[64];
-    yajl_val v = json_parse((const char *)body, len, 4096, err, sizeof err);
-    yajl_val id = v ? json_member(v, "id") : NULL;
-    if (!id || !YAJL_IS_STRING(id) || strlen(id->u.string) >= sizeof o->media_id) {
-        yajl_tree_free(v);
-        o->b.rq->on_abort = NULL;
-        http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor's answer was not understood",
-                   NULL);
-        return;
-    }
-    snprintf(o->media_id, sizeof o->media_id, "%s", id->u.string);
-    yajl_tree_free(v);
     send_media(o);
 }
 
@@ -1484,7 +1472,8 @@ static const char SQL_EDIT[] =
 static const char SQL_REVOKE[] =
     "WITH t AS (SELECT * FROM wa_messages WHERE id = $2), "
     "ok AS (SELECT t.* FROM t WHERE (t.from_me OR t.chat_jid LIKE '%@g.us') AND t.revoked_at IS NULL "
-    "  AND t.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') AND (NOT t.from_me OR t.status IN ('sent', "
+    "  AND t.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') AND (NOT t.from_me OR t.status IN "
+    "('sent', "
     "'delivered', 'read')) "
     "  AND NOT EXISTS (SELECT 1 FROM wa_messages r JOIN wa_outbox o ON o.message_id = r.id "
     "    WHERE r.reaction_to = t.id AND r.type = 'revoke' AND o.state IN ('pending', 'inflight'))), "
@@ -2000,7 +1989,8 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
     ", 'ephemeral_set_by', c.ephemeral_set_by, 'last_message', lm.j)::text"
 #define CHAT_LAST_MESSAGE                                                                                    \
     "LEFT JOIN LATERAL (SELECT m.seq, m.ts, wapi_message_json(m) AS j FROM wa_messages m "                   \
-    "  WHERE m.chat_jid = c.jid AND m.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') ORDER BY m.seq DESC " \
+    "  WHERE m.chat_jid = c.jid AND m.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') ORDER BY "      \
+    "m.seq DESC "                                                                                            \
     "  LIMIT 1) lm ON true "
 
 static const char SQL_CHATS[] =

@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "common/sbuf.h"
 #include "handlers.h"
+#include "media_api.h"
 #include "op.h"
 #include "rest.h"
 #include "sup_link.h"
@@ -43,31 +44,25 @@ static void answer_with_media(struct get_op *o, const char *media_id)
 static void on_fetched(void *ctx, const struct ipc_msg *m)
 {
     struct get_op *o = ctx;
-    uint32_t status, len;
-    const uint8_t *body;
-    int fd = sup_reply_fd(m);
-    if (fd >= 0)
-        close(fd);
-    if (sup_reply_read(m, &status, &body, &len) < 0) {
-        o->b.rq->on_abort = NULL;
+    uint32_t status = 0, len = 0;
+    const uint8_t *body = NULL;
+    char id[80];
+    int r = media_fetch_reply(m, id, sizeof id, &status, &body, &len);
+    if (r == 1) {
+        answer_with_media(o, id);
+        return;
+    }
+    o->b.rq->on_abort = NULL;
+    if (r < 0 && !body) {
         http_error(o->b.rq, 503, "supervisor_unavailable", "the supervisor did not answer", NULL);
         return;
     }
     char err[64];
-    yajl_val v = status == 201 ? json_parse((const char *)body, len, 4096, err, sizeof err) : NULL;
-    const char *id = v ? json_str(v, "id") : NULL;
-    if (id && rest_id_ok(id, strlen(id))) {
-        answer_with_media(o, id);
-    } else {
-        yajl_val e = status != 201 ? json_parse((const char *)body, len, 4096, err, sizeof err) : NULL;
-        yajl_val em = e ? json_member(e, "error") : NULL;
-        const char *msg = em ? json_str(em, "message") : NULL;
-        o->b.rq->on_abort = NULL;
-        http_error(o->b.rq, 502, "picture_fetch_failed", msg ? msg : "the picture could not be fetched",
-                   NULL);
-        yajl_tree_free(e);
-    }
-    yajl_tree_free(v);
+    yajl_val e = r == 0 ? json_parse((const char *)body, len, 4096, err, sizeof err) : NULL;
+    yajl_val em = e ? json_member(e, "error") : NULL;
+    const char *msg = em ? json_str(em, "message") : NULL;
+    http_error(o->b.rq, 502, "picture_fetch_failed", msg ? msg : "the picture could not be fetched", NULL);
+    yajl_tree_free(e);
 }
 
 /* A picture fetched before (the same person, size and picture id) is the

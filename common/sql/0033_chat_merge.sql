@@ -16,6 +16,9 @@ CREATE TABLE IF NOT EXISTS wa_chat_merges (
   event_id bigint
 );
 CREATE INDEX IF NOT EXISTS wa_chat_merges_unannounced ON wa_chat_merges (merged_at) WHERE event_id IS NULL;
+-- The LID chats (few): the announcer's sweep every few seconds reads these,
+-- not every chat.
+CREATE INDEX IF NOT EXISTS wa_chats_lid ON wa_chats (jid) WHERE jid LIKE '%@lid';
 
 -- The chat a message to or from jid belongs in: the number's when jid is a
 -- LID whose number is known, else jid itself.

@@ -145,19 +145,6 @@ struct contacts_q {
     struct wa_contact_result res[WA_ACT_MAX_PHONES];
 };
 
-/* The text of a node holding a string or bytes, into buf; NULL otherwise. */
-static const char *node_text(const wa_node *n, char *buf, size_t cap)
-{
-    if (n->content == WA_CONTENT_STR && strlen(n->str) < cap)
-        return snprintf(buf, cap, "%s", n->str), buf;
-    if (n->content == WA_CONTENT_BYTES && n->nbytes < cap && !memchr(n->bytes, 0, n->nbytes)) {
-        memcpy(buf, n->bytes, n->nbytes);
-        buf[n->nbytes] = '\0';
-        return buf;
-    }
-    return NULL;
-}
-
 static void on_contacts(void *arg, const wa_node *n)
 {
     struct contacts_q *q = arg;
@@ -184,7 +171,7 @@ static void on_contacts(void *arg, const wa_node *n)
         if (jid && (wa_jid_parse(a, jid, &j) != WA_OK || strcmp(j.server, "s.whatsapp.net") != 0))
             jid = NULL;
         /* The server echoes what was asked ("+digits"); else match by the JID's user. */
-        const char *echo = node_text(ct, asked, sizeof asked);
+        const char *echo = wa_node_text(ct, asked, sizeof asked);
         const char *digits = echo && echo[0] == '+' ? echo + 1 : jid ? j.user : NULL;
         if (!digits)
             continue;

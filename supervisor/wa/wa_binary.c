@@ -1338,3 +1338,17 @@ int wa_jid_text_bare(const char *in, char *out, size_t cap)
     int n = snprintf(out, cap, "%.*s@%s", (int)ul, in, server);
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
+
+const char *wa_node_text(const wa_node *n, char *buf, size_t cap)
+{
+    if (n->content == WA_CONTENT_STR && strlen(n->str) < cap) {
+        snprintf(buf, cap, "%s", n->str);
+        return buf;
+    }
+    if (n->content == WA_CONTENT_BYTES && n->nbytes < cap && !memchr(n->bytes, 0, n->nbytes)) {
+        memcpy(buf, n->bytes, n->nbytes);
+        buf[n->nbytes] = '\0';
+        return buf;
+    }
+    return NULL;
+}

@@ -129,6 +129,9 @@ const char *wa_node_attr_str(const wa_node *n,
  * NULL if absent or buf is too small. */
 const char *wa_node_attr_text(const wa_node *n, const char *key, char *buf, size_t len);
 const wa_node *wa_node_child(const wa_node *n, const char *tag); /* first child with tag, or NULL */
+/* The text of a node holding a string or bytes (no NUL in them), into buf;
+ * NULL when it holds neither or does not fit. */
+const char *wa_node_text(const wa_node *n, char *buf, size_t cap);
 
 /* Equal as the wire can tell: same tags, attributes in order, JIDs with their wire
  * forms, and content; raw string content and byte content with the same bytes are equal. */

@@ -83,21 +83,15 @@ int wa_about_parse(const wa_node *answer, char **text, int64_t *set_at)
     char *end = NULL;
     long long v = t ? strtoll(t, &end, 10) : 0;
     *set_at = end && !*end && v > 0 && v < 32503680000LL ? v : 0;
-    const char *p = NULL;
-    size_t len = 0;
-    if (st->content == WA_CONTENT_BYTES)
-        p = (const char *)st->bytes, len = st->nbytes;
-    else if (st->content == WA_CONTENT_STR)
-        p = st->str, len = strlen(st->str);
-    if (!p || !len || wa_node_attr_str(st, "code")) /* 401: hidden from us */
+    char buf[WA_ABOUT_MAX + 1];
+    if (wa_node_attr_str(st, "code") || (st->content != WA_CONTENT_BYTES && st->content != WA_CONTENT_STR))
+        return 0; /* 401: hidden from us; or none */
+    const char *p = wa_node_text(st, buf, sizeof buf);
+    if (!p)
+        return -1;
+    if (!*p)
         return 0;
-    if (len > WA_ABOUT_MAX || memchr(p, 0, len))
-        return -1;
-    if (!(*text = malloc(len + 1)))
-        return -1;
-    memcpy(*text, p, len);
-    (*text)[len] = '\0';
-    return 1;
+    return (*text = strdup(p)) ? 1 : -1;
 }
 
 /* <iq xmlns to=s.whatsapp.net type> in a. */
@@ -186,21 +180,9 @@ static int child_text(const wa_node *n, const char *tag, char *out, size_t cap)
 {
     const wa_node *k = n ? wa_node_child(n, tag) : NULL;
     out[0] = '\0';
-    if (!k)
+    if (!k || (k->content != WA_CONTENT_BYTES && k->content != WA_CONTENT_STR))
         return 0;
-    const char *p = NULL;
-    size_t len = 0;
-    if (k->content == WA_CONTENT_BYTES)
-        p = (const char *)k->bytes, len = k->nbytes;
-    else if (k->content == WA_CONTENT_STR)
-        p = k->str, len = strlen(k->str);
-    if (!p)
-        return 0;
-    if (len >= cap || memchr(p, 0, len))
-        return -1;
-    memcpy(out, p, len);
-    out[len] = '\0';
-    return 0;
+    return wa_node_text(k, out, cap) ? 0 : -1;
 }
 
 /* "HH:MM" or minutes as digits, into minutes after midnight; -1 when neither. */

@@ -175,19 +175,23 @@ int main(void)
     T_CHECK(ul && ul->nchildren == 3, "three users");
     const wa_node *c0 = ul && ul->nchildren ? wa_node_child(ul->children[0], "contact") : NULL;
     char txt[32] = "";
-    T_CHECK(c0 && node_text(c0, txt, sizeof txt) && !strcmp(txt, "+15550009999"), "<contact>+digits</contact>");
+    T_CHECK(c0 && wa_node_text(c0, txt, sizeof txt) && !strcmp(txt, "+15550009999"),
+            "<contact>+digits</contact>");
 
     {
-        const char *jid[] = {"15550008888@s.whatsapp.net", "15550009999@s.whatsapp.net", "15550001111@s.whatsapp.net"};
+        const char *jid[] = {"15550008888@s.whatsapp.net", "15550009999@s.whatsapp.net",
+                             "15550001111@s.whatsapp.net"};
         const char *ct[] = {"in", "in", "out"};
         const char *echo[] = {"+15550008888", "+15550009999", "+15550001111"};
         answer("result", 3, jid, ct, echo);
     }
     T_CHECK(got.calls == 1 && !got.null && got.n == 3, "answered with three results");
     T_EQ_STR(got.r[0].phone, "15550009999", "in the order asked, whatever the server's order");
-    T_CHECK(got.r[0].on_whatsapp && !strcmp(got.r[0].jid, "15550009999@s.whatsapp.net"), "first: on WhatsApp");
+    T_CHECK(got.r[0].on_whatsapp && !strcmp(got.r[0].jid, "15550009999@s.whatsapp.net"),
+            "first: on WhatsApp");
     T_CHECK(!got.r[1].on_whatsapp && !got.r[1].jid[0], "second: type out, no JID");
-    T_CHECK(got.r[2].on_whatsapp && !strcmp(got.r[2].jid, "15550008888@s.whatsapp.net"), "third: on WhatsApp");
+    T_CHECK(got.r[2].on_whatsapp && !strcmp(got.r[2].jid, "15550008888@s.whatsapp.net"),
+            "third: on WhatsApp");
 
     /* Answers that are wrong or odd. */
     wa_query_contacts(C, phones, 2, on_result, NULL);
@@ -210,7 +214,8 @@ int main(void)
             "type in without a JID, or no type: not on WhatsApp");
     wa_query_contacts(C, phones, 2, on_result, NULL);
     answer("error", 0, NULL, NULL, NULL);
-    T_CHECK(got.calls == 1 && got.null && strstr(got.why, "refused"), "an <iq type=error>: refused, no results");
+    T_CHECK(got.calls == 1 && got.null && strstr(got.why, "refused"),
+            "an <iq type=error>: refused, no results");
     wa_query_contacts(C, phones, 2, on_result, NULL);
     memset(&got, 0, sizeof got);
     iq_cb(iq_arg, NULL);
