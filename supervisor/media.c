@@ -55,6 +55,7 @@ struct publish {
     uint64_t token;
     uint64_t deadline_ms; /* not hashing by then: the worker has given up waiting */
     int cancelled;        /* the worker gave up (DISCARD) or is gone: nothing more is done */
+    int recording;        /* its row is being written: past the point of no return */
     int queued;
     int src_fd;         /* the worker's temp file (it may still write to it) */
     char src_name[40];  /* its name in .tmp/ ("" for O_TMPFILE) */
@@ -375,8 +376,11 @@ static void on_worker_gone(pid_t pid)
      * the client never heard of. */
     for (struct publish *p = M.live, *n; p; p = n) {
         n = p->lnext;
-        if (p->pid == pid)
+        if (p->pid == pid) {
+            log_info("media: publication of a worker that is gone cancelled", LF_I("pid", pid),
+                     LF_I("in_time", !p->recording));
             cancel_publish(p);
+        }
     }
 }
 
@@ -668,6 +672,7 @@ static void sync_done(void *arg)
         snprintf(p->seconds_s, sizeof p->seconds_s, "%" PRId64, p->seconds);
         p->params[8] = p->seconds_s;
     }
+    p->recording = 1;
     if (!sdb_query(SQL_INSERT, 9, p->params, on_inserted, p))
         reply_error(p, 503, "store_error", "out of memory", NULL);
 }
