@@ -36,6 +36,9 @@ struct wapi_config {
         char *presence; /* "available" or "unavailable": what contacts see of us once connected */
         int autostart;
         int reject_calls; /* turn every call down at once (it is still told as call.received) */
+        /* how long a message not decrypted waits for its sender's resend
+         * before it is stored as a placeholder and our phone is asked */
+        int retry_wait_seconds;
     } whatsapp;
     struct {
         char *proxy; /* as whatsapp.proxy, for webhook deliveries alone; "" = direct */
