@@ -333,6 +333,11 @@ static struct {
     char undecryptable_id[64], undecryptable_from[128];
     char events[EVENTS_MAX][96]; /* on_sent, on_receipt, on_lid */
     int nevents;
+    /* Waits for a resend (WA_MSG_RETRY_WAIT) handed over with the batch,
+     * kept apart from the messages: total elements, which are waits, and
+     * every wait's id so far. A batch of waits alone is stored at once. */
+    int total, is_wait[WA_INCOMING_MAX], nwaits;
+    char waits[64][64];
 } app;
 static int retries;
 static struct {
@@ -349,25 +354,46 @@ static void event(const char *a, const char *b, const char *c)
 static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t token)
 {
     (void)arg;
+    int nw = 0;
+    for (int i = 0; i < n && i < WA_INCOMING_MAX; i++)
+        if (m[i].content->kind == WA_MSG_RETRY_WAIT) {
+            if (app.nwaits < 64)
+                snprintf(app.waits[app.nwaits++], sizeof app.waits[0], "%s", m[i].id);
+            nw++;
+        }
+    if (nw == n) { /* waits alone: stored at once (the answer may come from within the call) */
+        char all[WA_INCOMING_MAX + 1];
+        memset(all, 't', (size_t)n);
+        all[n] = '\0';
+        if (app.fail)
+            return -1;
+        wa_messaging_stored(token, all, NULL);
+        return 0;
+    }
     app.calls++;
-    app.n = n;
+    app.total = n;
+    app.n = n - nw;
     app.token = token;
     app.pending = 1;
     app.journal_at_call = journal_size();
     app.sent_at_call = nsent;
-    for (int i = 0; i < n && i < WA_INCOMING_MAX; i++) {
+    for (int i = 0, k = 0; i < n && i < WA_INCOMING_MAX; i++) {
         const struct wa_msg_content *mc = m[i].content;
-        snprintf(app.m[i].id, sizeof app.m[i].id, "%s", m[i].id);
-        snprintf(app.m[i].chat, sizeof app.m[i].chat, "%s", m[i].chat);
-        snprintf(app.m[i].sender, sizeof app.m[i].sender, "%s", m[i].sender ? m[i].sender : "(none)");
-        snprintf(app.m[i].text, sizeof app.m[i].text, "%s", mc->text ? mc->text : "(none)");
-        snprintf(app.m[i].push, sizeof app.m[i].push, "%s", m[i].push_name ? m[i].push_name : "(none)");
-        snprintf(app.m[i].lid, sizeof app.m[i].lid, "%s", m[i].lid ? m[i].lid : "(none)");
-        snprintf(app.m[i].subtype, sizeof app.m[i].subtype, "%s", mc->subtype ? mc->subtype : "");
-        app.m[i].from_me = m[i].from_me;
-        app.m[i].kind = (int)mc->kind;
-        app.m[i].fill = m[i].fill;
-        app.m[i].ts = m[i].ts;
+        app.is_wait[i] = mc->kind == WA_MSG_RETRY_WAIT;
+        if (app.is_wait[i])
+            continue;
+        int j = k++;
+        snprintf(app.m[j].id, sizeof app.m[j].id, "%s", m[i].id);
+        snprintf(app.m[j].chat, sizeof app.m[j].chat, "%s", m[i].chat);
+        snprintf(app.m[j].sender, sizeof app.m[j].sender, "%s", m[i].sender ? m[i].sender : "(none)");
+        snprintf(app.m[j].text, sizeof app.m[j].text, "%s", mc->text ? mc->text : "(none)");
+        snprintf(app.m[j].push, sizeof app.m[j].push, "%s", m[i].push_name ? m[i].push_name : "(none)");
+        snprintf(app.m[j].lid, sizeof app.m[j].lid, "%s", m[i].lid ? m[i].lid : "(none)");
+        snprintf(app.m[j].subtype, sizeof app.m[j].subtype, "%s", mc->subtype ? mc->subtype : "");
+        app.m[j].from_me = m[i].from_me;
+        app.m[j].kind = (int)mc->kind;
+        app.m[j].fill = m[i].fill;
+        app.m[j].ts = m[i].ts;
     }
     return app.fail ? -1 : 0;
 }
@@ -376,10 +402,24 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
 static void store_all(void)
 {
     char applied[WA_INCOMING_MAX + 1];
-    memset(applied, 't', (size_t)app.n);
-    applied[app.n] = '\0';
+    memset(applied, 't', (size_t)app.total);
+    applied[app.total] = '\0';
     app.pending = 0;
     wa_messaging_stored(app.token, applied, NULL);
+}
+
+/* The answer for the batch's messages (one character each, as given: a
+ * malformed one stays malformed), its waits stored ('t') where they stand. */
+static void app_stored(const char *applied, const char *err)
+{
+    char full[2 * WA_INCOMING_MAX + 2];
+    size_t k = 0, o = 0;
+    for (int i = 0; applied && i < app.total && o + 1 < sizeof full; i++)
+        full[o++] = app.is_wait[i] ? 't' : applied[k] ? applied[k++] : '\0';
+    while (applied && applied[k] && o + 1 < sizeof full)
+        full[o++] = applied[k++];
+    full[o] = '\0';
+    wa_messaging_stored(app.token, applied ? full : NULL, err);
 }
 
 static void on_undecryptable(void *arg, const char *id, const char *from)
@@ -849,7 +889,7 @@ static void from_our_device(const char *id, const char *from, const struct ct *c
     T_CHECK(app.m[0].from_me && !strcmp(app.m[0].chat, PEER), name[0]);
     T_CHECK(!strcmp(app.m[0].sender, OUR_USER "@s.whatsapp.net") && !strcmp(app.m[0].lid, lid), name[1]);
     T_CHECK(!strcmp(app.m[0].text, text) && !strcmp(app.m[0].push, "(none)"), name[2]);
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     snprintf(want[0], sizeof want[0], "receipt:%s:sender", id);
     snprintf(want[1], sizeof want[1], "ack:%s:text", id);
     const char *w[] = {want[0], want[1]};
@@ -1005,7 +1045,7 @@ int main(void)
     T_EQ_INT(nsent, 0, "still nothing sent while the application stores it");
     T_EQ_INT(journal_size(), j0, "nor written");
     T_EQ_INT(durable_session("15550001", 0), 0, "our store opened again does not have the new session");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *w1[] = {"receipt:M1", "ack:M1:text"};
     T_SENT(0, w1, "once stored: the receipt, then the ack");
     T_EQ_STR(attr_of(sent[0].n, "to"), PEER, "the receipt goes to the sender");
@@ -1036,9 +1076,11 @@ int main(void)
     T_CHECK(!strcmp(app.m[0].id, "M3") && !strcmp(app.m[1].id, "M4"), "in the order they came");
     T_CHECK(!strcmp(app.m[0].text, "three") && !strcmp(app.m[1].text, "four"), "each decrypted");
     T_EQ_INT(app.undecryptable, 1, "B0 is reported undecryptable");
+    T_CHECK(app.total == 3 && app.is_wait[1] && app.nwaits >= 1 && !strcmp(app.waits[app.nwaits - 1], "B0"),
+            "B0's wait for a resend goes with them, in its place (stored with its ack)");
     long long j3 = journal_size();
     T_CHECK(j3 > j2, "M2's state written when it was stored");
-    wa_messaging_stored(app.token, "tf", NULL);
+    app_stored("tf", NULL);
     const char *w2[] = {"receipt:M2",         "ack:M2:text", "receipt:M3", "ack:M3:text",
                         "receipt:B0:retry:1", "ack:B0:text", "receipt:M4", "ack:M4:text"};
     T_SENT(s0, w2, "every message of a stored batch is answered, new or not, in the order they came");
@@ -1064,7 +1106,7 @@ int main(void)
     T_EQ_INT(app.calls, calls + 1, "the resend is handed over again");
     T_CHECK(!strcmp(app.m[0].id, "M5") && !strcmp(app.m[0].text, "five"),
             "decrypted again: the state was undone");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *w5[] = {"receipt:M5", "ack:M5:text"};
     T_SENT(s0, w5, "stored at last, answered once");
 
@@ -1081,7 +1123,7 @@ int main(void)
     feed(&(struct stanza){
         .id = "P1", .from = "15550002@s.whatsapp.net", .enc_type = "pkmsg", .p = p1.p, .n = p1.n});
     T_EQ_STR(app.m[0].text, "first contact", "its resend decrypts again (the prekey is still there)");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *wp[] = {"receipt:P1", "ack:P1:text"};
     T_SENT(s0, wp, "then it is answered");
     T_EQ_INT(durable_session("15550002", 0), 1, "and its session durable");
@@ -1106,14 +1148,14 @@ int main(void)
     link_back();
     deliver("M6", &c6);
     T_EQ_STR(app.m[0].text, "six", "the resend decrypts again");
-    wa_messaging_stored(app.token, "y", NULL);
+    app_stored("y", NULL);
     T_CHECK(nsent == s0 && reconnects == 4, "an answer other than 't' or 'f' counts as not stored");
     link_back();
     deliver("M6", &c6);
-    wa_messaging_stored(app.token, "f", "an error given with an answer");
+    app_stored("f", "an error given with an answer");
     const char *w6[] = {"receipt:M6", "ack:M6:text"};
     T_SENT(s0, w6, "'f' (stored before) is answered like 't'; err is ignored when stored");
-    wa_messaging_stored(app.token, "f", NULL);
+    app_stored("f", NULL);
     wa_messaging_stored(0, NULL, "no batch");
     T_CHECK(nsent == s0 + 2 && reconnects == 4, "answers with no batch waiting are ignored");
 
@@ -1129,7 +1171,7 @@ int main(void)
             "decrypted with the participant's sender key");
     T_CHECK(!app.m[0].from_me && !strcmp(app.m[0].push, "Peer"), "from someone else, with the push name");
     T_EQ_INT(app.m[0].ts, 1700000000, "at the stanza's time");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *wg[] = {"receipt:G1", "ack:G1:text"};
     T_SENT(s0, wg, "answered once stored");
     T_EQ_STR(attr_of(sent_at(s0), "participant"), "15550002@s.whatsapp.net",
@@ -1137,7 +1179,7 @@ int main(void)
     T_EQ_STR(attr_of(sent_at(s0), "to"), "120363000000000001@g.us", "and goes to the group");
     group_message("G2", OUR_USER ":5@s.whatsapp.net");
     T_CHECK(app.m[0].from_me && !strcmp(app.m[0].push, "(none)"), "one from our other device is ours");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
 
     /* The first message of a sender we have no key of: the key comes in a
      * pairwise copy (pkmsg) beside the skmsg, in the same stanza. */
@@ -1177,7 +1219,7 @@ int main(void)
         T_CHECK(app.calls == calls + 1 && !strcmp(app.m[0].id, "G3") && app.m[0].kind == WA_MSG_TEXT &&
                     !strcmp(app.m[0].text, "first from the peer") && !strcmp(app.m[0].sender, PEER),
                 "with the key in a pairwise copy beside it, the same skmsg decrypts");
-        wa_messaging_stored(app.token, "t", NULL);
+        app_stored("t", NULL);
         const char *wg3[] = {"receipt:G3", "ack:G3:text"};
         T_SENT(s0, wg3, "and is answered once stored");
         s0 = nsent;
@@ -1230,7 +1272,7 @@ int main(void)
                          "receipt:B1:retry:3", "ack:B1:text", "receipt:B1:retry:4", "ack:B1:text",
                          "receipt:B1:retry:5", "ack:B1:text"};
     T_SENT(s0, wb5, "each time again the count goes up; the placeholder not acked before it is stored");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *wb6[] = {"receipt:B1:retry:1", "ack:B1:text", "receipt:B1:retry:2", "ack:B1:text",
                          "receipt:B1:retry:3", "ack:B1:text", "receipt:B1:retry:4", "ack:B1:text",
                          "receipt:B1:retry:5", "ack:B1:text", "ack:B1:text"};
@@ -1254,7 +1296,7 @@ int main(void)
         turn();
         xok &= app.calls == calls + 1 + i && app.n == 1 && !strcmp(app.m[0].id, xids[i]) &&
                app.m[0].kind == WA_MSG_UNDECRYPTABLE && nsent == s0 + i;
-        wa_messaging_stored(app.token, "t", NULL);
+        app_stored("t", NULL);
     }
     T_CHECK(xok, "a malformed <enc>, one of an unknown type, none: each handed over as a placeholder, "
                  "unanswered until stored");
@@ -1273,17 +1315,17 @@ int main(void)
     T_CHECK(app.calls == calls + 1 && app.n == 1 && !strcmp(app.m[0].id, "BP") &&
                 app.m[0].kind == WA_MSG_UNDECRYPTABLE,
             "a bad plaintext (a resend carries the same bytes) is a placeholder at once");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     deliver("BP", &bp);
     T_CHECK(app.calls == calls + 2 && app.n == 1 && app.m[0].kind == WA_MSG_UNDECRYPTABLE,
             "again when it comes again (the store keeps one)");
-    wa_messaging_stored(app.token, "f", NULL);
+    app_stored("f", NULL);
     const char *wbp[] = {"ack:BP:text", "ack:BP:text"};
     T_SENT(s0, wbp, "acked alone each time, no retry receipt, never a receipt");
     T_EQ_INT(app.undecryptable, undecryptable + 11, "and is reported each time");
     deliver("M14", &c14);
     T_EQ_STR(app.m[0].text, "fourteen", "the peer's next message decrypts");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     calls = app.calls;
 
     /* 6. Duplicates: of a stored message, and twice in one batch. */
@@ -1297,10 +1339,10 @@ int main(void)
     deliver("M7", &c7);
     deliver("M8", &c8);
     deliver("M8", &c8);
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     T_CHECK(app.n == 1 && !strcmp(app.m[0].id, "M8"),
             "the same message twice in a batch is handed over once");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *w78[] = {"receipt:M7",  "ack:M7:text", "receipt:M8",
                          "ack:M8:text", "receipt:M8",  "ack:M8:text"};
     T_SENT(s0, w78, "and both copies answered");
@@ -1316,7 +1358,7 @@ int main(void)
     link_back();
     deliver("M9", &c9);
     T_EQ_STR(app.m[0].text, "nine", "the resend decrypts");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
 
     /* 8. Retry receipts for our messages go to the sending side. */
     s0 = nsent;
@@ -1343,7 +1385,7 @@ int main(void)
     T_CHECK(!wa_messaging_ready() && wa_messaging_room() == 0, "not ready once disconnected");
     s0 = nsent;
     long long j10 = journal_size();
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     T_EQ_INT(nsent, s0, "nothing goes out on a connection that is gone");
     T_CHECK(journal_size() > j10, "but the stored batch's Signal state is made durable");
     T_EQ_INT(app.calls, calls, "what was queued behind it is dropped (the server resends it)");
@@ -1353,7 +1395,7 @@ int main(void)
     T_EQ_INT(app.calls, calls, "the resend of the stored one is not handed over twice");
     deliver("M11", &c11);
     T_EQ_STR(app.m[0].text, "eleven", "the dropped one comes with the resends");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *w10[] = {"receipt:M10", "ack:M10:text", "receipt:M11", "ack:M11:text"};
     T_SENT(s0, w10, "and both are answered");
 
@@ -1371,7 +1413,7 @@ int main(void)
                 !strcmp(app.m[0].chat, "15550003@s.whatsapp.net") && !strcmp(app.m[0].lid, "88877766655@lid"),
             "a LID sender: chat and sender by phone number, with the LID");
     T_EQ_STR(app.m[0].text, "from a lid", "decrypted");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
 
     /* Our other device addressed by our LID: still ours (it is no contact
      * writing from our own number), in the chat it was sent to. */
@@ -1381,7 +1423,7 @@ int main(void)
     T_CHECK(app.m[0].from_me && !strcmp(app.m[0].sender, OUR_USER "@s.whatsapp.net") &&
                 !strcmp(app.m[0].push, "(none)"),
             "a group message from our LID is ours too");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
 
     /* 11. A flood while a batch commits: reading paused while the queue is
      * long. The connection goes: the flood is dropped (the server resends),
@@ -1394,7 +1436,7 @@ int main(void)
     flood("F", 1100);
     T_CHECK(npauses == 1 && pauses[0] == 1, "reading paused once the queue is long");
     drop_link();
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     T_CHECK(nsent == s0 && app.calls == calls + 1, "the connection gone, the flood is dropped unanswered");
     T_EQ_INT(npauses, 1, "the next connection is not paused");
     link_back();
@@ -1430,13 +1472,13 @@ int main(void)
     group_message("G3", "15550002@s.whatsapp.net");
     s0 = nsent;
     calls = app.calls;
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     T_CHECK(app.calls == calls && nsent == s0 + 2 + WA_INCOMING_MAX,
             "a batch with nothing to store (acks alone) is answered without the application");
     turn();
     T_CHECK(app.calls == calls + 1 && !strcmp(app.m[0].id, "G3"),
             "the next one on the next turn of the loop");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
 
     /* 12. Sending: the device list, a send waiting for a commit to end, one
      * copy per device, the ack, receipts. */
@@ -1452,7 +1494,7 @@ int main(void)
     answer_devices();
     T_CHECK(has_event(e0, "lid " PEER " 777000111@lid"), "the peer's LID from the device list is told");
     T_CHECK(nsent == s0 && niq == 0, "every device has a session; the send waits while M13 commits");
-    wa_messaging_stored(app.token, "t", NULL);
+    app_stored("t", NULL);
     const char *ws[] = {"receipt:M13", "ack:M13:text", "message:S1:text"};
     T_SENT(s0, ws, "the commit answered first, then the message");
     const wa_node *msg = sent_at(s0 + 2);
@@ -1974,7 +2016,7 @@ int main(void)
                 "our phone's answer: the message it sent again, to fill its placeholder (id, chat, text, "
                 "push name, time)");
         T_EQ_INT(nsent, s0, "not answered before it is stored");
-        wa_messaging_stored(app.token, "t", NULL);
+        app_stored("t", NULL);
         const char *wpa[] = {"receipt:PA1:peer_msg", "ack:PA1:text"};
         T_SENT(s0, wpa, "then a peer_msg receipt and the ack");
         calls = app.calls;
