@@ -153,6 +153,10 @@ int wa_messaging_media_retry(const char *id, const char *chat_jid, int from_me, 
  * the key is unusable. */
 int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
                                     const char *participant);
+/* Tells our phone a history sync notification was processed (imported,
+ * or refused for good): <receipt id type="hist_sync" to="OUR_NUMBER@s.whatsapp.net"/>.
+ * 0 when sent; -1 when not connected. */
+int wa_messaging_hist_sync_receipt(const char *id);
 /* A group's membership changed (a w:gp2 notification or our own management
  * call): its participant list is fetched again before the next send, and
  * when someone left or was removed (member_left) our sender key for it is

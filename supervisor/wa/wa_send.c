@@ -1056,6 +1056,27 @@ int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int fr
     return 0;
 }
 
+int wa_messaging_hist_sync_receipt(const char *id)
+{
+    char own_user[64], own[96];
+    int own_dev = 0;
+    if (!wam.connected || !id || !*id || wam_own_address(own_user, sizeof own_user, &own_dev) < 0)
+        return -1;
+    snprintf(own, sizeof own, "%s@s.whatsapp.net", own_user);
+    wa_arena *a = wa_arena_new();
+    wa_jid to;
+    int rc = -1;
+    if (a && wa_jid_parse(a, own, &to) == WA_OK) {
+        wa_node *r = wa_node_new(a, "receipt");
+        wa_node_add_attr(a, r, "id", id);
+        wa_node_add_attr(a, r, "type", "hist_sync");
+        wa_node_add_attr_jid(a, r, "to", &to);
+        rc = wa_client_send_node(wam.c, r);
+    }
+    wa_arena_free(a);
+    return rc < 0 ? -1 : 0;
+}
+
 static void handle_retry_receipt(const wa_node *n, const char *from)
 {
     char pb[128];

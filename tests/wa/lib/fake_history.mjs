@@ -1,0 +1,127 @@
+// The fake phone's history sync: HistorySync blobs built with Baileys' own
+// encoder (proto.HistorySync), deflated, encrypted as WhatsApp media of the
+// history kind (keys from Baileys' getMediaKeys 'md-msg-hist': "WhatsApp
+// History Keys"), put on the fake media host, and announced to the account's
+// companions in a protocolMessage HISTORY_SYNC_NOTIFICATION from the phone
+// (device 0). The companion's <receipt type=hist_sync> is checked as the
+// phone would: to the account itself, for a notification it sent, once.
+//
+//   send(b): b = {syncType: 'INITIAL_BOOTSTRAP'|'RECENT'|'FULL'|'PUSH_NAME'|'ON_DEMAND'|number,
+//     chunkOrder?, progress?, conversations?: [HistorySync.Conversation as JSON], pushnames?: [{id, pushname}],
+//     lidMappings?: [{pnJid, lidJid}], bulk?: {chats, perChat, textBytes} (synthetic messages appended),
+//     inline?: bool (the blob in initialHistBootstrapInlinePayload, not on the host),
+//     corrupt?: 'zlib' (a damaged stream under sums that match) | 'sums' (the announced sha256 is wrong),
+//     id?, peerDataRequestSessionId?}
+//   → {id, directPath, bytes (deflated), inflated, conversations, messages}
+import crypto from 'node:crypto';
+import zlib from 'node:zlib';
+import { proto } from 'baileys';
+import { getMediaKeys } from 'baileys/lib/Utils/messages-media.js';
+
+const sha256 = (b) => crypto.createHash('sha256').update(b).digest();
+
+/** A bulk history: chats conversations of perChat text messages each. */
+function bulkConversations({ chats = 10, perChat = 10, textBytes = 40, base = 4917000000000 } = {}, t0) {
+    const out = [];
+    const filler = 'x'.repeat(Math.max(0, textBytes - 12));
+    for (let c = 0; c < chats; c++) {
+        const jid = `${base + c}@s.whatsapp.net`;
+        const messages = [];
+        for (let i = 0; i < perChat; i++) {
+            const fromMe = i % 3 === 0;
+            messages.push({ message: { key: { remoteJid: jid, fromMe, id: `BULK${(base + c).toString(16).toUpperCase()}${i.toString(16).padStart(6, '0')}` },
+                message: { conversation: `m${c}.${i} ${filler}` }, messageTimestamp: t0 - (perChat - i) * 60, ...(fromMe ? {} : { pushName: `Bulk ${c}` }) },
+                msgOrderId: i + 1 });
+        }
+        out.push({ id: jid, name: null, unreadCount: c % 4, conversationTimestamp: t0, messages });
+    }
+    return out;
+}
+
+export class FakeHistory {
+    constructor(server) {
+        this.server = server;
+        this.sent = new Map(); // id -> {syncType, chunkOrder, receipts, ...}
+        this.receipts = [];
+    }
+
+    syncType(t) {
+        if (typeof t === 'number') return t;
+        const v = proto.HistorySync.HistorySyncType[t ?? 'INITIAL_BOOTSTRAP'];
+        if (v == null) throw new Error(`history: no sync type ${t}`);
+        return v;
+    }
+
+    /** The HistorySync's bytes as Baileys encodes them, and what is in it. */
+    encode(b) {
+        const syncType = this.syncType(b.syncType);
+        const t0 = Math.floor(Date.now() / 1000);
+        const conversations = [...(b.conversations ?? []), ...(b.bulk ? bulkConversations(b.bulk, t0) : [])];
+        const hs = proto.HistorySync.fromObject({
+            syncType,
+            chunkOrder: b.chunkOrder ?? 0,
+            progress: b.progress ?? 100,
+            conversations,
+            pushnames: b.pushnames ?? [],
+            phoneNumberToLidMappings: b.lidMappings ?? []
+        });
+        const pb = Buffer.from(proto.HistorySync.encode(hs).finish());
+        const messages = conversations.reduce((n, c) => n + (c.messages?.length ?? 0), 0);
+        return { syncType, pb, conversations: conversations.length, messages };
+    }
+
+    async send(b = {}) {
+        const srv = this.server;
+        const phone = srv.phone.phoneNumber;
+        const { syncType, pb, conversations, messages } = this.encode(b);
+        let zz = zlib.deflateSync(pb);
+        if (b.corrupt === 'zlib') {
+            zz = Buffer.from(zz);
+            for (let i = zz.length >> 1; i < Math.min(zz.length, (zz.length >> 1) + 64); i++) zz[i] ^= 0x5a;
+        }
+        const note = { syncType, chunkOrder: b.chunkOrder ?? 0, progress: b.progress ?? 100,
+            ...(b.peerDataRequestSessionId ? { peerDataRequestSessionId: b.peerDataRequestSessionId } : {}) };
+        let directPath = null;
+        if (b.inline) {
+            note.initialHistBootstrapInlinePayload = zz;
+        } else {
+            if (!srv.media) throw new Error('history: the fake server runs no media host (--media-ca)');
+            const mediaKey = crypto.randomBytes(32);
+            const { iv, cipherKey, macKey } = await getMediaKeys(mediaKey, 'md-msg-hist');
+            const c = crypto.createCipheriv('aes-256-cbc', cipherKey, iv);
+            const enc = Buffer.concat([c.update(zz), c.final()]);
+            const mac = crypto.createHmac('sha256', macKey).update(iv).update(enc).digest().subarray(0, 10);
+            const file = Buffer.concat([enc, mac]);
+            const hostId = `${Date.now()}${String(++srv.media.seq).padStart(4, '0')}`;
+            directPath = `/v/t62.7118-24/${hostId}_n.enc?ccb=11-4&oh=01_${crypto.randomBytes(9).toString('base64url')}&oe=${Math.floor(Date.now() / 1000 + 14 * 86400).toString(16).toUpperCase()}&_nc_sid=5e03e0`;
+            srv.media.uploads.set(hostId, { id: hostId, type: 'md-msg-hist', body: file, token: sha256(file).toString('base64url'), directPath });
+            Object.assign(note, { mediaKey, directPath, fileEncSha256: sha256(file), fileLength: zz.length,
+                fileSha256: b.corrupt === 'sums' ? crypto.randomBytes(32) : sha256(zz) });
+        }
+        const message = { protocolMessage: { type: proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION, historySyncNotification: note } };
+        const raw = Buffer.from(proto.Message.encode(proto.Message.fromObject(message)).finish()).toString('base64');
+        const r = await srv.peerSend({ from: phone, raw, ...(b.id ? { id: b.id } : {}) });
+        this.sent.set(r.id, { syncType, chunkOrder: note.chunkOrder, receipts: 0, t: Date.now() });
+        srv.log(0, 'phone.history', { id: r.id, syncType, chunkOrder: note.chunkOrder, inline: !!b.inline, bytes: zz.length, inflated: pb.length, conversations, messages });
+        return { ok: true, id: r.id, directPath, bytes: zz.length, inflated: pb.length, conversations, messages };
+    }
+
+    /** <receipt type=hist_sync>: to the account itself, for a notification the phone sent, once. */
+    onReceipt(conn, n, want) {
+        const own = `${conn.device.user}@s.whatsapp.net`;
+        const extra = Object.keys(n.attrs).filter((k) => !['id', 'to', 'type'].includes(k));
+        want(extra.length === 0, `<receipt type=hist_sync> with unexpected attributes ${extra.join(',')}`);
+        want(n.attrs.to === own, `<receipt type=hist_sync to=${n.attrs.to}>: want the account itself, ${own}`);
+        want(n.content == null || (Array.isArray(n.content) && n.content.length === 0), '<receipt type=hist_sync> with children');
+        const s = this.sent.get(n.attrs.id);
+        want(s != null, `<receipt type=hist_sync id=${n.attrs.id}>: the phone sent no such history notification`);
+        s.receipts++;
+        want(s.receipts === 1, `<receipt type=hist_sync id=${n.attrs.id}> a second time`);
+        this.receipts.push({ id: n.attrs.id, t: Date.now() });
+        conn.log('phone.hist_sync', { id: n.attrs.id, syncType: s.syncType, chunkOrder: s.chunkOrder });
+    }
+
+    state() {
+        return { sent: Object.fromEntries(this.sent), receipts: this.receipts };
+    }
+}
