@@ -10,6 +10,7 @@
 #include "inbox.h"
 #include "wa/wa_actions.h"
 #include "group_actions.h"
+#include "history.h"
 #include "profile_actions.h"
 #include "wa/wa_messaging.h"
 #include "worker_table.h"
@@ -188,6 +189,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         return profile_actions_ipc(act, m, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);
+    case IPC_ACT_HISTORY:
+        return history_ipc_request(rd, status, body);
     default:
         return -1;
     }

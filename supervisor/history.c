@@ -17,6 +17,8 @@
 #include "common/log.h"
 #include "common/pgc.h"
 #include "common/sbuf.h"
+#include "action_req.h"
+#include "common/ipc.h"
 #include "events.h"
 #include "inbox.h"
 #include "media_fetch.h"
@@ -30,6 +32,8 @@
 #include "wa/wa_mediaconn.h"
 #include "wa/wa_message.h"
 #include "wa/wa_messaging.h"
+#include "wa/wa_peerdata.h"
+#include "worker_table.h"
 
 #define POLL_S 30
 #define PIECE (16 * 1024)      /* compressed bytes fed at a time: at most a few MB inflate from it */
@@ -39,12 +43,16 @@
 #define FETCH_TIMEOUT_MS (10 * 60 * 1000)
 #define MAX_BLOB_BYTES (256ull << 20) /* the encrypted blob; more is refused */
 
+/* The oldest job due; when none is, the one due first (its wait in seconds,
+ * column 11, sets the retry timer). */
 static const char SQL_NEXT[] =
     "SELECT message_id, sync_type, chunk_order, progress, encode(media_key, 'hex'), direct_path, "
     "encode(file_sha256, 'hex'), encode(file_enc_sha256, 'hex'), file_length, encode(inline_payload, 'hex'), "
-    "attempts FROM wa_history_jobs WHERE state = 'pending' AND next_attempt_at <= now() "
-    "ORDER BY received_at, chunk_order LIMIT 1";
-#define NEXT_COLS 11
+    "attempts, ceil(greatest(0, extract(epoch FROM next_attempt_at - now())))::int "
+    "FROM wa_history_jobs WHERE state = 'pending' "
+    "ORDER BY next_attempt_at > now(), CASE WHEN next_attempt_at <= now() THEN received_at END, "
+    "next_attempt_at, chunk_order LIMIT 1";
+#define NEXT_COLS 12
 
 /* A try that failed: again after $4 s, or ($3) given up for good. */
 static const char SQL_FAILED[] =
@@ -168,9 +176,6 @@ static void failed(struct job *j, int corrupt, const char *why)
         metrics_add(&S.shm->wa_history_refused_total, 1);
     char ds[16];
     snprintf(ds, sizeof ds, "%d", delay);
-    struct timeval tv = {delay, 0}; /* the poll is slower than a short retry */
-    if (!give_up && H.retry)
-        evtimer_add(H.retry, &tv);
     const char *p[] = {j->id, why, give_up ? "true" : "false", ds};
     if (!sdb_query(SQL_FAILED, 4, p, on_failed, j))
         release(j);
@@ -617,6 +622,15 @@ static void on_next(void *ctx, const PGresult *res, const char *err)
         H.busy = 0;
         return;
     }
+    int wait_s = atoi(PQgetvalue(res, 0, 11));
+    if (wait_s > 0) {
+        /* Nothing due yet: woken when the first one is (the poll is slower). */
+        struct timeval tv = {wait_s < POLL_S ? wait_s : POLL_S, 0};
+        if (H.retry)
+            evtimer_add(H.retry, &tv);
+        H.busy = 0;
+        return;
+    }
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
         H.busy = 0;
@@ -712,6 +726,36 @@ static void receipts(void)
     H.receipting = 1;
     if (!sdb_query(SQL_UNRECEIPTED, 0, NULL, on_unreceipted, NULL))
         H.receipting = 0;
+}
+
+int history_ipc_request(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    char chat[160], anchor[128], rid[64];
+    if (action_req_str(rd, chat, sizeof chat) < 0 || action_req_str(rd, anchor, sizeof anchor) < 0)
+        return -1;
+    int from_me = ipc_rd_u32(rd) != 0;
+    uint64_t ts = ipc_rd_u64(rd);
+    uint32_t count = ipc_rd_u32(rd);
+    if (ipc_rd_end(rd) < 0 || count < 1 || count > WA_PD_HISTORY_MAX || ts > INT64_MAX)
+        return -1;
+    if (!action_req_client(status, body))
+        return 0;
+    if (wa_messaging_history_request(chat, anchor, from_me, (int64_t)ts, (int)count, rid, sizeof rid) < 0) {
+        *status = 503;
+        jw_error_body(body, "send_failed", "the request could not be sent to our phone; try again", NULL);
+        return 0;
+    }
+    struct jsonw w;
+    jw_init(&w, body);
+    jw_obj(&w);
+    jw_kstr(&w, "request_id", rid);
+    jw_kstr(&w, "chat_jid", chat);
+    jw_kstr(&w, "anchor_id", anchor);
+    jw_kuint(&w, "count", count);
+    jw_obj_end(&w);
+    *status = 202;
+    workers_answer_json(&w, status, body);
+    return 0;
 }
 
 void history_kick(void)

@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import Server, check, done, kill_supervisor, wait  # noqa: E402
-from linked import Api, private_database, psql  # noqa: E402
+from linked import Api, SSE, WebhookReceiver, private_database, psql  # noqa: E402
 
 DB = private_database(f"wapi_it_history_{os.getpid()}")
 os.environ["TEST_DATABASE_URL"] = DB
@@ -112,13 +112,19 @@ def msg_count():
 ca_dir = tempfile.mkdtemp(prefix="wapi-hist-ca-")
 wa = FakeWA("--media-ca", ca_dir)
 env = wa.env()
-env.update({"WAPI_WHATSAPP_AUTOSTART": "false", "SSL_CERT_FILE": wa.media_ca, "WAPI_WHATSAPP_HISTORY": "recent"})
+env.update({"WAPI_WHATSAPP_AUTOSTART": "false", "SSL_CERT_FILE": wa.media_ca, "WAPI_WHATSAPP_HISTORY": "recent",
+            "WAPI_WEBHOOKS_ALLOW_PRIVATE": "true"})
 srv = Server(bindir=BIN, workers=2, env=env)
 srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
 srv.start()
 api = Api(srv)
 check("signed up, API key made, linked to the fake phone", bool(api.key) and api.link(wa))
 srv.env["WAPI_WHATSAPP_AUTOSTART"] = "true"  # the restarts below reconnect by themselves
+rx = WebhookReceiver()
+st, _ = api("POST", "/api/webhooks", {"url": rx.url, "events": ["history.progress", "history.completed",
+                                                                 "message.received"]})
+check("a webhook subscribed to history.progress, history.completed and message.received", st == 201, st)
+sse = SSE(srv, api.key)
 
 # ---- INITIAL_BOOTSTRAP (inline) then RECENT (downloaded) ----
 mark = wa.last_seq()
@@ -194,6 +200,15 @@ comp = [json.loads(r[0]) for r in sql("SELECT data::text FROM wa_events WHERE ty
 check("history.completed once the phone said 100 % (the RECENT chunk, not the bootstrap at 40 %)",
       len(comp) == 1 and comp[0]["sync_type"] == "recent", comp)
 
+check("webhooks: two history.progress and one history.completed delivered, no message.received",
+      wait(lambda: len(rx.of_type("history.progress")) == 2 and len(rx.of_type("history.completed")) == 1,
+           timeout=20) and not rx.of_type("message.received"),
+      [json.loads(b).get("type") for _, b in rx.received])
+check("SSE: the same events on GET /api/events",
+      wait(lambda: [e["event"] for e in sse.events if e["event"].startswith("history.")] ==
+           ["history.progress", "history.progress", "history.completed"], timeout=10),
+      [e["event"] for e in sse.events])
+
 # ---- replay: every chunk again adds no row ----
 rows0 = (msg_count(), count("SELECT count(*) FROM wa_chats"), count("SELECT count(*) FROM wa_contacts"),
          count("SELECT count(*) FROM wa_message_media"))
@@ -230,6 +245,52 @@ check("a blob that is not the one announced (sha256): failed after 3 tries, the 
 check("the refusals logged", "history: chunk given up" in srv.log())
 check("... and counted (wapi_wa_history_refused_total >= 6)", (srv.metric("wapi_wa_history_refused_total") or 0) >= 6,
       srv.metric("wapi_wa_history_refused_total"))
+
+# ---- on demand: older messages of a chat, anchored at its oldest stored one ----
+OLDER = [wmi(ALICE, "HISTOLD1", T0 - 100, {"conversation": "older one"}, push="Alice"),
+         wmi(ALICE, "HISTOLD2", T0 - 50, {"conversation": "older two"}, from_me=True),
+         wmi(ALICE, "HISTNEW9", T0 + 99, {"conversation": "not older than the anchor"}, push="Alice")]
+wa.call("POST", "/phone/history/on-demand", {"messages": {ALICE: OLDER}})
+mark = wa.last_seq()
+st, r = api("POST", "/api/chats/" + ALICE.replace("@", "%40") + "/history", {"count": 10})
+check("POST /api/chats/{jid}/history: 202 with the request id, the anchor (the chat's oldest message)",
+      st == 202 and r.get("anchor_id") == "HIST0001" and r.get("count") == 10 and r.get("chat_jid") == ALICE and
+      r.get("request_id"), (st, r))
+rid = (r or {}).get("request_id")
+req = wait(lambda: [e for e in wa.events(mark, "phone.history_request") if e.get("requestId") == rid], timeout=15)
+check("our phone got HISTORY_SYNC_ON_DEMAND for that chat, anchored at HIST0001 (its key and time in seconds)",
+      bool(req) and req[0]["chat"] == ALICE and req[0]["anchor"] == "HIST0001" and req[0]["fromMe"] is False and
+      req[0]["count"] == 10 and req[0]["ts"] == T0 + 1, req)
+check("its ON_DEMAND answer imported: the two older messages stored",
+      wait(lambda: count("SELECT count(*) FROM wa_messages WHERE id IN ('HISTOLD1', 'HISTOLD2')") == 2, timeout=20) and
+      count("SELECT count(*) FROM wa_messages WHERE id = 'HISTNEW9'") == 0)
+od = sql("SELECT message_id, state, messages FROM wa_history_jobs WHERE request_id = :'p0'", rid or "")
+check("... as a job naming the request, done", len(od) == 1 and od[0][1] == "done" and od[0][2] == "2", od)
+check("... history.progress and history.completed carry the request id",
+      wait(lambda: count("SELECT count(*) FROM wa_events WHERE type IN ('history.progress', 'history.completed') "
+                         "AND data->>'request_id' = :'p0'", rid or "") == 2, timeout=10))
+check("... and no message.received", count("SELECT count(*) FROM wa_events WHERE type = 'message.received' "
+                                           "AND data->>'id' LIKE 'HISTOLD%'") == 0)
+sql("INSERT INTO wa_chats (jid) VALUES ('4915100000099@s.whatsapp.net') ON CONFLICT DO NOTHING")
+st, r = api("POST", "/api/chats/4915100000099%40s.whatsapp.net/history", {"count": 5})
+check("a chat with no stored message: 409 no_anchor", st == 409 and r["error"]["code"] == "no_anchor", (st, r))
+st, r = api("POST", "/api/chats/4915100000098%40s.whatsapp.net/history", {"count": 5})
+check("an unknown chat: 404", st == 404 and r["error"]["code"] == "not_found", (st, r))
+for bad_count in (0, 501, "ten"):
+    st, r = api("POST", "/api/chats/" + ALICE.replace("@", "%40") + "/history", {"count": bad_count})
+    check(f"count {bad_count!r}: 400 invalid_count naming count", st == 400 and r["error"]["code"] == "invalid_count"
+          and r["error"].get("field") == "count", (st, r))
+st, r = api("GET", "/api/history")
+jobs = (r or {}).get("data", [])
+check("GET /api/history lists the chunks, newest first, with their states and counts",
+      st == 200 and len(jobs) == count("SELECT count(*) FROM wa_history_jobs") and
+      {j["state"] for j in jobs} == {"done", "failed"} and jobs[0]["sync_type"] == "on_demand" and
+      jobs[0]["request_id"] == rid and all("media_key" not in j for j in jobs), (st, jobs[:2]))
+st, r = api("GET", "/api/history?state=failed")
+check("... ?state=failed: the two refused blobs with their errors", st == 200 and len(r["data"]) == 2 and
+      all(j["error"] for j in r["data"]), r)
+st, r = api("GET", "/api/history?state=bogus")
+check("... an unknown state: 400 naming state", st == 400 and r["error"].get("field") == "state", (st, r))
 
 # ---- kill -9 mid-import: resumes at the restart, no duplicates ----
 mark = wa.last_seq()

@@ -121,7 +121,34 @@ export class FakeHistory {
         conn.log('phone.hist_sync', { id: n.attrs.id, syncType: s.syncType, chunkOrder: s.chunkOrder });
     }
 
+    /** A HISTORY_SYNC_ON_DEMAND request from a companion: checked as the phone reads it (a chat, an
+     *  anchor message of it with its key and time in seconds, a count of 1..500), logged, and
+     *  answered (unless answerOnDemand is false) with an ON_DEMAND chunk of up to count messages older
+     *  than the anchor, from onDemandMessages[chat] (the phone's older history of that chat),
+     *  naming the request. Returns a problem, or null. */
+    onDemand(conn, requestId, req) {
+        const h = req.historySyncOnDemandRequest;
+        if (!h) return 'no historySyncOnDemandRequest';
+        const extra = Object.keys(h.toJSON ? h.toJSON() : h).filter((k) => !['chatJid', 'oldestMsgId', 'oldestMsgFromMe', 'onDemandMsgCount', 'oldestMsgTimestampMs'].includes(k));
+        if (extra.length) return `unexpected fields ${extra.join(',')}`;
+        if (!/^[0-9]+@(s\.whatsapp\.net|g\.us|lid)$/.test(h.chatJid ?? '')) return `chatJid ${h.chatJid}`;
+        if (!h.oldestMsgId) return 'no oldestMsgId';
+        if (typeof h.oldestMsgFromMe !== 'boolean') return 'no oldestMsgFromMe';
+        const count = Number(h.onDemandMsgCount);
+        if (!(count >= 1 && count <= 500)) return `onDemandMsgCount ${h.onDemandMsgCount}`;
+        const ts = Number(h.oldestMsgTimestampMs);
+        if (!(ts > 1e9 && ts < Date.now() / 1000 + 86400)) return `oldestMsgTimestampMs ${h.oldestMsgTimestampMs}: want the anchor's time in seconds`;
+        const r = { requestId, chat: h.chatJid, anchor: h.oldestMsgId, fromMe: h.oldestMsgFromMe, count, ts };
+        (this.requests ??= []).push(r);
+        conn.log('phone.history_request', r);
+        if (this.answerOnDemand === false) return null;
+        const older = (this.onDemandMessages?.[h.chatJid] ?? []).filter((m) => Number(m.message.messageTimestamp) < ts).slice(-count);
+        this.send({ syncType: 'ON_DEMAND', chunkOrder: 0, progress: 100, inline: !this.server.media, peerDataRequestSessionId: requestId,
+            conversations: [{ id: h.chatJid, messages: older }] }).catch((e) => conn.log('warning', { detail: `on-demand answer: ${e.message}` }));
+        return null;
+    }
+
     state() {
-        return { sent: Object.fromEntries(this.sent), receipts: this.receipts };
+        return { sent: Object.fromEntries(this.sent), receipts: this.receipts, requests: this.requests ?? [] };
     }
 }

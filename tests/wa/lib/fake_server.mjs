@@ -994,6 +994,11 @@ class Conn {
             const fields = Object.keys(proto.Message.toObject(m)).filter((k) => k !== 'messageContextInfo');
             const req = pm?.peerDataOperationRequestMessage;
             const problems = [];
+            // An on-demand history request: lib/fake_history.mjs checks and answers it.
+            if (fields.length === 1 && req?.peerDataOperationRequestType === proto.Message.PeerDataOperationRequestType.HISTORY_SYNC_ON_DEMAND) {
+                const bad = (this.server.history ??= new FakeHistory(this.server)).onDemand(this, requestId, req);
+                return bad ? this.violation(`history on-demand request ${requestId}: ${bad}`) : undefined;
+            }
             if (fields.length !== 1 || !pm) problems.push(`a Message with ${fields.join(',')}, want protocolMessage alone`);
             else if (pm.type !== proto.Message.ProtocolMessage.Type.PEER_DATA_OPERATION_REQUEST_MESSAGE) problems.push(`protocolMessage type ${pm.type}, want PEER_DATA_OPERATION_REQUEST_MESSAGE`);
             else if (!req) problems.push('no peerDataOperationRequestMessage');
@@ -2728,6 +2733,9 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         // History sync from the phone (lib/fake_history.mjs): a chunk announced, and what came back.
         'POST /phone/history': async (q, b) => (server.history ??= new FakeHistory(server)).send(b),
         'GET /phone/history': () => (server.history ??= new FakeHistory(server)).state(),
+        // {chat: [WebMessageInfo-shaped history messages]}: what the phone answers on-demand requests from.
+        'POST /phone/history/on-demand': (q, b) => (Object.assign(server.history ??= new FakeHistory(server),
+            { onDemandMessages: b.messages ?? {}, answerOnDemand: b.answer !== false }), { ok: true }),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
         'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
