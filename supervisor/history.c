@@ -17,8 +17,6 @@
 #include "common/log.h"
 #include "common/pgc.h"
 #include "common/sbuf.h"
-#include "action_req.h"
-#include "common/ipc.h"
 #include "events.h"
 #include "inbox.h"
 #include "media_fetch.h"
@@ -32,8 +30,6 @@
 #include "wa/wa_mediaconn.h"
 #include "wa/wa_message.h"
 #include "wa/wa_messaging.h"
-#include "wa/wa_peerdata.h"
-#include "worker_table.h"
 
 #define POLL_S 30
 #define PIECE (16 * 1024)      /* compressed bytes fed at a time: at most a few MB inflate from it */
@@ -726,36 +722,6 @@ static void receipts(void)
     H.receipting = 1;
     if (!sdb_query(SQL_UNRECEIPTED, 0, NULL, on_unreceipted, NULL))
         H.receipting = 0;
-}
-
-int history_ipc_request(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
-{
-    char chat[160], anchor[128], rid[64];
-    if (action_req_str(rd, chat, sizeof chat) < 0 || action_req_str(rd, anchor, sizeof anchor) < 0)
-        return -1;
-    int from_me = ipc_rd_u32(rd) != 0;
-    uint64_t ts = ipc_rd_u64(rd);
-    uint32_t count = ipc_rd_u32(rd);
-    if (ipc_rd_end(rd) < 0 || count < 1 || count > WA_PD_HISTORY_MAX || ts > INT64_MAX)
-        return -1;
-    if (!action_req_client(status, body))
-        return 0;
-    if (wa_messaging_history_request(chat, anchor, from_me, (int64_t)ts, (int)count, rid, sizeof rid) < 0) {
-        *status = 503;
-        jw_error_body(body, "send_failed", "the request could not be sent to our phone; try again", NULL);
-        return 0;
-    }
-    struct jsonw w;
-    jw_init(&w, body);
-    jw_obj(&w);
-    jw_kstr(&w, "request_id", rid);
-    jw_kstr(&w, "chat_jid", chat);
-    jw_kstr(&w, "anchor_id", anchor);
-    jw_kuint(&w, "count", count);
-    jw_obj_end(&w);
-    *status = 202;
-    workers_answer_json(&w, status, body);
-    return 0;
 }
 
 void history_kick(void)

@@ -24,13 +24,6 @@ void history_init(struct event_base *base, struct wa_client *c);
 /* Something may be due: a job stored, the connection came up. */
 void history_kick(void);
 
-struct ipc_rd;
-struct sbuf;
-/* IPC_ACT_HISTORY: asks our phone for older messages of a chat (the
- * worker found the anchor); answers 202 {request_id, chat_jid, anchor_id,
- * count}, 503 when not connected. 0, or -1 for a malformed request. */
-int history_ipc_request(struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
-
 /* Tries before a blob that is not what it should be (sums, zlib,
  * protobuf) is given up; a network failure is tried longer. */
 #define HISTORY_MAX_CORRUPT 3

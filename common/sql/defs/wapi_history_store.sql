@@ -106,7 +106,8 @@ DECLARE
     j wa_history_jobs;
     d jsonb;
 BEGIN
-    UPDATE wa_history_jobs SET state = 'done', done_at = now(), updated_at = now(), error = NULL,
+    -- clock_timestamp(): the end of the import, not the start of its transaction
+    UPDATE wa_history_jobs SET state = 'done', done_at = clock_timestamp(), updated_at = now(), error = NULL,
         attempts = attempts + 1,
         chunk_order = coalesce((counts->>'chunk_order')::int, chunk_order),
         progress = greatest(progress, coalesce((counts->>'progress')::int, 0)),

@@ -11,9 +11,10 @@
 //     lidMappings?: [{pnJid, lidJid}], bulk?: {chats, perChat, textBytes} (synthetic messages appended),
 //     inline?: bool (the blob in initialHistBootstrapInlinePayload, not on the host),
 //     corrupt?: 'zlib' (a damaged stream under sums that match) | 'sums' (the announced sha256 is wrong),
-//     id?, peerDataRequestSessionId?}
+//     id?, peerDataRequestSessionId?, saveTo? (a file the deflated blob is written to)}
 //   → {id, directPath, bytes (deflated), inflated, conversations, messages}
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { proto } from 'baileys';
 import { getMediaKeys } from 'baileys/lib/Utils/messages-media.js';
@@ -75,6 +76,7 @@ export class FakeHistory {
         const phone = srv.phone.phoneNumber;
         const { syncType, pb, conversations, messages } = this.encode(b);
         let zz = zlib.deflateSync(pb);
+        if (b.saveTo) fs.writeFileSync(b.saveTo, zz); // the very blob, for another decoder (make bench)
         if (b.corrupt === 'zlib') {
             zz = Buffer.from(zz);
             for (let i = zz.length >> 1; i < Math.min(zz.length, (zz.length >> 1) + 64); i++) zz[i] ^= 0x5a;
