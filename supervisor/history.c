@@ -54,6 +54,8 @@ static const char SQL_NEXT[] =
 static const char SQL_FAILED[] =
     "UPDATE wa_history_jobs SET attempts = attempts + 1, error = $2, updated_at = now(), "
     "state = CASE WHEN $3::boolean THEN 'failed' ELSE state END, "
+    "media_key = CASE WHEN $3::boolean THEN NULL ELSE media_key END, "
+    "inline_payload = CASE WHEN $3::boolean THEN NULL ELSE inline_payload END, "
     "next_attempt_at = now() + make_interval(secs => $4::int) WHERE message_id = $1 AND state = 'pending'";
 
 static const char SQL_UNRECEIPTED[] = "SELECT message_id FROM wa_history_jobs WHERE state <> 'pending' AND "

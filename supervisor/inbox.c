@@ -209,8 +209,9 @@ static void add_history_job(struct jsonw *w, const struct wa_incoming *m)
     jw_kint(w, "type", ok ? nt.sync_type : 0);
     jw_kuint(w, "chunk", ok ? nt.chunk_order : 0);
     jw_kuint(w, "progress", ok ? nt.progress : 0);
-    jw_kbool(w, "off", !ok || !strcmp(S.cfg.whatsapp.history, "off"));
-    if (ok) {
+    int off = !ok || !strcmp(S.cfg.whatsapp.history, "off");
+    jw_kbool(w, "off", off);
+    if (ok && !off) { /* skipped: only the receipt is due, nothing of the blob is kept */
         add_hex(w, "media_key", nt.media_key, nt.has_media_key ? sizeof nt.media_key : 0);
         add_hex(w, "file_sha256", nt.file_sha256, nt.has_file_sha256 ? 32 : 0);
         add_hex(w, "file_enc_sha256", nt.file_enc_sha256, nt.has_file_enc_sha256 ? 32 : 0);
@@ -219,8 +220,9 @@ static void add_history_job(struct jsonw *w, const struct wa_incoming *m)
         add_hex(w, "inline", nt.inline_payload, nt.inline_len);
         add_uint(w, "oldest", nt.oldest_msg_ts > 0 ? (uint64_t)nt.oldest_msg_ts : 0);
         jw_kstr(w, "request", nt.peer_data_request_session_id);
-        wa_hist_notif_free(&nt);
     }
+    if (ok)
+        wa_hist_notif_free(&nt);
 }
 
 /* One element of the statement (see common/sql/0020_message_json.sql). */

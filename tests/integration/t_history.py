@@ -299,14 +299,14 @@ big = wa.call("POST", "/phone/history", {"syncType": "FULL", "chunkOrder": 0, "p
                                          "bulk": {"chats": kill_chats, "perChat": kill_per, "textBytes": 200,
                                                   "base": 4918000000000}})
 check("a FULL chunk of 20,000 messages sent", big.get("ok") is True and big["messages"] == kill_chats * kill_per, big)
-# killed once the import has begun (the runner logs its download) and before its commit
-began = wait(lambda: "history: downloading a chunk" in srv.log() and big["id"] in srv.log(), timeout=20)
-time.sleep(0.5)
+# killed inside the chunk's transaction: the runner's connection (application_name wapi-history) has one open
+began = wait(lambda: count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wapi-history' "
+                           "AND xact_start IS NOT NULL") > 0, timeout=30, step=0.01)
+check("supervisor killed with -9 inside the chunk's transaction", began and kill_supervisor(srv))
 st_before = job(big["id"])
 n_before = count("SELECT count(*) FROM wa_messages WHERE id LIKE 'BULK%'")
-check("killed mid-import: nothing of the chunk visible (one transaction)", began and st_before[0] == "pending" and
+check("... nothing of the chunk stored, the job still pending (one transaction)", st_before[0] == "pending" and
       n_before == 0, (st_before, n_before))
-check("supervisor killed with -9", kill_supervisor(srv))
 if "/san" in BIN:
     # Measured below: ASan's quarantine would hold every freed block (256 MB by default) and be counted.
     srv.env["ASAN_OPTIONS"] = ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=0") if x)
@@ -318,6 +318,12 @@ check("the job resumed and finished", wait(lambda: (job(big["id"]) or [""])[0] =
 check("... every message once", count("SELECT count(*) FROM wa_messages WHERE id LIKE 'BULK%'") ==
       kill_chats * kill_per and count("SELECT count(DISTINCT id) FROM wa_messages WHERE id LIKE 'BULK%'") ==
       kill_chats * kill_per)
+check("... one history.progress for it (the killed run's went with its transaction)",
+      count("SELECT count(*) FROM wa_events WHERE type = 'history.progress' AND data->>'id' = :'p0'", big["id"]) == 1)
+check("jobs done or failed keep neither the blob's key nor an inline payload",
+      count("SELECT count(*) FROM wa_history_jobs WHERE state IN ('done', 'failed') AND "
+            "(media_key IS NOT NULL OR inline_payload IS NOT NULL)") == 0 and
+      count("SELECT count(*) FROM wa_history_jobs WHERE state IN ('done', 'failed')") >= 8)
 check("... receipted once (the fake phone refuses a second)", bool(wait(lambda: receipted(big["id"], mark),
                                                                       timeout=20)) and
       len(receipted(big["id"], mark)) == 1)

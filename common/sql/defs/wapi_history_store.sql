@@ -107,7 +107,9 @@ DECLARE
     d jsonb;
 BEGIN
     -- clock_timestamp(): the end of the import, not the start of its transaction
+    -- The blob's key and an inline payload are of no use once imported.
     UPDATE wa_history_jobs SET state = 'done', done_at = clock_timestamp(), updated_at = now(), error = NULL,
+        media_key = NULL, inline_payload = NULL,
         attempts = attempts + 1,
         chunk_order = coalesce((counts->>'chunk_order')::int, chunk_order),
         progress = greatest(progress, coalesce((counts->>'progress')::int, 0)),
