@@ -28,7 +28,8 @@ static const char SQL_JOBS[] =
     "WHEN 0 THEN 'initial_bootstrap' WHEN 1 THEN 'initial_status_v3' WHEN 2 THEN 'full' WHEN 3 THEN 'recent' "
     "WHEN 4 THEN 'push_name' WHEN 5 THEN 'non_blocking_data' WHEN 6 THEN 'on_demand' ELSE 'unknown' END, "
     "'chunk_order', j.chunk_order, 'progress', j.progress, 'state', j.state, 'attempts', j.attempts, "
-    "'error', j.error, 'inline', j.direct_path IS NULL, 'bytes', j.file_length, 'conversations', j.conversations, 'messages', j.messages, 'pushnames', "
+    "'error', j.error, 'inline', j.direct_path IS NULL, 'bytes', j.file_length, "
+    "'conversations', j.conversations, 'messages', j.messages, 'pushnames', "
     "j.pushnames, 'lid_mappings', j.lid_mappings, 'request_id', j.request_id, "
     "'received_at', " REST_TS("j.received_at") ", 'done_at', " REST_TS(
         "j.done_at") ", "
