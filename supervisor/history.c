@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/pgc.h"
 #include "common/sbuf.h"
+#include "chat_merges.h"
 #include "events.h"
 #include "inbox.h"
 #include "media_fetch.h"
@@ -82,6 +83,7 @@ struct job {
     /* the batch in the making: JSON elements, comma-separated */
     struct sbuf conv, msgs, names, lids;
     size_t bmsgs, belems;
+    size_t nlids;    /* mappings sent to the database */
     int finished;    /* the decoder ended well: the rest is the last batch and the end */
     uint64_t stored; /* messages stored by this run */
     size_t skipped;  /* messages not storable (system stubs, edits, ...) */
@@ -210,6 +212,8 @@ static void on_committed(void *ctx, const PGresult *res, const char *err, const 
     }
     for (int i = 0; i < j->nev; i++)
         events_publish(strtoull(j->events[i], NULL, 10), j->ev_type[i], j->ev_data[i]);
+    if (j->nlids)
+        chat_merges_kick(); /* a mapping may have merged a LID chat: announced now, not at the sweep */
     if (S.shm) {
         metrics_add(&S.shm->wa_history_chunks_total, 1);
         metrics_add(&S.shm->wa_history_messages_total, j->stored);
@@ -507,7 +511,7 @@ static int on_lid_mapping(void *arg, const char *pn, const char *lid)
     jw_kstr(&w, "lid", lid);
     jw_obj_end(&w);
     if (jw_finish(&w) == 0)
-        j->belems++;
+        j->belems++, j->nlids++;
     return 0;
 }
 

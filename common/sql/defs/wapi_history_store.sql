@@ -15,6 +15,12 @@ DECLARE
     v jsonb;
     r wa_messages;
     stored int := 0;
+    -- what the stored messages say of their chats and senders, applied once per batch
+    m_chat text[] := '{}';
+    m_id text[] := '{}';
+    m_ts timestamptz[] := '{}';
+    s_jid text[] := '{}';
+    s_name text[] := '{}';
 BEGIN
     -- Mappings first: a chat or message named by LID then lands in the
     -- number's chat (and 0033's triggers merge a LID chat already there).
@@ -78,18 +84,26 @@ BEGIN
             ON CONFLICT (message_id) DO NOTHING;
         END IF;
         IF NOT r.from_me AND r.sender_jid IS NOT NULL AND v->>'push_name' IS NOT NULL THEN
-            INSERT INTO wa_contacts (jid, push_name, updated_at) VALUES (r.sender_jid, v->>'push_name', now())
-            ON CONFLICT (jid) DO UPDATE SET push_name = EXCLUDED.push_name, updated_at = now()
-            WHERE wa_contacts.push_name IS NULL;
+            s_jid := s_jid || r.sender_jid;
+            s_name := s_name || (v->>'push_name');
         END IF;
-        -- The chat's last message when this one is later (no unread count:
-        -- the conversation says it).
-        INSERT INTO wa_chats (jid, last_message_id, last_message_at, updated_at)
-        VALUES (r.chat_jid, r.id, r.ts, now())
-        ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id,
-            last_message_at = EXCLUDED.last_message_at, updated_at = now()
-        WHERE wa_chats.last_message_at IS NULL OR wa_chats.last_message_at < EXCLUDED.last_message_at;
+        m_chat := m_chat || r.chat_jid;
+        m_id := m_id || r.id;
+        m_ts := m_ts || r.ts;
     END LOOP;
+    -- Each sender's name (the latest in the batch) when none is known: a
+    -- live message's newer name is kept.
+    INSERT INTO wa_contacts (jid, push_name, updated_at)
+    SELECT DISTINCT ON (j) j, n, now() FROM unnest(s_jid, s_name) WITH ORDINALITY AS u(j, n, o) ORDER BY j, o DESC
+    ON CONFLICT (jid) DO UPDATE SET push_name = EXCLUDED.push_name, updated_at = now()
+    WHERE wa_contacts.push_name IS NULL;
+    -- Each chat's last message when the batch has a later one (no unread
+    -- count: the conversation says it).
+    INSERT INTO wa_chats (jid, last_message_id, last_message_at, updated_at)
+    SELECT DISTINCT ON (c) c, i, t, now() FROM unnest(m_chat, m_id, m_ts) AS u(c, i, t) ORDER BY c, t DESC, i DESC
+    ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id,
+        last_message_at = EXCLUDED.last_message_at, updated_at = now()
+    WHERE wa_chats.last_message_at IS NULL OR wa_chats.last_message_at < EXCLUDED.last_message_at;
     RETURN stored;
 END;
 $$;
