@@ -13,14 +13,7 @@ CREATE OR REPLACE FUNCTION wapi_history_store(p jsonb) RETURNS int LANGUAGE plpg
 #variable_conflict use_column
 DECLARE
     v jsonb;
-    r wa_messages;
     stored int := 0;
-    -- what the stored messages say of their chats and senders, applied once per batch
-    m_chat text[] := '{}';
-    m_id text[] := '{}';
-    m_ts timestamptz[] := '{}';
-    s_jid text[] := '{}';
-    s_name text[] := '{}';
 BEGIN
     -- Mappings first: a chat or message named by LID then lands in the
     -- number's chat (and 0033's triggers merge a LID chat already there).
@@ -50,60 +43,64 @@ BEGIN
                                      ELSE wa_chats.ephemeral_seconds END,
             updated_at = now();
     END LOOP;
-    FOR v IN SELECT e FROM jsonb_array_elements(coalesce(p->'m', '[]')) AS x(e) LOOP
+    -- The messages, set-based: stored as a live message is (its attachment
+    -- as metadata, pending: downloaded as the media policy says of any
+    -- received file), a message id seen before adding nothing; then each
+    -- sender's name (the latest in the batch) when none is known (a live
+    -- message's newer name is kept), and each chat's last message when the
+    -- batch has a later one (no unread count: the conversation says it).
+    WITH x AS (
+        SELECT DISTINCT ON (e->>'id') e AS v, n
+        FROM jsonb_array_elements(coalesce(p->'m', '[]')) WITH ORDINALITY AS a(e, n)
+        ORDER BY e->>'id', n
+    ), ins AS (
         INSERT INTO wa_messages (id, chat_jid, sender_jid, sender_pn, sender_lid, from_me, type, subtype, text,
                                  reply_to, reaction_to, reaction, mentions, content, forwarded, view_once,
                                  ephemeral_seconds, status, ts)
-        VALUES (v->>'id', v->>'chat', v->>'sender',
-                CASE WHEN v->>'sender' LIKE '%@s.whatsapp.net' THEN v->>'sender' END, v->>'lid',
-                (v->>'from_me')::boolean, v->>'type', v->>'subtype',
-                v->>'text', v->>'reply_to', v->>'reaction_to', v->>'reaction',
-                CASE WHEN v ? 'mentions' THEN ARRAY(SELECT jsonb_array_elements_text(v->'mentions')) END,
-                v->'content', coalesce((v->>'forwarded')::boolean, false),
-                coalesce((v->>'view_once')::boolean, false), nullif((v->>'exp')::int, 0),
-                CASE WHEN (v->>'from_me')::boolean THEN 'sent' ELSE 'received' END,
-                to_timestamp((v->>'ts')::bigint))
-        ON CONFLICT (id) DO NOTHING RETURNING * INTO r;
-        CONTINUE WHEN r.id IS NULL;
-        stored := stored + 1;
-        IF v ? 'media' THEN
-            -- Its attachment as metadata, pending: downloaded as the media
-            -- policy says of any received file.
-            INSERT INTO wa_message_media (message_id, kind, state, mimetype, file_name, width, height, seconds,
-                waveform, thumbnail, media_key, file_sha256, file_enc_sha256, file_length, direct_path, url,
-                media_key_ts)
-            SELECT r.id, x->>'kind', 'pending', x->>'mimetype', x->>'file_name', (x->>'width')::int,
-                   (x->>'height')::int, (x->>'seconds')::int, decode(x->>'waveform', 'hex'),
-                   decode(x->>'thumbnail', 'hex'), decode(x->>'media_key', 'hex'), decode(x->>'file_sha256', 'hex'),
-                   decode(x->>'file_enc_sha256', 'hex'), (x->>'file_length')::bigint, x->>'direct_path',
-                   x->>'url', (x->>'media_key_ts')::bigint
-            FROM (SELECT v->'media' AS x) s;
-        END IF;
-        IF v ? 'poll_secret' AND length(v->>'poll_secret') = 64 AND r.type = 'poll' THEN
-            INSERT INTO wa_poll_secrets (message_id, secret) VALUES (r.id, decode(v->>'poll_secret', 'hex'))
-            ON CONFLICT (message_id) DO NOTHING;
-        END IF;
-        IF NOT r.from_me AND r.sender_jid IS NOT NULL AND v->>'push_name' IS NOT NULL THEN
-            s_jid := s_jid || r.sender_jid;
-            s_name := s_name || (v->>'push_name');
-        END IF;
-        m_chat := m_chat || r.chat_jid;
-        m_id := m_id || r.id;
-        m_ts := m_ts || r.ts;
-    END LOOP;
-    -- Each sender's name (the latest in the batch) when none is known: a
-    -- live message's newer name is kept.
-    INSERT INTO wa_contacts (jid, push_name, updated_at)
-    SELECT DISTINCT ON (j) j, n, now() FROM unnest(s_jid, s_name) WITH ORDINALITY AS u(j, n, o) ORDER BY j, o DESC
-    ON CONFLICT (jid) DO UPDATE SET push_name = EXCLUDED.push_name, updated_at = now()
-    WHERE wa_contacts.push_name IS NULL;
-    -- Each chat's last message when the batch has a later one (no unread
-    -- count: the conversation says it).
-    INSERT INTO wa_chats (jid, last_message_id, last_message_at, updated_at)
-    SELECT DISTINCT ON (c) c, i, t, now() FROM unnest(m_chat, m_id, m_ts) AS u(c, i, t) ORDER BY c, t DESC, i DESC
-    ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id,
-        last_message_at = EXCLUDED.last_message_at, updated_at = now()
-    WHERE wa_chats.last_message_at IS NULL OR wa_chats.last_message_at < EXCLUDED.last_message_at;
+        SELECT v->>'id', v->>'chat', v->>'sender',
+               CASE WHEN v->>'sender' LIKE '%@s.whatsapp.net' THEN v->>'sender' END, v->>'lid',
+               (v->>'from_me')::boolean, v->>'type', v->>'subtype',
+               v->>'text', v->>'reply_to', v->>'reaction_to', v->>'reaction',
+               CASE WHEN v ? 'mentions' THEN ARRAY(SELECT jsonb_array_elements_text(v->'mentions')) END,
+               v->'content', coalesce((v->>'forwarded')::boolean, false),
+               coalesce((v->>'view_once')::boolean, false), nullif((v->>'exp')::int, 0),
+               CASE WHEN (v->>'from_me')::boolean THEN 'sent' ELSE 'received' END,
+               to_timestamp((v->>'ts')::bigint)
+        FROM x ORDER BY n
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id, chat_jid, sender_jid, from_me, type, ts
+    ), s AS (
+        SELECT ins.*, x.v, x.n FROM ins JOIN x ON x.v->>'id' = ins.id
+    ), media AS (
+        INSERT INTO wa_message_media (message_id, kind, state, mimetype, file_name, width, height, seconds,
+            waveform, thumbnail, media_key, file_sha256, file_enc_sha256, file_length, direct_path, url,
+            media_key_ts)
+        SELECT s.id, m->>'kind', 'pending', m->>'mimetype', m->>'file_name', (m->>'width')::int,
+               (m->>'height')::int, (m->>'seconds')::int, decode(m->>'waveform', 'hex'),
+               decode(m->>'thumbnail', 'hex'), decode(m->>'media_key', 'hex'), decode(m->>'file_sha256', 'hex'),
+               decode(m->>'file_enc_sha256', 'hex'), (m->>'file_length')::bigint, m->>'direct_path',
+               m->>'url', (m->>'media_key_ts')::bigint
+        FROM s CROSS JOIN LATERAL (SELECT s.v->'media' AS m) mm WHERE s.v ? 'media'
+    ), polls AS (
+        INSERT INTO wa_poll_secrets (message_id, secret)
+        SELECT s.id, decode(s.v->>'poll_secret', 'hex') FROM s
+        WHERE s.type = 'poll' AND length(s.v->>'poll_secret') = 64
+        ON CONFLICT (message_id) DO NOTHING
+    ), names AS (
+        INSERT INTO wa_contacts (jid, push_name, updated_at)
+        SELECT DISTINCT ON (s.sender_jid) s.sender_jid, s.v->>'push_name', now() FROM s
+        WHERE NOT s.from_me AND s.sender_jid IS NOT NULL AND s.v->>'push_name' IS NOT NULL
+        ORDER BY s.sender_jid, s.n DESC
+        ON CONFLICT (jid) DO UPDATE SET push_name = EXCLUDED.push_name, updated_at = now()
+        WHERE wa_contacts.push_name IS NULL
+    ), chats AS (
+        INSERT INTO wa_chats (jid, last_message_id, last_message_at, updated_at)
+        SELECT DISTINCT ON (s.chat_jid) s.chat_jid, s.id, s.ts, now() FROM s ORDER BY s.chat_jid, s.ts DESC, s.id DESC
+        ON CONFLICT (jid) DO UPDATE SET last_message_id = EXCLUDED.last_message_id,
+            last_message_at = EXCLUDED.last_message_at, updated_at = now()
+        WHERE wa_chats.last_message_at IS NULL OR wa_chats.last_message_at < EXCLUDED.last_message_at
+    )
+    SELECT count(*) INTO stored FROM s;
     RETURN stored;
 END;
 $$;
