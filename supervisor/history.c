@@ -59,6 +59,11 @@ static const char SQL_FAILED[] =
     "inline_payload = CASE WHEN $3::boolean THEN NULL ELSE inline_payload END, "
     "next_attempt_at = now() + make_interval(secs => $4::int) WHERE message_id = $1 AND state = 'pending'";
 
+/* whatsapp.history turned off since the job was stored: only its receipt is due. */
+static const char SQL_SKIP[] = "UPDATE wa_history_jobs SET state = 'skipped', media_key = NULL, "
+                               "inline_payload = NULL, updated_at = now() "
+                               "WHERE message_id = $1 AND state = 'pending'";
+
 static const char SQL_UNRECEIPTED[] = "SELECT message_id FROM wa_history_jobs WHERE state <> 'pending' AND "
                                       "receipted_at IS NULL ORDER BY received_at LIMIT 32";
 static const char SQL_RECEIPTED[] =
@@ -148,11 +153,12 @@ static void release(struct job *j)
 
 /* ---- failures */
 
+/* A failure recorded (or a job skipped): what else waits. */
 static void on_failed(void *ctx, const PGresult *res, const char *err)
 {
     struct job *j = ctx;
     if (!res)
-        log_error("history: cannot record a failed import", LF_S("id", j->id), LF_S("error", err));
+        log_error("history: cannot record a job's state", LF_S("id", j->id), LF_S("error", err));
     H.again = 1; /* what else waits (a job failed for good is receipted first) */
     release(j);
 }
@@ -649,6 +655,13 @@ static void on_next(void *ctx, const PGresult *res, const char *err)
     for (int i = 0; i < NEXT_COLS; i++)
         c[i] = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
     snprintf(j->id, sizeof j->id, "%s", c[0]);
+    if (!strcmp(S.cfg.whatsapp.history, "off")) {
+        log_info("history: chunk skipped (whatsapp.history is off)", LF_S("id", j->id));
+        const char *p[] = {j->id};
+        if (!sdb_query(SQL_SKIP, 1, p, on_failed, j))
+            release(j);
+        return;
+    }
     j->type = atoi(c[1]);
     j->chunk = (uint32_t)strtoul(c[2], NULL, 10);
     j->progress = (uint32_t)strtoul(c[3], NULL, 10);

@@ -371,13 +371,25 @@ check("... the supervisor's RSS grew by less than 64 MB", peak - base_rss < 64 *
       f"{(peak - base_rss) / 1024:.1f} MB")
 
 check("the fake server saw no protocol violation", not wa.events(0, "violation"), wa.events(0, "violation"))
+# a chunk stored, its download held by the media host when wapi stops
+wa.call("POST", "/media/hold", {"on": True, "downloads": True})
+mark = wa.last_seq()
+held = wa.call("POST", "/phone/history", {"syncType": "RECENT", "chunkOrder": 6, "progress": 100,
+                                          "conversations": [{"id": ALICE, "messages": [
+                                              wmi(ALICE, "HISTOFF2", T0 + 51, {"conversation": "held"})]}]})
+check("a chunk stored whose download is held", wait(lambda: (job(held["id"]) or [""])[0] == "pending" and
+                                                    wa.call("GET", "/media/held")["held"] >= 1, timeout=20))
 srv.stop()
+wa.call("POST", "/media/hold", {"on": False, "downloads": True})
 
 # ---- whatsapp.history = off: receipted, nothing imported ----
 srv.env["WAPI_WHATSAPP_HISTORY"] = "off"
 srv.start()
 check("restarted with whatsapp.history=off", wait(lambda: api("GET", "/api/session")[1].get("state") == "connected",
                                                  timeout=30))
+check("off: the chunk stored before is skipped, not imported, and receipted",
+      wait(lambda: receipted(held["id"], mark), timeout=20) and job(held["id"])[0] == "skipped" and
+      count("SELECT count(*) FROM wa_messages WHERE id = 'HISTOFF2'") == 0, job(held["id"]))
 mark = wa.last_seq()
 n0 = msg_count()
 off = wa.call("POST", "/phone/history", {"syncType": "RECENT", "chunkOrder": 5, "progress": 100,
