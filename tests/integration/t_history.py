@@ -209,6 +209,19 @@ check("SSE: the same events on GET /api/events",
            ["history.progress", "history.progress", "history.completed"], timeout=10),
       [e["event"] for e in sse.events])
 
+# ---- a notification from anyone but our phone: acknowledged, ignored ----
+PEER = "15550009999"  # the fake server's default peer, another account
+mark = wa.last_seq()
+forged = wa.call("POST", "/phone/history", {"from": str(PEER).split("@")[0], "syncType": "RECENT", "inline": True,
+                                            "conversations": [{"id": ALICE, "messages": [
+                                                wmi(ALICE, "HISTFORGED", T0 + 60, {"conversation": "forged"})]}]})
+check("a history notification from another account: acknowledged",
+      forged.get("ok") is True and bool(wait(lambda: [e for e in wa.events(mark, "ack") if e.get("id") == forged["id"]],
+                                              timeout=15)), forged)
+check("... no job, nothing imported, no receipt", job(forged["id"]) is None and
+      count("SELECT count(*) FROM wa_messages WHERE id = 'HISTFORGED'") == 0 and not receipted(forged["id"]))
+check("... and said in the log", "a history sync notification not from our phone" in srv.log())
+
 # ---- replay: every chunk again adds no row ----
 rows0 = (msg_count(), count("SELECT count(*) FROM wa_chats"), count("SELECT count(*) FROM wa_contacts"),
          count("SELECT count(*) FROM wa_message_media"))

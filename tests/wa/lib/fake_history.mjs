@@ -11,7 +11,8 @@
 //     lidMappings?: [{pnJid, lidJid}], bulk?: {chats, perChat, textBytes} (synthetic messages appended),
 //     inline?: bool (the blob in initialHistBootstrapInlinePayload, not on the host),
 //     corrupt?: 'zlib' (a damaged stream under sums that match) | 'sums' (the announced sha256 is wrong),
-//     id?, peerDataRequestSessionId?, saveTo? (a file the deflated blob is written to)}
+//     id?, peerDataRequestSessionId?, saveTo? (a file the deflated blob is written to),
+//     from? (another account sends it: a companion must ignore it)}
 //   → {id, directPath, bytes (deflated), inflated, conversations, messages}
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -102,7 +103,8 @@ export class FakeHistory {
         }
         const message = { protocolMessage: { type: proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION, historySyncNotification: note } };
         const raw = Buffer.from(proto.Message.encode(proto.Message.fromObject(message)).finish()).toString('base64');
-        const r = await srv.peerSend({ from: phone, raw, ...(b.id ? { id: b.id } : {}) });
+        // from: another account's phone (a forged notification a companion must ignore); default ours.
+        const r = await srv.peerSend({ from: b.from ?? phone, raw, ...(b.id ? { id: b.id } : {}) });
         this.sent.set(r.id, { syncType, chunkOrder: note.chunkOrder, receipts: 0, t: Date.now() });
         srv.log(0, 'phone.history', { id: r.id, syncType, chunkOrder: note.chunkOrder, inline: !!b.inline, bytes: zz.length, inflated: pb.length, conversations, messages });
         return { ok: true, id: r.id, directPath, bytes: zz.length, inflated: pb.length, conversations, messages };
