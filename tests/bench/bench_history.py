@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """make bench, history sync import. Numbers, not assertions.
 
-The fake phone (tests/wa/lib/fake_history.mjs) sends one FULL history chunk
-of BENCH_HIST_MESSAGES messages across BENCH_HIST_CHATS chats, built with
-Baileys' HistorySync encoder, deflated, encrypted and put on the fake media
-hosts. Measured: the time from the notification's arrival to the chunk's
-commit (download, decryption, streaming decode and the import of every
-chat and message in one transaction), as messages/s, and the supervisor's
-peak RSS (its kernel high-water mark, and sampled) against its RSS before.
-In the same run, Baileys decodes the very same blob its own way (inflate
-whole, proto.HistorySync.decode: tests/wa/history_vectors.mjs decode), for
-the ratio; Baileys stores nothing, so wapi's figure includes PostgreSQL's
-work and Baileys' does not.
+One blob of 100,000 messages across 2,000 chats (with push names and LID
+mappings), made by Baileys' HistorySync encoder and deflated
+(tests/wa/history_vectors.mjs bench), is measured three ways in one run:
+  - wapi's import: the fake phone (tests/wa/lib/fake_history.mjs) encrypts
+    it, puts it on the fake media hosts and announces it; from the
+    notification's arrival to the chunk's commit (download, decryption,
+    streaming decode, every chat and message stored in one transaction), as
+    messages/s, and the supervisor's peak RSS (kernel high-water mark, and
+    sampled) against its RSS before;
+  - wapi's decoder alone on the same blob (tests/tools/wa_history_rss: the
+    streaming decoder and wa_msg_parse of every message, digest checked);
+  - Baileys decoding the same blob its own way (inflate whole,
+    proto.HistorySync.decode: history_vectors.mjs decode).
+Baileys stores nothing: compare wapi's decoder with Baileys' decode; the
+import adds PostgreSQL's work.
 
-Environment: BENCH_HIST_CHATS (2000), BENCH_HIST_MESSAGES (100000),
-BENCH_HIST_BINDIR (the binaries measured, default build/)."""
+Environment: BENCH_HIST_BINDIR (the binaries measured, default build/)."""
 import json
 import os
 import subprocess
@@ -27,8 +30,6 @@ from fakewa import FakeWA  # noqa: E402
 from harness import ROOT, Server, wait  # noqa: E402
 import linked  # noqa: E402
 
-CHATS = int(os.environ.get("BENCH_HIST_CHATS", "2000"))
-MSGS = int(os.environ.get("BENCH_HIST_MESSAGES", "100000"))
 BIN = os.environ.get("BENCH_HIST_BINDIR", "build")
 
 
@@ -58,11 +59,15 @@ def main():
         sup = srv.proc.pid
         time.sleep(1)
         rss0 = status_kb(sup, "VmRSS")
-        blob = os.path.join(tmp, "history.zz")
-        per = max(1, MSGS // CHATS)
+        vec = subprocess.run(["node", os.path.join(ROOT, "tests/wa/history_vectors.mjs"), tmp, "bench"],
+                             capture_output=True, text=True)
+        if vec.returncode != 0:
+            print("history: cannot make the blob", vec.stderr[-400:])
+            return 1
+        blob = os.path.join(tmp, "bench.zz")
+        want = json.load(open(os.path.join(tmp, "bench.json")))
         r = wa.call("POST", "/phone/history", {"syncType": "FULL", "chunkOrder": 0, "progress": 100,
-                                               "bulk": {"chats": CHATS, "perChat": per, "textBytes": 60},
-                                               "saveTo": blob}, timeout=300)
+                                               "blobFile": blob}, timeout=300)
         if not r.get("ok"):
             print("history: the fake phone could not send the chunk", r)
             return 1
@@ -90,17 +95,28 @@ def main():
         out = subprocess.run(["node", os.path.join(ROOT, "tests/wa/history_vectors.mjs"), tmp, "decode", blob],
                              capture_output=True, text=True)
         b = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
-        print(f"history import: {n} messages across {CHATS} chats, {r['bytes'] / 1e6:.1f} MB deflated, "
-              f"{r['inflated'] / 1e6:.1f} MB inflated")
+        dec = subprocess.run([os.path.join(ROOT, BIN, "tests/tools/wa_history_rss"), blob,
+                              os.path.join(tmp, "bench.json"), "1024"], capture_output=True, text=True)
+        d = json.loads(dec.stdout.strip().splitlines()[-1]) if dec.stdout.strip() else {}
+        print(f"history import: {n} of {want['messages']} messages stored across {want['conversations']} chats, "
+              f"{r['bytes'] / 1e6:.1f} MB deflated, {r['inflated'] / 1e6:.1f} MB inflated")
         print(f"  wapi: {secs:.2f} s from arrival to commit (download, decrypt, decode, store) = "
               f"{n / secs:,.0f} messages/s; supervisor RSS {rss0 / 1024:.1f} MB before, peak "
               f"{peak / 1024:.1f} MB (+{(peak - rss0) / 1024:.1f} MB)")
+        if d:
+            ok = "ok" if d.get("digest_ok") else "WRONG"
+            print(f"  wapi's decoder alone (stream + wa_msg_parse, digest {ok}): "
+                  f"{d['seconds']:.2f} s = {d['msgs_per_s']:,.0f} messages/s, peak RSS {d['peak_rss_kb'] / 1024:.1f} MB")
+        else:
+            print("  wapi's decoder failed:", dec.stderr[-400:])
         if b:
             print(f"  Baileys (decode only, inflate whole + HistorySync.decode): {b['seconds']:.2f} s = "
                   f"{b['msgs_per_s']:,} messages/s, peak RSS {b['rss_kb'] / 1024:.1f} MB")
-            print(f"  ratio wapi/Baileys (messages/s): {(n / secs) / max(1, b['msgs_per_s']):.2f}; "
-                  f"peak RSS growth wapi {(peak - rss0) / 1024:.1f} MB vs Baileys' process "
-                  f"{b['rss_kb'] / 1024:.1f} MB")
+            if d:
+                print(f"  ratio decode wapi/Baileys (messages/s): {d['msgs_per_s'] / max(1, b['msgs_per_s']):.2f}; "
+                      f"peak RSS {d['peak_rss_kb'] / 1024:.1f} MB vs {b['rss_kb'] / 1024:.1f} MB")
+            print(f"  ratio import wapi/decode Baileys (messages/s): {(n / secs) / max(1, b['msgs_per_s']):.2f}; "
+                  f"peak RSS growth of the supervisor {(peak - rss0) / 1024:.1f} MB")
         else:
             print("  Baileys decode failed:", out.stderr[-400:])
         return 0

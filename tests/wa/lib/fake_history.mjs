@@ -12,7 +12,7 @@
 //     inline?: bool (the blob in initialHistBootstrapInlinePayload, not on the host),
 //     corrupt?: 'zlib' (a damaged stream under sums that match) | 'sums' (the announced sha256 is wrong),
 //     id?, peerDataRequestSessionId?, saveTo? (a file the deflated blob is written to),
-//     from? (another account sends it: a companion must ignore it)}
+//     from? (another account sends it: a companion must ignore it), blobFile? (a deflated HistorySync to send)}
 //   → {id, directPath, bytes (deflated), inflated, conversations, messages}
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -75,8 +75,11 @@ export class FakeHistory {
     async send(b = {}) {
         const srv = this.server;
         const phone = srv.phone.phoneNumber;
-        const { syncType, pb, conversations, messages } = this.encode(b);
-        let zz = zlib.deflateSync(pb);
+        // blobFile: a deflated HistorySync made elsewhere (tests/wa/history_vectors.mjs), sent as it is
+        const { syncType, pb, conversations, messages } = b.blobFile
+            ? { syncType: this.syncType(b.syncType), pb: zlib.inflateSync(fs.readFileSync(b.blobFile)), conversations: null, messages: null }
+            : this.encode(b);
+        let zz = b.blobFile ? fs.readFileSync(b.blobFile) : zlib.deflateSync(pb);
         if (b.saveTo) fs.writeFileSync(b.saveTo, zz); // the very blob, for another decoder (make bench)
         if (b.corrupt === 'zlib') {
             zz = Buffer.from(zz);
