@@ -73,6 +73,8 @@ static const struct key keys[] = {
     {"whatsapp.reject_calls", "WAPI_WHATSAPP_REJECT_CALLS", K_BOOL, O(whatsapp.reject_calls), "false", 0, 0,
      NULL},
     {"whatsapp.history", "WAPI_WHATSAPP_HISTORY", K_ENUM, O(whatsapp.history), "recent", 0, 0, histories},
+    {"whatsapp.retry_wait_seconds", "WAPI_WHATSAPP_RETRY_WAIT_SECONDS", K_INT, O(whatsapp.retry_wait_seconds),
+     "60", 1, 86400, NULL},
     {"webhooks.proxy", "WAPI_WEBHOOKS_PROXY", K_STR, O(webhooks.proxy), "", 0, 0, NULL},
     {"webhooks.allow_private", "WAPI_WEBHOOKS_ALLOW_PRIVATE", K_BOOL, O(webhooks.allow_private), "false", 0,
      0, NULL},

@@ -232,7 +232,17 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
     int reaction = mc->kind == WA_MSG_REACTION;
     char num[24];
     jw_obj(w);
-    if (mc->kind == WA_MSG_DISAPPEARING) {
+    jw_kstr(w, "mid", m->id); /* what any element clears of the retry waits */
+    if (mc->kind == WA_MSG_RETRY_WAIT || mc->kind == WA_MSG_RETRY_DONE) {
+        /* common/sql/0040_retry_waits.sql */
+        jw_kstr(w, "k", mc->kind == WA_MSG_RETRY_WAIT ? "w" : "wd");
+        jw_kstr(w, "id", m->id);
+        jw_kstr(w, "chat", m->chat);
+        jw_kstr(w, "sender", m->sender);
+        jw_kbool(w, "from_me", m->from_me);
+        jw_kstr(w, "push_name", m->push_name);
+        jw_kstr(w, "lid", m->lid);
+    } else if (mc->kind == WA_MSG_DISAPPEARING) {
         /* The chat's timer, no message (common/sql/0031_ephemeral.sql). */
         jw_kstr(w, "k", "d");
         jw_kstr(w, "chat", m->chat);
@@ -377,7 +387,10 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
             log_info("incoming message stored", LF_S("id", bt->ids[j]), LF_S("event", PQgetvalue(res, i, 2)),
                      LF_I("batch", bt->n));
         }
-    wa_messaging_stored(bt->token, res ? applied : NULL, err);
+    if (bt->token) /* else stored for the supervisor itself (inbox_store) */
+        wa_messaging_stored(bt->token, res ? applied : NULL, err);
+    else if (!res)
+        log_warn("cannot store messages", LF_S("error", err ? err : "?"));
     if (res && bt->media)
         media_download_kick();
     if (res && bt->history && history_kick)
@@ -483,7 +496,8 @@ static void on_secrets(void *ctx, const PGresult *res, const char *err)
 {
     struct batch *bt = ctx;
     if (!res) {
-        wa_messaging_stored(bt->token, NULL, err);
+        if (bt->token)
+            wa_messaging_stored(bt->token, NULL, err);
         batch_free(bt);
         return;
     }
@@ -516,7 +530,8 @@ static void on_secrets(void *ctx, const PGresult *res, const char *err)
     }
     votes_refused(refused);
     if (store_elems(bt) < 0) {
-        wa_messaging_stored(bt->token, NULL, "out of memory");
+        if (bt->token)
+            wa_messaging_stored(bt->token, NULL, "out of memory");
         batch_free(bt);
     }
 }
@@ -664,6 +679,11 @@ void inbox_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
 void inbox_set_history_kick(void (*kick)(void))
 {
     history_kick = kick;
+}
+
+int inbox_store(const struct wa_incoming *m, int n)
+{
+    return on_incoming(NULL, m, n, 0);
 }
 
 /* A LID is recorded unless another contact holds it already (the unique

@@ -22,5 +22,10 @@ void inbox_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev);
 void inbox_set_history_kick(void (*kick)(void));
 /* Names a chat (a group by its subject), in the background. */
 void inbox_chat_name(const char *jid, const char *name);
+/* Stores messages as the receive path would (events, placeholders asked
+ * for), for the supervisor's own purposes: no batch of the messaging layer
+ * waits for it. 0, or -1 when it could not go (logged by the caller). */
+struct wa_incoming;
+int inbox_store(const struct wa_incoming *m, int n);
 
 #endif

@@ -25,6 +25,7 @@
 #include "actions.h"
 #include "audit.h"
 #include "chat_merges.h"
+#include "placeholder.h"
 #include "control.h"
 #include "http_client.h"
 #include "media.h"
@@ -465,6 +466,7 @@ int main(int argc, char **argv)
     webhooks_init();
     audit_init();
     chat_merges_init();
+    placeholder_init();
     media_init(); /* registers its own IPC handlers (they pass descriptors) */
     media_urlfetch_init();
     media_sweep_init();

@@ -14,5 +14,8 @@ void placeholder_ask(const char *id, const char *chat, int from_me, const char *
 void placeholder_connected(void);
 
 #define PLACEHOLDER_ASK_MAX 100
+/* Starts the sweep of messages that waited too long for their sender's
+ * resend (whatsapp.retry_wait_seconds): each becomes a placeholder. */
+void placeholder_init(void);
 
 #endif

@@ -5,6 +5,8 @@
 #include <signal/group_cipher.h>
 #include <signal/group_session_builder.h>
 #include <signal/protocol.h>
+#include <signal/sender_key_record.h>
+#include <signal/sender_key_state.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +29,28 @@ static int take(const signal_buffer *b, uint8_t **out, size_t *outlen)
     return 0;
 }
 
+/* Whether the sender's record already holds the chain m hands over (same
+ * chain id, same signing key). Then the SKDM changes nothing: a sender
+ * repeats it (with a retry's resend, say) at its chain's current
+ * iteration, and taking it would put a state in front that starts there,
+ * so the messages sent before it, still on their way, would all look
+ * decrypted before. The state we hold derives every later key as well. */
+static int holds_chain(signal_protocol_store_context *sc, const signal_protocol_sender_key_name *kn,
+                       sender_key_distribution_message *m)
+{
+    sender_key_record *rec = NULL;
+    sender_key_state *st = NULL;
+    int held = 0;
+    if (signal_protocol_sender_key_load_key(sc, &rec, kn) == 0 && rec && !sender_key_record_is_empty(rec) &&
+        sender_key_record_get_sender_key_state_by_id(rec, &st, sender_key_distribution_message_get_id(m)) ==
+            0 &&
+        st)
+        held = ec_public_key_compare(sender_key_state_get_signing_key_public(st),
+                                     sender_key_distribution_message_get_signature_key(m)) == 0;
+    SIGNAL_UNREF(rec);
+    return held;
+}
+
 int wa_gc_process_skdm(signal_protocol_store_context *sc, signal_context *g, const char *group,
                        const char *name, int32_t device, const uint8_t *skdm, size_t n)
 {
@@ -34,6 +58,10 @@ int wa_gc_process_skdm(signal_protocol_store_context *sc, signal_context *g, con
     sender_key_distribution_message *m = NULL;
     group_session_builder *b = NULL;
     int r = sender_key_distribution_message_deserialize(&m, skdm, n, g);
+    if (r == 0 && holds_chain(sc, &kn, m)) {
+        SIGNAL_UNREF(m);
+        return 0;
+    }
     if (r == 0)
         r = group_session_builder_create(&b, sc, g);
     if (r == 0)

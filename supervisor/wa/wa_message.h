@@ -68,6 +68,12 @@ enum wa_msg_kind {
     /* Never parsed: what the receive path stores for a message it could not
      * decrypt for good (a placeholder, filled when the phone sends it again). */
     WA_MSG_UNDECRYPTABLE,
+    /* Never parsed either: a message not decrypted whose sender a retry
+     * receipt asks to send it again (remembered with the ack until it comes,
+     * or long enough to become a placeholder), and a resend that decrypted
+     * to nothing to store (its wait is over). */
+    WA_MSG_RETRY_WAIT,
+    WA_MSG_RETRY_DONE,
 };
 
 #define WA_MSG_POLL_MIN_OPTIONS 2

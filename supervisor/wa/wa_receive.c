@@ -314,14 +314,32 @@ static void undecryptable(struct inmsg *im, struct wa_signal *sig, const char *i
     im->answer = A_RETRY;
     im->retry = any && cnt <= MAX_RETRY_RECEIPTS ? cnt : 0;
     int final = (any && cnt > MAX_RETRY_RECEIPTS) || rc == 0 || !any;
-    if (!final || !ad)
+    if (!ad)
         return;
+    if (!final) {
+        /* Acked with the retry receipt: remembered in the same commit, so
+         * a resend that never comes (a sender that does not answer, a
+         * crash) still ends as a placeholder rather than nothing. */
+        struct wa_msg_content wait = {.kind = WA_MSG_RETRY_WAIT};
+        add_element(im, id, ad->chat, ad->sender[0] ? ad->sender : NULL, ad->from_me, stanza_time(t),
+                    ad->from_me ? NULL : notify, ad->lid[0] ? ad->lid : NULL, &wait);
+        return;
+    }
     im->retry = 0;
     log_warn("incoming message cannot be decrypted for good: stored as a placeholder", LF_S("id", id),
              LF_S("from", from), LF_S("why", why));
     struct wa_msg_content mc = {.kind = WA_MSG_UNDECRYPTABLE};
     add_element(im, id, ad->chat, ad->sender[0] ? ad->sender : NULL, ad->from_me, stanza_time(t),
                 ad->from_me ? NULL : notify, ad->lid[0] ? ad->lid : NULL, &mc);
+}
+
+/* A sender's answer to our retry receipt: its <enc> says which try it is. */
+static int is_resend(const wa_node *n)
+{
+    for (uint32_t i = 0; n->content == WA_CONTENT_LIST && i < n->nchildren; i++)
+        if (!strcmp(n->children[i]->tag, "enc") && wa_node_attr_str(n->children[i], "count"))
+            return 1;
+    return 0;
 }
 
 /* Unpads and parses a decryption's result into mc (then 0); frees plain. */
@@ -542,8 +560,12 @@ static void prepare_group(struct inmsg *im, wa_node *n, wa_arena *a, const char 
         return;
     }
     im->sender_receipt = ad.from_me;
-    if (c->kind != WA_MSG_NONE && c->kind != WA_MSG_APPSTATE_KEYS &&
-        c->kind != WA_MSG_HISTORY_SYNC) /* keys and history come from our phone alone */
+    if (c->kind == WA_MSG_APPSTATE_KEYS ||
+        c->kind == WA_MSG_HISTORY_SYNC) /* keys and history come from our phone alone */
+        c->kind = WA_MSG_NONE;
+    if (c->kind == WA_MSG_NONE && is_resend(n))
+        c->kind = WA_MSG_RETRY_DONE;
+    if (c->kind != WA_MSG_NONE)
         add_element(im, id, chat, ad.sender, ad.from_me, stanza_time(t), ad.from_me ? NULL : notify,
                     ad.lid[0] ? ad.lid : NULL, c);
     wa_msg_content_free(&mc);
@@ -676,6 +698,8 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
                  LF_S("from", from));
         mc.kind = WA_MSG_NONE;
     }
+    if (mc.kind == WA_MSG_NONE && is_resend(n))
+        mc.kind = WA_MSG_RETRY_DONE;
     if (mc.kind != WA_MSG_NONE) {
         if (ad.from_me)
             snprintf(im->recipient, sizeof im->recipient, "%s", ad.chat);

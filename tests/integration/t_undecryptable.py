@@ -193,7 +193,63 @@ check("no message for the unknown id", sql("SELECT count(*) FROM wa_messages WHE
 check("the malformed answer is logged", "unusable" in srv.log() or "left out" in srv.log())
 check("still connected and healthy", session_state(srv) == "connected" and srv.get("/healthz")[0] == 200)
 
-# 5. Strict: nothing the fake server or phone refused along the way.
+# 5. The wait for a resend is durable. A message damaged once is acked with its retry receipt: the
+# wait is recorded in the same commit (wa_retry_waits) and the resend clears it. A sender that never
+# answers leaves the wait to expire (whatsapp.retry_wait_seconds): the message becomes a placeholder,
+# our phone is asked, its answer fills it; a kill -9 right after the ack changes none of that.
+WAIT_S = 4
+srv.stop()
+srv = Server(bindir=BIN, workers=1, env=dict(wa.env(), WAPI_PATHS_SESSIONS=sessions,
+                                             WAPI_WHATSAPP_RETRY_WAIT_SECONDS=str(WAIT_S)))
+srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
+srv.start()
+check("restarted with whatsapp.retry_wait_seconds = 4", wait(lambda: session_state(srv) == "connected", timeout=30))
+
+
+def waiting(mid):
+    return sql("SELECT count(*) FROM wa_retry_waits WHERE id = :'p0'", mid) == [["1"]]
+
+
+seq = wa.last_seq()
+m5 = wa.call("POST", "/peer/send", {"text": "damaged once", "corrupt": "once"})["id"]
+check("damaged once: the resend decrypts and is stored", wait(lambda: row(m5) is not None, timeout=20) and
+      row(m5) == ["text", "conversation", "damaged once", PEER, PEER, "f"], row(m5))
+check("damaged once: one retry receipt, one resend",
+      [e.get("count") for e in wa.events(seq, "companion.retry") if e.get("id") == m5] == [1] and
+      [e.get("count") for e in wa.events(seq, "peer.retry.resend") if e.get("id") == m5] == [1])
+check("damaged once: its wait ended with the resend", not waiting(m5))
+time.sleep(WAIT_S + 6)
+check("damaged once: no placeholder, no undecryptable event after the wait's time",
+      row(m5)[0] == "text" and events("message.undecryptable", m5) == 0 and events("message.received", m5) == 1)
+
+wa.call("POST", "/config", {"phoneResend": "hold"})
+seq = wa.last_seq()
+m6 = wa.call("POST", "/peer/send", {"text": "nobody resends", "corrupt": True})["id"]
+check("no resend: the retry receipt went and the stanza was acked",
+      wait(lambda: [e for e in wa.events(seq, "companion.retry") if e.get("id") == m6] and
+           [e for e in wa.events(seq, "ack") if e.get("id") == m6], timeout=20))
+check("no resend: the wait is on record with the ack, no message yet", waiting(m6) and row(m6) is None,
+      (sql("SELECT * FROM wa_retry_waits"), row(m6)))
+os.killpg(srv.proc.pid, signal.SIGKILL)
+srv.proc.wait(5)
+srv = Server(bindir=BIN, workers=1, env=dict(wa.env(), WAPI_PATHS_SESSIONS=sessions,
+                                             WAPI_WHATSAPP_RETRY_WAIT_SECONDS=str(WAIT_S)))
+srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
+srv.start()
+check("kill -9 after the ack, restarted", wait(lambda: session_state(srv) == "connected", timeout=30))
+placeholder_stored_at = wait(lambda: row(m6) is not None, timeout=WAIT_S + 20)
+check("no resend: after the wait it is a placeholder, in its chat, from the peer",
+      placeholder_stored_at and row(m6) == ["undecryptable", "", "", PEER, PEER, "f"], row(m6))
+check("no resend: one message.undecryptable, the wait gone",
+      wait(lambda: events("message.undecryptable", m6) == 1) and not waiting(m6))
+check("no resend: our phone asked for it", wait(lambda: len(requests_for(m6)) >= 1, timeout=20), requests_for(m6))
+wa.call("POST", "/config", {"phoneResend": "answer"})
+wa.call("POST", "/phone/placeholder-answer", {"id": m6})
+filled(m6, "nobody resends", "no resend, the phone's copy")
+check("no wait is left behind", sql("SELECT count(*) FROM wa_retry_waits") == [["0"]],
+      sql("SELECT * FROM wa_retry_waits"))
+
+# 6. Strict: nothing the fake server or phone refused along the way.
 check("no protocol violations", wa.events(0, "violation") == [], wa.events(0, "violation"))
 
 srv.stop()

@@ -117,6 +117,22 @@ int main(void)
     T_CHECK(opens(&b, ct3, cl3, "for the new members only") < 0, "bob's old copy cannot read it");
     T_EQ_INT(wa_gc_process_skdm(b.sc, b.g, GROUP, "15550001", 3, skdm2, sl2), 0, "bob gets the new key");
     T_EQ_INT(opens(&b, ct3, cl3, "for the new members only"), 1, "and reads it");
+    /* A sender repeats its distribution message at its chain's current
+     * iteration (a retry's resend carries one) while earlier messages are
+     * still on their way: taking it again must not make those look read. */
+    uint8_t *late1 = NULL, *late2 = NULL, *again = NULL;
+    size_t ll1 = 0, ll2 = 0, al = 0;
+    T_CHECK(seal(&a, "on its way 1", &late1, &ll1) == 0 && seal(&a, "on its way 2", &late2, &ll2) == 0,
+            "two more messages, not yet delivered");
+    T_EQ_INT(wa_gc_own_skdm(a.sc, a.g, GROUP, "15550001", 3, &again, &al), 0,
+             "alice hands her key again, at its current iteration");
+    T_EQ_INT(wa_gc_process_skdm(b.sc, b.g, GROUP, "15550001", 3, again, al), 0, "bob takes it");
+    T_EQ_INT(opens(&b, late2, ll2, "on its way 2"), 1, "the later one still decrypts");
+    T_EQ_INT(opens(&b, late1, ll1, "on its way 1"), 1,
+             "and so does the earlier one: the repeated key did not move bob's chain past it");
+    free(late1);
+    free(late2);
+    free(again);
 
     /* The Message fields: a distribution message riding with a text, mentions. */
     Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;

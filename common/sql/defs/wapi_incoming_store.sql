@@ -1,8 +1,8 @@
 -- Incoming messages, one batch in one statement (see 0018 and the migrations
 -- that extended it: 0023 groups, 0026 content, 0027 forwarded, 0031 timers
 -- and view once; 0032 placeholders filled in place; 0034 pins and
--- keep-in-chat; 0035 app-state keys; 0037 history sync jobs). Kept whole here from now on: a change
--- is made in this file.
+-- keep-in-chat; 0035 app-state keys; 0037 history sync jobs; 0040 retry
+-- waits). Kept whole here from now on: a change is made in this file.
 CREATE OR REPLACE FUNCTION wapi_incoming_store(p jsonb)
     RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql
     -- Its statements are planned once per connection and kept (generic
@@ -18,11 +18,29 @@ DECLARE
     r wa_messages;
     t text;
     filled boolean;
+    waits boolean := EXISTS (SELECT 1 FROM wa_retry_waits);
 BEGIN
     FOR v, i IN SELECT e, n FROM jsonb_array_elements(p) WITH ORDINALITY AS x(e, n) ORDER BY n LOOP
         r := NULL;
         filled := false;
-        IF v->>'k' = 'm' THEN
+        -- Whatever a message turned out to be, it arrived: it waits no more
+        -- (0040). Most batches find the table empty and skip this.
+        IF waits AND v->>'k' <> 'w' THEN
+            DELETE FROM wa_retry_waits WHERE id = coalesce(v->>'id', v->>'mid');
+        END IF;
+        IF v->>'k' = 'w' THEN
+            -- Not decrypted, its sender asked to send it again: remembered
+            -- with the ack (0040); nothing to wait for when it is stored.
+            INSERT INTO wa_retry_waits (id, chat_jid, sender_jid, sender_lid, from_me, push_name, ts)
+            SELECT v->>'id', v->>'chat', v->>'sender', v->>'lid', (v->>'from_me')::boolean, v->>'push_name',
+                   to_timestamp((v->>'ts')::bigint)
+            WHERE NOT EXISTS (SELECT 1 FROM wa_messages WHERE id = v->>'id')
+            ON CONFLICT (id) DO UPDATE SET retries = wa_retry_waits.retries + 1;
+            waits := true;
+            CONTINUE;
+        ELSIF v->>'k' = 'wd' THEN
+            CONTINUE; -- a resend with nothing to store: its wait is over (above)
+        ELSIF v->>'k' = 'm' THEN
             t := v->>'et';
             IF NOT coalesce((v->>'fill')::boolean, false) THEN
             INSERT INTO wa_messages (id, chat_jid, sender_jid, sender_pn, sender_lid, from_me, type, subtype, text,

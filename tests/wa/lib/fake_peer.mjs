@@ -110,11 +110,13 @@ export class FakePeer {
     }
 
     /** Encrypts message (a proto.Message object) to user.device, starting a
-     *  session from bundle {regId, identity, skeyId, skey, skeySig, prekeyId?, prekey?} if needed. */
+     *  session from bundle {regId, identity, skeyId, skey, skeySig, prekeyId?, prekey?} if needed
+     *  (bundle may be a function giving one: called only then, in turn with the other operations). */
     encrypt(user, device, message, bundle) {
         return this.serial(async () => {
             const addr = new ProtocolAddress(user, device);
             if (!this.store.sessions.has(addr.toString())) {
+                if (typeof bundle === 'function') bundle = bundle();
                 if (!bundle) throw new Error(`no session with ${addr} and no bundle`);
                 await new SessionBuilder(this.store, addr).initOutgoing({
                     registrationId: bundle.regId,

@@ -100,6 +100,7 @@
 //                                     presence.subscribe); a companion's own <presence type name> is event presence.own
 //   POST /peer/chatstate {from?, state: composing|recording|paused, group?}   the peer typing, to our companions
 //   POST /peer/resend  {id}           the same stanza bytes again (a duplicate)
+//   /peer/send corrupt: 'once' damages the first delivery alone (the resend is whole);
 //   /peer/send corrupt: 'always' damages every delivery: the peer answers each retry receipt with a
 //                                     resend (<enc count=N>, event peer.retry.resend), damaged again;
 //                                     corrupt: P (a number) damages each delivery, resends included, with
@@ -2384,19 +2385,11 @@ export class FakeWhatsAppServer extends EventEmitter {
             return { ok: true, id, devices: sent, lid: `${peer.lid}@lid` };
         }
         for (const d of targets) {
-            let bundle = null;
-            if (!peer.hasSession(d.user, d.device)) {
-                if (d.prekeys.size === 0) throw new Error(`no prekeys for ${d.jid}`);
-                const pid = Math.min(...d.prekeys.keys());
-                const pv = d.prekeys.get(pid);
-                d.prekeys.delete(pid);
-                d.usedPrekeys.set(pid, pv);
-                bundle = { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
-            }
+            const bundle = peer.hasSession(d.user, d.device) ? null : this.takeBundle(d);
             const enc = await peer.encrypt(d.user, d.device, message, bundle);
             const corruptP = typeof b.corrupt === 'number' ? b.corrupt : null;
             this.plain.set(id, { message, chat: peer.jid, participant: null, ts: nowSec(), pushName: peer.name, from: peer.phone,
-                corruptAlways: b.corrupt === 'always', corruptP, viaLid: !!b.viaLid, node: null });
+                corruptAlways: b.corrupt === 'always', corruptOnce: b.corrupt === 'once', corruptP, viaLid: !!b.viaLid, node: null });
             if (corruptP != null ? Math.random() < corruptP : b.corrupt) enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]); // undecryptable
             // As WhatsApp does, the other address form rides along: sender_lid, or sender_pn when sent via the LID.
             // noPn: by LID alone, as when the server does not tell the number (a chat under the LID at first).
@@ -2417,13 +2410,24 @@ export class FakeWhatsAppServer extends EventEmitter {
         return { ok: true, id, devices: sent, lid: `${peer.lid}@lid` };
     }
 
+    /** Device d's prekey bundle, as the server hands one out (its lowest one-time prekey, used up). */
+    takeBundle(d) {
+        if (d.prekeys.size === 0) throw new Error(`no prekeys for ${d.jid}`);
+        const pid = Math.min(...d.prekeys.keys());
+        const pv = d.prekeys.get(pid);
+        d.prekeys.delete(pid);
+        d.usedPrekeys.set(pid, pv);
+        return { regId: d.regId, identity: d.identityPub, skeyId: d.skeyId, skey: d.skeyVal, skeySig: d.skeySig, prekeyId: pid, prekey: pv };
+    }
+
     /** A companion's retry receipt for a peer's 1:1 message sent with corrupt: 'always': the peer sends it
      *  again (<enc count=N>, re-encrypted on its session), damaged again, so no retry can mend it.
      *  Other messages keep the plain behaviour (nothing is resent). */
     onCompanionRetry(c, n) {
         const id = n.attrs.id;
         const rec = this.plain.get(id);
-        if (!rec || (!rec.corruptAlways && rec.corruptP == null) || rec.participant) return;
+        this.log(c.id, 'companion.retry', { id, count: Number(kid(n, 'retry')?.attrs?.count ?? 0), known: !!rec });
+        if (!rec || (!rec.corruptAlways && !rec.corruptOnce && rec.corruptP == null) || rec.participant) return;
         const peer = this.peers.get(rec.from);
         const r = this.resolveJid(n.attrs.to);
         want(r && !r.unknown && r.user === peer.phone, `<receipt type=retry to=${n.attrs.to}> for ${id}: want the sender ${peer.jid}`);
@@ -2431,7 +2435,8 @@ export class FakeWhatsAppServer extends EventEmitter {
         want(rt && /^[1-9][0-9]*$/.test(rt.attrs.count ?? '') && rt.attrs.id === id, `<receipt type=retry> for ${id}: want <retry count id>`);
         const d = c.device;
         (async () => {
-            const enc = await peer.encrypt(d.user, d.device, rec.message, null);
+            // With no session left (a real sender then fetches our keys), from a fresh bundle.
+            const enc = await peer.encrypt(d.user, d.device, rec.message, () => this.takeBundle(d));
             if (rec.corruptAlways || Math.random() < rec.corruptP)
                 enc.body = Buffer.concat([enc.body.subarray(0, 1), crypto.randomBytes(enc.body.length - 1)]);
             const node = { ...rec.node, attrs: { ...rec.node.attrs, t: String(nowSec()) },
