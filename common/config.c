@@ -27,6 +27,7 @@ static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const registrations[] = {"open", "invite", "closed", NULL};
 static const char *const environments[] = {"development", "production", "test", NULL};
 static const char *const presences[] = {"unavailable", "available", NULL};
+static const char *const histories[] = {"off", "recent", "full", NULL};
 
 #define O(f) offsetof(struct wapi_config, f)
 /* Sections stay contiguous: config_serialize() opens a group per run. */
@@ -71,6 +72,7 @@ static const struct key keys[] = {
      presences},
     {"whatsapp.reject_calls", "WAPI_WHATSAPP_REJECT_CALLS", K_BOOL, O(whatsapp.reject_calls), "false", 0, 0,
      NULL},
+    {"whatsapp.history", "WAPI_WHATSAPP_HISTORY", K_ENUM, O(whatsapp.history), "recent", 0, 0, histories},
     {"whatsapp.retry_wait_seconds", "WAPI_WHATSAPP_RETRY_WAIT_SECONDS", K_INT, O(whatsapp.retry_wait_seconds),
      "60", 1, 86400, NULL},
     {"webhooks.proxy", "WAPI_WEBHOOKS_PROXY", K_STR, O(webhooks.proxy), "", 0, 0, NULL},

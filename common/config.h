@@ -36,6 +36,7 @@ struct wapi_config {
         char *presence; /* "available" or "unavailable": what contacts see of us once connected */
         int autostart;
         int reject_calls; /* turn every call down at once (it is still told as call.received) */
+        char *history;    /* "off", "recent" or "full": history asked for at pairing, and imported */
         /* how long a message not decrypted waits for its sender's resend
          * before it is stored as a placeholder and our phone is asked */
         int retry_wait_seconds;

@@ -76,6 +76,7 @@ enum ipc_action {
     IPC_ACT_BLOCKLIST,   /* {}: the people we blocked (answered later) */
     IPC_ACT_BLOCK,       /* {bytes jid, u32 block, u32 has_pn, [bytes pn jid]} (answered later) */
     IPC_ACT_BUSINESS,    /* {bytes jid}: a business account's profile (answered later) */
+    IPC_ACT_HISTORY, /* {bytes chat, bytes anchor id, u32 from_me, u64 anchor ts, u32 count}: older history */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

@@ -272,4 +272,15 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
               (unsigned long long)ld(&m->webhook_dead_letters_total),
               (unsigned long long)ld(&m->outbox_pending),
               (unsigned long long)ld(&m->wa_poll_votes_refused_total));
+    sbuf_addf(o,
+              "# HELP wapi_wa_history_chunks_total History sync chunks imported.\n"
+              "# TYPE wapi_wa_history_chunks_total counter\nwapi_wa_history_chunks_total %llu\n"
+              "# HELP wapi_wa_history_messages_total Messages stored by history sync imports.\n"
+              "# TYPE wapi_wa_history_messages_total counter\nwapi_wa_history_messages_total %llu\n"
+              "# HELP wapi_wa_history_refused_total History sync blobs refused (not the blob announced, or "
+              "unreadable); each try counts.\n"
+              "# TYPE wapi_wa_history_refused_total counter\nwapi_wa_history_refused_total %llu\n",
+              (unsigned long long)ld(&m->wa_history_chunks_total),
+              (unsigned long long)ld(&m->wa_history_messages_total),
+              (unsigned long long)ld(&m->wa_history_refused_total));
 }

@@ -54,6 +54,8 @@ struct metrics_shm {
     uint64_t webhook_dead_letters_total;  /* deliveries given up after their last attempt */
     uint64_t outbox_pending;              /* gauge: messages accepted, not yet taken by WhatsApp */
     uint64_t wa_poll_votes_refused_total; /* votes for a poll we do not have, or that did not open */
+    /* history sync: chunks imported, messages stored by them, blobs refused (a try each) */
+    uint64_t wa_history_chunks_total, wa_history_messages_total, wa_history_refused_total;
     struct metrics_slot slot[METRICS_SLOTS];
 };
 

@@ -12,6 +12,7 @@
 #include "group_actions.h"
 #include "profile_actions.h"
 #include "wa/wa_messaging.h"
+#include "wa/wa_peerdata.h"
 #include "worker_table.h"
 
 #define MAX_ID 64
@@ -103,6 +104,40 @@ static int do_subscribe(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
     return 0;
 }
 
+/* {bytes chat, bytes anchor id, u32 from_me, u64 anchor ts, u32 count}: our
+ * phone is asked for older messages of the chat (the worker found the
+ * anchor); 202 {request_id, chat_jid, anchor_id, count}. The answer is a
+ * history sync chunk (supervisor/history.c). */
+static int do_history(struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    char chat[160], anchor[128], rid[64];
+    if (action_req_str(rd, chat, sizeof chat) < 0 || action_req_str(rd, anchor, sizeof anchor) < 0)
+        return -1;
+    int from_me = ipc_rd_u32(rd) != 0;
+    uint64_t ts = ipc_rd_u64(rd);
+    uint32_t count = ipc_rd_u32(rd);
+    if (ipc_rd_end(rd) < 0 || count < 1 || count > WA_PD_HISTORY_MAX || ts > INT64_MAX)
+        return -1;
+    if (!action_req_client(status, body))
+        return 0;
+    if (wa_messaging_history_request(chat, anchor, from_me, (int64_t)ts, (int)count, rid, sizeof rid) < 0) {
+        *status = 503;
+        jw_error_body(body, "send_failed", "the request could not be sent to our phone; try again", NULL);
+        return 0;
+    }
+    struct jsonw w;
+    jw_init(&w, body);
+    jw_obj(&w);
+    jw_kstr(&w, "request_id", rid);
+    jw_kstr(&w, "chat_jid", chat);
+    jw_kstr(&w, "anchor_id", anchor);
+    jw_kuint(&w, "count", count);
+    jw_obj_end(&w);
+    *status = 202;
+    workers_answer_json(&w, status, body);
+    return 0;
+}
+
 static void on_contacts(void *arg, const struct wa_contact_result *res, size_t n, const char *why)
 {
     struct later *p = arg;
@@ -188,6 +223,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         return profile_actions_ipc(act, m, rd, status, body);
     case IPC_ACT_SUBSCRIBE:
         return do_subscribe(rd, status, body);
+    case IPC_ACT_HISTORY:
+        return do_history(rd, status, body);
     default:
         return -1;
     }

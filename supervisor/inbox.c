@@ -24,7 +24,10 @@
 #include "sdb.h"
 #include "sup.h"
 #include "wa/wa_crypto.h"
+#include "wa/wa_history.h"
 #include "wa/wa_messaging.h"
+
+static void (*history_kick)(void); /* inbox_set_history_kick */
 
 /* One row per element applied: its position (from 1) and its event. */
 static const char SQL_STORE[] = "SELECT ord, event_id, event_type, data FROM wapi_incoming_store($1::jsonb)";
@@ -60,6 +63,7 @@ struct batch {
     uint64_t token;
     int n, np;                     /* messages; elements of the statement */
     int media;                     /* a media message among them: the download queue is woken */
+    int history;                   /* a history sync notification: the history runner is woken */
     char ids[WA_INCOMING_MAX][64]; /* the stanza ids, for the log */
     int at[WA_INCOMING_MAX];       /* the statement's element k is message at[k] of the batch */
     /* with votes: each element's JSON (NULL: a vote not counted) until the
@@ -192,6 +196,35 @@ static void add_poll(struct jsonw *w, const struct wa_msg_poll *p)
         add_hex(w, "poll_secret", p->secret, sizeof p->secret);
 }
 
+/* "k":"hs": what the history runner needs of our phone's notification
+ * (supervisor/history.c); "off" when nothing is to be imported. */
+static void add_history_job(struct jsonw *w, const struct wa_incoming *m)
+{
+    struct wa_hist_notif nt;
+    int ok = wa_hist_notif_parse(m->content->raw, m->content->raw_len, &nt) == 1 && nt.sync_type >= 0;
+    if (!ok)
+        log_warn("history sync notification unusable: acknowledged, not imported", LF_S("id", m->id));
+    jw_kstr(w, "k", "hs");
+    jw_kstr(w, "id", m->id);
+    jw_kint(w, "type", ok ? nt.sync_type : 0);
+    jw_kuint(w, "chunk", ok ? nt.chunk_order : 0);
+    jw_kuint(w, "progress", ok ? nt.progress : 0);
+    int off = !ok || !strcmp(S.cfg.whatsapp.history, "off");
+    jw_kbool(w, "off", off);
+    if (ok && !off) { /* skipped: only the receipt is due, nothing of the blob is kept */
+        add_hex(w, "media_key", nt.media_key, nt.has_media_key ? sizeof nt.media_key : 0);
+        add_hex(w, "file_sha256", nt.file_sha256, nt.has_file_sha256 ? 32 : 0);
+        add_hex(w, "file_enc_sha256", nt.file_enc_sha256, nt.has_file_enc_sha256 ? 32 : 0);
+        add_uint(w, "file_length", nt.file_length <= INT64_MAX ? nt.file_length : 0);
+        jw_kstr(w, "direct_path", nt.direct_path);
+        add_hex(w, "inline", nt.inline_payload, nt.inline_len);
+        add_uint(w, "oldest", nt.oldest_msg_ts > 0 ? (uint64_t)nt.oldest_msg_ts : 0);
+        jw_kstr(w, "request", nt.peer_data_request_session_id);
+    }
+    if (ok)
+        wa_hist_notif_free(&nt);
+}
+
 /* One element of the statement (see common/sql/0020_message_json.sql). */
 static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
 {
@@ -236,6 +269,9 @@ static void add_element(struct jsonw *w, const struct wa_incoming *m, uint64_t e
         }
         jw_arr_end(w);
         wa_arena_free(a);
+    } else if (mc->kind == WA_MSG_HISTORY_SYNC) {
+        /* A history sync job, kept with the batch (common/sql/0037_history_sync.sql). */
+        add_history_job(w, m);
     } else if (mc->kind == WA_MSG_PIN || mc->kind == WA_MSG_KEEP) {
         /* On the target message, no message of its own (common/sql/defs/wapi_incoming_store.sql). */
         jw_kstr(w, "k", mc->kind == WA_MSG_PIN ? "p" : "kp");
@@ -357,6 +393,8 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
         log_warn("cannot store messages", LF_S("error", err ? err : "?"));
     if (res && bt->media)
         media_download_kick();
+    if (res && bt->history && history_kick)
+        history_kick();
     batch_free(bt);
 }
 
@@ -606,6 +644,7 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
         bt->from_me[i] = m[i].from_me != 0;
         bt->change[i] = m[i].content->kind == WA_MSG_PIN || m[i].content->kind == WA_MSG_KEEP;
         bt->media |= m[i].content->kind == WA_MSG_MEDIA;
+        bt->history |= m[i].content->kind == WA_MSG_HISTORY_SYNC;
         polls |= m[i].content->kind == WA_MSG_POLL;
         votes |= m[i].content->kind == WA_MSG_POLL_VOTE;
         bt->at[i] = i;
@@ -630,6 +669,16 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
     }
     sbuf_free(&b);
     return 0;
+}
+
+void inbox_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev)
+{
+    add_element(w, m, ev);
+}
+
+void inbox_set_history_kick(void (*kick)(void))
+{
+    history_kick = kick;
 }
 
 int inbox_store(const struct wa_incoming *m, int n)

@@ -9,7 +9,17 @@
 #ifndef WAPI_INBOX_H
 #define WAPI_INBOX_H
 
+#include <stdint.h>
+
 void inbox_init(void);
+struct jsonw;
+struct wa_incoming;
+/* One message as the batch statement takes it (common/sql/0020_message_json.sql),
+ * for the history import, which stores messages as the live path does. */
+void inbox_element(struct jsonw *w, const struct wa_incoming *m, uint64_t ev);
+/* Called after the commit of a batch that stored a history sync job (the
+ * history runner's kick; it includes this module, not the other way). */
+void inbox_set_history_kick(void (*kick)(void));
 /* Names a chat (a group by its subject), in the background. */
 void inbox_chat_name(const char *jid, const char *name);
 /* Stores messages as the receive path would (events, placeholders asked

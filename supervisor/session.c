@@ -12,6 +12,7 @@
 #include "common/metrics.h"
 #include "events.h"
 #include "group_refresh.h"
+#include "history.h"
 #include "placeholder.h"
 #include "presence.h"
 #include "pg_lock.h"
@@ -23,6 +24,7 @@
 #include "outbox.h"
 #include "wa/wa_client.h"
 #include "wa/wa_messaging.h"
+#include "wa/wa_payload.h"
 #include "wa/wa_ws.h"
 #include "worker_table.h"
 
@@ -126,6 +128,7 @@ static void on_client_state(void *arg, enum wa_state st, const char *detail)
         presence_connected(Ss.client, Ss.name);
         group_refresh(Ss.client);
         placeholder_connected();
+        history_kick();
     }
     /* Unlinked (from the phone, or by logout): the account is no longer ours. */
     if (st == WA_LOGGED_OUT && prev != WA_LOGGED_OUT)
@@ -273,6 +276,9 @@ void session_init(void)
     cc.version = S.cfg.whatsapp.version;
     cc.sessions = S.cfg.paths.sessions;
     cc.proxy = S.cfg.whatsapp.proxy;
+    cc.history = !strcmp(S.cfg.whatsapp.history, "off")    ? WA_HISTORY_OFF
+                 : !strcmp(S.cfg.whatsapp.history, "full") ? WA_HISTORY_FULL
+                                                           : WA_HISTORY_RECENT;
     for (int i = 0; i < 32; i++)
         sscanf(S.cfg.whatsapp.root_key + 2 * i, "%2hhx", &cc.root_key[i]);
     struct wa_client_events ev = {on_client_state, on_client_qr, on_client_me};
@@ -282,6 +288,7 @@ void session_init(void)
     outbox_init(S.base, Ss.client);
     media_send_init(Ss.client);
     media_download_init(S.base, Ss.client);
+    history_init(S.base, Ss.client);
     Ss.st = WA_STOPPED;
     rfc3339_now_ms(Ss.since, sizeof Ss.since);
 }

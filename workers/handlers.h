@@ -123,6 +123,8 @@ void h_message_media_download(struct rq *rq);
 void h_chats_list(struct rq *rq);
 void h_chat_get(struct rq *rq);
 void h_chat_disappearing(struct rq *rq);
+void h_history_list(struct rq *rq);
+void h_chat_history(struct rq *rq);
 void h_chat_messages(struct rq *rq);
 void h_chat_presence(struct rq *rq);
 void h_contacts_check(struct rq *rq);

@@ -543,6 +543,7 @@ static int build_payload(struct wa_client *c, uint8_t **out, size_t *len, char *
     struct wa_payload_opts o;
     wa_payload_defaults(&o);
     o.version = c->version;
+    o.history = c->history;
     if (c->creds.paired) {
         char user[64];
         unsigned dev = 0;
@@ -697,6 +698,7 @@ struct wa_client *wa_client_new(const struct wa_client_config *cfg, const struct
     snprintf(c->url, sizeof c->url, "%s", cfg->url);
     snprintf(c->origin, sizeof c->origin, "%s", cfg->origin);
     snprintf(c->version, sizeof c->version, "%s", cfg->version);
+    c->history = cfg->history;
     snprintf(c->sessions, sizeof c->sessions, "%s", cfg->sessions);
     char perr[200];
     if (proxy_url_parse(cfg->proxy, &c->proxy, perr, sizeof perr) < 0) {

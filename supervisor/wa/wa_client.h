@@ -38,6 +38,7 @@ struct wa_client_config {
     unsigned qr_first_s;  /* 60 */
     unsigned qr_next_s;   /* 20 */
     const char *proxy;    /* "socks5h://…", "http://…" or "" (directly); copied, checked by the caller */
+    int history;          /* WA_HISTORY_* (wa_payload.h): asked for when registering */
 };
 
 struct wa_me {

@@ -32,6 +32,7 @@ enum iq_kind {
 struct wa_client {
     struct wa_client_config cfg;
     char url[512], origin[256], version[64], sessions[4096];
+    int history; /* WA_HISTORY_* */
     struct proxy_url proxy;
     struct wa_client_events ev;
     void *arg;

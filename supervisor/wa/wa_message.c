@@ -730,7 +730,20 @@ static int fill_in(const Wapi__E2e__Message *m, struct wa_msg_content *out, int 
             out->peer_data_len = b->len;
             return 0;
         }
-        out->kind = WA_MSG_NONE; /* history sync, ...: not a chat message */
+        if (p->has_type && p->type == WAPI__E2E__PROTOCOL_MESSAGE__TYPE__HISTORY_SYNC_NOTIFICATION &&
+            p->historysyncnotification && depth == 0) {
+            /* Kept as a Message of the notification alone: only our own
+             * phone's is read (wa_history.h). */
+            Wapi__E2e__Message w = WAPI__E2E__MESSAGE__INIT;
+            w.protocolmessage = (Wapi__E2e__ProtocolMessage *)p;
+            size_t len = wapi__e2e__message__get_packed_size(&w);
+            out->kind = WA_MSG_HISTORY_SYNC;
+            if (!(out->raw = malloc(len ? len : 1)))
+                return -1;
+            out->raw_len = wapi__e2e__message__pack(&w, out->raw);
+            return 0;
+        }
+        out->kind = WA_MSG_NONE; /* ...: not a chat message */
         return 0;
     }
     for (size_t i = 0; i < m->base.n_unknown_fields; i++) {

@@ -64,6 +64,7 @@ enum wa_msg_kind {
     WA_MSG_KEEP,          /* target kept in its disappearing chat (on) or no longer */
     WA_MSG_APPSTATE_KEYS, /* app-state sync keys shared by our phone: raw (an AppStateSyncKeyShare) */
     WA_MSG_PEER_DATA,     /* a peer data operation's answer (from our own phone): peer_data */
+    WA_MSG_HISTORY_SYNC,  /* our phone's history sync notification: raw (for wa_hist_notif_parse) */
     /* Never parsed: what the receive path stores for a message it could not
      * decrypt for good (a placeholder, filled when the phone sends it again). */
     WA_MSG_UNDECRYPTABLE,
@@ -188,7 +189,7 @@ struct wa_msg_content {
      * a pin holds (seconds, 0 when not said). */
     int on;
     uint32_t on_seconds;
-    uint8_t *raw; /* WA_MSG_APPSTATE_KEYS: the share's bytes, malloc'd */
+    uint8_t *raw; /* APPSTATE_KEYS: the share's bytes; HISTORY_SYNC: a Message; malloc'd */
     size_t raw_len;
     /* WA_MSG_PEER_DATA: the serialized peerDataOperationRequestResponseMessage
      * (wa_peerdata.h reads it), malloc'd */

@@ -153,6 +153,17 @@ int wa_messaging_media_retry(const char *id, const char *chat_jid, int from_me, 
  * the key is unusable. */
 int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
                                     const char *participant);
+/* Asks our phone for up to count messages of chat_jid older than its
+ * message id (from_me, ts in Unix seconds): a peer message
+ * (HISTORY_SYNC_ON_DEMAND) whose id goes to request_id; the answer comes as
+ * a history sync notification of type ON_DEMAND. 0 when queued; -1 when
+ * not connected, full, or the arguments are unusable. */
+int wa_messaging_history_request(const char *chat_jid, const char *id, int from_me, int64_t ts, int count,
+                                 char *request_id, size_t rlen);
+/* Tells our phone a history sync notification was processed (imported,
+ * or refused for good): <receipt id type="hist_sync" to="OUR_NUMBER@s.whatsapp.net"/>.
+ * 0 when sent; -1 when not connected. */
+int wa_messaging_hist_sync_receipt(const char *id);
 /* A group's membership changed (a w:gp2 notification or our own management
  * call): its participant list is fetched again before the next send, and
  * when someone left or was removed (member_left) our sender key for it is

@@ -16,6 +16,7 @@ void wa_payload_defaults(struct wa_payload_opts *o)
     o->platform_type = WAPI__WA__DEVICE_PROPS__PLATFORM_TYPE__CHROME;
     o->lang = "en";
     o->country = "US";
+    o->history = WA_HISTORY_RECENT;
 }
 
 static void say(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -170,7 +171,12 @@ int wa_payload_register(const struct wa_payload_opts *o, const struct wa_registe
     dp.has_platform_type = 1;
     dp.platform_type = (Wapi__Wa__DeviceProps__PlatformType)o->platform_type;
     dp.has_require_full_sync = 1;
-    dp.require_full_sync = 0;
+    dp.require_full_sync = o->history == WA_HISTORY_FULL;
+    if (o->history == WA_HISTORY_FULL) {
+        hsc.has_full_sync_days_limit = hsc.has_full_sync_size_mb_limit = 1;
+        hsc.full_sync_days_limit = WA_HISTORY_FULL_DAYS;
+        hsc.full_sync_size_mb_limit = WA_HISTORY_FULL_SIZE_MB;
+    }
     dp.history_sync_config = &hsc;
     uint8_t props[256];
     size_t props_len = wapi__wa__device_props__get_packed_size(&dp);

@@ -14,7 +14,16 @@ struct wa_payload_opts {
     const char *lang;      /* ISO 639-1, e.g. "en" */
     const char *country;   /* ISO 3166-1 alpha-2, e.g. "US" */
     int lid_db_migrated;   /* login: tell the server we store LID mappings */
+    int history;           /* WA_HISTORY_*: what history the phone is asked for when registering */
 };
+
+/* What the phone sends when we link: its recent window (the default), or
+ * everything it has (requireFullSync and the full-sync limits). Off asks
+ * for the recent window too: the phone sends its bootstrap regardless, and
+ * it is acknowledged without being imported. */
+enum { WA_HISTORY_OFF = 0, WA_HISTORY_RECENT = 1, WA_HISTORY_FULL = 2 };
+#define WA_HISTORY_FULL_DAYS 3650     /* ten years: all a phone keeps */
+#define WA_HISTORY_FULL_SIZE_MB 10240 /* as the storage quota */
 
 /* Our Signal identity and signed prekey, announced when registering. */
 struct wa_register_keys {

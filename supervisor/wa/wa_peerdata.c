@@ -22,6 +22,29 @@ static int plausible(const char *s, size_t max)
     return 1;
 }
 
+/* The request (rb, rl) in a protocolMessage PEER_DATA_OPERATION_REQUEST_MESSAGE; rb is freed. */
+static int wrap_request(uint8_t *rb, size_t rl, uint8_t **out, size_t *outlen)
+{
+    Wapi__E2e__ProtocolMessage pm = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
+    pm.has_type = 1, pm.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__PEER_DATA_OPERATION_REQUEST_MESSAGE;
+    pm.has_peerdataoperationrequestmessage = 1;
+    pm.peerdataoperationrequestmessage.data = rb;
+    pm.peerdataoperationrequestmessage.len = rl;
+    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
+    m.protocolmessage = &pm;
+    size_t len = wapi__e2e__message__get_packed_size(&m);
+    uint8_t *b = malloc(len ? len : 1);
+    if (!b) {
+        free(rb);
+        return -1;
+    }
+    wapi__e2e__message__pack(&m, b);
+    free(rb);
+    *out = b;
+    *outlen = len;
+    return 0;
+}
+
 int wa_pd_build_placeholder_request(const struct wa_pd_key *k, uint8_t **out, size_t *outlen)
 {
     if (!k || !plausible(k->chat, 127) || !plausible(k->id, 63) ||
@@ -45,24 +68,30 @@ int wa_pd_build_placeholder_request(const struct wa_pd_key *k, uint8_t **out, si
     if (!rb)
         return -1;
     wapi__pd__request__pack(&rq, rb);
-    Wapi__E2e__ProtocolMessage pm = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
-    pm.has_type = 1, pm.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__PEER_DATA_OPERATION_REQUEST_MESSAGE;
-    pm.has_peerdataoperationrequestmessage = 1;
-    pm.peerdataoperationrequestmessage.data = rb;
-    pm.peerdataoperationrequestmessage.len = rl;
-    Wapi__E2e__Message m = WAPI__E2E__MESSAGE__INIT;
-    m.protocolmessage = &pm;
-    size_t len = wapi__e2e__message__get_packed_size(&m);
-    uint8_t *b = malloc(len ? len : 1);
-    if (!b) {
-        free(rb);
+    return wrap_request(rb, rl, out, outlen);
+}
+
+int wa_pd_build_history_request(const char *chat, const char *id, int from_me, int64_t ts, int count,
+                                uint8_t **out, size_t *outlen)
+{
+    if (!plausible(chat, 127) || !plausible(id, 63) || count < 1 || count > WA_PD_HISTORY_MAX || ts < 0)
         return -1;
-    }
-    wapi__e2e__message__pack(&m, b);
-    free(rb);
-    *out = b;
-    *outlen = len;
-    return 0;
+    Wapi__Pd__HistorySyncOnDemandRequest h = WAPI__PD__HISTORY_SYNC_ON_DEMAND_REQUEST__INIT;
+    h.chatjid = (char *)chat;
+    h.oldestmsgid = (char *)id;
+    h.has_oldestmsgfromme = 1, h.oldestmsgfromme = from_me != 0;
+    h.has_ondemandmsgcount = 1, h.ondemandmsgcount = count;
+    h.has_oldestmsgtimestampms = 1, h.oldestmsgtimestampms = ts;
+    Wapi__Pd__Request rq = WAPI__PD__REQUEST__INIT;
+    rq.has_peerdataoperationrequesttype = 1;
+    rq.peerdataoperationrequesttype = WAPI__PD__REQUEST_TYPE__HISTORY_SYNC_ON_DEMAND;
+    rq.historysyncondemandrequest = &h;
+    size_t rl = wapi__pd__request__get_packed_size(&rq);
+    uint8_t *rb = malloc(rl ? rl : 1);
+    if (!rb)
+        return -1;
+    wapi__pd__request__pack(&rq, rb);
+    return wrap_request(rb, rl, out, outlen);
 }
 
 static char *pd_sdup(const char *s)

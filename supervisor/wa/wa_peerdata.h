@@ -23,6 +23,14 @@ struct wa_pd_key {
  * unusable (no chat or id) or out of memory. */
 int wa_pd_build_placeholder_request(const struct wa_pd_key *k, uint8_t **out, size_t *outlen);
 
+/* The Message asking our phone for up to count messages of chat older than
+ * its message anchor (id, from_me, ts in Unix seconds): HISTORY_SYNC_ON_DEMAND.
+ * *out malloc'd. 0, or -1 when unusable (no chat or id, count outside
+ * 1..WA_PD_HISTORY_MAX) or out of memory. */
+#define WA_PD_HISTORY_MAX 500
+int wa_pd_build_history_request(const char *chat, const char *id, int from_me, int64_t ts, int count,
+                                uint8_t **out, size_t *outlen);
+
 /* A message the phone sent again. Strings malloc'd (NULL when not told). */
 struct wa_pd_resent {
     char *id, *chat, *participant, *push_name;

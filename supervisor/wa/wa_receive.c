@@ -441,7 +441,7 @@ static void take_resent(struct inmsg *im, const char *id, const struct wa_msg_co
     wa_jid cj, pj;
     char chat[128], part[128] = "";
     if (nr > 0 && r[0].mc.kind != WA_MSG_NONE && r[0].mc.kind != WA_MSG_PEER_DATA &&
-        wa_jid_parse(a, r[0].chat, &cj) == WA_OK && cj.user[0] &&
+        r[0].mc.kind != WA_MSG_HISTORY_SYNC && wa_jid_parse(a, r[0].chat, &cj) == WA_OK && cj.user[0] &&
         (!r[0].participant || (wa_jid_parse(a, r[0].participant, &pj) == WA_OK && pj.user[0]))) {
         snprintf(chat, sizeof chat, "%s@%s", cj.user, cj.server);
         if (r[0].participant)
@@ -560,7 +560,8 @@ static void prepare_group(struct inmsg *im, wa_node *n, wa_arena *a, const char 
         return;
     }
     im->sender_receipt = ad.from_me;
-    if (c->kind == WA_MSG_APPSTATE_KEYS) /* keys come from our phone alone */
+    if (c->kind == WA_MSG_APPSTATE_KEYS ||
+        c->kind == WA_MSG_HISTORY_SYNC) /* keys and history come from our phone alone */
         c->kind = WA_MSG_NONE;
     if (c->kind == WA_MSG_NONE && is_resend(n))
         c->kind = WA_MSG_RETRY_DONE;
@@ -689,6 +690,12 @@ static void prepare(struct inmsg *im, wa_node *n, wa_arena *a)
     /* App-state keys are our phone's to share: from anyone else they are dropped. */
     if (mc.kind == WA_MSG_APPSTATE_KEYS && !(ad.from_me && fj.device == 0)) {
         log_warn("app-state keys not from our phone: ignored", LF_S("id", id), LF_S("from", from));
+        mc.kind = WA_MSG_NONE;
+    }
+    /* History too: anyone else's notification could fill our chats. */
+    if (mc.kind == WA_MSG_HISTORY_SYNC && !(ad.from_me && fj.device == 0)) {
+        log_warn("a history sync notification not from our phone: ignored", LF_S("id", id),
+                 LF_S("from", from));
         mc.kind = WA_MSG_NONE;
     }
     if (mc.kind == WA_MSG_NONE && is_resend(n))

@@ -1019,18 +1019,20 @@ int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_j
     return msg && n ? resend(r, chat_jid, NULL, NULL, msg, n, NULL, NULL) : -1;
 }
 
-int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
-                                    const char *participant)
+/* A peer message to our phone (device 0): raw (a Message, taken over) queued
+ * under a new id, written to sid (64 bytes). 0, or -1 (raw freed). */
+static int send_to_phone(uint8_t *raw, size_t raw_len, char *sid)
 {
-    char own_user[64], sid[64];
+    char own_user[64];
     int own_dev = 0;
-    if (!wam.connected || wam_own_address(own_user, sizeof own_user, &own_dev) < 0)
-        return -1;
-    struct wa_pd_key k = {chat_jid, from_me, id, participant};
     struct send_job jb;
     memset(&jb, 0, sizeof jb);
-    if (wa_pd_build_placeholder_request(&k, &jb.raw, &jb.raw_len) < 0)
+    jb.raw = raw;
+    jb.raw_len = raw_len;
+    if (!wam.connected || wam_own_address(own_user, sizeof own_user, &own_dev) < 0) {
+        free(raw);
         return -1;
+    }
     /* A message id as WhatsApp clients make them: 3EB0 and 18 upper-case hex digits. */
     uint8_t rnd[9];
     static const char hx[] = "0123456789ABCDEF";
@@ -1050,10 +1052,59 @@ int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int fr
         free(jb.raw);
         return -1;
     }
-    log_info("asking our phone to send again a message we could not decrypt", LF_S("id", id),
-             LF_S("request", sid));
     event_active(wam.pump_ev, EV_TIMEOUT, 0);
     return 0;
+}
+
+int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
+                                    const char *participant)
+{
+    char sid[64];
+    struct wa_pd_key k = {chat_jid, from_me, id, participant};
+    uint8_t *raw;
+    size_t len;
+    if (!wam.connected || wa_pd_build_placeholder_request(&k, &raw, &len) < 0 ||
+        send_to_phone(raw, len, sid) < 0)
+        return -1;
+    log_info("asking our phone to send again a message we could not decrypt", LF_S("id", id),
+             LF_S("request", sid));
+    return 0;
+}
+
+int wa_messaging_history_request(const char *chat_jid, const char *id, int from_me, int64_t ts, int count,
+                                 char *request_id, size_t rlen)
+{
+    char sid[64];
+    uint8_t *raw;
+    size_t len;
+    if (!wam.connected || wa_pd_build_history_request(chat_jid, id, from_me, ts, count, &raw, &len) < 0 ||
+        send_to_phone(raw, len, sid) < 0)
+        return -1;
+    snprintf(request_id, rlen, "%s", sid);
+    log_info("asking our phone for older history", LF_S("chat", chat_jid), LF_S("anchor", id),
+             LF_I("count", count), LF_S("request", sid));
+    return 0;
+}
+
+int wa_messaging_hist_sync_receipt(const char *id)
+{
+    char own_user[64], own[96];
+    int own_dev = 0;
+    if (!wam.connected || !id || !*id || wam_own_address(own_user, sizeof own_user, &own_dev) < 0)
+        return -1;
+    snprintf(own, sizeof own, "%s@s.whatsapp.net", own_user);
+    wa_arena *a = wa_arena_new();
+    wa_jid to;
+    int rc = -1;
+    if (a && wa_jid_parse(a, own, &to) == WA_OK) {
+        wa_node *r = wa_node_new(a, "receipt");
+        wa_node_add_attr(a, r, "id", id);
+        wa_node_add_attr(a, r, "type", "hist_sync");
+        wa_node_add_attr_jid(a, r, "to", &to);
+        rc = wa_client_send_node(wam.c, r);
+    }
+    wa_arena_free(a);
+    return rc < 0 ? -1 : 0;
 }
 
 static void handle_retry_receipt(const wa_node *n, const char *from)

@@ -10,7 +10,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
     DATABASE_URL=$(scripts/devdb.sh start)
 fi
 export TEST_DATABASE_URL=$DATABASE_URL
-# The fake WhatsApp server and Baileys (bench_wa.py, bench_msg.py, bench_inbound.py, bench_groups.py), pinned by the lockfile.
+# The fake WhatsApp server and Baileys (bench_wa.py, bench_msg.py, bench_inbound.py, bench_groups.py, bench_history.py), pinned by the lockfile.
 if [ ! -d tests/wa/node_modules ] || [ tests/wa/package-lock.json -nt tests/wa/node_modules/.package-lock.json ]; then
     (cd tests/wa && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -20,3 +20,4 @@ python3 tests/bench/bench_msg.py
 python3 tests/bench/bench_inbound.py
 python3 tests/bench/bench_media.py
 python3 tests/bench/bench_groups.py
+python3 tests/bench/bench_history.py

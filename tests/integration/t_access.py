@@ -95,6 +95,8 @@ POLICY = {
     "/api/chats/{jid}/presence": [(["POST"], "messages:send", False)],
     "/api/chats/{jid}/disappearing": [(["PUT"], "messages:send", False)],
     "/api/chats/{jid}": [(["GET"], "chats:read", False)],
+    "/api/chats/{jid}/history": [(["POST"], "messages:read", False)],
+    "/api/history": [(["GET"], "chats:read", False)],
     "/api/groups": [(["GET"], "groups:read", False), (["POST"], "groups:write", False)],
     "/api/groups/{jid}/participants": [(["POST"], "groups:write", False)],
     "/api/groups/{jid}/leave": [(["POST"], "groups:write", False)],

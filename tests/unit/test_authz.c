@@ -203,6 +203,10 @@ static void test_matching(void)
         {"PUT", "/api/chats/1@s.whatsapp.net/disappearing", h_chat_disappearing, 0},
         {"POST", "/api/chats/1@s.whatsapp.net/disappearing", NULL, M_PUT},
         {"PUT", "/api/chats/1@s.whatsapp.net", NULL, M_GET},
+        {"POST", "/api/chats/1@s.whatsapp.net/history", h_chat_history, 0},
+        {"GET", "/api/chats/1@s.whatsapp.net/history", NULL, M_POST},
+        {"GET", "/api/history", h_history_list, 0},
+        {"POST", "/api/history", NULL, M_GET},
         {"DELETE", "/api/webhooks/wh_1", h_webhook_delete, 0},
         {"PUT", "/api/webhooks/wh_1", NULL, M_GET | M_PATCH | M_DELETE},
         {"POST", "/api/webhooks/wh_1/deliveries/9/redeliver", h_webhook_redeliver, 0},
@@ -252,6 +256,11 @@ static void test_matching(void)
     r = route_find_t(dis, strlen(dis), M_PUT, &allowed);
     T_CHECK(r && r->perm == P_MESSAGES_SEND,
             "router: a chat's disappearing timer is a chat write (messages:send, as presence)");
+    r = route_find_t("/api/chats/1@s.whatsapp.net/history", 35, M_POST, &allowed);
+    T_CHECK(r && r->perm == P_MESSAGES_READ,
+            "router: asking our phone for a chat's older messages is a read (messages:read)");
+    r = route_find_t("/api/history", 12, M_GET, &allowed);
+    T_CHECK(r && r->perm == P_CHATS_READ, "router: the history sync chunks need chats:read");
     r = route_find_t("/api/chats/1@s.whatsapp.net", 27, M_GET, &allowed);
     T_CHECK(r && r->perm == P_CHATS_READ, "router: one chat needs chats:read");
     r = route_find_t("/api/media", 10, M_POST, &allowed);

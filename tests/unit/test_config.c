@@ -89,6 +89,23 @@ int main(void)
     config_free(&c);
     unsetenv("WAPI_MEDIA_MAX_UPLOAD_BYTES");
 
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0, "history: defaults load");
+    T_EQ_STR(c.whatsapp.history, "recent", "history: recent by default");
+    config_free(&c);
+    setenv("WAPI_WHATSAPP_HISTORY", "full", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0,
+             "history: full from the environment");
+    T_EQ_STR(c.whatsapp.history, "full", "history: ... read");
+    config_free(&c);
+    setenv("WAPI_WHATSAPP_HISTORY", "everything", 1);
+    T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), -1,
+             "history: an unknown value refused");
+    T_CHECK(strstr(err, "WAPI_WHATSAPP_HISTORY") && strstr(err, "off") && strstr(err, "recent") &&
+                strstr(err, "full"),
+            "history: ... naming it and the choices");
+    config_free(&c);
+    unsetenv("WAPI_WHATSAPP_HISTORY");
+
     T_EQ_INT(config_load(&c, NULL, 0, CONFIG_WITH_ENV, err, sizeof err), 0, "auto_download: defaults load");
     T_CHECK(!strcmp(c.media.auto_download, "image,video,audio,voice,document,sticker") &&
                 c.media.max_download_bytes == 64 << 20,

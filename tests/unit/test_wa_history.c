@@ -628,6 +628,24 @@ static void test_notif(const char *dir)
     sums.file_enc_sha256[31] ^= 1;
     sums.file_length++;
     T_CHECK(!wa_hist_notif_sums_match(&nt, &sums), "another length: no match");
+    /* The receive path keeps it as WA_MSG_HISTORY_SYNC: the Message it keeps
+     * (raw) says the same. */
+    struct wa_msg_content mc;
+    struct wa_hist_notif again;
+    T_CHECK(wa_msg_parse(m, n, &mc) == 0 && mc.kind == WA_MSG_HISTORY_SYNC && mc.raw &&
+                wa_hist_notif_parse(mc.raw, mc.raw_len, &again) == 1,
+            "wa_msg_parse: a history sync notification, kept whole");
+    T_CHECK(
+        mc.kind == WA_MSG_HISTORY_SYNC && again.direct_path && !strcmp(again.direct_path, nt.direct_path) &&
+            !memcmp(again.media_key, nt.media_key, 32) && !memcmp(again.file_sha256, nt.file_sha256, 32) &&
+            !memcmp(again.file_enc_sha256, nt.file_enc_sha256, 32) && again.file_length == nt.file_length &&
+            again.sync_type == nt.sync_type && again.chunk_order == nt.chunk_order &&
+            again.progress == nt.progress && again.peer_data_request_session_id &&
+            !strcmp(again.peer_data_request_session_id, nt.peer_data_request_session_id),
+        "... its key, sums, path, type, chunk, progress and session as received");
+    if (mc.kind == WA_MSG_HISTORY_SYNC)
+        wa_hist_notif_free(&again);
+    wa_msg_content_free(&mc);
     wa_hist_notif_free(&nt);
 
     yajl_val in = json_member(w, "inline");

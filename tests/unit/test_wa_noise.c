@@ -1023,6 +1023,29 @@ static void test_payload(void)
         d ? wapi__wa__device_props__unpack(NULL, d->device_props.len, d->device_props.data) : NULL;
     T_CHECK(dp && dp->os && strcmp(dp->os, "wapi") == 0 && dp->platform_type == 1,
             "payload: register device props");
+    T_CHECK(dp && dp->has_require_full_sync && !dp->require_full_sync && dp->history_sync_config &&
+                !dp->history_sync_config->has_full_sync_days_limit &&
+                !dp->history_sync_config->has_full_sync_size_mb_limit,
+            "payload: history recent (the default): no full sync asked");
+    if (dp)
+        wapi__wa__device_props__free_unpacked(dp, NULL);
+    if (p)
+        wapi__wa__client_payload__free_unpacked(p, NULL);
+    free(out);
+    o.history = WA_HISTORY_FULL;
+    T_EQ_INT(wa_payload_register(&o, &k, &out, &out_len, err, sizeof err), 0,
+             "payload: register (full) builds");
+    p = wapi__wa__client_payload__unpack(NULL, out_len, out);
+    d = p ? p->device_pairing_data : NULL;
+    dp = d ? wapi__wa__device_props__unpack(NULL, d->device_props.len, d->device_props.data) : NULL;
+    T_CHECK(dp && dp->has_require_full_sync && dp->require_full_sync && dp->history_sync_config &&
+                dp->history_sync_config->has_full_sync_days_limit &&
+                dp->history_sync_config->full_sync_days_limit == WA_HISTORY_FULL_DAYS &&
+                dp->history_sync_config->has_full_sync_size_mb_limit &&
+                dp->history_sync_config->full_sync_size_mb_limit == WA_HISTORY_FULL_SIZE_MB &&
+                dp->history_sync_config->has_storage_quota_mb,
+            "payload: history full: requireFullSync and the full-sync limits");
+    o.history = WA_HISTORY_RECENT;
     if (dp)
         wapi__wa__device_props__free_unpacked(dp, NULL);
     if (p)

@@ -122,6 +122,54 @@ static void check_request(const struct wa_pd_key *k, const char *what)
     free(m);
 }
 
+/* The on-demand history request, read back: HISTORY_SYNC_ON_DEMAND (3) and
+ * historySyncOnDemandRequest (4): chatJid (1), oldestMsgId (2),
+ * oldestMsgFromMe (3), onDemandMsgCount (4), oldestMsgTimestampMs (5, in
+ * seconds despite its name). */
+static void check_history_request(void)
+{
+    uint8_t *m = NULL;
+    size_t ml = 0;
+    T_EQ_INT(wa_pd_build_history_request("4915112345678@s.whatsapp.net", "3EB0ANCHOR", 1, 1767225600, 120, &m,
+                                         &ml),
+             0, "history request: built");
+    const uint8_t *pm = NULL, *rq = NULL, *h = NULL;
+    size_t pml = 0, rql = 0, hl = 0;
+    uint64_t type = 99, rtype = 99, fromme = 99, count = 0, ts = 0;
+    T_CHECK(m && field(m, ml, 12, NULL, &pm, &pml) == 0 && field(pm, pml, 2, &type, NULL, NULL) == 0 &&
+                type == 16 && field(pm, pml, 16, NULL, &rq, &rql) == 0,
+            "history request: a protocolMessage PEER_DATA_OPERATION_REQUEST_MESSAGE");
+    T_CHECK(rq && field(rq, rql, 1, &rtype, NULL, NULL) == 0 && rtype == 3,
+            "history request: type HISTORY_SYNC_ON_DEMAND (3)");
+    const uint8_t *x;
+    size_t xl;
+    T_CHECK(rq && field(rq, rql, 4, NULL, &h, &hl) == 0 && field(rq, rql, 5, NULL, &x, &xl) < 0,
+            "history request: historySyncOnDemandRequest (4), no placeholder request");
+    char jid[80] = "", id[40] = "";
+    T_CHECK(h && str_field(h, hl, 1, jid, sizeof jid) == 0 && !strcmp(jid, "4915112345678@s.whatsapp.net") &&
+                str_field(h, hl, 2, id, sizeof id) == 0 && !strcmp(id, "3EB0ANCHOR"),
+            "history request: chatJid (1) and oldestMsgId (2)");
+    T_CHECK(h && field(h, hl, 3, &fromme, NULL, NULL) == 0 && fromme == 1 &&
+                field(h, hl, 4, &count, NULL, NULL) == 0 && count == 120 &&
+                field(h, hl, 5, &ts, NULL, NULL) == 0 && ts == 1767225600,
+            "history request: oldestMsgFromMe (3), onDemandMsgCount (4), the anchor's time in seconds (5)");
+    struct wa_msg_content mc;
+    T_CHECK(wa_msg_parse(m, ml, &mc) == 0 && mc.kind == WA_MSG_NONE,
+            "history request: parses as a Message with nothing to store");
+    wa_msg_content_free(&mc);
+    free(m);
+    m = NULL;
+    T_EQ_INT(wa_pd_build_history_request("1@s.whatsapp.net", "3EB0", 0, 1, 0, &m, &ml), -1,
+             "history request: count 0 refused");
+    T_EQ_INT(wa_pd_build_history_request("1@s.whatsapp.net", "3EB0", 0, 1, WA_PD_HISTORY_MAX + 1, &m, &ml),
+             -1, "history request: count over the maximum refused");
+    T_EQ_INT(wa_pd_build_history_request("", "3EB0", 0, 1, 5, &m, &ml), -1,
+             "history request: no chat refused");
+    T_EQ_INT(wa_pd_build_history_request("1@s.whatsapp.net", "3EB0 X", 0, 1, 5, &m, &ml), -1,
+             "history request: an id with a space refused");
+    T_CHECK(m == NULL, "history request: nothing built when refused");
+}
+
 /* Made by Baileys 7's encoder (tests/wa: proto.Message / proto.WebMessageInfo). */
 static const char DIRECT[] = "627910118a017408041216334542304141424243434444454546463030313132321a5822560a540"
                              "a360a1a3135353530303039393939"
@@ -174,6 +222,8 @@ int main(void)
                   "group");
     check_request(&(struct wa_pd_key){"15550009999@s.whatsapp.net", 1, "ABCDEF0123", NULL},
                   "our own message");
+
+    check_history_request();
 
     uint8_t *m = (uint8_t *)"x";
     size_t ml = 0;

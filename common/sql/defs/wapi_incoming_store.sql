@@ -1,8 +1,8 @@
 -- Incoming messages, one batch in one statement (see 0018 and the migrations
 -- that extended it: 0023 groups, 0026 content, 0027 forwarded, 0031 timers
 -- and view once; 0032 placeholders filled in place; 0034 pins and
--- keep-in-chat; 0035 app-state keys; 0040 retry waits). Kept whole here
--- from now on: a change is made in this file.
+-- keep-in-chat; 0035 app-state keys; 0037 history sync jobs; 0040 retry
+-- waits). Kept whole here from now on: a change is made in this file.
 CREATE OR REPLACE FUNCTION wapi_incoming_store(p jsonb)
     RETURNS TABLE (ord int, event_id bigint, event_type text, data text) LANGUAGE plpgsql
     -- Its statements are planned once per connection and kept (generic
@@ -169,6 +169,20 @@ BEGIN
             IF data IS NOT NULL THEN
                 RETURN NEXT;
             END IF;
+            CONTINUE;
+        ELSIF v->>'k' = 'hs' THEN
+            -- A history sync notification from our phone (0037): a job for
+            -- the history runner, kept before the ack (skipped when history
+            -- is off: only its receipt is due); one seen before adds
+            -- nothing. No message, no event.
+            INSERT INTO wa_history_jobs (message_id, sync_type, chunk_order, progress, media_key, direct_path,
+                file_sha256, file_enc_sha256, file_length, inline_payload, oldest_msg_ts, request_id, state)
+            VALUES (v->>'id', (v->>'type')::int, (v->>'chunk')::int, (v->>'progress')::int,
+                    decode(v->>'media_key', 'hex'), v->>'direct_path', decode(v->>'file_sha256', 'hex'),
+                    decode(v->>'file_enc_sha256', 'hex'), (v->>'file_length')::bigint,
+                    decode(v->>'inline', 'hex'), (v->>'oldest')::bigint, v->>'request',
+                    CASE WHEN coalesce((v->>'off')::boolean, false) THEN 'skipped' ELSE 'pending' END)
+            ON CONFLICT (message_id) DO NOTHING;
             CONTINUE;
         ELSE
             RAISE EXCEPTION 'wapi_incoming_store: element % has kind %', v, v->>'k';

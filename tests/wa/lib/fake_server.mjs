@@ -111,6 +111,9 @@
 //   must answer the phone's peer message with <receipt type=peer_msg> (event phone.peer_receipt).
 //   POST /phone/placeholder-answer {id, requestId?, how?: normal|malformed|unknown}  the phone answers now
 //   GET  /phone/placeholder-requests  {requests: [{requestId, id, remoteJid, participant, encType, meta}]}
+//   POST /phone/history {syncType, chunkOrder?, progress?, conversations?, pushnames?, lidMappings?, bulk?, inline?,
+//                       corrupt?}  a history sync chunk from the phone (lib/fake_history.mjs); its
+//                       <receipt type=hist_sync> is checked (event phone.hist_sync); GET /phone/history
 //   POST /peer/retry   {id, from?}    the peer drops its session and sends a retry receipt;
 //                                     the resend (<enc count=N> to the device) is decrypted
 //                                     (event peer.resend)
@@ -220,6 +223,7 @@ import { FakePhone, PhoneError, parseQrText, COMPANION_PLATFORM_IDS } from './fa
 import { FakePeer } from './fake_peer.mjs';
 import { FakeMediaHost } from './fake_media_host.mjs';
 import { FakeGroups, jpegSize } from './fake_groups.mjs';
+import { FakeHistory } from './fake_history.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -760,6 +764,7 @@ class Conn {
                 this.server.groups.onReceipt(this, n).catch((e) => this.log('warning', { detail: `group receipt: ${e.message}` }));
             }
             if (n.tag === 'receipt' && n.attrs.type === 'server-error') this.onMediaRetryRequest(n);
+            if (n.tag === 'receipt' && n.attrs.type === 'hist_sync') (this.server.history ??= new FakeHistory(this.server)).onReceipt(this, n, want);
             if (n.tag === 'receipt' && n.attrs.type === 'retry' && !String(n.attrs.to).endsWith('@g.us')) this.server.onCompanionRetry(this, n);
             if (n.tag === 'receipt' && this.server.peerStanzas.has(n.attrs.id)) {
                 // What the phone sent as a peer message (category=peer) is answered with type=peer_msg.
@@ -990,6 +995,11 @@ class Conn {
             const fields = Object.keys(proto.Message.toObject(m)).filter((k) => k !== 'messageContextInfo');
             const req = pm?.peerDataOperationRequestMessage;
             const problems = [];
+            // An on-demand history request: lib/fake_history.mjs checks and answers it.
+            if (fields.length === 1 && req?.peerDataOperationRequestType === proto.Message.PeerDataOperationRequestType.HISTORY_SYNC_ON_DEMAND) {
+                const bad = (this.server.history ??= new FakeHistory(this.server)).onDemand(this, requestId, req);
+                return bad ? this.violation(`history on-demand request ${requestId}: ${bad}`) : undefined;
+            }
             if (fields.length !== 1 || !pm) problems.push(`a Message with ${fields.join(',')}, want protocolMessage alone`);
             else if (pm.type !== proto.Message.ProtocolMessage.Type.PEER_DATA_OPERATION_REQUEST_MESSAGE) problems.push(`protocolMessage type ${pm.type}, want PEER_DATA_OPERATION_REQUEST_MESSAGE`);
             else if (!req) problems.push('no peerDataOperationRequestMessage');
@@ -2725,6 +2735,12 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         'POST /peer/resend': (q, b) => server.peerResend(b.id),
         'POST /phone/placeholder-answer': (q, b) => server.phoneAnswerPlaceholder({ id: b.id, requestId: b.requestId ?? null, how: b.how ?? 'normal' }),
         'GET /phone/placeholder-requests': () => ({ requests: server.placeholderRequests }),
+        // History sync from the phone (lib/fake_history.mjs): a chunk announced, and what came back.
+        'POST /phone/history': async (q, b) => (server.history ??= new FakeHistory(server)).send(b),
+        'GET /phone/history': () => (server.history ??= new FakeHistory(server)).state(),
+        // {chat: [WebMessageInfo-shaped history messages]}: what the phone answers on-demand requests from.
+        'POST /phone/history/on-demand': (q, b) => (Object.assign(server.history ??= new FakeHistory(server),
+            { onDemandMessages: b.messages ?? {}, answerOnDemand: b.answer !== false }), { ok: true }),
         'POST /peer/retry': (q, b) => server.peerRetry(b.id, b.from ?? null),
         'POST /peer/receipt': (q, b) => server.peerReceipt(b.id, b.type ?? null, b.from ?? null),
         'POST /peer/reinstall': (q, b) => server.peerReinstall(b.from ?? null),
