@@ -15,6 +15,7 @@
 #include "placeholder.h"
 #include "presence.h"
 #include "pg_lock.h"
+#include "appsync.h"
 #include "audit.h"
 #include "sup.h"
 #include "inbox.h"
@@ -126,6 +127,7 @@ static void on_client_state(void *arg, enum wa_state st, const char *detail)
         presence_connected(Ss.client, Ss.name);
         group_refresh(Ss.client);
         placeholder_connected();
+        appsync_connected();
     }
     /* Unlinked (from the phone, or by logout): the account is no longer ours. */
     if (st == WA_LOGGED_OUT && prev != WA_LOGGED_OUT)
@@ -282,6 +284,7 @@ void session_init(void)
     outbox_init(S.base, Ss.client);
     media_send_init(Ss.client);
     media_download_init(S.base, Ss.client);
+    appsync_init(S.base, Ss.client);
     Ss.st = WA_STOPPED;
     rfc3339_now_ms(Ss.since, sizeof Ss.since);
 }

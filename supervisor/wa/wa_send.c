@@ -1019,18 +1019,19 @@ int wa_messaging_resend_raw(const struct wa_retry_request *r, const char *chat_j
     return msg && n ? resend(r, chat_jid, NULL, NULL, msg, n, NULL, NULL) : -1;
 }
 
-int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
-                                    const char *participant)
+/* Queues msg (a Message, taken over: freed here on failure) for our own
+ * phone as a peer message; the request id into sid. */
+static int peer_send(uint8_t *msg, size_t len, char sid[64])
 {
-    char own_user[64], sid[64];
+    char own_user[64];
     int own_dev = 0;
-    if (!wam.connected || wam_own_address(own_user, sizeof own_user, &own_dev) < 0)
-        return -1;
-    struct wa_pd_key k = {chat_jid, from_me, id, participant};
     struct send_job jb;
     memset(&jb, 0, sizeof jb);
-    if (wa_pd_build_placeholder_request(&k, &jb.raw, &jb.raw_len) < 0)
+    jb.raw = msg, jb.raw_len = len;
+    if (!wam.connected || wam_own_address(own_user, sizeof own_user, &own_dev) < 0) {
+        free(msg);
         return -1;
+    }
     /* A message id as WhatsApp clients make them: 3EB0 and 18 upper-case hex digits. */
     uint8_t rnd[9];
     static const char hx[] = "0123456789ABCDEF";
@@ -1050,10 +1051,32 @@ int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int fr
         free(jb.raw);
         return -1;
     }
-    log_info("asking our phone to send again a message we could not decrypt", LF_S("id", id),
-             LF_S("request", sid));
     event_active(wam.pump_ev, EV_TIMEOUT, 0);
     return 0;
+}
+
+int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int from_me,
+                                    const char *participant)
+{
+    char sid[64];
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    struct wa_pd_key k = {chat_jid, from_me, id, participant};
+    if (!wam.connected || wa_pd_build_placeholder_request(&k, &raw, &raw_len) < 0 || peer_send(raw, raw_len, sid) < 0)
+        return -1;
+    log_info("asking our phone to send again a message we could not decrypt", LF_S("id", id),
+             LF_S("request", sid));
+    return 0;
+}
+
+int wa_messaging_own_phone_send(const uint8_t *msg, size_t len)
+{
+    char sid[64];
+    uint8_t *copy = msg && len ? malloc(len) : NULL;
+    if (!copy)
+        return -1;
+    memcpy(copy, msg, len);
+    return peer_send(copy, len, sid);
 }
 
 static void handle_retry_receipt(const wa_node *n, const char *from)

@@ -1,0 +1,26 @@
+/* App-state sync with our phone: the collections (critical_block,
+ * critical_unblock_low, regular_high, regular_low, regular) fetched from the
+ * server after each connect, when a sync key arrives and when the server
+ * says one changed (server_sync); snapshots and large patches downloaded
+ * like media; every patch decoded and checked (wa_appstate) and applied in
+ * one statement with its effects and the collection's new state
+ * (wapi_appstate_apply), then its events published. A bad MAC or LTHash
+ * gets the collection again from a snapshot (counted in
+ * wapi_appstate_resyncs_total); a missing key is asked of our phone and the
+ * collection synced again once it arrives. One collection at a time. */
+#ifndef WAPI_APPSYNC_H
+#define WAPI_APPSYNC_H
+
+struct wa_client;
+struct event_base;
+
+/* At start: the session's client, the loop for retry timers. */
+void appsync_init(struct event_base *base, struct wa_client *c);
+/* Logged in: every collection is synced. */
+void appsync_connected(void);
+/* Sync keys were stored: collections waiting for one are synced again. */
+void appsync_keys_arrived(void);
+/* The server names collections that changed. */
+void appsync_server_sync(const char *const *names, int n);
+
+#endif
