@@ -133,6 +133,7 @@ struct coll {
     int snapshot;    /* from a snapshot (first sync, or after a refused patch) */
     int waiting_key; /* a key it needs is asked of our phone */
     int resyncs;     /* on this connection */
+    int paused;      /* failed for a reason that may pass: skipped until the retry timer */
     struct wa_as_state st;
     struct map m;
 };
@@ -188,10 +189,12 @@ static void later(const char *why)
 {
     log_warn("app-state sync: trying again later", LF_S("collection", NAMES[A.cur]), LF_S("why", why),
              LF_I("in_s", RETRY_S));
+    A.co[A.cur].paused = 1;
     job_end();
     struct timeval tv = {RETRY_S, 0};
-    if (A.retry)
+    if (A.retry && !evtimer_pending(A.retry, NULL))
         evtimer_add(A.retry, &tv);
+    run(); /* the others meanwhile */
 }
 
 /* ---- the keys and the map, for the decoder */
@@ -763,7 +766,7 @@ static void run(void)
         return;
     int i;
     for (i = 0; i < NCOLL; i++)
-        if (A.co[i].want && !A.co[i].waiting_key)
+        if (A.co[i].want && !A.co[i].waiting_key && !A.co[i].paused)
             break;
     if (i == NCOLL)
         return;
@@ -776,6 +779,8 @@ static void run(void)
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
+    for (int i = 0; i < NCOLL; i++)
+        A.co[i].paused = 0;
     run();
 }
 
@@ -802,17 +807,18 @@ void appsync_connected(void)
         A.co[i].waiting_key = 0;
         A.co[i].resyncs = 0;
         A.co[i].loaded = 0; /* read again: another process may have moved it */
+        A.co[i].paused = 0;
     }
     run();
 }
 
 void appsync_keys_arrived(void)
 {
-    for (int i = 0; i < NCOLL; i++)
-        if (A.co[i].waiting_key) {
-            A.co[i].waiting_key = 0;
-            A.co[i].want = 1;
-        }
+    /* Every collection: a new key is also how our phone starts the sync after linking. */
+    for (int i = 0; i < NCOLL; i++) {
+        A.co[i].waiting_key = 0;
+        A.co[i].want = 1;
+    }
     run();
 }
 

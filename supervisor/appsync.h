@@ -18,7 +18,7 @@ struct event_base;
 void appsync_init(struct event_base *base, struct wa_client *c);
 /* Logged in: every collection is synced. */
 void appsync_connected(void);
-/* Sync keys were stored: collections waiting for one are synced again. */
+/* Sync keys were stored: every collection is synced (those waiting for a key among them). */
 void appsync_keys_arrived(void);
 /* The server names collections that changed. */
 void appsync_server_sync(const char *const *names, int n);

@@ -52,10 +52,10 @@ DECLARE
     snap boolean := coalesce((p->>'snap')::boolean, false);
     cur bigint;
     a jsonb;
-    kind text;
-    jid text;
-    flag boolean;
-    at timestamptz;
+    v_kind text;
+    cj text;
+    v_flag boolean;
+    v_at timestamptz;
     chats text[] := '{}';
     contacts text[] := '{}';
     evs jsonb := '[]'::jsonb;
@@ -71,94 +71,94 @@ BEGIN
         DELETE FROM wa_appstate_map WHERE collection = coll;
     END IF;
     FOR a IN SELECT e FROM jsonb_array_elements(p->'a') AS x(e) LOOP
-        kind := a->>'kind';
-        at := CASE WHEN coalesce((a->>'ts')::bigint, 0) > 0 THEN to_timestamp((a->>'ts')::bigint / 1000.0) END;
+        v_kind := a->>'kind';
+        v_at := CASE WHEN coalesce((a->>'ts')::bigint, 0) > 0 THEN to_timestamp((a->>'ts')::bigint / 1000.0) END;
         IF a->>'op' = 'r' THEN
             DELETE FROM wa_appstate_map WHERE collection = coll AND index_mac = decode(a->>'im', 'hex');
         ELSE
             INSERT INTO wa_appstate_map AS m (collection, index_mac, value_mac, index_json, kind, value, action_at)
-            VALUES (coll, decode(a->>'im', 'hex'), decode(a->>'vm', 'hex'), a->>'ij', kind,
-                    decode(a->>'val', 'hex'), at)
+            VALUES (coll, decode(a->>'im', 'hex'), decode(a->>'vm', 'hex'), a->>'ij', v_kind,
+                    decode(a->>'val', 'hex'), v_at)
             ON CONFLICT (collection, index_mac) DO UPDATE SET value_mac = EXCLUDED.value_mac,
                 index_json = EXCLUDED.index_json, kind = EXCLUDED.kind, value = EXCLUDED.value,
                 action_at = EXCLUDED.action_at, updated_at = now();
         END IF;
         -- A REMOVE takes the setting back to its default (not archived, not pinned, ...).
-        flag := a->>'op' <> 'r' AND coalesce((a->>'f')::boolean, false);
-        jid := CASE WHEN kind IN ('archive', 'pin', 'mute', 'mark_read', 'clear_chat', 'delete_chat', 'contact')
+        v_flag := a->>'op' <> 'r' AND coalesce((a->>'f')::boolean, false);
+        cj := CASE WHEN v_kind IN ('archive', 'pin', 'mute', 'mark_read', 'clear_chat', 'delete_chat', 'contact')
                     THEN wapi_chat_of(a->'i'->>1) END;
-        IF kind IN ('archive', 'pin', 'mute', 'mark_read') AND jid IS NOT NULL THEN
-            INSERT INTO wa_chats (jid) VALUES (jid) ON CONFLICT DO NOTHING;
+        IF v_kind IN ('archive', 'pin', 'mute', 'mark_read') AND cj IS NOT NULL THEN
+            INSERT INTO wa_chats (jid) VALUES (cj) ON CONFLICT DO NOTHING;
         END IF;
-        IF kind = 'archive' AND jid IS NOT NULL THEN
-            UPDATE wa_chats SET archived = flag, updated_at = now() WHERE wa_chats.jid = jid AND archived <> flag;
-        ELSIF kind = 'pin' AND jid IS NOT NULL THEN
-            UPDATE wa_chats SET pinned_at = CASE WHEN flag THEN coalesce(at, now()) END, updated_at = now()
-            WHERE wa_chats.jid = jid AND (pinned_at IS NOT NULL) <> flag;
-        ELSIF kind = 'mute' AND jid IS NOT NULL THEN
-            UPDATE wa_chats SET muted_until = CASE WHEN NOT flag THEN NULL
+        IF v_kind = 'archive' AND cj IS NOT NULL THEN
+            UPDATE wa_chats SET archived = v_flag, updated_at = now() WHERE wa_chats.jid = cj AND archived <> v_flag;
+        ELSIF v_kind = 'pin' AND cj IS NOT NULL THEN
+            UPDATE wa_chats SET pinned_at = CASE WHEN v_flag THEN coalesce(v_at, now()) END, updated_at = now()
+            WHERE wa_chats.jid = cj AND (pinned_at IS NOT NULL) <> v_flag;
+        ELSIF v_kind = 'mute' AND cj IS NOT NULL THEN
+            UPDATE wa_chats SET muted_until = CASE WHEN NOT v_flag THEN NULL
                     WHEN coalesce((a->>'me')::bigint, -1) <= 0 THEN 'infinity'::timestamptz
                     ELSE to_timestamp((a->>'me')::bigint / 1000.0) END, updated_at = now()
-            WHERE wa_chats.jid = jid AND muted_until IS DISTINCT FROM CASE WHEN NOT flag THEN NULL
+            WHERE wa_chats.jid = cj AND muted_until IS DISTINCT FROM CASE WHEN NOT v_flag THEN NULL
                     WHEN coalesce((a->>'me')::bigint, -1) <= 0 THEN 'infinity'::timestamptz
                     ELSE to_timestamp((a->>'me')::bigint / 1000.0) END;
-        ELSIF kind = 'mark_read' AND jid IS NOT NULL THEN
+        ELSIF v_kind = 'mark_read' AND cj IS NOT NULL THEN
             -- read on the phone: nothing unread here either; unread: marked so
-            UPDATE wa_chats SET marked_unread = NOT flag AND a->>'op' <> 'r',
-                unread_count = CASE WHEN flag THEN 0 ELSE unread_count END, updated_at = now()
-            WHERE wa_chats.jid = jid AND (marked_unread <> (NOT flag AND a->>'op' <> 'r') OR (flag AND unread_count <> 0));
-        ELSIF kind = 'clear_chat' AND jid IS NOT NULL AND a->>'op' <> 'r' THEN
-            UPDATE wa_chats SET cleared_at = coalesce(at, now()), updated_at = now() WHERE wa_chats.jid = jid;
-        ELSIF kind = 'delete_chat' AND jid IS NOT NULL AND a->>'op' <> 'r' THEN
-            UPDATE wa_chats SET deleted_at = coalesce(at, now()), updated_at = now() WHERE wa_chats.jid = jid;
-        ELSIF kind = 'contact' AND a->>'i'->>1 IS NOT NULL THEN
-            jid := a->'i'->>1;
+            UPDATE wa_chats SET marked_unread = NOT v_flag AND a->>'op' <> 'r',
+                unread_count = CASE WHEN v_flag THEN 0 ELSE unread_count END, updated_at = now()
+            WHERE wa_chats.jid = cj AND (marked_unread <> (NOT v_flag AND a->>'op' <> 'r') OR (v_flag AND unread_count <> 0));
+        ELSIF v_kind = 'clear_chat' AND cj IS NOT NULL AND a->>'op' <> 'r' THEN
+            UPDATE wa_chats SET cleared_at = coalesce(v_at, now()), updated_at = now() WHERE wa_chats.jid = cj;
+        ELSIF v_kind = 'delete_chat' AND cj IS NOT NULL AND a->>'op' <> 'r' THEN
+            UPDATE wa_chats SET deleted_at = coalesce(v_at, now()), updated_at = now() WHERE wa_chats.jid = cj;
+        ELSIF v_kind = 'contact' AND a->'i'->>1 IS NOT NULL THEN
+            cj := a->'i'->>1;
             -- a LID's contact goes on the phone number's row when one knows it
-            jid := coalesce((SELECT k.jid FROM wa_contacts k WHERE k.lid = jid LIMIT 1), jid);
-            INSERT INTO wa_contacts (jid) VALUES (jid) ON CONFLICT DO NOTHING;
+            cj := coalesce((SELECT k.jid FROM wa_contacts k WHERE k.lid = cj LIMIT 1), cj);
+            INSERT INTO wa_contacts (jid) VALUES (cj) ON CONFLICT DO NOTHING;
             UPDATE wa_contacts SET saved_name = CASE WHEN a->>'op' = 'r' THEN NULL ELSE nullif(a->>'n', '') END,
                 first_name = CASE WHEN a->>'op' = 'r' THEN NULL ELSE nullif(a->>'fn', '') END, updated_at = now()
-            WHERE wa_contacts.jid = jid
+            WHERE wa_contacts.jid = cj
               AND (saved_name IS DISTINCT FROM CASE WHEN a->>'op' = 'r' THEN NULL ELSE nullif(a->>'n', '') END
                    OR first_name IS DISTINCT FROM CASE WHEN a->>'op' = 'r' THEN NULL ELSE nullif(a->>'fn', '') END);
             IF FOUND THEN
-                contacts := contacts || jid;
-                IF EXISTS (SELECT 1 FROM wa_chats c WHERE c.jid = jid) THEN
-                    chats := chats || jid; -- its name changed
+                contacts := contacts || cj;
+                IF EXISTS (SELECT 1 FROM wa_chats c WHERE c.jid = cj) THEN
+                    chats := chats || cj; -- its name changed
                 END IF;
             END IF;
-            jid := NULL;
-        ELSIF kind = 'push_name' THEN
+            cj := NULL;
+        ELSIF v_kind = 'push_name' THEN
             INSERT INTO wa_appstate_settings AS s (name, value) VALUES ('push_name', a->>'n')
             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
-        ELSIF kind = 'locale' THEN
+        ELSIF v_kind = 'locale' THEN
             INSERT INTO wa_appstate_settings AS s (name, value) VALUES ('locale', a->>'n')
             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
-        ELSIF kind = 'star' THEN
-            UPDATE wa_messages SET starred = flag, updated_at = now()
-            WHERE id = a->'i'->>2 AND chat_jid = wapi_chat_of(a->'i'->>1) AND starred <> flag;
-        ELSIF kind = 'delete_for_me' AND a->>'op' <> 'r' THEN
-            UPDATE wa_messages SET deleted_for_me_at = coalesce(at, now()), updated_at = now()
+        ELSIF v_kind = 'star' THEN
+            UPDATE wa_messages SET starred = v_flag, updated_at = now()
+            WHERE id = a->'i'->>2 AND chat_jid = wapi_chat_of(a->'i'->>1) AND starred <> v_flag;
+        ELSIF v_kind = 'delete_for_me' AND a->>'op' <> 'r' THEN
+            UPDATE wa_messages SET deleted_for_me_at = coalesce(v_at, now()), updated_at = now()
             WHERE id = a->'i'->>2 AND chat_jid = wapi_chat_of(a->'i'->>1) AND deleted_for_me_at IS NULL;
-        ELSIF kind = 'label_edit' AND a->'i'->>1 IS NOT NULL THEN
+        ELSIF v_kind = 'label_edit' AND a->'i'->>1 IS NOT NULL THEN
             INSERT INTO wa_labels AS l (id, name, color, deleted)
-            VALUES (a->'i'->>1, a->>'n', (a->>'col')::int, a->>'op' = 'r' OR flag)
+            VALUES (a->'i'->>1, a->>'n', (a->>'col')::int, a->>'op' = 'r' OR v_flag)
             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, color = EXCLUDED.color, deleted = EXCLUDED.deleted,
                 updated_at = now();
-        ELSIF kind = 'label_assoc' AND a->'i'->>1 IS NOT NULL AND a->'i'->>2 IS NOT NULL THEN
-            jid := wapi_chat_of(a->'i'->>2);
-            IF flag THEN
-                INSERT INTO wa_chat_labels (label_id, chat_jid) VALUES (a->'i'->>1, jid) ON CONFLICT DO NOTHING;
+        ELSIF v_kind = 'label_assoc' AND a->'i'->>1 IS NOT NULL AND a->'i'->>2 IS NOT NULL THEN
+            cj := wapi_chat_of(a->'i'->>2);
+            IF v_flag THEN
+                INSERT INTO wa_chat_labels (label_id, chat_jid) VALUES (a->'i'->>1, cj) ON CONFLICT DO NOTHING;
             ELSE
-                DELETE FROM wa_chat_labels WHERE label_id = a->'i'->>1 AND chat_jid = jid;
+                DELETE FROM wa_chat_labels WHERE label_id = a->'i'->>1 AND chat_jid = cj;
             END IF;
-            IF FOUND AND EXISTS (SELECT 1 FROM wa_chats c WHERE c.jid = jid) THEN
-                chats := chats || jid;
+            IF FOUND AND EXISTS (SELECT 1 FROM wa_chats c WHERE c.jid = cj) THEN
+                chats := chats || cj;
             END IF;
-            jid := NULL;
+            cj := NULL;
         END IF;
-        IF jid IS NOT NULL AND kind IN ('archive', 'pin', 'mute', 'mark_read') AND FOUND THEN
-            chats := chats || jid;
+        IF cj IS NOT NULL AND v_kind IN ('archive', 'pin', 'mute', 'mark_read') AND FOUND THEN
+            chats := chats || cj;
         END IF;
     END LOOP;
     INSERT INTO wa_appstate_collections AS c (name, version, hash)
