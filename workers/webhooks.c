@@ -47,6 +47,8 @@ static const char *const event_types[] = {"message.received",
                                           "chat.merged",
                                           "poll.vote",
                                           "chat.disappearing",
+                                          "chat.updated",
+                                          "contact.updated",
                                           "audit.*",
                                           "*",
                                           NULL};
@@ -157,7 +159,7 @@ static int check_events(struct rq *rq, yajl_val v, char *out, size_t outlen)
             "message.reaction, message.edited, message.revoked, message.media_stored, message.media_failed, "
             "message.undecryptable, message.updated, "
             "group.created, group.updated, group.participants, call.received, chat.merged, poll.vote, "
-            "chat.disappearing, audit.*, or \"*\"",
+            "chat.disappearing, chat.updated, contact.updated, audit.*, or \"*\"",
             "events");
         return -1;
     }

@@ -8,7 +8,7 @@
 #include "proto/e2e.pb-c.h"
 #include "wa_appstate.h"
 
-static int name_ok(const char *s)
+static int coll_name_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > WA_ASIQ_NAME_MAX)
@@ -29,7 +29,7 @@ wa_node *wa_asiq_request(wa_arena *a, const struct wa_asiq_req *c, size_t n)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         char v[24];
-        if (!name_ok(c[i].name) ||
+        if (!coll_name_ok(c[i].name) ||
             (c[i].patch && (c[i].patch_len == 0 || c[i].patch_len > WA_ASIQ_PATCH_MAX)))
             return NULL;
         snprintf(v, sizeof v, "%llu", (unsigned long long)c[i].version);
@@ -93,7 +93,7 @@ static int parse_coll(const wa_node *c, wa_arena *a, struct wa_asiq_coll *o, cha
 {
     memset(o, 0, sizeof *o);
     const char *name = wa_node_attr_str(c, "name");
-    if (!name_ok(name)) {
+    if (!coll_name_ok(name)) {
         snprintf(err, errlen, "a collection without a usable name");
         return -1;
     }
@@ -192,7 +192,7 @@ size_t wa_asiq_server_sync(const wa_node *n, char names[][WA_ASIQ_NAME_MAX + 1],
     for (uint32_t i = 0; n && n->content == WA_CONTENT_LIST && i < n->nchildren && k < cap; i++) {
         const wa_node *c = n->children[i];
         const char *name = wa_node_attr_str(c, "name");
-        if (strcmp(c->tag, "collection") || !name_ok(name))
+        if (strcmp(c->tag, "collection") || !coll_name_ok(name))
             continue;
         int dup = 0;
         for (size_t j = 0; j < k; j++)
