@@ -14,6 +14,7 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "action_req.h"
 #include "events.h"
 #include "media.h"
 #include "media_fetch.h"
@@ -144,6 +145,16 @@ struct key {
     uint8_t data[32];
 };
 
+/* A change of ours waiting to go (IPC_ACT_CHAT_STATE); struct later first. */
+struct change {
+    struct later l;
+    char jid[128];
+    enum wa_as_kind kind;
+    int on, tries;
+    int64_t mute_end_ms, last_ts;
+    struct change *next;
+};
+
 static struct {
     struct event_base *base;
     struct wa_client *c;
@@ -170,6 +181,10 @@ static struct {
     wa_arena *ra;
     struct wa_as_result res;
     int res_snap;
+    /* a change of ours being sent (mode 1), else a sync (mode 0) */
+    int mode;
+    struct change *chg, *chq;
+    struct wa_as_encoded enc;
 } A;
 
 static void run(void);
@@ -183,10 +198,26 @@ static void job_end(void)
     A.npatches = A.next = 0;
     A.snap_ref = NULL;
     A.busy = 0;
+    A.mode = 0;
+}
+
+/* Answers the change being sent (or c) with an error, and drops it. */
+static void chg_fail(struct change *c, uint32_t status, const char *code, const char *msg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    jw_error_body(&b, code, msg, NULL);
+    action_req_answer(c, status, &b, "chat state");
+    sbuf_free(&b);
+    if (c == A.chg)
+        A.chg = NULL;
+    free(c);
 }
 
 static void later(const char *why)
 {
+    if (A.mode == 1 && A.chg)
+        chg_fail(A.chg, 503, "try_again", "the change could not be made now; try again");
     log_warn("app-state sync: trying again later", LF_S("collection", NAMES[A.cur]), LF_S("why", why),
              LF_I("in_s", RETRY_S));
     A.co[A.cur].paused = 1;
@@ -306,6 +337,7 @@ static const char SQL_APPLY[] =
     "LEFT JOIN LATERAL jsonb_array_elements(r.j->'events') e ON true";
 
 static void next_patch(void);
+static void change_done(void);
 
 static void on_applied(void *ctx, const PGresult *res, const char *err)
 {
@@ -321,6 +353,8 @@ static void on_applied(void *ctx, const PGresult *res, const char *err)
         log_info("app-state sync: the stored collection is not where the patch starts; reading it again",
                  LF_S("collection", NAMES[A.cur]), LF_S("stored", PQgetvalue(res, 0, 1)));
         co->loaded = 0;
+        if (A.mode == 1 && A.chg)
+            chg_fail(A.chg, 503, "try_again", "the collection moved meanwhile; try again");
         job_end();
         run();
         return;
@@ -356,6 +390,10 @@ static void on_applied(void *ctx, const PGresult *res, const char *err)
     if (gen != A.gen) {
         job_end(); /* the connection went meanwhile: the next one syncs again */
         run();
+        return;
+    }
+    if (A.mode == 1) {
+        change_done();
         return;
     }
     if (!A.res_snap)
@@ -543,9 +581,8 @@ static void download(const struct wa_as_blob_ref *ref, int snap)
     }
     dl_ref = *ref; /* its strings live in A.ja or A.ra until the download ends */
     A.dl_snapshot = snap;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (wa_mediaconn_get(A.c, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, on_mediaconn, NULL) < 0)
+    /* the clock media_download.c asks with: the cached media_conn's expiry is on it */
+    if (wa_mediaconn_get(A.c, (int64_t)now_ms(), on_mediaconn, NULL) < 0)
         later("not connected");
 }
 
@@ -672,6 +709,209 @@ static void send_fetch(void)
     }
 }
 
+/* ---- changes of ours */
+
+static const char SQL_CHAT_EVENT[] = "SELECT wapi_chat_event($1)::text";
+
+static void on_chat_event(void *ctx, const PGresult *res, const char *err)
+{
+    struct change *c = ctx;
+    struct sbuf b;
+    sbuf_init(&b);
+    if (res && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        sbuf_add(&b, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+    else
+        sbuf_addf(&b, "{\"jid\":\"%s\"}", c->jid); /* committed all the same */
+    (void)err;
+    action_req_answer(c, 202, &b, "chat state");
+    sbuf_free(&b);
+    free(c);
+}
+
+/* Ours is committed: answered with the chat as it is now. */
+static void change_done(void)
+{
+    struct change *c = A.chg;
+    A.chg = NULL;
+    log_info("app-state change of ours taken", LF_S("collection", NAMES[A.cur]), LF_S("jid", c->jid),
+             LF_S("what", wa_as_kind_name(c->kind)), LF_I("on", c->on),
+             LF_I("version", A.co[A.cur].st.version));
+    const char *p[] = {c->jid};
+    if (!sdb_query(SQL_CHAT_EVENT, 1, p, on_chat_event, c))
+        chg_fail(c, 503, "try_again", "out of memory");
+    job_end();
+    run();
+}
+
+static const char *index_name(enum wa_as_kind k)
+{
+    return k == WA_AS_ARCHIVE ? "archive"
+           : k == WA_AS_PIN   ? "pin_v1"
+           : k == WA_AS_MUTE  ? "mute"
+                              : "markChatAsRead";
+}
+
+/* The patch the server took, as the decoder would have read it: one SET. */
+static int own_result(const struct change *c, int64_t now)
+{
+    struct wa_as_action *a = wa_arena_alloc(A.ra, sizeof *a);
+    const char **idx = wa_arena_alloc(A.ra, 2 * sizeof *idx);
+    char ij[256];
+    struct sbuf b;
+    struct jsonw w;
+    sbuf_init(&b);
+    jw_init(&w, &b);
+    jw_arr(&w);
+    jw_str(&w, index_name(c->kind));
+    jw_str(&w, c->jid);
+    jw_arr_end(&w);
+    int bad = jw_finish(&w) < 0 || b.len >= sizeof ij;
+    if (!bad)
+        memcpy(ij, b.buf, b.len + 1);
+    sbuf_free(&b);
+    if (!a || !idx || bad)
+        return -1;
+    idx[0] = index_name(c->kind);
+    idx[1] = wa_arena_strndup(A.ra, c->jid, strlen(c->jid));
+    a->index_json = wa_arena_strndup(A.ra, ij, strlen(ij));
+    if (!idx[1] || !a->index_json)
+        return -1;
+    a->op = WA_AS_SET;
+    memcpy(a->index_mac, A.enc.index_mac, WA_AS_MAC_LEN);
+    memcpy(a->value_mac, A.enc.value_mac, WA_AS_MAC_LEN);
+    a->index = idx;
+    a->n_index = 2;
+    a->kind = c->kind;
+    a->flag = c->on;
+    a->mute_end_ms = c->mute_end_ms;
+    a->timestamp_ms = now;
+    memset(&A.res, 0, sizeof A.res);
+    A.res.state = A.enc.state;
+    A.res.actions = a;
+    A.res.n = 1;
+    return 0;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_change_answer(void *arg, const wa_node *n)
+{
+    uint64_t gen = (uint64_t)(uintptr_t)arg;
+    struct coll *co = &A.co[A.cur];
+    struct change *c = A.chg;
+    if (!n || gen != A.gen) {
+        /* Taken or not, the next sync tells; the caller tries again. */
+        chg_fail(c, 503, "try_again", "the connection went before the server answered; try again");
+        co->want = 1;
+        job_end();
+        run();
+        return;
+    }
+    char err[160];
+    struct wa_asiq_coll *cs = NULL;
+    size_t nc = 0;
+    wa_arena *a = wa_arena_new();
+    const struct wa_asiq_coll *got = NULL;
+    int parsed = a && wa_asiq_parse(n, a, &cs, &nc, err, sizeof err) == 0;
+    for (size_t i = 0; parsed && i < nc; i++)
+        if (!strcmp(cs[i].name, NAMES[A.cur]))
+            got = &cs[i];
+    int code = !parsed ? 502 : !got ? 502 : got->error;
+    wa_arena_free(a);
+    if (code == 409) {
+        /* The server is ahead: its patches first (they win), then ours again on top. */
+        log_info("app-state change of ours: the server is ahead; syncing, then sending it again",
+                 LF_S("collection", NAMES[A.cur]), LF_S("jid", c->jid), LF_I("try", c->tries + 1));
+        A.chg = NULL;
+        co->want = 1;
+        if (++c->tries >= 3) {
+            chg_fail(c, 409, "conflict", "the chat's settings kept changing on the phone; try again");
+        } else {
+            c->next = A.chq;
+            A.chq = c;
+        }
+        job_end();
+        run();
+        return;
+    }
+    if (code) {
+        log_warn("app-state change of ours refused", LF_S("collection", NAMES[A.cur]), LF_I("code", code),
+                 LF_S("why", parsed ? "" : err));
+        chg_fail(c, 502, "whatsapp_refused", "WhatsApp's server refused the change");
+        job_end();
+        run();
+        return;
+    }
+    if (own_result(c, wall_ms()) < 0) {
+        later("out of memory");
+        return;
+    }
+    apply(co->st.version, 0);
+}
+
+static void send_change(void)
+{
+    struct coll *co = &A.co[A.cur];
+    struct change *c = A.chg;
+    int64_t now = wall_ms();
+    struct wa_as_change ch = {c->kind, c->jid, c->on, c->mute_end_ms, c->last_ts, now};
+    wa_arena_free(A.ra);
+    A.ra = wa_arena_new();
+    /* Sealed under the newest key our phone shared (first in A.keys). */
+    int rc = A.ra ? wa_as_encode_change(&ch, &co->st, A.keys[0].id, A.keys[0].id_len, A.keys[0].data, 32, &IO,
+                                        A.ra, &A.enc)
+                  : WA_AS_INTERNAL;
+    if (rc != WA_AS_OK) {
+        log_warn("app-state change of ours: cannot build the patch", LF_S("why", wa_as_code(rc)));
+        chg_fail(c, 500, "internal", "the change could not be built");
+        job_end();
+        run();
+        return;
+    }
+    struct wa_asiq_req rq = {NAMES[A.cur], co->st.version, 0, A.enc.patch, A.enc.len};
+    wa_arena *a = wa_arena_new();
+    wa_node *iq = a ? wa_asiq_request(a, &rq, 1) : NULL;
+    int r = iq ? wa_client_iq(A.c, a, iq, on_change_answer, (void *)(uintptr_t)A.gen) : -1;
+    wa_arena_free(a);
+    if (r < 0) {
+        chg_fail(c, 409, "not_connected", "the WhatsApp session is not connected");
+        job_end();
+    }
+}
+
+int appsync_change_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
+{
+    char jid[128];
+    if (action_req_str(rd, jid, sizeof jid) < 0)
+        return -1;
+    uint32_t what = ipc_rd_u32(rd), on = ipc_rd_u32(rd);
+    int64_t mute_end = (int64_t)ipc_rd_u64(rd), last = (int64_t)ipc_rd_u64(rd);
+    if (ipc_rd_end(rd) < 0 || what < 1 || what > 4 || on > 1)
+        return -1;
+    if (!action_req_client(status, body))
+        return 0;
+    struct change *c = action_req_later(sizeof *c, m->pid, m->id, status, body);
+    if (!c)
+        return 0;
+    static const enum wa_as_kind K[] = {WA_AS_OTHER, WA_AS_ARCHIVE, WA_AS_PIN, WA_AS_MUTE, WA_AS_MARK_READ};
+    snprintf(c->jid, sizeof c->jid, "%s", jid);
+    c->kind = K[what];
+    c->on = (int)on;
+    c->mute_end_ms = mute_end;
+    c->last_ts = last > 0 ? last : 0;
+    struct change **t = &A.chq;
+    while (*t)
+        t = &(*t)->next;
+    *t = c;
+    run();
+    return 1;
+}
+
 /* ---- reading what is stored */
 
 static const char SQL_KEYS[] = "SELECT encode(key_id, 'hex'), encode(key_data, 'hex') FROM wa_appstate_keys "
@@ -694,6 +934,17 @@ static int unhex(const char *s, uint8_t *out, size_t cap, size_t *len)
     }
     *len = n / 2;
     return 0;
+}
+
+static void send_change(void);
+
+/* The state is read: on with the sync, or with the change. */
+static void proceed(void)
+{
+    if (A.mode == 1)
+        send_change();
+    else
+        send_fetch();
 }
 
 static void on_state(void *ctx, const PGresult *res, const char *err)
@@ -724,7 +975,7 @@ static void on_state(void *ctx, const PGresult *res, const char *err)
         }
     }
     co->loaded = 1;
-    send_fetch();
+    proceed();
 }
 
 static void on_keys(void *ctx, const PGresult *res, const char *err)
@@ -748,16 +999,59 @@ static void on_keys(void *ctx, const PGresult *res, const char *err)
             if (A.co[i].want)
                 A.co[i].waiting_key = 1;
         log_info("app-state sync: no sync key yet; waiting for our phone to share one");
+        if (A.mode == 1 && A.chg)
+            chg_fail(A.chg, 409, "not_synced", "our phone has not shared its app-state keys yet");
         job_end();
         return;
     }
     if (A.co[A.cur].loaded) {
-        send_fetch();
+        proceed();
         return;
     }
     const char *p[] = {NAMES[A.cur]};
     if (!sdb_query(SQL_STATE, 1, p, on_state, NULL))
         later("out of memory");
+}
+
+static int coll_index(const char *name)
+{
+    for (int i = 0; i < NCOLL; i++)
+        if (name && !strcmp(name, NAMES[i]))
+            return i;
+    return -1;
+}
+
+/* Every collection in step: the next change of ours goes. */
+static void run_change(void)
+{
+    while (A.chq) {
+        struct change *c = A.chq;
+        int ci = coll_index(wa_as_change_collection(c->kind));
+        A.chq = c->next;
+        if (ci < 0) {
+            chg_fail(c, 500, "internal", "no collection for this change");
+            continue;
+        }
+        if (A.co[ci].waiting_key || A.co[ci].want) {
+            /* want: left until the next connect after failing its checks */
+            chg_fail(c, 409, "not_synced",
+                     A.co[ci].waiting_key
+                         ? "waiting for our phone to share an app-state key"
+                         : "the chat settings are not in step with the phone; try again later");
+            continue;
+        }
+        if (A.co[ci].paused) {
+            chg_fail(c, 503, "try_again", "the chat settings cannot be synced now; try again");
+            continue;
+        }
+        A.busy = 1;
+        A.mode = 1;
+        A.cur = ci;
+        A.chg = c;
+        if (!sdb_query(SQL_KEYS, 0, NULL, on_keys, NULL))
+            later("out of memory");
+        return;
+    }
 }
 
 static void run(void)
@@ -768,8 +1062,10 @@ static void run(void)
     for (i = 0; i < NCOLL; i++)
         if (A.co[i].want && !A.co[i].waiting_key && !A.co[i].paused)
             break;
-    if (i == NCOLL)
+    if (i == NCOLL) {
+        run_change();
         return;
+    }
     A.busy = 1;
     A.cur = i;
     if (!sdb_query(SQL_KEYS, 0, NULL, on_keys, NULL))
@@ -801,6 +1097,11 @@ void appsync_init(struct event_base *base, struct wa_client *c)
 void appsync_connected(void)
 {
     A.gen++;
+    while (A.chq) {
+        struct change *c = A.chq;
+        A.chq = c->next;
+        chg_fail(c, 503, "try_again", "the connection was lost; try again");
+    }
     A.nasked = 0;
     for (int i = 0; i < NCOLL; i++) {
         A.co[i].want = 1;

@@ -23,4 +23,17 @@ void appsync_keys_arrived(void);
 /* The server names collections that changed. */
 void appsync_server_sync(const char *const *names, int n);
 
+/* IPC_ACT_CHAT_STATE: a change of ours (archive, pin, mute, read) sent as a
+ * patch on top of the collection's current state, once the collection is
+ * in step. Answered 202 with the chat once the server took the patch and
+ * it is committed here; a conflict (the server is ahead) gets the server's
+ * patches applied first, then ours built again on top (the server's win,
+ * ours is re-applied), up to three times, then 409. */
+#include <stdint.h>
+
+#include "common/ipc.h"
+#include "common/sbuf.h"
+#include "worker_table.h"
+int appsync_change_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body);
+
 #endif
