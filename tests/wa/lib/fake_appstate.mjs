@@ -37,6 +37,13 @@ const hex = (b) => Buffer.from(b).toString('hex');
 const be64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(v)); return b; };
 const nowSec = () => Math.floor(Date.now() / 1000);
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child() { return quiet; } };
+// Baileys reports a MAC or LTHash failure as a warning, not an exception: these are collected and refused.
+const warnLogger = () => {
+    const warns = [];
+    const logger = { ...quiet, warn: (...a) => warns.push(a.map((x) => JSON.stringify(x)).join(' ')), error: (...a) => warns.push(a.map((x) => JSON.stringify(x)).join(' ')) };
+    logger.child = () => logger;
+    return { logger, warns };
+};
 
 export class FakeAppState {
     constructor(server, { bad }) {
@@ -120,8 +127,9 @@ export class FakeAppState {
         const patch = { version: { version }, mutations: muts, snapshotMac: smac, patchMac: pmac, keyId: { id: Buffer.from(this.key.idHex, 'hex') } };
         // Baileys must take its own patch (the external one checked with its mutations inline), or the test proves nothing.
         const inline = proto.SyncdPatch.decode(proto.SyncdPatch.encode(patch).finish());
-        const check = await decodePatches(name, [inline], co.state, this.getKey, {}, undefined, quiet, true).catch((e) => e);
-        if (check instanceof Error) throw new Error(`Baileys refuses the patch it built: ${check.message}`);
+        const { logger, warns } = warnLogger();
+        const check = await decodePatches(name, [inline], co.state, this.getKey, {}, undefined, logger, true).catch((e) => e);
+        if (check instanceof Error || warns.length) throw new Error(`Baileys refuses the patch it built: ${check.message ?? warns.join('; ')}`);
         if (b.external) {
             const blob = proto.SyncdMutations.encode({ mutations: muts }).finish();
             patch.externalMutations = await this.upload(Buffer.from(blob));
@@ -258,10 +266,9 @@ export class FakeAppState {
         }
         if (syncd.version?.version != null && Number(syncd.version.version) !== co.version + 1) this.bad(`companion patch version ${syncd.version.version}, want ${co.version + 1}`);
         if (!syncd.version) syncd.version = { version: co.version + 1 };
-        const warns = [];
-        const logger = { ...quiet, warn: (...a) => warns.push(a.map(String).join(' ')), error: (...a) => warns.push(a.map(String).join(' ')) };
-        logger.child = () => logger;
+        const { logger, warns } = warnLogger();
         let got;
+        const kept = proto.SyncdPatch.decode(bytes); // Baileys empties the mutations of what it decodes
         try {
             got = await decodePatches(name, [syncd], co.state, this.getKey, {}, undefined, logger, true);
         } catch (e) {
@@ -271,11 +278,11 @@ export class FakeAppState {
         const version = co.version + 1;
         const decoded = Object.values(got.mutationMap).map((m) => ({ index: m.index, op: m.operation === OP.REMOVE ? 'remove' : 'set',
             value: proto.SyncActionValue.toObject(m.syncAction.value, { longs: Number }) }));
-        syncd.version = { version };
-        co.patches.push({ version, bytes: Buffer.from(proto.SyncdPatch.encode(syncd).finish()) });
+        kept.version = { version };
+        co.patches.push({ version, bytes: Buffer.from(proto.SyncdPatch.encode(kept).finish()) });
         co.state = got.state;
         co.version = version;
-        for (const mut of syncd.mutations) {
+        for (const mut of kept.mutations) {
             const im = hex(mut.record.index.blob);
             if (mut.operation === OP.REMOVE) co.records.delete(im);
             else co.records.set(im, mut.record);
@@ -293,7 +300,7 @@ export class FakeAppState {
 
     stateJson() {
         return {
-            collections: Object.fromEntries([...this.colls].map(([n, co]) => [n, { version: co.version, hash: hex(co.state.hash), records: co.records.size }])),
+            collections: Object.fromEntries([...this.colls].map(([n, co]) => [n, { version: co.version, hash: hex(co.state.hash), records: co.records.size, indexMacs: [...co.records.keys()] }])),
             fetches: this.fetches, keyRequests: this.keyRequests, received: this.received, uploads: this.uploads,
         };
     }
