@@ -178,3 +178,28 @@ void h_chat_mute(struct rq *rq)
     }
     change(rq, W_MUTE, 1, end_ms);
 }
+
+/* ---- GET /api/labels: the labels of a business account (app-state sync
+ * labelEdit), each with the chats it is on (labelAssociation). */
+
+static const char SQL_LABELS[] = "SELECT json_build_object('data', coalesce(json_agg(json_build_object('id', "
+                                 "l.id, 'name', l.name, 'color', "
+                                 "l.color, 'deleted', l.deleted, 'chats', coalesce((SELECT "
+                                 "json_agg(cl.chat_jid ORDER BY cl.chat_jid) FROM "
+                                 "wa_chat_labels cl WHERE cl.label_id = l.id), '[]'::json)) ORDER BY l.id), "
+                                 "'[]'::json))::text FROM wa_labels l";
+
+static void on_labels(void *ctx, const PGresult *res, const char *err)
+{
+    struct op_base *o = ctx;
+    if (!op_done(o, res, err))
+        return;
+    const char *j = PQgetvalue(res, 0, 0);
+    http_json(o->rq, 200, j, strlen(j));
+}
+
+void h_labels_list(struct rq *rq)
+{
+    struct op_base *o = op_alloc(rq, sizeof *o);
+    op_run(o, SQL_LABELS, 0, NULL, on_labels);
+}

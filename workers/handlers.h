@@ -88,6 +88,8 @@ void h_chat_mute(struct rq *rq);
 void h_chat_unmute(struct rq *rq);
 void h_chat_read(struct rq *rq);
 void h_chat_unread(struct rq *rq);
+/* GET /api/labels: a business account's labels with their chats (chat_state.c). */
+void h_labels_list(struct rq *rq);
 /* messages.c: a `to` (phone number as typed, or a JID of a person or group)
  * as a JID into jid; -1 when it is neither. */
 int parse_to(const char *s, char *jid, size_t jidlen);

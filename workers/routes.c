@@ -82,6 +82,7 @@ const struct route worker_routes[] = {
     {M_POST, "/api/chats/{jid}/read", P_MESSAGES_SEND, h_chat_read, 0},
     {M_DELETE, "/api/chats/{jid}/read", P_MESSAGES_SEND, h_chat_unread, 0},
     {M_GET, "/api/chats/{jid}", P_CHATS_READ, h_chat_get, 0},
+    {M_GET, "/api/labels", P_CHATS_READ, h_labels_list, 0},
     {M_GET, "/api/groups", P_GROUPS_READ, h_groups_list, 0},
     {M_POST, "/api/groups", P_GROUPS_WRITE, h_group_create, 0},
     {M_POST, "/api/groups/{jid}/participants", P_GROUPS_WRITE, h_group_participants, 0},

@@ -99,6 +99,7 @@ POLICY = {
     "/api/chats/{jid}/mute": [(["POST", "DELETE"], "messages:send", False)],
     "/api/chats/{jid}/read": [(["POST", "DELETE"], "messages:send", False)],
     "/api/chats/{jid}": [(["GET"], "chats:read", False)],
+    "/api/labels": [(["GET"], "chats:read", False)],
     "/api/groups": [(["GET"], "groups:read", False), (["POST"], "groups:write", False)],
     "/api/groups/{jid}/participants": [(["POST"], "groups:write", False)],
     "/api/groups/{jid}/leave": [(["POST"], "groups:write", False)],

@@ -141,6 +141,9 @@ for what, coll, muts, ok in steps:
     check(f"{what}: on the chat, the collection in step", got, (chat(PEER), fake()["collections"][coll], ours().get(coll)))
     check(f"{what}: one chat.updated", len(events("chat.updated", mark, PEER)) == 1, events("chat.updated", mark))
 check("the label is stored", psql(DB, "SELECT id, name, color FROM wa_labels") == [["5", "VIP", "3"]])
+st, js = api("GET", "/api/labels")
+check("GET /api/labels: the label with its chat", st == 200 and js == {"data": [
+      {"id": "5", "name": "VIP", "color": 3, "deleted": False, "chats": [PEER]}]}, (st, js))
 mark = last_event()
 mutate("regular_high", [{"index": ["star", PEER, mid, "0", "0"], "value": {"starAction": {"starred": True}}}])
 check("a star from the phone: the message is starred",

@@ -212,6 +212,7 @@ static void test_matching(void)
         {"POST", "/api/chats/1@s.whatsapp.net/read", h_chat_read, 0},
         {"DELETE", "/api/chats/1@s.whatsapp.net/read", h_chat_unread, 0},
         {"PUT", "/api/chats/1@s.whatsapp.net/archive", NULL, M_POST | M_DELETE},
+        {"GET", "/api/labels", h_labels_list, 0},
         {"DELETE", "/api/webhooks/wh_1", h_webhook_delete, 0},
         {"PUT", "/api/webhooks/wh_1", NULL, M_GET | M_PATCH | M_DELETE},
         {"POST", "/api/webhooks/wh_1/deliveries/9/redeliver", h_webhook_redeliver, 0},
