@@ -14,7 +14,6 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "action_req.h"
 #include "events.h"
 #include "media.h"
 #include "media_fetch.h"
@@ -145,9 +144,12 @@ struct key {
     uint8_t data[32];
 };
 
-/* A change of ours waiting to go (IPC_ACT_CHAT_STATE); struct later first. */
+/* A change of ours waiting to go (IPC_ACT_CHAT_STATE): whom to answer.
+ * (Answered through workers_reply() here, not action_req.c, which sits
+ * above the session and so above this module.) */
 struct change {
-    struct later l;
+    pid_t pid;
+    uint32_t msg_id;
     char jid[128];
     enum wa_as_kind kind;
     int on, tries;
@@ -201,13 +203,19 @@ static void job_end(void)
     A.mode = 0;
 }
 
+static void answer(const struct change *c, uint32_t status, const struct sbuf *b)
+{
+    if (!b->oom && workers_reply(c->pid, c->msg_id, status, b->buf, b->len) < 0)
+        log_info("answered after its worker left", LF_S("what", "chat state"), LF_I("pid", c->pid));
+}
+
 /* Answers the change being sent (or c) with an error, and drops it. */
 static void chg_fail(struct change *c, uint32_t status, const char *code, const char *msg)
 {
     struct sbuf b;
     sbuf_init(&b);
     jw_error_body(&b, code, msg, NULL);
-    action_req_answer(c, status, &b, "chat state");
+    answer(c, status, &b);
     sbuf_free(&b);
     if (c == A.chg)
         A.chg = NULL;
@@ -723,7 +731,7 @@ static void on_chat_event(void *ctx, const PGresult *res, const char *err)
     else
         sbuf_addf(&b, "{\"jid\":\"%s\"}", c->jid); /* committed all the same */
     (void)err;
-    action_req_answer(c, 202, &b, "chat state");
+    answer(c, 202, &b);
     sbuf_free(&b);
     free(c);
 }
@@ -887,17 +895,28 @@ static void send_change(void)
 int appsync_change_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status, struct sbuf *body)
 {
     char jid[128];
-    if (action_req_str(rd, jid, sizeof jid) < 0)
+    uint32_t jl;
+    const uint8_t *jp = ipc_rd_bytes(rd, &jl);
+    if (!jp || jl == 0 || jl >= sizeof jid || memchr(jp, 0, jl))
         return -1;
+    memcpy(jid, jp, jl);
+    jid[jl] = '\0';
     uint32_t what = ipc_rd_u32(rd), on = ipc_rd_u32(rd);
     int64_t mute_end = (int64_t)ipc_rd_u64(rd), last = (int64_t)ipc_rd_u64(rd);
     if (ipc_rd_end(rd) < 0 || what < 1 || what > 4 || on > 1)
         return -1;
-    if (!action_req_client(status, body))
+    if (!A.c || wa_client_state(A.c) != WA_CONNECTED) {
+        *status = 409;
+        jw_error_body(body, "not_connected", "the WhatsApp session is not connected", NULL);
         return 0;
-    struct change *c = action_req_later(sizeof *c, m->pid, m->id, status, body);
-    if (!c)
+    }
+    struct change *c = calloc(1, sizeof *c);
+    if (!c) {
+        *status = 503;
+        jw_error_body(body, "out_of_memory", "try again", NULL);
         return 0;
+    }
+    c->pid = m->pid, c->msg_id = m->id;
     static const enum wa_as_kind K[] = {WA_AS_OTHER, WA_AS_ARCHIVE, WA_AS_PIN, WA_AS_MUTE, WA_AS_MARK_READ};
     snprintf(c->jid, sizeof c->jid, "%s", jid);
     c->kind = K[what];

@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS wa_appstate_collections (
   name text PRIMARY KEY,
   version bigint NOT NULL CHECK (version >= 0),
   hash bytea NOT NULL CHECK (length(hash) = 128),
-  resyncs integer NOT NULL DEFAULT 0,
+  snapshots integer NOT NULL DEFAULT 0, -- snapshots applied (the first sync, and each resync)
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS wa_appstate_map (

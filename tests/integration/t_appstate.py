@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fakewa import FakeWA  # noqa: E402
 from harness import check, done, kill_supervisor, ROOT, Server, wait  # noqa: E402
-from linked import Api, private_database, psql  # noqa: E402
+from linked import SSE, Api, WebhookReceiver, private_database, psql  # noqa: E402
 
 DB = private_database(f"wapi_it_appstate_{os.getpid()}")
 BIN = os.environ.get("WAPI_TEST_BINDIR") or ("build/san" if os.path.exists(os.path.join(ROOT, "build/san/wapi"))
@@ -32,12 +32,16 @@ PEER2 = "15550008888@s.whatsapp.net"
 
 wa = FakeWA("--media-ca", tempfile.mkdtemp(prefix="wapi-media-ca-"))
 atexit.register(wa.stop)
-env = dict(wa.env(), SSL_CERT_FILE=wa.media_ca)
+env = dict(wa.env(), SSL_CERT_FILE=wa.media_ca, WAPI_WEBHOOKS_ALLOW_PRIVATE="true")
 srv = Server(bindir=BIN, workers=2, env=env, pg_url=DB)
 srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
 srv.start()
 api = Api(srv)
 check("signed up, API key made, linked to the fake phone", bool(api.key) and api.link(wa))
+rx = WebhookReceiver()
+st, hook = api("POST", "/api/webhooks", {"url": rx.url, "events": ["chat.updated", "contact.updated"]})
+check("a webhook for chat.updated and contact.updated is accepted", st == 201, (st, hook))
+sse = SSE(srv, api.key)
 
 
 def fake():
@@ -119,6 +123,13 @@ check("one chat.updated and one contact.updated for the peer",
       len(events("chat.updated", mark, PEER)) == 1 and len(events("contact.updated", mark, PEER)) == 1,
       (events("chat.updated", mark), events("contact.updated", mark)))
 check("the raw rows of every record kept", int(psql(DB, "SELECT count(*) FROM wa_appstate_map")[0][0]) == 3)
+check("... delivered to the webhook (chat.updated with the chat's state, contact.updated with the saved name)",
+      wait(lambda: rx.of_type("chat.updated", lambda p: p["data"]["jid"] == PEER and p["data"]["archived"] is True)
+           and rx.of_type("contact.updated", lambda p: p["data"]["saved_name"] == "Zoë Saved"), timeout=20),
+      [b for _, b in rx.received])
+check("... and on the event stream (SSE)",
+      wait(lambda: {e.get("event") for e in sse.events} >= {"chat.updated", "contact.updated"}, timeout=10),
+      [e.get("event") for e in sse.events])
 
 # ---- patches, one change each, told by server_sync
 mid = wa.call("POST", "/peer/send", {"text": "star me"})["id"]

@@ -161,10 +161,10 @@ BEGIN
             chats := chats || cj;
         END IF;
     END LOOP;
-    INSERT INTO wa_appstate_collections AS c (name, version, hash)
-    VALUES (coll, (p->>'v')::bigint, decode(p->>'h', 'hex'))
+    INSERT INTO wa_appstate_collections AS c (name, version, hash, snapshots)
+    VALUES (coll, (p->>'v')::bigint, decode(p->>'h', 'hex'), CASE WHEN snap THEN 1 ELSE 0 END)
     ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash, updated_at = now(),
-        resyncs = c.resyncs + CASE WHEN snap THEN 1 ELSE 0 END;
+        snapshots = c.snapshots + CASE WHEN snap THEN 1 ELSE 0 END;
     -- one event per chat and per contact that changed
     FOR x IN SELECT DISTINCT u FROM unnest(chats) AS u LOOP
         d := wapi_chat_event(x);
