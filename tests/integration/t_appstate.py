@@ -312,6 +312,18 @@ theirs = {n: c["records"] for n, c in fake()["collections"].items() if c["record
 extra = psql(DB, "SELECT collection, index_json, kind FROM wa_appstate_map WHERE NOT encode(index_mac, 'hex') = ANY(:'p0'::text[])",
              "{" + ",".join(m for c in fake()["collections"].values() for m in c["indexMacs"]) + "}")
 check("the map matches the server's records, collection by collection", mine == theirs, (mine, theirs, extra))
+# ---- the same patch applied twice (a replay after a crash between the commit and the next step) adds nothing
+ev0 = last_event() + 1000
+payload = ('{"c": "t_replay", "snap": false, "from": 0, "v": 1, "h": "' + "00" * 128 + '", "ev": %d, "a": [{"op": "s", '
+           '"im": "' + "11" * 32 + '", "vm": "' + "22" * 32 + '", "ij": "[\\"archive\\",\\"%s\\"]", "i": ["archive", "%s"], '
+           '"kind": "archive", "ts": 0, "f": true, "me": 0, "n": null, "fn": null, "col": 0}]}') % (ev0, PEER2, PEER2)
+first = psql(DB, "SELECT wapi_appstate_apply(:'p0'::jsonb)->>'ok'", payload)
+n_events = int(psql(DB, "SELECT count(*) FROM wa_events")[0][0])
+again = psql(DB, "SELECT wapi_appstate_apply(:'p0'::jsonb)::text", payload.replace(str(ev0), str(ev0 + 10)))
+check("wapi_appstate_apply: the same patch twice: applied once, then refused as stale with nothing changed",
+      first == [["true"]] and '"stale"' in again[0][0] and int(psql(DB, "SELECT count(*) FROM wa_events")[0][0]) == n_events
+      and psql(DB, "SELECT version FROM wa_appstate_collections WHERE name = 't_replay'") == [["1"]]
+      and psql(DB, "SELECT count(*) FROM wa_appstate_map WHERE collection = 't_replay'") == [["1"]], (first, again))
 check("the fake server saw no protocol violation", not wa.events(0, "violation"), wa.events(0, "violation"))
 check("no sanitizer report", not srv.sanitizer_reports(), srv.sanitizer_reports())
 srv.stop()
