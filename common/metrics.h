@@ -39,7 +39,12 @@ struct metrics_slot {
 
 /* App-state sync (supervisor/appsync.c): its collections and why one is fetched again. */
 #define METRICS_APPSTATE_COLLECTIONS 5
-enum { METRICS_APPSTATE_BAD_MAC, METRICS_APPSTATE_LTHASH, METRICS_APPSTATE_MALFORMED, METRICS_APPSTATE_REASONS };
+enum {
+    METRICS_APPSTATE_BAD_MAC,
+    METRICS_APPSTATE_LTHASH,
+    METRICS_APPSTATE_MALFORMED,
+    METRICS_APPSTATE_REASONS
+};
 extern const char *const METRICS_APPSTATE_COLLECTION_NAMES[METRICS_APPSTATE_COLLECTIONS];
 
 struct metrics_shm {

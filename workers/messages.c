@@ -1632,8 +1632,9 @@ out:
 
 #define CONTACT_JSON(c)                                                                                      \
     "json_build_object('jid', " c ".jid, 'phone', CASE WHEN " c ".jid LIKE '%@s.whatsapp.net' THEN '+' || "  \
-    "split_part(" c ".jid, '@', 1) END, 'lid', " c ".lid, 'push_name', " c ".push_name, 'saved_name', " c   \
-    ".saved_name, 'name', coalesce(" c ".saved_name, " c ".push_name), 'updated_at', " REST_TS(c ".updated_at") ")::text"
+    "split_part(" c ".jid, '@', 1) END, 'lid', " c ".lid, 'push_name', " c ".push_name, 'saved_name', " c    \
+    ".saved_name, 'name', coalesce(" c ".saved_name, " c                                                     \
+    ".push_name), 'updated_at', " REST_TS(c ".updated_at") ")::text"
 
 static void on_list(void *ctx, const PGresult *res, const char *err);
 

@@ -1062,7 +1062,8 @@ int wa_messaging_placeholder_resend(const char *id, const char *chat_jid, int fr
     uint8_t *raw = NULL;
     size_t raw_len = 0;
     struct wa_pd_key k = {chat_jid, from_me, id, participant};
-    if (!wam.connected || wa_pd_build_placeholder_request(&k, &raw, &raw_len) < 0 || peer_send(raw, raw_len, sid) < 0)
+    if (!wam.connected || wa_pd_build_placeholder_request(&k, &raw, &raw_len) < 0 ||
+        peer_send(raw, raw_len, sid) < 0)
         return -1;
     log_info("asking our phone to send again a message we could not decrypt", LF_S("id", id),
              LF_S("request", sid));
