@@ -190,6 +190,7 @@ static struct {
 } A;
 
 static void run(void);
+static void (*push_name_cb)(const char *name);
 
 static void job_end(void)
 {
@@ -388,6 +389,10 @@ static void on_applied(void *ctx, const PGresult *res, const char *err)
             oom |= map_put(&co->m, a->index_mac, a->value_mac) < 0;
     }
     co->st = A.res.state;
+    for (size_t i = 0; i < A.res.n && push_name_cb; i++)
+        if (A.res.actions[i].kind == WA_AS_PUSH_NAME && A.res.actions[i].op == WA_AS_SET &&
+            A.res.actions[i].name && *A.res.actions[i].name)
+            push_name_cb(A.res.actions[i].name);
     if (oom)
         co->loaded = 0; /* read back from the database next time */
     log_info(A.res_snap ? "app-state snapshot applied" : "app-state patch applied",
@@ -1113,6 +1118,20 @@ void appsync_init(struct event_base *base, struct wa_client *c)
     wa_messaging_set_server_sync(on_server_sync, NULL);
 }
 
+void appsync_on_push_name(void (*cb)(const char *name))
+{
+    push_name_cb = cb;
+}
+
+static const char SQL_PUSH_NAME[] = "SELECT value FROM wa_appstate_settings WHERE name = 'push_name'";
+
+static void on_push_name(void *ctx, const PGresult *res, const char *err)
+{
+    (void)ctx, (void)err;
+    if (res && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && *PQgetvalue(res, 0, 0) && push_name_cb)
+        push_name_cb(PQgetvalue(res, 0, 0));
+}
+
 void appsync_connected(void)
 {
     A.gen++;
@@ -1129,6 +1148,8 @@ void appsync_connected(void)
         A.co[i].loaded = 0; /* read again: another process may have moved it */
         A.co[i].paused = 0;
     }
+    /* The name our phone set last (the session store keeps the one from linking). */
+    sdb_query(SQL_PUSH_NAME, 0, NULL, on_push_name, NULL);
     run();
 }
 

@@ -20,6 +20,9 @@ void appsync_init(struct event_base *base, struct wa_client *c);
 void appsync_connected(void);
 /* Sync keys were stored: every collection is synced (those waiting for a key among them). */
 void appsync_keys_arrived(void);
+/* Our push name as our phone sets it (pushNameSetting), once committed, and
+ * the stored one at each connect; cb gets it (borrowed for the call). */
+void appsync_on_push_name(void (*cb)(const char *name));
 /* The server names collections that changed. */
 void appsync_server_sync(const char *const *names, int n);
 

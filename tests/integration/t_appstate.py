@@ -32,7 +32,8 @@ PEER2 = "15550008888@s.whatsapp.net"
 
 wa = FakeWA("--media-ca", tempfile.mkdtemp(prefix="wapi-media-ca-"))
 atexit.register(wa.stop)
-env = dict(wa.env(), SSL_CERT_FILE=wa.media_ca, WAPI_WEBHOOKS_ALLOW_PRIVATE="true")
+env = dict(wa.env(), SSL_CERT_FILE=wa.media_ca, WAPI_WEBHOOKS_ALLOW_PRIVATE="true",
+           WAPI_WHATSAPP_PRESENCE="available")  # our presence carries our push name
 srv = Server(bindir=BIN, workers=2, env=env, pg_url=DB)
 srv.env["BETTER_AUTH_URL"] = f"http://127.0.0.1:{srv.port}"
 srv.start()
@@ -119,6 +120,10 @@ check("the contact's saved name is the chat's name", c.get("name") == "Zoë Save
 k = api("GET", f"/api/contacts/{PEER}")[1] or {}
 check("... and the contact's saved_name", k.get("saved_name") == "Zoë Saved" and k.get("name") == "Zoë Saved", k)
 check("our push name kept", psql(DB, "SELECT value FROM wa_appstate_settings WHERE name = 'push_name'") == [["wapi owner"]])
+check("... it is the session's name, and our presence goes out with it",
+      wait(lambda: (api("GET", "/api/session")[1].get("me") or {}).get("name") == "wapi owner"
+           and any(e.get("name") == "wapi owner" for e in wa.events(0, "presence.own"))),
+      (api("GET", "/api/session")[1], wa.events(0, "presence.own")))
 check("one chat.updated and one contact.updated for the peer",
       len(events("chat.updated", mark, PEER)) == 1 and len(events("contact.updated", mark, PEER)) == 1,
       (events("chat.updated", mark), events("contact.updated", mark)))
@@ -324,6 +329,9 @@ check("wapi_appstate_apply: the same patch twice: applied once, then refused as 
       first == [["true"]] and '"stale"' in again[0][0] and int(psql(DB, "SELECT count(*) FROM wa_events")[0][0]) == n_events
       and psql(DB, "SELECT version FROM wa_appstate_collections WHERE name = 't_replay'") == [["1"]]
       and psql(DB, "SELECT count(*) FROM wa_appstate_map WHERE collection = 't_replay'") == [["1"]], (first, again))
+check("after the restart the session's name is still the one our phone set",
+      wait(lambda: (api("GET", "/api/session")[1].get("me") or {}).get("name") == "wapi owner"),
+      api("GET", "/api/session")[1])
 check("the fake server saw no protocol violation", not wa.events(0, "violation"), wa.events(0, "violation"))
 check("no sanitizer report", not srv.sanitizer_reports(), srv.sanitizer_reports())
 srv.stop()
