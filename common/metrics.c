@@ -283,4 +283,16 @@ void metrics_render(const struct metrics_shm *m, struct sbuf *o)
               (unsigned long long)ld(&m->wa_history_chunks_total),
               (unsigned long long)ld(&m->wa_history_messages_total),
               (unsigned long long)ld(&m->wa_history_refused_total));
+    static const char *const why[METRICS_APPSTATE_REASONS] = {"bad_mac", "lthash_mismatch", "malformed"};
+    sbuf_addf(o, "# HELP wapi_appstate_resyncs_total App-state collections fetched again from a snapshot "
+                 "after the server's data failed a check.\n"
+                 "# TYPE wapi_appstate_resyncs_total counter\n");
+    for (unsigned c = 0; c < METRICS_APPSTATE_COLLECTIONS; c++)
+        for (unsigned r = 0; r < METRICS_APPSTATE_REASONS; r++)
+            sbuf_addf(o, "wapi_appstate_resyncs_total{collection=\"%s\",reason=\"%s\"} %llu\n",
+                      METRICS_APPSTATE_COLLECTION_NAMES[c], why[r],
+                      (unsigned long long)ld(&m->wa_appstate_resyncs_total[c][r]));
 }
+
+const char *const METRICS_APPSTATE_COLLECTION_NAMES[METRICS_APPSTATE_COLLECTIONS] = {
+    "critical_block", "critical_unblock_low", "regular_high", "regular_low", "regular"};

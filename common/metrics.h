@@ -37,6 +37,16 @@ struct metrics_slot {
     uint32_t pad;
 };
 
+/* App-state sync (supervisor/appsync.c): its collections and why one is fetched again. */
+#define METRICS_APPSTATE_COLLECTIONS 5
+enum {
+    METRICS_APPSTATE_BAD_MAC,
+    METRICS_APPSTATE_LTHASH,
+    METRICS_APPSTATE_MALFORMED,
+    METRICS_APPSTATE_REASONS
+};
+extern const char *const METRICS_APPSTATE_COLLECTION_NAMES[METRICS_APPSTATE_COLLECTIONS];
+
 struct metrics_shm {
     uint32_t magic, nslots;
     uint64_t worker_restarts_total, worker_crashes_total, workers_alive;
@@ -56,6 +66,8 @@ struct metrics_shm {
     uint64_t wa_poll_votes_refused_total; /* votes for a poll we do not have, or that did not open */
     /* history sync: chunks imported, messages stored by them, blobs refused (a try each) */
     uint64_t wa_history_chunks_total, wa_history_messages_total, wa_history_refused_total;
+    /* app-state collections fetched again from a snapshot, by collection and reason */
+    uint64_t wa_appstate_resyncs_total[METRICS_APPSTATE_COLLECTIONS][METRICS_APPSTATE_REASONS];
     struct metrics_slot slot[METRICS_SLOTS];
 };
 

@@ -6,6 +6,7 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "action_req.h"
+#include "appsync.h"
 #include "common/timefmt.h"
 #include "inbox.h"
 #include "wa/wa_actions.h"
@@ -225,6 +226,8 @@ int actions_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *status,
         return do_subscribe(rd, status, body);
     case IPC_ACT_HISTORY:
         return do_history(rd, status, body);
+    case IPC_ACT_CHAT_STATE:
+        return appsync_change_ipc(m, rd, status, body);
     default:
         return -1;
     }

@@ -474,7 +474,7 @@ static int on_conversation(void *arg, const struct wa_hist_conv *c)
     jw_kstr(&w, "name", c->name ? c->name : c->display_name);
     jw_kuint(&w, "unread", c->unread_count <= INT32_MAX ? c->unread_count : 0);
     jw_kbool(&w, "archived", c->archived);
-    jw_kbool(&w, "pinned", c->pinned > 0);
+    jw_kuint(&w, "pinned_at", c->pinned); /* when it was pinned (Unix s), 0 when not */
     jw_kuint(&w, "mute", mute <= 32503680000ULL ? mute : 0);
     jw_kbool(&w, "marked_unread", c->marked_unread);
     jw_kuint(&w, "exp", c->ephemeral_expiration <= WA_MSG_EXPIRATION_MAX ? c->ephemeral_expiration : 0);

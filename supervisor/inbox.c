@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/jsonw.h"
 #include "common/sbuf.h"
+#include "appsync.h"
 #include "events.h"
 #include "presence.h"
 #include "calls.h"
@@ -64,6 +65,7 @@ struct batch {
     int n, np;                     /* messages; elements of the statement */
     int media;                     /* a media message among them: the download queue is woken */
     int history;                   /* a history sync notification: the history runner is woken */
+    int keys;                      /* app-state keys among them: the sync is woken */
     char ids[WA_INCOMING_MAX][64]; /* the stanza ids, for the log */
     int at[WA_INCOMING_MAX];       /* the statement's element k is message at[k] of the batch */
     /* with votes: each element's JSON (NULL: a vote not counted) until the
@@ -395,6 +397,8 @@ static void on_stored(void *ctx, const PGresult *res, const char *err)
         media_download_kick();
     if (res && bt->history && history_kick)
         history_kick();
+    if (res && bt->keys)
+        appsync_keys_arrived();
     batch_free(bt);
 }
 
@@ -645,6 +649,7 @@ static int on_incoming(void *arg, const struct wa_incoming *m, int n, uint64_t t
         bt->change[i] = m[i].content->kind == WA_MSG_PIN || m[i].content->kind == WA_MSG_KEEP;
         bt->media |= m[i].content->kind == WA_MSG_MEDIA;
         bt->history |= m[i].content->kind == WA_MSG_HISTORY_SYNC;
+        bt->keys |= m[i].content->kind == WA_MSG_APPSTATE_KEYS;
         polls |= m[i].content->kind == WA_MSG_POLL;
         votes |= m[i].content->kind == WA_MSG_POLL_VOTE;
         bt->at[i] = i;

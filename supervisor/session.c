@@ -16,6 +16,7 @@
 #include "placeholder.h"
 #include "presence.h"
 #include "pg_lock.h"
+#include "appsync.h"
 #include "audit.h"
 #include "sup.h"
 #include "inbox.h"
@@ -129,6 +130,7 @@ static void on_client_state(void *arg, enum wa_state st, const char *detail)
         group_refresh(Ss.client);
         placeholder_connected();
         history_kick();
+        appsync_connected();
     }
     /* Unlinked (from the phone, or by logout): the account is no longer ours. */
     if (st == WA_LOGGED_OUT && prev != WA_LOGGED_OUT)
@@ -160,6 +162,18 @@ static void on_client_qr(void *arg, const char *qr)
     else
         log_error("session.qr event lost: out of memory");
     sbuf_free(&b);
+}
+
+/* Our phone changed our push name (app-state sync): shown, and sent with our presence. */
+static void on_push_name(const char *name)
+{
+    if (!strcmp(Ss.name, name) || !Ss.jid[0])
+        return;
+    snprintf(Ss.name, sizeof Ss.name, "%s", name);
+    log_info("our push name, as our phone set it", LF_S("name", Ss.name));
+    set_state(Ss.st, NULL, 0); /* session.status with the name */
+    if (Ss.st == WA_CONNECTED && Ss.client)
+        presence_connected(Ss.client, Ss.name);
 }
 
 static void on_client_me(void *arg, const struct wa_me *me)
@@ -289,6 +303,8 @@ void session_init(void)
     media_send_init(Ss.client);
     media_download_init(S.base, Ss.client);
     history_init(S.base, Ss.client);
+    appsync_init(S.base, Ss.client);
+    appsync_on_push_name(on_push_name);
     Ss.st = WA_STOPPED;
     rfc3339_now_ms(Ss.since, sizeof Ss.since);
 }

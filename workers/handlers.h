@@ -77,6 +77,19 @@ void h_message_read(struct rq *rq);
 void h_message_react(struct rq *rq);
 void h_contacts_list(struct rq *rq);
 void h_contact_get(struct rq *rq);
+/* A chat's settings that follow our phone (chat_state.c): POST and DELETE of
+ * /api/chats/{jid}/archive, /pin, /mute ({until} or {seconds}; neither: for
+ * ever) and /read (DELETE: mark unread). */
+void h_chat_archive(struct rq *rq);
+void h_chat_unarchive(struct rq *rq);
+void h_chat_pin(struct rq *rq);
+void h_chat_unpin(struct rq *rq);
+void h_chat_mute(struct rq *rq);
+void h_chat_unmute(struct rq *rq);
+void h_chat_read(struct rq *rq);
+void h_chat_unread(struct rq *rq);
+/* GET /api/labels: a business account's labels with their chats (chat_state.c). */
+void h_labels_list(struct rq *rq);
 /* messages.c: a `to` (phone number as typed, or a JID of a person or group)
  * as a JID into jid; -1 when it is neither. */
 int parse_to(const char *s, char *jid, size_t jidlen);

@@ -1632,8 +1632,9 @@ out:
 
 #define CONTACT_JSON(c)                                                                                      \
     "json_build_object('jid', " c ".jid, 'phone', CASE WHEN " c ".jid LIKE '%@s.whatsapp.net' THEN '+' || "  \
-    "split_part(" c ".jid, '@', 1) END, 'lid', " c ".lid, 'push_name', " c ".push_name, 'name', " c          \
-    ".push_name, 'updated_at', " REST_TS(c ".updated_at") ")::text"
+    "split_part(" c ".jid, '@', 1) END, 'lid', " c ".lid, 'push_name', " c ".push_name, 'saved_name', " c    \
+    ".saved_name, 'name', coalesce(" c ".saved_name, " c                                                     \
+    ".push_name), 'updated_at', " REST_TS(c ".updated_at") ")::text"
 
 static void on_list(void *ctx, const PGresult *res, const char *err);
 
@@ -1981,12 +1982,14 @@ static void on_list(void *ctx, const PGresult *res, const char *err)
 #define CHAT_TS_UPDATED REST_TS("c.updated_at")
 #define CHAT_TS_LAST REST_TS("coalesce(lm.ts, c.last_message_at)")
 #define CHAT_TS_EPH REST_TS("c.ephemeral_set_at")
+/* The name and the synced state (archived, pinned, muted, ...) come from
+ * common/sql/defs/wapi_appstate_apply.sql, as in chat.updated. */
 #define CHAT_JSON                                                                                            \
-    "json_build_object('jid', c.jid, 'name', coalesce(c.name, (SELECT k.push_name FROM wa_contacts k "       \
-    "  WHERE k.jid = c.jid)), 'unread_count', c.unread_count, 'last_message_at', " CHAT_TS_LAST ", "         \
+    "(jsonb_build_object('jid', c.jid, 'name', wapi_chat_name(c), 'unread_count', c.unread_count, "          \
+    "  'last_message_at', " CHAT_TS_LAST ", "                                                                \
     "  'updated_at', " CHAT_TS_UPDATED ", 'ephemeral_seconds', c.ephemeral_seconds, "                        \
     "  'ephemeral_set_at', " CHAT_TS_EPH                                                                     \
-    ", 'ephemeral_set_by', c.ephemeral_set_by, 'last_message', lm.j)::text"
+    ", 'ephemeral_set_by', c.ephemeral_set_by, 'last_message', lm.j) || wapi_chat_state(c))::text"
 #define CHAT_LAST_MESSAGE                                                                                    \
     "LEFT JOIN LATERAL (SELECT m.seq, m.ts, wapi_message_json(m) AS j FROM wa_messages m "                   \
     "  WHERE m.chat_jid = c.jid AND m.type NOT IN ('edit', 'revoke', 'vote', 'disappearing') ORDER BY "      \

@@ -72,10 +72,20 @@ const struct route worker_routes[] = {
     {M_POST, "/api/chats/{jid}/presence", P_MESSAGES_SEND, h_chat_presence, 0},
     /* The chat's disappearing timer: sent to the contact (or the group). */
     {M_PUT, "/api/chats/{jid}/disappearing", P_MESSAGES_SEND, h_chat_disappearing, 0},
+    /* Settings that follow our phone (app-state sync): the chat actions' permission. */
+    {M_POST, "/api/chats/{jid}/archive", P_MESSAGES_SEND, h_chat_archive, 0},
+    {M_DELETE, "/api/chats/{jid}/archive", P_MESSAGES_SEND, h_chat_unarchive, 0},
+    {M_POST, "/api/chats/{jid}/pin", P_MESSAGES_SEND, h_chat_pin, 0},
+    {M_DELETE, "/api/chats/{jid}/pin", P_MESSAGES_SEND, h_chat_unpin, 0},
+    {M_POST, "/api/chats/{jid}/mute", P_MESSAGES_SEND, h_chat_mute, 0},
+    {M_DELETE, "/api/chats/{jid}/mute", P_MESSAGES_SEND, h_chat_unmute, 0},
+    {M_POST, "/api/chats/{jid}/read", P_MESSAGES_SEND, h_chat_read, 0},
+    {M_DELETE, "/api/chats/{jid}/read", P_MESSAGES_SEND, h_chat_unread, 0},
     {M_GET, "/api/chats/{jid}", P_CHATS_READ, h_chat_get, 0},
     /* History sync: the chunks our phone sent; older messages of a chat asked of it. */
     {M_GET, "/api/history", P_CHATS_READ, h_history_list, 0},
     {M_POST, "/api/chats/{jid}/history", P_MESSAGES_READ, h_chat_history, 0},
+    {M_GET, "/api/labels", P_CHATS_READ, h_labels_list, 0},
     {M_GET, "/api/groups", P_GROUPS_READ, h_groups_list, 0},
     {M_POST, "/api/groups", P_GROUPS_WRITE, h_group_create, 0},
     {M_POST, "/api/groups/{jid}/participants", P_GROUPS_WRITE, h_group_participants, 0},

@@ -49,6 +49,8 @@ static const char *const event_types[] = {"message.received",
                                           "chat.disappearing",
                                           "history.progress",
                                           "history.completed",
+                                          "chat.updated",
+                                          "contact.updated",
                                           "audit.*",
                                           "*",
                                           NULL};
@@ -159,7 +161,8 @@ static int check_events(struct rq *rq, yajl_val v, char *out, size_t outlen)
             "message.reaction, message.edited, message.revoked, message.media_stored, message.media_failed, "
             "message.undecryptable, message.updated, "
             "group.created, group.updated, group.participants, call.received, chat.merged, poll.vote, "
-            "chat.disappearing, history.progress, history.completed, audit.*, or \"*\"",
+            "chat.disappearing, history.progress, history.completed, chat.updated, contact.updated, audit.*, "
+            "or \"*\"",
             "events");
         return -1;
     }

@@ -37,6 +37,6 @@ CREATE INDEX IF NOT EXISTS wa_history_jobs_unreceipted ON wa_history_jobs (recei
 
 -- What a conversation of the history says of its chat.
 ALTER TABLE wa_chats ADD COLUMN IF NOT EXISTS archived boolean NOT NULL DEFAULT false;
-ALTER TABLE wa_chats ADD COLUMN IF NOT EXISTS pinned boolean NOT NULL DEFAULT false;
+ALTER TABLE wa_chats ADD COLUMN IF NOT EXISTS pinned_at timestamptz; -- as 0036 (app-state sync) has it
 ALTER TABLE wa_chats ADD COLUMN IF NOT EXISTS muted_until timestamptz;
 ALTER TABLE wa_chats ADD COLUMN IF NOT EXISTS marked_unread boolean NOT NULL DEFAULT false;

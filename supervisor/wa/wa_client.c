@@ -500,8 +500,11 @@ static int handle_node(struct wa_client *c, wa_node *n, wa_arena *a)
         }
         /* A user's devices changed: the messaging layer's device lists; our
          * phone answered a media retry request: the application's; a group's
-         * members changed: the group send's member list and sender key. */
-        if (type && (!strcmp(type, "devices") || !strcmp(type, "mediaretry") || !strcmp(type, "w:gp2")) &&
+         * members changed: the group send's member list and sender key;
+         * app-state collections changed: the application's sync. */
+        if (type &&
+            (!strcmp(type, "devices") || !strcmp(type, "mediaretry") || !strcmp(type, "w:gp2") ||
+             !strcmp(type, "server_sync")) &&
             c->hooks.on_stanza && c->creds.paired)
             return c->hooks.on_stanza(c->hooks_arg, n, a);
         return 0;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "wa_appstate_iq.h"
 #include "wa_messaging_int.h"
 
 struct wam wam;
@@ -219,6 +220,27 @@ static int handle_call(wa_node *n, wa_arena *a)
     return 0;
 }
 
+static void (*server_sync_cb)(void *arg, const char *const *names, size_t n);
+static void *server_sync_arg;
+
+void wa_messaging_set_server_sync(void (*cb)(void *arg, const char *const *names, size_t n), void *arg)
+{
+    server_sync_cb = cb;
+    server_sync_arg = arg;
+}
+
+/* The server says app-state collections changed (on another device). */
+static void handle_server_sync(const wa_node *n)
+{
+    char names[WA_ASIQ_MAX_COLLECTIONS][WA_ASIQ_NAME_MAX + 1];
+    const char *ptrs[WA_ASIQ_MAX_COLLECTIONS];
+    size_t k = wa_asiq_server_sync(n, names, WA_ASIQ_MAX_COLLECTIONS);
+    for (size_t i = 0; i < k; i++)
+        ptrs[i] = names[i];
+    if (k && server_sync_cb)
+        server_sync_cb(server_sync_arg, ptrs, k);
+}
+
 static int on_stanza(void *arg, wa_node *n, wa_arena *a)
 {
     (void)arg;
@@ -244,6 +266,8 @@ static int on_stanza(void *arg, wa_node *n, wa_arena *a)
             wam_handle_devices_notification(n);
         else if (type && !strcmp(type, "mediaretry"))
             handle_media_retry(n);
+        else if (type && !strcmp(type, "server_sync"))
+            handle_server_sync(n);
         else if (type && !strcmp(type, "w:gp2"))
             return wam_handle_group_notification(n, a);
         return 0;

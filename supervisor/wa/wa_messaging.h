@@ -164,6 +164,13 @@ int wa_messaging_history_request(const char *chat_jid, const char *id, int from_
  * or refused for good): <receipt id type="hist_sync" to="OUR_NUMBER@s.whatsapp.net"/>.
  * 0 when sent; -1 when not connected. */
 int wa_messaging_hist_sync_receipt(const char *id);
+/* Sends msg (a serialized Message, copied) to our own phone (device 0) as a
+ * peer message, e.g. a request for app-state sync keys. 0 when queued; -1
+ * when not connected, full or out of memory. */
+int wa_messaging_own_phone_send(const uint8_t *msg, size_t len);
+/* <notification type="server_sync"> (acked already): the collections it
+ * names, to cb (names borrowed for the call). */
+void wa_messaging_set_server_sync(void (*cb)(void *arg, const char *const *names, size_t n), void *arg);
 /* A group's membership changed (a w:gp2 notification or our own management
  * call): its participant list is fetched again before the next send, and
  * when someone left or was removed (member_left) our sender key for it is

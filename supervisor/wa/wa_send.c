@@ -1107,6 +1107,16 @@ int wa_messaging_hist_sync_receipt(const char *id)
     return rc < 0 ? -1 : 0;
 }
 
+int wa_messaging_own_phone_send(const uint8_t *msg, size_t len)
+{
+    char sid[64];
+    uint8_t *copy = msg && len ? malloc(len) : NULL;
+    if (!copy)
+        return -1;
+    memcpy(copy, msg, len);
+    return send_to_phone(copy, len, sid);
+}
+
 static void handle_retry_receipt(const wa_node *n, const char *from)
 {
     char pb[128];

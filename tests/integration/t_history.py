@@ -173,10 +173,11 @@ check("a poll", got.get("HIST0102", [None] * 9)[1] == "poll", got.get("HIST0102"
 check("the LID chat's message lands in the number's chat (the mapping of the same chunk)",
       got.get("HIST0201", [None] * 9)[3] == BOB_PN, got.get("HIST0201"))
 
-chats = {r[0]: r for r in sql("SELECT jid, coalesce(name, ''), unread_count, archived, pinned, "
+chats = {r[0]: r for r in sql("SELECT jid, coalesce(name, ''), unread_count, archived, "
+                              "coalesce(extract(epoch FROM pinned_at)::bigint = " + str(T0) + ", false), "
                               "coalesce(extract(epoch FROM muted_until)::bigint, 0), ephemeral_seconds, "
                               "coalesce(last_message_id, '') FROM wa_chats")}
-check("Alice's chat: named, archived, pinned, its timer, unread count as the latest chunk says (3)",
+check("Alice's chat: named, archived, pinned at the time given, its timer, unread count as the latest chunk says (3)",
       chats.get(ALICE, [None] * 8)[1:7] == ["Alice A.", "3", "t", "t", "0", "604800"], chats.get(ALICE))
 check("... its last message the latest one", chats.get(ALICE, [None] * 8)[7] == "HIST0006", chats.get(ALICE))
 check("the group's chat: named by the conversation, muted until the time given",

@@ -207,6 +207,16 @@ static void test_matching(void)
         {"GET", "/api/chats/1@s.whatsapp.net/history", NULL, M_POST},
         {"GET", "/api/history", h_history_list, 0},
         {"POST", "/api/history", NULL, M_GET},
+        {"POST", "/api/chats/1@s.whatsapp.net/archive", h_chat_archive, 0},
+        {"DELETE", "/api/chats/1@s.whatsapp.net/archive", h_chat_unarchive, 0},
+        {"POST", "/api/chats/1@s.whatsapp.net/pin", h_chat_pin, 0},
+        {"DELETE", "/api/chats/1@s.whatsapp.net/pin", h_chat_unpin, 0},
+        {"POST", "/api/chats/1@s.whatsapp.net/mute", h_chat_mute, 0},
+        {"DELETE", "/api/chats/1@s.whatsapp.net/mute", h_chat_unmute, 0},
+        {"POST", "/api/chats/1@s.whatsapp.net/read", h_chat_read, 0},
+        {"DELETE", "/api/chats/1@s.whatsapp.net/read", h_chat_unread, 0},
+        {"PUT", "/api/chats/1@s.whatsapp.net/archive", NULL, M_POST | M_DELETE},
+        {"GET", "/api/labels", h_labels_list, 0},
         {"DELETE", "/api/webhooks/wh_1", h_webhook_delete, 0},
         {"PUT", "/api/webhooks/wh_1", NULL, M_GET | M_PATCH | M_DELETE},
         {"POST", "/api/webhooks/wh_1/deliveries/9/redeliver", h_webhook_redeliver, 0},
@@ -261,6 +271,14 @@ static void test_matching(void)
             "router: asking our phone for a chat's older messages is a read (messages:read)");
     r = route_find_t("/api/history", 12, M_GET, &allowed);
     T_CHECK(r && r->perm == P_CHATS_READ, "router: the history sync chunks need chats:read");
+    const char *const settings[] = {"/api/chats/1@s.whatsapp.net/archive", "/api/chats/1@s.whatsapp.net/pin",
+                                    "/api/chats/1@s.whatsapp.net/mute", "/api/chats/1@s.whatsapp.net/read"};
+    for (size_t i = 0; i < 4; i++) {
+        const struct route *a = route_find_t(settings[i], strlen(settings[i]), M_POST, &allowed);
+        const struct route *d = route_find_t(settings[i], strlen(settings[i]), M_DELETE, &allowed);
+        T_CHECK(a && d && a->perm == P_MESSAGES_SEND && d->perm == P_MESSAGES_SEND,
+                "router: a chat's archive/pin/mute/read and their undo are chat writes (messages:send)");
+    }
     r = route_find_t("/api/chats/1@s.whatsapp.net", 27, M_GET, &allowed);
     T_CHECK(r && r->perm == P_CHATS_READ, "router: one chat needs chats:read");
     r = route_find_t("/api/media", 10, M_POST, &allowed);

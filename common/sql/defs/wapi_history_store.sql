@@ -29,14 +29,15 @@ BEGIN
         WHERE wa_contacts.push_name IS NULL; -- a live message's newer name is kept
     END LOOP;
     FOR v IN SELECT e FROM jsonb_array_elements(coalesce(p->'c', '[]')) AS x(e) LOOP
-        INSERT INTO wa_chats (jid, name, unread_count, archived, pinned, muted_until, marked_unread,
+        INSERT INTO wa_chats (jid, name, unread_count, archived, pinned_at, muted_until, marked_unread,
                               ephemeral_seconds, updated_at)
         VALUES (wapi_chat_of(v->>'jid'), v->>'name', coalesce((v->>'unread')::int, 0),
-                coalesce((v->>'archived')::boolean, false), coalesce((v->>'pinned')::boolean, false),
+                coalesce((v->>'archived')::boolean, false),
+                CASE WHEN (v->>'pinned_at')::bigint > 0 THEN to_timestamp((v->>'pinned_at')::bigint) END,
                 CASE WHEN (v->>'mute')::bigint > 0 THEN to_timestamp((v->>'mute')::bigint) END,
                 coalesce((v->>'marked_unread')::boolean, false), coalesce((v->>'exp')::int, 0), now())
         ON CONFLICT (jid) DO UPDATE SET name = coalesce(wa_chats.name, EXCLUDED.name),
-            unread_count = EXCLUDED.unread_count, archived = EXCLUDED.archived, pinned = EXCLUDED.pinned,
+            unread_count = EXCLUDED.unread_count, archived = EXCLUDED.archived, pinned_at = EXCLUDED.pinned_at,
             muted_until = EXCLUDED.muted_until, marked_unread = EXCLUDED.marked_unread,
             -- a timer set since (a live change) wins over the phone's snapshot
             ephemeral_seconds = CASE WHEN wa_chats.ephemeral_set_at IS NULL THEN EXCLUDED.ephemeral_seconds

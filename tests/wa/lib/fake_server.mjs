@@ -109,6 +109,8 @@
 //   strictly and recorded (event phone.placeholder.request); the phone answers with the message as a
 //   WebMessageInfo (event phone.placeholder.answer) unless config phoneResend is 'hold'; the companion
 //   must answer the phone's peer message with <receipt type=peer_msg> (event phone.peer_receipt).
+//   App-state sync (<iq xmlns=w:sync:app:state>, server_sync notifications, key requests from a companion to its
+//   phone): lib/fake_appstate.mjs, routes /appstate/….
 //   POST /phone/placeholder-answer {id, requestId?, how?: normal|malformed|unknown}  the phone answers now
 //   GET  /phone/placeholder-requests  {requests: [{requestId, id, remoteJid, participant, encType, meta}]}
 //   POST /phone/history {syncType, chunkOrder?, progress?, conversations?, pushnames?, lidMappings?, bulk?, inline?,
@@ -224,6 +226,7 @@ import { FakePeer } from './fake_peer.mjs';
 import { FakeMediaHost } from './fake_media_host.mjs';
 import { FakeGroups, jpegSize } from './fake_groups.mjs';
 import { FakeHistory } from './fake_history.mjs';
+import { FakeAppState } from './fake_appstate.mjs';
 
 export const SERVER_JID = '@s.whatsapp.net'; // how the codec spells the server JID (JID_PAIR, empty user)
 export const DEFAULT_VERSION = '2.3000.1023456789';
@@ -861,6 +864,10 @@ class Conn {
             return this.result(n, [{ tag: 'media_conn', attrs: { auth: mc.auth, ttl: String(mc.ttl), auth_ttl: String(mc.ttl), max_buckets: '12' },
                 content: mc.hosts.map((hostname) => ({ tag: 'host', attrs: { hostname } })) }]);
         }
+        case 'w:sync:app:state set':
+            needLogin();
+            // app-state sync (lib/fake_appstate.mjs): answered once its blobs are on the media hosts
+            return this.server.appstate.onIq(this, n).catch((e) => (e instanceof Violation ? this.violation(e.message, n) : this.violation(`server bug: ${e.stack}`)));
         case 'w:g2 get':
         case 'w:g2 set':
             needLogin();
@@ -993,6 +1000,13 @@ class Conn {
             }
             const pm = m.protocolMessage;
             const fields = Object.keys(proto.Message.toObject(m)).filter((k) => k !== 'messageContextInfo');
+            if (pm?.type === proto.Message.ProtocolMessage.Type.APP_STATE_SYNC_KEY_REQUEST) {
+                // app-state keys asked of our phone (lib/fake_appstate.mjs): the ids, nothing else
+                const ids = pm.appStateSyncKeyRequest?.keyIds ?? [];
+                if (fields.length !== 1 || !ids.length || ids.some((k) => !k.keyId?.length))
+                    return this.violation(`app-state key request ${requestId}: want protocolMessage alone with key ids`);
+                return this.server.appstate.onKeyRequest(this, ids.map((k) => Buffer.from(k.keyId)));
+            }
             const req = pm?.peerDataOperationRequestMessage;
             const problems = [];
             // An on-demand history request: lib/fake_history.mjs checks and answers it.
@@ -1905,6 +1919,7 @@ export class FakeWhatsAppServer extends EventEmitter {
         this.config.peerAutoReceipt = this.config.peerAutoReceipt ?? true;
         this.nextLoginFailure = null;
         this.groups = new FakeGroups(this, { bad });
+        this.appstate = new FakeAppState(this, { bad });
         const state = this.config.statePath && fs.existsSync(this.config.statePath) ? this.loadState(this.config.statePath) : null;
         if (state) {
             this.pki = state.pki;
@@ -2773,6 +2788,7 @@ export function startControl(server, { host = '127.0.0.1', port = 0, onShutdown 
         };
         // /groups/… (lib/fake_groups.mjs) has JIDs in its paths.
         const route = routes[`${req.method} ${url.pathname}`] ??
+            (url.pathname.startsWith('/appstate') ? (q, b) => server.appstate.route(req.method, url.pathname, b) ?? Object.assign(new Error(`no route ${req.method} ${url.pathname}`), { status: 404 }) : null) ??
             (url.pathname.startsWith('/groups') ? (q, b) => server.groups.route(req.method, url.pathname, b) ?? Object.assign(new Error(`no route ${req.method} ${url.pathname}`), { status: 404 }) : null);
         if (!route) return reply(404, { ok: false, error: `no route ${req.method} ${url.pathname}` });
         let body = '';
