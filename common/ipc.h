@@ -77,9 +77,10 @@ enum ipc_action {
     IPC_ACT_BLOCK,       /* {bytes jid, u32 block, u32 has_pn, [bytes pn jid]} (answered later) */
     IPC_ACT_BUSINESS,    /* {bytes jid}: a business account's profile (answered later) */
     IPC_ACT_HISTORY, /* {bytes chat, bytes anchor id, u32 from_me, u64 anchor ts, u32 count}: older history */
-    IPC_ACT_CHAT_STATE,  /* {bytes chat jid, u32 what (1 archive, 2 pin, 3 mute, 4 read), u32 on,
-                            u64 mute end ms (int64; -1 for ever), u64 last message (Unix s, 0 none)}:
-                            an app-state change of ours (answered later) */
+    IPC_ACT_CHAT_STATE, /* {bytes chat jid (what 5: our name), u32 what (1 archive, 2 pin, 3 mute, 4 read,
+                           5 our push name), u32 on,
+                           u64 mute end ms (int64; -1 for ever), u64 last message (Unix s, 0 none)}:
+                           an app-state change of ours (answered later) */
 };
 #define IPC_ACT_MAX_IDS 256
 #define IPC_ACT_MAX_PHONES 100

@@ -150,7 +150,7 @@ struct key {
 struct change {
     pid_t pid;
     uint32_t msg_id;
-    char jid[128];
+    char jid[128]; /* the chat; for WA_AS_PUSH_NAME our new name */
     enum wa_as_kind kind;
     int on, tries;
     int64_t mute_end_ms, last_ts;
@@ -749,19 +749,35 @@ static void change_done(void)
     log_info("app-state change of ours taken", LF_S("collection", NAMES[A.cur]), LF_S("jid", c->jid),
              LF_S("what", wa_as_kind_name(c->kind)), LF_I("on", c->on),
              LF_I("version", A.co[A.cur].st.version));
-    const char *p[] = {c->jid};
-    if (!sdb_query(SQL_CHAT_EVENT, 1, p, on_chat_event, c))
-        chg_fail(c, 503, "try_again", "out of memory");
+    if (c->kind == WA_AS_PUSH_NAME) { /* answered with the name (the session took it as it was applied) */
+        struct sbuf b;
+        struct jsonw w;
+        sbuf_init(&b);
+        jw_init(&w, &b);
+        jw_obj(&w);
+        jw_kstr(&w, "name", c->jid);
+        jw_obj_end(&w);
+        if (jw_finish(&w) < 0)
+            b.oom = 1;
+        answer(c, 202, &b);
+        sbuf_free(&b);
+        free(c);
+    } else {
+        const char *p[] = {c->jid};
+        if (!sdb_query(SQL_CHAT_EVENT, 1, p, on_chat_event, c))
+            chg_fail(c, 503, "try_again", "out of memory");
+    }
     job_end();
     run();
 }
 
 static const char *index_name(enum wa_as_kind k)
 {
-    return k == WA_AS_ARCHIVE ? "archive"
-           : k == WA_AS_PIN   ? "pin_v1"
-           : k == WA_AS_MUTE  ? "mute"
-                              : "markChatAsRead";
+    return k == WA_AS_ARCHIVE     ? "archive"
+           : k == WA_AS_PIN       ? "pin_v1"
+           : k == WA_AS_MUTE      ? "mute"
+           : k == WA_AS_PUSH_NAME ? "setting_pushName"
+                                  : "markChatAsRead";
 }
 
 /* The patch the server took, as the decoder would have read it: one SET. */
@@ -774,9 +790,11 @@ static int own_result(const struct change *c, int64_t now)
     struct jsonw w;
     sbuf_init(&b);
     jw_init(&w, &b);
+    int named = c->kind == WA_AS_PUSH_NAME; /* ["setting_pushName"]: the name is in the value */
     jw_arr(&w);
     jw_str(&w, index_name(c->kind));
-    jw_str(&w, c->jid);
+    if (!named)
+        jw_str(&w, c->jid);
     jw_arr_end(&w);
     int bad = jw_finish(&w) < 0 || b.len >= sizeof ij;
     if (!bad)
@@ -793,7 +811,9 @@ static int own_result(const struct change *c, int64_t now)
     memcpy(a->index_mac, A.enc.index_mac, WA_AS_MAC_LEN);
     memcpy(a->value_mac, A.enc.value_mac, WA_AS_MAC_LEN);
     a->index = idx;
-    a->n_index = 2;
+    a->n_index = named ? 1 : 2;
+    if (named)
+        a->name = idx[1];
     a->kind = c->kind;
     a->flag = c->on;
     a->mute_end_ms = c->mute_end_ms;
@@ -908,7 +928,7 @@ int appsync_change_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *
     jid[jl] = '\0';
     uint32_t what = ipc_rd_u32(rd), on = ipc_rd_u32(rd);
     int64_t mute_end = (int64_t)ipc_rd_u64(rd), last = (int64_t)ipc_rd_u64(rd);
-    if (ipc_rd_end(rd) < 0 || what < 1 || what > 4 || on > 1)
+    if (ipc_rd_end(rd) < 0 || what < 1 || what > 5 || on > 1)
         return -1;
     if (!A.c || wa_client_state(A.c) != WA_CONNECTED) {
         *status = 409;
@@ -922,7 +942,8 @@ int appsync_change_ipc(const struct worker_msg *m, struct ipc_rd *rd, uint32_t *
         return 0;
     }
     c->pid = m->pid, c->msg_id = m->id;
-    static const enum wa_as_kind K[] = {WA_AS_OTHER, WA_AS_ARCHIVE, WA_AS_PIN, WA_AS_MUTE, WA_AS_MARK_READ};
+    static const enum wa_as_kind K[] = {WA_AS_OTHER, WA_AS_ARCHIVE,   WA_AS_PIN,
+                                        WA_AS_MUTE,  WA_AS_MARK_READ, WA_AS_PUSH_NAME};
     snprintf(c->jid, sizeof c->jid, "%s", jid);
     c->kind = K[what];
     c->on = (int)on;

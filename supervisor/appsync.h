@@ -26,7 +26,8 @@ void appsync_on_push_name(void (*cb)(const char *name));
 /* The server names collections that changed. */
 void appsync_server_sync(const char *const *names, int n);
 
-/* IPC_ACT_CHAT_STATE: a change of ours (archive, pin, mute, read) sent as a
+/* IPC_ACT_CHAT_STATE: a change of ours (archive, pin, mute, read; our push
+ * name, answered with {name}) sent as a
  * patch on top of the collection's current state, once the collection is
  * in step. Answered 202 with the chat once the server took the patch and
  * it is committed here; a conflict (the server is ahead) gets the server's

@@ -2,7 +2,8 @@
  * mute and read, and their undo as DELETE of the same path. The chat must
  * be known; the supervisor sends the change as a patch and answers 202 with
  * the chat's state once WhatsApp's server took it and it is committed
- * (supervisor/appsync.c). */
+ * (supervisor/appsync.c). Our push name goes the same way (PUT
+ * /api/profile/name). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "common/ipc.h"
 #include "common/json.h"
 #include "common/sbuf.h"
+#include "common/utf8.h"
 #include "handlers.h"
 #include "op.h"
 #include "rest.h"
@@ -20,7 +22,8 @@
 #define CHAT_STATE_TIMEOUT_MS 60000
 #define MUTE_MAX_S (10LL * 366 * 86400)
 
-enum { W_ARCHIVE = 1, W_PIN, W_MUTE, W_READ }; /* IPC_ACT_CHAT_STATE's what */
+enum { W_ARCHIVE = 1, W_PIN, W_MUTE, W_READ, W_PUSH_NAME }; /* IPC_ACT_CHAT_STATE's what */
+#define PUSH_NAME_MAX_CHARS 25                              /* WhatsApp's limit for a profile name */
 
 struct cs_op {
     struct op_base b;
@@ -202,4 +205,31 @@ void h_labels_list(struct rq *rq)
 {
     struct op_base *o = op_alloc(rq, sizeof *o);
     op_run(o, SQL_LABELS, 0, NULL, on_labels);
+}
+
+/* PUT /api/profile/name {name}: our push name, 1 to 25 characters, as our
+ * phone would set it (pushNameSetting in critical_block); 202 {name} once
+ * WhatsApp's server took it. Contacts see it with our next messages and
+ * presence. */
+void h_profile_name(struct rq *rq)
+{
+    yajl_val body = rest_body(rq, REST_BODY_MAX);
+    if (!body)
+        return;
+    const char *t = json_str(body, "name");
+    long chars = t ? utf8_len(t, strlen(t)) : -1;
+    if (chars < 1 || chars > PUSH_NAME_MAX_CHARS || strspn(t, " \t\r\n") == strlen(t) || strlen(t) >= 128) {
+        http_error(rq, 400, "invalid_name", "name must be a string of 1 to 25 characters", "name");
+    } else {
+        struct sbuf b;
+        sbuf_init(&b);
+        ipc_wr_u32(&b, IPC_ACT_CHAT_STATE);
+        ipc_wr_bytes(&b, t, (uint32_t)strlen(t));
+        ipc_wr_u32(&b, W_PUSH_NAME);
+        ipc_wr_u32(&b, 1);
+        ipc_wr_u64(&b, 0);
+        ipc_wr_u64(&b, 0);
+        sup_ask_action(rq, &b, CHAT_STATE_TIMEOUT_MS);
+    }
+    yajl_tree_free(body);
 }

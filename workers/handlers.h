@@ -122,6 +122,7 @@ void h_contact_block(struct rq *rq);
 void h_contact_unblock(struct rq *rq);
 void h_blocklist(struct rq *rq);
 void h_profile_about(struct rq *rq);
+void h_profile_name(struct rq *rq);
 void h_profile_picture_set(struct rq *rq);
 void h_profile_picture_remove(struct rq *rq);
 void h_lid_get(struct rq *rq);

@@ -109,6 +109,7 @@ const struct route worker_routes[] = {
     {M_DELETE, "/api/contacts/{jid}/block", P_CONTACTS_WRITE, h_contact_unblock, 0},
     {M_GET, "/api/blocklist", P_CONTACTS_READ, h_blocklist, 0},
     {M_PUT, "/api/profile/about", P_SESSION_CONTROL, h_profile_about, 0},
+    {M_PUT, "/api/profile/name", P_SESSION_CONTROL, h_profile_name, 0},
     {M_PUT, "/api/profile/picture", P_SESSION_CONTROL, h_profile_picture_set, 0},
     {M_DELETE, "/api/profile/picture", P_SESSION_CONTROL, h_profile_picture_remove, 0},
     {M_GET, "/api/lids/{lid}", P_CONTACTS_READ, h_lid_get, 0},

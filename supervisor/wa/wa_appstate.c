@@ -786,6 +786,8 @@ const char *wa_as_change_collection(enum wa_as_kind kind)
         return "regular_low";
     case WA_AS_MUTE:
         return "regular_high";
+    case WA_AS_PUSH_NAME:
+        return "critical_block";
     default:
         return NULL;
     }
@@ -810,12 +812,14 @@ int wa_as_encode_change(const struct wa_as_change *c, const struct wa_as_state *
     Wapi__Appstate__PinAction pin = WAPI__APPSTATE__PIN_ACTION__INIT;
     Wapi__Appstate__MuteAction mute = WAPI__APPSTATE__MUTE_ACTION__INIT;
     Wapi__Appstate__MarkChatAsReadAction read = WAPI__APPSTATE__MARK_CHAT_AS_READ_ACTION__INIT;
+    Wapi__Appstate__PushNameSetting pn = WAPI__APPSTATE__PUSH_NAME_SETTING__INIT;
     Wapi__Appstate__SyncActionMessageRange range = WAPI__APPSTATE__SYNC_ACTION_MESSAGE_RANGE__INIT;
     if (c->last_msg_ts > 0) {
         range.has_lastmessagetimestamp = 1;
         range.lastmessagetimestamp = c->last_msg_ts;
     }
     const char *parts[2] = {NULL, c->jid};
+    size_t nparts = 2;
     int32_t api;
     v.has_timestamp = 1;
     v.timestamp = c->timestamp_ms;
@@ -846,6 +850,13 @@ int wa_as_encode_change(const struct wa_as_change *c, const struct wa_as_state *
         }
         v.muteaction = &mute;
         break;
+    case WA_AS_PUSH_NAME: /* ["setting_pushName"], the name in the value alone */
+        parts[0] = "setting_pushName";
+        nparts = 1;
+        api = 1;
+        pn.name = (char *)c->jid;
+        v.pushnamesetting = &pn;
+        break;
     default: /* WA_AS_MARK_READ */
         parts[0] = "markChatAsRead";
         api = 3;
@@ -856,7 +867,7 @@ int wa_as_encode_change(const struct wa_as_change *c, const struct wa_as_state *
         break;
     }
     size_t ilen;
-    char *index = index_json(a, parts, 2, &ilen);
+    char *index = index_json(a, parts, nparts, &ilen);
     if (!index)
         return WA_AS_INTERNAL;
     Wapi__Appstate__SyncActionData data = WAPI__APPSTATE__SYNC_ACTION_DATA__INIT;

@@ -166,16 +166,18 @@ int wa_as_decode_patch(const char *name, const struct wa_as_state *state, const 
 int wa_as_decode_snapshot(const char *name, const uint8_t *snap, size_t len, const struct wa_as_io *io,
                           wa_arena *a, struct wa_as_result *out);
 
-/* A change of our own to a chat, to send to the server as a patch. */
+/* A change of our own, to send to the server as a patch: a chat's setting,
+ * or our push name. */
 struct wa_as_change {
-    enum wa_as_kind kind; /* WA_AS_ARCHIVE, WA_AS_PIN, WA_AS_MUTE or WA_AS_MARK_READ */
-    const char *jid;
+    enum wa_as_kind kind; /* WA_AS_ARCHIVE, WA_AS_PIN, WA_AS_MUTE, WA_AS_MARK_READ or WA_AS_PUSH_NAME */
+    const char *jid;      /* the chat; for WA_AS_PUSH_NAME the name */
     int flag;             /* archived / pinned / muted / read */
     int64_t mute_end_ms;  /* WA_AS_MUTE when muted (-1: for ever) */
     int64_t last_msg_ts;  /* the chat's last message (seconds), for archive and read; 0 = none */
     int64_t timestamp_ms; /* when the change was made */
 };
-/* The collection a change belongs to ("regular_low" or "regular_high"), NULL for an unsupported kind. */
+/* The collection a change belongs to ("regular_low", "regular_high" or
+ * "critical_block"), NULL for an unsupported kind. */
 const char *wa_as_change_collection(enum wa_as_kind kind);
 
 struct wa_as_encoded {

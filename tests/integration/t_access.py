@@ -119,6 +119,7 @@ POLICY = {
     "/api/contacts/{jid}/block": [(["POST", "DELETE"], "contacts:write", False)],
     "/api/blocklist": [(["GET"], "contacts:read", False)],
     "/api/profile/about": [(["PUT"], "session:control", False)],
+    "/api/profile/name": [(["PUT"], "session:control", False)],
     "/api/profile/picture": [(["PUT", "DELETE"], "session:control", False)],
     "/api/lids/{lid}": [(["GET"], "contacts:read", False)],
     "/api/lids/pn/{phone}": [(["GET"], "contacts:read", False)],

@@ -332,6 +332,31 @@ check("wapi_appstate_apply: the same patch twice: applied once, then refused as 
 check("after the restart the session's name is still the one our phone set",
       wait(lambda: (api("GET", "/api/session")[1].get("me") or {}).get("name") == "wapi owner"),
       api("GET", "/api/session")[1])
+# ---- our own push name (PUT /api/profile/name): a pushNameSetting patch in critical_block, as our phone sends it
+n = len(received())
+seq = wa.last_seq()
+for bad, why in (({"name": ""}, "empty"), ({"name": "x" * 26}, "26 characters"), ({"name": "   "}, "blank"),
+                 ({"name": 7}, "not a string"), ({}, "absent")):
+    st, js = api("PUT", "/api/profile/name", bad)
+    check(f"PUT /api/profile/name {why}: 400 invalid_name naming the field",
+          st == 400 and js.get("error", {}).get("code") == "invalid_name" and js["error"].get("field") == "name",
+          (st, js))
+check("... nothing sent for them", len(received()) == n, received()[n:])
+st, js = api("PUT", "/api/profile/name", {"name": "Ünïcode Bot ✓"})
+check("PUT /api/profile/name: 202 with the name", st == 202 and js == {"name": "Ünïcode Bot ✓"}, (st, js))
+got = received()[-1] if len(received()) > n else {}
+check("... Baileys decodes our patch: setting_pushName, pushNameSetting with the name, apiVersion 1",
+      got.get("name") == "critical_block" and got.get("actions") and
+      got["actions"][0]["index"] == ["setting_pushName"] and
+      got["actions"][0]["value"].get("pushNameSetting", {}).get("name") == "Ünïcode Bot ✓", got)
+check("... our critical_block in step with the server's after it", in_step(["critical_block"]),
+      (ours().get("critical_block"), fake()["collections"].get("critical_block")))
+check("... the session's name is the new one, and our presence carries it",
+      wait(lambda: (api("GET", "/api/session")[1].get("me") or {}).get("name") == "Ünïcode Bot ✓"
+           and any(e.get("name") == "Ünïcode Bot ✓" for e in wa.events(seq, "presence.own"))),
+      (api("GET", "/api/session")[1], wa.events(seq, "presence.own")))
+check("... kept as our push name", psql(DB, "SELECT value FROM wa_appstate_settings WHERE name = 'push_name'")
+      == [["Ünïcode Bot ✓"]])
 check("the fake server saw no protocol violation", not wa.events(0, "violation"), wa.events(0, "violation"))
 check("no sanitizer report", not srv.sanitizer_reports(), srv.sanitizer_reports())
 srv.stop()

@@ -192,6 +192,7 @@ static void test_matching(void)
         {"DELETE", "/api/contacts/15550001/block", h_contact_unblock, 0},
         {"GET", "/api/blocklist", h_blocklist, 0},
         {"PUT", "/api/profile/about", h_profile_about, 0},
+        {"PUT", "/api/profile/name", h_profile_name, 0},
         {"PUT", "/api/profile/picture", h_profile_picture_set, 0},
         {"DELETE", "/api/profile/picture", h_profile_picture_remove, 0},
         {"POST", "/api/messages", h_messages_send, 0},
