@@ -19,9 +19,10 @@ static void parse(const uint8_t *p, size_t n)
     struct wa_msg_content mc;
     if (wa_msg_parse(p, n, &mc) < 0)
         return;
-    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_PEER_DATA ||
+    /* The kinds wa_msg_parse gives (UNDECRYPTABLE and the retry waits are never parsed). */
+    if (mc.kind < WA_MSG_TEXT || mc.kind > WA_MSG_HISTORY_SYNC ||
         (mc.kind == WA_MSG_PEER_DATA) != (mc.peer_data != NULL) ||
-        (mc.kind == WA_MSG_APPSTATE_KEYS) != (mc.raw != NULL) ||
+        (mc.kind == WA_MSG_APPSTATE_KEYS || mc.kind == WA_MSG_HISTORY_SYNC) != (mc.raw != NULL) ||
         ((mc.kind == WA_MSG_PIN || mc.kind == WA_MSG_KEEP) && (!mc.target || !*mc.target)) ||
         (mc.kind == WA_MSG_DISAPPEARING && !mc.has_expiration) ||
         (mc.has_expiration && mc.expiration > WA_MSG_EXPIRATION_MAX) ||
