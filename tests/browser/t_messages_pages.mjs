@@ -200,6 +200,23 @@ async function run(b) {
   await page.click("[data-testid=chats] [data-jid]");
   await page.waitForSelector("[data-testid=thread] >> text=hi back");
   check("Messages: once read, no Mark read", !(await page.isVisible("[data-testid=mark-read]")));
+  // Settings our phone keeps in step (app-state sync): pinned first, marks on the row, archived last.
+  sql("INSERT INTO wa_chats (jid, last_message_at, archived) VALUES ('15559990000@s.whatsapp.net', now(), true); " +
+    "UPDATE wa_chats SET pinned_at = now() - interval '1 day', muted_until = 'infinity', marked_unread = true " +
+    "WHERE jid = '15551234567@s.whatsapp.net'");
+  await page.click("nav >> text=Webhooks");
+  await page.click("nav >> text=Messages");
+  await page.waitForSelector("[data-testid=chats] [data-jid='15559990000@s.whatsapp.net']");
+  const rows = await page.$$eval("[data-testid=chats] [data-jid]", (els) => els.map((e) => ({
+    jid: e.getAttribute("data-jid"), marks: [...e.querySelectorAll("[data-testid=chat-mark]")].map((m) => m.textContent),
+    unread: !!e.querySelector("[data-testid=marked-unread]") })));
+  check("Messages: a pinned, muted chat comes first with its marks; an archived one last, marked",
+    rows.length >= 2 && rows[0].jid === "15551234567@s.whatsapp.net" && rows[0].marks.join() === "Pinned,Muted" &&
+    rows[rows.length - 1].jid === "15559990000@s.whatsapp.net" && rows[rows.length - 1].marks.join() === "Archived",
+    JSON.stringify(rows));
+  check("Messages: a chat marked unread on the phone shows it", rows[0].unread === true, JSON.stringify(rows[0]));
+  sql("UPDATE wa_chats SET pinned_at = NULL, muted_until = NULL, marked_unread = false " +
+    "WHERE jid = '15551234567@s.whatsapp.net'; DELETE FROM wa_chats WHERE jid = '15559990000@s.whatsapp.net'");
   // A group: who wrote each message shows; "@number" in a text to it mentions that person.
   sql("INSERT INTO wa_messages (id, chat_jid, sender_jid, sender_pn, sender_lid, from_me, type, text, status, ts) VALUES " +
     "('3EB0F00D00000000000002', '120363000000000009@g.us', '15550002222@s.whatsapp.net', '15550002222@s.whatsapp.net', " +

@@ -251,10 +251,18 @@ export async function render({ api, can }) {
       chatsBox.replaceChildren(h("div", { class: "empty", "data-testid": "no-chats" }, "No chats yet."));
       return;
     }
-    chatsBox.replaceChildren(h("ul", { class: "chat-list" }, chats.map((c) => {
+    // As on the phone: pinned chats first (latest pin on top), archived ones last; the rest as listed.
+    const rank = (c) => (c.pinned ? 0 : c.archived ? 2 : 1);
+    const order = chats.map((c, i) => [c, i]).sort(([a, i], [b, j]) =>
+      rank(a) - rank(b) || (a.pinned && b.pinned ? String(b.pinned_at).localeCompare(String(a.pinned_at)) : 0) || i - j);
+    chatsBox.replaceChildren(h("ul", { class: "chat-list" }, order.map(([c]) => {
+      // The settings our phone keeps in step (app-state sync), as small grey marks.
+      const marks = [c.pinned && "Pinned", c.muted && "Muted", c.archived && "Archived"].filter(Boolean);
       const open = h("button", { type: "button", class: c.jid === current ? "chat active" : "chat", "data-jid": c.jid },
         h("strong", { "data-testid": "chat-name" }, displayName(c.jid, c.name)),
-        c.unread_count ? h("span", { class: "badge" }, String(c.unread_count)) : null,
+        c.unread_count ? h("span", { class: "badge" }, String(c.unread_count))
+          : c.marked_unread ? h("span", { class: "badge", "data-testid": "marked-unread", title: "Marked unread" }, "•") : null,
+        ...marks.map((m) => h("span", { class: "badge grey", "data-testid": "chat-mark" }, m)),
         h("div", { class: "small muted" }, preview(c.last_message)),
         h("div", { class: "small muted" }, when(c.last_message_at)));
       open.addEventListener("click", () => openChat(c.jid));
