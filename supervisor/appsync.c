@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/jsonw.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "events.h"
@@ -303,19 +303,11 @@ static void resync(int rc)
     run();
 }
 
-static void hex(char *out, const uint8_t *p, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++)
-        out[2 * i] = hx[p[i] >> 4], out[2 * i + 1] = hx[p[i] & 15];
-    out[2 * n] = '\0';
-}
-
 /* Asks our phone for a key (once per connection). */
 static void ask_key(const uint8_t *id, size_t len)
 {
     char h[2 * WA_AS_KEY_ID_MAX + 1];
-    hex(h, id, len);
+    hex_encode(h, id, len, 0);
     for (size_t i = 0; i < A.nasked; i++)
         if (A.asked_len[i] == len && !memcmp(A.asked[i], id, len))
             return;
@@ -430,7 +422,7 @@ static void add_hexk(struct jsonw *w, const char *key, const uint8_t *p, size_t 
         jw_fail(w);
         return;
     }
-    hex(h, p, n);
+    hex_encode(h, p, n, 0);
     jw_kstr(w, key, h);
     free(h);
 }
@@ -557,12 +549,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         later(!mc ? (err ? err : "no media_conn") : "the media store is not open");
         return;
     }
-    const char *hosts[WA_MEDIACONN_MAX_HOSTS];
-    for (int i = 0; i < mc->nhosts; i++)
-        hosts[i] = mc->hosts[i];
     struct media_fetch_req rq = {
-        .hosts = hosts,
-        .nhosts = mc->nhosts,
         .direct_path = dl_ref.direct_path,
         .kind = WA_MEDIA_APPSTATE,
         .has_file_enc_sha256 = dl_ref.file_enc_sha256 != NULL,
@@ -579,8 +566,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         memcpy(rq.file_sha256, dl_ref.file_sha256, 32);
     if (dl_ref.file_enc_sha256)
         memcpy(rq.file_enc_sha256, dl_ref.file_enc_sha256, 32);
-    A.fetch = media_fetch_start(&rq);
-    OPENSSL_cleanse(rq.media_key, sizeof rq.media_key);
+    A.fetch = media_fetch_start_on(mc, &rq);
     if (!A.fetch)
         later("cannot start the download");
 }
@@ -966,17 +952,12 @@ static const char SQL_STATE[] =
     "UNION ALL SELECT NULL, NULL, encode(m.index_mac, 'hex'), encode(m.value_mac, 'hex') "
     "FROM wa_appstate_map m WHERE m.collection = $1";
 
-static int unhex(const char *s, uint8_t *out, size_t cap, size_t *len)
+/* A key id in hex (its length varies) into out, at most cap bytes. */
+static int unhex_id(const char *s, uint8_t *out, size_t cap, size_t *len)
 {
     size_t n = strlen(s);
-    if (n % 2 || n / 2 > cap)
+    if (n % 2 || n / 2 > cap || hex_decode(s, out, n / 2) < 0)
         return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
     *len = n / 2;
     return 0;
 }
@@ -1004,17 +985,14 @@ static void on_state(void *ctx, const PGresult *res, const char *err)
     memset(&co->st, 0, sizeof co->st);
     for (int i = 0; i < PQntuples(res); i++) {
         uint8_t im[WA_AS_MAC_LEN], vm[WA_AS_MAC_LEN];
-        size_t l1 = 0, l2 = 0;
         if (!PQgetisnull(res, i, 0)) {
             co->st.version = strtoull(PQgetvalue(res, i, 0), NULL, 10);
-            if (unhex(PQgetvalue(res, i, 1), co->st.hash, sizeof co->st.hash, &l1) < 0 ||
-                l1 != WA_LTHASH_LEN) {
+            if (hex_decode(PQgetvalue(res, i, 1), co->st.hash, WA_LTHASH_LEN) < 0) {
                 later("a stored LTHash is unreadable");
                 return;
             }
-        } else if (unhex(PQgetvalue(res, i, 2), im, sizeof im, &l1) < 0 ||
-                   unhex(PQgetvalue(res, i, 3), vm, sizeof vm, &l2) < 0 || l1 != 32 || l2 != 32 ||
-                   map_put(&co->m, im, vm) < 0) {
+        } else if (hex_decode(PQgetvalue(res, i, 2), im, sizeof im) < 0 ||
+                   hex_decode(PQgetvalue(res, i, 3), vm, sizeof vm) < 0 || map_put(&co->m, im, vm) < 0) {
             later("the stored map is unreadable, or out of memory");
             return;
         }
@@ -1033,9 +1011,8 @@ static void on_keys(void *ctx, const PGresult *res, const char *err)
     A.nkeys = 0;
     for (int i = 0; i < PQntuples(res) && A.nkeys < MAX_KEYS; i++) {
         struct key *k = &A.keys[A.nkeys];
-        size_t dl = 0;
-        if (unhex(PQgetvalue(res, i, 0), k->id, sizeof k->id, &k->id_len) == 0 &&
-            unhex(PQgetvalue(res, i, 1), k->data, sizeof k->data, &dl) == 0 && dl == 32)
+        if (unhex_id(PQgetvalue(res, i, 0), k->id, sizeof k->id, &k->id_len) == 0 &&
+            hex_decode(PQgetvalue(res, i, 1), k->data, 32) == 0)
             A.nkeys++;
     }
     if (!A.nkeys) {

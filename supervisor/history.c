@@ -594,12 +594,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         failed(j, 0, !mc ? (err ? err : "no media_conn") : "the media store is not open");
         return;
     }
-    const char *hosts[WA_MEDIACONN_MAX_HOSTS];
-    for (int i = 0; i < mc->nhosts; i++)
-        hosts[i] = mc->hosts[i];
     struct media_fetch_req rq = {
-        .hosts = hosts,
-        .nhosts = mc->nhosts,
         .direct_path = j->direct_path,
         .kind = WA_MEDIA_HISTORY,
         .has_file_enc_sha256 = 1,
@@ -615,8 +610,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
     memcpy(rq.media_key, j->key, 32);
     memcpy(rq.file_sha256, j->sha, 32);
     memcpy(rq.file_enc_sha256, j->enc, 32);
-    j->fetch = media_fetch_start(&rq);
-    OPENSSL_cleanse(rq.media_key, sizeof rq.media_key);
+    j->fetch = media_fetch_start_on(mc, &rq);
     if (!j->fetch)
         failed(j, 0, "cannot start the download");
 }

@@ -254,12 +254,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
         later(d, !mc ? (err ? err : "no media_conn") : "the media store is not open");
         return;
     }
-    const char *hosts[WA_MEDIACONN_MAX_HOSTS];
-    for (int i = 0; i < mc->nhosts; i++)
-        hosts[i] = mc->hosts[i];
     struct media_fetch_req rq = {
-        .hosts = hosts,
-        .nhosts = mc->nhosts,
         .direct_path = d->direct_path,
         .kind = wa_media_type_keys(wa_media_type_parse(d->kind)),
         .has_file_enc_sha256 = 1,
@@ -275,8 +270,7 @@ static void on_mediaconn(void *arg, const struct wa_mediaconn *mc, const char *e
     memcpy(rq.media_key, d->key, 32);
     memcpy(rq.file_sha256, d->sha, 32);
     memcpy(rq.file_enc_sha256, d->enc, 32);
-    d->fetch = media_fetch_start(&rq);
-    OPENSSL_cleanse(rq.media_key, sizeof rq.media_key);
+    d->fetch = media_fetch_start_on(mc, &rq);
     if (!d->fetch)
         later(d, "cannot start the download");
 }

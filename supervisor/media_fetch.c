@@ -235,6 +235,19 @@ struct media_fetch *media_fetch_start(const struct media_fetch_req *rq)
     return f;
 }
 
+struct media_fetch *media_fetch_start_on(const struct wa_mediaconn *mc, struct media_fetch_req *rq)
+{
+    const char *hosts[WA_MEDIACONN_MAX_HOSTS];
+    for (int i = 0; i < mc->nhosts && i < WA_MEDIACONN_MAX_HOSTS; i++)
+        hosts[i] = mc->hosts[i];
+    rq->hosts = hosts;
+    rq->nhosts = mc->nhosts < WA_MEDIACONN_MAX_HOSTS ? mc->nhosts : WA_MEDIACONN_MAX_HOSTS;
+    struct media_fetch *f = media_fetch_start(rq); /* copies the hosts */
+    rq->hosts = NULL;
+    OPENSSL_cleanse(rq->media_key, sizeof rq->media_key);
+    return f;
+}
+
 void media_fetch_cancel(struct media_fetch *f)
 {
     if (f)

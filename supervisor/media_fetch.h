@@ -51,6 +51,10 @@ struct media_fetch;
 /* Starts; NULL when it cannot (done is then not called). The request is
  * copied. http_client_init() must have run. */
 struct media_fetch *media_fetch_start(const struct media_fetch_req *rq);
+/* media_fetch_start on the hosts of a media_conn answer (rq->hosts and
+ * nhosts are set here); rq->media_key is wiped either way. */
+struct wa_mediaconn;
+struct media_fetch *media_fetch_start_on(const struct wa_mediaconn *mc, struct media_fetch_req *rq);
 /* Stops one in flight: done is not called, the temporary file is dropped. */
 void media_fetch_cancel(struct media_fetch *f);
 

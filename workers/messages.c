@@ -63,9 +63,10 @@ struct op {
     size_t media_len;
     char file_name[MP_KEPT_NAME_MAX + 1];
     int retried;
-    int view_once;     /* a view-once photo, video or voice note */
-    int answer_status; /* on_one's status: 200 for a replay, 202 for a new media message */
-    char *ids;         /* '\n'-joined message ids (pool) */
+    int view_once;       /* a view-once photo, video or voice note */
+    int answer_status;   /* on_one's status: 200 for a replay, 202 for a new media message */
+    const char *missing; /* on_one's 404 message: "no message with this id" unless set */
+    char *ids;           /* '\n'-joined message ids (pool) */
     char *content; /* a location, contacts or poll message: its content as stored (pool), kind says which */
     char secret_hex[65]; /* a poll: the secret its votes are sealed with ("" for the other kinds) */
     /* POST /api/messages: waiting in the send queue, or in a batch in flight */
@@ -453,7 +454,7 @@ static void on_one(void *ctx, const PGresult *res, const char *err)
     struct op *o = ctx;
     o->b.q = NULL;
     o->b.rq->on_abort = NULL;
-    const char *json = rest_one_row(o->b.rq, res, err, "no message with this id");
+    const char *json = rest_one_row(o->b.rq, res, err, o->missing ? o->missing : "no message with this id");
     if (!json)
         return;
     http_json(o->b.rq, o->answer_status ? o->answer_status : 200, json, strlen(json));
@@ -1694,19 +1695,6 @@ static char *person_param(struct rq *rq, int lid_only)
     return out;
 }
 
-static void on_contact(void *ctx, const PGresult *res, const char *err)
-{
-    struct op *o = ctx;
-    o->b.q = NULL;
-    o->b.rq->on_abort = NULL;
-    const char *json = rest_one_row(o->b.rq, res, err,
-                                    o->limit ? "WhatsApp has not told us this number's LID "
-                                               "(or the LID's number)"
-                                             : "no such contact");
-    if (json)
-        http_json(o->b.rq, 200, json, strlen(json));
-}
-
 static void person_lookup(struct rq *rq, const char *sql, int lid_only, int lids)
 {
     char *jid = person_param(rq, lid_only);
@@ -1717,9 +1705,10 @@ static void person_lookup(struct rq *rq, const char *sql, int lid_only, int lids
         return;
     }
     struct op *o = op_new(rq);
-    o->limit = lids;
+    o->missing =
+        lids ? "WhatsApp has not told us this number's LID (or the LID's number)" : "no such contact";
     o->params[0] = jid;
-    op_run(o, sql, 1, o->params, on_contact);
+    op_run(o, sql, 1, o->params, on_one);
 }
 
 /* POST /api/contacts/{jid}/presence/subscribe: presence.update events for
@@ -1896,16 +1885,6 @@ out:
 static const char SQL_POLL[] =
     "SELECT wapi_poll_json(m)::text FROM wa_messages m WHERE m.id = $1 AND m.type = 'poll'";
 
-static void on_poll(void *ctx, const PGresult *res, const char *err)
-{
-    struct op *o = ctx;
-    o->b.q = NULL;
-    o->b.rq->on_abort = NULL;
-    const char *json = rest_one_row(o->b.rq, res, err, "no poll with this id");
-    if (json)
-        http_json(o->b.rq, 200, json, strlen(json));
-}
-
 void h_message_poll(struct rq *rq)
 {
     char *id = message_id(rq);
@@ -1913,7 +1892,8 @@ void h_message_poll(struct rq *rq)
         return;
     struct op *o = op_new(rq);
     o->params[0] = id;
-    op_run(o, SQL_POLL, 1, o->params, on_poll);
+    o->missing = "no poll with this id";
+    op_run(o, SQL_POLL, 1, o->params, on_one);
 }
 
 void h_message_read(struct rq *rq)
@@ -2113,15 +2093,6 @@ void h_chat_presence(struct rq *rq)
 
 /* ---- GET /api/chats/{jid}, PUT /api/chats/{jid}/disappearing */
 
-static void on_chat(void *ctx, const PGresult *res, const char *err)
-{
-    struct op *o = ctx;
-    o->b.q = NULL;
-    const char *json = rest_one_row(o->b.rq, res, err, "no chat with this JID");
-    if (json)
-        http_json(o->b.rq, 200, json, strlen(json));
-}
-
 void h_chat_get(struct rq *rq)
 {
     char *raw = chat_jid(rq);
@@ -2129,7 +2100,8 @@ void h_chat_get(struct rq *rq)
         return;
     struct op *o = op_new(rq);
     o->params[0] = raw;
-    op_run(o, SQL_CHAT, 1, o->params, on_chat);
+    o->missing = "no chat with this JID";
+    op_run(o, SQL_CHAT, 1, o->params, on_one);
 }
 
 /* Our change of a 1:1 chat's timer: a row (type disappearing) for the

@@ -22,9 +22,14 @@ static int plausible(const char *s, size_t max)
     return 1;
 }
 
-/* The request (rb, rl) in a protocolMessage PEER_DATA_OPERATION_REQUEST_MESSAGE; rb is freed. */
-static int wrap_request(uint8_t *rb, size_t rl, uint8_t **out, size_t *outlen)
+/* The request rq in a protocolMessage PEER_DATA_OPERATION_REQUEST_MESSAGE; *out malloc'd. */
+static int wrap_request(const Wapi__Pd__Request *rq, uint8_t **out, size_t *outlen)
 {
+    size_t rl = wapi__pd__request__get_packed_size(rq);
+    uint8_t *rb = malloc(rl ? rl : 1);
+    if (!rb)
+        return -1;
+    wapi__pd__request__pack(rq, rb);
     Wapi__E2e__ProtocolMessage pm = WAPI__E2E__PROTOCOL_MESSAGE__INIT;
     pm.has_type = 1, pm.type = WAPI__E2E__PROTOCOL_MESSAGE__TYPE__PEER_DATA_OPERATION_REQUEST_MESSAGE;
     pm.has_peerdataoperationrequestmessage = 1;
@@ -63,12 +68,7 @@ int wa_pd_build_placeholder_request(const struct wa_pd_key *k, uint8_t **out, si
     rq.peerdataoperationrequesttype = WAPI__PD__REQUEST_TYPE__PLACEHOLDER_MESSAGE_RESEND;
     rq.n_placeholdermessageresendrequest = 1;
     rq.placeholdermessageresendrequest = list;
-    size_t rl = wapi__pd__request__get_packed_size(&rq);
-    uint8_t *rb = malloc(rl ? rl : 1);
-    if (!rb)
-        return -1;
-    wapi__pd__request__pack(&rq, rb);
-    return wrap_request(rb, rl, out, outlen);
+    return wrap_request(&rq, out, outlen);
 }
 
 int wa_pd_build_history_request(const char *chat, const char *id, int from_me, int64_t ts, int count,
@@ -86,12 +86,7 @@ int wa_pd_build_history_request(const char *chat, const char *id, int from_me, i
     rq.has_peerdataoperationrequesttype = 1;
     rq.peerdataoperationrequesttype = WAPI__PD__REQUEST_TYPE__HISTORY_SYNC_ON_DEMAND;
     rq.historysyncondemandrequest = &h;
-    size_t rl = wapi__pd__request__get_packed_size(&rq);
-    uint8_t *rb = malloc(rl ? rl : 1);
-    if (!rb)
-        return -1;
-    wapi__pd__request__pack(&rq, rb);
-    return wrap_request(rb, rl, out, outlen);
+    return wrap_request(&rq, out, outlen);
 }
 
 static char *pd_sdup(const char *s)

@@ -352,11 +352,28 @@ static int open_plain(uint8_t *plain, size_t plen, struct wa_msg_content *mc)
     return r;
 }
 
+/* ad->sender came from a LID (from_lid) or a phone number; the stanza may
+ * name the other form beside it (pn_attr, lid_attr): ad->lid gets the LID
+ * and ad->sender the phone number whenever it is known. */
+static void other_address(const wa_node *n, wa_arena *a, int from_lid, const char *pn_attr,
+                          const char *lid_attr, struct addr *ad)
+{
+    char alt[128];
+    const char *other = wam_alt_jid(n, a, from_lid ? pn_attr : lid_attr, from_lid ? "s.whatsapp.net" : "lid",
+                                    alt, sizeof alt);
+    if (from_lid) {
+        snprintf(ad->lid, sizeof ad->lid, "%s", ad->sender);
+        if (other)
+            snprintf(ad->sender, sizeof ad->sender, "%s", other);
+    } else if (other) {
+        snprintf(ad->lid, sizeof ad->lid, "%s", other);
+    }
+}
+
 /* A group message's sender (pj), by phone number and LID as far as told. */
 static void group_address(const wa_node *n, wa_arena *a, const wa_jid *pj, const char *own_user,
                           const char *chat, struct addr *ad)
 {
-    char alt[128];
     memset(ad, 0, sizeof *ad);
     snprintf(ad->chat, sizeof ad->chat, "%s", chat);
     ad->from_me = wam_is_own(pj);
@@ -370,15 +387,7 @@ static void group_address(const wa_node *n, wa_arena *a, const wa_jid *pj, const
     }
     /* In a LID-addressed group the server names the phone number beside the
      * LID (participant_pn); in others, perhaps the LID. */
-    const char *other = wam_alt_jid(n, a, from_lid ? "participant_pn" : "participant_lid",
-                                    from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
-    if (from_lid) {
-        snprintf(ad->lid, sizeof ad->lid, "%s", ad->sender);
-        if (other)
-            snprintf(ad->sender, sizeof ad->sender, "%s", other);
-    } else if (other) {
-        snprintf(ad->lid, sizeof ad->lid, "%s", other);
-    }
+    other_address(n, a, from_lid, "participant_pn", "participant_lid", ad);
 }
 
 /* A direct message's chat and sender (fj): dest names the chat when one of
@@ -405,18 +414,8 @@ static void direct_address(const wa_node *n, wa_arena *a, const wa_jid *fj, cons
             snprintf(ad->chat, sizeof ad->chat, "%s@%s", dj.user, dj.server);
         return;
     }
-    /* Phone number and LID of the sender, as far as the stanza tells: the
-     * chat is keyed by the phone number whenever it is known. */
-    char alt[128];
-    const char *other = wam_alt_jid(n, a, from_lid ? "sender_pn" : "sender_lid",
-                                    from_lid ? "s.whatsapp.net" : "lid", alt, sizeof alt);
-    if (from_lid) {
-        snprintf(ad->lid, sizeof ad->lid, "%s", ad->sender);
-        if (other)
-            snprintf(ad->sender, sizeof ad->sender, "%s", other);
-    } else if (other) {
-        snprintf(ad->lid, sizeof ad->lid, "%s", other);
-    }
+    /* The chat is keyed by the phone number whenever it is known. */
+    other_address(n, a, from_lid, "sender_pn", "sender_lid", ad);
     snprintf(ad->chat, sizeof ad->chat, "%s", ad->sender);
 }
 
